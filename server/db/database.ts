@@ -1,0 +1,66 @@
+import { mkdirSync } from "node:fs";
+import { PGlite } from "@electric-sql/pglite";
+import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
+import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
+import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
+import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
+import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
+import pg from "pg";
+
+/**
+ * The one database type every repository works with. A transaction handle is a
+ * `Db` too, so repository methods take whichever they are given.
+ */
+export type Db<S extends Record<string, unknown>> = PgDatabase<PgQueryResultHKT, S>;
+
+export interface Database<S extends Record<string, unknown>> {
+  readonly db: Db<S>;
+  /** "postgres" runs on a server; "pglite" is embedded and single-connection. */
+  readonly kind: "postgres" | "pglite";
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions<S extends Record<string, unknown>> {
+  schema: S;
+  /** PostgreSQL URL; undefined selects embedded PGlite in `dataDir` (or in memory if that is undefined too). */
+  url: string | undefined;
+  dataDir: string | undefined;
+  migrationsFolder: string;
+  /** Key of the advisory lock that serialises migrations of concurrently starting replicas. */
+  migrationLockKey: number;
+  poolSize?: number;
+}
+
+/** Opens the database and applies pending migrations before returning it. */
+export async function openDatabase<S extends Record<string, unknown>>(opts: DatabaseOptions<S>): Promise<Database<S>> {
+  if (opts.url) {
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 20 });
+    // An idle client that loses its server must not crash the process; the next query reconnects.
+    pool.on("error", () => {});
+    try {
+      const client = await pool.connect();
+      try {
+        await client.query("select pg_advisory_lock($1)", [opts.migrationLockKey]);
+        await migratePg(drizzlePg({ client, schema: opts.schema }), { migrationsFolder: opts.migrationsFolder });
+      } finally {
+        await client.query("select pg_advisory_unlock($1)", [opts.migrationLockKey]).catch(() => {});
+        client.release();
+      }
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    const db = drizzlePg({ client: pool, schema: opts.schema }) as unknown as Db<S>;
+    return { db, kind: "postgres", close: () => pool.end() };
+  }
+  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
+  const client = new PGlite(opts.dataDir);
+  try {
+    const db = drizzlePglite({ client, schema: opts.schema });
+    await migratePglite(db, { migrationsFolder: opts.migrationsFolder });
+    return { db: db as unknown as Db<S>, kind: "pglite", close: () => client.close() };
+  } catch (err) {
+    await client.close();
+    throw err;
+  }
+}

@@ -1,0 +1,2 @@
+// Every table of the metal-api database; drizzle-kit reads this barrel.
+export * from "./partitions.js";

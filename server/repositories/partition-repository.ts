@@ -1,0 +1,22 @@
+import type { Db } from "../db/database.js";
+import { partitions, type NewPartitionRow, type PartitionRow } from "../db/schema/index.js";
+import { toPage, type PageRequest } from "./paging.js";
+import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+
+const KIND = "partition";
+
+/** Partitions in the metal-api database. */
+export const partitionRepository = {
+  get: (db: Db<any>, id: string): Promise<PartitionRow> => getById(db, partitions, KIND, id),
+
+  async list(db: Db<any>, page: PageRequest) {
+    return toPage(await listPage(db, partitions, page), page.limit, (r) => r.id);
+  },
+
+  create: (db: Db<any>, row: NewPartitionRow): Promise<PartitionRow> => insertUnique(db, partitions, KIND, row.id, row),
+
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewPartitionRow>): Promise<PartitionRow> =>
+    updateVersioned(db, partitions, KIND, id, version, patch),
+
+  delete: (db: Db<any>, id: string): Promise<PartitionRow> => deleteById(db, partitions, KIND, id),
+};

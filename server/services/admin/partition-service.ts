@@ -1,0 +1,34 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { PartitionService } from "../../../gen/metal/admin/v1/partition_pb.js";
+import { versionOf } from "../../convert/meta.js";
+import { partitionPatchFromUpdate, partitionRowFromCreate, toProtoPartition } from "../../convert/partition.js";
+import type { Db } from "../../db/database.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
+
+export interface AdminPartitionServiceDeps {
+  db: Db<any>;
+}
+
+/** Operators create, change and delete partitions. */
+export function createAdminPartitionService({ db }: AdminPartitionServiceDeps): ServiceImpl<typeof PartitionService> {
+  return {
+    async create(req) {
+      validatePartitionCreate(req);
+      return { partition: toProtoPartition(await partitions.create(db, partitionRowFromCreate(req))) };
+    },
+    async update(req) {
+      validatePartitionUpdate(req);
+      const row = await partitions.update(db, req.id, versionOf(req.version), partitionPatchFromUpdate(req));
+      return { partition: toProtoPartition(row) };
+    },
+    async delete(req) {
+      return { partition: toProtoPartition(await partitions.delete(db, req.id)) };
+    },
+    async list(req) {
+      const page = await partitions.list(db, pageRequest(req.paging));
+      return { partitions: page.items.map(toProtoPartition), nextPageToken: page.nextPageToken };
+    },
+  };
+}

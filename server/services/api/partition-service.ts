@@ -1,0 +1,23 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { PartitionService } from "../../../gen/metal/api/v1/partition_pb.js";
+import { toProtoPartition } from "../../convert/partition.js";
+import type { Db } from "../../db/database.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+
+export interface PartitionServiceDeps {
+  db: Db<any>;
+}
+
+/** Everyone with a token may read partitions: they choose where to allocate. */
+export function createPartitionService({ db }: PartitionServiceDeps): ServiceImpl<typeof PartitionService> {
+  return {
+    async get(req) {
+      return { partition: toProtoPartition(await partitions.get(db, req.id)) };
+    },
+    async list(req) {
+      const page = await partitions.list(db, pageRequest(req.paging));
+      return { partitions: page.items.map(toProtoPartition), nextPageToken: page.nextPageToken };
+    },
+  };
+}
