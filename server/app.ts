@@ -1,0 +1,145 @@
+import { join } from "node:path";
+import { cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type http from "node:http";
+import type http2 from "node:http2";
+import { ProjectService as MasterdataProjectService } from "../gen/masterdata/v1/project_pb.js";
+import type { ProjectDirectory } from "./auth/project-directory.js";
+import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
+import type { Config } from "./config.js";
+import type { Db } from "./db/database.js";
+import { openMetalDatabase } from "./db/metal-database.js";
+import type { HealthCheck } from "./health.js";
+import { createAuthInterceptor } from "./interceptors/auth.js";
+import { createObserveInterceptor } from "./interceptors/observe.js";
+import type { Logger } from "./logger.js";
+import { openMasterdataDatabase } from "./masterdata/database.js";
+import { createMasterdataRoutes } from "./masterdata/routes.js";
+import { createMetrics } from "./metrics.js";
+import { pingDatabase } from "./repositories/health-repository.js";
+import { registerRoutes } from "./routes.js";
+import { readVersion } from "./version.js";
+
+type NodeHandler = (
+  req: http.IncomingMessage | http2.Http2ServerRequest,
+  res: http.ServerResponse | http2.Http2ServerResponse,
+) => void;
+
+/** A built control plane: a request handler plus what tests and main need around it. */
+export interface App {
+  /** Serves Connect, gRPC, gRPC-Web, /metrics and CORS preflights; give it to any node:http(2) server. */
+  readonly handler: NodeHandler;
+  readonly db: Db<any>;
+  readonly authority: TokenAuthority;
+  /** Ends every open stream (their handlers see ctx.signal abort); first step of a shutdown. */
+  endStreams(): void;
+  /** Ends open streams, then closes the databases. Call after the listener stopped accepting. */
+  close(): Promise<void>;
+}
+
+/** 4 MiB: generous for any request of this API, small enough that garbage cannot eat memory. */
+const READ_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Builds the control plane from its configuration: opens and migrates the
+ * databases, loads the signing key and wires every service. No side effects at
+ * import time; nothing listens until main (or a test) calls listen().
+ */
+export async function createApp(config: Config, log: Logger): Promise<App> {
+  const metal = await openMetalDatabase({
+    url: config.databaseUrl,
+    dataDir: config.databaseUrl ? undefined : join(config.dataDir, "metal-db"),
+  });
+  const masterdata = await openMasterdataDatabase({
+    url: config.masterdataDatabaseUrl,
+    dataDir: config.masterdataDatabaseUrl ? undefined : join(config.dataDir, "masterdata-db"),
+  }).catch(async (err: unknown) => {
+    await metal.close();
+    throw err;
+  });
+  const db = metal.db;
+  const masterdataRoutes = createMasterdataRoutes({ db: masterdata.db });
+  // metal-api reaches masterdata only through its generated client; co-located, that client is in-process.
+  const masterdataTransport = createRouterTransport(masterdataRoutes);
+  const mdProjects = createClient(MasterdataProjectService, masterdataTransport);
+  const projects: ProjectDirectory = {
+    async tenantOf(projectId) {
+      try {
+        const res = await mdProjects.get({ id: projectId });
+        return res.project?.tenantId;
+      } catch {
+        return undefined;
+      }
+    },
+  };
+
+  const authority = await createTokenAuthority(db);
+  const metrics = createMetrics();
+  const checks: HealthCheck[] = [
+    { name: "database", check: () => pingDatabase(db) },
+    { name: "masterdata", check: () => pingDatabase(masterdata.db) },
+  ];
+  const shutdown = new AbortController();
+  const routes = (router: ConnectRouter) => {
+    registerRoutes(router, { db, authority, projects, checks, build: readVersion() });
+    masterdataRoutes(router);
+  };
+  const connectHandler = connectNodeAdapter({
+    routes,
+    interceptors: [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects })],
+    shutdownSignal: shutdown.signal,
+    readMaxBytes: READ_MAX_BYTES,
+    fallback(req, res) {
+      if (req.url === "/metrics" && req.method === "GET") {
+        metrics.registry.metrics().then(
+          (body) => {
+            res.writeHead(200, { "content-type": metrics.registry.contentType });
+            res.end(body);
+          },
+          () => {
+            res.writeHead(500);
+            res.end();
+          },
+        );
+        return;
+      }
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("not found\n");
+    },
+  });
+  const handler = withCors(connectHandler as NodeHandler, config.corsOrigins);
+
+  return {
+    handler,
+    db,
+    authority,
+    endStreams: () => shutdown.abort(),
+    async close() {
+      shutdown.abort();
+      await Promise.allSettled([metal.close(), masterdata.close()]);
+    },
+  };
+}
+
+/** Answers CORS preflights and decorates responses for the configured browser origins. */
+function withCors(handler: NodeHandler, origins: readonly string[]): NodeHandler {
+  if (origins.length === 0) return handler;
+  const allowAll = origins.includes("*");
+  return (req, res) => {
+    const origin = req.headers.origin;
+    if (typeof origin === "string" && (allowAll || origins.includes(origin))) {
+      res.setHeader("access-control-allow-origin", origin);
+      res.setHeader("vary", "origin");
+      res.setHeader("access-control-expose-headers", [...connectCors.exposedHeaders, "x-request-id"].join(", "));
+      if (req.method === "OPTIONS") {
+        res.setHeader("access-control-allow-methods", connectCors.allowedMethods.join(", "));
+        res.setHeader("access-control-allow-headers", [...connectCors.allowedHeaders, "authorization"].join(", "));
+        res.setHeader("access-control-max-age", "7200");
+        res.writeHead(204);
+        res.end();
+        return;
+      }
+    }
+    handler(req, res);
+  };
+}

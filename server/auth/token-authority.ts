@@ -1,0 +1,105 @@
+import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
+import { toRoles, toStoredRoles } from "../convert/token.js";
+import type { Db } from "../db/database.js";
+import type { TokenRow } from "../db/schema/index.js";
+import type { Principal, Roles } from "../domain/roles.js";
+import { unauthenticated } from "../errors.js";
+import { uuidv7 } from "../ids.js";
+import { tokenRepository as tokens } from "../repositories/token-repository.js";
+
+const ISSUER = "metal";
+const ALG = "EdDSA";
+/** How long a replica trusts its cached view of a token row (revocation on another replica shows after this). */
+const ROW_CACHE_MS = 5_000;
+const ROW_CACHE_MAX = 10_000;
+
+export interface IssueRequest {
+  subject: string;
+  description: string;
+  roles: Roles;
+  createdBy: string;
+  expiresAt: Date;
+}
+
+/** Issues and verifies the control plane's bearer tokens. */
+export interface TokenAuthority {
+  issue(db: Db<any>, req: IssueRequest): Promise<{ row: TokenRow; secret: string }>;
+  /** The principal behind a bearer secret; Unauthenticated when it is invalid, expired or revoked. */
+  verify(secret: string): Promise<Principal>;
+  /** Drops a token from this replica's cache, e.g. right after revoking it. */
+  forget(tokenId: string): void;
+}
+
+/**
+ * Loads the signing key from the database, creating it on the very first
+ * start. All replicas share it, so any of them verifies any token.
+ */
+export async function createTokenAuthority(db: Db<any>): Promise<TokenAuthority> {
+  let keyRow = await tokens.newestSigningKey(db);
+  if (!keyRow) {
+    const { privateKey, publicKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });
+    await tokens.insertSigningKeyIfAbsent(db, {
+      id: "k1",
+      algorithm: ALG,
+      privateJwk: (await exportJWK(privateKey)) as Record<string, unknown>,
+      publicJwk: (await exportJWK(publicKey)) as Record<string, unknown>,
+    });
+    keyRow = (await tokens.newestSigningKey(db))!;
+  }
+  const kid = keyRow.id;
+  const privateKey = (await importJWK(keyRow.privateJwk as JWK, ALG)) as CryptoKey;
+  const publicKey = (await importJWK(keyRow.publicJwk as JWK, ALG)) as CryptoKey;
+  const cache = new Map<string, { row: TokenRow | undefined; at: number }>();
+
+  async function tokenRow(id: string): Promise<TokenRow | undefined> {
+    const hit = cache.get(id);
+    if (hit && Date.now() - hit.at < ROW_CACHE_MS) return hit.row;
+    const row = await tokens.find(db, id);
+    if (cache.size >= ROW_CACHE_MAX) cache.clear();
+    cache.set(id, { row, at: Date.now() });
+    return row;
+  }
+
+  return {
+    async issue(tx, req) {
+      const id = uuidv7();
+      const row = await tokens.create(tx, {
+        id,
+        subject: req.subject,
+        description: req.description,
+        roles: toStoredRoles(req.roles),
+        createdBy: req.createdBy,
+        expiresAt: req.expiresAt,
+      });
+      const secret = await new SignJWT({})
+        .setProtectedHeader({ alg: ALG, kid })
+        .setIssuer(ISSUER)
+        .setSubject(req.subject)
+        .setJti(id)
+        .setIssuedAt()
+        .setExpirationTime(Math.floor(req.expiresAt.getTime() / 1000))
+        .sign(privateKey);
+      return { row, secret };
+    },
+
+    async verify(secret) {
+      let jti: string | undefined;
+      try {
+        const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [ALG] });
+        jti = payload.jti;
+      } catch (err) {
+        const reason = (err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "the token has expired" : "the token is not valid";
+        throw unauthenticated(reason);
+      }
+      const row = jti ? await tokenRow(jti) : undefined;
+      if (!row) throw unauthenticated("the token is not known to this control plane");
+      if (row.revokedAt) throw unauthenticated("the token has been revoked");
+      if (row.expiresAt.getTime() <= Date.now()) throw unauthenticated("the token has expired");
+      return { tokenId: row.id, subject: row.subject, expiresAt: row.expiresAt, roles: toRoles(row.roles) };
+    },
+
+    forget(tokenId) {
+      cache.delete(tokenId);
+    },
+  };
+}

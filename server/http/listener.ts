@@ -1,0 +1,98 @@
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import http2 from "node:http2";
+import net from "node:net";
+import type { AddressInfo } from "node:net";
+
+type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+
+export interface Listener {
+  /** The base URL clients use, e.g. http://127.0.0.1:8080. */
+  readonly url: string;
+  /** Stops accepting, lets running calls finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs?: number): Promise<void>;
+}
+
+const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+
+/**
+ * Serves one handler on one address for every protocol Connect speaks.
+ *
+ * Plain: each connection's first bytes decide. The HTTP/2 preface (gRPC, h2c
+ * Connect, bidi streams) goes to a node:http2 server, anything else (curl,
+ * browsers, Connect over HTTP/1.1) to a node:http server.
+ * TLS: one HTTP/2 server with HTTP/1.1 allowed; ALPN decides.
+ */
+export async function listen(handler: Handler, address: string, tls?: { cert: string; key: string }): Promise<Listener> {
+  const sep = address.lastIndexOf(":");
+  const host = address.slice(0, sep).replace(/^\[|\]$/g, "");
+  const port = Number(address.slice(sep + 1));
+  const sockets = new Set<net.Socket>();
+  const h2Sessions = new Set<http2.Http2Session>();
+
+  let front: net.Server;
+  let scheme: "http" | "https";
+  let h1: http.Server | undefined;
+  let h2: http2.Http2Server | http2.Http2SecureServer;
+  if (tls) {
+    scheme = "https";
+    h2 = http2.createSecureServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), allowHTTP1: true }, handler);
+    front = h2 as unknown as net.Server;
+  } else {
+    scheme = "http";
+    h1 = http.createServer(handler as http.RequestListener);
+    h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    const h1s = h1;
+    const h2s = h2;
+    front = net.createServer((socket) => {
+      let seen = Buffer.alloc(0);
+      const onData = (chunk: Buffer) => {
+        seen = Buffer.concat([seen, chunk]);
+        const n = Math.min(seen.length, H2_PREFACE.length);
+        const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
+        if (isH2 && seen.length < H2_PREFACE.length) return; // wait for the whole preface
+        socket.off("data", onData);
+        socket.pause();
+        socket.unshift(seen);
+        (isH2 ? h2s : h1s).emit("connection", socket);
+        socket.resume();
+      };
+      socket.on("data", onData);
+      socket.on("error", () => socket.destroy());
+    });
+  }
+  h2.on("session", (s: http2.Http2Session) => {
+    h2Sessions.add(s);
+    s.on("close", () => h2Sessions.delete(s));
+  });
+  front.on("connection", (s: net.Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    front.once("error", reject);
+    front.listen(port, host, () => {
+      front.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = front.address() as AddressInfo;
+  const urlHost = bound.family === "IPv6" ? `[${bound.address}]` : bound.address;
+
+  return {
+    url: `${scheme}://${urlHost}:${bound.port}`,
+    async close(graceMs = 5_000) {
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      h1?.closeIdleConnections();
+      for (const s of h2Sessions) s.close();
+      const timer = setTimeout(() => {
+        for (const s of h2Sessions) s.destroy();
+        for (const s of sockets) s.destroy();
+      }, graceMs);
+      h1?.close();
+      await closed;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,73 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Visibility } from "../../gen/metal/api/v1/common_pb.js";
+import { kPrincipal } from "../auth/context.js";
+import { permissionOf } from "../auth/permissions.js";
+import type { ProjectDirectory } from "../auth/project-directory.js";
+import type { TokenAuthority } from "../auth/token-authority.js";
+import { authorize, type Target } from "../domain/authorize.js";
+import type { Principal } from "../domain/roles.js";
+import { unauthenticated } from "../errors.js";
+
+/** The scope fields a permission can refer to, read from a request message. */
+function targetOf(message: unknown): Target {
+  const m = message as Record<string, unknown>;
+  const str = (k: string) => (typeof m?.[k] === "string" ? (m[k] as string) : undefined);
+  return { project: str("project"), tenant: str("tenant"), partition: str("partition") };
+}
+
+/** Pulls the first message of a request stream and hands back a stream that still yields it. */
+async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | undefined; stream: AsyncIterable<T> }> {
+  const it = stream[Symbol.asyncIterator]();
+  const head = await it.next();
+  async function* rest(): AsyncGenerator<T> {
+    if (head.done) return;
+    yield head.value;
+    for (;;) {
+      const n = await it.next();
+      if (n.done) return;
+      yield n.value;
+    }
+  }
+  return { first: head.done ? undefined : head.value, stream: rest() };
+}
+
+/**
+ * The one place where callers are authenticated and authorized: every method's
+ * permission comes from its declaration (see permissionOf); handlers only read
+ * the principal this puts into the context.
+ */
+export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory }): Interceptor {
+  return (next) => async (req) => {
+    const perm = permissionOf(req.method);
+    let principal: Principal | undefined;
+    const header = req.header.get("authorization");
+    if (header !== null) {
+      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      try {
+        if (!m) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
+        principal = await deps.authority.verify(m[1]!);
+      } catch (err) {
+        // A public method works without a token, so a bad one need not stop it.
+        if (perm.visibility !== Visibility.PUBLIC) throw err;
+      }
+    }
+    req.contextValues.set(kPrincipal, principal);
+
+    let target: Target;
+    if (req.stream) {
+      const peeked = await peekFirst(req.message);
+      target = targetOf(peeked.first);
+      req = { ...req, message: peeked.stream };
+    } else {
+      target = targetOf(req.message);
+    }
+    let decision = authorize(principal, perm, target);
+    if (!decision.allow && decision.code === "needs_project_tenant") {
+      decision = authorize(principal, perm, target, (await deps.projects.tenantOf(target.project!)) ?? "");
+    }
+    if (!decision.allow) {
+      throw new ConnectError(decision.message, decision.code === "unauthenticated" ? Code.Unauthenticated : Code.PermissionDenied);
+    }
+    return next(req);
+  };
+}

@@ -1,0 +1,52 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { PartitionService as AdminPartitionService } from "../gen/metal/admin/v1/partition_pb.js";
+import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
+import { HealthService } from "../gen/metal/api/v1/health_pb.js";
+import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
+import { TokenService } from "../gen/metal/api/v1/token_pb.js";
+import { UserService } from "../gen/metal/api/v1/user_pb.js";
+import { VersionService } from "../gen/metal/api/v1/version_pb.js";
+import type { ProjectDirectory } from "./auth/project-directory.js";
+import type { TokenAuthority } from "./auth/token-authority.js";
+import type { Db } from "./db/database.js";
+import type { HealthCheck } from "./health.js";
+import { createAdminPartitionService } from "./services/admin/partition-service.js";
+import { createAdminTokenService } from "./services/admin/token-service.js";
+import { createHealthService } from "./services/api/health-service.js";
+import { createPartitionService } from "./services/api/partition-service.js";
+import { createTokenService } from "./services/api/token-service.js";
+import { createUserService } from "./services/api/user-service.js";
+import { createVersionService } from "./services/api/version-service.js";
+import { createGrpcHealthService } from "./services/grpc-health-service.js";
+
+export interface RouteDeps {
+  db: Db<any>;
+  authority: TokenAuthority;
+  projects: ProjectDirectory;
+  checks: readonly HealthCheck[];
+  build: { version: string; revision: string };
+}
+
+/** Registers every metal service; nothing else happens here. */
+export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
+  const { db, authority, projects, checks } = deps;
+  const metalServices = new Set<string>();
+  const add: ConnectRouter["service"] = (service, impl, options) => {
+    metalServices.add(service.typeName);
+    return router.service(service, impl, options);
+  };
+
+  // metal.api.v1: tenants and everyone with a token
+  add(PartitionService, createPartitionService({ db }));
+  add(TokenService, createTokenService({ db, authority, projects }));
+  add(UserService, createUserService({ db }));
+  add(VersionService, createVersionService(deps.build));
+  add(HealthService, createHealthService(checks));
+
+  // metal.admin.v1: operators
+  add(AdminPartitionService, createAdminPartitionService({ db }));
+  add(AdminTokenService, createAdminTokenService({ db, authority }));
+
+  router.service(Health, createGrpcHealthService(checks, metalServices));
+}

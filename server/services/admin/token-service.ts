@@ -1,0 +1,47 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { TokenService } from "../../../gen/metal/admin/v1/token_pb.js";
+import { callerOf } from "../../auth/context.js";
+import type { TokenAuthority } from "../../auth/token-authority.js";
+import { rolesFromProto, toProtoToken } from "../../convert/token.js";
+import type { Db } from "../../db/database.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { tokenRepository as tokens } from "../../repositories/token-repository.js";
+import { subject, validateTokenCreate, validateTokenId } from "../../validate/token.js";
+import { validator } from "../../validate/validator.js";
+
+export interface AdminTokenServiceDeps {
+  db: Db<any>;
+  authority: TokenAuthority;
+}
+
+/** Operators issue tokens for users and edge daemons and revoke any token. */
+export function createAdminTokenService({ db, authority }: AdminTokenServiceDeps): ServiceImpl<typeof TokenService> {
+  return {
+    async create(req, ctx) {
+      const ttl = validateTokenCreate(req);
+      const { row, secret } = await authority.issue(db, {
+        subject: req.subject,
+        description: req.description,
+        roles: rolesFromProto(req.roles),
+        createdBy: callerOf(ctx).subject,
+        expiresAt: new Date(Date.now() + ttl),
+      });
+      return { token: toProtoToken(row), secret };
+    },
+    async list(req) {
+      if (req.subject !== "") {
+        const v = validator();
+        subject(v, "subject", req.subject);
+        v.check();
+      }
+      const page = await tokens.list(db, pageRequest(req.paging), req.subject === "" ? undefined : req.subject);
+      return { tokens: page.items.map(toProtoToken), nextPageToken: page.nextPageToken };
+    },
+    async revoke(req) {
+      validateTokenId(req.id);
+      const row = await tokens.revoke(db, req.id);
+      authority.forget(row.id);
+      return { token: toProtoToken(row) };
+    },
+  };
+}
