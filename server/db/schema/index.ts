@@ -1,2 +1,3 @@
 // Every table of the metal-api database; drizzle-kit reads this barrel.
 export * from "./partitions.js";
+export * from "./tokens.js";

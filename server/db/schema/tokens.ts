@@ -1,0 +1,34 @@
+import { jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+
+/** Roles as stored: the numeric values of the proto enums, so the two never drift apart. */
+export interface StoredRoles {
+  admin: number;
+  projects: Record<string, number>;
+  tenants: Record<string, number>;
+  infraPartition: string;
+}
+
+/** Every issued token; the JWT only carries the id, so roles and revocation live here. */
+export const tokens = pgTable("tokens", {
+  id: text("id").primaryKey(),
+  subject: text("subject").notNull(),
+  description: text("description").notNull().default(""),
+  roles: jsonb("roles").$type<StoredRoles>().notNull(),
+  createdBy: text("created_by").notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+  revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+});
+
+/** Keys that sign tokens; in the database so that every replica verifies every token. */
+export const signingKeys = pgTable("signing_keys", {
+  id: text("id").primaryKey(),
+  algorithm: text("algorithm").notNull(),
+  privateJwk: jsonb("private_jwk").$type<Record<string, unknown>>().notNull(),
+  publicJwk: jsonb("public_jwk").$type<Record<string, unknown>>().notNull(),
+  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+});
+
+export type TokenRow = typeof tokens.$inferSelect;
+export type NewTokenRow = typeof tokens.$inferInsert;
+export type SigningKeyRow = typeof signingKeys.$inferSelect;
