@@ -1,0 +1,85 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+/** A port that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** Starts the real binary the way `npm start` does, on embedded PGlite, and waits until it listens. */
+async function startServer(dataDir: string, port: number): Promise<{ proc: ChildProcess; output: () => string }> {
+  const env = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, LOG_LEVEL: "info" };
+  delete env.DATABASE_URL;
+  delete env.MASTERDATA_DATABASE_URL;
+  const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  proc.stdout!.on("data", (d) => (out += d));
+  proc.stderr!.on("data", (d) => (out += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000);
+    const check = () => {
+      if (out.includes("metal-api listening on")) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on("data", check);
+    proc.on("exit", (code) => reject(new Error(`server exited with ${code}:\n${out}`)));
+  });
+  return { proc, output: () => out };
+}
+
+async function stop(proc: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+  proc.kill("SIGTERM");
+  return exited;
+}
+
+async function call(port: number, method: string, body: unknown, token?: string) {
+  const res = await fetch(`http://127.0.0.1:${port}/${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: (await res.json()) as Record<string, any> };
+}
+
+describe("embedded mode (PGlite), as npm start runs it", () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+
+  it("serves the API, keeps data and the admin token across a restart", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "metal-smoke-"));
+    dirs.push(dataDir);
+    const port = await freePort();
+
+    const first = await startServer(dataDir, port);
+    const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
+    expect(first.output()).toContain(token); // printed once, on creation
+    const created = await call(port, "metal.admin.v1.PartitionService/Create", { id: "smoke-1", name: "smoke" }, token);
+    expect(created.status).toBe(200);
+    expect((await call(port, "metal.admin.v1.PartitionService/List", {})).status).toBe(401);
+    expect(await stop(first.proc)).toBe(0);
+
+    const second = await startServer(dataDir, port);
+    try {
+      expect((await readFile(join(dataDir, "admin-token"), "utf8")).trim()).toBe(token);
+      expect(second.output()).not.toContain(token);
+      const list = await call(port, "metal.admin.v1.PartitionService/List", {}, token);
+      expect(list.status).toBe(200);
+      expect(list.json.partitions.map((p: { id: string }) => p.id)).toEqual(["smoke-1"]);
+    } finally {
+      await stop(second.proc);
+    }
+  });
+});
