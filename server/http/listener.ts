@@ -3,6 +3,7 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
+import { Duplex } from "node:stream";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
@@ -11,6 +12,38 @@ export interface Listener {
   readonly url: string;
   /** Stops accepting, lets running calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * node:http2 reads a net.Socket's native handle directly and would never see
+ * bytes already read from it; handed any other Duplex, it reads through the
+ * stream interface. So the h2c path gets a Duplex that replays the sniffed
+ * bytes and then forwards the socket both ways.
+ */
+function withHead(socket: net.Socket, head: Buffer): Duplex {
+  const d = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk, encoding, cb) {
+      socket.write(chunk, encoding, cb);
+    },
+    final(cb) {
+      socket.end(cb);
+    },
+    destroy(err, cb) {
+      socket.destroy(err ?? undefined);
+      cb(err);
+    },
+  });
+  d.push(head);
+  socket.on("data", (chunk) => {
+    if (!d.push(chunk)) socket.pause();
+  });
+  socket.on("end", () => d.push(null));
+  socket.on("close", () => d.destroy());
+  socket.on("error", (err) => d.destroy(err));
+  return d;
 }
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -53,8 +86,13 @@ export async function listen(handler: Handler, address: string, tls?: { cert: st
         if (isH2 && seen.length < H2_PREFACE.length) return; // wait for the whole preface
         socket.off("data", onData);
         socket.pause();
-        socket.unshift(seen);
-        (isH2 ? h2s : h1s).emit("connection", socket);
+        if (isH2) {
+          h2s.emit("connection", withHead(socket, seen));
+        } else {
+          // node:http reads through the socket's stream interface, so giving the bytes back is enough.
+          socket.unshift(seen);
+          h1s.emit("connection", socket);
+        }
         socket.resume();
       };
       socket.on("data", onData);

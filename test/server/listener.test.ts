@@ -1,0 +1,57 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createClient } from "@connectrpc/connect";
+import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, describe, expect, it } from "vitest";
+import { VersionService } from "../../gen/metal/api/v1/version_pb.js";
+import { listen, type Listener } from "../../server/http/listener.js";
+
+const handler = connectNodeAdapter({
+  routes: (router) => router.service(VersionService, { get: () => ({ version: { version: "9.9.9" } }) }),
+});
+
+const listeners: Listener[] = [];
+afterAll(async () => {
+  await Promise.all(listeners.map((l) => l.close(100)));
+});
+
+describe("one port for every protocol", () => {
+  it("serves Connect over HTTP/1.1, gRPC and gRPC-Web over h2c, on one plain port", async () => {
+    const l = await listen(handler as never, "127.0.0.1:0");
+    listeners.push(l);
+    const viaH1 = createClient(VersionService, createConnectTransport({ baseUrl: l.url, httpVersion: "1.1" }));
+    const viaGrpc = createClient(VersionService, createGrpcTransport({ baseUrl: l.url }));
+    const viaGrpcWeb = createClient(VersionService, createGrpcWebTransport({ baseUrl: l.url, httpVersion: "2" }));
+    const viaH2Connect = createClient(VersionService, createConnectTransport({ baseUrl: l.url, httpVersion: "2" }));
+    for (const c of [viaH1, viaGrpc, viaGrpcWeb, viaH2Connect]) {
+      expect((await c.get({})).version?.version).toBe("9.9.9");
+    }
+    const res = await fetch(`${l.url}/metal.api.v1.VersionService/Get`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+    expect(await res.json()).toEqual({ version: { version: "9.9.9" } });
+  });
+
+  it("serves TLS with ALPN choosing HTTP/2 or HTTP/1.1", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "metal-tls-"));
+    execFileSync("openssl", [
+      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
+    ], { stdio: "ignore" });
+    const l = await listen(handler as never, "127.0.0.1:0", { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") });
+    listeners.push(l);
+    expect(l.url).toMatch(/^https:/);
+    const ca = readFileSync(join(dir, "cert.pem"));
+    const grpc = createClient(VersionService, createGrpcTransport({ baseUrl: l.url, nodeOptions: { ca } }));
+    expect((await grpc.get({})).version?.version).toBe("9.9.9");
+    const h1 = createClient(VersionService, createConnectTransport({ baseUrl: l.url, httpVersion: "1.1", nodeOptions: { ca } }));
+    expect((await h1.get({})).version?.version).toBe("9.9.9");
+    // ALPN really negotiated h2 for an HTTP/2 client.
+    const session = http2.connect(l.url, { ca });
+    const alpn = await new Promise<string | false | undefined>((r) => session.once("connect", () => r(session.alpnProtocol)));
+    session.close();
+    expect(alpn).toBe("h2");
+  });
+});
