@@ -1,6 +1,6 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Code } from "@connectrpc/connect";
+import { Code, type Client } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
@@ -15,7 +15,7 @@ import { expectCode } from "../helpers/expect.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 let server: TestServer;
-let tokensAdmin: ReturnType<TestServer["client"]<typeof AdminTokenService>>;
+let tokensAdmin: Client<typeof AdminTokenService>;
 
 beforeAll(async () => {
   server = await startTestServer();

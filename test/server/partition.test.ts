@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
@@ -10,7 +10,7 @@ import { startTestServer, type TestServer } from "../helpers/test-server.js";
 const run = promisify(execFile);
 
 let server: TestServer;
-let admin: ReturnType<TestServer["client"]<typeof AdminPartitionService>>;
+let admin: Client<typeof AdminPartitionService>;
 
 beforeAll(async () => {
   server = await startTestServer();

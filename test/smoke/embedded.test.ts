@@ -16,7 +16,7 @@ async function freePort(): Promise<number> {
 
 /** Starts the real binary the way `npm start` does, on embedded PGlite, and waits until it listens. */
 async function startServer(dataDir: string, port: number): Promise<{ proc: ChildProcess; output: () => string }> {
-  const env = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, LOG_LEVEL: "info" };
+  const env: NodeJS.ProcessEnv = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, LOG_LEVEL: "info" };
   delete env.DATABASE_URL;
   delete env.MASTERDATA_DATABASE_URL;
   const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], { env, stdio: ["ignore", "pipe", "pipe"] });
