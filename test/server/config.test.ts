@@ -1,0 +1,32 @@
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../server/config.js";
+
+describe("configuration", () => {
+  it("has the documented defaults", () => {
+    const c = loadConfig({}, []);
+    expect(c).toMatchObject({ listen: "127.0.0.1:8080", consoleListen: "127.0.0.1:5222", dataDir: resolve("./.metal"), logLevel: "info" });
+    expect(c.databaseUrl).toBeUndefined();
+    expect(c.masterdataDatabaseUrl).toBeUndefined();
+    expect(c.corsOrigins).toEqual([]);
+  });
+
+  it("reads environment variables, and flags win over them", () => {
+    const env = { METAL_LISTEN: "0.0.0.0:9000", DATABASE_URL: "postgres://a/b", METAL_CORS_ORIGINS: "http://a, http://b" };
+    expect(loadConfig(env, [])).toMatchObject({ listen: "0.0.0.0:9000", databaseUrl: "postgres://a/b", corsOrigins: ["http://a", "http://b"] });
+    expect(loadConfig(env, ["--listen", "127.0.0.1:1"]).listen).toBe("127.0.0.1:1");
+    expect(loadConfig(env, ["--database-url=postgres://c/d"]).databaseUrl).toBe("postgres://c/d");
+  });
+
+  it.each([
+    [["--nope", "x"], 'unknown flag "--nope"'],
+    [["--listen"], 'flag "--listen" needs a value'],
+    [["stray"], 'unexpected argument "stray"'],
+    [["--listen", "localhost"], "is not host:port"],
+    [["--listen", "h:99999"], "is not host:port"],
+    [["--tls-cert", "c.pem"], "must be set together"],
+  ])("refuses %j", (argv, message) => {
+    expect(() => loadConfig({}, argv)).toThrow(ConfigError);
+    expect(() => loadConfig({}, argv)).toThrow(message);
+  });
+});
