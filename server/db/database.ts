@@ -64,3 +64,8 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
     throw err;
   }
 }
+
+/** Runs `fn` in a transaction; inside it use only the handle it is given (PGlite has one connection). */
+export function inTransaction<T>(db: Db<any>, fn: (tx: Db<any>) => Promise<T>): Promise<T> {
+  return db.transaction((tx) => fn(tx as unknown as Db<any>));
+}

@@ -13,8 +13,8 @@ function bootConfig(v: Validator, b: PartitionBootConfig | undefined): void {
 }
 
 export function validatePartitionCreate(req: PartitionServiceCreateRequest): void {
-  const v = validator()
-    .id("id", req.id)
+  const v = validator();
+  v.id("id", req.id)
     .text("name", req.name, 128)
     .text("description", req.description, 1024)
     .hostPort("mgmt_service_address", req.mgmtServiceAddress)

@@ -203,7 +203,7 @@ export const TokenService: GenService<{
     output: typeof TokenServiceCreateResponseSchema;
   },
   /**
-   * List returns tokens of all subjects, newest first.
+   * List returns tokens of all subjects, oldest first.
    *
    * @generated from rpc metal.admin.v1.TokenService.List
    */

@@ -300,7 +300,7 @@ export const TokenService: GenService<{
     output: typeof TokenServiceCreateResponseSchema;
   },
   /**
-   * List returns the tokens of the caller's subject, newest first.
+   * List returns the tokens of the caller's subject, oldest first.
    *
    * @generated from rpc metal.api.v1.TokenService.List
    */

@@ -1,0 +1,23 @@
+import type { ConnectRouter } from "@connectrpc/connect";
+import { ProjectMemberService } from "../../gen/masterdata/v1/project_member_pb.js";
+import { ProjectService } from "../../gen/masterdata/v1/project_pb.js";
+import { TenantMemberService } from "../../gen/masterdata/v1/tenant_member_pb.js";
+import { TenantService } from "../../gen/masterdata/v1/tenant_pb.js";
+import type { Db } from "../db/database.js";
+import { createProjectMemberService } from "./services/project-member-service.js";
+import { createProjectService } from "./services/project-service.js";
+import { createTenantMemberService } from "./services/tenant-member-service.js";
+import { createTenantService } from "./services/tenant-service.js";
+
+/**
+ * The masterdata services. metal-api mounts them on its own router (for
+ * operators) and also calls them in-process through a router transport.
+ */
+export function createMasterdataRoutes(deps: { db: Db<any> }): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(TenantService, createTenantService(deps));
+    router.service(ProjectService, createProjectService(deps));
+    router.service(TenantMemberService, createTenantMemberService(deps));
+    router.service(ProjectMemberService, createProjectMemberService(deps));
+  };
+}
