@@ -1,9 +1,13 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { PartitionService as AdminPartitionService } from "../gen/metal/admin/v1/partition_pb.js";
+import { SizeReservationService as AdminSizeReservationService } from "../gen/metal/admin/v1/size_reservation_pb.js";
+import { SizeService as AdminSizeService } from "../gen/metal/admin/v1/size_pb.js";
 import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
 import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
+import { SizeReservationService } from "../gen/metal/api/v1/size_reservation_pb.js";
+import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
@@ -12,9 +16,13 @@ import type { TokenAuthority } from "./auth/token-authority.js";
 import type { Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
 import { createAdminPartitionService } from "./services/admin/partition-service.js";
+import { createAdminSizeReservationService } from "./services/admin/size-reservation-service.js";
+import { createAdminSizeService } from "./services/admin/size-service.js";
 import { createAdminTokenService } from "./services/admin/token-service.js";
 import { createHealthService } from "./services/api/health-service.js";
 import { createPartitionService } from "./services/api/partition-service.js";
+import { createSizeReservationService } from "./services/api/size-reservation-service.js";
+import { createSizeService } from "./services/api/size-service.js";
 import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
@@ -39,6 +47,8 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.api.v1: tenants and everyone with a token
   add(PartitionService, createPartitionService({ db }));
+  add(SizeService, createSizeService({ db }));
+  add(SizeReservationService, createSizeReservationService({ db }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
@@ -46,6 +56,8 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.admin.v1: operators
   add(AdminPartitionService, createAdminPartitionService({ db }));
+  add(AdminSizeService, createAdminSizeService({ db }));
+  add(AdminSizeReservationService, createAdminSizeReservationService({ db, projects }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

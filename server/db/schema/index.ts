@@ -1,3 +1,4 @@
 // Every table of the metal-api database; drizzle-kit reads this barrel.
 export * from "./partitions.js";
 export * from "./tokens.js";
+export * from "./sizes.js";

@@ -1,0 +1,71 @@
+import { and, arrayContains, eq, inArray, ne, type SQL } from "drizzle-orm";
+import type { Db } from "../db/database.js";
+import { partitions, sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
+import { failedPrecondition, FOREIGN_KEY_VIOLATION, sqlState } from "../errors.js";
+import { toPage, type PageRequest } from "./paging.js";
+import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+
+export const sizeRepository = {
+  get: (db: Db<any>, id: string): Promise<SizeRow> => getById(db, sizes, "size", id),
+
+  async list(db: Db<any>, page: PageRequest) {
+    return toPage(await listPage(db, sizes, page), page.limit, (r) => r.id);
+  },
+
+  /** All sizes but one, for the overlap check (call under LockKey.sizes). */
+  others: (db: Db<any>, exceptId: string): Promise<SizeRow[]> => db.select().from(sizes).where(ne(sizes.id, exceptId)),
+
+  create: (db: Db<any>, row: NewSizeRow): Promise<SizeRow> => insertUnique(db, sizes, "size", row.id, row),
+
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> =>
+    updateVersioned(db, sizes, "size", id, version, patch),
+
+  async delete(db: Db<any>, id: string): Promise<SizeRow> {
+    try {
+      return await deleteById(db, sizes, "size", id);
+    } catch (err) {
+      if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw failedPrecondition(`size "${id}" is still used by size reservations; delete them first`);
+      throw err;
+    }
+  },
+};
+
+export interface ReservationFilter {
+  sizeId?: string;
+  project?: string;
+  partitionId?: string;
+}
+
+export const sizeReservationRepository = {
+  get: (db: Db<any>, id: string): Promise<SizeReservationRow> => getById(db, sizeReservations, "size reservation", id),
+
+  async list(db: Db<any>, filter: ReservationFilter, page: PageRequest) {
+    const where: SQL[] = [];
+    if (filter.sizeId !== undefined) where.push(eq(sizeReservations.sizeId, filter.sizeId));
+    if (filter.project !== undefined) where.push(eq(sizeReservations.project, filter.project));
+    if (filter.partitionId !== undefined) where.push(arrayContains(sizeReservations.partitionIds, [filter.partitionId]));
+    return toPage(await listPage(db, sizeReservations, page, and(...where)), page.limit, (r) => r.id);
+  },
+
+  async create(db: Db<any>, row: NewSizeReservationRow): Promise<SizeReservationRow> {
+    try {
+      return await insertUnique(db, sizeReservations, "size reservation", row.id!, row);
+    } catch (err) {
+      if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw failedPrecondition(`size "${row.sizeId}" was deleted meanwhile`);
+      throw err;
+    }
+  },
+
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSizeReservationRow>): Promise<SizeReservationRow> =>
+    updateVersioned(db, sizeReservations, "size reservation", id, version, patch),
+
+  delete: (db: Db<any>, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
+
+  /** Which of the given partition ids do not exist. */
+  async missingPartitions(db: Db<any>, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const found = await db.select({ id: partitions.id }).from(partitions).where(inArray(partitions.id, ids));
+    const have = new Set(found.map((r) => r.id));
+    return ids.filter((id) => !have.has(id));
+  },
+};

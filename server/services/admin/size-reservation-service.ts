@@ -1,0 +1,47 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { SizeReservationService } from "../../../gen/metal/admin/v1/size_reservation_pb.js";
+import type { ProjectDirectory } from "../../auth/project-directory.js";
+import { versionOf } from "../../convert/meta.js";
+import { sizeReservationPatchFromUpdate, sizeReservationRowFromCreate, toProtoSizeReservation } from "../../convert/size.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import { notFound } from "../../errors.js";
+import { uuidv7 } from "../../ids.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { sizeRepository as sizes, sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
+import { validateSizeReservationCreate, validateSizeReservationUpdate } from "../../validate/size.js";
+
+async function assertPartitionsExist(tx: Db<any>, ids: string[]): Promise<void> {
+  const missing = await reservations.missingPartitions(tx, ids);
+  if (missing.length > 0) throw notFound("partition", missing[0]!);
+}
+
+export function createAdminSizeReservationService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof SizeReservationService> {
+  return {
+    async create(req) {
+      validateSizeReservationCreate(req);
+      if ((await projects.tenantOf(req.project)) === undefined) throw notFound("project", req.project);
+      const row = await inTransaction(db, async (tx) => {
+        await sizes.get(tx, req.sizeId);
+        await assertPartitionsExist(tx, req.partitionIds);
+        return reservations.create(tx, sizeReservationRowFromCreate(uuidv7(), req));
+      });
+      return { sizeReservation: toProtoSizeReservation(row) };
+    },
+    async update(req) {
+      validateSizeReservationUpdate(req);
+      const patch = sizeReservationPatchFromUpdate(req);
+      const row = await inTransaction(db, async (tx) => {
+        if (patch.partitionIds) await assertPartitionsExist(tx, patch.partitionIds);
+        return reservations.update(tx, req.id, versionOf(req.version), patch);
+      });
+      return { sizeReservation: toProtoSizeReservation(row) };
+    },
+    async delete(req) {
+      return { sizeReservation: toProtoSizeReservation(await reservations.delete(db, req.id)) };
+    },
+    async list(req) {
+      const page = await reservations.list(db, { sizeId: req.sizeId, project: req.project, partitionId: req.partitionId }, pageRequest(req.paging));
+      return { sizeReservations: page.items.map(toProtoSizeReservation), nextPageToken: page.nextPageToken };
+    },
+  };
+}

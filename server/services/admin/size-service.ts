@@ -1,0 +1,52 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { SizeService } from "../../../gen/metal/admin/v1/size_pb.js";
+import { versionOf } from "../../convert/meta.js";
+import { sizePatchFromUpdate, sizeRowFromCreate, toProtoSize } from "../../convert/size.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import type { SizeRow } from "../../db/schema/index.js";
+import { overlaps, type Constraint } from "../../domain/size.js";
+import { invalidArgument } from "../../errors.js";
+import { lockForTransaction, LockKey } from "../../repositories/locks.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { sizeRepository as sizes } from "../../repositories/size-repository.js";
+import { validateSizeCreate, validateSizeUpdate } from "../../validate/size.js";
+
+/**
+ * Refuses constraints that overlap another size. Runs under an advisory lock
+ * held to the end of the transaction, so two parallel writes cannot both pass.
+ */
+async function assertNoOverlap(tx: Db<any>, id: string, constraints: Constraint[]): Promise<void> {
+  await lockForTransaction(tx, LockKey.sizes);
+  const clash = (await sizes.others(tx, id)).find((other: SizeRow) => overlaps(constraints, other.constraints));
+  if (clash) throw invalidArgument(`invalid request: constraints: overlap with size "${clash.id}"; a machine could match both`);
+}
+
+export function createAdminSizeService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeService> {
+  return {
+    async create(req) {
+      validateSizeCreate(req);
+      const row = sizeRowFromCreate(req);
+      const created = await inTransaction(db, async (tx) => {
+        await assertNoOverlap(tx, row.id, row.constraints);
+        return sizes.create(tx, row);
+      });
+      return { size: toProtoSize(created) };
+    },
+    async update(req) {
+      validateSizeUpdate(req);
+      const patch = sizePatchFromUpdate(req);
+      const updated = await inTransaction(db, async (tx) => {
+        if (patch.constraints) await assertNoOverlap(tx, req.id, patch.constraints);
+        return sizes.update(tx, req.id, versionOf(req.version), patch);
+      });
+      return { size: toProtoSize(updated) };
+    },
+    async delete(req) {
+      return { size: toProtoSize(await sizes.delete(db, req.id)) };
+    },
+    async list(req) {
+      const page = await sizes.list(db, pageRequest(req.paging));
+      return { sizes: page.items.map(toProtoSize), nextPageToken: page.nextPageToken };
+    },
+  };
+}
