@@ -1,0 +1,67 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { ImageServiceCreateRequest, ImageServiceUpdateRequest } from "../../gen/metal/admin/v1/image_pb.js";
+import { ImageClassification, ImageSchema, type Image } from "../../gen/metal/api/v1/image_pb.js";
+import { SizeImageConstraintSchema, type SizeImageConstraint } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
+import type { ImageRow, NewImageRow, SizeImageConstraintRow } from "../db/schema/index.js";
+import type { ImageName, ResolvableImage } from "../domain/image-version.js";
+import { toProtoMeta } from "./meta.js";
+
+export const DEFAULT_IMAGE_LIFETIME_MS = 90 * 24 * 3600_000;
+
+export function toProtoImage(row: ImageRow): Image {
+  return create(ImageSchema, {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    url: row.url,
+    features: row.features,
+    os: row.os,
+    version: row.osVersion,
+    classification: row.classification,
+    expiresAt: timestampFromDate(row.expiresAt),
+    labels: row.labels,
+    meta: toProtoMeta(row),
+  });
+}
+
+/** A row as the pure resolution rules see it. */
+export const resolvable = (row: ImageRow): ResolvableImage & { row: ImageRow } => ({
+  id: row.id,
+  os: row.os,
+  version: row.osVersion,
+  features: row.features,
+  expiresAt: row.expiresAt,
+  row,
+});
+
+export function imageRowFromCreate(req: ImageServiceCreateRequest, name: ImageName, now = Date.now()): NewImageRow {
+  return {
+    id: req.id,
+    name: req.name,
+    description: req.description,
+    url: req.url,
+    features: [...new Set(req.features)],
+    os: name.os,
+    osVersion: name.version,
+    classification: req.classification === ImageClassification.UNSPECIFIED ? ImageClassification.PREVIEW : req.classification,
+    expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : new Date(now + DEFAULT_IMAGE_LIFETIME_MS),
+    labels: req.labels,
+  };
+}
+
+export function imagePatchFromUpdate(req: ImageServiceUpdateRequest): Partial<NewImageRow> {
+  const patch: Partial<NewImageRow> = {};
+  if (req.name !== undefined) patch.name = req.name;
+  if (req.description !== undefined) patch.description = req.description;
+  if (req.url !== undefined) patch.url = req.url;
+  if (req.features) patch.features = [...new Set(req.features.values)];
+  if (req.classification !== ImageClassification.UNSPECIFIED) patch.classification = req.classification;
+  if (req.expiresAt) patch.expiresAt = timestampDate(req.expiresAt);
+  if (req.labels) patch.labels = req.labels.values;
+  return patch;
+}
+
+export function toProtoSizeImageConstraint(row: SizeImageConstraintRow): SizeImageConstraint {
+  return create(SizeImageConstraintSchema, { size: row.id, images: row.images, meta: toProtoMeta(row) });
+}

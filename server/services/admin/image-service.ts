@@ -1,0 +1,34 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { ImageService } from "../../../gen/metal/admin/v1/image_pb.js";
+import { imagePatchFromUpdate, imageRowFromCreate, toProtoImage } from "../../convert/image.js";
+import { versionOf } from "../../convert/meta.js";
+import type { Db } from "../../db/database.js";
+import { imageRepository as images } from "../../repositories/image-repository.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { validateImageCreate, validateImageUpdate } from "../../validate/image.js";
+
+/**
+ * Operators offer images. Unlike the original, creating an image does not
+ * probe its URL with HTTP HEAD: the control plane should not depend on the
+ * image server being reachable when an image is registered.
+ */
+export function createAdminImageService({ db }: { db: Db<any> }): ServiceImpl<typeof ImageService> {
+  return {
+    async create(req) {
+      const name = validateImageCreate(req);
+      return { image: toProtoImage(await images.create(db, imageRowFromCreate(req, name))) };
+    },
+    async update(req) {
+      validateImageUpdate(req);
+      return { image: toProtoImage(await images.update(db, req.id, versionOf(req.version), imagePatchFromUpdate(req))) };
+    },
+    async delete(req) {
+      // TODO(machines): refuse while allocated machines use the image, once machines exist.
+      return { image: toProtoImage(await images.delete(db, req.id)) };
+    },
+    async list(req) {
+      const page = await images.list(db, {}, pageRequest(req.paging));
+      return { images: page.items.map(toProtoImage), nextPageToken: page.nextPageToken };
+    },
+  };
+}
