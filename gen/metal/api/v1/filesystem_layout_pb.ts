@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/filesystem_layout.proto.
  */
 export const file_metal_api_v1_filesystem_layout: GenFile = /*@__PURE__*/
-  fileDesc("CiRtZXRhbC9hcGkvdjEvZmlsZXN5c3RlbV9sYXlvdXQucHJvdG8SDG1ldGFsLmFwaS52MSKOAQoKRmlsZXN5c3RlbRIMCgRwYXRoGAEgASgJEg4KBmRldmljZRgCIAEoCRIkCgZmb3JtYXQYAyABKA4yFC5tZXRhbC5hcGkudjEuRm9ybWF0Eg0KBWxhYmVsGAQgASgJEhUKDW1vdW50X29wdGlvbnMYBSADKAkSFgoOY3JlYXRlX29wdGlvbnMYBiADKAkiaQoNRGlza1BhcnRpdGlvbhIOCgZudW1iZXIYASABKA0SDQoFbGFiZWwYAiABKAkSEAoIc2l6ZV9taWIYAyABKAQSJwoIZ3B0X3R5cGUYBCABKA4yFS5tZXRhbC5hcGkudjEuR1BUVHlwZSJiCgREaXNrEg4KBmRldmljZRgBIAEoCRIvCgpwYXJ0aXRpb25zGAIgAygLMhsubWV0YWwuYXBpLnYxLkRpc2tQYXJ0aXRpb24SGQoRd2lwZV9vbl9yZWluc3RhbGwYAyABKAgiewoEUmFpZBISCgphcnJheV9uYW1lGAEgASgJEg8KB2RldmljZXMYAiADKAkSJgoFbGV2ZWwYAyABKA4yFy5tZXRhbC5hcGkudjEuUmFpZExldmVsEhYKDmNyZWF0ZV9vcHRpb25zGAQgAygJEg4KBnNwYXJlcxgFIAEoBSI6CgtWb2x1bWVHcm91cBIMCgRuYW1lGAEgASgJEg8KB2RldmljZXMYAiADKAkSDAoEdGFncxgDIAMoCSJuCg1Mb2dpY2FsVm9sdW1lEgwKBG5hbWUYASABKAkSFAoMdm9sdW1lX2dyb3VwGAIgASgJEhAKCHNpemVfbWliGAMgASgEEicKCGx2bV90eXBlGAQgASgOMhUubWV0YWwuYXBpLnYxLkxWTVR5cGUiogEKG0ZpbGVzeXN0ZW1MYXlvdXRDb25zdHJhaW50cxINCgVzaXplcxgBIAMoCRJFCgZpbWFnZXMYAiADKAsyNS5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dENvbnN0cmFpbnRzLkltYWdlc0VudHJ5Gi0KC0ltYWdlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/wIKEEZpbGVzeXN0ZW1MYXlvdXQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRItCgtmaWxlc3lzdGVtcxgEIAMoCzIYLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtEiEKBWRpc2tzGAUgAygLMhIubWV0YWwuYXBpLnYxLkRpc2sSIAoEcmFpZBgGIAMoCzISLm1ldGFsLmFwaS52MS5SYWlkEjAKDXZvbHVtZV9ncm91cHMYByADKAsyGS5tZXRhbC5hcGkudjEuVm9sdW1lR3JvdXASNAoPbG9naWNhbF92b2x1bWVzGAggAygLMhsubWV0YWwuYXBpLnYxLkxvZ2ljYWxWb2x1bWUSPgoLY29uc3RyYWludHMYCSABKAsyKS5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dENvbnN0cmFpbnRzEiAKBG1ldGEYCiABKAsyEi5tZXRhbC5hcGkudjEuTWV0YSIvCiFGaWxlc3lzdGVtTGF5b3V0U2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiXwoiRmlsZXN5c3RlbUxheW91dFNlcnZpY2VHZXRSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0IkoKIkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJ6CiNGaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZRI6ChJmaWxlc3lzdGVtX2xheW91dHMYASADKAsyHi5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQAohRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXF1ZXN0EgwKBHNpemUYASABKAkSDQoFaW1hZ2UYAiABKAkiXwoiRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0KocBCgZGb3JtYXQSFgoSRk9STUFUX1VOU1BFQ0lGSUVEEAASDwoLRk9STUFUX1ZGQVQQARIPCgtGT1JNQVRfRVhUMxACEg8KC0ZPUk1BVF9FWFQ0EAMSDwoLRk9STUFUX1NXQVAQBBIQCgxGT1JNQVRfVE1QRlMQBRIPCgtGT1JNQVRfTk9ORRAGKm8KB0dQVFR5cGUSGAoUR1BUX1RZUEVfVU5TUEVDSUZJRUQQABIRCg1HUFRfVFlQRV9CT09UEAESEgoOR1BUX1RZUEVfTElOVVgQAhIRCg1HUFRfVFlQRV9SQUlEEAMSEAoMR1BUX1RZUEVfTFZNEAQqSwoJUmFpZExldmVsEhoKFlJBSURfTEVWRUxfVU5TUEVDSUZJRUQQABIQCgxSQUlEX0xFVkVMXzAQARIQCgxSQUlEX0xFVkVMXzEQAipiCgdMVk1UeXBlEhgKFExWTV9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPTFZNX1RZUEVfTElORUFSEAESFAoQTFZNX1RZUEVfU1RSSVBFRBACEhIKDkxWTV9UWVBFX1JBSUQxEAMy8gIKF0ZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlEnAKA0dldBIvLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUdldFJlcXVlc3QaMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAggCEnMKBExpc3QSMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VMaXN0UmVxdWVzdBoxLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZSIGyvMYAggCEnAKA1RyeRIvLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZVRyeVJlcXVlc3QaMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXNwb25zZSIGyvMYAggCYgZwcm90bzM", [file_metal_api_v1_common]);
+  fileDesc("CiRtZXRhbC9hcGkvdjEvZmlsZXN5c3RlbV9sYXlvdXQucHJvdG8SDG1ldGFsLmFwaS52MSKOAQoKRmlsZXN5c3RlbRIMCgRwYXRoGAEgASgJEg4KBmRldmljZRgCIAEoCRIkCgZmb3JtYXQYAyABKA4yFC5tZXRhbC5hcGkudjEuRm9ybWF0Eg0KBWxhYmVsGAQgASgJEhUKDW1vdW50X29wdGlvbnMYBSADKAkSFgoOY3JlYXRlX29wdGlvbnMYBiADKAkiaQoNRGlza1BhcnRpdGlvbhIOCgZudW1iZXIYASABKA0SDQoFbGFiZWwYAiABKAkSEAoIc2l6ZV9taWIYAyABKAQSJwoIZ3B0X3R5cGUYBCABKA4yFS5tZXRhbC5hcGkudjEuR3B0VHlwZSJiCgREaXNrEg4KBmRldmljZRgBIAEoCRIvCgpwYXJ0aXRpb25zGAIgAygLMhsubWV0YWwuYXBpLnYxLkRpc2tQYXJ0aXRpb24SGQoRd2lwZV9vbl9yZWluc3RhbGwYAyABKAgiewoEUmFpZBISCgphcnJheV9uYW1lGAEgASgJEg8KB2RldmljZXMYAiADKAkSJgoFbGV2ZWwYAyABKA4yFy5tZXRhbC5hcGkudjEuUmFpZExldmVsEhYKDmNyZWF0ZV9vcHRpb25zGAQgAygJEg4KBnNwYXJlcxgFIAEoBSI6CgtWb2x1bWVHcm91cBIMCgRuYW1lGAEgASgJEg8KB2RldmljZXMYAiADKAkSDAoEdGFncxgDIAMoCSJuCg1Mb2dpY2FsVm9sdW1lEgwKBG5hbWUYASABKAkSFAoMdm9sdW1lX2dyb3VwGAIgASgJEhAKCHNpemVfbWliGAMgASgEEicKCGx2bV90eXBlGAQgASgOMhUubWV0YWwuYXBpLnYxLkx2bVR5cGUiogEKG0ZpbGVzeXN0ZW1MYXlvdXRDb25zdHJhaW50cxINCgVzaXplcxgBIAMoCRJFCgZpbWFnZXMYAiADKAsyNS5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dENvbnN0cmFpbnRzLkltYWdlc0VudHJ5Gi0KC0ltYWdlc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEi/wIKEEZpbGVzeXN0ZW1MYXlvdXQSCgoCaWQYASABKAkSDAoEbmFtZRgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRItCgtmaWxlc3lzdGVtcxgEIAMoCzIYLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtEiEKBWRpc2tzGAUgAygLMhIubWV0YWwuYXBpLnYxLkRpc2sSIAoEcmFpZBgGIAMoCzISLm1ldGFsLmFwaS52MS5SYWlkEjAKDXZvbHVtZV9ncm91cHMYByADKAsyGS5tZXRhbC5hcGkudjEuVm9sdW1lR3JvdXASNAoPbG9naWNhbF92b2x1bWVzGAggAygLMhsubWV0YWwuYXBpLnYxLkxvZ2ljYWxWb2x1bWUSPgoLY29uc3RyYWludHMYCSABKAsyKS5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dENvbnN0cmFpbnRzEiAKBG1ldGEYCiABKAsyEi5tZXRhbC5hcGkudjEuTWV0YSIvCiFGaWxlc3lzdGVtTGF5b3V0U2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiXwoiRmlsZXN5c3RlbUxheW91dFNlcnZpY2VHZXRSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0IkoKIkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJ6CiNGaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZRI6ChJmaWxlc3lzdGVtX2xheW91dHMYASADKAsyHi5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiQAohRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXF1ZXN0EgwKBHNpemUYASABKAkSDQoFaW1hZ2UYAiABKAkiXwoiRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0KocBCgZGb3JtYXQSFgoSRk9STUFUX1VOU1BFQ0lGSUVEEAASDwoLRk9STUFUX1ZGQVQQARIPCgtGT1JNQVRfRVhUMxACEg8KC0ZPUk1BVF9FWFQ0EAMSDwoLRk9STUFUX1NXQVAQBBIQCgxGT1JNQVRfVE1QRlMQBRIPCgtGT1JNQVRfTk9ORRAGKm8KB0dwdFR5cGUSGAoUR1BUX1RZUEVfVU5TUEVDSUZJRUQQABIRCg1HUFRfVFlQRV9CT09UEAESEgoOR1BUX1RZUEVfTElOVVgQAhIRCg1HUFRfVFlQRV9SQUlEEAMSEAoMR1BUX1RZUEVfTFZNEAQqSwoJUmFpZExldmVsEhoKFlJBSURfTEVWRUxfVU5TUEVDSUZJRUQQABIQCgxSQUlEX0xFVkVMXzAQARIQCgxSQUlEX0xFVkVMXzEQAipiCgdMdm1UeXBlEhgKFExWTV9UWVBFX1VOU1BFQ0lGSUVEEAASEwoPTFZNX1RZUEVfTElORUFSEAESFAoQTFZNX1RZUEVfU1RSSVBFRBACEhIKDkxWTV9UWVBFX1JBSUQxEAMy8gIKF0ZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlEnAKA0dldBIvLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUdldFJlcXVlc3QaMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAggCEnMKBExpc3QSMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VMaXN0UmVxdWVzdBoxLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZSIGyvMYAggCEnAKA1RyeRIvLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZVRyeVJlcXVlc3QaMC5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VUcnlSZXNwb25zZSIGyvMYAggCYgZwcm90bzM", [file_metal_api_v1_common]);
 
 /**
  * Filesystem is created on a device and mounted at a path.
@@ -100,9 +100,9 @@ export type DiskPartition = Message<"metal.api.v1.DiskPartition"> & {
   /**
    * GptType is the partition type.
    *
-   * @generated from field: metal.api.v1.GPTType gpt_type = 4;
+   * @generated from field: metal.api.v1.GptType gpt_type = 4;
    */
-  gptType: GPTType;
+  gptType: GptType;
 };
 
 /**
@@ -261,9 +261,9 @@ export type LogicalVolume = Message<"metal.api.v1.LogicalVolume"> & {
   /**
    * LvmType is the layout.
    *
-   * @generated from field: metal.api.v1.LVMType lvm_type = 4;
+   * @generated from field: metal.api.v1.LvmType lvm_type = 4;
    */
-  lvmType: LVMType;
+  lvmType: LvmType;
 };
 
 /**
@@ -588,51 +588,51 @@ export const FormatSchema: GenEnum<Format> = /*@__PURE__*/
   enumDesc(file_metal_api_v1_filesystem_layout, 0);
 
 /**
- * GPTType is the GPT partition type.
+ * GptType is the GPT partition type.
  *
- * @generated from enum metal.api.v1.GPTType
+ * @generated from enum metal.api.v1.GptType
  */
-export enum GPTType {
+export enum GptType {
   /**
    * GPT_TYPE_UNSPECIFIED is not a valid type.
    *
    * @generated from enum value: GPT_TYPE_UNSPECIFIED = 0;
    */
-  GPT_TYPE_UNSPECIFIED = 0,
+  UNSPECIFIED = 0,
 
   /**
    * GPT_TYPE_BOOT is an EFI system partition (ef00).
    *
    * @generated from enum value: GPT_TYPE_BOOT = 1;
    */
-  GPT_TYPE_BOOT = 1,
+  BOOT = 1,
 
   /**
    * GPT_TYPE_LINUX is a Linux filesystem (8300).
    *
    * @generated from enum value: GPT_TYPE_LINUX = 2;
    */
-  GPT_TYPE_LINUX = 2,
+  LINUX = 2,
 
   /**
    * GPT_TYPE_RAID is a Linux RAID member (fd00).
    *
    * @generated from enum value: GPT_TYPE_RAID = 3;
    */
-  GPT_TYPE_RAID = 3,
+  RAID = 3,
 
   /**
    * GPT_TYPE_LVM is an LVM physical volume (8e00).
    *
    * @generated from enum value: GPT_TYPE_LVM = 4;
    */
-  GPT_TYPE_LVM = 4,
+  LVM = 4,
 }
 
 /**
- * Describes the enum metal.api.v1.GPTType.
+ * Describes the enum metal.api.v1.GptType.
  */
-export const GPTTypeSchema: GenEnum<GPTType> = /*@__PURE__*/
+export const GptTypeSchema: GenEnum<GptType> = /*@__PURE__*/
   enumDesc(file_metal_api_v1_filesystem_layout, 1);
 
 /**
@@ -670,44 +670,44 @@ export const RaidLevelSchema: GenEnum<RaidLevel> = /*@__PURE__*/
   enumDesc(file_metal_api_v1_filesystem_layout, 2);
 
 /**
- * LVMType is how a logical volume is laid out.
+ * LvmType is how a logical volume is laid out.
  *
- * @generated from enum metal.api.v1.LVMType
+ * @generated from enum metal.api.v1.LvmType
  */
-export enum LVMType {
+export enum LvmType {
   /**
    * LVM_TYPE_UNSPECIFIED is not a valid type.
    *
    * @generated from enum value: LVM_TYPE_UNSPECIFIED = 0;
    */
-  LVM_TYPE_UNSPECIFIED = 0,
+  UNSPECIFIED = 0,
 
   /**
    * LVM_TYPE_LINEAR concatenates.
    *
    * @generated from enum value: LVM_TYPE_LINEAR = 1;
    */
-  LVM_TYPE_LINEAR = 1,
+  LINEAR = 1,
 
   /**
    * LVM_TYPE_STRIPED stripes over more than one device.
    *
    * @generated from enum value: LVM_TYPE_STRIPED = 2;
    */
-  LVM_TYPE_STRIPED = 2,
+  STRIPED = 2,
 
   /**
    * LVM_TYPE_RAID1 mirrors over more than one device.
    *
    * @generated from enum value: LVM_TYPE_RAID1 = 3;
    */
-  LVM_TYPE_RAID1 = 3,
+  RAID1 = 3,
 }
 
 /**
- * Describes the enum metal.api.v1.LVMType.
+ * Describes the enum metal.api.v1.LvmType.
  */
-export const LVMTypeSchema: GenEnum<LVMType> = /*@__PURE__*/
+export const LvmTypeSchema: GenEnum<LvmType> = /*@__PURE__*/
   enumDesc(file_metal_api_v1_filesystem_layout, 3);
 
 /**
