@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -80,6 +81,8 @@ export async function createApp(config: Config, log: Logger): Promise<App> {
     { name: "masterdata", check: () => pingDatabase(masterdata.db) },
   ];
   const shutdown = new AbortController();
+  // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
+  setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
     registerRoutes(router, { db, authority, projects, checks, build: readVersion() });
     masterdataRoutes(router);

@@ -69,7 +69,7 @@ export async function listen(handler: Handler, address: string, tls?: { cert: st
   let h2: http2.Http2Server | http2.Http2SecureServer;
   if (tls) {
     scheme = "https";
-    h2 = http2.createSecureServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), allowHTTP1: true }, handler);
+    h2 = http2.createSecureServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), allowHTTP1: true, noDelay: true }, handler);
     front = h2 as unknown as net.Server;
   } else {
     scheme = "http";
@@ -77,7 +77,7 @@ export async function listen(handler: Handler, address: string, tls?: { cert: st
     h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     const h1s = h1;
     const h2s = h2;
-    front = net.createServer((socket) => {
+    front = net.createServer({ noDelay: true }, (socket) => {
       let seen = Buffer.alloc(0);
       const onData = (chunk: Buffer) => {
         seen = Buffer.concat([seen, chunk]);
