@@ -7,9 +7,9 @@ import { createScratchDatabase } from "./postgres.js";
  * A migrated metal-api database of its own for the calling test file, on real
  * PostgreSQL; dropped when the file's tests are done.
  */
-export async function useMetalDatabase(): Promise<{ db: Db<any>; url: string }> {
+export async function useMetalDatabase(opts: { poolSize?: number } = {}): Promise<{ db: Db<any>; url: string }> {
   const scratch = await createScratchDatabase();
-  const database = await openMetalDatabase({ url: scratch.url, dataDir: undefined });
+  const database = await openMetalDatabase({ url: scratch.url, dataDir: undefined, poolSize: opts.poolSize });
   afterAll(async () => {
     await database.close();
     await scratch.drop();

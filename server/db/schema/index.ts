@@ -3,3 +3,4 @@ export * from "./partitions.js";
 export * from "./tokens.js";
 export * from "./sizes.js";
 export * from "./images.js";
+export * from "./networks.js";
