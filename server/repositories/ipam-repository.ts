@@ -66,7 +66,7 @@ async function insertIp(tx: Db<any>, prefix: string, ip: string, t: IpTemplate):
 
 /**
  * Finds the first free address at or after `start` in the prefix and claims it,
- * in one round trip: the index on (prefix, ip) is walked from `start` only
+ * in one round trip: the unique index on ip is walked from `start` only
  * until the first gap. Returns the claimed row, or whether a candidate existed
  * at all (false: nothing free from `start` on).
  */
@@ -80,7 +80,7 @@ async function claimFrom(tx: Db<any>, p: Prefix, start: bigint, last: bigint, t:
         when not exists (select 1 from ips where ip = ${startIp}::inet) then ${startIp}::inet
         else (select w.ip + 1 from (
                 select ip, lead(ip) over (order by ip) as nxt from ips
-                where prefix = ${prefix}::cidr and ip >= ${startIp}::inet
+                where ip >= ${startIp}::inet and ip <= ${lastIp}::inet
                 order by ip) w
               where w.nxt is null or w.nxt <> w.ip + 1
               limit 1)
@@ -110,12 +110,13 @@ export async function acquireIp(tx: Db<any>, prefixes: readonly Prefix[], t: IpT
     const { first, last } = usableRange(p);
     const count = usableCount(p);
     if (count <= 0n) continue;
-    if (count >= RANDOM_FIRST) {
-      for (let i = 0; i < RANDOM_TRIES; i++) {
-        const ip = formatAddress({ family: p.family, value: first + randomBelow(count) });
-        const row = await insertIp(tx, formatPrefix(p), ip, t);
-        if (row) return row;
-      }
+    // A random address is a plain insert, the cheapest claim there is; in a
+    // prefix that is not nearly full it usually succeeds at once.
+    const tries = count >= RANDOM_FIRST ? RANDOM_TRIES : count >= 16n ? 2 : 0;
+    for (let i = 0; i < tries; i++) {
+      const ip = formatAddress({ family: p.family, value: first + randomBelow(count) });
+      const row = await insertIp(tx, formatPrefix(p), ip, t);
+      if (row) return row;
     }
     for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {
       const start = first + randomBelow(count);

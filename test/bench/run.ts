@@ -13,6 +13,7 @@ import { listen } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
 import { measure, report, type Comparison } from "./harness.js";
+import { benchIpam } from "./ipam.js";
 
 /**
  * Benchmarks against local PostgreSQL. Each result is printed beside a raw
@@ -46,6 +47,7 @@ async function main() {
         comparisons.push({ what: `partition Get, ${label}, ${concurrency} client(s)`, subject, baseline });
       }
     }
+    comparisons.push(...(await benchIpam()));
     report(comparisons);
   } finally {
     await raw.end();

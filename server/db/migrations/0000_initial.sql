@@ -152,7 +152,6 @@ ALTER TABLE "prefixes" ADD CONSTRAINT "prefixes_network_id_networks_id_fk" FOREI
 CREATE INDEX "size_reservations_project_idx" ON "size_reservations" USING btree ("project");--> statement-breakpoint
 CREATE INDEX "size_reservations_size_idx" ON "size_reservations" USING btree ("size_id");--> statement-breakpoint
 CREATE INDEX "images_os_idx" ON "images" USING btree ("os");--> statement-breakpoint
-CREATE INDEX "ips_prefix_ip_idx" ON "ips" USING btree ("prefix","ip");--> statement-breakpoint
 CREATE INDEX "ips_project_idx" ON "ips" USING btree ("project");--> statement-breakpoint
 CREATE INDEX "ips_network_idx" ON "ips" USING btree ("network_id");--> statement-breakpoint
 CREATE INDEX "networks_project_idx" ON "networks" USING btree ("project");--> statement-breakpoint

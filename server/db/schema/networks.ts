@@ -59,7 +59,7 @@ export const ips = pgTable(
     labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
     ...bookkeeping(),
   },
-  (t) => [index("ips_prefix_ip_idx").on(t.prefix, t.ip), index("ips_project_idx").on(t.project), index("ips_network_idx").on(t.networkId)],
+  (t) => [index("ips_project_idx").on(t.project), index("ips_network_idx").on(t.networkId)],
 );
 
 /** Allocated VRF ids (1..131072; each doubles as the VXLAN VNI). The key makes a double allocation impossible. */
