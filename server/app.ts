@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
-import { cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type http from "node:http";
 import type http2 from "node:http2";
@@ -68,8 +68,18 @@ export async function createApp(config: Config, log: Logger): Promise<App> {
       try {
         const res = await mdProjects.get({ id: projectId });
         return res.project?.tenantId;
-      } catch {
-        return undefined;
+      } catch (err) {
+        if (ConnectError.from(err).code === Code.NotFound) return undefined;
+        throw err;
+      }
+    },
+    async quotasOf(projectId) {
+      try {
+        const q = (await mdProjects.get({ id: projectId })).project?.quotas;
+        return { machine: q?.machine?.max, ip: q?.ip?.max, network: q?.network?.max };
+      } catch (err) {
+        if (ConnectError.from(err).code === Code.NotFound) return undefined;
+        throw err;
       }
     },
   };

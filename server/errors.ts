@@ -9,6 +9,9 @@ export const notFound = (kind: string, id: string) => new ConnectError(`${kind} 
 export const alreadyExists = (kind: string, id: string) =>
   new ConnectError(`${kind} "${id}" already exists`, Code.AlreadyExists);
 
+/** AlreadyExists with a message of its own, for conflicts that are not about an id. */
+export const taken = (message: string) => new ConnectError(message, Code.AlreadyExists);
+
 export const conflict = (kind: string, id: string, sent: bigint | number, current: bigint | number) =>
   new ConnectError(
     `${kind} "${id}" was changed by someone else (you sent version ${sent}, current is ${current}); read it again and retry`,

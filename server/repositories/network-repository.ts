@@ -1,0 +1,114 @@
+import { and, count, eq, inArray, sql, type SQL } from "drizzle-orm";
+import type { Db } from "../db/database.js";
+import { ips, networks, prefixes, type NetworkRow, type NewNetworkRow } from "../db/schema/index.js";
+import { notFound } from "../errors.js";
+import { toPage, type PageRequest } from "./paging.js";
+import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+
+export interface NetworkFilter {
+  kind?: number;
+  partition?: string;
+  project?: string;
+}
+
+/** Stored counts behind a network's consumption, per address family. */
+export interface NetworkUsage {
+  usedIps: Record<4 | 6, number>;
+  usedPrefixes: Record<4 | 6, number>;
+}
+
+export const networkRepository = {
+  get: (db: Db<any>, id: string): Promise<NetworkRow> => getById(db, networks, "network", id),
+
+  /** Reads and locks the network until the transaction ends. */
+  async lock(tx: Db<any>, id: string): Promise<NetworkRow> {
+    const rows = await tx.select().from(networks).where(eq(networks.id, id)).for("update");
+    if (rows.length === 0) throw notFound("network", id);
+    return rows[0]!;
+  },
+
+  async list(db: Db<any>, filter: NetworkFilter, page: PageRequest) {
+    const where: SQL[] = [];
+    if (filter.kind !== undefined) where.push(eq(networks.kind, filter.kind));
+    if (filter.partition !== undefined) where.push(eq(networks.partitionId, filter.partition));
+    if (filter.project !== undefined) where.push(eq(networks.project, filter.project));
+    return toPage(await listPage(db, networks, page, and(...where)), page.limit, (r) => r.id);
+  },
+
+  /** Networks of one kind in a partition, locked: "one super network per partition" holds under concurrency. */
+  async lockKindInPartition(tx: Db<any>, kind: number, partition: string): Promise<NetworkRow[]> {
+    await tx.execute(sql`select pg_advisory_xact_lock(7104, hashtext(${`${kind}/${partition}`}))`);
+    return tx.select().from(networks).where(and(eq(networks.kind, kind), eq(networks.partitionId, partition)));
+  },
+
+  create: (tx: Db<any>, row: NewNetworkRow): Promise<NetworkRow> => insertUnique(tx, networks, "network", row.id, row),
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> =>
+    updateVersioned(db, networks, "network", id, version, patch),
+  /** Deletes the network; its prefixes go with it (the database refuses while IPs live in them). */
+  delete: (tx: Db<any>, id: string): Promise<NetworkRow> => deleteById(tx, networks, "network", id),
+
+  /** The prefixes of each network, as CIDR strings, ordered. */
+  async prefixesOf(db: Db<any>, ids: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>(ids.map((id) => [id, []]));
+    if (ids.length === 0) return out;
+    const rows = await db
+      .select({ networkId: prefixes.networkId, prefix: sql<string>`${prefixes.prefix}::text` })
+      .from(prefixes)
+      .where(inArray(prefixes.networkId, ids))
+      .orderBy(prefixes.family, prefixes.prefix);
+    for (const r of rows) out.get(r.networkId)!.push(r.prefix);
+    return out;
+  },
+
+  async childNetworkCount(tx: Db<any>, id: string): Promise<number> {
+    const [r] = await tx.select({ n: count() }).from(networks).where(eq(networks.parentNetworkId, id));
+    return r?.n ?? 0;
+  },
+
+  async ipCount(tx: Db<any>, networkId: string): Promise<number> {
+    const [r] = await tx.select({ n: count() }).from(ips).where(eq(ips.networkId, networkId));
+    return r?.n ?? 0;
+  },
+
+  /** Used IPs and child prefixes per network and family, in two grouped queries for a whole page. */
+  async usage(db: Db<any>, ids: string[]): Promise<Map<string, NetworkUsage>> {
+    const out = new Map<string, NetworkUsage>(ids.map((id) => [id, { usedIps: { 4: 0, 6: 0 }, usedPrefixes: { 4: 0, 6: 0 } }]));
+    if (ids.length === 0) return out;
+    const ipRows = await db
+      .select({ id: ips.networkId, family: sql<number>`family(${ips.ip})`, n: count() })
+      .from(ips)
+      .where(inArray(ips.networkId, ids))
+      .groupBy(ips.networkId, sql`family(${ips.ip})`);
+    for (const r of ipRows) out.get(r.id)!.usedIps[Number(r.family) as 4 | 6] = r.n;
+    const kidRows = await db
+      .select({ id: networks.parentNetworkId, family: prefixes.family, n: count() })
+      .from(networks)
+      .innerJoin(prefixes, eq(prefixes.networkId, networks.id))
+      .where(inArray(networks.parentNetworkId, ids))
+      .groupBy(networks.parentNetworkId, prefixes.family);
+    for (const r of kidRows) out.get(r.id!)!.usedPrefixes[r.family as 4 | 6] = r.n;
+    return out;
+  },
+
+  /** The network whose top-level prefix overlaps `cidr`, for a helpful error message. */
+  async overlapping(tx: Db<any>, cidr: string): Promise<string | undefined> {
+    const res = (await tx.execute(sql`
+      select network_id from prefixes where prefix && ${cidr}::cidr and masklen(scope) = 0 limit 1`)) as unknown as { rows: { network_id: string }[] };
+    return res.rows[0]?.network_id;
+  },
+};
+
+/** Per-project quota counts, taken under a per-project advisory lock so concurrent allocations cannot both pass. */
+export const quotaRepository = {
+  async lockProject(tx: Db<any>, project: string): Promise<void> {
+    await tx.execute(sql`select pg_advisory_xact_lock(7103, hashtext(${project}))`);
+  },
+  async networksOf(tx: Db<any>, project: string): Promise<number> {
+    const [r] = await tx.select({ n: count() }).from(networks).where(eq(networks.project, project));
+    return r?.n ?? 0;
+  },
+  async ipsOf(tx: Db<any>, project: string): Promise<number> {
+    const [r] = await tx.select({ n: count() }).from(ips).where(eq(ips.project, project));
+    return r?.n ?? 0;
+  },
+};

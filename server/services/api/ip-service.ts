@@ -1,0 +1,52 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { IPService, IpType } from "../../../gen/metal/api/v1/ip_pb.js";
+import type { ProjectDirectory } from "../../auth/project-directory.js";
+import { versionOf } from "../../convert/meta.js";
+import { toProtoIp } from "../../convert/network.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import type { NewIpRow } from "../../db/schema/index.js";
+import { invalidArgument, notFound } from "../../errors.js";
+import { ipRepository as ips } from "../../repositories/ip-repository.js";
+import { pageRequest } from "../../repositories/paging.js";
+import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
+import { allocateIp, freeIp } from "../network-allocation.js";
+
+export function createIpService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof IPService> {
+  return {
+    async get(req) {
+      validateScopedId(req.id, req.project, { uuid: true });
+      const row = await ips.get(db, req.id);
+      if (row.project !== req.project) throw notFound("ip", req.id);
+      return { ip: toProtoIp(row) };
+    },
+    async list(req) {
+      const page = await ips.list(db, { project: req.project, network: req.network }, pageRequest(req.paging));
+      return { ips: page.items.map(toProtoIp), nextPageToken: page.nextPageToken };
+    },
+    async create(req) {
+      validateIpCreate(req);
+      return { ip: toProtoIp(await allocateIp(db, projects, req)) };
+    },
+    async update(req) {
+      validateIpUpdate(req);
+      const row = await inTransaction(db, async (tx) => {
+        const current = await ips.lock(tx, req.id);
+        if (current.project !== req.project) throw notFound("ip", req.id);
+        if (current.type === IpType.STATIC && req.type === IpType.EPHEMERAL) {
+          throw invalidArgument("invalid request: type: a static IP cannot become ephemeral");
+        }
+        const patch: Partial<NewIpRow> = {};
+        if (req.name !== undefined) patch.name = req.name;
+        if (req.description !== undefined) patch.description = req.description;
+        if (req.type !== IpType.UNSPECIFIED) patch.type = req.type;
+        if (req.labels) patch.labels = req.labels.values;
+        return ips.update(tx, req.id, versionOf(req.version), patch);
+      });
+      return { ip: toProtoIp(row) };
+    },
+    async delete(req) {
+      validateScopedId(req.id, req.project, { uuid: true });
+      return { ip: toProtoIp(await freeIp(db, req.id, req.project)) };
+    },
+  };
+}

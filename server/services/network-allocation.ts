@@ -1,0 +1,199 @@
+import type { NetworkServiceCreateRequest as AdminCreate } from "../../gen/metal/admin/v1/network_pb.js";
+import type { IPServiceCreateRequest } from "../../gen/metal/api/v1/ip_pb.js";
+import type { NetworkServiceCreateRequest } from "../../gen/metal/api/v1/network_pb.js";
+import type { ProjectDirectory } from "../auth/project-directory.js";
+import { inTransaction, type Db } from "../db/database.js";
+import type { IpRow, NetworkRow } from "../db/schema/index.js";
+import { formatPrefix, parseAddress, parsePrefix, containsAddress, type Family, type Prefix } from "../domain/ip-math.js";
+import { childPlan, FamilyChoice, NetworkKind } from "../domain/network.js";
+import { exhausted, failedPrecondition, invalidArgument, notFound, permissionDenied, taken } from "../errors.js";
+import { uuidv7 } from "../ids.js";
+import { acquireChildPrefix, acquireIp, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
+import { ipRepository as ips } from "../repositories/ip-repository.js";
+import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
+import { partitionRepository as partitions } from "../repositories/partition-repository.js";
+
+/**
+ * The network and IP use cases. Each runs in ONE transaction: the network row,
+ * its prefixes, its VRF, the quota check and the IPs commit together or not
+ * at all, so a failure leaks nothing (the original leaked IPAM prefixes when
+ * a later step failed).
+ */
+
+const prefixesOf = (cidrs: readonly string[]) => cidrs.map((c) => parsePrefix(c) as Prefix);
+const IP_TYPE_EPHEMERAL = 1;
+
+async function projectQuotas(projects: ProjectDirectory, project: string) {
+  const q = await projects.quotasOf(project);
+  if (!q) throw notFound("project", project);
+  return q;
+}
+
+/** Creates a super, underlay or external network with its prefixes (and VRF, if asked). */
+export async function createOperatorNetwork(db: Db<any>, projects: ProjectDirectory, req: AdminCreate): Promise<NetworkRow> {
+  if (req.project !== "" && !(await projects.tenantOf(req.project))) throw notFound("project", req.project);
+  return inTransaction(db, async (tx) => {
+    if (req.partition !== "") await partitions.get(tx, req.partition);
+    if (req.type === NetworkKind.SUPER || req.type === NetworkKind.UNDERLAY) {
+      const existing = await networks.lockKindInPartition(tx, req.type, req.partition);
+      if (existing.length > 0) {
+        const kind = req.type === NetworkKind.SUPER ? "super" : "underlay";
+        throw taken(`partition "${req.partition}" already has a ${kind} network ("${existing[0]!.id}"); there is one per partition`);
+      }
+    }
+    const row = await networks.create(tx, {
+      id: req.id,
+      name: req.name,
+      description: req.description,
+      kind: req.type,
+      partitionId: req.partition || null,
+      project: req.project || null,
+      vrf: req.vrf ?? null,
+      defaultChildLengthV4: req.defaultChildPrefixLength?.ipv4 ?? null,
+      defaultChildLengthV6: req.defaultChildPrefixLength?.ipv6 ?? null,
+      nat: req.nat,
+      destinationPrefixes: req.destinationPrefixes,
+      labels: req.labels,
+    });
+    if (req.vrf !== undefined && !(await acquireSpecificVrf(tx, req.vrf, row.id))) throw taken(`vrf ${req.vrf} is already in use`);
+    for (const p of prefixesOf(req.prefixes)) {
+      if (!(await addTopLevelPrefix(tx, p, row.id))) {
+        const owner = await networks.overlapping(tx, formatPrefix(p));
+        throw taken(`prefix ${formatPrefix(p)} overlaps a prefix of network "${owner ?? "unknown"}"`);
+      }
+    }
+    return row;
+  });
+}
+
+/** Deletes an operator network: refused while child networks or IPs exist. */
+export async function deleteOperatorNetwork(db: Db<any>, id: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
+  return inTransaction(db, async (tx) => {
+    const row = await networks.lock(tx, id);
+    const kids = await networks.childNetworkCount(tx, id);
+    if (kids > 0) throw failedPrecondition(`network "${id}" still has ${kids} child network(s)`);
+    const used = await networks.ipCount(tx, id);
+    if (used > 0) throw failedPrecondition(`network "${id}" still has ${used} allocated IP(s)`);
+    const prefixes = (await networks.prefixesOf(tx, [id])).get(id) ?? [];
+    if (row.vrf !== null) await releaseVrf(tx, row.vrf);
+    await networks.delete(tx, id);
+    return { row, prefixes };
+  });
+}
+
+/** Allocates a child network of the partition's super network for a project. */
+export async function allocateChildNetwork(db: Db<any>, projects: ProjectDirectory, req: NetworkServiceCreateRequest): Promise<NetworkRow> {
+  const quota = await projectQuotas(projects, req.project);
+  return inTransaction(db, async (tx) => {
+    const supers = await networks.lockKindInPartition(tx, NetworkKind.SUPER, req.partition);
+    const parent = supers[0];
+    if (!parent) throw failedPrecondition(`partition "${req.partition}" has no super network to allocate from`);
+    const parentPrefixes = prefixesOf((await networks.prefixesOf(tx, [parent.id])).get(parent.id) ?? []);
+    const plan = childPlan(
+      parentPrefixes,
+      { ipv4: parent.defaultChildLengthV4 ?? undefined, ipv6: parent.defaultChildLengthV6 ?? undefined },
+      { ipv4: req.length?.ipv4, ipv6: req.length?.ipv6 },
+      req.addressFamily,
+    );
+    if ("path" in (plan[0] ?? {})) {
+      throw invalidArgument(`invalid request: ${(plan as { path: string; message: string }[]).map((p) => `${p.path}: ${p.message}`).join("; ")}`);
+    }
+    await quotas.lockProject(tx, req.project);
+    if (quota.network !== undefined && (await quotas.networksOf(tx, req.project)) >= quota.network) {
+      throw exhausted(`project "${req.project}" has reached its quota of ${quota.network} network(s)`);
+    }
+    const id = uuidv7();
+    const vrf = await acquireVrf(tx, id);
+    const row = await networks.create(tx, {
+      id,
+      name: req.name,
+      description: req.description,
+      kind: req.shared ? NetworkKind.CHILD_SHARED : NetworkKind.CHILD,
+      partitionId: req.partition,
+      project: req.project,
+      parentNetworkId: parent.id,
+      vrf,
+      nat: req.nat,
+      labels: req.labels,
+    });
+    for (const { family, length } of plan as { family: Family; length: number }[]) {
+      let got: Prefix | undefined;
+      for (const p of parentPrefixes.filter((x) => x.family === family)) {
+        got = await acquireChildPrefix(tx, p, length, id);
+        if (got) break;
+      }
+      if (!got) throw exhausted(`super network "${parent.id}" has no free IPv${family} /${length} left`);
+    }
+    return row;
+  });
+}
+
+/** Frees a project's child network: refused while IPs are allocated in it. */
+export async function freeChildNetwork(db: Db<any>, id: string, project: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
+  return inTransaction(db, async (tx) => {
+    const row = await networks.lock(tx, id);
+    if (row.project !== project || (row.kind !== NetworkKind.CHILD && row.kind !== NetworkKind.CHILD_SHARED)) throw notFound("network", id);
+    const used = await networks.ipCount(tx, id);
+    if (used > 0) throw failedPrecondition(`network "${id}" still has ${used} allocated IP(s); free them first`);
+    const prefixes = (await networks.prefixesOf(tx, [id])).get(id) ?? [];
+    if (row.vrf !== null) await releaseVrf(tx, row.vrf);
+    await networks.delete(tx, id);
+    return { row, prefixes };
+  });
+}
+
+/** Whether a project may take addresses from a network: its own, shared child networks and external networks. */
+export function mayUseNetwork(network: NetworkRow, project: string): boolean {
+  if (network.kind === NetworkKind.CHILD) return network.project === project;
+  return network.kind === NetworkKind.CHILD_SHARED || network.kind === NetworkKind.EXTERNAL;
+}
+
+/** Allocates an IP (a given one or a free one of the chosen family) in a network for a project. */
+export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow> {
+  const quota = await projectQuotas(projects, req.project);
+  return inTransaction(db, async (tx) => {
+    const network = await networks.get(tx, req.network);
+    if (!mayUseNetwork(network, req.project)) {
+      if (network.kind === NetworkKind.CHILD) throw permissionDenied(`permission denied: network "${network.id}" belongs to another project and is not shared`);
+      throw invalidArgument(`invalid request: network: IPs cannot be allocated in a ${network.kind === NetworkKind.SUPER ? "super" : "underlay"} network`);
+    }
+    const prefixes = prefixesOf((await networks.prefixesOf(tx, [network.id])).get(network.id) ?? []);
+    await quotas.lockProject(tx, req.project);
+    if (quota.ip !== undefined && (await quotas.ipsOf(tx, req.project)) >= quota.ip) {
+      throw exhausted(`project "${req.project}" has reached its quota of ${quota.ip} IP(s)`);
+    }
+    const template = {
+      id: uuidv7(),
+      networkId: network.id,
+      project: req.project,
+      name: req.name,
+      description: req.description,
+      type: req.type || IP_TYPE_EPHEMERAL,
+      labels: req.labels,
+    };
+    if (req.ip !== undefined) {
+      const address = parseAddress(req.ip)!;
+      const prefix = prefixes.find((p) => containsAddress(p, address));
+      if (!prefix) throw invalidArgument(`invalid request: ip: ${req.ip} is not inside network "${network.id}" (${prefixes.map(formatPrefix).join(", ")})`);
+      const row = await acquireSpecificIp(tx, prefix, address, template);
+      if (!row) throw taken(`ip ${req.ip} is already allocated`);
+      return row;
+    }
+    const families = new Set(prefixes.map((p) => p.family));
+    const family: Family =
+      req.addressFamily === FamilyChoice.V4 ? 4 : req.addressFamily === FamilyChoice.V6 ? 6 : families.has(4) ? 4 : 6;
+    if (!families.has(family)) throw invalidArgument(`invalid request: address_family: network "${network.id}" has no IPv${family} prefix`);
+    return acquireIp(tx, prefixes.filter((p) => p.family === family), template, network.id);
+  });
+}
+
+/** Frees an IP of a project; IPs a machine uses go with the machine. */
+export async function freeIp(db: Db<any>, id: string, project: string): Promise<IpRow> {
+  return inTransaction(db, async (tx) => {
+    const row = await ips.lock(tx, id);
+    if (row.project !== project) throw notFound("ip", id);
+    if (row.machineId) throw failedPrecondition(`ip ${row.ip} is used by machine "${row.machineId}"; it is freed with the machine`);
+    await releaseIp(tx, row.ip);
+    return row;
+  });
+}
