@@ -84,7 +84,7 @@ export function childPlan(
   defaults: ChildLengths,
   requested: ChildLengths,
   choice: number,
-): { family: Family; length: number }[] | Problem[] {
+): { ok: true; plan: { family: Family; length: number }[] } | { ok: false; problems: Problem[] } {
   const problems: Problem[] = [];
   const available = new Set(superPrefixes.map((p) => p.family));
   const wanted: Family[] =
@@ -105,7 +105,7 @@ export function childPlan(
   for (const f of [4, 6] as const) {
     if (lengthOf(requested, f) !== undefined && !wanted.includes(f)) problems.push({ path: `length.ipv${f}`, message: `IPv${f} was not asked for` });
   }
-  return problems.length > 0 ? problems : plan;
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, plan };
 }
 
 const U64_MAX = (1n << 64n) - 1n;

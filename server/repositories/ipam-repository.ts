@@ -201,6 +201,11 @@ export async function acquireChildPrefix(tx: Db<any>, parent: Prefix, length: nu
   return undefined;
 }
 
+/** Claims one given child prefix of `parent`; false when it overlaps one already carved out. */
+export async function acquireSpecificChildPrefix(tx: Db<any>, parent: Prefix, child: Prefix, networkId: string): Promise<boolean> {
+  return insertPrefix(tx, child, parent, networkId);
+}
+
 /** Records a top-level prefix of a network; false when it overlaps an existing one. */
 export async function addTopLevelPrefix(tx: Db<any>, p: Prefix, networkId: string): Promise<boolean> {
   const whole: Prefix = { family: p.family, network: 0n, length: 0 };

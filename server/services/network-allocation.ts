@@ -4,11 +4,11 @@ import type { NetworkServiceCreateRequest } from "../../gen/metal/api/v1/network
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, NetworkRow } from "../db/schema/index.js";
-import { formatPrefix, parseAddress, parsePrefix, containsAddress, type Family, type Prefix } from "../domain/ip-math.js";
+import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../domain/ip-math.js";
 import { childPlan, FamilyChoice, NetworkKind } from "../domain/network.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound, permissionDenied, taken } from "../errors.js";
 import { uuidv7 } from "../ids.js";
-import { acquireChildPrefix, acquireIp, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
+import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
 import { ipRepository as ips } from "../repositories/ip-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
 import { partitionRepository as partitions } from "../repositories/partition-repository.js";
@@ -89,43 +89,64 @@ export async function allocateChildNetwork(db: Db<any>, projects: ProjectDirecto
     const parent = supers[0];
     if (!parent) throw failedPrecondition(`partition "${req.partition}" has no super network to allocate from`);
     const parentPrefixes = prefixesOf((await networks.prefixesOf(tx, [parent.id])).get(parent.id) ?? []);
-    const plan = childPlan(
+    if (req.prefixes.length > 0) return allocateGivenChildPrefixes(tx, parent, parentPrefixes, req, quota.network);
+    const planned = childPlan(
       parentPrefixes,
       { ipv4: parent.defaultChildLengthV4 ?? undefined, ipv6: parent.defaultChildLengthV6 ?? undefined },
       { ipv4: req.length?.ipv4, ipv6: req.length?.ipv6 },
       req.addressFamily,
     );
-    if ("path" in (plan[0] ?? {})) {
-      throw invalidArgument(`invalid request: ${(plan as { path: string; message: string }[]).map((p) => `${p.path}: ${p.message}`).join("; ")}`);
-    }
-    await quotas.lockProject(tx, req.project);
-    if (quota.network !== undefined && (await quotas.networksOf(tx, req.project)) >= quota.network) {
-      throw exhausted(`project "${req.project}" has reached its quota of ${quota.network} network(s)`);
-    }
-    const id = uuidv7();
-    const vrf = await acquireVrf(tx, id);
-    const row = await networks.create(tx, {
-      id,
-      name: req.name,
-      description: req.description,
-      kind: req.shared ? NetworkKind.CHILD_SHARED : NetworkKind.CHILD,
-      partitionId: req.partition,
-      project: req.project,
-      parentNetworkId: parent.id,
-      vrf,
-      nat: req.nat,
-      labels: req.labels,
-    });
-    for (const { family, length } of plan as { family: Family; length: number }[]) {
+    if (!planned.ok) throw invalidArgument(`invalid request: ${planned.problems.map((p) => `${p.path}: ${p.message}`).join("; ")}`);
+    const row = await newChildNetwork(tx, parent, req, quota.network);
+    for (const { family, length } of planned.plan) {
       let got: Prefix | undefined;
       for (const p of parentPrefixes.filter((x) => x.family === family)) {
-        got = await acquireChildPrefix(tx, p, length, id);
+        got = await acquireChildPrefix(tx, p, length, row.id);
         if (got) break;
       }
       if (!got) throw exhausted(`super network "${parent.id}" has no free IPv${family} /${length} left`);
     }
     return row;
   });
+}
+
+/** The child network row for a tenant request, its VRF claimed; quota checked under the project lock. */
+async function newChildNetwork(tx: Db<any>, parent: NetworkRow, req: NetworkServiceCreateRequest, networkQuota: number | undefined): Promise<NetworkRow> {
+  await quotas.lockProject(tx, req.project);
+  if (networkQuota !== undefined && (await quotas.networksOf(tx, req.project)) >= networkQuota) {
+    throw exhausted(`project "${req.project}" has reached its quota of ${networkQuota} network(s)`);
+  }
+  const id = uuidv7();
+  const vrf = await acquireVrf(tx, id);
+  return networks.create(tx, {
+    id,
+    name: req.name,
+    description: req.description,
+    kind: req.shared ? NetworkKind.CHILD_SHARED : NetworkKind.CHILD,
+    partitionId: req.partition,
+    project: req.project,
+    parentNetworkId: parent.id,
+    vrf,
+    nat: req.nat,
+    labels: req.labels,
+  });
+}
+
+/** A child network with exactly the prefixes the request names, each inside the super network. */
+async function allocateGivenChildPrefixes(tx: Db<any>, parent: NetworkRow, parentPrefixes: Prefix[], req: NetworkServiceCreateRequest, networkQuota?: number): Promise<NetworkRow> {
+  const wanted = prefixesOf(req.prefixes);
+  const parents = wanted.map((w, i) => {
+    const container = parentPrefixes.find((p) => contains(p, w) && w.length > p.length);
+    if (!container) {
+      throw invalidArgument(`invalid request: prefixes[${i}]: ${formatPrefix(w)} is not inside super network "${parent.id}" (${parentPrefixes.map(formatPrefix).join(", ")})`);
+    }
+    return container;
+  });
+  const row = await newChildNetwork(tx, parent, req, networkQuota);
+  for (const [i, w] of wanted.entries()) {
+    if (!(await acquireSpecificChildPrefix(tx, parents[i]!, w, row.id))) throw taken(`prefix ${formatPrefix(w)} overlaps a network already allocated`);
+  }
+  return row;
 }
 
 /** Frees a project's child network: refused while IPs are allocated in it. */

@@ -45,6 +45,13 @@ export function validateChildNetworkCreate(req: NetworkServiceCreateRequest): vo
   const v = validator().id("project", req.project, { max: 128 }).id("partition", req.partition).text("name", req.name, 128);
   v.text("description", req.description, 1024).labels("labels", req.labels);
   if (req.addressFamily !== 0) v.enumValue("address_family", req.addressFamily, AddressFamily);
+  const problems: Problem[] = [];
+  const wanted = parsePrefixList("prefixes", req.prefixes, problems);
+  addAll(v, problems);
+  wanted.forEach((p, i) => {
+    if (wanted.findIndex((o) => o.family === p.family) !== i) v.add(`prefixes[${i}]`, `a second IPv${p.family} prefix; ask for at most one per family`);
+  });
+  if (req.prefixes.length > 0 && (req.addressFamily !== 0 || req.length)) v.add("prefixes", "cannot be combined with address_family or length");
   v.check();
 }
 

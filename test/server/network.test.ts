@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
@@ -99,6 +100,18 @@ describe("tenant networks", () => {
     await expectCode(nets.create({ project: "ghost", partition: "p1" }), Code.NotFound, 'project "ghost"');
   });
 
+  it("allocates exactly the prefixes asked for, inside the super network only", async () => {
+    const { network } = await nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.200.0/24", "2001:db8:0:ff00::/56"] });
+    expect(network?.prefixes).toEqual(["10.0.200.0/24", "2001:db8:0:ff00::/56"]);
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.200.128/25"] }), Code.AlreadyExists, "overlaps a network already allocated");
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.1.0.0/24"] }), Code.InvalidArgument, 'prefixes[0]: 10.1.0.0/24 is not inside super network "super-p1"');
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.201.1/24"] }), Code.InvalidArgument, "host bits set");
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.202.0/24", "10.0.203.0/24"] }), Code.InvalidArgument, "a second IPv4 prefix");
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.0.0/16"] }), Code.InvalidArgument, "is not inside");
+    const mine = await nets.list({ project: "pb" });
+    expect(mine.networks.filter((n) => n.prefixes.includes("10.1.0.0/24") || n.prefixes.includes("10.0.202.0/24"))).toEqual([]);
+  });
+
   it("enforces the network quota under concurrency", async () => {
     const results = await Promise.allSettled(Array.from({ length: 8 }, () => nets.create({ project: "pq", partition: "p1", addressFamily: AddressFamily.V4 })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(2);
@@ -138,6 +151,13 @@ describe("IPs", () => {
     expect(up.ip?.name).toBe("renamed");
     await expectCode(ipsApi.update({ id: ip.id, project: "pa", version: ip.meta!.version, name: "stale" }), Code.Aborted);
     await expectCode(ipsApi.get({ id: ip.id, project: "pb" }), Code.NotFound);
+  });
+
+  it("refuses to free an IP a machine uses", async () => {
+    const ip = (await ipsApi.create({ project: "pa", network: own })).ip!;
+    await server.app.db.execute(sql`update ips set machine_id = 'machine-1' where id = ${ip.id}`);
+    await expectCode(ipsApi.delete({ id: ip.id, project: "pa" }), Code.FailedPrecondition, 'used by machine "machine-1"');
+    expect((await ipsApi.get({ id: ip.id, project: "pa" })).ip?.machineId).toBe("machine-1");
   });
 
   it("enforces the IP quota under concurrency", async () => {
