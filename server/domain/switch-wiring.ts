@@ -1,0 +1,45 @@
+/**
+ * Which leaf switches a machine hangs off, from the LLDP neighbours its NICs
+ * saw: the neighbour's system name is the switch name, its port the switch
+ * NIC. A machine must be wired to exactly two switches of one rack.
+ */
+
+export interface MachineNic {
+  name: string;
+  mac: string;
+  neighbors: { hostname: string; port: string }[];
+}
+
+export interface LeafSwitch {
+  id: string;
+  name: string;
+  rack: string;
+  /** Port names ("swp1s0", "Ethernet4") and their identifiers (often the MAC). */
+  nics: { name: string; identifier: string }[];
+}
+
+export interface Connection {
+  switchId: string;
+  switchPort: string;
+  machineNic: string;
+}
+
+export type Wiring = { ok: true; rack: string; connections: Connection[] } | { ok: false; reason: string };
+
+export function wireMachine(nics: readonly MachineNic[], switches: readonly LeafSwitch[]): Wiring {
+  const connections: Connection[] = [];
+  for (const nic of nics) {
+    for (const n of nic.neighbors) {
+      const sw = switches.find((s) => s.name === n.hostname || s.id === n.hostname);
+      const port = sw?.nics.find((p) => p.name === n.port || p.identifier === n.port);
+      if (sw && port) connections.push({ switchId: sw.id, switchPort: port.name, machineNic: nic.name });
+    }
+  }
+  const switchIds = [...new Set(connections.map((c) => c.switchId))];
+  if (switchIds.length !== 2) {
+    return { ok: false, reason: `the machine must be connected to exactly two leaf switches, its LLDP neighbours name ${switchIds.length} known switch(es)` };
+  }
+  const racks = new Set(switchIds.map((id) => switches.find((s) => s.id === id)!.rack));
+  if (racks.size !== 1) return { ok: false, reason: `the machine's switches ${switchIds.join(" and ")} are in different racks (${[...racks].join(", ")})` };
+  return { ok: true, rack: [...racks][0]!, connections };
+}
