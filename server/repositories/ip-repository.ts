@@ -1,9 +1,8 @@
 import { and, eq, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { ips, type IpRow, type NewIpRow } from "../db/schema/index.js";
-import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { listPage, updateVersioned } from "./versioned.js";
+import { getById, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export interface IpFilter {
   project?: string;
@@ -11,17 +10,9 @@ export interface IpFilter {
 }
 
 export const ipRepository = {
-  async get(db: Db<any>, id: string): Promise<IpRow> {
-    const rows = await db.select().from(ips).where(eq(ips.id, id));
-    if (rows.length === 0) throw notFound("ip", id);
-    return rows[0]!;
-  },
+  get: (db: Db<any>, id: string): Promise<IpRow> => getById(db, ips, "ip", id),
 
-  async lock(tx: Db<any>, id: string): Promise<IpRow> {
-    const rows = await tx.select().from(ips).where(eq(ips.id, id)).for("update");
-    if (rows.length === 0) throw notFound("ip", id);
-    return rows[0]!;
-  },
+  lock: (tx: Db<any>, id: string): Promise<IpRow> => lockById(tx, ips, "ip", id),
 
   async list(db: Db<any>, filter: IpFilter, page: PageRequest) {
     const where: SQL[] = [];

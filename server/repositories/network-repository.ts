@@ -1,9 +1,8 @@
 import { and, count, eq, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { ips, networks, prefixes, type NetworkRow, type NewNetworkRow } from "../db/schema/index.js";
-import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export interface NetworkFilter {
   kind?: number;
@@ -21,11 +20,7 @@ export const networkRepository = {
   get: (db: Db<any>, id: string): Promise<NetworkRow> => getById(db, networks, "network", id),
 
   /** Reads and locks the network until the transaction ends. */
-  async lock(tx: Db<any>, id: string): Promise<NetworkRow> {
-    const rows = await tx.select().from(networks).where(eq(networks.id, id)).for("update");
-    if (rows.length === 0) throw notFound("network", id);
-    return rows[0]!;
-  },
+  lock: (tx: Db<any>, id: string): Promise<NetworkRow> => lockById(tx, networks, "network", id),
 
   async list(db: Db<any>, filter: NetworkFilter, page: PageRequest) {
     const where: SQL[] = [];

@@ -71,6 +71,13 @@ export async function getById<T extends VersionedTable>(
   return rows[0] as T["$inferSelect"];
 }
 
+/** Reads a row by id and locks it until the transaction ends, or answers NotFound. */
+export async function lockById<T extends VersionedTable>(tx: Db<any>, table: T, kind: string, id: string): Promise<T["$inferSelect"]> {
+  const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("update");
+  if (rows.length === 0) throw notFound(kind, id);
+  return rows[0] as T["$inferSelect"];
+}
+
 /** Lists rows ordered by id, one page at a time. */
 export async function listPage<T extends VersionedTable>(
   db: Db<any>,

@@ -3,7 +3,7 @@ import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/database.js";
 import { notFound } from "../../errors.js";
 import { toPage, type PageRequest } from "../../repositories/paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "../../repositories/versioned.js";
+import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "../../repositories/versioned.js";
 import { history } from "../db/schema/index.js";
 
 type EntityTable = PgTable & { id: PgColumn; version: PgColumn; updatedAt: PgColumn; annotations: PgColumn };
@@ -22,11 +22,7 @@ export function createStore<T extends EntityTable>(table: T, kind: string, label
     get: (db: Db<any>, id: string): Promise<Row> => getById(db, table, label, id),
 
     /** Reads the row and locks it until the transaction ends. */
-    async lock(tx: Db<any>, id: string): Promise<Row> {
-      const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("update");
-      if (rows.length === 0) throw notFound(label, id);
-      return rows[0] as Row;
-    },
+    lock: (tx: Db<any>, id: string): Promise<Row> => lockById(tx, table, label, id),
 
     async create(tx: Db<any>, row: T["$inferInsert"]): Promise<Row> {
       const created = await insertUnique(tx, table, label, (row as { id: string }).id, row);
@@ -60,8 +56,9 @@ export function createStore<T extends EntityTable>(table: T, kind: string, label
       return toPage(rows, page.limit, (r) => (r as { id: string }).id);
     },
 
-    /** The state at `at`, or undefined if the entity did not exist then. */
-    async at(db: Db<any>, id: string, at: Date): Promise<Row | undefined> {
+    /** The state at `at` (now if unset); NotFound if the entity did not exist then. */
+    async at(db: Db<any>, id: string, when: Date | undefined): Promise<Row> {
+      const at = when ?? new Date();
       const rows = await db
         .select()
         .from(history)
@@ -69,7 +66,7 @@ export function createStore<T extends EntityTable>(table: T, kind: string, label
         .orderBy(desc(history.at), desc(history.seq))
         .limit(1);
       const h = rows[0];
-      if (!h || h.op === "delete") return undefined;
+      if (!h || h.op === "delete") throw notFound(label, `${id}" at "${at.toISOString()}`);
       return revive(h.state) as Row;
     },
   };

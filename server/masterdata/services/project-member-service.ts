@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { invalidArgument, notFound } from "../../errors.js";
+import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { metaFields, toProjectMember } from "../convert/masterdata.js";
 import { projectMembers, projectMemberStore, projectStore, tenantStore } from "../repositories/masterdata-repository.js";
@@ -65,10 +65,7 @@ export function createProjectMemberService({ db }: { db: Db<any> }): ServiceImpl
     },
     async getHistory(req) {
       validateIdRequest(req.id);
-      const at = req.at ? timestampDate(req.at) : new Date();
-      const row = await projectMemberStore.at(db, req.id, at);
-      if (!row) throw notFound("project member", `${req.id}" at "${at.toISOString()}`);
-      return { projectMember: toProjectMember(row) };
+      return { projectMember: toProjectMember(await projectMemberStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
     },
   };
 }

@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
+import { failedPrecondition, invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { fromQuotaSet, metaFields, toProject } from "../convert/masterdata.js";
 import { countProjectsOf, membershipsOfProject, projectMemberStore, projects, projectStore, tenantStore } from "../repositories/masterdata-repository.js";
@@ -84,10 +84,7 @@ export function createProjectService({ db }: { db: Db<any> }): ServiceImpl<typeo
     },
     async getHistory(req) {
       validateIdRequest(req.id);
-      const at = req.at ? timestampDate(req.at) : new Date();
-      const row = await projectStore.at(db, req.id, at);
-      if (!row) throw notFound("project", `${req.id}" at "${at.toISOString()}`);
-      return { project: toProject(row) };
+      return { project: toProject(await projectStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
     },
   };
 }

@@ -5,7 +5,7 @@ import { eq } from "drizzle-orm";
 import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { invalidArgument, notFound } from "../../errors.js";
+import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { metaFields, toTenantMember } from "../convert/masterdata.js";
 import { tenantMembers, tenantMemberStore, tenantStore } from "../repositories/masterdata-repository.js";
@@ -65,10 +65,7 @@ export function createTenantMemberService({ db }: { db: Db<any> }): ServiceImpl<
     },
     async getHistory(req) {
       validateIdRequest(req.id);
-      const at = req.at ? timestampDate(req.at) : new Date();
-      const row = await tenantMemberStore.at(db, req.id, at);
-      if (!row) throw notFound("tenant member", `${req.id}" at "${at.toISOString()}`);
-      return { tenantMember: toTenantMember(row) };
+      return { tenantMember: toTenantMember(await tenantMemberStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
     },
   };
 }

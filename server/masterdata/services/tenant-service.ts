@@ -2,10 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { eq } from "drizzle-orm";
-import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
+import { TenantService, type Tenant } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { failedPrecondition, notFound } from "../../errors.js";
+import { failedPrecondition } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { fromQuotaSet, metaFields, toTenant } from "../convert/masterdata.js";
 import {
@@ -19,20 +19,22 @@ import {
 } from "../repositories/masterdata-repository.js";
 import { validateFilters, validateIdRequest, validateTenant } from "../validate.js";
 
+/** The columns a client sets, the same for create and update. */
+const tenantColumns = (t: Tenant) => ({
+  ...metaFields(t.meta),
+  name: t.name,
+  description: t.description,
+  defaultQuotas: fromQuotaSet(t.defaultQuotas),
+  quotas: fromQuotaSet(t.quotas),
+});
+
 export function createTenantService({ db }: { db: Db<any> }): ServiceImpl<typeof TenantService> {
   return {
     async create(req) {
       validateTenant(req.tenant, true);
       const t = req.tenant!;
       const row = await inTransaction(db, (tx) =>
-        tenantStore.create(tx, {
-          id: t.meta?.id || randomUUID(),
-          ...metaFields(t.meta),
-          name: t.name,
-          description: t.description,
-          defaultQuotas: fromQuotaSet(t.defaultQuotas),
-          quotas: fromQuotaSet(t.quotas),
-        }),
+        tenantStore.create(tx, { id: t.meta?.id || randomUUID(), ...tenantColumns(t) }),
       );
       return { tenant: toTenant(row) };
     },
@@ -40,13 +42,7 @@ export function createTenantService({ db }: { db: Db<any> }): ServiceImpl<typeof
       validateTenant(req.tenant, false);
       const t = req.tenant!;
       const row = await inTransaction(db, (tx) =>
-        tenantStore.update(tx, t.meta!.id, versionOf(t.meta!.version), {
-          ...metaFields(t.meta),
-          name: t.name,
-          description: t.description,
-          defaultQuotas: fromQuotaSet(t.defaultQuotas),
-          quotas: fromQuotaSet(t.quotas),
-        }),
+        tenantStore.update(tx, t.meta!.id, versionOf(t.meta!.version), tenantColumns(t)),
       );
       return { tenant: toTenant(row) };
     },
@@ -79,10 +75,7 @@ export function createTenantService({ db }: { db: Db<any> }): ServiceImpl<typeof
     },
     async getHistory(req) {
       validateIdRequest(req.id);
-      const at = req.at ? timestampDate(req.at) : new Date();
-      const row = await tenantStore.at(db, req.id, at);
-      if (!row) throw notFound("tenant", `${req.id}" at "${at.toISOString()}`);
-      return { tenant: toTenant(row) };
+      return { tenant: toTenant(await tenantStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
     },
   };
 }
