@@ -16,6 +16,7 @@ import { createObserveInterceptor } from "./interceptors/observe.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
+import { runLivelinessJob } from "./jobs/liveliness.js";
 import { createMetrics } from "./metrics.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { registerRoutes } from "./routes.js";
@@ -37,6 +38,8 @@ export interface App {
   /** Ends open streams, then closes the databases. Call after the listener stopped accepting. */
   close(): Promise<void>;
 }
+
+const LIVELINESS_INTERVAL_MS = 60_000;
 
 /** 4 MiB: generous for any request of this API, small enough that garbage cannot eat memory. */
 const READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -122,12 +125,19 @@ export async function createApp(config: Config, log: Logger): Promise<App> {
   });
   const handler = withCors(connectHandler as NodeHandler, config.corsOrigins);
 
+  // Periodic jobs: every replica runs the timer, one at a time does the work (advisory lock).
+  const liveliness = setInterval(() => {
+    runLivelinessJob(db).catch((err: unknown) => log.error({ err }, "liveliness job failed"));
+  }, LIVELINESS_INTERVAL_MS);
+  liveliness.unref();
+
   return {
     handler,
     db,
     authority,
     endStreams: () => shutdown.abort(),
     async close() {
+      clearInterval(liveliness);
       shutdown.abort();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },

@@ -3,6 +3,7 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService } from "../gen/metal/admin/v1/image_pb.js";
 import { IPService as AdminIPService } from "../gen/metal/admin/v1/ip_pb.js";
+import { MachineService as AdminMachineService } from "../gen/metal/admin/v1/machine_pb.js";
 import { NetworkService as AdminNetworkService } from "../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitionService } from "../gen/metal/admin/v1/partition_pb.js";
 import { SizeImageConstraintService as AdminSizeImageConstraintService } from "../gen/metal/admin/v1/size_image_constraint_pb.js";
@@ -21,6 +22,7 @@ import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
+import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { Db } from "./db/database.js";
@@ -28,6 +30,7 @@ import type { HealthCheck } from "./health.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
 import { createAdminIpService } from "./services/admin/ip-service.js";
+import { createAdminMachineService } from "./services/admin/machine-service.js";
 import { createAdminNetworkService } from "./services/admin/network-service.js";
 import { createAdminPartitionService } from "./services/admin/partition-service.js";
 import { createAdminSizeImageConstraintService } from "./services/admin/size-image-constraint-service.js";
@@ -47,6 +50,7 @@ import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
+import { createEventService } from "./services/infra/event-service.js";
 
 export interface RouteDeps {
   db: Db<any>;
@@ -88,6 +92,10 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminFilesystemLayoutService, createAdminFilesystemLayoutService({ db }));
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
+  add(AdminMachineService, createAdminMachineService({ db }));
+
+  // metal.infra.v1: the partition's daemons
+  add(EventService, createEventService({ db }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

@@ -4,3 +4,4 @@ export * from "./tokens.js";
 export * from "./sizes.js";
 export * from "./images.js";
 export * from "./networks.js";
+export * from "./machines.js";

@@ -1,0 +1,77 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { MachineLiveliness, MachineSchema, ProvisioningEventType, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
+import type { MachineEventsRow, MachineRow, StoredEvent } from "../db/schema/index.js";
+import { EventType, type EventContainer, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
+import { toProtoMeta } from "./meta.js";
+
+/** Proto event types and the original's event names, one to one. */
+const eventTypes: [ProvisioningEventType, EventType][] = [
+  [ProvisioningEventType.PXE_BOOTING, EventType.PXE_BOOTING],
+  [ProvisioningEventType.PREPARING, EventType.PREPARING],
+  [ProvisioningEventType.REGISTERING, EventType.REGISTERING],
+  [ProvisioningEventType.WAITING, EventType.WAITING],
+  [ProvisioningEventType.INSTALLING, EventType.INSTALLING],
+  [ProvisioningEventType.BOOTING_NEW_KERNEL, EventType.BOOTING_NEW_KERNEL],
+  [ProvisioningEventType.PHONED_HOME, EventType.PHONED_HOME],
+  [ProvisioningEventType.PLANNED_REBOOT, EventType.PLANNED_REBOOT],
+  [ProvisioningEventType.MACHINE_RECLAIM, EventType.MACHINE_RECLAIM],
+  [ProvisioningEventType.ALIVE, EventType.ALIVE],
+  [ProvisioningEventType.CRASHED, EventType.CRASHED],
+];
+const toDomainType = new Map(eventTypes);
+const toProtoType = new Map(eventTypes.map(([p, d]) => [d, p]));
+
+export const eventTypeFromProto = (t: ProvisioningEventType): EventType | undefined => toDomainType.get(t);
+
+const liveliness: Record<Liveliness, MachineLiveliness> = {
+  Alive: MachineLiveliness.ALIVE,
+  Dead: MachineLiveliness.DEAD,
+  Unknown: MachineLiveliness.UNKNOWN,
+};
+
+const storeEvent = (e: ProvisioningEvent): StoredEvent => ({ ...e, time: e.time.toISOString() });
+const loadEvent = (e: StoredEvent): ProvisioningEvent => ({ ...e, time: new Date(e.time) });
+
+export function containerFromRow(row: MachineEventsRow): EventContainer {
+  return {
+    liveliness: row.liveliness,
+    events: row.events.map(loadEvent),
+    lastEventTime: row.lastEventTime ?? undefined,
+    lastErrorEvent: row.lastErrorEvent ? loadEvent(row.lastErrorEvent) : undefined,
+    crashLoop: row.crashLoop,
+    failedMachineReclaim: row.failedMachineReclaim,
+  };
+}
+
+export function rowFromContainer(machineId: string, c: EventContainer): MachineEventsRow {
+  return {
+    machineId,
+    liveliness: c.liveliness,
+    events: c.events.map(storeEvent),
+    lastEventTime: c.lastEventTime ?? null,
+    lastErrorEvent: c.lastErrorEvent ? storeEvent(c.lastErrorEvent) : null,
+    crashLoop: c.crashLoop,
+    failedMachineReclaim: c.failedMachineReclaim,
+  };
+}
+
+const protoEvent = (e: ProvisioningEvent) => ({ type: toProtoType.get(e.type)!, message: e.message, time: timestampFromDate(e.time) });
+
+export function toProtoMachine(row: MachineRow, events: EventContainer | undefined): Machine {
+  return create(MachineSchema, {
+    id: row.id,
+    partition: row.partitionId ?? "",
+    events: events
+      ? {
+          liveliness: liveliness[events.liveliness],
+          log: events.events.map(protoEvent),
+          lastEventTime: events.lastEventTime ? timestampFromDate(events.lastEventTime) : undefined,
+          lastErrorEvent: events.lastErrorEvent ? protoEvent(events.lastErrorEvent) : undefined,
+          crashLoop: events.crashLoop,
+          failedMachineReclaim: events.failedMachineReclaim,
+        }
+      : { liveliness: MachineLiveliness.UNKNOWN },
+    meta: toProtoMeta(row),
+  });
+}

@@ -1,0 +1,28 @@
+import { containerFromRow } from "../convert/machine.js";
+import { inTransaction, type Db } from "../db/database.js";
+import { evaluateLiveliness } from "../domain/provisioning.js";
+import { machineRepository as machines } from "../repositories/machine-repository.js";
+
+const LIVELINESS_LOCK = 7105;
+
+/**
+ * Re-evaluates every machine's liveliness (5 minutes of silence: Dead when
+ * free, Unknown when allocated). Runs on one replica at a time: the others
+ * find the advisory lock taken and skip. Returns how many machines changed,
+ * or undefined when skipped.
+ */
+export async function runLivelinessJob(db: Db<any>, now = new Date()): Promise<number | undefined> {
+  return inTransaction(db, async (tx) => {
+    if (!(await machines.tryJobLock(tx, LIVELINESS_LOCK))) return undefined;
+    let changed = 0;
+    for (const row of await machines.lockAllEvents(tx)) {
+      // Allocations do not exist yet: every machine counts as free for now.
+      const next = evaluateLiveliness(containerFromRow(row), false, now);
+      if (next !== row.liveliness) {
+        await machines.setLiveliness(tx, row.machineId, next);
+        changed++;
+      }
+    }
+    return changed;
+  });
+}

@@ -1,0 +1,74 @@
+import { and, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
+import type { Db } from "../db/database.js";
+import { machineEvents, machines, type MachineEventsRow, type MachineRow } from "../db/schema/index.js";
+import { notFound } from "../errors.js";
+import { toPage, type PageRequest } from "./paging.js";
+
+export const machineRepository = {
+  async get(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+    const rows = await db.select().from(machines).leftJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(eq(machines.id, id));
+    if (rows.length === 0) throw notFound("machine", id);
+    return { machine: rows[0]!.machines, events: rows[0]!.machine_events ?? undefined };
+  },
+
+  async list(db: Db<any>, filter: { partition?: string }, page: PageRequest) {
+    const where: SQL[] = [];
+    if (filter.partition !== undefined) where.push(eq(machines.partitionId, filter.partition));
+    if (page.after !== undefined) where.push(gt(machines.id, page.after));
+    const rows = await db
+      .select()
+      .from(machines)
+      .leftJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(and(...where))
+      .orderBy(machines.id)
+      .limit(page.limit + 1);
+    return toPage(
+      rows.map((r) => ({ machine: r.machines, events: r.machine_events ?? undefined })),
+      page.limit,
+      (r) => r.machine.id,
+    );
+  },
+
+  /** Creates bare records for machines not seen before (the first PXE boot of a new machine). */
+  async ensure(tx: Db<any>, ids: string[], partition: string): Promise<void> {
+    if (ids.length === 0) return;
+    await tx
+      .insert(machines)
+      .values(ids.map((id) => ({ id, partitionId: partition })))
+      .onConflictDoNothing();
+  },
+
+  /**
+   * The machines and their event containers, locked; ids are locked in sorted
+   * order so batches cannot deadlock. The containers are read after the locks
+   * are held: a read in the locking statement itself would see the container
+   * as it was before waiting for the lock, and lose the other writer's events.
+   */
+  async lockWithEvents(tx: Db<any>, ids: string[]): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
+    if (ids.length === 0) return [];
+    const locked = await tx.select().from(machines).where(inArray(machines.id, ids)).orderBy(machines.id).for("update");
+    const containers = await tx.select().from(machineEvents).where(inArray(machineEvents.machineId, ids));
+    const byId = new Map(containers.map((c) => [c.machineId, c]));
+    return locked.map((machine) => ({ machine, events: byId.get(machine.id) }));
+  },
+
+  async saveEvents(tx: Db<any>, row: MachineEventsRow): Promise<void> {
+    const { machineId, ...rest } = row;
+    await tx.insert(machineEvents).values(row).onConflictDoUpdate({ target: machineEvents.machineId, set: rest });
+  },
+
+  /** All event containers, locked, for the liveliness job. */
+  async lockAllEvents(tx: Db<any>): Promise<MachineEventsRow[]> {
+    return tx.select().from(machineEvents).orderBy(machineEvents.machineId).for("update");
+  },
+
+  async setLiveliness(tx: Db<any>, machineId: string, liveliness: MachineEventsRow["liveliness"]): Promise<void> {
+    await tx.update(machineEvents).set({ liveliness }).where(eq(machineEvents.machineId, machineId));
+  },
+
+  /** Takes the job lock for this transaction; false when another replica runs the job right now. */
+  async tryJobLock(tx: Db<any>, key: number): Promise<boolean> {
+    const res = (await tx.execute(sql`select pg_try_advisory_xact_lock(${key}) as ok`)) as unknown as { rows: { ok: boolean }[] };
+    return res.rows[0]?.ok === true;
+  },
+};
