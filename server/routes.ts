@@ -22,7 +22,9 @@ import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
+import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
+import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { Db } from "./db/database.js";
@@ -50,7 +52,9 @@ import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
+import { createBootService } from "./services/infra/boot-service.js";
 import { createEventService } from "./services/infra/event-service.js";
+import { createSwitchService } from "./services/infra/switch-service.js";
 
 export interface RouteDeps {
   db: Db<any>;
@@ -96,6 +100,8 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
+  add(BootService, createBootService({ db }));
+  add(InfraSwitchService, createSwitchService({ db }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

@@ -62,6 +62,8 @@ export function toProtoMachine(row: MachineRow, events: EventContainer | undefin
   return create(MachineSchema, {
     id: row.id,
     partition: row.partitionId ?? "",
+    size: row.sizeId ?? "",
+    rack: row.rackId ?? "",
     events: events
       ? {
           liveliness: liveliness[events.liveliness],

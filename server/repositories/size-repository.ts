@@ -12,6 +12,9 @@ export const sizeRepository = {
     return toPage(await listPage(db, sizes, page), page.limit, (r) => r.id);
   },
 
+  /** Every size, for matching hardware at registration. */
+  all: (db: Db<any>): Promise<SizeRow[]> => db.select().from(sizes),
+
   /** All sizes but one, for the overlap check (call under LockKey.sizes). */
   others: (db: Db<any>, exceptId: string): Promise<SizeRow[]> => db.select().from(sizes).where(ne(sizes.id, exceptId)),
 

@@ -1,6 +1,7 @@
-import { boolean, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { boolean, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 import type { ProvisioningEvent } from "../../domain/provisioning.js";
 import { bookkeeping } from "./columns.js";
+import { partitions } from "./partitions.js";
 
 /** Events as stored in JSON: times as ISO strings. */
 export type StoredEvent = Omit<ProvisioningEvent, "time"> & { time: string };
@@ -9,8 +10,52 @@ export type StoredEvent = Omit<ProvisioningEvent, "time"> & { time: string };
 export const machines = pgTable("machines", {
   id: text("id").primaryKey(),
   partitionId: text("partition_id"),
+  /** The matched size, "unknown" when none or several match; null before registration. */
+  sizeId: text("size_id"),
+  rackId: text("rack_id"),
+  hardware: jsonb("hardware").$type<StoredHardware>(),
+  bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
   ...bookkeeping(),
 });
+
+/** The hardware inventory as registered by metal-hammer. */
+export interface StoredHardware {
+  memoryBytes: number;
+  cpus: { vendor: string; model: string; cores: number; threads: number }[];
+  disks: { name: string; sizeBytes: number }[];
+  nics: { name: string; mac: string; neighbors: { hostname: string; port: string }[] }[];
+  gpus: { vendor: string; model: string }[];
+}
+
+/** Leaf switches, as registered by their metal-core. */
+export const switches = pgTable("switches", {
+  id: text("id").primaryKey(),
+  partitionId: text("partition_id")
+    .notNull()
+    .references(() => partitions.id, { onDelete: "restrict" }),
+  rackId: text("rack_id").notNull(),
+  osVendor: text("os_vendor").notNull().default(""),
+  osVersion: text("os_version").notNull().default(""),
+  managementIp: text("management_ip").notNull().default(""),
+  nics: jsonb("nics").$type<{ name: string; identifier: string }[]>().notNull(),
+  ...bookkeeping(),
+});
+
+/** Which machine NIC is cabled to which switch port; a port serves at most one machine. */
+export const machineConnections = pgTable(
+  "machine_connections",
+  {
+    switchId: text("switch_id")
+      .notNull()
+      .references(() => switches.id, { onDelete: "cascade" }),
+    switchPort: text("switch_port").notNull(),
+    machineId: text("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    machineNic: text("machine_nic").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.switchId, t.switchPort] }), index("machine_connections_machine_idx").on(t.machineId)],
+);
 
 /** One event container per machine: its provisioning history and the flags derived from it. */
 export const machineEvents = pgTable("machine_events", {
@@ -27,3 +72,5 @@ export const machineEvents = pgTable("machine_events", {
 
 export type MachineRow = typeof machines.$inferSelect;
 export type MachineEventsRow = typeof machineEvents.$inferSelect;
+export type SwitchRow = typeof switches.$inferSelect;
+export type NewSwitchRow = typeof switches.$inferInsert;

@@ -1,0 +1,100 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import { BootService, type MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import type { StoredHardware } from "../../db/schema/index.js";
+import { EventType } from "../../domain/provisioning.js";
+import { matchSize } from "../../domain/size.js";
+import { wireMachine } from "../../domain/switch-wiring.js";
+import { failedPrecondition } from "../../errors.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
+import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { sizeRepository as sizes } from "../../repositories/size-repository.js";
+import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
+import { validator, type Validator } from "../../validate/validator.js";
+import { recordEvents } from "../machine-events.js";
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+function hardwareProblems(v: Validator, hw: MachineHardware | undefined): void {
+  if (!hw) return void v.add("hardware", "is required");
+  if (hw.memory === 0n || hw.memory > MAX_SAFE) v.add("hardware.memory", "must be a positive number of bytes");
+  if (hw.cpus.length === 0) v.add("hardware.cpus", "at least one CPU is required");
+  if (hw.nics.length === 0) v.add("hardware.nics", "at least one NIC is required");
+  for (const [field, n] of [["cpus", hw.cpus.length], ["disks", hw.disks.length], ["nics", hw.nics.length], ["gpus", hw.gpus.length]] as const) {
+    if (n > 128) v.add(`hardware.${field}`, "must have at most 128 entries");
+  }
+  hw.disks.forEach((d, i) => d.size > MAX_SAFE && v.add(`hardware.disks[${i}].size`, "is too large"));
+  hw.nics.forEach((n, i) => {
+    if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(n.mac)) v.add(`hardware.nics[${i}].mac`, `"${n.mac.slice(0, 32)}" is not a MAC address`);
+  });
+}
+
+function storedHardware(hw: MachineHardware): StoredHardware {
+  return {
+    memoryBytes: Number(hw.memory),
+    cpus: hw.cpus.map((c) => ({ vendor: c.vendor, model: c.model, cores: c.cores, threads: c.threads })),
+    disks: hw.disks.map((d) => ({ name: d.name, sizeBytes: Number(d.size) })),
+    nics: hw.nics.map((n) => ({ name: n.name, mac: n.mac.toLowerCase(), neighbors: n.neighbors.map((x) => ({ hostname: x.hostname, port: x.port })) })),
+    gpus: hw.gpus.map((g) => ({ vendor: g.vendor, model: g.model })),
+  };
+}
+
+export function createBootService({ db }: { db: Db<any> }): ServiceImpl<typeof BootService> {
+  return {
+    async dhcp(req) {
+      validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
+      const { failed } = await recordEvents(db, req.partition, [
+        { machineId: req.machineId, type: EventType.PXE_BOOTING, rawType: 0, message: "machine sent extended dhcp request" },
+      ]);
+      if (failed.length > 0) throw failedPrecondition(failed[0]!);
+      return {};
+    },
+
+    async boot(req) {
+      validator().id("partition", req.partition).check();
+      const p = await partitions.get(db, req.partition);
+      return { kernel: p.bootKernelUrl, initRamDisks: p.bootImageUrl ? [p.bootImageUrl] : [], cmdline: p.bootCommandLine };
+    },
+
+    /**
+     * Registration is all or nothing: hardware, size and cabling are stored
+     * together, or (when the machine is not cabled to two leaves of one rack)
+     * nothing is, and metal-hammer tries again.
+     */
+    async register(req) {
+      const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId);
+      hardwareProblems(v, req.hardware);
+      if (req.bios) v.text("bios.vendor", req.bios.vendor, 128).text("bios.version", req.bios.version, 128).text("bios.date", req.bios.date, 64);
+      v.check();
+      const hardware = storedHardware(req.hardware!);
+      const machineId = req.machineId.toLowerCase();
+      return inTransaction(db, async (tx) => {
+        await partitions.get(tx, req.partition);
+        await machines.ensure(tx, [machineId], req.partition);
+        const machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
+        if (machine.partitionId && machine.partitionId !== req.partition) {
+          throw failedPrecondition(`machine "${machineId}" is registered in partition "${machine.partitionId}", not "${req.partition}"`);
+        }
+        const sizeId = matchSize(
+          (await sizes.all(tx)).map((s) => ({ id: s.id, constraints: s.constraints })),
+          {
+            cpus: hardware.cpus.map((c) => ({ model: c.model, cores: c.cores })),
+            memoryBytes: hardware.memoryBytes,
+            disks: hardware.disks,
+            gpus: hardware.gpus,
+          },
+        );
+        const wiring = wireMachine(hardware.nics, (await switches.ofPartition(tx, req.partition)).map((s) => ({ id: s.id, name: s.id, rack: s.rackId, nics: s.nics })));
+        if (!wiring.ok) throw failedPrecondition(`machine "${machineId}" cannot be registered yet: ${wiring.reason}`);
+        await registrations.save(tx, machineId, {
+          sizeId,
+          rackId: wiring.rack,
+          hardware,
+          bios: { vendor: req.bios?.vendor ?? "", version: req.bios?.version ?? "", date: req.bios?.date ?? "" },
+        });
+        await switches.replaceConnections(tx, machineId, wiring.connections);
+        return { size: sizeId, rack: wiring.rack };
+      });
+    },
+  };
+}
