@@ -18,6 +18,8 @@ import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { createMetrics } from "./metrics.js";
+import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
+import type { WaitTiming } from "./services/infra/boot-service.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { registerRoutes } from "./routes.js";
 import { readVersion } from "./version.js";
@@ -49,7 +51,13 @@ const READ_MAX_BYTES = 4 * 1024 * 1024;
  * databases, loads the signing key and wires every service. No side effects at
  * import time; nothing listens until main (or a test) calls listen().
  */
-export async function createApp(config: Config, log: Logger): Promise<App> {
+/** Knobs for tests and embedding; production uses the defaults. */
+export interface AppOptions {
+  bus?: FanoutBus;
+  waitTiming?: WaitTiming;
+}
+
+export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const metal = await openMetalDatabase({
     url: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : join(config.dataDir, "metal-db"),
@@ -93,11 +101,12 @@ export async function createApp(config: Config, log: Logger): Promise<App> {
     { name: "database", check: () => pingDatabase(db) },
     { name: "masterdata", check: () => pingDatabase(masterdata.db) },
   ];
+  const bus = options.bus ?? createInProcessBus();
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
-    registerRoutes(router, { db, authority, projects, checks, build: readVersion() });
+    registerRoutes(router, { db, authority, projects, checks, bus, waitTiming: options.waitTiming, build: readVersion() });
     masterdataRoutes(router);
   };
   const connectHandler = connectNodeAdapter({

@@ -14,6 +14,7 @@ import { FilesystemLayoutService } from "../gen/metal/api/v1/filesystem_layout_p
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
 import { ImageService } from "../gen/metal/api/v1/image_pb.js";
 import { IPService } from "../gen/metal/api/v1/ip_pb.js";
+import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../gen/metal/api/v1/network_pb.js";
 import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
 import { SizeImageConstraintService } from "../gen/metal/api/v1/size_image_constraint_pb.js";
@@ -27,6 +28,7 @@ import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
+import type { FanoutBus } from "./bus/fanout.js";
 import type { Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
@@ -43,6 +45,7 @@ import { createFilesystemLayoutService } from "./services/api/filesystem-layout-
 import { createHealthService } from "./services/api/health-service.js";
 import { createImageService } from "./services/api/image-service.js";
 import { createIpService } from "./services/api/ip-service.js";
+import { createMachineService } from "./services/api/machine-service.js";
 import { createNetworkService } from "./services/api/network-service.js";
 import { createPartitionService } from "./services/api/partition-service.js";
 import { createSizeImageConstraintService } from "./services/api/size-image-constraint-service.js";
@@ -52,12 +55,14 @@ import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
-import { createBootService } from "./services/infra/boot-service.js";
+import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
 
 export interface RouteDeps {
   db: Db<any>;
+  bus: FanoutBus;
+  waitTiming?: WaitTiming;
   authority: TokenAuthority;
   projects: ProjectDirectory;
   checks: readonly HealthCheck[];
@@ -66,7 +71,7 @@ export interface RouteDeps {
 
 /** Registers every metal service; nothing else happens here. */
 export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
-  const { db, authority, projects, checks } = deps;
+  const { db, authority, projects, checks, bus } = deps;
   const metalServices = new Set<string>();
   const add: ConnectRouter["service"] = (service, impl, options) => {
     metalServices.add(service.typeName);
@@ -82,6 +87,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(FilesystemLayoutService, createFilesystemLayoutService({ db }));
   add(NetworkService, createNetworkService({ db, projects }));
   add(IPService, createIpService({ db, projects }));
+  add(MachineService, createMachineService({ db, projects, bus }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
@@ -100,7 +106,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
-  add(BootService, createBootService({ db }));
+  add(BootService, createBootService({ db, bus, waitTiming: deps.waitTiming }));
   add(InfraSwitchService, createSwitchService({ db }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 

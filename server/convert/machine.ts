@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MachineLiveliness, MachineSchema, ProvisioningEventType, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
-import type { MachineEventsRow, MachineRow, StoredEvent } from "../db/schema/index.js";
+import { MachineAllocationSchema, MachineLiveliness, MachineRole, MachineSchema, ProvisioningEventType, type Machine, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
+import type { MachineEventsRow, MachineRow, StoredAllocation, StoredEvent } from "../db/schema/index.js";
 import { EventType, type EventContainer, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
 import { toProtoMeta } from "./meta.js";
 
@@ -58,12 +58,33 @@ export function rowFromContainer(machineId: string, c: EventContainer): MachineE
 
 const protoEvent = (e: ProvisioningEvent) => ({ type: toProtoType.get(e.type)!, message: e.message, time: timestampFromDate(e.time) });
 
+export function toProtoAllocation(a: StoredAllocation): MachineAllocation {
+  return create(MachineAllocationSchema, {
+    uuid: a.uuid,
+    project: a.project,
+    name: a.name,
+    description: a.description,
+    hostname: a.hostname,
+    role: a.role === "firewall" ? MachineRole.FIREWALL : MachineRole.MACHINE,
+    image: a.image,
+    filesystemLayout: a.filesystemLayout,
+    sshKeys: a.sshKeys,
+    userData: a.userData,
+    asn: BigInt(a.asn),
+    networks: a.networks,
+    createdAt: timestampFromDate(new Date(a.createdAt)),
+    createdBy: a.createdBy,
+  });
+}
+
 export function toProtoMachine(row: MachineRow, events: EventContainer | undefined): Machine {
   return create(MachineSchema, {
     id: row.id,
     partition: row.partitionId ?? "",
     size: row.sizeId ?? "",
     rack: row.rackId ?? "",
+    allocation: row.allocation ? toProtoAllocation(row.allocation) : undefined,
+    waiting: row.waitingUntil !== null && row.waitingUntil.getTime() > Date.now(),
     events: events
       ? {
           liveliness: liveliness[events.liveliness],

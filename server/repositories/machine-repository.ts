@@ -11,9 +11,10 @@ export const machineRepository = {
     return { machine: rows[0]!.machines, events: rows[0]!.machine_events ?? undefined };
   },
 
-  async list(db: Db<any>, filter: { partition?: string }, page: PageRequest) {
+  async list(db: Db<any>, filter: { partition?: string; project?: string }, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.partition !== undefined) where.push(eq(machines.partitionId, filter.partition));
+    if (filter.project !== undefined) where.push(eq(machines.project, filter.project));
     if (page.after !== undefined) where.push(gt(machines.id, page.after));
     const rows = await db
       .select()
@@ -70,5 +71,74 @@ export const machineRepository = {
   async tryJobLock(tx: Db<any>, key: number): Promise<boolean> {
     const res = (await tx.execute(sql`select pg_try_advisory_xact_lock(${key}) as ok`)) as unknown as { rows: { ok: boolean }[] };
     return res.rows[0]?.ok === true;
+  },
+};
+
+/** The allocation side of machines: waiting leases, candidates, allocations. */
+export const machineAllocationRepository = {
+  /** Extends the waiting lease of an open Wait stream. */
+  async renewWaiting(db: Db<any>, id: string, until: Date): Promise<void> {
+    await db.update(machines).set({ waitingUntil: until }).where(eq(machines.id, id));
+  },
+
+  async clearWaiting(db: Db<any>, id: string): Promise<void> {
+    await db.update(machines).set({ waitingUntil: null }).where(eq(machines.id, id));
+  },
+
+  /**
+   * Waiting, alive, available, unallocated machines of a partition and size,
+   * locked; rows another allocation holds right now are skipped, not waited for.
+   */
+  async lockCandidates(tx: Db<any>, partition: string, size: string): Promise<MachineRow[]> {
+    const rows = await tx
+      .select({ m: machines })
+      .from(machines)
+      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(
+        and(
+          eq(machines.partitionId, partition),
+          eq(machines.sizeId, size),
+          eq(machines.state, "available"),
+          sql`${machines.allocation} is null`,
+          sql`${machines.waitingUntil} > now()`,
+          eq(machineEvents.liveliness, "Alive"),
+        ),
+      )
+      .for("update", { of: machines, skipLocked: true });
+    return rows.map((r) => r.m);
+  },
+
+  /** The racks of the project's machines in a partition and size, for rack spreading. */
+  async projectRacks(tx: Db<any>, project: string, partition: string, size: string): Promise<string[]> {
+    const rows = await tx
+      .select({ rack: machines.rackId })
+      .from(machines)
+      .where(and(eq(machines.project, project), eq(machines.partitionId, partition), eq(machines.sizeId, size)));
+    return rows.map((r) => r.rack ?? "");
+  },
+
+  /** Allocated machines per project in a partition and size, for size reservations. */
+  async usedByProject(tx: Db<any>, partition: string, size: string): Promise<Map<string, number>> {
+    const rows = await tx
+      .select({ project: machines.project, n: sql<number>`count(*)::int` })
+      .from(machines)
+      .where(and(eq(machines.partitionId, partition), eq(machines.sizeId, size), sql`${machines.project} is not null`))
+      .groupBy(machines.project);
+    return new Map(rows.map((r) => [r.project!, Number(r.n)]));
+  },
+
+  async countOfProject(tx: Db<any>, project: string): Promise<number> {
+    const [r] = await tx.select({ n: sql<number>`count(*)::int` }).from(machines).where(eq(machines.project, project));
+    return Number(r?.n ?? 0);
+  },
+
+  async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>): Promise<MachineRow> {
+    const [row] = await tx
+      .update(machines)
+      .set({ allocation, project: allocation.project, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(machines.id, id), sql`${machines.allocation} is null`))
+      .returning();
+    if (!row) throw notFound("free machine", id);
+    return row;
   },
 };

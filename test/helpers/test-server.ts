@@ -5,7 +5,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll } from "vitest";
-import { createApp, type App } from "../../server/app.js";
+import { createApp, type App, type AppOptions } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import { loadConfig } from "../../server/config.js";
 import { listen, type Listener } from "../../server/http/listener.js";
@@ -30,7 +30,7 @@ const bearer = (token: string | undefined): Interceptor[] =>
  * The whole control plane listening on a free port, on two scratch PostgreSQL
  * databases (metal and masterdata) of the calling test file; torn down after it.
  */
-export async function startTestServer(): Promise<TestServer> {
+export async function startTestServer(options: AppOptions = {}): Promise<TestServer> {
   const metalDb = await createScratchDatabase("metal_test");
   const mdDb = await createScratchDatabase("md_test");
   const dataDir = await mkdtemp(join(tmpdir(), "metal-test-"));
@@ -41,7 +41,7 @@ export async function startTestServer(): Promise<TestServer> {
     MASTERDATA_DATABASE_URL: mdDb.url,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   });
-  const app = await createApp(config, createLogger(config.logLevel, { pretty: false }));
+  const app = await createApp(config, createLogger(config.logLevel, { pretty: false }), options);
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener: Listener = await listen(app.handler, config.listen);
   const transports = new Map<string, Transport>();

@@ -23,6 +23,10 @@ CREATE TABLE "machines" (
 	"rack_id" text,
 	"hardware" jsonb,
 	"bios" jsonb,
+	"state" text DEFAULT 'available' NOT NULL,
+	"waiting_until" timestamp with time zone,
+	"allocation" jsonb,
+	"project" text,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"version" bigint DEFAULT 1 NOT NULL
@@ -45,4 +49,6 @@ ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_switch_id_
 ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_events" ADD CONSTRAINT "machine_events_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "switches" ADD CONSTRAINT "switches_partition_id_partitions_id_fk" FOREIGN KEY ("partition_id") REFERENCES "public"."partitions"("id") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
-CREATE INDEX "machine_connections_machine_idx" ON "machine_connections" USING btree ("machine_id");
+CREATE INDEX "machine_connections_machine_idx" ON "machine_connections" USING btree ("machine_id");--> statement-breakpoint
+CREATE INDEX "machines_candidates_idx" ON "machines" USING btree ("partition_id","size_id");--> statement-breakpoint
+CREATE INDEX "machines_project_idx" ON "machines" USING btree ("project");

@@ -7,7 +7,9 @@ import { partitions } from "./partitions.js";
 export type StoredEvent = Omit<ProvisioningEvent, "time"> & { time: string };
 
 /** Machines; bare records are created by the first event or BMC report of an unknown machine. */
-export const machines = pgTable("machines", {
+export const machines = pgTable(
+  "machines",
+  {
   id: text("id").primaryKey(),
   partitionId: text("partition_id"),
   /** The matched size, "unknown" when none or several match; null before registration. */
@@ -15,8 +17,36 @@ export const machines = pgTable("machines", {
   rackId: text("rack_id"),
   hardware: jsonb("hardware").$type<StoredHardware>(),
   bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
+  /** "available", "tainted" (only by explicit id) or "locked" (cannot be freed). */
+  state: text("state").$type<"available" | "tainted" | "locked">().notNull().default("available"),
+  /**
+   * A lease, renewed by the open Wait stream: the machine is waiting while it
+   * lies in the future. A server that dies leaves no stale flag behind for long.
+   */
+  waitingUntil: timestamp("waiting_until", { withTimezone: true, mode: "date" }),
+  allocation: jsonb("allocation").$type<StoredAllocation>(),
+  /** The allocation's project, as a column for quotas, filters and rack spreading. */
+  project: text("project"),
   ...bookkeeping(),
-});
+}, (t) => [index("machines_candidates_idx").on(t.partitionId, t.sizeId), index("machines_project_idx").on(t.project)]);
+
+/** What a tenant's allocation of a machine consists of. */
+export interface StoredAllocation {
+  uuid: string;
+  project: string;
+  name: string;
+  description: string;
+  hostname: string;
+  role: "machine" | "firewall";
+  image: string;
+  filesystemLayout: string;
+  sshKeys: string[];
+  userData: string;
+  asn: number;
+  networks: { network: string; ips: string[]; vrf: number; primary: boolean }[];
+  createdAt: string;
+  createdBy: string;
+}
 
 /** The hardware inventory as registered by metal-hammer. */
 export interface StoredHardware {

@@ -6,7 +6,9 @@ import { EventType } from "../../domain/provisioning.js";
 import { matchSize } from "../../domain/size.js";
 import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
-import { machineRepository as machines } from "../../repositories/machine-repository.js";
+import { machineAllocationRepository as allocations, machineRepository as machines } from "../../repositories/machine-repository.js";
+import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
+import { toProtoAllocation } from "../../convert/machine.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
@@ -39,8 +41,96 @@ function storedHardware(hw: MachineHardware): StoredHardware {
   };
 }
 
-export function createBootService({ db }: { db: Db<any> }): ServiceImpl<typeof BootService> {
+/** How a Wait stream paces itself; shorter in tests. */
+export interface WaitTiming {
+  /** A keepalive is sent after this much silence. */
+  keepaliveMs: number;
+  /** The waiting lease lasts this long and is renewed at a third of it. */
+  leaseMs: number;
+  /** The database is re-read this often, in case a bus message was lost. */
+  recheckMs: number;
+}
+
+export const DEFAULT_WAIT_TIMING: WaitTiming = { keepaliveMs: 5_000, leaseMs: 60_000, recheckMs: 60_000 };
+
+/** Resolves after `ms`, on abort, or when `wake` is called, whichever comes first. */
+function pause(ms: number, signal: AbortSignal): { done: Promise<void>; wake: () => void } {
+  let wake = () => {};
+  const done = new Promise<void>((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", finish);
+      resolve();
+    };
+    const timer = setTimeout(finish, ms);
+    signal.addEventListener("abort", finish, { once: true });
+    wake = finish;
+  });
+  return { done, wake };
+}
+
+export interface BootServiceDeps {
+  db: Db<any>;
+  bus: FanoutBus;
+  waitTiming?: WaitTiming;
+}
+
+export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }: BootServiceDeps): ServiceImpl<typeof BootService> {
   return {
+    /**
+     * Keeps the machine allocatable while the stream is open (a lease renewed
+     * as long as it is), and delivers the allocation the moment it commits:
+     * the allocating replica publishes on the bus, this stream wakes and
+     * re-reads the machine. Subscribing happens before the first read, so no
+     * wake-up can fall in between.
+     */
+    async *wait(req, ctx) {
+      validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
+      const id = req.machineId.toLowerCase();
+      let woken = false;
+      let current: { wake: () => void } | undefined;
+      const unsubscribe = bus.subscribe(allocationTopic(id), () => {
+        woken = true;
+        current?.wake();
+      });
+      try {
+        const first = (await machines.get(db, id)).machine;
+        if (first.partitionId !== req.partition) throw failedPrecondition(`machine "${id}" is not in partition "${req.partition}"`);
+        if (first.allocation) {
+          yield { allocation: toProtoAllocation(first.allocation) };
+          return;
+        }
+        let renewed = 0;
+        let checked = Date.now();
+        while (!ctx.signal.aborted) {
+          if (Date.now() - renewed > waitTiming.leaseMs / 3) {
+            await allocations.renewWaiting(db, id, new Date(Date.now() + waitTiming.leaseMs));
+            renewed = Date.now();
+          }
+          if (!woken) {
+            const p = pause(waitTiming.keepaliveMs, ctx.signal);
+            current = p;
+            await p.done;
+          }
+          if (ctx.signal.aborted) return;
+          if (woken || Date.now() - checked > waitTiming.recheckMs) {
+            woken = false;
+            checked = Date.now();
+            const { machine } = await machines.get(db, id);
+            if (machine.allocation) {
+              yield { allocation: toProtoAllocation(machine.allocation) };
+              return;
+            }
+          } else {
+            yield {};
+          }
+        }
+      } finally {
+        unsubscribe();
+        await allocations.clearWaiting(db, id).catch(() => {});
+      }
+    },
+
     async dhcp(req) {
       validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
       const { failed } = await recordEvents(db, req.partition, [

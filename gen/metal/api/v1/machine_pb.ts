@@ -2,11 +2,11 @@
 // @generated from file metal/api/v1/machine.proto (package metal.api.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Meta } from "./common_pb.js";
+import type { Meta, Paging } from "./common_pb.js";
 import { file_metal_api_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,385 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgikwEKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADYgZwcm90bzM", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIkwKDk1hY2hpbmVOZXR3b3JrEg8KB25ldHdvcmsYASABKAkSCwoDaXBzGAIgAygJEgsKA3ZyZhgDIAEoDRIPCgdwcmltYXJ5GAQgASgIIuACChFNYWNoaW5lQWxsb2NhdGlvbhIMCgR1dWlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRInCgRyb2xlGAYgASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEg0KBWltYWdlGAcgASgJEhkKEWZpbGVzeXN0ZW1fbGF5b3V0GAggASgJEhAKCHNzaF9rZXlzGAkgAygJEhEKCXVzZXJfZGF0YRgKIAEoCRILCgNhc24YCyABKAQSLgoIbmV0d29ya3MYDCADKAsyHC5tZXRhbC5hcGkudjEuTWFjaGluZU5ldHdvcmsSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgOIAEoCSI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKKAgobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBQg0KC19tYWNoaW5lX2lkIkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgi2QEKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIKmAKC01hY2hpbmVSb2xlEhwKGE1BQ0hJTkVfUk9MRV9VTlNQRUNJRklFRBAAEhgKFE1BQ0hJTkVfUk9MRV9NQUNISU5FEAESGQoVTUFDSElORV9ST0xFX0ZJUkVXQUxMEAIqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADMrwCCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+
+/**
+ * MachineNetwork is a network a machine is attached to.
+ *
+ * @generated from message metal.api.v1.MachineNetwork
+ */
+export type MachineNetwork = Message<"metal.api.v1.MachineNetwork"> & {
+  /**
+   * Network id.
+   *
+   * @generated from field: string network = 1;
+   */
+  network: string;
+
+  /**
+   * Ips of the machine in the network.
+   *
+   * @generated from field: repeated string ips = 2;
+   */
+  ips: string[];
+
+  /**
+   * Vrf of the network (its VNI).
+   *
+   * @generated from field: uint32 vrf = 3;
+   */
+  vrf: number;
+
+  /**
+   * Primary is the project's private network the machine lives in.
+   *
+   * @generated from field: bool primary = 4;
+   */
+  primary: boolean;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineNetwork.
+ * Use `create(MachineNetworkSchema)` to create a new message.
+ */
+export const MachineNetworkSchema: GenMessage<MachineNetwork> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 0);
+
+/**
+ * MachineAllocation is what a tenant made of a machine.
+ *
+ * @generated from message metal.api.v1.MachineAllocation
+ */
+export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
+  /**
+   * Uuid identifies this allocation; a new one each time.
+   *
+   * @generated from field: string uuid = 1;
+   */
+  uuid: string;
+
+  /**
+   * Project owning the machine.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Name of the machine.
+   *
+   * @generated from field: string name = 3;
+   */
+  name: string;
+
+  /**
+   * Description of the machine.
+   *
+   * @generated from field: string description = 4;
+   */
+  description: string;
+
+  /**
+   * Hostname the OS is installed with.
+   *
+   * @generated from field: string hostname = 5;
+   */
+  hostname: string;
+
+  /**
+   * Role of the machine.
+   *
+   * @generated from field: metal.api.v1.MachineRole role = 6;
+   */
+  role: MachineRole;
+
+  /**
+   * Image installed (the full id the request resolved to).
+   *
+   * @generated from field: string image = 7;
+   */
+  image: string;
+
+  /**
+   * FilesystemLayout the disks are partitioned with.
+   *
+   * @generated from field: string filesystem_layout = 8;
+   */
+  filesystemLayout: string;
+
+  /**
+   * SshKeys allowed to log in (and to open the console).
+   *
+   * @generated from field: repeated string ssh_keys = 9;
+   */
+  sshKeys: string[];
+
+  /**
+   * UserData for cloud-init.
+   *
+   * @generated from field: string user_data = 10;
+   */
+  userData: string;
+
+  /**
+   * Asn is the machine's private BGP AS number.
+   *
+   * @generated from field: uint64 asn = 11;
+   */
+  asn: bigint;
+
+  /**
+   * Networks the machine is attached to.
+   *
+   * @generated from field: repeated metal.api.v1.MachineNetwork networks = 12;
+   */
+  networks: MachineNetwork[];
+
+  /**
+   * CreatedAt is when the machine was allocated.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 13;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * CreatedBy is the subject that allocated it.
+   *
+   * @generated from field: string created_by = 14;
+   */
+  createdBy: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineAllocation.
+ * Use `create(MachineAllocationSchema)` to create a new message.
+ */
+export const MachineAllocationSchema: GenMessage<MachineAllocation> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 1);
+
+/**
+ * MachineServiceGetRequest names a machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceGetRequest
+ */
+export type MachineServiceGetRequest = Message<"metal.api.v1.MachineServiceGetRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceGetRequest.
+ * Use `create(MachineServiceGetRequestSchema)` to create a new message.
+ */
+export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 2);
+
+/**
+ * MachineServiceGetResponse carries the machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceGetResponse
+ */
+export type MachineServiceGetResponse = Message<"metal.api.v1.MachineServiceGetResponse"> & {
+  /**
+   * Machine that was asked for.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceGetResponse.
+ * Use `create(MachineServiceGetResponseSchema)` to create a new message.
+ */
+export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 3);
+
+/**
+ * MachineServiceListRequest asks for the project's machines.
+ *
+ * @generated from message metal.api.v1.MachineServiceListRequest
+ */
+export type MachineServiceListRequest = Message<"metal.api.v1.MachineServiceListRequest"> & {
+  /**
+   * Project whose machines to list.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * Paging selects one page.
+   *
+   * @generated from field: metal.api.v1.Paging paging = 2;
+   */
+  paging?: Paging | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceListRequest.
+ * Use `create(MachineServiceListRequestSchema)` to create a new message.
+ */
+export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 4);
+
+/**
+ * MachineServiceListResponse carries one page of machines.
+ *
+ * @generated from message metal.api.v1.MachineServiceListResponse
+ */
+export type MachineServiceListResponse = Message<"metal.api.v1.MachineServiceListResponse"> & {
+  /**
+   * Machines of this page, ordered by id.
+   *
+   * @generated from field: repeated metal.api.v1.Machine machines = 1;
+   */
+  machines: Machine[];
+
+  /**
+   * NextPageToken continues the list; empty on the last page.
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceListResponse.
+ * Use `create(MachineServiceListResponseSchema)` to create a new message.
+ */
+export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 5);
+
+/**
+ * MachineServiceCreateRequest asks for a machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceCreateRequest
+ */
+export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCreateRequest"> & {
+  /**
+   * Project to allocate for.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * Partition to allocate in.
+   *
+   * @generated from field: string partition = 2;
+   */
+  partition: string;
+
+  /**
+   * Size of the machine.
+   *
+   * @generated from field: string size = 3;
+   */
+  size: string;
+
+  /**
+   * Image to install: a full id or a short one like "debian-12".
+   *
+   * @generated from field: string image = 4;
+   */
+  image: string;
+
+  /**
+   * Name of the machine.
+   *
+   * @generated from field: string name = 5;
+   */
+  name: string;
+
+  /**
+   * Description of the machine.
+   *
+   * @generated from field: string description = 6;
+   */
+  description: string;
+
+  /**
+   * Hostname for the OS (default: the name, or "metal").
+   *
+   * @generated from field: string hostname = 7;
+   */
+  hostname: string;
+
+  /**
+   * Networks to attach: the first is the project's private network, the primary one.
+   *
+   * @generated from field: repeated string networks = 8;
+   */
+  networks: string[];
+
+  /**
+   * SshKeys allowed to log in.
+   *
+   * @generated from field: repeated string ssh_keys = 9;
+   */
+  sshKeys: string[];
+
+  /**
+   * UserData for cloud-init (at most 32 KiB).
+   *
+   * @generated from field: string user_data = 10;
+   */
+  userData: string;
+
+  /**
+   * PlacementTags spread machines carrying them over racks.
+   *
+   * @generated from field: repeated string placement_tags = 11;
+   */
+  placementTags: string[];
+
+  /**
+   * MachineId allocates this machine instead of a random waiting one.
+   *
+   * @generated from field: optional string machine_id = 12;
+   */
+  machineId?: string | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceCreateRequest.
+ * Use `create(MachineServiceCreateRequestSchema)` to create a new message.
+ */
+export const MachineServiceCreateRequestSchema: GenMessage<MachineServiceCreateRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 6);
+
+/**
+ * MachineServiceCreateResponse carries the allocated machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceCreateResponse
+ */
+export type MachineServiceCreateResponse = Message<"metal.api.v1.MachineServiceCreateResponse"> & {
+  /**
+   * Machine as allocated.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceCreateResponse.
+ * Use `create(MachineServiceCreateResponseSchema)` to create a new message.
+ */
+export const MachineServiceCreateResponseSchema: GenMessage<MachineServiceCreateResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 7);
 
 /**
  * ProvisioningEvent is one stored event.
@@ -49,7 +427,7 @@ export type ProvisioningEvent = Message<"metal.api.v1.ProvisioningEvent"> & {
  * Use `create(ProvisioningEventSchema)` to create a new message.
  */
 export const ProvisioningEventSchema: GenMessage<ProvisioningEvent> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 0);
+  messageDesc(file_metal_api_v1_machine, 8);
 
 /**
  * MachineEvents is the provisioning history of a machine.
@@ -105,7 +483,7 @@ export type MachineEvents = Message<"metal.api.v1.MachineEvents"> & {
  * Use `create(MachineEventsSchema)` to create a new message.
  */
 export const MachineEventsSchema: GenMessage<MachineEvents> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 1);
+  messageDesc(file_metal_api_v1_machine, 9);
 
 /**
  * Machine is a physical server of a partition.
@@ -154,6 +532,20 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
    * @generated from field: string rack = 6;
    */
   rack: string;
+
+  /**
+   * Allocation is set while a project has the machine.
+   *
+   * @generated from field: metal.api.v1.MachineAllocation allocation = 7;
+   */
+  allocation?: MachineAllocation | undefined;
+
+  /**
+   * Waiting is true while the machine's discovery agent waits for an allocation.
+   *
+   * @generated from field: bool waiting = 8;
+   */
+  waiting: boolean;
 };
 
 /**
@@ -161,7 +553,41 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
  * Use `create(MachineSchema)` to create a new message.
  */
 export const MachineSchema: GenMessage<Machine> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 2);
+  messageDesc(file_metal_api_v1_machine, 10);
+
+/**
+ * MachineRole tells a plain machine from a firewall.
+ *
+ * @generated from enum metal.api.v1.MachineRole
+ */
+export enum MachineRole {
+  /**
+   * MACHINE_ROLE_UNSPECIFIED is not a valid role.
+   *
+   * @generated from enum value: MACHINE_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MACHINE_ROLE_MACHINE is a plain machine.
+   *
+   * @generated from enum value: MACHINE_ROLE_MACHINE = 1;
+   */
+  MACHINE = 1,
+
+  /**
+   * MACHINE_ROLE_FIREWALL is a firewall (not allocatable yet).
+   *
+   * @generated from enum value: MACHINE_ROLE_FIREWALL = 2;
+   */
+  FIREWALL = 2,
+}
+
+/**
+ * Describes the enum metal.api.v1.MachineRole.
+ */
+export const MachineRoleSchema: GenEnum<MachineRole> = /*@__PURE__*/
+  enumDesc(file_metal_api_v1_machine, 0);
 
 /**
  * ProvisioningEventType is a step of a machine's provisioning, as reported by the partition.
@@ -258,7 +684,7 @@ export enum ProvisioningEventType {
  * Describes the enum metal.api.v1.ProvisioningEventType.
  */
 export const ProvisioningEventTypeSchema: GenEnum<ProvisioningEventType> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 0);
+  enumDesc(file_metal_api_v1_machine, 1);
 
 /**
  * MachineLiveliness tells whether a machine is heard from.
@@ -299,5 +725,44 @@ export enum MachineLiveliness {
  * Describes the enum metal.api.v1.MachineLiveliness.
  */
 export const MachineLivelinessSchema: GenEnum<MachineLiveliness> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 1);
+  enumDesc(file_metal_api_v1_machine, 2);
+
+/**
+ * MachineService lets project members allocate machines and see their own.
+ *
+ * @generated from service metal.api.v1.MachineService
+ */
+export const MachineService: GenService<{
+  /**
+   * Get returns a machine allocated to the project.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Get
+   */
+  get: {
+    methodKind: "unary";
+    input: typeof MachineServiceGetRequestSchema;
+    output: typeof MachineServiceGetResponseSchema;
+  },
+  /**
+   * List returns the machines allocated to the project, ordered by id.
+   *
+   * @generated from rpc metal.api.v1.MachineService.List
+   */
+  list: {
+    methodKind: "unary";
+    input: typeof MachineServiceListRequestSchema;
+    output: typeof MachineServiceListResponseSchema;
+  },
+  /**
+   * Create allocates a waiting machine of the size in the partition (or the given one) for the project.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Create
+   */
+  create: {
+    methodKind: "unary";
+    input: typeof MachineServiceCreateRequestSchema;
+    output: typeof MachineServiceCreateResponseSchema;
+  },
+}> = /*@__PURE__*/
+  serviceDesc(file_metal_api_v1_machine, 0);
 

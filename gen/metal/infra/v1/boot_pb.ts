@@ -5,13 +5,64 @@
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
+import type { MachineAllocation } from "../../api/v1/machine_pb.js";
+import { file_metal_api_v1_machine } from "../../api/v1/machine_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file metal/infra/v1/boot.proto.
  */
 export const file_metal_infra_v1_boot: GenFile = /*@__PURE__*/
-  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSI/ChZCb290U2VydmljZURoY3BSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIhkKF0Jvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIjgKFkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgsKA21hYxgCIAEoCSJSChdCb290U2VydmljZUJvb3RSZXNwb25zZRIOCgZrZXJuZWwYASABKAkSFgoOaW5pdF9yYW1fZGlza3MYAiADKAkSDwoHY21kbGluZRgDIAEoCSJLCgpNYWNoaW5lQ3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCRINCgVjb3JlcxgDIAEoDRIPCgd0aHJlYWRzGAQgASgNIikKC01hY2hpbmVEaXNrEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCIuCgxMbGRwTmVpZ2hib3ISEAoIaG9zdG5hbWUYASABKAkSDAoEcG9ydBgCIAEoCSJYCgpNYWNoaW5lTmljEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEi8KCW5laWdoYm9ycxgDIAMoCzIcLm1ldGFsLmluZnJhLnYxLkxsZHBOZWlnaGJvciIrCgpNYWNoaW5lR3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCSLLAQoPTWFjaGluZUhhcmR3YXJlEg4KBm1lbW9yeRgBIAEoBBIoCgRjcHVzGAIgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUNwdRIqCgVkaXNrcxgDIAMoCzIbLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVEaXNrEigKBG5pY3MYBCADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lTmljEigKBGdwdXMYBSADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lR3B1IjwKC01hY2hpbmVCaW9zEg4KBnZlbmRvchgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBGRhdGUYAyABKAkioQEKGkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEjEKCGhhcmR3YXJlGAMgASgLMh8ubWV0YWwuaW5mcmEudjEuTWFjaGluZUhhcmR3YXJlEikKBGJpb3MYBCABKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lQmlvcyI5ChtCb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2USDAoEc2l6ZRgBIAEoCRIMCgRyYWNrGAIgASgJMrwCCgtCb290U2VydmljZRJfCgREaGNwEiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIgbK8xgCKAESXwoEQm9vdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXNwb25zZSIGyvMYAigBEmsKCFJlZ2lzdGVyEioubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlcXVlc3QaKy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common]);
+  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSI/ChZCb290U2VydmljZVdhaXRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIk4KF0Jvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlEjMKCmFsbG9jYXRpb24YASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUFsbG9jYXRpb24iPwoWQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSIZChdCb290U2VydmljZURoY3BSZXNwb25zZSI4ChZCb290U2VydmljZUJvb3RSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRILCgNtYWMYAiABKAkiUgoXQm9vdFNlcnZpY2VCb290UmVzcG9uc2USDgoGa2VybmVsGAEgASgJEhYKDmluaXRfcmFtX2Rpc2tzGAIgAygJEg8KB2NtZGxpbmUYAyABKAkiSwoKTWFjaGluZUNwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkSDQoFY29yZXMYAyABKA0SDwoHdGhyZWFkcxgEIAEoDSIpCgtNYWNoaW5lRGlzaxIMCgRuYW1lGAEgASgJEgwKBHNpemUYAiABKAQiLgoMTGxkcE5laWdoYm9yEhAKCGhvc3RuYW1lGAEgASgJEgwKBHBvcnQYAiABKAkiWAoKTWFjaGluZU5pYxIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIvCgluZWlnaGJvcnMYAyADKAsyHC5tZXRhbC5pbmZyYS52MS5MbGRwTmVpZ2hib3IiKwoKTWFjaGluZUdwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkiywEKD01hY2hpbmVIYXJkd2FyZRIOCgZtZW1vcnkYASABKAQSKAoEY3B1cxgCIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVDcHUSKgoFZGlza3MYAyADKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lRGlzaxIoCgRuaWNzGAQgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZU5pYxIoCgRncHVzGAUgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUdwdSI8CgtNYWNoaW5lQmlvcxIOCgZ2ZW5kb3IYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgRkYXRlGAMgASgJIqEBChpCb290U2VydmljZVJlZ2lzdGVyUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIxCghoYXJkd2FyZRgDIAEoCzIfLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVIYXJkd2FyZRIpCgRiaW9zGAQgASgLMhsubWV0YWwuaW5mcmEudjEuTWFjaGluZUJpb3MiOQobQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEgwKBHNpemUYASABKAkSDAoEcmFjaxgCIAEoCTKfAwoLQm9vdFNlcnZpY2USXwoERGhjcBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZURoY3BSZXNwb25zZSIGyvMYAigBEl8KBEJvb3QSJi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXF1ZXN0GicubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VCb290UmVzcG9uc2UiBsrzGAIoARJrCghSZWdpc3RlchIqLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0GisubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlIgbK8xgCKAESYQoEV2FpdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVdhaXRSZXNwb25zZSIGyvMYAigBMAFiBnByb3RvMw", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+
+/**
+ * BootServiceWaitRequest names the waiting machine.
+ *
+ * @generated from message metal.infra.v1.BootServiceWaitRequest
+ */
+export type BootServiceWaitRequest = Message<"metal.infra.v1.BootServiceWaitRequest"> & {
+  /**
+   * Partition the machine is in.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * MachineId of the waiting machine.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceWaitRequest.
+ * Use `create(BootServiceWaitRequestSchema)` to create a new message.
+ */
+export const BootServiceWaitRequestSchema: GenMessage<BootServiceWaitRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 0);
+
+/**
+ * BootServiceWaitResponse is a keepalive or the allocation.
+ *
+ * @generated from message metal.infra.v1.BootServiceWaitResponse
+ */
+export type BootServiceWaitResponse = Message<"metal.infra.v1.BootServiceWaitResponse"> & {
+  /**
+   * Allocation is set in the last message: what to install.
+   *
+   * @generated from field: metal.api.v1.MachineAllocation allocation = 1;
+   */
+  allocation?: MachineAllocation | undefined;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceWaitResponse.
+ * Use `create(BootServiceWaitResponseSchema)` to create a new message.
+ */
+export const BootServiceWaitResponseSchema: GenMessage<BootServiceWaitResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 1);
 
 /**
  * BootServiceDhcpRequest names the machine that sent a DHCP request.
@@ -39,7 +90,7 @@ export type BootServiceDhcpRequest = Message<"metal.infra.v1.BootServiceDhcpRequ
  * Use `create(BootServiceDhcpRequestSchema)` to create a new message.
  */
 export const BootServiceDhcpRequestSchema: GenMessage<BootServiceDhcpRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 0);
+  messageDesc(file_metal_infra_v1_boot, 2);
 
 /**
  * BootServiceDhcpResponse is empty.
@@ -54,7 +105,7 @@ export type BootServiceDhcpResponse = Message<"metal.infra.v1.BootServiceDhcpRes
  * Use `create(BootServiceDhcpResponseSchema)` to create a new message.
  */
 export const BootServiceDhcpResponseSchema: GenMessage<BootServiceDhcpResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 1);
+  messageDesc(file_metal_infra_v1_boot, 3);
 
 /**
  * BootServiceBootRequest asks for the boot configuration.
@@ -82,7 +133,7 @@ export type BootServiceBootRequest = Message<"metal.infra.v1.BootServiceBootRequ
  * Use `create(BootServiceBootRequestSchema)` to create a new message.
  */
 export const BootServiceBootRequestSchema: GenMessage<BootServiceBootRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 2);
+  messageDesc(file_metal_infra_v1_boot, 4);
 
 /**
  * BootServiceBootResponse is what to boot.
@@ -117,7 +168,7 @@ export type BootServiceBootResponse = Message<"metal.infra.v1.BootServiceBootRes
  * Use `create(BootServiceBootResponseSchema)` to create a new message.
  */
 export const BootServiceBootResponseSchema: GenMessage<BootServiceBootResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 3);
+  messageDesc(file_metal_infra_v1_boot, 5);
 
 /**
  * MachineCpu is one CPU socket.
@@ -159,7 +210,7 @@ export type MachineCpu = Message<"metal.infra.v1.MachineCpu"> & {
  * Use `create(MachineCpuSchema)` to create a new message.
  */
 export const MachineCpuSchema: GenMessage<MachineCpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 4);
+  messageDesc(file_metal_infra_v1_boot, 6);
 
 /**
  * MachineDisk is one block device.
@@ -187,7 +238,7 @@ export type MachineDisk = Message<"metal.infra.v1.MachineDisk"> & {
  * Use `create(MachineDiskSchema)` to create a new message.
  */
 export const MachineDiskSchema: GenMessage<MachineDisk> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 5);
+  messageDesc(file_metal_infra_v1_boot, 7);
 
 /**
  * LldpNeighbor is what a NIC saw on its link.
@@ -215,7 +266,7 @@ export type LldpNeighbor = Message<"metal.infra.v1.LldpNeighbor"> & {
  * Use `create(LldpNeighborSchema)` to create a new message.
  */
 export const LldpNeighborSchema: GenMessage<LldpNeighbor> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 6);
+  messageDesc(file_metal_infra_v1_boot, 8);
 
 /**
  * MachineNic is one network interface.
@@ -250,7 +301,7 @@ export type MachineNic = Message<"metal.infra.v1.MachineNic"> & {
  * Use `create(MachineNicSchema)` to create a new message.
  */
 export const MachineNicSchema: GenMessage<MachineNic> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 7);
+  messageDesc(file_metal_infra_v1_boot, 9);
 
 /**
  * MachineGpu is one GPU.
@@ -278,7 +329,7 @@ export type MachineGpu = Message<"metal.infra.v1.MachineGpu"> & {
  * Use `create(MachineGpuSchema)` to create a new message.
  */
 export const MachineGpuSchema: GenMessage<MachineGpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 8);
+  messageDesc(file_metal_infra_v1_boot, 10);
 
 /**
  * MachineHardware is the inventory metal-hammer reports.
@@ -327,7 +378,7 @@ export type MachineHardware = Message<"metal.infra.v1.MachineHardware"> & {
  * Use `create(MachineHardwareSchema)` to create a new message.
  */
 export const MachineHardwareSchema: GenMessage<MachineHardware> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 9);
+  messageDesc(file_metal_infra_v1_boot, 11);
 
 /**
  * MachineBios describes the firmware.
@@ -362,7 +413,7 @@ export type MachineBios = Message<"metal.infra.v1.MachineBios"> & {
  * Use `create(MachineBiosSchema)` to create a new message.
  */
 export const MachineBiosSchema: GenMessage<MachineBios> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 10);
+  messageDesc(file_metal_infra_v1_boot, 12);
 
 /**
  * BootServiceRegisterRequest carries a machine's inventory.
@@ -404,7 +455,7 @@ export type BootServiceRegisterRequest = Message<"metal.infra.v1.BootServiceRegi
  * Use `create(BootServiceRegisterRequestSchema)` to create a new message.
  */
 export const BootServiceRegisterRequestSchema: GenMessage<BootServiceRegisterRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 11);
+  messageDesc(file_metal_infra_v1_boot, 13);
 
 /**
  * BootServiceRegisterResponse tells the machine what it was registered as.
@@ -432,7 +483,7 @@ export type BootServiceRegisterResponse = Message<"metal.infra.v1.BootServiceReg
  * Use `create(BootServiceRegisterResponseSchema)` to create a new message.
  */
 export const BootServiceRegisterResponseSchema: GenMessage<BootServiceRegisterResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 12);
+  messageDesc(file_metal_infra_v1_boot, 14);
 
 /**
  * BootService serves machines booting into and running the discovery image.
@@ -469,6 +520,17 @@ export const BootService: GenService<{
     methodKind: "unary";
     input: typeof BootServiceRegisterRequestSchema;
     output: typeof BootServiceRegisterResponseSchema;
+  },
+  /**
+   * Wait keeps the machine allocatable while open: keepalives every few seconds,
+   * then the allocation the moment it commits, and the stream ends.
+   *
+   * @generated from rpc metal.infra.v1.BootService.Wait
+   */
+  wait: {
+    methodKind: "server_streaming";
+    input: typeof BootServiceWaitRequestSchema;
+    output: typeof BootServiceWaitResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_boot, 0);
