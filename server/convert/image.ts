@@ -2,11 +2,11 @@ import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ImageServiceCreateRequest, ImageServiceUpdateRequest } from "../../gen/metal/admin/v1/image_pb.js";
 import { ImageClassification, ImageSchema, type Image } from "../../gen/metal/api/v1/image_pb.js";
-import { SizeImageConstraintSchema, type SizeImageConstraint } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
-import type { ImageRow, NewImageRow, SizeImageConstraintRow } from "../db/schema/index.js";
-import type { ImageName, ResolvableImage } from "../domain/image-version.js";
+import type { ImageRow, NewImageRow } from "../db/schema/index.js";
+import { versionKey, type ImageName, type ResolvableImage } from "../domain/image-version.js";
 import { toProtoMeta } from "./meta.js";
 
+/** How long a new image is offered when the request names no expiry. */
 export const DEFAULT_IMAGE_LIFETIME_MS = 90 * 24 * 3600_000;
 
 export function toProtoImage(row: ImageRow): Image {
@@ -35,33 +35,32 @@ export const resolvable = (row: ImageRow): ResolvableImage & { row: ImageRow } =
   row,
 });
 
+/** The row of a validated create request; `name` is its parsed id. */
 export function imageRowFromCreate(req: ImageServiceCreateRequest, name: ImageName, now = Date.now()): NewImageRow {
   return {
     id: req.id,
     name: req.name,
     description: req.description,
     url: req.url,
-    features: [...new Set(req.features)],
+    features: [...new Set(req.features)].sort(),
     os: name.os,
     osVersion: name.version,
+    versionKey: versionKey(name.version),
     classification: req.classification === ImageClassification.UNSPECIFIED ? ImageClassification.PREVIEW : req.classification,
     expiresAt: req.expiresAt ? timestampDate(req.expiresAt) : new Date(now + DEFAULT_IMAGE_LIFETIME_MS),
     labels: req.labels,
   };
 }
 
+/** Only the fields the update sets; id, OS and version never change. */
 export function imagePatchFromUpdate(req: ImageServiceUpdateRequest): Partial<NewImageRow> {
   const patch: Partial<NewImageRow> = {};
   if (req.name !== undefined) patch.name = req.name;
   if (req.description !== undefined) patch.description = req.description;
   if (req.url !== undefined) patch.url = req.url;
-  if (req.features) patch.features = [...new Set(req.features.values)];
+  if (req.features) patch.features = [...new Set(req.features.values)].sort();
   if (req.classification !== ImageClassification.UNSPECIFIED) patch.classification = req.classification;
   if (req.expiresAt) patch.expiresAt = timestampDate(req.expiresAt);
   if (req.labels) patch.labels = req.labels.values;
   return patch;
-}
-
-export function toProtoSizeImageConstraint(row: SizeImageConstraintRow): SizeImageConstraint {
-  return create(SizeImageConstraintSchema, { size: row.id, images: row.images, meta: toProtoMeta(row) });
 }

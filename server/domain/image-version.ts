@@ -1,94 +1,112 @@
-import semver from "semver";
+import { compareVersions, hasVersionPrefix, isVersion, normalizeVersion, versionParts } from "./semver.js";
 
 /** An image id split into its OS and version. */
 export interface ImageName {
   os: string;
+  /** The version as written in the id, e.g. "19.04.20200408". */
   version: string;
-  /** The version's numbers, e.g. [12, 0, 20241201]. */
-  parts: number[];
 }
 
-const VERSION = /^\d{1,10}(\.\d{1,10}){0,2}$/;
+/** OS names: lowercase letters, digits and inner dashes ("debian", "ubuntu-small", "firewall-ubuntu"). */
+const OS = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+export const MAX_IMAGE_ID_LENGTH = 128;
+
+export function isImageOs(os: string): boolean {
+  return OS.test(os) && os.length <= MAX_IMAGE_ID_LENGTH;
+}
 
 /**
  * Splits `<os>-<version>`: the OS is everything before the last "-" (so
- * "ubuntu-small-19.04.20200408" is OS "ubuntu-small"), the version one to
- * three dot-separated numbers. Returns an error message for anything else.
+ * "ubuntu-small-19.04.20200408" is OS "ubuntu-small", version
+ * "19.04.20200408"), the version one to three dot-separated numbers.
+ * Returns an error message for anything else.
  */
 export function parseImageId(id: string): ImageName | string {
+  if (id.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters`;
   const dash = id.lastIndexOf("-");
   if (dash <= 0) return `"${id}" must be <os>-<version>, e.g. debian-12.0.20241201`;
   const os = id.slice(0, dash);
   const version = id.slice(dash + 1);
-  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(os)) return `OS "${os}" must be lowercase letters, digits and '-'`;
-  if (!VERSION.test(version)) return `version "${version}" must be one to three dot-separated numbers`;
-  return { os, version, parts: version.split(".").map(Number) };
+  if (!isImageOs(os)) return `OS "${os}" must be lowercase letters, digits and '-'`;
+  if (!isVersion(version)) return `version "${version}" must be one to three dot-separated numbers, e.g. 12.0.20241201`;
+  return { os, version };
 }
 
-/** Orders versions number by number; a shorter version sorts before its extensions. */
-export function compareParts(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < Math.max(a.length, b.length); i++) {
-    const d = (a[i] ?? -1) - (b[i] ?? -1);
-    if (d !== 0) return d;
-  }
-  return 0;
+/** One way to read an image reference: an OS and the leading version numbers it asks for. */
+export interface ImageRef {
+  os: string;
+  /** [] asks for any version, [12] for 12.x.y, [12, 0] for 12.0.y, three numbers for exactly that version. */
+  prefix: number[];
 }
 
 /**
- * What a short image reference asks for: "debian" (any version),
- * "debian-12" (12.x.y), "debian-12.0" (12.0.y) or a full id (exact).
+ * The readings of a reference: "debian-12.0" is OS debian, versions 12.0.*;
+ * "debian" and "ubuntu-small" are an OS alone. A reference like "centos-7" is
+ * read both ways (OS centos version 7.*, and an OS called "centos-7"), the
+ * first reading preferred. Returns an error message when there is no reading.
  */
-export function parseImageQuery(query: string): { os: string; prefix: number[] } {
-  const parsed = parseImageId(query);
-  if (typeof parsed === "string") return { os: query, prefix: [] };
-  return { os: parsed.os, prefix: parsed.parts };
+export function parseImageRef(ref: string): ImageRef[] | string {
+  if (ref === "") return "is required";
+  if (ref.length > MAX_IMAGE_ID_LENGTH) return `must be at most ${MAX_IMAGE_ID_LENGTH} characters`;
+  const readings: ImageRef[] = [];
+  const name = parseImageId(ref);
+  if (typeof name !== "string") readings.push({ os: name.os, prefix: versionParts(name.version) });
+  if (isImageOs(ref)) readings.push({ os: ref, prefix: [] });
+  if (readings.length === 0) return `"${ref}" is neither an OS ("debian") nor an OS with a version ("debian-12", "debian-12.0", "debian-12.0.20241201")`;
+  return readings;
 }
 
 export interface ResolvableImage {
   id: string;
   os: string;
   version: string;
-  features: number[];
+  features: readonly number[];
   expiresAt: Date;
 }
 
+export interface ResolveOptions {
+  /** Only images having this feature. */
+  feature?: number;
+  /** Expired images count too (an exact Get); by default they are skipped. */
+  includeExpired?: boolean;
+  now?: Date;
+}
+
 /**
- * The newest unexpired image matching a reference (and a feature, if given);
- * undefined when there is none.
+ * The newest image a reference asks for: "debian" -> the newest debian,
+ * "debian-12" -> the newest 12.x.y, "debian-12.0" -> the newest 12.0.y, a full
+ * id -> that version; optionally only images with a feature, and skipping
+ * expired ones. Equal versions written differently ("19.04" and "19.4") are
+ * ordered by id, so the answer never depends on the order of `images`.
+ * Undefined when nothing matches.
  */
-export function resolveImage<T extends ResolvableImage>(images: readonly T[], query: string, opts: { feature?: number; now?: Date } = {}): T | undefined {
-  const { os, prefix } = parseImageQuery(query);
+export function resolveImage<T extends ResolvableImage>(images: readonly T[], ref: string, opts: ResolveOptions = {}): T | undefined {
+  const readings = parseImageRef(ref);
+  if (typeof readings === "string") return undefined;
   const now = opts.now ?? new Date();
-  let best: { image: T; parts: number[] } | undefined;
-  for (const image of images) {
-    if (image.os !== os || image.expiresAt <= now) continue;
-    if (opts.feature !== undefined && !image.features.includes(opts.feature)) continue;
-    const parts = image.version.split(".").map(Number);
-    if (prefix.some((p, i) => parts[i] !== p)) continue;
-    if (!best || compareParts(parts, best.parts) > 0) best = { image, parts };
+  for (const { os, prefix } of readings) {
+    let best: T | undefined;
+    for (const image of images) {
+      if (image.os !== os || !isVersion(image.version) || !hasVersionPrefix(image.version, prefix)) continue;
+      if (!opts.includeExpired && image.expiresAt <= now) continue;
+      if (opts.feature !== undefined && !image.features.includes(opts.feature)) continue;
+      if (!best || newer(image, best)) best = image;
+    }
+    if (best) return best;
   }
-  return best?.image;
+  return undefined;
 }
 
-/** The version as semver ("19.04.1" -> "19.4.1"), or undefined when it has no patch part. */
-export function semverOf(version: string): string | undefined {
-  const parts = version.split(".").map(Number);
-  if (parts.length !== 3 || parts.some((n) => !Number.isSafeInteger(n))) return undefined;
-  return parts.join(".");
+function newer(a: ResolvableImage, b: ResolvableImage): boolean {
+  const d = compareVersions(a.version, b.version);
+  return d > 0 || (d === 0 && a.id > b.id);
 }
 
-/** Whether `range` is a semver range this server understands ("*" included). */
-export function isValidRange(range: string): boolean {
-  return range.trim() !== "" && semver.validRange(range) !== null;
+/** The OSes a reference may name; the images of these are the candidates for `resolveImage`. */
+export function candidateOses(ref: string): string[] {
+  const readings = parseImageRef(ref);
+  return typeof readings === "string" ? [] : [...new Set(readings.map((r) => r.os))];
 }
 
-/** Whether a version satisfies a range; versions without a patch part never do. */
-export function versionSatisfies(version: string, range: string): boolean {
-  const v = semverOf(version);
-  return v !== undefined && semver.satisfies(v, range);
-}
-
-/** Whether two ranges have a version in common. */
-export function rangesIntersect(a: string, b: string): boolean {
-  return semver.intersects(a, b);
-}
+/** The version as stored for uniqueness: "19.04.1" and "19.4.1" are the same version of an OS. */
+export const versionKey = normalizeVersion;

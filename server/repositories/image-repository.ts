@@ -1,8 +1,23 @@
-import { and, arrayContains, eq, ne, type SQL } from "drizzle-orm";
+import { and, arrayContains, eq, inArray, type SQL } from "drizzle-orm";
+import { resolvable } from "../convert/image.js";
 import type { Db } from "../db/database.js";
-import { filesystemLayouts, images, sizeImageConstraints, type FilesystemLayoutRow, type ImageRow, type NewFilesystemLayoutRow, type NewImageRow, type SizeImageConstraintRow } from "../db/schema/index.js";
+import { images, type ImageRow, type NewImageRow } from "../db/schema/index.js";
+import { candidateOses, resolveImage, type ResolveOptions } from "../domain/image-version.js";
+import { alreadyExists, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, listPage, updateVersioned } from "./versioned.js";
+
+const KIND = "image";
+const VERSION_INDEX = "images_os_version_key";
+
+/** The name of the constraint a database error names, whichever driver or wrapper threw it. */
+function violatedConstraint(err: unknown): string | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const c = (e as { constraint?: unknown }).constraint;
+    if (typeof c === "string") return c;
+  }
+  return undefined;
+}
 
 export interface ImageFilter {
   os?: string;
@@ -10,54 +25,56 @@ export interface ImageFilter {
   classification?: number;
 }
 
+/** Images in the metal-api database; every method takes the handle (pool or transaction) to use. */
 export const imageRepository = {
-  get: (db: Db<any>, id: string): Promise<ImageRow> => getById(db, images, "image", id),
+  get: (db: Db<any>, id: string): Promise<ImageRow> => getById(db, images, KIND, id),
 
   async find(db: Db<any>, id: string): Promise<ImageRow | undefined> {
     return (await db.select().from(images).where(eq(images.id, id)))[0];
   },
 
-  /** Every image of one OS: the candidates a short reference resolves among. */
-  ofOs: (db: Db<any>, os: string): Promise<ImageRow[]> => db.select().from(images).where(eq(images.os, os)),
+  /** Every image of these OSes: the candidates a reference resolves among. */
+  ofOses: (db: Db<any>, oses: string[]): Promise<ImageRow[]> =>
+    oses.length === 0 ? Promise.resolve([]) : db.select().from(images).where(inArray(images.os, oses)),
 
   async list(db: Db<any>, filter: ImageFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.os !== undefined) where.push(eq(images.os, filter.os));
     if (filter.feature !== undefined) where.push(arrayContains(images.features, [filter.feature]));
     if (filter.classification !== undefined) where.push(eq(images.classification, filter.classification));
-    return toPage(await listPage(db, images, page, and(...where)), page.limit, (r) => r.id);
+    return toPage(await listPage(db, images, page, where.length > 0 ? and(...where) : undefined), page.limit, (r) => r.id);
   },
 
-  create: (db: Db<any>, row: NewImageRow): Promise<ImageRow> => insertUnique(db, images, "image", row.id, row),
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewImageRow>): Promise<ImageRow> => updateVersioned(db, images, "image", id, version, patch),
-  delete: (db: Db<any>, id: string): Promise<ImageRow> => deleteById(db, images, "image", id),
+  async create(db: Db<any>, row: NewImageRow): Promise<ImageRow> {
+    try {
+      return (await db.insert(images).values(row).returning())[0]!;
+    } catch (err) {
+      if (sqlState(err) !== UNIQUE_VIOLATION) throw err;
+      if (violatedConstraint(err) === VERSION_INDEX) {
+        throw taken(`image "${row.id}": ${row.os} already has an image of version ${row.versionKey} (leading zeros do not make a different version)`);
+      }
+      throw alreadyExists(KIND, row.id);
+    }
+  },
+
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewImageRow>): Promise<ImageRow> => updateVersioned(db, images, KIND, id, version, patch),
+
+  delete: (db: Db<any>, id: string): Promise<ImageRow> => deleteById(db, images, KIND, id),
+
+  /**
+   * The image a reference names (see `resolveImage`): "debian" -> newest
+   * debian, "debian-12" -> newest 12.x.y, "debian-12.0" -> newest 12.0.y, a
+   * full id -> that version. Expired images are skipped unless asked for;
+   * NotFound when nothing matches. Allocation and reinstall resolve with this.
+   */
+  async resolve(db: Db<any>, ref: string, opts: ResolveOptions = {}): Promise<ImageRow> {
+    const candidates = (await imageRepository.ofOses(db, candidateOses(ref))).map(resolvable);
+    const found = resolveImage(candidates, ref, opts);
+    if (!found) throw notFound(KIND, ref);
+    return found.row;
+  },
 };
 
-export const sizeImageConstraintRepository = {
-  get: (db: Db<any>, size: string): Promise<SizeImageConstraintRow> => getById(db, sizeImageConstraints, "size image constraint", size),
-  async find(db: Db<any>, size: string): Promise<SizeImageConstraintRow | undefined> {
-    return (await db.select().from(sizeImageConstraints).where(eq(sizeImageConstraints.id, size)))[0];
-  },
-  async list(db: Db<any>, page: PageRequest) {
-    return toPage(await listPage(db, sizeImageConstraints, page), page.limit, (r) => r.id);
-  },
-  create: (db: Db<any>, size: string, imagesByOs: Record<string, string>): Promise<SizeImageConstraintRow> =>
-    insertUnique(db, sizeImageConstraints, "size image constraint", size, { id: size, images: imagesByOs }),
-  update: (db: Db<any>, size: string, version: number, imagesByOs: Record<string, string>): Promise<SizeImageConstraintRow> =>
-    updateVersioned(db, sizeImageConstraints, "size image constraint", size, version, { images: imagesByOs }),
-  delete: (db: Db<any>, size: string): Promise<SizeImageConstraintRow> => deleteById(db, sizeImageConstraints, "size image constraint", size),
-};
-
-export const filesystemLayoutRepository = {
-  get: (db: Db<any>, id: string): Promise<FilesystemLayoutRow> => getById(db, filesystemLayouts, "filesystem layout", id),
-  async list(db: Db<any>, page: PageRequest) {
-    return toPage(await listPage(db, filesystemLayouts, page), page.limit, (r) => r.id);
-  },
-  /** All layouts, ordered by id: for selection and the overlap check (call under LockKey.filesystemLayouts). */
-  all: (db: Db<any>): Promise<FilesystemLayoutRow[]> => db.select().from(filesystemLayouts).orderBy(filesystemLayouts.id),
-  others: (db: Db<any>, id: string): Promise<FilesystemLayoutRow[]> => db.select().from(filesystemLayouts).where(ne(filesystemLayouts.id, id)),
-  create: (db: Db<any>, row: NewFilesystemLayoutRow): Promise<FilesystemLayoutRow> => insertUnique(db, filesystemLayouts, "filesystem layout", row.id, row),
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewFilesystemLayoutRow>): Promise<FilesystemLayoutRow> =>
-    updateVersioned(db, filesystemLayouts, "filesystem layout", id, version, patch),
-  delete: (db: Db<any>, id: string): Promise<FilesystemLayoutRow> => deleteById(db, filesystemLayouts, "filesystem layout", id),
-};
+// Kept for callers written before the repositories were split per entity (machine allocation).
+export { sizeImageConstraintRepository } from "./size-image-constraint-repository.js";
+export { filesystemLayoutRepository } from "./filesystem-layout-repository.js";

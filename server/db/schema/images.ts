@@ -1,42 +1,29 @@
-import { index, integer, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
-import type { LayoutSpec } from "../../domain/filesystem-layout.js";
+import { index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from "drizzle-orm/pg-core";
 import { bookkeeping } from "./columns.js";
 
 export const images = pgTable(
   "images",
   {
+    /** "<os>-<version>", e.g. "debian-12.0.20241201". */
     id: text("id").primaryKey(),
     name: text("name").notNull().default(""),
     description: text("description").notNull().default(""),
     url: text("url").notNull(),
+    /** ImageFeature values (metal.api.v1). */
     features: integer("features").array().notNull(),
     os: text("os").notNull(),
+    /** The version as written in the id ("19.04.20200408"). */
     osVersion: text("os_version").notNull(),
+    /** The version with leading zeros dropped ("19.4.20200408"): one OS cannot have "19.04.1" and "19.4.1". */
+    versionKey: text("version_key").notNull(),
+    /** ImageClassification value (metal.api.v1). */
     classification: integer("classification").notNull(),
     expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
     labels: jsonb("labels").$type<Record<string, string>>().notNull().default({}),
     ...bookkeeping(),
   },
-  (t) => [index("images_os_idx").on(t.os)],
+  (t) => [index("images_os_idx").on(t.os), uniqueIndex("images_os_version_key").on(t.os, t.versionKey)],
 );
-
-/** One row per constrained size; the id is the size id. */
-export const sizeImageConstraints = pgTable("size_image_constraints", {
-  id: text("id").primaryKey(),
-  images: jsonb("images").$type<Record<string, string>>().notNull(),
-  ...bookkeeping(),
-});
-
-export const filesystemLayouts = pgTable("filesystem_layouts", {
-  id: text("id").primaryKey(),
-  name: text("name").notNull().default(""),
-  description: text("description").notNull().default(""),
-  spec: jsonb("spec").$type<LayoutSpec>().notNull(),
-  ...bookkeeping(),
-});
 
 export type ImageRow = typeof images.$inferSelect;
 export type NewImageRow = typeof images.$inferInsert;
-export type SizeImageConstraintRow = typeof sizeImageConstraints.$inferSelect;
-export type FilesystemLayoutRow = typeof filesystemLayouts.$inferSelect;
-export type NewFilesystemLayoutRow = typeof filesystemLayouts.$inferInsert;

@@ -5,3 +5,5 @@ export * from "./sizes.js";
 export * from "./images.js";
 export * from "./networks.js";
 export * from "./machines.js";
+export * from "./size-image-constraints.js";
+export * from "./filesystem-layouts.js";

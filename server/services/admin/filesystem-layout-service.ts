@@ -5,26 +5,39 @@ import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { layoutsOverlap, type LayoutSpec } from "../../domain/filesystem-layout.js";
 import { invalidArgument } from "../../errors.js";
-import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
-import { lockForTransaction, LockKey } from "../../repositories/locks.js";
+import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
+import { validator } from "../../validate/validator.js";
 import { validateFilesystemLayout } from "../../validate/filesystem-layout.js";
 
-/** Refuses a layout that could apply to the same machine as another; serialised by an advisory lock. */
+/**
+ * Refuses a layout that could apply to the same machine as another one (a
+ * shared size and intersecting image constraints). The caller holds the
+ * layouts' advisory lock (`layouts.lockForWrite`) to the end of the transaction
+ * in which it writes: two parallel writes cannot both pass the check.
+ */
 async function assertNoOverlap(tx: Db<any>, id: string, spec: LayoutSpec): Promise<void> {
-  await lockForTransaction(tx, LockKey.filesystemLayouts);
-  const clash = (await layouts.others(tx, id)).find((o) => layoutsOverlap(spec.constraints, o.spec.constraints));
+  const clash = (await layouts.sharingSizes(tx, spec.constraints.sizes, id)).find((o) => layoutsOverlap(spec.constraints, o.spec.constraints));
   if (clash) {
-    throw invalidArgument(`invalid request: filesystem_layout.constraints: overlap with layout "${clash.id}" (a size and image both could match)`);
+    const shared = spec.constraints.sizes.filter((s) => clash.spec.constraints.sizes.includes(s));
+    throw invalidArgument(
+      `invalid request: filesystem_layout.constraints: overlaps layout "${clash.id}" (both are for size "${shared[0]}" and images both admit); a machine could match both`,
+    );
   }
 }
 
-export function createAdminFilesystemLayoutService({ db }: { db: Db<any> }): ServiceImpl<typeof FilesystemLayoutService> {
+export interface AdminFilesystemLayoutServiceDeps {
+  db: Db<any>;
+}
+
+/** Operators define how machines are partitioned; at most one layout applies to any size and image. */
+export function createAdminFilesystemLayoutService({ db }: AdminFilesystemLayoutServiceDeps): ServiceImpl<typeof FilesystemLayoutService> {
   return {
     async create(req) {
       validateFilesystemLayout(req.filesystemLayout, { update: false });
-      const row = layoutRowFromProto(req.filesystemLayout!);
+      const row = layoutRowFromProto(req.filesystemLayout);
       const created = await inTransaction(db, async (tx) => {
+        await layouts.lockForWrite(tx);
         await assertNoOverlap(tx, row.id, row.spec);
         return layouts.create(tx, row);
       });
@@ -32,15 +45,20 @@ export function createAdminFilesystemLayoutService({ db }: { db: Db<any> }): Ser
     },
     async update(req) {
       validateFilesystemLayout(req.filesystemLayout, { update: true });
-      const l = req.filesystemLayout!;
+      const l = req.filesystemLayout;
       const row = layoutRowFromProto(l);
       const updated = await inTransaction(db, async (tx) => {
+        await layouts.lockForWrite(tx);
+        // Write first, so that a missing layout (NotFound) or a stale version (Aborted) is
+        // answered as such; an overlap found afterwards rolls the write back.
+        const written = await layouts.update(tx, row.id, versionOf(l.meta!.version), { name: row.name, description: row.description, spec: row.spec });
         await assertNoOverlap(tx, row.id, row.spec);
-        return layouts.update(tx, row.id, versionOf(l.meta!.version), { name: row.name, description: row.description, spec: row.spec });
+        return written;
       });
       return { filesystemLayout: toProtoFilesystemLayout(updated) };
     },
     async delete(req) {
+      validator().id("id", req.id).check();
       return { filesystemLayout: toProtoFilesystemLayout(await layouts.delete(db, req.id)) };
     },
     async list(req) {

@@ -5,14 +5,18 @@ import { versionOf } from "../../convert/meta.js";
 import type { Db } from "../../db/database.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { validateImageCreate, validateImageUpdate } from "../../validate/image.js";
+import { validateImageCreate, validateImageId, validateImageUpdate } from "../../validate/image.js";
+
+export interface AdminImageServiceDeps {
+  db: Db<any>;
+}
 
 /**
  * Operators offer images. Unlike the original, creating an image does not
- * probe its URL with HTTP HEAD: the control plane should not depend on the
- * image server being reachable when an image is registered.
+ * probe its URL with HTTP HEAD (see validateImageCreate): the control plane
+ * should not depend on the image server being reachable when an image is registered.
  */
-export function createAdminImageService({ db }: { db: Db<any> }): ServiceImpl<typeof ImageService> {
+export function createAdminImageService({ db }: AdminImageServiceDeps): ServiceImpl<typeof ImageService> {
   return {
     async create(req) {
       const name = validateImageCreate(req);
@@ -23,7 +27,9 @@ export function createAdminImageService({ db }: { db: Db<any> }): ServiceImpl<ty
       return { image: toProtoImage(await images.update(db, req.id, versionOf(req.version), imagePatchFromUpdate(req))) };
     },
     async delete(req) {
-      // TODO(machines): refuse while allocated machines use the image, once machines exist.
+      validateImageId("id", req.id);
+      // TODO(machines): refuse (FailedPrecondition) while allocated machines use the image,
+      // as the original does, once the machines table exists; until then an image is just deleted.
       return { image: toProtoImage(await images.delete(db, req.id)) };
     },
     async list(req) {

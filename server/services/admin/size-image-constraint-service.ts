@@ -1,36 +1,51 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeImageConstraintService } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
-import { toProtoSizeImageConstraint } from "../../convert/image.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
-import { sizeImageConstraintRepository as constraints } from "../../repositories/image-repository.js";
+import { toProtoSizeImageConstraint } from "../../convert/size-image-constraint.js";
+import type { Db } from "../../db/database.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { sizeRepository as sizes } from "../../repositories/size-repository.js";
-import { validateSizeImageConstraint } from "../../validate/image.js";
+import { sizeImageConstraintRepository as constraints } from "../../repositories/size-image-constraint-repository.js";
+import {
+  validateSizeAndImage,
+  validateSizeId,
+  validateSizeImageConstraintCreate,
+  validateSizeImageConstraintUpdate,
+} from "../../validate/size-image-constraint.js";
+import { tryImageOnSize } from "../api/size-image-constraint-service.js";
 
-export function createAdminSizeImageConstraintService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeImageConstraintService> {
+export interface AdminSizeImageConstraintServiceDeps {
+  db: Db<any>;
+}
+
+/**
+ * Operators limit the image versions a size may run. Sizes are named by id
+ * only: a constraint may be written before its size exists and outlives it.
+ */
+export function createAdminSizeImageConstraintService({ db }: AdminSizeImageConstraintServiceDeps): ServiceImpl<typeof SizeImageConstraintService> {
   return {
     async create(req) {
-      validateSizeImageConstraint(req);
-      const row = await inTransaction(db, async (tx) => {
-        await sizes.get(tx, req.size);
-        return constraints.create(tx, req.size, req.images);
-      });
-      return { sizeImageConstraint: toProtoSizeImageConstraint(row) };
+      validateSizeImageConstraintCreate(req);
+      return { sizeImageConstraint: toProtoSizeImageConstraint(await constraints.create(db, req.size, req.images)) };
     },
     async update(req) {
-      validateSizeImageConstraint(req);
+      validateSizeImageConstraintUpdate(req);
       return { sizeImageConstraint: toProtoSizeImageConstraint(await constraints.update(db, req.size, versionOf(req.version), req.images)) };
     },
     async delete(req) {
+      validateSizeId(req.size);
       return { sizeImageConstraint: toProtoSizeImageConstraint(await constraints.delete(db, req.size)) };
     },
     async get(req) {
+      validateSizeId(req.size);
       return { sizeImageConstraint: toProtoSizeImageConstraint(await constraints.get(db, req.size)) };
     },
     async list(req) {
       const page = await constraints.list(db, pageRequest(req.paging));
       return { sizeImageConstraints: page.items.map(toProtoSizeImageConstraint), nextPageToken: page.nextPageToken };
+    },
+    async try(req) {
+      validateSizeAndImage(req);
+      return tryImageOnSize(db, req.size, req.image);
     },
   };
 }

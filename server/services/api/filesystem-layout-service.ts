@@ -1,17 +1,35 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { FilesystemLayoutService } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import type { Db } from "../../db/database.js";
+import type { FilesystemLayoutRow, ImageRow } from "../../db/schema/index.js";
 import { selectLayout } from "../../domain/filesystem-layout.js";
-import { notFound } from "../../errors.js";
-import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
+import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
+import { imageRepository as images } from "../../repositories/image-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { validateImageRef } from "../../validate/image.js";
-import { lookupImage } from "../image-lookup.js";
+import { validateSizeAndImage } from "../../validate/size-image-constraint.js";
+import { validator } from "../../validate/validator.js";
 
-export function createFilesystemLayoutService({ db }: { db: Db<any> }): ServiceImpl<typeof FilesystemLayoutService> {
+/**
+ * The layout a machine of a size installed with an image gets (the first by id
+ * whose constraints match), or NotFound. Allocation calls this with the
+ * resolved image, in its transaction.
+ */
+export async function layoutFor(db: Db<any>, sizeId: string, image: ImageRow): Promise<FilesystemLayoutRow> {
+  const chosen = selectLayout(await layouts.forSize(db, sizeId), sizeId, { os: image.os, version: image.osVersion });
+  if (!chosen) throw new ConnectError(`no filesystem layout is for size "${sizeId}" and image "${image.id}"`, Code.NotFound);
+  return chosen;
+}
+
+export interface FilesystemLayoutServiceDeps {
+  db: Db<any>;
+}
+
+/** Everyone with a token may read layouts and ask which one a machine would get. */
+export function createFilesystemLayoutService({ db }: FilesystemLayoutServiceDeps): ServiceImpl<typeof FilesystemLayoutService> {
   return {
     async get(req) {
+      validator().id("id", req.id).check();
       return { filesystemLayout: toProtoFilesystemLayout(await layouts.get(db, req.id)) };
     },
     async list(req) {
@@ -19,11 +37,9 @@ export function createFilesystemLayoutService({ db }: { db: Db<any> }): ServiceI
       return { filesystemLayouts: page.items.map(toProtoFilesystemLayout), nextPageToken: page.nextPageToken };
     },
     async try(req) {
-      validateImageRef("image", req.image);
-      const image = await lookupImage(db, req.image);
-      const chosen = selectLayout(await layouts.all(db), req.size, { os: image.os, version: image.osVersion });
-      if (!chosen) throw notFound("filesystem layout for size and image", `${req.size}" and "${image.id}`);
-      return { filesystemLayout: toProtoFilesystemLayout(chosen) };
+      validateSizeAndImage(req);
+      const image = await images.resolve(db, req.image);
+      return { filesystemLayout: toProtoFilesystemLayout(await layoutFor(db, req.size, image)) };
     },
   };
 }

@@ -1,23 +1,47 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeImageConstraintService } from "../../../gen/metal/api/v1/size_image_constraint_pb.js";
 import type { Db } from "../../db/database.js";
-import { sizeRepository as sizes } from "../../repositories/size-repository.js";
-import { validateImageRef } from "../../validate/image.js";
-import { assertImageAllowed, lookupImage } from "../image-lookup.js";
+import type { ImageRow } from "../../db/schema/index.js";
+import { imageRefusal } from "../../domain/size-image-constraint.js";
+import { failedPrecondition } from "../../errors.js";
+import { imageRepository as images } from "../../repositories/image-repository.js";
+import { sizeImageConstraintRepository as constraints } from "../../repositories/size-image-constraint-repository.js";
+import { validateSizeAndImage } from "../../validate/size-image-constraint.js";
 
-/** Resolves the image and checks it against the size's constraint; returns the full image id. */
-export async function tryImageOnSize(db: Db<any>, sizeId: string, imageRef: string): Promise<string> {
-  await sizes.get(db, sizeId);
-  const image = await lookupImage(db, imageRef);
-  await assertImageAllowed(db, sizeId, image);
-  return image.id;
+/**
+ * Refuses (FailedPrecondition, saying why) an image the size's constraint does
+ * not allow; returns whether the size constrains the image's OS at all.
+ * Allocation calls this with the resolved image, in its transaction.
+ */
+export async function assertImageAllowedOnSize(db: Db<any>, sizeId: string, image: ImageRow): Promise<{ constrained: boolean }> {
+  const c = await constraints.find(db, sizeId);
+  if (!c || c.images[image.os] === undefined) return { constrained: false };
+  const why = imageRefusal(sizeId, c.images, { id: image.id, os: image.os, version: image.osVersion });
+  if (why) throw failedPrecondition(why);
+  return { constrained: true };
 }
 
-export function createSizeImageConstraintService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeImageConstraintService> {
+/**
+ * Resolves an image reference (unexpired images, as allocation does) and checks
+ * it against the size's constraint. The size is an id only: a size without a
+ * constraint allows every image.
+ */
+export async function tryImageOnSize(db: Db<any>, sizeId: string, imageRef: string): Promise<{ image: string; constrained: boolean }> {
+  const image = await images.resolve(db, imageRef);
+  const { constrained } = await assertImageAllowedOnSize(db, sizeId, image);
+  return { image: image.id, constrained };
+}
+
+export interface SizeImageConstraintServiceDeps {
+  db: Db<any>;
+}
+
+/** Everyone with a token may ask whether an image may run on a size. */
+export function createSizeImageConstraintService({ db }: SizeImageConstraintServiceDeps): ServiceImpl<typeof SizeImageConstraintService> {
   return {
     async try(req) {
-      validateImageRef("image", req.image);
-      return { image: await tryImageOnSize(db, req.size, req.image) };
+      validateSizeAndImage(req);
+      return tryImageOnSize(db, req.size, req.image);
     },
   };
 }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/size_image_constraint.proto.
  */
 export const file_metal_admin_v1_size_image_constraint: GenFile = /*@__PURE__*/
-  fileDesc("CiptZXRhbC9hZG1pbi92MS9zaXplX2ltYWdlX2NvbnN0cmFpbnQucHJvdG8SDm1ldGFsLmFkbWluLnYxIrsBCidTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRJTCgZpbWFnZXMYAiADKAsyQy5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlcXVlc3QuSW1hZ2VzRW50cnkaLQoLSW1hZ2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJsCihTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlc3BvbnNlEkAKFXNpemVfaW1hZ2VfY29uc3RyYWludBgBIAEoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50IswBCidTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVVwZGF0ZVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEElMKBmltYWdlcxgDIAMoCzJDLm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVXBkYXRlUmVxdWVzdC5JbWFnZXNFbnRyeRotCgtJbWFnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImwKKFNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVXBkYXRlUmVzcG9uc2USQAoVc2l6ZV9pbWFnZV9jb25zdHJhaW50GAEgASgLMiEubWV0YWwuYXBpLnYxLlNpemVJbWFnZUNvbnN0cmFpbnQiNwonU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VEZWxldGVSZXF1ZXN0EgwKBHNpemUYASABKAkibAooU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VEZWxldGVSZXNwb25zZRJAChVzaXplX2ltYWdlX2NvbnN0cmFpbnQYASABKAsyIS5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludCI0CiRTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlcXVlc3QSDAoEc2l6ZRgBIAEoCSJpCiVTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlc3BvbnNlEkAKFXNpemVfaW1hZ2VfY29uc3RyYWludBgBIAEoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50Ik0KJVNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyKEAQomU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VMaXN0UmVzcG9uc2USQQoWc2l6ZV9pbWFnZV9jb25zdHJhaW50cxgBIAMoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKpBQoaU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2USgwEKBkNyZWF0ZRI3Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBo4Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIQAhKDAQoGVXBkYXRlEjcubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VVcGRhdGVSZXF1ZXN0GjgubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VVcGRhdGVSZXNwb25zZSIGyvMYAhACEoMBCgZEZWxldGUSNy5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZURlbGV0ZVJlcXVlc3QaOC5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISegoDR2V0EjQubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VHZXRSZXF1ZXN0GjUubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAhABEn0KBExpc3QSNS5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUxpc3RSZXF1ZXN0GjYubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_size_image_constraint]);
+  fileDesc("CiptZXRhbC9hZG1pbi92MS9zaXplX2ltYWdlX2NvbnN0cmFpbnQucHJvdG8SDm1ldGFsLmFkbWluLnYxIrsBCidTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRJTCgZpbWFnZXMYAiADKAsyQy5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlcXVlc3QuSW1hZ2VzRW50cnkaLQoLSW1hZ2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJsCihTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUNyZWF0ZVJlc3BvbnNlEkAKFXNpemVfaW1hZ2VfY29uc3RyYWludBgBIAEoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50IswBCidTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVVwZGF0ZVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRIPCgd2ZXJzaW9uGAIgASgEElMKBmltYWdlcxgDIAMoCzJDLm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVXBkYXRlUmVxdWVzdC5JbWFnZXNFbnRyeRotCgtJbWFnZXNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBImwKKFNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVXBkYXRlUmVzcG9uc2USQAoVc2l6ZV9pbWFnZV9jb25zdHJhaW50GAEgASgLMiEubWV0YWwuYXBpLnYxLlNpemVJbWFnZUNvbnN0cmFpbnQiNwonU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VEZWxldGVSZXF1ZXN0EgwKBHNpemUYASABKAkibAooU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VEZWxldGVSZXNwb25zZRJAChVzaXplX2ltYWdlX2NvbnN0cmFpbnQYASABKAsyIS5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludCI0CiRTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlcXVlc3QSDAoEc2l6ZRgBIAEoCSJpCiVTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlc3BvbnNlEkAKFXNpemVfaW1hZ2VfY29uc3RyYWludBgBIAEoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50Ik0KJVNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyKEAQomU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VMaXN0UmVzcG9uc2USQQoWc2l6ZV9pbWFnZV9jb25zdHJhaW50cxgBIAMoCzIhLm1ldGFsLmFwaS52MS5TaXplSW1hZ2VDb25zdHJhaW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJDCiRTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRINCgVpbWFnZRgCIAEoCSJLCiVTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlc3BvbnNlEg0KBWltYWdlGAEgASgJEhMKC2NvbnN0cmFpbmVkGAIgASgIMqUGChpTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZRKDAQoGQ3JlYXRlEjcubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VDcmVhdGVSZXF1ZXN0GjgubWV0YWwuYWRtaW4udjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhACEoMBCgZVcGRhdGUSNy5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVVwZGF0ZVJlcXVlc3QaOC5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCEAISgwEKBkRlbGV0ZRI3Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlRGVsZXRlUmVxdWVzdBo4Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIQAhJ6CgNHZXQSNC5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlcXVlc3QaNS5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUdldFJlc3BvbnNlIgbK8xgCEAESfQoETGlzdBI1Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlTGlzdFJlcXVlc3QaNi5tZXRhbC5hZG1pbi52MS5TaXplSW1hZ2VDb25zdHJhaW50U2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABEnoKA1RyeRI0Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVHJ5UmVxdWVzdBo1Lm1ldGFsLmFkbWluLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVHJ5UmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_size_image_constraint]);
 
 /**
  * SizeImageConstraintServiceCreateRequest describes a new constraint.
@@ -23,7 +23,7 @@ export const file_metal_admin_v1_size_image_constraint: GenFile = /*@__PURE__*/
  */
 export type SizeImageConstraintServiceCreateRequest = Message<"metal.admin.v1.SizeImageConstraintServiceCreateRequest"> & {
   /**
-   * Size is the id of the constrained size.
+   * Size is the id of the constrained size (checked as an id only: the size need not exist yet).
    *
    * @generated from field: string size = 1;
    */
@@ -255,6 +255,62 @@ export const SizeImageConstraintServiceListResponseSchema: GenMessage<SizeImageC
   messageDesc(file_metal_admin_v1_size_image_constraint, 9);
 
 /**
+ * SizeImageConstraintServiceTryRequest names a size and an image.
+ *
+ * @generated from message metal.admin.v1.SizeImageConstraintServiceTryRequest
+ */
+export type SizeImageConstraintServiceTryRequest = Message<"metal.admin.v1.SizeImageConstraintServiceTryRequest"> & {
+  /**
+   * Size is the id of the size.
+   *
+   * @generated from field: string size = 1;
+   */
+  size: string;
+
+  /**
+   * Image is a full image id or a short one like "debian-12".
+   *
+   * @generated from field: string image = 2;
+   */
+  image: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeImageConstraintServiceTryRequest.
+ * Use `create(SizeImageConstraintServiceTryRequestSchema)` to create a new message.
+ */
+export const SizeImageConstraintServiceTryRequestSchema: GenMessage<SizeImageConstraintServiceTryRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_image_constraint, 10);
+
+/**
+ * SizeImageConstraintServiceTryResponse says the image may be installed on the size.
+ *
+ * @generated from message metal.admin.v1.SizeImageConstraintServiceTryResponse
+ */
+export type SizeImageConstraintServiceTryResponse = Message<"metal.admin.v1.SizeImageConstraintServiceTryResponse"> & {
+  /**
+   * Image is the full id the request resolved to.
+   *
+   * @generated from field: string image = 1;
+   */
+  image: string;
+
+  /**
+   * Constrained tells whether the size has a constraint for the image's OS at all.
+   *
+   * @generated from field: bool constrained = 2;
+   */
+  constrained: boolean;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeImageConstraintServiceTryResponse.
+ * Use `create(SizeImageConstraintServiceTryResponseSchema)` to create a new message.
+ */
+export const SizeImageConstraintServiceTryResponseSchema: GenMessage<SizeImageConstraintServiceTryResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_image_constraint, 11);
+
+/**
  * SizeImageConstraintService lets operators limit the images a size may run.
  *
  * @generated from service metal.admin.v1.SizeImageConstraintService
@@ -309,6 +365,17 @@ export const SizeImageConstraintService: GenService<{
     methodKind: "unary";
     input: typeof SizeImageConstraintServiceListRequestSchema;
     output: typeof SizeImageConstraintServiceListResponseSchema;
+  },
+  /**
+   * Try checks an image (full or short id) against the constraint of a size;
+   * an image the constraint does not allow fails with FAILED_PRECONDITION.
+   *
+   * @generated from rpc metal.admin.v1.SizeImageConstraintService.Try
+   */
+  try: {
+    methodKind: "unary";
+    input: typeof SizeImageConstraintServiceTryRequestSchema;
+    output: typeof SizeImageConstraintServiceTryResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_size_image_constraint, 0);

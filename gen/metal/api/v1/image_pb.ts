@@ -350,7 +350,8 @@ export const ImageClassificationSchema: GenEnum<ImageClassification> = /*@__PURE
  */
 export const ImageService: GenService<{
   /**
-   * Get returns an image by its id; a short id like "debian-12" resolves to the newest matching version.
+   * Get returns an image by its full id (even when expired); a short id like "debian-12"
+   * resolves to the newest unexpired matching version.
    *
    * @generated from rpc metal.api.v1.ImageService.Get
    */
@@ -370,7 +371,8 @@ export const ImageService: GenService<{
     output: typeof ImageServiceListResponseSchema;
   },
   /**
-   * Latest returns the newest unexpired image of an OS, optionally of a version prefix.
+   * Latest returns the newest unexpired image of an OS, optionally of a version prefix
+   * ("debian", "debian-12", "debian-12.0") and with a feature; NOT_FOUND when there is none.
    *
    * @generated from rpc metal.api.v1.ImageService.Latest
    */

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/size_image_constraint.proto.
  */
 export const file_metal_api_v1_size_image_constraint: GenFile = /*@__PURE__*/
-  fileDesc("CihtZXRhbC9hcGkvdjEvc2l6ZV9pbWFnZV9jb25zdHJhaW50LnByb3RvEgxtZXRhbC5hcGkudjEiswEKE1NpemVJbWFnZUNvbnN0cmFpbnQSDAoEc2l6ZRgBIAEoCRI9CgZpbWFnZXMYAiADKAsyLS5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludC5JbWFnZXNFbnRyeRIgCgRtZXRhGAMgASgLMhIubWV0YWwuYXBpLnYxLk1ldGEaLQoLSW1hZ2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCiRTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRINCgVpbWFnZRgCIAEoCSI2CiVTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlc3BvbnNlEg0KBWltYWdlGAEgASgJMpQBChpTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZRJ2CgNUcnkSMi5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VUcnlSZXF1ZXN0GjMubWV0YWwuYXBpLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVHJ5UmVzcG9uc2UiBsrzGAIIAmIGcHJvdG8z", [file_metal_api_v1_common]);
+  fileDesc("CihtZXRhbC9hcGkvdjEvc2l6ZV9pbWFnZV9jb25zdHJhaW50LnByb3RvEgxtZXRhbC5hcGkudjEiswEKE1NpemVJbWFnZUNvbnN0cmFpbnQSDAoEc2l6ZRgBIAEoCRI9CgZpbWFnZXMYAiADKAsyLS5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludC5JbWFnZXNFbnRyeRIgCgRtZXRhGAMgASgLMhIubWV0YWwuYXBpLnYxLk1ldGEaLQoLSW1hZ2VzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJDCiRTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlcXVlc3QSDAoEc2l6ZRgBIAEoCRINCgVpbWFnZRgCIAEoCSJLCiVTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZVRyeVJlc3BvbnNlEg0KBWltYWdlGAEgASgJEhMKC2NvbnN0cmFpbmVkGAIgASgIMpQBChpTaXplSW1hZ2VDb25zdHJhaW50U2VydmljZRJ2CgNUcnkSMi5tZXRhbC5hcGkudjEuU2l6ZUltYWdlQ29uc3RyYWludFNlcnZpY2VUcnlSZXF1ZXN0GjMubWV0YWwuYXBpLnYxLlNpemVJbWFnZUNvbnN0cmFpbnRTZXJ2aWNlVHJ5UmVzcG9uc2UiBsrzGAIIAmIGcHJvdG8z", [file_metal_api_v1_common]);
 
 /**
  * SizeImageConstraint limits which image versions may run on a size, e.g. because
@@ -90,6 +90,13 @@ export type SizeImageConstraintServiceTryResponse = Message<"metal.api.v1.SizeIm
    * @generated from field: string image = 1;
    */
   image: string;
+
+  /**
+   * Constrained tells whether the size has a constraint for the image's OS at all.
+   *
+   * @generated from field: bool constrained = 2;
+   */
+  constrained: boolean;
 };
 
 /**
@@ -106,7 +113,8 @@ export const SizeImageConstraintServiceTryResponseSchema: GenMessage<SizeImageCo
  */
 export const SizeImageConstraintService: GenService<{
   /**
-   * Try checks an image (full or short id) against the constraints of a size.
+   * Try checks an image (full or short id) against the constraints of a size;
+   * an image the constraint does not allow fails with FAILED_PRECONDITION.
    *
    * @generated from rpc metal.api.v1.SizeImageConstraintService.Try
    */
