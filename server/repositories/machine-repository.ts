@@ -1,6 +1,9 @@
 import { and, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { machineEvents, machines, type MachineEventsRow, type MachineRow } from "../db/schema/index.js";
+import { asns, bmcCommands, ips, machineConnections, machineEvents, machines, type MachineEventsRow, type MachineRow } from "../db/schema/index.js";
+import { uuidv7 } from "../ids.js";
+
+const IP_TYPE_EPHEMERAL = 1;
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
 
@@ -140,5 +143,44 @@ export const machineAllocationRepository = {
       .returning();
     if (!row) throw notFound("free machine", id);
     return row;
+  },
+};
+
+/** Installation, freeing and BMC commands. */
+export const machineLifecycleRepository = {
+  async setAllocation(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>): Promise<void> {
+    await tx.update(machines).set({ allocation, version: sql`${machines.version} + 1`, updatedAt: sql`now()` }).where(eq(machines.id, id));
+  },
+
+  /** Puts all switch ports of the machine into `vrf` (null: back to the PXE VLAN). */
+  async setPortVrf(tx: Db<any>, machineId: string, vrf: string | null): Promise<number> {
+    const rows = await tx.update(machineConnections).set({ vrf }).where(eq(machineConnections.machineId, machineId)).returning({ port: machineConnections.switchPort });
+    return rows.length;
+  },
+
+  async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: string[], deadline: Date): Promise<void> {
+    if (commands.length === 0) return;
+    // Ids are time-ordered; one millisecond apart keeps the commands in the order given.
+    const base = Date.now();
+    await tx.insert(bmcCommands).values(commands.map((command, i) => ({ id: uuidv7(base + i), machineId, partitionId, command, deadline })));
+  },
+
+  async commandsOf(db: Db<any>, machineId: string) {
+    return db.select().from(bmcCommands).where(eq(bmcCommands.machineId, machineId)).orderBy(bmcCommands.id);
+  },
+
+  /**
+   * Releases what an allocation held: ephemeral IPs go, static IPs stay with
+   * the project (detached from the machine), the ASN goes; the machine is free.
+   */
+  async release(tx: Db<any>, id: string): Promise<{ releasedIps: number; keptIps: number }> {
+    const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IP_TYPE_EPHEMERAL))).returning({ ip: ips.ip });
+    const kept = await tx.update(ips).set({ machineId: null }).where(eq(ips.machineId, id)).returning({ ip: ips.ip });
+    await tx.delete(asns).where(eq(asns.owner, id));
+    await tx
+      .update(machines)
+      .set({ allocation: null, project: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, id));
+    return { releasedIps: released.length, keptIps: kept.length };
   },
 };

@@ -1,8 +1,21 @@
+CREATE TABLE "bmc_commands" (
+	"id" text PRIMARY KEY NOT NULL,
+	"machine_id" text NOT NULL,
+	"partition_id" text NOT NULL,
+	"command" text NOT NULL,
+	"status" text DEFAULT 'pending' NOT NULL,
+	"result" text DEFAULT '' NOT NULL,
+	"deadline" timestamp with time zone NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
+);
+--> statement-breakpoint
 CREATE TABLE "machine_connections" (
 	"switch_id" text NOT NULL,
 	"switch_port" text NOT NULL,
 	"machine_id" text NOT NULL,
 	"machine_nic" text NOT NULL,
+	"vrf" text,
 	CONSTRAINT "machine_connections_switch_id_switch_port_pk" PRIMARY KEY("switch_id","switch_port")
 );
 --> statement-breakpoint
@@ -45,10 +58,12 @@ CREATE TABLE "switches" (
 	"version" bigint DEFAULT 1 NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "bmc_commands" ADD CONSTRAINT "bmc_commands_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_switch_id_switches_id_fk" FOREIGN KEY ("switch_id") REFERENCES "public"."switches"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_events" ADD CONSTRAINT "machine_events_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "switches" ADD CONSTRAINT "switches_partition_id_partitions_id_fk" FOREIGN KEY ("partition_id") REFERENCES "public"."partitions"("id") ON DELETE restrict ON UPDATE no action;--> statement-breakpoint
+CREATE INDEX "bmc_commands_pending_idx" ON "bmc_commands" USING btree ("partition_id","status");--> statement-breakpoint
 CREATE INDEX "machine_connections_machine_idx" ON "machine_connections" USING btree ("machine_id");--> statement-breakpoint
 CREATE INDEX "machines_candidates_idx" ON "machines" USING btree ("partition_id","size_id");--> statement-breakpoint
 CREATE INDEX "machines_project_idx" ON "machines" USING btree ("project");

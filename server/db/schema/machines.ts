@@ -46,6 +46,10 @@ export interface StoredAllocation {
   networks: { network: string; ips: string[]; vrf: number; primary: boolean }[];
   createdAt: string;
   createdBy: string;
+  /** Set by InstallationSucceeded. */
+  consolePassword?: string;
+  bootInfo?: { imageId: string; primaryDisk: string; osPartition: string; initrd: string; cmdline: string; kernel: string; bootloaderId: string };
+  succeeded?: boolean;
 }
 
 /** The hardware inventory as registered by metal-hammer. */
@@ -83,6 +87,8 @@ export const machineConnections = pgTable(
       .notNull()
       .references(() => machines.id, { onDelete: "cascade" }),
     machineNic: text("machine_nic").notNull(),
+    /** The VRF the port is in: null is the PXE/discovery VLAN, "default" for firewalls, "vrf<N>" for tenants. */
+    vrf: text("vrf"),
   },
   (t) => [primaryKey({ columns: [t.switchId, t.switchPort] }), index("machine_connections_machine_idx").on(t.machineId)],
 );
@@ -100,6 +106,30 @@ export const machineEvents = pgTable("machine_events", {
   failedMachineReclaim: boolean("failed_machine_reclaim").notNull().default(false),
 });
 
+/**
+ * BMC commands are durable rows: the partition's metal-bmc receives each
+ * until it acknowledges it, executes it once per id, and the server times out
+ * what is not done by the deadline.
+ */
+export const bmcCommands = pgTable(
+  "bmc_commands",
+  {
+    id: text("id").primaryKey(),
+    machineId: text("machine_id")
+      .notNull()
+      .references(() => machines.id, { onDelete: "cascade" }),
+    partitionId: text("partition_id").notNull(),
+    command: text("command").notNull(),
+    status: text("status").$type<"pending" | "done" | "failed" | "timed_out">().notNull().default("pending"),
+    result: text("result").notNull().default(""),
+    deadline: timestamp("deadline", { withTimezone: true, mode: "date" }).notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    updatedAt: timestamp("updated_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [index("bmc_commands_pending_idx").on(t.partitionId, t.status)],
+);
+
+export type BmcCommandRow = typeof bmcCommands.$inferSelect;
 export type MachineRow = typeof machines.$inferSelect;
 export type MachineEventsRow = typeof machineEvents.$inferSelect;
 export type SwitchRow = typeof switches.$inferSelect;

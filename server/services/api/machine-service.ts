@@ -7,6 +7,8 @@ import { machineRepository as machines } from "../../repositories/machine-reposi
 import { pageRequest } from "../../repositories/paging.js";
 import { validateMachineCreate } from "../../validate/machine.js";
 import { allocateMachine, type AllocationDeps } from "../machine-allocation.js";
+import { freeMachine } from "../machine-lifecycle.js";
+import { validator } from "../../validate/validator.js";
 
 /** Tenants allocate machines and see the ones allocated to their project. */
 export function createMachineService(deps: AllocationDeps): ServiceImpl<typeof MachineService> {
@@ -20,6 +22,10 @@ export function createMachineService(deps: AllocationDeps): ServiceImpl<typeof M
     async list(req) {
       const page = await machines.list(db, { project: req.project }, pageRequest(req.paging));
       return { machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)), nextPageToken: page.nextPageToken };
+    },
+    async delete(req) {
+      validator().uuid("id", req.id).id("project", req.project, { max: 128 }).check();
+      return { machine: toProtoMachine(await freeMachine(db, req.id.toLowerCase(), req.project), undefined) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);

@@ -14,6 +14,7 @@ import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../machine-events.js";
+import { installationSucceeded } from "../machine-lifecycle.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -129,6 +130,15 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
         unsubscribe();
         await allocations.clearWaiting(db, id).catch(() => {});
       }
+    },
+
+    async installationSucceeded(req) {
+      const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId).requiredText("console_password", req.consolePassword, 256);
+      if (!req.bootInfo) v.add("boot_info", "is required");
+      else v.text("boot_info.cmdline", req.bootInfo.cmdline, 4096).requiredText("boot_info.image_id", req.bootInfo.imageId, 128);
+      v.check();
+      await installationSucceeded(db, req);
+      return {};
     },
 
     async dhcp(req) {

@@ -14,7 +14,56 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIkwKDk1hY2hpbmVOZXR3b3JrEg8KB25ldHdvcmsYASABKAkSCwoDaXBzGAIgAygJEgsKA3ZyZhgDIAEoDRIPCgdwcmltYXJ5GAQgASgIIuACChFNYWNoaW5lQWxsb2NhdGlvbhIMCgR1dWlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRInCgRyb2xlGAYgASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEg0KBWltYWdlGAcgASgJEhkKEWZpbGVzeXN0ZW1fbGF5b3V0GAggASgJEhAKCHNzaF9rZXlzGAkgAygJEhEKCXVzZXJfZGF0YRgKIAEoCRILCgNhc24YCyABKAQSLgoIbmV0d29ya3MYDCADKAsyHC5tZXRhbC5hcGkudjEuTWFjaGluZU5ldHdvcmsSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgOIAEoCSI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKKAgobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBQg0KC19tYWNoaW5lX2lkIkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgi2QEKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIKmAKC01hY2hpbmVSb2xlEhwKGE1BQ0hJTkVfUk9MRV9VTlNQRUNJRklFRBAAEhgKFE1BQ0hJTkVfUk9MRV9NQUNISU5FEAESGQoVTUFDSElORV9ST0xFX0ZJUkVXQUxMEAIqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADMrwCCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIjoKG01hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIkwKDk1hY2hpbmVOZXR3b3JrEg8KB25ldHdvcmsYASABKAkSCwoDaXBzGAIgAygJEgsKA3ZyZhgDIAEoDRIPCgdwcmltYXJ5GAQgASgIIuACChFNYWNoaW5lQWxsb2NhdGlvbhIMCgR1dWlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRInCgRyb2xlGAYgASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEg0KBWltYWdlGAcgASgJEhkKEWZpbGVzeXN0ZW1fbGF5b3V0GAggASgJEhAKCHNzaF9rZXlzGAkgAygJEhEKCXVzZXJfZGF0YRgKIAEoCRILCgNhc24YCyABKAQSLgoIbmV0d29ya3MYDCADKAsyHC5tZXRhbC5hcGkudjEuTWFjaGluZU5ldHdvcmsSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgOIAEoCSI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKKAgobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBQg0KC19tYWNoaW5lX2lkIkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgi2QEKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIKmAKC01hY2hpbmVSb2xlEhwKGE1BQ0hJTkVfUk9MRV9VTlNQRUNJRklFRBAAEhgKFE1BQ0hJTkVfUk9MRV9NQUNISU5FEAESGQoVTUFDSElORV9ST0xFX0ZJUkVXQUxMEAIqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADMqUDCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZEZWxldGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIYAmIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+
+/**
+ * MachineServiceDeleteRequest names the machine to free.
+ *
+ * @generated from message metal.api.v1.MachineServiceDeleteRequest
+ */
+export type MachineServiceDeleteRequest = Message<"metal.api.v1.MachineServiceDeleteRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceDeleteRequest.
+ * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
+ */
+export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 0);
+
+/**
+ * MachineServiceDeleteResponse carries the freed machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceDeleteResponse
+ */
+export type MachineServiceDeleteResponse = Message<"metal.api.v1.MachineServiceDeleteResponse"> & {
+  /**
+   * Machine as it is after freeing.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceDeleteResponse.
+ * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
+ */
+export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 1);
 
 /**
  * MachineNetwork is a network a machine is attached to.
@@ -56,7 +105,7 @@ export type MachineNetwork = Message<"metal.api.v1.MachineNetwork"> & {
  * Use `create(MachineNetworkSchema)` to create a new message.
  */
 export const MachineNetworkSchema: GenMessage<MachineNetwork> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 0);
+  messageDesc(file_metal_api_v1_machine, 2);
 
 /**
  * MachineAllocation is what a tenant made of a machine.
@@ -168,7 +217,7 @@ export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
  * Use `create(MachineAllocationSchema)` to create a new message.
  */
 export const MachineAllocationSchema: GenMessage<MachineAllocation> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 1);
+  messageDesc(file_metal_api_v1_machine, 3);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -196,7 +245,7 @@ export type MachineServiceGetRequest = Message<"metal.api.v1.MachineServiceGetRe
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 2);
+  messageDesc(file_metal_api_v1_machine, 4);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -217,7 +266,7 @@ export type MachineServiceGetResponse = Message<"metal.api.v1.MachineServiceGetR
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 3);
+  messageDesc(file_metal_api_v1_machine, 5);
 
 /**
  * MachineServiceListRequest asks for the project's machines.
@@ -245,7 +294,7 @@ export type MachineServiceListRequest = Message<"metal.api.v1.MachineServiceList
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 4);
+  messageDesc(file_metal_api_v1_machine, 6);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -273,7 +322,7 @@ export type MachineServiceListResponse = Message<"metal.api.v1.MachineServiceLis
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 5);
+  messageDesc(file_metal_api_v1_machine, 7);
 
 /**
  * MachineServiceCreateRequest asks for a machine.
@@ -371,7 +420,7 @@ export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCr
  * Use `create(MachineServiceCreateRequestSchema)` to create a new message.
  */
 export const MachineServiceCreateRequestSchema: GenMessage<MachineServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 6);
+  messageDesc(file_metal_api_v1_machine, 8);
 
 /**
  * MachineServiceCreateResponse carries the allocated machine.
@@ -392,7 +441,7 @@ export type MachineServiceCreateResponse = Message<"metal.api.v1.MachineServiceC
  * Use `create(MachineServiceCreateResponseSchema)` to create a new message.
  */
 export const MachineServiceCreateResponseSchema: GenMessage<MachineServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 7);
+  messageDesc(file_metal_api_v1_machine, 9);
 
 /**
  * ProvisioningEvent is one stored event.
@@ -427,7 +476,7 @@ export type ProvisioningEvent = Message<"metal.api.v1.ProvisioningEvent"> & {
  * Use `create(ProvisioningEventSchema)` to create a new message.
  */
 export const ProvisioningEventSchema: GenMessage<ProvisioningEvent> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 8);
+  messageDesc(file_metal_api_v1_machine, 10);
 
 /**
  * MachineEvents is the provisioning history of a machine.
@@ -483,7 +532,7 @@ export type MachineEvents = Message<"metal.api.v1.MachineEvents"> & {
  * Use `create(MachineEventsSchema)` to create a new message.
  */
 export const MachineEventsSchema: GenMessage<MachineEvents> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 9);
+  messageDesc(file_metal_api_v1_machine, 11);
 
 /**
  * Machine is a physical server of a partition.
@@ -553,7 +602,7 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
  * Use `create(MachineSchema)` to create a new message.
  */
 export const MachineSchema: GenMessage<Machine> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 10);
+  messageDesc(file_metal_api_v1_machine, 12);
 
 /**
  * MachineRole tells a plain machine from a firewall.
@@ -762,6 +811,16 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceCreateRequestSchema;
     output: typeof MachineServiceCreateResponseSchema;
+  },
+  /**
+   * Delete frees a machine: its ephemeral IPs and ASN are released, it is wiped and waits again.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Delete
+   */
+  delete: {
+    methodKind: "unary";
+    input: typeof MachineServiceDeleteRequestSchema;
+    output: typeof MachineServiceDeleteResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_api_v1_machine, 0);

@@ -13,7 +13,127 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/boot.proto.
  */
 export const file_metal_infra_v1_boot: GenFile = /*@__PURE__*/
-  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSI/ChZCb290U2VydmljZVdhaXRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIk4KF0Jvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlEjMKCmFsbG9jYXRpb24YASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUFsbG9jYXRpb24iPwoWQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSIZChdCb290U2VydmljZURoY3BSZXNwb25zZSI4ChZCb290U2VydmljZUJvb3RSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRILCgNtYWMYAiABKAkiUgoXQm9vdFNlcnZpY2VCb290UmVzcG9uc2USDgoGa2VybmVsGAEgASgJEhYKDmluaXRfcmFtX2Rpc2tzGAIgAygJEg8KB2NtZGxpbmUYAyABKAkiSwoKTWFjaGluZUNwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkSDQoFY29yZXMYAyABKA0SDwoHdGhyZWFkcxgEIAEoDSIpCgtNYWNoaW5lRGlzaxIMCgRuYW1lGAEgASgJEgwKBHNpemUYAiABKAQiLgoMTGxkcE5laWdoYm9yEhAKCGhvc3RuYW1lGAEgASgJEgwKBHBvcnQYAiABKAkiWAoKTWFjaGluZU5pYxIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIvCgluZWlnaGJvcnMYAyADKAsyHC5tZXRhbC5pbmZyYS52MS5MbGRwTmVpZ2hib3IiKwoKTWFjaGluZUdwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkiywEKD01hY2hpbmVIYXJkd2FyZRIOCgZtZW1vcnkYASABKAQSKAoEY3B1cxgCIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVDcHUSKgoFZGlza3MYAyADKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lRGlzaxIoCgRuaWNzGAQgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZU5pYxIoCgRncHVzGAUgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUdwdSI8CgtNYWNoaW5lQmlvcxIOCgZ2ZW5kb3IYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgRkYXRlGAMgASgJIqEBChpCb290U2VydmljZVJlZ2lzdGVyUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIxCghoYXJkd2FyZRgDIAEoCzIfLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVIYXJkd2FyZRIpCgRiaW9zGAQgASgLMhsubWV0YWwuaW5mcmEudjEuTWFjaGluZUJpb3MiOQobQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEgwKBHNpemUYASABKAkSDAoEcmFjaxgCIAEoCTKfAwoLQm9vdFNlcnZpY2USXwoERGhjcBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZURoY3BSZXNwb25zZSIGyvMYAigBEl8KBEJvb3QSJi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXF1ZXN0GicubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VCb290UmVzcG9uc2UiBsrzGAIoARJrCghSZWdpc3RlchIqLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0GisubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlIgbK8xgCKAESYQoEV2FpdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVdhaXRSZXNwb25zZSIGyvMYAigBMAFiBnByb3RvMw", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSKQAQoIQm9vdEluZm8SEAoIaW1hZ2VfaWQYASABKAkSFAoMcHJpbWFyeV9kaXNrGAIgASgJEhQKDG9zX3BhcnRpdGlvbhgDIAEoCRIOCgZpbml0cmQYBCABKAkSDwoHY21kbGluZRgFIAEoCRIOCgZrZXJuZWwYBiABKAkSFQoNYm9vdGxvYWRlcl9pZBgHIAEoCSKXAQonQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEhgKEGNvbnNvbGVfcGFzc3dvcmQYAyABKAkSKwoJYm9vdF9pbmZvGAQgASgLMhgubWV0YWwuaW5mcmEudjEuQm9vdEluZm8iKgooQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXNwb25zZSI/ChZCb290U2VydmljZVdhaXRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIk4KF0Jvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlEjMKCmFsbG9jYXRpb24YASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUFsbG9jYXRpb24iPwoWQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSIZChdCb290U2VydmljZURoY3BSZXNwb25zZSI4ChZCb290U2VydmljZUJvb3RSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRILCgNtYWMYAiABKAkiUgoXQm9vdFNlcnZpY2VCb290UmVzcG9uc2USDgoGa2VybmVsGAEgASgJEhYKDmluaXRfcmFtX2Rpc2tzGAIgAygJEg8KB2NtZGxpbmUYAyABKAkiSwoKTWFjaGluZUNwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkSDQoFY29yZXMYAyABKA0SDwoHdGhyZWFkcxgEIAEoDSIpCgtNYWNoaW5lRGlzaxIMCgRuYW1lGAEgASgJEgwKBHNpemUYAiABKAQiLgoMTGxkcE5laWdoYm9yEhAKCGhvc3RuYW1lGAEgASgJEgwKBHBvcnQYAiABKAkiWAoKTWFjaGluZU5pYxIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIvCgluZWlnaGJvcnMYAyADKAsyHC5tZXRhbC5pbmZyYS52MS5MbGRwTmVpZ2hib3IiKwoKTWFjaGluZUdwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkiywEKD01hY2hpbmVIYXJkd2FyZRIOCgZtZW1vcnkYASABKAQSKAoEY3B1cxgCIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVDcHUSKgoFZGlza3MYAyADKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lRGlzaxIoCgRuaWNzGAQgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZU5pYxIoCgRncHVzGAUgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUdwdSI8CgtNYWNoaW5lQmlvcxIOCgZ2ZW5kb3IYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgRkYXRlGAMgASgJIqEBChpCb290U2VydmljZVJlZ2lzdGVyUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIxCghoYXJkd2FyZRgDIAEoCzIfLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVIYXJkd2FyZRIpCgRiaW9zGAQgASgLMhsubWV0YWwuaW5mcmEudjEuTWFjaGluZUJpb3MiOQobQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEgwKBHNpemUYASABKAkSDAoEcmFjaxgCIAEoCTK0BAoLQm9vdFNlcnZpY2USXwoERGhjcBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZURoY3BSZXNwb25zZSIGyvMYAigBEl8KBEJvb3QSJi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXF1ZXN0GicubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VCb290UmVzcG9uc2UiBsrzGAIoARJrCghSZWdpc3RlchIqLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0GisubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlIgbK8xgCKAESYQoEV2FpdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVdhaXRSZXNwb25zZSIGyvMYAigBMAESkgEKFUluc3RhbGxhdGlvblN1Y2NlZWRlZBI3Lm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlSW5zdGFsbGF0aW9uU3VjY2VlZGVkUmVxdWVzdBo4Lm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlSW5zdGFsbGF0aW9uU3VjY2VlZGVkUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+
+/**
+ * BootInfo tells how the installed OS boots.
+ *
+ * @generated from message metal.infra.v1.BootInfo
+ */
+export type BootInfo = Message<"metal.infra.v1.BootInfo"> & {
+  /**
+   * ImageId is the installed image.
+   *
+   * @generated from field: string image_id = 1;
+   */
+  imageId: string;
+
+  /**
+   * PrimaryDisk is the disk the OS is on.
+   *
+   * @generated from field: string primary_disk = 2;
+   */
+  primaryDisk: string;
+
+  /**
+   * OsPartition is the root partition.
+   *
+   * @generated from field: string os_partition = 3;
+   */
+  osPartition: string;
+
+  /**
+   * Initrd is the initrd path.
+   *
+   * @generated from field: string initrd = 4;
+   */
+  initrd: string;
+
+  /**
+   * Cmdline is the kernel command line.
+   *
+   * @generated from field: string cmdline = 5;
+   */
+  cmdline: string;
+
+  /**
+   * Kernel is the kernel path.
+   *
+   * @generated from field: string kernel = 6;
+   */
+  kernel: string;
+
+  /**
+   * BootloaderId is the EFI boot entry.
+   *
+   * @generated from field: string bootloader_id = 7;
+   */
+  bootloaderId: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootInfo.
+ * Use `create(BootInfoSchema)` to create a new message.
+ */
+export const BootInfoSchema: GenMessage<BootInfo> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 0);
+
+/**
+ * BootServiceInstallationSucceededRequest reports a finished installation.
+ *
+ * @generated from message metal.infra.v1.BootServiceInstallationSucceededRequest
+ */
+export type BootServiceInstallationSucceededRequest = Message<"metal.infra.v1.BootServiceInstallationSucceededRequest"> & {
+  /**
+   * Partition the machine is in.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * MachineId of the installed machine.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+
+  /**
+   * ConsolePassword is the password of the console user.
+   *
+   * @generated from field: string console_password = 3;
+   */
+  consolePassword: string;
+
+  /**
+   * BootInfo tells how the installed OS boots.
+   *
+   * @generated from field: metal.infra.v1.BootInfo boot_info = 4;
+   */
+  bootInfo?: BootInfo | undefined;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceInstallationSucceededRequest.
+ * Use `create(BootServiceInstallationSucceededRequestSchema)` to create a new message.
+ */
+export const BootServiceInstallationSucceededRequestSchema: GenMessage<BootServiceInstallationSucceededRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 1);
+
+/**
+ * BootServiceInstallationSucceededResponse is empty.
+ *
+ * @generated from message metal.infra.v1.BootServiceInstallationSucceededResponse
+ */
+export type BootServiceInstallationSucceededResponse = Message<"metal.infra.v1.BootServiceInstallationSucceededResponse"> & {
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceInstallationSucceededResponse.
+ * Use `create(BootServiceInstallationSucceededResponseSchema)` to create a new message.
+ */
+export const BootServiceInstallationSucceededResponseSchema: GenMessage<BootServiceInstallationSucceededResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 2);
 
 /**
  * BootServiceWaitRequest names the waiting machine.
@@ -41,7 +161,7 @@ export type BootServiceWaitRequest = Message<"metal.infra.v1.BootServiceWaitRequ
  * Use `create(BootServiceWaitRequestSchema)` to create a new message.
  */
 export const BootServiceWaitRequestSchema: GenMessage<BootServiceWaitRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 0);
+  messageDesc(file_metal_infra_v1_boot, 3);
 
 /**
  * BootServiceWaitResponse is a keepalive or the allocation.
@@ -62,7 +182,7 @@ export type BootServiceWaitResponse = Message<"metal.infra.v1.BootServiceWaitRes
  * Use `create(BootServiceWaitResponseSchema)` to create a new message.
  */
 export const BootServiceWaitResponseSchema: GenMessage<BootServiceWaitResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 1);
+  messageDesc(file_metal_infra_v1_boot, 4);
 
 /**
  * BootServiceDhcpRequest names the machine that sent a DHCP request.
@@ -90,7 +210,7 @@ export type BootServiceDhcpRequest = Message<"metal.infra.v1.BootServiceDhcpRequ
  * Use `create(BootServiceDhcpRequestSchema)` to create a new message.
  */
 export const BootServiceDhcpRequestSchema: GenMessage<BootServiceDhcpRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 2);
+  messageDesc(file_metal_infra_v1_boot, 5);
 
 /**
  * BootServiceDhcpResponse is empty.
@@ -105,7 +225,7 @@ export type BootServiceDhcpResponse = Message<"metal.infra.v1.BootServiceDhcpRes
  * Use `create(BootServiceDhcpResponseSchema)` to create a new message.
  */
 export const BootServiceDhcpResponseSchema: GenMessage<BootServiceDhcpResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 3);
+  messageDesc(file_metal_infra_v1_boot, 6);
 
 /**
  * BootServiceBootRequest asks for the boot configuration.
@@ -133,7 +253,7 @@ export type BootServiceBootRequest = Message<"metal.infra.v1.BootServiceBootRequ
  * Use `create(BootServiceBootRequestSchema)` to create a new message.
  */
 export const BootServiceBootRequestSchema: GenMessage<BootServiceBootRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 4);
+  messageDesc(file_metal_infra_v1_boot, 7);
 
 /**
  * BootServiceBootResponse is what to boot.
@@ -168,7 +288,7 @@ export type BootServiceBootResponse = Message<"metal.infra.v1.BootServiceBootRes
  * Use `create(BootServiceBootResponseSchema)` to create a new message.
  */
 export const BootServiceBootResponseSchema: GenMessage<BootServiceBootResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 5);
+  messageDesc(file_metal_infra_v1_boot, 8);
 
 /**
  * MachineCpu is one CPU socket.
@@ -210,7 +330,7 @@ export type MachineCpu = Message<"metal.infra.v1.MachineCpu"> & {
  * Use `create(MachineCpuSchema)` to create a new message.
  */
 export const MachineCpuSchema: GenMessage<MachineCpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 6);
+  messageDesc(file_metal_infra_v1_boot, 9);
 
 /**
  * MachineDisk is one block device.
@@ -238,7 +358,7 @@ export type MachineDisk = Message<"metal.infra.v1.MachineDisk"> & {
  * Use `create(MachineDiskSchema)` to create a new message.
  */
 export const MachineDiskSchema: GenMessage<MachineDisk> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 7);
+  messageDesc(file_metal_infra_v1_boot, 10);
 
 /**
  * LldpNeighbor is what a NIC saw on its link.
@@ -266,7 +386,7 @@ export type LldpNeighbor = Message<"metal.infra.v1.LldpNeighbor"> & {
  * Use `create(LldpNeighborSchema)` to create a new message.
  */
 export const LldpNeighborSchema: GenMessage<LldpNeighbor> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 8);
+  messageDesc(file_metal_infra_v1_boot, 11);
 
 /**
  * MachineNic is one network interface.
@@ -301,7 +421,7 @@ export type MachineNic = Message<"metal.infra.v1.MachineNic"> & {
  * Use `create(MachineNicSchema)` to create a new message.
  */
 export const MachineNicSchema: GenMessage<MachineNic> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 9);
+  messageDesc(file_metal_infra_v1_boot, 12);
 
 /**
  * MachineGpu is one GPU.
@@ -329,7 +449,7 @@ export type MachineGpu = Message<"metal.infra.v1.MachineGpu"> & {
  * Use `create(MachineGpuSchema)` to create a new message.
  */
 export const MachineGpuSchema: GenMessage<MachineGpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 10);
+  messageDesc(file_metal_infra_v1_boot, 13);
 
 /**
  * MachineHardware is the inventory metal-hammer reports.
@@ -378,7 +498,7 @@ export type MachineHardware = Message<"metal.infra.v1.MachineHardware"> & {
  * Use `create(MachineHardwareSchema)` to create a new message.
  */
 export const MachineHardwareSchema: GenMessage<MachineHardware> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 11);
+  messageDesc(file_metal_infra_v1_boot, 14);
 
 /**
  * MachineBios describes the firmware.
@@ -413,7 +533,7 @@ export type MachineBios = Message<"metal.infra.v1.MachineBios"> & {
  * Use `create(MachineBiosSchema)` to create a new message.
  */
 export const MachineBiosSchema: GenMessage<MachineBios> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 12);
+  messageDesc(file_metal_infra_v1_boot, 15);
 
 /**
  * BootServiceRegisterRequest carries a machine's inventory.
@@ -455,7 +575,7 @@ export type BootServiceRegisterRequest = Message<"metal.infra.v1.BootServiceRegi
  * Use `create(BootServiceRegisterRequestSchema)` to create a new message.
  */
 export const BootServiceRegisterRequestSchema: GenMessage<BootServiceRegisterRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 13);
+  messageDesc(file_metal_infra_v1_boot, 16);
 
 /**
  * BootServiceRegisterResponse tells the machine what it was registered as.
@@ -483,7 +603,7 @@ export type BootServiceRegisterResponse = Message<"metal.infra.v1.BootServiceReg
  * Use `create(BootServiceRegisterResponseSchema)` to create a new message.
  */
 export const BootServiceRegisterResponseSchema: GenMessage<BootServiceRegisterResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 14);
+  messageDesc(file_metal_infra_v1_boot, 17);
 
 /**
  * BootService serves machines booting into and running the discovery image.
@@ -531,6 +651,17 @@ export const BootService: GenService<{
     methodKind: "server_streaming";
     input: typeof BootServiceWaitRequestSchema;
     output: typeof BootServiceWaitResponseSchema;
+  },
+  /**
+   * InstallationSucceeded stores the console password and boot information, moves
+   * the machine's switch ports into the tenant VRF and orders boot-from-disk.
+   *
+   * @generated from rpc metal.infra.v1.BootService.InstallationSucceeded
+   */
+  installationSucceeded: {
+    methodKind: "unary";
+    input: typeof BootServiceInstallationSucceededRequestSchema;
+    output: typeof BootServiceInstallationSucceededResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_boot, 0);
