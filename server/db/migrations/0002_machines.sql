@@ -58,6 +58,7 @@ CREATE TABLE "switches" (
 	"version" bigint DEFAULT 1 NOT NULL
 );
 --> statement-breakpoint
+ALTER TABLE "images" ADD COLUMN "version_key" text NOT NULL;--> statement-breakpoint
 ALTER TABLE "bmc_commands" ADD CONSTRAINT "bmc_commands_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_switch_id_switches_id_fk" FOREIGN KEY ("switch_id") REFERENCES "public"."switches"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "machine_connections" ADD CONSTRAINT "machine_connections_machine_id_machines_id_fk" FOREIGN KEY ("machine_id") REFERENCES "public"."machines"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
@@ -66,4 +67,5 @@ ALTER TABLE "switches" ADD CONSTRAINT "switches_partition_id_partitions_id_fk" F
 CREATE INDEX "bmc_commands_pending_idx" ON "bmc_commands" USING btree ("partition_id","status");--> statement-breakpoint
 CREATE INDEX "machine_connections_machine_idx" ON "machine_connections" USING btree ("machine_id");--> statement-breakpoint
 CREATE INDEX "machines_candidates_idx" ON "machines" USING btree ("partition_id","size_id");--> statement-breakpoint
-CREATE INDEX "machines_project_idx" ON "machines" USING btree ("project");
+CREATE INDEX "machines_project_idx" ON "machines" USING btree ("project");--> statement-breakpoint
+CREATE UNIQUE INDEX "images_os_version_key" ON "images" USING btree ("os","version_key");
