@@ -2,8 +2,8 @@
 // @generated from file masterdata/v1/common.proto (package masterdata.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenEnum, GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
-import { enumDesc, fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
+import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masterdata/v1/common.proto.
  */
 export const file_masterdata_v1_common: GenFile = /*@__PURE__*/
-  fileDesc("ChptYXN0ZXJkYXRhL3YxL2NvbW1vbi5wcm90bxINbWFzdGVyZGF0YS52MSKoAgoETWV0YRIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEhIKCmFwaXZlcnNpb24YAyABKAkSDwoHdmVyc2lvbhgEIAEoBBIwCgxjcmVhdGVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHVwZGF0ZWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLYW5ub3RhdGlvbnMYByADKAsyJC5tYXN0ZXJkYXRhLnYxLk1ldGEuQW5ub3RhdGlvbnNFbnRyeRIOCgZsYWJlbHMYCCADKAkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiEKBVF1b3RhEhAKA21heBgBIAEoBUgAiAEBQgYKBF9tYXgioQEKCFF1b3RhU2V0EiUKB21hY2hpbmUYASABKAsyFC5tYXN0ZXJkYXRhLnYxLlF1b3RhEiAKAmlwGAIgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YRIlCgduZXR3b3JrGAMgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YRIlCgdwcm9qZWN0GAQgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YSIrCgZQYWdpbmcSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCSpwCgpNZW1iZXJSb2xlEhsKF01FTUJFUl9ST0xFX1VOU1BFQ0lGSUVEEAASFgoSTUVNQkVSX1JPTEVfVklFV0VSEAESFgoSTUVNQkVSX1JPTEVfRURJVE9SEAISFQoRTUVNQkVSX1JPTEVfT1dORVIQA2IGcHJvdG8z", [file_google_protobuf_timestamp]);
+  fileDesc("ChptYXN0ZXJkYXRhL3YxL2NvbW1vbi5wcm90bxINbWFzdGVyZGF0YS52MSKoAgoETWV0YRIKCgJpZBgBIAEoCRIMCgRraW5kGAIgASgJEhIKCmFwaXZlcnNpb24YAyABKAkSDwoHdmVyc2lvbhgEIAEoBBIwCgxjcmVhdGVkX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjAKDHVwZGF0ZWRfdGltZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoLYW5ub3RhdGlvbnMYByADKAsyJC5tYXN0ZXJkYXRhLnYxLk1ldGEuQW5ub3RhdGlvbnNFbnRyeRIOCgZsYWJlbHMYCCADKAkaMgoQQW5ub3RhdGlvbnNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIiEKBVF1b3RhEhAKA21heBgBIAEoBUgAiAEBQgYKBF9tYXgioQEKCFF1b3RhU2V0EiUKB21hY2hpbmUYASABKAsyFC5tYXN0ZXJkYXRhLnYxLlF1b3RhEiAKAmlwGAIgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YRIlCgduZXR3b3JrGAMgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YRIlCgdwcm9qZWN0GAQgASgLMhQubWFzdGVyZGF0YS52MS5RdW90YSIrCgZQYWdpbmcSDQoFbGltaXQYASABKA0SEgoKcGFnZV90b2tlbhgCIAEoCWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * Meta is the bookkeeping of every masterdata entity.
@@ -21,42 +21,45 @@ export const file_masterdata_v1_common: GenFile = /*@__PURE__*/
  */
 export type Meta = Message<"masterdata.v1.Meta"> & {
   /**
-   * Id is the entity's id; generated (a UUID) when empty on create.
+   * Id is the entity's id: on create either empty (the server generates a UUID)
+   * or lowercase letters, digits, '.', '_', '@' and '-', at most 128 characters.
    *
    * @generated from field: string id = 1;
    */
   id: string;
 
   /**
-   * Kind names the entity type, e.g. "Tenant".
+   * Kind names the entity type, e.g. "Tenant"; set by the server, refused if a request names another.
    *
    * @generated from field: string kind = 2;
    */
   kind: string;
 
   /**
-   * Apiversion is the version of this API, "v1".
+   * Apiversion is the version of this API, "v1"; refused if a request names another.
    *
    * @generated from field: string apiversion = 3;
    */
   apiversion: string;
 
   /**
-   * Version grows by one with every update; an update must send the version it read.
+   * Version is 1 after create and grows by one with every update. An update must
+   * send the version it read; a stale one is refused with ABORTED (optimistic locking).
    *
    * @generated from field: uint64 version = 4;
    */
   version: bigint;
 
   /**
-   * CreatedTime is when the entity was created.
+   * CreatedTime is when the entity was created (set by the server, millisecond precision).
    *
    * @generated from field: google.protobuf.Timestamp created_time = 5;
    */
   createdTime?: Timestamp | undefined;
 
   /**
-   * UpdatedTime is when the entity was last changed.
+   * UpdatedTime is when the entity was last changed (set by the server, millisecond precision).
+   * GetHistory at exactly this time returns this version of the entity.
    *
    * @generated from field: google.protobuf.Timestamp updated_time = 6;
    */
@@ -91,7 +94,7 @@ export const MetaSchema: GenMessage<Meta> = /*@__PURE__*/
  */
 export type Quota = Message<"masterdata.v1.Quota"> & {
   /**
-   * Max is the limit; unset means unlimited.
+   * Max is the limit, at least 0; unset means unlimited.
    *
    * @generated from field: optional int32 max = 1;
    */
@@ -174,45 +177,4 @@ export type Paging = Message<"masterdata.v1.Paging"> & {
  */
 export const PagingSchema: GenMessage<Paging> = /*@__PURE__*/
   messageDesc(file_masterdata_v1_common, 3);
-
-/**
- * MemberRole is the role of a member in a tenant or project.
- *
- * @generated from enum masterdata.v1.MemberRole
- */
-export enum MemberRole {
-  /**
-   * MEMBER_ROLE_UNSPECIFIED is not a valid role.
-   *
-   * @generated from enum value: MEMBER_ROLE_UNSPECIFIED = 0;
-   */
-  UNSPECIFIED = 0,
-
-  /**
-   * MEMBER_ROLE_VIEWER may read.
-   *
-   * @generated from enum value: MEMBER_ROLE_VIEWER = 1;
-   */
-  VIEWER = 1,
-
-  /**
-   * MEMBER_ROLE_EDITOR may also change.
-   *
-   * @generated from enum value: MEMBER_ROLE_EDITOR = 2;
-   */
-  EDITOR = 2,
-
-  /**
-   * MEMBER_ROLE_OWNER may also manage members.
-   *
-   * @generated from enum value: MEMBER_ROLE_OWNER = 3;
-   */
-  OWNER = 3,
-}
-
-/**
- * Describes the enum masterdata.v1.MemberRole.
- */
-export const MemberRoleSchema: GenEnum<MemberRole> = /*@__PURE__*/
-  enumDesc(file_masterdata_v1_common, 0);
 

@@ -2,11 +2,11 @@
 // @generated from file masterdata/v1/project_member.proto (package masterdata.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { MemberRole, Meta, Paging } from "./common_pb.js";
+import type { Meta, Paging } from "./common_pb.js";
 import { file_masterdata_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masterdata/v1/project_member.proto.
  */
 export const file_masterdata_v1_project_member: GenFile = /*@__PURE__*/
-  fileDesc("CiJtYXN0ZXJkYXRhL3YxL3Byb2plY3RfbWVtYmVyLnByb3RvEg1tYXN0ZXJkYXRhLnYxIoIBCg1Qcm9qZWN0TWVtYmVyEiEKBG1ldGEYASABKAsyEy5tYXN0ZXJkYXRhLnYxLk1ldGESEgoKcHJvamVjdF9pZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSJwoEcm9sZRgEIAEoDjIZLm1hc3RlcmRhdGEudjEuTWVtYmVyUm9sZSJZCiFQcm9qZWN0TWVtYmVyU2VydmljZUNyZWF0ZVJlcXVlc3QSNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIiWgoiUHJvamVjdE1lbWJlclNlcnZpY2VDcmVhdGVSZXNwb25zZRI0Cg5wcm9qZWN0X21lbWJlchgBIAEoCzIcLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlciJZCiFQcm9qZWN0TWVtYmVyU2VydmljZVVwZGF0ZVJlcXVlc3QSNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIiWgoiUHJvamVjdE1lbWJlclNlcnZpY2VVcGRhdGVSZXNwb25zZRI0Cg5wcm9qZWN0X21lbWJlchgBIAEoCzIcLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlciIvCiFQcm9qZWN0TWVtYmVyU2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiWgoiUHJvamVjdE1lbWJlclNlcnZpY2VEZWxldGVSZXNwb25zZRI0Cg5wcm9qZWN0X21lbWJlchgBIAEoCzIcLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlciIsCh5Qcm9qZWN0TWVtYmVyU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiVwofUHJvamVjdE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRI0Cg5wcm9qZWN0X21lbWJlchgBIAEoCzIcLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlciKWAQofUHJvamVjdE1lbWJlclNlcnZpY2VGaW5kUmVxdWVzdBIXCgpwcm9qZWN0X2lkGAEgASgJSACIAQESFgoJdGVuYW50X2lkGAIgASgJSAGIAQESJQoGcGFnaW5nGBQgASgLMhUubWFzdGVyZGF0YS52MS5QYWdpbmdCDQoLX3Byb2plY3RfaWRCDAoKX3RlbmFudF9pZCJyCiBQcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRI1Cg9wcm9qZWN0X21lbWJlcnMYASADKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXISFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIlsKJVByb2plY3RNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIl4KJlByb2plY3RNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlEjQKDnByb2plY3RfbWVtYmVyGAEgASgLMhwubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyMq0FChRQcm9qZWN0TWVtYmVyU2VydmljZRJtCgZDcmVhdGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VDcmVhdGVSZXNwb25zZRJtCgZVcGRhdGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlVXBkYXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VVcGRhdGVSZXNwb25zZRJtCgZEZWxldGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlRGVsZXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VEZWxldGVSZXNwb25zZRJkCgNHZXQSLS5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlR2V0UmVxdWVzdBouLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRJnCgRGaW5kEi4ubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXF1ZXN0Gi8ubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRJ5CgpHZXRIaXN0b3J5EjQubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GjUubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUdldEhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masterdata_v1_common]);
+  fileDesc("CiJtYXN0ZXJkYXRhL3YxL3Byb2plY3RfbWVtYmVyLnByb3RvEg1tYXN0ZXJkYXRhLnYxIokBCg1Qcm9qZWN0TWVtYmVyEiEKBG1ldGEYASABKAsyEy5tYXN0ZXJkYXRhLnYxLk1ldGESEgoKcHJvamVjdF9pZBgCIAEoCRIRCgl0ZW5hbnRfaWQYAyABKAkSLgoEcm9sZRgEIAEoDjIgLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclJvbGUiWQohUHJvamVjdE1lbWJlclNlcnZpY2VDcmVhdGVSZXF1ZXN0EjQKDnByb2plY3RfbWVtYmVyGAEgASgLMhwubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyIloKIlByb2plY3RNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIiWQohUHJvamVjdE1lbWJlclNlcnZpY2VVcGRhdGVSZXF1ZXN0EjQKDnByb2plY3RfbWVtYmVyGAEgASgLMhwubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyIloKIlByb2plY3RNZW1iZXJTZXJ2aWNlVXBkYXRlUmVzcG9uc2USNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIiLwohUHJvamVjdE1lbWJlclNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIloKIlByb2plY3RNZW1iZXJTZXJ2aWNlRGVsZXRlUmVzcG9uc2USNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIiLAoeUHJvamVjdE1lbWJlclNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJIlcKH1Byb2plY3RNZW1iZXJTZXJ2aWNlR2V0UmVzcG9uc2USNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIisAIKH1Byb2plY3RNZW1iZXJTZXJ2aWNlRmluZFJlcXVlc3QSFwoKcHJvamVjdF9pZBgBIAEoCUgAiAEBEhYKCXRlbmFudF9pZBgCIAEoCUgBiAEBElQKC2Fubm90YXRpb25zGAMgAygLMj8ubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXF1ZXN0LkFubm90YXRpb25zRW50cnkSDgoGbGFiZWxzGAQgAygJEiUKBnBhZ2luZxgUIAEoCzIVLm1hc3RlcmRhdGEudjEuUGFnaW5nGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUINCgtfcHJvamVjdF9pZEIMCgpfdGVuYW50X2lkInIKIFByb2plY3RNZW1iZXJTZXJ2aWNlRmluZFJlc3BvbnNlEjUKD3Byb2plY3RfbWVtYmVycxgBIAMoCzIcLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlchIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiWwolUHJvamVjdE1lbWJlclNlcnZpY2VHZXRIaXN0b3J5UmVxdWVzdBIKCgJpZBgBIAEoCRImCgJhdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiXgomUHJvamVjdE1lbWJlclNlcnZpY2VHZXRIaXN0b3J5UmVzcG9uc2USNAoOcHJvamVjdF9tZW1iZXIYASABKAsyHC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXIqlwEKEVByb2plY3RNZW1iZXJSb2xlEiMKH1BST0pFQ1RfTUVNQkVSX1JPTEVfVU5TUEVDSUZJRUQQABIeChpQUk9KRUNUX01FTUJFUl9ST0xFX1ZJRVdFUhABEh4KGlBST0pFQ1RfTUVNQkVSX1JPTEVfRURJVE9SEAISHQoZUFJPSkVDVF9NRU1CRVJfUk9MRV9PV05FUhADMq0FChRQcm9qZWN0TWVtYmVyU2VydmljZRJtCgZDcmVhdGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VDcmVhdGVSZXNwb25zZRJtCgZVcGRhdGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlVXBkYXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VVcGRhdGVSZXNwb25zZRJtCgZEZWxldGUSMC5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlRGVsZXRlUmVxdWVzdBoxLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VEZWxldGVSZXNwb25zZRJkCgNHZXQSLS5tYXN0ZXJkYXRhLnYxLlByb2plY3RNZW1iZXJTZXJ2aWNlR2V0UmVxdWVzdBouLm1hc3RlcmRhdGEudjEuUHJvamVjdE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRJnCgRGaW5kEi4ubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXF1ZXN0Gi8ubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRJ5CgpHZXRIaXN0b3J5EjQubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GjUubWFzdGVyZGF0YS52MS5Qcm9qZWN0TWVtYmVyU2VydmljZUdldEhpc3RvcnlSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp, file_masterdata_v1_common]);
 
 /**
  * ProjectMember makes a tenant (usually a user) a member of a project.
@@ -46,9 +46,9 @@ export type ProjectMember = Message<"masterdata.v1.ProjectMember"> & {
   /**
    * Role of the member in the project.
    *
-   * @generated from field: masterdata.v1.MemberRole role = 4;
+   * @generated from field: masterdata.v1.ProjectMemberRole role = 4;
    */
-  role: MemberRole;
+  role: ProjectMemberRole;
 };
 
 /**
@@ -60,6 +60,7 @@ export const ProjectMemberSchema: GenMessage<ProjectMember> = /*@__PURE__*/
 
 /**
  * ProjectMemberServiceCreateRequest carries the new project membership (meta.id may be empty).
+ * The project and the member tenant must exist, and a tenant can be in a project only once.
  *
  * @generated from message masterdata.v1.ProjectMemberServiceCreateRequest
  */
@@ -101,7 +102,8 @@ export const ProjectMemberServiceCreateResponseSchema: GenMessage<ProjectMemberS
   messageDesc(file_masterdata_v1_project_member, 2);
 
 /**
- * ProjectMemberServiceUpdateRequest carries the changed project membership, including meta.version as read.
+ * ProjectMemberServiceUpdateRequest carries the changed project membership, including meta.id and
+ * meta.version as read. Role, annotations and labels are replaced; project_id and tenant_id must stay the same.
  *
  * @generated from message masterdata.v1.ProjectMemberServiceUpdateRequest
  */
@@ -247,6 +249,20 @@ export type ProjectMemberServiceFindRequest = Message<"masterdata.v1.ProjectMemb
   tenantId?: string | undefined;
 
   /**
+   * Annotations must all be present with these values.
+   *
+   * @generated from field: map<string, string> annotations = 3;
+   */
+  annotations: { [key: string]: string };
+
+  /**
+   * Labels must all be present.
+   *
+   * @generated from field: repeated string labels = 4;
+   */
+  labels: string[];
+
+  /**
    * Paging selects one page.
    *
    * @generated from field: masterdata.v1.Paging paging = 20;
@@ -303,7 +319,7 @@ export type ProjectMemberServiceGetHistoryRequest = Message<"masterdata.v1.Proje
   id: string;
 
   /**
-   * At is the point in time.
+   * At is the point in time; unset means now.
    *
    * @generated from field: google.protobuf.Timestamp at = 2;
    */
@@ -337,6 +353,47 @@ export type ProjectMemberServiceGetHistoryResponse = Message<"masterdata.v1.Proj
  */
 export const ProjectMemberServiceGetHistoryResponseSchema: GenMessage<ProjectMemberServiceGetHistoryResponse> = /*@__PURE__*/
   messageDesc(file_masterdata_v1_project_member, 12);
+
+/**
+ * ProjectMemberRole is the role of a member in one project.
+ *
+ * @generated from enum masterdata.v1.ProjectMemberRole
+ */
+export enum ProjectMemberRole {
+  /**
+   * PROJECT_MEMBER_ROLE_UNSPECIFIED is not a valid role.
+   *
+   * @generated from enum value: PROJECT_MEMBER_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * PROJECT_MEMBER_ROLE_VIEWER may read the project's resources.
+   *
+   * @generated from enum value: PROJECT_MEMBER_ROLE_VIEWER = 1;
+   */
+  VIEWER = 1,
+
+  /**
+   * PROJECT_MEMBER_ROLE_EDITOR may also create, change and delete them.
+   *
+   * @generated from enum value: PROJECT_MEMBER_ROLE_EDITOR = 2;
+   */
+  EDITOR = 2,
+
+  /**
+   * PROJECT_MEMBER_ROLE_OWNER may also manage the project and its members.
+   *
+   * @generated from enum value: PROJECT_MEMBER_ROLE_OWNER = 3;
+   */
+  OWNER = 3,
+}
+
+/**
+ * Describes the enum masterdata.v1.ProjectMemberRole.
+ */
+export const ProjectMemberRoleSchema: GenEnum<ProjectMemberRole> = /*@__PURE__*/
+  enumDesc(file_masterdata_v1_project_member, 0);
 
 /**
  * ProjectMemberService stores memberships of tenants (users) in projects.

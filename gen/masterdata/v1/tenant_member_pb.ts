@@ -2,11 +2,11 @@
 // @generated from file masterdata/v1/tenant_member.proto (package masterdata.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { MemberRole, Meta, Paging } from "./common_pb.js";
+import type { Meta, Paging } from "./common_pb.js";
 import { file_masterdata_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file masterdata/v1/tenant_member.proto.
  */
 export const file_masterdata_v1_tenant_member: GenFile = /*@__PURE__*/
-  fileDesc("CiFtYXN0ZXJkYXRhL3YxL3RlbmFudF9tZW1iZXIucHJvdG8SDW1hc3RlcmRhdGEudjEigAEKDFRlbmFudE1lbWJlchIhCgRtZXRhGAEgASgLMhMubWFzdGVyZGF0YS52MS5NZXRhEhEKCXRlbmFudF9pZBgCIAEoCRIRCgltZW1iZXJfaWQYAyABKAkSJwoEcm9sZRgEIAEoDjIZLm1hc3RlcmRhdGEudjEuTWVtYmVyUm9sZSJWCiBUZW5hbnRNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIiVwohVGVuYW50TWVtYmVyU2VydmljZUNyZWF0ZVJlc3BvbnNlEjIKDXRlbmFudF9tZW1iZXIYASABKAsyGy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlciJWCiBUZW5hbnRNZW1iZXJTZXJ2aWNlVXBkYXRlUmVxdWVzdBIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIiVwohVGVuYW50TWVtYmVyU2VydmljZVVwZGF0ZVJlc3BvbnNlEjIKDXRlbmFudF9tZW1iZXIYASABKAsyGy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlciIuCiBUZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJXCiFUZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVzcG9uc2USMgoNdGVuYW50X21lbWJlchgBIAEoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyIisKHVRlbmFudE1lbWJlclNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJIlQKHlRlbmFudE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIikwEKHlRlbmFudE1lbWJlclNlcnZpY2VGaW5kUmVxdWVzdBIWCgl0ZW5hbnRfaWQYASABKAlIAIgBARIWCgltZW1iZXJfaWQYAiABKAlIAYgBARIlCgZwYWdpbmcYFCABKAsyFS5tYXN0ZXJkYXRhLnYxLlBhZ2luZ0IMCgpfdGVuYW50X2lkQgwKCl9tZW1iZXJfaWQibwofVGVuYW50TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRIzCg50ZW5hbnRfbWVtYmVycxgBIAMoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJaCiRUZW5hbnRNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKJVRlbmFudE1lbWJlclNlcnZpY2VHZXRIaXN0b3J5UmVzcG9uc2USMgoNdGVuYW50X21lbWJlchgBIAEoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyMqAFChNUZW5hbnRNZW1iZXJTZXJ2aWNlEmsKBkNyZWF0ZRIvLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUNyZWF0ZVJlcXVlc3QaMC5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VDcmVhdGVSZXNwb25zZRJrCgZVcGRhdGUSLy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VVcGRhdGVSZXF1ZXN0GjAubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlVXBkYXRlUmVzcG9uc2USawoGRGVsZXRlEi8ubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVxdWVzdBowLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZURlbGV0ZVJlc3BvbnNlEmIKA0dldBIsLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUdldFJlcXVlc3QaLS5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRJlCgRGaW5kEi0ubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlRmluZFJlcXVlc3QaLi5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VGaW5kUmVzcG9uc2USdwoKR2V0SGlzdG9yeRIzLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUdldEhpc3RvcnlSZXF1ZXN0GjQubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp, file_masterdata_v1_common]);
+  fileDesc("CiFtYXN0ZXJkYXRhL3YxL3RlbmFudF9tZW1iZXIucHJvdG8SDW1hc3RlcmRhdGEudjEihgEKDFRlbmFudE1lbWJlchIhCgRtZXRhGAEgASgLMhMubWFzdGVyZGF0YS52MS5NZXRhEhEKCXRlbmFudF9pZBgCIAEoCRIRCgltZW1iZXJfaWQYAyABKAkSLQoEcm9sZRgEIAEoDjIfLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyUm9sZSJWCiBUZW5hbnRNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIiVwohVGVuYW50TWVtYmVyU2VydmljZUNyZWF0ZVJlc3BvbnNlEjIKDXRlbmFudF9tZW1iZXIYASABKAsyGy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlciJWCiBUZW5hbnRNZW1iZXJTZXJ2aWNlVXBkYXRlUmVxdWVzdBIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIiVwohVGVuYW50TWVtYmVyU2VydmljZVVwZGF0ZVJlc3BvbnNlEjIKDXRlbmFudF9tZW1iZXIYASABKAsyGy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlciIuCiBUZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJXCiFUZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVzcG9uc2USMgoNdGVuYW50X21lbWJlchgBIAEoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyIisKHVRlbmFudE1lbWJlclNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJIlQKHlRlbmFudE1lbWJlclNlcnZpY2VHZXRSZXNwb25zZRIyCg10ZW5hbnRfbWVtYmVyGAEgASgLMhsubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXIirAIKHlRlbmFudE1lbWJlclNlcnZpY2VGaW5kUmVxdWVzdBIWCgl0ZW5hbnRfaWQYASABKAlIAIgBARIWCgltZW1iZXJfaWQYAiABKAlIAYgBARJTCgthbm5vdGF0aW9ucxgDIAMoCzI+Lm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUZpbmRSZXF1ZXN0LkFubm90YXRpb25zRW50cnkSDgoGbGFiZWxzGAQgAygJEiUKBnBhZ2luZxgUIAEoCzIVLm1hc3RlcmRhdGEudjEuUGFnaW5nGjIKEEFubm90YXRpb25zRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4AUIMCgpfdGVuYW50X2lkQgwKCl9tZW1iZXJfaWQibwofVGVuYW50TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRIzCg50ZW5hbnRfbWVtYmVycxgBIAMoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJaCiRUZW5hbnRNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QSCgoCaWQYASABKAkSJgoCYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlsKJVRlbmFudE1lbWJlclNlcnZpY2VHZXRIaXN0b3J5UmVzcG9uc2USMgoNdGVuYW50X21lbWJlchgBIAEoCzIbLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyKpIBChBUZW5hbnRNZW1iZXJSb2xlEiIKHlRFTkFOVF9NRU1CRVJfUk9MRV9VTlNQRUNJRklFRBAAEh0KGVRFTkFOVF9NRU1CRVJfUk9MRV9WSUVXRVIQARIdChlURU5BTlRfTUVNQkVSX1JPTEVfRURJVE9SEAISHAoYVEVOQU5UX01FTUJFUl9ST0xFX09XTkVSEAMyoAUKE1RlbmFudE1lbWJlclNlcnZpY2USawoGQ3JlYXRlEi8ubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlQ3JlYXRlUmVxdWVzdBowLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUNyZWF0ZVJlc3BvbnNlEmsKBlVwZGF0ZRIvLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZVVwZGF0ZVJlcXVlc3QaMC5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VVcGRhdGVSZXNwb25zZRJrCgZEZWxldGUSLy5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VEZWxldGVSZXF1ZXN0GjAubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlRGVsZXRlUmVzcG9uc2USYgoDR2V0EiwubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlR2V0UmVxdWVzdBotLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUdldFJlc3BvbnNlEmUKBEZpbmQSLS5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VGaW5kUmVxdWVzdBouLm1hc3RlcmRhdGEudjEuVGVuYW50TWVtYmVyU2VydmljZUZpbmRSZXNwb25zZRJ3CgpHZXRIaXN0b3J5EjMubWFzdGVyZGF0YS52MS5UZW5hbnRNZW1iZXJTZXJ2aWNlR2V0SGlzdG9yeVJlcXVlc3QaNC5tYXN0ZXJkYXRhLnYxLlRlbmFudE1lbWJlclNlcnZpY2VHZXRIaXN0b3J5UmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp, file_masterdata_v1_common]);
 
 /**
  * TenantMember makes a tenant (usually a user) a member of another tenant.
@@ -46,9 +46,9 @@ export type TenantMember = Message<"masterdata.v1.TenantMember"> & {
   /**
    * Role of the member in the tenant.
    *
-   * @generated from field: masterdata.v1.MemberRole role = 4;
+   * @generated from field: masterdata.v1.TenantMemberRole role = 4;
    */
-  role: MemberRole;
+  role: TenantMemberRole;
 };
 
 /**
@@ -60,6 +60,7 @@ export const TenantMemberSchema: GenMessage<TenantMember> = /*@__PURE__*/
 
 /**
  * TenantMemberServiceCreateRequest carries the new tenant membership (meta.id may be empty).
+ * Both tenants must exist, and a member can be in a tenant only once.
  *
  * @generated from message masterdata.v1.TenantMemberServiceCreateRequest
  */
@@ -101,7 +102,8 @@ export const TenantMemberServiceCreateResponseSchema: GenMessage<TenantMemberSer
   messageDesc(file_masterdata_v1_tenant_member, 2);
 
 /**
- * TenantMemberServiceUpdateRequest carries the changed tenant membership, including meta.version as read.
+ * TenantMemberServiceUpdateRequest carries the changed tenant membership, including meta.id and
+ * meta.version as read. Role, annotations and labels are replaced; tenant_id and member_id must stay the same.
  *
  * @generated from message masterdata.v1.TenantMemberServiceUpdateRequest
  */
@@ -247,6 +249,20 @@ export type TenantMemberServiceFindRequest = Message<"masterdata.v1.TenantMember
   memberId?: string | undefined;
 
   /**
+   * Annotations must all be present with these values.
+   *
+   * @generated from field: map<string, string> annotations = 3;
+   */
+  annotations: { [key: string]: string };
+
+  /**
+   * Labels must all be present.
+   *
+   * @generated from field: repeated string labels = 4;
+   */
+  labels: string[];
+
+  /**
    * Paging selects one page.
    *
    * @generated from field: masterdata.v1.Paging paging = 20;
@@ -303,7 +319,7 @@ export type TenantMemberServiceGetHistoryRequest = Message<"masterdata.v1.Tenant
   id: string;
 
   /**
-   * At is the point in time.
+   * At is the point in time; unset means now.
    *
    * @generated from field: google.protobuf.Timestamp at = 2;
    */
@@ -337,6 +353,47 @@ export type TenantMemberServiceGetHistoryResponse = Message<"masterdata.v1.Tenan
  */
 export const TenantMemberServiceGetHistoryResponseSchema: GenMessage<TenantMemberServiceGetHistoryResponse> = /*@__PURE__*/
   messageDesc(file_masterdata_v1_tenant_member, 12);
+
+/**
+ * TenantMemberRole is the role of a member in a tenant; it also reaches the tenant's projects.
+ *
+ * @generated from enum masterdata.v1.TenantMemberRole
+ */
+export enum TenantMemberRole {
+  /**
+   * TENANT_MEMBER_ROLE_UNSPECIFIED is not a valid role.
+   *
+   * @generated from enum value: TENANT_MEMBER_ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * TENANT_MEMBER_ROLE_VIEWER may read the tenant and its projects.
+   *
+   * @generated from enum value: TENANT_MEMBER_ROLE_VIEWER = 1;
+   */
+  VIEWER = 1,
+
+  /**
+   * TENANT_MEMBER_ROLE_EDITOR may also change them.
+   *
+   * @generated from enum value: TENANT_MEMBER_ROLE_EDITOR = 2;
+   */
+  EDITOR = 2,
+
+  /**
+   * TENANT_MEMBER_ROLE_OWNER may also manage the tenant's members.
+   *
+   * @generated from enum value: TENANT_MEMBER_ROLE_OWNER = 3;
+   */
+  OWNER = 3,
+}
+
+/**
+ * Describes the enum masterdata.v1.TenantMemberRole.
+ */
+export const TenantMemberRoleSchema: GenEnum<TenantMemberRole> = /*@__PURE__*/
+  enumDesc(file_masterdata_v1_tenant_member, 0);
 
 /**
  * TenantMemberService stores memberships of tenants (users) in tenants.

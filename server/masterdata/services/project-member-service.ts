@@ -1,71 +1,70 @@
-import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { eq } from "drizzle-orm";
 import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { metaFields, toProjectMember } from "../convert/masterdata.js";
-import { projectMembers, projectMemberStore, projectStore, tenantStore } from "../repositories/masterdata-repository.js";
-import { validateFilters, validateIdRequest, validateMember } from "../validate.js";
+import { dateFromTimestamp } from "../convert/meta.js";
+import { projectMemberPatchFrom, projectMemberRowFromCreate, toProjectMember } from "../convert/project-member.js";
+import { projectMemberRepository as members } from "../repositories/project-member-repository.js";
+import { projectRepository } from "../repositories/project-repository.js";
+import { tenantRepository } from "../repositories/tenant-repository.js";
+import { validateFindRequest, validateHistoryRequest, validateIdRequest } from "../validate/common.js";
+import { validateProjectMember } from "../validate/project-member.js";
 
-export function createProjectMemberService({ db }: { db: Db<any> }): ServiceImpl<typeof ProjectMemberService> {
+export interface ProjectMemberServiceDeps {
+  db: Db<any>;
+}
+
+/** Memberships of tenants (users) in projects. */
+export function createProjectMemberService({ db }: ProjectMemberServiceDeps): ServiceImpl<typeof ProjectMemberService> {
   return {
     async create(req) {
+      validateProjectMember(req.projectMember, { create: true });
       const m = req.projectMember;
-      validateMember("project_member", m, { project_id: m?.projectId ?? "", tenant_id: m?.tenantId ?? "" }, true);
       const row = await inTransaction(db, async (tx) => {
-        // Lock both sides: neither can be deleted before this membership commits.
-        await projectStore.lock(tx, m!.projectId);
-        await tenantStore.lock(tx, m!.tenantId);
-        return projectMemberStore.create(tx, {
-          id: m!.meta?.id || randomUUID(),
-          ...metaFields(m!.meta),
-          projectId: m!.projectId,
-          tenantId: m!.tenantId,
-          role: m!.role,
-        });
+        // Held (FOR KEY SHARE), neither side can be deleted before this commits.
+        await projectRepository.hold(tx, m.projectId);
+        await tenantRepository.hold(tx, m.tenantId);
+        return members.create(tx, projectMemberRowFromCreate(m));
       });
       return { projectMember: toProjectMember(row) };
     },
+
     async update(req) {
+      validateProjectMember(req.projectMember, { create: false });
       const m = req.projectMember;
-      validateMember("project_member", m, { project_id: m?.projectId ?? "", tenant_id: m?.tenantId ?? "" }, false);
+      const meta = m.meta!;
       const row = await inTransaction(db, async (tx) => {
-        const current = await projectMemberStore.get(tx, m!.meta!.id);
-        if (current.projectId !== m!.projectId || current.tenantId !== m!.tenantId) {
-          throw invalidArgument("invalid request: project_member: project_id and tenant_id cannot change; create a new membership");
+        const current = await members.get(tx, meta.id);
+        if (current.projectId !== m.projectId || current.tenantId !== m.tenantId) {
+          throw invalidArgument("invalid request: project_member: project_id and tenant_id cannot change; create a new membership instead");
         }
-        return projectMemberStore.update(tx, m!.meta!.id, versionOf(m!.meta!.version), { ...metaFields(m!.meta), role: m!.role });
+        return members.update(tx, meta.id, versionOf(meta.version), projectMemberPatchFrom(m));
       });
       return { projectMember: toProjectMember(row) };
     },
+
     async delete(req) {
-      validateIdRequest(req.id);
-      return { projectMember: toProjectMember(await inTransaction(db, (tx) => projectMemberStore.delete(tx, req.id))) };
+      validateIdRequest(req);
+      return { projectMember: toProjectMember(await inTransaction(db, (tx) => members.delete(tx, req.id))) };
     },
+
     async get(req) {
-      validateIdRequest(req.id);
-      return { projectMember: toProjectMember(await projectMemberStore.get(db, req.id)) };
+      validateIdRequest(req);
+      return { projectMember: toProjectMember(await members.get(db, req.id)) };
     },
+
     async find(req) {
-      validateFilters({ project_id: req.projectId, tenant_id: req.tenantId }, {});
-      const page = await projectMemberStore.find(
-        db,
-        [
-          req.projectId !== undefined ? eq(projectMembers.projectId, req.projectId) : undefined,
-          req.tenantId !== undefined ? eq(projectMembers.tenantId, req.tenantId) : undefined,
-        ],
-        {},
-        pageRequest(req.paging),
-      );
+      validateFindRequest({ ids: { project_id: req.projectId, tenant_id: req.tenantId }, annotations: req.annotations, labels: req.labels });
+      const page = await members.find(db, req, pageRequest(req.paging));
       return { projectMembers: page.items.map(toProjectMember), nextPageToken: page.nextPageToken };
     },
+
     async getHistory(req) {
-      validateIdRequest(req.id);
-      return { projectMember: toProjectMember(await projectMemberStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
+      validateHistoryRequest(req);
+      const at = req.at ? dateFromTimestamp(req.at) : undefined;
+      return { projectMember: toProjectMember(await members.at(db, req.id, at)) };
     },
   };
 }

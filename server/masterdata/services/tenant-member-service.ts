@@ -1,71 +1,70 @@
-import { randomUUID } from "node:crypto";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { eq } from "drizzle-orm";
 import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { metaFields, toTenantMember } from "../convert/masterdata.js";
-import { tenantMembers, tenantMemberStore, tenantStore } from "../repositories/masterdata-repository.js";
-import { validateFilters, validateIdRequest, validateMember } from "../validate.js";
+import { dateFromTimestamp } from "../convert/meta.js";
+import { tenantMemberPatchFrom, tenantMemberRowFromCreate, toTenantMember } from "../convert/tenant-member.js";
+import { tenantMemberRepository as members } from "../repositories/tenant-member-repository.js";
+import { tenantRepository } from "../repositories/tenant-repository.js";
+import { validateFindRequest, validateHistoryRequest, validateIdRequest } from "../validate/common.js";
+import { validateTenantMember } from "../validate/tenant-member.js";
 
-export function createTenantMemberService({ db }: { db: Db<any> }): ServiceImpl<typeof TenantMemberService> {
+export interface TenantMemberServiceDeps {
+  db: Db<any>;
+}
+
+/** Memberships of tenants (users) in tenants. */
+export function createTenantMemberService({ db }: TenantMemberServiceDeps): ServiceImpl<typeof TenantMemberService> {
   return {
     async create(req) {
+      validateTenantMember(req.tenantMember, { create: true });
       const m = req.tenantMember;
-      validateMember("tenant_member", m, { tenant_id: m?.tenantId ?? "", member_id: m?.memberId ?? "" }, true);
       const row = await inTransaction(db, async (tx) => {
-        // Lock both sides: neither can be deleted before this membership commits.
-        await tenantStore.lock(tx, m!.tenantId);
-        await tenantStore.lock(tx, m!.memberId);
-        return tenantMemberStore.create(tx, {
-          id: m!.meta?.id || randomUUID(),
-          ...metaFields(m!.meta),
-          tenantId: m!.tenantId,
-          memberId: m!.memberId,
-          role: m!.role,
-        });
+        // Held (FOR KEY SHARE), both sides cannot be deleted before this commits;
+        // holds do not block each other, so crossed pairs cannot deadlock.
+        await tenantRepository.hold(tx, m.tenantId);
+        if (m.memberId !== m.tenantId) await tenantRepository.hold(tx, m.memberId);
+        return members.create(tx, tenantMemberRowFromCreate(m));
       });
       return { tenantMember: toTenantMember(row) };
     },
+
     async update(req) {
+      validateTenantMember(req.tenantMember, { create: false });
       const m = req.tenantMember;
-      validateMember("tenant_member", m, { tenant_id: m?.tenantId ?? "", member_id: m?.memberId ?? "" }, false);
+      const meta = m.meta!;
       const row = await inTransaction(db, async (tx) => {
-        const current = await tenantMemberStore.get(tx, m!.meta!.id);
-        if (current.tenantId !== m!.tenantId || current.memberId !== m!.memberId) {
-          throw invalidArgument("invalid request: tenant_member: tenant_id and member_id cannot change; create a new membership");
+        const current = await members.get(tx, meta.id);
+        if (current.tenantId !== m.tenantId || current.memberId !== m.memberId) {
+          throw invalidArgument("invalid request: tenant_member: tenant_id and member_id cannot change; create a new membership instead");
         }
-        return tenantMemberStore.update(tx, m!.meta!.id, versionOf(m!.meta!.version), { ...metaFields(m!.meta), role: m!.role });
+        return members.update(tx, meta.id, versionOf(meta.version), tenantMemberPatchFrom(m));
       });
       return { tenantMember: toTenantMember(row) };
     },
+
     async delete(req) {
-      validateIdRequest(req.id);
-      return { tenantMember: toTenantMember(await inTransaction(db, (tx) => tenantMemberStore.delete(tx, req.id))) };
+      validateIdRequest(req);
+      return { tenantMember: toTenantMember(await inTransaction(db, (tx) => members.delete(tx, req.id))) };
     },
+
     async get(req) {
-      validateIdRequest(req.id);
-      return { tenantMember: toTenantMember(await tenantMemberStore.get(db, req.id)) };
+      validateIdRequest(req);
+      return { tenantMember: toTenantMember(await members.get(db, req.id)) };
     },
+
     async find(req) {
-      validateFilters({ tenant_id: req.tenantId, member_id: req.memberId }, {});
-      const page = await tenantMemberStore.find(
-        db,
-        [
-          req.tenantId !== undefined ? eq(tenantMembers.tenantId, req.tenantId) : undefined,
-          req.memberId !== undefined ? eq(tenantMembers.memberId, req.memberId) : undefined,
-        ],
-        {},
-        pageRequest(req.paging),
-      );
+      validateFindRequest({ ids: { tenant_id: req.tenantId, member_id: req.memberId }, annotations: req.annotations, labels: req.labels });
+      const page = await members.find(db, req, pageRequest(req.paging));
       return { tenantMembers: page.items.map(toTenantMember), nextPageToken: page.nextPageToken };
     },
+
     async getHistory(req) {
-      validateIdRequest(req.id);
-      return { tenantMember: toTenantMember(await tenantMemberStore.at(db, req.id, req.at ? timestampDate(req.at) : undefined)) };
+      validateHistoryRequest(req);
+      const at = req.at ? dateFromTimestamp(req.at) : undefined;
+      return { tenantMember: toTenantMember(await members.at(db, req.id, at)) };
     },
   };
 }

@@ -1,0 +1,20 @@
+import { eq } from "drizzle-orm";
+import type { Db } from "../../db/database.js";
+import type { PageRequest } from "../../repositories/paging.js";
+import { tenants } from "../db/schema/index.js";
+import { createEntityStore, type MetaFilter } from "./entity-store.js";
+
+export interface TenantFilter extends MetaFilter {
+  id?: string;
+  name?: string;
+}
+
+const store = createEntityStore(tenants, { kind: "Tenant", label: "tenant" });
+
+/** Tenants in the masterdata database. */
+export const tenantRepository = {
+  ...store,
+
+  find: (db: Db<any>, f: TenantFilter, page: PageRequest) =>
+    store.page(db, [f.id !== undefined ? eq(tenants.id, f.id) : undefined, f.name !== undefined ? eq(tenants.name, f.name) : undefined], f, page),
+};
