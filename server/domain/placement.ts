@@ -44,6 +44,34 @@ export function chooseCandidate(
   return pool[Math.floor(random() * pool.length)];
 }
 
+/**
+ * The rack to allocate from, given how many candidates wait in each rack and
+ * how many machines of the project each rack holds: the same preference as
+ * chooseCandidate, then a rack drawn with a weight of its waiting machines (so
+ * every preferred candidate is equally likely, as if picked one by one).
+ */
+export function chooseRack(
+  waiting: readonly { rack: string; n: number }[],
+  projectMachines: readonly PlacedMachine[],
+  placementTags: readonly string[],
+  random: () => number = Math.random,
+): string | undefined {
+  const racks = waiting.filter((w) => w.n > 0).map((w) => w.rack);
+  if (racks.length === 0) return undefined;
+  const byProject = leastOccupied(racks, projectMachines);
+  const byTags = leastOccupied(racks, projectMachines.filter((m) => placementTags.some((t) => m.tags.includes(t))));
+  const both = [...byProject].filter((r) => byTags.has(r));
+  const preferred = new Set(both.length > 0 ? both : [...byTags]);
+  const pool = waiting.filter((w) => w.n > 0 && preferred.has(w.rack));
+  const total = pool.reduce((sum, w) => sum + w.n, 0);
+  let ticket = random() * total;
+  for (const w of pool) {
+    ticket -= w.n;
+    if (ticket < 0) return w.rack;
+  }
+  return pool[pool.length - 1]?.rack;
+}
+
 export interface Reservation {
   project: string;
   amount: number;

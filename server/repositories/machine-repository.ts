@@ -77,6 +77,16 @@ export const machineRepository = {
   },
 };
 
+const candidateCondition = (partition: string, size: string) =>
+  and(
+    eq(machines.partitionId, partition),
+    eq(machines.sizeId, size),
+    eq(machines.state, "available"),
+    sql`${machines.allocation} is null`,
+    sql`${machines.waitingUntil} > now()`,
+    eq(machineEvents.liveliness, "Alive"),
+  );
+
 /** The allocation side of machines: waiting leases, candidates, allocations. */
 export const machineAllocationRepository = {
   /** Extends the waiting lease of an open Wait stream. */
@@ -88,36 +98,43 @@ export const machineAllocationRepository = {
     await db.update(machines).set({ waitingUntil: null }).where(eq(machines.id, id));
   },
 
+  /** How many waiting, alive, available, unallocated machines of a partition and size each rack holds. */
+  async candidateRacks(tx: Db<any>, partition: string, size: string): Promise<{ rack: string; n: number }[]> {
+    const rows = await tx
+      .select({ rack: machines.rackId, n: sql<number>`count(*)::int` })
+      .from(machines)
+      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(candidateCondition(partition, size))
+      .groupBy(machines.rackId);
+    return rows.map((r) => ({ rack: r.rack ?? "", n: Number(r.n) }));
+  },
+
   /**
-   * Waiting, alive, available, unallocated machines of a partition and size,
-   * locked; rows another allocation holds right now are skipped, not waited for.
+   * Locks a random candidate of a rack (or the given machine). SKIP LOCKED: a
+   * machine another allocation holds right now is passed over, not waited
+   * for, and the conditions are re-checked on the row's newest version.
    */
-  async lockCandidates(tx: Db<any>, partition: string, size: string): Promise<MachineRow[]> {
+  async lockCandidate(tx: Db<any>, partition: string, size: string, pick: { rack: string } | { id: string }): Promise<MachineRow | undefined> {
+    const which = "id" in pick ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
     const rows = await tx
       .select({ m: machines })
       .from(machines)
       .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
-      .where(
-        and(
-          eq(machines.partitionId, partition),
-          eq(machines.sizeId, size),
-          eq(machines.state, "available"),
-          sql`${machines.allocation} is null`,
-          sql`${machines.waitingUntil} > now()`,
-          eq(machineEvents.liveliness, "Alive"),
-        ),
-      )
+      .where(and(which, candidateCondition(partition, size)))
+      .orderBy(sql`random()`)
+      .limit(1)
       .for("update", { of: machines, skipLocked: true });
-    return rows.map((r) => r.m);
+    return rows[0]?.m;
   },
 
-  /** The racks of the project's machines in a partition and size, for rack spreading. */
-  async projectRacks(tx: Db<any>, project: string, partition: string, size: string): Promise<string[]> {
+  /** How many machines of the project each rack holds in a partition and size, for rack spreading. */
+  async projectRacks(tx: Db<any>, project: string, partition: string, size: string): Promise<{ rack: string; n: number }[]> {
     const rows = await tx
-      .select({ rack: machines.rackId })
+      .select({ rack: machines.rackId, n: sql<number>`count(*)::int` })
       .from(machines)
-      .where(and(eq(machines.project, project), eq(machines.partitionId, partition), eq(machines.sizeId, size)));
-    return rows.map((r) => r.rack ?? "");
+      .where(and(eq(machines.project, project), eq(machines.partitionId, partition), eq(machines.sizeId, size)))
+      .groupBy(machines.rackId);
+    return rows.map((r) => ({ rack: r.rack ?? "", n: Number(r.n) }));
   },
 
   /** Allocated machines per project in a partition and size, for size reservations. */

@@ -6,7 +6,7 @@ import type { MachineRow, NetworkRow, StoredAllocation } from "../db/schema/inde
 import { selectLayout } from "../domain/filesystem-layout.js";
 import { parsePrefix, type Prefix } from "../domain/ip-math.js";
 import { NetworkKind } from "../domain/network.js";
-import { chooseCandidate, reservationsAllow } from "../domain/placement.js";
+import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
 import { acquireAsn, acquireIp } from "../repositories/ipam-repository.js";
@@ -51,22 +51,27 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promi
     if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
     return m;
   }
-  const candidates = await allocations.lockCandidates(tx, req.partition, req.size);
+  const racks = await allocations.candidateRacks(tx, req.partition, req.size);
+  const waiting = racks.reduce((sum, r) => sum + r.n, 0);
   const noMachine = () => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
-  if (candidates.length === 0) throw noMachine();
+  if (waiting === 0) throw noMachine();
   const reserved = (await reservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined })).items;
   const used = await allocations.usedByProject(tx, req.partition, req.size);
-  if (!reservationsAllow(reserved, used, req.project, candidates.length)) {
+  if (!reservationsAllow(reserved, used, req.project, waiting)) {
     throw exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
   }
-  const placed = (await allocations.projectRacks(tx, req.project, req.partition, req.size)).map((rack) => ({ rack, tags: [] }));
-  const choice = chooseCandidate(
-    candidates.map((c) => ({ id: c.id, rack: c.rackId ?? "" })),
-    placed,
-    req.placementTags,
-  );
-  if (!choice) throw noMachine();
-  return candidates.find((c) => c.id === choice.id)!;
+  // Placement tags are not stored on machines yet, so only the project's rack load counts.
+  const placed = (await allocations.projectRacks(tx, req.project, req.partition, req.size)).flatMap((r) => Array.from({ length: r.n }, () => ({ rack: r.rack, tags: [] })));
+  // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
+  let pool = racks;
+  while (pool.length > 0) {
+    const rack = chooseRack(pool, placed, req.placementTags);
+    if (rack === undefined) break;
+    const locked = await allocations.lockCandidate(tx, req.partition, req.size, { rack });
+    if (locked) return locked;
+    pool = pool.filter((r) => r.rack !== rack);
+  }
+  throw noMachine();
 }
 
 /**
@@ -89,10 +94,6 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
     const nets = await Promise.all(req.networks.map((id) => networks.get(tx, id)));
     checkNetworks(nets, req.project, req.partition);
 
-    await quotas.lockProject(tx, req.project);
-    if (quota.machine !== undefined && (await allocations.countOfProject(tx, req.project)) >= quota.machine) {
-      throw exhausted(`project "${req.project}" has reached its quota of ${quota.machine} machine(s)`);
-    }
     const machine = await pickMachine(tx, req);
     const asn = await acquireAsn(tx, machine.id);
     const prefixes = await networks.prefixesOf(tx, nets.map((n) => n.id));
@@ -113,7 +114,7 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
       }
       attached.push({ network: n.id, ips, vrf: n.vrf ?? 0, primary: i === 0 });
     }
-    return allocations.allocate(tx, machine.id, {
+    const allocated = await allocations.allocate(tx, machine.id, {
       uuid: uuidv7(),
       project: req.project,
       name: req.name,
@@ -129,6 +130,14 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
       createdAt: new Date().toISOString(),
       createdBy,
     });
+    // The quota is checked last, counting this machine, so its per-project lock is held only until commit.
+    if (quota.machine !== undefined) {
+      await quotas.lockProject(tx, req.project);
+      if ((await allocations.countOfProject(tx, req.project)) > quota.machine) {
+        throw exhausted(`project "${req.project}" has reached its quota of ${quota.machine} machine(s)`);
+      }
+    }
+    return allocated;
   });
   deps.bus.publish(allocationTopic(row.id));
   return row;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { machineIssues, type MachineFacts } from "../../../server/domain/machine-issues.js";
-import { chooseCandidate, reservationsAllow } from "../../../server/domain/placement.js";
+import { chooseCandidate, chooseRack, reservationsAllow } from "../../../server/domain/placement.js";
 import { applyEvent, emptyContainer, EventType as E } from "../../../server/domain/provisioning.js";
 import { wireMachine, type LeafSwitch } from "../../../server/domain/switch-wiring.js";
 
@@ -34,6 +34,20 @@ describe("placement", () => {
     for (let i = 0; i < 40; i++) seen.add(chooseCandidate(candidates, [], [], () => i / 40)!.id);
     expect(seen).toEqual(new Set(["a1", "a2", "b1", "c1"]));
     expect(chooseCandidate([], [], [])).toBeUndefined();
+  });
+});
+
+describe("rack choice", () => {
+  it("prefers racks without the project's machines and weighs racks by their waiting machines", () => {
+    const waiting = [{ rack: "r1", n: 3 }, { rack: "r2", n: 1 }, { rack: "r3", n: 0 }];
+    expect(chooseRack(waiting, [{ rack: "r1", tags: [] }], [], () => 0.99)).toBe("r2");
+    const counts = new Map<string, number>();
+    for (let i = 0; i < 100; i++) {
+      const r = chooseRack(waiting, [], [], () => i / 100)!;
+      counts.set(r, (counts.get(r) ?? 0) + 1);
+    }
+    expect(counts).toEqual(new Map([["r1", 75], ["r2", 25]]));
+    expect(chooseRack([{ rack: "r1", n: 0 }], [], [])).toBeUndefined();
   });
 });
 
