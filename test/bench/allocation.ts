@@ -33,7 +33,8 @@ export async function benchAllocation(): Promise<Comparison[]> {
   const mdDb = await createScratchDatabase("md_bench_alloc");
   const dataDir = await mkdtemp(join(tmpdir(), "metal-bench-alloc-"));
   const config = loadConfig({ METAL_LISTEN: "127.0.0.1:0", METAL_DATA_DIR: dataDir, DATABASE_URL: metalDb.url, MASTERDATA_DATABASE_URL: mdDb.url, LOG_LEVEL: "silent" });
-  const app = await createApp(config, createLogger("silent", { pretty: false }));
+  // Keepalives every 200 ms so that opening a stream (first keepalive) is quick; leases as in production.
+  const app = await createApp(config, createLogger("silent", { pretty: false }), { waitTiming: { keepaliveMs: 200, leaseMs: 60_000, recheckMs: 60_000 } });
   const { token } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener = await listen(app.handler, config.listen);
   const raw = new pg.Pool({ connectionString: metalDb.url, max: 32 });
@@ -104,7 +105,7 @@ export async function benchAllocation(): Promise<Comparison[]> {
     const notify = { name: "allocation -> Wait stream", ops: latencies.length, concurrency: 1, seconds: 0, perSecond: 0, p50Ms: latencies[Math.floor(latencies.length / 2)]!, p99Ms: latencies[latencies.length - 1]! };
     return [
       { what: `machine allocations, ${CLIENTS} clients, ${MACHINES} waiting machines (0 duplicates, 1,001st refused)`, subject: allocs, baseline: base, target: ">= 300/s, p99 < 250 ms" },
-      { what: "allocation committed -> open Wait stream has it (20 rounds; max as p99)", subject: notify, baseline: notify, target: "p99 < 50 ms" },
+      { what: "allocation committed -> open Wait stream has it (20 rounds, one stream; max as p99; baseline = itself)", subject: notify, baseline: notify, target: "p99 < 50 ms (with 10,000 streams: not measured yet)" },
     ];
   } finally {
     await raw.end();

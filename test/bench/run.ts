@@ -13,6 +13,7 @@ import { listen } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
 import { measure, report, type Comparison } from "./harness.js";
+import { benchAllocation } from "./allocation.js";
 import { benchIpam } from "./ipam.js";
 
 /**
@@ -48,6 +49,7 @@ async function main() {
       }
     }
     comparisons.push(...(await benchIpam()));
+    comparisons.push(...(await benchAllocation()));
     report(comparisons);
   } finally {
     await raw.end();
