@@ -13,7 +13,8 @@ let tenantMachines: Client<typeof MachineService>;
 const waiting = new Map<string, WaitingMachine>();
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  // The database recheck is pushed out of reach: a Wait stream can only learn of its allocation through the bus.
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   // Two machines per rack.
   for (const rack of ["r1", "r1", "r2", "r2"] as const) {
@@ -31,7 +32,6 @@ describe("machine allocation", () => {
   let first: { id: string; rack: string };
 
   it("allocates a waiting machine with IPs of every family, an ASN, image and layout, and tells its Wait stream at once", async () => {
-    const started = Date.now();
     const { machine } = await tenantMachines.create(request("pa", fixture.primary.pa, "web-1"));
     const a = machine!.allocation!;
     expect(a).toMatchObject({ project: "pa", image: "debian-12.0.20250101", filesystemLayout: "s1-default", hostname: "web-1" });
@@ -40,7 +40,6 @@ describe("machine allocation", () => {
     expect(a.networks[0]!.ips).toEqual([expect.stringMatching(/^10\.0\./), expect.stringMatching(/^2001:db8:/)]);
     const delivered = await waiting.get(machine!.id)!.allocation;
     expect(delivered?.uuid).toBe(a.uuid);
-    expect(Date.now() - started).toBeLessThan(1_000); // through the bus, not the 1 s recheck
     first = { id: machine!.id, rack: machine!.rack };
   });
 
