@@ -16,7 +16,7 @@ import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
-import type { TestServer } from "./test-server.js";
+import type { TestServer } from "./server-launch.js";
 
 const GiB = 2n ** 30n;
 

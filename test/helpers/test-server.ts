@@ -1,74 +1,12 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll } from "vitest";
-import { createApp, type App, type AppOptions } from "../../server/app.js";
-import { ensureAdminToken } from "../../server/auth/admin-token.js";
-import { loadConfig } from "../../server/config.js";
-import { listen, type Listener } from "../../server/http/listener.js";
-import { createLogger } from "../../server/logger.js";
-import { createScratchDatabase } from "./postgres.js";
+import type { AppOptions } from "../../server/app.js";
+import { launchServer, type TestServer } from "./server-launch.js";
 
-export interface TestServer {
-  app: App;
-  url: string;
-  dataDir: string;
-  adminToken: string;
-  /** A Connect (HTTP/1.1, JSON) client, optionally with a bearer token. */
-  client<S extends DescService>(service: S, token?: string): Client<S>;
-  /** A gRPC (HTTP/2 h2c) client. */
-  grpcClient<S extends DescService>(service: S, token?: string): Client<S>;
-}
+export type { TestServer };
 
-const bearer = (token: string | undefined): Interceptor[] =>
-  token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [];
-
-/**
- * The whole control plane listening on a free port, on two scratch PostgreSQL
- * databases (metal and masterdata) of the calling test file; torn down after it.
- */
+/** The whole control plane for the calling test file (see launchServer), torn down after its tests. */
 export async function startTestServer(options: AppOptions = {}): Promise<TestServer> {
-  const metalDb = await createScratchDatabase("metal_test");
-  const mdDb = await createScratchDatabase("md_test");
-  const dataDir = await mkdtemp(join(tmpdir(), "metal-test-"));
-  const config = loadConfig({
-    METAL_LISTEN: "127.0.0.1:0",
-    METAL_DATA_DIR: dataDir,
-    DATABASE_URL: metalDb.url,
-    MASTERDATA_DATABASE_URL: mdDb.url,
-    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
-  });
-  const app = await createApp(config, createLogger(config.logLevel, { pretty: false }), options);
-  const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
-  const listener: Listener = await listen(app.handler, config.listen);
-  const transports = new Map<string, Transport>();
-  const transport = (kind: "connect" | "grpc", token?: string) => {
-    const key = `${kind}:${token ?? ""}`;
-    let t = transports.get(key);
-    if (!t) {
-      t =
-        kind === "connect"
-          ? createConnectTransport({ baseUrl: listener.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })
-          : createGrpcTransport({ baseUrl: listener.url, interceptors: bearer(token) });
-      transports.set(key, t);
-    }
-    return t;
-  };
-  afterAll(async () => {
-    app.endStreams();
-    await listener.close(1000);
-    await app.close();
-    await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
-  });
-  return {
-    app,
-    url: listener.url,
-    dataDir,
-    adminToken,
-    client: (service, token) => createClient(service, transport("connect", token)),
-    grpcClient: (service, token) => createClient(service, transport("grpc", token)),
-  };
+  const { server, stop } = await launchServer(options);
+  afterAll(stop);
+  return server;
 }
