@@ -98,15 +98,22 @@ export const machineAllocationRepository = {
     await db.update(machines).set({ waitingUntil: null }).where(eq(machines.id, id));
   },
 
-  /** How many waiting, alive, available, unallocated machines of a partition and size each rack holds. */
-  async candidateRacks(tx: Db<any>, partition: string, size: string): Promise<{ rack: string; n: number }[]> {
+  /**
+   * Per rack of a partition and size: how many machines wait to be allocated
+   * and how many the project already has, in one pass over the machines.
+   */
+  async rackLoad(tx: Db<any>, partition: string, size: string, project: string): Promise<{ rack: string; waiting: number; mine: number }[]> {
     const rows = await tx
-      .select({ rack: machines.rackId, n: sql<number>`count(*)::int` })
+      .select({
+        rack: machines.rackId,
+        waiting: sql<number>`(count(*) filter (where ${candidateCondition(partition, size)}))::int`,
+        mine: sql<number>`(count(*) filter (where ${machines.project} = ${project}))::int`,
+      })
       .from(machines)
-      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
-      .where(candidateCondition(partition, size))
+      .leftJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(and(eq(machines.partitionId, partition), eq(machines.sizeId, size)))
       .groupBy(machines.rackId);
-    return rows.map((r) => ({ rack: r.rack ?? "", n: Number(r.n) }));
+    return rows.map((r) => ({ rack: r.rack ?? "", waiting: Number(r.waiting), mine: Number(r.mine) }));
   },
 
   /**
@@ -125,16 +132,6 @@ export const machineAllocationRepository = {
       .limit(1)
       .for("update", { of: machines, skipLocked: true });
     return rows[0]?.m;
-  },
-
-  /** How many machines of the project each rack holds in a partition and size, for rack spreading. */
-  async projectRacks(tx: Db<any>, project: string, partition: string, size: string): Promise<{ rack: string; n: number }[]> {
-    const rows = await tx
-      .select({ rack: machines.rackId, n: sql<number>`count(*)::int` })
-      .from(machines)
-      .where(and(eq(machines.project, project), eq(machines.partitionId, partition), eq(machines.sizeId, size)))
-      .groupBy(machines.rackId);
-    return rows.map((r) => ({ rack: r.rack ?? "", n: Number(r.n) }));
   },
 
   /** Allocated machines per project in a partition and size, for size reservations. */

@@ -51,17 +51,18 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promi
     if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
     return m;
   }
-  const racks = await allocations.candidateRacks(tx, req.partition, req.size);
+  const load = await allocations.rackLoad(tx, req.partition, req.size, req.project);
+  const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));
   const waiting = racks.reduce((sum, r) => sum + r.n, 0);
   const noMachine = () => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
   if (waiting === 0) throw noMachine();
   const reserved = (await reservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined })).items;
-  const used = await allocations.usedByProject(tx, req.partition, req.size);
-  if (!reservationsAllow(reserved, used, req.project, waiting)) {
+  // Usage per project only matters when something is reserved.
+  if (reserved.length > 0 && !reservationsAllow(reserved, await allocations.usedByProject(tx, req.partition, req.size), req.project, waiting)) {
     throw exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
   }
   // Placement tags are not stored on machines yet, so only the project's rack load counts.
-  const placed = (await allocations.projectRacks(tx, req.project, req.partition, req.size)).flatMap((r) => Array.from({ length: r.n }, () => ({ rack: r.rack, tags: [] })));
+  const placed = load.flatMap((r) => Array.from({ length: r.mine }, () => ({ rack: r.rack, tags: [] })));
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
   let pool = racks;
   while (pool.length > 0) {
