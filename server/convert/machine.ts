@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MachineAllocationSchema, MachineLiveliness, MachineRole, MachineSchema, ProvisioningEventType, type Machine, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
+import { MachineAllocationSchema, MachineLiveliness, MachineRole, MachineSchema, MachineState, ProvisioningEventType, type Machine, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
 import type { MachineEventsRow, MachineRow, StoredAllocation, StoredEvent } from "../db/schema/index.js";
 import { EventType, type EventContainer, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
 import { toProtoMeta } from "./meta.js";
@@ -58,6 +58,16 @@ export function rowFromContainer(machineId: string, c: EventContainer): MachineE
 
 const protoEvent = (e: ProvisioningEvent) => ({ type: toProtoType.get(e.type)!, message: e.message, time: timestampFromDate(e.time) });
 
+const machineStates: Record<MachineRow["state"], MachineState> = {
+  available: MachineState.AVAILABLE,
+  tainted: MachineState.TAINTED,
+  locked: MachineState.LOCKED,
+};
+
+/** The stored state for a proto state; undefined for UNSPECIFIED or unknown values. */
+export const machineStateFromProto = (s: MachineState): MachineRow["state"] | undefined =>
+  (Object.entries(machineStates) as [MachineRow["state"], MachineState][]).find(([, v]) => v === s)?.[0];
+
 export function toProtoAllocation(a: StoredAllocation): MachineAllocation {
   return create(MachineAllocationSchema, {
     uuid: a.uuid,
@@ -85,6 +95,8 @@ export function toProtoMachine(row: MachineRow, events: EventContainer | undefin
     rack: row.rackId ?? "",
     allocation: row.allocation ? toProtoAllocation(row.allocation) : undefined,
     waiting: row.waitingUntil !== null && row.waitingUntil.getTime() > Date.now(),
+    state: machineStates[row.state],
+    stateReason: row.stateReason,
     events: events
       ? {
           liveliness: liveliness[events.liveliness],

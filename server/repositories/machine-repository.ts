@@ -198,3 +198,21 @@ export const machineLifecycleRepository = {
     return { releasedIps: released.length, keptIps: kept.length };
   },
 };
+
+/** Operator actions on machines. */
+export const machineAdminRepository = {
+  async setState(tx: Db<any>, id: string, state: MachineRow["state"], reason: string): Promise<MachineRow> {
+    const [row] = await tx
+      .update(machines)
+      .set({ state, stateReason: reason, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, id))
+      .returning();
+    if (!row) throw notFound("machine", id);
+    return row;
+  },
+
+  /** Removes the machine; its events, cabling and commands go with it. */
+  async delete(tx: Db<any>, id: string): Promise<void> {
+    await tx.delete(machines).where(eq(machines.id, id));
+  },
+};

@@ -37,6 +37,7 @@ CREATE TABLE "machines" (
 	"hardware" jsonb,
 	"bios" jsonb,
 	"state" text DEFAULT 'available' NOT NULL,
+	"state_reason" text DEFAULT '' NOT NULL,
 	"waiting_until" timestamp with time zone,
 	"allocation" jsonb,
 	"project" text,

@@ -19,6 +19,7 @@ export const machines = pgTable(
   bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
   /** "available", "tainted" (only by explicit id) or "locked" (cannot be freed). */
   state: text("state").$type<"available" | "tainted" | "locked">().notNull().default("available"),
+  stateReason: text("state_reason").notNull().default(""),
   /**
    * A lease, renewed by the open Wait stream: the machine is waiting while it
    * lies in the future. A server that dies leaves no stale flag behind for long.

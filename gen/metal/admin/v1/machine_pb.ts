@@ -6,7 +6,7 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Paging } from "../../api/v1/common_pb.js";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
-import type { Machine } from "../../api/v1/machine_pb.js";
+import type { Machine, MachineState } from "../../api/v1/machine_pb.js";
 import { file_metal_api_v1_machine } from "../../api/v1/machine_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/machine.proto.
  */
 export const file_metal_admin_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSImChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiZwoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIkCgZwYWdpbmcYAiABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nQgwKCl9wYXJ0aXRpb24iXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQobTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmdCDAoKX3BhcnRpdGlvbiIzCg1NYWNoaW5lSXNzdWVzEhIKCm1hY2hpbmVfaWQYASABKAkSDgoGaXNzdWVzGAIgAygJImgKHE1hY2hpbmVTZXJ2aWNlSXNzdWVzUmVzcG9uc2USLwoIbWFjaGluZXMYASADKAsyHS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lSXNzdWVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLIAgoOTWFjaGluZVNlcnZpY2USYgoDR2V0EigubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GikubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAhABEmUKBExpc3QSKS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0GioubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIQARJrCgZJc3N1ZXMSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1JlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1Jlc3BvbnNlIgbK8xgCEAFiBnByb3RvMw", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSImChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiZwoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIkCgZwYWdpbmcYAiABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nQgwKCl9wYXJ0aXRpb24iXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQobTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmdCDAoKX3BhcnRpdGlvbiIzCg1NYWNoaW5lSXNzdWVzEhIKCm1hY2hpbmVfaWQYASABKAkSDgoGaXNzdWVzGAIgAygJImgKHE1hY2hpbmVTZXJ2aWNlSXNzdWVzUmVzcG9uc2USLwoIbWFjaGluZXMYASADKAsyHS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lSXNzdWVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmCh1NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1ldGFsLmFwaS52MS5NYWNoaW5lU3RhdGUSDgoGcmVhc29uGAMgASgJIkgKHk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKQobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lMqgECg5NYWNoaW5lU2VydmljZRJiCgNHZXQSKC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlcXVlc3QaKS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlc3BvbnNlIgbK8xgCEAESZQoETGlzdBIpLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABEnEKCFNldFN0YXRlEi0ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VTZXRTdGF0ZVJlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVzcG9uc2UiBsrzGAIQAhJrCgZEZWxldGUSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISawoGSXNzdWVzEisubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0GiwubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_machine]);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -199,6 +199,104 @@ export const MachineServiceIssuesResponseSchema: GenMessage<MachineServiceIssues
   messageDesc(file_metal_admin_v1_machine, 6);
 
 /**
+ * MachineServiceSetStateRequest sets a machine's state.
+ *
+ * @generated from message metal.admin.v1.MachineServiceSetStateRequest
+ */
+export type MachineServiceSetStateRequest = Message<"metal.admin.v1.MachineServiceSetStateRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * State to set.
+   *
+   * @generated from field: metal.api.v1.MachineState state = 2;
+   */
+  state: MachineState;
+
+  /**
+   * Reason is required for tainted and locked.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceSetStateRequest.
+ * Use `create(MachineServiceSetStateRequestSchema)` to create a new message.
+ */
+export const MachineServiceSetStateRequestSchema: GenMessage<MachineServiceSetStateRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 7);
+
+/**
+ * MachineServiceSetStateResponse carries the machine.
+ *
+ * @generated from message metal.admin.v1.MachineServiceSetStateResponse
+ */
+export type MachineServiceSetStateResponse = Message<"metal.admin.v1.MachineServiceSetStateResponse"> & {
+  /**
+   * Machine after the change.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceSetStateResponse.
+ * Use `create(MachineServiceSetStateResponseSchema)` to create a new message.
+ */
+export const MachineServiceSetStateResponseSchema: GenMessage<MachineServiceSetStateResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 8);
+
+/**
+ * MachineServiceDeleteRequest names the machine to remove.
+ *
+ * @generated from message metal.admin.v1.MachineServiceDeleteRequest
+ */
+export type MachineServiceDeleteRequest = Message<"metal.admin.v1.MachineServiceDeleteRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceDeleteRequest.
+ * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
+ */
+export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 9);
+
+/**
+ * MachineServiceDeleteResponse carries the removed machine.
+ *
+ * @generated from message metal.admin.v1.MachineServiceDeleteResponse
+ */
+export type MachineServiceDeleteResponse = Message<"metal.admin.v1.MachineServiceDeleteResponse"> & {
+  /**
+   * Machine as it was.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceDeleteResponse.
+ * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
+ */
+export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 10);
+
+/**
  * MachineService lets operators see every machine.
  *
  * @generated from service metal.admin.v1.MachineService
@@ -223,6 +321,26 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceListRequestSchema;
     output: typeof MachineServiceListResponseSchema;
+  },
+  /**
+   * SetState locks, taints or releases a machine; locking and tainting need a reason.
+   *
+   * @generated from rpc metal.admin.v1.MachineService.SetState
+   */
+  setState: {
+    methodKind: "unary";
+    input: typeof MachineServiceSetStateRequestSchema;
+    output: typeof MachineServiceSetStateResponseSchema;
+  },
+  /**
+   * Delete removes a machine from the database: only a free machine that is dead or never sent an event.
+   *
+   * @generated from rpc metal.admin.v1.MachineService.Delete
+   */
+  delete: {
+    methodKind: "unary";
+    input: typeof MachineServiceDeleteRequestSchema;
+    output: typeof MachineServiceDeleteResponseSchema;
   },
   /**
    * Issues evaluates the issue rules for the machines matching the filter.
