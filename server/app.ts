@@ -17,6 +17,7 @@ import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
+import { runResurrectionJob } from "./jobs/resurrection.js";
 import { createMetrics } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import type { WaitTiming } from "./services/infra/boot-service.js";
@@ -139,6 +140,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     runLivelinessJob(db).catch((err: unknown) => log.error({ err }, "liveliness job failed"));
   }, LIVELINESS_INTERVAL_MS);
   liveliness.unref();
+  const resurrection = setInterval(() => {
+    runResurrectionJob(db).catch((err: unknown) => log.error({ err }, "resurrection job failed"));
+  }, LIVELINESS_INTERVAL_MS);
+  resurrection.unref();
 
   return {
     handler,
@@ -147,6 +152,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     endStreams: () => shutdown.abort(),
     async close() {
       clearInterval(liveliness);
+      clearInterval(resurrection);
       shutdown.abort();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },

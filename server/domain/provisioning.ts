@@ -166,9 +166,14 @@ export function evaluateLiveliness(c: EventContainer, allocated: boolean, now: D
   return "Alive";
 }
 
-/** Whether a free machine should go through the reclaim flow again. */
+/**
+ * Whether a free machine should go through the reclaim flow again: dead for
+ * an hour, or still running its OS after being freed. The reclaim records an
+ * event, so a failed reclaim is retried at most every quiet period.
+ */
 export function needsResurrection(c: EventContainer, allocated: boolean, now: Date): boolean {
-  if (allocated) return false;
-  if (c.failedMachineReclaim) return true;
-  return c.liveliness === "Dead" && c.lastEventTime !== undefined && now.getTime() - c.lastEventTime.getTime() > RESURRECTION_AFTER_MS;
+  if (allocated || !c.lastEventTime) return false;
+  const silentFor = now.getTime() - c.lastEventTime.getTime();
+  if (c.failedMachineReclaim) return silentFor >= QUIET_PERIOD_MS;
+  return c.liveliness === "Dead" && silentFor > RESURRECTION_AFTER_MS;
 }

@@ -61,6 +61,17 @@ export const machineRepository = {
     await tx.insert(machineEvents).values(row).onConflictDoUpdate({ target: machineEvents.machineId, set: rest });
   },
 
+  /** Free machines with their event containers, for the resurrection job. */
+  async freeWithEvents(tx: Db<any>): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
+    const rows = await tx
+      .select()
+      .from(machines)
+      .leftJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(sql`${machines.allocation} is null`)
+      .orderBy(machines.id);
+    return rows.map((r) => ({ machine: r.machines, events: r.machine_events ?? undefined }));
+  },
+
   /** All event containers, locked, for the liveliness job. */
   async lockAllEvents(tx: Db<any>): Promise<MachineEventsRow[]> {
     return tx.select().from(machineEvents).orderBy(machineEvents.machineId).for("update");

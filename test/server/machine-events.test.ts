@@ -9,6 +9,8 @@ import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/toke
 import { MachineLiveliness, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { runLivelinessJob } from "../../server/jobs/liveliness.js";
+import { runResurrectionJob } from "../../server/jobs/resurrection.js";
+import { machineLifecycleRepository } from "../../server/repositories/machine-repository.js";
 import { expectCode } from "../helpers/expect.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -100,5 +102,21 @@ describe("liveliness job", () => {
     } finally {
       await other.end();
     }
+  });
+});
+
+describe("resurrection job", () => {
+  it("sends machines dead for an hour through reclaim again, once", async () => {
+    const dead = randomUUID();
+    const fresh = randomUUID();
+    await events.send({ partition: "p1", events: [ev(dead, T.PXE_BOOTING), ev(fresh, T.PXE_BOOTING)] });
+    await server.app.db.execute(sql`update machine_events set liveliness = 'Dead', last_event_time = now() - interval '2 hours' where machine_id = ${dead}`);
+    const first = await runResurrectionJob(server.app.db);
+    expect(first).toContain(dead);
+    expect(first).not.toContain(fresh);
+    expect((await machineLifecycleRepository.commandsOf(server.app.db, dead)).map((c) => c.command)).toEqual(["BOOT_FROM_PXE", "RESET"]);
+    expect((await machines.get({ id: dead })).machine?.events?.log[0]?.type).toBe(T.MACHINE_RECLAIM);
+    // The reclaim was an event: the machine is not due again right away.
+    expect(await runResurrectionJob(server.app.db)).not.toContain(dead);
   });
 });

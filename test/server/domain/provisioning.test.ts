@@ -98,6 +98,8 @@ describe("liveliness and resurrection", () => {
     expect(needsResurrection(dead, false, at(30))).toBe(false);
     expect(needsResurrection(dead, false, at(61))).toBe(true);
     expect(needsResurrection(dead, true, at(61))).toBe(false);
-    expect(needsResurrection({ ...c, failedMachineReclaim: true }, false, at(1))).toBe(true);
+    expect(needsResurrection({ ...c, failedMachineReclaim: true }, false, at(1))).toBe(false);
+    expect(needsResurrection({ ...c, failedMachineReclaim: true }, false, at(6))).toBe(true);
+    expect(needsResurrection(emptyContainer(), false, at(600))).toBe(false);
   });
 });

@@ -1,0 +1,32 @@
+import { containerFromRow } from "../convert/machine.js";
+import { inTransaction, type Db } from "../db/database.js";
+import { EventType, needsResurrection } from "../domain/provisioning.js";
+import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../repositories/machine-repository.js";
+import { recordEvents } from "../services/machine-events.js";
+
+const RESURRECTION_LOCK = 7107;
+const COMMAND_DEADLINE_MS = 5 * 60_000;
+
+/**
+ * Sends free machines that are dead for an hour, or still run their OS after
+ * being freed, through the reclaim flow again: the BMC boots them from PXE
+ * and resets them, and Machine Reclaim is recorded. One replica at a time.
+ * Returns the machines it reclaimed, or undefined when another replica runs it.
+ */
+export async function runResurrectionJob(db: Db<any>, now = new Date()): Promise<string[] | undefined> {
+  const reclaimed = await inTransaction(db, async (tx) => {
+    if (!(await machines.tryJobLock(tx, RESURRECTION_LOCK))) return undefined;
+    const due: { id: string; partition: string }[] = [];
+    for (const { machine, events } of await machines.freeWithEvents(tx)) {
+      if (!events || !machine.partitionId || !needsResurrection(containerFromRow(events), false, now)) continue;
+      await lifecycle.enqueueCommands(tx, machine.id, machine.partitionId, ["BOOT_FROM_PXE", "RESET"], new Date(now.getTime() + COMMAND_DEADLINE_MS));
+      due.push({ id: machine.id, partition: machine.partitionId });
+    }
+    return due;
+  });
+  if (!reclaimed) return undefined;
+  for (const m of reclaimed) {
+    await recordEvents(db, m.partition, [{ machineId: m.id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "resurrected: the machine went through reclaim again" }]);
+  }
+  return reclaimed.map((m) => m.id);
+}
