@@ -3,6 +3,8 @@ import type { Problem } from "./size.js";
 
 /** Network roles; the numbers are those of metal.api.v1.NetworkType. */
 export const NetworkKind = { SUPER: 1, UNDERLAY: 2, EXTERNAL: 3, CHILD: 4, CHILD_SHARED: 5 } as const;
+/** IP types; the numbers are those of metal.api.v1.IpType. */
+export const IpKind = { EPHEMERAL: 1, STATIC: 2 } as const;
 /** Address family choice; the numbers are those of metal.api.v1.AddressFamily. */
 export const FamilyChoice = { ANY: 0, V4: 1, V6: 2, DUAL_STACK: 3 } as const;
 

@@ -3,9 +3,9 @@ import { inTransaction, type Db } from "../db/database.js";
 import { EventType, needsResurrection } from "../domain/provisioning.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../repositories/machine-repository.js";
 import { recordEvents } from "../services/machine-events.js";
+import { COMMAND_DEADLINE_MS } from "../services/machine-lifecycle.js";
 
 const RESURRECTION_LOCK = 7107;
-const COMMAND_DEADLINE_MS = 5 * 60_000;
 
 /**
  * Sends free machines that are dead for an hour, or still run their OS after

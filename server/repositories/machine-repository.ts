@@ -2,8 +2,8 @@ import { and, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { asns, bmcCommands, ips, machineConnections, machineEvents, machines, type MachineEventsRow, type MachineRow } from "../db/schema/index.js";
 import { uuidv7 } from "../ids.js";
+import { IpKind } from "../domain/network.js";
 
-const IP_TYPE_EPHEMERAL = 1;
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
 
@@ -199,7 +199,7 @@ export const machineLifecycleRepository = {
    * the project (detached from the machine), the ASN goes; the machine is free.
    */
   async release(tx: Db<any>, id: string): Promise<{ releasedIps: number; keptIps: number }> {
-    const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IP_TYPE_EPHEMERAL))).returning({ ip: ips.ip });
+    const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IpKind.EPHEMERAL))).returning({ ip: ips.ip });
     const kept = await tx.update(ips).set({ machineId: null }).where(eq(ips.machineId, id)).returning({ ip: ips.ip });
     await tx.delete(asns).where(eq(asns.owner, id));
     await tx

@@ -5,7 +5,7 @@ import { inTransaction, type Db } from "../db/database.js";
 import type { MachineRow, NetworkRow, StoredAllocation } from "../db/schema/index.js";
 import { selectLayout } from "../domain/filesystem-layout.js";
 import { parsePrefix, type Prefix } from "../domain/ip-math.js";
-import { NetworkKind } from "../domain/network.js";
+import { IpKind, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
@@ -20,7 +20,6 @@ import { uuidv7 } from "../ids.js";
 import { assertImageAllowed, lookupImage } from "./image-lookup.js";
 
 const IMAGE_FEATURE_MACHINE = 1;
-const IP_TYPE_EPHEMERAL = 1;
 
 export interface AllocationDeps {
   db: Db<any>;
@@ -108,7 +107,7 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
         const ip = await acquireIp(
           tx,
           ofFamily,
-          { id: uuidv7(), networkId: n.id, project: req.project, name: req.name, description: "autoassigned", type: IP_TYPE_EPHEMERAL, machineId: machine.id },
+          { id: uuidv7(), networkId: n.id, project: req.project, name: req.name, description: "autoassigned", type: IpKind.EPHEMERAL, machineId: machine.id },
           n.id,
         );
         ips.push(ip.ip);

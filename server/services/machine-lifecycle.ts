@@ -9,7 +9,7 @@ import { lockById } from "../repositories/versioned.js";
 import { recordEvents } from "./machine-events.js";
 
 /** How long metal-bmc has to carry out a command before it counts as timed out. */
-const COMMAND_DEADLINE_MS = 5 * 60_000;
+export const COMMAND_DEADLINE_MS = 5 * 60_000;
 
 /**
  * The installed machine reports back: its console password and boot

@@ -5,7 +5,7 @@ import type { ProjectDirectory } from "../auth/project-directory.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, NetworkRow } from "../db/schema/index.js";
 import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../domain/ip-math.js";
-import { childPlan, FamilyChoice, NetworkKind } from "../domain/network.js";
+import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../domain/network.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound, permissionDenied, taken } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
@@ -21,7 +21,6 @@ import { partitionRepository as partitions } from "../repositories/partition-rep
  */
 
 const prefixesOf = (cidrs: readonly string[]) => cidrs.map((c) => parsePrefix(c) as Prefix);
-const IP_TYPE_EPHEMERAL = 1;
 
 async function projectQuotas(projects: ProjectDirectory, project: string) {
   const q = await projects.quotasOf(project);
@@ -189,7 +188,7 @@ export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: I
       project: req.project,
       name: req.name,
       description: req.description,
-      type: req.type || IP_TYPE_EPHEMERAL,
+      type: req.type || IpKind.EPHEMERAL,
       labels: req.labels,
     };
     if (req.ip !== undefined) {
