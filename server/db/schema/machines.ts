@@ -28,6 +28,13 @@ export const machines = pgTable(
   allocation: jsonb("allocation").$type<StoredAllocation>(),
   /** The allocation's project, as a column for quotas, filters and rack spreading. */
   project: text("project"),
+  /** Tags of the allocation (user tags and placement tags); empty while free. */
+  tags: jsonb("tags").$type<string[]>().notNull().default([]),
+  /** What the partition's metal-bmc last reported about the machine's BMC; null before the first report. */
+  bmc: jsonb("bmc").$type<StoredBmc>(),
+  /** The identify LED as last commanded: "" (never), "on" or "off". */
+  ledState: text("led_state").$type<"" | "on" | "off">().notNull().default(""),
+  ledDescription: text("led_description").notNull().default(""),
   ...bookkeeping(),
 }, (t) => [index("machines_candidates_idx").on(t.partitionId, t.sizeId), index("machines_project_idx").on(t.project)]);
 
@@ -51,6 +58,27 @@ export interface StoredAllocation {
   consolePassword?: string;
   bootInfo?: { imageId: string; primaryDisk: string; osPartition: string; initrd: string; cmdline: string; kernel: string; bootloaderId: string };
   succeeded?: boolean;
+  /** Set by Reinstall until the hammer reports success or aborts. */
+  reinstall?: boolean;
+  /** The image installed before a reinstall, restored by AbortReinstall. */
+  previousImage?: string;
+  /** Partition defaults unless the request named others. */
+  dnsServers?: string[];
+  ntpServers?: string[];
+}
+
+/** A machine's BMC as metal-bmc sees it; user and password never reach tenants. */
+export interface StoredBmc {
+  address: string;
+  mac: string;
+  user: string;
+  password: string;
+  interface: string;
+  version: string;
+  powerState: string;
+  fru: Record<string, string>;
+  /** When metal-bmc last reported (ISO time). */
+  lastUpdated: string;
 }
 
 /** The hardware inventory as registered by metal-hammer. */
@@ -72,9 +100,31 @@ export const switches = pgTable("switches", {
   osVendor: text("os_vendor").notNull().default(""),
   osVersion: text("os_version").notNull().default(""),
   managementIp: text("management_ip").notNull().default(""),
-  nics: jsonb("nics").$type<{ name: string; identifier: string }[]>().notNull(),
+  nics: jsonb("nics").$type<StoredSwitchNic[]>().notNull(),
+  description: text("description").notNull().default(""),
+  /** "operational", or "replace" while a broken switch is swapped for a new one of the same name. */
+  mode: text("mode").$type<"operational" | "replace">().notNull().default("operational"),
+  consoleCommand: text("console_command").notNull().default(""),
+  /** The last sync metal-core reported, and the last one that failed. */
+  lastSync: jsonb("last_sync").$type<StoredSwitchSync>(),
+  lastSyncError: jsonb("last_sync_error").$type<StoredSwitchSync>(),
   ...bookkeeping(),
 });
+
+/** A front port; `desired` is an operator's port toggle not yet confirmed by metal-core. */
+export interface StoredSwitchNic {
+  name: string;
+  identifier: string;
+  desired?: "up" | "down";
+  actual?: "up" | "down" | "unknown";
+}
+
+export interface StoredSwitchSync {
+  time: string;
+  durationMs: number;
+  error: string;
+  generation?: number;
+}
 
 /** Which machine NIC is cabled to which switch port; a port serves at most one machine. */
 export const machineConnections = pgTable(
