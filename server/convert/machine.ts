@@ -1,7 +1,24 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MachineAllocationSchema, MachineLiveliness, MachineRole, MachineSchema, MachineState, ProvisioningEventType, type Machine, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
-import type { MachineEventsRow, MachineRow, StoredAllocation, StoredEvent } from "../db/schema/index.js";
+import { BmcCommand as ProtoBmcCommand, BmcCommandStatus, MachineCommandSchema, type MachineCommand } from "../../gen/metal/admin/v1/machine_pb.js";
+import {
+  MachineAllocationSchema,
+  MachineBmcSchema,
+  MachineEventsSchema,
+  MachineHardwareSummarySchema,
+  MachineLiveliness,
+  MachineRole,
+  MachineSchema,
+  MachineState,
+  ProvisioningEventType,
+  type Machine,
+  type MachineAllocation,
+  type MachineBmc,
+  type MachineEvents,
+  type MachineHardwareSummary,
+} from "../../gen/metal/api/v1/machine_pb.js";
+import type { BmcCommandRow, MachineEventsRow, MachineRow, StoredAllocation, StoredBmc, StoredEvent, StoredHardware } from "../db/schema/index.js";
+import { BmcCommandName } from "../domain/bmc-command.js";
 import { EventType, type EventContainer, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
 import { toProtoMeta } from "./meta.js";
 
@@ -84,8 +101,88 @@ export function toProtoAllocation(a: StoredAllocation): MachineAllocation {
     networks: a.networks,
     createdAt: timestampFromDate(new Date(a.createdAt)),
     createdBy: a.createdBy,
+    dnsServers: a.dnsServers ?? [],
+    ntpServers: a.ntpServers ?? [],
+    installed: a.succeeded === true,
+    reinstalling: a.reinstall === true,
   });
 }
+
+/** The BMC as tenants and operators see it; the credentials are deliberately not part of it. */
+function toProtoBmc(b: StoredBmc): MachineBmc {
+  return create(MachineBmcSchema, {
+    address: b.address,
+    mac: b.mac,
+    interface: b.interface,
+    version: b.version,
+    powerState: b.powerState,
+    fru: b.fru,
+    lastUpdated: timestampFromDate(new Date(b.lastUpdated)),
+  });
+}
+
+function toProtoHardware(h: StoredHardware): MachineHardwareSummary {
+  return create(MachineHardwareSummarySchema, {
+    memoryBytes: BigInt(h.memoryBytes),
+    cpuCores: h.cpus.reduce((n, c) => n + c.cores, 0),
+    cpuModels: h.cpus.map((c) => c.model),
+    disks: h.disks.map((d) => ({ name: d.name, sizeBytes: BigInt(d.sizeBytes) })),
+    nics: h.nics.map((n) => ({ name: n.name, mac: n.mac, neighbors: n.neighbors.map((x) => `${x.hostname}/${x.port}`) })),
+  });
+}
+
+const commandStatus: Record<BmcCommandRow["status"], BmcCommandStatus> = {
+  pending: BmcCommandStatus.PENDING,
+  done: BmcCommandStatus.DONE,
+  failed: BmcCommandStatus.FAILED,
+  timed_out: BmcCommandStatus.TIMED_OUT,
+};
+
+export function toProtoCommand(r: BmcCommandRow): MachineCommand {
+  return create(MachineCommandSchema, {
+    id: r.id,
+    machineId: r.machineId,
+    command: r.command,
+    status: commandStatus[r.status],
+    result: r.result,
+    createdAt: timestampFromDate(r.createdAt),
+    deadline: timestampFromDate(r.deadline),
+  });
+}
+
+const bmcCommands: [ProtoBmcCommand, BmcCommandName][] = [
+  [ProtoBmcCommand.POWER_ON, BmcCommandName.POWER_ON],
+  [ProtoBmcCommand.POWER_OFF, BmcCommandName.POWER_OFF],
+  [ProtoBmcCommand.RESET, BmcCommandName.RESET],
+  [ProtoBmcCommand.CYCLE, BmcCommandName.CYCLE],
+  [ProtoBmcCommand.BOOT_BIOS, BmcCommandName.BOOT_FROM_BIOS],
+  [ProtoBmcCommand.BOOT_DISK, BmcCommandName.BOOT_FROM_DISK],
+  [ProtoBmcCommand.BOOT_PXE, BmcCommandName.BOOT_FROM_PXE],
+  [ProtoBmcCommand.LED_ON, BmcCommandName.LED_ON],
+  [ProtoBmcCommand.LED_OFF, BmcCommandName.LED_OFF],
+];
+const toCommandName = new Map(bmcCommands);
+
+/** The stored command for a proto command; undefined for UNSPECIFIED or unknown values. */
+export const bmcCommandFromProto = (c: ProtoBmcCommand): BmcCommandName | undefined => toCommandName.get(c);
+
+export const machineRoleFromProto = (r: MachineRole): StoredAllocation["role"] | undefined =>
+  r === MachineRole.UNSPECIFIED || r === MachineRole.MACHINE ? "machine" : r === MachineRole.FIREWALL ? "firewall" : undefined;
+
+export const toProtoEvents = (events: EventContainer | undefined): MachineEvents =>
+  create(
+    MachineEventsSchema,
+    events
+      ? {
+          liveliness: liveliness[events.liveliness],
+          log: events.events.map(protoEvent),
+          lastEventTime: events.lastEventTime ? timestampFromDate(events.lastEventTime) : undefined,
+          lastErrorEvent: events.lastErrorEvent ? protoEvent(events.lastErrorEvent) : undefined,
+          crashLoop: events.crashLoop,
+          failedMachineReclaim: events.failedMachineReclaim,
+        }
+      : { liveliness: MachineLiveliness.UNKNOWN },
+  );
 
 export function toProtoMachine(row: MachineRow, events: EventContainer | undefined): Machine {
   return create(MachineSchema, {
@@ -97,16 +194,11 @@ export function toProtoMachine(row: MachineRow, events: EventContainer | undefin
     waiting: row.waitingUntil !== null && row.waitingUntil.getTime() > Date.now(),
     state: machineStates[row.state],
     stateReason: row.stateReason,
-    events: events
-      ? {
-          liveliness: liveliness[events.liveliness],
-          log: events.events.map(protoEvent),
-          lastEventTime: events.lastEventTime ? timestampFromDate(events.lastEventTime) : undefined,
-          lastErrorEvent: events.lastErrorEvent ? protoEvent(events.lastErrorEvent) : undefined,
-          crashLoop: events.crashLoop,
-          failedMachineReclaim: events.failedMachineReclaim,
-        }
-      : { liveliness: MachineLiveliness.UNKNOWN },
+    events: toProtoEvents(events),
+    tags: row.tags,
+    bmc: row.bmc ? toProtoBmc(row.bmc) : undefined,
+    led: { state: row.ledState, description: row.ledDescription },
+    hardware: row.hardware ? toProtoHardware(row.hardware) : undefined,
     meta: toProtoMeta(row),
   });
 }

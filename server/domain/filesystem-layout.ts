@@ -273,3 +273,29 @@ export function layoutMatches(c: LayoutConstraints, sizeId: string, image: { os:
 export function selectLayout<T extends { id: string; spec: LayoutSpec }>(layouts: readonly T[], sizeId: string, image: { os: string; version: string }): T | undefined {
   return [...layouts].sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)).find((l) => layoutMatches(l.spec.constraints, sizeId, image));
 }
+
+/**
+ * Why a layout does not fit a machine's disks: every disk it partitions must
+ * exist, and the fixed-size partitions must fit on it (a size of 0 takes the
+ * rest, which must then be at least 1 MiB). Empty when it fits.
+ */
+export function layoutDiskProblems(l: Pick<LayoutSpec, "disks">, disks: readonly { name: string; sizeBytes: number }[]): string[] {
+  const MiB = 1024 * 1024;
+  const problems: string[] = [];
+  for (const d of l.disks) {
+    const disk = disks.find((x) => x.name === d.device);
+    if (!disk) {
+      problems.push(`disk ${d.device} does not exist`);
+      continue;
+    }
+    const fixed = d.partitions.reduce((sum, p) => sum + p.sizeMib, 0) * MiB;
+    const needsRest = d.partitions.some((p) => p.sizeMib === 0);
+    if (fixed + (needsRest ? MiB : 0) > disk.sizeBytes) {
+      problems.push(`disk ${d.device} has ${disk.sizeBytes} bytes, the layout needs ${fixed + (needsRest ? MiB : 0)}`);
+    }
+  }
+  return problems;
+}
+
+/** A layout can be reinstalled only if it wipes at least one disk (the OS disk) and keeps the rest. */
+export const layoutReinstallable = (l: Pick<LayoutSpec, "disks">): boolean => l.disks.some((d) => d.wipeOnReinstall);

@@ -15,9 +15,9 @@ export async function runLivelinessJob(db: Db<any>, now = new Date()): Promise<n
   return inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, LIVELINESS_LOCK))) return undefined;
     let changed = 0;
-    for (const row of await machines.lockAllEvents(tx)) {
-      // Allocations do not exist yet: every machine counts as free for now.
-      const next = evaluateLiveliness(containerFromRow(row), false, now);
+    for (const { events: row, allocated } of await machines.lockAllEvents(tx)) {
+      // A silent allocated machine is Unknown (its tenant may have turned phoning home off), a silent free one Dead.
+      const next = evaluateLiveliness(containerFromRow(row), allocated, now);
       if (next !== row.liveliness) {
         await machines.setLiveliness(tx, row.machineId, next);
         changed++;

@@ -1,4 +1,4 @@
-import { and, eq, type SQL } from "drizzle-orm";
+import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { ips, type IpRow, type NewIpRow } from "../db/schema/index.js";
 import { toPage, type PageRequest } from "./paging.js";
@@ -19,6 +19,17 @@ export const ipRepository = {
     if (filter.project !== undefined) where.push(eq(ips.project, filter.project));
     if (filter.network !== undefined) where.push(eq(ips.networkId, filter.network));
     return toPage(await listPage(db, ips, page, and(...where)), page.limit, (r) => r.id);
+  },
+
+  /** Reads and locks the IP row holding `address`; undefined when no such IP is allocated. */
+  async lockByAddress(tx: Db<any>, address: string): Promise<IpRow | undefined> {
+    const [row] = await tx.select().from(ips).where(sql`${ips.ip} = ${address}::inet`).for("update");
+    return row;
+  },
+
+  async attach(tx: Db<any>, ids: readonly string[], machineId: string): Promise<void> {
+    if (ids.length === 0) return;
+    await tx.update(ips).set({ machineId, version: sql`${ips.version} + 1`, updatedAt: sql`now()` }).where(inArray(ips.id, [...ids]));
   },
 
   update: (db: Db<any>, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch),

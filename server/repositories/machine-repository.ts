@@ -1,11 +1,30 @@
-import { and, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { asns, bmcCommands, ips, machineConnections, machineEvents, machines, type MachineEventsRow, type MachineRow } from "../db/schema/index.js";
+import {
+  asns,
+  bmcCommands,
+  ips,
+  machineConnections,
+  machineEvents,
+  machines,
+  type BmcCommandRow,
+  type MachineEventsRow,
+  type MachineRow,
+  type StoredBmc,
+} from "../db/schema/index.js";
 import { uuidv7 } from "../ids.js";
 import { IpKind } from "../domain/network.js";
 
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
+
+export interface MachineFilter {
+  partition?: string;
+  project?: string;
+  size?: string;
+  rack?: string;
+  allocated?: boolean;
+}
 
 export const machineRepository = {
   async get(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
@@ -14,10 +33,13 @@ export const machineRepository = {
     return { machine: rows[0]!.machines, events: rows[0]!.machine_events ?? undefined };
   },
 
-  async list(db: Db<any>, filter: { partition?: string; project?: string }, page: PageRequest) {
+  async list(db: Db<any>, filter: MachineFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.partition !== undefined) where.push(eq(machines.partitionId, filter.partition));
     if (filter.project !== undefined) where.push(eq(machines.project, filter.project));
+    if (filter.size !== undefined) where.push(eq(machines.sizeId, filter.size));
+    if (filter.rack !== undefined) where.push(eq(machines.rackId, filter.rack));
+    if (filter.allocated !== undefined) where.push(filter.allocated ? sql`${machines.allocation} is not null` : sql`${machines.allocation} is null`);
     if (page.after !== undefined) where.push(gt(machines.id, page.after));
     const rows = await db
       .select()
@@ -72,9 +94,15 @@ export const machineRepository = {
     return rows.map((r) => ({ machine: r.machines, events: r.machine_events ?? undefined }));
   },
 
-  /** All event containers, locked, for the liveliness job. */
-  async lockAllEvents(tx: Db<any>): Promise<MachineEventsRow[]> {
-    return tx.select().from(machineEvents).orderBy(machineEvents.machineId).for("update");
+  /** All event containers, locked, with whether their machine is allocated, for the liveliness job. */
+  async lockAllEvents(tx: Db<any>): Promise<{ events: MachineEventsRow; allocated: boolean }[]> {
+    const rows = await tx
+      .select({ events: machineEvents, allocated: sql<boolean>`${machines.allocation} is not null` })
+      .from(machineEvents)
+      .innerJoin(machines, eq(machines.id, machineEvents.machineId))
+      .orderBy(machineEvents.machineId)
+      .for("update", { of: machineEvents });
+    return rows;
   },
 
   async setLiveliness(tx: Db<any>, machineId: string, liveliness: MachineEventsRow["liveliness"]): Promise<void> {
@@ -88,7 +116,7 @@ export const machineRepository = {
   },
 };
 
-const candidateCondition = (partition: string, size: string) =>
+export const candidateCondition = (partition: string, size: string) =>
   and(
     eq(machines.partitionId, partition),
     eq(machines.sizeId, size),
@@ -110,21 +138,32 @@ export const machineAllocationRepository = {
   },
 
   /**
-   * Per rack of a partition and size: how many machines wait to be allocated
-   * and how many the project already has, in one pass over the machines.
+   * Per rack of a partition and size: how many machines wait to be allocated,
+   * how many of the project's machines of the role it holds, and how many of
+   * those carry one of the placement tags, in one pass over the machines.
    */
-  async rackLoad(tx: Db<any>, partition: string, size: string, project: string): Promise<{ rack: string; waiting: number; mine: number }[]> {
+  async rackLoad(
+    tx: Db<any>,
+    partition: string,
+    size: string,
+    project: string,
+    role: string,
+    placementTags: readonly string[],
+  ): Promise<{ rack: string; waiting: number; mine: number; mineTagged: number }[]> {
+    const mine = sql`${machines.project} = ${project} and ${machines.allocation}->>'role' = ${role}`;
+    const tagged = placementTags.length > 0 ? sql`${machines.tags} ?| ${sql.param([...placementTags])}::text[]` : sql`false`;
     const rows = await tx
       .select({
         rack: machines.rackId,
         waiting: sql<number>`(count(*) filter (where ${candidateCondition(partition, size)}))::int`,
-        mine: sql<number>`(count(*) filter (where ${machines.project} = ${project}))::int`,
+        mine: sql<number>`(count(*) filter (where ${mine}))::int`,
+        mineTagged: sql<number>`(count(*) filter (where ${mine} and ${tagged}))::int`,
       })
       .from(machines)
       .leftJoin(machineEvents, eq(machineEvents.machineId, machines.id))
       .where(and(eq(machines.partitionId, partition), eq(machines.sizeId, size)))
       .groupBy(machines.rackId);
-    return rows.map((r) => ({ rack: r.rack ?? "", waiting: Number(r.waiting), mine: Number(r.mine) }));
+    return rows.map((r) => ({ rack: r.rack ?? "", waiting: Number(r.waiting), mine: Number(r.mine), mineTagged: Number(r.mineTagged) }));
   },
 
   /**
@@ -160,10 +199,10 @@ export const machineAllocationRepository = {
     return Number(r?.n ?? 0);
   },
 
-  async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>): Promise<MachineRow> {
+  async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
-      .set({ allocation, project: allocation.project, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .set({ allocation, project: allocation.project, tags, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(and(eq(machines.id, id), sql`${machines.allocation} is null`))
       .returning();
     if (!row) throw notFound("free machine", id);
@@ -173,8 +212,14 @@ export const machineAllocationRepository = {
 
 /** Installation, freeing and BMC commands. */
 export const machineLifecycleRepository = {
-  async setAllocation(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>): Promise<void> {
-    await tx.update(machines).set({ allocation, version: sql`${machines.version} + 1`, updatedAt: sql`now()` }).where(eq(machines.id, id));
+  async setAllocation(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags?: string[]): Promise<MachineRow> {
+    const [row] = await tx
+      .update(machines)
+      .set({ allocation, ...(tags ? { tags } : {}), version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, id))
+      .returning();
+    if (!row) throw notFound("machine", id);
+    return row;
   },
 
   /** Puts all switch ports of the machine into `vrf` (null: back to the PXE VLAN). */
@@ -183,15 +228,30 @@ export const machineLifecycleRepository = {
     return rows.length;
   },
 
-  async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: string[], deadline: Date): Promise<void> {
-    if (commands.length === 0) return;
+  async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: readonly string[], deadline: Date): Promise<BmcCommandRow[]> {
+    if (commands.length === 0) return [];
     // Ids are time-ordered; one millisecond apart keeps the commands in the order given.
     const base = Date.now();
-    await tx.insert(bmcCommands).values(commands.map((command, i) => ({ id: uuidv7(base + i), machineId, partitionId, command, deadline })));
+    return tx.insert(bmcCommands).values(commands.map((command, i) => ({ id: uuidv7(base + i), machineId, partitionId, command, deadline }))).returning();
   },
 
   async commandsOf(db: Db<any>, machineId: string) {
     return db.select().from(bmcCommands).where(eq(bmcCommands.machineId, machineId)).orderBy(bmcCommands.id);
+  },
+
+  /** The newest commands of a machine first. */
+  async recentCommands(db: Db<any>, machineId: string, limit: number): Promise<BmcCommandRow[]> {
+    return db.select().from(bmcCommands).where(eq(bmcCommands.machineId, machineId)).orderBy(desc(bmcCommands.id)).limit(limit);
+  },
+
+  async setLed(tx: Db<any>, id: string, state: "on" | "off", description: string): Promise<MachineRow> {
+    const [row] = await tx
+      .update(machines)
+      .set({ ledState: state, ledDescription: description, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, id))
+      .returning();
+    if (!row) throw notFound("machine", id);
+    return row;
   },
 
   /**
@@ -204,7 +264,7 @@ export const machineLifecycleRepository = {
     await tx.delete(asns).where(eq(asns.owner, id));
     await tx
       .update(machines)
-      .set({ allocation: null, project: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .set({ allocation: null, project: null, tags: [], version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(eq(machines.id, id));
     return { releasedIps: released.length, keptIps: kept.length };
   },
@@ -220,6 +280,28 @@ export const machineAdminRepository = {
       .returning();
     if (!row) throw notFound("machine", id);
     return row;
+  },
+
+  /** Stores what metal-bmc reported (and the BIOS version when the BMC told it). */
+  async saveBmc(tx: Db<any>, id: string, bmc: StoredBmc, bios: MachineRow["bios"]): Promise<void> {
+    await tx
+      .update(machines)
+      .set({ bmc, bios, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, id));
+  },
+
+  /** Of the given BMC addresses, those that more than one machine reports. */
+  async sharedBmcAddresses(db: Db<any>, addresses: readonly string[]): Promise<Set<string>> {
+    const wanted = [...new Set(addresses.filter((a) => a !== ""))];
+    if (wanted.length === 0) return new Set();
+    const address = sql<string>`${machines.bmc}->>'address'`;
+    const rows = await db
+      .select({ address })
+      .from(machines)
+      .where(inArray(address, wanted))
+      .groupBy(address)
+      .having(sql`count(*) > 1`);
+    return new Set(rows.map((r) => r.address));
   },
 
   /** Removes the machine; its events, cabling and commands go with it. */

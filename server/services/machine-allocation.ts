@@ -1,25 +1,28 @@
 import type { MachineServiceCreateRequest } from "../../gen/metal/api/v1/machine_pb.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
+import { machineRoleFromProto } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
-import type { MachineRow, NetworkRow, StoredAllocation } from "../db/schema/index.js";
-import { selectLayout } from "../domain/filesystem-layout.js";
-import { parsePrefix, type Prefix } from "../domain/ip-math.js";
+import type { IpRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../db/schema/index.js";
+import { machines } from "../db/schema/index.js";
+import { layoutDiskProblems, layoutMatches, selectLayout } from "../domain/filesystem-layout.js";
+import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../domain/ip-math.js";
+import { machineTags, SystemTag } from "../domain/machine-tags.js";
 import { IpKind, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import { uuidv7 } from "../ids.js";
 import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
+import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIp } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
-import { lockById } from "../repositories/versioned.js";
-import { machines } from "../db/schema/index.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
 import { partitionRepository as partitions } from "../repositories/partition-repository.js";
 import { sizeRepository as sizes, sizeReservationRepository as reservations } from "../repositories/size-repository.js";
-import { uuidv7 } from "../ids.js";
+import { lockById } from "../repositories/versioned.js";
 import { assertImageAllowed, lookupImage } from "./image-lookup.js";
 
-const IMAGE_FEATURE_MACHINE = 1;
+const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
 
 export interface AllocationDeps {
   db: Db<any>;
@@ -39,10 +42,35 @@ function checkNetworks(nets: NetworkRow[], project: string, partition: string): 
   });
 }
 
+/** A firewall also joins the partition's underlay, which must exist exactly once. */
+async function underlayOf(tx: Db<any>, partition: string): Promise<NetworkRow> {
+  const found = await networks.lockKindInPartition(tx, NetworkKind.UNDERLAY, partition);
+  if (found.length !== 1) throw failedPrecondition(`partition "${partition}" has ${found.length} underlay networks; a firewall needs exactly one`);
+  return found[0]!;
+}
+
+/**
+ * The static IPs the request names, locked: each must be a static IP of the
+ * project, attached to no machine, in one of the machine's networks.
+ */
+async function lockStaticIps(tx: Db<any>, addresses: readonly string[], project: string, nets: readonly NetworkRow[]): Promise<IpRow[]> {
+  const out: IpRow[] = [];
+  for (const [i, address] of addresses.entries()) {
+    const ip = await ipRepository.lockByAddress(tx, address);
+    const path = `invalid request: ips[${i}]`;
+    if (!ip || ip.project !== project) throw notFound("ip", address);
+    if (ip.type !== IpKind.STATIC) throw invalidArgument(`${path}: ${address} is ephemeral; only static IPs can be given`);
+    if (ip.machineId) throw failedPrecondition(`ip ${address} is already attached to machine "${ip.machineId}"`);
+    if (!nets.some((n) => n.id === ip.networkId)) throw invalidArgument(`${path}: ${address} is in network "${ip.networkId}", which the machine is not attached to`);
+    out.push(ip);
+  }
+  return out;
+}
+
 /** Picks the machine: the given one, or a waiting one that reservations and rack spreading allow. */
-async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promise<MachineRow> {
+async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest, role: string): Promise<MachineRow> {
   if (req.machineId !== undefined) {
-    const m = await lockById(tx, machines, "machine", req.machineId);
+    const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.allocation) throw failedPrecondition(`machine "${m.id}" is already allocated`);
     if (m.partitionId !== req.partition || m.sizeId !== req.size) {
       throw failedPrecondition(`machine "${m.id}" is not a ${req.size} machine in partition "${req.partition}"`);
@@ -50,7 +78,7 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promi
     if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
     return m;
   }
-  const load = await allocations.rackLoad(tx, req.partition, req.size, req.project);
+  const load = await allocations.rackLoad(tx, req.partition, req.size, req.project, role, req.placementTags);
   const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));
   const waiting = racks.reduce((sum, r) => sum + r.n, 0);
   const noMachine = () => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
@@ -60,8 +88,11 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promi
   if (reserved.length > 0 && !reservationsAllow(reserved, await allocations.usedByProject(tx, req.partition, req.size), req.project, waiting)) {
     throw exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
   }
-  // Placement tags are not stored on machines yet, so only the project's rack load counts.
-  const placed = load.flatMap((r) => Array.from({ length: r.mine }, () => ({ rack: r.rack, tags: [] })));
+  // The project's machines per rack, as the pure rule wants them: those carrying a placement tag, and the rest.
+  const placed = load.flatMap((r) => [
+    ...Array.from({ length: r.mineTagged }, () => ({ rack: r.rack, tags: req.placementTags })),
+    ...Array.from({ length: r.mine - r.mineTagged }, () => ({ rack: r.rack, tags: [] })),
+  ]);
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
   let pool = racks;
   while (pool.length > 0) {
@@ -74,36 +105,73 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest): Promi
   throw noMachine();
 }
 
+/** The layout: the one asked for (it must be for this size and image), or the first that fits. */
+async function chooseLayout(tx: Db<any>, req: MachineServiceCreateRequest, image: { id: string; os: string; osVersion: string }) {
+  const target = { os: image.os, version: image.osVersion };
+  if (req.filesystemLayout !== undefined) {
+    const chosen = await layouts.get(tx, req.filesystemLayout);
+    if (!layoutMatches(chosen.spec.constraints, req.size, target)) {
+      throw failedPrecondition(`filesystem layout "${chosen.id}" is not for size "${req.size}" and image "${image.id}"`);
+    }
+    return chosen;
+  }
+  const layout = selectLayout(await layouts.all(tx), req.size, target);
+  if (!layout) throw failedPrecondition(`no filesystem layout fits size "${req.size}" and image "${image.id}"`);
+  return layout;
+}
+
+/** DNS and NTP servers: the request's, else the partition's. */
+const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
+  dnsServers: req.dnsServers.length > 0 ? req.dnsServers : p.dnsServers,
+  ntpServers: req.ntpServers.length > 0 ? req.ntpServers : p.ntpServers,
+});
+
 /**
- * Allocates a machine in ONE transaction: the machine row (taken with
- * FOR UPDATE SKIP LOCKED, so parallel allocations never pick the same one),
- * its ASN, one IP per address family of every network, and the quota check
- * commit together or not at all. The waiting machine learns of it through the
- * bus the moment the transaction commits.
+ * Allocates a machine or firewall in ONE transaction: the machine row (taken
+ * with FOR UPDATE SKIP LOCKED, so parallel allocations never pick the same
+ * one), its ASN, the given static IPs, one IP per address family of every
+ * network that got none of that family given, and the quota check commit
+ * together or not at all. The waiting machine learns of it through the bus
+ * the moment the transaction commits.
  */
 export async function allocateMachine(deps: AllocationDeps, req: MachineServiceCreateRequest, createdBy: string): Promise<MachineRow> {
+  const role = machineRoleFromProto(req.role);
+  if (!role) throw invalidArgument("invalid request: role: must be machine or firewall");
   const quota = await deps.projects.quotasOf(req.project);
   if (!quota) throw notFound("project", req.project);
   const row = await inTransaction(deps.db, async (tx) => {
-    await partitions.get(tx, req.partition);
+    const partition = await partitions.get(tx, req.partition);
     await sizes.get(tx, req.size);
-    const image = await lookupImage(tx, req.image, IMAGE_FEATURE_MACHINE);
+    const image = await lookupImage(tx, req.image, IMAGE_FEATURE[role]);
     await assertImageAllowed(tx, req.size, image);
-    const layout = selectLayout(await layouts.all(tx), req.size, { os: image.os, version: image.osVersion });
-    if (!layout) throw failedPrecondition(`no filesystem layout fits size "${req.size}" and image "${image.id}"`);
+    const layout = await chooseLayout(tx, req, image);
     const nets = await Promise.all(req.networks.map((id) => networks.get(tx, id)));
     checkNetworks(nets, req.project, req.partition);
+    if (role === "firewall") nets.push(await underlayOf(tx, req.partition));
+    const statics = await lockStaticIps(tx, req.ips, req.project, nets);
 
-    const machine = await pickMachine(tx, req);
+    const machine = await pickMachine(tx, req, role);
+    const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
+    if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);
     const asn = await acquireAsn(tx, machine.id);
-    const prefixes = await networks.prefixesOf(tx, nets.map((n) => n.id));
+    await ipRepository.attach(
+      tx,
+      statics.map((s) => s.id),
+      machine.id,
+    );
+    const prefixes = await networks.prefixesOf(
+      tx,
+      nets.map((n) => n.id),
+    );
     const attached: StoredAllocation["networks"] = [];
     for (const [i, n] of nets.entries()) {
-      const ips: string[] = [];
+      const given = statics.filter((s) => s.networkId === n.id);
+      const ips = given.map((s) => s.ip);
       const parsed = (prefixes.get(n.id) ?? []).map((p) => parsePrefix(p) as Prefix);
       for (const family of [4, 6] as const) {
         const ofFamily = parsed.filter((p) => p.family === family);
-        if (ofFamily.length === 0) continue;
+        const hasGiven = given.some((s) => ofFamily.some((p) => containsAddress(p, parseAddress(s.ip)!)));
+        if (ofFamily.length === 0 || hasGiven) continue;
         const ip = await acquireIp(
           tx,
           ofFamily,
@@ -114,22 +182,29 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
       }
       attached.push({ network: n.id, ips, vrf: n.vrf ?? 0, primary: i === 0 });
     }
-    const allocated = await allocations.allocate(tx, machine.id, {
-      uuid: uuidv7(),
-      project: req.project,
-      name: req.name,
-      description: req.description,
-      hostname: req.hostname || req.name || "metal",
-      role: "machine",
-      image: image.id,
-      filesystemLayout: layout.id,
-      sshKeys: req.sshKeys,
-      userData: req.userData,
-      asn,
-      networks: attached,
-      createdAt: new Date().toISOString(),
-      createdBy,
-    });
+    const tags = machineTags(req.tags, req.placementTags, { [SystemTag.ASN]: String(asn), [SystemTag.RACK]: machine.rackId ?? "", [SystemTag.ROLE]: role });
+    const allocated = await allocations.allocate(
+      tx,
+      machine.id,
+      {
+        uuid: uuidv7(),
+        project: req.project,
+        name: req.name,
+        description: req.description,
+        hostname: req.hostname || req.name || "metal",
+        role,
+        image: image.id,
+        filesystemLayout: layout.id,
+        sshKeys: req.sshKeys,
+        userData: req.userData,
+        asn,
+        networks: attached,
+        createdAt: new Date().toISOString(),
+        createdBy,
+        ...serversOf(req, partition),
+      },
+      tags,
+    );
     // The quota is checked last, counting this machine, so its per-project lock is held only until commit.
     if (quota.machine !== undefined) {
       await quotas.lockProject(tx, req.project);

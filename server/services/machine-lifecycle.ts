@@ -1,10 +1,15 @@
-import type { BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
+import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
 import { inTransaction, type Db } from "../db/database.js";
-import type { MachineRow } from "../db/schema/index.js";
+import type { BmcCommandRow, MachineRow, StoredAllocation } from "../db/schema/index.js";
 import { machines } from "../db/schema/index.js";
+import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../domain/bmc-command.js";
+import { layoutReinstallable } from "../domain/filesystem-layout.js";
+import { machineTags, SystemTag } from "../domain/machine-tags.js";
 import { EventType } from "../domain/provisioning.js";
-import { failedPrecondition, notFound } from "../errors.js";
-import { machineLifecycleRepository as lifecycle } from "../repositories/machine-repository.js";
+import { conflict, failedPrecondition, notFound } from "../errors.js";
+import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
+import { machineLifecycleRepository as lifecycle, machineRepository } from "../repositories/machine-repository.js";
+import { assertImageAllowed, lookupImage } from "./image-lookup.js";
 import { lockById } from "../repositories/versioned.js";
 import { recordEvents } from "./machine-events.js";
 
@@ -22,16 +27,137 @@ export async function installationSucceeded(db: Db<any>, req: BootServiceInstall
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     if (!m.allocation) throw failedPrecondition(`machine "${m.id}" is not allocated; there is nothing it could have installed`);
     const b = req.bootInfo!;
+    const { previousImage: _, ...rest } = m.allocation;
     await lifecycle.setAllocation(tx, m.id, {
-      ...m.allocation,
+      ...rest,
       consolePassword: req.consolePassword,
       bootInfo: { imageId: b.imageId, primaryDisk: b.primaryDisk, osPartition: b.osPartition, initrd: b.initrd, cmdline: b.cmdline, kernel: b.kernel, bootloaderId: b.bootloaderId },
       succeeded: true,
+      reinstall: false,
     });
-    const primary = m.allocation.networks.find((n) => n.primary);
-    await lifecycle.setPortVrf(tx, m.id, m.allocation.role === "firewall" ? "default" : `vrf${primary?.vrf ?? 0}`);
-    await lifecycle.enqueueCommands(tx, m.id, m.partitionId!, ["BOOT_FROM_DISK"], new Date(Date.now() + COMMAND_DEADLINE_MS));
+    await bootInstalledOs(tx, m);
   });
+}
+
+/** The installed OS takes over: ports into the tenant's VRF (firewalls: the default VRF), boot from disk. */
+async function bootInstalledOs(tx: Db<any>, m: MachineRow): Promise<void> {
+  const a = m.allocation!;
+  const primary = a.networks.find((n) => n.primary);
+  await lifecycle.setPortVrf(tx, m.id, a.role === "firewall" ? "default" : `vrf${primary?.vrf ?? 0}`);
+  await lifecycle.enqueueCommands(tx, m.id, m.partitionId!, [BmcCommandName.BOOT_FROM_DISK], deadline());
+}
+
+const deadline = () => new Date(Date.now() + COMMAND_DEADLINE_MS);
+
+/** The allocated machine of `project`, locked; NotFound for anything else, so other projects learn nothing. */
+async function lockProjectMachine(tx: Db<any>, id: string, project: string): Promise<MachineRow & { allocation: StoredAllocation }> {
+  const m = await lockById(tx, machines, "machine", id);
+  if (!m.allocation || m.project !== project) throw notFound("machine", id);
+  return m as MachineRow & { allocation: StoredAllocation };
+}
+
+/**
+ * Reinstall keeps the allocation (networks, IPs, ASN) and installs another
+ * image: the switch ports leave the tenant VRF, the machine boots from the
+ * network, and metal-hammer, finding it allocated, installs the new image,
+ * wiping only the disks the layout marks for it. Refused for locked machines,
+ * machines not installed yet, and layouts that would wipe nothing.
+ */
+export async function reinstallMachine(db: Db<any>, id: string, project: string, imageRef: string): Promise<MachineRow> {
+  const row = await inTransaction(db, async (tx) => {
+    const m = await lockProjectMachine(tx, id, project);
+    if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be reinstalled`);
+    if (m.allocation.reinstall) throw failedPrecondition(`machine "${id}" is already being reinstalled`);
+    if (!m.allocation.succeeded) throw failedPrecondition(`machine "${id}" has not finished its installation yet`);
+    const image = await lookupImage(tx, imageRef, m.allocation.role === "firewall" ? 2 : 1);
+    await assertImageAllowed(tx, m.sizeId ?? "", image);
+    const layout = await layouts.get(tx, m.allocation.filesystemLayout);
+    if (!layoutReinstallable(layout.spec)) throw failedPrecondition(`filesystem layout "${layout.id}" wipes no disk on reinstall; the machine cannot be reinstalled`);
+    const saved = await lifecycle.setAllocation(tx, id, { ...m.allocation, image: image.id, previousImage: m.allocation.image, reinstall: true, succeeded: false });
+    await lifecycle.setPortVrf(tx, id, null);
+    await lifecycle.enqueueCommands(tx, id, m.partitionId!, REINSTALL_COMMANDS, deadline());
+    return saved;
+  });
+  await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: `reinstall with ${row.allocation!.image}` }]);
+  return row;
+}
+
+/**
+ * metal-hammer could not install the new image: the previous one is restored
+ * in the allocation. When its disk survived, the old OS boots again from disk
+ * in the tenant's VRF; when it was wiped, the machine stays in PXE and the
+ * tenant has to reinstall. Returns how the previous OS boots.
+ */
+export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstallRequest): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
+  return inTransaction(db, async (tx) => {
+    const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
+    if (m.partitionId !== req.partition) throw notFound("machine", m.id);
+    const a = m.allocation;
+    if (!a?.reinstall || !a.previousImage || !a.bootInfo) throw failedPrecondition(`machine "${m.id}" is not being reinstalled`);
+    const { previousImage, ...rest } = a;
+    const restored = await lifecycle.setAllocation(tx, m.id, { ...rest, image: previousImage, reinstall: false, succeeded: !req.primaryDiskWiped });
+    if (!req.primaryDiskWiped) await bootInstalledOs(tx, restored);
+    return a.bootInfo;
+  });
+}
+
+/** Changes what a tenant may change of an allocated machine: description, tags, SSH keys. */
+export async function updateMachine(
+  db: Db<any>,
+  id: string,
+  project: string,
+  version: number,
+  patch: { description?: string; tags?: string[]; sshKeys?: string[] },
+): Promise<MachineRow> {
+  return inTransaction(db, async (tx) => {
+    const m = await lockProjectMachine(tx, id, project);
+    if (m.version !== version) throw conflict("machine", id, version, m.version);
+    const a = { ...m.allocation };
+    if (patch.description !== undefined) a.description = patch.description;
+    if (patch.sshKeys !== undefined) a.sshKeys = patch.sshKeys;
+    // System tags and placement tags stay: only the user's part of the tags is replaced.
+    const tags = patch.tags === undefined ? undefined : machineTags(patch.tags, [], systemTagsOf(m.tags));
+    return lifecycle.setAllocation(tx, id, a, tags);
+  });
+}
+
+/** The system tags a machine carries (they survive a tag update). */
+function systemTagsOf(tags: readonly string[]): Record<string, string> {
+  const reserved = new Set<string>(Object.values(SystemTag));
+  const out: Record<string, string> = {};
+  for (const t of tags) {
+    const eq = t.indexOf("=");
+    if (eq > 0 && reserved.has(t.slice(0, eq))) out[t.slice(0, eq)] = t.slice(eq + 1);
+  }
+  return out;
+}
+
+/** The console password of an installed machine of the project. */
+export async function consolePassword(db: Db<any>, id: string, project: string): Promise<string> {
+  const { machine } = await machineRepository.get(db, id);
+  if (!machine.allocation || machine.project !== project) throw notFound("machine", id);
+  if (!machine.allocation.consolePassword) throw failedPrecondition(`machine "${id}" has no console password yet; it is set when the installation succeeds`);
+  return machine.allocation.consolePassword;
+}
+
+/**
+ * Queues a BMC command. LED commands record the LED state; commands that
+ * take the OS down are recorded as Planned Reboot so they do not read as a
+ * crash. Bare machines without a partition cannot be reached.
+ */
+export async function queueBmcCommand(db: Db<any>, id: string, command: BmcCommandName, description: string): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
+  const out = await inTransaction(db, async (tx) => {
+    let m = await lockById(tx, machines, "machine", id);
+    if (!m.partitionId) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
+    const [queued] = await lifecycle.enqueueCommands(tx, id, m.partitionId, [command], deadline());
+    const led = ledStateAfter(command);
+    if (led) m = await lifecycle.setLed(tx, id, led, description);
+    return { command: queued!, machine: m };
+  });
+  if (isPlannedReboot(command)) {
+    await recordEvents(db, out.machine.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
+  }
+  return out;
 }
 
 /**
@@ -43,13 +169,12 @@ export async function installationSucceeded(db: Db<any>, req: BootServiceInstall
  */
 export async function freeMachine(db: Db<any>, id: string, project: string): Promise<MachineRow> {
   const row = await inTransaction(db, async (tx) => {
-    const m = await lockById(tx, machines, "machine", id);
-    if (!m.allocation || m.project !== project) throw notFound("machine", id);
+    const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);
     await lifecycle.release(tx, id);
     await lifecycle.setPortVrf(tx, id, null);
-    await lifecycle.enqueueCommands(tx, id, m.partitionId!, ["LED_OFF", "BOOT_FROM_PXE", "RESET"], new Date(Date.now() + COMMAND_DEADLINE_MS));
-    return { ...m, allocation: null, project: null };
+    await lifecycle.enqueueCommands(tx, id, m.partitionId!, FREE_COMMANDS, deadline());
+    return { ...m, allocation: null, project: null, tags: [] };
   });
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
   return row;

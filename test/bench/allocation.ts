@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { setUpPartition } from "../helpers/partition-fixture.js";
+import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer } from "../helpers/server-launch.js";
 import { measure, type Comparison } from "./harness.js";
 
@@ -31,8 +31,8 @@ export async function benchAllocation(): Promise<Comparison[]> {
     const nets = [fixture.primary.pb];
     const ids = Array.from({ length: MACHINES + 1 }, () => randomUUID());
     await app.db.execute(sql`
-      insert into machines (id, partition_id, size_id, rack_id, waiting_until)
-      select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb), 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, now() + interval '1 hour'`);
+      insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
+      select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb), 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb`);
     await app.db.execute(sql`
       insert into machine_events (machine_id, liveliness, events, last_event_time)
       select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb), 'Alive', '[]'::jsonb, now()`);
@@ -65,7 +65,7 @@ export async function benchAllocation(): Promise<Comparison[]> {
     // Notification latency: open the stream, allocate by id, time until the stream has it.
     for (let round = 0; round < 20; round++) {
       const id = randomUUID();
-      await app.db.execute(sql`insert into machines (id, partition_id, size_id, rack_id) values (${id}, 'p1', 's1', 'r1')`);
+      await app.db.execute(sql`insert into machines (id, partition_id, size_id, rack_id, hardware) values (${id}, 'p1', 's1', 'r1', ${S1_HARDWARE_JSON}::jsonb)`);
       await app.db.execute(sql`insert into machine_events (machine_id, liveliness, events, last_event_time) values (${id}, 'Alive', '[]'::jsonb, now())`);
       const stream = boot.wait({ partition: "p1", machineId: id })[Symbol.asyncIterator]();
       await stream.next(); // the first keepalive: the stream is open

@@ -20,6 +20,15 @@ import type { TestServer } from "./server-launch.js";
 
 const GiB = 2n ** 30n;
 
+/** The stored hardware of an s1 machine, for tests and benches that insert waiting machines directly. */
+export const S1_HARDWARE_JSON = JSON.stringify({
+  memoryBytes: 16 * 2 ** 30,
+  cpus: [{ vendor: "Intel", model: "Xeon", cores: 4, threads: 8 }],
+  disks: [{ name: "/dev/sda", sizeBytes: 240_000_000_000 }],
+  nics: [],
+  gpus: [],
+});
+
 /** A machine playing metal-hammer: registered, waiting on its open Wait stream. */
 export interface WaitingMachine {
   id: string;
@@ -56,7 +65,7 @@ export async function setUpPartition(server: TestServer): Promise<PartitionFixtu
   await server.client(AdminLayouts, admin).create({
     filesystemLayout: {
       id: "s1-default",
-      disks: [{ device: "/dev/sda", partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX }] }],
+      disks: [{ device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX }] }],
       filesystems: [{ path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT }, { path: "/", device: "/dev/sda2", format: Format.EXT4 }],
       constraints: { sizes: ["s1"], images: {} },
     },

@@ -5,7 +5,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition } from "../helpers/partition-fixture.js";
+import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const WAITING = 200;
@@ -23,8 +23,8 @@ beforeAll(async () => {
   // 200 registered machines whose hammers wait: leases and liveliness as the Wait streams and events would leave them.
   const ids = Array.from({ length: WAITING }, () => randomUUID());
   await server.app.db.execute(sql`
-    insert into machines (id, partition_id, size_id, rack_id, waiting_until)
-    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour'
+    insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
+    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb
     from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) with ordinality as t(id, n)`);
   await server.app.db.execute(sql`
     insert into machine_events (machine_id, liveliness, events, last_event_time)

@@ -1,24 +1,36 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
-import { containerFromRow, machineStateFromProto, toProtoMachine } from "../../convert/machine.js";
-import { inTransaction } from "../../db/database.js";
+import { bmcCommandFromProto, containerFromRow, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
+import { inTransaction, type Db } from "../../db/database.js";
 import { machines } from "../../db/schema/index.js";
+import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
+import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
+import { pageRequest } from "../../repositories/paging.js";
 import { lockById } from "../../repositories/versioned.js";
 import { validator } from "../../validate/validator.js";
-import type { Db } from "../../db/database.js";
-import { machineIssues } from "../../domain/machine-issues.js";
-import { machineAdminRepository as admin, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
-import { pageRequest } from "../../repositories/paging.js";
+import { queueBmcCommand } from "../machine-lifecycle.js";
+
+const RECENT_COMMANDS = 100;
 
 export function createAdminMachineService({ db }: { db: Db<any> }): ServiceImpl<typeof MachineService> {
   return {
     async get(req) {
-      const { machine, events } = await machineRepo.get(db, req.id);
-      return { machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined) };
+      validator().uuid("id", req.id).check();
+      const { machine, events } = await machineRepo.get(db, req.id.toLowerCase());
+      return {
+        machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined),
+        // Only this operator method hands out the BMC login; no tenant message has a field for it.
+        bmcCredentials: machine.bmc ? { user: machine.bmc.user, password: machine.bmc.password } : undefined,
+      };
     },
     async list(req) {
-      const page = await machineRepo.list(db, { partition: req.partition }, pageRequest(req.paging));
+      const v = validator();
+      for (const [path, value] of [["partition", req.partition], ["size", req.size], ["rack", req.rack], ["project", req.project]] as const) {
+        if (value !== undefined) v.id(path, value, { max: 128 });
+      }
+      v.check();
+      const page = await machineRepo.list(db, req, pageRequest(req.paging));
       return {
         machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)),
         nextPageToken: page.nextPageToken,
@@ -49,19 +61,43 @@ export function createAdminMachineService({ db }: { db: Db<any> }): ServiceImpl<
       return { machine: toProtoMachine(removed.machine, removed.events ? containerFromRow(removed.events) : undefined) };
     },
     async issues(req) {
+      if (req.partition !== undefined) validator().id("partition", req.partition).check();
       const page = await machineRepo.list(db, { partition: req.partition }, pageRequest(req.paging));
+      const shared = await admin.sharedBmcAddresses(
+        db,
+        page.items.map((m) => m.machine.bmc?.address ?? ""),
+      );
       const now = new Date();
       const found = page.items
-        .map((m) => ({
-          machineId: m.machine.id,
-          // BMC data and allocations arrive with the BMC and allocation work; until then those rules have nothing to check.
+        .map(({ machine: m, events }) => ({
+          machineId: m.id,
           issues: machineIssues(
-            { partition: m.machine.partitionId ?? "", allocated: false, events: m.events ? containerFromRow(m.events) : undefined, bmc: undefined, bmcAddressShared: false },
+            {
+              partition: m.partitionId ?? "",
+              allocated: m.allocation !== null,
+              events: events ? containerFromRow(events) : undefined,
+              bmc: m.bmc ? { mac: m.bmc.mac, address: m.bmc.address, lastUpdated: new Date(m.bmc.lastUpdated) } : undefined,
+              bmcAddressShared: m.bmc !== null && shared.has(m.bmc.address),
+            },
             now,
           ),
         }))
         .filter((m) => m.issues.length > 0);
       return { machines: found, nextPageToken: page.nextPageToken };
+    },
+    async bMCCommand(req) {
+      const v = validator().uuid("id", req.id).text("description", req.description, 256);
+      const command = bmcCommandFromProto(req.command);
+      if (!command) v.add("command", "must be one of the BMC commands");
+      v.check();
+      const out = await queueBmcCommand(db, req.id.toLowerCase(), command!, req.description);
+      return { command: toProtoCommand(out.command), machine: toProtoMachine(out.machine, undefined) };
+    },
+    async commands(req) {
+      validator().uuid("id", req.id).check();
+      const id = req.id.toLowerCase();
+      await machineRepo.get(db, id);
+      return { commands: (await lifecycle.recentCommands(db, id, RECENT_COMMANDS)).map(toProtoCommand) };
     },
   };
 }

@@ -1,22 +1,34 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
-import { containerFromRow, toProtoMachine } from "../../convert/machine.js";
+import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
 import { notFound } from "../../errors.js";
+import type { Logger } from "../../logger.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { validateMachineCreate } from "../../validate/machine.js";
+import {
+  machineRef,
+  validateConsolePasswordRequest,
+  validateMachineCreate,
+  validateMachineReinstall,
+  validateMachineUpdate,
+} from "../../validate/machine.js";
 import { allocateMachine, type AllocationDeps } from "../machine-allocation.js";
-import { freeMachine } from "../machine-lifecycle.js";
-import { validator } from "../../validate/validator.js";
+import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../machine-lifecycle.js";
 
 /** Tenants allocate machines and see the ones allocated to their project. */
-export function createMachineService(deps: AllocationDeps): ServiceImpl<typeof MachineService> {
+export function createMachineService(deps: AllocationDeps & { log: Logger }): ServiceImpl<typeof MachineService> {
   const { db } = deps;
+  const projectMachine = async (id: string, project: string) => {
+    const found = await machines.get(db, id.toLowerCase());
+    // Another project's machine does not exist as far as this caller is concerned.
+    if (found.machine.project !== project) throw notFound("machine", id);
+    return found;
+  };
   return {
     async get(req) {
-      const { machine, events } = await machines.get(db, req.id);
-      if (machine.project !== req.project) throw notFound("machine", req.id);
+      machineRef(req).check();
+      const { machine, events } = await projectMachine(req.id, req.project);
       return { machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined) };
     },
     async list(req) {
@@ -24,13 +36,38 @@ export function createMachineService(deps: AllocationDeps): ServiceImpl<typeof M
       return { machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)), nextPageToken: page.nextPageToken };
     },
     async delete(req) {
-      validator().uuid("id", req.id).id("project", req.project, { max: 128 }).check();
+      machineRef(req).check();
       return { machine: toProtoMachine(await freeMachine(db, req.id.toLowerCase(), req.project), undefined) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);
       const row = await allocateMachine(deps, req, callerOf(ctx).subject);
       return { machine: toProtoMachine(row, undefined) };
+    },
+    async update(req) {
+      validateMachineUpdate(req);
+      const row = await updateMachine(db, req.id.toLowerCase(), req.project, Number(req.version), {
+        description: req.description,
+        tags: req.tags?.values,
+        sshKeys: req.sshKeys?.values,
+      });
+      return { machine: toProtoMachine(row, undefined) };
+    },
+    async reinstall(req) {
+      validateMachineReinstall(req);
+      return { machine: toProtoMachine(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image), undefined) };
+    },
+    async consolePassword(req, ctx) {
+      validateConsolePasswordRequest(req);
+      const password = await consolePassword(db, req.id.toLowerCase(), req.project);
+      // Who looked at a console password, and why, is kept in the log (as the original does).
+      deps.log.info({ audit: "console-password", machine: req.id.toLowerCase(), project: req.project, subject: callerOf(ctx).subject, reason: req.reason }, "console password read");
+      return { consolePassword: password };
+    },
+    async events(req) {
+      machineRef(req).check();
+      const { events } = await projectMachine(req.id, req.project);
+      return { events: toProtoEvents(events ? containerFromRow(events) : undefined) };
     },
   };
 }

@@ -14,7 +14,7 @@ import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../machine-events.js";
-import { installationSucceeded } from "../machine-lifecycle.js";
+import { abortReinstall, installationSucceeded } from "../machine-lifecycle.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -139,6 +139,12 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
       v.check();
       await installationSucceeded(db, req);
       return {};
+    },
+
+    async abortReinstall(req) {
+      validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
+      const b = await abortReinstall(db, req);
+      return { bootInfo: b };
     },
 
     async dhcp(req) {

@@ -2,8 +2,10 @@
 // @generated from file metal/admin/v1/machine.proto (package metal.admin.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Paging } from "../../api/v1/common_pb.js";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
 import type { Machine, MachineState } from "../../api/v1/machine_pb.js";
@@ -14,7 +16,203 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/machine.proto.
  */
 export const file_metal_admin_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSImChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiZwoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIkCgZwYWdpbmcYAiABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nQgwKCl9wYXJ0aXRpb24iXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQobTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmdCDAoKX3BhcnRpdGlvbiIzCg1NYWNoaW5lSXNzdWVzEhIKCm1hY2hpbmVfaWQYASABKAkSDgoGaXNzdWVzGAIgAygJImgKHE1hY2hpbmVTZXJ2aWNlSXNzdWVzUmVzcG9uc2USLwoIbWFjaGluZXMYASADKAsyHS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lSXNzdWVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmCh1NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1ldGFsLmFwaS52MS5NYWNoaW5lU3RhdGUSDgoGcmVhc29uGAMgASgJIkgKHk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKQobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lMqgECg5NYWNoaW5lU2VydmljZRJiCgNHZXQSKC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlcXVlc3QaKS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlc3BvbnNlIgbK8xgCEAESZQoETGlzdBIpLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABEnEKCFNldFN0YXRlEi0ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VTZXRTdGF0ZVJlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVzcG9uc2UiBsrzGAIQAhJrCgZEZWxldGUSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISawoGSXNzdWVzEisubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0GiwubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSLhAQoOTWFjaGluZUNvbW1hbmQSCgoCaWQYASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIPCgdjb21tYW5kGAMgASgJEjAKBnN0YXR1cxgEIAEoDjIgLm1ldGFsLmFkbWluLnYxLkJtY0NvbW1hbmRTdGF0dXMSDgoGcmVzdWx0GAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCh9NYWNoaW5lU2VydmljZUJNQ0NvbW1hbmRSZXF1ZXN0EgoKAmlkGAEgASgJEisKB2NvbW1hbmQYAiABKA4yGi5tZXRhbC5hZG1pbi52MS5CbWNDb21tYW5kEhMKC2Rlc2NyaXB0aW9uGAMgASgJInsKIE1hY2hpbmVTZXJ2aWNlQk1DQ29tbWFuZFJlc3BvbnNlEi8KB2NvbW1hbmQYASABKAsyHi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lQ29tbWFuZBImCgdtYWNoaW5lGAIgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKwodTWFjaGluZVNlcnZpY2VDb21tYW5kc1JlcXVlc3QSCgoCaWQYASABKAkiUgoeTWFjaGluZVNlcnZpY2VDb21tYW5kc1Jlc3BvbnNlEjAKCGNvbW1hbmRzGAEgAygLMh4ubWV0YWwuYWRtaW4udjEuTWFjaGluZUNvbW1hbmQiMAoOQm1jQ3JlZGVudGlhbHMSDAoEdXNlchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSImChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkifAoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUSNwoPYm1jX2NyZWRlbnRpYWxzGAIgASgLMh4ubWV0YWwuYWRtaW4udjEuQm1jQ3JlZGVudGlhbHMi5wEKGU1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QSFgoJcGFydGl0aW9uGAEgASgJSACIAQESJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZxIRCgRzaXplGAMgASgJSAGIAQESEQoEcmFjaxgEIAEoCUgCiAEBEhQKB3Byb2plY3QYBSABKAlIA4gBARIWCglhbGxvY2F0ZWQYBiABKAhIBIgBAUIMCgpfcGFydGl0aW9uQgcKBV9zaXplQgcKBV9yYWNrQgoKCF9wcm9qZWN0QgwKCl9hbGxvY2F0ZWQiXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQobTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmdCDAoKX3BhcnRpdGlvbiIzCg1NYWNoaW5lSXNzdWVzEhIKCm1hY2hpbmVfaWQYASABKAkSDgoGaXNzdWVzGAIgAygJImgKHE1hY2hpbmVTZXJ2aWNlSXNzdWVzUmVzcG9uc2USLwoIbWFjaGluZXMYASADKAsyHS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lSXNzdWVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmCh1NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1ldGFsLmFwaS52MS5NYWNoaW5lU3RhdGUSDgoGcmVhc29uGAMgASgJIkgKHk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKQobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lKo0CCgpCbWNDb21tYW5kEhsKF0JNQ19DT01NQU5EX1VOU1BFQ0lGSUVEEAASGAoUQk1DX0NPTU1BTkRfUE9XRVJfT04QARIZChVCTUNfQ09NTUFORF9QT1dFUl9PRkYQAhIVChFCTUNfQ09NTUFORF9SRVNFVBADEhUKEUJNQ19DT01NQU5EX0NZQ0xFEAQSGQoVQk1DX0NPTU1BTkRfQk9PVF9CSU9TEAUSGQoVQk1DX0NPTU1BTkRfQk9PVF9ESVNLEAYSGAoUQk1DX0NPTU1BTkRfQk9PVF9QWEUQBxIWChJCTUNfQ09NTUFORF9MRURfT04QCBIXChNCTUNfQ09NTUFORF9MRURfT0ZGEAkqtAEKEEJtY0NvbW1hbmRTdGF0dXMSIgoeQk1DX0NPTU1BTkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaQk1DX0NPTU1BTkRfU1RBVFVTX1BFTkRJTkcQARIbChdCTUNfQ09NTUFORF9TVEFUVVNfRE9ORRACEh0KGUJNQ19DT01NQU5EX1NUQVRVU19GQUlMRUQQAxIgChxCTUNfQ09NTUFORF9TVEFUVVNfVElNRURfT1VUEAQylAYKDk1hY2hpbmVTZXJ2aWNlEmIKA0dldBIoLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVxdWVzdBopLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIQARJlCgRMaXN0EikubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBoqLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAEScQoIU2V0U3RhdGUSLS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBouLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZSIGyvMYAhACEmsKBkRlbGV0ZRIrLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBosLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIQAhJrCgZJc3N1ZXMSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1JlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1Jlc3BvbnNlIgbK8xgCEAESdwoKQk1DQ29tbWFuZBIvLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlQk1DQ29tbWFuZFJlcXVlc3QaMC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUJNQ0NvbW1hbmRSZXNwb25zZSIGyvMYAhACEnEKCENvbW1hbmRzEi0ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VDb21tYW5kc1JlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUNvbW1hbmRzUmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common, file_metal_api_v1_machine]);
+
+/**
+ * MachineCommand is one queued BMC command.
+ *
+ * @generated from message metal.admin.v1.MachineCommand
+ */
+export type MachineCommand = Message<"metal.admin.v1.MachineCommand"> & {
+  /**
+   * Id of the command.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * MachineId the command is for.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+
+  /**
+   * Command as stored, e.g. "RESET" or "BOOT_FROM_PXE".
+   *
+   * @generated from field: string command = 3;
+   */
+  command: string;
+
+  /**
+   * Status of the command.
+   *
+   * @generated from field: metal.admin.v1.BmcCommandStatus status = 4;
+   */
+  status: BmcCommandStatus;
+
+  /**
+   * Result is metal-bmc's answer or the reason of a failure.
+   *
+   * @generated from field: string result = 5;
+   */
+  result: string;
+
+  /**
+   * CreatedAt is when the command was queued.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 6;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Deadline is when a pending command times out.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 7;
+   */
+  deadline?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineCommand.
+ * Use `create(MachineCommandSchema)` to create a new message.
+ */
+export const MachineCommandSchema: GenMessage<MachineCommand> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 0);
+
+/**
+ * MachineServiceBMCCommandRequest names the machine and the command.
+ *
+ * @generated from message metal.admin.v1.MachineServiceBMCCommandRequest
+ */
+export type MachineServiceBMCCommandRequest = Message<"metal.admin.v1.MachineServiceBMCCommandRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Command to queue.
+   *
+   * @generated from field: metal.admin.v1.BmcCommand command = 2;
+   */
+  command: BmcCommand;
+
+  /**
+   * Description is stored with LED commands (why the LED is on).
+   *
+   * @generated from field: string description = 3;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceBMCCommandRequest.
+ * Use `create(MachineServiceBMCCommandRequestSchema)` to create a new message.
+ */
+export const MachineServiceBMCCommandRequestSchema: GenMessage<MachineServiceBMCCommandRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 1);
+
+/**
+ * MachineServiceBMCCommandResponse carries the queued command.
+ *
+ * @generated from message metal.admin.v1.MachineServiceBMCCommandResponse
+ */
+export type MachineServiceBMCCommandResponse = Message<"metal.admin.v1.MachineServiceBMCCommandResponse"> & {
+  /**
+   * Command as queued.
+   *
+   * @generated from field: metal.admin.v1.MachineCommand command = 1;
+   */
+  command?: MachineCommand | undefined;
+
+  /**
+   * Machine after the command was queued.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 2;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceBMCCommandResponse.
+ * Use `create(MachineServiceBMCCommandResponseSchema)` to create a new message.
+ */
+export const MachineServiceBMCCommandResponseSchema: GenMessage<MachineServiceBMCCommandResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 2);
+
+/**
+ * MachineServiceCommandsRequest names a machine.
+ *
+ * @generated from message metal.admin.v1.MachineServiceCommandsRequest
+ */
+export type MachineServiceCommandsRequest = Message<"metal.admin.v1.MachineServiceCommandsRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceCommandsRequest.
+ * Use `create(MachineServiceCommandsRequestSchema)` to create a new message.
+ */
+export const MachineServiceCommandsRequestSchema: GenMessage<MachineServiceCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 3);
+
+/**
+ * MachineServiceCommandsResponse carries the machine's commands.
+ *
+ * @generated from message metal.admin.v1.MachineServiceCommandsResponse
+ */
+export type MachineServiceCommandsResponse = Message<"metal.admin.v1.MachineServiceCommandsResponse"> & {
+  /**
+   * Commands of the machine, newest first (at most 100).
+   *
+   * @generated from field: repeated metal.admin.v1.MachineCommand commands = 1;
+   */
+  commands: MachineCommand[];
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceCommandsResponse.
+ * Use `create(MachineServiceCommandsResponseSchema)` to create a new message.
+ */
+export const MachineServiceCommandsResponseSchema: GenMessage<MachineServiceCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 4);
+
+/**
+ * BmcCredentials are the login of a machine's BMC.
+ *
+ * @generated from message metal.admin.v1.BmcCredentials
+ */
+export type BmcCredentials = Message<"metal.admin.v1.BmcCredentials"> & {
+  /**
+   * User of the BMC.
+   *
+   * @generated from field: string user = 1;
+   */
+  user: string;
+
+  /**
+   * Password of the BMC.
+   *
+   * @generated from field: string password = 2;
+   */
+  password: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.BmcCredentials.
+ * Use `create(BmcCredentialsSchema)` to create a new message.
+ */
+export const BmcCredentialsSchema: GenMessage<BmcCredentials> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 5);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -35,7 +233,7 @@ export type MachineServiceGetRequest = Message<"metal.admin.v1.MachineServiceGet
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 0);
+  messageDesc(file_metal_admin_v1_machine, 6);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -49,6 +247,13 @@ export type MachineServiceGetResponse = Message<"metal.admin.v1.MachineServiceGe
    * @generated from field: metal.api.v1.Machine machine = 1;
    */
   machine?: Machine | undefined;
+
+  /**
+   * BmcCredentials are the BMC login (operators only), unset before the first BMC report.
+   *
+   * @generated from field: metal.admin.v1.BmcCredentials bmc_credentials = 2;
+   */
+  bmcCredentials?: BmcCredentials | undefined;
 };
 
 /**
@@ -56,7 +261,7 @@ export type MachineServiceGetResponse = Message<"metal.admin.v1.MachineServiceGe
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 1);
+  messageDesc(file_metal_admin_v1_machine, 7);
 
 /**
  * MachineServiceListRequest filters machines; unset filters match everything.
@@ -77,6 +282,34 @@ export type MachineServiceListRequest = Message<"metal.admin.v1.MachineServiceLi
    * @generated from field: metal.api.v1.Paging paging = 2;
    */
   paging?: Paging | undefined;
+
+  /**
+   * Size matches the size.
+   *
+   * @generated from field: optional string size = 3;
+   */
+  size?: string | undefined;
+
+  /**
+   * Rack matches the rack.
+   *
+   * @generated from field: optional string rack = 4;
+   */
+  rack?: string | undefined;
+
+  /**
+   * Project matches the allocation's project.
+   *
+   * @generated from field: optional string project = 5;
+   */
+  project?: string | undefined;
+
+  /**
+   * Allocated matches allocated (true) or free (false) machines.
+   *
+   * @generated from field: optional bool allocated = 6;
+   */
+  allocated?: boolean | undefined;
 };
 
 /**
@@ -84,7 +317,7 @@ export type MachineServiceListRequest = Message<"metal.admin.v1.MachineServiceLi
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 2);
+  messageDesc(file_metal_admin_v1_machine, 8);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -112,7 +345,7 @@ export type MachineServiceListResponse = Message<"metal.admin.v1.MachineServiceL
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 3);
+  messageDesc(file_metal_admin_v1_machine, 9);
 
 /**
  * MachineServiceIssuesRequest selects machines to check.
@@ -140,7 +373,7 @@ export type MachineServiceIssuesRequest = Message<"metal.admin.v1.MachineService
  * Use `create(MachineServiceIssuesRequestSchema)` to create a new message.
  */
 export const MachineServiceIssuesRequestSchema: GenMessage<MachineServiceIssuesRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 4);
+  messageDesc(file_metal_admin_v1_machine, 10);
 
 /**
  * MachineIssues are the issues of one machine.
@@ -168,7 +401,7 @@ export type MachineIssues = Message<"metal.admin.v1.MachineIssues"> & {
  * Use `create(MachineIssuesSchema)` to create a new message.
  */
 export const MachineIssuesSchema: GenMessage<MachineIssues> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 5);
+  messageDesc(file_metal_admin_v1_machine, 11);
 
 /**
  * MachineServiceIssuesResponse carries the machines with at least one issue.
@@ -196,7 +429,7 @@ export type MachineServiceIssuesResponse = Message<"metal.admin.v1.MachineServic
  * Use `create(MachineServiceIssuesResponseSchema)` to create a new message.
  */
 export const MachineServiceIssuesResponseSchema: GenMessage<MachineServiceIssuesResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 6);
+  messageDesc(file_metal_admin_v1_machine, 12);
 
 /**
  * MachineServiceSetStateRequest sets a machine's state.
@@ -231,7 +464,7 @@ export type MachineServiceSetStateRequest = Message<"metal.admin.v1.MachineServi
  * Use `create(MachineServiceSetStateRequestSchema)` to create a new message.
  */
 export const MachineServiceSetStateRequestSchema: GenMessage<MachineServiceSetStateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 7);
+  messageDesc(file_metal_admin_v1_machine, 13);
 
 /**
  * MachineServiceSetStateResponse carries the machine.
@@ -252,7 +485,7 @@ export type MachineServiceSetStateResponse = Message<"metal.admin.v1.MachineServ
  * Use `create(MachineServiceSetStateResponseSchema)` to create a new message.
  */
 export const MachineServiceSetStateResponseSchema: GenMessage<MachineServiceSetStateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 8);
+  messageDesc(file_metal_admin_v1_machine, 14);
 
 /**
  * MachineServiceDeleteRequest names the machine to remove.
@@ -273,7 +506,7 @@ export type MachineServiceDeleteRequest = Message<"metal.admin.v1.MachineService
  * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
  */
 export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 9);
+  messageDesc(file_metal_admin_v1_machine, 15);
 
 /**
  * MachineServiceDeleteResponse carries the removed machine.
@@ -294,7 +527,138 @@ export type MachineServiceDeleteResponse = Message<"metal.admin.v1.MachineServic
  * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
  */
 export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 10);
+  messageDesc(file_metal_admin_v1_machine, 16);
+
+/**
+ * BmcCommand is what a BMC is told to do.
+ *
+ * @generated from enum metal.admin.v1.BmcCommand
+ */
+export enum BmcCommand {
+  /**
+   * BMC_COMMAND_UNSPECIFIED is not a valid command.
+   *
+   * @generated from enum value: BMC_COMMAND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * BMC_COMMAND_POWER_ON powers the machine on.
+   *
+   * @generated from enum value: BMC_COMMAND_POWER_ON = 1;
+   */
+  POWER_ON = 1,
+
+  /**
+   * BMC_COMMAND_POWER_OFF powers the machine off (recorded as Planned Reboot).
+   *
+   * @generated from enum value: BMC_COMMAND_POWER_OFF = 2;
+   */
+  POWER_OFF = 2,
+
+  /**
+   * BMC_COMMAND_RESET resets the machine (recorded as Planned Reboot).
+   *
+   * @generated from enum value: BMC_COMMAND_RESET = 3;
+   */
+  RESET = 3,
+
+  /**
+   * BMC_COMMAND_CYCLE power-cycles the machine (recorded as Planned Reboot).
+   *
+   * @generated from enum value: BMC_COMMAND_CYCLE = 4;
+   */
+  CYCLE = 4,
+
+  /**
+   * BMC_COMMAND_BOOT_BIOS makes the next boot enter the firmware setup.
+   *
+   * @generated from enum value: BMC_COMMAND_BOOT_BIOS = 5;
+   */
+  BOOT_BIOS = 5,
+
+  /**
+   * BMC_COMMAND_BOOT_DISK makes the machine boot from disk.
+   *
+   * @generated from enum value: BMC_COMMAND_BOOT_DISK = 6;
+   */
+  BOOT_DISK = 6,
+
+  /**
+   * BMC_COMMAND_BOOT_PXE makes the machine boot from the network.
+   *
+   * @generated from enum value: BMC_COMMAND_BOOT_PXE = 7;
+   */
+  BOOT_PXE = 7,
+
+  /**
+   * BMC_COMMAND_LED_ON switches the identify LED on.
+   *
+   * @generated from enum value: BMC_COMMAND_LED_ON = 8;
+   */
+  LED_ON = 8,
+
+  /**
+   * BMC_COMMAND_LED_OFF switches the identify LED off.
+   *
+   * @generated from enum value: BMC_COMMAND_LED_OFF = 9;
+   */
+  LED_OFF = 9,
+}
+
+/**
+ * Describes the enum metal.admin.v1.BmcCommand.
+ */
+export const BmcCommandSchema: GenEnum<BmcCommand> = /*@__PURE__*/
+  enumDesc(file_metal_admin_v1_machine, 0);
+
+/**
+ * BmcCommandStatus is where a queued command stands.
+ *
+ * @generated from enum metal.admin.v1.BmcCommandStatus
+ */
+export enum BmcCommandStatus {
+  /**
+   * BMC_COMMAND_STATUS_UNSPECIFIED is never reported.
+   *
+   * @generated from enum value: BMC_COMMAND_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * BMC_COMMAND_STATUS_PENDING commands wait for metal-bmc to carry them out.
+   *
+   * @generated from enum value: BMC_COMMAND_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * BMC_COMMAND_STATUS_DONE commands were carried out.
+   *
+   * @generated from enum value: BMC_COMMAND_STATUS_DONE = 2;
+   */
+  DONE = 2,
+
+  /**
+   * BMC_COMMAND_STATUS_FAILED commands were tried and failed.
+   *
+   * @generated from enum value: BMC_COMMAND_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * BMC_COMMAND_STATUS_TIMED_OUT commands were not carried out before their deadline.
+   *
+   * @generated from enum value: BMC_COMMAND_STATUS_TIMED_OUT = 4;
+   */
+  TIMED_OUT = 4,
+}
+
+/**
+ * Describes the enum metal.admin.v1.BmcCommandStatus.
+ */
+export const BmcCommandStatusSchema: GenEnum<BmcCommandStatus> = /*@__PURE__*/
+  enumDesc(file_metal_admin_v1_machine, 1);
 
 /**
  * MachineService lets operators see every machine.
@@ -351,6 +715,26 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceIssuesRequestSchema;
     output: typeof MachineServiceIssuesResponseSchema;
+  },
+  /**
+   * BMCCommand queues a power, boot order or identify LED command for the machine's BMC.
+   *
+   * @generated from rpc metal.admin.v1.MachineService.BMCCommand
+   */
+  bMCCommand: {
+    methodKind: "unary";
+    input: typeof MachineServiceBMCCommandRequestSchema;
+    output: typeof MachineServiceBMCCommandResponseSchema;
+  },
+  /**
+   * Commands lists the BMC commands of a machine, newest first, with their status.
+   *
+   * @generated from rpc metal.admin.v1.MachineService.Commands
+   */
+  commands: {
+    methodKind: "unary";
+    input: typeof MachineServiceCommandsRequestSchema;
+    output: typeof MachineServiceCommandsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_machine, 0);

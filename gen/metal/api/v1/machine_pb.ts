@@ -6,7 +6,7 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
-import type { Meta, Paging } from "./common_pb.js";
+import type { Meta, Paging, StringList } from "./common_pb.js";
 import { file_metal_api_v1_common } from "./common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -14,7 +14,245 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIjoKG01hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIkwKDk1hY2hpbmVOZXR3b3JrEg8KB25ldHdvcmsYASABKAkSCwoDaXBzGAIgAygJEgsKA3ZyZhgDIAEoDRIPCgdwcmltYXJ5GAQgASgIIuACChFNYWNoaW5lQWxsb2NhdGlvbhIMCgR1dWlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDAoEbmFtZRgDIAEoCRITCgtkZXNjcmlwdGlvbhgEIAEoCRIQCghob3N0bmFtZRgFIAEoCRInCgRyb2xlGAYgASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEg0KBWltYWdlGAcgASgJEhkKEWZpbGVzeXN0ZW1fbGF5b3V0GAggASgJEhAKCHNzaF9rZXlzGAkgAygJEhEKCXVzZXJfZGF0YRgKIAEoCRILCgNhc24YCyABKAQSLgoIbmV0d29ya3MYDCADKAsyHC5tZXRhbC5hcGkudjEuTWFjaGluZU5ldHdvcmsSLgoKY3JlYXRlZF9hdBgNIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKY3JlYXRlZF9ieRgOIAEoCSI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKKAgobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBQg0KC19tYWNoaW5lX2lkIkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgimgIKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIEikKBXN0YXRlGAkgASgOMhoubWV0YWwuYXBpLnYxLk1hY2hpbmVTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCiABKAkqfwoMTWFjaGluZVN0YXRlEh0KGU1BQ0hJTkVfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdNQUNISU5FX1NUQVRFX0FWQUlMQUJMRRABEhkKFU1BQ0hJTkVfU1RBVEVfVEFJTlRFRBACEhgKFE1BQ0hJTkVfU1RBVEVfTE9DS0VEEAMqYAoLTWFjaGluZVJvbGUSHAoYTUFDSElORV9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUTUFDSElORV9ST0xFX01BQ0hJTkUQARIZChVNQUNISU5FX1JPTEVfRklSRVdBTEwQAiqABAoVUHJvdmlzaW9uaW5nRXZlbnRUeXBlEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFhFX0JPT1RJTkcQARIlCiFQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QUkVQQVJJTkcQAhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9SRUdJU1RFUklORxADEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1dBSVRJTkcQBBImCiJQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9JTlNUQUxMSU5HEAUSLgoqUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQk9PVElOR19ORVdfS0VSTkVMEAYSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUEhPTkVEX0hPTUUQBxIqCiZQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QTEFOTkVEX1JFQk9PVBAIEisKJ1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX01BQ0hJTkVfUkVDTEFJTRAJEiEKHVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0FMSVZFEAoSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQ1JBU0hFRBALKpIBChFNYWNoaW5lTGl2ZWxpbmVzcxIiCh5NQUNISU5FX0xJVkVMSU5FU1NfVU5TUEVDSUZJRUQQABIcChhNQUNISU5FX0xJVkVMSU5FU1NfQUxJVkUQARIbChdNQUNISU5FX0xJVkVMSU5FU1NfREVBRBACEh4KGk1BQ0hJTkVfTElWRUxJTkVTU19VTktOT1dOEAMypQMKDk1hY2hpbmVTZXJ2aWNlEl4KA0dldBImLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldFJlcXVlc3QaJy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAhgBEmEKBExpc3QSJy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBooLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhgBEmcKBkNyZWF0ZRIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNyZWF0ZVJlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhgCEmcKBkRlbGV0ZRIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhgCYgZwcm90bzM", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIskBChtNYWNoaW5lU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEEhgKC2Rlc2NyaXB0aW9uGAQgASgJSACIAQESJgoEdGFncxgFIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EioKCHNzaF9rZXlzGAYgASgLMhgubWV0YWwuYXBpLnYxLlN0cmluZ0xpc3RCDgoMX2Rlc2NyaXB0aW9uIkYKHE1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIkwKHk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg0KBWltYWdlGAMgASgJIkkKH01hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIlMKJE1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg4KBnJlYXNvbhgDIAEoCSJBCiVNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlEhgKEGNvbnNvbGVfcGFzc3dvcmQYASABKAkiOgobTWFjaGluZVNlcnZpY2VFdmVudHNSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiSwocTWFjaGluZVNlcnZpY2VFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASABKAsyGy5tZXRhbC5hcGkudjEuTWFjaGluZUV2ZW50cyI6ChtNYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJGChxNYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCg5NYWNoaW5lTmV0d29yaxIPCgduZXR3b3JrGAEgASgJEgsKA2lwcxgCIAMoCRILCgN2cmYYAyABKA0SDwoHcHJpbWFyeRgEIAEoCCKzAwoRTWFjaGluZUFsbG9jYXRpb24SDAoEdXVpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSEAoIaG9zdG5hbWUYBSABKAkSJwoEcm9sZRgGIAEoDjIZLm1ldGFsLmFwaS52MS5NYWNoaW5lUm9sZRINCgVpbWFnZRgHIAEoCRIZChFmaWxlc3lzdGVtX2xheW91dBgIIAEoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSCwoDYXNuGAsgASgEEi4KCG5ldHdvcmtzGAwgAygLMhwubWV0YWwuYXBpLnYxLk1hY2hpbmVOZXR3b3JrEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYDiABKAkSEwoLZG5zX3NlcnZlcnMYDyADKAkSEwoLbnRwX3NlcnZlcnMYECADKAkSEQoJaW5zdGFsbGVkGBEgASgIEhQKDHJlaW5zdGFsbGluZxgSIAEoCCI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKuAwobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBEicKBHJvbGUYDSABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSCwoDaXBzGA4gAygJEgwKBHRhZ3MYDyADKAkSEwoLZG5zX3NlcnZlcnMYECADKAkSEwoLbnRwX3NlcnZlcnMYESADKAkSHgoRZmlsZXN5c3RlbV9sYXlvdXQYEiABKAlIAYgBAUINCgtfbWFjaGluZV9pZEIUChJfZmlsZXN5c3RlbV9sYXlvdXQiRgocTWFjaGluZVNlcnZpY2VDcmVhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUigQEKEVByb3Zpc2lvbmluZ0V2ZW50EjEKBHR5cGUYASABKA4yIy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnRUeXBlEg8KB21lc3NhZ2UYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgIKDU1hY2hpbmVFdmVudHMSMwoKbGl2ZWxpbmVzcxgBIAEoDjIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTGl2ZWxpbmVzcxIsCgNsb2cYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSMwoPbGFzdF9ldmVudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5ChBsYXN0X2Vycm9yX2V2ZW50GAQgASgLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EhIKCmNyYXNoX2xvb3AYBSABKAgSHgoWZmFpbGVkX21hY2hpbmVfcmVjbGFpbRgGIAEoCCKuAwoHTWFjaGluZRIKCgJpZBgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAkSKwoGZXZlbnRzGAMgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMSIAoEbWV0YRgEIAEoCzISLm1ldGFsLmFwaS52MS5NZXRhEgwKBHNpemUYBSABKAkSDAoEcmFjaxgGIAEoCRIzCgphbGxvY2F0aW9uGAcgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVBbGxvY2F0aW9uEg8KB3dhaXRpbmcYCCABKAgSKQoFc3RhdGUYCSABKA4yGi5tZXRhbC5hcGkudjEuTWFjaGluZVN0YXRlEhQKDHN0YXRlX3JlYXNvbhgKIAEoCRIMCgR0YWdzGAsgAygJEiUKA2JtYxgMIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jEiUKA2xlZBgNIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lTGVkEjYKCGhhcmR3YXJlGA4gASgLMiQubWV0YWwuYXBpLnYxLk1hY2hpbmVIYXJkd2FyZVN1bW1hcnki8QEKCk1hY2hpbmVCbWMSDwoHYWRkcmVzcxgBIAEoCRILCgNtYWMYAiABKAkSEQoJaW50ZXJmYWNlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSEwoLcG93ZXJfc3RhdGUYBSABKAkSLgoDZnJ1GAYgAygLMiEubWV0YWwuYXBpLnYxLk1hY2hpbmVCbWMuRnJ1RW50cnkSMAoMbGFzdF91cGRhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoqCghGcnVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKCk1hY2hpbmVMZWQSDQoFc3RhdGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkitQEKFk1hY2hpbmVIYXJkd2FyZVN1bW1hcnkSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhEKCWNwdV9jb3JlcxgCIAEoDRISCgpjcHVfbW9kZWxzGAMgAygJEi8KBWRpc2tzGAQgAygLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVEaXNrU3VtbWFyeRItCgRuaWNzGAUgAygLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVOaWNTdW1tYXJ5IjYKEk1hY2hpbmVEaXNrU3VtbWFyeRIMCgRuYW1lGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQiQQoRTWFjaGluZU5pY1N1bW1hcnkSDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSEQoJbmVpZ2hib3JzGAMgAygJKn8KDE1hY2hpbmVTdGF0ZRIdChlNQUNISU5FX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTUFDSElORV9TVEFURV9BVkFJTEFCTEUQARIZChVNQUNISU5FX1NUQVRFX1RBSU5URUQQAhIYChRNQUNISU5FX1NUQVRFX0xPQ0tFRBADKmAKC01hY2hpbmVSb2xlEhwKGE1BQ0hJTkVfUk9MRV9VTlNQRUNJRklFRBAAEhgKFE1BQ0hJTkVfUk9MRV9NQUNISU5FEAESGQoVTUFDSElORV9ST0xFX0ZJUkVXQUxMEAIqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADMu4GCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZEZWxldGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZVcGRhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIYAhJwCglSZWluc3RhbGwSLC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VSZWluc3RhbGxSZXF1ZXN0Gi0ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIYAhKCAQoPQ29uc29sZVBhc3N3b3JkEjIubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBozLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlIgbK8xgCGAISZwoGRXZlbnRzEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1Jlc3BvbnNlIgbK8xgCGAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+
+/**
+ * MachineServiceUpdateRequest changes the fields that are set.
+ *
+ * @generated from message metal.api.v1.MachineServiceUpdateRequest
+ */
+export type MachineServiceUpdateRequest = Message<"metal.api.v1.MachineServiceUpdateRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Version the caller read (optimistic locking).
+   *
+   * @generated from field: uint64 version = 3;
+   */
+  version: bigint;
+
+  /**
+   * Description replaces the description when set.
+   *
+   * @generated from field: optional string description = 4;
+   */
+  description?: string | undefined;
+
+  /**
+   * Tags replace the machine's tags when set.
+   *
+   * @generated from field: metal.api.v1.StringList tags = 5;
+   */
+  tags?: StringList | undefined;
+
+  /**
+   * SshKeys replace the allowed SSH keys when set (they take effect for the console at once, for the OS on reinstall).
+   *
+   * @generated from field: metal.api.v1.StringList ssh_keys = 6;
+   */
+  sshKeys?: StringList | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceUpdateRequest.
+ * Use `create(MachineServiceUpdateRequestSchema)` to create a new message.
+ */
+export const MachineServiceUpdateRequestSchema: GenMessage<MachineServiceUpdateRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 0);
+
+/**
+ * MachineServiceUpdateResponse carries the changed machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceUpdateResponse
+ */
+export type MachineServiceUpdateResponse = Message<"metal.api.v1.MachineServiceUpdateResponse"> & {
+  /**
+   * Machine after the change.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceUpdateResponse.
+ * Use `create(MachineServiceUpdateResponseSchema)` to create a new message.
+ */
+export const MachineServiceUpdateResponseSchema: GenMessage<MachineServiceUpdateResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 1);
+
+/**
+ * MachineServiceReinstallRequest names the machine and the image to install.
+ *
+ * @generated from message metal.api.v1.MachineServiceReinstallRequest
+ */
+export type MachineServiceReinstallRequest = Message<"metal.api.v1.MachineServiceReinstallRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Image to install: a full id or a short one like "debian-12".
+   *
+   * @generated from field: string image = 3;
+   */
+  image: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceReinstallRequest.
+ * Use `create(MachineServiceReinstallRequestSchema)` to create a new message.
+ */
+export const MachineServiceReinstallRequestSchema: GenMessage<MachineServiceReinstallRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 2);
+
+/**
+ * MachineServiceReinstallResponse carries the machine about to be reinstalled.
+ *
+ * @generated from message metal.api.v1.MachineServiceReinstallResponse
+ */
+export type MachineServiceReinstallResponse = Message<"metal.api.v1.MachineServiceReinstallResponse"> & {
+  /**
+   * Machine with the new image in its allocation.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 1;
+   */
+  machine?: Machine | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceReinstallResponse.
+ * Use `create(MachineServiceReinstallResponseSchema)` to create a new message.
+ */
+export const MachineServiceReinstallResponseSchema: GenMessage<MachineServiceReinstallResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 3);
+
+/**
+ * MachineServiceConsolePasswordRequest asks for a machine's console password.
+ *
+ * @generated from message metal.api.v1.MachineServiceConsolePasswordRequest
+ */
+export type MachineServiceConsolePasswordRequest = Message<"metal.api.v1.MachineServiceConsolePasswordRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Reason for looking at the password (at least 10 characters); it is logged.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceConsolePasswordRequest.
+ * Use `create(MachineServiceConsolePasswordRequestSchema)` to create a new message.
+ */
+export const MachineServiceConsolePasswordRequestSchema: GenMessage<MachineServiceConsolePasswordRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 4);
+
+/**
+ * MachineServiceConsolePasswordResponse carries the password.
+ *
+ * @generated from message metal.api.v1.MachineServiceConsolePasswordResponse
+ */
+export type MachineServiceConsolePasswordResponse = Message<"metal.api.v1.MachineServiceConsolePasswordResponse"> & {
+  /**
+   * ConsolePassword of the installed OS's console user.
+   *
+   * @generated from field: string console_password = 1;
+   */
+  consolePassword: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceConsolePasswordResponse.
+ * Use `create(MachineServiceConsolePasswordResponseSchema)` to create a new message.
+ */
+export const MachineServiceConsolePasswordResponseSchema: GenMessage<MachineServiceConsolePasswordResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 5);
+
+/**
+ * MachineServiceEventsRequest names a machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceEventsRequest
+ */
+export type MachineServiceEventsRequest = Message<"metal.api.v1.MachineServiceEventsRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceEventsRequest.
+ * Use `create(MachineServiceEventsRequestSchema)` to create a new message.
+ */
+export const MachineServiceEventsRequestSchema: GenMessage<MachineServiceEventsRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 6);
+
+/**
+ * MachineServiceEventsResponse carries the provisioning history.
+ *
+ * @generated from message metal.api.v1.MachineServiceEventsResponse
+ */
+export type MachineServiceEventsResponse = Message<"metal.api.v1.MachineServiceEventsResponse"> & {
+  /**
+   * Events of the machine, newest first.
+   *
+   * @generated from field: metal.api.v1.MachineEvents events = 1;
+   */
+  events?: MachineEvents | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceEventsResponse.
+ * Use `create(MachineServiceEventsResponseSchema)` to create a new message.
+ */
+export const MachineServiceEventsResponseSchema: GenMessage<MachineServiceEventsResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 7);
 
 /**
  * MachineServiceDeleteRequest names the machine to free.
@@ -42,7 +280,7 @@ export type MachineServiceDeleteRequest = Message<"metal.api.v1.MachineServiceDe
  * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
  */
 export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 0);
+  messageDesc(file_metal_api_v1_machine, 8);
 
 /**
  * MachineServiceDeleteResponse carries the freed machine.
@@ -63,7 +301,7 @@ export type MachineServiceDeleteResponse = Message<"metal.api.v1.MachineServiceD
  * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
  */
 export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 1);
+  messageDesc(file_metal_api_v1_machine, 9);
 
 /**
  * MachineNetwork is a network a machine is attached to.
@@ -105,7 +343,7 @@ export type MachineNetwork = Message<"metal.api.v1.MachineNetwork"> & {
  * Use `create(MachineNetworkSchema)` to create a new message.
  */
 export const MachineNetworkSchema: GenMessage<MachineNetwork> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 2);
+  messageDesc(file_metal_api_v1_machine, 10);
 
 /**
  * MachineAllocation is what a tenant made of a machine.
@@ -210,6 +448,34 @@ export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
    * @generated from field: string created_by = 14;
    */
   createdBy: string;
+
+  /**
+   * DnsServers the OS is configured with.
+   *
+   * @generated from field: repeated string dns_servers = 15;
+   */
+  dnsServers: string[];
+
+  /**
+   * NtpServers the OS is configured with.
+   *
+   * @generated from field: repeated string ntp_servers = 16;
+   */
+  ntpServers: string[];
+
+  /**
+   * Installed is set once the installation succeeded.
+   *
+   * @generated from field: bool installed = 17;
+   */
+  installed: boolean;
+
+  /**
+   * Reinstalling is set from Reinstall until the new image is installed or the attempt is aborted.
+   *
+   * @generated from field: bool reinstalling = 18;
+   */
+  reinstalling: boolean;
 };
 
 /**
@@ -217,7 +483,7 @@ export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
  * Use `create(MachineAllocationSchema)` to create a new message.
  */
 export const MachineAllocationSchema: GenMessage<MachineAllocation> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 3);
+  messageDesc(file_metal_api_v1_machine, 11);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -245,7 +511,7 @@ export type MachineServiceGetRequest = Message<"metal.api.v1.MachineServiceGetRe
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 4);
+  messageDesc(file_metal_api_v1_machine, 12);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -266,7 +532,7 @@ export type MachineServiceGetResponse = Message<"metal.api.v1.MachineServiceGetR
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 5);
+  messageDesc(file_metal_api_v1_machine, 13);
 
 /**
  * MachineServiceListRequest asks for the project's machines.
@@ -294,7 +560,7 @@ export type MachineServiceListRequest = Message<"metal.api.v1.MachineServiceList
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 6);
+  messageDesc(file_metal_api_v1_machine, 14);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -322,7 +588,7 @@ export type MachineServiceListResponse = Message<"metal.api.v1.MachineServiceLis
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 7);
+  messageDesc(file_metal_api_v1_machine, 15);
 
 /**
  * MachineServiceCreateRequest asks for a machine.
@@ -413,6 +679,48 @@ export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCr
    * @generated from field: optional string machine_id = 12;
    */
   machineId?: string | undefined;
+
+  /**
+   * Role is MACHINE_ROLE_MACHINE (the default when unset) or MACHINE_ROLE_FIREWALL.
+   *
+   * @generated from field: metal.api.v1.MachineRole role = 13;
+   */
+  role: MachineRole;
+
+  /**
+   * Ips are static IPs of the project to attach; a network given an IP here gets no automatic one of that family.
+   *
+   * @generated from field: repeated string ips = 14;
+   */
+  ips: string[];
+
+  /**
+   * Tags are stored on the machine (at most 64).
+   *
+   * @generated from field: repeated string tags = 15;
+   */
+  tags: string[];
+
+  /**
+   * DnsServers override the partition's (IP addresses, at most 3).
+   *
+   * @generated from field: repeated string dns_servers = 16;
+   */
+  dnsServers: string[];
+
+  /**
+   * NtpServers override the partition's (addresses or host names, at most 5).
+   *
+   * @generated from field: repeated string ntp_servers = 17;
+   */
+  ntpServers: string[];
+
+  /**
+   * FilesystemLayout is used instead of the first layout that fits size and image.
+   *
+   * @generated from field: optional string filesystem_layout = 18;
+   */
+  filesystemLayout?: string | undefined;
 };
 
 /**
@@ -420,7 +728,7 @@ export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCr
  * Use `create(MachineServiceCreateRequestSchema)` to create a new message.
  */
 export const MachineServiceCreateRequestSchema: GenMessage<MachineServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 8);
+  messageDesc(file_metal_api_v1_machine, 16);
 
 /**
  * MachineServiceCreateResponse carries the allocated machine.
@@ -441,7 +749,7 @@ export type MachineServiceCreateResponse = Message<"metal.api.v1.MachineServiceC
  * Use `create(MachineServiceCreateResponseSchema)` to create a new message.
  */
 export const MachineServiceCreateResponseSchema: GenMessage<MachineServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 9);
+  messageDesc(file_metal_api_v1_machine, 17);
 
 /**
  * ProvisioningEvent is one stored event.
@@ -476,7 +784,7 @@ export type ProvisioningEvent = Message<"metal.api.v1.ProvisioningEvent"> & {
  * Use `create(ProvisioningEventSchema)` to create a new message.
  */
 export const ProvisioningEventSchema: GenMessage<ProvisioningEvent> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 10);
+  messageDesc(file_metal_api_v1_machine, 18);
 
 /**
  * MachineEvents is the provisioning history of a machine.
@@ -532,7 +840,7 @@ export type MachineEvents = Message<"metal.api.v1.MachineEvents"> & {
  * Use `create(MachineEventsSchema)` to create a new message.
  */
 export const MachineEventsSchema: GenMessage<MachineEvents> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 11);
+  messageDesc(file_metal_api_v1_machine, 19);
 
 /**
  * Machine is a physical server of a partition.
@@ -609,6 +917,34 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
    * @generated from field: string state_reason = 10;
    */
   stateReason: string;
+
+  /**
+   * Tags of the allocation; empty while free.
+   *
+   * @generated from field: repeated string tags = 11;
+   */
+  tags: string[];
+
+  /**
+   * Bmc is what the partition last reported about the machine's BMC (never its credentials).
+   *
+   * @generated from field: metal.api.v1.MachineBmc bmc = 12;
+   */
+  bmc?: MachineBmc | undefined;
+
+  /**
+   * Led is the identify LED as last commanded.
+   *
+   * @generated from field: metal.api.v1.MachineLed led = 13;
+   */
+  led?: MachineLed | undefined;
+
+  /**
+   * Hardware is the registered inventory.
+   *
+   * @generated from field: metal.api.v1.MachineHardwareSummary hardware = 14;
+   */
+  hardware?: MachineHardwareSummary | undefined;
 };
 
 /**
@@ -616,7 +952,210 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
  * Use `create(MachineSchema)` to create a new message.
  */
 export const MachineSchema: GenMessage<Machine> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 12);
+  messageDesc(file_metal_api_v1_machine, 20);
+
+/**
+ * MachineBmc describes a machine's baseboard management controller.
+ *
+ * @generated from message metal.api.v1.MachineBmc
+ */
+export type MachineBmc = Message<"metal.api.v1.MachineBmc"> & {
+  /**
+   * Address is host:port of the BMC.
+   *
+   * @generated from field: string address = 1;
+   */
+  address: string;
+
+  /**
+   * Mac of the BMC's NIC.
+   *
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * Interface is the protocol, e.g. "lanplus" or "redfish".
+   *
+   * @generated from field: string interface = 3;
+   */
+  interface: string;
+
+  /**
+   * Version is the BMC firmware version.
+   *
+   * @generated from field: string version = 4;
+   */
+  version: string;
+
+  /**
+   * PowerState is "ON", "OFF" or "UNKNOWN".
+   *
+   * @generated from field: string power_state = 5;
+   */
+  powerState: string;
+
+  /**
+   * Fru holds the field-replaceable-unit data (chassis, board, product).
+   *
+   * @generated from field: map<string, string> fru = 6;
+   */
+  fru: { [key: string]: string };
+
+  /**
+   * LastUpdated is when metal-bmc last reported.
+   *
+   * @generated from field: google.protobuf.Timestamp last_updated = 7;
+   */
+  lastUpdated?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineBmc.
+ * Use `create(MachineBmcSchema)` to create a new message.
+ */
+export const MachineBmcSchema: GenMessage<MachineBmc> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 21);
+
+/**
+ * MachineLed is the identify LED.
+ *
+ * @generated from message metal.api.v1.MachineLed
+ */
+export type MachineLed = Message<"metal.api.v1.MachineLed"> & {
+  /**
+   * State is "on", "off" or empty when never commanded.
+   *
+   * @generated from field: string state = 1;
+   */
+  state: string;
+
+  /**
+   * Description says why it was switched.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineLed.
+ * Use `create(MachineLedSchema)` to create a new message.
+ */
+export const MachineLedSchema: GenMessage<MachineLed> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 22);
+
+/**
+ * MachineHardwareSummary is the registered hardware in short.
+ *
+ * @generated from message metal.api.v1.MachineHardwareSummary
+ */
+export type MachineHardwareSummary = Message<"metal.api.v1.MachineHardwareSummary"> & {
+  /**
+   * MemoryBytes is the total memory.
+   *
+   * @generated from field: uint64 memory_bytes = 1;
+   */
+  memoryBytes: bigint;
+
+  /**
+   * CpuCores is the number of cores of all CPUs.
+   *
+   * @generated from field: uint32 cpu_cores = 2;
+   */
+  cpuCores: number;
+
+  /**
+   * CpuModels lists the CPU models.
+   *
+   * @generated from field: repeated string cpu_models = 3;
+   */
+  cpuModels: string[];
+
+  /**
+   * Disks lists the disks.
+   *
+   * @generated from field: repeated metal.api.v1.MachineDiskSummary disks = 4;
+   */
+  disks: MachineDiskSummary[];
+
+  /**
+   * Nics lists the network interfaces.
+   *
+   * @generated from field: repeated metal.api.v1.MachineNicSummary nics = 5;
+   */
+  nics: MachineNicSummary[];
+};
+
+/**
+ * Describes the message metal.api.v1.MachineHardwareSummary.
+ * Use `create(MachineHardwareSummarySchema)` to create a new message.
+ */
+export const MachineHardwareSummarySchema: GenMessage<MachineHardwareSummary> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 23);
+
+/**
+ * MachineDiskSummary is one disk.
+ *
+ * @generated from message metal.api.v1.MachineDiskSummary
+ */
+export type MachineDiskSummary = Message<"metal.api.v1.MachineDiskSummary"> & {
+  /**
+   * Name is the device, e.g. "/dev/sda".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * SizeBytes is the capacity.
+   *
+   * @generated from field: uint64 size_bytes = 2;
+   */
+  sizeBytes: bigint;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineDiskSummary.
+ * Use `create(MachineDiskSummarySchema)` to create a new message.
+ */
+export const MachineDiskSummarySchema: GenMessage<MachineDiskSummary> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 24);
+
+/**
+ * MachineNicSummary is one NIC.
+ *
+ * @generated from message metal.api.v1.MachineNicSummary
+ */
+export type MachineNicSummary = Message<"metal.api.v1.MachineNicSummary"> & {
+  /**
+   * Name is the interface name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Mac is its MAC address.
+   *
+   * @generated from field: string mac = 2;
+   */
+  mac: string;
+
+  /**
+   * Neighbors are the switch ports seen by LLDP, as "switch/port".
+   *
+   * @generated from field: repeated string neighbors = 3;
+   */
+  neighbors: string[];
+};
+
+/**
+ * Describes the message metal.api.v1.MachineNicSummary.
+ * Use `create(MachineNicSummarySchema)` to create a new message.
+ */
+export const MachineNicSummarySchema: GenMessage<MachineNicSummary> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 25);
 
 /**
  * MachineState is an operator's hold on a machine.
@@ -680,7 +1219,7 @@ export enum MachineRole {
   MACHINE = 1,
 
   /**
-   * MACHINE_ROLE_FIREWALL is a firewall (not allocatable yet).
+   * MACHINE_ROLE_FIREWALL is a firewall: it also joins the partition's underlay and routes between networks.
    *
    * @generated from enum value: MACHINE_ROLE_FIREWALL = 2;
    */
@@ -876,6 +1415,46 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceDeleteRequestSchema;
     output: typeof MachineServiceDeleteResponseSchema;
+  },
+  /**
+   * Update changes the description, tags or SSH keys of an allocated machine.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof MachineServiceUpdateRequestSchema;
+    output: typeof MachineServiceUpdateResponseSchema;
+  },
+  /**
+   * Reinstall installs another image on an allocated machine; networks, IPs and ASN stay.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Reinstall
+   */
+  reinstall: {
+    methodKind: "unary";
+    input: typeof MachineServiceReinstallRequestSchema;
+    output: typeof MachineServiceReinstallResponseSchema;
+  },
+  /**
+   * ConsolePassword returns the password of the installed machine's console user; the reason is logged.
+   *
+   * @generated from rpc metal.api.v1.MachineService.ConsolePassword
+   */
+  consolePassword: {
+    methodKind: "unary";
+    input: typeof MachineServiceConsolePasswordRequestSchema;
+    output: typeof MachineServiceConsolePasswordResponseSchema;
+  },
+  /**
+   * Events returns the provisioning history of a machine of the project.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Events
+   */
+  events: {
+    methodKind: "unary";
+    input: typeof MachineServiceEventsRequestSchema;
+    output: typeof MachineServiceEventsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_api_v1_machine, 0);

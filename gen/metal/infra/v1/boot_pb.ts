@@ -13,7 +13,63 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/boot.proto.
  */
 export const file_metal_infra_v1_boot: GenFile = /*@__PURE__*/
-  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSKQAQoIQm9vdEluZm8SEAoIaW1hZ2VfaWQYASABKAkSFAoMcHJpbWFyeV9kaXNrGAIgASgJEhQKDG9zX3BhcnRpdGlvbhgDIAEoCRIOCgZpbml0cmQYBCABKAkSDwoHY21kbGluZRgFIAEoCRIOCgZrZXJuZWwYBiABKAkSFQoNYm9vdGxvYWRlcl9pZBgHIAEoCSKXAQonQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEhgKEGNvbnNvbGVfcGFzc3dvcmQYAyABKAkSKwoJYm9vdF9pbmZvGAQgASgLMhgubWV0YWwuaW5mcmEudjEuQm9vdEluZm8iKgooQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXNwb25zZSI/ChZCb290U2VydmljZVdhaXRSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIk4KF0Jvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlEjMKCmFsbG9jYXRpb24YASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUFsbG9jYXRpb24iPwoWQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSIZChdCb290U2VydmljZURoY3BSZXNwb25zZSI4ChZCb290U2VydmljZUJvb3RSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRILCgNtYWMYAiABKAkiUgoXQm9vdFNlcnZpY2VCb290UmVzcG9uc2USDgoGa2VybmVsGAEgASgJEhYKDmluaXRfcmFtX2Rpc2tzGAIgAygJEg8KB2NtZGxpbmUYAyABKAkiSwoKTWFjaGluZUNwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkSDQoFY29yZXMYAyABKA0SDwoHdGhyZWFkcxgEIAEoDSIpCgtNYWNoaW5lRGlzaxIMCgRuYW1lGAEgASgJEgwKBHNpemUYAiABKAQiLgoMTGxkcE5laWdoYm9yEhAKCGhvc3RuYW1lGAEgASgJEgwKBHBvcnQYAiABKAkiWAoKTWFjaGluZU5pYxIMCgRuYW1lGAEgASgJEgsKA21hYxgCIAEoCRIvCgluZWlnaGJvcnMYAyADKAsyHC5tZXRhbC5pbmZyYS52MS5MbGRwTmVpZ2hib3IiKwoKTWFjaGluZUdwdRIOCgZ2ZW5kb3IYASABKAkSDQoFbW9kZWwYAiABKAkiywEKD01hY2hpbmVIYXJkd2FyZRIOCgZtZW1vcnkYASABKAQSKAoEY3B1cxgCIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVDcHUSKgoFZGlza3MYAyADKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lRGlzaxIoCgRuaWNzGAQgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZU5pYxIoCgRncHVzGAUgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUdwdSI8CgtNYWNoaW5lQmlvcxIOCgZ2ZW5kb3IYASABKAkSDwoHdmVyc2lvbhgCIAEoCRIMCgRkYXRlGAMgASgJIqEBChpCb290U2VydmljZVJlZ2lzdGVyUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIxCghoYXJkd2FyZRgDIAEoCzIfLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVIYXJkd2FyZRIpCgRiaW9zGAQgASgLMhsubWV0YWwuaW5mcmEudjEuTWFjaGluZUJpb3MiOQobQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEgwKBHNpemUYASABKAkSDAoEcmFjaxgCIAEoCTK0BAoLQm9vdFNlcnZpY2USXwoERGhjcBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZURoY3BSZXNwb25zZSIGyvMYAigBEl8KBEJvb3QSJi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXF1ZXN0GicubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VCb290UmVzcG9uc2UiBsrzGAIoARJrCghSZWdpc3RlchIqLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0GisubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlIgbK8xgCKAESYQoEV2FpdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVdhaXRSZXNwb25zZSIGyvMYAigBMAESkgEKFUluc3RhbGxhdGlvblN1Y2NlZWRlZBI3Lm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlSW5zdGFsbGF0aW9uU3VjY2VlZGVkUmVxdWVzdBo4Lm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlSW5zdGFsbGF0aW9uU3VjY2VlZGVkUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSJlCiBCb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIaChJwcmltYXJ5X2Rpc2tfd2lwZWQYAyABKAgiUAohQm9vdFNlcnZpY2VBYm9ydFJlaW5zdGFsbFJlc3BvbnNlEisKCWJvb3RfaW5mbxgBIAEoCzIYLm1ldGFsLmluZnJhLnYxLkJvb3RJbmZvIpABCghCb290SW5mbxIQCghpbWFnZV9pZBgBIAEoCRIUCgxwcmltYXJ5X2Rpc2sYAiABKAkSFAoMb3NfcGFydGl0aW9uGAMgASgJEg4KBmluaXRyZBgEIAEoCRIPCgdjbWRsaW5lGAUgASgJEg4KBmtlcm5lbBgGIAEoCRIVCg1ib290bG9hZGVyX2lkGAcgASgJIpcBCidCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSGAoQY29uc29sZV9wYXNzd29yZBgDIAEoCRIrCglib290X2luZm8YBCABKAsyGC5tZXRhbC5pbmZyYS52MS5Cb290SW5mbyIqCihCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlc3BvbnNlIj8KFkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkiTgoXQm9vdFNlcnZpY2VXYWl0UmVzcG9uc2USMwoKYWxsb2NhdGlvbhgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbiI/ChZCb290U2VydmljZURoY3BSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIhkKF0Jvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIjgKFkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgsKA21hYxgCIAEoCSJSChdCb290U2VydmljZUJvb3RSZXNwb25zZRIOCgZrZXJuZWwYASABKAkSFgoOaW5pdF9yYW1fZGlza3MYAiADKAkSDwoHY21kbGluZRgDIAEoCSJLCgpNYWNoaW5lQ3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCRINCgVjb3JlcxgDIAEoDRIPCgd0aHJlYWRzGAQgASgNIikKC01hY2hpbmVEaXNrEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCIuCgxMbGRwTmVpZ2hib3ISEAoIaG9zdG5hbWUYASABKAkSDAoEcG9ydBgCIAEoCSJYCgpNYWNoaW5lTmljEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEi8KCW5laWdoYm9ycxgDIAMoCzIcLm1ldGFsLmluZnJhLnYxLkxsZHBOZWlnaGJvciIrCgpNYWNoaW5lR3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCSLLAQoPTWFjaGluZUhhcmR3YXJlEg4KBm1lbW9yeRgBIAEoBBIoCgRjcHVzGAIgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUNwdRIqCgVkaXNrcxgDIAMoCzIbLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVEaXNrEigKBG5pY3MYBCADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lTmljEigKBGdwdXMYBSADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lR3B1IjwKC01hY2hpbmVCaW9zEg4KBnZlbmRvchgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBGRhdGUYAyABKAkioQEKGkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEjEKCGhhcmR3YXJlGAMgASgLMh8ubWV0YWwuaW5mcmEudjEuTWFjaGluZUhhcmR3YXJlEikKBGJpb3MYBCABKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lQmlvcyI5ChtCb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2USDAoEc2l6ZRgBIAEoCRIMCgRyYWNrGAIgASgJMrMFCgtCb290U2VydmljZRJfCgREaGNwEiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIgbK8xgCKAESXwoEQm9vdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXNwb25zZSIGyvMYAigBEmsKCFJlZ2lzdGVyEioubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlcXVlc3QaKy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2UiBsrzGAIoARJhCgRXYWl0EiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VXYWl0UmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlIgbK8xgCKAEwARKSAQoVSW5zdGFsbGF0aW9uU3VjY2VlZGVkEjcubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXF1ZXN0GjgubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXNwb25zZSIGyvMYAigBEn0KDkFib3J0UmVpbnN0YWxsEjAubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VBYm9ydFJlaW5zdGFsbFJlcXVlc3QaMS5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+
+/**
+ * BootServiceAbortReinstallRequest names the machine whose reinstall failed.
+ *
+ * @generated from message metal.infra.v1.BootServiceAbortReinstallRequest
+ */
+export type BootServiceAbortReinstallRequest = Message<"metal.infra.v1.BootServiceAbortReinstallRequest"> & {
+  /**
+   * Partition the machine is in.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * MachineId of the machine.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+
+  /**
+   * PrimaryDiskWiped tells that the old OS is gone: then nothing can be restored.
+   *
+   * @generated from field: bool primary_disk_wiped = 3;
+   */
+  primaryDiskWiped: boolean;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceAbortReinstallRequest.
+ * Use `create(BootServiceAbortReinstallRequestSchema)` to create a new message.
+ */
+export const BootServiceAbortReinstallRequestSchema: GenMessage<BootServiceAbortReinstallRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 0);
+
+/**
+ * BootServiceAbortReinstallResponse carries how the previous OS boots.
+ *
+ * @generated from message metal.infra.v1.BootServiceAbortReinstallResponse
+ */
+export type BootServiceAbortReinstallResponse = Message<"metal.infra.v1.BootServiceAbortReinstallResponse"> & {
+  /**
+   * BootInfo of the previous installation.
+   *
+   * @generated from field: metal.infra.v1.BootInfo boot_info = 1;
+   */
+  bootInfo?: BootInfo | undefined;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceAbortReinstallResponse.
+ * Use `create(BootServiceAbortReinstallResponseSchema)` to create a new message.
+ */
+export const BootServiceAbortReinstallResponseSchema: GenMessage<BootServiceAbortReinstallResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 1);
 
 /**
  * BootInfo tells how the installed OS boots.
@@ -76,7 +132,7 @@ export type BootInfo = Message<"metal.infra.v1.BootInfo"> & {
  * Use `create(BootInfoSchema)` to create a new message.
  */
 export const BootInfoSchema: GenMessage<BootInfo> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 0);
+  messageDesc(file_metal_infra_v1_boot, 2);
 
 /**
  * BootServiceInstallationSucceededRequest reports a finished installation.
@@ -118,7 +174,7 @@ export type BootServiceInstallationSucceededRequest = Message<"metal.infra.v1.Bo
  * Use `create(BootServiceInstallationSucceededRequestSchema)` to create a new message.
  */
 export const BootServiceInstallationSucceededRequestSchema: GenMessage<BootServiceInstallationSucceededRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 1);
+  messageDesc(file_metal_infra_v1_boot, 3);
 
 /**
  * BootServiceInstallationSucceededResponse is empty.
@@ -133,7 +189,7 @@ export type BootServiceInstallationSucceededResponse = Message<"metal.infra.v1.B
  * Use `create(BootServiceInstallationSucceededResponseSchema)` to create a new message.
  */
 export const BootServiceInstallationSucceededResponseSchema: GenMessage<BootServiceInstallationSucceededResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 2);
+  messageDesc(file_metal_infra_v1_boot, 4);
 
 /**
  * BootServiceWaitRequest names the waiting machine.
@@ -161,7 +217,7 @@ export type BootServiceWaitRequest = Message<"metal.infra.v1.BootServiceWaitRequ
  * Use `create(BootServiceWaitRequestSchema)` to create a new message.
  */
 export const BootServiceWaitRequestSchema: GenMessage<BootServiceWaitRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 3);
+  messageDesc(file_metal_infra_v1_boot, 5);
 
 /**
  * BootServiceWaitResponse is a keepalive or the allocation.
@@ -182,7 +238,7 @@ export type BootServiceWaitResponse = Message<"metal.infra.v1.BootServiceWaitRes
  * Use `create(BootServiceWaitResponseSchema)` to create a new message.
  */
 export const BootServiceWaitResponseSchema: GenMessage<BootServiceWaitResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 4);
+  messageDesc(file_metal_infra_v1_boot, 6);
 
 /**
  * BootServiceDhcpRequest names the machine that sent a DHCP request.
@@ -210,7 +266,7 @@ export type BootServiceDhcpRequest = Message<"metal.infra.v1.BootServiceDhcpRequ
  * Use `create(BootServiceDhcpRequestSchema)` to create a new message.
  */
 export const BootServiceDhcpRequestSchema: GenMessage<BootServiceDhcpRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 5);
+  messageDesc(file_metal_infra_v1_boot, 7);
 
 /**
  * BootServiceDhcpResponse is empty.
@@ -225,7 +281,7 @@ export type BootServiceDhcpResponse = Message<"metal.infra.v1.BootServiceDhcpRes
  * Use `create(BootServiceDhcpResponseSchema)` to create a new message.
  */
 export const BootServiceDhcpResponseSchema: GenMessage<BootServiceDhcpResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 6);
+  messageDesc(file_metal_infra_v1_boot, 8);
 
 /**
  * BootServiceBootRequest asks for the boot configuration.
@@ -253,7 +309,7 @@ export type BootServiceBootRequest = Message<"metal.infra.v1.BootServiceBootRequ
  * Use `create(BootServiceBootRequestSchema)` to create a new message.
  */
 export const BootServiceBootRequestSchema: GenMessage<BootServiceBootRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 7);
+  messageDesc(file_metal_infra_v1_boot, 9);
 
 /**
  * BootServiceBootResponse is what to boot.
@@ -288,7 +344,7 @@ export type BootServiceBootResponse = Message<"metal.infra.v1.BootServiceBootRes
  * Use `create(BootServiceBootResponseSchema)` to create a new message.
  */
 export const BootServiceBootResponseSchema: GenMessage<BootServiceBootResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 8);
+  messageDesc(file_metal_infra_v1_boot, 10);
 
 /**
  * MachineCpu is one CPU socket.
@@ -330,7 +386,7 @@ export type MachineCpu = Message<"metal.infra.v1.MachineCpu"> & {
  * Use `create(MachineCpuSchema)` to create a new message.
  */
 export const MachineCpuSchema: GenMessage<MachineCpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 9);
+  messageDesc(file_metal_infra_v1_boot, 11);
 
 /**
  * MachineDisk is one block device.
@@ -358,7 +414,7 @@ export type MachineDisk = Message<"metal.infra.v1.MachineDisk"> & {
  * Use `create(MachineDiskSchema)` to create a new message.
  */
 export const MachineDiskSchema: GenMessage<MachineDisk> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 10);
+  messageDesc(file_metal_infra_v1_boot, 12);
 
 /**
  * LldpNeighbor is what a NIC saw on its link.
@@ -386,7 +442,7 @@ export type LldpNeighbor = Message<"metal.infra.v1.LldpNeighbor"> & {
  * Use `create(LldpNeighborSchema)` to create a new message.
  */
 export const LldpNeighborSchema: GenMessage<LldpNeighbor> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 11);
+  messageDesc(file_metal_infra_v1_boot, 13);
 
 /**
  * MachineNic is one network interface.
@@ -421,7 +477,7 @@ export type MachineNic = Message<"metal.infra.v1.MachineNic"> & {
  * Use `create(MachineNicSchema)` to create a new message.
  */
 export const MachineNicSchema: GenMessage<MachineNic> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 12);
+  messageDesc(file_metal_infra_v1_boot, 14);
 
 /**
  * MachineGpu is one GPU.
@@ -449,7 +505,7 @@ export type MachineGpu = Message<"metal.infra.v1.MachineGpu"> & {
  * Use `create(MachineGpuSchema)` to create a new message.
  */
 export const MachineGpuSchema: GenMessage<MachineGpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 13);
+  messageDesc(file_metal_infra_v1_boot, 15);
 
 /**
  * MachineHardware is the inventory metal-hammer reports.
@@ -498,7 +554,7 @@ export type MachineHardware = Message<"metal.infra.v1.MachineHardware"> & {
  * Use `create(MachineHardwareSchema)` to create a new message.
  */
 export const MachineHardwareSchema: GenMessage<MachineHardware> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 14);
+  messageDesc(file_metal_infra_v1_boot, 16);
 
 /**
  * MachineBios describes the firmware.
@@ -533,7 +589,7 @@ export type MachineBios = Message<"metal.infra.v1.MachineBios"> & {
  * Use `create(MachineBiosSchema)` to create a new message.
  */
 export const MachineBiosSchema: GenMessage<MachineBios> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 15);
+  messageDesc(file_metal_infra_v1_boot, 17);
 
 /**
  * BootServiceRegisterRequest carries a machine's inventory.
@@ -575,7 +631,7 @@ export type BootServiceRegisterRequest = Message<"metal.infra.v1.BootServiceRegi
  * Use `create(BootServiceRegisterRequestSchema)` to create a new message.
  */
 export const BootServiceRegisterRequestSchema: GenMessage<BootServiceRegisterRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 16);
+  messageDesc(file_metal_infra_v1_boot, 18);
 
 /**
  * BootServiceRegisterResponse tells the machine what it was registered as.
@@ -603,7 +659,7 @@ export type BootServiceRegisterResponse = Message<"metal.infra.v1.BootServiceReg
  * Use `create(BootServiceRegisterResponseSchema)` to create a new message.
  */
 export const BootServiceRegisterResponseSchema: GenMessage<BootServiceRegisterResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 17);
+  messageDesc(file_metal_infra_v1_boot, 19);
 
 /**
  * BootService serves machines booting into and running the discovery image.
@@ -662,6 +718,17 @@ export const BootService: GenService<{
     methodKind: "unary";
     input: typeof BootServiceInstallationSucceededRequestSchema;
     output: typeof BootServiceInstallationSucceededResponseSchema;
+  },
+  /**
+   * AbortReinstall gives up a reinstall whose new image could not be installed: the
+   * previous image is restored and the machine boots its old OS from disk again.
+   *
+   * @generated from rpc metal.infra.v1.BootService.AbortReinstall
+   */
+  abortReinstall: {
+    methodKind: "unary";
+    input: typeof BootServiceAbortReinstallRequestSchema;
+    output: typeof BootServiceAbortReinstallResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_boot, 0);
