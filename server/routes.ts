@@ -9,6 +9,7 @@ import { PartitionService as AdminPartitionService } from "../gen/metal/admin/v1
 import { SizeImageConstraintService as AdminSizeImageConstraintService } from "../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { SizeReservationService as AdminSizeReservationService } from "../gen/metal/admin/v1/size_reservation_pb.js";
 import { SizeService as AdminSizeService } from "../gen/metal/admin/v1/size_pb.js";
+import { SwitchService as AdminSwitchService } from "../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
 import { FilesystemLayoutService } from "../gen/metal/api/v1/filesystem_layout_pb.js";
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
@@ -40,6 +41,7 @@ import { createAdminPartitionService } from "./services/admin/partition-service.
 import { createAdminSizeImageConstraintService } from "./services/admin/size-image-constraint-service.js";
 import { createAdminSizeReservationService } from "./services/admin/size-reservation-service.js";
 import { createAdminSizeService } from "./services/admin/size-service.js";
+import { createAdminSwitchService } from "./services/admin/switch-service.js";
 import { createAdminTokenService } from "./services/admin/token-service.js";
 import { createFilesystemLayoutService } from "./services/api/filesystem-layout-service.js";
 import { createHealthService } from "./services/api/health-service.js";
@@ -103,6 +105,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
   add(AdminMachineService, createAdminMachineService({ db }));
+  add(AdminSwitchService, createAdminSwitchService({ db }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));

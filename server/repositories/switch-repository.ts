@@ -1,7 +1,16 @@
-import { eq, getTableColumns, sql } from "drizzle-orm";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { and, asc, eq, getTableColumns, inArray, ne, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { machineConnections, machines, switches, type NewSwitchRow, type StoredHardware, type SwitchRow } from "../db/schema/index.js";
+import type { PortConnection } from "../domain/switch-ports.js";
 import type { Connection } from "../domain/switch-wiring.js";
+import { notFound } from "../errors.js";
+import { toPage, type PageRequest } from "./paging.js";
+import { getById, listPage, updateVersioned } from "./versioned.js";
+
+const KIND = "switch";
+
+export type ConnectionRow = typeof machineConnections.$inferSelect;
 
 export const switchRepository = {
   /** Creates or updates a switch; `created` tells which. */
@@ -34,6 +43,129 @@ export const switchRepository = {
 
   async connectionsOf(db: Db<any>, machineId: string) {
     return db.select().from(machineConnections).where(eq(machineConnections.machineId, machineId)).orderBy(machineConnections.switchId);
+  },
+};
+
+/** What the operator's switch service and replacement registration need beyond registration. */
+export const switchAdminRepository = {
+  get: (db: Db<any>, id: string): Promise<SwitchRow> => getById(db, switches, KIND, id),
+
+  async find(db: Db<any>, id: string): Promise<SwitchRow | undefined> {
+    return (await db.select().from(switches).where(eq(switches.id, id)))[0];
+  },
+
+  async list(db: Db<any>, filter: { partition?: string; rack?: string }, page: PageRequest) {
+    const conditions: SQL[] = [];
+    if (filter.partition !== undefined) conditions.push(eq(switches.partitionId, filter.partition));
+    if (filter.rack !== undefined) conditions.push(eq(switches.rackId, filter.rack));
+    return toPage(await listPage(db, switches, page, conditions.length > 0 ? and(...conditions) : undefined), page.limit, (r) => r.id);
+  },
+
+  /** The other switches of a rack. */
+  async rackMates(db: Db<any>, sw: { id: string; partitionId: string; rackId: string }): Promise<SwitchRow[]> {
+    return db
+      .select()
+      .from(switches)
+      .where(and(eq(switches.partitionId, sw.partitionId), eq(switches.rackId, sw.rackId), ne(switches.id, sw.id)))
+      .orderBy(asc(switches.id));
+  },
+
+  /**
+   * Locks switches in id order (so two transactions never wait on each other
+   * crosswise). FOR UPDATE, not FOR NO KEY UPDATE: it also holds back new
+   * connections to them, whose foreign key check needs a share lock.
+   */
+  async lock(tx: Db<any>, ids: readonly string[]): Promise<Map<string, SwitchRow>> {
+    const unique = [...new Set(ids)].sort();
+    const rows = unique.length === 0 ? [] : await tx.select().from(switches).where(inArray(switches.id, unique)).orderBy(asc(switches.id)).for("update");
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    for (const id of unique) if (!byId.has(id)) throw notFound(KIND, id);
+    return byId;
+  },
+
+  /**
+   * Locks the machines in id order, as every machine transaction does first:
+   * their port VRFs and cabling change only under that lock.
+   */
+  async lockMachines(tx: Db<any>, ids: readonly string[]): Promise<{ id: string; hardware: StoredHardware | null }[]> {
+    const unique = [...new Set(ids)].sort();
+    if (unique.length === 0) return [];
+    return tx.select({ id: machines.id, hardware: machines.hardware }).from(machines).where(inArray(machines.id, unique)).orderBy(asc(machines.id)).for("update");
+  },
+
+  /**
+   * Locks what re-cabling switches touches: first the machines cabled to them,
+   * then the switches, in the order machine transactions take them (a machine,
+   * then the switches its new connections point at). A machine cabled to them
+   * in between was not locked in that order, so the caller is told to retry.
+   */
+  async lockCabling(tx: Db<any>, switchIds: readonly string[]) {
+    const seen = await switchAdminRepository.connectionsOfSwitches(tx, switchIds);
+    const machineRows = await switchAdminRepository.lockMachines(tx, seen.map((c) => c.machineId));
+    const switchRows = await switchAdminRepository.lock(tx, switchIds);
+    const connections = await switchAdminRepository.connectionsOfSwitches(tx, switchIds);
+    const locked = new Set(machineRows.map((m) => m.id));
+    if (connections.some((c) => !locked.has(c.machineId))) {
+      throw new ConnectError(`the cabling of switch ${switchIds.map((id) => `"${id}"`).join(" or ")} changed meanwhile; retry`, Code.Aborted);
+    }
+    return { switches: switchRows, connections, machines: new Map(machineRows.map((m) => [m.id, m])) };
+  },
+
+  async connectionsOfSwitches(db: Db<any>, ids: readonly string[]): Promise<ConnectionRow[]> {
+    if (ids.length === 0) return [];
+    return db
+      .select()
+      .from(machineConnections)
+      .where(inArray(machineConnections.switchId, [...ids]))
+      .orderBy(asc(machineConnections.switchId), asc(machineConnections.switchPort));
+  },
+
+  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSwitchRow>): Promise<SwitchRow> =>
+    updateVersioned(db, switches, KIND, id, version, patch),
+
+  /** Writes a switch the caller holds locked; the version still grows so readers see the change. */
+  async save(tx: Db<any>, id: string, patch: Partial<NewSwitchRow>): Promise<SwitchRow> {
+    const [row] = await tx
+      .update(switches)
+      .set({ ...patch, version: sql`${switches.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(switches.id, id))
+      .returning();
+    if (!row) throw notFound(KIND, id);
+    return row;
+  },
+
+  /** Deletes the switch; its connections go with it (foreign key cascade). */
+  async delete(tx: Db<any>, id: string): Promise<void> {
+    await tx.delete(switches).where(eq(switches.id, id));
+  },
+
+  /**
+   * Moves connections in place (same rows, new switch and port), so that a
+   * VRF change waiting on one of these rows lands on the moved row.
+   */
+  async moveConnections(tx: Db<any>, from: string, to: string, moves: readonly { fromPort: string; toPort: string }[]): Promise<void> {
+    for (const m of moves) {
+      await tx
+        .update(machineConnections)
+        .set({ switchId: to, switchPort: m.toPort })
+        .where(and(eq(machineConnections.switchId, from), eq(machineConnections.switchPort, m.fromPort)));
+    }
+  },
+
+  /** Replaces every connection of one switch. */
+  async setConnectionsOfSwitch(tx: Db<any>, switchId: string, connections: readonly PortConnection[]): Promise<void> {
+    await tx.delete(machineConnections).where(eq(machineConnections.switchId, switchId));
+    if (connections.length === 0) return;
+    await tx
+      .insert(machineConnections)
+      .values(connections.map((c) => ({ switchId, switchPort: c.port, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf })));
+  },
+
+  async setMachineHardware(tx: Db<any>, machineId: string, hardware: StoredHardware): Promise<void> {
+    await tx
+      .update(machines)
+      .set({ hardware, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(eq(machines.id, machineId));
   },
 };
 

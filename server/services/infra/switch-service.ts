@@ -1,9 +1,16 @@
-import type { ServiceImpl } from "@connectrpc/connect";
-import { SwitchService } from "../../../gen/metal/infra/v1/switch_pb.js";
+import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import { SwitchService, type SwitchServiceRegisterRequest } from "../../../gen/metal/infra/v1/switch_pb.js";
 import { inTransaction, type Db } from "../../db/database.js";
+import type { StoredSwitchNic, SwitchRow } from "../../db/schema/index.js";
+import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
+import { failedPrecondition } from "../../errors.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { switchRepository as switches } from "../../repositories/switch-repository.js";
+import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
 import { validator } from "../../validate/validator.js";
+
+const toPortConnection = (c: ConnectionRow) => ({ port: c.switchPort, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf });
+
+const changedMeanwhile = (id: string) => new ConnectError(`switch "${id}" changed while registering; retry`, Code.Aborted);
 
 /** metal-core registers its switch at start and again whenever it reconnects. */
 export function createSwitchService({ db }: { db: Db<any> }): ServiceImpl<typeof SwitchService> {
@@ -16,20 +23,81 @@ export function createSwitchService({ db }: { db: Db<any> }): ServiceImpl<typeof
       v.list("nics", req.nics.map((n) => n.name), 256, (p, name) => v.requiredText(p.replace("]", "].name"), name, 64));
       v.list("nics", req.nics.map((n) => n.identifier || n.name), 256);
       v.check();
+      // A port without an identifier is known by its name (the original falls back to the MAC).
+      const nics: StoredSwitchNic[] = req.nics.map((n) => ({ name: n.name, identifier: n.identifier || n.name }));
       const { created } = await inTransaction(db, async (tx) => {
         await partitions.get(tx, req.partition);
-        return switches.upsert(tx, {
-          id: req.id,
-          partitionId: req.partition,
-          rackId: req.rack,
-          osVendor: req.osVendor,
-          osVersion: req.osVersion,
-          managementIp: req.managementIp,
-          // A port without an identifier is known by its name (the original falls back to the MAC).
-          nics: req.nics.map((n) => ({ name: n.name, identifier: n.identifier || n.name })),
-        });
+        const existing = await admin.find(tx, req.id);
+        if (!existing) {
+          // A racing first registration of the same id turns this into an update, which it would be a moment later anyway.
+          return switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
+        }
+        if (existing.partitionId !== req.partition) {
+          throw failedPrecondition(`switch "${req.id}" is registered in partition "${existing.partitionId}", not "${req.partition}"`);
+        }
+        if (existing.mode === "replace") await registerReplacement(tx, existing, req, nics);
+        else await reregister(tx, req, nics);
+        return { created: false };
       });
       return { created };
     },
   };
+}
+
+/**
+ * The same switch again (metal-core restarted or reconnected): metadata and
+ * ports are refreshed, cabling and port states stay. Ports with machines on
+ * them must still be there, else the machines would silently lose their link.
+ */
+async function reregister(tx: Db<any>, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<void> {
+  const sw = (await admin.lock(tx, [req.id])).get(req.id)!;
+  if (sw.mode === "replace") throw changedMeanwhile(req.id);
+  const connections = await admin.connectionsOfSwitches(tx, [sw.id]);
+  const names = new Set(nics.map((n) => n.name));
+  const lost = connections.filter((c) => !names.has(c.switchPort)).map((c) => c.switchPort).sort(comparePorts);
+  if (lost.length > 0) throw failedPrecondition(`switch "${sw.id}" has machines connected on ${lost.join(", ")}; those ports cannot be removed or renamed`);
+  if (connections.length > 0 && sw.rackId !== req.rack) {
+    throw failedPrecondition(`switch "${sw.id}" has machines connected in rack "${sw.rackId}"; it cannot move to rack "${req.rack}"`);
+  }
+  const previous = new Map(sw.nics.map((n) => [n.name, n]));
+  const merged = nics.map((n) => {
+    const p = previous.get(n.name);
+    return p ? { ...n, ...(p.desired ? { desired: p.desired } : {}), ...(p.actual ? { actual: p.actual } : {}) } : n;
+  });
+  await admin.save(tx, sw.id, { rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics: merged });
+}
+
+/**
+ * New hardware under the name of a switch in replace mode. Its twin (the one
+ * other switch of the rack in service) is cabled to every machine of the rack
+ * on the mirrored port, so the new switch takes the twin's connections and
+ * port VRFs, translated to its own port names (it may run the other OS). It
+ * must have every such port, else nothing changes. Then it is in service.
+ */
+async function registerReplacement(tx: Db<any>, stale: SwitchRow, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<void> {
+  const refuse = (why: string) => failedPrecondition(`switch "${stale.id}" is in replace mode, but ${why}`);
+  if (req.rack !== stale.rackId) throw refuse(`the new hardware registers in rack "${req.rack}" instead of "${stale.rackId}"`);
+  const twins = (await admin.rackMates(tx, stale)).filter((m) => m.mode !== "replace");
+  if (twins.length !== 1) throw refuse(`rack "${stale.rackId}" has ${twins.length} other switches in operational mode; exactly one is needed to copy the cabling from`);
+  const locked = await admin.lockCabling(tx, [stale.id, twins[0]!.id]);
+  const self = locked.switches.get(stale.id)!;
+  const twin = locked.switches.get(twins[0]!.id)!;
+  if (self.mode !== "replace" || twin.mode === "replace" || twin.rackId !== self.rackId || twin.partitionId !== self.partitionId) throw changedMeanwhile(self.id);
+  const ports = nics.map((n) => n.name);
+  const fromPrevious = portMapper(self.osVendor, req.osVendor, ports);
+  const adopted = adoptFromTwin({
+    twinConnections: locked.connections.filter((c) => c.switchId === twin.id).map(toPortConnection),
+    fromTwin: portMapper(twin.osVendor, req.osVendor, ports),
+    previousConnections: locked.connections.filter((c) => c.switchId === self.id).map(toPortConnection),
+    fromPrevious: (p) => fromPrevious(resolvePort(self.nics, p)),
+    lldpNic: (machineId) => locked.machines.get(machineId)?.hardware?.nics.find((n) => n.neighbors.some((x) => x.hostname === self.id))?.name,
+  });
+  if (!adopted.ok) throw refuse(`the new hardware does not mirror its twin "${twin.id}": ${adopted.reason}`);
+  await admin.setConnectionsOfSwitch(tx, self.id, adopted.connections);
+  for (const m of locked.machines.values()) {
+    const hardware = m.hardware && rewriteNeighbours(m.hardware, self.id, self.id, (p) => fromPrevious(resolvePort(self.nics, p)));
+    if (hardware) await admin.setMachineHardware(tx, m.id, hardware);
+  }
+  // New hardware: port states of the old one mean nothing for it.
+  await admin.save(tx, self.id, { osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics, mode: "operational" });
 }
