@@ -16,6 +16,7 @@ import { createObserveInterceptor } from "./interceptors/observe.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
+import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import { createMetrics } from "./metrics.js";
@@ -43,6 +44,7 @@ export interface App {
 }
 
 const LIVELINESS_INTERVAL_MS = 60_000;
+const COMMAND_EXPIRY_INTERVAL_MS = 30_000;
 
 /** 4 MiB: generous for any request of this API, small enough that garbage cannot eat memory. */
 const READ_MAX_BYTES = 4 * 1024 * 1024;
@@ -144,6 +146,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     runResurrectionJob(db).catch((err: unknown) => log.error({ err }, "resurrection job failed"));
   }, LIVELINESS_INTERVAL_MS);
   resurrection.unref();
+  const commandExpiry = setInterval(() => {
+    runCommandExpiryJob(db).catch((err: unknown) => log.error({ err }, "command expiry job failed"));
+  }, COMMAND_EXPIRY_INTERVAL_MS);
+  commandExpiry.unref();
 
   return {
     handler,
@@ -153,6 +159,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     async close() {
       clearInterval(liveliness);
       clearInterval(resurrection);
+      clearInterval(commandExpiry);
       shutdown.abort();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },

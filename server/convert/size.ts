@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import type { SizeServiceCreateRequest, SizeServiceUpdateRequest } from "../../gen/metal/admin/v1/size_pb.js";
-import { SizeSchema, type Size, type SizeConstraint } from "../../gen/metal/api/v1/size_pb.js";
+import { SizeConstraintSchema, SizeSchema, type Size, type SizeConstraint } from "../../gen/metal/api/v1/size_pb.js";
 import { SizeReservationSchema, type SizeReservation } from "../../gen/metal/api/v1/size_reservation_pb.js";
 import type { NewSizeReservationRow, NewSizeRow, SizeReservationRow, SizeRow } from "../db/schema/index.js";
 import type { Constraint } from "../domain/size.js";
@@ -12,12 +12,16 @@ export function fromProtoConstraints(cs: readonly SizeConstraint[]): Constraint[
   return cs.map((c) => ({ type: c.type as number, min: Number(c.min), max: Number(c.max), identifier: c.identifier }));
 }
 
+export function toProtoConstraints(cs: readonly Constraint[]): SizeConstraint[] {
+  return cs.map((c) => create(SizeConstraintSchema, { type: c.type as number, min: BigInt(c.min), max: BigInt(c.max), identifier: c.identifier }));
+}
+
 export function toProtoSize(row: SizeRow): Size {
   return create(SizeSchema, {
     id: row.id,
     name: row.name,
     description: row.description,
-    constraints: row.constraints.map((c) => ({ type: c.type as number, min: BigInt(c.min), max: BigInt(c.max), identifier: c.identifier })),
+    constraints: toProtoConstraints(row.constraints),
     labels: row.labels,
     meta: toProtoMeta(row),
   });

@@ -37,3 +37,12 @@ export function validatePartitionUpdate(req: PartitionServiceUpdateRequest): voi
   bootConfig(v, req.bootConfig);
   v.check();
 }
+
+/** The admin and tenant capacity requests have the same fields. */
+export function validatePartitionCapacity(req: { partition?: string; size?: string; project?: string }): void {
+  const v = validator();
+  if (req.partition !== undefined) v.id("partition", req.partition);
+  if (req.size !== undefined) v.id("size", req.size);
+  if (req.project !== undefined) v.id("project", req.project, { max: 128 });
+  v.check();
+}

@@ -1,5 +1,5 @@
 import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
-import type { SizeServiceCreateRequest, SizeServiceUpdateRequest } from "../../gen/metal/admin/v1/size_pb.js";
+import type { SizeServiceCreateRequest, SizeServiceSuggestRequest, SizeServiceUpdateRequest } from "../../gen/metal/admin/v1/size_pb.js";
 import type { SizeConstraint } from "../../gen/metal/api/v1/size_pb.js";
 import { fromProtoConstraints } from "../convert/size.js";
 import { constraintProblems, UNKNOWN_SIZE } from "../domain/size.js";
@@ -59,4 +59,8 @@ export function validateSizeReservationUpdate(req: SizeReservationServiceUpdateR
   if (req.partitionIds) partitionIds(v, req.partitionIds.values);
   if (req.amount !== undefined && req.amount < 1) v.add("amount", "must be at least 1");
   v.check();
+}
+
+export function validateSizeSuggest(req: SizeServiceSuggestRequest): void {
+  validator().uuid("machine_id", req.machineId).check();
 }

@@ -1,11 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PartitionService } from "../../../gen/metal/admin/v1/partition_pb.js";
+import { capacityInput, toAdminProtoCapacity } from "../../convert/capacity.js";
 import { versionOf } from "../../convert/meta.js";
 import { partitionPatchFromUpdate, partitionRowFromCreate, toProtoPartition } from "../../convert/partition.js";
 import type { Db } from "../../db/database.js";
+import { computeCapacity } from "../../domain/capacity.js";
+import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
+import { validatePartitionCapacity, validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
 
 export interface AdminPartitionServiceDeps {
   db: Db<any>;
@@ -29,6 +32,11 @@ export function createAdminPartitionService({ db }: AdminPartitionServiceDeps): 
     async list(req) {
       const page = await partitions.list(db, pageRequest(req.paging));
       return { partitions: page.items.map(toProtoPartition), nextPageToken: page.nextPageToken };
+    },
+    async capacity(req) {
+      validatePartitionCapacity(req);
+      const snapshot = await capacityRepository.read(db, { partition: req.partition, size: req.size });
+      return { partitions: computeCapacity(capacityInput(snapshot, req.project, new Date())).map(toAdminProtoCapacity) };
     },
   };
 }

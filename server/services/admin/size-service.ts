@@ -1,15 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeService } from "../../../gen/metal/admin/v1/size_pb.js";
 import { versionOf } from "../../convert/meta.js";
-import { sizePatchFromUpdate, sizeRowFromCreate, toProtoSize } from "../../convert/size.js";
+import { sizePatchFromUpdate, sizeRowFromCreate, toProtoConstraints, toProtoSize } from "../../convert/size.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import type { SizeRow } from "../../db/schema/index.js";
 import { overlaps, type Constraint } from "../../domain/size.js";
-import { invalidArgument } from "../../errors.js";
+import { suggestConstraints } from "../../domain/size-suggest.js";
+import { failedPrecondition, invalidArgument } from "../../errors.js";
 import { lockForTransaction, LockKey } from "../../repositories/locks.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
-import { validateSizeCreate, validateSizeUpdate } from "../../validate/size.js";
+import { validateSizeCreate, validateSizeSuggest, validateSizeUpdate } from "../../validate/size.js";
 
 /**
  * Refuses constraints that overlap another size. Runs under an advisory lock
@@ -47,6 +49,12 @@ export function createAdminSizeService({ db }: { db: Db<any> }): ServiceImpl<typ
     async list(req) {
       const page = await sizes.list(db, pageRequest(req.paging));
       return { sizes: page.items.map(toProtoSize), nextPageToken: page.nextPageToken };
+    },
+    async suggest(req) {
+      validateSizeSuggest(req);
+      const { machine } = await machines.get(db, req.machineId.toLowerCase());
+      if (!machine.hardware) throw failedPrecondition(`machine "${machine.id}" has not registered its hardware yet; nothing to suggest a size from`);
+      return { constraints: toProtoConstraints(suggestConstraints(machine.hardware)) };
     },
   };
 }

@@ -1,9 +1,13 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { PartitionService } from "../../../gen/metal/api/v1/partition_pb.js";
+import { capacityInput, toProtoCapacity } from "../../convert/capacity.js";
 import { toProtoPartition } from "../../convert/partition.js";
 import type { Db } from "../../db/database.js";
+import { computeCapacity } from "../../domain/capacity.js";
+import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { validatePartitionCapacity } from "../../validate/partition.js";
 
 export interface PartitionServiceDeps {
   db: Db<any>;
@@ -18,6 +22,11 @@ export function createPartitionService({ db }: PartitionServiceDeps): ServiceImp
     async list(req) {
       const page = await partitions.list(db, pageRequest(req.paging));
       return { partitions: page.items.map(toProtoPartition), nextPageToken: page.nextPageToken };
+    },
+    async capacity(req) {
+      validatePartitionCapacity(req);
+      const snapshot = await capacityRepository.read(db, { partition: req.partition, size: req.size });
+      return { partitions: computeCapacity(capacityInput(snapshot, req.project, new Date())).map(toProtoCapacity) };
     },
   };
 }

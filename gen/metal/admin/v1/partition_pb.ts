@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/partition.proto.
  */
 export const file_metal_admin_v1_partition: GenFile = /*@__PURE__*/
-  fileDesc("Ch5tZXRhbC9hZG1pbi92MS9wYXJ0aXRpb24ucHJvdG8SDm1ldGFsLmFkbWluLnYxIsgCCh1QYXJ0aXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjYKC2Jvb3RfY29uZmlnGAQgASgLMiEubWV0YWwuYXBpLnYxLlBhcnRpdGlvbkJvb3RDb25maWcSHAoUbWdtdF9zZXJ2aWNlX2FkZHJlc3MYBSABKAkSEwoLZG5zX3NlcnZlcnMYBiADKAkSEwoLbnRwX3NlcnZlcnMYByADKAkSSQoGbGFiZWxzGAggAygLMjkubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUNyZWF0ZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMCh5QYXJ0aXRpb25TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiL6AgodUGFydGl0aW9uU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIRCgRuYW1lGAMgASgJSACIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAYgBARI2Cgtib290X2NvbmZpZxgFIAEoCzIhLm1ldGFsLmFwaS52MS5QYXJ0aXRpb25Cb290Q29uZmlnEiEKFG1nbXRfc2VydmljZV9hZGRyZXNzGAYgASgJSAKIAQESLQoLZG5zX3NlcnZlcnMYByABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBItCgtudHBfc2VydmVycxgIIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EiQKBmxhYmVscxgJIAEoCzIULm1ldGFsLmFwaS52MS5MYWJlbHNCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQhcKFV9tZ210X3NlcnZpY2VfYWRkcmVzcyJMCh5QYXJ0aXRpb25TZXJ2aWNlVXBkYXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiIrCh1QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJMCh5QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiJDChtQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJkChxQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlEisKCnBhcnRpdGlvbnMYASADKAsyFy5tZXRhbC5hcGkudjEuUGFydGl0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLQAwoQUGFydGl0aW9uU2VydmljZRJvCgZDcmVhdGUSLS5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdBouLm1ldGFsLmFkbWluLnYxLlBhcnRpdGlvblNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhACEm8KBlVwZGF0ZRItLm1ldGFsLmFkbWluLnYxLlBhcnRpdGlvblNlcnZpY2VVcGRhdGVSZXF1ZXN0Gi4ubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCEAISbwoGRGVsZXRlEi0ubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZURlbGV0ZVJlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIQAhJpCgRMaXN0EisubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUxpc3RSZXF1ZXN0GiwubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_partition]);
+  fileDesc("Ch5tZXRhbC9hZG1pbi92MS9wYXJ0aXRpb24ucHJvdG8SDm1ldGFsLmFkbWluLnYxIsgCCh1QYXJ0aXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjYKC2Jvb3RfY29uZmlnGAQgASgLMiEubWV0YWwuYXBpLnYxLlBhcnRpdGlvbkJvb3RDb25maWcSHAoUbWdtdF9zZXJ2aWNlX2FkZHJlc3MYBSABKAkSEwoLZG5zX3NlcnZlcnMYBiADKAkSEwoLbnRwX3NlcnZlcnMYByADKAkSSQoGbGFiZWxzGAggAygLMjkubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUNyZWF0ZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJMCh5QYXJ0aXRpb25TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiL6AgodUGFydGl0aW9uU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIRCgRuYW1lGAMgASgJSACIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAYgBARI2Cgtib290X2NvbmZpZxgFIAEoCzIhLm1ldGFsLmFwaS52MS5QYXJ0aXRpb25Cb290Q29uZmlnEiEKFG1nbXRfc2VydmljZV9hZGRyZXNzGAYgASgJSAKIAQESLQoLZG5zX3NlcnZlcnMYByABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBItCgtudHBfc2VydmVycxgIIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EiQKBmxhYmVscxgJIAEoCzIULm1ldGFsLmFwaS52MS5MYWJlbHNCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQhcKFV9tZ210X3NlcnZpY2VfYWRkcmVzcyJMCh5QYXJ0aXRpb25TZXJ2aWNlVXBkYXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiIrCh1QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJMCh5QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiJDChtQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJkChxQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlEisKCnBhcnRpdGlvbnMYASADKAsyFy5tZXRhbC5hcGkudjEuUGFydGl0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQofUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIRCgRzaXplGAIgASgJSAGIAQESFAoHcHJvamVjdBgDIAEoCUgCiAEBQgwKCl9wYXJ0aXRpb25CBwoFX3NpemVCCgoIX3Byb2plY3QiWQogUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVzcG9uc2USNQoKcGFydGl0aW9ucxgBIAMoCzIhLm1ldGFsLmFkbWluLnYxLlBhcnRpdGlvbkNhcGFjaXR5IlMKEVBhcnRpdGlvbkNhcGFjaXR5EhEKCXBhcnRpdGlvbhgBIAEoCRIrCgVzaXplcxgCIAMoCzIcLm1ldGFsLmFkbWluLnYxLlNpemVDYXBhY2l0eSK9AgoMU2l6ZUNhcGFjaXR5EgwKBHNpemUYASABKAkSDQoFdG90YWwYAiABKA0SEQoJYWxsb2NhdGVkGAMgASgNEhMKC2FsbG9jYXRhYmxlGAQgASgNEgwKBGZyZWUYBSABKA0SEwoLdW5hdmFpbGFibGUYBiABKA0SDgoGZmF1bHR5GAcgASgNEhcKD2ZhdWx0eV9tYWNoaW5lcxgIIAMoCRITCgtwaG9uZWRfaG9tZRgJIAEoDRIPCgd3YWl0aW5nGAogASgNEg0KBW90aGVyGAsgASgNEhYKDm90aGVyX21hY2hpbmVzGAwgAygJEhQKDHJlc2VydmF0aW9ucxgNIAEoDRIZChF1c2VkX3Jlc2VydmF0aW9ucxgOIAEoDRIeChZyZW1haW5pbmdfcmVzZXJ2YXRpb25zGA8gASgNMscEChBQYXJ0aXRpb25TZXJ2aWNlEm8KBkNyZWF0ZRItLm1ldGFsLmFkbWluLnYxLlBhcnRpdGlvblNlcnZpY2VDcmVhdGVSZXF1ZXN0Gi4ubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCEAISbwoGVXBkYXRlEi0ubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZVVwZGF0ZVJlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIQAhJvCgZEZWxldGUSLS5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlRGVsZXRlUmVxdWVzdBouLm1ldGFsLmFkbWluLnYxLlBhcnRpdGlvblNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhACEmkKBExpc3QSKy5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAESdQoIQ2FwYWNpdHkSLy5tZXRhbC5hZG1pbi52MS5QYXJ0aXRpb25TZXJ2aWNlQ2FwYWNpdHlSZXF1ZXN0GjAubWV0YWwuYWRtaW4udjEuUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_partition]);
 
 /**
  * PartitionServiceCreateRequest describes a new partition.
@@ -297,6 +297,210 @@ export const PartitionServiceListResponseSchema: GenMessage<PartitionServiceList
   messageDesc(file_metal_admin_v1_partition, 7);
 
 /**
+ * PartitionServiceCapacityRequest narrows the capacity report; every field is optional.
+ *
+ * @generated from message metal.admin.v1.PartitionServiceCapacityRequest
+ */
+export type PartitionServiceCapacityRequest = Message<"metal.admin.v1.PartitionServiceCapacityRequest"> & {
+  /**
+   * Partition limits the report to one partition.
+   *
+   * @generated from field: optional string partition = 1;
+   */
+  partition?: string | undefined;
+
+  /**
+   * Size limits the report to one size ("unknown" for machines that match no size).
+   *
+   * @generated from field: optional string size = 2;
+   */
+  size?: string | undefined;
+
+  /**
+   * Project asks for the free count as this project sees it: its own size reservations do not reduce it.
+   *
+   * @generated from field: optional string project = 3;
+   */
+  project?: string | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.PartitionServiceCapacityRequest.
+ * Use `create(PartitionServiceCapacityRequestSchema)` to create a new message.
+ */
+export const PartitionServiceCapacityRequestSchema: GenMessage<PartitionServiceCapacityRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_partition, 8);
+
+/**
+ * PartitionServiceCapacityResponse carries the capacity of each partition.
+ *
+ * @generated from message metal.admin.v1.PartitionServiceCapacityResponse
+ */
+export type PartitionServiceCapacityResponse = Message<"metal.admin.v1.PartitionServiceCapacityResponse"> & {
+  /**
+   * Partitions ordered by id.
+   *
+   * @generated from field: repeated metal.admin.v1.PartitionCapacity partitions = 1;
+   */
+  partitions: PartitionCapacity[];
+};
+
+/**
+ * Describes the message metal.admin.v1.PartitionServiceCapacityResponse.
+ * Use `create(PartitionServiceCapacityResponseSchema)` to create a new message.
+ */
+export const PartitionServiceCapacityResponseSchema: GenMessage<PartitionServiceCapacityResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_partition, 9);
+
+/**
+ * PartitionCapacity is the machine capacity of one partition, with the machines that need attention.
+ *
+ * @generated from message metal.admin.v1.PartitionCapacity
+ */
+export type PartitionCapacity = Message<"metal.admin.v1.PartitionCapacity"> & {
+  /**
+   * Partition is the partition's id.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * Sizes are the sizes that have machines or reservations in the partition, ordered by id.
+   *
+   * @generated from field: repeated metal.admin.v1.SizeCapacity sizes = 2;
+   */
+  sizes: SizeCapacity[];
+};
+
+/**
+ * Describes the message metal.admin.v1.PartitionCapacity.
+ * Use `create(PartitionCapacitySchema)` to create a new message.
+ */
+export const PartitionCapacitySchema: GenMessage<PartitionCapacity> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_partition, 10);
+
+/**
+ * SizeCapacity counts the machines of one size in one partition, as
+ * metal.api.v1.SizeCapacity does, and names the faulty and other machines.
+ *
+ * @generated from message metal.admin.v1.SizeCapacity
+ */
+export type SizeCapacity = Message<"metal.admin.v1.SizeCapacity"> & {
+  /**
+   * Size is the size's id ("unknown" for machines that match no size or are not registered yet).
+   *
+   * @generated from field: string size = 1;
+   */
+  size: string;
+
+  /**
+   * Total is the number of machines.
+   *
+   * @generated from field: uint32 total = 2;
+   */
+  total: number;
+
+  /**
+   * Allocated machines belong to a tenant's allocation.
+   *
+   * @generated from field: uint32 allocated = 3;
+   */
+  allocated: number;
+
+  /**
+   * Allocatable machines could be allocated right now: available, free, waiting on an open Wait stream and alive.
+   *
+   * @generated from field: uint32 allocatable = 4;
+   */
+  allocatable: number;
+
+  /**
+   * Free is allocatable minus what other projects' size reservations still hold back, never below zero.
+   *
+   * @generated from field: uint32 free = 5;
+   */
+  free: number;
+
+  /**
+   * Unavailable machines are neither allocated nor allocatable (tainted, locked, not waiting or not alive).
+   *
+   * @generated from field: uint32 unavailable = 6;
+   */
+  unavailable: number;
+
+  /**
+   * Faulty machines have at least one machine issue other than a recent error event.
+   *
+   * @generated from field: uint32 faulty = 7;
+   */
+  faulty: number;
+
+  /**
+   * FaultyMachines are the ids of the faulty machines, sorted.
+   *
+   * @generated from field: repeated string faulty_machines = 8;
+   */
+  faultyMachines: string[];
+
+  /**
+   * PhonedHome machines last reported that their installed OS runs.
+   *
+   * @generated from field: uint32 phoned_home = 9;
+   */
+  phonedHome: number;
+
+  /**
+   * Waiting machines last reported that they wait for an allocation.
+   *
+   * @generated from field: uint32 waiting = 10;
+   */
+  waiting: number;
+
+  /**
+   * Other machines last reported something else (booting, installing, reclaiming, or nothing at all).
+   *
+   * @generated from field: uint32 other = 11;
+   */
+  other: number;
+
+  /**
+   * OtherMachines are the ids of the other machines, sorted.
+   *
+   * @generated from field: repeated string other_machines = 12;
+   */
+  otherMachines: string[];
+
+  /**
+   * Reservations is the number of machines size reservations hold for projects.
+   *
+   * @generated from field: uint32 reservations = 13;
+   */
+  reservations: number;
+
+  /**
+   * UsedReservations is how many of the reserved machines their projects have allocated.
+   *
+   * @generated from field: uint32 used_reservations = 14;
+   */
+  usedReservations: number;
+
+  /**
+   * RemainingReservations is reservations minus used_reservations.
+   *
+   * @generated from field: uint32 remaining_reservations = 15;
+   */
+  remainingReservations: number;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeCapacity.
+ * Use `create(SizeCapacitySchema)` to create a new message.
+ */
+export const SizeCapacitySchema: GenMessage<SizeCapacity> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_partition, 11);
+
+/**
  * PartitionService lets operators manage partitions.
  *
  * @generated from service metal.admin.v1.PartitionService
@@ -341,6 +545,16 @@ export const PartitionService: GenService<{
     methodKind: "unary";
     input: typeof PartitionServiceListRequestSchema;
     output: typeof PartitionServiceListResponseSchema;
+  },
+  /**
+   * Capacity counts the machines per partition and size, as metal.api.v1 does, and names the faulty and other machines.
+   *
+   * @generated from rpc metal.admin.v1.PartitionService.Capacity
+   */
+  capacity: {
+    methodKind: "unary";
+    input: typeof PartitionServiceCapacityRequestSchema;
+    output: typeof PartitionServiceCapacityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_partition, 0);

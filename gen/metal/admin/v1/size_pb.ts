@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/size.proto.
  */
 export const file_metal_admin_v1_size: GenFile = /*@__PURE__*/
-  fileDesc("ChltZXRhbC9hZG1pbi92MS9zaXplLnByb3RvEg5tZXRhbC5hZG1pbi52MSLxAQoYU2l6ZVNlcnZpY2VDcmVhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSMQoLY29uc3RyYWludHMYBCADKAsyHC5tZXRhbC5hcGkudjEuU2l6ZUNvbnN0cmFpbnQSRAoGbGFiZWxzGAUgAygLMjQubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VDcmVhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoZU2l6ZVNlcnZpY2VDcmVhdGVSZXNwb25zZRIgCgRzaXplGAEgASgLMhIubWV0YWwuYXBpLnYxLlNpemUiPwoPU2l6ZUNvbnN0cmFpbnRzEiwKBnZhbHVlcxgBIAMoCzIcLm1ldGFsLmFwaS52MS5TaXplQ29uc3RyYWludCLZAQoYU2l6ZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3ZlcnNpb24YAiABKAQSEQoEbmFtZRgDIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAQgASgJSAGIAQESNAoLY29uc3RyYWludHMYBSABKAsyHy5tZXRhbC5hZG1pbi52MS5TaXplQ29uc3RyYWludHMSJAoGbGFiZWxzGAYgASgLMhQubWV0YWwuYXBpLnYxLkxhYmVsc0IHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iPQoZU2l6ZVNlcnZpY2VVcGRhdGVSZXNwb25zZRIgCgRzaXplGAEgASgLMhIubWV0YWwuYXBpLnYxLlNpemUiJgoYU2l6ZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIj0KGVNpemVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USIAoEc2l6ZRgBIAEoCzISLm1ldGFsLmFwaS52MS5TaXplIj4KFlNpemVTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJVChdTaXplU2VydmljZUxpc3RSZXNwb25zZRIhCgVzaXplcxgBIAMoCzISLm1ldGFsLmFwaS52MS5TaXplEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKjAwoLU2l6ZVNlcnZpY2USZQoGQ3JlYXRlEigubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GikubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhACEmUKBlVwZGF0ZRIoLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlVXBkYXRlUmVxdWVzdBopLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIQAhJlCgZEZWxldGUSKC5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZURlbGV0ZVJlcXVlc3QaKS5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISXwoETGlzdBImLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlTGlzdFJlcXVlc3QaJy5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_size]);
+  fileDesc("ChltZXRhbC9hZG1pbi92MS9zaXplLnByb3RvEg5tZXRhbC5hZG1pbi52MSLxAQoYU2l6ZVNlcnZpY2VDcmVhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEgwKBG5hbWUYAiABKAkSEwoLZGVzY3JpcHRpb24YAyABKAkSMQoLY29uc3RyYWludHMYBCADKAsyHC5tZXRhbC5hcGkudjEuU2l6ZUNvbnN0cmFpbnQSRAoGbGFiZWxzGAUgAygLMjQubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VDcmVhdGVSZXF1ZXN0LkxhYmVsc0VudHJ5Gi0KC0xhYmVsc0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiPQoZU2l6ZVNlcnZpY2VDcmVhdGVSZXNwb25zZRIgCgRzaXplGAEgASgLMhIubWV0YWwuYXBpLnYxLlNpemUiPwoPU2l6ZUNvbnN0cmFpbnRzEiwKBnZhbHVlcxgBIAMoCzIcLm1ldGFsLmFwaS52MS5TaXplQ29uc3RyYWludCLZAQoYU2l6ZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3ZlcnNpb24YAiABKAQSEQoEbmFtZRgDIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAQgASgJSAGIAQESNAoLY29uc3RyYWludHMYBSABKAsyHy5tZXRhbC5hZG1pbi52MS5TaXplQ29uc3RyYWludHMSJAoGbGFiZWxzGAYgASgLMhQubWV0YWwuYXBpLnYxLkxhYmVsc0IHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb24iPQoZU2l6ZVNlcnZpY2VVcGRhdGVSZXNwb25zZRIgCgRzaXplGAEgASgLMhIubWV0YWwuYXBpLnYxLlNpemUiJgoYU2l6ZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIj0KGVNpemVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USIAoEc2l6ZRgBIAEoCzISLm1ldGFsLmFwaS52MS5TaXplIj4KFlNpemVTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJVChdTaXplU2VydmljZUxpc3RSZXNwb25zZRIhCgVzaXplcxgBIAMoCzISLm1ldGFsLmFwaS52MS5TaXplEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIvChlTaXplU2VydmljZVN1Z2dlc3RSZXF1ZXN0EhIKCm1hY2hpbmVfaWQYASABKAkiTwoaU2l6ZVNlcnZpY2VTdWdnZXN0UmVzcG9uc2USMQoLY29uc3RyYWludHMYASADKAsyHC5tZXRhbC5hcGkudjEuU2l6ZUNvbnN0cmFpbnQyjQQKC1NpemVTZXJ2aWNlEmUKBkNyZWF0ZRIoLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBopLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIQAhJlCgZVcGRhdGUSKC5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZVVwZGF0ZVJlcXVlc3QaKS5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCEAISZQoGRGVsZXRlEigubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VEZWxldGVSZXF1ZXN0GikubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhACEl8KBExpc3QSJi5tZXRhbC5hZG1pbi52MS5TaXplU2VydmljZUxpc3RSZXF1ZXN0GicubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIQARJoCgdTdWdnZXN0EikubWV0YWwuYWRtaW4udjEuU2l6ZVNlcnZpY2VTdWdnZXN0UmVxdWVzdBoqLm1ldGFsLmFkbWluLnYxLlNpemVTZXJ2aWNlU3VnZ2VzdFJlc3BvbnNlIgbK8xgCEAFiBnByb3RvMw", [file_metal_api_v1_common, file_metal_api_v1_size]);
 
 /**
  * SizeServiceCreateRequest describes a new size.
@@ -276,6 +276,48 @@ export const SizeServiceListResponseSchema: GenMessage<SizeServiceListResponse> 
   messageDesc(file_metal_admin_v1_size, 8);
 
 /**
+ * SizeServiceSuggestRequest names the machine whose hardware the suggestion describes.
+ *
+ * @generated from message metal.admin.v1.SizeServiceSuggestRequest
+ */
+export type SizeServiceSuggestRequest = Message<"metal.admin.v1.SizeServiceSuggestRequest"> & {
+  /**
+   * MachineId of a machine that has registered its hardware.
+   *
+   * @generated from field: string machine_id = 1;
+   */
+  machineId: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeServiceSuggestRequest.
+ * Use `create(SizeServiceSuggestRequestSchema)` to create a new message.
+ */
+export const SizeServiceSuggestRequestSchema: GenMessage<SizeServiceSuggestRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size, 9);
+
+/**
+ * SizeServiceSuggestResponse carries the proposed constraints; the machine fits them.
+ *
+ * @generated from message metal.admin.v1.SizeServiceSuggestResponse
+ */
+export type SizeServiceSuggestResponse = Message<"metal.admin.v1.SizeServiceSuggestResponse"> & {
+  /**
+   * Constraints are one for the cores, one for the memory, one for the disks (if any) and one per GPU model.
+   *
+   * @generated from field: repeated metal.api.v1.SizeConstraint constraints = 1;
+   */
+  constraints: SizeConstraint[];
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeServiceSuggestResponse.
+ * Use `create(SizeServiceSuggestResponseSchema)` to create a new message.
+ */
+export const SizeServiceSuggestResponseSchema: GenMessage<SizeServiceSuggestResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size, 10);
+
+/**
  * SizeService lets operators define machine sizes. No two sizes may overlap.
  *
  * @generated from service metal.admin.v1.SizeService
@@ -320,6 +362,16 @@ export const SizeService: GenService<{
     methodKind: "unary";
     input: typeof SizeServiceListRequestSchema;
     output: typeof SizeServiceListResponseSchema;
+  },
+  /**
+   * Suggest proposes constraints that describe exactly the registered hardware of a machine, as a start for a new size.
+   *
+   * @generated from rpc metal.admin.v1.SizeService.Suggest
+   */
+  suggest: {
+    methodKind: "unary";
+    input: typeof SizeServiceSuggestRequestSchema;
+    output: typeof SizeServiceSuggestResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_size, 0);

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/partition.proto.
  */
 export const file_metal_api_v1_partition: GenFile = /*@__PURE__*/
-  fileDesc("ChxtZXRhbC9hcGkvdjEvcGFydGl0aW9uLnByb3RvEgxtZXRhbC5hcGkudjEiwAIKCVBhcnRpdGlvbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjYKC2Jvb3RfY29uZmlnGAQgASgLMiEubWV0YWwuYXBpLnYxLlBhcnRpdGlvbkJvb3RDb25maWcSHAoUbWdtdF9zZXJ2aWNlX2FkZHJlc3MYBSABKAkSEwoLZG5zX3NlcnZlcnMYBiADKAkSEwoLbnRwX3NlcnZlcnMYByADKAkSMwoGbGFiZWxzGAggAygLMiMubWV0YWwuYXBpLnYxLlBhcnRpdGlvbi5MYWJlbHNFbnRyeRIgCgRtZXRhGAkgASgLMhIubWV0YWwuYXBpLnYxLk1ldGEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChNQYXJ0aXRpb25Cb290Q29uZmlnEhEKCWltYWdlX3VybBgBIAEoCRISCgprZXJuZWxfdXJsGAIgASgJEhQKDGNvbW1hbmRfbGluZRgDIAEoCSIoChpQYXJ0aXRpb25TZXJ2aWNlR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChtQYXJ0aXRpb25TZXJ2aWNlR2V0UmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiJDChtQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJkChxQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlEisKCnBhcnRpdGlvbnMYASADKAsyFy5tZXRhbC5hcGkudjEuUGFydGl0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTLdAQoQUGFydGl0aW9uU2VydmljZRJiCgNHZXQSKC5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUdldFJlcXVlc3QaKS5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUdldFJlc3BvbnNlIgbK8xgCCAISZQoETGlzdBIpLm1ldGFsLmFwaS52MS5QYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QaKi5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAggCYgZwcm90bzM", [file_metal_api_v1_common]);
+  fileDesc("ChxtZXRhbC9hcGkvdjEvcGFydGl0aW9uLnByb3RvEgxtZXRhbC5hcGkudjEiwAIKCVBhcnRpdGlvbhIKCgJpZBgBIAEoCRIMCgRuYW1lGAIgASgJEhMKC2Rlc2NyaXB0aW9uGAMgASgJEjYKC2Jvb3RfY29uZmlnGAQgASgLMiEubWV0YWwuYXBpLnYxLlBhcnRpdGlvbkJvb3RDb25maWcSHAoUbWdtdF9zZXJ2aWNlX2FkZHJlc3MYBSABKAkSEwoLZG5zX3NlcnZlcnMYBiADKAkSEwoLbnRwX3NlcnZlcnMYByADKAkSMwoGbGFiZWxzGAggAygLMiMubWV0YWwuYXBpLnYxLlBhcnRpdGlvbi5MYWJlbHNFbnRyeRIgCgRtZXRhGAkgASgLMhIubWV0YWwuYXBpLnYxLk1ldGEaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJSChNQYXJ0aXRpb25Cb290Q29uZmlnEhEKCWltYWdlX3VybBgBIAEoCRISCgprZXJuZWxfdXJsGAIgASgJEhQKDGNvbW1hbmRfbGluZRgDIAEoCSIoChpQYXJ0aXRpb25TZXJ2aWNlR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJJChtQYXJ0aXRpb25TZXJ2aWNlR2V0UmVzcG9uc2USKgoJcGFydGl0aW9uGAEgASgLMhcubWV0YWwuYXBpLnYxLlBhcnRpdGlvbiJDChtQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJkChxQYXJ0aXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlEisKCnBhcnRpdGlvbnMYASADKAsyFy5tZXRhbC5hcGkudjEuUGFydGl0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKFAQofUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIRCgRzaXplGAIgASgJSAGIAQESFAoHcHJvamVjdBgDIAEoCUgCiAEBQgwKCl9wYXJ0aXRpb25CBwoFX3NpemVCCgoIX3Byb2plY3QiVwogUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVzcG9uc2USMwoKcGFydGl0aW9ucxgBIAMoCzIfLm1ldGFsLmFwaS52MS5QYXJ0aXRpb25DYXBhY2l0eSJRChFQYXJ0aXRpb25DYXBhY2l0eRIRCglwYXJ0aXRpb24YASABKAkSKQoFc2l6ZXMYAiADKAsyGi5tZXRhbC5hcGkudjEuU2l6ZUNhcGFjaXR5IowCCgxTaXplQ2FwYWNpdHkSDAoEc2l6ZRgBIAEoCRINCgV0b3RhbBgCIAEoDRIRCglhbGxvY2F0ZWQYAyABKA0SEwoLYWxsb2NhdGFibGUYBCABKA0SDAoEZnJlZRgFIAEoDRITCgt1bmF2YWlsYWJsZRgGIAEoDRIOCgZmYXVsdHkYByABKA0SEwoLcGhvbmVkX2hvbWUYCCABKA0SDwoHd2FpdGluZxgJIAEoDRINCgVvdGhlchgKIAEoDRIUCgxyZXNlcnZhdGlvbnMYCyABKA0SGQoRdXNlZF9yZXNlcnZhdGlvbnMYDCABKA0SHgoWcmVtYWluaW5nX3Jlc2VydmF0aW9ucxgNIAEoDTLQAgoQUGFydGl0aW9uU2VydmljZRJiCgNHZXQSKC5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUdldFJlcXVlc3QaKS5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUdldFJlc3BvbnNlIgbK8xgCCAISZQoETGlzdBIpLm1ldGFsLmFwaS52MS5QYXJ0aXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QaKi5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAggCEnEKCENhcGFjaXR5Ei0ubWV0YWwuYXBpLnYxLlBhcnRpdGlvblNlcnZpY2VDYXBhY2l0eVJlcXVlc3QaLi5tZXRhbC5hcGkudjEuUGFydGl0aW9uU2VydmljZUNhcGFjaXR5UmVzcG9uc2UiBsrzGAIIAmIGcHJvdG8z", [file_metal_api_v1_common]);
 
 /**
  * Partition is a failure domain: a set of racks with their own leaf switches,
@@ -219,6 +219,197 @@ export const PartitionServiceListResponseSchema: GenMessage<PartitionServiceList
   messageDesc(file_metal_api_v1_partition, 5);
 
 /**
+ * PartitionServiceCapacityRequest narrows the capacity report; every field is optional.
+ *
+ * @generated from message metal.api.v1.PartitionServiceCapacityRequest
+ */
+export type PartitionServiceCapacityRequest = Message<"metal.api.v1.PartitionServiceCapacityRequest"> & {
+  /**
+   * Partition limits the report to one partition.
+   *
+   * @generated from field: optional string partition = 1;
+   */
+  partition?: string | undefined;
+
+  /**
+   * Size limits the report to one size ("unknown" for machines that match no size).
+   *
+   * @generated from field: optional string size = 2;
+   */
+  size?: string | undefined;
+
+  /**
+   * Project asks for the free count as this project sees it: its own size reservations do not reduce it.
+   *
+   * @generated from field: optional string project = 3;
+   */
+  project?: string | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.PartitionServiceCapacityRequest.
+ * Use `create(PartitionServiceCapacityRequestSchema)` to create a new message.
+ */
+export const PartitionServiceCapacityRequestSchema: GenMessage<PartitionServiceCapacityRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_partition, 6);
+
+/**
+ * PartitionServiceCapacityResponse carries the capacity of each partition.
+ *
+ * @generated from message metal.api.v1.PartitionServiceCapacityResponse
+ */
+export type PartitionServiceCapacityResponse = Message<"metal.api.v1.PartitionServiceCapacityResponse"> & {
+  /**
+   * Partitions ordered by id.
+   *
+   * @generated from field: repeated metal.api.v1.PartitionCapacity partitions = 1;
+   */
+  partitions: PartitionCapacity[];
+};
+
+/**
+ * Describes the message metal.api.v1.PartitionServiceCapacityResponse.
+ * Use `create(PartitionServiceCapacityResponseSchema)` to create a new message.
+ */
+export const PartitionServiceCapacityResponseSchema: GenMessage<PartitionServiceCapacityResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_partition, 7);
+
+/**
+ * PartitionCapacity is the machine capacity of one partition.
+ *
+ * @generated from message metal.api.v1.PartitionCapacity
+ */
+export type PartitionCapacity = Message<"metal.api.v1.PartitionCapacity"> & {
+  /**
+   * Partition is the partition's id.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * Sizes are the sizes that have machines or reservations in the partition, ordered by id.
+   *
+   * @generated from field: repeated metal.api.v1.SizeCapacity sizes = 2;
+   */
+  sizes: SizeCapacity[];
+};
+
+/**
+ * Describes the message metal.api.v1.PartitionCapacity.
+ * Use `create(PartitionCapacitySchema)` to create a new message.
+ */
+export const PartitionCapacitySchema: GenMessage<PartitionCapacity> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_partition, 8);
+
+/**
+ * SizeCapacity counts the machines of one size in one partition. Every machine
+ * is in exactly one of allocated, allocatable and unavailable, and in exactly
+ * one of waiting, phoned_home and other; faulty overlaps with all of them.
+ *
+ * @generated from message metal.api.v1.SizeCapacity
+ */
+export type SizeCapacity = Message<"metal.api.v1.SizeCapacity"> & {
+  /**
+   * Size is the size's id ("unknown" for machines that match no size or are not registered yet).
+   *
+   * @generated from field: string size = 1;
+   */
+  size: string;
+
+  /**
+   * Total is the number of machines.
+   *
+   * @generated from field: uint32 total = 2;
+   */
+  total: number;
+
+  /**
+   * Allocated machines belong to a tenant's allocation.
+   *
+   * @generated from field: uint32 allocated = 3;
+   */
+  allocated: number;
+
+  /**
+   * Allocatable machines could be allocated right now: available, free, waiting on an open Wait stream and alive.
+   *
+   * @generated from field: uint32 allocatable = 4;
+   */
+  allocatable: number;
+
+  /**
+   * Free is allocatable minus what other projects' size reservations still hold back, never below zero.
+   *
+   * @generated from field: uint32 free = 5;
+   */
+  free: number;
+
+  /**
+   * Unavailable machines are neither allocated nor allocatable (tainted, locked, not waiting or not alive).
+   *
+   * @generated from field: uint32 unavailable = 6;
+   */
+  unavailable: number;
+
+  /**
+   * Faulty machines have at least one machine issue other than a recent error event.
+   *
+   * @generated from field: uint32 faulty = 7;
+   */
+  faulty: number;
+
+  /**
+   * PhonedHome machines last reported that their installed OS runs.
+   *
+   * @generated from field: uint32 phoned_home = 8;
+   */
+  phonedHome: number;
+
+  /**
+   * Waiting machines last reported that they wait for an allocation.
+   *
+   * @generated from field: uint32 waiting = 9;
+   */
+  waiting: number;
+
+  /**
+   * Other machines last reported something else (booting, installing, reclaiming, or nothing at all).
+   *
+   * @generated from field: uint32 other = 10;
+   */
+  other: number;
+
+  /**
+   * Reservations is the number of machines size reservations hold for projects.
+   *
+   * @generated from field: uint32 reservations = 11;
+   */
+  reservations: number;
+
+  /**
+   * UsedReservations is how many of the reserved machines their projects have allocated.
+   *
+   * @generated from field: uint32 used_reservations = 12;
+   */
+  usedReservations: number;
+
+  /**
+   * RemainingReservations is reservations minus used_reservations.
+   *
+   * @generated from field: uint32 remaining_reservations = 13;
+   */
+  remainingReservations: number;
+};
+
+/**
+ * Describes the message metal.api.v1.SizeCapacity.
+ * Use `create(SizeCapacitySchema)` to create a new message.
+ */
+export const SizeCapacitySchema: GenMessage<SizeCapacity> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_partition, 9);
+
+/**
  * PartitionService lets every authenticated caller read the partitions.
  *
  * @generated from service metal.api.v1.PartitionService
@@ -243,6 +434,16 @@ export const PartitionService: GenService<{
     methodKind: "unary";
     input: typeof PartitionServiceListRequestSchema;
     output: typeof PartitionServiceListResponseSchema;
+  },
+  /**
+   * Capacity counts the machines per partition and size: in use, allocatable, free after reservations, and why the rest is not.
+   *
+   * @generated from rpc metal.api.v1.PartitionService.Capacity
+   */
+  capacity: {
+    methodKind: "unary";
+    input: typeof PartitionServiceCapacityRequestSchema;
+    output: typeof PartitionServiceCapacityResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_api_v1_partition, 0);
