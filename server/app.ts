@@ -109,7 +109,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
-    registerRoutes(router, { db, authority, projects, checks, bus, waitTiming: options.waitTiming, build: readVersion() });
+    registerRoutes(router, { db, authority, projects, checks, bus, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);
   };
   const connectHandler = connectNodeAdapter({

@@ -24,6 +24,7 @@ import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
+import { BMCService } from "../gen/metal/infra/v1/bmc_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
@@ -32,6 +33,7 @@ import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
 import type { Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
+import type { Logger } from "./logger.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
 import { createAdminIpService } from "./services/admin/ip-service.js";
@@ -58,6 +60,7 @@ import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
 import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
+import { createBmcService } from "./services/infra/bmc-service.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
 
@@ -69,6 +72,7 @@ export interface RouteDeps {
   projects: ProjectDirectory;
   checks: readonly HealthCheck[];
   build: { version: string; revision: string };
+  log: Logger;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -89,7 +93,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(FilesystemLayoutService, createFilesystemLayoutService({ db }));
   add(NetworkService, createNetworkService({ db, projects }));
   add(IPService, createIpService({ db, projects }));
-  add(MachineService, createMachineService({ db, projects, bus }));
+  add(MachineService, createMachineService({ db, projects, bus, log: deps.log }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
@@ -111,6 +115,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(EventService, createEventService({ db }));
   add(BootService, createBootService({ db, bus, waitTiming: deps.waitTiming }));
   add(InfraSwitchService, createSwitchService({ db }));
+  add(BMCService, createBmcService({ db }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

@@ -7,8 +7,8 @@ const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** A console password may only be looked at with a reason worth logging. */
 export const CONSOLE_PASSWORD_REASON_MIN = 10;
 
-const sshKeys = (v: Validator, keys: readonly string[]) =>
-  v.list("ssh_keys", keys, 32, (p, k) => {
+const sshKeys = (v: Validator, path: string, keys: readonly string[]) =>
+  v.list(path, keys, 32, (p, k) => {
     if (!SSH_KEY.test(k.trim())) v.add(p, "is not an OpenSSH public key");
   });
 
@@ -26,7 +26,7 @@ export function validateMachineCreate(req: MachineServiceCreateRequest): void {
   if (req.networks.length === 0) v.add("networks", "at least the project's private network is required");
   v.list("networks", req.networks, 16, (p, n) => v.id(p, n, { max: 128 }));
   v.list("ips", req.ips, 16, (p, ip) => v.ip(p, ip));
-  sshKeys(v, req.sshKeys);
+  sshKeys(v, "ssh_keys", req.sshKeys);
   if (req.userData.length > 32 * 1024) v.add("user_data", "must be at most 32 KiB");
   v.list("placement_tags", req.placementTags, 16, (p, t) => v.requiredText(p, t, 128));
   tags(v, "tags", req.tags);
@@ -41,7 +41,7 @@ export function validateMachineUpdate(req: MachineServiceUpdateRequest): void {
   const v = machineRef(req).text("description", req.description, 1024);
   if (req.version === 0n) v.add("version", "must be the version that was read");
   if (req.tags) tags(v, "tags.values", req.tags.values);
-  if (req.sshKeys) sshKeys(v, req.sshKeys.values);
+  if (req.sshKeys) sshKeys(v, "ssh_keys.values", req.sshKeys.values);
   v.check();
 }
 
