@@ -24,6 +24,7 @@ import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import type { WaitTiming } from "./services/infra/boot-service.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { registerRoutes } from "./routes.js";
+import { ConnectionRegistry } from "./streams/connections.js";
 import { readVersion } from "./version.js";
 
 type NodeHandler = (
@@ -105,11 +106,12 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     { name: "masterdata", check: () => pingDatabase(masterdata.db) },
   ];
   const bus = options.bus ?? createInProcessBus();
+  const connections = new ConnectionRegistry();
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
-    registerRoutes(router, { db, authority, projects, checks, bus, waitTiming: options.waitTiming, build: readVersion(), log });
+    registerRoutes(router, { db, authority, projects, checks, bus, connections, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);
   };
   const connectHandler = connectNodeAdapter({
@@ -155,11 +157,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     handler,
     db,
     authority,
-    endStreams: () => shutdown.abort(),
+    endStreams: () => {
+      connections.closeAll();
+      shutdown.abort();
+    },
     async close() {
       clearInterval(liveliness);
       clearInterval(resurrection);
       clearInterval(commandExpiry);
+      connections.closeAll();
       shutdown.abort();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },

@@ -34,6 +34,7 @@ import type { FanoutBus } from "./bus/fanout.js";
 import type { Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
+import type { ConnectionRegistry } from "./streams/connections.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
 import { createAdminIpService } from "./services/admin/ip-service.js";
@@ -67,6 +68,8 @@ import { createSwitchService } from "./services/infra/switch-service.js";
 export interface RouteDeps {
   db: Db<any>;
   bus: FanoutBus;
+  /** The edge daemons whose streams this replica holds. */
+  connections: ConnectionRegistry;
   waitTiming?: WaitTiming;
   authority: TokenAuthority;
   projects: ProjectDirectory;

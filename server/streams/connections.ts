@@ -1,0 +1,126 @@
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+
+/**
+ * The edge daemons connected to THIS replica over their long-lived streams.
+ * Only this replica's view: another replica reaches a daemon by publishing a
+ * wake-up on the fan-out bus, and the daemon's stream on its own replica
+ * then reads the truth from the database.
+ */
+export type DaemonKind = "switch" | "bmc";
+
+export interface DaemonConnection {
+  kind: DaemonKind;
+  /** The switch id, or the metal-bmc's partition (one agent per partition may be several: id is their own name). */
+  id: string;
+  partition: string;
+  replica: string;
+  connectedAt: Date;
+  lastHeartbeat: Date;
+}
+
+export interface ConnectionHandle {
+  readonly connection: Readonly<DaemonConnection>;
+  /** Records a heartbeat (or any message) from the daemon. */
+  touch(now?: Date): void;
+  /** Removes the connection; idempotent. */
+  close(): void;
+  /** Aborted when the connection is closed, replaced by a newer one of the same daemon, or the server shuts down. */
+  readonly signal: AbortSignal;
+}
+
+/** One name per process, so an operator can tell which replica holds a stream. */
+export const REPLICA_ID = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+
+export class ConnectionRegistry {
+  private readonly live = new Map<string, { connection: DaemonConnection; abort: AbortController }>();
+
+  constructor(private readonly replica: string = REPLICA_ID) {}
+
+  /**
+   * Registers a daemon's stream. A daemon that reconnects while its old
+   * stream is not yet torn down replaces it: the old one is aborted, so two
+   * streams never both send it commands.
+   */
+  register(kind: DaemonKind, id: string, partition: string, now = new Date()): ConnectionHandle {
+    const key = `${kind}/${id}`;
+    this.live.get(key)?.abort.abort(new Error("replaced by a newer connection"));
+    const abort = new AbortController();
+    const connection: DaemonConnection = { kind, id, partition, replica: this.replica, connectedAt: now, lastHeartbeat: now };
+    const entry = { connection, abort };
+    this.live.set(key, entry);
+    return {
+      connection,
+      signal: abort.signal,
+      touch: (at = new Date()) => {
+        connection.lastHeartbeat = at;
+      },
+      close: () => {
+        if (this.live.get(key) === entry) this.live.delete(key);
+        abort.abort(new Error("connection closed"));
+      },
+    };
+  }
+
+  list(filter: { kind?: DaemonKind; partition?: string } = {}): DaemonConnection[] {
+    return [...this.live.values()]
+      .map((e) => e.connection)
+      .filter((c) => (filter.kind === undefined || c.kind === filter.kind) && (filter.partition === undefined || c.partition === filter.partition))
+      .sort((a, b) => (a.kind + a.id < b.kind + b.id ? -1 : 1));
+  }
+
+  /** Ends every stream (server shutdown). */
+  closeAll(): void {
+    for (const e of this.live.values()) e.abort.abort(new Error("server shutting down"));
+    this.live.clear();
+  }
+}
+
+/**
+ * A bounded outbound queue for one stream. The state a daemon receives is
+ * level-triggered (the full desired state with a generation, or the list of
+ * pending commands), so a slow daemon needs no backlog: when the queue is
+ * full, `push` reports it and the caller ends the stream; the daemon
+ * reconnects and gets the current state.
+ */
+export class Outbox<T> implements AsyncIterable<T> {
+  private readonly items: T[] = [];
+  private waiter: (() => void) | undefined;
+  private closed = false;
+
+  constructor(private readonly capacity = 64) {}
+
+  /** False when the queue is full or closed; the item is not queued then. */
+  push(item: T): boolean {
+    if (this.closed || this.items.length >= this.capacity) return false;
+    this.items.push(item);
+    this.wake();
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.shift()!;
+        continue;
+      }
+      if (this.closed) return;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+}

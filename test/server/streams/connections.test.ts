@@ -1,0 +1,50 @@
+import { describe, expect, it } from "vitest";
+import { ConnectionRegistry, Outbox } from "../../../server/streams/connections.js";
+
+describe("ConnectionRegistry", () => {
+  it("lists what is connected, records heartbeats, and forgets closed connections", () => {
+    const r = new ConnectionRegistry("replica-a");
+    const a = r.register("switch", "leaf01", "p1", new Date(1000));
+    r.register("bmc", "bmc-p1", "p1", new Date(2000));
+    a.touch(new Date(5000));
+    expect(r.list({ kind: "switch" })).toEqual([{ kind: "switch", id: "leaf01", partition: "p1", replica: "replica-a", connectedAt: new Date(1000), lastHeartbeat: new Date(5000) }]);
+    expect(r.list({ partition: "p1" }).map((c) => c.id)).toEqual(["bmc-p1", "leaf01"]);
+    a.close();
+    expect(a.signal.aborted).toBe(true);
+    expect(r.list().map((c) => c.id)).toEqual(["bmc-p1"]);
+  });
+
+  it("a reconnecting daemon replaces its old stream, and closing the old one leaves the new one registered", () => {
+    const r = new ConnectionRegistry();
+    const old = r.register("switch", "leaf01", "p1");
+    const fresh = r.register("switch", "leaf01", "p1");
+    expect(old.signal.aborted).toBe(true);
+    expect(fresh.signal.aborted).toBe(false);
+    old.close();
+    expect(r.list()).toHaveLength(1);
+    expect(r.list()[0]).toBe(fresh.connection);
+    r.closeAll();
+    expect(fresh.signal.aborted).toBe(true);
+    expect(r.list()).toEqual([]);
+  });
+});
+
+describe("Outbox", () => {
+  it("delivers in order, refuses beyond its capacity, and ends when closed", async () => {
+    const box = new Outbox<number>(2);
+    expect(box.push(1)).toBe(true);
+    expect(box.push(2)).toBe(true);
+    expect(box.push(3)).toBe(false);
+    const got: number[] = [];
+    const reading = (async () => {
+      for await (const n of box) got.push(n);
+    })();
+    await new Promise((r) => setTimeout(r, 5));
+    expect(box.push(4)).toBe(true);
+    await new Promise((r) => setTimeout(r, 5));
+    box.close();
+    await reading;
+    expect(got).toEqual([1, 2, 4]);
+    expect(box.push(5)).toBe(false);
+  });
+});
