@@ -5,7 +5,7 @@ import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type http from "node:http";
 import type http2 from "node:http2";
 import { ProjectService as MasterdataProjectService } from "../gen/masterdata/v1/project_pb.js";
-import type { ProjectDirectory } from "./auth/project-directory.js";
+import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
 import type { Db } from "./db/database.js";
@@ -78,24 +78,21 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // metal-api reaches masterdata only through its generated client; co-located, that client is in-process.
   const masterdataTransport = createRouterTransport(masterdataRoutes);
   const mdProjects = createClient(MasterdataProjectService, masterdataTransport);
+  // Authorization and quota checks of one request both ask for the project; concurrent asks share one call.
+  const projectOf = singleFlight(async (projectId: string) => {
+    try {
+      return (await mdProjects.get({ id: projectId })).project;
+    } catch (err) {
+      if (ConnectError.from(err).code === Code.NotFound) return undefined;
+      throw err;
+    }
+  });
   const projects: ProjectDirectory = {
-    async tenantOf(projectId) {
-      try {
-        const res = await mdProjects.get({ id: projectId });
-        return res.project?.tenantId;
-      } catch (err) {
-        if (ConnectError.from(err).code === Code.NotFound) return undefined;
-        throw err;
-      }
-    },
+    tenantOf: async (projectId) => (await projectOf(projectId))?.tenantId,
     async quotasOf(projectId) {
-      try {
-        const q = (await mdProjects.get({ id: projectId })).project?.quotas;
-        return { machine: q?.machine?.max, ip: q?.ip?.max, network: q?.network?.max };
-      } catch (err) {
-        if (ConnectError.from(err).code === Code.NotFound) return undefined;
-        throw err;
-      }
+      const p = await projectOf(projectId);
+      if (!p) return undefined;
+      return { machine: p.quotas?.machine?.max, ip: p.quotas?.ip?.max, network: p.quotas?.network?.max };
     },
   };
 
@@ -145,7 +142,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   }, LIVELINESS_INTERVAL_MS);
   liveliness.unref();
   const resurrection = setInterval(() => {
-    runResurrectionJob(db).catch((err: unknown) => log.error({ err }, "resurrection job failed"));
+    runResurrectionJob(db, undefined, bus).catch((err: unknown) => log.error({ err }, "resurrection job failed"));
   }, LIVELINESS_INTERVAL_MS);
   resurrection.unref();
   const commandExpiry = setInterval(() => {

@@ -43,8 +43,8 @@ function checkNetworks(nets: NetworkRow[], project: string, partition: string): 
 }
 
 /** A firewall also joins the partition's underlay, which must exist exactly once. */
-async function underlayOf(tx: Db<any>, partition: string): Promise<NetworkRow> {
-  const found = await networks.lockKindInPartition(tx, NetworkKind.UNDERLAY, partition);
+async function underlayOf(db: Db<any>, partition: string): Promise<NetworkRow> {
+  const found = (await networks.list(db, { kind: NetworkKind.UNDERLAY, partition }, { limit: 2, after: undefined })).items;
   if (found.length !== 1) throw failedPrecondition(`partition "${partition}" has ${found.length} underlay networks; a firewall needs exactly one`);
   return found[0]!;
 }
@@ -137,17 +137,29 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
 export async function allocateMachine(deps: AllocationDeps, req: MachineServiceCreateRequest, createdBy: string): Promise<MachineRow> {
   const role = machineRoleFromProto(req.role);
   if (!role) throw invalidArgument("invalid request: role: must be machine or firewall");
-  const quota = await deps.projects.quotasOf(req.project);
+  // What the allocation refers to is read before the transaction and in
+  // parallel, on other pool connections: the transaction then holds its
+  // connection only for the writes. Whatever is deleted meanwhile cannot slip
+  // through: IPs reference their prefix, so a vanished network fails the insert.
+  const [quota, partition, image, nets] = await Promise.all([
+    deps.projects.quotasOf(req.project),
+    partitions.get(deps.db, req.partition),
+    lookupImage(deps.db, req.image, IMAGE_FEATURE[role]),
+    Promise.all(req.networks.map((id) => networks.get(deps.db, id))),
+    sizes.get(deps.db, req.size),
+  ]);
   if (!quota) throw notFound("project", req.project);
+  checkNetworks(nets, req.project, req.partition);
+  if (role === "firewall") nets.push(await underlayOf(deps.db, req.partition));
+  const [layout, prefixes] = await Promise.all([
+    chooseLayout(deps.db, req, image),
+    networks.prefixesOf(
+      deps.db,
+      nets.map((n) => n.id),
+    ),
+    assertImageAllowed(deps.db, req.size, image),
+  ]);
   const row = await inTransaction(deps.db, async (tx) => {
-    const partition = await partitions.get(tx, req.partition);
-    await sizes.get(tx, req.size);
-    const image = await lookupImage(tx, req.image, IMAGE_FEATURE[role]);
-    await assertImageAllowed(tx, req.size, image);
-    const layout = await chooseLayout(tx, req, image);
-    const nets = await Promise.all(req.networks.map((id) => networks.get(tx, id)));
-    checkNetworks(nets, req.project, req.partition);
-    if (role === "firewall") nets.push(await underlayOf(tx, req.partition));
     const statics = await lockStaticIps(tx, req.ips, req.project, nets);
 
     const machine = await pickMachine(tx, req, role);
@@ -158,10 +170,6 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
       tx,
       statics.map((s) => s.id),
       machine.id,
-    );
-    const prefixes = await networks.prefixesOf(
-      tx,
-      nets.map((n) => n.id),
     );
     const attached: StoredAllocation["networks"] = [];
     for (const [i, n] of nets.entries()) {
