@@ -4,7 +4,7 @@ import { Code, ConnectError, cors as connectCors, createClient, createRouterTran
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type http from "node:http";
 import type http2 from "node:http2";
-import { ProjectService as MasterdataProjectService } from "../gen/masterdata/v1/project_pb.js";
+import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
@@ -79,14 +79,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const masterdataTransport = createRouterTransport(masterdataRoutes);
   const mdProjects = createClient(MasterdataProjectService, masterdataTransport);
   // Authorization and quota checks of one request both ask for the project; concurrent asks share one call.
-  const projectOf = singleFlight(async (projectId: string) => {
-    try {
-      return (await mdProjects.get({ id: projectId })).project;
-    } catch (err) {
-      if (ConnectError.from(err).code === Code.NotFound) return undefined;
-      throw err;
-    }
-  });
+  const projectFlights = singleFlight<Project | undefined>();
+  const projectOf = (projectId: string) =>
+    projectFlights(projectId, async () => {
+      try {
+        return (await mdProjects.get({ id: projectId })).project;
+      } catch (err) {
+        if (ConnectError.from(err).code === Code.NotFound) return undefined;
+        throw err;
+      }
+    });
   const projects: ProjectDirectory = {
     tenantOf: async (projectId) => (await projectOf(projectId))?.tenantId,
     async quotasOf(projectId) {

@@ -60,6 +60,7 @@ import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/grpc-health-service.js";
+import { createReferenceLookups } from "./services/reference-lookups.js";
 import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
 import { createBmcService } from "./services/infra/bmc-service.js";
 import { createEventService } from "./services/infra/event-service.js";
@@ -96,7 +97,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(FilesystemLayoutService, createFilesystemLayoutService({ db }));
   add(NetworkService, createNetworkService({ db, projects }));
   add(IPService, createIpService({ db, projects }));
-  add(MachineService, createMachineService({ db, projects, bus, log: deps.log }));
+  add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db) }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));

@@ -17,16 +17,16 @@ export interface ProjectQuotas {
 }
 
 /**
- * Collapses concurrent look-ups of the same key into one call: while a call
- * for a key is in flight, callers share its answer. Nothing is kept after it
+ * Collapses concurrent calls with the same key into one: while a call for a
+ * key is in flight, callers share its answer. Nothing is kept after it
  * settles, so no answer is older than the request that asked.
  */
-export function singleFlight<T>(fn: (key: string) => Promise<T>): (key: string) => Promise<T> {
+export function singleFlight<T>(): (key: string, fn: () => Promise<T>) => Promise<T> {
   const inFlight = new Map<string, Promise<T>>();
-  return (key) => {
+  return (key, fn) => {
     const pending = inFlight.get(key);
     if (pending) return pending;
-    const p = fn(key).finally(() => inFlight.delete(key));
+    const p = fn().finally(() => inFlight.delete(key));
     inFlight.set(key, p);
     return p;
   };

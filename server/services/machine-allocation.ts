@@ -12,15 +12,12 @@ import { IpKind, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { uuidv7 } from "../ids.js";
-import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
 import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIp } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
-import { partitionRepository as partitions } from "../repositories/partition-repository.js";
-import { sizeRepository as sizes, sizeReservationRepository as reservations } from "../repositories/size-repository.js";
 import { lockById } from "../repositories/versioned.js";
-import { assertImageAllowed, lookupImage } from "./image-lookup.js";
+import type { ReferenceLookups } from "./reference-lookups.js";
 
 const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
 
@@ -28,6 +25,8 @@ export interface AllocationDeps {
   db: Db<any>;
   projects: ProjectDirectory;
   bus: FanoutBus;
+  /** Reference reads shared by concurrent allocations. */
+  refs: ReferenceLookups;
 }
 
 /** The primary network must be the project's own private network in the partition; others must be usable by it. */
@@ -67,25 +66,30 @@ async function lockStaticIps(tx: Db<any>, addresses: readonly string[], project:
   return out;
 }
 
-/** Picks the machine: the given one, or a waiting one that reservations and rack spreading allow. */
-async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest, role: string): Promise<MachineRow> {
-  if (req.machineId !== undefined) {
-    const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
-    if (m.allocation) throw failedPrecondition(`machine "${m.id}" is already allocated`);
-    if (m.partitionId !== req.partition || m.sizeId !== req.size) {
-      throw failedPrecondition(`machine "${m.id}" is not a ${req.size} machine in partition "${req.partition}"`);
-    }
-    if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
-    return m;
-  }
-  const load = await allocations.rackLoad(tx, req.partition, req.size, req.project, role, req.placementTags);
+/** Where to look for a machine: waiting machines per rack and the project's machines there (read outside the transaction). */
+interface Plan {
+  racks: { rack: string; n: number }[];
+  placed: { rack: string; tags: readonly string[] }[];
+}
+
+const noMachine = (req: MachineServiceCreateRequest) => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
+
+/**
+ * Reads what rack spreading and size reservations need. Outside the
+ * allocating transaction on purpose: it only steers the choice; the
+ * candidate rule is checked again on the row that is locked.
+ */
+async function planAllocation({ db, refs }: AllocationDeps, req: MachineServiceCreateRequest, role: string): Promise<Plan | undefined> {
+  if (req.machineId !== undefined) return undefined;
+  const [load, reserved] = await Promise.all([
+    allocations.rackLoad(db, req.partition, req.size, req.project, role, req.placementTags),
+    refs.reservations(req.partition, req.size),
+  ]);
   const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));
   const waiting = racks.reduce((sum, r) => sum + r.n, 0);
-  const noMachine = () => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
-  if (waiting === 0) throw noMachine();
-  const reserved = (await reservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined })).items;
+  if (waiting === 0) throw noMachine(req);
   // Usage per project only matters when something is reserved.
-  if (reserved.length > 0 && !reservationsAllow(reserved, await allocations.usedByProject(tx, req.partition, req.size), req.project, waiting)) {
+  if (reserved.length > 0 && !reservationsAllow(reserved, await allocations.usedByProject(db, req.partition, req.size), req.project, waiting)) {
     throw exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
   }
   // The project's machines per rack, as the pure rule wants them: those carrying a placement tag, and the rest.
@@ -93,29 +97,45 @@ async function pickMachine(tx: Db<any>, req: MachineServiceCreateRequest, role: 
     ...Array.from({ length: r.mineTagged }, () => ({ rack: r.rack, tags: req.placementTags })),
     ...Array.from({ length: r.mine - r.mineTagged }, () => ({ rack: r.rack, tags: [] })),
   ]);
+  return { racks, placed };
+}
+
+/** Locks the machine: the given one, or a random waiting one of the rack the plan prefers. */
+async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan | undefined): Promise<MachineRow> {
+  if (!plan) {
+    const m = await lockById(tx, machines, "machine", req.machineId!.toLowerCase());
+    if (m.allocation) throw failedPrecondition(`machine "${m.id}" is already allocated`);
+    if (m.partitionId !== req.partition || m.sizeId !== req.size) {
+      throw failedPrecondition(`machine "${m.id}" is not a ${req.size} machine in partition "${req.partition}"`);
+    }
+    if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
+    return m;
+  }
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
-  let pool = racks;
+  let pool = plan.racks;
   while (pool.length > 0) {
-    const rack = chooseRack(pool, placed, req.placementTags);
+    const rack = chooseRack(pool, plan.placed, req.placementTags);
     if (rack === undefined) break;
     const locked = await allocations.lockCandidate(tx, req.partition, req.size, { rack });
     if (locked) return locked;
     pool = pool.filter((r) => r.rack !== rack);
   }
-  throw noMachine();
+  throw noMachine(req);
 }
 
 /** The layout: the one asked for (it must be for this size and image), or the first that fits. */
-async function chooseLayout(tx: Db<any>, req: MachineServiceCreateRequest, image: { id: string; os: string; osVersion: string }) {
+async function chooseLayout(refs: ReferenceLookups, req: MachineServiceCreateRequest, image: { id: string; os: string; osVersion: string }) {
   const target = { os: image.os, version: image.osVersion };
+  const all = await refs.layouts();
   if (req.filesystemLayout !== undefined) {
-    const chosen = await layouts.get(tx, req.filesystemLayout);
+    const chosen = all.find((l) => l.id === req.filesystemLayout);
+    if (!chosen) throw notFound("filesystem layout", req.filesystemLayout);
     if (!layoutMatches(chosen.spec.constraints, req.size, target)) {
       throw failedPrecondition(`filesystem layout "${chosen.id}" is not for size "${req.size}" and image "${image.id}"`);
     }
     return chosen;
   }
-  const layout = selectLayout(await layouts.all(tx), req.size, target);
+  const layout = selectLayout(all, req.size, target);
   if (!layout) throw failedPrecondition(`no filesystem layout fits size "${req.size}" and image "${image.id}"`);
   return layout;
 }
@@ -143,26 +163,24 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
   // through: IPs reference their prefix, so a vanished network fails the insert.
   const [quota, partition, image, nets] = await Promise.all([
     deps.projects.quotasOf(req.project),
-    partitions.get(deps.db, req.partition),
-    lookupImage(deps.db, req.image, IMAGE_FEATURE[role]),
-    Promise.all(req.networks.map((id) => networks.get(deps.db, id))),
-    sizes.get(deps.db, req.size),
+    deps.refs.partition(req.partition),
+    deps.refs.image(req.image, IMAGE_FEATURE[role]),
+    Promise.all(req.networks.map((id) => deps.refs.network(id))),
+    deps.refs.size(req.size),
   ]);
   if (!quota) throw notFound("project", req.project);
   checkNetworks(nets, req.project, req.partition);
   if (role === "firewall") nets.push(await underlayOf(deps.db, req.partition));
-  const [layout, prefixes] = await Promise.all([
-    chooseLayout(deps.db, req, image),
-    networks.prefixesOf(
-      deps.db,
-      nets.map((n) => n.id),
-    ),
-    assertImageAllowed(deps.db, req.size, image),
+  const [layout, prefixes, , plan] = await Promise.all([
+    chooseLayout(deps.refs, req, image),
+    deps.refs.prefixes(nets.map((n) => n.id)),
+    deps.refs.assertImageAllowed(req.size, image),
+    planAllocation(deps, req, role),
   ]);
   const row = await inTransaction(deps.db, async (tx) => {
     const statics = await lockStaticIps(tx, req.ips, req.project, nets);
 
-    const machine = await pickMachine(tx, req, role);
+    const machine = await lockMachine(tx, req, plan);
     const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
     if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);
     const asn = await acquireAsn(tx, machine.id);
