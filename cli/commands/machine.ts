@@ -1,0 +1,412 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { Args, Flags, type Command } from "@oclif/core";
+import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
+import * as api from "../../gen/metal/api/v1/machine_pb.js";
+import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
+import { enumLabel, isoTime, since, truncate, UsageError, type Column } from "../output.js";
+
+const { MachineState: State, MachineLiveliness: Live, MachineRole: Role } = api;
+const MACHINE = ["machines", "ms"];
+const FIREWALL = ["firewalls", "fw"];
+
+/** The status emojis of the original metalctl, in its order. */
+export function machineStatus(m: api.Machine, now = Date.now()): string {
+  const e = m.events;
+  let s = "";
+  if (m.state === State.LOCKED) s += "🔒";
+  if (m.state === State.TAINTED) s += "🚧";
+  if (e?.liveliness === Live.DEAD) s += "💀";
+  if (e?.liveliness === Live.UNKNOWN) s += "❓";
+  if (e?.crashLoop) s += "⭕";
+  if (e?.failedMachineReclaim) s += "🚑";
+  // A recent error only: the original's list threshold is one hour.
+  const err = e?.lastErrorEvent?.time;
+  if (err && now - timestampDate(err).getTime() < 3600_000) s += "❗";
+  return s;
+}
+
+const lastEvent = (m: api.Machine) => m.events?.log[0];
+
+export const machineColumns: Column<api.Machine>[] = [
+  { header: "ID", value: (m) => m.id },
+  { header: "", value: (m) => machineStatus(m) },
+  { header: "Last Event", value: (m) => enumLabel(api.ProvisioningEventTypeSchema, lastEvent(m)?.type ?? 0) },
+  { header: "When", value: (m) => since(lastEvent(m)?.time) },
+  { header: "Age", value: (m) => since(m.allocation?.createdAt) },
+  { header: "Hostname", value: (m) => m.allocation?.hostname ?? "" },
+  { header: "Project", value: (m) => m.allocation?.project ?? "" },
+  { header: "Size", value: (m) => m.size },
+  { header: "Image", value: (m) => m.allocation?.image ?? "" },
+  { header: "Partition", value: (m) => m.partition },
+  { header: "Rack", value: (m) => m.rack },
+  { header: "Name", value: (m) => m.allocation?.name ?? "", wide: true },
+  { header: "Description", value: (m) => truncate(m.allocation?.description ?? "", 30), wide: true },
+  { header: "IPs", value: (m) => (m.allocation?.networks ?? []).flatMap((n) => n.ips).join(","), wide: true },
+  { header: "Started", value: (m) => isoTime(m.allocation?.createdAt), wide: true },
+  { header: "Tags", value: (m) => m.tags.join(","), wide: true },
+  { header: "Lock/Reserve", value: (m) => (m.state === State.LOCKED || m.state === State.TAINTED ? `${enumLabel(api.MachineStateSchema, m.state).toLowerCase()}: ${m.stateReason}` : ""), wide: true },
+];
+
+const eventColumns: Column<api.ProvisioningEvent>[] = [
+  { header: "Time", value: (e) => isoTime(e.time) },
+  { header: "Event", value: (e) => enumLabel(api.ProvisioningEventTypeSchema, e.type) },
+  { header: "Message", value: (e) => e.message },
+];
+
+const projectFlag = Flags.string({ description: "project of the machine (default: the context's)" });
+const idArg = { id: Args.string({ required: true, description: "machine id" }) };
+
+type Cmd = MetalCommand<typeof Command>;
+
+/** Operators without a project read through the admin service; everybody else through the tenant one. */
+async function getMachine(c: Cmd, id: string, projectFlag?: string): Promise<api.Machine> {
+  const project = c.project(projectFlag);
+  if (project) return (await c.client(api.MachineService).get({ id, project })).machine!;
+  return (await c.client(admin.MachineService).get({ id })).machine!;
+}
+
+/** The project a tenant call about this machine needs: given, from the context, or (operators) its allocation's. */
+async function projectOf(c: Cmd, id: string, projectFlag?: string): Promise<string> {
+  const project = c.project(projectFlag);
+  if (project) return project;
+  const m = (await c.client(admin.MachineService).get({ id })).machine!;
+  if (!m.allocation) throw new ConnectError(`machine "${id}" is not allocated`, Code.FailedPrecondition);
+  return m.allocation.project;
+}
+
+async function listMachines(c: Cmd, f: { project?: string; partition?: string; size?: string; rack?: string; allocated?: boolean }): Promise<api.Machine[]> {
+  const project = c.project(f.project);
+  const adminFilters = f.partition !== undefined || f.size !== undefined || f.rack !== undefined || f.allocated !== undefined;
+  if (project && !adminFilters) {
+    return allPages(async (paging) => {
+      const r = await c.client(api.MachineService).list({ project, paging });
+      return { items: r.machines, next: r.nextPageToken };
+    });
+  }
+  return allPages(async (paging) => {
+    const r = await c.client(admin.MachineService).list({ paging, project, partition: f.partition, size: f.size, rack: f.rack, allocated: f.allocated });
+    return { items: r.machines, next: r.nextPageToken };
+  });
+}
+
+const listFlags = {
+  project: Flags.string({ description: "only machines of this project (default: the context's)" }),
+  partition: Flags.string({ description: "only in this partition" }),
+  size: Flags.string({ description: "only of this size" }),
+  rack: Flags.string({ description: "only in this rack" }),
+  allocated: Flags.boolean({ allowNo: true, description: "only allocated (--no-allocated: only free) machines" }),
+  hostname: Flags.string({ description: "only with this hostname" }),
+  image: Flags.string({ description: "only with an image id starting with this" }),
+  "sort-by": Flags.string({ multiple: true, description: "column[:asc|:desc], e.g. --sort-by rack --sort-by hostname" }),
+};
+
+export class MachineList extends MetalCommand<typeof MachineList> {
+  static override summary = "list machines";
+  static override aliases = aliasesOf("machine:list", MACHINE, ["ls"]);
+  static override examples = ["metalctl machine list --partition fra-equ01 --no-allocated", "metalctl ms ls -o wide --sort-by rack"];
+  static override flags = listFlags;
+  static role: api.MachineRole | undefined = undefined;
+  async run() {
+    const f = this.flags;
+    const role = (this.ctor as typeof MachineList).role;
+    let items = await listMachines(this, f);
+    if (role !== undefined) items = items.filter((m) => (m.allocation?.role ?? Role.MACHINE) === role && m.allocation);
+    if (f.hostname) items = items.filter((m) => m.allocation?.hostname === f.hostname);
+    if (f.image) items = items.filter((m) => m.allocation?.image.startsWith(f.image!));
+    this.printList(api.MachineSchema, items, machineColumns, { sortBy: f["sort-by"] });
+  }
+}
+
+export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
+  static override summary = "show a machine";
+  static override aliases = aliasesOf("machine:describe", MACHINE, ["get"]);
+  static override args = idArg;
+  static override flags = { project: projectFlag };
+  async run() {
+    this.printOne(api.MachineSchema, await getMachine(this, this.args.id, this.flags.project));
+  }
+}
+
+export class MachineCreate extends MetalCommand<typeof MachineCreate> {
+  static override summary = "allocate a machine";
+  static override aliases = aliasesOf("machine:create", MACHINE, ["allocate"]);
+  static override examples = ["metalctl machine create --partition fra-equ01 --size c1-large-x86 --image debian-12 --hostname web1 --networks <private-network>"];
+  static override flags = {
+    project: projectFlag,
+    partition: Flags.string({ required: true, description: "partition to allocate in" }),
+    size: Flags.string({ required: true, description: "size of the machine" }),
+    image: Flags.string({ required: true, description: "image, a full id or a short one like debian-12" }),
+    hostname: Flags.string({ description: "hostname of the OS" }),
+    name: Flags.string({ description: "name of the machine" }),
+    description: Flags.string(),
+    id: Flags.string({ description: "allocate this machine instead of a random waiting one" }),
+    networks: Flags.string({ multiple: true, description: "networks to attach; the first is the private, primary one" }),
+    ips: Flags.string({ multiple: true, description: "static IPs of the project to attach" }),
+    sshpublickey: Flags.string({ multiple: true, description: "SSH public key, or @file" }),
+    userdata: Flags.string({ description: "cloud-init user data, or @file" }),
+    tags: Flags.string({ multiple: true }),
+    "placement-tags": Flags.string({ multiple: true, description: "spread machines carrying these over racks" }),
+    filesystemlayout: Flags.string({ description: "filesystem layout instead of the first one that fits" }),
+    dnsservers: Flags.string({ multiple: true }),
+    ntpservers: Flags.string({ multiple: true }),
+  };
+  static role: api.MachineRole = Role.MACHINE;
+  async run() {
+    const f = this.flags;
+    const r = await this.client(api.MachineService).create({
+      project: this.requireProject(f.project),
+      partition: f.partition,
+      size: f.size,
+      image: f.image,
+      hostname: f.hostname ?? "",
+      name: f.name ?? "",
+      description: f.description ?? "",
+      machineId: f.id,
+      networks: f.networks ?? [],
+      ips: f.ips ?? [],
+      sshKeys: (f.sshpublickey ?? []).map(atFile),
+      userData: f.userdata ? atFile(f.userdata) : "",
+      tags: f.tags ?? [],
+      placementTags: f["placement-tags"] ?? [],
+      filesystemLayout: f.filesystemlayout,
+      dnsServers: f.dnsservers ?? [],
+      ntpServers: f.ntpservers ?? [],
+      role: (this.ctor as typeof MachineCreate).role,
+    });
+    this.printOne(api.MachineSchema, r.machine!, machineColumns);
+  }
+}
+
+export class MachineUpdate extends MetalCommand<typeof MachineUpdate> {
+  static override summary = "change the description, tags or SSH keys of an allocated machine";
+  static override aliases = aliasesOf("machine:update", MACHINE);
+  static override args = idArg;
+  static override flags = {
+    project: projectFlag,
+    description: Flags.string(),
+    tags: Flags.string({ multiple: true, description: "replace the tags" }),
+    "clear-tags": Flags.boolean({ description: "remove all tags" }),
+    sshpublickey: Flags.string({ multiple: true, description: "replace the SSH keys (key or @file)" }),
+  };
+  async run() {
+    const f = this.flags;
+    const project = await projectOf(this, this.args.id, f.project);
+    const cur = (await this.client(api.MachineService).get({ id: this.args.id, project })).machine!;
+    const r = await this.client(api.MachineService).update({
+      id: this.args.id,
+      project,
+      version: cur.meta?.version ?? 0n,
+      description: f.description,
+      tags: f["clear-tags"] ? { values: [] } : f.tags ? { values: f.tags } : undefined,
+      sshKeys: f.sshpublickey ? { values: f.sshpublickey.map(atFile) } : undefined,
+    });
+    this.printOne(api.MachineSchema, r.machine!, machineColumns);
+  }
+}
+
+export class MachineDelete extends MetalCommand<typeof MachineDelete> {
+  static override summary = "free a machine (it is wiped and waits again); operators may remove a dead one from the database";
+  static override aliases = aliasesOf("machine:delete", MACHINE, ["free", "rm", "destroy"]);
+  static override args = idArg;
+  static override flags = { project: projectFlag, "remove-from-database": Flags.boolean({ description: "operators: remove a free, dead machine from the database" }) };
+  async run() {
+    if (this.flags["remove-from-database"]) {
+      const r = await this.client(admin.MachineService).delete({ id: this.args.id });
+      this.printOne(api.MachineSchema, r.machine!, machineColumns);
+      return;
+    }
+    const project = await projectOf(this, this.args.id, this.flags.project);
+    const r = await this.client(api.MachineService).delete({ id: this.args.id, project });
+    this.printOne(api.MachineSchema, r.machine!, machineColumns);
+  }
+}
+
+export class MachineReinstall extends MetalCommand<typeof MachineReinstall> {
+  static override summary = "install another image; networks, IPs and ASN stay";
+  static override aliases = aliasesOf("machine:reinstall", MACHINE);
+  static override args = idArg;
+  static override flags = { project: projectFlag, image: Flags.string({ required: true, description: "image, full or short id" }) };
+  async run() {
+    const project = await projectOf(this, this.args.id, this.flags.project);
+    const r = await this.client(api.MachineService).reinstall({ id: this.args.id, project, image: this.flags.image });
+    this.printOne(api.MachineSchema, r.machine!, machineColumns);
+  }
+}
+
+export class MachineConsolePassword extends MetalCommand<typeof MachineConsolePassword> {
+  static override summary = "print the console password of the installed OS (the reason is logged)";
+  static override aliases = aliasesOf("machine:consolepassword", MACHINE);
+  static override args = idArg;
+  static override flags = { project: projectFlag, reason: Flags.string({ required: true, description: "why you need it (at least 10 characters)" }) };
+  async run() {
+    const project = await projectOf(this, this.args.id, this.flags.project);
+    const r = await this.client(api.MachineService).consolePassword({ id: this.args.id, project, reason: this.flags.reason });
+    this.printData({ consolePassword: r.consolePassword }, () => `${r.consolePassword}\n`);
+  }
+}
+
+async function machineEvents(c: Cmd, id: string, projectFlag?: string): Promise<api.MachineEvents> {
+  const project = c.project(projectFlag);
+  if (project) return (await c.client(api.MachineService).events({ id, project })).events!;
+  return (await c.client(admin.MachineService).get({ id })).machine!.events!;
+}
+
+export class MachineLogs extends MetalCommand<typeof MachineLogs> {
+  static override summary = "provisioning events of a machine, oldest first; --watch follows them";
+  static override aliases = [...aliasesOf("machine:logs", MACHINE, ["log", "events"])];
+  static override args = idArg;
+  static override flags = {
+    project: projectFlag,
+    watch: Flags.boolean({ char: "w", description: "keep printing new events" }),
+    until: Flags.string({ description: "with --watch: stop after this event, e.g. \"Phoned Home\" or waiting" }),
+    interval: Flags.integer({ description: "with --watch: seconds between polls", default: 2 }),
+  };
+  async run() {
+    const f = this.flags;
+    const format = this.format("table");
+    const untilType = f.until ? f.until.toUpperCase().replace(/[-\s]/g, "_") : undefined;
+    let seen = 0;
+    let headers = !this.global["no-headers"];
+    for (;;) {
+      const events = await machineEvents(this, this.args.id, f.project);
+      // The server keeps the newest first; a log reads oldest first.
+      const log = [...events.log].reverse();
+      const fresh = log.filter((e) => (e.time ? timestampDate(e.time).getTime() : 0) > seen);
+      if (!f.watch) {
+        if (format === "json" || format === "yaml") this.printOne(api.MachineEventsSchema, events);
+        else {
+          const { renderTable } = await import("../output.js");
+          this.out(renderTable(log, eventColumns, { wide: false, headers }));
+          if (events.lastErrorEvent) this.out(`\nlast error: ${enumLabel(api.ProvisioningEventTypeSchema, events.lastErrorEvent.type)} ${since(events.lastErrorEvent.time)} ago: ${events.lastErrorEvent.message}\n`);
+        }
+        return;
+      }
+      if (fresh.length > 0) {
+        const { renderTable, renderData, jsonOf } = await import("../output.js");
+        if (format === "json" || format === "yaml") for (const e of fresh) this.out(renderData(jsonOf(api.ProvisioningEventSchema, e), format));
+        else this.out(renderTable(fresh, eventColumns, { wide: false, headers }));
+        headers = false;
+        seen = Math.max(...fresh.map((e) => (e.time ? timestampDate(e.time).getTime() : 0)));
+        if (untilType && fresh.some((e) => api.ProvisioningEventTypeSchema.values.find((v) => v.number === e.type)?.localName === untilType)) return;
+      }
+      await new Promise((r) => setTimeout(r, f.interval * 1000));
+    }
+  }
+}
+
+export class MachineIssues extends MetalCommand<typeof MachineIssues> {
+  static override summary = "machines with issues (crash loop, failed reclaim, no event container, ...)";
+  static override aliases = aliasesOf("machine:issues", MACHINE);
+  static override args = { id: Args.string({ description: "only this machine" }) };
+  static override flags = { partition: Flags.string({ description: "only in this partition" }) };
+  async run() {
+    let items = await allPages(async (paging) => {
+      const r = await this.client(admin.MachineService).issues({ partition: this.flags.partition, paging });
+      return { items: r.machines, next: r.nextPageToken };
+    });
+    if (this.args.id) items = items.filter((i) => i.machineId === this.args.id);
+    this.printList(admin.MachineIssuesSchema, items, [
+      { header: "ID", value: (i) => i.machineId },
+      { header: "Issues", value: (i) => i.issues.join(", ") },
+    ]);
+  }
+}
+
+export class MachineCommands extends MetalCommand<typeof MachineCommands> {
+  static override summary = "BMC commands queued for a machine and their results";
+  static override aliases = aliasesOf("machine:commands", MACHINE);
+  static override args = idArg;
+  async run() {
+    const r = await this.client(admin.MachineService).commands({ id: this.args.id });
+    this.printList(admin.MachineCommandSchema, r.commands, [
+      { header: "ID", value: (c) => c.id },
+      { header: "Command", value: (c) => c.command },
+      { header: "Status", value: (c) => enumLabel(admin.BmcCommandStatusSchema, c.status).toLowerCase() },
+      { header: "Queued", value: (c) => since(c.createdAt) },
+      { header: "Result", value: (c) => c.result },
+    ]);
+  }
+}
+
+function bmcCommand(id: string, command: admin.BmcCommand, summary: string, topics: string[] = MACHINE) {
+  return class extends MetalCommand<typeof Command> {
+    static override summary = summary;
+    static override aliases = aliasesOf(id, topics);
+    static override args = idArg;
+    static override flags = { description: Flags.string({ description: "why (stored with LED commands)" }) };
+    async run() {
+      const machineId = (this.args as { id: string }).id;
+      const r = await this.client(admin.MachineService).bMCCommand({ id: machineId, command, description: ((this.flags as { description?: string }).description) ?? "" });
+      const c = r.command!;
+      this.printOne(admin.MachineCommandSchema, c, [
+        { header: "Machine", value: (x) => x.machineId },
+        { header: "Command", value: (x) => x.command },
+        { header: "Status", value: (x) => enumLabel(admin.BmcCommandStatusSchema, x.status).toLowerCase() },
+        { header: "ID", value: (x) => x.id },
+      ]);
+    }
+  };
+}
+
+function stateCommand(id: string, state: api.MachineState, summary: string, verbAliases: string[] = []) {
+  return class extends MetalCommand<typeof Command> {
+    static override summary = summary;
+    static override aliases = aliasesOf(id, MACHINE, verbAliases);
+    static override args = idArg;
+    static override flags = {
+      reason: Flags.string({ description: "why (required unless --remove)" }),
+      remove: Flags.boolean({ description: "release the machine again (state available)" }),
+    };
+    async run() {
+      const f = this.flags as unknown as { reason?: string; remove: boolean };
+      if (!f.remove && !f.reason) throw new UsageError("--reason is required");
+      const r = await this.client(admin.MachineService).setState({ id: (this.args as { id: string }).id, state: f.remove ? State.AVAILABLE : state, reason: f.remove ? "" : f.reason! });
+      this.printOne(api.MachineSchema, r.machine!, machineColumns);
+    }
+  };
+}
+
+export class FirewallList extends MachineList {
+  static override summary = "list firewalls";
+  static override aliases = aliasesOf("firewall:list", FIREWALL, ["ls"]);
+  static override role = Role.FIREWALL;
+}
+export class FirewallDescribe extends MachineDescribe {
+  static override summary = "show a firewall";
+  static override aliases = aliasesOf("firewall:describe", FIREWALL, ["get"]);
+}
+export class FirewallCreate extends MachineCreate {
+  static override summary = "allocate a firewall (it also joins the partition's underlay)";
+  static override aliases = aliasesOf("firewall:create", FIREWALL, ["allocate"]);
+  static override examples = ["metalctl firewall create --partition fra-equ01 --size c1-large-x86 --image firewall-ubuntu-3 --networks <private> --networks internet"];
+  static override role = Role.FIREWALL;
+}
+
+const B = admin.BmcCommand;
+export const MACHINE_COMMANDS: Record<string, typeof Command> = {
+  "machine:list": MachineList,
+  "machine:describe": MachineDescribe,
+  "machine:create": MachineCreate,
+  "machine:update": MachineUpdate,
+  "machine:delete": MachineDelete,
+  "machine:reinstall": MachineReinstall,
+  "machine:consolepassword": MachineConsolePassword,
+  "machine:logs": MachineLogs,
+  "machine:issues": MachineIssues,
+  "machine:commands": MachineCommands,
+  "machine:power:on": bmcCommand("machine:power:on", B.POWER_ON, "power a machine on"),
+  "machine:power:off": bmcCommand("machine:power:off", B.POWER_OFF, "power a machine off"),
+  "machine:power:reset": bmcCommand("machine:power:reset", B.RESET, "reset a machine"),
+  "machine:power:cycle": bmcCommand("machine:power:cycle", B.CYCLE, "power-cycle a machine"),
+  "machine:power:bios": bmcCommand("machine:power:bios", B.BOOT_BIOS, "boot into the firmware setup next"),
+  "machine:power:disk": bmcCommand("machine:power:disk", B.BOOT_DISK, "boot from disk next"),
+  "machine:power:pxe": bmcCommand("machine:power:pxe", B.BOOT_PXE, "boot from the network next"),
+  "machine:identify:on": bmcCommand("machine:identify:on", B.LED_ON, "switch the identify LED on"),
+  "machine:identify:off": bmcCommand("machine:identify:off", B.LED_OFF, "switch the identify LED off"),
+  "machine:lock": stateCommand("machine:lock", State.LOCKED, "lock a machine: it cannot be freed"),
+  "machine:reserve": stateCommand("machine:reserve", State.TAINTED, "reserve (taint) a machine: only allocated by explicit id", ["taint"]),
+  "firewall:list": FirewallList,
+  "firewall:describe": FirewallDescribe,
+  "firewall:create": FirewallCreate,
+};

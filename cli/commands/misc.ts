@@ -1,0 +1,274 @@
+import { Args, Flags, type Command } from "@oclif/core";
+import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
+import { AdminRoleSchema, ProjectRoleSchema, TenantRoleSchema } from "../../gen/metal/api/v1/common_pb.js";
+import { HealthService, HealthServiceGetResponseSchema, HealthStatusSchema } from "../../gen/metal/api/v1/health_pb.js";
+import { TokenSchema, TokenService, type Token, type TokenRoles } from "../../gen/metal/api/v1/token_pb.js";
+import { UserService, UserSchema } from "../../gen/metal/api/v1/user_pb.js";
+import { VersionService, VersionSchema } from "../../gen/metal/api/v1/version_pb.js";
+import { aliasesOf, allPages, DEFAULT_API_URL, MetalCommand } from "../base.js";
+import { enumLabel, enumParse, isoTime, jsonOf, renderTable, UsageError, type Column } from "../output.js";
+
+// ---------------------------------------------------------------- contexts
+
+type ContextRow = { current: boolean; name: string; url: string; project: string; token: boolean };
+
+class ContextList extends MetalCommand<typeof ContextList> {
+  static override summary = "list the contexts of the config file";
+  static override aliases = ["context:ls", "ctx", "ctx:list", "ctx:ls", "context"];
+  async run() {
+    const config = this.readConfig();
+    const rows: ContextRow[] = Object.entries(config.contexts).map(([name, c]) => ({ current: name === config.current, name, url: c.url ?? DEFAULT_API_URL, project: c.project ?? "", token: Boolean(c.token) }));
+    this.printData(
+      { current: config.current ?? null, contexts: rows.map(({ current: _c, ...r }) => r) },
+      () =>
+        renderTable(rows, [
+          { header: "", value: (r) => (r.current ? "*" : "") },
+          { header: "Name", value: (r) => r.name },
+          { header: "URL", value: (r) => r.url },
+          { header: "Project", value: (r) => r.project },
+          { header: "Token", value: (r) => (r.token ? "yes" : "") },
+        ] satisfies Column<ContextRow>[], { wide: false, headers: !this.global["no-headers"] }),
+    );
+  }
+}
+
+class ContextUse extends MetalCommand<typeof ContextUse> {
+  static override summary = "make a context the current one (\"-\" switches back to the previous)";
+  static override aliases = ["ctx:use", "context:switch"];
+  static override args = { name: Args.string({ required: true }) };
+  async run() {
+    const config = this.readConfig();
+    const name = this.args.name === "-" ? config.previous : this.args.name;
+    if (!name || !config.contexts[name]) throw new UsageError(`context "${this.args.name}" not found in ${this.configFile}`);
+    if (config.current !== name) config.previous = config.current;
+    config.current = name;
+    this.writeConfig(config);
+    this.out(`switched to context "${name}"\n`);
+  }
+}
+
+class ContextAdd extends MetalCommand<typeof ContextAdd> {
+  static override summary = "add or change a context (URL, token, default project)";
+  static override aliases = ["ctx:add", "context:set"];
+  static override args = { name: Args.string({ required: true }) };
+  static override flags = {
+    project: Flags.string({ description: "default project of tenant-scoped commands" }),
+    use: Flags.boolean({ description: "also make it the current context" }),
+  };
+  async run() {
+    const config = this.readConfig();
+    const existing = config.contexts[this.args.name] ?? {};
+    // Here --api-url and --token are what to store, not what to talk to.
+    const ctx = { ...existing };
+    if (this.global["api-url"]) ctx.url = this.global["api-url"];
+    if (this.global.token) ctx.token = this.global.token;
+    if (this.flags.project !== undefined) ctx.project = this.flags.project || undefined;
+    config.contexts[this.args.name] = JSON.parse(JSON.stringify(ctx));
+    if (this.flags.use || !config.current) {
+      if (config.current && config.current !== this.args.name) config.previous = config.current;
+      config.current = this.args.name;
+    }
+    this.writeConfig(config);
+    this.out(`context "${this.args.name}" ${existing.url || existing.token ? "updated" : "added"} in ${this.configFile}\n`);
+  }
+}
+
+class Login extends MetalCommand<typeof Login> {
+  static override summary = "check a token and store it in the current context (created as \"default\" if there is none)";
+  static override examples = ["metalctl login --api-url https://metal.example --token $(cat .metal/admin-token)"];
+  async run() {
+    if (!this.global.token) throw new UsageError("--token is required (metalctl issues no tokens itself: an operator creates one with `metalctl token create`)");
+    const user = (await this.client(UserService).get({})).user!;
+    const config = this.readConfig();
+    const name = this.global.context ?? config.current ?? "default";
+    const ctx = config.contexts[name] ?? {};
+    ctx.token = this.global.token;
+    if (this.global["api-url"]) ctx.url = this.global["api-url"];
+    config.contexts[name] = ctx;
+    config.current ??= name;
+    this.writeConfig(config);
+    this.out(`logged in as ${user.subject}, token stored in context "${name}"\n`);
+  }
+}
+
+// ---------------------------------------------------------------- who, what, how
+
+const rolesText = (r: TokenRoles | undefined) => {
+  if (!r) return "";
+  const parts: string[] = [];
+  if (r.adminRole) parts.push(`admin:${enumLabel(AdminRoleSchema, r.adminRole).toLowerCase()}`);
+  for (const [p, role] of Object.entries(r.projectRoles)) parts.push(`project ${p}:${enumLabel(ProjectRoleSchema, role).toLowerCase()}`);
+  for (const [t, role] of Object.entries(r.tenantRoles)) parts.push(`tenant ${t}:${enumLabel(TenantRoleSchema, role).toLowerCase()}`);
+  if (r.infraPartition) parts.push(`infra:${r.infraPartition}`);
+  return parts.join(", ");
+};
+
+class Whoami extends MetalCommand<typeof Whoami> {
+  static override summary = "who the token belongs to and what it may do";
+  async run() {
+    const user = (await this.client(UserService).get({})).user!;
+    const t = this.target();
+    if (this.format("table") === "json" || this.format("table") === "yaml") {
+      this.printOne(UserSchema, user);
+      return;
+    }
+    this.out(
+      [`subject: ${user.subject}`, `roles:   ${rolesText(user.token?.roles)}`, `token:   ${user.token?.id ?? ""}${user.token?.expiresAt ? ` (expires ${isoTime(user.token.expiresAt)})` : ""}`, `api:     ${t.url}${t.context ? ` (context ${t.context})` : ""}`].join("\n") + "\n",
+    );
+  }
+}
+
+class Version extends MetalCommand<typeof Version> {
+  static override summary = "versions of metalctl and of the control plane";
+  async run() {
+    const client = { version: this.config.version };
+    let server: unknown;
+    let line: string;
+    try {
+      const v = (await this.client(VersionService).get({})).version!;
+      server = jsonOf(VersionSchema, v);
+      line = `server: ${v.version}${v.revision ? ` (${v.revision})` : ""}, node ${v.nodeVersion}`;
+    } catch (err) {
+      server = { error: (err as Error).message };
+      line = `server: unreachable (${(err as Error).message})`;
+    }
+    this.printData({ client, server }, () => `client: metalctl ${client.version}\n${line}\n`);
+  }
+}
+
+class Health extends MetalCommand<typeof Health> {
+  static override summary = "health of the control plane and its parts";
+  async run() {
+    const r = await this.client(HealthService).get({});
+    const status = (s: number) => enumLabel(HealthStatusSchema, s).toLowerCase();
+    this.printData(jsonOf(HealthServiceGetResponseSchema, r), () =>
+      `overall: ${status(r.status)}\n` + renderTable(r.services, [{ header: "Service", value: (s) => s.name }, { header: "Status", value: (s) => status(s.status) }, { header: "Message", value: (s) => s.message }], { wide: false, headers: !this.global["no-headers"] }),
+    );
+  }
+}
+
+// ---------------------------------------------------------------- tokens
+
+const tokenColumns: Column<Token>[] = [
+  { header: "ID", value: (t) => t.id },
+  { header: "Subject", value: (t) => t.subject },
+  { header: "Description", value: (t) => t.description },
+  { header: "Roles", value: (t) => rolesText(t.roles) },
+  { header: "Expires", value: (t) => isoTime(t.expiresAt) },
+  { header: "Revoked", value: (t) => isoTime(t.revokedAt) },
+  { header: "Created By", value: (t) => t.createdBy, wide: true },
+  { header: "Created", value: (t) => isoTime(t.createdAt), wide: true },
+];
+
+function duration(s: string): { seconds: bigint } {
+  const m = /^(\d+)(s|m|h|d)$/.exec(s);
+  if (!m) throw new UsageError(`"${s}" is not a duration like 90m, 24h or 30d`);
+  return { seconds: BigInt(Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s"]) };
+}
+
+function rolesMap<E extends number>(schema: typeof ProjectRoleSchema | typeof TenantRoleSchema, values: string[] | undefined): Record<string, E> {
+  const out: Record<string, E> = {};
+  for (const v of values ?? []) {
+    const [id, role] = v.split("=");
+    if (!id || !role) throw new UsageError(`"${v}" is not ID=ROLE`);
+    out[id] = enumParse(schema, role) as E;
+  }
+  return out;
+}
+
+class TokenCreate extends MetalCommand<typeof TokenCreate> {
+  static override summary = "create a token (at most the roles and lifetime of your own); prints its secret once";
+  static override aliases = aliasesOf("token:create", ["tokens"]);
+  static override examples = ["metalctl token create --description ci --project-role p1=editor --expires 30d", "metalctl token create --subject p1-agents --infra-partition p1"];
+  static override flags = {
+    description: Flags.string({ default: "" }),
+    "admin-role": Flags.string({ description: "viewer or admin" }),
+    "project-role": Flags.string({ multiple: true, description: "PROJECT=viewer|editor|owner" }),
+    "tenant-role": Flags.string({ multiple: true, description: "TENANT=viewer|editor|owner" }),
+    "infra-partition": Flags.string({ description: "an edge daemon token of this partition" }),
+    expires: Flags.string({ description: "lifetime, e.g. 24h or 30d" }),
+    subject: Flags.string({ description: "operators: issue for this subject" }),
+  };
+  async run() {
+    const f = this.flags;
+    const roles = {
+      adminRole: f["admin-role"] ? enumParse(AdminRoleSchema, f["admin-role"]) : 0,
+      projectRoles: rolesMap(ProjectRoleSchema, f["project-role"]),
+      tenantRoles: rolesMap(TenantRoleSchema, f["tenant-role"]),
+      infraPartition: f["infra-partition"] ?? "",
+    };
+    const expiresIn = f.expires ? duration(f.expires) : undefined;
+    const r = f.subject
+      ? await this.client(AdminTokenService).create({ subject: f.subject, description: f.description, roles, expiresIn })
+      : await this.client(TokenService).create({ description: f.description, roles, expiresIn });
+    this.printData({ token: jsonOf(TokenSchema, r.token!), secret: r.secret }, () => `${r.secret}\n`);
+  }
+}
+
+class TokenList extends MetalCommand<typeof TokenList> {
+  static override summary = "list your tokens (operators: --subject for someone else's)";
+  static override aliases = aliasesOf("token:list", ["tokens"], ["ls"]);
+  static override flags = { subject: Flags.string(), "sort-by": Flags.string({ multiple: true }) };
+  async run() {
+    const subject = this.flags.subject;
+    const items = await allPages(async (paging) => {
+      const r = subject ? await this.client(AdminTokenService).list({ subject, paging }) : await this.client(TokenService).list({ paging });
+      return { items: r.tokens, next: r.nextPageToken };
+    });
+    this.printList(TokenSchema, items, tokenColumns, { sortBy: this.flags["sort-by"] });
+  }
+}
+
+class TokenRevoke extends MetalCommand<typeof TokenRevoke> {
+  static override summary = "revoke a token at once";
+  static override aliases = aliasesOf("token:revoke", ["tokens"], ["rm", "delete"]);
+  static override args = { id: Args.string({ required: true }) };
+  static override flags = { admin: Flags.boolean({ description: "operators: revoke anybody's token" }) };
+  async run() {
+    const r = this.flags.admin ? await this.client(AdminTokenService).revoke({ id: this.args.id }) : await this.client(TokenService).revoke({ id: this.args.id });
+    this.printOne(TokenSchema, r.token!, tokenColumns);
+  }
+}
+
+// ---------------------------------------------------------------- completion
+
+class Completion extends MetalCommand<typeof Completion> {
+  static override summary = "print a shell completion script: eval \"$(metalctl completion bash)\"";
+  static override args = { shell: Args.string({ required: true, options: ["bash", "zsh"] }) };
+  async run() {
+    const ids = new Set<string>();
+    for (const c of this.config.commands) {
+      ids.add(c.id.replace(/:/g, " "));
+      for (const a of c.aliases) ids.add(a.replace(/:/g, " "));
+    }
+    const flags = Object.keys(MetalCommand.baseFlags).map((f) => `--${f}`).concat(["--help", "--project", "--output"]);
+    const script = `# metalctl ${this.args.shell} completion
+__metalctl_commands='${[...ids].sort().join("\n")}'
+__metalctl_flags='${[...new Set(flags)].join(" ")}'
+_metalctl() {
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prefix="" i
+  for ((i=1; i<COMP_CWORD; i++)); do prefix+="\${COMP_WORDS[i]} "; done
+  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$__metalctl_flags" -- "$cur")); return; fi
+  local next
+  next=$(while IFS= read -r c; do [[ "$c " == "$prefix"* ]] && { r="\${c#"$prefix"}"; echo "\${r%% *}"; }; done <<< "$__metalctl_commands" | sort -u)
+  COMPREPLY=($(compgen -W "$next" -- "$cur"))
+}
+`;
+    const tail = this.args.shell === "zsh" ? "autoload -U +X bashcompinit && bashcompinit\ncomplete -F _metalctl metalctl\n" : "complete -F _metalctl metalctl\n";
+    this.out(this.args.shell === "zsh" ? `autoload -U +X compinit && compinit\n${script}${tail}` : script + tail);
+  }
+}
+
+export const MISC_COMMANDS: Record<string, typeof Command> = {
+  "context:list": ContextList,
+  "context:use": ContextUse,
+  "context:add": ContextAdd,
+  login: Login,
+  whoami: Whoami,
+  version: Version,
+  health: Health,
+  "token:create": TokenCreate,
+  "token:list": TokenList,
+  "token:revoke": TokenRevoke,
+  completion: Completion,
+};

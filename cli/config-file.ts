@@ -1,0 +1,47 @@
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { parse, stringify } from "yaml";
+
+/** One control plane and who we are there. */
+export interface Context {
+  url?: string;
+  token?: string;
+  /** Default for --project of tenant-scoped commands. */
+  project?: string;
+}
+
+export interface ConfigFile {
+  current?: string;
+  previous?: string;
+  contexts: Record<string, Context>;
+}
+
+export type Env = Record<string, string | undefined>;
+
+/** $XDG_CONFIG_HOME/metalctl/config.yaml (default ~/.config), or METALCTL_CONFIG. */
+export function configPath(env: Env): string {
+  if (env.METALCTL_CONFIG) return env.METALCTL_CONFIG;
+  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");
+  return join(base, "metalctl", "config.yaml");
+}
+
+export function readConfig(path: string): ConfigFile {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return { contexts: {} };
+    throw err;
+  }
+  const doc = (parse(text) ?? {}) as Partial<ConfigFile>;
+  return { current: doc.current, previous: doc.previous, contexts: doc.contexts ?? {} };
+}
+
+/** Written to a temporary file and renamed, mode 0600: the file holds tokens, and a crash must not leave half of it. */
+export function writeConfig(path: string, config: ConfigFile): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, stringify(config), { mode: 0o600 });
+  renameSync(tmp, path);
+}
