@@ -82,7 +82,7 @@ const noMachine = (req: MachineServiceCreateRequest) => exhausted(`no ${req.size
 async function planAllocation({ db, refs }: AllocationDeps, req: MachineServiceCreateRequest, role: string): Promise<Plan | undefined> {
   if (req.machineId !== undefined) return undefined;
   const [load, reserved] = await Promise.all([
-    allocations.rackLoad(db, req.partition, req.size, req.project, role, req.placementTags),
+    refs.rackLoad(req.partition, req.size, req.project, role, req.placementTags),
     refs.reservations(req.partition, req.size),
   ]);
   const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));

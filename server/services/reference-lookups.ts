@@ -1,6 +1,7 @@
 import { singleFlight } from "../auth/project-directory.js";
 import type { Db } from "../db/database.js";
 import type { FilesystemLayoutRow, ImageRow, NetworkRow, PartitionRow, SizeReservationRow, SizeRow } from "../db/schema/index.js";
+import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
 import { networkRepository as networks } from "../repositories/network-repository.js";
 import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
 import { partitionRepository as partitions } from "../repositories/partition-repository.js";
@@ -25,7 +26,15 @@ export interface ReferenceLookups {
   /** The prefixes of each network, as CIDR strings. */
   prefixes(networkIds: readonly string[]): Promise<Map<string, string[]>>;
   reservations(partition: string, size: string): Promise<SizeReservationRow[]>;
+  /**
+   * Waiting machines and the project's machines per rack. Not reference data,
+   * but only a steer for the rack choice (the locked row is checked again),
+   * so concurrent allocations may share one read as they would share a snapshot.
+   */
+  rackLoad(partition: string, size: string, project: string, role: string, placementTags: readonly string[]): Promise<RackLoad[]>;
 }
+
+export type RackLoad = Awaited<ReturnType<typeof allocations.rackLoad>>[number];
 
 export function createReferenceLookups(db: Db<any>): ReferenceLookups {
   const partition = singleFlight<PartitionRow>();
@@ -36,6 +45,7 @@ export function createReferenceLookups(db: Db<any>): ReferenceLookups {
   const network = singleFlight<NetworkRow>();
   const prefixes = singleFlight<Map<string, string[]>>();
   const reserved = singleFlight<SizeReservationRow[]>();
+  const load = singleFlight<RackLoad[]>();
   return {
     partition: (id) => partition(id, () => partitions.get(db, id)),
     size: (id) => size(id, () => sizes.get(db, id)),
@@ -46,5 +56,7 @@ export function createReferenceLookups(db: Db<any>): ReferenceLookups {
     prefixes: (ids) => prefixes(ids.join("\u0000"), () => networks.prefixesOf(db, [...ids])),
     reservations: (partition, size) =>
       reserved(`${partition}\u0000${size}`, async () => (await sizeReservations.list(db, { sizeId: size, partitionId: partition }, { limit: 1000, after: undefined })).items),
+    rackLoad: (partition, size, project, role, tags) =>
+      load([partition, size, project, role, ...tags].join("\u0000"), () => allocations.rackLoad(db, partition, size, project, role, tags)),
   };
 }
