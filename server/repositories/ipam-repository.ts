@@ -269,14 +269,19 @@ async function claimPoolFrom(tx: Db<any>, tbl: SQL, column: SQL, start: number, 
 }
 
 /** A pool of integers [min, max] kept as one row per taken value in `table`. */
+/** The common case, a random free number, as named statements: parsed and planned once per connection. */
+const POOL_INSERT: Record<"vrfs" | "asns", Statement> = {
+  vrfs: { name: "ipam_insert_vrf", text: "insert into vrfs values ($1, $2) on conflict do nothing returning vrf as n" },
+  asns: { name: "ipam_insert_asn", text: "insert into asns values ($1, $2) on conflict do nothing returning asn as n" },
+};
+
 async function acquireFromPool(tx: Db<any>, table: "vrfs" | "asns", min: number, max: number, owner: string): Promise<number | undefined> {
   const column = sql.raw(table === "vrfs" ? "vrf" : "asn");
   const tbl = sql.raw(table);
   const span = BigInt(max - min + 1);
   for (let i = 0; i < RANDOM_TRIES; i++) {
     const n = min + Number(randomBelow(span));
-    const res = await tx.execute(sql`insert into ${tbl} values (${n}, ${owner}) on conflict do nothing returning ${column} as n`);
-    if (rowsOf(res).length === 1) return n;
+    if ((await run(tx, POOL_INSERT[table], [n, owner])).length === 1) return n;
   }
   // Crowded: a gap search from a random start (wrapping once), like addresses; retried on a lost race.
   for (let attempt = 0; attempt < RACE_RETRIES; attempt++) {

@@ -7,6 +7,7 @@ import {
   machineConnections,
   machineEvents,
   machines,
+  switches,
   type BmcCommandRow,
   type MachineEventsRow,
   type MachineRow,
@@ -173,6 +174,7 @@ export const machineAllocationRepository = {
    */
   async lockCandidate(tx: Db<any>, partition: string, size: string, pick: { rack: string } | { id: string }): Promise<MachineRow | undefined> {
     const which = "id" in pick ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
+    // Named: every allocation runs it, so each connection parses and plans it once.
     const rows = await tx
       .select({ m: machines })
       .from(machines)
@@ -180,7 +182,9 @@ export const machineAllocationRepository = {
       .where(and(which, candidateCondition(partition, size)))
       .orderBy(sql`random()`)
       .limit(1)
-      .for("update", { of: machines, skipLocked: true });
+      .for("update", { of: machines, skipLocked: true })
+      .prepare("id" in pick ? "machines_lock_candidate_by_id" : "machines_lock_candidate_in_rack")
+      .execute();
     return rows[0]?.m;
   },
 
@@ -204,7 +208,9 @@ export const machineAllocationRepository = {
       .update(machines)
       .set({ allocation, project: allocation.project, tags, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(and(eq(machines.id, id), sql`${machines.allocation} is null`))
-      .returning();
+      .returning()
+      .prepare("machines_allocate")
+      .execute();
     if (!row) throw notFound("free machine", id);
     return row;
   },
@@ -222,10 +228,23 @@ export const machineLifecycleRepository = {
     return row;
   },
 
-  /** Puts all switch ports of the machine into `vrf` (null: back to the PXE VLAN). */
-  async setPortVrf(tx: Db<any>, machineId: string, vrf: string | null): Promise<number> {
-    const rows = await tx.update(machineConnections).set({ vrf }).where(eq(machineConnections.machineId, machineId)).returning({ port: machineConnections.switchPort });
-    return rows.length;
+  /**
+   * Puts all switch ports of the machine into `vrf` (null: back to the PXE VLAN).
+   * The switches' versions are their config generations, so each switch whose
+   * ports changed gets a new one; returns their ids, for the caller to wake
+   * their sessions once the transaction has committed.
+   */
+  async setPortVrf(tx: Db<any>, machineId: string, vrf: string | null): Promise<string[]> {
+    const rows = await tx
+      .update(machineConnections)
+      .set({ vrf })
+      .where(and(eq(machineConnections.machineId, machineId), sql`${machineConnections.vrf} is distinct from ${vrf}`))
+      .returning({ switchId: machineConnections.switchId });
+    const ids = [...new Set(rows.map((r) => r.switchId))].sort();
+    if (ids.length > 0) {
+      await tx.update(switches).set({ version: sql`${switches.version} + 1`, updatedAt: sql`now()` }).where(inArray(switches.id, ids));
+    }
+    return ids;
   },
 
   async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: readonly string[], deadline: Date): Promise<BmcCommandRow[]> {

@@ -11,6 +11,8 @@ import { measure, type Comparison } from "./harness.js";
 
 const MACHINES = Number(process.env.BENCH_ALLOC_MACHINES ?? 1000);
 const CLIENTS = Number(process.env.BENCH_ALLOC_CLIENTS ?? 64);
+/** Allocated first and not measured: pool connections, JIT and caches warm up as in a running server. */
+const WARMUP = 200;
 
 /**
  * Machine allocation over the tenant API with 64 clients against 1,000
@@ -29,7 +31,7 @@ export async function benchAllocation(): Promise<Comparison[]> {
     const fixture = await setUpPartition(server);
     // A bigger super network prefix is not needed: each allocation takes one IP per family of the project network (/24 + /64).
     const nets = [fixture.primary.pb];
-    const ids = Array.from({ length: MACHINES + 1 }, () => randomUUID());
+    const ids = Array.from({ length: MACHINES + WARMUP + 1 }, () => randomUUID());
     await app.db.execute(sql`
       insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
       select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb), 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb`);
@@ -44,10 +46,11 @@ export async function benchAllocation(): Promise<Comparison[]> {
     const network = (await big.create({ project: "pb", partition: "p1", length: { ipv4: 20 } })).network!.id;
 
     // One machine keeps a real Wait stream open; it is allocated by id and the delivery is timed.
-    const watched = ids[MACHINES]!;
+    const watched = ids[MACHINES + WARMUP]!;
     await app.db.execute(sql`update machines set waiting_until = null where id = ${watched}`);
     const boot = createClient(BootService, createGrpcTransport({ baseUrl: url, interceptors: auth(fixture.infraToken) }));
     const latencies: number[] = [];
+    await measure("warmup", WARMUP, CLIENTS, (i) => tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `warm${i}`, networks: [network] }));
     const allocs = await measure("machine allocation", MACHINES, CLIENTS, (i) =>
       tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `m${i}`, networks: [network] }),
     );
