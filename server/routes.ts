@@ -112,14 +112,14 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminFilesystemLayoutService, createAdminFilesystemLayoutService({ db }));
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
-  add(AdminMachineService, createAdminMachineService({ db }));
+  add(AdminMachineService, createAdminMachineService({ db, bus }));
   add(AdminSwitchService, createAdminSwitchService({ db }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
   add(BootService, createBootService({ db, bus, waitTiming: deps.waitTiming }));
   add(InfraSwitchService, createSwitchService({ db }));
-  add(BMCService, createBmcService({ db }));
+  add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

@@ -26,3 +26,6 @@ export function createInProcessBus(): FanoutBus {
 }
 
 export const allocationTopic = (machineId: string) => `allocation/${machineId}`;
+
+/** Published after BMC commands of the partition are queued, so its metal-bmc sessions send them at once. */
+export const bmcCommandsTopic = (partition: string) => `bmc-commands/${partition}`;

@@ -1,3 +1,4 @@
+import { bmcCommandsTopic, type FanoutBus } from "../bus/fanout.js";
 import { containerFromRow } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
 import { EventType, needsResurrection } from "../domain/provisioning.js";
@@ -13,7 +14,7 @@ const RESURRECTION_LOCK = 7107;
  * and resets them, and Machine Reclaim is recorded. One replica at a time.
  * Returns the machines it reclaimed, or undefined when another replica runs it.
  */
-export async function runResurrectionJob(db: Db<any>, now = new Date()): Promise<string[] | undefined> {
+export async function runResurrectionJob(db: Db<any>, now = new Date(), bus?: FanoutBus): Promise<string[] | undefined> {
   const reclaimed = await inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, RESURRECTION_LOCK))) return undefined;
     const due: { id: string; partition: string }[] = [];
@@ -25,6 +26,7 @@ export async function runResurrectionJob(db: Db<any>, now = new Date()): Promise
     return due;
   });
   if (!reclaimed) return undefined;
+  for (const partition of new Set(reclaimed.map((m) => m.partition))) bus?.publish(bmcCommandsTopic(partition));
   for (const m of reclaimed) {
     await recordEvents(db, m.partition, [{ machineId: m.id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "resurrected: the machine went through reclaim again" }]);
   }

@@ -1,4 +1,5 @@
 import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
+import { bmcCommandsTopic, type FanoutBus } from "../bus/fanout.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../db/schema/index.js";
 import { machines } from "../db/schema/index.js";
@@ -21,7 +22,7 @@ export const COMMAND_DEADLINE_MS = 5 * 60_000;
  * information are stored, its switch ports move into the tenant's VRF, and
  * the BMC is told to boot from disk from now on. One transaction.
  */
-export async function installationSucceeded(db: Db<any>, req: BootServiceInstallationSucceededRequest): Promise<void> {
+export async function installationSucceeded(db: Db<any>, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
   await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
@@ -37,6 +38,7 @@ export async function installationSucceeded(db: Db<any>, req: BootServiceInstall
     });
     await bootInstalledOs(tx, m);
   });
+  bus?.publish(bmcCommandsTopic(req.partition));
 }
 
 /** The installed OS takes over: ports into the tenant's VRF (firewalls: the default VRF), boot from disk. */
@@ -63,7 +65,7 @@ async function lockProjectMachine(tx: Db<any>, id: string, project: string): Pro
  * wiping only the disks the layout marks for it. Refused for locked machines,
  * machines not installed yet, and layouts that would wipe nothing.
  */
-export async function reinstallMachine(db: Db<any>, id: string, project: string, imageRef: string): Promise<MachineRow> {
+export async function reinstallMachine(db: Db<any>, id: string, project: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
   const row = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be reinstalled`);
@@ -78,6 +80,7 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, REINSTALL_COMMANDS, deadline());
     return saved;
   });
+  bus?.publish(bmcCommandsTopic(row.partitionId!));
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: `reinstall with ${row.allocation!.image}` }]);
   return row;
 }
@@ -88,8 +91,8 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
  * in the tenant's VRF; when it was wiped, the machine stays in PXE and the
  * tenant has to reinstall. Returns how the previous OS boots.
  */
-export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstallRequest): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
-  return inTransaction(db, async (tx) => {
+export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstallRequest, bus?: FanoutBus): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
+  const bootInfo = await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     const a = m.allocation;
@@ -99,6 +102,8 @@ export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstall
     if (!req.primaryDiskWiped) await bootInstalledOs(tx, restored);
     return a.bootInfo;
   });
+  if (!req.primaryDiskWiped) bus?.publish(bmcCommandsTopic(req.partition));
+  return bootInfo;
 }
 
 /** Changes what a tenant may change of an allocated machine: description, tags, SSH keys. */
@@ -145,7 +150,7 @@ export async function consolePassword(db: Db<any>, id: string, project: string):
  * take the OS down are recorded as Planned Reboot so they do not read as a
  * crash. Bare machines without a partition cannot be reached.
  */
-export async function queueBmcCommand(db: Db<any>, id: string, command: BmcCommandName, description: string): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
+export async function queueBmcCommand(db: Db<any>, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
   const out = await inTransaction(db, async (tx) => {
     let m = await lockById(tx, machines, "machine", id);
     if (!m.partitionId) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
@@ -154,6 +159,7 @@ export async function queueBmcCommand(db: Db<any>, id: string, command: BmcComma
     if (led) m = await lifecycle.setLed(tx, id, led, description);
     return { command: queued!, machine: m };
   });
+  bus?.publish(bmcCommandsTopic(out.machine.partitionId!));
   if (isPlannedReboot(command)) {
     await recordEvents(db, out.machine.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
   }
@@ -167,7 +173,7 @@ export async function queueBmcCommand(db: Db<any>, id: string, command: BmcComma
  * metal-hammer wipes the disks and waits again. Machine Reclaim is recorded
  * once the transaction has committed.
  */
-export async function freeMachine(db: Db<any>, id: string, project: string): Promise<MachineRow> {
+export async function freeMachine(db: Db<any>, id: string, project: string, bus?: FanoutBus): Promise<MachineRow> {
   const row = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);
@@ -176,6 +182,7 @@ export async function freeMachine(db: Db<any>, id: string, project: string): Pro
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, FREE_COMMANDS, deadline());
     return { ...m, allocation: null, project: null, tags: [] };
   });
+  bus?.publish(bmcCommandsTopic(row.partitionId!));
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
   return row;
 }

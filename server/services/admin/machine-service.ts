@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { bmcCommandFromProto, containerFromRow, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
+import type { FanoutBus } from "../../bus/fanout.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { machines } from "../../db/schema/index.js";
 import { machineIssues } from "../../domain/machine-issues.js";
@@ -13,7 +14,7 @@ import { queueBmcCommand } from "../machine-lifecycle.js";
 
 const RECENT_COMMANDS = 100;
 
-export function createAdminMachineService({ db }: { db: Db<any> }): ServiceImpl<typeof MachineService> {
+export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: FanoutBus }): ServiceImpl<typeof MachineService> {
   return {
     async get(req) {
       validator().uuid("id", req.id).check();
@@ -90,7 +91,7 @@ export function createAdminMachineService({ db }: { db: Db<any> }): ServiceImpl<
       const command = bmcCommandFromProto(req.command);
       if (!command) v.add("command", "must be one of the BMC commands");
       v.check();
-      const out = await queueBmcCommand(db, req.id.toLowerCase(), command!, req.description);
+      const out = await queueBmcCommand(db, req.id.toLowerCase(), command!, req.description, bus);
       return { command: toProtoCommand(out.command), machine: toProtoMachine(out.machine, undefined) };
     },
     async commands(req) {

@@ -37,7 +37,7 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
     },
     async delete(req) {
       machineRef(req).check();
-      return { machine: toProtoMachine(await freeMachine(db, req.id.toLowerCase(), req.project), undefined) };
+      return { machine: toProtoMachine(await freeMachine(db, req.id.toLowerCase(), req.project, deps.bus), undefined) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);
@@ -55,7 +55,7 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
     },
     async reinstall(req) {
       validateMachineReinstall(req);
-      return { machine: toProtoMachine(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image), undefined) };
+      return { machine: toProtoMachine(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image, deps.bus), undefined) };
     },
     async consolePassword(req, ctx) {
       validateConsolePasswordRequest(req);

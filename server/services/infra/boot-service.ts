@@ -137,13 +137,13 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
       if (!req.bootInfo) v.add("boot_info", "is required");
       else v.text("boot_info.cmdline", req.bootInfo.cmdline, 4096).requiredText("boot_info.image_id", req.bootInfo.imageId, 128);
       v.check();
-      await installationSucceeded(db, req);
+      await installationSucceeded(db, req, bus);
       return {};
     },
 
     async abortReinstall(req) {
       validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
-      const b = await abortReinstall(db, req);
+      const b = await abortReinstall(db, req, bus);
       return { bootInfo: b };
     },
 

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/bmc.proto.
  */
 export const file_metal_infra_v1_bmc: GenFile = /*@__PURE__*/
-  fileDesc("ChhtZXRhbC9pbmZyYS92MS9ibWMucHJvdG8SDm1ldGFsLmluZnJhLnYxIokCCglCbWNSZXBvcnQSEgoKbWFjaGluZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEgsKA21hYxgDIAEoCRIMCgR1c2VyGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJEhEKCWludGVyZmFjZRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Bvd2VyX3N0YXRlGAggASgJEi8KA2ZydRgJIAMoCzIiLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydC5GcnVFbnRyeRIUCgxiaW9zX3ZlcnNpb24YCiABKAkaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChdCTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSKgoHcmVwb3J0cxgCIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJNChhCTUNTZXJ2aWNlUmVwb3J0UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoDRIPCgd1cGRhdGVkGAIgASgNEg8KB3NraXBwZWQYAyADKAkycQoKQk1DU2VydmljZRJjCgZSZXBvcnQSJy5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBooLm1ldGFsLmluZnJhLnYxLkJNQ1NlcnZpY2VSZXBvcnRSZXNwb25zZSIGyvMYAigBYgZwcm90bzM", [file_metal_api_v1_common]);
+  fileDesc("ChhtZXRhbC9pbmZyYS92MS9ibWMucHJvdG8SDm1ldGFsLmluZnJhLnYxIokCCglCbWNSZXBvcnQSEgoKbWFjaGluZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEgsKA21hYxgDIAEoCRIMCgR1c2VyGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJEhEKCWludGVyZmFjZRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Bvd2VyX3N0YXRlGAggASgJEi8KA2ZydRgJIAMoCzIiLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydC5GcnVFbnRyeRIUCgxiaW9zX3ZlcnNpb24YCiABKAkaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChdCTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSKgoHcmVwb3J0cxgCIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJNChhCTUNTZXJ2aWNlUmVwb3J0UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoDRIPCgd1cGRhdGVkGAIgASgNEg8KB3NraXBwZWQYAyADKAkiiwIKGEJNQ1NlcnZpY2VTZXNzaW9uUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSMAoFaGVsbG8YAiABKAsyHy5tZXRhbC5pbmZyYS52MS5CbWNTZXNzaW9uSGVsbG9IABI0CgdyZXBvcnRzGAMgASgLMiEubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvblJlcG9ydHNIABIyCgZyZXN1bHQYBCABKAsyIC5tZXRhbC5pbmZyYS52MS5CbWNDb21tYW5kUmVzdWx0SAASOAoJaGVhcnRiZWF0GAUgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAQgYKBGtpbmQiMQoPQm1jU2Vzc2lvbkhlbGxvEg0KBWFnZW50GAEgASgJEg8KB3ZlcnNpb24YAiABKAkiPwoRQm1jU2Vzc2lvblJlcG9ydHMSKgoHcmVwb3J0cxgBIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJCChBCbWNDb21tYW5kUmVzdWx0EhIKCmNvbW1hbmRfaWQYASABKAkSCgoCb2sYAiABKAgSDgoGcmVzdWx0GAMgASgJIikKE0JtY1Nlc3Npb25IZWFydGJlYXQSEgoKc2VudF9hdF9tcxgBIAEoAyLMAQoZQk1DU2VydmljZVNlc3Npb25SZXNwb25zZRIvCghjb21tYW5kcxgBIAEoCzIbLm1ldGFsLmluZnJhLnYxLkJtY0NvbW1hbmRzSAASOAoJaGVhcnRiZWF0GAIgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAEjwKCHJlcG9ydGVkGAMgASgLMigubWV0YWwuaW5mcmEudjEuQk1DU2VydmljZVJlcG9ydFJlc3BvbnNlSABCBgoEa2luZCJCCgtCbWNDb21tYW5kcxIzCghjb21tYW5kcxgBIAMoCzIhLm1ldGFsLmluZnJhLnYxLkJtY1BlbmRpbmdDb21tYW5kIp0BChFCbWNQZW5kaW5nQ29tbWFuZBIKCgJpZBgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEg8KB2NvbW1hbmQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIMCgR1c2VyGAUgASgJEhAKCHBhc3N3b3JkGAYgASgJEhEKCWludGVyZmFjZRgHIAEoCRITCgtkZWFkbGluZV9tcxgIIAEoAzLdAQoKQk1DU2VydmljZRJjCgZSZXBvcnQSJy5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBooLm1ldGFsLmluZnJhLnYxLkJNQ1NlcnZpY2VSZXBvcnRSZXNwb25zZSIGyvMYAigBEmoKB1Nlc3Npb24SKC5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlcXVlc3QaKS5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlc3BvbnNlIgbK8xgCKAEoATABYgZwcm90bzM", [file_metal_api_v1_common]);
 
 /**
  * BmcReport is what one BMC told metal-bmc.
@@ -161,7 +161,308 @@ export const BMCServiceReportResponseSchema: GenMessage<BMCServiceReportResponse
   messageDesc(file_metal_infra_v1_bmc, 2);
 
 /**
- * BMCService lets metal-bmc report what it learns from the partition's BMCs.
+ * BMCServiceSessionRequest is one message of metal-bmc on its session.
+ *
+ * @generated from message metal.infra.v1.BMCServiceSessionRequest
+ */
+export type BMCServiceSessionRequest = Message<"metal.infra.v1.BMCServiceSessionRequest"> & {
+  /**
+   * Partition the agent serves; required on the first message (the token is checked against it), ignored later.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * Kind is what the message carries.
+   *
+   * @generated from oneof metal.infra.v1.BMCServiceSessionRequest.kind
+   */
+  kind: {
+    /**
+     * Hello opens the session; only as the first message.
+     *
+     * @generated from field: metal.infra.v1.BmcSessionHello hello = 2;
+     */
+    value: BmcSessionHello;
+    case: "hello";
+  } | {
+    /**
+     * Reports is a batch of BMC reports, stored like Report does.
+     *
+     * @generated from field: metal.infra.v1.BmcSessionReports reports = 3;
+     */
+    value: BmcSessionReports;
+    case: "reports";
+  } | {
+    /**
+     * Result is the outcome of one command.
+     *
+     * @generated from field: metal.infra.v1.BmcCommandResult result = 4;
+     */
+    value: BmcCommandResult;
+    case: "result";
+  } | {
+    /**
+     * Heartbeat tells the server the agent is alive; the server answers with one.
+     *
+     * @generated from field: metal.infra.v1.BmcSessionHeartbeat heartbeat = 5;
+     */
+    value: BmcSessionHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.infra.v1.BMCServiceSessionRequest.
+ * Use `create(BMCServiceSessionRequestSchema)` to create a new message.
+ */
+export const BMCServiceSessionRequestSchema: GenMessage<BMCServiceSessionRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 3);
+
+/**
+ * BmcSessionHello names the agent.
+ *
+ * @generated from message metal.infra.v1.BmcSessionHello
+ */
+export type BmcSessionHello = Message<"metal.infra.v1.BmcSessionHello"> & {
+  /**
+   * Agent is the agent's name, unique within the partition, e.g. its host name.
+   *
+   * @generated from field: string agent = 1;
+   */
+  agent: string;
+
+  /**
+   * Version of metal-bmc.
+   *
+   * @generated from field: string version = 2;
+   */
+  version: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcSessionHello.
+ * Use `create(BmcSessionHelloSchema)` to create a new message.
+ */
+export const BmcSessionHelloSchema: GenMessage<BmcSessionHello> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 4);
+
+/**
+ * BmcSessionReports is a batch of reports of the session's partition.
+ *
+ * @generated from message metal.infra.v1.BmcSessionReports
+ */
+export type BmcSessionReports = Message<"metal.infra.v1.BmcSessionReports"> & {
+  /**
+   * Reports, at most 1000, one per machine.
+   *
+   * @generated from field: repeated metal.infra.v1.BmcReport reports = 1;
+   */
+  reports: BmcReport[];
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcSessionReports.
+ * Use `create(BmcSessionReportsSchema)` to create a new message.
+ */
+export const BmcSessionReportsSchema: GenMessage<BmcSessionReports> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 5);
+
+/**
+ * BmcCommandResult is what came of one command.
+ *
+ * @generated from message metal.infra.v1.BmcCommandResult
+ */
+export type BmcCommandResult = Message<"metal.infra.v1.BmcCommandResult"> & {
+  /**
+   * CommandId is the id of the command as delivered.
+   *
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+
+  /**
+   * Ok is true when the BMC carried the command out.
+   *
+   * @generated from field: bool ok = 2;
+   */
+  ok: boolean;
+
+  /**
+   * Result is a human-readable outcome or error.
+   *
+   * @generated from field: string result = 3;
+   */
+  result: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcCommandResult.
+ * Use `create(BmcCommandResultSchema)` to create a new message.
+ */
+export const BmcCommandResultSchema: GenMessage<BmcCommandResult> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 6);
+
+/**
+ * BmcSessionHeartbeat keeps the session alive.
+ *
+ * @generated from message metal.infra.v1.BmcSessionHeartbeat
+ */
+export type BmcSessionHeartbeat = Message<"metal.infra.v1.BmcSessionHeartbeat"> & {
+  /**
+   * SentAt is the sender's clock in milliseconds since the epoch.
+   *
+   * @generated from field: int64 sent_at_ms = 1;
+   */
+  sentAtMs: bigint;
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcSessionHeartbeat.
+ * Use `create(BmcSessionHeartbeatSchema)` to create a new message.
+ */
+export const BmcSessionHeartbeatSchema: GenMessage<BmcSessionHeartbeat> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 7);
+
+/**
+ * BMCServiceSessionResponse is one message of the server on the session.
+ *
+ * @generated from message metal.infra.v1.BMCServiceSessionResponse
+ */
+export type BMCServiceSessionResponse = Message<"metal.infra.v1.BMCServiceSessionResponse"> & {
+  /**
+   * Kind is what the message carries.
+   *
+   * @generated from oneof metal.infra.v1.BMCServiceSessionResponse.kind
+   */
+  kind: {
+    /**
+     * Commands are pending commands; delivered at least once, so an agent must deduplicate by id.
+     *
+     * @generated from field: metal.infra.v1.BmcCommands commands = 1;
+     */
+    value: BmcCommands;
+    case: "commands";
+  } | {
+    /**
+     * Heartbeat tells the agent the server is alive.
+     *
+     * @generated from field: metal.infra.v1.BmcSessionHeartbeat heartbeat = 2;
+     */
+    value: BmcSessionHeartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * Reported tells what happened to a batch of reports.
+     *
+     * @generated from field: metal.infra.v1.BMCServiceReportResponse reported = 3;
+     */
+    value: BMCServiceReportResponse;
+    case: "reported";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.infra.v1.BMCServiceSessionResponse.
+ * Use `create(BMCServiceSessionResponseSchema)` to create a new message.
+ */
+export const BMCServiceSessionResponseSchema: GenMessage<BMCServiceSessionResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 8);
+
+/**
+ * BmcCommands is a batch of pending commands, in the order they must run per machine.
+ *
+ * @generated from message metal.infra.v1.BmcCommands
+ */
+export type BmcCommands = Message<"metal.infra.v1.BmcCommands"> & {
+  /**
+   * Commands, oldest first.
+   *
+   * @generated from field: repeated metal.infra.v1.BmcPendingCommand commands = 1;
+   */
+  commands: BmcPendingCommand[];
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcCommands.
+ * Use `create(BmcCommandsSchema)` to create a new message.
+ */
+export const BmcCommandsSchema: GenMessage<BmcCommands> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 9);
+
+/**
+ * BmcPendingCommand is one command for one machine's BMC, with what is needed to reach it.
+ *
+ * @generated from message metal.infra.v1.BmcPendingCommand
+ */
+export type BmcPendingCommand = Message<"metal.infra.v1.BmcPendingCommand"> & {
+  /**
+   * Id of the command; the result must name it.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * MachineId is the machine whose BMC runs the command.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+
+  /**
+   * Command is one of POWER_ON, POWER_OFF, RESET, CYCLE, BOOT_FROM_BIOS, BOOT_FROM_DISK, BOOT_FROM_PXE, LED_ON, LED_OFF.
+   *
+   * @generated from field: string command = 3;
+   */
+  command: string;
+
+  /**
+   * Address is host:port of the BMC, as last reported; empty when none was reported.
+   *
+   * @generated from field: string address = 4;
+   */
+  address: string;
+
+  /**
+   * User of the BMC.
+   *
+   * @generated from field: string user = 5;
+   */
+  user: string;
+
+  /**
+   * Password of the BMC.
+   *
+   * @generated from field: string password = 6;
+   */
+  password: string;
+
+  /**
+   * Interface is the protocol, e.g. "lanplus".
+   *
+   * @generated from field: string interface = 7;
+   */
+  interface: string;
+
+  /**
+   * DeadlineMs is when the server gives up on the command, in milliseconds since the epoch.
+   *
+   * @generated from field: int64 deadline_ms = 8;
+   */
+  deadlineMs: bigint;
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcPendingCommand.
+ * Use `create(BmcPendingCommandSchema)` to create a new message.
+ */
+export const BmcPendingCommandSchema: GenMessage<BmcPendingCommand> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 10);
+
+/**
+ * BMCService lets metal-bmc report what it learns from the partition's BMCs and carry out BMC commands.
  *
  * @generated from service metal.infra.v1.BMCService
  */
@@ -175,6 +476,18 @@ export const BMCService: GenService<{
     methodKind: "unary";
     input: typeof BMCServiceReportRequestSchema;
     output: typeof BMCServiceReportResponseSchema;
+  },
+  /**
+   * Session is metal-bmc's long-lived stream: reports, command results and heartbeats up;
+   * the partition's pending commands (on connect and whenever new ones are queued) and heartbeats down.
+   * The first message must be a hello and carry the partition.
+   *
+   * @generated from rpc metal.infra.v1.BMCService.Session
+   */
+  session: {
+    methodKind: "bidi_streaming";
+    input: typeof BMCServiceSessionRequestSchema;
+    output: typeof BMCServiceSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_bmc, 0);

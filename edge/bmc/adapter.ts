@@ -1,0 +1,48 @@
+/**
+ * The one interface metal-bmc uses to talk to a BMC. The IPMI implementation
+ * shells out to ipmitool; the simulated partition (edge/sim/bmc.ts)
+ * implements the same interface, so the agent code runs unchanged on both.
+ */
+
+/** The commands the control plane sends (the names stored in its bmc_commands rows). */
+export const BMC_COMMANDS = ["POWER_ON", "POWER_OFF", "RESET", "CYCLE", "BOOT_FROM_BIOS", "BOOT_FROM_DISK", "BOOT_FROM_PXE", "LED_ON", "LED_OFF"] as const;
+export type BmcCommandName = (typeof BMC_COMMANDS)[number];
+
+export const isBmcCommand = (s: string): s is BmcCommandName => (BMC_COMMANDS as readonly string[]).includes(s);
+
+/** How to reach one BMC. */
+export interface BmcTarget {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  /** "lanplus" for IPMI 2.0. */
+  interface: string;
+}
+
+/** What a BMC tells about itself and its machine. */
+export interface BmcInfo {
+  /** The machine's system UUID, which is its machine id in metal. */
+  uuid: string;
+  /** The BMC firmware version. */
+  firmware: string;
+  powerState: "ON" | "OFF" | "UNKNOWN";
+  fru: Record<string, string>;
+  biosVersion?: string;
+}
+
+export interface BmcAdapter {
+  /** Reads the BMC; rejects when it does not answer. */
+  query(target: BmcTarget, signal?: AbortSignal): Promise<BmcInfo>;
+  /** Carries the command out; resolves with a human-readable result, rejects with the BMC's error. */
+  execute(target: BmcTarget, command: BmcCommandName, signal?: AbortSignal): Promise<string>;
+}
+
+/** "host:port" or "host" (IPMI's port 623); IPv6 in brackets. */
+export function parseAddress(address: string, defaultPort = 623): { host: string; port: number } {
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
+  if (v6) return { host: v6[1]!, port: v6[2] ? Number(v6[2]) : defaultPort };
+  const i = address.lastIndexOf(":");
+  if (i > 0 && address.indexOf(":") === i) return { host: address.slice(0, i), port: Number(address.slice(i + 1)) || defaultPort };
+  return { host: address, port: defaultPort };
+}

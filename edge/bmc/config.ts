@@ -1,0 +1,80 @@
+import { hostname } from "node:os";
+import type { BmcAgentTiming } from "./agent.js";
+
+/** metal-bmc's settings: each an environment variable and the matching `--flag`. */
+export interface BmcConfig {
+  apiUrl: string;
+  token: string;
+  partition: string;
+  agent: string;
+  leaseFile: string;
+  stateDir: string;
+  ipmi: { user: string; password: string; port: number; interface: string };
+  allowedCidrs: string[];
+  ignoreMacs: string[];
+  timing: Pick<BmcAgentTiming, "pollMs" | "fullReportMs">;
+}
+
+const settings = {
+  apiUrl: { env: "METAL_API_URL", flag: "api-url", fallback: "http://127.0.0.1:8080" },
+  token: { env: "METAL_BMC_TOKEN", flag: "token" },
+  partition: { env: "METAL_BMC_PARTITION_ID", flag: "partition" },
+  agent: { env: "METAL_BMC_AGENT", flag: "agent", fallback: hostname() },
+  leaseFile: { env: "METAL_BMC_LEASE_FILE", flag: "lease-file", fallback: "/var/lib/dhcp/dhcpd.leases" },
+  stateDir: { env: "METAL_BMC_STATE_DIR", flag: "state-dir", fallback: "/var/lib/metal-bmc" },
+  ipmiUser: { env: "METAL_BMC_IPMI_USER", flag: "ipmi-user", fallback: "ADMIN" },
+  ipmiPassword: { env: "METAL_BMC_IPMI_PASSWORD", flag: "ipmi-password", fallback: "ADMIN" },
+  ipmiPort: { env: "METAL_BMC_IPMI_PORT", flag: "ipmi-port", fallback: "623" },
+  ipmiInterface: { env: "METAL_BMC_IPMI_INTERFACE", flag: "ipmi-interface", fallback: "lanplus" },
+  allowedCidrs: { env: "METAL_BMC_ALLOWED_CIDRS", flag: "allowed-cidrs", fallback: "" },
+  ignoreMacs: { env: "METAL_BMC_IGNORE_MACS", flag: "ignore-macs", fallback: "" },
+  pollSeconds: { env: "METAL_BMC_POLL_INTERVAL", flag: "poll-interval", fallback: "30" },
+  reportSeconds: { env: "METAL_BMC_REPORT_INTERVAL", flag: "report-interval", fallback: "300" },
+} as const;
+
+export const describeBmcSettings = (): string =>
+  Object.values(settings)
+    .map((s) => `  --${s.flag.padEnd(18)} $${s.env}${"fallback" in s && s.env !== "METAL_BMC_AGENT" ? ` (default ${s.fallback || "none"})` : ""}`)
+    .join("\n");
+
+/** Flags win over the environment; throws with a message fit for the user on anything missing or malformed. */
+export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): BmcConfig {
+  const flags = new Map<string, string>();
+  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new Error(`unknown flag "--${name}"`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new Error(`flag "--${name}" needs a value`);
+    flags.set(name, value);
+  }
+  const get = (k: keyof typeof settings): string => {
+    const s = settings[k];
+    const v = flags.get(s.flag) ?? env[s.env] ?? ("fallback" in s ? s.fallback : undefined);
+    if (v === undefined || v === "" && !("fallback" in s)) throw new Error(`--${s.flag} ($${s.env}) is required`);
+    return v;
+  };
+  const seconds = (k: "pollSeconds" | "reportSeconds") => {
+    const n = Number(get(k));
+    if (!(n > 0)) throw new Error(`--${settings[k].flag} must be a positive number of seconds`);
+    return n * 1000;
+  };
+  const port = Number(get("ipmiPort"));
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error("--ipmi-port must be a port number");
+  const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
+  return {
+    apiUrl: get("apiUrl"),
+    token: get("token"),
+    partition: get("partition"),
+    agent: get("agent"),
+    leaseFile: get("leaseFile"),
+    stateDir: get("stateDir"),
+    ipmi: { user: get("ipmiUser"), password: get("ipmiPassword"), port, interface: get("ipmiInterface") },
+    allowedCidrs: list(get("allowedCidrs")),
+    ignoreMacs: list(get("ignoreMacs")),
+    timing: { pollMs: seconds("pollSeconds"), fullReportMs: seconds("reportSeconds") },
+  };
+}

@@ -1,0 +1,43 @@
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { BmcAgent } from "./agent.js";
+import { describeBmcSettings, loadBmcConfig } from "./config.js";
+import { IpmiAdapter } from "./ipmi.js";
+
+/** The metal-bmc binary: the agent on real BMCs through ipmitool, until SIGINT/SIGTERM. */
+export async function runMetalBmc(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(`metal-bmc: discovers BMCs from DHCP leases, reports them and runs BMC commands\n\n${describeBmcSettings()}\n`);
+    return 0;
+  }
+  let config;
+  try {
+    config = loadBmcConfig(process.env, argv);
+  } catch (err) {
+    process.stderr.write(`metal-bmc: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const token = config.token;
+  const transport = createGrpcTransport({
+    baseUrl: config.apiUrl,
+    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
+  });
+  const log = (msg: string, fields?: Record<string, unknown>) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg, ...fields }) + "\n");
+  const agent = new BmcAgent({
+    transport,
+    partition: config.partition,
+    agent: config.agent,
+    version: "0.1.0",
+    leaseFile: config.leaseFile,
+    stateDir: config.stateDir,
+    adapter: new IpmiAdapter(),
+    credentials: config.ipmi,
+    filter: { allowedCidrs: config.allowedCidrs, ignoreMacs: config.ignoreMacs },
+    timing: config.timing,
+    log,
+  });
+  const stop = new AbortController();
+  for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
+  log("metal-bmc starting", { api: config.apiUrl, partition: config.partition, agent: config.agent, leaseFile: config.leaseFile });
+  await agent.run(stop.signal);
+  return 0;
+}
