@@ -113,12 +113,12 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
   add(AdminMachineService, createAdminMachineService({ db, bus }));
-  add(AdminSwitchService, createAdminSwitchService({ db }));
+  add(AdminSwitchService, createAdminSwitchService({ db, bus }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
   add(BootService, createBootService({ db, bus, waitTiming: deps.waitTiming }));
-  add(InfraSwitchService, createSwitchService({ db }));
+  add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log }));
   add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 

@@ -27,5 +27,13 @@ export function createInProcessBus(): FanoutBus {
 
 export const allocationTopic = (machineId: string) => `allocation/${machineId}`;
 
+/** Published after a switch's desired config (its version) changed, so its metal-core session resends it. */
+export const switchTopic = (switchId: string) => `switch/${switchId}`;
+
+/** Wakes the sessions of the given switches; without a bus their sessions find the change on their next recheck. */
+export function publishSwitchChanges(bus: FanoutBus | undefined, switchIds: readonly string[]): void {
+  for (const id of switchIds) bus?.publish(switchTopic(id));
+}
+
 /** Published after BMC commands of the partition are queued, so its metal-bmc sessions send them at once. */
 export const bmcCommandsTopic = (partition: string) => `bmc-commands/${partition}`;

@@ -1,7 +1,18 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { and, asc, eq, getTableColumns, inArray, ne, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { machineConnections, machines, switches, type NewSwitchRow, type StoredHardware, type SwitchRow } from "../db/schema/index.js";
+import {
+  machineConnections,
+  machines,
+  networks,
+  prefixes,
+  switches,
+  type NewSwitchRow,
+  type StoredHardware,
+  type StoredSwitchSync,
+  type SwitchRow,
+} from "../db/schema/index.js";
+import { confirmToggles, type SwitchConfigInput } from "../domain/switch-config.js";
 import type { PortConnection } from "../domain/switch-ports.js";
 import type { Connection } from "../domain/switch-wiring.js";
 import { notFound } from "../errors.js";
@@ -179,5 +190,64 @@ export const machineRegistrationRepository = {
       .update(machines)
       .set({ ...fields, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(eq(machines.id, id));
+  },
+};
+
+/** What a switch's session reads and writes: its desired config's inputs and metal-core's sync reports. */
+export const switchSessionRepository = {
+  /** The switch's config generation (its version); undefined when the switch is gone. */
+  async generation(db: Db<any>, id: string): Promise<number | undefined> {
+    return (await db.select({ version: switches.version }).from(switches).where(eq(switches.id, id)))[0]?.version;
+  },
+
+  /**
+   * Everything the desired config is computed from. The switch row is read
+   * first: whatever changes the config bumps its version in the same
+   * transaction, so the rest is at least as new as the generation it is
+   * labelled with, and a newer change brings a newer generation later.
+   */
+  async configInput(db: Db<any>, id: string): Promise<SwitchConfigInput | undefined> {
+    const sw = (await db.select().from(switches).where(eq(switches.id, id)))[0];
+    if (!sw) return undefined;
+    const connections = await db.select().from(machineConnections).where(eq(machineConnections.switchId, id));
+    const machineIds = [...new Set(connections.map((c) => c.machineId))];
+    const machineRows =
+      machineIds.length === 0 ? [] : await db.select({ id: machines.id, allocation: machines.allocation }).from(machines).where(inArray(machines.id, machineIds));
+    const allocations = new Map(machineRows.map((m) => [m.id, m.allocation ? { role: m.allocation.role, networks: m.allocation.networks } : null]));
+    const networkIds = [...new Set(machineRows.flatMap((m) => m.allocation?.networks.map((n) => n.network) ?? []))];
+    const networkRows = networkIds.length === 0 ? [] : await db.select({ id: networks.id, kind: networks.kind }).from(networks).where(inArray(networks.id, networkIds));
+    const prefixRows =
+      networkIds.length === 0
+        ? []
+        : await db.select({ networkId: prefixes.networkId, prefix: sql<string>`${prefixes.prefix}::text` }).from(prefixes).where(inArray(prefixes.networkId, networkIds));
+    const networkMap = new Map(networkRows.map((n) => [n.id, { kind: n.kind, prefixes: prefixRows.filter((p) => p.networkId === n.id).map((p) => p.prefix) }]));
+    return {
+      switchId: sw.id,
+      generation: sw.version,
+      nics: sw.nics,
+      connections: connections.map((c) => ({ port: c.switchPort, machineId: c.machineId, vrf: c.vrf })),
+      allocations,
+      networks: networkMap,
+    };
+  },
+
+  /**
+   * Stores a sync report. The version stays: a report changes no desired
+   * config (a confirmed toggle renders the same), and bumping it would make
+   * every report trigger a resend.
+   */
+  async recordSync(
+    tx: Db<any>,
+    id: string,
+    report: { sync: StoredSwitchSync; failed: boolean; ports: ReadonlyMap<string, "up" | "down" | "unknown"> },
+  ): Promise<boolean> {
+    const sw = (await tx.select().from(switches).where(eq(switches.id, id)).for("update"))[0];
+    if (!sw) return false;
+    const { nics } = confirmToggles(sw.nics, report.ports);
+    await tx
+      .update(switches)
+      .set({ nics, lastSync: report.sync, ...(report.failed ? { lastSyncError: report.sync } : {}) })
+      .where(eq(switches.id, id));
+    return true;
   },
 };

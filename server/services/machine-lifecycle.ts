@@ -1,5 +1,5 @@
 import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
-import { bmcCommandsTopic, type FanoutBus } from "../bus/fanout.js";
+import { bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../bus/fanout.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../db/schema/index.js";
 import { machines } from "../db/schema/index.js";
@@ -23,7 +23,7 @@ export const COMMAND_DEADLINE_MS = 5 * 60_000;
  * the BMC is told to boot from disk from now on. One transaction.
  */
 export async function installationSucceeded(db: Db<any>, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
-  await inTransaction(db, async (tx) => {
+  const changedSwitches = await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     if (!m.allocation) throw failedPrecondition(`machine "${m.id}" is not allocated; there is nothing it could have installed`);
@@ -36,17 +36,19 @@ export async function installationSucceeded(db: Db<any>, req: BootServiceInstall
       succeeded: true,
       reinstall: false,
     });
-    await bootInstalledOs(tx, m);
+    return bootInstalledOs(tx, m);
   });
+  publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(req.partition));
 }
 
 /** The installed OS takes over: ports into the tenant's VRF (firewalls: the default VRF), boot from disk. */
-async function bootInstalledOs(tx: Db<any>, m: MachineRow): Promise<void> {
+async function bootInstalledOs(tx: Db<any>, m: MachineRow): Promise<string[]> {
   const a = m.allocation!;
   const primary = a.networks.find((n) => n.primary);
-  await lifecycle.setPortVrf(tx, m.id, a.role === "firewall" ? "default" : `vrf${primary?.vrf ?? 0}`);
+  const changedSwitches = await lifecycle.setPortVrf(tx, m.id, a.role === "firewall" ? "default" : `vrf${primary?.vrf ?? 0}`);
   await lifecycle.enqueueCommands(tx, m.id, m.partitionId!, [BmcCommandName.BOOT_FROM_DISK], deadline());
+  return changedSwitches;
 }
 
 const deadline = () => new Date(Date.now() + COMMAND_DEADLINE_MS);
@@ -66,7 +68,7 @@ async function lockProjectMachine(tx: Db<any>, id: string, project: string): Pro
  * machines not installed yet, and layouts that would wipe nothing.
  */
 export async function reinstallMachine(db: Db<any>, id: string, project: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
-  const row = await inTransaction(db, async (tx) => {
+  const { row, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be reinstalled`);
     if (m.allocation.reinstall) throw failedPrecondition(`machine "${id}" is already being reinstalled`);
@@ -76,10 +78,11 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
     const layout = await layouts.get(tx, m.allocation.filesystemLayout);
     if (!layoutReinstallable(layout.spec)) throw failedPrecondition(`filesystem layout "${layout.id}" wipes no disk on reinstall; the machine cannot be reinstalled`);
     const saved = await lifecycle.setAllocation(tx, id, { ...m.allocation, image: image.id, previousImage: m.allocation.image, reinstall: true, succeeded: false });
-    await lifecycle.setPortVrf(tx, id, null);
+    const changedSwitches = await lifecycle.setPortVrf(tx, id, null);
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, REINSTALL_COMMANDS, deadline());
-    return saved;
+    return { row: saved, changedSwitches };
   });
+  publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(row.partitionId!));
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: `reinstall with ${row.allocation!.image}` }]);
   return row;
@@ -92,16 +95,17 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
  * tenant has to reinstall. Returns how the previous OS boots.
  */
 export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstallRequest, bus?: FanoutBus): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
-  const bootInfo = await inTransaction(db, async (tx) => {
+  const { bootInfo, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     const a = m.allocation;
     if (!a?.reinstall || !a.previousImage || !a.bootInfo) throw failedPrecondition(`machine "${m.id}" is not being reinstalled`);
     const { previousImage, ...rest } = a;
     const restored = await lifecycle.setAllocation(tx, m.id, { ...rest, image: previousImage, reinstall: false, succeeded: !req.primaryDiskWiped });
-    if (!req.primaryDiskWiped) await bootInstalledOs(tx, restored);
-    return a.bootInfo;
+    const changedSwitches = req.primaryDiskWiped ? [] : await bootInstalledOs(tx, restored);
+    return { bootInfo: a.bootInfo, changedSwitches };
   });
+  publishSwitchChanges(bus, changedSwitches);
   if (!req.primaryDiskWiped) bus?.publish(bmcCommandsTopic(req.partition));
   return bootInfo;
 }
@@ -174,14 +178,15 @@ export async function queueBmcCommand(db: Db<any>, id: string, command: BmcComma
  * once the transaction has committed.
  */
 export async function freeMachine(db: Db<any>, id: string, project: string, bus?: FanoutBus): Promise<MachineRow> {
-  const row = await inTransaction(db, async (tx) => {
+  const { row, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);
     await lifecycle.release(tx, id);
-    await lifecycle.setPortVrf(tx, id, null);
+    const changedSwitches = await lifecycle.setPortVrf(tx, id, null);
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, FREE_COMMANDS, deadline());
-    return { ...m, allocation: null, project: null, tags: [] };
+    return { row: { ...m, allocation: null, project: null, tags: [] }, changedSwitches };
   });
+  publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(row.partitionId!));
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
   return row;

@@ -1,5 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SwitchService } from "../../../gen/metal/admin/v1/switch_pb.js";
+import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
 import { versionOf } from "../../convert/meta.js";
 import { desiredPortStateFromProto, switchModeFromProto, toProtoSwitch } from "../../convert/switch.js";
 import { inTransaction, type Db } from "../../db/database.js";
@@ -12,12 +13,14 @@ import { validateSwitchGet, validateSwitchList, validateSwitchMigrate, validateS
 
 export interface AdminSwitchServiceDeps {
   db: Db<any>;
+  /** Wakes the sessions of switches whose desired config changed. */
+  bus?: FanoutBus;
 }
 
 const toPortConnection = (c: ConnectionRow) => ({ port: c.switchPort, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf });
 
 /** Operators inspect switches, toggle ports, and move cabling off broken hardware. */
-export function createAdminSwitchService({ db }: AdminSwitchServiceDeps): ServiceImpl<typeof SwitchService> {
+export function createAdminSwitchService({ db, bus }: AdminSwitchServiceDeps): ServiceImpl<typeof SwitchService> {
   return {
     async get(req) {
       validateSwitchGet(req);
@@ -84,6 +87,7 @@ export function createAdminSwitchService({ db }: AdminSwitchServiceDeps): Servic
         const row = await switches.save(tx, sw.id, { nics: sw.nics.map((n) => (n.name === nic.name ? { ...n, desired } : n)) });
         return { row, connections };
       });
+      publishSwitchChanges(bus, [row.id]);
       return { switch: toProtoSwitch(row, connections) };
     },
 
@@ -114,6 +118,7 @@ export function createAdminSwitchService({ db }: AdminSwitchServiceDeps): Servic
         await switches.save(tx, from.id, { nics: from.nics.map(({ desired, ...n }) => (movedPorts.has(n.name) || !desired ? n : { ...n, desired })) });
         return { row, connections: moved.connections.map((c) => ({ switchId: to.id, switchPort: c.port, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf })) };
       });
+      publishSwitchChanges(bus, [req.oldSwitch, req.newSwitch]);
       return { switch: toProtoSwitch(row, connections) };
     },
   };

@@ -1,20 +1,34 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { SwitchService, type SwitchServiceRegisterRequest } from "../../../gen/metal/infra/v1/switch_pb.js";
+import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import type { StoredSwitchNic, SwitchRow } from "../../db/schema/index.js";
 import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition } from "../../errors.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
+import type { Logger } from "../../logger.js";
+import type { ConnectionRegistry } from "../../streams/connections.js";
 import { validator } from "../../validate/validator.js";
+import { createSwitchSession, type SwitchSessionTiming } from "./switch-session.js";
 
 const toPortConnection = (c: ConnectionRow) => ({ port: c.switchPort, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf });
 
 const changedMeanwhile = (id: string) => new ConnectError(`switch "${id}" changed while registering; retry`, Code.Aborted);
 
-/** metal-core registers its switch at start and again whenever it reconnects. */
-export function createSwitchService({ db }: { db: Db<any> }): ServiceImpl<typeof SwitchService> {
+export interface SwitchServiceDeps {
+  db: Db<any>;
+  bus?: FanoutBus;
+  connections?: ConnectionRegistry;
+  sessionTiming?: SwitchSessionTiming;
+  log?: Logger;
+}
+
+/** metal-core registers its switch at start and again whenever it reconnects, then holds its session. */
+export function createSwitchService({ db, bus, connections, sessionTiming, log }: SwitchServiceDeps): ServiceImpl<typeof SwitchService> {
   return {
+    session: createSwitchSession({ db, bus, connections, timing: sessionTiming, log }),
+
     async register(req) {
       const v = validator().id("partition", req.partition).id("id", req.id).id("rack", req.rack);
       v.text("os_vendor", req.osVendor, 64).text("os_version", req.osVersion, 64);
@@ -39,6 +53,8 @@ export function createSwitchService({ db }: { db: Db<any> }): ServiceImpl<typeof
         else await reregister(tx, req, nics);
         return { created: false };
       });
+      // A replacement adopted cabling and port VRFs; either way the port list may differ now.
+      publishSwitchChanges(bus, [req.id]);
       return { created };
     },
   };

@@ -2,8 +2,10 @@
 // @generated from file metal/infra/v1/switch.proto (package metal.infra.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -11,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/switch.proto.
  */
 export const file_metal_infra_v1_switch: GenFile = /*@__PURE__*/
-  fileDesc("ChttZXRhbC9pbmZyYS92MS9zd2l0Y2gucHJvdG8SDm1ldGFsLmluZnJhLnYxIi0KCVN3aXRjaE5pYxIMCgRuYW1lGAEgASgJEhIKCmlkZW50aWZpZXIYAiABKAkisgEKHFN3aXRjaFNlcnZpY2VSZWdpc3RlclJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgoKAmlkGAIgASgJEgwKBHJhY2sYAyABKAkSEQoJb3NfdmVuZG9yGAQgASgJEhIKCm9zX3ZlcnNpb24YBSABKAkSFQoNbWFuYWdlbWVudF9pcBgGIAEoCRInCgRuaWNzGAcgAygLMhkubWV0YWwuaW5mcmEudjEuU3dpdGNoTmljIjAKHVN3aXRjaFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEg8KB2NyZWF0ZWQYASABKAgygAEKDVN3aXRjaFNlcnZpY2USbwoIUmVnaXN0ZXISLC5tZXRhbC5pbmZyYS52MS5Td2l0Y2hTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0Gi0ubWV0YWwuaW5mcmEudjEuU3dpdGNoU2VydmljZVJlZ2lzdGVyUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common]);
+  fileDesc("ChttZXRhbC9pbmZyYS92MS9zd2l0Y2gucHJvdG8SDm1ldGFsLmluZnJhLnYxIi0KCVN3aXRjaE5pYxIMCgRuYW1lGAEgASgJEhIKCmlkZW50aWZpZXIYAiABKAkisgEKHFN3aXRjaFNlcnZpY2VSZWdpc3RlclJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgoKAmlkGAIgASgJEgwKBHJhY2sYAyABKAkSEQoJb3NfdmVuZG9yGAQgASgJEhIKCm9zX3ZlcnNpb24YBSABKAkSFQoNbWFuYWdlbWVudF9pcBgGIAEoCRInCgRuaWNzGAcgAygLMhkubWV0YWwuaW5mcmEudjEuU3dpdGNoTmljIjAKHVN3aXRjaFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlEg8KB2NyZWF0ZWQYASABKAgi3wEKG1N3aXRjaFNlcnZpY2VTZXNzaW9uUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSMwoFaGVsbG8YAiABKAsyIi5tZXRhbC5pbmZyYS52MS5Td2l0Y2hTZXNzaW9uSGVsbG9IABIwCgRzeW5jGAMgASgLMiAubWV0YWwuaW5mcmEudjEuU3dpdGNoU3luY1JlcG9ydEgAEjsKCWhlYXJ0YmVhdBgEIAEoCzImLm1ldGFsLmluZnJhLnYxLlN3aXRjaFNlc3Npb25IZWFydGJlYXRIAEIJCgdtZXNzYWdlIpYBChxTd2l0Y2hTZXJ2aWNlU2Vzc2lvblJlc3BvbnNlEi4KBmNvbmZpZxgBIAEoCzIcLm1ldGFsLmluZnJhLnYxLlN3aXRjaENvbmZpZ0gAEjsKCWhlYXJ0YmVhdBgCIAEoCzImLm1ldGFsLmluZnJhLnYxLlN3aXRjaFNlc3Npb25IZWFydGJlYXRIAEIJCgdtZXNzYWdlIl4KElN3aXRjaFNlc3Npb25IZWxsbxIRCglzd2l0Y2hfaWQYASABKAkSNQoSaGVhcnRiZWF0X2ludGVydmFsGAIgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIhgKFlN3aXRjaFNlc3Npb25IZWFydGJlYXQixQEKEFN3aXRjaFN5bmNSZXBvcnQSEgoKZ2VuZXJhdGlvbhgBIAEoBBIrCghkdXJhdGlvbhgCIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbhINCgVlcnJvchgDIAEoCRIvCgVwb3J0cxgEIAMoCzIgLm1ldGFsLmluZnJhLnYxLlN3aXRjaFBvcnRTdGF0dXMSMAoJYmdwX3BlZXJzGAUgAygLMh0ubWV0YWwuaW5mcmEudjEuU3dpdGNoQmdwUGVlciKUAQoQU3dpdGNoUG9ydFN0YXR1cxIMCgRuYW1lGAEgASgJEjkKC2FkbWluX3N0YXRlGAIgASgOMiQubWV0YWwuaW5mcmEudjEuU3dpdGNoUG9ydEFkbWluU3RhdGUSNwoKb3Blcl9zdGF0ZRgDIAEoDjIjLm1ldGFsLmluZnJhLnYxLlN3aXRjaFBvcnRPcGVyU3RhdGUiyAEKDVN3aXRjaEJncFBlZXISDAoEcG9ydBgBIAEoCRIQCghuZWlnaGJvchgCIAEoCRISCgpwZWVyX2dyb3VwGAMgASgJEgsKA3ZyZhgEIAEoCRINCgVzdGF0ZRgFIAEoCRI1ChFlc3RhYmxpc2hlZF9zaW5jZRgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFQoNc2VudF9wcmVmaXhlcxgHIAEoBBIZChFhY2NlcHRlZF9wcmVmaXhlcxgIIAEoBCJmCgxTd2l0Y2hDb25maWcSEgoKZ2VuZXJhdGlvbhgBIAEoBBIRCglzd2l0Y2hfaWQYAiABKAkSLwoFcG9ydHMYAyADKAsyIC5tZXRhbC5pbmZyYS52MS5Td2l0Y2hQb3J0Q29uZmlnIv8BChBTd2l0Y2hQb3J0Q29uZmlnEgwKBG5hbWUYASABKAkSLAoEbW9kZRgCIAEoDjIeLm1ldGFsLmluZnJhLnYxLlN3aXRjaFBvcnRNb2RlEgsKA3ZyZhgDIAEoCRILCgN2bmkYBCABKA0SFgoOYmdwX3VubnVtYmVyZWQYBSABKAgSOQoLYWRtaW5fc3RhdGUYBiABKA4yJC5tZXRhbC5pbmZyYS52MS5Td2l0Y2hQb3J0QWRtaW5TdGF0ZRISCgptYWNoaW5lX2lkGAcgASgJEhgKEGFsbG93ZWRfcHJlZml4ZXMYCCADKAkSFAoMYWxsb3dlZF92bmlzGAkgAygNKoEBChRTd2l0Y2hQb3J0QWRtaW5TdGF0ZRInCiNTV0lUQ0hfUE9SVF9BRE1JTl9TVEFURV9VTlNQRUNJRklFRBAAEh4KGlNXSVRDSF9QT1JUX0FETUlOX1NUQVRFX1VQEAESIAocU1dJVENIX1BPUlRfQURNSU5fU1RBVEVfRE9XThACKqEBChNTd2l0Y2hQb3J0T3BlclN0YXRlEiYKIlNXSVRDSF9QT1JUX09QRVJfU1RBVEVfVU5TUEVDSUZJRUQQABIdChlTV0lUQ0hfUE9SVF9PUEVSX1NUQVRFX1VQEAESHwobU1dJVENIX1BPUlRfT1BFUl9TVEFURV9ET1dOEAISIgoeU1dJVENIX1BPUlRfT1BFUl9TVEFURV9VTktOT1dOEAMqiAEKDlN3aXRjaFBvcnRNb2RlEiAKHFNXSVRDSF9QT1JUX01PREVfVU5TUEVDSUZJRUQQABIYChRTV0lUQ0hfUE9SVF9NT0RFX1BYRRABEhsKF1NXSVRDSF9QT1JUX01PREVfVEVOQU5UEAISHQoZU1dJVENIX1BPUlRfTU9ERV9GSVJFV0FMTBADMvIBCg1Td2l0Y2hTZXJ2aWNlEm8KCFJlZ2lzdGVyEiwubWV0YWwuaW5mcmEudjEuU3dpdGNoU2VydmljZVJlZ2lzdGVyUmVxdWVzdBotLm1ldGFsLmluZnJhLnYxLlN3aXRjaFNlcnZpY2VSZWdpc3RlclJlc3BvbnNlIgbK8xgCKAEScAoHU2Vzc2lvbhIrLm1ldGFsLmluZnJhLnYxLlN3aXRjaFNlcnZpY2VTZXNzaW9uUmVxdWVzdBosLm1ldGFsLmluZnJhLnYxLlN3aXRjaFNlcnZpY2VTZXNzaW9uUmVzcG9uc2UiBsrzGAIoASgBMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * SwitchNic is a front port of a switch.
@@ -126,6 +128,521 @@ export const SwitchServiceRegisterResponseSchema: GenMessage<SwitchServiceRegist
   messageDesc(file_metal_infra_v1_switch, 2);
 
 /**
+ * SwitchServiceSessionRequest is one message from metal-core on its session.
+ *
+ * @generated from message metal.infra.v1.SwitchServiceSessionRequest
+ */
+export type SwitchServiceSessionRequest = Message<"metal.infra.v1.SwitchServiceSessionRequest"> & {
+  /**
+   * Partition of the switch; the first message must carry it (authorization reads it there).
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * Message is what metal-core says.
+   *
+   * @generated from oneof metal.infra.v1.SwitchServiceSessionRequest.message
+   */
+  message: {
+    /**
+     * Hello opens the session; it must be the first message.
+     *
+     * @generated from field: metal.infra.v1.SwitchSessionHello hello = 2;
+     */
+    value: SwitchSessionHello;
+    case: "hello";
+  } | {
+    /**
+     * Sync reports the outcome of applying a configuration.
+     *
+     * @generated from field: metal.infra.v1.SwitchSyncReport sync = 3;
+     */
+    value: SwitchSyncReport;
+    case: "sync";
+  } | {
+    /**
+     * Heartbeat tells the server that metal-core is alive.
+     *
+     * @generated from field: metal.infra.v1.SwitchSessionHeartbeat heartbeat = 4;
+     */
+    value: SwitchSessionHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchServiceSessionRequest.
+ * Use `create(SwitchServiceSessionRequestSchema)` to create a new message.
+ */
+export const SwitchServiceSessionRequestSchema: GenMessage<SwitchServiceSessionRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 3);
+
+/**
+ * SwitchServiceSessionResponse is one message from the server on a session.
+ *
+ * @generated from message metal.infra.v1.SwitchServiceSessionResponse
+ */
+export type SwitchServiceSessionResponse = Message<"metal.infra.v1.SwitchServiceSessionResponse"> & {
+  /**
+   * Message is what the server says.
+   *
+   * @generated from oneof metal.infra.v1.SwitchServiceSessionResponse.message
+   */
+  message: {
+    /**
+     * Config is the switch's full desired configuration.
+     *
+     * @generated from field: metal.infra.v1.SwitchConfig config = 1;
+     */
+    value: SwitchConfig;
+    case: "config";
+  } | {
+    /**
+     * Heartbeat tells metal-core that the server is alive.
+     *
+     * @generated from field: metal.infra.v1.SwitchSessionHeartbeat heartbeat = 2;
+     */
+    value: SwitchSessionHeartbeat;
+    case: "heartbeat";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchServiceSessionResponse.
+ * Use `create(SwitchServiceSessionResponseSchema)` to create a new message.
+ */
+export const SwitchServiceSessionResponseSchema: GenMessage<SwitchServiceSessionResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 4);
+
+/**
+ * SwitchSessionHello names the switch whose session this is.
+ *
+ * @generated from message metal.infra.v1.SwitchSessionHello
+ */
+export type SwitchSessionHello = Message<"metal.infra.v1.SwitchSessionHello"> & {
+  /**
+   * SwitchId is the registered switch's id.
+   *
+   * @generated from field: string switch_id = 1;
+   */
+  switchId: string;
+
+  /**
+   * HeartbeatInterval is how often metal-core sends heartbeats; the server sends
+   * its own at the same pace (bounded) and ends a session silent for three intervals.
+   *
+   * @generated from field: google.protobuf.Duration heartbeat_interval = 2;
+   */
+  heartbeatInterval?: Duration | undefined;
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchSessionHello.
+ * Use `create(SwitchSessionHelloSchema)` to create a new message.
+ */
+export const SwitchSessionHelloSchema: GenMessage<SwitchSessionHello> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 5);
+
+/**
+ * SwitchSessionHeartbeat carries nothing; its arrival is the message.
+ *
+ * @generated from message metal.infra.v1.SwitchSessionHeartbeat
+ */
+export type SwitchSessionHeartbeat = Message<"metal.infra.v1.SwitchSessionHeartbeat"> & {
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchSessionHeartbeat.
+ * Use `create(SwitchSessionHeartbeatSchema)` to create a new message.
+ */
+export const SwitchSessionHeartbeatSchema: GenMessage<SwitchSessionHeartbeat> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 6);
+
+/**
+ * SwitchSyncReport is the outcome of applying one configuration.
+ *
+ * @generated from message metal.infra.v1.SwitchSyncReport
+ */
+export type SwitchSyncReport = Message<"metal.infra.v1.SwitchSyncReport"> & {
+  /**
+   * Generation of the configuration that was applied (or failed).
+   *
+   * @generated from field: uint64 generation = 1;
+   */
+  generation: bigint;
+
+  /**
+   * Duration of rendering, validating, swapping and reloading.
+   *
+   * @generated from field: google.protobuf.Duration duration = 2;
+   */
+  duration?: Duration | undefined;
+
+  /**
+   * Error of a failed sync; empty for a successful one. A failed sync left the previous configuration in place.
+   *
+   * @generated from field: string error = 3;
+   */
+  error: string;
+
+  /**
+   * Ports are the front ports' states after the sync.
+   *
+   * @generated from field: repeated metal.infra.v1.SwitchPortStatus ports = 4;
+   */
+  ports: SwitchPortStatus[];
+
+  /**
+   * BgpPeers are the BGP sessions the switch holds.
+   *
+   * @generated from field: repeated metal.infra.v1.SwitchBgpPeer bgp_peers = 5;
+   */
+  bgpPeers: SwitchBgpPeer[];
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchSyncReport.
+ * Use `create(SwitchSyncReportSchema)` to create a new message.
+ */
+export const SwitchSyncReportSchema: GenMessage<SwitchSyncReport> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 7);
+
+/**
+ * SwitchPortStatus is one front port's state as metal-core sees it.
+ *
+ * @generated from message metal.infra.v1.SwitchPortStatus
+ */
+export type SwitchPortStatus = Message<"metal.infra.v1.SwitchPortStatus"> & {
+  /**
+   * Name of the port.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * AdminState is what the applied configuration made of the port.
+   *
+   * @generated from field: metal.infra.v1.SwitchPortAdminState admin_state = 2;
+   */
+  adminState: SwitchPortAdminState;
+
+  /**
+   * OperState is the port's link state.
+   *
+   * @generated from field: metal.infra.v1.SwitchPortOperState oper_state = 3;
+   */
+  operState: SwitchPortOperState;
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchPortStatus.
+ * Use `create(SwitchPortStatusSchema)` to create a new message.
+ */
+export const SwitchPortStatusSchema: GenMessage<SwitchPortStatus> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 8);
+
+/**
+ * SwitchBgpPeer is one BGP session of the switch.
+ *
+ * @generated from message metal.infra.v1.SwitchBgpPeer
+ */
+export type SwitchBgpPeer = Message<"metal.infra.v1.SwitchBgpPeer"> & {
+  /**
+   * Port the session runs over (BGP unnumbered).
+   *
+   * @generated from field: string port = 1;
+   */
+  port: string;
+
+  /**
+   * Neighbor is the peer's host name or address.
+   *
+   * @generated from field: string neighbor = 2;
+   */
+  neighbor: string;
+
+  /**
+   * PeerGroup of the session, e.g. "MACHINE" or "FIREWALL".
+   *
+   * @generated from field: string peer_group = 3;
+   */
+  peerGroup: string;
+
+  /**
+   * Vrf the session is in.
+   *
+   * @generated from field: string vrf = 4;
+   */
+  vrf: string;
+
+  /**
+   * State is the BGP state, e.g. "Established".
+   *
+   * @generated from field: string state = 5;
+   */
+  state: string;
+
+  /**
+   * EstablishedSince is when the session came up; unset if it is not established.
+   *
+   * @generated from field: google.protobuf.Timestamp established_since = 6;
+   */
+  establishedSince?: Timestamp | undefined;
+
+  /**
+   * SentPrefixes is the number of prefixes sent to the peer.
+   *
+   * @generated from field: uint64 sent_prefixes = 7;
+   */
+  sentPrefixes: bigint;
+
+  /**
+   * AcceptedPrefixes is the number of prefixes accepted from the peer.
+   *
+   * @generated from field: uint64 accepted_prefixes = 8;
+   */
+  acceptedPrefixes: bigint;
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchBgpPeer.
+ * Use `create(SwitchBgpPeerSchema)` to create a new message.
+ */
+export const SwitchBgpPeerSchema: GenMessage<SwitchBgpPeer> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 9);
+
+/**
+ * SwitchConfig is a switch's full desired configuration.
+ *
+ * @generated from message metal.infra.v1.SwitchConfig
+ */
+export type SwitchConfig = Message<"metal.infra.v1.SwitchConfig"> & {
+  /**
+   * Generation grows with every change of the configuration; metal-core reports it back when applied.
+   *
+   * @generated from field: uint64 generation = 1;
+   */
+  generation: bigint;
+
+  /**
+   * SwitchId is the switch the configuration is for.
+   *
+   * @generated from field: string switch_id = 2;
+   */
+  switchId: string;
+
+  /**
+   * Ports are all front ports, by name.
+   *
+   * @generated from field: repeated metal.infra.v1.SwitchPortConfig ports = 3;
+   */
+  ports: SwitchPortConfig[];
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchConfig.
+ * Use `create(SwitchConfigSchema)` to create a new message.
+ */
+export const SwitchConfigSchema: GenMessage<SwitchConfig> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 10);
+
+/**
+ * SwitchPortConfig is the desired configuration of one front port.
+ *
+ * @generated from message metal.infra.v1.SwitchPortConfig
+ */
+export type SwitchPortConfig = Message<"metal.infra.v1.SwitchPortConfig"> & {
+  /**
+   * Name of the port.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * Mode is what the port is used for.
+   *
+   * @generated from field: metal.infra.v1.SwitchPortMode mode = 2;
+   */
+  mode: SwitchPortMode;
+
+  /**
+   * Vrf the port is in: "vrf<N>" for tenant ports, "default" for firewall ports, empty for PXE ports.
+   *
+   * @generated from field: string vrf = 3;
+   */
+  vrf: string;
+
+  /**
+   * Vni is the VRF's layer-3 VNI (N of "vrf<N>"); 0 unless the mode is TENANT.
+   *
+   * @generated from field: uint32 vni = 4;
+   */
+  vni: number;
+
+  /**
+   * BgpUnnumbered tells whether the switch peers with the machine over the port's IPv6 link-local address.
+   *
+   * @generated from field: bool bgp_unnumbered = 5;
+   */
+  bgpUnnumbered: boolean;
+
+  /**
+   * AdminState is whether the port is enabled.
+   *
+   * @generated from field: metal.infra.v1.SwitchPortAdminState admin_state = 6;
+   */
+  adminState: SwitchPortAdminState;
+
+  /**
+   * MachineId is the machine cabled to the port; empty if none.
+   *
+   * @generated from field: string machine_id = 7;
+   */
+  machineId: string;
+
+  /**
+   * AllowedPrefixes are the prefixes the machine may announce over BGP (its route filter); empty for PXE ports.
+   *
+   * @generated from field: repeated string allowed_prefixes = 8;
+   */
+  allowedPrefixes: string[];
+
+  /**
+   * AllowedVnis are the VNIs whose routes a firewall receives; empty unless the mode is FIREWALL.
+   *
+   * @generated from field: repeated uint32 allowed_vnis = 9;
+   */
+  allowedVnis: number[];
+};
+
+/**
+ * Describes the message metal.infra.v1.SwitchPortConfig.
+ * Use `create(SwitchPortConfigSchema)` to create a new message.
+ */
+export const SwitchPortConfigSchema: GenMessage<SwitchPortConfig> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_switch, 11);
+
+/**
+ * SwitchPortAdminState is whether a port is enabled by configuration.
+ *
+ * @generated from enum metal.infra.v1.SwitchPortAdminState
+ */
+export enum SwitchPortAdminState {
+  /**
+   * SWITCH_PORT_ADMIN_STATE_UNSPECIFIED is not a valid state.
+   *
+   * @generated from enum value: SWITCH_PORT_ADMIN_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * SWITCH_PORT_ADMIN_STATE_UP is an enabled port.
+   *
+   * @generated from enum value: SWITCH_PORT_ADMIN_STATE_UP = 1;
+   */
+  UP = 1,
+
+  /**
+   * SWITCH_PORT_ADMIN_STATE_DOWN is a port shut by configuration.
+   *
+   * @generated from enum value: SWITCH_PORT_ADMIN_STATE_DOWN = 2;
+   */
+  DOWN = 2,
+}
+
+/**
+ * Describes the enum metal.infra.v1.SwitchPortAdminState.
+ */
+export const SwitchPortAdminStateSchema: GenEnum<SwitchPortAdminState> = /*@__PURE__*/
+  enumDesc(file_metal_infra_v1_switch, 0);
+
+/**
+ * SwitchPortOperState is a port's link state.
+ *
+ * @generated from enum metal.infra.v1.SwitchPortOperState
+ */
+export enum SwitchPortOperState {
+  /**
+   * SWITCH_PORT_OPER_STATE_UNSPECIFIED is not a valid state.
+   *
+   * @generated from enum value: SWITCH_PORT_OPER_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * SWITCH_PORT_OPER_STATE_UP is a port with a link.
+   *
+   * @generated from enum value: SWITCH_PORT_OPER_STATE_UP = 1;
+   */
+  UP = 1,
+
+  /**
+   * SWITCH_PORT_OPER_STATE_DOWN is a port without a link.
+   *
+   * @generated from enum value: SWITCH_PORT_OPER_STATE_DOWN = 2;
+   */
+  DOWN = 2,
+
+  /**
+   * SWITCH_PORT_OPER_STATE_UNKNOWN is a port whose link state could not be read.
+   *
+   * @generated from enum value: SWITCH_PORT_OPER_STATE_UNKNOWN = 3;
+   */
+  UNKNOWN = 3,
+}
+
+/**
+ * Describes the enum metal.infra.v1.SwitchPortOperState.
+ */
+export const SwitchPortOperStateSchema: GenEnum<SwitchPortOperState> = /*@__PURE__*/
+  enumDesc(file_metal_infra_v1_switch, 1);
+
+/**
+ * SwitchPortMode is what a front port is used for.
+ *
+ * @generated from enum metal.infra.v1.SwitchPortMode
+ */
+export enum SwitchPortMode {
+  /**
+   * SWITCH_PORT_MODE_UNSPECIFIED is not a valid mode.
+   *
+   * @generated from enum value: SWITCH_PORT_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * SWITCH_PORT_MODE_PXE is an access port in the PXE/discovery VLAN: no machine, or one that is free or installing.
+   *
+   * @generated from enum value: SWITCH_PORT_MODE_PXE = 1;
+   */
+  PXE = 1,
+
+  /**
+   * SWITCH_PORT_MODE_TENANT is a routed port in a tenant's VRF with BGP unnumbered to the machine.
+   *
+   * @generated from enum value: SWITCH_PORT_MODE_TENANT = 2;
+   */
+  TENANT = 2,
+
+  /**
+   * SWITCH_PORT_MODE_FIREWALL is a routed port in the default VRF with BGP unnumbered to a firewall.
+   *
+   * @generated from enum value: SWITCH_PORT_MODE_FIREWALL = 3;
+   */
+  FIREWALL = 3,
+}
+
+/**
+ * Describes the enum metal.infra.v1.SwitchPortMode.
+ */
+export const SwitchPortModeSchema: GenEnum<SwitchPortMode> = /*@__PURE__*/
+  enumDesc(file_metal_infra_v1_switch, 2);
+
+/**
  * SwitchService lets metal-core announce its leaf switch.
  *
  * @generated from service metal.infra.v1.SwitchService
@@ -140,6 +657,18 @@ export const SwitchService: GenService<{
     methodKind: "unary";
     input: typeof SwitchServiceRegisterRequestSchema;
     output: typeof SwitchServiceRegisterResponseSchema;
+  },
+  /**
+   * Session is metal-core's long-lived stream. metal-core opens it with a hello,
+   * then reports every sync and sends heartbeats; the server sends the switch's
+   * full desired configuration at once and again whenever it changes, plus heartbeats.
+   *
+   * @generated from rpc metal.infra.v1.SwitchService.Session
+   */
+  session: {
+    methodKind: "bidi_streaming";
+    input: typeof SwitchServiceSessionRequestSchema;
+    output: typeof SwitchServiceSessionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_switch, 0);

@@ -1,0 +1,365 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
+import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
+import {
+  SwitchPortAdminState,
+  SwitchPortOperState,
+  SwitchService,
+  type SwitchServiceSessionRequestSchema,
+} from "../../gen/metal/infra/v1/switch_pb.js";
+import { ConfigApplier, type ApplyResult } from "./apply.js";
+import { DEFAULT_SETTINGS, fromProto, type DesiredConfig, type LocalSettings } from "./config.js";
+import type { SwitchFacts, SwitchOs } from "./switch-os.js";
+
+type SessionRequest = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
+
+export interface MetalCoreTiming {
+  /** Heartbeats on the session; a server silent for three of them counts as gone. */
+  heartbeatMs: number;
+  /** Reconnect backoff: doubles from the first to the maximum, with jitter; reset by a working session. */
+  backoffInitialMs: number;
+  backoffMaxMs: number;
+  /** How often LLDP is read, and how often phone-home events are sent as one batch. */
+  lldpPollMs: number;
+  phoneHomeMs: number;
+  /** A failed sync is tried again after this long (the server only resends on a change). */
+  retryMs: number;
+}
+
+export const DEFAULT_TIMING: MetalCoreTiming = { heartbeatMs: 10_000, backoffInitialMs: 500, backoffMaxMs: 30_000, lldpPollMs: 5_000, phoneHomeMs: 60_000, retryMs: 10_000 };
+
+export interface MetalCoreOptions {
+  /** The control plane's address, e.g. http://127.0.0.1:8080 (the session needs HTTP/2: h2c or TLS). */
+  url: string;
+  /** An infra token of the partition. */
+  token: string;
+  partition: string;
+  rack: string;
+  os: SwitchOs;
+  settings?: Partial<Omit<LocalSettings, "hostname">>;
+  timing?: Partial<MetalCoreTiming>;
+  /** Instead of dialling `url` (tests, in-process). */
+  transport?: Transport;
+  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface SyncStatus extends ApplyResult {
+  at: Date;
+}
+
+/**
+ * metal-core: registers its switch, holds the session to the control plane,
+ * applies each desired config it receives, reports every sync, and turns LLDP
+ * sightings of installed machines into Phoned Home events. Level-triggered:
+ * it only ever applies the newest config it has, and after a reconnect the
+ * server sends the full state again, so nothing depends on a message that a
+ * broken stream lost.
+ */
+export class MetalCore {
+  private readonly timing: MetalCoreTiming;
+  private readonly switches: Client<typeof SwitchService>;
+  private readonly events: Client<typeof EventService>;
+  private readonly log: NonNullable<MetalCoreOptions["log"]>;
+  private readonly stopping = new AbortController();
+  private session: { abort: AbortController; requests: RequestQueue } | undefined;
+  private facts: SwitchFacts | undefined;
+  private applier: ConfigApplier | undefined;
+  private settings: LocalSettings | undefined;
+  private desired: DesiredConfig | undefined;
+  private applying: Promise<void> | undefined;
+  private retry: ReturnType<typeof setTimeout> | undefined;
+  private readonly phoned = new Set<string>();
+  private readonly loops: Promise<void>[] = [];
+  private readonly listeners = new Set<(s: SyncStatus) => void>();
+
+  /** The last sync, successful or not. */
+  lastSync: SyncStatus | undefined;
+  /** The generation the switch runs (the last one applied without error). */
+  appliedGeneration = -1;
+  /** How many sessions were opened; tests watch reconnects with it. */
+  sessions = 0;
+
+  constructor(private readonly opts: MetalCoreOptions) {
+    this.timing = { ...DEFAULT_TIMING, ...opts.timing };
+    this.log = opts.log ?? (() => {});
+    const bearer: Interceptor = (next) => (req) => {
+      req.header.set("authorization", `Bearer ${opts.token}`);
+      return next(req);
+    };
+    const transport = opts.transport ?? createGrpcTransport({ baseUrl: opts.url, interceptors: [bearer] });
+    this.switches = createClient(SwitchService, transport);
+    this.events = createClient(EventService, transport);
+  }
+
+  get connected(): boolean {
+    return this.session !== undefined;
+  }
+
+  start(): void {
+    this.loops.push(this.sessionLoop(), this.phoneHomeLoop());
+  }
+
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    clearTimeout(this.retry);
+    this.session?.abort.abort();
+    await Promise.allSettled(this.loops);
+    await this.applying;
+  }
+
+  /** Cuts the current session as a broken network would; metal-core reconnects by itself. */
+  interruptSession(): void {
+    this.session?.abort.abort(new Error("interrupted"));
+  }
+
+  /** Calls `fn` after every sync; returns the unsubscribe function. */
+  onSync(fn: (s: SyncStatus) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private async sessionLoop(): Promise<void> {
+    let attempt = 0;
+    while (!this.stopping.signal.aborted) {
+      let worked = false;
+      try {
+        await this.register();
+        worked = await this.runSession();
+      } catch (err) {
+        if (!this.stopping.signal.aborted) this.log("warn", "switch session failed", { error: message(err) });
+      }
+      if (this.stopping.signal.aborted) return;
+      attempt = worked ? 0 : attempt + 1;
+      await sleep(backoff(attempt, this.timing), this.stopping.signal);
+    }
+  }
+
+  /** Registration is repeated on every reconnect: ports may have changed, and it is idempotent. */
+  private async register(): Promise<void> {
+    const facts = await this.opts.os.facts();
+    this.facts = facts;
+    if (!this.settings) {
+      this.settings = { hostname: facts.id, ...DEFAULT_SETTINGS, ...this.opts.settings };
+      this.applier = new ConfigApplier(this.opts.os, this.settings);
+    }
+    const uplinks = new Set(this.settings.uplinks);
+    await this.switches.register(
+      {
+        partition: this.opts.partition,
+        id: facts.id,
+        rack: this.opts.rack,
+        osVendor: facts.osVendor,
+        osVersion: facts.osVersion,
+        managementIp: facts.managementIp,
+        nics: facts.ports.filter((p) => !uplinks.has(p.name)).map((p) => ({ name: p.name, identifier: p.identifier })),
+      },
+      { signal: this.stopping.signal },
+    );
+  }
+
+  /** One session, until it breaks; true if the server sent anything (the backoff starts over then). */
+  private async runSession(): Promise<boolean> {
+    const abort = new AbortController();
+    const stop = () => abort.abort();
+    this.stopping.signal.addEventListener("abort", stop);
+    const requests = new RequestQueue();
+    const hb = this.timing.heartbeatMs;
+    requests.push({ partition: this.opts.partition, message: { case: "hello", value: { switchId: this.facts!.id, heartbeatInterval: durationFromMs(hb) } } });
+    let lastHeard = Date.now();
+    let heard = false;
+    const timer = setInterval(() => {
+      requests.push({ partition: this.opts.partition, message: { case: "heartbeat", value: {} } });
+      if (Date.now() - lastHeard > 3 * hb) abort.abort(new Error("the server sent nothing for three heartbeat intervals"));
+    }, hb);
+    this.session = { abort, requests };
+    this.sessions++;
+    try {
+      for await (const res of this.switches.session(requests, { signal: abort.signal })) {
+        lastHeard = Date.now();
+        heard = true;
+        if (res.message.case === "config") {
+          this.desired = fromProto(res.message.value);
+          this.kick();
+        }
+      }
+    } catch (err) {
+      if (!abort.signal.aborted) throw err;
+    } finally {
+      clearInterval(timer);
+      requests.close();
+      this.stopping.signal.removeEventListener("abort", stop);
+      if (this.session?.abort === abort) this.session = undefined;
+    }
+    return heard;
+  }
+
+  /** Applies the newest desired config; configs arriving meanwhile collapse into one more apply. */
+  private kick(): void {
+    clearTimeout(this.retry);
+    if (this.applying || this.stopping.signal.aborted) return;
+    this.applying = (async () => {
+      try {
+        let done: DesiredConfig | undefined;
+        let failed = false;
+        while (this.desired && this.desired !== done) {
+          done = this.desired;
+          failed = !(await this.applyAndReport(done));
+        }
+        if (failed && !this.stopping.signal.aborted) {
+          // Same config again: the cause (a busy NOS, a file lock) may be gone; a config
+          // that stays invalid keeps failing and keeps being reported.
+          this.retry = setTimeout(() => {
+            if (this.desired === done) this.desired = { ...done! };
+            this.kick();
+          }, this.timing.retryMs);
+        }
+      } finally {
+        this.applying = undefined;
+      }
+    })();
+  }
+
+  /** True when the config is in place. */
+  private async applyAndReport(config: DesiredConfig): Promise<boolean> {
+    let result: ApplyResult;
+    try {
+      result = await this.applier!.apply(config);
+    } catch (err) {
+      result = { generation: config.generation, changed: false, durationMs: 0, error: `apply failed: ${message(err)}` };
+    }
+    if (result.error === "") this.appliedGeneration = result.generation;
+    else this.log("warn", "sync failed", { generation: result.generation, error: result.error });
+    const status: SyncStatus = { ...result, at: new Date() };
+    this.lastSync = status;
+    await this.report(status).catch((err) => this.log("warn", "sync report failed", { error: message(err) }));
+    for (const fn of this.listeners) fn(status);
+    return result.error === "";
+  }
+
+  /** Reports on whichever session is open now; with none, the next session's config brings a new report. */
+  private async report(s: SyncStatus): Promise<void> {
+    const [ports, peers] = await Promise.all([this.opts.os.portStates(), this.opts.os.bgpPeers()]);
+    this.session?.requests.push({
+      partition: this.opts.partition,
+      message: {
+        case: "sync",
+        value: {
+          generation: BigInt(s.generation),
+          duration: durationFromMs(Math.round(s.durationMs)),
+          error: s.error,
+          ports: [...ports].map(([name, p]) => ({
+            name,
+            adminState: p.adminUp === undefined ? SwitchPortAdminState.UNSPECIFIED : p.adminUp ? SwitchPortAdminState.UP : SwitchPortAdminState.DOWN,
+            operState: p.oper === "up" ? SwitchPortOperState.UP : p.oper === "down" ? SwitchPortOperState.DOWN : SwitchPortOperState.UNKNOWN,
+          })),
+          bgpPeers: peers.map((b) => ({
+            port: b.port,
+            neighbor: b.neighbor,
+            peerGroup: b.peerGroup,
+            vrf: b.vrf,
+            state: b.state,
+            establishedSince: b.establishedSince ? timestampFromDate(b.establishedSince) : undefined,
+            sentPrefixes: BigInt(b.sentPrefixes),
+            acceptedPrefixes: BigInt(b.acceptedPrefixes),
+          })),
+        },
+      },
+    });
+  }
+
+  /**
+   * Installed machines announce themselves by LLDP ("provisioned" in the
+   * system description, the machine id as system name). Each machine seen is
+   * sent once per batch; a batch that fails is kept for the next one.
+   */
+  private async phoneHomeLoop(): Promise<void> {
+    let nextFlush = Date.now() + this.timing.phoneHomeMs;
+    while (!this.stopping.signal.aborted) {
+      try {
+        for (const s of await this.opts.os.lldpSightings()) {
+          if (s.sysDescription.includes("provisioned") && /^[0-9a-f-]{36}$/i.test(s.sysName)) this.phoned.add(s.sysName.toLowerCase());
+        }
+        if (Date.now() >= nextFlush) {
+          nextFlush = Date.now() + this.timing.phoneHomeMs;
+          await this.flushPhoneHome();
+        }
+      } catch (err) {
+        this.log("warn", "phone-home failed", { error: message(err) });
+      }
+      await sleep(Math.min(this.timing.lldpPollMs, Math.max(0, nextFlush - Date.now())), this.stopping.signal);
+    }
+  }
+
+  private async flushPhoneHome(): Promise<void> {
+    if (this.phoned.size === 0) return;
+    const batch = [...this.phoned].slice(0, 1000);
+    const where = this.facts ? ` via ${this.facts.id}` : "";
+    await this.events.send(
+      { partition: this.opts.partition, events: batch.map((machineId) => ({ machineId, type: ProvisioningEventType.PHONED_HOME, message: `phoned home${where}` })) },
+      { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(20_000)]) },
+    );
+    for (const id of batch) this.phoned.delete(id);
+  }
+}
+
+/** The requests of one session; closing it ends the request stream. */
+class RequestQueue implements AsyncIterable<SessionRequest> {
+  private readonly items: SessionRequest[] = [];
+  private waiter: (() => void) | undefined;
+  private closed = false;
+
+  push(r: SessionRequest): void {
+    if (this.closed) return;
+    // Heartbeats carry nothing new; a backlog of them is only noise.
+    if (r.message?.case === "heartbeat" && this.items.some((i) => i.message?.case === "heartbeat")) return;
+    this.items.push(r);
+    this.wake();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.wake();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<SessionRequest> {
+    for (;;) {
+      if (this.items.length > 0) {
+        yield this.items.shift()!;
+        continue;
+      }
+      if (this.closed) return;
+      await new Promise<void>((resolve) => (this.waiter = resolve));
+    }
+  }
+}
+
+export function backoff(attempt: number, t: Pick<MetalCoreTiming, "backoffInitialMs" | "backoffMaxMs">): number {
+  if (attempt <= 0) return t.backoffInitialMs / 2;
+  const base = Math.min(t.backoffMaxMs, t.backoffInitialMs * 2 ** (attempt - 1));
+  // Jitter, so that the leaves of a partition do not all reconnect in the same instant after an outage.
+  return base / 2 + Math.random() * (base / 2);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done);
+  });
+}
+
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

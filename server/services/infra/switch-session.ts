@@ -1,0 +1,206 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { durationMs } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import {
+  SwitchPortAdminState,
+  SwitchPortMode,
+  SwitchPortOperState,
+  type SwitchServiceSessionRequest,
+  type SwitchServiceSessionResponseSchema,
+  type SwitchSyncReport,
+} from "../../../gen/metal/infra/v1/switch_pb.js";
+import { switchTopic, type FanoutBus } from "../../bus/fanout.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import { computeSwitchConfig, type DesiredSwitchConfig, type PortMode } from "../../domain/switch-config.js";
+import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
+import type { Logger } from "../../logger.js";
+import { switchAdminRepository, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
+import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
+import { validator } from "../../validate/validator.js";
+
+/** How a session paces itself when metal-core does not say. */
+export interface SwitchSessionTiming {
+  /** Heartbeat interval of both sides; also how often the generation is re-read in case a bus message was lost. */
+  heartbeatMs: number;
+  /** Bounds for the interval metal-core asks for in its hello. */
+  minHeartbeatMs: number;
+  maxHeartbeatMs: number;
+}
+
+export const DEFAULT_SWITCH_SESSION_TIMING: SwitchSessionTiming = { heartbeatMs: 10_000, minHeartbeatMs: 50, maxHeartbeatMs: 60_000 };
+
+/** A session silent for this many heartbeat intervals is ended; metal-core reconnects and gets the full state. */
+const MISSED_HEARTBEATS = 3;
+
+type Response = MessageInitShape<typeof SwitchServiceSessionResponseSchema>;
+
+export interface SwitchSessionDeps {
+  db: Db<any>;
+  bus?: FanoutBus;
+  connections?: ConnectionRegistry;
+  timing?: SwitchSessionTiming;
+  log?: Logger;
+}
+
+const MODES: Record<PortMode, SwitchPortMode> = { pxe: SwitchPortMode.PXE, tenant: SwitchPortMode.TENANT, firewall: SwitchPortMode.FIREWALL };
+
+export function toProtoSwitchConfig(c: DesiredSwitchConfig): NonNullable<Response["message"]> {
+  return {
+    case: "config",
+    value: {
+      generation: BigInt(c.generation),
+      switchId: c.switchId,
+      ports: c.ports.map((p) => ({
+        name: p.name,
+        mode: MODES[p.mode],
+        vrf: p.vrf,
+        vni: p.vni,
+        bgpUnnumbered: p.bgpUnnumbered,
+        adminState: p.adminUp ? SwitchPortAdminState.UP : SwitchPortAdminState.DOWN,
+        machineId: p.machineId,
+        allowedPrefixes: p.allowedPrefixes,
+        allowedVnis: p.allowedVnis,
+      })),
+    },
+  };
+}
+
+/** The port states a report confirms: the admin state metal-core applied (that is what an operator's toggle asks for). */
+function reportedPortStates(r: SwitchSyncReport): Map<string, "up" | "down" | "unknown"> {
+  const out = new Map<string, "up" | "down" | "unknown">();
+  for (const p of r.ports) {
+    if (p.adminState === SwitchPortAdminState.UP) out.set(p.name, "up");
+    else if (p.adminState === SwitchPortAdminState.DOWN) out.set(p.name, "down");
+    else if (p.operState === SwitchPortOperState.UNKNOWN) out.set(p.name, "unknown");
+  }
+  return out;
+}
+
+/**
+ * metal-core's session: level-triggered. On connect the switch gets its full
+ * desired config at once; afterwards whenever its generation (the switch
+ * row's version) grows — woken by the bus, or found on the periodic re-read
+ * if a bus message was lost. Sync reports go to the switch row. A session
+ * that falls silent, is replaced by a newer one of the same switch, or whose
+ * outbound queue fills up is ended; metal-core reconnects and starts over.
+ */
+export function createSwitchSession(deps: SwitchSessionDeps) {
+  const timing = deps.timing ?? DEFAULT_SWITCH_SESSION_TIMING;
+  return async function* session(requests: AsyncIterable<SwitchServiceSessionRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
+    const it = requests[Symbol.asyncIterator]();
+    const first = await it.next();
+    if (first.done || first.value.message.case !== "hello") throw invalidArgument("the first message of a session must be a hello");
+    const partition = first.value.partition;
+    const hello = first.value.message.value;
+    validator().id("partition", partition).id("hello.switch_id", hello.switchId).check();
+    const id = hello.switchId;
+    const asked = hello.heartbeatInterval ? durationMs(hello.heartbeatInterval) : timing.heartbeatMs;
+    const heartbeatMs = Math.min(timing.maxHeartbeatMs, Math.max(timing.minHeartbeatMs, asked));
+
+    // Subscribe before the first read, so that no change can fall in between.
+    let dirty = true;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      dirty = true;
+      wake?.();
+    };
+    const unsubscribe = deps.bus?.subscribe(switchTopic(id), poke) ?? (() => {});
+    const ended = new AbortController();
+    const end = (why: Error) => {
+      if (!ended.signal.aborted) ended.abort(why);
+      wake?.();
+    };
+    const onAbort = () => end(new ConnectError("session ended", Code.Canceled));
+    ctx.signal.addEventListener("abort", onAbort);
+    let handle: ReturnType<ConnectionRegistry["register"]> | undefined;
+    let lastHeard = Date.now();
+    try {
+      const registered = (await switchAdminRepository.find(deps.db, id))?.partitionId;
+      if (registered === undefined) throw notFound("switch", id);
+      if (registered !== partition) throw failedPrecondition(`switch "${id}" is registered in partition "${registered}", not "${partition}"`);
+      handle = deps.connections?.register("switch", id, partition);
+      handle?.signal.addEventListener("abort", () => end(new ConnectError(String(handle?.signal.reason?.message ?? "connection closed"), Code.Unavailable)));
+
+      const outbox = new Outbox<Response>(16);
+      // Reports are processed one after another, in the order they came.
+      const reader = (async () => {
+        for (;;) {
+          const n = await it.next();
+          if (n.done) return end(new ConnectError("metal-core closed the session", Code.Canceled));
+          lastHeard = Date.now();
+          handle?.touch();
+          const m = n.value.message;
+          if (m.case === "sync") await recordSync(deps.db, id, m.value);
+        }
+      })().catch((err: unknown) => end(err instanceof Error ? err : new Error(String(err))));
+
+      let sent = -1;
+      let lastRead = 0;
+      const push = (msg: Response) => {
+        if (!outbox.push(msg)) end(new ConnectError(`switch "${id}" does not keep up with its session; it will get the full state when it reconnects`, Code.ResourceExhausted));
+      };
+      // One loop decides what to send, so sends never overtake each other.
+      const pump = (async () => {
+        let nextBeat = Date.now() + heartbeatMs;
+        while (!ended.signal.aborted) {
+          if (dirty || Date.now() - lastRead >= heartbeatMs) {
+            dirty = false;
+            lastRead = Date.now();
+            const g = await sessions.generation(deps.db, id);
+            if (g === undefined) return end(notFound("switch", id));
+            if (g !== sent) {
+              const input = await sessions.configInput(deps.db, id);
+              if (!input) return end(notFound("switch", id));
+              sent = input.generation;
+              push({ message: toProtoSwitchConfig(computeSwitchConfig(input)) });
+            }
+          }
+          if (Date.now() >= nextBeat) {
+            push({ message: { case: "heartbeat", value: {} } });
+            nextBeat = Date.now() + heartbeatMs;
+            if (Date.now() - lastHeard > MISSED_HEARTBEATS * heartbeatMs) {
+              return end(new ConnectError(`switch "${id}" sent nothing for ${MISSED_HEARTBEATS} heartbeat intervals`, Code.DeadlineExceeded));
+            }
+          }
+          if (dirty || ended.signal.aborted) continue;
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, Math.max(0, nextBeat - Date.now()));
+            wake = () => {
+              clearTimeout(t);
+              resolve();
+            };
+          });
+          wake = undefined;
+        }
+      })()
+        .catch((err: unknown) => end(err instanceof Error ? err : new Error(String(err))))
+        .finally(() => outbox.close());
+
+      ended.signal.addEventListener("abort", () => outbox.close());
+      for await (const msg of outbox) {
+        if (ended.signal.aborted) break;
+        yield msg;
+      }
+      await pump;
+      void reader;
+      const reason = ended.signal.reason as unknown;
+      // A client that went away needs no error; anything else tells metal-core why, so it reconnects.
+      if (reason instanceof ConnectError && reason.code !== Code.Canceled && !ctx.signal.aborted) throw reason;
+    } finally {
+      ctx.signal.removeEventListener("abort", onAbort);
+      unsubscribe();
+      end(new ConnectError("session ended", Code.Canceled));
+      handle?.close();
+      deps.log?.debug({ switch: id }, "switch session ended");
+    }
+  };
+}
+
+async function recordSync(db: Db<any>, id: string, r: SwitchSyncReport): Promise<void> {
+  const v = validator().text("sync.error", r.error, 4096);
+  if (r.ports.length > 512) v.add("sync.ports", "must have at most 512 entries");
+  v.check();
+  const durationMsValue = r.duration ? Math.max(0, Math.round(durationMs(r.duration))) : 0;
+  const sync = { time: new Date().toISOString(), durationMs: durationMsValue, error: r.error, generation: Number(r.generation) };
+  await inTransaction(db, (tx) => sessions.recordSync(tx, id, { sync, failed: r.error !== "", ports: reportedPortStates(r) }));
+}
