@@ -327,6 +327,9 @@ export async function acquireAsn(tx: Db<any>, owner: string): Promise<number> {
   return asn;
 }
 
+/** A random ASN of the pool, for a caller that claims it in a statement of its own (see machine allocation). */
+export const randomAsn = (): number => ASN_BASE + 1 + Number(randomBelow(BigInt(ASN_POOL)));
+
 export async function releaseAsn(tx: Db<any>, asn: number): Promise<boolean> {
   const res = await tx.execute(sql`delete from asns where asn = ${asn} returning asn`);
   return rowsOf(res).length === 1;

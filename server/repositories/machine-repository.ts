@@ -203,6 +203,25 @@ export const machineAllocationRepository = {
     return Number(r?.n ?? 0);
   },
 
+  /**
+   * Claims `allocation.asn` for the machine and stores the allocation in ONE
+   * statement (the common case: a random ASN is almost always free).
+   * Undefined when the ASN was taken; the caller then acquires one the slow
+   * way and calls `allocate`.
+   */
+  async allocateClaimingAsn(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow | undefined> {
+    const claimed = tx.$with("claimed").as(tx.insert(asns).values({ asn: allocation.asn, owner: id }).onConflictDoNothing().returning({ asn: asns.asn }));
+    const [row] = await tx
+      .with(claimed)
+      .update(machines)
+      .set({ allocation, project: allocation.project, tags, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .where(and(eq(machines.id, id), sql`${machines.allocation} is null`, sql`exists (select 1 from ${claimed})`))
+      .returning()
+      .prepare("machines_allocate_claiming_asn")
+      .execute();
+    return row;
+  },
+
   async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)

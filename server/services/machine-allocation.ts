@@ -13,7 +13,7 @@ import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { ipRepository } from "../repositories/ip-repository.js";
-import { acquireAsn, acquireIp } from "../repositories/ipam-repository.js";
+import { acquireAsn, acquireIp, randomAsn } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
 import { lockById } from "../repositories/versioned.js";
@@ -183,7 +183,6 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
     const machine = await lockMachine(tx, req, plan);
     const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
     if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);
-    const asn = await acquireAsn(tx, machine.id);
     await ipRepository.attach(
       tx,
       statics.map((s) => s.id),
@@ -208,29 +207,31 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
       }
       attached.push({ network: n.id, ips, vrf: n.vrf ?? 0, primary: i === 0 });
     }
-    const tags = machineTags(req.tags, req.placementTags, { [SystemTag.ASN]: String(asn), [SystemTag.RACK]: machine.rackId ?? "", [SystemTag.ROLE]: role });
-    const allocated = await allocations.allocate(
-      tx,
-      machine.id,
-      {
-        uuid: uuidv7(),
-        project: req.project,
-        name: req.name,
-        description: req.description,
-        hostname: req.hostname || req.name || "metal",
-        role,
-        image: image.id,
-        filesystemLayout: layout.id,
-        sshKeys: req.sshKeys,
-        userData: req.userData,
-        asn,
-        networks: attached,
-        createdAt: new Date().toISOString(),
-        createdBy,
-        ...serversOf(req, partition),
-      },
-      tags,
-    );
+    const allocation = (asn: number): StoredAllocation => ({
+      uuid: uuidv7(),
+      project: req.project,
+      name: req.name,
+      description: req.description,
+      hostname: req.hostname || req.name || "metal",
+      role,
+      image: image.id,
+      filesystemLayout: layout.id,
+      sshKeys: req.sshKeys,
+      userData: req.userData,
+      asn,
+      networks: attached,
+      createdAt: new Date().toISOString(),
+      createdBy,
+      ...serversOf(req, partition),
+    });
+    const tags = (asn: number) => machineTags(req.tags, req.placementTags, { [SystemTag.ASN]: String(asn), [SystemTag.RACK]: machine.rackId ?? "", [SystemTag.ROLE]: role });
+    // A random ASN is claimed together with the allocation; only when it was taken is one searched for.
+    const guess = randomAsn();
+    let allocated = await allocations.allocateClaimingAsn(tx, machine.id, allocation(guess), tags(guess));
+    if (!allocated) {
+      const asn = await acquireAsn(tx, machine.id);
+      allocated = await allocations.allocate(tx, machine.id, allocation(asn), tags(asn));
+    }
     // The quota is checked last, counting this machine, so its per-project lock is held only until commit.
     if (quota.machine !== undefined) {
       await quotas.lockProject(tx, req.project);

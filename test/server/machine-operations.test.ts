@@ -1,6 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
@@ -117,6 +117,29 @@ describe("allocation details", () => {
     await hammer.allocation;
     await server.client(BootService, fixture.infraToken).installationSucceeded({ partition: "p1", machineId: hammer.id, consolePassword: "fw", bootInfo: { ...BOOT_INFO, imageId: "firewall-3.0.20250101" } });
     expect(await portVrfs(hammer.id)).toEqual(["default", "default"]);
+    await tenant.delete({ id: hammer.id, project: "pb" });
+  });
+});
+
+describe("the ASN of an allocation", () => {
+  it("is claimed together with the allocation, and searched for when the random pick is taken", async () => {
+    const hammer = await fixture.bootMachine("r2");
+    // Every random pick in this allocation is the same number, so the ASN it would guess is known; take that one first.
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    const { randomAsn } = await import("../../server/repositories/ipam-repository.js");
+    const guess = randomAsn();
+    await server.app.db.execute(sql`insert into asns values (${guess}, 'someone-else')`);
+    try {
+      const { machine } = await tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", networks: [fixture.primary.pb], machineId: hammer.id });
+      const asn = Number(machine!.allocation!.asn);
+      expect(asn).not.toBe(guess);
+      expect((await rows<{ owner: string }>(sql`select owner from asns where asn = ${asn}`))[0]!.owner).toBe(hammer.id);
+      expect((await rows<{ owner: string }>(sql`select owner from asns where asn = ${guess}`))[0]!.owner).toBe("someone-else");
+      expect(machine!.tags).toContain(`metal.io/primary-asn=${asn}`);
+    } finally {
+      vi.restoreAllMocks();
+      await server.app.db.execute(sql`delete from asns where owner = 'someone-else'`);
+    }
     await tenant.delete({ id: hammer.id, project: "pb" });
   });
 });
