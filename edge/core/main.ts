@@ -1,0 +1,126 @@
+import { isIP } from "node:net";
+import { DEFAULT_SETTINGS, type LocalSettings } from "./config.js";
+import { LinuxSwitch } from "./linux-switch.js";
+import { DEFAULT_TIMING, MetalCore, type MetalCoreTiming } from "./metal-core.js";
+
+/** metal-core's settings: each an environment variable and the matching `--flag` (flags win). */
+const settings = {
+  apiUrl: { env: "METAL_API_URL", flag: "api-url", fallback: "http://127.0.0.1:8080" },
+  token: { env: "METAL_CORE_TOKEN", flag: "token" },
+  partition: { env: "METAL_CORE_PARTITION_ID", flag: "partition" },
+  rack: { env: "METAL_CORE_RACK_ID", flag: "rack" },
+  root: { env: "METAL_CORE_ROOT", flag: "root", fallback: "/" },
+  reload: { env: "METAL_CORE_RELOAD_COMMAND", flag: "reload-command", fallback: "systemctl reload frr.service && ifreload -a" },
+  asn: { env: "METAL_CORE_ASN", flag: "asn", fallback: String(DEFAULT_SETTINGS.asn) },
+  loopback: { env: "METAL_CORE_LOOPBACK_IP", flag: "loopback-ip", fallback: DEFAULT_SETTINGS.loopback },
+  pxeVlan: { env: "METAL_CORE_PXE_VLAN_ID", flag: "pxe-vlan-id", fallback: String(DEFAULT_SETTINGS.pxeVlan) },
+  cidr: { env: "METAL_CORE_CIDR", flag: "cidr", fallback: DEFAULT_SETTINGS.pxeCidr },
+  uplinks: { env: "METAL_CORE_SPINE_UPLINKS", flag: "spine-uplinks", fallback: DEFAULT_SETTINGS.uplinks.join(",") },
+  heartbeat: { env: "METAL_CORE_HEARTBEAT_INTERVAL", flag: "heartbeat-interval", fallback: String(DEFAULT_TIMING.heartbeatMs / 1000) },
+  phoneHome: { env: "METAL_CORE_PHONE_HOME_INTERVAL", flag: "phone-home-interval", fallback: String(DEFAULT_TIMING.phoneHomeMs / 1000) },
+} as const;
+
+type Key = keyof typeof settings;
+
+export interface MetalCoreConfig {
+  apiUrl: string;
+  token: string;
+  partition: string;
+  rack: string;
+  root: string;
+  reloadCommand: string;
+  settings: Omit<LocalSettings, "hostname">;
+  timing: Partial<MetalCoreTiming>;
+}
+
+export const describeCoreSettings = (): string =>
+  Object.values(settings)
+    .map((s) => `  --${s.flag.padEnd(20)} $${s.env}${"fallback" in s ? ` (default ${s.fallback})` : " (required)"}`)
+    .join("\n");
+
+/** Throws with a message fit for the operator on anything missing or malformed. */
+export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): MetalCoreConfig {
+  const flags = new Map<string, string>();
+  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
+    const eq = arg.indexOf("=");
+    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    if (!known.has(name)) throw new Error(`unknown flag "--${name}"`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined) throw new Error(`flag "--${name}" needs a value`);
+    flags.set(name, value);
+  }
+  const get = (k: Key): string => {
+    const s = settings[k];
+    const v = flags.get(s.flag) ?? env[s.env] ?? ("fallback" in s ? s.fallback : undefined);
+    if (v === undefined || v === "") throw new Error(`--${s.flag} ($${s.env}) is required`);
+    return v;
+  };
+  const int = (k: Key, min: number, max: number) => {
+    const v = get(k);
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`--${settings[k].flag} must be a number from ${min} to ${max}, not "${v}"`);
+    return Number(v);
+  };
+  const seconds = (k: Key) => {
+    const v = Number(get(k));
+    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${settings[k].flag} must be a positive number of seconds`);
+    return Math.round(v * 1000);
+  };
+  const loopback = get("loopback");
+  if (isIP(loopback) !== 4) throw new Error(`--loopback-ip must be an IPv4 address, not "${loopback}"`);
+  const cidr = get("cidr");
+  if (!/^[\d.]+\/\d{1,2}$/.test(cidr) || isIP(cidr.split("/")[0]!) !== 4) throw new Error(`--cidr must be an IPv4 address with prefix length, not "${cidr}"`);
+  return {
+    apiUrl: get("apiUrl"),
+    token: get("token"),
+    partition: get("partition"),
+    rack: get("rack"),
+    root: get("root"),
+    reloadCommand: get("reload"),
+    settings: {
+      asn: int("asn", 1, 4_294_967_295),
+      loopback,
+      pxeVlan: int("pxeVlan", 1, 4094),
+      pxeCidr: cidr,
+      uplinks: get("uplinks").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+    },
+    timing: { heartbeatMs: seconds("heartbeat"), phoneHomeMs: seconds("phoneHome") },
+  };
+}
+
+/** The metal-core binary on a Cumulus-style leaf, until SIGINT/SIGTERM. */
+export async function runMetalCore(argv: readonly string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(`metal-core: renders and applies a leaf switch's config from the control plane\n\n${describeCoreSettings()}\n`);
+    return 0;
+  }
+  let config: MetalCoreConfig;
+  try {
+    config = loadCoreConfig(process.env, argv);
+  } catch (err) {
+    process.stderr.write(`metal-core: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const log = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+  const core = new MetalCore({
+    url: config.apiUrl,
+    token: config.token,
+    partition: config.partition,
+    rack: config.rack,
+    os: new LinuxSwitch({ root: config.root, reloadCommand: config.reloadCommand }),
+    settings: config.settings,
+    timing: config.timing,
+    log,
+  });
+  core.onSync((s) => log(s.error ? "warn" : "info", s.error ? "sync failed" : "synced", { generation: s.generation, changed: s.changed, durationMs: Math.round(s.durationMs), error: s.error || undefined }));
+  log("info", "metal-core starting", { api: config.apiUrl, partition: config.partition, rack: config.rack, root: config.root });
+  core.start();
+  await new Promise<void>((resolve) => {
+    for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => resolve());
+  });
+  await core.stop();
+  return 0;
+}
