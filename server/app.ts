@@ -65,6 +65,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const metal = await openMetalDatabase({
     url: config.databaseUrl,
     dataDir: config.databaseUrl ? undefined : join(config.dataDir, "metal-db"),
+    poolSize: config.databasePoolSize,
   });
   const masterdata = await openMasterdataDatabase({
     url: config.masterdataDatabaseUrl,

@@ -21,6 +21,8 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   /** pino level. */
   readonly logLevel: string;
+  /** Connections of the metal database pool (PostgreSQL only). */
+  readonly databasePoolSize: number;
 }
 
 /** Each setting is an environment variable and the matching `--flag` of the binary. */
@@ -35,6 +37,7 @@ const settings = {
   tlsKey: { env: "METAL_TLS_KEY", flag: "tls-key" },
   corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins" },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", fallback: "info" },
+  databasePoolSize: { env: "METAL_DB_POOL_SIZE", flag: "db-pool-size", fallback: "20" },
 } as const;
 
 export class ConfigError extends Error {}
@@ -68,6 +71,12 @@ function checkHostPort(name: string, value: string): string {
   return value;
 }
 
+function checkPoolSize(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ConfigError(`METAL_DB_POOL_SIZE: "${value}" is not a number of connections (1..1000)`);
+  return n;
+}
+
 /** Reads the configuration; flags win over environment variables, which win over defaults. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): Config {
   const flags = parseFlags(argv);
@@ -93,5 +102,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     tlsKey,
     corsOrigins: (read("corsOrigins") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
     logLevel: read("logLevel")!,
+    databasePoolSize: checkPoolSize(read("databasePoolSize")!),
   });
 }

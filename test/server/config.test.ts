@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from "../../server/config.js";
 describe("configuration", () => {
   it("has the documented defaults", () => {
     const c = loadConfig({}, []);
-    expect(c).toMatchObject({ listen: "127.0.0.1:8080", consoleListen: "127.0.0.1:5222", dataDir: resolve("./.metal"), logLevel: "info" });
+    expect(c).toMatchObject({ listen: "127.0.0.1:8080", consoleListen: "127.0.0.1:5222", dataDir: resolve("./.metal"), logLevel: "info", databasePoolSize: 20 });
     expect(c.databaseUrl).toBeUndefined();
     expect(c.masterdataDatabaseUrl).toBeUndefined();
     expect(c.corsOrigins).toEqual([]);
@@ -16,6 +16,7 @@ describe("configuration", () => {
     expect(loadConfig(env, [])).toMatchObject({ listen: "0.0.0.0:9000", databaseUrl: "postgres://a/b", corsOrigins: ["http://a", "http://b"] });
     expect(loadConfig(env, ["--listen", "127.0.0.1:1"]).listen).toBe("127.0.0.1:1");
     expect(loadConfig(env, ["--database-url=postgres://c/d"]).databaseUrl).toBe("postgres://c/d");
+    expect(loadConfig({ METAL_DB_POOL_SIZE: "64" }, []).databasePoolSize).toBe(64);
   });
 
   it.each([
@@ -25,6 +26,8 @@ describe("configuration", () => {
     [["--listen", "localhost"], "is not host:port"],
     [["--listen", "h:99999"], "is not host:port"],
     [["--tls-cert", "c.pem"], "must be set together"],
+    [["--db-pool-size", "0"], "is not a number of connections"],
+    [["--db-pool-size", "many"], "is not a number of connections"],
   ])("refuses %j", (argv, message) => {
     expect(() => loadConfig({}, argv)).toThrow(ConfigError);
     expect(() => loadConfig({}, argv)).toThrow(message);
