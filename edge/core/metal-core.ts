@@ -186,7 +186,8 @@ export class MetalCore {
         }
       }
     } catch (err) {
-      if (!abort.signal.aborted) throw err;
+      // A session that worked for a while and then broke is a reason to reconnect soon, not to back off further.
+      if (!abort.signal.aborted) this.log("warn", "switch session ended", { error: message(err) });
     } finally {
       clearInterval(timer);
       requests.close();

@@ -123,7 +123,7 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
 
       const outbox = new Outbox<Response>(16);
       // Reports are processed one after another, in the order they came.
-      const reader = (async () => {
+      void (async () => {
         for (;;) {
           const n = await it.next();
           if (n.done) return end(new ConnectError("metal-core closed the session", Code.Canceled));
@@ -182,10 +182,10 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
         yield msg;
       }
       await pump;
-      void reader;
       const reason = ended.signal.reason as unknown;
-      // A client that went away needs no error; anything else tells metal-core why, so it reconnects.
-      if (reason instanceof ConnectError && reason.code !== Code.Canceled && !ctx.signal.aborted) throw reason;
+      // A client that went away needs no error; anything else tells metal-core why (or is masked as Internal), and it reconnects.
+      const quiet = ctx.signal.aborted || (reason instanceof ConnectError && reason.code === Code.Canceled);
+      if (!quiet) throw reason;
     } finally {
       ctx.signal.removeEventListener("abort", onAbort);
       unsubscribe();
