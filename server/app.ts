@@ -21,10 +21,11 @@ import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import { createMetrics } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
-import type { WaitTiming } from "./services/infra/boot-service.js";
+import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./services/infra/boot-service.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { registerRoutes } from "./routes.js";
 import { ConnectionRegistry } from "./streams/connections.js";
+import { WaitingRegistry } from "./streams/waiting.js";
 import { readVersion } from "./version.js";
 
 type NodeHandler = (
@@ -107,11 +108,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   ];
   const bus = options.bus ?? createInProcessBus();
   const connections = new ConnectionRegistry();
+  const waiting = new WaitingRegistry(db, options.waitTiming ?? DEFAULT_WAIT_TIMING, (err) => log.error({ err }, "renewing waiting leases failed"));
+  waiting.start();
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
   const routes = (router: ConnectRouter) => {
-    registerRoutes(router, { db, authority, projects, checks, bus, connections, waitTiming: options.waitTiming, build: readVersion(), log });
+    registerRoutes(router, { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);
   };
   const connectHandler = connectNodeAdapter({
@@ -167,6 +170,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       clearInterval(commandExpiry);
       connections.closeAll();
       shutdown.abort();
+      waiting.stop();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },
   };

@@ -35,6 +35,7 @@ import type { Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
 import type { ConnectionRegistry } from "./streams/connections.js";
+import type { WaitingRegistry } from "./streams/waiting.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
 import { createAdminIpService } from "./services/admin/ip-service.js";
@@ -72,6 +73,8 @@ export interface RouteDeps {
   /** The edge daemons whose streams this replica holds. */
   connections: ConnectionRegistry;
   waitTiming?: WaitTiming;
+  /** The machines whose Wait stream this replica holds. */
+  waiting: WaitingRegistry;
   authority: TokenAuthority;
   projects: ProjectDirectory;
   checks: readonly HealthCheck[];
@@ -117,7 +120,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
-  add(BootService, createBootService({ db, bus, waitTiming: deps.waitTiming }));
+  add(BootService, createBootService({ db, bus, waiting: deps.waiting, waitTiming: deps.waitTiming }));
   add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log }));
   add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));

@@ -129,9 +129,20 @@ export const candidateCondition = (partition: string, size: string) =>
 
 /** The allocation side of machines: waiting leases, candidates, allocations. */
 export const machineAllocationRepository = {
-  /** Extends the waiting lease of an open Wait stream. */
-  async renewWaiting(db: Db<any>, id: string, until: Date): Promise<void> {
-    await db.update(machines).set({ waitingUntil: until }).where(eq(machines.id, id));
+  /** Extends the waiting leases of machines with an open Wait stream. */
+  async renewWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
+    if (ids.length === 0) return;
+    await db.update(machines).set({ waitingUntil: until }).where(inArray(machines.id, [...ids]));
+  },
+
+  /** Of the given machines, those that are allocated. */
+  async allocatedAmong(db: Db<any>, ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await db
+      .select({ id: machines.id })
+      .from(machines)
+      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is not null`));
+    return rows.map((r) => r.id);
   },
 
   async clearWaiting(db: Db<any>, id: string): Promise<void> {

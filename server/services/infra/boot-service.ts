@@ -6,12 +6,13 @@ import { EventType } from "../../domain/provisioning.js";
 import { matchSize } from "../../domain/size.js";
 import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
-import { machineAllocationRepository as allocations, machineRepository as machines } from "../../repositories/machine-repository.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
 import { toProtoAllocation } from "../../convert/machine.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
+import type { WaitingRegistry } from "../../streams/waiting.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../machine-events.js";
 import { abortReinstall, installationSucceeded } from "../machine-lifecycle.js";
@@ -72,11 +73,13 @@ function pause(ms: number, signal: AbortSignal): { done: Promise<void>; wake: ()
 
 export interface BootServiceDeps {
   db: Db<any>;
+  /** The machines waiting on this replica; renews their leases together. */
+  waiting: WaitingRegistry;
   bus: FanoutBus;
   waitTiming?: WaitTiming;
 }
 
-export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }: BootServiceDeps): ServiceImpl<typeof BootService> {
+export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_TIMING }: BootServiceDeps): ServiceImpl<typeof BootService> {
   return {
     /**
      * Keeps the machine allocatable while the stream is open (a lease renewed
@@ -90,10 +93,12 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
       const id = req.machineId.toLowerCase();
       let woken = false;
       let current: { wake: () => void } | undefined;
-      const unsubscribe = bus.subscribe(allocationTopic(id), () => {
+      const wake = () => {
         woken = true;
         current?.wake();
-      });
+      };
+      const unsubscribe = bus.subscribe(allocationTopic(id), wake);
+      let leave: (() => Promise<void>) | undefined;
       try {
         const first = (await machines.get(db, id)).machine;
         if (first.partitionId !== req.partition) throw failedPrecondition(`machine "${id}" is not in partition "${req.partition}"`);
@@ -101,22 +106,23 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
           yield { allocation: toProtoAllocation(first.allocation) };
           return;
         }
-        let renewed = 0;
-        let checked = Date.now();
+        // From here the machine is waiting; the registry renews its lease and re-checks it with all others.
+        leave = await waiting.add(id, wake);
+        // Allocated between the first read and joining the registry: the bus message may have gone before we listened.
+        const { machine: joined } = await machines.get(db, id);
+        if (joined.allocation) {
+          yield { allocation: toProtoAllocation(joined.allocation) };
+          return;
+        }
         while (!ctx.signal.aborted) {
-          if (Date.now() - renewed > waitTiming.leaseMs / 3) {
-            await allocations.renewWaiting(db, id, new Date(Date.now() + waitTiming.leaseMs));
-            renewed = Date.now();
-          }
           if (!woken) {
             const p = pause(waitTiming.keepaliveMs, ctx.signal);
             current = p;
             await p.done;
           }
           if (ctx.signal.aborted) return;
-          if (woken || Date.now() - checked > waitTiming.recheckMs) {
+          if (woken) {
             woken = false;
-            checked = Date.now();
             const { machine } = await machines.get(db, id);
             if (machine.allocation) {
               yield { allocation: toProtoAllocation(machine.allocation) };
@@ -128,7 +134,7 @@ export function createBootService({ db, bus, waitTiming = DEFAULT_WAIT_TIMING }:
         }
       } finally {
         unsubscribe();
-        await allocations.clearWaiting(db, id).catch(() => {});
+        await leave?.().catch(() => {});
       }
     },
 

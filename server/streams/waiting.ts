@@ -1,0 +1,92 @@
+import type { Db } from "../db/database.js";
+import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
+
+export interface WaitingTiming {
+  /** A waiting lease lasts this long; it is renewed at a third of it. */
+  leaseMs: number;
+  /** The database is asked this often which waiting machines got allocated, in case a bus message was lost. */
+  recheckMs: number;
+}
+
+/** Ids per statement when renewing or re-checking, so one statement never grows without bound. */
+const BATCH = 1000;
+
+/**
+ * The machines whose metal-hammer holds a Wait stream open on THIS replica.
+ * Their waiting leases are renewed together, one statement per thousand
+ * machines, and the re-check for allocations a lost bus message did not
+ * announce is one query for all of them: 10,000 open streams cost a few
+ * statements a minute, not hundreds a second.
+ *
+ * A machine may briefly have two streams (the hammer reconnected before the
+ * old stream was torn down); it stops waiting only when its last stream here
+ * ends.
+ */
+export class WaitingRegistry {
+  private readonly streams = new Map<string, Set<() => void>>();
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly db: Db<any>,
+    private readonly timing: WaitingTiming,
+    private readonly onError: (err: unknown) => void = () => {},
+  ) {}
+
+  start(): void {
+    if (this.timers.length > 0) return;
+    const renew = setInterval(() => void this.renewAll().catch(this.onError), Math.max(1, Math.floor(this.timing.leaseMs / 3)));
+    const recheck = setInterval(() => void this.recheckAll().catch(this.onError), this.timing.recheckMs);
+    renew.unref();
+    recheck.unref();
+    this.timers = [renew, recheck];
+  }
+
+  stop(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  /** How many machines wait on this replica. */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /**
+   * Adds an open stream; its machine is waiting from the moment this
+   * resolves. `wake` is called when a re-check finds the machine allocated.
+   * The returned function removes the stream again.
+   */
+  async add(machineId: string, wake: () => void): Promise<() => Promise<void>> {
+    let wakers = this.streams.get(machineId);
+    if (!wakers) this.streams.set(machineId, (wakers = new Set()));
+    wakers.add(wake);
+    await allocations.renewWaitingMany(this.db, [machineId], this.until());
+    return async () => {
+      const set = this.streams.get(machineId);
+      if (!set?.delete(wake) || set.size > 0) return;
+      this.streams.delete(machineId);
+      await allocations.clearWaiting(this.db, machineId);
+    };
+  }
+
+  private until(): Date {
+    return new Date(Date.now() + this.timing.leaseMs);
+  }
+
+  /** Extends the lease of every machine waiting here. */
+  async renewAll(): Promise<void> {
+    const ids = [...this.streams.keys()];
+    const until = this.until();
+    for (let i = 0; i < ids.length; i += BATCH) await allocations.renewWaitingMany(this.db, ids.slice(i, i + BATCH), until);
+  }
+
+  /** Wakes the streams of machines that got allocated without their stream hearing of it. */
+  async recheckAll(): Promise<void> {
+    const ids = [...this.streams.keys()];
+    for (let i = 0; i < ids.length; i += BATCH) {
+      for (const id of await allocations.allocatedAmong(this.db, ids.slice(i, i + BATCH))) {
+        for (const wake of this.streams.get(id) ?? []) wake();
+      }
+    }
+  }
+}
