@@ -1,0 +1,85 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
+import { MetalCore } from "../../edge/core/metal-core.js";
+import { createInProcessBus, switchTopic } from "../../server/bus/fanout.js";
+import { SimSwitch } from "../../edge/sim/switch.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+const SWITCHES = 100;
+/** Two leaves per rack, as in a real partition. */
+const rackOf = (id: string) => `r${Math.floor(Number(id.slice(4)) / 2)}`;
+
+let server: TestServer;
+let root: string;
+let token: string;
+const cores: { id: string; core: MetalCore }[] = [];
+const published = new Map<string, number>();
+
+beforeAll(async () => {
+  // The bus tells when each change committed: the switch topic is published right after.
+  const inner = createInProcessBus();
+  server = await startTestServer({
+    bus: {
+      publish(topic) {
+        published.set(topic, performance.now());
+        inner.publish(topic);
+      },
+      subscribe: inner.subscribe,
+    },
+  });
+  await server.client(AdminPartitions, server.adminToken).create({ id: "p1" });
+  token = (await server.client(AdminTokens, server.adminToken).create({ subject: "p1", roles: { infraPartition: "p1" } })).secret;
+  root = await mkdtemp(join(tmpdir(), "fanout-"));
+  for (let i = 0; i < SWITCHES; i++) {
+    const id = `leaf${String(i).padStart(3, "0")}`;
+    // FRR's parser is a process per check; 100 of them at once would measure the machine, not the fan-out.
+    const sim = new SimSwitch({ id, root: join(root, id), frontPorts: 4, frrCheck: false });
+    const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(id), os: sim, timing: { heartbeatMs: 2_000, backoffInitialMs: 100 } });
+    core.start();
+    cores.push({ id, core });
+  }
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(cores.map((c) => c.core.stop()));
+  await rm(root, { recursive: true, force: true });
+});
+
+const until = async (what: string, ok: () => boolean, timeoutMs: number) => {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+it(`brings a config change to all ${SWITCHES} switches' metal-core quickly (bus wake-up, not the periodic re-read)`, async () => {
+  await until("every switch to sync once", () => cores.every((c) => c.core.lastSync?.error === ""), 30_000);
+  // Every switch's desired config changes at once: a new port each.
+  const latencies: number[] = [];
+  await Promise.all(
+    cores.map(async ({ id, core }) => {
+      const synced = new Promise<number>((resolve) => {
+        const off = core.onSync((s) => {
+          if (s.changed && s.error === "") {
+            off();
+            resolve(performance.now());
+          }
+        });
+      });
+      await server.client(SwitchService, token).register({ partition: "p1", id, rack: rackOf(id), nics: ["swp1", "swp2", "swp3", "swp4", "swp9"].map((name) => ({ name })) });
+      // From the committed change to the files being in place and reloaded.
+      latencies.push((await synced) - published.get(switchTopic(id))!);
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  console.log(`switch config change -> applied on ${SWITCHES} switches: p50 ${p(0.5).toFixed(0)} ms, p99 ${p(0.99).toFixed(0)} ms`);
+  // Well below the 2 s heartbeat: the bus woke the sessions. (DESIGN's target is p99 < 200 ms on a quiet machine.)
+  expect(p(0.99)).toBeLessThan(1_500);
+}, 60_000);
