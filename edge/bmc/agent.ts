@@ -50,6 +50,8 @@ export interface BmcAgentOptions {
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 /** A queue the session's request stream reads from; closing it ends the stream. */
 class RequestQueue implements AsyncIterable<Request> {
   private items: Request[] = [];
@@ -327,16 +329,17 @@ export class BmcAgent {
             user: d.user,
             password: d.password,
             interface: d.interface,
-            version: info.firmware,
+            // Within the server's limits: one oversized field would get the whole batch refused, again and again.
+            version: info.firmware.slice(0, 128),
             powerState: info.powerState,
-            fru: info.fru,
-            biosVersion: info.biosVersion ?? "",
+            fru: Object.fromEntries(Object.entries(info.fru).slice(0, 32).map(([k, v]) => [k.slice(0, 64), v.slice(0, 256)])),
+            biosVersion: (info.biosVersion ?? "").slice(0, 128),
           };
         }),
       ),
     );
     const byMachine = new Map<string, BmcReportInit>();
-    for (const r of reports) if (r) byMachine.set(r.machineId!, r);
+    for (const r of reports) if (r && UUID.test(r.machineId!)) byMachine.set(r.machineId!.toLowerCase(), { ...r, machineId: r.machineId!.toLowerCase() });
     const toSend = [...byMachine.values()].filter((r) => full || this.lastSent.get(r.machineId!) !== JSON.stringify(r));
     if (full) this.lastFull = Date.now();
     for (let i = 0; i < toSend.length; i += 1000) {

@@ -10,6 +10,8 @@ export interface BmcConfig {
   leaseFile: string;
   stateDir: string;
   ipmi: { user: string; password: string; port: number; interface: string };
+  /** Unset: ipmitool negotiates. */
+  cipherSuite: number | undefined;
   allowedCidrs: string[];
   ignoreMacs: string[];
   timing: Pick<BmcAgentTiming, "pollMs" | "fullReportMs">;
@@ -26,6 +28,7 @@ const settings = {
   ipmiPassword: { env: "METAL_BMC_IPMI_PASSWORD", flag: "ipmi-password", fallback: "ADMIN" },
   ipmiPort: { env: "METAL_BMC_IPMI_PORT", flag: "ipmi-port", fallback: "623" },
   ipmiInterface: { env: "METAL_BMC_IPMI_INTERFACE", flag: "ipmi-interface", fallback: "lanplus" },
+  cipherSuite: { env: "METAL_BMC_IPMI_CIPHER_SUITE", flag: "ipmi-cipher-suite", fallback: "" },
   allowedCidrs: { env: "METAL_BMC_ALLOWED_CIDRS", flag: "allowed-cidrs", fallback: "" },
   ignoreMacs: { env: "METAL_BMC_IGNORE_MACS", flag: "ignore-macs", fallback: "" },
   pollSeconds: { env: "METAL_BMC_POLL_INTERVAL", flag: "poll-interval", fallback: "30" },
@@ -64,6 +67,8 @@ export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): 
   };
   const port = Number(get("ipmiPort"));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error("--ipmi-port must be a port number");
+  const cipher = get("cipherSuite");
+  if (cipher !== "" && !/^\d{1,2}$/.test(cipher)) throw new Error("--ipmi-cipher-suite must be a cipher suite number, e.g. 3 or 17");
   const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
   return {
     apiUrl: get("apiUrl"),
@@ -73,6 +78,7 @@ export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): 
     leaseFile: get("leaseFile"),
     stateDir: get("stateDir"),
     ipmi: { user: get("ipmiUser"), password: get("ipmiPassword"), port, interface: get("ipmiInterface") },
+    cipherSuite: cipher === "" ? undefined : Number(cipher),
     allowedCidrs: list(get("allowedCidrs")),
     ignoreMacs: list(get("ignoreMacs")),
     timing: { pollMs: seconds("pollSeconds"), fullReportMs: seconds("reportSeconds") },

@@ -29,7 +29,7 @@ export async function runMetalBmc(argv: readonly string[]): Promise<number> {
     version: "0.1.0",
     leaseFile: config.leaseFile,
     stateDir: config.stateDir,
-    adapter: new IpmiAdapter(),
+    adapter: new IpmiAdapter(undefined, "ipmitool", { cipherSuite: config.cipherSuite }),
     credentials: config.ipmi,
     filter: { allowedCidrs: config.allowedCidrs, ignoreMacs: config.ignoreMacs },
     timing: config.timing,

@@ -153,6 +153,7 @@ describe("ipmitool", () => {
     expect(args).toEqual(["-I", "lanplus", "-H", "10.1.0.7", "-p", "623", "-U", "ADMIN", "-E", "chassis", "power", "status"]);
     expect(args).not.toContain("s3cret");
     expect(env).toEqual({ IPMI_PASSWORD: "s3cret" });
+    expect(ipmitoolArgs(target, ["mc", "info"], { cipherSuite: 3 }).args.slice(0, 4)).toEqual(["-I", "lanplus", "-C", "3"]);
   });
 
   it("maps every command to its ipmitool words", async () => {

@@ -1,18 +1,21 @@
 import { randomUUID } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
+import { BMCService, type BMCServiceSessionRequestSchema, type BMCServiceSessionResponse } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { runCommandExpiryJob } from "../../server/jobs/command-expiry.js";
 import { bmcCommandRepository as bmcCommands } from "../../server/repositories/bmc-command-repository.js";
+import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -232,5 +235,51 @@ describe("metal-bmc on simulated BMCs", () => {
     expect(await bmcCommands.complete(server.app.db, "p1", on.id, false, "again")).toBe(false);
     expect((await commandsOf(m.uuid)).find((x) => x.id === on.id)).toMatchObject({ status: BmcCommandStatus.DONE, result: "Chassis Power Control: Up/On" });
     expect((await commandsOf(m.uuid)).length).toBe(done + 1);
+  });
+
+  it("the session contract: hello first, the token's partition only, pending commands with the BMC login on connect", async () => {
+    type Req = MessageInitShape<typeof BMCServiceSessionRequestSchema>;
+    const open = (messages: Req[], token = fixture.infraToken) => {
+      const abort = new AbortController();
+      async function* requests(): AsyncGenerator<Req> {
+        yield* messages;
+        // Keeps the request side open until the test is done with the session.
+        await new Promise((r) => abort.signal.addEventListener("abort", r));
+      }
+      const responses = server.grpcClient(BMCService, token).session(requests(), { signal: abort.signal });
+      return { it: responses[Symbol.asyncIterator](), abort };
+    };
+    const hello: Req = { partition: "p1", kind: { case: "hello", value: { agent: "raw" } } };
+
+    const noHello = open([{ partition: "p1", kind: { case: "heartbeat", value: {} } }]);
+    await expectCode(noHello.it.next(), Code.InvalidArgument, "hello");
+    noHello.abort.abort();
+    const foreign = open([{ ...hello, partition: "p2" }]);
+    await expectCode(foreign.it.next(), Code.PermissionDenied);
+    foreign.abort.abort();
+
+    // Queued before the raw session connects (the real agent is stopped, so nothing else takes it).
+    await running.stop();
+    const m = await addSim();
+    await server.client(BMCService, fixture.infraToken).report({
+      partition: "p1",
+      reports: [{ machineId: m.uuid, address: `${m.ip}:623`, user: "ADMIN", password: "bmc-Secret1", interface: "lanplus" }],
+    });
+    const queued = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.BOOT_PXE })).command!;
+    const raw = open([hello]);
+    const seen: BMCServiceSessionResponse[] = [];
+    let delivered: BMCServiceSessionResponse | undefined;
+    while (!delivered) {
+      const n = await raw.it.next();
+      if (n.done) throw new Error("session ended");
+      seen.push(n.value);
+      if (n.value.kind.case === "commands" && n.value.kind.value.commands.some((c) => c.id === queued.id)) delivered = n.value;
+    }
+    expect(seen[0]!.kind.case).toBe("heartbeat");
+    const c = (delivered.kind.value as { commands: { id: string }[] }).commands.find((x) => x.id === queued.id);
+    expect(c).toMatchObject({ machineId: m.uuid, command: "BOOT_FROM_PXE", address: `${m.ip}:623`, user: "ADMIN", password: "bmc-Secret1", interface: "lanplus" });
+    raw.abort.abort();
+    expect(m.executed).toEqual([]);
+    running = startAgent();
   });
 });

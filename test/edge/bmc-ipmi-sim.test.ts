@@ -1,0 +1,184 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { randomUUID } from "node:crypto";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
+import { formatLeases } from "../../edge/bmc/leases.js";
+import { setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+/**
+ * The IPMI adapter against a real BMC protocol peer: OpenIPMI's ipmi_sim,
+ * driven by the real ipmitool. The chassis (power, boot device, identify LED)
+ * is a shell script ipmi_sim calls, keeping its state in files.
+ */
+const have = (program: string) => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;
+const available = have("ipmi_sim") && have("ipmitool");
+if (!available) console.warn("skipping the ipmi_sim tests: ipmi_sim (Debian package openipmi) or ipmitool is not installed");
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket("udp4");
+  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
+  const port = s.address().port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** ipmitool prints the GUID's bytes in reverse order of how ipmi_sim is configured with them. */
+const guidFor = (uuid: string) =>
+  uuid
+    .replaceAll("-", "")
+    .match(/../g)!
+    .reverse()
+    .join("");
+
+let dir: string;
+let port: number;
+let sim: ChildProcess | undefined;
+const uuid = randomUUID();
+const target = () => ({ host: "127.0.0.1", port, user: "ADMIN", password: "bmc-Secret1", interface: "lanplus" });
+// ipmi_sim cannot tell its cipher suites; naming one saves ten seconds per call.
+const ipmiAdapter = () => new IpmiAdapter(undefined, "ipmitool", { cipherSuite: 3 });
+const state = async (name: string) => (await readFile(join(dir, name), "utf8").catch(() => "")).trim();
+
+beforeAll(async () => {
+  if (!available) return;
+  dir = await mkdtemp(join(tmpdir(), "ipmi-sim-"));
+  port = await freeUdpPort();
+  await mkdir(join(dir, "state"));
+  const chassis = join(dir, "chassis.sh");
+  await writeFile(
+    chassis,
+    `#!/bin/sh
+# ipmi_sim calls: set power 1 | get power | set reset 1 | set boot pxe | get boot | set identify "<interval> <force>"
+d='${dir}'
+for a in "$@"; do printf "[%s]" "$a" >> "$d/calls"; done; echo >> "$d/calls"
+case "$1" in
+  get) shift; for p in "$@"; do
+         case "$p" in
+           power) echo "power:$(cat "$d/power" 2>/dev/null || echo 0)";;
+           boot) echo "boot:$(cat "$d/boot" 2>/dev/null || echo default)";;
+         esac
+       done;;
+  set) case "$2" in
+         power) echo "$3" > "$d/power";;
+         reset) echo 1 > "$d/power"; echo x >> "$d/resets";;
+         boot) echo "$3" > "$d/boot";;
+         identify) echo "$3" | cut -d' ' -f2 > "$d/identify";;
+       esac;;
+esac
+`,
+  );
+  await chmod(chassis, 0o755);
+  await writeFile(
+    join(dir, "lan.conf"),
+    `name "metal-test"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 ${port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid ${guidFor(uuid)}
+  endlan
+  chassis_control "${chassis}"
+  user 2 true "ADMIN" "bmc-Secret1" admin 10 none md2 md5 straight
+`,
+  );
+  await writeFile(join(dir, "cmds"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n");
+  sim = spawn("ipmi_sim", ["-c", join(dir, "lan.conf"), "-f", join(dir, "cmds"), "-s", join(dir, "state"), "-n"], { stdio: "ignore" });
+  // A worker killed on a timeout runs no afterAll; the simulator must not outlive it.
+  process.once("exit", () => sim?.kill());
+  const ipmi = ipmiAdapter();
+  for (let i = 0; ; i++) {
+    try {
+      await ipmi.query(target());
+      break;
+    } catch (err) {
+      if (i > 50) throw err;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+});
+
+afterAll(async () => {
+  sim?.kill();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(!available)("IPMI adapter against ipmi_sim", () => {
+  it("reads the system GUID, firmware and power state, and carries out power, boot and identify commands", async () => {
+    const ipmi = ipmiAdapter();
+    expect(await ipmi.query(target())).toEqual({ uuid, firmware: "9.08", powerState: "OFF", fru: {} });
+    expect(await ipmi.execute(target(), "POWER_ON")).toBe("Chassis Power Control: Up/On");
+    expect((await ipmi.query(target())).powerState).toBe("ON");
+    expect(await ipmi.execute(target(), "BOOT_FROM_PXE")).toBe("Set Boot Device to pxe");
+    expect(await state("boot")).toBe("pxe");
+    await ipmi.execute(target(), "LED_ON");
+    expect(await state("identify")).toBe("1");
+    await ipmi.execute(target(), "LED_OFF");
+    expect(await state("identify")).toBe("0");
+    expect(await ipmi.execute(target(), "RESET")).toBe("Chassis Power Control: Reset");
+    expect(await state("resets")).toBe("x");
+    expect(await ipmi.execute(target(), "POWER_OFF")).toBe("Chassis Power Control: Down/Off");
+    expect((await ipmi.query(target())).powerState).toBe("OFF");
+  });
+
+  it("fails with the BMC's error on a wrong password", async () => {
+    await expect(ipmiAdapter().query({ ...target(), password: "wrong-password" })).rejects.toThrow(/ipmitool/);
+  });
+});
+
+describe.skipIf(!available)("metal-bmc with ipmitool against ipmi_sim", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+
+  it("reports the BMC found in the lease file and powers it on when told", async () => {
+    const fixture = await setUpPartition(server);
+    await ipmiAdapter().execute(target(), "POWER_OFF");
+    const leaseFile = join(dir, "dhcpd.leases");
+    await writeFile(leaseFile, formatLeases([{ ip: "127.0.0.1", mac: "aa:bb:cc:00:02:01", starts: new Date(Date.now() - 1000), state: "active" }]));
+    const token = fixture.infraToken;
+    const agent = new BmcAgent({
+      transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+      partition: "p1",
+      agent: "bmc-ipmi",
+      leaseFile,
+      stateDir: join(dir, "agent"),
+      adapter: ipmiAdapter(),
+      credentials: { user: "ADMIN", password: "bmc-Secret1", interface: "lanplus", port },
+      timing: { pollMs: 300, heartbeatMs: 200, idleMs: 3_000, backoff: { initialMs: 50, maxMs: 500 } },
+    });
+    const stop = new AbortController();
+    const running = agent.run(stop.signal);
+    try {
+      const admin = server.client(AdminMachineService, server.adminToken);
+      const until = async (what: string, probe: () => Promise<boolean>) => {
+        for (let i = 0; i < 200; i++) {
+          if (await probe().catch(() => false)) return;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        throw new Error(`timed out waiting for ${what}`);
+      };
+      await until("report", async () => (await admin.get({ id: uuid })).machine?.bmc?.address === `127.0.0.1:${port}`);
+      expect((await admin.get({ id: uuid })).machine?.bmc).toMatchObject({ version: "9.08", powerState: "OFF" });
+      const on = (await admin.bMCCommand({ id: uuid, command: BmcCommand.POWER_ON })).command!;
+      await until("power on done", async () => (await admin.commands({ id: uuid })).commands.find((c) => c.id === on.id)?.status === BmcCommandStatus.DONE);
+      expect(await state("power")).toBe("1");
+      await until("power state reported", async () => (await admin.get({ id: uuid })).machine?.bmc?.powerState === "ON");
+    } finally {
+      stop.abort();
+      await running;
+    }
+  });
+});
