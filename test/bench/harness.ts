@@ -36,6 +36,8 @@ export interface Comparison {
   subject: Measurement;
   baseline: Measurement;
   target?: string;
+  /** Figures that are not a rate or a latency (memory, counts); written to the JSON. */
+  extra?: Record<string, number>;
 }
 
 /** Prints each result beside its baseline and writes all of them as JSON under test/bench/results/. */

@@ -7,6 +7,8 @@ import { launchServer } from "../helpers/server-launch.js";
 import { measure, report, type Comparison } from "./harness.js";
 import { benchAllocation } from "./allocation.js";
 import { benchIpam } from "./ipam.js";
+import { benchSwitchFanout } from "./switch-fanout.js";
+import { benchWaitStreams } from "./wait-streams.js";
 
 /**
  * Benchmarks against local PostgreSQL. Each result is printed beside a raw
@@ -37,6 +39,8 @@ async function main() {
     }
     comparisons.push(...(await benchIpam()));
     comparisons.push(...(await benchAllocation()));
+    comparisons.push(...(await benchWaitStreams()));
+    comparisons.push(...(await benchSwitchFanout()));
     report(comparisons);
   } finally {
     await raw.end();

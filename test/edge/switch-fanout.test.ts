@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -6,6 +6,7 @@ import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/pa
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { MetalCore } from "../../edge/core/metal-core.js";
+import { CONFIG_PATHS } from "../../edge/core/switch-os.js";
 import { createInProcessBus, switchTopic } from "../../server/bus/fanout.js";
 import { SimSwitch } from "../../edge/sim/switch.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -39,7 +40,8 @@ beforeAll(async () => {
     const id = `leaf${String(i).padStart(3, "0")}`;
     // FRR's parser is a process per check; 100 of them at once would measure the machine, not the fan-out.
     const sim = new SimSwitch({ id, root: join(root, id), frontPorts: 4, frrCheck: false });
-    const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(id), os: sim, timing: { heartbeatMs: 2_000, backoffInitialMs: 100 } });
+    // Heartbeats (on which the server also re-reads the config) are out of reach: only the bus can bring a change in time.
+    const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(id), os: sim, timing: { heartbeatMs: 600_000, backoffInitialMs: 100 } });
     core.start();
     cores.push({ id, core });
   }
@@ -58,28 +60,26 @@ const until = async (what: string, ok: () => boolean, timeoutMs: number) => {
   }
 };
 
-it(`brings a config change to all ${SWITCHES} switches' metal-core quickly (bus wake-up, not the periodic re-read)`, async () => {
+it(`brings a config change to all ${SWITCHES} switches' metal-core through the bus, not the periodic re-read`, async () => {
   await until("every switch to sync once", () => cores.every((c) => c.core.lastSync?.error === ""), 30_000);
   // Every switch's desired config changes at once: a new port each.
-  const latencies: number[] = [];
   await Promise.all(
     cores.map(async ({ id, core }) => {
-      const synced = new Promise<number>((resolve) => {
+      const synced = new Promise<void>((resolve) => {
         const off = core.onSync((s) => {
           if (s.changed && s.error === "") {
             off();
-            resolve(performance.now());
+            resolve();
           }
         });
       });
       await server.client(SwitchService, token).register({ partition: "p1", id, rack: rackOf(id), nics: ["swp1", "swp2", "swp3", "swp4", "swp9"].map((name) => ({ name })) });
-      // From the committed change to the files being in place and reloaded.
-      latencies.push((await synced) - published.get(switchTopic(id))!);
+      await synced;
     }),
   );
-  latencies.sort((a, b) => a - b);
-  const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
-  console.log(`switch config change -> applied on ${SWITCHES} switches: p50 ${p(0.5).toFixed(0)} ms, p99 ${p(0.99).toFixed(0)} ms`);
-  // Well below the 2 s heartbeat: the bus woke the sessions. (DESIGN's target is p99 < 200 ms on a quiet machine.)
-  expect(p(0.99)).toBeLessThan(1_500);
+  // Each switch was woken by its own topic, and its files now hold the new port (how fast: npm run bench).
+  for (const { id } of cores) {
+    expect(published.has(switchTopic(id))).toBe(true);
+    expect(await readFile(join(root, id, CONFIG_PATHS.interfaces), "utf8")).toContain("swp9");
+  }
 }, 60_000);
