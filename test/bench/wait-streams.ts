@@ -30,6 +30,18 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** The server's V8 heap in use, from its own /metrics. */
+async function heapUsedKiB(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^nodejs_heap_size_used_bytes (\d+(?:\.\d+)?(?:e\+\d+)?)/m.exec(text);
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function collectGarbage(proc: ChildProcess): Promise<void> {
+  proc.kill("SIGUSR2");
+  await new Promise((r) => setTimeout(r, 1_000));
+}
+
 async function rssKiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]);
@@ -37,7 +49,7 @@ async function rssKiB(pid: number): Promise<number> {
 
 /** The real server binary in a process of its own, so its memory is measured alone. */
 async function startServer(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "test/bench/server-with-gc.ts"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));
@@ -155,19 +167,31 @@ export async function benchWaitStreams(): Promise<Comparison[]> {
     const boots = Array.from({ length: Math.ceil(STREAMS / PER_CONNECTION) }, () => server.grpcClient(BootService, fixture.infraToken));
 
     const few = await notifyRounds(raw, boots, tenant, network, ROUNDS, abort);
+    await collectGarbage(proc);
     const before = await rssKiB(proc.pid!);
+    const heapBefore = await heapUsedKiB(url);
     const many = await notifyRounds(raw, boots, tenant, network, STREAMS, abort);
     // Keepalives have flowed on every stream by now, so their buffers are part of the figure.
     await new Promise((r) => setTimeout(r, 6_000));
+    await collectGarbage(proc);
     const after = await rssKiB(proc.pid!);
+    const heapAfter = await heapUsedKiB(url);
     const perStream = (after - before) / (STREAMS - ROUNDS);
     return [
       {
-        what: `allocation response -> its hammer's open Wait stream has it, ${STREAMS} streams open (baseline: ${ROUNDS} open); server RSS +${((after - before) / 1024).toFixed(0)} MiB = ${perStream.toFixed(1)} KiB per stream`,
+        what: `allocation response -> its hammer's open Wait stream has it, ${STREAMS} streams open (baseline: ${ROUNDS} open); server RSS +${((after - before) / 1024).toFixed(0)} MiB = ${perStream.toFixed(1)} KiB per stream (V8 heap ${((heapAfter - heapBefore) / (STREAMS - ROUNDS)).toFixed(1)} KiB)`,
         subject: many,
         baseline: few,
         target: "p99 < 50 ms; < 20 KiB per stream",
-        extra: { streams: STREAMS, rssBeforeKiB: before, rssAfterKiB: after, kibPerStream: Number(perStream.toFixed(2)) },
+        extra: {
+          streams: STREAMS,
+          rssBeforeKiB: before,
+          rssAfterKiB: after,
+          kibPerStream: Number(perStream.toFixed(2)),
+          heapUsedBeforeKiB: Math.round(heapBefore),
+          heapUsedAfterKiB: Math.round(heapAfter),
+          heapKibPerStream: Number(((heapAfter - heapBefore) / (STREAMS - ROUNDS)).toFixed(2)),
+        },
       },
     ];
   } finally {
