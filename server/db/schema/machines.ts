@@ -1,4 +1,5 @@
 import { boolean, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import type { BmcState } from "../../domain/bmc-report.js";
 import type { ProvisioningEvent } from "../../domain/provisioning.js";
 import { bookkeeping } from "./columns.js";
 import { partitions } from "./partitions.js";
@@ -68,18 +69,7 @@ export interface StoredAllocation {
 }
 
 /** A machine's BMC as metal-bmc sees it; user and password never reach tenants. */
-export interface StoredBmc {
-  address: string;
-  mac: string;
-  user: string;
-  password: string;
-  interface: string;
-  version: string;
-  powerState: string;
-  fru: Record<string, string>;
-  /** When metal-bmc last reported (ISO time). */
-  lastUpdated: string;
-}
+export type StoredBmc = BmcState;
 
 /** The hardware inventory as registered by metal-hammer. */
 export interface StoredHardware {
