@@ -74,13 +74,15 @@ export function renderData(data: unknown, format: "json" | "yaml"): string {
   return format === "json" ? JSON.stringify(data, null, 2) + "\n" : stringify(data, { lineWidth: 0 });
 }
 
+const ACRONYMS = new Set(["PXE", "BMC", "LED", "IP", "V4", "V6", "VRF", "ASN", "BIOS", "CPU", "GPU", "NAT", "OS", "RAID", "LVM", "GPT"]);
+
 /** Enum value name without the type prefix, in words: PROVISIONING_EVENT_TYPE_PHONED_HOME -> "Phoned Home". */
 export function enumLabel(schema: DescEnum, value: number): string {
   const v = schema.values.find((x) => x.number === value);
   if (!v || value === 0) return "";
   return v.localName
     .split("_")
-    .map((w) => (/^[0-9]+$/.test(w) || w.length <= 2 ? w : w[0] + w.slice(1).toLowerCase()))
+    .map((w) => (/^[0-9]+$/.test(w) || ACRONYMS.has(w) ? w : w[0] + w.slice(1).toLowerCase()))
     .join(" ");
 }
 

@@ -259,7 +259,7 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
   static override flags = {
     project: projectFlag,
     watch: Flags.boolean({ char: "w", description: "keep printing new events" }),
-    until: Flags.string({ description: "with --watch: stop after this event, e.g. \"Phoned Home\" or waiting" }),
+    until: Flags.string({ description: "with --watch: stop when this event happens next, e.g. \"Phoned Home\" or waiting" }),
     interval: Flags.integer({ description: "with --watch: seconds between polls", default: 2 }),
   };
   async run() {
@@ -268,7 +268,7 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
     const untilType = f.until ? f.until.toUpperCase().replace(/[-\s]/g, "_") : undefined;
     let seen = 0;
     let headers = !this.global["no-headers"];
-    for (;;) {
+    for (let polls = 0; ; polls++) {
       const events = await machineEvents(this, this.args.id, f.project);
       // The server keeps the newest first; a log reads oldest first.
       const log = [...events.log].reverse();
@@ -288,7 +288,8 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
         else this.out(renderTable(fresh, eventColumns, { wide: false, headers }));
         headers = false;
         seen = Math.max(...fresh.map((e) => (e.time ? timestampDate(e.time).getTime() : 0)));
-        if (untilType && fresh.some((e) => api.ProvisioningEventTypeSchema.values.find((v) => v.number === e.type)?.localName === untilType)) return;
+        // The log printed by the first poll is history: --until waits for the event to happen next.
+        if (untilType && polls > 0 && fresh.some((e) => api.ProvisioningEventTypeSchema.values.find((v) => v.number === e.type)?.localName === untilType)) return;
       }
       await new Promise((r) => setTimeout(r, f.interval * 1000));
     }

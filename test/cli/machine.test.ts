@@ -74,6 +74,23 @@ describe("metalctl machine", () => {
     expect(after.allocation).toBeUndefined();
   });
 
+  it("follows events with logs --watch until the awaited one happens", async () => {
+    const w = await fixture.bootMachine("r1");
+    const watching = run(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "1"]);
+    await new Promise((r) => setTimeout(r, 300));
+    const { EventService } = await import("../../gen/metal/infra/v1/event_pb.js");
+    const { ProvisioningEventType } = await import("../../gen/metal/api/v1/machine_pb.js");
+    await server.client(EventService, fixture.infraToken).send({ partition: "p1", events: [{ machineId: w.id, type: ProvisioningEventType.CRASHED, message: "hello" }] });
+    const r = await watching;
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines[0]).toMatch(/^TIME\s+EVENT\s+MESSAGE$/);
+    expect(lines[1]).toMatch(/PXE Booting/);
+    expect(lines[lines.length - 1]).toMatch(/Crashed\s+hello$/);
+    // Only the first batch has headers.
+    expect(lines.filter((l) => l.startsWith("TIME"))).toHaveLength(1);
+  });
+
   it("queues BMC commands and lists them", async () => {
     const w = await fixture.bootMachine("r2");
     const r = await run(["machine", "power", "reset", w.id]);
