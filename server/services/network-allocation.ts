@@ -169,7 +169,7 @@ export function mayUseNetwork(network: NetworkRow, project: string): boolean {
 }
 
 /** Allocates an IP (a given one or a free one of the chosen family) in a network for a project. */
-export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow> {
+export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow[]> {
   const quota = await projectQuotas(projects, req.project);
   return inTransaction(db, async (tx) => {
     const network = await networks.get(tx, req.network);
@@ -178,8 +178,17 @@ export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: I
       throw invalidArgument(`invalid request: network: IPs cannot be allocated in a ${network.kind === NetworkKind.SUPER ? "super" : "underlay"} network`);
     }
     const prefixes = prefixesOf((await networks.prefixesOf(tx, [network.id])).get(network.id) ?? []);
+    const families = new Set(prefixes.map((p) => p.family));
+    const wanted: Family[] =
+      req.addressFamily === FamilyChoice.DUAL_STACK
+        ? [4, 6]
+        : [req.addressFamily === FamilyChoice.V4 ? 4 : req.addressFamily === FamilyChoice.V6 ? 6 : families.has(4) ? 4 : 6];
+    for (const family of req.ip === undefined ? wanted : []) {
+      if (!families.has(family)) throw invalidArgument(`invalid request: address_family: network "${network.id}" has no IPv${family} prefix`);
+    }
     await quotas.lockProject(tx, req.project);
-    if (quota.ip !== undefined && (await quotas.ipsOf(tx, req.project)) >= quota.ip) {
+    const count = req.ip === undefined ? wanted.length : 1;
+    if (quota.ip !== undefined && (await quotas.ipsOf(tx, req.project)) + count > quota.ip) {
       throw exhausted(`project "${req.project}" has reached its quota of ${quota.ip} IP(s)`);
     }
     const template = {
@@ -197,13 +206,12 @@ export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: I
       if (!prefix) throw invalidArgument(`invalid request: ip: ${req.ip} is not inside network "${network.id}" (${prefixes.map(formatPrefix).join(", ")})`);
       const row = await acquireSpecificIp(tx, prefix, address, template);
       if (!row) throw taken(`ip ${req.ip} is already allocated`);
-      return row;
+      return [row];
     }
-    const families = new Set(prefixes.map((p) => p.family));
-    const family: Family =
-      req.addressFamily === FamilyChoice.V4 ? 4 : req.addressFamily === FamilyChoice.V6 ? 6 : families.has(4) ? 4 : 6;
-    if (!families.has(family)) throw invalidArgument(`invalid request: address_family: network "${network.id}" has no IPv${family} prefix`);
-    return acquireIp(tx, prefixes.filter((p) => p.family === family), template, network.id);
+    const out: IpRow[] = [];
+    // One row each; with dual stack both commit together or neither does.
+    for (const family of wanted) out.push(await acquireIp(tx, prefixes.filter((p) => p.family === family), { ...template, id: uuidv7() }, network.id));
+    return out;
   });
 }
 

@@ -68,8 +68,7 @@ export function validateIpCreate(req: IPServiceCreateRequest): void {
   v.text("name", req.name, 128).text("description", req.description, 1024).labels("labels", req.labels);
   if (req.ip !== undefined) v.ip("ip", req.ip);
   if (req.type !== 0) v.enumValue("type", req.type, IpType);
-  if (req.addressFamily === AddressFamily.DUAL_STACK) v.add("address_family", "an IP has one family: choose V4 or V6");
-  else if (req.addressFamily !== 0) v.enumValue("address_family", req.addressFamily, AddressFamily);
+  if (req.addressFamily !== 0) v.enumValue("address_family", req.addressFamily, AddressFamily);
   if (req.addressFamily !== 0 && req.ip !== undefined) v.add("address_family", "cannot be combined with a given ip");
   v.check();
 }

@@ -39,6 +39,7 @@ beforeAll(async () => {
   await projects.create({ project: { meta: { id: "pa" }, name: "a", tenantId: "t1", quotas: { network: { max: 3 }, ip: { max: 6 } } } });
   await projects.create({ project: { meta: { id: "pb" }, name: "b", tenantId: "t1" } });
   await projects.create({ project: { meta: { id: "pq" }, name: "quota", tenantId: "t1", quotas: { network: { max: 2 }, ip: { max: 5 } } } });
+  await projects.create({ project: { meta: { id: "pd" }, name: "dual", tenantId: "t1", quotas: { ip: { max: 3 } } } });
   await adminNets.create(superNet);
   await adminNets.create({ id: "internet", type: NetworkType.EXTERNAL, prefixes: ["185.1.2.0/24"], destinationPrefixes: ["0.0.0.0/0"], vrf: 104009, nat: true });
 });
@@ -142,6 +143,20 @@ describe("IPs", () => {
     await expectCode(ipsApi.create({ project: "pa", network: "super-p1" }), Code.InvalidArgument, "super");
     await expectCode(ipsApi.create({ project: "pb", network: own }), Code.PermissionDenied, "belongs to another project");
     expect((await ipsApi.create({ project: "pb", network: "internet" })).ip?.ip).toMatch(/^185\.1\.2\./);
+  });
+
+  it("allocates one IP per family with dual stack, both or neither, counting both against the quota", async () => {
+    const dualNet = (await nets.create({ project: "pd", partition: "p1" })).network!.id;
+    const v4only = (await nets.create({ project: "pd", partition: "p1", addressFamily: AddressFamily.V4 })).network!.id;
+    const first = await ipsApi.create({ project: "pd", network: dualNet, addressFamily: AddressFamily.DUAL_STACK, name: "both" });
+    expect(first.ips.map((i) => i.ip)).toEqual([expect.stringMatching(/^10\.0\./), expect.stringMatching(/^2001:db8:/)]);
+    expect(first.ip?.id).toBe(first.ips[0]!.id);
+    expect(new Set(first.ips.map((i) => i.id)).size).toBe(2);
+    await expectCode(ipsApi.create({ project: "pd", network: v4only, addressFamily: AddressFamily.DUAL_STACK }), Code.InvalidArgument, "has no IPv6 prefix");
+    await ipsApi.create({ project: "pd", network: v4only });
+    // Two more would make four of three.
+    await expectCode(ipsApi.create({ project: "pd", network: dualNet, addressFamily: AddressFamily.DUAL_STACK }), Code.ResourceExhausted, "quota of 3");
+    expect((await ipsApi.list({ project: "pd" })).ips).toHaveLength(3);
   });
 
   it("updates with optimistic locking; a static IP stays static", async () => {

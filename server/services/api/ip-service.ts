@@ -25,7 +25,8 @@ export function createIpService({ db, projects }: { db: Db<any>; projects: Proje
     },
     async create(req) {
       validateIpCreate(req);
-      return { ip: toProtoIp(await allocateIp(db, projects, req)) };
+      const rows = await allocateIp(db, projects, req);
+      return { ip: toProtoIp(rows[0]!), ips: rows.map(toProtoIp) };
     },
     async update(req) {
       validateIpUpdate(req);
