@@ -1,5 +1,6 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ConnectionService as AdminConnectionService } from "../gen/metal/admin/v1/connection_pb.js";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService } from "../gen/metal/admin/v1/image_pb.js";
 import { IPService as AdminIPService } from "../gen/metal/admin/v1/ip_pb.js";
@@ -36,6 +37,7 @@ import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
 import type { ConnectionRegistry } from "./streams/connections.js";
 import type { WaitingRegistry } from "./streams/waiting.js";
+import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
 import { createAdminIpService } from "./services/admin/ip-service.js";
@@ -117,6 +119,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminIPService, createAdminIpService({ db }));
   add(AdminMachineService, createAdminMachineService({ db, bus }));
   add(AdminSwitchService, createAdminSwitchService({ db, bus }));
+  add(AdminConnectionService, createAdminConnectionService({ connections: deps.connections }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
