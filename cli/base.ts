@@ -146,8 +146,8 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
   }
 
   /** One entity: YAML by default (what `apply -f` and `edit` read back), a one-row table on request. */
-  protected printOne<D extends DescMessage>(schema: D, item: MessageShape<D>, columns?: readonly Column<MessageShape<D>>[]): void {
-    const format = this.format(columns ? "table" : "yaml");
+  protected printOne<D extends DescMessage>(schema: D, item: MessageShape<D>, columns?: readonly Column<MessageShape<D>>[], fallback: OutputFormat = columns ? "table" : "yaml"): void {
+    const format = this.format(fallback);
     if ((format === "table" || format === "wide") && columns) {
       this.out(renderTable([item], columns, { wide: format === "wide", headers: !this.global["no-headers"] }));
       return;

@@ -83,8 +83,13 @@ export async function runMetalctl(argv: string[], ioOverride: Io = processIo): P
       if (err instanceof Exit) return err.code;
       // Errors before a command ran: unknown command, bad top-level flags.
       const { line, code } = describeError(err);
+      const unknown = /^command (\S+) not found/.exec(line);
+      if (unknown) {
+        ioOverride.stderr(`unknown command "${unknown[1]!.split(":").join(" ")}"; see metalctl --help\n`);
+        return 2;
+      }
       ioOverride.stderr(`${line}\n`);
-      return code === 1 && /not found/.test(line) ? 2 : code;
+      return code;
     }
   });
 }

@@ -49,7 +49,7 @@ export function sortRows<T>(rows: T[], columns: readonly Column<T>[], sortBy: st
     const [name, dir] = spec.split(":");
     const norm = (h: string) => h.toLowerCase().replace(/[\s_]+/g, "-");
     const col = columns.find((c) => norm(c.header) === norm(name!));
-    if (!col) throw new UsageError(`cannot sort by "${name}": columns are ${columns.map((c) => norm(c.header)).join(", ")}`);
+    if (!col) throw new UsageError(`cannot sort by "${name}": columns are ${columns.filter((c) => c.header).map((c) => norm(c.header)).join(", ")}`);
     return { col, desc: dir === "desc" };
   });
   if (keys.length === 0) return rows;

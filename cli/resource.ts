@@ -90,7 +90,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
     static override flags = { ...common };
     async run() {
       const flags = this.flags as AnyFlags;
-      this.printOne(spec.schema, await spec.get(this, (this.args as { id: string }).id, flags));
+      this.printOne(spec.schema, await spec.get(this, (this.args as { id: string }).id, flags), spec.columns, "yaml");
     }
   };
 

@@ -1,4 +1,4 @@
-import { fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags, type Command } from "@oclif/core";
 import * as aFsl from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -14,7 +14,7 @@ import * as sic from "../../gen/metal/api/v1/size_image_constraint_pb.js";
 import * as size from "../../gen/metal/api/v1/size_pb.js";
 import * as res from "../../gen/metal/api/v1/size_reservation_pb.js";
 import { aliasesOf, allPages, MetalCommand } from "../base.js";
-import { bytes, enumLabel, enumParse, isoTime, labelsOf, UsageError, type Column } from "../output.js";
+import { bytes, enumLabel, enumParse, isoTime, labelsOf, renderTable, UsageError, type Column } from "../output.js";
 import { pickForUpdate, resourceCommands } from "../resource.js";
 
 const lenient = { ignoreUnknownFields: true };
@@ -110,13 +110,8 @@ class PartitionCapacity extends MetalCommand<typeof PartitionCapacity> {
       { header: "Faulty Machines", value: (r) => ("faultyMachines" in r.s ? r.s.faultyMachines.join(",") : ""), wide: true },
     ];
     const format = this.format("table");
-    if (format === "json" || format === "yaml") {
-      const { toJson } = await import("@bufbuild/protobuf");
-      this.printData(rows.map((r) => ({ partition: r.partition, ...(toJson(("faultyMachines" in r.s ? aPart.SizeCapacitySchema : part.SizeCapacitySchema) as never, r.s as never) as object) })), () => "");
-      return;
-    }
-    const { renderTable } = await import("../output.js");
-    this.out(renderTable(rows, columns, { wide: format === "wide", headers: !this.global["no-headers"] }));
+    const json = (r: Row) => ({ partition: r.partition, ...(toJson(("faultyMachines" in r.s ? aPart.SizeCapacitySchema : part.SizeCapacitySchema) as never, r.s as never) as object) });
+    this.printData(rows.map(json), () => renderTable(rows, columns, { wide: format === "wide", headers: !this.global["no-headers"] }));
   }
 }
 
@@ -164,8 +159,8 @@ class SizeSuggest extends MetalCommand<typeof SizeSuggest> {
   static override flags = { id: Flags.string({ description: "id of the suggested size", default: "suggested" }) };
   async run() {
     const r = await this.client(aSize.SizeService).suggest({ machineId: this.args.machine });
-    const suggested = { id: this.flags.id, name: this.flags.id, constraints: r.constraints } as never;
-    this.printOne(size.SizeSchema, suggested, this.global.output === "table" || this.global.output === "wide" ? sizeColumns : undefined);
+    // As a Size document, so that the output can go straight into `size create -f`.
+    this.printOne(size.SizeSchema, create(size.SizeSchema, { id: this.flags.id, name: this.flags.id, constraints: r.constraints }), sizeColumns, "yaml");
   }
 }
 
@@ -348,7 +343,7 @@ class LayoutTry extends MetalCommand<typeof LayoutTry> {
   static override flags = { size: Flags.string({ required: true }), image: Flags.string({ required: true }) };
   async run() {
     const r = await this.client(fsl.FilesystemLayoutService).try({ size: this.flags.size, image: this.flags.image });
-    this.printOne(fsl.FilesystemLayoutSchema, r.filesystemLayout!, this.global.output ? undefined : fslColumns);
+    this.printOne(fsl.FilesystemLayoutSchema, r.filesystemLayout!, fslColumns);
   }
 }
 

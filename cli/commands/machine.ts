@@ -124,7 +124,7 @@ export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
   static override args = idArg;
   static override flags = { project: projectFlag };
   async run() {
-    this.printOne(api.MachineSchema, await getMachine(this, this.args.id, this.flags.project));
+    this.printOne(api.MachineSchema, await getMachine(this, this.args.id, this.flags.project), machineColumns, "yaml");
   }
 }
 

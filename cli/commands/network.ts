@@ -127,7 +127,7 @@ class NetworkDescribe extends MetalCommand<typeof NetworkDescribe> {
   static override args = { id: Args.string({ required: true }) };
   static override flags = { project: projectFlag };
   async run() {
-    this.printOne(net.NetworkSchema, await getNetwork(this, this.args.id, this.flags.project));
+    this.printOne(net.NetworkSchema, await getNetwork(this, this.args.id, this.flags.project), networkColumns, "yaml");
   }
 }
 
@@ -265,7 +265,7 @@ class IpDescribe extends MetalCommand<typeof IpDescribe> {
   static override flags = { project: projectFlag };
   async run() {
     const project = this.requireProject(this.flags.project);
-    this.printOne(ip.IPSchema, (await this.client(ip.IPService).get({ id: await ipIdOf(this, this.args.id, project), project })).ip!);
+    this.printOne(ip.IPSchema, (await this.client(ip.IPService).get({ id: await ipIdOf(this, this.args.id, project), project })).ip!, ipColumns, "yaml");
   }
 }
 

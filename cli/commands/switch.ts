@@ -56,7 +56,7 @@ class SwitchDescribe extends MetalCommand<typeof SwitchDescribe> {
   async run() {
     const s = (await this.client(sw.SwitchService).get({ id: this.args.id })).switch!;
     if (this.flags.ports) this.printList(sw.SwitchNicSchema, s.nics, portColumns);
-    else this.printOne(sw.SwitchSchema, s);
+    else this.printOne(sw.SwitchSchema, s, switchColumns, "yaml");
   }
 }
 

@@ -80,6 +80,7 @@ filesystems:
     const tried = await run(["filesystemlayout", "try", "--size", "c1-large", "--image", "ubuntu-24.4.20250101"]);
     expect(tried.stdout).toMatch(/c1-default\s+.*\/boot\/efi \/dev\/sda1/);
 
+    expect((await run(["size", "describe", "c1-large", "-o", "table"])).stdout).toMatch(/^ID\s+NAME.*\nc1-large\s+c1 large\s+8\s+32GiB\s*\n$/);
     const described = await run(["size", "describe", "c1-large"]);
     const doc = parse(described.stdout) as { id: string; constraints: unknown[] };
     expect(doc.id).toBe("c1-large");

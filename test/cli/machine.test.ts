@@ -91,6 +91,14 @@ describe("metalctl machine", () => {
     expect(lines.filter((l) => l.startsWith("TIME"))).toHaveLength(1);
   });
 
+  it("suggests a size from a machine's hardware, as a document size create takes", async () => {
+    const w = await fixture.bootMachine("r2");
+    const r = await run(["size", "suggest", w.id, "--id", "s2"]);
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toMatch(/^id: s2\n/);
+    expect(r.stdout).toContain("SIZE_CONSTRAINT_TYPE_CORES");
+  });
+
   it("queues BMC commands and lists them", async () => {
     const w = await fixture.bootMachine("r2");
     const r = await run(["machine", "power", "reset", w.id]);
@@ -121,7 +129,7 @@ describe("metalctl machine", () => {
     const usage = await run(["machine", "describe"]);
     expect(usage.code).toBe(2);
     const unknown = await run(["machine", "frobnicate"]);
-    expect(unknown.code).toBe(2);
+    expect(unknown).toMatchObject({ code: 2, stderr: 'unknown command "machine frobnicate"; see metalctl --help\n' });
     const noAuth = await run(["machine", "list"], { METALCTL_API_TOKEN: "" });
     expect(noAuth.code).toBe(4);
     expect(noAuth.stderr).toMatch(/^unauthenticated: /);

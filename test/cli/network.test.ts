@@ -86,15 +86,26 @@ describe("metalctl masterdata, switches, capacity", () => {
   });
 
   it("shows partition capacity and firewalls", async () => {
-    await fixture.bootMachine("r1");
+    const w = await fixture.bootMachine("r1");
     const cap = await run(["partition", "capacity"]);
     expect(cap.stderr).toBe("");
     expect(cap.stdout.split("\n")[0]).toMatch(/^PARTITION\s+SIZE\s+ALLOCATED\s+ALLOCATABLE\s+FREE/);
     expect(cap.stdout).toMatch(/^p1\s+s1\s+0\s+1\s+/m);
     const json = await run(["partition", "capacity", "-o", "json"]);
     expect(JSON.parse(json.stdout)[0]).toMatchObject({ partition: "p1", size: "s1", allocatable: 1 });
-    const fw = await run(["firewall", "list"]);
-    expect(fw.stdout.trim().split("\n")).toHaveLength(1);
+    expect((await run(["firewall", "list"])).stdout.trim().split("\n")).toHaveLength(1);
+    const { writeFileSync } = await import("node:fs");
+    const { join } = await import("node:path");
+    const img = join(m.configHome, "fw-image.yaml");
+    writeFileSync(img, "id: firewall-ubuntu-3.0.20250101\nurl: http://images.example/fw.tar\nfeatures: [IMAGE_FEATURE_FIREWALL]\n");
+    expect((await run(["image", "apply", "-f", img])).code).toBe(0);
+    // The underlay of p1 (created by the operator-networks test above) is attached by the server.
+    const fw = await run(["fw", "create", "--project", "pb", "--partition", "p1", "--size", "s1", "--image", "firewall-ubuntu-3", "--networks", fixture.primary.pb, "--id", w.id, "--hostname", "fw1"]);
+    expect(fw.stderr).toBe("");
+    expect(fw.stdout).toMatch(/fw1\s+pb\s+s1\s+firewall-ubuntu-3\.0\.20250101/);
+    const fws = await run(["firewall", "list", "--no-headers"]);
+    expect(fws.stdout.trim().split("\n")).toEqual([expect.stringContaining(w.id)]);
+    expect((await run(["machine", "list", "--no-headers", "--hostname", "fw1"])).stdout).toContain(w.id);
     const reservations = await run(["size", "reservation", "list"]);
     expect(reservations.code).toBe(0);
   });
