@@ -23,6 +23,8 @@ export interface ResourceSpec<E extends DescMessage> {
   kind: string;
   topic: string;
   topicAliases: string[];
+  /** Whole alternative topic paths of a sub-topic, e.g. "size:rs". */
+  topicPrefixAliases?: string[];
   schema: E;
   columns: Column<Shape<E>>[];
   /** The id a document names, or undefined when the server assigns it on create. */
@@ -76,7 +78,12 @@ export function pickForUpdate(doc: JsonObject, plain: string[], wrapped: string[
 
 export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): Record<string, typeof Command> {
   const id = (verb: string) => `${spec.topic}:${verb}`;
-  const aliases = (verb: string, verbAliases: string[] = []) => aliasesOf(id(verb), spec.topicAliases, verbAliases);
+  const aliases = (verb: string, verbAliases: string[] = []) => {
+    const own = aliasesOf(id(verb), spec.topicAliases, verbAliases);
+    // Sub-topics have aliases of their own: size rs ls, size ic list.
+    const more = (spec.topicPrefixAliases ?? []).flatMap((p) => [verb, ...verbAliases].map((v) => `${p}:${v}`));
+    return [...own, ...more];
+  };
   const common = spec.commonFlags ?? {};
   const fileHelp = "YAML or JSON file with one or more documents (- for stdin)";
   const fileFlag = Flags.string({ char: "f", description: fileHelp });
@@ -85,7 +92,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
 
   cmds[id("describe")] = class extends MetalCommand<typeof Command> {
     static override summary = `show one ${spec.kind}`;
-    static override aliases = aliases("describe", ["get"]);
+    static override hiddenAliases = aliases("describe", ["get"]);
     static override args = { id: Args.string({ required: true, description: `id of the ${spec.kind}` }) };
     static override flags = { ...common };
     async run() {
@@ -98,7 +105,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
     const list = spec.list;
     cmds[id("list")] = class extends MetalCommand<typeof Command> {
       static override summary = `list ${spec.kind}s`;
-      static override aliases = aliases("list", ["ls"]);
+      static override hiddenAliases = aliases("list", ["ls"]);
       static override flags = { ...common, ...(spec.listFlags ?? {}), "sort-by": Flags.string({ multiple: true, description: "column[:asc|:desc] to sort by" }) };
       async run() {
         const flags = this.flags as AnyFlags;
@@ -111,7 +118,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
     const create = spec.create;
     cmds[id("create")] = class extends MetalCommand<typeof Command> {
       static override summary = `create ${spec.kind}s from flags or from a file`;
-      static override aliases = aliases("create");
+      static override hiddenAliases = aliases("create");
       static override flags = { ...common, ...(spec.createFlags ?? {}), file: fileFlag };
       async run() {
         const flags = this.flags as AnyFlags;
@@ -155,7 +162,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
 
     cmds[id("update")] = class extends MetalCommand<typeof Command> {
       static override summary = `update ${spec.kind}s from a file (each document names its id)`;
-      static override aliases = aliases("update");
+      static override hiddenAliases = aliases("update");
       static override flags = { ...common, file: requiredFile };
       async run() {
         const flags = this.flags as AnyFlags;
@@ -165,7 +172,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
 
     cmds[id("apply")] = class extends MetalCommand<typeof Command> {
       static override summary = `create or update ${spec.kind}s from a file, by id`;
-      static override aliases = aliases("apply");
+      static override hiddenAliases = aliases("apply");
       static override flags = { ...common, file: requiredFile };
       async run() {
         const flags = this.flags as AnyFlags;
@@ -175,7 +182,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
 
     cmds[id("edit")] = class extends MetalCommand<typeof Command> {
       static override summary = `edit a ${spec.kind} in $EDITOR and update it`;
-      static override aliases = aliases("edit");
+      static override hiddenAliases = aliases("edit");
       static override args = { id: Args.string({ required: true, description: `id of the ${spec.kind}` }) };
       static override flags = { ...common };
       async run() {
@@ -207,7 +214,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
     const del = spec.delete;
     cmds[id("delete")] = class extends MetalCommand<typeof Command> {
       static override summary = `delete a ${spec.kind}`;
-      static override aliases = aliases("delete", ["rm", "destroy"]);
+      static override hiddenAliases = aliases("delete", ["rm", "destroy"]);
       static override args = { id: Args.string({ required: true, description: `id of the ${spec.kind}` }) };
       static override flags = { ...common };
       async run() {

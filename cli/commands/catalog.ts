@@ -77,7 +77,7 @@ const partitions = resourceCommands({
 
 class PartitionCapacity extends MetalCommand<typeof PartitionCapacity> {
   static override summary = "machines per partition and size: allocated, allocatable, faulty, reservations";
-  static override aliases = aliasesOf("partition:capacity", topicAliases.partition);
+  static override hiddenAliases = aliasesOf("partition:capacity", topicAliases.partition);
   static override flags = {
     partition: Flags.string({ description: "only this partition" }),
     size: Flags.string({ description: "only this size" }),
@@ -154,7 +154,7 @@ const sizes = resourceCommands({
 
 class SizeSuggest extends MetalCommand<typeof SizeSuggest> {
   static override summary = "suggest size constraints that match a machine's hardware";
-  static override aliases = aliasesOf("size:suggest", topicAliases.size);
+  static override hiddenAliases = aliasesOf("size:suggest", topicAliases.size);
   static override args = { machine: Args.string({ required: true, description: "machine id" }) };
   static override flags = { id: Flags.string({ description: "id of the suggested size", default: "suggested" }) };
   async run() {
@@ -185,7 +185,8 @@ async function listReservations(c: MetalCommand<typeof Command>, f: Record<strin
 const reservations = resourceCommands({
   kind: "size reservation",
   topic: "size:reservation",
-  topicAliases: [],
+  topicAliases: ["sizes"],
+  topicPrefixAliases: ["size:rs", "sizes:rs", "size:reservations"],
   schema: res.SizeReservationSchema,
   columns: reservationColumns,
   docId: (d) => docString(d, "id"),
@@ -232,7 +233,8 @@ const constraintColumns: Column<sic.SizeImageConstraint>[] = [
 const constraints = resourceCommands({
   kind: "size image constraint",
   topic: "size:imageconstraint",
-  topicAliases: [],
+  topicAliases: ["sizes"],
+  topicPrefixAliases: ["size:ic", "sizes:ic", "size:imageconstraints"],
   schema: sic.SizeImageConstraintSchema,
   columns: constraintColumns,
   docId: (d) => docString(d, "size"),
@@ -250,7 +252,7 @@ const constraints = resourceCommands({
 
 class ImageConstraintTry extends MetalCommand<typeof ImageConstraintTry> {
   static override summary = "check whether an image may be installed on a size";
-  static override aliases = ["size:ic:try"];
+  static override hiddenAliases = ["size:ic:try", "sizes:ic:try", "sizes:imageconstraint:try"];
   static override flags = { size: Flags.string({ required: true }), image: Flags.string({ required: true }) };
   async run() {
     const r = await this.client(sic.SizeImageConstraintService).try({ size: this.flags.size, image: this.flags.image });
@@ -339,7 +341,7 @@ function withoutMeta(doc: JsonObject): JsonObject {
 
 class LayoutTry extends MetalCommand<typeof LayoutTry> {
   static override summary = "show which filesystem layout a size and image would get";
-  static override aliases = aliasesOf("filesystemlayout:try", topicAliases.filesystemlayout);
+  static override hiddenAliases = aliasesOf("filesystemlayout:try", topicAliases.filesystemlayout);
   static override flags = { size: Flags.string({ required: true }), image: Flags.string({ required: true }) };
   async run() {
     const r = await this.client(fsl.FilesystemLayoutService).try({ size: this.flags.size, image: this.flags.image });

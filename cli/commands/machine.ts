@@ -103,7 +103,7 @@ const listFlags = {
 
 export class MachineList extends MetalCommand<typeof MachineList> {
   static override summary = "list machines";
-  static override aliases = aliasesOf("machine:list", MACHINE, ["ls"]);
+  static override hiddenAliases = aliasesOf("machine:list", MACHINE, ["ls"]);
   static override examples = ["metalctl machine list --partition fra-equ01 --no-allocated", "metalctl ms ls -o wide --sort-by rack"];
   static override flags = listFlags;
   static role: api.MachineRole | undefined = undefined;
@@ -120,7 +120,7 @@ export class MachineList extends MetalCommand<typeof MachineList> {
 
 export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
   static override summary = "show a machine";
-  static override aliases = aliasesOf("machine:describe", MACHINE, ["get"]);
+  static override hiddenAliases = aliasesOf("machine:describe", MACHINE, ["get"]);
   static override args = idArg;
   static override flags = { project: projectFlag };
   async run() {
@@ -130,7 +130,7 @@ export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
 
 export class MachineCreate extends MetalCommand<typeof MachineCreate> {
   static override summary = "allocate a machine";
-  static override aliases = aliasesOf("machine:create", MACHINE, ["allocate"]);
+  static override hiddenAliases = aliasesOf("machine:create", MACHINE, ["allocate"]);
   static override examples = ["metalctl machine create --partition fra-equ01 --size c1-large-x86 --image debian-12 --hostname web1 --networks <private-network>"];
   static override flags = {
     project: projectFlag,
@@ -180,7 +180,7 @@ export class MachineCreate extends MetalCommand<typeof MachineCreate> {
 
 export class MachineUpdate extends MetalCommand<typeof MachineUpdate> {
   static override summary = "change the description, tags or SSH keys of an allocated machine";
-  static override aliases = aliasesOf("machine:update", MACHINE);
+  static override hiddenAliases = aliasesOf("machine:update", MACHINE);
   static override args = idArg;
   static override flags = {
     project: projectFlag,
@@ -207,7 +207,7 @@ export class MachineUpdate extends MetalCommand<typeof MachineUpdate> {
 
 export class MachineDelete extends MetalCommand<typeof MachineDelete> {
   static override summary = "free a machine (it is wiped and waits again); operators may remove a dead one from the database";
-  static override aliases = aliasesOf("machine:delete", MACHINE, ["free", "rm", "destroy"]);
+  static override hiddenAliases = aliasesOf("machine:delete", MACHINE, ["free", "rm", "destroy"]);
   static override args = idArg;
   static override flags = { project: projectFlag, "remove-from-database": Flags.boolean({ description: "operators: remove a free, dead machine from the database" }) };
   async run() {
@@ -224,7 +224,7 @@ export class MachineDelete extends MetalCommand<typeof MachineDelete> {
 
 export class MachineReinstall extends MetalCommand<typeof MachineReinstall> {
   static override summary = "install another image; networks, IPs and ASN stay";
-  static override aliases = aliasesOf("machine:reinstall", MACHINE);
+  static override hiddenAliases = aliasesOf("machine:reinstall", MACHINE);
   static override args = idArg;
   static override flags = { project: projectFlag, image: Flags.string({ required: true, description: "image, full or short id" }) };
   async run() {
@@ -236,7 +236,7 @@ export class MachineReinstall extends MetalCommand<typeof MachineReinstall> {
 
 export class MachineConsolePassword extends MetalCommand<typeof MachineConsolePassword> {
   static override summary = "print the console password of the installed OS (the reason is logged)";
-  static override aliases = aliasesOf("machine:consolepassword", MACHINE);
+  static override hiddenAliases = aliasesOf("machine:consolepassword", MACHINE);
   static override args = idArg;
   static override flags = { project: projectFlag, reason: Flags.string({ required: true, description: "why you need it (at least 10 characters)" }) };
   async run() {
@@ -254,7 +254,7 @@ async function machineEvents(c: Cmd, id: string, projectFlag?: string): Promise<
 
 export class MachineLogs extends MetalCommand<typeof MachineLogs> {
   static override summary = "provisioning events of a machine, oldest first; --watch follows them";
-  static override aliases = [...aliasesOf("machine:logs", MACHINE, ["log", "events"])];
+  static override hiddenAliases = [...aliasesOf("machine:logs", MACHINE, ["log", "events"])];
   static override args = idArg;
   static override flags = {
     project: projectFlag,
@@ -298,7 +298,7 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
 
 export class MachineIssues extends MetalCommand<typeof MachineIssues> {
   static override summary = "machines with issues (crash loop, failed reclaim, no event container, ...)";
-  static override aliases = aliasesOf("machine:issues", MACHINE);
+  static override hiddenAliases = aliasesOf("machine:issues", MACHINE);
   static override args = { id: Args.string({ description: "only this machine" }) };
   static override flags = { partition: Flags.string({ description: "only in this partition" }) };
   async run() {
@@ -316,7 +316,7 @@ export class MachineIssues extends MetalCommand<typeof MachineIssues> {
 
 export class MachineCommands extends MetalCommand<typeof MachineCommands> {
   static override summary = "BMC commands queued for a machine and their results";
-  static override aliases = aliasesOf("machine:commands", MACHINE);
+  static override hiddenAliases = aliasesOf("machine:commands", MACHINE);
   static override args = idArg;
   async run() {
     const r = await this.client(admin.MachineService).commands({ id: this.args.id });
@@ -333,7 +333,7 @@ export class MachineCommands extends MetalCommand<typeof MachineCommands> {
 function bmcCommand(id: string, command: admin.BmcCommand, summary: string, topics: string[] = MACHINE) {
   return class extends MetalCommand<typeof Command> {
     static override summary = summary;
-    static override aliases = aliasesOf(id, topics);
+    static override hiddenAliases = aliasesOf(id, topics);
     static override args = idArg;
     static override flags = { description: Flags.string({ description: "why (stored with LED commands)" }) };
     async run() {
@@ -353,7 +353,7 @@ function bmcCommand(id: string, command: admin.BmcCommand, summary: string, topi
 function stateCommand(id: string, state: api.MachineState, summary: string, verbAliases: string[] = []) {
   return class extends MetalCommand<typeof Command> {
     static override summary = summary;
-    static override aliases = aliasesOf(id, MACHINE, verbAliases);
+    static override hiddenAliases = aliasesOf(id, MACHINE, verbAliases);
     static override args = idArg;
     static override flags = {
       reason: Flags.string({ description: "why (required unless --remove)" }),
@@ -370,16 +370,16 @@ function stateCommand(id: string, state: api.MachineState, summary: string, verb
 
 export class FirewallList extends MachineList {
   static override summary = "list firewalls";
-  static override aliases = aliasesOf("firewall:list", FIREWALL, ["ls"]);
+  static override hiddenAliases = aliasesOf("firewall:list", FIREWALL, ["ls"]);
   static override role = Role.FIREWALL;
 }
 export class FirewallDescribe extends MachineDescribe {
   static override summary = "show a firewall";
-  static override aliases = aliasesOf("firewall:describe", FIREWALL, ["get"]);
+  static override hiddenAliases = aliasesOf("firewall:describe", FIREWALL, ["get"]);
 }
 export class FirewallCreate extends MachineCreate {
   static override summary = "allocate a firewall (it also joins the partition's underlay)";
-  static override aliases = aliasesOf("firewall:create", FIREWALL, ["allocate"]);
+  static override hiddenAliases = aliasesOf("firewall:create", FIREWALL, ["allocate"]);
   static override examples = ["metalctl firewall create --partition fra-equ01 --size c1-large-x86 --image firewall-ubuntu-3 --networks <private> --networks internet"];
   static override role = Role.FIREWALL;
 }

@@ -14,7 +14,7 @@ type ContextRow = { current: boolean; name: string; url: string; project: string
 
 class ContextList extends MetalCommand<typeof ContextList> {
   static override summary = "list the contexts of the config file";
-  static override aliases = ["context:ls", "ctx", "ctx:list", "ctx:ls", "context"];
+  static override hiddenAliases = ["context:ls", "ctx", "ctx:list", "ctx:ls", "context"];
   async run() {
     const config = this.readConfig();
     const rows: ContextRow[] = Object.entries(config.contexts).map(([name, c]) => ({ current: name === config.current, name, url: c.url ?? DEFAULT_API_URL, project: c.project ?? "", token: Boolean(c.token) }));
@@ -34,7 +34,7 @@ class ContextList extends MetalCommand<typeof ContextList> {
 
 class ContextUse extends MetalCommand<typeof ContextUse> {
   static override summary = "make a context the current one (\"-\" switches back to the previous)";
-  static override aliases = ["ctx:use", "context:switch"];
+  static override hiddenAliases = ["ctx:use", "context:switch"];
   static override args = { name: Args.string({ required: true }) };
   async run() {
     const config = this.readConfig();
@@ -49,7 +49,7 @@ class ContextUse extends MetalCommand<typeof ContextUse> {
 
 class ContextAdd extends MetalCommand<typeof ContextAdd> {
   static override summary = "add or change a context (URL, token, default project)";
-  static override aliases = ["ctx:add", "context:set"];
+  static override hiddenAliases = ["ctx:add", "context:set"];
   static override args = { name: Args.string({ required: true }) };
   static override flags = {
     project: Flags.string({ description: "default project of tenant-scoped commands" }),
@@ -178,7 +178,7 @@ function rolesMap<E extends number>(schema: typeof ProjectRoleSchema | typeof Te
 
 class TokenCreate extends MetalCommand<typeof TokenCreate> {
   static override summary = "create a token (at most the roles and lifetime of your own); prints its secret once";
-  static override aliases = aliasesOf("token:create", ["tokens"]);
+  static override hiddenAliases = aliasesOf("token:create", ["tokens"]);
   static override examples = ["metalctl token create --description ci --project-role p1=editor --expires 30d", "metalctl token create --subject p1-agents --infra-partition p1"];
   static override flags = {
     description: Flags.string({ default: "" }),
@@ -207,7 +207,7 @@ class TokenCreate extends MetalCommand<typeof TokenCreate> {
 
 class TokenList extends MetalCommand<typeof TokenList> {
   static override summary = "list your tokens (operators: --subject for someone else's)";
-  static override aliases = aliasesOf("token:list", ["tokens"], ["ls"]);
+  static override hiddenAliases = aliasesOf("token:list", ["tokens"], ["ls"]);
   static override flags = { subject: Flags.string(), "sort-by": Flags.string({ multiple: true }) };
   async run() {
     const subject = this.flags.subject;
@@ -221,7 +221,7 @@ class TokenList extends MetalCommand<typeof TokenList> {
 
 class TokenRevoke extends MetalCommand<typeof TokenRevoke> {
   static override summary = "revoke a token at once";
-  static override aliases = aliasesOf("token:revoke", ["tokens"], ["rm", "delete"]);
+  static override hiddenAliases = aliasesOf("token:revoke", ["tokens"], ["rm", "delete"]);
   static override args = { id: Args.string({ required: true }) };
   static override flags = { admin: Flags.boolean({ description: "operators: revoke anybody's token" }) };
   async run() {
@@ -239,7 +239,7 @@ class Completion extends MetalCommand<typeof Completion> {
     const ids = new Set<string>();
     for (const c of this.config.commands) {
       ids.add(c.id.replace(/:/g, " "));
-      for (const a of c.aliases) ids.add(a.replace(/:/g, " "));
+      for (const a of [...c.aliases, ...(c.hiddenAliases ?? [])]) ids.add(a.replace(/:/g, " "));
     }
     const flags = Object.keys(MetalCommand.baseFlags).map((f) => `--${f}`).concat(["--help", "--project", "--output"]);
     const script = `# metalctl ${this.args.shell} completion

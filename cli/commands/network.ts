@@ -92,7 +92,7 @@ const projectFlag = Flags.string({ description: "project (default: the context's
 
 class NetworkList extends MetalCommand<typeof NetworkList> {
   static override summary = "list networks: the project's, or (operators) all matching the filters";
-  static override aliases = aliasesOf("network:list", NETWORK, ["ls"]);
+  static override hiddenAliases = aliasesOf("network:list", NETWORK, ["ls"]);
   static override flags = {
     project: projectFlag,
     partition: Flags.string({ description: "only in this partition (operators)" }),
@@ -123,7 +123,7 @@ class NetworkList extends MetalCommand<typeof NetworkList> {
 
 class NetworkDescribe extends MetalCommand<typeof NetworkDescribe> {
   static override summary = "show a network";
-  static override aliases = aliasesOf("network:describe", NETWORK, ["get"]);
+  static override hiddenAliases = aliasesOf("network:describe", NETWORK, ["get"]);
   static override args = { id: Args.string({ required: true }) };
   static override flags = { project: projectFlag };
   async run() {
@@ -133,7 +133,7 @@ class NetworkDescribe extends MetalCommand<typeof NetworkDescribe> {
 
 class NetworkAllocate extends MetalCommand<typeof NetworkAllocate> {
   static override summary = "allocate a child network for the project from the partition's super network";
-  static override aliases = aliasesOf("network:allocate", NETWORK);
+  static override hiddenAliases = aliasesOf("network:allocate", NETWORK);
   static override flags = {
     project: projectFlag,
     partition: Flags.string({ required: true }),
@@ -165,7 +165,7 @@ class NetworkAllocate extends MetalCommand<typeof NetworkAllocate> {
 
 class NetworkUpdate extends MetalCommand<typeof NetworkUpdate> {
   static override summary = "change a project network (name, description, labels, shared); -f updates any network (operators)";
-  static override aliases = aliasesOf("network:update", NETWORK);
+  static override hiddenAliases = aliasesOf("network:update", NETWORK);
   static override args = { id: Args.string({ description: "network id (not with -f)" }) };
   static override flags = {
     project: projectFlag,
@@ -200,7 +200,7 @@ class NetworkUpdate extends MetalCommand<typeof NetworkUpdate> {
 
 class NetworkDelete extends MetalCommand<typeof NetworkDelete> {
   static override summary = "free a project network; without a project (operators) delete any network";
-  static override aliases = aliasesOf("network:delete", NETWORK, ["free", "rm"]);
+  static override hiddenAliases = aliasesOf("network:delete", NETWORK, ["free", "rm"]);
   static override args = { id: Args.string({ required: true }) };
   static override flags = { project: projectFlag };
   async run() {
@@ -228,7 +228,7 @@ const ipColumns: Column<ip.IP>[] = [
 
 class IpList extends MetalCommand<typeof IpList> {
   static override summary = "list IPs of the project (operators: of all projects)";
-  static override aliases = aliasesOf("network:ip:list", NETWORK, ["ls"]).concat(["ip:list", "ips:list", "ip:ls", "ips:ls"]);
+  static override hiddenAliases = aliasesOf("network:ip:list", NETWORK, ["ls"]).concat(["ip:list", "ips:list", "ip:ls", "ips:ls"]);
   static override flags = { project: projectFlag, network: Flags.string({ description: "only in this network" }), "sort-by": Flags.string({ multiple: true }) };
   async run() {
     const f = this.flags;
@@ -260,7 +260,7 @@ async function ipIdOf(c: Cmd, idOrAddress: string, project: string): Promise<str
 
 class IpDescribe extends MetalCommand<typeof IpDescribe> {
   static override summary = "show an IP";
-  static override aliases = aliasesOf("network:ip:describe", NETWORK, ["get"]).concat(["ip:describe", "ips:describe"]);
+  static override hiddenAliases = aliasesOf("network:ip:describe", NETWORK, ["get"]).concat(["ip:describe", "ips:describe"]);
   static override args = ipIdArg;
   static override flags = { project: projectFlag };
   async run() {
@@ -271,7 +271,7 @@ class IpDescribe extends MetalCommand<typeof IpDescribe> {
 
 class IpCreate extends MetalCommand<typeof IpCreate> {
   static override summary = "allocate an IP in a network (optionally a given address)";
-  static override aliases = aliasesOf("network:ip:create", NETWORK, ["allocate"]).concat(["ip:create", "ip:allocate", "ips:create"]);
+  static override hiddenAliases = aliasesOf("network:ip:create", NETWORK, ["allocate"]).concat(["ip:create", "ip:allocate", "ips:create"]);
   static override flags = {
     project: projectFlag,
     network: Flags.string({ required: true }),
@@ -300,7 +300,7 @@ class IpCreate extends MetalCommand<typeof IpCreate> {
 
 class IpUpdate extends MetalCommand<typeof IpUpdate> {
   static override summary = "change an IP's name, description, labels or type (ephemeral -> static keeps it)";
-  static override aliases = aliasesOf("network:ip:update", NETWORK).concat(["ip:update", "ips:update"]);
+  static override hiddenAliases = aliasesOf("network:ip:update", NETWORK).concat(["ip:update", "ips:update"]);
   static override args = ipIdArg;
   static override flags = {
     project: projectFlag,
@@ -329,7 +329,7 @@ class IpUpdate extends MetalCommand<typeof IpUpdate> {
 
 class IpDelete extends MetalCommand<typeof IpDelete> {
   static override summary = "free an IP";
-  static override aliases = aliasesOf("network:ip:delete", NETWORK, ["free", "rm"]).concat(["ip:delete", "ip:free", "ips:delete"]);
+  static override hiddenAliases = aliasesOf("network:ip:delete", NETWORK, ["free", "rm"]).concat(["ip:delete", "ip:free", "ips:delete"]);
   static override args = ipIdArg;
   static override flags = { project: projectFlag };
   async run() {

@@ -37,7 +37,7 @@ const idArg = { id: Args.string({ required: true, description: "switch id" }) };
 
 class SwitchList extends MetalCommand<typeof SwitchList> {
   static override summary = "list switches";
-  static override aliases = aliasesOf("switch:list", SWITCH, ["ls"]);
+  static override hiddenAliases = aliasesOf("switch:list", SWITCH, ["ls"]);
   static override flags = { partition: Flags.string(), rack: Flags.string(), "sort-by": Flags.string({ multiple: true }) };
   async run() {
     const items = await allPages(async (paging) => {
@@ -50,7 +50,7 @@ class SwitchList extends MetalCommand<typeof SwitchList> {
 
 class SwitchDescribe extends MetalCommand<typeof SwitchDescribe> {
   static override summary = "show a switch; --ports prints its ports as a table";
-  static override aliases = aliasesOf("switch:describe", SWITCH, ["get"]);
+  static override hiddenAliases = aliasesOf("switch:describe", SWITCH, ["get"]);
   static override args = idArg;
   static override flags = { ports: Flags.boolean({ description: "the ports with their state and machine" }) };
   async run() {
@@ -62,7 +62,7 @@ class SwitchDescribe extends MetalCommand<typeof SwitchDescribe> {
 
 class SwitchUpdate extends MetalCommand<typeof SwitchUpdate> {
   static override summary = "change a switch's description, console command or mode";
-  static override aliases = aliasesOf("switch:update", SWITCH);
+  static override hiddenAliases = aliasesOf("switch:update", SWITCH);
   static override args = idArg;
   static override flags = {
     description: Flags.string(),
@@ -85,7 +85,7 @@ class SwitchUpdate extends MetalCommand<typeof SwitchUpdate> {
 
 class SwitchDelete extends MetalCommand<typeof SwitchDelete> {
   static override summary = "delete a switch";
-  static override aliases = aliasesOf("switch:delete", SWITCH, ["rm"]);
+  static override hiddenAliases = aliasesOf("switch:delete", SWITCH, ["rm"]);
   static override args = idArg;
   static override flags = { force: Flags.boolean({ description: "even with machines connected" }) };
   async run() {
@@ -97,7 +97,7 @@ class SwitchDelete extends MetalCommand<typeof SwitchDelete> {
 function portCommand(id: string, state: sw.SwitchPortState, summary: string) {
   return class extends MetalCommand<typeof Command> {
     static override summary = summary;
-    static override aliases = aliasesOf(id, SWITCH);
+    static override hiddenAliases = aliasesOf(id, SWITCH);
     static override args = { ...idArg, port: Args.string({ required: true, description: "port name, e.g. swp1s0" }) };
     async run() {
       const a = this.args as { id: string; port: string };
@@ -110,7 +110,7 @@ function portCommand(id: string, state: sw.SwitchPortState, summary: string) {
 
 class SwitchMigrate extends MetalCommand<typeof SwitchMigrate> {
   static override summary = "move the cabling and port configuration of a switch to its new hardware";
-  static override aliases = aliasesOf("switch:migrate", SWITCH);
+  static override hiddenAliases = aliasesOf("switch:migrate", SWITCH);
   static override args = { old: Args.string({ required: true, description: "switch being replaced" }), new: Args.string({ required: true, description: "its replacement" }) };
   async run() {
     const r = await this.client(sw.SwitchService).migrate({ oldSwitch: this.args.old, newSwitch: this.args.new });
