@@ -27,6 +27,7 @@ import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
 import { BMCService } from "../gen/metal/infra/v1/bmc_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
+import { ConsoleService } from "../gen/metal/infra/v1/console_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
@@ -66,6 +67,8 @@ import { createGrpcHealthService } from "./services/grpc-health-service.js";
 import { createReferenceLookups } from "./services/reference-lookups.js";
 import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
 import { createBmcService } from "./services/infra/bmc-service.js";
+import { createConsoleService } from "./services/infra/console-service.js";
+import { relayBrokerOf } from "./console/relay-broker.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
 
@@ -126,6 +129,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(BootService, createBootService({ db, bus, waiting: deps.waiting, waitTiming: deps.waitTiming }));
   add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log }));
   add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
+  add(ConsoleService, createConsoleService({ consoles: relayBrokerOf(db) }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

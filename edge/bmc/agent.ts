@@ -2,9 +2,10 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { BMCService, type BmcPendingCommand, type BMCServiceSessionRequestSchema } from "../../gen/metal/infra/v1/bmc_pb.js";
+import { BMCService, type BmcOpenConsole, type BmcPendingCommand, type BMCServiceSessionRequestSchema } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { isBmcCommand, parseAddress, type BmcAdapter, type BmcInfo, type BmcTarget } from "./adapter.js";
 import { CommandStore } from "./command-store.js";
+import { ConsoleRelays, isConsoleAdapter, type ConsoleAdapter } from "./console.js";
 import { activeLeases, parseLeases, type Lease, type LeaseFilter } from "./leases.js";
 
 type Request = MessageInitShape<typeof BMCServiceSessionRequestSchema>;
@@ -41,6 +42,8 @@ export interface BmcAgentOptions {
   /** Where the executed command ids are kept across restarts. */
   stateDir: string;
   adapter: BmcAdapter;
+  /** Serial consoles for relays; the BMC adapter itself when it can open them. */
+  console?: ConsoleAdapter;
   /** How discovered BMCs are logged in to. */
   credentials: { user: string; password: string; interface: string; port: number };
   filter?: LeaseFilter;
@@ -127,6 +130,8 @@ export class BmcAgent {
   private pollAgain: "none" | "changes" | "full" = "none";
   private lastFull = 0;
   private signal: AbortSignal = new AbortController().signal;
+  private readonly consoles: ConsoleRelays;
+  private readonly relaysRunning = new Set<Promise<void>>();
   /** Sessions established so far; tests and logs read it. */
   sessions = 0;
   /** Deliveries of a command id already known (run, running or done), which were not run again. */
@@ -136,6 +141,12 @@ export class BmcAgent {
     this.client = createClient(BMCService, opts.transport);
     this.timing = { ...DEFAULT_AGENT_TIMING, ...opts.timing };
     this.limit = limiter(opts.concurrency ?? 10);
+    this.consoles = new ConsoleRelays({
+      transport: opts.transport,
+      partition: opts.partition,
+      adapter: opts.console ?? (isConsoleAdapter(opts.adapter) ? opts.adapter : undefined),
+      log: opts.log,
+    });
   }
 
   private log(msg: string, fields?: Record<string, unknown>): void {
@@ -164,7 +175,8 @@ export class BmcAgent {
     } finally {
       clearInterval(poller);
       // Commands under way finish and are recorded; their results go out with the next delivery.
-      await Promise.allSettled([...this.machineQueues.values()]);
+      this.consoles.closeAll();
+      await Promise.allSettled([...this.machineQueues.values(), ...this.relaysRunning]);
     }
   }
 
@@ -198,6 +210,7 @@ export class BmcAgent {
           void this.poll(true);
         }
         if (res.kind.case === "commands") for (const c of res.kind.value.commands) this.dispatch(c);
+        else if (res.kind.case === "openConsole") this.openConsole(res.kind.value, abort.signal);
       }
       return established;
     } finally {
@@ -269,7 +282,19 @@ export class BmcAgent {
     void this.poll(false);
   }
 
-  private targetOf(c: BmcPendingCommand): BmcTarget {
+  /** Console relays currently open. */
+  get consoleRelays(): number {
+    return this.consoles.count;
+  }
+
+  /** A relay lives only as long as the session that asked for it: the server ends its side then too. */
+  private openConsole(req: BmcOpenConsole, session: AbortSignal): void {
+    this.log("console relay", { relay: req.relayId, machine: req.machineId });
+    const running = this.consoles.relay(req, req.address ? this.targetOf(req) : undefined, session).finally(() => this.relaysRunning.delete(running));
+    this.relaysRunning.add(running);
+  }
+
+  private targetOf(c: Pick<BmcPendingCommand, "address" | "user" | "password" | "interface">): BmcTarget {
     const { host, port } = parseAddress(c.address, this.opts.credentials.port);
     const d = this.opts.credentials;
     return { host, port, user: c.user || d.user, password: c.password || d.password, interface: c.interface || d.interface };

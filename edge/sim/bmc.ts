@@ -1,5 +1,7 @@
 import { writeFile, rename } from "node:fs/promises";
+import type { Duplex } from "node:stream";
 import type { BmcAdapter, BmcCommandName, BmcInfo, BmcTarget } from "../bmc/adapter.js";
+import type { ConsoleAdapter, SerialConsole } from "../bmc/console.js";
 import { formatLeases, type Lease } from "../bmc/leases.js";
 
 /** One simulated machine as its BMC sees it. */
@@ -19,6 +21,149 @@ export interface SimMachineBmc {
   resets: number;
   /** Commands received, counted before a held BMC lets them through. */
   received: number;
+  /** The machine's serial console as its BMC offers it (IPMI SOL on real hardware). */
+  serial: SimSerialConsole;
+}
+
+/** A machine's serial line from elsewhere (a simulated machine's console stream and what it printed so far). */
+export interface SimSerialLine {
+  stream: Duplex;
+  log?: () => string;
+}
+
+const SCROLLBACK = 64 * 1024;
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/**
+ * A machine's serial console behind its simulated BMC. On its own it plays a
+ * booted machine: a boot log on every power-on or reset, a shell prompt that
+ * echoes what is typed and answers a few commands. Given a line (the lab's
+ * simulated machine), it carries that machine's console instead. A new
+ * attachment first gets the scrollback, as a console server's log would show.
+ */
+export class SimSerialConsole {
+  private out = "";
+  private readonly attached = new Set<{ data: Set<(d: Uint8Array) => void>; closed: Set<(r?: string) => void>; end(reason?: string): void }>();
+  private lineBuffer = "";
+  /** Attachments made and ended so far. */
+  opened = 0;
+  closed = 0;
+  /** Everything typed, over all attachments. */
+  typed = "";
+  /** Window sizes asked for, in order. */
+  readonly windowSizes: { columns: number; rows: number }[] = [];
+
+  constructor(
+    private readonly hostname: string,
+    private readonly line?: SimSerialLine,
+  ) {
+    line?.stream.on("data", (chunk: Buffer | string) => this.emit(typeof chunk === "string" ? chunk : chunk.toString("utf8")));
+  }
+
+  /** Attachments open now. */
+  get attachments(): number {
+    return this.attached.size;
+  }
+
+  /** What a new attachment sees first. */
+  get scrollback(): string {
+    return this.line?.log?.() ?? this.out;
+  }
+
+  /** Output of the machine (ignored with a line: the machine prints itself). */
+  print(text: string): void {
+    if (this.line) return;
+    this.out = (this.out + text).slice(-SCROLLBACK);
+    this.emit(text);
+  }
+
+  private emit(text: string): void {
+    const bytes = enc.encode(text);
+    for (const a of this.attached) for (const l of a.data) l(bytes);
+  }
+
+  boot(): void {
+    this.print(
+      `\r\nSimBIOS 1.0\r\n[    0.000000] Linux version 6.1.0-sim\r\n[    0.120000] console [ttyS1] enabled\r\n` +
+        `[    1.800000] systemd[1]: Reached target Multi-User System.\r\n\r\nWelcome to metal sim\r\n${this.prompt()}`,
+    );
+  }
+
+  private prompt(): string {
+    return `root@${this.hostname}:~# `;
+  }
+
+  private input(text: string): void {
+    this.typed += text;
+    if (this.line) return void this.line.stream.write(text);
+    for (const ch of text) {
+      if (ch === "\r" || ch === "\n") {
+        const cmd = this.lineBuffer.trim();
+        this.lineBuffer = "";
+        this.print(`\r\n${this.answer(cmd)}${this.prompt()}`);
+      } else if (ch === "\x7f" || ch === "\b") {
+        if (this.lineBuffer.length > 0) {
+          this.lineBuffer = this.lineBuffer.slice(0, -1);
+          this.print("\b \b");
+        }
+      } else {
+        this.lineBuffer += ch;
+        // A terminal in cooked mode echoes what is typed.
+        this.print(ch);
+      }
+    }
+  }
+
+  private answer(cmd: string): string {
+    if (cmd === "") return "";
+    if (cmd === "hostname") return `${this.hostname}\r\n`;
+    if (cmd === "uname") return "Linux\r\n";
+    if (cmd.startsWith("echo ")) return `${cmd.slice(5)}\r\n`;
+    return `-sh: ${cmd.split(/\s+/)[0]}: not found\r\n`;
+  }
+
+  /** Attaches like an SOL session does. */
+  attach(): SerialConsole {
+    const data = new Set<(d: Uint8Array) => void>();
+    const closed = new Set<(r?: string) => void>();
+    let ended = false;
+    let replayed = false;
+    const entry = {
+      data,
+      closed,
+      end: (reason?: string) => {
+        if (ended) return;
+        ended = true;
+        this.attached.delete(entry);
+        this.closed++;
+        for (const l of closed) l(reason);
+      },
+    };
+    this.attached.add(entry);
+    this.opened++;
+    return {
+      write: (bytes) => {
+        if (!ended) this.input(dec.decode(bytes));
+      },
+      resize: (columns, rows) => void this.windowSizes.push({ columns, rows }),
+      onData: (l) => {
+        data.add(l);
+        if (!replayed) {
+          replayed = true;
+          const back = this.scrollback;
+          if (back) l(enc.encode(back));
+        }
+      },
+      onClose: (l) => void closed.add(l),
+      close: () => entry.end(),
+    };
+  }
+
+  /** Ends every attachment from the machine's side (the BMC dropped its SOL sessions). */
+  hangup(reason = "SOL session closed by the BMC"): void {
+    for (const a of [...this.attached]) a.end(reason);
+  }
 }
 
 export interface SimBmcOptions {
@@ -35,7 +180,7 @@ type Listener = (m: SimMachineBmc, command: BmcCommandName) => void;
  * out (what tests count). Listeners learn of each command, so the lab can
  * boot a machine when its BMC resets it.
  */
-export class SimBmcs implements BmcAdapter {
+export class SimBmcs implements BmcAdapter, ConsoleAdapter {
   readonly machines = new Map<string, SimMachineBmc>();
   private readonly listeners = new Set<Listener>();
   private readonly gates = new Map<string, Promise<void>>();
@@ -49,8 +194,12 @@ export class SimBmcs implements BmcAdapter {
     this.password = opts.password ?? "ADMIN";
   }
 
-  add(m: Pick<SimMachineBmc, "uuid" | "ip" | "mac"> & Partial<SimMachineBmc>): SimMachineBmc {
+  /** `line`: the machine's own console (the lab's simulated machine); without one the BMC plays a booted machine. */
+  add(m: Pick<SimMachineBmc, "uuid" | "ip" | "mac"> & Partial<SimMachineBmc>, line?: SimSerialLine): SimMachineBmc {
+    const serial = m.serial ?? new SimSerialConsole(`sim-${m.uuid.slice(0, 8)}`, line);
+    if (!m.serial && !line) serial.boot();
     const full: SimMachineBmc = {
+      serial,
       power: "ON",
       bootDevice: "none",
       led: "off",
@@ -105,6 +254,12 @@ export class SimBmcs implements BmcAdapter {
     return { uuid: m.uuid, firmware: m.firmware, powerState: m.power, fru: { ...m.fru } };
   }
 
+  async openConsole(target: BmcTarget, machineId: string): Promise<SerialConsole> {
+    const m = this.reach(target);
+    if (m.uuid.toLowerCase() !== machineId.toLowerCase()) throw new Error(`BMC ${target.host} belongs to machine ${m.uuid}, not ${machineId}`);
+    return m.serial.attach();
+  }
+
   async execute(target: BmcTarget, command: BmcCommandName): Promise<string> {
     const m = this.reach(target);
     m.received++;
@@ -118,12 +273,14 @@ export class SimBmcs implements BmcAdapter {
         break;
       case "POWER_OFF":
         m.power = "OFF";
+        m.serial.print("\r\n[  100.000000] reboot: Power down\r\n");
         result = "Chassis Power Control: Down/Off";
         break;
       case "RESET":
       case "CYCLE":
         m.power = "ON";
         m.resets++;
+        m.serial.boot();
         result = command === "RESET" ? "Chassis Power Control: Reset" : "Chassis Power Control: Cycle";
         break;
       case "BOOT_FROM_PXE":

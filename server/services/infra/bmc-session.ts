@@ -2,9 +2,11 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { BmcReport, BMCServiceSessionRequest, BMCServiceSessionResponseSchema } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
+import { relayBrokerOf, type RelayBroker } from "../../console/relay-broker.js";
 import type { Db } from "../../db/database.js";
-import { exhausted } from "../../errors.js";
+import { exhausted, failedPrecondition } from "../../errors.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
 import { validator, type Validator } from "../../validate/validator.js";
@@ -43,6 +45,8 @@ export interface BmcSessionDeps {
   bus?: FanoutBus;
   connections?: ConnectionRegistry;
   timing?: BmcSessionTiming;
+  /** Where the session offers to open console relays; the app's broker (see relayBrokerOf) when not given. */
+  consoles?: RelayBroker;
 }
 
 const toProtoCommand = (c: PendingBmcCommand) => ({
@@ -63,7 +67,7 @@ const toProtoCommand = (c: PendingBmcCommand) => ({
  * lost). Nothing is kept per stream but which commands it has already sent;
  * a reconnecting agent gets all pending ones again and deduplicates by id.
  */
-export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING }: BmcSessionDeps) {
+export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING, consoles = relayBrokerOf(db) }: BmcSessionDeps) {
   return async function* session(requests: AsyncIterable<BMCServiceSessionRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
     const it = requests[Symbol.asyncIterator]();
     const first = await it.next();
@@ -119,6 +123,15 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
         syncing = false;
       }
     };
+    // Console relays go through the session that stands; when it ends, so do the consoles asked through it.
+    const detachConsoles = consoles.attachAgent(partition, hello!.agent, async (relayId, machineId) => {
+      const { machine } = await machines.get(db, machineId);
+      if (machine.partitionId !== partition) throw failedPrecondition(`machine "${machineId}" is in partition "${machine.partitionId ?? ""}", not "${partition}"`);
+      if (!machine.bmc?.address) throw failedPrecondition(`no BMC address is known for machine "${machineId}"`);
+      if (ended) throw new ConnectError(`the session of metal-bmc "${hello!.agent}" ended`, Code.Unavailable);
+      const b = machine.bmc;
+      send({ kind: { case: "openConsole", value: { relayId, machineId, address: b.address, user: b.user ?? "", password: b.password ?? "", interface: b.interface ?? "" } } });
+    });
     // Subscribed before the first read, so no wake-up can fall in between.
     const unsubscribe = bus?.subscribe(bmcCommandsTopic(partition), () => void sync());
 
@@ -176,6 +189,7 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
     } finally {
       end();
       clearInterval(ticker);
+      detachConsoles();
       unsubscribe?.();
       handle?.close();
       ctx.signal.removeEventListener("abort", onAbort);

@@ -11,7 +11,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/bmc.proto.
  */
 export const file_metal_infra_v1_bmc: GenFile = /*@__PURE__*/
-  fileDesc("ChhtZXRhbC9pbmZyYS92MS9ibWMucHJvdG8SDm1ldGFsLmluZnJhLnYxIokCCglCbWNSZXBvcnQSEgoKbWFjaGluZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEgsKA21hYxgDIAEoCRIMCgR1c2VyGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJEhEKCWludGVyZmFjZRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Bvd2VyX3N0YXRlGAggASgJEi8KA2ZydRgJIAMoCzIiLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydC5GcnVFbnRyeRIUCgxiaW9zX3ZlcnNpb24YCiABKAkaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChdCTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSKgoHcmVwb3J0cxgCIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJNChhCTUNTZXJ2aWNlUmVwb3J0UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoDRIPCgd1cGRhdGVkGAIgASgNEg8KB3NraXBwZWQYAyADKAkiiwIKGEJNQ1NlcnZpY2VTZXNzaW9uUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSMAoFaGVsbG8YAiABKAsyHy5tZXRhbC5pbmZyYS52MS5CbWNTZXNzaW9uSGVsbG9IABI0CgdyZXBvcnRzGAMgASgLMiEubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvblJlcG9ydHNIABIyCgZyZXN1bHQYBCABKAsyIC5tZXRhbC5pbmZyYS52MS5CbWNDb21tYW5kUmVzdWx0SAASOAoJaGVhcnRiZWF0GAUgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAQgYKBGtpbmQiMQoPQm1jU2Vzc2lvbkhlbGxvEg0KBWFnZW50GAEgASgJEg8KB3ZlcnNpb24YAiABKAkiPwoRQm1jU2Vzc2lvblJlcG9ydHMSKgoHcmVwb3J0cxgBIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJCChBCbWNDb21tYW5kUmVzdWx0EhIKCmNvbW1hbmRfaWQYASABKAkSCgoCb2sYAiABKAgSDgoGcmVzdWx0GAMgASgJIikKE0JtY1Nlc3Npb25IZWFydGJlYXQSEgoKc2VudF9hdF9tcxgBIAEoAyLMAQoZQk1DU2VydmljZVNlc3Npb25SZXNwb25zZRIvCghjb21tYW5kcxgBIAEoCzIbLm1ldGFsLmluZnJhLnYxLkJtY0NvbW1hbmRzSAASOAoJaGVhcnRiZWF0GAIgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAEjwKCHJlcG9ydGVkGAMgASgLMigubWV0YWwuaW5mcmEudjEuQk1DU2VydmljZVJlcG9ydFJlc3BvbnNlSABCBgoEa2luZCJCCgtCbWNDb21tYW5kcxIzCghjb21tYW5kcxgBIAMoCzIhLm1ldGFsLmluZnJhLnYxLkJtY1BlbmRpbmdDb21tYW5kIp0BChFCbWNQZW5kaW5nQ29tbWFuZBIKCgJpZBgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEg8KB2NvbW1hbmQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIMCgR1c2VyGAUgASgJEhAKCHBhc3N3b3JkGAYgASgJEhEKCWludGVyZmFjZRgHIAEoCRITCgtkZWFkbGluZV9tcxgIIAEoAzLdAQoKQk1DU2VydmljZRJjCgZSZXBvcnQSJy5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBooLm1ldGFsLmluZnJhLnYxLkJNQ1NlcnZpY2VSZXBvcnRSZXNwb25zZSIGyvMYAigBEmoKB1Nlc3Npb24SKC5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlcXVlc3QaKS5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlc3BvbnNlIgbK8xgCKAEoATABYgZwcm90bzM", [file_metal_api_v1_common]);
+  fileDesc("ChhtZXRhbC9pbmZyYS92MS9ibWMucHJvdG8SDm1ldGFsLmluZnJhLnYxIokCCglCbWNSZXBvcnQSEgoKbWFjaGluZV9pZBgBIAEoCRIPCgdhZGRyZXNzGAIgASgJEgsKA21hYxgDIAEoCRIMCgR1c2VyGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJEhEKCWludGVyZmFjZRgGIAEoCRIPCgd2ZXJzaW9uGAcgASgJEhMKC3Bvd2VyX3N0YXRlGAggASgJEi8KA2ZydRgJIAMoCzIiLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydC5GcnVFbnRyeRIUCgxiaW9zX3ZlcnNpb24YCiABKAkaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJYChdCTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSKgoHcmVwb3J0cxgCIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJNChhCTUNTZXJ2aWNlUmVwb3J0UmVzcG9uc2USDwoHY3JlYXRlZBgBIAEoDRIPCgd1cGRhdGVkGAIgASgNEg8KB3NraXBwZWQYAyADKAkiiwIKGEJNQ1NlcnZpY2VTZXNzaW9uUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSMAoFaGVsbG8YAiABKAsyHy5tZXRhbC5pbmZyYS52MS5CbWNTZXNzaW9uSGVsbG9IABI0CgdyZXBvcnRzGAMgASgLMiEubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvblJlcG9ydHNIABIyCgZyZXN1bHQYBCABKAsyIC5tZXRhbC5pbmZyYS52MS5CbWNDb21tYW5kUmVzdWx0SAASOAoJaGVhcnRiZWF0GAUgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAQgYKBGtpbmQiMQoPQm1jU2Vzc2lvbkhlbGxvEg0KBWFnZW50GAEgASgJEg8KB3ZlcnNpb24YAiABKAkiPwoRQm1jU2Vzc2lvblJlcG9ydHMSKgoHcmVwb3J0cxgBIAMoCzIZLm1ldGFsLmluZnJhLnYxLkJtY1JlcG9ydCJCChBCbWNDb21tYW5kUmVzdWx0EhIKCmNvbW1hbmRfaWQYASABKAkSCgoCb2sYAiABKAgSDgoGcmVzdWx0GAMgASgJIikKE0JtY1Nlc3Npb25IZWFydGJlYXQSEgoKc2VudF9hdF9tcxgBIAEoAyKEAgoZQk1DU2VydmljZVNlc3Npb25SZXNwb25zZRIvCghjb21tYW5kcxgBIAEoCzIbLm1ldGFsLmluZnJhLnYxLkJtY0NvbW1hbmRzSAASOAoJaGVhcnRiZWF0GAIgASgLMiMubWV0YWwuaW5mcmEudjEuQm1jU2Vzc2lvbkhlYXJ0YmVhdEgAEjwKCHJlcG9ydGVkGAMgASgLMigubWV0YWwuaW5mcmEudjEuQk1DU2VydmljZVJlcG9ydFJlc3BvbnNlSAASNgoMb3Blbl9jb25zb2xlGAQgASgLMh4ubWV0YWwuaW5mcmEudjEuQm1jT3BlbkNvbnNvbGVIAEIGCgRraW5kInoKDkJtY09wZW5Db25zb2xlEhAKCHJlbGF5X2lkGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSDwoHYWRkcmVzcxgDIAEoCRIMCgR1c2VyGAQgASgJEhAKCHBhc3N3b3JkGAUgASgJEhEKCWludGVyZmFjZRgGIAEoCSJCCgtCbWNDb21tYW5kcxIzCghjb21tYW5kcxgBIAMoCzIhLm1ldGFsLmluZnJhLnYxLkJtY1BlbmRpbmdDb21tYW5kIp0BChFCbWNQZW5kaW5nQ29tbWFuZBIKCgJpZBgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEg8KB2NvbW1hbmQYAyABKAkSDwoHYWRkcmVzcxgEIAEoCRIMCgR1c2VyGAUgASgJEhAKCHBhc3N3b3JkGAYgASgJEhEKCWludGVyZmFjZRgHIAEoCRITCgtkZWFkbGluZV9tcxgIIAEoAzLdAQoKQk1DU2VydmljZRJjCgZSZXBvcnQSJy5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlUmVwb3J0UmVxdWVzdBooLm1ldGFsLmluZnJhLnYxLkJNQ1NlcnZpY2VSZXBvcnRSZXNwb25zZSIGyvMYAigBEmoKB1Nlc3Npb24SKC5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlcXVlc3QaKS5tZXRhbC5pbmZyYS52MS5CTUNTZXJ2aWNlU2Vzc2lvblJlc3BvbnNlIgbK8xgCKAEoATABYgZwcm90bzM", [file_metal_api_v1_common]);
 
 /**
  * BmcReport is what one BMC told metal-bmc.
@@ -360,6 +360,14 @@ export type BMCServiceSessionResponse = Message<"metal.infra.v1.BMCServiceSessio
      */
     value: BMCServiceReportResponse;
     case: "reported";
+  } | {
+    /**
+     * OpenConsole asks the agent to open a ConsoleService.Relay stream to a machine's serial console.
+     *
+     * @generated from field: metal.infra.v1.BmcOpenConsole open_console = 4;
+     */
+    value: BmcOpenConsole;
+    case: "openConsole";
   } | { case: undefined; value?: undefined };
 };
 
@@ -369,6 +377,62 @@ export type BMCServiceSessionResponse = Message<"metal.infra.v1.BMCServiceSessio
  */
 export const BMCServiceSessionResponseSchema: GenMessage<BMCServiceSessionResponse> = /*@__PURE__*/
   messageDesc(file_metal_infra_v1_bmc, 8);
+
+/**
+ * BmcOpenConsole asks for one console relay.
+ *
+ * @generated from message metal.infra.v1.BmcOpenConsole
+ */
+export type BmcOpenConsole = Message<"metal.infra.v1.BmcOpenConsole"> & {
+  /**
+   * RelayId names the relay; the agent's Relay stream must open with it.
+   *
+   * @generated from field: string relay_id = 1;
+   */
+  relayId: string;
+
+  /**
+   * MachineId is the machine whose serial console is wanted.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+
+  /**
+   * Address is host:port of the machine's BMC, as last reported; empty when none was reported.
+   *
+   * @generated from field: string address = 3;
+   */
+  address: string;
+
+  /**
+   * User of the BMC.
+   *
+   * @generated from field: string user = 4;
+   */
+  user: string;
+
+  /**
+   * Password of the BMC.
+   *
+   * @generated from field: string password = 5;
+   */
+  password: string;
+
+  /**
+   * Interface is the protocol, e.g. "lanplus".
+   *
+   * @generated from field: string interface = 6;
+   */
+  interface: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BmcOpenConsole.
+ * Use `create(BmcOpenConsoleSchema)` to create a new message.
+ */
+export const BmcOpenConsoleSchema: GenMessage<BmcOpenConsole> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_bmc, 9);
 
 /**
  * BmcCommands is a batch of pending commands, in the order they must run per machine.
@@ -389,7 +453,7 @@ export type BmcCommands = Message<"metal.infra.v1.BmcCommands"> & {
  * Use `create(BmcCommandsSchema)` to create a new message.
  */
 export const BmcCommandsSchema: GenMessage<BmcCommands> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_bmc, 9);
+  messageDesc(file_metal_infra_v1_bmc, 10);
 
 /**
  * BmcPendingCommand is one command for one machine's BMC, with what is needed to reach it.
@@ -459,7 +523,7 @@ export type BmcPendingCommand = Message<"metal.infra.v1.BmcPendingCommand"> & {
  * Use `create(BmcPendingCommandSchema)` to create a new message.
  */
 export const BmcPendingCommandSchema: GenMessage<BmcPendingCommand> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_bmc, 10);
+  messageDesc(file_metal_infra_v1_bmc, 11);
 
 /**
  * BMCService lets metal-bmc report what it learns from the partition's BMCs and carry out BMC commands.

@@ -1,0 +1,210 @@
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
+import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
+import { relayBrokerOf, type ConsoleSession } from "../../server/console/relay-broker.js";
+import { expectCode } from "../helpers/expect.js";
+import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+let server: TestServer;
+let fixture: PartitionFixture;
+let dir: string;
+let leaseFile: string;
+const sims = new SimBmcs();
+
+/** Ends the agent's BMC session (only that call, not its relays), as a broken connection would. */
+let killSession = new AbortController();
+const killable: Interceptor = (next) => (req) => (req.method.name === "Session" ? next({ ...req, signal: AbortSignal.any([req.signal, killSession.signal]) }) : next(req));
+
+let agent: BmcAgent;
+let stopAgent: () => Promise<void>;
+
+function startAgent(): void {
+  const token = fixture.infraToken;
+  agent = new BmcAgent({
+    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [killable, (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+    partition: "p1",
+    agent: "bmc-console",
+    leaseFile,
+    stateDir: join(dir, "state"),
+    adapter: sims,
+    credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
+    timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 100, idleMs: 1_500, backoff: { initialMs: 20, maxMs: 200 } },
+  });
+  const abort = new AbortController();
+  const done = agent.run(abort.signal);
+  stopAgent = async () => {
+    abort.abort();
+    await done;
+  };
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let ip = 10;
+/** A simulated machine whose BMC metal-bmc has found and reported. */
+async function reportedSim(): Promise<SimMachineBmc> {
+  const n = ip++;
+  const m = sims.add({ uuid: randomUUID(), ip: `10.2.0.${n}`, mac: `aa:bb:cc:00:02:${n.toString(16).padStart(2, "0")}` });
+  await sims.writeLeases(leaseFile);
+  const admin = server.client(AdminMachineService, server.adminToken);
+  await eventually(`report of ${m.uuid}`, async () => (await admin.get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
+  return m;
+}
+
+/** Everything the console printed so far, and whether (and why) it ended. */
+function watch(c: ConsoleSession) {
+  const seen = { text: "", ended: false, reason: undefined as Error | undefined };
+  const dec = new TextDecoder();
+  c.onData((d) => (seen.text += dec.decode(d)));
+  c.onClose((r) => {
+    seen.ended = true;
+    seen.reason = r;
+  });
+  return seen;
+}
+
+const broker = () => relayBrokerOf(server.app.db);
+
+beforeAll(async () => {
+  server = await startTestServer();
+  fixture = await setUpPartition(server);
+  dir = await mkdtemp(join(tmpdir(), "console-relay-test-"));
+  leaseFile = join(dir, "dhcpd.leases");
+  startAgent();
+  await eventually("metal-bmc offers relays", () => broker().agentsOf("p1").includes("bmc-console"));
+});
+
+afterAll(async () => {
+  fixture?.stopAll();
+  await stopAgent?.();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("console relay: broker -> BMC session -> metal-bmc -> ConsoleService.Relay -> simulated serial console", () => {
+  it("shows the boot log, carries typed input and the answer, forwards window sizes, and a close reaches the machine's console", async () => {
+    const m = await reportedSim();
+    const c = await broker().openConsole("p1", m.uuid);
+    expect(c).toMatchObject({ partition: "p1", machineId: m.uuid, closed: false });
+    const seen = watch(c);
+    await eventually("the boot log", () => seen.text.includes("Welcome to metal sim"));
+    expect(seen.text).toContain("Linux version 6.1.0-sim");
+    expect(seen.text).toMatch(/root@sim-[0-9a-f]{8}:~# $/);
+    expect(m.serial.attachments).toBe(1);
+
+    c.resize(120, 40);
+    c.write("echo hello through the relay\r");
+    await eventually("the answer", () => seen.text.includes("\r\nhello through the relay\r\n"));
+    // The typed line was echoed before the answer, and a fresh prompt follows it.
+    expect(seen.text).toContain("echo hello through the relay\r\nhello through the relay\r\nroot@");
+    expect(m.serial.typed).toBe("echo hello through the relay\r");
+    expect(m.serial.windowSizes).toEqual([{ columns: 120, rows: 40 }]);
+
+    c.close();
+    expect(c.closed).toBe(true);
+    expect(seen).toMatchObject({ ended: true, reason: undefined });
+    await eventually("the sim sees the close", () => m.serial.attachments === 0 && m.serial.closed === 1);
+    await eventually("metal-bmc's relay ends", () => agent.consoleRelays === 0);
+    // Writes after the end go nowhere.
+    c.write("ignored\r");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(m.serial.typed).toBe("echo hello through the relay\r");
+  });
+
+  it("several consoles at once, each with its own machine", async () => {
+    const [a, b] = [await reportedSim(), await reportedSim()];
+    const [ca, cb] = await Promise.all([broker().openConsole("p1", a.uuid), broker().openConsole("p1", b.uuid)]);
+    const [sa, sb] = [watch(ca), watch(cb)];
+    ca.write("hostname\r");
+    cb.write("uname\r");
+    await eventually("both answers", () => sa.text.includes(`\r\nsim-${a.uuid.slice(0, 8)}\r\n`) && sb.text.includes("\r\nLinux\r\n"));
+    expect(sb.text).not.toContain(`sim-${a.uuid.slice(0, 8)}\r\n`);
+    ca.close();
+    cb.close();
+    await eventually("both closed", () => a.serial.attachments === 0 && b.serial.attachments === 0);
+  });
+
+  it("the machine's side ending the console ends the session", async () => {
+    const m = await reportedSim();
+    const c = await broker().openConsole("p1", m.uuid);
+    const seen = watch(c);
+    await eventually("output", () => seen.text.includes("Welcome"));
+    m.serial.hangup();
+    await eventually("the session ends", () => seen.ended);
+    expect(c.closed).toBe(true);
+    await eventually("metal-bmc's relay ends", () => agent.consoleRelays === 0);
+  });
+
+  it("fails clearly: bad id, unknown machine, a partition without metal-bmc here, a BMC that does not answer", async () => {
+    await expectCode(broker().openConsole("p1", "not-a-uuid"), Code.InvalidArgument, "machine_id");
+    const unknown = randomUUID();
+    await expectCode(broker().openConsole("p1", unknown), Code.NotFound, unknown);
+    const err = await expectCode(broker().openConsole("p2", randomUUID()), Code.FailedPrecondition);
+    expect(err.rawMessage).toMatch(/no metal-bmc of partition "p2" is connected to this replica .*other replicas are not supported/);
+
+    // Known to the control plane, but its BMC is not one metal-bmc can reach.
+    const lost = randomUUID();
+    await server.client(BMCService, fixture.infraToken).report({ partition: "p1", reports: [{ machineId: lost, address: "10.9.9.9:623", user: "ADMIN", password: "ADMIN", interface: "lanplus" }] });
+    const e2 = await expectCode(broker().openConsole("p1", lost), Code.FailedPrecondition);
+    expect(e2.rawMessage).toMatch(new RegExp(`metal-bmc could not open the console of machine "${lost}": BMC 10\\.9\\.9\\.9:623 does not answer`));
+    // A machine without any BMC data.
+    const bare = randomUUID();
+    await server.client(BMCService, fixture.infraToken).report({ partition: "p1", reports: [{ machineId: bare }] });
+    await expectCode(broker().openConsole("p1", bare), Code.FailedPrecondition, "no BMC address");
+    expect(agent.consoleRelays).toBe(0);
+  });
+
+  it("killing metal-bmc's session ends an open console; after the reconnect consoles open again", async () => {
+    const m = await reportedSim();
+    const c = await broker().openConsole("p1", m.uuid);
+    const seen = watch(c);
+    await eventually("output", () => seen.text.includes("Welcome"));
+    const sessions = agent.sessions;
+    killSession.abort();
+    killSession = new AbortController();
+    await eventually("the console ends", () => seen.ended);
+    expect(seen.reason).toBeInstanceOf(ConnectError);
+    expect((seen.reason as ConnectError).code).toBe(Code.Unavailable);
+    expect(seen.reason!.message).toContain('metal-bmc "bmc-console"');
+    await eventually("the sim sees the close", () => m.serial.attachments === 0);
+    await eventually("reconnected", () => agent.sessions > sessions && broker().agentsOf("p1").length === 1);
+
+    const again = await broker().openConsole("p1", m.uuid);
+    const s2 = watch(again);
+    again.write("echo back\r");
+    await eventually("the answer on the new session", () => s2.text.includes("\r\nback\r\n"));
+    again.close();
+  });
+
+  it("the Relay contract: open first, only relays that were asked for, the token's partition only", async () => {
+    type Req = MessageInitShape<typeof ConsoleServiceRelayRequestSchema>;
+    const relay = (messages: Req[]) => {
+      async function* requests(): AsyncGenerator<Req> {
+        yield* messages;
+      }
+      return server.grpcClient(ConsoleService, fixture.infraToken).relay(requests())[Symbol.asyncIterator]().next();
+    };
+    await expectCode(relay([{ partition: "p1", kind: { case: "data", value: new Uint8Array([65]) } }]), Code.InvalidArgument, "open");
+    const stray = randomUUID();
+    await expectCode(relay([{ partition: "p1", kind: { case: "open", value: { relayId: stray, machineId: randomUUID() } } }]), Code.NotFound, stray);
+    await expectCode(relay([{ partition: "p2", kind: { case: "open", value: { relayId: stray, machineId: randomUUID() } } }]), Code.PermissionDenied);
+  });
+});
