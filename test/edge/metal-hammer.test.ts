@@ -1,0 +1,257 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
+import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { FilesystemLayoutService, Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
+import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { MetalHammer, type HammerOutcome } from "../../edge/hammer/hammer.js";
+import { SimMachine, type SimImage, type SimOs } from "../../edge/sim/machine.js";
+import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+
+let server: TestServer;
+let fixture: PartitionFixture;
+let images: Server;
+let imageBase: string;
+let tenant: ReturnType<typeof server.client<typeof MachineService>>;
+const running: SimMachine[] = [];
+
+const IMAGE: SimImage = { os: "simos", version: "1.0", kernel: "/boot/vmlinuz-6.1", initrd: "/boot/initrd.img-6.1", cmdline: "console=ttyS0" };
+const IMAGE2: SimImage = { ...IMAGE, version: "2.0", kernel: "/boot/vmlinuz-6.6" };
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+async function eventually<R>(what: string, probe: () => Promise<R | undefined | false> | R | undefined | false, timeoutMs = 15_000): Promise<R> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const adminGet = async (id: string) => (await server.client(AdminMachineService, server.adminToken).get({ id })).machine!;
+/** The machine's event types, oldest first. */
+const history = async (id: string) => ((await adminGet(id)).events?.log ?? []).map((e) => e.type).reverse();
+
+/** Waiting on the Wait stream after the Waiting event (the start-up probe of Wait sets the flag for a moment too). */
+const untilWaiting = (id: string) =>
+  eventually("waiting", async () => {
+    const m = await adminGet(id).catch(() => undefined);
+    return m?.waiting && m.events?.log[0]?.type === T.WAITING;
+  });
+
+let nic = 0x10;
+/**
+ * A simulated machine cabled to leaf01/leaf02 whose PXE boot runs the real
+ * metal-hammer; every run's outcome is collected.
+ */
+function simMachine() {
+  const uuid = randomUUID();
+  const outcomes: HammerOutcome[] = [];
+  const hammers: MetalHammer[] = [];
+  const booted: SimOs[] = [];
+  const token = fixture.infraToken;
+  const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
+  const n = nic++;
+  const machine = new SimMachine(
+    {
+      uuid,
+      disks: [
+        { name: "/dev/sda", sizeBytes: 120_000_000_000n },
+        { name: "/dev/sdb", sizeBytes: 120_000_000_000n },
+      ],
+      nics: [
+        { name: "eth0", mac: `0c:c4:7a:aa:${n.toString(16)}:00`, neighbors: [{ hostname: "leaf01", port: "swp1" }] },
+        { name: "eth1", mac: `0c:c4:7a:aa:${n.toString(16)}:01`, neighbors: [{ hostname: "leaf02", port: "swp1" }] },
+      ],
+    },
+    {
+      pxeBoot: (m, signal) => {
+        const hammer = new MetalHammer({
+          transport,
+          partition: "p1",
+          hardware: m,
+          version: "test",
+          // A crashed hammer would reboot into a crash loop; the tests look at one crash.
+          timing: { aliveMs: 150, peekMs: 400, backoff: { initialMs: 20, maxMs: 200 }, crashRebootMs: 60_000 },
+          log: process.env.HAMMER_LOG ? (msg, f) => console.log(uuid.slice(0, 8), msg, f ?? "") : undefined,
+        });
+        hammers.push(hammer);
+        void hammer.run(signal).then((o) => outcomes.push(o));
+      },
+      osBooted: (_m, os) => booted.push(os),
+    },
+  );
+  running.push(machine);
+  return { uuid, machine, outcomes, hammers, booted };
+}
+
+beforeAll(async () => {
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  fixture = await setUpPartition(server);
+  const good = Buffer.from(JSON.stringify(IMAGE));
+  const good2 = Buffer.from(JSON.stringify(IMAGE2));
+  const files: Record<string, Buffer | string> = {
+    "/simos-1.img": good,
+    "/simos-1.img.sha256": `${sha(good)}  simos-1.img\n`,
+    "/simos-2.img": good2,
+    "/simos-2.img.sha256": `${sha(good2)}  simos-2.img\n`,
+    // The checksum of the good image over bytes damaged in transit.
+    "/broken.img": Buffer.concat([good.subarray(0, 10), Buffer.from("#"), good.subarray(11)]),
+    "/broken.img.sha256": `${sha(good)}  broken.img\n`,
+  };
+  images = createServer((req, res) => {
+    const body = files[req.url ?? ""];
+    if (body === undefined) return void res.writeHead(404).end();
+    res.writeHead(200, { "content-type": "application/octet-stream" }).end(body);
+  });
+  await new Promise<void>((r) => images.listen(0, "127.0.0.1", r));
+  imageBase = `http://127.0.0.1:${(images.address() as { port: number }).port}`;
+  const adminImages = server.client(AdminImages, server.adminToken);
+  await adminImages.create({ id: "simos-1.0.20250101", url: `${imageBase}/simos-1.img`, features: [ImageFeature.MACHINE] });
+  await adminImages.create({ id: "simos-2.0.20250101", url: `${imageBase}/simos-2.img`, features: [ImageFeature.MACHINE] });
+  await adminImages.create({ id: "simos-1.1.20250101", url: `${imageBase}/broken.img`, features: [ImageFeature.MACHINE] });
+  // Two disks: the OS disk may be wiped on a reinstall, the data disk may not. Layouts may not overlap, so the fixture's takes debian only.
+  const adminLayouts = server.client(AdminLayouts, server.adminToken);
+  const fixtureLayout = (await server.client(FilesystemLayoutService, server.adminToken).get({ id: "s1-default" })).filesystemLayout!;
+  fixtureLayout.constraints!.images = { debian: ">= 12.0" };
+  await adminLayouts.update({ filesystemLayout: fixtureLayout });
+  await adminLayouts.create({
+    filesystemLayout: {
+      id: "s1-data",
+      disks: [
+        { device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX }] },
+        { device: "/dev/sdb", wipeOnReinstall: false, partitions: [{ number: 1, sizeMib: 0n, gptType: GptType.LINUX }] },
+      ],
+      filesystems: [
+        { path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT },
+        { path: "/", device: "/dev/sda2", format: Format.EXT4 },
+        { path: "/data", device: "/dev/sdb1", format: Format.EXT4 },
+      ],
+      constraints: { sizes: ["s1"], images: { simos: ">= 1.0" } },
+    },
+  });
+  const editor = (await server.client(AdminTokens, server.adminToken).create({ subject: "ed", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
+  tenant = server.client(MachineService, editor);
+});
+
+afterAll(async () => {
+  for (const m of running) m.powerOff();
+  await new Promise((r) => images?.close(r));
+});
+
+const allocate = (uuid: string, image: string) =>
+  tenant.create({ project: "pb", partition: "p1", size: "s1", image, name: "app", hostname: "app-1", networks: [fixture.primary.pb], machineId: uuid });
+
+describe("metal-hammer on a simulated machine", () => {
+  it("registers, waits, installs on allocation, kexecs; freed and reset, wipes its disks and waits again", async () => {
+    const { uuid, machine, outcomes, booted, hammers } = simMachine();
+    machine.powerOn("pxe");
+
+    await untilWaiting(uuid);
+    // Alive goes out while the machine waits (never stored, so seen from the hammer's side).
+    await eventually("an Alive event", () => hammers[0]!.steps.includes("event ALIVE"));
+    const registered = await adminGet(uuid);
+    expect(registered.size).toBe("s1");
+    expect(registered.rack).toBe("r1");
+    expect(registered.hardware?.nics.map((n) => n.mac)).toHaveLength(2);
+    expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING]);
+    // A fresh machine is wiped before it waits.
+    expect(machine.disks.map((d) => d.wipes)).toEqual([1, 1]);
+
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the installed OS", () => machine.os);
+    expect(outcomes).toEqual(["kexec"]);
+    expect(booted.map((o) => [o.hostname, o.image, o.boot.kernel])).toEqual([["app-1", "simos-1.0", "/boot/vmlinuz-6.1"]]);
+    expect(machine.ops.filter((o) => !o.startsWith("wipe"))).toEqual([
+      expect.stringMatching(/^partition \/dev\/sda 1:1-513,2:513-/),
+      expect.stringMatching(/^partition \/dev\/sdb 1:1-/),
+      "mkfs vfat /dev/sda1",
+      "mkfs ext4 /dev/sda2",
+      "mkfs ext4 /dev/sdb1",
+      "unpack simos-1.0",
+      "install",
+      "kexec /boot/vmlinuz-6.1",
+    ]);
+    const installed = await adminGet(uuid);
+    expect(installed.allocation?.installed).toBe(true);
+    expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL]);
+    expect(machine.consoleLog).toContain("app-1 login: ");
+    machine.console.write("hostname\n");
+    expect(machine.consoleLog).toContain("app-1 login: hostname\r\napp-1\r\napp-1 login: ");
+
+    // Free: the server records Machine Reclaim and orders PXE + reset; here the test is the BMC.
+    await tenant.delete({ id: uuid, project: "pb" });
+    machine.setBootOrder("pxe");
+    machine.reset();
+    await untilWaiting(uuid);
+    expect(machine.disks.map((d) => d.wipes)).toEqual([2, 2]);
+    expect(machine.disks.map((d) => d.partitions)).toEqual([[], []]);
+    expect(machine.filesystems.size).toBe(0);
+    expect((await history(uuid)).slice(-4)).toEqual([T.MACHINE_RECLAIM, T.PREPARING, T.REGISTERING, T.WAITING]);
+    expect((await adminGet(uuid)).allocation).toBeUndefined();
+  });
+
+  it("a corrupt image: Crashed with the checksum error, no disk touched, nothing reported as installed", async () => {
+    const { uuid, machine, outcomes, hammers } = simMachine();
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    const opsBefore = machine.ops.length;
+    await allocate(uuid, "simos-1.1.20250101");
+    await eventually("the crash", async () => (await history(uuid)).includes(T.CRASHED));
+    const m = await adminGet(uuid);
+    expect(m.events?.log[0]?.type).toBe(T.CRASHED);
+    expect(m.events?.log[0]?.message).toMatch(/checksum mismatch/);
+    expect(m.allocation?.installed).toBe(false);
+    expect(await history(uuid)).not.toContain(T.BOOTING_NEW_KERNEL);
+    expect(machine.ops.slice(opsBefore)).toEqual([]);
+    expect(hammers[0]!.steps).not.toContain("installation succeeded");
+    expect(machine.os).toBeUndefined();
+    expect(outcomes).toEqual([]); // waiting to reboot
+    machine.powerOff();
+    await eventually("the run to stop", () => outcomes.length === 1);
+    expect(outcomes).toEqual(["stopped"]);
+  });
+
+  it("a reinstall wipes only the wipeOnReinstall disk; a failed one is aborted and the old OS boots again", async () => {
+    const { uuid, machine, outcomes } = simMachine();
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the installed OS", () => machine.os);
+    machine.filesystems.get("/dev/sdb1")!.files.set("/precious", "tenant data");
+    const sdbWipes = machine.disks[1]!.wipes;
+
+    // A reinstall with an image that fails its checksum: aborted, and the old OS (untouched) kexec'd.
+    const broken = await server.client(AdminImages, server.adminToken).create({ id: "simos-1.5.20250101", url: `${imageBase}/broken.img`, features: [ImageFeature.MACHINE] });
+    expect(broken.image?.id).toBe("simos-1.5.20250101");
+    await tenant.reinstall({ id: uuid, project: "pb", image: "simos-1.5.20250101" });
+    machine.setBootOrder("pxe");
+    machine.reset();
+    await eventually("the old OS again", () => outcomes.length === 2 && machine.os);
+    expect(outcomes).toEqual(["kexec", "kexec"]);
+    const aborted = await adminGet(uuid);
+    expect(aborted.allocation?.reinstalling).toBe(false);
+    expect(aborted.allocation?.image).toBe("simos-1.0.20250101");
+    expect(aborted.events?.log.map((e) => e.type).slice(0, 3)).toEqual([T.BOOTING_NEW_KERNEL, T.CRASHED, T.INSTALLING]);
+    expect(machine.os?.boot.kernel).toBe("/boot/vmlinuz-6.1");
+
+    // A reinstall that works: sda is new, sdb and its data stay.
+    await tenant.reinstall({ id: uuid, project: "pb", image: "simos-2.0.20250101" });
+    machine.reset();
+    await eventually("the new OS", () => outcomes.length === 3 && machine.os);
+    expect(machine.os?.boot.kernel).toBe("/boot/vmlinuz-6.6");
+    expect(machine.disks[1]!.wipes).toBe(sdbWipes);
+    expect(machine.filesystems.get("/dev/sdb1")?.files.get("/precious")).toBe("tenant data");
+    const done = await adminGet(uuid);
+    expect(done.allocation?.image).toBe("simos-2.0.20250101");
+    expect(done.allocation?.installed).toBe(true);
+  });
+});
