@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -253,5 +254,32 @@ describe("metal-hammer on a simulated machine", () => {
     const done = await adminGet(uuid);
     expect(done.allocation?.image).toBe("simos-2.0.20250101");
     expect(done.allocation?.installed).toBe(true);
+  });
+
+  it("the metal-hammer binary: settings from env and flags, a simulated machine from Waiting to its installed OS, exit 0", async () => {
+    const uuid = randomUUID();
+    const child = spawn(
+      process.execPath,
+      ["bin/metal-hammer.js", "--api-url", server.url, "--partition", "p1", "--sim-uuid", uuid, "--alive-interval", "0.2", "--sim-disks", "/dev/sda=120000000000,/dev/sdb=120000000000"],
+      {
+        env: { ...process.env, METAL_HAMMER_TOKEN: fixture.infraToken, METAL_HAMMER_SIM_NICS: "eth0=0c:c4:7a:bb:00:00@leaf03/swp1,eth1=0c:c4:7a:bb:00:01@leaf04/swp1" },
+        stdio: ["ignore", "ignore", "pipe"],
+      },
+    );
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += d));
+    const exited = new Promise<number | null>((r) => child.on("exit", r));
+    try {
+      await untilWaiting(uuid);
+      expect((await adminGet(uuid)).rack).toBe("r2");
+      await allocate(uuid, "simos-2.0.20250101");
+      expect(await exited).toBe(0);
+      expect(stderr).toContain('"msg":"installed OS booted","os":"simos-2.0 on app-1"');
+      const m = await adminGet(uuid);
+      expect(m.allocation?.installed).toBe(true);
+      expect(m.events?.log[0]?.type).toBe(T.BOOTING_NEW_KERNEL);
+    } finally {
+      child.kill();
+    }
   });
 });
