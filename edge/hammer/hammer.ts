@@ -85,6 +85,8 @@ export class MetalHammer {
   private machineId = "";
   /** Steps taken, for logs and tests: "wiped /dev/sda", "registered s1", ... */
   readonly steps: string[] = [];
+  /** Wait streams opened while waiting (more than one: it reconnected). */
+  waitStreams = 0;
 
   constructor(private readonly opts: HammerOptions) {
     this.boot = createClient(BootService, opts.transport);
@@ -216,6 +218,7 @@ export class MetalHammer {
     try {
       for (;;) {
         try {
+          this.waitStreams++;
           for await (const msg of this.boot.wait({ partition: this.opts.partition, machineId: this.machineId }, { signal })) {
             delay = this.timing.backoff.initialMs;
             if (msg.allocation) {

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -53,13 +54,13 @@ let nic = 0x10;
  * A simulated machine cabled to leaf01/leaf02 whose PXE boot runs the real
  * metal-hammer; every run's outcome is collected.
  */
-function simMachine() {
+function simMachine(net: Interceptor[] = []) {
   const uuid = randomUUID();
   const outcomes: HammerOutcome[] = [];
   const hammers: MetalHammer[] = [];
   const booted: SimOs[] = [];
   const token = fixture.infraToken;
-  const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
+  const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [...net, (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
   const n = nic++;
   const machine = new SimMachine(
     {
@@ -187,6 +188,11 @@ describe("metal-hammer on a simulated machine", () => {
     expect(machine.consoleLog).toContain("app-1 login: ");
     machine.console.write("hostname\n");
     expect(machine.consoleLog).toContain("app-1 login: hostname\r\napp-1\r\napp-1 login: ");
+    // What the server's boot-from-disk order and a reset do: the installed OS comes up from the disk and announces itself.
+    machine.setBootOrder("disk");
+    machine.reset();
+    expect(booted.map((o) => o.hostname)).toEqual(["app-1", "app-1"]);
+    expect(machine.os?.boot.cmdline).toBe("console=ttyS0 root=/dev/sda2");
 
     // Free: the server records Machine Reclaim and orders PXE + reset; here the test is the BMC.
     await tenant.delete({ id: uuid, project: "pb" });
@@ -281,5 +287,33 @@ describe("metal-hammer on a simulated machine", () => {
     } finally {
       child.kill();
     }
+  });
+
+  it("rides out a flaky control plane: failed calls retried with backoff, a broken Wait stream reopened", async () => {
+    let failNext = 0;
+    let kill = new AbortController();
+    const flaky: Interceptor = (next) => async (req) => {
+      if (failNext > 0) {
+        failNext--;
+        throw new ConnectError("injected outage", Code.Unavailable);
+      }
+      return next({ ...req, signal: AbortSignal.any([req.signal, kill.signal]) });
+    };
+    // Every first call of the boot fails a few times: events, Register, the Wait probe.
+    failNext = 3;
+    const { uuid, machine, hammers } = simMachine([flaky]);
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    expect(failNext).toBe(0);
+    // The connection breaks under the open Wait stream; the machine must come back as waiting.
+    kill.abort();
+    kill = new AbortController();
+    await eventually("the wait to be reopened", () => hammers[0]!.waitStreams === 2);
+    expect((await adminGet(uuid)).waiting).toBe(true);
+    failNext = 2;
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the installed OS", () => machine.os);
+    expect(hammers).toHaveLength(1);
+    expect((await adminGet(uuid)).allocation?.installed).toBe(true);
   });
 });
