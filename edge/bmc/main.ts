@@ -2,11 +2,12 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BmcAgent } from "./agent.js";
 import { describeBmcSettings, loadBmcConfig } from "./config.js";
 import { IpmiAdapter } from "./ipmi.js";
+import { IpmiSolConsoles } from "./ipmi-sol.js";
 
 /** The metal-bmc binary: the agent on real BMCs through ipmitool, until SIGINT/SIGTERM. */
 export async function runMetalBmc(argv: readonly string[]): Promise<number> {
   if (argv.includes("--help")) {
-    process.stdout.write(`metal-bmc: discovers BMCs from DHCP leases, reports them and runs BMC commands\n\n${describeBmcSettings()}\n`);
+    process.stdout.write(`metal-bmc: discovers BMCs from DHCP leases, reports them, runs BMC commands and relays serial consoles (IPMI SOL)\n\n${describeBmcSettings()}\n`);
     return 0;
   }
   let config;
@@ -30,6 +31,7 @@ export async function runMetalBmc(argv: readonly string[]): Promise<number> {
     leaseFile: config.leaseFile,
     stateDir: config.stateDir,
     adapter: new IpmiAdapter(undefined, "ipmitool", { cipherSuite: config.cipherSuite }),
+    console: new IpmiSolConsoles({ cipherSuite: config.cipherSuite }),
     credentials: config.ipmi,
     filter: { allowedCidrs: config.allowedCidrs, ignoreMacs: config.ignoreMacs },
     timing: config.timing,
