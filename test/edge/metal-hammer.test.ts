@@ -184,6 +184,10 @@ describe("metal-hammer on a simulated machine", () => {
     ]);
     const installed = await adminGet(uuid);
     expect(installed.allocation?.installed).toBe(true);
+    // The console password the hammer generated and handed to the install step is the one the tenant gets.
+    const { consolePassword } = await tenant.consolePassword({ id: uuid, project: "pb", reason: "checking the hammer's password" });
+    expect(consolePassword).toMatch(/^[a-zA-Z2-9]{16}$/);
+    expect(JSON.parse(machine.filesystems.get("/dev/sda2")!.files.get("/etc/metal/install.json")!)).toMatchObject({ consolePassword, hostname: "app-1", machineUuid: uuid, rootDevice: "/dev/sda2" });
     expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL]);
     expect(machine.consoleLog).toContain("app-1 login: ");
     machine.console.write("hostname\n");
@@ -309,7 +313,8 @@ describe("metal-hammer on a simulated machine", () => {
     kill.abort();
     kill = new AbortController();
     await eventually("the wait to be reopened", () => hammers[0]!.waitStreams === 2);
-    expect((await adminGet(uuid)).waiting).toBe(true);
+    // The old stream's teardown and the new stream's start may cross; the machine ends up waiting.
+    await eventually("waiting on the new stream", async () => (await adminGet(uuid)).waiting);
     failNext = 2;
     await allocate(uuid, "simos-1.0.20250101");
     await eventually("the installed OS", () => machine.os);
