@@ -84,10 +84,18 @@ async function listMachines(c: Cmd, f: { project?: string; partition?: string; s
       return { items: r.machines, next: r.nextPageToken };
     });
   }
-  return allPages(async (paging) => {
-    const r = await c.client(admin.MachineService).list({ paging, project, partition: f.partition, size: f.size, rack: f.rack, allocated: f.allocated });
-    return { items: r.machines, next: r.nextPageToken };
-  });
+  try {
+    return await allPages(async (paging) => {
+      const r = await c.client(admin.MachineService).list({ paging, project, partition: f.partition, size: f.size, rack: f.rack, allocated: f.allocated });
+      return { items: r.machines, next: r.nextPageToken };
+    });
+  } catch (err) {
+    // A tenant without a project in the context lands here; say what would work.
+    if (err instanceof ConnectError && err.code === Code.PermissionDenied && !project) {
+      throw new ConnectError(`${err.rawMessage} (listing all machines is for operators; give --project or set one in the context)`, Code.PermissionDenied);
+    }
+    throw err;
+  }
 }
 
 const listFlags = {

@@ -119,6 +119,9 @@ describe("metalctl machine", () => {
     const denied = await run(["machine", "list", "--project", "pb"], { METALCTL_API_TOKEN: viewer });
     expect(denied.code).toBe(4);
     expect(denied.stderr).toMatch(/^permission denied: .+\n$/);
+    const noProject = await run(["machine", "list"], { METALCTL_API_TOKEN: viewer });
+    expect(noProject.code).toBe(4);
+    expect(noProject.stderr).toMatch(/give --project or set one in the context\)\n$/);
     const adminOnly = await run(["machine", "power", "on", "x"], { METALCTL_API_TOKEN: viewer });
     expect(adminOnly.code).toBe(4);
 
