@@ -119,6 +119,7 @@ export class MetalHammer {
       this.step(`registered ${reg.size} in rack ${reg.rack}`);
       // Registered, but not yet waiting: the probe below is the only moment the machine could be allocated with the old disks.
       const found = await this.peekAllocation(signal);
+      if (found?.installed && !found.reinstalling) return await this.holdInstalled(signal);
       if (!found?.reinstalling) {
         // Free (first boot, or back after being freed) or an installation that never finished: nothing on the disks is kept.
         for (const d of disksToWipe("free", inventory.disks)) {
@@ -131,6 +132,23 @@ export class MetalHammer {
     } catch (err) {
       if (err instanceof Stopped || signal.aborted) return "stopped";
       return this.crash(err, signal);
+    }
+  }
+
+  /**
+   * An installed machine booted the discovery image without being freed or
+   * reinstalled (a disk that failed to boot and fell back to the network, a
+   * stray PXE order). The original would wipe and install again; the
+   * tenant's disks are left alone instead, the operator is told through a
+   * Crashed event, and the hammer stays alive until the BMC resets the
+   * machine (a free or a reinstall does).
+   */
+  private async holdInstalled(signal: AbortSignal): Promise<HammerOutcome> {
+    this.step("holding: allocated and installed, disks left alone");
+    await this.event(T.CRASHED, "machine is allocated and installed but booted the discovery image; its disks are left alone (free or reinstall it)", signal);
+    for (;;) {
+      await sleep(this.timing.aliveMs, signal);
+      await this.events.send({ partition: this.opts.partition, events: [{ machineId: this.machineId, type: T.ALIVE, message: "holding an installed machine" }] }).catch((err) => this.log("alive failed", { err: String(err) }));
     }
   }
 

@@ -198,9 +198,18 @@ describe("metal-hammer on a simulated machine", () => {
     expect(booted.map((o) => o.hostname)).toEqual(["app-1", "app-1"]);
     expect(machine.os?.boot.cmdline).toBe("console=ttyS0 root=/dev/sda2");
 
+    // A PXE boot that was neither a free nor a reinstall: the hammer leaves the installed disks alone and says so.
+    const wipesBefore = machine.disks.map((d) => d.wipes);
+    machine.setBootOrder("pxe");
+    machine.reset();
+    await eventually("the hold", async () => (await adminGet(uuid)).events?.log[0]?.type === T.CRASHED);
+    expect((await adminGet(uuid)).events?.log[0]?.message).toMatch(/installed but booted the discovery image/);
+    expect(machine.disks.map((d) => d.wipes)).toEqual(wipesBefore);
+    expect(machine.filesystems.get("/dev/sda2")?.files.has("/etc/metal/boot-info.json")).toBe(true);
+    expect((await adminGet(uuid)).allocation?.installed).toBe(true);
+
     // Free: the server records Machine Reclaim and orders PXE + reset; here the test is the BMC.
     await tenant.delete({ id: uuid, project: "pb" });
-    machine.setBootOrder("pxe");
     machine.reset();
     await untilWaiting(uuid);
     expect(machine.disks.map((d) => d.wipes)).toEqual([2, 2]);
