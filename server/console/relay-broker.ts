@@ -189,7 +189,10 @@ export class RelayBroker {
   attachAgent(partition: string, name: string, ask: AskAgent): () => void {
     const agent: Agent = { partition, name, ask, relays: new Set() };
     this.agents.set(partition, [...(this.agents.get(partition) ?? []), agent]);
+    let detached = false;
     return () => {
+      if (detached) return;
+      detached = true;
       const rest = (this.agents.get(partition) ?? []).filter((a) => a !== agent);
       if (rest.length > 0) this.agents.set(partition, rest);
       else this.agents.delete(partition);

@@ -84,10 +84,13 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
     const outbox = new Outbox<Response>(64);
     let failure: unknown;
     let ended = false;
+    let detachConsoles: (() => void) | undefined;
     const end = (err?: unknown) => {
       if (ended) return;
       ended = true;
       failure = err;
+      // At once, not when the generator unwinds: the consoles learn that the session (not their relay) ended.
+      detachConsoles?.();
       outbox.close();
     };
     const send = (msg: Response) => {
@@ -124,7 +127,7 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
       }
     };
     // Console relays go through the session that stands; when it ends, so do the consoles asked through it.
-    const detachConsoles = consoles.attachAgent(partition, hello!.agent, async (relayId, machineId) => {
+    detachConsoles = consoles.attachAgent(partition, hello!.agent, async (relayId, machineId) => {
       const { machine } = await machines.get(db, machineId);
       if (machine.partitionId !== partition) throw failedPrecondition(`machine "${machineId}" is in partition "${machine.partitionId ?? ""}", not "${partition}"`);
       if (!machine.bmc?.address) throw failedPrecondition(`no BMC address is known for machine "${machineId}"`);
@@ -189,7 +192,7 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
     } finally {
       end();
       clearInterval(ticker);
-      detachConsoles();
+      detachConsoles?.();
       unsubscribe?.();
       handle?.close();
       ctx.signal.removeEventListener("abort", onAbort);
