@@ -44,6 +44,6 @@ export async function runMetalHammer(argv: readonly string[]): Promise<number> {
   const stopped = new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
   const os = await Promise.race([osUp, stopped]);
   if (os) log("installed OS booted", { os });
-  machine.powerOff();
+  await machine.dispose();
   return 0;
 }

@@ -1,5 +1,5 @@
 import { mkdtempSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
@@ -80,6 +80,7 @@ export interface SimMachineHooks {
 
 const GiB = 2n ** 30n;
 const BOOT_INFO = "/etc/metal/boot-info.json";
+const CONSOLE_SCROLLBACK = 64 * 1024;
 
 /**
  * A simulated server behind metal-hammer's Hardware interface: inventory,
@@ -102,13 +103,14 @@ export class SimMachine implements Hardware {
   running: "off" | "hammer" | "os" | "nothing" = "off";
   /** Everything done to the hardware, in order. */
   readonly ops: string[] = [];
-  /** Everything printed on the serial console. */
+  /** What the serial console printed (the last 64 KiB). */
   consoleLog = "";
   readonly console: Duplex;
   boots = 0;
   private current = new AbortController();
   private osRunning: SimOs | undefined;
-  private readonly scratch: string;
+  private scratch: string | undefined;
+  private ownsScratch = false;
 
   constructor(
     private readonly spec: SimMachineSpec,
@@ -117,7 +119,7 @@ export class SimMachine implements Hardware {
     this.uuid = spec.uuid.toLowerCase();
     this.disks = (spec.disks ?? [{ name: "/dev/sda", sizeBytes: 240_000_000_000n }]).map((d) => ({ ...d, partitions: [], wipes: 0 }));
     this.nics = spec.nics;
-    this.scratch = spec.scratchDir ?? mkdtempSync(join(tmpdir(), "sim-machine-"));
+    this.scratch = spec.scratchDir;
     const self = this;
     let pending = "";
     this.console = new Duplex({
@@ -209,8 +211,9 @@ export class SimMachine implements Hardware {
   }
 
   private print(s: string) {
-    this.consoleLog += s;
-    this.console.push(s);
+    this.consoleLog = (this.consoleLog + s).slice(-CONSOLE_SCROLLBACK);
+    // Nobody attached yet: nothing piles up in the stream; whoever attaches reads consoleLog as scrollback.
+    if (this.console.readableFlowing !== null) this.console.push(s);
   }
 
   private answer(line: string) {
@@ -351,6 +354,16 @@ export class SimMachine implements Hardware {
   }
 
   scratchDir(): string {
+    if (!this.scratch) {
+      this.scratch = mkdtempSync(join(tmpdir(), "sim-machine-"));
+      this.ownsScratch = true;
+    }
     return this.scratch;
+  }
+
+  /** Powers off and removes the scratch directory the machine made for itself. */
+  async dispose(): Promise<void> {
+    this.powerOff();
+    if (this.ownsScratch && this.scratch) await rm(this.scratch, { recursive: true, force: true });
   }
 }

@@ -145,7 +145,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const m of running) m.powerOff();
+  await Promise.all(running.map((m) => m.dispose()));
   await new Promise((r) => images?.close(r));
 });
 

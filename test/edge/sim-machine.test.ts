@@ -4,12 +4,14 @@ import { SimMachine } from "../../edge/sim/machine.js";
 const nics = [{ name: "eth0", mac: "0c:c4:7a:00:00:01", neighbors: [{ hostname: "leaf01", port: "swp1" }] }];
 
 describe("simulated machine", () => {
-  it("boots by its boot order: PXE hands over to the hammer hook, an empty disk finds nothing to boot", () => {
+  it("boots by its boot order: PXE hands over to the hammer hook, an empty disk finds nothing to boot", async () => {
     const signals: AbortSignal[] = [];
     const m = new SimMachine({ uuid: "00000000-0000-4000-8000-000000000001", nics }, { pxeBoot: (_m, s) => signals.push(s) });
     expect(m.power).toBe("off");
     m.powerOn("pxe");
     expect([m.power, m.running, signals.length]).toEqual(["on", "hammer", 1]);
+    let seen = "";
+    m.console.on("data", (d: Buffer) => (seen += d.toString()));
     m.console.write("root\n");
     expect(m.consoleLog).toContain("no login in the discovery image");
     // A reset ends what ran (the hammer's signal) and boots again.
@@ -18,6 +20,11 @@ describe("simulated machine", () => {
     expect(signals[0]!.aborted).toBe(true);
     expect(m.running).toBe("nothing");
     expect(m.consoleLog).toContain("No bootable device.");
+    // The stream carries what was printed after attaching; the earlier boot log is in consoleLog.
+    await new Promise((r) => setImmediate(r));
+    expect(seen).toContain("no login in the discovery image");
+    expect(seen).toContain("No bootable device.");
+    expect(seen).not.toContain("Loading metal-hammer");
     m.powerOff();
     expect([m.power, m.running, m.boots]).toEqual(["off", "off", 2]);
   });
