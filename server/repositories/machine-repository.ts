@@ -79,6 +79,12 @@ export const machineRepository = {
     return locked.map((machine) => ({ machine, events: byId.get(machine.id) }));
   },
 
+  /** The event container of one machine; undefined before its first event. */
+  async eventsOf(db: Db<any>, machineId: string): Promise<MachineEventsRow | undefined> {
+    const [row] = await db.select().from(machineEvents).where(eq(machineEvents.machineId, machineId));
+    return row;
+  },
+
   async saveEvents(tx: Db<any>, row: MachineEventsRow): Promise<void> {
     const { machineId, ...rest } = row;
     await tx.insert(machineEvents).values(row).onConflictDoUpdate({ target: machineEvents.machineId, set: rest });
@@ -183,20 +189,26 @@ export const machineAllocationRepository = {
    * machine another allocation holds right now is passed over, not waited
    * for, and the conditions are re-checked on the row's newest version.
    */
-  async lockCandidate(tx: Db<any>, partition: string, size: string, pick: { rack: string } | { id: string }): Promise<MachineRow | undefined> {
+  async lockCandidate(
+    tx: Db<any>,
+    partition: string,
+    size: string,
+    pick: { rack: string } | { id: string },
+  ): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
     const which = "id" in pick ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
     // Named: every allocation runs it, so each connection parses and plans it once.
     const rows = await tx
-      .select({ m: machines })
+      .select({ m: machines, e: machineEvents })
       .from(machines)
       .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
       .where(and(which, candidateCondition(partition, size)))
       .orderBy(sql`random()`)
       .limit(1)
       .for("update", { of: machines, skipLocked: true })
-      .prepare("id" in pick ? "machines_lock_candidate_by_id" : "machines_lock_candidate_in_rack")
+      .prepare("id" in pick ? "machines_lock_candidate_by_id_with_events" : "machines_lock_candidate_in_rack_with_events")
       .execute();
-    return rows[0]?.m;
+    const row = rows[0];
+    return row ? { machine: row.m, events: row.e } : undefined;
   },
 
   /** Allocated machines per project in a partition and size, for size reservations. */

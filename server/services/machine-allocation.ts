@@ -3,7 +3,7 @@ import type { ProjectDirectory } from "../auth/project-directory.js";
 import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import { machineRoleFromProto } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
-import type { IpRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../db/schema/index.js";
+import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../db/schema/index.js";
 import { machines } from "../db/schema/index.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../domain/filesystem-layout.js";
 import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../domain/ip-math.js";
@@ -14,7 +14,7 @@ import { exhausted, failedPrecondition, invalidArgument, notFound } from "../err
 import { uuidv7 } from "../ids.js";
 import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIp, randomAsn } from "../repositories/ipam-repository.js";
-import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
+import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
 import { lockById } from "../repositories/versioned.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
@@ -101,7 +101,7 @@ async function planAllocation({ db, refs }: AllocationDeps, req: MachineServiceC
 }
 
 /** Locks the machine: the given one, or a random waiting one of the rack the plan prefers. */
-async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan | undefined): Promise<MachineRow> {
+async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan | undefined): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   if (!plan) {
     const m = await lockById(tx, machines, "machine", req.machineId!.toLowerCase());
     if (m.allocation) throw failedPrecondition(`machine "${m.id}" is already allocated`);
@@ -109,7 +109,7 @@ async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: 
       throw failedPrecondition(`machine "${m.id}" is not a ${req.size} machine in partition "${req.partition}"`);
     }
     if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
-    return m;
+    return { machine: m, events: await machineRepository.eventsOf(tx, m.id) };
   }
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
   let pool = plan.racks;
@@ -154,7 +154,11 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
  * together or not at all. The waiting machine learns of it through the bus
  * the moment the transaction commits.
  */
-export async function allocateMachine(deps: AllocationDeps, req: MachineServiceCreateRequest, createdBy: string): Promise<MachineRow> {
+export async function allocateMachine(
+  deps: AllocationDeps,
+  req: MachineServiceCreateRequest,
+  createdBy: string,
+): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   const role = machineRoleFromProto(req.role);
   if (!role) throw invalidArgument("invalid request: role: must be machine or firewall");
   // What the allocation refers to is read before the transaction and in
@@ -180,7 +184,7 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
   const row = await inTransaction(deps.db, async (tx) => {
     const statics = await lockStaticIps(tx, req.ips, req.project, nets);
 
-    const machine = await lockMachine(tx, req, plan);
+    const { machine, events } = await lockMachine(tx, req, plan);
     const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
     if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);
     await ipRepository.attach(
@@ -239,8 +243,8 @@ export async function allocateMachine(deps: AllocationDeps, req: MachineServiceC
         throw exhausted(`project "${req.project}" has reached its quota of ${quota.machine} machine(s)`);
       }
     }
-    return allocated;
+    return { machine: allocated, events };
   });
-  deps.bus.publish(allocationTopic(row.id));
+  deps.bus.publish(allocationTopic(row.machine.id));
   return row;
 }

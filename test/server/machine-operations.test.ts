@@ -72,6 +72,8 @@ describe("allocation details", () => {
     });
     expect(machine?.tags).toEqual(expect.arrayContaining(["web", "team=b", "spread-me", "metal.io/rack=r1", "metal.io/role=machine", `metal.io/primary-asn=${machine!.allocation!.asn}`]));
     expect(machine?.tags).not.toContain("team=a");
+    // Responses carry the machine's history, not just its allocation.
+    expect(machine?.events?.log[0]?.type).toBe(T.WAITING);
     expect(machine?.tags).not.toContain("metal.io/rack=forged");
     expect(machine?.allocation?.dnsServers).toEqual(["9.9.9.9"]);
     expect(machine?.allocation?.ntpServers).toEqual(["pool.ntp.org"]);
@@ -82,7 +84,8 @@ describe("allocation details", () => {
     expect((await rows<{ machine_id: string }>(sql`select machine_id from ips where id = ${ip.id}`))[0]!.machine_id).toBe(hammer.id);
 
     // Freeing keeps the static IP for the project, detached.
-    await tenant.delete({ id: hammer.id, project: "pb" });
+    const freed = await tenant.delete({ id: hammer.id, project: "pb" });
+    expect(freed.machine?.events?.log[0]?.type).toBe(T.MACHINE_RECLAIM);
     expect((await rows<{ machine_id: string | null }>(sql`select machine_id from ips where id = ${ip.id}`))[0]!.machine_id).toBeNull();
     expect((await server.client(AdminMachineService, server.adminToken).get({ id: hammer.id })).machine?.tags).toEqual([]);
   });

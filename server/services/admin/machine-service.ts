@@ -3,7 +3,7 @@ import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { bmcCommandFromProto, containerFromRow, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { machines } from "../../db/schema/index.js";
+import { machines, type MachineRow } from "../../db/schema/index.js";
 import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
 import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
@@ -15,6 +15,11 @@ import { queueBmcCommand } from "../machine-lifecycle.js";
 const RECENT_COMMANDS = 100;
 
 export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: FanoutBus }): ServiceImpl<typeof MachineService> {
+  /** The machine as a response, with its events as they are now. */
+  const withEvents = async (row: MachineRow) => {
+    const events = await machineRepo.eventsOf(db, row.id);
+    return toProtoMachine(row, events ? containerFromRow(events) : undefined);
+  };
   return {
     async get(req) {
       validator().uuid("id", req.id).check();
@@ -44,7 +49,7 @@ export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: Fano
       else if (state !== "available" && req.reason.trim() === "") v.add("reason", "is required to taint or lock a machine");
       v.check();
       const row = await inTransaction(db, (tx) => admin.setState(tx, req.id.toLowerCase(), state!, state === "available" ? "" : req.reason));
-      return { machine: toProtoMachine(row, undefined) };
+      return { machine: await withEvents(row) };
     },
     async delete(req) {
       validator().uuid("id", req.id).check();
@@ -92,7 +97,7 @@ export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: Fano
       if (!command) v.add("command", "must be one of the BMC commands");
       v.check();
       const out = await queueBmcCommand(db, req.id.toLowerCase(), command!, req.description, bus);
-      return { command: toProtoCommand(out.command), machine: toProtoMachine(out.machine, undefined) };
+      return { command: toProtoCommand(out.command), machine: await withEvents(out.machine) };
     },
     async commands(req) {
       validator().uuid("id", req.id).check();

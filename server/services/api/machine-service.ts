@@ -2,6 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
+import type { MachineRow } from "../../db/schema/index.js";
 import { notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
@@ -25,6 +26,11 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
     if (found.machine.project !== project) throw notFound("machine", id);
     return found;
   };
+  /** The machine as a response, with its events as they are now. */
+  const withEvents = async (row: MachineRow) => {
+    const events = await machines.eventsOf(db, row.id);
+    return toProtoMachine(row, events ? containerFromRow(events) : undefined);
+  };
   return {
     async get(req) {
       machineRef(req).check();
@@ -37,12 +43,12 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
     },
     async delete(req) {
       machineRef(req).check();
-      return { machine: toProtoMachine(await freeMachine(db, req.id.toLowerCase(), req.project, deps.bus), undefined) };
+      return { machine: await withEvents(await freeMachine(db, req.id.toLowerCase(), req.project, deps.bus)) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);
-      const row = await allocateMachine(deps, req, callerOf(ctx).subject);
-      return { machine: toProtoMachine(row, undefined) };
+      const { machine, events } = await allocateMachine(deps, req, callerOf(ctx).subject);
+      return { machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined) };
     },
     async update(req) {
       validateMachineUpdate(req);
@@ -51,11 +57,11 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
         tags: req.tags?.values,
         sshKeys: req.sshKeys?.values,
       });
-      return { machine: toProtoMachine(row, undefined) };
+      return { machine: await withEvents(row) };
     },
     async reinstall(req) {
       validateMachineReinstall(req);
-      return { machine: toProtoMachine(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image, deps.bus), undefined) };
+      return { machine: await withEvents(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image, deps.bus)) };
     },
     async consolePassword(req, ctx) {
       validateConsolePasswordRequest(req);
