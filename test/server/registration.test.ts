@@ -94,6 +94,17 @@ describe("boot and registration", () => {
     expect(await boot.register({ partition: "p1", machineId: id, hardware: hardware(["leaf01", "leaf02"]) })).toMatchObject({ size: "c1-medium", rack: "r1" });
   });
 
+  it("lets only a registered machine wait", async () => {
+    const id = randomUUID();
+    // A PXE boot alone creates the machine record, but it has no size or cabling yet.
+    await boot.dhcp({ partition: "p1", machineId: id });
+    const wait = async () => {
+      for await (const _ of boot.wait({ partition: "p1", machineId: id })) return;
+    };
+    await expectCode(wait(), Code.FailedPrecondition, "has not registered its hardware");
+    expect((await machines.get({ id })).machine?.waiting).toBe(false);
+  });
+
   it("registers hardware no size fits as unknown", async () => {
     const res = await boot.register({ partition: "p1", machineId: randomUUID(), hardware: hardware(["leaf01", "leaf02"], 64n * GiB) });
     expect(res.size).toBe("unknown");

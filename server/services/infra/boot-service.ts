@@ -102,6 +102,8 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
       try {
         const first = (await machines.get(db, id)).machine;
         if (first.partitionId !== req.partition) throw failedPrecondition(`machine "${id}" is not in partition "${req.partition}"`);
+        // Waiting makes a machine allocatable; one that has not registered has no size or cabling to be allocated by.
+        if (!first.hardware || !first.sizeId) throw failedPrecondition(`machine "${id}" has not registered its hardware; Register before Wait`);
         if (first.allocation) {
           yield { allocation: toProtoAllocation(first.allocation) };
           return;
