@@ -1,3 +1,4 @@
+import { describeSettings, readSettings } from "../common/settings.js";
 import { hostname } from "node:os";
 import type { BmcAgentTiming } from "./agent.js";
 
@@ -35,41 +36,15 @@ const settings = {
   reportSeconds: { env: "METAL_BMC_REPORT_INTERVAL", flag: "report-interval", fallback: "300" },
 } as const;
 
-export const describeBmcSettings = (): string =>
-  Object.values(settings)
-    .map((s) => `  --${s.flag.padEnd(18)} $${s.env}${"fallback" in s && s.env !== "METAL_BMC_AGENT" ? ` (default ${s.fallback || "none"})` : ""}`)
-    .join("\n");
+export const describeBmcSettings = (): string => describeSettings(settings, ["METAL_BMC_AGENT"]);
 
 /** Flags win over the environment; throws with a message fit for the user on anything missing or malformed. */
 export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): BmcConfig {
-  const flags = new Map<string, string>();
-  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new Error(`unknown flag "--${name}"`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new Error(`flag "--${name}" needs a value`);
-    flags.set(name, value);
-  }
-  const get = (k: keyof typeof settings): string => {
-    const s = settings[k];
-    const v = flags.get(s.flag) ?? env[s.env] ?? ("fallback" in s ? s.fallback : undefined);
-    if (v === undefined || v === "" && !("fallback" in s)) throw new Error(`--${s.flag} ($${s.env}) is required`);
-    return v;
-  };
-  const seconds = (k: "pollSeconds" | "reportSeconds") => {
-    const n = Number(get(k));
-    if (!(n > 0)) throw new Error(`--${settings[k].flag} must be a positive number of seconds`);
-    return n * 1000;
-  };
+  const { get, seconds, list } = readSettings(settings, env, argv);
   const port = Number(get("ipmiPort"));
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error("--ipmi-port must be a port number");
   const cipher = get("cipherSuite");
   if (cipher !== "" && !/^\d{1,2}$/.test(cipher)) throw new Error("--ipmi-cipher-suite must be a cipher suite number, e.g. 3 or 17");
-  const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
   return {
     apiUrl: get("apiUrl"),
     token: get("token"),
@@ -79,8 +54,8 @@ export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): 
     stateDir: get("stateDir"),
     ipmi: { user: get("ipmiUser"), password: get("ipmiPassword"), port, interface: get("ipmiInterface") },
     cipherSuite: cipher === "" ? undefined : Number(cipher),
-    allowedCidrs: list(get("allowedCidrs")),
-    ignoreMacs: list(get("ignoreMacs")),
+    allowedCidrs: list("allowedCidrs"),
+    ignoreMacs: list("ignoreMacs"),
     timing: { pollMs: seconds("pollSeconds"), fullReportMs: seconds("reportSeconds") },
   };
 }

@@ -1,3 +1,4 @@
+import { describeSettings, readSettings } from "../common/settings.js";
 import { isIP } from "node:net";
 import { DEFAULT_SETTINGS, type LocalSettings } from "./config.js";
 import { LinuxSwitch } from "./linux-switch.js";
@@ -20,7 +21,6 @@ const settings = {
   phoneHome: { env: "METAL_CORE_PHONE_HOME_INTERVAL", flag: "phone-home-interval", fallback: String(DEFAULT_TIMING.phoneHomeMs / 1000) },
 } as const;
 
-type Key = keyof typeof settings;
 
 export interface MetalCoreConfig {
   apiUrl: string;
@@ -33,41 +33,11 @@ export interface MetalCoreConfig {
   timing: Partial<MetalCoreTiming>;
 }
 
-export const describeCoreSettings = (): string =>
-  Object.values(settings)
-    .map((s) => `  --${s.flag.padEnd(20)} $${s.env}${"fallback" in s ? ` (default ${s.fallback})` : " (required)"}`)
-    .join("\n");
+export const describeCoreSettings = (): string => describeSettings(settings);
 
 /** Throws with a message fit for the operator on anything missing or malformed. */
 export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): MetalCoreConfig {
-  const flags = new Map<string, string>();
-  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new Error(`unknown flag "--${name}"`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new Error(`flag "--${name}" needs a value`);
-    flags.set(name, value);
-  }
-  const get = (k: Key): string => {
-    const s = settings[k];
-    const v = flags.get(s.flag) ?? env[s.env] ?? ("fallback" in s ? s.fallback : undefined);
-    if (v === undefined || v === "") throw new Error(`--${s.flag} ($${s.env}) is required`);
-    return v;
-  };
-  const int = (k: Key, min: number, max: number) => {
-    const v = get(k);
-    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) throw new Error(`--${settings[k].flag} must be a number from ${min} to ${max}, not "${v}"`);
-    return Number(v);
-  };
-  const seconds = (k: Key) => {
-    const v = Number(get(k));
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`--${settings[k].flag} must be a positive number of seconds`);
-    return Math.round(v * 1000);
-  };
+  const { get, int, seconds } = readSettings(settings, env, argv);
   const loopback = get("loopback");
   if (isIP(loopback) !== 4) throw new Error(`--loopback-ip must be an IPv4 address, not "${loopback}"`);
   const cidr = get("cidr");

@@ -1,3 +1,4 @@
+import { describeSettings, readSettings } from "../common/settings.js";
 import type { HammerTiming } from "./hammer.js";
 
 /** metal-hammer's settings: each an environment variable and the matching `--flag`. */
@@ -24,9 +25,7 @@ const settings = {
 } as const;
 
 export const describeHammerSettings = (): string =>
-  Object.values(settings)
-    .map((s) => `  --${s.flag.padEnd(20)} $${s.env}${"fallback" in s ? ` (default ${s.fallback || "none"})` : ""}`)
-    .join("\n") +
+  describeSettings(settings) +
   "\n\n  --sim-disks  name=bytes,...            e.g. /dev/sda=240000000000,/dev/sdb=960000000000" +
   "\n  --sim-nics   name=mac@switch/port,...   e.g. eth0=0c:c4:7a:00:00:01@leaf01/swp1,eth1=0c:c4:7a:00:00:02@leaf02/swp1\n";
 
@@ -34,40 +33,17 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Flags win over the environment; throws with a message fit for the user on anything missing or malformed. */
 export function loadHammerConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): HammerConfig {
-  const flags = new Map<string, string>();
-  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new Error(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new Error(`unknown flag "--${name}"`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new Error(`flag "--${name}" needs a value`);
-    flags.set(name, value);
-  }
-  const get = (k: keyof typeof settings): string => {
-    const s = settings[k];
-    const v = flags.get(s.flag) ?? env[s.env] ?? ("fallback" in s ? s.fallback : undefined);
-    if (v === undefined || (v === "" && !("fallback" in s))) throw new Error(`--${s.flag} ($${s.env}) is required`);
-    return v;
-  };
-  const seconds = (k: "aliveSeconds" | "crashRebootSeconds") => {
-    const n = Number(get(k));
-    if (!(n > 0)) throw new Error(`--${settings[k].flag} must be a positive number of seconds`);
-    return n * 1000;
-  };
+  const { get, seconds, list: listOf } = readSettings(settings, env, argv);
   const hardware = get("hardware");
   if (hardware !== "sim") throw new Error(`--hardware "${hardware}": only "sim" is implemented (the Linux adapter is not built yet)`);
   const uuid = get("simUuid");
   if (!UUID.test(uuid)) throw new Error("--sim-uuid must be the simulated machine's UUID");
-  const list = (s: string) => s.split(",").map((x) => x.trim()).filter(Boolean);
-  const disks = list(get("simDisks")).map((d) => {
+  const disks = listOf("simDisks").map((d) => {
     const m = /^(\/dev\/\S+)=(\d+)$/.exec(d);
     if (!m) throw new Error(`--sim-disks: "${d}" is not name=bytes`);
     return { name: m[1]!, sizeBytes: BigInt(m[2]!) };
   });
-  const nics = list(get("simNics")).map((n) => {
+  const nics = listOf("simNics").map((n) => {
     const m = /^([\w.-]+)=((?:[0-9a-f]{2}:){5}[0-9a-f]{2})(?:@([\w.-]+)\/([\w./-]+))?$/i.exec(n);
     if (!m) throw new Error(`--sim-nics: "${n}" is not name=mac@switch/port`);
     return { name: m[1]!, mac: m[2]!.toLowerCase(), neighbors: m[3] ? [{ hostname: m[3], port: m[4]! }] : [] };
