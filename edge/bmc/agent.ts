@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { StreamQueue } from "../common/queue.js";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
@@ -55,33 +56,6 @@ export interface BmcAgentOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A queue the session's request stream reads from; closing it ends the stream. */
-class RequestQueue implements AsyncIterable<Request> {
-  private items: Request[] = [];
-  private waiter: (() => void) | undefined;
-  private closed = false;
-  push(r: Request): void {
-    if (this.closed) return;
-    this.items.push(r);
-    this.wake();
-  }
-  close(): void {
-    this.closed = true;
-    this.wake();
-  }
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<Request> {
-    for (;;) {
-      if (this.items.length > 0) yield this.items.shift()!;
-      else if (this.closed) return;
-      else await new Promise<void>((r) => (this.waiter = r));
-    }
-  }
-}
 
 /** At most `n` tasks at once. */
 function limiter(n: number) {
@@ -121,7 +95,7 @@ export class BmcAgent {
   private readonly timing: BmcAgentTiming;
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private store: CommandStore | undefined;
-  private current: RequestQueue | undefined;
+  private current: StreamQueue<Request> | undefined;
   /** What was last sent per machine, so unchanged reports are not sent again between full reports. */
   private readonly lastSent = new Map<string, string>();
   private readonly inflight = new Set<string>();
@@ -182,7 +156,7 @@ export class BmcAgent {
 
   /** One session; true when the server answered at all (a healthy connection resets the backoff). */
   private async sessionOnce(signal: AbortSignal): Promise<boolean> {
-    const queue = new RequestQueue();
+    const queue = new StreamQueue<Request>();
     const abort = new AbortController();
     const onAbort = () => abort.abort();
     signal.addEventListener("abort", onAbort, { once: true });

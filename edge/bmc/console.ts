@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { StreamQueue } from "../common/queue.js";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { BmcOpenConsole } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
@@ -30,33 +31,6 @@ export const isConsoleAdapter = (a: unknown): a is ConsoleAdapter => typeof (a a
 
 type RelayRequest = MessageInitShape<typeof ConsoleServiceRelayRequestSchema>;
 
-/** A queue the Relay request stream reads from; closing it ends the stream. */
-class Queue<T> implements AsyncIterable<T> {
-  private items: T[] = [];
-  private waiter: (() => void) | undefined;
-  private closed = false;
-  push(item: T): void {
-    if (this.closed) return;
-    this.items.push(item);
-    this.wake();
-  }
-  close(): void {
-    this.closed = true;
-    this.wake();
-  }
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      if (this.items.length > 0) yield this.items.shift()!;
-      else if (this.closed) return;
-      else await new Promise<void>((r) => (this.waiter = r));
-    }
-  }
-}
 
 export interface ConsoleRelaysOptions {
   transport: Transport;
@@ -92,7 +66,7 @@ export class ConsoleRelays {
     session.addEventListener("abort", stop, { once: true });
     this.open.add(abort);
     let serial: SerialConsole | undefined;
-    const queue = new Queue<RelayRequest>();
+    const queue = new StreamQueue<RelayRequest>();
     try {
       let error = "";
       if (!this.opts.adapter) error = "this metal-bmc has no console access";

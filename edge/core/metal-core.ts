@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { StreamQueue } from "../common/queue.js";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -64,7 +65,7 @@ export class MetalCore {
   private readonly events: Client<typeof EventService>;
   private readonly log: NonNullable<MetalCoreOptions["log"]>;
   private readonly stopping = new AbortController();
-  private session: { abort: AbortController; requests: RequestQueue } | undefined;
+  private session: { abort: AbortController; requests: StreamQueue<SessionRequest> } | undefined;
   private facts: SwitchFacts | undefined;
   private applier: ConfigApplier | undefined;
   private settings: LocalSettings | undefined;
@@ -165,7 +166,7 @@ export class MetalCore {
     const abort = new AbortController();
     const stop = () => abort.abort();
     this.stopping.signal.addEventListener("abort", stop);
-    const requests = new RequestQueue();
+    const requests = new StreamQueue<SessionRequest>((r, queued) => r.message?.case === "heartbeat" && queued.some((i) => i.message?.case === "heartbeat"));
     const hb = this.timing.heartbeatMs;
     requests.push({ partition: this.opts.partition, message: { case: "hello", value: { switchId: this.facts!.id, heartbeatInterval: durationFromMs(hb) } } });
     let lastHeard = Date.now();
@@ -303,43 +304,6 @@ export class MetalCore {
       { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(20_000)]) },
     );
     for (const id of batch) this.phoned.delete(id);
-  }
-}
-
-/** The requests of one session; closing it ends the request stream. */
-class RequestQueue implements AsyncIterable<SessionRequest> {
-  private readonly items: SessionRequest[] = [];
-  private waiter: (() => void) | undefined;
-  private closed = false;
-
-  push(r: SessionRequest): void {
-    if (this.closed) return;
-    // Heartbeats carry nothing new; a backlog of them is only noise.
-    if (r.message?.case === "heartbeat" && this.items.some((i) => i.message?.case === "heartbeat")) return;
-    this.items.push(r);
-    this.wake();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.wake();
-  }
-
-  private wake(): void {
-    const w = this.waiter;
-    this.waiter = undefined;
-    w?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<SessionRequest> {
-    for (;;) {
-      if (this.items.length > 0) {
-        yield this.items.shift()!;
-        continue;
-      }
-      if (this.closed) return;
-      await new Promise<void>((resolve) => (this.waiter = resolve));
-    }
   }
 }
 
