@@ -160,6 +160,54 @@ export async function acquireIp(tx: Db<any>, prefixes: readonly Prefix[], t: IpT
   throw exhausted(`network "${networkLabel}" has no free address left${prefixes.length > 1 ? ` in ${prefixes.map(formatPrefix).join(", ")}` : ""}`);
 }
 
+/** Below this many usable addresses a random pick collides too often to be worth a try of its own. */
+const BATCH_RANDOM_MIN = 1n << 8n;
+
+/** One multi-row insert of random addresses; rows are ten parameters each, as in INSERT_IP. */
+function insertIpsStatement(n: number): Statement {
+  const rows = Array.from({ length: n }, (_, i) => {
+    const b = i * 10;
+    return `($${b + 3}, $${b + 1}::inet, $${b + 2}::cidr, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8}::int, $${b + 9}, $${b + 10}::jsonb)`;
+  });
+  return {
+    name: `ipam_insert_ips_${n}`,
+    text: `insert into ips (id, ip, prefix, network_id, project, name, description, type, machine_id, labels)
+      values ${rows.join(", ")}
+      on conflict (ip) do nothing
+      returning ${IP_COLUMNS}`,
+  };
+}
+
+export interface IpRequest {
+  prefixes: readonly Prefix[];
+  template: IpTemplate;
+  networkLabel: string;
+}
+
+/**
+ * Acquires one address per request, in as few round trips as it can: first
+ * ONE insert of a random address for every request whose prefix is roomy
+ * (a machine's IPv4 and IPv6 at once), then `acquireIp` for each request
+ * that random pick did not settle. Same guarantees as `acquireIp`.
+ */
+export async function acquireIps(tx: Db<any>, requests: readonly IpRequest[]): Promise<IpRow[]> {
+  const got = new Map<number, IpRow>();
+  const tries = requests
+    .map((r, i) => ({ i, r, p: r.prefixes.find((p) => usableCount(p) >= BATCH_RANDOM_MIN) }))
+    .filter((x): x is { i: number; r: IpRequest; p: Prefix } => x.p !== undefined);
+  if (tries.length > 1) {
+    const params = tries.flatMap(({ r, p }) => {
+      const { first } = usableRange(p);
+      return [formatAddress({ family: p.family, value: first + randomBelow(usableCount(p)) }), formatPrefix(p), ...templateParams(r.template)];
+    });
+    const byId = new Map(tries.map((t) => [t.r.template.id, t.i]));
+    for (const row of await run(tx, insertIpsStatement(tries.length), params)) got.set(byId.get(row.id as string)!, toIpRow(row));
+  }
+  const out: IpRow[] = [];
+  for (const [i, r] of requests.entries()) out.push(got.get(i) ?? (await acquireIp(tx, r.prefixes, r.template, r.networkLabel)));
+  return out;
+}
+
 /** Claims one given address; false when it is already taken. */
 export async function acquireSpecificIp(tx: Db<any>, prefix: Prefix, address: Address, t: IpTemplate): Promise<IpRow | undefined> {
   const row = (await run(tx, INSERT_IP, [formatAddress(address), formatPrefix(prefix), ...templateParams(t)]))[0];

@@ -13,7 +13,7 @@ import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { ipRepository } from "../repositories/ip-repository.js";
-import { acquireAsn, acquireIp, randomAsn } from "../repositories/ipam-repository.js";
+import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
 import { lockById } from "../repositories/versioned.js";
@@ -192,25 +192,29 @@ export async function allocateMachine(
       statics.map((s) => s.id),
       machine.id,
     );
-    const attached: StoredAllocation["networks"] = [];
+    // Every automatic address of the allocation, asked for at once: usually one round trip for all of them.
+    const wanted: { network: number; request: IpRequest }[] = [];
+    const given = nets.map((n) => statics.filter((s) => s.networkId === n.id));
     for (const [i, n] of nets.entries()) {
-      const given = statics.filter((s) => s.networkId === n.id);
-      const ips = given.map((s) => s.ip);
       const parsed = (prefixes.get(n.id) ?? []).map((p) => parsePrefix(p) as Prefix);
       for (const family of [4, 6] as const) {
         const ofFamily = parsed.filter((p) => p.family === family);
-        const hasGiven = given.some((s) => ofFamily.some((p) => containsAddress(p, parseAddress(s.ip)!)));
+        const hasGiven = given[i]!.some((s) => ofFamily.some((p) => containsAddress(p, parseAddress(s.ip)!)));
         if (ofFamily.length === 0 || hasGiven) continue;
-        const ip = await acquireIp(
-          tx,
-          ofFamily,
-          { id: uuidv7(), networkId: n.id, project: req.project, name: req.name, description: "autoassigned", type: IpKind.EPHEMERAL, machineId: machine.id },
-          n.id,
-        );
-        ips.push(ip.ip);
+        const template = { id: uuidv7(), networkId: n.id, project: req.project, name: req.name, description: "autoassigned", type: IpKind.EPHEMERAL, machineId: machine.id };
+        wanted.push({ network: i, request: { prefixes: ofFamily, template, networkLabel: n.id } });
       }
-      attached.push({ network: n.id, ips, vrf: n.vrf ?? 0, primary: i === 0 });
     }
+    const acquired = await acquireIps(
+      tx,
+      wanted.map((w) => w.request),
+    );
+    const attached: StoredAllocation["networks"] = nets.map((n, i) => ({
+      network: n.id,
+      ips: [...given[i]!.map((s) => s.ip), ...acquired.filter((_, k) => wanted[k]!.network === i).map((ip) => ip.ip)],
+      vrf: n.vrf ?? 0,
+      primary: i === 0,
+    }));
     const allocation = (asn: number): StoredAllocation => ({
       uuid: uuidv7(),
       project: req.project,

@@ -1,10 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
-import { beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it, vi } from "vitest";
 import type { Db } from "../../server/db/database.js";
 import { parseAddress, parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
-import { acquireIp, acquireSpecificIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
+import { acquireIp, acquireIps, acquireSpecificIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
 // The one-statement claim (random start, gap after it, wrap to the first
@@ -75,5 +75,28 @@ describe("claiming an address in one statement", () => {
     const got = [(await acquireIp(db, [one, next], template(), "claim")).ip, (await acquireIp(db, [one, next], template(), "claim")).ip];
     expect(got.sort()).toEqual(["2001:db8:52::", "2001:db8:52::1"]);
     await exhaustedCode(acquireIp(db, [one, next], template(), "claim"));
+  });
+});
+
+describe("acquiring several addresses at once", () => {
+  it("settles roomy prefixes with one insert, falls back for a collision, and keeps the request order", async () => {
+    const v4 = P("10.60.0.0/24");
+    const v6 = P("2001:db8:60::/64");
+    const tiny = P("10.61.0.0/30");
+    for (const p of [v4, v6, tiny]) await addTopLevelPrefix(db, p, "claim");
+    // Every random pick below lands on the first usable address; take it in the /24 so that pick collides.
+    vi.spyOn(Math, "random").mockReturnValue(0);
+    try {
+      expect(await acquireSpecificIp(db, v4, parseAddress("10.60.0.1")!, template())).toBeTruthy();
+      const rows = await acquireIps(db, [
+        { prefixes: [v4], template: template(), networkLabel: "claim" },
+        { prefixes: [v6], template: template(), networkLabel: "claim" },
+        { prefixes: [tiny], template: template(), networkLabel: "claim" },
+      ]);
+      expect(rows.map((r) => r.ip)).toEqual(["10.60.0.2", "2001:db8:60::1", "10.61.0.1"]);
+      expect(new Set(rows.map((r) => r.id)).size).toBe(3);
+    } finally {
+      vi.restoreAllMocks();
+    }
   });
 });
