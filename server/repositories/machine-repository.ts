@@ -15,6 +15,7 @@ import {
 } from "../db/schema/index.js";
 import { uuidv7 } from "../ids.js";
 import { IpKind } from "../domain/network.js";
+import { usageKey } from "../domain/size-reservation-usage.js";
 
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
@@ -219,6 +220,16 @@ export const machineAllocationRepository = {
       .where(and(eq(machines.partitionId, partition), eq(machines.sizeId, size), sql`${machines.project} is not null`))
       .groupBy(machines.project);
     return new Map(rows.map((r) => [r.project!, Number(r.n)]));
+  },
+
+  /** Allocated machines per partition, size and project (keys from `usageKey`). */
+  async allocationCounts(db: Db<any>): Promise<Map<string, number>> {
+    const rows = await db
+      .select({ partition: machines.partitionId, size: machines.sizeId, project: machines.project, n: sql<number>`count(*)::int` })
+      .from(machines)
+      .where(sql`${machines.project} is not null`)
+      .groupBy(machines.partitionId, machines.sizeId, machines.project);
+    return new Map(rows.map((r) => [usageKey(r.partition ?? "", r.size ?? "", r.project!), Number(r.n)]));
   },
 
   async countOfProject(tx: Db<any>, project: string): Promise<number> {

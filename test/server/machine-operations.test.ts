@@ -5,6 +5,7 @@ import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.j
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
+import { SizeReservationService as AdminSizeReservations } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
@@ -121,6 +122,25 @@ describe("allocation details", () => {
     await server.client(BootService, fixture.infraToken).installationSucceeded({ partition: "p1", machineId: hammer.id, consolePassword: "fw", bootInfo: { ...BOOT_INFO, imageId: "firewall-3.0.20250101" } });
     expect(await portVrfs(hammer.id)).toEqual(["default", "default"]);
     await tenant.delete({ id: hammer.id, project: "pb" });
+  });
+});
+
+describe("size reservation usage", () => {
+  it("counts the project's allocated machines against its reservation, per partition", async () => {
+    const reservations = server.client(AdminSizeReservations, server.adminToken);
+    const created = (await reservations.create({ sizeId: "s1", project: "pb", partitionIds: ["p1"], amount: 2, name: "two for pb" })).sizeReservation!;
+    expect((await reservations.get({ id: created.id })).sizeReservation?.name).toBe("two for pb");
+    const usageOf = async () => (await reservations.usage({ project: "pb" })).usages.find((u) => u.reservationId === created.id)!;
+    const before = await usageOf();
+    const hammer = await fixture.bootMachine("r1");
+    await tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", networks: [fixture.primary.pb], machineId: hammer.id });
+    const after = await usageOf();
+    expect(after).toMatchObject({ partitionId: "p1", sizeId: "s1", amount: 2, projectAllocations: before.projectAllocations + 1 });
+    expect(after.usedAmount).toBe(Math.min(2, before.projectAllocations + 1));
+    await expectCode(reservations.usage({ project: "not a project!" }), Code.InvalidArgument, "project");
+    await tenant.delete({ id: hammer.id, project: "pb" });
+    expect((await usageOf()).projectAllocations).toBe(before.projectAllocations);
+    await reservations.delete({ id: created.id });
   });
 });
 

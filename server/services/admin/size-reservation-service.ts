@@ -9,6 +9,9 @@ import { uuidv7 } from "../../ids.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeRepository as sizes, sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
 import { validateSizeReservationCreate, validateSizeReservationUpdate } from "../../validate/size.js";
+import { validator } from "../../validate/validator.js";
+import { reservationUsage } from "../../domain/size-reservation-usage.js";
+import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 
 async function assertPartitionsExist(tx: Db<any>, ids: string[]): Promise<void> {
   const missing = await reservations.missingPartitions(tx, ids);
@@ -38,6 +41,21 @@ export function createAdminSizeReservationService({ db, projects }: { db: Db<any
     },
     async delete(req) {
       return { sizeReservation: toProtoSizeReservation(await reservations.delete(db, req.id)) };
+    },
+    async get(req) {
+      validator().uuid("id", req.id).check();
+      return { sizeReservation: toProtoSizeReservation(await reservations.get(db, req.id)) };
+    },
+    async usage(req) {
+      const v = validator();
+      if (req.sizeId !== undefined) v.id("size_id", req.sizeId);
+      if (req.project !== undefined) v.id("project", req.project, { max: 128 });
+      if (req.partitionId !== undefined) v.id("partition_id", req.partitionId);
+      v.check();
+      const filter = { sizeId: req.sizeId, project: req.project, partitionId: req.partitionId };
+      const [all, counts] = await Promise.all([reservations.list(db, filter, { limit: 10_000, after: undefined }), allocations.allocationCounts(db)]);
+      const rows = reservationUsage(all.items, counts).filter((u) => req.partitionId === undefined || u.partitionId === req.partitionId);
+      return { usages: rows };
     },
     async list(req) {
       const page = await reservations.list(db, { sizeId: req.sizeId, project: req.project, partitionId: req.partitionId }, pageRequest(req.paging));

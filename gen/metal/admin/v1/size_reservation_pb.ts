@@ -14,7 +14,168 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/size_reservation.proto.
  */
 export const file_metal_admin_v1_size_reservation: GenFile = /*@__PURE__*/
-  fileDesc("CiVtZXRhbC9hZG1pbi92MS9zaXplX3Jlc2VydmF0aW9uLnByb3RvEg5tZXRhbC5hZG1pbi52MSKRAgojU2l6ZVJlc2VydmF0aW9uU2VydmljZUNyZWF0ZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIPCgdzaXplX2lkGAMgASgJEg8KB3Byb2plY3QYBCABKAkSFQoNcGFydGl0aW9uX2lkcxgFIAMoCRIOCgZhbW91bnQYBiABKA0STwoGbGFiZWxzGAcgAygLMj8ubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZUNyZWF0ZVJlcXVlc3QuTGFiZWxzRW50cnkaLQoLTGFiZWxzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJfCiRTaXplUmVzZXJ2YXRpb25TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USNwoQc2l6ZV9yZXNlcnZhdGlvbhgBIAEoCzIdLm1ldGFsLmFwaS52MS5TaXplUmVzZXJ2YXRpb24i/wEKI1NpemVSZXNlcnZhdGlvblNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3ZlcnNpb24YAiABKAQSEQoEbmFtZRgDIAEoCUgAiAEBEhgKC2Rlc2NyaXB0aW9uGAQgASgJSAGIAQESLwoNcGFydGl0aW9uX2lkcxgFIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EhMKBmFtb3VudBgGIAEoDUgCiAEBEiQKBmxhYmVscxgHIAEoCzIULm1ldGFsLmFwaS52MS5MYWJlbHNCBwoFX25hbWVCDgoMX2Rlc2NyaXB0aW9uQgkKB19hbW91bnQiXwokU2l6ZVJlc2VydmF0aW9uU2VydmljZVVwZGF0ZVJlc3BvbnNlEjcKEHNpemVfcmVzZXJ2YXRpb24YASABKAsyHS5tZXRhbC5hcGkudjEuU2l6ZVJlc2VydmF0aW9uIjEKI1NpemVSZXNlcnZhdGlvblNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIl8KJFNpemVSZXNlcnZhdGlvblNlcnZpY2VEZWxldGVSZXNwb25zZRI3ChBzaXplX3Jlc2VydmF0aW9uGAEgASgLMh0ubWV0YWwuYXBpLnYxLlNpemVSZXNlcnZhdGlvbiK5AQohU2l6ZVJlc2VydmF0aW9uU2VydmljZUxpc3RSZXF1ZXN0EhQKB3NpemVfaWQYASABKAlIAIgBARIUCgdwcm9qZWN0GAIgASgJSAGIAQESGQoMcGFydGl0aW9uX2lkGAMgASgJSAKIAQESJAoGcGFnaW5nGAQgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZ0IKCghfc2l6ZV9pZEIKCghfcHJvamVjdEIPCg1fcGFydGl0aW9uX2lkIncKIlNpemVSZXNlcnZhdGlvblNlcnZpY2VMaXN0UmVzcG9uc2USOAoRc2l6ZV9yZXNlcnZhdGlvbnMYASADKAsyHS5tZXRhbC5hcGkudjEuU2l6ZVJlc2VydmF0aW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKGBAoWU2l6ZVJlc2VydmF0aW9uU2VydmljZRJ7CgZDcmVhdGUSMy5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdBo0Lm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhACEnsKBlVwZGF0ZRIzLm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblNlcnZpY2VVcGRhdGVSZXF1ZXN0GjQubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCEAISewoGRGVsZXRlEjMubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZURlbGV0ZVJlcXVlc3QaNC5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIQAhJ1CgRMaXN0EjEubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZUxpc3RSZXF1ZXN0GjIubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_size_reservation]);
+  fileDesc("CiVtZXRhbC9hZG1pbi92MS9zaXplX3Jlc2VydmF0aW9uLnByb3RvEg5tZXRhbC5hZG1pbi52MSIuCiBTaXplUmVzZXJ2YXRpb25TZXJ2aWNlR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJcCiFTaXplUmVzZXJ2YXRpb25TZXJ2aWNlR2V0UmVzcG9uc2USNwoQc2l6ZV9yZXNlcnZhdGlvbhgBIAEoCzIdLm1ldGFsLmFwaS52MS5TaXplUmVzZXJ2YXRpb24ilAEKIlNpemVSZXNlcnZhdGlvblNlcnZpY2VVc2FnZVJlcXVlc3QSFAoHc2l6ZV9pZBgBIAEoCUgAiAEBEhQKB3Byb2plY3QYAiABKAlIAYgBARIZCgxwYXJ0aXRpb25faWQYAyABKAlIAogBAUIKCghfc2l6ZV9pZEIKCghfcHJvamVjdEIPCg1fcGFydGl0aW9uX2lkIqgBChRTaXplUmVzZXJ2YXRpb25Vc2FnZRIWCg5yZXNlcnZhdGlvbl9pZBgBIAEoCRIPCgdzaXplX2lkGAIgASgJEg8KB3Byb2plY3QYAyABKAkSFAoMcGFydGl0aW9uX2lkGAQgASgJEg4KBmFtb3VudBgFIAEoDRITCgt1c2VkX2Ftb3VudBgGIAEoDRIbChNwcm9qZWN0X2FsbG9jYXRpb25zGAcgASgNIlsKI1NpemVSZXNlcnZhdGlvblNlcnZpY2VVc2FnZVJlc3BvbnNlEjQKBnVzYWdlcxgBIAMoCzIkLm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblVzYWdlIpECCiNTaXplUmVzZXJ2YXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdBIMCgRuYW1lGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEg8KB3NpemVfaWQYAyABKAkSDwoHcHJvamVjdBgEIAEoCRIVCg1wYXJ0aXRpb25faWRzGAUgAygJEg4KBmFtb3VudBgGIAEoDRJPCgZsYWJlbHMYByADKAsyPy5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlQ3JlYXRlUmVxdWVzdC5MYWJlbHNFbnRyeRotCgtMYWJlbHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIl8KJFNpemVSZXNlcnZhdGlvblNlcnZpY2VDcmVhdGVSZXNwb25zZRI3ChBzaXplX3Jlc2VydmF0aW9uGAEgASgLMh0ubWV0YWwuYXBpLnYxLlNpemVSZXNlcnZhdGlvbiL/AQojU2l6ZVJlc2VydmF0aW9uU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoBBIRCgRuYW1lGAMgASgJSACIAQESGAoLZGVzY3JpcHRpb24YBCABKAlIAYgBARIvCg1wYXJ0aXRpb25faWRzGAUgASgLMhgubWV0YWwuYXBpLnYxLlN0cmluZ0xpc3QSEwoGYW1vdW50GAYgASgNSAKIAQESJAoGbGFiZWxzGAcgASgLMhQubWV0YWwuYXBpLnYxLkxhYmVsc0IHCgVfbmFtZUIOCgxfZGVzY3JpcHRpb25CCQoHX2Ftb3VudCJfCiRTaXplUmVzZXJ2YXRpb25TZXJ2aWNlVXBkYXRlUmVzcG9uc2USNwoQc2l6ZV9yZXNlcnZhdGlvbhgBIAEoCzIdLm1ldGFsLmFwaS52MS5TaXplUmVzZXJ2YXRpb24iMQojU2l6ZVJlc2VydmF0aW9uU2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiXwokU2l6ZVJlc2VydmF0aW9uU2VydmljZURlbGV0ZVJlc3BvbnNlEjcKEHNpemVfcmVzZXJ2YXRpb24YASABKAsyHS5tZXRhbC5hcGkudjEuU2l6ZVJlc2VydmF0aW9uIrkBCiFTaXplUmVzZXJ2YXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QSFAoHc2l6ZV9pZBgBIAEoCUgAiAEBEhQKB3Byb2plY3QYAiABKAlIAYgBARIZCgxwYXJ0aXRpb25faWQYAyABKAlIAogBARIkCgZwYWdpbmcYBCABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nQgoKCF9zaXplX2lkQgoKCF9wcm9qZWN0Qg8KDV9wYXJ0aXRpb25faWQidwoiU2l6ZVJlc2VydmF0aW9uU2VydmljZUxpc3RSZXNwb25zZRI4ChFzaXplX3Jlc2VydmF0aW9ucxgBIAMoCzIdLm1ldGFsLmFwaS52MS5TaXplUmVzZXJ2YXRpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMvQFChZTaXplUmVzZXJ2YXRpb25TZXJ2aWNlEnsKBkNyZWF0ZRIzLm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblNlcnZpY2VDcmVhdGVSZXF1ZXN0GjQubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCEAISewoGVXBkYXRlEjMubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZVVwZGF0ZVJlcXVlc3QaNC5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIQAhJ7CgZEZWxldGUSMy5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlRGVsZXRlUmVxdWVzdBo0Lm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhACEnUKBExpc3QSMS5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlTGlzdFJlcXVlc3QaMi5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAEScgoDR2V0EjAubWV0YWwuYWRtaW4udjEuU2l6ZVJlc2VydmF0aW9uU2VydmljZUdldFJlcXVlc3QaMS5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIQARJ4CgVVc2FnZRIyLm1ldGFsLmFkbWluLnYxLlNpemVSZXNlcnZhdGlvblNlcnZpY2VVc2FnZVJlcXVlc3QaMy5tZXRhbC5hZG1pbi52MS5TaXplUmVzZXJ2YXRpb25TZXJ2aWNlVXNhZ2VSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_size_reservation]);
+
+/**
+ * SizeReservationServiceGetRequest names a reservation.
+ *
+ * @generated from message metal.admin.v1.SizeReservationServiceGetRequest
+ */
+export type SizeReservationServiceGetRequest = Message<"metal.admin.v1.SizeReservationServiceGetRequest"> & {
+  /**
+   * Id of the reservation.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeReservationServiceGetRequest.
+ * Use `create(SizeReservationServiceGetRequestSchema)` to create a new message.
+ */
+export const SizeReservationServiceGetRequestSchema: GenMessage<SizeReservationServiceGetRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_reservation, 0);
+
+/**
+ * SizeReservationServiceGetResponse carries the reservation.
+ *
+ * @generated from message metal.admin.v1.SizeReservationServiceGetResponse
+ */
+export type SizeReservationServiceGetResponse = Message<"metal.admin.v1.SizeReservationServiceGetResponse"> & {
+  /**
+   * SizeReservation that was asked for.
+   *
+   * @generated from field: metal.api.v1.SizeReservation size_reservation = 1;
+   */
+  sizeReservation?: SizeReservation | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeReservationServiceGetResponse.
+ * Use `create(SizeReservationServiceGetResponseSchema)` to create a new message.
+ */
+export const SizeReservationServiceGetResponseSchema: GenMessage<SizeReservationServiceGetResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_reservation, 1);
+
+/**
+ * SizeReservationServiceUsageRequest filters reservations; unset filters match all.
+ *
+ * @generated from message metal.admin.v1.SizeReservationServiceUsageRequest
+ */
+export type SizeReservationServiceUsageRequest = Message<"metal.admin.v1.SizeReservationServiceUsageRequest"> & {
+  /**
+   * SizeId matches the reserved size.
+   *
+   * @generated from field: optional string size_id = 1;
+   */
+  sizeId?: string | undefined;
+
+  /**
+   * Project matches the project.
+   *
+   * @generated from field: optional string project = 2;
+   */
+  project?: string | undefined;
+
+  /**
+   * PartitionId matches reservations that include this partition.
+   *
+   * @generated from field: optional string partition_id = 3;
+   */
+  partitionId?: string | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeReservationServiceUsageRequest.
+ * Use `create(SizeReservationServiceUsageRequestSchema)` to create a new message.
+ */
+export const SizeReservationServiceUsageRequestSchema: GenMessage<SizeReservationServiceUsageRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_reservation, 2);
+
+/**
+ * SizeReservationUsage is one reservation in one of its partitions.
+ *
+ * @generated from message metal.admin.v1.SizeReservationUsage
+ */
+export type SizeReservationUsage = Message<"metal.admin.v1.SizeReservationUsage"> & {
+  /**
+   * ReservationId of the reservation.
+   *
+   * @generated from field: string reservation_id = 1;
+   */
+  reservationId: string;
+
+  /**
+   * SizeId of the reservation.
+   *
+   * @generated from field: string size_id = 2;
+   */
+  sizeId: string;
+
+  /**
+   * Project of the reservation.
+   *
+   * @generated from field: string project = 3;
+   */
+  project: string;
+
+  /**
+   * PartitionId is the partition this row is about.
+   *
+   * @generated from field: string partition_id = 4;
+   */
+  partitionId: string;
+
+  /**
+   * Amount reserved in the partition.
+   *
+   * @generated from field: uint32 amount = 5;
+   */
+  amount: number;
+
+  /**
+   * UsedAmount is how much of the amount the project's machines use (at most the amount).
+   *
+   * @generated from field: uint32 used_amount = 6;
+   */
+  usedAmount: number;
+
+  /**
+   * ProjectAllocations counts the project's allocated machines of the size in the partition.
+   *
+   * @generated from field: uint32 project_allocations = 7;
+   */
+  projectAllocations: number;
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeReservationUsage.
+ * Use `create(SizeReservationUsageSchema)` to create a new message.
+ */
+export const SizeReservationUsageSchema: GenMessage<SizeReservationUsage> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_reservation, 3);
+
+/**
+ * SizeReservationServiceUsageResponse carries the usage rows, ordered by reservation and partition.
+ *
+ * @generated from message metal.admin.v1.SizeReservationServiceUsageResponse
+ */
+export type SizeReservationServiceUsageResponse = Message<"metal.admin.v1.SizeReservationServiceUsageResponse"> & {
+  /**
+   * Usages of the matching reservations.
+   *
+   * @generated from field: repeated metal.admin.v1.SizeReservationUsage usages = 1;
+   */
+  usages: SizeReservationUsage[];
+};
+
+/**
+ * Describes the message metal.admin.v1.SizeReservationServiceUsageResponse.
+ * Use `create(SizeReservationServiceUsageResponseSchema)` to create a new message.
+ */
+export const SizeReservationServiceUsageResponseSchema: GenMessage<SizeReservationServiceUsageResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_size_reservation, 4);
 
 /**
  * SizeReservationServiceCreateRequest describes a new reservation.
@@ -77,7 +238,7 @@ export type SizeReservationServiceCreateRequest = Message<"metal.admin.v1.SizeRe
  * Use `create(SizeReservationServiceCreateRequestSchema)` to create a new message.
  */
 export const SizeReservationServiceCreateRequestSchema: GenMessage<SizeReservationServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 0);
+  messageDesc(file_metal_admin_v1_size_reservation, 5);
 
 /**
  * SizeReservationServiceCreateResponse carries the created reservation.
@@ -98,7 +259,7 @@ export type SizeReservationServiceCreateResponse = Message<"metal.admin.v1.SizeR
  * Use `create(SizeReservationServiceCreateResponseSchema)` to create a new message.
  */
 export const SizeReservationServiceCreateResponseSchema: GenMessage<SizeReservationServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 1);
+  messageDesc(file_metal_admin_v1_size_reservation, 6);
 
 /**
  * SizeReservationServiceUpdateRequest replaces the fields that are set.
@@ -161,7 +322,7 @@ export type SizeReservationServiceUpdateRequest = Message<"metal.admin.v1.SizeRe
  * Use `create(SizeReservationServiceUpdateRequestSchema)` to create a new message.
  */
 export const SizeReservationServiceUpdateRequestSchema: GenMessage<SizeReservationServiceUpdateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 2);
+  messageDesc(file_metal_admin_v1_size_reservation, 7);
 
 /**
  * SizeReservationServiceUpdateResponse carries the changed reservation.
@@ -182,7 +343,7 @@ export type SizeReservationServiceUpdateResponse = Message<"metal.admin.v1.SizeR
  * Use `create(SizeReservationServiceUpdateResponseSchema)` to create a new message.
  */
 export const SizeReservationServiceUpdateResponseSchema: GenMessage<SizeReservationServiceUpdateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 3);
+  messageDesc(file_metal_admin_v1_size_reservation, 8);
 
 /**
  * SizeReservationServiceDeleteRequest names the reservation to delete.
@@ -203,7 +364,7 @@ export type SizeReservationServiceDeleteRequest = Message<"metal.admin.v1.SizeRe
  * Use `create(SizeReservationServiceDeleteRequestSchema)` to create a new message.
  */
 export const SizeReservationServiceDeleteRequestSchema: GenMessage<SizeReservationServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 4);
+  messageDesc(file_metal_admin_v1_size_reservation, 9);
 
 /**
  * SizeReservationServiceDeleteResponse carries the deleted reservation.
@@ -224,7 +385,7 @@ export type SizeReservationServiceDeleteResponse = Message<"metal.admin.v1.SizeR
  * Use `create(SizeReservationServiceDeleteResponseSchema)` to create a new message.
  */
 export const SizeReservationServiceDeleteResponseSchema: GenMessage<SizeReservationServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 5);
+  messageDesc(file_metal_admin_v1_size_reservation, 10);
 
 /**
  * SizeReservationServiceListRequest filters reservations; unset filters match all.
@@ -266,7 +427,7 @@ export type SizeReservationServiceListRequest = Message<"metal.admin.v1.SizeRese
  * Use `create(SizeReservationServiceListRequestSchema)` to create a new message.
  */
 export const SizeReservationServiceListRequestSchema: GenMessage<SizeReservationServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 6);
+  messageDesc(file_metal_admin_v1_size_reservation, 11);
 
 /**
  * SizeReservationServiceListResponse carries one page of reservations.
@@ -294,7 +455,7 @@ export type SizeReservationServiceListResponse = Message<"metal.admin.v1.SizeRes
  * Use `create(SizeReservationServiceListResponseSchema)` to create a new message.
  */
 export const SizeReservationServiceListResponseSchema: GenMessage<SizeReservationServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_size_reservation, 7);
+  messageDesc(file_metal_admin_v1_size_reservation, 12);
 
 /**
  * SizeReservationService lets operators reserve machines of a size for a project.
@@ -341,6 +502,26 @@ export const SizeReservationService: GenService<{
     methodKind: "unary";
     input: typeof SizeReservationServiceListRequestSchema;
     output: typeof SizeReservationServiceListResponseSchema;
+  },
+  /**
+   * Get returns one reservation.
+   *
+   * @generated from rpc metal.admin.v1.SizeReservationService.Get
+   */
+  get: {
+    methodKind: "unary";
+    input: typeof SizeReservationServiceGetRequestSchema;
+    output: typeof SizeReservationServiceGetResponseSchema;
+  },
+  /**
+   * Usage tells, per reservation and partition, how much of it the project's allocated machines use.
+   *
+   * @generated from rpc metal.admin.v1.SizeReservationService.Usage
+   */
+  usage: {
+    methodKind: "unary";
+    input: typeof SizeReservationServiceUsageRequestSchema;
+    output: typeof SizeReservationServiceUsageResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_size_reservation, 0);
