@@ -125,6 +125,18 @@ describe("allocation details", () => {
   });
 });
 
+describe("images in use", () => {
+  it("cannot be deleted while an allocation uses them, and can be once it is freed", async () => {
+    const images = server.client(AdminImages, server.adminToken);
+    await images.create({ id: "debian-11.0.20240101", url: "http://images.example/d11.tar", features: [ImageFeature.MACHINE] });
+    const hammer = await fixture.bootMachine("r2");
+    await tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-11.0.20240101", networks: [fixture.primary.pb], machineId: hammer.id });
+    await expectCode(images.delete({ id: "debian-11.0.20240101" }), Code.FailedPrecondition, "used by 1 allocated machine");
+    await tenant.delete({ id: hammer.id, project: "pb" });
+    expect((await images.delete({ id: "debian-11.0.20240101" })).image?.id).toBe("debian-11.0.20240101");
+  });
+});
+
 describe("size reservation usage", () => {
   it("counts the project's allocated machines against its reservation, per partition", async () => {
     const reservations = server.client(AdminSizeReservations, server.adminToken);
