@@ -26,6 +26,7 @@ export interface MachineFilter {
   size?: string;
   rack?: string;
   allocated?: boolean;
+  role?: "machine" | "firewall";
 }
 
 export const machineRepository = {
@@ -42,6 +43,7 @@ export const machineRepository = {
     if (filter.size !== undefined) where.push(eq(machines.sizeId, filter.size));
     if (filter.rack !== undefined) where.push(eq(machines.rackId, filter.rack));
     if (filter.allocated !== undefined) where.push(filter.allocated ? sql`${machines.allocation} is not null` : sql`${machines.allocation} is null`);
+    if (filter.role !== undefined) where.push(sql`${machines.allocation}->>'role' = ${filter.role}`);
     if (page.after !== undefined) where.push(gt(machines.id, page.after));
     const rows = await db
       .select()

@@ -121,6 +121,9 @@ describe("allocation details", () => {
     await hammer.allocation;
     await server.client(BootService, fixture.infraToken).installationSucceeded({ partition: "p1", machineId: hammer.id, consolePassword: "fw", bootInfo: { ...BOOT_INFO, imageId: "firewall-3.0.20250101" } });
     expect(await portVrfs(hammer.id)).toEqual(["default", "default"]);
+    const admin = server.client(AdminMachineService, server.adminToken);
+    expect((await admin.list({ role: MachineRole.FIREWALL })).machines.map((m) => m.id)).toEqual([hammer.id]);
+    expect((await admin.list({ role: MachineRole.MACHINE })).machines.map((m) => m.id)).not.toContain(hammer.id);
     await tenant.delete({ id: hammer.id, project: "pb" });
   });
 });

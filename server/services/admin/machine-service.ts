@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
-import { bmcCommandFromProto, containerFromRow, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
+import { MachineRole } from "../../../gen/metal/api/v1/machine_pb.js";
+import { bmcCommandFromProto, containerFromRow, machineRoleFromProto, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { machines, type MachineRow } from "../../db/schema/index.js";
@@ -35,8 +36,10 @@ export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: Fano
       for (const [path, value] of [["partition", req.partition], ["size", req.size], ["rack", req.rack], ["project", req.project]] as const) {
         if (value !== undefined) v.id(path, value, { max: 128 });
       }
+      const role = req.role === undefined ? undefined : req.role === MachineRole.UNSPECIFIED ? undefined : machineRoleFromProto(req.role);
+      if (req.role !== undefined && req.role !== MachineRole.UNSPECIFIED && !role) v.add("role", "must be machine or firewall");
       v.check();
-      const page = await machineRepo.list(db, req, pageRequest(req.paging));
+      const page = await machineRepo.list(db, { ...req, role }, pageRequest(req.paging));
       return {
         machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)),
         nextPageToken: page.nextPageToken,
