@@ -1,0 +1,448 @@
+import { createHash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import { join } from "node:path";
+import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createApp, type App } from "../../server/app.js";
+import { ensureAdminToken } from "../../server/auth/admin-token.js";
+import type { Config } from "../../server/config.js";
+import { listen, type Listener } from "../../server/http/listener.js";
+import type { Logger } from "../../server/logger.js";
+import type { WaitTiming } from "../../server/services/infra/boot-service.js";
+import { BmcCommand, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { BmcAgent, type BmcAgentTiming } from "../bmc/agent.js";
+import { MetalCore, type MetalCoreTiming } from "../core/metal-core.js";
+import { MetalHammer, type HammerTiming } from "../hammer/hammer.js";
+import { createPixieHandler } from "../pixie/pixie.js";
+import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
+import { SimMachine } from "../sim/machine.js";
+import { SimSwitch } from "../sim/switch.js";
+import { LAB, LAB_IMAGES, seed } from "./seed.js";
+import { loadMachines, restore, saveMachines, snapshot, type StoredMachine } from "./persist.js";
+import { metalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
+
+export interface LabTimings {
+  wait: WaitTiming;
+  core: Partial<MetalCoreTiming>;
+  bmc: Partial<BmcAgentTiming>;
+  hammer: Partial<HammerTiming>;
+  /** A PXE boot whose pixie answer failed (control plane down) is tried again after this long, as PXE firmware does. */
+  pxeRetryMs: number;
+  /** How long the listener lets running calls finish on shutdown. */
+  drainMs: number;
+}
+
+/** For people: phone-home within seconds, everything else at the daemons' own pace. */
+export const INTERACTIVE_TIMINGS: LabTimings = {
+  wait: { keepaliveMs: 5_000, leaseMs: 60_000, recheckMs: 60_000 },
+  core: { lldpPollMs: 1_000, phoneHomeMs: 10_000 },
+  bmc: { pollMs: 5_000, fullReportMs: 60_000 },
+  hammer: {},
+  pxeRetryMs: 2_000,
+  drainMs: 5_000,
+};
+
+/** For tests and benchmarks: every loop in tens or hundreds of milliseconds. */
+export const FAST_TIMINGS: LabTimings = {
+  wait: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 },
+  core: { heartbeatMs: 100, backoffInitialMs: 50, backoffMaxMs: 400, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 },
+  bmc: { pollMs: 200, fullReportMs: 2_000, heartbeatMs: 200, idleMs: 2_000, backoff: { initialMs: 20, maxMs: 200 } },
+  hammer: { aliveMs: 1_000, peekMs: 300, backoff: { initialMs: 20, maxMs: 300 }, crashRebootMs: 500 },
+  pxeRetryMs: 100,
+  drainMs: 500,
+};
+
+export interface LabOptions {
+  /** The control plane's settings (listen address, data directory, databases, log level). */
+  config: Config;
+  log: Logger;
+  /** Simulated machines (default 8). */
+  machines?: number;
+  /** host:port of the lab's own HTTP server (images, pixie); port 0 takes any free port. */
+  labListen?: string;
+  timings?: LabTimings;
+  /** Where the metalctl context goes; false writes none (tests). Default: metalctl's own config file. */
+  metalctlConfig?: string | false;
+  /** Run FRR's parser on rendered configs when FRR is installed (default true). */
+  frrCheck?: boolean;
+}
+
+/** One simulated machine with its BMC and where it is cabled. */
+export interface LabMachine {
+  index: number;
+  uuid: string;
+  sim: SimMachine;
+  bmc: SimMachineBmc;
+  /** The front port of both leaves it is cabled to. */
+  port: string;
+  /** PXE boots so far (each one asks pixie and starts metal-hammer). */
+  pxeBoots: number;
+  /** Times the installed OS came up. */
+  osBoots: number;
+}
+
+const bearer = (token: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
+const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+const hex2 = (n: number) => n.toString(16).padStart(2, "0");
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() {
+      clearTimeout(t);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/**
+ * metal-lab: the control plane plus a simulated partition in one process
+ * (DESIGN §2 allows composing server and edge code only here). Two leaves of
+ * one rack run the real metal-core on simulated switches, one real metal-bmc
+ * drives simulated BMCs found through a lease file, and every machine that
+ * PXE-boots asks pixie and runs the real metal-hammer on simulated hardware.
+ */
+export class Lab {
+  readonly dir: string;
+  readonly timings: LabTimings;
+  readonly bmcs = new SimBmcs({ user: "ADMIN", password: "ADMIN" });
+  readonly leaves = new Map<string, { sim: SimSwitch; core: MetalCore }>();
+  readonly machines: LabMachine[] = [];
+  app: App | undefined;
+  apiUrl = "";
+  labUrl = "";
+  adminToken = "";
+  adminTokenCreated = false;
+  infraToken = "";
+  projectNetwork = "";
+  metalctlConfig: string | undefined;
+  bmcAgent: BmcAgent | undefined;
+  private listener: Listener | undefined;
+  private listenAddress: string;
+  private http: Server | undefined;
+  private pixie: ((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void) | undefined;
+  private readonly images = new Map<string, Buffer | string>();
+  private readonly byMac = new Map<string, string>();
+  private readonly transports = new Map<string, Transport>();
+  private stored: StoredMachine[] = [];
+  private saving: Promise<void> = Promise.resolve();
+  private bmcStop = new AbortController();
+  private bmcRun: Promise<void> | undefined;
+  private stopped = false;
+
+  private constructor(readonly opts: LabOptions) {
+    this.dir = join(opts.config.dataDir, "lab");
+    this.timings = opts.timings ?? INTERACTIVE_TIMINGS;
+    this.listenAddress = opts.config.listen;
+    for (const [id, image] of Object.entries(LAB_IMAGES)) {
+      const body = Buffer.from(JSON.stringify(image));
+      this.images.set(`/images/${id}.img`, body);
+      this.images.set(`/images/${id}.img.sha256`, `${sha256(body)}  ${id}.img\n`);
+    }
+  }
+
+  static async start(opts: LabOptions): Promise<Lab> {
+    const lab = new Lab(opts);
+    try {
+      await lab.boot();
+    } catch (err) {
+      await lab.stop().catch(() => {});
+      throw err;
+    }
+    return lab;
+  }
+
+  private get log(): Logger {
+    return this.opts.log;
+  }
+
+  private async boot(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await this.startHttp(this.opts.labListen ?? "127.0.0.1:8081");
+    await this.startControlPlane();
+    const admin = createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(this.adminToken)] });
+    const seeded = await seed({
+      transport: admin,
+      labUrl: this.labUrl,
+      apiUrl: this.apiUrl,
+      infraTokenFile: join(this.dir, "infra-token"),
+      // Asked over the API, not the authority: a revoked token must count as broken too.
+      verify: (token) =>
+        createClient(UserService, createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }))
+          .get({})
+          .then(() => true, () => false),
+    });
+    this.infraToken = seeded.infraToken;
+    this.projectNetwork = seeded.projectNetwork;
+    this.pixie = createPixieHandler({
+      transport: this.transport("pixie"),
+      partition: LAB.partition,
+      machineIdOf: (mac) => this.byMac.get(mac),
+      log: (msg, fields) => this.log.debug({ component: "pixie", ...fields }, msg),
+    });
+    await this.buildPartition();
+    if (this.opts.metalctlConfig !== false) {
+      this.metalctlConfig = this.opts.metalctlConfig ?? metalctlConfigPath(process.env);
+      // "lab" is the operator's view (machine list shows every machine, as in cli/README.md's walk-through);
+      // "lab-project" defaults --project for the tenant commands.
+      await writeMetalctlContexts(this.metalctlConfig, "lab", {
+        lab: { url: this.apiUrl, token: this.adminToken },
+        "lab-project": { url: this.apiUrl, token: this.adminToken, project: LAB.project },
+      });
+    }
+    await this.powerOnAll(admin);
+  }
+
+  /** The lab's own web server: the OS images with their checksums, the discovery kernel, and pixie. */
+  private async startHttp(address: string): Promise<void> {
+    this.http = createServer((req, res) => {
+      const path = new URL(req.url ?? "/", "http://lab").pathname;
+      if (path.startsWith("/v1/boot/")) {
+        if (!this.pixie) return void res.writeHead(503, { "retry-after": "1" }).end();
+        return this.pixie(req, res);
+      }
+      const body = this.images.get(path) ?? (path.startsWith("/pxe/") ? `simulated ${path.slice(5)}\n` : undefined);
+      if (body === undefined || req.method !== "GET") return void res.writeHead(404).end();
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(body) }).end(body);
+    });
+    const sep = address.lastIndexOf(":");
+    const host = address.slice(0, sep);
+    await new Promise<void>((resolve, reject) => this.http!.once("error", reject).listen(Number(address.slice(sep + 1)), host, () => resolve()));
+    const port = (this.http.address() as { port: number }).port;
+    this.labUrl = `http://${host}:${port}`;
+  }
+
+  /** Starts (or starts again, on the same address and databases) the control plane. */
+  async startControlPlane(): Promise<void> {
+    if (this.app) return;
+    const config: Config = { ...this.opts.config, listen: this.listenAddress };
+    if (config.tlsCert) this.log.warn("metal-lab serves plain h2c: the lab's daemons dial it without TLS, so the TLS settings are ignored");
+    const app = await createApp(config, this.log, { waitTiming: this.timings.wait });
+    try {
+      const admin = await ensureAdminToken(app.db, app.authority, config.dataDir);
+      this.adminToken = admin.token;
+      this.adminTokenCreated ||= admin.created;
+      this.listener = await listen(app.handler, this.listenAddress);
+    } catch (err) {
+      await app.close();
+      throw err;
+    }
+    this.app = app;
+    this.apiUrl = this.listener.url;
+    // Port 0 picked a port: a restart must come back on the same one, the daemons dial it.
+    this.listenAddress = new URL(this.apiUrl).host;
+  }
+
+  /** Stops the control plane only (streams cut, listener closed, databases closed); the partition keeps running and reconnecting. */
+  async stopControlPlane(): Promise<void> {
+    const app = this.app;
+    if (!app) return;
+    this.app = undefined;
+    app.endStreams();
+    await this.listener?.close(this.timings.drainMs);
+    this.listener = undefined;
+    await app.close();
+  }
+
+  /** An infra-token transport of its own (its own HTTP/2 connection), by name. */
+  private transport(name: string): Transport {
+    let t = this.transports.get(name);
+    if (!t) {
+      t = createGrpcTransport({ baseUrl: this.apiUrl, interceptors: [bearer(this.infraToken)] });
+      this.transports.set(name, t);
+    }
+    return t;
+  }
+
+  private async buildPartition(): Promise<void> {
+    const count = this.opts.machines ?? 8;
+    this.stored = await loadMachines(join(this.dir, "machines.json"), count);
+    const frontPorts = Math.max(8, count);
+    for (const [i, id] of ["leaf01", "leaf02"].entries()) {
+      const sim = new SimSwitch({ id, root: join(this.dir, "switches", id), frontPorts, managementIp: `192.168.0.${11 + i}`, frrCheck: this.opts.frrCheck ?? true });
+      const core = new MetalCore({
+        url: this.apiUrl,
+        token: this.infraToken,
+        partition: LAB.partition,
+        rack: LAB.rack,
+        os: sim,
+        settings: { asn: 4200000011 + i, loopback: `10.0.0.${11 + i}` },
+        timing: this.timings.core,
+        log: (level, msg, fields) => this.log[level === "info" ? "debug" : level]({ component: "metal-core", switch: id, ...fields }, msg),
+      });
+      this.leaves.set(id, { sim, core });
+    }
+    for (let i = 0; i < count; i++) this.machines.push(this.makeMachine(i, this.stored[i]!));
+    const leaseFile = join(this.dir, "dhcpd.leases");
+    await this.bmcs.writeLeases(leaseFile);
+    this.bmcs.onCommand((bmc, command) => {
+      const m = this.machines.find((x) => x.uuid === bmc.uuid);
+      if (m) this.onBmcCommand(m, command);
+    });
+    for (const { core } of this.leaves.values()) core.start();
+    this.bmcAgent = new BmcAgent({
+      transport: this.transport("metal-bmc"),
+      partition: LAB.partition,
+      agent: "lab-bmc",
+      version: "lab",
+      leaseFile,
+      stateDir: join(this.dir, "metal-bmc"),
+      adapter: this.bmcs,
+      credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
+      timing: this.timings.bmc,
+      log: (msg, fields) => this.log.debug({ component: "metal-bmc", ...fields }, msg),
+    });
+    this.bmcRun = this.bmcAgent.run(this.bmcStop.signal).catch((err: unknown) => this.log.error({ err }, "metal-bmc stopped"));
+  }
+
+  private makeMachine(index: number, stored: StoredMachine): LabMachine {
+    const port = `swp${index + 1}`;
+    const mac = (nic: number) => `0c:c4:7a:${hex2(index >> 8)}:${hex2(index & 0xff)}:${hex2(nic)}`;
+    const lm = { index, uuid: stored.uuid, port, pxeBoots: 0, osBoots: 0 } as LabMachine;
+    lm.sim = new SimMachine(
+      {
+        uuid: stored.uuid,
+        nics: [
+          { name: "eth0", mac: mac(0), neighbors: [{ hostname: "leaf01", port }] },
+          { name: "eth1", mac: mac(1), neighbors: [{ hostname: "leaf02", port }] },
+        ],
+      },
+      {
+        pxeBoot: (_m, signal) => void this.pxeBoot(lm, signal),
+        osBooted: () => {
+          lm.osBoots++;
+          // The installed OS runs an LLDP daemon: its frames are what metal-core turns into Phoned Home.
+          this.lldp(lm, `provisioned since ${new Date().toISOString()}`);
+          this.save();
+        },
+      },
+    );
+    restore(lm.sim, stored);
+    for (const nic of lm.sim.nics) this.byMac.set(nic.mac, lm.uuid);
+    lm.bmc = this.bmcs.add(
+      { uuid: stored.uuid, ip: `10.1.${index >> 8}.${(index & 0xff) + 1}`, mac: `aa:bb:cc:00:${hex2(index >> 8)}:${hex2(index & 0xff)}`, power: "OFF", bootDevice: stored.bootOrder },
+      { stream: lm.sim.console, log: () => lm.sim.consoleLog },
+    );
+    return lm;
+  }
+
+  /**
+   * A lab start powers every machine on: a new one by its power button (PXE),
+   * one the control plane knows from an earlier start through a BMC reset, so
+   * that it records a Planned Reboot and the boot that follows (PXE for a free
+   * machine, the installed OS for an allocated one) is expected rather than
+   * flagged as a crash.
+   */
+  private async powerOnAll(transport: Transport): Promise<void> {
+    const admin = createClient(AdminMachineService, transport);
+    await Promise.all(
+      this.machines.map(async (m) => {
+        const known = await admin.get({ id: m.uuid }).then((r) => r.machine?.bmc?.address, () => undefined);
+        if (known) {
+          await admin.bMCCommand({ id: m.uuid, command: BmcCommand.RESET });
+          return;
+        }
+        m.bmc.power = "ON";
+        m.sim.powerOn(m.sim.bootOrder);
+      }),
+    );
+  }
+
+  /** What the BMC's command does to the machine behind it. */
+  private onBmcCommand(m: LabMachine, command: string): void {
+    switch (command) {
+      case "POWER_ON":
+        m.sim.powerOn();
+        break;
+      case "POWER_OFF":
+        this.lldp(m, undefined);
+        m.sim.powerOff();
+        break;
+      case "RESET":
+      case "CYCLE":
+        this.lldp(m, undefined);
+        m.sim.reset();
+        break;
+      case "BOOT_FROM_PXE":
+        m.sim.setBootOrder("pxe");
+        this.save();
+        break;
+      case "BOOT_FROM_DISK":
+        m.sim.setBootOrder("disk");
+        this.save();
+        break;
+    }
+  }
+
+  /** What the machine sends by LLDP on both its cables; undefined: nothing (powered off, rebooting). */
+  private lldp(m: LabMachine, description: string | undefined): void {
+    for (const nic of m.sim.nics) {
+      for (const n of nic.neighbors) {
+        const leaf = this.leaves.get(n.hostname)?.sim;
+        if (!leaf) continue;
+        if (description === undefined) leaf.removeNeighbour(n.port);
+        else leaf.setNeighbour(n.port, m.uuid, description);
+      }
+    }
+  }
+
+  /** PXE: pixiecore asks pixie (which records PXE Booting), then the discovery image runs metal-hammer until the next reset. */
+  private async pxeBoot(m: LabMachine, signal: AbortSignal): Promise<void> {
+    m.pxeBoots++;
+    this.lldp(m, `metal-hammer waiting since ${new Date().toISOString()} for installation`);
+    const mac = m.sim.nics[0]!.mac;
+    while (!signal.aborted) {
+      try {
+        const res = await fetch(`${this.labUrl}/v1/boot/${mac}`, { signal });
+        await res.arrayBuffer();
+        if (res.ok) break;
+        this.log.debug({ machine: m.uuid, status: res.status }, "PXE: no boot answer yet");
+      } catch {
+        // Powered off or reset meanwhile, or the lab's server is going down.
+      }
+      await sleep(this.timings.pxeRetryMs, signal);
+    }
+    if (signal.aborted || this.stopped) return;
+    const hammer = new MetalHammer({
+      transport: this.transport(`hammer-${m.uuid}`),
+      partition: LAB.partition,
+      hardware: m.sim,
+      version: "lab",
+      timing: this.timings.hammer,
+      log: (msg, fields) => this.log.debug({ component: "metal-hammer", machine: m.uuid, ...fields }, msg),
+    });
+    const outcome = await hammer.run(signal);
+    this.log.debug({ machine: m.uuid, outcome }, "metal-hammer run ended");
+  }
+
+  /** Writes the machines' disks and boot order; writes are chained so that an older state never lands last. */
+  save(): Promise<void> {
+    const machines = [...this.machines.map((m) => snapshot(m.sim)), ...this.stored.slice(this.machines.length)];
+    this.saving = this.saving.then(() => saveMachines(join(this.dir, "machines.json"), machines)).catch((err: unknown) => this.log.warn({ err }, "saving the simulated machines failed"));
+    return this.saving;
+  }
+
+  /** Stops everything: machines, daemons, the lab's web server, the control plane and its databases. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.machines.length > 0) await this.save();
+    for (const m of this.machines) m.sim.powerOff();
+    this.bmcStop.abort();
+    await this.bmcRun;
+    await Promise.all([...this.leaves.values()].map((l) => l.core.stop()));
+    if (this.http) {
+      const http = this.http;
+      const closed = new Promise<void>((r) => http.close(() => r()));
+      http.closeAllConnections();
+      await closed;
+    }
+    await this.stopControlPlane();
+    await Promise.all(this.machines.map((m) => m.sim.dispose()));
+  }
+}

@@ -1,0 +1,108 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { createClient, type Client } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
+import { FAST_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
+import { loadConfig, type Config } from "../../server/config.js";
+import { createLogger } from "../../server/logger.js";
+import { createScratchDatabase } from "../helpers/postgres.js";
+
+/** A lab on scratch PostgreSQL databases and a scratch data directory, with fast timings. */
+export interface LabUnderTest {
+  lab: Lab;
+  config: Config;
+  dir: string;
+  admin<S extends DescService>(service: S): Client<S>;
+  machine(id: string): Promise<Machine>;
+  /** The machine's event types, newest first. */
+  events(id: string): Promise<T[]>;
+  /** Port -> "vrf<N>" / "default" (firewall) / "pxe" / "down", as the leaf's rendered interfaces file says, for every front port. */
+  portModes(leaf: string): Promise<Record<string, string>>;
+  /** The leaf's current generation is applied and reported. */
+  synced(leaf: string): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export async function eventually<R>(what: string, probe: () => Promise<R | undefined | false> | R | undefined | false, timeoutMs = 15_000): Promise<R> {
+  const until = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST_TIMINGS): Promise<LabUnderTest> {
+  const metalDb = await createScratchDatabase("lab_metal");
+  const mdDb = await createScratchDatabase("lab_md");
+  const dir = await mkdtemp(join(tmpdir(), "metal-lab-test-"));
+  const config = loadConfig({
+    METAL_LISTEN: "127.0.0.1:0",
+    METAL_DATA_DIR: join(dir, "data"),
+    DATABASE_URL: metalDb.url,
+    MASTERDATA_DATABASE_URL: mdDb.url,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+  });
+  const lab = await Lab.start({
+    config,
+    log: createLogger(config.logLevel, { pretty: false }),
+    machines,
+    labListen: "127.0.0.1:0",
+    timings,
+    metalctlConfig: join(dir, "metalctl", "config.yaml"),
+  });
+  const admin = <S extends DescService>(service: S) =>
+    createClient(service, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${lab.adminToken}`), next(req))] }));
+  const machine = async (id: string) => (await admin(AdminMachineService).get({ id })).machine!;
+  const iface = async (leaf: string, name: string) => {
+    const lines = (await readFile(join(lab.dir, "switches", leaf, "etc/network/interfaces"), "utf8")).split("\n");
+    const at = lines.indexOf(`iface ${name}`);
+    const out: string[] = [];
+    for (const l of at === -1 ? [] : lines.slice(at + 1)) {
+      if (!l.startsWith("    ")) break;
+      out.push(l.trim());
+    }
+    return out;
+  };
+  return {
+    lab,
+    config,
+    dir,
+    admin,
+    machine,
+    events: async (id) => ((await machine(id)).events?.log ?? []).map((e) => e.type),
+    async portModes(leaf) {
+      const out: Record<string, string> = {};
+      for (const m of lab.machines) {
+        const l = await iface(leaf, m.port);
+        out[m.port] = l.includes("link-down yes")
+          ? "down"
+          : (l.find((x) => x.startsWith("vrf "))?.slice(4) ?? (l.some((x) => x.startsWith("bridge-access ")) ? "pxe" : l.includes("mtu 9216") ? "default" : "?"));
+      }
+      return out;
+    },
+    async synced(leaf) {
+      // The admin API shows no generation; the switch row's version is the generation metal-core must report back.
+      await eventually(`${leaf} to apply its current generation`, async () => {
+        const res = (await lab.app!.db.execute(sql`select version::int as version, last_sync from switches where id = ${leaf}`)) as unknown as { rows: { version: number; last_sync: { generation: number; error: string } | null }[] };
+        const row = res.rows[0];
+        return row !== undefined && row.last_sync?.generation === row.version && row.last_sync.error === "" && lab.leaves.get(leaf)!.core.appliedGeneration === row.version;
+      });
+    },
+    async dispose() {
+      await lab.stop();
+      await Promise.all([metalDb.drop(), mdDb.drop(), rm(dir, { recursive: true, force: true })]);
+    },
+  };
+}
