@@ -8,6 +8,8 @@ import { ProjectService as MasterdataProjectService, type Project } from "../gen
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
+import { relayBrokerOf } from "./console/relay-broker.js";
+import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js";
 import type { Db } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
@@ -39,6 +41,11 @@ export interface App {
   readonly handler: NodeHandler;
   readonly db: Db<any>;
   readonly authority: TokenAuthority;
+  /**
+   * Starts the SSH console front end on host:port (default: the configured
+   * METAL_CONSOLE_LISTEN; port 0 picks a free one). close() stops it.
+   */
+  startConsole(listen?: string, overrides?: { idleTimeoutMs?: number; pollMs?: number }): Promise<ConsoleServer>;
   /** Ends every open stream (their handlers see ctx.signal abort); first step of a shutdown. */
   endStreams(): void;
   /** Ends open streams, then closes the databases. Call after the listener stopped accepting. */
@@ -60,6 +67,10 @@ const READ_MAX_BYTES = 4 * 1024 * 1024;
 export interface AppOptions {
   bus?: FanoutBus;
   waitTiming?: WaitTiming;
+  /** How often an open SSH console re-checks allocation and token (default 5 s). */
+  consolePollMs?: number;
+  /** Overrides METAL_CONSOLE_IDLE_TIMEOUT. */
+  consoleIdleTimeoutMs?: number;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -156,15 +167,29 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   }, COMMAND_EXPIRY_INTERVAL_MS);
   commandExpiry.unref();
 
+  const consoles: ConsoleServer[] = [];
   return {
     handler,
     db,
     authority,
+    async startConsole(listen = config.consoleListen, overrides = {}) {
+      const c = await startConsoleServer(
+        { db, authority, projects, broker: relayBrokerOf(db), log },
+        {
+          listen,
+          idleTimeoutMs: overrides.idleTimeoutMs ?? options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs,
+          pollMs: overrides.pollMs ?? options.consolePollMs,
+        },
+      );
+      consoles.push(c);
+      return c;
+    },
     endStreams: () => {
       connections.closeAll();
       shutdown.abort();
     },
     async close() {
+      await Promise.allSettled(consoles.map((c) => c.close()));
       clearInterval(liveliness);
       clearInterval(resurrection);
       clearInterval(commandExpiry);

@@ -14,6 +14,8 @@ export interface Config {
   readonly mqttUrl: string | undefined;
   /** host:port of the SSH console front end. */
   readonly consoleListen: string;
+  /** An SSH console without input or output for this long is closed; 0 never closes it. */
+  readonly consoleIdleTimeoutMs: number;
   /** TLS certificate and key files; both set switches the listener to TLS with ALPN. */
   readonly tlsCert: string | undefined;
   readonly tlsKey: string | undefined;
@@ -33,6 +35,7 @@ const settings = {
   masterdataDatabaseUrl: { env: "MASTERDATA_DATABASE_URL", flag: "masterdata-database-url" },
   mqttUrl: { env: "MQTT_URL", flag: "mqtt-url" },
   consoleListen: { env: "METAL_CONSOLE_LISTEN", flag: "console-listen", fallback: "127.0.0.1:5222" },
+  consoleIdleTimeout: { env: "METAL_CONSOLE_IDLE_TIMEOUT", flag: "console-idle-timeout", fallback: "30m" },
   tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert" },
   tlsKey: { env: "METAL_TLS_KEY", flag: "tls-key" },
   corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins" },
@@ -77,6 +80,16 @@ function checkPoolSize(value: string): number {
   return n;
 }
 
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** "90s", "30m", "1h", "500ms", or "0" (never). */
+function checkDuration(name: string, value: string): number {
+  if (value === "0") return 0;
+  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
+  if (!m) throw new ConfigError(`${name}: "${value}" is not a duration (e.g. 90s, 30m, 1h; 0 for never)`);
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}
+
 /** Reads the configuration; flags win over environment variables, which win over defaults. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): Config {
   const flags = parseFlags(argv);
@@ -98,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     masterdataDatabaseUrl: read("masterdataDatabaseUrl"),
     mqttUrl: read("mqttUrl"),
     consoleListen: checkHostPort("METAL_CONSOLE_LISTEN", read("consoleListen")!),
+    consoleIdleTimeoutMs: checkDuration("METAL_CONSOLE_IDLE_TIMEOUT", read("consoleIdleTimeout")!),
     tlsCert,
     tlsKey,
     corsOrigins: (read("corsOrigins") ?? "").split(",").map((s) => s.trim()).filter(Boolean),

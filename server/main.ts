@@ -35,12 +35,16 @@ async function main(argv: string[]): Promise<void> {
     `metal-api listening on ${listener.url}`,
   );
 
+  const consoleServer = await app.startConsole();
+  log.info({ host: consoleServer.host, port: consoleServer.port, hostKey: consoleServer.hostKey }, `metal-console (SSH) listening on ${consoleServer.host}:${consoleServer.port}`);
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, "shutting down");
     app.endStreams();
+    await consoleServer.close();
     await listener.close();
     await app.close();
     log.info("stopped");

@@ -286,7 +286,7 @@ const brokers = new WeakMap<object, RelayBroker>();
 
 /**
  * The broker of one control plane. It is found through the app's database
- * handle because the BMC session, the Relay service and the (future) SSH front
+ * handle because the BMC session, the Relay service and the SSH front
  * end must share one, and the app's wiring has no slot for it yet; one
  * database handle is one app here.
  */

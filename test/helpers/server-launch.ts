@@ -6,7 +6,8 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createApp, type App, type AppOptions } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
-import { loadConfig } from "../../server/config.js";
+import { loadConfig, type Config } from "../../server/config.js";
+import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
 import { createScratchDatabase } from "./postgres.js";
@@ -16,6 +17,8 @@ export interface TestServer {
   url: string;
   dataDir: string;
   adminToken: string;
+  /** The SSH console on a free port, when launched with `console: true`. */
+  console: ConsoleServer | undefined;
   /** A Connect (HTTP/1.1, JSON) client, optionally with a bearer token. */
   client<S extends DescService>(service: S, token?: string): Client<S>;
   /** A gRPC (HTTP/2 h2c) client. */
@@ -30,7 +33,9 @@ const bearer = (token: string | undefined): Interceptor[] =>
  * databases (metal and masterdata); `stop` tears it all down. Tests use
  * startTestServer, benchmarks this.
  */
-export async function launchServer(options: AppOptions = {}): Promise<{ server: TestServer; metalDatabaseUrl: string; stop: () => Promise<void> }> {
+export async function launchServer(
+  options: AppOptions & { console?: boolean } = {},
+): Promise<{ server: TestServer; metalDatabaseUrl: string; config: Config; stop: () => Promise<void> }> {
   const metalDb = await createScratchDatabase("metal_test");
   const mdDb = await createScratchDatabase("md_test");
   const dataDir = await mkdtemp(join(tmpdir(), "metal-test-"));
@@ -44,6 +49,7 @@ export async function launchServer(options: AppOptions = {}): Promise<{ server: 
   const app = await createApp(config, createLogger(config.logLevel, { pretty: false }), options);
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener: Listener = await listen(app.handler, config.listen);
+  const consoleServer = options.console ? await app.startConsole("127.0.0.1:0") : undefined;
   const transports = new Map<string, Transport>();
   const transport = (kind: "connect" | "grpc", token?: string) => {
     const key = `${kind}:${token ?? ""}`;
@@ -68,8 +74,9 @@ export async function launchServer(options: AppOptions = {}): Promise<{ server: 
     url: listener.url,
     dataDir,
     adminToken,
+    console: consoleServer,
     client: (service, token) => createClient(service, transport("connect", token)),
     grpcClient: (service, token) => createClient(service, transport("grpc", token)),
   };
-  return { server, metalDatabaseUrl: metalDb.url, stop };
+  return { server, metalDatabaseUrl: metalDb.url, config, stop };
 }

@@ -7,3 +7,4 @@ export * from "./networks.js";
 export * from "./machines.js";
 export * from "./size-image-constraints.js";
 export * from "./filesystem-layouts.js";
+export * from "./console.js";

@@ -1,0 +1,71 @@
+import { createHash } from "node:crypto";
+import ssh2 from "ssh2";
+import { AdminRole, effectiveProjectRole, ProjectRole, type Principal } from "../domain/roles.js";
+
+/** What the console knows about a machine when someone asks for its console. */
+export interface ConsoleMachine {
+  id: string;
+  partition: string | null;
+  allocation: { uuid: string; project: string; role: "machine" | "firewall"; sshKeys: readonly string[] } | null;
+}
+
+/** The token sent in LC_METAL_TOKEN: none, one that verified, or one that did not (with the reason). */
+export type PresentedToken = { kind: "none" } | { kind: "valid"; principal: Principal } | { kind: "invalid"; reason: string };
+
+export type ConsoleDecision =
+  | { allow: true; admin: boolean; partition: string; allocationUuid: string | undefined }
+  | { allow: false; message: string };
+
+export const TOKEN_ENV = "LC_METAL_TOKEN";
+
+/** The key blob of an OpenSSH public key line, base64, or undefined when it is not one. */
+export function keyBlob(line: string): string | undefined {
+  const k = ssh2.utils.parseKey(line.trim());
+  if (k instanceof Error) return undefined;
+  const key = Array.isArray(k) ? k[0] : k;
+  return key?.getPublicSSH().toString("base64");
+}
+
+/** "SHA256:…" as ssh-keygen -l prints it, so users can match the message to their key. */
+export function fingerprint(blobBase64: string): string {
+  return `SHA256:${createHash("sha256").update(Buffer.from(blobBase64, "base64")).digest("base64").replace(/=+$/, "")}`;
+}
+
+/**
+ * Who may open a machine's console. Pure: the caller looked up the machine,
+ * verified the token and, when the token has tenant roles, the project's
+ * tenant. Operator admins may open every console (free machines and firewalls
+ * too, for debugging); everybody else needs all three of: the machine is
+ * allocated as a machine, the SSH key is one of the allocation's, and a token
+ * of a member (viewer or more) of the allocation's project. Each refusal says
+ * which of these failed, because the user cannot see anything else.
+ */
+export function decideConsoleAccess(
+  machine: ConsoleMachine | undefined,
+  machineId: string,
+  offeredKeyBlob: string,
+  token: PresentedToken,
+  projectTenant?: string,
+): ConsoleDecision {
+  const refuse = (message: string): ConsoleDecision => ({ allow: false, message });
+  if (!machine) return refuse(`machine "${machineId}" not found (the SSH user name is the machine id)`);
+  if (token.kind === "invalid") return refuse(`the token in ${TOKEN_ENV} was refused: ${token.reason}`);
+  if (!machine.partition) return refuse(`machine "${machine.id}" belongs to no partition yet, so it has no console`);
+  const principal = token.kind === "valid" ? token.principal : undefined;
+  if (principal?.roles.adminRole === AdminRole.ADMIN) {
+    return { allow: true, admin: true, partition: machine.partition, allocationUuid: machine.allocation?.uuid };
+  }
+  const a = machine.allocation;
+  if (!a) return refuse(`machine "${machine.id}" is not allocated; only operator admins may open the console of a free machine`);
+  if (a.role === "firewall") return refuse(`machine "${machine.id}" is a firewall; only operator admins may open a firewall's console`);
+  if (!a.sshKeys.some((k) => keyBlob(k) === offeredKeyBlob)) {
+    return refuse(`the SSH key you authenticated with (${fingerprint(offeredKeyBlob)}) is not one of the SSH keys of machine "${machine.id}"'s allocation`);
+  }
+  if (!principal) {
+    return refuse(`no token: send a token of a member of project "${a.project}" in ${TOKEN_ENV} (ssh -o SendEnv=${TOKEN_ENV}; metalctl machine console does this)`);
+  }
+  if (effectiveProjectRole(principal.roles, a.project, projectTenant) < ProjectRole.VIEWER) {
+    return refuse(`the token of "${principal.subject}" is not one of a member of project "${a.project}", to which machine "${machine.id}" is allocated`);
+  }
+  return { allow: true, admin: false, partition: machine.partition, allocationUuid: a.uuid };
+}

@@ -1,0 +1,308 @@
+import { spawn, execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import ssh2 from "ssh2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
+import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
+import { createApp } from "../../server/app.js";
+import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import type { ConsoleServer } from "../../server/console/ssh-server.js";
+import { createLogger } from "../../server/logger.js";
+import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
+
+let server: TestServer;
+let config: Awaited<ReturnType<typeof launchServer>>["config"];
+let stopServer: () => Promise<void>;
+let fixture: PartitionFixture;
+let dir: string;
+let leaseFile: string;
+let stopAgent: () => Promise<void>;
+const sims = new SimBmcs();
+
+/** Key files made by the real ssh-keygen, as a user's would be. */
+const keys = { owner: "", stranger: "" };
+const pub = { owner: "", stranger: "" };
+let knownHosts: string;
+const tokens = { owner: "", tenantOwner: "", otherProject: "", admin: "" };
+
+async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The real OpenSSH client, batch mode, strict host key checking against the persisted key; -tt gives the session a PTY. */
+function ssh(machineId: string, o: { key: string; token?: string; console?: ConsoleServer; knownHostsFile?: string; terminal?: { columns: number; rows: number } }) {
+  const c = o.console ?? server.console!;
+  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir };
+  if (o.token !== undefined) env.LC_METAL_TOKEN = o.token;
+  const args = [
+      "-F", "/dev/null",
+      "-tt",
+      "-o", "BatchMode=yes",
+      "-o", "IdentitiesOnly=yes",
+      "-i", o.key,
+      "-o", `UserKnownHostsFile=${o.knownHostsFile ?? knownHosts}`,
+      "-o", "StrictHostKeyChecking=yes",
+      "-o", "SendEnv=LC_METAL_TOKEN",
+      "-o", "LogLevel=ERROR",
+      "-p", String(c.port),
+      `${machineId}@127.0.0.1`,
+    ];
+  // Under util-linux script, ssh has a real terminal of the given size, as a user's would.
+  const child = o.terminal
+    ? spawn("script", ["-q", "-e", "-c", `stty cols ${o.terminal.columns} rows ${o.terminal.rows}; exec ssh ${args.map((a) => `'${a}'`).join(" ")}`, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"] })
+    : spawn("ssh", args, { env, stdio: ["pipe", "pipe", "pipe"] });
+  const s = { out: "", err: "", code: undefined as number | null | undefined };
+  child.stdout.on("data", (d: Buffer) => (s.out += d.toString()));
+  child.stderr.on("data", (d: Buffer) => (s.err += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve((s.code = code))));
+  return {
+    seen: s,
+    exited,
+    type: (text: string) => child.stdin.write(text),
+    see: (text: string, timeoutMs?: number) => eventually(`"${text}" in the output (so far: ${JSON.stringify(s.out.slice(-300))} / ${JSON.stringify(s.err)})`, () => s.out.includes(text), timeoutMs),
+    kill: () => child.kill(),
+  };
+}
+
+/** A refused ssh: exits non-zero, having printed the reason. */
+async function refused(machineId: string, o: Parameters<typeof ssh>[1]): Promise<string> {
+  const s = ssh(machineId, o);
+  const code = await s.exited;
+  expect(s.seen.out).not.toContain("connected to");
+  expect(code, `${s.seen.err} ${s.seen.out}`).toBe(1);
+  return s.seen.err;
+}
+
+let ip = 10;
+/** A machine booted by the fixture (playing metal-hammer) whose simulated BMC metal-bmc has reported. */
+async function machineWithConsole(): Promise<{ id: string; sim: SimMachineBmc }> {
+  const booted = await fixture.bootMachine("r1");
+  const n = ip++;
+  const sim = sims.add({ uuid: booted.id, ip: `10.3.0.${n}`, mac: `aa:bb:cc:00:03:${n.toString(16).padStart(2, "0")}` });
+  await sims.writeLeases(leaseFile);
+  const admin = server.client(AdminMachineService, server.adminToken);
+  await eventually(`the BMC report of ${booted.id}`, async () => (await admin.get({ id: booted.id })).machine?.bmc?.address);
+  return { id: booted.id, sim };
+}
+
+async function allocated(): Promise<{ id: string; sim: SimMachineBmc }> {
+  const m = await machineWithConsole();
+  const { machine } = await server.client(MachineService, tokens.owner).create({
+    project: "pb",
+    partition: "p1",
+    size: "s1",
+    image: "debian-12",
+    name: `console-${m.id.slice(0, 4)}`,
+    networks: [fixture.primary.pb],
+    sshKeys: [pub.owner],
+  });
+  // The allocation picks any waiting machine; the fixture boots one at a time, so it is this one.
+  expect(machine?.id).toBe(m.id);
+  return m;
+}
+
+beforeAll(async () => {
+  ({ server, config, stop: stopServer } = await launchServer({ console: true, consolePollMs: 200 }));
+  fixture = await setUpPartition(server);
+  dir = await mkdtemp(join(tmpdir(), "console-ssh-test-"));
+  leaseFile = join(dir, "dhcpd.leases");
+  for (const who of ["owner", "stranger"] as const) {
+    keys[who] = join(dir, `id_${who}`);
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${who}@test`, "-f", keys[who]]);
+    pub[who] = (await readFile(`${keys[who]}.pub`, "utf8")).trim();
+  }
+  knownHosts = join(dir, "known_hosts");
+  await writeFile(knownHosts, `[127.0.0.1]:${server.console!.port} ${server.console!.hostKey}\n`);
+
+  const admin = server.client(AdminTokens, server.adminToken);
+  tokens.admin = server.adminToken;
+  tokens.owner = (await admin.create({ subject: "olga", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
+  tokens.tenantOwner = (await admin.create({ subject: "tom", roles: { tenantRoles: { t: TenantRole.VIEWER } } })).secret;
+  tokens.otherProject = (await admin.create({ subject: "paula", roles: { projectRoles: { pa: ProjectRole.OWNER } } })).secret;
+
+  const infra = fixture.infraToken;
+  const agent = new BmcAgent({
+    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${infra}`), next(req))] }),
+    partition: "p1",
+    agent: "bmc-console-ssh",
+    leaseFile,
+    stateDir: join(dir, "state"),
+    adapter: sims,
+    credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
+    timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 100, idleMs: 1_500, backoff: { initialMs: 20, maxMs: 200 } },
+  });
+  const abort = new AbortController();
+  const done = agent.run(abort.signal);
+  stopAgent = async () => {
+    abort.abort();
+    await done;
+  };
+  await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
+}, 60_000);
+
+afterAll(async () => {
+  fixture?.stopAll();
+  await stopAgent?.();
+  await stopServer?.();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("metal-console over SSH, driven by the real OpenSSH client", () => {
+  let owned: { id: string; sim: SimMachineBmc };
+  let free: { id: string; sim: SimMachineBmc };
+
+  beforeAll(async () => {
+    owned = await allocated();
+    free = await machineWithConsole();
+  }, 30_000);
+
+  it("the owner sees the console, what they type reaches the machine, and ~. disconnects", async () => {
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner });
+    await s.see(`connected to ${owned.id}, exit with ~.`);
+    await s.see("Welcome to metal sim");
+    s.type("echo typed over ssh\r");
+    await s.see("\r\ntyped over ssh\r\n");
+    expect(owned.sim.serial.typed).toContain("echo typed over ssh\r");
+    expect(server.console!.sessions).toBe(1);
+    // OpenSSH's escape: ~. after a newline ends the session on the client side.
+    s.type("\r~.");
+    // 255 is what ssh exits with when it ends the connection itself.
+    expect(await s.exited).toBe(255);
+    // The client consumed the escape: it never reached the machine.
+    expect(owned.sim.serial.typed).not.toContain("~.");
+    await eventually("the relay closes", () => server.console!.sessions === 0 && owned.sim.serial.attachments === 0);
+  });
+
+  it("the user's terminal size reaches the machine's console (pty-req), and typing works through a real terminal", async () => {
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner, terminal: { columns: 132, rows: 43 } });
+    await s.see(`connected to ${owned.id}`);
+    await eventually("the window size", () => owned.sim.serial.windowSizes.some((w) => w.columns === 132 && w.rows === 43));
+    s.type("uname\r");
+    await s.see("\r\nLinux\r\n");
+    s.type("\r~.");
+    await s.exited;
+    await eventually("the relay closes", () => server.console!.sessions === 0);
+  });
+
+  it("window-change requests are forwarded to the machine's console as resizes", async () => {
+    const client = new ssh2.Client();
+    const privateKey = await readFile(keys.owner, "utf8");
+    await new Promise<void>((resolve, reject) => {
+      client.once("ready", resolve).once("error", reject);
+      client.connect({ host: "127.0.0.1", port: server.console!.port, username: owned.id, privateKey, hostVerifier: (key: Buffer) => key.toString("base64") === server.console!.hostKey.split(" ")[1] });
+    });
+    try {
+      const stream = await new Promise<ssh2.ClientChannel>((resolve, reject) =>
+        client.shell({ cols: 80, rows: 24, term: "xterm" }, { env: { LC_METAL_TOKEN: tokens.owner } }, (err, ch) => (err ? reject(err) : resolve(ch))),
+      );
+      let out = "";
+      stream.on("data", (d: Buffer) => (out += d.toString()));
+      await eventually("the banner", () => out.includes("connected to"));
+      stream.setWindow(50, 160, 0, 0);
+      await eventually("both sizes", () => JSON.stringify(owned.sim.serial.windowSizes).includes('{"columns":160,"rows":50}'));
+      expect(owned.sim.serial.windowSizes.slice(-2)).toEqual([{ columns: 80, rows: 24 }, { columns: 160, rows: 50 }]);
+      stream.end();
+    } finally {
+      client.end();
+    }
+    await eventually("the relay closes", () => server.console!.sessions === 0);
+  });
+
+  it("a tenant member (tenant role) may open a machine of the tenant's project", async () => {
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.tenantOwner });
+    await s.see(`connected to ${owned.id}`);
+    s.kill();
+    await s.exited;
+  });
+
+  it("refuses a wrong key, a missing token, another project's token and a free machine, each with its own message", async () => {
+    const wrongKey = await refused(owned.id, { key: keys.stranger, token: tokens.owner });
+    expect(wrongKey).toMatch(/metal-console: the SSH key you authenticated with \(SHA256:[A-Za-z0-9+/]+\) is not one of the SSH keys of machine ".*"'s allocation/);
+    const noToken = await refused(owned.id, { key: keys.owner });
+    expect(noToken).toContain('metal-console: no token: send a token of a member of project "pb" in LC_METAL_TOKEN');
+    const other = await refused(owned.id, { key: keys.owner, token: tokens.otherProject });
+    expect(other).toContain('metal-console: the token of "paula" is not one of a member of project "pb"');
+    const freeMachine = await refused(free.id, { key: keys.owner, token: tokens.owner });
+    expect(freeMachine).toContain(`metal-console: machine "${free.id}" is not allocated; only operator admins may open the console of a free machine`);
+    const bogus = await refused(owned.id, { key: keys.owner, token: "not-a-token" });
+    expect(bogus).toContain("metal-console: the token in LC_METAL_TOKEN was refused: the token is not valid");
+    const unknown = randomUUID();
+    expect(await refused(unknown, { key: keys.owner, token: tokens.owner })).toContain(`machine "${unknown}" not found`);
+    expect(server.console!.sessions).toBe(0);
+    expect(owned.sim.serial.attachments).toBe(0);
+  });
+
+  it("an operator admin gets into a free machine, with any key", async () => {
+    const s = ssh(free.id, { key: keys.stranger, token: tokens.admin });
+    await s.see(`connected to ${free.id}`);
+    s.type("hostname\r");
+    await s.see(`\r\nsim-${free.id.slice(0, 8)}\r\n`);
+    s.kill();
+    await s.exited;
+  });
+
+  it("several consoles at once, each with its own machine's output", async () => {
+    const a = ssh(owned.id, { key: keys.owner, token: tokens.owner });
+    const b = ssh(free.id, { key: keys.owner, token: tokens.admin });
+    const c = ssh(owned.id, { key: keys.owner, token: tokens.tenantOwner });
+    await Promise.all([a.see("connected to"), b.see("connected to"), c.see("connected to")]);
+    expect(server.console!.sessions).toBe(3);
+    a.type("echo from-a\r");
+    b.type("echo from-b\r");
+    await Promise.all([a.see("\r\nfrom-a\r\n"), b.see("\r\nfrom-b\r\n")]);
+    expect(b.seen.out).not.toContain("from-a");
+    for (const s of [a, b, c]) s.kill();
+    await Promise.all([a.exited, b.exited, c.exited]);
+    await eventually("all closed", () => server.console!.sessions === 0);
+  });
+
+  it("an idle console is closed with a message", async () => {
+    const idle = await server.app.startConsole("127.0.0.1:0", { idleTimeoutMs: 700 });
+    const hosts = join(dir, "known_hosts_idle");
+    await writeFile(hosts, `[127.0.0.1]:${idle.port} ${idle.hostKey}\n`);
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner, console: idle, knownHostsFile: hosts });
+    await s.see("connected to");
+    expect(await s.exited).toBe(1);
+    expect(s.seen.out).toContain("metal-console: no input or output for 700ms; closing the console");
+    await idle.close();
+  });
+
+  it("freeing the machine ends the owner's console with a message", async () => {
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner });
+    await s.see(`connected to ${owned.id}`);
+    await server.client(MachineService, tokens.owner).delete({ id: owned.id, project: "pb" });
+    expect(await s.exited).toBe(1);
+    expect(s.seen.out).toContain(`metal-console: machine "${owned.id}" was freed; closing the console`);
+    await eventually("the relay closes", () => server.console!.sessions === 0);
+  });
+
+  it("the host key is the same after a restart on the same database", async () => {
+    const app2 = await createApp(config, createLogger("silent", { pretty: false }));
+    try {
+      const c2 = await app2.startConsole("127.0.0.1:0");
+      expect(c2.hostKey).toBe(server.console!.hostKey);
+      const hosts = join(dir, "known_hosts_restart");
+      await writeFile(hosts, `[127.0.0.1]:${c2.port} ${server.console!.hostKey}\n`);
+      // StrictHostKeyChecking passes (ssh would exit 255 otherwise) and the new server answers; it has no metal-bmc, so the console cannot open.
+      const err = await refused(free.id, { key: keys.owner, token: tokens.admin, console: c2, knownHostsFile: hosts });
+      expect(err).toContain(`cannot open the console of machine "${free.id}": no metal-bmc of partition "p1" is connected to this replica`);
+    } finally {
+      await app2.close();
+    }
+  });
+});
