@@ -1,9 +1,11 @@
+import { spawn } from "node:child_process";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags, type Command } from "@oclif/core";
 import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
 import * as api from "../../gen/metal/api/v1/machine_pb.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
+import { Exit } from "../errors.js";
 import { enumLabel, isoTime, since, truncate, UsageError, type Column } from "../output.js";
 
 const { MachineState: State, MachineLiveliness: Live, MachineRole: Role } = api;
@@ -254,6 +256,59 @@ export class MachineConsolePassword extends MetalCommand<typeof MachineConsolePa
   }
 }
 
+/** The SSH console's port when nothing else says: metal-api's METAL_CONSOLE_LISTEN default. */
+const CONSOLE_PORT = 5222;
+
+/** "host", "host:port", "[v6]:port" or a bare v6 address, into ssh's host and -p. */
+export function consoleAddress(value: string): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
+  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : CONSOLE_PORT };
+  const parts = value.split(":");
+  if (parts.length === 2) {
+    const port = Number(parts[1]);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--console-host: "${value}" has no valid port`);
+    return { host: parts[0]!, port };
+  }
+  return { host: value, port: CONSOLE_PORT };
+}
+
+/** The arguments of `ssh` for a machine's console; the token travels in the environment, never on the command line. */
+export function consoleSshArgs(id: string, address: { host: string; port: number }, identity?: string): string[] {
+  return ["-t", "-p", String(address.port), "-o", "SendEnv=LC_METAL_TOKEN", ...(identity ? ["-i", identity] : []), `${id}@${address.host}`];
+}
+
+export class MachineConsole extends MetalCommand<typeof MachineConsole> {
+  static override summary = "open a machine's serial console: runs your ssh against metal-console (exit with ~.)";
+  static override description =
+    "The console address is --console-host, else $METALCTL_CONSOLE_HOST, else the context's `console` entry, else the API URL's host on port 5222. " +
+    "Your token is sent in LC_METAL_TOKEN (ssh -o SendEnv); the SSH key must be one of the allocation's unless you are an operator admin.";
+  static override hiddenAliases = aliasesOf("machine:console", MACHINE);
+  static override args = idArg;
+  static override flags = {
+    "console-host": Flags.string({ description: "metal-console address, host or host:port" }),
+    identity: Flags.string({ char: "i", description: "private key file, passed to ssh -i" }),
+  };
+  async run() {
+    const { url, token } = this.target();
+    const { ctx } = this.currentContext();
+    const configured = this.flags["console-host"] ?? this.env.METALCTL_CONSOLE_HOST ?? (ctx as { console?: string }).console;
+    const address = configured ? consoleAddress(configured) : { host: new URL(url).hostname.replace(/^\[(.*)\]$/, "$1"), port: CONSOLE_PORT };
+    const args = consoleSshArgs(this.args.id, address, this.flags.identity);
+    const env: Record<string, string | undefined> = { ...this.env };
+    if (token) env.LC_METAL_TOKEN = token;
+    else delete env.LC_METAL_TOKEN;
+    const code = await new Promise<number>((resolve, reject) => {
+      const child = spawn("ssh", args, { stdio: "inherit", env });
+      child.once("error", (err: NodeJS.ErrnoException) =>
+        reject(err.code === "ENOENT" ? new UsageError("ssh not found on PATH; metalctl machine console runs the OpenSSH client") : err),
+      );
+      child.once("exit", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+    });
+    // ssh has printed whatever went wrong; its status is ours.
+    if (code !== 0) throw new Exit(code);
+  }
+}
+
 async function machineEvents(c: Cmd, id: string, projectFlag?: string): Promise<api.MachineEvents> {
   const project = c.project(projectFlag);
   if (project) return (await c.client(api.MachineService).events({ id, project })).events!;
@@ -401,6 +456,7 @@ export const MACHINE_COMMANDS: Record<string, typeof Command> = {
   "machine:delete": MachineDelete,
   "machine:reinstall": MachineReinstall,
   "machine:consolepassword": MachineConsolePassword,
+  "machine:console": MachineConsole,
   "machine:logs": MachineLogs,
   "machine:issues": MachineIssues,
   "machine:commands": MachineCommands,

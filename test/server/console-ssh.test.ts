@@ -1,6 +1,6 @@
 import { spawn, execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcTransport } from "@connectrpc/connect-node";
@@ -18,6 +18,7 @@ import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
+import { cli } from "../cli/run-cli.js";
 
 let server: TestServer;
 let config: Awaited<ReturnType<typeof launchServer>>["config"];
@@ -280,6 +281,37 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     expect(await s.exited).toBe(1);
     expect(s.seen.out).toContain("metal-console: no input or output for 700ms; closing the console");
     await idle.close();
+  });
+
+  it("metalctl machine console runs the user's ssh with the console address, -t, -i and the token in LC_METAL_TOKEN", async () => {
+    // An `ssh` first on PATH that records how metalctl called it, then runs the real client (batch mode, the test's known_hosts).
+    const bin = join(dir, "bin");
+    await mkdir(bin, { recursive: true });
+    const real = execFileSync("sh", ["-c", "command -v ssh"], { encoding: "utf8" }).trim();
+    await writeFile(
+      join(bin, "ssh"),
+      `#!/bin/sh\nprintf '%s\\n' "$@" > '${dir}/ssh-args'\nprintf '%s' "$LC_METAL_TOKEN" > '${dir}/ssh-token'\n` +
+        `exec '${real}' -F /dev/null -o BatchMode=yes -o IdentitiesOnly=yes -o 'UserKnownHostsFile=${knownHosts}' -o StrictHostKeyChecking=yes -o LogLevel=ERROR "$@" < /dev/null > '${dir}/ssh-out' 2>&1\n`,
+    );
+    await chmod(join(bin, "ssh"), 0o755);
+    const metalctl = cli({ PATH: `${bin}:${process.env.PATH}` });
+    // Another project's token: the refusal names its subject, so the token demonstrably arrived.
+    const r = await metalctl.run(["machine", "console", owned.id, "-i", keys.owner, "--console-host", `127.0.0.1:${server.console!.port}`, "--api-url", server.url, "--token", tokens.otherProject]);
+    expect(r.code).toBe(1);
+    expect(await readFile(join(dir, "ssh-out"), "utf8")).toContain('metal-console: the token of "paula" is not one of a member of project "pb"');
+    expect((await readFile(join(dir, "ssh-args"), "utf8")).trim().split("\n")).toEqual(["-t", "-p", String(server.console!.port), "-o", "SendEnv=LC_METAL_TOKEN", "-i", keys.owner, `${owned.id}@127.0.0.1`]);
+    expect(await readFile(join(dir, "ssh-token"), "utf8")).toBe(tokens.otherProject);
+    // The token never shows on the command line.
+    expect(await readFile(join(dir, "ssh-args"), "utf8")).not.toContain(tokens.otherProject);
+
+    // Without --console-host: the API URL's host on port 5222.
+    const d = await metalctl.run(["machine", "console", owned.id, "--api-url", "http://metal.example:8080", "--token", tokens.owner]);
+    expect(d.code).not.toBe(0);
+    expect((await readFile(join(dir, "ssh-args"), "utf8")).trim().split("\n")).toEqual(["-t", "-p", "5222", "-o", "SendEnv=LC_METAL_TOKEN", `${owned.id}@metal.example`]);
+
+    const missing = await cli({ PATH: join(dir, "empty") }).run(["machine", "console", owned.id, "--api-url", server.url, "--token", tokens.owner]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("ssh not found on PATH");
   });
 
   it("freeing the machine ends the owner's console with a message", async () => {
