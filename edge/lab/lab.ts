@@ -122,6 +122,8 @@ export class Lab {
   projectNetwork = "";
   metalctlConfig: string | undefined;
   bmcAgent: BmcAgent | undefined;
+  /** While set, image downloads wait for it to settle: a test holds an installation half-way with it. */
+  imageGate: Promise<void> | undefined;
   private listener: Listener | undefined;
   private listenAddress: string;
   private http: Server | undefined;
@@ -208,7 +210,9 @@ export class Lab {
       }
       const body = this.images.get(path) ?? (path.startsWith("/pxe/") ? `simulated ${path.slice(5)}\n` : undefined);
       if (body === undefined || req.method !== "GET") return void res.writeHead(404).end();
-      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(body) }).end(body);
+      const send = () => void res.writeHead(200, { "content-type": "application/octet-stream", "content-length": Buffer.byteLength(body) }).end(body);
+      if (path.startsWith("/images/") && this.imageGate) void this.imageGate.then(send, send);
+      else send();
     });
     const sep = address.lastIndexOf(":");
     const host = address.slice(0, sep);
