@@ -25,6 +25,8 @@ export interface LabUnderTest {
   portModes(leaf: string): Promise<Record<string, string>>;
   /** The leaf's current generation is applied and reported. */
   synced(leaf: string): Promise<void>;
+  /** Stops the whole lab and starts it again on the same databases and data directory (a second `npm start`). */
+  restartLab(): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -54,14 +56,16 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
     MASTERDATA_DATABASE_URL: mdDb.url,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   });
-  const lab = await Lab.start({
-    config,
-    log: createLogger(config.logLevel, { pretty: false }),
-    machines,
-    labListen: "127.0.0.1:0",
-    timings,
-    metalctlConfig: join(dir, "metalctl", "config.yaml"),
-  });
+  const start = () =>
+    Lab.start({
+      config,
+      log: createLogger(config.logLevel, { pretty: false }),
+      machines,
+      labListen: "127.0.0.1:0",
+      timings,
+      metalctlConfig: join(dir, "metalctl", "config.yaml"),
+    });
+  let lab = await start();
   const admin = <S extends DescService>(service: S) =>
     createClient(service, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${lab.adminToken}`), next(req))] }));
   const machine = async (id: string) => (await admin(AdminMachineService).get({ id })).machine!;
@@ -75,8 +79,10 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
     }
     return out;
   };
-  return {
-    lab,
+  const self: LabUnderTest = {
+    get lab() {
+      return lab;
+    },
     config,
     dir,
     admin,
@@ -100,9 +106,14 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
         return row !== undefined && row.last_sync?.generation === row.version && row.last_sync.error === "" && lab.leaves.get(leaf)!.core.appliedGeneration === row.version;
       });
     },
+    async restartLab() {
+      await lab.stop();
+      lab = await start();
+    },
     async dispose() {
       await lab.stop();
       await Promise.all([metalDb.drop(), mdDb.drop(), rm(dir, { recursive: true, force: true })]);
     },
   };
+  return self;
 }

@@ -135,4 +135,31 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     expect(seen).toContain("Loading metal-hammer...");
     console.close();
   });
+
+  it("starts a second time on the same data: nothing seeded twice, the same machines, the firewall boots its installed OS again", async () => {
+    const before = t.lab.machines.map((m) => m.uuid);
+    const network = t.lab.projectNetwork;
+    const infra = t.lab.infraToken;
+    await t.restartLab();
+    expect(t.lab.machines.map((m) => m.uuid)).toEqual(before);
+    expect(t.lab.projectNetwork).toBe(network);
+    expect(t.lab.infraToken).toBe(infra);
+    const lf = t.lab.machines.find((m) => m.uuid === firewall.id)!;
+    // Known machines are powered on through a BMC reset (a Planned Reboot), so the boot that follows is expected, not an error.
+    await eventually("the firewall to phone home after the restart", async () => {
+      const log = (await t.machine(firewall.id)).events?.log ?? [];
+      return log[0]?.type === T.PHONED_HOME && log[1]?.type === T.PLANNED_REBOOT;
+    });
+    expect(lf.pxeBoots).toBe(0);
+    expect(lf.sim.os?.hostname).toBe("fw1");
+    for (const m of t.lab.machines.filter((x) => x !== lf)) {
+      await eventually(`${m.uuid} to wait after the restart`, () => waitingNow(m.uuid));
+      const log = (await t.machine(m.uuid)).events?.log ?? [];
+      expect(log.slice(0, 5).map((e) => e.type)).toEqual([T.WAITING, T.REGISTERING, T.PREPARING, T.PXE_BOOTING, T.PLANNED_REBOOT]);
+      expect(log.slice(0, 5).some((e) => e.message.includes("unexpected"))).toBe(false);
+    }
+    const fw = await t.machine(firewall.id);
+    expect(fw.allocation?.hostname).toBe("fw1");
+    expect((await t.admin(AdminMachineService).list({ partition: LAB.partition })).machines).toHaveLength(8);
+  }, 30_000);
 });
