@@ -83,6 +83,15 @@ export interface LabMachine {
   osBoots: number;
 }
 
+/**
+ * The leaf port machine `index` is cabled to (on both leaves). swp31 and
+ * swp32 are the simulated switches' spine uplinks, so machines skip them.
+ */
+export function labPortNumber(index: number): number {
+  const n = index + 1;
+  return n >= 31 ? n + 2 : n;
+}
+
 const bearer = (token: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
@@ -266,7 +275,8 @@ export class Lab {
   private async buildPartition(): Promise<void> {
     const count = this.opts.machines ?? 8;
     this.stored = await loadMachines(join(this.dir, "machines.json"), count);
-    const frontPorts = Math.max(8, count);
+    // One rack: a switch registers at most 256 ports, which caps the lab at 250 machines (main.ts checks).
+    const frontPorts = Math.max(8, labPortNumber(count - 1));
     for (const [i, id] of ["leaf01", "leaf02"].entries()) {
       const sim = new SimSwitch({ id, root: join(this.dir, "switches", id), frontPorts, managementIp: `192.168.0.${11 + i}`, frrCheck: this.opts.frrCheck ?? true });
       const core = new MetalCore({
@@ -305,7 +315,7 @@ export class Lab {
   }
 
   private makeMachine(index: number, stored: StoredMachine): LabMachine {
-    const port = `swp${index + 1}`;
+    const port = `swp${labPortNumber(index)}`;
     const mac = (nic: number) => `0c:c4:7a:${hex2(index >> 8)}:${hex2(index & 0xff)}:${hex2(nic)}`;
     const lm = { index, uuid: stored.uuid, port, pxeBoots: 0, osBoots: 0 } as LabMachine;
     lm.sim = new SimMachine(

@@ -29,7 +29,8 @@ function splitArgs(argv: string[]): { machines: number; labListen: string; rest:
     if (value === undefined) throw new ConfigError(`flag "${name}" needs a value`);
     if (name === "--machines") {
       machines = Number(value);
-      if (!Number.isInteger(machines) || machines < 1 || machines > 1000) throw new ConfigError(`--machines: "${value}" is not a number from 1 to 1000`);
+      // One rack of two leaves: a switch registers at most 256 ports, two of them uplinks.
+      if (!Number.isInteger(machines) || machines < 1 || machines > 250) throw new ConfigError(`--machines: "${value}" is not a number from 1 to 250 (one rack)`);
     } else {
       if (!/^.+:\d{1,5}$/.test(value)) throw new ConfigError(`--lab-listen: "${value}" is not host:port`);
       labListen = value;
