@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
 import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
@@ -136,7 +136,7 @@ export class Lab {
   private listener: Listener | undefined;
   private listenAddress: string;
   private http: Server | undefined;
-  private pixie: ((req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse) => void) | undefined;
+  private pixie: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private readonly images = new Map<string, Buffer | string>();
   private readonly byMac = new Map<string, string>();
   private readonly transports = new Map<string, Transport>();
