@@ -7,6 +7,7 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import { createApp, type App } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import type { Config } from "../../server/config.js";
+import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
 import type { WaitTiming } from "../../server/services/infra/boot-service.js";
@@ -135,6 +136,9 @@ export class Lab {
   imageGate: Promise<void> | undefined;
   private listener: Listener | undefined;
   private listenAddress: string;
+  private consoleServer: ConsoleServer | undefined;
+  /** host:port of the SSH console (metal-console), for `metalctl machine console`. */
+  consoleAddress: string;
   private http: Server | undefined;
   private pixie: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private readonly images = new Map<string, Buffer | string>();
@@ -150,6 +154,7 @@ export class Lab {
     this.dir = join(opts.config.dataDir, "lab");
     this.timings = opts.timings ?? INTERACTIVE_TIMINGS;
     this.listenAddress = opts.config.listen;
+    this.consoleAddress = opts.config.consoleListen;
     for (const [id, image] of Object.entries(LAB_IMAGES)) {
       const body = Buffer.from(JSON.stringify(image));
       this.images.set(`/images/${id}.img`, body);
@@ -202,8 +207,8 @@ export class Lab {
       // "lab" is the operator's view (machine list shows every machine, as in cli/README.md's walk-through);
       // "lab-project" defaults --project for the tenant commands.
       await writeMetalctlContexts(this.metalctlConfig, "lab", {
-        lab: { url: this.apiUrl, token: this.adminToken },
-        "lab-project": { url: this.apiUrl, token: this.adminToken, project: LAB.project },
+        lab: { url: this.apiUrl, token: this.adminToken, console: this.consoleAddress },
+        "lab-project": { url: this.apiUrl, token: this.adminToken, project: LAB.project, console: this.consoleAddress },
       });
     }
     await this.powerOnAll(admin);
@@ -241,10 +246,14 @@ export class Lab {
       this.adminToken = admin.token;
       this.adminTokenCreated ||= admin.created;
       this.listener = await listen(app.handler, this.listenAddress);
+      this.consoleServer = await app.startConsole(this.consoleAddress);
     } catch (err) {
+      await this.listener?.close(0);
+      this.listener = undefined;
       await app.close();
       throw err;
     }
+    this.consoleAddress = `${this.consoleServer.host}:${this.consoleServer.port}`;
     this.app = app;
     this.apiUrl = this.listener.url;
     // Port 0 picked a port: a restart must come back on the same one, the daemons dial it.
@@ -257,6 +266,8 @@ export class Lab {
     if (!app) return;
     this.app = undefined;
     app.endStreams();
+    await this.consoleServer?.close();
+    this.consoleServer = undefined;
     await this.listener?.close(this.timings.drainMs);
     this.listener = undefined;
     await app.close();

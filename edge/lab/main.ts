@@ -42,7 +42,7 @@ function splitArgs(argv: string[]): { machines: number; labListen: string; rest:
 function nextSteps(lab: Lab): string {
   const p = LAB.project;
   return `
-metal-lab is up: control plane ${lab.apiUrl}, ${lab.machines.length} simulated machines in partition "${LAB.partition}" (2 leaves, rack ${LAB.rack}).
+metal-lab is up: control plane ${lab.apiUrl} (SSH console ${lab.consoleAddress}), ${lab.machines.length} simulated machines in partition "${LAB.partition}" (2 leaves, rack ${LAB.rack}).
 ${lab.adminTokenCreated ? `admin token (also in ${lab.opts.config.dataDir}/admin-token):\n${lab.adminToken}\n` : ""}${lab.metalctlConfig ? `metalctl contexts "lab" (current, operator) and "lab-project" (project ${p} by default) written to ${lab.metalctlConfig}\n` : ""}
 Try:
   npx metalctl machine list                       # machines reach Waiting within seconds
@@ -54,6 +54,7 @@ Try:
       --hostname fw1 --networks ${lab.projectNetwork} --networks ${LAB.internet}
   npx metalctl machine logs <id> --watch --until "phoned home"
   npx metalctl machine identify on <id>; npx metalctl machine commands <id>
+  npx metalctl machine console <id>                # the serial console through metal-bmc (~. ends it)
   npx metalctl machine free <id>
 Rendered switch configs: ${lab.dir}/switches/leaf01/etc/{frr/frr.conf,network/interfaces}
 Ctrl-C stops everything; the next start reuses ${lab.opts.config.dataDir}.

@@ -17,6 +17,8 @@ export interface MetalctlContext {
   url: string;
   token: string;
   project?: string;
+  /** host:port of metal-console, for `metalctl machine console`. */
+  console?: string;
 }
 
 /**

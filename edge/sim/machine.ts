@@ -122,14 +122,20 @@ export class SimMachine implements Hardware {
     this.scratch = spec.scratchDir;
     const self = this;
     let pending = "";
+    let afterCr = false;
     this.console = new Duplex({
       read() {},
       write(chunk: Buffer, _enc, done) {
         pending += chunk.toString();
-        let nl: number;
-        while ((nl = pending.indexOf("\n")) !== -1) {
-          self.answer(pending.slice(0, nl).replace(/\r$/, ""));
-          pending = pending.slice(nl + 1);
+        // A terminal's Enter is "\r" (an ssh session sends it raw), a pipe's "\n"; "\r\n" is one line end, even split over two writes.
+        if (afterCr && pending.startsWith("\n")) pending = pending.slice(1);
+        afterCr = false;
+        let at: number;
+        while ((at = pending.search(/[\r\n]/)) !== -1) {
+          self.answer(pending.slice(0, at));
+          const crlf = pending.startsWith("\r\n", at);
+          afterCr = pending[at] === "\r" && !crlf && at === pending.length - 1;
+          pending = pending.slice(at + (crlf ? 2 : 1));
         }
         done();
       },

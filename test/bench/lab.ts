@@ -46,6 +46,7 @@ export async function benchLabBoot(): Promise<Comparison[]> {
   const dir = await mkdtemp(join(tmpdir(), "metal-lab-bench-"));
   const config = loadConfig({
     METAL_LISTEN: "127.0.0.1:0",
+    METAL_CONSOLE_LISTEN: "127.0.0.1:0",
     METAL_DATA_DIR: join(dir, "data"),
     DATABASE_URL: metalDb.url,
     MASTERDATA_DATABASE_URL: mdDb.url,

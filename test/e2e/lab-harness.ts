@@ -51,6 +51,7 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
   const dir = await mkdtemp(join(tmpdir(), "metal-lab-test-"));
   const config = loadConfig({
     METAL_LISTEN: "127.0.0.1:0",
+    METAL_CONSOLE_LISTEN: "127.0.0.1:0",
     METAL_DATA_DIR: join(dir, "data"),
     DATABASE_URL: metalDb.url,
     MASTERDATA_DATABASE_URL: mdDb.url,

@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,7 +43,7 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     }
     const ctx = parse(await readFile(join(t.dir, "metalctl", "config.yaml"), "utf8"));
     expect(ctx.current).toBe("lab");
-    expect(ctx.contexts.lab).toEqual({ url: t.lab.apiUrl, token: t.lab.adminToken });
+    expect(ctx.contexts.lab).toEqual({ url: t.lab.apiUrl, token: t.lab.adminToken, console: t.lab.consoleAddress });
     expect(ctx.contexts["lab-project"]).toMatchObject({ project: LAB.project });
   });
 
@@ -126,7 +127,7 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     expect(t.lab.bmcAgent!.duplicates).toBe(0);
   }, 20_000);
 
-  it("carries the machine's serial console through its BMC", async () => {
+  it("carries the machine's serial console through its BMC, and through metal-console to the real ssh", async () => {
     const spare = t.lab.machines.find((m) => m.uuid !== machine.id && m.uuid !== firewall.id)!;
     const console = await t.lab.bmcs.openConsole({ host: spare.bmc.ip, port: 623, user: "ADMIN", password: "ADMIN", interface: "lanplus" }, spare.uuid);
     let seen = "";
@@ -134,6 +135,30 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     expect(seen).toContain(`SimBIOS 1.0 (${spare.uuid})`);
     expect(seen).toContain("Loading metal-hammer...");
     console.close();
+
+    // An operator's ssh: any key, the admin token in LC_METAL_TOKEN (what `metalctl machine console` sends).
+    const key = join(t.dir, "id_ed25519");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
+    const [host, port] = [t.lab.consoleAddress.slice(0, t.lab.consoleAddress.lastIndexOf(":")), t.lab.consoleAddress.slice(t.lab.consoleAddress.lastIndexOf(":") + 1)];
+    const ssh = spawn(
+      "ssh",
+      ["-F", "/dev/null", "-tt", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", `UserKnownHostsFile=${join(t.dir, "known_hosts")}`, "-o", "SendEnv=LC_METAL_TOKEN", "-o", "LogLevel=ERROR", "-p", port!, `${spare.uuid}@${host}`],
+      { env: { PATH: process.env.PATH, HOME: t.dir, LC_METAL_TOKEN: t.lab.adminToken }, stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let out = "";
+    let err = "";
+    ssh.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    ssh.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    try {
+      await eventually("the console's scrollback over ssh", () => out.includes("Loading metal-hammer..."), 10_000).catch((e: Error) => {
+        throw new Error(`${e.message}; ssh said: ${out.slice(-300)} / ${err}`);
+      });
+      ssh.stdin.write("hostname\r");
+      await eventually("the discovery image to answer", () => out.includes("there is no login in the discovery image"), 10_000);
+      expect(spare.sim.consoleLog).toContain("there is no login in the discovery image");
+    } finally {
+      ssh.kill();
+    }
   });
 
   it("starts a second time on the same data: nothing seeded twice, the same machines, the firewall boots its installed OS again", async () => {
