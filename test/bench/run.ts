@@ -7,6 +7,7 @@ import { launchServer } from "../helpers/server-launch.js";
 import { measure, report, type Comparison } from "./harness.js";
 import { benchAllocation } from "./allocation.js";
 import { benchIpam } from "./ipam.js";
+import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
 import { benchWaitStreams } from "./wait-streams.js";
@@ -43,6 +44,7 @@ async function main() {
     comparisons.push(...(await benchWaitStreams()));
     comparisons.push(...(await benchSwitchFanout()));
     comparisons.push(...(await benchMetalctl()));
+    comparisons.push(...(await benchLabBoot()));
     report(comparisons);
   } finally {
     await raw.end();
