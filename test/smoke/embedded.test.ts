@@ -14,7 +14,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** Starts the real binary the way `npm start` does, on embedded PGlite, and waits until it listens. */
+/** Starts the real control-plane binary (metal-api, without the lab) on embedded PGlite, and waits until it listens. */
 async function startServer(dataDir: string, port: number): Promise<{ proc: ChildProcess; output: () => string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, LOG_LEVEL: "info" };
   delete env.DATABASE_URL;
