@@ -15,7 +15,7 @@ const KEY_ID = "default";
 export async function loadOrCreateHostKey(db: Db<any>): Promise<ConsoleHostKeyRow> {
   const existing = await readHostKey(db);
   if (existing) return existing;
-  const pair = ssh2.utils.generateKeyPairSync("ed25519");
+  const pair = generateEd25519();
   await db
     .insert(consoleHostKeys)
     .values({ id: KEY_ID, algorithm: "ssh-ed25519", privateKey: pair.private, publicKey: pair.public.trim() })
@@ -23,6 +23,26 @@ export async function loadOrCreateHostKey(db: Db<any>): Promise<ConsoleHostKeyRo
   const row = await readHostKey(db);
   if (!row) throw new Error("the console host key vanished right after it was stored");
   return row;
+}
+
+/**
+ * An ed25519 key pair in OpenSSH format. ssh2's generator drops leading zero
+ * bytes of the key material (about one key in 300), producing a key that it
+ * then cannot read back; such a pair is thrown away and another made, and the
+ * kept one has signed and verified once.
+ */
+export function generateEd25519(): { private: string; public: string } {
+  for (let i = 0; i < 100; i++) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519");
+    const parsed = ssh2.utils.parseKey(pair.private);
+    const key = Array.isArray(parsed) ? parsed[0] : parsed;
+    if (!key || key instanceof Error) continue;
+    const probe = Buffer.from("metal-console host key check");
+    const signature = key.sign(probe);
+    if (signature instanceof Error || key.verify(probe, signature) !== true) continue;
+    return pair;
+  }
+  throw new Error("could not generate a readable ed25519 key");
 }
 
 async function readHostKey(db: Db<any>): Promise<ConsoleHostKeyRow | undefined> {
