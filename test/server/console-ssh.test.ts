@@ -13,6 +13,8 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { createApp } from "../../server/app.js";
+import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
+import { AdminRole, noRoles, type Principal, type Roles } from "../../server/domain/roles.js";
 import { relayBrokerOf } from "../../server/console/relay-broker.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
@@ -336,5 +338,33 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     } finally {
       await app2.close();
     }
+  });
+});
+
+describe("decideConsoleAccess (the rules without SSH)", () => {
+  const ownerKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAICeWsza73NKWmCYpxuDK0edRALsP3FgiTXHZjEcvxpkI owner@laptop";
+  const blob = keyBlob(ownerKey)!;
+  const principal = (roles: Partial<Roles>): Principal => ({ tokenId: "t", subject: "someone", expiresAt: new Date(Date.now() + 60_000), roles: { ...noRoles(), ...roles } });
+  const m = (allocation: ConsoleMachine["allocation"]): ConsoleMachine => ({ id: "m1", partition: "p1", allocation });
+  const alloc = (role: "machine" | "firewall") => ({ uuid: "a1", project: "pb", role, sshKeys: [ownerKey] });
+  const viewer = { kind: "valid" as const, principal: principal({ projectRoles: { pb: ProjectRole.VIEWER } }) };
+
+  it("a project viewer with one of the allocation's keys gets in, the key compared without its comment", () => {
+    expect(decideConsoleAccess(m(alloc("machine")), "m1", blob, viewer)).toEqual({ allow: true, admin: false, partition: "p1", allocationUuid: "a1" });
+  });
+  it("a tenant role counts for the tenant's projects only", () => {
+    const tenant = { kind: "valid" as const, principal: principal({ tenantRoles: { t: TenantRole.VIEWER } }) };
+    expect(decideConsoleAccess(m(alloc("machine")), "m1", blob, tenant, "t").allow).toBe(true);
+    expect(decideConsoleAccess(m(alloc("machine")), "m1", blob, tenant, "other").allow).toBe(false);
+  });
+  it("firewalls and free machines are for operator admins; an operator viewer is not enough", () => {
+    expect(decideConsoleAccess(m(alloc("firewall")), "m1", blob, viewer)).toMatchObject({ allow: false, message: expect.stringContaining("is a firewall") });
+    const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };
+    expect(decideConsoleAccess(m(alloc("firewall")), "m1", "other", admin)).toMatchObject({ allow: true, admin: true });
+    const opViewer = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.VIEWER }) };
+    expect(decideConsoleAccess(m(null), "m1", blob, opViewer)).toMatchObject({ allow: false, message: expect.stringContaining("is not allocated") });
+  });
+  it("a machine without a partition has no console", () => {
+    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, { kind: "none" })).toMatchObject({ allow: false, message: expect.stringContaining("no partition") });
   });
 });
