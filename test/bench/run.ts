@@ -6,6 +6,7 @@ import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { launchServer } from "../helpers/server-launch.js";
 import { measure, report, type Comparison } from "./harness.js";
 import { benchAllocation } from "./allocation.js";
+import { benchConsole } from "./console.js";
 import { benchIpam } from "./ipam.js";
 import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
@@ -45,6 +46,7 @@ async function main() {
     comparisons.push(...(await benchSwitchFanout()));
     comparisons.push(...(await benchMetalctl()));
     comparisons.push(...(await benchLabBoot()));
+    comparisons.push(...(await benchConsole()));
     report(comparisons);
   } finally {
     await raw.end();

@@ -17,6 +17,9 @@ describe("configuration", () => {
     expect(loadConfig(env, ["--listen", "127.0.0.1:1"]).listen).toBe("127.0.0.1:1");
     expect(loadConfig(env, ["--database-url=postgres://c/d"]).databaseUrl).toBe("postgres://c/d");
     expect(loadConfig({ METAL_DB_POOL_SIZE: "64" }, []).databasePoolSize).toBe(64);
+    expect(loadConfig({}, []).consoleIdleTimeoutMs).toBe(30 * 60_000);
+    expect(loadConfig({ METAL_CONSOLE_IDLE_TIMEOUT: "90s" }, []).consoleIdleTimeoutMs).toBe(90_000);
+    expect(loadConfig({}, ["--console-idle-timeout", "0"]).consoleIdleTimeoutMs).toBe(0);
   });
 
   it.each([
@@ -27,6 +30,7 @@ describe("configuration", () => {
     [["--listen", "h:99999"], "is not host:port"],
     [["--tls-cert", "c.pem"], "must be set together"],
     [["--db-pool-size", "0"], "is not a number of connections"],
+    [["--console-idle-timeout", "soon"], "METAL_CONSOLE_IDLE_TIMEOUT"],
     [["--db-pool-size", "many"], "is not a number of connections"],
   ])("refuses %j", (argv, message) => {
     expect(() => loadConfig({}, argv)).toThrow(ConfigError);

@@ -16,7 +16,9 @@ async function freePort(): Promise<number> {
 
 /** Starts the real control-plane binary (metal-api, without the lab) on embedded PGlite, and waits until it listens. */
 async function startServer(dataDir: string, port: number): Promise<{ proc: ChildProcess; output: () => string }> {
-  const env: NodeJS.ProcessEnv = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, LOG_LEVEL: "info" };
+  // The console gets a port of its own too, so a lab running on the default one does not collide.
+  const consolePort = await freePort();
+  const env: NodeJS.ProcessEnv = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, METAL_CONSOLE_LISTEN: `127.0.0.1:${consolePort}`, LOG_LEVEL: "info" };
   delete env.DATABASE_URL;
   delete env.MASTERDATA_DATABASE_URL;
   const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], { env, stdio: ["ignore", "pipe", "pipe"] });
