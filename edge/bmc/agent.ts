@@ -1,4 +1,5 @@
 import { readFile } from "node:fs/promises";
+import { sleep } from "../common/time.js";
 import { StreamQueue } from "../common/queue.js";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
@@ -56,7 +57,6 @@ export interface BmcAgentOptions {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-
 /** At most `n` tasks at once. */
 function limiter(n: number) {
   let active = 0;
@@ -72,17 +72,6 @@ function limiter(n: number) {
     }
   };
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
 
 /**
  * metal-bmc: finds the partition's BMCs in the DHCP leases of the BMC

@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { sleep } from "../common/time.js";
 import { StreamQueue } from "../common/queue.js";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
@@ -312,19 +313,6 @@ export function backoff(attempt: number, t: Pick<MetalCoreTiming, "backoffInitia
   const base = Math.min(t.backoffMaxMs, t.backoffInitialMs * 2 ** (attempt - 1));
   // Jitter, so that the leaves of a partition do not all reconnect in the same instant after an outage.
   return base / 2 + Math.random() * (base / 2);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done);
-  });
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

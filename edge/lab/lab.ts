@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { sleep } from "../common/time.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
@@ -96,19 +97,6 @@ export function labPortNumber(index: number): number {
 const bearer = (token: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
 
 /**
  * metal-lab: the control plane plus a simulated partition in one process
