@@ -1,6 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
@@ -8,6 +9,7 @@ import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/pa
 import { SizeReservationService as AdminSizeReservations } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { IPService, IpType } from "../../gen/metal/api/v1/ip_pb.js";
 import { MachineRole, MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
@@ -125,6 +127,27 @@ describe("allocation details", () => {
     expect((await admin.list({ role: MachineRole.FIREWALL })).machines.map((m) => m.id)).toEqual([hammer.id]);
     expect((await admin.list({ role: MachineRole.MACHINE })).machines.map((m) => m.id)).not.toContain(hammer.id);
     await tenant.delete({ id: hammer.id, project: "pb" });
+  });
+});
+
+describe("filesystem layout match", () => {
+  it("tells whether a layout fits a registered machine's disks", async () => {
+    const layouts = server.client(AdminLayouts, server.adminToken);
+    const hammer = await fixture.bootMachine("r1");
+    expect(await layouts.match({ id: "s1-default", machineId: hammer.id })).toMatchObject({ fits: true, problems: [] });
+    await layouts.create({
+      filesystemLayout: {
+        id: "nvme-only",
+        disks: [{ device: "/dev/nvme0n1", partitions: [{ number: 1, sizeMib: 0n, gptType: GptType.LINUX }] }],
+        filesystems: [{ path: "/", device: "/dev/nvme0n1p1", format: Format.EXT4 }],
+        constraints: { sizes: ["s9"], images: {} },
+      },
+    });
+    const misfit = await layouts.match({ id: "nvme-only", machineId: hammer.id });
+    expect(misfit.fits).toBe(false);
+    expect(misfit.problems).toEqual(["disk /dev/nvme0n1 does not exist"]);
+    await expectCode(layouts.match({ id: "s1-default", machineId: "nope" }), Code.InvalidArgument, "machine_id");
+    await expectCode(layouts.match({ id: "no-such", machineId: hammer.id }), Code.NotFound);
   });
 });
 

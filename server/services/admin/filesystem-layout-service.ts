@@ -3,8 +3,9 @@ import { FilesystemLayoutService } from "../../../gen/metal/admin/v1/filesystem_
 import { layoutRowFromProto, toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction, type Db } from "../../db/database.js";
-import { layoutsOverlap, type LayoutSpec } from "../../domain/filesystem-layout.js";
-import { invalidArgument } from "../../errors.js";
+import { layoutDiskProblems, layoutsOverlap, type LayoutSpec } from "../../domain/filesystem-layout.js";
+import { failedPrecondition, invalidArgument } from "../../errors.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validator } from "../../validate/validator.js";
@@ -60,6 +61,13 @@ export function createAdminFilesystemLayoutService({ db }: AdminFilesystemLayout
     async delete(req) {
       validator().id("id", req.id).check();
       return { filesystemLayout: toProtoFilesystemLayout(await layouts.delete(db, req.id)) };
+    },
+    async match(req) {
+      validator().id("id", req.id).uuid("machine_id", req.machineId).check();
+      const [layout, { machine }] = await Promise.all([layouts.get(db, req.id), machines.get(db, req.machineId.toLowerCase())]);
+      if (!machine.hardware) throw failedPrecondition(`machine "${machine.id}" has not registered its hardware; there are no disks to match`);
+      const problems = layoutDiskProblems(layout.spec, machine.hardware.disks);
+      return { fits: problems.length === 0, problems };
     },
     async list(req) {
       const page = await layouts.list(db, pageRequest(req.paging));

@@ -14,7 +14,63 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/filesystem_layout.proto.
  */
 export const file_metal_admin_v1_filesystem_layout: GenFile = /*@__PURE__*/
-  fileDesc("CiZtZXRhbC9hZG1pbi92MS9maWxlc3lzdGVtX2xheW91dC5wcm90bxIObWV0YWwuYWRtaW4udjEiYQokRmlsZXN5c3RlbUxheW91dFNlcnZpY2VDcmVhdGVSZXF1ZXN0EjkKEWZpbGVzeXN0ZW1fbGF5b3V0GAEgASgLMh4ubWV0YWwuYXBpLnYxLkZpbGVzeXN0ZW1MYXlvdXQiYgolRmlsZXN5c3RlbUxheW91dFNlcnZpY2VDcmVhdGVSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0ImEKJEZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlVXBkYXRlUmVxdWVzdBI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0ImIKJUZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlVXBkYXRlUmVzcG9uc2USOQoRZmlsZXN5c3RlbV9sYXlvdXQYASABKAsyHi5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dCIyCiRGaWxlc3lzdGVtTGF5b3V0U2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkiYgolRmlsZXN5c3RlbUxheW91dFNlcnZpY2VEZWxldGVSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0IkoKIkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlTGlzdFJlcXVlc3QSJAoGcGFnaW5nGAEgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJ6CiNGaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZRI6ChJmaWxlc3lzdGVtX2xheW91dHMYASADKAsyHi5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkyjwQKF0ZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlEn0KBkNyZWF0ZRI0Lm1ldGFsLmFkbWluLnYxLkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlQ3JlYXRlUmVxdWVzdBo1Lm1ldGFsLmFkbWluLnYxLkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIQAhJ9CgZVcGRhdGUSNC5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZVVwZGF0ZVJlcXVlc3QaNS5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCEAISfQoGRGVsZXRlEjQubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VEZWxldGVSZXF1ZXN0GjUubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhACEncKBExpc3QSMi5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXF1ZXN0GjMubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_filesystem_layout]);
+  fileDesc("CiZtZXRhbC9hZG1pbi92MS9maWxlc3lzdGVtX2xheW91dC5wcm90bxIObWV0YWwuYWRtaW4udjEiRQojRmlsZXN5c3RlbUxheW91dFNlcnZpY2VNYXRjaFJlcXVlc3QSCgoCaWQYASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSJGCiRGaWxlc3lzdGVtTGF5b3V0U2VydmljZU1hdGNoUmVzcG9uc2USDAoEZml0cxgBIAEoCBIQCghwcm9ibGVtcxgCIAMoCSJhCiRGaWxlc3lzdGVtTGF5b3V0U2VydmljZUNyZWF0ZVJlcXVlc3QSOQoRZmlsZXN5c3RlbV9sYXlvdXQYASABKAsyHi5tZXRhbC5hcGkudjEuRmlsZXN5c3RlbUxheW91dCJiCiVGaWxlc3lzdGVtTGF5b3V0U2VydmljZUNyZWF0ZVJlc3BvbnNlEjkKEWZpbGVzeXN0ZW1fbGF5b3V0GAEgASgLMh4ubWV0YWwuYXBpLnYxLkZpbGVzeXN0ZW1MYXlvdXQiYQokRmlsZXN5c3RlbUxheW91dFNlcnZpY2VVcGRhdGVSZXF1ZXN0EjkKEWZpbGVzeXN0ZW1fbGF5b3V0GAEgASgLMh4ubWV0YWwuYXBpLnYxLkZpbGVzeXN0ZW1MYXlvdXQiYgolRmlsZXN5c3RlbUxheW91dFNlcnZpY2VVcGRhdGVSZXNwb25zZRI5ChFmaWxlc3lzdGVtX2xheW91dBgBIAEoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0IjIKJEZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJiCiVGaWxlc3lzdGVtTGF5b3V0U2VydmljZURlbGV0ZVJlc3BvbnNlEjkKEWZpbGVzeXN0ZW1fbGF5b3V0GAEgASgLMh4ubWV0YWwuYXBpLnYxLkZpbGVzeXN0ZW1MYXlvdXQiSgoiRmlsZXN5c3RlbUxheW91dFNlcnZpY2VMaXN0UmVxdWVzdBIkCgZwYWdpbmcYASABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nInoKI0ZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlTGlzdFJlc3BvbnNlEjoKEmZpbGVzeXN0ZW1fbGF5b3V0cxgBIAMoCzIeLm1ldGFsLmFwaS52MS5GaWxlc3lzdGVtTGF5b3V0EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTKLBQoXRmlsZXN5c3RlbUxheW91dFNlcnZpY2USfQoGQ3JlYXRlEjQubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VDcmVhdGVSZXF1ZXN0GjUubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhACEn0KBlVwZGF0ZRI0Lm1ldGFsLmFkbWluLnYxLkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlVXBkYXRlUmVxdWVzdBo1Lm1ldGFsLmFkbWluLnYxLkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIQAhJ9CgZEZWxldGUSNC5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZURlbGV0ZVJlcXVlc3QaNS5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISdwoETGlzdBIyLm1ldGFsLmFkbWluLnYxLkZpbGVzeXN0ZW1MYXlvdXRTZXJ2aWNlTGlzdFJlcXVlc3QaMy5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABEnoKBU1hdGNoEjMubWV0YWwuYWRtaW4udjEuRmlsZXN5c3RlbUxheW91dFNlcnZpY2VNYXRjaFJlcXVlc3QaNC5tZXRhbC5hZG1pbi52MS5GaWxlc3lzdGVtTGF5b3V0U2VydmljZU1hdGNoUmVzcG9uc2UiBsrzGAIQAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_filesystem_layout]);
+
+/**
+ * FilesystemLayoutServiceMatchRequest names the layout and the machine.
+ *
+ * @generated from message metal.admin.v1.FilesystemLayoutServiceMatchRequest
+ */
+export type FilesystemLayoutServiceMatchRequest = Message<"metal.admin.v1.FilesystemLayoutServiceMatchRequest"> & {
+  /**
+   * Id of the layout.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * MachineId of a machine that registered its hardware.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.FilesystemLayoutServiceMatchRequest.
+ * Use `create(FilesystemLayoutServiceMatchRequestSchema)` to create a new message.
+ */
+export const FilesystemLayoutServiceMatchRequestSchema: GenMessage<FilesystemLayoutServiceMatchRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_filesystem_layout, 0);
+
+/**
+ * FilesystemLayoutServiceMatchResponse says whether the layout fits.
+ *
+ * @generated from message metal.admin.v1.FilesystemLayoutServiceMatchResponse
+ */
+export type FilesystemLayoutServiceMatchResponse = Message<"metal.admin.v1.FilesystemLayoutServiceMatchResponse"> & {
+  /**
+   * Fits is true when every disk the layout partitions exists and is big enough.
+   *
+   * @generated from field: bool fits = 1;
+   */
+  fits: boolean;
+
+  /**
+   * Problems say what does not fit; empty when it fits.
+   *
+   * @generated from field: repeated string problems = 2;
+   */
+  problems: string[];
+};
+
+/**
+ * Describes the message metal.admin.v1.FilesystemLayoutServiceMatchResponse.
+ * Use `create(FilesystemLayoutServiceMatchResponseSchema)` to create a new message.
+ */
+export const FilesystemLayoutServiceMatchResponseSchema: GenMessage<FilesystemLayoutServiceMatchResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_filesystem_layout, 1);
 
 /**
  * FilesystemLayoutServiceCreateRequest carries the new layout (meta is ignored).
@@ -35,7 +91,7 @@ export type FilesystemLayoutServiceCreateRequest = Message<"metal.admin.v1.Files
  * Use `create(FilesystemLayoutServiceCreateRequestSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceCreateRequestSchema: GenMessage<FilesystemLayoutServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 0);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 2);
 
 /**
  * FilesystemLayoutServiceCreateResponse carries the stored layout.
@@ -56,7 +112,7 @@ export type FilesystemLayoutServiceCreateResponse = Message<"metal.admin.v1.File
  * Use `create(FilesystemLayoutServiceCreateResponseSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceCreateResponseSchema: GenMessage<FilesystemLayoutServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 1);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 3);
 
 /**
  * FilesystemLayoutServiceUpdateRequest carries the whole new layout with meta.version as read.
@@ -77,7 +133,7 @@ export type FilesystemLayoutServiceUpdateRequest = Message<"metal.admin.v1.Files
  * Use `create(FilesystemLayoutServiceUpdateRequestSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceUpdateRequestSchema: GenMessage<FilesystemLayoutServiceUpdateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 2);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 4);
 
 /**
  * FilesystemLayoutServiceUpdateResponse carries the stored layout.
@@ -98,7 +154,7 @@ export type FilesystemLayoutServiceUpdateResponse = Message<"metal.admin.v1.File
  * Use `create(FilesystemLayoutServiceUpdateResponseSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceUpdateResponseSchema: GenMessage<FilesystemLayoutServiceUpdateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 3);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 5);
 
 /**
  * FilesystemLayoutServiceDeleteRequest names the layout to delete.
@@ -119,7 +175,7 @@ export type FilesystemLayoutServiceDeleteRequest = Message<"metal.admin.v1.Files
  * Use `create(FilesystemLayoutServiceDeleteRequestSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceDeleteRequestSchema: GenMessage<FilesystemLayoutServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 4);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 6);
 
 /**
  * FilesystemLayoutServiceDeleteResponse carries the deleted layout.
@@ -140,7 +196,7 @@ export type FilesystemLayoutServiceDeleteResponse = Message<"metal.admin.v1.File
  * Use `create(FilesystemLayoutServiceDeleteResponseSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceDeleteResponseSchema: GenMessage<FilesystemLayoutServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 5);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 7);
 
 /**
  * FilesystemLayoutServiceListRequest asks for all layouts.
@@ -161,7 +217,7 @@ export type FilesystemLayoutServiceListRequest = Message<"metal.admin.v1.Filesys
  * Use `create(FilesystemLayoutServiceListRequestSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceListRequestSchema: GenMessage<FilesystemLayoutServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 6);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 8);
 
 /**
  * FilesystemLayoutServiceListResponse carries one page of layouts.
@@ -189,7 +245,7 @@ export type FilesystemLayoutServiceListResponse = Message<"metal.admin.v1.Filesy
  * Use `create(FilesystemLayoutServiceListResponseSchema)` to create a new message.
  */
 export const FilesystemLayoutServiceListResponseSchema: GenMessage<FilesystemLayoutServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_filesystem_layout, 7);
+  messageDesc(file_metal_admin_v1_filesystem_layout, 9);
 
 /**
  * FilesystemLayoutService lets operators define how machines are partitioned.
@@ -236,6 +292,16 @@ export const FilesystemLayoutService: GenService<{
     methodKind: "unary";
     input: typeof FilesystemLayoutServiceListRequestSchema;
     output: typeof FilesystemLayoutServiceListResponseSchema;
+  },
+  /**
+   * Match tells whether a layout fits a registered machine's disks, and why not.
+   *
+   * @generated from rpc metal.admin.v1.FilesystemLayoutService.Match
+   */
+  match: {
+    methodKind: "unary";
+    input: typeof FilesystemLayoutServiceMatchRequestSchema;
+    output: typeof FilesystemLayoutServiceMatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_filesystem_layout, 0);
