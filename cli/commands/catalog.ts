@@ -349,6 +349,20 @@ class LayoutTry extends MetalCommand<typeof LayoutTry> {
   }
 }
 
+class LayoutMatch extends MetalCommand<typeof LayoutMatch> {
+  static override summary = "check whether a filesystem layout fits a machine's disks";
+  static override hiddenAliases = aliasesOf("filesystemlayout:match", topicAliases.filesystemlayout);
+  static override args = { id: Args.string({ required: true, description: "filesystem layout id" }) };
+  static override flags = { machine: Flags.string({ required: true, description: "id of a registered machine" }) };
+  async run() {
+    const r = await this.client(aFsl.FilesystemLayoutService).match({ id: this.args.id, machineId: this.flags.machine });
+    this.printData(
+      { fits: r.fits, problems: r.problems },
+      () => (r.fits ? `${this.args.id} fits machine ${this.flags.machine}` : `${this.args.id} does not fit machine ${this.flags.machine}:\n${r.problems.map((p) => `  ${p}`).join("\n")}`),
+    );
+  }
+}
+
 export const CATALOG_COMMANDS: Record<string, typeof Command> = {
   ...partitions,
   "partition:capacity": PartitionCapacity,
@@ -360,4 +374,5 @@ export const CATALOG_COMMANDS: Record<string, typeof Command> = {
   ...images,
   ...layouts,
   "filesystemlayout:try": LayoutTry,
+  "filesystemlayout:match": LayoutMatch,
 };

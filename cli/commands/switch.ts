@@ -108,6 +108,39 @@ function portCommand(id: string, state: sw.SwitchPortState, summary: string) {
   };
 }
 
+interface Connection {
+  switchId: string;
+  rack: string;
+  nic: sw.SwitchNic;
+}
+
+const connectionColumns: Column<Connection>[] = [
+  { header: "Switch", value: (c) => c.switchId },
+  { header: "Port", value: (c) => c.nic.name },
+  { header: "Machine", value: (c) => c.nic.machineId },
+  { header: "Machine NIC", value: (c) => c.nic.machineNic },
+  { header: "VRF", value: (c) => c.nic.vrf || "pxe" },
+  { header: "Rack", value: (c) => c.rack, wide: true },
+];
+
+class SwitchConnectedMachines extends MetalCommand<typeof SwitchConnectedMachines> {
+  static override summary = "which machine is cabled to which switch port";
+  static override hiddenAliases = aliasesOf("switch:connected-machines", SWITCH, ["cm"]);
+  static override flags = { partition: Flags.string(), rack: Flags.string(), "sort-by": Flags.string({ multiple: true }) };
+  async run() {
+    const all = await allPages(async (paging) => {
+      const r = await this.client(sw.SwitchService).list({ partition: this.flags.partition, rack: this.flags.rack, paging });
+      return { items: r.switches, next: r.nextPageToken };
+    });
+    // JSON/YAML keep the switches (with only their cabled ports); the table has a row per cabled port.
+    const cabled = all.map((s) => ({ ...s, nics: s.nics.filter((n) => n.machineId !== "") })).filter((s) => s.nics.length > 0);
+    this.printList(sw.SwitchSchema, cabled, connectionColumns, {
+      sortBy: this.flags["sort-by"],
+      rows: (items) => items.flatMap((s) => s.nics.map((nic) => ({ switchId: s.id, rack: s.rack, nic }))),
+    });
+  }
+}
+
 class SwitchMigrate extends MetalCommand<typeof SwitchMigrate> {
   static override summary = "move the cabling and port configuration of a switch to its new hardware";
   static override hiddenAliases = aliasesOf("switch:migrate", SWITCH);
@@ -126,4 +159,5 @@ export const SWITCH_COMMANDS: Record<string, typeof Command> = {
   "switch:port:up": portCommand("switch:port:up", sw.SwitchPortState.UP, "bring a port up"),
   "switch:port:down": portCommand("switch:port:down", sw.SwitchPortState.DOWN, "take a port down"),
   "switch:migrate": SwitchMigrate,
+  "switch:connected-machines": SwitchConnectedMachines,
 };

@@ -93,6 +93,16 @@ describe("metalctl masterdata, switches, capacity", () => {
     expect(cap.stdout).toMatch(/^p1\s+s1\s+0\s+1\s+/m);
     const json = await run(["partition", "capacity", "-o", "json"]);
     expect(JSON.parse(json.stdout)[0]).toMatchObject({ partition: "p1", size: "s1", allocatable: 1 });
+    // The booted machine is cabled to leaf01 and leaf02, swp1 each.
+    const cm = await run(["switch", "connected-machines", "--sort-by", "switch"]);
+    expect(cm.stdout.split("\n")[0]).toMatch(/^SWITCH\s+PORT\s+MACHINE\s+MACHINE NIC\s+VRF$/);
+    expect(cm.stdout).toMatch(new RegExp(`^leaf01\\s+swp1\\s+${w.id}\\s+eth0\\s+pxe$`, "m"));
+    expect(cm.stdout).toMatch(new RegExp(`^leaf02\\s+swp1\\s+${w.id}\\s+eth1\\s+pxe$`, "m"));
+    const cmJson = JSON.parse((await run(["switch", "connected-machines", "-o", "json"])).stdout) as { id: string; nics: { machineId: string }[] }[];
+    expect(cmJson.find((s) => s.id === "leaf01")?.nics.map((n) => n.machineId)).toContain(w.id);
+    const fits = await run(["filesystemlayout", "match", "s1-default", "--machine", w.id]);
+    expect(fits.stdout.trim()).toBe(`s1-default fits machine ${w.id}`);
+    expect(JSON.parse((await run(["filesystemlayout", "match", "s1-default", "--machine", w.id, "-o", "json"])).stdout)).toEqual({ fits: true, problems: [] });
     expect((await run(["firewall", "list"])).stdout.trim().split("\n")).toHaveLength(1);
     const { writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
