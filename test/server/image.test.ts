@@ -276,7 +276,7 @@ describe("permissions", () => {
 
   it.each([AdminImageService, AdminSizeImageConstraintService, AdminFilesystemLayoutService])("%s: reads for viewers, writes for admins", (service) => {
     for (const m of service.methods) {
-      const read = ["Get", "List", "Try"].includes(m.name);
+      const read = ["Get", "List", "Try", "Match"].includes(m.name);
       expect(permissionOf(m), `${service.typeName}.${m.name}`).toMatchObject({ visibility: Visibility.UNSPECIFIED, adminRole: read ? AdminRole.VIEWER : AdminRole.ADMIN });
     }
   });
