@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
+import type { ChildProcess } from "node:child_process";
+import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -18,31 +18,14 @@ import { startTestServer, type TestServer } from "../helpers/test-server.js";
  * driven by the real ipmitool. The chassis (power, boot device, identify LED)
  * is a shell script ipmi_sim calls, keeping its state in files.
  */
-const have = (program: string) => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;
-const available = have("ipmi_sim") && have("ipmitool");
+const available = installed("ipmi_sim", "ipmitool");
 if (!available) console.warn("skipping the ipmi_sim tests: ipmi_sim (Debian package openipmi) or ipmitool is not installed");
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** ipmitool prints the GUID's bytes in reverse order of how ipmi_sim is configured with them. */
-const guidFor = (uuid: string) =>
-  uuid
-    .replaceAll("-", "")
-    .match(/../g)!
-    .reverse()
-    .join("");
 
 let dir: string;
 let port: number;
 let sim: ChildProcess | undefined;
 const uuid = randomUUID();
-const target = () => ({ host: "127.0.0.1", port, user: "ADMIN", password: "bmc-Secret1", interface: "lanplus" });
+const target = () => ({ host: "127.0.0.1", port, user: IPMI_SIM_USER, password: IPMI_SIM_PASSWORD, interface: "lanplus" });
 // ipmi_sim cannot tell its cipher suites; naming one saves ten seconds per call.
 const ipmiAdapter = () => new IpmiAdapter(undefined, "ipmitool", { cipherSuite: 3 });
 const state = async (name: string) => (await readFile(join(dir, name), "utf8").catch(() => "")).trim();
@@ -76,27 +59,7 @@ esac
 `,
   );
   await chmod(chassis, 0o755);
-  await writeFile(
-    join(dir, "lan.conf"),
-    `name "metal-test"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 ${port}
-    priv_limit admin
-    allowed_auths_callback none md2 md5 straight
-    allowed_auths_user none md2 md5 straight
-    allowed_auths_operator none md2 md5 straight
-    allowed_auths_admin none md2 md5 straight
-    guid ${guidFor(uuid)}
-  endlan
-  chassis_control "${chassis}"
-  user 2 true "ADMIN" "bmc-Secret1" admin 10 none md2 md5 straight
-`,
-  );
-  await writeFile(join(dir, "cmds"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n");
-  sim = spawn("ipmi_sim", ["-c", join(dir, "lan.conf"), "-f", join(dir, "cmds"), "-s", join(dir, "state"), "-n"], { stdio: "ignore" });
-  // A worker killed on a timeout runs no afterAll; the simulator must not outlive it.
-  process.once("exit", () => sim?.kill());
+  sim = await startIpmiSim({ dir, port, uuid, name: "metal-test", extra: [`chassis_control "${chassis}"`] });
   const ipmi = ipmiAdapter();
   for (let i = 0; ; i++) {
     try {

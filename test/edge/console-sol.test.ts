@@ -1,5 +1,5 @@
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createSocket } from "node:dgram";
+import type { ChildProcess } from "node:child_process";
+import { freeUdpPort, installed, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
@@ -21,19 +21,8 @@ import { startTestServer, type TestServer } from "../helpers/test-server.js";
  * against OpenIPMI's ipmi_sim, whose SOL payload is wired to a TCP socket
  * that plays the machine's serial port.
  */
-const have = (program: string) => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;
-const available = have("ipmi_sim") && have("ipmitool") && have("script");
+const available = installed("ipmi_sim", "ipmitool", "script");
 if (!available) console.warn("skipping the SOL console tests: ipmi_sim (openipmi), ipmitool or script (util-linux) is not installed");
-
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket("udp4");
-  await new Promise<void>((r) => s.bind(0, "127.0.0.1", r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-const guidFor = (uuid: string) => uuid.replaceAll("-", "").match(/../g)!.reverse().join("");
 
 /** The machine's serial port: what the machine prints, and a line discipline that answers. */
 class SerialPort {
@@ -92,26 +81,7 @@ beforeAll(async () => {
   await new Promise<void>((r) => serialServer.listen(0, "127.0.0.1", r));
   const serialPort = (serialServer.address() as { port: number }).port;
   await mkdir(join(dir, "state"));
-  await writeFile(
-    join(dir, "lan.conf"),
-    `name "metal-sol-test"
-set_working_mc 0x20
-  startlan 1
-    addr 127.0.0.1 ${port}
-    priv_limit admin
-    allowed_auths_callback none md2 md5 straight
-    allowed_auths_user none md2 md5 straight
-    allowed_auths_operator none md2 md5 straight
-    allowed_auths_admin none md2 md5 straight
-    guid ${guidFor(uuid)}
-  endlan
-  sol "tcp:127.0.0.1:${serialPort}" 115200
-  user 2 true "ADMIN" "bmc-Secret1" admin 10 none md2 md5 straight
-`,
-  );
-  await writeFile(join(dir, "cmds"), "mc_setbmc 0x20\nmc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr\nmc_enable 0x20\n");
-  sim = spawn("ipmi_sim", ["-c", join(dir, "lan.conf"), "-f", join(dir, "cmds"), "-s", join(dir, "state"), "-n"], { stdio: "ignore" });
-  process.once("exit", () => sim?.kill());
+  sim = await startIpmiSim({ dir, port, uuid, name: "metal-sol-test", extra: [`sol "tcp:127.0.0.1:${serialPort}" 115200`] });
   await eventually("ipmi_sim to connect its SOL port", () => serial.socket !== undefined);
   server = await startTestServer();
 });
