@@ -1,4 +1,4 @@
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { daemonTransport, jsonLog } from "../common/client.js";
 import { BmcAgent } from "./agent.js";
 import { describeBmcSettings, loadBmcConfig } from "./config.js";
 import { IpmiAdapter } from "./ipmi.js";
@@ -17,12 +17,8 @@ export async function runMetalBmc(argv: readonly string[]): Promise<number> {
     process.stderr.write(`metal-bmc: ${(err as Error).message}\n`);
     return 2;
   }
-  const token = config.token;
-  const transport = createGrpcTransport({
-    baseUrl: config.apiUrl,
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
-  });
-  const log = (msg: string, fields?: Record<string, unknown>) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg, ...fields }) + "\n");
+  const transport = daemonTransport(config.apiUrl, config.token);
+  const log = jsonLog;
   const agent = new BmcAgent({
     transport,
     partition: config.partition,

@@ -1,9 +1,9 @@
+import { daemonTransport } from "../common/client.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { sleep } from "../common/time.js";
 import { StreamQueue } from "../common/queue.js";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import {
@@ -87,11 +87,7 @@ export class MetalCore {
   constructor(private readonly opts: MetalCoreOptions) {
     this.timing = { ...DEFAULT_TIMING, ...opts.timing };
     this.log = opts.log ?? (() => {});
-    const bearer: Interceptor = (next) => (req) => {
-      req.header.set("authorization", `Bearer ${opts.token}`);
-      return next(req);
-    };
-    const transport = opts.transport ?? createGrpcTransport({ baseUrl: opts.url, interceptors: [bearer] });
+    const transport = opts.transport ?? daemonTransport(opts.url, opts.token);
     this.switches = createClient(SwitchService, transport);
     this.events = createClient(EventService, transport);
   }

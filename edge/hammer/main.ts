@@ -1,4 +1,4 @@
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { daemonTransport, jsonLog } from "../common/client.js";
 import { SimMachine } from "../sim/machine.js";
 import { describeHammerSettings, loadHammerConfig } from "./config.js";
 import { MetalHammer } from "./hammer.js";
@@ -22,12 +22,8 @@ export async function runMetalHammer(argv: readonly string[]): Promise<number> {
     process.stderr.write(`metal-hammer: ${(err as Error).message}\n`);
     return 2;
   }
-  const token = config.token;
-  const transport = createGrpcTransport({
-    baseUrl: config.apiUrl,
-    interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
-  });
-  const log = (msg: string, fields?: Record<string, unknown>) => process.stderr.write(JSON.stringify({ time: new Date().toISOString(), msg, ...fields }) + "\n");
+  const transport = daemonTransport(config.apiUrl, config.token);
+  const log = jsonLog;
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
   let resolve: (os: string) => void = () => {};

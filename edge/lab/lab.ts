@@ -1,9 +1,10 @@
+import { bearer } from "../common/client.js";
 import { createHash } from "node:crypto";
 import { sleep } from "../common/time.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
-import { createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createApp, type App } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
@@ -94,7 +95,6 @@ export function labPortNumber(index: number): number {
   return n >= 31 ? n + 2 : n;
 }
 
-const bearer = (token: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 
