@@ -35,6 +35,8 @@ export interface LabTimings {
   pxeRetryMs: number;
   /** How long the listener lets running calls finish on shutdown. */
   drainMs: number;
+  /** How often an open SSH console re-checks its allocation and token; unset: the server's default (5 s). */
+  consolePollMs?: number;
 }
 
 /** For people: phone-home within seconds, everything else at the daemons' own pace. */
@@ -55,6 +57,7 @@ export const FAST_TIMINGS: LabTimings = {
   hammer: { aliveMs: 1_000, peekMs: 300, backoff: { initialMs: 20, maxMs: 300 }, crashRebootMs: 500 },
   pxeRetryMs: 100,
   drainMs: 500,
+  consolePollMs: 200,
 };
 
 export interface LabOptions {
@@ -228,7 +231,7 @@ export class Lab {
     if (this.app) return;
     const config: Config = { ...this.opts.config, listen: this.listenAddress };
     if (config.tlsCert) this.log.warn("metal-lab serves plain h2c: the lab's daemons dial it without TLS, so the TLS settings are ignored");
-    const app = await createApp(config, this.log, { waitTiming: this.timings.wait });
+    const app = await createApp(config, this.log, { waitTiming: this.timings.wait, consolePollMs: this.timings.consolePollMs });
     try {
       const admin = await ensureAdminToken(app.db, app.authority, config.dataDir);
       this.adminToken = admin.token;

@@ -1,4 +1,4 @@
-import { spawn, execFileSync } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,6 +21,8 @@ import { createLogger } from "../../server/logger.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { cli } from "../cli/run-cli.js";
+import { eventually } from "../e2e/lab-harness.js";
+import { generateKey, refusedConsole, sshConsole, writeKnownHosts, type ConsoleTarget, type SshOptions } from "../helpers/ssh-client.js";
 
 let server: TestServer;
 let config: Awaited<ReturnType<typeof launchServer>>["config"];
@@ -37,59 +39,10 @@ const pub = { owner: "", stranger: "" };
 let knownHosts: string;
 const tokens = { owner: "", tenantOwner: "", otherProject: "", admin: "" };
 
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-/** The real OpenSSH client, batch mode, strict host key checking against the persisted key; -tt gives the session a PTY. */
-function ssh(machineId: string, o: { key: string; token?: string; console?: ConsoleServer; knownHostsFile?: string; terminal?: { columns: number; rows: number } }) {
-  const c = o.console ?? server.console!;
-  const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: dir };
-  if (o.token !== undefined) env.LC_METAL_TOKEN = o.token;
-  const args = [
-      "-F", "/dev/null",
-      "-tt",
-      "-o", "BatchMode=yes",
-      "-o", "IdentitiesOnly=yes",
-      "-i", o.key,
-      "-o", `UserKnownHostsFile=${o.knownHostsFile ?? knownHosts}`,
-      "-o", "StrictHostKeyChecking=yes",
-      "-o", "SendEnv=LC_METAL_TOKEN",
-      "-o", "LogLevel=ERROR",
-      "-p", String(c.port),
-      `${machineId}@127.0.0.1`,
-    ];
-  // Under util-linux script, ssh has a real terminal of the given size, as a user's would.
-  const child = o.terminal
-    ? spawn("script", ["-q", "-e", "-c", `stty cols ${o.terminal.columns} rows ${o.terminal.rows}; exec ssh ${args.map((a) => `'${a}'`).join(" ")}`, "/dev/null"], { env, stdio: ["pipe", "pipe", "pipe"] })
-    : spawn("ssh", args, { env, stdio: ["pipe", "pipe", "pipe"] });
-  const s = { out: "", err: "", code: undefined as number | null | undefined };
-  child.stdout.on("data", (d: Buffer) => (s.out += d.toString()));
-  child.stderr.on("data", (d: Buffer) => (s.err += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve((s.code = code))));
-  return {
-    seen: s,
-    exited,
-    type: (text: string) => child.stdin.write(text),
-    see: (text: string, timeoutMs?: number) => eventually(`"${text}" in the output (so far: ${JSON.stringify(s.out.slice(-300))} / ${JSON.stringify(s.err)})`, () => s.out.includes(text), timeoutMs),
-    kill: () => child.kill(),
-  };
-}
-
-/** A refused ssh: exits non-zero, having printed the reason. */
-async function refused(machineId: string, o: Parameters<typeof ssh>[1]): Promise<string> {
-  const s = ssh(machineId, o);
-  const code = await s.exited;
-  expect(s.seen.out).not.toContain("connected to");
-  expect(code, `${s.seen.err} ${s.seen.out}`).toBe(1);
-  return s.seen.err;
-}
+/** The test server's console (or another one on the same database, with its own known_hosts). */
+const target = (c: ConsoleServer = server.console!, hosts = knownHosts): ConsoleTarget => ({ host: "127.0.0.1", port: c.port, knownHosts: hosts, home: dir });
+const ssh = (machineId: string, o: SshOptions, t = target()) => sshConsole(t, machineId, o);
+const refused = (machineId: string, o: SshOptions, t = target()) => refusedConsole(t, machineId, o);
 
 let ip = 10;
 /** A machine booted by the fixture (playing metal-hammer) whose simulated BMC metal-bmc has reported. */
@@ -124,13 +77,8 @@ beforeAll(async () => {
   fixture = await setUpPartition(server);
   dir = await mkdtemp(join(tmpdir(), "console-ssh-test-"));
   leaseFile = join(dir, "dhcpd.leases");
-  for (const who of ["owner", "stranger"] as const) {
-    keys[who] = join(dir, `id_${who}`);
-    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${who}@test`, "-f", keys[who]]);
-    pub[who] = (await readFile(`${keys[who]}.pub`, "utf8")).trim();
-  }
-  knownHosts = join(dir, "known_hosts");
-  await writeFile(knownHosts, `[127.0.0.1]:${server.console!.port} ${server.console!.hostKey}\n`);
+  for (const who of ["owner", "stranger"] as const) ({ file: keys[who], pub: pub[who] } = await generateKey(dir, who));
+  knownHosts = await writeKnownHosts(join(dir, "known_hosts"), "127.0.0.1", server.console!.port, server.console!.hostKey);
 
   const admin = server.client(AdminTokens, server.adminToken);
   tokens.admin = server.adminToken;
@@ -174,23 +122,6 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     free = await machineWithConsole();
   }, 30_000);
 
-  it("the owner sees the console, what they type reaches the machine, and ~. disconnects", async () => {
-    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner });
-    await s.see(`connected to ${owned.id}, exit with ~.`);
-    await s.see("Welcome to metal sim");
-    s.type("echo typed over ssh\r");
-    await s.see("\r\ntyped over ssh\r\n");
-    expect(owned.sim.serial.typed).toContain("echo typed over ssh\r");
-    expect(server.console!.sessions).toBe(1);
-    // OpenSSH's escape: ~. after a newline ends the session on the client side.
-    s.type("\r~.");
-    // 255 is what ssh exits with when it ends the connection itself.
-    expect(await s.exited).toBe(255);
-    // The client consumed the escape: it never reached the machine.
-    expect(owned.sim.serial.typed).not.toContain("~.");
-    await eventually("the relay closes", () => server.console!.sessions === 0 && owned.sim.serial.attachments === 0);
-  });
-
   it("the user's terminal size reaches the machine's console (pty-req), and typing works through a real terminal", async () => {
     const s = ssh(owned.id, { key: keys.owner, token: tokens.owner, terminal: { columns: 132, rows: 43 } });
     await s.see(`connected to ${owned.id}`);
@@ -233,30 +164,14 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     await s.exited;
   });
 
-  it("refuses a wrong key, a missing token, another project's token and a free machine, each with its own message", async () => {
-    const wrongKey = await refused(owned.id, { key: keys.stranger, token: tokens.owner });
-    expect(wrongKey).toMatch(/metal-console: the SSH key you authenticated with \(SHA256:[A-Za-z0-9+/]+\) is not one of the SSH keys of machine ".*"'s allocation/);
-    const noToken = await refused(owned.id, { key: keys.owner });
-    expect(noToken).toContain('metal-console: no token: send a token of a member of project "pb" in LC_METAL_TOKEN');
-    const other = await refused(owned.id, { key: keys.owner, token: tokens.otherProject });
-    expect(other).toContain('metal-console: the token of "paula" is not one of a member of project "pb"');
-    const freeMachine = await refused(free.id, { key: keys.owner, token: tokens.owner });
-    expect(freeMachine).toContain(`metal-console: machine "${free.id}" is not allocated; only operator admins may open the console of a free machine`);
+  // The refusals of issue 7's done-when (wrong key, no token, another project, a free machine) run in the lab: test/e2e/lab-console.test.ts.
+  it("refuses a token that does not verify and an unknown machine, each with its own message", async () => {
     const bogus = await refused(owned.id, { key: keys.owner, token: "not-a-token" });
     expect(bogus).toContain("metal-console: the token in LC_METAL_TOKEN was refused: the token is not valid");
     const unknown = randomUUID();
     expect(await refused(unknown, { key: keys.owner, token: tokens.owner })).toContain(`machine "${unknown}" not found`);
     expect(server.console!.sessions).toBe(0);
     expect(owned.sim.serial.attachments).toBe(0);
-  });
-
-  it("an operator admin gets into a free machine, with any key", async () => {
-    const s = ssh(free.id, { key: keys.stranger, token: tokens.admin });
-    await s.see(`connected to ${free.id}`);
-    s.type("hostname\r");
-    await s.see(`\r\nsim-${free.id.slice(0, 8)}\r\n`);
-    s.kill();
-    await s.exited;
   });
 
   it("several consoles at once, each with its own machine's output", async () => {
@@ -276,9 +191,8 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
 
   it("an idle console is closed with a message", async () => {
     const idle = await server.app.startConsole("127.0.0.1:0", { idleTimeoutMs: 700 });
-    const hosts = join(dir, "known_hosts_idle");
-    await writeFile(hosts, `[127.0.0.1]:${idle.port} ${idle.hostKey}\n`);
-    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner, console: idle, knownHostsFile: hosts });
+    const hosts = await writeKnownHosts(join(dir, "known_hosts_idle"), "127.0.0.1", idle.port, idle.hostKey);
+    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner }, target(idle, hosts));
     await s.see("connected to");
     expect(await s.exited).toBe(1);
     expect(s.seen.out).toContain("metal-console: no input or output for 700ms; closing the console");
@@ -316,24 +230,14 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     expect(missing.stderr).toContain("ssh not found on PATH");
   });
 
-  it("freeing the machine ends the owner's console with a message", async () => {
-    const s = ssh(owned.id, { key: keys.owner, token: tokens.owner });
-    await s.see(`connected to ${owned.id}`);
-    await server.client(MachineService, tokens.owner).delete({ id: owned.id, project: "pb" });
-    expect(await s.exited).toBe(1);
-    expect(s.seen.out).toContain(`metal-console: machine "${owned.id}" was freed; closing the console`);
-    await eventually("the relay closes", () => server.console!.sessions === 0);
-  });
-
   it("the host key is the same after a restart on the same database", async () => {
     const app2 = await createApp(config, createLogger("silent", { pretty: false }));
     try {
       const c2 = await app2.startConsole("127.0.0.1:0");
       expect(c2.hostKey).toBe(server.console!.hostKey);
-      const hosts = join(dir, "known_hosts_restart");
-      await writeFile(hosts, `[127.0.0.1]:${c2.port} ${server.console!.hostKey}\n`);
+      const hosts = await writeKnownHosts(join(dir, "known_hosts_restart"), "127.0.0.1", c2.port, server.console!.hostKey);
       // StrictHostKeyChecking passes (ssh would exit 255 otherwise) and the new server answers; it has no metal-bmc, so the console cannot open.
-      const err = await refused(free.id, { key: keys.owner, token: tokens.admin, console: c2, knownHostsFile: hosts });
+      const err = await refused(free.id, { key: keys.owner, token: tokens.admin }, target(c2, hosts));
       expect(err).toContain(`cannot open the console of machine "${free.id}": no metal-bmc of partition "p1" is connected to this replica`);
     } finally {
       await app2.close();
