@@ -1,18 +1,16 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import ssh2 from "ssh2";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
-import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
-import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
+import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { bearer } from "../../edge/common/client.js";
+import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
+import { LAB } from "../../edge/lab/seed.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
 import { relayBrokerOf } from "../../server/console/relay-broker.js";
-import { setUpPartition } from "../helpers/partition-fixture.js";
-import { launchServer } from "../helpers/server-launch.js";
+import { eventually, startLabUnderTest } from "../e2e/lab-harness.js";
 import type { Comparison, Measurement } from "./harness.js";
 
 let SESSIONS = 50;
@@ -32,15 +30,19 @@ function within<T>(what: string, p: Promise<T>, ms = 30_000): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`bench: timed out waiting for ${what}`)), ms).unref())]);
 }
 
-/** Enter, then the prompt: a known state whatever the console showed before (the scrollback may end anywhere). */
-async function prompt(taps: ReturnType<typeof tap>[], terminals: Terminal[]): Promise<void> {
+/**
+ * A line the simulated OS does not know, then its answer and the login prompt after it: a known state whatever the
+ * console showed before (the scrollback ends anywhere, and holds the previous phase's answers, hence a marker per phase).
+ */
+async function prompt(taps: ReturnType<typeof tap>[], terminals: Terminal[], marker: string): Promise<void> {
   await within(
     "the prompts",
     Promise.all(
-      terminals.map((t, i) => {
-        const seen = taps[i]!.next("# ");
-        t.write("\r");
-        return seen;
+      terminals.map(async (t, i) => {
+        const answered = taps[i]!.next(`${marker}: command not found\r\n`);
+        t.write(`${marker}\r`);
+        await answered;
+        await taps[i]!.next("login: ");
       }),
     ),
   );
@@ -94,21 +96,22 @@ function tap(t: Terminal) {
   };
 }
 
-/** One keystroke at a time, each timed until the console's echo of it is back. */
+/**
+ * One keystroke and Enter at a time, each timed until the simulated OS's answer is back through the same session
+ * (the lab's machines answer a line, not each character): the echoed line, "x: command not found", and the login
+ * prompt, which comes last, so every prompt seen after a write answers that write.
+ */
 async function keystrokes(taps: ReturnType<typeof tap>[], terminals: Terminal[]): Promise<{ latencies: number[]; seconds: number }> {
   const latencies: number[] = [];
   const started = performance.now();
   await Promise.all(
     terminals.map(async (t, i) => {
       const seen = taps[i]!;
-      seen.reset();
       for (let k = 0; k < KEYSTROKES; k++) {
-        // Distinct letters in a row, so an echo cannot be mistaken for the previous one's.
-        const ch = String.fromCharCode(97 + (k % 26));
-        const echoed = seen.next(ch);
+        const answered = seen.next("login: ");
         const t0 = performance.now();
-        t.write(ch);
-        await within(`the echo of keystroke ${k} in session ${i}`, echoed, 10_000);
+        t.write(`${String.fromCharCode(97 + (k % 26))}\r`);
+        await within(`the answer to keystroke ${k} in session ${i}`, answered, 10_000);
         latencies.push(performance.now() - t0);
       }
     }),
@@ -116,8 +119,11 @@ async function keystrokes(taps: ReturnType<typeof tap>[], terminals: Terminal[])
   return { latencies, seconds: (performance.now() - started) / 1000 };
 }
 
-/** The machines print CHUNKS × CHUNK bytes each; timed until every session has received all of it. */
-async function output(taps: ReturnType<typeof tap>[], sims: SimMachineBmc[]): Promise<{ bytes: number; latencies: number[]; seconds: number }> {
+/**
+ * The machines print CHUNKS × CHUNK bytes each on their serial line (what the BMC's console reads); timed until
+ * every session has received all of it.
+ */
+async function output(taps: ReturnType<typeof tap>[], machines: LabMachine[]): Promise<{ bytes: number; latencies: number[]; seconds: number }> {
   const before = taps.map((t) => t.bytes);
   const want = CHUNK * CHUNKS;
   // Exactly CHUNK bytes: printable ASCII ending in a line break.
@@ -125,9 +131,10 @@ async function output(taps: ReturnType<typeof tap>[], sims: SimMachineBmc[]): Pr
   const started = performance.now();
   const latencies: number[] = [];
   await Promise.all(
-    sims.map(async (sim, i) => {
+    machines.map(async (m, i) => {
       for (let c = 0; c < CHUNKS; c++) {
-        sim.serial.print(line);
+        // The simulated OS only prints answers; output of this volume is pushed onto its serial line directly.
+        m.sim.console.push(line);
         // Yield now and then, as a real serial line would not deliver a megabyte in one tick.
         if (c % 8 === 7) await new Promise((r) => setImmediate(r));
       }
@@ -135,71 +142,59 @@ async function output(taps: ReturnType<typeof tap>[], sims: SimMachineBmc[]): Pr
       latencies.push(performance.now() - started);
     }),
   );
-  return { bytes: want * sims.length, latencies, seconds: (performance.now() - started) / 1000 };
+  return { bytes: want * machines.length, latencies, seconds: (performance.now() - started) / 1000 };
 }
 
 /**
- * 50 SSH console sessions at once (ssh2 client library, one connection each,
- * owner key + project token, through metal-console -> relay broker -> BMC
- * session -> metal-bmc -> Relay stream -> simulated serial console):
- * keystroke round trip (one character, timed until its echo is back) and
- * console output throughput (each machine prints 1 MiB). Baseline: the same
- * over the relay broker directly (everything except the SSH layer and its
- * access checks), in the same run.
+ * The daemons at their interactive pace, retries fast (as the lab boot bench): the tests' fast loops, times 50
+ * machines, would put BMC polls and Alive events into the console's figures.
+ */
+const BENCH_TIMINGS: LabTimings = { ...INTERACTIVE_TIMINGS, hammer: { backoff: FAST_TIMINGS.hammer.backoff }, pxeRetryMs: FAST_TIMINGS.pxeRetryMs, drainMs: FAST_TIMINGS.drainMs };
+
+/**
+ * 50 SSH console sessions at once in the lab (metal-lab with 50 simulated
+ * machines, each allocated by a project member with one SSH key and running
+ * its installed OS; ssh2 client library, one connection each, owner key +
+ * project token, through metal-console -> relay broker -> BMC session ->
+ * the lab's metal-bmc -> Relay stream -> simulated BMC -> the machine's serial
+ * line): keystroke round trip (a key and Enter, timed until the OS's answer is
+ * back) and console output throughput (each machine prints 1 MiB). Baseline:
+ * the same over the relay broker directly (everything except the SSH layer
+ * and its access checks), in the same lab and run.
  */
 export async function benchConsole(opts: { sessions?: number; keystrokes?: number; chunks?: number } = {}): Promise<Comparison[]> {
   SESSIONS = opts.sessions ?? 50;
   KEYSTROKES = opts.keystrokes ?? 100;
   CHUNKS = opts.chunks ?? 64;
-  const { server, stop } = await launchServer({ console: true });
-  const dir = await mkdtemp(join(tmpdir(), "metal-bench-console-"));
-  const sims = new SimBmcs();
-  const abort = new AbortController();
-  let agentDone: Promise<void> | undefined;
+  const t = await startLabUnderTest(SESSIONS, BENCH_TIMINGS);
   const clients: ssh2.Client[] = [];
-  let stopMachines = () => {};
   try {
-    const fixture = await setUpPartition(server);
-    stopMachines = () => fixture.stopAll();
-    const leaseFile = join(dir, "dhcpd.leases");
-    const infra = fixture.infraToken;
-    const agent = new BmcAgent({
-      transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${infra}`), next(req))] }),
-      partition: "p1",
-      agent: "bmc-bench",
-      leaseFile,
-      stateDir: join(dir, "state"),
-      adapter: sims,
-      credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
-      timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 1_000, idleMs: 10_000, backoff: { initialMs: 20, maxMs: 200 } },
-    });
-    agentDone = agent.run(abort.signal);
-
-    const owner = (await server.client(AdminTokens, server.adminToken).create({ subject: "bench-owner", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
+    const lab = t.lab;
+    const admin = t.admin(AdminMachineService);
+    await eventually(
+      `${SESSIONS} waiting machines with their BMCs reported`,
+      async () => {
+        const all = (await admin.list({ partition: LAB.partition, paging: { limit: 1000 } })).machines;
+        return all.length === SESSIONS && all.every((m) => m.waiting && m.events?.log[0]?.type === T.WAITING && m.bmc?.address);
+      },
+      120_000,
+    );
+    const owner = (await t.admin(AdminTokens).create({ subject: "bench-owner", roles: { projectRoles: { [LAB.project]: ProjectRole.EDITOR } } })).secret;
     const key = generateEd25519();
-    const machines: SimMachineBmc[] = [];
+    const tenant = createClient(MachineService, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(owner)] }));
     for (let i = 0; i < SESSIONS; i++) {
-      const booted = await fixture.bootMachine(i % 2 === 0 ? "r1" : "r2");
-      machines.push(sims.add({ uuid: booted.id, ip: `10.4.${Math.floor(i / 200)}.${(i % 200) + 10}`, mac: `aa:bb:cc:04:${(i >> 8).toString(16).padStart(2, "0")}:${(i & 255).toString(16).padStart(2, "0")}` }));
+      // Retried: a machine that shows Waiting may not be a candidate yet (its liveliness or Wait lease lags a moment behind).
+      const allocate = () => tenant.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "debian-12", hostname: `bench-${i}`, networks: [lab.projectNetwork], sshKeys: [key.public] });
+      await eventually(`allocation ${i}`, allocate, 60_000);
     }
-    await sims.writeLeases(leaseFile);
-    const admin = server.client(AdminMachineService, server.adminToken);
-    for (const m of machines) {
-      const id = m.uuid;
-      let ok = false;
-      for (let t = 0; t < 600 && !ok; t++) {
-        ok = !!(await admin.get({ id })).machine?.bmc?.address;
-        if (!ok) await new Promise((r) => setTimeout(r, 50));
-      }
-      if (!ok) throw new Error(`bench: no BMC report for ${id}`);
-    }
-    for (let i = 0; i < SESSIONS; i++) {
-      await server.client(MachineService, owner).create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `bench-${i}`, networks: [fixture.primary.pb], sshKeys: [key.public] });
-    }
-    await until("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
+    const machines = lab.machines;
+    // Installed and kexec'd: from here on each console shows a login prompt and answers lines.
+    await eventually("every machine to run its installed OS", () => machines.every((m) => m.sim.os !== undefined), 180_000);
+    await until("metal-bmc offers relays", () => relayBrokerOf(lab.app!.db).agentsOf(LAB.partition).length > 0);
 
     // The subject: SSH sessions.
-    const port = server.console!.port;
+    const [host, port] = [lab.consoleAddress.slice(0, lab.consoleAddress.lastIndexOf(":")), Number(lab.consoleAddress.slice(lab.consoleAddress.lastIndexOf(":") + 1))];
+    const attached = () => machines.filter((m) => m.bmc.serial.attachments > 0).length;
     const sshTerminals: Terminal[] = await Promise.all(
       machines.map(
         (m) =>
@@ -213,38 +208,38 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
                 resolve({ write: (t) => ch.write(t), onData: (l) => ch.on("data", l), close: () => (ch.end(), c.end()) });
               }),
             );
-            c.connect({ host: "127.0.0.1", port, username: m.uuid, privateKey: key.private });
+            c.connect({ host, port, username: m.uuid, privateKey: key.private });
           }),
       ),
     );
     const sshTaps = sshTerminals.map(tap);
-    await prompt(sshTaps, sshTerminals);
-    if (server.console!.sessions !== SESSIONS) throw new Error(`bench: ${server.console!.sessions} console sessions open, wanted ${SESSIONS}`);
+    await prompt(sshTaps, sshTerminals, "ssh-ready");
+    if (attached() !== SESSIONS) throw new Error(`bench: ${attached()} serial consoles attached, wanted ${SESSIONS}`);
     const sshKeys = await keystrokes(sshTaps, sshTerminals);
     const sshOut = await output(sshTaps, machines);
-    for (const t of sshTerminals) t.close();
-    await until(() => `SSH sessions closed (${server.console!.sessions} open, ${machines.filter((m) => m.serial.attachments > 0).length} attached)`, () => server.console!.sessions === 0 && machines.every((m) => m.serial.attachments === 0), 10_000);
+    for (const s of sshTerminals) s.close();
+    await until(() => `SSH sessions closed (${attached()} serial consoles still attached)`, () => attached() === 0, 10_000);
 
     // The baseline: the same over the broker.
-    const broker = relayBrokerOf(server.app.db);
-    const relays = await Promise.all(machines.map((m) => broker.openConsole("p1", m.uuid)));
+    const broker = relayBrokerOf(lab.app!.db);
+    const relays = await Promise.all(machines.map((m) => broker.openConsole(LAB.partition, m.uuid)));
     const relayTerminals: Terminal[] = relays.map((r) => ({ write: (t) => r.write(t), onData: (l) => void r.onData(l), close: () => r.close() }));
     const relayTaps = relayTerminals.map(tap);
-    await prompt(relayTaps, relayTerminals);
+    await prompt(relayTaps, relayTerminals, "relay-ready");
     const relayKeys = await keystrokes(relayTaps, relayTerminals);
     const relayOut = await output(relayTaps, machines);
-    for (const t of relayTerminals) t.close();
+    for (const r of relayTerminals) r.close();
 
     const MiB = 2 ** 20;
     return [
       {
-        what: `console keystroke round trip, ${SESSIONS} SSH sessions at once × ${KEYSTROKES} keys (baseline: the same over the relay broker, no SSH)`,
-        subject: measurement("keystroke -> echo over SSH", sshKeys.latencies.length, sshKeys.seconds, sshKeys.latencies),
-        baseline: measurement("keystroke -> echo over the relay broker", relayKeys.latencies.length, relayKeys.seconds, relayKeys.latencies),
+        what: `lab console keystroke round trip, ${SESSIONS} SSH sessions at once × ${KEYSTROKES} keys (baseline: the same over the relay broker, no SSH)`,
+        subject: measurement("keystroke + Enter -> answer over SSH", sshKeys.latencies.length, sshKeys.seconds, sshKeys.latencies),
+        baseline: measurement("keystroke + Enter -> answer over the relay broker", relayKeys.latencies.length, relayKeys.seconds, relayKeys.latencies),
         target: "responsive: p99 well under 100 ms",
       },
       {
-        what: `console output, ${SESSIONS} SSH sessions at once × ${(CHUNK * CHUNKS) / MiB} MiB (ops = bytes; p50/p99 = time until a session had all of it; baseline: the relay broker)`,
+        what: `lab console output, ${SESSIONS} SSH sessions at once × ${(CHUNK * CHUNKS) / MiB} MiB (ops = bytes; p50/p99 = time until a session had all of it; baseline: the relay broker)`,
         subject: measurement("console output bytes over SSH", sshOut.bytes, sshOut.seconds, sshOut.latencies),
         baseline: measurement("console output bytes over the relay broker", relayOut.bytes, relayOut.seconds, relayOut.latencies),
         extra: { sshMiBPerSecond: sshOut.bytes / MiB / sshOut.seconds, brokerMiBPerSecond: relayOut.bytes / MiB / relayOut.seconds },
@@ -252,10 +247,6 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
     ];
   } finally {
     for (const c of clients) c.end();
-    stopMachines();
-    abort.abort();
-    await agentDone?.catch(() => {});
-    await stop();
-    await rm(dir, { recursive: true, force: true });
+    await t.dispose();
   }
 }
