@@ -2,9 +2,8 @@ import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { Code, ConnectError, cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type http from "node:http";
-import type http2 from "node:http2";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
+import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
@@ -13,6 +12,8 @@ import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js"
 import type { Db } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
+import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
+import type { NodeHandler } from "./http/node-handler.js";
 import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import type { Logger } from "./logger.js";
@@ -29,11 +30,6 @@ import { registerRoutes } from "./routes.js";
 import { ConnectionRegistry } from "./streams/connections.js";
 import { WaitingRegistry } from "./streams/waiting.js";
 import { readVersion } from "./version.js";
-
-type NodeHandler = (
-  req: http.IncomingMessage | http2.Http2ServerRequest,
-  res: http.ServerResponse | http2.Http2ServerResponse,
-) => void;
 
 /** A built control plane: a request handler plus what tests and main need around it. */
 export interface App {
@@ -124,13 +120,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
+  // One Wait stream per waiting machine: thousands are open at once, so plain gRPC Waits take the lean path.
+  const lean = new LeanGrpcStreams([BootService.method.wait]);
+  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects })];
   const routes = (router: ConnectRouter) => {
-    registerRoutes(router, { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);
   };
   const connectHandler = connectNodeAdapter({
     routes,
-    interceptors: [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects })],
+    interceptors,
     shutdownSignal: shutdown.signal,
     readMaxBytes: READ_MAX_BYTES,
     fallback(req, res) {
@@ -151,7 +150,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       res.end("not found\n");
     },
   });
-  const handler = withCors(connectHandler as NodeHandler, config.corsOrigins);
+  const handler = withCors(lean.handler(connectHandler as NodeHandler, { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES }), config.corsOrigins);
 
   // Periodic jobs: every replica runs the timer, one at a time does the work (advisory lock).
   const liveliness = setInterval(() => {

@@ -5,7 +5,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 
-type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
+import type { NodeHandler as Handler } from "./node-handler.js";
 
 export interface Listener {
   /** The base URL clients use, e.g. http://127.0.0.1:8080. */
