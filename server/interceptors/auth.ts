@@ -15,20 +15,22 @@ function targetOf(message: unknown): Target {
   return { project: str("project"), tenant: str("tenant"), partition: str("partition") };
 }
 
+/** The stream again, from its first message on (already taken from `it`). Module level: see `guarded` in observe.ts. */
+async function* replay<T>(head: IteratorResult<T>, it: AsyncIterator<T>): AsyncGenerator<T> {
+  if (head.done) return;
+  yield head.value;
+  for (;;) {
+    const n = await it.next();
+    if (n.done) return;
+    yield n.value;
+  }
+}
+
 /** Pulls the first message of a request stream and hands back a stream that still yields it. */
 async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | undefined; stream: AsyncIterable<T> }> {
   const it = stream[Symbol.asyncIterator]();
   const head = await it.next();
-  async function* rest(): AsyncGenerator<T> {
-    if (head.done) return;
-    yield head.value;
-    for (;;) {
-      const n = await it.next();
-      if (n.done) return;
-      yield n.value;
-    }
-  }
-  return { first: head.done ? undefined : head.value, stream: rest() };
+  return { first: head.done ? undefined : head.value, stream: replay(head, it) };
 }
 
 /**

@@ -22,6 +22,21 @@ const EXPECTED = new Set<Code>([
 ]);
 
 /**
+ * A response stream that reports its end. A module-level generator on
+ * purpose: a generator function declared inside the interceptor would be a
+ * new function object per call, with a prototype and hidden classes of its
+ * own, which every one of thousands of open streams would keep.
+ */
+async function* guarded<T>(inner: AsyncIterable<T>, finish: (code: string) => void, translate: (err: unknown) => ConnectError): AsyncGenerator<T> {
+  try {
+    yield* inner;
+    finish("Ok");
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+/**
  * Outermost interceptor: gives every call a request id (also sent back in the
  * `x-request-id` header), logs and counts it, and turns unexpected exceptions
  * into Internal errors that name the request id but never the cause.
@@ -56,16 +71,7 @@ export function createObserveInterceptor(log: Logger, metrics: Metrics): Interce
         finish("Ok");
         return res;
       }
-      const inner = res.message;
-      async function* guarded() {
-        try {
-          yield* inner;
-          finish("Ok");
-        } catch (err) {
-          throw translate(err);
-        }
-      }
-      return { ...res, message: guarded() };
+      return { ...res, message: guarded(res.message, finish, translate) };
     } catch (err) {
       throw translate(err);
     }

@@ -71,6 +71,23 @@ function pause(ms: number, signal: AbortSignal): { done: Promise<void>; wake: ()
   return { done, wake };
 }
 
+/**
+ * The machine's allocation as Wait delivers it, or undefined while it has
+ * none. With `partition`, first checks that the machine may wait there at
+ * all. A function of its own so that the machine row is garbage as soon as it
+ * is read: a Wait stream is open for hours, thousands at once, and keeps only
+ * what its generator's scope holds.
+ */
+async function allocationToDeliver(db: Db<any>, id: string, partition?: string) {
+  const { machine } = await machines.get(db, id);
+  if (partition !== undefined) {
+    if (machine.partitionId !== partition) throw failedPrecondition(`machine "${id}" is not in partition "${partition}"`);
+    // Waiting makes a machine allocatable; one that has not registered has no size or cabling to be allocated by.
+    if (!machine.hardware || !machine.sizeId) throw failedPrecondition(`machine "${id}" has not registered its hardware; Register before Wait`);
+  }
+  return machine.allocation ? toProtoAllocation(machine.allocation) : undefined;
+}
+
 export interface BootServiceDeps {
   db: Db<any>;
   /** The machines waiting on this replica; renews their leases together. */
@@ -100,20 +117,17 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
       const unsubscribe = bus.subscribe(allocationTopic(id), wake);
       let leave: (() => Promise<void>) | undefined;
       try {
-        const first = (await machines.get(db, id)).machine;
-        if (first.partitionId !== req.partition) throw failedPrecondition(`machine "${id}" is not in partition "${req.partition}"`);
-        // Waiting makes a machine allocatable; one that has not registered has no size or cabling to be allocated by.
-        if (!first.hardware || !first.sizeId) throw failedPrecondition(`machine "${id}" has not registered its hardware; Register before Wait`);
-        if (first.allocation) {
-          yield { allocation: toProtoAllocation(first.allocation) };
+        let allocation = await allocationToDeliver(db, id, req.partition);
+        if (allocation) {
+          yield { allocation };
           return;
         }
         // From here the machine is waiting; the registry renews its lease and re-checks it with all others.
         leave = await waiting.add(id, wake);
         // Allocated between the first read and joining the registry: the bus message may have gone before we listened.
-        const { machine: joined } = await machines.get(db, id);
-        if (joined.allocation) {
-          yield { allocation: toProtoAllocation(joined.allocation) };
+        allocation = await allocationToDeliver(db, id);
+        if (allocation) {
+          yield { allocation };
           return;
         }
         while (!ctx.signal.aborted) {
@@ -125,9 +139,9 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
           if (ctx.signal.aborted) return;
           if (woken) {
             woken = false;
-            const { machine } = await machines.get(db, id);
-            if (machine.allocation) {
-              yield { allocation: toProtoAllocation(machine.allocation) };
+            allocation = await allocationToDeliver(db, id);
+            if (allocation) {
+              yield { allocation };
               return;
             }
           } else {
