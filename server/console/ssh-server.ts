@@ -66,6 +66,9 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
 
   const server = new ssh2.Server({ hostKeys: [hostKey.privateKey], ident: "metal-console" }, (client) => {
     clients.add(client);
+    // A keystroke's answer leaves in several small writes; with Nagle on, each waits for the client's delayed ACK (~40 ms).
+    // (ssh2's server Connection has setNoDelay; its type declarations only list it for the client.)
+    (client as Connection & { setNoDelay(on: boolean): void }).setNoDelay(true);
     let user = "";
     let keyBlob = "";
     client.on("error", (err) => log.debug({ err }, "console connection error"));
