@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
@@ -55,7 +56,9 @@ beforeAll(async () => {
   target = { host, port, knownHosts: await writeKnownHosts(`${t.dir}/known_hosts`, host, port, hostKey!.publicKey), home: t.dir };
 
   tokens.member = (await memberToken("mia")).secret;
-  tokens.other = (await t.admin(AdminTokens).create({ subject: "otto", roles: { projectRoles: { "another-project": ProjectRole.OWNER } } })).secret;
+  // A real second project of the same tenant: its owner is a member of the tenant, not of the machine's project.
+  await t.admin(MdProjects).create({ project: { meta: { id: "other-project" }, name: "other project", tenantId: LAB.tenant } });
+  tokens.other = (await t.admin(AdminTokens).create({ subject: "otto", roles: { projectRoles: { "other-project": ProjectRole.OWNER } } })).secret;
 
   // The tenant allocates a waiting machine with the owner's public key, with the member's token.
   const { machine } = await as(MachineService, tokens.member).create({
