@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { and, asc, eq, getTableColumns, inArray, ne, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import { inTransaction, type Db } from "../db/database.js";
 import {
   machineConnections,
   machines,
@@ -12,7 +12,7 @@ import {
   type StoredSwitchSync,
   type SwitchRow,
 } from "../db/schema/index.js";
-import { confirmToggles, type SwitchConfigInput } from "../domain/switch-config.js";
+import { confirmToggles, type AllocationView, type SwitchConfigInput } from "../domain/switch-config.js";
 import type { PortConnection } from "../domain/switch-ports.js";
 import type { Connection } from "../domain/switch-wiring.js";
 import { notFound } from "../errors.js";
@@ -92,6 +92,11 @@ export const switchAdminRepository = {
     const byId = new Map(rows.map((r) => [r.id, r]));
     for (const id of unique) if (!byId.has(id)) throw notFound(KIND, id);
     return byId;
+  },
+
+  /** The switch, locked FOR UPDATE as `lock` does; undefined when there is none. */
+  async lockIfExists(tx: Db<any>, id: string): Promise<SwitchRow | undefined> {
+    return (await tx.select().from(switches).where(eq(switches.id, id)).for("update"))[0];
   },
 
   /**
@@ -201,33 +206,50 @@ export const switchSessionRepository = {
   },
 
   /**
-   * Everything the desired config is computed from. The switch row is read
-   * first: whatever changes the config bumps its version in the same
-   * transaction, so the rest is at least as new as the generation it is
-   * labelled with, and a newer change brings a newer generation later.
+   * Everything the desired config is computed from, in two statements: the
+   * switch with its cabling and the cabled machines' allocations (one
+   * snapshot, so they are exactly as new as the generation they are labelled
+   * with), then the networks those allocations use. A newer change brings a
+   * newer generation later; a network's prefixes never change under an
+   * allocation that uses it.
    */
   async configInput(db: Db<any>, id: string): Promise<SwitchConfigInput | undefined> {
-    const sw = (await db.select().from(switches).where(eq(switches.id, id)))[0];
+    // The outer switch is named in full: inside the subquery, a bare "id" would be the machine's.
+    type Cabled = { port: string; machineId: string; vrf: string | null; allocation: AllocationView | null };
+    const [sw] = await db
+      .select({
+        id: switches.id,
+        version: switches.version,
+        nics: switches.nics,
+        cabled: sql<Cabled[]>`coalesce((
+          select json_agg(json_build_object(
+            'port', c.switch_port, 'machineId', c.machine_id, 'vrf', c.vrf,
+            'allocation', case when m.allocation is null then null else json_build_object('role', m.allocation->'role', 'networks', m.allocation->'networks') end
+          ) order by c.switch_port)
+          from ${machineConnections} c join ${machines} m on m.id = c.machine_id
+          where c.switch_id = "switches"."id"), '[]'::json)`,
+      })
+      .from(switches)
+      .where(eq(switches.id, id));
     if (!sw) return undefined;
-    const connections = await db.select().from(machineConnections).where(eq(machineConnections.switchId, id));
-    const machineIds = [...new Set(connections.map((c) => c.machineId))];
-    const machineRows =
-      machineIds.length === 0 ? [] : await db.select({ id: machines.id, allocation: machines.allocation }).from(machines).where(inArray(machines.id, machineIds));
-    const allocations = new Map(machineRows.map((m) => [m.id, m.allocation ? { role: m.allocation.role, networks: m.allocation.networks } : null]));
-    const networkIds = [...new Set(machineRows.flatMap((m) => m.allocation?.networks.map((n) => n.network) ?? []))];
-    const networkRows = networkIds.length === 0 ? [] : await db.select({ id: networks.id, kind: networks.kind }).from(networks).where(inArray(networks.id, networkIds));
-    const prefixRows =
+    const allocations = new Map(sw.cabled.map((c) => [c.machineId, c.allocation]));
+    const networkIds = [...new Set(sw.cabled.flatMap((c) => c.allocation?.networks.map((n) => n.network) ?? []))];
+    const networkRows =
       networkIds.length === 0
         ? []
-        : await db.select({ networkId: prefixes.networkId, prefix: sql<string>`${prefixes.prefix}::text` }).from(prefixes).where(inArray(prefixes.networkId, networkIds));
-    const networkMap = new Map(networkRows.map((n) => [n.id, { kind: n.kind, prefixes: prefixRows.filter((p) => p.networkId === n.id).map((p) => p.prefix) }]));
+        : await db
+            .select({ id: networks.id, kind: networks.kind, prefixes: sql<string[]>`coalesce(array_agg(${prefixes.prefix}::text) filter (where ${prefixes.prefix} is not null), '{}')` })
+            .from(networks)
+            .leftJoin(prefixes, eq(prefixes.networkId, networks.id))
+            .where(inArray(networks.id, networkIds))
+            .groupBy(networks.id, networks.kind);
     return {
       switchId: sw.id,
       generation: sw.version,
       nics: sw.nics,
-      connections: connections.map((c) => ({ port: c.switchPort, machineId: c.machineId, vrf: c.vrf })),
+      connections: sw.cabled.map((c) => ({ port: c.port, machineId: c.machineId, vrf: c.vrf })),
       allocations,
-      networks: networkMap,
+      networks: new Map(networkRows.map((n) => [n.id, { kind: n.kind, prefixes: n.prefixes }])),
     };
   },
 
@@ -235,19 +257,27 @@ export const switchSessionRepository = {
    * Stores a sync report. The version stays: a report changes no desired
    * config (a confirmed toggle renders the same), and bumping it would make
    * every report trigger a resend.
+   *
+   * Most reports confirm nothing new about the ports; those only stamp the
+   * sync, a write that cannot lose anyone's port update, without a
+   * transaction. A report that changes port states takes the row lock, so a
+   * toggle written meanwhile is merged, not overwritten.
    */
-  async recordSync(
-    tx: Db<any>,
-    id: string,
-    report: { sync: StoredSwitchSync; failed: boolean; ports: ReadonlyMap<string, "up" | "down" | "unknown"> },
-  ): Promise<boolean> {
-    const sw = (await tx.select().from(switches).where(eq(switches.id, id)).for("update"))[0];
-    if (!sw) return false;
-    const { nics } = confirmToggles(sw.nics, report.ports);
-    await tx
-      .update(switches)
-      .set({ nics, lastSync: report.sync, ...(report.failed ? { lastSyncError: report.sync } : {}) })
-      .where(eq(switches.id, id));
-    return true;
+  async recordSync(db: Db<any>, id: string, report: { sync: StoredSwitchSync; failed: boolean; ports: ReadonlyMap<string, "up" | "down" | "unknown"> }): Promise<boolean> {
+    const stamp = { lastSync: report.sync, ...(report.failed ? { lastSyncError: report.sync } : {}) };
+    const current = (await db.select({ nics: switches.nics }).from(switches).where(eq(switches.id, id)))[0];
+    if (!current) return false;
+    if (!confirmToggles(current.nics, report.ports).changed) {
+      return (await db.update(switches).set(stamp).where(eq(switches.id, id)).returning({ id: switches.id })).length > 0;
+    }
+    return inTransaction(db, async (tx) => {
+      const sw = (await tx.select({ nics: switches.nics }).from(switches).where(eq(switches.id, id)).for("update"))[0];
+      if (!sw) return false;
+      await tx
+        .update(switches)
+        .set({ nics: confirmToggles(sw.nics, report.ports).nics, ...stamp })
+        .where(eq(switches.id, id));
+      return true;
+    });
   },
 };

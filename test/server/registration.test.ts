@@ -3,6 +3,7 @@ import { Code, type Client } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
+import { SwitchService as AdminSwitchService } from "../../gen/metal/admin/v1/switch_pb.js";
 import { SizeService as AdminSizeService } from "../../gen/metal/admin/v1/size_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
@@ -65,6 +66,19 @@ describe("switch registration", () => {
   it("is idempotent and tells a first registration apart", async () => {
     expect((await switches.register(leaf("leaf09", "r9"))).created).toBe(true);
     expect((await switches.register(leaf("leaf09", "r9"))).created).toBe(false);
+  });
+
+  it("keeps the switch's generation when the same switch registers again, and bumps it when its ports change", async () => {
+    const adminSwitches = server.client(AdminSwitchService, server.adminToken);
+    const version = async () => (await adminSwitches.get({ id: "leaf11" })).switch!.meta!.version;
+    await switches.register(leaf("leaf11", "r9"));
+    const first = await version();
+    // metal-core restarting or reconnecting: nothing to push to the switch again.
+    await switches.register(leaf("leaf11", "r9"));
+    expect(await version()).toBe(first);
+    const more = leaf("leaf11", "r9");
+    await switches.register({ ...more, nics: [...more.nics, { name: "swp5", identifier: "aa:bb:cc:00:05:11" }] });
+    expect(await version()).toBe(first + 1n);
   });
 
   it("validates", async () => {

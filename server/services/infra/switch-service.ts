@@ -39,22 +39,25 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log }
       v.check();
       // A port without an identifier is known by its name (the original falls back to the MAC).
       const nics: StoredSwitchNic[] = req.nics.map((n) => ({ name: n.name, identifier: n.identifier || n.name }));
-      const { created } = await inTransaction(db, async (tx) => {
-        await partitions.get(tx, req.partition);
-        const existing = await admin.find(tx, req.id);
+      const { created, changed } = await inTransaction(db, async (tx) => {
+        const existing = await admin.lockIfExists(tx, req.id);
         if (!existing) {
+          await partitions.get(tx, req.partition);
           // A racing first registration of the same id turns this into an update, which it would be a moment later anyway.
-          return switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
+          const { created } = await switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
+          return { created, changed: true };
         }
         if (existing.partitionId !== req.partition) {
           throw failedPrecondition(`switch "${req.id}" is registered in partition "${existing.partitionId}", not "${req.partition}"`);
         }
-        if (existing.mode === "replace") await registerReplacement(tx, existing, req, nics);
-        else await reregister(tx, req, nics);
-        return { created: false };
+        if (existing.mode === "replace") {
+          await registerReplacement(tx, existing, req, nics);
+          return { created: false, changed: true };
+        }
+        return { created: false, changed: await reregister(tx, existing, req, nics) };
       });
       // A replacement adopted cabling and port VRFs; either way the port list may differ now.
-      publishSwitchChanges(bus, [req.id]);
+      if (changed) publishSwitchChanges(bus, [req.id]);
       return { created };
     },
   };
@@ -65,9 +68,7 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log }
  * ports are refreshed, cabling and port states stay. Ports with machines on
  * them must still be there, else the machines would silently lose their link.
  */
-async function reregister(tx: Db<any>, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<void> {
-  const sw = (await admin.lock(tx, [req.id])).get(req.id)!;
-  if (sw.mode === "replace") throw changedMeanwhile(req.id);
+async function reregister(tx: Db<any>, sw: SwitchRow, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<boolean> {
   const connections = await admin.connectionsOfSwitches(tx, [sw.id]);
   const names = new Set(nics.map((n) => n.name));
   const lost = connections.filter((c) => !names.has(c.switchPort)).map((c) => c.switchPort).sort(comparePorts);
@@ -80,7 +81,25 @@ async function reregister(tx: Db<any>, req: SwitchServiceRegisterRequest, nics: 
     const p = previous.get(n.name);
     return p ? { ...n, ...(p.desired ? { desired: p.desired } : {}), ...(p.actual ? { actual: p.actual } : {}) } : n;
   });
-  await admin.save(tx, sw.id, { rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics: merged });
+  const patch = { rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics: merged };
+  // The same switch as stored (a restart or reconnect): its desired config stays, and so does its generation.
+  if (sameRegistration(sw, patch)) return false;
+  await admin.save(tx, sw.id, patch);
+  return true;
+}
+
+/** Field by field: jsonb does not keep the key order the nics were written with. */
+const sameNic = (a: StoredSwitchNic, b: StoredSwitchNic) => a.name === b.name && a.identifier === b.identifier && a.desired === b.desired && a.actual === b.actual;
+
+function sameRegistration(sw: SwitchRow, p: Pick<SwitchRow, "rackId" | "osVendor" | "osVersion" | "managementIp" | "nics">): boolean {
+  return (
+    sw.rackId === p.rackId &&
+    sw.osVendor === p.osVendor &&
+    sw.osVersion === p.osVersion &&
+    sw.managementIp === p.managementIp &&
+    sw.nics.length === p.nics.length &&
+    sw.nics.every((n, i) => sameNic(n, p.nics[i]!))
+  );
 }
 
 /**

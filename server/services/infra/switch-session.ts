@@ -10,7 +10,7 @@ import {
   type SwitchSyncReport,
 } from "../../../gen/metal/infra/v1/switch_pb.js";
 import { switchTopic, type FanoutBus } from "../../bus/fanout.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import type { Db } from "../../db/database.js";
 import { computeSwitchConfig, type DesiredSwitchConfig, type PortMode } from "../../domain/switch-config.js";
 import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
@@ -144,15 +144,19 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
         let nextBeat = Date.now() + heartbeatMs;
         while (!ended.signal.aborted) {
           if (dirty || Date.now() - lastRead >= heartbeatMs) {
+            // A poke means a change was committed: read the inputs at once. The periodic re-read asks for the generation first.
+            const poked = dirty;
             dirty = false;
             lastRead = Date.now();
-            const g = await sessions.generation(deps.db, id);
-            if (g === undefined) return end(notFound("switch", id));
-            if (g !== sent) {
+            const g = poked ? undefined : await sessions.generation(deps.db, id);
+            if (!poked && g === undefined) return end(notFound("switch", id));
+            if (poked || g !== sent) {
               const input = await sessions.configInput(deps.db, id);
               if (!input) return end(notFound("switch", id));
-              sent = input.generation;
-              push({ message: toProtoSwitchConfig(computeSwitchConfig(input)) });
+              if (input.generation !== sent) {
+                sent = input.generation;
+                push({ message: toProtoSwitchConfig(computeSwitchConfig(input)) });
+              }
             }
           }
           if (Date.now() >= nextBeat) {
@@ -202,5 +206,5 @@ async function recordSync(db: Db<any>, id: string, r: SwitchSyncReport): Promise
   v.check();
   const durationMsValue = r.duration ? Math.max(0, Math.round(durationMs(r.duration))) : 0;
   const sync = { time: new Date().toISOString(), durationMs: durationMsValue, error: r.error, generation: Number(r.generation) };
-  await inTransaction(db, (tx) => sessions.recordSync(tx, id, { sync, failed: r.error !== "", ports: reportedPortStates(r) }));
+  await sessions.recordSync(db, id, { sync, failed: r.error !== "", ports: reportedPortStates(r) });
 }
