@@ -3,16 +3,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
-import { MetalCore } from "../../edge/core/metal-core.js";
-import { SimSwitch } from "../../edge/sim/switch.js";
+import { fork } from "node:child_process";
 import { createInProcessBus, switchTopic } from "../../server/bus/fanout.js";
 import { launchServer } from "../helpers/server-launch.js";
 import type { Comparison, Measurement } from "./harness.js";
 
 const SWITCHES = 100;
 const ROUNDS = 5;
-const rackOf = (i: number) => `r${Math.floor(i / 2)}`;
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 
 function measurement(name: string, latencies: number[], seconds: number): Measurement {
@@ -21,11 +18,15 @@ function measurement(name: string, latencies: number[], seconds: number): Measur
 }
 
 /**
- * 100 switches run the real metal-core on simulated switches; every round
- * changes all their desired configs at once (a new port each) and times from
- * each change's commit (its bus publish) to that switch having rendered,
- * validated, swapped and reloaded its files. Baseline: the same 100 parallel
- * Register calls alone, from request to response.
+ * 100 switches run the real metal-core on simulated switches, in a process
+ * of their own (test/bench/fanout-switches.ts: real switches, and whoever
+ * changes their config, are other machines; here they share the second
+ * core). Every round changes all their desired configs at once (each
+ * registers again with one port more, over gRPC like metal-core) and times
+ * from each change's commit (its bus publish) to that switch having
+ * rendered, validated, swapped and reloaded its files (wall clock across the
+ * two processes). Baseline: the same 100 parallel Register calls changing
+ * nothing, from request to response.
  */
 export async function benchSwitchFanout(): Promise<Comparison[]> {
   const published = new Map<string, number>();
@@ -33,29 +34,46 @@ export async function benchSwitchFanout(): Promise<Comparison[]> {
   const { server, stop } = await launchServer({
     bus: {
       publish(topic) {
-        published.set(topic, performance.now());
+        published.set(topic, performance.timeOrigin + performance.now());
         inner.publish(topic);
       },
       subscribe: inner.subscribe,
     },
   });
   const root = await mkdtemp(join(tmpdir(), "metal-bench-fanout-"));
-  const cores: { id: string; core: MetalCore; i: number }[] = [];
+  const ids = Array.from({ length: SWITCHES }, (_, i) => `leaf${String(i).padStart(3, "0")}`);
+  /** Per switch: the wall-clock times of its changed syncs, and who waits for the next one. */
+  const synced = new Map<string, { times: number[]; waiter?: (at: number) => void }>(ids.map((id) => [id, { times: [] }]));
+  let switches: ReturnType<typeof fork> | undefined;
+  let changer: ReturnType<typeof fork> | undefined;
   try {
     await server.client(AdminPartitions, server.adminToken).create({ id: "p1" });
     const token = (await server.client(AdminTokens, server.adminToken).create({ subject: "p1", roles: { infraPartition: "p1" } })).secret;
-    for (let i = 0; i < SWITCHES; i++) {
-      const id = `leaf${String(i).padStart(3, "0")}`;
-      // FRR's parser is a process per check; the fan-out is measured, not 100 FRR start-ups.
-      const sim = new SimSwitch({ id, root: join(root, id), frontPorts: 4, frrCheck: false });
-      const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(i), os: sim, timing: { heartbeatMs: 600_000, backoffInitialMs: 100 } });
-      core.start();
-      cores.push({ id, core, i });
-    }
-    while (!cores.every((c) => c.core.lastSync?.error === "")) await new Promise((r) => setTimeout(r, 20));
-    const client = server.client(SwitchService, token);
-    const register = (id: string, i: number, ports: number) =>
-      client.register({ partition: "p1", id, rack: rackOf(i), nics: Array.from({ length: ports }, (_, n) => ({ name: `swp${n + 1}` })) });
+    const side = (role: string) =>
+      fork("test/bench/fanout-switches.ts", [], {
+        execArgv: ["--import", "tsx"],
+        env: { ...process.env, FANOUT_ROLE: role, FANOUT_SWITCHES: String(SWITCHES), FANOUT_ROOT: root, FANOUT_URL: server.url, FANOUT_TOKEN: token },
+      });
+    switches = side("switches");
+    changer = side("changer");
+    let registered: ((latencies: number[]) => void) | undefined;
+    changer.on("message", (m: { registered: number[] }) => registered?.(m.registered));
+    switches.on("message", (m: { id: string; at: number }) => {
+      const s = synced.get(m.id)!;
+      s.times.push(m.at);
+      const w = s.waiter;
+      s.waiter = undefined;
+      w?.(m.at);
+    });
+    const nextSync = (id: string) => new Promise<number>((resolve) => (synced.get(id)!.waiter = resolve));
+    /** Every switch registers again with `ports` ports, from the switches' process; each call's latency. */
+    const registerAll = (ports: number) =>
+      new Promise<number[]>((resolve) => {
+        registered = resolve;
+        changer!.send({ register: ports });
+      });
+    // Every switch has applied its first config.
+    while (![...synced.values()].every((s) => s.times.length > 0)) await new Promise((r) => setTimeout(r, 20));
 
     const fanout: number[] = [];
     const rpc: number[] = [];
@@ -64,30 +82,14 @@ export async function benchSwitchFanout(): Promise<Comparison[]> {
     for (let round = 0; round < ROUNDS; round++) {
       const ports = 5 + round;
       const started = performance.now();
-      await Promise.all(
-        cores.map(async ({ id, core, i }) => {
-          const synced = new Promise<number>((resolve) => {
-            const off = core.onSync((s) => {
-              if (s.changed && s.error === "") {
-                off();
-                resolve(performance.now());
-              }
-            });
-          });
-          await register(id, i, ports);
-          fanout.push((await synced) - published.get(switchTopic(id))!);
-        }),
-      );
+      const applied = ids.map((id) => nextSync(id));
+      await registerAll(ports);
+      const at = await Promise.all(applied);
+      ids.forEach((id, i) => fanout.push(at[i]! - published.get(switchTopic(id))!));
       fanoutSeconds += (performance.now() - started) / 1000;
       // The baseline: the same calls, changing nothing (same ports again), so no switch has work to do.
       const t0 = performance.now();
-      await Promise.all(
-        cores.map(async ({ id, i }) => {
-          const t = performance.now();
-          await register(id, i, ports);
-          rpc.push(performance.now() - t);
-        }),
-      );
+      rpc.push(...(await registerAll(ports)));
       rpcSeconds += (performance.now() - t0) / 1000;
     }
     return [
@@ -99,7 +101,14 @@ export async function benchSwitchFanout(): Promise<Comparison[]> {
       },
     ];
   } finally {
-    await Promise.all(cores.map((c) => c.core.stop()));
+    await Promise.all(
+      [switches, changer].map(async (p) => {
+        if (!p) return;
+        const exited = new Promise((r) => p.once("exit", r));
+        p.send("stop");
+        await exited;
+      }),
+    );
     await stop();
     await rm(root, { recursive: true, force: true });
   }
