@@ -77,7 +77,8 @@ export class LeanGrpcStreams {
         fallback(req, res);
         return;
       }
-      void serve(route.method, route.impl, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, options);
+      // Errors of the call become its status; this only catches a failing write of the status itself.
+      serve(route.method, route.impl, req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, options).catch(() => res.destroy());
     };
   }
 }
