@@ -13,7 +13,7 @@ import type { Db } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
-import type { NodeHandler } from "./http/node-handler.js";
+import type { AppHandler, NodeHandler } from "./http/node-handler.js";
 import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import type { Logger } from "./logger.js";
@@ -34,7 +34,7 @@ import { readVersion } from "./version.js";
 /** A built control plane: a request handler plus what tests and main need around it. */
 export interface App {
   /** Serves Connect, gRPC, gRPC-Web, /metrics and CORS preflights; give it to any node:http(2) server. */
-  readonly handler: NodeHandler;
+  readonly handler: AppHandler;
   readonly db: Db<any>;
   readonly authority: TokenAuthority;
   /**
@@ -150,7 +150,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       res.end("not found\n");
     },
   });
-  const handler = withCors(lean.handler(connectHandler as NodeHandler, { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES }), config.corsOrigins);
+  const leanOptions = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES };
+  const handler: AppHandler = withCors(lean.handler(connectHandler as NodeHandler, leanOptions), config.corsOrigins);
+  // Listeners that see raw HTTP/2 streams (plain h2c) give lean calls no compatibility objects at all.
+  handler.takeStream = lean.streamTaker(leanOptions);
 
   // Periodic jobs: every replica runs the timer, one at a time does the work (advisory lock).
   const liveliness = setInterval(() => {

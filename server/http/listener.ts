@@ -5,7 +5,7 @@ import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
 
-import type { NodeHandler as Handler } from "./node-handler.js";
+import type { AppHandler as Handler, NodeHandler } from "./node-handler.js";
 
 export interface Listener {
   /** The base URL clients use, e.g. http://127.0.0.1:8080. */
@@ -49,6 +49,38 @@ function withHead(socket: net.Socket, head: Buffer): Duplex {
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
+ * An h2c server that offers every stream to `take` first (the lean gRPC
+ * path serves some raw) and wraps the rest in Node's compatibility request
+ * and response for `handler`, as node:http2 does itself when given a
+ * request listener (which would wrap every stream, so none is given).
+ */
+function rawFirstServer(handler: NodeHandler, take: NonNullable<Handler["takeStream"]>): http2.Http2Server {
+  const server = http2.createServer();
+  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
+    if (take(stream, headers)) return;
+    const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
+    const res = new http2.Http2ServerResponse(stream);
+    // What node:http2 answers when nobody listens for CONNECT or for expectations.
+    if (headers[":method"] === "CONNECT") {
+      res.statusCode = 405;
+      res.end();
+      return;
+    }
+    const expect = headers.expect;
+    if (expect !== undefined) {
+      if (!/^100-continue$/i.test(expect)) {
+        res.statusCode = 417;
+        res.end();
+        return;
+      }
+      res.writeContinue();
+    }
+    handler(req, res);
+  });
+  return server;
+}
+
+/**
  * Serves one handler on one address for every protocol Connect speaks.
  *
  * Plain: each connection's first bytes decide. The HTTP/2 preface (gRPC, h2c
@@ -74,7 +106,7 @@ export async function listen(handler: Handler, address: string, tls?: { cert: st
   } else {
     scheme = "http";
     h1 = http.createServer(handler as http.RequestListener);
-    h2 = http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+    h2 = handler.takeStream ? rawFirstServer(handler, handler.takeStream) : http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
     const h1s = h1;
     const h2s = h2;
     front = net.createServer({ noDelay: true }, (socket) => {

@@ -5,7 +5,7 @@ import { compressionGzip, connectNodeAdapter, createConnectTransport, createGrpc
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BootService, BootServiceWaitRequestSchema } from "../../gen/metal/infra/v1/boot_pb.js";
 import { LeanGrpcStreams } from "../../server/http/lean-grpc-streams.js";
-import type { NodeHandler } from "../../server/http/node-handler.js";
+import type { AppHandler, NodeHandler } from "../../server/http/node-handler.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import { expectCode } from "../helpers/expect.js";
 
@@ -17,8 +17,9 @@ const MACHINE = "00000000-0000-4000-8000-000000000001";
 const seen: string[] = [];
 let fallbackCalls = 0;
 let interceptorCalls = 0;
-let listener: Listener;
 const shutdown = new AbortController();
+/** The same lean methods on a listener that hands them raw HTTP/2 streams (plain h2c) and on one that does not (as the TLS listener). */
+const listeners: Record<"raw" | "compat", Listener> = {} as never;
 
 /** Counts calls and adds a response header, as the observe interceptor does. */
 const counting: Interceptor = (next) => async (req) => {
@@ -54,10 +55,14 @@ beforeAll(async () => {
     fallbackCalls++;
     (connect as NodeHandler)(req, res);
   };
-  listener = await listen(lean.handler(fallback, { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: 256 }), "127.0.0.1:0");
+  const options = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: 256 };
+  listeners.compat = await listen(lean.handler(fallback, options), "127.0.0.1:0");
+  const raw: AppHandler = lean.handler(fallback, options);
+  raw.takeStream = lean.streamTaker(options);
+  listeners.raw = await listen(raw, "127.0.0.1:0");
 });
 
-afterAll(() => listener.close(100));
+afterAll(() => Promise.all(Object.values(listeners).map((l) => l.close(100))));
 
 async function drain(it: AsyncIterable<unknown>): Promise<number> {
   let n = 0;
@@ -66,7 +71,7 @@ async function drain(it: AsyncIterable<unknown>): Promise<number> {
 }
 
 /** One raw HTTP/2 call to Wait with the given body; the status and message of the trailers (or trailers-only headers). */
-function rawWait(body: Buffer, headers: Record<string, string> = {}): Promise<{ status: string; message: string; headers: http2.IncomingHttpHeaders }> {
+function rawWait(listener: Listener, body: Buffer, headers: Record<string, string> = {}): Promise<{ status: string; message: string; headers: http2.IncomingHttpHeaders }> {
   return new Promise((resolve, reject) => {
     const session = http2.connect(listener.url);
     session.on("error", reject);
@@ -96,7 +101,12 @@ function envelope(payload: Uint8Array, flags = 0): Buffer {
 
 const request = (partition = "p1") => toBinary(BootServiceWaitRequestSchema, create(BootServiceWaitRequestSchema, { partition, machineId: MACHINE }));
 
-describe("lean gRPC server streams", () => {
+describe.each(["raw", "compat"] as const)("lean gRPC server streams (%s HTTP/2 streams)", (mode) => {
+  let listener: Listener;
+  beforeAll(() => {
+    listener = listeners[mode];
+  });
+
   it("serves binary gRPC calls of the listed method itself, through the interceptors", async () => {
     const before = { fallbackCalls, interceptorCalls };
     const grpc = createClient(BootService, createGrpcTransport({ baseUrl: listener.url }));
@@ -143,9 +153,9 @@ describe("lean gRPC server streams", () => {
     const grpc = createClient(BootService, createGrpcTransport({ baseUrl: listener.url }));
     await expectCode(drain(grpc.wait({ partition: "hold", machineId: MACHINE }, { timeoutMs: 200 })), Code.DeadlineExceeded);
     // The server's own verdict, not only the client's timer.
-    const raw = await rawWait(envelope(request("hold")), { "grpc-timeout": "150m" });
+    const raw = await rawWait(listener, envelope(request("hold")), { "grpc-timeout": "150m" });
     expect(raw.status).toBe(String(Code.DeadlineExceeded));
-    expect((await rawWait(envelope(request()), { "grpc-timeout": "soon" })).status).toBe(String(Code.InvalidArgument));
+    expect((await rawWait(listener, envelope(request()), { "grpc-timeout": "soon" })).status).toBe(String(Code.InvalidArgument));
   });
 
   it("rejects malformed requests with the code Connect uses", async () => {
@@ -159,42 +169,49 @@ describe("lean gRPC server streams", () => {
       [envelope(Buffer.alloc(300, 0x0a)), Code.ResourceExhausted, "readMaxBytes 256"],
     ];
     for (const [body, code, text] of cases) {
-      const r = await rawWait(body);
+      const r = await rawWait(listener, body);
       expect(r.status, text).toBe(String(code));
       expect(r.message).toContain(text);
     }
-    expect((await rawWait(one)).status).toBe("0");
+    expect((await rawWait(listener, one)).status).toBe("0");
   });
 
-  it("ends open streams when the server shuts down", async () => {
-    const grpc = createClient(BootService, createGrpcTransport({ baseUrl: listener.url }));
-    const held = drain(grpc.wait({ partition: "hold", machineId: MACHINE }));
+});
+
+describe("lean gRPC server streams at shutdown", () => {
+  it("ends the open streams of both kinds of listener", async () => {
+    const held = Object.values(listeners).map((l) => drain(createClient(BootService, createGrpcTransport({ baseUrl: l.url })).wait({ partition: "hold", machineId: MACHINE })));
     await new Promise((r) => setTimeout(r, 100));
     shutdown.abort();
     // The implementation returns when its signal aborts: the stream ends cleanly (nothing more is sent), the hammer reconnects.
-    expect(await held).toBe(1);
+    expect(await Promise.all(held)).toEqual([1, 1]);
   });
 });
 
 describe("lean gRPC routing", () => {
-  it("only takes HTTP/2 POSTs of a listed path with a binary gRPC content type", () => {
-    const lean = new LeanGrpcStreams([BootService.method.wait]);
-    lean.capture({ service: () => undefined } as never).service(BootService, { async *wait() {} } as never);
+  const lean = new LeanGrpcStreams([BootService.method.wait]);
+  lean.capture({ service: () => undefined } as never).service(BootService, { async *wait() {} } as never);
+  const options = { interceptors: [], shutdownSignal: new AbortController().signal, readMaxBytes: 1024 };
+  const headers = (over: Record<string, string> = {}) => ({ ":method": "POST", ":path": "/metal.infra.v1.BootService/Wait", "content-type": "application/grpc", ...over });
+  const others = [
+    headers({ ":method": "GET" }),
+    headers({ ":path": "/metal.infra.v1.BootService/Boot" }),
+    headers({ "content-type": "application/grpc+json" }),
+    headers({ "content-type": "application/grpc-web+proto" }),
+    headers({ "content-type": "application/proto" }),
+    headers({ "grpc-encoding": "gzip" }),
+  ];
+
+  it("takes only POSTs of a listed path with a binary gRPC content type, uncompressed", () => {
+    const take = lean.streamTaker(options);
+    for (const h of others) expect(take({} as never, h), JSON.stringify(h)).toBe(false);
+  });
+
+  it("hands everything else, and a lean call over HTTP/1.1, to the fallback", () => {
     let fell = 0;
-    const handler = lean.handler(() => fell++, { interceptors: [], shutdownSignal: new AbortController().signal, readMaxBytes: 1024 });
-    const req = (over: Record<string, unknown>, headers: Record<string, string> = {}) =>
-      ({ method: "POST", httpVersionMajor: 2, url: "/metal.infra.v1.BootService/Wait", headers: { "content-type": "application/grpc", ...headers }, ...over }) as never;
-    for (const r of [
-      req({ method: "GET" }),
-      req({ httpVersionMajor: 1 }),
-      req({ url: "/metal.infra.v1.BootService/Boot" }),
-      req({}, { "content-type": "application/grpc+json" }),
-      req({}, { "content-type": "application/grpc-web+proto" }),
-      req({}, { "content-type": "application/proto" }),
-      req({}, { "grpc-encoding": "gzip" }),
-    ]) {
-      handler(r, {} as never);
-    }
-    expect(fell).toBe(7);
+    const handler = lean.handler(() => fell++, options);
+    for (const h of others) handler({ httpVersionMajor: 2, headers: h } as never, {} as never);
+    handler({ httpVersionMajor: 1, headers: headers() } as never, {} as never);
+    expect(fell).toBe(others.length + 1);
   });
 });

@@ -1,0 +1,158 @@
+import type http2 from "node:http2";
+import { create, isMessage, toBinary, type DescMethodServerStreaming } from "@bufbuild/protobuf";
+import { Code, ConnectError, createContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
+import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { envelope, readSingleMessage, writable, type CallIO } from "./grpc-wire.js";
+
+export type StreamImpl = (request: any, context: HandlerContext) => AsyncIterable<any>;
+
+export interface LeanOptions {
+  /** The same interceptors, in the same order, as the Connect handler's: auth and logging stay one piece of code. */
+  interceptors: readonly Interceptor[];
+  shutdownSignal: AbortSignal;
+  /** Largest request message accepted. */
+  readMaxBytes: number;
+}
+
+/** The request's headers without HTTP/2 pseudo-headers, for the one Headers object of the call. */
+function requestHeaders(headers: http2.IncomingHttpHeaders): [string, string][] {
+  const h: [string, string][] = [];
+  for (const [k, v] of Object.entries(headers)) {
+    if (k.startsWith(":") || v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) h.push([k, one]);
+  }
+  return h;
+}
+
+const asObject = (h: Headers) => Object.fromEntries(h.entries());
+
+/**
+ * The handler context of one lean call: what Connect's createHandlerContext
+ * gives (deadline from grpc-timeout, shutdown, client going away all abort
+ * `signal`), as one object with its methods on the prototype, because
+ * thousands of these live as long as their streams.
+ */
+class LeanCall implements HandlerContext {
+  readonly service: DescMethodServerStreaming["parent"];
+  readonly requestMethod = "POST";
+  readonly protocolName = "grpc";
+  readonly signal: AbortSignal;
+  readonly requestHeader: Headers;
+  readonly responseHeader = new Headers({ "content-type": contentTypeProto });
+  readonly responseTrailer = new Headers({ "grpc-status": "0" });
+  readonly values = createContextValues();
+  readonly url: string;
+  private readonly controller = new AbortController();
+  private readonly deadline?: number;
+  private readonly timer?: NodeJS.Timeout;
+  private readonly onShutdown: () => void;
+
+  constructor(
+    readonly method: DescMethodServerStreaming,
+    headers: http2.IncomingHttpHeaders,
+    private readonly shutdownSignal: AbortSignal,
+    timeoutMs: number | undefined,
+  ) {
+    this.service = method.parent;
+    this.signal = this.controller.signal;
+    this.requestHeader = new Headers(requestHeaders(headers));
+    this.url = `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
+    this.onShutdown = () => this.abort(shutdownSignal.reason);
+    if (shutdownSignal.aborted) this.abort(shutdownSignal.reason);
+    else shutdownSignal.addEventListener("abort", this.onShutdown, { once: true });
+    if (timeoutMs !== undefined) {
+      this.deadline = Date.now() + timeoutMs;
+      this.timer = setTimeout(() => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
+    }
+  }
+
+  timeoutMs(): number | undefined {
+    return this.deadline === undefined ? undefined : this.deadline - Date.now();
+  }
+
+  /** Ends the call's signal (idempotent) and lets go of the timer and the shutdown listener. */
+  abort(reason?: unknown): void {
+    clearTimeout(this.timer);
+    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    if (!this.signal.aborted) this.controller.abort(reason);
+  }
+}
+
+async function* single<T>(value: T): AsyncGenerator<T> {
+  yield value;
+}
+
+async function firstOf<T>(stream: AsyncIterable<T>): Promise<T> {
+  for await (const v of stream) return v;
+  throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);
+}
+
+/** The interceptors passed the call on as it came: the implementation can have the call's own context. */
+const sameAs = (ctx: LeanCall, r: StreamRequest) => r.header === ctx.requestHeader && r.signal === ctx.signal && r.contextValues === ctx.values;
+
+/**
+ * Reads the request and runs it through the interceptors to the
+ * implementation's response stream. A function of its own so that the
+ * interceptor chain and the request are garbage once the stream is open.
+ */
+async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, options: LeanOptions): Promise<StreamResponse> {
+  const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal);
+  const invoke = async (r: StreamRequest): Promise<StreamResponse> => ({
+    stream: true,
+    service: method.parent,
+    method,
+    header: ctx.responseHeader,
+    trailer: ctx.responseTrailer,
+    message: impl(await firstOf(r.message), sameAs(ctx, r) ? ctx : { ...ctx, timeoutMs: () => ctx.timeoutMs(), requestHeader: r.header, signal: r.signal, values: r.contextValues }),
+  });
+  const next = options.interceptors.reduceRight<(r: StreamRequest) => Promise<StreamResponse>>((n, i) => i(n as never) as never, invoke);
+  return next({
+    stream: true,
+    service: method.parent,
+    method,
+    requestMethod: "POST",
+    url: ctx.url,
+    signal: ctx.signal,
+    header: ctx.requestHeader,
+    contextValues: ctx.values,
+    message: single(input),
+  });
+}
+
+/**
+ * Runs one server-streaming call: its one request message through the
+ * interceptors into the implementation, each response message onto the
+ * stream, and the outcome as gRPC status trailers (Connect's encoder).
+ */
+export async function serveLeanCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, options: LeanOptions): Promise<void> {
+  const grpcTimeout = io.headers["grpc-timeout"];
+  const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : null, Number.MAX_SAFE_INTEGER);
+  const ctx = new LeanCall(method, io.headers, options.shutdownSignal, timeout.timeoutMs);
+  const gone = () => ctx.abort(new ConnectError("the client ended the call", Code.Canceled));
+  io.events.once("close", gone);
+  let headersSent = false;
+  try {
+    if (timeout.error) throw timeout.error;
+    const response = await openCall(method, impl, io, ctx, options);
+    if (response.header !== ctx.responseHeader) response.header.forEach((v, k) => ctx.responseHeader.set(k, v));
+    const output = method.output;
+    for await (const m of response.message) {
+      if (io.destroyed || ctx.signal.aborted) break;
+      if (!headersSent) io.respond(asObject(ctx.responseHeader));
+      headersSent = true;
+      if (!io.write(envelope(toBinary(output, isMessage(m, output) ? m : create(output, m))))) await writable(io.events, ctx.signal);
+    }
+    if (response.trailer !== ctx.responseTrailer) response.trailer.forEach((v, k) => ctx.responseTrailer.set(k, v));
+    // The implementation ends quietly when its signal aborts; a passed deadline is still the caller's error.
+    const reason: unknown = ctx.signal.reason;
+    if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;
+  } catch (err) {
+    setTrailerStatus(ctx.responseTrailer, err instanceof ConnectError ? err : new ConnectError("internal error", Code.Internal, undefined, undefined, err));
+  } finally {
+    io.events.off("close", gone);
+    ctx.abort();
+  }
+  if (io.destroyed) return;
+  if (!headersSent) io.respond(asObject(ctx.responseHeader));
+  io.finish(asObject(ctx.responseTrailer));
+}
