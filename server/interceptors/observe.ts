@@ -22,17 +22,72 @@ const EXPECTED = new Set<Code>([
 ]);
 
 /**
- * A response stream that reports its end. A module-level generator on
- * purpose: a generator function declared inside the interceptor would be a
- * new function object per call, with a prototype and hidden classes of its
- * own, which every one of thousands of open streams would keep.
+ * One call being observed: its request id, labels and start, and how it
+ * ends. A class rather than closures: a stream keeps this for its whole
+ * life, and thousands of Wait streams are open at once.
  */
-async function* guarded<T>(inner: AsyncIterable<T>, finish: (code: string) => void, translate: (err: unknown) => ConnectError): AsyncGenerator<T> {
-  try {
-    yield* inner;
-    finish("Ok");
-  } catch (err) {
-    throw translate(err);
+class ObservedCall {
+  private readonly started = performance.now();
+  private readonly labels: { service: string; method: string };
+
+  constructor(
+    readonly requestId: string,
+    service: string,
+    method: string,
+    private readonly log: Logger,
+    private readonly metrics: Metrics,
+  ) {
+    this.labels = { service, method };
+  }
+
+  finish(code: string, err?: unknown): void {
+    const ms = performance.now() - this.started;
+    this.metrics.rpcDuration.observe(this.labels, ms / 1000);
+    this.metrics.rpcHandled.inc({ ...this.labels, code });
+    const entry = { requestId: this.requestId, rpc: `${this.labels.service}/${this.labels.method}`, code, ms: Math.round(ms) };
+    if (err) this.log.error({ ...entry, err }, "rpc failed unexpectedly");
+    else this.log.debug(entry, "rpc");
+  }
+
+  /** The error the caller sees: expected codes as they are, anything else as Internal naming the request id only. */
+  translate(err: unknown): ConnectError {
+    const ce = err instanceof ConnectError ? err : undefined;
+    if (ce && EXPECTED.has(ce.code)) {
+      this.finish(Code[ce.code]);
+      return ce;
+    }
+    this.finish(Code[Code.Internal], err);
+    return new ConnectError(`internal error (request id ${this.requestId})`, Code.Internal);
+  }
+}
+
+/** A response stream that reports its end to its call: finished when it completes, translated when it fails. */
+class ObservedStream<T> implements AsyncIterableIterator<T> {
+  private it: AsyncIterator<T> | undefined;
+
+  constructor(
+    private readonly inner: AsyncIterable<T>,
+    private readonly call: ObservedCall,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<T>> {
+    try {
+      const r = await (this.it ??= this.inner[Symbol.asyncIterator]()).next();
+      if (r.done) this.call.finish("Ok");
+      return r;
+    } catch (err) {
+      throw this.call.translate(err);
+    }
+  }
+
+  /** The consumer stopped early (the client went away): the inner stream is ended too, the call is not counted as done. */
+  async return(value?: unknown): Promise<IteratorResult<T>> {
+    await this.it?.return?.(value);
+    return { done: true, value: value as T };
   }
 }
 
@@ -43,37 +98,18 @@ async function* guarded<T>(inner: AsyncIterable<T>, finish: (code: string) => vo
  */
 export function createObserveInterceptor(log: Logger, metrics: Metrics): Interceptor {
   return (next) => async (req) => {
-    const requestId = req.header.get("x-request-id")?.slice(0, 64) || randomUUID();
-    req.contextValues.set(kRequestId, requestId);
-    const labels = { service: req.service.typeName, method: req.method.name };
-    const stop = metrics.rpcDuration.startTimer(labels);
-    const started = performance.now();
-    const finish = (code: string, err?: unknown) => {
-      stop();
-      metrics.rpcHandled.inc({ ...labels, code });
-      const entry = { requestId, rpc: `${labels.service}/${labels.method}`, code, ms: Math.round(performance.now() - started) };
-      if (err) log.error({ ...entry, err }, "rpc failed unexpectedly");
-      else log.debug(entry, "rpc");
-    };
-    const translate = (err: unknown): ConnectError => {
-      const ce = err instanceof ConnectError ? err : undefined;
-      if (ce && EXPECTED.has(ce.code)) {
-        finish(Code[ce.code]);
-        return ce;
-      }
-      finish(Code[Code.Internal], err);
-      return new ConnectError(`internal error (request id ${requestId})`, Code.Internal);
-    };
+    const call = new ObservedCall(req.header.get("x-request-id")?.slice(0, 64) || randomUUID(), req.service.typeName, req.method.name, log, metrics);
+    req.contextValues.set(kRequestId, call.requestId);
     try {
       const res = await next(req);
-      res.header.set("x-request-id", requestId);
+      res.header.set("x-request-id", call.requestId);
       if (!res.stream) {
-        finish("Ok");
+        call.finish("Ok");
         return res;
       }
-      return { ...res, message: guarded(res.message, finish, translate) };
+      return { ...res, message: new ObservedStream(res.message, call) };
     } catch (err) {
-      throw translate(err);
+      throw call.translate(err);
     }
   };
 }
