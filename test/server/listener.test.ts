@@ -8,6 +8,7 @@ import { connectNodeAdapter, createConnectTransport, createGrpcTransport, create
 import { afterAll, describe, expect, it } from "vitest";
 import { VersionService } from "../../gen/metal/api/v1/version_pb.js";
 import { listen, type Listener } from "../../server/http/listener.js";
+import type { AppHandler, NodeHandler } from "../../server/http/node-handler.js";
 
 const handler = connectNodeAdapter({
   routes: (router) => router.service(VersionService, { get: () => ({ version: { version: "9.9.9" } }) }),
@@ -59,7 +60,8 @@ describe("one port for every protocol", () => {
 describe("raw HTTP/2 streams first", () => {
   it("offers every h2c stream to the handler's stream taker and wraps the rest for the handler, as node:http2 would", async () => {
     const taken: string[] = [];
-    const app = Object.assign((req: never, res: never) => (handler as (a: never, b: never) => void)(req, res), {
+    const connect = connectNodeAdapter({ routes: (router) => router.service(VersionService, { get: () => ({ version: { version: "9.9.9" } }) }) });
+    const app: AppHandler = Object.assign(connect as NodeHandler, {
       takeStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) {
         if (headers[":path"] !== "/raw") return false;
         taken.push(String(headers[":path"]));
