@@ -33,10 +33,12 @@ import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switc
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
-import type { Db } from "./db/database.js";
+import { streamLaneOf, type Db } from "./db/database.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
 import type { ConnectionRegistry } from "./streams/connections.js";
+import { createSwitchConfigReader } from "./streams/switch-config-reader.js";
+import { createSwitchSyncWriter } from "./streams/switch-sync-writer.js";
 import type { WaitingRegistry } from "./streams/waiting.js";
 import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
@@ -127,7 +129,10 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
   add(BootService, createBootService({ db, bus, waiting: deps.waiting, waitTiming: deps.waitTiming }));
-  add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log }));
+  // One reader and one writer for all switch sessions of the app: a change that reaches many switches is read
+  // (and their reports stored) in a few batched statements, on connections that do not queue behind the API's.
+  const switchSessionIo = { configReader: createSwitchConfigReader(streamLaneOf(db)), syncWriter: createSwitchSyncWriter(streamLaneOf(db), db) };
+  add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log, ...switchSessionIo }));
   add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
   add(ConsoleService, createConsoleService({ consoles: relayBrokerOf(db) }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));

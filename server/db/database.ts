@@ -31,6 +31,21 @@ export interface DatabaseOptions<S extends Record<string, unknown>> {
   poolSize?: number;
 }
 
+/** One for the batched reads of the switch sessions, one for their batched sync reports. */
+const STREAM_LANE_CONNECTIONS = 2;
+const lanes = new WeakMap<object, Db<any>>();
+
+/**
+ * Connections of their own, beside the main pool, for the batched work of the
+ * long-lived streams (one batch at a time each): when a burst of API calls
+ * fills the main pool with transactions, the change they made still reaches
+ * the streams at once instead of queueing behind the rest of the burst.
+ * PGlite has one connection: there it is `db` itself.
+ */
+export function streamLaneOf(db: Db<any>): Db<any> {
+  return lanes.get(db) ?? db;
+}
+
 /** Opens the database and applies pending migrations before returning it. */
 export async function openDatabase<S extends Record<string, unknown>>(opts: DatabaseOptions<S>): Promise<Database<S>> {
   if (opts.url) {
@@ -51,7 +66,10 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
       throw err;
     }
     const db = drizzlePg({ client: pool, schema: opts.schema }) as unknown as Db<S>;
-    return { db, kind: "postgres", close: () => pool.end() };
+    const lanePool = new pg.Pool({ connectionString: opts.url, max: STREAM_LANE_CONNECTIONS });
+    lanePool.on("error", () => {});
+    lanes.set(db, drizzlePg({ client: lanePool, schema: opts.schema }) as unknown as Db<any>);
+    return { db, kind: "postgres", close: () => Promise.all([pool.end(), lanePool.end()]).then(() => {}) };
   }
   if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
   const client = new PGlite(opts.dataDir);

@@ -94,9 +94,25 @@ export const switchAdminRepository = {
     return byId;
   },
 
-  /** The switch, locked FOR UPDATE as `lock` does; undefined when there is none. */
-  async lockIfExists(tx: Db<any>, id: string): Promise<SwitchRow | undefined> {
-    return (await tx.select().from(switches).where(eq(switches.id, id)).for("update"))[0];
+  /**
+   * The switch, locked FOR UPDATE as `lock` does (undefined when there is none), with the ports that have machines
+   * on them, in one statement: the common re-registration needs nothing
+   * more. The ports are read in the statement's snapshot, taken before the
+   * lock was granted: a connection committed while the lock was awaited is
+   * missing, so whoever must not miss one reads them again under the lock.
+   */
+  async lockWithCabledPorts(tx: Db<any>, id: string): Promise<{ sw: SwitchRow; cabledPorts: string[] } | undefined> {
+    const [row] = await tx
+      .select({
+        ...getTableColumns(switches),
+        cabledPorts: sql<string[]>`coalesce((select array_agg(c.switch_port) from ${machineConnections} c where c.switch_id = "switches"."id"), '{}')`,
+      })
+      .from(switches)
+      .where(eq(switches.id, id))
+      .for("update");
+    if (!row) return undefined;
+    const { cabledPorts, ...sw } = row;
+    return { sw: sw as SwitchRow, cabledPorts };
   },
 
   /**
@@ -205,18 +221,25 @@ export const switchSessionRepository = {
     return (await db.select({ version: switches.version }).from(switches).where(eq(switches.id, id)))[0]?.version;
   },
 
-  /**
-   * Everything the desired config is computed from, in two statements: the
-   * switch with its cabling and the cabled machines' allocations (one
-   * snapshot, so they are exactly as new as the generation they are labelled
-   * with), then the networks those allocations use. A newer change brings a
-   * newer generation later; a network's prefixes never change under an
-   * allocation that uses it.
-   */
+  /** The desired config's inputs of one switch (see configInputs); undefined when the switch is gone. */
   async configInput(db: Db<any>, id: string): Promise<SwitchConfigInput | undefined> {
+    return (await switchSessionRepository.configInputs(db, [id])).get(id);
+  },
+
+  /**
+   * Everything the desired configs of these switches are computed from, in
+   * two statements whatever their number: the switches with their cabling and
+   * the cabled machines' allocations (one snapshot, so each switch's inputs
+   * are exactly as new as the generation they are labelled with), then the
+   * networks those allocations use. A newer change brings a newer generation
+   * later; a network's prefixes never change under an allocation that uses
+   * it. Switches that are gone are missing from the map.
+   */
+  async configInputs(db: Db<any>, ids: readonly string[]): Promise<Map<string, SwitchConfigInput>> {
+    if (ids.length === 0) return new Map();
     // The outer switch is named in full: inside the subquery, a bare "id" would be the machine's.
     type Cabled = { port: string; machineId: string; vrf: string | null; allocation: AllocationView | null };
-    const [sw] = await db
+    const rows = await db
       .select({
         id: switches.id,
         version: switches.version,
@@ -230,10 +253,9 @@ export const switchSessionRepository = {
           where c.switch_id = "switches"."id"), '[]'::json)`,
       })
       .from(switches)
-      .where(eq(switches.id, id));
-    if (!sw) return undefined;
-    const allocations = new Map(sw.cabled.map((c) => [c.machineId, c.allocation]));
-    const networkIds = [...new Set(sw.cabled.flatMap((c) => c.allocation?.networks.map((n) => n.network) ?? []))];
+      // One array parameter: the statement is the same text for any number of switches.
+      .where(sql`${switches.id} = any(${sql.param([...new Set(ids)])}::text[])`);
+    const networkIds = [...new Set(rows.flatMap((sw) => sw.cabled.flatMap((c) => c.allocation?.networks.map((n) => n.network) ?? [])))];
     const networkRows =
       networkIds.length === 0
         ? []
@@ -241,43 +263,102 @@ export const switchSessionRepository = {
             .select({ id: networks.id, kind: networks.kind, prefixes: sql<string[]>`coalesce(array_agg(${prefixes.prefix}::text) filter (where ${prefixes.prefix} is not null), '{}')` })
             .from(networks)
             .leftJoin(prefixes, eq(prefixes.networkId, networks.id))
-            .where(inArray(networks.id, networkIds))
+            .where(sql`${networks.id} = any(${sql.param(networkIds)}::text[])`)
             .groupBy(networks.id, networks.kind);
-    return {
-      switchId: sw.id,
-      generation: sw.version,
-      nics: sw.nics,
-      connections: sw.cabled.map((c) => ({ port: c.port, machineId: c.machineId, vrf: c.vrf })),
-      allocations,
-      networks: new Map(networkRows.map((n) => [n.id, { kind: n.kind, prefixes: n.prefixes }])),
-    };
+    const byNetwork = new Map(networkRows.map((n) => [n.id, { kind: n.kind, prefixes: n.prefixes }]));
+    const out = new Map<string, SwitchConfigInput>();
+    for (const sw of rows) {
+      const used = new Set(sw.cabled.flatMap((c) => c.allocation?.networks.map((n) => n.network) ?? []));
+      out.set(sw.id, {
+        switchId: sw.id,
+        generation: sw.version,
+        nics: sw.nics,
+        connections: sw.cabled.map((c) => ({ port: c.port, machineId: c.machineId, vrf: c.vrf })),
+        allocations: new Map(sw.cabled.map((c) => [c.machineId, c.allocation])),
+        networks: new Map([...used].flatMap((n) => (byNetwork.has(n) ? [[n, byNetwork.get(n)!] as const] : []))),
+      });
+    }
+    return out;
   },
 
   /**
-   * Stores a sync report. The version stays: a report changes no desired
-   * config (a confirmed toggle renders the same), and bumping it would make
-   * every report trigger a resend.
-   *
-   * Most reports confirm nothing new about the ports; those only stamp the
-   * sync, a write that cannot lose anyone's port update, without a
-   * transaction. A report that changes port states takes the row lock, so a
-   * toggle written meanwhile is merged, not overwritten.
+   * Stores a sync report; false when the switch is gone. The version stays: a
+   * report changes no desired config (a confirmed toggle renders the same),
+   * and bumping it would make every report trigger a resend.
    */
-  async recordSync(db: Db<any>, id: string, report: { sync: StoredSwitchSync; failed: boolean; ports: ReadonlyMap<string, "up" | "down" | "unknown"> }): Promise<boolean> {
-    const stamp = { lastSync: report.sync, ...(report.failed ? { lastSyncError: report.sync } : {}) };
-    const current = (await db.select({ nics: switches.nics }).from(switches).where(eq(switches.id, id)))[0];
-    if (!current) return false;
-    if (!confirmToggles(current.nics, report.ports).changed) {
-      return (await db.update(switches).set(stamp).where(eq(switches.id, id)).returning({ id: switches.id })).length > 0;
+  async recordSync(db: Db<any>, id: string, report: SyncReport): Promise<boolean> {
+    const [stamped] = await switchSessionRepository.stampSyncs(db, [{ id, report }]);
+    return stamped === "ports" ? switchSessionRepository.recordSyncWithPorts(db, id, report) : stamped === "stamped";
+  },
+
+  /**
+   * The first half of recordSync for many switches at once. Most reports
+   * confirm nothing new about the ports; those only stamp the sync, a write
+   * that cannot lose anyone's port update, so they share one read of the
+   * port states and one UPDATE, without a transaction ("stamped", or "gone"
+   * for a switch that is not there). A report that changes port states is
+   * left alone ("ports"): the caller stores it with recordSyncWithPorts.
+   * Reports of the same switch given together are stamped in their order.
+   */
+  async stampSyncs(db: Db<any>, reports: readonly { id: string; report: SyncReport }[]): Promise<SyncStamp[]> {
+    if (reports.length === 0) return [];
+    // A switch seen twice (an old and a new session at once): its later reports go after its first, one statement each.
+    const seen = new Set<string>();
+    const first: number[] = [];
+    const later: number[] = [];
+    reports.forEach((r, i) => {
+      (seen.has(r.id) ? later : first).push(i);
+      seen.add(r.id);
+    });
+    const out: SyncStamp[] = new Array(reports.length).fill("gone");
+    const ids = first.map((i) => reports[i]!.id);
+    const current = new Map(
+      (await db.select({ id: switches.id, nics: switches.nics }).from(switches).where(sql`${switches.id} = any(${sql.param(ids)}::text[])`)).map((r) => [r.id, r.nics]),
+    );
+    const stampOnly: number[] = [];
+    for (const i of first) {
+      const nics = current.get(reports[i]!.id);
+      if (!nics) continue;
+      if (confirmToggles(nics, reports[i]!.report.ports).changed) out[i] = "ports";
+      else stampOnly.push(i);
     }
+    if (stampOnly.length > 0) {
+      const values = stampOnly.map((i) => ({ id: reports[i]!.id, sync: reports[i]!.report.sync, failed: reports[i]!.report.failed }));
+      const res = (await db.execute(sql`
+        update ${switches} set last_sync = v.sync, last_sync_error = case when v.failed then v.sync else ${switches.lastSyncError} end
+        from jsonb_to_recordset(${JSON.stringify(values)}::jsonb) as v(id text, sync jsonb, failed boolean)
+        where ${switches.id} = v.id
+        returning ${switches.id}`)) as unknown as { rows: { id: string }[] };
+      const stamped = new Set(res.rows.map((r) => r.id));
+      for (const i of stampOnly) out[i] = stamped.has(reports[i]!.id) ? "stamped" : "gone";
+    }
+    if (later.length > 0) {
+      const rest = await switchSessionRepository.stampSyncs(db, later.map((i) => reports[i]!));
+      later.forEach((i, k) => (out[i] = rest[k]!));
+    }
+    return out;
+  },
+
+  /** A report that changes port states, under the row lock: a toggle written meanwhile is merged, not overwritten. */
+  async recordSyncWithPorts(db: Db<any>, id: string, report: SyncReport): Promise<boolean> {
     return inTransaction(db, async (tx) => {
       const sw = (await tx.select({ nics: switches.nics }).from(switches).where(eq(switches.id, id)).for("update"))[0];
       if (!sw) return false;
       await tx
         .update(switches)
-        .set({ nics: confirmToggles(sw.nics, report.ports).nics, ...stamp })
+        .set({ nics: confirmToggles(sw.nics, report.ports).nics, lastSync: report.sync, ...(report.failed ? { lastSyncError: report.sync } : {}) })
         .where(eq(switches.id, id));
       return true;
     });
   },
 };
+
+/** What stampSyncs did with a report. */
+export type SyncStamp = "stamped" | "gone" | "ports";
+
+export interface SyncReport {
+  sync: StoredSwitchSync;
+  failed: boolean;
+  /** The port states metal-core confirmed. */
+  ports: ReadonlyMap<string, "up" | "down" | "unknown">;
+}

@@ -189,6 +189,17 @@ describe("registration of a known switch", () => {
     await expectCode(infra.register(cumulus("leaf02", "r9")), Code.FailedPrecondition, "cannot move to rack");
     expect(await get("leaf02")).toEqual(before);
   });
+
+  it("takes a port more on a cabled switch, keeping its cabling and bumping its generation", async () => {
+    const before = await get("leaf02");
+    await infra.register(cumulus("leaf02", "r1", ["swp1", "swp2", "swp3", "swp4", "swp5"]));
+    const after = await get("leaf02");
+    expect(after.nics.map((n) => n.name)).toEqual(["swp1", "swp2", "swp3", "swp4", "swp5"]);
+    expect(cabled(after)).toEqual(cabled(before));
+    expect(after.meta!.version).toBeGreaterThan(before.meta!.version);
+    // The cabled port still cannot go (this registration reads the cabling again, under the lock).
+    await expectCode(infra.register(cumulus("leaf02", "r1", ["swp1", "swp3", "swp4", "swp5"])), Code.FailedPrecondition, "machines connected on swp2");
+  });
 });
 
 describe("migration", () => {

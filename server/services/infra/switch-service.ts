@@ -9,6 +9,8 @@ import { partitionRepository as partitions } from "../../repositories/partition-
 import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
 import type { Logger } from "../../logger.js";
 import type { ConnectionRegistry } from "../../streams/connections.js";
+import type { SwitchConfigReader } from "../../streams/switch-config-reader.js";
+import type { SwitchSyncWriter } from "../../streams/switch-sync-writer.js";
 import { validator } from "../../validate/validator.js";
 import { createSwitchSession, type SwitchSessionTiming } from "./switch-session.js";
 
@@ -22,12 +24,15 @@ export interface SwitchServiceDeps {
   connections?: ConnectionRegistry;
   sessionTiming?: SwitchSessionTiming;
   log?: Logger;
+  /** The replica's batched session reads and sync reports (see createSwitchSession). */
+  configReader?: SwitchConfigReader;
+  syncWriter?: SwitchSyncWriter;
 }
 
 /** metal-core registers its switch at start and again whenever it reconnects, then holds its session. */
-export function createSwitchService({ db, bus, connections, sessionTiming, log }: SwitchServiceDeps): ServiceImpl<typeof SwitchService> {
+export function createSwitchService({ db, bus, connections, sessionTiming, log, configReader, syncWriter }: SwitchServiceDeps): ServiceImpl<typeof SwitchService> {
   return {
-    session: createSwitchSession({ db, bus, connections, timing: sessionTiming, log }),
+    session: createSwitchSession({ db, bus, connections, timing: sessionTiming, log, configReader, syncWriter }),
 
     async register(req) {
       const v = validator().id("partition", req.partition).id("id", req.id).id("rack", req.rack);
@@ -40,13 +45,14 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log }
       // A port without an identifier is known by its name (the original falls back to the MAC).
       const nics: StoredSwitchNic[] = req.nics.map((n) => ({ name: n.name, identifier: n.identifier || n.name }));
       const { created, changed } = await inTransaction(db, async (tx) => {
-        const existing = await admin.lockIfExists(tx, req.id);
-        if (!existing) {
+        const locked = await admin.lockWithCabledPorts(tx, req.id);
+        if (!locked) {
           await partitions.get(tx, req.partition);
           // A racing first registration of the same id turns this into an update, which it would be a moment later anyway.
           const { created } = await switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
           return { created, changed: true };
         }
+        const existing = locked.sw;
         if (existing.partitionId !== req.partition) {
           throw failedPrecondition(`switch "${req.id}" is registered in partition "${existing.partitionId}", not "${req.partition}"`);
         }
@@ -54,7 +60,7 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log }
           await registerReplacement(tx, existing, req, nics);
           return { created: false, changed: true };
         }
-        return { created: false, changed: await reregister(tx, existing, req, nics) };
+        return { created: false, changed: await reregister(tx, existing, locked.cabledPorts, req, nics) };
       });
       // A replacement adopted cabling and port VRFs; either way the port list may differ now.
       if (changed) publishSwitchChanges(bus, [req.id]);
@@ -68,12 +74,15 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log }
  * ports are refreshed, cabling and port states stay. Ports with machines on
  * them must still be there, else the machines would silently lose their link.
  */
-async function reregister(tx: Db<any>, sw: SwitchRow, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<boolean> {
-  const connections = await admin.connectionsOfSwitches(tx, [sw.id]);
+async function reregister(tx: Db<any>, sw: SwitchRow, cabledWhenLocked: readonly string[], req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<boolean> {
   const names = new Set(nics.map((n) => n.name));
-  const lost = connections.filter((c) => !names.has(c.switchPort)).map((c) => c.switchPort).sort(comparePorts);
+  // The cabled ports read with the lock may miss a machine cabled while the lock was awaited. That
+  // cannot refuse a registration which keeps every port and the rack; any other reads them again, under the lock.
+  const keepsAll = sw.rackId === req.rack && sw.nics.every((n) => names.has(n.name));
+  const cabled = keepsAll ? cabledWhenLocked : (await admin.connectionsOfSwitches(tx, [sw.id])).map((c) => c.switchPort);
+  const lost = cabled.filter((p) => !names.has(p)).sort(comparePorts);
   if (lost.length > 0) throw failedPrecondition(`switch "${sw.id}" has machines connected on ${lost.join(", ")}; those ports cannot be removed or renamed`);
-  if (connections.length > 0 && sw.rackId !== req.rack) {
+  if (cabled.length > 0 && sw.rackId !== req.rack) {
     throw failedPrecondition(`switch "${sw.id}" has machines connected in rack "${sw.rackId}"; it cannot move to rack "${req.rack}"`);
   }
   const previous = new Map(sw.nics.map((n) => [n.name, n]));

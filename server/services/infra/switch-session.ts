@@ -16,6 +16,8 @@ import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { switchAdminRepository, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
 import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
+import { createSwitchConfigReader, type SwitchConfigReader } from "../../streams/switch-config-reader.js";
+import { createSwitchSyncWriter, type SwitchSyncWriter } from "../../streams/switch-sync-writer.js";
 import { validator } from "../../validate/validator.js";
 
 /** How a session paces itself when metal-core does not say. */
@@ -40,6 +42,9 @@ export interface SwitchSessionDeps {
   connections?: ConnectionRegistry;
   timing?: SwitchSessionTiming;
   log?: Logger;
+  /** Shared by all sessions of the replica, so that their reads and reports are batched; if absent, all sessions of this handler share one. */
+  configReader?: SwitchConfigReader;
+  syncWriter?: SwitchSyncWriter;
 }
 
 const MODES: Record<PortMode, SwitchPortMode> = { pxe: SwitchPortMode.PXE, tenant: SwitchPortMode.TENANT, firewall: SwitchPortMode.FIREWALL };
@@ -86,6 +91,8 @@ function reportedPortStates(r: SwitchSyncReport): Map<string, "up" | "down" | "u
  */
 export function createSwitchSession(deps: SwitchSessionDeps) {
   const timing = deps.timing ?? DEFAULT_SWITCH_SESSION_TIMING;
+  const readConfig = deps.configReader ?? createSwitchConfigReader(deps.db);
+  const writeSync = deps.syncWriter ?? createSwitchSyncWriter(deps.db);
   return async function* session(requests: AsyncIterable<SwitchServiceSessionRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
     const it = requests[Symbol.asyncIterator]();
     const first = await it.next();
@@ -130,7 +137,7 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
           lastHeard = Date.now();
           handle?.touch();
           const m = n.value.message;
-          if (m.case === "sync") await recordSync(deps.db, id, m.value);
+          if (m.case === "sync") await recordSync(writeSync, id, m.value);
         }
       })().catch((err: unknown) => end(err instanceof Error ? err : new Error(String(err))));
 
@@ -151,7 +158,7 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
             const g = poked ? undefined : await sessions.generation(deps.db, id);
             if (!poked && g === undefined) return end(notFound("switch", id));
             if (poked || g !== sent) {
-              const input = await sessions.configInput(deps.db, id);
+              const input = await readConfig(id);
               if (!input) return end(notFound("switch", id));
               if (input.generation !== sent) {
                 sent = input.generation;
@@ -200,11 +207,11 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
   };
 }
 
-async function recordSync(db: Db<any>, id: string, r: SwitchSyncReport): Promise<void> {
+async function recordSync(write: SwitchSyncWriter, id: string, r: SwitchSyncReport): Promise<void> {
   const v = validator().text("sync.error", r.error, 4096);
   if (r.ports.length > 512) v.add("sync.ports", "must have at most 512 entries");
   v.check();
   const durationMsValue = r.duration ? Math.max(0, Math.round(durationMs(r.duration))) : 0;
   const sync = { time: new Date().toISOString(), durationMs: durationMsValue, error: r.error, generation: Number(r.generation) };
-  await sessions.recordSync(db, id, { sync, failed: r.error !== "", ports: reportedPortStates(r) });
+  await write(id, { sync, failed: r.error !== "", ports: reportedPortStates(r) });
 }

@@ -1,0 +1,22 @@
+import type { Db } from "../db/database.js";
+import { switchSessionRepository as sessions, type SyncReport } from "../repositories/switch-repository.js";
+import { singleFlightBatches } from "./batches.js";
+
+/** Stores a switch's sync report; false when the switch is gone. */
+export type SwitchSyncWriter = (switchId: string, report: SyncReport) => Promise<boolean>;
+
+/**
+ * One per replica: after a change reached many switches, their reports come
+ * in together; the common ones (no port state changed) are stamped with one
+ * read and one write for all of them, on `lane`. A report that changes port
+ * states waits for its row lock on `db`, outside the batch, so that it holds
+ * up no other switch's report. A session waits for each report to be stored
+ * before it takes the next, so a switch's reports keep their order.
+ */
+export function createSwitchSyncWriter(lane: Db<any>, db: Db<any> = lane): SwitchSyncWriter {
+  const stamp = singleFlightBatches((reports: readonly { id: string; report: SyncReport }[]) => sessions.stampSyncs(lane, reports));
+  return async (id, report) => {
+    const stamped = await stamp({ id, report });
+    return stamped === "ports" ? sessions.recordSyncWithPorts(db, id, report) : stamped === "stamped";
+  };
+}
