@@ -23,7 +23,8 @@ const BATCH = 1000;
  * ends.
  */
 export class WaitingRegistry {
-  private readonly streams = new Map<string, Set<() => void>>();
+  /** Per machine its stream's wake function, or a Set of them while it has two (a reconnect): one Set per machine would be ~0.2 KiB each. */
+  private readonly streams = new Map<string, (() => void) | Set<() => void>>();
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -57,15 +58,21 @@ export class WaitingRegistry {
    * The returned function removes the stream again.
    */
   async add(machineId: string, wake: () => void): Promise<() => Promise<void>> {
-    let wakers = this.streams.get(machineId);
-    if (!wakers) this.streams.set(machineId, (wakers = new Set()));
-    wakers.add(wake);
+    const present = this.streams.get(machineId);
+    if (present === undefined) this.streams.set(machineId, wake);
+    else if (typeof present === "function") this.streams.set(machineId, new Set([present, wake]));
+    else present.add(wake);
     await allocations.renewWaitingMany(this.db, [machineId], this.until());
     return async () => {
-      const set = this.streams.get(machineId);
-      if (!set?.delete(wake) || set.size > 0) return;
-      this.streams.delete(machineId);
-      await allocations.clearWaiting(this.db, machineId);
+      const current = this.streams.get(machineId);
+      if (current === wake) {
+        this.streams.delete(machineId);
+        await allocations.clearWaiting(this.db, machineId);
+        return;
+      }
+      if (typeof current !== "object" || !current.delete(wake)) return;
+      // One stream left: back to the plain function.
+      if (current.size === 1) this.streams.set(machineId, [...current][0]!);
     };
   }
 
@@ -85,7 +92,9 @@ export class WaitingRegistry {
     const ids = [...this.streams.keys()];
     for (let i = 0; i < ids.length; i += BATCH) {
       for (const id of await allocations.allocatedAmong(this.db, ids.slice(i, i + BATCH))) {
-        for (const wake of this.streams.get(id) ?? []) wake();
+        const wakers = this.streams.get(id);
+        if (typeof wakers === "function") wakers();
+        else for (const wake of wakers ?? []) wake();
       }
     }
   }
