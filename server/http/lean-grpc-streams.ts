@@ -30,9 +30,9 @@ const GRPC_PROTO = /^application\/grpc(\+proto)?(;.*)?$/i;
  *
  * What must not differ does not: the call runs through the very interceptors
  * given to Connect (authentication, authorization, request ids, metrics), the
- * implementation is the one registered on the router, the handler context is
- * Connect's own (deadline from grpc-timeout, shutdown, client going away), and
- * status trailers are written by Connect's encoder.
+ * implementation is the one registered on the router, the handler context
+ * has Connect's semantics (deadline from grpc-timeout, shutdown, client going
+ * away), and status trailers are written by Connect's encoder.
  */
 export class LeanGrpcStreams {
   private readonly routes = new Map<string, Route>();
