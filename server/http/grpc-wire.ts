@@ -9,7 +9,6 @@ import { Code, ConnectError } from "@connectrpc/connect";
  * through Node's compatibility API (TLS listener) or raw (plain listener).
  */
 export interface CallIO {
-  readonly headers: http2.IncomingHttpHeaders;
   /** Where the request body arrives. */
   readonly body: Readable;
   /** Emits "drain" and "close" for the response. */
@@ -28,9 +27,6 @@ export class CompatIO implements CallIO {
     private readonly req: http2.Http2ServerRequest,
     private readonly res: http2.Http2ServerResponse,
   ) {}
-  get headers() {
-    return this.req.headers;
-  }
   get body() {
     return this.req;
   }
@@ -59,10 +55,7 @@ const ignore = () => {};
 
 /** A raw ServerHttp2Stream: no request and response objects around it, which is most of what a stream costs. */
 export class RawIO implements CallIO {
-  constructor(
-    private readonly stream: http2.ServerHttp2Stream,
-    readonly headers: http2.IncomingHttpHeaders,
-  ) {
+  constructor(private readonly stream: http2.ServerHttp2Stream) {
     // A reset by the client arrives as an error event; without a listener it would take the process down.
     // The call learns of it from "close".
     stream.on("error", ignore);
@@ -132,8 +125,12 @@ export async function readSingleMessage<I extends DescMessage>(body: Readable, s
   }
 }
 
+/** The envelope of an empty message (a keepalive), shared by every stream: it is never written to. */
+const EMPTY_ENVELOPE = Buffer.alloc(5);
+
 /** A gRPC length-prefixed message, uncompressed. */
 export function envelope(payload: Uint8Array): Buffer {
+  if (payload.length === 0) return EMPTY_ENVELOPE;
   const out = Buffer.allocUnsafe(5 + payload.length);
   out[0] = 0;
   out.writeUInt32BE(payload.length, 1);

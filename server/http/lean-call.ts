@@ -1,6 +1,6 @@
 import type http2 from "node:http2";
 import { create, isMessage, toBinary, type DescMethodServerStreaming } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { envelope, readSingleMessage, writable, type CallIO } from "./grpc-wire.js";
 
@@ -14,17 +14,46 @@ export interface LeanOptions {
   readMaxBytes: number;
 }
 
-/** The request's headers without HTTP/2 pseudo-headers, for the one Headers object of the call. */
-function requestHeaders(headers: http2.IncomingHttpHeaders): [string, string][] {
-  const h: [string, string][] = [];
+/** The request's headers without HTTP/2 pseudo-headers, flat (name, value, name, value, ...): the smallest form to keep. */
+function flatHeaders(headers: http2.IncomingHttpHeaders): string[] {
+  const flat: string[] = [];
   for (const [k, v] of Object.entries(headers)) {
     if (k.startsWith(":") || v === undefined) continue;
-    for (const one of Array.isArray(v) ? v : [v]) h.push([k, one]);
+    for (const one of Array.isArray(v) ? v : [v]) flat.push(k, one);
   }
-  return h;
+  return flat;
+}
+
+/** Connect's context values (get, set, delete by key), with its methods on the prototype instead of three closures per call. */
+class Values implements ContextValues {
+  private readonly byId: Record<symbol, unknown> = {};
+  get<T>(key: ContextKey<T>): T {
+    return key.id in this.byId ? (this.byId[key.id] as T) : key.defaultValue;
+  }
+  set<T>(key: ContextKey<T>, value: T): this {
+    this.byId[key.id] = value;
+    return this;
+  }
+  delete(key: ContextKey<unknown>): this {
+    delete this.byId[key.id];
+    return this;
+  }
 }
 
 const asObject = (h: Headers) => Object.fromEntries(h.entries());
+
+/** The open calls of each shutdown signal, aborted together by one listener on it instead of one listener per call. */
+const openCalls = new WeakMap<AbortSignal, Set<LeanCall>>();
+
+function callsEndedBy(signal: AbortSignal): Set<LeanCall> {
+  let calls = openCalls.get(signal);
+  if (!calls) {
+    const all = new Set<LeanCall>();
+    signal.addEventListener("abort", () => [...all].forEach((c) => c.abort(signal.reason)), { once: true });
+    openCalls.set(signal, (calls = all));
+  }
+  return calls;
+}
 
 /**
  * The handler context of one lean call: what Connect's createHandlerContext
@@ -37,29 +66,30 @@ class LeanCall implements HandlerContext {
   readonly requestMethod = "POST";
   readonly protocolName = "grpc";
   readonly signal: AbortSignal;
-  readonly responseHeader = new Headers({ "content-type": contentTypeProto });
   readonly responseTrailer = new Headers({ "grpc-status": "0" });
-  readonly values = createContextValues();
-  readonly url: string;
+  readonly values: ContextValues = new Values();
   private readonly controller = new AbortController();
   private readonly deadline?: number;
   private readonly timer?: NodeJS.Timeout;
-  private readonly onShutdown: () => void;
+  private readonly calls: Set<LeanCall> | undefined;
   private header: Headers | undefined;
+  private sentHeader: Headers | undefined;
+  private readonly flat: string[];
+  private readonly authority: string;
 
   constructor(
     readonly method: DescMethodServerStreaming,
-    private readonly headers: http2.IncomingHttpHeaders,
-    private readonly shutdownSignal: AbortSignal,
+    headers: http2.IncomingHttpHeaders,
+    shutdownSignal: AbortSignal,
     timeoutMs: number | undefined,
   ) {
     this.service = method.parent;
     this.signal = this.controller.signal;
-    this.url = `http://${headers[":authority"] ?? "localhost"}${headers[":path"]}`;
-    this.onShutdown = () => this.abort(shutdownSignal.reason);
+    this.flat = flatHeaders(headers);
+    this.authority = headers[":authority"] ?? "localhost";
     if (shutdownSignal.aborted) this.abort(shutdownSignal.reason);
-    else shutdownSignal.addEventListener("abort", this.onShutdown, { once: true });
-    if (timeoutMs !== undefined) {
+    else (this.calls = callsEndedBy(shutdownSignal)).add(this);
+    if (timeoutMs !== undefined && !this.signal.aborted) {
       this.deadline = Date.now() + timeoutMs;
       this.timer = setTimeout(() => this.abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
     }
@@ -71,7 +101,19 @@ class LeanCall implements HandlerContext {
    * open stream rarely does, and a Headers object is ~0.8 KiB per stream.
    */
   get requestHeader(): Headers {
-    return (this.header ??= new Headers(requestHeaders(this.headers)));
+    if (this.header) return this.header;
+    const h = new Headers();
+    for (let i = 0; i < this.flat.length; i += 2) h.append(this.flat[i]!, this.flat[i + 1]!);
+    return (this.header = h);
+  }
+
+  get url(): string {
+    return `http://${this.authority}/${this.service.typeName}/${this.method.name}`;
+  }
+
+  /** Until the headers are on the wire; after that, changes to them could not be sent anyway. */
+  get responseHeader(): Headers {
+    return (this.sentHeader ??= new Headers({ "content-type": contentTypeProto }));
   }
 
   /** The call is open: what only opening it needed can go. */
@@ -79,14 +121,19 @@ class LeanCall implements HandlerContext {
     this.header = undefined;
   }
 
+  /** The response headers are sent: their object can go. */
+  headersSent(): void {
+    this.sentHeader = undefined;
+  }
+
   timeoutMs(): number | undefined {
     return this.deadline === undefined ? undefined : this.deadline - Date.now();
   }
 
-  /** Ends the call's signal (idempotent) and lets go of the timer and the shutdown listener. */
+  /** Ends the call's signal (idempotent) and lets go of the timer and of its place among the open calls. */
   abort(reason?: unknown): void {
     clearTimeout(this.timer);
-    this.shutdownSignal.removeEventListener("abort", this.onShutdown);
+    this.calls?.delete(this);
     if (!this.signal.aborted) this.controller.abort(reason);
   }
 }
@@ -108,7 +155,7 @@ const sameAs = (ctx: LeanCall, r: StreamRequest) => r.header === ctx.requestHead
  * implementation's response stream. A function of its own so that the
  * interceptor chain and the request are garbage once the stream is open.
  */
-async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, options: LeanOptions): Promise<StreamResponse> {
+async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, options: LeanOptions): Promise<{ messages: AsyncIterable<any>; trailer: Headers }> {
   const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal);
   const invoke = async (r: StreamRequest): Promise<StreamResponse> => ({
     stream: true,
@@ -116,10 +163,10 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
     method,
     header: ctx.responseHeader,
     trailer: ctx.responseTrailer,
-    message: impl(await firstOf(r.message), sameAs(ctx, r) ? ctx : { ...ctx, timeoutMs: () => ctx.timeoutMs(), requestHeader: r.header, signal: r.signal, values: r.contextValues }),
+    message: impl(await firstOf(r.message), sameAs(ctx, r) ? ctx : { ...ctx, url: ctx.url, responseHeader: ctx.responseHeader, timeoutMs: () => ctx.timeoutMs(), requestHeader: r.header, signal: r.signal, values: r.contextValues }),
   });
   const next = options.interceptors.reduceRight<(r: StreamRequest) => Promise<StreamResponse>>((n, i) => i(n as never) as never, invoke);
-  return next({
+  const response = await next({
     stream: true,
     service: method.parent,
     method,
@@ -130,6 +177,9 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
     contextValues: ctx.values,
     message: single(input),
   });
+  if (response.header !== ctx.responseHeader) response.header.forEach((v, k) => ctx.responseHeader.set(k, v));
+  // Only these two outlive the opening; the response object (and the headers it names) does not.
+  return { messages: response.message, trailer: response.trailer };
 }
 
 /**
@@ -137,26 +187,34 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
  * interceptors into the implementation, each response message onto the
  * stream, and the outcome as gRPC status trailers (Connect's encoder).
  */
-export async function serveLeanCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, options: LeanOptions): Promise<void> {
-  const grpcTimeout = io.headers["grpc-timeout"];
+export async function serveLeanCall(
+  method: DescMethodServerStreaming,
+  impl: StreamImpl,
+  io: CallIO,
+  headers: http2.IncomingHttpHeaders,
+  options: LeanOptions,
+): Promise<void> {
+  const grpcTimeout = headers["grpc-timeout"];
   const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : null, Number.MAX_SAFE_INTEGER);
-  const ctx = new LeanCall(method, io.headers, options.shutdownSignal, timeout.timeoutMs);
+  const ctx = new LeanCall(method, headers, options.shutdownSignal, timeout.timeoutMs);
   const gone = () => ctx.abort(new ConnectError("the client ended the call", Code.Canceled));
-  io.events.once("close", gone);
+  io.events.on("close", gone);
   let headersSent = false;
   try {
     if (timeout.error) throw timeout.error;
-    const response = await openCall(method, impl, io, ctx, options);
+    const { messages, trailer } = await openCall(method, impl, io, ctx, options);
     ctx.settle();
-    if (response.header !== ctx.responseHeader) response.header.forEach((v, k) => ctx.responseHeader.set(k, v));
     const output = method.output;
-    for await (const m of response.message) {
+    for await (const m of messages) {
       if (io.destroyed || ctx.signal.aborted) break;
-      if (!headersSent) io.respond(asObject(ctx.responseHeader));
-      headersSent = true;
+      if (!headersSent) {
+        io.respond(asObject(ctx.responseHeader));
+        ctx.headersSent();
+        headersSent = true;
+      }
       if (!io.write(envelope(toBinary(output, isMessage(m, output) ? m : create(output, m))))) await writable(io.events, ctx.signal);
     }
-    if (response.trailer !== ctx.responseTrailer) response.trailer.forEach((v, k) => ctx.responseTrailer.set(k, v));
+    if (trailer !== ctx.responseTrailer) trailer.forEach((v, k) => ctx.responseTrailer.set(k, v));
     // The implementation ends quietly when its signal aborts; a passed deadline is still the caller's error.
     const reason: unknown = ctx.signal.reason;
     if (reason instanceof ConnectError && reason.code === Code.DeadlineExceeded) throw reason;

@@ -70,7 +70,7 @@ export class LeanGrpcStreams {
       if (!route) return fallback(req, res);
       const io = new CompatIO(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse);
       // Errors of the call become its status; this only catches a failing write of the status itself.
-      serveLeanCall(route.method, route.impl, io, options).catch(() => io.destroy());
+      serveLeanCall(route.method, route.impl, io, req.headers, options).catch(() => io.destroy());
     };
   }
 
@@ -79,8 +79,8 @@ export class LeanGrpcStreams {
     return (stream, headers) => {
       const route = this.routeOf(headers);
       if (!route) return false;
-      const io = new RawIO(stream, headers);
-      serveLeanCall(route.method, route.impl, io, options).catch(() => io.destroy());
+      const io = new RawIO(stream);
+      serveLeanCall(route.method, route.impl, io, headers, options).catch(() => io.destroy());
       return true;
     };
   }

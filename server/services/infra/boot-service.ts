@@ -55,20 +55,30 @@ export interface WaitTiming {
 
 export const DEFAULT_WAIT_TIMING: WaitTiming = { keepaliveMs: 5_000, leaseMs: 60_000, recheckMs: 60_000 };
 
-/** Resolves after `ms`, on abort, or when `wake` is called, whichever comes first. */
-function pause(ms: number, signal: AbortSignal): { done: Promise<void>; wake: () => void } {
-  let wake = () => {};
-  const done = new Promise<void>((resolve) => {
-    const finish = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", finish);
-      resolve();
-    };
-    const timer = setTimeout(finish, ms);
-    signal.addEventListener("abort", finish, { once: true });
-    wake = finish;
-  });
-  return { done, wake };
+/**
+ * `done` resolves after `ms`, on abort, or when `wake` is called, whichever
+ * comes first. One small object: every open Wait stream is in a pause almost
+ * all the time.
+ */
+class Pause {
+  readonly done: Promise<void>;
+  private resolve!: () => void;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    ms: number,
+    private readonly signal: AbortSignal,
+  ) {
+    this.done = new Promise<void>((resolve) => (this.resolve = resolve));
+    this.timer = setTimeout(this.wake, ms);
+    signal.addEventListener("abort", this.wake, { once: true });
+  }
+
+  readonly wake = (): void => {
+    clearTimeout(this.timer);
+    this.signal.removeEventListener("abort", this.wake);
+    this.resolve();
+  };
 }
 
 /**
@@ -132,7 +142,7 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
         }
         while (!ctx.signal.aborted) {
           if (!woken) {
-            const p = pause(waitTiming.keepaliveMs, ctx.signal);
+            const p = new Pause(waitTiming.keepaliveMs, ctx.signal);
             current = p;
             await p.done;
           }
