@@ -187,21 +187,24 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
  * interceptors into the implementation, each response message onto the
  * stream, and the outcome as gRPC status trailers (Connect's encoder).
  */
-export async function serveLeanCall(
-  method: DescMethodServerStreaming,
-  impl: StreamImpl,
-  io: CallIO,
-  headers: http2.IncomingHttpHeaders,
-  options: LeanOptions,
-): Promise<void> {
-  const grpcTimeout = headers["grpc-timeout"];
-  const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : null, Number.MAX_SAFE_INTEGER);
-  const ctx = new LeanCall(method, headers, options.shutdownSignal, timeout.timeoutMs);
+export function serveLeanCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, headers: http2.IncomingHttpHeaders, options: LeanOptions): Promise<void> {
+  // Not async itself: the stream's header object (~0.7 KiB) must not stay alive in a suspended frame for the stream's life.
+  try {
+    const grpcTimeout = headers["grpc-timeout"];
+    const timeout = parseTimeout(typeof grpcTimeout === "string" ? grpcTimeout : null, Number.MAX_SAFE_INTEGER);
+    const ctx = new LeanCall(method, headers, options.shutdownSignal, timeout.timeoutMs);
+    return runLeanCall(method, impl, io, ctx, timeout.error, options);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+async function runLeanCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, timeoutError: ConnectError | undefined, options: LeanOptions): Promise<void> {
   const gone = () => ctx.abort(new ConnectError("the client ended the call", Code.Canceled));
   io.events.on("close", gone);
   let headersSent = false;
   try {
-    if (timeout.error) throw timeout.error;
+    if (timeoutError) throw timeoutError;
     const { messages, trailer } = await openCall(method, impl, io, ctx, options);
     ctx.settle();
     const output = method.output;
