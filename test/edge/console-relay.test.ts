@@ -4,14 +4,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
+import type { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { relayBrokerOf, type ConsoleSession } from "../../server/console/relay-broker.js";
+import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -30,23 +30,9 @@ let agent: BmcAgent;
 let stopAgent: () => Promise<void>;
 
 function startAgent(): void {
-  const token = fixture.infraToken;
-  agent = new BmcAgent({
-    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [killable, (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
-    partition: "p1",
-    agent: "bmc-console",
-    leaseFile,
-    stateDir: join(dir, "state"),
-    adapter: sims,
-    credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
-    timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 100, idleMs: 1_500, backoff: { initialMs: 20, maxMs: 200 } },
-  });
-  const abort = new AbortController();
-  const done = agent.run(abort.signal);
-  stopAgent = async () => {
-    abort.abort();
-    await done;
-  };
+  const run = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-console", dir, leaseFile, sims, interceptors: [killable] });
+  agent = run.agent;
+  stopAgent = run.stop;
 }
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000): Promise<T> {

@@ -4,17 +4,16 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BMCService, type BMCServiceSessionRequestSchema, type BMCServiceSessionResponse } from "../../gen/metal/infra/v1/bmc_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { runCommandExpiryJob } from "../../server/jobs/command-expiry.js";
 import { bmcCommandRepository as bmcCommands } from "../../server/repositories/bmc-command-repository.js";
+import { runBmcAgent, type RunningBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -32,37 +31,8 @@ const killable: Interceptor = (next) => (req) => {
   return next({ ...req, signal: AbortSignal.any([req.signal, kill]) });
 };
 
-interface Running {
-  agent: BmcAgent;
-  stop(): Promise<void>;
-}
-
-function startAgent(stateDir = join(dir, "state")): Running {
-  const token = fixture.infraToken;
-  const transport = createGrpcTransport({
-    baseUrl: server.url,
-    interceptors: [killable, (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))],
-  });
-  const agent = new BmcAgent({
-    transport,
-    partition: "p1",
-    agent: "bmc-test",
-    version: "test",
-    leaseFile,
-    stateDir,
-    adapter: sims,
-    credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
-    timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 100, idleMs: 1_500, backoff: { initialMs: 20, maxMs: 200 } },
-  });
-  const abort = new AbortController();
-  const done = agent.run(abort.signal);
-  return {
-    agent,
-    stop: async () => {
-      abort.abort();
-      await done;
-    },
-  };
+function startAgent(stateDir = join(dir, "state")): RunningBmcAgent {
+  return runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-test", version: "test", dir, stateDir, leaseFile, sims, interceptors: [killable] });
 }
 
 async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
@@ -86,7 +56,7 @@ async function addSim(uuid: string = randomUUID()): Promise<SimMachineBmc> {
 const admin = () => server.client(AdminMachineService, server.adminToken);
 const commandsOf = async (id: string) => (await admin().commands({ id })).commands;
 
-let running: Running;
+let running: RunningBmcAgent;
 
 beforeAll(async () => {
   server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });

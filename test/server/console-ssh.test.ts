@@ -3,14 +3,12 @@ import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { createApp } from "../../server/app.js";
 import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
@@ -18,6 +16,7 @@ import { AdminRole, noRoles, type Principal, type Roles } from "../../server/dom
 import { relayBrokerOf } from "../../server/console/relay-broker.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
+import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { cli } from "../cli/run-cli.js";
@@ -86,23 +85,7 @@ beforeAll(async () => {
   tokens.tenantOwner = (await admin.create({ subject: "tom", roles: { tenantRoles: { t: TenantRole.VIEWER } } })).secret;
   tokens.otherProject = (await admin.create({ subject: "paula", roles: { projectRoles: { pa: ProjectRole.OWNER } } })).secret;
 
-  const infra = fixture.infraToken;
-  const agent = new BmcAgent({
-    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${infra}`), next(req))] }),
-    partition: "p1",
-    agent: "bmc-console-ssh",
-    leaseFile,
-    stateDir: join(dir, "state"),
-    adapter: sims,
-    credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
-    timing: { pollMs: 100, fullReportMs: 2_000, heartbeatMs: 100, idleMs: 1_500, backoff: { initialMs: 20, maxMs: 200 } },
-  });
-  const abort = new AbortController();
-  const done = agent.run(abort.signal);
-  stopAgent = async () => {
-    abort.abort();
-    await done;
-  };
+  stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-console-ssh", dir, leaseFile, sims }).stop;
   await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
 }, 60_000);
 
