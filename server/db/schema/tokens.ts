@@ -1,4 +1,4 @@
-import { jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
+import { boolean, index, jsonb, pgTable, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
 
 /** Roles as stored: the numeric values of the proto enums, so the two never drift apart. */
 export interface StoredRoles {
@@ -9,16 +9,24 @@ export interface StoredRoles {
 }
 
 /** Every issued token; the JWT only carries the id, so roles and revocation live here. */
-export const tokens = pgTable("tokens", {
-  id: text("id").primaryKey(),
-  subject: text("subject").notNull(),
-  description: text("description").notNull().default(""),
-  roles: jsonb("roles").$type<StoredRoles>().notNull(),
-  createdBy: text("created_by").notNull(),
-  createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
-  expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
-  revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
-});
+export const tokens = pgTable(
+  "tokens",
+  {
+    id: text("id").primaryKey(),
+    subject: text("subject").notNull(),
+    description: text("description").notNull().default(""),
+    roles: jsonb("roles").$type<StoredRoles>().notNull(),
+    createdBy: text("created_by").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+    expiresAt: timestamp("expires_at", { withTimezone: true, mode: "date" }).notNull(),
+    revokedAt: timestamp("revoked_at", { withTimezone: true, mode: "date" }),
+    /** The token this one was minted from (self-service TokenService.Create); revoking a token revokes its descendants. */
+    parentId: text("parent_id").references((): AnyPgColumn => tokens.id, { onDelete: "restrict" }),
+    /** The operator admin token metal-api issued on its own: issued once per database, re-issued only on an explicit reset. */
+    bootstrap: boolean("bootstrap").notNull().default(false),
+  },
+  (t) => [index("tokens_parent_id_idx").on(t.parentId)],
+);
 
 /** Keys that sign tokens; in the database so that every replica verifies every token. */
 export const signingKeys = pgTable("signing_keys", {
