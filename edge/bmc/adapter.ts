@@ -34,6 +34,12 @@ export interface BmcInfo {
 export interface BmcAdapter {
   /** Reads the BMC; rejects when it does not answer. */
   query(target: BmcTarget, signal?: AbortSignal): Promise<BmcInfo>;
+  /**
+   * The machine UUID the BMC reports (its system GUID), lowercased; rejects
+   * when the BMC does not answer or reports none. Cheaper than query: it is
+   * asked before every command.
+   */
+  identify(target: BmcTarget, signal?: AbortSignal): Promise<string>;
   /** Carries the command out; resolves with a human-readable result, rejects with the BMC's error. */
   execute(target: BmcTarget, command: BmcCommandName, signal?: AbortSignal): Promise<string>;
 }
@@ -45,4 +51,15 @@ export function parseAddress(address: string, defaultPort = 623): { host: string
   const i = address.lastIndexOf(":");
   if (i > 0 && address.indexOf(":") === i) return { host: address.slice(0, i), port: Number(address.slice(i + 1)) || defaultPort };
   return { host: address, port: defaultPort };
+}
+
+/**
+ * Why a command for `expected` must not run on the BMC at `address`, which
+ * reports `reported`; undefined when they are the same machine. A stored BMC
+ * address can point at another machine's BMC (a stale record after a hardware
+ * swap, a DHCP re-lease), and a power command there hits a stranger.
+ */
+export function identityMismatch(expected: string, reported: string, address: string): string | undefined {
+  if (reported !== "" && reported.toLowerCase() === expected.toLowerCase()) return undefined;
+  return `not run: the BMC at ${address} reports machine ${reported === "" ? "(no UUID)" : reported.toLowerCase()}, expected machine ${expected.toLowerCase()}`;
 }

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { BMCService, type BmcOpenConsole, type BmcPendingCommand, type BMCServiceSessionRequestSchema } from "../../gen/metal/infra/v1/bmc_pb.js";
-import { isBmcCommand, parseAddress, type BmcAdapter, type BmcInfo, type BmcTarget } from "./adapter.js";
+import { identityMismatch, isBmcCommand, parseAddress, type BmcAdapter, type BmcInfo, type BmcTarget } from "./adapter.js";
 import { CommandStore } from "./command-store.js";
 import { ConsoleRelays, isConsoleAdapter, type ConsoleAdapter } from "./console.js";
 import { activeLeases, parseLeases, type Lease, type LeaseFilter } from "./leases.js";
@@ -232,8 +232,15 @@ export class BmcAgent {
       result = "not run: no BMC address is known for the machine";
     } else {
       try {
-        result = await this.opts.adapter.execute(this.targetOf(c), c.command, this.signal);
-        ok = true;
+        const target = this.targetOf(c);
+        // Whatever answers at the stored address is not necessarily the machine the command is for.
+        const mismatch = identityMismatch(c.machineId, await this.opts.adapter.identify(target, this.signal), c.address);
+        if (mismatch) {
+          result = mismatch;
+        } else {
+          result = await this.opts.adapter.execute(target, c.command, this.signal);
+          ok = true;
+        }
       } catch (err) {
         result = err instanceof Error ? err.message : String(err);
       }

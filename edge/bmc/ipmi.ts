@@ -103,13 +103,18 @@ export class IpmiAdapter implements BmcAdapter {
 
   async query(target: BmcTarget, signal?: AbortSignal): Promise<BmcInfo> {
     // One call after the other: small BMCs answer one session at a time.
-    const guid = parseGuid(await this.call(target, ["mc", "guid"], signal));
-    if (!guid) throw new Error(`BMC ${target.host}:${target.port} reports no system GUID`);
+    const guid = await this.identify(target, signal);
     const mc = fields(await this.call(target, ["mc", "info"], signal));
     const power = parsePowerStatus(await this.call(target, ["chassis", "power", "status"], signal));
     // FRU data is optional: many BMCs have none or answer with an error.
     const fru = await this.call(target, ["fru", "print"], signal).then(parseFru, () => ({}));
     return { uuid: guid, firmware: mc.get("Firmware Revision") ?? "", powerState: power, fru };
+  }
+
+  async identify(target: BmcTarget, signal?: AbortSignal): Promise<string> {
+    const guid = parseGuid(await this.call(target, ["mc", "guid"], signal));
+    if (!guid) throw new Error(`BMC ${target.host}:${target.port} reports no system GUID`);
+    return guid;
   }
 
   async execute(target: BmcTarget, command: BmcCommandName, signal?: AbortSignal): Promise<string> {

@@ -254,6 +254,10 @@ export class SimBmcs implements BmcAdapter, ConsoleAdapter {
     return { uuid: m.uuid, firmware: m.firmware, powerState: m.power, fru: { ...m.fru } };
   }
 
+  async identify(target: BmcTarget): Promise<string> {
+    return this.reach(target).uuid.toLowerCase();
+  }
+
   async openConsole(target: BmcTarget, machineId: string): Promise<SerialConsole> {
     const m = this.reach(target);
     if (m.uuid.toLowerCase() !== machineId.toLowerCase()) throw new Error(`BMC ${target.host} belongs to machine ${m.uuid}, not ${machineId}`);

@@ -184,6 +184,23 @@ export const toProtoEvents = (events: EventContainer | undefined): MachineEvents
       : { liveliness: MachineLiveliness.UNKNOWN },
   );
 
+/**
+ * The machine as an operator may see it. Secrets (the tenant's user data,
+ * which routinely carries passwords and keys) go only to callers allowed to
+ * read them; the others get the field blank, not missing, so a client shows
+ * "withheld" rather than "none".
+ */
+export function toOperatorMachine(row: MachineRow, events: EventContainer | undefined, secrets: boolean): Machine {
+  const m = toProtoMachine(row, events);
+  if (!secrets && m.allocation) m.allocation.userData = "";
+  return m;
+}
+
+/** The BMC login of admin MachineService.Get: only for callers allowed to read secrets, and only once a BMC has reported one. */
+export function toOperatorBmcCredentials(row: MachineRow, secrets: boolean): { user: string; password: string } | undefined {
+  return secrets && row.bmc ? { user: row.bmc.user, password: row.bmc.password } : undefined;
+}
+
 export function toProtoMachine(row: MachineRow, events: EventContainer | undefined): Machine {
   return create(MachineSchema, {
     id: row.id,

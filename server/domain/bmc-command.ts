@@ -33,3 +33,18 @@ export const FREE_COMMANDS: readonly BmcCommandName[] = [BmcCommandName.LED_OFF,
 
 /** What a reinstall orders: network boot and reset, so metal-hammer installs the new image. */
 export const REINSTALL_COMMANDS: readonly BmcCommandName[] = [BmcCommandName.BOOT_FROM_PXE, BmcCommandName.RESET];
+
+/**
+ * Why no command goes to a machine whose BMC address other machine records
+ * of its partition report too (a stale record after a hardware swap or a DHCP
+ * re-lease): whatever answers there may be one of them, and a power command
+ * would hit it. Undefined when the address is the machine's own.
+ */
+export function sharedBmcAddressProblem(machineId: string, address: string, others: readonly string[]): string | undefined {
+  if (others.length === 0) return undefined;
+  const names = others.map((id) => `"${id}"`).join(", ");
+  return (
+    `the BMC address "${address}" of machine "${machineId}" is also the BMC address of machine${others.length > 1 ? "s" : ""} ${names}: ` +
+    "a command could reach the wrong machine; delete the stale machine record or correct the BMC address first"
+  );
+}

@@ -1,4 +1,5 @@
-import { and, asc, eq } from "drizzle-orm";
+import { and, asc, eq, ne, sql } from "drizzle-orm";
+import { alias } from "drizzle-orm/pg-core";
 import type { Db } from "../db/database.js";
 import { bmcCommands, machines, type StoredBmc } from "../db/schema/index.js";
 
@@ -9,19 +10,60 @@ export interface PendingBmcCommand {
   command: string;
   deadline: Date;
   bmc: StoredBmc | null;
+  /** Other machines of the partition that report the same BMC address, ordered by id; empty when the address is the machine's own. */
+  sharedWith: string[];
 }
+
+/** Another machine record of the same partition with the same BMC address (machines `m` vs `other`). */
+const other = alias(machines, "other_machine");
+const sameBmcAddress = and(
+  ne(other.id, machines.id),
+  eq(other.partitionId, machines.partitionId),
+  sql`${other.bmc}->>'address' = ${machines.bmc}->>'address'`,
+  sql`${machines.bmc}->>'address' <> ''`,
+);
+/** The ids of those other machines, ordered, as a text array (empty when there are none). */
+const sharedWithColumn = sql<string[]>`coalesce(array_agg(${other.id} order by ${other.id}) filter (where ${other.id} is not null), '{}')`;
 
 /** BMC commands as metal-bmc's session sees them. */
 export const bmcCommandRepository = {
-  /** The partition's pending commands, oldest first (per machine they must run in this order). */
+  /**
+   * The partition's pending commands, oldest first (per machine they must run
+   * in this order), each with the other machines that report its BMC address.
+   * One join over the machines, so the cost does not grow with pending commands times machines.
+   */
   async pendingOfPartition(db: Db<any>, partition: string, limit = 1000): Promise<PendingBmcCommand[]> {
     return db
-      .select({ id: bmcCommands.id, machineId: bmcCommands.machineId, command: bmcCommands.command, deadline: bmcCommands.deadline, bmc: machines.bmc })
+      .select({
+        id: bmcCommands.id,
+        machineId: bmcCommands.machineId,
+        command: bmcCommands.command,
+        deadline: bmcCommands.deadline,
+        bmc: machines.bmc,
+        sharedWith: sharedWithColumn,
+      })
       .from(bmcCommands)
       .innerJoin(machines, eq(machines.id, bmcCommands.machineId))
+      .leftJoin(other, sameBmcAddress)
       .where(and(eq(bmcCommands.partitionId, partition), eq(bmcCommands.status, "pending")))
+      .groupBy(bmcCommands.id, machines.id)
       .orderBy(asc(bmcCommands.id))
       .limit(limit);
+  },
+
+  /**
+   * The other machines of the machine's partition that report the same BMC
+   * address, ordered by id; empty when there are none, the machine has no BMC
+   * address, or it does not exist.
+   */
+  async machinesSharingBmcOf(db: Db<any>, machineId: string): Promise<{ address: string; others: string[] }> {
+    const rows = await db
+      .select({ address: sql<string>`${machines.bmc}->>'address'`, others: sharedWithColumn })
+      .from(machines)
+      .leftJoin(other, sameBmcAddress)
+      .where(eq(machines.id, machineId))
+      .groupBy(machines.id);
+    return { address: rows[0]?.address ?? "", others: rows[0]?.others ?? [] };
   },
 
   /**

@@ -11,7 +11,7 @@ export type DaemonKind = "switch" | "bmc";
 
 export interface DaemonConnection {
   kind: DaemonKind;
-  /** The switch id, or the metal-bmc's partition (one agent per partition may be several: id is their own name). */
+  /** The switch id, or the metal-bmc's own name (unique only within its partition). */
   id: string;
   partition: string;
   replica: string;
@@ -32,6 +32,9 @@ export interface ConnectionHandle {
 /** One name per process, so an operator can tell which replica holds a stream. */
 export const REPLICA_ID = `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
 
+/** One daemon's identity; JSON, so no separator inside a name can make two daemons collide. */
+const connectionKey = (kind: DaemonKind, partition: string, id: string): string => JSON.stringify([kind, partition, id]);
+
 export class ConnectionRegistry {
   private readonly live = new Map<string, { connection: DaemonConnection; abort: AbortController }>();
 
@@ -40,10 +43,13 @@ export class ConnectionRegistry {
   /**
    * Registers a daemon's stream. A daemon that reconnects while its old
    * stream is not yet torn down replaces it: the old one is aborted, so two
-   * streams never both send it commands.
+   * streams never both send it commands. A daemon is known by kind, partition
+   * AND name: a metal-bmc's name is its host name by default, so same-named
+   * daemons of two partitions are two daemons, and an infra token of one
+   * partition cannot end another partition's stream by naming its daemon.
    */
   register(kind: DaemonKind, id: string, partition: string, now = new Date()): ConnectionHandle {
-    const key = `${kind}/${id}`;
+    const key = connectionKey(kind, partition, id);
     this.live.get(key)?.abort.abort(new Error("replaced by a newer connection"));
     const abort = new AbortController();
     const connection: DaemonConnection = { kind, id, partition, replica: this.replica, connectedAt: now, lastHeartbeat: now };
@@ -66,7 +72,7 @@ export class ConnectionRegistry {
     return [...this.live.values()]
       .map((e) => e.connection)
       .filter((c) => (filter.kind === undefined || c.kind === filter.kind) && (filter.partition === undefined || c.partition === filter.partition))
-      .sort((a, b) => (a.kind + a.id < b.kind + b.id ? -1 : 1));
+      .sort((a, b) => (connectionKey(a.kind, a.partition, a.id) < connectionKey(b.kind, b.partition, b.id) ? -1 : 1));
   }
 
   /** Ends every stream (server shutdown). */

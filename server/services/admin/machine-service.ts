@@ -1,13 +1,27 @@
-import type { ServiceImpl } from "@connectrpc/connect";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { MachineRole } from "../../../gen/metal/api/v1/machine_pb.js";
-import { bmcCommandFromProto, containerFromRow, machineRoleFromProto, machineStateFromProto, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
+import { AdminRole } from "../../../gen/metal/api/v1/common_pb.js";
+import { callerOf, kRequestId } from "../../auth/context.js";
+import {
+  bmcCommandFromProto,
+  containerFromRow,
+  machineRoleFromProto,
+  machineStateFromProto,
+  toOperatorBmcCredentials,
+  toOperatorMachine,
+  toProtoCommand,
+  toProtoMachine,
+} from "../../convert/machine.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import { machines, type MachineRow } from "../../db/schema/index.js";
+import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
 import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
+import { bmcCommandRepository as bmcCommands } from "../../repositories/bmc-command-repository.js";
+import type { Logger } from "../../logger.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { lockById } from "../../repositories/versioned.js";
 import { validator } from "../../validate/validator.js";
@@ -15,23 +29,45 @@ import { queueBmcCommand } from "../machine-lifecycle.js";
 
 const RECENT_COMMANDS = 100;
 
-export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: FanoutBus }): ServiceImpl<typeof MachineService> {
+/**
+ * Whether the caller may read machine secrets (BMC logins, tenants' user
+ * data): operator admins only. The methods themselves are open to operator
+ * viewers (their proto permission); this is the one place that decides the
+ * secret part of their answers.
+ */
+const mayReadSecrets = (ctx: HandlerContext): boolean => callerOf(ctx).roles.adminRole >= AdminRole.ADMIN;
+
+export interface AdminMachineServiceDeps {
+  db: Db<any>;
+  bus?: FanoutBus;
+  /** Where each read of BMC credentials is recorded (who, which machine, request id; never the secret). */
+  log?: Logger;
+}
+
+export function createAdminMachineService({ db, bus, log }: AdminMachineServiceDeps): ServiceImpl<typeof MachineService> {
   /** The machine as a response, with its events as they are now. */
   const withEvents = async (row: MachineRow) => {
     const events = await machineRepo.eventsOf(db, row.id);
     return toProtoMachine(row, events ? containerFromRow(events) : undefined);
   };
   return {
-    async get(req) {
+    async get(req, ctx) {
       validator().uuid("id", req.id).check();
       const { machine, events } = await machineRepo.get(db, req.id.toLowerCase());
-      return {
-        machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined),
-        // Only this operator method hands out the BMC login; no tenant message has a field for it.
-        bmcCredentials: machine.bmc ? { user: machine.bmc.user, password: machine.bmc.password } : undefined,
-      };
+      const secrets = mayReadSecrets(ctx);
+      // Only this operator method hands out the BMC login; no tenant message has a field for it.
+      const bmcCredentials = toOperatorBmcCredentials(machine, secrets);
+      if (bmcCredentials) {
+        const caller = callerOf(ctx);
+        // The audit record of a credential read, until there is an audit table: who, which machine, which request.
+        log?.info(
+          { audit: "bmc-credentials-read", machine: machine.id, subject: caller.subject, tokenId: caller.tokenId, requestId: ctx.values.get(kRequestId) },
+          "BMC credentials read",
+        );
+      }
+      return { machine: toOperatorMachine(machine, events ? containerFromRow(events) : undefined, secrets), bmcCredentials };
     },
-    async list(req) {
+    async list(req, ctx) {
       const v = validator();
       for (const [path, value] of [["partition", req.partition], ["size", req.size], ["rack", req.rack], ["project", req.project]] as const) {
         if (value !== undefined) v.id(path, value, { max: 128 });
@@ -39,9 +75,10 @@ export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: Fano
       const role = req.role === undefined ? undefined : req.role === MachineRole.UNSPECIFIED ? undefined : machineRoleFromProto(req.role);
       if (req.role !== undefined && req.role !== MachineRole.UNSPECIFIED && !role) v.add("role", "must be machine or firewall");
       v.check();
+      const secrets = mayReadSecrets(ctx);
       const page = await machineRepo.list(db, { ...req, role }, pageRequest(req.paging));
       return {
-        machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)),
+        machines: page.items.map((m) => toOperatorMachine(m.machine, m.events ? containerFromRow(m.events) : undefined, secrets)),
         nextPageToken: page.nextPageToken,
       };
     },
@@ -99,7 +136,12 @@ export function createAdminMachineService({ db, bus }: { db: Db<any>; bus?: Fano
       const command = bmcCommandFromProto(req.command);
       if (!command) v.add("command", "must be one of the BMC commands");
       v.check();
-      const out = await queueBmcCommand(db, req.id.toLowerCase(), command!, req.description, bus);
+      const id = req.id.toLowerCase();
+      // Checked again when the command is dispatched (the address may become shared meanwhile); here the operator learns why at once.
+      const { address, others } = await bmcCommands.machinesSharingBmcOf(db, id);
+      const problem = sharedBmcAddressProblem(id, address, others);
+      if (problem) throw failedPrecondition(problem);
+      const out = await queueBmcCommand(db, id, command!, req.description, bus);
       return { command: toProtoCommand(out.command), machine: await withEvents(out.machine) };
     },
     async commands(req) {

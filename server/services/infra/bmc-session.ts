@@ -4,6 +4,7 @@ import type { BmcReport, BMCServiceSessionRequest, BMCServiceSessionResponseSche
 import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
 import { relayBrokerOf, type RelayBroker } from "../../console/relay-broker.js";
 import type { Db } from "../../db/database.js";
+import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
@@ -114,7 +115,14 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
           const pending = await commands.pendingOfPartition(db, partition);
           const still = new Set(pending.map((c) => c.id));
           for (const id of sent) if (!still.has(id)) sent.delete(id);
-          const fresh = pending.filter((c) => !sent.has(c.id));
+          const fresh: PendingBmcCommand[] = [];
+          for (const c of pending) {
+            if (sent.has(c.id)) continue;
+            const problem = sharedBmcAddressProblem(c.machineId, c.bmc?.address ?? "", c.sharedWith);
+            // Never sent: it fails here, with the reason in its result, as the operator sees it in the command list.
+            if (problem) await commands.complete(db, partition, c.id, false, `not dispatched: ${problem}`);
+            else fresh.push(c);
+          }
           if (fresh.length > 0 && !ended) {
             send({ kind: { case: "commands", value: { commands: fresh.map(toProtoCommand) } } });
             for (const c of fresh) sent.add(c.id);
