@@ -25,6 +25,41 @@ export interface Config {
   readonly logLevel: string;
   /** Connections of the metal database pool (PostgreSQL only). */
   readonly databasePoolSize: number;
+  /** Timeouts and caps of the API listener's connections. */
+  readonly connections: ConnectionSettings;
+  /** Long-lived streams allowed at once, per class of method. */
+  readonly streamLimits: StreamLimitSettings;
+}
+
+/** What one connection may cost, and how long it may hold a slot without doing anything. */
+export interface ConnectionSettings {
+  /** A new connection must send its HTTP/2 preface or its first complete HTTP/1.1 request headers (and an HTTP/2 connection its first stream) within this. */
+  readonly headersTimeoutMs: number;
+  /** An HTTP/1.1 request must arrive completely (headers and body) within this. */
+  readonly requestTimeoutMs: number;
+  /** An HTTP/1.1 connection between requests, or an HTTP/2 connection without an open stream, is closed after this. */
+  readonly idleTimeoutMs: number;
+  /** Open connections in total, and from one remote address; more are closed on accept. */
+  readonly maxConnections: number;
+  readonly maxConnectionsPerAddress: number;
+  /** Concurrent streams one HTTP/2 connection may open (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  readonly http2MaxStreams: number;
+}
+
+/** Limits of one class of long-lived stream: per connection, per principal (per remote address for public streams), in total. */
+export interface StreamLimit {
+  readonly perConnection: number;
+  readonly perPrincipal: number;
+  readonly total: number;
+}
+
+export interface StreamLimitSettings {
+  /** Public streams (grpc.health.v1.Health/Watch): anyone may open them, so they count per remote address. */
+  readonly public: StreamLimit;
+  /** BootService.Wait: one per waiting machine, all of a partition under its infra token. */
+  readonly wait: StreamLimit;
+  /** Every other stream: switch and BMC sessions, console relays. */
+  readonly session: StreamLimit;
 }
 
 /** Each setting is an environment variable and the matching `--flag` of the binary. */
@@ -41,6 +76,15 @@ const settings = {
   corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins" },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", fallback: "info" },
   databasePoolSize: { env: "METAL_DB_POOL_SIZE", flag: "db-pool-size", fallback: "20" },
+  headersTimeout: { env: "METAL_HEADERS_TIMEOUT", flag: "headers-timeout", fallback: "20s" },
+  requestTimeout: { env: "METAL_REQUEST_TIMEOUT", flag: "request-timeout", fallback: "60s" },
+  idleTimeout: { env: "METAL_IDLE_TIMEOUT", flag: "idle-timeout", fallback: "2m" },
+  maxConnections: { env: "METAL_MAX_CONNECTIONS", flag: "max-connections", fallback: "20000" },
+  maxConnectionsPerAddress: { env: "METAL_MAX_CONNECTIONS_PER_ADDRESS", flag: "max-connections-per-address", fallback: "5000" },
+  http2MaxStreams: { env: "METAL_HTTP2_MAX_STREAMS", flag: "http2-max-streams", fallback: "1000" },
+  publicStreamLimits: { env: "METAL_PUBLIC_STREAM_LIMITS", flag: "public-stream-limits", fallback: "16/64/1000" },
+  waitStreamLimits: { env: "METAL_WAIT_STREAM_LIMITS", flag: "wait-stream-limits", fallback: "1000/20000/50000" },
+  sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "100/2000/20000" },
 } as const;
 
 export class ConfigError extends Error {}
@@ -80,6 +124,27 @@ function checkPoolSize(value: string): number {
   return n;
 }
 
+function checkCount(name: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name}: "${value}" is not a whole number >= ${min}`);
+  return n;
+}
+
+/** "per-connection/per-principal/total", e.g. "16/64/1000". */
+function checkStreamLimit(name: string, value: string): StreamLimit {
+  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(value);
+  if (!m) throw new ConfigError(`${name}: "${value}" is not per-connection/per-principal/total (e.g. 16/64/1000)`);
+  const [perConnection, perPrincipal, total] = [m[1]!, m[2]!, m[3]!].map((v) => checkCount(name, v, 1)) as [number, number, number];
+  return { perConnection, perPrincipal, total };
+}
+
+/** A timeout that must fire: "0" (never) is refused where a connection could then hold its slot forever. */
+function checkTimeout(name: string, value: string): number {
+  const ms = checkDuration(name, value);
+  if (ms === 0) throw new ConfigError(`${name}: must be longer than 0`);
+  return ms;
+}
+
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
 
 /** "90s", "30m", "1h", "500ms", or "0" (never). */
@@ -90,6 +155,9 @@ function checkDuration(name: string, value: string): number {
   return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
+/** The connection settings when nothing is configured (embedding and tests that do not care). */
+export const connectionDefaults = (): ConnectionSettings => loadConfig({}, []).connections;
+
 /** Reads the configuration; flags win over environment variables, which win over defaults. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): Config {
   const flags = parseFlags(argv);
@@ -99,6 +167,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     if (v !== undefined && v !== "") return v;
     return "fallback" in s ? s.fallback : undefined;
   };
+  const headersTimeoutMs = checkTimeout("METAL_HEADERS_TIMEOUT", read("headersTimeout")!);
+  const requestTimeoutMs = checkTimeout("METAL_REQUEST_TIMEOUT", read("requestTimeout")!);
+  // node:http measures both from the request's first byte; headers cannot be allowed longer than the whole request.
+  if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError("METAL_HEADERS_TIMEOUT must not be longer than METAL_REQUEST_TIMEOUT");
   const tlsCert = read("tlsCert");
   const tlsKey = read("tlsKey");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -117,5 +189,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     corsOrigins: (read("corsOrigins") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
     logLevel: read("logLevel")!,
     databasePoolSize: checkPoolSize(read("databasePoolSize")!),
+    connections: Object.freeze({
+      headersTimeoutMs,
+      requestTimeoutMs,
+      idleTimeoutMs: checkTimeout("METAL_IDLE_TIMEOUT", read("idleTimeout")!),
+      maxConnections: checkCount("METAL_MAX_CONNECTIONS", read("maxConnections")!, 1),
+      maxConnectionsPerAddress: checkCount("METAL_MAX_CONNECTIONS_PER_ADDRESS", read("maxConnectionsPerAddress")!, 1),
+      http2MaxStreams: checkCount("METAL_HTTP2_MAX_STREAMS", read("http2MaxStreams")!, 1),
+    }),
+    streamLimits: Object.freeze({
+      public: checkStreamLimit("METAL_PUBLIC_STREAM_LIMITS", read("publicStreamLimits")!),
+      wait: checkStreamLimit("METAL_WAIT_STREAM_LIMITS", read("waitStreamLimits")!),
+      session: checkStreamLimit("METAL_SESSION_STREAM_LIMITS", read("sessionStreamLimits")!),
+    }),
   });
 }

@@ -4,7 +4,10 @@ import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { Duplex } from "node:stream";
+import tls from "node:tls";
 
+import { connectionDefaults, type ConnectionSettings } from "../config.js";
+import { ConnectionCaps, SessionWatch } from "./connection-guard.js";
 import type { AppHandler as Handler, NodeHandler } from "./node-handler.js";
 
 export interface Listener {
@@ -21,7 +24,7 @@ export interface Listener {
  * bytes and then forwards the socket both ways.
  */
 function withHead(socket: net.Socket, head: Buffer): Duplex {
-  const d = new Duplex({
+  const d = new SniffedSocket(socket, {
     read() {
       socket.resume();
     },
@@ -46,6 +49,19 @@ function withHead(socket: net.Socket, head: Buffer): Duplex {
   return d;
 }
 
+/** The h2c Duplex, still telling where it comes from (stream limits count public streams per remote address). */
+class SniffedSocket extends Duplex {
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly remoteFamily: string | undefined;
+  constructor(socket: net.Socket, options: ConstructorParameters<typeof Duplex>[0]) {
+    super(options);
+    this.remoteAddress = socket.remoteAddress;
+    this.remotePort = socket.remotePort;
+    this.remoteFamily = socket.remoteFamily;
+  }
+}
+
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
@@ -54,8 +70,8 @@ const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
  * and response for `handler`, as node:http2 does itself when given a
  * request listener (which would wrap every stream, so none is given).
  */
-function rawFirstServer(handler: NodeHandler, take: NonNullable<Handler["takeStream"]>): http2.Http2Server {
-  const server = http2.createServer();
+function rawFirstServer(handler: NodeHandler, take: NonNullable<Handler["takeStream"]>, options: http2.ServerOptions): http2.Http2Server {
+  const server = http2.createServer(options);
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => {
     if (take(stream, headers)) return;
     const req = new http2.Http2ServerRequest(stream, headers, {}, rawHeaders);
@@ -80,62 +96,109 @@ function rawFirstServer(handler: NodeHandler, take: NonNullable<Handler["takeStr
   return server;
 }
 
+/** TCP keepalive finds peers that vanished under a silent long-lived stream (a Wait, a session), which no idle timeout may close. */
+const TCP_KEEPALIVE_DELAY_MS = 60_000;
+
+/** node:http checks its header and request timeouts on an interval; often enough that they fire close to their time. */
+const checkingInterval = (limits: ConnectionSettings) => Math.min(30_000, Math.max(50, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)));
+
 /**
  * Serves one handler on one address for every protocol Connect speaks.
  *
  * Plain: each connection's first bytes decide. The HTTP/2 preface (gRPC, h2c
  * Connect, bidi streams) goes to a node:http2 server, anything else (curl,
  * browsers, Connect over HTTP/1.1) to a node:http server.
- * TLS: one HTTP/2 server with HTTP/1.1 allowed; ALPN decides.
+ * TLS: ALPN decides between the same two servers.
+ *
+ * No connection holds a slot for nothing (`limits`): connections over the
+ * total or per-address cap are closed on accept; a connection must show its
+ * first request (preface or headers; TLS: its handshake) within the headers
+ * timeout; HTTP/1.1 requests must arrive within the request timeout; idle
+ * HTTP/1.1 connections and HTTP/2 connections without an open stream are
+ * closed after the idle timeout; an HTTP/2 connection opens at most
+ * `http2MaxStreams` streams at once.
  */
-export async function listen(handler: Handler, address: string, tls?: { cert: string; key: string }): Promise<Listener> {
+export async function listen(handler: Handler, address: string, tls_?: { cert: string; key: string }, limits: ConnectionSettings = connectionDefaults()): Promise<Listener> {
   const sep = address.lastIndexOf(":");
   const host = address.slice(0, sep).replace(/^\[|\]$/g, "");
   const port = Number(address.slice(sep + 1));
   const sockets = new Set<net.Socket>();
   const h2Sessions = new Set<http2.Http2Session>();
+  const caps = new ConnectionCaps(limits);
+
+  const h1 = http.createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.idleTimeoutMs,
+      connectionsCheckingInterval: checkingInterval(limits),
+      noDelay: true,
+    },
+    handler as http.RequestListener,
+  );
+  // node:http starts enforcing headersTimeout and requestTimeout when it starts listening; this one never
+  // listens (connections are handed to it), so it is told it does, which starts exactly that and nothing else.
+  h1.emit("listening");
+  const h2Options: http2.ServerOptions = { settings: { maxConcurrentStreams: limits.http2MaxStreams } };
+  const h2 = handler.takeStream
+    ? rawFirstServer(handler, handler.takeStream, h2Options)
+    : http2.createServer(h2Options, handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const netOptions = { noDelay: true, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_DELAY_MS };
 
   let front: net.Server;
   let scheme: "http" | "https";
-  let h1: http.Server | undefined;
-  let h2: http2.Http2Server | http2.Http2SecureServer;
-  if (tls) {
+  if (tls_) {
     scheme = "https";
-    h2 = http2.createSecureServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key), allowHTTP1: true, noDelay: true }, handler);
-    front = h2 as unknown as net.Server;
+    front = tls.createServer({
+      ...netOptions,
+      cert: readFileSync(tls_.cert),
+      key: readFileSync(tls_.key),
+      ALPNProtocols: ["h2", "http/1.1"],
+      handshakeTimeout: limits.headersTimeoutMs,
+    });
+    front.on("secureConnection", (socket: tls.TLSSocket) => {
+      if (socket.alpnProtocol === "h2") h2.emit("connection", socket);
+      else h1.emit("connection", socket);
+    });
   } else {
     scheme = "http";
-    h1 = http.createServer(handler as http.RequestListener);
-    h2 = handler.takeStream ? rawFirstServer(handler, handler.takeStream) : http2.createServer(handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
-    const h1s = h1;
-    const h2s = h2;
-    front = net.createServer({ noDelay: true }, (socket) => {
+    front = net.createServer(netOptions, (socket) => {
       let seen = Buffer.alloc(0);
+      // Until the first bytes decide, nothing else watches this socket: silence or half a preface is cut here.
+      const firstBytes = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
       const onData = (chunk: Buffer) => {
         seen = Buffer.concat([seen, chunk]);
         const n = Math.min(seen.length, H2_PREFACE.length);
         const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
         if (isH2 && seen.length < H2_PREFACE.length) return; // wait for the whole preface
+        clearTimeout(firstBytes);
         socket.off("data", onData);
         socket.pause();
         if (isH2) {
-          h2s.emit("connection", withHead(socket, seen));
+          h2.emit("connection", withHead(socket, seen));
         } else {
           // node:http reads through the socket's stream interface, so giving the bytes back is enough.
           socket.unshift(seen);
-          h1s.emit("connection", socket);
+          h1.emit("connection", socket);
         }
         socket.resume();
       };
       socket.on("data", onData);
+      socket.once("close", () => clearTimeout(firstBytes));
       socket.on("error", () => socket.destroy());
     });
   }
-  h2.on("session", (s: http2.Http2Session) => {
+  h2.on("session", (s: http2.ServerHttp2Session) => {
     h2Sessions.add(s);
+    new SessionWatch(s, limits);
     s.on("close", () => h2Sessions.delete(s));
   });
+  // Registered after the server's own connection listener: a socket over a cap is destroyed before it is read.
   front.on("connection", (s: net.Socket) => {
+    if (!caps.admit(s)) {
+      s.destroy();
+      return;
+    }
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
@@ -154,13 +217,13 @@ export async function listen(handler: Handler, address: string, tls?: { cert: st
     url: `${scheme}://${urlHost}:${bound.port}`,
     async close(graceMs = 5_000) {
       const closed = new Promise<void>((resolve) => front.close(() => resolve()));
-      h1?.closeIdleConnections();
+      h1.closeIdleConnections();
       for (const s of h2Sessions) s.close();
       const timer = setTimeout(() => {
         for (const s of h2Sessions) s.destroy();
         for (const s of sockets) s.destroy();
       }, graceMs);
-      h1?.close();
+      h1.close();
       await closed;
       clearTimeout(timer);
     },
