@@ -4,7 +4,7 @@ import { sleep } from "../common/time.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { join } from "node:path";
-import { createClient, type Transport } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createApp, type App } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
@@ -23,7 +23,7 @@ import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
 import { SimMachine } from "../sim/machine.js";
 import { SimSwitch } from "../sim/switch.js";
 import { LAB, LAB_IMAGES, seed } from "./seed.js";
-import { loadMachines, restore, saveMachines, snapshot, type StoredMachine } from "./persist.js";
+import { loadMachines, restore, saveMachines, snapshot, type MachineIdentity, type StoredMachine } from "./persist.js";
 import { metalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
 
 export interface LabTimings {
@@ -79,6 +79,8 @@ export interface LabOptions {
 export interface LabMachine {
   index: number;
   uuid: string;
+  /** UUID, NIC MACs and BMC address: stored before the machine first boots, the same on every start. */
+  identity: MachineIdentity;
   sim: SimMachine;
   bmc: SimMachineBmc;
   /** The front port of both leaves it is cabled to. */
@@ -100,6 +102,12 @@ export function labPortNumber(index: number): number {
 
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
+
+/** The identity a new machine at position `index` gets: MACs and BMC address by position, so each is unique in the lab. */
+export function labMachineIdentity(index: number, uuid: string): MachineIdentity {
+  const mac = (nic: number) => `0c:c4:7a:${hex2(index >> 8)}:${hex2(index & 0xff)}:${hex2(nic)}`;
+  return { uuid, macs: [mac(0), mac(1)], bmc: { ip: `10.1.${index >> 8}.${(index & 0xff) + 1}`, mac: `aa:bb:cc:00:${hex2(index >> 8)}:${hex2(index & 0xff)}` } };
+}
 
 /**
  * metal-lab: the control plane plus a simulated partition in one process
@@ -276,7 +284,8 @@ export class Lab {
 
   private async buildPartition(): Promise<void> {
     const count = this.opts.machines ?? 8;
-    this.stored = await loadMachines(join(this.dir, "machines.json"), count);
+    // Durably on disk before any machine exists, let alone boots: see loadMachines.
+    this.stored = await loadMachines(join(this.dir, "machines.json"), count, labMachineIdentity);
     // One rack: a switch registers at most 256 ports, which caps the lab at 250 machines (main.ts checks).
     const frontPorts = Math.max(8, labPortNumber(count - 1));
     for (const [i, id] of ["leaf01", "leaf02"].entries()) {
@@ -318,15 +327,13 @@ export class Lab {
 
   private makeMachine(index: number, stored: StoredMachine): LabMachine {
     const port = `swp${labPortNumber(index)}`;
-    const mac = (nic: number) => `0c:c4:7a:${hex2(index >> 8)}:${hex2(index & 0xff)}:${hex2(nic)}`;
-    const lm = { index, uuid: stored.uuid, port, pxeBoots: 0, osBoots: 0 } as LabMachine;
+    const derived = labMachineIdentity(index, stored.uuid);
+    const identity: MachineIdentity = { uuid: stored.uuid, macs: stored.macs ?? derived.macs, bmc: stored.bmc ?? derived.bmc };
+    const lm = { index, uuid: stored.uuid, identity, port, pxeBoots: 0, osBoots: 0 } as LabMachine;
     lm.sim = new SimMachine(
       {
         uuid: stored.uuid,
-        nics: [
-          { name: "eth0", mac: mac(0), neighbors: [{ hostname: "leaf01", port }] },
-          { name: "eth1", mac: mac(1), neighbors: [{ hostname: "leaf02", port }] },
-        ],
+        nics: identity.macs.map((mac, i) => ({ name: `eth${i}`, mac, neighbors: [{ hostname: i === 0 ? "leaf01" : "leaf02", port }] })),
       },
       {
         pxeBoot: (_m, signal) => void this.pxeBoot(lm, signal),
@@ -341,7 +348,7 @@ export class Lab {
     restore(lm.sim, stored);
     for (const nic of lm.sim.nics) this.byMac.set(nic.mac, lm.uuid);
     lm.bmc = this.bmcs.add(
-      { uuid: stored.uuid, ip: `10.1.${index >> 8}.${(index & 0xff) + 1}`, mac: `aa:bb:cc:00:${hex2(index >> 8)}:${hex2(index & 0xff)}`, power: "OFF", bootDevice: stored.bootOrder },
+      { uuid: stored.uuid, ip: identity.bmc.ip, mac: identity.bmc.mac, power: "OFF", bootDevice: stored.bootOrder },
       { stream: lm.sim.console, log: () => lm.sim.consoleLog },
     );
     return lm;
@@ -360,8 +367,17 @@ export class Lab {
       this.machines.map(async (m) => {
         const known = await admin.get({ id: m.uuid }).then((r) => r.machine?.bmc?.address, () => undefined);
         if (known) {
-          await admin.bMCCommand({ id: m.uuid, command: BmcCommand.RESET });
-          return;
+          const refused = await admin.bMCCommand({ id: m.uuid, command: BmcCommand.RESET }).then(
+            () => undefined,
+            (err: unknown) => {
+              // Another record claims the machine's BMC address (left over by a lab of an older version): the control plane
+              // sends it no commands until an operator deletes the stale record, but the lab's machine still boots.
+              if (err instanceof ConnectError && err.code === Code.FailedPrecondition) return err.rawMessage;
+              throw err;
+            },
+          );
+          if (!refused) return;
+          this.log.warn({ machine: m.uuid, reason: refused }, "the control plane refuses BMC commands for this machine; powering it on by its button");
         }
         m.bmc.power = "ON";
         m.sim.powerOn(m.sim.bootOrder);
@@ -438,7 +454,7 @@ export class Lab {
 
   /** Writes the machines' disks and boot order; writes are chained so that an older state never lands last. */
   save(): Promise<void> {
-    const machines = [...this.machines.map((m) => snapshot(m.sim)), ...this.stored.slice(this.machines.length)];
+    const machines = [...this.machines.map((m) => snapshot(m.sim, m.identity)), ...this.stored.slice(this.machines.length)];
     this.saving = this.saving.then(() => saveMachines(join(this.dir, "machines.json"), machines)).catch((err: unknown) => this.log.warn({ err }, "saving the simulated machines failed"));
     return this.saving;
   }

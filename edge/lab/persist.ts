@@ -1,12 +1,23 @@
 import { randomUUID } from "node:crypto";
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { BootTarget, SimFilesystem, SimMachine } from "../sim/machine.js";
 import type { PlannedPartition, PlannedRaid, PlannedVolume } from "../hammer/hardware.js";
 
+/** Who a simulated machine is: what the control plane knows it by, so it must never change across lab restarts. */
+export interface MachineIdentity {
+  uuid: string;
+  /** The MACs of its NICs, eth0 first. */
+  macs: string[];
+  bmc: { ip: string; mac: string };
+}
+
 /** What a simulated machine keeps across lab restarts: its identity, boot order and disks (a real machine keeps those when the lab host reboots). */
 export interface StoredMachine {
   uuid: string;
+  /** Written before the machine first boots; absent only in state files of older labs (then derived from its position, as they did). */
+  macs?: string[];
+  bmc?: { ip: string; mac: string };
   bootOrder: BootTarget;
   disks?: { name: string; partitions: PlannedPartition[]; wipes: number }[];
   filesystems?: Record<string, { format: SimFilesystem["format"]; label: string; files: Record<string, string> }>;
@@ -20,8 +31,17 @@ interface StateFile {
   machines: StoredMachine[];
 }
 
-/** The stored machines, extended with fresh ones up to `count` (a larger --machines adds machines, a smaller one leaves the rest unpowered). */
-export async function loadMachines(file: string, count: number): Promise<StoredMachine[]> {
+/**
+ * The stored machines, extended with fresh ones up to `count` (a larger
+ * --machines adds machines, a smaller one leaves the rest unpowered), each
+ * with its identity (`identityOf` gives the identity of a new machine at a
+ * position, or fills in an older file's). When anything was added, the file
+ * is written durably before this returns: a machine must exist on disk
+ * before it first boots, or a crash before the next save would bring back
+ * other machines under the same BMC addresses and MACs, and the control plane
+ * would keep the lost ones as records colliding with them.
+ */
+export async function loadMachines(file: string, count: number, identityOf: (index: number, uuid: string) => MachineIdentity): Promise<StoredMachine[]> {
   let stored: StoredMachine[] = [];
   try {
     const doc = JSON.parse(await readFile(file, "utf8")) as StateFile;
@@ -29,13 +49,26 @@ export async function loadMachines(file: string, count: number): Promise<StoredM
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw new Error(`${file}: ${(err as Error).message}`);
   }
-  while (stored.length < count) stored.push({ uuid: randomUUID(), bootOrder: "pxe" });
+  let changed = false;
+  while (stored.length < count) {
+    stored.push({ uuid: randomUUID(), bootOrder: "pxe" });
+    changed = true;
+  }
+  stored = stored.map((m, i) => {
+    if (m.macs && m.bmc) return m;
+    changed = true;
+    const { macs, bmc } = identityOf(i, m.uuid);
+    return { ...m, macs, bmc };
+  });
+  if (changed) await saveMachines(file, stored);
   return stored;
 }
 
-export function snapshot(m: SimMachine): StoredMachine {
+export function snapshot(m: SimMachine, identity: MachineIdentity): StoredMachine {
   return {
     uuid: m.uuid,
+    macs: identity.macs,
+    bmc: identity.bmc,
     bootOrder: m.bootOrder,
     disks: m.disks.map((d) => ({ name: d.name, partitions: d.partitions, wipes: d.wipes })),
     filesystems: Object.fromEntries([...m.filesystems].map(([dev, fs]) => [dev, { format: fs.format, label: fs.label, files: Object.fromEntries(fs.files) }])),
@@ -58,10 +91,28 @@ export function restore(m: SimMachine, s: StoredMachine): void {
   for (const [dev, v] of Object.entries(s.volumes ?? {})) m.volumes.set(dev, v);
 }
 
-/** Written whole through a temporary file, so a crash leaves the previous state, never half of one. */
+/**
+ * Written whole through a temporary file, flushed to the disk before it
+ * replaces the old one, and the directory entry flushed after: a crash (or
+ * kill -9, or power loss) leaves the previous state or this one, never half
+ * of one and never none.
+ */
 export async function saveMachines(file: string, machines: StoredMachine[]): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
+  const dir = dirname(file);
+  await mkdir(dir, { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  await writeFile(tmp, JSON.stringify({ version: 1, machines } satisfies StateFile));
+  const out = await open(tmp, "w", 0o600);
+  try {
+    await out.writeFile(JSON.stringify({ version: 1, machines } satisfies StateFile));
+    await out.sync();
+  } finally {
+    await out.close();
+  }
   await rename(tmp, file);
+  const d = await open(dir, "r");
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
 }
