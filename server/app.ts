@@ -16,6 +16,7 @@ import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
 import { createAuthInterceptor } from "./interceptors/auth.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
+import { createStringsInterceptor } from "./interceptors/strings.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
@@ -122,7 +123,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   setMaxListeners(0, shutdown.signal);
   // One Wait stream per waiting machine: thousands are open at once, so plain gRPC Waits take the lean path.
   const lean = new LeanGrpcStreams([BootService.method.wait]);
-  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects })];
+  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStringsInterceptor()];
   const routes = (router: ConnectRouter) => {
     registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);

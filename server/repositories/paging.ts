@@ -17,7 +17,8 @@ export function pageRequest(paging: { limit: number; pageToken: string } | undef
   const token = paging?.pageToken ?? "";
   if (token === "") return { limit, after: undefined };
   const decoded = Buffer.from(token, "base64url").toString("utf8");
-  if (!decoded.startsWith("k:") || Buffer.from(decoded, "utf8").toString("base64url") !== token) {
+  // A key is an id this server stored, so a NUL (which PostgreSQL cannot compare text with) means a forged token.
+  if (!decoded.startsWith("k:") || decoded.includes("\u0000") || Buffer.from(decoded, "utf8").toString("base64url") !== token) {
     throw invalidArgument("invalid request: paging.page_token: not a token this server issued");
   }
   return { limit, after: decoded.slice(2) };
