@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
-import type { Db } from "../db/database.js";
+import { inTransaction, type Db } from "../db/database.js";
 import type { TokenRow } from "../db/schema/index.js";
 import type { Principal, Roles } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
@@ -19,6 +19,13 @@ export interface IssueRequest {
   roles: Roles;
   createdBy: string;
   expiresAt: Date;
+  /**
+   * The token this one is minted from (self-service TokenService.Create):
+   * revoking the parent revokes this one too, and a revoked parent mints nothing.
+   */
+  parentId?: string;
+  /** The operator admin token metal-api issues on its own (see admin-token.ts). */
+  bootstrap?: boolean;
 }
 
 /** Issues and verifies the control plane's bearer tokens. */
@@ -26,6 +33,12 @@ export interface TokenAuthority {
   issue(db: Db<any>, req: IssueRequest): Promise<{ row: TokenRow; secret: string }>;
   /** The principal behind a bearer secret; Unauthenticated when it is invalid, expired or revoked. */
   verify(secret: string): Promise<Principal>;
+  /**
+   * Revokes a token and every token minted from it (at any depth), in the
+   * database and in this replica's cache; other replicas notice within the
+   * cache bound (5 s). Returns the token and then every token revoked now.
+   */
+  revoke(db: Db<any>, tokenId: string): Promise<TokenRow[]>;
   /** Drops a token from this replica's cache, e.g. right after revoking it. */
   forget(tokenId: string): void;
 }
@@ -61,16 +74,26 @@ export async function createTokenAuthority(db: Db<any>): Promise<TokenAuthority>
   }
 
   return {
-    async issue(tx, req) {
+    async issue(db, req) {
       const id = uuidv7();
-      const row = await tokens.create(tx, {
+      const values = {
         id,
         subject: req.subject,
         description: req.description,
         roles: toStoredRoles(req.roles),
         createdBy: req.createdBy,
         expiresAt: req.expiresAt,
-      });
+        parentId: req.parentId ?? null,
+        bootstrap: req.bootstrap ?? false,
+      };
+      const parentId = req.parentId;
+      const row =
+        parentId === undefined
+          ? await tokens.create(db, values)
+          : await inTransaction(db, async (tx) => {
+              await tokens.holdLiveParent(tx, parentId);
+              return tokens.create(tx, values);
+            });
       const secret = await new SignJWT({})
         .setProtectedHeader({ alg: ALG, kid })
         .setIssuer(ISSUER)
@@ -96,6 +119,12 @@ export async function createTokenAuthority(db: Db<any>): Promise<TokenAuthority>
       if (row.revokedAt) throw unauthenticated("the token has been revoked");
       if (row.expiresAt.getTime() <= Date.now()) throw unauthenticated("the token has expired");
       return { tokenId: row.id, subject: row.subject, expiresAt: row.expiresAt, roles: toRoles(row.roles) };
+    },
+
+    async revoke(db, tokenId) {
+      const revoked = await inTransaction(db, (tx) => tokens.revokeCascade(tx, tokenId));
+      for (const r of revoked) cache.delete(r.id);
+      return revoked;
     },
 
     forget(tokenId) {

@@ -1,14 +1,33 @@
-import { and, eq, gt, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, isNull, sql, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { signingKeys, tokens, type NewTokenRow, type SigningKeyRow, type TokenRow } from "../db/schema/index.js";
-import { notFound } from "../errors.js";
+import { notFound, unauthenticated } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
+
+/** Serialises metal-api's own issuing of the bootstrap admin token across replicas. */
+const BOOTSTRAP_LOCK_KEY = 7202;
+
+/** The ids of `rootId` and of every token minted from it, at any depth. */
+const lineageOf = (rootId: string): SQL =>
+  sql`with recursive lineage(id) as (select ${rootId}::text union select t.id from ${tokens} t join lineage l on t.parent_id = l.id) select id from lineage`;
+
+const inLineage = (rootId: string): SQL => sql`${tokens.id} in (${lineageOf(rootId)})`;
 
 /** Issued tokens and the keys that sign them. */
 export const tokenRepository = {
   async create(db: Db<any>, row: NewTokenRow): Promise<TokenRow> {
     const [created] = await db.insert(tokens).values(row).returning();
     return created!;
+  },
+
+  /**
+   * Holds the parent (FOR SHARE) until the caller's transaction ends and checks
+   * it is not revoked: a revocation of the parent waits for the child to be
+   * committed and then revokes it too, or the child is refused here.
+   */
+  async holdLiveParent(tx: Db<any>, parentId: string): Promise<void> {
+    const [row] = await tx.select({ revokedAt: tokens.revokedAt }).from(tokens).where(eq(tokens.id, parentId)).for("share");
+    if (!row || row.revokedAt) throw unauthenticated("the token has been revoked");
   },
 
   async find(db: Db<any>, id: string): Promise<TokenRow | undefined> {
@@ -20,26 +39,62 @@ export const tokenRepository = {
   async list(db: Db<any>, page: PageRequest, subject?: string) {
     const filters: SQL[] = [];
     if (subject !== undefined) filters.push(eq(tokens.subject, subject));
-    if (page.after !== undefined) filters.push(gt(tokens.id, page.after));
-    const rows = await db
-      .select()
-      .from(tokens)
-      .where(and(...filters))
-      .orderBy(tokens.id)
-      .limit(page.limit + 1);
-    return toPage(rows, page.limit, (r) => r.id);
+    return listWhere(db, page, filters);
   },
 
-  /** Revokes a token (of `subject`, when given); revoking twice keeps the first time. */
-  async revoke(db: Db<any>, id: string, subject?: string): Promise<TokenRow> {
-    const where = subject === undefined ? eq(tokens.id, id) : and(eq(tokens.id, id), eq(tokens.subject, subject));
-    const [row] = await db
+  /** A token and every token minted from it (at any depth), oldest first. */
+  async listLineage(db: Db<any>, rootId: string, page: PageRequest) {
+    return listWhere(db, page, [inLineage(rootId)]);
+  },
+
+  /** Whether `id` is `rootId` or was minted from it, at any depth. */
+  async isInLineage(db: Db<any>, rootId: string, id: string): Promise<boolean> {
+    const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.id, id), inLineage(rootId)));
+    return rows.length > 0;
+  },
+
+  /**
+   * Revokes a token and every token minted from it, at any depth; revoking
+   * twice keeps the first time. Returns the token first, then every token this
+   * call revoked. Use it inside a transaction: the first statement locks the
+   * token, so a mint from it that is under way commits first (and a later one
+   * sees it revoked, see holdLiveParent); each further statement sees what
+   * the previous one waited for, and the loop ends when one finds nothing left.
+   */
+  async revokeCascade(tx: Db<any>, id: string): Promise<TokenRow[]> {
+    const [root] = await tx
       .update(tokens)
       .set({ revokedAt: sql`coalesce(${tokens.revokedAt}, now())` })
-      .where(where)
+      .where(eq(tokens.id, id))
       .returning();
-    if (!row) throw notFound("token", id);
-    return row;
+    if (!root) throw notFound("token", id);
+    const revoked = [root];
+    for (;;) {
+      const rows = await tx
+        .update(tokens)
+        .set({ revokedAt: sql`now()` })
+        .where(and(isNull(tokens.revokedAt), inLineage(id)))
+        .returning();
+      if (rows.length === 0) return revoked;
+      revoked.push(...rows);
+    }
+  },
+
+  /** Takes the bootstrap lock until the transaction ends. */
+  async lockBootstrap(tx: Db<any>): Promise<void> {
+    await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
+  },
+
+  /** Whether metal-api ever issued a bootstrap admin token in this database (revoked or not). */
+  async bootstrapWasIssued(db: Db<any>): Promise<boolean> {
+    const rows = await db.select({ id: tokens.id }).from(tokens).where(eq(tokens.bootstrap, true)).limit(1);
+    return rows.length > 0;
+  },
+
+  /** The bootstrap tokens not revoked yet. */
+  async liveBootstrapIds(db: Db<any>): Promise<string[]> {
+    const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.bootstrap, true), isNull(tokens.revokedAt)));
+    return rows.map((r) => r.id);
   },
 
   async newestSigningKey(db: Db<any>): Promise<SigningKeyRow | undefined> {
@@ -51,5 +106,16 @@ export const tokenRepository = {
   async insertSigningKeyIfAbsent(db: Db<any>, row: typeof signingKeys.$inferInsert): Promise<void> {
     await db.insert(signingKeys).values(row).onConflictDoNothing();
   },
-
 };
+
+async function listWhere(db: Db<any>, page: PageRequest, filters: SQL[]) {
+  const all = [...filters];
+  if (page.after !== undefined) all.push(gt(tokens.id, page.after));
+  const rows = await db
+    .select()
+    .from(tokens)
+    .where(and(...all))
+    .orderBy(tokens.id)
+    .limit(page.limit + 1);
+  return toPage(rows, page.limit, (r) => r.id);
+}

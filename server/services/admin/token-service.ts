@@ -14,7 +14,12 @@ export interface AdminTokenServiceDeps {
   authority: TokenAuthority;
 }
 
-/** Operators issue tokens for users and edge daemons and revoke any token. */
+/**
+ * Operators issue tokens for users and edge daemons and revoke any token.
+ * A token issued here stands on its own (no parent): revoking the operator's
+ * token does not take the infra and user tokens it issued with it; revoking
+ * any token takes what was minted from it through the tenant TokenService.
+ */
 export function createAdminTokenService({ db, authority }: AdminTokenServiceDeps): ServiceImpl<typeof TokenService> {
   return {
     async create(req, ctx) {
@@ -39,9 +44,9 @@ export function createAdminTokenService({ db, authority }: AdminTokenServiceDeps
     },
     async revoke(req) {
       validateTokenId(req.id);
-      const row = await tokens.revoke(db, req.id);
-      authority.forget(row.id);
-      return { token: toProtoToken(row) };
+      // Also revokes every token minted from this one (at any depth).
+      const [row] = await authority.revoke(db, req.id);
+      return { token: toProtoToken(row!) };
     },
   };
 }

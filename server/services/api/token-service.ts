@@ -6,7 +6,7 @@ import type { TokenAuthority } from "../../auth/token-authority.js";
 import { rolesFromProto, toProtoToken } from "../../convert/token.js";
 import type { Db } from "../../db/database.js";
 import { excessGrants } from "../../domain/grant.js";
-import { permissionDenied } from "../../errors.js";
+import { notFound, permissionDenied } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tokenRepository as tokens } from "../../repositories/token-repository.js";
 import { validateTokenCreate, validateTokenId } from "../../validate/token.js";
@@ -23,7 +23,15 @@ export async function tenantsOfProjects(projects: ProjectDirectory, ids: string[
   return Object.fromEntries(ids.map((id, i) => [id, tenants[i]]));
 }
 
-/** Callers manage their own tokens: issue narrower ones, list them, revoke them. */
+/**
+ * Callers manage the tokens they could have minted: a token creates narrower
+ * ones (recorded as minted from it), lists itself and what was minted from it
+ * (at any depth), and revokes any of those, which revokes what was minted from
+ * that one in turn. A token never sees or revokes its ancestors or siblings,
+ * even of the same subject: a viewer token derived from an owner token cannot
+ * touch the owner token. Operators issue independent tokens through the admin
+ * TokenService.
+ */
 export function createTokenService({ db, authority, projects }: TokenServiceDeps): ServiceImpl<typeof TokenService> {
   return {
     async create(req, ctx) {
@@ -40,18 +48,20 @@ export function createTokenService({ db, authority, projects }: TokenServiceDeps
         roles,
         createdBy: caller.subject,
         expiresAt,
+        parentId: caller.tokenId,
       });
       return { token: toProtoToken(row), secret };
     },
     async list(req, ctx) {
-      const page = await tokens.list(db, pageRequest(req.paging), callerOf(ctx).subject);
+      const page = await tokens.listLineage(db, callerOf(ctx).tokenId, pageRequest(req.paging));
       return { tokens: page.items.map(toProtoToken), nextPageToken: page.nextPageToken };
     },
     async revoke(req, ctx) {
       validateTokenId(req.id);
-      const row = await tokens.revoke(db, req.id, callerOf(ctx).subject);
-      authority.forget(row.id);
-      return { token: toProtoToken(row) };
+      // Parentage never changes, so this check holds for the revocation below.
+      if (!(await tokens.isInLineage(db, callerOf(ctx).tokenId, req.id))) throw notFound("token", req.id);
+      const [row] = await authority.revoke(db, req.id);
+      return { token: toProtoToken(row!) };
     },
   };
 }
