@@ -5,3 +5,4 @@ export * from "./project-members.js";
 export * from "./projects.js";
 export * from "./tenant-members.js";
 export * from "./tenants.js";
+export * from "./used-ids.js";
