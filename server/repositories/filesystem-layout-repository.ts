@@ -3,7 +3,7 @@ import type { Db } from "../db/database.js";
 import { filesystemLayouts, type FilesystemLayoutRow, type NewFilesystemLayoutRow } from "../db/schema/index.js";
 import { lockForTransaction, LockKey } from "./locks.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "filesystem layout";
 const sizesOf = sql`${filesystemLayouts.spec} -> 'constraints' -> 'sizes'`;
@@ -11,6 +11,9 @@ const sizesOf = sql`${filesystemLayouts.spec} -> 'constraints' -> 'sizes'`;
 /** Filesystem layouts; the layout itself is one JSON document (`spec`). */
 export const filesystemLayoutRepository = {
   get: (db: Db<any>, id: string): Promise<FilesystemLayoutRow> => getById(db, filesystemLayouts, KIND, id),
+
+  /** Reads the layout and locks it FOR UPDATE until the transaction ends (a delete's first step). */
+  lock: (tx: Db<any>, id: string): Promise<FilesystemLayoutRow> => lockById(tx, filesystemLayouts, KIND, id),
 
   async list(db: Db<any>, page: PageRequest) {
     return toPage(await listPage(db, filesystemLayouts, page), page.limit, (r) => r.id);

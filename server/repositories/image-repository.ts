@@ -5,7 +5,7 @@ import { images, type ImageRow, type NewImageRow } from "../db/schema/index.js";
 import { candidateOses, resolveImage, type ResolveOptions } from "../domain/image-version.js";
 import { alreadyExists, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "image";
 const VERSION_INDEX = "images_os_version_key";
@@ -28,6 +28,9 @@ export interface ImageFilter {
 /** Images in the metal-api database; every method takes the handle (pool or transaction) to use. */
 export const imageRepository = {
   get: (db: Db<any>, id: string): Promise<ImageRow> => getById(db, images, KIND, id),
+
+  /** Reads the image and locks it FOR UPDATE until the transaction ends (a delete's first step). */
+  lock: (tx: Db<any>, id: string): Promise<ImageRow> => lockById(tx, images, KIND, id),
 
   async find(db: Db<any>, id: string): Promise<ImageRow | undefined> {
     return (await db.select().from(images).where(eq(images.id, id)))[0];

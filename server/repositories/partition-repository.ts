@@ -1,13 +1,16 @@
 import type { Db } from "../db/database.js";
 import { partitions, type NewPartitionRow, type PartitionRow } from "../db/schema/index.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "partition";
 
 /** Partitions in the metal-api database. */
 export const partitionRepository = {
   get: (db: Db<any>, id: string): Promise<PartitionRow> => getById(db, partitions, KIND, id),
+
+  /** Reads the partition and locks it FOR UPDATE until the transaction ends (a delete's first step). */
+  lock: (tx: Db<any>, id: string): Promise<PartitionRow> => lockById(tx, partitions, KIND, id),
 
   async list(db: Db<any>, page: PageRequest) {
     return toPage(await listPage(db, partitions, page), page.limit, (r) => r.id);

@@ -1,12 +1,15 @@
-import { and, arrayContains, eq, inArray, ne, type SQL } from "drizzle-orm";
+import { and, arrayContains, eq, ne, type SQL } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { partitions, sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
+import { sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
 import { failedPrecondition, FOREIGN_KEY_VIOLATION, sqlState } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
-import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
+import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export const sizeRepository = {
   get: (db: Db<any>, id: string): Promise<SizeRow> => getById(db, sizes, "size", id),
+
+  /** Reads the size and locks it FOR UPDATE until the transaction ends (a delete's first step). */
+  lock: (tx: Db<any>, id: string): Promise<SizeRow> => lockById(tx, sizes, "size", id),
 
   async list(db: Db<any>, page: PageRequest) {
     return toPage(await listPage(db, sizes, page), page.limit, (r) => r.id);
@@ -23,10 +26,12 @@ export const sizeRepository = {
   update: (db: Db<any>, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> =>
     updateVersioned(db, sizes, "size", id, version, patch),
 
+  /** Deletes the size; call it after counting its users under `lock` (see usage-repository). */
   async delete(db: Db<any>, id: string): Promise<SizeRow> {
     try {
       return await deleteById(db, sizes, "size", id);
     } catch (err) {
+      // Only when the caller skipped the count: the reservations' foreign key still refuses.
       if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw failedPrecondition(`size "${id}" is still used by size reservations; delete them first`);
       throw err;
     }
@@ -63,12 +68,4 @@ export const sizeReservationRepository = {
     updateVersioned(db, sizeReservations, "size reservation", id, version, patch),
 
   delete: (db: Db<any>, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
-
-  /** Which of the given partition ids do not exist. */
-  async missingPartitions(db: Db<any>, ids: string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const found = await db.select({ id: partitions.id }).from(partitions).where(inArray(partitions.id, ids));
-    const have = new Set(found.map((r) => r.id));
-    return ids.filter((id) => !have.has(id));
-  },
 };

@@ -101,7 +101,7 @@ describe("size reservations", () => {
 
   it("keeps the size from being deleted while it is reserved", async () => {
     const { sizeReservation: r } = await reservations.create({ sizeId: "res-size", project: "proj-1", partitionIds: ["p-a", "p-b"], amount: 2 });
-    await expectCode(sizes.delete({ id: "res-size" }), Code.FailedPrecondition, "still used by size reservations");
+    await expectCode(sizes.delete({ id: "res-size" }), Code.FailedPrecondition, `size "res-size" is still used by 1 size reservation (${r!.id}); delete them first`);
     const filtered = await reservations.list({ partitionId: "p-b" });
     expect(filtered.sizeReservations.map((x) => x.id)).toEqual([r!.id]);
     expect((await reservations.list({ project: "proj-2" })).sizeReservations).toEqual([]);

@@ -8,6 +8,8 @@ import { failedPrecondition, invalidArgument } from "../../errors.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
+import { usageRepository as usage } from "../../repositories/usage-repository.js";
+import { deleteUnlessUsed } from "../delete-unless-used.js";
 import { validator } from "../../validate/validator.js";
 import { validateFilesystemLayout } from "../../validate/filesystem-layout.js";
 
@@ -60,7 +62,15 @@ export function createAdminFilesystemLayoutService({ db }: AdminFilesystemLayout
     },
     async delete(req) {
       validator().id("id", req.id).check();
-      return { filesystemLayout: toProtoFilesystemLayout(await layouts.delete(db, req.id)) };
+      // Refused while allocations use it: a reinstall partitions with the allocation's layout again.
+      const row = await deleteUnlessUsed(db, {
+        what: `filesystem layout "${req.id}"`,
+        lock: (tx) => layouts.lock(tx, req.id),
+        users: (tx) => usage.ofFilesystemLayout(tx, req.id),
+        remove: (tx) => layouts.delete(tx, req.id),
+        hint: "free them first",
+      });
+      return { filesystemLayout: toProtoFilesystemLayout(row) };
     },
     async match(req) {
       validator().id("id", req.id).uuid("machine_id", req.machineId).check();

@@ -2,12 +2,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { ImageService } from "../../../gen/metal/admin/v1/image_pb.js";
 import { imagePatchFromUpdate, imageRowFromCreate, toProtoImage } from "../../convert/image.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
-import { images as imagesTable } from "../../db/schema/index.js";
-import { failedPrecondition } from "../../errors.js";
-import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
-import { lockById } from "../../repositories/versioned.js";
+import type { Db } from "../../db/database.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
+import { usageRepository as usage } from "../../repositories/usage-repository.js";
+import { deleteUnlessUsed } from "../delete-unless-used.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateImageCreate, validateImageId, validateImageUpdate } from "../../validate/image.js";
 
@@ -32,13 +30,13 @@ export function createAdminImageService({ db }: AdminImageServiceDeps): ServiceI
     },
     async delete(req) {
       validateImageId("id", req.id);
-      // Refused while allocations use it (a reinstall may still fall back to it). The image row is
-      // locked first; an allocation resolving the image at the same moment is not held off by it.
-      const row = await inTransaction(db, async (tx) => {
-        await lockById(tx, imagesTable, "image", req.id);
-        const users = await allocations.usingImage(tx, req.id);
-        if (users > 0) throw failedPrecondition(`image "${req.id}" is used by ${users} allocated machine(s); free or reinstall them first`);
-        return images.delete(tx, req.id);
+      // Refused while allocations use it (a reinstall may still fall back to it).
+      const row = await deleteUnlessUsed(db, {
+        what: `image "${req.id}"`,
+        lock: (tx) => images.lock(tx, req.id),
+        users: (tx) => usage.ofImage(tx, req.id),
+        remove: (tx) => images.delete(tx, req.id),
+        hint: "free or reinstall them first",
       });
       return { image: toProtoImage(row) };
     },

@@ -8,6 +8,9 @@ import { computeCapacity } from "../../domain/capacity.js";
 import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { usageRepository as usage } from "../../repositories/usage-repository.js";
+import { validator } from "../../validate/validator.js";
+import { deleteUnlessUsed } from "../delete-unless-used.js";
 import { validatePartitionCapacity, validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
 
 export interface AdminPartitionServiceDeps {
@@ -27,7 +30,15 @@ export function createAdminPartitionService({ db }: AdminPartitionServiceDeps): 
       return { partition: toProtoPartition(row) };
     },
     async delete(req) {
-      return { partition: toProtoPartition(await partitions.delete(db, req.id)) };
+      validator().id("id", req.id).check();
+      const row = await deleteUnlessUsed(db, {
+        what: `partition "${req.id}"`,
+        lock: (tx) => partitions.lock(tx, req.id),
+        users: (tx) => usage.ofPartition(tx, req.id),
+        remove: (tx) => partitions.delete(tx, req.id),
+        hint: "delete them first",
+      });
+      return { partition: toProtoPartition(row) };
     },
     async list(req) {
       const page = await partitions.list(db, pageRequest(req.paging));

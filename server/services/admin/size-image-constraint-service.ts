@@ -2,9 +2,10 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeImageConstraintService } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoSizeImageConstraint } from "../../convert/size-image-constraint.js";
-import type { Db } from "../../db/database.js";
+import { inTransaction, type Db } from "../../db/database.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeImageConstraintRepository as constraints } from "../../repositories/size-image-constraint-repository.js";
+import { referenceHolds as holds } from "../../repositories/usage-repository.js";
 import {
   validateSizeAndImage,
   validateSizeId,
@@ -19,13 +20,19 @@ export interface AdminSizeImageConstraintServiceDeps {
 
 /**
  * Operators limit the image versions a size may run. Sizes are named by id
- * only: a constraint may be written before its size exists and outlives it.
+ * only: a constraint may be written before its size exists, but a size is not
+ * deleted while its constraint is there (see the size delete).
  */
 export function createAdminSizeImageConstraintService({ db }: AdminSizeImageConstraintServiceDeps): ServiceImpl<typeof SizeImageConstraintService> {
   return {
     async create(req) {
       validateSizeImageConstraintCreate(req);
-      return { sizeImageConstraint: toProtoSizeImageConstraint(await constraints.create(db, req.size, req.images)) };
+      const row = await inTransaction(db, async (tx) => {
+        // Its size, if it exists already, is held: a size delete either counts this constraint or happens first.
+        await holds.sizeIfPresent(tx, req.size);
+        return constraints.create(tx, req.size, req.images);
+      });
+      return { sizeImageConstraint: toProtoSizeImageConstraint(row) };
     },
     async update(req) {
       validateSizeImageConstraintUpdate(req);

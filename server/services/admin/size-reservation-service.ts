@@ -7,16 +7,12 @@ import { inTransaction, type Db } from "../../db/database.js";
 import { notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { sizeRepository as sizes, sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
+import { sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
+import { referenceHolds as holds } from "../../repositories/usage-repository.js";
 import { validateSizeReservationCreate, validateSizeReservationUpdate } from "../../validate/size.js";
 import { validator } from "../../validate/validator.js";
 import { reservationUsage } from "../../domain/size-reservation-usage.js";
 import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
-
-async function assertPartitionsExist(tx: Db<any>, ids: string[]): Promise<void> {
-  const missing = await reservations.missingPartitions(tx, ids);
-  if (missing.length > 0) throw notFound("partition", missing[0]!);
-}
 
 export function createAdminSizeReservationService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof SizeReservationService> {
   return {
@@ -24,8 +20,9 @@ export function createAdminSizeReservationService({ db, projects }: { db: Db<any
       validateSizeReservationCreate(req);
       if ((await projects.tenantOf(req.project)) === undefined) throw notFound("project", req.project);
       const row = await inTransaction(db, async (tx) => {
-        await sizes.get(tx, req.sizeId);
-        await assertPartitionsExist(tx, req.partitionIds);
+        // Held, not just read: a size or partition deleted meanwhile cannot leave the reservation dangling.
+        await holds.size(tx, req.sizeId);
+        await holds.partitions(tx, req.partitionIds);
         return reservations.create(tx, sizeReservationRowFromCreate(uuidv7(), req));
       });
       return { sizeReservation: toProtoSizeReservation(row) };
@@ -34,7 +31,7 @@ export function createAdminSizeReservationService({ db, projects }: { db: Db<any
       validateSizeReservationUpdate(req);
       const patch = sizeReservationPatchFromUpdate(req);
       const row = await inTransaction(db, async (tx) => {
-        if (patch.partitionIds) await assertPartitionsExist(tx, patch.partitionIds);
+        if (patch.partitionIds) await holds.partitions(tx, patch.partitionIds);
         return reservations.update(tx, req.id, versionOf(req.version), patch);
       });
       return { sizeReservation: toProtoSizeReservation(row) };

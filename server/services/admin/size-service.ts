@@ -11,6 +11,9 @@ import { lockForTransaction, LockKey } from "../../repositories/locks.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
+import { usageRepository as usage } from "../../repositories/usage-repository.js";
+import { validator } from "../../validate/validator.js";
+import { deleteUnlessUsed } from "../delete-unless-used.js";
 import { validateSizeCreate, validateSizeSuggest, validateSizeUpdate } from "../../validate/size.js";
 
 /**
@@ -44,7 +47,15 @@ export function createAdminSizeService({ db }: { db: Db<any> }): ServiceImpl<typ
       return { size: toProtoSize(updated) };
     },
     async delete(req) {
-      return { size: toProtoSize(await sizes.delete(db, req.id)) };
+      validator().id("id", req.id).check();
+      const row = await deleteUnlessUsed(db, {
+        what: `size "${req.id}"`,
+        lock: (tx) => sizes.lock(tx, req.id),
+        users: (tx) => usage.ofSize(tx, req.id),
+        remove: (tx) => sizes.delete(tx, req.id),
+        hint: "delete them first",
+      });
+      return { size: toProtoSize(row) };
     },
     async list(req) {
       const page = await sizes.list(db, pageRequest(req.paging));
