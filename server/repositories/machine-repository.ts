@@ -31,9 +31,15 @@ export interface MachineFilter {
 
 export const machineRepository = {
   async get(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+    const found = await machineRepository.find(db, id);
+    if (!found) throw notFound("machine", id);
+    return found;
+  },
+
+  /** The machine with its events; undefined when there is none. */
+  async find(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined } | undefined> {
     const rows = await db.select().from(machines).leftJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(eq(machines.id, id));
-    if (rows.length === 0) throw notFound("machine", id);
-    return { machine: rows[0]!.machines, events: rows[0]!.machine_events ?? undefined };
+    return rows[0] && { machine: rows[0].machines, events: rows[0].machine_events ?? undefined };
   },
 
   async list(db: Db<any>, filter: MachineFilter, page: PageRequest) {
@@ -126,6 +132,15 @@ export const machineRepository = {
   },
 };
 
+/**
+ * THE candidate rule, for allocation by size and by id alike (and for
+ * capacity): same partition and size, not locked or tainted by an operator,
+ * free, waiting (a Wait stream holds a live lease: allocating and freeing
+ * clear the lease, so a freed machine is no candidate until its reclaimed
+ * metal-hammer opens a new Wait stream) and alive. Size reservations of
+ * other projects are checked on top by the caller, counting these.
+ * Callers join `machineEvents` on the machine.
+ */
 export const candidateCondition = (partition: string, size: string) =>
   and(
     eq(machines.partitionId, partition),
@@ -138,10 +153,47 @@ export const candidateCondition = (partition: string, size: string) =>
 
 /** The allocation side of machines: waiting leases, candidates, allocations. */
 export const machineAllocationRepository = {
-  /** Extends the waiting leases of machines with an open Wait stream. */
+  /**
+   * Starts the waiting lease of a machine whose metal-hammer just opened a
+   * Wait stream. Only a free machine waits: the lease of an allocated one is
+   * left alone (allocating cleared it), so the lease a new stream starts
+   * belongs to the machine's current, reclaimed life.
+   */
+  async startWaiting(db: Db<any>, id: string, until: Date): Promise<void> {
+    await db
+      .update(machines)
+      .set({ waitingUntil: until })
+      .where(and(eq(machines.id, id), sql`${machines.allocation} is null`));
+  },
+
+  /**
+   * Extends the leases of free machines that still hold one: a lease that
+   * allocating, freeing or the end of the stream cleared is never revived
+   * here, so a renewal computed from a stream that has ended meanwhile (an
+   * allocation was delivered, the machine was freed and is being reclaimed)
+   * cannot make the machine a candidate again. Only `startWaiting`, called
+   * by a new stream, starts a lease.
+   */
+  async extendWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
+    if (ids.length === 0) return;
+    await db
+      .update(machines)
+      .set({ waitingUntil: until })
+      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`, sql`${machines.waitingUntil} is not null`));
+  },
+
+  /**
+   * Starts or extends the leases of free machines with an open Wait stream.
+   * Kept for callers that do not yet tell a new stream (`startWaiting`) from
+   * a periodic renewal (`extendWaitingMany`); a renewal through this one can
+   * revive a lease that freeing cleared, if its stream ended just before.
+   */
   async renewWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
     if (ids.length === 0) return;
-    await db.update(machines).set({ waitingUntil: until }).where(inArray(machines.id, [...ids]));
+    await db
+      .update(machines)
+      .set({ waitingUntil: until })
+      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`));
   },
 
   /** Of the given machines, those that are allocated. */
@@ -188,9 +240,12 @@ export const machineAllocationRepository = {
   },
 
   /**
-   * Locks a random candidate of a rack (or the given machine). SKIP LOCKED: a
-   * machine another allocation holds right now is passed over, not waited
-   * for, and the conditions are re-checked on the row's newest version.
+   * Locks a candidate: a random one of a rack, or the given machine, by the
+   * same candidate rule. In a rack, SKIP LOCKED: a machine another
+   * allocation holds right now is passed over, not waited for. By id, the
+   * lock is waited for, so the answer reflects the other allocation's
+   * outcome (taken by another project reads as unknown, not as busy). Either
+   * way the rule is re-checked on the row's newest version.
    */
   async lockCandidate(
     tx: Db<any>,
@@ -198,7 +253,8 @@ export const machineAllocationRepository = {
     size: string,
     pick: { rack: string } | { id: string },
   ): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
-    const which = "id" in pick ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
+    const byId = "id" in pick;
+    const which = byId ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
     // Named: every allocation runs it, so each connection parses and plans it once.
     const rows = await tx
       .select({ m: machines, e: machineEvents })
@@ -207,11 +263,30 @@ export const machineAllocationRepository = {
       .where(and(which, candidateCondition(partition, size)))
       .orderBy(sql`random()`)
       .limit(1)
-      .for("update", { of: machines, skipLocked: true })
-      .prepare("id" in pick ? "machines_lock_candidate_by_id_with_events" : "machines_lock_candidate_in_rack_with_events")
+      .for("update", byId ? { of: machines } : { of: machines, skipLocked: true })
+      .prepare(byId ? "machines_lock_candidate_by_id_waiting" : "machines_lock_candidate_in_rack_with_events")
       .execute();
     const row = rows[0];
     return row ? { machine: row.m, events: row.e } : undefined;
+  },
+
+  /**
+   * Serialises the allocations of one partition and size while size
+   * reservations exist there, so each sees the others' committed machines
+   * when it counts what is left for the reserving projects.
+   */
+  async lockSizePool(tx: Db<any>, partition: string, size: string): Promise<void> {
+    await tx.execute(sql`select pg_advisory_xact_lock(7110, hashtext(${`${partition}/${size}`}))`);
+  },
+
+  /** How many machines of a partition and size are candidates right now. */
+  async candidateCount(tx: Db<any>, partition: string, size: string): Promise<number> {
+    const [r] = await tx
+      .select({ n: sql<number>`count(*)::int` })
+      .from(machines)
+      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(candidateCondition(partition, size));
+    return Number(r?.n ?? 0);
   },
 
   /** Allocated machines per project in a partition and size, for size reservations. */
@@ -252,14 +327,15 @@ export const machineAllocationRepository = {
    * Claims `allocation.asn` for the machine and stores the allocation in ONE
    * statement (the common case: a random ASN is almost always free).
    * Undefined when the ASN was taken; the caller then acquires one the slow
-   * way and calls `allocate`.
+   * way and calls `allocate`. Allocating ends the machine's waiting lease
+   * (see `release`).
    */
   async allocateClaimingAsn(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow | undefined> {
     const claimed = tx.$with("claimed").as(tx.insert(asns).values({ asn: allocation.asn, owner: id }).onConflictDoNothing().returning({ asn: asns.asn }));
     const [row] = await tx
       .with(claimed)
       .update(machines)
-      .set({ allocation, project: allocation.project, tags, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .set({ allocation, project: allocation.project, tags, waitingUntil: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(and(eq(machines.id, id), sql`${machines.allocation} is null`, sql`exists (select 1 from ${claimed})`))
       .returning()
       .prepare("machines_allocate_claiming_asn")
@@ -270,7 +346,7 @@ export const machineAllocationRepository = {
   async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
-      .set({ allocation, project: allocation.project, tags, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .set({ allocation, project: allocation.project, tags, waitingUntil: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(and(eq(machines.id, id), sql`${machines.allocation} is null`))
       .returning()
       .prepare("machines_allocate")
@@ -311,11 +387,27 @@ export const machineLifecycleRepository = {
     return ids;
   },
 
+  /**
+   * Queues commands for the machine's BMC. A new command supersedes a
+   * pending one of the same machine and name (repeated frees while metal-bmc
+   * is away must not queue one reset per free): the old row stays, as failed
+   * with "superseded by <new id>", so the history says what happened to it.
+   * Keeping only the newest of each name leaves the end state of the queue
+   * as it was (the last boot order and LED state asked for win). Callers hold
+   * the machine's row lock, so two enqueues of one machine do not interleave.
+   */
   async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: readonly string[], deadline: Date): Promise<BmcCommandRow[]> {
     if (commands.length === 0) return [];
     // Ids are time-ordered; one millisecond apart keeps the commands in the order given.
     const base = Date.now();
-    return tx.insert(bmcCommands).values(commands.map((command, i) => ({ id: uuidv7(base + i), machineId, partitionId, command, deadline }))).returning();
+    const rows = commands.map((command, i) => ({ id: uuidv7(base + i), machineId, partitionId, command, deadline }));
+    const newest = new Map(rows.map((r) => [r.command, r.id]));
+    const by = JSON.stringify([...newest].map(([command, id]) => ({ command, id })));
+    await tx.execute(sql`
+      update ${bmcCommands} b set status = 'failed', result = 'superseded by ' || n.id, updated_at = now()
+      from jsonb_to_recordset(${by}::jsonb) as n(command text, id text)
+      where b.machine_id = ${machineId} and b.status = 'pending' and b.command = n.command`);
+    return tx.insert(bmcCommands).values(rows).returning();
   },
 
   async commandsOf(db: Db<any>, machineId: string) {
@@ -339,7 +431,9 @@ export const machineLifecycleRepository = {
 
   /**
    * Releases what an allocation held: ephemeral IPs go, static IPs stay with
-   * the project (detached from the machine), the ASN goes; the machine is free.
+   * the project (detached from the machine), the ASN goes; the machine is
+   * free, and not waiting: its lease is cleared with the allocation, so it is
+   * no candidate until the reclaimed metal-hammer opens a new Wait stream.
    */
   async release(tx: Db<any>, id: string): Promise<{ releasedIps: number; keptIps: number }> {
     const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IpKind.EPHEMERAL))).returning({ ip: ips.ip });
@@ -347,7 +441,7 @@ export const machineLifecycleRepository = {
     await tx.delete(asns).where(eq(asns.owner, id));
     await tx
       .update(machines)
-      .set({ allocation: null, project: null, tags: [], version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
+      .set({ allocation: null, project: null, tags: [], waitingUntil: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
       .where(eq(machines.id, id));
     return { releasedIps: released.length, keptIps: kept.length };
   },

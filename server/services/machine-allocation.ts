@@ -4,19 +4,20 @@ import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import { machineRoleFromProto } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../db/schema/index.js";
-import { machines } from "../db/schema/index.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../domain/filesystem-layout.js";
 import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../domain/ip-math.js";
 import { machineTags, SystemTag } from "../domain/machine-tags.js";
 import { IpKind, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
+import { refusalText, whyNotCandidate } from "../domain/allocation-candidate.js";
+import { sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
+import type { ConnectError } from "@connectrpc/connect";
 import { uuidv7 } from "../ids.js";
 import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
-import { lockById } from "../repositories/versioned.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
 
 const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
@@ -29,8 +30,15 @@ export interface AllocationDeps {
   refs: ReferenceLookups;
 }
 
-/** The primary network must be the project's own private network in the partition; others must be usable by it. */
-function checkNetworks(nets: NetworkRow[], project: string, partition: string): void {
+/**
+ * The primary network must be the project's own private network in the
+ * partition; others must be usable by it. Another project's private network
+ * reads as one that does not exist: outsiders get one answer.
+ */
+function checkNetworks(nets: NetworkRow[], ids: readonly string[], project: string, partition: string): void {
+  nets.forEach((n, i) => {
+    if (n.kind === NetworkKind.CHILD && n.project !== project) throw notFound("network", ids[i]!);
+  });
   const [primary, ...others] = nets;
   if (!primary || primary.kind !== NetworkKind.CHILD || primary.project !== project || primary.partitionId !== partition) {
     throw invalidArgument(`invalid request: networks[0]: must be a private network of project "${project}" in partition "${partition}"`);
@@ -66,50 +74,83 @@ async function lockStaticIps(tx: Db<any>, addresses: readonly string[], project:
   return out;
 }
 
-/** Where to look for a machine: waiting machines per rack and the project's machines there (read outside the transaction). */
+/** Where to look for a machine (by size: waiting machines per rack and the project's machines there) and whether reservations apply. */
 interface Plan {
   racks: { rack: string; n: number }[];
   placed: { rack: string; tags: readonly string[] }[];
+  /** Size reservations exist in the partition and size: the allocation counts under the pool lock. */
+  reserved: boolean;
 }
 
 const noMachine = (req: MachineServiceCreateRequest) => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
+const reservedForOthers = (req: MachineServiceCreateRequest) =>
+  exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
 
 /**
- * Reads what rack spreading and size reservations need. Outside the
- * allocating transaction on purpose: it only steers the choice; the
- * candidate rule is checked again on the row that is locked.
+ * Reads what rack spreading needs and whether size reservations exist.
+ * Outside the allocating transaction on purpose: it only steers the choice
+ * (and refuses at once when nothing waits); the candidate rule, the quota
+ * and the reservations are checked again inside it.
  */
-async function planAllocation({ db, refs }: AllocationDeps, req: MachineServiceCreateRequest, role: string): Promise<Plan | undefined> {
-  if (req.machineId !== undefined) return undefined;
-  const [load, reserved] = await Promise.all([
-    refs.rackLoad(req.partition, req.size, req.project, role, req.placementTags),
+async function planAllocation({ refs }: AllocationDeps, req: MachineServiceCreateRequest, role: string): Promise<Plan> {
+  const byId = req.machineId !== undefined;
+  const [load, reservations] = await Promise.all([
+    byId ? Promise.resolve([]) : refs.rackLoad(req.partition, req.size, req.project, role, req.placementTags),
     refs.reservations(req.partition, req.size),
   ]);
   const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));
-  const waiting = racks.reduce((sum, r) => sum + r.n, 0);
-  if (waiting === 0) throw noMachine(req);
-  // Usage per project only matters when something is reserved.
-  if (reserved.length > 0 && !reservationsAllow(reserved, await allocations.usedByProject(db, req.partition, req.size), req.project, waiting)) {
-    throw exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
-  }
+  if (!byId && racks.every((r) => r.n === 0)) throw noMachine(req);
   // The project's machines per rack, as the pure rule wants them: those carrying a placement tag, and the rest.
   const placed = load.flatMap((r) => [
     ...Array.from({ length: r.mineTagged }, () => ({ rack: r.rack, tags: req.placementTags })),
     ...Array.from({ length: r.mine - r.mineTagged }, () => ({ rack: r.rack, tags: [] })),
   ]);
-  return { racks, placed };
+  return { racks, placed, reserved: reservations.length > 0 };
 }
 
-/** Locks the machine: the given one, or a random waiting one of the rack the plan prefers. */
-async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan | undefined): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
-  if (!plan) {
-    const m = await lockById(tx, machines, "machine", req.machineId!.toLowerCase());
-    if (m.allocation) throw failedPrecondition(`machine "${m.id}" is already allocated`);
-    if (m.partitionId !== req.partition || m.sizeId !== req.size) {
-      throw failedPrecondition(`machine "${m.id}" is not a ${req.size} machine in partition "${req.partition}"`);
-    }
-    if (m.state === "locked") throw failedPrecondition(`machine "${m.id}" is locked`);
-    return { machine: m, events: await machineRepository.eventsOf(tx, m.id) };
+/**
+ * The project's machine quota, checked BEFORE any machine is locked: under
+ * the project's lock (held to commit, so the count and this allocation stay
+ * consistent), an allocation that would exceed it is refused without ever
+ * holding a waiting machine another project could have had. Only projects
+ * with a machine quota take the lock.
+ */
+async function holdQuota(tx: Db<any>, project: string, max: number | undefined): Promise<void> {
+  if (max === undefined) return;
+  await quotas.lockProject(tx, project);
+  if ((await allocations.countOfProject(tx, project)) >= max) throw exhausted(`project "${project}" has reached its quota of ${max} machine(s)`);
+}
+
+/**
+ * Size reservations of other projects, for allocation by size and by id
+ * alike. Called with the partition and size's pool lock held (taken before
+ * the machine was locked) and the machine locked: what is left after this
+ * allocation must still cover what others have reserved and not used.
+ */
+async function checkReservations(tx: Db<any>, req: MachineServiceCreateRequest): Promise<void> {
+  const reservations = await sizeReservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined });
+  const used = await allocations.usedByProject(tx, req.partition, req.size);
+  const available = await allocations.candidateCount(tx, req.partition, req.size);
+  if (!reservationsAllow(reservations.items, used, req.project, available)) throw reservedForOthers(req);
+}
+
+/** Why the machine named by id was not locked as a candidate; another project's machine reads as unknown. */
+async function notCandidate(tx: Db<any>, req: MachineServiceCreateRequest, id: string): Promise<ConnectError> {
+  const found = await machineRepository.find(tx, id);
+  const want = { project: req.project, partition: req.partition, size: req.size };
+  const facts = found && { ...found.machine, allocated: found.machine.allocation !== null, liveliness: found.events?.liveliness };
+  const why = whyNotCandidate(facts, want, new Date());
+  if (why.kind === "unknown") return notFound("machine", id);
+  return why.kind === "busy" ? exhausted(refusalText(id, why, want)) : failedPrecondition(refusalText(id, why, want));
+}
+
+/** Locks the machine by the one candidate rule: the given one, or a random waiting one of the rack the plan prefers. */
+async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+  if (req.machineId !== undefined) {
+    const id = req.machineId.toLowerCase();
+    const locked = await allocations.lockCandidate(tx, req.partition, req.size, { id });
+    if (!locked) throw await notCandidate(tx, req, id);
+    return locked;
   }
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
   let pool = plan.racks;
@@ -147,11 +188,12 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
 });
 
 /**
- * Allocates a machine or firewall in ONE transaction: the machine row (taken
- * with FOR UPDATE SKIP LOCKED, so parallel allocations never pick the same
- * one), its ASN, the given static IPs, one IP per address family of every
- * network that got none of that family given, and the quota check commit
- * together or not at all. The waiting machine learns of it through the bus
+ * Allocates a machine or firewall in ONE transaction: the quota check (first,
+ * before any machine is held), the machine row (by size or by id, through the
+ * one candidate rule; by size with FOR UPDATE SKIP LOCKED, so parallel
+ * allocations never pick the same one), size reservations, its ASN, the given
+ * static IPs and one IP per address family of every network that got none of
+ * that family given commit together or not at all. The waiting machine learns of it through the bus
  * the moment the transaction commits.
  */
 export async function allocateMachine(
@@ -173,7 +215,7 @@ export async function allocateMachine(
     deps.refs.size(req.size),
   ]);
   if (!quota) throw notFound("project", req.project);
-  checkNetworks(nets, req.project, req.partition);
+  checkNetworks(nets, req.networks, req.project, req.partition);
   if (role === "firewall") nets.push(await underlayOf(deps.db, req.partition));
   const [layout, prefixes, , plan] = await Promise.all([
     chooseLayout(deps.refs, req, image),
@@ -182,9 +224,12 @@ export async function allocateMachine(
     planAllocation(deps, req, role),
   ]);
   const row = await inTransaction(deps.db, async (tx) => {
+    // Locks in one order everywhere: project quota, size pool, static IPs, machine.
+    await holdQuota(tx, req.project, quota.machine);
+    if (plan.reserved) await allocations.lockSizePool(tx, req.partition, req.size);
     const statics = await lockStaticIps(tx, req.ips, req.project, nets);
-
     const { machine, events } = await lockMachine(tx, req, plan);
+    if (plan.reserved) await checkReservations(tx, req);
     const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
     if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);
     await ipRepository.attach(
@@ -239,13 +284,6 @@ export async function allocateMachine(
     if (!allocated) {
       const asn = await acquireAsn(tx, machine.id);
       allocated = await allocations.allocate(tx, machine.id, allocation(asn), tags(asn));
-    }
-    // The quota is checked last, counting this machine, so its per-project lock is held only until commit.
-    if (quota.machine !== undefined) {
-      await quotas.lockProject(tx, req.project);
-      if ((await allocations.countOfProject(tx, req.project)) > quota.machine) {
-        throw exhausted(`project "${req.project}" has reached its quota of ${quota.machine} machine(s)`);
-      }
     }
     return { machine: allocated, events };
   });

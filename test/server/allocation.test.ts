@@ -64,7 +64,8 @@ describe("machine allocation", () => {
 
   it("refuses bad requests and networks of other projects, leaving nothing behind", async () => {
     const pb = fixture.primary.pb;
-    await expectCode(tenantMachines.create(request("pb", fixture.primary.pa, "x")), Code.InvalidArgument, "networks[0]: must be a private network of project");
+    // Another project's private network reads as one that does not exist.
+    await expectCode(tenantMachines.create(request("pb", fixture.primary.pa, "x")), Code.NotFound, `network "${fixture.primary.pa}" not found`);
     await expectCode(tenantMachines.create({ ...request("pb", pb, "x"), image: "fedora" }), Code.NotFound, 'image "fedora"');
     await expectCode(tenantMachines.create({ ...request("pb", pb, "x"), sshKeys: ["not a key"] }), Code.InvalidArgument, "ssh_keys[0]");
     await expectCode(tenantMachines.create(request("pb", pb, "Bad Name")), Code.InvalidArgument, "name");
