@@ -1,0 +1,92 @@
+import { Code } from "@connectrpc/connect";
+import { sql } from "drizzle-orm";
+import { beforeAll, describe, expect, it } from "vitest";
+import { inTransaction, type Db } from "../../server/db/database.js";
+import { machines, partitions } from "../../server/db/schema/index.js";
+import { partitionRepository } from "../../server/repositories/partition-repository.js";
+import { referenceHolds } from "../../server/repositories/usage-repository.js";
+import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
+import { expectCode } from "../helpers/expect.js";
+import { useMetalDatabase } from "../helpers/metal-db.js";
+
+/**
+ * A delete and a writer that makes something use the same row, interleaved
+ * on real PostgreSQL (PGlite has one connection, so nothing interleaves
+ * there): whichever locks first wins, and the other sees its result.
+ */
+let db: Db<any>;
+const service = () => createAdminPartitionService({ db });
+const deletePartition = (id: string) => service().delete({ id } as never, {} as never);
+
+/** Resolves once some statement of this database waits for a lock held by another transaction. */
+async function someoneWaitsForALock(): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    const rows = await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`);
+    if (rows.rows.length > 0) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("nothing ever waited for a lock");
+}
+
+/** Runs `body` in a transaction that stays open until the returned `commit` is called. */
+function openTransaction(body: (tx: Db<any>) => Promise<void>) {
+  let commit!: () => void;
+  const gate = new Promise<void>((r) => (commit = r));
+  let ready!: () => void;
+  const started = new Promise<void>((r) => (ready = r));
+  const done = inTransaction(db, async (tx) => {
+    await body(tx);
+    ready();
+    await gate;
+  });
+  return { started, commit, done };
+}
+
+beforeAll(async () => {
+  ({ db } = await useMetalDatabase());
+});
+
+describe("a delete racing a writer that adds a user", () => {
+  it("waits for a writer holding the row, then counts what it wrote and refuses", async () => {
+    await db.insert(partitions).values({ id: "race-1" });
+    const writer = openTransaction(async (tx) => {
+      await referenceHolds.partition(tx, "race-1");
+      await tx.insert(machines).values({ id: "00000000-0000-4000-8000-000000000001", partitionId: "race-1" });
+    });
+    await writer.started;
+    const deleting = deletePartition("race-1");
+    await someoneWaitsForALock();
+    writer.commit();
+    await writer.done;
+    await expectCode(deleting, Code.FailedPrecondition, 'partition "race-1" is still used by 1 machine (00000000-0000-4000-8000-000000000001); delete them first');
+    expect(await partitionRepository.get(db, "race-1")).toMatchObject({ id: "race-1" });
+  });
+
+  it("lets a writer that comes after the delete's lock find nothing (NotFound), never a dangling reference", async () => {
+    await db.insert(partitions).values({ id: "race-2" });
+    const deleter = openTransaction(async (tx) => {
+      await partitionRepository.lock(tx, "race-2");
+      await partitionRepository.delete(tx, "race-2");
+    });
+    await deleter.started;
+    const writing = inTransaction(db, async (tx) => {
+      await referenceHolds.partition(tx, "race-2");
+      await tx.insert(machines).values({ id: "00000000-0000-4000-8000-000000000002", partitionId: "race-2" });
+    });
+    await someoneWaitsForALock();
+    deleter.commit();
+    await deleter.done;
+    await expectCode(writing, Code.NotFound, 'partition "race-2" not found');
+    expect(await db.select().from(machines).where(sql`${machines.partitionId} = 'race-2'`)).toEqual([]);
+  });
+
+  it("does not make writers wait for each other", async () => {
+    await db.insert(partitions).values({ id: "race-3" });
+    const first = openTransaction((tx) => referenceHolds.partition(tx, "race-3"));
+    await first.started;
+    // A second holder gets the row while the first still holds it.
+    await inTransaction(db, (tx) => referenceHolds.partition(tx, "race-3"));
+    first.commit();
+    await first.done;
+  });
+});
