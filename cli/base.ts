@@ -14,6 +14,24 @@ export type MetalArgs<T extends typeof Command> = Interfaces.InferredArgs<T["arg
 
 export const DEFAULT_API_URL = "http://127.0.0.1:8080";
 
+/**
+ * The control plane's URL from what a user typed: "host:port" means
+ * http://host:port; anything but http(s) is refused, naming where it came from.
+ */
+export function apiUrl(value: string, source: string): string {
+  const text = value.trim();
+  const withScheme = text.includes("://") ? text : `http://${text}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(withScheme);
+  } catch {
+    throw new UsageError(`${source}: "${value}" is not a URL like http://127.0.0.1:8080`);
+  }
+  if (parsed.protocol !== "http:" && parsed.protocol !== "https:") throw new UsageError(`${source}: "${value}" is not an http:// or https:// URL`);
+  if (!parsed.hostname) throw new UsageError(`${source}: "${value}" names no host`);
+  return withScheme.replace(/\/+$/, "");
+}
+
 /** Where a command talks to, after flags, environment and the config file had their say. */
 export interface Target {
   url: string;
@@ -84,7 +102,13 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
     if (this.resolved) return this.resolved;
     const { name, ctx } = this.currentContext();
     const env = this.env;
-    const url = this.global["api-url"] ?? env.METALCTL_API_URL ?? ctx.url ?? DEFAULT_API_URL;
+    const url = this.global["api-url"] !== undefined
+      ? apiUrl(this.global["api-url"], "--api-url")
+      : env.METALCTL_API_URL !== undefined && env.METALCTL_API_URL !== ""
+        ? apiUrl(env.METALCTL_API_URL, "METALCTL_API_URL")
+        : ctx.url !== undefined
+          ? apiUrl(ctx.url, `the url of context "${name}" in ${this.configFile}`)
+          : DEFAULT_API_URL;
     let token = this.global.token ?? env.METALCTL_API_TOKEN ?? ctx.token;
     if (token === undefined && url === DEFAULT_API_URL) {
       // `npm start` writes its admin token here; with no context at all, metalctl works against it out of the box.
@@ -169,7 +193,7 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
 
   override async catch(err: Error): Promise<never> {
     if (err instanceof Exit) throw err;
-    const { line, code } = describeError(err);
+    const { line, code } = describeError(err, { url: this.resolved?.url });
     this.err(`${line}\n`);
     throw new Exit(code);
   }

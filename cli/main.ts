@@ -1,9 +1,10 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Config, Plugin, run, settings } from "@oclif/core";
+import { Config, Help, Plugin, run, settings, type Command, type Interfaces } from "@oclif/core";
+import { normalizeArgv } from "./argv.js";
 import { loadCommands, modulesFor } from "./commands.js";
 import { describeError, Exit } from "./errors.js";
-import { processIo, withIo, type Io } from "./io.js";
+import { io, processIo, withIo, type Io } from "./io.js";
 
 const loaded = new Map<string, Promise<Config>>();
 
@@ -40,6 +41,7 @@ async function load(modules: string[]): Promise<Config> {
           bin: "metalctl",
           dirname: "metalctl",
           topicSeparator: " ",
+          additionalHelpFlags: ["-h"],
           commands: { strategy: "explicit", target: "./commands.ts", identifier: "COMMANDS" },
           topics: {
             machine: { description: "allocate, free and operate machines" },
@@ -73,19 +75,81 @@ async function load(modules: string[]): Promise<Config> {
   }
 }
 
+/** The last word of each alias that differs from the command's only in it: machine delete is also free, rm, destroy. */
+export function verbAliases(c: { id: string; aliases?: string[]; hiddenAliases?: string[] }): string[] {
+  const parent = c.id.split(":").slice(0, -1).join(":");
+  const verbs = [...(c.aliases ?? []), ...(c.hiddenAliases ?? [])]
+    .filter((a) => a.includes(":") || parent === "")
+    .filter((a) => a.split(":").slice(0, -1).join(":") === parent)
+    .map((a) => a.split(":").pop()!);
+  return [...new Set(verbs)].filter((v) => v !== c.id.split(":").pop());
+}
+
+/** The other names of a topic, from its commands' aliases: machine is also machines and ms. */
+function topicAliases(config: Config, topic: string): string[] {
+  const depth = topic.split(":").length;
+  const names = new Set<string>();
+  for (const c of config.commands) {
+    if (!c.id.startsWith(`${topic}:`)) continue;
+    const own = c.id.split(":").slice(depth);
+    for (const a of c.hiddenAliases ?? []) {
+      const parts = a.split(":");
+      // A sub-topic lists only its own other names (size rs), not its parent's (sizes reservation).
+      const sameParent = parts.slice(0, depth - 1).join(":") === topic.split(":").slice(0, -1).join(":");
+      if (sameParent && parts.length === c.id.split(":").length && parts.slice(depth).join(":") === own.join(":")) names.add(parts.slice(0, depth).join(" "));
+    }
+  }
+  names.delete(topic.split(":").join(" "));
+  return [...names].sort();
+}
+
+/** oclif's help, written to metalctl's output, with the aliases a user types listed beside each command and topic. */
+class MetalHelp extends Help {
+  override log(...args: string[]): void {
+    io().stdout(`${args.join("\n")}\n`);
+  }
+
+  override formatCommands(commands: Command.Loadable[]): string {
+    return super.formatCommands(
+      commands.map((c) => {
+        const also = verbAliases(c);
+        const summary = c.summary ?? c.description?.split("\n")[0] ?? "";
+        return also.length > 0 ? { ...c, summary: `${summary} (also: ${also.join(", ")})` } : c;
+      }),
+    );
+  }
+
+  override formatTopics(topics: Interfaces.Topic[]): string {
+    return super.formatTopics(
+      topics.map((t) => {
+        const also = topicAliases(this.config as Config, t.name.split(" ").join(":"));
+        return also.length > 0 ? { ...t, description: `${t.description ?? ""} (also: ${also.join(", ")})` } : t;
+      }),
+    );
+  }
+}
+
 /** Runs metalctl with the given arguments; resolves to the exit code (output went to `io`). */
-export async function runMetalctl(argv: string[], ioOverride: Io = processIo): Promise<number> {
+export async function runMetalctl(input: string[], ioOverride: Io = processIo): Promise<number> {
   return withIo(ioOverride, async () => {
     try {
-      await run(argv, await config(argv));
+      const { argv, help, words } = normalizeArgv(input);
+      const c = await config(argv);
+      const id = words.join(":");
+      // A topic alone ("metalctl machine") shows that topic's help, as --help does.
+      if (help || (words.length > 0 && !c.findCommand(id) && c.findTopic(id))) {
+        await new MetalHelp(c).showHelp(words);
+        return 0;
+      }
+      await run(argv, c);
       return 0;
     } catch (err) {
       if (err instanceof Exit) return err.code;
       // Errors before a command ran: unknown command, bad top-level flags.
       const { line, code } = describeError(err);
-      const unknown = /^command (\S+) not found/.exec(line);
+      const unknown = /^command (\S+) not found/i.exec(line);
       if (unknown) {
-        ioOverride.stderr(`unknown command "${unknown[1]!.split(":").join(" ")}"; see metalctl --help\n`);
+        ioOverride.stderr(`unknown command "${unknown[1]!.replace(/\.$/, "").split(":").join(" ")}"; see metalctl --help\n`);
         return 2;
       }
       ioOverride.stderr(`${line}\n`);

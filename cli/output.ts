@@ -33,12 +33,16 @@ const ASCII = /^[\x20-\x7e]*$/;
 
 const pad = (s: string, width: number) => s + " ".repeat(Math.max(0, width - displayWidth(s)));
 
-/** Plain aligned columns, two spaces apart, as metalctl prints them (no borders, so output pipes well into grep/awk). */
-export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[], opts: { wide: boolean; headers: boolean }): string {
+/**
+ * Plain aligned columns, two spaces apart, as metalctl prints them (no borders,
+ * so output pipes well into grep/awk). `minWidths` (per shown column) keeps
+ * tables printed piece by piece, like `logs --watch`, aligned with each other.
+ */
+export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[], opts: { wide: boolean; headers: boolean; minWidths?: readonly number[] }): string {
   const cols = columns.filter((c) => opts.wide || !c.wide);
   const cells = rows.map((r) => cols.map((c) => c.value(r).replace(/\s*\n\s*/g, " ")));
   const all = opts.headers ? [cols.map((c) => c.header.toUpperCase()), ...cells] : cells;
-  const widths = cols.map(() => 0);
+  const widths = cols.map((_, i) => opts.minWidths?.[i] ?? 0);
   for (const line of all) for (let i = 0; i < line.length; i++) widths[i] = Math.max(widths[i]!, displayWidth(line[i]!));
   return all.map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : pad(cell, widths[i]!))).join("  ").trimEnd() + "\n").join("");
 }

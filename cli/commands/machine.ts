@@ -1,12 +1,15 @@
 import { spawn } from "node:child_process";
+import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags, type Command } from "@oclif/core";
 import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
 import * as api from "../../gen/metal/api/v1/machine_pb.js";
+import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
 import { Exit } from "../errors.js";
-import { enumLabel, isoTime, since, truncate, UsageError, type Column } from "../output.js";
+import { parseDurationAtLeast } from "../duration.js";
+import { enumLabel, isoTime, jsonOf, renderData, renderTable, since, truncate, UsageError, type Column } from "../output.js";
 
 const { MachineState: State, MachineLiveliness: Live, MachineRole: Role } = api;
 const MACHINE = ["machines", "ms"];
@@ -61,20 +64,58 @@ const idArg = { id: Args.string({ required: true, description: "machine id" }) }
 
 type Cmd = MetalCommand<typeof Command>;
 
-/** Operators without a project read through the admin service; everybody else through the tenant one. */
-async function getMachine(c: Cmd, id: string, projectFlag?: string): Promise<api.Machine> {
+/**
+ * A machine by id for whoever asks. With a project (--project or the
+ * context's) through the tenant service; without one an operator reads it
+ * through the admin service, and a tenant through the tenant service in the
+ * token's own projects: the one it has, or the one that holds the machine.
+ * `project` is the project it was read in, undefined for the admin read.
+ */
+async function findMachine(c: Cmd, id: string, projectFlag?: string): Promise<{ machine: api.Machine; project?: string }> {
   const project = c.project(projectFlag);
-  if (project) return (await c.client(api.MachineService).get({ id, project })).machine!;
-  return (await c.client(admin.MachineService).get({ id })).machine!;
+  if (project) return { machine: (await c.client(api.MachineService).get({ id, project })).machine!, project };
+  try {
+    return { machine: (await c.client(admin.MachineService).get({ id })).machine! };
+  } catch (err) {
+    if (!(err instanceof ConnectError && err.code === Code.PermissionDenied)) throw err;
+  }
+  return findInOwnProjects(c, id);
 }
 
-/** The project a tenant call about this machine needs: given, from the context, or (operators) its allocation's. */
-async function projectOf(c: Cmd, id: string, projectFlag?: string): Promise<string> {
+async function findInOwnProjects(c: Cmd, id: string): Promise<{ machine: api.Machine; project: string }> {
+  const roles = (await c.client(UserService).get({})).user?.token?.roles;
+  const projects = Object.keys(roles?.projectRoles ?? {}).sort();
+  if (projects.length === 0) {
+    throw new UsageError("--project is required: your token has no project of its own to look the machine up in (or set one in the context: metalctl context add NAME --project ID)");
+  }
+  const tries = await Promise.all(
+    projects.map(async (project) => {
+      try {
+        return { machine: (await c.client(api.MachineService).get({ id, project })).machine!, project };
+      } catch (err) {
+        // Each project answers "not here" in its own way; only a hit counts.
+        if (err instanceof ConnectError && (err.code === Code.NotFound || err.code === Code.PermissionDenied)) return undefined;
+        throw err;
+      }
+    }),
+  );
+  const found = tries.find((t) => t !== undefined);
+  if (!found) throw new ConnectError(`machine "${id}" not found in your project${projects.length > 1 ? "s" : ""} ${projects.join(", ")}`, Code.NotFound);
+  return found;
+}
+
+async function getMachine(c: Cmd, id: string, projectFlag?: string): Promise<api.Machine> {
+  return (await findMachine(c, id, projectFlag)).machine;
+}
+
+/** The project a tenant call about this machine needs: given, from the context, its allocation's (operators) or the caller's project that holds it. */
+async function projectOf(c: Cmd, id: string, projectFlag?: string): Promise<{ project: string; machine?: api.Machine }> {
   const project = c.project(projectFlag);
-  if (project) return project;
-  const m = (await c.client(admin.MachineService).get({ id })).machine!;
-  if (!m.allocation) throw new ConnectError(`machine "${id}" is not allocated`, Code.FailedPrecondition);
-  return m.allocation.project;
+  if (project) return { project };
+  const found = await findMachine(c, id);
+  if (found.project) return { project: found.project, machine: found.machine };
+  if (!found.machine.allocation) throw new ConnectError(`machine "${id}" is not allocated`, Code.FailedPrecondition);
+  return { project: found.machine.allocation.project, machine: found.machine };
 }
 
 async function listMachines(c: Cmd, f: { project?: string; partition?: string; size?: string; rack?: string; allocated?: boolean }): Promise<api.Machine[]> {
@@ -201,8 +242,8 @@ export class MachineUpdate extends MetalCommand<typeof MachineUpdate> {
   };
   async run() {
     const f = this.flags;
-    const project = await projectOf(this, this.args.id, f.project);
-    const cur = (await this.client(api.MachineService).get({ id: this.args.id, project })).machine!;
+    const { project, machine } = await projectOf(this, this.args.id, f.project);
+    const cur = machine ?? (await this.client(api.MachineService).get({ id: this.args.id, project })).machine!;
     const r = await this.client(api.MachineService).update({
       id: this.args.id,
       project,
@@ -226,7 +267,7 @@ export class MachineDelete extends MetalCommand<typeof MachineDelete> {
       this.printOne(api.MachineSchema, r.machine!, machineColumns);
       return;
     }
-    const project = await projectOf(this, this.args.id, this.flags.project);
+    const { project } = await projectOf(this, this.args.id, this.flags.project);
     const r = await this.client(api.MachineService).delete({ id: this.args.id, project });
     this.printOne(api.MachineSchema, r.machine!, machineColumns);
   }
@@ -238,7 +279,7 @@ export class MachineReinstall extends MetalCommand<typeof MachineReinstall> {
   static override args = idArg;
   static override flags = { project: projectFlag, image: Flags.string({ required: true, description: "image, full or short id" }) };
   async run() {
-    const project = await projectOf(this, this.args.id, this.flags.project);
+    const { project } = await projectOf(this, this.args.id, this.flags.project);
     const r = await this.client(api.MachineService).reinstall({ id: this.args.id, project, image: this.flags.image });
     this.printOne(api.MachineSchema, r.machine!, machineColumns);
   }
@@ -250,7 +291,7 @@ export class MachineConsolePassword extends MetalCommand<typeof MachineConsolePa
   static override args = idArg;
   static override flags = { project: projectFlag, reason: Flags.string({ required: true, description: "why you need it (at least 10 characters)" }) };
   async run() {
-    const project = await projectOf(this, this.args.id, this.flags.project);
+    const { project } = await projectOf(this, this.args.id, this.flags.project);
     const r = await this.client(api.MachineService).consolePassword({ id: this.args.id, project, reason: this.flags.reason });
     this.printData({ consolePassword: r.consolePassword }, () => `${r.consolePassword}\n`);
   }
@@ -309,52 +350,102 @@ export class MachineConsole extends MetalCommand<typeof MachineConsole> {
   }
 }
 
-async function machineEvents(c: Cmd, id: string, projectFlag?: string): Promise<api.MachineEvents> {
-  const project = c.project(projectFlag);
-  if (project) return (await c.client(api.MachineService).events({ id, project })).events!;
-  return (await c.client(admin.MachineService).get({ id })).machine!.events!;
+/** The event types a log holds (ALIVE is a heartbeat, never stored), as `--until` takes them. */
+const LOGGED_EVENTS = api.ProvisioningEventTypeSchema.values.filter((v) => v.number !== 0 && v.number !== api.ProvisioningEventType.ALIVE);
+const eventWord = (localName: string) => localName.toLowerCase().replace(/_/g, "-");
+
+/** `--until`'s event: "phoned home", "Phoned-Home", "PHONED_HOME" or the full proto name. */
+export function parseUntilEvent(word: string): api.ProvisioningEventType {
+  const norm = word.trim().toUpperCase().replace(/[-\s]+/g, "_");
+  const v = LOGGED_EVENTS.find((x) => x.localName === norm || x.name === norm);
+  if (!v) throw new UsageError(`--until: "${word}" is not a provisioning event; use one of ${LOGGED_EVENTS.map((x) => eventWord(x.localName)).join(", ")}`);
+  return v.number;
 }
+
+/** Events that end a provisioning cycle: after them, the machine goes through its steps again. */
+const CYCLE_START = new Set<api.ProvisioningEventType>([api.ProvisioningEventType.MACHINE_RECLAIM, api.ProvisioningEventType.PLANNED_REBOOT]);
+
+/**
+ * Whether the awaited event has already happened in the machine's current
+ * cycle (since its last reclaim or planned reboot), or is its newest event.
+ * Such an event counts for `--until`: `--until "phoned home"` right after a
+ * create that was quick ends at once, while `--until waiting` after a free
+ * waits for the next Waiting, not the one before the allocation.
+ */
+export function alreadyHappened(logOldestFirst: readonly api.ProvisioningEvent[], type: api.ProvisioningEventType): boolean {
+  if (logOldestFirst.length === 0) return false;
+  if (logOldestFirst[logOldestFirst.length - 1]!.type === type) return true;
+  let cycle = 0;
+  logOldestFirst.forEach((e, i) => {
+    if (CYCLE_START.has(e.type)) cycle = i + 1;
+  });
+  return logOldestFirst.slice(cycle).some((e) => e.type === type);
+}
+
+/** Widths for every event a log can show, so that rows printed by later polls line up with the first table. */
+const EVENT_WIDTHS = [new Date(0).toISOString().length, Math.max("EVENT".length, ...LOGGED_EVENTS.map((v) => enumLabel(api.ProvisioningEventTypeSchema, v.number).length)), 0];
+
+/** The shortest pause between polls of --watch: shorter ones only load the server. */
+const MIN_INTERVAL_MS = 100;
+
+const eventTime = (e: api.ProvisioningEvent) => (e.time ? timestampDate(e.time).getTime() : 0);
 
 export class MachineLogs extends MetalCommand<typeof MachineLogs> {
   static override summary = "provisioning events of a machine, oldest first; --watch follows them";
+  static override description =
+    "--until EVENT implies --watch: it prints the log and ends with exit code 0 as soon as EVENT is in the machine's current cycle " +
+    "(since its last Machine Reclaim or Planned Reboot), at once if it already happened. " +
+    `Events: ${LOGGED_EVENTS.map((x) => eventWord(x.localName)).join(", ")}.`;
   static override hiddenAliases = [...aliasesOf("machine:logs", MACHINE, ["log", "events"])];
+  static override examples = ['metalctl machine logs <id> --watch --until "phoned home"', "metalctl machine logs <id> -w --interval 500ms"];
   static override args = idArg;
   static override flags = {
     project: projectFlag,
     watch: Flags.boolean({ char: "w", description: "keep printing new events" }),
-    until: Flags.string({ description: "with --watch: stop when this event happens next, e.g. \"Phoned Home\" or waiting" }),
-    interval: Flags.integer({ description: "with --watch: seconds between polls", default: 2 }),
+    until: Flags.string({ description: 'end when this event is in the current cycle, e.g. "phoned home" or waiting (implies --watch)' }),
+    interval: Flags.string({ description: `with --watch: time between polls, e.g. 2s or 500ms (at least ${MIN_INTERVAL_MS}ms)`, default: "2s" }),
   };
   async run() {
     const f = this.flags;
+    // Every flag is checked before the first request: a typo must not turn into a wait that never ends.
+    const untilType = f.until === undefined ? undefined : parseUntilEvent(f.until);
+    const intervalMs = parseDurationAtLeast("interval", f.interval, MIN_INTERVAL_MS);
+    const watch = f.watch || untilType !== undefined;
     const format = this.format("table");
-    const untilType = f.until ? f.until.toUpperCase().replace(/[-\s]/g, "_") : undefined;
-    let seen = 0;
-    let headers = !this.global["no-headers"];
-    for (let polls = 0; ; polls++) {
-      const events = await machineEvents(this, this.args.id, f.project);
-      // The server keeps the newest first; a log reads oldest first.
-      const log = [...events.log].reverse();
-      const fresh = log.filter((e) => (e.time ? timestampDate(e.time).getTime() : 0) > seen);
-      if (!f.watch) {
-        if (format === "json" || format === "yaml") this.printOne(api.MachineEventsSchema, events);
-        else {
-          const { renderTable } = await import("../output.js");
-          this.out(renderTable(log, eventColumns, { wide: false, headers }));
-          if (events.lastErrorEvent) this.out(`\nlast error: ${enumLabel(api.ProvisioningEventTypeSchema, events.lastErrorEvent.type)} ${since(events.lastErrorEvent.time)} ago: ${events.lastErrorEvent.message}\n`);
-        }
-        return;
+    const structured = format === "json" || format === "yaml";
+    const found = await findMachine(this, this.args.id, f.project);
+    const project = found.project;
+    const poll = async () =>
+      project ? (await this.client(api.MachineService).events({ id: this.args.id, project })).events! : (await this.client(admin.MachineService).get({ id: this.args.id })).machine!.events!;
+    const table = (rows: api.ProvisioningEvent[], headers: boolean) => renderTable(rows, eventColumns, { wide: false, headers, minWidths: EVENT_WIDTHS });
+
+    let events = found.machine.events ?? create(api.MachineEventsSchema);
+    // The server keeps the newest first; a log reads oldest first.
+    let log = [...events.log].reverse();
+    if (!watch) {
+      if (structured) this.printOne(api.MachineEventsSchema, events);
+      else {
+        this.out(table(log, !this.global["no-headers"]));
+        if (events.lastErrorEvent) this.out(`\nlast error: ${enumLabel(api.ProvisioningEventTypeSchema, events.lastErrorEvent.type)} ${since(events.lastErrorEvent.time)} ago: ${events.lastErrorEvent.message}\n`);
       }
-      if (fresh.length > 0) {
-        const { renderTable, renderData, jsonOf } = await import("../output.js");
-        if (format === "json" || format === "yaml") for (const e of fresh) this.out(renderData(jsonOf(api.ProvisioningEventSchema, e), format));
-        else this.out(renderTable(fresh, eventColumns, { wide: false, headers }));
-        headers = false;
-        seen = Math.max(...fresh.map((e) => (e.time ? timestampDate(e.time).getTime() : 0)));
-        // The log printed by the first poll is history: --until waits for the event to happen next.
-        if (untilType && polls > 0 && fresh.some((e) => api.ProvisioningEventTypeSchema.values.find((v) => v.number === e.type)?.localName === untilType)) return;
-      }
-      await new Promise((r) => setTimeout(r, f.interval * 1000));
+      return;
+    }
+    const print = (rows: api.ProvisioningEvent[], headers: boolean) => {
+      if (structured) for (const e of rows) this.out(renderData(jsonOf(api.ProvisioningEventSchema, e), format));
+      else if (rows.length > 0 || headers) this.out(table(rows, headers));
+    };
+    print(log, !this.global["no-headers"]);
+    if (untilType !== undefined && alreadyHappened(log, untilType)) return;
+    let seen = Math.max(0, ...log.map(eventTime));
+    for (;;) {
+      await new Promise((r) => setTimeout(r, intervalMs));
+      events = await poll();
+      log = [...events.log].reverse();
+      const fresh = log.filter((e) => eventTime(e) > seen);
+      if (fresh.length === 0) continue;
+      print(fresh, false);
+      seen = Math.max(seen, ...fresh.map(eventTime));
+      if (untilType !== undefined && fresh.some((e) => e.type === untilType)) return;
     }
   }
 }

@@ -5,7 +5,8 @@ import { HealthService, HealthServiceGetResponseSchema, HealthStatusSchema } fro
 import { TokenSchema, TokenService, type Token, type TokenRoles } from "../../gen/metal/api/v1/token_pb.js";
 import { UserService, UserSchema } from "../../gen/metal/api/v1/user_pb.js";
 import { VersionService, VersionSchema } from "../../gen/metal/api/v1/version_pb.js";
-import { aliasesOf, allPages, DEFAULT_API_URL, MetalCommand } from "../base.js";
+import { aliasesOf, allPages, apiUrl, DEFAULT_API_URL, MetalCommand } from "../base.js";
+import { parseDurationAtLeast } from "../duration.js";
 import { enumLabel, enumParse, isoTime, jsonOf, renderTable, UsageError, type Column } from "../output.js";
 
 // ---------------------------------------------------------------- contexts
@@ -60,7 +61,7 @@ class ContextAdd extends MetalCommand<typeof ContextAdd> {
     const existing = config.contexts[this.args.name] ?? {};
     // Here --api-url and --token are what to store, not what to talk to.
     const ctx = { ...existing };
-    if (this.global["api-url"]) ctx.url = this.global["api-url"];
+    if (this.global["api-url"]) ctx.url = apiUrl(this.global["api-url"], "--api-url");
     if (this.global.token) ctx.token = this.global.token;
     if (this.flags.project !== undefined) ctx.project = this.flags.project || undefined;
     config.contexts[this.args.name] = JSON.parse(JSON.stringify(ctx));
@@ -83,7 +84,7 @@ class Login extends MetalCommand<typeof Login> {
     const name = this.global.context ?? config.current ?? "default";
     const ctx = config.contexts[name] ?? {};
     ctx.token = this.global.token;
-    if (this.global["api-url"]) ctx.url = this.global["api-url"];
+    if (this.global["api-url"]) ctx.url = apiUrl(this.global["api-url"], "--api-url");
     config.contexts[name] = ctx;
     config.current ??= name;
     this.writeConfig(config);
@@ -119,20 +120,19 @@ class Whoami extends MetalCommand<typeof Whoami> {
 }
 
 class Version extends MetalCommand<typeof Version> {
-  static override summary = "versions of metalctl and of the control plane";
+  static override summary = "versions of metalctl and of the control plane (exit code 7 when it cannot be reached)";
   async run() {
     const client = { version: this.config.version };
-    let server: unknown;
-    let line: string;
+    let v;
     try {
-      const v = (await this.client(VersionService).get({})).version!;
-      server = jsonOf(VersionSchema, v);
-      line = `server: ${v.version}${v.revision ? ` (${v.revision})` : ""}, node ${v.nodeVersion}`;
+      v = (await this.client(VersionService).get({})).version!;
     } catch (err) {
-      server = { error: (err as Error).message };
-      line = `server: unreachable (${(err as Error).message})`;
+      // The client's version is still worth printing; the error and its exit code follow as for any command.
+      this.printData({ client, server: null }, () => `client: metalctl ${client.version}\n`);
+      throw err;
     }
-    this.printData({ client, server }, () => `client: metalctl ${client.version}\n${line}\n`);
+    const line = `server: ${v.version}${v.revision ? ` (${v.revision})` : ""}, node ${v.nodeVersion}`;
+    this.printData({ client, server: jsonOf(VersionSchema, v) }, () => `client: metalctl ${client.version}\n${line}\n`);
   }
 }
 
@@ -160,10 +160,9 @@ const tokenColumns: Column<Token>[] = [
   { header: "Created", value: (t) => isoTime(t.createdAt), wide: true },
 ];
 
-function duration(s: string): { seconds: bigint } {
-  const m = /^(\d+)(s|m|h|d)$/.exec(s);
-  if (!m) throw new UsageError(`"${s}" is not a duration like 90m, 24h or 30d`);
-  return { seconds: BigInt(Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] as "s"]) };
+/** A token lifetime in whole seconds (rounded up), in metalctl's one duration grammar. */
+function lifetime(value: string): { seconds: bigint } {
+  return { seconds: BigInt(Math.ceil(parseDurationAtLeast("expires", value, 1000) / 1000)) };
 }
 
 function rolesMap<E extends number>(schema: typeof ProjectRoleSchema | typeof TenantRoleSchema, values: string[] | undefined): Record<string, E> {
@@ -197,7 +196,7 @@ class TokenCreate extends MetalCommand<typeof TokenCreate> {
       tenantRoles: rolesMap(TenantRoleSchema, f["tenant-role"]),
       infraPartition: f["infra-partition"] ?? "",
     };
-    const expiresIn = f.expires ? duration(f.expires) : undefined;
+    const expiresIn = f.expires ? lifetime(f.expires) : undefined;
     const r = f.subject
       ? await this.client(AdminTokenService).create({ subject: f.subject, description: f.description, roles, expiresIn })
       : await this.client(TokenService).create({ description: f.description, roles, expiresIn });
