@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseAddress } from "../../edge/bmc/adapter.js";
+import { identityMismatch, parseAddress } from "../../edge/bmc/adapter.js";
 import { CommandStore } from "../../edge/bmc/command-store.js";
 import { IpmiAdapter, ipmitoolArgs, parseFru, parseGuid, parsePowerStatus, type Runner } from "../../edge/bmc/ipmi.js";
 import { activeLeases, formatLeases, inCidr, parseLeases } from "../../edge/bmc/leases.js";
@@ -195,6 +195,22 @@ describe("ipmitool", () => {
     expect(parsePowerStatus("Error: Unable to establish")).toBe("UNKNOWN");
     expect(parseGuid("System GUID : not-a-guid")).toBe("");
     expect(parseFru("")).toEqual({});
+  });
+
+  it("identifies the machine behind a BMC with one call, and tells a mismatch with both UUIDs", async () => {
+    const calls: string[] = [];
+    const ipmi = new IpmiAdapter(async (_p, args) => {
+      calls.push(args.slice(9).join(" "));
+      return "System GUID  : 4C4C4544-0042-3510-8052-B4C04F4E4D32\n";
+    });
+    expect(await ipmi.identify(target)).toBe("4c4c4544-0042-3510-8052-b4c04f4e4d32");
+    expect(calls).toEqual(["mc guid"]);
+    await expect(new IpmiAdapter(async () => "System GUID : not-a-guid\n").identify(target)).rejects.toThrow(/reports no system GUID/);
+    const own = "4c4c4544-0042-3510-8052-b4c04f4e4d32";
+    const other = "00000000-0000-4000-8000-000000000001";
+    expect(identityMismatch(own.toUpperCase(), own, "10.1.0.7:623")).toBeUndefined();
+    expect(identityMismatch(own, other, "10.1.0.7:623")).toBe(`not run: the BMC at 10.1.0.7:623 reports machine ${other}, expected machine ${own}`);
+    expect(identityMismatch(own, "", "10.1.0.7:623")).toContain("(no UUID)");
   });
 
   it("parses BMC addresses", () => {
