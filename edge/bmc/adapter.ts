@@ -61,5 +61,5 @@ export function parseAddress(address: string, defaultPort = 623): { host: string
  */
 export function identityMismatch(expected: string, reported: string, address: string): string | undefined {
   if (reported !== "" && reported.toLowerCase() === expected.toLowerCase()) return undefined;
-  return `not run: the BMC at ${address} reports machine ${reported === "" ? "(no UUID)" : reported.toLowerCase()}, expected machine ${expected.toLowerCase()}`;
+  return `the BMC at ${address} reports machine ${reported === "" ? "(no UUID)" : reported.toLowerCase()}, expected machine ${expected.toLowerCase()}`;
 }

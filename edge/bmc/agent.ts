@@ -108,6 +108,7 @@ export class BmcAgent {
       transport: opts.transport,
       partition: opts.partition,
       adapter: opts.console ?? (isConsoleAdapter(opts.adapter) ? opts.adapter : undefined),
+      identify: (target, signal) => opts.adapter.identify(target, signal),
       log: opts.log,
     });
   }
@@ -236,7 +237,7 @@ export class BmcAgent {
         // Whatever answers at the stored address is not necessarily the machine the command is for.
         const mismatch = identityMismatch(c.machineId, await this.opts.adapter.identify(target, this.signal), c.address);
         if (mismatch) {
-          result = mismatch;
+          result = `not run: ${mismatch}`;
         } else {
           result = await this.opts.adapter.execute(target, c.command, this.signal);
           ok = true;

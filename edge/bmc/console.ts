@@ -3,7 +3,7 @@ import { StreamQueue } from "../common/queue.js";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { BmcOpenConsole } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
-import type { BmcTarget } from "./adapter.js";
+import { identityMismatch, type BmcTarget } from "./adapter.js";
 
 /**
  * One attachment to a machine's serial console. The IPMI implementation runs
@@ -37,6 +37,8 @@ export interface ConsoleRelaysOptions {
   partition: string;
   /** Undefined: every relay is answered with an error, so the user learns this agent has no console access. */
   adapter: ConsoleAdapter | undefined;
+  /** The machine UUID the BMC at a target reports; a console opens only when it is the machine asked for. */
+  identify?: (target: BmcTarget, signal: AbortSignal) => Promise<string>;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -73,7 +75,10 @@ export class ConsoleRelays {
       else if (!target) error = "no BMC address is known for the machine";
       else {
         try {
-          serial = await this.opts.adapter.openConsole(target, req.machineId, abort.signal);
+          // Someone else's console must never open because a stored address points at their BMC.
+          const mismatch = this.opts.identify && identityMismatch(req.machineId, await this.opts.identify(target, abort.signal), req.address);
+          if (mismatch) error = `console not opened: ${mismatch}`;
+          else serial = await this.opts.adapter.openConsole(target, req.machineId, abort.signal);
         } catch (err) {
           error = (err instanceof Error ? err.message : String(err)).slice(0, 4096);
         }

@@ -209,7 +209,7 @@ describe("ipmitool", () => {
     const own = "4c4c4544-0042-3510-8052-b4c04f4e4d32";
     const other = "00000000-0000-4000-8000-000000000001";
     expect(identityMismatch(own.toUpperCase(), own, "10.1.0.7:623")).toBeUndefined();
-    expect(identityMismatch(own, other, "10.1.0.7:623")).toBe(`not run: the BMC at 10.1.0.7:623 reports machine ${other}, expected machine ${own}`);
+    expect(identityMismatch(own, other, "10.1.0.7:623")).toBe(`the BMC at 10.1.0.7:623 reports machine ${other}, expected machine ${own}`);
     expect(identityMismatch(own, "", "10.1.0.7:623")).toContain("(no UUID)");
   });
 

@@ -14,6 +14,7 @@ import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { bearer } from "../../edge/common/client.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
+import { relayBrokerOf } from "../../server/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";
@@ -98,6 +99,11 @@ describe("metal-bmc on simulated BMCs", () => {
       // The BMC was asked who it is, never told to act.
       expect(stranger.received).toBe(0);
       expect(stranger.power).toBe("ON");
+
+      // Nor does its serial console open for the stale record.
+      await eventually("metal-bmc offers relays", async () => relayBrokerOf(server.app.db).agentsOf("p1").includes("bmc-identity-sim"));
+      await expectCode(relayBrokerOf(server.app.db).openConsole("p1", stale), Code.FailedPrecondition, `console not opened: the BMC at 10.31.0.5:623 reports machine ${stranger.uuid}, expected machine ${stale}`);
+      expect(stranger.serial.opened).toBe(0);
 
       const led = (await admin().bMCCommand({ id: own.uuid, command: BmcCommand.LED_ON })).command!;
       expect((await settled(own.uuid, led.id)).status).toBe(BmcCommandStatus.DONE);
