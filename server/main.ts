@@ -29,7 +29,8 @@ async function main(argv: string[]): Promise<void> {
     log.info({ path: admin.path }, "created the operator admin token");
     process.stdout.write(`\nadmin token (also in ${admin.path}):\n${admin.token}\n\n`);
   }
-  const listener = await listen(app.handler, config.listen, config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined);
+  const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
+  const listener = await listen(app.handler, config.listen, tls, config.connections);
   log.info(
     { url: listener.url, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir },
     `metal-api listening on ${listener.url}`,

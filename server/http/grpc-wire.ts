@@ -14,6 +14,8 @@ export interface CallIO {
   /** Emits "drain" and "close" for the response. */
   readonly events: EventEmitter;
   readonly destroyed: boolean;
+  /** The connection the call came on (stream limits count per connection). */
+  readonly connection: object | undefined;
   respond(headers: Record<string, string>): void;
   write(chunk: Buffer): boolean;
   /** Ends the response with these trailers. */
@@ -35,6 +37,9 @@ export class CompatIO implements CallIO {
   }
   get destroyed() {
     return this.res.destroyed;
+  }
+  get connection() {
+    return this.req.stream.session;
   }
   respond(headers: Record<string, string>) {
     this.res.writeHead(200, headers);
@@ -68,6 +73,9 @@ export class RawIO implements CallIO {
   }
   get destroyed() {
     return this.stream.destroyed || this.stream.closed;
+  }
+  get connection() {
+    return this.stream.session;
   }
   respond(headers: Record<string, string>) {
     this.stream.respond({ ":status": 200, ...headers }, { waitForTrailers: true });
@@ -108,6 +116,8 @@ export async function readSingleMessage<I extends DescMessage>(body: Readable, s
       signal.removeEventListener("abort", onAbort);
     };
     if (signal.aborted) return onAbort();
+    // An empty body can have ended before anyone listened (node:http2 ends it at once): nothing more will come.
+    if (body.readableEnded) return onEnd();
     body.on("data", onData).on("end", onEnd).on("error", fail);
     signal.addEventListener("abort", onAbort, { once: true });
   });

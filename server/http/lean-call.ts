@@ -2,7 +2,9 @@ import type http2 from "node:http2";
 import { create, isMessage, toBinary, type DescMethodServerStreaming } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import type { EarlyCheck } from "./connect-handler.js";
 import { envelope, readSingleMessage, writable, type CallIO } from "./grpc-wire.js";
+import { kConnection } from "./peer.js";
 
 export type StreamImpl = (request: any, context: HandlerContext) => AsyncIterable<any>;
 
@@ -12,6 +14,8 @@ export interface LeanOptions {
   shutdownSignal: AbortSignal;
   /** Largest request message accepted. */
   readMaxBytes: number;
+  /** Runs before the request body is read, as for every other call (see connect-handler.ts); a refusal is the call's status. */
+  earlyCheck?: EarlyCheck;
 }
 
 /** The request's headers without HTTP/2 pseudo-headers, flat (name, value, name, value, ...): the smallest form to keep. */
@@ -107,6 +111,12 @@ class LeanCall implements HandlerContext {
     return (this.header = h);
   }
 
+  /** One request header, read from the flat list (no Headers object for it). */
+  headerValue(name: string): string | undefined {
+    for (let i = 0; i < this.flat.length; i += 2) if (this.flat[i] === name) return this.flat[i + 1];
+    return undefined;
+  }
+
   get url(): string {
     return `http://${this.authority}/${this.service.typeName}/${this.method.name}`;
   }
@@ -156,6 +166,9 @@ const sameAs = (ctx: LeanCall, r: StreamRequest) => r.header === ctx.requestHead
  * interceptor chain and the request are garbage once the stream is open.
  */
 async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, options: LeanOptions): Promise<{ messages: AsyncIterable<any>; trailer: Headers }> {
+  const refusal = await options.earlyCheck?.(method, ctx.headerValue("authorization"));
+  if (refusal) throw refusal;
+  ctx.values.set(kConnection, io.connection);
   const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal);
   const invoke = async (r: StreamRequest): Promise<StreamResponse> => ({
     stream: true,

@@ -1,5 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { Visibility } from "../../gen/metal/api/v1/common_pb.js";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Visibility, type Permission } from "../../gen/metal/api/v1/common_pb.js";
 import { kPrincipal } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
@@ -34,6 +35,44 @@ async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | unde
 }
 
 /**
+ * The caller behind an Authorization header, undefined without one. A
+ * malformed, invalid, expired or revoked token is Unauthenticated, except on
+ * a public method: it works without a token, so a bad one need not stop it.
+ */
+export async function authenticate(authority: TokenAuthority, perm: Permission, header: string | null | undefined): Promise<Principal | undefined> {
+  if (header === null || header === undefined) return undefined;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  try {
+    if (!m) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
+    return await authority.verify(m[1]!);
+  } catch (err) {
+    if (perm.visibility !== Visibility.PUBLIC) throw err;
+    return undefined;
+  }
+}
+
+/**
+ * Why a call to `method` with this Authorization header can never pass, or
+ * undefined when it might: no token, or one that is not valid, for a method
+ * that is not public. The answer is the interceptor's own (same code, same
+ * message), given before the request body is read (see server/http/early-auth.ts);
+ * what the caller may do is still decided by the interceptor alone.
+ */
+export async function refusalBeforeBody(authority: TokenAuthority, method: DescMethod, header: string | null | undefined): Promise<ConnectError | undefined> {
+  const perm = permissionOf(method);
+  if (perm.visibility === Visibility.PUBLIC) return undefined;
+  let principal: Principal | undefined;
+  try {
+    principal = await authenticate(authority, perm, header);
+  } catch (err) {
+    return ConnectError.from(err);
+  }
+  if (principal) return undefined;
+  const decision = authorize(undefined, perm, {});
+  return decision.allow || decision.code !== "unauthenticated" ? undefined : new ConnectError(decision.message, Code.Unauthenticated);
+}
+
+/**
  * The one place where callers are authenticated and authorized: every method's
  * permission comes from its declaration (see permissionOf); handlers only read
  * the principal this puts into the context.
@@ -41,18 +80,7 @@ async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | unde
 export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory }): Interceptor {
   return (next) => async (req) => {
     const perm = permissionOf(req.method);
-    let principal: Principal | undefined;
-    const header = req.header.get("authorization");
-    if (header !== null) {
-      const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-      try {
-        if (!m) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
-        principal = await deps.authority.verify(m[1]!);
-      } catch (err) {
-        // A public method works without a token, so a bad one need not stop it.
-        if (perm.visibility !== Visibility.PUBLIC) throw err;
-      }
-    }
+    const principal = await authenticate(deps.authority, perm, req.header.get("authorization"));
     req.contextValues.set(kPrincipal, principal);
 
     let target: Target;

@@ -1,0 +1,80 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { depthChecked } from "./json-depth.js";
+import type { NodeHandler } from "./node-handler.js";
+import { connectionOfRequest, kConnection } from "./peer.js";
+import { writeRefusal } from "./refusal.js";
+
+/** Why a call can never pass, decided from its method and headers alone (see refusalBeforeBody in interceptors/auth.ts). */
+export type EarlyCheck = (method: DescMethod, authorization: string | undefined) => Promise<ConnectError | undefined>;
+
+export interface ConnectHandlerOptions extends ConnectRouterOptions {
+  routes: (router: ConnectRouter) => void;
+  /** Requests for no known method (e.g. /metrics). */
+  fallback: NodeHandler;
+  /** Runs before a byte of the body is read; a refusal is the call's answer. */
+  earlyCheck: EarlyCheck;
+  /** A handler failed in a way Connect could not answer (the client is usually gone). */
+  onError: (err: unknown, method: DescMethod) => void;
+}
+
+/** JSON request encodings, and whether their body is a stream of enveloped messages. */
+const JSON_UNARY = /^application\/json([;\s]|$)/i;
+const JSON_ENVELOPED = /^application\/(connect|grpc|grpc-web)\+json([;\s]|$)/i;
+
+/** Compressed JSON could not be checked for depth before it is parsed, so it is not taken. */
+function compressedJson(headers: NodeJS.Dict<string | string[]>, contentType: string, enveloped: boolean): ConnectError | undefined {
+  const names = enveloped ? ["connect-content-encoding", "grpc-encoding"] : ["content-encoding"];
+  const compressed = names.some((n) => {
+    const v = headers[n];
+    return typeof v === "string" && v !== "" && v.toLowerCase() !== "identity";
+  });
+  return compressed ? new ConnectError(`compressed ${contentType} requests are not accepted: send JSON uncompressed, or use the binary encoding`, Code.Unimplemented) : undefined;
+}
+
+/**
+ * What @connectrpc/connect-node's connectNodeAdapter does (route by path,
+ * hand the request to Connect's universal handler, write its response), plus
+ * what must happen before Connect reads a request body:
+ * - the early check (an unauthenticated call to a non-public method is
+ *   answered without its body being read: a 4 MiB body costs nothing then);
+ * - JSON bodies are checked for nesting depth while they are read, before
+ *   JSON.parse sees them, and compressed JSON is refused;
+ * - the call's connection goes into its context values (stream limits).
+ */
+export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
+  const { routes, fallback, earlyCheck, onError, ...routerOptions } = options;
+  const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...routerOptions });
+  routes(router);
+  const byPath = new Map(router.handlers.map((h) => [h.requestPath, h]));
+
+  return (req, res) => {
+    const uHandler = byPath.get(req.url?.split("?", 2)[0] ?? "");
+    if (!uHandler) {
+      fallback(req, res);
+      return;
+    }
+    const authorization = req.headers.authorization;
+    const contentType = req.headers["content-type"] ?? "";
+    void (async () => {
+      try {
+        const enveloped = JSON_ENVELOPED.test(contentType);
+        const json = enveloped || JSON_UNARY.test(contentType);
+        const refusal = (await earlyCheck(uHandler.method, authorization)) ?? (json ? compressedJson(req.headers, contentType, enveloped) : undefined);
+        if (refusal) {
+          if (!res.headersSent && !res.writableEnded) writeRefusal(res, contentType, refusal, req.httpVersionMajor);
+          return;
+        }
+        const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kConnection, connectionOfRequest(req)));
+        if (json && typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
+          uReq.body = depthChecked(uReq.body as AsyncIterable<Uint8Array>, enveloped);
+        }
+        await universalResponseToNodeResponse(await uHandler(uReq), res);
+      } catch (err) {
+        if (ConnectError.from(err).code !== Code.Aborted) onError(err, uHandler.method);
+        if (!res.headersSent) res.destroy();
+      }
+    })();
+  };
+}
