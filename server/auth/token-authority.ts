@@ -1,7 +1,7 @@
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
 import { inTransaction, type Db } from "../db/database.js";
-import type { TokenRow } from "../db/schema/index.js";
+import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import type { Principal, Roles } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
 import { uuidv7 } from "../ids.js";
@@ -39,9 +39,18 @@ export interface TokenAuthority {
    * cache bound (5 s). Returns the token and then every token revoked now.
    */
   revoke(db: Db<any>, tokenId: string): Promise<TokenRow[]>;
+  /**
+   * A project was deleted: every token loses its grant on it, and a token
+   * left with no grant at all is revoked (with what was minted from it).
+   * Project ids are never reused, so no later project inherits the grant.
+   */
+  dropProjectGrants(db: Db<any>, projectId: string): Promise<void>;
   /** Drops a token from this replica's cache, e.g. right after revoking it. */
   forget(tokenId: string): void;
 }
+
+const grantsNothing = (r: StoredRoles) =>
+  r.admin === 0 && Object.keys(r.projects).length === 0 && Object.keys(r.tenants).length === 0 && r.infraPartition === "";
 
 /**
  * Loads the signing key from the database, creating it on the very first
@@ -125,6 +134,16 @@ export async function createTokenAuthority(db: Db<any>): Promise<TokenAuthority>
       const revoked = await inTransaction(db, (tx) => tokens.revokeCascade(tx, tokenId));
       for (const r of revoked) cache.delete(r.id);
       return revoked;
+    },
+
+    async dropProjectGrants(db, projectId) {
+      const changed = await inTransaction(db, async (tx) => {
+        const rows = await tokens.dropProjectGrant(tx, projectId);
+        const emptied = rows.filter((r) => !r.revokedAt && grantsNothing(r.roles));
+        for (const r of emptied) rows.push(...(await tokens.revokeCascade(tx, r.id)));
+        return rows;
+      });
+      for (const r of changed) cache.delete(r.id);
     },
 
     forget(tokenId) {

@@ -9,11 +9,19 @@ import { createProjectService } from "./services/project-service.js";
 import { createTenantMemberService } from "./services/tenant-member-service.js";
 import { createTenantService } from "./services/tenant-service.js";
 
+export interface MasterdataDeps {
+  db: Db<any>;
+  /** What still uses a project outside masterdata (see ProjectServiceDeps); a project in use is not deleted. */
+  projectUsage: (projectId: string) => Promise<string[]>;
+  /** Told after a project is deleted. */
+  projectDeleted?: (projectId: string) => Promise<void>;
+}
+
 /**
  * The masterdata services. metal-api mounts them on its own router (for
  * operators) and also calls them in-process through a router transport.
  */
-export function createMasterdataRoutes(deps: { db: Db<any> }): (router: ConnectRouter) => void {
+export function createMasterdataRoutes(deps: MasterdataDeps): (router: ConnectRouter) => void {
   return (router) => {
     router.service(TenantService, createTenantService(deps));
     router.service(ProjectService, createProjectService(deps));

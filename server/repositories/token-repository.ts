@@ -80,6 +80,15 @@ export const tokenRepository = {
     }
   },
 
+  /** Removes the grant of `projectId` from every token that has one; returns the changed tokens. */
+  async dropProjectGrant(db: Db<any>, projectId: string): Promise<TokenRow[]> {
+    return db
+      .update(tokens)
+      .set({ roles: sql`jsonb_set(${tokens.roles}, '{projects}', (${tokens.roles} -> 'projects') - ${projectId}::text)` })
+      .where(sql`(${tokens.roles} -> 'projects') ? ${projectId}::text`)
+      .returning();
+  },
+
   /** Takes the bootstrap lock until the transaction ends. */
   async lockBootstrap(tx: Db<any>): Promise<void> {
     await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);

@@ -7,6 +7,7 @@ import { toPage, type PageRequest } from "../../repositories/paging.js";
 import { getById, listPage, lockById } from "../../repositories/versioned.js";
 import { nowMs } from "./clock.js";
 import { historyRepository } from "./history-repository.js";
+import { usedIdRepository } from "./used-id-repository.js";
 
 /** A masterdata table: text id plus the meta columns. */
 export type EntityTable = PgTable & {
@@ -25,6 +26,11 @@ export interface EntityStoreOptions {
   label: string;
   /** Messages for unique constraints other than the primary key, by constraint name. */
   duplicate?: Record<string, (row: Record<string, unknown>) => string>;
+  /**
+   * Ids are claimed for good in the used_ids register: a deleted entity's id
+   * is never given to a new one (others refer to tenants and projects by id).
+   */
+  neverReuseIds?: boolean;
 }
 
 /** The filters every Find offers on meta: annotations and labels that must all be present. */
@@ -62,6 +68,13 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
 
     /** Inserts the row at version 1 with the database's time. */
     async create(tx: Db<any>, row: T["$inferInsert"]): Promise<Row> {
+      if (opts.neverReuseIds) {
+        const claim = await usedIdRepository.claim(tx, kind, idOf(row));
+        if (claim === "deleted") {
+          throw new ConnectError(`${label} "${idOf(row)}" existed before and was deleted; ids are never reused, choose another`, Code.AlreadyExists);
+        }
+        if (claim === "in use") throw alreadyExists(label, idOf(row));
+      }
       let created: Row;
       try {
         const at = sql`date_trunc('milliseconds', statement_timestamp())`;
@@ -116,6 +129,7 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
       }
       const deleted = rows[0];
       if (!deleted) throw notFound(label, id);
+      if (opts.neverReuseIds) await usedIdRepository.markDeleted(tx, kind, id);
       await historyRepository.record(tx, kind, "delete", deleted as { id: string });
       return deleted;
     },

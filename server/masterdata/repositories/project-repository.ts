@@ -11,7 +11,7 @@ export interface ProjectFilter extends MetaFilter {
   tenantId?: string;
 }
 
-const store = createEntityStore(projects, { kind: "Project", label: "project" });
+const store = createEntityStore(projects, { kind: "Project", label: "project", neverReuseIds: true });
 
 /** Projects in the masterdata database. */
 export const projectRepository = {

@@ -9,7 +9,7 @@ export interface TenantFilter extends MetaFilter {
   name?: string;
 }
 
-const store = createEntityStore(tenants, { kind: "Tenant", label: "tenant" });
+const store = createEntityStore(tenants, { kind: "Tenant", label: "tenant", neverReuseIds: true });
 
 /** Tenants in the masterdata database. */
 export const tenantRepository = {

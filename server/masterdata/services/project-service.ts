@@ -14,10 +14,22 @@ import { validateProject } from "../validate/project.js";
 
 export interface ProjectServiceDeps {
   db: Db<any>;
+  /**
+   * What still uses the project outside masterdata, e.g. ["2 machines",
+   * "1 network"]; empty when nothing does. masterdata does not know those
+   * systems: whoever runs it next to them (metal-api) answers this.
+   */
+  projectUsage: (projectId: string) => Promise<string[]>;
+  /** Told after a project is deleted, so grants naming it elsewhere (tokens) end too. */
+  projectDeleted?: (projectId: string) => Promise<void>;
 }
 
-/** Projects: owned by one tenant, limited by its project quota, seeded with its default quotas. */
-export function createProjectService({ db }: ProjectServiceDeps): ServiceImpl<typeof ProjectService> {
+/**
+ * Projects: owned by one tenant, limited by its project quota, seeded with its
+ * default quotas. A project is deleted only when nothing uses it any more, and
+ * its id is never given to another project (see used_ids).
+ */
+export function createProjectService({ db, projectUsage, projectDeleted }: ProjectServiceDeps): ServiceImpl<typeof ProjectService> {
   return {
     async create(req) {
       validateProject(req.project, { create: true });
@@ -52,12 +64,18 @@ export function createProjectService({ db }: ProjectServiceDeps): ServiceImpl<ty
 
     async delete(req) {
       validateIdRequest(req);
+      await projects.get(db, req.id);
+      // Asked before the delete: what is created in the project while it goes is refused
+      // once it is gone (metal-api checks the project exists on every create).
+      const usage = await projectUsage(req.id);
+      if (usage.length > 0) throw failedPrecondition(`project "${req.id}" still has ${usage.join(", ")}; free or delete them first`);
       const row = await inTransaction(db, async (tx) => {
         // Locked first, so no membership can be added between the two deletes.
         await projects.lock(tx, req.id);
         await projectMemberRepository.deleteOfProject(tx, req.id);
         return projects.delete(tx, req.id);
       });
+      await projectDeleted?.(req.id);
       return { project: toProject(row) };
     },
 

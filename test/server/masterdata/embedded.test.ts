@@ -31,7 +31,7 @@ afterAll(async () => {
 
 describe("masterdata on embedded PGlite", () => {
   it("runs the whole life of tenants, projects and members", async () => {
-    const transport = createRouterTransport(createMasterdataRoutes({ db: database.db }));
+    const transport = createRouterTransport(createMasterdataRoutes({ db: database.db, projectUsage: async () => [] }));
     const tenants = createClient(TenantService, transport);
     const projects = createClient(ProjectService, transport);
     const tenantMembers = createClient(TenantMemberService, transport);

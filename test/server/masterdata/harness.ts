@@ -28,7 +28,7 @@ export interface MasterdataHarness {
 export async function openMasterdataHarness(): Promise<MasterdataHarness> {
   const scratch = await createScratchDatabase("md_test");
   const database = await openMasterdataDatabase({ url: scratch.url, dataDir: undefined });
-  const transport = createRouterTransport(createMasterdataRoutes({ db: database.db }));
+  const transport = createRouterTransport(createMasterdataRoutes({ db: database.db, projectUsage: async () => [] }));
   const db = database.db;
   return {
     database,
