@@ -2,11 +2,12 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { BootService, type MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
 import { inTransaction, type Db } from "../../db/database.js";
 import type { StoredHardware } from "../../db/schema/index.js";
+import { registrationMayTakeOver } from "../../domain/bare-record.js";
 import { EventType } from "../../domain/provisioning.js";
 import { matchSize } from "../../domain/size.js";
 import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
-import { machineRepository as machines } from "../../repositories/machine-repository.js";
+import { machineAdminRepository as machineAdmin, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
 import { toProtoAllocation } from "../../convert/machine.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
@@ -209,7 +210,13 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
       return inTransaction(db, async (tx) => {
         await partitions.get(tx, req.partition);
         await machines.ensure(tx, [machineId], req.partition);
-        const machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
+        let machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
+        if (registrationMayTakeOver(machine, req.partition)) {
+          // Another partition's bare record is no claim (see registrationMayTakeOver): it starts over here.
+          await machineAdmin.delete(tx, machineId);
+          await machines.ensure(tx, [machineId], req.partition);
+          machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
+        }
         if (machine.partitionId && machine.partitionId !== req.partition) {
           throw failedPrecondition(`machine "${machineId}" is registered in partition "${machine.partitionId}", not "${req.partition}"`);
         }
