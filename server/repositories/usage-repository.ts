@@ -81,6 +81,22 @@ export const referenceHolds = {
   sizeIfPresent: (tx: Db<any>, id: string): Promise<boolean> => holdRow(tx, sizes, id),
   image: (tx: Db<any>, id: string) => hold(tx, images, "image", id),
   filesystemLayout: (tx: Db<any>, id: string) => hold(tx, filesystemLayouts, "filesystem layout", id),
+
+  /**
+   * Everything an allocation refers to, held in one round trip (allocation is
+   * the hot path); NotFound names the first that is gone.
+   */
+  async allocation(tx: Db<any>, refs: { partition: string; size: string; image: string; filesystemLayout: string }): Promise<void> {
+    const held = (table: Holdable, id: string) => sql`(select ${table.id} from ${table} where ${table.id} = ${id} for key share)`;
+    const result = (await tx.execute(
+      sql`select ${held(partitions, refs.partition)} as partition, ${held(sizes, refs.size)} as size, ${held(images, refs.image)} as image, ${held(filesystemLayouts, refs.filesystemLayout)} as layout`,
+    )) as unknown as { rows: Record<string, string | null>[] };
+    const row = result.rows[0] ?? {};
+    if (row.partition == null) throw notFound("partition", refs.partition);
+    if (row.size == null) throw notFound("size", refs.size);
+    if (row.image == null) throw notFound("image", refs.image);
+    if (row.layout == null) throw notFound("filesystem layout", refs.filesystemLayout);
+  },
 };
 
 /** The users of each kind of entity; call in the deleting transaction, after locking the row. */

@@ -91,7 +91,7 @@ export function describeDeletesInUse(database: string, launch: () => Promise<{ s
       expect(machineId).toBe(waiting.id);
       reservationId = (await admin(AdminReservations).create({ sizeId: "s1", project: "pb", partitionIds: ["p1"], amount: 1 })).sizeReservation!.id;
       await admin(AdminConstraints).create({ size: "s1", images: { debian: "*" } });
-    }, 120_000);
+    }, 240_000);
 
     afterAll(async () => {
       fixture?.stopAll();

@@ -2,9 +2,10 @@ import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { inTransaction, type Db } from "../../server/db/database.js";
-import { machines, partitions } from "../../server/db/schema/index.js";
+import { filesystemLayouts, images, machines, partitions, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
 import { partitionRepository } from "../../server/repositories/partition-repository.js";
 import { referenceHolds } from "../../server/repositories/usage-repository.js";
+import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
@@ -16,13 +17,13 @@ import { useMetalDatabase } from "../helpers/metal-db.js";
  */
 let db: Db<any>;
 const service = () => createAdminPartitionService({ db });
-const deletePartition = (id: string) => service().delete({ id } as never, {} as never);
+const deletePartition = async (id: string) => service().delete({ id } as never, {} as never);
 
 /** Resolves once some statement of this database waits for a lock held by another transaction. */
 async function someoneWaitsForALock(): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    const rows = await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`);
-    if (rows.rows.length > 0) return;
+    const res = (await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`)) as unknown as { rows: unknown[] };
+    if (res.rows.length > 0) return;
     await new Promise((r) => setTimeout(r, 10));
   }
   throw new Error("nothing ever waited for a lock");
@@ -88,5 +89,37 @@ describe("a delete racing a writer that adds a user", () => {
     await inTransaction(db, (tx) => referenceHolds.partition(tx, "race-3"));
     first.commit();
     await first.done;
+  });
+});
+
+describe("what an allocation holds", () => {
+  const refs = { partition: "alloc-p", size: "alloc-s", image: "alloc-1.0.0", filesystemLayout: "alloc-l" };
+
+  beforeAll(async () => {
+    await db.insert(partitions).values({ id: refs.partition });
+    await db.insert(sizes).values({ id: refs.size, constraints: [] });
+    await db.insert(images).values({ id: refs.image, url: "http://images.example/a", features: [1], os: "alloc", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
+    await db.insert(filesystemLayouts).values({ id: refs.filesystemLayout, spec: {} as never });
+  });
+
+  it("answers NotFound naming the first reference that is gone", async () => {
+    await inTransaction(db, (tx) => referenceHolds.allocation(tx, refs));
+    await expectCode(inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, image: "gone-1.0.0" })), Code.NotFound, 'image "gone-1.0.0" not found');
+    await expectCode(inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, filesystemLayout: "gone" })), Code.NotFound, 'filesystem layout "gone" not found');
+  });
+
+  it("keeps an image delete waiting until the allocation commits, which it then counts", async () => {
+    const id = "00000000-0000-4000-8000-000000000003";
+    const allocation = { image: refs.image, filesystemLayout: refs.filesystemLayout, project: "p" } as StoredAllocation;
+    const allocating = openTransaction(async (tx) => {
+      await referenceHolds.allocation(tx, refs);
+      await tx.insert(machines).values({ id, partitionId: refs.partition, sizeId: refs.size, allocation, project: "p" });
+    });
+    await allocating.started;
+    const deleting = (async () => createAdminImageService({ db }).delete({ id: refs.image } as never, {} as never))();
+    await someoneWaitsForALock();
+    allocating.commit();
+    await allocating.done;
+    await expectCode(deleting, Code.FailedPrecondition, `image "${refs.image}" is still used by 1 allocated machine (${id}); free or reinstall them first`);
   });
 });
