@@ -31,14 +31,35 @@ export function fingerprint(blobBase64: string): string {
   return `SHA256:${createHash("sha256").update(Buffer.from(blobBase64, "base64")).digest("base64").replace(/=+$/, "")}`;
 }
 
+/** Whether the key (its base64 blob) is one of the allocation's SSH keys, compared without comments. */
+export function holdsKey(sshKeys: readonly string[], offeredKeyBlob: string): boolean {
+  return sshKeys.some((k) => keyBlob(k) === offeredKeyBlob);
+}
+
+/**
+ * The one refusal every outsider gets, whether the machine does not exist,
+ * is free, or is allocated to someone else: it names only what the user sent
+ * (the id as typed and their key), so it tells nothing about the machine.
+ */
+export function outsiderRefusal(machineId: string, offeredKeyBlob: string): string {
+  return (
+    `machine "${machineId}" has no console for the SSH key you authenticated with (${fingerprint(offeredKeyBlob)}): ` +
+    "the SSH user name must be the id of a machine allocated with this key among its SSH keys"
+  );
+}
+
 /**
  * Who may open a machine's console. Pure: the caller looked up the machine,
- * verified the token and, when the token has tenant roles, the project's
- * tenant. Operator admins may open every console (free machines and firewalls
- * too, for debugging); everybody else needs all three of: the machine is
+ * verified the token and, when the key is one of the allocation's and the
+ * token has tenant roles, the project's tenant. Operator admins may open
+ * every console (free machines and firewalls too, for debugging) and get
+ * precise refusals. Everybody else needs all three of: the machine is
  * allocated as a machine, the SSH key is one of the allocation's, and a token
- * of a member (viewer or more) of the allocation's project. Each refusal says
- * which of these failed, because the user cannot see anything else.
+ * of a member (viewer or more) of the allocation's project. Whoever does not
+ * hold one of the allocation's keys is an outsider and learns nothing about
+ * the machine: unknown, free and someone else's machines get the same words
+ * (outsiderRefusal). Whoever holds one is told exactly what is missing,
+ * because they cannot see anything else.
  */
 export function decideConsoleAccess(
   machine: ConsoleMachine | undefined,
@@ -48,19 +69,17 @@ export function decideConsoleAccess(
   projectTenant?: string,
 ): ConsoleDecision {
   const refuse = (message: string): ConsoleDecision => ({ allow: false, message });
-  if (!machine) return refuse(`machine "${machineId}" not found (the SSH user name is the machine id)`);
+  // Whether a token verifies says nothing about any machine, so it is answered first, alike for every machine.
   if (token.kind === "invalid") return refuse(`the token in ${TOKEN_ENV} was refused: ${token.reason}`);
-  if (!machine.partition) return refuse(`machine "${machine.id}" belongs to no partition yet, so it has no console`);
   const principal = token.kind === "valid" ? token.principal : undefined;
   if (principal?.roles.adminRole === AdminRole.ADMIN) {
+    if (!machine) return refuse(`machine "${machineId}" not found (the SSH user name is the machine id)`);
+    if (!machine.partition) return refuse(`machine "${machine.id}" belongs to no partition yet, so it has no console`);
     return { allow: true, admin: true, partition: machine.partition, allocationUuid: machine.allocation?.uuid };
   }
-  const a = machine.allocation;
-  if (!a) return refuse(`machine "${machine.id}" is not allocated; only operator admins may open the console of a free machine`);
+  const a = machine?.allocation;
+  if (!machine?.partition || !a || !holdsKey(a.sshKeys, offeredKeyBlob)) return refuse(outsiderRefusal(machineId, offeredKeyBlob));
   if (a.role === "firewall") return refuse(`machine "${machine.id}" is a firewall; only operator admins may open a firewall's console`);
-  if (!a.sshKeys.some((k) => keyBlob(k) === offeredKeyBlob)) {
-    return refuse(`the SSH key you authenticated with (${fingerprint(offeredKeyBlob)}) is not one of the SSH keys of machine "${machine.id}"'s allocation`);
-  }
   if (!principal) {
     return refuse(`no token: send a token of a member of project "${a.project}" in ${TOKEN_ENV} (ssh -o SendEnv=${TOKEN_ENV}; metalctl machine console does this)`);
   }

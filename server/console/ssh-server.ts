@@ -6,7 +6,7 @@ import type { TokenAuthority } from "../auth/token-authority.js";
 import type { Db } from "../db/database.js";
 import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
-import { decideConsoleAccess, fingerprint, TOKEN_ENV, type ConsoleMachine, type PresentedToken } from "./access.js";
+import { decideConsoleAccess, fingerprint, holdsKey, TOKEN_ENV, type ConsoleMachine, type PresentedToken } from "./access.js";
 import { loadOrCreateHostKey } from "./host-key.js";
 import type { ConsoleSession, RelayBroker } from "./relay-broker.js";
 
@@ -156,10 +156,13 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     const id = machineId.toLowerCase();
     const machine = /^[0-9a-f-]{36}$/.test(id) ? await machineOf(id) : undefined;
     const token = await presented(secret);
-    const project = machine?.allocation?.project;
-    // The project's tenant matters only to tokens that carry tenant roles.
+    const a = machine?.allocation;
+    // The project's tenant matters only to tokens that carry tenant roles, and only to a holder of one of the
+    // allocation's keys: an outsider's refusal costs the same one read whichever machine they name.
     const tenant =
-      project && token.kind === "valid" && Object.keys(token.principal.roles.tenantRoles).length > 0 ? await deps.projects.tenantOf(project) : undefined;
+      a && token.kind === "valid" && Object.keys(token.principal.roles.tenantRoles).length > 0 && holdsKey(a.sshKeys, offeredKey)
+        ? await deps.projects.tenantOf(a.project)
+        : undefined;
     return decideConsoleAccess(machine, machineId, offeredKey, token, tenant);
   }
 

@@ -6,7 +6,7 @@ import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, NetworkRow } from "../db/schema/index.js";
 import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../domain/ip-math.js";
 import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../domain/network.js";
-import { exhausted, failedPrecondition, invalidArgument, notFound, permissionDenied, taken } from "../errors.js";
+import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
 import { ipRepository as ips } from "../repositories/ip-repository.js";
@@ -162,7 +162,10 @@ export async function freeChildNetwork(db: Db<any>, id: string, project: string)
   });
 }
 
-/** Whether a project may take addresses from a network: its own, shared child networks and external networks. */
+/**
+ * Whether a project may see and take addresses from a network: its own, shared child networks and
+ * external networks. Every other network does not exist for the project.
+ */
 export function mayUseNetwork(network: NetworkRow, project: string): boolean {
   if (network.kind === NetworkKind.CHILD) return network.project === project;
   return network.kind === NetworkKind.CHILD_SHARED || network.kind === NetworkKind.EXTERNAL;
@@ -173,10 +176,9 @@ export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: I
   const quota = await projectQuotas(projects, req.project);
   return inTransaction(db, async (tx) => {
     const network = await networks.get(tx, req.network);
-    if (!mayUseNetwork(network, req.project)) {
-      if (network.kind === NetworkKind.CHILD) throw permissionDenied(`permission denied: network "${network.id}" belongs to another project and is not shared`);
-      throw invalidArgument(`invalid request: network: IPs cannot be allocated in a ${network.kind === NetworkKind.SUPER ? "super" : "underlay"} network`);
-    }
+    // Another project's private network, and the partition's super and underlay networks (which no tenant
+    // sees), read exactly as a network that does not exist: outsiders get one answer (NetworkService.Get agrees).
+    if (!mayUseNetwork(network, req.project)) throw notFound("network", req.network);
     const prefixes = prefixesOf((await networks.prefixesOf(tx, [network.id])).get(network.id) ?? []);
     const families = new Set(prefixes.map((p) => p.family));
     const wanted: Family[] =

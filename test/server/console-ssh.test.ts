@@ -148,11 +148,13 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
   });
 
   // The refusals of issue 7's done-when (wrong key, no token, another project, a free machine) run in the lab: test/e2e/lab-console.test.ts.
-  it("refuses a token that does not verify and an unknown machine, each with its own message", async () => {
+  it("refuses a token that does not verify, and tells an unknown machine apart only to an operator admin", async () => {
     const bogus = await refused(owned.id, { key: keys.owner, token: "not-a-token" });
     expect(bogus).toContain("metal-console: the token in LC_METAL_TOKEN was refused: the token is not valid");
     const unknown = randomUUID();
-    expect(await refused(unknown, { key: keys.owner, token: tokens.owner })).toContain(`machine "${unknown}" not found`);
+    // Everybody else gets the words every outsider gets (test/security/existence-oracles.test.ts).
+    expect(await refused(unknown, { key: keys.owner, token: tokens.owner })).toContain(`machine "${unknown}" has no console for the SSH key you authenticated with`);
+    expect(await refused(unknown, { key: keys.owner, token: tokens.admin })).toContain(`machine "${unknown}" not found`);
     expect(server.console!.sessions).toBe(0);
     expect(owned.sim.serial.attachments).toBe(0);
   });
@@ -249,9 +251,18 @@ describe("decideConsoleAccess (the rules without SSH)", () => {
     const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };
     expect(decideConsoleAccess(m(alloc("firewall")), "m1", "other", admin)).toMatchObject({ allow: true, admin: true });
     const opViewer = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.VIEWER }) };
-    expect(decideConsoleAccess(m(null), "m1", blob, opViewer)).toMatchObject({ allow: false, message: expect.stringContaining("is not allocated") });
+    expect(decideConsoleAccess(m(null), "m1", blob, opViewer)).toMatchObject({ allow: false, message: expect.stringContaining('machine "m1" has no console for the SSH key') });
+    expect(decideConsoleAccess(m(null), "m1", blob, admin)).toMatchObject({ allow: true, admin: true, allocationUuid: undefined });
   });
-  it("a machine without a partition has no console", () => {
-    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, { kind: "none" })).toMatchObject({ allow: false, message: expect.stringContaining("no partition") });
+  it("a machine without a partition has no console; only an operator admin is told why", () => {
+    const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };
+    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, admin)).toMatchObject({ allow: false, message: expect.stringContaining("no partition") });
+    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, { kind: "none" })).toMatchObject({ allow: false, message: expect.stringContaining("has no console for the SSH key") });
+  });
+  it("outsiders (a key that is not one of the allocation's) get one answer for unknown, free, another's and a firewall's machine", () => {
+    const strangerBlob = keyBlob("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDBqpMUcgJVn6XKTiKQQIB+fGBNcNFSi6EHTZubtPjUF stranger@laptop")!;
+    const answers = [undefined, m(null), m(alloc("machine")), m(alloc("firewall"))].map((machine) => decideConsoleAccess(machine, "m1", strangerBlob, viewer));
+    expect(new Set(answers.map((a) => JSON.stringify(a))).size).toBe(1);
+    expect(answers[0]).toMatchObject({ allow: false, message: expect.stringContaining('machine "m1" has no console for the SSH key you authenticated with (SHA256:') });
   });
 });

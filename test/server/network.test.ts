@@ -140,8 +140,9 @@ describe("IPs", () => {
     await expectCode(ipsApi.create({ project: "pa", network: own, ip: "192.168.1.1" }), Code.InvalidArgument, "is not inside network");
     await expectCode(ipsApi.create({ project: "pa", network: own, ip: "10.0.0.999" }), Code.InvalidArgument, "ip:");
     await expectCode(ipsApi.create({ project: "pa", network: own, ip: given, addressFamily: AddressFamily.V4 }), Code.InvalidArgument, "cannot be combined");
-    await expectCode(ipsApi.create({ project: "pa", network: "super-p1" }), Code.InvalidArgument, "super");
-    await expectCode(ipsApi.create({ project: "pb", network: own }), Code.PermissionDenied, "belongs to another project");
+    // Networks a project may not use read as networks that do not exist (issue 12, item 16): one answer for outsiders.
+    await expectCode(ipsApi.create({ project: "pa", network: "super-p1" }), Code.NotFound, 'network "super-p1" not found');
+    await expectCode(ipsApi.create({ project: "pb", network: own }), Code.NotFound, `network "${own}" not found`);
     expect((await ipsApi.create({ project: "pb", network: "internet" })).ip?.ip).toMatch(/^185\.1\.2\./);
   });
 
