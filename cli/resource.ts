@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, Flags, type Command, type Interfaces } from "@oclif/core";
-import { parseAllDocuments, stringify } from "yaml";
+import { stringify } from "yaml";
 import { aliasesOf, MetalCommand } from "./base.js";
-import { io } from "./io.js";
+import { originOf, readDocuments } from "./documents.js";
 import { UsageError, type Column } from "./output.js";
 
 type Shape<E extends DescMessage> = MessageShape<E>;
@@ -44,21 +44,20 @@ export interface ResourceSpec<E extends DescMessage> {
   commonFlags?: FlagDefs;
 }
 
-/** The documents of a YAML/JSON file ("-" is stdin); a document holding a list counts as its items. */
-export async function readDocuments(file: string): Promise<JsonObject[]> {
-  const text = file === "-" ? await io().stdin() : readFileSync(file, "utf8");
-  const docs: JsonObject[] = [];
-  for (const d of parseAllDocuments(text)) {
-    if (d.errors.length > 0) throw new UsageError(`${file}: ${d.errors[0]!.message}`);
-    const v = d.toJSON() as unknown;
-    if (v === null || v === undefined) continue;
-    for (const item of Array.isArray(v) ? v : [v]) {
-      if (typeof item !== "object" || item === null || Array.isArray(item)) throw new UsageError(`${file}: every document must be a mapping`);
-      docs.push(item as JsonObject);
-    }
+/**
+ * Runs one document's request; a document the conversion to the request
+ * refuses (a value of a form the checks let through) is a usage error naming
+ * the document, not an internal error naming a request type.
+ */
+async function forDocument<T>(doc: JsonObject, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ConnectError || err instanceof UsageError || !(err instanceof Error)) throw err;
+    // @bufbuild/protobuf: "cannot decode message metal.admin.v1.XRequest from JSON: ..." / "cannot decode field metal....: ...".
+    const reason = err.message.replace(/^cannot decode (message|field) [\w.]+ from JSON:\s*/, "").replace(/\b(metal|masterdata|google)\.[\w.]+\.(\w+)\b/g, "$2");
+    throw new UsageError(`${originOf(doc) ?? "document"}: ${reason}`);
   }
-  if (docs.length === 0) throw new UsageError(`${file}: no documents`);
-  return docs;
 }
 
 const versionOfDoc = (doc: JsonObject): string | undefined => {
@@ -123,11 +122,11 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
       async run() {
         const flags = this.flags as AnyFlags;
         let docs: JsonObject[];
-        if (flags.file) docs = await readDocuments(flags.file as string);
+        if (flags.file) docs = await readDocuments(flags.file as string, spec.schema);
         else if (spec.createDoc) docs = [spec.createDoc(flags)];
         else throw new UsageError("-f/--file is required");
         const created: Shape<E>[] = [];
-        for (const doc of docs) created.push(await create(this, doc, flags));
+        for (const doc of docs) created.push(await forDocument(doc, () => create(this, doc, flags)));
         this.printList(spec.schema, created, spec.columns);
       }
     };
@@ -150,12 +149,12 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
         if (!current) {
           if (mode === "update") throw new UsageError(`every document needs an id to update a ${spec.kind}`);
           if (!spec.create) throw new UsageError(`${spec.kind}s cannot be created`);
-          done.push(await spec.create(cmd, doc, flags));
+          done.push(await forDocument(doc, () => spec.create!(cmd, doc, flags)));
           continue;
         }
         // apply means "make it so": it writes over concurrent changes; update -f and edit detect them by the version read.
         const version = mode === "apply" ? String(cmd.versionOf(spec.schema, current)) : (versionOfDoc(doc) ?? String(cmd.versionOf(spec.schema, current)));
-        done.push(await update(cmd, doc, current, version, flags));
+        done.push(await forDocument(doc, () => update(cmd, doc, current!, version, flags)));
       }
       return done;
     };
@@ -166,7 +165,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
       static override flags = { ...common, file: requiredFile };
       async run() {
         const flags = this.flags as AnyFlags;
-        this.printList(spec.schema, await updateFromDocs(this, await readDocuments(flags.file as string), flags, "update"), spec.columns);
+        this.printList(spec.schema, await updateFromDocs(this, await readDocuments(flags.file as string, spec.schema), flags, "update"), spec.columns);
       }
     };
 
@@ -176,7 +175,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
       static override flags = { ...common, file: requiredFile };
       async run() {
         const flags = this.flags as AnyFlags;
-        this.printList(spec.schema, await updateFromDocs(this, await readDocuments(flags.file as string), flags, "apply"), spec.columns);
+        this.printList(spec.schema, await updateFromDocs(this, await readDocuments(flags.file as string, spec.schema), flags, "apply"), spec.columns);
       }
     };
 
@@ -202,7 +201,7 @@ export function resourceCommands<E extends DescMessage>(spec: ResourceSpec<E>): 
             this.err(`${spec.kind} "${spec.idOf(current)}" unchanged\n`);
             return;
           }
-          this.printList(spec.schema, await updateFromDocs(this, await readDocuments(file), flags, "update"), spec.columns);
+          this.printList(spec.schema, await updateFromDocs(this, await readDocuments(file, spec.schema), flags, "update"), spec.columns);
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }

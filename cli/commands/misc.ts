@@ -6,6 +6,7 @@ import { TokenSchema, TokenService, type Token, type TokenRoles } from "../../ge
 import { UserService, UserSchema } from "../../gen/metal/api/v1/user_pb.js";
 import { VersionService, VersionSchema } from "../../gen/metal/api/v1/version_pb.js";
 import { aliasesOf, allPages, apiUrl, DEFAULT_API_URL, MetalCommand } from "../base.js";
+import { completionScript, type CompletableCommand } from "../completion.js";
 import { parseDurationAtLeast } from "../duration.js";
 import { enumLabel, enumParse, isoTime, jsonOf, renderTable, UsageError, type Column } from "../output.js";
 
@@ -233,28 +234,11 @@ class TokenRevoke extends MetalCommand<typeof TokenRevoke> {
 
 class Completion extends MetalCommand<typeof Completion> {
   static override summary = "print a shell completion script: eval \"$(metalctl completion bash)\"";
+  static override description = "Completes commands, aliases, each command's flags and the values of flags with fixed options (-o), after `metalctl` and after `npx metalctl`.";
   static override args = { shell: Args.string({ required: true, options: ["bash", "zsh"] }) };
   async run() {
-    const ids = new Set<string>();
-    for (const c of this.config.commands) {
-      ids.add(c.id.replace(/:/g, " "));
-      for (const a of [...c.aliases, ...(c.hiddenAliases ?? [])]) ids.add(a.replace(/:/g, " "));
-    }
-    const flags = Object.keys(MetalCommand.baseFlags).map((f) => `--${f}`).concat(["--help", "--project", "--output"]);
-    const script = `# metalctl ${this.args.shell} completion
-__metalctl_commands='${[...ids].sort().join("\n")}'
-__metalctl_flags='${[...new Set(flags)].join(" ")}'
-_metalctl() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" prefix="" i
-  for ((i=1; i<COMP_CWORD; i++)); do prefix+="\${COMP_WORDS[i]} "; done
-  if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$__metalctl_flags" -- "$cur")); return; fi
-  local next
-  next=$(while IFS= read -r c; do [[ "$c " == "$prefix"* ]] && { r="\${c#"$prefix"}"; echo "\${r%% *}"; }; done <<< "$__metalctl_commands" | sort -u)
-  COMPREPLY=($(compgen -W "$next" -- "$cur"))
-}
-`;
-    const tail = this.args.shell === "zsh" ? "autoload -U +X bashcompinit && bashcompinit\ncomplete -F _metalctl metalctl\n" : "complete -F _metalctl metalctl\n";
-    this.out(this.args.shell === "zsh" ? `autoload -U +X compinit && compinit\n${script}${tail}` : script + tail);
+    const commands = this.config.commands as unknown as CompletableCommand[];
+    this.out(completionScript(this.args.shell as "bash" | "zsh", commands, MetalCommand.baseFlags as unknown as CompletableCommand["flags"]));
   }
 }
 

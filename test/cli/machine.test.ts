@@ -76,7 +76,7 @@ describe("metalctl machine", () => {
 
   it("follows events with logs --watch until the awaited one happens", async () => {
     const w = await fixture.bootMachine("r1");
-    const watching = run(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "1"]);
+    const watching = run(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"]);
     await new Promise((r) => setTimeout(r, 300));
     const { EventService } = await import("../../gen/metal/infra/v1/event_pb.js");
     const { ProvisioningEventType } = await import("../../gen/metal/api/v1/machine_pb.js");

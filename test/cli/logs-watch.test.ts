@@ -1,0 +1,129 @@
+import { createServer } from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { ProvisioningEventSchema, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
+import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { cli } from "./run-cli.js";
+
+let server: TestServer;
+let fixture: PartitionFixture;
+const m = cli();
+const env = () => ({ METALCTL_API_URL: server.url, METALCTL_API_TOKEN: server.adminToken });
+
+beforeAll(async () => {
+  server = await startTestServer();
+  fixture = await setUpPartition(server);
+});
+afterAll(() => fixture?.stopAll());
+
+/** A port nothing listens on: a request there is refused, so a flag checked only after a request would show as exit 7. */
+async function deadUrl(): Promise<string> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return `http://127.0.0.1:${port}`;
+}
+
+const sendEvent = (machineId: string, type: T, message: string) => server.client(EventService, fixture.infraToken).send({ partition: "p1", events: [{ machineId, type, message }] });
+
+describe("metalctl machine logs --until", () => {
+  it("ends at once when the awaited event is already in the log", async () => {
+    const w = await fixture.bootMachine("r1");
+    // Before: the log printed by the first poll was history, and this waited for the next Waiting forever.
+    const r = await m.run(["machine", "logs", w.id, "--watch", "--until", "waiting"], env());
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^TIME\s+EVENT\s+MESSAGE\n/);
+    expect(r.stdout).toMatch(/Registering[\s\S]*Waiting/);
+  });
+
+  it("--until without --watch waits for the event (it implies --watch)", async () => {
+    const w = await fixture.bootMachine("r2");
+    const running = m.start(["machine", "logs", w.id, "--until", "crashed", "--interval", "100ms"], env());
+    // The first poll has printed the log: the crash below is new to it.
+    await vi.waitFor(() => expect(running.output().stdout).toContain("Waiting"), { timeout: 15_000, interval: 20 });
+    await sendEvent(w.id, T.CRASHED, "disk on fire");
+    const r = await running.done;
+    expect(r.code).toBe(0);
+    expect(r.stdout.trimEnd().split("\n").pop()).toMatch(/Crashed\s+disk on fire$/);
+  });
+
+  it("prints rows of later polls in the columns of the first table", async () => {
+    const w = await fixture.bootMachine("r1");
+    const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"], env());
+    await vi.waitFor(() => expect(running.output().stdout).toContain("Waiting"), { timeout: 15_000, interval: 20 });
+    await sendEvent(w.id, T.CRASHED, "late one");
+    const r = await running.done;
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split("\n");
+    const eventAt = lines[0]!.indexOf("EVENT");
+    const messageAt = lines[0]!.indexOf("MESSAGE");
+    expect(lines.at(-1)).toContain("late one");
+    // Every row, the first table's and the late one, starts its event and message where the headers do.
+    for (const line of lines.slice(1)) {
+      expect(line.slice(eventAt - 2, eventAt), line).toBe("  ");
+      expect(line[eventAt], line).not.toBe(" ");
+      // An event without a message ends after its name.
+      if (line.length <= messageAt) continue;
+      expect(line.slice(messageAt - 2, messageAt), line).toBe("  ");
+      expect(line[messageAt], line).not.toBe(" ");
+    }
+  });
+
+  it("refuses an unknown event, a zero, negative or unit-less interval before any request", async () => {
+    const offline = { METALCTL_API_URL: await deadUrl(), METALCTL_API_TOKEN: "x" };
+    const id = "00000000-0000-0000-0000-000000000001";
+    const bogus = await m.run(["machine", "logs", id, "--watch", "--until", "bogus-event"], offline);
+    expect(bogus.code).toBe(2);
+    expect(bogus.stderr).toBe('--until: "bogus-event" is not a provisioning event; use one of pxe-booting, preparing, registering, waiting, installing, booting-new-kernel, phoned-home, planned-reboot, machine-reclaim, crashed\n');
+    for (const [value, message] of [
+      ["0s", '--interval: "0s" is too short; the minimum is 100ms\n'],
+      ["50ms", '--interval: "50ms" is too short; the minimum is 100ms\n'],
+      ["-1s", '--interval: "-1s" is not a duration like 500ms, 2s, 1m30s, 24h or 30d\n'],
+      ["0", '--interval: "0" is not a duration like 500ms, 2s, 1m30s, 24h or 30d (a unit is required: 0s, 0ms, 0m)\n'],
+    ]) {
+      const r = await m.run(["machine", "logs", id, "--watch", "--interval", value!], offline);
+      expect(r, value).toMatchObject({ code: 2, stderr: message });
+    }
+    // --expires takes the same grammar.
+    const expires = await m.run(["token", "create", "--expires", "2"], offline);
+    expect(expires).toMatchObject({ code: 2, stderr: '--expires: "2" is not a duration like 500ms, 2s, 1m30s, 24h or 30d (a unit is required: 2s, 2ms, 2m)\n' });
+  });
+
+  it("takes durations such as 2s, 500ms and 1m30s for --interval and --expires", async () => {
+    const w = await fixture.bootMachine("r2");
+    for (const interval of ["500ms", "2s", "1m30s"]) {
+      const r = await m.run(["machine", "logs", w.id, "--until", "waiting", "--interval", interval], env());
+      expect(r, interval).toMatchObject({ code: 0, stderr: "" });
+    }
+    const token = await m.run(["token", "create", "--expires", "1m30s", "-o", "json"], env());
+    expect(token.stderr).toBe("");
+    const t = JSON.parse(token.stdout) as { token: { expiresAt: string; createdAt: string } };
+    expect(Math.round((Date.parse(t.token.expiresAt) - Date.parse(t.token.createdAt)) / 1000)).toBe(90);
+  });
+});
+
+describe("which events count for --until", () => {
+  const log = (...types: T[]) => types.map((type) => create(ProvisioningEventSchema, { type }));
+  it("counts events of the current cycle and the newest event, not those before a reclaim or planned reboot", () => {
+    const allocated = log(T.PXE_BOOTING, T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL, T.PHONED_HOME);
+    expect(alreadyHappened(allocated, T.PHONED_HOME)).toBe(true);
+    expect(alreadyHappened(allocated, T.WAITING)).toBe(true);
+    const freed = [...allocated, ...log(T.MACHINE_RECLAIM)];
+    expect(alreadyHappened(freed, T.WAITING)).toBe(false);
+    expect(alreadyHappened(freed, T.PHONED_HOME)).toBe(false);
+    expect(alreadyHappened(freed, T.MACHINE_RECLAIM)).toBe(true);
+    expect(alreadyHappened([...freed, ...log(T.PXE_BOOTING)], T.PXE_BOOTING)).toBe(true);
+    expect(alreadyHappened([...allocated, ...log(T.PLANNED_REBOOT)], T.PHONED_HOME)).toBe(false);
+    expect(alreadyHappened([], T.WAITING)).toBe(false);
+  });
+
+  it("reads an event as the README and the table write it", () => {
+    for (const word of ["phoned home", "Phoned Home", "phoned-home", "PHONED_HOME", "PROVISIONING_EVENT_TYPE_PHONED_HOME"]) expect(parseUntilEvent(word), word).toBe(T.PHONED_HOME);
+    expect(() => parseUntilEvent("alive")).toThrow(/not a provisioning event/);
+  });
+});
