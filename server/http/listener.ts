@@ -9,6 +9,7 @@ import tls from "node:tls";
 import { connectionDefaults, type ConnectionSettings } from "../config.js";
 import { ConnectionCaps, SessionWatch } from "./connection-guard.js";
 import type { AppHandler as Handler, NodeHandler } from "./node-handler.js";
+import { noteSessionAddress } from "./peer.js";
 
 export interface Listener {
   /** The base URL clients use, e.g. http://127.0.0.1:8080. */
@@ -49,7 +50,7 @@ function withHead(socket: net.Socket, head: Buffer): Duplex {
   return d;
 }
 
-/** The h2c Duplex, still telling where it comes from (stream limits count public streams per remote address). */
+/** The h2c Duplex, still telling where it comes from (stream limits count public streams per remote address; see peer.ts). */
 class SniffedSocket extends Duplex {
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -190,6 +191,7 @@ export async function listen(handler: Handler, address: string, tls_?: { cert: s
   }
   h2.on("session", (s: http2.ServerHttp2Session) => {
     h2Sessions.add(s);
+    noteSessionAddress(s);
     new SessionWatch(s, limits);
     s.on("close", () => h2Sessions.delete(s));
   });

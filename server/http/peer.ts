@@ -21,8 +21,26 @@ export function connectionOfStream(stream: http2.ServerHttp2Stream): Connection 
   return stream.session;
 }
 
-/** The remote address of a connection ("" once it is gone). */
+/** Remote addresses of HTTP/2 sessions, noted by the listener when each session starts. */
+const sessionAddresses = new WeakMap<Connection, string>();
+
+/**
+ * Notes where an HTTP/2 session comes from. node:http2 wraps a socket that is
+ * not a plain TCP socket (the plain listener's h2c Duplex, which replays the
+ * sniffed preface) in a socket of its own that has no remote address; the
+ * wrapped stream (`stream`) still has it.
+ */
+export function noteSessionAddress(session: http2.Http2Session): void {
+  const socket = session.socket as unknown as { remoteAddress?: string; stream?: { remoteAddress?: string } } | undefined;
+  const address = socket?.remoteAddress ?? socket?.stream?.remoteAddress;
+  if (address) sessionAddresses.set(session, address);
+}
+
+/** The remote address of a connection ("" when unknown). */
 export function addressOf(connection: Connection | undefined): string {
-  const c = connection as { socket?: { remoteAddress?: string }; remoteAddress?: string } | undefined;
-  return c?.remoteAddress ?? c?.socket?.remoteAddress ?? "";
+  if (!connection) return "";
+  const noted = sessionAddresses.get(connection);
+  if (noted !== undefined) return noted;
+  const c = connection as { socket?: { remoteAddress?: string }; remoteAddress?: string };
+  return c.remoteAddress ?? c.socket?.remoteAddress ?? "";
 }

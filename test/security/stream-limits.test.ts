@@ -1,0 +1,114 @@
+import { Code, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { beforeAll, describe, expect, it } from "vitest";
+import { Health } from "../../gen/grpc/health/v1/health_pb.js";
+import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
+import { expectCode } from "../helpers/expect.js";
+import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import type { TestServer } from "../helpers/test-server.js";
+import { startConfiguredServer, type ConfiguredServer } from "./configured-server.js";
+
+/**
+ * Issue 12, item 6: long-lived streams are limited per connection, per
+ * principal (public ones: per remote address) and in total, and refused with
+ * ResourceExhausted over a limit. Today's main took any number of health
+ * Watches without a token.
+ */
+let server: ConfiguredServer;
+let fixture: PartitionFixture;
+
+beforeAll(async () => {
+  server = await startConfiguredServer({
+    // per connection / per principal / in total
+    METAL_PUBLIC_STREAM_LIMITS: "2/3/4",
+    METAL_WAIT_STREAM_LIMITS: "100/2/100",
+  });
+  fixture = await setUpPartition(server as unknown as TestServer);
+}, 60_000);
+
+/** A health client on a connection of its own, from the given local address (127.0.0.x all reach the server). */
+const healthFrom = (localAddress = "127.0.0.1"): Client<typeof Health> =>
+  createClient(Health, createGrpcTransport({ baseUrl: server.url, nodeOptions: { localAddress } as never }));
+
+/** Opens a Watch and resolves once the server sent its first status (the stream is open), or rejects with its refusal. */
+async function openWatch(client: Client<typeof Health>, held: AbortController[]): Promise<void> {
+  const abort = new AbortController();
+  held.push(abort);
+  const it = client.watch({ service: "" }, { signal: abort.signal })[Symbol.asyncIterator]();
+  await it.next();
+  // Keep reading in the background so the stream stays served until aborted.
+  void (async () => {
+    try {
+      while (!(await it.next()).done);
+    } catch {
+      // aborted at the end
+    }
+  })();
+}
+
+async function eventually(probe: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (probe()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("public streams (health Watch, no token)", () => {
+  it("are limited per connection, per remote address and in total, and the places come back when streams end", async () => {
+    const held: AbortController[] = [];
+    try {
+      const first = healthFrom();
+      await openWatch(first, held);
+      await openWatch(first, held);
+      await expectCode(openWatch(first, held), Code.ResourceExhausted, "on this connection (limit 2)");
+
+      const second = healthFrom();
+      await openWatch(second, held);
+      await expectCode(openWatch(second, held), Code.ResourceExhausted, "of this caller (limit 3)");
+
+      await openWatch(healthFrom("127.0.0.2"), held);
+      await expectCode(openWatch(healthFrom("127.0.0.3"), held), Code.ResourceExhausted, "on this server (limit 4)");
+      expect(server.app.streamLimits.open("public")).toBe(4);
+    } finally {
+      for (const a of held) a.abort();
+    }
+    await eventually(() => server.app.streamLimits.open("public") === 0, "the ended streams to give their places back");
+    const again: AbortController[] = [];
+    await openWatch(healthFrom(), again);
+    for (const a of again) a.abort();
+  });
+
+  it("a unary health check is not a stream and is never limited", async () => {
+    const held: AbortController[] = [];
+    try {
+      const client = healthFrom();
+      await openWatch(client, held);
+      await openWatch(client, held);
+      for (let i = 0; i < 5; i++) expect((await client.check({ service: "" })).status).toBeDefined();
+    } finally {
+      for (const a of held) a.abort();
+    }
+    await eventually(() => server.app.streamLimits.open("public") === 0, "the ended streams to give their places back");
+  });
+});
+
+describe("Wait streams", () => {
+  it("count per infra token: a third Wait of the same token is refused until one ends", async () => {
+    const a = await fixture.bootMachine("r1");
+    const b = await fixture.bootMachine("r2");
+    await eventually(() => server.app.streamLimits.open("wait") === 2, "two Wait streams to be open");
+    const boot = server.grpcClient(BootService, fixture.infraToken);
+    await expectCode(
+      (async () => {
+        for await (const _ of boot.wait({ partition: "p1", machineId: a.id }));
+      })(),
+      Code.ResourceExhausted,
+      "BootService/Wait streams of this caller (limit 2)",
+    );
+    a.abort.abort();
+    await eventually(() => server.app.streamLimits.open("wait") === 1, "the ended Wait to give its place back");
+    b.abort.abort();
+    await eventually(() => server.app.streamLimits.open("wait") === 0, "every Wait to give its place back");
+  });
+});
