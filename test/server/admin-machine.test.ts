@@ -20,7 +20,7 @@ afterAll(() => fixture.stopAll());
 const request = (extra: Record<string, unknown> = {}) => ({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: "m", networks: [fixture.primary.pb], ...extra });
 
 describe("operator machine actions", () => {
-  it("taints and locks only with a reason; tainted machines are allocated by id only, locked ones are not freed", async () => {
+  it("taints and locks only with a reason; tainted machines are not allocated (by size or by id), locked ones are not freed", async () => {
     const admin = server.client(AdminMachineService, server.adminToken);
     const tenant = server.client(MachineService, server.adminToken);
     const m = await fixture.bootMachine("r1");
@@ -29,6 +29,9 @@ describe("operator machine actions", () => {
     const tainted = await admin.setState({ id: m.id, state: MachineState.TAINTED, reason: "flaky NIC" });
     expect(tainted.machine).toMatchObject({ state: MachineState.TAINTED, stateReason: "flaky NIC" });
     await expectCode(tenant.create(request()), Code.ResourceExhausted, "no s1 machine is waiting");
+    // Allocation by id passes the same rule as allocation by size (issue 12 item 1).
+    await expectCode(tenant.create(request({ machineId: m.id })), Code.FailedPrecondition, "tainted");
+    await admin.setState({ id: m.id, state: MachineState.AVAILABLE, reason: "" });
     await tenant.create(request({ machineId: m.id }));
     await admin.setState({ id: m.id, state: MachineState.LOCKED, reason: "customer database" });
     await expectCode(tenant.delete({ id: m.id, project: "pb" }), Code.FailedPrecondition, "is locked");
