@@ -103,7 +103,7 @@ export class SimMachine implements Hardware {
   running: "off" | "hammer" | "os" | "nothing" = "off";
   /** Everything done to the hardware, in order. */
   readonly ops: string[] = [];
-  /** What the serial console printed (the last 64 KiB). */
+  /** What the serial console printed since the machine last booted (the last 64 KiB): the scrollback a new attachment gets. */
   consoleLog = "";
   readonly console: Duplex;
   boots = 0;
@@ -183,6 +183,9 @@ export class SimMachine implements Hardware {
   private startBoot() {
     this.boots++;
     const signal = this.current.signal;
+    // A boot starts a new console log: what an earlier boot printed (a previous tenant's session, before the
+    // reclaim's reset) never reaches whoever attaches later. Attachments open now keep seeing the live output.
+    this.consoleLog = "";
     this.print(`\r\nSimBIOS 1.0 (${this.uuid})\r\nBooting from ${this.bootOrder}...\r\n`);
     if (this.bootOrder === "pxe") {
       this.running = "hammer";
