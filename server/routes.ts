@@ -122,7 +122,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminFilesystemLayoutService, createAdminFilesystemLayoutService({ db }));
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
-  add(AdminMachineService, createAdminMachineService({ db, bus }));
+  add(AdminMachineService, createAdminMachineService({ db, bus, log: deps.log }));
   add(AdminSwitchService, createAdminSwitchService({ db, bus }));
   add(AdminConnectionService, createAdminConnectionService({ connections: deps.connections }));
 
