@@ -4,6 +4,8 @@ import { join } from "node:path";
 import { Code, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
+import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
 import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
@@ -138,6 +140,18 @@ export function describeDeletesInUse(database: string, launch: () => Promise<{ s
         message: () => `switch "leaf01" still has machines connected on swp1; migrate them or delete with force`,
         stillThere: () => admin(AdminSwitches).get({ id: "leaf01" }),
       },
+      {
+        entity: "project",
+        remove: () => admin(MdProjects).delete({ id: "pa" }),
+        message: () => `project "pa" still has 1 machine, 1 network, 2 IPs; free or delete them first`,
+        stillThere: () => admin(MdProjects).get({ id: "pa" }),
+      },
+      {
+        entity: "tenant",
+        remove: () => admin(MdTenants).delete({ id: "t" }),
+        message: () => `tenant "t" still owns 2 project(s); delete them first`,
+        stillThere: () => admin(MdTenants).get({ id: "t" }),
+      },
     ];
 
     it.each(rows.map((r) => [r.entity, r] as const))("refuses to delete a %s in use, naming what uses it, and keeps it", async (_entity, row) => {
@@ -146,9 +160,5 @@ export function describeDeletesInUse(database: string, launch: () => Promise<{ s
       expect(err.rawMessage).toBe(row.message());
       expect(await row.stillThere()).toEqual(before);
     });
-
-    // Issue 12 item 9 (masterdata refusing to delete projects and tenants in use) is another change.
-    it.todo("refuses to delete a project that still has machines, networks, IPs or size reservations");
-    it.todo("refuses to delete a tenant that still has projects");
   });
 }
