@@ -114,7 +114,7 @@ class MetalHelp extends Help {
       commands.map((c) => {
         const also = verbAliases(c);
         const summary = c.summary ?? c.description?.split("\n")[0] ?? "";
-        return also.length > 0 ? { ...c, summary: `${summary} (also: ${also.join(", ")})` } : c;
+        return { ...c, summary: also.length > 0 ? `${summary} (also: ${also.join(", ")})` : summary };
       }),
     );
   }
@@ -123,7 +123,7 @@ class MetalHelp extends Help {
     return super.formatTopics(
       topics.map((t) => {
         const also = topicAliases(this.config as Config, t.name.split(" ").join(":"));
-        return also.length > 0 ? { ...t, description: `${t.description ?? ""} (also: ${also.join(", ")})` } : t;
+        return { ...t, description: also.length > 0 ? `${t.description ?? ""} (also: ${also.join(", ")})` : t.description };
       }),
     );
   }
@@ -138,7 +138,8 @@ export async function runMetalctl(input: string[], ioOverride: Io = processIo): 
       const id = words.join(":");
       // A topic alone ("metalctl machine") shows that topic's help, as --help does.
       if (help || (words.length > 0 && !c.findCommand(id) && c.findTopic(id))) {
-        await new MetalHelp(c).showHelp(words);
+        // oclif's help rewrites the ids of the commands it shows; it gets a configuration of its own, not the shared one.
+        await new MetalHelp(await load(modulesFor([...argv, "--help"]))).showHelp(words);
         return 0;
       }
       await run(argv, c);
