@@ -57,7 +57,7 @@ describe("partitions", () => {
     ["mgmt address", { mgmtServiceAddress: "no-port" }, "mgmt_service_address"],
     ["label key", { labels: { "bad key": "x" } }, "labels"],
     ["name length", { name: "n".repeat(200) }, "name: must be at most 128"],
-    ["control characters", { description: "a\u0000b" }, "description: must not contain control characters"],
+    ["control characters", { description: "a\u0001b" }, "description: must not contain control characters"],
   ])("refuses an invalid %s and stores nothing", async (_what, patch, message) => {
     const id = (patch as { id?: string }).id ?? "invalid-one";
     await expectCode(admin.create({ ...valid, ...patch, id }), Code.InvalidArgument, message);
