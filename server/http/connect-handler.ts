@@ -70,7 +70,10 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
         if (json && typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
           uReq.body = depthChecked(uReq.body as AsyncIterable<Uint8Array>, enveloped);
         }
-        await universalResponseToNodeResponse(await uHandler(uReq), res);
+        const uRes = await uHandler(uReq);
+        // Refused mid-body (too deep, too large): the rest is never read, so an HTTP/1.1 connection cannot carry another request.
+        if (req.httpVersionMajor === 1 && !req.complete && !res.headersSent) res.setHeader("connection", "close");
+        await universalResponseToNodeResponse(uRes, res);
       } catch (err) {
         if (ConnectError.from(err).code !== Code.Aborted) onError(err, uHandler.method);
         if (!res.headersSent) res.destroy();
