@@ -1,7 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { Code, ConnectError, cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
@@ -12,10 +11,12 @@ import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js"
 import type { Db } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
+import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
-import { createAuthInterceptor } from "./interceptors/auth.js";
+import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
+import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
@@ -27,6 +28,7 @@ import { createMetrics } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./services/infra/boot-service.js";
 import { pingDatabase } from "./repositories/health-repository.js";
+import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";
 import { ConnectionRegistry } from "./streams/connections.js";
 import { WaitingRegistry } from "./streams/waiting.js";
@@ -38,6 +40,8 @@ export interface App {
   readonly handler: AppHandler;
   readonly db: Db<any>;
   readonly authority: TokenAuthority;
+  /** Open long-lived streams by class (tests and metrics). */
+  readonly streamLimits: StreamLimits;
   /**
    * Starts the SSH console front end on host:port (default: the configured
    * METAL_CONSOLE_LISTEN; port 0 picks a free one). close() stops it.
@@ -84,7 +88,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     throw err;
   });
   const db = metal.db;
-  const masterdataRoutes = createMasterdataRoutes({ db: masterdata.db });
+  const masterdataRoutes = createMasterdataRoutes({ db: masterdata.db, projectUsage: (id) => projectUsageRepository.describe(db, id), projectDeleted: (id) => authority.dropProjectGrants(db, id) });
   // metal-api reaches masterdata only through its generated client; co-located, that client is in-process.
   const masterdataTransport = createRouterTransport(masterdataRoutes);
   const mdProjects = createClient(MasterdataProjectService, masterdataTransport);
@@ -123,16 +127,22 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   setMaxListeners(0, shutdown.signal);
   // One Wait stream per waiting machine: thousands are open at once, so plain gRPC Waits take the lean path.
   const lean = new LeanGrpcStreams([BootService.method.wait]);
-  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStringsInterceptor()];
+  // Long-lived streams are counted after authentication (per token; public ones per remote address).
+  const streamLimits = new StreamLimits(config.streamLimits);
+  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor()];
+  // A call without a usable token to a method that needs one is answered before its body is read.
+  const earlyCheck: EarlyCheck = (method, authorization) => refusalBeforeBody(authority, method, authorization);
   const routes = (router: ConnectRouter) => {
     registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);
   };
-  const connectHandler = connectNodeAdapter({
+  const connectHandler = createConnectHandler({
     routes,
     interceptors,
     shutdownSignal: shutdown.signal,
     readMaxBytes: READ_MAX_BYTES,
+    earlyCheck,
+    onError: (err, method) => log.error({ err, rpc: `${method.parent.typeName}/${method.name}` }, "writing the response failed"),
     fallback(req, res) {
       if (req.url === "/metrics" && req.method === "GET") {
         metrics.registry.metrics().then(
@@ -151,7 +161,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       res.end("not found\n");
     },
   });
-  const leanOptions = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES };
+  const leanOptions = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES, earlyCheck };
   const handler: AppHandler = withCors(lean.handler(connectHandler as NodeHandler, leanOptions), config.corsOrigins);
   // Listeners that see raw HTTP/2 streams (plain h2c) give lean calls no compatibility objects at all.
   handler.takeStream = lean.streamTaker(leanOptions);
@@ -175,6 +185,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     handler,
     db,
     authority,
+    streamLimits,
     async startConsole(listen = config.consoleListen, overrides = {}) {
       const c = await startConsoleServer(
         { db, authority, projects, broker: relayBrokerOf(db), log },
