@@ -18,7 +18,7 @@ export const machines = pgTable(
   rackId: text("rack_id"),
   hardware: jsonb("hardware").$type<StoredHardware>(),
   bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
-  /** "available", "tainted" (only by explicit id) or "locked" (cannot be freed). */
+  /** "available", "tainted" (reserved by an operator: not allocatable, by size or by id) or "locked" (not allocatable, cannot be freed). */
   state: text("state").$type<"available" | "tainted" | "locked">().notNull().default("available"),
   stateReason: text("state_reason").notNull().default(""),
   /**
