@@ -132,15 +132,13 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     channel.end();
   }
 
+  /** One read whether the machine exists or not: an outsider cannot time the difference. */
   async function machineOf(id: string): Promise<ConsoleMachine | undefined> {
-    try {
-      const { machine: m } = await machineRepository.get(deps.db, id);
-      const a = m.allocation;
-      return { id: m.id, partition: m.partitionId, allocation: a ? { uuid: a.uuid, project: a.project, role: a.role, sshKeys: a.sshKeys } : null };
-    } catch (err) {
-      if ((err as { code?: unknown }).code === 5 /* Connect NotFound */) return undefined;
-      throw err;
-    }
+    const found = await machineRepository.find(deps.db, id);
+    if (!found) return undefined;
+    const { machine: m } = found;
+    const a = m.allocation;
+    return { id: m.id, partition: m.partitionId, allocation: a ? { uuid: a.uuid, project: a.project, role: a.role, sshKeys: a.sshKeys } : null };
   }
 
   async function presented(secret: string | undefined): Promise<PresentedToken> {
