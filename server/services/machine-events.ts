@@ -15,7 +15,8 @@ export interface IncomingEvent {
 
 /**
  * Records a batch of events in one transaction: unknown machines get a bare
- * record, every container is locked, the events are applied in order with the
+ * record in the sender's partition (a claim of nothing: the machine's own
+ * Register elsewhere takes it over, see registrationMayTakeOver), every container is locked, the events are applied in order with the
  * server's receive time, and each container is written once. Entries that
  * cannot be processed are listed, the rest are not held back by them.
  */
