@@ -1,23 +1,23 @@
+import type { ConnectError } from "@connectrpc/connect";
 import type { MachineServiceCreateRequest } from "../../gen/metal/api/v1/machine_pb.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import { machineRoleFromProto } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../db/schema/index.js";
+import { refusalText, whyNotCandidate } from "../domain/allocation-candidate.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../domain/filesystem-layout.js";
 import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../domain/ip-math.js";
 import { machineTags, SystemTag } from "../domain/machine-tags.js";
 import { IpKind, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
-import { refusalText, whyNotCandidate } from "../domain/allocation-candidate.js";
-import { sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
-import type { ConnectError } from "@connectrpc/connect";
 import { uuidv7 } from "../ids.js";
 import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
+import { sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
 
 const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
@@ -193,8 +193,8 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
  * one candidate rule; by size with FOR UPDATE SKIP LOCKED, so parallel
  * allocations never pick the same one), size reservations, its ASN, the given
  * static IPs and one IP per address family of every network that got none of
- * that family given commit together or not at all. The waiting machine learns of it through the bus
- * the moment the transaction commits.
+ * that family given commit together or not at all. The waiting machine
+ * learns of it through the bus the moment the transaction commits.
  */
 export async function allocateMachine(
   deps: AllocationDeps,
