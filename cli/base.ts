@@ -5,6 +5,7 @@ import { createClient, type Client, type Interceptor, type Transport } from "@co
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Command, Flags, type Interfaces } from "@oclif/core";
 import { configPath, readConfig, writeConfig, type ConfigFile, type Context } from "./config-file.js";
+import { readText } from "./documents.js";
 import { describeError, Exit } from "./errors.js";
 import { io } from "./io.js";
 import { renderData, renderTable, sortRows, UsageError, type Column, type OutputFormat } from "./output.js";
@@ -243,6 +244,6 @@ export function aliasesOf(id: string, topicAliases: string[], verbAliases: strin
 /** Reads "@file" arguments as file contents, like the original's --sshpublickey @~/.ssh/id.pub. */
 export function atFile(value: string): string {
   if (!value.startsWith("@")) return value;
-  const p = value.slice(1).replace(/^~(?=\/)/, process.env.HOME ?? "~");
-  return readFileSync(p, "utf8").trim();
+  const p = value.slice(1).replace(/^~(?=\/)/, io().env.HOME ?? "~");
+  return readText(p).trim();
 }

@@ -24,7 +24,8 @@ const READ_ERRORS: Record<string, string> = {
   EPERM: "permission denied",
 };
 
-function readText(file: string): string {
+/** A file's text; a file that cannot be read is a usage error saying why (exit code 2), not a raw ENOENT. */
+export function readText(file: string): string {
   try {
     return readFileSync(file, "utf8");
   } catch (err) {

@@ -58,6 +58,8 @@ describe("metalctl -f files", () => {
     const missing = join(m.configHome, "nope.yaml");
     expect(await run(["partition", "apply", "-f", missing])).toMatchObject({ code: 2, stdout: "", stderr: `cannot read ${missing}: no such file\n` });
     expect(await run(["size", "create", "-f", m.configHome])).toMatchObject({ code: 2, stderr: `cannot read ${m.configHome}: it is a directory\n` });
+    const key = await run(["machine", "create", "--project", "p", "--partition", "p1", "--size", "s1", "--image", "debian-12", "--sshpublickey", `@${missing}`]);
+    expect(key).toMatchObject({ code: 2, stderr: `cannot read ${missing}: no such file\n` });
   });
 
   it("accepts what describe -o yaml prints, meta and all", async () => {
