@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { parse, stringify } from "yaml";
@@ -19,12 +19,22 @@ export interface ConfigFile {
 
 export type Env = Record<string, string | undefined>;
 
-/** $XDG_CONFIG_HOME/metalctl/config.yaml (default ~/.config), or METALCTL_CONFIG. */
+/**
+ * METALCTL_CONFIG, else $XDG_CONFIG_HOME/metalctl/config.yaml (default
+ * ~/.config) when it exists, else the contexts a lab keeps in its data
+ * directory ($METAL_DATA_DIR/metalctl/config.yaml, default .metal/): a lab
+ * started in this checkout works without touching the user's own file.
+ */
 export function configPath(env: Env): string {
   if (env.METALCTL_CONFIG) return env.METALCTL_CONFIG;
-  const base = env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config");
-  return join(base, "metalctl", "config.yaml");
+  const user = join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), ".config"), "metalctl", "config.yaml");
+  if (existsSync(user)) return user;
+  const lab = labConfigPath(env);
+  return existsSync(lab) ? lab : user;
 }
+
+/** Where a lab keeps its metalctl contexts: beside its admin token. */
+export const labConfigPath = (env: Env): string => join(env.METAL_DATA_DIR || ".metal", "metalctl", "config.yaml");
 
 export function readConfig(path: string): ConfigFile {
   let text: string;
