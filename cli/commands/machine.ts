@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -8,6 +10,7 @@ import * as api from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
 import { Exit } from "../errors.js";
+import { readText } from "../documents.js";
 import { parseDurationAtLeast } from "../duration.js";
 import { enumLabel, isoTime, jsonOf, renderData, renderTable, since, truncate, UsageError, type Column } from "../output.js";
 
@@ -179,6 +182,19 @@ export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
   }
 }
 
+/** The keys the original metalctl puts into an allocation when none is given, in its order of preference. */
+const DEFAULT_KEYS = ["id_ed25519.pub", "id_rsa.pub", "id_dsa.pub"];
+
+/** The user's first default public key, so that `machine console` and ssh work on the new machine without a flag. */
+function defaultSshKeys(home: string | undefined): string[] {
+  if (!home) return [];
+  for (const name of DEFAULT_KEYS) {
+    const path = join(home, ".ssh", name);
+    if (existsSync(path)) return [readText(path).trim()];
+  }
+  return [];
+}
+
 export class MachineCreate extends MetalCommand<typeof MachineCreate> {
   static override summary = "allocate a machine";
   static override hiddenAliases = aliasesOf("machine:create", MACHINE, ["allocate"]);
@@ -194,7 +210,7 @@ export class MachineCreate extends MetalCommand<typeof MachineCreate> {
     id: Flags.string({ description: "allocate this machine instead of a random waiting one" }),
     networks: Flags.string({ multiple: true, description: "networks to attach; the first is the private, primary one" }),
     ips: Flags.string({ multiple: true, description: "static IPs of the project to attach" }),
-    sshpublickey: Flags.string({ multiple: true, description: "SSH public key, or @file" }),
+    sshpublickey: Flags.string({ multiple: true, description: `SSH public key, or @file (default: the first of ${DEFAULT_KEYS.map((k) => `~/.ssh/${k}`).join(", ")} that exists)` }),
     userdata: Flags.string({ description: "cloud-init user data, or @file" }),
     tags: Flags.string({ multiple: true }),
     "placement-tags": Flags.string({ multiple: true, description: "spread machines carrying these over racks" }),
@@ -216,7 +232,7 @@ export class MachineCreate extends MetalCommand<typeof MachineCreate> {
       machineId: f.id,
       networks: f.networks ?? [],
       ips: f.ips ?? [],
-      sshKeys: (f.sshpublickey ?? []).map(atFile),
+      sshKeys: f.sshpublickey ? f.sshpublickey.map(atFile) : defaultSshKeys(this.env.HOME),
       userData: f.userdata ? atFile(f.userdata) : "",
       tags: f.tags ?? [],
       placementTags: f["placement-tags"] ?? [],

@@ -1,8 +1,11 @@
+import { mkdirSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { generateKey } from "../helpers/ssh-client.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
 
@@ -109,5 +112,20 @@ describe("a tenant's machine commands without --project", () => {
     // --project still decides when given.
     const other = await m.run(["machine", "update", id, "--project", "pa", "--description", "x"], two);
     expect(other.code).toBe(3);
+  });
+});
+
+describe("metalctl machine create without --sshpublickey", () => {
+  it("puts the user's ~/.ssh/id_ed25519.pub into the allocation, as the original metalctl does", async () => {
+    const user = cli();
+    mkdirSync(join(user.configHome, ".ssh"), { recursive: true });
+    const key = await generateKey(join(user.configHome, ".ssh"), "ed25519");
+    const w = await fixture.bootMachine("r2");
+    const r = await user.run(["machine", "create", "--project", "pb", "--partition", "p1", "--size", "s1", "--image", "debian-12", "--networks", fixture.primary.pb, "--id", w.id, "-o", "json"], admin());
+    expect(r.stderr).toBe("");
+    expect((JSON.parse(r.stdout) as { allocation: { sshKeys: string[] } }).allocation.sshKeys).toEqual([key.pub]);
+    // Without any key file nothing is added (the allocation above came from this file's own, empty home).
+    const bare = await m.run(["machine", "describe", await allocate("pb", "nokey"), "-o", "json"], admin());
+    expect((JSON.parse(bare.stdout) as { allocation: { sshKeys?: string[] } }).allocation.sshKeys ?? []).toEqual([]);
   });
 });
