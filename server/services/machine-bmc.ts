@@ -1,6 +1,7 @@
 import { inTransaction, type Db } from "../db/database.js";
 import { mergeBmcReport, type BmcReport } from "../domain/bmc-report.js";
 import { machineAdminRepository as admin, machineRepository as machines } from "../repositories/machine-repository.js";
+import { referenceHolds } from "../repositories/usage-repository.js";
 
 export interface IncomingBmcReport extends BmcReport {
   machineId: string;
@@ -19,6 +20,8 @@ export async function recordBmcReports(db: Db<any>, partition: string, reports: 
   const now = new Date();
   return inTransaction(db, async (tx) => {
     const existing = new Set((await machines.lockWithEvents(tx, ids)).map((m) => m.machine.id));
+    // New bare records may be made: a partition delete must wait for them and count them.
+    if (ids.length > 0) await referenceHolds.partition(tx, partition);
     await machines.ensure(tx, ids, partition);
     let created = 0;
     let updated = 0;

@@ -2,6 +2,7 @@ import { containerFromRow, rowFromContainer } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
 import { applyEvent, emptyContainer, type EventType } from "../domain/provisioning.js";
 import { machineRepository as machines } from "../repositories/machine-repository.js";
+import { referenceHolds } from "../repositories/usage-repository.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -33,6 +34,8 @@ export async function recordEvents(db: Db<any>, partition: string, incoming: Inc
   const now = new Date();
   let processed = 0;
   await inTransaction(db, async (tx) => {
+    // New bare records may be made: a partition delete must wait for them and count them.
+    if (ids.length > 0) await referenceHolds.partition(tx, partition);
     await machines.ensure(tx, ids, partition);
     for (const { machine, events } of await machines.lockWithEvents(tx, ids)) {
       if (machine.partitionId && machine.partitionId !== partition) {

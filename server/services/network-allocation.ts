@@ -11,7 +11,7 @@ import { uuidv7 } from "../ids.js";
 import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
 import { ipRepository as ips } from "../repositories/ip-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
-import { partitionRepository as partitions } from "../repositories/partition-repository.js";
+import { referenceHolds } from "../repositories/usage-repository.js";
 
 /**
  * The network and IP use cases. Each runs in ONE transaction: the network row,
@@ -32,7 +32,7 @@ async function projectQuotas(projects: ProjectDirectory, project: string) {
 export async function createOperatorNetwork(db: Db<any>, projects: ProjectDirectory, req: AdminCreate): Promise<NetworkRow> {
   if (req.project !== "" && !(await projects.tenantOf(req.project))) throw notFound("project", req.project);
   return inTransaction(db, async (tx) => {
-    if (req.partition !== "") await partitions.get(tx, req.partition);
+    if (req.partition !== "") await referenceHolds.partition(tx, req.partition);
     if (req.type === NetworkKind.SUPER || req.type === NetworkKind.UNDERLAY) {
       const existing = await networks.lockKindInPartition(tx, req.type, req.partition);
       if (existing.length > 0) {

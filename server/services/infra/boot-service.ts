@@ -4,13 +4,14 @@ import { inTransaction, type Db } from "../../db/database.js";
 import type { StoredHardware } from "../../db/schema/index.js";
 import { registrationMayTakeOver } from "../../domain/bare-record.js";
 import { EventType } from "../../domain/provisioning.js";
-import { matchSize } from "../../domain/size.js";
+import { matchSize, UNKNOWN_SIZE } from "../../domain/size.js";
 import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
 import { machineAdminRepository as machineAdmin, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
 import { toProtoAllocation } from "../../convert/machine.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
 import type { WaitingRegistry } from "../../streams/waiting.js";
@@ -208,7 +209,8 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
       const hardware = storedHardware(req.hardware!);
       const machineId = req.machineId.toLowerCase();
       return inTransaction(db, async (tx) => {
-        await partitions.get(tx, req.partition);
+        // Held, not just read: a partition or size delete waits for this registration and then counts it.
+        await referenceHolds.partition(tx, req.partition);
         await machines.ensure(tx, [machineId], req.partition);
         let machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
         if (registrationMayTakeOver(machine, req.partition)) {
@@ -229,6 +231,7 @@ export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_
             gpus: hardware.gpus,
           },
         );
+        if (sizeId !== UNKNOWN_SIZE) await referenceHolds.size(tx, sizeId);
         const wiring = wireMachine(hardware.nics, (await switches.ofPartition(tx, req.partition)).map((s) => ({ id: s.id, name: s.id, rack: s.rackId, nics: s.nics })));
         if (!wiring.ok) throw failedPrecondition(`machine "${machineId}" cannot be registered yet: ${wiring.reason}`);
         await registrations.save(tx, machineId, {

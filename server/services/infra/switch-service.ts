@@ -5,7 +5,7 @@ import { inTransaction, type Db } from "../../db/database.js";
 import type { StoredSwitchNic, SwitchRow } from "../../db/schema/index.js";
 import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition } from "../../errors.js";
-import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
 import type { Logger } from "../../logger.js";
 import type { ConnectionRegistry } from "../../streams/connections.js";
@@ -47,7 +47,7 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log, 
       const { created, changed } = await inTransaction(db, async (tx) => {
         const locked = await admin.lockWithCabledPorts(tx, req.id);
         if (!locked) {
-          await partitions.get(tx, req.partition);
+          await referenceHolds.partition(tx, req.partition);
           // A racing first registration of the same id turns this into an update, which it would be a moment later anyway.
           const { created } = await switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
           return { created, changed: true };
