@@ -249,7 +249,8 @@ export type MachineServiceGetResponse = Message<"metal.admin.v1.MachineServiceGe
   machine?: Machine | undefined;
 
   /**
-   * BmcCredentials are the BMC login (operators only), unset before the first BMC report.
+   * BmcCredentials are the BMC login: set for operator admins only (each read is recorded), unset for
+   * operator viewers and before the first BMC report.
    *
    * @generated from field: metal.admin.v1.BmcCredentials bmc_credentials = 2;
    */

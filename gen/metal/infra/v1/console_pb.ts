@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -11,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/console.proto.
  */
 export const file_metal_infra_v1_console: GenFile = /*@__PURE__*/
-  fileDesc("ChxtZXRhbC9pbmZyYS92MS9jb25zb2xlLnByb3RvEg5tZXRhbC5pbmZyYS52MSJ5ChpDb25zb2xlU2VydmljZVJlbGF5UmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSMAoEb3BlbhgCIAEoCzIgLm1ldGFsLmluZnJhLnYxLkNvbnNvbGVSZWxheU9wZW5IABIOCgRkYXRhGAMgASgMSABCBgoEa2luZCJHChBDb25zb2xlUmVsYXlPcGVuEhAKCHJlbGF5X2lkGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSDQoFZXJyb3IYAyABKAkibwobQ29uc29sZVNlcnZpY2VSZWxheVJlc3BvbnNlEg4KBGRhdGEYASABKAxIABI4Cgt3aW5kb3dfc2l6ZRgCIAEoCzIhLm1ldGFsLmluZnJhLnYxLkNvbnNvbGVXaW5kb3dTaXplSABCBgoEa2luZCIyChFDb25zb2xlV2luZG93U2l6ZRIPCgdjb2x1bW5zGAEgASgNEgwKBHJvd3MYAiABKA0yfgoOQ29uc29sZVNlcnZpY2USbAoFUmVsYXkSKi5tZXRhbC5pbmZyYS52MS5Db25zb2xlU2VydmljZVJlbGF5UmVxdWVzdBorLm1ldGFsLmluZnJhLnYxLkNvbnNvbGVTZXJ2aWNlUmVsYXlSZXNwb25zZSIGyvMYAigBKAEwAWIGcHJvdG8z", [file_metal_api_v1_common]);
+  fileDesc("ChxtZXRhbC9pbmZyYS92MS9jb25zb2xlLnByb3RvEg5tZXRhbC5pbmZyYS52MSKqAQoaQ29uc29sZVNlcnZpY2VSZWxheVJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEjAKBG9wZW4YAiABKAsyIC5tZXRhbC5pbmZyYS52MS5Db25zb2xlUmVsYXlPcGVuSAASDgoEZGF0YRgDIAEoDEgAEi8KC3Byb2R1Y2VkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIGCgRraW5kInQKEENvbnNvbGVSZWxheU9wZW4SEAoIcmVsYXlfaWQYASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRINCgVlcnJvchgDIAEoCRIrCgdzZW50X2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvChtDb25zb2xlU2VydmljZVJlbGF5UmVzcG9uc2USDgoEZGF0YRgBIAEoDEgAEjgKC3dpbmRvd19zaXplGAIgASgLMiEubWV0YWwuaW5mcmEudjEuQ29uc29sZVdpbmRvd1NpemVIAEIGCgRraW5kIjIKEUNvbnNvbGVXaW5kb3dTaXplEg8KB2NvbHVtbnMYASABKA0SDAoEcm93cxgCIAEoDTJ+Cg5Db25zb2xlU2VydmljZRJsCgVSZWxheRIqLm1ldGFsLmluZnJhLnYxLkNvbnNvbGVTZXJ2aWNlUmVsYXlSZXF1ZXN0GisubWV0YWwuaW5mcmEudjEuQ29uc29sZVNlcnZpY2VSZWxheVJlc3BvbnNlIgbK8xgCKAEoATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * ConsoleServiceRelayRequest is one message of metal-bmc on a relay.
@@ -48,6 +50,18 @@ export type ConsoleServiceRelayRequest = Message<"metal.infra.v1.ConsoleServiceR
     value: Uint8Array;
     case: "data";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * ProducedAt is when the machine printed the data, on metal-bmc's clock: the time it was received for
+   * live output, the time it was first seen for scrollback the BMC replays on attaching (a console server's
+   * log), the Unix epoch when metal-bmc does not know. Set with every data. The server withholds from a
+   * console session all output produced before the machine's current allocation began, so that a tenant
+   * never sees a previous tenant's session; data without it (a metal-bmc older than this field) counts as
+   * produced at an unknown time and is withheld as well wherever a cut applies.
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 4;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -83,6 +97,14 @@ export type ConsoleRelayOpen = Message<"metal.infra.v1.ConsoleRelayOpen"> & {
    * @generated from field: string error = 3;
    */
   error: string;
+
+  /**
+   * SentAt is metal-bmc's clock when it sent the open. The server takes the difference to its own clock
+   * (the network's delay included) to read produced_at on its own clock; unset: the clocks are taken as equal.
+   *
+   * @generated from field: google.protobuf.Timestamp sent_at = 4;
+   */
+  sentAt?: Timestamp | undefined;
 };
 
 /**
