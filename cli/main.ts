@@ -103,6 +103,19 @@ function topicAliases(config: Config, topic: string): string[] {
   return [...names].sort();
 }
 
+/** The topic a word (or words) name, under its own name or an alias: "ms" and "machines" are "machine". */
+function topicNamed(config: Config, id: string): string | undefined {
+  if (config.findTopic(id)) return id;
+  const depth = id.split(":").length;
+  for (const c of config.commands) {
+    const parts = c.id.split(":");
+    for (const a of c.hiddenAliases ?? []) {
+      if (a.startsWith(`${id}:`) && a.split(":").length === parts.length) return parts.slice(0, depth).join(":");
+    }
+  }
+  return undefined;
+}
+
 /** oclif's help, written to metalctl's output, with the aliases a user types listed beside each command and topic. */
 class MetalHelp extends Help {
   override log(...args: string[]): void {
@@ -137,9 +150,12 @@ export async function runMetalctl(input: string[], ioOverride: Io = processIo): 
       const c = await config(argv);
       const id = words.join(":");
       // A topic alone ("metalctl machine") shows that topic's help, as --help does.
-      if (help || (words.length > 0 && !c.findCommand(id) && c.findTopic(id))) {
+      const topic = words.length > 0 && !c.findCommand(id) ? topicNamed(c, id) : undefined;
+      if (help || topic) {
         // oclif's help rewrites the ids of the commands it shows; it gets a configuration of its own, not the shared one.
-        await new MetalHelp(await load(modulesFor([...argv, "--help"]))).showHelp(words);
+        const helpConfig = await load(modulesFor([...argv, "--help"]));
+        const subject = helpConfig.findCommand(id) ? words : (topicNamed(helpConfig, id)?.split(":") ?? words);
+        await new MetalHelp(helpConfig).showHelp(subject);
         return 0;
       }
       await run(argv, c);

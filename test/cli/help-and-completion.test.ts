@@ -31,6 +31,8 @@ describe("metalctl global flags and help", () => {
     expect(topic.code).toBe(0);
     expect((await m.run(["machine", "--help"])).stdout).toBe(topic.stdout);
     expect((await m.run(["machine"])).stdout).toBe(topic.stdout);
+    expect((await m.run(["ms"])).stdout).toBe(topic.stdout);
+    expect((await m.run(["help", "machines"])).stdout).toBe(topic.stdout);
     const flat = topic.stdout.replace(/\s+/g, " ");
     for (const entry of ["machine create allocate a machine (also: allocate)", "(also: free, rm, destroy)", "machine list list machines (also: ls)", "(also: log, events)", "machine describe show a machine (also: get)"]) expect(flat).toContain(entry);
     const command = await m.run(["help", "machine", "logs"]);
