@@ -82,6 +82,7 @@ interface Plan {
   reserved: boolean;
 }
 
+const quotaReached = (project: string, max: number) => exhausted(`project "${project}" has reached its quota of ${max} machine(s)`);
 const noMachine = (req: MachineServiceCreateRequest) => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
 const reservedForOthers = (req: MachineServiceCreateRequest) =>
   exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
@@ -118,7 +119,7 @@ async function planAllocation({ refs }: AllocationDeps, req: MachineServiceCreat
 async function holdQuota(tx: Db<any>, project: string, max: number | undefined): Promise<void> {
   if (max === undefined) return;
   await quotas.lockProject(tx, project);
-  if ((await allocations.countOfProject(tx, project)) >= max) throw exhausted(`project "${project}" has reached its quota of ${max} machine(s)`);
+  if ((await allocations.countOfProject(tx, project)) >= max) throw quotaReached(project, max);
 }
 
 /**
@@ -217,12 +218,15 @@ export async function allocateMachine(
   if (!quota) throw notFound("project", req.project);
   checkNetworks(nets, req.networks, req.project, req.partition);
   if (role === "firewall") nets.push(await underlayOf(deps.db, req.partition));
-  const [layout, prefixes, , plan] = await Promise.all([
+  const [layout, prefixes, , plan, held] = await Promise.all([
     chooseLayout(deps.refs, req, image),
     deps.refs.prefixes(nets.map((n) => n.id)),
     deps.refs.assertImageAllowed(req.size, image),
     planAllocation(deps, req, role),
+    quota.machine === undefined ? undefined : allocations.countOfProject(deps.db, req.project),
   ]);
+  // A project already at its quota is refused here, without queueing for its lock (checked again under it).
+  if (quota.machine !== undefined && held! >= quota.machine) throw quotaReached(req.project, quota.machine);
   const row = await inTransaction(deps.db, async (tx) => {
     // Locks in one order everywhere: project quota, size pool, static IPs, machine.
     await holdQuota(tx, req.project, quota.machine);
