@@ -239,3 +239,62 @@ describe("the server log", () => {
     expect(log).toContain('"console password read"');
   });
 });
+
+describe("the logger's redaction", () => {
+  const capture = () => {
+    const out: string[] = [];
+    return { log: createLogger("trace", { destination: { write: (s: string) => void out.push(s) } }), text: () => out.join("") };
+  };
+
+  it("keeps what explains an error and drops what can echo data, however the error is handed over", () => {
+    const { log, text } = capture();
+    const pgError = Object.assign(new Error(`invalid input syntax for type inet: "${secret("inet")}"`), {
+      code: "22P02",
+      severity: "ERROR",
+      detail: `Key (ip)=(${secret("detail")}) already exists.`,
+      where: secret("where"),
+      hint: secret("hint"),
+      table: "ips",
+      column: "ip",
+    });
+    const wrapped = Object.assign(new Error(`Failed query: insert into "ips" values ($1)\nparams: ${secret("param")}`), {
+      query: 'insert into "ips" values ($1)',
+      params: [secret("param")],
+      cause: pgError,
+    });
+    log.error({ err: wrapped }, "as a field");
+    log.error(wrapped);
+    log.child({ err: wrapped }).warn("as a binding");
+    log.error({ nested: { deeper: [{ error: wrapped }] } }, "nested");
+    let parseError: unknown;
+    try {
+      JSON.parse(`{"password": "${secret("json")}`);
+    } catch (err) {
+      parseError = err;
+    }
+    log.warn({ err: parseError }, "bad JSON");
+    const t = text();
+    expect(t).not.toContain(tag);
+    expect(t).toContain('"code":"22P02"');
+    expect(t).toContain('"table":"ips"');
+    expect(t).toContain('"query":"insert into \\"ips\\" values ($1)"');
+  });
+
+  it("replaces secret fields at any depth and cuts query strings off URLs", () => {
+    const { log, text } = capture();
+    log.info(
+      {
+        authorization: `Bearer ${secret("bearer")}`,
+        request: { consolePassword: secret("cp"), bmc: { password: secret("bmc") }, ssh_public_keys: [secret("ssh")], user_data: secret("ud") },
+        adminToken: secret("admintoken"),
+        url: `/metal.api.v1.MachineService/List?token=${secret("query")}`,
+        machine: "kept-value",
+      },
+      "fields",
+    );
+    const t = text();
+    expect(t).not.toContain(tag);
+    expect(t).toContain("kept-value");
+    expect(t).toContain("/metal.api.v1.MachineService/List?");
+  });
+});
