@@ -103,13 +103,13 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
     if (this.resolved) return this.resolved;
     const { name, ctx } = this.currentContext();
     const env = this.env;
-    const url = this.global["api-url"] !== undefined
-      ? apiUrl(this.global["api-url"], "--api-url")
-      : env.METALCTL_API_URL !== undefined && env.METALCTL_API_URL !== ""
-        ? apiUrl(env.METALCTL_API_URL, "METALCTL_API_URL")
-        : ctx.url !== undefined
-          ? apiUrl(ctx.url, `the url of context "${name}" in ${this.configFile}`)
-          : DEFAULT_API_URL;
+    // Where the URL came from goes into the message when it is not one.
+    const [given, source] =
+      this.global["api-url"] !== undefined ? [this.global["api-url"], "--api-url"]
+      : env.METALCTL_API_URL ? [env.METALCTL_API_URL, "METALCTL_API_URL"]
+      : ctx.url !== undefined ? [ctx.url, `the url of context "${name}" in ${this.configFile}`]
+      : [DEFAULT_API_URL, "the default URL"];
+    const url = apiUrl(given, source);
     let token = this.global.token ?? env.METALCTL_API_TOKEN ?? ctx.token;
     if (token === undefined && url === DEFAULT_API_URL) {
       // `npm start` writes its admin token here; with no context at all, metalctl works against it out of the box.
