@@ -1,4 +1,5 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
 import { StreamQueue } from "../common/queue.js";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { BmcOpenConsole } from "../../gen/metal/infra/v1/bmc_pb.js";
@@ -15,7 +16,15 @@ export interface SerialConsole {
   write(data: Uint8Array): void;
   /** The user's terminal size; a plain serial line has none, so implementations may ignore it. */
   resize?(columns: number, rows: number): void;
-  onData(listener: (data: Uint8Array) => void): void;
+  /**
+   * Console output with the time the machine printed it: the time of arrival
+   * for live output; for scrollback the BMC replays on attaching (what the
+   * machine printed before), the time it was first seen, or the Unix epoch
+   * when that is unknown. The control plane withholds output from before the
+   * current allocation by this time, so replayed scrollback must never carry
+   * the time of the replay.
+   */
+  onData(listener: (data: Uint8Array, producedAt: Date) => void): void;
   /** Called once when the console ends from its side (the BMC dropped the session, ipmitool exited). */
   onClose(listener: (reason?: string) => void): void;
   /** Detaches; idempotent. */
@@ -83,14 +92,15 @@ export class ConsoleRelays {
           error = (err instanceof Error ? err.message : String(err)).slice(0, 4096);
         }
       }
-      queue.push({ partition: this.opts.partition, kind: { case: "open", value: { relayId: req.relayId, machineId: req.machineId, error } } });
+      queue.push({ partition: this.opts.partition, kind: { case: "open", value: { relayId: req.relayId, machineId: req.machineId, error, sentAt: timestampNow() } } });
       if (!serial || abort.signal.aborted) {
         // The open with its error is all the server needs; the relay ends right after it.
         queue.close();
       } else {
-        serial.onData((data) => {
+        serial.onData((data, producedAt) => {
+          const at = timestampFromDate(producedAt);
           // Large bursts (a boot log) go up in pieces the server accepts.
-          for (let i = 0; i < data.length; i += 32 * 1024) queue.push({ kind: { case: "data", value: data.subarray(i, i + 32 * 1024) } });
+          for (let i = 0; i < data.length; i += 32 * 1024) queue.push({ kind: { case: "data", value: data.subarray(i, i + 32 * 1024) }, producedAt: at });
         });
         serial.onClose((reason) => {
           this.opts.log?.("console closed by the machine side", { relay: req.relayId, machine: req.machineId, reason });

@@ -26,6 +26,8 @@ const shellQuote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
  * BMCs until it times out), and kills the process if that does not end it.
  * SOL has no window size, so resizes are dropped. ipmitool's escape character
  * stays `~`: `~.` typed at the start of a line ends the console, as in ssh.
+ * An SOL session replays nothing the machine printed before it was
+ * activated, so all its output is live and carries the time it arrived.
  */
 export class IpmiSolConsoles implements ConsoleAdapter {
   constructor(private readonly opts: IpmiSolOptions = {}) {}
@@ -34,9 +36,10 @@ export class IpmiSolConsoles implements ConsoleAdapter {
     const { args, env } = ipmitoolArgs(target, ["sol", "activate"], this.opts);
     const command = [this.opts.program ?? "ipmitool", ...args].map(shellQuote).join(" ");
     const child = spawn(this.opts.script ?? "script", ["-qfec", command, "/dev/null"], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
-    const dataListeners = new Set<(d: Uint8Array) => void>();
+    const dataListeners = new Set<(d: Uint8Array, producedAt: Date) => void>();
     const closeListeners = new Set<(r?: string) => void>();
-    let held: Buffer[] = [];
+    /** Output that arrived before the first listener, with its arrival time. */
+    let held: { data: Buffer; at: Date }[] = [];
     let ready = false;
     let early = "";
     let exited = false;
@@ -59,7 +62,7 @@ export class IpmiSolConsoles implements ConsoleAdapter {
         },
         onData: (l) => {
           dataListeners.add(l);
-          for (const b of held) l(b);
+          for (const h of held) l(h.data, h.at);
           held = [];
         },
         onClose: (l) => {
@@ -87,12 +90,13 @@ export class IpmiSolConsoles implements ConsoleAdapter {
           clearTimeout(timer);
           signal?.removeEventListener("abort", onAbort);
           const rest = Buffer.from(early.slice(eol + 1), "latin1");
-          if (rest.length > 0) held.push(rest);
+          if (rest.length > 0) held.push({ data: rest, at: new Date() });
           resolve(console);
           return;
         }
-        if (dataListeners.size === 0) held.push(chunk);
-        else for (const l of dataListeners) l(chunk);
+        const at = new Date();
+        if (dataListeners.size === 0) held.push({ data: chunk, at });
+        else for (const l of dataListeners) l(chunk, at);
       });
       child.stderr.on("data", (chunk: Buffer) => (early += chunk.toString("latin1")));
       child.on("error", (err) => {

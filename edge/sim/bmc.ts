@@ -34,17 +34,90 @@ export interface SimSerialLine {
 const SCROLLBACK = 64 * 1024;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
+/** The production time of replayed output the BMC did not see being printed: unknown, so the oldest there is. */
+const UNKNOWN_TIME = new Date(0);
+
+/** Console output with the time it was printed. */
+interface Printed {
+  text: string;
+  at: Date;
+}
+
+/** The newest output with the time each piece was printed; holds at least the last `cap` characters. */
+class PrintedLog {
+  private pieces: Printed[] = [];
+  private chars = 0;
+
+  constructor(private readonly cap: number) {}
+
+  get entries(): readonly Printed[] {
+    return this.pieces;
+  }
+
+  add(text: string, at: Date): void {
+    if (text === "") return;
+    this.pieces.push({ text, at });
+    this.chars += text.length;
+    while (this.pieces.length > 1 && this.chars - this.pieces[0]!.text.length >= this.cap) this.chars -= this.pieces.shift()!.text.length;
+  }
+
+  clear(): void {
+    this.pieces = [];
+    this.chars = 0;
+  }
+
+  /** The last `cap` characters, each piece with its time. */
+  tail(): Printed[] {
+    const over = this.chars - this.cap;
+    if (over <= 0) return [...this.pieces];
+    const [first, ...rest] = this.pieces;
+    return [{ text: first!.text.slice(over), at: first!.at }, ...rest];
+  }
+
+  /**
+   * `log` (a suffix of what was added, as a machine's own console log is)
+   * split into the pieces it was printed in, each with its time; a beginning
+   * this log never saw gets UNKNOWN_TIME.
+   */
+  timesOf(log: string): Printed[] {
+    const out: Printed[] = [];
+    let rest = log;
+    for (let i = this.pieces.length - 1; i >= 0 && rest !== ""; i--) {
+      const p = this.pieces[i]!;
+      if (rest.endsWith(p.text)) {
+        out.unshift(p);
+        rest = rest.slice(0, rest.length - p.text.length);
+        continue;
+      }
+      // The log may begin inside a piece (it is capped too).
+      if (p.text.endsWith(rest)) {
+        out.unshift({ text: rest, at: p.at });
+        rest = "";
+      }
+      break;
+    }
+    if (rest !== "") out.unshift({ text: rest, at: UNKNOWN_TIME });
+    return out;
+  }
+}
 
 /**
  * A machine's serial console behind its simulated BMC. On its own it plays a
  * booted machine: a boot log on every power-on or reset, a shell prompt that
  * echoes what is typed and answers a few commands. Given a line (the lab's
  * simulated machine), it carries that machine's console instead. A new
- * attachment first gets the scrollback, as a console server's log would show.
+ * attachment first gets the scrollback, as a console server's log would show:
+ * what was printed since the machine last booted (never what an earlier boot
+ * printed, which may be a previous tenant's session), each piece marked with
+ * the time it was printed so that the control plane can withhold what
+ * predates the current allocation.
  */
 export class SimSerialConsole {
-  private out = "";
-  private readonly attached = new Set<{ data: Set<(d: Uint8Array) => void>; closed: Set<(r?: string) => void>; end(reason?: string): void }>();
+  /** What this console printed itself since the last boot (without a line). */
+  private readonly out = new PrintedLog(SCROLLBACK);
+  /** What came over the line, with the time it came: the production times of the machine's own log. */
+  private readonly heard = new PrintedLog(SCROLLBACK);
+  private readonly attached = new Set<{ data: Set<(d: Uint8Array, producedAt: Date) => void>; closed: Set<(r?: string) => void>; end(reason?: string): void }>();
   private lineBuffer = "";
   /** Attachments made and ended so far. */
   opened = 0;
@@ -58,7 +131,12 @@ export class SimSerialConsole {
     private readonly hostname: string,
     private readonly line?: SimSerialLine,
   ) {
-    line?.stream.on("data", (chunk: Buffer | string) => this.emit(typeof chunk === "string" ? chunk : chunk.toString("utf8")));
+    line?.stream.on("data", (chunk: Buffer | string) => {
+      const text = typeof chunk === "string" ? chunk : chunk.toString("utf8");
+      const at = new Date();
+      this.heard.add(text, at);
+      this.emit(text, at);
+    });
   }
 
   /** Attachments open now. */
@@ -66,24 +144,41 @@ export class SimSerialConsole {
     return this.attached.size;
   }
 
+  /** What a new attachment sees first, in the pieces it was printed in, each with the time it was printed. */
+  replay(): Printed[] {
+    if (!this.line) return this.out.tail();
+    const log = this.line.log?.();
+    return log === undefined ? [] : this.heard.timesOf(log);
+  }
+
   /** What a new attachment sees first. */
   get scrollback(): string {
-    return this.line?.log?.() ?? this.out;
+    return this.replay()
+      .map((p) => p.text)
+      .join("");
   }
 
   /** Output of the machine (ignored with a line: the machine prints itself). */
   print(text: string): void {
     if (this.line) return;
-    this.out = (this.out + text).slice(-SCROLLBACK);
-    this.emit(text);
+    const at = new Date();
+    this.out.add(text, at);
+    this.emit(text, at);
   }
 
-  private emit(text: string): void {
+  private emit(text: string, at: Date): void {
     const bytes = enc.encode(text);
-    for (const a of this.attached) for (const l of a.data) l(bytes);
+    for (const a of this.attached) for (const l of a.data) l(bytes, at);
   }
 
+  /**
+   * The machine boots (power-on, reset): a new console log begins, so what
+   * the previous boot printed (a previous tenant's session) is replayed to
+   * no later attachment. Attachments open now see the new boot live.
+   */
   boot(): void {
+    this.out.clear();
+    this.heard.clear();
     this.print(
       `\r\nSimBIOS 1.0\r\n[    0.000000] Linux version 6.1.0-sim\r\n[    0.120000] console [ttyS1] enabled\r\n` +
         `[    1.800000] systemd[1]: Reached target Multi-User System.\r\n\r\nWelcome to metal sim\r\n${this.prompt()}`,
@@ -125,7 +220,7 @@ export class SimSerialConsole {
 
   /** Attaches like an SOL session does. */
   attach(): SerialConsole {
-    const data = new Set<(d: Uint8Array) => void>();
+    const data = new Set<(d: Uint8Array, producedAt: Date) => void>();
     const closed = new Set<(r?: string) => void>();
     let ended = false;
     let replayed = false;
@@ -151,8 +246,7 @@ export class SimSerialConsole {
         data.add(l);
         if (!replayed) {
           replayed = true;
-          const back = this.scrollback;
-          if (back) l(enc.encode(back));
+          for (const p of this.replay()) l(enc.encode(p.text), p.at);
         }
       },
       onClose: (l) => void closed.add(l),

@@ -6,14 +6,26 @@ import { AdminRole, effectiveProjectRole, ProjectRole, type Principal } from "..
 export interface ConsoleMachine {
   id: string;
   partition: string | null;
-  allocation: { uuid: string; project: string; role: "machine" | "firewall"; sshKeys: readonly string[] } | null;
+  allocation: { uuid: string; project: string; role: "machine" | "firewall"; sshKeys: readonly string[]; createdAt: Date } | null;
 }
 
 /** The token sent in LC_METAL_TOKEN: none, one that verified, or one that did not (with the reason). */
 export type PresentedToken = { kind: "none" } | { kind: "valid"; principal: Principal } | { kind: "invalid"; reason: string };
 
 export type ConsoleDecision =
-  | { allow: true; admin: boolean; partition: string; allocationUuid: string | undefined }
+  | {
+      allow: true;
+      admin: boolean;
+      partition: string;
+      allocationUuid: string | undefined;
+      /**
+       * Console output produced before this is withheld: the start of the
+       * machine's current allocation, so that nobody, operator admins
+       * included, sees an earlier tenant's session on it. Undefined on a free
+       * machine (operator admins only): everything is shown.
+       */
+      outputSince: Date | undefined;
+    }
   | { allow: false; message: string };
 
 export const TOKEN_ENV = "LC_METAL_TOKEN";
@@ -59,7 +71,8 @@ export function outsiderRefusal(machineId: string, offeredKeyBlob: string): stri
  * hold one of the allocation's keys is an outsider and learns nothing about
  * the machine: unknown, free and someone else's machines get the same words
  * (outsiderRefusal). Whoever holds one is told exactly what is missing,
- * because they cannot see anything else.
+ * because they cannot see anything else. Whoever is let in on an allocated
+ * machine sees only output produced since the allocation began.
  */
 export function decideConsoleAccess(
   machine: ConsoleMachine | undefined,
@@ -75,7 +88,7 @@ export function decideConsoleAccess(
   if (principal?.roles.adminRole === AdminRole.ADMIN) {
     if (!machine) return refuse(`machine "${machineId}" not found (the SSH user name is the machine id)`);
     if (!machine.partition) return refuse(`machine "${machine.id}" belongs to no partition yet, so it has no console`);
-    return { allow: true, admin: true, partition: machine.partition, allocationUuid: machine.allocation?.uuid };
+    return { allow: true, admin: true, partition: machine.partition, allocationUuid: machine.allocation?.uuid, outputSince: machine.allocation?.createdAt };
   }
   const a = machine?.allocation;
   if (!machine?.partition || !a || !holdsKey(a.sshKeys, offeredKeyBlob)) return refuse(outsiderRefusal(machineId, offeredKeyBlob));
@@ -86,5 +99,5 @@ export function decideConsoleAccess(
   if (effectiveProjectRole(principal.roles, a.project, projectTenant) < ProjectRole.VIEWER) {
     return refuse(`the token of "${principal.subject}" is not one of a member of project "${a.project}", to which machine "${machine.id}" is allocated`);
   }
-  return { allow: true, admin: false, partition: machine.partition, allocationUuid: a.uuid };
+  return { allow: true, admin: false, partition: machine.partition, allocationUuid: a.uuid, outputSince: a.createdAt };
 }

@@ -27,7 +27,18 @@ export interface ConsoleSession {
   /** Ends the session and the relay stream to metal-bmc; idempotent. */
   close(reason?: Error): void;
   readonly closed: boolean;
+  /** Bytes of output withheld because they were produced before `outputSince` (or at a time metal-bmc did not say). */
+  readonly withheldBytes: number;
 }
+
+/**
+ * Shown once in a session that withholds output metal-bmc sent without its
+ * production time: such a metal-bmc predates the field, and without the time
+ * a replayed previous session cannot be told from live output.
+ */
+export const UNDATED_OUTPUT_NOTICE =
+  "\r\n[metal-console: output is withheld: this partition's metal-bmc does not say when the machine printed it, " +
+  "so output from before the machine's current allocation cannot be told apart; metal-bmc needs an update]\r\n";
 
 /** Asks one metal-bmc session to open a Relay stream for a machine; rejects when it cannot even ask (unknown machine, no BMC). */
 export type AskAgent = (relayId: string, machineId: string) => Promise<void>;
@@ -38,8 +49,11 @@ export type RelayResponse = MessageInitShape<typeof ConsoleServiceRelayResponseS
 export interface RelayEnd {
   /** What goes down to metal-bmc: input and window sizes; ends when the session ends. */
   readonly outgoing: AsyncIterable<RelayResponse>;
-  /** Console output from metal-bmc. */
-  deliver(data: Uint8Array): void;
+  /**
+   * Console output from metal-bmc, with the time the machine printed it on
+   * this server's clock; undefined when metal-bmc did not say.
+   */
+  deliver(data: Uint8Array, producedAt: Date | undefined): void;
   /** The Relay stream ended (undefined: metal-bmc closed it cleanly). */
   end(reason?: Error): void;
 }
@@ -65,6 +79,7 @@ interface Agent {
 interface Pending {
   partition: string;
   machineId: string;
+  outputSince: Date | undefined;
   agent: Agent;
   settle(err: Error | undefined, relay?: Relay): void;
 }
@@ -78,12 +93,15 @@ class Relay implements ConsoleSession, RelayEnd {
   private buffered: Uint8Array[] = [];
   private bufferedBytes = 0;
   private reason: Error | undefined;
+  private toldUndated = false;
   closed = false;
+  withheldBytes = 0;
 
   constructor(
     readonly relayId: string,
     readonly partition: string,
     readonly machineId: string,
+    private readonly outputSince: Date | undefined,
     private readonly maxBuffered: number,
     capacity: number,
     private readonly onEnded: () => void,
@@ -130,8 +148,23 @@ class Relay implements ConsoleSession, RelayEnd {
     return () => this.closeListeners.delete(listener);
   }
 
-  deliver(data: Uint8Array): void {
+  deliver(data: Uint8Array, producedAt: Date | undefined): void {
     if (this.closed || data.length === 0) return;
+    if (this.outputSince) {
+      // Scrollback metal-bmc replays may reach back into an earlier tenant's session; undated output might, too.
+      if (!producedAt || producedAt.getTime() < this.outputSince.getTime()) {
+        this.withheldBytes += data.length;
+        if (!producedAt && !this.toldUndated) {
+          this.toldUndated = true;
+          this.show(enc.encode(UNDATED_OUTPUT_NOTICE));
+        }
+        return;
+      }
+    }
+    this.show(data);
+  }
+
+  private show(data: Uint8Array): void {
     if (this.dataListeners.size > 0) {
       for (const l of this.dataListeners) l(data);
       return;
@@ -212,9 +245,12 @@ export class RelayBroker {
    * Rejects with InvalidArgument (bad id), FailedPrecondition (no metal-bmc
    * of the partition on this replica; the agent could not open the console),
    * NotFound (unknown machine), DeadlineExceeded (no relay came in time), or
-   * Unavailable (the agent's session ended meanwhile).
+   * Unavailable (the agent's session ended meanwhile). With `outputSince`
+   * (the start of the machine's current allocation) the session withholds
+   * every byte produced before it, and every byte whose production time
+   * metal-bmc did not send.
    */
-  async openConsole(partition: string, machineId: string, opts: { signal?: AbortSignal; timeoutMs?: number } = {}): Promise<ConsoleSession> {
+  async openConsole(partition: string, machineId: string, opts: { signal?: AbortSignal; timeoutMs?: number; outputSince?: Date } = {}): Promise<ConsoleSession> {
     validator().id("partition", partition).uuid("machine_id", machineId).check();
     const id = machineId.toLowerCase();
     const agents = this.agents.get(partition) ?? [];
@@ -243,7 +279,7 @@ export class RelayBroker {
         if (err) reject(err);
         else resolve(relay!);
       };
-      this.pending.set(relayId, { partition, machineId: id, agent, settle });
+      this.pending.set(relayId, { partition, machineId: id, outputSince: opts.outputSince, agent, settle });
       if (opts.signal?.aborted) onAbort();
     });
     // Settled before the ask's own outcome is known, so a rejection of `opened` must not go unhandled meanwhile.
@@ -275,7 +311,7 @@ export class RelayBroker {
       return undefined;
     }
     const agent = p.agent;
-    const relay = new Relay(relayId, partition, p.machineId, this.maxBuffered, this.capacity, () => agent.relays.delete(relay));
+    const relay = new Relay(relayId, partition, p.machineId, p.outputSince, this.maxBuffered, this.capacity, () => agent.relays.delete(relay));
     agent.relays.add(relay);
     p.settle(undefined, relay);
     return relay;

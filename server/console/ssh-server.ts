@@ -138,7 +138,11 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     if (!found) return undefined;
     const { machine: m } = found;
     const a = m.allocation;
-    return { id: m.id, partition: m.partitionId, allocation: a ? { uuid: a.uuid, project: a.project, role: a.role, sshKeys: a.sshKeys } : null };
+    return {
+      id: m.id,
+      partition: m.partitionId,
+      allocation: a ? { uuid: a.uuid, project: a.project, role: a.role, sshKeys: a.sshKeys, createdAt: new Date(a.createdAt) } : null,
+    };
   }
 
   async function presented(secret: string | undefined): Promise<PresentedToken> {
@@ -180,7 +184,8 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     const id = machineId.toLowerCase();
     let relay: ConsoleSession;
     try {
-      relay = await deps.broker.openConsole(decision.partition, id);
+      // What the machine printed before its current allocation (replayed scrollback: a previous tenant's session) is withheld.
+      relay = await deps.broker.openConsole(decision.partition, id, { outputSince: decision.outputSince });
     } catch (err) {
       return refuse(channel, `cannot open the console of machine "${id}": ${(err as { rawMessage?: string }).rawMessage ?? String(err)}`);
     }

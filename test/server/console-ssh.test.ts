@@ -235,11 +235,12 @@ describe("decideConsoleAccess (the rules without SSH)", () => {
   const blob = keyBlob(ownerKey)!;
   const principal = (roles: Partial<Roles>): Principal => ({ tokenId: "t", subject: "someone", expiresAt: new Date(Date.now() + 60_000), roles: { ...noRoles(), ...roles } });
   const m = (allocation: ConsoleMachine["allocation"]): ConsoleMachine => ({ id: "m1", partition: "p1", allocation });
-  const alloc = (role: "machine" | "firewall") => ({ uuid: "a1", project: "pb", role, sshKeys: [ownerKey] });
+  const allocatedAt = new Date("2026-01-02T03:04:05.678Z");
+  const alloc = (role: "machine" | "firewall") => ({ uuid: "a1", project: "pb", role, sshKeys: [ownerKey], createdAt: allocatedAt });
   const viewer = { kind: "valid" as const, principal: principal({ projectRoles: { pb: ProjectRole.VIEWER } }) };
 
   it("a project viewer with one of the allocation's keys gets in, the key compared without its comment", () => {
-    expect(decideConsoleAccess(m(alloc("machine")), "m1", blob, viewer)).toEqual({ allow: true, admin: false, partition: "p1", allocationUuid: "a1" });
+    expect(decideConsoleAccess(m(alloc("machine")), "m1", blob, viewer)).toEqual({ allow: true, admin: false, partition: "p1", allocationUuid: "a1", outputSince: allocatedAt });
   });
   it("a tenant role counts for the tenant's projects only", () => {
     const tenant = { kind: "valid" as const, principal: principal({ tenantRoles: { t: TenantRole.VIEWER } }) };
@@ -250,9 +251,11 @@ describe("decideConsoleAccess (the rules without SSH)", () => {
     expect(decideConsoleAccess(m(alloc("firewall")), "m1", blob, viewer)).toMatchObject({ allow: false, message: expect.stringContaining("is a firewall") });
     const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };
     expect(decideConsoleAccess(m(alloc("firewall")), "m1", "other", admin)).toMatchObject({ allow: true, admin: true });
+    // An earlier tenant's output is for nobody once the machine is allocated again; a free machine's is for operator admins.
+    expect(decideConsoleAccess(m(alloc("machine")), "m1", "other", admin)).toMatchObject({ allow: true, admin: true, outputSince: allocatedAt });
     const opViewer = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.VIEWER }) };
     expect(decideConsoleAccess(m(null), "m1", blob, opViewer)).toMatchObject({ allow: false, message: expect.stringContaining('machine "m1" has no console for the SSH key') });
-    expect(decideConsoleAccess(m(null), "m1", blob, admin)).toMatchObject({ allow: true, admin: true, allocationUuid: undefined });
+    expect(decideConsoleAccess(m(null), "m1", blob, admin)).toMatchObject({ allow: true, admin: true, allocationUuid: undefined, outputSince: undefined });
   });
   it("a machine without a partition has no console; only an operator admin is told why", () => {
     const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { RelayBroker, type RelayEnd, type RelayResponse } from "../../server/console/relay-broker.js";
+import { RelayBroker, UNDATED_OUTPUT_NOTICE, type RelayEnd, type RelayResponse } from "../../server/console/relay-broker.js";
 import { expectCode } from "../helpers/expect.js";
 
 /** A fake metal-bmc session: records what it was asked and lets the test answer with a Relay. */
@@ -46,8 +46,8 @@ describe("RelayBroker", () => {
     expect(agent.asked[0]!.machineId).toBe(m);
     const end = agent.relay()!;
     const c = await opening;
-    end.deliver(new TextEncoder().encode("boot "));
-    end.deliver(new TextEncoder().encode("log"));
+    end.deliver(new TextEncoder().encode("boot "), new Date());
+    end.deliver(new TextEncoder().encode("log"), new Date());
     let text = "";
     c.onData((d) => (text += new TextDecoder().decode(d)));
     expect(text).toBe("boot log");
@@ -74,10 +74,47 @@ describe("RelayBroker", () => {
     await until("the ask", () => agent.asked.length === 1);
     const end = agent.relay()!;
     const c = await opening;
-    for (const s of ["aaaa", "bbbb", "cccc", "dddd"]) end.deliver(new TextEncoder().encode(s));
+    for (const s of ["aaaa", "bbbb", "cccc", "dddd"]) end.deliver(new TextEncoder().encode(s), new Date());
     let text = "";
     c.onData((d) => (text += new TextDecoder().decode(d)));
     expect(text).toBe("ccccdddd");
+  });
+
+  it("with outputSince, withholds what was produced before it and what carries no time (an old metal-bmc), the latter with one notice", async () => {
+    const since = new Date("2026-03-01T10:00:00.000Z");
+    const before = new Date(since.getTime() - 1);
+    const broker = new RelayBroker();
+    const agent = fakeAgent(broker);
+    const opening = broker.openConsole("p1", m, { outputSince: since });
+    await until("the ask", () => agent.asked.length === 1);
+    const end = agent.relay()!;
+    const c = await opening;
+    const bytes = (s: string) => new TextEncoder().encode(s);
+    // Scrollback metal-bmc replays: the previous tenant's session, then the reclaim's boot, then the new allocation's install.
+    end.deliver(bytes("previous tenant: secret\r\n"), new Date(0));
+    end.deliver(bytes("reclaim boot\r\n"), before);
+    end.deliver(bytes("install\r\n"), since);
+    let text = "";
+    c.onData((d) => (text += new TextDecoder().decode(d)));
+    end.deliver(bytes("undated one"), undefined);
+    end.deliver(bytes("undated two"), undefined);
+    end.deliver(bytes("login: "), new Date(since.getTime() + 5_000));
+    expect(text).toBe(`install\r\n${UNDATED_OUTPUT_NOTICE}login: `);
+    expect(c.withheldBytes).toBe("previous tenant: secret\r\n".length + "reclaim boot\r\n".length + "undated oneundated two".length);
+    c.close();
+
+    // Without outputSince (an operator admin on a free machine) everything is shown, dated or not.
+    const all = broker.openConsole("p1", m);
+    await until("the second ask", () => agent.asked.length === 2);
+    const end2 = agent.relay()!;
+    const c2 = await all;
+    let text2 = "";
+    c2.onData((d) => (text2 += new TextDecoder().decode(d)));
+    end2.deliver(bytes("old "), new Date(0));
+    end2.deliver(bytes("undated"), undefined);
+    expect(text2).toBe("old undated");
+    expect(c2.withheldBytes).toBe(0);
+    c2.close();
   });
 
   it("fails clearly: no agent here, the ask refused, the agent's open error, no relay in time, cancelled", async () => {

@@ -1,3 +1,4 @@
+import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ConsoleService, type ConsoleServiceRelayRequest } from "../../../gen/metal/infra/v1/console_pb.js";
 import type { RelayBroker, RelayResponse } from "../../console/relay-broker.js";
@@ -10,6 +11,20 @@ export interface ConsoleServiceDeps {
 /** A chunk of console output; a serial line at 115200 baud fills this in more than five seconds. */
 const MAX_CHUNK = 64 * 1024;
 
+/**
+ * How far the server's clock is ahead of metal-bmc's, from the open's
+ * sent_at (the network's delay included, which errs by milliseconds); 0 when
+ * metal-bmc did not send it.
+ */
+export function clockOffsetMs(sentAt: Timestamp | undefined, receivedAtMs: number): number {
+  return sentAt ? receivedAtMs - timestampMs(sentAt) : 0;
+}
+
+/** When the machine printed a chunk, on the server's clock; undefined when metal-bmc did not say. */
+export function producedAtOnServer(producedAt: Timestamp | undefined, offsetMs: number): Date | undefined {
+  return producedAt ? new Date(timestampMs(producedAt) + offsetMs) : undefined;
+}
+
 /** metal-bmc's half of a console relay: it opens a Relay when its BMC session asks, then bytes flow both ways. */
 export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceImpl<typeof ConsoleService> {
   return {
@@ -17,6 +32,7 @@ export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceI
       const it = requests[Symbol.asyncIterator]();
       const first = await it.next();
       if (first.done) return;
+      const receivedAtMs = Date.now();
       const open = first.value.kind.case === "open" ? first.value.kind.value : undefined;
       const v = validator().id("partition", first.value.partition);
       if (!open) v.add("open", "the first message must be an open");
@@ -24,6 +40,8 @@ export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceI
       v.check();
       const relay = consoles.claim(first.value.partition, open!);
       if (!relay) return;
+      // Production times are metal-bmc's clock; the cut at the allocation's start is on the server's.
+      const offsetMs = clockOffsetMs(open!.sentAt, receivedAtMs);
 
       const onAbort = () => relay.end(new ConnectError("console relay cancelled", Code.Canceled));
       ctx.signal.addEventListener("abort", onAbort, { once: true });
@@ -36,7 +54,7 @@ export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceI
             const k = n.value.kind;
             if (k.case === "data") {
               if (k.value.length > MAX_CHUNK) throw new ConnectError(`data: at most ${MAX_CHUNK} bytes per message`, Code.InvalidArgument);
-              relay.deliver(k.value);
+              relay.deliver(k.value, producedAtOnServer(n.value.producedAt, offsetMs));
             } else if (k.case === "open") {
               throw new ConnectError("open: only the first message may be an open", Code.InvalidArgument);
             }
