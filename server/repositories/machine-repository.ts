@@ -182,20 +182,6 @@ export const machineAllocationRepository = {
       .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`, sql`${machines.waitingUntil} is not null`));
   },
 
-  /**
-   * Starts or extends the leases of free machines with an open Wait stream.
-   * Kept for callers that do not yet tell a new stream (`startWaiting`) from
-   * a periodic renewal (`extendWaitingMany`); a renewal through this one can
-   * revive a lease that freeing cleared, if its stream ended just before.
-   */
-  async renewWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
-    if (ids.length === 0) return;
-    await db
-      .update(machines)
-      .set({ waitingUntil: until })
-      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`));
-  },
-
   /** Of the given machines, those that are allocated. */
   async allocatedAmong(db: Db<any>, ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];

@@ -62,7 +62,8 @@ export class WaitingRegistry {
     if (present === undefined) this.streams.set(machineId, wake);
     else if (typeof present === "function") this.streams.set(machineId, new Set([present, wake]));
     else present.add(wake);
-    await allocations.renewWaitingMany(this.db, [machineId], this.until());
+    // Only a new stream starts a lease; periodic renewals merely extend one that nothing has cleared.
+    await allocations.startWaiting(this.db, machineId, this.until());
     return async () => {
       const current = this.streams.get(machineId);
       if (current === wake) {
@@ -84,7 +85,7 @@ export class WaitingRegistry {
   async renewAll(): Promise<void> {
     const ids = [...this.streams.keys()];
     const until = this.until();
-    for (let i = 0; i < ids.length; i += BATCH) await allocations.renewWaitingMany(this.db, ids.slice(i, i + BATCH), until);
+    for (let i = 0; i < ids.length; i += BATCH) await allocations.extendWaitingMany(this.db, ids.slice(i, i + BATCH), until);
   }
 
   /** Wakes the streams of machines that got allocated without their stream hearing of it. */

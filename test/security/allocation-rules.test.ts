@@ -127,7 +127,6 @@ describe("allocation by machine id: the candidate rule of allocation by size", (
     const lease = async () => (await rows<{ w: string | null }>(sql`select waiting_until as w from machines where id = ${id}`))[0]!.w;
     expect(await lease()).toBeNull();
     await allocations.startWaiting(server.app.db, id, new Date(Date.now() + 3_600_000));
-    await allocations.renewWaitingMany(server.app.db, [id], new Date(Date.now() + 3_600_000));
     await allocations.extendWaitingMany(server.app.db, [id], new Date(Date.now() + 3_600_000));
     expect(await lease()).toBeNull();
     await pb.delete({ id, project: "pb" });
