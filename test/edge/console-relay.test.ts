@@ -10,7 +10,8 @@ import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
 import type { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
-import { relayBrokerOf, type ConsoleSession } from "../../server/console/relay-broker.js";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { relayBrokerOf, UNDATED_OUTPUT_NOTICE, type ConsoleSession } from "../../server/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
@@ -115,6 +116,21 @@ describe("console relay: broker -> BMC session -> metal-bmc -> ConsoleService.Re
     expect(m.serial.typed).toBe("echo hello through the relay\r");
   });
 
+  it("a console opened with outputSince shows only what the machine printed after it: the replayed boot log is withheld, live output is not", async () => {
+    const m = await reportedSim();
+    // The simulated machine booted when it was added; its BMC replays that boot log to every attachment.
+    expect(m.serial.scrollback).toContain("Welcome to metal sim");
+    const since = new Date();
+    const c = await broker().openConsole("p1", m.uuid, { outputSince: since });
+    const seen = watch(c);
+    c.write("echo after the allocation\r");
+    await eventually("the answer", () => seen.text.includes("\r\nafter the allocation\r\n"));
+    expect(seen.text).not.toContain("Welcome to metal sim");
+    expect(c.withheldBytes).toBe(new TextEncoder().encode(m.serial.scrollback).length - new TextEncoder().encode(seen.text).length);
+    c.close();
+    await eventually("metal-bmc's relay ends", () => agent.consoleRelays === 0);
+  });
+
   it("several consoles at once, each with its own machine", async () => {
     const [a, b] = [await reportedSim(), await reportedSim()];
     const [ca, cb] = await Promise.all([broker().openConsole("p1", a.uuid), broker().openConsole("p1", b.uuid)]);
@@ -178,6 +194,46 @@ describe("console relay: broker -> BMC session -> metal-bmc -> ConsoleService.Re
     again.write("echo back\r");
     await eventually("the answer on the new session", () => s2.text.includes("\r\nback\r\n"));
     again.close();
+  });
+
+  it("production times are read on the server's clock (metal-bmc's clock an hour behind), and undated output is withheld with a notice", async () => {
+    type Req = MessageInitShape<typeof ConsoleServiceRelayRequestSchema>;
+    // A metal-bmc of partition p1 playing by hand, newest session of the partition, so it is the one asked.
+    const asked: string[] = [];
+    const detach = broker().attachAgent("p1", "hand-played", async (relayId) => void asked.push(relayId));
+    try {
+      const machineId = randomUUID();
+      const since = new Date();
+      const opening = broker().openConsole("p1", machineId, { outputSince: since });
+      await eventually("the ask", () => asked.length === 1);
+      const hour = 3_600_000;
+      const agentClock = (serverMs: number) => timestampFromDate(new Date(serverMs - hour));
+      let finish!: () => void;
+      const finished = new Promise<void>((r) => (finish = r));
+      async function* requests(): AsyncGenerator<Req> {
+        yield { partition: "p1", kind: { case: "open", value: { relayId: asked[0]!, machineId, sentAt: agentClock(Date.now()) } } };
+        const data = (text: string) => ({ case: "data" as const, value: new TextEncoder().encode(text) });
+        yield { kind: data("before the allocation\r\n"), producedAt: agentClock(since.getTime() - 60_000) };
+        yield { kind: data("undated\r\n") };
+        yield { kind: data("after the allocation\r\n"), producedAt: agentClock(since.getTime() + 60_000) };
+        await finished;
+      }
+      const responses = server.grpcClient(ConsoleService, fixture.infraToken).relay(requests());
+      const draining = (async () => {
+        for await (const _ of responses);
+      })().catch(() => {});
+      const c = await opening;
+      const seen = watch(c);
+      await eventually("the dated output after the allocation", () => seen.text.includes("after the allocation"));
+      expect(seen.text).toBe(`${UNDATED_OUTPUT_NOTICE}after the allocation\r\n`);
+      expect(c.withheldBytes).toBe("before the allocation\r\n".length + "undated\r\n".length);
+      finish();
+      await eventually("the relay ends", () => seen.ended);
+      await draining;
+    } finally {
+      detach();
+    }
+    expect(broker().agentsOf("p1")).toEqual(["bmc-console"]);
   });
 
   it("the Relay contract: open first, only relays that were asked for, the token's partition only", async () => {
