@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { kRequestId } from "../auth/context.js";
+import { safeError } from "../log-redaction.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 
@@ -45,7 +46,9 @@ class ObservedCall {
     this.metrics.rpcDuration.observe(this.labels, ms / 1000);
     this.metrics.rpcHandled.inc({ ...this.labels, code });
     const entry = { requestId: this.requestId, rpc: `${this.labels.service}/${this.labels.method}`, code, ms: Math.round(ms) };
-    if (err) this.log.error({ ...entry, err }, "rpc failed unexpectedly");
+    // The logger makes errors safe too; doing it here as well keeps this path safe with any logger:
+    // a failed query's parameters (passwords, user data, SSH keys) never reach the log.
+    if (err) this.log.error({ ...entry, err: safeError(err) }, "rpc failed unexpectedly");
     else this.log.debug(entry, "rpc");
   }
 

@@ -4,7 +4,7 @@ import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_
 import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
 import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
-import { history, projectMembers, projects, tenantMembers, tenants } from "../../../server/masterdata/db/schema/index.js";
+import { history, projectMembers, projects, tenantMembers, tenants, usedIds } from "../../../server/masterdata/db/schema/index.js";
 import { openMasterdataDatabase, type MasterdataDatabase } from "../../../server/masterdata/database.js";
 import { createMasterdataRoutes } from "../../../server/masterdata/routes.js";
 import { createScratchDatabase } from "../../helpers/postgres.js";
@@ -43,6 +43,7 @@ export async function openMasterdataHarness(): Promise<MasterdataHarness> {
         tenantMembers: await db.select().from(tenantMembers).orderBy(asc(tenantMembers.id)),
         projectMembers: await db.select().from(projectMembers).orderBy(asc(projectMembers.id)),
         history: await db.select().from(history).orderBy(asc(history.seq)),
+        usedIds: await db.select().from(usedIds).orderBy(asc(usedIds.kind), asc(usedIds.id)),
       };
     },
     async close() {
