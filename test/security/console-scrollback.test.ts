@@ -1,3 +1,7 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -11,10 +15,15 @@ import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { bearer } from "../../edge/common/client.js";
 import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { SimMachine } from "../../edge/sim/machine.js";
+import { relayBrokerOf } from "../../server/console/relay-broker.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
 import { generateKey, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-harness.js";
+import { runBmcAgent } from "../helpers/bmc-agent.js";
+import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
 
 /**
  * Issue 12, item 1 (the console part): a console never shows output from
@@ -22,6 +31,9 @@ import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-har
  * client: tenant A types into the machine's serial console, frees the
  * machine; once it is reclaimed and waiting again tenant B gets it, and B's
  * console (whose scrollback the simulated BMC replays) shows nothing of A's.
+ * And the control plane's own cut: a BMC that does replay a previous
+ * tenant's session (a console server keeping its log across allocations) gets
+ * it withheld, because every byte carries the time it was printed.
  */
 
 const SECRET = "tenant-a-secret-7f3c";
@@ -44,6 +56,118 @@ describe("a new boot starts a new console log (the simulated machine)", () => {
       }),
     );
   });
+});
+
+/**
+ * A machine's serial line whose console log is never cut: what it printed
+ * stays in the log its BMC replays, whoever had the machine then. Typed lines
+ * are answered, so live output can be told from the replay.
+ */
+function neverForgettingLine() {
+  const line = {
+    log: "",
+    stream: new Duplex({
+      read() {},
+      write(chunk: Buffer, _enc, done) {
+        for (const typed of chunk.toString().split(/\r\n?|\n/).slice(0, -1)) line.print(`\r\nheard: ${typed}\r\n`);
+        done();
+      },
+    }),
+    print(text: string) {
+      line.log += text;
+      line.stream.push(text);
+    },
+  };
+  return line;
+}
+
+describe("a BMC that replays a previous tenant's session: the control plane withholds it (issue 12, item 1)", () => {
+  let server: TestServer;
+  let stopServer: () => Promise<void>;
+  let fixture: PartitionFixture;
+  let dir: string;
+  let stopAgent: () => Promise<void>;
+  let target: ConsoleTarget;
+  let owner = { file: "", pub: "" };
+  let ownerToken = "";
+  const sims = new SimBmcs();
+
+  beforeAll(async () => {
+    ({ server, stop: stopServer } = await launchServer({ console: true, consolePollMs: 200 }));
+    fixture = await setUpPartition(server);
+    dir = await mkdtemp(join(tmpdir(), "console-scrollback-"));
+    owner = await generateKey(dir, "owner");
+    ownerToken = (await server.client(AdminTokens, server.adminToken).create({ subject: "olga", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
+    target = { host: "127.0.0.1", port: server.console!.port, knownHosts: await writeKnownHosts(join(dir, "known_hosts"), "127.0.0.1", server.console!.port, server.console!.hostKey), home: dir };
+    const leaseFile = join(dir, "dhcpd.leases");
+    stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-scrollback", dir, leaseFile, sims }).stop;
+    await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
+  }, 60_000);
+
+  afterAll(async () => {
+    fixture?.stopAll();
+    await stopAgent?.();
+    await stopServer?.();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A waiting machine whose BMC metal-bmc reported, on the given line. */
+  async function machineOn(line: ReturnType<typeof neverForgettingLine>): Promise<SimMachineBmc> {
+    const booted = await fixture.bootMachine("r1");
+    const sim = sims.add({ uuid: booted.id, ip: "10.4.0.10", mac: "aa:bb:cc:00:04:10" }, { stream: line.stream, log: () => line.log });
+    await sims.writeLeases(join(dir, "dhcpd.leases"));
+    const admin = server.client(AdminMachineService, server.adminToken);
+    await eventually(`the BMC report of ${booted.id}`, async () => (await admin.get({ id: booted.id })).machine?.bmc?.address);
+    return sim;
+  }
+
+  it("the new tenant's console shows live output and nothing the BMC replays from before the allocation; an operator admin sees it only while the machine is free", async () => {
+    const line = neverForgettingLine();
+    // Printed before the BMC listened: its time is unknown to the BMC.
+    line.print("SimBIOS 1.0\r\nprevious-tenant login: root\r\n");
+    const sim = await machineOn(line);
+    // Printed while the BMC listened, before the allocation: the previous tenant's session.
+    line.print(`root@previous-tenant:~# echo ${SECRET}\r\n${SECRET}\r\n`);
+
+    const before = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
+    await before.see(SECRET);
+    expect(before.seen.out).toContain("previous-tenant login");
+    before.kill();
+    await before.ends();
+
+    const { machine } = await server.client(MachineService, ownerToken).create({
+      project: "pb",
+      partition: "p1",
+      size: "s1",
+      image: "debian-12",
+      name: "scrollback",
+      networks: [fixture.primary.pb],
+      sshKeys: [owner.pub],
+    });
+    expect(machine?.id).toBe(sim.uuid);
+    line.print("install: partitioning /dev/sda\r\n");
+
+    const s = sshConsole(target, sim.uuid, { key: owner.file, token: ownerToken });
+    await s.see(`connected to ${sim.uuid}`);
+    await s.see("install: partitioning /dev/sda");
+    s.type("whoami\r");
+    await s.see("heard: whoami");
+    expect(s.seen.out).not.toContain(SECRET);
+    expect(s.seen.out).not.toContain("previous-tenant");
+    s.kill();
+    await s.ends();
+
+    // Operator admins too: the earlier session belongs to nobody once the machine is allocated again.
+    const admin = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
+    await admin.see(`connected to ${sim.uuid}`);
+    admin.type("hostname\r");
+    await admin.see("heard: hostname");
+    expect(admin.seen.out).toContain("install: partitioning /dev/sda");
+    expect(admin.seen.out).not.toContain(SECRET);
+    expect(admin.seen.out).not.toContain("previous-tenant");
+    admin.kill();
+    await admin.ends();
+  }, 90_000);
 });
 
 describe("the console of a re-allocated machine in the lab (issue 12, item 1)", () => {
