@@ -45,6 +45,7 @@ function compressedJson(headers: NodeJS.Dict<string | string[]>, contentType: st
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
   const { routes, fallback, earlyCheck, onError, ...routerOptions } = options;
+  const readMaxBytes = routerOptions.readMaxBytes ?? 0xffffffff;
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...routerOptions });
   routes(router);
   const byPath = new Map(router.handlers.map((h) => [h.requestPath, h]));
@@ -63,17 +64,14 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
         const json = enveloped || JSON_UNARY.test(contentType);
         const refusal = (await earlyCheck(uHandler.method, authorization)) ?? (json ? compressedJson(req.headers, contentType, enveloped) : undefined);
         if (refusal) {
-          if (!res.headersSent && !res.writableEnded) writeRefusal(res, contentType, refusal, req.httpVersionMajor);
+          if (!res.headersSent && !res.writableEnded) writeRefusal(res, contentType, refusal);
           return;
         }
         const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kConnection, connectionOfRequest(req)));
         if (json && typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
-          uReq.body = depthChecked(uReq.body as AsyncIterable<Uint8Array>, enveloped);
+          uReq.body = depthChecked(uReq.body as AsyncIterable<Uint8Array>, enveloped, readMaxBytes);
         }
-        const uRes = await uHandler(uReq);
-        // Refused mid-body (too deep, too large): the rest is never read, so an HTTP/1.1 connection cannot carry another request.
-        if (req.httpVersionMajor === 1 && !req.complete && !res.headersSent) res.setHeader("connection", "close");
-        await universalResponseToNodeResponse(uRes, res);
+        await universalResponseToNodeResponse(await uHandler(uReq), res);
       } catch (err) {
         if (ConnectError.from(err).code !== Code.Aborted) onError(err, uHandler.method);
         if (!res.headersSent) res.destroy();

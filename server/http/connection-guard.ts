@@ -29,15 +29,28 @@ export class ConnectionCaps {
   }
 }
 
+/**
+ * Runs `fn` once the event loop has read every socket that has something
+ * ready. A timeout that fires on a busy server may otherwise cut a peer whose
+ * bytes are already here, unread (seen under a flood of streams).
+ */
+export function afterPendingInput(fn: () => void): void {
+  setImmediate(() => setImmediate(fn));
+}
+
 const kWatch = Symbol("session watch");
 
+type WatchedStream = http2.ServerHttp2Stream & { [kWatch]?: SessionWatch };
+
 /** A stream's session watch, reached from the stream's close listener (one shared function, no closure per stream). */
-function onStreamClose(this: http2.ServerHttp2Stream & { [kWatch]?: SessionWatch }) {
+function onStreamClose(this: WatchedStream) {
   this[kWatch]?.streamClosed();
 }
 
 /** How long a session that is told to go away may take to say goodbye before it is cut. */
 const GOODBYE_MS = 5_000;
+
+const watches = new WeakMap<http2.Http2Session, SessionWatch>();
 
 /**
  * Closes an HTTP/2 session that holds no open stream for too long: until its
@@ -49,19 +62,30 @@ const GOODBYE_MS = 5_000;
 export class SessionWatch {
   private open = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Changes with every arming: a deferred expiry of an older arming does nothing. */
+  private generation = 0;
 
-  constructor(
+  /** The watch of a session, made on its first sight (the session event or its first stream, whichever comes first). */
+  static of(session: http2.ServerHttp2Session, limits: Pick<ConnectionSettings, "headersTimeoutMs" | "idleTimeoutMs">): SessionWatch {
+    let w = watches.get(session);
+    if (!w) watches.set(session, (w = new SessionWatch(session, limits)));
+    return w;
+  }
+
+  private constructor(
     private readonly session: http2.ServerHttp2Session,
     private readonly limits: Pick<ConnectionSettings, "headersTimeoutMs" | "idleTimeoutMs">,
   ) {
     this.arm(limits.headersTimeoutMs);
-    session.on("stream", (stream: http2.ServerHttp2Stream & { [kWatch]?: SessionWatch }) => {
-      this.open++;
-      this.disarm();
-      stream[kWatch] = this;
-      stream.on("close", onStreamClose);
-    });
     session.once("close", () => this.disarm());
+  }
+
+  /** Called for every stream of the session (the server's stream event, which no stream escapes). */
+  streamOpened(stream: WatchedStream): void {
+    this.open++;
+    this.disarm();
+    stream[kWatch] = this;
+    stream.on("close", onStreamClose);
   }
 
   streamClosed(): void {
@@ -70,18 +94,20 @@ export class SessionWatch {
 
   private arm(ms: number): void {
     this.disarm();
-    this.timer = setTimeout(() => this.goAway(), ms);
+    const generation = this.generation;
+    this.timer = setTimeout(() => afterPendingInput(() => this.expire(generation)), ms);
     this.timer.unref();
   }
 
   private disarm(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.generation++;
   }
 
   /** GOAWAY, then the socket; a peer that does not read its GOAWAY is cut a little later. */
-  private goAway(): void {
-    if (this.session.destroyed) return;
+  private expire(generation: number): void {
+    if (generation !== this.generation || this.open > 0 || this.session.closed || this.session.destroyed) return;
     this.session.close();
     setTimeout(() => this.session.destroy(), GOODBYE_MS).unref();
   }

@@ -76,11 +76,30 @@ export class EnvelopedJsonDepthGuard {
   }
 }
 
-/** A request body that is checked for JSON depth as it is read. */
-export async function* depthChecked(body: AsyncIterable<Uint8Array>, enveloped: boolean): AsyncGenerator<Uint8Array> {
+/**
+ * A request body that is checked for JSON depth as it is read. Once too deep,
+ * the rest (up to `maxBytes` in all) is read and dropped unparsed before the
+ * error is raised: a request refused mid-body would otherwise leave its rest
+ * unread, and an HTTP/1.1 connection could then neither carry the next
+ * request nor be closed without resetting the answer away.
+ */
+export async function* depthChecked(body: AsyncIterable<Uint8Array>, enveloped: boolean, maxBytes: number): AsyncGenerator<Uint8Array> {
   const guard = enveloped ? new EnvelopedJsonDepthGuard() : new JsonDepthGuard();
+  let failure: unknown;
+  let size = 0;
   for await (const chunk of body) {
-    guard.feed(chunk);
+    size += chunk.length;
+    if (failure !== undefined) {
+      if (size > maxBytes) throw failure;
+      continue;
+    }
+    try {
+      guard.feed(chunk);
+    } catch (err) {
+      failure = err;
+      continue;
+    }
     yield chunk;
   }
+  if (failure !== undefined) throw failure;
 }

@@ -7,7 +7,7 @@ import { Duplex } from "node:stream";
 import tls from "node:tls";
 
 import { connectionDefaults, type ConnectionSettings } from "../config.js";
-import { ConnectionCaps, SessionWatch } from "./connection-guard.js";
+import { afterPendingInput, ConnectionCaps, SessionWatch } from "./connection-guard.js";
 import type { AppHandler as Handler, NodeHandler } from "./node-handler.js";
 import { noteSessionAddress } from "./peer.js";
 
@@ -165,13 +165,15 @@ export async function listen(handler: Handler, address: string, tls_?: { cert: s
     scheme = "http";
     front = net.createServer(netOptions, (socket) => {
       let seen = Buffer.alloc(0);
+      let decided = false;
       // Until the first bytes decide, nothing else watches this socket: silence or half a preface is cut here.
-      const firstBytes = setTimeout(() => socket.destroy(), limits.headersTimeoutMs);
+      const firstBytes = setTimeout(() => afterPendingInput(() => decided || socket.destroy()), limits.headersTimeoutMs);
       const onData = (chunk: Buffer) => {
         seen = Buffer.concat([seen, chunk]);
         const n = Math.min(seen.length, H2_PREFACE.length);
         const isH2 = seen.subarray(0, n).equals(H2_PREFACE.subarray(0, n));
         if (isH2 && seen.length < H2_PREFACE.length) return; // wait for the whole preface
+        decided = true;
         clearTimeout(firstBytes);
         socket.off("data", onData);
         socket.pause();
@@ -189,12 +191,17 @@ export async function listen(handler: Handler, address: string, tls_?: { cert: s
       socket.on("error", () => socket.destroy());
     });
   }
-  h2.on("session", (s: http2.ServerHttp2Session) => {
-    h2Sessions.add(s);
-    noteSessionAddress(s);
-    new SessionWatch(s, limits);
-    s.on("close", () => h2Sessions.delete(s));
-  });
+  // A session is first seen at its session event or at its first stream, whichever comes first.
+  const seen = (s: http2.ServerHttp2Session): SessionWatch => {
+    if (!h2Sessions.has(s)) {
+      h2Sessions.add(s);
+      noteSessionAddress(s);
+      s.once("close", () => h2Sessions.delete(s));
+    }
+    return SessionWatch.of(s, limits);
+  };
+  h2.on("session", seen);
+  h2.on("stream", (stream: http2.ServerHttp2Stream) => seen(stream.session as http2.ServerHttp2Session).streamOpened(stream));
   // Registered after the server's own connection listener: a socket over a cap is destroyed before it is read.
   front.on("connection", (s: net.Socket) => {
     if (!caps.admit(s)) {

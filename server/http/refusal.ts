@@ -14,13 +14,13 @@ const CONNECT_STREAM = /^application\/connect\+/i;
  * the headers), a Connect stream an end-stream message, a Connect unary call
  * (and anything else) the HTTP status of the code and a JSON error body.
  */
-export function writeRefusal(res: NodeResponse, contentType: string | undefined, err: ConnectError, httpVersionMajor: number): void {
-  // HTTP/1.1: the unread body is not drained; the connection ends with this answer instead.
-  const close: Record<string, string> = httpVersionMajor === 1 ? { connection: "close" } : {};
+export function writeRefusal(res: NodeResponse, contentType: string | undefined, err: ConnectError): void {
+  // The body is never parsed: node:http drops what arrives of it after the answer (within the request timeout),
+  // node:http2 resets the stream. Closing an HTTP/1.1 connection on unread data instead would reset the answer away.
   if (contentType && GRPC.test(contentType)) {
     const status = new Headers();
     setTrailerStatus(status, err);
-    res.writeHead(200, { ...close, "content-type": contentType, ...Object.fromEntries(status.entries()) });
+    res.writeHead(200, { "content-type": contentType, ...Object.fromEntries(status.entries()) });
     res.end();
     return;
   }
@@ -30,11 +30,11 @@ export function writeRefusal(res: NodeResponse, contentType: string | undefined,
     envelope[0] = endStreamFlag;
     envelope.writeUInt32BE(json.length, 1);
     envelope.set(json, 5);
-    res.writeHead(200, { ...close, "content-type": contentType });
+    res.writeHead(200, { "content-type": contentType });
     res.end(envelope);
     return;
   }
   const body = errorToJsonBytes(err, {});
-  res.writeHead(codeToHttpStatus(err.code), { ...close, "content-type": "application/json", "content-length": String(body.length) });
+  res.writeHead(codeToHttpStatus(err.code), { "content-type": "application/json", "content-length": String(body.length) });
   res.end(body);
 }
