@@ -127,3 +127,12 @@ export function familyUse(prefixes: readonly Prefix[], f: Family, defaultChild: 
   const availablePrefixes = defaultChild === undefined ? 0n : mine.reduce((sum, p) => sum + (defaultChild > p.length ? childCount(p, defaultChild) : 0n), 0n);
   return { availableIps: saturate(availableIps), usedIps: BigInt(usedIps), availablePrefixes: saturate(availablePrefixes), usedPrefixes: BigInt(usedPrefixes) };
 }
+
+/**
+ * Whether a project may see and take addresses from a network: its own, shared child networks and
+ * external networks. Every other network does not exist for the project.
+ */
+export function mayUseNetwork(network: { kind: number; project: string | null }, project: string): boolean {
+  if (network.kind === NetworkKind.CHILD) return network.project === project;
+  return network.kind === NetworkKind.CHILD_SHARED || network.kind === NetworkKind.EXTERNAL;
+}

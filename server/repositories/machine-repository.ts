@@ -285,15 +285,6 @@ export const machineAllocationRepository = {
     return new Map(rows.map((r) => [r.project!, Number(r.n)]));
   },
 
-  /** How many allocations install (or were installed with) the image. */
-  async usingImage(db: Db<any>, imageId: string): Promise<number> {
-    const [r] = await db
-      .select({ n: sql<number>`count(*)::int` })
-      .from(machines)
-      .where(sql`${machines.allocation}->>'image' = ${imageId} or ${machines.allocation}->>'previousImage' = ${imageId}`);
-    return Number(r?.n ?? 0);
-  },
-
   /** Allocated machines per partition, size and project (keys from `usageKey`). */
   async allocationCounts(db: Db<any>): Promise<Map<string, number>> {
     const rows = await db

@@ -9,7 +9,7 @@ import { refusalText, whyNotCandidate } from "../domain/allocation-candidate.js"
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../domain/filesystem-layout.js";
 import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../domain/ip-math.js";
 import { machineTags, SystemTag } from "../domain/machine-tags.js";
-import { IpKind, NetworkKind } from "../domain/network.js";
+import { IpKind, mayUseNetwork, NetworkKind } from "../domain/network.js";
 import { chooseRack, reservationsAllow } from "../domain/placement.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../errors.js";
 import { uuidv7 } from "../ids.js";
@@ -17,6 +17,7 @@ import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
+import { referenceHolds } from "../repositories/usage-repository.js";
 import { sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
 
@@ -36,17 +37,14 @@ export interface AllocationDeps {
  * reads as one that does not exist: outsiders get one answer.
  */
 function checkNetworks(nets: NetworkRow[], ids: readonly string[], project: string, partition: string): void {
+  // What the project may not use reads as unknown, like an id that does not exist.
   nets.forEach((n, i) => {
-    if (n.kind === NetworkKind.CHILD && n.project !== project) throw notFound("network", ids[i]!);
+    if (!mayUseNetwork(n, project)) throw notFound("network", ids[i]!);
   });
-  const [primary, ...others] = nets;
+  const [primary] = nets;
   if (!primary || primary.kind !== NetworkKind.CHILD || primary.project !== project || primary.partitionId !== partition) {
     throw invalidArgument(`invalid request: networks[0]: must be a private network of project "${project}" in partition "${partition}"`);
   }
-  others.forEach((n, i) => {
-    const usable = n.kind === NetworkKind.EXTERNAL || n.kind === NetworkKind.CHILD_SHARED || (n.kind === NetworkKind.CHILD && n.project === project);
-    if (!usable) throw invalidArgument(`invalid request: networks[${i + 1}]: network "${n.id}" cannot be attached to a machine of project "${project}"`);
-  });
 }
 
 /** A firewall also joins the partition's underlay, which must exist exactly once. */
@@ -228,6 +226,9 @@ export async function allocateMachine(
   // A project already at its quota is refused here, without queueing for its lock (checked again under it).
   if (quota.machine !== undefined && held! >= quota.machine) throw quotaReached(req.project, quota.machine);
   const row = await inTransaction(deps.db, async (tx) => {
+    // Held FOR KEY SHARE until commit: a concurrent delete of any of them waits for this
+    // allocation and then counts it, or commits first and this answers NotFound.
+    await referenceHolds.allocation(tx, { partition: req.partition, size: req.size, image: image.id, filesystemLayout: layout.id });
     // Locks in one order everywhere: project quota, size pool, static IPs, machine.
     await holdQuota(tx, req.project, quota.machine);
     if (plan.reserved) await allocations.lockSizePool(tx, req.partition, req.size);

@@ -11,6 +11,7 @@ import { conflict, failedPrecondition, notFound } from "../errors.js";
 import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
 import { machineLifecycleRepository as lifecycle, machineRepository } from "../repositories/machine-repository.js";
 import { assertImageAllowed, lookupImage } from "./image-lookup.js";
+import { referenceHolds } from "../repositories/usage-repository.js";
 import { lockById } from "../repositories/versioned.js";
 import { recordEvents } from "./machine-events.js";
 
@@ -75,6 +76,8 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
     if (!m.allocation.succeeded) throw failedPrecondition(`machine "${id}" has not finished its installation yet`);
     const image = await lookupImage(tx, imageRef, m.allocation.role === "firewall" ? 2 : 1);
     await assertImageAllowed(tx, m.sizeId ?? "", image);
+    // Held until commit: an image delete waits for this reinstall and then counts it.
+    await referenceHolds.image(tx, image.id);
     const layout = await layouts.get(tx, m.allocation.filesystemLayout);
     if (!layoutReinstallable(layout.spec)) throw failedPrecondition(`filesystem layout "${layout.id}" wipes no disk on reinstall; the machine cannot be reinstalled`);
     const saved = await lifecycle.setAllocation(tx, id, { ...m.allocation, image: image.id, previousImage: m.allocation.image, reinstall: true, succeeded: false });

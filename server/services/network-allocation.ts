@@ -5,7 +5,7 @@ import type { ProjectDirectory } from "../auth/project-directory.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { IpRow, NetworkRow } from "../db/schema/index.js";
 import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../domain/ip-math.js";
-import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../domain/network.js";
+import { childPlan, FamilyChoice, IpKind, mayUseNetwork, NetworkKind } from "../domain/network.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
@@ -162,14 +162,6 @@ export async function freeChildNetwork(db: Db<any>, id: string, project: string)
   });
 }
 
-/**
- * Whether a project may see and take addresses from a network: its own, shared child networks and
- * external networks. Every other network does not exist for the project.
- */
-export function mayUseNetwork(network: NetworkRow, project: string): boolean {
-  if (network.kind === NetworkKind.CHILD) return network.project === project;
-  return network.kind === NetworkKind.CHILD_SHARED || network.kind === NetworkKind.EXTERNAL;
-}
 
 /** Allocates an IP (a given one or a free one of the chosen family) in a network for a project. */
 export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow[]> {

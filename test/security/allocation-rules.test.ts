@@ -175,4 +175,12 @@ describe("allocation answers outsiders as it answers about nothing", () => {
     expect(asUnknown(primary, pcNetwork)).toBe(asUnknown(unknown, unknownId));
     expect(asUnknown(further, pcNetwork)).toBe(asUnknown(unknown, unknownId));
   });
+
+  it("answers the partition's super network exactly like an unknown network", async () => {
+    await machine();
+    const unknownId = randomUUID();
+    const unknown = await expectCode(pb.create({ ...bySize("pb"), networks: [fixture.primary.pb, unknownId] }), Code.NotFound);
+    const operators = await expectCode(pb.create({ ...bySize("pb"), networks: [fixture.primary.pb, "super"] }), Code.NotFound);
+    expect(operators.rawMessage.replace("super", "<id>")).toBe(unknown.rawMessage.replace(unknownId, "<id>"));
+  });
 });

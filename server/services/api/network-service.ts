@@ -10,7 +10,8 @@ import { notFound } from "../../errors.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateChildNetworkCreate, validateChildNetworkUpdate, validateScopedId } from "../../validate/network.js";
-import { allocateChildNetwork, freeChildNetwork, mayUseNetwork } from "../network-allocation.js";
+import { mayUseNetwork } from "../../domain/network.js";
+import { allocateChildNetwork, freeChildNetwork } from "../network-allocation.js";
 import { renderNetwork, renderNetworks } from "../network-view.js";
 
 /** Tenants allocate private networks; they see their own plus the shared and external ones they may use. */
