@@ -152,7 +152,8 @@ class Relay implements ConsoleSession, RelayEnd {
     if (this.closed || data.length === 0) return;
     if (this.outputSince) {
       // Scrollback metal-bmc replays may reach back into an earlier tenant's session; undated output might, too.
-      if (!producedAt || producedAt.getTime() < this.outputSince.getTime()) {
+      // Written as "not at or after", so that a time that is no time (NaN) is withheld as well.
+      if (!(producedAt && producedAt.getTime() >= this.outputSince.getTime())) {
         this.withheldBytes += data.length;
         if (!producedAt && !this.toldUndated) {
           this.toldUndated = true;

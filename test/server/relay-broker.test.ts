@@ -93,6 +93,7 @@ describe("RelayBroker", () => {
     // Scrollback metal-bmc replays: the previous tenant's session, then the reclaim's boot, then the new allocation's install.
     end.deliver(bytes("previous tenant: secret\r\n"), new Date(0));
     end.deliver(bytes("reclaim boot\r\n"), before);
+    end.deliver(bytes("no time at all\r\n"), new Date(Number.NaN));
     end.deliver(bytes("install\r\n"), since);
     let text = "";
     c.onData((d) => (text += new TextDecoder().decode(d)));
@@ -100,7 +101,7 @@ describe("RelayBroker", () => {
     end.deliver(bytes("undated two"), undefined);
     end.deliver(bytes("login: "), new Date(since.getTime() + 5_000));
     expect(text).toBe(`install\r\n${UNDATED_OUTPUT_NOTICE}login: `);
-    expect(c.withheldBytes).toBe("previous tenant: secret\r\n".length + "reclaim boot\r\n".length + "undated oneundated two".length);
+    expect(c.withheldBytes).toBe("previous tenant: secret\r\n".length + "reclaim boot\r\n".length + "no time at all\r\n".length + "undated oneundated two".length);
     c.close();
 
     // Without outputSince (an operator admin on a free machine) everything is shown, dated or not.

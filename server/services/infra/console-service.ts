@@ -1,6 +1,6 @@
-import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ConsoleService, type ConsoleServiceRelayRequest } from "../../../gen/metal/infra/v1/console_pb.js";
+import { clockOffsetMs, producedAtOnServer } from "../../console/production-time.js";
 import type { RelayBroker, RelayResponse } from "../../console/relay-broker.js";
 import { validator } from "../../validate/validator.js";
 
@@ -10,20 +10,6 @@ export interface ConsoleServiceDeps {
 
 /** A chunk of console output; a serial line at 115200 baud fills this in more than five seconds. */
 const MAX_CHUNK = 64 * 1024;
-
-/**
- * How far the server's clock is ahead of metal-bmc's, from the open's
- * sent_at (the network's delay included, which errs by milliseconds); 0 when
- * metal-bmc did not send it.
- */
-export function clockOffsetMs(sentAt: Timestamp | undefined, receivedAtMs: number): number {
-  return sentAt ? receivedAtMs - timestampMs(sentAt) : 0;
-}
-
-/** When the machine printed a chunk, on the server's clock; undefined when metal-bmc did not say. */
-export function producedAtOnServer(producedAt: Timestamp | undefined, offsetMs: number): Date | undefined {
-  return producedAt ? new Date(timestampMs(producedAt) + offsetMs) : undefined;
-}
 
 /** metal-bmc's half of a console relay: it opens a Relay when its BMC session asks, then bytes flow both ways. */
 export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceImpl<typeof ConsoleService> {
