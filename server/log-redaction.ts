@@ -134,6 +134,8 @@ export function withoutQuery(url: string): string {
   return i < 0 ? url : `${url.slice(0, i)}?${REDACTED}`;
 }
 
+const ERROR_KEYS = new Set(["err", "error", "cause"]);
+
 const isUrlKey = (k: string) => /(^|[a-z_])(url|uri|path|href)$/i.test(k);
 
 function isPlain(v: object): boolean {
@@ -160,6 +162,8 @@ export function redactForLog(value: unknown, depth = 0, seen = new WeakSet<objec
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
     if (isSecretKey(k)) out[k] = v === undefined || v === null || v === "" ? v : REDACTED;
+    // Error-like objects that are not Errors (some drivers and wrappers throw those) get the same allow-list.
+    else if (ERROR_KEYS.has(k) && typeof v === "object" && v !== null && !Array.isArray(v)) out[k] = safeError(v);
     else if (typeof v === "string" && isUrlKey(k)) out[k] = withoutQuery(v);
     else out[k] = redactForLog(v, depth + 1, seen);
   }
