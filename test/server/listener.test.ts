@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -99,5 +100,50 @@ describe("raw HTTP/2 streams first", () => {
     }
     // gRPC clients work through it too.
     expect((await createClient(VersionService, createGrpcTransport({ baseUrl: l.url })).get({})).version?.version).toBe("9.9.9");
+  });
+});
+
+describe("connection caps and HTTP/2 stream limits", () => {
+  const limits = { headersTimeoutMs: 60_000, requestTimeoutMs: 60_000, idleTimeoutMs: 60_000, maxConnections: 4, maxConnectionsPerAddress: 2, http2MaxStreams: 3 };
+
+  /** A keep-alive HTTP/1.1 connection from `localAddress` that got an answer (so the server holds it), or undefined when the server closed it unanswered. */
+  function answered(l: Listener, localAddress: string): Promise<net.Socket | undefined> {
+    const { port } = new URL(l.url);
+    return new Promise((resolve) => {
+      const s = net.connect({ port: Number(port), host: "127.0.0.1", localAddress }, () => s.write("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"));
+      s.on("error", () => {});
+      s.once("data", () => resolve(s));
+      s.once("close", () => resolve(undefined));
+    });
+  }
+
+  it("closes connections over the per-address and the total cap on accept, and takes new ones once others closed", async () => {
+    const l = await listen(handler as never, "127.0.0.1:0", undefined, limits);
+    listeners.push(l);
+    const a1 = await answered(l, "127.0.0.1");
+    const a2 = await answered(l, "127.0.0.1");
+    expect(a1 && a2).toBeTruthy();
+    expect(await answered(l, "127.0.0.1")).toBeUndefined();
+    const b1 = await answered(l, "127.0.0.2");
+    const c1 = await answered(l, "127.0.0.3");
+    expect(b1 && c1).toBeTruthy();
+    expect(await answered(l, "127.0.0.4")).toBeUndefined();
+    const closed = new Promise((r) => a1!.once("close", r));
+    a1!.destroy();
+    await closed;
+    let again: net.Socket | undefined;
+    for (let i = 0; i < 100 && !again; i++) again = await answered(l, "127.0.0.1");
+    expect(again).toBeTruthy();
+    for (const s of [a2, b1, c1, again]) s?.destroy();
+  });
+
+  it("tells HTTP/2 clients how many streams a connection may open (nghttp2 refuses more)", async () => {
+    const l = await listen(handler as never, "127.0.0.1:0", undefined, limits);
+    listeners.push(l);
+    const session = http2.connect(l.url);
+    session.on("error", () => {});
+    await new Promise<void>((r) => session.once("remoteSettings", () => r()));
+    expect(session.remoteSettings.maxConcurrentStreams).toBe(3);
+    session.close();
   });
 });
