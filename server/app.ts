@@ -130,8 +130,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
   const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor()];
-  // A call without a usable token to a method that needs one is answered before its body is read.
-  const earlyCheck: EarlyCheck = (method, authorization) => refusalBeforeBody(authority, method, authorization);
+  // A call without a usable token to a method that needs one is answered before its body is read;
+  // the interceptors never see it, so it is counted here as they would count it.
+  const earlyCheck: EarlyCheck = async (method, authorization) => {
+    const refusal = await refusalBeforeBody(authority, method, authorization);
+    if (refusal) metrics.rpcHandled.inc({ service: method.parent.typeName, method: method.name, code: Code[refusal.code] });
+    return refusal;
+  };
   const routes = (router: ConnectRouter) => {
     registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
     masterdataRoutes(router);

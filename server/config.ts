@@ -84,7 +84,7 @@ const settings = {
   http2MaxStreams: { env: "METAL_HTTP2_MAX_STREAMS", flag: "http2-max-streams", fallback: "1000" },
   publicStreamLimits: { env: "METAL_PUBLIC_STREAM_LIMITS", flag: "public-stream-limits", fallback: "16/64/1000" },
   waitStreamLimits: { env: "METAL_WAIT_STREAM_LIMITS", flag: "wait-stream-limits", fallback: "1000/20000/50000" },
-  sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "100/2000/20000" },
+  sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "1000/2000/20000" },
 } as const;
 
 export class ConfigError extends Error {}

@@ -85,9 +85,11 @@ describe("a call without a usable token is answered before its body is read", ()
     expect(JSON.parse(r.body)).toEqual({ code: "unauthenticated", message });
   });
 
-  it("a revoked token, too", async () => {
+  it("a revoked token, too; the refusals are counted like every answered call", async () => {
     const r = await h1Partial("/metal.api.v1.MachineService/List", { "content-type": "application/json", authorization: `Bearer ${revokedToken}` });
     expect(JSON.parse(r.body)).toEqual({ code: "unauthenticated", message: "the token has been revoked" });
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/metal_rpc_handled_total\{service="metal\.api\.v1\.MachineService",method="List",code="Unauthenticated"\} [1-9]/);
   });
 
   it.each(["application/grpc", "application/grpc-web+proto"])("%s: a trailers-only answer with grpc-status 16 and the message", async (contentType) => {
