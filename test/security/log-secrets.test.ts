@@ -67,7 +67,7 @@ beforeAll(async () => {
   const dataDir = await mkdtemp(join(tmpdir(), "metal-logsecrets-"));
   const config = loadConfig({ METAL_LISTEN: "127.0.0.1:0", METAL_DATA_DIR: dataDir, DATABASE_URL: metalDb.url, MASTERDATA_DATABASE_URL: mdDb.url, LOG_LEVEL: "trace" });
   const log = createLogger("trace", { destination: { write: (s: string) => void lines.push(s) } });
-  const app = await createApp(config, log, { waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  const app = await createApp(config, log, { waitTiming: { keepaliveMs: 100, leaseMs: 60_000, recheckMs: 1_000 } });
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener = await listen(app.handler, config.listen);
   const transports = new Map<string, Transport>();
