@@ -20,7 +20,7 @@ let server: TestServer;
 let fixture: PartitionFixture;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 60_000, recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
   await server.client(MdTenantService, server.adminToken).create({ tenant: { meta: { id: "t2" }, name: "another tenant" } });
 });
