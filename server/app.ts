@@ -193,7 +193,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     streamLimits,
     async startConsole(listen = config.consoleListen, overrides = {}) {
       const c = await startConsoleServer(
-        { db, authority, projects, broker: relayBrokerOf(db), log },
+        { db, authority, projects, broker: relayBrokerOf(db), log, bus },
         {
           listen,
           idleTimeoutMs: overrides.idleTimeoutMs ?? options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs,

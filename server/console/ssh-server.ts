@@ -3,6 +3,7 @@ import type { AddressInfo } from "node:net";
 import ssh2, { type Connection, type ServerChannel, type Session } from "ssh2";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import type { TokenAuthority } from "../auth/token-authority.js";
+import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import type { Db } from "../db/database.js";
 import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
@@ -16,6 +17,8 @@ export interface ConsoleServerDeps {
   projects: ProjectDirectory;
   broker: RelayBroker;
   log: Logger;
+  /** Wakes an open console the moment its machine's allocation changes (freed, allocated anew); polling stays the safety net. */
+  bus?: FanoutBus;
 }
 
 export interface ConsoleServerOptions {
@@ -202,11 +205,13 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     channel.write(`connected to ${id}, exit with ~.\r\n`);
 
     let ended = false;
+    let unsubscribe: (() => void) | undefined;
     let idle: NodeJS.Timeout | undefined;
     const end = (message: string | undefined, code: number) => {
       if (ended) return;
       ended = true;
       clearInterval(poll);
+      unsubscribe?.();
       clearTimeout(idle);
       open.delete(relay);
       relay.close();
@@ -238,14 +243,25 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
 
     // Access is re-checked while the console is open: a freed or reallocated
     // machine belongs to someone else now, and a revoked token must not keep a console.
+    // A change of the allocation wakes the check at once (the bus); the poll bounds a lost wake-up and token revocation.
     let checking = false;
-    const poll = setInterval(() => {
-      if (checking || ended) return;
+    let again = false;
+    const check = () => {
+      if (ended) return;
+      if (checking) return void (again = true);
       checking = true;
       recheck()
         .catch((err: unknown) => log.warn({ err, machineId: id }, "re-checking console access failed; trying again"))
-        .finally(() => (checking = false));
-    }, pollMs);
+        .finally(() => {
+          checking = false;
+          if (again) {
+            again = false;
+            check();
+          }
+        });
+    };
+    const poll = setInterval(check, pollMs);
+    unsubscribe = deps.bus?.subscribe(allocationTopic(id), check);
     const recheck = async () => {
       if (secret) {
         const t = await presented(secret);

@@ -1,5 +1,5 @@
 import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
-import { bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../bus/fanout.js";
+import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../bus/fanout.js";
 import { inTransaction, type Db } from "../db/database.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../db/schema/index.js";
 import { machines } from "../db/schema/index.js";
@@ -191,6 +191,8 @@ export async function freeMachine(db: Db<any>, id: string, project: string, bus?
   });
   publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(row.partitionId!));
+  // Open consoles of the machine re-check at once: the tenant must not see the reclaim or the next allocation.
+  bus?.publish(allocationTopic(id));
   await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
   return row;
 }

@@ -233,6 +233,28 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
       await app2.close();
     }
   });
+
+  it("freeing the machine ends its open console at once, not at the next periodic re-check", async () => {
+    // A console server of the same app that would re-check only after an hour: only the wake-up can end the session.
+    const slow = await server.app.startConsole("127.0.0.1:0", { pollMs: 3_600_000 });
+    const hosts = await writeKnownHosts(join(dir, "known_hosts_slow"), "127.0.0.1", slow.port, slow.hostKey);
+    const m = await machineWithConsole();
+    await server.client(MachineService, tokens.owner).create({
+      project: "pb",
+      partition: "p1",
+      size: "s1",
+      image: "debian-12",
+      name: "console-freed",
+      networks: [fixture.primary.pb],
+      sshKeys: [pub.owner],
+      machineId: m.id,
+    });
+    const s = ssh(m.id, { key: keys.owner, token: tokens.owner }, target(slow, hosts));
+    await s.see(`connected to ${m.id}`);
+    await server.client(MachineService, tokens.owner).delete({ id: m.id, project: "pb" });
+    await s.see(`metal-console: machine "${m.id}" was freed; closing the console`);
+    expect(await s.exited).toBe(1);
+  });
 });
 
 describe("decideConsoleAccess (the rules without SSH)", () => {
