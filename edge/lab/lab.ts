@@ -3,17 +3,22 @@ import { createHash } from "node:crypto";
 import { sleep } from "../common/time.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { createApp, type App } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import type { Config } from "../../server/config.js";
+import { inTransaction } from "../../server/db/database.js";
+import { machines as machineTable } from "../../server/db/schema/index.js";
+import { machineAdminRepository } from "../../server/repositories/machine-repository.js";
+import { lockById } from "../../server/repositories/versioned.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
 import type { WaitTiming } from "../../server/services/infra/boot-service.js";
 import { BmcCommand, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { BmcAgent, type BmcAgentTiming } from "../bmc/agent.js";
 import { MetalCore, type MetalCoreTiming } from "../core/metal-core.js";
@@ -24,7 +29,10 @@ import { SimMachine } from "../sim/machine.js";
 import { SimSwitch } from "../sim/switch.js";
 import { LAB, LAB_IMAGES, seed } from "./seed.js";
 import { loadMachines, restore, saveMachines, snapshot, type MachineIdentity, type StoredMachine } from "./persist.js";
-import { metalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
+import { labMetalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
+import { knownHostsLines, sshFingerprint, writeKnownHosts } from "./console-host-key.js";
+import { bindingAs, checkPortsFree, LabStartError, type LabPort } from "./ports.js";
+import { ensureToken, tenantSshKey, type TenantSshKey } from "./tenant.js";
 
 export interface LabTimings {
   wait: WaitTiming;
@@ -69,8 +77,12 @@ export interface LabOptions {
   /** host:port of the lab's own HTTP server (images, pixie); port 0 takes any free port. */
   labListen?: string;
   timings?: LabTimings;
-  /** Where the metalctl context goes; false writes none (tests). Default: metalctl's own config file. */
+  /** Where the metalctl contexts go; false writes none (tests). Default: $METAL_DATA_DIR/metalctl/config.yaml. */
   metalctlConfig?: string | false;
+  /** The user's home, where their default SSH key is looked for (default $HOME). */
+  home?: string;
+  /** Told each step of the start, for a person waiting at the terminal. */
+  progress?: (step: string) => void;
   /** Run FRR's parser on rendered configs when FRR is installed (default true). */
   frrCheck?: boolean;
 }
@@ -130,6 +142,17 @@ export class Lab {
   infraToken = "";
   projectNetwork = "";
   metalctlConfig: string | undefined;
+  /** The known_hosts file written beside the metalctl contexts (with the console's host key). */
+  knownHosts: string | undefined;
+  /** The console's SSH host key ("ssh-ed25519 AAAA…") and its SHA256 fingerprint. */
+  consoleHostKey = "";
+  consoleFingerprint = "";
+  /** A project editor token of the lab's project: what the tenant context carries. */
+  tenantToken = "";
+  /** The SSH key for allocations: the user's own default key, or one the lab generated. */
+  sshKey: TenantSshKey | undefined;
+  /** Free machines of an earlier start beyond --machines, removed from the control plane; allocated ones are kept running. */
+  retired: string[] = [];
   bmcAgent: BmcAgent | undefined;
   /** While set, image downloads wait for it to settle: a test holds an installation half-way with it. */
   imageGate: Promise<void> | undefined;
@@ -176,41 +199,82 @@ export class Lab {
     return this.opts.log;
   }
 
+  private step(what: string): void {
+    this.opts.progress?.(what);
+  }
+
+  /** Every address the lab listens on, with the setting that moves it. */
+  get ports(): { lab: LabPort; api: LabPort; console: LabPort } {
+    return {
+      lab: { what: "the lab's image and pixie server", address: this.opts.labListen ?? "127.0.0.1:8081", setting: "--lab-listen / METAL_LAB_LISTEN" },
+      api: { what: "the API", address: this.listenAddress, setting: "--listen / METAL_LISTEN" },
+      console: { what: "the SSH console", address: this.consoleAddress, setting: "--console-listen / METAL_CONSOLE_LISTEN" },
+    };
+  }
+
   private async boot(): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    await this.startHttp(this.opts.labListen ?? "127.0.0.1:8081");
+    const ports = this.ports;
+    await checkPortsFree([ports.api, ports.console, ports.lab]);
+    await bindingAs(ports.lab, () => this.startHttp(ports.lab.address));
+    this.step(`opening the control plane's databases (${this.opts.config.databaseUrl ? "PostgreSQL" : `embedded, in ${this.opts.config.dataDir}`}) and applying migrations`);
     await this.startControlPlane();
+    this.step("seeding the partition, its networks, a tenant and a project");
     const admin = createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(this.adminToken)] });
     const seeded = await seed({
       transport: admin,
       labUrl: this.labUrl,
       apiUrl: this.apiUrl,
       infraTokenFile: join(this.dir, "infra-token"),
-      // Asked over the API, not the authority: a revoked token must count as broken too.
-      verify: (token) =>
-        createClient(UserService, createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }))
-          .get({})
-          .then(() => true, () => false),
+      verify: (token) => this.tokenWorks(token),
     });
     this.infraToken = seeded.infraToken;
     this.projectNetwork = seeded.projectNetwork;
+    this.tenantToken = await ensureToken({
+      transport: admin,
+      file: join(this.dir, "tenant-token"),
+      subject: "lab-user",
+      description: `an editor of project ${LAB.project}: what metalctl's lab-project context acts as`,
+      roles: { projectRoles: { [LAB.project]: ProjectRole.EDITOR } },
+      verify: (token) => this.tokenWorks(token),
+    });
     this.pixie = createPixieHandler({
       transport: this.transport("pixie"),
       partition: LAB.partition,
       machineIdOf: (mac) => this.byMac.get(mac),
       log: (msg, fields) => this.log.debug({ component: "pixie", ...fields }, msg),
     });
-    await this.buildPartition();
-    if (this.opts.metalctlConfig !== false) {
-      this.metalctlConfig = this.opts.metalctlConfig ?? metalctlConfigPath(process.env);
-      // "lab" is the operator's view (machine list shows every machine, as in cli/README.md's walk-through);
-      // "lab-project" defaults --project for the tenant commands.
-      await writeMetalctlContexts(this.metalctlConfig, "lab", {
-        lab: { url: this.apiUrl, token: this.adminToken, console: this.consoleAddress },
-        "lab-project": { url: this.apiUrl, token: this.adminToken, project: LAB.project, console: this.consoleAddress },
-      });
-    }
+    this.step("starting the simulated partition: 2 leaves with metal-core, metal-bmc, the machines");
+    await this.buildPartition(admin);
+    if (this.opts.metalctlConfig !== false) await this.writeContexts();
+    this.step(`powering on ${this.machines.length} machines (they PXE-boot, run metal-hammer, register and wait)`);
     await this.powerOnAll(admin);
+  }
+
+  /** Asked over the API, not the authority: a revoked token must count as broken too. */
+  private tokenWorks(token: string): Promise<boolean> {
+    return createClient(UserService, createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }))
+      .get({})
+      .then(() => true, () => false);
+  }
+
+  /**
+   * The metalctl contexts: "lab" is the operator (machine list shows every
+   * machine), "lab-project" a member (editor) of the lab's project, as a
+   * tenant is. Beside them a known_hosts file with the console's host key.
+   */
+  private async writeContexts(): Promise<void> {
+    const path = this.opts.metalctlConfig || labMetalctlConfigPath(this.opts.config.dataDir);
+    const dir = dirname(path);
+    this.knownHosts = join(dir, "known_hosts");
+    await writeKnownHosts(this.knownHosts, knownHostsLines(this.consoleAddress, this.consoleHostKey));
+    this.sshKey = await tenantSshKey(this.opts.home ?? process.env.HOME, dir);
+    const common = { url: this.apiUrl, console: this.consoleAddress, knownHosts: this.knownHosts, ...(this.sshKey.generated ? { sshKey: this.sshKey.generated } : {}) };
+    await writeMetalctlContexts(path, "lab", {
+      lab: { ...common, token: this.adminToken },
+      "lab-project": { ...common, token: this.tenantToken, project: LAB.project },
+    });
+    this.metalctlConfig = path;
   }
 
   /** The lab's own web server: the OS images with their checksums, the discovery kernel, and pixie. */
@@ -242,10 +306,13 @@ export class Lab {
     const app = await createApp(config, this.log, { waitTiming: this.timings.wait, consolePollMs: this.timings.consolePollMs });
     try {
       const admin = await ensureAdminToken(app.db, app.authority, config.dataDir);
+      // The lab seeds and runs its partition with this token: without it there is nothing it can do.
+      if (admin.problem) throw new LabStartError(admin.problem);
       this.adminToken = admin.token;
       this.adminTokenCreated ||= admin.created;
-      this.listener = await listen(app.handler, this.listenAddress);
-      this.consoleServer = await app.startConsole(this.consoleAddress);
+      const ports = this.ports;
+      this.listener = await bindingAs(ports.api, () => listen(app.handler, this.listenAddress));
+      this.consoleServer = await bindingAs(ports.console, () => app.startConsole(this.consoleAddress));
     } catch (err) {
       await this.listener?.close(0);
       this.listener = undefined;
@@ -253,6 +320,8 @@ export class Lab {
       throw err;
     }
     this.consoleAddress = `${this.consoleServer.host}:${this.consoleServer.port}`;
+    this.consoleHostKey = this.consoleServer.hostKey;
+    this.consoleFingerprint = sshFingerprint(this.consoleHostKey);
     this.app = app;
     this.apiUrl = this.listener.url;
     // Port 0 picked a port: a restart must come back on the same one, the daemons dial it.
@@ -282,10 +351,10 @@ export class Lab {
     return t;
   }
 
-  private async buildPartition(): Promise<void> {
-    const count = this.opts.machines ?? 8;
+  private async buildPartition(admin: Transport): Promise<void> {
     // Durably on disk before any machine exists, let alone boots: see loadMachines.
-    this.stored = await loadMachines(join(this.dir, "machines.json"), count, labMachineIdentity);
+    this.stored = await loadMachines(join(this.dir, "machines.json"), this.opts.machines ?? 8, labMachineIdentity);
+    const count = await this.retireExtraMachines(admin, this.opts.machines ?? 8);
     // One rack: a switch registers at most 256 ports, which caps the lab at 250 machines (main.ts checks).
     const frontPorts = Math.max(8, labPortNumber(count - 1));
     for (const [i, id] of ["leaf01", "leaf02"].entries()) {
@@ -323,6 +392,40 @@ export class Lab {
       log: (msg, fields) => this.log.debug({ component: "metal-bmc", ...fields }, msg),
     });
     this.bmcRun = this.bmcAgent.run(this.bmcStop.signal).catch((err: unknown) => this.log.error({ err }, "metal-bmc stopped"));
+  }
+
+  /**
+   * Machines an earlier start simulated beyond this start's --machines: a
+   * free one is removed from the control plane (its record would keep saying
+   * Waiting while nothing answers for it, and allocations of it would hang);
+   * it keeps its identity in machines.json and registers again when a later
+   * start has room for it. An allocated one is never pulled from under its
+   * tenant: the lab keeps simulating it (and every machine before it, ports
+   * being by position). Returns how many machines to simulate.
+   */
+  private async retireExtraMachines(transport: Transport, wanted: number): Promise<number> {
+    const admin = createClient(AdminMachineService, transport);
+    let count = wanted;
+    const free: string[] = [];
+    for (const [i, m] of this.stored.entries()) {
+      if (i < wanted) continue;
+      const known = await admin.get({ id: m.uuid }).then((r) => r.machine, () => undefined);
+      if (known?.allocation) count = i + 1;
+      else if (known) free.push(m.uuid);
+    }
+    if (count > wanted) this.log.warn({ machines: count, wanted }, `simulating ${count} machines instead of ${wanted}: machine ${count} is allocated (free it to run fewer)`);
+    const db = this.app!.db;
+    for (const id of free.filter((id) => this.stored.findIndex((m) => m.uuid === id) >= count)) {
+      await inTransaction(db, async (tx) => {
+        const m = await lockById(tx, machineTable, "machine", id).catch(() => undefined);
+        // Allocated meanwhile (a tenant was quicker than this start): it stays, and is simply not simulated until a start with room.
+        if (!m || m.allocation) return;
+        await machineAdminRepository.delete(tx, id);
+        this.retired.push(id);
+      });
+    }
+    if (this.retired.length > 0) this.log.info({ machines: this.retired }, `removed ${this.retired.length} free machines beyond --machines ${wanted} from the control plane; they come back when a start has room for them`);
+    return count;
   }
 
   private makeMachine(index: number, stored: StoredMachine): LabMachine {

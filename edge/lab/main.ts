@@ -1,64 +1,109 @@
+import { existsSync } from "node:fs";
+import { isAbsolute, relative } from "node:path";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { ConfigError, describeSettings, loadConfig } from "../../server/config.js";
 import { createLogger } from "../../server/logger.js";
+import { bearer } from "../common/client.js";
 import { Lab } from "./lab.js";
+import { metalctlFinds, userMetalctlConfigPath } from "./metalctl-context.js";
+import { LabStartError } from "./ports.js";
+import { reportMachinesUp } from "./progress.js";
 import { LAB } from "./seed.js";
 
 const USAGE = `metal-lab: the metal control plane plus a simulated partition (what npm start runs)
 
-Lab flags:
-  --machines N                 simulated machines (default 8)
-  --lab-listen host:port       the lab's image and pixie server (default 127.0.0.1:8081)
+Lab flags (each also an environment variable):
+  --machines N                 $METAL_LAB_MACHINES          simulated machines (default 8)
+  --lab-listen host:port       $METAL_LAB_LISTEN            the lab's image and pixie server (default 127.0.0.1:8081)
+  --log-format pretty|json     $LOG_FORMAT                  logs on stdout (default: pretty on a terminal, else JSON)
+  --metalctl-config FILE       $METAL_LAB_METALCTL_CONFIG   where the metalctl contexts go (default $METAL_DATA_DIR/metalctl/config.yaml)
+
+Progress and what to try go to stderr, logs to stdout.
 
 Control plane flags (each also an environment variable):
 ${describeSettings()}
 `;
 
-/** Takes the lab's own flags out; the rest are the control plane's. */
-function splitArgs(argv: string[]): { machines: number; labListen: string; rest: string[] } {
-  let machines = 8;
-  let labListen = "127.0.0.1:8081";
+interface LabArgs {
+  machines: number;
+  labListen: string;
+  logFormat: "pretty" | "json" | undefined;
+  metalctlConfig: string | undefined;
+  rest: string[];
+}
+
+const LAB_FLAGS = { "--machines": "METAL_LAB_MACHINES", "--lab-listen": "METAL_LAB_LISTEN", "--log-format": "LOG_FORMAT", "--metalctl-config": "METAL_LAB_METALCTL_CONFIG" } as const;
+type LabFlag = keyof typeof LAB_FLAGS;
+
+/** Takes the lab's own flags (or their variables) out; the rest are the control plane's. */
+function splitArgs(argv: string[], env: NodeJS.ProcessEnv): LabArgs {
+  const given = new Map<LabFlag, string>();
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     const [name, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
-    if (name !== "--machines" && name !== "--lab-listen") {
+    if (!(name in LAB_FLAGS)) {
       rest.push(arg);
       continue;
     }
     const value = inline ?? argv[++i];
     if (value === undefined) throw new ConfigError(`flag "${name}" needs a value`);
-    if (name === "--machines") {
-      machines = Number(value);
-      // One rack of two leaves: a switch registers at most 256 ports, two of them uplinks.
-      if (!Number.isInteger(machines) || machines < 1 || machines > 250) throw new ConfigError(`--machines: "${value}" is not a number from 1 to 250 (one rack)`);
-    } else {
-      if (!/^.+:\d{1,5}$/.test(value)) throw new ConfigError(`--lab-listen: "${value}" is not host:port`);
-      labListen = value;
-    }
+    given.set(name as LabFlag, value);
   }
-  return { machines, labListen, rest };
+  const read = (flag: LabFlag) => given.get(flag) ?? (env[LAB_FLAGS[flag]] || undefined);
+  const machinesText = read("--machines") ?? "8";
+  const machines = Number(machinesText);
+  // One rack of two leaves: a switch registers at most 256 ports, two of them uplinks.
+  if (!/^\d+$/.test(machinesText) || machines < 1 || machines > 250) throw new ConfigError(`--machines: "${machinesText}" is not a number from 1 to 250 (one rack)`);
+  const labListen = read("--lab-listen") ?? "127.0.0.1:8081";
+  if (!/^.+:\d{1,5}$/.test(labListen) || Number(labListen.slice(labListen.lastIndexOf(":") + 1)) > 65535) throw new ConfigError(`--lab-listen: "${labListen}" is not host:port`);
+  const logFormat = read("--log-format");
+  if (logFormat !== undefined && logFormat !== "pretty" && logFormat !== "json") throw new ConfigError(`--log-format: "${logFormat}" is neither pretty nor json`);
+  return { machines, labListen, logFormat, metalctlConfig: read("--metalctl-config"), rest };
 }
 
-function nextSteps(lab: Lab): string {
+/** A path as short as it can be said from here: relative inside the working directory. */
+function shown(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
+}
+
+function banner(lab: Lab): string {
   const p = LAB.project;
-  return `
-metal-lab is up: control plane ${lab.apiUrl} (SSH console ${lab.consoleAddress}), ${lab.machines.length} simulated machines in partition "${LAB.partition}" (2 leaves, rack ${LAB.rack}).
-${lab.adminTokenCreated ? `admin token (also in ${lab.opts.config.dataDir}/admin-token):\n${lab.adminToken}\n` : ""}${lab.metalctlConfig ? `metalctl contexts "lab" (current, operator) and "lab-project" (project ${p} by default) written to ${lab.metalctlConfig}\n` : ""}
-Try:
-  npx metalctl machine list                       # machines reach Waiting within seconds
-  npx metalctl switch list
-  npx metalctl network list --project ${p}
-  npx metalctl machine create --project ${p} --partition ${LAB.partition} --size ${LAB.size} --image debian-12 \\
-      --hostname web1 --networks ${lab.projectNetwork}
-  npx metalctl firewall create --project ${p} --partition ${LAB.partition} --size ${LAB.size} --image firewall-ubuntu-3 \\
-      --hostname fw1 --networks ${lab.projectNetwork} --networks ${LAB.internet}
-  npx metalctl machine logs <id> --watch --until "phoned home"
-  npx metalctl machine identify on <id>; npx metalctl machine commands <id>
-  npx metalctl machine console <id>                # the serial console through metal-bmc (~. ends it)
-  npx metalctl machine free <id>
-Rendered switch configs: ${lab.dir}/switches/leaf01/etc/{frr/frr.conf,network/interfaces}
-Ctrl-C stops everything; the next start reuses ${lab.opts.config.dataDir}.
-`;
+  const dataDir = lab.opts.config.dataDir;
+  const lines = [
+    "",
+    `metal-lab is up: API ${lab.apiUrl}, SSH console ${lab.consoleAddress}, lab server ${lab.labUrl}; ${lab.machines.length} simulated machines in partition "${LAB.partition}" (2 leaves, rack ${LAB.rack}).`,
+    `  operator admin token: ${shown(`${dataDir}/admin-token`)} (${lab.adminTokenCreated ? "created now" : "from an earlier start"}; never printed)`,
+    `  console host key: ${lab.consoleFingerprint} (ED25519)${lab.knownHosts ? `, known_hosts entry in ${shown(lab.knownHosts)}` : ""}`,
+  ];
+  if (lab.metalctlConfig) {
+    lines.push(`  metalctl contexts in ${shown(lab.metalctlConfig)}: "lab" (operator admin) and "lab-project" (an editor of project ${p}, as a tenant is)`);
+    if (!metalctlFinds(lab.metalctlConfig, process.env, process.cwd())) {
+      const why = process.env.METALCTL_CONFIG ? "METALCTL_CONFIG names another file" : existsSync(userMetalctlConfigPath(process.env)) ? `metalctl reads your ${userMetalctlConfigPath(process.env)}` : "metalctl looks in ./.metal (or $METAL_DATA_DIR)";
+      lines.push(`  ${why}; for the lab's contexts: export METALCTL_CONFIG=${lab.metalctlConfig}`);
+    }
+  }
+  if (lab.sshKey?.generated) {
+    lines.push(`  no ~/.ssh/id_ed25519.pub, id_rsa.pub or id_dsa.pub: generated ${shown(lab.sshKey.generated)}; allocate with --sshpublickey @${shown(lab.sshKey.publicKey)}, open consoles with -i ${shown(lab.sshKey.generated)}`);
+  } else if (lab.sshKey) {
+    lines.push(`  SSH key for allocations: ${lab.sshKey.publicKey} (metalctl machine create's default)`);
+  }
+  for (const id of lab.retired) lines.push(`  machine ${id} (beyond --machines) was free and is removed from the control plane; it returns when a start has room for it`);
+  lines.push(
+    "",
+    "Try (README, Try it):",
+    "  npx metalctl machine list                      # every machine; they reach Waiting within seconds",
+    "  npx metalctl context use lab-project           # act as a member of the project from here on",
+    `  npx metalctl machine create --partition ${LAB.partition} --size ${LAB.size} --image debian-12 --hostname web1 --networks ${lab.projectNetwork}`,
+    '  npx metalctl machine logs <id> --watch --until "phoned home"',
+    "  npx metalctl machine console <id>              # the serial console over SSH; ~. leaves",
+    "  npx metalctl machine free <id>",
+    `Rendered switch configs: ${shown(lab.dir)}/switches/leaf01/etc/{frr/frr.conf,network/interfaces}`,
+    `Ctrl-C stops everything; the next start reuses ${shown(dataDir)}.`,
+    "",
+  );
+  return lines.join("\n");
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -66,10 +111,11 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  let args: ReturnType<typeof splitArgs>;
+  const startedAt = Date.now();
+  let args: LabArgs;
   let config: ReturnType<typeof loadConfig>;
   try {
-    args = splitArgs(argv);
+    args = splitArgs(argv, process.env);
     config = loadConfig(process.env, args.rest);
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -78,13 +124,39 @@ async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const log = createLogger(config.logLevel);
-  const lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen });
-  log.info({ url: lab.apiUrl, lab: lab.labUrl, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-lab listening on ${lab.apiUrl}`);
-  process.stdout.write(nextSteps(lab));
-  await new Promise<string>((resolve) => {
+  // Logs on stdout (pretty for a person, JSON for a machine); what a person waits for on stderr, never between JSON lines.
+  const say = (line: string) => void process.stderr.write(`metal-lab: ${line}\n`);
+  const log = createLogger(config.logLevel, { pretty: args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty" });
+  say(`starting: ${args.machines} simulated machines, data in ${shown(config.dataDir)}`);
+  let lab: Lab;
+  try {
+    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, progress: say });
+  } catch (err) {
+    if (err instanceof LabStartError) {
+      say(err.message);
+      log.flush();
+      return 1;
+    }
+    throw err;
+  }
+  log.info({ url: lab.apiUrl, lab: lab.labUrl, console: lab.consoleAddress, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-lab listening on ${lab.apiUrl}`);
+  process.stderr.write(banner(lab));
+  const stopReport = new AbortController();
+  const report = reportMachinesUp({
+    transport: createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(lab.adminToken)] }),
+    partition: LAB.partition,
+    ids: new Set(lab.machines.map((m) => m.uuid)),
+    print: say,
+    startedAt,
+    intervalMs: 1_000,
+    signal: stopReport.signal,
+  });
+  const signal = await new Promise<string>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => resolve(sig));
-  }).then((signal) => log.info({ signal }, "shutting down"));
+  });
+  log.info({ signal }, "shutting down");
+  stopReport.abort();
+  await report;
   await lab.stop();
   log.info("stopped");
   log.flush();

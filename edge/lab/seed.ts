@@ -1,4 +1,3 @@
-import { readFile, writeFile } from "node:fs/promises";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
@@ -7,13 +6,13 @@ import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.j
 import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { SizeService as AdminSizes } from "../../gen/metal/admin/v1/size_pb.js";
-import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature, ImageService } from "../../gen/metal/api/v1/image_pb.js";
 import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import type { SimImage } from "../sim/machine.js";
+import { ensureToken } from "./tenant.js";
 
 const GiB = 2n ** 30n;
 
@@ -116,10 +115,13 @@ export async function seed(opts: { transport: Transport; labUrl: string; apiUrl:
   const projectNetwork = existing?.id ?? (await tenantNetworks.create({ project: LAB.project, partition: LAB.partition, name: "lab-net", description: "private network of the lab project" })).network!.id;
 
   // One infra token for the lab's daemons, kept beside the admin token; a new one only when it no longer works.
-  let infraToken = await readFile(opts.infraTokenFile, "utf8").then((s) => s.trim(), () => "");
-  if (infraToken === "" || !(await opts.verify(infraToken))) {
-    infraToken = (await createClient(AdminTokens, t).create({ subject: "metal-lab", description: "metal-core, metal-bmc, metal-hammer and pixie of the lab partition", roles: { infraPartition: LAB.partition } })).secret;
-    await writeFile(opts.infraTokenFile, `${infraToken}\n`, { mode: 0o600 });
-  }
+  const infraToken = await ensureToken({
+    transport: t,
+    file: opts.infraTokenFile,
+    subject: "metal-lab",
+    description: "metal-core, metal-bmc, metal-hammer and pixie of the lab partition",
+    roles: { infraPartition: LAB.partition },
+    verify: opts.verify,
+  });
   return { infraToken, projectNetwork };
 }
