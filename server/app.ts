@@ -147,6 +147,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     shutdownSignal: shutdown.signal,
     readMaxBytes: READ_MAX_BYTES,
     earlyCheck,
+    requestTimeoutMs: config.connections.requestTimeoutMs,
     onError: (err, method) => log.error({ err, rpc: `${method.parent.typeName}/${method.name}` }, "writing the response failed"),
     fallback(req, res) {
       if (req.url === "/metrics" && req.method === "GET") {
@@ -166,7 +167,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       res.end("not found\n");
     },
   });
-  const leanOptions = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES, earlyCheck };
+  const leanOptions = { interceptors, shutdownSignal: shutdown.signal, readMaxBytes: READ_MAX_BYTES, earlyCheck, requestTimeoutMs: config.connections.requestTimeoutMs };
   const handler: AppHandler = withCors(lean.handler(connectHandler as NodeHandler, leanOptions), config.corsOrigins);
   // Listeners that see raw HTTP/2 streams (plain h2c) give lean calls no compatibility objects at all.
   handler.takeStream = lean.streamTaker(leanOptions);

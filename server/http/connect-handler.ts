@@ -1,3 +1,4 @@
+import http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
@@ -17,6 +18,24 @@ export interface ConnectHandlerOptions extends ConnectRouterOptions {
   earlyCheck: EarlyCheck;
   /** A handler failed in a way Connect could not answer (the client is usually gone). */
   onError: (err: unknown, method: DescMethod) => void;
+  /**
+   * An HTTP/2 request of a unary or server-streaming method must have arrived
+   * completely within this, or its stream is reset (node:http enforces the
+   * same for HTTP/1.1; client and bidi streams send for as long as they live).
+   */
+  requestTimeoutMs: number;
+}
+
+/** Resets an HTTP/2 request's stream if its body has not ended within `ms`. */
+function limitArrival(req: http2.Http2ServerRequest, ms: number): void {
+  if (req.complete) return;
+  const timer = setTimeout(() => {
+    if (!req.complete) req.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }, ms);
+  timer.unref();
+  const done = () => clearTimeout(timer);
+  req.once("end", done);
+  req.stream.once("close", done);
 }
 
 /** JSON request encodings, and whether their body is a stream of enveloped messages. */
@@ -44,7 +63,7 @@ function compressedJson(headers: NodeJS.Dict<string | string[]>, contentType: st
  * - the call's connection goes into its context values (stream limits).
  */
 export function createConnectHandler(options: ConnectHandlerOptions): NodeHandler {
-  const { routes, fallback, earlyCheck, onError, ...routerOptions } = options;
+  const { routes, fallback, earlyCheck, onError, requestTimeoutMs, ...routerOptions } = options;
   const readMaxBytes = routerOptions.readMaxBytes ?? 0xffffffff;
   const router = createConnectRouter({ acceptCompression: [compressionGzip, compressionBrotli], ...routerOptions });
   routes(router);
@@ -55,6 +74,10 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
     if (!uHandler) {
       fallback(req, res);
       return;
+    }
+    const kind = uHandler.method.methodKind;
+    if (req.httpVersionMajor === 2 && requestTimeoutMs > 0 && (kind === "unary" || kind === "server_streaming")) {
+      limitArrival(req as http2.Http2ServerRequest, requestTimeoutMs);
     }
     const authorization = req.headers.authorization;
     const contentType = req.headers["content-type"] ?? "";

@@ -1,5 +1,5 @@
 import type { EventEmitter } from "node:events";
-import type http2 from "node:http2";
+import http2 from "node:http2";
 import type { Readable } from "node:stream";
 import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -84,7 +84,12 @@ export class RawIO implements CallIO {
     return this.stream.write(chunk);
   }
   finish(trailers: Record<string, string>) {
-    this.stream.once("wantTrailers", () => this.stream.sendTrailers(trailers));
+    this.stream.once("wantTrailers", () => {
+      this.stream.sendTrailers(trailers);
+      // Answered before the request ended (refused, timed out): the rest is not wanted, and the stream
+      // must not stay open half-way for a peer that never finishes sending (RFC 9113 §8.1: RST_STREAM NO_ERROR).
+      if (!this.stream.readableEnded) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
     this.stream.end();
   }
   destroy() {
@@ -93,10 +98,11 @@ export class RawIO implements CallIO {
 }
 
 /** Reads the request body and returns its one message; a server-streaming call sends exactly one. */
-export async function readSingleMessage<I extends DescMessage>(body: Readable, schema: I, maxBytes: number, signal: AbortSignal) {
+export async function readSingleMessage<I extends DescMessage>(body: Readable, schema: I, maxBytes: number, signal: AbortSignal, timeoutMs = 0) {
   const chunks: Buffer[] = [];
   let size = 0;
   await new Promise<void>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
     const fail = (err: unknown) => {
       cleanup();
       reject(err);
@@ -112,6 +118,7 @@ export async function readSingleMessage<I extends DescMessage>(body: Readable, s
       resolve();
     };
     const cleanup = () => {
+      clearTimeout(timer);
       body.off("data", onData).off("end", onEnd).off("error", fail);
       signal.removeEventListener("abort", onAbort);
     };
@@ -120,6 +127,8 @@ export async function readSingleMessage<I extends DescMessage>(body: Readable, s
     if (body.readableEnded) return onEnd();
     body.on("data", onData).on("end", onEnd).on("error", fail);
     signal.addEventListener("abort", onAbort, { once: true });
+    // A request that never finishes arriving would hold its stream (and what came of it) for good.
+    if (timeoutMs > 0) timer = setTimeout(() => fail(new ConnectError(`the request did not arrive completely within ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
   });
   const message = Buffer.concat(chunks);
   if (message.length < 5) throw new ConnectError("protocol error: missing input message for server-streaming method", Code.Unimplemented);

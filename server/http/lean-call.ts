@@ -16,6 +16,8 @@ export interface LeanOptions {
   readMaxBytes: number;
   /** Runs before the request body is read, as for every other call (see connect-handler.ts); a refusal is the call's status. */
   earlyCheck?: EarlyCheck;
+  /** The request message must have arrived within this (0: no limit); see METAL_REQUEST_TIMEOUT. */
+  requestTimeoutMs?: number;
 }
 
 /** The request's headers without HTTP/2 pseudo-headers, flat (name, value, name, value, ...): the smallest form to keep. */
@@ -169,7 +171,7 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
   const refusal = await options.earlyCheck?.(method, ctx.headerValue("authorization"));
   if (refusal) throw refusal;
   ctx.values.set(kConnection, io.connection);
-  const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal);
+  const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal, options.requestTimeoutMs);
   const invoke = async (r: StreamRequest): Promise<StreamResponse> => ({
     stream: true,
     service: method.parent,

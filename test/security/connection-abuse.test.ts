@@ -12,7 +12,8 @@ import { startConfiguredServer, type ConfiguredServer } from "./configured-serve
 
 /**
  * Issue 12, "Done when": silent sockets, slow and half headers, half HTTP/2
- * prefaces, idle HTTP/2 connections, deep JSON without a token and 10,000
+ * prefaces, idle HTTP/2 connections, requests whose body never ends (HTTP/1.1
+ * and HTTP/2), deep JSON without a token and 10,000
  * health Watches against one real server with short timeouts (set through
  * its configuration). Every abusive connection must be closed by the server
  * (observed as 'close' events, never by waiting a fixed time), the Watch
@@ -133,6 +134,24 @@ describe("a server under connection abuse", () => {
     for (const s of slowBody) {
       s.write(`POST /metal.api.v1.MachineService/List HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAuthorization: Bearer ${server.adminToken}\r\nContent-Length: 1000\r\n\r\n{"pro`);
     }
+    // HTTP/2 requests whose body never finishes: a public unary call (Connect path) and a Wait with a valid token (lean path).
+    const halfBodies = http2.connect(server.url);
+    halfBodies.on("error", () => {});
+    const halfBodyClosed = ["/grpc.health.v1.Health/Check", "/metal.infra.v1.BootService/Wait"].flatMap((path) =>
+      Array.from({ length: 5 }, () => {
+        const stream = halfBodies.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${server.adminToken}` });
+        stream.on("error", () => {});
+        stream.resume();
+        stream.write(Buffer.from([0, 0, 0, 0, 100, 0x0a])); // promises 100 bytes, sends 1
+        return new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => reject(new Error(`${path}: a half-sent HTTP/2 request is still open after 20 s`)), 20_000);
+          stream.once("close", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }),
+    );
     // HTTP/2 connections that never open a stream.
     const idleH2 = Array.from({ length: EACH }, () => http2.connect(server.url));
     const idleClosed = idleH2.map(
@@ -155,7 +174,9 @@ describe("a server under connection abuse", () => {
         ...slow.map((s) => closedByServer(s, "slow headers")),
         ...slowBody.map((s) => closedByServer(s, "a body that never ends")),
         ...idleClosed,
+        ...halfBodyClosed,
       ]);
+      halfBodies.destroy();
     } finally {
       clearInterval(drip);
     }
