@@ -119,7 +119,7 @@ const checkingInterval = (limits: ConnectionSettings) => Math.min(30_000, Math.m
  * closed after the idle timeout; an HTTP/2 connection opens at most
  * `http2MaxStreams` streams at once.
  */
-export async function listen(handler: Handler, address: string, tls_?: { cert: string; key: string }, limits: ConnectionSettings = connectionDefaults()): Promise<Listener> {
+export async function listen(handler: Handler, address: string, tlsFiles?: { cert: string; key: string }, limits: ConnectionSettings = connectionDefaults()): Promise<Listener> {
   const sep = address.lastIndexOf(":");
   const host = address.slice(0, sep).replace(/^\[|\]$/g, "");
   const port = Number(address.slice(sep + 1));
@@ -148,12 +148,12 @@ export async function listen(handler: Handler, address: string, tls_?: { cert: s
 
   let front: net.Server;
   let scheme: "http" | "https";
-  if (tls_) {
+  if (tlsFiles) {
     scheme = "https";
     front = tls.createServer({
       ...netOptions,
-      cert: readFileSync(tls_.cert),
-      key: readFileSync(tls_.key),
+      cert: readFileSync(tlsFiles.cert),
+      key: readFileSync(tlsFiles.key),
       ALPNProtocols: ["h2", "http/1.1"],
       handshakeTimeout: limits.headersTimeoutMs,
     });

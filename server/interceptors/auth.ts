@@ -55,7 +55,7 @@ export async function authenticate(authority: TokenAuthority, perm: Permission, 
  * Why a call to `method` with this Authorization header can never pass, or
  * undefined when it might: no token, or one that is not valid, for a method
  * that is not public. The answer is the interceptor's own (same code, same
- * message), given before the request body is read (see server/http/early-auth.ts);
+ * message), given before the request body is read (see server/http/connect-handler.ts);
  * what the caller may do is still decided by the interceptor alone.
  */
 export async function refusalBeforeBody(authority: TokenAuthority, method: DescMethod, header: string | null | undefined): Promise<ConnectError | undefined> {
