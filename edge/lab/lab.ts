@@ -244,9 +244,9 @@ export class Lab {
       machineIdOf: (mac) => this.byMac.get(mac),
       log: (msg, fields) => this.log.debug({ component: "pixie", ...fields }, msg),
     });
+    if (this.opts.metalctlConfig !== false) await this.writeContexts();
     this.step("starting the simulated partition: 2 leaves with metal-core, metal-bmc, the machines");
     await this.buildPartition(admin);
-    if (this.opts.metalctlConfig !== false) await this.writeContexts();
     this.step(`powering on ${this.machines.length} machines (they PXE-boot, run metal-hammer, register and wait)`);
     await this.powerOnAll(admin);
   }
@@ -468,7 +468,9 @@ export class Lab {
     const admin = createClient(AdminMachineService, transport);
     await Promise.all(
       this.machines.map(async (m) => {
-        const known = await admin.get({ id: m.uuid }).then((r) => r.machine?.bmc?.address, () => undefined);
+        // Known: it booted under this control plane before (a record made by metal-bmc's first BMC report alone, which can
+        // arrive before this, is not; such a machine never ran and a reset would record a reboot that never was planned).
+        const known = await admin.get({ id: m.uuid }).then((r) => ((r.machine?.events?.log.length ?? 0) > 0 ? r.machine?.bmc?.address : undefined), () => undefined);
         if (known) {
           const refused = await admin.bMCCommand({ id: m.uuid, command: BmcCommand.RESET }).then(
             () => undefined,

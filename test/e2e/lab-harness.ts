@@ -65,6 +65,8 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
       labListen: "127.0.0.1:0",
       timings,
       metalctlConfig: join(dir, "metalctl", "config.yaml"),
+      // Never the SSH keys of whoever runs the tests: the lab generates one in its metalctl directory.
+      home: join(dir, "home"),
     });
   let lab = await start();
   const admin = <S extends DescService>(service: S) =>

@@ -43,8 +43,11 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     }
     const ctx = parse(await readFile(join(t.dir, "metalctl", "config.yaml"), "utf8"));
     expect(ctx.current).toBe("lab");
-    expect(ctx.contexts.lab).toEqual({ url: t.lab.apiUrl, token: t.lab.adminToken, console: t.lab.consoleAddress });
-    expect(ctx.contexts["lab-project"]).toMatchObject({ project: LAB.project });
+    const knownHosts = join(t.dir, "metalctl", "known_hosts");
+    expect(ctx.contexts.lab).toMatchObject({ url: t.lab.apiUrl, token: t.lab.adminToken, console: t.lab.consoleAddress, knownHosts });
+    // The tenant context is a project member, not a second operator.
+    expect(ctx.contexts["lab-project"]).toMatchObject({ url: t.lab.apiUrl, token: t.lab.tenantToken, project: LAB.project, console: t.lab.consoleAddress, knownHosts });
+    expect(t.lab.tenantToken).not.toBe(t.lab.adminToken);
   });
 
   it("allocates a machine and a firewall; both install, phone home, and the leaves put exactly their ports into the tenant VRF / the default VRF", async () => {
