@@ -1,18 +1,26 @@
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
+import { fingerprint } from "./console/access.js";
 import { ConfigError, describeSettings, loadConfig, type Config } from "./config.js";
 import { listen } from "./http/listener.js";
+import { safeError } from "./log-redaction.js";
 import { createLogger } from "./logger.js";
+
+/** Not a setting but an action: revoke the bootstrap admin token(s) and issue a new one. */
+const RESET_ADMIN_TOKEN = "--reset-admin-token";
 
 /** The only place that starts things: config, logger, app, listener, signals. */
 async function main(argv: string[]): Promise<void> {
   if (argv.includes("--help") || argv.includes("-h")) {
-    process.stdout.write(`metal-api: the metal control plane\n\nFlags (each also an environment variable):\n${describeSettings()}\n`);
+    process.stdout.write(
+      `metal-api: the metal control plane\n\nFlags (each also an environment variable):\n${describeSettings()}\n\n` +
+        `  ${RESET_ADMIN_TOKEN}  revoke the bootstrap operator admin token and write a new one to $METAL_DATA_DIR/admin-token\n`,
+    );
     return;
   }
   let config: Config;
   try {
-    config = loadConfig(process.env, argv);
+    config = loadConfig(process.env, argv.filter((a) => a !== RESET_ADMIN_TOKEN));
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`metal-api: ${err.message}\n`);
@@ -23,12 +31,10 @@ async function main(argv: string[]): Promise<void> {
   }
   const log = createLogger(config.logLevel);
   const app = await createApp(config, log);
-  const admin = await ensureAdminToken(app.db, app.authority, config.dataDir);
-  if (admin.created) {
-    // Printed once, on creation; afterwards it is only in the file.
-    log.info({ path: admin.path }, "created the operator admin token");
-    process.stdout.write(`\nadmin token (also in ${admin.path}):\n${admin.token}\n\n`);
-  }
+  const admin = await ensureAdminToken(app.db, app.authority, config.dataDir, { reset: argv.includes(RESET_ADMIN_TOKEN) });
+  // The token itself is never printed: terminals, CI logs and log shippers keep what they are shown.
+  if (admin.created) log.info({ path: admin.path }, `operator admin token written to ${admin.path} (mode 0600)`);
+  if (admin.problem) log.warn({ path: admin.path }, admin.problem);
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
   const listener = await listen(app.handler, config.listen, tls, config.connections);
   log.info(
@@ -37,7 +43,11 @@ async function main(argv: string[]): Promise<void> {
   );
 
   const consoleServer = await app.startConsole();
-  log.info({ host: consoleServer.host, port: consoleServer.port, hostKey: consoleServer.hostKey }, `metal-console (SSH) listening on ${consoleServer.host}:${consoleServer.port}`);
+  const hostKeyFingerprint = fingerprint(consoleServer.hostKey.split(" ")[1] ?? "");
+  log.info(
+    { host: consoleServer.host, port: consoleServer.port, hostKey: consoleServer.hostKey, fingerprint: hostKeyFingerprint },
+    `metal-console (SSH) listening on ${consoleServer.host}:${consoleServer.port}, host key ${hostKeyFingerprint}`,
+  );
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -56,6 +66,7 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`metal-api: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  // Through the log rules: the stack of a failed query would carry its parameters.
+  process.stderr.write(`metal-api: ${JSON.stringify(safeError(err))}\n`);
   process.exit(1);
 });
