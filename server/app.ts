@@ -12,6 +12,7 @@ import type { Db } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
 import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
+import { serveHomePage } from "./http/home-page.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
 import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
@@ -137,8 +138,9 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     if (refusal) metrics.rpcHandled.inc({ service: method.parent.typeName, method: method.name, code: Code[refusal.code] });
     return refusal;
   };
+  const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build: readVersion(), log });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build, log });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({
@@ -163,6 +165,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         );
         return;
       }
+      if (serveHomePage(req, res, build.version)) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
     },
