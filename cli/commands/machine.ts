@@ -577,7 +577,7 @@ export const MACHINE_COMMANDS: Record<string, typeof Command> = {
   "machine:identify:on": bmcCommand("machine:identify:on", B.LED_ON, "switch the identify LED on"),
   "machine:identify:off": bmcCommand("machine:identify:off", B.LED_OFF, "switch the identify LED off"),
   "machine:lock": stateCommand("machine:lock", State.LOCKED, "lock a machine: it cannot be freed"),
-  "machine:reserve": stateCommand("machine:reserve", State.TAINTED, "reserve (taint) a machine: only allocated by explicit id", ["taint"]),
+  "machine:reserve": stateCommand("machine:reserve", State.TAINTED, "reserve (taint) a machine: held back from allocation, by size or by id", ["taint"]),
   "firewall:list": FirewallList,
   "firewall:describe": FirewallDescribe,
   "firewall:create": FirewallCreate,

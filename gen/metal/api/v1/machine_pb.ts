@@ -1178,7 +1178,7 @@ export enum MachineState {
   AVAILABLE = 1,
 
   /**
-   * MACHINE_STATE_TAINTED machines are allocated only by explicit id.
+   * MACHINE_STATE_TAINTED machines are held back by an operator: not allocated, by size or by id.
    *
    * @generated from enum value: MACHINE_STATE_TAINTED = 2;
    */
