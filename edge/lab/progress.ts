@@ -15,8 +15,10 @@ export function countUp(machines: readonly Machine[], ids: ReadonlySet<string>):
   let allocated = 0;
   for (const m of machines) {
     if (!ids.has(m.id)) continue;
-    if (!m.allocation && m.waiting) waiting++;
-    else if (m.allocation && m.events?.log[0]?.type === ProvisioningEventType.PHONED_HOME) allocated++;
+    // What the table shows (the last event) and what allocation needs (a place in the waiting pool) must both say so.
+    const last = m.events?.log[0]?.type;
+    if (!m.allocation && m.waiting && last === ProvisioningEventType.WAITING) waiting++;
+    else if (m.allocation && last === ProvisioningEventType.PHONED_HOME) allocated++;
   }
   return { total: ids.size, waiting, allocated };
 }
