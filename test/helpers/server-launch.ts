@@ -9,7 +9,7 @@ import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import { loadConfig, type Config } from "../../server/config.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
-import { createLogger } from "../../server/logger.js";
+import { createLogger, type Logger } from "../../server/logger.js";
 import { createScratchDatabase } from "./postgres.js";
 
 export interface TestServer {
@@ -34,7 +34,13 @@ const bearer = (token: string | undefined): Interceptor[] =>
  * startTestServer, benchmarks this.
  */
 export async function launchServer(
-  options: AppOptions & { console?: boolean } = {},
+  options: AppOptions & {
+    console?: boolean;
+    /** Settings as environment variables (timeouts, caps, stream limits, LOG_LEVEL), as main reads them. */
+    env?: Record<string, string>;
+    /** The server's logger (default: one at LOG_LEVEL, silent unless TEST_LOG_LEVEL says otherwise). */
+    log?: Logger;
+  } = {},
 ): Promise<{ server: TestServer; metalDatabaseUrl: string; config: Config; stop: () => Promise<void> }> {
   const metalDb = await createScratchDatabase("metal_test");
   const mdDb = await createScratchDatabase("md_test");
@@ -45,10 +51,11 @@ export async function launchServer(
     DATABASE_URL: metalDb.url,
     MASTERDATA_DATABASE_URL: mdDb.url,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...options.env,
   });
-  const app = await createApp(config, createLogger(config.logLevel, { pretty: false }), options);
+  const app = await createApp(config, options.log ?? createLogger(config.logLevel, { pretty: false }), options);
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
-  const listener: Listener = await listen(app.handler, config.listen);
+  const listener: Listener = await listen(app.handler, config.listen, undefined, config.connections);
   const consoleServer = options.console ? await app.startConsole("127.0.0.1:0") : undefined;
   const transports = new Map<string, Transport>();
   const transport = (kind: "connect" | "grpc", token?: string) => {

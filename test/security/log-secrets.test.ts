@@ -1,10 +1,5 @@
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import type { DescService } from "@bufbuild/protobuf";
-import { Code, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
@@ -14,15 +9,10 @@ import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
 import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
-import { createApp } from "../../server/app.js";
-import { ensureAdminToken } from "../../server/auth/admin-token.js";
-import { loadConfig } from "../../server/config.js";
-import { listen } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { createScratchDatabase } from "../helpers/postgres.js";
-import type { TestServer } from "../helpers/server-launch.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
 
 /**
  * Issue 12 item 3: no secret reaches the server log, whatever fails. The
@@ -58,48 +48,12 @@ let stop: () => Promise<void>;
 /** Bearer secrets issued during the test: they count as secrets too. */
 const bearers: string[] = [];
 
-const bearer = (token: string | undefined): Interceptor[] =>
-  token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [];
-
 beforeAll(async () => {
-  const metalDb = await createScratchDatabase("metal_test");
-  const mdDb = await createScratchDatabase("md_test");
-  const dataDir = await mkdtemp(join(tmpdir(), "metal-logsecrets-"));
-  const config = loadConfig({ METAL_LISTEN: "127.0.0.1:0", METAL_DATA_DIR: dataDir, DATABASE_URL: metalDb.url, MASTERDATA_DATABASE_URL: mdDb.url, LOG_LEVEL: "trace" });
   const log = createLogger("trace", { destination: { write: (s: string) => void lines.push(s) } });
-  const app = await createApp(config, log, { waitTiming: { keepaliveMs: 100, leaseMs: 60_000, recheckMs: 1_000 } });
-  const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
-  const listener = await listen(app.handler, config.listen);
-  const transports = new Map<string, Transport>();
-  const transport = (kind: "connect" | "grpc", token?: string) => {
-    const key = `${kind}:${token ?? ""}`;
-    let t = transports.get(key);
-    if (!t) {
-      t =
-        kind === "connect"
-          ? createConnectTransport({ baseUrl: listener.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })
-          : createGrpcTransport({ baseUrl: listener.url, interceptors: bearer(token) });
-      transports.set(key, t);
-    }
-    return t;
-  };
-  server = {
-    app,
-    url: listener.url,
-    dataDir,
-    adminToken,
-    console: undefined,
-    client: <S extends DescService>(service: S, token?: string) => createClient(service, transport("connect", token)),
-    grpcClient: <S extends DescService>(service: S, token?: string) => createClient(service, transport("grpc", token)),
-  };
+  ({ server, stop } = await launchServer({ env: { LOG_LEVEL: "trace" }, log, waitTiming: { keepaliveMs: 100, leaseMs: 60_000, recheckMs: 1_000 } }));
+  const { app, adminToken } = server;
   bearers.push(adminToken);
   for (const statement of PROBE_SQL) await app.db.execute(sql.raw(statement));
-  stop = async () => {
-    app.endStreams();
-    await listener.close(1000);
-    await app.close();
-    await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
-  };
   fixture = await setUpPartition(server);
   bearers.push(fixture.infraToken);
 }, 60_000);
