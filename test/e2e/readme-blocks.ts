@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { REPO } from "./lab-process.js";
 
-export const README = readFileSync(join(REPO, "README.md"), "utf8");
+/** The repository's README (README_FILE names another copy, to check these tests against a README known to be wrong). */
+export const README = readFileSync(process.env.README_FILE ?? join(REPO, "README.md"), "utf8");
 
 /** The fenced code block that follows `marker` in the README: its language and lines. */
 export function blockAfter(marker: string): { lang: string; lines: string[] } {
