@@ -1,12 +1,12 @@
-import { createHash } from "node:crypto";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
+import { fingerprint } from "../../server/console/access.js";
 
-/** OpenSSH's fingerprint of a public key line ("ssh-ed25519 AAAA…"): SHA256 of the key blob, base64 without padding. */
+/** OpenSSH's fingerprint of a public key line ("ssh-ed25519 AAAA…"), as ssh shows it when it asks about the host. */
 export function sshFingerprint(publicKey: string): string {
   const blob = publicKey.trim().split(/\s+/)[1];
   if (!blob) throw new Error("not an OpenSSH public key line");
-  return `SHA256:${createHash("sha256").update(Buffer.from(blob, "base64")).digest("base64").replace(/=+$/, "")}`;
+  return fingerprint(blob);
 }
 
 const WILDCARDS = new Set(["0.0.0.0", "::", "[::]", ""]);

@@ -81,6 +81,8 @@ export interface LabOptions {
   metalctlConfig?: string | false;
   /** The user's home, where their default SSH key is looked for (default $HOME). */
   home?: string;
+  /** Revoke the bootstrap admin token(s) and issue a new one on this start (metal-api's --reset-admin-token). */
+  resetAdminToken?: boolean;
   /** Told each step of the start, for a person waiting at the terminal. */
   progress?: (step: string) => void;
   /** Run FRR's parser on rendered configs when FRR is installed (default true). */
@@ -305,9 +307,10 @@ export class Lab {
     if (config.tlsCert) this.log.warn("metal-lab serves plain h2c: the lab's daemons dial it without TLS, so the TLS settings are ignored");
     const app = await createApp(config, this.log, { waitTiming: this.timings.wait, consolePollMs: this.timings.consolePollMs });
     try {
-      const admin = await ensureAdminToken(app.db, app.authority, config.dataDir);
+      // A reset happens once, on the lab's start, not again when a test restarts the control plane alone.
+      const admin = await ensureAdminToken(app.db, app.authority, config.dataDir, { reset: this.opts.resetAdminToken === true && !this.adminToken });
       // The lab seeds and runs its partition with this token: without it there is nothing it can do.
-      if (admin.problem) throw new LabStartError(admin.problem);
+      if (admin.problem) throw new LabStartError(`${admin.problem} (metal-lab takes --reset-admin-token too)`);
       this.adminToken = admin.token;
       this.adminTokenCreated ||= admin.created;
       const ports = this.ports;

@@ -17,6 +17,7 @@ Lab flags (each also an environment variable):
   --lab-listen host:port       $METAL_LAB_LISTEN            the lab's image and pixie server (default 127.0.0.1:8081)
   --log-format pretty|json     $LOG_FORMAT                  logs on stdout (default: pretty on a terminal, else JSON)
   --metalctl-config FILE       $METAL_LAB_METALCTL_CONFIG   where the metalctl contexts go (default $METAL_DATA_DIR/metalctl/config.yaml)
+  --reset-admin-token                                       revoke the bootstrap operator admin token and write a new one to $METAL_DATA_DIR/admin-token
 
 Progress and what to try go to stderr, logs to stdout.
 
@@ -29,8 +30,12 @@ interface LabArgs {
   labListen: string;
   logFormat: "pretty" | "json" | undefined;
   metalctlConfig: string | undefined;
+  resetAdminToken: boolean;
   rest: string[];
 }
+
+/** Not a setting but an action, as in metal-api. */
+const RESET_ADMIN_TOKEN = "--reset-admin-token";
 
 const LAB_FLAGS = { "--machines": "METAL_LAB_MACHINES", "--lab-listen": "METAL_LAB_LISTEN", "--log-format": "LOG_FORMAT", "--metalctl-config": "METAL_LAB_METALCTL_CONFIG" } as const;
 type LabFlag = keyof typeof LAB_FLAGS;
@@ -41,6 +46,7 @@ function splitArgs(argv: string[], env: NodeJS.ProcessEnv): LabArgs {
   const rest: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
+    if (arg === RESET_ADMIN_TOKEN) continue;
     const [name, inline] = arg.includes("=") ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)] : [arg, undefined];
     if (!(name in LAB_FLAGS)) {
       rest.push(arg);
@@ -59,7 +65,7 @@ function splitArgs(argv: string[], env: NodeJS.ProcessEnv): LabArgs {
   if (!/^.+:\d{1,5}$/.test(labListen) || Number(labListen.slice(labListen.lastIndexOf(":") + 1)) > 65535) throw new ConfigError(`--lab-listen: "${labListen}" is not host:port`);
   const logFormat = read("--log-format");
   if (logFormat !== undefined && logFormat !== "pretty" && logFormat !== "json") throw new ConfigError(`--log-format: "${logFormat}" is neither pretty nor json`);
-  return { machines, labListen, logFormat, metalctlConfig: read("--metalctl-config"), rest };
+  return { machines, labListen, logFormat, metalctlConfig: read("--metalctl-config"), resetAdminToken: argv.includes(RESET_ADMIN_TOKEN), rest };
 }
 
 /** A path as short as it can be said from here: relative inside the working directory. */
@@ -68,13 +74,13 @@ function shown(path: string): string {
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
-function banner(lab: Lab): string {
+function banner(lab: Lab, args: LabArgs): string {
   const p = LAB.project;
   const dataDir = lab.opts.config.dataDir;
   const lines = [
     "",
     `metal-lab is up: API ${lab.apiUrl}, SSH console ${lab.consoleAddress}, lab server ${lab.labUrl}; ${lab.machines.length} simulated machines in partition "${LAB.partition}" (2 leaves, rack ${LAB.rack}).`,
-    `  operator admin token: ${shown(`${dataDir}/admin-token`)} (${lab.adminTokenCreated ? "created now" : "from an earlier start"}; never printed)`,
+    `  operator admin token: ${shown(`${dataDir}/admin-token`)} (${lab.adminTokenCreated ? (args.resetAdminToken ? "issued anew, earlier ones revoked" : "created now") : "from an earlier start"}; never printed)`,
     `  console host key: ${lab.consoleFingerprint} (ED25519)${lab.knownHosts ? `, known_hosts entry in ${shown(lab.knownHosts)}` : ""}`,
   ];
   if (lab.metalctlConfig) {
@@ -130,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
   say(`starting: ${args.machines} simulated machines, data in ${shown(config.dataDir)}`);
   let lab: Lab;
   try {
-    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, progress: say });
+    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, resetAdminToken: args.resetAdminToken, progress: say });
   } catch (err) {
     if (err instanceof LabStartError) {
       say(err.message);
@@ -140,7 +146,7 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   log.info({ url: lab.apiUrl, lab: lab.labUrl, console: lab.consoleAddress, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-lab listening on ${lab.apiUrl}`);
-  process.stderr.write(banner(lab));
+  process.stderr.write(banner(lab, args));
   const stopReport = new AbortController();
   const report = reportMachinesUp({
     transport: createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(lab.adminToken)] }),

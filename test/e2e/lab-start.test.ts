@@ -8,6 +8,7 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AdminRole, ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { sshFingerprint } from "../../edge/lab/console-host-key.js";
@@ -145,6 +146,27 @@ describe("metal-lab as a process", () => {
     expect(out).toContain("metal-lab listening on");
     expect(out.split("\n").filter((l) => l.startsWith("{"))).toEqual([]);
   }, 200_000);
+
+  it("stops with one line when the admin token it keeps was revoked, and starts with --reset-admin-token", async () => {
+    const file = join(place.dataDir, "admin-token");
+    const token = (await readFile(file, "utf8")).trim();
+    const me = (await createClient(UserService, as(apiUrl(), token)).get({})).user!.token!;
+    await createClient(AdminTokenService, as(apiUrl(), token)).revoke({ id: me.id });
+    expect(await lab.stop()).toBe(0);
+
+    const refused = spawnLab(["--machines", "2"], place.env, place.dir);
+    expect(await refused.exited).toBe(1);
+    const last = refused.stderr().trim().split("\n").at(-1)!;
+    expect(last).toMatch(/^metal-lab: the admin token in .*admin-token does not work \(.*revoked.*\); .*--reset-admin-token.*\(metal-lab takes --reset-admin-token too\)$/);
+    expect(refused.stderr()).not.toMatch(/\n\s+at /);
+
+    lab = spawnLab(["--machines", "2", "--reset-admin-token"], place.env, place.dir);
+    await lab.waitFor(/all 2 machines ready/, 180_000);
+    expect(lab.stderr()).toContain("operator admin token: data/admin-token (issued anew, earlier ones revoked; never printed)");
+    const renewed = (await readFile(file, "utf8")).trim();
+    expect(renewed).not.toBe(token);
+    expect((await createClient(UserService, as(apiUrl(), renewed)).get({})).user!.token!.roles!.adminRole).toBe(AdminRole.ADMIN);
+  }, 300_000);
 });
 
 function apiUrl(): string {
