@@ -25,8 +25,8 @@ export interface LabUnderTest {
   portModes(leaf: string): Promise<Record<string, string>>;
   /** The leaf's current generation is applied and reported. */
   synced(leaf: string): Promise<void>;
-  /** Stops the whole lab and starts it again on the same databases and data directory (a second `npm start`). */
-  restartLab(): Promise<void>;
+  /** Stops the whole lab and starts it again on the same databases and data directory (a second `npm start`, with `--machines count` when given). */
+  restartLab(count?: number): Promise<void>;
   dispose(): Promise<void>;
 }
 
@@ -57,11 +57,11 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
     MASTERDATA_DATABASE_URL: mdDb.url,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   });
-  const start = () =>
+  const start = (count = machines) =>
     Lab.start({
       config,
       log: createLogger(config.logLevel, { pretty: false }),
-      machines,
+      machines: count,
       labListen: "127.0.0.1:0",
       timings,
       metalctlConfig: join(dir, "metalctl", "config.yaml"),
@@ -109,9 +109,9 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
         return row !== undefined && row.last_sync?.generation === row.version && row.last_sync.error === "" && lab.leaves.get(leaf)!.core.appliedGeneration === row.version;
       });
     },
-    async restartLab() {
+    async restartLab(count) {
       await lab.stop();
-      lab = await start();
+      lab = await start(count);
     },
     async dispose() {
       await lab.stop();
