@@ -55,11 +55,12 @@ describe("a delete racing a writer that adds a user", () => {
       await tx.insert(machines).values({ id: "00000000-0000-4000-8000-000000000001", partitionId: "race-1" });
     });
     await writer.started;
-    const deleting = deletePartition("race-1");
+    // The expectation is attached at once: the refusal may come before the writer's commit is awaited.
+    const refused = expectCode(deletePartition("race-1"), Code.FailedPrecondition, 'partition "race-1" is still used by 1 machine (00000000-0000-4000-8000-000000000001); delete them first');
     await someoneWaitsForALock();
     writer.commit();
     await writer.done;
-    await expectCode(deleting, Code.FailedPrecondition, 'partition "race-1" is still used by 1 machine (00000000-0000-4000-8000-000000000001); delete them first');
+    await refused;
     expect(await partitionRepository.get(db, "race-1")).toMatchObject({ id: "race-1" });
   });
 
@@ -74,10 +75,12 @@ describe("a delete racing a writer that adds a user", () => {
       await referenceHolds.partition(tx, "race-2");
       await tx.insert(machines).values({ id: "00000000-0000-4000-8000-000000000002", partitionId: "race-2" });
     });
+    // Attached at once: the writer may be refused before the deleter's commit is awaited.
+    const refused = expectCode(writing, Code.NotFound, 'partition "race-2" not found');
     await someoneWaitsForALock();
     deleter.commit();
     await deleter.done;
-    await expectCode(writing, Code.NotFound, 'partition "race-2" not found');
+    await refused;
     expect(await db.select().from(machines).where(sql`${machines.partitionId} = 'race-2'`)).toEqual([]);
   });
 
@@ -117,9 +120,11 @@ describe("what an allocation holds", () => {
     });
     await allocating.started;
     const deleting = (async () => createAdminImageService({ db }).delete({ id: refs.image } as never, {} as never))();
+    // The expectation is attached at once: the refusal may come before the allocation's commit is awaited.
+    const refused = expectCode(deleting, Code.FailedPrecondition, `image "${refs.image}" is still used by 1 allocated machine (${id}); free or reinstall them first`);
     await someoneWaitsForALock();
     allocating.commit();
     await allocating.done;
-    await expectCode(deleting, Code.FailedPrecondition, `image "${refs.image}" is still used by 1 allocated machine (${id}); free or reinstall them first`);
+    await refused;
   });
 });
