@@ -1,14 +1,10 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, relative } from "node:path";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { ConfigError, describeSettings, loadConfig } from "../../server/config.js";
-import { createLogger } from "../../server/logger.js";
-import { bearer } from "../common/client.js";
-import { Lab } from "./lab.js";
+import type { Lab } from "./lab.js";
 import { metalctlFinds, userMetalctlConfigPath } from "./metalctl-context.js";
 import { LabStartError } from "./ports.js";
-import { reportMachinesUp } from "./progress.js";
-import { LAB } from "./seed.js";
+// The control plane, the daemons and the generated code load after the first line is printed (seconds under tsx): see main.
 
 const USAGE = `metal-lab: the metal control plane plus a simulated partition (what npm start runs)
 
@@ -33,6 +29,9 @@ interface LabArgs {
   resetAdminToken: boolean;
   rest: string[];
 }
+
+/** Seconds of one start-up step without a word before the lab says it is still at it. */
+const STILL_BUSY_S = 5;
 
 /** Not a setting but an action, as in metal-api. */
 const RESET_ADMIN_TOKEN = "--reset-admin-token";
@@ -74,7 +73,7 @@ function shown(path: string): string {
   return rel !== "" && !rel.startsWith("..") && !isAbsolute(rel) ? rel : path;
 }
 
-function banner(lab: Lab, args: LabArgs): string {
+function banner(lab: Lab, args: LabArgs, LAB: typeof import("./seed.js").LAB): string {
   const p = LAB.project;
   const dataDir = lab.opts.config.dataDir;
   const lines = [
@@ -117,7 +116,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
-  const startedAt = Date.now();
+  // From the process's own start: the time a person waited includes loading the code.
+  const startedAt = Date.now() - process.uptime() * 1000;
   let args: LabArgs;
   let config: ReturnType<typeof loadConfig>;
   try {
@@ -132,11 +132,29 @@ async function main(argv: string[]): Promise<number> {
   }
   // Logs on stdout (pretty for a person, JSON for a machine); what a person waits for on stderr, never between JSON lines.
   const say = (line: string) => void process.stderr.write(`metal-lab: ${line}\n`);
-  const log = createLogger(config.logLevel, { pretty: args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty" });
   say(`starting: ${args.machines} simulated machines, data in ${shown(config.dataDir)}`);
+  const [{ createLogger }, { Lab }, { LAB }, { reportMachinesUp }, { createConnectTransport }, { bearer }] = await Promise.all([
+    import("../../server/logger.js"),
+    import("./lab.js"),
+    import("./seed.js"),
+    import("./progress.js"),
+    import("@connectrpc/connect-node"),
+    import("../common/client.js"),
+  ]);
+  const log = createLogger(config.logLevel, { pretty: args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty" });
+  // A step that takes long (an embedded database's first start takes many seconds) says so every few seconds.
+  let step = { what: "", at: Date.now() };
+  const progress = (what: string) => {
+    step = { what, at: Date.now() };
+    say(what);
+  };
+  const stillBusy = setInterval(() => {
+    const secs = Math.round((Date.now() - step.at) / 1000);
+    if (step.what !== "" && secs >= STILL_BUSY_S) say(`… still ${step.what.split(" (")[0]} (${secs} s)`);
+  }, STILL_BUSY_S * 1000);
   let lab: Lab;
   try {
-    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, resetAdminToken: args.resetAdminToken, progress: say });
+    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, resetAdminToken: args.resetAdminToken, progress });
   } catch (err) {
     if (err instanceof LabStartError) {
       say(err.message);
@@ -144,9 +162,11 @@ async function main(argv: string[]): Promise<number> {
       return 1;
     }
     throw err;
+  } finally {
+    clearInterval(stillBusy);
   }
   log.info({ url: lab.apiUrl, lab: lab.labUrl, console: lab.consoleAddress, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-lab listening on ${lab.apiUrl}`);
-  process.stderr.write(banner(lab, args));
+  process.stderr.write(banner(lab, args, LAB));
   const stopReport = new AbortController();
   const report = reportMachinesUp({
     transport: createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(lab.adminToken)] }),

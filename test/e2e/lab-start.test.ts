@@ -1,4 +1,4 @@
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -12,7 +12,8 @@ import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/toke
 import { AdminRole, ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { sshFingerprint } from "../../edge/lab/console-host-key.js";
-import { labPlace, spawnLab, type LabPlace, type LabProcess } from "./lab-process.js";
+import { eventually } from "./lab-harness.js";
+import { labPlace, REPO, spawnLab, type LabPlace, type LabProcess } from "./lab-process.js";
 
 const run = promisify(execFile);
 
@@ -167,6 +168,24 @@ describe("metal-lab as a process", () => {
     expect(renewed).not.toBe(token);
     expect((await createClient(UserService, as(apiUrl(), renewed)).get({})).user!.token!.roles!.adminRole).toBe(AdminRole.ADMIN);
   }, 300_000);
+
+  it("logs for a person on a terminal: no JSON lines, the progress and banner beside them", async () => {
+    expect(await lab.stop()).toBe(0);
+    // script(1) gives it a terminal as stdout and stderr, as `npm start` in a shell has.
+    const term = spawn("script", ["-qefc", `${process.execPath} ${join(REPO, "bin/metal-lab.js")} --machines 2`, "/dev/null"], { cwd: place.dir, env: place.env, detached: true, stdio: ["pipe", "pipe", "pipe"] });
+    let out = "";
+    term.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d.replace(/\r/g, "")));
+    const exited = new Promise((r) => term.once("exit", r));
+    try {
+      await eventually("all 2 machines ready on the terminal", () => /all 2 machines ready/.test(out), 180_000);
+    } finally {
+      process.kill(-term.pid!, "SIGINT");
+      await exited;
+    }
+    expect(out).toMatch(/INFO.*metal-lab listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(out).toContain("metal-lab is up: API");
+    expect(out.split("\n").filter((l) => l.trimStart().startsWith('{"level"'))).toEqual([]);
+  }, 200_000);
 });
 
 function apiUrl(): string {
