@@ -26,6 +26,7 @@ import { MetalHammer, type HammerTiming } from "../hammer/hammer.js";
 import { createPixieHandler } from "../pixie/pixie.js";
 import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
 import { SimMachine } from "../sim/machine.js";
+import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { SimSwitch } from "../sim/switch.js";
 import { LAB, LAB_IMAGES, seed } from "./seed.js";
 import { loadMachines, restore, saveMachines, snapshot, type MachineIdentity, type StoredMachine } from "./persist.js";
@@ -407,12 +408,12 @@ export class Lab {
    * being by position). Returns how many machines to simulate.
    */
   private async retireExtraMachines(transport: Transport, wanted: number): Promise<number> {
-    const admin = createClient(AdminMachineService, transport);
+    const records = await this.recordsOf(transport);
     let count = wanted;
     const free: string[] = [];
     for (const [i, m] of this.stored.entries()) {
       if (i < wanted) continue;
-      const known = await admin.get({ id: m.uuid }).then((r) => r.machine, () => undefined);
+      const known = records.get(m.uuid);
       if (known?.allocation) count = i + 1;
       else if (known) free.push(m.uuid);
     }
@@ -469,11 +470,13 @@ export class Lab {
    */
   private async powerOnAll(transport: Transport): Promise<void> {
     const admin = createClient(AdminMachineService, transport);
+    const records = await this.recordsOf(transport);
     await Promise.all(
       this.machines.map(async (m) => {
         // Known: it booted under this control plane before (a record made by metal-bmc's first BMC report alone, which can
         // arrive before this, is not; such a machine never ran and a reset would record a reboot that never was planned).
-        const known = await admin.get({ id: m.uuid }).then((r) => ((r.machine?.events?.log.length ?? 0) > 0 ? r.machine?.bmc?.address : undefined), () => undefined);
+        const record = records.get(m.uuid);
+        const known = (record?.events?.log.length ?? 0) > 0 ? record?.bmc?.address : undefined;
         if (known) {
           const refused = await admin.bMCCommand({ id: m.uuid, command: BmcCommand.RESET }).then(
             () => undefined,
@@ -491,6 +494,23 @@ export class Lab {
         m.sim.powerOn(m.sim.bootOrder);
       }),
     );
+  }
+
+  /**
+   * The control plane's records of the lab partition's machines, by id. Listed,
+   * not read one by one: a Get hands an operator the BMC login and is audited
+   * as a credential read, which the lab has no use for.
+   */
+  private async recordsOf(transport: Transport): Promise<Map<string, Machine>> {
+    const admin = createClient(AdminMachineService, transport);
+    const out = new Map<string, Machine>();
+    let pageToken = "";
+    do {
+      const page = await admin.list({ partition: LAB.partition, paging: { limit: 1000, pageToken } });
+      for (const m of page.machines) out.set(m.id, m);
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "");
+    return out;
   }
 
   /** What the BMC's command does to the machine behind it. */
