@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
 import { isAbsolute, relative } from "node:path";
 import { ConfigError, describeSettings, loadConfig } from "../../server/config.js";
 import type { Lab } from "./lab.js";
@@ -65,6 +66,15 @@ function splitArgs(argv: string[], env: NodeJS.ProcessEnv): LabArgs {
   const logFormat = read("--log-format");
   if (logFormat !== undefined && logFormat !== "pretty" && logFormat !== "json") throw new ConfigError(`--log-format: "${logFormat}" is neither pretty nor json`);
   return { machines, labListen, logFormat, metalctlConfig: read("--metalctl-config"), resetAdminToken: argv.includes(RESET_ADMIN_TOKEN), rest };
+}
+
+function prettyPrinterInstalled(): boolean {
+  try {
+    createRequire(import.meta.url).resolve("pino-pretty");
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** A path as short as it can be said from here: relative inside the working directory. */
@@ -141,7 +151,13 @@ async function main(argv: string[]): Promise<number> {
     import("@connectrpc/connect-node"),
     import("../common/client.js"),
   ]);
-  const log = createLogger(config.logLevel, { pretty: args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty" });
+  let pretty = args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty";
+  if (pretty && !prettyPrinterInstalled()) {
+    // A production install (npm install --omit=dev) has no pino-pretty: JSON then, rather than no start at all.
+    if (args.logFormat === "pretty") say("--log-format pretty needs the dev dependency pino-pretty (npm install); logging JSON");
+    pretty = false;
+  }
+  const log = createLogger(config.logLevel, { pretty });
   // A step that takes long (an embedded database's first start takes many seconds) says so every few seconds.
   let step = { what: "", at: Date.now() };
   const progress = (what: string) => {
