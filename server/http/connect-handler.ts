@@ -2,6 +2,7 @@ import http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { binaryChecked } from "./binary-check.js";
 import { depthChecked } from "./json-depth.js";
 import type { NodeHandler } from "./node-handler.js";
 import { connectionOfRequest, kConnection } from "./peer.js";
@@ -41,6 +42,15 @@ function limitArrival(req: http2.Http2ServerRequest, ms: number): void {
 /** JSON request encodings, and whether their body is a stream of enveloped messages. */
 const JSON_UNARY = /^application\/json([;\s]|$)/i;
 const JSON_ENVELOPED = /^application\/(connect|grpc|grpc-web)\+json([;\s]|$)/i;
+/** Binary request encodings, likewise. */
+const BINARY_UNARY = /^application\/proto([;\s]|$)/i;
+const BINARY_ENVELOPED = /^application\/(connect\+proto|grpc(-web)?(\+proto)?)([;\s]|$)/i;
+
+/** Whether a unary body is compressed as a whole (enveloped messages say so in their flags). */
+const bodyCompressed = (headers: NodeJS.Dict<string | string[]>) => {
+  const v = headers["content-encoding"];
+  return typeof v === "string" && v !== "" && v.toLowerCase() !== "identity";
+};
 
 /** Compressed JSON could not be checked for depth before it is parsed, so it is not taken. */
 function compressedJson(headers: NodeJS.Dict<string | string[]>, contentType: string, enveloped: boolean): ConnectError | undefined {
@@ -56,6 +66,8 @@ function compressedJson(headers: NodeJS.Dict<string | string[]>, contentType: st
  * What @connectrpc/connect-node's connectNodeAdapter does (route by path,
  * hand the request to Connect's universal handler, write its response), plus
  * what must happen before Connect reads a request body:
+ * - binary messages are decoded once before Connect does, so that garbage is
+ *   InvalidArgument rather than Connect's Internal;
  * - the early check (an unauthenticated call to a non-public method is
  *   answered without its body being read: a 4 MiB body costs nothing then);
  * - JSON bodies are checked for nesting depth while they are read, before
@@ -91,8 +103,11 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
           return;
         }
         const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kConnection, connectionOfRequest(req)));
-        if (json && typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
-          uReq.body = depthChecked(uReq.body as AsyncIterable<Uint8Array>, enveloped, readMaxBytes);
+        if (typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
+          const body = uReq.body as AsyncIterable<Uint8Array>;
+          if (json) uReq.body = depthChecked(body, enveloped, readMaxBytes);
+          else if (BINARY_ENVELOPED.test(contentType)) uReq.body = binaryChecked(body, uHandler.method.input, true, readMaxBytes);
+          else if (BINARY_UNARY.test(contentType) && !bodyCompressed(req.headers)) uReq.body = binaryChecked(body, uHandler.method.input, false, readMaxBytes);
         }
         await universalResponseToNodeResponse(await uHandler(uReq), res);
       } catch (err) {

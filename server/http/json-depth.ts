@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { EnvelopeReader, guardedBody } from "./guarded-body.js";
 
 /**
  * How deep a JSON request may nest. No message of this API comes near it;
@@ -46,60 +47,22 @@ export class JsonDepthGuard {
 
 /**
  * The same over a stream of enveloped messages (Connect streaming, gRPC-Web
- * and gRPC with JSON): a 5-byte prefix (flags, big-endian length) before each
- * message, whose JSON is followed message by message.
+ * and gRPC with JSON), whose JSON is followed message by message.
  */
 export class EnvelopedJsonDepthGuard {
-  private header = Buffer.alloc(5);
-  private headerHave = 0;
-  private left = 0;
   private guard = new JsonDepthGuard();
+  private readonly reader = new EnvelopeReader({
+    start: () => void (this.guard = new JsonDepthGuard()),
+    data: (bytes, from, to) => this.guard.feed(bytes, from, to),
+    end: () => {},
+  });
 
   feed(bytes: Uint8Array): void {
-    let i = 0;
-    while (i < bytes.length) {
-      if (this.left === 0 && this.headerHave < 5) {
-        this.header[this.headerHave++] = bytes[i++]!;
-        if (this.headerHave === 5) {
-          this.left = this.header.readUInt32BE(1);
-          this.guard = new JsonDepthGuard();
-          if (this.left === 0) this.headerHave = 0;
-        }
-        continue;
-      }
-      const end = Math.min(bytes.length, i + this.left);
-      this.guard.feed(bytes, i, end);
-      this.left -= end - i;
-      i = end;
-      if (this.left === 0) this.headerHave = 0;
-    }
+    this.reader.feed(bytes);
   }
 }
 
-/**
- * A request body that is checked for JSON depth as it is read. Once too deep,
- * the rest (up to `maxBytes` in all) is read and dropped unparsed before the
- * error is raised: a request refused mid-body would otherwise leave its rest
- * unread, and an HTTP/1.1 connection could then neither carry the next
- * request nor be closed without resetting the answer away.
- */
-export async function* depthChecked(body: AsyncIterable<Uint8Array>, enveloped: boolean, maxBytes: number): AsyncGenerator<Uint8Array> {
-  const guard = enveloped ? new EnvelopedJsonDepthGuard() : new JsonDepthGuard();
-  let failure: unknown;
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (failure !== undefined) {
-      if (size > maxBytes) throw failure;
-      continue;
-    }
-    try {
-      guard.feed(chunk);
-    } catch (err) {
-      failure = err;
-      continue;
-    }
-    yield chunk;
-  }
-  if (failure !== undefined) throw failure;
+/** A request body that is checked for JSON depth as it is read (see guardedBody). */
+export function depthChecked(body: AsyncIterable<Uint8Array>, enveloped: boolean, maxBytes: number): AsyncGenerator<Uint8Array> {
+  return guardedBody(body, enveloped ? new EnvelopedJsonDepthGuard() : new JsonDepthGuard(), maxBytes);
 }

@@ -3,10 +3,12 @@ import type { Interceptor } from "@connectrpc/connect";
 import { invalidArgument } from "../errors.js";
 
 /**
- * Refuses every request that carries a NUL character (U+0000) in any string,
- * anywhere in the message: PostgreSQL cannot store one in text or jsonb, so
- * without this each handler would have to remember every field, and those
- * that forgot answered Internal. Walked by the message's descriptor: plain,
+ * Refuses every request that carries a NUL character (U+0000) or another
+ * control character (C0 and DEL; tab, line feed and carriage return are
+ * text) in any string, anywhere in the message: PostgreSQL cannot store a NUL
+ * in text or jsonb, so without this each handler would have to remember every
+ * field, and those that forgot answered Internal; the other control
+ * characters have no place in ids, names or data a terminal later shows. Walked by the message's descriptor: plain,
  * optional, repeated and oneof fields, map keys and values, nested messages
  * to any depth. Streams are checked message by message as the handler reads
  * them. Runs after authentication (an unauthenticated caller makes us do no
@@ -16,7 +18,7 @@ export function createStringsInterceptor(): Interceptor {
   return (next) => async (req) => {
     const input = req.method.input;
     if (!req.stream) {
-      refuseNul(input, req.message);
+      refuseControlCharacters(input, req.message);
       return next(req);
     }
     return next({ ...req, message: checkedStream(input, req.message) });
@@ -26,18 +28,22 @@ export function createStringsInterceptor(): Interceptor {
 /** The stream as the handler would read it, each message checked before it is handed on. Module level: no closure per call. */
 async function* checkedStream<T>(desc: DescMessage, stream: AsyncIterable<T>): AsyncGenerator<T> {
   for await (const message of stream) {
-    refuseNul(desc, message);
+    refuseControlCharacters(desc, message);
     yield message;
   }
 }
 
-/** Throws InvalidArgument naming the first field path that holds a NUL character. */
-export function refuseNul(desc: DescMessage, message: unknown): void {
-  const path = nulPath(desc, message as Record<string, unknown>, "");
-  if (path !== undefined) throw invalidArgument(`invalid request: ${path}: must not contain NUL characters`);
+/** Throws InvalidArgument naming the first field path that holds a NUL or another control character. */
+export function refuseControlCharacters(desc: DescMessage, message: unknown): void {
+  const path = firstPath(desc, message as Record<string, unknown>, "", isControl);
+  if (path === undefined) return;
+  // The failure path only: a second walk tells a NUL (the common attack) from other control characters.
+  const what = firstPath(desc, message as Record<string, unknown>, "", isNul) === path ? "NUL characters" : "control characters";
+  throw invalidArgument(`invalid request: ${path}: must not contain ${what}`);
 }
 
-const NUL = "\u0000";
+/** C0 controls and DEL, except tab, line feed and carriage return. */
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
 
 /** Per message type, the fields under which a string can occur; most messages of a Wait or a heartbeat have few. */
 const stringFields = new WeakMap<DescMessage, readonly DescField[]>();
@@ -72,9 +78,11 @@ function holdsStrings(f: DescField, visiting: Set<DescMessage>): boolean {
   }
 }
 
-const hasNul = (v: unknown): boolean => typeof v === "string" && v.includes(NUL);
+type Bad = (v: unknown) => boolean;
+const isControl: Bad = (v) => typeof v === "string" && CONTROL.test(v);
+const isNul: Bad = (v) => typeof v === "string" && v.includes("\u0000");
 
-function nulPath(desc: DescMessage, message: Record<string, unknown> | undefined, prefix: string): string | undefined {
+function firstPath(desc: DescMessage, message: Record<string, unknown> | undefined, prefix: string, hasNul: Bad): string | undefined {
   if (!message) return undefined;
   for (const f of fieldsOf(desc)) {
     let value: unknown;
@@ -92,7 +100,7 @@ function nulPath(desc: DescMessage, message: Record<string, unknown> | undefined
         if (hasNul(value)) return path;
         break;
       case "message": {
-        const found = inMessageValue(f.message, value, path);
+        const found = inMessageValue(f.message, value, path, hasNul);
         if (found) return found;
         break;
       }
@@ -100,7 +108,7 @@ function nulPath(desc: DescMessage, message: Record<string, unknown> | undefined
         const items = value as readonly unknown[];
         for (let i = 0; i < items.length; i++) {
           const item = items[i];
-          const found = f.listKind === "message" ? inMessageValue(f.message, item, `${path}[${i}]`) : hasNul(item) ? `${path}[${i}]` : undefined;
+          const found = f.listKind === "message" ? inMessageValue(f.message, item, `${path}[${i}]`, hasNul) : hasNul(item) ? `${path}[${i}]` : undefined;
           if (found) return found;
         }
         break;
@@ -109,7 +117,7 @@ function nulPath(desc: DescMessage, message: Record<string, unknown> | undefined
         for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
           if (hasNul(key)) return `${path} key "${printable(key)}"`;
           const at = `${path}["${printable(key)}"]`;
-          const found = f.mapKind === "message" ? inMessageValue(f.message, item, at) : hasNul(item) ? at : undefined;
+          const found = f.mapKind === "message" ? inMessageValue(f.message, item, at, hasNul) : hasNul(item) ? at : undefined;
           if (found) return found;
         }
         break;
@@ -122,26 +130,26 @@ function nulPath(desc: DescMessage, message: Record<string, unknown> | undefined
  * A message-typed value as protobuf-es holds it: a message, or, for the
  * well-known wrapper and JSON types, the plain value it stands for.
  */
-function inMessageValue(desc: DescMessage, value: unknown, path: string): string | undefined {
+function inMessageValue(desc: DescMessage, value: unknown, path: string, hasNul: Bad): string | undefined {
   if (typeof value === "string") return hasNul(value) ? path : undefined;
   if (typeof value !== "object" || value === null) return undefined;
-  if ("$typeName" in value) return nulPath(desc, value as Record<string, unknown>, path);
-  return inJson(value, path);
+  if ("$typeName" in value) return firstPath(desc, value as Record<string, unknown>, path, hasNul);
+  return inJson(value, path, hasNul);
 }
 
-function inJson(value: unknown, path: string): string | undefined {
+function inJson(value: unknown, path: string, hasNul: Bad): string | undefined {
   if (typeof value === "string") return hasNul(value) ? path : undefined;
   if (typeof value !== "object" || value === null) return undefined;
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
-      const found = inJson(value[i], `${path}[${i}]`);
+      const found = inJson(value[i], `${path}[${i}]`, hasNul);
       if (found) return found;
     }
     return undefined;
   }
   for (const [key, item] of Object.entries(value)) {
     if (hasNul(key)) return `${path} key "${printable(key)}"`;
-    const found = inJson(item, `${path}.${key}`);
+    const found = inJson(item, `${path}.${key}`, hasNul);
     if (found) return found;
   }
   return undefined;

@@ -1,4 +1,5 @@
 import { readdirSync } from "node:fs";
+import { connect } from "node:http2";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { create, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
@@ -22,6 +23,8 @@ import { startTestServer, type TestServer } from "../helpers/test-server.js";
 const PACKAGES = ["metal/api/v1", "metal/admin/v1", "metal/infra/v1", "masterdata/v1"];
 const MAX_DEPTH = 4;
 const BAD = "a\u0000b";
+/** Other control characters get the same answer, with their own words (tab, line feed and carriage return are text). */
+const CONTROLS = ["a\u0001b", "a\u001bb", "a\u007fb"];
 
 /** Every service generated for the packages, found by reading gen/. */
 async function allServices(): Promise<DescService[]> {
@@ -69,12 +72,13 @@ function withField(f: DescField, value: unknown): Record<string, unknown> {
   return f.oneof ? { [f.oneof.localName]: { case: f.localName, value } } : { [f.localName]: value };
 }
 
-/** Every way to put a NUL into one string of a message of type `desc`. */
-function variants(desc: DescMessage, depth = 0): Variant[] {
+/** Every way to put a NUL (or `bad`) into one string of a message of type `desc`. */
+function variants(desc: DescMessage, depth = 0, BAD_VALUE = BAD): Variant[] {
+  const BAD = BAD_VALUE;
   if (depth > MAX_DEPTH) return [];
   const out: Variant[] = [];
   const nested = (m: DescMessage, path: string, wrap: (init: Record<string, unknown>) => unknown, f: DescField) => {
-    for (const v of variants(m, depth + 1)) out.push({ path: `${path}.${v.path}`, init: withField(f, wrap(v.init)) });
+    for (const v of variants(m, depth + 1, BAD)) out.push({ path: `${path}.${v.path}`, init: withField(f, wrap(v.init)) });
   };
   for (const f of desc.fields) {
     switch (f.fieldKind) {
@@ -129,6 +133,36 @@ async function outcome(client: Client<DescService>, method: DescMethod, message:
   }
 }
 
+/** A protobuf varint. */
+function varint(n: number): number[] {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return out;
+}
+
+/** One gRPC call over h2c with a raw, already framed body; resolves to its grpc-status. */
+async function grpcCall(path: string, framed: Uint8Array, token: string): Promise<string> {
+  const session = connect(server.url);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      const stream = session.request({ ":method": "POST", ":path": `/${path}`, "content-type": "application/grpc", te: "trailers", authorization: `Bearer ${token}` });
+      let status: string | undefined;
+      stream.on("response", (h) => (status = (h["grpc-status"] as string | undefined) ?? status));
+      stream.on("trailers", (t) => (status = (t["grpc-status"] as string | undefined) ?? status));
+      stream.on("data", () => {});
+      stream.on("end", () => resolve(status ?? "none"));
+      stream.on("error", reject);
+      stream.end(framed);
+    });
+  } finally {
+    session.close();
+  }
+}
+
 let server: TestServer;
 let infraToken: string;
 let services: DescService[];
@@ -153,7 +187,10 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
     expect(paths.some((p) => p.startsWith("metal.infra.v1.BMCService/Session ") && p.includes("fru"))).toBe(true);
   });
 
-  it("every method refuses a NUL in any string field with InvalidArgument naming the field (operator admin token)", async () => {
+  it.each([
+    { bad: BAD, words: "must not contain NUL characters" },
+    ...CONTROLS.map((bad) => ({ bad, words: "must not contain control characters" })),
+  ])("every method refuses $bad in any string field with InvalidArgument naming the field (operator admin token)", async ({ bad, words }) => {
     const wrong: string[] = [];
     let calls = 0;
     for (const service of services) {
@@ -161,12 +198,12 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
       const connect = server.client(service, server.adminToken) as Client<DescService>;
       const grpc = server.grpcClient(service, server.adminToken) as Client<DescService>;
       for (const method of service.methods) {
-        for (const v of variants(method.input)) {
+        for (const v of variants(method.input, 0, bad)) {
           const sent = create(method.input, v.init as never);
           const got = await outcome(isStream(method) ? grpc : connect, method, sent);
           calls++;
           const leaf = v.path.replace(/\[.*?\]/g, "").replace(/ key$/, "").split(".").pop()!;
-          if (got.code !== "InvalidArgument" || !got.message.includes("must not contain NUL characters") || !got.message.includes(leaf)) {
+          if (got.code !== "InvalidArgument" || !got.message.includes(words) || !got.message.includes(leaf)) {
             wrong.push(`${service.typeName}/${method.name} ${v.path}: ${got.code} ${got.message}`);
           }
         }
@@ -175,6 +212,43 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
     expect(wrong).toEqual([]);
     expect(calls).toBeGreaterThan(300);
   }, 180_000);
+
+  it("every unary method refuses a binary message whose string is not UTF-8 with InvalidArgument, over Connect and gRPC", async () => {
+    const wrong: string[] = [];
+    let calls = 0;
+    for (const service of services) {
+      for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
+        const field = method.input.fields.find((f) => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING);
+        if (!field) continue;
+        // Field `field.number`, wire type 2 (length-delimited): "a", a lone 0xff byte, "b".
+        const body = new Uint8Array([...varint((field.number << 3) | 2), 3, 0x61, 0xff, 0x62]);
+        calls++;
+        const connect = await fetch(`${server.url}/${service.typeName}/${method.name}`, {
+          method: "POST",
+          headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
+          body,
+        });
+        const code = connect.headers.get("content-type")?.includes("json") ? ((await connect.json()) as { code?: string }).code : `HTTP ${connect.status}`;
+        if (code !== "invalid_argument") wrong.push(`connect ${service.typeName}/${method.name} ${field.name}: ${code}`);
+      }
+    }
+    // The lean gRPC path decodes Wait itself: the same answer.
+    const framed = new Uint8Array([0, 0, 0, 0, 5, 0x12, 3, 0x61, 0xff, 0x62]);
+    const res = await grpcCall("metal.infra.v1.BootService/Wait", framed, infraToken);
+    if (res !== "3") wrong.push(`grpc BootService/Wait machine_id: grpc-status ${res}`);
+    // Enveloped binary through Connect's own handler (gRPC unary), and a truncated message (a length past the end).
+    const viaGrpc = await grpcCall("metal.api.v1.PartitionService/Get", new Uint8Array([0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0xff, 0x62]), server.adminToken);
+    if (viaGrpc !== "3") wrong.push(`grpc PartitionService/Get id: grpc-status ${viaGrpc}`);
+    const truncated = await fetch(`${server.url}/metal.api.v1.PartitionService/Get`, {
+      method: "POST",
+      headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
+      body: new Uint8Array([0x0a, 10, 0x61]),
+    });
+    const truncatedCode = ((await truncated.json()) as { code?: string }).code;
+    if (truncatedCode !== "invalid_argument") wrong.push(`connect truncated PartitionService/Get: ${truncatedCode}`);
+    expect(wrong).toEqual([]);
+    expect(calls).toBeGreaterThan(50);
+  }, 120_000);
 
   it("infra methods refuse it too with the partition's infra token (the partition field itself is the token's scope: refused by authorization first)", async () => {
     const wrong: string[] = [];
