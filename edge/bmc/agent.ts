@@ -9,6 +9,7 @@ import { identityMismatch, isBmcCommand, parseAddress, type BmcAdapter, type Bmc
 import { CommandStore } from "./command-store.js";
 import { ConsoleRelays, isConsoleAdapter, type ConsoleAdapter } from "./console.js";
 import { activeLeases, parseLeases, type Lease, type LeaseFilter } from "./leases.js";
+import { printable } from "../common/text.js";
 
 type Request = MessageInitShape<typeof BMCServiceSessionRequestSchema>;
 type BmcReportInit = NonNullable<Extract<Request["kind"], { case: "reports" }>["value"]["reports"]>[number];
@@ -194,7 +195,7 @@ export class BmcAgent {
 
   private sendResult(id: string, ok: boolean, result: string): void {
     // Unsent results are not lost: the command stays pending and comes again, and the stored result answers it.
-    this.send({ kind: { case: "result", value: { commandId: id, ok, result } } });
+    this.send({ kind: { case: "result", value: { commandId: id, ok, result: printable(result) } } });
   }
 
   /**
@@ -328,7 +329,7 @@ export class BmcAgent {
             // Within the server's limits: one oversized field would get the whole batch refused, again and again.
             version: info.firmware.slice(0, 128),
             powerState: info.powerState,
-            fru: Object.fromEntries(Object.entries(info.fru).slice(0, 32).map(([k, v]) => [k.slice(0, 64), v.slice(0, 256)])),
+            fru: Object.fromEntries(Object.entries(info.fru).slice(0, 32).map(([k, v]) => [printable(k.slice(0, 64)), printable(v.slice(0, 256))])),
             biosVersion: (info.biosVersion ?? "").slice(0, 128),
           };
         }),

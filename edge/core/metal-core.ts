@@ -15,6 +15,7 @@ import {
 import { ConfigApplier, type ApplyResult } from "./apply.js";
 import { DEFAULT_SETTINGS, fromProto, type DesiredConfig, type LocalSettings } from "./config.js";
 import type { SwitchFacts, SwitchOs } from "./switch-os.js";
+import { printable } from "../common/text.js";
 
 type SessionRequest = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
 
@@ -248,7 +249,7 @@ export class MetalCore {
         value: {
           generation: BigInt(s.generation),
           duration: durationFromMs(Math.round(s.durationMs)),
-          error: s.error,
+          error: printable(s.error),
           ports: [...ports].map(([name, p]) => ({
             name,
             adminState: p.adminUp === undefined ? SwitchPortAdminState.UNSPECIFIED : p.adminUp ? SwitchPortAdminState.UP : SwitchPortAdminState.DOWN,

@@ -10,6 +10,7 @@ import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import type { Hardware, Inventory } from "./hardware.js";
 import { downloadVerified, fetchChecksum, ImageError } from "./image.js";
 import { disksToWipe, planStorage } from "./layout.js";
+import { printable } from "../common/text.js";
 
 export interface HammerTiming {
   /** An Alive event goes out this often while the machine waits. */
@@ -172,7 +173,7 @@ export class MetalHammer {
 
   /** Sends one event; a refused event is logged (the server keeps unexpected ones, marked), never fatal. */
   private async event(type: T, message: string, signal: AbortSignal): Promise<void> {
-    const res = await this.retry(`event ${T[type]}`, signal, () => this.events.send({ partition: this.opts.partition, events: [{ machineId: this.machineId, type, message }] }));
+    const res = await this.retry(`event ${T[type]}`, signal, () => this.events.send({ partition: this.opts.partition, events: [{ machineId: this.machineId, type, message: printable(message) }] }));
     if (res.failed.length > 0) this.log("event refused", { type: T[type], failed: res.failed });
     this.steps.push(`event ${T[type]}`);
   }
