@@ -105,14 +105,16 @@ function banner(lab: Lab, args: LabArgs, LAB: typeof import("./seed.js").LAB): s
     lines.push(`  SSH key for allocations: ${lab.sshKey.publicKey} (metalctl machine create's default)`);
   }
   for (const id of lab.retired) lines.push(`  machine ${id} (beyond --machines) was free and is removed from the control plane; it returns when a start has room for it`);
+  // With a generated key the commands carry it; the user's own default key needs no flag.
+  const key = lab.sshKey?.generated ? { create: ` --sshpublickey @${shown(lab.sshKey.publicKey)}`, console: ` -i ${shown(lab.sshKey.generated)}` } : { create: "", console: "" };
   lines.push(
     "",
     "Try (README, Try it):",
     "  npx metalctl machine list                      # every machine; they reach Waiting within seconds",
     "  npx metalctl context use lab-project           # act as a member of the project from here on",
-    `  npx metalctl machine create --partition ${LAB.partition} --size ${LAB.size} --image debian-12 --hostname web1 --networks ${lab.projectNetwork}`,
+    `  npx metalctl machine create --partition ${LAB.partition} --size ${LAB.size} --image debian-12 --hostname web1 --networks ${lab.projectNetwork}${key.create}`,
     '  npx metalctl machine logs <id> --watch --until "phoned home"',
-    "  npx metalctl machine console <id>              # the serial console over SSH; ~. leaves",
+    `  npx metalctl machine console <id>${key.console}              # the serial console over SSH; ~. leaves`,
     "  npx metalctl machine free <id>",
     `Rendered switch configs: ${shown(lab.dir)}/switches/leaf01/etc/{frr/frr.conf,network/interfaces}`,
     `Ctrl-C stops everything; the next start reuses ${shown(dataDir)}.`,

@@ -10,6 +10,7 @@ import { parse } from "yaml";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AdminRole, ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { sshFingerprint } from "../../edge/lab/console-host-key.js";
 import { eventually } from "./lab-harness.js";
@@ -113,6 +114,40 @@ describe("metal-lab as a process", () => {
     expect(existsSync(join(place.home, ".ssh"))).toBe(false);
   });
 
+  it("lets a user without a key of their own allocate and reach the console as a tenant with the commands it printed, against its known_hosts", async () => {
+    const config = join(place.dataDir, "metalctl", "config.yaml");
+    const printed = /npx metalctl (machine create .*)$/m.exec(lab.stderr())![1]!;
+    expect(printed).toContain("--sshpublickey @data/metalctl/id_ed25519.pub");
+    const metalctl = (args: string[]) =>
+      run(process.execPath, [join(REPO, "bin/metalctl.js"), ...args], { cwd: place.dir, env: { ...place.env, METALCTL_CONFIG: config } });
+    const created = JSON.parse((await metalctl(["--context", "lab-project", ...printed.split(" "), "-o", "json"])).stdout) as { id: string };
+    await eventually("the machine to phone home", async () => {
+      const log = JSON.parse((await metalctl(["--context", "lab-project", "machine", "describe", created.id, "-o", "json"])).stdout) as { events?: { log?: { type: string }[] } };
+      return log.events?.log?.[0]?.type === "PROVISIONING_EVENT_TYPE_PHONED_HOME";
+    }, 120_000);
+    const { contexts } = await labContexts();
+    const tenant = contexts["lab-project"]!;
+    const [host, port] = tenant.console!.split(":");
+    // The real ssh, trusting only the lab's known_hosts, with the key the lab generated and the tenant context's token.
+    const ssh = spawn(
+      "ssh",
+      ["-F", "none", "-tt", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${tenant.knownHosts}`, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-i", tenant.sshKey!, "-p", port!, "-o", "SendEnv=LC_METAL_TOKEN", `${created.id}@${host}`],
+      { env: { ...place.env, LC_METAL_TOKEN: tenant.token }, stdio: ["pipe", "pipe", "pipe"] },
+    );
+    let out = "";
+    ssh.stdout!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    ssh.stderr!.setEncoding("utf8").on("data", (d: string) => (out += d));
+    const exited = new Promise((r) => ssh.once("exit", r));
+    try {
+      await eventually(`the console to connect (${out})`, () => out.includes(`connected to ${created.id}`), 60_000);
+    } finally {
+      ssh.kill();
+      await exited;
+    }
+    await metalctl(["--context", "lab-project", "machine", "free", created.id]);
+    await eventually("3 machines waiting again", allThreeWaiting, 120_000);
+  }, 240_000);
+
   it("refuses a port that is taken with one line naming the setting, before opening any database", async () => {
     const api = new URL(apiUrl()).host;
     const labServer = /lab server (http:\/\/\S+);/.exec(lab.stderr())![1]!;
@@ -187,6 +222,12 @@ describe("metal-lab as a process", () => {
     expect(out.split("\n").filter((l) => l.trimStart().startsWith('{"level"'))).toEqual([]);
   }, 200_000);
 });
+
+async function allThreeWaiting(): Promise<boolean> {
+  const token = (await readFile(join(place.dataDir, "admin-token"), "utf8")).trim();
+  const machines = (await createClient(AdminMachineService, as(apiUrl(), token)).list({ partition: "lab" })).machines;
+  return machines.length === 3 && machines.every((m) => !m.allocation && m.waiting && m.events?.log[0]?.type === ProvisioningEventType.WAITING);
+}
 
 function apiUrl(): string {
   return /metal-lab is up: API (http:\/\/\S+),/.exec(lab.stderr())![1]!;
