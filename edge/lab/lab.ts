@@ -421,8 +421,11 @@ export class Lab {
     const db = this.app!.db;
     for (const id of free.filter((id) => this.stored.findIndex((m) => m.uuid === id) >= count)) {
       await inTransaction(db, async (tx) => {
-        const m = await lockById(tx, machineTable, "machine", id).catch(() => undefined);
-        // Allocated meanwhile (a tenant was quicker than this start): it stays, and is simply not simulated until a start with room.
+        const m = await lockById(tx, machineTable, "machine", id).catch((err: unknown) => {
+          if (ConnectError.from(err).code === Code.NotFound) return undefined;
+          throw err;
+        });
+        // Gone meanwhile, or allocated meanwhile (a tenant was quicker than this start): then it stays, simply not simulated until a start with room.
         if (!m || m.allocation) return;
         await machineAdminRepository.delete(tx, id);
         this.retired.push(id);
