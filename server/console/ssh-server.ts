@@ -43,6 +43,12 @@ export interface ConsoleServer {
 
 const DEFAULT_POLL_MS = 5_000;
 
+/** What a client without any SSH key is told (as keyboard-interactive instructions, which OpenSSH prints). */
+export const NO_KEY_HINT =
+  "metal-console: no usable SSH key was offered. A console takes one of the SSH keys the machine was allocated with " +
+  "(metalctl machine create --sshpublickey FILE; by default ~/.ssh/id_ed25519.pub or id_rsa.pub). " +
+  "Create one with ssh-keygen -t ed25519 and pass it with ssh -i KEY or metalctl machine console -i KEY.";
+
 /** Milliseconds as a person would say them in a message. */
 function humanDuration(ms: number): string {
   if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
@@ -77,7 +83,10 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     client.on("error", (err) => log.debug({ err }, "console connection error"));
     client.on("close", () => clients.delete(client));
     client.on("authentication", (ctx) => {
-      if (ctx.method !== "publickey") return ctx.reject(["publickey"]);
+      // A client reaches keyboard-interactive only when it has no key to offer at all: it learns how to get one,
+      // instead of a bare "Permission denied (publickey)". Nothing in the answer depends on the machine.
+      if (ctx.method === "keyboard-interactive") return ctx.prompt([], "metal-console", NO_KEY_HINT, () => ctx.reject(["publickey"]));
+      if (ctx.method !== "publickey") return ctx.reject(["publickey", "keyboard-interactive"]);
       // Without a signature the client only asks whether this key would do: every key might, the session decides.
       if (!ctx.signature || !ctx.blob) return ctx.accept();
       const parsed = ssh2.utils.parseKey(ctx.key.data);

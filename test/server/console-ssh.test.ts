@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -14,7 +14,7 @@ import { createApp } from "../../server/app.js";
 import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
 import { AdminRole, noRoles, type Principal, type Roles } from "../../server/domain/roles.js";
 import { relayBrokerOf } from "../../server/console/relay-broker.js";
-import type { ConsoleServer } from "../../server/console/ssh-server.js";
+import { NO_KEY_HINT, type ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
@@ -232,6 +232,19 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     } finally {
       await app2.close();
     }
+  });
+
+  it("an OpenSSH client without any SSH key is told how to get one (keyboard-interactive instructions), then refused", async () => {
+    // No key anywhere: no -i, no agent, an empty HOME; not in batch mode (which skips keyboard-interactive).
+    const home = await mkdtemp(join(dir, "no-keys-"));
+    const args = ["-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-p", String(server.console!.port), `${owned.id}@127.0.0.1`];
+    const child = spawn("ssh", args, { env: { PATH: process.env.PATH, HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    child.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+    expect(err).toContain(NO_KEY_HINT);
+    expect(err).toContain("Permission denied");
+    expect(code).toBe(255);
   });
 
   it("freeing the machine ends its open console at once, not at the next periodic re-check", async () => {
