@@ -56,7 +56,9 @@ export function holdsKey(sshKeys: readonly string[], offeredKeyBlob: string): bo
 export function outsiderRefusal(machineId: string, offeredKeyBlob: string): string {
   return (
     `machine "${machineId}" has no console for the SSH key you authenticated with (${fingerprint(offeredKeyBlob)}): ` +
-    "the SSH user name must be the id of a machine allocated with this key among its SSH keys"
+    "the SSH user name must be the id of a machine allocated with this key among its SSH keys " +
+    "(pass another key with ssh -i KEY or metalctl machine console -i KEY; a machine's keys are set at allocation with " +
+    "--sshpublickey, and its project's editors change them with metalctl machine update --sshpublickey)"
   );
 }
 
