@@ -9,6 +9,12 @@ export interface Context {
   token?: string;
   /** Default for --project of tenant-scoped commands. */
   project?: string;
+  /** host:port of metal-console, for `machine console`. */
+  console?: string;
+  /** A known_hosts file with metal-console's host key (the lab writes one), used by `machine console` beside the user's own. */
+  knownHosts?: string;
+  /** A private key for `machine console` when -i is not given; its `.pub` goes into allocations when the user has no default key. */
+  sshKey?: string;
 }
 
 export interface ConfigFile {

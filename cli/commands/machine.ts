@@ -185,14 +185,15 @@ export class MachineDescribe extends MetalCommand<typeof MachineDescribe> {
 /** The keys the original metalctl puts into an allocation when none is given, in its order of preference. */
 const DEFAULT_KEYS = ["id_ed25519.pub", "id_rsa.pub", "id_dsa.pub"];
 
-/** The user's first default public key, so that `machine console` and ssh work on the new machine without a flag. */
-function defaultSshKeys(home: string | undefined): string[] {
-  if (!home) return [];
-  for (const name of DEFAULT_KEYS) {
-    const path = join(home, ".ssh", name);
-    if (existsSync(path)) return [readText(path).trim()];
-  }
-  return [];
+/**
+ * The user's first default public key, else the public half of the context's
+ * key (a lab generates one for users without a key), so that `machine
+ * console` and ssh work on the new machine without a flag.
+ */
+function defaultSshKeys(home: string | undefined, contextKey: string | undefined): string[] {
+  const candidates = [...(home ? DEFAULT_KEYS.map((name) => join(home, ".ssh", name)) : []), ...(contextKey ? [`${contextKey}.pub`] : [])];
+  const found = candidates.find((path) => existsSync(path));
+  return found ? [readText(found).trim()] : [];
 }
 
 export class MachineCreate extends MetalCommand<typeof MachineCreate> {
@@ -232,7 +233,7 @@ export class MachineCreate extends MetalCommand<typeof MachineCreate> {
       machineId: f.id,
       networks: f.networks ?? [],
       ips: f.ips ?? [],
-      sshKeys: f.sshpublickey ? f.sshpublickey.map(atFile) : defaultSshKeys(this.env.HOME),
+      sshKeys: f.sshpublickey ? f.sshpublickey.map(atFile) : defaultSshKeys(this.env.HOME, this.currentContext().ctx.sshKey),
       userData: f.userdata ? atFile(f.userdata) : "",
       tags: f.tags ?? [],
       placementTags: f["placement-tags"] ?? [],
@@ -330,15 +331,18 @@ export function consoleAddress(value: string): { host: string; port: number } {
 }
 
 /** The arguments of `ssh` for a machine's console; the token travels in the environment, never on the command line. */
-export function consoleSshArgs(id: string, address: { host: string; port: number }, identity?: string): string[] {
-  return ["-t", "-p", String(address.port), "-o", "SendEnv=LC_METAL_TOKEN", ...(identity ? ["-i", identity] : []), `${id}@${address.host}`];
+export function consoleSshArgs(id: string, address: { host: string; port: number }, identity?: string, knownHosts?: string): string[] {
+  // The context's known_hosts beside the user's own: ssh checks the host key without asking, and learns nothing new into it.
+  const hosts = knownHosts ? ["-o", `UserKnownHostsFile=${knownHosts} ~/.ssh/known_hosts`] : [];
+  return ["-t", "-p", String(address.port), "-o", "SendEnv=LC_METAL_TOKEN", ...hosts, ...(identity ? ["-i", identity] : []), `${id}@${address.host}`];
 }
 
 export class MachineConsole extends MetalCommand<typeof MachineConsole> {
   static override summary = "open a machine's serial console: runs your ssh against metal-console (exit with ~.)";
   static override description =
     "The console address is --console-host, else $METALCTL_CONSOLE_HOST, else the context's `console` entry, else the API URL's host on port 5222. " +
-    "Your token is sent in LC_METAL_TOKEN (ssh -o SendEnv); the SSH key must be one of the allocation's unless you are an operator admin.";
+    "Your token is sent in LC_METAL_TOKEN (ssh -o SendEnv); the SSH key must be one of the allocation's unless you are an operator admin. " +
+    "A context's `knownHosts` file (the lab writes one) is given to ssh beside ~/.ssh/known_hosts, its `sshKey` when -i is not.";
   static override hiddenAliases = aliasesOf("machine:console", MACHINE);
   static override args = idArg;
   static override flags = {
@@ -348,9 +352,9 @@ export class MachineConsole extends MetalCommand<typeof MachineConsole> {
   async run() {
     const { url, token } = this.target();
     const { ctx } = this.currentContext();
-    const configured = this.flags["console-host"] ?? this.env.METALCTL_CONSOLE_HOST ?? (ctx as { console?: string }).console;
+    const configured = this.flags["console-host"] ?? this.env.METALCTL_CONSOLE_HOST ?? ctx.console;
     const address = configured ? consoleAddress(configured) : { host: new URL(url).hostname.replace(/^\[(.*)\]$/, "$1"), port: CONSOLE_PORT };
-    const args = consoleSshArgs(this.args.id, address, this.flags.identity);
+    const args = consoleSshArgs(this.args.id, address, this.flags.identity ?? ctx.sshKey, ctx.knownHosts);
     const env: Record<string, string | undefined> = { ...this.env };
     if (token) env.LC_METAL_TOKEN = token;
     else delete env.LC_METAL_TOKEN;

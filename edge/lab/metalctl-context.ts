@@ -36,7 +36,7 @@ export interface MetalctlContext {
   project?: string;
   /** host:port of metal-console, for `metalctl machine console`. */
   console?: string;
-  /** A known_hosts file with the console's host key (for metalctl's ssh; metalctl may not use it yet). */
+  /** A known_hosts file with the console's host key: metalctl's `machine console` gives it to ssh. */
   knownHosts?: string;
   /** A private key the lab generated because the user has no default one (for `machine console -i`; its .pub for allocations). */
   sshKey?: string;

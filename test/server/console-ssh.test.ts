@@ -235,9 +235,10 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
   });
 
   it("an OpenSSH client without any SSH key is told how to get one (keyboard-interactive instructions), then refused", async () => {
-    // No key anywhere: no -i, no agent, an empty HOME; not in batch mode (which skips keyboard-interactive).
+    // No key to offer (ssh reads the account's ~/.ssh whatever HOME says, so public keys are switched off);
+    // not in batch mode, which skips keyboard-interactive.
     const home = await mkdtemp(join(dir, "no-keys-"));
-    const args = ["-F", "/dev/null", "-o", "IdentitiesOnly=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-p", String(server.console!.port), `${owned.id}@127.0.0.1`];
+    const args = ["-F", "/dev/null", "-o", "PubkeyAuthentication=no", "-o", "IdentityAgent=none", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-p", String(server.console!.port), `${owned.id}@127.0.0.1`];
     const child = spawn("ssh", args, { env: { PATH: process.env.PATH, HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
