@@ -167,12 +167,14 @@ export const machineAllocationRepository = {
   },
 
   /**
-   * Extends the leases of free machines that still hold one: a lease that
-   * allocating, freeing or the end of the stream cleared is never revived
-   * here, so a renewal computed from a stream that has ended meanwhile (an
-   * allocation was delivered, the machine was freed and is being reclaimed)
-   * cannot make the machine a candidate again. Only `startWaiting`, called
-   * by a new stream, starts a lease.
+   * Extends the leases of free machines that hold one, running or expired. A
+   * lease that allocating or freeing ended (NULL) is never revived here, so a
+   * renewal computed from a stream that has ended meanwhile (an allocation was
+   * delivered, the machine was freed and is being reclaimed) cannot make the
+   * machine a candidate again; only `startWaiting`, called by a new stream,
+   * starts one then. A lease that merely expired (or that the end of another
+   * stream expired, see `expireWaiting`) is extended: the machine's hammer
+   * still waits here.
    */
   async extendWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
     if (ids.length === 0) return;
@@ -192,8 +194,17 @@ export const machineAllocationRepository = {
     return rows.map((r) => r.id);
   },
 
-  async clearWaiting(db: Db<any>, id: string): Promise<void> {
-    await db.update(machines).set({ waitingUntil: null }).where(eq(machines.id, id));
+  /**
+   * The last Wait stream of the machine on this replica ended: its lease ends
+   * now, but is not taken away (NULL is for allocating and freeing). A stream
+   * the hammer opened meanwhile, here or on another replica, may have started
+   * a lease just before this runs: its next renewal extends it again.
+   */
+  async expireWaiting(db: Db<any>, id: string): Promise<void> {
+    await db
+      .update(machines)
+      .set({ waitingUntil: sql`now()` })
+      .where(and(eq(machines.id, id), sql`${machines.waitingUntil} > now()`));
   },
 
   /**

@@ -68,7 +68,7 @@ export class WaitingRegistry {
       const current = this.streams.get(machineId);
       if (current === wake) {
         this.streams.delete(machineId);
-        await allocations.clearWaiting(this.db, machineId);
+        await allocations.expireWaiting(this.db, machineId);
         return;
       }
       if (typeof current !== "object" || !current.delete(wake)) return;

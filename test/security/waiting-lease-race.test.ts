@@ -39,4 +39,27 @@ describe("waiting leases across an allocation", () => {
     await again();
     await leave();
   });
+
+  it("the end of an old stream does not strand a new one: a hammer that reconnected (here to another replica) keeps waiting", async () => {
+    const server = await startTestServer();
+    const db = server.app.db;
+    const id = "0196a3c4-0000-7000-8000-00000000abce";
+    await db.execute(sql`insert into machines (id, partition_id) values (${id}, null)`);
+    const waiting = async () => {
+      const res = (await db.execute(sql`select waiting_until > now() as w from machines where id = ${id}`)) as unknown as { rows: { w: boolean | null }[] };
+      return res.rows[0]!.w === true;
+    };
+    const timing = { leaseMs: 3_600_000, recheckMs: 3_600_000 };
+    const replica1 = new WaitingRegistry(db, timing);
+    const replica2 = new WaitingRegistry(db, timing);
+    const leaveOld = await replica1.add(id, () => {});
+    // The hammer's new stream starts its lease before the old stream's end is processed.
+    const leaveNew = await replica2.add(id, () => {});
+    await leaveOld();
+    // The new stream's next renewal carries the machine on: it waits, as its hammer does.
+    await replica2.renewAll();
+    expect(await waiting()).toBe(true);
+    await leaveNew();
+    expect(await waiting()).toBe(false);
+  });
 });
