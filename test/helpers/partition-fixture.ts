@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -28,6 +29,23 @@ export const S1_HARDWARE_JSON = JSON.stringify({
   nics: [],
   gpus: [],
 });
+
+/**
+ * Registered s1 machines of p1 whose hammers wait, as their Wait streams and
+ * events would leave them (a lease an hour long, Alive), written directly;
+ * alternately in racks r1 and r2. Returns their ids.
+ */
+export async function insertWaitingMachines(server: TestServer, count: number): Promise<string[]> {
+  const ids = Array.from({ length: count }, () => randomUUID());
+  await server.app.db.execute(sql`
+    insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
+    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb
+    from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) with ordinality as t(id, n)`);
+  await server.app.db.execute(sql`
+    insert into machine_events (machine_id, liveliness, events, last_event_time)
+    select id, 'Alive', '[]'::jsonb, now() from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as t(id)`);
+  return ids;
+}
 
 /** A machine playing metal-hammer: registered, waiting on its open Wait stream. */
 export interface WaitingMachine {

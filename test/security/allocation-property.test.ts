@@ -7,7 +7,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { SizeReservationService as AdminSizeReservations } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { insertWaitingMachines, S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
@@ -50,7 +50,6 @@ let server: TestServer;
 let tenant: Client<typeof MachineService>;
 let admin: Client<typeof AdminMachineService>;
 const networks: Record<string, string> = {};
-let machineIds: string[] = [];
 /** Registered machines that are dead or have no Wait stream: never candidates. */
 let neverCandidates: string[] = [];
 
@@ -66,14 +65,7 @@ beforeAll(async () => {
     await server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: p }, name: p, tenantId: "t", quotas: quota === undefined ? {} : { machine: { max: quota } } } });
     networks[p] = (await server.client(NetworkService, server.adminToken).create({ project: p, partition: "p1" })).network!.id;
   }
-  machineIds = Array.from({ length: MACHINES }, () => randomUUID());
-  await server.app.db.execute(sql`
-    insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
-    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb
-    from jsonb_array_elements_text(${JSON.stringify(machineIds)}::jsonb) with ordinality as t(id, n)`);
-  await server.app.db.execute(sql`
-    insert into machine_events (machine_id, liveliness, events, last_event_time)
-    select id, 'Alive', '[]'::jsonb, now() from jsonb_array_elements_text(${JSON.stringify(machineIds)}::jsonb) as t(id)`);
+  await insertWaitingMachines(server, MACHINES);
   // Two dead machines and two whose hammer never waits.
   neverCandidates = Array.from({ length: 4 }, () => randomUUID());
   await server.app.db.execute(sql`

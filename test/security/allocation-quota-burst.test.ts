@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -7,7 +6,7 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { inTransaction } from "../../server/db/database.js";
 import { quotaRepository } from "../../server/repositories/network-repository.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { insertWaitingMachines, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
@@ -40,14 +39,7 @@ beforeAll(async () => {
   const fixture = await setUpPartition(server);
   await server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: "pq" }, name: "q", tenantId: "t", quotas: { machine: { max: 1 } } } });
   networks = { pq: (await server.client(NetworkService, server.adminToken).create({ project: "pq", partition: "p1" })).network!.id, pb: fixture.primary.pb };
-  const ids = Array.from({ length: FREE }, () => randomUUID());
-  await server.app.db.execute(sql`
-    insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
-    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb
-    from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) with ordinality as t(id, n)`);
-  await server.app.db.execute(sql`
-    insert into machine_events (machine_id, liveliness, events, last_event_time)
-    select id, 'Alive', '[]'::jsonb, now() from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as t(id)`);
+  await insertWaitingMachines(server, FREE);
 });
 
 const request = (project: "pq" | "pb", i: number) => ({ project, partition: "p1", size: "s1", image: "debian-12", name: `${project}-${i}`, networks: [networks[project]] });

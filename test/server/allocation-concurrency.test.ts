@@ -1,11 +1,10 @@
-import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Client } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { expectCode } from "../helpers/expect.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { insertWaitingMachines, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const WAITING = 200;
@@ -21,14 +20,7 @@ beforeAll(async () => {
   server = await startTestServer();
   await setUpPartition(server);
   // 200 registered machines whose hammers wait: leases and liveliness as the Wait streams and events would leave them.
-  const ids = Array.from({ length: WAITING }, () => randomUUID());
-  await server.app.db.execute(sql`
-    insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
-    select id, 'p1', 's1', case when n % 2 = 0 then 'r1' else 'r2' end, now() + interval '1 hour', ${S1_HARDWARE_JSON}::jsonb
-    from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) with ordinality as t(id, n)`);
-  await server.app.db.execute(sql`
-    insert into machine_events (machine_id, liveliness, events, last_event_time)
-    select id, 'Alive', '[]'::jsonb, now() from jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb) as t(id)`);
+  await insertWaitingMachines(server, WAITING);
   tenant = server.client(MachineService, server.adminToken);
   network = (await server.client(NetworkService, server.adminToken).create({ project: "pb", partition: "p1", length: { ipv4: 22 } })).network!.id;
 });
