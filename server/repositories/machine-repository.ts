@@ -19,6 +19,7 @@ import { usageKey } from "../domain/size-reservation-usage.js";
 
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
+import { allocationReferencesHeld, type AllocationReferences } from "./usage-repository.js";
 
 export interface MachineFilter {
   partition?: string;
@@ -242,14 +243,16 @@ export const machineAllocationRepository = {
    * allocation holds right now is passed over, not waited for. By id, the
    * lock is waited for, so the answer reflects the other allocation's
    * outcome (taken by another project reads as unknown, not as busy). Either
-   * way the rule is re-checked on the row's newest version.
+   * way the rule is re-checked on the row's newest version. The statement
+   * also holds what the allocation refers to (partition, size, image,
+   * layout) FOR KEY SHARE; none is found when one of them is gone.
    */
   async lockCandidate(
     tx: Db<any>,
-    partition: string,
-    size: string,
+    refs: AllocationReferences,
     pick: { rack: string } | { id: string },
   ): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
+    const { partition, size } = refs;
     const byId = "id" in pick;
     const which = byId ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
     // Named: every allocation runs it, so each connection parses and plans it once.
@@ -257,7 +260,8 @@ export const machineAllocationRepository = {
       .select({ m: machines, e: machineEvents })
       .from(machines)
       .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
-      .where(and(which, candidateCondition(partition, size)))
+      // The references are held in the same statement: a concurrent delete of one waits for this allocation.
+      .where(and(which, candidateCondition(partition, size), allocationReferencesHeld(refs)))
       .orderBy(sql`random()`)
       .limit(1)
       .for("update", byId ? { of: machines } : { of: machines, skipLocked: true })

@@ -63,6 +63,25 @@ async function hold(tx: Db<any>, table: Holdable, kind: string, id: string): Pro
   if (!(await holdRow(tx, table, id))) throw notFound(kind, id);
 }
 
+/** What an allocation refers to by id. */
+export interface AllocationReferences {
+  partition: string;
+  size: string;
+  image: string;
+  filesystemLayout: string;
+}
+
+/**
+ * A condition that holds the allocation's references FOR KEY SHARE (see
+ * above) and is true only while they all exist: part of the statement that
+ * locks the candidate machine, so that holding them costs no round trip of
+ * its own. When it is false, `referenceHolds.allocation` says which is gone.
+ */
+export function allocationReferencesHeld(refs: AllocationReferences): SQL {
+  const held = (table: Holdable, id: string) => sql`exists (select 1 from ${table} where ${table.id} = ${id} for key share)`;
+  return sql`(${held(partitions, refs.partition)} and ${held(sizes, refs.size)} and ${held(images, refs.image)} and ${held(filesystemLayouts, refs.filesystemLayout)})`;
+}
+
 /**
  * Locks that a writer takes on what it is about to refer to (see above).
  * Call inside the writing transaction, before the write.
@@ -86,7 +105,7 @@ export const referenceHolds = {
    * Everything an allocation refers to, held in one round trip (allocation is
    * the hot path); NotFound names the first that is gone.
    */
-  async allocation(tx: Db<any>, refs: { partition: string; size: string; image: string; filesystemLayout: string }): Promise<void> {
+  async allocation(tx: Db<any>, refs: AllocationReferences): Promise<void> {
     const held = (table: Holdable, id: string) => sql`(select ${table.id} from ${table} where ${table.id} = ${id} for key share)`;
     const result = (await tx.execute(
       sql`select ${held(partitions, refs.partition)} as partition, ${held(sizes, refs.size)} as size, ${held(images, refs.image)} as image, ${held(filesystemLayouts, refs.filesystemLayout)} as layout`,

@@ -17,7 +17,7 @@ import { ipRepository } from "../repositories/ip-repository.js";
 import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
-import { referenceHolds } from "../repositories/usage-repository.js";
+import { referenceHolds, type AllocationReferences } from "../repositories/usage-repository.js";
 import { sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
 
@@ -144,22 +144,30 @@ async function notCandidate(tx: Db<any>, req: MachineServiceCreateRequest, id: s
 }
 
 /** Locks the machine by the one candidate rule: the given one, or a random waiting one of the rack the plan prefers. */
-async function lockMachine(tx: Db<any>, req: MachineServiceCreateRequest, plan: Plan): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+async function lockMachine(
+  tx: Db<any>,
+  req: MachineServiceCreateRequest,
+  plan: Plan,
+  refs: AllocationReferences,
+): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   if (req.machineId !== undefined) {
     const id = req.machineId.toLowerCase();
-    const locked = await allocations.lockCandidate(tx, req.partition, req.size, { id });
-    if (!locked) throw await notCandidate(tx, req, id);
-    return locked;
+    const locked = await allocations.lockCandidate(tx, refs, { id });
+    if (locked) return locked;
+    // Nothing was locked: first whether a reference vanished meanwhile (NotFound), then why the machine is no candidate.
+    await referenceHolds.allocation(tx, refs);
+    throw await notCandidate(tx, req, id);
   }
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
   let pool = plan.racks;
   while (pool.length > 0) {
     const rack = chooseRack(pool, plan.placed, req.placementTags);
     if (rack === undefined) break;
-    const locked = await allocations.lockCandidate(tx, req.partition, req.size, { rack });
+    const locked = await allocations.lockCandidate(tx, refs, { rack });
     if (locked) return locked;
     pool = pool.filter((r) => r.rack !== rack);
   }
+  await referenceHolds.allocation(tx, refs);
   throw noMachine(req);
 }
 
@@ -226,14 +234,14 @@ export async function allocateMachine(
   // A project already at its quota is refused here, without queueing for its lock (checked again under it).
   if (quota.machine !== undefined && held! >= quota.machine) throw quotaReached(req.project, quota.machine);
   const row = await inTransaction(deps.db, async (tx) => {
-    // Held FOR KEY SHARE until commit: a concurrent delete of any of them waits for this
-    // allocation and then counts it, or commits first and this answers NotFound.
-    await referenceHolds.allocation(tx, { partition: req.partition, size: req.size, image: image.id, filesystemLayout: layout.id });
     // Locks in one order everywhere: project quota, size pool, static IPs, machine.
     await holdQuota(tx, req.project, quota.machine);
     if (plan.reserved) await allocations.lockSizePool(tx, req.partition, req.size);
     const statics = await lockStaticIps(tx, req.ips, req.project, nets);
-    const { machine, events } = await lockMachine(tx, req, plan);
+    // Locking the machine also holds what the allocation refers to FOR KEY SHARE until commit: a concurrent delete
+    // of any of them waits for this allocation and then counts it, or commits first and this answers NotFound.
+    const refs = { partition: req.partition, size: req.size, image: image.id, filesystemLayout: layout.id };
+    const { machine, events } = await lockMachine(tx, req, plan, refs);
     if (plan.reserved) await checkReservations(tx, req);
     const disks = layoutDiskProblems(layout.spec, machine.hardware?.disks ?? []);
     if (disks.length > 0) throw failedPrecondition(`filesystem layout "${layout.id}" does not fit machine "${machine.id}": ${disks.join("; ")}`);

@@ -4,7 +4,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { inTransaction, type Db } from "../../server/db/database.js";
 import { filesystemLayouts, images, machines, partitions, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
 import { partitionRepository } from "../../server/repositories/partition-repository.js";
+import { machineAllocationRepository as allocations } from "../../server/repositories/machine-repository.js";
 import { referenceHolds } from "../../server/repositories/usage-repository.js";
+import { createAdminFilesystemLayoutService } from "../../server/services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
 import { expectCode } from "../helpers/expect.js";
@@ -126,5 +128,34 @@ describe("what an allocation holds", () => {
     allocating.commit();
     await allocating.done;
     await refused;
+  });
+
+  it("holds them in the statement that locks the candidate machine: a layout delete waits for that allocation, then counts it", async () => {
+    const id = "00000000-0000-4000-8000-000000000004";
+    await db.execute(sql`insert into machines (id, partition_id, size_id, rack_id, waiting_until) values (${id}, ${refs.partition}, ${refs.size}, 'r1', now() + interval '1 hour')`);
+    await db.execute(sql`insert into machine_events (machine_id, liveliness, events) values (${id}, 'Alive', '[]'::jsonb)`);
+    const allocation = { image: refs.image, filesystemLayout: refs.filesystemLayout, project: "p" } as StoredAllocation;
+    const allocating = openTransaction(async (tx) => {
+      expect((await allocations.lockCandidate(tx, refs, { id }))?.machine.id).toBe(id);
+      await tx.update(machines).set({ allocation, project: "p" }).where(sql`${machines.id} = ${id}`);
+    });
+    await allocating.started;
+    const refused = expectCode(
+      (async () => createAdminFilesystemLayoutService({ db }).delete({ id: refs.filesystemLayout } as never, {} as never))(),
+      Code.FailedPrecondition,
+      `filesystem layout "${refs.filesystemLayout}" is still used by 2 allocated machines`,
+    );
+    await someoneWaitsForALock();
+    allocating.commit();
+    await allocating.done;
+    await refused;
+  });
+
+  it("finds no candidate once a reference is gone", async () => {
+    const id = "00000000-0000-4000-8000-000000000005";
+    await db.execute(sql`insert into machines (id, partition_id, size_id, rack_id, waiting_until) values (${id}, ${refs.partition}, ${refs.size}, 'r1', now() + interval '1 hour')`);
+    await db.execute(sql`insert into machine_events (machine_id, liveliness, events) values (${id}, 'Alive', '[]'::jsonb)`);
+    await inTransaction(db, async (tx) => expect((await allocations.lockCandidate(tx, refs, { id }))?.machine.id).toBe(id));
+    await inTransaction(db, async (tx) => expect(await allocations.lockCandidate(tx, { ...refs, image: "gone-1.0.0" }, { id })).toBeUndefined());
   });
 });
