@@ -25,7 +25,7 @@ import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./services/infra/boot-service.js";
 import { pingDatabase } from "./repositories/health-repository.js";
@@ -130,6 +130,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const lean = new LeanGrpcStreams([BootService.method.wait]);
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
+  exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
   const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor()];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.

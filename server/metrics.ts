@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
 /** The Prometheus registry of one app instance (not the global one, so tests can build many apps). */
 export function createMetrics() {
@@ -21,3 +21,19 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The classes of long-lived streams whose open counts are exported (see interceptors/stream-limits.ts). */
+const STREAM_CLASSES = ["public", "wait", "session"] as const;
+
+/** Exports how many long-lived streams of each class are open, read when scraped: what an operator compares with the limits. */
+export function exportOpenStreams(metrics: Metrics, open: (cls: (typeof STREAM_CLASSES)[number]) => number): void {
+  new Gauge({
+    name: "metal_open_streams",
+    help: "Long-lived streams open on this replica, by class (public: health Watch; wait: BootService.Wait; session: daemon sessions and console relays).",
+    labelNames: ["class"] as const,
+    registers: [metrics.registry],
+    collect() {
+      for (const cls of STREAM_CLASSES) this.set({ class: cls }, open(cls));
+    },
+  });
+}

@@ -70,6 +70,8 @@ describe("public streams (health Watch, no token)", () => {
       await openWatch(healthFrom("127.0.0.2"), held);
       await expectCode(openWatch(healthFrom("127.0.0.3"), held), Code.ResourceExhausted, "on this server (limit 4)");
       expect(server.app.streamLimits.open("public")).toBe(4);
+      // What an operator sees beside the limits.
+      expect(await (await fetch(`${server.url}/metrics`)).text()).toContain('metal_open_streams{class="public"} 4');
     } finally {
       for (const a of held) a.abort();
     }
