@@ -1,3 +1,4 @@
+import { sql } from "drizzle-orm";
 import { boolean, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 import type { BmcState } from "../../domain/bmc-report.js";
 import type { ProvisioningEvent } from "../../domain/provisioning.js";
@@ -37,7 +38,12 @@ export const machines = pgTable(
   ledState: text("led_state").$type<"" | "on" | "off">().notNull().default(""),
   ledDescription: text("led_description").notNull().default(""),
   ...bookkeeping(),
-}, (t) => [index("machines_candidates_idx").on(t.partitionId, t.sizeId), index("machines_project_idx").on(t.project)]);
+}, (t) => [
+  index("machines_candidates_idx").on(t.partitionId, t.sizeId),
+  index("machines_project_idx").on(t.project),
+  // Commands are not dispatched for a BMC address two records of a partition claim: that check joins on it.
+  index("machines_bmc_address_idx").on(t.partitionId, sql`(${t.bmc}->>'address')`),
+]);
 
 /** What a tenant's allocation of a machine consists of. */
 export interface StoredAllocation {

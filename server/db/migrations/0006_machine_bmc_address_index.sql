@@ -1,0 +1,1 @@
+CREATE INDEX "machines_bmc_address_idx" ON "machines" USING btree ("partition_id",("bmc"->>'address'));
