@@ -134,8 +134,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor()];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
-  const earlyCheck: EarlyCheck = async (method, authorization) => {
-    const refusal = await refusalBeforeBody(authority, method, authorization);
+  const earlyCheck: EarlyCheck = async (method, authorization, values) => {
+    const refusal = await refusalBeforeBody(authority, method, authorization, values);
     if (refusal) metrics.rpcHandled.inc({ service: method.parent.typeName, method: method.name, code: Code[refusal.code] });
     return refusal;
   };

@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions } from "@connectrpc/connect";
+import { Code, ConnectError, createConnectRouter, createContextValues, type ConnectRouter, type ConnectRouterOptions, type ContextValues } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip, universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { binaryChecked } from "./binary-check.js";
 import { depthChecked } from "./json-depth.js";
@@ -9,7 +9,7 @@ import { connectionOfRequest, kConnection } from "./peer.js";
 import { writeRefusal } from "./refusal.js";
 
 /** Why a call can never pass, decided from its method and headers alone (see refusalBeforeBody in interceptors/auth.ts). */
-export type EarlyCheck = (method: DescMethod, authorization: string | undefined) => Promise<ConnectError | undefined>;
+export type EarlyCheck = (method: DescMethod, authorization: string | undefined, values: ContextValues) => Promise<ConnectError | undefined>;
 
 export interface ConnectHandlerOptions extends ConnectRouterOptions {
   routes: (router: ConnectRouter) => void;
@@ -97,12 +97,13 @@ export function createConnectHandler(options: ConnectHandlerOptions): NodeHandle
       try {
         const enveloped = JSON_ENVELOPED.test(contentType);
         const json = enveloped || JSON_UNARY.test(contentType);
-        const refusal = (await earlyCheck(uHandler.method, authorization)) ?? (json ? compressedJson(req.headers, contentType, enveloped) : undefined);
+        const values = createContextValues().set(kConnection, connectionOfRequest(req));
+        const refusal = (await earlyCheck(uHandler.method, authorization, values)) ?? (json ? compressedJson(req.headers, contentType, enveloped) : undefined);
         if (refusal) {
           if (!res.headersSent && !res.writableEnded) writeRefusal(res, contentType, refusal);
           return;
         }
-        const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kConnection, connectionOfRequest(req)));
+        const uReq = universalRequestFromNodeRequest(req, res, undefined, values);
         if (typeof uReq.body === "object" && uReq.body !== null && Symbol.asyncIterator in uReq.body) {
           const body = uReq.body as AsyncIterable<Uint8Array>;
           if (json) uReq.body = depthChecked(body, enveloped, readMaxBytes);

@@ -168,7 +168,7 @@ const sameAs = (ctx: LeanCall, r: StreamRequest) => r.header === ctx.requestHead
  * interceptor chain and the request are garbage once the stream is open.
  */
 async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io: CallIO, ctx: LeanCall, options: LeanOptions): Promise<{ messages: AsyncIterable<any>; trailer: Headers }> {
-  const refusal = await options.earlyCheck?.(method, ctx.headerValue("authorization"));
+  const refusal = await options.earlyCheck?.(method, ctx.headerValue("authorization"), ctx.values);
   if (refusal) throw refusal;
   ctx.values.set(kConnection, io.connection);
   const input = await readSingleMessage(io.body, method.input, options.readMaxBytes, ctx.signal, options.requestTimeoutMs);

@@ -1,7 +1,7 @@
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Visibility, type Permission } from "../../gen/metal/api/v1/common_pb.js";
-import { kPrincipal } from "../auth/context.js";
+import { kPrincipal, kVerifiedEarly } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import type { TokenAuthority } from "../auth/token-authority.js";
@@ -58,7 +58,12 @@ export async function authenticate(authority: TokenAuthority, perm: Permission, 
  * message), given before the request body is read (see server/http/connect-handler.ts);
  * what the caller may do is still decided by the interceptor alone.
  */
-export async function refusalBeforeBody(authority: TokenAuthority, method: DescMethod, header: string | null | undefined): Promise<ConnectError | undefined> {
+export async function refusalBeforeBody(
+  authority: TokenAuthority,
+  method: DescMethod,
+  header: string | null | undefined,
+  values?: ContextValues,
+): Promise<ConnectError | undefined> {
   const perm = permissionOf(method);
   if (perm.visibility === Visibility.PUBLIC) return undefined;
   let principal: Principal | undefined;
@@ -67,7 +72,11 @@ export async function refusalBeforeBody(authority: TokenAuthority, method: DescM
   } catch (err) {
     return ConnectError.from(err);
   }
-  if (principal) return undefined;
+  if (principal) {
+    // Verified once: the interceptor takes it from here (same header, same call).
+    values?.set(kVerifiedEarly, principal);
+    return undefined;
+  }
   const decision = authorize(undefined, perm, {});
   return decision.allow || decision.code !== "unauthenticated" ? undefined : new ConnectError(decision.message, Code.Unauthenticated);
 }
@@ -80,7 +89,7 @@ export async function refusalBeforeBody(authority: TokenAuthority, method: DescM
 export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory }): Interceptor {
   return (next) => async (req) => {
     const perm = permissionOf(req.method);
-    const principal = await authenticate(deps.authority, perm, req.header.get("authorization"));
+    const principal = req.contextValues.get(kVerifiedEarly) ?? (await authenticate(deps.authority, perm, req.header.get("authorization")));
     req.contextValues.set(kPrincipal, principal);
 
     let target: Target;
