@@ -46,8 +46,8 @@ export async function eventually<R>(what: string, probe: () => Promise<R | undef
 }
 
 export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST_TIMINGS): Promise<LabUnderTest> {
-  const metalDb = await createScratchDatabase("lab_metal");
-  const mdDb = await createScratchDatabase("lab_md");
+  const metalDb = await createScratchDatabase("lab_metal", { from: "metal" });
+  const mdDb = await createScratchDatabase("lab_md", { from: "masterdata" });
   const dir = await mkdtemp(join(tmpdir(), "metal-lab-test-"));
   const config = loadConfig({
     METAL_LISTEN: "127.0.0.1:0",

@@ -8,7 +8,7 @@ import { createScratchDatabase } from "./postgres.js";
  * PostgreSQL; dropped when the file's tests are done.
  */
 export async function useMetalDatabase(opts: { poolSize?: number } = {}): Promise<{ db: Db<any>; url: string }> {
-  const scratch = await createScratchDatabase();
+  const scratch = await createScratchDatabase("metal_test", { from: "metal" });
   const database = await openMetalDatabase({ url: scratch.url, dataDir: undefined, poolSize: opts.poolSize });
   afterAll(async () => {
     await database.close();

@@ -42,8 +42,8 @@ export async function launchServer(
     log?: Logger;
   } = {},
 ): Promise<{ server: TestServer; metalDatabaseUrl: string; config: Config; stop: () => Promise<void> }> {
-  const metalDb = await createScratchDatabase("metal_test");
-  const mdDb = await createScratchDatabase("md_test");
+  const metalDb = await createScratchDatabase("metal_test", { from: "metal" });
+  const mdDb = await createScratchDatabase("md_test", { from: "masterdata" });
   const dataDir = await mkdtemp(join(tmpdir(), "metal-test-"));
   const config = loadConfig({
     METAL_LISTEN: "127.0.0.1:0",

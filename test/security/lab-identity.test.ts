@@ -43,8 +43,8 @@ const drops: (() => Promise<void>)[] = [];
 const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
-  const metalDb = await createScratchDatabase("labid_metal");
-  const mdDb = await createScratchDatabase("labid_md");
+  const metalDb = await createScratchDatabase("labid_metal", { from: "metal" });
+  const mdDb = await createScratchDatabase("labid_md", { from: "masterdata" });
   drops.push(metalDb.drop, mdDb.drop);
   dir = await mkdtemp(join(tmpdir(), "lab-identity-"));
   env = {

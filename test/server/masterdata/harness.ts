@@ -26,7 +26,7 @@ export interface MasterdataHarness {
  * routes (serialisation, error codes) over an in-process transport.
  */
 export async function openMasterdataHarness(): Promise<MasterdataHarness> {
-  const scratch = await createScratchDatabase("md_test");
+  const scratch = await createScratchDatabase("md_test", { from: "masterdata" });
   const database = await openMasterdataDatabase({ url: scratch.url, dataDir: undefined });
   const transport = createRouterTransport(createMasterdataRoutes({ db: database.db, projectUsage: async () => [] }));
   const db = database.db;
