@@ -3,8 +3,8 @@ import { containerFromRow } from "../convert/machine.js";
 import { inTransaction, type Db } from "../db/database.js";
 import { EventType, needsResurrection } from "../domain/provisioning.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../repositories/machine-repository.js";
-import { recordEvents } from "../services/machine-events.js";
-import { COMMAND_DEADLINE_MS } from "../services/machine-lifecycle.js";
+import { recordEvents } from "../usecases/machines/events.js";
+import { COMMAND_DEADLINE_MS } from "../usecases/machines/lifecycle.js";
 
 const RESURRECTION_LOCK = 7107;
 

@@ -9,7 +9,7 @@ import { machineRepository as machines } from "../../repositories/machine-reposi
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
-import { deleteUnlessUsed } from "../delete-unless-used.js";
+import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validator } from "../../validate/validator.js";
 import { validateFilesystemLayout } from "../../validate/filesystem-layout.js";
 

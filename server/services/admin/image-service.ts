@@ -5,7 +5,7 @@ import { versionOf } from "../../convert/meta.js";
 import type { Db } from "../../db/database.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
-import { deleteUnlessUsed } from "../delete-unless-used.js";
+import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateImageCreate, validateImageId, validateImageUpdate } from "../../validate/image.js";
 

@@ -25,7 +25,7 @@ import type { Logger } from "../../logger.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { lockById } from "../../repositories/versioned.js";
 import { validator } from "../../validate/validator.js";
-import { queueBmcCommand } from "../machine-lifecycle.js";
+import { queueBmcCommand } from "../../usecases/machines/lifecycle.js";
 
 const RECENT_COMMANDS = 100;
 

@@ -10,8 +10,8 @@ import { invalidArgument } from "../../errors.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateOperatorNetworkCreate, validateOperatorNetworkUpdate } from "../../validate/network.js";
-import { createOperatorNetwork, deleteOperatorNetwork } from "../network-allocation.js";
-import { renderNetwork, renderNetworks } from "../network-view.js";
+import { createOperatorNetwork, deleteOperatorNetwork } from "../../usecases/networks/allocation.js";
+import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
 
 export function createAdminNetworkService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
   return {

@@ -10,7 +10,7 @@ import { pageRequest } from "../../repositories/paging.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
 import { validator } from "../../validate/validator.js";
-import { deleteUnlessUsed } from "../delete-unless-used.js";
+import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validatePartitionCapacity, validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
 
 export interface AdminPartitionServiceDeps {

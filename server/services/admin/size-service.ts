@@ -13,7 +13,7 @@ import { pageRequest } from "../../repositories/paging.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
 import { validator } from "../../validate/validator.js";
-import { deleteUnlessUsed } from "../delete-unless-used.js";
+import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validateSizeCreate, validateSizeSuggest, validateSizeUpdate } from "../../validate/size.js";
 
 /**

@@ -9,7 +9,7 @@ import { invalidArgument, notFound } from "../../errors.js";
 import { ipRepository as ips } from "../../repositories/ip-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
-import { allocateIp, freeIp } from "../network-allocation.js";
+import { allocateIp, freeIp } from "../../usecases/networks/allocation.js";
 
 export function createIpService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof IPService> {
   return {

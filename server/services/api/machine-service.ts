@@ -14,8 +14,8 @@ import {
   validateMachineReinstall,
   validateMachineUpdate,
 } from "../../validate/machine.js";
-import { allocateMachine, type AllocationDeps } from "../machine-allocation.js";
-import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../machine-lifecycle.js";
+import { allocateMachine, type AllocationDeps } from "../../usecases/machines/allocation.js";
+import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../../usecases/machines/lifecycle.js";
 
 /** Tenants allocate machines and see the ones allocated to their project. */
 export function createMachineService(deps: AllocationDeps & { log: Logger }): ServiceImpl<typeof MachineService> {

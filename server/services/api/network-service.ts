@@ -11,8 +11,8 @@ import { networkRepository as networks } from "../../repositories/network-reposi
 import { pageRequest } from "../../repositories/paging.js";
 import { validateChildNetworkCreate, validateChildNetworkUpdate, validateScopedId } from "../../validate/network.js";
 import { mayUseNetwork } from "../../domain/network.js";
-import { allocateChildNetwork, freeChildNetwork } from "../network-allocation.js";
-import { renderNetwork, renderNetworks } from "../network-view.js";
+import { allocateChildNetwork, freeChildNetwork } from "../../usecases/networks/allocation.js";
+import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
 
 /** Tenants allocate private networks; they see their own plus the shared and external ones they may use. */
 export function createNetworkService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {

@@ -5,7 +5,7 @@ import type { Db } from "../../db/database.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import type { ConnectionRegistry } from "../../streams/connections.js";
 import { validator } from "../../validate/validator.js";
-import { recordBmcReports } from "../machine-bmc.js";
+import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
 import { createBmcSession, reportProblems, type BmcSessionTiming } from "./bmc-session.js";
 
 export interface BmcServiceDeps {

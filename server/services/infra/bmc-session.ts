@@ -11,7 +11,7 @@ import { machineRepository as machines } from "../../repositories/machine-reposi
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
 import { validator, type Validator } from "../../validate/validator.js";
-import { recordBmcReports } from "../machine-bmc.js";
+import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
 
 const MAX_REPORTS = 1000;
 

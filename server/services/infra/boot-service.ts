@@ -16,8 +16,8 @@ import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
 import type { WaitingRegistry } from "../../streams/waiting.js";
 import { validator, type Validator } from "../../validate/validator.js";
-import { recordEvents } from "../machine-events.js";
-import { abortReinstall, installationSucceeded } from "../machine-lifecycle.js";
+import { recordEvents } from "../../usecases/machines/events.js";
+import { abortReinstall, installationSucceeded } from "../../usecases/machines/lifecycle.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 

@@ -3,7 +3,7 @@ import { EventService } from "../../../gen/metal/infra/v1/event_pb.js";
 import { eventTypeFromProto } from "../../convert/machine.js";
 import type { Db } from "../../db/database.js";
 import { validator } from "../../validate/validator.js";
-import { recordEvents } from "../machine-events.js";
+import { recordEvents } from "../../usecases/machines/events.js";
 
 const MAX_BATCH = 1000;
 

@@ -1,7 +1,7 @@
-import { inTransaction, type Db } from "../db/database.js";
-import { mergeBmcReport, type BmcReport } from "../domain/bmc-report.js";
-import { machineAdminRepository as admin, machineRepository as machines } from "../repositories/machine-repository.js";
-import { referenceHolds } from "../repositories/usage-repository.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import { mergeBmcReport, type BmcReport } from "../../domain/bmc-report.js";
+import { machineAdminRepository as admin, machineRepository as machines } from "../../repositories/machine-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 
 export interface IncomingBmcReport extends BmcReport {
   machineId: string;

@@ -1,9 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/grpc/health/v1/health_pb.js";
-import { HealthStatus } from "../../gen/metal/api/v1/health_pb.js";
-import { notFound } from "../errors.js";
-import { checkHealth, type HealthCheck } from "../health.js";
+import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../../gen/grpc/health/v1/health_pb.js";
+import { HealthStatus } from "../../../gen/metal/api/v1/health_pb.js";
+import { notFound } from "../../errors.js";
+import { checkHealth, type HealthCheck } from "../../health.js";
 
 const WATCH_INTERVAL_MS = 5_000;
 

@@ -1,8 +1,8 @@
-import { containerFromRow, rowFromContainer } from "../convert/machine.js";
-import { inTransaction, type Db } from "../db/database.js";
-import { applyEvent, emptyContainer, type EventType } from "../domain/provisioning.js";
-import { machineRepository as machines } from "../repositories/machine-repository.js";
-import { referenceHolds } from "../repositories/usage-repository.js";
+import { containerFromRow, rowFromContainer } from "../../convert/machine.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import { applyEvent, emptyContainer, type EventType } from "../../domain/provisioning.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -1,17 +1,17 @@
-import type { NetworkServiceCreateRequest as AdminCreate } from "../../gen/metal/admin/v1/network_pb.js";
-import type { IPServiceCreateRequest } from "../../gen/metal/api/v1/ip_pb.js";
-import type { NetworkServiceCreateRequest } from "../../gen/metal/api/v1/network_pb.js";
-import type { ProjectDirectory } from "../auth/project-directory.js";
-import { inTransaction, type Db } from "../db/database.js";
-import type { IpRow, NetworkRow } from "../db/schema/index.js";
-import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../domain/ip-math.js";
-import { childPlan, FamilyChoice, IpKind, mayUseNetwork, NetworkKind } from "../domain/network.js";
-import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../errors.js";
-import { uuidv7 } from "../ids.js";
-import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../repositories/ipam-repository.js";
-import { ipRepository as ips } from "../repositories/ip-repository.js";
-import { networkRepository as networks, quotaRepository as quotas } from "../repositories/network-repository.js";
-import { referenceHolds } from "../repositories/usage-repository.js";
+import type { NetworkServiceCreateRequest as AdminCreate } from "../../../gen/metal/admin/v1/network_pb.js";
+import type { IPServiceCreateRequest } from "../../../gen/metal/api/v1/ip_pb.js";
+import type { NetworkServiceCreateRequest } from "../../../gen/metal/api/v1/network_pb.js";
+import type { ProjectDirectory } from "../../auth/project-directory.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import type { IpRow, NetworkRow } from "../../db/schema/index.js";
+import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../../domain/ip-math.js";
+import { childPlan, FamilyChoice, IpKind, mayUseNetwork, NetworkKind } from "../../domain/network.js";
+import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../../errors.js";
+import { uuidv7 } from "../../ids.js";
+import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../../repositories/ipam-repository.js";
+import { ipRepository as ips } from "../../repositories/ip-repository.js";
+import { networkRepository as networks, quotaRepository as quotas } from "../../repositories/network-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 
 /**
  * The network and IP use cases. Each runs in ONE transaction: the network row,

@@ -1,6 +1,6 @@
-import { inTransaction, type Db } from "../db/database.js";
-import { inUseRefusal, type Users } from "../domain/in-use.js";
-import { failedPrecondition } from "../errors.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import { inUseRefusal, type Users } from "../../domain/in-use.js";
+import { failedPrecondition } from "../../errors.js";
 
 export interface GuardedDelete<Row> {
   /** How the refusal names the entity: `size "s1"`. */

@@ -1,19 +1,19 @@
-import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../gen/metal/infra/v1/boot_pb.js";
-import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../bus/fanout.js";
-import { inTransaction, type Db } from "../db/database.js";
-import type { BmcCommandRow, MachineRow, StoredAllocation } from "../db/schema/index.js";
-import { machines } from "../db/schema/index.js";
-import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../domain/bmc-command.js";
-import { layoutReinstallable } from "../domain/filesystem-layout.js";
-import { machineTags, SystemTag } from "../domain/machine-tags.js";
-import { EventType } from "../domain/provisioning.js";
-import { conflict, failedPrecondition, notFound } from "../errors.js";
-import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
-import { machineLifecycleRepository as lifecycle, machineRepository } from "../repositories/machine-repository.js";
-import { assertImageAllowed, lookupImage } from "./image-lookup.js";
-import { referenceHolds } from "../repositories/usage-repository.js";
-import { lockById } from "../repositories/versioned.js";
-import { recordEvents } from "./machine-events.js";
+import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../../gen/metal/infra/v1/boot_pb.js";
+import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
+import { inTransaction, type Db } from "../../db/database.js";
+import type { BmcCommandRow, MachineRow, StoredAllocation } from "../../db/schema/index.js";
+import { machines } from "../../db/schema/index.js";
+import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../../domain/bmc-command.js";
+import { layoutReinstallable } from "../../domain/filesystem-layout.js";
+import { machineTags, SystemTag } from "../../domain/machine-tags.js";
+import { EventType } from "../../domain/provisioning.js";
+import { conflict, failedPrecondition, notFound } from "../../errors.js";
+import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
+import { machineLifecycleRepository as lifecycle, machineRepository } from "../../repositories/machine-repository.js";
+import { assertImageAllowed, lookupImage } from "../images/lookup.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
+import { lockById } from "../../repositories/versioned.js";
+import { recordEvents } from "./events.js";
 
 /** How long metal-bmc has to carry out a command before it counts as timed out. */
 export const COMMAND_DEADLINE_MS = 5 * 60_000;

@@ -1,7 +1,7 @@
-import type { Db } from "../db/database.js";
-import type { ImageRow } from "../db/schema/index.js";
-import { imageRepository as images } from "../repositories/image-repository.js";
-import { assertImageAllowedOnSize } from "./api/size-image-constraint-service.js";
+import type { Db } from "../../db/database.js";
+import type { ImageRow } from "../../db/schema/index.js";
+import { imageRepository as images } from "../../repositories/image-repository.js";
+import { assertImageAllowedOnSize } from "../../services/api/size-image-constraint-service.js";
 
 /**
  * The image a machine allocation (or reinstall) names: the exact id if it

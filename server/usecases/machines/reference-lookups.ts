@@ -1,12 +1,12 @@
-import { singleFlight } from "../auth/project-directory.js";
-import type { Db } from "../db/database.js";
-import type { FilesystemLayoutRow, ImageRow, NetworkRow, PartitionRow, SizeReservationRow, SizeRow } from "../db/schema/index.js";
-import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
-import { networkRepository as networks } from "../repositories/network-repository.js";
-import { filesystemLayoutRepository as layouts } from "../repositories/image-repository.js";
-import { partitionRepository as partitions } from "../repositories/partition-repository.js";
-import { sizeRepository as sizes, sizeReservationRepository as sizeReservations } from "../repositories/size-repository.js";
-import { assertImageAllowed, lookupImage } from "./image-lookup.js";
+import { singleFlight } from "../../auth/project-directory.js";
+import type { Db } from "../../db/database.js";
+import type { FilesystemLayoutRow, ImageRow, NetworkRow, PartitionRow, SizeReservationRow, SizeRow } from "../../db/schema/index.js";
+import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
+import { networkRepository as networks } from "../../repositories/network-repository.js";
+import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
+import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import { sizeRepository as sizes, sizeReservationRepository as sizeReservations } from "../../repositories/size-repository.js";
+import { assertImageAllowed, lookupImage } from "../images/lookup.js";
 
 /**
  * The reference data an allocation reads (partition, size, image, layouts,

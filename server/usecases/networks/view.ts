@@ -1,8 +1,8 @@
-import type { Network } from "../../gen/metal/api/v1/network_pb.js";
-import { toProtoNetwork } from "../convert/network.js";
-import type { Db } from "../db/database.js";
-import type { NetworkRow } from "../db/schema/index.js";
-import { networkRepository as networks } from "../repositories/network-repository.js";
+import type { Network } from "../../../gen/metal/api/v1/network_pb.js";
+import { toProtoNetwork } from "../../convert/network.js";
+import type { Db } from "../../db/database.js";
+import type { NetworkRow } from "../../db/schema/index.js";
+import { networkRepository as networks } from "../../repositories/network-repository.js";
 
 /** Networks as proto, with their prefixes and (in two grouped queries for the whole page) their consumption. */
 export async function renderNetworks(db: Db<any>, rows: NetworkRow[]): Promise<Network[]> {
