@@ -1,0 +1,175 @@
+// The layering rules of DESIGN.md §2 as checks: `npx depcruise server edge cli client gen test`
+// fails when one is broken (.ci/run runs it; test/contracts/layering.test.ts proves each rule bites).
+//
+// Paths are matched relative to the folder depcruise runs in (the repository root), so a rule
+// says `^server/domain/`, not a path with a prefix.
+
+/** The data layer: the only code that builds SQL and so the only code that sees tables. */
+const DATA_LAYER = [
+  "^server/db/",
+  "^server/repositories/",
+  "^server/masterdata/db/",
+  "^server/masterdata/repositories/",
+  // Opens the masterdata database with its schema (the metal database's twin lives in server/db/).
+  "^server/masterdata/database[.]ts$",
+];
+
+/** Table definitions. A table object is what a query is built from. */
+const SCHEMA = "^server/(masterdata/)?db/schema/";
+
+/** Connect handlers, one file per service. */
+const HANDLERS = "^server/(services|masterdata/services)/";
+
+/** Packages that talk to the outside world (network, disk, processes, logs, metrics). */
+const IO_PACKAGES =
+  "(^|/)node_modules/(pg|pg-[^/]+|drizzle-orm|drizzle-kit|@electric-sql/pglite|mqtt|ssh2|pino|pino-pretty|prom-client|@connectrpc/connect-node|@oclif/core|esbuild|tsx)/";
+
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: "edge-cli-not-to-server",
+      severity: "error",
+      comment:
+        "edge/ and cli/ reach the control plane only through gen/ clients, never by importing server/. " +
+        "The lab (edge/lab/) is the one place that composes server and edge in one process.",
+      from: { path: "^(edge|cli)/", pathNot: "^edge/lab/" },
+      to: { path: "^server/" },
+    },
+    {
+      name: "server-not-to-edge-cli-test",
+      severity: "error",
+      comment: "The control plane never depends on the partition daemons, metalctl or the tests.",
+      from: { path: "^server/" },
+      to: { path: "^(edge|cli|test)/" },
+    },
+    {
+      name: "client-is-neutral",
+      severity: "error",
+      comment:
+        "client/ is the kit cli, edge and tests share (and the seed of the typed client package): " +
+        "it depends on gen/ and packages only, so any of them can use it.",
+      from: { path: "^client/" },
+      to: { path: "^(server|edge|cli|test)/" },
+    },
+    {
+      name: "gen-is-generated",
+      severity: "error",
+      comment: "gen/ is buf's output from proto/ and imports nothing hand-written.",
+      from: { path: "^gen/" },
+      to: { path: "^(server|edge|cli|client|test)/" },
+    },
+    {
+      name: "domain-imports-only-domain",
+      severity: "error",
+      comment:
+        "server/domain/ holds the pure rules (state machine, allocation choice, size matching, IPAM math, " +
+        "switch config). It imports other domain modules and gen/ types, never handlers, use cases, " +
+        "sessions, repositories, the database or the HTTP layer.",
+      from: { path: "^server/domain/" },
+      to: { path: "^(server|edge|cli|client|test)/", pathNot: "^server/domain/" },
+    },
+    {
+      name: "domain-no-io",
+      severity: "error",
+      comment:
+        "Domain rules are computation only: no Node built-ins (they are I/O or process state; " +
+        "the pure ones like isIPv4 are easily written over strings) and no package that talks to the outside.",
+      from: { path: "^server/domain/" },
+      to: { dependencyTypes: ["core"] },
+    },
+    {
+      name: "domain-no-io-packages",
+      severity: "error",
+      comment: "Domain rules are computation only: no database, broker, SSH, logging or metrics package.",
+      from: { path: "^server/domain/" },
+      to: { path: IO_PACKAGES },
+    },
+    {
+      name: "drizzle-only-in-data-layer",
+      severity: "error",
+      comment:
+        "Only repositories and the database setup (server/db/, server/masterdata/db/, their repositories/) " +
+        "build SQL, so only they import drizzle-orm. Everything else asks a repository.",
+      from: { path: "^(server|edge|cli|client)/", pathNot: DATA_LAYER },
+      to: { path: "(^|/)node_modules/drizzle-orm/" },
+    },
+    {
+      name: "database-drivers-only-in-db-setup",
+      severity: "error",
+      comment: "pg and PGlite are opened in one place (server/db/database.ts); the rest gets a drizzle handle.",
+      from: { path: "^(server|edge|cli|client)/", pathNot: DATA_LAYER },
+      to: { path: "(^|/)node_modules/(pg|@electric-sql/pglite)/" },
+    },
+    {
+      name: "tables-only-in-data-layer",
+      severity: "error",
+      comment:
+        "Table objects (server/db/schema, server/masterdata/db/schema) are used only where SQL is built. " +
+        "Elsewhere a module may name a row's TYPE (`import type`): the conversion layer is where rows and " +
+        "proto messages meet (DESIGN §2), and use cases pass rows from repositories to it.",
+      from: { path: "^(server|edge|cli|client)/", pathNot: DATA_LAYER },
+      to: { path: SCHEMA, dependencyTypesNot: ["type-only"] },
+    },
+    {
+      name: "handlers-not-to-schema",
+      severity: "error",
+      comment:
+        "Handlers (server/services/{api,admin,infra}, server/masterdata/services) never touch tables, not even " +
+        "row types: they validate, call use cases or repositories, and convert. A row type a handler needs comes " +
+        "from the repository or use case that returns it.",
+      from: { path: HANDLERS },
+      to: { path: SCHEMA },
+    },
+    {
+      name: "repositories-not-to-upper-layers",
+      severity: "error",
+      comment:
+        "Repositories sit under everything that calls them: they never import handlers, use cases, " +
+        "daemon sessions, jobs or the HTTP layer.",
+      from: { path: "^server/(masterdata/)?repositories/" },
+      to: {
+        path: "^server/(services|usecases|sessions|streams|jobs|http|interceptors|masterdata/services)/",
+      },
+    },
+    {
+      name: "usecases-not-to-handlers",
+      severity: "error",
+      comment: "Use cases (server/usecases/) are called by handlers, sessions and jobs, never the other way round.",
+      from: { path: "^server/usecases/" },
+      to: { path: HANDLERS },
+    },
+    {
+      name: "hammer-not-to-sim",
+      severity: "error",
+      comment:
+        "edge/hammer/ is what runs on a real machine: it never loads the simulated hardware (edge/sim/). " +
+        "The lab wires the simulator into the hammer, not the other way round.",
+      from: { path: "^edge/hammer/|^bin/metal-hammer[.]js$" },
+      // Reachable, not only direct: a helper module that pulls in the simulator breaks it too.
+      to: { path: "^edge/sim/", reachable: true },
+    },
+    {
+      name: "no-circular",
+      severity: "error",
+      comment: "Import cycles make load order matter and layers blur; break the cycle with a smaller module.",
+      from: {},
+      to: { circular: true },
+    },
+  ],
+  options: {
+    // Reads `import type` too (tsPreCompilationDeps), so a handler naming a schema row type is seen.
+    tsPreCompilationDeps: true,
+    // NodeNext imports say `./x.js` for `./x.ts`: the tsconfig makes them resolve to the sources.
+    tsConfig: { fileName: "tsconfig.json" },
+    doNotFollow: { path: "(^|/)node_modules/" },
+    exclude: { path: "(^|/)(node_modules|[.]metal|test/bench/results)/|^server/(masterdata/)?db/migrations/" },
+    enhancedResolveOptions: {
+      exportsFields: ["exports"],
+      conditionNames: ["import", "require", "node", "default", "types"],
+      extensions: [".ts", ".js", ".mjs", ".cjs", ".json"],
+    },
+    skipAnalysisNotInRules: true,
+    cache: false,
+  },
+};
