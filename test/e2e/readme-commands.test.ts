@@ -7,7 +7,7 @@ import { REPO } from "./lab-process.js";
 import { allBlocks, README } from "./readme-blocks.js";
 
 /**
- * Every command line the README shows in a shell or console block must be
+ * Every command line the README or docs/ show in a shell or console block must be
  * runnable as written: metalctl commands and their flags exist (with the
  * aliases a user types), the way to get a bare `metalctl` is in the README,
  * npm scripts and the lab's flags exist, files handed to tsx are there, and
@@ -16,7 +16,8 @@ import { allBlocks, README } from "./readme-blocks.js";
  */
 
 interface Invocation {
-  line: number;
+  /** Where it is shown: `README.md:12`, `docs/metalctl.md:40`. */
+  line: string;
   text: string;
   words: string[];
 }
@@ -42,14 +43,14 @@ function commandsOf(line: string): string[][] {
 }
 
 /** The shell and console blocks' lines (a console block's commands are its `$ ` lines). */
-function shellLines(): { line: number; text: string; block: string }[] {
-  const out: { line: number; text: string; block: string }[] = [];
+function shellLines(): { line: string; text: string; block: string }[] {
+  const out: { line: string; text: string; block: string }[] = [];
   for (const b of allBlocks()) {
     if (!["sh", "bash", "console", "shell"].includes(b.lang)) continue;
     b.lines.forEach((text, i) => {
       if (b.lang === "console" && !text.startsWith("$ ")) return;
       if (text.trim() === "" || text.trim().startsWith("#")) return;
-      out.push({ line: b.line + i, text, block: b.lang });
+      out.push({ line: `${b.file}:${b.line + i}`, text, block: b.lang });
     });
   }
   return out;
@@ -71,7 +72,7 @@ function invocations(program: string): Invocation[] {
 
 const GLOBAL_VALUE_FLAGS = new Set(["--api-url", "--token", "--context", "--output", "-o"]);
 
-describe("README commands", () => {
+describe("README and docs commands", () => {
   it("shows metalctl commands that exist, with flags they take", async () => {
     const commands = await loadCommands(modulesFor(["--help"]));
     const byName = new Map<string, (typeof commands)[string]>();
@@ -100,7 +101,7 @@ describe("README commands", () => {
       if (!command) {
         // `metalctl --help` and `metalctl machine --help` (a topic) are help, not commands.
         const topic = positional.length === 0 || [...byName.keys()].some((k) => k.startsWith(`${positional.join(":")}:`));
-        if (!(isHelp && topic)) problems.push(`README line ${inv.line}: "${inv.text.trim()}": no metalctl command "${positional.join(" ")}"`);
+        if (!(isHelp && topic)) problems.push(`${inv.line}: "${inv.text.trim()}": no metalctl command "${positional.join(" ")}"`);
         continue;
       }
       const c = command as unknown as { flags?: Record<string, { char?: string }>; baseFlags?: Record<string, { char?: string }> };
@@ -109,7 +110,7 @@ describe("README commands", () => {
       for (const x of w.slice(used)) {
         if (!x.startsWith("-") || x === "-" || x === "--help" || x === "-h") continue;
         const name = x.includes("=") ? x.slice(0, x.indexOf("=")) : x;
-        if (!names.has(name)) problems.push(`README line ${inv.line}: "${inv.text.trim()}": metalctl ${positional.slice(0, used).join(" ")} has no flag ${name}`);
+        if (!names.has(name)) problems.push(`${inv.line}: "${inv.text.trim()}": metalctl ${positional.slice(0, used).join(" ")} has no flag ${name}`);
       }
     }
     expect(problems).toEqual([]);
@@ -128,17 +129,17 @@ describe("README commands", () => {
     const problems: string[] = [];
     for (const inv of invocations("npm")) {
       const [verb, ...rest] = inv.words;
-      if (verb === "run" && !(rest[0]! in pkg.scripts)) problems.push(`README line ${inv.line}: no npm script "${rest[0]}"`);
+      if (verb === "run" && !(rest[0]! in pkg.scripts)) problems.push(`${inv.line}: no npm script "${rest[0]}"`);
       if (verb === "start") {
         const dash = rest.indexOf("--");
         for (const f of dash === -1 ? [] : rest.slice(dash + 1).filter((x) => x.startsWith("--"))) {
-          if (!labHelp.includes(`${f.split("=")[0]} `)) problems.push(`README line ${inv.line}: metal-lab has no flag ${f}`);
+          if (!labHelp.includes(`${f.split("=")[0]} `)) problems.push(`${inv.line}: metal-lab has no flag ${f}`);
         }
       }
     }
     for (const inv of invocations("tsx")) {
       const file = inv.words.find((x) => !x.startsWith("-"));
-      if (file && !existsSync(join(REPO, file))) problems.push(`README line ${inv.line}: no file ${file}`);
+      if (file && !existsSync(join(REPO, file))) problems.push(`${inv.line}: no file ${file}`);
     }
     expect(problems).toEqual([]);
   });

@@ -9,11 +9,11 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "./lab-harness.js";
 import { labPlace, REPO, type LabPlace } from "./lab-process.js";
-import { blockAfter, README, transcript } from "./readme-blocks.js";
+import { blockAfter, manualMatch, transcript } from "./readme-blocks.js";
 
 /**
  * The README as a new user follows it: the lab started with the command the
- * walk-through names, the Try-it block run as one script (in a terminal, as
+ * walk-through (docs/metalctl.md) names, the Try-it block run as one script (in a terminal, as
  * a person would: the console needs one), then the walk-through's commands
  * with the ids they printed. A user with an SSH key of their own, no metalctl
  * config, scratch databases and ports the system picks are all that differ.
@@ -25,7 +25,7 @@ let labErr = "";
 let labExited = false;
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
 
-const startCommand = () => /In the lab \(`(npm start[^`]*)`/.exec(README)?.[1];
+const startCommand = () => manualMatch(/In the lab \(`(npm start[^`]*)`/)?.[1];
 
 beforeAll(async () => {
   place = await labPlace();
@@ -179,8 +179,8 @@ describe("README", () => {
     await eventually("the freed machine to wait again", allWaiting, 120_000);
   }, 300_000);
 
-  it("Walk-through: each command, run as written with the ids it printed, prints what the README shows", async () => {
-    const walk = transcript(blockAfter("### Walk-through: allocate a machine").lines);
+  it("Walk-through: each command, run as written with the ids it printed, prints what docs/metalctl.md shows", async () => {
+    const walk = transcript(blockAfter("## Walk-through: allocate a machine").lines);
     expect(walk.map((s) => s.command.split(" ").slice(0, 3).join(" "))).toEqual([
       "metalctl machine list",
       "metalctl network list",
