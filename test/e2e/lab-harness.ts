@@ -30,20 +30,8 @@ export interface LabUnderTest {
   dispose(): Promise<void>;
 }
 
-export async function eventually<R>(what: string, probe: () => Promise<R | undefined | false> | R | undefined | false, timeoutMs = 15_000): Promise<R> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** Kept here for the e2e files that import it from the harness; the one definition is in test/helpers. */
+export { eventually } from "../helpers/eventually.js";
 
 export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST_TIMINGS): Promise<LabUnderTest> {
   const metalDb = await createScratchDatabase("lab_metal", { from: "metal" });

@@ -12,6 +12,7 @@ import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { formatLeases } from "../../edge/bmc/leases.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * The IPMI adapter against a real BMC protocol peer: OpenIPMI's ipmi_sim,
@@ -61,15 +62,7 @@ esac
   await chmod(chassis, 0o755);
   sim = await startIpmiSim({ dir, port, uuid, name: "metal-test", extra: [`chassis_control "${chassis}"`] });
   const ipmi = ipmiAdapter();
-  for (let i = 0; ; i++) {
-    try {
-      await ipmi.query(target());
-      break;
-    } catch (err) {
-      if (i > 50) throw err;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await eventually("ipmi_sim to answer a query", () => ipmi.query(target()).then(() => true));
 });
 
 afterAll(async () => {
@@ -126,19 +119,12 @@ describe.skipIf(!available)("metal-bmc with ipmitool against ipmi_sim", () => {
     const running = agent.run(stop.signal);
     try {
       const admin = server.client(AdminMachineService, server.adminToken);
-      const until = async (what: string, probe: () => Promise<boolean>) => {
-        for (let i = 0; i < 200; i++) {
-          if (await probe().catch(() => false)) return;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        throw new Error(`timed out waiting for ${what}`);
-      };
-      await until("report", async () => (await admin.get({ id: uuid })).machine?.bmc?.address === `127.0.0.1:${port}`);
+      await eventually("report", async () => (await admin.get({ id: uuid })).machine?.bmc?.address === `127.0.0.1:${port}`);
       expect((await admin.get({ id: uuid })).machine?.bmc).toMatchObject({ version: "9.08", powerState: "OFF" });
       const on = (await admin.bMCCommand({ id: uuid, command: BmcCommand.POWER_ON })).command!;
-      await until("power on done", async () => (await admin.commands({ id: uuid })).commands.find((c) => c.id === on.id)?.status === BmcCommandStatus.DONE);
+      await eventually("power on done", async () => (await admin.commands({ id: uuid })).commands.find((c) => c.id === on.id)?.status === BmcCommandStatus.DONE);
       expect(await state("power")).toBe("1");
-      await until("power state reported", async () => (await admin.get({ id: uuid })).machine?.bmc?.powerState === "ON");
+      await eventually("power state reported", async () => (await admin.get({ id: uuid })).machine?.bmc?.powerState === "ON");
     } finally {
       stop.abort();
       await running;

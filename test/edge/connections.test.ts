@@ -15,21 +15,12 @@ import { SimSwitch } from "../../edge/sim/switch.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
 let dir: string;
 let viewer: string;
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 5_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 const list = (req: { partition?: string; kind?: DaemonKind } = {}, token = viewer) => server.client(ConnectionService, token).list(req).then((r) => r.connections);
 const find = (cs: DaemonConnection[], kind: DaemonKind, id: string) => cs.find((c) => c.kind === kind && c.id === id);
@@ -72,6 +63,7 @@ describe("ConnectionService.List: the daemon sessions of this replica", () => {
   it("lists a connected metal-core and metal-bmc, moves their heartbeats, and drops each when its stream ends", async () => {
     expect(await list()).toEqual([]);
     const core = new MetalCore({ url: server.url, token: fixture.infraToken, partition: "p1", rack: "r1", os: new SimSwitch({ id: "leaf01", root: join(dir, "leaf01") }), timing: { heartbeatMs: 100 } });
+    const beforeStart = Date.now();
     core.start();
     const bmc = startBmcAgent();
     try {
@@ -84,7 +76,9 @@ describe("ConnectionService.List: the daemon sessions of this replica", () => {
       for (const c of [sw, ag]) {
         expect(c.partition).toBe("p1");
         expect(c.replica).toMatch(/-\d+-[0-9a-f]{6}$/);
-        expect(Math.abs(timestampDate(c.connectedAt!).getTime() - Date.now())).toBeLessThan(10_000);
+        // Connected after the daemons started and by the time they were listed.
+        expect(timestampDate(c.connectedAt!).getTime()).toBeGreaterThanOrEqual(beforeStart);
+        expect(timestampDate(c.connectedAt!).getTime()).toBeLessThanOrEqual(Date.now());
       }
       // Both daemons heartbeat every 100 ms: the listed heartbeat moves, the connection time does not.
       for (const [kind, id, before] of [[DaemonKind.SWITCH, "leaf01", sw], [DaemonKind.BMC, "bmc-a", ag]] as const) {

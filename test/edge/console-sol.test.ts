@@ -12,9 +12,10 @@ import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { IpmiSolConsoles } from "../../edge/bmc/ipmi-sol.js";
 import { formatLeases } from "../../edge/bmc/leases.js";
-import { relayBrokerOf, type ConsoleSession } from "../../server/console/relay-broker.js";
+import { relayBrokerOf, type ConsoleSession } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * The console relay over real IPMI Serial-over-LAN: ipmitool `sol activate`
@@ -53,14 +54,6 @@ let serialServer: Server;
 const serial = new SerialPort();
 const uuid = randomUUID();
 let server: TestServer;
-
-async function eventually(what: string, probe: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function watch(c: ConsoleSession) {
   const seen = { text: "", ended: false };

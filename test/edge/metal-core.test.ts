@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -15,6 +16,7 @@ import { MetalCore } from "../../edge/core/metal-core.js";
 import { SimSwitch } from "../../edge/sim/switch.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 const GiB = 2n ** 30n;
 const TIMING = { heartbeatMs: 100, backoffInitialMs: 50, backoffMaxMs: 400, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 };
@@ -31,21 +33,6 @@ function startCore(id: string, sim: SimSwitch): MetalCore {
   const core = new MetalCore({ url: server.url, token: fixture.infraToken, partition: "p1", rack: "r1", os: sim, timing: TIMING, log: process.env.CORE_LOG ? (l, m, f) => console.log(id, l, m, f) : undefined });
   core.start();
   return core;
-}
-
-async function eventually<R>(what: string, fn: () => Promise<R | undefined | false>, timeoutMs = 5_000): Promise<R> {
-  const until = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const r = await fn();
-      if (r !== undefined && r !== false) return r;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** The indented lines of one iface block of a leaf's interfaces file. */
@@ -174,7 +161,7 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     expect(vrfA).toBeGreaterThan(0);
     // Allocated but installing: still PXE. Installed: the tenant VRF, on both leaves, on swp2 only.
     for (const leaf of ["leaf01", "leaf02"]) {
-      await eventually(`${leaf} to put swp2 into vrf${vrfA}`, async () => (await portModes(leaf)).swp2 === `vrf${vrfA}`, 2_000);
+      await eventually(`${leaf} to put swp2 into vrf${vrfA}`, async () => (await portModes(leaf)).swp2 === `vrf${vrfA}`);
       expect(await portModes(leaf)).toEqual(allPxe({ swp2: `vrf${vrfA}` }));
       expect(await iface(leaf, `vni${vrfA}`)).toContain(`vxlan-id ${vrfA}`);
     }
@@ -194,8 +181,13 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     leaves.get("leaf01")!.sim.setNeighbour("swp2", a, "provisioned since 2026-12-01T11:00:00Z");
     // metal-hammer's frames ("waiting for installation") are not phone-home.
     leaves.get("leaf01")!.sim.setNeighbour("swp3", b, "metal-hammer waiting since 2026-12-01T11:00:00Z for installation");
-    await eventually("Phoned Home of the installed machine", async () => (await admin.get({ id: a })).machine?.events?.log[0]?.type === T.PHONED_HOME);
-    await new Promise((r) => setTimeout(r, 3 * TIMING.phoneHomeMs));
+    const first = await eventually("Phoned Home of the installed machine", async () => {
+      const events = (await admin.get({ id: a })).machine?.events;
+      return events?.log[0]?.type === T.PHONED_HOME && timestampMs(events.lastEventTime!);
+    });
+    // The installed machine still sends frames: a later batch touches its last event time. That batch went out after the
+    // first one was done, and the first came from the poll that saw both frames, so b's frame was judged by now.
+    await eventually("a later phone-home batch", async () => timestampMs((await admin.get({ id: a })).machine!.events!.lastEventTime!) > first);
     expect((await admin.get({ id: b })).machine?.events?.log.some((e) => e.type === T.PHONED_HOME)).toBe(false);
     leaves.get("leaf01")!.sim.removeNeighbour("swp2");
     leaves.get("leaf01")!.sim.removeNeighbour("swp3");
@@ -204,7 +196,7 @@ describe("metal-core on simulated leaves against a real control plane", () => {
   it("shuts and reopens a port on an operator's toggle; the toggle is cleared once metal-core confirms it", async () => {
     const admin = server.client(AdminSwitchService, server.adminToken);
     await admin.port({ id: "leaf01", nic: "swp3", state: SwitchPortState.DOWN });
-    await eventually("swp3 to be shut", async () => (await portModes("leaf01")).swp3 === "down", 2_000);
+    await eventually("swp3 to be shut", async () => (await portModes("leaf01")).swp3 === "down");
     const row = await eventually("the toggle to be confirmed", async () => {
       const r = await switchRow("leaf01");
       const n = r.nics.find((x) => x.name === "swp3")!;
@@ -213,14 +205,14 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     expect(row.last_sync?.generation).toBe(row.version);
     expect((await admin.get({ id: "leaf01" })).switch?.nics.find((n) => n.name === "swp3")?.state).toBe(SwitchPortState.DOWN);
     await admin.port({ id: "leaf01", nic: "swp3", state: SwitchPortState.UP });
-    await eventually("swp3 to be open again", async () => (await portModes("leaf01")).swp3 === "pxe", 2_000);
+    await eventually("swp3 to be open again", async () => (await portModes("leaf01")).swp3 === "pxe");
     await synced("leaf01");
   });
 
   it("puts a freed machine's ports back into the PXE VLAN", async () => {
     await tenant.delete({ id: a, project: "pb" });
     for (const leaf of ["leaf01", "leaf02"]) {
-      await eventually(`${leaf} to put swp2 back into PXE`, async () => (await portModes(leaf)).swp2 === "pxe", 2_000);
+      await eventually(`${leaf} to put swp2 back into PXE`, async () => (await portModes(leaf)).swp2 === "pxe");
       expect(await portModes(leaf)).toEqual(allPxe());
       expect(await frr(leaf)).not.toContain(`vrf vrf${vrfA}`);
     }
@@ -237,10 +229,11 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     // metal-core is down while machine b is installed: nothing can reach it.
     await leaf01.core.stop();
     const vrfB = await allocateAndInstall(b);
-    await new Promise((r) => setTimeout(r, 200));
+    // leaf02's metal-core renders the change: it was published, and leaf01 could not take it.
+    await eventually("leaf02 to put swp3 into the tenant VRF", async () => (await portModes("leaf02")).swp3 === `vrf${vrfB}`);
     expect((await portModes("leaf01")).swp3).toBe("pxe");
     leaf01.core = startCore("leaf01", leaf01.sim);
-    await eventually("the restarted metal-core to catch up", async () => (await portModes("leaf01")).swp3 === `vrf${vrfB}`, 3_000);
+    await eventually("the restarted metal-core to catch up", async () => (await portModes("leaf01")).swp3 === `vrf${vrfB}`);
     expect(await portModes("leaf01")).toEqual(allPxe({ swp3: `vrf${vrfB}` }));
     await synced("leaf01");
     // leaf02's session never broke and followed along.
@@ -262,7 +255,7 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     expect(await readFile(join(root, "leaf01", "etc/network/interfaces"), "utf8")).toBe(before);
     expect(leaf01.sim.runningPort("swp3")?.vrf).toMatch(/^vrf\d+$/);
     // The retry passes (the check refused only once): PXE again, and the error stays on record.
-    await eventually("the retried sync", async () => (await portModes("leaf01")).swp3 === "pxe", 2_000);
+    await eventually("the retried sync", async () => (await portModes("leaf01")).swp3 === "pxe");
     const ok = await synced("leaf01");
     expect(ok.last_sync_error?.error).toMatch(/^validation failed/);
     expect(leaf01.sim.runningPort("swp3")).toEqual({ access: 4000, down: false });
@@ -282,7 +275,7 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     expect(failed.nics.find((n) => n.name === "swp3")?.desired).toBe("down");
     expect(await Promise.all([frr("leaf01"), readFile(join(root, "leaf01", "etc/network/interfaces"), "utf8")])).toEqual(before);
     // The retry reloads fine.
-    await eventually("swp3 to be shut after the retry", async () => (await portModes("leaf01")).swp3 === "down" && leaf01.sim.runningPort("swp3")?.down, 2_000);
+    await eventually("swp3 to be shut after the retry", async () => (await portModes("leaf01")).swp3 === "down" && leaf01.sim.runningPort("swp3")?.down);
     await synced("leaf01");
   });
 });

@@ -17,6 +17,7 @@ import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
+import { eventually } from "./eventually.js";
 import type { TestServer } from "./server-launch.js";
 
 const GiB = 2n ** 30n;
@@ -104,11 +105,7 @@ export async function setUpPartition(server: TestServer): Promise<PartitionFixtu
 
   async function untilWaiting(id: string) {
     const adminMachines = server.client(AdminMachineService, admin);
-    for (let i = 0; i < 100; i++) {
-      if ((await adminMachines.get({ id })).machine?.waiting) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`machine ${id} never started waiting`);
+    await eventually(`machine ${id} to start waiting`, async () => (await adminMachines.get({ id })).machine?.waiting);
   }
 
   return {

@@ -2,7 +2,8 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "vitest";
-import { eventually } from "../e2e/lab-harness.js";
+import { eventually } from "./eventually.js";
+import { WAIT_MS } from "./timeouts.js";
 
 /**
  * The real OpenSSH client against metal-console, as a user runs it: batch
@@ -83,9 +84,9 @@ export function sshConsole(target: ConsoleTarget, machineId: string, o: SshOptio
     seen,
     exited,
     type: (text: string) => child.stdin.write(text),
-    see: (text: string, timeoutMs = 10_000) => waitFor(`"${text}" in the output`, () => seen.out.includes(text) || undefined, timeoutMs),
+    see: (text: string, timeoutMs = WAIT_MS) => waitFor(`"${text}" in the output`, () => seen.out.includes(text) || undefined, timeoutMs),
     /** The exit status, waited for with a timeout that says what was seen (a plain `await exited` would only hit the test's timeout). */
-    ends: (timeoutMs = 15_000) => waitFor("ssh to exit", () => (seen.code === undefined ? undefined : { code: seen.code }), timeoutMs).then((e) => e.code),
+    ends: (timeoutMs = WAIT_MS) => waitFor("ssh to exit", () => (seen.code === undefined ? undefined : { code: seen.code }), timeoutMs).then((e) => e.code),
     kill: () => child.kill(),
   };
 }

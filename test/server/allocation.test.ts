@@ -6,6 +6,7 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -80,12 +81,10 @@ describe("machine allocation", () => {
 
   it("keeps streams alive while waiting and clears the flag when a stream ends", async () => {
     const m = await fixture.bootMachine("r1");
-    await new Promise((r) => setTimeout(r, 350));
-    expect(m.keepalives).toBeGreaterThanOrEqual(2);
+    await eventually("two keepalives on the open stream", () => m.keepalives >= 2);
     m.abort.abort();
     const admin = server.client(AdminMachineService, server.adminToken);
-    for (let i = 0; i < 50 && (await admin.get({ id: m.id })).machine?.waiting; i++) await new Promise((r) => setTimeout(r, 20));
-    expect((await admin.get({ id: m.id })).machine?.waiting).toBe(false);
+    await eventually("the waiting flag to clear", async () => (await admin.get({ id: m.id })).machine?.waiting === false);
     await expectCode(tenantMachines.create(request("pb", fixture.primary.pb, "nobody-waits")), Code.ResourceExhausted);
   });
 });

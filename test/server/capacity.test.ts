@@ -12,6 +12,7 @@ import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -105,7 +106,7 @@ describe("partition capacity", () => {
     await server.client(AdminMachineService, server.adminToken).setState({ id: tainted, state: MachineState.AVAILABLE });
     expect(await s1()).toMatchObject({ allocatable: 1, unavailable: 1, waiting: 3 });
     booted.find((m) => m.id === tainted)!.abort.abort();
-    for (let i = 0; i < 100 && (await s1()).allocatable > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    await eventually("the ended stream to stop counting", async () => (await s1()).allocatable === 0);
     expect(await s1()).toMatchObject({ allocatable: 0, unavailable: 2, waiting: 3 });
   });
 

@@ -7,6 +7,7 @@ import { bmcCommands, machines } from "../../server/db/schema/index.js";
 import { uuidv7 } from "../../server/ids.js";
 import { COMMAND_EXPIRY_LOCK, runCommandExpiryJob, TIMED_OUT_RESULT } from "../../server/jobs/command-expiry.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import { eventually } from "../helpers/eventually.js";
 
 let db: Db<any>;
 let url: string;
@@ -40,12 +41,10 @@ async function connection(): Promise<pg.Client> {
 
 /** Waits until some transaction holds the job lock, i.e. a run is under way. */
 async function untilJobRuns(probe: pg.Client): Promise<void> {
-  for (let i = 0; i < 200; i++) {
+  await eventually("the job to take its lock", async () => {
     const r = await probe.query("select count(*)::int as n from pg_locks where locktype = 'advisory' and objid = $1 and granted", [COMMAND_EXPIRY_LOCK]);
-    if (r.rows[0].n === 1) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error("the job never took its lock");
+    return r.rows[0].n === 1;
+  });
 }
 
 describe("BMC command expiry", () => {

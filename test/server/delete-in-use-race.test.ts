@@ -11,6 +11,7 @@ import { createAdminImageService } from "../../server/services/admin/image-servi
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * A delete and a writer that makes something use the same row, interleaved
@@ -23,12 +24,10 @@ const deletePartition = async (id: string) => service().delete({ id } as never, 
 
 /** Resolves once some statement of this database waits for a lock held by another transaction. */
 async function someoneWaitsForALock(): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+  await eventually("some statement to wait for a lock", async () => {
     const res = (await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`)) as unknown as { rows: unknown[] };
-    if (res.rows.length > 0) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error("nothing ever waited for a lock");
+    return res.rows.length > 0;
+  });
 }
 
 /** Runs `body` in a transaction that stays open until the returned `commit` is called. */

@@ -8,6 +8,7 @@ import { LeanGrpcStreams } from "../../server/http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "../../server/http/node-handler.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import { expectCode } from "../helpers/expect.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * The lean gRPC path on its own: a Wait implementation that answers with
@@ -180,8 +181,14 @@ describe.each(["raw", "compat"] as const)("lean gRPC server streams (%s HTTP/2 s
 
 describe("lean gRPC server streams at shutdown", () => {
   it("ends the open streams of both kinds of listener", async () => {
-    const held = Object.values(listeners).map((l) => drain(createClient(BootService, createGrpcTransport({ baseUrl: l.url })).wait({ partition: "hold", machineId: MACHINE })));
-    await new Promise((r) => setTimeout(r, 100));
+    let received = 0;
+    const held = Object.values(listeners).map(async (l) => {
+      let n = 0;
+      for await (const _ of createClient(BootService, createGrpcTransport({ baseUrl: l.url })).wait({ partition: "hold", machineId: MACHINE })) (n++, received++);
+      return n;
+    });
+    // Both streams are open and past their first message, i.e. held, before the shutdown.
+    await eventually("both held streams to deliver their first message", () => received === 2);
     shutdown.abort();
     // The implementation returns when its signal aborts: the stream ends cleanly (nothing more is sent), the hammer reconnects.
     expect(await Promise.all(held)).toEqual([1, 1]);

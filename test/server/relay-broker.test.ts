@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { RelayBroker, UNDATED_OUTPUT_NOTICE, type RelayEnd, type RelayResponse } from "../../server/console/relay-broker.js";
+import { RelayBroker, UNDATED_OUTPUT_NOTICE, type RelayEnd, type RelayResponse } from "../../server/sessions/console/relay-broker.js";
 import { expectCode } from "../helpers/expect.js";
+import { eventually } from "../helpers/eventually.js";
 
 /** A fake metal-bmc session: records what it was asked and lets the test answer with a Relay. */
 function fakeAgent(broker: RelayBroker, partition = "p1", name = "agent") {
@@ -24,11 +25,6 @@ function fakeAgent(broker: RelayBroker, partition = "p1", name = "agent") {
   };
 }
 
-const until = async (what: string, cond: () => boolean) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-};
-
 async function take(it: AsyncIterator<RelayResponse>): Promise<RelayResponse> {
   const n = await it.next();
   if (n.done) throw new Error("relay ended");
@@ -42,7 +38,7 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker();
     const agent = fakeAgent(broker);
     const opening = broker.openConsole("p1", m.toUpperCase());
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     expect(agent.asked[0]!.machineId).toBe(m);
     const end = agent.relay()!;
     const c = await opening;
@@ -71,7 +67,7 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker({ maxBufferedBytes: 10 });
     const agent = fakeAgent(broker);
     const opening = broker.openConsole("p1", m);
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     const end = agent.relay()!;
     const c = await opening;
     for (const s of ["aaaa", "bbbb", "cccc", "dddd"]) end.deliver(new TextEncoder().encode(s), new Date());
@@ -86,7 +82,7 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker();
     const agent = fakeAgent(broker);
     const opening = broker.openConsole("p1", m, { outputSince: since });
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     const end = agent.relay()!;
     const c = await opening;
     const bytes = (s: string) => new TextEncoder().encode(s);
@@ -106,7 +102,7 @@ describe("RelayBroker", () => {
 
     // Without outputSince (an operator admin on a free machine) everything is shown, dated or not.
     const all = broker.openConsole("p1", m);
-    await until("the second ask", () => agent.asked.length === 2);
+    await eventually("the second ask", () => agent.asked.length === 2);
     const end2 = agent.relay()!;
     const c2 = await all;
     let text2 = "";
@@ -129,7 +125,7 @@ describe("RelayBroker", () => {
     agent.failWith(undefined as unknown as Error);
 
     const refused = broker.openConsole("p1", m);
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     expect(agent.relay("SOL payload already active")).toBeUndefined();
     await expectCode(refused, Code.FailedPrecondition, "SOL payload already active");
 
@@ -144,7 +140,7 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker();
     const agent = fakeAgent(broker);
     const opening = broker.openConsole("p1", m, { timeoutMs: 200 });
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     const a = agent.asked[0]!;
     expect(() => broker.claim("p2", { ...a, error: "" })).toThrow(/another partition/);
     expect(() => broker.claim("p1", { ...a, machineId: randomUUID(), error: "" })).toThrow(/is for machine/);
@@ -156,14 +152,14 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker();
     const first = fakeAgent(broker, "p1", "old");
     const opening = broker.openConsole("p1", m);
-    await until("the ask", () => first.asked.length === 1);
+    await eventually("the ask", () => first.asked.length === 1);
     const c = await (first.relay(), opening);
     const pending = broker.openConsole("p1", m);
-    await until("the second ask", () => first.asked.length === 2);
+    await eventually("the second ask", () => first.asked.length === 2);
     // A newer session of the partition takes new requests.
     const second = fakeAgent(broker, "p1", "new");
     const viaSecond = broker.openConsole("p1", m);
-    await until("the ask of the new agent", () => second.asked.length === 1);
+    await eventually("the ask of the new agent", () => second.asked.length === 1);
     let reason: Error | undefined;
     c.onClose((r) => (reason = r));
     first.detach();
@@ -183,7 +179,7 @@ describe("RelayBroker", () => {
     const broker = new RelayBroker({ outboxCapacity: 2 });
     const agent = fakeAgent(broker);
     const opening = broker.openConsole("p1", m);
-    await until("the ask", () => agent.asked.length === 1);
+    await eventually("the ask", () => agent.asked.length === 1);
     agent.relay();
     const c = await opening;
     let reason: Error | undefined;

@@ -5,9 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../server/db/database.js";
 import { machineConnections, machines, networks, partitions, prefixes, switches, type StoredAllocation, type StoredSwitchNic } from "../../server/db/schema/index.js";
 import { switchSessionRepository as sessions, type SyncReport } from "../../server/repositories/switch-repository.js";
-import { createSwitchConfigReader } from "../../server/streams/switch-config-reader.js";
-import { createSwitchSyncWriter } from "../../server/streams/switch-sync-writer.js";
+import { createSwitchConfigReader } from "../../server/sessions/switch/config-reader.js";
+import { createSwitchSyncWriter } from "../../server/sessions/switch/sync-writer.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import { eventually } from "../helpers/eventually.js";
 
 let db: Db<any>;
 let url: string;
@@ -94,12 +95,10 @@ describe("batched sync reports", () => {
       // Reports of other switches come along in the same batch; only this one needs the lock.
       const write = createSwitchSyncWriter(db);
       const pending = Promise.all([write("leaf04", report(9, { swp1: "down" })), write("leaf05", report(9)), write("leaf06", report(9))]);
-      for (let i = 0; ; i++) {
+      await eventually("the report to wait for the row lock", async () => {
         const waiting = await operator.query("select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database()");
-        if (waiting.rows[0].n > 0) break;
-        if (i > 200) throw new Error("the report never waited for the row lock");
-        await new Promise((r) => setTimeout(r, 10));
-      }
+        return waiting.rows[0].n > 0;
+      });
       await operator.query(`update switches set nics = jsonb_set(nics, '{1,desired}', '"down"') where id = 'leaf04'`);
       await operator.query("commit");
       expect(await pending).toEqual([true, true, true]);

@@ -8,6 +8,8 @@ import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Wait as metal-hammer calls it (binary gRPC, served by the lean path) next
@@ -35,14 +37,6 @@ async function drain(it: AsyncIterable<unknown>): Promise<void> {
 
 async function waiting(id: string): Promise<boolean> {
   return (await adminMachines.get({ id })).machine?.waiting ?? false;
-}
-
-async function eventually(probe: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await probe()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe("Wait over gRPC and over Connect", () => {
@@ -77,16 +71,16 @@ describe("Wait over gRPC and over Connect", () => {
   it("keeps a machine waiting only while its stream is open: a passed deadline ends both", async () => {
     const m = await fixture.bootMachine("r2");
     m.abort.abort();
-    await eventually(async () => !(await waiting(m.id)), "the first stream to end");
+    await eventually("the first stream to end", async () => !(await waiting(m.id)));
     let keepalives = 0;
     const call = (async () => {
-      for await (const msg of server.grpcClient(BootService, fixture.infraToken).wait({ partition: "p1", machineId: m.id }, { timeoutMs: 1_500 })) {
+      for await (const msg of server.grpcClient(BootService, fixture.infraToken).wait({ partition: "p1", machineId: m.id }, { timeoutMs: scaled(1_500) })) {
         if (!msg.allocation) keepalives++;
       }
     })();
-    await eventually(() => waiting(m.id), "the machine to wait again");
+    await eventually("the machine to wait again", () => waiting(m.id));
     await expectCode(call, Code.DeadlineExceeded);
     expect(keepalives).toBeGreaterThan(0);
-    await eventually(async () => !(await waiting(m.id)), "the lease to be given up");
+    await eventually("the lease to be given up", async () => !(await waiting(m.id)));
   });
 });

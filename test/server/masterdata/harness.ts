@@ -8,6 +8,7 @@ import { history, projectMembers, projects, tenantMembers, tenants, usedIds } fr
 import { openMasterdataDatabase, type MasterdataDatabase } from "../../../server/masterdata/database.js";
 import { createMasterdataRoutes } from "../../../server/masterdata/routes.js";
 import { createScratchDatabase } from "../../helpers/postgres.js";
+import { eventually } from "../../helpers/eventually.js";
 
 export interface MasterdataHarness {
   database: MasterdataDatabase;
@@ -53,4 +54,8 @@ export async function openMasterdataHarness(): Promise<MasterdataHarness> {
   };
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Returns once the clock has moved past the millisecond it was called in: the next change gets a later timestamp than every earlier one. */
+export async function nextMillisecond(): Promise<void> {
+  const now = Date.now();
+  await eventually("the clock to reach the next millisecond", () => Date.now() > now);
+}

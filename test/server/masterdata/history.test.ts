@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberRole } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { expectCode } from "../../helpers/expect.js";
-import { openMasterdataHarness, sleep, type MasterdataHarness } from "./harness.js";
+import { nextMillisecond, openMasterdataHarness, type MasterdataHarness } from "./harness.js";
 
 let h: MasterdataHarness;
 beforeAll(async () => {
@@ -20,11 +20,11 @@ const shift = (ts: Timestamp | undefined, ms: number) => timestampFromMs(timesta
 describe("GetHistory", () => {
   it("returns a tenant as it was at any time, NotFound before its creation and after its deletion", async () => {
     const { tenant: v1 } = await h.tenants.create({ tenant: { meta: { id: "hist-t" }, name: "first", quotas: { project: { max: 1 } } } });
-    await sleep(5);
+    await nextMillisecond();
     const { tenant: v2 } = await h.tenants.update({ tenant: { meta: { id: "hist-t", version: 1n }, name: "second" } });
-    await sleep(5);
+    await nextMillisecond();
     const { tenant: v3 } = await h.tenants.update({ tenant: { meta: { id: "hist-t", version: 2n }, name: "third" } });
-    await sleep(5);
+    await nextMillisecond();
 
     // Exactly at each change's updated_time, the state that change made.
     expect((await h.tenants.getHistory({ id: "hist-t", at: v1!.meta!.updatedTime })).tenant).toEqual(v1);
@@ -62,12 +62,12 @@ describe("GetHistory", () => {
     await h.tenants.create({ tenant: { meta: { id: "hp-u" }, name: "u" } });
     const { project: p1 } = await h.projects.create({ project: { meta: { id: "hp-p" }, name: "one", tenantId: "hp-t" } });
     const { projectMember: m1 } = await h.projectMembers.create({ projectMember: { projectId: "hp-p", tenantId: "hp-u", role: ProjectMemberRole.VIEWER } });
-    await sleep(5);
+    await nextMillisecond();
     const { project: p2 } = await h.projects.update({ project: { meta: { id: "hp-p", version: 1n }, name: "two", tenantId: "hp-t" } });
     const { projectMember: m2 } = await h.projectMembers.update({
       projectMember: { meta: { id: m1!.meta!.id, version: 1n }, projectId: "hp-p", tenantId: "hp-u", role: ProjectMemberRole.OWNER },
     });
-    await sleep(5);
+    await nextMillisecond();
     await h.projects.delete({ id: "hp-p" });
 
     expect((await h.projects.getHistory({ id: "hp-p", at: p1!.meta!.updatedTime })).project).toEqual(p1);
@@ -83,7 +83,7 @@ describe("GetHistory", () => {
     await h.tenants.create({ tenant: { meta: { id: "ht-host" }, name: "host" } });
     await h.tenants.create({ tenant: { meta: { id: "ht-user" }, name: "user" } });
     const { tenantMember: m } = await h.tenantMembers.create({ tenantMember: { tenantId: "ht-host", memberId: "ht-user", role: TenantMemberRole.EDITOR } });
-    await sleep(5);
+    await nextMillisecond();
     await h.tenants.delete({ id: "ht-user" });
     expect((await h.tenantMembers.getHistory({ id: m!.meta!.id, at: m!.meta!.updatedTime })).tenantMember).toEqual(m);
     await expectCode(h.tenantMembers.getHistory({ id: m!.meta!.id }), Code.NotFound);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ConnectionRegistry, Outbox } from "../../../server/streams/connections.js";
+import { ConnectionRegistry, Outbox } from "../../../server/sessions/connections.js";
+import { eventually } from "../../helpers/eventually.js";
 
 describe("ConnectionRegistry", () => {
   it("lists what is connected, records heartbeats, and forgets closed connections", () => {
@@ -39,9 +40,10 @@ describe("Outbox", () => {
     const reading = (async () => {
       for await (const n of box) got.push(n);
     })();
-    await new Promise((r) => setTimeout(r, 5));
+    // The reader drains what is queued and then waits on the empty box: a push must wake it.
+    await eventually("the reader to take what was queued", () => got.length === 2);
     expect(box.push(4)).toBe(true);
-    await new Promise((r) => setTimeout(r, 5));
+    await eventually("the waiting reader to be woken by the push", () => got.length === 3);
     box.close();
     await reading;
     expect(got).toEqual([1, 2, 4]);

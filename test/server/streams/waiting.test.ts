@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../../../server/db/database.js";
-import { WaitingRegistry } from "../../../server/streams/waiting.js";
+import { WaitingRegistry } from "../../../server/sessions/wait/waiting.js";
 import { useMetalDatabase } from "../../helpers/metal-db.js";
+import { eventually } from "../../helpers/eventually.js";
 
 let db: Db<any>;
 
@@ -32,7 +33,7 @@ describe("WaitingRegistry", () => {
     const leaveB = await registry.add(b!, () => {});
     const first = (await leaseOf(a!))!.getTime();
     expect(first).toBeGreaterThan(Date.now() + 50_000);
-    await new Promise((r) => setTimeout(r, 20));
+    await eventually("the clock to move past the first lease's start", () => Date.now() + 60_000 > first);
     await registry.renewAll();
     expect((await leaseOf(a!))!.getTime()).toBeGreaterThan(first);
     expect(registry.size).toBe(2);
