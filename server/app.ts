@@ -6,9 +6,9 @@ import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
-import { relayBrokerOf } from "./console/relay-broker.js";
+import { relayBrokerOf } from "./sessions/console/relay-broker.js";
 import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js";
-import type { Db } from "./db/database.js";
+import type { DbHandle } from "./db/handle.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
 import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
@@ -31,15 +31,15 @@ import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./services/infra/boot-serv
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";
-import { ConnectionRegistry } from "./streams/connections.js";
-import { WaitingRegistry } from "./streams/waiting.js";
+import { ConnectionRegistry } from "./sessions/connections.js";
+import { WaitingRegistry } from "./sessions/wait/waiting.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */
 export interface App {
   /** Serves Connect, gRPC, gRPC-Web, /metrics and CORS preflights; give it to any node:http(2) server. */
   readonly handler: AppHandler;
-  readonly db: Db<any>;
+  readonly db: DbHandle;
   readonly authority: TokenAuthority;
   /** Open long-lived streams by class (tests and metrics). */
   readonly streamLimits: StreamLimits;

@@ -33,13 +33,14 @@ import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switc
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
-import { streamLaneOf, type Db } from "./db/database.js";
+import { streamLaneOf } from "./db/database.js";
+import type { DbHandle } from "./db/handle.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
-import type { ConnectionRegistry } from "./streams/connections.js";
-import { createSwitchConfigReader } from "./streams/switch-config-reader.js";
-import { createSwitchSyncWriter } from "./streams/switch-sync-writer.js";
-import type { WaitingRegistry } from "./streams/waiting.js";
+import type { ConnectionRegistry } from "./sessions/connections.js";
+import { createSwitchConfigReader } from "./sessions/switch/config-reader.js";
+import { createSwitchSyncWriter } from "./sessions/switch/sync-writer.js";
+import type { WaitingRegistry } from "./sessions/wait/waiting.js";
 import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
@@ -70,12 +71,12 @@ import { createReferenceLookups } from "./usecases/machines/reference-lookups.js
 import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
 import { createBmcService } from "./services/infra/bmc-service.js";
 import { createConsoleService } from "./services/infra/console-service.js";
-import { relayBrokerOf } from "./console/relay-broker.js";
+import { relayBrokerOf } from "./sessions/console/relay-broker.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
 
 export interface RouteDeps {
-  db: Db<any>;
+  db: DbHandle;
   bus: FanoutBus;
   /** The edge daemons whose streams this replica holds. */
   connections: ConnectionRegistry;

@@ -4,15 +4,15 @@ import ssh2, { type Connection, type ServerChannel, type Session } from "ssh2";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import type { TokenAuthority } from "../auth/token-authority.js";
 import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
 import { decideConsoleAccess, fingerprint, holdsKey, TOKEN_ENV, type ConsoleMachine, type PresentedToken } from "./access.js";
 import { loadOrCreateHostKey } from "./host-key.js";
-import type { ConsoleSession, RelayBroker } from "./relay-broker.js";
+import type { ConsoleSession, RelayBroker } from "../sessions/console/relay-broker.js";
 
 export interface ConsoleServerDeps {
-  db: Db<any>;
+  db: DbHandle;
   authority: TokenAuthority;
   projects: ProjectDirectory;
   broker: RelayBroker;

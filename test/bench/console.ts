@@ -9,7 +9,7 @@ import { bearer } from "../../edge/common/client.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
-import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { eventually, startLabUnderTest } from "../e2e/lab-harness.js";
 import type { Comparison, Measurement } from "./harness.js";
 

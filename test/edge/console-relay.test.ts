@@ -11,11 +11,12 @@ import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen
 import type { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { relayBrokerOf, UNDATED_OUTPUT_NOTICE, type ConsoleSession } from "../../server/console/relay-broker.js";
+import { relayBrokerOf, UNDATED_OUTPUT_NOTICE, type ConsoleSession } from "../../server/sessions/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -34,16 +35,6 @@ function startAgent(): void {
   const run = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-console", dir, leaseFile, sims, interceptors: [killable] });
   agent = run.agent;
   stopAgent = run.stop;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 let ip = 10;

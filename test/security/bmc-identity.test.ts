@@ -14,7 +14,7 @@ import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { bearer } from "../../edge/common/client.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
-import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";

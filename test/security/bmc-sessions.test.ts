@@ -11,7 +11,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { bearer } from "../../edge/common/client.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
-import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

@@ -17,7 +17,7 @@ import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { SimMachine } from "../../edge/sim/machine.js";
-import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
 import { generateKey, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-harness.js";

@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { inTransaction } from "../../server/db/database.js";
 import { machineLifecycleRepository as lifecycle } from "../../server/repositories/machine-repository.js";
-import { WaitingRegistry } from "../../server/streams/waiting.js";
+import { WaitingRegistry } from "../../server/sessions/wait/waiting.js";
 import { startTestServer } from "../helpers/test-server.js";
 
 /**

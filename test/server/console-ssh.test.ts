@@ -13,7 +13,7 @@ import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { createApp } from "../../server/app.js";
 import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
 import { AdminRole, noRoles, type Principal, type Roles } from "../../server/domain/roles.js";
-import { relayBrokerOf } from "../../server/console/relay-broker.js";
+import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { NO_KEY_HINT, type ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";

@@ -1,7 +1,7 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ConnectionService, DaemonKind } from "../../../gen/metal/admin/v1/connection_pb.js";
-import type { ConnectionRegistry, DaemonConnection, DaemonKind as Kind } from "../../streams/connections.js";
+import type { ConnectionRegistry, DaemonConnection, DaemonKind as Kind } from "../../sessions/connections.js";
 import { validator } from "../../validate/validator.js";
 
 export interface AdminConnectionServiceDeps {

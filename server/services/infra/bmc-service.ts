@@ -1,15 +1,15 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { BMCService } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import type { FanoutBus } from "../../bus/fanout.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import type { ConnectionRegistry } from "../../streams/connections.js";
+import type { ConnectionRegistry } from "../../sessions/connections.js";
 import { validator } from "../../validate/validator.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
-import { createBmcSession, reportProblems, type BmcSessionTiming } from "./bmc-session.js";
+import { createBmcSession, reportProblems, type BmcSessionTiming } from "../../sessions/bmc/session.js";
 
 export interface BmcServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   /** Without a bus, sessions learn of new commands only on the agent's heartbeats. */
   bus?: FanoutBus;
   /** Without a registry, sessions are not listed (and not replaced on reconnect). */

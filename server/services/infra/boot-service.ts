@@ -1,6 +1,7 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { BootService, type MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { StoredHardware } from "../../db/schema/index.js";
 import { registrationMayTakeOver } from "../../domain/bare-record.js";
 import { EventType } from "../../domain/provisioning.js";
@@ -14,7 +15,7 @@ import { partitionRepository as partitions } from "../../repositories/partition-
 import { referenceHolds } from "../../repositories/usage-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
-import type { WaitingRegistry } from "../../streams/waiting.js";
+import type { WaitingRegistry } from "../../sessions/wait/waiting.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
 import { abortReinstall, installationSucceeded } from "../../usecases/machines/lifecycle.js";
@@ -90,7 +91,7 @@ class Pause {
  * is read: a Wait stream is open for hours, thousands at once, and keeps only
  * what its generator's scope holds.
  */
-async function allocationToDeliver(db: Db<any>, id: string, partition?: string) {
+async function allocationToDeliver(db: DbHandle, id: string, partition?: string) {
   const { machine } = await machines.get(db, id);
   if (partition !== undefined) {
     if (machine.partitionId !== partition) throw failedPrecondition(`machine "${id}" is not in partition "${partition}"`);
@@ -101,7 +102,7 @@ async function allocationToDeliver(db: Db<any>, id: string, partition?: string) 
 }
 
 export interface BootServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   /** The machines waiting on this replica; renews their leases together. */
   waiting: WaitingRegistry;
   bus: FanoutBus;

@@ -1,7 +1,7 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { ConsoleService, type ConsoleServiceRelayRequest } from "../../../gen/metal/infra/v1/console_pb.js";
-import { clockOffsetMs, producedAtOnServer } from "../../console/production-time.js";
-import type { RelayBroker, RelayResponse } from "../../console/relay-broker.js";
+import { clockOffsetMs, producedAtOnServer } from "../../sessions/console/production-time.js";
+import type { RelayBroker, RelayResponse } from "../../sessions/console/relay-broker.js";
 import { validator } from "../../validate/validator.js";
 
 export interface ConsoleServiceDeps {

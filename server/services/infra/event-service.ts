@@ -1,14 +1,14 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { EventService } from "../../../gen/metal/infra/v1/event_pb.js";
 import { eventTypeFromProto } from "../../convert/machine.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
 
 const MAX_BATCH = 1000;
 
 /** Provisioning events from the partition (pixie, metal-hammer, metal-core). */
-export function createEventService({ db }: { db: Db<any> }): ServiceImpl<typeof EventService> {
+export function createEventService({ db }: { db: DbHandle }): ServiceImpl<typeof EventService> {
   return {
     async send(req) {
       const v = validator().id("partition", req.partition);

@@ -1,25 +1,26 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { SwitchService, type SwitchServiceRegisterRequest } from "../../../gen/metal/infra/v1/switch_pb.js";
 import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { StoredSwitchNic, SwitchRow } from "../../db/schema/index.js";
 import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition } from "../../errors.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
 import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
 import type { Logger } from "../../logger.js";
-import type { ConnectionRegistry } from "../../streams/connections.js";
-import type { SwitchConfigReader } from "../../streams/switch-config-reader.js";
-import type { SwitchSyncWriter } from "../../streams/switch-sync-writer.js";
+import type { ConnectionRegistry } from "../../sessions/connections.js";
+import type { SwitchConfigReader } from "../../sessions/switch/config-reader.js";
+import type { SwitchSyncWriter } from "../../sessions/switch/sync-writer.js";
 import { validator } from "../../validate/validator.js";
-import { createSwitchSession, type SwitchSessionTiming } from "./switch-session.js";
+import { createSwitchSession, type SwitchSessionTiming } from "../../sessions/switch/session.js";
 
 const toPortConnection = (c: ConnectionRow) => ({ port: c.switchPort, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf });
 
 const changedMeanwhile = (id: string) => new ConnectError(`switch "${id}" changed while registering; retry`, Code.Aborted);
 
 export interface SwitchServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   bus?: FanoutBus;
   connections?: ConnectionRegistry;
   sessionTiming?: SwitchSessionTiming;
@@ -74,7 +75,7 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log, 
  * ports are refreshed, cabling and port states stay. Ports with machines on
  * them must still be there, else the machines would silently lose their link.
  */
-async function reregister(tx: Db<any>, sw: SwitchRow, cabledWhenLocked: readonly string[], req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<boolean> {
+async function reregister(tx: DbHandle, sw: SwitchRow, cabledWhenLocked: readonly string[], req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<boolean> {
   const names = new Set(nics.map((n) => n.name));
   // The cabled ports read with the lock may miss a machine cabled while the lock was awaited. That
   // cannot refuse a registration which keeps every port and the rack; any other reads them again, under the lock.
@@ -118,7 +119,7 @@ function sameRegistration(sw: SwitchRow, p: Pick<SwitchRow, "rackId" | "osVendor
  * port VRFs, translated to its own port names (it may run the other OS). It
  * must have every such port, else nothing changes. Then it is in service.
  */
-async function registerReplacement(tx: Db<any>, stale: SwitchRow, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<void> {
+async function registerReplacement(tx: DbHandle, stale: SwitchRow, req: SwitchServiceRegisterRequest, nics: StoredSwitchNic[]): Promise<void> {
   const refuse = (why: string) => failedPrecondition(`switch "${stale.id}" is in replace mode, but ${why}`);
   if (req.rack !== stale.rackId) throw refuse(`the new hardware registers in rack "${req.rack}" instead of "${stale.rackId}"`);
   const twins = (await admin.rackMates(tx, stale)).filter((m) => m.mode !== "replace");

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { singleFlightBatches } from "../../../server/streams/batches.js";
+import { singleFlightBatches } from "../../../server/sessions/batches.js";
 
 /** A batch function the test releases by hand, recording what each call was given. */
 function gated() {

@@ -1,6 +1,6 @@
-import type { Db } from "../db/database.js";
-import { switchSessionRepository as sessions, type SyncReport } from "../repositories/switch-repository.js";
-import { singleFlightBatches } from "./batches.js";
+import type { DbHandle } from "../../db/handle.js";
+import { switchSessionRepository as sessions, type SyncReport } from "../../repositories/switch-repository.js";
+import { singleFlightBatches } from "../batches.js";
 
 /** Stores a switch's sync report; false when the switch is gone. */
 export type SwitchSyncWriter = (switchId: string, report: SyncReport) => Promise<boolean>;
@@ -13,7 +13,7 @@ export type SwitchSyncWriter = (switchId: string, report: SyncReport) => Promise
  * up no other switch's report. A session waits for each report to be stored
  * before it takes the next, so a switch's reports keep their order.
  */
-export function createSwitchSyncWriter(lane: Db<any>, db: Db<any> = lane): SwitchSyncWriter {
+export function createSwitchSyncWriter(lane: DbHandle, db: DbHandle = lane): SwitchSyncWriter {
   const stamp = singleFlightBatches((reports: readonly { id: string; report: SyncReport }[]) => sessions.stampSyncs(lane, reports));
   return async (id, report) => {
     const stamped = await stamp({ id, report });

@@ -10,14 +10,14 @@ import {
   type SwitchSyncReport,
 } from "../../../gen/metal/infra/v1/switch_pb.js";
 import { switchTopic, type FanoutBus } from "../../bus/fanout.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { computeSwitchConfig, type DesiredSwitchConfig, type PortMode } from "../../domain/switch-config.js";
 import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { switchAdminRepository, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
-import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
-import { createSwitchConfigReader, type SwitchConfigReader } from "../../streams/switch-config-reader.js";
-import { createSwitchSyncWriter, type SwitchSyncWriter } from "../../streams/switch-sync-writer.js";
+import { Outbox, type ConnectionRegistry } from "../connections.js";
+import { createSwitchConfigReader, type SwitchConfigReader } from "./config-reader.js";
+import { createSwitchSyncWriter, type SwitchSyncWriter } from "./sync-writer.js";
 import { validator } from "../../validate/validator.js";
 
 /** How a session paces itself when metal-core does not say. */
@@ -37,7 +37,7 @@ const MISSED_HEARTBEATS = 3;
 type Response = MessageInitShape<typeof SwitchServiceSessionResponseSchema>;
 
 export interface SwitchSessionDeps {
-  db: Db<any>;
+  db: DbHandle;
   bus?: FanoutBus;
   connections?: ConnectionRegistry;
   timing?: SwitchSessionTiming;

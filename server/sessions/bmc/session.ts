@@ -2,14 +2,14 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { BmcReport, BMCServiceSessionRequest, BMCServiceSessionResponseSchema } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
-import { relayBrokerOf, type RelayBroker } from "../../console/relay-broker.js";
-import type { Db } from "../../db/database.js";
+import { relayBrokerOf, type RelayBroker } from "../console/relay-broker.js";
+import type { DbHandle } from "../../db/handle.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { Outbox, type ConnectionRegistry } from "../../streams/connections.js";
+import { Outbox, type ConnectionRegistry } from "../connections.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
 
@@ -42,7 +42,7 @@ export const DEFAULT_BMC_SESSION_TIMING: BmcSessionTiming = { heartbeatMs: 5_000
 type Response = MessageInitShape<typeof BMCServiceSessionResponseSchema>;
 
 export interface BmcSessionDeps {
-  db: Db<any>;
+  db: DbHandle;
   bus?: FanoutBus;
   connections?: ConnectionRegistry;
   timing?: BmcSessionTiming;

@@ -1,7 +1,7 @@
-import type { Db } from "../db/database.js";
-import type { SwitchConfigInput } from "../domain/switch-config.js";
-import { switchSessionRepository as sessions } from "../repositories/switch-repository.js";
-import { singleFlightBatches } from "./batches.js";
+import type { DbHandle } from "../../db/handle.js";
+import type { SwitchConfigInput } from "../../domain/switch-config.js";
+import { switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
+import { singleFlightBatches } from "../batches.js";
 
 /** Reads a switch's desired config inputs; undefined when the switch is gone. */
 export type SwitchConfigReader = (switchId: string) => Promise<SwitchConfigInput | undefined>;
@@ -12,7 +12,7 @@ export type SwitchConfigReader = (switchId: string) => Promise<SwitchConfigInput
  * each (see singleFlightBatches for why a read still sees every change
  * committed before it was asked for).
  */
-export function createSwitchConfigReader(db: Db<any>): SwitchConfigReader {
+export function createSwitchConfigReader(db: DbHandle): SwitchConfigReader {
   return singleFlightBatches(async (ids: readonly string[]) => {
     const inputs = await sessions.configInputs(db, ids);
     return ids.map((id) => inputs.get(id));

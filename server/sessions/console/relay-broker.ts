@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import type { ConsoleServiceRelayResponseSchema } from "../../gen/metal/infra/v1/console_pb.js";
-import { REPLICA_ID, Outbox } from "../streams/connections.js";
-import { validator } from "../validate/validator.js";
+import type { ConsoleServiceRelayResponseSchema } from "../../../gen/metal/infra/v1/console_pb.js";
+import { REPLICA_ID, Outbox } from "../connections.js";
+import { validator } from "../../validate/validator.js";
 
 /**
  * A machine's serial console as server code sees it (the SSH front end, tests):

@@ -1,5 +1,5 @@
-import type { Db } from "../db/database.js";
-import { machineAllocationRepository as allocations } from "../repositories/machine-repository.js";
+import type { DbHandle } from "../../db/handle.js";
+import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 
 export interface WaitingTiming {
   /** A waiting lease lasts this long; it is renewed at a third of it. */
@@ -28,7 +28,7 @@ export class WaitingRegistry {
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
-    private readonly db: Db<any>,
+    private readonly db: DbHandle,
     private readonly timing: WaitingTiming,
     private readonly onError: (err: unknown) => void = () => {},
   ) {}
