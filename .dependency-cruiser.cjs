@@ -163,7 +163,8 @@ module.exports = {
     // NodeNext imports say `./x.js` for `./x.ts`: the tsconfig makes them resolve to the sources.
     tsConfig: { fileName: "tsconfig.json" },
     doNotFollow: { path: "(^|/)node_modules/" },
-    exclude: { path: "(^|/)(node_modules|[.]metal|test/bench/results)/|^server/(masterdata/)?db/migrations/" },
+    // Not node_modules here: excluding it would hide the imports of pg or drizzle-orm the rules look for.
+    exclude: { path: "(^|/)([.]metal|test/bench/results)/|^server/(masterdata/)?db/migrations/" },
     enhancedResolveOptions: {
       exportsFields: ["exports"],
       conditionNames: ["import", "require", "node", "default", "types"],

@@ -1,0 +1,207 @@
+import { execFile } from "node:child_process";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { scaled } from "../helpers/timeouts.js";
+
+// The layering rules live in .dependency-cruiser.cjs and .ci/run fails when one is broken.
+// These tests break every rule on purpose in a tiny tree with the project's folder names and
+// check that depcruise, with the project's own config, names exactly those breaks; then they
+// check that the real tree keeps the rules.
+
+const root = resolve(import.meta.dirname, "../..");
+const config = join(root, ".dependency-cruiser.cjs");
+const depcruiseBin = join(root, "node_modules/dependency-cruiser/bin/dependency-cruise.mjs");
+const run = promisify(execFile);
+
+interface Violation {
+  rule: string;
+  from: string;
+  to: string;
+}
+
+interface CruiseResult {
+  exitCode: number;
+  violations: Violation[];
+  modules: number;
+  /** Imports of the project's own files that depcruise could not follow (a `.js` specifier not mapped to `.ts`). */
+  unresolvedLocal: string[];
+}
+
+/** Runs the depcruise CLI in `cwd` over `folders` with the project's config: its exit code and output. */
+async function depcruiseCli(cwd: string, folders: string[], outputType: "err" | "json") {
+  const args = [depcruiseBin, ...folders, "--config", config, "--output-type", outputType];
+  try {
+    const { stdout } = await run(process.execPath, args, { cwd, maxBuffer: 256 * 1024 * 1024 });
+    return { exitCode: 0, stdout };
+  } catch (err) {
+    const failed = err as { code?: unknown; stdout?: string };
+    if (typeof failed.code !== "number" || failed.stdout === undefined) throw err;
+    return { exitCode: failed.code, stdout: failed.stdout };
+  }
+}
+
+/**
+ * The exit code of the command .ci/run uses (`--output-type err`: non-zero when a rule is broken;
+ * the JSON report always exits 0) and the violations from the JSON report of the same tree.
+ */
+async function depcruise(cwd: string, folders: string[]): Promise<CruiseResult> {
+  const [{ exitCode }, { stdout }] = await Promise.all([
+    depcruiseCli(cwd, folders, "err"),
+    depcruiseCli(cwd, folders, "json"),
+  ]);
+  const report = JSON.parse(stdout) as {
+    modules: { source: string; dependencies: { module: string; couldNotResolve: boolean }[] }[];
+    summary: {
+      violations: { rule: { name: string }; from: string; to: string; cycle?: { name: string }[] }[];
+      totalCruised: number;
+    };
+  };
+  return {
+    exitCode,
+    modules: report.summary.totalCruised,
+    unresolvedLocal: report.modules.flatMap((m) =>
+      m.dependencies.filter((d) => d.couldNotResolve && d.module.startsWith(".")).map((d) => `${m.source} -> ${d.module}`),
+    ),
+    violations: report.summary.violations.map((v) =>
+      // A cycle is reported from whichever of its modules depcruise reached first: name it by its members.
+      v.cycle
+        ? { rule: v.rule.name, from: "cycle", to: [v.from, ...v.cycle.map((c) => c.name)].filter((m, i, all) => all.indexOf(m) === i).sort().join(" ") }
+        : { rule: v.rule.name, from: v.from, to: v.to },
+    ),
+  };
+}
+
+/** One line per violation, sorted: what a failing assertion prints readably. */
+function lines(violations: Violation[]): string[] {
+  return [...new Set(violations.map((v) => `${v.rule}: ${v.from} -> ${v.to}`))].sort();
+}
+
+/** The fake tree: every file is either allowed (and must stay unreported) or breaks exactly one rule. */
+const tree: Record<string, string> = {
+  "tsconfig.json": JSON.stringify({
+    compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true },
+    include: ["server", "edge", "cli", "client", "gen", "test"],
+  }),
+  // Stand-ins for the packages the rules name; only their paths under node_modules matter.
+  "node_modules/pg/package.json": JSON.stringify({ name: "pg", main: "index.js" }),
+  "node_modules/pg/index.js": "module.exports = {};\n",
+  "node_modules/drizzle-orm/package.json": JSON.stringify({ name: "drizzle-orm", main: "index.js" }),
+  "node_modules/drizzle-orm/index.js": "module.exports = {};\n",
+  "node_modules/mqtt/package.json": JSON.stringify({ name: "mqtt", main: "index.js" }),
+  "node_modules/mqtt/index.js": "module.exports = {};\n",
+
+  // --- allowed ---
+  "gen/metal/v1/machine_pb.ts": "export type Machine = { id: string };\n",
+  "server/ids.ts": "export const newId = (): string => 'id';\n",
+  "server/db/schema/index.ts": "export const machines = { name: 'machines' };\nexport type MachineRow = { id: string };\n",
+  "server/db/database.ts": 'import pg from "pg";\nimport { sql } from "drizzle-orm";\nexport const open = () => [pg, sql];\n',
+  "server/domain/size.ts": "export const fits = (n: number): boolean => n > 0;\n",
+  "server/domain/provisioning.ts":
+    'import { fits } from "./size.js";\nimport type { Machine } from "../../gen/metal/v1/machine_pb.js";\nexport const next = (m: Machine) => fits(m.id.length);\n',
+  "server/repositories/machine-repository.ts":
+    'import { sql } from "drizzle-orm";\nimport { machines, type MachineRow } from "../db/schema/index.js";\nimport { next } from "../domain/provisioning.js";\nexport const find = (): MachineRow | undefined => (sql && machines && next ? undefined : undefined);\n',
+  "server/convert/machine.ts":
+    'import type { MachineRow } from "../db/schema/index.js";\nexport const toProto = (row: MachineRow) => ({ id: row.id });\n',
+  "server/usecases/machines/free.ts":
+    'import type { MachineRow } from "../../db/schema/index.js";\nimport { find } from "../../repositories/machine-repository.js";\nexport const free = (): MachineRow | undefined => find();\n',
+  "server/services/api/ip-service.ts":
+    'import { find } from "../../repositories/machine-repository.js";\nimport { free } from "../../usecases/machines/free.js";\nimport { toProto } from "../../convert/machine.js";\nimport { fits } from "../../domain/size.js";\nexport const get = () => [find, free, toProto, fits];\n',
+  "edge/common/retry.ts": "export const retry = (): number => 1;\n",
+  "edge/sim/machine.ts": "export class SimulatedMachine {}\n",
+  "edge/hammer/hardware.ts": 'import { retry } from "../common/retry.js";\nexport const probe = () => retry();\n',
+  "edge/lab/lab.ts":
+    'import { newId } from "../../server/ids.js";\nimport { SimulatedMachine } from "../sim/machine.js";\nexport const lab = () => [newId, SimulatedMachine];\n',
+  "client/bearer.ts": 'import type { Machine } from "../gen/metal/v1/machine_pb.js";\nexport type Seen = Machine;\n',
+  "test/server/free.test.ts":
+    'import { free } from "../../server/usecases/machines/free.js";\nimport { SimulatedMachine } from "../../edge/sim/machine.js";\nimport { machines } from "../../server/db/schema/index.js";\nexport const t = [free, SimulatedMachine, machines];\n',
+
+  // --- each breaks one rule ---
+  "server/domain/disk.ts": 'import { readFileSync } from "node:fs";\nexport const read = () => readFileSync;\n',
+  "server/domain/pricing.ts": 'import mqtt from "mqtt";\nexport const price = () => mqtt;\n',
+  "server/domain/candidates.ts":
+    'import { find } from "../repositories/machine-repository.js";\nexport const pick = () => find();\n',
+  "server/services/api/machine-service.ts":
+    'import type { MachineRow } from "../../db/schema/index.js";\nexport const get = (row: MachineRow) => row.id;\n',
+  "server/usecases/machines/allocate.ts":
+    'import { sql } from "drizzle-orm";\nimport { machines } from "../../db/schema/index.js";\nexport const allocate = () => [sql, machines];\n',
+  "server/usecases/images/lookup.ts":
+    'import { get } from "../../services/api/ip-service.js";\nexport const lookup = () => get();\n',
+  "server/sessions/wait.ts": "export const waiters = new Set<string>();\n",
+  "server/repositories/ip-repository.ts":
+    'import { waiters } from "../sessions/wait.js";\nexport const wake = () => waiters.size;\n',
+  "server/jobs/reaper.ts": 'import pg from "pg";\nexport const reap = () => pg;\n',
+  "server/app.ts": 'import { probe } from "../edge/hammer/hardware.js";\nexport const app = () => probe();\n',
+  "server/bus/publisher.ts": 'import { listen } from "./subscriber.js";\nexport const publish = () => listen;\n',
+  "server/bus/subscriber.ts": 'import { publish } from "./publisher.js";\nexport const listen = () => publish;\n',
+  "edge/hammer/main.ts": 'import { SimulatedMachine } from "../sim/machine.js";\nexport const main = () => new SimulatedMachine();\n',
+  "edge/core/agent.ts": 'import { newId } from "../../server/ids.js";\nexport const agent = () => newId();\n',
+  "cli/commands/list.ts": 'import { find } from "../../server/repositories/machine-repository.js";\nexport const list = () => find();\n',
+  "client/transport.ts": 'import { newId } from "../server/ids.js";\nexport const transport = () => newId();\n',
+  "gen/metal/v1/broken_pb.ts": 'import { newId } from "../../../server/ids.js";\nexport const x = newId;\n',
+};
+
+const expected = [
+  "client-is-neutral: client/transport.ts -> server/ids.ts",
+  "domain-imports-only-domain: server/domain/candidates.ts -> server/repositories/machine-repository.ts",
+  "domain-no-io: server/domain/disk.ts -> fs",
+  "domain-no-io-packages: server/domain/pricing.ts -> node_modules/mqtt/index.js",
+  "database-drivers-only-in-db-setup: server/jobs/reaper.ts -> node_modules/pg/index.js",
+  "drizzle-only-in-data-layer: server/usecases/machines/allocate.ts -> node_modules/drizzle-orm/index.js",
+  "edge-cli-not-to-server: cli/commands/list.ts -> server/repositories/machine-repository.ts",
+  "edge-cli-not-to-server: edge/core/agent.ts -> server/ids.ts",
+  "gen-is-generated: gen/metal/v1/broken_pb.ts -> server/ids.ts",
+  "hammer-not-to-sim: edge/hammer/main.ts -> edge/sim/machine.ts",
+  "handlers-not-to-schema: server/services/api/machine-service.ts -> server/db/schema/index.ts",
+  "no-circular: cycle -> server/bus/publisher.ts server/bus/subscriber.ts",
+  "repositories-not-to-upper-layers: server/repositories/ip-repository.ts -> server/sessions/wait.ts",
+  "server-not-to-edge-cli-test: server/app.ts -> edge/hammer/hardware.ts",
+  "tables-only-in-data-layer: server/usecases/machines/allocate.ts -> server/db/schema/index.ts",
+  "usecases-not-to-handlers: server/usecases/images/lookup.ts -> server/services/api/ip-service.ts",
+].sort();
+
+describe("layering rules (.dependency-cruiser.cjs)", () => {
+  let fake: string;
+
+  beforeAll(async () => {
+    fake = await mkdtemp(join(tmpdir(), "metal-layering-"));
+    for (const [path, text] of Object.entries(tree)) {
+      await mkdir(dirname(join(fake, path)), { recursive: true });
+      await writeFile(join(fake, path), text);
+    }
+  });
+
+  afterAll(async () => {
+    if (fake) await rm(fake, { recursive: true, force: true });
+  });
+
+  it("reports each deliberate break by its rule, and nothing in the allowed files", async () => {
+    const result = await depcruise(fake, ["server", "edge", "cli", "client", "gen", "test"]);
+    expect(lines(result.violations)).toEqual(expected);
+    expect(result.unresolvedLocal).toEqual([]);
+    // A violation fails the command, which is what makes .ci/run fail.
+    expect(result.exitCode).not.toBe(0);
+  });
+
+  it("names every rule of the config in the fake tree, so no rule goes untested", async () => {
+    const { forbidden } = (await import(config)).default as { forbidden: { name: string }[] };
+    const tested = new Set(expected.map((line) => line.slice(0, line.indexOf(":"))));
+    expect(forbidden.map((rule) => rule.name).sort()).toEqual([...tested].sort());
+  });
+
+  it(
+    "holds in the real tree",
+    async () => {
+      const result = await depcruise(root, ["server", "edge", "cli", "client", "gen", "test", "bin"]);
+      expect(lines(result.violations)).toEqual([]);
+      expect(result.exitCode).toBe(0);
+      // The cruise really followed the sources: with a wrong tsConfig the `.js` specifiers stay unresolved and
+      // every rule passes vacuously.
+      expect(result.unresolvedLocal).toEqual([]);
+      expect(result.modules).toBeGreaterThan(300);
+    },
+    scaled(120_000),
+  );
+});
