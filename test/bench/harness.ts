@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { writeChart } from "./chart.js";
 
 export interface Measurement {
   name: string;
@@ -36,6 +37,8 @@ export interface Comparison {
   subject: Measurement;
   baseline: Measurement;
   target?: string;
+  /** The target as a ratio of the baseline's rate (DESIGN §7), drawn as the row's target line in docs/benchmarks.svg. */
+  ratioTarget?: number;
   /** Figures that are not a rate or a latency (memory, counts); written to the JSON. */
   extra?: Record<string, number>;
 }
@@ -58,4 +61,11 @@ export function report(comparisons: Comparison[]): void {
   const file = new URL(`bench-${new Date().toISOString().replace(/[:.]/g, "-")}.json`, dir);
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), machine, comparisons }, null, 2));
   console.log(`results written to test/bench/results/${file.pathname.split("/").pop()}`);
+  // The history picture in docs/ follows every run; a chart that cannot be drawn never costs the run its numbers.
+  try {
+    writeChart();
+    console.log("chart of all results written to docs/benchmarks.svg");
+  } catch (err) {
+    console.error(`docs/benchmarks.svg not rewritten: ${String(err)}`);
+  }
 }

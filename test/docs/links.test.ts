@@ -1,0 +1,65 @@
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+
+/** README.md and every docs/*.md, as paths from the repository root. */
+const files = ["README.md", ...readdirSync(join(REPO, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+
+/** The text a reader sees as prose: fenced blocks and inline code hold examples, not links. */
+const prose = (text: string) => text.replace(/^```[\s\S]*?^```$/gm, "").replace(/`[^`\n]*`/g, "");
+
+/** GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens. */
+const anchorOf = (heading: string) =>
+  heading
+    .trim()
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}\s_-]/gu, "")
+    .replace(/\s/g, "-");
+
+function anchorsIn(file: string): Set<string> {
+  const text = readFileSync(join(REPO, file), "utf8").replace(/^```[\s\S]*?^```$/gm, "");
+  return new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => anchorOf(m[1]!)));
+}
+
+/** Relative link targets of a Markdown file: `[text](target)`, `![alt](target)` and `src="target"`. */
+function linksIn(file: string): string[] {
+  const text = prose(readFileSync(join(REPO, file), "utf8"));
+  const targets = [...text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g), ...text.matchAll(/\bsrc="([^"]+)"/g)].map((m) => m[1]!);
+  return targets.filter((t) => !/^[a-z][a-z0-9+.-]*:/i.test(t));
+}
+
+/** What is wrong with one link of `file`, or undefined when it resolves. */
+function problem(file: string, target: string): string | undefined {
+  const [path, anchor] = target.split("#", 2) as [string, string | undefined];
+  const resolved = path === "" ? file : relative(REPO, join(REPO, dirname(file), decodeURIComponent(path)));
+  if (resolved.startsWith("..")) return `${file}: ${target} leaves the repository`;
+  if (!existsSync(join(REPO, resolved))) return `${file}: ${target} -> ${resolved} does not exist`;
+  if (anchor && resolved.endsWith(".md") && statSync(join(REPO, resolved)).isFile() && !anchorsIn(resolved).has(anchor)) {
+    return `${file}: ${target} -> ${resolved} has no heading #${anchor}`;
+  }
+  return undefined;
+}
+
+describe("documentation links", () => {
+  it("finds the manual's links (the check has something to check)", () => {
+    expect(files).toContain("docs/security.md");
+    expect(linksIn("README.md").length).toBeGreaterThan(5);
+  });
+
+  it("resolves every relative link of README.md and docs/*.md, to a file and, with #, to one of its headings", () => {
+    const problems = files.flatMap((f) => linksIn(f).map((t) => problem(f, t))).filter((p) => p !== undefined);
+    expect(problems).toEqual([]);
+  });
+
+  it("tells a broken link from a good one", () => {
+    expect(problem("README.md", "docs/operations.md#configuration")).toBeUndefined();
+    expect(problem("docs/api.md", "../proto")).toBeUndefined();
+    expect(problem("README.md", "docs/no-such-page.md")).toMatch(/does not exist/);
+    expect(problem("docs/api.md", "operations.md#no-such-heading")).toMatch(/no heading/);
+    expect(problem("docs/api.md", "api.md")).toBeUndefined();
+    expect(anchorOf("Walk-through: allocate a machine, watch it, free it")).toBe("walk-through-allocate-a-machine-watch-it-free-it");
+  });
+});
