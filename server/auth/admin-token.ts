@@ -1,6 +1,7 @@
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { AdminRole, noRoles } from "../domain/roles.js";
 import { tokenRepository as tokens } from "../repositories/token-repository.js";
 import type { TokenAuthority } from "./token-authority.js";
@@ -35,7 +36,7 @@ export interface AdminToken {
  * lost the file) keeps it that way until they ask for a new one with
  * `reset`, which revokes every earlier bootstrap token first.
  */
-export async function ensureAdminToken(db: Db<any>, authority: TokenAuthority, dataDir: string, opts: AdminTokenOptions = {}): Promise<AdminToken> {
+export async function ensureAdminToken(db: DbHandle, authority: TokenAuthority, dataDir: string, opts: AdminTokenOptions = {}): Promise<AdminToken> {
   const path = join(dataDir, "admin-token");
   if (!opts.reset) {
     const existing = await readFile(path, "utf8").then((s) => s.trim(), () => "");

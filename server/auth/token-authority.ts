@@ -1,6 +1,7 @@
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import type { Principal, Roles } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
@@ -30,7 +31,7 @@ export interface IssueRequest {
 
 /** Issues and verifies the control plane's bearer tokens. */
 export interface TokenAuthority {
-  issue(db: Db<any>, req: IssueRequest): Promise<{ row: TokenRow; secret: string }>;
+  issue(db: DbHandle, req: IssueRequest): Promise<{ row: TokenRow; secret: string }>;
   /** The principal behind a bearer secret; Unauthenticated when it is invalid, expired or revoked. */
   verify(secret: string): Promise<Principal>;
   /**
@@ -38,13 +39,13 @@ export interface TokenAuthority {
    * database and in this replica's cache; other replicas notice within the
    * cache bound (5 s). Returns the token and then every token revoked now.
    */
-  revoke(db: Db<any>, tokenId: string): Promise<TokenRow[]>;
+  revoke(db: DbHandle, tokenId: string): Promise<TokenRow[]>;
   /**
    * A project was deleted: every token loses its grant on it, and a token
    * left with no grant at all is revoked (with what was minted from it).
    * Project ids are never reused, so no later project inherits the grant.
    */
-  dropProjectGrants(db: Db<any>, projectId: string): Promise<void>;
+  dropProjectGrants(db: DbHandle, projectId: string): Promise<void>;
   /** Drops a token from this replica's cache, e.g. right after revoking it. */
   forget(tokenId: string): void;
 }
@@ -56,7 +57,7 @@ const grantsNothing = (r: StoredRoles) =>
  * Loads the signing key from the database, creating it on the very first
  * start. All replicas share it, so any of them verifies any token.
  */
-export async function createTokenAuthority(db: Db<any>): Promise<TokenAuthority> {
+export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority> {
   let keyRow = await tokens.newestSigningKey(db);
   if (!keyRow) {
     const { privateKey, publicKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });

@@ -1,5 +1,5 @@
 import ssh2 from "ssh2";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import type { ConsoleHostKeyRow } from "../db/schema/index.js";
 import { consoleHostKeyRepository as hostKeys } from "../repositories/console-host-key-repository.js";
 
@@ -10,7 +10,7 @@ const KEY_ID = "default";
  * start together each generate one, but only the first insert wins and every
  * replica then reads that one, so all of them present the same key.
  */
-export async function loadOrCreateHostKey(db: Db<any>): Promise<ConsoleHostKeyRow> {
+export async function loadOrCreateHostKey(db: DbHandle): Promise<ConsoleHostKeyRow> {
   const existing = await hostKeys.get(db, KEY_ID);
   if (existing) return existing;
   const pair = generateEd25519();

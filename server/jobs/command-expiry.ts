@@ -1,4 +1,5 @@
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { commandExpiryRepository as commands } from "../repositories/command-expiry-repository.js";
 import { machineRepository as machines } from "../repositories/machine-repository.js";
 
@@ -13,7 +14,7 @@ export const TIMED_OUT_RESULT = "timed out: metal-bmc did not report a result be
  * others find the advisory lock taken and skip. Returns the expired command
  * ids, or undefined when another replica runs the job.
  */
-export async function runCommandExpiryJob(db: Db<any>, now = new Date()): Promise<string[] | undefined> {
+export async function runCommandExpiryJob(db: DbHandle, now = new Date()): Promise<string[] | undefined> {
   return inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, COMMAND_EXPIRY_LOCK))) return undefined;
     return (await commands.expire(tx, now, TIMED_OUT_RESULT)).map((c) => c.id);

@@ -1,5 +1,6 @@
 import { containerFromRow } from "../convert/machine.js";
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { evaluateLiveliness } from "../domain/provisioning.js";
 import { machineRepository as machines } from "../repositories/machine-repository.js";
 
@@ -11,7 +12,7 @@ const LIVELINESS_LOCK = 7105;
  * find the advisory lock taken and skip. Returns how many machines changed,
  * or undefined when skipped.
  */
-export async function runLivelinessJob(db: Db<any>, now = new Date()): Promise<number | undefined> {
+export async function runLivelinessJob(db: DbHandle, now = new Date()): Promise<number | undefined> {
   return inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, LIVELINESS_LOCK))) return undefined;
     let changed = 0;

@@ -1,6 +1,7 @@
 import { bmcCommandsTopic, type FanoutBus } from "../bus/fanout.js";
 import { containerFromRow } from "../convert/machine.js";
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { EventType, needsResurrection } from "../domain/provisioning.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../repositories/machine-repository.js";
 import { recordEvents } from "../usecases/machines/events.js";
@@ -14,7 +15,7 @@ const RESURRECTION_LOCK = 7107;
  * and resets them, and Machine Reclaim is recorded. One replica at a time.
  * Returns the machines it reclaimed, or undefined when another replica runs it.
  */
-export async function runResurrectionJob(db: Db<any>, now = new Date(), bus?: FanoutBus): Promise<string[] | undefined> {
+export async function runResurrectionJob(db: DbHandle, now = new Date(), bus?: FanoutBus): Promise<string[] | undefined> {
   const reclaimed = await inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, RESURRECTION_LOCK))) return undefined;
     const due: { id: string; partition: string }[] = [];

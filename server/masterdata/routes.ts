@@ -3,14 +3,14 @@ import { ProjectMemberService } from "../../gen/masterdata/v1/project_member_pb.
 import { ProjectService } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantMemberService } from "../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService } from "../../gen/masterdata/v1/tenant_pb.js";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { createProjectMemberService } from "./services/project-member-service.js";
 import { createProjectService } from "./services/project-service.js";
 import { createTenantMemberService } from "./services/tenant-member-service.js";
 import { createTenantService } from "./services/tenant-service.js";
 
 export interface MasterdataDeps {
-  db: Db<any>;
+  db: DbHandle;
   /** What still uses a project outside masterdata (see ProjectServiceDeps); a project in use is not deleted. */
   projectUsage: (projectId: string) => Promise<string[]>;
   /** Told after a project is deleted. */

@@ -1,6 +1,6 @@
 import { and, asc, eq, ne, sql } from "drizzle-orm";
 import { alias } from "drizzle-orm/pg-core";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { bmcCommands, machines, type StoredBmc } from "../db/schema/index.js";
 
 /** A pending command with the BMC it goes to, as the partition's metal-bmc receives it. */
@@ -32,7 +32,7 @@ export const bmcCommandRepository = {
    * in this order), each with the other machines that report its BMC address.
    * One join over the machines, so the cost does not grow with pending commands times machines.
    */
-  async pendingOfPartition(db: Db<any>, partition: string, limit = 1000): Promise<PendingBmcCommand[]> {
+  async pendingOfPartition(db: DbHandle, partition: string, limit = 1000): Promise<PendingBmcCommand[]> {
     return db
       .select({
         id: bmcCommands.id,
@@ -56,7 +56,7 @@ export const bmcCommandRepository = {
    * address, ordered by id; empty when there are none, the machine has no BMC
    * address, or it does not exist.
    */
-  async machinesSharingBmcOf(db: Db<any>, machineId: string): Promise<{ address: string; others: string[] }> {
+  async machinesSharingBmcOf(db: DbHandle, machineId: string): Promise<{ address: string; others: string[] }> {
     const rows = await db
       .select({ address: sql<string>`${machines.bmc}->>'address'`, others: sharedWithColumn })
       .from(machines)
@@ -73,7 +73,7 @@ export const bmcCommandRepository = {
    * changes nothing. The partition is part of the match, so an agent cannot
    * settle another partition's commands. False when nothing was changed.
    */
-  async complete(db: Db<any>, partition: string, id: string, ok: boolean, result: string, now = new Date()): Promise<boolean> {
+  async complete(db: DbHandle, partition: string, id: string, ok: boolean, result: string, now = new Date()): Promise<boolean> {
     const rows = await db
       .update(bmcCommands)
       .set({ status: ok ? "done" : "failed", result, updatedAt: now })

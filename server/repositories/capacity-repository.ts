@@ -1,5 +1,5 @@
 import { and, arrayContains, asc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { machineEvents, machines, partitions, sizeReservations, sizes, type MachineEventsRow, type StoredBmc, type StoredEvent } from "../db/schema/index.js";
 import { UNKNOWN_SIZE } from "../domain/size.js";
 import { notFound } from "../errors.js";
@@ -38,10 +38,10 @@ export interface CapacitySnapshot {
 
 /** What the capacity report counts, read in one snapshot so the numbers agree with each other. */
 export const capacityRepository = {
-  async read(db: Db<any>, filter: CapacityFilter): Promise<CapacitySnapshot> {
+  async read(db: DbHandle, filter: CapacityFilter): Promise<CapacitySnapshot> {
     return db.transaction(
       async (txh) => {
-        const tx = txh as unknown as Db<any>;
+        const tx = txh as unknown as DbHandle;
         const partitionIds = (
           await tx
             .select({ id: partitions.id })

@@ -1,5 +1,5 @@
 import { and, eq, lt } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { bmcCommands } from "../db/schema/index.js";
 
 /** BMC commands past their deadline. */
@@ -9,7 +9,7 @@ export const commandExpiryRepository = {
    * The status is re-checked on each row as it is updated, so a result that
    * metal-bmc reports at the same moment is never overwritten.
    */
-  async expire(tx: Db<any>, now: Date, result: string): Promise<{ id: string; machineId: string; command: string }[]> {
+  async expire(tx: DbHandle, now: Date, result: string): Promise<{ id: string; machineId: string; command: string }[]> {
     return tx
       .update(bmcCommands)
       .set({ status: "timed_out", result, updatedAt: now })

@@ -1,5 +1,5 @@
 import { and, asc, ne, sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { filesystemLayouts, type FilesystemLayoutRow, type NewFilesystemLayoutRow } from "../db/schema/index.js";
 import { lockForTransaction, LockKey } from "./locks.js";
 import { toPage, type PageRequest } from "./paging.js";
@@ -10,20 +10,20 @@ const sizesOf = sql`${filesystemLayouts.spec} -> 'constraints' -> 'sizes'`;
 
 /** Filesystem layouts; the layout itself is one JSON document (`spec`). */
 export const filesystemLayoutRepository = {
-  get: (db: Db<any>, id: string): Promise<FilesystemLayoutRow> => getById(db, filesystemLayouts, KIND, id),
+  get: (db: DbHandle, id: string): Promise<FilesystemLayoutRow> => getById(db, filesystemLayouts, KIND, id),
 
   /** Reads the layout and locks it FOR UPDATE until the transaction ends (a delete's first step). */
-  lock: (tx: Db<any>, id: string): Promise<FilesystemLayoutRow> => lockById(tx, filesystemLayouts, KIND, id),
+  lock: (tx: DbHandle, id: string): Promise<FilesystemLayoutRow> => lockById(tx, filesystemLayouts, KIND, id),
 
-  async list(db: Db<any>, page: PageRequest) {
+  async list(db: DbHandle, page: PageRequest) {
     return toPage(await listPage(db, filesystemLayouts, page), page.limit, (r) => r.id);
   },
 
   /** Every layout, ordered by id (prefer `forSize` for selection: it reads only the candidates). */
-  all: (db: Db<any>): Promise<FilesystemLayoutRow[]> => db.select().from(filesystemLayouts).orderBy(asc(filesystemLayouts.id)),
+  all: (db: DbHandle): Promise<FilesystemLayoutRow[]> => db.select().from(filesystemLayouts).orderBy(asc(filesystemLayouts.id)),
 
   /** The layouts naming a size in their constraints, ordered by id: the candidates of selection. */
-  forSize: (db: Db<any>, size: string): Promise<FilesystemLayoutRow[]> =>
+  forSize: (db: DbHandle, size: string): Promise<FilesystemLayoutRow[]> =>
     db
       .select()
       .from(filesystemLayouts)
@@ -31,7 +31,7 @@ export const filesystemLayoutRepository = {
       .orderBy(asc(filesystemLayouts.id)),
 
   /** The layouts other than `exceptId` sharing a size with `sizes`, ordered by id: the candidates of an overlap. */
-  sharingSizes: (db: Db<any>, sizes: string[], exceptId: string): Promise<FilesystemLayoutRow[]> =>
+  sharingSizes: (db: DbHandle, sizes: string[], exceptId: string): Promise<FilesystemLayoutRow[]> =>
     sizes.length === 0
       ? Promise.resolve([])
       : db
@@ -47,12 +47,12 @@ export const filesystemLayoutRepository = {
    * Takes the transaction-scoped lock that serialises every write of layouts
    * with its overlap check: two parallel creates cannot both see "no overlap".
    */
-  lockForWrite: (tx: Db<any>): Promise<void> => lockForTransaction(tx, LockKey.filesystemLayouts),
+  lockForWrite: (tx: DbHandle): Promise<void> => lockForTransaction(tx, LockKey.filesystemLayouts),
 
-  create: (db: Db<any>, row: NewFilesystemLayoutRow): Promise<FilesystemLayoutRow> => insertUnique(db, filesystemLayouts, KIND, row.id, row),
+  create: (db: DbHandle, row: NewFilesystemLayoutRow): Promise<FilesystemLayoutRow> => insertUnique(db, filesystemLayouts, KIND, row.id, row),
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewFilesystemLayoutRow>): Promise<FilesystemLayoutRow> =>
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewFilesystemLayoutRow>): Promise<FilesystemLayoutRow> =>
     updateVersioned(db, filesystemLayouts, KIND, id, version, patch),
 
-  delete: (db: Db<any>, id: string): Promise<FilesystemLayoutRow> => deleteById(db, filesystemLayouts, KIND, id),
+  delete: (db: DbHandle, id: string): Promise<FilesystemLayoutRow> => deleteById(db, filesystemLayouts, KIND, id),
 };

@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 
 /** Answers when the database answers a trivial query. */
-export async function pingDatabase(db: Db<any>): Promise<void> {
+export async function pingDatabase(db: DbHandle): Promise<void> {
   await db.execute(sql`select 1`);
 }

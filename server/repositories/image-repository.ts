@@ -1,6 +1,6 @@
 import { and, arrayContains, eq, inArray, type SQL } from "drizzle-orm";
 import { resolvable } from "../convert/image.js";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { images, type ImageRow, type NewImageRow } from "../db/schema/index.js";
 import { candidateOses, resolveImage, type ResolveOptions } from "../domain/image-version.js";
 import { alreadyExists, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../errors.js";
@@ -27,20 +27,20 @@ export interface ImageFilter {
 
 /** Images in the metal-api database; every method takes the handle (pool or transaction) to use. */
 export const imageRepository = {
-  get: (db: Db<any>, id: string): Promise<ImageRow> => getById(db, images, KIND, id),
+  get: (db: DbHandle, id: string): Promise<ImageRow> => getById(db, images, KIND, id),
 
   /** Reads the image and locks it FOR UPDATE until the transaction ends (a delete's first step). */
-  lock: (tx: Db<any>, id: string): Promise<ImageRow> => lockById(tx, images, KIND, id),
+  lock: (tx: DbHandle, id: string): Promise<ImageRow> => lockById(tx, images, KIND, id),
 
-  async find(db: Db<any>, id: string): Promise<ImageRow | undefined> {
+  async find(db: DbHandle, id: string): Promise<ImageRow | undefined> {
     return (await db.select().from(images).where(eq(images.id, id)))[0];
   },
 
   /** Every image of these OSes: the candidates a reference resolves among. */
-  ofOses: (db: Db<any>, oses: string[]): Promise<ImageRow[]> =>
+  ofOses: (db: DbHandle, oses: string[]): Promise<ImageRow[]> =>
     oses.length === 0 ? Promise.resolve([]) : db.select().from(images).where(inArray(images.os, oses)),
 
-  async list(db: Db<any>, filter: ImageFilter, page: PageRequest) {
+  async list(db: DbHandle, filter: ImageFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.os !== undefined) where.push(eq(images.os, filter.os));
     if (filter.feature !== undefined) where.push(arrayContains(images.features, [filter.feature]));
@@ -48,7 +48,7 @@ export const imageRepository = {
     return toPage(await listPage(db, images, page, where.length > 0 ? and(...where) : undefined), page.limit, (r) => r.id);
   },
 
-  async create(db: Db<any>, row: NewImageRow): Promise<ImageRow> {
+  async create(db: DbHandle, row: NewImageRow): Promise<ImageRow> {
     try {
       return (await db.insert(images).values(row).returning())[0]!;
     } catch (err) {
@@ -60,9 +60,9 @@ export const imageRepository = {
     }
   },
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewImageRow>): Promise<ImageRow> => updateVersioned(db, images, KIND, id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewImageRow>): Promise<ImageRow> => updateVersioned(db, images, KIND, id, version, patch),
 
-  delete: (db: Db<any>, id: string): Promise<ImageRow> => deleteById(db, images, KIND, id),
+  delete: (db: DbHandle, id: string): Promise<ImageRow> => deleteById(db, images, KIND, id),
 
   /**
    * The image a reference names (see `resolveImage`): "debian" -> newest
@@ -70,7 +70,7 @@ export const imageRepository = {
    * full id -> that version. Expired images are skipped unless asked for;
    * NotFound when nothing matches. Allocation and reinstall resolve with this.
    */
-  async resolve(db: Db<any>, ref: string, opts: ResolveOptions = {}): Promise<ImageRow> {
+  async resolve(db: DbHandle, ref: string, opts: ResolveOptions = {}): Promise<ImageRow> {
     const candidates = (await imageRepository.ofOses(db, candidateOses(ref))).map(resolvable);
     const found = resolveImage(candidates, ref, opts);
     if (!found) throw notFound(KIND, ref);

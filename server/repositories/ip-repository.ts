@@ -1,5 +1,5 @@
 import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { ips, type IpRow, type NewIpRow } from "../db/schema/index.js";
 import { toPage, type PageRequest } from "./paging.js";
 import { getById, listPage, lockById, updateVersioned } from "./versioned.js";
@@ -10,11 +10,11 @@ export interface IpFilter {
 }
 
 export const ipRepository = {
-  get: (db: Db<any>, id: string): Promise<IpRow> => getById(db, ips, "ip", id),
+  get: (db: DbHandle, id: string): Promise<IpRow> => getById(db, ips, "ip", id),
 
-  lock: (tx: Db<any>, id: string): Promise<IpRow> => lockById(tx, ips, "ip", id),
+  lock: (tx: DbHandle, id: string): Promise<IpRow> => lockById(tx, ips, "ip", id),
 
-  async list(db: Db<any>, filter: IpFilter, page: PageRequest) {
+  async list(db: DbHandle, filter: IpFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.project !== undefined) where.push(eq(ips.project, filter.project));
     if (filter.network !== undefined) where.push(eq(ips.networkId, filter.network));
@@ -22,15 +22,15 @@ export const ipRepository = {
   },
 
   /** Reads and locks the IP row holding `address`; undefined when no such IP is allocated. */
-  async lockByAddress(tx: Db<any>, address: string): Promise<IpRow | undefined> {
+  async lockByAddress(tx: DbHandle, address: string): Promise<IpRow | undefined> {
     const [row] = await tx.select().from(ips).where(sql`${ips.ip} = ${address}::inet`).for("update");
     return row;
   },
 
-  async attach(tx: Db<any>, ids: readonly string[], machineId: string): Promise<void> {
+  async attach(tx: DbHandle, ids: readonly string[], machineId: string): Promise<void> {
     if (ids.length === 0) return;
     await tx.update(ips).set({ machineId, version: sql`${ips.version} + 1`, updatedAt: sql`now()` }).where(inArray(ips.id, [...ids]));
   },
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch),
 };

@@ -1,5 +1,5 @@
 import { sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import type { IpRow, NewIpRow } from "../db/schema/index.js";
 import { exhausted } from "../errors.js";
 import {
@@ -49,7 +49,7 @@ type Session = { prepareQuery(q: { sql: string; params: unknown[] }, fields: und
  * Through drizzle's session rather than the pg client, so that it joins the
  * caller's transaction and works on PGlite too (which ignores the name).
  */
-async function run(tx: Db<any>, s: Statement, params: unknown[]): Promise<Record<string, unknown>[]> {
+async function run(tx: DbHandle, s: Statement, params: unknown[]): Promise<Record<string, unknown>[]> {
   const session = (tx as unknown as { session: Session }).session;
   return rowsOf(await session.prepareQuery({ sql: s.text, params }, undefined, s.name, false).execute());
 }
@@ -141,7 +141,7 @@ const CLAIM_IP: Statement = {
  * otherwise searches for a gap (wrapping around once), so concurrent callers
  * rarely want the same address. A lost race is simply retried.
  */
-export async function acquireIp(tx: Db<any>, prefixes: readonly Prefix[], t: IpTemplate, networkLabel: string): Promise<IpRow> {
+export async function acquireIp(tx: DbHandle, prefixes: readonly Prefix[], t: IpTemplate, networkLabel: string): Promise<IpRow> {
   const tp = templateParams(t);
   for (const p of prefixes) {
     const { first, last } = usableRange(p);
@@ -190,7 +190,7 @@ export interface IpRequest {
  * (a machine's IPv4 and IPv6 at once), then `acquireIp` for each request
  * that random pick did not settle. Same guarantees as `acquireIp`.
  */
-export async function acquireIps(tx: Db<any>, requests: readonly IpRequest[]): Promise<IpRow[]> {
+export async function acquireIps(tx: DbHandle, requests: readonly IpRequest[]): Promise<IpRow[]> {
   const got = new Map<number, IpRow>();
   const tries = requests
     .map((r, i) => ({ i, r, p: r.prefixes.find((p) => usableCount(p) >= BATCH_RANDOM_MIN) }))
@@ -209,7 +209,7 @@ export async function acquireIps(tx: Db<any>, requests: readonly IpRequest[]): P
 }
 
 /** Claims one given address; false when it is already taken. */
-export async function acquireSpecificIp(tx: Db<any>, prefix: Prefix, address: Address, t: IpTemplate): Promise<IpRow | undefined> {
+export async function acquireSpecificIp(tx: DbHandle, prefix: Prefix, address: Address, t: IpTemplate): Promise<IpRow | undefined> {
   const row = (await run(tx, INSERT_IP, [formatAddress(address), formatPrefix(prefix), ...templateParams(t)]))[0];
   return row ? toIpRow(row) : undefined;
 }
@@ -217,11 +217,11 @@ export async function acquireSpecificIp(tx: Db<any>, prefix: Prefix, address: Ad
 const RELEASE_IP: Statement = { name: "ipam_release_ip", text: "delete from ips where ip = $1::inet returning id" };
 
 /** Releases an address: one statement. Returns whether it was allocated. */
-export async function releaseIp(tx: Db<any>, ip: string): Promise<boolean> {
+export async function releaseIp(tx: DbHandle, ip: string): Promise<boolean> {
   return (await run(tx, RELEASE_IP, [ip])).length === 1;
 }
 
-async function insertPrefix(tx: Db<any>, child: Prefix, parent: Prefix, networkId: string): Promise<boolean> {
+async function insertPrefix(tx: DbHandle, child: Prefix, parent: Prefix, networkId: string): Promise<boolean> {
   const res = await tx.execute(sql`
     insert into prefixes (prefix, network_id, family, scope)
     values (${formatPrefix(child)}::cidr, ${networkId}, ${child.family}, ${formatPrefix(parent)}::cidr)
@@ -231,7 +231,7 @@ async function insertPrefix(tx: Db<any>, child: Prefix, parent: Prefix, networkI
 }
 
 /** The free child slots of `length` in `parent`, from the children that exist now. */
-async function freeSlots(tx: Db<any>, parent: Prefix, length: number, max: number): Promise<Prefix[]> {
+async function freeSlots(tx: DbHandle, parent: Prefix, length: number, max: number): Promise<Prefix[]> {
   const res = await tx.execute(sql`select prefix::text as prefix from prefixes where scope = ${formatPrefix(parent)}::cidr order by prefix`);
   const taken = rowsOf(res).map((r) => parsePrefix(r.prefix as string) as Prefix);
   const slot = 1n << BigInt((parent.family === 4 ? 32 : 128) - length);
@@ -260,7 +260,7 @@ async function freeSlots(tx: Db<any>, parent: Prefix, length: number, max: numbe
  * otherwise, and when random picks keep colliding, the existing children are
  * read once to list free slots, one of which is picked at random.
  */
-export async function acquireChildPrefix(tx: Db<any>, parent: Prefix, length: number, networkId: string): Promise<Prefix | undefined> {
+export async function acquireChildPrefix(tx: DbHandle, parent: Prefix, length: number, networkId: string): Promise<Prefix | undefined> {
   const slots = childCount(parent, length);
   if (slots >= RANDOM_FIRST / 16n) {
     for (let i = 0; i < RANDOM_TRIES; i++) {
@@ -278,24 +278,24 @@ export async function acquireChildPrefix(tx: Db<any>, parent: Prefix, length: nu
 }
 
 /** Claims one given child prefix of `parent`; false when it overlaps one already carved out. */
-export async function acquireSpecificChildPrefix(tx: Db<any>, parent: Prefix, child: Prefix, networkId: string): Promise<boolean> {
+export async function acquireSpecificChildPrefix(tx: DbHandle, parent: Prefix, child: Prefix, networkId: string): Promise<boolean> {
   return insertPrefix(tx, child, parent, networkId);
 }
 
 /** Records a top-level prefix of a network; false when it overlaps an existing one. */
-export async function addTopLevelPrefix(tx: Db<any>, p: Prefix, networkId: string): Promise<boolean> {
+export async function addTopLevelPrefix(tx: DbHandle, p: Prefix, networkId: string): Promise<boolean> {
   const whole: Prefix = { family: p.family, network: 0n, length: 0 };
   return insertPrefix(tx, p, whole, networkId);
 }
 
 /** Releases a child or top-level prefix; refused by the database while addresses live in it. */
-export async function releasePrefix(tx: Db<any>, p: string): Promise<boolean> {
+export async function releasePrefix(tx: DbHandle, p: string): Promise<boolean> {
   const res = await tx.execute(sql`delete from prefixes where prefix = ${p}::cidr returning prefix`);
   return rowsOf(res).length === 1;
 }
 
 /** The first free value at or after `start` claimed for `owner`; false if none is free from there on, true if one was lost to a race. */
-async function claimPoolFrom(tx: Db<any>, tbl: SQL, column: SQL, start: number, max: number, owner: string): Promise<number | boolean> {
+async function claimPoolFrom(tx: DbHandle, tbl: SQL, column: SQL, start: number, max: number, owner: string): Promise<number | boolean> {
   const res = await tx.execute(sql`
     with candidate as (
       select case
@@ -323,7 +323,7 @@ const POOL_INSERT: Record<"vrfs" | "asns", Statement> = {
   asns: { name: "ipam_insert_asn", text: "insert into asns values ($1, $2) on conflict do nothing returning asn as n" },
 };
 
-async function acquireFromPool(tx: Db<any>, table: "vrfs" | "asns", min: number, max: number, owner: string): Promise<number | undefined> {
+async function acquireFromPool(tx: DbHandle, table: "vrfs" | "asns", min: number, max: number, owner: string): Promise<number | undefined> {
   const column = sql.raw(table === "vrfs" ? "vrf" : "asn");
   const tbl = sql.raw(table);
   const span = BigInt(max - min + 1);
@@ -351,25 +351,25 @@ export const ASN_BASE = 4210000000;
 export const ASN_POOL = 131072;
 
 /** Claims a VRF id (doubles as VNI) for `owner`, or throws ResourceExhausted. */
-export async function acquireVrf(tx: Db<any>, owner: string): Promise<number> {
+export async function acquireVrf(tx: DbHandle, owner: string): Promise<number> {
   const vrf = await acquireFromPool(tx, "vrfs", VRF_MIN, VRF_MAX, owner);
   if (vrf === undefined) throw exhausted("no free VRF left (pool 1..131072)");
   return vrf;
 }
 
 /** Claims a specific VRF; false when it is taken. */
-export async function acquireSpecificVrf(tx: Db<any>, vrf: number, owner: string): Promise<boolean> {
+export async function acquireSpecificVrf(tx: DbHandle, vrf: number, owner: string): Promise<boolean> {
   const res = await tx.execute(sql`insert into vrfs values (${vrf}, ${owner}) on conflict do nothing returning vrf`);
   return rowsOf(res).length === 1;
 }
 
-export async function releaseVrf(tx: Db<any>, vrf: number): Promise<boolean> {
+export async function releaseVrf(tx: DbHandle, vrf: number): Promise<boolean> {
   const res = await tx.execute(sql`delete from vrfs where vrf = ${vrf} returning vrf`);
   return rowsOf(res).length === 1;
 }
 
 /** Claims a private ASN (4210000000 + n) for `owner`, or throws ResourceExhausted. */
-export async function acquireAsn(tx: Db<any>, owner: string): Promise<number> {
+export async function acquireAsn(tx: DbHandle, owner: string): Promise<number> {
   const asn = await acquireFromPool(tx, "asns", ASN_BASE + 1, ASN_BASE + ASN_POOL, owner);
   if (asn === undefined) throw exhausted(`no free ASN left (pool ${ASN_BASE + 1}..${ASN_BASE + ASN_POOL})`);
   return asn;
@@ -378,7 +378,7 @@ export async function acquireAsn(tx: Db<any>, owner: string): Promise<number> {
 /** A random ASN of the pool, for a caller that claims it in a statement of its own (see machine allocation). */
 export const randomAsn = (): number => ASN_BASE + 1 + Number(randomBelow(BigInt(ASN_POOL)));
 
-export async function releaseAsn(tx: Db<any>, asn: number): Promise<boolean> {
+export async function releaseAsn(tx: DbHandle, asn: number): Promise<boolean> {
   const res = await tx.execute(sql`delete from asns where asn = ${asn} returning asn`);
   return rowsOf(res).length === 1;
 }

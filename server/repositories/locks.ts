@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 
 /**
  * Keys of transaction-scoped advisory locks. Each serialises one kind of
@@ -11,6 +11,6 @@ export const LockKey = {
   filesystemLayouts: 7102,
 } as const;
 
-export async function lockForTransaction(tx: Db<any>, key: number): Promise<void> {
+export async function lockForTransaction(tx: DbHandle, key: number): Promise<void> {
   await tx.execute(sql`select pg_advisory_xact_lock(${key})`);
 }

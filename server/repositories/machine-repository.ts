@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import {
   asns,
   bmcCommands,
@@ -31,19 +31,19 @@ export interface MachineFilter {
 }
 
 export const machineRepository = {
-  async get(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+  async get(db: DbHandle, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
     const found = await machineRepository.find(db, id);
     if (!found) throw notFound("machine", id);
     return found;
   },
 
   /** The machine with its events; undefined when there is none. */
-  async find(db: Db<any>, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined } | undefined> {
+  async find(db: DbHandle, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined } | undefined> {
     const rows = await db.select().from(machines).leftJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(eq(machines.id, id));
     return rows[0] && { machine: rows[0].machines, events: rows[0].machine_events ?? undefined };
   },
 
-  async list(db: Db<any>, filter: MachineFilter, page: PageRequest) {
+  async list(db: DbHandle, filter: MachineFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.partition !== undefined) where.push(eq(machines.partitionId, filter.partition));
     if (filter.project !== undefined) where.push(eq(machines.project, filter.project));
@@ -67,7 +67,7 @@ export const machineRepository = {
   },
 
   /** Creates bare records for machines not seen before (the first PXE boot of a new machine). */
-  async ensure(tx: Db<any>, ids: string[], partition: string): Promise<void> {
+  async ensure(tx: DbHandle, ids: string[], partition: string): Promise<void> {
     if (ids.length === 0) return;
     await tx
       .insert(machines)
@@ -81,7 +81,7 @@ export const machineRepository = {
    * are held: a read in the locking statement itself would see the container
    * as it was before waiting for the lock, and lose the other writer's events.
    */
-  async lockWithEvents(tx: Db<any>, ids: string[]): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
+  async lockWithEvents(tx: DbHandle, ids: string[]): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
     if (ids.length === 0) return [];
     const locked = await tx.select().from(machines).where(inArray(machines.id, ids)).orderBy(machines.id).for("update");
     const containers = await tx.select().from(machineEvents).where(inArray(machineEvents.machineId, ids));
@@ -90,18 +90,18 @@ export const machineRepository = {
   },
 
   /** The event container of one machine; undefined before its first event. */
-  async eventsOf(db: Db<any>, machineId: string): Promise<MachineEventsRow | undefined> {
+  async eventsOf(db: DbHandle, machineId: string): Promise<MachineEventsRow | undefined> {
     const [row] = await db.select().from(machineEvents).where(eq(machineEvents.machineId, machineId));
     return row;
   },
 
-  async saveEvents(tx: Db<any>, row: MachineEventsRow): Promise<void> {
+  async saveEvents(tx: DbHandle, row: MachineEventsRow): Promise<void> {
     const { machineId, ...rest } = row;
     await tx.insert(machineEvents).values(row).onConflictDoUpdate({ target: machineEvents.machineId, set: rest });
   },
 
   /** Free machines with their event containers, for the resurrection job. */
-  async freeWithEvents(tx: Db<any>): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
+  async freeWithEvents(tx: DbHandle): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
     const rows = await tx
       .select()
       .from(machines)
@@ -112,7 +112,7 @@ export const machineRepository = {
   },
 
   /** All event containers, locked, with whether their machine is allocated, for the liveliness job. */
-  async lockAllEvents(tx: Db<any>): Promise<{ events: MachineEventsRow; allocated: boolean }[]> {
+  async lockAllEvents(tx: DbHandle): Promise<{ events: MachineEventsRow; allocated: boolean }[]> {
     const rows = await tx
       .select({ events: machineEvents, allocated: sql<boolean>`${machines.allocation} is not null` })
       .from(machineEvents)
@@ -122,12 +122,12 @@ export const machineRepository = {
     return rows;
   },
 
-  async setLiveliness(tx: Db<any>, machineId: string, liveliness: MachineEventsRow["liveliness"]): Promise<void> {
+  async setLiveliness(tx: DbHandle, machineId: string, liveliness: MachineEventsRow["liveliness"]): Promise<void> {
     await tx.update(machineEvents).set({ liveliness }).where(eq(machineEvents.machineId, machineId));
   },
 
   /** Takes the job lock for this transaction; false when another replica runs the job right now. */
-  async tryJobLock(tx: Db<any>, key: number): Promise<boolean> {
+  async tryJobLock(tx: DbHandle, key: number): Promise<boolean> {
     const res = (await tx.execute(sql`select pg_try_advisory_xact_lock(${key}) as ok`)) as unknown as { rows: { ok: boolean }[] };
     return res.rows[0]?.ok === true;
   },
@@ -160,7 +160,7 @@ export const machineAllocationRepository = {
    * left alone (allocating cleared it), so the lease a new stream starts
    * belongs to the machine's current, reclaimed life.
    */
-  async startWaiting(db: Db<any>, id: string, until: Date): Promise<void> {
+  async startWaiting(db: DbHandle, id: string, until: Date): Promise<void> {
     await db
       .update(machines)
       .set({ waitingUntil: until })
@@ -177,7 +177,7 @@ export const machineAllocationRepository = {
    * stream expired, see `expireWaiting`) is extended: the machine's hammer
    * still waits here.
    */
-  async extendWaitingMany(db: Db<any>, ids: readonly string[], until: Date): Promise<void> {
+  async extendWaitingMany(db: DbHandle, ids: readonly string[], until: Date): Promise<void> {
     if (ids.length === 0) return;
     await db
       .update(machines)
@@ -186,7 +186,7 @@ export const machineAllocationRepository = {
   },
 
   /** Of the given machines, those that are allocated. */
-  async allocatedAmong(db: Db<any>, ids: readonly string[]): Promise<string[]> {
+  async allocatedAmong(db: DbHandle, ids: readonly string[]): Promise<string[]> {
     if (ids.length === 0) return [];
     const rows = await db
       .select({ id: machines.id })
@@ -201,7 +201,7 @@ export const machineAllocationRepository = {
    * the hammer opened meanwhile, here or on another replica, may have started
    * a lease just before this runs: its next renewal extends it again.
    */
-  async expireWaiting(db: Db<any>, id: string): Promise<void> {
+  async expireWaiting(db: DbHandle, id: string): Promise<void> {
     await db
       .update(machines)
       .set({ waitingUntil: sql`now()` })
@@ -214,7 +214,7 @@ export const machineAllocationRepository = {
    * those carry one of the placement tags, in one pass over the machines.
    */
   async rackLoad(
-    tx: Db<any>,
+    tx: DbHandle,
     partition: string,
     size: string,
     project: string,
@@ -248,7 +248,7 @@ export const machineAllocationRepository = {
    * layout) FOR KEY SHARE; none is found when one of them is gone.
    */
   async lockCandidate(
-    tx: Db<any>,
+    tx: DbHandle,
     refs: AllocationReferences,
     pick: { rack: string } | { id: string },
   ): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
@@ -276,12 +276,12 @@ export const machineAllocationRepository = {
    * reservations exist there, so each sees the others' committed machines
    * when it counts what is left for the reserving projects.
    */
-  async lockSizePool(tx: Db<any>, partition: string, size: string): Promise<void> {
+  async lockSizePool(tx: DbHandle, partition: string, size: string): Promise<void> {
     await tx.execute(sql`select pg_advisory_xact_lock(7110, hashtext(${`${partition}/${size}`}))`);
   },
 
   /** How many machines of a partition and size are candidates right now. */
-  async candidateCount(tx: Db<any>, partition: string, size: string): Promise<number> {
+  async candidateCount(tx: DbHandle, partition: string, size: string): Promise<number> {
     const [r] = await tx
       .select({ n: sql<number>`count(*)::int` })
       .from(machines)
@@ -291,7 +291,7 @@ export const machineAllocationRepository = {
   },
 
   /** Allocated machines per project in a partition and size, for size reservations. */
-  async usedByProject(tx: Db<any>, partition: string, size: string): Promise<Map<string, number>> {
+  async usedByProject(tx: DbHandle, partition: string, size: string): Promise<Map<string, number>> {
     const rows = await tx
       .select({ project: machines.project, n: sql<number>`count(*)::int` })
       .from(machines)
@@ -301,7 +301,7 @@ export const machineAllocationRepository = {
   },
 
   /** Allocated machines per partition, size and project (keys from `usageKey`). */
-  async allocationCounts(db: Db<any>): Promise<Map<string, number>> {
+  async allocationCounts(db: DbHandle): Promise<Map<string, number>> {
     const rows = await db
       .select({ partition: machines.partitionId, size: machines.sizeId, project: machines.project, n: sql<number>`count(*)::int` })
       .from(machines)
@@ -310,7 +310,7 @@ export const machineAllocationRepository = {
     return new Map(rows.map((r) => [usageKey(r.partition ?? "", r.size ?? "", r.project!), Number(r.n)]));
   },
 
-  async countOfProject(tx: Db<any>, project: string): Promise<number> {
+  async countOfProject(tx: DbHandle, project: string): Promise<number> {
     const [r] = await tx.select({ n: sql<number>`count(*)::int` }).from(machines).where(eq(machines.project, project));
     return Number(r?.n ?? 0);
   },
@@ -322,7 +322,7 @@ export const machineAllocationRepository = {
    * way and calls `allocate`. Allocating ends the machine's waiting lease
    * (see `release`).
    */
-  async allocateClaimingAsn(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow | undefined> {
+  async allocateClaimingAsn(tx: DbHandle, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow | undefined> {
     const claimed = tx.$with("claimed").as(tx.insert(asns).values({ asn: allocation.asn, owner: id }).onConflictDoNothing().returning({ asn: asns.asn }));
     const [row] = await tx
       .with(claimed)
@@ -335,7 +335,7 @@ export const machineAllocationRepository = {
     return row;
   },
 
-  async allocate(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow> {
+  async allocate(tx: DbHandle, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags: string[]): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
       .set({ allocation, project: allocation.project, tags, waitingUntil: null, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -350,7 +350,7 @@ export const machineAllocationRepository = {
 
 /** Installation, freeing and BMC commands. */
 export const machineLifecycleRepository = {
-  async setAllocation(tx: Db<any>, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags?: string[]): Promise<MachineRow> {
+  async setAllocation(tx: DbHandle, id: string, allocation: NonNullable<MachineRow["allocation"]>, tags?: string[]): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
       .set({ allocation, ...(tags ? { tags } : {}), version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -366,7 +366,7 @@ export const machineLifecycleRepository = {
    * ports changed gets a new one; returns their ids, for the caller to wake
    * their sessions once the transaction has committed.
    */
-  async setPortVrf(tx: Db<any>, machineId: string, vrf: string | null): Promise<string[]> {
+  async setPortVrf(tx: DbHandle, machineId: string, vrf: string | null): Promise<string[]> {
     const rows = await tx
       .update(machineConnections)
       .set({ vrf })
@@ -388,7 +388,7 @@ export const machineLifecycleRepository = {
    * as it was (the last boot order and LED state asked for win). Callers hold
    * the machine's row lock, so two enqueues of one machine do not interleave.
    */
-  async enqueueCommands(tx: Db<any>, machineId: string, partitionId: string, commands: readonly string[], deadline: Date): Promise<BmcCommandRow[]> {
+  async enqueueCommands(tx: DbHandle, machineId: string, partitionId: string, commands: readonly string[], deadline: Date): Promise<BmcCommandRow[]> {
     if (commands.length === 0) return [];
     // Ids are time-ordered; one millisecond apart keeps the commands in the order given.
     const base = Date.now();
@@ -402,16 +402,16 @@ export const machineLifecycleRepository = {
     return tx.insert(bmcCommands).values(rows).returning();
   },
 
-  async commandsOf(db: Db<any>, machineId: string) {
+  async commandsOf(db: DbHandle, machineId: string) {
     return db.select().from(bmcCommands).where(eq(bmcCommands.machineId, machineId)).orderBy(bmcCommands.id);
   },
 
   /** The newest commands of a machine first. */
-  async recentCommands(db: Db<any>, machineId: string, limit: number): Promise<BmcCommandRow[]> {
+  async recentCommands(db: DbHandle, machineId: string, limit: number): Promise<BmcCommandRow[]> {
     return db.select().from(bmcCommands).where(eq(bmcCommands.machineId, machineId)).orderBy(desc(bmcCommands.id)).limit(limit);
   },
 
-  async setLed(tx: Db<any>, id: string, state: "on" | "off", description: string): Promise<MachineRow> {
+  async setLed(tx: DbHandle, id: string, state: "on" | "off", description: string): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
       .set({ ledState: state, ledDescription: description, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -427,7 +427,7 @@ export const machineLifecycleRepository = {
    * free, and not waiting: its lease is cleared with the allocation, so it is
    * no candidate until the reclaimed metal-hammer opens a new Wait stream.
    */
-  async release(tx: Db<any>, id: string): Promise<{ releasedIps: number; keptIps: number }> {
+  async release(tx: DbHandle, id: string): Promise<{ releasedIps: number; keptIps: number }> {
     const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IpKind.EPHEMERAL))).returning({ ip: ips.ip });
     const kept = await tx.update(ips).set({ machineId: null }).where(eq(ips.machineId, id)).returning({ ip: ips.ip });
     await tx.delete(asns).where(eq(asns.owner, id));
@@ -441,7 +441,7 @@ export const machineLifecycleRepository = {
 
 /** Operator actions on machines. */
 export const machineAdminRepository = {
-  async setState(tx: Db<any>, id: string, state: MachineRow["state"], reason: string): Promise<MachineRow> {
+  async setState(tx: DbHandle, id: string, state: MachineRow["state"], reason: string): Promise<MachineRow> {
     const [row] = await tx
       .update(machines)
       .set({ state, stateReason: reason, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -452,7 +452,7 @@ export const machineAdminRepository = {
   },
 
   /** Stores what metal-bmc reported (and the BIOS version when the BMC told it). */
-  async saveBmc(tx: Db<any>, id: string, bmc: StoredBmc, bios: MachineRow["bios"]): Promise<void> {
+  async saveBmc(tx: DbHandle, id: string, bmc: StoredBmc, bios: MachineRow["bios"]): Promise<void> {
     await tx
       .update(machines)
       .set({ bmc, bios, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -460,7 +460,7 @@ export const machineAdminRepository = {
   },
 
   /** Of the given BMC addresses, those that more than one machine reports. */
-  async sharedBmcAddresses(db: Db<any>, addresses: readonly string[]): Promise<Set<string>> {
+  async sharedBmcAddresses(db: DbHandle, addresses: readonly string[]): Promise<Set<string>> {
     const wanted = [...new Set(addresses.filter((a) => a !== ""))];
     if (wanted.length === 0) return new Set();
     const address = sql<string>`${machines.bmc}->>'address'`;
@@ -474,7 +474,7 @@ export const machineAdminRepository = {
   },
 
   /** Removes the machine; its events, cabling and commands go with it. */
-  async delete(tx: Db<any>, id: string): Promise<void> {
+  async delete(tx: DbHandle, id: string): Promise<void> {
     await tx.delete(machines).where(eq(machines.id, id));
   },
 };

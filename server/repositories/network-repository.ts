@@ -1,5 +1,5 @@
 import { and, count, eq, inArray, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { ips, networks, prefixes, type NetworkRow, type NewNetworkRow } from "../db/schema/index.js";
 import { toPage, type PageRequest } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
@@ -17,12 +17,12 @@ export interface NetworkUsage {
 }
 
 export const networkRepository = {
-  get: (db: Db<any>, id: string): Promise<NetworkRow> => getById(db, networks, "network", id),
+  get: (db: DbHandle, id: string): Promise<NetworkRow> => getById(db, networks, "network", id),
 
   /** Reads and locks the network until the transaction ends. */
-  lock: (tx: Db<any>, id: string): Promise<NetworkRow> => lockById(tx, networks, "network", id),
+  lock: (tx: DbHandle, id: string): Promise<NetworkRow> => lockById(tx, networks, "network", id),
 
-  async list(db: Db<any>, filter: NetworkFilter, page: PageRequest) {
+  async list(db: DbHandle, filter: NetworkFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.kind !== undefined) where.push(eq(networks.kind, filter.kind));
     if (filter.partition !== undefined) where.push(eq(networks.partitionId, filter.partition));
@@ -31,19 +31,19 @@ export const networkRepository = {
   },
 
   /** Networks of one kind in a partition, locked: "one super network per partition" holds under concurrency. */
-  async lockKindInPartition(tx: Db<any>, kind: number, partition: string): Promise<NetworkRow[]> {
+  async lockKindInPartition(tx: DbHandle, kind: number, partition: string): Promise<NetworkRow[]> {
     await tx.execute(sql`select pg_advisory_xact_lock(7104, hashtext(${`${kind}/${partition}`}))`);
     return tx.select().from(networks).where(and(eq(networks.kind, kind), eq(networks.partitionId, partition)));
   },
 
-  create: (tx: Db<any>, row: NewNetworkRow): Promise<NetworkRow> => insertUnique(tx, networks, "network", row.id, row),
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> =>
+  create: (tx: DbHandle, row: NewNetworkRow): Promise<NetworkRow> => insertUnique(tx, networks, "network", row.id, row),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> =>
     updateVersioned(db, networks, "network", id, version, patch),
   /** Deletes the network; its prefixes go with it (the database refuses while IPs live in them). */
-  delete: (tx: Db<any>, id: string): Promise<NetworkRow> => deleteById(tx, networks, "network", id),
+  delete: (tx: DbHandle, id: string): Promise<NetworkRow> => deleteById(tx, networks, "network", id),
 
   /** The prefixes of each network, as CIDR strings, ordered. */
-  async prefixesOf(db: Db<any>, ids: string[]): Promise<Map<string, string[]>> {
+  async prefixesOf(db: DbHandle, ids: string[]): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>(ids.map((id) => [id, []]));
     if (ids.length === 0) return out;
     const rows = await db
@@ -55,18 +55,18 @@ export const networkRepository = {
     return out;
   },
 
-  async childNetworkCount(tx: Db<any>, id: string): Promise<number> {
+  async childNetworkCount(tx: DbHandle, id: string): Promise<number> {
     const [r] = await tx.select({ n: count() }).from(networks).where(eq(networks.parentNetworkId, id));
     return r?.n ?? 0;
   },
 
-  async ipCount(tx: Db<any>, networkId: string): Promise<number> {
+  async ipCount(tx: DbHandle, networkId: string): Promise<number> {
     const [r] = await tx.select({ n: count() }).from(ips).where(eq(ips.networkId, networkId));
     return r?.n ?? 0;
   },
 
   /** Used IPs and child prefixes per network and family, in two grouped queries for a whole page. */
-  async usage(db: Db<any>, ids: string[]): Promise<Map<string, NetworkUsage>> {
+  async usage(db: DbHandle, ids: string[]): Promise<Map<string, NetworkUsage>> {
     const out = new Map<string, NetworkUsage>(ids.map((id) => [id, { usedIps: { 4: 0, 6: 0 }, usedPrefixes: { 4: 0, 6: 0 } }]));
     if (ids.length === 0) return out;
     const ipRows = await db
@@ -86,7 +86,7 @@ export const networkRepository = {
   },
 
   /** The network whose top-level prefix overlaps `cidr`, for a helpful error message. */
-  async overlapping(tx: Db<any>, cidr: string): Promise<string | undefined> {
+  async overlapping(tx: DbHandle, cidr: string): Promise<string | undefined> {
     const res = (await tx.execute(sql`
       select network_id from prefixes where prefix && ${cidr}::cidr and masklen(scope) = 0 limit 1`)) as unknown as { rows: { network_id: string }[] };
     return res.rows[0]?.network_id;
@@ -95,14 +95,14 @@ export const networkRepository = {
 
 /** Per-project quota counts, taken under a per-project advisory lock so concurrent allocations cannot both pass. */
 export const quotaRepository = {
-  async lockProject(tx: Db<any>, project: string): Promise<void> {
+  async lockProject(tx: DbHandle, project: string): Promise<void> {
     await tx.execute(sql`select pg_advisory_xact_lock(7103, hashtext(${project}))`);
   },
-  async networksOf(tx: Db<any>, project: string): Promise<number> {
+  async networksOf(tx: DbHandle, project: string): Promise<number> {
     const [r] = await tx.select({ n: count() }).from(networks).where(eq(networks.project, project));
     return r?.n ?? 0;
   },
-  async ipsOf(tx: Db<any>, project: string): Promise<number> {
+  async ipsOf(tx: DbHandle, project: string): Promise<number> {
     const [r] = await tx.select({ n: count() }).from(ips).where(eq(ips.project, project));
     return r?.n ?? 0;
   },

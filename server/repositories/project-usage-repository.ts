@@ -1,5 +1,5 @@
 import { eq, sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { ips, machines, networks, sizeReservations } from "../db/schema/index.js";
 
 /** What a project can own in the metal-api database, with the words that name it. */
@@ -13,7 +13,7 @@ const OWNED = [
 /** What in the metal-api database still belongs to a project: masterdata asks before it deletes one. */
 export const projectUsageRepository = {
   /** E.g. ["2 machines", "1 network", "3 IPs"]; empty when the project owns nothing here. */
-  async describe(db: Db<any>, projectId: string): Promise<string[]> {
+  async describe(db: DbHandle, projectId: string): Promise<string[]> {
     const counts = await Promise.all(
       OWNED.map(async (o) => {
         const [r] = await db.select({ n: sql<number>`count(*)::int` }).from(o.table).where(eq(o.column, projectId));

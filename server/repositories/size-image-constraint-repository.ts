@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { sizeImageConstraints, type SizeImageConstraintRow } from "../db/schema/index.js";
 import { toPage, type PageRequest } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
@@ -8,22 +8,22 @@ const KIND = "size image constraint";
 
 /** Size-image constraints, one per size, keyed by the size id. */
 export const sizeImageConstraintRepository = {
-  get: (db: Db<any>, size: string): Promise<SizeImageConstraintRow> => getById(db, sizeImageConstraints, KIND, size),
+  get: (db: DbHandle, size: string): Promise<SizeImageConstraintRow> => getById(db, sizeImageConstraints, KIND, size),
 
   /** The constraint of a size, or undefined when the size has none (every image allowed). */
-  async find(db: Db<any>, size: string): Promise<SizeImageConstraintRow | undefined> {
+  async find(db: DbHandle, size: string): Promise<SizeImageConstraintRow | undefined> {
     return (await db.select().from(sizeImageConstraints).where(eq(sizeImageConstraints.id, size)))[0];
   },
 
-  async list(db: Db<any>, page: PageRequest) {
+  async list(db: DbHandle, page: PageRequest) {
     return toPage(await listPage(db, sizeImageConstraints, page), page.limit, (r) => r.id);
   },
 
-  create: (db: Db<any>, size: string, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
+  create: (db: DbHandle, size: string, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
     insertUnique(db, sizeImageConstraints, KIND, size, { id: size, images }),
 
-  update: (db: Db<any>, size: string, version: number, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
+  update: (db: DbHandle, size: string, version: number, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
     updateVersioned(db, sizeImageConstraints, KIND, size, version, { images }),
 
-  delete: (db: Db<any>, size: string): Promise<SizeImageConstraintRow> => deleteById(db, sizeImageConstraints, KIND, size),
+  delete: (db: DbHandle, size: string): Promise<SizeImageConstraintRow> => deleteById(db, sizeImageConstraints, KIND, size),
 };

@@ -1,33 +1,33 @@
 import { and, arrayContains, eq, ne, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
 import { failedPrecondition, FOREIGN_KEY_VIOLATION, sqlState } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export const sizeRepository = {
-  get: (db: Db<any>, id: string): Promise<SizeRow> => getById(db, sizes, "size", id),
+  get: (db: DbHandle, id: string): Promise<SizeRow> => getById(db, sizes, "size", id),
 
   /** Reads the size and locks it FOR UPDATE until the transaction ends (a delete's first step). */
-  lock: (tx: Db<any>, id: string): Promise<SizeRow> => lockById(tx, sizes, "size", id),
+  lock: (tx: DbHandle, id: string): Promise<SizeRow> => lockById(tx, sizes, "size", id),
 
-  async list(db: Db<any>, page: PageRequest) {
+  async list(db: DbHandle, page: PageRequest) {
     return toPage(await listPage(db, sizes, page), page.limit, (r) => r.id);
   },
 
   /** Every size, for matching hardware at registration. */
-  all: (db: Db<any>): Promise<SizeRow[]> => db.select().from(sizes),
+  all: (db: DbHandle): Promise<SizeRow[]> => db.select().from(sizes),
 
   /** All sizes but one, for the overlap check (call under LockKey.sizes). */
-  others: (db: Db<any>, exceptId: string): Promise<SizeRow[]> => db.select().from(sizes).where(ne(sizes.id, exceptId)),
+  others: (db: DbHandle, exceptId: string): Promise<SizeRow[]> => db.select().from(sizes).where(ne(sizes.id, exceptId)),
 
-  create: (db: Db<any>, row: NewSizeRow): Promise<SizeRow> => insertUnique(db, sizes, "size", row.id, row),
+  create: (db: DbHandle, row: NewSizeRow): Promise<SizeRow> => insertUnique(db, sizes, "size", row.id, row),
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> =>
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> =>
     updateVersioned(db, sizes, "size", id, version, patch),
 
   /** Deletes the size; call it after counting its users under `lock` (see usage-repository). */
-  async delete(db: Db<any>, id: string): Promise<SizeRow> {
+  async delete(db: DbHandle, id: string): Promise<SizeRow> {
     try {
       return await deleteById(db, sizes, "size", id);
     } catch (err) {
@@ -45,9 +45,9 @@ export interface ReservationFilter {
 }
 
 export const sizeReservationRepository = {
-  get: (db: Db<any>, id: string): Promise<SizeReservationRow> => getById(db, sizeReservations, "size reservation", id),
+  get: (db: DbHandle, id: string): Promise<SizeReservationRow> => getById(db, sizeReservations, "size reservation", id),
 
-  async list(db: Db<any>, filter: ReservationFilter, page: PageRequest) {
+  async list(db: DbHandle, filter: ReservationFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.sizeId !== undefined) where.push(eq(sizeReservations.sizeId, filter.sizeId));
     if (filter.project !== undefined) where.push(eq(sizeReservations.project, filter.project));
@@ -55,7 +55,7 @@ export const sizeReservationRepository = {
     return toPage(await listPage(db, sizeReservations, page, and(...where)), page.limit, (r) => r.id);
   },
 
-  async create(db: Db<any>, row: NewSizeReservationRow): Promise<SizeReservationRow> {
+  async create(db: DbHandle, row: NewSizeReservationRow): Promise<SizeReservationRow> {
     try {
       return await insertUnique(db, sizeReservations, "size reservation", row.id!, row);
     } catch (err) {
@@ -64,8 +64,8 @@ export const sizeReservationRepository = {
     }
   },
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSizeReservationRow>): Promise<SizeReservationRow> =>
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeReservationRow>): Promise<SizeReservationRow> =>
     updateVersioned(db, sizeReservations, "size reservation", id, version, patch),
 
-  delete: (db: Db<any>, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
+  delete: (db: DbHandle, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
 };

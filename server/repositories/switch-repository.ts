@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { and, asc, eq, getTableColumns, inArray, ne, sql, type SQL } from "drizzle-orm";
-import { inTransaction, type Db } from "../db/database.js";
+import { inTransaction } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import {
   machineConnections,
   machines,
@@ -25,7 +26,7 @@ export type ConnectionRow = typeof machineConnections.$inferSelect;
 
 export const switchRepository = {
   /** Creates or updates a switch; `created` tells which. */
-  async upsert(tx: Db<any>, row: NewSwitchRow): Promise<{ row: SwitchRow; created: boolean }> {
+  async upsert(tx: DbHandle, row: NewSwitchRow): Promise<{ row: SwitchRow; created: boolean }> {
     const { id, ...rest } = row;
     const [saved] = await tx
       .insert(switches)
@@ -37,10 +38,10 @@ export const switchRepository = {
     return { row: switchRow as SwitchRow, created: inserted };
   },
 
-  ofPartition: (db: Db<any>, partition: string): Promise<SwitchRow[]> => db.select().from(switches).where(eq(switches.partitionId, partition)),
+  ofPartition: (db: DbHandle, partition: string): Promise<SwitchRow[]> => db.select().from(switches).where(eq(switches.partitionId, partition)),
 
   /** Replaces the machine's cabling; a port re-cabled to this machine is taken over. */
-  async replaceConnections(tx: Db<any>, machineId: string, connections: Connection[]): Promise<void> {
+  async replaceConnections(tx: DbHandle, machineId: string, connections: Connection[]): Promise<void> {
     await tx.delete(machineConnections).where(eq(machineConnections.machineId, machineId));
     if (connections.length === 0) return;
     await tx
@@ -52,20 +53,20 @@ export const switchRepository = {
       });
   },
 
-  async connectionsOf(db: Db<any>, machineId: string) {
+  async connectionsOf(db: DbHandle, machineId: string) {
     return db.select().from(machineConnections).where(eq(machineConnections.machineId, machineId)).orderBy(machineConnections.switchId);
   },
 };
 
 /** What the operator's switch service and replacement registration need beyond registration. */
 export const switchAdminRepository = {
-  get: (db: Db<any>, id: string): Promise<SwitchRow> => getById(db, switches, KIND, id),
+  get: (db: DbHandle, id: string): Promise<SwitchRow> => getById(db, switches, KIND, id),
 
-  async find(db: Db<any>, id: string): Promise<SwitchRow | undefined> {
+  async find(db: DbHandle, id: string): Promise<SwitchRow | undefined> {
     return (await db.select().from(switches).where(eq(switches.id, id)))[0];
   },
 
-  async list(db: Db<any>, filter: { partition?: string; rack?: string }, page: PageRequest) {
+  async list(db: DbHandle, filter: { partition?: string; rack?: string }, page: PageRequest) {
     const conditions: SQL[] = [];
     if (filter.partition !== undefined) conditions.push(eq(switches.partitionId, filter.partition));
     if (filter.rack !== undefined) conditions.push(eq(switches.rackId, filter.rack));
@@ -73,7 +74,7 @@ export const switchAdminRepository = {
   },
 
   /** The other switches of a rack. */
-  async rackMates(db: Db<any>, sw: { id: string; partitionId: string; rackId: string }): Promise<SwitchRow[]> {
+  async rackMates(db: DbHandle, sw: { id: string; partitionId: string; rackId: string }): Promise<SwitchRow[]> {
     return db
       .select()
       .from(switches)
@@ -86,7 +87,7 @@ export const switchAdminRepository = {
    * crosswise). FOR UPDATE, not FOR NO KEY UPDATE: it also holds back new
    * connections to them, whose foreign key check needs a share lock.
    */
-  async lock(tx: Db<any>, ids: readonly string[]): Promise<Map<string, SwitchRow>> {
+  async lock(tx: DbHandle, ids: readonly string[]): Promise<Map<string, SwitchRow>> {
     const unique = [...new Set(ids)].sort();
     const rows = unique.length === 0 ? [] : await tx.select().from(switches).where(inArray(switches.id, unique)).orderBy(asc(switches.id)).for("update");
     const byId = new Map(rows.map((r) => [r.id, r]));
@@ -101,7 +102,7 @@ export const switchAdminRepository = {
    * lock was granted: a connection committed while the lock was awaited is
    * missing, so whoever must not miss one reads them again under the lock.
    */
-  async lockWithCabledPorts(tx: Db<any>, id: string): Promise<{ sw: SwitchRow; cabledPorts: string[] } | undefined> {
+  async lockWithCabledPorts(tx: DbHandle, id: string): Promise<{ sw: SwitchRow; cabledPorts: string[] } | undefined> {
     const [row] = await tx
       .select({
         ...getTableColumns(switches),
@@ -119,7 +120,7 @@ export const switchAdminRepository = {
    * Locks the machines in id order, as every machine transaction does first:
    * their port VRFs and cabling change only under that lock.
    */
-  async lockMachines(tx: Db<any>, ids: readonly string[]): Promise<{ id: string; hardware: StoredHardware | null }[]> {
+  async lockMachines(tx: DbHandle, ids: readonly string[]): Promise<{ id: string; hardware: StoredHardware | null }[]> {
     const unique = [...new Set(ids)].sort();
     if (unique.length === 0) return [];
     return tx.select({ id: machines.id, hardware: machines.hardware }).from(machines).where(inArray(machines.id, unique)).orderBy(asc(machines.id)).for("update");
@@ -131,7 +132,7 @@ export const switchAdminRepository = {
    * then the switches its new connections point at). A machine cabled to them
    * in between was not locked in that order, so the caller is told to retry.
    */
-  async lockCabling(tx: Db<any>, switchIds: readonly string[]) {
+  async lockCabling(tx: DbHandle, switchIds: readonly string[]) {
     const seen = await switchAdminRepository.connectionsOfSwitches(tx, switchIds);
     const machineRows = await switchAdminRepository.lockMachines(tx, seen.map((c) => c.machineId));
     const switchRows = await switchAdminRepository.lock(tx, switchIds);
@@ -143,7 +144,7 @@ export const switchAdminRepository = {
     return { switches: switchRows, connections, machines: new Map(machineRows.map((m) => [m.id, m])) };
   },
 
-  async connectionsOfSwitches(db: Db<any>, ids: readonly string[]): Promise<ConnectionRow[]> {
+  async connectionsOfSwitches(db: DbHandle, ids: readonly string[]): Promise<ConnectionRow[]> {
     if (ids.length === 0) return [];
     return db
       .select()
@@ -152,11 +153,11 @@ export const switchAdminRepository = {
       .orderBy(asc(machineConnections.switchId), asc(machineConnections.switchPort));
   },
 
-  update: (db: Db<any>, id: string, version: number, patch: Partial<NewSwitchRow>): Promise<SwitchRow> =>
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSwitchRow>): Promise<SwitchRow> =>
     updateVersioned(db, switches, KIND, id, version, patch),
 
   /** Writes a switch the caller holds locked; the version still grows so readers see the change. */
-  async save(tx: Db<any>, id: string, patch: Partial<NewSwitchRow>): Promise<SwitchRow> {
+  async save(tx: DbHandle, id: string, patch: Partial<NewSwitchRow>): Promise<SwitchRow> {
     const [row] = await tx
       .update(switches)
       .set({ ...patch, version: sql`${switches.version} + 1`, updatedAt: sql`now()` })
@@ -167,7 +168,7 @@ export const switchAdminRepository = {
   },
 
   /** Deletes the switch; its connections go with it (foreign key cascade). */
-  async delete(tx: Db<any>, id: string): Promise<void> {
+  async delete(tx: DbHandle, id: string): Promise<void> {
     await tx.delete(switches).where(eq(switches.id, id));
   },
 
@@ -175,7 +176,7 @@ export const switchAdminRepository = {
    * Moves connections in place (same rows, new switch and port), so that a
    * VRF change waiting on one of these rows lands on the moved row.
    */
-  async moveConnections(tx: Db<any>, from: string, to: string, moves: readonly { fromPort: string; toPort: string }[]): Promise<void> {
+  async moveConnections(tx: DbHandle, from: string, to: string, moves: readonly { fromPort: string; toPort: string }[]): Promise<void> {
     for (const m of moves) {
       await tx
         .update(machineConnections)
@@ -185,7 +186,7 @@ export const switchAdminRepository = {
   },
 
   /** Replaces every connection of one switch. */
-  async setConnectionsOfSwitch(tx: Db<any>, switchId: string, connections: readonly PortConnection[]): Promise<void> {
+  async setConnectionsOfSwitch(tx: DbHandle, switchId: string, connections: readonly PortConnection[]): Promise<void> {
     await tx.delete(machineConnections).where(eq(machineConnections.switchId, switchId));
     if (connections.length === 0) return;
     await tx
@@ -193,7 +194,7 @@ export const switchAdminRepository = {
       .values(connections.map((c) => ({ switchId, switchPort: c.port, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf })));
   },
 
-  async setMachineHardware(tx: Db<any>, machineId: string, hardware: StoredHardware): Promise<void> {
+  async setMachineHardware(tx: DbHandle, machineId: string, hardware: StoredHardware): Promise<void> {
     await tx
       .update(machines)
       .set({ hardware, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -203,7 +204,7 @@ export const switchAdminRepository = {
 
 export const machineRegistrationRepository = {
   async save(
-    tx: Db<any>,
+    tx: DbHandle,
     id: string,
     fields: { sizeId: string; rackId: string; hardware: StoredHardware; bios: { vendor: string; version: string; date: string } },
   ): Promise<void> {
@@ -217,12 +218,12 @@ export const machineRegistrationRepository = {
 /** What a switch's session reads and writes: its desired config's inputs and metal-core's sync reports. */
 export const switchSessionRepository = {
   /** The switch's config generation (its version); undefined when the switch is gone. */
-  async generation(db: Db<any>, id: string): Promise<number | undefined> {
+  async generation(db: DbHandle, id: string): Promise<number | undefined> {
     return (await db.select({ version: switches.version }).from(switches).where(eq(switches.id, id)))[0]?.version;
   },
 
   /** The desired config's inputs of one switch (see configInputs); undefined when the switch is gone. */
-  async configInput(db: Db<any>, id: string): Promise<SwitchConfigInput | undefined> {
+  async configInput(db: DbHandle, id: string): Promise<SwitchConfigInput | undefined> {
     return (await switchSessionRepository.configInputs(db, [id])).get(id);
   },
 
@@ -235,7 +236,7 @@ export const switchSessionRepository = {
    * later; a network's prefixes never change under an allocation that uses
    * it. Switches that are gone are missing from the map.
    */
-  async configInputs(db: Db<any>, ids: readonly string[]): Promise<Map<string, SwitchConfigInput>> {
+  async configInputs(db: DbHandle, ids: readonly string[]): Promise<Map<string, SwitchConfigInput>> {
     if (ids.length === 0) return new Map();
     // The outer switch is named in full: inside the subquery, a bare "id" would be the machine's.
     type Cabled = { port: string; machineId: string; vrf: string | null; allocation: AllocationView | null };
@@ -286,7 +287,7 @@ export const switchSessionRepository = {
    * report changes no desired config (a confirmed toggle renders the same),
    * and bumping it would make every report trigger a resend.
    */
-  async recordSync(db: Db<any>, id: string, report: SyncReport): Promise<boolean> {
+  async recordSync(db: DbHandle, id: string, report: SyncReport): Promise<boolean> {
     const [stamped] = await switchSessionRepository.stampSyncs(db, [{ id, report }]);
     return stamped === "ports" ? switchSessionRepository.recordSyncWithPorts(db, id, report) : stamped === "stamped";
   },
@@ -300,7 +301,7 @@ export const switchSessionRepository = {
    * left alone ("ports"): the caller stores it with recordSyncWithPorts.
    * Reports of the same switch given together are stamped in their order.
    */
-  async stampSyncs(db: Db<any>, reports: readonly { id: string; report: SyncReport }[]): Promise<SyncStamp[]> {
+  async stampSyncs(db: DbHandle, reports: readonly { id: string; report: SyncReport }[]): Promise<SyncStamp[]> {
     if (reports.length === 0) return [];
     // A switch seen twice (an old and a new session at once): its later reports go after its first, one statement each.
     const seen = new Set<string>();
@@ -340,7 +341,7 @@ export const switchSessionRepository = {
   },
 
   /** A report that changes port states, under the row lock: a toggle written meanwhile is merged, not overwritten. */
-  async recordSyncWithPorts(db: Db<any>, id: string, report: SyncReport): Promise<boolean> {
+  async recordSyncWithPorts(db: DbHandle, id: string, report: SyncReport): Promise<boolean> {
     return inTransaction(db, async (tx) => {
       const sw = (await tx.select({ nics: switches.nics }).from(switches).where(eq(switches.id, id)).for("update"))[0];
       if (!sw) return false;

@@ -1,5 +1,5 @@
 import { and, eq, gt, isNull, sql, type SQL } from "drizzle-orm";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { signingKeys, tokens, type NewTokenRow, type SigningKeyRow, type TokenRow } from "../db/schema/index.js";
 import { notFound, unauthenticated } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
@@ -15,7 +15,7 @@ const inLineage = (rootId: string): SQL => sql`${tokens.id} in (${lineageOf(root
 
 /** Issued tokens and the keys that sign them. */
 export const tokenRepository = {
-  async create(db: Db<any>, row: NewTokenRow): Promise<TokenRow> {
+  async create(db: DbHandle, row: NewTokenRow): Promise<TokenRow> {
     const [created] = await db.insert(tokens).values(row).returning();
     return created!;
   },
@@ -25,30 +25,30 @@ export const tokenRepository = {
    * it is not revoked: a revocation of the parent waits for the child to be
    * committed and then revokes it too, or the child is refused here.
    */
-  async holdLiveParent(tx: Db<any>, parentId: string): Promise<void> {
+  async holdLiveParent(tx: DbHandle, parentId: string): Promise<void> {
     const [row] = await tx.select({ revokedAt: tokens.revokedAt }).from(tokens).where(eq(tokens.id, parentId)).for("share");
     if (!row || row.revokedAt) throw unauthenticated("the token has been revoked");
   },
 
-  async find(db: Db<any>, id: string): Promise<TokenRow | undefined> {
+  async find(db: DbHandle, id: string): Promise<TokenRow | undefined> {
     const rows = await db.select().from(tokens).where(eq(tokens.id, id));
     return rows[0];
   },
 
   /** Tokens oldest first (ids are time-ordered), optionally of one subject. */
-  async list(db: Db<any>, page: PageRequest, subject?: string) {
+  async list(db: DbHandle, page: PageRequest, subject?: string) {
     const filters: SQL[] = [];
     if (subject !== undefined) filters.push(eq(tokens.subject, subject));
     return listWhere(db, page, filters);
   },
 
   /** A token and every token minted from it (at any depth), oldest first. */
-  async listLineage(db: Db<any>, rootId: string, page: PageRequest) {
+  async listLineage(db: DbHandle, rootId: string, page: PageRequest) {
     return listWhere(db, page, [inLineage(rootId)]);
   },
 
   /** Whether `id` is `rootId` or was minted from it, at any depth. */
-  async isInLineage(db: Db<any>, rootId: string, id: string): Promise<boolean> {
+  async isInLineage(db: DbHandle, rootId: string, id: string): Promise<boolean> {
     const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.id, id), inLineage(rootId)));
     return rows.length > 0;
   },
@@ -61,7 +61,7 @@ export const tokenRepository = {
    * sees it revoked, see holdLiveParent); each further statement sees what
    * the previous one waited for, and the loop ends when one finds nothing left.
    */
-  async revokeCascade(tx: Db<any>, id: string): Promise<TokenRow[]> {
+  async revokeCascade(tx: DbHandle, id: string): Promise<TokenRow[]> {
     const [root] = await tx
       .update(tokens)
       .set({ revokedAt: sql`coalesce(${tokens.revokedAt}, now())` })
@@ -81,7 +81,7 @@ export const tokenRepository = {
   },
 
   /** Removes the grant of `projectId` from every token that has one; returns the changed tokens. */
-  async dropProjectGrant(db: Db<any>, projectId: string): Promise<TokenRow[]> {
+  async dropProjectGrant(db: DbHandle, projectId: string): Promise<TokenRow[]> {
     return db
       .update(tokens)
       .set({ roles: sql`jsonb_set(${tokens.roles}, '{projects}', (${tokens.roles} -> 'projects') - ${projectId}::text)` })
@@ -90,34 +90,34 @@ export const tokenRepository = {
   },
 
   /** Takes the bootstrap lock until the transaction ends. */
-  async lockBootstrap(tx: Db<any>): Promise<void> {
+  async lockBootstrap(tx: DbHandle): Promise<void> {
     await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);
   },
 
   /** Whether metal-api ever issued a bootstrap admin token in this database (revoked or not). */
-  async bootstrapWasIssued(db: Db<any>): Promise<boolean> {
+  async bootstrapWasIssued(db: DbHandle): Promise<boolean> {
     const rows = await db.select({ id: tokens.id }).from(tokens).where(eq(tokens.bootstrap, true)).limit(1);
     return rows.length > 0;
   },
 
   /** The bootstrap tokens not revoked yet. */
-  async liveBootstrapIds(db: Db<any>): Promise<string[]> {
+  async liveBootstrapIds(db: DbHandle): Promise<string[]> {
     const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.bootstrap, true), isNull(tokens.revokedAt)));
     return rows.map((r) => r.id);
   },
 
-  async newestSigningKey(db: Db<any>): Promise<SigningKeyRow | undefined> {
+  async newestSigningKey(db: DbHandle): Promise<SigningKeyRow | undefined> {
     const rows = await db.select().from(signingKeys).orderBy(sql`${signingKeys.createdAt} desc`).limit(1);
     return rows[0];
   },
 
   /** Stores a key unless one with that id exists: replicas starting together agree on the first. */
-  async insertSigningKeyIfAbsent(db: Db<any>, row: typeof signingKeys.$inferInsert): Promise<void> {
+  async insertSigningKeyIfAbsent(db: DbHandle, row: typeof signingKeys.$inferInsert): Promise<void> {
     await db.insert(signingKeys).values(row).onConflictDoNothing();
   },
 };
 
-async function listWhere(db: Db<any>, page: PageRequest, filters: SQL[]) {
+async function listWhere(db: DbHandle, page: PageRequest, filters: SQL[]) {
   const all = [...filters];
   if (page.after !== undefined) all.push(gt(tokens.id, page.after));
   const rows = await db

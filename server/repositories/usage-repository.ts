@@ -1,6 +1,6 @@
 import { arrayContains, eq, or, sql, type SQL } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import {
   filesystemLayouts,
   images,
@@ -33,7 +33,7 @@ import { notFound } from "../errors.js";
  */
 
 /** How many rows of `table` match, and the first ids (ordered) to name them. */
-async function users(tx: Db<any>, kind: UserKind, table: PgTable, id: PgColumn, where: SQL | undefined): Promise<Users> {
+async function users(tx: DbHandle, kind: UserKind, table: PgTable, id: PgColumn, where: SQL | undefined): Promise<Users> {
   const [r] = await tx
     .select({
       count: sql<number>`count(*)::int`,
@@ -49,7 +49,7 @@ const allocationField = (field: string) => sql`${machines.allocation} ->> ${sql.
 
 type Holdable = typeof partitions | typeof sizes | typeof images | typeof filesystemLayouts;
 
-async function holdRow(tx: Db<any>, table: Holdable, id: string): Promise<boolean> {
+async function holdRow(tx: DbHandle, table: Holdable, id: string): Promise<boolean> {
   const rows = await tx
     .select({ id: table.id })
     .from(table as PgTable)
@@ -59,7 +59,7 @@ async function holdRow(tx: Db<any>, table: Holdable, id: string): Promise<boolea
 }
 
 /** Holds the row FOR KEY SHARE until the transaction ends; NotFound when it is not there (or was just deleted). */
-async function hold(tx: Db<any>, table: Holdable, kind: string, id: string): Promise<void> {
+async function hold(tx: DbHandle, table: Holdable, kind: string, id: string): Promise<void> {
   if (!(await holdRow(tx, table, id))) throw notFound(kind, id);
 }
 
@@ -87,25 +87,25 @@ export function allocationReferencesHeld(refs: AllocationReferences): SQL {
  * Call inside the writing transaction, before the write.
  */
 export const referenceHolds = {
-  partition: (tx: Db<any>, id: string) => hold(tx, partitions, "partition", id),
+  partition: (tx: DbHandle, id: string) => hold(tx, partitions, "partition", id),
   /**
    * Several partitions; NotFound names the first missing one. Holders never
    * wait for each other and a delete locks one row, so the order cannot deadlock.
    */
-  async partitions(tx: Db<any>, ids: readonly string[]): Promise<void> {
+  async partitions(tx: DbHandle, ids: readonly string[]): Promise<void> {
     for (const id of new Set(ids)) await hold(tx, partitions, "partition", id);
   },
-  size: (tx: Db<any>, id: string) => hold(tx, sizes, "size", id),
+  size: (tx: DbHandle, id: string) => hold(tx, sizes, "size", id),
   /** The size if it exists; for writers that may name a size before it exists (size-image constraints). */
-  sizeIfPresent: (tx: Db<any>, id: string): Promise<boolean> => holdRow(tx, sizes, id),
-  image: (tx: Db<any>, id: string) => hold(tx, images, "image", id),
-  filesystemLayout: (tx: Db<any>, id: string) => hold(tx, filesystemLayouts, "filesystem layout", id),
+  sizeIfPresent: (tx: DbHandle, id: string): Promise<boolean> => holdRow(tx, sizes, id),
+  image: (tx: DbHandle, id: string) => hold(tx, images, "image", id),
+  filesystemLayout: (tx: DbHandle, id: string) => hold(tx, filesystemLayouts, "filesystem layout", id),
 
   /**
    * Everything an allocation refers to, held in one round trip (allocation is
    * the hot path); NotFound names the first that is gone.
    */
-  async allocation(tx: Db<any>, refs: AllocationReferences): Promise<void> {
+  async allocation(tx: DbHandle, refs: AllocationReferences): Promise<void> {
     const held = (table: Holdable, id: string) => sql`(select ${table.id} from ${table} where ${table.id} = ${id} for key share)`;
     const result = (await tx.execute(
       sql`select ${held(partitions, refs.partition)} as partition, ${held(sizes, refs.size)} as size, ${held(images, refs.image)} as image, ${held(filesystemLayouts, refs.filesystemLayout)} as layout`,
@@ -121,7 +121,7 @@ export const referenceHolds = {
 /** The users of each kind of entity; call in the deleting transaction, after locking the row. */
 export const usageRepository = {
   /** Machines matched to the size (allocated or not), reservations of it, and its size-image constraint. */
-  async ofSize(tx: Db<any>, id: string): Promise<Users[]> {
+  async ofSize(tx: DbHandle, id: string): Promise<Users[]> {
     return [
       await users(tx, UserKind.machine, machines, machines.id, eq(machines.sizeId, id)),
       await users(tx, UserKind.sizeReservation, sizeReservations, sizeReservations.id, eq(sizeReservations.sizeId, id)),
@@ -134,17 +134,17 @@ export const usageRepository = {
    * fall back to it when a reinstall is aborted. Layouts and size-image
    * constraints name OSes and version ranges, never an image id: they do not count.
    */
-  async ofImage(tx: Db<any>, id: string): Promise<Users[]> {
+  async ofImage(tx: DbHandle, id: string): Promise<Users[]> {
     return [await users(tx, UserKind.allocatedMachine, machines, machines.id, or(sql`${allocationField("image")} = ${id}`, sql`${allocationField("previousImage")} = ${id}`))];
   },
 
   /** Allocations partitioned with the layout (a reinstall partitions with it again). */
-  async ofFilesystemLayout(tx: Db<any>, id: string): Promise<Users[]> {
+  async ofFilesystemLayout(tx: DbHandle, id: string): Promise<Users[]> {
     return [await users(tx, UserKind.allocatedMachine, machines, machines.id, sql`${allocationField("filesystemLayout")} = ${id}`)];
   },
 
   /** Machines, switches, networks and size reservations in the partition. */
-  async ofPartition(tx: Db<any>, id: string): Promise<Users[]> {
+  async ofPartition(tx: DbHandle, id: string): Promise<Users[]> {
     return [
       await users(tx, UserKind.machine, machines, machines.id, eq(machines.partitionId, id)),
       await users(tx, UserKind.switch, switches, switches.id, eq(switches.partitionId, id)),

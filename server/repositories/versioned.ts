@@ -1,6 +1,6 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
-import type { Db } from "../db/database.js";
+import type { DbHandle } from "../db/handle.js";
 import { alreadyExists, conflict, notFound, sqlState, UNIQUE_VIOLATION } from "../errors.js";
 
 /** A table with the bookkeeping columns and a text primary key. */
@@ -12,7 +12,7 @@ type VersionedTable = PgTable & { id: PgColumn; version: PgColumn; updatedAt: Pg
  * somebody else changed it first (Aborted): one extra read tells which.
  */
 export async function updateVersioned<T extends VersionedTable>(
-  db: Db<any>,
+  db: DbHandle,
   table: T,
   kind: string,
   id: string,
@@ -32,7 +32,7 @@ export async function updateVersioned<T extends VersionedTable>(
 
 /** Inserts a row, answering AlreadyExists when the id is taken. */
 export async function insertUnique<T extends PgTable>(
-  db: Db<any>,
+  db: DbHandle,
   table: T,
   kind: string,
   id: string,
@@ -49,7 +49,7 @@ export async function insertUnique<T extends PgTable>(
 
 /** Deletes a row by id and returns it, or answers NotFound. */
 export async function deleteById<T extends VersionedTable>(
-  db: Db<any>,
+  db: DbHandle,
   table: T,
   kind: string,
   id: string,
@@ -61,7 +61,7 @@ export async function deleteById<T extends VersionedTable>(
 
 /** Reads a row by id or answers NotFound. */
 export async function getById<T extends VersionedTable>(
-  db: Db<any>,
+  db: DbHandle,
   table: T,
   kind: string,
   id: string,
@@ -72,7 +72,7 @@ export async function getById<T extends VersionedTable>(
 }
 
 /** Reads a row by id and locks it until the transaction ends, or answers NotFound. */
-export async function lockById<T extends VersionedTable>(tx: Db<any>, table: T, kind: string, id: string): Promise<T["$inferSelect"]> {
+export async function lockById<T extends VersionedTable>(tx: DbHandle, table: T, kind: string, id: string): Promise<T["$inferSelect"]> {
   const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("update");
   if (rows.length === 0) throw notFound(kind, id);
   return rows[0] as T["$inferSelect"];
@@ -80,7 +80,7 @@ export async function lockById<T extends VersionedTable>(tx: Db<any>, table: T, 
 
 /** Lists rows ordered by id, one page at a time. */
 export async function listPage<T extends VersionedTable>(
-  db: Db<any>,
+  db: DbHandle,
   table: T,
   page: { limit: number; after: string | undefined },
   filter?: SQL,

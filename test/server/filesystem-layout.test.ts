@@ -13,14 +13,14 @@ import {
   type FilesystemLayout,
 } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
-import type { Db } from "../../server/db/database.js";
 import { createAdminFilesystemLayoutService } from "../../server/services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createFilesystemLayoutService } from "../../server/services/api/filesystem-layout-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import type { DbHandle } from "../../server/db/handle.js";
 
-let db: Db<any>;
+let db: DbHandle;
 let admin: Client<typeof AdminFilesystemLayoutService>;
 let api: Client<typeof FilesystemLayoutService>;
 

@@ -10,13 +10,13 @@ import { FilesystemLayoutService } from "../../gen/metal/api/v1/filesystem_layou
 import { ImageClassification, ImageFeature, ImageService, type Image } from "../../gen/metal/api/v1/image_pb.js";
 import { SizeImageConstraintService } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
 import { permissionOf } from "../../server/auth/permissions.js";
-import type { Db } from "../../server/db/database.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createImageService } from "../../server/services/api/image-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import type { DbHandle } from "../../server/db/handle.js";
 
-let db: Db<any>;
+let db: DbHandle;
 let admin: Client<typeof AdminImageService>;
 let api: Client<typeof ImageService>;
 

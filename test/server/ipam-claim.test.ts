@@ -1,16 +1,16 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import type { Db } from "../../server/db/database.js";
 import { parseAddress, parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import { acquireIp, acquireIps, acquireSpecificIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import type { DbHandle } from "../../server/db/handle.js";
 
 // The one-statement claim (random start, gap after it, wrap to the first
 // address, gap before the start): every branch has to find the same free
 // addresses whatever start the random pick gives it.
-let db: Db<any>;
+let db: DbHandle;
 const P = (s: string) => parsePrefix(s) as Prefix;
 const template = () => ({ id: uuidv7(), networkId: "claim", project: "p1", type: 1, name: "n", description: "d", labels: { a: "b" } });
 

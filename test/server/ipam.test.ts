@@ -1,7 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../../server/db/database.js";
 import { contains, containsAddress, formatPrefix, overlap, parseAddress, parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import {
@@ -18,9 +17,10 @@ import {
   releaseVrf,
 } from "../../server/repositories/ipam-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import type { DbHandle } from "../../server/db/handle.js";
 
 const WORKERS = 32;
-let db: Db<any>;
+let db: DbHandle;
 const P = (s: string) => parsePrefix(s) as Prefix;
 
 beforeAll(async () => {

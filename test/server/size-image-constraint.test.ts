@@ -4,14 +4,14 @@ import { ImageService as AdminImageService } from "../../gen/metal/admin/v1/imag
 import { SizeImageConstraintService as AdminSizeImageConstraintService } from "../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { SizeImageConstraintService, type SizeImageConstraint } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
-import type { Db } from "../../server/db/database.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminSizeImageConstraintService } from "../../server/services/admin/size-image-constraint-service.js";
 import { createSizeImageConstraintService } from "../../server/services/api/size-image-constraint-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import type { DbHandle } from "../../server/db/handle.js";
 
-let db: Db<any>;
+let db: DbHandle;
 let admin: Client<typeof AdminSizeImageConstraintService>;
 let api: Client<typeof SizeImageConstraintService>;
 

@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { and, arrayContains, eq, getTableName, sql, type SQL } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { alreadyExists, conflict, failedPrecondition, FOREIGN_KEY_VIOLATION, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../../errors.js";
 import { toPage, type PageRequest } from "../../repositories/paging.js";
 import { getById, listPage, lockById } from "../../repositories/versioned.js";
@@ -51,23 +51,23 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
   const updatedAtOf = (row: unknown) => (row as { updatedAt: Date }).updatedAt;
 
   return {
-    get: (db: Db<any>, id: string): Promise<Row> => getById(db, table, label, id),
+    get: (db: DbHandle, id: string): Promise<Row> => getById(db, table, label, id),
 
     /** Reads the row and locks it against any change until the transaction ends. */
-    lock: (tx: Db<any>, id: string): Promise<Row> => lockById(tx, table, label, id),
+    lock: (tx: DbHandle, id: string): Promise<Row> => lockById(tx, table, label, id),
 
     /**
      * Reads the row and keeps it from being deleted until the transaction ends,
      * without blocking others that only hold it too (FOR KEY SHARE).
      */
-    async hold(tx: Db<any>, id: string): Promise<Row> {
+    async hold(tx: DbHandle, id: string): Promise<Row> {
       const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("key share");
       if (rows.length === 0) throw notFound(label, id);
       return rows[0] as Row;
     },
 
     /** Inserts the row at version 1 with the database's time. */
-    async create(tx: Db<any>, row: T["$inferInsert"]): Promise<Row> {
+    async create(tx: DbHandle, row: T["$inferInsert"]): Promise<Row> {
       if (opts.neverReuseIds) {
         const claim = await usedIdRepository.claim(tx, kind, idOf(row));
         if (claim === "deleted") {
@@ -102,7 +102,7 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
      * Writes `patch` only if the row still has the version the caller read, and
      * bumps the version: zero rows means gone (NotFound) or changed (Aborted).
      */
-    async update(tx: Db<any>, id: string, version: number, patch: Partial<T["$inferInsert"]>): Promise<Row> {
+    async update(tx: DbHandle, id: string, version: number, patch: Partial<T["$inferInsert"]>): Promise<Row> {
       const rows = (await tx
         .update(table)
         .set({ ...patch, version: sql`${table.version} + 1`, updatedAt: nowMs() } as never)
@@ -119,7 +119,7 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
     },
 
     /** Deletes the row and returns it as it was. */
-    async delete(tx: Db<any>, id: string): Promise<Row> {
+    async delete(tx: DbHandle, id: string): Promise<Row> {
       let rows: Row[];
       try {
         rows = (await tx.delete(table).where(eq(table.id, id)).returning()) as Row[];
@@ -135,14 +135,14 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
     },
 
     /** Deletes every row matching `where`, each with its history entry. */
-    async deleteWhere(tx: Db<any>, where: SQL): Promise<Row[]> {
+    async deleteWhere(tx: DbHandle, where: SQL): Promise<Row[]> {
       const deleted = (await tx.delete(table).where(where).returning()) as Row[];
       for (const row of deleted) await historyRepository.record(tx, kind, "delete", row as { id: string });
       return deleted;
     },
 
     /** One page of the rows matching every filter, ordered by id. */
-    async page(db: Db<any>, filters: (SQL | undefined)[], meta: MetaFilter, page: PageRequest) {
+    async page(db: DbHandle, filters: (SQL | undefined)[], meta: MetaFilter, page: PageRequest) {
       const all = [...filters];
       if (Object.keys(meta.annotations).length > 0) all.push(sql`${table.annotations} @> ${JSON.stringify(meta.annotations)}::jsonb`);
       if (meta.labels.length > 0) all.push(arrayContains(table.labels, meta.labels));
@@ -151,7 +151,7 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
     },
 
     /** The row as it was at `at` (undefined: now); NotFound if the entity did not exist then. */
-    async at(db: Db<any>, id: string, at: Date | undefined): Promise<Row> {
+    async at(db: DbHandle, id: string, at: Date | undefined): Promise<Row> {
       const h = await historyRepository.latestAt(db, kind, id, at);
       if (!h || h.op === "delete") throw new ConnectError(`${label} "${id}" did not exist at ${at ? at.toISOString() : "this time"}`, Code.NotFound);
       return revive(h.state) as Row;

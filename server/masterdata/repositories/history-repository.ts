@@ -1,5 +1,5 @@
 import { and, desc, eq, lte } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { history, type HistoryOp, type HistoryRow } from "../db/schema/index.js";
 import { nowMs } from "./clock.js";
 
@@ -9,7 +9,7 @@ import { nowMs } from "./clock.js";
  */
 export const historyRepository = {
   /** Appends one change; `at` defaults to the database clock. */
-  async record(tx: Db<any>, kind: string, op: HistoryOp, row: { id: string }, at?: Date): Promise<void> {
+  async record(tx: DbHandle, kind: string, op: HistoryOp, row: { id: string }, at?: Date): Promise<void> {
     await tx.insert(history).values({ kind, entityId: row.id, op, state: row as unknown as Record<string, unknown>, at: at ?? nowMs() });
   },
 
@@ -19,7 +19,7 @@ export const historyRepository = {
    * appended under its row lock, so their sequence numbers are in the order
    * they happened.
    */
-  async latestAt(db: Db<any>, kind: string, id: string, at: Date | undefined): Promise<HistoryRow | undefined> {
+  async latestAt(db: DbHandle, kind: string, id: string, at: Date | undefined): Promise<HistoryRow | undefined> {
     const rows = await db
       .select()
       .from(history)

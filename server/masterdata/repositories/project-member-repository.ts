@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { PageRequest } from "../../repositories/paging.js";
 import { projectMembers } from "../db/schema/index.js";
 import { createEntityStore, type MetaFilter } from "./entity-store.js";
@@ -21,7 +21,7 @@ const store = createEntityStore(projectMembers, {
 export const projectMemberRepository = {
   ...store,
 
-  find: (db: Db<any>, f: ProjectMemberFilter, page: PageRequest) =>
+  find: (db: DbHandle, f: ProjectMemberFilter, page: PageRequest) =>
     store.page(
       db,
       [
@@ -33,8 +33,8 @@ export const projectMemberRepository = {
     ),
 
   /** Deletes the memberships of the project. */
-  deleteOfProject: (tx: Db<any>, projectId: string) => store.deleteWhere(tx, eq(projectMembers.projectId, projectId)),
+  deleteOfProject: (tx: DbHandle, projectId: string) => store.deleteWhere(tx, eq(projectMembers.projectId, projectId)),
 
   /** Deletes the project memberships the tenant holds as a member. */
-  deleteOfTenant: (tx: Db<any>, tenantId: string) => store.deleteWhere(tx, eq(projectMembers.tenantId, tenantId)),
+  deleteOfTenant: (tx: DbHandle, tenantId: string) => store.deleteWhere(tx, eq(projectMembers.tenantId, tenantId)),
 };

@@ -1,5 +1,5 @@
 import { count, eq } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { PageRequest } from "../../repositories/paging.js";
 import { projects } from "../db/schema/index.js";
 import { createEntityStore, type MetaFilter } from "./entity-store.js";
@@ -17,7 +17,7 @@ const store = createEntityStore(projects, { kind: "Project", label: "project", n
 export const projectRepository = {
   ...store,
 
-  find: (db: Db<any>, f: ProjectFilter, page: PageRequest) =>
+  find: (db: DbHandle, f: ProjectFilter, page: PageRequest) =>
     store.page(
       db,
       [
@@ -31,7 +31,7 @@ export const projectRepository = {
     ),
 
   /** How many projects the tenant owns; exact only while the caller holds the tenant's row lock. */
-  async countOfTenant(tx: Db<any>, tenantId: string): Promise<number> {
+  async countOfTenant(tx: DbHandle, tenantId: string): Promise<number> {
     const [row] = await tx.select({ n: count() }).from(projects).where(eq(projects.tenantId, tenantId));
     return row?.n ?? 0;
   },

@@ -1,5 +1,5 @@
 import { eq, or } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { PageRequest } from "../../repositories/paging.js";
 import { tenantMembers } from "../db/schema/index.js";
 import { createEntityStore, type MetaFilter } from "./entity-store.js";
@@ -21,7 +21,7 @@ const store = createEntityStore(tenantMembers, {
 export const tenantMemberRepository = {
   ...store,
 
-  find: (db: Db<any>, f: TenantMemberFilter, page: PageRequest) =>
+  find: (db: DbHandle, f: TenantMemberFilter, page: PageRequest) =>
     store.page(
       db,
       [
@@ -33,6 +33,6 @@ export const tenantMemberRepository = {
     ),
 
   /** Deletes the memberships in which the tenant is the host or the member. */
-  deleteOfTenant: (tx: Db<any>, tenantId: string) =>
+  deleteOfTenant: (tx: DbHandle, tenantId: string) =>
     store.deleteWhere(tx, or(eq(tenantMembers.tenantId, tenantId), eq(tenantMembers.memberId, tenantId))!),
 };

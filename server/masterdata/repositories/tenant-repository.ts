@@ -1,5 +1,5 @@
 import { eq } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { PageRequest } from "../../repositories/paging.js";
 import { tenants } from "../db/schema/index.js";
 import { createEntityStore, type MetaFilter } from "./entity-store.js";
@@ -15,6 +15,6 @@ const store = createEntityStore(tenants, { kind: "Tenant", label: "tenant", neve
 export const tenantRepository = {
   ...store,
 
-  find: (db: Db<any>, f: TenantFilter, page: PageRequest) =>
+  find: (db: DbHandle, f: TenantFilter, page: PageRequest) =>
     store.page(db, [f.id !== undefined ? eq(tenants.id, f.id) : undefined, f.name !== undefined ? eq(tenants.name, f.name) : undefined], f, page),
 };

@@ -1,5 +1,5 @@
 import { and, eq, sql } from "drizzle-orm";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { usedIds } from "../db/schema/index.js";
 
 /** The register of tenant and project ids ever created (see the used_ids table). */
@@ -9,7 +9,7 @@ export const usedIdRepository = {
    * knew: "in use" (alive) or "deleted" (used before; never again). A
    * concurrent claim of the same id waits for the other transaction.
    */
-  async claim(tx: Db<any>, kind: string, id: string): Promise<"claimed" | "in use" | "deleted"> {
+  async claim(tx: DbHandle, kind: string, id: string): Promise<"claimed" | "in use" | "deleted"> {
     const inserted = await tx.insert(usedIds).values({ kind, id }).onConflictDoNothing().returning({ id: usedIds.id });
     if (inserted.length > 0) return "claimed";
     const [row] = await tx.select({ deletedAt: usedIds.deletedAt }).from(usedIds).where(and(eq(usedIds.kind, kind), eq(usedIds.id, id)));
@@ -17,7 +17,7 @@ export const usedIdRepository = {
   },
 
   /** Marks the id as deleted; it stays claimed. */
-  async markDeleted(tx: Db<any>, kind: string, id: string): Promise<void> {
+  async markDeleted(tx: DbHandle, kind: string, id: string): Promise<void> {
     await tx
       .update(usedIds)
       .set({ deletedAt: sql`date_trunc('milliseconds', statement_timestamp())` })

@@ -1,7 +1,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { failedPrecondition, invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { dateFromTimestamp } from "../convert/meta.js";
@@ -13,7 +14,7 @@ import { validateFindRequest, validateHistoryRequest, validateIdRequest } from "
 import { validateProject } from "../validate/project.js";
 
 export interface ProjectServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   /**
    * What still uses the project outside masterdata, e.g. ["2 machines",
    * "1 network"]; empty when nothing does. masterdata does not know those

@@ -1,7 +1,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { dateFromTimestamp } from "../convert/meta.js";
@@ -12,7 +13,7 @@ import { validateFindRequest, validateHistoryRequest, validateIdRequest } from "
 import { validateTenantMember } from "../validate/tenant-member.js";
 
 export interface TenantMemberServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Memberships of tenants (users) in tenants. */

@@ -1,7 +1,8 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { failedPrecondition } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { dateFromTimestamp } from "../convert/meta.js";
@@ -14,7 +15,7 @@ import { validateFindRequest, validateHistoryRequest, validateIdRequest } from "
 import { validateTenant } from "../validate/tenant.js";
 
 export interface TenantServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Tenants: organisations and users that own projects and have members. */

@@ -2,7 +2,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { FilesystemLayoutService } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { layoutRowFromProto, toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import { versionOf } from "../../convert/meta.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { layoutDiskProblems, layoutsOverlap, type LayoutSpec } from "../../domain/filesystem-layout.js";
 import { failedPrecondition, invalidArgument } from "../../errors.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
@@ -19,7 +20,7 @@ import { validateFilesystemLayout } from "../../validate/filesystem-layout.js";
  * layouts' advisory lock (`layouts.lockForWrite`) to the end of the transaction
  * in which it writes: two parallel writes cannot both pass the check.
  */
-async function assertNoOverlap(tx: Db<any>, id: string, spec: LayoutSpec): Promise<void> {
+async function assertNoOverlap(tx: DbHandle, id: string, spec: LayoutSpec): Promise<void> {
   const clash = (await layouts.sharingSizes(tx, spec.constraints.sizes, id)).find((o) => layoutsOverlap(spec.constraints, o.spec.constraints));
   if (clash) {
     const shared = spec.constraints.sizes.filter((s) => clash.spec.constraints.sizes.includes(s));
@@ -30,7 +31,7 @@ async function assertNoOverlap(tx: Db<any>, id: string, spec: LayoutSpec): Promi
 }
 
 export interface AdminFilesystemLayoutServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Operators define how machines are partitioned; at most one layout applies to any size and image. */

@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { ImageService } from "../../../gen/metal/admin/v1/image_pb.js";
 import { imagePatchFromUpdate, imageRowFromCreate, toProtoImage } from "../../convert/image.js";
 import { versionOf } from "../../convert/meta.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
 import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
@@ -10,7 +10,7 @@ import { pageRequest } from "../../repositories/paging.js";
 import { validateImageCreate, validateImageId, validateImageUpdate } from "../../validate/image.js";
 
 export interface AdminImageServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /**

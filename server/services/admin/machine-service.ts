@@ -14,7 +14,8 @@ import {
   toProtoMachine,
 } from "../../convert/machine.js";
 import type { FanoutBus } from "../../bus/fanout.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { machines, type MachineRow } from "../../db/schema/index.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { machineIssues } from "../../domain/machine-issues.js";
@@ -38,7 +39,7 @@ const RECENT_COMMANDS = 100;
 const mayReadSecrets = (ctx: HandlerContext): boolean => callerOf(ctx).roles.adminRole >= AdminRole.ADMIN;
 
 export interface AdminMachineServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   bus?: FanoutBus;
   /** Where each read of BMC credentials is recorded (who, which machine, request id; never the secret). */
   log?: Logger;

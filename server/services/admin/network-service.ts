@@ -3,7 +3,7 @@ import { NetworkService } from "../../../gen/metal/admin/v1/network_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoNetwork } from "../../convert/network.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { NewNetworkRow } from "../../db/schema/index.js";
 import { NetworkKind } from "../../domain/network.js";
 import { invalidArgument } from "../../errors.js";
@@ -13,7 +13,7 @@ import { validateOperatorNetworkCreate, validateOperatorNetworkUpdate } from "..
 import { createOperatorNetwork, deleteOperatorNetwork } from "../../usecases/networks/allocation.js";
 import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
 
-export function createAdminNetworkService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
+export function createAdminNetworkService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
   return {
     async create(req) {
       validateOperatorNetworkCreate(req);

@@ -3,7 +3,7 @@ import { PartitionService } from "../../../gen/metal/admin/v1/partition_pb.js";
 import { capacityInput, toAdminProtoCapacity } from "../../convert/capacity.js";
 import { versionOf } from "../../convert/meta.js";
 import { partitionPatchFromUpdate, partitionRowFromCreate, toProtoPartition } from "../../convert/partition.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { computeCapacity } from "../../domain/capacity.js";
 import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
@@ -14,7 +14,7 @@ import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validatePartitionCapacity, validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
 
 export interface AdminPartitionServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Operators create, change and delete partitions. */

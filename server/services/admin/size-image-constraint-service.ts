@@ -2,7 +2,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeImageConstraintService } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoSizeImageConstraint } from "../../convert/size-image-constraint.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeImageConstraintRepository as constraints } from "../../repositories/size-image-constraint-repository.js";
 import { referenceHolds as holds } from "../../repositories/usage-repository.js";
@@ -15,7 +16,7 @@ import {
 import { tryImageOnSize } from "../api/size-image-constraint-service.js";
 
 export interface AdminSizeImageConstraintServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /**

@@ -3,7 +3,8 @@ import { SizeReservationService } from "../../../gen/metal/admin/v1/size_reserva
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { sizeReservationPatchFromUpdate, sizeReservationRowFromCreate, toProtoSizeReservation } from "../../convert/size.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
 import { pageRequest } from "../../repositories/paging.js";
@@ -14,7 +15,7 @@ import { validator } from "../../validate/validator.js";
 import { reservationUsage } from "../../domain/size-reservation-usage.js";
 import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 
-export function createAdminSizeReservationService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof SizeReservationService> {
+export function createAdminSizeReservationService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof SizeReservationService> {
   return {
     async create(req) {
       validateSizeReservationCreate(req);

@@ -2,7 +2,8 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeService } from "../../../gen/metal/admin/v1/size_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { sizePatchFromUpdate, sizeRowFromCreate, toProtoConstraints, toProtoSize } from "../../convert/size.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { SizeRow } from "../../db/schema/index.js";
 import { overlaps, type Constraint } from "../../domain/size.js";
 import { suggestConstraints } from "../../domain/size-suggest.js";
@@ -20,13 +21,13 @@ import { validateSizeCreate, validateSizeSuggest, validateSizeUpdate } from "../
  * Refuses constraints that overlap another size. Runs under an advisory lock
  * held to the end of the transaction, so two parallel writes cannot both pass.
  */
-async function assertNoOverlap(tx: Db<any>, id: string, constraints: Constraint[]): Promise<void> {
+async function assertNoOverlap(tx: DbHandle, id: string, constraints: Constraint[]): Promise<void> {
   await lockForTransaction(tx, LockKey.sizes);
   const clash = (await sizes.others(tx, id)).find((other: SizeRow) => overlaps(constraints, other.constraints));
   if (clash) throw invalidArgument(`invalid request: constraints: overlap with size "${clash.id}"; a machine could match both`);
 }
 
-export function createAdminSizeService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeService> {
+export function createAdminSizeService({ db }: { db: DbHandle }): ServiceImpl<typeof SizeService> {
   return {
     async create(req) {
       validateSizeCreate(req);

@@ -3,7 +3,8 @@ import { SwitchService } from "../../../gen/metal/admin/v1/switch_pb.js";
 import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
 import { versionOf } from "../../convert/meta.js";
 import { desiredPortStateFromProto, switchModeFromProto, toProtoSwitch } from "../../convert/switch.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { NewSwitchRow } from "../../db/schema/index.js";
 import { comparePorts, moveConnections, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition, notFound } from "../../errors.js";
@@ -12,7 +13,7 @@ import { switchAdminRepository as switches, type ConnectionRow } from "../../rep
 import { validateSwitchGet, validateSwitchList, validateSwitchMigrate, validateSwitchPort, validateSwitchUpdate } from "../../validate/switch.js";
 
 export interface AdminSwitchServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   /** Wakes the sessions of switches whose desired config changed. */
   bus?: FanoutBus;
 }

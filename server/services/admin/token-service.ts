@@ -3,14 +3,14 @@ import { TokenService } from "../../../gen/metal/admin/v1/token_pb.js";
 import { callerOf } from "../../auth/context.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
 import { rolesFromProto, toProtoToken } from "../../convert/token.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tokenRepository as tokens } from "../../repositories/token-repository.js";
 import { subject, validateTokenCreate, validateTokenId } from "../../validate/token.js";
 import { validator } from "../../validate/validator.js";
 
 export interface AdminTokenServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   authority: TokenAuthority;
 }
 

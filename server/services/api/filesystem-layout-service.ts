@@ -1,7 +1,7 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { FilesystemLayoutService } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { FilesystemLayoutRow, ImageRow } from "../../db/schema/index.js";
 import { selectLayout } from "../../domain/filesystem-layout.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
@@ -15,14 +15,14 @@ import { validator } from "../../validate/validator.js";
  * whose constraints match), or NotFound. Allocation calls this with the
  * resolved image, in its transaction.
  */
-export async function layoutFor(db: Db<any>, sizeId: string, image: ImageRow): Promise<FilesystemLayoutRow> {
+export async function layoutFor(db: DbHandle, sizeId: string, image: ImageRow): Promise<FilesystemLayoutRow> {
   const chosen = selectLayout(await layouts.forSize(db, sizeId), sizeId, { os: image.os, version: image.osVersion });
   if (!chosen) throw new ConnectError(`no filesystem layout is for size "${sizeId}" and image "${image.id}"`, Code.NotFound);
   return chosen;
 }
 
 export interface FilesystemLayoutServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Everyone with a token may read layouts and ask which one a machine would get. */

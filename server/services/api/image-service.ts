@@ -1,13 +1,13 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { ImageService } from "../../../gen/metal/api/v1/image_pb.js";
 import { toProtoImage } from "../../convert/image.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { validateImageList, validateImageRef } from "../../validate/image.js";
 
 export interface ImageServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Everyone with a token may read images and resolve short image ids. */

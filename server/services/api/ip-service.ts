@@ -3,7 +3,8 @@ import { IPService, IpType } from "../../../gen/metal/api/v1/ip_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoIp } from "../../convert/network.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { NewIpRow } from "../../db/schema/index.js";
 import { invalidArgument, notFound } from "../../errors.js";
 import { ipRepository as ips } from "../../repositories/ip-repository.js";
@@ -11,7 +12,7 @@ import { pageRequest } from "../../repositories/paging.js";
 import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
 import { allocateIp, freeIp } from "../../usecases/networks/allocation.js";
 
-export function createIpService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof IPService> {
+export function createIpService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof IPService> {
   return {
     async get(req) {
       validateScopedId(req.id, req.project, { uuid: true });

@@ -3,7 +3,8 @@ import { NetworkService } from "../../../gen/metal/api/v1/network_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoNetwork } from "../../convert/network.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { NewNetworkRow } from "../../db/schema/index.js";
 import { NetworkKind } from "../../domain/network.js";
 import { notFound } from "../../errors.js";
@@ -15,7 +16,7 @@ import { allocateChildNetwork, freeChildNetwork } from "../../usecases/networks/
 import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
 
 /** Tenants allocate private networks; they see their own plus the shared and external ones they may use. */
-export function createNetworkService({ db, projects }: { db: Db<any>; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
+export function createNetworkService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
   return {
     async get(req) {
       validateScopedId(req.id, req.project);

@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { PartitionService } from "../../../gen/metal/api/v1/partition_pb.js";
 import { capacityInput, toProtoCapacity } from "../../convert/capacity.js";
 import { toProtoPartition } from "../../convert/partition.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { computeCapacity } from "../../domain/capacity.js";
 import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
@@ -10,7 +10,7 @@ import { partitionRepository as partitions } from "../../repositories/partition-
 import { validatePartitionCapacity } from "../../validate/partition.js";
 
 export interface PartitionServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Everyone with a token may read partitions: they choose where to allocate. */

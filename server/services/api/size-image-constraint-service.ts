@@ -1,6 +1,6 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeImageConstraintService } from "../../../gen/metal/api/v1/size_image_constraint_pb.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { ImageRow } from "../../db/schema/index.js";
 import { imageRefusal } from "../../domain/size-image-constraint.js";
 import { failedPrecondition } from "../../errors.js";
@@ -13,7 +13,7 @@ import { validateSizeAndImage } from "../../validate/size-image-constraint.js";
  * not allow; returns whether the size constrains the image's OS at all.
  * Allocation calls this with the resolved image, in its transaction.
  */
-export async function assertImageAllowedOnSize(db: Db<any>, sizeId: string, image: ImageRow): Promise<{ constrained: boolean }> {
+export async function assertImageAllowedOnSize(db: DbHandle, sizeId: string, image: ImageRow): Promise<{ constrained: boolean }> {
   const c = await constraints.find(db, sizeId);
   if (!c || c.images[image.os] === undefined) return { constrained: false };
   const why = imageRefusal(sizeId, c.images, { id: image.id, os: image.os, version: image.osVersion });
@@ -26,14 +26,14 @@ export async function assertImageAllowedOnSize(db: Db<any>, sizeId: string, imag
  * it against the size's constraint. The size is an id only: a size without a
  * constraint allows every image.
  */
-export async function tryImageOnSize(db: Db<any>, sizeId: string, imageRef: string): Promise<{ image: string; constrained: boolean }> {
+export async function tryImageOnSize(db: DbHandle, sizeId: string, imageRef: string): Promise<{ image: string; constrained: boolean }> {
   const image = await images.resolve(db, imageRef);
   const { constrained } = await assertImageAllowedOnSize(db, sizeId, image);
   return { image: image.id, constrained };
 }
 
 export interface SizeImageConstraintServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
 }
 
 /** Everyone with a token may ask whether an image may run on a size. */

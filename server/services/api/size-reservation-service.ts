@@ -1,13 +1,13 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeReservationService } from "../../../gen/metal/api/v1/size_reservation_pb.js";
 import { toProtoSizeReservation } from "../../convert/size.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { notFound } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
 
 /** Project members see their project's reservations; another project's look like they do not exist. */
-export function createSizeReservationService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeReservationService> {
+export function createSizeReservationService({ db }: { db: DbHandle }): ServiceImpl<typeof SizeReservationService> {
   return {
     async get(req) {
       const row = await reservations.get(db, req.id);

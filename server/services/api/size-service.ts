@@ -1,11 +1,11 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { SizeService } from "../../../gen/metal/api/v1/size_pb.js";
 import { toProtoSize } from "../../convert/size.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 
-export function createSizeService({ db }: { db: Db<any> }): ServiceImpl<typeof SizeService> {
+export function createSizeService({ db }: { db: DbHandle }): ServiceImpl<typeof SizeService> {
   return {
     async get(req) {
       return { size: toProtoSize(await sizes.get(db, req.id)) };

@@ -4,7 +4,7 @@ import { callerOf } from "../../auth/context.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
 import { rolesFromProto, toProtoToken } from "../../convert/token.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { excessGrants } from "../../domain/grant.js";
 import { notFound, permissionDenied } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
@@ -12,7 +12,7 @@ import { tokenRepository as tokens } from "../../repositories/token-repository.j
 import { validateTokenCreate, validateTokenId } from "../../validate/token.js";
 
 export interface TokenServiceDeps {
-  db: Db<any>;
+  db: DbHandle;
   authority: TokenAuthority;
   projects: ProjectDirectory;
 }

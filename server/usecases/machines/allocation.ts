@@ -3,7 +3,8 @@ import type { MachineServiceCreateRequest } from "../../../gen/metal/api/v1/mach
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
 import { machineRoleFromProto } from "../../convert/machine.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../../db/schema/index.js";
 import { refusalText, whyNotCandidate } from "../../domain/allocation-candidate.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../../domain/filesystem-layout.js";
@@ -24,7 +25,7 @@ import type { ReferenceLookups } from "./reference-lookups.js";
 const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
 
 export interface AllocationDeps {
-  db: Db<any>;
+  db: DbHandle;
   projects: ProjectDirectory;
   bus: FanoutBus;
   /** Reference reads shared by concurrent allocations. */
@@ -48,7 +49,7 @@ function checkNetworks(nets: NetworkRow[], ids: readonly string[], project: stri
 }
 
 /** A firewall also joins the partition's underlay, which must exist exactly once. */
-async function underlayOf(db: Db<any>, partition: string): Promise<NetworkRow> {
+async function underlayOf(db: DbHandle, partition: string): Promise<NetworkRow> {
   const found = (await networks.list(db, { kind: NetworkKind.UNDERLAY, partition }, { limit: 2, after: undefined })).items;
   if (found.length !== 1) throw failedPrecondition(`partition "${partition}" has ${found.length} underlay networks; a firewall needs exactly one`);
   return found[0]!;
@@ -58,7 +59,7 @@ async function underlayOf(db: Db<any>, partition: string): Promise<NetworkRow> {
  * The static IPs the request names, locked: each must be a static IP of the
  * project, attached to no machine, in one of the machine's networks.
  */
-async function lockStaticIps(tx: Db<any>, addresses: readonly string[], project: string, nets: readonly NetworkRow[]): Promise<IpRow[]> {
+async function lockStaticIps(tx: DbHandle, addresses: readonly string[], project: string, nets: readonly NetworkRow[]): Promise<IpRow[]> {
   const out: IpRow[] = [];
   for (const [i, address] of addresses.entries()) {
     const ip = await ipRepository.lockByAddress(tx, address);
@@ -114,7 +115,7 @@ async function planAllocation({ refs }: AllocationDeps, req: MachineServiceCreat
  * holding a waiting machine another project could have had. Only projects
  * with a machine quota take the lock.
  */
-async function holdQuota(tx: Db<any>, project: string, max: number | undefined): Promise<void> {
+async function holdQuota(tx: DbHandle, project: string, max: number | undefined): Promise<void> {
   if (max === undefined) return;
   await quotas.lockProject(tx, project);
   if ((await allocations.countOfProject(tx, project)) >= max) throw quotaReached(project, max);
@@ -126,7 +127,7 @@ async function holdQuota(tx: Db<any>, project: string, max: number | undefined):
  * the machine was locked) and the machine locked: what is left after this
  * allocation must still cover what others have reserved and not used.
  */
-async function checkReservations(tx: Db<any>, req: MachineServiceCreateRequest): Promise<void> {
+async function checkReservations(tx: DbHandle, req: MachineServiceCreateRequest): Promise<void> {
   const reservations = await sizeReservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined });
   const used = await allocations.usedByProject(tx, req.partition, req.size);
   const available = await allocations.candidateCount(tx, req.partition, req.size);
@@ -134,7 +135,7 @@ async function checkReservations(tx: Db<any>, req: MachineServiceCreateRequest):
 }
 
 /** Why the machine named by id was not locked as a candidate; another project's machine reads as unknown. */
-async function notCandidate(tx: Db<any>, req: MachineServiceCreateRequest, id: string): Promise<ConnectError> {
+async function notCandidate(tx: DbHandle, req: MachineServiceCreateRequest, id: string): Promise<ConnectError> {
   const found = await machineRepository.find(tx, id);
   const want = { project: req.project, partition: req.partition, size: req.size };
   const facts = found && { ...found.machine, allocated: found.machine.allocation !== null, liveliness: found.events?.liveliness };
@@ -145,7 +146,7 @@ async function notCandidate(tx: Db<any>, req: MachineServiceCreateRequest, id: s
 
 /** Locks the machine by the one candidate rule: the given one, or a random waiting one of the rack the plan prefers. */
 async function lockMachine(
-  tx: Db<any>,
+  tx: DbHandle,
   req: MachineServiceCreateRequest,
   plan: Plan,
   refs: AllocationReferences,

@@ -1,4 +1,5 @@
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { mergeBmcReport, type BmcReport } from "../../domain/bmc-report.js";
 import { machineAdminRepository as admin, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
@@ -14,7 +15,7 @@ export interface IncomingBmcReport extends BmcReport {
  * the machine first boots); a machine of another partition is skipped, not
  * moved. Machines are locked in id order, so concurrent batches cannot deadlock.
  */
-export async function recordBmcReports(db: Db<any>, partition: string, reports: IncomingBmcReport[]): Promise<{ created: number; updated: number; skipped: string[] }> {
+export async function recordBmcReports(db: DbHandle, partition: string, reports: IncomingBmcReport[]): Promise<{ created: number; updated: number; skipped: string[] }> {
   const byId = new Map(reports.map((r) => [r.machineId.toLowerCase(), r]));
   const ids = [...byId.keys()].sort();
   const now = new Date();

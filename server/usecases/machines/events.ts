@@ -1,5 +1,6 @@
 import { containerFromRow, rowFromContainer } from "../../convert/machine.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { applyEvent, emptyContainer, type EventType } from "../../domain/provisioning.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
@@ -21,7 +22,7 @@ export interface IncomingEvent {
  * server's receive time, and each container is written once. Entries that
  * cannot be processed are listed, the rest are not held back by them.
  */
-export async function recordEvents(db: Db<any>, partition: string, incoming: IncomingEvent[]): Promise<{ processed: number; failed: string[] }> {
+export async function recordEvents(db: DbHandle, partition: string, incoming: IncomingEvent[]): Promise<{ processed: number; failed: string[] }> {
   const failed: string[] = [];
   const accepted: { machineId: string; type: EventType; message: string }[] = [];
   incoming.forEach((e, i) => {

@@ -1,6 +1,7 @@
 import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../../gen/metal/infra/v1/boot_pb.js";
 import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../../db/schema/index.js";
 import { machines } from "../../db/schema/index.js";
 import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../../domain/bmc-command.js";
@@ -23,7 +24,7 @@ export const COMMAND_DEADLINE_MS = 5 * 60_000;
  * information are stored, its switch ports move into the tenant's VRF, and
  * the BMC is told to boot from disk from now on. One transaction.
  */
-export async function installationSucceeded(db: Db<any>, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
+export async function installationSucceeded(db: DbHandle, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
   const changedSwitches = await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
@@ -44,7 +45,7 @@ export async function installationSucceeded(db: Db<any>, req: BootServiceInstall
 }
 
 /** The installed OS takes over: ports into the tenant's VRF (firewalls: the default VRF), boot from disk. */
-async function bootInstalledOs(tx: Db<any>, m: MachineRow): Promise<string[]> {
+async function bootInstalledOs(tx: DbHandle, m: MachineRow): Promise<string[]> {
   const a = m.allocation!;
   const primary = a.networks.find((n) => n.primary);
   const changedSwitches = await lifecycle.setPortVrf(tx, m.id, a.role === "firewall" ? "default" : `vrf${primary?.vrf ?? 0}`);
@@ -55,7 +56,7 @@ async function bootInstalledOs(tx: Db<any>, m: MachineRow): Promise<string[]> {
 const deadline = () => new Date(Date.now() + COMMAND_DEADLINE_MS);
 
 /** The allocated machine of `project`, locked; NotFound for anything else, so other projects learn nothing. */
-async function lockProjectMachine(tx: Db<any>, id: string, project: string): Promise<MachineRow & { allocation: StoredAllocation }> {
+async function lockProjectMachine(tx: DbHandle, id: string, project: string): Promise<MachineRow & { allocation: StoredAllocation }> {
   const m = await lockById(tx, machines, "machine", id);
   if (!m.allocation || m.project !== project) throw notFound("machine", id);
   return m as MachineRow & { allocation: StoredAllocation };
@@ -68,7 +69,7 @@ async function lockProjectMachine(tx: Db<any>, id: string, project: string): Pro
  * wiping only the disks the layout marks for it. Refused for locked machines,
  * machines not installed yet, and layouts that would wipe nothing.
  */
-export async function reinstallMachine(db: Db<any>, id: string, project: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
+export async function reinstallMachine(db: DbHandle, id: string, project: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
   const { row, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be reinstalled`);
@@ -97,7 +98,7 @@ export async function reinstallMachine(db: Db<any>, id: string, project: string,
  * in the tenant's VRF; when it was wiped, the machine stays in PXE and the
  * tenant has to reinstall. Returns how the previous OS boots.
  */
-export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstallRequest, bus?: FanoutBus): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
+export async function abortReinstall(db: DbHandle, req: BootServiceAbortReinstallRequest, bus?: FanoutBus): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
   const { bootInfo, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
@@ -115,7 +116,7 @@ export async function abortReinstall(db: Db<any>, req: BootServiceAbortReinstall
 
 /** Changes what a tenant may change of an allocated machine: description, tags, SSH keys. */
 export async function updateMachine(
-  db: Db<any>,
+  db: DbHandle,
   id: string,
   project: string,
   version: number,
@@ -145,7 +146,7 @@ function systemTagsOf(tags: readonly string[]): Record<string, string> {
 }
 
 /** The console password of an installed machine of the project. */
-export async function consolePassword(db: Db<any>, id: string, project: string): Promise<string> {
+export async function consolePassword(db: DbHandle, id: string, project: string): Promise<string> {
   const { machine } = await machineRepository.get(db, id);
   if (!machine.allocation || machine.project !== project) throw notFound("machine", id);
   if (!machine.allocation.consolePassword) throw failedPrecondition(`machine "${id}" has no console password yet; it is set when the installation succeeds`);
@@ -157,7 +158,7 @@ export async function consolePassword(db: Db<any>, id: string, project: string):
  * take the OS down are recorded as Planned Reboot so they do not read as a
  * crash. Bare machines without a partition cannot be reached.
  */
-export async function queueBmcCommand(db: Db<any>, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
+export async function queueBmcCommand(db: DbHandle, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
   const out = await inTransaction(db, async (tx) => {
     let m = await lockById(tx, machines, "machine", id);
     if (!m.partitionId) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
@@ -180,7 +181,7 @@ export async function queueBmcCommand(db: Db<any>, id: string, command: BmcComma
  * metal-hammer wipes the disks and waits again. Machine Reclaim is recorded
  * once the transaction has committed.
  */
-export async function freeMachine(db: Db<any>, id: string, project: string, bus?: FanoutBus): Promise<MachineRow> {
+export async function freeMachine(db: DbHandle, id: string, project: string, bus?: FanoutBus): Promise<MachineRow> {
   const { row, changedSwitches } = await inTransaction(db, async (tx) => {
     const m = await lockProjectMachine(tx, id, project);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);

@@ -1,5 +1,5 @@
 import { singleFlight } from "../../auth/project-directory.js";
-import type { Db } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { FilesystemLayoutRow, ImageRow, NetworkRow, PartitionRow, SizeReservationRow, SizeRow } from "../../db/schema/index.js";
 import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";
@@ -36,7 +36,7 @@ export interface ReferenceLookups {
 
 export type RackLoad = Awaited<ReturnType<typeof allocations.rackLoad>>[number];
 
-export function createReferenceLookups(db: Db<any>): ReferenceLookups {
+export function createReferenceLookups(db: DbHandle): ReferenceLookups {
   const partition = singleFlight<PartitionRow>();
   const size = singleFlight<SizeRow>();
   const image = singleFlight<ImageRow>();

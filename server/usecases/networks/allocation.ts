@@ -2,7 +2,8 @@ import type { NetworkServiceCreateRequest as AdminCreate } from "../../../gen/me
 import type { IPServiceCreateRequest } from "../../../gen/metal/api/v1/ip_pb.js";
 import type { NetworkServiceCreateRequest } from "../../../gen/metal/api/v1/network_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, NetworkRow } from "../../db/schema/index.js";
 import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../../domain/ip-math.js";
 import { childPlan, FamilyChoice, IpKind, mayUseNetwork, NetworkKind } from "../../domain/network.js";
@@ -29,7 +30,7 @@ async function projectQuotas(projects: ProjectDirectory, project: string) {
 }
 
 /** Creates a super, underlay or external network with its prefixes (and VRF, if asked). */
-export async function createOperatorNetwork(db: Db<any>, projects: ProjectDirectory, req: AdminCreate): Promise<NetworkRow> {
+export async function createOperatorNetwork(db: DbHandle, projects: ProjectDirectory, req: AdminCreate): Promise<NetworkRow> {
   if (req.project !== "" && !(await projects.tenantOf(req.project))) throw notFound("project", req.project);
   return inTransaction(db, async (tx) => {
     if (req.partition !== "") await referenceHolds.partition(tx, req.partition);
@@ -66,7 +67,7 @@ export async function createOperatorNetwork(db: Db<any>, projects: ProjectDirect
 }
 
 /** Deletes an operator network: refused while child networks or IPs exist. */
-export async function deleteOperatorNetwork(db: Db<any>, id: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
+export async function deleteOperatorNetwork(db: DbHandle, id: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
   return inTransaction(db, async (tx) => {
     const row = await networks.lock(tx, id);
     const kids = await networks.childNetworkCount(tx, id);
@@ -81,7 +82,7 @@ export async function deleteOperatorNetwork(db: Db<any>, id: string): Promise<{ 
 }
 
 /** Allocates a child network of the partition's super network for a project. */
-export async function allocateChildNetwork(db: Db<any>, projects: ProjectDirectory, req: NetworkServiceCreateRequest): Promise<NetworkRow> {
+export async function allocateChildNetwork(db: DbHandle, projects: ProjectDirectory, req: NetworkServiceCreateRequest): Promise<NetworkRow> {
   const quota = await projectQuotas(projects, req.project);
   return inTransaction(db, async (tx) => {
     const supers = await networks.lockKindInPartition(tx, NetworkKind.SUPER, req.partition);
@@ -110,7 +111,7 @@ export async function allocateChildNetwork(db: Db<any>, projects: ProjectDirecto
 }
 
 /** The child network row for a tenant request, its VRF claimed; quota checked under the project lock. */
-async function newChildNetwork(tx: Db<any>, parent: NetworkRow, req: NetworkServiceCreateRequest, networkQuota: number | undefined): Promise<NetworkRow> {
+async function newChildNetwork(tx: DbHandle, parent: NetworkRow, req: NetworkServiceCreateRequest, networkQuota: number | undefined): Promise<NetworkRow> {
   await quotas.lockProject(tx, req.project);
   if (networkQuota !== undefined && (await quotas.networksOf(tx, req.project)) >= networkQuota) {
     throw exhausted(`project "${req.project}" has reached its quota of ${networkQuota} network(s)`);
@@ -132,7 +133,7 @@ async function newChildNetwork(tx: Db<any>, parent: NetworkRow, req: NetworkServ
 }
 
 /** A child network with exactly the prefixes the request names, each inside the super network. */
-async function allocateGivenChildPrefixes(tx: Db<any>, parent: NetworkRow, parentPrefixes: Prefix[], req: NetworkServiceCreateRequest, networkQuota?: number): Promise<NetworkRow> {
+async function allocateGivenChildPrefixes(tx: DbHandle, parent: NetworkRow, parentPrefixes: Prefix[], req: NetworkServiceCreateRequest, networkQuota?: number): Promise<NetworkRow> {
   const wanted = prefixesOf(req.prefixes);
   const parents = wanted.map((w, i) => {
     const container = parentPrefixes.find((p) => contains(p, w) && w.length > p.length);
@@ -149,7 +150,7 @@ async function allocateGivenChildPrefixes(tx: Db<any>, parent: NetworkRow, paren
 }
 
 /** Frees a project's child network: refused while IPs are allocated in it. */
-export async function freeChildNetwork(db: Db<any>, id: string, project: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
+export async function freeChildNetwork(db: DbHandle, id: string, project: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
   return inTransaction(db, async (tx) => {
     const row = await networks.lock(tx, id);
     if (row.project !== project || (row.kind !== NetworkKind.CHILD && row.kind !== NetworkKind.CHILD_SHARED)) throw notFound("network", id);
@@ -164,7 +165,7 @@ export async function freeChildNetwork(db: Db<any>, id: string, project: string)
 
 
 /** Allocates an IP (a given one or a free one of the chosen family) in a network for a project. */
-export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow[]> {
+export async function allocateIp(db: DbHandle, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow[]> {
   const quota = await projectQuotas(projects, req.project);
   return inTransaction(db, async (tx) => {
     const network = await networks.get(tx, req.network);
@@ -210,7 +211,7 @@ export async function allocateIp(db: Db<any>, projects: ProjectDirectory, req: I
 }
 
 /** Frees an IP of a project; IPs a machine uses go with the machine. */
-export async function freeIp(db: Db<any>, id: string, project: string): Promise<IpRow> {
+export async function freeIp(db: DbHandle, id: string, project: string): Promise<IpRow> {
   return inTransaction(db, async (tx) => {
     const row = await ips.lock(tx, id);
     if (row.project !== project) throw notFound("ip", id);

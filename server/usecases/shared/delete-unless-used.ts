@@ -1,4 +1,5 @@
-import { inTransaction, type Db } from "../../db/database.js";
+import { inTransaction } from "../../db/database.js";
+import type { DbHandle } from "../../db/handle.js";
 import { inUseRefusal, type Users } from "../../domain/in-use.js";
 import { failedPrecondition } from "../../errors.js";
 
@@ -6,10 +7,10 @@ export interface GuardedDelete<Row> {
   /** How the refusal names the entity: `size "s1"`. */
   what: string;
   /** Locks the row FOR UPDATE until the transaction ends (NotFound when it is not there). */
-  lock(tx: Db<any>): Promise<unknown>;
+  lock(tx: DbHandle): Promise<unknown>;
   /** Everything still using it, counted under that lock. */
-  users(tx: Db<any>): Promise<Users[]>;
-  remove(tx: Db<any>): Promise<Row>;
+  users(tx: DbHandle): Promise<Users[]>;
+  remove(tx: DbHandle): Promise<Row>;
   /** What the operator should do about the users: "delete them first". */
   hint: string;
 }
@@ -20,7 +21,7 @@ export interface GuardedDelete<Row> {
  * writer adding a user holds the row FOR KEY SHARE (see usage-repository), so
  * no user can appear between the count and the commit.
  */
-export function deleteUnlessUsed<Row>(db: Db<any>, d: GuardedDelete<Row>): Promise<Row> {
+export function deleteUnlessUsed<Row>(db: DbHandle, d: GuardedDelete<Row>): Promise<Row> {
   return inTransaction(db, async (tx) => {
     await d.lock(tx);
     const refusal = inUseRefusal(d.what, await d.users(tx), d.hint);
