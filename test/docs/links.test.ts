@@ -43,15 +43,29 @@ function problem(file: string, target: string): string | undefined {
   return undefined;
 }
 
+/** Repository paths the manual names in inline code (`server/app.ts`, `edge/lab/`), leaving out patterns and placeholders. */
+function codePathsIn(file: string): string[] {
+  const text = readFileSync(join(REPO, file), "utf8").replace(/^```[\s\S]*?^```$/gm, "");
+  return [...text.matchAll(/`((?:server|edge|cli|client|test|gen|proto|bin|docs|\.ci)\/[^`\s]*)`/g)]
+    .map((m) => m[1]!.replace(/:\d+$/, ""))
+    .filter((p) => !/[*[<>{}…]/.test(p));
+}
+
 describe("documentation links", () => {
   it("finds the manual's links (the check has something to check)", () => {
     expect(files).toContain("docs/security.md");
     expect(linksIn("README.md").length).toBeGreaterThan(5);
+    expect(files.flatMap(codePathsIn).length).toBeGreaterThan(20);
   });
 
   it("resolves every relative link of README.md and docs/*.md, to a file and, with #, to one of its headings", () => {
     const problems = files.flatMap((f) => linksIn(f).map((t) => problem(f, t))).filter((p) => p !== undefined);
     expect(problems).toEqual([]);
+  });
+
+  it("names only files and folders that exist (a moved file shows up here)", () => {
+    const missing = files.flatMap((f) => codePathsIn(f).filter((p) => !existsSync(join(REPO, p))).map((p) => `${f}: ${p}`));
+    expect(missing).toEqual([]);
   });
 
   it("tells a broken link from a good one", () => {
