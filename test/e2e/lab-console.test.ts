@@ -14,6 +14,7 @@ import { LAB } from "../../edge/lab/seed.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
 import { generateKey, refusedConsole, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget, type SshOptions } from "../helpers/ssh-client.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 7's done-when, in the lab: the real OpenSSH client into the lab's
@@ -46,7 +47,7 @@ beforeAll(async () => {
   await eventually("4 waiting machines", async () => {
     const all = (await t.admin(AdminMachineService).list({ partition: LAB.partition })).machines;
     return all.length === 4 && all.every((m) => m.waiting && m.events?.log[0]?.type === T.WAITING);
-  }, 30_000);
+  });
 
   for (const who of ["owner", "stranger"] as const) keys[who] = await generateKey(t.dir, who);
   // known_hosts from the host key as the control plane persisted it, not from what the server happens to present.
@@ -74,7 +75,7 @@ beforeAll(async () => {
   free = t.lab.machines.find((m) => m !== owned)!;
   // Installed and booted: the console shows the installed OS's login prompt and it answers commands.
   await eventually("web1 to phone home", async () => (await t.events(owned.uuid)).includes(T.PHONED_HOME), 30_000);
-}, 90_000);
+}, scaled(90_000));
 
 afterAll(async () => {
   await t?.dispose();

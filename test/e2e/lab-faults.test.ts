@@ -8,7 +8,7 @@ let t: LabUnderTest;
 
 beforeAll(async () => {
   t = await startLabUnderTest(6);
-}, 30_000);
+});
 
 afterAll(async () => {
   await t?.dispose();
@@ -88,5 +88,5 @@ describe("metal-lab under faults: the control plane restarts mid-provisioning", 
       await t.synced(leaf);
     }
     await eventually("A to wait again", () => waitingNow(a.uuid));
-  }, 60_000);
+  });
 });

@@ -11,6 +11,7 @@ import { FAST_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
 import { loadConfig, type Config } from "../../server/config.js";
 import { createLogger } from "../../server/logger.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
+import { eventually } from "../helpers/eventually.js";
 
 /** A lab on scratch PostgreSQL databases and a scratch data directory, with fast timings. */
 export interface LabUnderTest {
@@ -31,7 +32,7 @@ export interface LabUnderTest {
 }
 
 /** Kept here for the e2e files that import it from the harness; the one definition is in test/helpers. */
-export { eventually } from "../helpers/eventually.js";
+export { eventually };
 
 export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST_TIMINGS): Promise<LabUnderTest> {
   const metalDb = await createScratchDatabase("lab_metal", { from: "metal" });

@@ -3,6 +3,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * A start with fewer --machines than the last one: what the control plane
@@ -14,7 +15,7 @@ let t: LabUnderTest;
 
 beforeAll(async () => {
   t = await startLabUnderTest(3);
-}, 60_000);
+});
 
 afterAll(async () => {
   await t?.dispose();
@@ -40,8 +41,8 @@ describe("metal-lab started again with fewer machines", () => {
     await eventually("the allocated machine to phone home after the restart", async () => {
       const log = await t.events(last);
       return log[0] === T.PHONED_HOME && log.filter((e) => e === T.PHONED_HOME).length >= 2;
-    }, 60_000);
-  }, 180_000);
+    });
+  }, scaled(180_000));
 
   it("removes a free machine beyond --machines from the control plane, and brings it back with the same identity when there is room again", async () => {
     const last = t.lab.machines[2]!.uuid;
@@ -61,5 +62,5 @@ describe("metal-lab started again with fewer machines", () => {
     await t.restartLab(3);
     expect(t.lab.machines[2]!.uuid).toBe(last);
     await eventually("3 waiting machines again", allWaiting(3), 60_000);
-  }, 180_000);
+  }, scaled(180_000));
 });

@@ -15,6 +15,7 @@ import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { sshFingerprint } from "../../edge/lab/console-host-key.js";
 import { eventually } from "./lab-harness.js";
 import { labPlace, REPO, spawnLab, type LabPlace, type LabProcess } from "./lab-process.js";
+import { scaled } from "../helpers/timeouts.js";
 
 const run = promisify(execFile);
 
@@ -38,7 +39,7 @@ beforeAll(async () => {
   await writeFile(userConfig, USER_CONFIG);
   lab = spawnLab(["--machines", "3"], place.env, place.dir);
   await lab.waitFor(/all 3 machines ready/, 180_000);
-}, 200_000);
+}, scaled(200_000));
 
 afterAll(async () => {
   await lab?.stop();
@@ -124,7 +125,7 @@ describe("metal-lab as a process", () => {
     await eventually("the machine to phone home", async () => {
       const log = JSON.parse((await metalctl(["--context", "lab-project", "machine", "describe", created.id, "-o", "json"])).stdout) as { events?: { log?: { type: string }[] } };
       return log.events?.log?.[0]?.type === "PROVISIONING_EVENT_TYPE_PHONED_HOME";
-    }, 120_000);
+    }, scaled(120_000));
     const { contexts } = await labContexts();
     const tenant = contexts["lab-project"]!;
     const [host, port] = tenant.console!.split(":");
@@ -146,7 +147,7 @@ describe("metal-lab as a process", () => {
     }
     await metalctl(["--context", "lab-project", "machine", "free", created.id]);
     await eventually("3 machines waiting again", allThreeWaiting, 120_000);
-  }, 240_000);
+  }, scaled(240_000));
 
   it("refuses a port that is taken with one line naming the setting, before opening any database", async () => {
     const api = new URL(apiUrl()).host;
@@ -181,7 +182,7 @@ describe("metal-lab as a process", () => {
     const out = lab.stdout();
     expect(out).toContain("metal-lab listening on");
     expect(out.split("\n").filter((l) => l.startsWith("{"))).toEqual([]);
-  }, 200_000);
+  }, scaled(200_000));
 
   it("stops with one line when the admin token it keeps was revoked, and starts with --reset-admin-token", async () => {
     const file = join(place.dataDir, "admin-token");
@@ -202,7 +203,7 @@ describe("metal-lab as a process", () => {
     const renewed = (await readFile(file, "utf8")).trim();
     expect(renewed).not.toBe(token);
     expect((await createClient(UserService, as(apiUrl(), renewed)).get({})).user!.token!.roles!.adminRole).toBe(AdminRole.ADMIN);
-  }, 300_000);
+  }, scaled(300_000));
 
   it("logs for a person on a terminal: no JSON lines, the progress and banner beside them", async () => {
     expect(await lab.stop()).toBe(0);
@@ -220,7 +221,7 @@ describe("metal-lab as a process", () => {
     expect(out).toMatch(/INFO.*metal-lab listening on http:\/\/127\.0\.0\.1:\d+/);
     expect(out).toContain("metal-lab is up: API");
     expect(out.split("\n").filter((l) => l.trimStart().startsWith('{"level"'))).toEqual([]);
-  }, 200_000);
+  }, scaled(200_000));
 });
 
 async function allThreeWaiting(): Promise<boolean> {

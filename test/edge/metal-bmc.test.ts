@@ -17,6 +17,7 @@ import { runBmcAgent, type RunningBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -33,16 +34,6 @@ const killable: Interceptor = (next) => (req) => {
 
 function startAgent(stateDir = join(dir, "state")): RunningBmcAgent {
   return runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-test", version: "test", dir, stateDir, leaseFile, sims, interceptors: [killable] });
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }
 
 let ip = 10;
@@ -107,9 +98,10 @@ describe("metal-bmc on simulated BMCs", () => {
     expect(m.power).toBe("OFF");
     expect(m.led).toBe("on");
     await eventually("power state reported", async () => (await admin().get({ id: m.uuid })).machine?.bmc?.powerState === "OFF");
-    // Heartbeats and polls go on; nothing runs again.
-    await new Promise((r) => setTimeout(r, 400));
-    expect(m.executed).toEqual(["POWER_OFF", "LED_ON"]);
+    // Nothing runs again: a later command is carried out after them, and nothing was repeated before it.
+    const ledOff = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.LED_OFF })).command!;
+    await eventually("the later command done", async () => (await commandsOf(m.uuid)).find((c) => c.id === ledOff.id)?.status === BmcCommandStatus.DONE);
+    expect(m.executed).toEqual(["POWER_OFF", "LED_ON", "LED_OFF"]);
   });
 
   it("a freed machine boots from PXE and is reset", async () => {
@@ -192,16 +184,15 @@ describe("metal-bmc on simulated BMCs", () => {
     expect(expired).toContain(led.id);
     release();
     await eventually("executed", async () => m.executed.length === 1);
-    // Give the result time to reach the server (several heartbeats).
-    await new Promise((r) => setTimeout(r, 500));
+    // A command given now is answered on the same session after the late result: once it is done, the late result was seen.
+    const done = (await commandsOf(m.uuid)).length;
+    const on = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.POWER_ON })).command!;
+    await eventually("power on done", async () => (await commandsOf(m.uuid)).find((x) => x.id === on.id)?.status === BmcCommandStatus.DONE);
     const c = (await commandsOf(m.uuid)).find((x) => x.id === led.id)!;
     expect(c.status).toBe(BmcCommandStatus.TIMED_OUT);
     expect(c.result).toMatch(/timed out/);
     // The same holds for any late or repeated result, whoever sends it.
     expect(await bmcCommands.complete(server.app.db, "p1", led.id, true, "late")).toBe(false);
-    const done = (await commandsOf(m.uuid)).length;
-    const on = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.POWER_ON })).command!;
-    await eventually("power on done", async () => (await commandsOf(m.uuid)).find((x) => x.id === on.id)?.status === BmcCommandStatus.DONE);
     expect(await bmcCommands.complete(server.app.db, "p1", on.id, false, "again")).toBe(false);
     expect((await commandsOf(m.uuid)).find((x) => x.id === on.id)).toMatchObject({ status: BmcCommandStatus.DONE, result: "Chassis Power Control: Up/On" });
     expect((await commandsOf(m.uuid)).length).toBe(done + 1);

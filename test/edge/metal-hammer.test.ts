@@ -16,6 +16,7 @@ import { MetalHammer, type HammerOutcome } from "../../edge/hammer/hammer.js";
 import { SimMachine, type SimImage, type SimOs } from "../../edge/sim/machine.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -27,16 +28,6 @@ const running: SimMachine[] = [];
 const IMAGE: SimImage = { os: "simos", version: "1.0", kernel: "/boot/vmlinuz-6.1", initrd: "/boot/initrd.img-6.1", cmdline: "console=ttyS0" };
 const IMAGE2: SimImage = { ...IMAGE, version: "2.0", kernel: "/boot/vmlinuz-6.6" };
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
-
-async function eventually<R>(what: string, probe: () => Promise<R | undefined | false> | R | undefined | false, timeoutMs = 15_000): Promise<R> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const adminGet = async (id: string) => (await server.client(AdminMachineService, server.adminToken).get({ id })).machine!;
 /** The machine's event types, oldest first. */
@@ -280,7 +271,7 @@ describe("metal-hammer on a simulated machine", () => {
     const uuid = randomUUID();
     const child = spawn(
       process.execPath,
-      ["bin/metal-hammer.js", "--api-url", server.url, "--partition", "p1", "--sim-uuid", uuid, "--alive-interval", "0.2", "--sim-disks", "/dev/sda=120000000000,/dev/sdb=120000000000"],
+      ["bin/metal-hammer.js", "--simulated", "--api-url", server.url, "--partition", "p1", "--sim-uuid", uuid, "--alive-interval", "0.2", "--sim-disks", "/dev/sda=120000000000,/dev/sdb=120000000000"],
       {
         env: { ...process.env, METAL_HAMMER_TOKEN: fixture.infraToken, METAL_HAMMER_SIM_NICS: "eth0=0c:c4:7a:bb:00:00@leaf03/swp1,eth1=0c:c4:7a:bb:00:01@leaf04/swp1" },
         stdio: ["ignore", "ignore", "pipe"],

@@ -14,6 +14,7 @@ import {
   type SwitchServiceSessionResponse,
 } from "../../gen/metal/infra/v1/switch_pb.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 type Req = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
 
@@ -37,19 +38,17 @@ function open(token = infra) {
   }
   const abort = new AbortController();
   const received: SwitchServiceSessionResponse[] = [];
-  let waiters: (() => void)[] = [];
+  let ended = false;
   const done = (async () => {
     try {
       for await (const m of server.grpcClient(SwitchService, token).session(requests() as AsyncIterable<SwitchServiceSessionRequest>, { signal: abort.signal })) {
         received.push(m);
-        for (const w of waiters) w();
-        waiters = [];
       }
       return undefined;
     } catch (err) {
       return ConnectError.from(err);
     } finally {
-      for (const w of waiters) w();
+      ended = true;
     }
   })();
   return {
@@ -64,15 +63,10 @@ function open(token = infra) {
     abort: () => abort.abort(),
     received,
     done,
-    async next(pred: (m: SwitchServiceSessionResponse) => boolean, timeoutMs = 2_000): Promise<SwitchServiceSessionResponse> {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const m = received.find(pred);
-        if (m) return m;
-        if (Date.now() > until) throw new Error("no such message");
-        await Promise.race([new Promise<void>((r) => waiters.push(r)), new Promise((r) => setTimeout(r, 50))]);
-      }
-    },
+    /** Whether the server has ended the session. */
+    ended: () => ended,
+    count: (kind: SwitchServiceSessionResponse["message"]["case"]) => received.filter((m) => m.message.case === kind).length,
+    next: (pred: (m: SwitchServiceSessionResponse) => boolean): Promise<SwitchServiceSessionResponse> => eventually("a matching message", () => received.find(pred)),
   };
 }
 
@@ -85,10 +79,17 @@ beforeAll(async () => {
   await server.client(AdminPartitions, server.adminToken).create({ id: "p2" });
   infra = (await server.client(AdminTokens, server.adminToken).create({ subject: "p1", roles: { infraPartition: "p1" } })).secret;
   await server.client(SwitchService, infra).register({ partition: "p1", id: "leaf01", rack: "r1", nics: [{ name: "swp1" }, { name: "swp2" }] });
+  // The slow neighbour: its sessions ask for the longest heartbeat the server allows (60 s).
+  await server.client(SwitchService, infra).register({ partition: "p1", id: "leaf02", rack: "r1", nics: [{ name: "swp1" }] });
 });
+
+const SLOW_HEARTBEAT_MS = 60_000;
 
 describe("SwitchService.Session", () => {
   it("sends the full config with the switch's generation at once, then heartbeats at the pace metal-core asked for", async () => {
+    const slow = open();
+    slow.send(hello("leaf02", SLOW_HEARTBEAT_MS));
+    await slow.next((m) => m.message.case === "config");
     const s = open();
     s.send(hello("leaf01"));
     const first = config(await s.next((m) => m.message.case === "config"))!;
@@ -97,22 +98,25 @@ describe("SwitchService.Session", () => {
       ["swp1", SwitchPortMode.PXE, SwitchPortAdminState.UP],
       ["swp2", SwitchPortMode.PXE, SwitchPortAdminState.UP],
     ]);
-    const started = Date.now();
     const keepalive = setInterval(() => s.send({ message: { case: "heartbeat", value: {} } }), 50);
-    await s.next((m) => m.message.case === "heartbeat");
-    expect(Date.now() - started).toBeLessThan(1_000);
+    // Three heartbeats at the 100 ms asked for, while the session that asked for 60 s got none.
+    await eventually("three heartbeats", () => s.count("heartbeat") >= 3);
+    expect(slow.count("heartbeat")).toBe(0);
+    slow.close();
+    await slow.done;
     // A sync report is stored with the generation it is about, and does not cause a resend.
     s.send({ message: { case: "sync", value: { generation: first.generation, duration: durationFromMs(12), error: "", ports: [{ name: "swp1", adminState: SwitchPortAdminState.UP }] } } });
     const admin = server.client(AdminSwitchService, server.adminToken);
-    for (let i = 0; !(await admin.get({ id: "leaf01" })).switch?.lastSync; i++) {
-      if (i > 50) throw new Error("no sync stored");
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    const sw = (await admin.get({ id: "leaf01" })).switch!;
+    const sw = await eventually("the sync report to be stored", async () => {
+      const stored = (await admin.get({ id: "leaf01" })).switch;
+      return stored?.lastSync && stored;
+    });
     expect(sw.lastSync?.duration?.nanos).toBe(12_000_000);
     expect(sw.nics.find((n) => n.name === "swp1")?.actualState).toBe(SwitchPortState.UP);
-    await new Promise((r) => setTimeout(r, 300));
-    expect(s.received.filter((m) => m.message.case === "config")).toHaveLength(1);
+    // Two more heartbeats after the report was stored: the session went on past it, and sent no second config.
+    const beats = s.count("heartbeat");
+    await eventually("two heartbeats after the stored report", () => s.count("heartbeat") >= beats + 2);
+    expect(s.count("config")).toBe(1);
     clearInterval(keepalive);
     s.close();
     expect(await s.done).toBeUndefined();
@@ -130,13 +134,18 @@ describe("SwitchService.Session", () => {
   });
 
   it("ends a session that falls silent for three heartbeat intervals", async () => {
+    // Both fall silent; only the one that asked for 100 ms heartbeats has missed three of them.
+    const slow = open();
+    slow.send(hello("leaf02", SLOW_HEARTBEAT_MS));
+    await slow.next((m) => m.message.case === "config");
     const s = open();
     s.send(hello("leaf01", 100));
     await s.next((m) => m.message.case === "config");
-    const started = Date.now();
     const err = await s.done;
     expect(err?.code).toBe(Code.DeadlineExceeded);
-    expect(Date.now() - started).toBeLessThan(1_500);
+    expect(slow.ended()).toBe(false);
+    slow.close();
+    expect(await slow.done).toBeUndefined();
   });
 
   it("ends the older of two sessions of the same switch", async () => {

@@ -27,6 +27,7 @@ import { createLogger } from "../../server/logger.js";
 import { expectCode } from "./expect.js";
 import { setUpPartition, type PartitionFixture } from "./partition-fixture.js";
 import type { TestServer } from "./server-launch.js";
+import { scaled } from "./timeouts.js";
 
 /**
  * The control plane on embedded PGlite (as `npm start` runs it), listening on
@@ -93,7 +94,7 @@ export function describeDeletesInUse(database: string, launch: () => Promise<{ s
       expect(machineId).toBe(waiting.id);
       reservationId = (await admin(AdminReservations).create({ sizeId: "s1", project: "pb", partitionIds: ["p1"], amount: 1 })).sizeReservation!.id;
       await admin(AdminConstraints).create({ size: "s1", images: { debian: "*" } });
-    }, 240_000);
+    }, scaled(240_000));
 
     afterAll(async () => {
       fixture?.stopAll();

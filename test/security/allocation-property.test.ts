@@ -9,6 +9,7 @@ import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { insertWaitingMachines, S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Random mixes of allocate-by-id, allocate-by-size, free, operator lock /
@@ -175,7 +176,7 @@ function plan(random: () => number, before: Map<string, MachineNow>): Op[] {
 }
 
 describe(`random allocation rounds against ${MACHINES} machines (seed ${seed})`, () => {
-  it("hand out no machine twice or during reclaim, keep quotas and reservations, and refuse only what had to be refused", { timeout: 180_000 }, async () => {
+  it("hand out no machine twice or during reclaim, keep quotas and reservations, and refuse only what had to be refused", { timeout: scaled(180_000) }, async () => {
     const random = prng(seed);
     const reservations = server.client(AdminSizeReservations, server.adminToken);
     let reservation: string | undefined;

@@ -8,6 +8,7 @@ import { inTransaction } from "../../server/db/database.js";
 import { quotaRepository } from "../../server/repositories/network-repository.js";
 import { insertWaitingMachines, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * A project at its machine quota must not hold waiting machines while its
@@ -45,7 +46,7 @@ beforeAll(async () => {
 const request = (project: "pq" | "pb", i: number) => ({ project, partition: "p1", size: "s1", image: "debian-12", name: `${project}-${i}`, networks: [networks[project]] });
 
 describe("a burst of a project at its quota next to another project's burst", () => {
-  it("gives the other project every free machine and the quota project exactly its one", { timeout: 120_000 }, async () => {
+  it("gives the other project every free machine and the quota project exactly its one", { timeout: scaled(120_000) }, async () => {
     const tenant = server.client(MachineService, server.adminToken);
     // Hold project pq's quota lock from the side, as a long allocation of pq would.
     let release!: () => void;

@@ -44,7 +44,7 @@ beforeAll(async () => {
   fixture = await setUpPartition(server);
   await server.client(AdminPartitions, server.adminToken).create({ id: "p2" });
   p2Token = (await server.client(AdminTokens, server.adminToken).create({ subject: "p2-agents", roles: { infraPartition: "p2" } })).secret;
-}, 60_000);
+});
 
 describe("bare records made by another partition (issue 12, item 15)", () => {
   it("events and Dhcp of partition 2 for a UUID do not keep the machine from registering in partition 1, where it ends up", async () => {

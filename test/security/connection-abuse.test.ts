@@ -9,6 +9,7 @@ import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { VersionService } from "../../gen/metal/api/v1/version_pb.js";
 import { startConfiguredServer, type ConfiguredServer } from "./configured-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12, "Done when": silent sockets, slow and half headers, half HTTP/2
@@ -51,7 +52,7 @@ beforeAll(async () => {
     METAL_PUBLIC_STREAM_LIMITS: `1000/1000/${PUBLIC_STREAMS}`,
   });
   port = Number(new URL(server.url).port);
-}, 60_000);
+});
 
 /** Resolves when the server closed the socket (generous bound: a socket that stays open fails the test). */
 function closedByServer(socket: net.Socket, what: string): Promise<void> {
@@ -226,5 +227,5 @@ describe("a server under connection abuse", () => {
       `connection abuse: median round ${before.latency.toFixed(1)} ms before, ${after.latency.toFixed(1)} ms after; heap+buffers ${mib(before.heap)} MiB before, ${mib(after.heap)} MiB after`,
     );
     expect(after.heap).toBeLessThan(before.heap + 32 * 1024 * 1024);
-  }, 180_000);
+  }, scaled(180_000));
 });

@@ -24,6 +24,7 @@ import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-har
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12, item 1 (the console part): a console never shows output from
@@ -102,7 +103,7 @@ describe("a BMC that replays a previous tenant's session: the control plane with
     const leaseFile = join(dir, "dhcpd.leases");
     stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-scrollback", dir, leaseFile, sims }).stop;
     await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
-  }, 60_000);
+  });
 
   afterAll(async () => {
     fixture?.stopAll();
@@ -167,7 +168,7 @@ describe("a BMC that replays a previous tenant's session: the control plane with
     expect(admin.seen.out).not.toContain("previous-tenant");
     admin.kill();
     await admin.ends();
-  }, 90_000);
+  }, scaled(90_000));
 });
 
 describe("the console of a re-allocated machine in the lab (issue 12, item 1)", () => {
@@ -191,7 +192,7 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
     networkB = (await t.admin(NetworkService).create({ project: "project-b", partition: LAB.partition })).network!.id;
     tokens.a = (await t.admin(AdminTokens).create({ subject: "alice", roles: { projectRoles: { [LAB.project]: ProjectRole.EDITOR } } })).secret;
     tokens.b = (await t.admin(AdminTokens).create({ subject: "bob", roles: { projectRoles: { "project-b": ProjectRole.EDITOR } } })).secret;
-  }, 90_000);
+  }, scaled(90_000));
 
   afterAll(async () => {
     await t?.dispose();
@@ -219,7 +220,7 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
     await eventually("the machine waits again", async () => {
       const now = await t.machine(m.uuid);
       return !now.allocation && now.waiting && (await t.events(m.uuid))[0] === T.WAITING;
-    }, 45_000);
+    });
 
     const again = await allocate(tokens.b, "project-b", networkB, "web-b", keys.b.pub);
     expect(again.uuid).toBe(m.uuid);
@@ -233,5 +234,5 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
     expect(b.seen.out).not.toContain("web-a");
     b.kill();
     await b.ends();
-  }, 180_000);
+  }, scaled(180_000));
 });

@@ -12,6 +12,7 @@ import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { generateKey, refusedConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12, item 16 (networks, IPs and the SSH console): whatever belongs to
@@ -35,7 +36,7 @@ beforeAll(async () => {
   const tokens = server.client(AdminTokens, server.adminToken);
   outsider = (await tokens.create({ subject: "outsider", roles: { projectRoles: { pa: ProjectRole.EDITOR } } })).secret;
   owner = (await tokens.create({ subject: "owner", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
-}, 60_000);
+});
 
 afterAll(async () => {
   fixture?.stopAll();
@@ -121,7 +122,7 @@ describe("the SSH console to an outsider (issue 12, item 16)", () => {
     });
     expect(machine?.id).toBe(allocated);
     free = (await fixture.bootMachine("r2")).id;
-  }, 60_000);
+  });
 
   /** The refusal ssh printed, with the machine id replaced. */
   const refusal = async (id: string, key: string, token?: string) => (await refusedConsole(target, id, { key, token })).replaceAll(id, "<id>").trim();
@@ -139,5 +140,5 @@ describe("the SSH console to an outsider (issue 12, item 16)", () => {
     // The holder of one of the allocation's keys is still told what is missing.
     expect(await refusal(allocated, keys.owner)).toContain('metal-console: no token: send a token of a member of project "pb"');
     expect(await refusal(allocated, keys.owner, outsider)).toContain('metal-console: the token of "outsider" is not one of a member of project "pb"');
-  }, 120_000);
+  }, scaled(120_000));
 });

@@ -10,6 +10,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "../e2e/lab-harness.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12 item 12: a lab killed with SIGKILL before it ever saved its
@@ -120,5 +121,5 @@ describe("the lab after kill -9", () => {
     const addresses = all.map((m) => m.bmc?.address ?? "");
     expect(new Set(addresses).size).toBe(addresses.length);
     second.child.kill("SIGTERM");
-  }, 180_000);
+  }, scaled(180_000));
 });

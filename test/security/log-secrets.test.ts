@@ -56,7 +56,7 @@ beforeAll(async () => {
   for (const statement of PROBE_SQL) await app.db.execute(sql.raw(statement));
   fixture = await setUpPartition(server);
   bearers.push(fixture.infraToken);
-}, 60_000);
+});
 
 afterAll(async () => {
   fixture?.stopAll();

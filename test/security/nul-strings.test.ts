@@ -10,6 +10,7 @@ import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/pa
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12, item 13: a NUL character in any string of any request is refused
@@ -172,7 +173,7 @@ beforeAll(async () => {
   services = await allServices();
   await server.client(AdminPartitions, server.adminToken).create({ id: "p1" });
   infraToken = (await server.client(AdminTokens, server.adminToken).create({ subject: "p1-agents", roles: { infraPartition: "p1" } })).secret;
-}, 60_000);
+});
 
 const isInfra = (s: DescService) => s.typeName.startsWith("metal.infra.v1.");
 const isStream = (m: DescMethod) => m.methodKind === "client_streaming" || m.methodKind === "bidi_streaming";
@@ -211,7 +212,7 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
     }
     expect(wrong).toEqual([]);
     expect(calls).toBeGreaterThan(300);
-  }, 180_000);
+  }, scaled(180_000));
 
   it("every unary method refuses a binary message whose string is not UTF-8 with InvalidArgument, over Connect and gRPC", async () => {
     const wrong: string[] = [];
@@ -248,7 +249,7 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
     if (truncatedCode !== "invalid_argument") wrong.push(`connect truncated PartitionService/Get: ${truncatedCode}`);
     expect(wrong).toEqual([]);
     expect(calls).toBeGreaterThan(50);
-  }, 120_000);
+  }, scaled(120_000));
 
   it("infra methods refuse it too with the partition's infra token (the partition field itself is the token's scope: refused by authorization first)", async () => {
     const wrong: string[] = [];
@@ -266,7 +267,7 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
       }
     }
     expect(wrong).toEqual([]);
-  }, 120_000);
+  }, scaled(120_000));
 
   it("BootService.Wait over plain gRPC (the lean stream path) refuses it as well", async () => {
     const client = createClient(BootService, createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${infraToken}`), next(req))] }));

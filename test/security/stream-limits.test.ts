@@ -24,7 +24,7 @@ beforeAll(async () => {
     METAL_WAIT_STREAM_LIMITS: "100/2/100",
   });
   fixture = await setUpPartition(server as unknown as TestServer);
-}, 60_000);
+});
 
 /** A health client on a connection of its own, from the given local address (127.0.0.x all reach the server). */
 const healthFrom = (localAddress = "127.0.0.1"): Client<typeof Health> =>

@@ -87,7 +87,7 @@ beforeAll(async () => {
 
   stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-console-ssh", dir, leaseFile, sims }).stop;
   await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
-}, 60_000);
+});
 
 afterAll(async () => {
   fixture?.stopAll();
@@ -103,7 +103,7 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
   beforeAll(async () => {
     owned = await allocated();
     free = await machineWithConsole();
-  }, 30_000);
+  });
 
   it("the user's terminal size reaches the machine's console (pty-req), and typing works through a real terminal", async () => {
     const s = ssh(owned.id, { key: keys.owner, token: tokens.owner, terminal: { columns: 132, rows: 43 } });

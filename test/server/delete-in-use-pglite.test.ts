@@ -6,6 +6,7 @@ import { filesystemLayouts, images, partitions, sizes } from "../../server/db/sc
 import { referenceHolds } from "../../server/repositories/usage-repository.js";
 import { describeDeletesInUse, launchEmbeddedServer } from "../helpers/delete-in-use-table.js";
 import { expectCode } from "../helpers/expect.js";
+import { scaled } from "../helpers/timeouts.js";
 
 // The table of issue 13 on embedded PGlite, the database `npm start` uses.
 describeDeletesInUse("PGlite", launchEmbeddedServer);
@@ -21,7 +22,7 @@ describe("reference holds on PGlite", () => {
     await db.insert(sizes).values({ id: refs.size, constraints: [] });
     await db.insert(images).values({ id: refs.image, url: "http://images.example/a", features: [1], os: "os", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
     await db.insert(filesystemLayouts).values({ id: refs.filesystemLayout, spec: {} as never });
-  }, 120_000);
+  }, scaled(120_000));
 
   afterAll(() => database?.close());
 

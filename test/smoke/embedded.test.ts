@@ -4,6 +4,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { scaled } from "../helpers/timeouts.js";
 
 /** A port that was free a moment ago. */
 async function freePort(): Promise<number> {
@@ -86,5 +87,5 @@ describe("embedded mode (PGlite), as npm start runs it", () => {
     } finally {
       await stop(second.proc);
     }
-  }, 300_000);
+  }, scaled(300_000));
 });
