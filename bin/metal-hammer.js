@@ -3,5 +3,9 @@
 import { register } from "tsx/esm/api";
 
 register();
-const { runMetalHammer } = await import("../edge/hammer/main.ts");
-process.exitCode = await runMetalHammer(process.argv.slice(2));
+// The real binary never loads the simulator; --simulated (or METAL_HAMMER_SIMULATED=1) runs the agent on a simulated machine.
+const argv = process.argv.slice(2);
+const simulated = argv.includes("--simulated") || ["1", "true"].includes(process.env.METAL_HAMMER_SIMULATED ?? "");
+const rest = argv.filter((a) => a !== "--simulated");
+const run = simulated ? (await import("../edge/sim/hammer-main.ts")).runSimulatedHammer : (await import("../edge/hammer/main.ts")).runMetalHammer;
+process.exitCode = await run(rest);

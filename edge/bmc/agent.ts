@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { sleep } from "../common/time.js";
-import { StreamQueue } from "../common/queue.js";
+import { AsyncQueue } from "../../client/async-queue.js";
+import { backoffPolicy, retryLoop, type BackoffPolicy } from "../../client/backoff.js";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
@@ -23,8 +23,8 @@ export interface BmcAgentTiming {
   heartbeatMs: number;
   /** A session from which the server sent nothing for this long is dropped and dialled again. */
   idleMs: number;
-  /** Reconnects wait initialMs, doubling up to maxMs (with jitter). */
-  backoff: { initialMs: number; maxMs: number };
+  /** Reconnects wait initialMs, doubling up to maxMs (with jitter); a session the server answered starts over. */
+  backoff: BackoffPolicy;
 }
 
 export const DEFAULT_AGENT_TIMING: BmcAgentTiming = {
@@ -32,7 +32,7 @@ export const DEFAULT_AGENT_TIMING: BmcAgentTiming = {
   fullReportMs: 5 * 60_000,
   heartbeatMs: 5_000,
   idleMs: 20_000,
-  backoff: { initialMs: 500, maxMs: 30_000 },
+  backoff: backoffPolicy(),
 };
 
 export interface BmcAgentOptions {
@@ -85,7 +85,7 @@ export class BmcAgent {
   private readonly timing: BmcAgentTiming;
   private readonly limit: <T>(task: () => Promise<T>) => Promise<T>;
   private store: CommandStore | undefined;
-  private current: StreamQueue<Request> | undefined;
+  private current: AsyncQueue<Request> | undefined;
   /** What was last sent per machine, so unchanged reports are not sent again between full reports. */
   private readonly lastSent = new Map<string, string>();
   private readonly inflight = new Set<string>();
@@ -103,7 +103,7 @@ export class BmcAgent {
 
   constructor(private readonly opts: BmcAgentOptions) {
     this.client = createClient(BMCService, opts.transport);
-    this.timing = { ...DEFAULT_AGENT_TIMING, ...opts.timing };
+    this.timing = { ...DEFAULT_AGENT_TIMING, ...opts.timing, backoff: backoffPolicy(opts.timing?.backoff) };
     this.limit = limiter(opts.concurrency ?? 10);
     this.consoles = new ConsoleRelays({
       transport: opts.transport,
@@ -124,19 +124,11 @@ export class BmcAgent {
     this.store = await CommandStore.open(join(this.opts.stateDir, "commands.json"));
     const poller = setInterval(() => void this.poll(Date.now() - this.lastFull >= this.timing.fullReportMs), this.timing.pollMs);
     try {
-      let attempt = 0;
-      while (!signal.aborted) {
-        const established = await this.sessionOnce(signal).catch((err: unknown) => {
-          this.log("session ended", { err: err instanceof Error ? err.message : String(err) });
-          return false;
-        });
-        if (signal.aborted) break;
-        if (established) attempt = 0;
-        const { initialMs, maxMs } = this.timing.backoff;
-        const delay = Math.min(maxMs, initialMs * 2 ** attempt) * (0.5 + Math.random() / 2);
-        attempt++;
-        await sleep(delay, signal);
-      }
+      await retryLoop((ctx) => this.sessionOnce(ctx.signal, ctx.healthy), {
+        policy: this.timing.backoff,
+        signal,
+        onRetry: ({ err }) => err !== undefined && this.log("session ended", { err: err instanceof Error ? err.message : String(err) }),
+      });
     } finally {
       clearInterval(poller);
       // Commands under way finish and are recorded; their results go out with the next delivery.
@@ -145,9 +137,9 @@ export class BmcAgent {
     }
   }
 
-  /** One session; true when the server answered at all (a healthy connection resets the backoff). */
-  private async sessionOnce(signal: AbortSignal): Promise<boolean> {
-    const queue = new StreamQueue<Request>();
+  /** One session, until it breaks; `healthy` once the server answered (the backoff starts over then). */
+  private async sessionOnce(signal: AbortSignal, healthy: () => void): Promise<void> {
+    const queue = new AsyncQueue<Request>();
     const abort = new AbortController();
     const onAbort = () => abort.abort();
     signal.addEventListener("abort", onAbort, { once: true });
@@ -168,6 +160,7 @@ export class BmcAgent {
         lastHeard = Date.now();
         if (!established) {
           established = true;
+          healthy();
           this.sessions++;
           this.current = queue;
           // A new session has no idea what the server knows: everything is reported again.
@@ -177,7 +170,6 @@ export class BmcAgent {
         if (res.kind.case === "commands") for (const c of res.kind.value.commands) this.dispatch(c);
         else if (res.kind.case === "openConsole") this.openConsole(res.kind.value, abort.signal);
       }
-      return established;
     } finally {
       clearInterval(heartbeat);
       signal.removeEventListener("abort", onAbort);

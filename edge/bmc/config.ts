@@ -1,4 +1,4 @@
-import { describeSettings, readSettings } from "../common/settings.js";
+import { describeSettings, readSettings } from "../../client/settings.js";
 import { hostname } from "node:os";
 import type { BmcAgentTiming } from "./agent.js";
 
@@ -40,13 +40,12 @@ export const describeBmcSettings = (): string => describeSettings(settings, ["ME
 
 /** Flags win over the environment; throws with a message fit for the user on anything missing or malformed. */
 export function loadBmcConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): BmcConfig {
-  const { get, seconds, list } = readSettings(settings, env, argv);
-  const port = Number(get("ipmiPort"));
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error("--ipmi-port must be a port number");
+  const { get, seconds, list, int, url } = readSettings(settings, env, argv);
+  const port = int("ipmiPort", 1, 65535);
   const cipher = get("cipherSuite");
   if (cipher !== "" && !/^\d{1,2}$/.test(cipher)) throw new Error("--ipmi-cipher-suite must be a cipher suite number, e.g. 3 or 17");
   return {
-    apiUrl: get("apiUrl"),
+    apiUrl: url("apiUrl", ["http:", "https:"]),
     token: get("token"),
     partition: get("partition"),
     agent: get("agent"),

@@ -1,6 +1,6 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { StreamQueue } from "../common/queue.js";
+import { AsyncQueue } from "../../client/async-queue.js";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { BmcOpenConsole } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
@@ -77,7 +77,7 @@ export class ConsoleRelays {
     session.addEventListener("abort", stop, { once: true });
     this.open.add(abort);
     let serial: SerialConsole | undefined;
-    const queue = new StreamQueue<RelayRequest>();
+    const queue = new AsyncQueue<RelayRequest>();
     try {
       let error = "";
       if (!this.opts.adapter) error = "this metal-bmc has no console access";

@@ -1,4 +1,5 @@
-import { daemonTransport, jsonLog } from "../common/client.js";
+import { createTransport } from "../../client/transport.js";
+import { jsonLog } from "../common/log.js";
 import { BmcAgent } from "./agent.js";
 import { describeBmcSettings, loadBmcConfig } from "./config.js";
 import { IpmiAdapter } from "./ipmi.js";
@@ -17,7 +18,7 @@ export async function runMetalBmc(argv: readonly string[]): Promise<number> {
     process.stderr.write(`metal-bmc: ${(err as Error).message}\n`);
     return 2;
   }
-  const transport = daemonTransport(config.apiUrl, config.token);
+  const transport = createTransport({ baseUrl: config.apiUrl, token: config.token });
   const log = jsonLog;
   const agent = new BmcAgent({
     transport,

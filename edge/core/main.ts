@@ -1,8 +1,8 @@
-import { describeSettings, readSettings } from "../common/settings.js";
+import { describeSettings, readSettings } from "../../client/settings.js";
 import { isIP } from "node:net";
 import { DEFAULT_SETTINGS, type LocalSettings } from "./config.js";
 import { LinuxSwitch } from "./linux-switch.js";
-import { DEFAULT_TIMING, MetalCore, type MetalCoreTiming } from "./metal-core.js";
+import { DEFAULT_TIMING, MetalCore, type MetalCoreTimingInput } from "./metal-core.js";
 
 /** metal-core's settings: each an environment variable and the matching `--flag` (flags win). */
 const settings = {
@@ -21,7 +21,6 @@ const settings = {
   phoneHome: { env: "METAL_CORE_PHONE_HOME_INTERVAL", flag: "phone-home-interval", fallback: String(DEFAULT_TIMING.phoneHomeMs / 1000) },
 } as const;
 
-
 export interface MetalCoreConfig {
   apiUrl: string;
   token: string;
@@ -30,20 +29,20 @@ export interface MetalCoreConfig {
   root: string;
   reloadCommand: string;
   settings: Omit<LocalSettings, "hostname">;
-  timing: Partial<MetalCoreTiming>;
+  timing: MetalCoreTimingInput;
 }
 
 export const describeCoreSettings = (): string => describeSettings(settings);
 
 /** Throws with a message fit for the operator on anything missing or malformed. */
 export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): MetalCoreConfig {
-  const { get, int, seconds } = readSettings(settings, env, argv);
+  const { get, int, seconds, list, url } = readSettings(settings, env, argv);
   const loopback = get("loopback");
   if (isIP(loopback) !== 4) throw new Error(`--loopback-ip must be an IPv4 address, not "${loopback}"`);
   const cidr = get("cidr");
   if (!/^[\d.]+\/\d{1,2}$/.test(cidr) || isIP(cidr.split("/")[0]!) !== 4) throw new Error(`--cidr must be an IPv4 address with prefix length, not "${cidr}"`);
   return {
-    apiUrl: get("apiUrl"),
+    apiUrl: url("apiUrl", ["http:", "https:"]),
     token: get("token"),
     partition: get("partition"),
     rack: get("rack"),
@@ -54,7 +53,7 @@ export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]):
       loopback,
       pxeVlan: int("pxeVlan", 1, 4094),
       pxeCidr: cidr,
-      uplinks: get("uplinks").split(",").map((s) => s.trim()).filter((s) => s !== ""),
+      uplinks: list("uplinks"),
     },
     timing: { heartbeatMs: seconds("heartbeat"), phoneHomeMs: seconds("phoneHome") },
   };

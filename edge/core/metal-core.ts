@@ -1,7 +1,7 @@
-import { daemonTransport } from "../common/client.js";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { sleep } from "../common/time.js";
-import { StreamQueue } from "../common/queue.js";
+import { AsyncQueue } from "../../client/async-queue.js";
+import { backoffPolicy, retryLoop, sleep, type BackoffPolicy } from "../../client/backoff.js";
+import { createTransport } from "../../client/transport.js";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
@@ -23,8 +23,7 @@ export interface MetalCoreTiming {
   /** Heartbeats on the session; a server silent for three of them counts as gone. */
   heartbeatMs: number;
   /** Reconnect backoff: doubles from the first to the maximum, with jitter; reset by a working session. */
-  backoffInitialMs: number;
-  backoffMaxMs: number;
+  backoff: BackoffPolicy;
   /** How often LLDP is read, and how often phone-home events are sent as one batch. */
   lldpPollMs: number;
   phoneHomeMs: number;
@@ -32,7 +31,10 @@ export interface MetalCoreTiming {
   retryMs: number;
 }
 
-export const DEFAULT_TIMING: MetalCoreTiming = { heartbeatMs: 10_000, backoffInitialMs: 500, backoffMaxMs: 30_000, lldpPollMs: 5_000, phoneHomeMs: 60_000, retryMs: 10_000 };
+export const DEFAULT_TIMING: MetalCoreTiming = { heartbeatMs: 10_000, backoff: backoffPolicy(), lldpPollMs: 5_000, phoneHomeMs: 60_000, retryMs: 10_000 };
+
+/** Timing as callers give it: any field, and any field of the backoff. */
+export type MetalCoreTimingInput = Partial<Omit<MetalCoreTiming, "backoff">> & { backoff?: Partial<BackoffPolicy> };
 
 export interface MetalCoreOptions {
   /** The control plane's address, e.g. http://127.0.0.1:8080 (the session needs HTTP/2: h2c or TLS). */
@@ -43,7 +45,7 @@ export interface MetalCoreOptions {
   rack: string;
   os: SwitchOs;
   settings?: Partial<Omit<LocalSettings, "hostname">>;
-  timing?: Partial<MetalCoreTiming>;
+  timing?: MetalCoreTimingInput;
   /** Instead of dialling `url` (tests, in-process). */
   transport?: Transport;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
@@ -67,7 +69,7 @@ export class MetalCore {
   private readonly events: Client<typeof EventService>;
   private readonly log: NonNullable<MetalCoreOptions["log"]>;
   private readonly stopping = new AbortController();
-  private session: { abort: AbortController; requests: StreamQueue<SessionRequest> } | undefined;
+  private session: { abort: AbortController; requests: AsyncQueue<SessionRequest> } | undefined;
   private facts: SwitchFacts | undefined;
   private applier: ConfigApplier | undefined;
   private settings: LocalSettings | undefined;
@@ -86,9 +88,9 @@ export class MetalCore {
   sessions = 0;
 
   constructor(private readonly opts: MetalCoreOptions) {
-    this.timing = { ...DEFAULT_TIMING, ...opts.timing };
+    this.timing = { ...DEFAULT_TIMING, ...opts.timing, backoff: backoffPolicy(opts.timing?.backoff) };
     this.log = opts.log ?? (() => {});
-    const transport = opts.transport ?? daemonTransport(opts.url, opts.token);
+    const transport = opts.transport ?? createTransport({ baseUrl: opts.url, token: opts.token });
     this.switches = createClient(SwitchService, transport);
     this.events = createClient(EventService, transport);
   }
@@ -121,19 +123,13 @@ export class MetalCore {
   }
 
   private async sessionLoop(): Promise<void> {
-    let attempt = 0;
-    while (!this.stopping.signal.aborted) {
-      let worked = false;
-      try {
+    await retryLoop(
+      async ({ healthy }) => {
         await this.register();
-        worked = await this.runSession();
-      } catch (err) {
-        if (!this.stopping.signal.aborted) this.log("warn", "switch session failed", { error: message(err) });
-      }
-      if (this.stopping.signal.aborted) return;
-      attempt = worked ? 0 : attempt + 1;
-      await sleep(backoff(attempt, this.timing), this.stopping.signal);
-    }
+        await this.runSession(healthy);
+      },
+      { policy: this.timing.backoff, signal: this.stopping.signal, onRetry: ({ err }) => err !== undefined && this.log("warn", "switch session failed", { error: message(err) }) },
+    );
   }
 
   /** Registration is repeated on every reconnect: ports may have changed, and it is idempotent. */
@@ -159,16 +155,15 @@ export class MetalCore {
     );
   }
 
-  /** One session, until it breaks; true if the server sent anything (the backoff starts over then). */
-  private async runSession(): Promise<boolean> {
+  /** One session, until it breaks; `healthy` once the server sent anything (the backoff starts over then). */
+  private async runSession(healthy: () => void): Promise<void> {
     const abort = new AbortController();
     const stop = () => abort.abort();
     this.stopping.signal.addEventListener("abort", stop);
-    const requests = new StreamQueue<SessionRequest>((r, queued) => r.message?.case === "heartbeat" && queued.some((i) => i.message?.case === "heartbeat"));
+    const requests = new AsyncQueue<SessionRequest>({ skip: (r, queued) => r.message?.case === "heartbeat" && queued.some((i) => i.message?.case === "heartbeat") });
     const hb = this.timing.heartbeatMs;
     requests.push({ partition: this.opts.partition, message: { case: "hello", value: { switchId: this.facts!.id, heartbeatInterval: durationFromMs(hb) } } });
     let lastHeard = Date.now();
-    let heard = false;
     const timer = setInterval(() => {
       requests.push({ partition: this.opts.partition, message: { case: "heartbeat", value: {} } });
       if (Date.now() - lastHeard > 3 * hb) abort.abort(new Error("the server sent nothing for three heartbeat intervals"));
@@ -178,7 +173,7 @@ export class MetalCore {
     try {
       for await (const res of this.switches.session(requests, { signal: abort.signal })) {
         lastHeard = Date.now();
-        heard = true;
+        healthy();
         if (res.message.case === "config") {
           this.desired = fromProto(res.message.value);
           this.kick();
@@ -193,7 +188,6 @@ export class MetalCore {
       this.stopping.signal.removeEventListener("abort", stop);
       if (this.session?.abort === abort) this.session = undefined;
     }
-    return heard;
   }
 
   /** Applies the newest desired config; configs arriving meanwhile collapse into one more apply. */
@@ -303,13 +297,6 @@ export class MetalCore {
     );
     for (const id of batch) this.phoned.delete(id);
   }
-}
-
-export function backoff(attempt: number, t: Pick<MetalCoreTiming, "backoffInitialMs" | "backoffMaxMs">): number {
-  if (attempt <= 0) return t.backoffInitialMs / 2;
-  const base = Math.min(t.backoffMaxMs, t.backoffInitialMs * 2 ** (attempt - 1));
-  // Jitter, so that the leaves of a partition do not all reconnect in the same instant after an outage.
-  return base / 2 + Math.random() * (base / 2);
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

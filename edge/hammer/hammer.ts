@@ -11,6 +11,7 @@ import type { Hardware, Inventory } from "./hardware.js";
 import { downloadVerified, fetchChecksum, ImageError } from "./image.js";
 import { disksToWipe, planStorage } from "./layout.js";
 import { printable } from "../common/text.js";
+import { backoffPolicy, retryLoop, sleep as pause, type BackoffPolicy } from "../../client/backoff.js";
 
 export interface HammerTiming {
   /** An Alive event goes out this often while the machine waits. */
@@ -20,8 +21,8 @@ export interface HammerTiming {
    * allocation (the server sends it at once) before taking the machine as free.
    */
   peekMs: number;
-  /** Calls are retried after initialMs, doubling up to maxMs (with jitter). */
-  backoff: { initialMs: number; maxMs: number };
+  /** Calls are retried after initialMs, doubling up to maxMs (with jitter); a Wait stream that delivered starts over. */
+  backoff: BackoffPolicy;
   /** After a crash the machine reboots after this long (the original: 5 s). */
   crashRebootMs: number;
   /** Image downloads that fail on the network are tried this often. */
@@ -31,10 +32,13 @@ export interface HammerTiming {
 export const DEFAULT_HAMMER_TIMING: HammerTiming = {
   aliveMs: 60_000,
   peekMs: 1_500,
-  backoff: { initialMs: 500, maxMs: 30_000 },
+  backoff: backoffPolicy(),
   crashRebootMs: 5_000,
   downloadAttempts: 3,
 };
+
+/** Timing as callers give it: any field, and any field of the backoff. */
+export type HammerTimingInput = Partial<Omit<HammerTiming, "backoff">> & { backoff?: Partial<BackoffPolicy> };
 
 export interface HammerOptions {
   /** Infra token of the partition: BootService, EventService, and the authenticated reads of images and layouts. */
@@ -42,7 +46,7 @@ export interface HammerOptions {
   partition: string;
   hardware: Hardware;
   version?: string;
-  timing?: Partial<HammerTiming>;
+  timing?: HammerTimingInput;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -54,16 +58,11 @@ const TRANSIENT = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Unknown
 
 class Stopped extends Error {}
 
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(new Stopped());
-    const t = setTimeout(() => (signal.removeEventListener("abort", abort), resolve()), ms);
-    function abort() {
-      clearTimeout(t);
-      reject(new Stopped());
-    }
-    signal.addEventListener("abort", abort, { once: true });
-  });
+/** Waits `ms`; a stop meanwhile throws Stopped, which ends the run. */
+async function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  await pause(ms, signal);
+  if (signal.aborted) throw new Stopped();
+}
 
 /** 16 characters from an alphabet without look-alikes, typed on a serial console. */
 export function consolePassword(): string {
@@ -94,7 +93,7 @@ export class MetalHammer {
     this.events = createClient(EventService, opts.transport);
     this.images = createClient(ImageService, opts.transport);
     this.layouts = createClient(FilesystemLayoutService, opts.transport);
-    this.timing = { ...DEFAULT_HAMMER_TIMING, ...opts.timing, backoff: { ...DEFAULT_HAMMER_TIMING.backoff, ...opts.timing?.backoff } };
+    this.timing = { ...DEFAULT_HAMMER_TIMING, ...opts.timing, backoff: backoffPolicy(opts.timing?.backoff) };
     this.log = opts.log ?? (() => {});
   }
 
@@ -180,20 +179,20 @@ export class MetalHammer {
 
   /** Calls `fn` until it succeeds, backing off on transient errors (and on `alsoRetry`); anything else is thrown. */
   private async retry<R>(what: string, signal: AbortSignal, fn: () => Promise<R>, alsoRetry: Code[] = []): Promise<R> {
-    let delay = this.timing.backoff.initialMs;
-    for (;;) {
-      if (signal.aborted) throw new Stopped();
-      try {
-        return await fn();
-      } catch (err) {
-        if (signal.aborted) throw new Stopped();
+    const result = await retryLoop(async () => ({ done: await fn() }), {
+      policy: this.timing.backoff,
+      signal,
+      retryable: (err) => {
+        const code = ConnectError.from(err).code;
+        return TRANSIENT.has(code) || alsoRetry.includes(code);
+      },
+      onRetry: ({ err, delayMs }) => {
         const ce = ConnectError.from(err);
-        if (!TRANSIENT.has(ce.code) && !alsoRetry.includes(ce.code)) throw err;
-        this.log(`${what} failed, retrying`, { code: Code[ce.code], err: ce.rawMessage, inMs: delay });
-        await sleep(delay * (0.75 + Math.random() * 0.5), signal);
-        delay = Math.min(delay * 2, this.timing.backoff.maxMs);
-      }
-    }
+        this.log(`${what} failed, retrying`, { code: Code[ce.code], err: ce.rawMessage, inMs: Math.round(delayMs) });
+      },
+    });
+    if (signal.aborted) throw new Stopped();
+    return result as R;
   }
 
   /**
@@ -233,28 +232,30 @@ export class MetalHammer {
         (err) => this.log("alive failed", { err: String(err) }),
       );
     }, this.timing.aliveMs);
-    let delay = this.timing.backoff.initialMs;
     try {
-      for (;;) {
-        try {
+      const allocation = await retryLoop<MachineAllocation>(
+        async ({ healthy }) => {
           this.waitStreams++;
           for await (const msg of this.boot.wait({ partition: this.opts.partition, machineId: this.machineId }, { signal })) {
-            delay = this.timing.backoff.initialMs;
-            if (msg.allocation) {
-              this.step(`allocated to ${msg.allocation.project}`);
-              return msg.allocation;
-            }
+            healthy();
+            if (msg.allocation) return { done: msg.allocation };
           }
           this.log("wait stream ended without an allocation; waiting again");
-        } catch (err) {
-          if (signal.aborted) throw new Stopped();
-          const ce = ConnectError.from(err);
-          if (!TRANSIENT.has(ce.code)) throw err;
-          this.log("wait failed, reconnecting", { code: Code[ce.code], err: ce.rawMessage, inMs: delay });
-        }
-        await sleep(delay * (0.75 + Math.random() * 0.5), signal);
-        delay = Math.min(delay * 2, this.timing.backoff.maxMs);
-      }
+        },
+        {
+          policy: this.timing.backoff,
+          signal,
+          retryable: (err) => TRANSIENT.has(ConnectError.from(err).code),
+          onRetry: ({ err, delayMs }) => {
+            if (err === undefined) return;
+            const ce = ConnectError.from(err);
+            this.log("wait failed, reconnecting", { code: Code[ce.code], err: ce.rawMessage, inMs: Math.round(delayMs) });
+          },
+        },
+      );
+      if (!allocation) throw new Stopped();
+      this.step(`allocated to ${allocation.project}`);
+      return allocation;
     } finally {
       clearInterval(alive);
     }

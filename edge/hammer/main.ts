@@ -1,18 +1,20 @@
-import { daemonTransport, jsonLog } from "../common/client.js";
-import { SimMachine } from "../sim/machine.js";
+import { createTransport } from "../../client/transport.js";
+import { jsonLog } from "../common/log.js";
 import { describeHammerSettings, loadHammerConfig } from "./config.js";
 import { MetalHammer } from "./hammer.js";
+import { platformHardware } from "./platform.js";
+
+const USAGE = "metal-hammer: registers the machine, waits for its allocation and installs it";
 
 /**
- * The metal-hammer binary. Real hardware needs the Linux adapter, which does
- * not exist yet; until then it runs the agent on one simulated machine that
- * PXE-boots into it, and ends when the machine kexecs into its installed OS
- * (exit 0) or on SIGINT/SIGTERM. A crash reboots the machine into the hammer
- * again, as on real hardware.
+ * The metal-hammer binary on the machine it runs on: one run of the agent,
+ * ending when the machine kexecs into its installed OS (exit 0) or on
+ * SIGINT/SIGTERM. Without a hardware adapter for the platform it refuses to
+ * start; `metal-hammer --simulated` runs edge/sim/hammer-main.ts instead.
  */
 export async function runMetalHammer(argv: readonly string[]): Promise<number> {
   if (argv.includes("--help")) {
-    process.stdout.write(`metal-hammer: registers the machine, waits for its allocation and installs it\n\n${describeHammerSettings()}`);
+    process.stdout.write(`${USAGE}\n\n${describeHammerSettings()}\n\n  --simulated  (or METAL_HAMMER_SIMULATED=1) a simulated machine instead of this one; see --simulated --help\n`);
     return 0;
   }
   let config;
@@ -22,24 +24,16 @@ export async function runMetalHammer(argv: readonly string[]): Promise<number> {
     process.stderr.write(`metal-hammer: ${(err as Error).message}\n`);
     return 2;
   }
-  const transport = daemonTransport(config.apiUrl, config.token);
-  const log = jsonLog;
+  const hardware = platformHardware();
+  if (!hardware) {
+    process.stderr.write(`metal-hammer: no hardware adapter for this platform yet (${process.platform}); run it with --simulated for a simulated machine\n`);
+    return 1;
+  }
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
-  let resolve: (os: string) => void = () => {};
-  const osUp = new Promise<string>((r) => (resolve = r));
-  const machine = new SimMachine(config.sim, {
-    pxeBoot: (m, signal) => {
-      const hammer = new MetalHammer({ transport, partition: config.partition, hardware: m, version: "0.1.0", timing: config.timing, log });
-      void hammer.run(AbortSignal.any([signal, stop.signal])).then((outcome) => log(`metal-hammer run ended: ${outcome}`));
-    },
-    osBooted: (_m, os) => resolve(`${os.image} on ${os.hostname}`),
-  });
-  log("metal-hammer starting", { api: config.apiUrl, partition: config.partition, machine: machine.uuid, hardware: config.hardware });
-  machine.powerOn("pxe");
-  const stopped = new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
-  const os = await Promise.race([osUp, stopped]);
-  if (os) log("installed OS booted", { os });
-  await machine.dispose();
+  const hammer = new MetalHammer({ transport: createTransport({ baseUrl: config.apiUrl, token: config.token }), partition: config.partition, hardware, version: "0.1.0", timing: config.timing, log: jsonLog });
+  jsonLog("metal-hammer starting", { api: config.apiUrl, partition: config.partition });
+  const outcome = await hammer.run(stop.signal);
+  jsonLog(`metal-hammer run ended: ${outcome}`);
   return 0;
 }

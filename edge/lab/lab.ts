@@ -1,6 +1,6 @@
-import { bearer } from "../common/client.js";
+import { bearer } from "../../client/bearer.js";
 import { createHash } from "node:crypto";
-import { sleep } from "../common/time.js";
+import { sleep } from "../../client/backoff.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
@@ -61,7 +61,7 @@ export const INTERACTIVE_TIMINGS: LabTimings = {
 /** For tests and benchmarks: every loop in tens or hundreds of milliseconds. */
 export const FAST_TIMINGS: LabTimings = {
   wait: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 },
-  core: { heartbeatMs: 100, backoffInitialMs: 50, backoffMaxMs: 400, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 },
+  core: { heartbeatMs: 100, backoff: { initialMs: 50, maxMs: 400 }, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 },
   bmc: { pollMs: 200, fullReportMs: 2_000, heartbeatMs: 200, idleMs: 2_000, backoff: { initialMs: 20, maxMs: 200 } },
   hammer: { aliveMs: 1_000, peekMs: 300, backoff: { initialMs: 20, maxMs: 300 }, crashRebootMs: 500 },
   pxeRetryMs: 100,

@@ -151,7 +151,7 @@ async function main(argv: string[]): Promise<number> {
     import("./seed.js"),
     import("./progress.js"),
     import("@connectrpc/connect-node"),
-    import("../common/client.js"),
+    import("../../client/bearer.js"),
   ]);
   let pretty = args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty";
   if (pretty && !prettyPrinterInstalled()) {

@@ -1,7 +1,7 @@
 import { createClient, type Transport } from "@connectrpc/connect";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
-import { sleep } from "../common/time.js";
+import { sleep } from "../../client/backoff.js";
 
 /** How many of the lab's machines are ready: free ones in the waiting pool, allocated ones phoned home. */
 export interface MachinesUp {

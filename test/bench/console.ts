@@ -5,7 +5,7 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { generateEd25519 } from "../../server/console/host-key.js";

@@ -10,7 +10,7 @@
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
-import { daemonTransport } from "../../edge/common/client.js";
+import { createTransport } from "../../client/transport.js";
 import { MetalCore } from "../../edge/core/metal-core.js";
 import { SimSwitch } from "../../edge/sim/switch.js";
 
@@ -28,14 +28,14 @@ for (let i = 0; i < (process.env.FANOUT_ROLE === "changer" ? 0 : count); i++) {
   const id = ids[i]!;
   // FRR's parser is a process per check; the fan-out is measured, not 100 FRR start-ups.
   const sim = new SimSwitch({ id, root: join(env("FANOUT_ROOT"), id), frontPorts: 4, frrCheck: false });
-  const core = new MetalCore({ url: env("FANOUT_URL"), token: env("FANOUT_TOKEN"), partition: "p1", rack: rackOf(i), os: sim, timing: { heartbeatMs: 600_000, backoffInitialMs: 100 } });
+  const core = new MetalCore({ url: env("FANOUT_URL"), token: env("FANOUT_TOKEN"), partition: "p1", rack: rackOf(i), os: sim, timing: { heartbeatMs: 600_000, backoff: { initialMs: 100 } } });
   core.onSync((s) => {
     if (s.changed && s.error === "") process.send!({ id, at: performance.timeOrigin + performance.now() });
   });
   core.start();
   cores.push(core);
 }
-const switches = createClient(SwitchService, daemonTransport(env("FANOUT_URL"), env("FANOUT_TOKEN")));
+const switches = createClient(SwitchService, createTransport({ baseUrl: env("FANOUT_URL"), token: env("FANOUT_TOKEN") }));
 process.on("message", async (m: "stop" | { register: number }) => {
   if (typeof m === "object") {
     const latencies = await Promise.all(

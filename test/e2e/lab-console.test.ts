@@ -8,7 +8,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";

@@ -19,7 +19,7 @@ import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
 
 const GiB = 2n ** 30n;
-const TIMING = { heartbeatMs: 100, backoffInitialMs: 50, backoffMaxMs: 400, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 };
+const TIMING = { heartbeatMs: 100, backoff: { initialMs: 50, maxMs: 400 }, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 };
 
 let server: TestServer;
 let fixture: PartitionFixture;

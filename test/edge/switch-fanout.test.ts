@@ -43,7 +43,7 @@ beforeAll(async () => {
     // FRR's parser is a process per check; 100 of them at once would measure the machine, not the fan-out.
     const sim = new SimSwitch({ id, root: join(root, id), frontPorts: 4, frrCheck: false });
     // Heartbeats (on which the server also re-reads the config) are out of reach: only the bus can bring a change in time.
-    const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(id), os: sim, timing: { heartbeatMs: 600_000, backoffInitialMs: 100 } });
+    const core = new MetalCore({ url: server.url, token, partition: "p1", rack: rackOf(id), os: sim, timing: { heartbeatMs: 600_000, backoff: { initialMs: 100 } } });
     core.start();
     cores.push({ id, core });
   }

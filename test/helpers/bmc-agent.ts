@@ -2,7 +2,7 @@ import { join } from "node:path";
 import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { BmcAgent } from "../../edge/bmc/agent.js";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import type { SimBmcs } from "../../edge/sim/bmc.js";
 
 export interface RunningBmcAgent {

@@ -12,7 +12,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
 import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";

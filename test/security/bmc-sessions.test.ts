@@ -9,7 +9,7 @@ import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } f
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
 import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";

@@ -12,7 +12,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { bearer } from "../../edge/common/client.js";
+import { bearer } from "../../client/bearer.js";
 import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
