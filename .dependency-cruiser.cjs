@@ -133,10 +133,17 @@ module.exports = {
       },
     },
     {
-      name: "usecases-not-to-handlers",
+      name: "handlers-only-from-composition-root",
       severity: "error",
-      comment: "Use cases (server/usecases/) are called by handlers, sessions and jobs, never the other way round.",
-      from: { path: "^server/usecases/" },
+      comment:
+        "Handlers are the top of the server: the composition root (server/*.ts: app, routes; " +
+        "server/masterdata/*.ts) registers them and other handlers may share their helpers. Use cases, " +
+        "sessions, jobs, repositories and everything else below never import a handler; what two of them " +
+        "share moves down into a use case or the conversion layer.",
+      from: {
+        path: "^server/",
+        pathNot: ["^server/[^/]+[.]ts$", "^server/masterdata/[^/]+[.]ts$", HANDLERS],
+      },
       to: { path: HANDLERS },
     },
     {
@@ -145,7 +152,9 @@ module.exports = {
       comment:
         "edge/hammer/ is what runs on a real machine: it never loads the simulated hardware (edge/sim/). " +
         "The lab wires the simulator into the hammer, not the other way round.",
-      from: { path: "^edge/hammer/|^bin/metal-hammer[.]js$" },
+      // bin/metal-hammer.js is left out on purpose: it is a launcher whose --simulated mode loads
+      // edge/sim/hammer-main.ts by a dynamic import; its default path loads edge/hammer/main.ts only.
+      from: { path: "^edge/hammer/" },
       // Reachable, not only direct: a helper module that pulls in the simulator breaks it too.
       to: { path: "^edge/sim/", reachable: true },
     },

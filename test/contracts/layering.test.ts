@@ -159,7 +159,7 @@ const expected = [
   "repositories-not-to-upper-layers: server/repositories/ip-repository.ts -> server/sessions/wait.ts",
   "server-not-to-edge-cli-test: server/app.ts -> edge/hammer/hardware.ts",
   "tables-only-in-data-layer: server/usecases/machines/allocate.ts -> server/db/schema/index.ts",
-  "usecases-not-to-handlers: server/usecases/images/lookup.ts -> server/services/api/ip-service.ts",
+  "handlers-only-from-composition-root: server/usecases/images/lookup.ts -> server/services/api/ip-service.ts",
 ].sort();
 
 describe("layering rules (.dependency-cruiser.cjs)", () => {
