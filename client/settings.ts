@@ -3,7 +3,7 @@ import { parseHostPort, type HostPortOptions } from "./host-port.js";
 /**
  * Settings of a binary: each an environment variable and the matching
  * `--flag`; a flag wins over the environment, the environment over the
- * fallback. An empty environment variable counts as unset. Every error names
+ * fallback. An empty flag or environment variable counts as unset. Every error names
  * the setting both ways, as the operator may have set either.
  */
 export interface Setting {
@@ -76,12 +76,12 @@ export function readSettings<S extends Settings>(settings: S, env: NodeJS.Proces
   const flags = parseFlags(new Set(Object.values(settings).map((s) => s.flag)), argv);
   const optional = (k: K): string | undefined => {
     const s = settings[k]!;
-    return flags.get(s.flag) ?? (env[s.env] || undefined) ?? s.fallback;
+    // An empty flag or variable counts as unset: `--x ""` and `X=` both mean "the default".
+    return (flags.get(s.flag) || undefined) ?? (env[s.env] || undefined) ?? s.fallback;
   };
   const get = (k: K): string => {
     const v = optional(k);
-    // An empty flag does not satisfy a required setting either.
-    if (v === undefined || (v === "" && settings[k]!.fallback === undefined)) throw new SettingsError(`${settingName(settings[k]!)} is required`);
+    if (v === undefined) throw new SettingsError(`${settingName(settings[k]!)} is required`);
     return v;
   };
   const fail = (k: K, why: string): never => {

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { describeSettings as describeSettingsOf, readSettings, SettingsError as ConfigError } from "../client/settings.js";
 
 /** Everything the control plane reads from its environment, validated once. */
 export interface Config {
@@ -66,14 +67,14 @@ export interface StreamLimitSettings {
 const settings = {
   listen: { env: "METAL_LISTEN", flag: "listen", fallback: "127.0.0.1:8080" },
   dataDir: { env: "METAL_DATA_DIR", flag: "data-dir", fallback: "./.metal" },
-  databaseUrl: { env: "DATABASE_URL", flag: "database-url" },
-  masterdataDatabaseUrl: { env: "MASTERDATA_DATABASE_URL", flag: "masterdata-database-url" },
-  mqttUrl: { env: "MQTT_URL", flag: "mqtt-url" },
+  databaseUrl: { env: "DATABASE_URL", flag: "database-url", optional: true },
+  masterdataDatabaseUrl: { env: "MASTERDATA_DATABASE_URL", flag: "masterdata-database-url", optional: true },
+  mqttUrl: { env: "MQTT_URL", flag: "mqtt-url", optional: true },
   consoleListen: { env: "METAL_CONSOLE_LISTEN", flag: "console-listen", fallback: "127.0.0.1:5222" },
   consoleIdleTimeout: { env: "METAL_CONSOLE_IDLE_TIMEOUT", flag: "console-idle-timeout", fallback: "30m" },
-  tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert" },
-  tlsKey: { env: "METAL_TLS_KEY", flag: "tls-key" },
-  corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins" },
+  tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert", optional: true },
+  tlsKey: { env: "METAL_TLS_KEY", flag: "tls-key", optional: true },
+  corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins", optional: true },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", fallback: "info" },
   databasePoolSize: { env: "METAL_DB_POOL_SIZE", flag: "db-pool-size", fallback: "20" },
   headersTimeout: { env: "METAL_HEADERS_TIMEOUT", flag: "headers-timeout", fallback: "20s" },
@@ -87,72 +88,20 @@ const settings = {
   sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "1000/2000/20000" },
 } as const;
 
-export class ConfigError extends Error {}
+/** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
+export { SettingsError as ConfigError } from "../client/settings.js";
 
 /** Names of every flag, for the binary's --help. */
-export function describeSettings(): string {
-  return Object.values(settings)
-    .map((s) => `  --${s.flag.padEnd(26)} $${s.env}${"fallback" in s ? ` (default ${s.fallback})` : ""}`)
-    .join("\n");
-}
-
-function parseFlags(argv: readonly string[]): Map<string, string> {
-  const flags = new Map<string, string>();
-  const known = new Set<string>(Object.values(settings).map((s) => s.flag));
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (!arg.startsWith("--")) throw new ConfigError(`unexpected argument "${arg}"`);
-    const eq = arg.indexOf("=");
-    const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
-    if (!known.has(name)) throw new ConfigError(`unknown flag "--${name}"`);
-    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-    if (value === undefined) throw new ConfigError(`flag "--${name}" needs a value`);
-    flags.set(name, value);
-  }
-  return flags;
-}
-
-function checkHostPort(name: string, value: string): string {
-  const m = /^(.*):(\d{1,5})$/.exec(value);
-  if (!m || Number(m[2]) > 65535) throw new ConfigError(`${name}: "${value}" is not host:port`);
-  return value;
-}
-
-function checkPoolSize(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new ConfigError(`METAL_DB_POOL_SIZE: "${value}" is not a number of connections (1..1000)`);
-  return n;
-}
-
-function checkCount(name: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new ConfigError(`${name}: "${value}" is not a whole number >= ${min}`);
-  return n;
-}
+export const describeSettings = (): string => describeSettingsOf(settings);
 
 /** "per-connection/per-principal/total", e.g. "16/64/1000". */
-function checkStreamLimit(name: string, value: string): StreamLimit {
-  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(value);
-  if (!m) throw new ConfigError(`${name}: "${value}" is not per-connection/per-principal/total (e.g. 16/64/1000)`);
-  const [perConnection, perPrincipal, total] = [m[1]!, m[2]!, m[3]!].map((v) => checkCount(name, v, 1)) as [number, number, number];
+function streamLimit(text: string): StreamLimit {
+  const m = /^(\d+)\/(\d+)\/(\d+)$/.exec(text);
+  const [perConnection, perPrincipal, total] = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+  if (!m || ![perConnection, perPrincipal, total].every((n) => Number.isSafeInteger(n) && n >= 1)) {
+    throw new Error(`"${text}" is not per-connection/per-principal/total, each at least 1 (e.g. 16/64/1000)`);
+  }
   return { perConnection, perPrincipal, total };
-}
-
-/** A timeout that must fire: "0" (never) is refused where a connection could then hold its slot forever. */
-function checkTimeout(name: string, value: string): number {
-  const ms = checkDuration(name, value);
-  if (ms === 0) throw new ConfigError(`${name}: must be longer than 0`);
-  return ms;
-}
-
-const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
-
-/** "90s", "30m", "1h", "500ms", or "0" (never). */
-function checkDuration(name: string, value: string): number {
-  if (value === "0") return 0;
-  const m = /^(\d+)(ms|s|m|h)$/.exec(value);
-  if (!m) throw new ConfigError(`${name}: "${value}" is not a duration (e.g. 90s, 30m, 1h; 0 for never)`);
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
 }
 
 /** The connection settings when nothing is configured (embedding and tests that do not care). */
@@ -160,47 +109,45 @@ export const connectionDefaults = (): ConnectionSettings => loadConfig({}, []).c
 
 /** Reads the configuration; flags win over environment variables, which win over defaults. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly string[] = []): Config {
-  const flags = parseFlags(argv);
-  const read = (key: keyof typeof settings): string | undefined => {
-    const s = settings[key];
-    const v = flags.get(s.flag) ?? env[s.env];
-    if (v !== undefined && v !== "") return v;
-    return "fallback" in s ? s.fallback : undefined;
-  };
-  const headersTimeoutMs = checkTimeout("METAL_HEADERS_TIMEOUT", read("headersTimeout")!);
-  const requestTimeoutMs = checkTimeout("METAL_REQUEST_TIMEOUT", read("requestTimeout")!);
+  const r = readSettings(settings, env, argv);
+  const headersTimeoutMs = r.duration("headersTimeout");
+  const requestTimeoutMs = r.duration("requestTimeout");
   // node:http measures both from the request's first byte; headers cannot be allowed longer than the whole request.
   if (headersTimeoutMs > requestTimeoutMs) throw new ConfigError("METAL_HEADERS_TIMEOUT must not be longer than METAL_REQUEST_TIMEOUT");
-  const tlsCert = read("tlsCert");
-  const tlsKey = read("tlsKey");
+  const tlsCert = r.optional("tlsCert");
+  const tlsKey = r.optional("tlsKey");
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new ConfigError("METAL_TLS_CERT and METAL_TLS_KEY must be set together");
   }
+  const count = (k: "maxConnections" | "maxConnectionsPerAddress" | "http2MaxStreams") => r.int(k, 1, Number.MAX_SAFE_INTEGER);
   return Object.freeze({
-    listen: checkHostPort("METAL_LISTEN", read("listen")!),
-    dataDir: resolve(read("dataDir")!),
-    databaseUrl: read("databaseUrl"),
-    masterdataDatabaseUrl: read("masterdataDatabaseUrl"),
-    mqttUrl: read("mqttUrl"),
-    consoleListen: checkHostPort("METAL_CONSOLE_LISTEN", read("consoleListen")!),
-    consoleIdleTimeoutMs: checkDuration("METAL_CONSOLE_IDLE_TIMEOUT", read("consoleIdleTimeout")!),
+    listen: r.hostPort("listen"),
+    dataDir: resolve(r.get("dataDir")),
+    databaseUrl: r.optional("databaseUrl"),
+    masterdataDatabaseUrl: r.optional("masterdataDatabaseUrl"),
+    mqttUrl: r.optional("mqttUrl"),
+    consoleListen: r.hostPort("consoleListen"),
+    consoleIdleTimeoutMs: r.duration("consoleIdleTimeout", { allowZero: true }),
     tlsCert,
     tlsKey,
-    corsOrigins: (read("corsOrigins") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    logLevel: read("logLevel")!,
-    databasePoolSize: checkPoolSize(read("databasePoolSize")!),
+    corsOrigins: r.list("corsOrigins"),
+    logLevel: r.get("logLevel"),
+    databasePoolSize: r.parse("databasePoolSize", (text) => {
+      if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1000) throw new Error(`"${text}" is not a number of connections (1..1000)`);
+      return Number(text);
+    }),
     connections: Object.freeze({
       headersTimeoutMs,
       requestTimeoutMs,
-      idleTimeoutMs: checkTimeout("METAL_IDLE_TIMEOUT", read("idleTimeout")!),
-      maxConnections: checkCount("METAL_MAX_CONNECTIONS", read("maxConnections")!, 1),
-      maxConnectionsPerAddress: checkCount("METAL_MAX_CONNECTIONS_PER_ADDRESS", read("maxConnectionsPerAddress")!, 1),
-      http2MaxStreams: checkCount("METAL_HTTP2_MAX_STREAMS", read("http2MaxStreams")!, 1),
+      idleTimeoutMs: r.duration("idleTimeout"),
+      maxConnections: count("maxConnections"),
+      maxConnectionsPerAddress: count("maxConnectionsPerAddress"),
+      http2MaxStreams: count("http2MaxStreams"),
     }),
     streamLimits: Object.freeze({
-      public: checkStreamLimit("METAL_PUBLIC_STREAM_LIMITS", read("publicStreamLimits")!),
-      wait: checkStreamLimit("METAL_WAIT_STREAM_LIMITS", read("waitStreamLimits")!),
-      session: checkStreamLimit("METAL_SESSION_STREAM_LIMITS", read("sessionStreamLimits")!),
+      public: r.parse("publicStreamLimits", streamLimit),
+      wait: r.parse("waitStreamLimits", streamLimit),
+      session: r.parse("sessionStreamLimits", streamLimit),
     }),
   });
 }

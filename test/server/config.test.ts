@@ -20,6 +20,8 @@ describe("configuration", () => {
     expect(loadConfig({}, []).consoleIdleTimeoutMs).toBe(30 * 60_000);
     expect(loadConfig({ METAL_CONSOLE_IDLE_TIMEOUT: "90s" }, []).consoleIdleTimeoutMs).toBe(90_000);
     expect(loadConfig({}, ["--console-idle-timeout", "0"]).consoleIdleTimeoutMs).toBe(0);
+    expect(loadConfig({ METAL_LISTEN: "[::]:8080" }, []).listen).toBe("[::]:8080");
+    expect(loadConfig({ METAL_WAIT_STREAM_LIMITS: "2/3/4" }, []).streamLimits.wait).toEqual({ perConnection: 2, perPrincipal: 3, total: 4 });
   });
 
   it.each([
@@ -32,6 +34,8 @@ describe("configuration", () => {
     [["--db-pool-size", "0"], "is not a number of connections"],
     [["--console-idle-timeout", "soon"], "METAL_CONSOLE_IDLE_TIMEOUT"],
     [["--db-pool-size", "many"], "is not a number of connections"],
+    [["--listen", "::1:8080"], '--listen ($METAL_LISTEN): "::1:8080" is not host:port: an IPv6 address needs brackets'],
+    [["--wait-stream-limits", "1/0/5"], "--wait-stream-limits ($METAL_WAIT_STREAM_LIMITS): \"1/0/5\" is not per-connection/per-principal/total"],
   ])("refuses %j", (argv, message) => {
     expect(() => loadConfig({}, argv)).toThrow(ConfigError);
     expect(() => loadConfig({}, argv)).toThrow(message);
