@@ -1,12 +1,13 @@
 import { createServer } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProvisioningEventSchema, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -45,7 +46,7 @@ describe("metalctl machine logs --until", () => {
     const w = await fixture.bootMachine("r2");
     const running = m.start(["machine", "logs", w.id, "--until", "crashed", "--interval", "100ms"], env());
     // The first poll has printed the log: the crash below is new to it.
-    await vi.waitFor(() => expect(running.output().stdout).toContain("Waiting"), { timeout: 15_000, interval: 20 });
+    await eventually("the first poll to print the log", () => running.output().stdout.includes("Waiting"));
     await sendEvent(w.id, T.CRASHED, "disk on fire");
     const r = await running.done;
     expect(r.code).toBe(0);
@@ -55,7 +56,7 @@ describe("metalctl machine logs --until", () => {
   it("prints rows of later polls in the columns of the first table", async () => {
     const w = await fixture.bootMachine("r1");
     const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"], env());
-    await vi.waitFor(() => expect(running.output().stdout).toContain("Waiting"), { timeout: 15_000, interval: 20 });
+    await eventually("the first poll to print the log", () => running.output().stdout.includes("Waiting"));
     await sendEvent(w.id, T.CRASHED, "late one");
     const r = await running.done;
     expect(r.code).toBe(0);

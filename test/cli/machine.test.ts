@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
+import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -76,12 +77,13 @@ describe("metalctl machine", () => {
 
   it("follows events with logs --watch until the awaited one happens", async () => {
     const w = await fixture.bootMachine("r1");
-    const watching = run(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"]);
-    await new Promise((r) => setTimeout(r, 300));
+    const watching = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"], { METALCTL_API_URL: server.url, METALCTL_API_TOKEN: server.adminToken });
+    // The first poll has printed the log: the crash below comes in a later batch.
+    await eventually("the first poll to print the log", () => watching.output().stdout.includes("Waiting"));
     const { EventService } = await import("../../gen/metal/infra/v1/event_pb.js");
     const { ProvisioningEventType } = await import("../../gen/metal/api/v1/machine_pb.js");
     await server.client(EventService, fixture.infraToken).send({ partition: "p1", events: [{ machineId: w.id, type: ProvisioningEventType.CRASHED, message: "hello" }] });
-    const r = await watching;
+    const r = await watching.done;
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
     expect(lines[0]).toMatch(/^TIME\s+EVENT\s+MESSAGE$/);

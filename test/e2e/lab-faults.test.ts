@@ -32,9 +32,13 @@ describe("metal-lab under faults: the control plane restarts mid-provisioning", 
 
     // A: a firewall whose installation is held at the image download when the control plane goes away.
     let releaseImages!: () => void;
-    t.lab.imageGate = new Promise<void>((r) => (releaseImages = r));
+    const gate = new Promise<void>((r) => (releaseImages = r));
+    // The lab's image server chains on the gate when a download arrives: that call tells the test the download is under way.
+    let downloadAsked = false;
+    t.lab.imageGate = { then: (ok: () => void, fail: () => void) => ((downloadAsked = true), gate.then(ok, fail)) } as unknown as Promise<void>;
     await api.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "firewall-ubuntu-3", hostname: "fw", role: MachineRole.FIREWALL, networks: [t.lab.projectNetwork, LAB.internet], machineId: a.uuid });
     await eventually("A to be installing", async () => (await t.events(a.uuid))[0] === T.INSTALLING);
+    await eventually("A's image download to be under way", () => downloadAsked);
 
     // B: an LED command the BMC has received but not yet carried out.
     let releaseBmc!: () => void;
@@ -52,7 +56,8 @@ describe("metal-lab under faults: the control plane restarts mid-provisioning", 
     t.lab.imageGate = undefined;
     releaseBmc();
     await eventually("B's LED to be on", () => b.bmc.led === "on");
-    await new Promise((r) => setTimeout(r, 500));
+    // Nothing between the download and the install step needs the control plane: A installs while it is down.
+    await eventually("A's install step to run while the control plane is down", () => a.sim.ops.includes("install"));
     await t.lab.startControlPlane();
 
     await eventually("A to phone home", async () => (await t.events(a.uuid)).includes(T.PHONED_HOME), 20_000);

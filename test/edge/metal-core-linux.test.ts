@@ -9,6 +9,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { parseBgpNeighbors, parseLldpctl } from "../../edge/core/linux-switch.js";
 import { loadCoreConfig } from "../../edge/core/main.js";
 import { startTestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 describe("metal-core on Linux: parsing what the NOS tools print", () => {
   it("reads BGP sessions from vtysh's neighbor JSON", () => {
@@ -64,15 +65,10 @@ describe("the metal-core binary", () => {
     child.stderr.on("data", (d) => (stderr += d));
     try {
       const admin = server.client(AdminSwitchService, server.adminToken);
-      for (let i = 0; ; i++) {
-        const sw = await admin.get({ id }).catch(() => undefined);
-        if (sw?.switch?.lastSync) {
-          expect(sw.switch.lastSync.error).toBe("");
-          break;
-        }
-        if (i > 150) throw new Error(`no sync within 15 s; metal-core said: ${stderr}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const lastSync = await eventually("a sync report", async () => (await admin.get({ id })).switch?.lastSync).catch((err: Error) => {
+        throw new Error(`${err.message}; metal-core said: ${stderr}`);
+      });
+      expect(lastSync.error).toBe("");
       expect(await readFile(join(root, "etc/frr/frr.conf"), "utf8")).toContain(`hostname ${id}`);
       expect(await readFile(join(root, "etc/network/interfaces"), "utf8")).toContain("iface vlan4000");
       expect(stderr).toContain('"msg":"synced"');

@@ -9,6 +9,7 @@ import { quotaRepository } from "../../server/repositories/network-repository.js
 import { insertWaitingMachines, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * A project at its machine quota must not hold waiting machines while its
@@ -26,14 +27,6 @@ let server: TestServer;
 let networks: { pq: string; pb: string };
 
 const rows = async <T>(q: ReturnType<typeof sql>) => ((await server.app.db.execute(q)) as unknown as { rows: T[] }).rows;
-
-async function eventually(check: () => Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 2400; i++) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`never happened: ${what}`);
-}
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -62,12 +55,12 @@ describe("a burst of a project at its quota next to another project's burst", ()
 
     // pq fires its burst; every one of them waits for the quota lock.
     const a = Promise.allSettled(Array.from({ length: A_BURST }, (_, i) => tenant.create(request("pq", i))));
-    await eventually(async () => {
+    await eventually(`${A_BURST} allocations of pq wait for its quota lock`, async () => {
       const [r] = await rows<{ n: number }>(sql`
         select count(*)::int as n from pg_locks
         where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`);
       return r!.n === A_BURST;
-    }, `${A_BURST} allocations of pq wait for its quota lock`);
+    }, scaled(60_000));
 
     // pb asks for all but one of the free machines meanwhile, in parallel: each must be granted.
     const b = await Promise.allSettled(Array.from({ length: FREE - 1 }, (_, i) => tenant.create(request("pb", i))));

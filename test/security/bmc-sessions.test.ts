@@ -14,6 +14,7 @@ import { SimBmcs } from "../../edge/sim/bmc.js";
 import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * Issue 12 item 7: metal-bmc sessions are known by partition AND name. The
@@ -39,16 +40,6 @@ afterAll(async () => {
   await fixture?.stopAll();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** A real metal-bmc of `partition` named `name`, on simulated BMCs, with test timings. */
 async function startAgent(partition: string, name: string, token: string, sims: SimBmcs): Promise<BmcAgent> {

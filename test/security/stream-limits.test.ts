@@ -7,6 +7,7 @@ import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import type { TestServer } from "../helpers/test-server.js";
 import { startConfiguredServer, type ConfiguredServer } from "./configured-server.js";
+import { eventually } from "../helpers/eventually.js";
 
 /**
  * Issue 12, item 6: long-lived streams are limited per connection, per
@@ -46,14 +47,6 @@ async function openWatch(client: Client<typeof Health>, held: AbortController[])
   })();
 }
 
-async function eventually(probe: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    if (probe()) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-
 describe("public streams (health Watch, no token)", () => {
   it("are limited per connection, per remote address and in total, and the places come back when streams end", async () => {
     const held: AbortController[] = [];
@@ -75,7 +68,7 @@ describe("public streams (health Watch, no token)", () => {
     } finally {
       for (const a of held) a.abort();
     }
-    await eventually(() => server.app.streamLimits.open("public") === 0, "the ended streams to give their places back");
+    await eventually("the ended streams to give their places back", () => server.app.streamLimits.open("public") === 0);
     const again: AbortController[] = [];
     await openWatch(healthFrom(), again);
     for (const a of again) a.abort();
@@ -91,7 +84,7 @@ describe("public streams (health Watch, no token)", () => {
     } finally {
       for (const a of held) a.abort();
     }
-    await eventually(() => server.app.streamLimits.open("public") === 0, "the ended streams to give their places back");
+    await eventually("the ended streams to give their places back", () => server.app.streamLimits.open("public") === 0);
   });
 });
 
@@ -99,7 +92,7 @@ describe("Wait streams", () => {
   it("count per infra token: a third Wait of the same token is refused until one ends", async () => {
     const a = await fixture.bootMachine("r1");
     const b = await fixture.bootMachine("r2");
-    await eventually(() => server.app.streamLimits.open("wait") === 2, "two Wait streams to be open");
+    await eventually("two Wait streams to be open", () => server.app.streamLimits.open("wait") === 2);
     const boot = server.grpcClient(BootService, fixture.infraToken);
     await expectCode(
       (async () => {
@@ -109,8 +102,8 @@ describe("Wait streams", () => {
       "BootService/Wait streams of this caller (limit 2)",
     );
     a.abort.abort();
-    await eventually(() => server.app.streamLimits.open("wait") === 1, "the ended Wait to give its place back");
+    await eventually("the ended Wait to give its place back", () => server.app.streamLimits.open("wait") === 1);
     b.abort.abort();
-    await eventually(() => server.app.streamLimits.open("wait") === 0, "every Wait to give its place back");
+    await eventually("every Wait to give its place back", () => server.app.streamLimits.open("wait") === 0);
   });
 });

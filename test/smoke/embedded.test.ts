@@ -28,7 +28,7 @@ async function startServer(dataDir: string, port: number): Promise<{ proc: Child
   proc.stderr!.on("data", (d) => (out += d));
   await new Promise<void>((resolve, reject) => {
     // Two cold starts on PGlite on a busy 2-core machine: generous, and the test gets its own timeout below.
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 120_000);
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), scaled(120_000));
     const check = () => {
       if (out.includes("metal-api listening on")) {
         clearTimeout(timer);
