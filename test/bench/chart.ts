@@ -95,7 +95,7 @@ const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b
 /** More rows than colours: the next round of colours gets a dash pattern. */
 const DASHES = ["", "4 2", "1 2", "8 3 2 3"];
 
-const escape = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+const xmlText = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 const fixed = (n: number) => n.toFixed(1);
 /** "2026-12-05T07:21:05.893Z" -> "12-05 07:21" (UTC, as the file names). */
 const shortDate = (iso: string) => `${iso.slice(5, 10)} ${iso.slice(11, 16)}`;
@@ -146,10 +146,12 @@ export function chartSvg(runs: BenchRun[]): string {
     const color = PALETTE[i % PALETTE.length]!;
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length]!;
     const dashAttr = dash ? ` stroke-dasharray="${dash}"` : "";
-    const key = escape(row.key);
+    const key = xmlText(row.key);
     if (row.target !== undefined) {
       const ty = fixed(y(row.target));
-      out.push(`<line class="target" data-row="${key}" data-target="${row.target}" x1="${PLOT.left}" x2="${PLOT.right}" y1="${ty}" y2="${ty}" stroke="${color}" stroke-width="1.5" stroke-dasharray="7 5" opacity="0.8"/>`);
+      out.push(
+        `<line class="target" data-row="${key}" data-target="${row.target}" x1="${PLOT.left}" x2="${PLOT.right}" y1="${ty}" y2="${ty}" stroke="${color}" stroke-width="1.5" stroke-dasharray="7 5" opacity="0.8"/>`,
+      );
     }
     const coords = row.points.map((p) => `${fixed(x(p.run))},${fixed(y(p.ratio))}`);
     out.push(`<polyline data-row="${key}" points="${coords.join(" ")}" fill="none" stroke="${color}" stroke-width="1.8"${dashAttr}/>`);
@@ -162,7 +164,7 @@ export function chartSvg(runs: BenchRun[]): string {
     const ly = LEGEND_TOP + (i % legendRows) * LEGEND_LINE;
     const target = row.target === undefined ? "" : ` (target ≥ ${Number(row.target.toFixed(2))})`;
     out.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"${dashAttr}/>`);
-    out.push(`<text class="legend" x="${lx + 30}" y="${ly}" dominant-baseline="middle">${key}${escape(target)}</text>`);
+    out.push(`<text class="legend" x="${lx + 30}" y="${ly}" dominant-baseline="middle">${key}${xmlText(target)}</text>`);
   });
   out.push("</svg>");
   return `${out.join("\n")}\n`;

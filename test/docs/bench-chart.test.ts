@@ -63,7 +63,9 @@ describe("benchmark chart", () => {
 
   it("draws a row's ratio target: DESIGN's for rows written before the field, the JSON's own otherwise", () => {
     const svg = chartSvg(runs);
-    const targets = Object.fromEntries([...svg.matchAll(/<line class="target" data-row="([^"]*)" data-target="([^"]*)" x1="[^"]*" x2="[^"]*" y1="([^"]*)"/g)].map((m) => [m[1]!, { target: Number(m[2]), y: Number(m[3]) }]));
+    const targets = Object.fromEntries(
+      [...svg.matchAll(/<line class="target" data-row="([^"]*)" data-target="([^"]*)" x1="[^"]*" x2="[^"]*" y1="([^"]*)"/g)].map((m) => [m[1]!, { target: Number(m[2]), y: Number(m[3]) }]),
+    );
     expect(Object.keys(targets).sort()).toEqual(["IP acquire+release", "child /24 acquire, concurrency 8"]);
     expect(targets["IP acquire+release"]!.target).toBe(0.7);
     expect(targets["child /24 acquire, concurrency 8"]!.target).toBe(0.04);

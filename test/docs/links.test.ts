@@ -6,7 +6,12 @@ import { describe, expect, it } from "vitest";
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 
 /** README.md and every docs/*.md, as paths from the repository root. */
-const files = ["README.md", ...readdirSync(join(REPO, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
+const files = [
+  "README.md",
+  ...readdirSync(join(REPO, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .map((f) => `docs/${f}`),
+];
 
 /** The text a reader sees as prose: fenced blocks and inline code hold examples, not links. */
 const prose = (text: string) => text.replace(/^```[\s\S]*?^```$/gm, "").replace(/`[^`\n]*`/g, "");
@@ -46,9 +51,7 @@ function problem(file: string, target: string): string | undefined {
 /** Repository paths the manual names in inline code (`server/app.ts`, `edge/lab/`), leaving out patterns and placeholders. */
 function codePathsIn(file: string): string[] {
   const text = readFileSync(join(REPO, file), "utf8").replace(/^```[\s\S]*?^```$/gm, "");
-  return [...text.matchAll(/`((?:server|edge|cli|client|test|gen|proto|bin|docs|\.ci)\/[^`\s]*)`/g)]
-    .map((m) => m[1]!.replace(/:\d+$/, ""))
-    .filter((p) => !/[*[<>{}…]/.test(p));
+  return [...text.matchAll(/`((?:server|edge|cli|client|test|gen|proto|bin|docs|\.ci)\/[^`\s]*)`/g)].map((m) => m[1]!.replace(/:\d+$/, "")).filter((p) => !/[*[<>{}…]/.test(p));
 }
 
 describe("documentation links", () => {
@@ -64,7 +67,11 @@ describe("documentation links", () => {
   });
 
   it("names only files and folders that exist (a moved file shows up here)", () => {
-    const missing = files.flatMap((f) => codePathsIn(f).filter((p) => !existsSync(join(REPO, p))).map((p) => `${f}: ${p}`));
+    const missing = files.flatMap((f) =>
+      codePathsIn(f)
+        .filter((p) => !existsSync(join(REPO, p)))
+        .map((p) => `${f}: ${p}`),
+    );
     expect(missing).toEqual([]);
   });
 
