@@ -67,28 +67,34 @@ function designTarget(c: ComparisonJson): number | undefined {
   return undefined;
 }
 
-/** A row's name across runs: the subject and its concurrency (the `what` text carries per-run figures). */
-const rowKey = (c: ComparisonJson) => (c.subject.concurrency > 1 ? `${c.subject.name}, concurrency ${c.subject.concurrency}` : c.subject.name);
+/** A subject at its concurrency (the `what` text carries per-run figures, so it cannot name a row). */
+const subjectKey = (c: ComparisonJson) => (c.subject.concurrency > 1 ? `${c.subject.name}, concurrency ${c.subject.concurrency}` : c.subject.name);
 
-/** The rows to draw: runs in date order, one row per subject, points where the ratio is a finite positive number. */
+/**
+ * The rows to draw: runs in date order, one row per subject and baseline,
+ * points where the ratio is a finite positive number. A subject measured
+ * against a new baseline starts a row of its own (named with its baseline):
+ * a ratio to a raw SELECT and one to a bare server are different numbers.
+ */
 export function chartRows(runs: BenchRun[]): { dates: string[]; rows: ChartRow[] } {
   const sorted = [...runs].sort((a, b) => a.date.localeCompare(b.date));
+  const ratio = (c: ComparisonJson) => c.subject.perSecond / c.baseline.perSecond;
+  const plotted = sorted.map((run) => ({ run, rows: run.comparisons.filter((c) => Number.isFinite(ratio(c)) && ratio(c) > 0) })).filter((r) => r.rows.length > 0);
+  const baselines = new Map<string, Set<string>>();
+  for (const c of plotted.flatMap((r) => r.rows)) baselines.set(subjectKey(c), (baselines.get(subjectKey(c)) ?? new Set()).add(c.baseline.name));
+  const rowKey = (c: ComparisonJson) => (baselines.get(subjectKey(c))!.size > 1 ? `${subjectKey(c)}, vs ${c.baseline.name}` : subjectKey(c));
   const rows = new Map<string, ChartRow>();
-  const dates: string[] = [];
-  for (const run of sorted) {
-    const plotted = run.comparisons.filter((c) => Number.isFinite(c.subject.perSecond / c.baseline.perSecond) && c.subject.perSecond / c.baseline.perSecond > 0);
-    if (plotted.length === 0) continue;
-    const index = dates.push(run.date) - 1;
-    for (const c of plotted) {
+  plotted.forEach(({ run, rows: comparisons }, index) => {
+    for (const c of comparisons) {
       const key = rowKey(c);
       const row = rows.get(key) ?? { key, points: [] };
-      row.points.push({ run: index, date: run.date, ratio: c.subject.perSecond / c.baseline.perSecond });
+      row.points.push({ run: index, date: run.date, ratio: ratio(c) });
       // The newest run's target wins: a target can be raised.
       row.target = c.ratioTarget ?? designTarget(c) ?? row.target;
       rows.set(key, row);
     }
-  }
-  return { dates, rows: [...rows.values()] };
+  });
+  return { dates: plotted.map((r) => r.run.date), rows: [...rows.values()] };
 }
 
 const PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#ad494a"];
@@ -115,8 +121,8 @@ export function chartSvg(runs: BenchRun[]): string {
   const y = (ratio: number) => PLOT.bottom - ((Math.log10(ratio) - lo) / (hi - lo)) * (PLOT.bottom - PLOT.top);
   const step = dates.length > 1 ? (PLOT.right - PLOT.left) / (dates.length - 1) : 0;
   const x = (run: number) => (dates.length > 1 ? PLOT.left + run * step : (PLOT.left + PLOT.right) / 2);
-  const legendRows = Math.ceil(rows.length / 2);
-  const height = LEGEND_TOP + legendRows * LEGEND_LINE + 20;
+  // One legend column: the names are long, and two columns overlap.
+  const height = LEGEND_TOP + rows.length * LEGEND_LINE + 20;
 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`);
@@ -160,8 +166,8 @@ export function chartSvg(runs: BenchRun[]): string {
         `<circle data-row="${key}" data-date="${p.date}" data-ratio="${p.ratio}" cx="${fixed(x(p.run))}" cy="${fixed(y(p.ratio))}" r="3.5" fill="${color}"><title>${key}, ${shortDate(p.date)}: ${p.ratio.toFixed(3)}</title></circle>`,
       );
     }
-    const lx = i < legendRows ? PLOT.left : PLOT.left + (PLOT.right - PLOT.left) / 2;
-    const ly = LEGEND_TOP + (i % legendRows) * LEGEND_LINE;
+    const lx = PLOT.left;
+    const ly = LEGEND_TOP + i * LEGEND_LINE;
     const target = row.target === undefined ? "" : ` (target ≥ ${Number(row.target.toFixed(2))})`;
     out.push(`<line x1="${lx}" x2="${lx + 24}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5"${dashAttr}/>`);
     out.push(`<text class="legend" x="${lx + 30}" y="${ly}" dominant-baseline="middle">${key}${xmlText(target)}</text>`);

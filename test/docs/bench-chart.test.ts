@@ -82,6 +82,16 @@ describe("benchmark chart", () => {
     expect(rows.map((r) => r.key)).toEqual(["IP acquire+release", "child /24 acquire, concurrency 8"]);
   });
 
+  it("starts a row of its own when a subject gets a new baseline, named with each baseline", () => {
+    const bare = { ...row("IP acquire+release", 1, 900, 1000), baseline: { name: "bare server", concurrency: 1, perSecond: 1000 } };
+    const { rows } = chartRows([...runs, { date: "2026-12-06T00:00:00.000Z", comparisons: [bare] }]);
+    expect(rows.map((r) => [r.key, r.points.map((p) => p.ratio)])).toEqual([
+      ["IP acquire+release, vs raw INSERT", [0.8, 0.4]],
+      ["child /24 acquire, concurrency 8", [0.05]],
+      ["IP acquire+release, vs bare server", [0.9]],
+    ]);
+  });
+
   it("writes the chart from a results folder", () => {
     const dir = mkdtempSync(join(tmpdir(), "bench-chart-"));
     try {
