@@ -37,11 +37,18 @@ module.exports = {
       to: { path: "^server/" },
     },
     {
-      name: "server-not-to-edge-cli-test",
+      name: "server-not-to-edge-cli",
       severity: "error",
-      comment: "The control plane never depends on the partition daemons, metalctl or the tests.",
+      comment: "The control plane never depends on the partition daemons or metalctl.",
       from: { path: "^server/" },
-      to: { path: "^(edge|cli|test)/" },
+      to: { path: "^(edge|cli)/" },
+    },
+    {
+      name: "code-not-to-test",
+      severity: "error",
+      comment: "What ships (server, edge, cli, client, bin, gen) never imports the tests or their helpers.",
+      from: { path: "^(server|edge|cli|client|bin|gen)/" },
+      to: { path: "^test/" },
     },
     {
       name: "client-is-neutral",
@@ -50,14 +57,14 @@ module.exports = {
         "client/ is the kit cli, edge and tests share (and the seed of the typed client package): " +
         "it depends on gen/ and packages only, so any of them can use it.",
       from: { path: "^client/" },
-      to: { path: "^(server|edge|cli|test)/" },
+      to: { path: "^(server|edge|cli)/" },
     },
     {
       name: "gen-is-generated",
       severity: "error",
       comment: "gen/ is buf's output from proto/ and imports nothing hand-written.",
       from: { path: "^gen/" },
-      to: { path: "^(server|edge|cli|client|test)/" },
+      to: { path: "^(server|edge|cli|client)/" },
     },
     {
       name: "domain-imports-only-domain",

@@ -137,6 +137,8 @@ const tree: Record<string, string> = {
   "server/bus/publisher.ts": 'import { listen } from "./subscriber.js";\nexport const publish = () => listen;\n',
   "server/bus/subscriber.ts": 'import { publish } from "./publisher.js";\nexport const listen = () => publish;\n',
   "edge/hammer/main.ts": 'import { SimulatedMachine } from "../sim/machine.js";\nexport const main = () => new SimulatedMachine();\n',
+  "test/helpers/machines.ts": "export const fakeMachines = (): string[] => [];\n",
+  "edge/core/fixtures.ts": 'import { fakeMachines } from "../../test/helpers/machines.js";\nexport const seed = () => fakeMachines();\n',
   "edge/core/agent.ts": 'import { newId } from "../../server/ids.js";\nexport const agent = () => newId();\n',
   "cli/commands/list.ts": 'import { find } from "../../server/repositories/machine-repository.js";\nexport const list = () => find();\n',
   "client/transport.ts": 'import { newId } from "../server/ids.js";\nexport const transport = () => newId();\n',
@@ -157,7 +159,8 @@ const expected = [
   "handlers-not-to-schema: server/services/api/machine-service.ts -> server/db/schema/index.ts",
   "no-circular: cycle -> server/bus/publisher.ts server/bus/subscriber.ts",
   "repositories-not-to-upper-layers: server/repositories/ip-repository.ts -> server/sessions/wait.ts",
-  "server-not-to-edge-cli-test: server/app.ts -> edge/hammer/hardware.ts",
+  "server-not-to-edge-cli: server/app.ts -> edge/hammer/hardware.ts",
+  "code-not-to-test: edge/core/fixtures.ts -> test/helpers/machines.ts",
   "tables-only-in-data-layer: server/usecases/machines/allocate.ts -> server/db/schema/index.ts",
   "handlers-only-from-composition-root: server/usecases/images/lookup.ts -> server/services/api/ip-service.ts",
 ].sort();
