@@ -21,8 +21,7 @@ const SCHEMA = "^server/(masterdata/)?db/schema/";
 const HANDLERS = "^server/(services|masterdata/services)/";
 
 /** Packages that talk to the outside world (network, disk, processes, logs, metrics). */
-const IO_PACKAGES =
-  "(^|/)node_modules/(pg|pg-[^/]+|drizzle-orm|drizzle-kit|@electric-sql/pglite|mqtt|ssh2|pino|pino-pretty|prom-client|@connectrpc/connect-node|@oclif/core|esbuild|tsx)/";
+const IO_PACKAGES = "(^|/)node_modules/(pg|pg-[^/]+|drizzle-orm|drizzle-kit|@electric-sql/pglite|mqtt|ssh2|pino|pino-pretty|prom-client|@connectrpc/connect-node|@oclif/core|esbuild|tsx)/";
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -30,9 +29,7 @@ module.exports = {
     {
       name: "edge-cli-not-to-server",
       severity: "error",
-      comment:
-        "edge/ and cli/ reach the control plane only through gen/ clients, never by importing server/. " +
-        "The lab (edge/lab/) is the one place that composes server and edge in one process.",
+      comment: "edge/ and cli/ reach the control plane only through gen/ clients, never by importing server/. " + "The lab (edge/lab/) is the one place that composes server and edge in one process.",
       from: { path: "^(edge|cli)/", pathNot: "^edge/lab/" },
       to: { path: "^server/" },
     },
@@ -53,9 +50,7 @@ module.exports = {
     {
       name: "client-is-neutral",
       severity: "error",
-      comment:
-        "client/ is the kit cli, edge and tests share (and the seed of the typed client package): " +
-        "it depends on gen/ and packages only, so any of them can use it.",
+      comment: "client/ is the kit cli, edge and tests share (and the seed of the typed client package): " + "it depends on gen/ and packages only, so any of them can use it.",
       from: { path: "^client/" },
       to: { path: "^(server|edge|cli)/" },
     },
@@ -79,9 +74,7 @@ module.exports = {
     {
       name: "domain-no-io",
       severity: "error",
-      comment:
-        "Domain rules are computation only: no Node built-ins (they are I/O or process state; " +
-        "the pure ones like isIPv4 are easily written over strings) and no package that talks to the outside.",
+      comment: "Domain rules are computation only: no Node built-ins (they are I/O or process state; " + "the pure ones like isIPv4 are easily written over strings) and no package that talks to the outside.",
       from: { path: "^server/domain/" },
       to: { dependencyTypes: ["core"] },
     },
@@ -95,9 +88,7 @@ module.exports = {
     {
       name: "drizzle-only-in-data-layer",
       severity: "error",
-      comment:
-        "Only repositories and the database setup (server/db/, server/masterdata/db/, their repositories/) " +
-        "build SQL, so only they import drizzle-orm. Everything else asks a repository.",
+      comment: "Only repositories and the database setup (server/db/, server/masterdata/db/, their repositories/) " + "build SQL, so only they import drizzle-orm. Everything else asks a repository.",
       from: { path: "^(server|edge|cli|client)/", pathNot: DATA_LAYER },
       to: { path: "(^|/)node_modules/drizzle-orm/" },
     },
@@ -131,9 +122,7 @@ module.exports = {
     {
       name: "repositories-not-to-upper-layers",
       severity: "error",
-      comment:
-        "Repositories sit under everything that calls them: they never import handlers, use cases, " +
-        "daemon sessions, jobs or the HTTP layer.",
+      comment: "Repositories sit under everything that calls them: they never import handlers, use cases, " + "daemon sessions, jobs or the HTTP layer.",
       from: { path: "^server/(masterdata/)?repositories/" },
       to: {
         path: "^server/(services|usecases|sessions|streams|jobs|http|interceptors|masterdata/services)/",
@@ -156,9 +145,7 @@ module.exports = {
     {
       name: "hammer-not-to-sim",
       severity: "error",
-      comment:
-        "edge/hammer/ is what runs on a real machine: it never loads the simulated hardware (edge/sim/). " +
-        "The lab wires the simulator into the hammer, not the other way round.",
+      comment: "edge/hammer/ is what runs on a real machine: it never loads the simulated hardware (edge/sim/). " + "The lab wires the simulator into the hammer, not the other way round.",
       // bin/metal-hammer.js is left out on purpose: it is a launcher whose --simulated mode loads
       // edge/sim/hammer-main.ts by a dynamic import; its default path loads edge/hammer/main.ts only.
       from: { path: "^edge/hammer/" },

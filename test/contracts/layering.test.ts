@@ -48,10 +48,7 @@ async function depcruiseCli(cwd: string, folders: string[], outputType: "err" | 
  * the JSON report always exits 0) and the violations from the JSON report of the same tree.
  */
 async function depcruise(cwd: string, folders: string[]): Promise<CruiseResult> {
-  const [{ exitCode }, { stdout }] = await Promise.all([
-    depcruiseCli(cwd, folders, "err"),
-    depcruiseCli(cwd, folders, "json"),
-  ]);
+  const [{ exitCode }, { stdout }] = await Promise.all([depcruiseCli(cwd, folders, "err"), depcruiseCli(cwd, folders, "json")]);
   const report = JSON.parse(stdout) as {
     modules: { source: string; dependencies: { module: string; couldNotResolve: boolean }[] }[];
     summary: {
@@ -62,13 +59,18 @@ async function depcruise(cwd: string, folders: string[]): Promise<CruiseResult> 
   return {
     exitCode,
     modules: report.summary.totalCruised,
-    unresolvedLocal: report.modules.flatMap((m) =>
-      m.dependencies.filter((d) => d.couldNotResolve && d.module.startsWith(".")).map((d) => `${m.source} -> ${d.module}`),
-    ),
+    unresolvedLocal: report.modules.flatMap((m) => m.dependencies.filter((d) => d.couldNotResolve && d.module.startsWith(".")).map((d) => `${m.source} -> ${d.module}`)),
     violations: report.summary.violations.map((v) =>
       // A cycle is reported from whichever of its modules depcruise reached first: name it by its members.
       v.cycle
-        ? { rule: v.rule.name, from: "cycle", to: [v.from, ...v.cycle.map((c) => c.name)].filter((m, i, all) => all.indexOf(m) === i).sort().join(" ") }
+        ? {
+            rule: v.rule.name,
+            from: "cycle",
+            to: [v.from, ...v.cycle.map((c) => c.name)]
+              .filter((m, i, all) => all.indexOf(m) === i)
+              .sort()
+              .join(" "),
+          }
         : { rule: v.rule.name, from: v.from, to: v.to },
     ),
   };
@@ -99,12 +101,10 @@ const tree: Record<string, string> = {
   "server/db/schema/index.ts": "export const machines = { name: 'machines' };\nexport type MachineRow = { id: string };\n",
   "server/db/database.ts": 'import pg from "pg";\nimport { sql } from "drizzle-orm";\nexport const open = () => [pg, sql];\n',
   "server/domain/size.ts": "export const fits = (n: number): boolean => n > 0;\n",
-  "server/domain/provisioning.ts":
-    'import { fits } from "./size.js";\nimport type { Machine } from "../../gen/metal/v1/machine_pb.js";\nexport const next = (m: Machine) => fits(m.id.length);\n',
+  "server/domain/provisioning.ts": 'import { fits } from "./size.js";\nimport type { Machine } from "../../gen/metal/v1/machine_pb.js";\nexport const next = (m: Machine) => fits(m.id.length);\n',
   "server/repositories/machine-repository.ts":
     'import { sql } from "drizzle-orm";\nimport { machines, type MachineRow } from "../db/schema/index.js";\nimport { next } from "../domain/provisioning.js";\nexport const find = (): MachineRow | undefined => (sql && machines && next ? undefined : undefined);\n',
-  "server/convert/machine.ts":
-    'import type { MachineRow } from "../db/schema/index.js";\nexport const toProto = (row: MachineRow) => ({ id: row.id });\n',
+  "server/convert/machine.ts": 'import type { MachineRow } from "../db/schema/index.js";\nexport const toProto = (row: MachineRow) => ({ id: row.id });\n',
   "server/usecases/machines/free.ts":
     'import type { MachineRow } from "../../db/schema/index.js";\nimport { find } from "../../repositories/machine-repository.js";\nexport const free = (): MachineRow | undefined => find();\n',
   "server/services/api/ip-service.ts":
@@ -112,8 +112,7 @@ const tree: Record<string, string> = {
   "edge/common/retry.ts": "export const retry = (): number => 1;\n",
   "edge/sim/machine.ts": "export class SimulatedMachine {}\n",
   "edge/hammer/hardware.ts": 'import { retry } from "../common/retry.js";\nexport const probe = () => retry();\n',
-  "edge/lab/lab.ts":
-    'import { newId } from "../../server/ids.js";\nimport { SimulatedMachine } from "../sim/machine.js";\nexport const lab = () => [newId, SimulatedMachine];\n',
+  "edge/lab/lab.ts": 'import { newId } from "../../server/ids.js";\nimport { SimulatedMachine } from "../sim/machine.js";\nexport const lab = () => [newId, SimulatedMachine];\n',
   "client/bearer.ts": 'import type { Machine } from "../gen/metal/v1/machine_pb.js";\nexport type Seen = Machine;\n',
   "test/server/free.test.ts":
     'import { free } from "../../server/usecases/machines/free.js";\nimport { SimulatedMachine } from "../../edge/sim/machine.js";\nimport { machines } from "../../server/db/schema/index.js";\nexport const t = [free, SimulatedMachine, machines];\n',
@@ -121,17 +120,12 @@ const tree: Record<string, string> = {
   // --- each breaks one rule ---
   "server/domain/disk.ts": 'import { readFileSync } from "node:fs";\nexport const read = () => readFileSync;\n',
   "server/domain/pricing.ts": 'import mqtt from "mqtt";\nexport const price = () => mqtt;\n',
-  "server/domain/candidates.ts":
-    'import { find } from "../repositories/machine-repository.js";\nexport const pick = () => find();\n',
-  "server/services/api/machine-service.ts":
-    'import type { MachineRow } from "../../db/schema/index.js";\nexport const get = (row: MachineRow) => row.id;\n',
-  "server/usecases/machines/allocate.ts":
-    'import { sql } from "drizzle-orm";\nimport { machines } from "../../db/schema/index.js";\nexport const allocate = () => [sql, machines];\n',
-  "server/usecases/images/lookup.ts":
-    'import { get } from "../../services/api/ip-service.js";\nexport const lookup = () => get();\n',
+  "server/domain/candidates.ts": 'import { find } from "../repositories/machine-repository.js";\nexport const pick = () => find();\n',
+  "server/services/api/machine-service.ts": 'import type { MachineRow } from "../../db/schema/index.js";\nexport const get = (row: MachineRow) => row.id;\n',
+  "server/usecases/machines/allocate.ts": 'import { sql } from "drizzle-orm";\nimport { machines } from "../../db/schema/index.js";\nexport const allocate = () => [sql, machines];\n',
+  "server/usecases/images/lookup.ts": 'import { get } from "../../services/api/ip-service.js";\nexport const lookup = () => get();\n',
   "server/sessions/wait.ts": "export const waiters = new Set<string>();\n",
-  "server/repositories/ip-repository.ts":
-    'import { waiters } from "../sessions/wait.js";\nexport const wake = () => waiters.size;\n',
+  "server/repositories/ip-repository.ts": 'import { waiters } from "../sessions/wait.js";\nexport const wake = () => waiters.size;\n',
   "server/jobs/reaper.ts": 'import pg from "pg";\nexport const reap = () => pg;\n',
   "server/app.ts": 'import { probe } from "../edge/hammer/hardware.js";\nexport const app = () => probe();\n',
   "server/bus/publisher.ts": 'import { listen } from "./subscriber.js";\nexport const publish = () => listen;\n',
