@@ -27,7 +27,7 @@ import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
-import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./services/infra/boot-service.js";
+import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./sessions/wait/session.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";

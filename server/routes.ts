@@ -68,7 +68,8 @@ import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/api/grpc-health-service.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
-import { createBootService, type WaitTiming } from "./services/infra/boot-service.js";
+import { createBootService } from "./services/infra/boot-service.js";
+import type { WaitTiming } from "./sessions/wait/session.js";
 import { createBmcService } from "./services/infra/bmc-service.js";
 import { createConsoleService } from "./services/infra/console-service.js";
 import { relayBrokerOf } from "./sessions/console/relay-broker.js";
@@ -134,7 +135,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   // (and their reports stored) in a few batched statements, on connections that do not queue behind the API's.
   const switchSessionIo = { configReader: createSwitchConfigReader(streamLaneOf(db)), syncWriter: createSwitchSyncWriter(streamLaneOf(db), db) };
   add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log, ...switchSessionIo }));
-  add(BMCService, createBmcService({ db, bus, connections: deps.connections }));
+  add(BMCService, createBmcService({ db, bus, connections: deps.connections, consoles: relayBrokerOf(db) }));
   add(ConsoleService, createConsoleService({ consoles: relayBrokerOf(db) }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 

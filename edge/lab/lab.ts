@@ -16,7 +16,7 @@ import { lockById } from "../../server/repositories/versioned.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
-import type { WaitTiming } from "../../server/services/infra/boot-service.js";
+import type { WaitTiming } from "../../server/sessions/wait/session.js";
 import { BmcCommand, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";

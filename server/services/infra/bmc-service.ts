@@ -3,6 +3,7 @@ import { BMCService } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
+import type { RelayBroker } from "../../sessions/console/relay-broker.js";
 import type { ConnectionRegistry } from "../../sessions/connections.js";
 import { validator } from "../../validate/validator.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
@@ -15,10 +16,12 @@ export interface BmcServiceDeps {
   /** Without a registry, sessions are not listed (and not replaced on reconnect). */
   connections?: ConnectionRegistry;
   sessionTiming?: BmcSessionTiming;
+  /** The app's console relay broker: sessions offer to open relays through it. */
+  consoles?: RelayBroker;
 }
 
 /** metal-bmc reports what it reads from the partition's BMCs and carries out their commands. */
-export function createBmcService({ db, bus, connections, sessionTiming }: BmcServiceDeps): ServiceImpl<typeof BMCService> {
+export function createBmcService({ db, bus, connections, sessionTiming, consoles }: BmcServiceDeps): ServiceImpl<typeof BMCService> {
   return {
     async report(req) {
       const v = validator().id("partition", req.partition);
@@ -28,6 +31,6 @@ export function createBmcService({ db, bus, connections, sessionTiming }: BmcSer
       const out = await recordBmcReports(db, req.partition, req.reports);
       return out;
     },
-    session: createBmcSession({ db, bus, connections, timing: sessionTiming }),
+    session: createBmcSession({ db, bus, connections, timing: sessionTiming, consoles }),
   };
 }

@@ -9,12 +9,12 @@ import { matchSize, UNKNOWN_SIZE } from "../../domain/size.js";
 import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
 import { machineAdminRepository as machineAdmin, machineRepository as machines } from "../../repositories/machine-repository.js";
-import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
-import { toProtoAllocation } from "../../convert/machine.js";
+import type { FanoutBus } from "../../bus/fanout.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
+import { createWaitSession, type WaitTiming } from "../../sessions/wait/session.js";
 import type { WaitingRegistry } from "../../sessions/wait/waiting.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
@@ -46,61 +46,6 @@ function storedHardware(hw: MachineHardware): StoredHardware {
   };
 }
 
-/** How a Wait stream paces itself; shorter in tests. */
-export interface WaitTiming {
-  /** A keepalive is sent after this much silence. */
-  keepaliveMs: number;
-  /** The waiting lease lasts this long and is renewed at a third of it. */
-  leaseMs: number;
-  /** The database is re-read this often, in case a bus message was lost. */
-  recheckMs: number;
-}
-
-export const DEFAULT_WAIT_TIMING: WaitTiming = { keepaliveMs: 5_000, leaseMs: 60_000, recheckMs: 60_000 };
-
-/**
- * `done` resolves after `ms`, on abort, or when `wake` is called, whichever
- * comes first. One small object: every open Wait stream is in a pause almost
- * all the time.
- */
-class Pause {
-  readonly done: Promise<void>;
-  private resolve!: () => void;
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(
-    ms: number,
-    private readonly signal: AbortSignal,
-  ) {
-    this.done = new Promise<void>((resolve) => (this.resolve = resolve));
-    this.timer = setTimeout(this.wake, ms);
-    signal.addEventListener("abort", this.wake, { once: true });
-  }
-
-  readonly wake = (): void => {
-    clearTimeout(this.timer);
-    this.signal.removeEventListener("abort", this.wake);
-    this.resolve();
-  };
-}
-
-/**
- * The machine's allocation as Wait delivers it, or undefined while it has
- * none. With `partition`, first checks that the machine may wait there at
- * all. A function of its own so that the machine row is garbage as soon as it
- * is read: a Wait stream is open for hours, thousands at once, and keeps only
- * what its generator's scope holds.
- */
-async function allocationToDeliver(db: DbHandle, id: string, partition?: string) {
-  const { machine } = await machines.get(db, id);
-  if (partition !== undefined) {
-    if (machine.partitionId !== partition) throw failedPrecondition(`machine "${id}" is not in partition "${partition}"`);
-    // Waiting makes a machine allocatable; one that has not registered has no size or cabling to be allocated by.
-    if (!machine.hardware || !machine.sizeId) throw failedPrecondition(`machine "${id}" has not registered its hardware; Register before Wait`);
-  }
-  return machine.allocation ? toProtoAllocation(machine.allocation) : undefined;
-}
-
 export interface BootServiceDeps {
   db: DbHandle;
   /** The machines waiting on this replica; renews their leases together. */
@@ -109,63 +54,10 @@ export interface BootServiceDeps {
   waitTiming?: WaitTiming;
 }
 
-export function createBootService({ db, bus, waiting, waitTiming = DEFAULT_WAIT_TIMING }: BootServiceDeps): ServiceImpl<typeof BootService> {
+export function createBootService({ db, bus, waiting, waitTiming }: BootServiceDeps): ServiceImpl<typeof BootService> {
   return {
-    /**
-     * Keeps the machine allocatable while the stream is open (a lease renewed
-     * as long as it is), and delivers the allocation the moment it commits:
-     * the allocating replica publishes on the bus, this stream wakes and
-     * re-reads the machine. Subscribing happens before the first read, so no
-     * wake-up can fall in between.
-     */
-    async *wait(req, ctx) {
-      validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
-      const id = req.machineId.toLowerCase();
-      let woken = false;
-      let current: { wake: () => void } | undefined;
-      const wake = () => {
-        woken = true;
-        current?.wake();
-      };
-      const unsubscribe = bus.subscribe(allocationTopic(id), wake);
-      let leave: (() => Promise<void>) | undefined;
-      try {
-        let allocation = await allocationToDeliver(db, id, req.partition);
-        if (allocation) {
-          yield { allocation };
-          return;
-        }
-        // From here the machine is waiting; the registry renews its lease and re-checks it with all others.
-        leave = await waiting.add(id, wake);
-        // Allocated between the first read and joining the registry: the bus message may have gone before we listened.
-        allocation = await allocationToDeliver(db, id);
-        if (allocation) {
-          yield { allocation };
-          return;
-        }
-        while (!ctx.signal.aborted) {
-          if (!woken) {
-            const p = new Pause(waitTiming.keepaliveMs, ctx.signal);
-            current = p;
-            await p.done;
-          }
-          if (ctx.signal.aborted) return;
-          if (woken) {
-            woken = false;
-            allocation = await allocationToDeliver(db, id);
-            if (allocation) {
-              yield { allocation };
-              return;
-            }
-          } else {
-            yield {};
-          }
-        }
-      } finally {
-        unsubscribe();
-        await leave?.().catch(() => {});
-      }
-    },
+    /** Holds the machine allocatable and delivers its allocation (see createWaitSession). */
+    wait: createWaitSession({ db, bus, waiting, timing: waitTiming }),
 
     async installationSucceeded(req) {
       const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId).requiredText("console_password", req.consolePassword, 256);

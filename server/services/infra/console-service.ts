@@ -24,39 +24,24 @@ export function createConsoleService({ consoles }: ConsoleServiceDeps): ServiceI
       if (!open) v.add("open", "the first message must be an open");
       else v.uuid("open.relay_id", open.relayId).uuid("open.machine_id", open.machineId).text("open.error", open.error, 4096);
       v.check();
-      const relay = consoles.claim(first.value.partition, open!);
+      const relay = consoles.claim(first.value.partition, open!, ctx.signal);
       if (!relay) return;
       // Production times are metal-bmc's clock; the cut at the allocation's start is on the server's.
       const offsetMs = clockOffsetMs(open!.sentAt, receivedAtMs);
-
-      const onAbort = () => relay.end(new ConnectError("console relay cancelled", Code.Canceled));
-      ctx.signal.addEventListener("abort", onAbort, { once: true });
-      let failure: Error | undefined;
-      void (async () => {
-        try {
-          for (;;) {
-            const n = await it.next();
-            if (n.done) return relay.end();
-            const k = n.value.kind;
-            if (k.case === "data") {
-              if (k.value.length > MAX_CHUNK) throw new ConnectError(`data: at most ${MAX_CHUNK} bytes per message`, Code.InvalidArgument);
-              relay.deliver(k.value, producedAtOnServer(n.value.producedAt, offsetMs));
-            } else if (k.case === "open") {
-              throw new ConnectError("open: only the first message may be an open", Code.InvalidArgument);
-            }
-          }
-        } catch (err) {
-          failure = err instanceof Error ? err : new Error(String(err));
-          relay.end(failure);
+      relay.session.read(it, (msg) => {
+        const k = msg.kind;
+        if (k.case === "data") {
+          if (k.value.length > MAX_CHUNK) throw new ConnectError(`data: at most ${MAX_CHUNK} bytes per message`, Code.InvalidArgument);
+          relay.deliver(k.value, producedAtOnServer(msg.producedAt, offsetMs));
+        } else if (k.case === "open") {
+          throw new ConnectError("open: only the first message may be an open", Code.InvalidArgument);
         }
-      })();
+      });
       try {
-        for await (const msg of relay.outgoing) yield msg;
         // metal-bmc learns why its relay was refused mid-way; a relay ended by the server side ends cleanly.
-        if (failure && !ctx.signal.aborted) throw failure;
+        yield* relay.session.outgoing();
       } finally {
-        relay.end();
-        ctx.signal.removeEventListener("abort", onAbort);
+        relay.session.close();
       }
     },
   };

@@ -2,14 +2,15 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
 import type { BmcReport, BMCServiceSessionRequest, BMCServiceSessionResponseSchema } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
-import { relayBrokerOf, type RelayBroker } from "../console/relay-broker.js";
+import type { RelayBroker } from "../console/relay-broker.js";
 import type { DbHandle } from "../../db/handle.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { Outbox, type ConnectionRegistry } from "../connections.js";
+import type { ConnectionRegistry } from "../connections.js";
+import { DaemonSession } from "../daemon-session.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
 
@@ -46,7 +47,7 @@ export interface BmcSessionDeps {
   bus?: FanoutBus;
   connections?: ConnectionRegistry;
   timing?: BmcSessionTiming;
-  /** Where the session offers to open console relays; the app's broker (see relayBrokerOf) when not given. */
+  /** Where the session offers to open console relays (the app's one broker); without it the session opens no consoles. */
   consoles?: RelayBroker;
 }
 
@@ -68,7 +69,7 @@ const toProtoCommand = (c: PendingBmcCommand) => ({
  * lost). Nothing is kept per stream but which commands it has already sent;
  * a reconnecting agent gets all pending ones again and deduplicates by id.
  */
-export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING, consoles = relayBrokerOf(db) }: BmcSessionDeps) {
+export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING, consoles }: BmcSessionDeps) {
   return async function* session(requests: AsyncIterable<BMCServiceSessionRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
     const it = requests[Symbol.asyncIterator]();
     const first = await it.next();
@@ -79,132 +80,85 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
     else v.requiredText("hello.agent", hello.agent, 128).text("hello.version", hello.version, 64);
     v.check();
     const partition = first.value.partition;
+    const agent = hello!.agent;
     await partitions.get(db, partition);
 
-    const handle = connections?.register("bmc", hello!.agent, partition);
-    const outbox = new Outbox<Response>(64);
-    let failure: unknown;
-    let ended = false;
-    let detachConsoles: (() => void) | undefined;
-    const end = (err?: unknown) => {
-      if (ended) return;
-      ended = true;
-      failure = err;
-      // At once, not when the generator unwinds: the consoles learn that the session (not their relay) ended.
-      detachConsoles?.();
-      outbox.close();
-    };
-    const send = (msg: Response) => {
-      // A full queue means the agent does not read; it gets the current state again when it reconnects.
-      if (!outbox.push(msg)) end(exhausted("metal-bmc does not read its session; ending it"));
-    };
-    const onAbort = () => end();
-    const onReplaced = () => end(new ConnectError("replaced by a newer session of the same agent", Code.Aborted));
-    ctx.signal.addEventListener("abort", onAbort, { once: true });
-    handle?.signal.addEventListener("abort", onReplaced, { once: true });
-
-    const sent = new Set<string>();
-    let syncing = false;
-    let again = false;
-    const sync = async (): Promise<void> => {
-      if (syncing) return void (again = true);
-      syncing = true;
-      try {
-        do {
-          again = false;
-          const pending = await commands.pendingOfPartition(db, partition);
-          const still = new Set(pending.map((c) => c.id));
-          for (const id of sent) if (!still.has(id)) sent.delete(id);
-          const fresh: PendingBmcCommand[] = [];
-          for (const c of pending) {
-            if (sent.has(c.id)) continue;
-            const problem = sharedBmcAddressProblem(c.machineId, c.bmc?.address ?? "", c.sharedWith);
-            // Never sent: it fails here, with the reason in its result, as the operator sees it in the command list.
-            if (problem) await commands.complete(db, partition, c.id, false, `not dispatched: ${problem}`);
-            else fresh.push(c);
-          }
-          if (fresh.length > 0 && !ended) {
-            send({ kind: { case: "commands", value: { commands: fresh.map(toProtoCommand) } } });
-            for (const c of fresh) sent.add(c.id);
-          }
-        } while (again && !ended);
-      } catch (err) {
-        end(err);
-      } finally {
-        syncing = false;
-      }
-    };
-    // Console relays go through the session that stands; when it ends, so do the consoles asked through it.
-    detachConsoles = consoles.attachAgent(partition, hello!.agent, async (relayId, machineId) => {
-      const { machine } = await machines.get(db, machineId);
-      if (machine.partitionId !== partition) throw failedPrecondition(`machine "${machineId}" is in partition "${machine.partitionId ?? ""}", not "${partition}"`);
-      if (!machine.bmc?.address) throw failedPrecondition(`no BMC address is known for machine "${machineId}"`);
-      if (ended) throw new ConnectError(`the session of metal-bmc "${hello!.agent}" ended`, Code.Unavailable);
-      const b = machine.bmc;
-      send({ kind: { case: "openConsole", value: { relayId, machineId, address: b.address, user: b.user ?? "", password: b.password ?? "", interface: b.interface ?? "" } } });
-    });
-    // Subscribed before the first read, so no wake-up can fall in between.
-    const unsubscribe = bus?.subscribe(bmcCommandsTopic(partition), () => void sync());
-
-    let lastSeen = Date.now();
-    const ticker = setInterval(() => {
-      if (Date.now() - lastSeen > timing.idleMs) return end(new ConnectError(`metal-bmc sent nothing for ${timing.idleMs} ms`, Code.DeadlineExceeded));
-      send({ kind: { case: "heartbeat", value: { sentAtMs: BigInt(Date.now()) } } });
-      void sync();
-    }, timing.heartbeatMs);
-
-    void (async () => {
-      try {
-        for (;;) {
-          const n = await it.next();
-          if (n.done || ended) break;
-          lastSeen = Date.now();
-          handle?.touch();
-          const k = n.value.kind;
-          switch (k.case) {
-            case "heartbeat":
-              send({ kind: { case: "heartbeat", value: { sentAtMs: BigInt(Date.now()) } } });
-              void sync();
-              break;
-            case "reports": {
-              const rv = validator();
-              reportProblems(rv, k.value.reports, "reports.reports");
-              rv.check();
-              const out = await recordBmcReports(db, partition, k.value.reports);
-              send({ kind: { case: "reported", value: out } });
-              break;
-            }
-            case "result":
-              validator().uuid("result.command_id", k.value.commandId).text("result.result", k.value.result, 4096).check();
-              // False for a command that timed out or was settled before: a late or repeated result changes nothing.
-              await commands.complete(db, partition, k.value.commandId.toLowerCase(), k.value.ok, k.value.result);
-              break;
-            case "hello":
-              throw new ConnectError("hello: only the first message may be a hello", Code.InvalidArgument);
-            default:
-              break;
-          }
-        }
-        end();
-      } catch (err) {
-        end(err);
-      }
-    })();
-
+    // A full queue means the agent does not read; it gets the current state again when it reconnects.
+    const s = new DaemonSession<Response>(ctx.signal, { capacity: 64, stuck: () => exhausted("metal-bmc does not read its session; ending it") });
     try {
+      s.attach(connections, "bmc", agent, partition, () => new ConnectError("replaced by a newer session of the same agent", Code.Aborted));
+      const heartbeat = (): Response => ({ kind: { case: "heartbeat", value: { sentAtMs: BigInt(Date.now()) } } });
+
+      const sent = new Set<string>();
+      const sync = async (): Promise<void> => {
+        const pending = await commands.pendingOfPartition(db, partition);
+        const still = new Set(pending.map((c) => c.id));
+        for (const id of sent) if (!still.has(id)) sent.delete(id);
+        const fresh: PendingBmcCommand[] = [];
+        for (const c of pending) {
+          if (sent.has(c.id)) continue;
+          const problem = sharedBmcAddressProblem(c.machineId, c.bmc?.address ?? "", c.sharedWith);
+          // Never sent: it fails here, with the reason in its result, as the operator sees it in the command list.
+          if (problem) await commands.complete(db, partition, c.id, false, `not dispatched: ${problem}`);
+          else fresh.push(c);
+        }
+        if (fresh.length > 0 && !s.ended) {
+          s.send({ kind: { case: "commands", value: { commands: fresh.map(toProtoCommand) } } });
+          for (const c of fresh) sent.add(c.id);
+        }
+      };
+      // Console relays go through the session that stands; when it ends, so do the consoles asked through it (at once, not when the generator unwinds).
+      if (consoles) {
+        s.onEnd(
+          consoles.attachAgent(partition, agent, async (relayId, machineId) => {
+            const { machine } = await machines.get(db, machineId);
+            if (machine.partitionId !== partition) throw failedPrecondition(`machine "${machineId}" is in partition "${machine.partitionId ?? ""}", not "${partition}"`);
+            if (!machine.bmc?.address) throw failedPrecondition(`no BMC address is known for machine "${machineId}"`);
+            if (s.ended) throw new ConnectError(`the session of metal-bmc "${agent}" ended`, Code.Unavailable);
+            const b = machine.bmc;
+            s.send({ kind: { case: "openConsole", value: { relayId, machineId, address: b.address, user: b.user ?? "", password: b.password ?? "", interface: b.interface ?? "" } } });
+          }),
+        );
+      }
+      // Listening before the first read, so no wake-up can fall in between.
+      s.listen(bus, bmcCommandsTopic(partition));
+      s.every(timing.heartbeatMs, () => {
+        if (s.silentForMs() > timing.idleMs) return s.end(new ConnectError(`metal-bmc sent nothing for ${timing.idleMs} ms`, Code.DeadlineExceeded));
+        s.send(heartbeat());
+        s.wake();
+      });
+      s.read(it, async (msg) => {
+        const k = msg.kind;
+        switch (k.case) {
+          case "heartbeat":
+            s.send(heartbeat());
+            s.wake();
+            break;
+          case "reports": {
+            const rv = validator();
+            reportProblems(rv, k.value.reports, "reports.reports");
+            rv.check();
+            const out = await recordBmcReports(db, partition, k.value.reports);
+            s.send({ kind: { case: "reported", value: out } });
+            break;
+          }
+          case "result":
+            validator().uuid("result.command_id", k.value.commandId).text("result.result", k.value.result, 4096).check();
+            // False for a command that timed out or was settled before: a late or repeated result changes nothing.
+            await commands.complete(db, partition, k.value.commandId.toLowerCase(), k.value.ok, k.value.result);
+            break;
+          case "hello":
+            throw new ConnectError("hello: only the first message may be a hello", Code.InvalidArgument);
+          default:
+            break;
+        }
+      });
       // Answered at once, so the agent knows the session stands before there is anything to send.
-      send({ kind: { case: "heartbeat", value: { sentAtMs: BigInt(Date.now()) } } });
-      await sync();
-      for await (const msg of outbox) yield msg;
-      if (failure && !ctx.signal.aborted) throw failure;
+      s.send(heartbeat());
+      void s.pump(sync);
+      yield* s.outgoing();
     } finally {
-      end();
-      clearInterval(ticker);
-      detachConsoles?.();
-      unsubscribe?.();
-      handle?.close();
-      ctx.signal.removeEventListener("abort", onAbort);
-      handle?.signal.removeEventListener("abort", onReplaced);
+      s.close();
     }
   };
 }

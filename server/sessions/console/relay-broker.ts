@@ -2,7 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConsoleServiceRelayResponseSchema } from "../../../gen/metal/infra/v1/console_pb.js";
-import { REPLICA_ID, Outbox } from "../connections.js";
+import { REPLICA_ID } from "../connections.js";
+import { DaemonSession } from "../daemon-session.js";
 import { validator } from "../../validate/validator.js";
 
 /**
@@ -47,6 +48,8 @@ export type RelayResponse = MessageInitShape<typeof ConsoleServiceRelayResponseS
 
 /** The metal-bmc end of a relay, as the ConsoleService.Relay handler drives it. */
 export interface RelayEnd {
+  /** The Relay stream's session: the handler reads metal-bmc's messages through it and closes it when the call ends. */
+  readonly session: DaemonSession<RelayResponse>;
   /** What goes down to metal-bmc: input and window sizes; ends when the session ends. */
   readonly outgoing: AsyncIterable<RelayResponse>;
   /**
@@ -87,7 +90,7 @@ interface Pending {
 const enc = new TextEncoder();
 
 class Relay implements ConsoleSession, RelayEnd {
-  private readonly out: Outbox<RelayResponse>;
+  readonly session: DaemonSession<RelayResponse>;
   private readonly dataListeners = new Set<(d: Uint8Array) => void>();
   private readonly closeListeners = new Set<(r: Error | undefined) => void>();
   private buffered: Uint8Array[] = [];
@@ -104,19 +107,21 @@ class Relay implements ConsoleSession, RelayEnd {
     private readonly outputSince: Date | undefined,
     private readonly maxBuffered: number,
     capacity: number,
+    call: AbortSignal,
     private readonly onEnded: () => void,
   ) {
-    this.out = new Outbox(capacity);
+    // metal-bmc not reading for this long is a dead relay, not a slow one: keystrokes are tiny.
+    this.session = new DaemonSession(call, { capacity, stuck: () => new ConnectError("metal-bmc does not read the console relay; ending it", Code.ResourceExhausted) });
+    // However the stream ends (metal-bmc closed it, sent a bad message, went away, or does not read), the console learns why.
+    this.session.onEnd(() => this.close(this.session.endReason ?? (call.aborted ? new ConnectError("console relay cancelled", Code.Canceled) : undefined)));
   }
 
   get outgoing(): AsyncIterable<RelayResponse> {
-    return this.out;
+    return this.session.outgoing();
   }
 
   private push(msg: RelayResponse): void {
-    if (this.closed) return;
-    // metal-bmc not reading for this long is a dead relay, not a slow one: keystrokes are tiny.
-    if (!this.out.push(msg)) this.close(new ConnectError("metal-bmc does not read the console relay; ending it", Code.ResourceExhausted));
+    if (!this.closed) this.session.send(msg);
   }
 
   write(data: Uint8Array | string): void {
@@ -184,7 +189,8 @@ class Relay implements ConsoleSession, RelayEnd {
     if (this.closed) return;
     this.closed = true;
     this.reason = reason;
-    this.out.close();
+    // Ended from the server's side (the user left, the allocation changed), the stream ends cleanly towards metal-bmc.
+    this.session.end();
     this.onEnded();
     for (const l of this.closeListeners) l(reason);
     this.closeListeners.clear();
@@ -297,9 +303,10 @@ export class RelayBroker {
    * The first message of a Relay stream: joins it with the openConsole that
    * asked for it. Undefined when metal-bmc reports that it could not open the
    * console (the asking side gets its error); throws when no such relay was
-   * asked for here or the partition does not match.
+   * asked for here or the partition does not match. `call` is the Relay
+   * stream's signal: when it aborts, the relay ends.
    */
-  claim(partition: string, open: { relayId: string; machineId: string; error: string }): RelayEnd | undefined {
+  claim(partition: string, open: { relayId: string; machineId: string; error: string }, call: AbortSignal = new AbortController().signal): RelayEnd | undefined {
     const relayId = open.relayId.toLowerCase();
     const p = this.pending.get(relayId);
     if (!p) throw new ConnectError(`console relay "${relayId}" was not asked for on this replica, or it was given up on`, Code.NotFound);
@@ -311,8 +318,12 @@ export class RelayBroker {
       p.settle(new ConnectError(`metal-bmc could not open the console of machine "${p.machineId}": ${open.error}`, Code.FailedPrecondition));
       return undefined;
     }
+    if (call.aborted) {
+      p.settle(new ConnectError("console relay cancelled", Code.Canceled));
+      return undefined;
+    }
     const agent = p.agent;
-    const relay = new Relay(relayId, partition, p.machineId, p.outputSince, this.maxBuffered, this.capacity, () => agent.relays.delete(relay));
+    const relay = new Relay(relayId, partition, p.machineId, p.outputSince, this.maxBuffered, this.capacity, call, () => agent.relays.delete(relay));
     agent.relays.add(relay);
     p.settle(undefined, relay);
     return relay;

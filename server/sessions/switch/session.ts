@@ -15,7 +15,8 @@ import { computeSwitchConfig, type DesiredSwitchConfig, type PortMode } from "..
 import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { switchAdminRepository, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
-import { Outbox, type ConnectionRegistry } from "../connections.js";
+import type { ConnectionRegistry } from "../connections.js";
+import { DaemonSession } from "../daemon-session.js";
 import { createSwitchConfigReader, type SwitchConfigReader } from "./config-reader.js";
 import { createSwitchSyncWriter, type SwitchSyncWriter } from "./sync-writer.js";
 import { validator } from "../../validate/validator.js";
@@ -104,104 +105,53 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
     const asked = hello.heartbeatInterval ? durationMs(hello.heartbeatInterval) : timing.heartbeatMs;
     const heartbeatMs = Math.min(timing.maxHeartbeatMs, Math.max(timing.minHeartbeatMs, asked));
 
-    // Subscribe before the first read, so that no change can fall in between.
-    let dirty = true;
-    let wake: (() => void) | undefined;
-    const poke = () => {
-      dirty = true;
-      wake?.();
-    };
-    const unsubscribe = deps.bus?.subscribe(switchTopic(id), poke) ?? (() => {});
-    const ended = new AbortController();
-    const end = (why: Error) => {
-      if (!ended.signal.aborted) ended.abort(why);
-      wake?.();
-    };
-    const onAbort = () => end(new ConnectError("session ended", Code.Canceled));
-    ctx.signal.addEventListener("abort", onAbort);
-    let handle: ReturnType<ConnectionRegistry["register"]> | undefined;
-    let lastHeard = Date.now();
+    const s = new DaemonSession<Response>(ctx.signal, {
+      capacity: 16,
+      stuck: () => new ConnectError(`switch "${id}" does not keep up with its session; it will get the full state when it reconnects`, Code.ResourceExhausted),
+    });
+    // A publish means a change was committed: the next read takes the inputs at once. The periodic re-read asks for the generation first.
+    let poked = true;
+    s.listen(deps.bus, switchTopic(id), () => (poked = true));
     try {
       const registered = (await switchAdminRepository.find(deps.db, id))?.partitionId;
       if (registered === undefined) throw notFound("switch", id);
       if (registered !== partition) throw failedPrecondition(`switch "${id}" is registered in partition "${registered}", not "${partition}"`);
-      handle = deps.connections?.register("switch", id, partition);
-      handle?.signal.addEventListener("abort", () => end(new ConnectError(String(handle?.signal.reason?.message ?? "connection closed"), Code.Unavailable)));
+      s.attach(deps.connections, "switch", id, partition, (why) => new ConnectError(why, Code.Unavailable));
 
-      const outbox = new Outbox<Response>(16);
-      // Reports are processed one after another, in the order they came.
-      void (async () => {
-        for (;;) {
-          const n = await it.next();
-          if (n.done) return end(new ConnectError("metal-core closed the session", Code.Canceled));
-          lastHeard = Date.now();
-          handle?.touch();
-          const m = n.value.message;
-          if (m.case === "sync") await recordSync(writeSync, id, m.value);
+      // Reports are processed one after another, in the order they came; metal-core closing its side ends the session.
+      s.read(it, async (msg) => {
+        const m = msg.message;
+        if (m.case === "sync") await recordSync(writeSync, id, m.value);
+      });
+      s.every(heartbeatMs, () => {
+        if (s.silentForMs() > MISSED_HEARTBEATS * heartbeatMs) {
+          return s.end(new ConnectError(`switch "${id}" sent nothing for ${MISSED_HEARTBEATS} heartbeat intervals`, Code.DeadlineExceeded));
         }
-      })().catch((err: unknown) => end(err instanceof Error ? err : new Error(String(err))));
+        s.send({ message: { case: "heartbeat", value: {} } });
+        s.wake();
+      });
 
       let sent = -1;
-      let lastRead = 0;
-      const push = (msg: Response) => {
-        if (!outbox.push(msg)) end(new ConnectError(`switch "${id}" does not keep up with its session; it will get the full state when it reconnects`, Code.ResourceExhausted));
-      };
-      // One loop decides what to send, so sends never overtake each other.
-      const pump = (async () => {
-        let nextBeat = Date.now() + heartbeatMs;
-        while (!ended.signal.aborted) {
-          if (dirty || Date.now() - lastRead >= heartbeatMs) {
-            // A poke means a change was committed: read the inputs at once. The periodic re-read asks for the generation first.
-            const poked = dirty;
-            dirty = false;
-            lastRead = Date.now();
-            const g = poked ? undefined : await sessions.generation(deps.db, id);
-            if (!poked && g === undefined) return end(notFound("switch", id));
-            if (poked || g !== sent) {
-              const input = await readConfig(id);
-              if (!input) return end(notFound("switch", id));
-              if (input.generation !== sent) {
-                sent = input.generation;
-                push({ message: toProtoSwitchConfig(computeSwitchConfig(input)) });
-              }
-            }
-          }
-          if (Date.now() >= nextBeat) {
-            push({ message: { case: "heartbeat", value: {} } });
-            nextBeat = Date.now() + heartbeatMs;
-            if (Date.now() - lastHeard > MISSED_HEARTBEATS * heartbeatMs) {
-              return end(new ConnectError(`switch "${id}" sent nothing for ${MISSED_HEARTBEATS} heartbeat intervals`, Code.DeadlineExceeded));
-            }
-          }
-          if (dirty || ended.signal.aborted) continue;
-          await new Promise<void>((resolve) => {
-            const t = setTimeout(resolve, Math.max(0, nextBeat - Date.now()));
-            wake = () => {
-              clearTimeout(t);
-              resolve();
-            };
-          });
-          wake = undefined;
+      // One pump decides which config to send, so configs never overtake each other.
+      void s.pump(async () => {
+        const full = poked;
+        poked = false;
+        if (!full) {
+          const g = await sessions.generation(deps.db, id);
+          if (g === undefined) return s.end(notFound("switch", id));
+          if (g === sent) return;
         }
-      })()
-        .catch((err: unknown) => end(err instanceof Error ? err : new Error(String(err))))
-        .finally(() => outbox.close());
-
-      ended.signal.addEventListener("abort", () => outbox.close());
-      for await (const msg of outbox) {
-        if (ended.signal.aborted) break;
-        yield msg;
-      }
-      await pump;
-      const reason = ended.signal.reason as unknown;
+        const input = await readConfig(id);
+        if (!input) return s.end(notFound("switch", id));
+        if (input.generation !== sent) {
+          sent = input.generation;
+          s.send({ message: toProtoSwitchConfig(computeSwitchConfig(input)) });
+        }
+      });
       // A client that went away needs no error; anything else tells metal-core why (or is masked as Internal), and it reconnects.
-      const quiet = ctx.signal.aborted || (reason instanceof ConnectError && reason.code === Code.Canceled);
-      if (!quiet) throw reason;
+      yield* s.outgoing();
     } finally {
-      ctx.signal.removeEventListener("abort", onAbort);
-      unsubscribe();
-      end(new ConnectError("session ended", Code.Canceled));
-      handle?.close();
+      s.close();
       deps.log?.debug({ switch: id }, "switch session ended");
     }
   };
