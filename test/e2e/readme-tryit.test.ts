@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "./lab-harness.js";
-import { labPlace, REPO, type LabPlace } from "./lab-process.js";
+import { type LabPlace, labPlace, REPO } from "./lab-process.js";
 import { blockAfter, manualMatch, transcript } from "./readme-blocks.js";
 
 /**
@@ -49,10 +49,14 @@ beforeAll(async () => {
   lab = spawn("bash", ["-c", command!], { cwd: REPO, env: place.env, detached: true, stdio: ["ignore", "ignore", "pipe"] });
   lab.stderr!.setEncoding("utf8").on("data", (d: string) => (labErr += d));
   lab.once("exit", () => (labExited = true));
-  await eventually("the lab to say all 3 machines are ready", () => {
-    if (labExited) throw new Error(labErr);
-    return /all 3 machines ready/.test(labErr);
-  }, 180_000);
+  await eventually(
+    "the lab to say all 3 machines are ready",
+    () => {
+      if (labExited) throw new Error(labErr);
+      return /all 3 machines ready/.test(labErr);
+    },
+    180_000,
+  );
 }, 200_000);
 
 afterAll(async () => {
@@ -208,7 +212,10 @@ describe("README", () => {
       const printed = r.stdout.trimEnd().split("\n");
       expect(columns(printed[0]!), real).toEqual(columns(shown[0]!));
       if (command.startsWith("metalctl machine list")) {
-        expect(printed.slice(1).map((l) => columns(l).slice(1, 2)), real).toEqual(shown.slice(1).map((l) => columns(l).slice(1, 2)));
+        expect(
+          printed.slice(1).map((l) => columns(l).slice(1, 2)),
+          real,
+        ).toEqual(shown.slice(1).map((l) => columns(l).slice(1, 2)));
       } else if (command.startsWith("metalctl network list")) {
         expect(columns(printed[1]!).slice(1, 5)).toEqual(columns(shown[1]!).slice(1, 5));
       } else if (command.startsWith("metalctl machine create")) {
