@@ -75,6 +75,13 @@ describe("documentation links", () => {
     expect(missing).toEqual([]);
   });
 
+  it("keeps the README a README: at most 200 lines, linking every page of the manual", () => {
+    const readme = readFileSync(join(REPO, "README.md"), "utf8");
+    expect(readme.trimEnd().split("\n").length).toBeLessThanOrEqual(200);
+    const linked = new Set(linksIn("README.md").map((t) => t.split("#")[0]));
+    expect(files.filter((f) => f.startsWith("docs/") && !linked.has(f))).toEqual([]);
+  });
+
   it("tells a broken link from a good one", () => {
     expect(problem("README.md", "docs/operations.md#configuration")).toBeUndefined();
     expect(problem("docs/api.md", "../proto")).toBeUndefined();
