@@ -2,7 +2,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { toJson, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
 import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { retryReads } from "../client/retry.js";
+import { createTransport } from "../client/transport.js";
 import { Command, Flags, type Interfaces } from "@oclif/core";
 import { configPath, readConfig, writeConfig, type ConfigFile, type Context } from "./config-file.js";
 import { readText } from "./documents.js";
@@ -138,11 +139,10 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
   client<S extends DescService>(service: S): Client<S> {
     if (!this.transport) {
       const { url, token } = this.target();
-      const interceptors: Interceptor[] = [];
-      if (token) interceptors.push((next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req)));
-      if (this.global.debug) interceptors.push(debugInterceptor);
       // Binary on the wire: a 1,000-machine list decodes several times faster than JSON; --debug still shows JSON.
-      this.transport = createConnectTransport({ baseUrl: url, httpVersion: "1.1", useBinaryFormat: true, interceptors });
+      // Reads that meet a restarting server are tried again briefly; writes never are (one that timed out may have happened).
+      const interceptors = [retryReads(), ...(this.global.debug ? [debugInterceptor] : [])];
+      this.transport = createTransport({ baseUrl: url, protocol: "connect", binary: true, token, interceptors });
     }
     return createClient(service, this.transport);
   }

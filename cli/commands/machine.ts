@@ -8,6 +8,7 @@ import { Args, Flags, type Command } from "@oclif/core";
 import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
 import * as api from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { parseHostPort } from "../../client/host-port.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
 import { Exit } from "../errors.js";
 import { readText } from "../documents.js";
@@ -319,15 +320,14 @@ const CONSOLE_PORT = 5222;
 
 /** "host", "host:port", "[v6]:port" or a bare v6 address, into ssh's host and -p. */
 export function consoleAddress(value: string): { host: string; port: number } {
-  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(value);
-  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : CONSOLE_PORT };
-  const parts = value.split(":");
-  if (parts.length === 2) {
-    const port = Number(parts[1]);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--console-host: "${value}" has no valid port`);
-    return { host: parts[0]!, port };
+  let address;
+  try {
+    address = parseHostPort(value, { defaultPort: CONSOLE_PORT });
+  } catch (err) {
+    throw new UsageError(`--console-host: ${(err as Error).message}`);
   }
-  return { host: value, port: CONSOLE_PORT };
+  if (address.port === 0 || address.host === "") throw new UsageError(`--console-host: "${value}" names no host and port to connect to`);
+  return { host: address.host, port: address.port };
 }
 
 /** The arguments of `ssh` for a machine's console; the token travels in the environment, never on the command line. */
