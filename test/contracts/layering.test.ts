@@ -1,20 +1,29 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { scaled } from "../helpers/timeouts.js";
 
-// The layering rules live in .dependency-cruiser.cjs and .ci/run fails when one is broken.
+// The layering rules live in .dependency-cruiser.cjs; .ci/run runs them as `npm run lint:layers`.
 // These tests break every rule on purpose in a tiny tree with the project's folder names and
-// check that depcruise, with the project's own config, names exactly those breaks; then they
-// check that the real tree keeps the rules.
+// check that the very command of that script, with a copy of the project's config, fails and
+// names exactly those breaks; then they check that the real tree keeps the rules.
 
 const root = resolve(import.meta.dirname, "../..");
-const config = join(root, ".dependency-cruiser.cjs");
+const CONFIG = ".dependency-cruiser.cjs";
 const depcruiseBin = join(root, "node_modules/dependency-cruiser/bin/dependency-cruise.mjs");
 const run = promisify(execFile);
+
+/** The arguments of package.json's `lint:layers` script (folders and --config), what CI runs. */
+async function lintLayersArgs(): Promise<string[]> {
+  const { scripts } = JSON.parse(await readFile(join(root, "package.json"), "utf8")) as { scripts: Record<string, string> };
+  const [command, ...args] = (scripts["lint:layers"] ?? "").split(/\s+/);
+  expect(command).toBe("depcruise");
+  expect(args.join(" ")).toContain(`--config ${CONFIG}`);
+  return args;
+}
 
 interface Violation {
   rule: string;
@@ -30,11 +39,10 @@ interface CruiseResult {
   unresolvedLocal: string[];
 }
 
-/** Runs the depcruise CLI in `cwd` over `folders` with the project's config: its exit code and output. */
-async function depcruiseCli(cwd: string, folders: string[], outputType: "err" | "json") {
-  const args = [depcruiseBin, ...folders, "--config", config, "--output-type", outputType];
+/** Runs the depcruise CLI in `cwd` with `args` and the given report format: its exit code and output. */
+async function depcruiseCli(cwd: string, args: string[], outputType: "err" | "json") {
   try {
-    const { stdout } = await run(process.execPath, args, { cwd, maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await run(process.execPath, [depcruiseBin, ...args, "--output-type", outputType], { cwd, maxBuffer: 256 * 1024 * 1024 });
     return { exitCode: 0, stdout };
   } catch (err) {
     const failed = err as { code?: unknown; stdout?: string };
@@ -44,11 +52,12 @@ async function depcruiseCli(cwd: string, folders: string[], outputType: "err" | 
 }
 
 /**
- * The exit code of the command .ci/run uses (`--output-type err`: non-zero when a rule is broken;
- * the JSON report always exits 0) and the violations from the JSON report of the same tree.
+ * The exit code of the `lint:layers` command as CI runs it (its default `err` report exits non-zero
+ * when a rule is broken; the JSON report always exits 0) and the violations from the JSON report.
  */
-async function depcruise(cwd: string, folders: string[]): Promise<CruiseResult> {
-  const [{ exitCode }, { stdout }] = await Promise.all([depcruiseCli(cwd, folders, "err"), depcruiseCli(cwd, folders, "json")]);
+async function depcruise(cwd: string): Promise<CruiseResult> {
+  const args = await lintLayersArgs();
+  const [{ exitCode }, { stdout }] = await Promise.all([depcruiseCli(cwd, args, "err"), depcruiseCli(cwd, args, "json")]);
   const report = JSON.parse(stdout) as {
     modules: { source: string; dependencies: { module: string; couldNotResolve: boolean }[] }[];
     summary: {
@@ -85,7 +94,7 @@ function lines(violations: Violation[]): string[] {
 const tree: Record<string, string> = {
   "tsconfig.json": JSON.stringify({
     compilerOptions: { module: "NodeNext", moduleResolution: "NodeNext", strict: true, noEmit: true },
-    include: ["server", "edge", "cli", "client", "gen", "test"],
+    include: ["server", "edge", "cli", "client", "gen", "test", "bin"],
   }),
   // Stand-ins for the packages the rules name; only their paths under node_modules matter.
   "node_modules/pg/package.json": JSON.stringify({ name: "pg", main: "index.js" }),
@@ -112,6 +121,7 @@ const tree: Record<string, string> = {
   "edge/common/retry.ts": "export const retry = (): number => 1;\n",
   "edge/sim/machine.ts": "export class SimulatedMachine {}\n",
   "edge/hammer/hardware.ts": 'import { retry } from "../common/retry.js";\nexport const probe = () => retry();\n',
+  "bin/metal-api.js": 'await import("../server/app.js");\n',
   "edge/lab/lab.ts": 'import { newId } from "../../server/ids.js";\nimport { SimulatedMachine } from "../sim/machine.js";\nexport const lab = () => [newId, SimulatedMachine];\n',
   "client/bearer.ts": 'import type { Machine } from "../gen/metal/v1/machine_pb.js";\nexport type Seen = Machine;\n',
   "test/server/free.test.ts":
@@ -168,6 +178,7 @@ describe("layering rules (.dependency-cruiser.cjs)", () => {
       await mkdir(dirname(join(fake, path)), { recursive: true });
       await writeFile(join(fake, path), text);
     }
+    await copyFile(join(root, CONFIG), join(fake, CONFIG));
   });
 
   afterAll(async () => {
@@ -175,7 +186,7 @@ describe("layering rules (.dependency-cruiser.cjs)", () => {
   });
 
   it("reports each deliberate break by its rule, and nothing in the allowed files", async () => {
-    const result = await depcruise(fake, ["server", "edge", "cli", "client", "gen", "test"]);
+    const result = await depcruise(fake);
     expect(lines(result.violations)).toEqual(expected);
     expect(result.unresolvedLocal).toEqual([]);
     // A violation fails the command, which is what makes .ci/run fail.
@@ -183,15 +194,20 @@ describe("layering rules (.dependency-cruiser.cjs)", () => {
   });
 
   it("names every rule of the config in the fake tree, so no rule goes untested", async () => {
-    const { forbidden } = (await import(config)).default as { forbidden: { name: string }[] };
+    const { forbidden } = (await import(join(root, CONFIG))).default as { forbidden: { name: string }[] };
     const tested = new Set(expected.map((line) => line.slice(0, line.indexOf(":"))));
     expect(forbidden.map((rule) => rule.name).sort()).toEqual([...tested].sort());
+  });
+
+  it("is what CI runs", async () => {
+    const ci = await readFile(join(root, ".ci/run"), "utf8");
+    expect(ci).toMatch(/^npm run --silent lint:layers$/m);
   });
 
   it(
     "holds in the real tree",
     async () => {
-      const result = await depcruise(root, ["server", "edge", "cli", "client", "gen", "test", "bin"]);
+      const result = await depcruise(root);
       expect(lines(result.violations)).toEqual([]);
       expect(result.exitCode).toBe(0);
       // The cruise really followed the sources: with a wrong tsConfig the `.js` specifiers stay unresolved and
