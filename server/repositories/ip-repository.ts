@@ -6,6 +6,8 @@ import { getById, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export interface IpFilter {
   project?: string;
+  /** Any of these projects (a tenant's scope, see repositories/tenant). */
+  projects?: readonly string[];
   network?: string;
 }
 
@@ -17,6 +19,7 @@ export const ipRepository = {
   async list(db: DbHandle, filter: IpFilter, page: PageRequest) {
     const where: SQL[] = [];
     if (filter.project !== undefined) where.push(eq(ips.project, filter.project));
+    if (filter.projects !== undefined) where.push(inArray(ips.project, [...filter.projects]));
     if (filter.network !== undefined) where.push(eq(ips.networkId, filter.network));
     return toPage(await listPage(db, ips, page, and(...where)), page.limit, (r) => r.id);
   },

@@ -19,11 +19,14 @@ import { usageKey } from "../domain/size-reservation-usage.js";
 
 import { notFound } from "../errors.js";
 import { toPage, type PageRequest } from "./paging.js";
+import { lockById } from "./versioned.js";
 import { allocationReferencesHeld, type AllocationReferences } from "./usage-repository.js";
 
 export interface MachineFilter {
   partition?: string;
   project?: string;
+  /** Any of these projects (a tenant's scope, see repositories/tenant). */
+  projects?: readonly string[];
   size?: string;
   rack?: string;
   allocated?: boolean;
@@ -37,6 +40,9 @@ export const machineRepository = {
     return found;
   },
 
+  /** The machine, locked until the transaction ends; NotFound when there is none. */
+  lock: (tx: DbHandle, id: string): Promise<MachineRow> => lockById(tx, machines, "machine", id),
+
   /** The machine with its events; undefined when there is none. */
   async find(db: DbHandle, id: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined } | undefined> {
     const rows = await db.select().from(machines).leftJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(eq(machines.id, id));
@@ -47,6 +53,7 @@ export const machineRepository = {
     const where: SQL[] = [];
     if (filter.partition !== undefined) where.push(eq(machines.partitionId, filter.partition));
     if (filter.project !== undefined) where.push(eq(machines.project, filter.project));
+    if (filter.projects !== undefined) where.push(inArray(machines.project, [...filter.projects]));
     if (filter.size !== undefined) where.push(eq(machines.sizeId, filter.size));
     if (filter.rack !== undefined) where.push(eq(machines.rackId, filter.rack));
     if (filter.allocated !== undefined) where.push(filter.allocated ? sql`${machines.allocation} is not null` : sql`${machines.allocation} is null`);

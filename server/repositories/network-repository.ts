@@ -8,6 +8,8 @@ export interface NetworkFilter {
   kind?: number;
   partition?: string;
   project?: string;
+  /** Any of these projects (a tenant's scope, see repositories/tenant). */
+  projects?: readonly string[];
 }
 
 /** Stored counts behind a network's consumption, per address family. */
@@ -27,6 +29,7 @@ export const networkRepository = {
     if (filter.kind !== undefined) where.push(eq(networks.kind, filter.kind));
     if (filter.partition !== undefined) where.push(eq(networks.partitionId, filter.partition));
     if (filter.project !== undefined) where.push(eq(networks.project, filter.project));
+    if (filter.projects !== undefined) where.push(inArray(networks.project, [...filter.projects]));
     return toPage(await listPage(db, networks, page, and(...where)), page.limit, (r) => r.id);
   },
 

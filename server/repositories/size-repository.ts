@@ -1,4 +1,4 @@
-import { and, arrayContains, eq, ne, type SQL } from "drizzle-orm";
+import { and, arrayContains, eq, inArray, ne, type SQL } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
 import { sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
 import { failedPrecondition, FOREIGN_KEY_VIOLATION, sqlState } from "../errors.js";
@@ -41,6 +41,8 @@ export const sizeRepository = {
 export interface ReservationFilter {
   sizeId?: string;
   project?: string;
+  /** Any of these projects (a tenant's scope, see repositories/tenant). */
+  projects?: readonly string[];
   partitionId?: string;
 }
 
@@ -51,6 +53,7 @@ export const sizeReservationRepository = {
     const where: SQL[] = [];
     if (filter.sizeId !== undefined) where.push(eq(sizeReservations.sizeId, filter.sizeId));
     if (filter.project !== undefined) where.push(eq(sizeReservations.project, filter.project));
+    if (filter.projects !== undefined) where.push(inArray(sizeReservations.project, [...filter.projects]));
     if (filter.partitionId !== undefined) where.push(arrayContains(sizeReservations.partitionIds, [filter.partitionId]));
     return toPage(await listPage(db, sizeReservations, page, and(...where)), page.limit, (r) => r.id);
   },

@@ -3,7 +3,11 @@ import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { DbHandle } from "../db/handle.js";
 import { alreadyExists, conflict, notFound, sqlState, UNIQUE_VIOLATION } from "../errors.js";
 
-/** A table with the bookkeeping columns and a text primary key. */
+/**
+ * A table with the bookkeeping columns and a text primary key. The helpers
+ * below take an optional `also` condition that narrows which row counts (a
+ * tenant's project scope): a row outside it answers exactly like a missing one.
+ */
 type VersionedTable = PgTable & { id: PgColumn; version: PgColumn; updatedAt: PgColumn };
 
 /**
@@ -18,14 +22,15 @@ export async function updateVersioned<T extends VersionedTable>(
   id: string,
   version: number,
   patch: Record<string, unknown>,
+  also?: SQL,
 ): Promise<T["$inferSelect"]> {
   const rows = (await db
     .update(table)
     .set({ ...patch, version: sql`${table.version} + 1`, updatedAt: sql`now()` } as never)
-    .where(and(eq(table.id, id), eq(table.version, version)))
+    .where(and(eq(table.id, id), eq(table.version, version), also))
     .returning()) as T["$inferSelect"][];
   if (rows.length === 1) return rows[0]!;
-  const current = await db.select({ version: table.version }).from(table as PgTable).where(eq(table.id, id));
+  const current = await db.select({ version: table.version }).from(table as PgTable).where(and(eq(table.id, id), also));
   if (current.length === 0) throw notFound(kind, id);
   throw conflict(kind, id, version, current[0]!.version as number);
 }
@@ -53,8 +58,9 @@ export async function deleteById<T extends VersionedTable>(
   table: T,
   kind: string,
   id: string,
+  also?: SQL,
 ): Promise<T["$inferSelect"]> {
-  const rows = await db.delete(table).where(eq(table.id, id)).returning();
+  const rows = await db.delete(table).where(and(eq(table.id, id), also)).returning();
   if (rows.length === 0) throw notFound(kind, id);
   return (rows as T["$inferSelect"][])[0]!;
 }
@@ -65,15 +71,16 @@ export async function getById<T extends VersionedTable>(
   table: T,
   kind: string,
   id: string,
+  also?: SQL,
 ): Promise<T["$inferSelect"]> {
-  const rows = await db.select().from(table as PgTable).where(eq(table.id, id));
+  const rows = await db.select().from(table as PgTable).where(and(eq(table.id, id), also));
   if (rows.length === 0) throw notFound(kind, id);
   return rows[0] as T["$inferSelect"];
 }
 
 /** Reads a row by id and locks it until the transaction ends, or answers NotFound. */
-export async function lockById<T extends VersionedTable>(tx: DbHandle, table: T, kind: string, id: string): Promise<T["$inferSelect"]> {
-  const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("update");
+export async function lockById<T extends VersionedTable>(tx: DbHandle, table: T, kind: string, id: string, also?: SQL): Promise<T["$inferSelect"]> {
+  const rows = await tx.select().from(table as PgTable).where(and(eq(table.id, id), also)).for("update");
   if (rows.length === 0) throw notFound(kind, id);
   return rows[0] as T["$inferSelect"];
 }

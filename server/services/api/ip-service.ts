@@ -6,9 +6,10 @@ import { toProtoIp } from "../../convert/network.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { NewIpRow } from "../../db/schema/index.js";
-import { invalidArgument, notFound } from "../../errors.js";
-import { ipRepository as ips } from "../../repositories/ip-repository.js";
+import { projectScope } from "../../domain/project-scope.js";
+import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
+import { tenantIpRepository as ips } from "../../repositories/tenant/ip-repository.js";
 import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
 import { allocateIp, freeIp } from "../../usecases/networks/allocation.js";
 
@@ -16,24 +17,23 @@ export function createIpService({ db, projects }: { db: DbHandle; projects: Proj
   return {
     async get(req) {
       validateScopedId(req.id, req.project, { uuid: true });
-      const row = await ips.get(db, req.id);
-      if (row.project !== req.project) throw notFound("ip", req.id);
+      const row = await ips.get(db, projectScope(req.project), req.id);
       return { ip: toProtoIp(row) };
     },
     async list(req) {
-      const page = await ips.list(db, { project: req.project, network: req.network }, pageRequest(req.paging));
+      const page = await ips.list(db, projectScope(req.project), { network: req.network }, pageRequest(req.paging));
       return { ips: page.items.map(toProtoIp), nextPageToken: page.nextPageToken };
     },
     async create(req) {
       validateIpCreate(req);
-      const rows = await allocateIp(db, projects, req);
+      const rows = await allocateIp(db, projects, projectScope(req.project), req);
       return { ip: toProtoIp(rows[0]!), ips: rows.map(toProtoIp) };
     },
     async update(req) {
       validateIpUpdate(req);
+      const scope = projectScope(req.project);
       const row = await inTransaction(db, async (tx) => {
-        const current = await ips.lock(tx, req.id);
-        if (current.project !== req.project) throw notFound("ip", req.id);
+        const current = await ips.lock(tx, scope, req.id);
         if (current.type === IpType.STATIC && req.type === IpType.EPHEMERAL) {
           throw invalidArgument("invalid request: type: a static IP cannot become ephemeral");
         }
@@ -42,13 +42,13 @@ export function createIpService({ db, projects }: { db: DbHandle; projects: Proj
         if (req.description !== undefined) patch.description = req.description;
         if (req.type !== IpType.UNSPECIFIED) patch.type = req.type;
         if (req.labels) patch.labels = req.labels.values;
-        return ips.update(tx, req.id, versionOf(req.version), patch);
+        return ips.update(tx, scope, req.id, versionOf(req.version), patch);
       });
       return { ip: toProtoIp(row) };
     },
     async delete(req) {
       validateScopedId(req.id, req.project, { uuid: true });
-      return { ip: toProtoIp(await freeIp(db, req.id, req.project)) };
+      return { ip: toProtoIp(await freeIp(db, projectScope(req.project), req.id)) };
     },
   };
 }

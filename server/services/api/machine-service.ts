@@ -3,9 +3,10 @@ import { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
 import type { MachineRow } from "../../db/schema/index.js";
-import { notFound } from "../../errors.js";
+import { projectScope } from "../../domain/project-scope.js";
 import type { Logger } from "../../logger.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
+import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import {
   machineRef,
@@ -20,12 +21,6 @@ import { consolePassword, freeMachine, reinstallMachine, updateMachine } from ".
 /** Tenants allocate machines and see the ones allocated to their project. */
 export function createMachineService(deps: AllocationDeps & { log: Logger }): ServiceImpl<typeof MachineService> {
   const { db } = deps;
-  const projectMachine = async (id: string, project: string) => {
-    const found = await machines.get(db, id.toLowerCase());
-    // Another project's machine does not exist as far as this caller is concerned.
-    if (found.machine.project !== project) throw notFound("machine", id);
-    return found;
-  };
   /** The machine as a response, with its events as they are now. */
   const withEvents = async (row: MachineRow) => {
     const events = await machines.eventsOf(db, row.id);
@@ -34,25 +29,25 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
   return {
     async get(req) {
       machineRef(req).check();
-      const { machine, events } = await projectMachine(req.id, req.project);
+      const { machine, events } = await tenantMachines.get(db, projectScope(req.project), req.id.toLowerCase());
       return { machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined) };
     },
     async list(req) {
-      const page = await machines.list(db, { project: req.project }, pageRequest(req.paging));
+      const page = await tenantMachines.list(db, projectScope(req.project), pageRequest(req.paging));
       return { machines: page.items.map((m) => toProtoMachine(m.machine, m.events ? containerFromRow(m.events) : undefined)), nextPageToken: page.nextPageToken };
     },
     async delete(req) {
       machineRef(req).check();
-      return { machine: await withEvents(await freeMachine(db, req.id.toLowerCase(), req.project, deps.bus)) };
+      return { machine: await withEvents(await freeMachine(db, projectScope(req.project), req.id.toLowerCase(), deps.bus)) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);
-      const { machine, events } = await allocateMachine(deps, req, callerOf(ctx).subject);
+      const { machine, events } = await allocateMachine(deps, projectScope(req.project), req, callerOf(ctx).subject);
       return { machine: toProtoMachine(machine, events ? containerFromRow(events) : undefined) };
     },
     async update(req) {
       validateMachineUpdate(req);
-      const row = await updateMachine(db, req.id.toLowerCase(), req.project, Number(req.version), {
+      const row = await updateMachine(db, projectScope(req.project), req.id.toLowerCase(), Number(req.version), {
         description: req.description,
         tags: req.tags?.values,
         sshKeys: req.sshKeys?.values,
@@ -61,18 +56,18 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
     },
     async reinstall(req) {
       validateMachineReinstall(req);
-      return { machine: await withEvents(await reinstallMachine(db, req.id.toLowerCase(), req.project, req.image, deps.bus)) };
+      return { machine: await withEvents(await reinstallMachine(db, projectScope(req.project), req.id.toLowerCase(), req.image, deps.bus)) };
     },
     async consolePassword(req, ctx) {
       validateConsolePasswordRequest(req);
-      const password = await consolePassword(db, req.id.toLowerCase(), req.project);
+      const password = await consolePassword(db, projectScope(req.project), req.id.toLowerCase());
       // Who looked at a console password, and why, is kept in the log (as the original does).
       deps.log.info({ audit: "console-password", machine: req.id.toLowerCase(), project: req.project, subject: callerOf(ctx).subject, reason: req.reason }, "console password read");
       return { consolePassword: password };
     },
     async events(req) {
       machineRef(req).check();
-      const { events } = await projectMachine(req.id, req.project);
+      const { events } = await tenantMachines.get(db, projectScope(req.project), req.id.toLowerCase());
       return { events: toProtoEvents(events ? containerFromRow(events) : undefined) };
     },
   };

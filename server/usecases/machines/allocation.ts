@@ -12,9 +12,11 @@ import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../../d
 import { machineTags, SystemTag } from "../../domain/machine-tags.js";
 import { IpKind, mayUseNetwork, NetworkKind } from "../../domain/network.js";
 import { chooseRack, reservationsAllow } from "../../domain/placement.js";
+import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
 import { ipRepository } from "../../repositories/ip-repository.js";
+import { tenantIpRepository as tenantIps } from "../../repositories/tenant/ip-repository.js";
 import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../../repositories/network-repository.js";
@@ -59,12 +61,12 @@ async function underlayOf(db: DbHandle, partition: string): Promise<NetworkRow> 
  * The static IPs the request names, locked: each must be a static IP of the
  * project, attached to no machine, in one of the machine's networks.
  */
-async function lockStaticIps(tx: DbHandle, addresses: readonly string[], project: string, nets: readonly NetworkRow[]): Promise<IpRow[]> {
+async function lockStaticIps(tx: DbHandle, scope: ProjectScope, addresses: readonly string[], nets: readonly NetworkRow[]): Promise<IpRow[]> {
   const out: IpRow[] = [];
   for (const [i, address] of addresses.entries()) {
-    const ip = await ipRepository.lockByAddress(tx, address);
+    const ip = await tenantIps.lockByAddress(tx, scope, address);
     const path = `invalid request: ips[${i}]`;
-    if (!ip || ip.project !== project) throw notFound("ip", address);
+    if (!ip) throw notFound("ip", address);
     if (ip.type !== IpKind.STATIC) throw invalidArgument(`${path}: ${address} is ephemeral; only static IPs can be given`);
     if (ip.machineId) throw failedPrecondition(`ip ${address} is already attached to machine "${ip.machineId}"`);
     if (!nets.some((n) => n.id === ip.networkId)) throw invalidArgument(`${path}: ${address} is in network "${ip.networkId}", which the machine is not attached to`);
@@ -206,9 +208,12 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
  */
 export async function allocateMachine(
   deps: AllocationDeps,
+  scope: ProjectScope,
   req: MachineServiceCreateRequest,
   createdBy: string,
 ): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+  // The machine goes to req.project: it has to be one of the projects the call may write to.
+  if (!inProjectScope(scope, req.project)) throw notFound("project", req.project);
   const role = machineRoleFromProto(req.role);
   if (!role) throw invalidArgument("invalid request: role: must be machine or firewall");
   // What the allocation refers to is read before the transaction and in
@@ -238,7 +243,7 @@ export async function allocateMachine(
     // Locks in one order everywhere: project quota, size pool, static IPs, machine.
     await holdQuota(tx, req.project, quota.machine);
     if (plan.reserved) await allocations.lockSizePool(tx, req.partition, req.size);
-    const statics = await lockStaticIps(tx, req.ips, req.project, nets);
+    const statics = await lockStaticIps(tx, scope, req.ips, nets);
     // Locking the machine also holds what the allocation refers to FOR KEY SHARE until commit: a concurrent delete
     // of any of them waits for this allocation and then counts it, or commits first and this answers NotFound.
     const refs = { partition: req.partition, size: req.size, image: image.id, filesystemLayout: layout.id };

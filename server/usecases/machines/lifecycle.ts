@@ -3,17 +3,17 @@ import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../../db/schema/index.js";
-import { machines } from "../../db/schema/index.js";
 import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../../domain/bmc-command.js";
 import { layoutReinstallable } from "../../domain/filesystem-layout.js";
 import { machineTags, SystemTag } from "../../domain/machine-tags.js";
+import type { ProjectScope } from "../../domain/project-scope.js";
 import { EventType } from "../../domain/provisioning.js";
 import { conflict, failedPrecondition, notFound } from "../../errors.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
-import { machineLifecycleRepository as lifecycle, machineRepository } from "../../repositories/machine-repository.js";
+import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../../repositories/machine-repository.js";
+import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
 import { assertImageAllowed, lookupImage } from "../images/lookup.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
-import { lockById } from "../../repositories/versioned.js";
 import { recordEvents } from "./events.js";
 
 /** How long metal-bmc has to carry out a command before it counts as timed out. */
@@ -26,7 +26,7 @@ export const COMMAND_DEADLINE_MS = 5 * 60_000;
  */
 export async function installationSucceeded(db: DbHandle, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
   const changedSwitches = await inTransaction(db, async (tx) => {
-    const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
+    const m = await machines.lock(tx, req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     if (!m.allocation) throw failedPrecondition(`machine "${m.id}" is not allocated; there is nothing it could have installed`);
     const b = req.bootInfo!;
@@ -55,13 +55,6 @@ async function bootInstalledOs(tx: DbHandle, m: MachineRow): Promise<string[]> {
 
 const deadline = () => new Date(Date.now() + COMMAND_DEADLINE_MS);
 
-/** The allocated machine of `project`, locked; NotFound for anything else, so other projects learn nothing. */
-async function lockProjectMachine(tx: DbHandle, id: string, project: string): Promise<MachineRow & { allocation: StoredAllocation }> {
-  const m = await lockById(tx, machines, "machine", id);
-  if (!m.allocation || m.project !== project) throw notFound("machine", id);
-  return m as MachineRow & { allocation: StoredAllocation };
-}
-
 /**
  * Reinstall keeps the allocation (networks, IPs, ASN) and installs another
  * image: the switch ports leave the tenant VRF, the machine boots from the
@@ -69,9 +62,9 @@ async function lockProjectMachine(tx: DbHandle, id: string, project: string): Pr
  * wiping only the disks the layout marks for it. Refused for locked machines,
  * machines not installed yet, and layouts that would wipe nothing.
  */
-export async function reinstallMachine(db: DbHandle, id: string, project: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
+export async function reinstallMachine(db: DbHandle, scope: ProjectScope, id: string, imageRef: string, bus?: FanoutBus): Promise<MachineRow> {
   const { row, changedSwitches } = await inTransaction(db, async (tx) => {
-    const m = await lockProjectMachine(tx, id, project);
+    const m = await tenantMachines.lockAllocated(tx, scope, id);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be reinstalled`);
     if (m.allocation.reinstall) throw failedPrecondition(`machine "${id}" is already being reinstalled`);
     if (!m.allocation.succeeded) throw failedPrecondition(`machine "${id}" has not finished its installation yet`);
@@ -100,7 +93,7 @@ export async function reinstallMachine(db: DbHandle, id: string, project: string
  */
 export async function abortReinstall(db: DbHandle, req: BootServiceAbortReinstallRequest, bus?: FanoutBus): Promise<NonNullable<StoredAllocation["bootInfo"]>> {
   const { bootInfo, changedSwitches } = await inTransaction(db, async (tx) => {
-    const m = await lockById(tx, machines, "machine", req.machineId.toLowerCase());
+    const m = await machines.lock(tx, req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     const a = m.allocation;
     if (!a?.reinstall || !a.previousImage || !a.bootInfo) throw failedPrecondition(`machine "${m.id}" is not being reinstalled`);
@@ -117,13 +110,13 @@ export async function abortReinstall(db: DbHandle, req: BootServiceAbortReinstal
 /** Changes what a tenant may change of an allocated machine: description, tags, SSH keys. */
 export async function updateMachine(
   db: DbHandle,
+  scope: ProjectScope,
   id: string,
-  project: string,
   version: number,
   patch: { description?: string; tags?: string[]; sshKeys?: string[] },
 ): Promise<MachineRow> {
   return inTransaction(db, async (tx) => {
-    const m = await lockProjectMachine(tx, id, project);
+    const m = await tenantMachines.lockAllocated(tx, scope, id);
     if (m.version !== version) throw conflict("machine", id, version, m.version);
     const a = { ...m.allocation };
     if (patch.description !== undefined) a.description = patch.description;
@@ -146,9 +139,9 @@ function systemTagsOf(tags: readonly string[]): Record<string, string> {
 }
 
 /** The console password of an installed machine of the project. */
-export async function consolePassword(db: DbHandle, id: string, project: string): Promise<string> {
-  const { machine } = await machineRepository.get(db, id);
-  if (!machine.allocation || machine.project !== project) throw notFound("machine", id);
+export async function consolePassword(db: DbHandle, scope: ProjectScope, id: string): Promise<string> {
+  const { machine } = await tenantMachines.get(db, scope, id);
+  if (!machine.allocation) throw notFound("machine", id);
   if (!machine.allocation.consolePassword) throw failedPrecondition(`machine "${id}" has no console password yet; it is set when the installation succeeds`);
   return machine.allocation.consolePassword;
 }
@@ -160,7 +153,7 @@ export async function consolePassword(db: DbHandle, id: string, project: string)
  */
 export async function queueBmcCommand(db: DbHandle, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
   const out = await inTransaction(db, async (tx) => {
-    let m = await lockById(tx, machines, "machine", id);
+    let m = await machines.lock(tx, id);
     if (!m.partitionId) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
     const [queued] = await lifecycle.enqueueCommands(tx, id, m.partitionId, [command], deadline());
     const led = ledStateAfter(command);
@@ -181,9 +174,9 @@ export async function queueBmcCommand(db: DbHandle, id: string, command: BmcComm
  * metal-hammer wipes the disks and waits again. Machine Reclaim is recorded
  * once the transaction has committed.
  */
-export async function freeMachine(db: DbHandle, id: string, project: string, bus?: FanoutBus): Promise<MachineRow> {
+export async function freeMachine(db: DbHandle, scope: ProjectScope, id: string, bus?: FanoutBus): Promise<MachineRow> {
   const { row, changedSwitches } = await inTransaction(db, async (tx) => {
-    const m = await lockProjectMachine(tx, id, project);
+    const m = await tenantMachines.lockAllocated(tx, scope, id);
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);
     await lifecycle.release(tx, id);
     const changedSwitches = await lifecycle.setPortVrf(tx, id, null);

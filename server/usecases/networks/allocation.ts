@@ -6,12 +6,14 @@ import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, NetworkRow } from "../../db/schema/index.js";
 import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../../domain/ip-math.js";
-import { childPlan, FamilyChoice, IpKind, mayUseNetwork, NetworkKind } from "../../domain/network.js";
+import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../../domain/network.js";
+import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
 import { acquireChildPrefix, acquireIp, acquireSpecificChildPrefix, acquireSpecificIp, acquireSpecificVrf, acquireVrf, addTopLevelPrefix, releaseIp, releaseVrf } from "../../repositories/ipam-repository.js";
-import { ipRepository as ips } from "../../repositories/ip-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../../repositories/network-repository.js";
+import { tenantIpRepository as tenantIps } from "../../repositories/tenant/ip-repository.js";
+import { tenantNetworkRepository as tenantNetworks } from "../../repositories/tenant/network-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
 
 /**
@@ -150,28 +152,27 @@ async function allocateGivenChildPrefixes(tx: DbHandle, parent: NetworkRow, pare
 }
 
 /** Frees a project's child network: refused while IPs are allocated in it. */
-export async function freeChildNetwork(db: DbHandle, id: string, project: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
+export async function freeChildNetwork(db: DbHandle, scope: ProjectScope, id: string): Promise<{ row: NetworkRow; prefixes: string[] }> {
   return inTransaction(db, async (tx) => {
-    const row = await networks.lock(tx, id);
-    if (row.project !== project || (row.kind !== NetworkKind.CHILD && row.kind !== NetworkKind.CHILD_SHARED)) throw notFound("network", id);
+    const row = await tenantNetworks.lockOwned(tx, scope, id);
     const used = await networks.ipCount(tx, id);
     if (used > 0) throw failedPrecondition(`network "${id}" still has ${used} allocated IP(s); free them first`);
     const prefixes = (await networks.prefixesOf(tx, [id])).get(id) ?? [];
     if (row.vrf !== null) await releaseVrf(tx, row.vrf);
-    await networks.delete(tx, id);
+    await tenantNetworks.deleteOwned(tx, scope, id);
     return { row, prefixes };
   });
 }
 
-
 /** Allocates an IP (a given one or a free one of the chosen family) in a network for a project. */
-export async function allocateIp(db: DbHandle, projects: ProjectDirectory, req: IPServiceCreateRequest): Promise<IpRow[]> {
+export async function allocateIp(db: DbHandle, projects: ProjectDirectory, scope: ProjectScope, req: IPServiceCreateRequest): Promise<IpRow[]> {
+  // The new IP belongs to req.project: it has to be one of the projects the call may write to.
+  if (!inProjectScope(scope, req.project)) throw notFound("project", req.project);
   const quota = await projectQuotas(projects, req.project);
   return inTransaction(db, async (tx) => {
-    const network = await networks.get(tx, req.network);
     // Another project's private network, and the partition's super and underlay networks (which no tenant
     // sees), read exactly as a network that does not exist: outsiders get one answer (NetworkService.Get agrees).
-    if (!mayUseNetwork(network, req.project)) throw notFound("network", req.network);
+    const network = await tenantNetworks.getUsable(tx, scope, req.network);
     const prefixes = prefixesOf((await networks.prefixesOf(tx, [network.id])).get(network.id) ?? []);
     const families = new Set(prefixes.map((p) => p.family));
     const wanted: Family[] =
@@ -211,10 +212,9 @@ export async function allocateIp(db: DbHandle, projects: ProjectDirectory, req: 
 }
 
 /** Frees an IP of a project; IPs a machine uses go with the machine. */
-export async function freeIp(db: DbHandle, id: string, project: string): Promise<IpRow> {
+export async function freeIp(db: DbHandle, scope: ProjectScope, id: string): Promise<IpRow> {
   return inTransaction(db, async (tx) => {
-    const row = await ips.lock(tx, id);
-    if (row.project !== project) throw notFound("ip", id);
+    const row = await tenantIps.lock(tx, scope, id);
     if (row.machineId) throw failedPrecondition(`ip ${row.ip} is used by machine "${row.machineId}"; it is freed with the machine`);
     await releaseIp(tx, row.ip);
     return row;

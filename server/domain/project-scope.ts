@@ -1,0 +1,28 @@
+/**
+ * The projects one tenant call may read and write. It is made once per call
+ * from the request's `project` field — the field the auth interceptor checked
+ * the caller's role on before the handler ran — and every tenant repository
+ * method takes it and puts `project IN (...)` into its SQL. A row of another
+ * project is then not found by the same query that finds nothing, so "not
+ * yours" and "not there" are one answer by construction, and a handler cannot
+ * forget the check: without a scope it cannot call the method at all.
+ */
+export interface ProjectScope {
+  /** Never empty: a scope of no project would match nothing and hide a bug. */
+  readonly projects: readonly string[];
+  readonly [scopeBrand]: true;
+}
+
+// Only this module can make a ProjectScope: an object literal of the same shape does not type-check.
+declare const scopeBrand: unique symbol;
+
+/** The scope of a call that names `project` (already authorized for it by the auth interceptor). */
+export function projectScope(project: string): ProjectScope {
+  if (project === "") throw new Error("a project scope needs a project: the auth interceptor refuses tenant calls that name none");
+  return Object.freeze({ projects: Object.freeze([project]) }) as unknown as ProjectScope;
+}
+
+/** Whether `project` (a row's owner, null when it has none) is inside the scope. */
+export function inProjectScope(scope: ProjectScope, project: string | null | undefined): boolean {
+  return project != null && scope.projects.includes(project);
+}
