@@ -13,7 +13,7 @@ import {
   validateSizeImageConstraintCreate,
   validateSizeImageConstraintUpdate,
 } from "../../validate/size-image-constraint.js";
-import { tryImageOnSize } from "../api/size-image-constraint-service.js";
+import { tryImageOnSize } from "../../usecases/images/size-constraint.js";
 
 export interface AdminSizeImageConstraintServiceDeps {
   db: DbHandle;

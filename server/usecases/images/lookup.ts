@@ -1,7 +1,7 @@
 import type { DbHandle } from "../../db/handle.js";
 import type { ImageRow } from "../../db/schema/index.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
-import { assertImageAllowedOnSize } from "../../services/api/size-image-constraint-service.js";
+import { assertImageAllowedOnSize } from "./size-constraint.js";
 
 /**
  * The image a machine allocation (or reinstall) names: the exact id if it
