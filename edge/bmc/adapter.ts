@@ -1,3 +1,5 @@
+import { parseHostPort } from "../../client/host-port.js";
+
 /**
  * The one interface metal-bmc uses to talk to a BMC. The IPMI implementation
  * shells out to ipmitool; the simulated partition (edge/sim/bmc.ts)
@@ -44,13 +46,10 @@ export interface BmcAdapter {
   execute(target: BmcTarget, command: BmcCommandName, signal?: AbortSignal): Promise<string>;
 }
 
-/** "host:port" or "host" (IPMI's port 623); IPv6 in brackets. */
+/** "host:port" or "host" (IPMI's port 623); IPv6 in brackets. Throws HostPortError on anything else. */
 export function parseAddress(address: string, defaultPort = 623): { host: string; port: number } {
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(address);
-  if (v6) return { host: v6[1]!, port: v6[2] ? Number(v6[2]) : defaultPort };
-  const i = address.lastIndexOf(":");
-  if (i > 0 && address.indexOf(":") === i) return { host: address.slice(0, i), port: Number(address.slice(i + 1)) || defaultPort };
-  return { host: address, port: defaultPort };
+  const { host, port } = parseHostPort(address, { defaultPort });
+  return { host, port };
 }
 
 /**

@@ -254,7 +254,14 @@ export class BmcAgent {
   /** A relay lives only as long as the session that asked for it: the server ends its side then too. */
   private openConsole(req: BmcOpenConsole, session: AbortSignal): void {
     this.log("console relay", { relay: req.relayId, machine: req.machineId });
-    const running = this.consoles.relay(req, req.address ? this.targetOf(req) : undefined, session).finally(() => this.relaysRunning.delete(running));
+    let target: BmcTarget | undefined;
+    try {
+      target = req.address ? this.targetOf(req) : undefined;
+    } catch (err) {
+      // An address that does not parse is one the relay cannot reach: it goes on as one without an address.
+      this.log("console relay: unusable BMC address", { relay: req.relayId, address: req.address, err: String(err) });
+    }
+    const running = this.consoles.relay(req, target, session).finally(() => this.relaysRunning.delete(running));
     this.relaysRunning.add(running);
   }
 
