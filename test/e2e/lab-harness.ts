@@ -104,7 +104,9 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
     },
     async dispose() {
       await lab.stop();
-      await Promise.all([metalDb.drop(), mdDb.drop(), rm(dir, { recursive: true, force: true })]);
+      metalDb.dropLater();
+      mdDb.dropLater();
+      await rm(dir, { recursive: true, force: true });
     },
   };
   return self;

@@ -12,7 +12,7 @@ export async function useMetalDatabase(opts: { poolSize?: number } = {}): Promis
   const database = await openMetalDatabase({ url: scratch.url, dataDir: undefined, poolSize: opts.poolSize });
   afterAll(async () => {
     await database.close();
-    await scratch.drop();
+    scratch.dropLater();
   });
   return { db: database.db, url: scratch.url };
 }

@@ -20,18 +20,63 @@ export interface ScratchDatabaseOptions {
   from?: MigratedTemplate;
 }
 
+export interface ScratchDatabase {
+  url: string;
+  /** Drops the database and waits for it. */
+  drop(): Promise<void>;
+  /**
+   * Drops the database in the background: a test file's teardown need not
+   * wait (a drop takes up to seconds on a busy machine). If the process
+   * ends first, the next run's global setup drops what is left.
+   */
+  dropLater(): void;
+}
+
+/** Scratch database names: `<prefix>_<pid of the creating process>_<8 hex>`; the pid tells whether its owner still runs. */
+const SCRATCH_NAME = /^[a-z][a-z0-9_]*_(\d+)_[0-9a-f]{8}$/;
+
 /**
  * Creates a database for one test file and returns its URL and a drop
  * function, so test files never see each other's rows and can run in parallel.
  */
-export async function createScratchDatabase(prefix = "metal_test", opts: ScratchDatabaseOptions = {}): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function createScratchDatabase(prefix = "metal_test", opts: ScratchDatabaseOptions = {}): Promise<ScratchDatabase> {
   const name = `${prefix}_${process.pid}_${randomBytes(4).toString("hex")}`;
   const template = opts.from ? await migratedTemplate(opts.from) : undefined;
   await withAdmin((admin) => admin.query(`create database "${name}"${template ? ` template "${template}"` : ""}`));
-  return {
-    url: databaseUrl(name),
-    drop: () => withAdmin((admin) => admin.query(`drop database if exists "${name}" with (force)`)).then(() => {}),
-  };
+  const drop = () => withAdmin((admin) => admin.query(`drop database if exists "${name}" with (force)`)).then(() => {});
+  return { url: databaseUrl(name), drop, dropLater: () => void drop().catch(() => {}) };
+}
+
+/** Drops the scratch databases whose creating process is gone (killed runs, drops a worker did not live to finish). */
+export async function dropScratchDatabasesOfEndedProcesses(): Promise<void> {
+  await withAdmin(async (admin) => {
+    const names = (await admin.query<{ datname: string }>("select datname from pg_database where not datistemplate")).rows.map((r) => r.datname);
+    return names.filter((name) => {
+      const pid = SCRATCH_NAME.exec(name)?.[1];
+      return pid !== undefined && !processRuns(Number(pid));
+    });
+  }).then(async (orphans) => {
+    // A few at a time: one connection drops them one by one, slowly.
+    const lanes = Array.from({ length: 4 }, async (_, lane) => {
+      for (let i = lane; i < orphans.length; i += 4) await withAdmin((admin) => admin.query(`drop database if exists "${orphans[i]}" with (force)`));
+    });
+    await Promise.all(lanes);
+  });
+}
+
+function processRuns(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it runs, under another user.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Creates the migrated templates now, if they do not exist yet. */
+export async function prepareMigratedTemplates(): Promise<void> {
+  await Promise.all([migratedTemplate("metal"), migratedTemplate("masterdata")]);
 }
 
 function databaseUrl(name: string): string {

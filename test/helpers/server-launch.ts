@@ -40,6 +40,8 @@ export async function launchServer(
     env?: Record<string, string>;
     /** The server's logger (default: one at LOG_LEVEL, silent unless TEST_LOG_LEVEL says otherwise). */
     log?: Logger;
+    /** `stop` leaves dropping the databases to the background instead of waiting for it (test files; see ScratchDatabase.dropLater). */
+    dropInBackground?: boolean;
   } = {},
 ): Promise<{ server: TestServer; metalDatabaseUrl: string; config: Config; stop: () => Promise<void> }> {
   const metalDb = await createScratchDatabase("metal_test", { from: "metal" });
@@ -74,7 +76,13 @@ export async function launchServer(
     app.endStreams();
     await listener.close(1000);
     await app.close();
-    await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
+    if (options.dropInBackground) {
+      metalDb.dropLater();
+      mdDb.dropLater();
+      await rm(dataDir, { recursive: true, force: true });
+    } else {
+      await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
+    }
   };
   const server: TestServer = {
     app,

@@ -49,7 +49,7 @@ export async function openMasterdataHarness(): Promise<MasterdataHarness> {
     },
     async close() {
       await database.close();
-      await scratch.drop();
+      scratch.dropLater();
     },
   };
 }
