@@ -13,6 +13,8 @@ const ALG = "EdDSA";
 /** How long a replica trusts its cached view of a token row (revocation on another replica shows after this). */
 const ROW_CACHE_MS = 5_000;
 const ROW_CACHE_MAX = 10_000;
+/** Bearer secrets whose signature this replica has checked (bounded like the row cache). */
+const SIGNATURE_CACHE_MAX = 10_000;
 
 export interface IssueRequest {
   subject: string;
@@ -73,6 +75,29 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
   const privateKey = (await importJWK(keyRow.privateJwk as JWK, ALG)) as CryptoKey;
   const publicKey = (await importJWK(keyRow.publicJwk as JWK, ALG)) as CryptoKey;
   const cache = new Map<string, { row: TokenRow | undefined; at: number }>();
+  // A token's signature and claims never change, so each secret is verified once (an Ed25519 verify was
+  // the largest cost of a unary read); only secrets that verified are kept, so garbage cannot fill this.
+  // Expiry is still checked on every call, and revocation is the row's business (tokenRow, every call).
+  const signatures = new Map<string, { jti: string | undefined; exp: number | undefined }>();
+
+  async function claimsOf(secret: string): Promise<{ jti: string | undefined; exp: number | undefined }> {
+    const known = signatures.get(secret);
+    if (known) {
+      if (known.exp !== undefined && known.exp <= Math.floor(Date.now() / 1000)) throw unauthenticated("the token has expired");
+      return known;
+    }
+    let claims: { jti: string | undefined; exp: number | undefined };
+    try {
+      const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [ALG] });
+      claims = { jti: payload.jti, exp: payload.exp };
+    } catch (err) {
+      const reason = (err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "the token has expired" : "the token is not valid";
+      throw unauthenticated(reason);
+    }
+    if (signatures.size >= SIGNATURE_CACHE_MAX) signatures.clear();
+    signatures.set(secret, claims);
+    return claims;
+  }
 
   async function tokenRow(id: string): Promise<TokenRow | undefined> {
     const hit = cache.get(id);
@@ -116,14 +141,7 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
     },
 
     async verify(secret) {
-      let jti: string | undefined;
-      try {
-        const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [ALG] });
-        jti = payload.jti;
-      } catch (err) {
-        const reason = (err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "the token has expired" : "the token is not valid";
-        throw unauthenticated(reason);
-      }
+      const { jti } = await claimsOf(secret);
       const row = jti ? await tokenRow(jti) : undefined;
       if (!row) throw unauthenticated("the token is not known to this control plane");
       if (row.revokedAt) throw unauthenticated("the token has been revoked");
