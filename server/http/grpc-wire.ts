@@ -59,6 +59,11 @@ export class CompatIO implements CallIO {
 const ignore = () => {};
 
 /** A raw ServerHttp2Stream: no request and response objects around it, which is most of what a stream costs. */
+/** Resets a stream whose response is complete but whose request is not (see RawIO.finish). */
+function closeUnfinished(stream: http2.ServerHttp2Stream): void {
+  if (!stream.closed && !stream.readableEnded) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
+
 export class RawIO implements CallIO {
   constructor(private readonly stream: http2.ServerHttp2Stream) {
     // A reset by the client arrives as an error event; without a listener it would take the process down.
@@ -88,7 +93,9 @@ export class RawIO implements CallIO {
       this.stream.sendTrailers(trailers);
       // Answered before the request ended (refused, timed out): the rest is not wanted, and the stream
       // must not stay open half-way for a peer that never finishes sending (RFC 9113 §8.1: RST_STREAM NO_ERROR).
-      if (!this.stream.readableEnded) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      // Not before the trailers are out: on a native socket nghttp2 would send the RST_STREAM first in the
+      // same write, and the peer would never see the status; the write runs before the next immediate.
+      if (!this.stream.readableEnded) setImmediate(closeUnfinished, this.stream);
     });
     this.stream.end();
   }

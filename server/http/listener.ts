@@ -3,7 +3,6 @@ import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
-import { Duplex } from "node:stream";
 import tls from "node:tls";
 
 import { connectionDefaults, type ConnectionSettings } from "../config.js";
@@ -16,51 +15,6 @@ export interface Listener {
   readonly url: string;
   /** Stops accepting, lets running calls finish for up to `graceMs`, then cuts the rest. */
   close(graceMs?: number): Promise<void>;
-}
-
-/**
- * node:http2 reads a net.Socket's native handle directly and would never see
- * bytes already read from it; handed any other Duplex, it reads through the
- * stream interface. So the h2c path gets a Duplex that replays the sniffed
- * bytes and then forwards the socket both ways.
- */
-function withHead(socket: net.Socket, head: Buffer): Duplex {
-  const d = new SniffedSocket(socket, {
-    read() {
-      socket.resume();
-    },
-    write(chunk, encoding, cb) {
-      socket.write(chunk, encoding, cb);
-    },
-    final(cb) {
-      socket.end(cb);
-    },
-    destroy(err, cb) {
-      socket.destroy(err ?? undefined);
-      cb(err);
-    },
-  });
-  d.push(head);
-  socket.on("data", (chunk) => {
-    if (!d.push(chunk)) socket.pause();
-  });
-  socket.on("end", () => d.push(null));
-  socket.on("close", () => d.destroy());
-  socket.on("error", (err) => d.destroy(err));
-  return d;
-}
-
-/** The h2c Duplex, still telling where it comes from (stream limits count public streams per remote address; see peer.ts). */
-class SniffedSocket extends Duplex {
-  readonly remoteAddress: string | undefined;
-  readonly remotePort: number | undefined;
-  readonly remoteFamily: string | undefined;
-  constructor(socket: net.Socket, options: ConstructorParameters<typeof Duplex>[0]) {
-    super(options);
-    this.remoteAddress = socket.remoteAddress;
-    this.remotePort = socket.remotePort;
-    this.remoteFamily = socket.remoteFamily;
-  }
 }
 
 const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
@@ -177,14 +131,16 @@ export async function listen(handler: Handler, address: string, tlsFiles?: { cer
         clearTimeout(firstBytes);
         socket.off("data", onData);
         socket.pause();
+        // Both servers take the sniffed bytes back from the socket's buffer: node:http reads through the
+        // stream interface; node:http2 reads the native handle directly and first takes what is buffered
+        // (node >= 15), so h2c runs on the native socket, not on a JS stream wrapped around it.
+        socket.unshift(seen);
         if (isH2) {
-          h2.emit("connection", withHead(socket, seen));
+          h2.emit("connection", socket);
         } else {
-          // node:http reads through the socket's stream interface, so giving the bytes back is enough.
-          socket.unshift(seen);
           h1.emit("connection", socket);
+          socket.resume();
         }
-        socket.resume();
       };
       socket.on("data", onData);
       socket.once("close", () => clearTimeout(firstBytes));

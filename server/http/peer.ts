@@ -25,10 +25,9 @@ export function connectionOfStream(stream: http2.ServerHttp2Stream): Connection 
 const sessionAddresses = new WeakMap<Connection, string>();
 
 /**
- * Notes where an HTTP/2 session comes from. node:http2 wraps a socket that is
- * not a plain TCP socket (the plain listener's h2c Duplex, which replays the
- * sniffed preface) in a socket of its own that has no remote address; the
- * wrapped stream (`stream`) still has it.
+ * Notes where an HTTP/2 session comes from, once, when it starts: node:http2
+ * hands out a proxy of its socket (and, for a socket that is not a plain TCP
+ * socket, a wrapper without a remote address, whose `stream` still has it).
  */
 export function noteSessionAddress(session: http2.Http2Session): void {
   const socket = session.socket as unknown as { remoteAddress?: string; stream?: { remoteAddress?: string } } | undefined;
