@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { kRequestId } from "../auth/context.js";
 import { safeError } from "../log-redaction.js";
@@ -23,33 +24,56 @@ const EXPECTED = new Set<Code>([
 ]);
 
 /**
- * One call being observed: its request id, labels and start, and how it
+ * One method's metric series, looked up once: prom-client otherwise turns the
+ * label object into a key on every observation.
+ */
+class MethodSeries {
+  readonly rpc: string;
+  readonly duration: ReturnType<Metrics["rpcDuration"]["labels"]>;
+  private readonly handled = new Map<string, ReturnType<Metrics["rpcHandled"]["labels"]>>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly service: string,
+    private readonly method: string,
+  ) {
+    this.rpc = `${service}/${method}`;
+    this.duration = metrics.rpcDuration.labels(service, method);
+  }
+
+  handledWith(code: string) {
+    let counter = this.handled.get(code);
+    if (!counter) this.handled.set(code, (counter = this.metrics.rpcHandled.labels(this.service, this.method, code)));
+    return counter;
+  }
+}
+
+/**
+ * One call being observed: its request id, series and start, and how it
  * ends. A class rather than closures: a stream keeps this for its whole
  * life, and thousands of Wait streams are open at once.
  */
 class ObservedCall {
   private readonly started = performance.now();
-  private readonly labels: { service: string; method: string };
 
   constructor(
     readonly requestId: string,
-    service: string,
-    method: string,
+    private readonly series: MethodSeries,
     private readonly log: Logger,
-    private readonly metrics: Metrics,
-  ) {
-    this.labels = { service, method };
-  }
+  ) {}
 
   finish(code: string, err?: unknown): void {
     const ms = performance.now() - this.started;
-    this.metrics.rpcDuration.observe(this.labels, ms / 1000);
-    this.metrics.rpcHandled.inc({ ...this.labels, code });
-    const entry = { requestId: this.requestId, rpc: `${this.labels.service}/${this.labels.method}`, code, ms: Math.round(ms) };
+    this.series.duration.observe(ms / 1000);
+    this.series.handledWith(code).inc();
     // The logger makes errors safe too; doing it here as well keeps this path safe with any logger:
     // a failed query's parameters (passwords, user data, SSH keys) never reach the log.
-    if (err) this.log.error({ ...entry, err: safeError(err) }, "rpc failed unexpectedly");
-    else this.log.debug(entry, "rpc");
+    if (err) this.log.error({ ...this.entry(code, ms), err: safeError(err) }, "rpc failed unexpectedly");
+    else if (this.log.isLevelEnabled("debug")) this.log.debug(this.entry(code, ms), "rpc");
+  }
+
+  private entry(code: string, ms: number) {
+    return { requestId: this.requestId, rpc: this.series.rpc, code, ms: Math.round(ms) };
   }
 
   /** The error the caller sees: expected codes as they are, anything else as Internal naming the request id only. */
@@ -100,8 +124,11 @@ class ObservedStream<T> implements AsyncIterableIterator<T> {
  * into Internal errors that name the request id but never the cause.
  */
 export function createObserveInterceptor(log: Logger, metrics: Metrics): Interceptor {
+  const seriesOf = new WeakMap<DescMethod, MethodSeries>();
   return (next) => async (req) => {
-    const call = new ObservedCall(req.header.get("x-request-id")?.slice(0, 64) || randomUUID(), req.service.typeName, req.method.name, log, metrics);
+    let series = seriesOf.get(req.method);
+    if (!series) seriesOf.set(req.method, (series = new MethodSeries(metrics, req.service.typeName, req.method.name)));
+    const call = new ObservedCall(req.header.get("x-request-id")?.slice(0, 64) || randomUUID(), series, log);
     req.contextValues.set(kRequestId, call.requestId);
     try {
       const res = await next(req);
