@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
@@ -106,7 +106,7 @@ describe.skipIf(!available)("metal-bmc with ipmitool against ipmi_sim", () => {
     await writeFile(leaseFile, formatLeases([{ ip: "127.0.0.1", mac: "aa:bb:cc:00:02:01", starts: new Date(Date.now() - 1000), state: "active" }]));
     const token = fixture.infraToken;
     const agent = new BmcAgent({
-      transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+      transport: createTransport({ baseUrl: server.url, token }),
       partition: "p1",
       agent: "bmc-ipmi",
       leaseFile,

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConnectionService, DaemonKind, type DaemonConnection } from "../../gen/metal/admin/v1/connection_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
@@ -28,7 +28,7 @@ const find = (cs: DaemonConnection[], kind: DaemonKind, id: string) => cs.find((
 function startBmcAgent(): { stop(): Promise<void> } {
   const token = fixture.infraToken;
   const agent = new BmcAgent({
-    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+    transport: createTransport({ baseUrl: server.url, token }),
     partition: "p1",
     agent: "bmc-a",
     leaseFile: join(dir, "dhcpd.leases"),

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
@@ -93,7 +93,7 @@ describe.skipIf(!available)("console relay over IPMI SOL (ipmitool against ipmi_
     await writeFile(leaseFile, formatLeases([{ ip: "127.0.0.1", mac: "aa:bb:cc:00:03:01", starts: new Date(Date.now() - 1000), state: "active" }]));
     const token = fixture.infraToken;
     const agent = new BmcAgent({
-      transport: createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }),
+      transport: createTransport({ baseUrl: server.url, token }),
       partition: "p1",
       agent: "bmc-sol",
       leaseFile,

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
@@ -22,7 +22,7 @@ beforeAll(async () => {
 describe("metal-hammer against a silent Wait", () => {
   it("takes a silent probe as free, wipes, and waits", async () => {
     const token = fixture.infraToken;
-    const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
+    const transport = createTransport({ baseUrl: server.url, token });
     const uuid = randomUUID();
     const machine = new SimMachine(
       {

@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
@@ -51,7 +51,7 @@ function simMachine(net: Interceptor[] = []) {
   const hammers: MetalHammer[] = [];
   const booted: SimOs[] = [];
   const token = fixture.infraToken;
-  const transport = createGrpcTransport({ baseUrl: server.url, interceptors: [...net, (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
+  const transport = createTransport({ baseUrl: server.url, token, interceptors: net });
   const n = nic++;
   const machine = new SimMachine(
     {

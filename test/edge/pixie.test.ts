@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
@@ -18,7 +18,7 @@ const closers: (() => Promise<void>)[] = [];
 
 function pixie(opts: { partition?: string; token?: string; baseUrl?: string } = {}) {
   const t = opts.token ?? token;
-  const transport = createGrpcTransport({ baseUrl: opts.baseUrl ?? server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${t}`), next(req))] });
+  const transport = createTransport({ baseUrl: opts.baseUrl ?? server.url, token: t });
   return startPixie({ transport, partition: opts.partition ?? "px", machineIdOf: (mac) => known.get(mac) }).then((p) => (closers.push(p.close), p.url));
 }
 

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Code, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { Code, createClient, type Transport } from "@connectrpc/connect";
+import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
@@ -39,11 +39,10 @@ export async function launchEmbeddedServer(): Promise<{ server: TestServer; stop
   const app = await createApp(config, createLogger(config.logLevel, { pretty: false }));
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener = await listen(app.handler, config.listen);
-  const bearer = (token?: string): Interceptor[] => (token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : []);
   const transport = (kind: "connect" | "grpc", token?: string): Transport =>
     kind === "connect"
-      ? createConnectTransport({ baseUrl: listener.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })
-      : createGrpcTransport({ baseUrl: listener.url, interceptors: bearer(token) });
+      ? createTransport({ baseUrl: listener.url, protocol: "connect", token })
+      : createTransport({ baseUrl: listener.url, token });
   const server: TestServer = {
     app,
     url: listener.url,

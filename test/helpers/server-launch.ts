@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { createTransport } from "../../client/transport.js";
 import { createApp, type App, type AppOptions } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import { loadConfig, type Config } from "../../server/config.js";
@@ -24,9 +24,6 @@ export interface TestServer {
   /** A gRPC (HTTP/2 h2c) client. */
   grpcClient<S extends DescService>(service: S, token?: string): Client<S>;
 }
-
-const bearer = (token: string | undefined): Interceptor[] =>
-  token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [];
 
 /**
  * The whole control plane listening on a free port, on two scratch PostgreSQL
@@ -66,8 +63,8 @@ export async function launchServer(
     if (!t) {
       t =
         kind === "connect"
-          ? createConnectTransport({ baseUrl: listener.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })
-          : createGrpcTransport({ baseUrl: listener.url, interceptors: bearer(token) });
+          ? createTransport({ baseUrl: listener.url, protocol: "connect", token })
+          : createTransport({ baseUrl: listener.url, token });
       transports.set(key, t);
     }
     return t;
