@@ -6,9 +6,9 @@ import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import type { Config } from "./config.js";
-import { relayBrokerOf } from "./sessions/console/relay-broker.js";
 import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js";
 import type { DbHandle } from "./db/handle.js";
+import { streamLaneOf } from "./db/database.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
 import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
@@ -27,12 +27,12 @@ import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
-import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./sessions/wait/session.js";
+import type { WaitTiming } from "./sessions/wait/session.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";
-import { ConnectionRegistry } from "./sessions/connections.js";
-import { WaitingRegistry } from "./sessions/wait/waiting.js";
+import type { RelayBroker } from "./sessions/console/relay-broker.js";
+import { createReplicaSessions } from "./sessions/replica-sessions.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */
@@ -43,6 +43,8 @@ export interface App {
   readonly authority: TokenAuthority;
   /** Open long-lived streams by class (tests and metrics). */
   readonly streamLimits: StreamLimits;
+  /** Joins console sessions with metal-bmc's Relay streams (the SSH front end; tests open consoles through it). */
+  readonly relayBroker: RelayBroker;
   /**
    * Starts the SSH console front end on host:port (default: the configured
    * METAL_CONSOLE_LISTEN; port 0 picks a free one). close() stops it.
@@ -120,9 +122,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     { name: "masterdata", check: () => pingDatabase(masterdata.db) },
   ];
   const bus = options.bus ?? createInProcessBus();
-  const connections = new ConnectionRegistry();
-  const waiting = new WaitingRegistry(db, options.waitTiming ?? DEFAULT_WAIT_TIMING, (err) => log.error({ err }, "renewing waiting leases failed"));
-  waiting.start();
+  // Everything the daemon sessions of this replica share is built here, once, and handed down.
+  const sessions = createReplicaSessions({
+    db,
+    streamLane: streamLaneOf(db),
+    bus,
+    waitTiming: options.waitTiming,
+    onWaitingError: (err) => log.error({ err }, "renewing waiting leases failed"),
+  });
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
@@ -141,7 +148,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, connections, waiting, waitTiming: options.waitTiming, build, log });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({
@@ -196,9 +203,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     db,
     authority,
     streamLimits,
+    relayBroker: sessions.consoles,
     async startConsole(listen = config.consoleListen, overrides = {}) {
       const c = await startConsoleServer(
-        { db, authority, projects, broker: relayBrokerOf(db), log, bus },
+        { db, authority, projects, broker: sessions.consoles, log, bus },
         {
           listen,
           idleTimeoutMs: overrides.idleTimeoutMs ?? options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs,
@@ -209,7 +217,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       return c;
     },
     endStreams: () => {
-      connections.closeAll();
+      sessions.endAll();
       shutdown.abort();
     },
     async close() {
@@ -217,9 +225,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       clearInterval(liveliness);
       clearInterval(resurrection);
       clearInterval(commandExpiry);
-      connections.closeAll();
+      sessions.stop();
       shutdown.abort();
-      waiting.stop();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },
   };

@@ -33,14 +33,10 @@ import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switc
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
-import { streamLaneOf } from "./db/database.js";
 import type { DbHandle } from "./db/handle.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
-import type { ConnectionRegistry } from "./sessions/connections.js";
-import { createSwitchConfigReader } from "./sessions/switch/config-reader.js";
-import { createSwitchSyncWriter } from "./sessions/switch/sync-writer.js";
-import type { WaitingRegistry } from "./sessions/wait/waiting.js";
+import type { ReplicaSessions } from "./sessions/replica-sessions.js";
 import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
@@ -69,21 +65,16 @@ import { createVersionService } from "./services/api/version-service.js";
 import { createGrpcHealthService } from "./services/api/grpc-health-service.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
 import { createBootService } from "./services/infra/boot-service.js";
-import type { WaitTiming } from "./sessions/wait/session.js";
 import { createBmcService } from "./services/infra/bmc-service.js";
 import { createConsoleService } from "./services/infra/console-service.js";
-import { relayBrokerOf } from "./sessions/console/relay-broker.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
 
 export interface RouteDeps {
   db: DbHandle;
   bus: FanoutBus;
-  /** The edge daemons whose streams this replica holds. */
-  connections: ConnectionRegistry;
-  waitTiming?: WaitTiming;
-  /** The machines whose Wait stream this replica holds. */
-  waiting: WaitingRegistry;
+  /** What this replica's daemon sessions share (connection registry, waiting machines, console relays, batched switch I/O). */
+  sessions: ReplicaSessions;
   authority: TokenAuthority;
   projects: ProjectDirectory;
   checks: readonly HealthCheck[];
@@ -126,17 +117,15 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminIPService, createAdminIpService({ db }));
   add(AdminMachineService, createAdminMachineService({ db, bus, log: deps.log }));
   add(AdminSwitchService, createAdminSwitchService({ db, bus }));
-  add(AdminConnectionService, createAdminConnectionService({ connections: deps.connections }));
+  add(AdminConnectionService, createAdminConnectionService({ connections: deps.sessions.connections }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
-  add(BootService, createBootService({ db, bus, waiting: deps.waiting, waitTiming: deps.waitTiming }));
-  // One reader and one writer for all switch sessions of the app: a change that reaches many switches is read
-  // (and their reports stored) in a few batched statements, on connections that do not queue behind the API's.
-  const switchSessionIo = { configReader: createSwitchConfigReader(streamLaneOf(db)), syncWriter: createSwitchSyncWriter(streamLaneOf(db), db) };
-  add(InfraSwitchService, createSwitchService({ db, bus, connections: deps.connections, log: deps.log, ...switchSessionIo }));
-  add(BMCService, createBmcService({ db, bus, connections: deps.connections, consoles: relayBrokerOf(db) }));
-  add(ConsoleService, createConsoleService({ consoles: relayBrokerOf(db) }));
+  const { sessions } = deps;
+  add(BootService, createBootService({ db, bus, waiting: sessions.waiting, waitTiming: sessions.waitTiming }));
+  add(InfraSwitchService, createSwitchService({ db, bus, connections: sessions.connections, log: deps.log, configReader: sessions.switchConfigReader, syncWriter: sessions.switchSyncWriter }));
+  add(BMCService, createBmcService({ db, bus, connections: sessions.connections, consoles: sessions.consoles }));
+  add(ConsoleService, createConsoleService({ consoles: sessions.consoles }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

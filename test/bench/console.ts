@@ -9,7 +9,6 @@ import { bearer } from "../../client/bearer.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
-import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { eventually, startLabUnderTest } from "../e2e/lab-harness.js";
 import type { Comparison, Measurement } from "./harness.js";
 
@@ -190,7 +189,7 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
     const machines = lab.machines;
     // Installed and kexec'd: from here on each console shows a login prompt and answers lines.
     await eventually("every machine to run its installed OS", () => machines.every((m) => m.sim.os !== undefined), 180_000);
-    await until("metal-bmc offers relays", () => relayBrokerOf(lab.app!.db).agentsOf(LAB.partition).length > 0);
+    await until("metal-bmc offers relays", () => lab.app!.relayBroker.agentsOf(LAB.partition).length > 0);
 
     // The subject: SSH sessions.
     const [host, port] = [lab.consoleAddress.slice(0, lab.consoleAddress.lastIndexOf(":")), Number(lab.consoleAddress.slice(lab.consoleAddress.lastIndexOf(":") + 1))];
@@ -221,7 +220,7 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
     await until(() => `SSH sessions closed (${attached()} serial consoles still attached)`, () => attached() === 0, 10_000);
 
     // The baseline: the same over the broker.
-    const broker = relayBrokerOf(lab.app!.db);
+    const broker = lab.app!.relayBroker;
     const relays = await Promise.all(machines.map((m) => broker.openConsole(LAB.partition, m.uuid)));
     const relayTerminals: Terminal[] = relays.map((r) => ({ write: (t) => r.write(t), onData: (l) => void r.onData(l), close: () => r.close() }));
     const relayTaps = relayTerminals.map(tap);

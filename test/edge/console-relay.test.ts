@@ -11,7 +11,7 @@ import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen
 import type { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { relayBrokerOf, UNDATED_OUTPUT_NOTICE, type ConsoleSession } from "../../server/sessions/console/relay-broker.js";
+import { UNDATED_OUTPUT_NOTICE, type ConsoleSession } from "../../server/sessions/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
@@ -60,7 +60,7 @@ function watch(c: ConsoleSession) {
   return seen;
 }
 
-const broker = () => relayBrokerOf(server.app.db);
+const broker = () => server.app.relayBroker;
 
 beforeAll(async () => {
   server = await startTestServer();

@@ -12,7 +12,7 @@ import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { IpmiSolConsoles } from "../../edge/bmc/ipmi-sol.js";
 import { formatLeases } from "../../edge/bmc/leases.js";
-import { relayBrokerOf, type ConsoleSession } from "../../server/sessions/console/relay-broker.js";
+import type { ConsoleSession } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
@@ -108,7 +108,7 @@ describe.skipIf(!available)("console relay over IPMI SOL (ipmitool against ipmi_
     try {
       const admin = server.client(AdminMachineService, server.adminToken);
       await eventually("report", async () => (await admin.get({ id: uuid }).catch(() => undefined))?.machine?.bmc?.address === `127.0.0.1:${port}`);
-      const broker = relayBrokerOf(server.app.db);
+      const broker = server.app.relayBroker;
 
       const c = await broker.openConsole("p1", uuid, { timeoutMs: 20_000 });
       const seen = watch(c);

@@ -14,7 +14,6 @@ import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { bearer } from "../../client/bearer.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
-import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
 import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";
@@ -88,8 +87,8 @@ describe("metal-bmc on simulated BMCs", () => {
       expect(stranger.power).toBe("ON");
 
       // Nor does its serial console open for the stale record.
-      await eventually("metal-bmc offers relays", async () => relayBrokerOf(server.app.db).agentsOf("p1").includes("bmc-identity-sim"));
-      await expectCode(relayBrokerOf(server.app.db).openConsole("p1", stale), Code.FailedPrecondition, `console not opened: the BMC at 10.31.0.5:623 reports machine ${stranger.uuid}, expected machine ${stale}`);
+      await eventually("metal-bmc offers relays", async () => server.app.relayBroker.agentsOf("p1").includes("bmc-identity-sim"));
+      await expectCode(server.app.relayBroker.openConsole("p1", stale), Code.FailedPrecondition, `console not opened: the BMC at 10.31.0.5:623 reports machine ${stranger.uuid}, expected machine ${stale}`);
       expect(stranger.serial.opened).toBe(0);
 
       const led = (await admin().bMCCommand({ id: own.uuid, command: BmcCommand.LED_ON })).command!;

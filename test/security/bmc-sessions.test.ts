@@ -11,7 +11,6 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { bearer } from "../../client/bearer.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
-import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
@@ -72,7 +71,7 @@ describe("metal-bmc sessions of two partitions with the same agent name", () => 
     const first = await startAgent("p1", "bmc-host", fixture.infraToken, sims1);
     const admin = server.client(AdminMachineService, server.adminToken);
     await eventually("the report of the p1 machine", async () => (await admin.get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
-    const broker = relayBrokerOf(server.app.db);
+    const broker = server.app.relayBroker;
     await eventually("the p1 metal-bmc offers relays", () => broker.agentsOf("p1").includes("bmc-host"));
     const console1 = await broker.openConsole("p1", m.uuid);
     let text = "";

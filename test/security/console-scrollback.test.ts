@@ -17,7 +17,6 @@ import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { SimMachine } from "../../edge/sim/machine.js";
-import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
 import { generateKey, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-harness.js";
@@ -102,7 +101,7 @@ describe("a BMC that replays a previous tenant's session: the control plane with
     target = { host: "127.0.0.1", port: server.console!.port, knownHosts: await writeKnownHosts(join(dir, "known_hosts"), "127.0.0.1", server.console!.port, server.console!.hostKey), home: dir };
     const leaseFile = join(dir, "dhcpd.leases");
     stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-scrollback", dir, leaseFile, sims }).stop;
-    await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
+    await eventually("metal-bmc offers relays", () => server.app.relayBroker.agentsOf("p1").length > 0);
   });
 
   afterAll(async () => {

@@ -13,7 +13,6 @@ import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { createApp } from "../../server/app.js";
 import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
 import { AdminRole, noRoles, type Principal, type Roles } from "../../server/domain/roles.js";
-import { relayBrokerOf } from "../../server/sessions/console/relay-broker.js";
 import { NO_KEY_HINT, type ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
@@ -86,7 +85,7 @@ beforeAll(async () => {
   tokens.otherProject = (await admin.create({ subject: "paula", roles: { projectRoles: { pa: ProjectRole.OWNER } } })).secret;
 
   stopAgent = runBmcAgent({ url: server.url, token: fixture.infraToken, agent: "bmc-console-ssh", dir, leaseFile, sims }).stop;
-  await eventually("metal-bmc offers relays", () => relayBrokerOf(server.app.db).agentsOf("p1").length > 0);
+  await eventually("metal-bmc offers relays", () => server.app.relayBroker.agentsOf("p1").length > 0);
 });
 
 afterAll(async () => {

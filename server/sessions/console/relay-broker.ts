@@ -329,17 +329,3 @@ export class RelayBroker {
     return relay;
   }
 }
-
-const brokers = new WeakMap<object, RelayBroker>();
-
-/**
- * The broker of one control plane. It is found through the app's database
- * handle because the BMC session, the Relay service and the SSH front
- * end must share one, and the app's wiring has no slot for it yet; one
- * database handle is one app here.
- */
-export function relayBrokerOf(app: object): RelayBroker {
-  let b = brokers.get(app);
-  if (!b) brokers.set(app, (b = new RelayBroker()));
-  return b;
-}

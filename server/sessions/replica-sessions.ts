@@ -1,0 +1,68 @@
+import type { FanoutBus } from "../bus/fanout.js";
+import type { DbHandle } from "../db/handle.js";
+import { ConnectionRegistry } from "./connections.js";
+import { RelayBroker } from "./console/relay-broker.js";
+import { createSwitchConfigReader, type SwitchConfigReader } from "./switch/config-reader.js";
+import { createSwitchSyncWriter, type SwitchSyncWriter } from "./switch/sync-writer.js";
+import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./wait/session.js";
+import { WaitingRegistry } from "./wait/waiting.js";
+
+/**
+ * What the daemon sessions of one replica share. Built once by the
+ * composition root (app.ts) and handed to the handlers that hold sessions
+ * and to the SSH console front end; nothing finds it through a module-level
+ * lookup.
+ */
+export interface ReplicaSessions {
+  /** Wakes sessions when something they serve changed, here or on another replica. */
+  readonly bus: FanoutBus;
+  /** The edge daemons whose streams this replica holds. */
+  readonly connections: ConnectionRegistry;
+  /** The machines whose Wait stream this replica holds; renews their leases together. */
+  readonly waiting: WaitingRegistry;
+  readonly waitTiming: WaitTiming;
+  /** Joins console sessions (SSH front end) with metal-bmc's Relay streams. */
+  readonly consoles: RelayBroker;
+  /** Batched for all switch sessions: a change that reaches many switches is read, and their reports stored, in a few statements. */
+  readonly switchConfigReader: SwitchConfigReader;
+  readonly switchSyncWriter: SwitchSyncWriter;
+  /** Ends every open session (their handlers see it at once); first step of a shutdown. */
+  endAll(): void;
+  /** Ends every session and stops the periodic lease renewal. */
+  stop(): void;
+}
+
+export interface ReplicaSessionsDeps {
+  db: DbHandle;
+  /**
+   * Connections of their own for the switch sessions' batched work, so that a
+   * burst of API transactions does not hold up the change they made on its
+   * way to the switches; `db` itself where there is only one connection.
+   */
+  streamLane: DbHandle;
+  bus: FanoutBus;
+  waitTiming?: WaitTiming;
+  /** A periodic lease renewal or re-check failed (logged; the next one tries again). */
+  onWaitingError?: (err: unknown) => void;
+}
+
+/** Builds the replica's shared session objects and starts the waiting leases' renewal. */
+export function createReplicaSessions({ db, streamLane, bus, waitTiming = DEFAULT_WAIT_TIMING, onWaitingError }: ReplicaSessionsDeps): ReplicaSessions {
+  const connections = new ConnectionRegistry();
+  const waiting = new WaitingRegistry(db, waitTiming, onWaitingError);
+  waiting.start();
+  return {
+    bus,
+    connections,
+    waiting,
+    waitTiming,
+    consoles: new RelayBroker(),
+    switchConfigReader: createSwitchConfigReader(streamLane),
+    switchSyncWriter: createSwitchSyncWriter(streamLane, db),
+    endAll: () => connections.closeAll(),
+    stop() {
+      connections.closeAll();
+      waiting.stop();
+    },
+  };
+}
