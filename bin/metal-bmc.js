@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (no build step): tsx registers the loader.
-import { register } from "tsx/esm/api";
+// metal-bmc from a bundle of its sources (see bundle.js): no tsx at run time.
+import { bundled } from "./bundle.js";
 
-register();
-const { runMetalBmc } = await import("../edge/bmc/main.ts");
+const { runMetalBmc } = await import(await bundled("metal-bmc", "edge/bmc/main.ts"));
 process.exitCode = await runMetalBmc(process.argv.slice(2));

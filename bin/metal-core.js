@@ -1,7 +1,6 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (no build step): tsx registers the loader.
-import { register } from "tsx/esm/api";
+// metal-core from a bundle of its sources (see bundle.js): no tsx at run time.
+import { bundled } from "./bundle.js";
 
-register();
-const { runMetalCore } = await import("../edge/core/main.ts");
+const { runMetalCore } = await import(await bundled("metal-core", "edge/core/main.ts"));
 process.exitCode = await runMetalCore(process.argv.slice(2));

@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly (no build step): tsx registers the loader.
-import { register } from "tsx/esm/api";
+// metal-lab (what npm start runs) from a bundle of its sources (see bundle.js): no tsx at run time.
+import { bundled } from "./bundle.js";
 
-register();
-await import("../edge/lab/main.ts");
+await import(await bundled("metal-lab", "edge/lab/main.ts"));

@@ -1,11 +1,13 @@
-import { mkdirSync } from "node:fs";
-import { PGlite } from "@electric-sql/pglite";
+import { createHash } from "node:crypto";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
 import type { PgDatabase, PgQueryResultHKT } from "drizzle-orm/pg-core";
 import { drizzle as drizzlePg } from "drizzle-orm/node-postgres";
 import { migrate as migratePg } from "drizzle-orm/node-postgres/migrator";
 import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
+import { openPglite } from "./embedded.js";
 
 /**
  * The one database type every repository works with. A transaction handle is a
@@ -71,16 +73,31 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
     lanes.set(db, drizzlePg({ client: lanePool, schema: opts.schema }) as unknown as Db<any>);
     return { db, kind: "postgres", close: () => Promise.all([pool.end(), lanePool.end()]).then(() => {}) };
   }
-  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
-  const client = new PGlite(opts.dataDir);
+  const migrations = { migrationsFolder: opts.migrationsFolder };
+  // A new data directory starts as a copy of a migrated template; migrating it again below is then a quick no-op.
+  const client = await openPglite(opts.dataDir, { key: migrationsKey(opts.migrationsFolder), run: (pg) => migratePglite(drizzlePglite({ client: pg }), migrations) });
   try {
     const db = drizzlePglite({ client, schema: opts.schema });
-    await migratePglite(db, { migrationsFolder: opts.migrationsFolder });
+    await migratePglite(db, migrations);
     return { db: db as unknown as Db<S>, kind: "pglite", close: () => client.close() };
   } catch (err) {
     await client.close();
     throw err;
   }
+}
+
+/** Names a migrations folder's content: a hash of every file in it, so that a changed or added migration names another template. */
+function migrationsKey(folder: string): string {
+  const hash = createHash("sha256");
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else hash.update(`${relative(folder, path)}\0`).update(readFileSync(path)).update("\0");
+    }
+  };
+  walk(folder);
+  return hash.digest("hex").slice(0, 16);
 }
 
 /** Runs `fn` in a transaction; inside it use only the handle it is given (PGlite has one connection). */
