@@ -7,6 +7,7 @@ import { IPService as AdminIps } from "../../gen/metal/admin/v1/ip_pb.js";
 import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { MachineRole, MachineService, ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { LAB } from "../../edge/lab/seed.js";
+import { parseHostPort } from "../../client/host-port.js";
 import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
 
 let t: LabUnderTest;
@@ -143,10 +144,10 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     // An operator's ssh: any key, the admin token in LC_METAL_TOKEN (what `metalctl machine console` sends).
     const key = join(t.dir, "id_ed25519");
     execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", key]);
-    const [host, port] = [t.lab.consoleAddress.slice(0, t.lab.consoleAddress.lastIndexOf(":")), t.lab.consoleAddress.slice(t.lab.consoleAddress.lastIndexOf(":") + 1)];
+    const { host, port } = parseHostPort(t.lab.consoleAddress);
     const ssh = spawn(
       "ssh",
-      ["-F", "/dev/null", "-tt", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", `UserKnownHostsFile=${join(t.dir, "known_hosts")}`, "-o", "SendEnv=LC_METAL_TOKEN", "-o", "LogLevel=ERROR", "-p", port!, `${spare.uuid}@${host}`],
+      ["-F", "/dev/null", "-tt", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", `UserKnownHostsFile=${join(t.dir, "known_hosts")}`, "-o", "SendEnv=LC_METAL_TOKEN", "-o", "LogLevel=ERROR", "-p", String(port), `${spare.uuid}@${host}`],
       { env: { PATH: process.env.PATH, HOME: t.dir, LC_METAL_TOKEN: t.lab.adminToken }, stdio: ["pipe", "pipe", "pipe"] },
     );
     let out = "";

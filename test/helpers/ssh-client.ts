@@ -2,6 +2,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { expect } from "vitest";
+import { parseHostPort } from "../../client/host-port.js";
 import { eventually } from "./eventually.js";
 import { WAIT_MS } from "./timeouts.js";
 
@@ -45,8 +46,8 @@ export async function writeKnownHosts(file: string, host: string, port: number, 
 
 /** host:port (as the lab reports its console address) split for a ConsoleTarget. */
 export function splitAddress(address: string): { host: string; port: number } {
-  const at = address.lastIndexOf(":");
-  return { host: address.slice(0, at), port: Number(address.slice(at + 1)) };
+  const { host, port } = parseHostPort(address);
+  return { host, port };
 }
 
 export type SshSession = ReturnType<typeof sshConsole>;
