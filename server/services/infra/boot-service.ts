@@ -1,24 +1,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
 import { BootService, type MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
-import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { StoredHardware } from "../../db/schema/index.js";
-import { registrationMayTakeOver } from "../../domain/bare-record.js";
 import { EventType } from "../../domain/provisioning.js";
-import { matchSize, UNKNOWN_SIZE } from "../../domain/size.js";
-import { wireMachine } from "../../domain/switch-wiring.js";
 import { failedPrecondition } from "../../errors.js";
-import { machineAdminRepository as machineAdmin, machineRepository as machines } from "../../repositories/machine-repository.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { referenceHolds } from "../../repositories/usage-repository.js";
-import { sizeRepository as sizes } from "../../repositories/size-repository.js";
-import { machineRegistrationRepository as registrations, switchRepository as switches } from "../../repositories/switch-repository.js";
 import { createWaitSession, type WaitTiming } from "../../sessions/wait/session.js";
 import type { WaitingRegistry } from "../../sessions/wait/waiting.js";
 import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
 import { abortReinstall, installationSucceeded } from "../../usecases/machines/lifecycle.js";
+import { registerMachine, type RegisteredHardware } from "../../usecases/machines/registration.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -36,7 +28,7 @@ function hardwareProblems(v: Validator, hw: MachineHardware | undefined): void {
   });
 }
 
-function storedHardware(hw: MachineHardware): StoredHardware {
+function registeredHardware(hw: MachineHardware): RegisteredHardware {
   return {
     memoryBytes: Number(hw.memory),
     cpus: hw.cpus.map((c) => ({ vendor: c.vendor, model: c.model, cores: c.cores, threads: c.threads })),
@@ -89,53 +81,19 @@ export function createBootService({ db, bus, waiting, waitTiming }: BootServiceD
       return { kernel: p.bootKernelUrl, initRamDisks: p.bootImageUrl ? [p.bootImageUrl] : [], cmdline: p.bootCommandLine };
     },
 
-    /**
-     * Registration is all or nothing: hardware, size and cabling are stored
-     * together, or (when the machine is not cabled to two leaves of one rack)
-     * nothing is, and metal-hammer tries again.
-     */
+    /** Hardware, size and cabling are stored together or not at all (see registerMachine); metal-hammer retries. */
     async register(req) {
       const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId);
       hardwareProblems(v, req.hardware);
       if (req.bios) v.text("bios.vendor", req.bios.vendor, 128).text("bios.version", req.bios.version, 128).text("bios.date", req.bios.date, 64);
       v.check();
-      const hardware = storedHardware(req.hardware!);
-      const machineId = req.machineId.toLowerCase();
-      return inTransaction(db, async (tx) => {
-        // Held, not just read: a partition or size delete waits for this registration and then counts it.
-        await referenceHolds.partition(tx, req.partition);
-        await machines.ensure(tx, [machineId], req.partition);
-        let machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
-        if (registrationMayTakeOver(machine, req.partition)) {
-          // Another partition's bare record is no claim (see registrationMayTakeOver): it starts over here.
-          await machineAdmin.delete(tx, machineId);
-          await machines.ensure(tx, [machineId], req.partition);
-          machine = (await machines.lockWithEvents(tx, [machineId]))[0]!.machine;
-        }
-        if (machine.partitionId && machine.partitionId !== req.partition) {
-          throw failedPrecondition(`machine "${machineId}" is registered in partition "${machine.partitionId}", not "${req.partition}"`);
-        }
-        const sizeId = matchSize(
-          (await sizes.all(tx)).map((s) => ({ id: s.id, constraints: s.constraints })),
-          {
-            cpus: hardware.cpus.map((c) => ({ model: c.model, cores: c.cores })),
-            memoryBytes: hardware.memoryBytes,
-            disks: hardware.disks,
-            gpus: hardware.gpus,
-          },
-        );
-        if (sizeId !== UNKNOWN_SIZE) await referenceHolds.size(tx, sizeId);
-        const wiring = wireMachine(hardware.nics, (await switches.ofPartition(tx, req.partition)).map((s) => ({ id: s.id, name: s.id, rack: s.rackId, nics: s.nics })));
-        if (!wiring.ok) throw failedPrecondition(`machine "${machineId}" cannot be registered yet: ${wiring.reason}`);
-        await registrations.save(tx, machineId, {
-          sizeId,
-          rackId: wiring.rack,
-          hardware,
-          bios: { vendor: req.bios?.vendor ?? "", version: req.bios?.version ?? "", date: req.bios?.date ?? "" },
-        });
-        await switches.replaceConnections(tx, machineId, wiring.connections);
-        return { size: sizeId, rack: wiring.rack };
+      const { sizeId, rackId } = await registerMachine(db, {
+        partition: req.partition,
+        machineId: req.machineId.toLowerCase(),
+        hardware: registeredHardware(req.hardware!),
+        bios: { vendor: req.bios?.vendor ?? "", version: req.bios?.version ?? "", date: req.bios?.date ?? "" },
       });
+      return { size: sizeId, rack: rackId };
     },
   };
 }
