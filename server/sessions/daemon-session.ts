@@ -1,6 +1,6 @@
 import type { FanoutBus } from "../bus/fanout.js";
 import type { ConnectionHandle, ConnectionRegistry, DaemonKind } from "./connections.js";
-import { Outbox } from "./connections.js";
+import { AsyncQueue } from "../../client/async-queue.js";
 
 export interface DaemonSessionOptions {
   /** Messages queued towards the daemon before the session is ended as stuck (only sessions that `send`). */
@@ -34,7 +34,7 @@ export class DaemonSession<Out = never> {
   /** Resolves a pending `sleep`. */
   private wakeSleeper: (() => void) | undefined;
   private cleanups: (() => void)[] | undefined;
-  private queue: Outbox<Out> | undefined;
+  private queue: AsyncQueue<Out> | undefined;
   private handle: ConnectionHandle | undefined;
   private lastHeardMs = Date.now();
   private readonly onCallAbort = () => this.end();
@@ -217,9 +217,10 @@ export class DaemonSession<Out = never> {
     w?.();
   }
 
-  private outbox(): Outbox<Out> {
+  private outbox(): AsyncQueue<Out> {
     if (!this.queue) {
-      this.queue = new Outbox<Out>(this.options.capacity ?? 64);
+      // Bounded: the state is level-triggered, so a daemon that does not read needs no backlog, only a reconnect.
+      this.queue = new AsyncQueue<Out>({ capacity: this.options.capacity ?? 64 });
       if (this.done) this.queue.close();
     }
     return this.queue;

@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
 import { ConnectionRegistry, Outbox } from "../../../server/sessions/connections.js";
-import { eventually } from "../../helpers/eventually.js";
 
 describe("ConnectionRegistry", () => {
   it("lists what is connected, records heartbeats, and forgets closed connections", () => {
