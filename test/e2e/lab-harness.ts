@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient, type Client } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { FAST_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
@@ -59,7 +59,7 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = FAST
     });
   let lab = await start();
   const admin = <S extends DescService>(service: S) =>
-    createClient(service, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${lab.adminToken}`), next(req))] }));
+    createClient(service, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }));
   const machine = async (id: string) => (await admin(AdminMachineService).get({ id })).machine!;
   const iface = async (leaf: string, name: string) => {
     const lines = (await readFile(join(lab.dir, "switches", leaf, "etc/network/interfaces"), "utf8")).split("\n");

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -87,7 +87,7 @@ async function startLabProcess(): Promise<StartedLab> {
 const adminOf = (lab: StartedLab) =>
   createClient(
     AdminMachineService,
-    createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${lab.adminToken}`), next(req))] }),
+    createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }),
   );
 
 describe("the lab after kill -9", () => {

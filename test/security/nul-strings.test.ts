@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { create, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
@@ -270,7 +270,7 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
   }, scaled(120_000));
 
   it("BootService.Wait over plain gRPC (the lean stream path) refuses it as well", async () => {
-    const client = createClient(BootService, createGrpcTransport({ baseUrl: server.url, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${infraToken}`), next(req))] }));
+    const client = createClient(BootService, createTransport({ baseUrl: server.url, token: infraToken }));
     const got = await outcome(client as never, BootService.method.wait, { partition: "p1", machineId: `0000\u00000000-0000-0000-0000-000000000000` });
     expect(got).toEqual({ code: "InvalidArgument", message: "invalid request: machine_id: must not contain NUL characters" });
   });
