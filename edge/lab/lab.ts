@@ -202,8 +202,16 @@ export class Lab {
     return this.opts.log;
   }
 
-  private step(what: string): void {
-    this.opts.progress?.(what);
+  /** The step under way and when it began (wall and CPU), for the debug line that says what each step cost. */
+  private current: { what: string; at: number; cpu: NodeJS.CpuUsage } | undefined;
+
+  private step(what: string | undefined): void {
+    if (this.current) {
+      const cpu = process.cpuUsage(this.current.cpu);
+      this.log.debug({ step: this.current.what, ms: Math.round(performance.now() - this.current.at), cpuMs: Math.round((cpu.user + cpu.system) / 1000) }, "lab start: step done");
+    }
+    this.current = what === undefined ? undefined : { what, at: performance.now(), cpu: process.cpuUsage() };
+    if (what !== undefined) this.opts.progress?.(what);
   }
 
   /** Every address the lab listens on, with the setting that moves it. */
@@ -252,6 +260,7 @@ export class Lab {
     await this.buildPartition(admin);
     this.step(`powering on ${this.machines.length} machines (they PXE-boot, run metal-hammer, register and wait)`);
     await this.powerOnAll(admin);
+    this.step(undefined);
   }
 
   /** Asked over the API, not the authority: a revoked token must count as broken too. */
