@@ -70,7 +70,11 @@ export async function refusalBeforeBody(
   try {
     principal = await authenticate(authority, perm, header);
   } catch (err) {
-    return ConnectError.from(err);
+    // Only a verdict on the token is an answer here. Anything else (the token row could not be read) is
+    // the interceptors' to report: as Internal naming the request id, logged, never the query and its
+    // parameters (the token id) that the error carries.
+    if (err instanceof ConnectError && err.code === Code.Unauthenticated) return err;
+    return undefined;
   }
   if (principal) {
     // Verified once: the interceptor takes it from here (same header, same call).
