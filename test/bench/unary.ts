@@ -13,7 +13,7 @@ import { measure, type Comparison, type Measurement } from "./harness.js";
 const PARTITIONS = 100;
 /** Rounds per server and row, alternating real and bare; the best of each counts (the machine is shared and noisy). */
 const ROUNDS = Number(process.env.BENCH_UNARY_ROUNDS ?? 2);
-/** Extra node flags for the real server, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile it. */
+/** Extra node flags for both servers, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile them. */
 const SERVER_NODE_ARGS = (process.env.BENCH_UNARY_SERVER_NODE_ARGS ?? "").split(" ").filter(Boolean);
 /** Calls per measurement with 1 client (16 clients make 4 times as many). */
 const OPS = Number(process.env.BENCH_UNARY_OPS ?? 2000);
@@ -35,8 +35,16 @@ async function measureServer(pid: number, name: string, ops: number, concurrency
   return { m, cpuUsPerCall: ((await cpuMicros(pid)) - before) / ops };
 }
 
-/** A child process started with tsx, and the first stdout line matching `ready`. */
-async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ proc: ChildProcess; match: RegExpExecArray }> {
+interface Started {
+  proc: ChildProcess;
+  /** The first match of `ready` in its output. */
+  match: RegExpExecArray;
+  /** The last 20 KB of its output (printed when the bench fails). */
+  output(): string;
+}
+
+/** A child process started with tsx, once its output matches `ready`. */
+async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<Started> {
   const proc = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stderr!.on("data", (d) => (out += d));
@@ -52,9 +60,11 @@ async function startProcess(args: string[], env: NodeJS.ProcessEnv, ready: RegEx
     });
     proc.once("exit", (code) => reject(new Error(`${args.join(" ")} exited with ${code}:\n${out}`)));
   });
-  // Keep draining its output so a chatty server never blocks on a full pipe.
-  proc.stdout!.resume();
-  return { proc, match };
+  // Keep the tail of its output, and never let a full pipe block it.
+  const keepTail = (d: Buffer) => (out = (out + d).slice(-20_000));
+  proc.stdout!.removeAllListeners("data").on("data", keepTail);
+  proc.stderr!.removeAllListeners("data").on("data", keepTail);
+  return { proc, match, output: () => out };
 }
 
 async function stopProcess(proc: ChildProcess): Promise<void> {
@@ -92,7 +102,7 @@ export async function benchUnary(): Promise<Comparison[]> {
   const metalDb = await createScratchDatabase("metal_bench");
   const mdDb = await createScratchDatabase("md_bench");
   const dataDir = await mkdtemp(join(tmpdir(), "metal-bench-"));
-  const started: ChildProcess[] = [];
+  const started: Started[] = [];
   const raw = new pg.Pool({ connectionString: metalDb.url, max: 16 });
   try {
     const real = await startProcess(
@@ -107,11 +117,11 @@ export async function benchUnary(): Promise<Comparison[]> {
       },
       /metal-api listening on (http:\/\/[^\s"]+)/,
     );
-    started.push(real.proc);
+    started.push(real);
     const realUrl = real.match[1]!;
     const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-    const bare = await startProcess(["--import", "tsx", "test/bench/bare-partition-server.ts"], { DATABASE_URL: metalDb.url }, /^(\{.*\})\n/m);
-    started.push(bare.proc);
+    const bare = await startProcess([...SERVER_NODE_ARGS, "--import", "tsx", "test/bench/bare-partition-server.ts"], { DATABASE_URL: metalDb.url }, /^(\{.*\})\n/m);
+    started.push(bare);
     const bareUrls = JSON.parse(bare.match[1]!) as { http1: string; h2c: string };
 
     const admin = createClient(AdminPartitionService, createConnectTransport({ baseUrl: realUrl, httpVersion: "1.1", interceptors: bearer(token) }));
@@ -148,9 +158,12 @@ export async function benchUnary(): Promise<Comparison[]> {
       }
     }
     return comparisons;
+  } catch (err) {
+    for (const { proc, output } of started) process.stderr.write(`--- output of ${proc.spawnargs.at(-1)}:\n${output()}\n`);
+    throw err;
   } finally {
     await raw.end();
-    await Promise.all(started.map(stopProcess));
+    await Promise.all(started.map((s) => stopProcess(s.proc)));
     await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
   }
 }
