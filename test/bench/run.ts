@@ -4,6 +4,7 @@ import { benchConsole } from "./console.js";
 import { benchIpam } from "./ipam.js";
 import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
+import { benchLabStart, benchStartup } from "./startup.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
 import { benchUnary } from "./unary.js";
 import { benchWaitStreams } from "./wait-streams.js";
@@ -22,6 +23,7 @@ async function main() {
   comparisons.push(...(await benchSwitchFanout()));
   comparisons.push(...(await benchMetalctl()));
   comparisons.push(...(await benchLabBoot()));
+  comparisons.push(...(await benchStartup()), ...(await benchLabStart()));
   comparisons.push(...(await benchConsole()));
   report(comparisons);
 }
