@@ -3,7 +3,7 @@
 // the lock file, or this file) is newer than it. Loading one plain JavaScript
 // file starts several times faster than transpiling and resolving hundreds of
 // modules on the fly (tsx), and start-up is what a person waits for.
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import module from "node:module";
 import { readFile } from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
@@ -70,6 +70,35 @@ function ownModuleUrls(bundleDir) {
   };
 }
 
+/** A lock older than this belongs to a builder that died; builds take seconds. */
+const STALE_LOCK_MS = 120_000;
+
+/**
+ * Runs `build` holding a lock directory, so that processes starting at once
+ * (a test suite spawning bins in parallel) build a bundle once: the others
+ * wait for the lock, then find the bundle fresh. Without the lock (it cannot
+ * be made) `build` runs anyway; the rename keeps that correct, only wasteful.
+ */
+async function whileLocked(lock, isFresh, build) {
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if (err.code !== "EEXIST") return build();
+      if (Date.now() - mtime(lock) > STALE_LOCK_MS) rmSync(lock, { recursive: true, force: true });
+      else await new Promise((r) => setTimeout(r, 50));
+      if (isFresh()) return undefined;
+    }
+  }
+  try {
+    if (!isFresh()) await build();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+  return undefined;
+}
+
 /**
  * The file URL of the bundle named `name` built from `entry` (a path relative
  * to the repository), building it first when it is missing or stale.
@@ -77,10 +106,12 @@ function ownModuleUrls(bundleDir) {
 export async function bundled(name, entry) {
   const bundle = join(cacheDir, `${name}.mjs`);
   const inputsFile = join(cacheDir, `${name}.inputs.json`);
-  if (stale(bundle, inputsFile)) {
+  const isFresh = () => !stale(bundle, inputsFile);
+  if (isFresh()) return pathToFileURL(bundle).href;
+  mkdirSync(cacheDir, { recursive: true });
+  await whileLocked(`${bundle}.lock`, isFresh, async () => {
     const { build } = await import("esbuild");
-    mkdirSync(cacheDir, { recursive: true });
-    // Written aside and renamed: two processes starting at once never read half a bundle.
+    // Written aside and renamed: a process that does not wait for the lock never reads half a bundle.
     const tmp = `${bundle}.${process.pid}.tmp`;
     const result = await build({
       absWorkingDir: root,
@@ -101,6 +132,6 @@ export async function bundled(name, entry) {
     writeFileSync(`${inputsFile}.${process.pid}.tmp`, JSON.stringify(inputs));
     renameSync(`${inputsFile}.${process.pid}.tmp`, inputsFile);
     renameSync(tmp, bundle);
-  }
+  });
   return pathToFileURL(bundle).href;
 }
