@@ -1,5 +1,3 @@
-import { isIPv4, isIPv6 } from "node:net";
-
 /** An address family and its width in bits. */
 export type Family = 4 | 6;
 export const familyBits = (f: Family) => (f === 4 ? 32 : 128);
@@ -17,20 +15,31 @@ export interface Address {
   value: bigint;
 }
 
+/** A decimal octet as Node's isIPv4 accepts it: 0-255 without leading zeros. */
+const V4_OCTET = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]\d|\d)$/;
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** The eight groups of an IPv6 address in hex notation ("::" expanded); undefined when it is not one. */
+function ipv6Groups(s: string): string[] | undefined {
+  const halves = s.split("::");
+  if (halves.length > 2) return undefined;
+  const head = halves[0] ? halves[0].split(":") : [];
+  const tail = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  // This also refuses zone ids and IPv4-mapped forms, which no machine address uses.
+  if (![...head, ...tail].every((g) => HEX_GROUP.test(g))) return undefined;
+  if (halves.length === 1) return head.length === 8 ? head : undefined;
+  if (head.length + tail.length > 7) return undefined;
+  return [...head, ...Array<string>(8 - head.length - tail.length).fill("0"), ...tail];
+}
+
+// Parsed over strings, not with node:net: domain rules are computation only and import no Node module.
 export function parseAddress(s: string): Address | undefined {
-  if (isIPv4(s)) {
-    const parts = s.split(".").map(Number);
-    return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
+  const octets = s.split(".");
+  if (octets.length === 4 && octets.every((o) => V4_OCTET.test(o))) {
+    return { family: 4, value: octets.reduce((acc, p) => (acc << 8n) | BigInt(Number(p)), 0n) };
   }
-  if (isIPv6(s)) {
-    if (s.includes(".")) return undefined; // IPv4-mapped forms are not used for machines
-    const [head, tail] = s.includes("::") ? s.split("::") : [s, undefined];
-    const h = head ? head.split(":") : [];
-    const t = tail ? tail.split(":") : [];
-    const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
-    if (groups.length !== 8) return undefined;
-    return { family: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
-  }
+  const groups = ipv6Groups(s);
+  if (groups) return { family: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
   return undefined;
 }
 

@@ -8,7 +8,7 @@
  * forget the check: without a scope it cannot call the method at all.
  */
 export interface ProjectScope {
-  /** Never empty: a scope of no project would match nothing and hide a bug. */
+  /** At least one project; "" is one no row belongs to. */
   readonly projects: readonly string[];
   readonly [scopeBrand]: true;
 }
@@ -16,9 +16,12 @@ export interface ProjectScope {
 // Only this module can make a ProjectScope: an object literal of the same shape does not type-check.
 declare const scopeBrand: unique symbol;
 
-/** The scope of a call that names `project` (already authorized for it by the auth interceptor). */
+/**
+ * The scope of a call that names `project` (already authorized for it by the
+ * auth interceptor). Only an operator gets through naming no project: "" is a
+ * scope no row belongs to, so such a call finds nothing, as it always did.
+ */
 export function projectScope(project: string): ProjectScope {
-  if (project === "") throw new Error("a project scope needs a project: the auth interceptor refuses tenant calls that name none");
   return Object.freeze({ projects: Object.freeze([project]) }) as unknown as ProjectScope;
 }
 

@@ -37,3 +37,6 @@ export const ipRepository = {
 
   update: (db: DbHandle, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch),
 };
+
+/** The row types callers of this repository name (handlers never import the schema). */
+export type { IpRow, NewIpRow } from "../db/schema/index.js";

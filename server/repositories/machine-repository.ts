@@ -485,3 +485,6 @@ export const machineAdminRepository = {
     await tx.delete(machines).where(eq(machines.id, id));
   },
 };
+
+/** The row types callers of this repository name (handlers never import the schema). */
+export type { MachineRow } from "../db/schema/index.js";

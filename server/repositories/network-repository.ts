@@ -110,3 +110,6 @@ export const quotaRepository = {
     return r?.n ?? 0;
   },
 };
+
+/** The row types callers of this repository name (handlers never import the schema). */
+export type { NetworkRow, NewNetworkRow } from "../db/schema/index.js";

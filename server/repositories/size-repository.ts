@@ -72,3 +72,6 @@ export const sizeReservationRepository = {
 
   delete: (db: DbHandle, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
 };
+
+/** The row types callers of this repository name (handlers never import the schema). */
+export type { SizeRow } from "../db/schema/index.js";

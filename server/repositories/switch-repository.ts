@@ -363,3 +363,6 @@ export interface SyncReport {
   /** The port states metal-core confirmed. */
   ports: ReadonlyMap<string, "up" | "down" | "unknown">;
 }
+
+/** The row types callers of this repository name (handlers never import the schema). */
+export type { NewSwitchRow } from "../db/schema/index.js";

@@ -157,8 +157,12 @@ describe("tenant repositories put the scope into the SQL", () => {
       // @ts-expect-error a scope is made by projectScope only, not by an object literal
       tenantIps.get(db, { projects: ["pb"] }, theirs.ip);
     expect([withoutScope, forged].every((f) => typeof f === "function")).toBe(true);
-    // And an empty project is no scope at all (it would match nothing and hide the bug).
-    expect(() => projectScope("")).toThrow(/needs a project/);
+  });
+
+  it("finds nothing for a call that names no project (only an operator's token gets through the auth interceptor with one)", async () => {
+    const nobody = projectScope("");
+    expect((await tenantIps.list(db, nobody, {}, { limit: 100, after: undefined })).items).toEqual([]);
+    expect(await answer(tenantIps.get(db, nobody, theirs.ip), theirs.ip)).toBe('NotFound: ip "<id>" not found');
   });
 });
 

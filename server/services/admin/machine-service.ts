@@ -16,7 +16,7 @@ import {
 import type { FanoutBus } from "../../bus/fanout.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import { machines, type MachineRow } from "../../db/schema/index.js";
+import type { MachineRow } from "../../repositories/machine-repository.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
@@ -24,9 +24,9 @@ import { machineAdminRepository as admin, machineLifecycleRepository as lifecycl
 import { bmcCommandRepository as bmcCommands } from "../../repositories/bmc-command-repository.js";
 import type { Logger } from "../../logger.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { lockById } from "../../repositories/versioned.js";
 import { validator } from "../../validate/validator.js";
 import { queueBmcCommand } from "../../usecases/machines/lifecycle.js";
+import { deleteMachineRecord } from "../../usecases/machines/record-deletion.js";
 
 const RECENT_COMMANDS = 100;
 
@@ -95,16 +95,7 @@ export function createAdminMachineService({ db, bus, log }: AdminMachineServiceD
     async delete(req) {
       validator().uuid("id", req.id).check();
       const id = req.id.toLowerCase();
-      const removed = await inTransaction(db, async (tx) => {
-        const m = await lockById(tx, machines, "machine", id);
-        if (m.allocation) throw failedPrecondition(`machine "${id}" is allocated; free it first`);
-        const { events } = await machineRepo.get(tx, id);
-        if (events && events.liveliness !== "Dead") {
-          throw failedPrecondition(`machine "${id}" is ${events.liveliness.toLowerCase()}, not dead; power it off and wait until it is dead`);
-        }
-        await admin.delete(tx, id);
-        return { machine: m, events };
-      });
+      const removed = await deleteMachineRecord(db, id);
       return { machine: toProtoMachine(removed.machine, removed.events ? containerFromRow(removed.events) : undefined) };
     },
     async issues(req) {

@@ -4,7 +4,7 @@ import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoNetwork } from "../../convert/network.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewNetworkRow } from "../../db/schema/index.js";
+import type { NewNetworkRow } from "../../repositories/network-repository.js";
 import { NetworkKind } from "../../domain/network.js";
 import { invalidArgument } from "../../errors.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";

@@ -4,7 +4,7 @@ import { versionOf } from "../../convert/meta.js";
 import { sizePatchFromUpdate, sizeRowFromCreate, toProtoConstraints, toProtoSize } from "../../convert/size.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { SizeRow } from "../../db/schema/index.js";
+import type { SizeRow } from "../../repositories/size-repository.js";
 import { overlaps, type Constraint } from "../../domain/size.js";
 import { suggestConstraints } from "../../domain/size-suggest.js";
 import { failedPrecondition, invalidArgument } from "../../errors.js";

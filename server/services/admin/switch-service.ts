@@ -5,7 +5,7 @@ import { versionOf } from "../../convert/meta.js";
 import { desiredPortStateFromProto, switchModeFromProto, toProtoSwitch } from "../../convert/switch.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewSwitchRow } from "../../db/schema/index.js";
+import type { NewSwitchRow } from "../../repositories/switch-repository.js";
 import { comparePorts, moveConnections, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition, notFound } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";

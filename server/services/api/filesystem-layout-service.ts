@@ -1,25 +1,13 @@
-import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
+import type { ServiceImpl } from "@connectrpc/connect";
 import { FilesystemLayoutService } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { FilesystemLayoutRow, ImageRow } from "../../db/schema/index.js";
-import { selectLayout } from "../../domain/filesystem-layout.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
+import { layoutFor } from "../../usecases/images/layout-choice.js";
 import { validateSizeAndImage } from "../../validate/size-image-constraint.js";
 import { validator } from "../../validate/validator.js";
-
-/**
- * The layout a machine of a size installed with an image gets (the first by id
- * whose constraints match), or NotFound. Allocation calls this with the
- * resolved image, in its transaction.
- */
-export async function layoutFor(db: DbHandle, sizeId: string, image: ImageRow): Promise<FilesystemLayoutRow> {
-  const chosen = selectLayout(await layouts.forSize(db, sizeId), sizeId, { os: image.os, version: image.osVersion });
-  if (!chosen) throw new ConnectError(`no filesystem layout is for size "${sizeId}" and image "${image.id}"`, Code.NotFound);
-  return chosen;
-}
 
 export interface FilesystemLayoutServiceDeps {
   db: DbHandle;

@@ -5,7 +5,7 @@ import { versionOf } from "../../convert/meta.js";
 import { toProtoIp } from "../../convert/network.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewIpRow } from "../../db/schema/index.js";
+import type { NewIpRow } from "../../repositories/ip-repository.js";
 import { projectScope } from "../../domain/project-scope.js";
 import { invalidArgument } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";

@@ -2,7 +2,7 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
-import type { MachineRow } from "../../db/schema/index.js";
+import type { MachineRow } from "../../repositories/machine-repository.js";
 import { projectScope } from "../../domain/project-scope.js";
 import type { Logger } from "../../logger.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
