@@ -74,7 +74,8 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
   const kid = keyRow.id;
   const privateKey = (await importJWK(keyRow.privateJwk as JWK, ALG)) as CryptoKey;
   const publicKey = (await importJWK(keyRow.publicJwk as JWK, ALG)) as CryptoKey;
-  const cache = new Map<string, { row: TokenRow | undefined; at: number }>();
+  // The lookup itself is cached, so the calls that find an entry expired together share one query.
+  const cache = new Map<string, { row: Promise<TokenRow | undefined>; at: number }>();
   // A token's signature and claims never change, so each secret is verified once (an Ed25519 verify was
   // the largest cost of a unary read); only secrets that verified are kept, so garbage cannot fill this.
   // Expiry is still checked on every call, and revocation is the row's business (tokenRow, every call).
@@ -99,13 +100,15 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
     return claims;
   }
 
-  async function tokenRow(id: string): Promise<TokenRow | undefined> {
+  function tokenRow(id: string): Promise<TokenRow | undefined> {
     const hit = cache.get(id);
     if (hit && Date.now() - hit.at < ROW_CACHE_MS) return hit.row;
-    const row = await tokens.find(db, id);
     if (cache.size >= ROW_CACHE_MAX) cache.clear();
-    cache.set(id, { row, at: Date.now() });
-    return row;
+    const entry = { row: tokens.find(db, id), at: Date.now() };
+    cache.set(id, entry);
+    // A failed lookup is not remembered: the next call asks again.
+    entry.row.catch(() => cache.get(id) === entry && cache.delete(id));
+    return entry.row;
   }
 
   return {
