@@ -2,14 +2,14 @@ import { randomUUID } from "node:crypto";
 import { eq, inArray } from "drizzle-orm";
 import pg from "pg";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { Db } from "../../server/db/database.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { bmcCommands, machines } from "../../server/db/schema/index.js";
 import { uuidv7 } from "../../server/ids.js";
 import { COMMAND_EXPIRY_LOCK, runCommandExpiryJob, TIMED_OUT_RESULT } from "../../server/jobs/command-expiry.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 import { eventually } from "../helpers/eventually.js";
 
-let db: Db<any>;
+let db: DbHandle;
 let url: string;
 const machine = randomUUID();
 const now = new Date("2026-03-01T10:00:00Z");

@@ -1,7 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { inTransaction, type Db } from "../../server/db/database.js";
+import { inTransaction } from "../../server/db/database.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { filesystemLayouts, images, machines, partitions, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
 import { partitionRepository } from "../../server/repositories/partition-repository.js";
 import { machineAllocationRepository as allocations } from "../../server/repositories/machine-repository.js";
@@ -18,7 +19,7 @@ import { eventually } from "../helpers/eventually.js";
  * on real PostgreSQL (PGlite has one connection, so nothing interleaves
  * there): whichever locks first wins, and the other sees its result.
  */
-let db: Db<any>;
+let db: DbHandle;
 const service = () => createAdminPartitionService({ db });
 const deletePartition = async (id: string) => service().delete({ id } as never, {} as never);
 
@@ -31,7 +32,7 @@ async function someoneWaitsForALock(): Promise<void> {
 }
 
 /** Runs `body` in a transaction that stays open until the returned `commit` is called. */
-function openTransaction(body: (tx: Db<any>) => Promise<void>) {
+function openTransaction(body: (tx: DbHandle) => Promise<void>) {
   let commit!: () => void;
   const gate = new Promise<void>((r) => (commit = r));
   let ready!: () => void;

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../../server/db/database.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { machineConnections, machines, networks, partitions, prefixes, switches, type StoredAllocation, type StoredSwitchNic } from "../../server/db/schema/index.js";
 import { switchSessionRepository as sessions, type SyncReport } from "../../server/repositories/switch-repository.js";
 import { createSwitchConfigReader } from "../../server/sessions/switch/config-reader.js";
@@ -10,7 +10,7 @@ import { createSwitchSyncWriter } from "../../server/sessions/switch/sync-writer
 import { useMetalDatabase } from "../helpers/metal-db.js";
 import { eventually } from "../helpers/eventually.js";
 
-let db: Db<any>;
+let db: DbHandle;
 let url: string;
 const machine = randomUUID();
 const SWITCHES = Array.from({ length: 30 }, (_, i) => `leaf${String(i).padStart(2, "0")}`);

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../../../server/db/database.js";
+import type { DbHandle } from "../../../server/db/handle.js";
 import { WaitingRegistry } from "../../../server/sessions/wait/waiting.js";
 import { useMetalDatabase } from "../../helpers/metal-db.js";
 import { eventually } from "../../helpers/eventually.js";
 
-let db: Db<any>;
+let db: DbHandle;
 
 beforeAll(async () => {
   ({ db } = await useMetalDatabase());
