@@ -37,14 +37,18 @@ export class DaemonSession<Out = never> {
   private queue: AsyncQueue<Out> | undefined;
   private handle: ConnectionHandle | undefined;
   private lastHeardMs = Date.now();
-  private readonly onCallAbort = () => this.end();
 
   constructor(
     private readonly call: AbortSignal,
     private readonly options: DaemonSessionOptions = NO_OPTIONS,
   ) {
     if (call.aborted) this.done = true;
-    else call.addEventListener("abort", this.onCallAbort, { once: true });
+    else call.addEventListener("abort", this, { once: true });
+  }
+
+  /** The call's abort (an EventListener object, so that no closure per session is needed). */
+  handleEvent(): void {
+    this.end();
   }
 
   get ended(): boolean {
@@ -81,7 +85,7 @@ export class DaemonSession<Out = never> {
   /** Ends the session (if it still runs) and lets go of the call; put it in the handler's `finally`. */
   close(): void {
     this.end();
-    this.call.removeEventListener("abort", this.onCallAbort);
+    this.call.removeEventListener("abort", this);
   }
 
   /** Something changed: the pump (or a sleeper) runs again. */
@@ -131,6 +135,17 @@ export class DaemonSession<Out = never> {
   /** How long the daemon has said nothing. */
   silentForMs(): number {
     return Date.now() - this.lastHeardMs;
+  }
+
+  /**
+   * Ends the session with `error()` when the daemon has said nothing for
+   * longer than `limitMs`. Checked once the input already waiting has been
+   * read, so that a stall of this process is not taken for the daemon's silence.
+   */
+  endIfSilent(limitMs: number, error: () => Error): void {
+    setImmediate(() => {
+      if (!this.done && this.silentForMs() > limitMs) this.end(error());
+    });
   }
 
   /** Calls `tick` every `ms` until the session ends. */
@@ -193,19 +208,25 @@ export class DaemonSession<Out = never> {
 
   /**
    * Waits until the session is woken or ends, or `ms` passed (no limit when
-   * absent). True when it was woken; the wake is used up then.
+   * absent). True when it was woken; the wake is used up then. A plain
+   * promise, not an async function: every open Wait stream sleeps here.
    */
-  async sleep(ms?: number): Promise<boolean> {
-    if (!this.woken && !this.done) {
-      await new Promise<void>((resolve) => {
-        const timer = ms === undefined ? undefined : setTimeout(resolve, ms);
-        this.wakeSleeper = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.wakeSleeper = undefined;
-    }
+  sleep(ms?: number): Promise<boolean> {
+    if (this.woken || this.done) return Promise.resolve(this.takeWake());
+    return new Promise<boolean>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const settle = () => {
+        clearTimeout(timer);
+        if (this.wakeSleeper === settle) this.wakeSleeper = undefined;
+        resolve(this.takeWake());
+      };
+      if (ms !== undefined) timer = setTimeout(settle, ms);
+      this.wakeSleeper = settle;
+    });
+  }
+
+  /** Whether the session was woken (and still runs); clears the wake. */
+  private takeWake(): boolean {
     const woken = this.woken && !this.done;
     this.woken = false;
     return woken;

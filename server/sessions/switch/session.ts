@@ -124,9 +124,7 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
         if (m.case === "sync") await recordSync(writeSync, id, m.value);
       });
       s.every(heartbeatMs, () => {
-        if (s.silentForMs() > MISSED_HEARTBEATS * heartbeatMs) {
-          return s.end(new ConnectError(`switch "${id}" sent nothing for ${MISSED_HEARTBEATS} heartbeat intervals`, Code.DeadlineExceeded));
-        }
+        s.endIfSilent(MISSED_HEARTBEATS * heartbeatMs, () => new ConnectError(`switch "${id}" sent nothing for ${MISSED_HEARTBEATS} heartbeat intervals`, Code.DeadlineExceeded));
         s.send({ message: { case: "heartbeat", value: {} } });
         s.wake();
       });
