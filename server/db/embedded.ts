@@ -1,5 +1,5 @@
 import { cpSync, existsSync, readdirSync, readFileSync } from "node:fs";
-import { mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, rmdir, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, sep } from "node:path";
 import { PGlite, type PGliteOptions } from "@electric-sql/pglite";
@@ -118,9 +118,49 @@ function templateOf(name: string, from: () => Promise<string | undefined>, prepa
 
 const initdbTemplate = () => templateOf("initdb", async () => undefined);
 
+const templateFor = (prepare: Preparation | undefined) => (prepare ? templateOf(`prepared-${prepare.key}`, initdbTemplate, prepare) : initdbTemplate());
+
+const images = new Map<string, Promise<Blob | undefined>>();
+
+/**
+ * A template as a tar image (PGlite's own dumpDataDir), which an in-memory
+ * database loads instead of running initdb and the migrations (tests open
+ * those). Made once, beside the template, from a scratch copy of it.
+ */
+function imageOf(template: string): Promise<Blob | undefined> {
+  let image = images.get(template);
+  if (!image) {
+    image = (async () => {
+      try {
+        const file = `${template}.tar`;
+        if (!existsSync(file)) {
+          const scratch = `${template}.${process.pid}.image`;
+          await rm(scratch, { recursive: true, force: true });
+          cpSync(template, scratch, { recursive: true });
+          const pg = new PGlite(scratch, await options());
+          try {
+            await pg.waitReady;
+            const tar = await pg.dumpDataDir("none");
+            await writeFile(`${file}.${process.pid}.tmp`, Buffer.from(await tar.arrayBuffer()));
+            await rename(`${file}.${process.pid}.tmp`, file);
+          } finally {
+            await pg.close();
+            await rm(scratch, { recursive: true, force: true });
+          }
+        }
+        return new Blob([await readFile(file)]);
+      } catch {
+        return undefined;
+      }
+    })();
+    images.set(template, image);
+  }
+  return image;
+}
+
 /** Fills a new (missing or empty) data directory with a copy of the template; false when there is none. */
 async function seedFromTemplate(dataDir: string, prepare: Preparation | undefined): Promise<boolean> {
-  const source = await (prepare ? templateOf(`prepared-${prepare.key}`, initdbTemplate, prepare) : initdbTemplate());
+  const source = await templateFor(prepare);
   if (!source) return false;
   const tmp = `${dataDir}.${process.pid}.tmp`;
   await rm(tmp, { recursive: true, force: true });
@@ -135,14 +175,19 @@ async function seedFromTemplate(dataDir: string, prepare: Preparation | undefine
 /**
  * Opens embedded PostgreSQL in `dataDir`, or in memory when it is undefined.
  * A new data directory starts as a copy of a template with `prepare` already
- * applied; the caller still runs its migrations (then a quick no-op).
+ * applied, an in-memory database as its image; the caller still runs its
+ * migrations (then a quick no-op).
  */
 export async function openPglite(dataDir: string | undefined, prepare?: Preparation): Promise<PGlite> {
+  let loadDataDir: Blob | undefined;
   if (dataDir) {
     await mkdir(dirname(dataDir), { recursive: true });
     if (isEmptyOrMissing(dataDir) && !(await seedFromTemplate(dataDir, prepare).catch(() => false))) await mkdir(dataDir, { recursive: true });
+  } else {
+    const source = await templateFor(prepare);
+    loadDataDir = source ? await imageOf(source) : undefined;
   }
-  const pg = new PGlite(dataDir, await options());
+  const pg = new PGlite(dataDir, { ...(await options()), ...(loadDataDir ? { loadDataDir } : {}) });
   await pg.waitReady;
   return pg;
 }

@@ -8,8 +8,9 @@ import { openMasterdataDatabase } from "../../server/masterdata/database.js";
 
 /**
  * A new embedded data directory starts as a copy of a migrated template
- * (server/db/embedded.ts): each copy must be a database of its own, fully
- * migrated, and keep what is written to it across a reopen.
+ * (server/db/embedded.ts), an in-memory database as its image: each must be
+ * a database of its own, fully migrated, and a directory keeps what is
+ * written to it across a reopen.
  */
 describe("embedded databases from templates", () => {
   let dir: string;
@@ -45,6 +46,21 @@ describe("embedded databases from templates", () => {
       expect((await rows(again.db, sql`select name from partitions where id = 'only-in-a'`)).rows).toEqual([{ name: "a" }]);
     } finally {
       await again.close();
+    }
+  });
+
+  it("loads in-memory databases from the template's image: migrated, and each one its own", async () => {
+    const journal = JSON.parse(await readFile(new URL("../../server/db/migrations/meta/_journal.json", import.meta.url), "utf8")) as { entries: unknown[] };
+    const a = await openMetalDatabase({ url: undefined, dataDir: undefined });
+    const b = await openMetalDatabase({ url: undefined, dataDir: undefined });
+    try {
+      expect((await rows(a.db, sql`select count(*)::int as n from drizzle.__drizzle_migrations`)).rows[0]!.n).toBe(journal.entries.length);
+      await a.db.execute(sql`insert into partitions (id, name) values ('only-in-a', 'a')`);
+      expect((await rows(a.db, sql`select count(*)::int as n from partitions`)).rows[0]!.n).toBe(1);
+      expect((await rows(b.db, sql`select count(*)::int as n from partitions`)).rows[0]!.n).toBe(0);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
