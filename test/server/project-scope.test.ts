@@ -1,15 +1,20 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NetworkService as AdminNetworkService } from "../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
 import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
+import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { SizeReservationService } from "../../gen/metal/api/v1/size_reservation_pb.js";
+import { kPrincipal } from "../../server/auth/context.js";
 import type { ProjectDirectory } from "../../server/auth/project-directory.js";
+import { createInProcessBus } from "../../server/bus/fanout.js";
 import type { DbHandle } from "../../server/db/handle.js";
 import { machines, sizeReservations, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
 import { projectScope } from "../../server/domain/project-scope.js";
+import { noRoles } from "../../server/domain/roles.js";
+import { createLogger } from "../../server/logger.js";
 import { tenantIpRepository as tenantIps } from "../../server/repositories/tenant/ip-repository.js";
 import { tenantMachineRepository as tenantMachines } from "../../server/repositories/tenant/machine-repository.js";
 import { tenantNetworkRepository as tenantNetworks } from "../../server/repositories/tenant/network-repository.js";
@@ -17,9 +22,11 @@ import { tenantSizeReservationRepository as tenantReservations } from "../../ser
 import { createAdminNetworkService } from "../../server/services/admin/network-service.js";
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
 import { createIpService } from "../../server/services/api/ip-service.js";
+import { createMachineService } from "../../server/services/api/machine-service.js";
 import { createNetworkService } from "../../server/services/api/network-service.js";
 import { createSizeReservationService } from "../../server/services/api/size-reservation-service.js";
 import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../../server/usecases/machines/lifecycle.js";
+import { createReferenceLookups } from "../../server/usecases/machines/reference-lookups.js";
 import { allocateIp, freeChildNetwork, freeIp } from "../../server/usecases/networks/allocation.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
@@ -43,8 +50,9 @@ const pb = projectScope("pb");
 let nets: Client<typeof NetworkService>;
 let ipsApi: Client<typeof IPService>;
 let reservationsApi: Client<typeof SizeReservationService>;
+let machinesApi: Client<typeof MachineService>;
 /** Project pb's private network, pb's shared network and pb's IP. */
-const theirs = { network: "", shared: "", ip: "", machine: "m-of-pb", reservation: "r-of-pb" };
+const theirs = { network: "", shared: "", ip: "", machine: randomUUID(), reservation: "r-of-pb" };
 
 /** The code and message of a failed call with `id` replaced, so answers about different ids compare; "OK" when it succeeded. */
 async function answer(call: Promise<unknown>, id: string): Promise<string> {
@@ -85,17 +93,24 @@ const allocation = (project: string): StoredAllocation => ({
 
 beforeAll(async () => {
   ({ db } = await useMetalDatabase());
-  // Handlers over an in-memory transport: no HTTP server and no auth interceptor in front of them.
+  // Handlers over an in-memory transport: no HTTP server and no auth interceptor in front of them. Only a
+  // caller is named (audit lines need one), as the auth interceptor would after verifying a token; nothing is authorized.
+  const someCaller: Interceptor = (next) => (req) => {
+    req.contextValues.set(kPrincipal, { tokenId: "t", subject: "someone", expiresAt: new Date(Date.now() + 60_000), roles: noRoles() });
+    return next(req);
+  };
   const transport = createRouterTransport((router) => {
     router.service(AdminPartitionService, createAdminPartitionService({ db }));
     router.service(AdminNetworkService, createAdminNetworkService({ db, projects }));
     router.service(NetworkService, createNetworkService({ db, projects }));
     router.service(IPService, createIpService({ db, projects }));
     router.service(SizeReservationService, createSizeReservationService({ db }));
-  });
+    router.service(MachineService, createMachineService({ db, projects, bus: createInProcessBus(), log: createLogger("silent"), refs: createReferenceLookups(db) }));
+  }, { router: { interceptors: [someCaller] } });
   nets = createClient(NetworkService, transport);
   ipsApi = createClient(IPService, transport);
   reservationsApi = createClient(SizeReservationService, transport);
+  machinesApi = createClient(MachineService, transport);
 
   await createClient(AdminPartitionService, transport).create({ id: "p1" });
   const adminNets = createClient(AdminNetworkService, transport);
@@ -208,6 +223,21 @@ describe("tenant handlers (in-memory transport, no auth interceptor)", () => {
     await expectLikeMissing((id) => nets.delete({ id, project: "pa" }), theirs.shared, "no-such-net", "Delete shared");
     await expectLikeMissing((id) => nets.get({ id, project: "pa" }), theirs.network, "no-such-net", "Get private");
     expect((await nets.update({ id: theirs.shared, project: "pb", version: 1n, name: "renamed by owner" })).network?.name).toBe("renamed by owner");
+  });
+
+  it("MachineService answers another project's machine exactly as a missing one for every method that names one", async () => {
+    const none = randomUUID();
+    const reason = "checking the scope of the call";
+    await expectLikeMissing((id) => machinesApi.get({ id, project: "pa" }), theirs.machine, none, "Get");
+    await expectLikeMissing((id) => machinesApi.events({ id, project: "pa" }), theirs.machine, none, "Events");
+    await expectLikeMissing((id) => machinesApi.update({ id, project: "pa", version: 1n, description: "mine now" }), theirs.machine, none, "Update");
+    await expectLikeMissing((id) => machinesApi.consolePassword({ id, project: "pa", reason }), theirs.machine, none, "ConsolePassword");
+    await expectLikeMissing((id) => machinesApi.reinstall({ id, project: "pa", image: "debian-12" }), theirs.machine, none, "Reinstall");
+    await expectLikeMissing((id) => machinesApi.delete({ id, project: "pa" }), theirs.machine, none, "Delete");
+    expect((await machinesApi.list({ project: "pa" })).machines).toEqual([]);
+    const { machine } = await machinesApi.get({ id: theirs.machine, project: "pb" });
+    expect(machine?.allocation?.project).toBe("pb");
+    expect((await machinesApi.consolePassword({ id: theirs.machine, project: "pb", reason })).consolePassword).toBe("their-secret");
   });
 
   it("SizeReservationService shows a project's reservations to that project only", async () => {
