@@ -84,7 +84,9 @@ export async function labPlace(): Promise<LabPlace> {
     dataDir,
     env,
     async dispose() {
-      await Promise.all([metalDb.drop(), mdDb.drop(), rm(dir, { recursive: true, force: true })]);
+      metalDb.dropLater();
+      mdDb.dropLater();
+      await rm(dir, { recursive: true, force: true });
     },
   };
 }

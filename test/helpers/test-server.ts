@@ -4,9 +4,16 @@ import { launchServer, type TestServer } from "./server-launch.js";
 
 export type { TestServer };
 
+/**
+ * Connections of a test server's metal database pool (production default: 20). Two test files run side by
+ * side, each with a server (plus masterdata's pool), next to whatever else uses the same PostgreSQL: the
+ * smaller pool keeps them under its 100 connections. A file that needs more concurrent transactions says so.
+ */
+const TEST_POOL_SIZE = "10";
+
 /** The whole control plane for the calling test file (see launchServer), torn down after its tests. */
-export async function startTestServer(options: AppOptions = {}): Promise<TestServer> {
-  const { server, stop } = await launchServer({ ...options, dropInBackground: true });
+export async function startTestServer(options: AppOptions & { env?: Record<string, string> } = {}): Promise<TestServer> {
+  const { server, stop } = await launchServer({ ...options, env: { METAL_DB_POOL_SIZE: TEST_POOL_SIZE, ...options.env }, dropInBackground: true });
   afterAll(stop);
   return server;
 }

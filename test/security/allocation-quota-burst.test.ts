@@ -29,7 +29,8 @@ let networks: { pq: string; pb: string };
 const rows = async <T>(q: ReturnType<typeof sql>) => ((await server.app.db.execute(q)) as unknown as { rows: T[] }).rows;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  // Ten allocations wait for the quota lock on connections of their own while the others go on: more than a test's pool.
+  server = await startTestServer({ env: { METAL_DB_POOL_SIZE: "24" } });
   const fixture = await setUpPartition(server);
   await server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: "pq" }, name: "q", tenantId: "t", quotas: { machine: { max: 1 } } } });
   networks = { pq: (await server.client(NetworkService, server.adminToken).create({ project: "pq", partition: "p1" })).network!.id, pb: fixture.primary.pb };

@@ -40,13 +40,13 @@ interface StartedLab {
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
-const drops: (() => Promise<void>)[] = [];
+const drops: (() => void)[] = [];
 const children = new Set<ChildProcess>();
 
 beforeAll(async () => {
   const metalDb = await createScratchDatabase("labid_metal", { from: "metal" });
   const mdDb = await createScratchDatabase("labid_md", { from: "masterdata" });
-  drops.push(metalDb.drop, mdDb.drop);
+  drops.push(metalDb.dropLater, mdDb.dropLater);
   dir = await mkdtemp(join(tmpdir(), "lab-identity-"));
   env = {
     PATH: process.env.PATH,
@@ -63,7 +63,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
-  await Promise.all(drops.map((d) => d()));
+  for (const drop of drops) drop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
