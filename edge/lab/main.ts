@@ -192,7 +192,8 @@ async function main(argv: string[]): Promise<number> {
     ids: new Set(lab.machines.map((m) => m.uuid)),
     print: say,
     startedAt,
-    intervalMs: 1_000,
+    // Twice a second: the line that says all machines wait comes at most half a second after they do.
+    intervalMs: 500,
     signal: stopReport.signal,
   });
   const signal = await new Promise<string>((resolve) => {
