@@ -3,7 +3,6 @@ import { SwitchService, type SwitchServiceRegisterRequest } from "../../../gen/m
 import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { StoredSwitchNic, SwitchRow } from "../../db/schema/index.js";
 import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition } from "../../errors.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
@@ -14,6 +13,10 @@ import type { SwitchConfigReader } from "../../sessions/switch/config-reader.js"
 import type { SwitchSyncWriter } from "../../sessions/switch/sync-writer.js";
 import { validator } from "../../validate/validator.js";
 import { createSwitchSession, type SwitchSessionTiming } from "../../sessions/switch/session.js";
+
+/** A switch as the repository returns it, and one of its ports (handlers name no table). */
+type SwitchRow = Awaited<ReturnType<typeof switches.ofPartition>>[number];
+type StoredSwitchNic = SwitchRow["nics"][number];
 
 const toPortConnection = (c: ConnectionRow) => ({ port: c.switchPort, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf });
 
