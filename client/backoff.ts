@@ -48,6 +48,7 @@ export interface AttemptContext {
 }
 
 /** An attempt's verdict: `{ done: value }` ends the loop with the value; anything else (or a retryable error) tries again. */
+// biome-ignore lint/suspicious/noConfusingVoidType: an attempt that returns nothing (a session that ended) means "try again"
 export type AttemptResult<T> = { readonly done: T } | void;
 
 export interface RetryLoopOptions {

@@ -1,7 +1,7 @@
 import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
 import { BmcAgent } from "./agent.js";
-import { describeBmcSettings, loadBmcConfig } from "./config.js";
+import { describeBmcSettings, loadBmcConfig, type BmcConfig } from "./config.js";
 import { IpmiAdapter } from "./ipmi.js";
 import { IpmiSolConsoles } from "./ipmi-sol.js";
 
@@ -11,7 +11,7 @@ export async function runMetalBmc(argv: readonly string[]): Promise<number> {
     process.stdout.write(`metal-bmc: discovers BMCs from DHCP leases, reports them, runs BMC commands and relays serial consoles (IPMI SOL)\n\n${describeBmcSettings()}\n`);
     return 0;
   }
-  let config;
+  let config: BmcConfig;
   try {
     config = loadBmcConfig(process.env, argv);
   } catch (err) {

@@ -73,7 +73,7 @@ export async function runMetalCore(argv: readonly string[]): Promise<number> {
     return 2;
   }
   const log = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
   const core = new MetalCore({
     url: config.apiUrl,
     token: config.token,

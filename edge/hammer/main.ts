@@ -1,6 +1,6 @@
 import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
-import { describeHammerSettings, loadHammerConfig } from "./config.js";
+import { describeHammerSettings, loadHammerConfig, type HammerConfig } from "./config.js";
 import { MetalHammer } from "./hammer.js";
 import { platformHardware } from "./platform.js";
 
@@ -17,7 +17,7 @@ export async function runMetalHammer(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n\n${describeHammerSettings()}\n\n  --simulated  (or METAL_HAMMER_SIMULATED=1) a simulated machine instead of this one; see --simulated --help\n`);
     return 0;
   }
-  let config;
+  let config: HammerConfig;
   try {
     config = loadHammerConfig(process.env, argv);
   } catch (err) {
