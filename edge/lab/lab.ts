@@ -10,9 +10,7 @@ import { createApp, type App } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import type { Config } from "../../server/config.js";
 import { inTransaction } from "../../server/db/database.js";
-import { machines as machineTable } from "../../server/db/schema/index.js";
-import { machineAdminRepository } from "../../server/repositories/machine-repository.js";
-import { lockById } from "../../server/repositories/versioned.js";
+import { machineAdminRepository, machineRepository } from "../../server/repositories/machine-repository.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { listen, type Listener } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
@@ -430,7 +428,7 @@ export class Lab {
     const db = this.app!.db;
     for (const id of free.filter((id) => this.stored.findIndex((m) => m.uuid === id) >= count)) {
       await inTransaction(db, async (tx) => {
-        const m = await lockById(tx, machineTable, "machine", id).catch((err: unknown) => {
+        const m = await machineRepository.lock(tx, id).catch((err: unknown) => {
           if (ConnectError.from(err).code === Code.NotFound) return undefined;
           throw err;
         });
