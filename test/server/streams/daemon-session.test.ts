@@ -133,6 +133,16 @@ describe("DaemonSession", () => {
     expect(registry.list()).toEqual([]);
   });
 
+  it("judges silence only after the input already waiting was read", async () => {
+    const s = new DaemonSession(new AbortController().signal);
+    const why = new ConnectError("silent", Code.DeadlineExceeded);
+    s.endIfSilent(-1, () => why);
+    // Not at once: what the daemon already sent is read first.
+    expect(s.ended).toBe(false);
+    await eventually("the silence check", () => s.ended);
+    expect(s.endReason).toBe(why);
+  });
+
   it("sleep returns true when woken and false when the time passed or the session ended", async () => {
     const s = new DaemonSession(new AbortController().signal);
     const woken = s.sleep(60_000);
