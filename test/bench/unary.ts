@@ -76,10 +76,13 @@ async function stopProcess(proc: ChildProcess): Promise<void> {
 
 const bearer = (token: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
 
-/** The same client code for both servers: Connect JSON over HTTP/1.1, and gRPC over h2c. */
+/**
+ * The same client code for both servers: Connect JSON over HTTP/1.1 (JSON said
+ * explicitly: connect-node's Connect transport defaults to binary), and gRPC over h2c.
+ */
 function clientsOf(connectUrl: string, grpcUrl: string, token: string) {
   return {
-    "Connect JSON/HTTP1.1": createClient(PartitionService, createConnectTransport({ baseUrl: connectUrl, httpVersion: "1.1", interceptors: bearer(token) })),
+    "Connect JSON/HTTP1.1": createClient(PartitionService, createConnectTransport({ baseUrl: connectUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })),
     "gRPC/h2c": createClient(PartitionService, createGrpcTransport({ baseUrl: grpcUrl, interceptors: bearer(token) })),
   };
 }
