@@ -74,8 +74,8 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
     return { db, kind: "postgres", close: () => Promise.all([pool.end(), lanePool.end()]).then(() => {}) };
   }
   const migrations = { migrationsFolder: opts.migrationsFolder };
-  // A new data directory starts as a copy of a migrated template; migrating it again below is then a quick no-op.
-  const client = await openPglite(opts.dataDir, { key: migrationsKey(opts.migrationsFolder), run: (pg) => migratePglite(drizzlePglite({ client: pg }), migrations) });
+  // A new data directory starts as a copy of a migrated template (one per database, named by its lock key); migrating it again below is then a quick no-op.
+  const client = await openPglite(opts.dataDir, { name: String(opts.migrationLockKey), key: migrationsKey(opts.migrationsFolder), run: (pg) => migratePglite(drizzlePglite({ client: pg }), migrations) });
   try {
     const db = drizzlePglite({ client, schema: opts.schema });
     await migratePglite(db, migrations);

@@ -52,6 +52,8 @@ const isEmptyOrMissing = (dir: string) => !existsSync(dir) || readdirSync(dir).l
 
 /** What a new database gets before it is used (its migrations), named by a key that changes when it does. */
 export interface Preparation {
+  /** Which database this prepares (one template per name is kept; older keys of it are removed). */
+  name: string;
   key: string;
   run(pg: PGlite): Promise<void>;
 }
@@ -106,6 +108,7 @@ function templateOf(name: string, from: () => Promise<string | undefined>, prepa
           await rm(tmp, { recursive: true, force: true });
           if (!existsSync(join(dir, "PG_VERSION"))) throw err;
         });
+        if (prepare) await removeOlderTemplates(root, prepare.name, name);
         return dir;
       } catch {
         return undefined;
@@ -116,9 +119,23 @@ function templateOf(name: string, from: () => Promise<string | undefined>, prepa
   return t;
 }
 
+/**
+ * A new template of a database replaces the ones made for its earlier
+ * migrations (40 MB each, with their images), which no start of this
+ * checkout asks for any more.
+ */
+async function removeOlderTemplates(root: string, database: string, current: string): Promise<void> {
+  const prefix = `prepared-${database}-`;
+  for (const entry of readdirSync(root)) {
+    if (entry.startsWith(prefix) && entry !== current && entry !== `${current}.tar` && !entry.includes(".tmp") && !entry.includes(".image")) {
+      await rm(join(root, entry), { recursive: true, force: true });
+    }
+  }
+}
+
 const initdbTemplate = () => templateOf("initdb", async () => undefined);
 
-const templateFor = (prepare: Preparation | undefined) => (prepare ? templateOf(`prepared-${prepare.key}`, initdbTemplate, prepare) : initdbTemplate());
+const templateFor = (prepare: Preparation | undefined) => (prepare ? templateOf(`prepared-${prepare.name}-${prepare.key}`, initdbTemplate, prepare) : initdbTemplate());
 
 const images = new Map<string, Promise<Blob | undefined>>();
 
