@@ -18,6 +18,7 @@ import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -50,7 +51,7 @@ const commandsOf = async (id: string) => (await admin().commands({ id })).comman
 let running: RunningBmcAgent;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
   dir = await mkdtemp(join(tmpdir(), "metal-bmc-test-"));
   leaseFile = join(dir, "dhcpd.leases");

@@ -17,6 +17,7 @@ import { SimSwitch } from "../../edge/sim/switch.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 const GiB = 2n ** 30n;
 const TIMING = { heartbeatMs: 100, backoff: { initialMs: 50, maxMs: 400 }, lldpPollMs: 30, phoneHomeMs: 150, retryMs: 150 };
@@ -108,7 +109,7 @@ async function allocateAndInstall(id: string): Promise<number> {
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
   root = await mkdtemp(join(tmpdir(), "metal-core-test-"));
   for (const id of ["leaf01", "leaf02"]) {

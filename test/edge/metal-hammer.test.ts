@@ -17,6 +17,7 @@ import { SimMachine, type SimImage, type SimOs } from "../../edge/sim/machine.js
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -87,7 +88,7 @@ function simMachine(net: Interceptor[] = []) {
 }
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
   const good = Buffer.from(JSON.stringify(IMAGE));
   const good2 = Buffer.from(JSON.stringify(IMAGE2));

@@ -57,7 +57,7 @@ let neverCandidates: string[] = [];
 const rows = async <T>(q: ReturnType<typeof sql>) => ((await server.app.db.execute(q)) as unknown as { rows: T[] }).rows;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   const fixture = await setUpPartition(server);
   networks.pa = fixture.primary.pa;
   networks.pb = fixture.primary.pb;

@@ -13,6 +13,7 @@ import { machineAllocationRepository as allocations } from "../../server/reposit
 import { expectCode } from "../helpers/expect.js";
 import { S1_HARDWARE_JSON, setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Allocation by machine id passes exactly the candidate rule of allocation by
@@ -31,7 +32,7 @@ let pcNetwork: string;
 const rows = async <T>(q: ReturnType<typeof sql>) => ((await server.app.db.execute(q)) as unknown as { rows: T[] }).rows;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   await server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: "pc" }, name: "c", tenantId: "t" } });
   pcNetwork = (await server.client(NetworkService, server.adminToken).create({ project: "pc", partition: "p1" })).network!.id;

@@ -4,6 +4,7 @@ import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } f
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * While metal-bmc is away, repeated frees and repeated operator commands
@@ -17,7 +18,7 @@ let server: TestServer;
 let fixture: PartitionFixture;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
 });
 

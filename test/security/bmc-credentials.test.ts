@@ -13,6 +13,7 @@ import { noRoles, type Principal } from "../../server/domain/roles.js";
 import { createAdminMachineService } from "../../server/services/admin/machine-service.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 /**
  * Issue 12 item 10: admin MachineService.Get is open to operator viewers, but
@@ -30,7 +31,7 @@ let machineId: string;
 let viewerToken: string;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   const m = await fixture.bootMachine("r1");
   machineId = m.id;

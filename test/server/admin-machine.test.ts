@@ -6,12 +6,13 @@ import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
 });
 

@@ -7,6 +7,7 @@ import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -15,7 +16,7 @@ const waiting = new Map<string, WaitingMachine>();
 
 beforeAll(async () => {
   // The database recheck is pushed out of reach: a Wait stream can only learn of its allocation through the bus.
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   // Two machines per rack.
   for (const rack of ["r1", "r1", "r2", "r2"] as const) {

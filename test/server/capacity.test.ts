@@ -13,6 +13,7 @@ import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -21,7 +22,7 @@ const booted: WaitingMachine[] = [];
 let tainted: string;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   for (const rack of ["r1", "r1", "r2", "r2"] as const) booted.push(await fixture.bootMachine(rack));
   // A tenant of project pa only: capacity is for everyone with a token.

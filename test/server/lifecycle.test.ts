@@ -12,12 +12,13 @@ import { machineLifecycleRepository } from "../../server/repositories/machine-re
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
 });
 

@@ -20,6 +20,7 @@ import { machineLifecycleRepository } from "../../server/repositories/machine-re
 import { expectCode } from "../helpers/expect.js";
 import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -33,7 +34,7 @@ const SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGJ1c3l0ZXN0a2V5Zm9ybWV0YWx
 const BOOT_INFO = { imageId: "debian-12.0.20250101", primaryDisk: "/dev/sda", osPartition: "/dev/sda2", kernel: "/boot/vmlinuz", initrd: "/boot/initrd", cmdline: "root=/dev/sda2", bootloaderId: "debian" };
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 1_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
   fixture = await setUpPartition(server);
   editorToken = (await server.client(AdminTokens, server.adminToken).create({ subject: "ed", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
   tenant = server.client(MachineService, editorToken);

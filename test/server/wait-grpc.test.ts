@@ -22,7 +22,7 @@ let otherPartitionToken: string;
 let adminMachines: Client<typeof AdminMachineService>;
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: 3_000, recheckMs: 600_000 } });
+  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 600_000 } });
   fixture = await setUpPartition(server);
   await server.client(AdminPartitionService, server.adminToken).create({ id: "p2" });
   otherPartitionToken = (await server.client(AdminTokenService, server.adminToken).create({ subject: "p2-agents", roles: { infraPartition: "p2" } })).secret;
