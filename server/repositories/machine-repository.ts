@@ -186,10 +186,16 @@ export const machineAllocationRepository = {
    */
   async extendWaitingMany(db: DbHandle, ids: readonly string[], until: Date): Promise<void> {
     if (ids.length === 0) return;
-    await db
-      .update(machines)
-      .set({ waitingUntil: until })
-      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`, sql`${machines.waitingUntil} is not null`));
+    // The rows are locked in id order first, the order lockWithEvents takes
+    // them in: a plain UPDATE locks in scan order, and a renewal racing an
+    // event batch over the same machines deadlocked under load.
+    const renewable = db
+      .select({ id: machines.id })
+      .from(machines)
+      .where(and(inArray(machines.id, [...ids]), sql`${machines.allocation} is null`, sql`${machines.waitingUntil} is not null`))
+      .orderBy(machines.id)
+      .for("update");
+    await db.update(machines).set({ waitingUntil: until }).where(inArray(machines.id, renewable));
   },
 
   /** Of the given machines, those that are allocated. */
