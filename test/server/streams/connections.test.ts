@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ConnectionRegistry, Outbox } from "../../../server/sessions/connections.js";
+import { ConnectionRegistry } from "../../../server/sessions/connections.js";
 
 describe("ConnectionRegistry", () => {
   it("lists what is connected, records heartbeats, and forgets closed connections", () => {
@@ -29,23 +29,3 @@ describe("ConnectionRegistry", () => {
   });
 });
 
-describe("Outbox", () => {
-  it("delivers in order, refuses beyond its capacity, and ends when closed", async () => {
-    const box = new Outbox<number>(2);
-    expect(box.push(1)).toBe(true);
-    expect(box.push(2)).toBe(true);
-    expect(box.push(3)).toBe(false);
-    const got: number[] = [];
-    const reading = (async () => {
-      for await (const n of box) got.push(n);
-    })();
-    // The reader drains what is queued and then waits on the empty box: a push must wake it.
-    await eventually("the reader to take what was queued", () => got.length === 2);
-    expect(box.push(4)).toBe(true);
-    await eventually("the waiting reader to be woken by the push", () => got.length === 3);
-    box.close();
-    await reading;
-    expect(got).toEqual([1, 2, 4]);
-    expect(box.push(5)).toBe(false);
-  });
-});
