@@ -78,6 +78,10 @@ export function createWaitSession({ db, bus, waiting, timing = DEFAULT_WAIT_TIMI
         yield { allocation };
         return;
       }
+      // Not allocated now: say so at once. A hammer that only probes whether its machine is
+      // allocated (before it touches a disk) takes the first keepalive as "free", so it need
+      // not sit out its probe timeout; a waiting hammer ignores keepalives.
+      yield {};
       while (!s.ended) {
         if (await s.sleep(timing.keepaliveMs)) {
           allocation = await allocationToDeliver(db, id);
