@@ -22,7 +22,8 @@ async function startServer(dataDir: string, port: number): Promise<{ proc: Child
   const env: NodeJS.ProcessEnv = { ...process.env, METAL_DATA_DIR: dataDir, METAL_LISTEN: `127.0.0.1:${port}`, METAL_CONSOLE_LISTEN: `127.0.0.1:${consolePort}`, LOG_LEVEL: "info" };
   delete env.DATABASE_URL;
   delete env.MASTERDATA_DATABASE_URL;
-  const proc = spawn(process.execPath, ["--import", "tsx", "server/main.ts"], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // The bundled binary, as users run it (bin/metal-api.js), not the sources through tsx.
+  const proc = spawn(process.execPath, ["bin/metal-api.js"], { env, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
   proc.stderr!.on("data", (d) => (out += d));
