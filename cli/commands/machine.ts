@@ -320,7 +320,7 @@ const CONSOLE_PORT = 5222;
 
 /** "host", "host:port", "[v6]:port" or a bare v6 address, into ssh's host and -p. */
 export function consoleAddress(value: string): { host: string; port: number } {
-  let address;
+  let address: { host: string; port: number };
   try {
     address = parseHostPort(value, { defaultPort: CONSOLE_PORT });
   } catch (err) {

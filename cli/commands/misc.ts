@@ -124,14 +124,14 @@ class Version extends MetalCommand<typeof Version> {
   static override summary = "versions of metalctl and of the control plane (exit code 7 when it cannot be reached)";
   async run() {
     const client = { version: this.config.version };
-    let v;
-    try {
-      v = (await this.client(VersionService).get({})).version!;
-    } catch (err) {
-      // The client's version is still worth printing; the error and its exit code follow as for any command.
-      this.printData({ client, server: null }, () => `client: metalctl ${client.version}\n`);
-      throw err;
-    }
+    const v = await this.client(VersionService)
+      .get({})
+      .then((res) => res.version!)
+      .catch((err: unknown) => {
+        // The client's version is still worth printing; the error and its exit code follow as for any command.
+        this.printData({ client, server: null }, () => `client: metalctl ${client.version}\n`);
+        throw err;
+      });
     const line = `server: ${v.version}${v.revision ? ` (${v.revision})` : ""}, node ${v.nodeVersion}`;
     this.printData({ client, server: jsonOf(VersionSchema, v) }, () => `client: metalctl ${client.version}\n${line}\n`);
   }

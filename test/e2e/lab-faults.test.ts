@@ -35,6 +35,7 @@ describe("metal-lab under faults: the control plane restarts mid-provisioning", 
     const gate = new Promise<void>((r) => (releaseImages = r));
     // The lab's image server chains on the gate when a download arrives: that call tells the test the download is under way.
     let downloadAsked = false;
+    // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose, so the test sees the moment the lab chains on the gate
     t.lab.imageGate = { then: (ok: () => void, fail: () => void) => ((downloadAsked = true), gate.then(ok, fail)) } as unknown as Promise<void>;
     await api.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "firewall-ubuntu-3", hostname: "fw", role: MachineRole.FIREWALL, networks: [t.lab.projectNetwork, LAB.internet], machineId: a.uuid });
     await eventually("A to be installing", async () => (await t.events(a.uuid))[0] === T.INSTALLING);

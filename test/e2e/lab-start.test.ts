@@ -160,7 +160,7 @@ describe("metal-lab as a process", () => {
       const second = spawnLab([], { ...place.env, METAL_DATA_DIR: join(place.dir, "second"), ...env }, place.dir);
       expect(await second.exited).toBe(1);
       const lines = second.stderr().trim().split("\n");
-      expect(lines.at(-1)).toMatch(new RegExp(`^metal-lab: .* on ${escape(Object.values(env)[0]!)}: the address is in use \\(another metal-lab\\?\\); stop that, or choose another with ${escape(setting)}$`));
+      expect(lines.at(-1)).toMatch(new RegExp(`^metal-lab: .* on ${escapeRegExp(Object.values(env)[0]!)}: the address is in use \\(another metal-lab\\?\\); stop that, or choose another with ${escapeRegExp(setting)}$`));
       expect(second.stderr()).not.toMatch(/\n\s+at /);
       expect(existsSync(join(place.dir, "second", "admin-token"))).toBe(false);
     }
@@ -238,4 +238,4 @@ async function labContexts(): Promise<Contexts> {
   return parse(await readFile(join(place.dataDir, "metalctl", "config.yaml"), "utf8")) as Contexts;
 }
 
-const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");

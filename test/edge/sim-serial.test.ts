@@ -64,7 +64,7 @@ describe("simulated serial console", () => {
     const b = await sims.openConsole(target("10.0.0.2"), m.uuid);
     const out: Uint8Array[] = [];
     b.onData((d) => out.push(d));
-    expect(text(out)).toMatch(/^\r\nSimBIOS 1\.0\r\n[^]*Welcome to metal sim\r\nroot@sim-11111111:~# $/);
+    expect(text(out)).toMatch(/^\r\nSimBIOS 1\.0\r\n[\s\S]*Welcome to metal sim\r\nroot@sim-11111111:~# $/);
     expect(text(out)).not.toContain("previous-tenant-secret");
     b.close();
   });
