@@ -4,8 +4,8 @@
 // file starts several times faster than transpiling and resolving hundreds of
 // modules on the fly (tsx), and start-up is what a person waits for.
 import { mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import module from "node:module";
 import { readFile } from "node:fs/promises";
+import module from "node:module";
 import { dirname, join, relative, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 

@@ -7,7 +7,5 @@ import { bundled } from "./bundle.js";
 const argv = process.argv.slice(2);
 const simulated = argv.includes("--simulated") || ["1", "true"].includes(process.env.METAL_HAMMER_SIMULATED ?? "");
 const rest = argv.filter((a) => a !== "--simulated");
-const run = simulated
-  ? (await import(await bundled("metal-hammer-sim", "edge/sim/hammer-main.ts"))).runSimulatedHammer
-  : (await import(await bundled("metal-hammer", "edge/hammer/main.ts"))).runMetalHammer;
+const run = simulated ? (await import(await bundled("metal-hammer-sim", "edge/sim/hammer-main.ts"))).runSimulatedHammer : (await import(await bundled("metal-hammer", "edge/hammer/main.ts"))).runMetalHammer;
 process.exitCode = await run(rest);

@@ -1,15 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { toJson, type DescMessage, type DescService, type MessageShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type DescMessage, type DescService, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { Command, Flags, type Interfaces } from "@oclif/core";
 import { retryReads } from "../client/retry.js";
 import { createTransport } from "../client/transport.js";
-import { Command, Flags, type Interfaces } from "@oclif/core";
-import { configPath, readConfig, writeConfig, type ConfigFile, type Context } from "./config-file.js";
+import { type ConfigFile, type Context, configPath, readConfig, writeConfig } from "./config-file.js";
 import { readText } from "./documents.js";
 import { describeError, Exit } from "./errors.js";
 import { io } from "./io.js";
-import { renderData, renderTable, sortRows, UsageError, type Column, type OutputFormat } from "./output.js";
+import { type Column, type OutputFormat, renderData, renderTable, sortRows, UsageError } from "./output.js";
 
 export type MetalFlags<T extends typeof Command> = Interfaces.InferredFlags<(typeof MetalCommand)["baseFlags"] & T["flags"]>;
 export type MetalArgs<T extends typeof Command> = Interfaces.InferredArgs<T["args"]>;
@@ -106,10 +106,13 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
     const env = this.env;
     // Where the URL came from goes into the message when it is not one.
     const [given, source] =
-      this.global["api-url"] !== undefined ? [this.global["api-url"], "--api-url"]
-      : env.METALCTL_API_URL ? [env.METALCTL_API_URL, "METALCTL_API_URL"]
-      : ctx.url !== undefined ? [ctx.url, `the url of context "${name}" in ${this.configFile}`]
-      : [DEFAULT_API_URL, "the default URL"];
+      this.global["api-url"] !== undefined
+        ? [this.global["api-url"], "--api-url"]
+        : env.METALCTL_API_URL
+          ? [env.METALCTL_API_URL, "METALCTL_API_URL"]
+          : ctx.url !== undefined
+            ? [ctx.url, `the url of context "${name}" in ${this.configFile}`]
+            : [DEFAULT_API_URL, "the default URL"];
     const url = apiUrl(given, source);
     let token = this.global.token ?? env.METALCTL_API_TOKEN ?? ctx.token;
     if (token === undefined && url === DEFAULT_API_URL) {
@@ -160,10 +163,20 @@ export abstract class MetalCommand<T extends typeof Command> extends Command {
   }
 
   /** A list: a table (sorted by --sort-by when the command has it) or all items as one JSON/YAML array. */
-  protected printList<D extends DescMessage, R = MessageShape<D>>(schema: D, items: MessageShape<D>[], columns: readonly Column<R>[], opts: { sortBy?: string[]; rows?: (items: MessageShape<D>[]) => R[] } = {}): void {
+  protected printList<D extends DescMessage, R = MessageShape<D>>(
+    schema: D,
+    items: MessageShape<D>[],
+    columns: readonly Column<R>[],
+    opts: { sortBy?: string[]; rows?: (items: MessageShape<D>[]) => R[] } = {},
+  ): void {
     const format = this.format("table");
     if (format === "json" || format === "yaml") {
-      this.out(renderData(items.map((i) => toJson(schema, i)), format));
+      this.out(
+        renderData(
+          items.map((i) => toJson(schema, i)),
+          format,
+        ),
+      );
       return;
     }
     const rows = opts.rows ? opts.rows(items) : (items as unknown as R[]);

@@ -20,7 +20,8 @@ for (const [module, words] of Object.entries({
   switch: "switch switches sw",
   masterdata: "tenant tenants project projects",
   misc: "context ctx login whoami version health token tokens",
-})) for (const w of words.split(" ")) WORDS[w] = module as keyof typeof MODULES;
+}))
+  for (const w of words.split(" ")) WORDS[w] = module as keyof typeof MODULES;
 
 /** The modules a command line needs: only its topic's for a command, all of them for help or completion. */
 export function modulesFor(argv: string[]): string[] {

@@ -1,10 +1,10 @@
 import { dirname } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Config, Help, Plugin, run, settings, type Command, type Interfaces } from "@oclif/core";
+import { type Command, Config, Help, type Interfaces, Plugin, run, settings } from "@oclif/core";
 import { normalizeArgv } from "./argv.js";
 import { loadCommands, modulesFor } from "./commands.js";
 import { describeError, Exit } from "./errors.js";
-import { io, processIo, withIo, type Io } from "./io.js";
+import { type Io, io, processIo, withIo } from "./io.js";
 
 const loaded = new Map<string, Promise<Config>>();
 

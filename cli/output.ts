@@ -1,5 +1,5 @@
-import { toJson, type DescEnum, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { timestampDate, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { type DescEnum, type DescMessage, type MessageShape, toJson } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { stringify } from "yaml";
 
 export type OutputFormat = "table" | "wide" | "json" | "yaml";
@@ -44,18 +44,35 @@ export function renderTable<T>(rows: readonly T[], columns: readonly Column<T>[]
   const all = opts.headers ? [cols.map((c) => c.header.toUpperCase()), ...cells] : cells;
   const widths = cols.map((_, i) => opts.minWidths?.[i] ?? 0);
   for (const line of all) for (let i = 0; i < line.length; i++) widths[i] = Math.max(widths[i]!, displayWidth(line[i]!));
-  return all.map((line) => line.map((cell, i) => (i === line.length - 1 ? cell : pad(cell, widths[i]!))).join("  ").trimEnd() + "\n").join("");
+  return all
+    .map(
+      (line) =>
+        line
+          .map((cell, i) => (i === line.length - 1 ? cell : pad(cell, widths[i]!)))
+          .join("  ")
+          .trimEnd() + "\n",
+    )
+    .join("");
 }
 
 /** Sorts by one or more "column[:asc|:desc]" keys, matched against headers case-insensitively. */
 export function sortRows<T>(rows: T[], columns: readonly Column<T>[], sortBy: string[]): T[] {
-  const keys = sortBy.flatMap((s) => s.split(",")).filter(Boolean).map((spec) => {
-    const [name, dir] = spec.split(":");
-    const norm = (h: string) => h.toLowerCase().replace(/[\s_]+/g, "-");
-    const col = columns.find((c) => norm(c.header) === norm(name!));
-    if (!col) throw new UsageError(`cannot sort by "${name}": columns are ${columns.filter((c) => c.header).map((c) => norm(c.header)).join(", ")}`);
-    return { col, desc: dir === "desc" };
-  });
+  const keys = sortBy
+    .flatMap((s) => s.split(","))
+    .filter(Boolean)
+    .map((spec) => {
+      const [name, dir] = spec.split(":");
+      const norm = (h: string) => h.toLowerCase().replace(/[\s_]+/g, "-");
+      const col = columns.find((c) => norm(c.header) === norm(name!));
+      if (!col)
+        throw new UsageError(
+          `cannot sort by "${name}": columns are ${columns
+            .filter((c) => c.header)
+            .map((c) => norm(c.header))
+            .join(", ")}`,
+        );
+      return { col, desc: dir === "desc" };
+    });
   if (keys.length === 0) return rows;
   return [...rows].sort((a, b) => {
     for (const { col, desc } of keys) {

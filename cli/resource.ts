@@ -2,13 +2,13 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { toJson, type DescMessage, type JsonObject, type MessageShape } from "@bufbuild/protobuf";
+import { type DescMessage, type JsonObject, type MessageShape, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Args, Flags, type Command, type Interfaces } from "@oclif/core";
+import { Args, type Command, Flags, type Interfaces } from "@oclif/core";
 import { stringify } from "yaml";
 import { aliasesOf, MetalCommand } from "./base.js";
 import { originOf, readDocuments } from "./documents.js";
-import { UsageError, type Column } from "./output.js";
+import { type Column, UsageError } from "./output.js";
 
 type Shape<E extends DescMessage> = MessageShape<E>;
 type AnyFlags = Record<string, unknown>;

@@ -1,7 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { backoffDelay, sleep, type BackoffPolicy } from "./backoff.js";
+import { type BackoffPolicy, backoffDelay, sleep } from "./backoff.js";
 
 /** Codes that say the server or the network had a moment, not that the request is wrong. */
 const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded]);

@@ -1,4 +1,4 @@
-import { parseHostPort, type HostPortOptions } from "./host-port.js";
+import { type HostPortOptions, parseHostPort } from "./host-port.js";
 
 /**
  * Settings of a binary: each an environment variable and the matching

@@ -1,14 +1,15 @@
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
-import { Code, ConnectError, cors as connectCors, createClient, createRouterTransport, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClient, createRouterTransport } from "@connectrpc/connect";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
-import { singleFlight, type ProjectDirectory } from "./auth/project-directory.js";
+import { type ProjectDirectory, singleFlight } from "./auth/project-directory.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
+import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import type { Config } from "./config.js";
-import { startConsoleServer, type ConsoleServer } from "./console/ssh-server.js";
-import type { DbHandle } from "./db/handle.js";
+import { type ConsoleServer, startConsoleServer } from "./console/ssh-server.js";
 import { streamLaneOf } from "./db/database.js";
+import type { DbHandle } from "./db/handle.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
 import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
@@ -19,20 +20,19 @@ import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
-import type { Logger } from "./logger.js";
-import { openMasterdataDatabase } from "./masterdata/database.js";
-import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
+import type { Logger } from "./logger.js";
+import { openMasterdataDatabase } from "./masterdata/database.js";
+import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
-import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
-import type { WaitTiming } from "./sessions/wait/session.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";
 import type { RelayBroker } from "./sessions/console/relay-broker.js";
 import { createReplicaSessions } from "./sessions/replica-sessions.js";
+import type { WaitTiming } from "./sessions/wait/session.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */

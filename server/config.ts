@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { describeSettings as describeSettingsOf, readSettings, SettingsError as ConfigError } from "../client/settings.js";
+import { SettingsError as ConfigError, describeSettings as describeSettingsOf, readSettings } from "../client/settings.js";
 
 /** Everything the control plane reads from its environment, validated once. */
 export interface Config {

@@ -6,17 +6,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
  */
 export const notFound = (kind: string, id: string) => new ConnectError(`${kind} "${id}" not found`, Code.NotFound);
 
-export const alreadyExists = (kind: string, id: string) =>
-  new ConnectError(`${kind} "${id}" already exists`, Code.AlreadyExists);
+export const alreadyExists = (kind: string, id: string) => new ConnectError(`${kind} "${id}" already exists`, Code.AlreadyExists);
 
 /** AlreadyExists with a message of its own, for conflicts that are not about an id. */
 export const taken = (message: string) => new ConnectError(message, Code.AlreadyExists);
 
 export const conflict = (kind: string, id: string, sent: bigint | number, current: bigint | number) =>
-  new ConnectError(
-    `${kind} "${id}" was changed by someone else (you sent version ${sent}, current is ${current}); read it again and retry`,
-    Code.Aborted,
-  );
+  new ConnectError(`${kind} "${id}" was changed by someone else (you sent version ${sent}, current is ${current}); read it again and retry`, Code.Aborted);
 
 export const failedPrecondition = (message: string) => new ConnectError(message, Code.FailedPrecondition);
 

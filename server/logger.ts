@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
-import { redactForLog, safeError, type SafeError } from "./log-redaction.js";
+import { redactForLog, type SafeError, safeError } from "./log-redaction.js";
 
 export type { Logger };
 

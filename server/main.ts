@@ -1,7 +1,7 @@
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
+import { type Config, ConfigError, describeSettings, loadConfig } from "./config.js";
 import { fingerprint } from "./console/access.js";
-import { ConfigError, describeSettings, loadConfig, type Config } from "./config.js";
 import { listen } from "./http/listener.js";
 import { safeError } from "./log-redaction.js";
 import { createLogger } from "./logger.js";
@@ -20,7 +20,10 @@ async function main(argv: string[]): Promise<void> {
   }
   let config: Config;
   try {
-    config = loadConfig(process.env, argv.filter((a) => a !== RESET_ADMIN_TOKEN));
+    config = loadConfig(
+      process.env,
+      argv.filter((a) => a !== RESET_ADMIN_TOKEN),
+    );
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`metal-api: ${err.message}\n`);
@@ -37,10 +40,7 @@ async function main(argv: string[]): Promise<void> {
   if (admin.problem) log.warn({ path: admin.path }, admin.problem);
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
   const listener = await listen(app.handler, config.listen, tls, config.connections);
-  log.info(
-    { url: listener.url, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir },
-    `metal-api listening on ${listener.url}`,
-  );
+  log.info({ url: listener.url, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-api listening on ${listener.url}`);
 
   const consoleServer = await app.startConsole();
   const hostKeyFingerprint = fingerprint(consoleServer.hostKey.split(" ")[1] ?? "");

@@ -1,6 +1,6 @@
-import { create, fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Args, Flags, type Command } from "@oclif/core";
+import { Args, type Command, Flags } from "@oclif/core";
 import * as aFsl from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import * as aImage from "../../gen/metal/admin/v1/image_pb.js";
 import * as aPart from "../../gen/metal/admin/v1/partition_pb.js";
@@ -14,7 +14,7 @@ import * as sic from "../../gen/metal/api/v1/size_image_constraint_pb.js";
 import * as size from "../../gen/metal/api/v1/size_pb.js";
 import * as res from "../../gen/metal/api/v1/size_reservation_pb.js";
 import { aliasesOf, allPages, MetalCommand } from "../base.js";
-import { bytes, enumLabel, enumParse, isoTime, labelsOf, renderTable, UsageError, type Column } from "../output.js";
+import { bytes, type Column, enumLabel, enumParse, isoTime, labelsOf, renderTable, UsageError } from "../output.js";
 import { pickForUpdate, resourceCommands } from "../resource.js";
 
 const lenient = { ignoreUnknownFields: true };
@@ -45,10 +45,11 @@ const partitions = resourceCommands({
   docId: (d) => docString(d, "id"),
   idOf: (p) => p.id,
   get: async (c, id) => (await c.client(part.PartitionService).get({ id })).partition!,
-  list: (c) => allPages(async (paging) => {
-    const r = await c.client(part.PartitionService).list({ paging });
-    return { items: r.partitions, next: r.nextPageToken };
-  }),
+  list: (c) =>
+    allPages(async (paging) => {
+      const r = await c.client(part.PartitionService).list({ paging });
+      return { items: r.partitions, next: r.nextPageToken };
+    }),
   createFlags: {
     id: Flags.string({ description: "id of the partition", required: false }),
     name: Flags.string(),
@@ -64,14 +65,29 @@ const partitions = resourceCommands({
   createDoc: (f) => {
     if (!f.id) throw new UsageError("--id or -f is required");
     return clean({
-      id: f.id, name: f.name, description: f.description, mgmtServiceAddress: f["mgmt-service-address"],
+      id: f.id,
+      name: f.name,
+      description: f.description,
+      mgmtServiceAddress: f["mgmt-service-address"],
       bootConfig: f["image-url"] || f["kernel-url"] || f.cmdline ? clean({ imageUrl: f["image-url"], kernelUrl: f["kernel-url"], commandLine: f.cmdline }) : undefined,
-      dnsServers: f.dnsservers, ntpServers: f.ntpservers, labels: parseLabels(f.labels as string[] | undefined),
+      dnsServers: f.dnsservers,
+      ntpServers: f.ntpservers,
+      labels: parseLabels(f.labels as string[] | undefined),
     });
   },
   create: async (c, doc) => (await c.client(aPart.PartitionService).create(fromJson(aPart.PartitionServiceCreateRequestSchema, doc, lenient))).partition!,
   update: async (c, doc, cur, version) =>
-    (await c.client(aPart.PartitionService).update(fromJson(aPart.PartitionServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "bootConfig", "mgmtServiceAddress"], ["dnsServers", "ntpServers", "labels"]) }, lenient))).partition!,
+    (
+      await c
+        .client(aPart.PartitionService)
+        .update(
+          fromJson(
+            aPart.PartitionServiceUpdateRequestSchema,
+            { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "bootConfig", "mgmtServiceAddress"], ["dnsServers", "ntpServers", "labels"]) },
+            lenient,
+          ),
+        )
+    ).partition!,
   delete: async (c, id) => (await c.client(aPart.PartitionService).delete({ id })).partition!,
 });
 
@@ -142,10 +158,11 @@ const sizes = resourceCommands({
   docId: (d) => docString(d, "id"),
   idOf: (s) => s.id,
   get: async (c, id) => (await c.client(size.SizeService).get({ id })).size!,
-  list: (c) => allPages(async (paging) => {
-    const r = await c.client(size.SizeService).list({ paging });
-    return { items: r.sizes, next: r.nextPageToken };
-  }),
+  list: (c) =>
+    allPages(async (paging) => {
+      const r = await c.client(size.SizeService).list({ paging });
+      return { items: r.sizes, next: r.nextPageToken };
+    }),
   create: async (c, doc) => (await c.client(aSize.SizeService).create(fromJson(aSize.SizeServiceCreateRequestSchema, doc, lenient))).size!,
   update: async (c, doc, cur, version) =>
     (await c.client(aSize.SizeService).update(fromJson(aSize.SizeServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description"], ["constraints", "labels"]) }, lenient))).size!,
@@ -221,13 +238,23 @@ const reservations = resourceCommands({
   },
   create: async (c, doc) => (await c.client(aRes.SizeReservationService).create(fromJson(aRes.SizeReservationServiceCreateRequestSchema, doc, lenient))).sizeReservation!,
   update: async (c, doc, cur, version) =>
-    (await c.client(aRes.SizeReservationService).update(fromJson(aRes.SizeReservationServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "amount"], ["partitionIds", "labels"]) }, lenient))).sizeReservation!,
+    (
+      await c
+        .client(aRes.SizeReservationService)
+        .update(fromJson(aRes.SizeReservationServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "amount"], ["partitionIds", "labels"]) }, lenient))
+    ).sizeReservation!,
   delete: async (c, id) => (await c.client(aRes.SizeReservationService).delete({ id })).sizeReservation!,
 });
 
 const constraintColumns: Column<sic.SizeImageConstraint>[] = [
   { header: "Size", value: (s) => s.size },
-  { header: "Images", value: (s) => Object.entries(s.images).map(([os, v]) => `${os} ${v}`).join(", ") },
+  {
+    header: "Images",
+    value: (s) =>
+      Object.entries(s.images)
+        .map(([os, v]) => `${os} ${v}`)
+        .join(", "),
+  },
 ];
 
 const constraints = resourceCommands({
@@ -240,13 +267,15 @@ const constraints = resourceCommands({
   docId: (d) => docString(d, "size"),
   idOf: (s) => s.size,
   get: async (c, id) => (await c.client(aSic.SizeImageConstraintService).get({ size: id })).sizeImageConstraint!,
-  list: (c) => allPages(async (paging) => {
-    const r = await c.client(aSic.SizeImageConstraintService).list({ paging });
-    return { items: r.sizeImageConstraints, next: r.nextPageToken };
-  }),
+  list: (c) =>
+    allPages(async (paging) => {
+      const r = await c.client(aSic.SizeImageConstraintService).list({ paging });
+      return { items: r.sizeImageConstraints, next: r.nextPageToken };
+    }),
   create: async (c, doc) => (await c.client(aSic.SizeImageConstraintService).create(fromJson(aSic.SizeImageConstraintServiceCreateRequestSchema, doc, lenient))).sizeImageConstraint!,
   update: async (c, doc, cur, version) =>
-    (await c.client(aSic.SizeImageConstraintService).update(fromJson(aSic.SizeImageConstraintServiceUpdateRequestSchema, { size: cur.size, version, images: (doc.images ?? {}) as JsonObject }, lenient))).sizeImageConstraint!,
+    (await c.client(aSic.SizeImageConstraintService).update(fromJson(aSic.SizeImageConstraintServiceUpdateRequestSchema, { size: cur.size, version, images: (doc.images ?? {}) as JsonObject }, lenient)))
+      .sizeImageConstraint!,
   delete: async (c, id) => (await c.client(aSic.SizeImageConstraintService).delete({ size: id })).sizeImageConstraint!,
 });
 
@@ -287,18 +316,23 @@ const images = resourceCommands({
     feature: Flags.string({ description: "machine or firewall" }),
     classification: Flags.string({ description: "preview, supported or deprecated" }),
   },
-  list: (c, f) => allPages(async (paging) => {
-    const r = await c.client(image.ImageService).list({
-      paging,
-      os: f.os as string | undefined,
-      feature: f.feature ? enumParse(image.ImageFeatureSchema, f.feature as string) : undefined,
-      classification: f.classification ? enumParse(image.ImageClassificationSchema, f.classification as string) : undefined,
-    });
-    return { items: r.images, next: r.nextPageToken };
-  }),
+  list: (c, f) =>
+    allPages(async (paging) => {
+      const r = await c.client(image.ImageService).list({
+        paging,
+        os: f.os as string | undefined,
+        feature: f.feature ? enumParse(image.ImageFeatureSchema, f.feature as string) : undefined,
+        classification: f.classification ? enumParse(image.ImageClassificationSchema, f.classification as string) : undefined,
+      });
+      return { items: r.images, next: r.nextPageToken };
+    }),
   create: async (c, doc) => (await c.client(aImage.ImageService).create(fromJson(aImage.ImageServiceCreateRequestSchema, doc, lenient))).image!,
   update: async (c, doc, cur, version) =>
-    (await c.client(aImage.ImageService).update(fromJson(aImage.ImageServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "url", "classification", "expiresAt"], ["features", "labels"]) }, lenient))).image!,
+    (
+      await c
+        .client(aImage.ImageService)
+        .update(fromJson(aImage.ImageServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "url", "classification", "expiresAt"], ["features", "labels"]) }, lenient))
+    ).image!,
   delete: async (c, id) => (await c.client(aImage.ImageService).delete({ id })).image!,
 });
 
@@ -309,7 +343,13 @@ const fslColumns: Column<fsl.FilesystemLayout>[] = [
   { header: "Description", value: (l) => l.description },
   { header: "Filesystems", value: (l) => l.filesystems.map((f) => `${f.path || "-"} ${f.device}`).join(", ") },
   { header: "Sizes", value: (l) => (l.constraints?.sizes ?? []).join(",") },
-  { header: "Images", value: (l) => Object.entries(l.constraints?.images ?? {}).map(([os, v]) => `${os} ${v}`).join(", ") },
+  {
+    header: "Images",
+    value: (l) =>
+      Object.entries(l.constraints?.images ?? {})
+        .map(([os, v]) => `${os} ${v}`)
+        .join(", "),
+  },
   { header: "Name", value: (l) => l.name, wide: true },
   { header: "Disks", value: (l) => l.disks.map((d) => d.device).join(","), wide: true },
 ];
@@ -323,14 +363,16 @@ const layouts = resourceCommands({
   docId: (d) => docString(d, "id"),
   idOf: (l) => l.id,
   get: async (c, id) => (await c.client(fsl.FilesystemLayoutService).get({ id })).filesystemLayout!,
-  list: (c) => allPages(async (paging) => {
-    const r = await c.client(fsl.FilesystemLayoutService).list({ paging });
-    return { items: r.filesystemLayouts, next: r.nextPageToken };
-  }),
+  list: (c) =>
+    allPages(async (paging) => {
+      const r = await c.client(fsl.FilesystemLayoutService).list({ paging });
+      return { items: r.filesystemLayouts, next: r.nextPageToken };
+    }),
   create: async (c, doc) => (await c.client(aFsl.FilesystemLayoutService).create(fromJson(aFsl.FilesystemLayoutServiceCreateRequestSchema, { filesystemLayout: withoutMeta(doc) }, lenient))).filesystemLayout!,
   // A layout is replaced as a whole; the version travels in its meta.
   update: async (c, doc, cur, version) =>
-    (await c.client(aFsl.FilesystemLayoutService).update(fromJson(aFsl.FilesystemLayoutServiceUpdateRequestSchema, { filesystemLayout: { ...withoutMeta(doc), id: cur.id, meta: { version } } }, lenient))).filesystemLayout!,
+    (await c.client(aFsl.FilesystemLayoutService).update(fromJson(aFsl.FilesystemLayoutServiceUpdateRequestSchema, { filesystemLayout: { ...withoutMeta(doc), id: cur.id, meta: { version } } }, lenient)))
+      .filesystemLayout!,
   delete: async (c, id) => (await c.client(aFsl.FilesystemLayoutService).delete({ id })).filesystemLayout!,
 });
 
@@ -356,9 +398,8 @@ class LayoutMatch extends MetalCommand<typeof LayoutMatch> {
   static override flags = { machine: Flags.string({ required: true, description: "id of a registered machine" }) };
   async run() {
     const r = await this.client(aFsl.FilesystemLayoutService).match({ id: this.args.id, machineId: this.flags.machine });
-    this.printData(
-      { fits: r.fits, problems: r.problems },
-      () => (r.fits ? `${this.args.id} fits machine ${this.flags.machine}` : `${this.args.id} does not fit machine ${this.flags.machine}:\n${r.problems.map((p) => `  ${p}`).join("\n")}`),
+    this.printData({ fits: r.fits, problems: r.problems }, () =>
+      r.fits ? `${this.args.id} fits machine ${this.flags.machine}` : `${this.args.id} does not fit machine ${this.flags.machine}:\n${r.problems.map((p) => `  ${p}`).join("\n")}`,
     );
   }
 }

@@ -4,16 +4,16 @@ import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { Args, Flags, type Command } from "@oclif/core";
+import { Args, type Command, Flags } from "@oclif/core";
+import { parseHostPort } from "../../client/host-port.js";
 import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
 import * as api from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
-import { parseHostPort } from "../../client/host-port.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
-import { Exit } from "../errors.js";
 import { readText } from "../documents.js";
 import { parseDurationAtLeast } from "../duration.js";
-import { enumLabel, isoTime, jsonOf, renderData, renderTable, since, truncate, UsageError, type Column } from "../output.js";
+import { Exit } from "../errors.js";
+import { type Column, enumLabel, isoTime, jsonOf, renderData, renderTable, since, truncate, UsageError } from "../output.js";
 
 const { MachineState: State, MachineLiveliness: Live, MachineRole: Role } = api;
 const MACHINE = ["machines", "ms"];
@@ -360,9 +360,7 @@ export class MachineConsole extends MetalCommand<typeof MachineConsole> {
     else delete env.LC_METAL_TOKEN;
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn("ssh", args, { stdio: "inherit", env });
-      child.once("error", (err: NodeJS.ErrnoException) =>
-        reject(err.code === "ENOENT" ? new UsageError("ssh not found on PATH; metalctl machine console runs the OpenSSH client") : err),
-      );
+      child.once("error", (err: NodeJS.ErrnoException) => reject(err.code === "ENOENT" ? new UsageError("ssh not found on PATH; metalctl machine console runs the OpenSSH client") : err));
       child.once("exit", (c, signal) => resolve(c ?? (signal ? 128 : 1)));
     });
     // ssh has printed whatever went wrong; its status is ours.
@@ -376,7 +374,10 @@ const eventWord = (localName: string) => localName.toLowerCase().replace(/_/g, "
 
 /** `--until`'s event: "phoned home", "Phoned-Home", "PHONED_HOME" or the full proto name. */
 export function parseUntilEvent(word: string): api.ProvisioningEventType {
-  const norm = word.trim().toUpperCase().replace(/[-\s]+/g, "_");
+  const norm = word
+    .trim()
+    .toUpperCase()
+    .replace(/[-\s]+/g, "_");
   const v = LOGGED_EVENTS.find((x) => x.localName === norm || x.name === norm);
   if (!v) throw new UsageError(`--until: "${word}" is not a provisioning event; use one of ${LOGGED_EVENTS.map((x) => eventWord(x.localName)).join(", ")}`);
   return v.number;
@@ -446,7 +447,8 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
       if (structured) this.printOne(api.MachineEventsSchema, events);
       else {
         this.out(table(log, !this.global["no-headers"]));
-        if (events.lastErrorEvent) this.out(`\nlast error: ${enumLabel(api.ProvisioningEventTypeSchema, events.lastErrorEvent.type)} ${since(events.lastErrorEvent.time)} ago: ${events.lastErrorEvent.message}\n`);
+        if (events.lastErrorEvent)
+          this.out(`\nlast error: ${enumLabel(api.ProvisioningEventTypeSchema, events.lastErrorEvent.type)} ${since(events.lastErrorEvent.time)} ago: ${events.lastErrorEvent.message}\n`);
       }
       return;
     }
@@ -512,7 +514,7 @@ function bmcCommand(id: string, command: admin.BmcCommand, summary: string, topi
     static override flags = { description: Flags.string({ description: "why (stored with LED commands)" }) };
     async run() {
       const machineId = (this.args as { id: string }).id;
-      const r = await this.client(admin.MachineService).bMCCommand({ id: machineId, command, description: ((this.flags as { description?: string }).description) ?? "" });
+      const r = await this.client(admin.MachineService).bMCCommand({ id: machineId, command, description: (this.flags as { description?: string }).description ?? "" });
       const c = r.command!;
       this.printOne(admin.MachineCommandSchema, c, [
         { header: "Machine", value: (x) => x.machineId },

@@ -1,10 +1,10 @@
-import { fromJson, toJson, type JsonObject } from "@bufbuild/protobuf";
-import { Flags, type Command } from "@oclif/core";
+import { fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { type Command, Flags } from "@oclif/core";
 import type { QuotaSet } from "../../gen/masterdata/v1/common_pb.js";
 import * as project from "../../gen/masterdata/v1/project_pb.js";
 import * as tenant from "../../gen/masterdata/v1/tenant_pb.js";
 import { allPages } from "../base.js";
-import { labelsOf, UsageError, type Column } from "../output.js";
+import { type Column, labelsOf, UsageError } from "../output.js";
 import { resourceCommands } from "../resource.js";
 
 const lenient = { ignoreUnknownFields: true };
@@ -52,10 +52,11 @@ const tenants = resourceCommands({
   idOf: (t) => t.meta?.id ?? "",
   get: async (c, id) => (await c.client(tenant.TenantService).get({ id })).tenant!,
   listFlags: { name: Flags.string({ description: "only with this name" }), id: Flags.string() },
-  list: (c, f) => allPages(async (paging) => {
-    const r = await c.client(tenant.TenantService).find({ paging, name: f.name as string | undefined, id: f.id as string | undefined });
-    return { items: r.tenants, next: r.nextPageToken };
-  }),
+  list: (c, f) =>
+    allPages(async (paging) => {
+      const r = await c.client(tenant.TenantService).find({ paging, name: f.name as string | undefined, id: f.id as string | undefined });
+      return { items: r.tenants, next: r.nextPageToken };
+    }),
   createFlags: { id: Flags.string(), name: Flags.string(), description: Flags.string(), ...quotaFlags, "project-quota": Flags.integer({ description: "at most this many projects" }) },
   createDoc: (f) => {
     if (!f.id) throw new UsageError("--id (or -f) is required");
@@ -87,10 +88,11 @@ const projects = resourceCommands({
   idOf: (p) => p.meta?.id ?? "",
   get: async (c, id) => (await c.client(project.ProjectService).get({ id })).project!,
   listFlags: { name: Flags.string(), tenant: Flags.string({ description: "only of this tenant" }), id: Flags.string() },
-  list: (c, f) => allPages(async (paging) => {
-    const r = await c.client(project.ProjectService).find({ paging, name: f.name as string | undefined, tenantId: f.tenant as string | undefined, id: f.id as string | undefined });
-    return { items: r.projects, next: r.nextPageToken };
-  }),
+  list: (c, f) =>
+    allPages(async (paging) => {
+      const r = await c.client(project.ProjectService).find({ paging, name: f.name as string | undefined, tenantId: f.tenant as string | undefined, id: f.id as string | undefined });
+      return { items: r.projects, next: r.nextPageToken };
+    }),
   createFlags: { id: Flags.string(), name: Flags.string(), description: Flags.string(), tenant: Flags.string(), ...quotaFlags },
   createDoc: (f) => {
     if (!f.tenant) throw new UsageError("--tenant (or -f) is required");

@@ -1,14 +1,14 @@
-import { Args, Flags, type Command } from "@oclif/core";
+import { Args, type Command, Flags } from "@oclif/core";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AdminRoleSchema, ProjectRoleSchema, TenantRoleSchema } from "../../gen/metal/api/v1/common_pb.js";
 import { HealthService, HealthServiceGetResponseSchema, HealthStatusSchema } from "../../gen/metal/api/v1/health_pb.js";
-import { TokenSchema, TokenService, type Token, type TokenRoles } from "../../gen/metal/api/v1/token_pb.js";
-import { UserService, UserSchema } from "../../gen/metal/api/v1/user_pb.js";
-import { VersionService, VersionSchema } from "../../gen/metal/api/v1/version_pb.js";
+import { type Token, type TokenRoles, TokenSchema, TokenService } from "../../gen/metal/api/v1/token_pb.js";
+import { UserSchema, UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { VersionSchema, VersionService } from "../../gen/metal/api/v1/version_pb.js";
 import { aliasesOf, allPages, apiUrl, DEFAULT_API_URL, MetalCommand } from "../base.js";
-import { completionScript, type CompletableCommand } from "../completion.js";
+import { type CompletableCommand, completionScript } from "../completion.js";
 import { parseDurationAtLeast } from "../duration.js";
-import { enumLabel, enumParse, isoTime, jsonOf, renderTable, UsageError, type Column } from "../output.js";
+import { type Column, enumLabel, enumParse, isoTime, jsonOf, renderTable, UsageError } from "../output.js";
 
 // ---------------------------------------------------------------- contexts
 
@@ -20,22 +20,24 @@ class ContextList extends MetalCommand<typeof ContextList> {
   async run() {
     const config = this.readConfig();
     const rows: ContextRow[] = Object.entries(config.contexts).map(([name, c]) => ({ current: name === config.current, name, url: c.url ?? DEFAULT_API_URL, project: c.project ?? "", token: Boolean(c.token) }));
-    this.printData(
-      { current: config.current ?? null, contexts: rows.map(({ current: _c, ...r }) => r) },
-      () =>
-        renderTable(rows, [
+    this.printData({ current: config.current ?? null, contexts: rows.map(({ current: _c, ...r }) => r) }, () =>
+      renderTable(
+        rows,
+        [
           { header: "", value: (r) => (r.current ? "*" : "") },
           { header: "Name", value: (r) => r.name },
           { header: "URL", value: (r) => r.url },
           { header: "Project", value: (r) => r.project },
           { header: "Token", value: (r) => (r.token ? "yes" : "") },
-        ] satisfies Column<ContextRow>[], { wide: false, headers: !this.global["no-headers"] }),
+        ] satisfies Column<ContextRow>[],
+        { wide: false, headers: !this.global["no-headers"] },
+      ),
     );
   }
 }
 
 class ContextUse extends MetalCommand<typeof ContextUse> {
-  static override summary = "make a context the current one (\"-\" switches back to the previous)";
+  static override summary = 'make a context the current one ("-" switches back to the previous)';
   static override hiddenAliases = ["ctx:use", "context:switch"];
   static override args = { name: Args.string({ required: true }) };
   async run() {
@@ -76,7 +78,7 @@ class ContextAdd extends MetalCommand<typeof ContextAdd> {
 }
 
 class Login extends MetalCommand<typeof Login> {
-  static override summary = "check a token and store it in the current context (created as \"default\" if there is none)";
+  static override summary = 'check a token and store it in the current context (created as "default" if there is none)';
   static override examples = ["metalctl login --api-url https://metal.example --token $(cat .metal/admin-token)"];
   async run() {
     if (!this.global.token) throw new UsageError("--token is required (metalctl issues no tokens itself: an operator creates one with `metalctl token create`)");
@@ -115,7 +117,12 @@ class Whoami extends MetalCommand<typeof Whoami> {
       return;
     }
     this.out(
-      [`subject: ${user.subject}`, `roles:   ${rolesText(user.token?.roles)}`, `token:   ${user.token?.id ?? ""}${user.token?.expiresAt ? ` (expires ${isoTime(user.token.expiresAt)})` : ""}`, `api:     ${t.url}${t.context ? ` (context ${t.context})` : ""}`].join("\n") + "\n",
+      [
+        `subject: ${user.subject}`,
+        `roles:   ${rolesText(user.token?.roles)}`,
+        `token:   ${user.token?.id ?? ""}${user.token?.expiresAt ? ` (expires ${isoTime(user.token.expiresAt)})` : ""}`,
+        `api:     ${t.url}${t.context ? ` (context ${t.context})` : ""}`,
+      ].join("\n") + "\n",
     );
   }
 }
@@ -142,8 +149,19 @@ class Health extends MetalCommand<typeof Health> {
   async run() {
     const r = await this.client(HealthService).get({});
     const status = (s: number) => enumLabel(HealthStatusSchema, s).toLowerCase();
-    this.printData(jsonOf(HealthServiceGetResponseSchema, r), () =>
-      `overall: ${status(r.status)}\n` + renderTable(r.services, [{ header: "Service", value: (s) => s.name }, { header: "Status", value: (s) => status(s.status) }, { header: "Message", value: (s) => s.message }], { wide: false, headers: !this.global["no-headers"] }),
+    this.printData(
+      jsonOf(HealthServiceGetResponseSchema, r),
+      () =>
+        `overall: ${status(r.status)}\n` +
+        renderTable(
+          r.services,
+          [
+            { header: "Service", value: (s) => s.name },
+            { header: "Status", value: (s) => status(s.status) },
+            { header: "Message", value: (s) => s.message },
+          ],
+          { wide: false, headers: !this.global["no-headers"] },
+        ),
     );
   }
 }
@@ -233,7 +251,7 @@ class TokenRevoke extends MetalCommand<typeof TokenRevoke> {
 // ---------------------------------------------------------------- completion
 
 class Completion extends MetalCommand<typeof Completion> {
-  static override summary = "print a shell completion script: eval \"$(metalctl completion bash)\"";
+  static override summary = 'print a shell completion script: eval "$(metalctl completion bash)"';
   static override description = "Completes commands, aliases, each command's flags and the values of flags with fixed options (-o), after `metalctl` and after `npx metalctl`.";
   static override args = { shell: Args.string({ required: true, options: ["bash", "zsh"] }) };
   async run() {

@@ -1,11 +1,11 @@
 import { fromJson } from "@bufbuild/protobuf";
-import { Args, Flags, type Command } from "@oclif/core";
+import { Args, type Command, Flags } from "@oclif/core";
 import * as aIp from "../../gen/metal/admin/v1/ip_pb.js";
 import * as aNet from "../../gen/metal/admin/v1/network_pb.js";
 import * as ip from "../../gen/metal/api/v1/ip_pb.js";
 import * as net from "../../gen/metal/api/v1/network_pb.js";
 import { aliasesOf, allPages, MetalCommand } from "../base.js";
-import { enumLabel, enumParse, labelsOf, UsageError, type Column } from "../output.js";
+import { type Column, enumLabel, enumParse, labelsOf, UsageError } from "../output.js";
 import { pickForUpdate, resourceCommands } from "../resource.js";
 
 const NETWORK = ["networks", "net"];
@@ -73,16 +73,28 @@ const adminNetworks = resourceCommands({
   createDoc: (f) => {
     if (!f.type) throw new UsageError("--type (or -f) is required");
     const doc: Record<string, unknown> = {
-      id: f.id, name: f.name, description: f.description, partition: f.partition, project: f.project,
+      id: f.id,
+      name: f.name,
+      description: f.description,
+      partition: f.partition,
+      project: f.project,
       type: net.NetworkTypeSchema.values.find((v) => v.number === enumParse(net.NetworkTypeSchema, f.type as string))!.name,
-      prefixes: f.prefixes, destinationPrefixes: f["destination-prefixes"], vrf: f.vrf, nat: f.nat || undefined, labels: parseLabels(f.labels as string[] | undefined),
+      prefixes: f.prefixes,
+      destinationPrefixes: f["destination-prefixes"],
+      vrf: f.vrf,
+      nat: f.nat || undefined,
+      labels: parseLabels(f.labels as string[] | undefined),
       defaultChildPrefixLength: f["default-ipv4-child-length"] || f["default-ipv6-child-length"] ? { ipv4: f["default-ipv4-child-length"], ipv6: f["default-ipv6-child-length"] } : undefined,
     };
     return JSON.parse(JSON.stringify(doc));
   },
   create: async (c, doc) => (await c.client(aNet.NetworkService).create(fromJson(aNet.NetworkServiceCreateRequestSchema, doc, lenient))).network!,
   update: async (c, doc, cur, version) =>
-    (await c.client(aNet.NetworkService).update(fromJson(aNet.NetworkServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "defaultChildPrefixLength"], ["destinationPrefixes", "labels"]) }, lenient))).network!,
+    (
+      await c
+        .client(aNet.NetworkService)
+        .update(fromJson(aNet.NetworkServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "defaultChildPrefixLength"], ["destinationPrefixes", "labels"]) }, lenient))
+    ).network!,
 });
 // Their update-from-file is an operator's; `network update ID --name ...` below is the tenant's (and also takes -f).
 const adminNetworkUpdate = adminNetworks["network:update"]!;
@@ -205,9 +217,7 @@ class NetworkDelete extends MetalCommand<typeof NetworkDelete> {
   static override flags = { project: projectFlag };
   async run() {
     const project = this.project(this.flags.project);
-    const n = project
-      ? (await this.client(net.NetworkService).delete({ id: this.args.id, project })).network!
-      : (await this.client(aNet.NetworkService).delete({ id: this.args.id })).network!;
+    const n = project ? (await this.client(net.NetworkService).delete({ id: this.args.id, project })).network! : (await this.client(aNet.NetworkService).delete({ id: this.args.id })).network!;
     this.printOne(net.NetworkSchema, n, networkColumns);
   }
 }

@@ -1,7 +1,7 @@
-import { Args, Flags, type Command } from "@oclif/core";
+import { Args, type Command, Flags } from "@oclif/core";
 import * as sw from "../../gen/metal/admin/v1/switch_pb.js";
 import { aliasesOf, allPages, MetalCommand } from "../base.js";
-import { enumLabel, enumParse, since, truncate, type Column } from "../output.js";
+import { type Column, enumLabel, enumParse, since, truncate } from "../output.js";
 
 const SWITCH = ["switches", "sw"];
 

@@ -1,15 +1,15 @@
 import { readFile } from "node:fs/promises";
-import { AsyncQueue } from "../../client/async-queue.js";
-import { backoffPolicy, retryLoop, type BackoffPolicy } from "../../client/backoff.js";
 import { join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { BMCService, type BmcOpenConsole, type BmcPendingCommand, type BMCServiceSessionRequestSchema } from "../../gen/metal/infra/v1/bmc_pb.js";
-import { identityMismatch, isBmcCommand, parseAddress, type BmcAdapter, type BmcInfo, type BmcTarget } from "./adapter.js";
-import { CommandStore } from "./command-store.js";
-import { ConsoleRelays, isConsoleAdapter, type ConsoleAdapter } from "./console.js";
-import { activeLeases, parseLeases, type Lease, type LeaseFilter } from "./leases.js";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { AsyncQueue } from "../../client/async-queue.js";
+import { type BackoffPolicy, backoffPolicy, retryLoop } from "../../client/backoff.js";
+import { BMCService, type BMCServiceSessionRequestSchema, type BmcOpenConsole, type BmcPendingCommand } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { printable } from "../common/text.js";
+import { type BmcAdapter, type BmcInfo, type BmcTarget, identityMismatch, isBmcCommand, parseAddress } from "./adapter.js";
+import { CommandStore } from "./command-store.js";
+import { type ConsoleAdapter, ConsoleRelays, isConsoleAdapter } from "./console.js";
+import { activeLeases, type Lease, type LeaseFilter, parseLeases } from "./leases.js";
 
 type Request = MessageInitShape<typeof BMCServiceSessionRequestSchema>;
 type BmcReportInit = NonNullable<Extract<Request["kind"], { case: "reports" }>["value"]["reports"]>[number];
@@ -328,7 +328,11 @@ export class BmcAgent {
             // Within the server's limits: one oversized field would get the whole batch refused, again and again.
             version: info.firmware.slice(0, 128),
             powerState: info.powerState,
-            fru: Object.fromEntries(Object.entries(info.fru).slice(0, 32).map(([k, v]) => [printable(k.slice(0, 64)), printable(v.slice(0, 256))])),
+            fru: Object.fromEntries(
+              Object.entries(info.fru)
+                .slice(0, 32)
+                .map(([k, v]) => [printable(k.slice(0, 64)), printable(v.slice(0, 256))]),
+            ),
             biosVersion: (info.biosVersion ?? "").slice(0, 128),
           };
         }),

@@ -1,5 +1,5 @@
-import { describeSettings, readSettings } from "../../client/settings.js";
 import { hostname } from "node:os";
+import { describeSettings, readSettings } from "../../client/settings.js";
 import type { BmcAgentTiming } from "./agent.js";
 
 /** metal-bmc's settings: each an environment variable and the matching `--flag`. */

@@ -1,10 +1,10 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate, timestampNow } from "@bufbuild/protobuf/wkt";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { AsyncQueue } from "../../client/async-queue.js";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import type { BmcOpenConsole } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { ConsoleService, type ConsoleServiceRelayRequestSchema } from "../../gen/metal/infra/v1/console_pb.js";
-import { identityMismatch, type BmcTarget } from "./adapter.js";
+import { type BmcTarget, identityMismatch } from "./adapter.js";
 
 /**
  * One attachment to a machine's serial console. The IPMI implementation runs
@@ -39,7 +39,6 @@ export interface ConsoleAdapter {
 export const isConsoleAdapter = (a: unknown): a is ConsoleAdapter => typeof (a as Partial<ConsoleAdapter>)?.openConsole === "function";
 
 type RelayRequest = MessageInitShape<typeof ConsoleServiceRelayRequestSchema>;
-
 
 export interface ConsoleRelaysOptions {
   transport: Transport;

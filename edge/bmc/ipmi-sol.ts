@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import type { BmcTarget } from "./adapter.js";
 import type { ConsoleAdapter, SerialConsole } from "./console.js";
-import { ipmitoolArgs, type IpmiOptions } from "./ipmi.js";
+import { type IpmiOptions, ipmitoolArgs } from "./ipmi.js";
 
 export interface IpmiSolOptions extends IpmiOptions {
   program?: string;

@@ -71,7 +71,10 @@ export function parseFru(text: string): Record<string, string> {
   const firstDevice = text.split(/\n\s*\n/)[0] ?? "";
   for (const [k, v] of fields(firstDevice)) {
     if (k.startsWith("FRU Device Description") || v === "") continue;
-    const key = k.toLowerCase().replace(/[^a-z0-9]+/g, "_").replace(/^_|_$/g, "");
+    const key = k
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "_")
+      .replace(/^_|_$/g, "");
     if (key && Object.keys(out).length < 32) out[key] = v.slice(0, 256);
   }
   return out;

@@ -84,7 +84,11 @@ export function parseLeases(text: string): Lease[] {
       }
       statement = [];
     } else if (t.kind === "punct" && t.text === ";") {
-      if (current && depth === 1) apply(current, statement.map((s) => s.text));
+      if (current && depth === 1)
+        apply(
+          current,
+          statement.map((s) => s.text),
+        );
       statement = [];
     } else {
       statement.push(t);

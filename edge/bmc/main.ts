@@ -1,7 +1,7 @@
 import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
 import { BmcAgent } from "./agent.js";
-import { describeBmcSettings, loadBmcConfig, type BmcConfig } from "./config.js";
+import { type BmcConfig, describeBmcSettings, loadBmcConfig } from "./config.js";
 import { IpmiAdapter } from "./ipmi.js";
 import { IpmiSolConsoles } from "./ipmi-sol.js";
 

@@ -1,4 +1,4 @@
-import { SwitchPortAdminState, SwitchPortMode, type SwitchConfig as ProtoSwitchConfig } from "../../gen/metal/infra/v1/switch_pb.js";
+import { type SwitchConfig as ProtoSwitchConfig, SwitchPortAdminState, SwitchPortMode } from "../../gen/metal/infra/v1/switch_pb.js";
 
 export type PortMode = "pxe" | "tenant" | "firewall";
 

@@ -8,7 +8,13 @@ export function findVtysh(): Promise<string | undefined> {
   vtysh ??= (async () => {
     for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":").concat("/usr/bin", "/usr/sbin")) {
       const p = `${dir}/vtysh`;
-      if (await access(p).then(() => true, () => false)) return p;
+      if (
+        await access(p).then(
+          () => true,
+          () => false,
+        )
+      )
+        return p;
     }
     return undefined;
   })();
@@ -26,7 +32,12 @@ export async function frrDryRun(path: string, timeoutMs = 10_000): Promise<boole
   await new Promise<void>((resolve, reject) => {
     execFile(bin, ["-C", "-f", path], { timeout: timeoutMs }, (err, stdout, stderr) => {
       if (!err) return resolve();
-      const detail = `${stdout}\n${stderr}`.split("\n").map((l) => l.trim()).filter((l) => l !== "").slice(0, 10).join("; ");
+      const detail = `${stdout}\n${stderr}`
+        .split("\n")
+        .map((l) => l.trim())
+        .filter((l) => l !== "")
+        .slice(0, 10)
+        .join("; ");
       reject(new Error(`FRR refuses the config: ${detail || err.message}`));
     });
   });

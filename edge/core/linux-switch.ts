@@ -142,7 +142,14 @@ export function parseLldpctl(json: string): LldpSighting[] {
 }
 
 async function firstExisting(paths: readonly string[]): Promise<string | undefined> {
-  for (const p of paths) if (await access(p).then(() => true, () => false)) return p;
+  for (const p of paths)
+    if (
+      await access(p).then(
+        () => true,
+        () => false,
+      )
+    )
+      return p;
   return undefined;
 }
 

@@ -1,21 +1,16 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { AsyncQueue } from "../../client/async-queue.js";
-import { backoffPolicy, retryLoop, sleep, type BackoffPolicy } from "../../client/backoff.js";
-import { createTransport } from "../../client/transport.js";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { AsyncQueue } from "../../client/async-queue.js";
+import { type BackoffPolicy, backoffPolicy, retryLoop, sleep } from "../../client/backoff.js";
+import { createTransport } from "../../client/transport.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
-import {
-  SwitchPortAdminState,
-  SwitchPortOperState,
-  SwitchService,
-  type SwitchServiceSessionRequestSchema,
-} from "../../gen/metal/infra/v1/switch_pb.js";
-import { ConfigApplier, type ApplyResult } from "./apply.js";
-import { DEFAULT_SETTINGS, fromProto, type DesiredConfig, type LocalSettings } from "./config.js";
-import type { SwitchFacts, SwitchOs } from "./switch-os.js";
+import { SwitchPortAdminState, SwitchPortOperState, SwitchService, type SwitchServiceSessionRequestSchema } from "../../gen/metal/infra/v1/switch_pb.js";
 import { printable } from "../common/text.js";
+import { type ApplyResult, ConfigApplier } from "./apply.js";
+import { DEFAULT_SETTINGS, type DesiredConfig, fromProto, type LocalSettings } from "./config.js";
+import type { SwitchFacts, SwitchOs } from "./switch-os.js";
 
 type SessionRequest = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
 

@@ -91,7 +91,10 @@ function tenantVrfs(ports: readonly PortConfig[]): Map<string, { vni: number; po
 export function render(config: DesiredConfig, settings: LocalSettings, previousVlans: ReadonlyMap<number, number> = new Map()): Rendered {
   const c = classify(config, settings);
   const vrfs = tenantVrfs(c.tenant);
-  const vlans = assignVlans([...vrfs.values()].map((v) => v.vni), previousVlans);
+  const vlans = assignVlans(
+    [...vrfs.values()].map((v) => v.vni),
+    previousVlans,
+  );
   return { frr: renderFrr(settings, c, vrfs), interfaces: renderInterfaces(settings, c, vrfs, vlans), vlans };
 }
 

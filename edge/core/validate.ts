@@ -1,6 +1,6 @@
 import { isIP } from "node:net";
 import type { DesiredConfig, LocalSettings } from "./config.js";
-import { VRF_VLAN_RANGE, type Rendered } from "./render.js";
+import { type Rendered, VRF_VLAN_RANGE } from "./render.js";
 
 /**
  * Structural checks of a desired config and its rendering, before anything
@@ -73,7 +73,12 @@ export function checkInterfaces(text: string): string[] {
     else if (line.startsWith("auto ")) current = undefined;
   }
   const vrfs = new Set([...blocks].filter(([, lines]) => lines.includes("vrf-table auto")).map(([name]) => name));
-  const bridged = new Set((blocks.get("bridge") ?? []).find((l) => l.startsWith("bridge-ports "))?.split(" ").slice(1) ?? []);
+  const bridged = new Set(
+    (blocks.get("bridge") ?? [])
+      .find((l) => l.startsWith("bridge-ports "))
+      ?.split(" ")
+      .slice(1) ?? [],
+  );
   for (const [name, lines] of blocks) {
     const vrf = lines.find((l) => l.startsWith("vrf "))?.slice(4);
     if (vrf !== undefined && !vrfs.has(vrf)) problems.push(`interfaces: ${name} is in VRF ${vrf}, which is not defined`);

@@ -1,17 +1,17 @@
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { Code, ConnectError, createClient, type Client, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { type BackoffPolicy, backoffPolicy, sleep as pause, retryLoop } from "../../client/backoff.js";
 import { FilesystemLayoutService } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageService } from "../../gen/metal/api/v1/image_pb.js";
-import { MachineRole, ProvisioningEventType as T, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
+import { type MachineAllocation, MachineRole, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
+import { printable } from "../common/text.js";
 import type { Hardware, Inventory } from "./hardware.js";
 import { downloadVerified, fetchChecksum, ImageError } from "./image.js";
 import { disksToWipe, planStorage } from "./layout.js";
-import { printable } from "../common/text.js";
-import { backoffPolicy, retryLoop, sleep as pause, type BackoffPolicy } from "../../client/backoff.js";
 
 export interface HammerTiming {
   /** An Alive event goes out this often while the machine waits. */
@@ -115,7 +115,9 @@ export class MetalHammer {
       await this.event(T.PREPARING, `starting metal-hammer version ${this.opts.version ?? "dev"}`, signal);
       await this.event(T.REGISTERING, "start registering", signal);
       // Not cabled to two leaves yet (LLDP still settling, switches not registered) is worth waiting for.
-      const reg = await this.retry("register", signal, () => this.boot.register({ partition: this.opts.partition, machineId: this.machineId, hardware: toProtoHardware(inventory), bios: inventory.bios }), [Code.FailedPrecondition]);
+      const reg = await this.retry("register", signal, () => this.boot.register({ partition: this.opts.partition, machineId: this.machineId, hardware: toProtoHardware(inventory), bios: inventory.bios }), [
+        Code.FailedPrecondition,
+      ]);
       this.step(`registered ${reg.size} in rack ${reg.rack}`);
       // Registered, but not yet waiting: the probe below is the only moment the machine could be allocated with the old disks.
       const found = await this.peekAllocation(signal);
@@ -148,7 +150,9 @@ export class MetalHammer {
     await this.event(T.CRASHED, "machine is allocated and installed but booted the discovery image; its disks are left alone (free or reinstall it)", signal);
     for (;;) {
       await sleep(this.timing.aliveMs, signal);
-      await this.events.send({ partition: this.opts.partition, events: [{ machineId: this.machineId, type: T.ALIVE, message: "holding an installed machine" }] }).catch((err) => this.log("alive failed", { err: String(err) }));
+      await this.events
+        .send({ partition: this.opts.partition, events: [{ machineId: this.machineId, type: T.ALIVE, message: "holding an installed machine" }] })
+        .catch((err) => this.log("alive failed", { err: String(err) }));
     }
   }
 

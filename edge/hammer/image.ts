@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { rm } from "node:fs/promises";
-import { once } from "node:events";
 
 export class ImageError extends Error {}
 

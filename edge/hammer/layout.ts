@@ -1,4 +1,4 @@
-import { Format, GptType, LvmType, RaidLevel, type FilesystemLayout } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { type FilesystemLayout, Format, GptType, LvmType, RaidLevel } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import type { FormatName, GptTypeName, Inventory, PlannedDisk, PlannedFilesystem, PlannedRaid, PlannedVolume } from "./hardware.js";
 
 /** What to do to the disks, in order: wipe, partition, RAID, LVM, format. */

@@ -1,6 +1,6 @@
 import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
-import { describeHammerSettings, loadHammerConfig, type HammerConfig } from "./config.js";
+import { describeHammerSettings, type HammerConfig, loadHammerConfig } from "./config.js";
 import { MetalHammer } from "./hammer.js";
 import { platformHardware } from "./platform.js";
 

@@ -1,37 +1,37 @@
-import { bearer } from "../../client/bearer.js";
 import { createHash } from "node:crypto";
-import { sleep } from "../../client/backoff.js";
 import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { createApp, type App } from "../../server/app.js";
+import { sleep } from "../../client/backoff.js";
+import { bearer } from "../../client/bearer.js";
+import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
+import { UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { type App, createApp } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
 import type { Config } from "../../server/config.js";
-import { inTransaction } from "../../server/db/database.js";
-import { machineAdminRepository, machineRepository } from "../../server/repositories/machine-repository.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
-import { listen, type Listener } from "../../server/http/listener.js";
+import { inTransaction } from "../../server/db/database.js";
+import { type Listener, listen } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
+import { machineAdminRepository, machineRepository } from "../../server/repositories/machine-repository.js";
 import type { WaitTiming } from "../../server/sessions/wait/session.js";
-import { BmcCommand, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
-import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { BmcAgent, type BmcAgentTiming } from "../bmc/agent.js";
 import { MetalCore, type MetalCoreTiming } from "../core/metal-core.js";
-import { MetalHammer, type HammerTiming } from "../hammer/hammer.js";
+import { type HammerTiming, MetalHammer } from "../hammer/hammer.js";
 import { createPixieHandler } from "../pixie/pixie.js";
 import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
 import { SimMachine } from "../sim/machine.js";
-import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { SimSwitch } from "../sim/switch.js";
-import { LAB, LAB_IMAGES, seed } from "./seed.js";
-import { loadMachines, restore, saveMachines, snapshot, type MachineIdentity, type StoredMachine } from "./persist.js";
-import { labMetalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
 import { knownHostsLines, sshFingerprint, writeKnownHosts } from "./console-host-key.js";
-import { bindingAs, checkPortsFree, LabStartError, type LabPort } from "./ports.js";
-import { ensureToken, tenantSshKey, type TenantSshKey } from "./tenant.js";
+import { labMetalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
+import { loadMachines, type MachineIdentity, restore, type StoredMachine, saveMachines, snapshot } from "./persist.js";
+import { bindingAs, checkPortsFree, type LabPort, LabStartError } from "./ports.js";
+import { LAB, LAB_IMAGES, seed } from "./seed.js";
+import { ensureToken, type TenantSshKey, tenantSshKey } from "./tenant.js";
 
 export interface LabTimings {
   wait: WaitTiming;
@@ -265,7 +265,10 @@ export class Lab {
   private tokenWorks(token: string): Promise<boolean> {
     return createClient(UserService, createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }))
       .get({})
-      .then(() => true, () => false);
+      .then(
+        () => true,
+        () => false,
+      );
   }
 
   /**
@@ -438,7 +441,8 @@ export class Lab {
         this.retired.push(id);
       });
     }
-    if (this.retired.length > 0) this.log.info({ machines: this.retired }, `removed ${this.retired.length} free machines beyond --machines ${wanted} from the control plane; they come back when a start has room for them`);
+    if (this.retired.length > 0)
+      this.log.info({ machines: this.retired }, `removed ${this.retired.length} free machines beyond --machines ${wanted} from the control plane; they come back when a start has room for them`);
     return count;
   }
 
@@ -464,10 +468,7 @@ export class Lab {
     );
     restore(lm.sim, stored);
     for (const nic of lm.sim.nics) this.byMac.set(nic.mac, lm.uuid);
-    lm.bmc = this.bmcs.add(
-      { uuid: stored.uuid, ip: identity.bmc.ip, mac: identity.bmc.mac, power: "OFF", bootDevice: stored.bootOrder },
-      { stream: lm.sim.console, log: () => lm.sim.consoleLog },
-    );
+    lm.bmc = this.bmcs.add({ uuid: stored.uuid, ip: identity.bmc.ip, mac: identity.bmc.mac, power: "OFF", bootDevice: stored.bootOrder }, { stream: lm.sim.console, log: () => lm.sim.consoleLog });
     return lm;
   }
 

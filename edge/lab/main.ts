@@ -5,6 +5,7 @@ import { ConfigError, describeSettings, loadConfig } from "../../server/config.j
 import type { Lab } from "./lab.js";
 import { metalctlFinds, userMetalctlConfigPath } from "./metalctl-context.js";
 import { LabStartError } from "./ports.js";
+
 // The control plane, the daemons and the generated code load after the first line is printed (seconds under tsx): see main.
 
 const USAGE = `metal-lab: the metal control plane plus a simulated partition (what npm start runs)
@@ -95,12 +96,18 @@ function banner(lab: Lab, args: LabArgs, LAB: typeof import("./seed.js").LAB): s
   if (lab.metalctlConfig) {
     lines.push(`  metalctl contexts in ${shown(lab.metalctlConfig)}: "lab" (operator admin) and "lab-project" (an editor of project ${p}, as a tenant is)`);
     if (!metalctlFinds(lab.metalctlConfig, process.env, process.cwd())) {
-      const why = process.env.METALCTL_CONFIG ? "METALCTL_CONFIG names another file" : existsSync(userMetalctlConfigPath(process.env)) ? `metalctl reads your ${userMetalctlConfigPath(process.env)}` : "metalctl looks in ./.metal (or $METAL_DATA_DIR)";
+      const why = process.env.METALCTL_CONFIG
+        ? "METALCTL_CONFIG names another file"
+        : existsSync(userMetalctlConfigPath(process.env))
+          ? `metalctl reads your ${userMetalctlConfigPath(process.env)}`
+          : "metalctl looks in ./.metal (or $METAL_DATA_DIR)";
       lines.push(`  ${why}; for the lab's contexts: export METALCTL_CONFIG=${lab.metalctlConfig}`);
     }
   }
   if (lab.sshKey?.generated) {
-    lines.push(`  no ~/.ssh/id_ed25519.pub, id_rsa.pub or id_dsa.pub: generated ${shown(lab.sshKey.generated)}; allocate with --sshpublickey @${shown(lab.sshKey.publicKey)}, open consoles with -i ${shown(lab.sshKey.generated)}`);
+    lines.push(
+      `  no ~/.ssh/id_ed25519.pub, id_rsa.pub or id_dsa.pub: generated ${shown(lab.sshKey.generated)}; allocate with --sshpublickey @${shown(lab.sshKey.publicKey)}, open consoles with -i ${shown(lab.sshKey.generated)}`,
+    );
   } else if (lab.sshKey) {
     lines.push(`  SSH key for allocations: ${lab.sshKey.publicKey} (metalctl machine create's default)`);
   }
@@ -183,7 +190,10 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     clearInterval(stillBusy);
   }
-  log.info({ url: lab.apiUrl, lab: lab.labUrl, console: lab.consoleAddress, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-lab listening on ${lab.apiUrl}`);
+  log.info(
+    { url: lab.apiUrl, lab: lab.labUrl, console: lab.consoleAddress, machines: lab.machines.length, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir },
+    `metal-lab listening on ${lab.apiUrl}`,
+  );
   process.stderr.write(banner(lab, args, LAB));
   const stopReport = new AbortController();
   const report = reportMachinesUp({

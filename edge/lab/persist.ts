@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { mkdir, open, readFile, rename } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { BootTarget, SimFilesystem, SimMachine } from "../sim/machine.js";
 import type { PlannedPartition, PlannedRaid, PlannedVolume } from "../hammer/hardware.js";
+import type { BootTarget, SimFilesystem, SimMachine } from "../sim/machine.js";
 
 /** Who a simulated machine is: what the control plane knows it by, so it must never change across lab restarts. */
 export interface MachineIdentity {
@@ -83,7 +83,7 @@ export function restore(m: SimMachine, s: StoredMachine): void {
   m.setBootOrder(s.bootOrder);
   for (const d of s.disks ?? []) {
     const disk = m.disks.find((x) => x.name === d.name);
-    if (disk) (disk.partitions = d.partitions, disk.wipes = d.wipes);
+    if (disk) (disk.partitions = d.partitions), (disk.wipes = d.wipes);
   }
   for (const [dev, fs] of Object.entries(s.filesystems ?? {})) m.filesystems.set(dev, { format: fs.format, label: fs.label, files: new Map(Object.entries(fs.files)) });
   for (const [dev, r] of Object.entries(s.raids ?? {})) m.raids.set(dev, r);

@@ -1,7 +1,7 @@
 import { createClient, type Transport } from "@connectrpc/connect";
-import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { ProvisioningEventType, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { sleep } from "../../client/backoff.js";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { type Machine, ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 
 /** How many of the lab's machines are ready: free ones in the waiting pool, allocated ones phoned home. */
 export interface MachinesUp {
@@ -24,7 +24,9 @@ export function countUp(machines: readonly Machine[], ids: ReadonlySet<string>):
 }
 
 export const describeUp = (u: MachinesUp): string =>
-  u.allocated === 0 ? `${u.waiting}/${u.total} machines waiting for allocation` : `${u.waiting + u.allocated}/${u.total} machines up (${u.waiting} waiting for allocation, ${u.allocated} allocated and phoned home)`;
+  u.allocated === 0
+    ? `${u.waiting}/${u.total} machines waiting for allocation`
+    : `${u.waiting + u.allocated}/${u.total} machines up (${u.waiting} waiting for allocation, ${u.allocated} allocated and phoned home)`;
 
 /**
  * Prints a line each time the count of ready machines changes, until all of

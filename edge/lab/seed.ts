@@ -85,7 +85,10 @@ export async function seed(opts: { transport: Transport; labUrl: string; apiUrl:
     }),
   );
   const images = createClient(AdminImages, t);
-  for (const [id, feature] of [[LAB.machineImage, ImageFeature.MACHINE], [LAB.firewallImage, ImageFeature.FIREWALL]] as const) {
+  for (const [id, feature] of [
+    [LAB.machineImage, ImageFeature.MACHINE],
+    [LAB.firewallImage, ImageFeature.FIREWALL],
+  ] as const) {
     const url = `${opts.labUrl}/images/${id}.img`;
     if (!(await ensure(() => images.create({ id, url, features: [feature], description: "served by metal-lab" })))) {
       const img = (await createClient(ImageService, t).get({ id })).image!;
@@ -98,8 +101,20 @@ export async function seed(opts: { transport: Transport; labUrl: string; apiUrl:
         id: LAB.layout,
         name: "default",
         description: "EFI partition and one root filesystem",
-        disks: [{ device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT, label: "efi" }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX, label: "root" }] }],
-        filesystems: [{ path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT, label: "efi" }, { path: "/", device: "/dev/sda2", format: Format.EXT4, label: "root" }],
+        disks: [
+          {
+            device: "/dev/sda",
+            wipeOnReinstall: true,
+            partitions: [
+              { number: 1, sizeMib: 512n, gptType: GptType.BOOT, label: "efi" },
+              { number: 2, sizeMib: 0n, gptType: GptType.LINUX, label: "root" },
+            ],
+          },
+        ],
+        filesystems: [
+          { path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT, label: "efi" },
+          { path: "/", device: "/dev/sda2", format: Format.EXT4, label: "root" },
+        ],
         constraints: { sizes: [LAB.size], images: {} },
       },
     }),

@@ -1,9 +1,9 @@
 import { existsSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { TokenRolesSchema } from "../../gen/metal/api/v1/token_pb.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
 
@@ -21,7 +21,10 @@ export async function ensureToken(opts: {
   roles: MessageInitShape<typeof TokenRolesSchema>;
   verify: (token: string) => Promise<boolean>;
 }): Promise<string> {
-  const kept = await readFile(opts.file, "utf8").then((s) => s.trim(), () => "");
+  const kept = await readFile(opts.file, "utf8").then(
+    (s) => s.trim(),
+    () => "",
+  );
   if (kept !== "" && (await opts.verify(kept))) return kept;
   const { secret } = await createClient(AdminTokens, opts.transport).create({
     subject: opts.subject,

@@ -1,4 +1,4 @@
-import { writeFile, rename } from "node:fs/promises";
+import { rename, writeFile } from "node:fs/promises";
 import type { Duplex } from "node:stream";
 import type { BmcAdapter, BmcCommandName, BmcInfo, BmcTarget } from "../bmc/adapter.js";
 import type { ConsoleAdapter, SerialConsole } from "../bmc/console.js";

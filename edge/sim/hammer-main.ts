@@ -1,7 +1,7 @@
 import { readSettings } from "../../client/settings.js";
 import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
-import { describeHammerSettings, hammerConfigFrom, HAMMER_SETTINGS, type HammerConfig } from "../hammer/config.js";
+import { describeHammerSettings, HAMMER_SETTINGS, type HammerConfig, hammerConfigFrom } from "../hammer/config.js";
 import { MetalHammer } from "../hammer/hammer.js";
 import { SimMachine, type SimMachineSpec } from "./machine.js";
 

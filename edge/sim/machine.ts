@@ -3,18 +3,7 @@ import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Duplex } from "node:stream";
-import type {
-  Hardware,
-  InstallConfig,
-  InstalledBoot,
-  Inventory,
-  Neighbor,
-  PlannedDisk,
-  PlannedFilesystem,
-  PlannedPartition,
-  PlannedRaid,
-  PlannedVolume,
-} from "../hammer/hardware.js";
+import type { Hardware, InstallConfig, InstalledBoot, Inventory, Neighbor, PlannedDisk, PlannedFilesystem, PlannedPartition, PlannedRaid, PlannedVolume } from "../hammer/hardware.js";
 
 export type BootTarget = "pxe" | "disk";
 
@@ -261,11 +250,11 @@ export class SimMachine implements Hardware {
 
   /** Drops every block device built on `gone` (and their filesystems), transitively. */
   private dropDevices(gone: Set<string>) {
-    for (const [dev, r] of this.raids) if (r.devices.some((m) => gone.has(m))) (this.raids.delete(dev), gone.add(dev));
+    for (const [dev, r] of this.raids) if (r.devices.some((m) => gone.has(m))) this.raids.delete(dev), gone.add(dev);
     for (const [vg, members] of this.volumeGroups) {
       if (!members.some((m) => gone.has(m))) continue;
       this.volumeGroups.delete(vg);
-      for (const [dev, lv] of this.volumes) if (lv.volumeGroup === vg) (this.volumes.delete(dev), gone.add(dev));
+      for (const [dev, lv] of this.volumes) if (lv.volumeGroup === vg) this.volumes.delete(dev), gone.add(dev);
     }
     for (const dev of gone) this.filesystems.delete(dev);
   }

@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { frrDryRun } from "../core/frr-check.js";
-import { CONFIG_PATHS, type BgpPeerState, type ConfigKind, type LldpSighting, type PortState, type SwitchFacts, type SwitchOs } from "../core/switch-os.js";
+import { type BgpPeerState, CONFIG_PATHS, type ConfigKind, type LldpSighting, type PortState, type SwitchFacts, type SwitchOs } from "../core/switch-os.js";
 
 /** A port as the simulated switch runs it after its last reload. */
 export interface RunningPort {

@@ -39,7 +39,10 @@ export interface AdminToken {
 export async function ensureAdminToken(db: DbHandle, authority: TokenAuthority, dataDir: string, opts: AdminTokenOptions = {}): Promise<AdminToken> {
   const path = join(dataDir, "admin-token");
   if (!opts.reset) {
-    const existing = await readFile(path, "utf8").then((s) => s.trim(), () => "");
+    const existing = await readFile(path, "utf8").then(
+      (s) => s.trim(),
+      () => "",
+    );
     if (existing !== "") {
       const verdict = await authority.verify(existing).then(
         (p) => (p.roles.adminRole === AdminRole.ADMIN ? undefined : "it is not an operator admin token"),

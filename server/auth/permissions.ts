@@ -1,5 +1,5 @@
-import { create, getOption, hasOption, type DescMethod } from "@bufbuild/protobuf";
-import { AdminRole, permission, PermissionSchema, Visibility, type Permission } from "../../gen/metal/api/v1/common_pb.js";
+import { create, type DescMethod, getOption, hasOption } from "@bufbuild/protobuf";
+import { AdminRole, type Permission, PermissionSchema, permission, Visibility } from "../../gen/metal/api/v1/common_pb.js";
 
 /**
  * Permissions of services whose contracts are not ours to annotate: the gRPC

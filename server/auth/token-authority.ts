@@ -1,4 +1,4 @@
-import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
@@ -52,8 +52,7 @@ export interface TokenAuthority {
   forget(tokenId: string): void;
 }
 
-const grantsNothing = (r: StoredRoles) =>
-  r.admin === 0 && Object.keys(r.projects).length === 0 && Object.keys(r.tenants).length === 0 && r.infraPartition === "";
+const grantsNothing = (r: StoredRoles) => r.admin === 0 && Object.keys(r.projects).length === 0 && Object.keys(r.tenants).length === 0 && r.infraPartition === "";
 
 /**
  * Loads the signing key from the database, creating it on the very first

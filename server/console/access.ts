@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import ssh2 from "ssh2";
-import { AdminRole, effectiveProjectRole, ProjectRole, type Principal } from "../domain/roles.js";
+import { AdminRole, effectiveProjectRole, type Principal, ProjectRole } from "../domain/roles.js";
 
 /** What the console knows about a machine when someone asks for its console. */
 export interface ConsoleMachine {
@@ -76,13 +76,7 @@ export function outsiderRefusal(machineId: string, offeredKeyBlob: string): stri
  * because they cannot see anything else. Whoever is let in on an allocated
  * machine sees only output produced since the allocation began.
  */
-export function decideConsoleAccess(
-  machine: ConsoleMachine | undefined,
-  machineId: string,
-  offeredKeyBlob: string,
-  token: PresentedToken,
-  projectTenant?: string,
-): ConsoleDecision {
+export function decideConsoleAccess(machine: ConsoleMachine | undefined, machineId: string, offeredKeyBlob: string, token: PresentedToken, projectTenant?: string): ConsoleDecision {
   const refuse = (message: string): ConsoleDecision => ({ allow: false, message });
   // Whether a token verifies says nothing about any machine, so it is answered first, alike for every machine.
   if (token.kind === "invalid") return refuse(`the token in ${TOKEN_ENV} was refused: ${token.reason}`);

@@ -7,9 +7,9 @@ import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import type { DbHandle } from "../db/handle.js";
 import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
-import { decideConsoleAccess, fingerprint, holdsKey, TOKEN_ENV, type ConsoleMachine, type PresentedToken } from "./access.js";
-import { loadOrCreateHostKey } from "./host-key.js";
 import type { ConsoleSession, RelayBroker } from "../sessions/console/relay-broker.js";
+import { type ConsoleMachine, decideConsoleAccess, fingerprint, holdsKey, type PresentedToken, TOKEN_ENV } from "./access.js";
+import { loadOrCreateHostKey } from "./host-key.js";
 
 export interface ConsoleServerDeps {
   db: DbHandle;
@@ -131,7 +131,14 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     session.on("sftp", (_accept, reject) => reject());
     session.on("shell", (accept) => {
       const channel = accept();
-      connect(channel, machineId, offeredKey, token, () => size, (c) => (relay = c)).catch((err: unknown) => {
+      connect(
+        channel,
+        machineId,
+        offeredKey,
+        token,
+        () => size,
+        (c) => (relay = c),
+      ).catch((err: unknown) => {
         log.error({ err, machineId }, "console session failed");
         refuse(channel, "the console failed; see the control plane's log");
       });
@@ -173,10 +180,7 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     const a = machine?.allocation;
     // The project's tenant matters only to tokens that carry tenant roles, and only to a holder of one of the
     // allocation's keys: an outsider's refusal costs the same one read whichever machine they name.
-    const tenant =
-      a && token.kind === "valid" && Object.keys(token.principal.roles.tenantRoles).length > 0 && holdsKey(a.sshKeys, offeredKey)
-        ? await deps.projects.tenantOf(a.project)
-        : undefined;
+    const tenant = a && token.kind === "valid" && Object.keys(token.principal.roles.tenantRoles).length > 0 && holdsKey(a.sshKeys, offeredKey) ? await deps.projects.tenantOf(a.project) : undefined;
     return decideConsoleAccess(machine, machineId, offeredKey, token, tenant);
   }
 

@@ -1,9 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import {
-  PartitionCapacitySchema as AdminPartitionCapacitySchema,
-  type PartitionCapacity as AdminPartitionCapacity,
-} from "../../gen/metal/admin/v1/partition_pb.js";
-import { PartitionCapacitySchema, type PartitionCapacity } from "../../gen/metal/api/v1/partition_pb.js";
+import { type PartitionCapacity as AdminPartitionCapacity, PartitionCapacitySchema as AdminPartitionCapacitySchema } from "../../gen/metal/admin/v1/partition_pb.js";
+import { type PartitionCapacity, PartitionCapacitySchema } from "../../gen/metal/api/v1/partition_pb.js";
 import type { MachineEventsRow, StoredBmc } from "../db/schema/index.js";
 import type { CapacityInput, CapacityMachine, PartitionCapacity as DomainPartitionCapacity } from "../domain/capacity.js";
 import type { MachineFacts } from "../domain/machine-issues.js";

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { FilesystemLayoutSchema, type FilesystemLayout } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { type FilesystemLayout, FilesystemLayoutSchema } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import type { FilesystemLayoutRow, NewFilesystemLayoutRow } from "../db/schema/index.js";
 import type { LayoutSpec } from "../domain/filesystem-layout.js";
 import { toProtoMeta } from "./meta.js";

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ImageServiceCreateRequest, ImageServiceUpdateRequest } from "../../gen/metal/admin/v1/image_pb.js";
-import { ImageClassification, ImageSchema, type Image } from "../../gen/metal/api/v1/image_pb.js";
+import { type Image, ImageClassification, ImageSchema } from "../../gen/metal/api/v1/image_pb.js";
 import type { ImageRow, NewImageRow } from "../db/schema/index.js";
-import { versionKey, type ImageName, type ResolvableImage } from "../domain/image-version.js";
+import { type ImageName, type ResolvableImage, versionKey } from "../domain/image-version.js";
 import { toProtoMeta } from "./meta.js";
 
 /** How long a new image is offered when the request names no expiry. */

@@ -1,25 +1,25 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { BmcCommand as ProtoBmcCommand, BmcCommandStatus, MachineCommandSchema, type MachineCommand } from "../../gen/metal/admin/v1/machine_pb.js";
+import { BmcCommandStatus, type MachineCommand, MachineCommandSchema, BmcCommand as ProtoBmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
 import {
+  type Machine,
+  type MachineAllocation,
   MachineAllocationSchema,
+  type MachineBmc,
   MachineBmcSchema,
+  type MachineEvents,
   MachineEventsSchema,
+  type MachineHardwareSummary,
   MachineHardwareSummarySchema,
   MachineLiveliness,
   MachineRole,
   MachineSchema,
   MachineState,
   ProvisioningEventType,
-  type Machine,
-  type MachineAllocation,
-  type MachineBmc,
-  type MachineEvents,
-  type MachineHardwareSummary,
 } from "../../gen/metal/api/v1/machine_pb.js";
 import type { BmcCommandRow, MachineEventsRow, MachineRow, StoredAllocation, StoredBmc, StoredEvent, StoredHardware } from "../db/schema/index.js";
 import { BmcCommandName } from "../domain/bmc-command.js";
-import { EventType, type EventContainer, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
+import { type EventContainer, EventType, type Liveliness, type ProvisioningEvent } from "../domain/provisioning.js";
 import { toProtoMeta } from "./meta.js";
 
 /** Proto event types and the original's event names, one to one. */
@@ -82,8 +82,7 @@ const machineStates: Record<MachineRow["state"], MachineState> = {
 };
 
 /** The stored state for a proto state; undefined for UNSPECIFIED or unknown values. */
-export const machineStateFromProto = (s: MachineState): MachineRow["state"] | undefined =>
-  (Object.entries(machineStates) as [MachineRow["state"], MachineState][]).find(([, v]) => v === s)?.[0];
+export const machineStateFromProto = (s: MachineState): MachineRow["state"] | undefined => (Object.entries(machineStates) as [MachineRow["state"], MachineState][]).find(([, v]) => v === s)?.[0];
 
 export function toProtoAllocation(a: StoredAllocation): MachineAllocation {
   return create(MachineAllocationSchema, {

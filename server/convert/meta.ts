@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { MetaSchema, type Meta } from "../../gen/metal/api/v1/common_pb.js";
+import { type Meta, MetaSchema } from "../../gen/metal/api/v1/common_pb.js";
 
 /** The bookkeeping columns of a row as proto Meta. */
 export function toProtoMeta(row: { createdAt: Date; updatedAt: Date; version: number }): Meta {

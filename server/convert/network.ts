@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import { NetworkSchema, type FamilyConsumption, type Network } from "../../gen/metal/api/v1/network_pb.js";
-import { IPSchema, type IP } from "../../gen/metal/api/v1/ip_pb.js";
+import { type IP, IPSchema } from "../../gen/metal/api/v1/ip_pb.js";
+import { type FamilyConsumption, type Network, NetworkSchema } from "../../gen/metal/api/v1/network_pb.js";
 import type { IpRow, NetworkRow } from "../db/schema/index.js";
-import { parsePrefix, type Prefix } from "../domain/ip-math.js";
+import { type Prefix, parsePrefix } from "../domain/ip-math.js";
 import { familyUse } from "../domain/network.js";
 import type { NetworkUsage } from "../repositories/network-repository.js";
 import { toProtoMeta } from "./meta.js";
@@ -24,10 +24,7 @@ export function toProtoNetwork(row: NetworkRow, prefixes: string[], usage?: Netw
     parentNetworkId: row.parentNetworkId ?? "",
     prefixes,
     destinationPrefixes: row.destinationPrefixes,
-    defaultChildPrefixLength:
-      row.defaultChildLengthV4 === null && row.defaultChildLengthV6 === null
-        ? undefined
-        : { ipv4: row.defaultChildLengthV4 ?? undefined, ipv6: row.defaultChildLengthV6 ?? undefined },
+    defaultChildPrefixLength: row.defaultChildLengthV4 === null && row.defaultChildLengthV6 === null ? undefined : { ipv4: row.defaultChildLengthV4 ?? undefined, ipv6: row.defaultChildLengthV6 ?? undefined },
     vrf: row.vrf ?? 0,
     nat: row.nat,
     labels: row.labels,

@@ -1,9 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import type {
-  PartitionServiceCreateRequest,
-  PartitionServiceUpdateRequest,
-} from "../../gen/metal/admin/v1/partition_pb.js";
-import { PartitionSchema, type Partition } from "../../gen/metal/api/v1/partition_pb.js";
+import type { PartitionServiceCreateRequest, PartitionServiceUpdateRequest } from "../../gen/metal/admin/v1/partition_pb.js";
+import { type Partition, PartitionSchema } from "../../gen/metal/api/v1/partition_pb.js";
 import type { NewPartitionRow, PartitionRow } from "../db/schema/index.js";
 import { toProtoMeta } from "./meta.js";
 

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { SizeImageConstraintSchema, type SizeImageConstraint } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
+import { type SizeImageConstraint, SizeImageConstraintSchema } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
 import type { SizeImageConstraintRow } from "../db/schema/index.js";
 import { toProtoMeta } from "./meta.js";
 

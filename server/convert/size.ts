@@ -1,8 +1,8 @@
 import { create } from "@bufbuild/protobuf";
-import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import type { SizeServiceCreateRequest, SizeServiceUpdateRequest } from "../../gen/metal/admin/v1/size_pb.js";
-import { SizeConstraintSchema, SizeSchema, type Size, type SizeConstraint } from "../../gen/metal/api/v1/size_pb.js";
-import { SizeReservationSchema, type SizeReservation } from "../../gen/metal/api/v1/size_reservation_pb.js";
+import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
+import { type Size, type SizeConstraint, SizeConstraintSchema, SizeSchema } from "../../gen/metal/api/v1/size_pb.js";
+import { type SizeReservation, SizeReservationSchema } from "../../gen/metal/api/v1/size_reservation_pb.js";
 import type { NewSizeReservationRow, NewSizeRow, SizeReservationRow, SizeRow } from "../db/schema/index.js";
 import type { Constraint } from "../domain/size.js";
 import { toProtoMeta } from "./meta.js";

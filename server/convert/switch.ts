@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { SwitchMode, SwitchPortState, SwitchSchema, SwitchSyncSchema, type Switch, type SwitchSync } from "../../gen/metal/admin/v1/switch_pb.js";
+import { type Switch, SwitchMode, SwitchPortState, SwitchSchema, type SwitchSync, SwitchSyncSchema } from "../../gen/metal/admin/v1/switch_pb.js";
 import type { StoredSwitchNic, StoredSwitchSync, SwitchRow } from "../db/schema/index.js";
 import { toProtoMeta } from "./meta.js";
 
@@ -10,8 +10,7 @@ const modes: Record<SwitchRow["mode"], SwitchMode> = {
 };
 
 /** The stored mode for a proto mode; undefined for UNSPECIFIED or unknown values. */
-export const switchModeFromProto = (m: SwitchMode): SwitchRow["mode"] | undefined =>
-  (Object.entries(modes) as [SwitchRow["mode"], SwitchMode][]).find(([, v]) => v === m)?.[0];
+export const switchModeFromProto = (m: SwitchMode): SwitchRow["mode"] | undefined => (Object.entries(modes) as [SwitchRow["mode"], SwitchMode][]).find(([, v]) => v === m)?.[0];
 
 const portStates: Record<NonNullable<StoredSwitchNic["actual"]>, SwitchPortState> = {
   up: SwitchPortState.UP,

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { TokenRolesSchema, TokenSchema, type Token, type TokenRoles } from "../../gen/metal/api/v1/token_pb.js";
+import { type Token, type TokenRoles, TokenRolesSchema, TokenSchema } from "../../gen/metal/api/v1/token_pb.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import { noRoles, type Roles } from "../domain/roles.js";
 

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { openDatabase, type Database } from "./database.js";
+import { type Database, openDatabase } from "./database.js";
 import * as schema from "./schema/index.js";
 
 export type MetalSchema = typeof schema;

@@ -29,12 +29,7 @@ const deny = (message: string): Decision => ({ allow: false, code: "permission_d
  *   a tenant role also applies to that tenant's projects.
  * - Infra tokens may call infra methods of their own partition.
  */
-export function authorize(
-  principal: Principal | undefined,
-  permission: Permission,
-  target: Target,
-  projectTenant?: string,
-): Decision {
+export function authorize(principal: Principal | undefined, permission: Permission, target: Target, projectTenant?: string): Decision {
   if (permission.visibility === Visibility.PUBLIC) return allow;
   if (!principal) return { allow: false, code: "unauthenticated", message: "this call needs a token: send 'Authorization: Bearer <token>'" };
   if (permission.visibility === Visibility.AUTHENTICATED) return allow;

@@ -5,7 +5,7 @@
  * database, so "allocatable" is exactly what allocation would find) and the
  * size reservations; everything is counted here.
  */
-import { machineIssues, type MachineFacts } from "./machine-issues.js";
+import { type MachineFacts, machineIssues } from "./machine-issues.js";
 import { EventType } from "./provisioning.js";
 import { UNKNOWN_SIZE } from "./size.js";
 

@@ -25,8 +25,7 @@ export interface Users {
 /** How many ids of each kind a refusal names; the count says how many more there are. */
 export const SAMPLE_SIZE = 3;
 
-const listed = (parts: string[]): string =>
-  parts.length <= 1 ? (parts[0] ?? "") : `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}`;
+const listed = (parts: string[]): string => (parts.length <= 1 ? (parts[0] ?? "") : `${parts.slice(0, -1).join(", ")} and ${parts[parts.length - 1]}`);
 
 function describe({ kind, count, sample }: Users): string {
   const ids = sample.slice(0, SAMPLE_SIZE);

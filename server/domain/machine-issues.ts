@@ -1,4 +1,4 @@
-import { EventType, type EventContainer } from "./provisioning.js";
+import { type EventContainer, EventType } from "./provisioning.js";
 
 export type Severity = "minor" | "major" | "critical";
 

@@ -1,4 +1,4 @@
-import { childCount, familyBits, overlap, parsePrefix, usableCount, type Family, type Prefix } from "./ip-math.js";
+import { childCount, type Family, familyBits, overlap, type Prefix, parsePrefix, usableCount } from "./ip-math.js";
 import type { Problem } from "./size.js";
 
 /** Network roles; the numbers are those of metal.api.v1.NetworkType. */
@@ -89,8 +89,7 @@ export function childPlan(
 ): { ok: true; plan: { family: Family; length: number }[] } | { ok: false; problems: Problem[] } {
   const problems: Problem[] = [];
   const available = new Set(superPrefixes.map((p) => p.family));
-  const wanted: Family[] =
-    choice === FamilyChoice.V4 ? [4] : choice === FamilyChoice.V6 ? [6] : choice === FamilyChoice.DUAL_STACK ? [4, 6] : ([4, 6] as Family[]).filter((f) => available.has(f));
+  const wanted: Family[] = choice === FamilyChoice.V4 ? [4] : choice === FamilyChoice.V6 ? [6] : choice === FamilyChoice.DUAL_STACK ? [4, 6] : ([4, 6] as Family[]).filter((f) => available.has(f));
   const plan: { family: Family; length: number }[] = [];
   for (const f of wanted) {
     if (!available.has(f)) {

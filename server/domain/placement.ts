@@ -27,12 +27,7 @@ function leastOccupied(racks: readonly string[], machines: readonly PlacedMachin
  * its machines, and among those the fewest carrying any of the placement
  * tags; when the two preferences disagree, the tags win. Then pick at random.
  */
-export function chooseCandidate(
-  candidates: readonly Candidate[],
-  projectMachines: readonly PlacedMachine[],
-  placementTags: readonly string[],
-  random: () => number = Math.random,
-): Candidate | undefined {
+export function chooseCandidate(candidates: readonly Candidate[], projectMachines: readonly PlacedMachine[], placementTags: readonly string[], random: () => number = Math.random): Candidate | undefined {
   if (candidates.length === 0) return undefined;
   const racks = [...new Set(candidates.map((c) => c.rack))];
   const byProject = leastOccupied(racks, projectMachines);
@@ -50,16 +45,14 @@ export function chooseCandidate(
  * chooseCandidate, then a rack drawn with a weight of its waiting machines (so
  * every preferred candidate is equally likely, as if picked one by one).
  */
-export function chooseRack(
-  waiting: readonly { rack: string; n: number }[],
-  projectMachines: readonly PlacedMachine[],
-  placementTags: readonly string[],
-  random: () => number = Math.random,
-): string | undefined {
+export function chooseRack(waiting: readonly { rack: string; n: number }[], projectMachines: readonly PlacedMachine[], placementTags: readonly string[], random: () => number = Math.random): string | undefined {
   const racks = waiting.filter((w) => w.n > 0).map((w) => w.rack);
   if (racks.length === 0) return undefined;
   const byProject = leastOccupied(racks, projectMachines);
-  const byTags = leastOccupied(racks, projectMachines.filter((m) => placementTags.some((t) => m.tags.includes(t))));
+  const byTags = leastOccupied(
+    racks,
+    projectMachines.filter((m) => placementTags.some((t) => m.tags.includes(t))),
+  );
   const both = [...byProject].filter((r) => byTags.has(r));
   const preferred = new Set(both.length > 0 ? both : [...byTags]);
   const pool = waiting.filter((w) => w.n > 0 && preferred.has(w.rack));

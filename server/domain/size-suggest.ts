@@ -3,7 +3,7 @@
  * new kind of machine: every range is exactly what the machine has, so the
  * machine fits the proposal; the operator widens it if other machines vary.
  */
-import { ConstraintType, type Constraint, type Hardware } from "./size.js";
+import { type Constraint, ConstraintType, type Hardware } from "./size.js";
 
 /** The longest prefix all values share. */
 export function longestCommonPrefix(values: readonly string[]): string {

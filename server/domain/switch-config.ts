@@ -1,4 +1,4 @@
-import { contains, formatPrefix, parseAddress, parsePrefix, type Prefix } from "./ip-math.js";
+import { contains, formatPrefix, type Prefix, parseAddress, parsePrefix } from "./ip-math.js";
 import { NetworkKind } from "./network.js";
 
 /**

@@ -1,6 +1,6 @@
-import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { EnvelopeReader, guardedBody, type BodyGuard } from "./guarded-body.js";
+import { type BodyGuard, EnvelopeReader, guardedBody } from "./guarded-body.js";
 
 /**
  * Connect answers a binary request it cannot decode (truncated, a wrong wire
@@ -10,8 +10,7 @@ import { EnvelopeReader, guardedBody, type BodyGuard } from "./guarded-body.js";
  * twice costs microseconds for this API's messages. Compressed messages are
  * left to Connect (they would have to be decompressed twice).
  */
-const undecodable = (err: unknown) =>
-  new ConnectError(`the request is not a valid binary message: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
+const undecodable = (err: unknown) => new ConnectError(`the request is not a valid binary message: ${err instanceof Error ? err.message : String(err)}`, Code.InvalidArgument);
 
 function check(desc: DescMessage, bytes: Uint8Array): void {
   try {

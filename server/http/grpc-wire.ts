@@ -1,7 +1,7 @@
 import type { EventEmitter } from "node:events";
 import http2 from "node:http2";
 import type { Readable } from "node:stream";
-import { fromBinary, type DescMessage } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 
 /**

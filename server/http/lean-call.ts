@@ -1,9 +1,9 @@
 import type http2 from "node:http2";
-import { create, isMessage, toBinary, type DescMethodServerStreaming } from "@bufbuild/protobuf";
+import { create, type DescMethodServerStreaming, isMessage, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextKey, type ContextValues, type HandlerContext, type Interceptor, type StreamRequest, type StreamResponse } from "@connectrpc/connect";
 import { contentTypeProto, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import type { EarlyCheck } from "./connect-handler.js";
-import { envelope, readSingleMessage, writable, type CallIO } from "./grpc-wire.js";
+import { type CallIO, envelope, readSingleMessage, writable } from "./grpc-wire.js";
 import { kConnection } from "./peer.js";
 
 export type StreamImpl = (request: any, context: HandlerContext) => AsyncIterable<any>;
@@ -178,7 +178,10 @@ async function openCall(method: DescMethodServerStreaming, impl: StreamImpl, io:
     method,
     header: ctx.responseHeader,
     trailer: ctx.responseTrailer,
-    message: impl(await firstOf(r.message), sameAs(ctx, r) ? ctx : { ...ctx, url: ctx.url, responseHeader: ctx.responseHeader, timeoutMs: () => ctx.timeoutMs(), requestHeader: r.header, signal: r.signal, values: r.contextValues }),
+    message: impl(
+      await firstOf(r.message),
+      sameAs(ctx, r) ? ctx : { ...ctx, url: ctx.url, responseHeader: ctx.responseHeader, timeoutMs: () => ctx.timeoutMs(), requestHeader: r.header, signal: r.signal, values: r.contextValues },
+    ),
   });
   const next = options.interceptors.reduceRight<(r: StreamRequest) => Promise<StreamResponse>>((n, i) => i(n as never) as never, invoke);
   const response = await next({

@@ -2,7 +2,7 @@ import type http2 from "node:http2";
 import type { DescMethodServerStreaming } from "@bufbuild/protobuf";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { CompatIO, RawIO } from "./grpc-wire.js";
-import { serveLeanCall, type LeanOptions, type StreamImpl } from "./lean-call.js";
+import { type LeanOptions, type StreamImpl, serveLeanCall } from "./lean-call.js";
 import type { NodeHandler, StreamTaker } from "./node-handler.js";
 
 export type { LeanOptions };

@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import http from "node:http";
 import http2 from "node:http2";
-import net from "node:net";
 import type { AddressInfo } from "node:net";
+import net from "node:net";
 import tls from "node:tls";
 
-import { connectionDefaults, type ConnectionSettings } from "../config.js";
+import { type ConnectionSettings, connectionDefaults } from "../config.js";
 import { afterPendingInput, ConnectionCaps, SessionWatch } from "./connection-guard.js";
 import type { AppHandler as Handler, NodeHandler } from "./node-handler.js";
 import { noteSessionAddress } from "./peer.js";

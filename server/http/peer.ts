@@ -13,7 +13,7 @@ export const kConnection = createContextKey<Connection | undefined>(undefined, {
 
 /** The connection of a request from node:http or node:http2's compatibility API. */
 export function connectionOfRequest(req: http.IncomingMessage | http2.Http2ServerRequest): Connection {
-  return "stream" in req ? req.stream.session ?? req.socket : req.socket;
+  return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
 }
 
 /** The connection of a raw HTTP/2 stream. */

@@ -1,6 +1,6 @@
-import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Visibility, type Permission } from "../../gen/metal/api/v1/common_pb.js";
+import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
+import { type Permission, Visibility } from "../../gen/metal/api/v1/common_pb.js";
 import { kPrincipal, kVerifiedEarly } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
@@ -58,12 +58,7 @@ export async function authenticate(authority: TokenAuthority, perm: Permission, 
  * message), given before the request body is read (see server/http/connect-handler.ts);
  * what the caller may do is still decided by the interceptor alone.
  */
-export async function refusalBeforeBody(
-  authority: TokenAuthority,
-  method: DescMethod,
-  header: string | null | undefined,
-  values?: ContextValues,
-): Promise<ConnectError | undefined> {
+export async function refusalBeforeBody(authority: TokenAuthority, method: DescMethod, header: string | null | undefined, values?: ContextValues): Promise<ConnectError | undefined> {
   const perm = permissionOf(method);
   if (perm.visibility === Visibility.PUBLIC) return undefined;
   let principal: Principal | undefined;

@@ -6,7 +6,7 @@ import { kPrincipal } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { StreamLimit, StreamLimitSettings } from "../config.js";
 import { exhausted } from "../errors.js";
-import { addressOf, kConnection, type Connection } from "../http/peer.js";
+import { addressOf, type Connection, kConnection } from "../http/peer.js";
 
 /** Long-lived streams are limited by class: what anyone may open, what every waiting machine holds, the rest. */
 export type StreamClass = keyof StreamLimitSettings;

@@ -1,5 +1,5 @@
 import { fileURLToPath } from "node:url";
-import { openDatabase, type Database } from "../db/database.js";
+import { type Database, openDatabase } from "../db/database.js";
 import * as schema from "./db/schema/index.js";
 
 export type MasterdataSchema = typeof schema;

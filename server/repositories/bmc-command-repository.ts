@@ -16,12 +16,7 @@ export interface PendingBmcCommand {
 
 /** Another machine record of the same partition with the same BMC address (machines `m` vs `other`). */
 const other = alias(machines, "other_machine");
-const sameBmcAddress = and(
-  ne(other.id, machines.id),
-  eq(other.partitionId, machines.partitionId),
-  sql`${other.bmc}->>'address' = ${machines.bmc}->>'address'`,
-  sql`${machines.bmc}->>'address' <> ''`,
-);
+const sameBmcAddress = and(ne(other.id, machines.id), eq(other.partitionId, machines.partitionId), sql`${other.bmc}->>'address' = ${machines.bmc}->>'address'`, sql`${machines.bmc}->>'address' <> ''`);
 /** The ids of those other machines, ordered, as a text array (empty when there are none). */
 const sharedWithColumn = sql<string[]>`coalesce(array_agg(${other.id} order by ${other.id}) filter (where ${other.id} is not null), '{}')`;
 

@@ -1,6 +1,6 @@
-import { and, arrayContains, asc, eq, inArray, or, sql, type SQL } from "drizzle-orm";
+import { and, arrayContains, asc, eq, inArray, or, type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { machineEvents, machines, partitions, sizeReservations, sizes, type MachineEventsRow, type StoredBmc, type StoredEvent } from "../db/schema/index.js";
+import { type MachineEventsRow, machineEvents, machines, partitions, type StoredBmc, type StoredEvent, sizeReservations, sizes } from "../db/schema/index.js";
 import { UNKNOWN_SIZE } from "../domain/size.js";
 import { notFound } from "../errors.js";
 import { candidateCondition } from "./machine-repository.js";

@@ -1,6 +1,6 @@
 import { eq } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { consoleHostKeys, type ConsoleHostKeyRow } from "../db/schema/index.js";
+import { type ConsoleHostKeyRow, consoleHostKeys } from "../db/schema/index.js";
 
 /** The console's SSH host keys; one row per key id. */
 export const consoleHostKeyRepository = {

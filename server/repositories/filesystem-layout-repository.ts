@@ -1,8 +1,8 @@
 import { and, asc, ne, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { filesystemLayouts, type FilesystemLayoutRow, type NewFilesystemLayoutRow } from "../db/schema/index.js";
-import { lockForTransaction, LockKey } from "./locks.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type FilesystemLayoutRow, filesystemLayouts, type NewFilesystemLayoutRow } from "../db/schema/index.js";
+import { LockKey, lockForTransaction } from "./locks.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "filesystem layout";
@@ -37,10 +37,15 @@ export const filesystemLayoutRepository = {
       : db
           .select()
           .from(filesystemLayouts)
-          .where(and(ne(filesystemLayouts.id, exceptId), sql`${sizesOf} ?| array[${sql.join(
-            sizes.map((s) => sql`${s}`),
-            sql`, `,
-          )}]::text[]`))
+          .where(
+            and(
+              ne(filesystemLayouts.id, exceptId),
+              sql`${sizesOf} ?| array[${sql.join(
+                sizes.map((s) => sql`${s}`),
+                sql`, `,
+              )}]::text[]`,
+            ),
+          )
           .orderBy(asc(filesystemLayouts.id)),
 
   /**
@@ -51,8 +56,7 @@ export const filesystemLayoutRepository = {
 
   create: (db: DbHandle, row: NewFilesystemLayoutRow): Promise<FilesystemLayoutRow> => insertUnique(db, filesystemLayouts, KIND, row.id, row),
 
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewFilesystemLayoutRow>): Promise<FilesystemLayoutRow> =>
-    updateVersioned(db, filesystemLayouts, KIND, id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewFilesystemLayoutRow>): Promise<FilesystemLayoutRow> => updateVersioned(db, filesystemLayouts, KIND, id, version, patch),
 
   delete: (db: DbHandle, id: string): Promise<FilesystemLayoutRow> => deleteById(db, filesystemLayouts, KIND, id),
 };

@@ -1,10 +1,10 @@
 import { and, arrayContains, eq, inArray, type SQL } from "drizzle-orm";
 import { resolvable } from "../convert/image.js";
 import type { DbHandle } from "../db/handle.js";
-import { images, type ImageRow, type NewImageRow } from "../db/schema/index.js";
-import { candidateOses, resolveImage, type ResolveOptions } from "../domain/image-version.js";
+import { type ImageRow, images, type NewImageRow } from "../db/schema/index.js";
+import { candidateOses, type ResolveOptions, resolveImage } from "../domain/image-version.js";
 import { alreadyExists, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, getById, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "image";
@@ -37,8 +37,7 @@ export const imageRepository = {
   },
 
   /** Every image of these OSes: the candidates a reference resolves among. */
-  ofOses: (db: DbHandle, oses: string[]): Promise<ImageRow[]> =>
-    oses.length === 0 ? Promise.resolve([]) : db.select().from(images).where(inArray(images.os, oses)),
+  ofOses: (db: DbHandle, oses: string[]): Promise<ImageRow[]> => (oses.length === 0 ? Promise.resolve([]) : db.select().from(images).where(inArray(images.os, oses))),
 
   async list(db: DbHandle, filter: ImageFilter, page: PageRequest) {
     const where: SQL[] = [];
@@ -78,6 +77,6 @@ export const imageRepository = {
   },
 };
 
+export { filesystemLayoutRepository } from "./filesystem-layout-repository.js";
 // Kept for callers written before the repositories were split per entity (machine allocation).
 export { sizeImageConstraintRepository } from "./size-image-constraint-repository.js";
-export { filesystemLayoutRepository } from "./filesystem-layout-repository.js";

@@ -1,7 +1,7 @@
-import { and, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { ips, type IpRow, type NewIpRow } from "../db/schema/index.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type IpRow, ips, type NewIpRow } from "../db/schema/index.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { getById, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export interface IpFilter {
@@ -32,7 +32,10 @@ export const ipRepository = {
 
   async attach(tx: DbHandle, ids: readonly string[], machineId: string): Promise<void> {
     if (ids.length === 0) return;
-    await tx.update(ips).set({ machineId, version: sql`${ips.version} + 1`, updatedAt: sql`now()` }).where(inArray(ips.id, [...ids]));
+    await tx
+      .update(ips)
+      .set({ machineId, version: sql`${ips.version} + 1`, updatedAt: sql`now()` })
+      .where(inArray(ips.id, [...ids]));
   },
 
   update: (db: DbHandle, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch),

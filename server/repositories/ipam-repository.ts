@@ -1,19 +1,8 @@
-import { sql, type SQL } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
 import type { IpRow, NewIpRow } from "../db/schema/index.js";
+import { type Address, childAt, childCount, formatAddress, formatPrefix, type Prefix, parsePrefix, randomBelow, usableCount, usableRange } from "../domain/ip-math.js";
 import { exhausted } from "../errors.js";
-import {
-  childAt,
-  childCount,
-  formatAddress,
-  formatPrefix,
-  parsePrefix,
-  randomBelow,
-  usableCount,
-  usableRange,
-  type Address,
-  type Prefix,
-} from "../domain/ip-math.js";
 
 /**
  * The IPAM: addresses, child prefixes, VRFs and ASNs handed out as rows whose
@@ -89,16 +78,7 @@ const INSERT_IP: Statement = {
     returning ${IP_COLUMNS}`,
 };
 
-const templateParams = (t: IpTemplate) => [
-  t.id,
-  t.networkId,
-  t.project,
-  t.name ?? "",
-  t.description ?? "",
-  t.type,
-  t.machineId ?? null,
-  JSON.stringify(t.labels ?? {}),
-];
+const templateParams = (t: IpTemplate) => [t.id, t.networkId, t.project, t.name ?? "", t.description ?? "", t.type, t.machineId ?? null, JSON.stringify(t.labels ?? {})];
 
 /**
  * Claims a free address of [$11, $12] in one round trip: $1 itself if it is
@@ -192,9 +172,7 @@ export interface IpRequest {
  */
 export async function acquireIps(tx: DbHandle, requests: readonly IpRequest[]): Promise<IpRow[]> {
   const got = new Map<number, IpRow>();
-  const tries = requests
-    .map((r, i) => ({ i, r, p: r.prefixes.find((p) => usableCount(p) >= BATCH_RANDOM_MIN) }))
-    .filter((x): x is { i: number; r: IpRequest; p: Prefix } => x.p !== undefined);
+  const tries = requests.map((r, i) => ({ i, r, p: r.prefixes.find((p) => usableCount(p) >= BATCH_RANDOM_MIN) })).filter((x): x is { i: number; r: IpRequest; p: Prefix } => x.p !== undefined);
   if (tries.length > 1) {
     const params = tries.flatMap(({ r, p }) => {
       const { first } = usableRange(p);

@@ -1,26 +1,13 @@
-import { and, desc, eq, gt, inArray, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gt, inArray, type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import {
-  asns,
-  bmcCommands,
-  ips,
-  machineConnections,
-  machineEvents,
-  machines,
-  switches,
-  type BmcCommandRow,
-  type MachineEventsRow,
-  type MachineRow,
-  type StoredBmc,
-} from "../db/schema/index.js";
-import { uuidv7 } from "../ids.js";
+import { asns, type BmcCommandRow, bmcCommands, ips, type MachineEventsRow, type MachineRow, machineConnections, machineEvents, machines, type StoredBmc, switches } from "../db/schema/index.js";
 import { IpKind } from "../domain/network.js";
 import { usageKey } from "../domain/size-reservation-usage.js";
-
 import { notFound } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { uuidv7 } from "../ids.js";
+import { type PageRequest, toPage } from "./paging.js";
+import { type AllocationReferences, allocationReferencesHeld } from "./usage-repository.js";
 import { lockById } from "./versioned.js";
-import { allocationReferencesHeld, type AllocationReferences } from "./usage-repository.js";
 
 export interface MachineFilter {
   partition?: string;
@@ -109,12 +96,7 @@ export const machineRepository = {
 
   /** Free machines with their event containers, for the resurrection job. */
   async freeWithEvents(tx: DbHandle): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }[]> {
-    const rows = await tx
-      .select()
-      .from(machines)
-      .leftJoin(machineEvents, eq(machineEvents.machineId, machines.id))
-      .where(sql`${machines.allocation} is null`)
-      .orderBy(machines.id);
+    const rows = await tx.select().from(machines).leftJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(sql`${machines.allocation} is null`).orderBy(machines.id);
     return rows.map((r) => ({ machine: r.machines, events: r.machine_events ?? undefined }));
   },
 
@@ -226,14 +208,7 @@ export const machineAllocationRepository = {
    * how many of the project's machines of the role it holds, and how many of
    * those carry one of the placement tags, in one pass over the machines.
    */
-  async rackLoad(
-    tx: DbHandle,
-    partition: string,
-    size: string,
-    project: string,
-    role: string,
-    placementTags: readonly string[],
-  ): Promise<{ rack: string; waiting: number; mine: number; mineTagged: number }[]> {
+  async rackLoad(tx: DbHandle, partition: string, size: string, project: string, role: string, placementTags: readonly string[]): Promise<{ rack: string; waiting: number; mine: number; mineTagged: number }[]> {
     const mine = sql`${machines.project} = ${project} and ${machines.allocation}->>'role' = ${role}`;
     const tagged = placementTags.length > 0 ? sql`${machines.tags} ?| ${sql.param([...placementTags])}::text[]` : sql`false`;
     const rows = await tx
@@ -260,11 +235,7 @@ export const machineAllocationRepository = {
    * also holds what the allocation refers to (partition, size, image,
    * layout) FOR KEY SHARE; none is found when one of them is gone.
    */
-  async lockCandidate(
-    tx: DbHandle,
-    refs: AllocationReferences,
-    pick: { rack: string } | { id: string },
-  ): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
+  async lockCandidate(tx: DbHandle, refs: AllocationReferences, pick: { rack: string } | { id: string }): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
     const { partition, size } = refs;
     const byId = "id" in pick;
     const which = byId ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
@@ -295,11 +266,7 @@ export const machineAllocationRepository = {
 
   /** How many machines of a partition and size are candidates right now. */
   async candidateCount(tx: DbHandle, partition: string, size: string): Promise<number> {
-    const [r] = await tx
-      .select({ n: sql<number>`count(*)::int` })
-      .from(machines)
-      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
-      .where(candidateCondition(partition, size));
+    const [r] = await tx.select({ n: sql<number>`count(*)::int` }).from(machines).innerJoin(machineEvents, eq(machineEvents.machineId, machines.id)).where(candidateCondition(partition, size));
     return Number(r?.n ?? 0);
   },
 
@@ -387,7 +354,10 @@ export const machineLifecycleRepository = {
       .returning({ switchId: machineConnections.switchId });
     const ids = [...new Set(rows.map((r) => r.switchId))].sort();
     if (ids.length > 0) {
-      await tx.update(switches).set({ version: sql`${switches.version} + 1`, updatedAt: sql`now()` }).where(inArray(switches.id, ids));
+      await tx
+        .update(switches)
+        .set({ version: sql`${switches.version} + 1`, updatedAt: sql`now()` })
+        .where(inArray(switches.id, ids));
     }
     return ids;
   },
@@ -441,7 +411,10 @@ export const machineLifecycleRepository = {
    * no candidate until the reclaimed metal-hammer opens a new Wait stream.
    */
   async release(tx: DbHandle, id: string): Promise<{ releasedIps: number; keptIps: number }> {
-    const released = await tx.delete(ips).where(and(eq(ips.machineId, id), eq(ips.type, IpKind.EPHEMERAL))).returning({ ip: ips.ip });
+    const released = await tx
+      .delete(ips)
+      .where(and(eq(ips.machineId, id), eq(ips.type, IpKind.EPHEMERAL)))
+      .returning({ ip: ips.ip });
     const kept = await tx.update(ips).set({ machineId: null }).where(eq(ips.machineId, id)).returning({ ip: ips.ip });
     await tx.delete(asns).where(eq(asns.owner, id));
     await tx
@@ -477,12 +450,7 @@ export const machineAdminRepository = {
     const wanted = [...new Set(addresses.filter((a) => a !== ""))];
     if (wanted.length === 0) return new Set();
     const address = sql<string>`${machines.bmc}->>'address'`;
-    const rows = await db
-      .select({ address })
-      .from(machines)
-      .where(inArray(address, wanted))
-      .groupBy(address)
-      .having(sql`count(*) > 1`);
+    const rows = await db.select({ address }).from(machines).where(inArray(address, wanted)).groupBy(address).having(sql`count(*) > 1`);
     return new Set(rows.map((r) => r.address));
   },
 

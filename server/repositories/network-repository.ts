@@ -1,7 +1,7 @@
-import { and, count, eq, inArray, sql, type SQL } from "drizzle-orm";
+import { and, count, eq, inArray, type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { ips, networks, prefixes, type NetworkRow, type NewNetworkRow } from "../db/schema/index.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { ips, type NetworkRow, type NewNetworkRow, networks, prefixes } from "../db/schema/index.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export interface NetworkFilter {
@@ -36,12 +36,14 @@ export const networkRepository = {
   /** Networks of one kind in a partition, locked: "one super network per partition" holds under concurrency. */
   async lockKindInPartition(tx: DbHandle, kind: number, partition: string): Promise<NetworkRow[]> {
     await tx.execute(sql`select pg_advisory_xact_lock(7104, hashtext(${`${kind}/${partition}`}))`);
-    return tx.select().from(networks).where(and(eq(networks.kind, kind), eq(networks.partitionId, partition)));
+    return tx
+      .select()
+      .from(networks)
+      .where(and(eq(networks.kind, kind), eq(networks.partitionId, partition)));
   },
 
   create: (tx: DbHandle, row: NewNetworkRow): Promise<NetworkRow> => insertUnique(tx, networks, "network", row.id, row),
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> =>
-    updateVersioned(db, networks, "network", id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> => updateVersioned(db, networks, "network", id, version, patch),
   /** Deletes the network; its prefixes go with it (the database refuses while IPs live in them). */
   delete: (tx: DbHandle, id: string): Promise<NetworkRow> => deleteById(tx, networks, "network", id),
 

@@ -1,8 +1,8 @@
 import { eq, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { partitions, type NewPartitionRow, type PartitionRow } from "../db/schema/index.js";
+import { type NewPartitionRow, type PartitionRow, partitions } from "../db/schema/index.js";
 import { notFound } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 const KIND = "partition";
@@ -13,7 +13,12 @@ const KIND = "partition";
  * not rebuilt by drizzle (and parsed by PostgreSQL) on every call.
  */
 const getStatements = new WeakMap<DbHandle, ReturnType<typeof prepareGet>>();
-const prepareGet = (db: DbHandle) => db.select().from(partitions).where(eq(partitions.id, sql.placeholder("id"))).prepare("partition_get_by_id");
+const prepareGet = (db: DbHandle) =>
+  db
+    .select()
+    .from(partitions)
+    .where(eq(partitions.id, sql.placeholder("id")))
+    .prepare("partition_get_by_id");
 function preparedGet(db: DbHandle) {
   let statement = getStatements.get(db);
   if (!statement) getStatements.set(db, (statement = prepareGet(db)));
@@ -37,8 +42,7 @@ export const partitionRepository = {
 
   create: (db: DbHandle, row: NewPartitionRow): Promise<PartitionRow> => insertUnique(db, partitions, KIND, row.id, row),
 
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewPartitionRow>): Promise<PartitionRow> =>
-    updateVersioned(db, partitions, KIND, id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewPartitionRow>): Promise<PartitionRow> => updateVersioned(db, partitions, KIND, id, version, patch),
 
   delete: (db: DbHandle, id: string): Promise<PartitionRow> => deleteById(db, partitions, KIND, id),
 };

@@ -1,7 +1,7 @@
 import { eq } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { sizeImageConstraints, type SizeImageConstraintRow } from "../db/schema/index.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type SizeImageConstraintRow, sizeImageConstraints } from "../db/schema/index.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, updateVersioned } from "./versioned.js";
 
 const KIND = "size image constraint";
@@ -19,11 +19,9 @@ export const sizeImageConstraintRepository = {
     return toPage(await listPage(db, sizeImageConstraints, page), page.limit, (r) => r.id);
   },
 
-  create: (db: DbHandle, size: string, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
-    insertUnique(db, sizeImageConstraints, KIND, size, { id: size, images }),
+  create: (db: DbHandle, size: string, images: Record<string, string>): Promise<SizeImageConstraintRow> => insertUnique(db, sizeImageConstraints, KIND, size, { id: size, images }),
 
-  update: (db: DbHandle, size: string, version: number, images: Record<string, string>): Promise<SizeImageConstraintRow> =>
-    updateVersioned(db, sizeImageConstraints, KIND, size, version, { images }),
+  update: (db: DbHandle, size: string, version: number, images: Record<string, string>): Promise<SizeImageConstraintRow> => updateVersioned(db, sizeImageConstraints, KIND, size, version, { images }),
 
   delete: (db: DbHandle, size: string): Promise<SizeImageConstraintRow> => deleteById(db, sizeImageConstraints, KIND, size),
 };

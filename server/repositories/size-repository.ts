@@ -1,8 +1,8 @@
 import { and, arrayContains, eq, inArray, ne, type SQL } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { sizeReservations, sizes, type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow } from "../db/schema/index.js";
-import { failedPrecondition, FOREIGN_KEY_VIOLATION, sqlState } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type NewSizeReservationRow, type NewSizeRow, type SizeReservationRow, type SizeRow, sizeReservations, sizes } from "../db/schema/index.js";
+import { FOREIGN_KEY_VIOLATION, failedPrecondition, sqlState } from "../errors.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { deleteById, getById, insertUnique, listPage, lockById, updateVersioned } from "./versioned.js";
 
 export const sizeRepository = {
@@ -23,8 +23,7 @@ export const sizeRepository = {
 
   create: (db: DbHandle, row: NewSizeRow): Promise<SizeRow> => insertUnique(db, sizes, "size", row.id, row),
 
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> =>
-    updateVersioned(db, sizes, "size", id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeRow>): Promise<SizeRow> => updateVersioned(db, sizes, "size", id, version, patch),
 
   /** Deletes the size; call it after counting its users under `lock` (see usage-repository). */
   async delete(db: DbHandle, id: string): Promise<SizeRow> {
@@ -67,8 +66,7 @@ export const sizeReservationRepository = {
     }
   },
 
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeReservationRow>): Promise<SizeReservationRow> =>
-    updateVersioned(db, sizeReservations, "size reservation", id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSizeReservationRow>): Promise<SizeReservationRow> => updateVersioned(db, sizeReservations, "size reservation", id, version, patch),
 
   delete: (db: DbHandle, id: string): Promise<SizeReservationRow> => deleteById(db, sizeReservations, "size reservation", id),
 };

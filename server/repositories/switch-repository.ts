@@ -1,23 +1,13 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { and, asc, eq, getTableColumns, inArray, ne, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, getTableColumns, inArray, ne, type SQL, sql } from "drizzle-orm";
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
-import {
-  machineConnections,
-  machines,
-  networks,
-  prefixes,
-  switches,
-  type NewSwitchRow,
-  type StoredHardware,
-  type StoredSwitchSync,
-  type SwitchRow,
-} from "../db/schema/index.js";
-import { confirmToggles, type AllocationView, type SwitchConfigInput } from "../domain/switch-config.js";
+import { machineConnections, machines, type NewSwitchRow, networks, prefixes, type StoredHardware, type StoredSwitchSync, type SwitchRow, switches } from "../db/schema/index.js";
+import { type AllocationView, confirmToggles, type SwitchConfigInput } from "../domain/switch-config.js";
 import type { PortConnection } from "../domain/switch-ports.js";
 import type { Connection } from "../domain/switch-wiring.js";
 import { notFound } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type PageRequest, toPage } from "./paging.js";
 import { getById, listPage, updateVersioned } from "./versioned.js";
 
 const KIND = "switch";
@@ -134,7 +124,10 @@ export const switchAdminRepository = {
    */
   async lockCabling(tx: DbHandle, switchIds: readonly string[]) {
     const seen = await switchAdminRepository.connectionsOfSwitches(tx, switchIds);
-    const machineRows = await switchAdminRepository.lockMachines(tx, seen.map((c) => c.machineId));
+    const machineRows = await switchAdminRepository.lockMachines(
+      tx,
+      seen.map((c) => c.machineId),
+    );
     const switchRows = await switchAdminRepository.lock(tx, switchIds);
     const connections = await switchAdminRepository.connectionsOfSwitches(tx, switchIds);
     const locked = new Set(machineRows.map((m) => m.id));
@@ -153,8 +146,7 @@ export const switchAdminRepository = {
       .orderBy(asc(machineConnections.switchId), asc(machineConnections.switchPort));
   },
 
-  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSwitchRow>): Promise<SwitchRow> =>
-    updateVersioned(db, switches, KIND, id, version, patch),
+  update: (db: DbHandle, id: string, version: number, patch: Partial<NewSwitchRow>): Promise<SwitchRow> => updateVersioned(db, switches, KIND, id, version, patch),
 
   /** Writes a switch the caller holds locked; the version still grows so readers see the change. */
   async save(tx: DbHandle, id: string, patch: Partial<NewSwitchRow>): Promise<SwitchRow> {
@@ -189,9 +181,7 @@ export const switchAdminRepository = {
   async setConnectionsOfSwitch(tx: DbHandle, switchId: string, connections: readonly PortConnection[]): Promise<void> {
     await tx.delete(machineConnections).where(eq(machineConnections.switchId, switchId));
     if (connections.length === 0) return;
-    await tx
-      .insert(machineConnections)
-      .values(connections.map((c) => ({ switchId, switchPort: c.port, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf })));
+    await tx.insert(machineConnections).values(connections.map((c) => ({ switchId, switchPort: c.port, machineId: c.machineId, machineNic: c.machineNic, vrf: c.vrf })));
   },
 
   async setMachineHardware(tx: DbHandle, machineId: string, hardware: StoredHardware): Promise<void> {
@@ -203,11 +193,7 @@ export const switchAdminRepository = {
 };
 
 export const machineRegistrationRepository = {
-  async save(
-    tx: DbHandle,
-    id: string,
-    fields: { sizeId: string; rackId: string; hardware: StoredHardware; bios: { vendor: string; version: string; date: string } },
-  ): Promise<void> {
+  async save(tx: DbHandle, id: string, fields: { sizeId: string; rackId: string; hardware: StoredHardware; bios: { vendor: string; version: string; date: string } }): Promise<void> {
     await tx
       .update(machines)
       .set({ ...fields, version: sql`${machines.version} + 1`, updatedAt: sql`now()` })
@@ -314,7 +300,12 @@ export const switchSessionRepository = {
     const out: SyncStamp[] = new Array(reports.length).fill("gone");
     const ids = first.map((i) => reports[i]!.id);
     const current = new Map(
-      (await db.select({ id: switches.id, nics: switches.nics }).from(switches).where(sql`${switches.id} = any(${sql.param(ids)}::text[])`)).map((r) => [r.id, r.nics]),
+      (
+        await db
+          .select({ id: switches.id, nics: switches.nics })
+          .from(switches)
+          .where(sql`${switches.id} = any(${sql.param(ids)}::text[])`)
+      ).map((r) => [r.id, r.nics]),
     );
     const stampOnly: number[] = [];
     for (const i of first) {
@@ -334,7 +325,10 @@ export const switchSessionRepository = {
       for (const i of stampOnly) out[i] = stamped.has(reports[i]!.id) ? "stamped" : "gone";
     }
     if (later.length > 0) {
-      const rest = await switchSessionRepository.stampSyncs(db, later.map((i) => reports[i]!));
+      const rest = await switchSessionRepository.stampSyncs(
+        db,
+        later.map((i) => reports[i]!),
+      );
       later.forEach((i, k) => (out[i] = rest[k]!));
     }
     return out;

@@ -1,15 +1,14 @@
-import { and, eq, gt, isNull, sql, type SQL } from "drizzle-orm";
+import { and, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { signingKeys, tokens, type NewTokenRow, type SigningKeyRow, type TokenRow } from "../db/schema/index.js";
+import { type NewTokenRow, type SigningKeyRow, signingKeys, type TokenRow, tokens } from "../db/schema/index.js";
 import { notFound, unauthenticated } from "../errors.js";
-import { toPage, type PageRequest } from "./paging.js";
+import { type PageRequest, toPage } from "./paging.js";
 
 /** Serialises metal-api's own issuing of the bootstrap admin token across replicas. */
 const BOOTSTRAP_LOCK_KEY = 7202;
 
 /** The ids of `rootId` and of every token minted from it, at any depth. */
-const lineageOf = (rootId: string): SQL =>
-  sql`with recursive lineage(id) as (select ${rootId}::text union select t.id from ${tokens} t join lineage l on t.parent_id = l.id) select id from lineage`;
+const lineageOf = (rootId: string): SQL => sql`with recursive lineage(id) as (select ${rootId}::text union select t.id from ${tokens} t join lineage l on t.parent_id = l.id) select id from lineage`;
 
 const inLineage = (rootId: string): SQL => sql`${tokens.id} in (${lineageOf(rootId)})`;
 
@@ -49,7 +48,10 @@ export const tokenRepository = {
 
   /** Whether `id` is `rootId` or was minted from it, at any depth. */
   async isInLineage(db: DbHandle, rootId: string, id: string): Promise<boolean> {
-    const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.id, id), inLineage(rootId)));
+    const rows = await db
+      .select({ id: tokens.id })
+      .from(tokens)
+      .where(and(eq(tokens.id, id), inLineage(rootId)));
     return rows.length > 0;
   },
 
@@ -102,7 +104,10 @@ export const tokenRepository = {
 
   /** The bootstrap tokens not revoked yet. */
   async liveBootstrapIds(db: DbHandle): Promise<string[]> {
-    const rows = await db.select({ id: tokens.id }).from(tokens).where(and(eq(tokens.bootstrap, true), isNull(tokens.revokedAt)));
+    const rows = await db
+      .select({ id: tokens.id })
+      .from(tokens)
+      .where(and(eq(tokens.bootstrap, true), isNull(tokens.revokedAt)));
     return rows.map((r) => r.id);
   },
 

@@ -1,17 +1,7 @@
-import { arrayContains, eq, or, sql, type SQL } from "drizzle-orm";
+import { arrayContains, eq, or, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { DbHandle } from "../db/handle.js";
-import {
-  filesystemLayouts,
-  images,
-  machines,
-  networks,
-  partitions,
-  sizeImageConstraints,
-  sizeReservations,
-  sizes,
-  switches,
-} from "../db/schema/index.js";
+import { filesystemLayouts, images, machines, networks, partitions, sizeImageConstraints, sizeReservations, sizes, switches } from "../db/schema/index.js";
 import { SAMPLE_SIZE, UserKind, type Users } from "../domain/in-use.js";
 import { notFound } from "../errors.js";
 

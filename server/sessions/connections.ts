@@ -1,5 +1,5 @@
-import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 
 /**
  * The edge daemons connected to THIS replica over their long-lived streams.

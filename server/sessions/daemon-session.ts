@@ -1,6 +1,6 @@
+import { AsyncQueue } from "../../client/async-queue.js";
 import type { FanoutBus } from "../bus/fanout.js";
 import type { ConnectionHandle, ConnectionRegistry, DaemonKind } from "./connections.js";
-import { AsyncQueue } from "../../client/async-queue.js";
 
 export interface DaemonSessionOptions {
   /** Messages queued towards the daemon before the session is ended as stuck (only sessions that `send`). */

@@ -1,7 +1,7 @@
 import type { FilesystemLayout } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { layoutSpecFromProto } from "../convert/filesystem-layout.js";
 import { layoutProblems } from "../domain/filesystem-layout.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 const MAX_ITEMS = 64;
 const MAX_OPTIONS = 32;
@@ -45,9 +45,7 @@ function bounds(v: Validator, l: FilesystemLayout): void {
     ...l.logicalVolumes.flatMap((x) => [x.name, x.volumeGroup]),
   ];
   if (strings.some((s) => s.length > 256)) v.add(P, "names, devices, labels and paths must be at most 256 characters");
-  l.disks.forEach((d, i) =>
-    d.partitions.forEach((p, j) => p.sizeMib > BigInt(Number.MAX_SAFE_INTEGER) && v.add(`${P}.disks[${i}].partitions[${j}].size_mib`, "must be below 2^53")),
-  );
+  l.disks.forEach((d, i) => d.partitions.forEach((p, j) => p.sizeMib > BigInt(Number.MAX_SAFE_INTEGER) && v.add(`${P}.disks[${i}].partitions[${j}].size_mib`, "must be below 2^53")));
   l.logicalVolumes.forEach((x, i) => x.sizeMib > BigInt(Number.MAX_SAFE_INTEGER) && v.add(`${P}.logical_volumes[${i}].size_mib`, "must be below 2^53"));
 }
 

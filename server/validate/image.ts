@@ -1,8 +1,8 @@
 import type { ImageServiceCreateRequest, ImageServiceUpdateRequest } from "../../gen/metal/admin/v1/image_pb.js";
 import type { ImageServiceListRequest } from "../../gen/metal/api/v1/image_pb.js";
 import { ImageClassification, ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
-import { isImageOs, parseImageId, parseImageRef, type ImageName } from "../domain/image-version.js";
-import { validator, type Validator } from "./validator.js";
+import { type ImageName, isImageOs, parseImageId, parseImageRef } from "../domain/image-version.js";
+import { type Validator, validator } from "./validator.js";
 
 function features(v: Validator, path: string, fs: readonly number[]): void {
   if (fs.length === 0) v.add(path, "at least one feature is required (machine, firewall)");

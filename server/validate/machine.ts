@@ -1,6 +1,6 @@
 import type { MachineServiceCreateRequest, MachineServiceReinstallRequest, MachineServiceUpdateRequest } from "../../gen/metal/api/v1/machine_pb.js";
 import { MachineRole } from "../../gen/metal/api/v1/machine_pb.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 const SSH_KEY = /^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com) [A-Za-z0-9+/]+={0,3}( [^\n]*)?$/;
 const HOSTNAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;

@@ -1,10 +1,10 @@
 import type { NetworkServiceCreateRequest as AdminCreate, NetworkServiceUpdateRequest as AdminUpdate } from "../../gen/metal/admin/v1/network_pb.js";
 import type { IPServiceCreateRequest, IPServiceUpdateRequest } from "../../gen/metal/api/v1/ip_pb.js";
-import { AddressFamily, NetworkType, type ChildPrefixLength, type NetworkServiceCreateRequest, type NetworkServiceUpdateRequest } from "../../gen/metal/api/v1/network_pb.js";
 import { IpType } from "../../gen/metal/api/v1/ip_pb.js";
+import { AddressFamily, type ChildPrefixLength, type NetworkServiceCreateRequest, type NetworkServiceUpdateRequest, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { operatorNetworkProblems, parsePrefixList } from "../domain/network.js";
 import type { Problem } from "../domain/size.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 const lengths = (l: ChildPrefixLength | undefined) => ({ ipv4: l?.ipv4, ipv6: l?.ipv6 });
 const addAll = (v: Validator, problems: Problem[]) => problems.forEach((p) => v.add(p.path, p.message));

@@ -1,9 +1,6 @@
-import type {
-  PartitionServiceCreateRequest,
-  PartitionServiceUpdateRequest,
-} from "../../gen/metal/admin/v1/partition_pb.js";
+import type { PartitionServiceCreateRequest, PartitionServiceUpdateRequest } from "../../gen/metal/admin/v1/partition_pb.js";
 import type { PartitionBootConfig } from "../../gen/metal/api/v1/partition_pb.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 function bootConfig(v: Validator, b: PartitionBootConfig | undefined): void {
   if (!b) return;

@@ -1,7 +1,7 @@
 import type { SizeImageConstraintServiceCreateRequest, SizeImageConstraintServiceUpdateRequest } from "../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { imageRangeProblems } from "../domain/size-image-constraint.js";
 import { checkImageRef } from "./image.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 function ranges(v: Validator, images: Record<string, string>): void {
   if (Object.keys(images).length === 0) v.add("images", "at least one OS is required");

@@ -1,9 +1,9 @@
-import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import type { SizeServiceCreateRequest, SizeServiceSuggestRequest, SizeServiceUpdateRequest } from "../../gen/metal/admin/v1/size_pb.js";
+import type { SizeReservationServiceCreateRequest, SizeReservationServiceUpdateRequest } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import type { SizeConstraint } from "../../gen/metal/api/v1/size_pb.js";
 import { fromProtoConstraints } from "../convert/size.js";
 import { constraintProblems, UNKNOWN_SIZE } from "../domain/size.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 function sizeId(v: Validator, path: string, id: string): void {
   v.id(path, id);

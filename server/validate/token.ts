@@ -1,7 +1,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { AdminRole, ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import type { TokenRoles } from "../../gen/metal/api/v1/token_pb.js";
-import { validator, type Validator } from "./validator.js";
+import { type Validator, validator } from "./validator.js";
 
 export const DEFAULT_TOKEN_TTL_MS = 24 * 3600_000;
 const MIN_TTL_MS = 60_000;

@@ -7,7 +7,7 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer } from "../helpers/server-launch.js";
-import { measure, type Comparison } from "./harness.js";
+import { type Comparison, measure } from "./harness.js";
 
 const MACHINES = Number(process.env.BENCH_ALLOC_MACHINES ?? 1000);
 const CLIENTS = Number(process.env.BENCH_ALLOC_CLIENTS ?? 64);
@@ -51,9 +51,7 @@ export async function benchAllocation(): Promise<Comparison[]> {
     const boot = createClient(BootService, createGrpcTransport({ baseUrl: url, interceptors: auth(fixture.infraToken) }));
     const latencies: number[] = [];
     await measure("warmup", WARMUP, CLIENTS, (i) => tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `warm${i}`, networks: [network] }));
-    const allocs = await measure("machine allocation", MACHINES, CLIENTS, (i) =>
-      tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `m${i}`, networks: [network] }),
-    );
+    const allocs = await measure("machine allocation", MACHINES, CLIENTS, (i) => tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `m${i}`, networks: [network] }));
     let seq = 0;
     await raw.query("create table bench_baseline (n bigint primary key)");
     const base = await measure("raw INSERT", MACHINES, CLIENTS, () => raw.query("insert into bench_baseline values ($1)", [seq++]));
@@ -83,10 +81,23 @@ export async function benchAllocation(): Promise<Comparison[]> {
       latencies.push((await got) - committed);
     }
     latencies.sort((a, b) => a - b);
-    const notify = { name: "allocation -> Wait stream", ops: latencies.length, concurrency: 1, seconds: 0, perSecond: 0, p50Ms: latencies[Math.floor(latencies.length / 2)]!, p99Ms: latencies[latencies.length - 1]! };
+    const notify = {
+      name: "allocation -> Wait stream",
+      ops: latencies.length,
+      concurrency: 1,
+      seconds: 0,
+      perSecond: 0,
+      p50Ms: latencies[Math.floor(latencies.length / 2)]!,
+      p99Ms: latencies[latencies.length - 1]!,
+    };
     return [
       { what: `machine allocations, ${CLIENTS} clients, ${MACHINES} waiting machines (0 duplicates, one more refused)`, subject: allocs, baseline: base, target: ">= 300/s, p99 < 250 ms" },
-      { what: "allocation committed -> open Wait stream has it (20 rounds, one stream; max as p99; baseline = itself)", subject: notify, baseline: notify, target: "p99 < 50 ms (10,000 streams: the Wait stream row)" },
+      {
+        what: "allocation committed -> open Wait stream has it (20 rounds, one stream; max as p99; baseline = itself)",
+        subject: notify,
+        baseline: notify,
+        target: "p99 < 50 ms (10,000 streams: the Wait stream row)",
+      },
     ];
   } finally {
     await raw.end();

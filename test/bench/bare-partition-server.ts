@@ -42,8 +42,7 @@ const routes = (router: ConnectRouter) =>
 const handler = connectNodeAdapter({ routes });
 const h1 = http.createServer(handler);
 const h2 = http2.createServer(handler);
-const listening = (server: http.Server | http2.Http2Server) =>
-  new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
+const listening = (server: http.Server | http2.Http2Server) => new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)));
 const [http1Url, h2cUrl] = await Promise.all([listening(h1), listening(h2)]);
 process.stdout.write(`${JSON.stringify({ http1: http1Url, h2c: h2cUrl })}\n`);
 

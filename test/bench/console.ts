@@ -1,13 +1,13 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import ssh2 from "ssh2";
+import { bearer } from "../../client/bearer.js";
+import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
+import { LAB } from "../../edge/lab/seed.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { bearer } from "../../client/bearer.js";
-import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
-import { LAB } from "../../edge/lab/seed.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
 import { eventually, startLabUnderTest } from "../e2e/lab-harness.js";
 import type { Comparison, Measurement } from "./harness.js";
@@ -137,7 +137,11 @@ async function output(taps: ReturnType<typeof tap>[], machines: LabMachine[]): P
         // Yield now and then, as a real serial line would not deliver a megabyte in one tick.
         if (c % 8 === 7) await new Promise((r) => setImmediate(r));
       }
-      await until(() => `output of session ${i} (${taps[i]!.bytes - before[i]!} of ${want} bytes)`, () => taps[i]!.bytes - before[i]! >= want, 120_000);
+      await until(
+        () => `output of session ${i} (${taps[i]!.bytes - before[i]!} of ${want} bytes)`,
+        () => taps[i]!.bytes - before[i]! >= want,
+        120_000,
+      );
       latencies.push(performance.now() - started);
     }),
   );
@@ -217,7 +221,11 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
     const sshKeys = await keystrokes(sshTaps, sshTerminals);
     const sshOut = await output(sshTaps, machines);
     for (const s of sshTerminals) s.close();
-    await until(() => `SSH sessions closed (${attached()} serial consoles still attached)`, () => attached() === 0, 10_000);
+    await until(
+      () => `SSH sessions closed (${attached()} serial consoles still attached)`,
+      () => attached() === 0,
+      10_000,
+    );
 
     // The baseline: the same over the broker.
     const broker = lab.app!.relayBroker;

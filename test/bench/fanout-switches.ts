@@ -9,10 +9,10 @@
 // switches' event loop is not also the one that makes the change.
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
-import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { createTransport } from "../../client/transport.js";
 import { MetalCore } from "../../edge/core/metal-core.js";
 import { SimSwitch } from "../../edge/sim/switch.js";
+import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 
 const env = (k: string) => {
   const v = process.env[k];

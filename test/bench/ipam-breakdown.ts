@@ -1,7 +1,7 @@
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { openMetalDatabase } from "../../server/db/metal-database.js";
-import { formatAddress, randomBelow, parsePrefix, usableRange, type Prefix } from "../../server/domain/ip-math.js";
+import { formatAddress, type Prefix, parsePrefix, randomBelow, usableRange } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import { acquireIp, acquireSpecificIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
@@ -52,8 +52,7 @@ try {
     },
   } as unknown as typeof db;
   const cols = "id, ip, prefix, network_id, project, name, description, type, machine_id, labels";
-  const insertSql = (tbl: string, returning: string) =>
-    `insert into ${tbl} (${cols}) values ($1, $2::inet, $3::cidr, $4, $5, $6, $7, $8, $9, $10::jsonb) on conflict (ip) do nothing returning ${returning}`;
+  const insertSql = (tbl: string, returning: string) => `insert into ${tbl} (${cols}) values ($1, $2::inet, $3::cidr, $4, $5, $6, $7, $8, $9, $10::jsonb) on conflict (ip) do nothing returning ${returning}`;
   const params = (ip: string) => [uuidv7(), ip, "10.10.0.0/22", "bench", "bench", "", "", 1, null, "{}"];
   let seq = 0;
   const variant = (tbl: string, returning: string, named: boolean) => {
@@ -125,7 +124,6 @@ try {
       ratios: (ratios[name] ?? []).map((x) => x.toFixed(2)).join(" "),
     })),
   );
-
 } finally {
   await raw.end();
   await database.close();

@@ -1,11 +1,11 @@
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { openMetalDatabase } from "../../server/db/metal-database.js";
-import { parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
+import { type Prefix, parsePrefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import { acquireChildPrefix, acquireIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
-import { measure, type Comparison } from "./harness.js";
+import { type Comparison, measure } from "./harness.js";
 
 /**
  * IPAM through its library API (what allocation calls inside its transaction),

@@ -1,22 +1,25 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { BmcCommand, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
-import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
+import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
+import { type Machine, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { loadConfig } from "../../server/config.js";
 import { createLogger } from "../../server/logger.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
-import { measure, type Comparison, type Measurement } from "./harness.js";
+import { type Comparison, type Measurement, measure } from "./harness.js";
 
 const MACHINES = Number(process.env.BENCH_LAB_MACHINES ?? 200);
 
-const bearer = (token: string): Interceptor => (next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
+const bearer =
+  (token: string): Interceptor =>
+  (next) =>
+  (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
 
 /** Percentile of sorted numbers. */
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -104,7 +107,15 @@ export async function benchLabBoot(): Promise<Comparison[]> {
     }
     latencies.sort((a, b) => a - b);
     const wall = (last - first) / 1000;
-    const subject: Measurement = { name: `lab: ${MACHINES} machines PXE -> Waiting`, ops: MACHINES, concurrency: MACHINES, seconds: wall, perSecond: MACHINES / wall, p50Ms: pct(latencies, 0.5), p99Ms: pct(latencies, 0.99) };
+    const subject: Measurement = {
+      name: `lab: ${MACHINES} machines PXE -> Waiting`,
+      ops: MACHINES,
+      concurrency: MACHINES,
+      seconds: wall,
+      perSecond: MACHINES / wall,
+      p50Ms: pct(latencies, 0.5),
+      p99Ms: pct(latencies, 0.99),
+    };
 
     // Baseline: a bare Register call per machine (what its hammer sends, same hardware and cabling), all at once.
     const boot = createClient(BootService, createGrpcTransport({ baseUrl: lab.apiUrl, interceptors: [bearer(lab.infraToken)] }));
@@ -126,7 +137,15 @@ export async function benchLabBoot(): Promise<Comparison[]> {
       `lab boot: ${MACHINES} machines PXE -> Waiting in ${wall.toFixed(2)} s (event times; ${pollSeconds.toFixed(2)} s seen by polling), p50 ${subject.p50Ms.toFixed(0)} ms, p99 ${subject.p99Ms.toFixed(0)} ms per machine; ` +
         `cold start incl. migrations and first boot ${coldSeconds.toFixed(2)} s; baseline ${MACHINES} bare Register calls ${baseline.seconds.toFixed(2)} s`,
     );
-    return [{ what: `lab: ${MACHINES} simulated machines PXE -> Waiting (BMC power cycle of all at once; wall ${wall.toFixed(2)} s)`, subject, baseline, target: "< 30 s wall", extra: { wallSeconds: wall, coldStartSeconds: coldSeconds, polledSeconds: pollSeconds } }];
+    return [
+      {
+        what: `lab: ${MACHINES} simulated machines PXE -> Waiting (BMC power cycle of all at once; wall ${wall.toFixed(2)} s)`,
+        subject,
+        baseline,
+        target: "< 30 s wall",
+        extra: { wallSeconds: wall, coldStartSeconds: coldSeconds, polledSeconds: pollSeconds },
+      },
+    ];
   } finally {
     await lab.stop();
     await Promise.all([metalDb.drop(), mdDb.drop(), rm(dir, { recursive: true, force: true })]);

@@ -56,14 +56,27 @@ export async function benchMetalctl(): Promise<Comparison[]> {
     const ids = Array.from({ length: MACHINES }, () => randomUUID());
     const now = Date.now();
     const events = JSON.stringify(
-      ["PXE Booting", "Preparing", "Registering", "Waiting", "Installing", "Booting New Kernel", "Phoned Home"].reverse().map((type, i) => ({ type, message: "", time: new Date(now - i * 60_000).toISOString() })),
+      ["PXE Booting", "Preparing", "Registering", "Waiting", "Installing", "Booting New Kernel", "Phoned Home"]
+        .reverse()
+        .map((type, i) => ({ type, message: "", time: new Date(now - i * 60_000).toISOString() })),
     );
     const allocation = (i: number) =>
       JSON.stringify({
-        uuid: randomUUID(), project: "pb", name: `m${i}`, description: "", hostname: `host-${i}`, role: "machine", image: "debian-12.0.20250101",
-        filesystemLayout: "s1-default", sshKeys: [], userData: "", asn: 4200000000 + i,
+        uuid: randomUUID(),
+        project: "pb",
+        name: `m${i}`,
+        description: "",
+        hostname: `host-${i}`,
+        role: "machine",
+        image: "debian-12.0.20250101",
+        filesystemLayout: "s1-default",
+        sshKeys: [],
+        userData: "",
+        asn: 4200000000 + i,
         networks: [{ network: "pb-net", ips: [`10.1.${i >> 8}.${i & 255}`], vrf: 30, primary: true }],
-        createdAt: new Date(now - 86_400_000).toISOString(), createdBy: "bench", succeeded: true,
+        createdAt: new Date(now - 86_400_000).toISOString(),
+        createdBy: "bench",
+        succeeded: true,
       });
     const rows = ids.map((id, i) => ({ id, rack: i % 2 ? "r1" : "r2", allocation: i % 2 ? allocation(i) : null }));
     await server.app.db.execute(sql`

@@ -1,6 +1,6 @@
-import { report, type Comparison } from "./harness.js";
 import { benchAllocation } from "./allocation.js";
 import { benchConsole } from "./console.js";
+import { type Comparison, report } from "./harness.js";
 import { benchIpam } from "./ipam.js";
 import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";

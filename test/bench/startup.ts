@@ -1,14 +1,14 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { timestampMs } from "@bufbuild/protobuf/wkt";
+import { bearer } from "../../client/bearer.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
-import { bearer } from "../../client/bearer.js";
 import type { Comparison, Measurement } from "./harness.js";
 
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
@@ -118,7 +118,9 @@ export async function benchStartup(): Promise<Comparison[]> {
     const baseline = await nodeBaseline(RUNS);
     const firstM = summary("metal-api first start (new data directory)", first);
     const secondM = summary("metal-api second start (same data directory)", second);
-    console.log(`metal-api start-up, embedded: first ${first.map((t) => (t / 1000).toFixed(2)).join(", ")} s; second ${second.map((t) => (t / 1000).toFixed(2)).join(", ")} s; node -e 0 p50 ${baseline.p50Ms.toFixed(0)} ms`);
+    console.log(
+      `metal-api start-up, embedded: first ${first.map((t) => (t / 1000).toFixed(2)).join(", ")} s; second ${second.map((t) => (t / 1000).toFixed(2)).join(", ")} s; node -e 0 p50 ${baseline.p50Ms.toFixed(0)} ms`,
+    );
     return [
       { what: `metal-api ready, embedded, first start (new data directory; ${RUNS} runs; baseline node -e 0)`, subject: firstM, baseline, target: "<= 8 s", extra: { p50Seconds: firstM.p50Ms / 1000 } },
       { what: `metal-api ready, embedded, second start (${RUNS} runs; baseline node -e 0)`, subject: secondM, baseline, target: "<= 3 s", extra: { p50Seconds: secondM.p50Ms / 1000 } },
@@ -169,7 +171,9 @@ export async function benchLabStart(): Promise<Comparison[]> {
     for (let i = 0; i < RUNS; i++) apiFirst.push(await apiStart(join(home, `api-${i}`), home));
     const subject = summary(`npm start -> ${LAB_MACHINES} machines Waiting (new data directory)`, times);
     const baseline = summary("metal-api first start (new data directory)", apiFirst);
-    console.log(`lab start: ${LAB_MACHINES} machines Waiting ${times.map((t) => (t / 1000).toFixed(2)).join(", ")} s after npm start; metal-api first start ${apiFirst.map((t) => (t / 1000).toFixed(2)).join(", ")} s`);
+    console.log(
+      `lab start: ${LAB_MACHINES} machines Waiting ${times.map((t) => (t / 1000).toFixed(2)).join(", ")} s after npm start; metal-api first start ${apiFirst.map((t) => (t / 1000).toFixed(2)).join(", ")} s`,
+    );
     return [
       {
         what: `lab: npm start on a new data directory -> ${LAB_MACHINES} machines Waiting (${RUNS} runs; baseline metal-api's first start)`,

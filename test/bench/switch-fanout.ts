@@ -1,9 +1,9 @@
+import { fork } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import { fork } from "node:child_process";
 import { createInProcessBus, switchTopic } from "../../server/bus/fanout.js";
 import { launchServer } from "../helpers/server-launch.js";
 import type { Comparison, Measurement } from "./harness.js";

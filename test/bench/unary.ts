@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -8,7 +8,7 @@ import pg from "pg";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
-import { measure, type Comparison, type Measurement } from "./harness.js";
+import { type Comparison, type Measurement, measure } from "./harness.js";
 
 const PARTITIONS = 100;
 /** Rounds per server and row, alternating real and bare; the best of each counts (the machine is shared and noisy). */

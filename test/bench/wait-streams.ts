@@ -1,12 +1,12 @@
-import { spawn, type ChildProcess } from "node:child_process";
-import { setMaxListeners } from "node:events";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
@@ -97,14 +97,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * them by id, one after another, timing from the allocation's response to the
  * moment its stream has the allocation (0 when the stream was first).
  */
-async function notifyRounds(
-  raw: pg.Pool,
-  boots: Client<typeof BootService>[],
-  tenant: Client<typeof MachineService>,
-  network: string,
-  n: number,
-  abort: AbortController,
-): Promise<Measurement> {
+async function notifyRounds(raw: pg.Pool, boots: Client<typeof BootService>[], tenant: Client<typeof MachineService>, network: string, n: number, abort: AbortController): Promise<Measurement> {
   const ids = Array.from({ length: n }, () => randomUUID());
   await raw.query(
     `insert into machines (id, partition_id, size_id, rack_id, hardware)

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parse } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
 
@@ -39,7 +39,11 @@ labels: { tier: gold }
     const f2 = file("partitions2.yaml", `id: fra1\nname: Frankfurt One\ndescription: renamed\n---\nid: fra2\nname: Frankfurt 2\n---\nid: fra3\n`);
     const second = await run(["partitions", "apply", "-f", f2, "-o", "json"]);
     const docs = JSON.parse(second.stdout) as { id: string; name?: string; description?: string; dnsServers?: string[]; meta: { version: string } }[];
-    expect(docs.map((d) => [d.id, d.meta.version])).toEqual([["fra1", "2"], ["fra2", "2"], ["fra3", "1"]]);
+    expect(docs.map((d) => [d.id, d.meta.version])).toEqual([
+      ["fra1", "2"],
+      ["fra2", "2"],
+      ["fra3", "1"],
+    ]);
     // Fields the document leaves out stay as they were.
     expect(docs[0]).toMatchObject({ name: "Frankfurt One", description: "renamed", dnsServers: ["1.1.1.1"] });
 

@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
 

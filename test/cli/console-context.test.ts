@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
+import { stringify } from "yaml";
 import { cli } from "./run-cli.js";
 
 const m = cli();
@@ -22,7 +22,16 @@ describe("machine console with a context that carries the console's known_hosts 
 
     expect((await m.run(["machine", "console", id], env)).code).toBe(0);
     expect(readFileSync(argsFile, "utf8").trim().split("\n")).toEqual([
-      "-t", "-p", "5299", "-o", "SendEnv=LC_METAL_TOKEN", "-o", "UserKnownHostsFile=/lab/metalctl/known_hosts ~/.ssh/known_hosts", "-i", "/lab/metalctl/id_ed25519", `${id}@127.0.0.1`,
+      "-t",
+      "-p",
+      "5299",
+      "-o",
+      "SendEnv=LC_METAL_TOKEN",
+      "-o",
+      "UserKnownHostsFile=/lab/metalctl/known_hosts ~/.ssh/known_hosts",
+      "-i",
+      "/lab/metalctl/id_ed25519",
+      `${id}@127.0.0.1`,
     ]);
     expect((await m.run(["machine", "console", id, "-i", "/mine"], env)).code).toBe(0);
     expect(readFileSync(argsFile, "utf8")).toContain("-i\n/mine\n");

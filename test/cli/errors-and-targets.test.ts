@@ -42,7 +42,10 @@ const tokenFor = async (projectRoles: Record<string, ProjectRole>) =>
 
 async function allocate(project: "pa" | "pb", hostname: string): Promise<string> {
   const w = await fixture.bootMachine("r1");
-  const r = await m.run(["machine", "create", "--project", project, "--partition", "p1", "--size", "s1", "--image", "debian-12", "--hostname", hostname, "--networks", fixture.primary[project], "--id", w.id], admin());
+  const r = await m.run(
+    ["machine", "create", "--project", project, "--partition", "p1", "--size", "s1", "--image", "debian-12", "--hostname", hostname, "--networks", fixture.primary[project], "--id", w.id],
+    admin(),
+  );
   expect(r.stderr).toBe("");
   return w.id;
 }

@@ -26,7 +26,7 @@ describe("metalctl global flags and help", () => {
   it("answers -h, --help, help TOPIC and help TOPIC COMMAND, listing every command and its aliases", async () => {
     const root = await m.run(["-h"]);
     expect(root.code).toBe(0);
-    expect(root.stdout).toMatch(/TOPICS\n[\s\S]*  machine +allocate, free and operate machines \(also: machines, ms\)/);
+    expect(root.stdout).toMatch(/TOPICS\n[\s\S]* {2}machine +allocate, free and operate machines \(also: machines, ms\)/);
     const topic = await m.run(["help", "machine"]);
     expect(topic.code).toBe(0);
     expect((await m.run(["machine", "--help"])).stdout).toBe(topic.stdout);
@@ -34,7 +34,14 @@ describe("metalctl global flags and help", () => {
     expect((await m.run(["ms"])).stdout).toBe(topic.stdout);
     expect((await m.run(["help", "machines"])).stdout).toBe(topic.stdout);
     const flat = topic.stdout.replace(/\s+/g, " ");
-    for (const entry of ["machine create allocate a machine (also: allocate)", "(also: free, rm, destroy)", "machine list list machines (also: ls)", "(also: log, events)", "machine describe show a machine (also: get)"]) expect(flat).toContain(entry);
+    for (const entry of [
+      "machine create allocate a machine (also: allocate)",
+      "(also: free, rm, destroy)",
+      "machine list list machines (also: ls)",
+      "(also: log, events)",
+      "machine describe show a machine (also: get)",
+    ])
+      expect(flat).toContain(entry);
     const command = await m.run(["help", "machine", "logs"]);
     expect(command.code).toBe(0);
     expect(command.stdout).toContain("$ metalctl machine logs ID");

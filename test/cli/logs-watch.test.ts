@@ -1,13 +1,13 @@
 import { createServer } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
 import { ProvisioningEventSchema, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
-import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
+import { eventually } from "../helpers/eventually.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
-import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -80,7 +80,9 @@ describe("metalctl machine logs --until", () => {
     const id = "00000000-0000-0000-0000-000000000001";
     const bogus = await m.run(["machine", "logs", id, "--watch", "--until", "bogus-event"], offline);
     expect(bogus.code).toBe(2);
-    expect(bogus.stderr).toBe('--until: "bogus-event" is not a provisioning event; use one of pxe-booting, preparing, registering, waiting, installing, booting-new-kernel, phoned-home, planned-reboot, machine-reclaim, crashed\n');
+    expect(bogus.stderr).toBe(
+      '--until: "bogus-event" is not a provisioning event; use one of pxe-booting, preparing, registering, waiting, installing, booting-new-kernel, phoned-home, planned-reboot, machine-reclaim, crashed\n',
+    );
     for (const [value, message] of [
       ["0s", '--interval: "0s" is too short; the minimum is 100ms\n'],
       ["50ms", '--interval: "50ms" is too short; the minimum is 100ms\n'],

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eventually } from "../helpers/eventually.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
-import { eventually } from "../helpers/eventually.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;

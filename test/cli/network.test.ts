@@ -45,7 +45,10 @@ describe("metalctl network and ip", () => {
     const { writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
     const f = join(m.configHome, "nets.yaml");
-    writeFileSync(f, "id: internet\ntype: NETWORK_TYPE_EXTERNAL\nprefixes: [185.1.2.0/24]\ndestinationPrefixes: [0.0.0.0/0]\nnat: true\n---\nid: underlay\ntype: NETWORK_TYPE_UNDERLAY\npartition: p1\nprefixes: [10.255.0.0/22]\n");
+    writeFileSync(
+      f,
+      "id: internet\ntype: NETWORK_TYPE_EXTERNAL\nprefixes: [185.1.2.0/24]\ndestinationPrefixes: [0.0.0.0/0]\nnat: true\n---\nid: underlay\ntype: NETWORK_TYPE_UNDERLAY\npartition: p1\nprefixes: [10.255.0.0/22]\n",
+    );
     const created = await run(["network", "apply", "-f", f, "--no-headers"]);
     expect(created.stderr).toBe("");
     expect(created.stdout).toMatch(/^internet\s+.*external\s+185\.1\.2\.0\/24/m);

@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -19,7 +19,9 @@ describe.each(["server/db/migrations", "server/masterdata/db/migrations"])("migr
   });
 
   it("lists exactly the SQL files in the folder", () => {
-    const files = readdirSync(folder).filter((f) => f.endsWith(".sql")).sort();
+    const files = readdirSync(folder)
+      .filter((f) => f.endsWith(".sql"))
+      .sort();
     expect(journal.entries.map((e) => `${e.tag}.sql`)).toEqual(files);
   });
 });

@@ -2,19 +2,19 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer } from "../../client/bearer.js";
+import type { LabMachine } from "../../edge/lab/lab.js";
+import { LAB } from "../../edge/lab/seed.js";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
-import { bearer } from "../../client/bearer.js";
-import type { LabMachine } from "../../edge/lab/lab.js";
-import { LAB } from "../../edge/lab/seed.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
-import { generateKey, refusedConsole, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget, type SshOptions } from "../helpers/ssh-client.js";
-import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
+import { type ConsoleTarget, generateKey, refusedConsole, type SshOptions, splitAddress, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 import { scaled } from "../helpers/timeouts.js";
+import { eventually, type LabUnderTest, startLabUnderTest } from "./lab-harness.js";
 
 /**
  * Issue 7's done-when, in the lab: the real OpenSSH client into the lab's
@@ -30,8 +30,7 @@ let owned: LabMachine;
 let free: LabMachine;
 
 /** A client with the given bearer token, as a tenant's metalctl would be. */
-const as = <S extends DescService>(service: S, token: string) =>
-  createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+const as = <S extends DescService>(service: S, token: string) => createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
 
 const ssh = (machine: LabMachine, o: SshOptions) => sshConsole(target, machine.uuid, o);
 const refused = (machine: LabMachine, o: SshOptions) => refusedConsole(target, machine.uuid, o);

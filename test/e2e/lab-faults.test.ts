@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { MachineRole, MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { LAB } from "../../edge/lab/seed.js";
-import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
+import { MachineRole, MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { eventually, type LabUnderTest, startLabUnderTest } from "./lab-harness.js";
 
 let t: LabUnderTest;
 
@@ -37,7 +37,16 @@ describe("metal-lab under faults: the control plane restarts mid-provisioning", 
     let downloadAsked = false;
     // biome-ignore lint/suspicious/noThenProperty: a thenable on purpose, so the test sees the moment the lab chains on the gate
     t.lab.imageGate = { then: (ok: () => void, fail: () => void) => ((downloadAsked = true), gate.then(ok, fail)) } as unknown as Promise<void>;
-    await api.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "firewall-ubuntu-3", hostname: "fw", role: MachineRole.FIREWALL, networks: [t.lab.projectNetwork, LAB.internet], machineId: a.uuid });
+    await api.create({
+      project: LAB.project,
+      partition: LAB.partition,
+      size: LAB.size,
+      image: "firewall-ubuntu-3",
+      hostname: "fw",
+      role: MachineRole.FIREWALL,
+      networks: [t.lab.projectNetwork, LAB.internet],
+      machineId: a.uuid,
+    });
     await eventually("A to be installing", async () => (await t.events(a.uuid))[0] === T.INSTALLING);
     await eventually("A's image download to be under way", () => downloadAsked);
 

@@ -2,16 +2,16 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client } from "@connectrpc/connect";
+import { type Client, createClient } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { createTransport } from "../../client/transport.js";
-import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { FAST_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
-import { loadConfig, type Config } from "../../server/config.js";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import type { Machine, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { type Config, loadConfig } from "../../server/config.js";
 import { createLogger } from "../../server/logger.js";
-import { createScratchDatabase } from "../helpers/postgres.js";
 import { eventually } from "../helpers/eventually.js";
+import { createScratchDatabase } from "../helpers/postgres.js";
 import { scaled } from "../helpers/timeouts.js";
 
 /** A lab on scratch PostgreSQL databases and a scratch data directory, with fast timings. */
@@ -66,8 +66,7 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST
       home: join(dir, "home"),
     });
   let lab = await start();
-  const admin = <S extends DescService>(service: S) =>
-    createClient(service, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }));
+  const admin = <S extends DescService>(service: S) => createClient(service, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }));
   const machine = async (id: string) => (await admin(AdminMachineService).get({ id })).machine!;
   const iface = async (leaf: string, name: string) => {
     const lines = (await readFile(join(lab.dir, "switches", leaf, "etc/network/interfaces"), "utf8")).split("\n");
@@ -101,7 +100,9 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST
     async synced(leaf) {
       // The admin API shows no generation; the switch row's version is the generation metal-core must report back.
       await eventually(`${leaf} to apply its current generation`, async () => {
-        const res = (await lab.app!.db.execute(sql`select version::int as version, last_sync from switches where id = ${leaf}`)) as unknown as { rows: { version: number; last_sync: { generation: number; error: string } | null }[] };
+        const res = (await lab.app!.db.execute(sql`select version::int as version, last_sync from switches where id = ${leaf}`)) as unknown as {
+          rows: { version: number; last_sync: { generation: number; error: string } | null }[];
+        };
         const row = res.rows[0];
         return row !== undefined && row.last_sync?.generation === row.version && row.last_sync.error === "" && lab.leaves.get(leaf)!.core.appliedGeneration === row.version;
       });

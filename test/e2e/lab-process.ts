@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -34,10 +34,14 @@ export function spawnLab(args: string[], env: NodeJS.ProcessEnv, cwd: string): L
     stdout: () => out,
     stderr: () => err,
     waitFor: (pattern, timeoutMs = 120_000) =>
-      eventually(`${pattern} from metal-lab (stderr so far:\n${err})`, () => {
-        if (done && !pattern.test(err)) throw new Error(`metal-lab exited:\n${err}`);
-        return err.match(pattern) ?? undefined;
-      }, timeoutMs),
+      eventually(
+        `${pattern} from metal-lab (stderr so far:\n${err})`,
+        () => {
+          if (done && !pattern.test(err)) throw new Error(`metal-lab exited:\n${err}`);
+          return err.match(pattern) ?? undefined;
+        },
+        timeoutMs,
+      ),
     exited,
     stop: async () => {
       if (!done) child.kill("SIGINT");

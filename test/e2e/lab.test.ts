@@ -3,12 +3,12 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { IPService as AdminIps } from "../../gen/metal/admin/v1/ip_pb.js";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { MachineRole, MachineService, ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
-import { LAB } from "../../edge/lab/seed.js";
 import { parseHostPort } from "../../client/host-port.js";
-import { eventually, startLabUnderTest, type LabUnderTest } from "./lab-harness.js";
+import { LAB } from "../../edge/lab/seed.js";
+import { IPService as AdminIps } from "../../gen/metal/admin/v1/ip_pb.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
+import { type Machine, MachineRole, MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { eventually, type LabUnderTest, startLabUnderTest } from "./lab-harness.js";
 
 let t: LabUnderTest;
 
@@ -55,7 +55,15 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     const api = t.admin(MachineService);
     machine = (await api.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "debian-12", hostname: "web1", networks: [t.lab.projectNetwork] })).machine!;
     firewall = (
-      await api.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "firewall-ubuntu-3", hostname: "fw1", role: MachineRole.FIREWALL, networks: [t.lab.projectNetwork, LAB.internet] })
+      await api.create({
+        project: LAB.project,
+        partition: LAB.partition,
+        size: LAB.size,
+        image: "firewall-ubuntu-3",
+        hostname: "fw1",
+        role: MachineRole.FIREWALL,
+        networks: [t.lab.projectNetwork, LAB.internet],
+      })
     ).machine!;
     expect(firewall.allocation?.networks.map((n) => n.network)).toContain(LAB.underlay);
     for (const m of [machine, firewall]) {
@@ -94,7 +102,12 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     await eventually("the machine to wait again", async () => (await t.events(machine.id)).includes(T.MACHINE_RECLAIM) && (await waitingNow(machine.id)));
     const events = await t.events(machine.id);
     const reclaim = events.indexOf(T.MACHINE_RECLAIM);
-    expect(events.slice(0, reclaim).reverse().filter((e) => e !== T.PHONED_HOME)).toEqual([T.PXE_BOOTING, T.PREPARING, T.REGISTERING, T.WAITING]);
+    expect(
+      events
+        .slice(0, reclaim)
+        .reverse()
+        .filter((e) => e !== T.PHONED_HOME),
+    ).toEqual([T.PXE_BOOTING, T.PREPARING, T.REGISTERING, T.WAITING]);
     expect(lm.pxeBoots).toBe(2);
     expect(lm.sim.disks[0]!.partitions).toEqual([]);
     expect((await t.machine(machine.id)).allocation).toBeUndefined();
@@ -147,7 +160,28 @@ describe("metal-lab: control plane and a simulated partition in one process", ()
     const { host, port } = parseHostPort(t.lab.consoleAddress);
     const ssh = spawn(
       "ssh",
-      ["-F", "/dev/null", "-tt", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "StrictHostKeyChecking=no", "-o", `UserKnownHostsFile=${join(t.dir, "known_hosts")}`, "-o", "SendEnv=LC_METAL_TOKEN", "-o", "LogLevel=ERROR", "-p", String(port), `${spare.uuid}@${host}`],
+      [
+        "-F",
+        "/dev/null",
+        "-tt",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-i",
+        key,
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        `UserKnownHostsFile=${join(t.dir, "known_hosts")}`,
+        "-o",
+        "SendEnv=LC_METAL_TOKEN",
+        "-o",
+        "LogLevel=ERROR",
+        "-p",
+        String(port),
+        `${spare.uuid}@${host}`,
+      ],
       { env: { PATH: process.env.PATH, HOME: t.dir, LC_METAL_TOKEN: t.lab.adminToken }, stdio: ["pipe", "pipe", "pipe"] },
     );
     let out = "";

@@ -1,18 +1,18 @@
 import type { ChildProcess } from "node:child_process";
-import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { randomUUID } from "node:crypto";
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { formatLeases } from "../../edge/bmc/leases.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
+import { eventually } from "../helpers/eventually.js";
+import { freeUdpPort, IPMI_SIM_PASSWORD, IPMI_SIM_USER, installed, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
-import { eventually } from "../helpers/eventually.js";
 
 /**
  * The IPMI adapter against a real BMC protocol peer: OpenIPMI's ipmi_sim,

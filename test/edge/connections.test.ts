@@ -3,26 +3,30 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ConnectionService, DaemonKind, type DaemonConnection } from "../../gen/metal/admin/v1/connection_pb.js";
-import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import { AdminRole } from "../../gen/metal/api/v1/common_pb.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { MetalCore } from "../../edge/core/metal-core.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
 import { SimSwitch } from "../../edge/sim/switch.js";
-import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { ConnectionService, type DaemonConnection, DaemonKind } from "../../gen/metal/admin/v1/connection_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { AdminRole } from "../../gen/metal/api/v1/common_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
 let dir: string;
 let viewer: string;
 
-const list = (req: { partition?: string; kind?: DaemonKind } = {}, token = viewer) => server.client(ConnectionService, token).list(req).then((r) => r.connections);
+const list = (req: { partition?: string; kind?: DaemonKind } = {}, token = viewer) =>
+  server
+    .client(ConnectionService, token)
+    .list(req)
+    .then((r) => r.connections);
 const find = (cs: DaemonConnection[], kind: DaemonKind, id: string) => cs.find((c) => c.kind === kind && c.id === id);
 
 function startBmcAgent(): { stop(): Promise<void> } {
@@ -81,7 +85,10 @@ describe("ConnectionService.List: the daemon sessions of this replica", () => {
         expect(timestampDate(c.connectedAt!).getTime()).toBeLessThanOrEqual(Date.now());
       }
       // Both daemons heartbeat every 100 ms: the listed heartbeat moves, the connection time does not.
-      for (const [kind, id, before] of [[DaemonKind.SWITCH, "leaf01", sw], [DaemonKind.BMC, "bmc-a", ag]] as const) {
+      for (const [kind, id, before] of [
+        [DaemonKind.SWITCH, "leaf01", sw],
+        [DaemonKind.BMC, "bmc-a", ag],
+      ] as const) {
         const later = await eventually(`${id}'s heartbeat to move`, async () => {
           const c = find(await list(), kind, id);
           return c && timestampDate(c.lastHeartbeat!) > timestampDate(before.lastHeartbeat!) ? c : undefined;

@@ -1,21 +1,21 @@
 import type { ChildProcess } from "node:child_process";
-import { freeUdpPort, installed, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { IpmiSolConsoles } from "../../edge/bmc/ipmi-sol.js";
 import { formatLeases } from "../../edge/bmc/leases.js";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import type { ConsoleSession } from "../../server/sessions/console/relay-broker.js";
+import { eventually } from "../helpers/eventually.js";
+import { freeUdpPort, installed, startIpmiSim } from "../helpers/ipmi-sim.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
-import { eventually } from "../helpers/eventually.js";
 
 /**
  * The console relay over real IPMI Serial-over-LAN: ipmitool `sol activate`

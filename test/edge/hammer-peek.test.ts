@@ -1,13 +1,13 @@
 import { randomUUID } from "node:crypto";
-import { createTransport } from "../../client/transport.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { createTransport } from "../../client/transport.js";
 import { MetalHammer } from "../../edge/hammer/hammer.js";
 import { SimMachine } from "../../edge/sim/machine.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;

@@ -1,13 +1,13 @@
 import { createHash } from "node:crypto";
-import { createServer, type Server } from "node:http";
 import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Format, FilesystemLayoutSchema, GptType, RaidLevel } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { downloadVerified, fetchChecksum, ImageError } from "../../edge/hammer/image.js";
 import { disksToWipe, LayoutError, partitionDevice, planStorage } from "../../edge/hammer/layout.js";
+import { FilesystemLayoutSchema, Format, GptType, RaidLevel } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 
 const GB = 1_000_000_000n;
 
@@ -15,7 +15,14 @@ const layout = (extra: Omit<MessageInitShape<typeof FilesystemLayoutSchema>, "$t
   create(FilesystemLayoutSchema, {
     id: "l1",
     disks: [
-      { device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT, label: "efi" }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX, label: "root" }] },
+      {
+        device: "/dev/sda",
+        wipeOnReinstall: true,
+        partitions: [
+          { number: 1, sizeMib: 512n, gptType: GptType.BOOT, label: "efi" },
+          { number: 2, sizeMib: 0n, gptType: GptType.LINUX, label: "root" },
+        ],
+      },
       { device: "/dev/nvme0n1", wipeOnReinstall: false, partitions: [{ number: 1, sizeMib: 0n, gptType: GptType.LINUX }] },
     ],
     filesystems: [
@@ -37,7 +44,10 @@ describe("layout -> partition plan", () => {
     const plan = planStorage(layout(), { disks });
     expect(plan.disks.map((d) => d.device)).toEqual(["/dev/sda", "/dev/nvme0n1"]);
     const sda = plan.disks[0]!.partitions;
-    expect(sda.map((p) => [p.device, p.startMib, p.gptType])).toEqual([["/dev/sda1", 1, "boot"], ["/dev/sda2", 513, "linux"]]);
+    expect(sda.map((p) => [p.device, p.startMib, p.gptType])).toEqual([
+      ["/dev/sda1", 1, "boot"],
+      ["/dev/sda2", 513, "linux"],
+    ]);
     expect(sda[1]!.endMib).toBe(Number((240n * GB) / 2n ** 20n) - 1);
     expect(plan.disks[1]!.partitions[0]!.device).toBe("/dev/nvme0n1p1");
     expect(plan.rootDevice).toBe("/dev/sda2");
@@ -66,7 +76,18 @@ describe("layout -> partition plan", () => {
     expect(() => planStorage(layout(), { disks: [disks[0]!] })).toThrow(/needs disk \/dev\/nvme0n1/);
     const tooBig = layout({ disks: [{ device: "/dev/sda", partitions: [{ number: 1, sizeMib: 10_000_000n }] }], filesystems: [{ path: "/", device: "/dev/sda1", format: Format.EXT4 }] });
     expect(() => planStorage(tooBig, { disks })).toThrow(/does not fit/);
-    const restFirst = layout({ disks: [{ device: "/dev/sda", partitions: [{ number: 1, sizeMib: 0n }, { number: 2, sizeMib: 10n }] }], filesystems: [{ path: "/", device: "/dev/sda1", format: Format.EXT4 }] });
+    const restFirst = layout({
+      disks: [
+        {
+          device: "/dev/sda",
+          partitions: [
+            { number: 1, sizeMib: 0n },
+            { number: 2, sizeMib: 10n },
+          ],
+        },
+      ],
+      filesystems: [{ path: "/", device: "/dev/sda1", format: Format.EXT4 }],
+    });
     expect(() => planStorage(restFirst, { disks })).toThrow(/not the last/);
     expect(() => planStorage(layout({ filesystems: [{ path: "/", device: "/dev/sdz1", format: Format.EXT4 }] }), { disks })).toThrow(/not created by the layout/);
     expect(() => planStorage(layout({ filesystems: [{ path: "/data", device: "/dev/sda2", format: Format.EXT4 }] }), { disks })).toThrow(LayoutError);

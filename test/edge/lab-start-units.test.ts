@@ -9,8 +9,8 @@ import { knownHostsLines, sshFingerprint, writeKnownHosts } from "../../edge/lab
 import { writeMetalctlContexts } from "../../edge/lab/metalctl-context.js";
 import { checkPortsFree, LabStartError, listenError } from "../../edge/lab/ports.js";
 import { countUp, describeUp } from "../../edge/lab/progress.js";
+import { type Machine, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { generateEd25519 } from "../../server/console/host-key.js";
-import { ProvisioningEventType as T, type Machine } from "../../gen/metal/api/v1/machine_pb.js";
 
 describe("metal-lab start-up pieces", () => {
   it("known_hosts lines in the form ssh looks up, and the fingerprint ssh-keygen prints", async () => {
@@ -29,7 +29,10 @@ describe("metal-lab start-up pieces", () => {
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r));
     const address = `127.0.0.1:${(taken.address() as { port: number }).port}`;
     try {
-      const err = await checkPortsFree([{ what: "the API", address, setting: "--listen / METAL_LISTEN" }]).then(() => undefined, (e: unknown) => e);
+      const err = await checkPortsFree([{ what: "the API", address, setting: "--listen / METAL_LISTEN" }]).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(LabStartError);
       expect((err as Error).message).toBe(`the API on ${address}: the address is in use (another metal-lab?); stop that, or choose another with --listen / METAL_LISTEN`);
     } finally {

@@ -1,23 +1,23 @@
 import { randomUUID } from "node:crypto";
-import type { MessageInitShape } from "@bufbuild/protobuf";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BMCService, type BMCServiceSessionRequestSchema, type BMCServiceSessionResponse } from "../../gen/metal/infra/v1/bmc_pb.js";
-import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { runCommandExpiryJob } from "../../server/jobs/command-expiry.js";
 import { bmcCommandRepository as bmcCommands } from "../../server/repositories/bmc-command-repository.js";
-import { runBmcAgent, type RunningBmcAgent } from "../helpers/bmc-agent.js";
-import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { type RunningBmcAgent, runBmcAgent } from "../helpers/bmc-agent.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
@@ -70,7 +70,9 @@ describe("metal-bmc on simulated BMCs", () => {
     const b = await addSim();
     for (const m of [a, b]) {
       const got = await eventually(`report of ${m.uuid}`, async () => {
-        const r = await admin().get({ id: m.uuid }).catch(() => undefined);
+        const r = await admin()
+          .get({ id: m.uuid })
+          .catch(() => undefined);
         return r?.machine?.bmc?.address ? r : undefined;
       });
       expect(got.machine?.partition).toBe("p1");
@@ -86,7 +88,15 @@ describe("metal-bmc on simulated BMCs", () => {
 
   it("executes an admin BMC command once and acknowledges it", async () => {
     const m = await addSim();
-    await eventually("report", async () => (await admin().get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
+    await eventually(
+      "report",
+      async () =>
+        (
+          await admin()
+            .get({ id: m.uuid })
+            .catch(() => undefined)
+        )?.machine?.bmc?.address,
+    );
     const off = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.POWER_OFF })).command!;
     const led = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.LED_ON, description: "replace disk 2" })).command!;
     await eventually("both done", async () => {
@@ -123,7 +133,15 @@ describe("metal-bmc on simulated BMCs", () => {
 
   it("a session killed while a command runs: the command is delivered again, runs once, and its result arrives on the new session", async () => {
     const m = await addSim();
-    await eventually("report", async () => (await admin().get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
+    await eventually(
+      "report",
+      async () =>
+        (
+          await admin()
+            .get({ id: m.uuid })
+            .catch(() => undefined)
+        )?.machine?.bmc?.address,
+    );
     let release!: () => void;
     sims.hold(m.uuid, new Promise<void>((r) => (release = r)));
     const sessionsBefore = running.agent.sessions;
@@ -143,7 +161,15 @@ describe("metal-bmc on simulated BMCs", () => {
 
   it("an agent restarted after running a command but before the ack sends the stored result instead of running it again", async () => {
     const m = await addSim();
-    await eventually("report", async () => (await admin().get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
+    await eventually(
+      "report",
+      async () =>
+        (
+          await admin()
+            .get({ id: m.uuid })
+            .catch(() => undefined)
+        )?.machine?.bmc?.address,
+    );
     // The agent stops (and its session with it) the moment the BMC has carried the command out.
     const stopping = new Promise<void>((resolve) => {
       const off = sims.onCommand((s) => {
@@ -174,7 +200,15 @@ describe("metal-bmc on simulated BMCs", () => {
 
   it("a result arriving after the command timed out does not change it", async () => {
     const m = await addSim();
-    await eventually("report", async () => (await admin().get({ id: m.uuid }).catch(() => undefined))?.machine?.bmc?.address);
+    await eventually(
+      "report",
+      async () =>
+        (
+          await admin()
+            .get({ id: m.uuid })
+            .catch(() => undefined)
+        )?.machine?.bmc?.address,
+    );
     let release!: () => void;
     sims.hold(m.uuid, new Promise<void>((r) => (release = r)));
     const led = (await admin().bMCCommand({ id: m.uuid, command: BmcCommand.LED_ON })).command!;

@@ -3,18 +3,28 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseBgpNeighbors, parseLldpctl } from "../../edge/core/linux-switch.js";
+import { loadCoreConfig } from "../../edge/core/main.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { SwitchService as AdminSwitchService } from "../../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import { parseBgpNeighbors, parseLldpctl } from "../../edge/core/linux-switch.js";
-import { loadCoreConfig } from "../../edge/core/main.js";
-import { startTestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { startTestServer } from "../helpers/test-server.js";
 
 describe("metal-core on Linux: parsing what the NOS tools print", () => {
   it("reads BGP sessions from vtysh's neighbor JSON", () => {
     const json = JSON.stringify({
-      default: { vrfId: 0, vrfName: "default", swp31: { hostname: "spine01", peerGroup: "FABRIC", bgpState: "Established", bgpTimerUpMsec: 60_000, addressFamilyInfo: { ipv4Unicast: { acceptedPrefixCounter: 12, sentPrefixCounter: 3 }, l2VpnEvpn: { acceptedPrefixCounter: 5, sentPrefixCounter: 1 } } } },
+      default: {
+        vrfId: 0,
+        vrfName: "default",
+        swp31: {
+          hostname: "spine01",
+          peerGroup: "FABRIC",
+          bgpState: "Established",
+          bgpTimerUpMsec: 60_000,
+          addressFamilyInfo: { ipv4Unicast: { acceptedPrefixCounter: 12, sentPrefixCounter: 3 }, l2VpnEvpn: { acceptedPrefixCounter: 5, sentPrefixCounter: 1 } },
+        },
+      },
       vrf42: { vrfId: 7, vrfName: "vrf42", swp2: { peerGroup: "MACHINE", bgpState: "Active", addressFamilyInfo: {} } },
     });
     const now = Date.parse("2026-12-01T12:00:00Z");

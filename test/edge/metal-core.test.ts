@@ -5,18 +5,18 @@ import { join } from "node:path";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MetalCore } from "../../edge/core/metal-core.js";
+import { SimSwitch } from "../../edge/sim/switch.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
-import { SwitchPortState, SwitchService as AdminSwitchService } from "../../gen/metal/admin/v1/switch_pb.js";
+import { SwitchService as AdminSwitchService, SwitchPortState } from "../../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
-import { MetalCore } from "../../edge/core/metal-core.js";
-import { SimSwitch } from "../../edge/sim/switch.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 const GiB = 2n ** 30n;
@@ -128,9 +128,14 @@ afterAll(async () => {
 });
 
 const switchRow = async (id: string) =>
-  (await rows<{ version: number; last_sync: { generation: number; error: string } | null; last_sync_error: { generation: number; error: string } | null; nics: { name: string; desired?: string; actual?: string }[] }>(
-    sql`select version::int as version, last_sync, last_sync_error, nics from switches where id = ${id}`,
-  ))[0]!;
+  (
+    await rows<{
+      version: number;
+      last_sync: { generation: number; error: string } | null;
+      last_sync_error: { generation: number; error: string } | null;
+      nics: { name: string; desired?: string; actual?: string }[];
+    }>(sql`select version::int as version, last_sync, last_sync_error, nics from switches where id = ${id}`)
+  )[0]!;
 
 /** The leaf has applied (and reported) the switch's current generation. */
 const synced = (leaf: string) =>

@@ -2,8 +2,10 @@ import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
+import { type HammerOutcome, MetalHammer } from "../../edge/hammer/hammer.js";
+import { type SimImage, SimMachine, type SimOs } from "../../edge/sim/machine.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -12,11 +14,9 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { FilesystemLayoutService, Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
-import { MetalHammer, type HammerOutcome } from "../../edge/hammer/hammer.js";
-import { SimMachine, type SimImage, type SimOs } from "../../edge/sim/machine.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;
@@ -121,7 +121,14 @@ beforeAll(async () => {
     filesystemLayout: {
       id: "s1-data",
       disks: [
-        { device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX }] },
+        {
+          device: "/dev/sda",
+          wipeOnReinstall: true,
+          partitions: [
+            { number: 1, sizeMib: 512n, gptType: GptType.BOOT },
+            { number: 2, sizeMib: 0n, gptType: GptType.LINUX },
+          ],
+        },
         { device: "/dev/sdb", wipeOnReinstall: false, partitions: [{ number: 1, sizeMib: 0n, gptType: GptType.LINUX }] },
       ],
       filesystems: [
@@ -141,8 +148,7 @@ afterAll(async () => {
   await new Promise((r) => images?.close(r));
 });
 
-const allocate = (uuid: string, image: string) =>
-  tenant.create({ project: "pb", partition: "p1", size: "s1", image, name: "app", hostname: "app-1", networks: [fixture.primary.pb], machineId: uuid });
+const allocate = (uuid: string, image: string) => tenant.create({ project: "pb", partition: "p1", size: "s1", image, name: "app", hostname: "app-1", networks: [fixture.primary.pb], machineId: uuid });
 
 describe("metal-hammer on a simulated machine", () => {
   it("registers, waits, installs on allocation, kexecs; freed and reset, wipes its disks and waits again", async () => {

@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { createServer } from "node:net";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
+import { startPixie } from "../../edge/pixie/pixie.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
-import { startPixie } from "../../edge/pixie/pixie.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 let server: TestServer;

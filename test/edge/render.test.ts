@@ -22,8 +22,7 @@ const port = (name: string, over: Partial<PortConfig> = {}): PortConfig => ({
   allowedVnis: [],
   ...over,
 });
-const tenant = (name: string, vni: number, machineId: string, prefixes: string[]) =>
-  port(name, { mode: "tenant", vrf: `vrf${vni}`, vni, bgpUnnumbered: true, machineId, allowedPrefixes: prefixes });
+const tenant = (name: string, vni: number, machineId: string, prefixes: string[]) => port(name, { mode: "tenant", vrf: `vrf${vni}`, vni, bgpUnnumbered: true, machineId, allowedPrefixes: prefixes });
 
 const config: DesiredConfig = {
   generation: 5,
@@ -112,8 +111,27 @@ describe("rendering", () => {
   });
 
   it("keeps the local VLAN of a VRF that stays, so adding a VRF does not move the others", () => {
-    expect(vlansFromInterfaces(r.interfaces)).toEqual(new Map([[42, 1001], [43, 1002]]));
-    expect(assignVlans([41, 42, 43], new Map([[42, 1001], [43, 1002]]))).toEqual(new Map([[42, 1001], [43, 1002], [41, 1003]]));
+    expect(vlansFromInterfaces(r.interfaces)).toEqual(
+      new Map([
+        [42, 1001],
+        [43, 1002],
+      ]),
+    );
+    expect(
+      assignVlans(
+        [41, 42, 43],
+        new Map([
+          [42, 1001],
+          [43, 1002],
+        ]),
+      ),
+    ).toEqual(
+      new Map([
+        [42, 1001],
+        [43, 1002],
+        [41, 1003],
+      ]),
+    );
     const fewer = render({ ...config, ports: config.ports.filter((p) => p.name !== "swp1") }, settings, r.vlans);
     expect(ifaceBlock(fewer.interfaces, "vni43")).toContain("bridge-access 1002");
   });

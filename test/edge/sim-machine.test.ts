@@ -30,7 +30,14 @@ describe("simulated machine", () => {
   });
 
   it("a wipe takes partitions, RAID, LVM and filesystems built on the disk with it", async () => {
-    const m = new SimMachine({ uuid: "00000000-0000-4000-8000-000000000002", nics, disks: [{ name: "/dev/sda", sizeBytes: 10n ** 11n }, { name: "/dev/sdb", sizeBytes: 10n ** 11n }] });
+    const m = new SimMachine({
+      uuid: "00000000-0000-4000-8000-000000000002",
+      nics,
+      disks: [
+        { name: "/dev/sda", sizeBytes: 10n ** 11n },
+        { name: "/dev/sdb", sizeBytes: 10n ** 11n },
+      ],
+    });
     const part = (device: string) => ({ number: 1, device: `${device}1`, label: "", gptType: "raid" as const, startMib: 1, endMib: 1000 });
     await m.partitionDisk({ device: "/dev/sda", partitions: [part("/dev/sda")] });
     await m.partitionDisk({ device: "/dev/sdb", partitions: [part("/dev/sdb")] });
@@ -41,6 +48,9 @@ describe("simulated machine", () => {
     await expect(m.format({ device: "/dev/sdc1", path: "/x", format: "ext4", label: "", mountOptions: [], createOptions: [] })).rejects.toThrow(/does not exist/);
     await m.wipeDisk("/dev/sdb");
     expect([m.raids.size, m.volumeGroups.size, m.volumes.size, m.filesystems.size]).toEqual([0, 0, 0, 0]);
-    expect(m.disks.map((d) => [d.partitions.length, d.wipes])).toEqual([[1, 0], [0, 1]]);
+    expect(m.disks.map((d) => [d.partitions.length, d.wipes])).toEqual([
+      [1, 0],
+      [0, 1],
+    ]);
   });
 });

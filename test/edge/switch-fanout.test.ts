@@ -2,15 +2,15 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { MetalCore } from "../../edge/core/metal-core.js";
+import { CONFIG_PATHS } from "../../edge/core/switch-os.js";
+import { SimSwitch } from "../../edge/sim/switch.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
-import { MetalCore } from "../../edge/core/metal-core.js";
-import { CONFIG_PATHS } from "../../edge/core/switch-os.js";
 import { createInProcessBus, switchTopic } from "../../server/bus/fanout.js";
-import { SimSwitch } from "../../edge/sim/switch.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 const SWITCHES = 100;
@@ -54,26 +54,30 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-it(`brings a config change to all ${SWITCHES} switches' metal-core through the bus, not the periodic re-read`, async () => {
-  await eventually("every switch to sync once", () => cores.every((c) => c.core.lastSync?.error === ""), scaled(60_000));
-  // Every switch's desired config changes at once: a new port each.
-  await Promise.all(
-    cores.map(async ({ id, core }) => {
-      const synced = new Promise<void>((resolve) => {
-        const off = core.onSync((s) => {
-          if (s.changed && s.error === "") {
-            off();
-            resolve();
-          }
+it(
+  `brings a config change to all ${SWITCHES} switches' metal-core through the bus, not the periodic re-read`,
+  async () => {
+    await eventually("every switch to sync once", () => cores.every((c) => c.core.lastSync?.error === ""), scaled(60_000));
+    // Every switch's desired config changes at once: a new port each.
+    await Promise.all(
+      cores.map(async ({ id, core }) => {
+        const synced = new Promise<void>((resolve) => {
+          const off = core.onSync((s) => {
+            if (s.changed && s.error === "") {
+              off();
+              resolve();
+            }
+          });
         });
-      });
-      await server.client(SwitchService, token).register({ partition: "p1", id, rack: rackOf(id), nics: ["swp1", "swp2", "swp3", "swp4", "swp9"].map((name) => ({ name })) });
-      await synced;
-    }),
-  );
-  // Each switch was woken by its own topic, and its files now hold the new port (how fast: npm run bench).
-  for (const { id } of cores) {
-    expect(published.has(switchTopic(id))).toBe(true);
-    expect(await readFile(join(root, id, CONFIG_PATHS.interfaces), "utf8")).toContain("swp9");
-  }
-}, scaled(120_000));
+        await server.client(SwitchService, token).register({ partition: "p1", id, rack: rackOf(id), nics: ["swp1", "swp2", "swp3", "swp4", "swp9"].map((name) => ({ name })) });
+        await synced;
+      }),
+    );
+    // Each switch was woken by its own topic, and its files now hold the new port (how fast: npm run bench).
+    for (const { id } of cores) {
+      expect(published.has(switchTopic(id))).toBe(true);
+      expect(await readFile(join(root, id, CONFIG_PATHS.interfaces), "utf8")).toContain("swp9");
+    }
+  },
+  scaled(120_000),
+);

@@ -2,9 +2,9 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { durationFromMs } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { SwitchService as AdminSwitchService, SwitchPortState } from "../../gen/metal/admin/v1/switch_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import {
   SwitchPortAdminState,
   SwitchPortMode,
@@ -13,8 +13,8 @@ import {
   type SwitchServiceSessionRequestSchema,
   type SwitchServiceSessionResponse,
 } from "../../gen/metal/infra/v1/switch_pb.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 type Req = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
 

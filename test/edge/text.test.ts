@@ -1,8 +1,8 @@
+import { create } from "@bufbuild/protobuf";
 import { describe, expect, it } from "vitest";
 import { printable } from "../../edge/common/text.js";
-import { refuseControlCharacters } from "../../server/interceptors/strings.js";
 import { EventServiceSendRequestSchema } from "../../gen/metal/infra/v1/event_pb.js";
-import { create } from "@bufbuild/protobuf";
+import { refuseControlCharacters } from "../../server/interceptors/strings.js";
 
 describe("text a daemon forwards from hardware and tools", () => {
   it("keeps tab, line feed and carriage return and replaces every other control character, so the control plane takes it", () => {

@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import type { Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { BmcAgent } from "../../edge/bmc/agent.js";
 import { bearer } from "../../client/bearer.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
 import type { SimBmcs } from "../../edge/sim/bmc.js";
 
 export interface RunningBmcAgent {

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, createClient, type Transport } from "@connectrpc/connect";
-import { createTransport } from "../../client/transport.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -25,7 +25,7 @@ import { loadConfig } from "../../server/config.js";
 import { listen } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
 import { expectCode } from "./expect.js";
-import { setUpPartition, type PartitionFixture } from "./partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "./partition-fixture.js";
 import type { TestServer } from "./server-launch.js";
 import { scaled } from "./timeouts.js";
 
@@ -40,9 +40,7 @@ export async function launchEmbeddedServer(): Promise<{ server: TestServer; stop
   const { token: adminToken } = await ensureAdminToken(app.db, app.authority, dataDir);
   const listener = await listen(app.handler, config.listen);
   const transport = (kind: "connect" | "grpc", token?: string): Transport =>
-    kind === "connect"
-      ? createTransport({ baseUrl: listener.url, protocol: "connect", token })
-      : createTransport({ baseUrl: listener.url, token });
+    kind === "connect" ? createTransport({ baseUrl: listener.url, protocol: "connect", token }) : createTransport({ baseUrl: listener.url, token });
   const server: TestServer = {
     app,
     url: listener.url,

@@ -1,7 +1,7 @@
 import { afterAll } from "vitest";
+import type { DbHandle } from "../../server/db/handle.js";
 import { openMetalDatabase } from "../../server/db/metal-database.js";
 import { createScratchDatabase } from "./postgres.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 /**
  * A migrated metal-api database of its own for the calling test file, on real

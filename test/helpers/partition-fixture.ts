@@ -11,7 +11,7 @@ import { SizeService as AdminSizes } from "../../gen/metal/admin/v1/size_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
-import { ProvisioningEventType as T, type MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
+import { type MachineAllocation, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
@@ -84,8 +84,20 @@ export async function setUpPartition(server: TestServer): Promise<PartitionFixtu
   await server.client(AdminLayouts, admin).create({
     filesystemLayout: {
       id: "s1-default",
-      disks: [{ device: "/dev/sda", wipeOnReinstall: true, partitions: [{ number: 1, sizeMib: 512n, gptType: GptType.BOOT }, { number: 2, sizeMib: 0n, gptType: GptType.LINUX }] }],
-      filesystems: [{ path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT }, { path: "/", device: "/dev/sda2", format: Format.EXT4 }],
+      disks: [
+        {
+          device: "/dev/sda",
+          wipeOnReinstall: true,
+          partitions: [
+            { number: 1, sizeMib: 512n, gptType: GptType.BOOT },
+            { number: 2, sizeMib: 0n, gptType: GptType.LINUX },
+          ],
+        },
+      ],
+      filesystems: [
+        { path: "/boot/efi", device: "/dev/sda1", format: Format.VFAT },
+        { path: "/", device: "/dev/sda2", format: Format.EXT4 },
+      ],
       constraints: { sizes: ["s1"], images: {} },
     },
   });
@@ -98,7 +110,12 @@ export async function setUpPartition(server: TestServer): Promise<PartitionFixtu
     pb: (await server.client(NetworkService, admin).create({ project: "pb", partition: "p1" })).network!.id,
   };
   const infraToken = (await server.client(AdminTokens, admin).create({ subject: "p1-agents", roles: { infraPartition: "p1" } })).secret;
-  for (const [id, rack] of [["leaf01", "r1"], ["leaf02", "r1"], ["leaf03", "r2"], ["leaf04", "r2"]] as const) {
+  for (const [id, rack] of [
+    ["leaf01", "r1"],
+    ["leaf02", "r1"],
+    ["leaf03", "r2"],
+    ["leaf04", "r2"],
+  ] as const) {
     await server.client(SwitchService, infraToken).register({ partition: "p1", id, rack, nics: [{ name: "swp1" }] });
   }
   const machines: WaitingMachine[] = [];

@@ -2,13 +2,13 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { createClient, type Client, type Transport } from "@connectrpc/connect";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { createTransport } from "../../client/transport.js";
-import { createApp, type App, type AppOptions } from "../../server/app.js";
+import { type App, type AppOptions, createApp } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
-import { loadConfig, type Config } from "../../server/config.js";
+import { type Config, loadConfig } from "../../server/config.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
-import { listen, type Listener } from "../../server/http/listener.js";
+import { type Listener, listen } from "../../server/http/listener.js";
 import { createLogger, type Logger } from "../../server/logger.js";
 import { createScratchDatabase } from "./postgres.js";
 
@@ -61,10 +61,7 @@ export async function launchServer(
     const key = `${kind}:${token ?? ""}`;
     let t = transports.get(key);
     if (!t) {
-      t =
-        kind === "connect"
-          ? createTransport({ baseUrl: listener.url, protocol: "connect", token })
-          : createTransport({ baseUrl: listener.url, token });
+      t = kind === "connect" ? createTransport({ baseUrl: listener.url, protocol: "connect", token }) : createTransport({ baseUrl: listener.url, token });
       transports.set(key, t);
     }
     return t;

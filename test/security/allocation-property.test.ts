@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, it } from "vitest";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
@@ -290,7 +290,8 @@ describe(`random allocation rounds against ${MACHINES} machines (seed ${seed})`,
       }
 
       // The reclaimed machines' hammers wait again.
-      if (freed.length > 0) await server.app.db.execute(sql`update machines set waiting_until = now() + interval '1 hour' where id in (select jsonb_array_elements_text(${JSON.stringify(freed)}::jsonb)) and allocation is null`);
+      if (freed.length > 0)
+        await server.app.db.execute(sql`update machines set waiting_until = now() + interval '1 hour' where id in (select jsonb_array_elements_text(${JSON.stringify(freed)}::jsonb)) and allocation is null`);
     }
   });
 });

@@ -6,10 +6,10 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { inTransaction } from "../../server/db/database.js";
 import { quotaRepository } from "../../server/repositories/network-repository.js";
+import { eventually } from "../helpers/eventually.js";
 import { insertWaitingMachines, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
-import { eventually } from "../helpers/eventually.js";
 
 /**
  * A project at its machine quota must not hold waiting machines while its
@@ -56,12 +56,16 @@ describe("a burst of a project at its quota next to another project's burst", ()
 
     // pq fires its burst; every one of them waits for the quota lock.
     const a = Promise.allSettled(Array.from({ length: A_BURST }, (_, i) => tenant.create(request("pq", i))));
-    await eventually(`${A_BURST} allocations of pq wait for its quota lock`, async () => {
-      const [r] = await rows<{ n: number }>(sql`
+    await eventually(
+      `${A_BURST} allocations of pq wait for its quota lock`,
+      async () => {
+        const [r] = await rows<{ n: number }>(sql`
         select count(*)::int as n from pg_locks
         where locktype = 'advisory' and not granted and database = (select oid from pg_database where datname = current_database())`);
-      return r!.n === A_BURST;
-    }, scaled(60_000));
+        return r!.n === A_BURST;
+      },
+      scaled(60_000),
+    );
 
     // pb asks for all but one of the free machines meanwhile, in parallel: each must be granted.
     const b = await Promise.allSettled(Array.from({ length: FREE - 1 }, (_, i) => tenant.create(request("pb", i))));

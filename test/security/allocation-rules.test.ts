@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, type ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
@@ -11,7 +11,7 @@ import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { machineAllocationRepository as allocations } from "../../server/repositories/machine-repository.js";
 import { expectCode } from "../helpers/expect.js";
-import { S1_HARDWARE_JSON, setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 

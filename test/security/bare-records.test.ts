@@ -9,7 +9,7 @@ import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
@@ -61,7 +61,13 @@ describe("bare records made by another partition (issue 12, item 15)", () => {
     expect(m).toMatchObject({ partition: "p1", size: "s1", rack: "r1" });
     // What p2 said about the machine went with its record.
     expect(m.events?.log.map((e) => e.message)).not.toContain("p2 says so");
-    const later = await server.client(EventService, fixture.infraToken).send({ partition: "p1", events: [{ machineId: id, type: T.REGISTERING }, { machineId: id, type: T.WAITING }] });
+    const later = await server.client(EventService, fixture.infraToken).send({
+      partition: "p1",
+      events: [
+        { machineId: id, type: T.REGISTERING },
+        { machineId: id, type: T.WAITING },
+      ],
+    });
     expect(later).toMatchObject({ events: 2, failed: [] });
     // Registered, the machine stays in its partition: partition 2 can neither take it back nor record its events.
     await expectCode(register(p2Token, "p2", id), Code.FailedPrecondition, `machine "${id}" is registered in partition "p1", not "p2"`);

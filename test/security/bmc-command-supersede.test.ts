@@ -1,8 +1,8 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
@@ -56,9 +56,11 @@ describe("BMC commands queued while metal-bmc is away", () => {
       expect(byId.get(by!)?.command).toBe(old.command);
       expect(by! > old.id).toBe(true);
     }
-    const [counts] = ((await server.app.db.execute(sql`select count(*)::int as n from bmc_commands where machine_id = ${hammer.id} and status = 'pending'`)) as unknown as {
-      rows: { n: number }[];
-    }).rows;
+    const [counts] = (
+      (await server.app.db.execute(sql`select count(*)::int as n from bmc_commands where machine_id = ${hammer.id} and status = 'pending'`)) as unknown as {
+        rows: { n: number }[];
+      }
+    ).rows;
     expect(counts!.n).toBe(5);
   });
 });

@@ -11,7 +11,7 @@ import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
 import { kPrincipal, kRequestId } from "../../server/auth/context.js";
 import { noRoles, type Principal } from "../../server/domain/roles.js";
 import { createAdminMachineService } from "../../server/services/admin/machine-service.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
@@ -92,7 +92,12 @@ describe("machine secrets in admin MachineService", () => {
     const lines: string[] = [];
     const sink = new Writable({
       write(chunk: Buffer, _enc, done) {
-        lines.push(...chunk.toString().split("\n").filter((l) => l !== ""));
+        lines.push(
+          ...chunk
+            .toString()
+            .split("\n")
+            .filter((l) => l !== ""),
+        );
         done();
       },
     });

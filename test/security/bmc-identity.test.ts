@@ -6,20 +6,20 @@ import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { bearer } from "../../client/bearer.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
+import { SimBmcs } from "../../edge/sim/bmc.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { BMCService } from "../../gen/metal/infra/v1/bmc_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
-import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
-import { bearer } from "../../client/bearer.js";
-import { SimBmcs } from "../../edge/sim/bmc.js";
+import { eventually } from "../e2e/lab-harness.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
 import { expectCode } from "../helpers/expect.js";
-import { freeUdpPort, installed, IPMI_SIM_PASSWORD, IPMI_SIM_USER, startIpmiSim } from "../helpers/ipmi-sim.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { freeUdpPort, IPMI_SIM_PASSWORD, IPMI_SIM_USER, installed, startIpmiSim } from "../helpers/ipmi-sim.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
-import { eventually } from "../e2e/lab-harness.js";
 
 /**
  * Issue 12 item 2: a BMC command reaches only its own machine. metal-bmc asks
@@ -43,7 +43,6 @@ afterAll(async () => {
   await fixture?.stopAll();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
 
 const admin = () => server.client(AdminMachineService, server.adminToken);
 

@@ -4,16 +4,16 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer } from "../../client/bearer.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { SimBmcs } from "../../edge/sim/bmc.js";
 import { ConnectionService, DaemonKind } from "../../gen/metal/admin/v1/connection_pb.js";
-import { BmcCommand, BmcCommandStatus, MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
-import { BmcAgent } from "../../edge/bmc/agent.js";
-import { bearer } from "../../client/bearer.js";
-import { SimBmcs } from "../../edge/sim/bmc.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
  * Issue 12 item 7: metal-bmc sessions are known by partition AND name. The

@@ -24,8 +24,7 @@ beforeAll(async () => {
 
 const ensure = (opts: { reset?: boolean } = {}) => ensureAdminToken(server.app.db, server.app.authority, server.dataDir, opts);
 const file = () => join(server.dataDir, "admin-token");
-const bootstrapTokens = async () =>
-  (await server.client(AdminTokenService, ops).list({ subject: "admin" })).tokens.filter((t) => t.createdBy === "metal-api");
+const bootstrapTokens = async () => (await server.client(AdminTokenService, ops).list({ subject: "admin" })).tokens.filter((t) => t.createdBy === "metal-api");
 
 describe("the bootstrap admin token", () => {
   it("is kept as it is on a restart while it works", async () => {

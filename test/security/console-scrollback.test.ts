@@ -6,23 +6,23 @@ import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bearer } from "../../client/bearer.js";
+import type { LabMachine } from "../../edge/lab/lab.js";
+import { LAB } from "../../edge/lab/seed.js";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
+import { SimMachine } from "../../edge/sim/machine.js";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { bearer } from "../../client/bearer.js";
-import type { LabMachine } from "../../edge/lab/lab.js";
-import { LAB } from "../../edge/lab/seed.js";
-import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
-import { SimMachine } from "../../edge/sim/machine.js";
 import { consoleHostKeyRepository } from "../../server/repositories/console-host-key-repository.js";
-import { generateKey, splitAddress, sshConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
-import { eventually, startLabUnderTest, type LabUnderTest } from "../e2e/lab-harness.js";
+import { eventually, type LabUnderTest, startLabUnderTest } from "../e2e/lab-harness.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
+import { type ConsoleTarget, generateKey, splitAddress, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 import { scaled } from "../helpers/timeouts.js";
 
 /**
@@ -69,7 +69,11 @@ function neverForgettingLine() {
     stream: new Duplex({
       read() {},
       write(chunk: Buffer, _enc, done) {
-        for (const typed of chunk.toString().split(/\r\n?|\n/).slice(0, -1)) line.print(`\r\nheard: ${typed}\r\n`);
+        for (const typed of chunk
+          .toString()
+          .split(/\r\n?|\n/)
+          .slice(0, -1))
+          line.print(`\r\nheard: ${typed}\r\n`);
         done();
       },
     }),
@@ -121,53 +125,57 @@ describe("a BMC that replays a previous tenant's session: the control plane with
     return sim;
   }
 
-  it("the new tenant's console shows live output and nothing the BMC replays from before the allocation; an operator admin sees it only while the machine is free", async () => {
-    const line = neverForgettingLine();
-    // Printed before the BMC listened: its time is unknown to the BMC.
-    line.print("SimBIOS 1.0\r\nprevious-tenant login: root\r\n");
-    const sim = await machineOn(line);
-    // Printed while the BMC listened, before the allocation: the previous tenant's session.
-    line.print(`root@previous-tenant:~# echo ${SECRET}\r\n${SECRET}\r\n`);
+  it(
+    "the new tenant's console shows live output and nothing the BMC replays from before the allocation; an operator admin sees it only while the machine is free",
+    async () => {
+      const line = neverForgettingLine();
+      // Printed before the BMC listened: its time is unknown to the BMC.
+      line.print("SimBIOS 1.0\r\nprevious-tenant login: root\r\n");
+      const sim = await machineOn(line);
+      // Printed while the BMC listened, before the allocation: the previous tenant's session.
+      line.print(`root@previous-tenant:~# echo ${SECRET}\r\n${SECRET}\r\n`);
 
-    const before = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
-    await before.see(SECRET);
-    expect(before.seen.out).toContain("previous-tenant login");
-    before.kill();
-    await before.ends();
+      const before = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
+      await before.see(SECRET);
+      expect(before.seen.out).toContain("previous-tenant login");
+      before.kill();
+      await before.ends();
 
-    const { machine } = await server.client(MachineService, ownerToken).create({
-      project: "pb",
-      partition: "p1",
-      size: "s1",
-      image: "debian-12",
-      name: "scrollback",
-      networks: [fixture.primary.pb],
-      sshKeys: [owner.pub],
-    });
-    expect(machine?.id).toBe(sim.uuid);
-    line.print("install: partitioning /dev/sda\r\n");
+      const { machine } = await server.client(MachineService, ownerToken).create({
+        project: "pb",
+        partition: "p1",
+        size: "s1",
+        image: "debian-12",
+        name: "scrollback",
+        networks: [fixture.primary.pb],
+        sshKeys: [owner.pub],
+      });
+      expect(machine?.id).toBe(sim.uuid);
+      line.print("install: partitioning /dev/sda\r\n");
 
-    const s = sshConsole(target, sim.uuid, { key: owner.file, token: ownerToken });
-    await s.see(`connected to ${sim.uuid}`);
-    await s.see("install: partitioning /dev/sda");
-    s.type("whoami\r");
-    await s.see("heard: whoami");
-    expect(s.seen.out).not.toContain(SECRET);
-    expect(s.seen.out).not.toContain("previous-tenant");
-    s.kill();
-    await s.ends();
+      const s = sshConsole(target, sim.uuid, { key: owner.file, token: ownerToken });
+      await s.see(`connected to ${sim.uuid}`);
+      await s.see("install: partitioning /dev/sda");
+      s.type("whoami\r");
+      await s.see("heard: whoami");
+      expect(s.seen.out).not.toContain(SECRET);
+      expect(s.seen.out).not.toContain("previous-tenant");
+      s.kill();
+      await s.ends();
 
-    // Operator admins too: the earlier session belongs to nobody once the machine is allocated again.
-    const admin = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
-    await admin.see(`connected to ${sim.uuid}`);
-    admin.type("hostname\r");
-    await admin.see("heard: hostname");
-    expect(admin.seen.out).toContain("install: partitioning /dev/sda");
-    expect(admin.seen.out).not.toContain(SECRET);
-    expect(admin.seen.out).not.toContain("previous-tenant");
-    admin.kill();
-    await admin.ends();
-  }, scaled(90_000));
+      // Operator admins too: the earlier session belongs to nobody once the machine is allocated again.
+      const admin = sshConsole(target, sim.uuid, { key: owner.file, token: server.adminToken });
+      await admin.see(`connected to ${sim.uuid}`);
+      admin.type("hostname\r");
+      await admin.see("heard: hostname");
+      expect(admin.seen.out).toContain("install: partitioning /dev/sda");
+      expect(admin.seen.out).not.toContain(SECRET);
+      expect(admin.seen.out).not.toContain("previous-tenant");
+      admin.kill();
+      await admin.ends();
+    },
+    scaled(90_000),
+  );
 });
 
 describe("the console of a re-allocated machine in the lab (issue 12, item 1)", () => {
@@ -177,8 +185,7 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
   const tokens = { a: "", b: "" };
   let networkB = "";
 
-  const as = <S extends DescService>(service: S, token: string) =>
-    createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+  const as = <S extends DescService>(service: S, token: string) => createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
 
   beforeAll(async () => {
     t = await startLabUnderTest(1);
@@ -205,33 +212,37 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
     return m;
   }
 
-  it("B's console shows nothing that A's session printed", async () => {
-    const m = await allocate(tokens.a, LAB.project, t.lab.projectNetwork, "web-a", keys.a.pub);
-    const a = sshConsole(target, m.uuid, { key: keys.a.file, token: tokens.a });
-    await a.see("web-a login: ");
-    a.type(`${SECRET}\r`);
-    await a.see(`${SECRET}: command not found`);
-    a.type("\r~.");
-    await a.ends();
+  it(
+    "B's console shows nothing that A's session printed",
+    async () => {
+      const m = await allocate(tokens.a, LAB.project, t.lab.projectNetwork, "web-a", keys.a.pub);
+      const a = sshConsole(target, m.uuid, { key: keys.a.file, token: tokens.a });
+      await a.see("web-a login: ");
+      a.type(`${SECRET}\r`);
+      await a.see(`${SECRET}: command not found`);
+      a.type("\r~.");
+      await a.ends();
 
-    // A frees; the machine is reset into PXE, wiped, and waits again.
-    await as(MachineService, tokens.a).delete({ id: m.uuid, project: LAB.project });
-    await eventually("the machine waits again", async () => {
-      const now = await t.machine(m.uuid);
-      return !now.allocation && now.waiting && (await t.events(m.uuid))[0] === T.WAITING;
-    });
+      // A frees; the machine is reset into PXE, wiped, and waits again.
+      await as(MachineService, tokens.a).delete({ id: m.uuid, project: LAB.project });
+      await eventually("the machine waits again", async () => {
+        const now = await t.machine(m.uuid);
+        return !now.allocation && now.waiting && (await t.events(m.uuid))[0] === T.WAITING;
+      });
 
-    const again = await allocate(tokens.b, "project-b", networkB, "web-b", keys.b.pub);
-    expect(again.uuid).toBe(m.uuid);
-    const b = sshConsole(target, m.uuid, { key: keys.b.file, token: tokens.b });
-    // The scrollback up to B's login prompt: the reclaim's boot, B's installation, B's OS.
-    await b.see(`connected to ${m.uuid}`);
-    await b.see("web-b login: ");
-    b.type("hostname\r");
-    await b.see("hostname\r\nweb-b\r\n");
-    expect(b.seen.out).not.toContain(SECRET);
-    expect(b.seen.out).not.toContain("web-a");
-    b.kill();
-    await b.ends();
-  }, scaled(180_000));
+      const again = await allocate(tokens.b, "project-b", networkB, "web-b", keys.b.pub);
+      expect(again.uuid).toBe(m.uuid);
+      const b = sshConsole(target, m.uuid, { key: keys.b.file, token: tokens.b });
+      // The scrollback up to B's login prompt: the reclaim's boot, B's installation, B's OS.
+      await b.see(`connected to ${m.uuid}`);
+      await b.see("web-b login: ");
+      b.type("hostname\r");
+      await b.see("hostname\r\nweb-b\r\n");
+      expect(b.seen.out).not.toContain(SECRET);
+      expect(b.seen.out).not.toContain("web-a");
+      b.kill();
+      await b.ends();
+    },
+    scaled(180_000),
+  );
 });

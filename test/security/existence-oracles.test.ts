@@ -9,9 +9,9 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
-import { generateKey, refusedConsole, writeKnownHosts, type ConsoleTarget } from "../helpers/ssh-client.js";
+import { type ConsoleTarget, generateKey, refusedConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 import { scaled } from "../helpers/timeouts.js";
 
 /**
@@ -127,18 +127,22 @@ describe("the SSH console to an outsider (issue 12, item 16)", () => {
   /** The refusal ssh printed, with the machine id replaced. */
   const refusal = async (id: string, key: string, token?: string) => (await refusedConsole(target, id, { key, token })).replaceAll(id, "<id>").trim();
 
-  it("a key that is not one of the allocation's gets one refusal for an unknown, a free and another's allocated machine; the key's holder a helpful one", async () => {
-    for (const token of [undefined, outsider, owner]) {
-      const unknown = await refusal(randomUUID(), keys.stranger, token);
-      expect(unknown).toMatch(/^metal-console: machine "<id>" has no console for the SSH key you authenticated with \(SHA256:[A-Za-z0-9+/]+\)/);
-      expect(await refusal(free, keys.stranger, token)).toBe(unknown);
-      expect(await refusal(allocated, keys.stranger, token)).toBe(unknown);
-      // The machine's owner key does not make a free or unknown machine speak either.
-      expect(await refusal(free, keys.owner, token)).toBe(await refusal(randomUUID(), keys.owner, token));
-    }
-    expect(server.console!.sessions).toBe(0);
-    // The holder of one of the allocation's keys is still told what is missing.
-    expect(await refusal(allocated, keys.owner)).toContain('metal-console: no token: send a token of a member of project "pb"');
-    expect(await refusal(allocated, keys.owner, outsider)).toContain('metal-console: the token of "outsider" is not one of a member of project "pb"');
-  }, scaled(120_000));
+  it(
+    "a key that is not one of the allocation's gets one refusal for an unknown, a free and another's allocated machine; the key's holder a helpful one",
+    async () => {
+      for (const token of [undefined, outsider, owner]) {
+        const unknown = await refusal(randomUUID(), keys.stranger, token);
+        expect(unknown).toMatch(/^metal-console: machine "<id>" has no console for the SSH key you authenticated with \(SHA256:[A-Za-z0-9+/]+\)/);
+        expect(await refusal(free, keys.stranger, token)).toBe(unknown);
+        expect(await refusal(allocated, keys.stranger, token)).toBe(unknown);
+        // The machine's owner key does not make a free or unknown machine speak either.
+        expect(await refusal(free, keys.owner, token)).toBe(await refusal(randomUUID(), keys.owner, token));
+      }
+      expect(server.console!.sessions).toBe(0);
+      // The holder of one of the allocation's keys is still told what is missing.
+      expect(await refusal(allocated, keys.owner)).toContain('metal-console: no token: send a token of a member of project "pb"');
+      expect(await refusal(allocated, keys.owner, outsider)).toContain('metal-console: the token of "outsider" is not one of a member of project "pb"');
+    },
+    scaled(120_000),
+  );
 });

@@ -1,11 +1,11 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient } from "@connectrpc/connect";
-import { createTransport } from "../../client/transport.js";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "../e2e/lab-harness.js";
@@ -84,42 +84,42 @@ async function startLabProcess(): Promise<StartedLab> {
   });
 }
 
-const adminOf = (lab: StartedLab) =>
-  createClient(
-    AdminMachineService,
-    createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }),
-  );
+const adminOf = (lab: StartedLab) => createClient(AdminMachineService, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", token: lab.adminToken }));
 
 describe("the lab after kill -9", () => {
-  it("comes back with the same machines, and no two machine records share a BMC address", async () => {
-    const first = await startLabProcess();
-    const admin1 = adminOf(first);
-    // The control plane knows the machines by their BMCs: records that a lab inventing new machines would collide with.
-    for (const id of first.machines) await eventually(`the BMC report of ${id}`, async () => (await admin1.get({ id })).machine?.bmc?.address, 30_000);
-    const killed = new Promise((r) => first.child.once("exit", r));
-    first.child.kill("SIGKILL");
-    await killed;
+  it(
+    "comes back with the same machines, and no two machine records share a BMC address",
+    async () => {
+      const first = await startLabProcess();
+      const admin1 = adminOf(first);
+      // The control plane knows the machines by their BMCs: records that a lab inventing new machines would collide with.
+      for (const id of first.machines) await eventually(`the BMC report of ${id}`, async () => (await admin1.get({ id })).machine?.bmc?.address, 30_000);
+      const killed = new Promise((r) => first.child.once("exit", r));
+      first.child.kill("SIGKILL");
+      await killed;
 
-    const restartedAt = new Date();
-    const second = await startLabProcess();
-    expect(second.machines).toEqual(first.machines);
-    const admin2 = adminOf(second);
-    // Each machine boots again (a BMC reset, as on any restart) and waits: a Waiting newer than the restart.
-    for (const id of second.machines) {
-      await eventually(
-        `${id} waiting again`,
-        async () => {
-          const m = (await admin2.get({ id })).machine!;
-          const newest = m.events?.log[0];
-          return m.waiting && newest?.type === T.WAITING && newest.time !== undefined && timestampDate(newest.time) >= restartedAt;
-        },
-        60_000,
-      );
-    }
-    const all = (await admin2.list({ partition: "lab" })).machines;
-    expect(all.map((m) => m.id).sort()).toEqual([...first.machines].sort());
-    const addresses = all.map((m) => m.bmc?.address ?? "");
-    expect(new Set(addresses).size).toBe(addresses.length);
-    second.child.kill("SIGTERM");
-  }, scaled(180_000));
+      const restartedAt = new Date();
+      const second = await startLabProcess();
+      expect(second.machines).toEqual(first.machines);
+      const admin2 = adminOf(second);
+      // Each machine boots again (a BMC reset, as on any restart) and waits: a Waiting newer than the restart.
+      for (const id of second.machines) {
+        await eventually(
+          `${id} waiting again`,
+          async () => {
+            const m = (await admin2.get({ id })).machine!;
+            const newest = m.events?.log[0];
+            return m.waiting && newest?.type === T.WAITING && newest.time !== undefined && timestampDate(newest.time) >= restartedAt;
+          },
+          60_000,
+        );
+      }
+      const all = (await admin2.list({ partition: "lab" })).machines;
+      expect(all.map((m) => m.id).sort()).toEqual([...first.machines].sort());
+      const addresses = all.map((m) => m.bmc?.address ?? "");
+      expect(new Set(addresses).size).toBe(addresses.length);
+      second.child.kill("SIGTERM");
+    },
+    scaled(180_000),
+  );
 });

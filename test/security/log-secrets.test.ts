@@ -11,7 +11,7 @@ import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { createLogger } from "../../server/logger.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
 
 /**

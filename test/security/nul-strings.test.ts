@@ -2,10 +2,10 @@ import { readdirSync } from "node:fs";
 import { connect } from "node:http2";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
-import { create, ScalarType, type DescField, type DescMessage, type DescMethod, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createTransport } from "../../client/transport.js";
+import { create, type DescField, type DescMessage, type DescMethod, type DescService, ScalarType } from "@bufbuild/protobuf";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
@@ -188,86 +188,99 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
     expect(paths.some((p) => p.startsWith("metal.infra.v1.BMCService/Session ") && p.includes("fru"))).toBe(true);
   });
 
-  it.each([
-    { bad: BAD, words: "must not contain NUL characters" },
-    ...CONTROLS.map((bad) => ({ bad, words: "must not contain control characters" })),
-  ])("every method refuses $bad in any string field with InvalidArgument naming the field (operator admin token)", async ({ bad, words }) => {
-    const wrong: string[] = [];
-    let calls = 0;
-    for (const service of services) {
-      // Client and bidi streams need HTTP/2; everything else goes over the Connect protocol as curl would send it.
-      const connect = server.client(service, server.adminToken) as Client<DescService>;
-      const grpc = server.grpcClient(service, server.adminToken) as Client<DescService>;
-      for (const method of service.methods) {
-        for (const v of variants(method.input, 0, bad)) {
-          const sent = create(method.input, v.init as never);
-          const got = await outcome(isStream(method) ? grpc : connect, method, sent);
-          calls++;
-          const leaf = v.path.replace(/\[.*?\]/g, "").replace(/ key$/, "").split(".").pop()!;
-          if (got.code !== "InvalidArgument" || !got.message.includes(words) || !got.message.includes(leaf)) {
-            wrong.push(`${service.typeName}/${method.name} ${v.path}: ${got.code} ${got.message}`);
+  it.each([{ bad: BAD, words: "must not contain NUL characters" }, ...CONTROLS.map((bad) => ({ bad, words: "must not contain control characters" }))])(
+    "every method refuses $bad in any string field with InvalidArgument naming the field (operator admin token)",
+    async ({ bad, words }) => {
+      const wrong: string[] = [];
+      let calls = 0;
+      for (const service of services) {
+        // Client and bidi streams need HTTP/2; everything else goes over the Connect protocol as curl would send it.
+        const connect = server.client(service, server.adminToken) as Client<DescService>;
+        const grpc = server.grpcClient(service, server.adminToken) as Client<DescService>;
+        for (const method of service.methods) {
+          for (const v of variants(method.input, 0, bad)) {
+            const sent = create(method.input, v.init as never);
+            const got = await outcome(isStream(method) ? grpc : connect, method, sent);
+            calls++;
+            const leaf = v.path
+              .replace(/\[.*?\]/g, "")
+              .replace(/ key$/, "")
+              .split(".")
+              .pop()!;
+            if (got.code !== "InvalidArgument" || !got.message.includes(words) || !got.message.includes(leaf)) {
+              wrong.push(`${service.typeName}/${method.name} ${v.path}: ${got.code} ${got.message}`);
+            }
           }
         }
       }
-    }
-    expect(wrong).toEqual([]);
-    expect(calls).toBeGreaterThan(300);
-  }, scaled(180_000));
+      expect(wrong).toEqual([]);
+      expect(calls).toBeGreaterThan(300);
+    },
+    scaled(180_000),
+  );
 
-  it("every unary method refuses a binary message whose string is not UTF-8 with InvalidArgument, over Connect and gRPC", async () => {
-    const wrong: string[] = [];
-    let calls = 0;
-    for (const service of services) {
-      for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
-        const field = method.input.fields.find((f) => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING);
-        if (!field) continue;
-        // Field `field.number`, wire type 2 (length-delimited): "a", a lone 0xff byte, "b".
-        const body = new Uint8Array([...varint((field.number << 3) | 2), 3, 0x61, 0xff, 0x62]);
-        calls++;
-        const connect = await fetch(`${server.url}/${service.typeName}/${method.name}`, {
-          method: "POST",
-          headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
-          body,
-        });
-        const code = connect.headers.get("content-type")?.includes("json") ? ((await connect.json()) as { code?: string }).code : `HTTP ${connect.status}`;
-        if (code !== "invalid_argument") wrong.push(`connect ${service.typeName}/${method.name} ${field.name}: ${code}`);
-      }
-    }
-    // The lean gRPC path decodes Wait itself: the same answer.
-    const framed = new Uint8Array([0, 0, 0, 0, 5, 0x12, 3, 0x61, 0xff, 0x62]);
-    const res = await grpcCall("metal.infra.v1.BootService/Wait", framed, infraToken);
-    if (res !== "3") wrong.push(`grpc BootService/Wait machine_id: grpc-status ${res}`);
-    // Enveloped binary through Connect's own handler (gRPC unary), and a truncated message (a length past the end).
-    const viaGrpc = await grpcCall("metal.api.v1.PartitionService/Get", new Uint8Array([0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0xff, 0x62]), server.adminToken);
-    if (viaGrpc !== "3") wrong.push(`grpc PartitionService/Get id: grpc-status ${viaGrpc}`);
-    const truncated = await fetch(`${server.url}/metal.api.v1.PartitionService/Get`, {
-      method: "POST",
-      headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
-      body: new Uint8Array([0x0a, 10, 0x61]),
-    });
-    const truncatedCode = ((await truncated.json()) as { code?: string }).code;
-    if (truncatedCode !== "invalid_argument") wrong.push(`connect truncated PartitionService/Get: ${truncatedCode}`);
-    expect(wrong).toEqual([]);
-    expect(calls).toBeGreaterThan(50);
-  }, scaled(120_000));
-
-  it("infra methods refuse it too with the partition's infra token (the partition field itself is the token's scope: refused by authorization first)", async () => {
-    const wrong: string[] = [];
-    for (const service of services.filter(isInfra)) {
-      const connect = server.client(service, infraToken) as Client<DescService>;
-      const grpc = server.grpcClient(service, infraToken) as Client<DescService>;
-      for (const method of service.methods) {
-        const hasPartition = method.input.fields.some((f) => f.name === "partition");
-        for (const v of variants(method.input)) {
-          const init = v.path === "partition" || !hasPartition ? v.init : { ...v.init, partition: "p1" };
-          const got = await outcome(isStream(method) ? grpc : connect, method, create(method.input, init as never));
-          const expected = v.path === "partition" ? "PermissionDenied" : "InvalidArgument";
-          if (got.code !== expected) wrong.push(`${service.typeName}/${method.name} ${v.path}: ${got.code} ${got.message}`);
+  it(
+    "every unary method refuses a binary message whose string is not UTF-8 with InvalidArgument, over Connect and gRPC",
+    async () => {
+      const wrong: string[] = [];
+      let calls = 0;
+      for (const service of services) {
+        for (const method of service.methods.filter((m) => m.methodKind === "unary")) {
+          const field = method.input.fields.find((f) => f.fieldKind === "scalar" && f.scalar === ScalarType.STRING);
+          if (!field) continue;
+          // Field `field.number`, wire type 2 (length-delimited): "a", a lone 0xff byte, "b".
+          const body = new Uint8Array([...varint((field.number << 3) | 2), 3, 0x61, 0xff, 0x62]);
+          calls++;
+          const connect = await fetch(`${server.url}/${service.typeName}/${method.name}`, {
+            method: "POST",
+            headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
+            body,
+          });
+          const code = connect.headers.get("content-type")?.includes("json") ? ((await connect.json()) as { code?: string }).code : `HTTP ${connect.status}`;
+          if (code !== "invalid_argument") wrong.push(`connect ${service.typeName}/${method.name} ${field.name}: ${code}`);
         }
       }
-    }
-    expect(wrong).toEqual([]);
-  }, scaled(120_000));
+      // The lean gRPC path decodes Wait itself: the same answer.
+      const framed = new Uint8Array([0, 0, 0, 0, 5, 0x12, 3, 0x61, 0xff, 0x62]);
+      const res = await grpcCall("metal.infra.v1.BootService/Wait", framed, infraToken);
+      if (res !== "3") wrong.push(`grpc BootService/Wait machine_id: grpc-status ${res}`);
+      // Enveloped binary through Connect's own handler (gRPC unary), and a truncated message (a length past the end).
+      const viaGrpc = await grpcCall("metal.api.v1.PartitionService/Get", new Uint8Array([0, 0, 0, 0, 5, 0x0a, 3, 0x61, 0xff, 0x62]), server.adminToken);
+      if (viaGrpc !== "3") wrong.push(`grpc PartitionService/Get id: grpc-status ${viaGrpc}`);
+      const truncated = await fetch(`${server.url}/metal.api.v1.PartitionService/Get`, {
+        method: "POST",
+        headers: { "content-type": "application/proto", authorization: `Bearer ${server.adminToken}` },
+        body: new Uint8Array([0x0a, 10, 0x61]),
+      });
+      const truncatedCode = ((await truncated.json()) as { code?: string }).code;
+      if (truncatedCode !== "invalid_argument") wrong.push(`connect truncated PartitionService/Get: ${truncatedCode}`);
+      expect(wrong).toEqual([]);
+      expect(calls).toBeGreaterThan(50);
+    },
+    scaled(120_000),
+  );
+
+  it(
+    "infra methods refuse it too with the partition's infra token (the partition field itself is the token's scope: refused by authorization first)",
+    async () => {
+      const wrong: string[] = [];
+      for (const service of services.filter(isInfra)) {
+        const connect = server.client(service, infraToken) as Client<DescService>;
+        const grpc = server.grpcClient(service, infraToken) as Client<DescService>;
+        for (const method of service.methods) {
+          const hasPartition = method.input.fields.some((f) => f.name === "partition");
+          for (const v of variants(method.input)) {
+            const init = v.path === "partition" || !hasPartition ? v.init : { ...v.init, partition: "p1" };
+            const got = await outcome(isStream(method) ? grpc : connect, method, create(method.input, init as never));
+            const expected = v.path === "partition" ? "PermissionDenied" : "InvalidArgument";
+            if (got.code !== expected) wrong.push(`${service.typeName}/${method.name} ${v.path}: ${got.code} ${got.message}`);
+          }
+        }
+      }
+      expect(wrong).toEqual([]);
+    },
+    scaled(120_000),
+  );
 
   it("BootService.Wait over plain gRPC (the lean stream path) refuses it as well", async () => {
     const client = createClient(BootService, createTransport({ baseUrl: server.url, token: infraToken }));

@@ -9,7 +9,7 @@ import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
@@ -27,8 +27,7 @@ beforeAll(async () => {
 
 afterAll(() => fixture.stopAll());
 
-const token = async (subject: string, projectRoles: Record<string, ProjectRole>) =>
-  (await server.client(AdminTokens, server.adminToken).create({ subject, roles: { projectRoles } })).secret;
+const token = async (subject: string, projectRoles: Record<string, ProjectRole>) => (await server.client(AdminTokens, server.adminToken).create({ subject, roles: { projectRoles } })).secret;
 
 describe("deleting a project", () => {
   it("is refused while the project owns machines, networks or IPs, naming them; then the id is never reused and its tokens end", async () => {
@@ -77,9 +76,6 @@ describe("deleting a tenant", () => {
     await tenants.create({ tenant: { meta: { id: "short-lived" }, name: "short" } });
     await tenants.delete({ id: "short-lived" });
     await expectCode(tenants.create({ tenant: { meta: { id: "short-lived" }, name: "reborn" } }), Code.AlreadyExists, "never reused");
-    await expectCode(
-      server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: "orphan" }, name: "orphan", tenantId: "short-lived" } }),
-      Code.NotFound,
-    );
+    await expectCode(server.client(MdProjectService, server.adminToken).create({ project: { meta: { id: "orphan" }, name: "orphan", tenantId: "short-lived" } }), Code.NotFound);
   });
 });

@@ -1,13 +1,13 @@
-import { Code, createClient, type Client } from "@connectrpc/connect";
+import { type Client, Code, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { Health } from "../../gen/grpc/health/v1/health_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import type { TestServer } from "../helpers/test-server.js";
-import { startConfiguredServer, type ConfiguredServer } from "./configured-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import type { TestServer } from "../helpers/test-server.js";
+import { type ConfiguredServer, startConfiguredServer } from "./configured-server.js";
 
 /**
  * Issue 12, item 6: long-lived streams are limited per connection, per
@@ -28,8 +28,7 @@ beforeAll(async () => {
 });
 
 /** A health client on a connection of its own, from the given local address (127.0.0.x all reach the server). */
-const healthFrom = (localAddress = "127.0.0.1"): Client<typeof Health> =>
-  createClient(Health, createGrpcTransport({ baseUrl: server.url, nodeOptions: { localAddress } as never }));
+const healthFrom = (localAddress = "127.0.0.1"): Client<typeof Health> => createClient(Health, createGrpcTransport({ baseUrl: server.url, nodeOptions: { localAddress } as never }));
 
 /** Opens a Watch and resolves once the server sent its first status (the stream is open), or rejects with its refusal. */
 async function openWatch(client: Client<typeof Health>, held: AbortController[]): Promise<void> {

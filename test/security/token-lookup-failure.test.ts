@@ -1,4 +1,4 @@
-import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import type { TokenAuthority } from "../../server/auth/token-authority.js";

@@ -17,8 +17,7 @@ beforeAll(async () => {
   server = await startTestServer();
 });
 
-const ownerOf = async (subject: string) =>
-  (await server.client(AdminTokenService, server.adminToken).create({ subject, description: "owner", roles: { projectRoles: { p1: ProjectRole.OWNER } } })).secret;
+const ownerOf = async (subject: string) => (await server.client(AdminTokenService, server.adminToken).create({ subject, description: "owner", roles: { projectRoles: { p1: ProjectRole.OWNER } } })).secret;
 
 async function mint(parent: string, role: ProjectRole, description: string) {
   const r = await server.client(TokenService, parent).create({ description, roles: { projectRoles: { p1: role } } });
@@ -79,10 +78,7 @@ describe("token revocation", () => {
     for (let round = 0; round < 8; round++) {
       const owner = await ownerOf(`race${round}`);
       const parent = await mint(owner, ProjectRole.EDITOR, "parent");
-      const [minted] = await Promise.allSettled([
-        mint(parent.secret, ProjectRole.VIEWER, "racing child"),
-        server.client(TokenService, owner).revoke({ id: parent.id }),
-      ]);
+      const [minted] = await Promise.allSettled([mint(parent.secret, ProjectRole.VIEWER, "racing child"), server.client(TokenService, owner).revoke({ id: parent.id })]);
       if (minted.status === "fulfilled") {
         await expectCode(works(minted.value.secret), Code.Unauthenticated, "revoked");
       } else {

@@ -123,8 +123,7 @@ describe("a call without a usable token is answered before its body is read", ()
 });
 
 describe("JSON nesting is bounded before it is parsed", () => {
-  const post = (path: string, body: string, headers: Record<string, string> = {}) =>
-    fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+  const post = (path: string, body: string, headers: Record<string, string> = {}) => fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
 
   it("a public method refuses a body nested deeper than 64 with invalid_argument, even 3.9 MB of it", async () => {
     for (const depth of [MAX_JSON_DEPTH + 1, 1_950_000]) {

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { Code, type Client } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
-import { SwitchMode, SwitchPortState, SwitchService as AdminSwitchService, type Switch } from "../../gen/metal/admin/v1/switch_pb.js";
+import { SwitchService as AdminSwitchService, type Switch, SwitchMode, SwitchPortState } from "../../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AdminRole } from "../../gen/metal/api/v1/common_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
@@ -75,7 +75,16 @@ beforeAll(async () => {
   viewer = server.client(AdminSwitchService, viewerToken);
   infra = server.client(SwitchService, infraToken);
   boot = server.client(BootService, infraToken);
-  for (const [id, rack] of [["leaf01", "r1"], ["leaf02", "r1"], ["leaf11", "r2"], ["leaf12", "r2"], ["leaf21", "r3"], ["leaf22", "r3"], ["leaf31", "r4"], ["leaf32", "r4"]] as const) {
+  for (const [id, rack] of [
+    ["leaf01", "r1"],
+    ["leaf02", "r1"],
+    ["leaf11", "r2"],
+    ["leaf12", "r2"],
+    ["leaf21", "r3"],
+    ["leaf22", "r3"],
+    ["leaf31", "r4"],
+    ["leaf32", "r4"],
+  ] as const) {
     await infra.register(cumulus(id, rack));
   }
   await infra.register(sonic("leaf13", "r2"));
@@ -242,7 +251,10 @@ describe("migration", () => {
     // The machines' stored LLDP neighbours follow, so the inventory agrees with the cabling.
     const [hw] = await query<{ hardware: { nics: { neighbors: unknown[] }[] } }>(sql`select hardware from machines where id = ${a}`);
     const neighbours = hw!.hardware.nics.flatMap((n) => n.neighbors);
-    expect(neighbours).toEqual([{ hostname: "leaf13", port: "Ethernet0" }, { hostname: "leaf12", port: "swp1" }]);
+    expect(neighbours).toEqual([
+      { hostname: "leaf13", port: "Ethernet0" },
+      { hostname: "leaf12", port: "swp1" },
+    ]);
     // And back again to a Cumulus switch.
     const back = await admin.migrate({ oldSwitch: "leaf13", newSwitch: "leaf11" });
     expect(cabled(back.switch)).toEqual([
@@ -271,7 +283,7 @@ describe("replacing broken hardware", () => {
     // Hardware without a port the twin has a machine on changes nothing.
     const before = await get("leaf21");
     await expectCode(infra.register(sonic("leaf21", "r3", [0, 4])), Code.FailedPrecondition, "has no port for the machines on swp3");
-    await expectCode(infra.register(sonic("leaf21", "r5")), Code.FailedPrecondition, "instead of \"r3\"");
+    await expectCode(infra.register(sonic("leaf21", "r5")), Code.FailedPrecondition, 'instead of "r3"');
     expect(await get("leaf21")).toEqual(before);
     // Meanwhile the broken switch's old connections are simply gone: the twin is authoritative.
     await server.app.db.execute(sql`delete from machine_connections where switch_id = 'leaf21' and machine_id = ${b}`);
@@ -284,7 +296,10 @@ describe("replacing broken hardware", () => {
       // No old connection told the NIC: the machine's LLDP neighbours did.
       { name: "Ethernet8", machineId: b, machineNic: "eth0", vrf: "" },
     ]);
-    expect(cabled(await get("leaf22")).map((n) => [n.name, n.machineId])).toEqual([["swp1", a], ["swp3", b]]);
+    expect(cabled(await get("leaf22")).map((n) => [n.name, n.machineId])).toEqual([
+      ["swp1", a],
+      ["swp3", b],
+    ]);
 
     // From now on registrations are the normal, idempotent kind.
     expect((await infra.register(sonic("leaf21", "r3"))).created).toBe(false);

@@ -1,7 +1,8 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { Code, type Client } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
+import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AdminRole, ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
@@ -10,7 +11,6 @@ import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../../gen/metal/api/v1/version_pb.js";
-import { Health, HealthCheckResponse_ServingStatus } from "../../gen/grpc/health/v1/health_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 

@@ -9,10 +9,10 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, MachineState, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
-import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition, type WaitingMachine } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 let server: TestServer;

@@ -6,8 +6,8 @@ import type { DbHandle } from "../../server/db/handle.js";
 import { bmcCommands, machines } from "../../server/db/schema/index.js";
 import { uuidv7 } from "../../server/ids.js";
 import { COMMAND_EXPIRY_LOCK, runCommandExpiryJob, TIMED_OUT_RESULT } from "../../server/jobs/command-expiry.js";
-import { useMetalDatabase } from "../helpers/metal-db.js";
 import { eventually } from "../helpers/eventually.js";
+import { useMetalDatabase } from "../helpers/metal-db.js";
 
 let db: DbHandle;
 let url: string;

@@ -35,7 +35,7 @@ describe("configuration", () => {
     [["--console-idle-timeout", "soon"], "METAL_CONSOLE_IDLE_TIMEOUT"],
     [["--db-pool-size", "many"], "is not a number of connections"],
     [["--listen", "::1:8080"], '--listen ($METAL_LISTEN): "::1:8080" is not host:port: an IPv6 address needs brackets'],
-    [["--wait-stream-limits", "1/0/5"], "--wait-stream-limits ($METAL_WAIT_STREAM_LIMITS): \"1/0/5\" is not per-connection/per-principal/total"],
+    [["--wait-stream-limits", "1/0/5"], '--wait-stream-limits ($METAL_WAIT_STREAM_LIMITS): "1/0/5" is not per-connection/per-principal/total'],
   ])("refuses %j", (argv, message) => {
     expect(() => loadConfig({}, argv)).toThrow(ConfigError);
     expect(() => loadConfig({}, argv)).toThrow(message);

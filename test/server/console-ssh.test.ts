@@ -5,22 +5,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
-import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { createApp } from "../../server/app.js";
-import { decideConsoleAccess, keyBlob, type ConsoleMachine } from "../../server/console/access.js";
+import { type ConsoleMachine, decideConsoleAccess, keyBlob } from "../../server/console/access.js";
+import { type ConsoleServer, NO_KEY_HINT } from "../../server/console/ssh-server.js";
 import { AdminRole, noRoles, type Principal, type Roles } from "../../server/domain/roles.js";
-import { NO_KEY_HINT, type ConsoleServer } from "../../server/console/ssh-server.js";
 import { createLogger } from "../../server/logger.js";
-import { runBmcAgent } from "../helpers/bmc-agent.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { cli } from "../cli/run-cli.js";
 import { eventually } from "../e2e/lab-harness.js";
-import { generateKey, refusedConsole, sshConsole, writeKnownHosts, type ConsoleTarget, type SshOptions } from "../helpers/ssh-client.js";
+import { runBmcAgent } from "../helpers/bmc-agent.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
+import { type ConsoleTarget, generateKey, refusedConsole, type SshOptions, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 
 let server: TestServer;
 let config: Awaited<ReturnType<typeof launchServer>>["config"];
@@ -131,7 +131,10 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
       await eventually("the banner", () => out.includes("connected to"));
       stream.setWindow(50, 160, 0, 0);
       await eventually("both sizes", () => JSON.stringify(owned.sim.serial.windowSizes).includes('{"columns":160,"rows":50}'));
-      expect(owned.sim.serial.windowSizes.slice(-2)).toEqual([{ columns: 80, rows: 24 }, { columns: 160, rows: 50 }]);
+      expect(owned.sim.serial.windowSizes.slice(-2)).toEqual([
+        { columns: 80, rows: 24 },
+        { columns: 160, rows: 50 },
+      ]);
       stream.end();
     } finally {
       client.end();
@@ -237,7 +240,21 @@ describe("metal-console over SSH, driven by the real OpenSSH client", () => {
     // No key to offer (ssh reads the account's ~/.ssh whatever HOME says, so public keys are switched off);
     // not in batch mode, which skips keyboard-interactive.
     const home = await mkdtemp(join(dir, "no-keys-"));
-    const args = ["-F", "/dev/null", "-o", "PubkeyAuthentication=no", "-o", "IdentityAgent=none", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "StrictHostKeyChecking=yes", "-p", String(server.console!.port), `${owned.id}@127.0.0.1`];
+    const args = [
+      "-F",
+      "/dev/null",
+      "-o",
+      "PubkeyAuthentication=no",
+      "-o",
+      "IdentityAgent=none",
+      "-o",
+      `UserKnownHostsFile=${knownHosts}`,
+      "-o",
+      "StrictHostKeyChecking=yes",
+      "-p",
+      String(server.console!.port),
+      `${owned.id}@127.0.0.1`,
+    ];
     const child = spawn("ssh", args, { env: { PATH: process.env.PATH, HOME: home }, stdio: ["ignore", "pipe", "pipe"] });
     let err = "";
     child.stderr.on("data", (d: Buffer) => (err += d.toString()));
@@ -300,7 +317,10 @@ describe("decideConsoleAccess (the rules without SSH)", () => {
   it("a machine without a partition has no console; only an operator admin is told why", () => {
     const admin = { kind: "valid" as const, principal: principal({ adminRole: AdminRole.ADMIN }) };
     expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, admin)).toMatchObject({ allow: false, message: expect.stringContaining("no partition") });
-    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, { kind: "none" })).toMatchObject({ allow: false, message: expect.stringContaining("has no console for the SSH key") });
+    expect(decideConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", blob, { kind: "none" })).toMatchObject({
+      allow: false,
+      message: expect.stringContaining("has no console for the SSH key"),
+    });
   });
   it("outsiders (a key that is not one of the allocation's) get one answer for unknown, free, another's and a firewall's machine", () => {
     const strangerBlob = keyBlob("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDBqpMUcgJVn6XKTiKQQIB+fGBNcNFSi6EHTZubtPjUF stranger@laptop")!;

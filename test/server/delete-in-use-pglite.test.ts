@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, it } from "vitest";
-import { inTransaction, type Database } from "../../server/db/database.js";
-import { openMetalDatabase, type MetalSchema } from "../../server/db/metal-database.js";
+import { type Database, inTransaction } from "../../server/db/database.js";
+import { type MetalSchema, openMetalDatabase } from "../../server/db/metal-database.js";
 import { filesystemLayouts, images, partitions, sizes } from "../../server/db/schema/index.js";
 import { referenceHolds } from "../../server/repositories/usage-repository.js";
 import { describeDeletesInUse, launchEmbeddedServer } from "../helpers/delete-in-use-table.js";
@@ -20,7 +20,9 @@ describe("reference holds on PGlite", () => {
     const db = database.db;
     await db.insert(partitions).values({ id: refs.partition });
     await db.insert(sizes).values({ id: refs.size, constraints: [] });
-    await db.insert(images).values({ id: refs.image, url: "http://images.example/a", features: [1], os: "os", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
+    await db
+      .insert(images)
+      .values({ id: refs.image, url: "http://images.example/a", features: [1], os: "os", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
     await db.insert(filesystemLayouts).values({ id: refs.filesystemLayout, spec: {} as never });
   }, scaled(120_000));
 
@@ -28,6 +30,10 @@ describe("reference holds on PGlite", () => {
 
   it("holds what an allocation refers to in one statement, and names the first that is gone", async () => {
     await inTransaction(database.db, (tx) => referenceHolds.allocation(tx, refs));
-    await expectCode(inTransaction(database.db, (tx) => referenceHolds.allocation(tx, { ...refs, size: "gone" })), Code.NotFound, 'size "gone" not found');
+    await expectCode(
+      inTransaction(database.db, (tx) => referenceHolds.allocation(tx, { ...refs, size: "gone" })),
+      Code.NotFound,
+      'size "gone" not found',
+    );
   });
 });

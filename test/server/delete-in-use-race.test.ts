@@ -3,16 +3,16 @@ import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { inTransaction } from "../../server/db/database.js";
 import type { DbHandle } from "../../server/db/handle.js";
-import { filesystemLayouts, images, machines, partitions, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
-import { partitionRepository } from "../../server/repositories/partition-repository.js";
+import { filesystemLayouts, images, machines, partitions, type StoredAllocation, sizes } from "../../server/db/schema/index.js";
 import { machineAllocationRepository as allocations } from "../../server/repositories/machine-repository.js";
+import { partitionRepository } from "../../server/repositories/partition-repository.js";
 import { referenceHolds } from "../../server/repositories/usage-repository.js";
 import { createAdminFilesystemLayoutService } from "../../server/services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
+import { eventually } from "../helpers/eventually.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import { eventually } from "../helpers/eventually.js";
 
 /**
  * A delete and a writer that makes something use the same row, interleaved
@@ -103,14 +103,24 @@ describe("what an allocation holds", () => {
   beforeAll(async () => {
     await db.insert(partitions).values({ id: refs.partition });
     await db.insert(sizes).values({ id: refs.size, constraints: [] });
-    await db.insert(images).values({ id: refs.image, url: "http://images.example/a", features: [1], os: "alloc", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
+    await db
+      .insert(images)
+      .values({ id: refs.image, url: "http://images.example/a", features: [1], os: "alloc", osVersion: "1.0.0", versionKey: "1.0.0", classification: 1, expiresAt: new Date(Date.now() + 86_400_000) });
     await db.insert(filesystemLayouts).values({ id: refs.filesystemLayout, spec: {} as never });
   });
 
   it("answers NotFound naming the first reference that is gone", async () => {
     await inTransaction(db, (tx) => referenceHolds.allocation(tx, refs));
-    await expectCode(inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, image: "gone-1.0.0" })), Code.NotFound, 'image "gone-1.0.0" not found');
-    await expectCode(inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, filesystemLayout: "gone" })), Code.NotFound, 'filesystem layout "gone" not found');
+    await expectCode(
+      inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, image: "gone-1.0.0" })),
+      Code.NotFound,
+      'image "gone-1.0.0" not found',
+    );
+    await expectCode(
+      inTransaction(db, (tx) => referenceHolds.allocation(tx, { ...refs, filesystemLayout: "gone" })),
+      Code.NotFound,
+      'filesystem layout "gone" not found',
+    );
   });
 
   it("keeps an image delete waiting until the allocation commits, which it then counts", async () => {

@@ -1,24 +1,16 @@
 import { clone, create, type MessageInitShape } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService } from "../../gen/metal/admin/v1/image_pb.js";
-import {
-  FilesystemLayoutSchema,
-  FilesystemLayoutService,
-  Format,
-  GptType,
-  LvmType,
-  RaidLevel,
-  type FilesystemLayout,
-} from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { type FilesystemLayout, FilesystemLayoutSchema, FilesystemLayoutService, Format, GptType, LvmType, RaidLevel } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { createAdminFilesystemLayoutService } from "../../server/services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createFilesystemLayoutService } from "../../server/services/api/filesystem-layout-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 let db: DbHandle;
 let admin: Client<typeof AdminFilesystemLayoutService>;
@@ -167,7 +159,11 @@ describe("invalid layouts", () => {
   it.each<[string, (l: FilesystemLayout) => void, string]>([
     ["no id", (l) => (l.id = ""), "filesystem_layout.id: is required"],
     ["no constraints", (l) => (l.constraints = undefined), "filesystem_layout.constraints: is required"],
-    ["a rest-of-disk partition that is not last", (l) => (l.disks[0]!.partitions[1]!.sizeMib = 0n), "filesystem_layout.disks[0].partitions[1].size_mib: only the last partition may take the rest of the disk (size 0)"],
+    [
+      "a rest-of-disk partition that is not last",
+      (l) => (l.disks[0]!.partitions[1]!.sizeMib = 0n),
+      "filesystem_layout.disks[0].partitions[1].size_mib: only the last partition may take the rest of the disk (size 0)",
+    ],
     ["a partition number twice", (l) => (l.disks[0]!.partitions[2]!.number = 2), "filesystem_layout.disks[0].partitions[2].number: partition 2 appears twice"],
     ["a partition label twice", (l) => (l.disks[1]!.partitions[0]!.label = "efi0"), 'filesystem_layout.disks[1].partitions[0].label: "efi0" is already the label'],
     ["a partition without gpt type", (l) => (l.disks[0]!.partitions[0]!.gptType = GptType.UNSPECIFIED), "filesystem_layout.disks[0].partitions[0].gpt_type: must be set"],
@@ -177,7 +173,11 @@ describe("invalid layouts", () => {
     ["raid without level", (l) => (l.raid[0]!.level = RaidLevel.RAID_LEVEL_UNSPECIFIED), "filesystem_layout.raid[0].level: must be set"],
     ["whitespace in raid options", (l) => (l.raid[0]!.createOptions = ["--metadata 1.0"]), "filesystem_layout.raid[0].create_options[0]"],
     ["a volume group over a missing device", (l) => (l.volumeGroups[0]!.devices = ["/dev/sdq"]), 'filesystem_layout.volume_groups[0].devices[0]: "/dev/sdq"'],
-    ["a striped volume on one device", (l) => (l.volumeGroups[0]!.devices = ["/dev/nvme0n1p3"]), "filesystem_layout.logical_volumes[1].lvm_type: striped and raid1 volumes need a volume group of more than one device"],
+    [
+      "a striped volume on one device",
+      (l) => (l.volumeGroups[0]!.devices = ["/dev/nvme0n1p3"]),
+      "filesystem_layout.logical_volumes[1].lvm_type: striped and raid1 volumes need a volume group of more than one device",
+    ],
     ["a rest-of-group volume that is not last", (l) => (l.logicalVolumes[0]!.sizeMib = 0n), "filesystem_layout.logical_volumes[0].size_mib: only the last volume"],
     ["a volume in a missing group", (l) => (l.logicalVolumes[0]!.volumeGroup = "vg9"), 'filesystem_layout.logical_volumes[0].volume_group: "vg9"'],
     ["a volume without type", (l) => (l.logicalVolumes[0]!.lvmType = LvmType.UNSPECIFIED), "filesystem_layout.logical_volumes[0].lvm_type: must be set"],
@@ -240,9 +240,7 @@ describe("overlapping layouts", () => {
   });
 
   it("lets exactly one of 8 parallel overlapping creates win", async () => {
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => admin.create({ filesystemLayout: simple(`race-${i}`, ["race-size"], { debian: i % 2 === 0 ? "*" : ">= 12" }) })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => admin.create({ filesystemLayout: simple(`race-${i}`, ["race-size"], { debian: i % 2 === 0 ? "*" : ">= 12" }) })));
     const won = results.filter((r) => r.status === "fulfilled");
     expect(won).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.InvalidArgument);
@@ -255,9 +253,7 @@ describe("overlapping layouts", () => {
   });
 
   it("lets exactly one of 8 parallel updates into an overlap win", async () => {
-    const created = await Promise.all(
-      Array.from({ length: 8 }, async (_, i) => (await admin.create({ filesystemLayout: simple(`move-${i}`, [`move-from-${i}`]) })).filesystemLayout!),
-    );
+    const created = await Promise.all(Array.from({ length: 8 }, async (_, i) => (await admin.create({ filesystemLayout: simple(`move-${i}`, [`move-from-${i}`]) })).filesystemLayout!));
     const results = await Promise.allSettled(
       created.map((l) => {
         const moved = clone(FilesystemLayoutSchema, l);

@@ -1,20 +1,20 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { Code, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { type Client, Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService, type ImageServiceCreateRequestSchema } from "../../gen/metal/admin/v1/image_pb.js";
 import { SizeImageConstraintService as AdminSizeImageConstraintService } from "../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { AdminRole, Visibility } from "../../gen/metal/api/v1/common_pb.js";
 import { FilesystemLayoutService } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
-import { ImageClassification, ImageFeature, ImageService, type Image } from "../../gen/metal/api/v1/image_pb.js";
+import { type Image, ImageClassification, ImageFeature, ImageService } from "../../gen/metal/api/v1/image_pb.js";
 import { SizeImageConstraintService } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
 import { permissionOf } from "../../server/auth/permissions.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createImageService } from "../../server/services/api/image-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 let db: DbHandle;
 let admin: Client<typeof AdminImageService>;
@@ -94,7 +94,7 @@ describe("creating images", () => {
     ["a pre-release version", img("debian-12.0.1-rc1"), "id:"],
     ["an overlong id", img(`${"d".repeat(130)}-1.0.0`), "id: must be at most 128 characters"],
     ["no url", img("debian-10.0.1", { url: "" }), "url: is required"],
-    ["an ftp url", img("debian-10.0.2", { url: "ftp://images.example/x" }), "url: \"ftp://images.example/x\" must be an http or https URL"],
+    ["an ftp url", img("debian-10.0.2", { url: "ftp://images.example/x" }), 'url: "ftp://images.example/x" must be an http or https URL'],
     ["no url at all", img("debian-10.0.3", { url: "not a url" }), "url:"],
     ["no features", img("debian-10.0.4", { features: [] }), "features: at least one feature is required"],
     ["an unspecified feature", img("debian-10.0.5", { features: [ImageFeature.UNSPECIFIED] }), "features[0]: must be set"],

@@ -1,11 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it, vi } from "vitest";
-import { parseAddress, parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
+import type { DbHandle } from "../../server/db/handle.js";
+import { type Prefix, parseAddress, parsePrefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import { acquireIp, acquireIps, acquireSpecificIp, addTopLevelPrefix, releaseIp } from "../../server/repositories/ipam-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 // The one-statement claim (random start, gap after it, wrap to the first
 // address, gap before the start): every branch has to find the same free

@@ -1,23 +1,23 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
-import { contains, containsAddress, formatPrefix, overlap, parseAddress, parsePrefix, type Prefix } from "../../server/domain/ip-math.js";
+import type { DbHandle } from "../../server/db/handle.js";
+import { contains, containsAddress, formatPrefix, overlap, type Prefix, parseAddress, parsePrefix } from "../../server/domain/ip-math.js";
 import { uuidv7 } from "../../server/ids.js";
 import {
+  ASN_BASE,
   acquireAsn,
   acquireChildPrefix,
   acquireIp,
   acquireSpecificIp,
   acquireVrf,
   addTopLevelPrefix,
-  ASN_BASE,
   releaseAsn,
   releaseIp,
   releasePrefix,
   releaseVrf,
 } from "../../server/repositories/ipam-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 const WORKERS = 32;
 let db: DbHandle;

@@ -5,10 +5,10 @@ import { compressionGzip, connectNodeAdapter, createConnectTransport, createGrpc
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BootService, BootServiceWaitRequestSchema } from "../../gen/metal/infra/v1/boot_pb.js";
 import { LeanGrpcStreams } from "../../server/http/lean-grpc-streams.js";
+import { type Listener, listen } from "../../server/http/listener.js";
 import type { AppHandler, NodeHandler } from "../../server/http/node-handler.js";
-import { listen, type Listener } from "../../server/http/listener.js";
-import { expectCode } from "../helpers/expect.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
 
 /**
  * The lean gRPC path on its own: a Wait implementation that answers with
@@ -176,7 +176,6 @@ describe.each(["raw", "compat"] as const)("lean gRPC server streams (%s HTTP/2 s
     }
     expect((await rawWait(listener, one)).status).toBe("0");
   });
-
 });
 
 describe("lean gRPC server streams at shutdown", () => {
@@ -184,7 +183,7 @@ describe("lean gRPC server streams at shutdown", () => {
     let received = 0;
     const held = Object.values(listeners).map(async (l) => {
       let n = 0;
-      for await (const _ of createClient(BootService, createGrpcTransport({ baseUrl: l.url })).wait({ partition: "hold", machineId: MACHINE })) (n++, received++);
+      for await (const _ of createClient(BootService, createGrpcTransport({ baseUrl: l.url })).wait({ partition: "hold", machineId: MACHINE })) n++, received++;
       return n;
     });
     // Both streams are open and past their first message, i.e. held, before the shutdown.

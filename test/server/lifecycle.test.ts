@@ -10,7 +10,7 @@ import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { machineLifecycleRepository } from "../../server/repositories/machine-repository.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 

@@ -8,7 +8,7 @@ import { createClient } from "@connectrpc/connect";
 import { connectNodeAdapter, createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { VersionService } from "../../gen/metal/api/v1/version_pb.js";
-import { listen, type Listener } from "../../server/http/listener.js";
+import { type Listener, listen } from "../../server/http/listener.js";
 import type { AppHandler, NodeHandler } from "../../server/http/node-handler.js";
 
 const handler = connectNodeAdapter({
@@ -37,11 +37,29 @@ describe("one port for every protocol", () => {
 
   it("serves TLS with ALPN choosing HTTP/2 or HTTP/1.1", async () => {
     const dir = mkdtempSync(join(tmpdir(), "metal-tls-"));
-    execFileSync("openssl", [
-      "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-      "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-      "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
-    ], { stdio: "ignore" });
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        join(dir, "key.pem"),
+        "-out",
+        join(dir, "cert.pem"),
+      ],
+      { stdio: "ignore" },
+    );
     const l = await listen(handler as never, "127.0.0.1:0", { cert: join(dir, "cert.pem"), key: join(dir, "key.pem") });
     listeners.push(l);
     expect(l.url).toMatch(/^https:/);

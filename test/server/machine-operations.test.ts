@@ -18,7 +18,7 @@ import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { machineLifecycleRepository } from "../../server/repositories/machine-repository.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture, type WaitingMachine } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition, type WaitingMachine } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
@@ -38,11 +38,14 @@ beforeAll(async () => {
   fixture = await setUpPartition(server);
   editorToken = (await server.client(AdminTokens, server.adminToken).create({ subject: "ed", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
   tenant = server.client(MachineService, editorToken);
-  await server.client(AdminPartitions, server.adminToken).update({ id: "p1", version: 1n, dnsServers: { values: ["9.9.9.9"] }, ntpServers: { values: ["pool.ntp.org"] } }).catch(async () => {
-    // Partition updates send the version they read; read it when the first guess is stale.
-    const p = (await server.client(AdminPartitions, server.adminToken).list({})).partitions.find((x) => x.id === "p1")!;
-    await server.client(AdminPartitions, server.adminToken).update({ id: "p1", version: p.meta!.version, dnsServers: { values: ["9.9.9.9"] }, ntpServers: { values: ["pool.ntp.org"] } });
-  });
+  await server
+    .client(AdminPartitions, server.adminToken)
+    .update({ id: "p1", version: 1n, dnsServers: { values: ["9.9.9.9"] }, ntpServers: { values: ["pool.ntp.org"] } })
+    .catch(async () => {
+      // Partition updates send the version they read; read it when the first guess is stale.
+      const p = (await server.client(AdminPartitions, server.adminToken).list({})).partitions.find((x) => x.id === "p1")!;
+      await server.client(AdminPartitions, server.adminToken).update({ id: "p1", version: p.meta!.version, dnsServers: { values: ["9.9.9.9"] }, ntpServers: { values: ["pool.ntp.org"] } });
+    });
   await server.client(AdminImages, server.adminToken).create({ id: "debian-12.0.20250601", url: "http://images.example/debian2.tar", features: [ImageFeature.MACHINE] });
   await server.client(AdminImages, server.adminToken).create({ id: "firewall-3.0.20250101", url: "http://images.example/fw.tar", features: [ImageFeature.FIREWALL] });
 });

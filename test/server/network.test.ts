@@ -1,4 +1,4 @@
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
@@ -59,7 +59,11 @@ describe("operator networks", () => {
     ["absurd length", { prefixes: ["10.50.0.0/40"] }, "invalid prefix length"],
     ["destination of another family", { prefixes: ["10.50.0.0/16"], destinationPrefixes: ["::/0"] }, "destination_prefixes[0]: is IPv6"],
     ["child length not longer", { type: NetworkType.SUPER, partition: "p2", prefixes: ["10.50.0.0/16"], defaultChildPrefixLength: { ipv4: 16 } }, "default_child_prefix_length.ipv4"],
-    ["missing child length", { type: NetworkType.SUPER, partition: "p2", prefixes: ["10.50.0.0/16", "2001:db8:50::/48"], defaultChildPrefixLength: { ipv4: 24 } }, "default_child_prefix_length.ipv6: is required"],
+    [
+      "missing child length",
+      { type: NetworkType.SUPER, partition: "p2", prefixes: ["10.50.0.0/16", "2001:db8:50::/48"], defaultChildPrefixLength: { ipv4: 24 } },
+      "default_child_prefix_length.ipv6: is required",
+    ],
     ["super without partition", { type: NetworkType.SUPER, prefixes: ["10.50.0.0/16"], defaultChildPrefixLength: { ipv4: 24 } }, "partition: is required"],
     ["nat on underlay", { type: NetworkType.UNDERLAY, partition: "p2", prefixes: ["10.50.0.0/16"], nat: true }, "nat:"],
     ["no type", { type: NetworkType.UNSPECIFIED, prefixes: ["10.50.0.0/16"] }, "type: must be set"],

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
@@ -42,7 +42,11 @@ describe("partitions", () => {
   });
 
   it("refuses a second partition with the same id", async () => {
-    await expectCode(admin.create({ ...valid, id: "dup-1" }).then(() => admin.create({ ...valid, id: "dup-1" })), Code.AlreadyExists, '"dup-1" already exists');
+    await expectCode(
+      admin.create({ ...valid, id: "dup-1" }).then(() => admin.create({ ...valid, id: "dup-1" })),
+      Code.AlreadyExists,
+      '"dup-1" already exists',
+    );
   });
 
   it.each([
@@ -82,9 +86,7 @@ describe("partitions", () => {
 
   it("lets exactly one of many concurrent updates of the same version win", async () => {
     const { partition } = await admin.create({ ...valid, id: "race-1" });
-    const results = await Promise.allSettled(
-      Array.from({ length: 12 }, (_, i) => admin.update({ id: "race-1", version: partition!.meta!.version, name: `writer-${i}` })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => admin.update({ id: "race-1", version: partition!.meta!.version, name: `writer-${i}` })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.Aborted);
   });
@@ -139,9 +141,17 @@ describe("partitions", () => {
     await grpc.create({ ...valid, id: "grpc-1" });
     expect((await grpc.list({ paging: { limit: 1000 } })).partitions.map((p) => p.id)).toContain("grpc-1");
     const out = await run("npx", [
-      "buf", "curl", "--protocol", "grpc", "--http2-prior-knowledge", "--schema", "proto",
-      "-H", `Authorization: Bearer ${server.adminToken}`,
-      "-d", JSON.stringify({ id: "grpc-1" }),
+      "buf",
+      "curl",
+      "--protocol",
+      "grpc",
+      "--http2-prior-knowledge",
+      "--schema",
+      "proto",
+      "-H",
+      `Authorization: Bearer ${server.adminToken}`,
+      "-d",
+      JSON.stringify({ id: "grpc-1" }),
       `${server.url}/metal.api.v1.PartitionService/Get`,
     ]);
     expect(JSON.parse(out.stdout).partition.id).toBe("grpc-1");

@@ -1,17 +1,17 @@
 import { randomUUID } from "node:crypto";
-import { Code, ConnectError, createClient, createRouterTransport, type Client, type Interceptor } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient, createRouterTransport, type Interceptor } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { NetworkService as AdminNetworkService } from "../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
-import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
+import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { SizeReservationService } from "../../gen/metal/api/v1/size_reservation_pb.js";
 import { kPrincipal } from "../../server/auth/context.js";
 import type { ProjectDirectory } from "../../server/auth/project-directory.js";
 import { createInProcessBus } from "../../server/bus/fanout.js";
 import type { DbHandle } from "../../server/db/handle.js";
-import { machines, sizeReservations, sizes, type StoredAllocation } from "../../server/db/schema/index.js";
+import { machines, type StoredAllocation, sizeReservations, sizes } from "../../server/db/schema/index.js";
 import { projectScope } from "../../server/domain/project-scope.js";
 import { noRoles } from "../../server/domain/roles.js";
 import { createLogger } from "../../server/logger.js";
@@ -99,14 +99,17 @@ beforeAll(async () => {
     req.contextValues.set(kPrincipal, { tokenId: "t", subject: "someone", expiresAt: new Date(Date.now() + 60_000), roles: noRoles() });
     return next(req);
   };
-  const transport = createRouterTransport((router) => {
-    router.service(AdminPartitionService, createAdminPartitionService({ db }));
-    router.service(AdminNetworkService, createAdminNetworkService({ db, projects }));
-    router.service(NetworkService, createNetworkService({ db, projects }));
-    router.service(IPService, createIpService({ db, projects }));
-    router.service(SizeReservationService, createSizeReservationService({ db }));
-    router.service(MachineService, createMachineService({ db, projects, bus: createInProcessBus(), log: createLogger("silent"), refs: createReferenceLookups(db) }));
-  }, { router: { interceptors: [someCaller] } });
+  const transport = createRouterTransport(
+    (router) => {
+      router.service(AdminPartitionService, createAdminPartitionService({ db }));
+      router.service(AdminNetworkService, createAdminNetworkService({ db, projects }));
+      router.service(NetworkService, createNetworkService({ db, projects }));
+      router.service(IPService, createIpService({ db, projects }));
+      router.service(SizeReservationService, createSizeReservationService({ db }));
+      router.service(MachineService, createMachineService({ db, projects, bus: createInProcessBus(), log: createLogger("silent"), refs: createReferenceLookups(db) }));
+    },
+    { router: { interceptors: [someCaller] } },
+  );
   nets = createClient(NetworkService, transport);
   ipsApi = createClient(IPService, transport);
   reservationsApi = createClient(SizeReservationService, transport);

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { Code, type Client } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
-import { SwitchService as AdminSwitchService } from "../../gen/metal/admin/v1/switch_pb.js";
 import { SizeService as AdminSizeService } from "../../gen/metal/admin/v1/size_pb.js";
+import { SwitchService as AdminSwitchService } from "../../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
@@ -59,7 +59,12 @@ beforeAll(async () => {
   boot = server.client(BootService, infra);
   switches = server.client(SwitchService, infra);
   machines = server.client(AdminMachineService, admin);
-  for (const [id, rack] of [["leaf01", "r1"], ["leaf02", "r1"], ["leaf03", "r2"]] as const) await switches.register(leaf(id, rack));
+  for (const [id, rack] of [
+    ["leaf01", "r1"],
+    ["leaf02", "r1"],
+    ["leaf03", "r2"],
+  ] as const)
+    await switches.register(leaf(id, rack));
 });
 
 describe("switch registration", () => {

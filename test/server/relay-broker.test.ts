@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { RelayBroker, UNDATED_OUTPUT_NOTICE, type RelayEnd, type RelayResponse } from "../../server/sessions/console/relay-broker.js";
-import { expectCode } from "../helpers/expect.js";
+import { RelayBroker, type RelayEnd, type RelayResponse, UNDATED_OUTPUT_NOTICE } from "../../server/sessions/console/relay-broker.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
 
 /** A fake metal-bmc session: records what it was asked and lets the test answer with a Relay. */
 function fakeAgent(broker: RelayBroker, partition = "p1", name = "agent") {

@@ -1,15 +1,15 @@
-import { Code, createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { type Client, Code, createClient, createRouterTransport } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ImageService as AdminImageService } from "../../gen/metal/admin/v1/image_pb.js";
 import { SizeImageConstraintService as AdminSizeImageConstraintService } from "../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
-import { SizeImageConstraintService, type SizeImageConstraint } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
+import { type SizeImageConstraint, SizeImageConstraintService } from "../../gen/metal/api/v1/size_image_constraint_pb.js";
+import type { DbHandle } from "../../server/db/handle.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminSizeImageConstraintService } from "../../server/services/admin/size-image-constraint-service.js";
 import { createSizeImageConstraintService } from "../../server/services/api/size-image-constraint-service.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
-import type { DbHandle } from "../../server/db/handle.js";
 
 let db: DbHandle;
 let admin: Client<typeof AdminSizeImageConstraintService>;

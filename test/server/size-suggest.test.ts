@@ -8,7 +8,7 @@ import { SizeConstraintType as C } from "../../gen/metal/api/v1/size_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 const GiB = 2n ** 30n;
@@ -39,7 +39,11 @@ const register = () =>
         { name: "/dev/nvme0n1", size: 3_840_000_000_000n },
         { name: "/dev/nvme1n1", size: 3_840_000_000_000n },
       ],
-      gpus: [{ vendor: "NVIDIA", model: "H100 80GB" }, { vendor: "NVIDIA", model: "H100 80GB" }, { vendor: "NVIDIA", model: "L4" }],
+      gpus: [
+        { vendor: "NVIDIA", model: "H100 80GB" },
+        { vendor: "NVIDIA", model: "H100 80GB" },
+        { vendor: "NVIDIA", model: "L4" },
+      ],
       nics: ["leaf05", "leaf06"].map((l, i) => ({ name: `eth${i}`, mac: `0c:c4:7a:00:01:0${i}`, neighbors: [{ hostname: l, port: "swp1" }] })),
     },
   });

@@ -1,15 +1,14 @@
-import { Code, ConnectError, type Client } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
-import { SizeReservationService as AdminSizeReservationService } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import { SizeService as AdminSizeService } from "../../gen/metal/admin/v1/size_pb.js";
+import { SizeReservationService as AdminSizeReservationService } from "../../gen/metal/admin/v1/size_reservation_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
-import { SizeConstraintType as T } from "../../gen/metal/api/v1/size_pb.js";
+import { SizeService, SizeConstraintType as T } from "../../gen/metal/api/v1/size_pb.js";
 import { SizeReservationService } from "../../gen/metal/api/v1/size_reservation_pb.js";
-import { SizeService } from "../../gen/metal/api/v1/size_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
@@ -67,17 +66,11 @@ describe("sizes", () => {
     await sizes.create({ id: "m1", constraints: [cores(8n, 16n), memory(32n, 64n)] });
     await expectCode(sizes.create({ id: "m2", constraints: [cores(16n, 32n), memory(64n, 128n)] }), Code.InvalidArgument, 'overlap with size "m1"');
     const { size: m3 } = await sizes.create({ id: "m3", constraints: [cores(17n, 32n), memory(32n, 64n)] });
-    await expectCode(
-      sizes.update({ id: "m3", version: m3!.meta!.version, constraints: { values: [cores(12n, 32n), memory(32n, 64n)] } }),
-      Code.InvalidArgument,
-      'overlap with size "m1"',
-    );
+    await expectCode(sizes.update({ id: "m3", version: m3!.meta!.version, constraints: { values: [cores(12n, 32n), memory(32n, 64n)] } }), Code.InvalidArgument, 'overlap with size "m1"');
   });
 
   it("lets exactly one of many parallel overlapping creates win", async () => {
-    const results = await Promise.allSettled(
-      Array.from({ length: 8 }, (_, i) => sizes.create({ id: `race-${i}`, constraints: [cores(64n, 64n + BigInt(i)), memory(512n, 512n)] })),
-    );
+    const results = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => sizes.create({ id: `race-${i}`, constraints: [cores(64n, 64n + BigInt(i)), memory(512n, 512n)] })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of results) if (r.status === "rejected") expect(ConnectError.from(r.reason).code).toBe(Code.InvalidArgument);
   });

@@ -3,12 +3,12 @@ import { eq } from "drizzle-orm";
 import pg from "pg";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DbHandle } from "../../server/db/handle.js";
-import { machineConnections, machines, networks, partitions, prefixes, switches, type StoredAllocation, type StoredSwitchNic } from "../../server/db/schema/index.js";
-import { switchSessionRepository as sessions, type SyncReport } from "../../server/repositories/switch-repository.js";
+import { machineConnections, machines, networks, partitions, prefixes, type StoredAllocation, type StoredSwitchNic, switches } from "../../server/db/schema/index.js";
+import { type SyncReport, switchSessionRepository as sessions } from "../../server/repositories/switch-repository.js";
 import { createSwitchConfigReader } from "../../server/sessions/switch/config-reader.js";
 import { createSwitchSyncWriter } from "../../server/sessions/switch/sync-writer.js";
-import { useMetalDatabase } from "../helpers/metal-db.js";
 import { eventually } from "../helpers/eventually.js";
+import { useMetalDatabase } from "../helpers/metal-db.js";
 
 let db: DbHandle;
 let url: string;
@@ -77,7 +77,11 @@ describe("batched sync reports", () => {
 
   it("keeps the order of one switch's reports given together, and keeps the version", async () => {
     const version = (await rowOf("leaf00")).version;
-    const stamped = await sessions.stampSyncs(db, [{ id: "leaf00", report: report(1, {}, "first") }, { id: "leaf01", report: report(2) }, { id: "leaf00", report: report(3) }]);
+    const stamped = await sessions.stampSyncs(db, [
+      { id: "leaf00", report: report(1, {}, "first") },
+      { id: "leaf01", report: report(2) },
+      { id: "leaf00", report: report(3) },
+    ]);
     expect(stamped).toEqual(["stamped", "stamped", "stamped"]);
     const row = await rowOf("leaf00");
     expect(row.lastSync?.generation).toBe(3);
@@ -86,7 +90,15 @@ describe("batched sync reports", () => {
   });
 
   it("merges a report that changes port states with an operator's toggle written while it waited for the row", async () => {
-    await db.update(switches).set({ nics: [{ name: "swp1", identifier: "swp1", actual: "up" }, { name: "swp2", identifier: "swp2", actual: "up" }] }).where(eq(switches.id, "leaf04"));
+    await db
+      .update(switches)
+      .set({
+        nics: [
+          { name: "swp1", identifier: "swp1", actual: "up" },
+          { name: "swp2", identifier: "swp2", actual: "up" },
+        ],
+      })
+      .where(eq(switches.id, "leaf04"));
     const operator = new pg.Client({ connectionString: url });
     await operator.connect();
     try {

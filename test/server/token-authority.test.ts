@@ -17,8 +17,7 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-const issue = (expiresInMs = 3_600_000) =>
-  authority.issue(db, { subject: "tess", description: "", roles: noRoles(), createdBy: "test", expiresAt: new Date(Date.now() + expiresInMs) });
+const issue = (expiresInMs = 3_600_000) => authority.issue(db, { subject: "tess", description: "", roles: noRoles(), createdBy: "test", expiresAt: new Date(Date.now() + expiresInMs) });
 
 async function refusal(secret: string, by = authority): Promise<ConnectError> {
   const err = await by.verify(secret).then(

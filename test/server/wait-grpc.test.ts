@@ -1,14 +1,14 @@
 import { randomUUID } from "node:crypto";
-import { Code, type Client } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { expectCode } from "../helpers/expect.js";
-import { setUpPartition, type PartitionFixture } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
 /**

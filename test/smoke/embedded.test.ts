@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -63,30 +63,34 @@ describe("embedded mode (PGlite), as npm start runs it", () => {
     await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
   });
 
-  it("serves the API, keeps data and the admin token across a restart", async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "metal-smoke-"));
-    dirs.push(dataDir);
-    const port = await freePort();
+  it(
+    "serves the API, keeps data and the admin token across a restart",
+    async () => {
+      const dataDir = await mkdtemp(join(tmpdir(), "metal-smoke-"));
+      dirs.push(dataDir);
+      const port = await freePort();
 
-    const first = await startServer(dataDir, port);
-    const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-    // Never printed, not even on creation: only where it was written.
-    expect(first.output()).not.toContain(token);
-    expect(first.output()).toContain(`operator admin token written to ${join(dataDir, "admin-token")}`);
-    const created = await call(port, "metal.admin.v1.PartitionService/Create", { id: "smoke-1", name: "smoke" }, token);
-    expect(created.status).toBe(200);
-    expect((await call(port, "metal.admin.v1.PartitionService/List", {})).status).toBe(401);
-    expect(await stop(first.proc)).toBe(0);
+      const first = await startServer(dataDir, port);
+      const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
+      // Never printed, not even on creation: only where it was written.
+      expect(first.output()).not.toContain(token);
+      expect(first.output()).toContain(`operator admin token written to ${join(dataDir, "admin-token")}`);
+      const created = await call(port, "metal.admin.v1.PartitionService/Create", { id: "smoke-1", name: "smoke" }, token);
+      expect(created.status).toBe(200);
+      expect((await call(port, "metal.admin.v1.PartitionService/List", {})).status).toBe(401);
+      expect(await stop(first.proc)).toBe(0);
 
-    const second = await startServer(dataDir, port);
-    try {
-      expect((await readFile(join(dataDir, "admin-token"), "utf8")).trim()).toBe(token);
-      expect(second.output()).not.toContain(token);
-      const list = await call(port, "metal.admin.v1.PartitionService/List", {}, token);
-      expect(list.status).toBe(200);
-      expect(list.json.partitions.map((p: { id: string }) => p.id)).toEqual(["smoke-1"]);
-    } finally {
-      await stop(second.proc);
-    }
-  }, scaled(300_000));
+      const second = await startServer(dataDir, port);
+      try {
+        expect((await readFile(join(dataDir, "admin-token"), "utf8")).trim()).toBe(token);
+        expect(second.output()).not.toContain(token);
+        const list = await call(port, "metal.admin.v1.PartitionService/List", {}, token);
+        expect(list.status).toBe(200);
+        expect(list.json.partitions.map((p: { id: string }) => p.id)).toEqual(["smoke-1"]);
+      } finally {
+        await stop(second.proc);
+      }
+    },
+    scaled(300_000),
+  );
 });

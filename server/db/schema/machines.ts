@@ -12,38 +12,40 @@ export type StoredEvent = Omit<ProvisioningEvent, "time"> & { time: string };
 export const machines = pgTable(
   "machines",
   {
-  id: text("id").primaryKey(),
-  partitionId: text("partition_id"),
-  /** The matched size, "unknown" when none or several match; null before registration. */
-  sizeId: text("size_id"),
-  rackId: text("rack_id"),
-  hardware: jsonb("hardware").$type<StoredHardware>(),
-  bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
-  /** "available", "tainted" (reserved by an operator: not allocatable, by size or by id) or "locked" (not allocatable, cannot be freed). */
-  state: text("state").$type<"available" | "tainted" | "locked">().notNull().default("available"),
-  stateReason: text("state_reason").notNull().default(""),
-  /**
-   * A lease, renewed by the open Wait stream: the machine is waiting while it
-   * lies in the future. A server that dies leaves no stale flag behind for long.
-   */
-  waitingUntil: timestamp("waiting_until", { withTimezone: true, mode: "date" }),
-  allocation: jsonb("allocation").$type<StoredAllocation>(),
-  /** The allocation's project, as a column for quotas, filters and rack spreading. */
-  project: text("project"),
-  /** Tags of the allocation (user tags and placement tags); empty while free. */
-  tags: jsonb("tags").$type<string[]>().notNull().default([]),
-  /** What the partition's metal-bmc last reported about the machine's BMC; null before the first report. */
-  bmc: jsonb("bmc").$type<StoredBmc>(),
-  /** The identify LED as last commanded: "" (never), "on" or "off". */
-  ledState: text("led_state").$type<"" | "on" | "off">().notNull().default(""),
-  ledDescription: text("led_description").notNull().default(""),
-  ...bookkeeping(),
-}, (t) => [
-  index("machines_candidates_idx").on(t.partitionId, t.sizeId),
-  index("machines_project_idx").on(t.project),
-  // Commands are not dispatched for a BMC address two records of a partition claim: that check joins on it.
-  index("machines_bmc_address_idx").on(t.partitionId, sql`(${t.bmc}->>'address')`),
-]);
+    id: text("id").primaryKey(),
+    partitionId: text("partition_id"),
+    /** The matched size, "unknown" when none or several match; null before registration. */
+    sizeId: text("size_id"),
+    rackId: text("rack_id"),
+    hardware: jsonb("hardware").$type<StoredHardware>(),
+    bios: jsonb("bios").$type<{ vendor: string; version: string; date: string }>(),
+    /** "available", "tainted" (reserved by an operator: not allocatable, by size or by id) or "locked" (not allocatable, cannot be freed). */
+    state: text("state").$type<"available" | "tainted" | "locked">().notNull().default("available"),
+    stateReason: text("state_reason").notNull().default(""),
+    /**
+     * A lease, renewed by the open Wait stream: the machine is waiting while it
+     * lies in the future. A server that dies leaves no stale flag behind for long.
+     */
+    waitingUntil: timestamp("waiting_until", { withTimezone: true, mode: "date" }),
+    allocation: jsonb("allocation").$type<StoredAllocation>(),
+    /** The allocation's project, as a column for quotas, filters and rack spreading. */
+    project: text("project"),
+    /** Tags of the allocation (user tags and placement tags); empty while free. */
+    tags: jsonb("tags").$type<string[]>().notNull().default([]),
+    /** What the partition's metal-bmc last reported about the machine's BMC; null before the first report. */
+    bmc: jsonb("bmc").$type<StoredBmc>(),
+    /** The identify LED as last commanded: "" (never), "on" or "off". */
+    ledState: text("led_state").$type<"" | "on" | "off">().notNull().default(""),
+    ledDescription: text("led_description").notNull().default(""),
+    ...bookkeeping(),
+  },
+  (t) => [
+    index("machines_candidates_idx").on(t.partitionId, t.sizeId),
+    index("machines_project_idx").on(t.project),
+    // Commands are not dispatched for a BMC address two records of a partition claim: that check joins on it.
+    index("machines_bmc_address_idx").on(t.partitionId, sql`(${t.bmc}->>'address')`),
+  ],
+);
 
 /** What a tenant's allocation of a machine consists of. */
 export interface StoredAllocation {

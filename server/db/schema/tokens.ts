@@ -1,4 +1,4 @@
-import { boolean, index, jsonb, pgTable, text, timestamp, type AnyPgColumn } from "drizzle-orm/pg-core";
+import { type AnyPgColumn, boolean, index, jsonb, pgTable, text, timestamp } from "drizzle-orm/pg-core";
 
 /** Roles as stored: the numeric values of the proto enums, so the two never drift apart. */
 export interface StoredRoles {

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { MetaSchema, type Meta } from "../../../gen/masterdata/v1/common_pb.js";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Meta, MetaSchema } from "../../../gen/masterdata/v1/common_pb.js";
 
 export const API_VERSION = "v1";
 

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { ProjectMemberSchema, type ProjectMember } from "../../../gen/masterdata/v1/project_member_pb.js";
+import { type ProjectMember, ProjectMemberSchema } from "../../../gen/masterdata/v1/project_member_pb.js";
 import type { NewProjectMemberRow, ProjectMemberRow } from "../db/schema/index.js";
 import { metaColumnsFrom, newId, toMeta } from "./meta.js";
 

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { ProjectSchema, type Project } from "../../../gen/masterdata/v1/project_pb.js";
+import { type Project, ProjectSchema } from "../../../gen/masterdata/v1/project_pb.js";
 import type { NewProjectRow, ProjectRow, StoredQuotas } from "../db/schema/index.js";
 import { metaColumnsFrom, newId, toMeta } from "./meta.js";
 import { fromQuotaSet, toQuotaSet } from "./quota.js";

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { QuotaSchema, QuotaSetSchema, type QuotaSet } from "../../../gen/masterdata/v1/common_pb.js";
+import { QuotaSchema, type QuotaSet, QuotaSetSchema } from "../../../gen/masterdata/v1/common_pb.js";
 import type { StoredQuotas } from "../db/schema/index.js";
 
 const KEYS = ["machine", "ip", "network", "project"] as const;

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { TenantMemberSchema, type TenantMember } from "../../../gen/masterdata/v1/tenant_member_pb.js";
+import { type TenantMember, TenantMemberSchema } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import type { NewTenantMemberRow, TenantMemberRow } from "../db/schema/index.js";
 import { metaColumnsFrom, newId, toMeta } from "./meta.js";
 

@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { TenantSchema, type Tenant } from "../../../gen/masterdata/v1/tenant_pb.js";
+import { type Tenant, TenantSchema } from "../../../gen/masterdata/v1/tenant_pb.js";
 import type { NewTenantRow, TenantRow } from "../db/schema/index.js";
 import { metaColumnsFrom, newId, toMeta } from "./meta.js";
 import { fromQuotaSet, toQuotaSet } from "./quota.js";

@@ -1,9 +1,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { and, arrayContains, eq, getTableName, sql, type SQL } from "drizzle-orm";
+import { and, arrayContains, eq, getTableName, type SQL, sql } from "drizzle-orm";
 import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { DbHandle } from "../../db/handle.js";
-import { alreadyExists, conflict, failedPrecondition, FOREIGN_KEY_VIOLATION, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../../errors.js";
-import { toPage, type PageRequest } from "../../repositories/paging.js";
+import { alreadyExists, conflict, FOREIGN_KEY_VIOLATION, failedPrecondition, notFound, sqlState, taken, UNIQUE_VIOLATION } from "../../errors.js";
+import { type PageRequest, toPage } from "../../repositories/paging.js";
 import { getById, listPage, lockById } from "../../repositories/versioned.js";
 import { nowMs } from "./clock.js";
 import { historyRepository } from "./history-repository.js";
@@ -61,7 +61,11 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
      * without blocking others that only hold it too (FOR KEY SHARE).
      */
     async hold(tx: DbHandle, id: string): Promise<Row> {
-      const rows = await tx.select().from(table as PgTable).where(eq(table.id, id)).for("key share");
+      const rows = await tx
+        .select()
+        .from(table as PgTable)
+        .where(eq(table.id, id))
+        .for("key share");
       if (rows.length === 0) throw notFound(label, id);
       return rows[0] as Row;
     },
@@ -110,7 +114,10 @@ export function createEntityStore<T extends EntityTable>(table: T, opts: EntityS
         .returning()) as Row[];
       const updated = rows[0];
       if (!updated) {
-        const current = await tx.select({ version: table.version }).from(table as PgTable).where(eq(table.id, id));
+        const current = await tx
+          .select({ version: table.version })
+          .from(table as PgTable)
+          .where(eq(table.id, id));
         if (current.length === 0) throw notFound(label, id);
         throw conflict(label, id, version, current[0]!.version as number);
       }

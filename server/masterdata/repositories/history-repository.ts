@@ -1,6 +1,6 @@
 import { and, desc, eq, lte } from "drizzle-orm";
 import type { DbHandle } from "../../db/handle.js";
-import { history, type HistoryOp, type HistoryRow } from "../db/schema/index.js";
+import { type HistoryOp, type HistoryRow, history } from "../db/schema/index.js";
 import { nowMs } from "./clock.js";
 
 /**

@@ -22,15 +22,7 @@ export const projectMemberRepository = {
   ...store,
 
   find: (db: DbHandle, f: ProjectMemberFilter, page: PageRequest) =>
-    store.page(
-      db,
-      [
-        f.projectId !== undefined ? eq(projectMembers.projectId, f.projectId) : undefined,
-        f.tenantId !== undefined ? eq(projectMembers.tenantId, f.tenantId) : undefined,
-      ],
-      f,
-      page,
-    ),
+    store.page(db, [f.projectId !== undefined ? eq(projectMembers.projectId, f.projectId) : undefined, f.tenantId !== undefined ? eq(projectMembers.tenantId, f.tenantId) : undefined], f, page),
 
   /** Deletes the memberships of the project. */
   deleteOfProject: (tx: DbHandle, projectId: string) => store.deleteWhere(tx, eq(projectMembers.projectId, projectId)),

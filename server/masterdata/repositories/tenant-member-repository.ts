@@ -22,17 +22,8 @@ export const tenantMemberRepository = {
   ...store,
 
   find: (db: DbHandle, f: TenantMemberFilter, page: PageRequest) =>
-    store.page(
-      db,
-      [
-        f.tenantId !== undefined ? eq(tenantMembers.tenantId, f.tenantId) : undefined,
-        f.memberId !== undefined ? eq(tenantMembers.memberId, f.memberId) : undefined,
-      ],
-      f,
-      page,
-    ),
+    store.page(db, [f.tenantId !== undefined ? eq(tenantMembers.tenantId, f.tenantId) : undefined, f.memberId !== undefined ? eq(tenantMembers.memberId, f.memberId) : undefined], f, page),
 
   /** Deletes the memberships in which the tenant is the host or the member. */
-  deleteOfTenant: (tx: DbHandle, tenantId: string) =>
-    store.deleteWhere(tx, or(eq(tenantMembers.tenantId, tenantId), eq(tenantMembers.memberId, tenantId))!),
+  deleteOfTenant: (tx: DbHandle, tenantId: string) => store.deleteWhere(tx, or(eq(tenantMembers.tenantId, tenantId), eq(tenantMembers.memberId, tenantId))!),
 };

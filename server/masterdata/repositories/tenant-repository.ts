@@ -15,6 +15,5 @@ const store = createEntityStore(tenants, { kind: "Tenant", label: "tenant", neve
 export const tenantRepository = {
   ...store,
 
-  find: (db: DbHandle, f: TenantFilter, page: PageRequest) =>
-    store.page(db, [f.id !== undefined ? eq(tenants.id, f.id) : undefined, f.name !== undefined ? eq(tenants.name, f.name) : undefined], f, page),
+  find: (db: DbHandle, f: TenantFilter, page: PageRequest) => store.page(db, [f.id !== undefined ? eq(tenants.id, f.id) : undefined, f.name !== undefined ? eq(tenants.name, f.name) : undefined], f, page),
 };

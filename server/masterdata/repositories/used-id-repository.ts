@@ -12,7 +12,10 @@ export const usedIdRepository = {
   async claim(tx: DbHandle, kind: string, id: string): Promise<"claimed" | "in use" | "deleted"> {
     const inserted = await tx.insert(usedIds).values({ kind, id }).onConflictDoNothing().returning({ id: usedIds.id });
     if (inserted.length > 0) return "claimed";
-    const [row] = await tx.select({ deletedAt: usedIds.deletedAt }).from(usedIds).where(and(eq(usedIds.kind, kind), eq(usedIds.id, id)));
+    const [row] = await tx
+      .select({ deletedAt: usedIds.deletedAt })
+      .from(usedIds)
+      .where(and(eq(usedIds.kind, kind), eq(usedIds.id, id)));
     return row?.deletedAt ? "deleted" : "in use";
   },
 

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
+import type { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";

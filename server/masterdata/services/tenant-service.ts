@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
+import type { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";

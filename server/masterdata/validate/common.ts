@@ -1,6 +1,6 @@
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Meta, QuotaSet } from "../../../gen/masterdata/v1/common_pb.js";
-import { clip, validator, type Validator } from "../../validate/validator.js";
+import { clip, type Validator, validator } from "../../validate/validator.js";
 
 export const MAX_ID_LENGTH = 128;
 const ID = /^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/;

@@ -1,4 +1,4 @@
-import { ProjectMemberRole, type ProjectMember } from "../../../gen/masterdata/v1/project_member_pb.js";
+import { type ProjectMember, ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { validator } from "../../validate/validator.js";
 import { checkId, checkMeta } from "./common.js";
 

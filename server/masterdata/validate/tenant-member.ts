@@ -1,4 +1,4 @@
-import { TenantMemberRole, type TenantMember } from "../../../gen/masterdata/v1/tenant_member_pb.js";
+import { type TenantMember, TenantMemberRole } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { validator } from "../../validate/validator.js";
 import { checkId, checkMeta } from "./common.js";
 

@@ -1,6 +1,6 @@
 import { and, sql } from "drizzle-orm";
 import type { DbHandle } from "../../db/handle.js";
-import { ips, type IpRow, type NewIpRow } from "../../db/schema/index.js";
+import { type IpRow, ips, type NewIpRow } from "../../db/schema/index.js";
 import type { ProjectScope } from "../../domain/project-scope.js";
 import { ipRepository } from "../ip-repository.js";
 import type { PageRequest } from "../paging.js";
@@ -13,8 +13,7 @@ export const tenantIpRepository = {
 
   lock: (tx: DbHandle, scope: ProjectScope, id: string): Promise<IpRow> => lockById(tx, ips, "ip", id, projectIn(ips.project, scope)),
 
-  list: (db: DbHandle, scope: ProjectScope, filter: { network?: string }, page: PageRequest) =>
-    ipRepository.list(db, { projects: scope.projects, network: filter.network }, page),
+  list: (db: DbHandle, scope: ProjectScope, filter: { network?: string }, page: PageRequest) => ipRepository.list(db, { projects: scope.projects, network: filter.network }, page),
 
   /** Reads and locks the scope's IP holding `address`; undefined when the scope has no such IP. */
   async lockByAddress(tx: DbHandle, scope: ProjectScope, address: string): Promise<IpRow | undefined> {
@@ -26,6 +25,5 @@ export const tenantIpRepository = {
     return row;
   },
 
-  update: (db: DbHandle, scope: ProjectScope, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> =>
-    updateVersioned(db, ips, "ip", id, version, patch, projectIn(ips.project, scope)),
+  update: (db: DbHandle, scope: ProjectScope, id: string, version: number, patch: Partial<NewIpRow>): Promise<IpRow> => updateVersioned(db, ips, "ip", id, version, patch, projectIn(ips.project, scope)),
 };

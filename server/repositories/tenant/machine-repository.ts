@@ -1,6 +1,6 @@
 import { and, eq, sql } from "drizzle-orm";
 import type { DbHandle } from "../../db/handle.js";
-import { machineEvents, machines, type MachineEventsRow, type MachineRow, type StoredAllocation } from "../../db/schema/index.js";
+import { type MachineEventsRow, type MachineRow, machineEvents, machines, type StoredAllocation } from "../../db/schema/index.js";
 import type { ProjectScope } from "../../domain/project-scope.js";
 import { notFound } from "../../errors.js";
 import { machineRepository } from "../machine-repository.js";

@@ -1,6 +1,6 @@
 import { and, eq, inArray, or, type SQL } from "drizzle-orm";
 import type { DbHandle } from "../../db/handle.js";
-import { networks, type NetworkRow, type NewNetworkRow } from "../../db/schema/index.js";
+import { type NetworkRow, type NewNetworkRow, networks } from "../../db/schema/index.js";
 import { NetworkKind } from "../../domain/network.js";
 import type { ProjectScope } from "../../domain/project-scope.js";
 import { networkRepository } from "../network-repository.js";
@@ -12,12 +12,10 @@ import { projectIn } from "./scope-sql.js";
  * What the scope may use (the SQL form of the domain's mayUseNetwork): its own
  * private networks, and shared child and external networks of anyone.
  */
-const usable = (scope: ProjectScope): SQL =>
-  or(and(eq(networks.kind, NetworkKind.CHILD), projectIn(networks.project, scope)), inArray(networks.kind, [NetworkKind.CHILD_SHARED, NetworkKind.EXTERNAL]))!;
+const usable = (scope: ProjectScope): SQL => or(and(eq(networks.kind, NetworkKind.CHILD), projectIn(networks.project, scope)), inArray(networks.kind, [NetworkKind.CHILD_SHARED, NetworkKind.EXTERNAL]))!;
 
 /** What the scope may change and free: the child networks it allocated, shared or not. */
-const owned = (scope: ProjectScope): SQL =>
-  and(projectIn(networks.project, scope), inArray(networks.kind, [NetworkKind.CHILD, NetworkKind.CHILD_SHARED]))!;
+const owned = (scope: ProjectScope): SQL => and(projectIn(networks.project, scope), inArray(networks.kind, [NetworkKind.CHILD, NetworkKind.CHILD_SHARED]))!;
 
 /**
  * Networks as a tenant call sees them. Every other network (another project's
@@ -34,8 +32,7 @@ export const tenantNetworkRepository = {
   /** One of the scope's own child networks, locked until the transaction ends. */
   lockOwned: (tx: DbHandle, scope: ProjectScope, id: string): Promise<NetworkRow> => lockById(tx, networks, "network", id, owned(scope)),
 
-  updateOwned: (db: DbHandle, scope: ProjectScope, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> =>
-    updateVersioned(db, networks, "network", id, version, patch, owned(scope)),
+  updateOwned: (db: DbHandle, scope: ProjectScope, id: string, version: number, patch: Partial<NewNetworkRow>): Promise<NetworkRow> => updateVersioned(db, networks, "network", id, version, patch, owned(scope)),
 
   /** Deletes one of the scope's own child networks; its prefixes go with it. */
   deleteOwned: (tx: DbHandle, scope: ProjectScope, id: string): Promise<NetworkRow> => deleteById(tx, networks, "network", id, owned(scope)),

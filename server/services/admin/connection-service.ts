@@ -1,6 +1,6 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ConnectionService, DaemonKind } from "../../../gen/metal/admin/v1/connection_pb.js";
+import { type ConnectionService, DaemonKind } from "../../../gen/metal/admin/v1/connection_pb.js";
 import type { ConnectionRegistry, DaemonConnection, DaemonKind as Kind } from "../../sessions/connections.js";
 import { validator } from "../../validate/validator.js";
 

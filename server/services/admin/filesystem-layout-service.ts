@@ -1,18 +1,18 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { FilesystemLayoutService } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
+import type { FilesystemLayoutService } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { layoutRowFromProto, toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import { versionOf } from "../../convert/meta.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import { layoutDiskProblems, layoutsOverlap, type LayoutSpec } from "../../domain/filesystem-layout.js";
+import { type LayoutSpec, layoutDiskProblems, layoutsOverlap } from "../../domain/filesystem-layout.js";
 import { failedPrecondition, invalidArgument } from "../../errors.js";
-import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";
+import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
 import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
-import { validator } from "../../validate/validator.js";
 import { validateFilesystemLayout } from "../../validate/filesystem-layout.js";
+import { validator } from "../../validate/validator.js";
 
 /**
  * Refuses a layout that could apply to the same machine as another one (a
@@ -24,9 +24,7 @@ async function assertNoOverlap(tx: DbHandle, id: string, spec: LayoutSpec): Prom
   const clash = (await layouts.sharingSizes(tx, spec.constraints.sizes, id)).find((o) => layoutsOverlap(spec.constraints, o.spec.constraints));
   if (clash) {
     const shared = spec.constraints.sizes.filter((s) => clash.spec.constraints.sizes.includes(s));
-    throw invalidArgument(
-      `invalid request: filesystem_layout.constraints: overlaps layout "${clash.id}" (both are for size "${shared[0]}" and images both admit); a machine could match both`,
-    );
+    throw invalidArgument(`invalid request: filesystem_layout.constraints: overlaps layout "${clash.id}" (both are for size "${shared[0]}" and images both admit); a machine could match both`);
   }
 }
 

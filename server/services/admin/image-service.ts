@@ -1,12 +1,12 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ImageService } from "../../../gen/metal/admin/v1/image_pb.js";
+import type { ImageService } from "../../../gen/metal/admin/v1/image_pb.js";
 import { imagePatchFromUpdate, imageRowFromCreate, toProtoImage } from "../../convert/image.js";
 import { versionOf } from "../../convert/meta.js";
 import type { DbHandle } from "../../db/handle.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";
+import { pageRequest } from "../../repositories/paging.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
 import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
-import { pageRequest } from "../../repositories/paging.js";
 import { validateImageCreate, validateImageId, validateImageUpdate } from "../../validate/image.js";
 
 export interface AdminImageServiceDeps {

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { IPService } from "../../../gen/metal/admin/v1/ip_pb.js";
+import type { IPService } from "../../../gen/metal/admin/v1/ip_pb.js";
 import { toProtoIp } from "../../convert/network.js";
 import type { DbHandle } from "../../db/handle.js";
 import { ipRepository as ips } from "../../repositories/ip-repository.js";

@@ -1,32 +1,23 @@
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
-import { MachineRole } from "../../../gen/metal/api/v1/machine_pb.js";
+import type { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { AdminRole } from "../../../gen/metal/api/v1/common_pb.js";
+import { MachineRole } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf, kRequestId } from "../../auth/context.js";
-import {
-  bmcCommandFromProto,
-  containerFromRow,
-  machineRoleFromProto,
-  machineStateFromProto,
-  toOperatorBmcCredentials,
-  toOperatorMachine,
-  toProtoCommand,
-  toProtoMachine,
-} from "../../convert/machine.js";
 import type { FanoutBus } from "../../bus/fanout.js";
+import { bmcCommandFromProto, containerFromRow, machineRoleFromProto, machineStateFromProto, toOperatorBmcCredentials, toOperatorMachine, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { MachineRow } from "../../repositories/machine-repository.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
-import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
-import { bmcCommandRepository as bmcCommands } from "../../repositories/bmc-command-repository.js";
 import type { Logger } from "../../logger.js";
+import { bmcCommandRepository as bmcCommands } from "../../repositories/bmc-command-repository.js";
+import type { MachineRow } from "../../repositories/machine-repository.js";
+import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { validator } from "../../validate/validator.js";
 import { queueBmcCommand } from "../../usecases/machines/lifecycle.js";
 import { deleteMachineRecord } from "../../usecases/machines/record-deletion.js";
+import { validator } from "../../validate/validator.js";
 
 const RECENT_COMMANDS = 100;
 
@@ -61,16 +52,18 @@ export function createAdminMachineService({ db, bus, log }: AdminMachineServiceD
       if (bmcCredentials) {
         const caller = callerOf(ctx);
         // The audit record of a credential read, until there is an audit table: who, which machine, which request.
-        log?.info(
-          { audit: "bmc-credentials-read", machine: machine.id, subject: caller.subject, tokenId: caller.tokenId, requestId: ctx.values.get(kRequestId) },
-          "BMC credentials read",
-        );
+        log?.info({ audit: "bmc-credentials-read", machine: machine.id, subject: caller.subject, tokenId: caller.tokenId, requestId: ctx.values.get(kRequestId) }, "BMC credentials read");
       }
       return { machine: toOperatorMachine(machine, events ? containerFromRow(events) : undefined, secrets), bmcCredentials };
     },
     async list(req, ctx) {
       const v = validator();
-      for (const [path, value] of [["partition", req.partition], ["size", req.size], ["rack", req.rack], ["project", req.project]] as const) {
+      for (const [path, value] of [
+        ["partition", req.partition],
+        ["size", req.size],
+        ["rack", req.rack],
+        ["project", req.project],
+      ] as const) {
         if (value !== undefined) v.id(path, value, { max: 128 });
       }
       const role = req.role === undefined ? undefined : req.role === MachineRole.UNSPECIFIED ? undefined : machineRoleFromProto(req.role);

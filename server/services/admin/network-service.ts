@@ -1,17 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NetworkService } from "../../../gen/metal/admin/v1/network_pb.js";
+import type { NetworkService } from "../../../gen/metal/admin/v1/network_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoNetwork } from "../../convert/network.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewNetworkRow } from "../../repositories/network-repository.js";
 import { NetworkKind } from "../../domain/network.js";
 import { invalidArgument } from "../../errors.js";
+import type { NewNetworkRow } from "../../repositories/network-repository.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { validateOperatorNetworkCreate, validateOperatorNetworkUpdate } from "../../validate/network.js";
 import { createOperatorNetwork, deleteOperatorNetwork } from "../../usecases/networks/allocation.js";
 import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
+import { validateOperatorNetworkCreate, validateOperatorNetworkUpdate } from "../../validate/network.js";
 
 export function createAdminNetworkService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {
   return {

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { PartitionService } from "../../../gen/metal/admin/v1/partition_pb.js";
+import type { PartitionService } from "../../../gen/metal/admin/v1/partition_pb.js";
 import { capacityInput, toAdminProtoCapacity } from "../../convert/capacity.js";
 import { versionOf } from "../../convert/meta.js";
 import { partitionPatchFromUpdate, partitionRowFromCreate, toProtoPartition } from "../../convert/partition.js";
@@ -9,9 +9,9 @@ import { capacityRepository } from "../../repositories/capacity-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
-import { validator } from "../../validate/validator.js";
 import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validatePartitionCapacity, validatePartitionCreate, validatePartitionUpdate } from "../../validate/partition.js";
+import { validator } from "../../validate/validator.js";
 
 export interface AdminPartitionServiceDeps {
   db: DbHandle;

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeImageConstraintService } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
+import type { SizeImageConstraintService } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoSizeImageConstraint } from "../../convert/size-image-constraint.js";
 import { inTransaction } from "../../db/database.js";
@@ -7,13 +7,8 @@ import type { DbHandle } from "../../db/handle.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeImageConstraintRepository as constraints } from "../../repositories/size-image-constraint-repository.js";
 import { referenceHolds as holds } from "../../repositories/usage-repository.js";
-import {
-  validateSizeAndImage,
-  validateSizeId,
-  validateSizeImageConstraintCreate,
-  validateSizeImageConstraintUpdate,
-} from "../../validate/size-image-constraint.js";
 import { tryImageOnSize } from "../../usecases/images/size-constraint.js";
+import { validateSizeAndImage, validateSizeId, validateSizeImageConstraintCreate, validateSizeImageConstraintUpdate } from "../../validate/size-image-constraint.js";
 
 export interface AdminSizeImageConstraintServiceDeps {
   db: DbHandle;

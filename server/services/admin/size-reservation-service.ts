@@ -1,19 +1,19 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeReservationService } from "../../../gen/metal/admin/v1/size_reservation_pb.js";
+import type { SizeReservationService } from "../../../gen/metal/admin/v1/size_reservation_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { sizeReservationPatchFromUpdate, sizeReservationRowFromCreate, toProtoSizeReservation } from "../../convert/size.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
+import { reservationUsage } from "../../domain/size-reservation-usage.js";
 import { notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
+import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { sizeReservationRepository as reservations } from "../../repositories/size-repository.js";
 import { referenceHolds as holds } from "../../repositories/usage-repository.js";
 import { validateSizeReservationCreate, validateSizeReservationUpdate } from "../../validate/size.js";
 import { validator } from "../../validate/validator.js";
-import { reservationUsage } from "../../domain/size-reservation-usage.js";
-import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 
 export function createAdminSizeReservationService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof SizeReservationService> {
   return {

@@ -1,21 +1,21 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeService } from "../../../gen/metal/admin/v1/size_pb.js";
+import type { SizeService } from "../../../gen/metal/admin/v1/size_pb.js";
 import { versionOf } from "../../convert/meta.js";
 import { sizePatchFromUpdate, sizeRowFromCreate, toProtoConstraints, toProtoSize } from "../../convert/size.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { SizeRow } from "../../repositories/size-repository.js";
-import { overlaps, type Constraint } from "../../domain/size.js";
+import { type Constraint, overlaps } from "../../domain/size.js";
 import { suggestConstraints } from "../../domain/size-suggest.js";
 import { failedPrecondition, invalidArgument } from "../../errors.js";
-import { lockForTransaction, LockKey } from "../../repositories/locks.js";
+import { LockKey, lockForTransaction } from "../../repositories/locks.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
+import type { SizeRow } from "../../repositories/size-repository.js";
 import { sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { usageRepository as usage } from "../../repositories/usage-repository.js";
-import { validator } from "../../validate/validator.js";
 import { deleteUnlessUsed } from "../../usecases/shared/delete-unless-used.js";
 import { validateSizeCreate, validateSizeSuggest, validateSizeUpdate } from "../../validate/size.js";
+import { validator } from "../../validate/validator.js";
 
 /**
  * Refuses constraints that overlap another size. Runs under an advisory lock

@@ -1,15 +1,15 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SwitchService } from "../../../gen/metal/admin/v1/switch_pb.js";
-import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
+import type { SwitchService } from "../../../gen/metal/admin/v1/switch_pb.js";
+import { type FanoutBus, publishSwitchChanges } from "../../bus/fanout.js";
 import { versionOf } from "../../convert/meta.js";
 import { desiredPortStateFromProto, switchModeFromProto, toProtoSwitch } from "../../convert/switch.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewSwitchRow } from "../../repositories/switch-repository.js";
 import { comparePorts, moveConnections, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition, notFound } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
-import { switchAdminRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
+import type { NewSwitchRow } from "../../repositories/switch-repository.js";
+import { type ConnectionRow, switchAdminRepository as switches } from "../../repositories/switch-repository.js";
 import { validateSwitchGet, validateSwitchList, validateSwitchMigrate, validateSwitchPort, validateSwitchUpdate } from "../../validate/switch.js";
 
 export interface AdminSwitchServiceDeps {
@@ -32,7 +32,10 @@ export function createAdminSwitchService({ db, bus }: AdminSwitchServiceDeps): S
     async list(req) {
       validateSwitchList(req);
       const page = await switches.list(db, { partition: req.partition, rack: req.rack }, pageRequest(req.paging));
-      const connections = await switches.connectionsOfSwitches(db, page.items.map((s) => s.id));
+      const connections = await switches.connectionsOfSwitches(
+        db,
+        page.items.map((s) => s.id),
+      );
       return { switches: page.items.map((s) => toProtoSwitch(s, connections)), nextPageToken: page.nextPageToken };
     },
 
@@ -50,9 +53,7 @@ export function createAdminSwitchService({ db, bus }: AdminSwitchServiceDeps): S
           const locked = await switches.lock(tx, [current.id, ...mates.map((m) => m.id)]);
           const inService = mates.filter((m) => locked.get(m.id)?.mode === "operational");
           if (locked.get(current.id)!.mode !== "replace" && inService.length !== 1) {
-            throw failedPrecondition(
-              `switch "${current.id}" cannot go into replace mode: rack "${current.rackId}" must have exactly one other switch in operational mode, it has ${inService.length}`,
-            );
+            throw failedPrecondition(`switch "${current.id}" cannot go into replace mode: rack "${current.rackId}" must have exactly one other switch in operational mode, it has ${inService.length}`);
           }
         }
         return switches.update(tx, req.id, versionOf(req.version), patch);
@@ -102,12 +103,27 @@ export function createAdminSwitchService({ db, bus }: AdminSwitchServiceDeps): S
         if (from.partitionId !== to.partitionId) throw refuse(`they are in different partitions (${from.partitionId}, ${to.partitionId})`);
         if (from.rackId !== to.rackId) throw refuse(`they are in different racks (${from.rackId}, ${to.rackId})`);
         const taken = locked.connections.filter((c) => c.switchId === to.id);
-        if (taken.length > 0) throw refuse(`"${to.id}" already has machines connected on ${taken.map((c) => c.switchPort).sort(comparePorts).join(", ")}`);
-        const map = portMapper(from.osVendor, to.osVendor, to.nics.map((n) => n.name));
+        if (taken.length > 0)
+          throw refuse(
+            `"${to.id}" already has machines connected on ${taken
+              .map((c) => c.switchPort)
+              .sort(comparePorts)
+              .join(", ")}`,
+          );
+        const map = portMapper(
+          from.osVendor,
+          to.osVendor,
+          to.nics.map((n) => n.name),
+        );
         const moving = locked.connections.filter((c) => c.switchId === from.id).map(toPortConnection);
         const moved = moveConnections(moving, map);
         if (!moved.ok) throw refuse(`"${to.id}" ${moved.reason}`);
-        await switches.moveConnections(tx, from.id, to.id, moving.map((c, i) => ({ fromPort: c.port, toPort: moved.connections[i]!.port })));
+        await switches.moveConnections(
+          tx,
+          from.id,
+          to.id,
+          moving.map((c, i) => ({ fromPort: c.port, toPort: moved.connections[i]!.port })),
+        );
         for (const m of locked.machines.values()) {
           const hardware = m.hardware && rewriteNeighbours(m.hardware, from.id, to.id, (p) => map(resolvePort(from.nics, p)));
           if (hardware) await switches.setMachineHardware(tx, m.id, hardware);

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { FilesystemLayoutService } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
+import type { FilesystemLayoutService } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { toProtoFilesystemLayout } from "../../convert/filesystem-layout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/filesystem-layout-repository.js";

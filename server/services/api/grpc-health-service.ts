@@ -1,6 +1,6 @@
-import type { ServiceImpl } from "@connectrpc/connect";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../../gen/grpc/health/v1/health_pb.js";
+import type { ServiceImpl } from "@connectrpc/connect";
+import { type Health, HealthCheckResponse_ServingStatus as Serving } from "../../../gen/grpc/health/v1/health_pb.js";
 import { HealthStatus } from "../../../gen/metal/api/v1/health_pb.js";
 import { notFound } from "../../errors.js";
 import { checkHealth, type HealthCheck } from "../../health.js";

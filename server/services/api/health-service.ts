@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { HealthService } from "../../../gen/metal/api/v1/health_pb.js";
+import type { HealthService } from "../../../gen/metal/api/v1/health_pb.js";
 import { checkHealth, type HealthCheck } from "../../health.js";
 
 export function createHealthService(checks: readonly HealthCheck[]): ServiceImpl<typeof HealthService> {

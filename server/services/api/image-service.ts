@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { ImageService } from "../../../gen/metal/api/v1/image_pb.js";
+import type { ImageService } from "../../../gen/metal/api/v1/image_pb.js";
 import { toProtoImage } from "../../convert/image.js";
 import type { DbHandle } from "../../db/handle.js";
 import { imageRepository as images } from "../../repositories/image-repository.js";

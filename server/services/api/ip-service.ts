@@ -1,17 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { IPService, IpType } from "../../../gen/metal/api/v1/ip_pb.js";
+import { type IPService, IpType } from "../../../gen/metal/api/v1/ip_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoIp } from "../../convert/network.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewIpRow } from "../../repositories/ip-repository.js";
 import { projectScope } from "../../domain/project-scope.js";
 import { invalidArgument } from "../../errors.js";
+import type { NewIpRow } from "../../repositories/ip-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tenantIpRepository as ips } from "../../repositories/tenant/ip-repository.js";
-import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
 import { allocateIp, freeIp } from "../../usecases/networks/allocation.js";
+import { validateIpCreate, validateIpUpdate, validateScopedId } from "../../validate/network.js";
 
 export function createIpService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof IPService> {
   return {

@@ -1,22 +1,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
+import type { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
-import type { MachineRow } from "../../repositories/machine-repository.js";
 import { projectScope } from "../../domain/project-scope.js";
 import type { Logger } from "../../logger.js";
+import type { MachineRow } from "../../repositories/machine-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
-import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
-import {
-  machineRef,
-  validateConsolePasswordRequest,
-  validateMachineCreate,
-  validateMachineReinstall,
-  validateMachineUpdate,
-} from "../../validate/machine.js";
-import { allocateMachine, type AllocationDeps } from "../../usecases/machines/allocation.js";
+import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
+import { type AllocationDeps, allocateMachine } from "../../usecases/machines/allocation.js";
 import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../../usecases/machines/lifecycle.js";
+import { machineRef, validateConsolePasswordRequest, validateMachineCreate, validateMachineReinstall, validateMachineUpdate } from "../../validate/machine.js";
 
 /** Tenants allocate machines and see the ones allocated to their project. */
 export function createMachineService(deps: AllocationDeps & { log: Logger }): ServiceImpl<typeof MachineService> {

@@ -1,17 +1,17 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { NetworkService } from "../../../gen/metal/api/v1/network_pb.js";
+import type { NetworkService } from "../../../gen/metal/api/v1/network_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { versionOf } from "../../convert/meta.js";
 import { toProtoNetwork } from "../../convert/network.js";
 import type { DbHandle } from "../../db/handle.js";
-import type { NewNetworkRow } from "../../repositories/network-repository.js";
 import { NetworkKind } from "../../domain/network.js";
 import { projectScope } from "../../domain/project-scope.js";
+import type { NewNetworkRow } from "../../repositories/network-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tenantNetworkRepository as networks } from "../../repositories/tenant/network-repository.js";
-import { validateChildNetworkCreate, validateChildNetworkUpdate, validateScopedId } from "../../validate/network.js";
 import { allocateChildNetwork, freeChildNetwork } from "../../usecases/networks/allocation.js";
 import { renderNetwork, renderNetworks } from "../../usecases/networks/view.js";
+import { validateChildNetworkCreate, validateChildNetworkUpdate, validateScopedId } from "../../validate/network.js";
 
 /** Tenants allocate private networks; they see their own plus the shared and external ones they may use. */
 export function createNetworkService({ db, projects }: { db: DbHandle; projects: ProjectDirectory }): ServiceImpl<typeof NetworkService> {

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { PartitionService } from "../../../gen/metal/api/v1/partition_pb.js";
+import type { PartitionService } from "../../../gen/metal/api/v1/partition_pb.js";
 import { capacityInput, toProtoCapacity } from "../../convert/capacity.js";
 import { toProtoPartition } from "../../convert/partition.js";
 import type { DbHandle } from "../../db/handle.js";

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeImageConstraintService } from "../../../gen/metal/api/v1/size_image_constraint_pb.js";
+import type { SizeImageConstraintService } from "../../../gen/metal/api/v1/size_image_constraint_pb.js";
 import type { DbHandle } from "../../db/handle.js";
 import { tryImageOnSize } from "../../usecases/images/size-constraint.js";
 import { validateSizeAndImage } from "../../validate/size-image-constraint.js";

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeReservationService } from "../../../gen/metal/api/v1/size_reservation_pb.js";
+import type { SizeReservationService } from "../../../gen/metal/api/v1/size_reservation_pb.js";
 import { toProtoSizeReservation } from "../../convert/size.js";
 import type { DbHandle } from "../../db/handle.js";
 import { projectScope } from "../../domain/project-scope.js";

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { SizeService } from "../../../gen/metal/api/v1/size_pb.js";
+import type { SizeService } from "../../../gen/metal/api/v1/size_pb.js";
 import { toProtoSize } from "../../convert/size.js";
 import type { DbHandle } from "../../db/handle.js";
 import { pageRequest } from "../../repositories/paging.js";

@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { TokenService } from "../../../gen/metal/api/v1/token_pb.js";
+import type { TokenService } from "../../../gen/metal/api/v1/token_pb.js";
 import { callerOf } from "../../auth/context.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";

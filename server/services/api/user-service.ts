@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { UserService } from "../../../gen/metal/api/v1/user_pb.js";
+import type { UserService } from "../../../gen/metal/api/v1/user_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { toProtoToken } from "../../convert/token.js";
 import type { DbHandle } from "../../db/handle.js";

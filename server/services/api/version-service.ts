@@ -1,5 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { VersionService } from "../../../gen/metal/api/v1/version_pb.js";
+import type { VersionService } from "../../../gen/metal/api/v1/version_pb.js";
 
 export function createVersionService(build: { version: string; revision: string }): ServiceImpl<typeof VersionService> {
   return {

@@ -1,13 +1,13 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { BMCService } from "../../../gen/metal/infra/v1/bmc_pb.js";
+import type { BMCService } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import type { RelayBroker } from "../../sessions/console/relay-broker.js";
+import { type BmcSessionTiming, createBmcSession, reportProblems } from "../../sessions/bmc/session.js";
 import type { ConnectionRegistry } from "../../sessions/connections.js";
-import { validator } from "../../validate/validator.js";
+import type { RelayBroker } from "../../sessions/console/relay-broker.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
-import { createBmcSession, reportProblems, type BmcSessionTiming } from "../../sessions/bmc/session.js";
+import { validator } from "../../validate/validator.js";
 
 export interface BmcServiceDeps {
   db: DbHandle;

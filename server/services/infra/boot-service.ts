@@ -1,16 +1,16 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { BootService, type MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
+import type { BootService, MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
+import type { FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { EventType } from "../../domain/provisioning.js";
 import { failedPrecondition } from "../../errors.js";
-import type { FanoutBus } from "../../bus/fanout.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { createWaitSession, type WaitTiming } from "../../sessions/wait/session.js";
 import type { WaitingRegistry } from "../../sessions/wait/waiting.js";
-import { validator, type Validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
 import { abortReinstall, installationSucceeded } from "../../usecases/machines/lifecycle.js";
-import { registerMachine, type RegisteredHardware } from "../../usecases/machines/registration.js";
+import { type RegisteredHardware, registerMachine } from "../../usecases/machines/registration.js";
+import { type Validator, validator } from "../../validate/validator.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -19,7 +19,12 @@ function hardwareProblems(v: Validator, hw: MachineHardware | undefined): void {
   if (hw.memory === 0n || hw.memory > MAX_SAFE) v.add("hardware.memory", "must be a positive number of bytes");
   if (hw.cpus.length === 0) v.add("hardware.cpus", "at least one CPU is required");
   if (hw.nics.length === 0) v.add("hardware.nics", "at least one NIC is required");
-  for (const [field, n] of [["cpus", hw.cpus.length], ["disks", hw.disks.length], ["nics", hw.nics.length], ["gpus", hw.gpus.length]] as const) {
+  for (const [field, n] of [
+    ["cpus", hw.cpus.length],
+    ["disks", hw.disks.length],
+    ["nics", hw.nics.length],
+    ["gpus", hw.gpus.length],
+  ] as const) {
     if (n > 128) v.add(`hardware.${field}`, "must have at most 128 entries");
   }
   hw.disks.forEach((d, i) => d.size > MAX_SAFE && v.add(`hardware.disks[${i}].size`, "is too large"));
@@ -68,9 +73,7 @@ export function createBootService({ db, bus, waiting, waitTiming }: BootServiceD
 
     async dhcp(req) {
       validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
-      const { failed } = await recordEvents(db, req.partition, [
-        { machineId: req.machineId, type: EventType.PXE_BOOTING, rawType: 0, message: "machine sent extended dhcp request" },
-      ]);
+      const { failed } = await recordEvents(db, req.partition, [{ machineId: req.machineId, type: EventType.PXE_BOOTING, rawType: 0, message: "machine sent extended dhcp request" }]);
       if (failed.length > 0) throw failedPrecondition(failed[0]!);
       return {};
     },

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { ConsoleService, type ConsoleServiceRelayRequest } from "../../../gen/metal/infra/v1/console_pb.js";
+import type { ConsoleService, ConsoleServiceRelayRequest } from "../../../gen/metal/infra/v1/console_pb.js";
 import { clockOffsetMs, producedAtOnServer } from "../../sessions/console/production-time.js";
 import type { RelayBroker, RelayResponse } from "../../sessions/console/relay-broker.js";
 import { validator } from "../../validate/validator.js";

@@ -1,9 +1,9 @@
 import type { ServiceImpl } from "@connectrpc/connect";
-import { EventService } from "../../../gen/metal/infra/v1/event_pb.js";
+import type { EventService } from "../../../gen/metal/infra/v1/event_pb.js";
 import { eventTypeFromProto } from "../../convert/machine.js";
 import type { DbHandle } from "../../db/handle.js";
-import { validator } from "../../validate/validator.js";
 import { recordEvents } from "../../usecases/machines/events.js";
+import { validator } from "../../validate/validator.js";
 
 const MAX_BATCH = 1000;
 

@@ -1,18 +1,18 @@
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
-import { SwitchService, type SwitchServiceRegisterRequest } from "../../../gen/metal/infra/v1/switch_pb.js";
-import { publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
+import type { SwitchService, SwitchServiceRegisterRequest } from "../../../gen/metal/infra/v1/switch_pb.js";
+import { type FanoutBus, publishSwitchChanges } from "../../bus/fanout.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import { adoptFromTwin, comparePorts, portMapper, resolvePort, rewriteNeighbours } from "../../domain/switch-ports.js";
 import { failedPrecondition } from "../../errors.js";
-import { referenceHolds } from "../../repositories/usage-repository.js";
-import { switchAdminRepository as admin, switchRepository as switches, type ConnectionRow } from "../../repositories/switch-repository.js";
 import type { Logger } from "../../logger.js";
+import { switchAdminRepository as admin, type ConnectionRow, switchRepository as switches } from "../../repositories/switch-repository.js";
+import { referenceHolds } from "../../repositories/usage-repository.js";
 import type { ConnectionRegistry } from "../../sessions/connections.js";
 import type { SwitchConfigReader } from "../../sessions/switch/config-reader.js";
+import { createSwitchSession, type SwitchSessionTiming } from "../../sessions/switch/session.js";
 import type { SwitchSyncWriter } from "../../sessions/switch/sync-writer.js";
 import { validator } from "../../validate/validator.js";
-import { createSwitchSession, type SwitchSessionTiming } from "../../sessions/switch/session.js";
 
 /** A switch as the repository returns it, and one of its ports (handlers name no table). */
 type SwitchRow = Awaited<ReturnType<typeof switches.ofPartition>>[number];
@@ -43,8 +43,17 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log, 
       v.text("os_vendor", req.osVendor, 64).text("os_version", req.osVersion, 64);
       if (req.managementIp !== "") v.ip("management_ip", req.managementIp);
       if (req.nics.length > 256) v.add("nics", "must have at most 256 entries");
-      v.list("nics", req.nics.map((n) => n.name), 256, (p, name) => v.requiredText(p.replace("]", "].name"), name, 64));
-      v.list("nics", req.nics.map((n) => n.identifier || n.name), 256);
+      v.list(
+        "nics",
+        req.nics.map((n) => n.name),
+        256,
+        (p, name) => v.requiredText(p.replace("]", "].name"), name, 64),
+      );
+      v.list(
+        "nics",
+        req.nics.map((n) => n.identifier || n.name),
+        256,
+      );
       v.check();
       // A port without an identifier is known by its name (the original falls back to the MAC).
       const nics: StoredSwitchNic[] = req.nics.map((n) => ({ name: n.name, identifier: n.identifier || n.name }));

@@ -1,24 +1,29 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { BmcReport, BMCServiceSessionRequest, BMCServiceSessionResponseSchema } from "../../../gen/metal/infra/v1/bmc_pb.js";
+import type { BMCServiceSessionRequest, BMCServiceSessionResponseSchema, BmcReport } from "../../../gen/metal/infra/v1/bmc_pb.js";
 import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
-import type { RelayBroker } from "../console/relay-broker.js";
 import type { DbHandle } from "../../db/handle.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import type { ConnectionRegistry } from "../connections.js";
-import { DaemonSession } from "../daemon-session.js";
-import { validator, type Validator } from "../../validate/validator.js";
 import { recordBmcReports } from "../../usecases/machines/bmc-reports.js";
+import { type Validator, validator } from "../../validate/validator.js";
+import type { ConnectionRegistry } from "../connections.js";
+import type { RelayBroker } from "../console/relay-broker.js";
+import { DaemonSession } from "../daemon-session.js";
 
 const MAX_REPORTS = 1000;
 
 /** Checks a batch of reports; Report and Session take the same ones. */
 export function reportProblems(v: Validator, reports: readonly BmcReport[], path = "reports"): void {
-  v.list(path, reports.map((r) => r.machineId.toLowerCase()), MAX_REPORTS, (p, id) => v.uuid(`${p}.machine_id`, id));
+  v.list(
+    path,
+    reports.map((r) => r.machineId.toLowerCase()),
+    MAX_REPORTS,
+    (p, id) => v.uuid(`${p}.machine_id`, id),
+  );
   reports.forEach((r, i) => {
     const p = `${path}[${i}]`;
     if (r.address !== "") v.hostPort(`${p}.address`, r.address);

@@ -1,4 +1,4 @@
-import { timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampMs } from "@bufbuild/protobuf/wkt";
 
 /**
  * How far the server's clock is ahead of metal-bmc's, from the relay open's

@@ -2,9 +2,9 @@ import { randomUUID } from "node:crypto";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { ConsoleServiceRelayResponseSchema } from "../../../gen/metal/infra/v1/console_pb.js";
+import { validator } from "../../validate/validator.js";
 import { REPLICA_ID } from "../connections.js";
 import { DaemonSession } from "../daemon-session.js";
-import { validator } from "../../validate/validator.js";
 
 /**
  * A machine's serial console as server code sees it (the SSH front end, tests):
@@ -272,10 +272,7 @@ export class RelayBroker {
     const relayId = randomUUID();
     const timeoutMs = opts.timeoutMs ?? this.openTimeoutMs;
     const opened = new Promise<Relay>((resolve, reject) => {
-      const timer = setTimeout(
-        () => settle(new ConnectError(`metal-bmc "${agent.name}" did not open the console of machine "${id}" within ${timeoutMs} ms`, Code.DeadlineExceeded)),
-        timeoutMs,
-      );
+      const timer = setTimeout(() => settle(new ConnectError(`metal-bmc "${agent.name}" did not open the console of machine "${id}" within ${timeoutMs} ms`, Code.DeadlineExceeded)), timeoutMs);
       const onAbort = () => settle(new ConnectError("console request cancelled", Code.Canceled));
       opts.signal?.addEventListener("abort", onAbort, { once: true });
       const settle = (err: Error | undefined, relay?: Relay) => {

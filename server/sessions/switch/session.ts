@@ -9,17 +9,17 @@ import {
   type SwitchServiceSessionResponseSchema,
   type SwitchSyncReport,
 } from "../../../gen/metal/infra/v1/switch_pb.js";
-import { switchTopic, type FanoutBus } from "../../bus/fanout.js";
+import { type FanoutBus, switchTopic } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { computeSwitchConfig, type DesiredSwitchConfig, type PortMode } from "../../domain/switch-config.js";
 import { failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import type { Logger } from "../../logger.js";
-import { switchAdminRepository, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
+import { switchSessionRepository as sessions, switchAdminRepository } from "../../repositories/switch-repository.js";
+import { validator } from "../../validate/validator.js";
 import type { ConnectionRegistry } from "../connections.js";
 import { DaemonSession } from "../daemon-session.js";
 import { createSwitchConfigReader, type SwitchConfigReader } from "./config-reader.js";
 import { createSwitchSyncWriter, type SwitchSyncWriter } from "./sync-writer.js";
-import { validator } from "../../validate/validator.js";
 
 /** How a session paces itself when metal-core does not say. */
 export interface SwitchSessionTiming {

@@ -1,5 +1,5 @@
 import type { DbHandle } from "../../db/handle.js";
-import { switchSessionRepository as sessions, type SyncReport } from "../../repositories/switch-repository.js";
+import { type SyncReport, switchSessionRepository as sessions } from "../../repositories/switch-repository.js";
 import { singleFlightBatches } from "../batches.js";
 
 /** Stores a switch's sync report; false when the switch is gone. */

@@ -8,7 +8,7 @@ import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../../db/schema/index.js";
 import { refusalText, whyNotCandidate } from "../../domain/allocation-candidate.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../../domain/filesystem-layout.js";
-import { containsAddress, parseAddress, parsePrefix, type Prefix } from "../../domain/ip-math.js";
+import { containsAddress, type Prefix, parseAddress, parsePrefix } from "../../domain/ip-math.js";
 import { machineTags, SystemTag } from "../../domain/machine-tags.js";
 import { IpKind, mayUseNetwork, NetworkKind } from "../../domain/network.js";
 import { chooseRack, reservationsAllow } from "../../domain/placement.js";
@@ -16,12 +16,12 @@ import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
 import { ipRepository } from "../../repositories/ip-repository.js";
-import { tenantIpRepository as tenantIps } from "../../repositories/tenant/ip-repository.js";
-import { acquireAsn, acquireIps, randomAsn, type IpRequest } from "../../repositories/ipam-repository.js";
+import { acquireAsn, acquireIps, type IpRequest, randomAsn } from "../../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../../repositories/machine-repository.js";
 import { networkRepository as networks, quotaRepository as quotas } from "../../repositories/network-repository.js";
-import { referenceHolds, type AllocationReferences } from "../../repositories/usage-repository.js";
 import { sizeReservationRepository as sizeReservations } from "../../repositories/size-repository.js";
+import { tenantIpRepository as tenantIps } from "../../repositories/tenant/ip-repository.js";
+import { type AllocationReferences, referenceHolds } from "../../repositories/usage-repository.js";
 import type { ReferenceLookups } from "./reference-lookups.js";
 
 const IMAGE_FEATURE = { machine: 1, firewall: 2 } as const;
@@ -85,8 +85,7 @@ interface Plan {
 
 const quotaReached = (project: string, max: number) => exhausted(`project "${project}" has reached its quota of ${max} machine(s)`);
 const noMachine = (req: MachineServiceCreateRequest) => exhausted(`no ${req.size} machine is waiting in partition "${req.partition}"`);
-const reservedForOthers = (req: MachineServiceCreateRequest) =>
-  exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
+const reservedForOthers = (req: MachineServiceCreateRequest) => exhausted(`the waiting ${req.size} machines in partition "${req.partition}" are reserved for other projects`);
 
 /**
  * Reads what rack spreading needs and whether size reservations exist.
@@ -96,10 +95,7 @@ const reservedForOthers = (req: MachineServiceCreateRequest) =>
  */
 async function planAllocation({ refs }: AllocationDeps, req: MachineServiceCreateRequest, role: string): Promise<Plan> {
   const byId = req.machineId !== undefined;
-  const [load, reservations] = await Promise.all([
-    byId ? Promise.resolve([]) : refs.rackLoad(req.partition, req.size, req.project, role, req.placementTags),
-    refs.reservations(req.partition, req.size),
-  ]);
+  const [load, reservations] = await Promise.all([byId ? Promise.resolve([]) : refs.rackLoad(req.partition, req.size, req.project, role, req.placementTags), refs.reservations(req.partition, req.size)]);
   const racks = load.map((r) => ({ rack: r.rack, n: r.waiting }));
   if (!byId && racks.every((r) => r.n === 0)) throw noMachine(req);
   // The project's machines per rack, as the pure rule wants them: those carrying a placement tag, and the rest.
@@ -147,12 +143,7 @@ async function notCandidate(tx: DbHandle, req: MachineServiceCreateRequest, id: 
 }
 
 /** Locks the machine by the one candidate rule: the given one, or a random waiting one of the rack the plan prefers. */
-async function lockMachine(
-  tx: DbHandle,
-  req: MachineServiceCreateRequest,
-  plan: Plan,
-  refs: AllocationReferences,
-): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+async function lockMachine(tx: DbHandle, req: MachineServiceCreateRequest, plan: Plan, refs: AllocationReferences): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   if (req.machineId !== undefined) {
     const id = req.machineId.toLowerCase();
     const locked = await allocations.lockCandidate(tx, refs, { id });
@@ -206,12 +197,7 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
  * that family given commit together or not at all. The waiting machine
  * learns of it through the bus the moment the transaction commits.
  */
-export async function allocateMachine(
-  deps: AllocationDeps,
-  scope: ProjectScope,
-  req: MachineServiceCreateRequest,
-  createdBy: string,
-): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+export async function allocateMachine(deps: AllocationDeps, scope: ProjectScope, req: MachineServiceCreateRequest, createdBy: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   // The machine goes to req.project: it has to be one of the projects the call may write to.
   if (!inProjectScope(scope, req.project)) throw notFound("project", req.project);
   const role = machineRoleFromProto(req.role);

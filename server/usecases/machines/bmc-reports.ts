@@ -1,6 +1,6 @@
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import { mergeBmcReport, type BmcReport } from "../../domain/bmc-report.js";
+import { type BmcReport, mergeBmcReport } from "../../domain/bmc-report.js";
 import { machineAdminRepository as admin, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
 

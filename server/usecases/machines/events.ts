@@ -1,7 +1,7 @@
 import { containerFromRow, rowFromContainer } from "../../convert/machine.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import { applyEvent, emptyContainer, type EventType } from "../../domain/provisioning.js";
+import { applyEvent, type EventType, emptyContainer } from "../../domain/provisioning.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
 

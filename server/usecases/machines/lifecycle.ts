@@ -1,5 +1,5 @@
 import type { BootServiceAbortReinstallRequest, BootServiceInstallationSucceededRequest } from "../../../gen/metal/infra/v1/boot_pb.js";
-import { allocationTopic, bmcCommandsTopic, publishSwitchChanges, type FanoutBus } from "../../bus/fanout.js";
+import { allocationTopic, bmcCommandsTopic, type FanoutBus, publishSwitchChanges } from "../../bus/fanout.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../../db/schema/index.js";
@@ -12,8 +12,8 @@ import { conflict, failedPrecondition, notFound } from "../../errors.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
-import { assertImageAllowed, lookupImage } from "../images/lookup.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
+import { assertImageAllowed, lookupImage } from "../images/lookup.js";
 import { recordEvents } from "./events.js";
 
 /** How long metal-bmc has to carry out a command before it counts as timed out. */
@@ -108,13 +108,7 @@ export async function abortReinstall(db: DbHandle, req: BootServiceAbortReinstal
 }
 
 /** Changes what a tenant may change of an allocated machine: description, tags, SSH keys. */
-export async function updateMachine(
-  db: DbHandle,
-  scope: ProjectScope,
-  id: string,
-  version: number,
-  patch: { description?: string; tags?: string[]; sshKeys?: string[] },
-): Promise<MachineRow> {
+export async function updateMachine(db: DbHandle, scope: ProjectScope, id: string, version: number, patch: { description?: string; tags?: string[]; sshKeys?: string[] }): Promise<MachineRow> {
   return inTransaction(db, async (tx) => {
     const m = await tenantMachines.lockAllocated(tx, scope, id);
     if (m.version !== version) throw conflict("machine", id, version, m.version);

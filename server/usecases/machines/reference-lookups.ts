@@ -1,11 +1,11 @@
 import { singleFlight } from "../../auth/project-directory.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { FilesystemLayoutRow, ImageRow, NetworkRow, PartitionRow, SizeReservationRow, SizeRow } from "../../db/schema/index.js";
+import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
 import { machineAllocationRepository as allocations } from "../../repositories/machine-repository.js";
 import { networkRepository as networks } from "../../repositories/network-repository.js";
-import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
-import { sizeRepository as sizes, sizeReservationRepository as sizeReservations } from "../../repositories/size-repository.js";
+import { sizeReservationRepository as sizeReservations, sizeRepository as sizes } from "../../repositories/size-repository.js";
 import { assertImageAllowed, lookupImage } from "../images/lookup.js";
 
 /**
@@ -54,9 +54,7 @@ export function createReferenceLookups(db: DbHandle): ReferenceLookups {
     assertImageAllowed: (sizeId, row) => allowed(`${sizeId}\u0000${row.id}`, () => assertImageAllowed(db, sizeId, row)),
     network: (id) => network(id, () => networks.get(db, id)),
     prefixes: (ids) => prefixes(ids.join("\u0000"), () => networks.prefixesOf(db, [...ids])),
-    reservations: (partition, size) =>
-      reserved(`${partition}\u0000${size}`, async () => (await sizeReservations.list(db, { sizeId: size, partitionId: partition }, { limit: 1000, after: undefined })).items),
-    rackLoad: (partition, size, project, role, tags) =>
-      load([partition, size, project, role, ...tags].join("\u0000"), () => allocations.rackLoad(db, partition, size, project, role, tags)),
+    reservations: (partition, size) => reserved(`${partition}\u0000${size}`, async () => (await sizeReservations.list(db, { sizeId: size, partitionId: partition }, { limit: 1000, after: undefined })).items),
+    rackLoad: (partition, size, project, role, tags) => load([partition, size, project, role, ...tags].join("\u0000"), () => allocations.rackLoad(db, partition, size, project, role, tags)),
   };
 }

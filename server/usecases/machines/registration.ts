@@ -54,7 +54,10 @@ export async function registerMachine(db: DbHandle, r: MachineRegistration): Pro
       },
     );
     if (sizeId !== UNKNOWN_SIZE) await referenceHolds.size(tx, sizeId);
-    const wiring = wireMachine(hardware.nics, (await switches.ofPartition(tx, partition)).map((s) => ({ id: s.id, name: s.id, rack: s.rackId, nics: s.nics })));
+    const wiring = wireMachine(
+      hardware.nics,
+      (await switches.ofPartition(tx, partition)).map((s) => ({ id: s.id, name: s.id, rack: s.rackId, nics: s.nics })),
+    );
     if (!wiring.ok) throw failedPrecondition(`machine "${machineId}" cannot be registered yet: ${wiring.reason}`);
     await registrations.save(tx, machineId, { sizeId, rackId: wiring.rack, hardware, bios: r.bios });
     await switches.replaceConnections(tx, machineId, wiring.connections);

@@ -5,7 +5,7 @@ import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, NetworkRow } from "../../db/schema/index.js";
-import { contains, containsAddress, formatPrefix, parseAddress, parsePrefix, type Family, type Prefix } from "../../domain/ip-math.js";
+import { contains, containsAddress, type Family, formatPrefix, type Prefix, parseAddress, parsePrefix } from "../../domain/ip-math.js";
 import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../../domain/network.js";
 import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound, taken } from "../../errors.js";
@@ -175,10 +175,7 @@ export async function allocateIp(db: DbHandle, projects: ProjectDirectory, scope
     const network = await tenantNetworks.getUsable(tx, scope, req.network);
     const prefixes = prefixesOf((await networks.prefixesOf(tx, [network.id])).get(network.id) ?? []);
     const families = new Set(prefixes.map((p) => p.family));
-    const wanted: Family[] =
-      req.addressFamily === FamilyChoice.DUAL_STACK
-        ? [4, 6]
-        : [req.addressFamily === FamilyChoice.V4 ? 4 : req.addressFamily === FamilyChoice.V6 ? 6 : families.has(4) ? 4 : 6];
+    const wanted: Family[] = req.addressFamily === FamilyChoice.DUAL_STACK ? [4, 6] : [req.addressFamily === FamilyChoice.V4 ? 4 : req.addressFamily === FamilyChoice.V6 ? 6 : families.has(4) ? 4 : 6];
     for (const family of req.ip === undefined ? wanted : []) {
       if (!families.has(family)) throw invalidArgument(`invalid request: address_family: network "${network.id}" has no IPv${family} prefix`);
     }
@@ -206,7 +203,15 @@ export async function allocateIp(db: DbHandle, projects: ProjectDirectory, scope
     }
     const out: IpRow[] = [];
     // One row each; with dual stack both commit together or neither does.
-    for (const family of wanted) out.push(await acquireIp(tx, prefixes.filter((p) => p.family === family), { ...template, id: uuidv7() }, network.id));
+    for (const family of wanted)
+      out.push(
+        await acquireIp(
+          tx,
+          prefixes.filter((p) => p.family === family),
+          { ...template, id: uuidv7() },
+          network.id,
+        ),
+      );
     return out;
   });
 }

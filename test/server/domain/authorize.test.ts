@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { PermissionSchema, Visibility } from "../../../gen/metal/api/v1/common_pb.js";
 import { authorize } from "../../../server/domain/authorize.js";
 import { excessGrants } from "../../../server/domain/grant.js";
-import { AdminRole, noRoles, ProjectRole, TenantRole, type Principal, type Roles } from "../../../server/domain/roles.js";
+import { AdminRole, noRoles, type Principal, ProjectRole, type Roles, TenantRole } from "../../../server/domain/roles.js";
 
 const principal = (roles: Partial<Roles>): Principal => ({
   tokenId: "t",
@@ -77,11 +77,7 @@ describe("excessGrants", () => {
 
   it("refuses roles above the creator's, naming each", () => {
     const creator = principal({ adminRole: AdminRole.VIEWER, projectRoles: { p1: ProjectRole.EDITOR } });
-    const problems = excessGrants(
-      creator,
-      { adminRole: AdminRole.ADMIN, projectRoles: { p1: ProjectRole.OWNER, p2: ProjectRole.VIEWER }, tenantRoles: { t: TenantRole.VIEWER }, infraPartition: "a" },
-      {},
-    );
+    const problems = excessGrants(creator, { adminRole: AdminRole.ADMIN, projectRoles: { p1: ProjectRole.OWNER, p2: ProjectRole.VIEWER }, tenantRoles: { t: TenantRole.VIEWER }, infraPartition: "a" }, {});
     expect(problems).toHaveLength(5);
     expect(problems.join("\n")).toContain('roles.project_roles["p1"]: owner exceeds your editor');
     expect(problems.join("\n")).toContain('roles.project_roles["p2"]: viewer exceeds your none');

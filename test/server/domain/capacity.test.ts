@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { computeCapacity, isFaulty, type CapacityMachine, type CapacityReservation } from "../../../server/domain/capacity.js";
+import { type CapacityMachine, type CapacityReservation, computeCapacity, isFaulty } from "../../../server/domain/capacity.js";
 import type { MachineFacts } from "../../../server/domain/machine-issues.js";
-import { EventType, type EventContainer, type Liveliness } from "../../../server/domain/provisioning.js";
+import { type EventContainer, EventType, type Liveliness } from "../../../server/domain/provisioning.js";
 
 const now = new Date("2026-01-01T12:00:00Z");
 const ago = (ms: number) => new Date(now.getTime() - ms);
@@ -41,8 +41,7 @@ const waiting = () => machine({ candidate: true });
 const allocated = (project: string) => machine({ project, events: container(EventType.PHONED_HOME) });
 const reservation = (project: string, amount: number, partitions = ["p1"], size = "s1"): CapacityReservation => ({ project, amount, partitions, size });
 
-const capacity = (machines: CapacityMachine[], reservations: CapacityReservation[] = [], project?: string, partitions = ["p1"]) =>
-  computeCapacity({ partitions, machines, reservations, project, now });
+const capacity = (machines: CapacityMachine[], reservations: CapacityReservation[] = [], project?: string, partitions = ["p1"]) => computeCapacity({ partitions, machines, reservations, project, now });
 const one = (...args: Parameters<typeof capacity>) => capacity(...args)[0]!.sizes[0]!;
 
 describe("faulty", () => {
@@ -104,7 +103,14 @@ describe("capacity", () => {
     const ms = [waiting(), machine({ partition: "p2", candidate: true }), machine({ size: "s2", candidate: true })];
     const result = capacity(ms, [reservation("pc", 1, ["p2"]), reservation("pc", 5, ["p1"], "s3")], undefined, ["p1", "p2"]);
     expect(result.map((p) => [p.partition, p.sizes.map((s) => [s.size, s.free, s.reservations])])).toEqual([
-      ["p1", [["s1", 1, 0], ["s2", 1, 0], ["s3", 0, 5]]],
+      [
+        "p1",
+        [
+          ["s1", 1, 0],
+          ["s2", 1, 0],
+          ["s3", 0, 5],
+        ],
+      ],
       ["p2", [["s1", 0, 1]]],
     ]);
   });

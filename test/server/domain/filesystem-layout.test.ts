@@ -1,17 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as gen from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
-import {
-  Format,
-  GptType,
-  layoutMatches,
-  layoutProblems,
-  layoutsOverlap,
-  LvmType,
-  partitionDevice,
-  RaidLevel,
-  selectLayout,
-  type LayoutSpec,
-} from "../../../server/domain/filesystem-layout.js";
+import { Format, GptType, type LayoutSpec, LvmType, layoutMatches, layoutProblems, layoutsOverlap, partitionDevice, RaidLevel, selectLayout } from "../../../server/domain/filesystem-layout.js";
 
 /** Two disks, a RAID1 over their second partitions, LVM on top, root and var, swap, tmpfs and a whole-disk filesystem. */
 const good = (): LayoutSpec => ({
@@ -100,7 +89,7 @@ describe("filesystem layout rules", () => {
     ["raid with negative spares", (l) => (l.raid[0]!.spares = -1), "raid[0].spares: must not be negative"],
     ["raid with a bad name", (l) => (l.raid[0]!.arrayName = "md 0"), 'raid[0].array_name: "md 0"'],
     ["two arrays of one name", (l) => l.raid.push({ ...l.raid[0]!, devices: ["/dev/sdb", "/dev/sdc"] }), 'raid[1].array_name: "md0" appears twice'],
-    ["whitespace in raid create options", (l) => (l.raid[0]!.createOptions = ["--metadata 1.2"]), "raid[0].create_options[0]: \"--metadata 1.2\" must not contain whitespace"],
+    ["whitespace in raid create options", (l) => (l.raid[0]!.createOptions = ["--metadata 1.2"]), 'raid[0].create_options[0]: "--metadata 1.2" must not contain whitespace'],
     // volume groups and logical volumes
     ["a volume group over an unknown device", (l) => (l.volumeGroups[0]!.devices = ["/dev/md/nope"]), 'volume_groups[0].devices[0]: "/dev/md/nope" is not a partition, a disk or a RAID array'],
     ["a volume group over a raid member", (l) => (l.volumeGroups[0]!.devices = ["/dev/sda3"]), 'volume_groups[0].devices[0]: "/dev/sda3" is already used by raid[0] (md0)'],
@@ -108,7 +97,11 @@ describe("filesystem layout rules", () => {
     ["a volume group twice", (l) => (l.volumeGroups[1]!.name = "vg0"), 'volume_groups[1].name: "vg0" appears twice'],
     ["a tag with a space", (l) => (l.volumeGroups[0]!.tags = ["a b"]), "volume_groups[0].tags[0]"],
     ["a logical volume in an unknown group", (l) => (l.logicalVolumes[0]!.volumeGroup = "vg9"), 'logical_volumes[0].volume_group: "vg9" is not a volume group of this layout'],
-    ["a striped volume on one device", (l) => (l.logicalVolumes[0]!.lvmType = LvmType.STRIPED), 'logical_volumes[0].lvm_type: striped and raid1 volumes need a volume group of more than one device; "vg0" has 1'],
+    [
+      "a striped volume on one device",
+      (l) => (l.logicalVolumes[0]!.lvmType = LvmType.STRIPED),
+      'logical_volumes[0].lvm_type: striped and raid1 volumes need a volume group of more than one device; "vg0" has 1',
+    ],
     ["a raid1 volume on one device", (l) => (l.logicalVolumes[2]!.lvmType = LvmType.RAID1), "logical_volumes[2].lvm_type: striped and raid1"],
     ["a volume without type", (l) => (l.logicalVolumes[0]!.lvmType = 0), "logical_volumes[0].lvm_type: must be set"],
     ["a rest-of-group volume that is not last", (l) => (l.logicalVolumes[0]!.sizeMib = 0), "logical_volumes[0].size_mib: only the last volume of a volume group may take the rest (size 0)"],
@@ -124,12 +117,12 @@ describe("filesystem layout rules", () => {
     ["a mounted swap", (l) => (l.filesystems[1]!.path = "/swap"), "filesystems[1].path: must be empty"],
     ["a path mounted twice", (l) => (l.filesystems[3]!.path = "/"), 'filesystems[3].path: "/" is already mounted by filesystems[2]'],
     ["a filesystem label twice", (l) => (l.filesystems[3]!.label = "root"), 'filesystems[3].label: "root" is already the label of filesystems[2]'],
-    ["a long vfat label", (l) => (l.filesystems[0]!.label = "efi-partition"), "filesystems[0].label: \"efi-partition\" must be up to 11"],
+    ["a long vfat label", (l) => (l.filesystems[0]!.label = "efi-partition"), 'filesystems[0].label: "efi-partition" must be up to 11'],
     ["no format", (l) => (l.filesystems[0]!.format = 0), "filesystems[0].format: must be set"],
     ["whitespace in create options", (l) => (l.filesystems[0]!.createOptions = ["-F 32"]), "filesystems[0].create_options[0]"],
     ["whitespace in mount options", (l) => (l.filesystems[2]!.mountOptions = ["noatime, nodiratime"]), "filesystems[2].mount_options[0]"],
     // constraints
-    ["a wildcard size", (l) => (l.constraints.sizes = ["c1-*"]), "constraints.sizes[0]: \"c1-*\": wildcards are not allowed"],
+    ["a wildcard size", (l) => (l.constraints.sizes = ["c1-*"]), 'constraints.sizes[0]: "c1-*": wildcards are not allowed'],
     ["no size", (l) => (l.constraints.sizes = []), "constraints.sizes: at least one size is required"],
     ["a size twice", (l) => (l.constraints.sizes = ["c1", "c1"]), 'constraints.sizes[1]: "c1" appears twice'],
     ["a bad size id", (l) => (l.constraints.sizes = ["C1 Large"]), "constraints.sizes[0]"],

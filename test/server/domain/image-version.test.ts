@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { candidateOses, parseImageId, parseImageRef, resolveImage, type ResolvableImage } from "../../../server/domain/image-version.js";
+import { candidateOses, parseImageId, parseImageRef, type ResolvableImage, resolveImage } from "../../../server/domain/image-version.js";
 
 describe("image ids", () => {
   it.each([
@@ -21,7 +21,7 @@ describe("image ids", () => {
     ["debian--12", "OS"],
     ["debian-12.0.1.2", "version"],
     ["debian-x.y", "version"],
-    ["debian-12.0.1-rc1", "OS \"debian-12.0.1\""],
+    ["debian-12.0.1-rc1", 'OS "debian-12.0.1"'],
     ["debian-v12", "version"],
     [`${"a".repeat(130)}-1.0.0`, "at most 128"],
   ])("refuses %s (%s)", (id, message) => {
@@ -34,7 +34,13 @@ describe("image ids", () => {
 describe("image references", () => {
   it.each([
     ["debian", [{ os: "debian", prefix: [] }]],
-    ["debian-12", [{ os: "debian", prefix: [12] }, { os: "debian-12", prefix: [] }]],
+    [
+      "debian-12",
+      [
+        { os: "debian", prefix: [12] },
+        { os: "debian-12", prefix: [] },
+      ],
+    ],
     ["debian-12.0", [{ os: "debian", prefix: [12, 0] }]],
     ["debian-12.0.20241201", [{ os: "debian", prefix: [12, 0, 20241201] }]],
     ["ubuntu-small", [{ os: "ubuntu-small", prefix: [] }]],

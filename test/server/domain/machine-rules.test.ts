@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { machineIssues, type MachineFacts } from "../../../server/domain/machine-issues.js";
+import { type MachineFacts, machineIssues } from "../../../server/domain/machine-issues.js";
 import { chooseCandidate, chooseRack, reservationsAllow } from "../../../server/domain/placement.js";
-import { applyEvent, emptyContainer, EventType as E } from "../../../server/domain/provisioning.js";
-import { wireMachine, type LeafSwitch } from "../../../server/domain/switch-wiring.js";
+import { applyEvent, EventType as E, emptyContainer } from "../../../server/domain/provisioning.js";
+import { type LeafSwitch, wireMachine } from "../../../server/domain/switch-wiring.js";
 
 describe("placement", () => {
   const candidates = [
@@ -13,15 +13,20 @@ describe("placement", () => {
   ];
 
   it("prefers racks without machines of the project", () => {
-    const placed = [{ rack: "r1", tags: [] }, { rack: "r2", tags: [] }];
+    const placed = [
+      { rack: "r1", tags: [] },
+      { rack: "r2", tags: [] },
+    ];
     for (let i = 0; i < 20; i++) expect(chooseCandidate(candidates, placed, [], () => i / 20)?.rack).toBe("r3");
   });
 
   it("lets placement tags win over plain spreading", () => {
     // r3 holds the tagged machine, r1 and r2 hold two untagged ones each.
     const placed = [
-      { rack: "r1", tags: [] }, { rack: "r1", tags: [] },
-      { rack: "r2", tags: [] }, { rack: "r2", tags: [] },
+      { rack: "r1", tags: [] },
+      { rack: "r1", tags: [] },
+      { rack: "r2", tags: [] },
+      { rack: "r2", tags: [] },
       { rack: "r3", tags: ["db"] },
     ];
     const seen = new Set<string>();
@@ -39,25 +44,46 @@ describe("placement", () => {
 
 describe("rack choice", () => {
   it("prefers racks without the project's machines and weighs racks by their waiting machines", () => {
-    const waiting = [{ rack: "r1", n: 3 }, { rack: "r2", n: 1 }, { rack: "r3", n: 0 }];
+    const waiting = [
+      { rack: "r1", n: 3 },
+      { rack: "r2", n: 1 },
+      { rack: "r3", n: 0 },
+    ];
     expect(chooseRack(waiting, [{ rack: "r1", tags: [] }], [], () => 0.99)).toBe("r2");
     const counts = new Map<string, number>();
     for (let i = 0; i < 100; i++) {
       const r = chooseRack(waiting, [], [], () => i / 100)!;
       counts.set(r, (counts.get(r) ?? 0) + 1);
     }
-    expect(counts).toEqual(new Map([["r1", 75], ["r2", 25]]));
+    expect(counts).toEqual(
+      new Map([
+        ["r1", 75],
+        ["r2", 25],
+      ]),
+    );
     expect(chooseRack([{ rack: "r1", n: 0 }], [], [])).toBeUndefined();
   });
 });
 
 describe("size reservations", () => {
-  const res = [{ project: "p1", amount: 2 }, { project: "p2", amount: 3 }];
+  const res = [
+    { project: "p1", amount: 2 },
+    { project: "p2", amount: 3 },
+  ];
   it.each([
     ["own unused reservation", "p1", new Map([["p1", 1]]), 1, true],
     ["others' reservations keep the last machines", "p3", new Map(), 5, false],
     ["enough beyond others' reservations", "p3", new Map(), 6, true],
-    ["others used theirs up", "p3", new Map([["p1", 2], ["p2", 3]]), 1, true],
+    [
+      "others used theirs up",
+      "p3",
+      new Map([
+        ["p1", 2],
+        ["p2", 3],
+      ]),
+      1,
+      true,
+    ],
     ["own reservation used up", "p1", new Map([["p1", 2]]), 3, false],
   ] as const)("%s", (_n, project, used, available, expected) => {
     expect(reservationsAllow(res, used, project, available)).toBe(expected);
@@ -74,10 +100,14 @@ describe("switch wiring", () => {
 
   it("wires a machine to two leaves of one rack", () => {
     const w = wireMachine([nic("eth0", "leaf01"), nic("eth1", "leaf02")], switches);
-    expect(w).toEqual({ ok: true, rack: "r1", connections: [
-      { switchId: "leaf01", switchPort: "swp1", machineNic: "eth0" },
-      { switchId: "leaf02", switchPort: "swp1", machineNic: "eth1" },
-    ] });
+    expect(w).toEqual({
+      ok: true,
+      rack: "r1",
+      connections: [
+        { switchId: "leaf01", switchPort: "swp1", machineNic: "eth0" },
+        { switchId: "leaf02", switchPort: "swp1", machineNic: "eth1" },
+      ],
+    });
   });
 
   it.each([
@@ -93,8 +123,7 @@ describe("switch wiring", () => {
 
 describe("machine issues", () => {
   const now = new Date("2026-01-01T12:00:00Z");
-  const container = (...types: E[]) =>
-    types.reduce((c, type, i) => applyEvent(c, { type, message: "", time: new Date(now.getTime() - (types.length - i) * 60_000) }), emptyContainer());
+  const container = (...types: E[]) => types.reduce((c, type, i) => applyEvent(c, { type, message: "", time: new Date(now.getTime() - (types.length - i) * 60_000) }), emptyContainer());
   const base: MachineFacts = { partition: "p", allocated: false, events: container(E.PXE_BOOTING), bmc: { mac: "m", address: "10.0.0.1:623", lastUpdated: now }, bmcAddressShared: false };
 
   it.each<[string, Partial<MachineFacts>, string[]]>([

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { childCount, formatAddress, formatPrefix, parseAddress, parsePrefix, usableCount, usableRange, type Prefix } from "../../../server/domain/ip-math.js";
-import { childPlan, familyUse, FamilyChoice, NetworkKind, operatorNetworkProblems } from "../../../server/domain/network.js";
+import { childCount, formatAddress, formatPrefix, type Prefix, parseAddress, parsePrefix, usableCount, usableRange } from "../../../server/domain/ip-math.js";
+import { childPlan, FamilyChoice, familyUse, NetworkKind, operatorNetworkProblems } from "../../../server/domain/network.js";
 
 const P = (s: string) => parsePrefix(s) as Prefix;
 
@@ -52,7 +52,13 @@ describe("operator network rules", () => {
 describe("child plans", () => {
   const supers = [P("10.0.0.0/16"), P("2001:db8::/48")];
   it("takes every family by default, or the one asked for", () => {
-    expect(childPlan(supers, { ipv4: 22, ipv6: 64 }, {}, FamilyChoice.ANY)).toEqual({ ok: true, plan: [{ family: 4, length: 22 }, { family: 6, length: 64 }] });
+    expect(childPlan(supers, { ipv4: 22, ipv6: 64 }, {}, FamilyChoice.ANY)).toEqual({
+      ok: true,
+      plan: [
+        { family: 4, length: 22 },
+        { family: 6, length: 64 },
+      ],
+    });
     expect(childPlan(supers, { ipv4: 22, ipv6: 64 }, { ipv6: 56 }, FamilyChoice.V6)).toEqual({ ok: true, plan: [{ family: 6, length: 56 }] });
     expect(childPlan([P("10.0.0.0/16")], { ipv4: 22 }, {}, FamilyChoice.V6)).toMatchObject({ ok: false });
   });

@@ -1,15 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  applyEvent,
-  emptyContainer,
-  evaluateLiveliness,
-  EventType as E,
-  HISTORY_LIMIT,
-  needsResurrection,
-  stateOf,
-  type EventContainer,
-  type EventType,
-} from "../../../server/domain/provisioning.js";
+import { applyEvent, EventType as E, type EventContainer, type EventType, emptyContainer, evaluateLiveliness, HISTORY_LIMIT, needsResurrection, stateOf } from "../../../server/domain/provisioning.js";
 
 const t0 = new Date("2026-01-01T00:00:00Z");
 const at = (minutes: number) => new Date(t0.getTime() + minutes * 60_000);
@@ -40,7 +30,11 @@ describe("provisioning state machine", () => {
     ["repeated Phoned Home is swallowed", [...happyPath, E.PHONED_HOME, E.PHONED_HOME], { state: E.PHONED_HOME, stored: 7 }],
     ["Crashed marks a crash loop and the error", [E.PXE_BOOTING, E.PREPARING, E.CRASHED], { state: "Crashing", stored: 3, crashLoop: true, error: E.CRASHED }],
     ["out-of-order PXE Booting is a crash loop", [E.PXE_BOOTING, E.PREPARING, E.REGISTERING, E.PXE_BOOTING], { state: E.PXE_BOOTING, stored: 4, crashLoop: true, error: E.PXE_BOOTING }],
-    ["Phoned Home clears a crash loop", [E.CRASHED, E.PXE_BOOTING, E.PREPARING, E.REGISTERING, E.INSTALLING, E.BOOTING_NEW_KERNEL, E.PHONED_HOME], { state: E.PHONED_HOME, stored: 7, crashLoop: false, error: E.CRASHED }],
+    [
+      "Phoned Home clears a crash loop",
+      [E.CRASHED, E.PXE_BOOTING, E.PREPARING, E.REGISTERING, E.INSTALLING, E.BOOTING_NEW_KERNEL, E.PHONED_HOME],
+      { state: E.PHONED_HOME, stored: 7, crashLoop: false, error: E.CRASHED },
+    ],
     ["Planned Reboot and Machine Reclaim are accepted from anywhere", [E.INSTALLING, E.PLANNED_REBOOT, E.PLANNED_REBOOT, E.MACHINE_RECLAIM], { state: E.MACHINE_RECLAIM, stored: 4 }],
     ["buffered phone-home after PXE boot is ignored within 5 minutes", [E.PXE_BOOTING, E.PREPARING, [E.PHONED_HOME, 3]], { state: E.PREPARING, stored: 2 }],
     ["phone-home after 5 quiet minutes while waiting is stored", [E.PXE_BOOTING, E.PREPARING, E.REGISTERING, E.WAITING, [E.PHONED_HOME, 20]], { state: E.PHONED_HOME, stored: 5 }],

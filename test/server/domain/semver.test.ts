@@ -1,15 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  compareVersions,
-  hasVersionPrefix,
-  isValidRange,
-  isVersion,
-  normalizeRange,
-  normalizeVersion,
-  rangesIntersect,
-  satisfies,
-  toSemver,
-} from "../../../server/domain/semver.js";
+import { compareVersions, hasVersionPrefix, isValidRange, isVersion, normalizeRange, normalizeVersion, rangesIntersect, satisfies, toSemver } from "../../../server/domain/semver.js";
 
 describe("versions", () => {
   it.each([

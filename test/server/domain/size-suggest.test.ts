@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { globMatch } from "../../../server/domain/glob.js";
-import { constraintProblems, ConstraintType as T, fits, matchSize, type Hardware } from "../../../server/domain/size.js";
+import { constraintProblems, fits, type Hardware, matchSize, ConstraintType as T } from "../../../server/domain/size.js";
 import { escapeGlob, globCovering, longestCommonPrefix, suggestConstraints } from "../../../server/domain/size-suggest.js";
 
 const GiB = 2 ** 30;
@@ -66,10 +66,26 @@ describe("size suggestion", () => {
 
   const machines: [string, Hardware][] = [
     ["one CPU, one disk", hw()],
-    ["mixed CPU vendors", hw({ cpus: [{ model: "AMD EPYC 7763", cores: 64 }, { model: "Intel Xeon", cores: 8 }] })],
+    [
+      "mixed CPU vendors",
+      hw({
+        cpus: [
+          { model: "AMD EPYC 7763", cores: 64 },
+          { model: "Intel Xeon", cores: 8 },
+        ],
+      }),
+    ],
     ["glob characters in names", hw({ cpus: [{ model: "CPU*[x]", cores: 4 }], disks: [{ name: "/dev/disk?", sizeBytes: 1 }], gpus: [{ model: "G[1]" }] })],
     ["a GPU without model among others", hw({ gpus: [{ model: "" }, { model: "NVIDIA L4" }, { model: "NVIDIA L4" }] })],
-    ["disks with unrelated names", hw({ disks: [{ name: "/dev/sda", sizeBytes: 1e11 }, { name: "nvme0", sizeBytes: 2e11 }] })],
+    [
+      "disks with unrelated names",
+      hw({
+        disks: [
+          { name: "/dev/sda", sizeBytes: 1e11 },
+          { name: "nvme0", sizeBytes: 2e11 },
+        ],
+      }),
+    ],
   ];
 
   it.each(machines)("%s: the machine fits its suggestion, which is a valid size", (_name, machine) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { globError, globMatch } from "../../../server/domain/glob.js";
-import { constraintProblems, ConstraintType as T, fits, matchSize, overlaps, type Constraint, type Hardware } from "../../../server/domain/size.js";
+import { type Constraint, constraintProblems, fits, type Hardware, matchSize, overlaps, ConstraintType as T } from "../../../server/domain/size.js";
 
 const GiB = 2 ** 30;
 const c = (type: T, min: number, max: number, identifier = ""): Constraint => ({ type, min, max, identifier });
@@ -64,9 +64,15 @@ describe("overlaps", () => {
 
 describe("matching hardware", () => {
   const hw: Hardware = {
-    cpus: [{ model: "Intel Xeon", cores: 8 }, { model: "Intel Xeon", cores: 8 }],
+    cpus: [
+      { model: "Intel Xeon", cores: 8 },
+      { model: "Intel Xeon", cores: 8 },
+    ],
     memoryBytes: 64 * GiB,
-    disks: [{ name: "/dev/sda", sizeBytes: 480e9 }, { name: "/dev/sdb", sizeBytes: 480e9 }],
+    disks: [
+      { name: "/dev/sda", sizeBytes: 480e9 },
+      { name: "/dev/sdb", sizeBytes: 480e9 },
+    ],
     gpus: [],
   };
   const base = { id: "c1-large", constraints: [c(T.Cores, 16, 16, "Intel*"), c(T.Memory, 64 * GiB, 64 * GiB), c(T.Storage, 900e9, 1000e9, "/dev/sd*")] };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { compact, computeSwitchConfig, confirmToggles, vniOfVrf, type SwitchConfigInput } from "../../../server/domain/switch-config.js";
-import { parsePrefix, type Prefix } from "../../../server/domain/ip-math.js";
+import { type Prefix, parsePrefix } from "../../../server/domain/ip-math.js";
 import { NetworkKind } from "../../../server/domain/network.js";
+import { compact, computeSwitchConfig, confirmToggles, type SwitchConfigInput, vniOfVrf } from "../../../server/domain/switch-config.js";
 
 const networks: SwitchConfigInput["networks"] = new Map([
   ["private-a", { kind: NetworkKind.CHILD, prefixes: ["10.0.1.0/24", "2001:db8:0:1::/64"] }],
@@ -20,7 +20,16 @@ const input = (over: Partial<SwitchConfigInput> = {}): SwitchConfigInput => ({
     { port: "swp3", machineId: "m-fw", vrf: "default" },
   ],
   allocations: new Map([
-    ["m-tenant", { role: "machine" as const, networks: [{ network: "private-a", ips: ["10.0.1.5", "2001:db8:0:1::5"], vrf: 42 }, { network: "internet", ips: ["185.1.2.9"], vrf: 0 }] }],
+    [
+      "m-tenant",
+      {
+        role: "machine" as const,
+        networks: [
+          { network: "private-a", ips: ["10.0.1.5", "2001:db8:0:1::5"], vrf: 42 },
+          { network: "internet", ips: ["185.1.2.9"], vrf: 0 },
+        ],
+      },
+    ],
     ["m-free", null],
     [
       "m-fw",
@@ -79,11 +88,23 @@ describe("switch config computation", () => {
   });
 
   it("clears a toggle once metal-core reports it reached, without changing the computed config", () => {
-    const nics = [{ name: "swp1", desired: "down" as const, actual: "up" as const }, { name: "swp2", desired: "up" as const, actual: "down" as const }];
+    const nics = [
+      { name: "swp1", desired: "down" as const, actual: "up" as const },
+      { name: "swp2", desired: "up" as const, actual: "down" as const },
+    ];
     const before = computeSwitchConfig(input({ nics }));
-    const { nics: after, changed } = confirmToggles(nics, new Map([["swp1", "down" as const], ["swp2", "down" as const]]));
+    const { nics: after, changed } = confirmToggles(
+      nics,
+      new Map([
+        ["swp1", "down" as const],
+        ["swp2", "down" as const],
+      ]),
+    );
     expect(changed).toBe(true);
-    expect(after).toEqual([{ name: "swp1", actual: "down" }, { name: "swp2", desired: "up", actual: "down" }]);
+    expect(after).toEqual([
+      { name: "swp1", actual: "down" },
+      { name: "swp2", desired: "up", actual: "down" },
+    ]);
     expect(computeSwitchConfig(input({ nics: after })).ports).toEqual(before.ports);
   });
 

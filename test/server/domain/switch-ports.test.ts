@@ -4,13 +4,13 @@ import {
   comparePorts,
   moveConnections,
   osKind,
+  type PortConnection,
   portLine,
   portMapper,
   portNameOfLine,
   resolvePort,
   rewriteNeighbours,
   translatePortName,
-  type PortConnection,
 } from "../../../server/domain/switch-ports.js";
 
 const conn = (port: string, machineId: string, machineNic = "eth0", vrf: string | null = null): PortConnection => ({ port, machineId, machineNic, vrf });
@@ -139,7 +139,13 @@ describe("adopting the twin's cabling", () => {
 });
 
 describe("neighbour entries", () => {
-  const hw = { memory: 1, nics: [{ name: "eth0", neighbors: [{ hostname: "leaf01", port: "swp1" }] }, { name: "eth1", neighbors: [{ hostname: "leaf02", port: "swp1" }] }] };
+  const hw = {
+    memory: 1,
+    nics: [
+      { name: "eth0", neighbors: [{ hostname: "leaf01", port: "swp1" }] },
+      { name: "eth1", neighbors: [{ hostname: "leaf02", port: "swp1" }] },
+    ],
+  };
 
   it("point at the new switch and port", () => {
     const map = portMapper("Cumulus", "SONiC", ["Ethernet0"]);

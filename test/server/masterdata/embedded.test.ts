@@ -5,7 +5,7 @@ import { ProjectMemberRole, ProjectMemberService } from "../../../gen/masterdata
 import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
 import { TenantMemberRole, TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
-import { openMasterdataDatabase, type MasterdataDatabase } from "../../../server/masterdata/database.js";
+import { type MasterdataDatabase, openMasterdataDatabase } from "../../../server/masterdata/database.js";
 import { createMasterdataRoutes } from "../../../server/masterdata/routes.js";
 import { expectCode } from "../../helpers/expect.js";
 

@@ -1,14 +1,14 @@
-import { createClient, createRouterTransport, type Client } from "@connectrpc/connect";
+import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import { asc } from "drizzle-orm";
 import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
 import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
+import { type MasterdataDatabase, openMasterdataDatabase } from "../../../server/masterdata/database.js";
 import { history, projectMembers, projects, tenantMembers, tenants, usedIds } from "../../../server/masterdata/db/schema/index.js";
-import { openMasterdataDatabase, type MasterdataDatabase } from "../../../server/masterdata/database.js";
 import { createMasterdataRoutes } from "../../../server/masterdata/routes.js";
-import { createScratchDatabase } from "../../helpers/postgres.js";
 import { eventually } from "../../helpers/eventually.js";
+import { createScratchDatabase } from "../../helpers/postgres.js";
 
 export interface MasterdataHarness {
   database: MasterdataDatabase;

@@ -1,10 +1,10 @@
+import { type Timestamp, timestampFromDate, timestampFromMs, timestampMs } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { timestampFromDate, timestampFromMs, timestampMs, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberRole } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { expectCode } from "../../helpers/expect.js";
-import { nextMillisecond, openMasterdataHarness, type MasterdataHarness } from "./harness.js";
+import { type MasterdataHarness, nextMillisecond, openMasterdataHarness } from "./harness.js";
 
 let h: MasterdataHarness;
 beforeAll(async () => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberRole } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { expectCode } from "../../helpers/expect.js";
-import { openMasterdataHarness, type MasterdataHarness } from "./harness.js";
+import { type MasterdataHarness, openMasterdataHarness } from "./harness.js";
 
 let h: MasterdataHarness;
 beforeAll(async () => {
@@ -32,10 +32,7 @@ describe("TenantMemberService", () => {
     expect(up?.role).toBe(TenantMemberRole.VIEWER);
     expect(up?.meta?.version).toBe(2n);
     expect(up?.meta?.annotations).toEqual({});
-    await expectCode(
-      h.tenantMembers.update({ tenantMember: { meta: { id: m!.meta!.id, version: 1n }, tenantId: "host", memberId: "alice", role: TenantMemberRole.EDITOR } }),
-      Code.Aborted,
-    );
+    await expectCode(h.tenantMembers.update({ tenantMember: { meta: { id: m!.meta!.id, version: 1n }, tenantId: "host", memberId: "alice", role: TenantMemberRole.EDITOR } }), Code.Aborted);
     expect((await h.tenantMembers.get({ id: m!.meta!.id })).tenantMember?.role).toBe(TenantMemberRole.VIEWER);
     await h.tenantMembers.delete({ id: m!.meta!.id });
     await expectCode(h.tenantMembers.get({ id: m!.meta!.id }), Code.NotFound);
@@ -64,16 +61,23 @@ describe("TenantMemberService", () => {
     expect(ids((await h.tenantMembers.find({ tenantId: "host", memberId: "bob" })).tenantMembers)).toEqual([first!.meta!.id]);
     expect((await h.tenantMembers.find({ tenantId: "host", memberId: "carol" })).tenantMembers).toEqual([]);
 
-    const racing = await Promise.allSettled(
-      Array.from({ length: 8 }, () => h.tenantMembers.create({ tenantMember: { tenantId: "dave", memberId: "carol", role: TenantMemberRole.VIEWER } })),
-    );
+    const racing = await Promise.allSettled(Array.from({ length: 8 }, () => h.tenantMembers.create({ tenantMember: { tenantId: "dave", memberId: "carol", role: TenantMemberRole.VIEWER } })));
     expect(racing.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     for (const r of racing) if (r.status === "rejected") expect(Code[ConnectError.from(r.reason).code]).toBe(Code[Code.AlreadyExists]);
   });
 
   it("crossed memberships created in parallel do not deadlock", async () => {
     for (const id of ["x1", "x2", "x3", "x4"]) await h.tenants.create({ tenant: { meta: { id }, name: id } });
-    const pairs = [["x1", "x2"], ["x2", "x1"], ["x3", "x4"], ["x4", "x3"], ["x1", "x3"], ["x3", "x1"], ["x2", "x4"], ["x4", "x2"]];
+    const pairs = [
+      ["x1", "x2"],
+      ["x2", "x1"],
+      ["x3", "x4"],
+      ["x4", "x3"],
+      ["x1", "x3"],
+      ["x3", "x1"],
+      ["x2", "x4"],
+      ["x4", "x2"],
+    ];
     const results = await Promise.allSettled(pairs.map(([t, m]) => h.tenantMembers.create({ tenantMember: { tenantId: t!, memberId: m!, role: TenantMemberRole.VIEWER } })));
     expect(results.map((r) => (r.status === "rejected" ? ConnectError.from(r.reason).message : "ok"))).toEqual(pairs.map(() => "ok"));
   });
@@ -120,10 +124,7 @@ describe("ProjectMemberService", () => {
       projectMember: { meta: { id: "pm-alice-web", version: 1n }, projectId: "web", tenantId: "alice", role: ProjectMemberRole.OWNER },
     });
     expect(up?.role).toBe(ProjectMemberRole.OWNER);
-    await expectCode(
-      h.projectMembers.update({ projectMember: { meta: { id: "pm-alice-web", version: 1n }, projectId: "web", tenantId: "alice", role: ProjectMemberRole.VIEWER } }),
-      Code.Aborted,
-    );
+    await expectCode(h.projectMembers.update({ projectMember: { meta: { id: "pm-alice-web", version: 1n }, projectId: "web", tenantId: "alice", role: ProjectMemberRole.VIEWER } }), Code.Aborted);
     await expectCode(
       h.projectMembers.update({ projectMember: { meta: { id: "pm-alice-web", version: 2n }, projectId: "db", tenantId: "alice", role: ProjectMemberRole.VIEWER } }),
       Code.InvalidArgument,
@@ -143,14 +144,8 @@ describe("ProjectMemberService", () => {
 
   it("refuses duplicates by the unique constraint", async () => {
     await h.projectMembers.create({ projectMember: { projectId: "db", tenantId: "bob", role: ProjectMemberRole.VIEWER } });
-    await expectCode(
-      h.projectMembers.create({ projectMember: { projectId: "db", tenantId: "bob", role: ProjectMemberRole.OWNER } }),
-      Code.AlreadyExists,
-      '"bob" is already a member of project "db"',
-    );
-    const racing = await Promise.allSettled(
-      Array.from({ length: 8 }, () => h.projectMembers.create({ projectMember: { projectId: "db", tenantId: "carol", role: ProjectMemberRole.VIEWER } })),
-    );
+    await expectCode(h.projectMembers.create({ projectMember: { projectId: "db", tenantId: "bob", role: ProjectMemberRole.OWNER } }), Code.AlreadyExists, '"bob" is already a member of project "db"');
+    const racing = await Promise.allSettled(Array.from({ length: 8 }, () => h.projectMembers.create({ projectMember: { projectId: "db", tenantId: "carol", role: ProjectMemberRole.VIEWER } })));
     expect(racing.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     expect((await h.projectMembers.find({ projectId: "db", tenantId: "carol" })).projectMembers).toHaveLength(1);
   });
@@ -169,9 +164,7 @@ describe("ProjectMemberService", () => {
 describe("memberships racing deletes", () => {
   it("either make it before a tenant delete (and go with it) or find the tenant gone", async () => {
     for (const id of ["race-host", "race-1", "race-2", "race-3", "race-4"]) await h.tenants.create({ tenant: { meta: { id }, name: id } });
-    const creates = ["race-1", "race-2", "race-3", "race-4"].map((m) =>
-      h.tenantMembers.create({ tenantMember: { tenantId: "race-host", memberId: m, role: TenantMemberRole.VIEWER } }),
-    );
+    const creates = ["race-1", "race-2", "race-3", "race-4"].map((m) => h.tenantMembers.create({ tenantMember: { tenantId: "race-host", memberId: m, role: TenantMemberRole.VIEWER } }));
     const results = await Promise.allSettled([...creates.slice(0, 2), h.tenants.delete({ id: "race-host" }), ...creates.slice(2)]);
     for (const r of results) if (r.status === "rejected") expect(Code[ConnectError.from(r.reason).code]).toBe(Code[Code.NotFound]);
     expect(results[2]!.status).toBe("fulfilled");
@@ -181,9 +174,7 @@ describe("memberships racing deletes", () => {
 
   it("either make it before a project delete (and go with it) or find the project gone", async () => {
     await h.projects.create({ project: { meta: { id: "race-p" }, name: "p", tenantId: "host" } });
-    const creates = ["alice", "bob", "carol", "dave"].map((t) =>
-      h.projectMembers.create({ projectMember: { projectId: "race-p", tenantId: t, role: ProjectMemberRole.VIEWER } }),
-    );
+    const creates = ["alice", "bob", "carol", "dave"].map((t) => h.projectMembers.create({ projectMember: { projectId: "race-p", tenantId: t, role: ProjectMemberRole.VIEWER } }));
     const results = await Promise.allSettled([...creates.slice(0, 2), h.projects.delete({ id: "race-p" }), ...creates.slice(2)]);
     for (const r of results) if (r.status === "rejected") expect(Code[ConnectError.from(r.reason).code]).toBe(Code[Code.NotFound]);
     expect(results[2]!.status).toBe("fulfilled");
@@ -192,10 +183,7 @@ describe("memberships racing deletes", () => {
 
   it("a project create racing its tenant's delete: one of them is refused, never both through", async () => {
     await h.tenants.create({ tenant: { meta: { id: "race-t" }, name: "t" } });
-    const [created, deleted] = await Promise.allSettled([
-      h.projects.create({ project: { meta: { id: "race-tp" }, name: "p", tenantId: "race-t" } }),
-      h.tenants.delete({ id: "race-t" }),
-    ]);
+    const [created, deleted] = await Promise.allSettled([h.projects.create({ project: { meta: { id: "race-tp" }, name: "p", tenantId: "race-t" } }), h.tenants.delete({ id: "race-t" })]);
     if (created.status === "fulfilled") {
       expect(deleted.status).toBe("rejected");
       expect(Code[ConnectError.from((deleted as PromiseRejectedResult).reason).code]).toBe(Code[Code.FailedPrecondition]);

@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { expectCode } from "../../helpers/expect.js";
-import { openMasterdataHarness, type MasterdataHarness } from "./harness.js";
+import { type MasterdataHarness, openMasterdataHarness } from "./harness.js";
 
 let h: MasterdataHarness;
 beforeAll(async () => {

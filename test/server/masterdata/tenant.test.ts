@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberRole } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberRole } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { expectCode } from "../../helpers/expect.js";
-import { openMasterdataHarness, type MasterdataHarness } from "./harness.js";
+import { type MasterdataHarness, openMasterdataHarness } from "./harness.js";
 
 let h: MasterdataHarness;
 beforeAll(async () => {
@@ -95,9 +95,7 @@ describe("TenantService", () => {
 
   it("lets exactly one of two concurrent updates of the same version win", async () => {
     const { tenant: t } = await h.tenants.create(tenant("race-t"));
-    const results = await Promise.allSettled(
-      ["a", "b", "c", "d"].map((d) => h.tenants.update({ tenant: { ...t!, description: d } })),
-    );
+    const results = await Promise.allSettled(["a", "b", "c", "d"].map((d) => h.tenants.update({ tenant: { ...t!, description: d } })));
     expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
     expect((await h.tenants.get({ id: "race-t" })).tenant?.meta?.version).toBe(2n);
   });

@@ -28,4 +28,3 @@ describe("ConnectionRegistry", () => {
     expect(r.list()).toEqual([]);
   });
 });
-

@@ -3,8 +3,8 @@ import { sql } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { DbHandle } from "../../../server/db/handle.js";
 import { WaitingRegistry } from "../../../server/sessions/wait/waiting.js";
-import { useMetalDatabase } from "../../helpers/metal-db.js";
 import { eventually } from "../../helpers/eventually.js";
+import { useMetalDatabase } from "../../helpers/metal-db.js";
 
 let db: DbHandle;
 

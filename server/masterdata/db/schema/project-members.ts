@@ -18,11 +18,7 @@ export const projectMembers = pgTable(
     /** masterdata.v1.ProjectMemberRole: 1 viewer, 2 editor, 3 owner. */
     role: integer("role").notNull(),
   },
-  (t) => [
-    unique("project_members_project_tenant_key").on(t.projectId, t.tenantId),
-    index("project_members_tenant_id_idx").on(t.tenantId),
-    check("project_members_role_check", sql`${t.role} between 1 and 3`),
-  ],
+  (t) => [unique("project_members_project_tenant_key").on(t.projectId, t.tenantId), index("project_members_tenant_id_idx").on(t.tenantId), check("project_members_role_check", sql`${t.role} between 1 and 3`)],
 );
 
 export type ProjectMemberRow = typeof projectMembers.$inferSelect;

@@ -17,11 +17,7 @@ export const tenantMembers = pgTable(
     /** masterdata.v1.TenantMemberRole: 1 viewer, 2 editor, 3 owner. */
     role: integer("role").notNull(),
   },
-  (t) => [
-    unique("tenant_members_tenant_member_key").on(t.tenantId, t.memberId),
-    index("tenant_members_member_id_idx").on(t.memberId),
-    check("tenant_members_role_check", sql`${t.role} between 1 and 3`),
-  ],
+  (t) => [unique("tenant_members_tenant_member_key").on(t.tenantId, t.memberId), index("tenant_members_member_id_idx").on(t.memberId), check("tenant_members_role_check", sql`${t.role} between 1 and 3`)],
 );
 
 export type TenantMemberRow = typeof tenantMembers.$inferSelect;
