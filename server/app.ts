@@ -86,6 +86,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const masterdata = await openMasterdataDatabase({
     url: config.masterdataDatabaseUrl,
     dataDir: config.masterdataDatabaseUrl ? undefined : join(config.dataDir, "masterdata-db"),
+    poolSize: config.masterdataDatabasePoolSize,
   }).catch(async (err: unknown) => {
     await metal.close();
     throw err;

@@ -26,6 +26,8 @@ export interface Config {
   readonly logLevel: string;
   /** Connections of the metal database pool (PostgreSQL only). */
   readonly databasePoolSize: number;
+  /** Connections of the masterdata database pool (PostgreSQL only). */
+  readonly masterdataDatabasePoolSize: number;
   /** Timeouts and caps of the API listener's connections. */
   readonly connections: ConnectionSettings;
   /** Long-lived streams allowed at once, per class of method. */
@@ -77,6 +79,7 @@ const settings = {
   corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins", optional: true },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", fallback: "info" },
   databasePoolSize: { env: "METAL_DB_POOL_SIZE", flag: "db-pool-size", fallback: "20" },
+  masterdataDatabasePoolSize: { env: "MASTERDATA_DB_POOL_SIZE", flag: "masterdata-db-pool-size", fallback: "20" },
   headersTimeout: { env: "METAL_HEADERS_TIMEOUT", flag: "headers-timeout", fallback: "20s" },
   requestTimeout: { env: "METAL_REQUEST_TIMEOUT", flag: "request-timeout", fallback: "60s" },
   idleTimeout: { env: "METAL_IDLE_TIMEOUT", flag: "idle-timeout", fallback: "2m" },
@@ -132,10 +135,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     tlsKey,
     corsOrigins: r.list("corsOrigins"),
     logLevel: r.get("logLevel"),
-    databasePoolSize: r.parse("databasePoolSize", (text) => {
-      if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1000) throw new Error(`"${text}" is not a number of connections (1..1000)`);
-      return Number(text);
-    }),
+    databasePoolSize: r.parse("databasePoolSize", poolSize),
+    masterdataDatabasePoolSize: r.parse("masterdataDatabasePoolSize", poolSize),
     connections: Object.freeze({
       headersTimeoutMs,
       requestTimeoutMs,
@@ -150,4 +151,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
       session: r.parse("sessionStreamLimits", streamLimit),
     }),
   });
+}
+
+function poolSize(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1000) throw new Error(`"${text}" is not a number of connections (1..1000)`);
+  return Number(text);
 }

@@ -52,6 +52,9 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST
     METAL_DATA_DIR: join(dir, "data"),
     DATABASE_URL: metalDb.url,
     MASTERDATA_DATABASE_URL: mdDb.url,
+    // Pools the size of the test servers': two test files side by side stay under PostgreSQL's 100 connections.
+    METAL_DB_POOL_SIZE: "10",
+    MASTERDATA_DB_POOL_SIZE: "4",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
   });
   const start = (count = machines) =>

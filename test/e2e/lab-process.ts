@@ -81,6 +81,9 @@ export async function labPlace(): Promise<LabPlace> {
     METAL_LISTEN: "127.0.0.1:0",
     METAL_CONSOLE_LISTEN: "127.0.0.1:0",
     METAL_LAB_LISTEN: "127.0.0.1:0",
+    // Pools the size of the test servers': two test files side by side stay under PostgreSQL's 100 connections.
+    METAL_DB_POOL_SIZE: "10",
+    MASTERDATA_DB_POOL_SIZE: "4",
   };
   return {
     dir,

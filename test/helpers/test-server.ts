@@ -10,10 +10,12 @@ export type { TestServer };
  * smaller pool keeps them under its 100 connections. A file that needs more concurrent transactions says so.
  */
 const TEST_POOL_SIZE = "10";
+// Masterdata answers a few lookups per call (most are cached): a handful of connections keeps two test files side by side well under PostgreSQL's 100.
+const MASTERDATA_TEST_POOL_SIZE = "4";
 
 /** The whole control plane for the calling test file (see launchServer), torn down after its tests. */
 export async function startTestServer(options: AppOptions & { env?: Record<string, string> } = {}): Promise<TestServer> {
-  const { server, stop } = await launchServer({ ...options, env: { METAL_DB_POOL_SIZE: TEST_POOL_SIZE, ...options.env }, dropInBackground: true });
+  const { server, stop } = await launchServer({ ...options, env: { METAL_DB_POOL_SIZE: TEST_POOL_SIZE, MASTERDATA_DB_POOL_SIZE: MASTERDATA_TEST_POOL_SIZE, ...options.env }, dropInBackground: true });
   afterAll(stop);
   return server;
 }

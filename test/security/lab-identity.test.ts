@@ -57,6 +57,8 @@ beforeAll(async () => {
     METAL_DATA_DIR: join(dir, "data"),
     DATABASE_URL: metalDb.url,
     MASTERDATA_DATABASE_URL: mdDb.url,
+    METAL_DB_POOL_SIZE: "10",
+    MASTERDATA_DB_POOL_SIZE: "4",
     LOG_LEVEL: "silent",
   };
 });

@@ -17,6 +17,8 @@ describe("configuration", () => {
     expect(loadConfig(env, ["--listen", "127.0.0.1:1"]).listen).toBe("127.0.0.1:1");
     expect(loadConfig(env, ["--database-url=postgres://c/d"]).databaseUrl).toBe("postgres://c/d");
     expect(loadConfig({ METAL_DB_POOL_SIZE: "64" }, []).databasePoolSize).toBe(64);
+    expect(loadConfig({}, ["--masterdata-db-pool-size", "4"]).masterdataDatabasePoolSize).toBe(4);
+    expect(() => loadConfig({ MASTERDATA_DB_POOL_SIZE: "0" }, [])).toThrow(/masterdata-db-pool-size.*not a number of connections/);
     expect(loadConfig({}, []).consoleIdleTimeoutMs).toBe(30 * 60_000);
     expect(loadConfig({ METAL_CONSOLE_IDLE_TIMEOUT: "90s" }, []).consoleIdleTimeoutMs).toBe(90_000);
     expect(loadConfig({}, ["--console-idle-timeout", "0"]).consoleIdleTimeoutMs).toBe(0);

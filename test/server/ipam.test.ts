@@ -40,7 +40,7 @@ async function drain<T>(acquire: () => Promise<T>): Promise<T[]> {
         try {
           got.push(await acquire());
         } catch (err) {
-          expect(ConnectError.from(err).code).toBe(Code.ResourceExhausted);
+          expect(ConnectError.from(err).code, String(err)).toBe(Code.ResourceExhausted);
           return;
         }
       }
