@@ -153,6 +153,18 @@ module.exports = {
       to: { path: "^edge/sim/", reachable: true },
     },
     {
+      name: "tenant-handlers-use-scoped-repositories",
+      severity: "error",
+      comment:
+        "Tenant handlers read and write machines, IPs and networks only through server/repositories/tenant/, " +
+        "whose every method takes the caller's ProjectScope and puts it into its SQL: an unscoped repository " +
+        "here is how a forgotten project check becomes a cross-project read. Row types may still be imported. " +
+        "The machine handler is the one exception: it reads the events of a machine a scoped use case has just " +
+        "returned (after a free the machine is no longer the project's, so a scoped read would not find it).",
+      from: { path: "^server/services/api/", pathNot: "^server/services/api/machine-service[.]ts$" },
+      to: { path: "^server/repositories/(machine|ip|network)-repository[.]ts$", dependencyTypesNot: ["type-only"] },
+    },
+    {
       name: "no-circular",
       severity: "error",
       comment: "Import cycles make load order matter and layers blur; break the cycle with a smaller module.",

@@ -117,8 +117,9 @@ const tree: Record<string, string> = {
   "server/convert/machine.ts": 'import type { MachineRow } from "../db/schema/index.js";\nexport const toProto = (row: MachineRow) => ({ id: row.id });\n',
   "server/usecases/machines/free.ts":
     'import type { MachineRow } from "../../db/schema/index.js";\nimport { find } from "../../repositories/machine-repository.js";\nexport const free = (): MachineRow | undefined => find();\n',
+  "server/repositories/tenant/machine-repository.ts": 'import { find as unscoped } from "../machine-repository.js";\nexport const find = () => unscoped();\n',
   "server/services/api/ip-service.ts":
-    'import { find } from "../../repositories/machine-repository.js";\nimport { free } from "../../usecases/machines/free.js";\nimport { toProto } from "../../convert/machine.js";\nimport { fits } from "../../domain/size.js";\nexport const get = () => [find, free, toProto, fits];\n',
+    'import { find } from "../../repositories/tenant/machine-repository.js";\nimport { free } from "../../usecases/machines/free.js";\nimport { toProto } from "../../convert/machine.js";\nimport { fits } from "../../domain/size.js";\nexport const get = () => [find, free, toProto, fits];\n',
   "edge/common/retry.ts": "export const retry = (): number => 1;\n",
   "edge/sim/machine.ts": "export class SimulatedMachine {}\n",
   "edge/hammer/hardware.ts": 'import { retry } from "../common/retry.js";\nexport const probe = () => retry();\n',
@@ -148,6 +149,9 @@ const tree: Record<string, string> = {
   "cli/commands/list.ts": 'import { find } from "../../server/repositories/machine-repository.js";\nexport const list = () => find();\n',
   "client/transport.ts": 'import { newId } from "../server/ids.js";\nexport const transport = () => newId();\n',
   "gen/metal/v1/broken_pb.ts": 'import { newId } from "../../../server/ids.js";\nexport const x = newId;\n',
+  "server/repositories/network-repository.ts": "export const networkRepository = { get: () => undefined };\nexport type NetworkRow = { id: string };\n",
+  "server/services/api/network-service.ts":
+    'import { networkRepository } from "../../repositories/network-repository.js";\nimport type { NetworkRow } from "../../repositories/network-repository.js";\nexport const get = (row?: NetworkRow) => [networkRepository.get(), row];\n',
 };
 
 const expected = [
@@ -168,6 +172,7 @@ const expected = [
   "code-not-to-test: edge/core/fixtures.ts -> test/helpers/machines.ts",
   "tables-only-in-data-layer: server/usecases/machines/allocate.ts -> server/db/schema/index.ts",
   "handlers-only-from-composition-root: server/usecases/images/lookup.ts -> server/services/api/ip-service.ts",
+  "tenant-handlers-use-scoped-repositories: server/services/api/network-service.ts -> server/repositories/network-repository.ts",
 ].sort();
 
 describe("layering rules (.dependency-cruiser.cjs)", () => {
