@@ -153,13 +153,18 @@ async function lockMachine(tx: DbHandle, req: MachineServiceCreateRequest, plan:
     throw await notCandidate(tx, req, id);
   }
   // Choose a rack, lock a random machine of it; if parallel allocations hold them all, try the other racks.
-  let pool = plan.racks;
-  while (pool.length > 0) {
-    const rack = chooseRack(pool, plan.placed, req.placementTags);
-    if (rack === undefined) break;
-    const locked = await allocations.lockCandidate(tx, refs, { rack });
-    if (locked) return locked;
-    pool = pool.filter((r) => r.rack !== rack);
+  // The first pass skips locked machines, so parallel allocations do not queue behind each other. Row
+  // locks are also held briefly by event batches and lease renewals, which may hold every waiting
+  // machine of a small partition at once: before answering "none waiting", a second pass waits for them.
+  for (const wait of [false, true]) {
+    let pool = plan.racks;
+    while (pool.length > 0) {
+      const rack = chooseRack(pool, plan.placed, req.placementTags);
+      if (rack === undefined) break;
+      const locked = await allocations.lockCandidate(tx, refs, { rack, wait });
+      if (locked) return locked;
+      pool = pool.filter((r) => r.rack !== rack);
+    }
   }
   await referenceHolds.allocation(tx, refs);
   throw noMachine(req);
