@@ -25,6 +25,8 @@ const BATCH = 1000;
 export class WaitingRegistry {
   /** Per machine its stream's wake function, or a Set of them while it has two (a reconnect): one Set per machine would be ~0.2 KiB each. */
   private readonly streams = new Map<string, (() => void) | Set<() => void>>();
+  /** Per machine the last of its lease writes still under way (see inOrder). */
+  private readonly writes = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
 
   constructor(
@@ -63,18 +65,38 @@ export class WaitingRegistry {
     else if (typeof present === "function") this.streams.set(machineId, new Set([present, wake]));
     else present.add(wake);
     // Only a new stream starts a lease; periodic renewals merely extend one that nothing has cleared.
-    await allocations.startWaiting(this.db, machineId, this.until());
+    await this.inOrder(machineId, () => allocations.startWaiting(this.db, machineId, this.until()));
     return async () => {
       const current = this.streams.get(machineId);
       if (current === wake) {
         this.streams.delete(machineId);
-        await allocations.expireWaiting(this.db, machineId);
+        await this.inOrder(machineId, () => allocations.expireWaiting(this.db, machineId));
         return;
       }
       if (typeof current !== "object" || !current.delete(wake)) return;
       // One stream left: back to the plain function.
       if (current.size === 1) this.streams.set(machineId, [...current][0]!);
     };
+  }
+
+  /**
+   * Runs a machine's lease writes in the order its streams came and went. A
+   * hammer that closes one stream and opens the next at once (its pre-install
+   * probe, a reconnect) would otherwise race the old stream's expiry against
+   * the new stream's start on two pool connections, and an expiry landing
+   * last left a waiting machine out of the candidates until the next renewal.
+   */
+  private inOrder(machineId: string, write: () => Promise<void>): Promise<void> {
+    const next = (this.writes.get(machineId) ?? Promise.resolve()).then(write);
+    const settled = next.then(
+      () => {},
+      () => {},
+    );
+    this.writes.set(machineId, settled);
+    void settled.then(() => {
+      if (this.writes.get(machineId) === settled) this.writes.delete(machineId);
+    });
+    return next;
   }
 
   private until(): Date {
