@@ -8,7 +8,6 @@ import { createTokenAuthority, type TokenAuthority } from "./auth/token-authorit
 import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
 import type { Config } from "./config.js";
 import { type ConsoleServer, startConsoleServer } from "./console/ssh-server.js";
-import { streamLaneOf } from "./db/database.js";
 import type { DbHandle } from "./db/handle.js";
 import { openMetalDatabase } from "./db/metal-database.js";
 import type { HealthCheck } from "./health.js";
@@ -126,7 +125,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Everything the daemon sessions of this replica share is built here, once, and handed down.
   const sessions = createReplicaSessions({
     db,
-    streamLane: streamLaneOf(db),
+    streamLane: metal.streamLane,
     bus,
     waitTiming: options.waitTiming,
     onWaitingError: (err) => log.error({ err }, "renewing waiting leases failed"),

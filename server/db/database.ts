@@ -19,6 +19,14 @@ export interface Database<S extends Record<string, unknown>> {
   readonly db: Db<S>;
   /** "postgres" runs on a server; "pglite" is embedded and single-connection. */
   readonly kind: "postgres" | "pglite";
+  /**
+   * Connections of their own, beside the main pool, for the batched work of the
+   * long-lived streams (one batch at a time each): when a burst of API calls
+   * fills the main pool with transactions, the change they made still reaches
+   * the streams at once instead of queueing behind the rest of the burst.
+   * PGlite has one connection: there it is `db` itself.
+   */
+  readonly streamLane: Db<any>;
   close(): Promise<void>;
 }
 
@@ -35,18 +43,6 @@ export interface DatabaseOptions<S extends Record<string, unknown>> {
 
 /** One for the batched reads of the switch sessions, one for their batched sync reports. */
 const STREAM_LANE_CONNECTIONS = 2;
-const lanes = new WeakMap<object, Db<any>>();
-
-/**
- * Connections of their own, beside the main pool, for the batched work of the
- * long-lived streams (one batch at a time each): when a burst of API calls
- * fills the main pool with transactions, the change they made still reaches
- * the streams at once instead of queueing behind the rest of the burst.
- * PGlite has one connection: there it is `db` itself.
- */
-export function streamLaneOf(db: Db<any>): Db<any> {
-  return lanes.get(db) ?? db;
-}
 
 /** Opens the database and applies pending migrations before returning it. */
 export async function openDatabase<S extends Record<string, unknown>>(opts: DatabaseOptions<S>): Promise<Database<S>> {
@@ -70,8 +66,8 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
     const db = drizzlePg({ client: pool, schema: opts.schema }) as unknown as Db<S>;
     const lanePool = new pg.Pool({ connectionString: opts.url, max: STREAM_LANE_CONNECTIONS });
     lanePool.on("error", () => {});
-    lanes.set(db, drizzlePg({ client: lanePool, schema: opts.schema }) as unknown as Db<any>);
-    return { db, kind: "postgres", close: () => Promise.all([pool.end(), lanePool.end()]).then(() => {}) };
+    const streamLane = drizzlePg({ client: lanePool, schema: opts.schema }) as unknown as Db<any>;
+    return { db, kind: "postgres", streamLane, close: () => Promise.all([pool.end(), lanePool.end()]).then(() => {}) };
   }
   const migrations = { migrationsFolder: opts.migrationsFolder };
   // A new data directory starts as a copy of a migrated template (one per database, named by its lock key); migrating it again below is then a quick no-op.
@@ -79,7 +75,7 @@ export async function openDatabase<S extends Record<string, unknown>>(opts: Data
   try {
     const db = drizzlePglite({ client, schema: opts.schema });
     await migratePglite(db, migrations);
-    return { db: db as unknown as Db<S>, kind: "pglite", close: () => client.close() };
+    return { db: db as unknown as Db<S>, kind: "pglite", streamLane: db as unknown as Db<any>, close: () => client.close() };
   } catch (err) {
     await client.close();
     throw err;
