@@ -228,19 +228,16 @@ export const machineAllocationRepository = {
   /**
    * Locks a candidate: a random one of a rack, or the given machine, by the
    * same candidate rule. In a rack, SKIP LOCKED: a machine another
-   * allocation holds right now is passed over, not waited for — unless
-   * `wait` asks for the lock to be waited for (the allocation's second pass,
-   * when every candidate was locked by something brief). By id, the
+   * allocation holds right now is passed over, not waited for. By id, the
    * lock is waited for, so the answer reflects the other allocation's
    * outcome (taken by another project reads as unknown, not as busy). Either
    * way the rule is re-checked on the row's newest version. The statement
    * also holds what the allocation refers to (partition, size, image,
    * layout) FOR KEY SHARE; none is found when one of them is gone.
    */
-  async lockCandidate(tx: DbHandle, refs: AllocationReferences, pick: { rack: string; wait?: boolean } | { id: string }): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
+  async lockCandidate(tx: DbHandle, refs: AllocationReferences, pick: { rack: string } | { id: string }): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
     const { partition, size } = refs;
     const byId = "id" in pick;
-    const waits = byId || pick.wait === true;
     const which = byId ? eq(machines.id, pick.id) : eq(machines.rackId, pick.rack);
     // Named: every allocation runs it, so each connection parses and plans it once.
     const rows = await tx
@@ -251,11 +248,44 @@ export const machineAllocationRepository = {
       .where(and(which, candidateCondition(partition, size), allocationReferencesHeld(refs)))
       .orderBy(sql`random()`)
       .limit(1)
-      .for("update", waits ? { of: machines } : { of: machines, skipLocked: true })
-      .prepare(byId ? "machines_lock_candidate_by_id_waiting" : waits ? "machines_lock_candidate_in_rack_waiting" : "machines_lock_candidate_in_rack_with_events")
+      .for("update", byId ? { of: machines } : { of: machines, skipLocked: true })
+      .prepare(byId ? "machines_lock_candidate_by_id_waiting" : "machines_lock_candidate_in_rack_with_events")
       .execute();
     const row = rows[0];
     return row ? { machine: row.m, events: row.e } : undefined;
+  },
+
+  /**
+   * Locks a random candidate of a rack, waiting for its row lock: the
+   * allocation's second pass, when SKIP LOCKED found every candidate locked
+   * (event batches and lease renewals lock machine rows briefly too). The
+   * candidate is read without a lock and then locked by id in a savepoint;
+   * when it is no candidate any more once its lock is granted, the savepoint
+   * is rolled back, which releases that lock. So a waiting allocation never
+   * holds one machine while it waits for another, and two of them cannot
+   * deadlock (waiting for a rack's rows in one statement could: each kept
+   * the rows it locked that failed the re-check).
+   */
+  async lockCandidateWaiting(tx: DbHandle, refs: AllocationReferences, rack: string): Promise<{ machine: MachineRow; events: MachineEventsRow } | undefined> {
+    const [pick] = await tx
+      .select({ id: machines.id })
+      .from(machines)
+      .innerJoin(machineEvents, eq(machineEvents.machineId, machines.id))
+      .where(and(eq(machines.rackId, rack), candidateCondition(refs.partition, refs.size)))
+      .orderBy(sql`random()`)
+      .limit(1);
+    if (!pick) return undefined;
+    const noCandidate = new Error("no candidate once locked");
+    try {
+      return await tx.transaction(async (savepoint) => {
+        const locked = await machineAllocationRepository.lockCandidate(savepoint as unknown as DbHandle, refs, { id: pick.id });
+        if (!locked) throw noCandidate;
+        return locked;
+      });
+    } catch (err) {
+      if (err === noCandidate) return undefined;
+      throw err;
+    }
   },
 
   /**

@@ -156,12 +156,12 @@ async function lockMachine(tx: DbHandle, req: MachineServiceCreateRequest, plan:
   // The first pass skips locked machines, so parallel allocations do not queue behind each other. Row
   // locks are also held briefly by event batches and lease renewals, which may hold every waiting
   // machine of a small partition at once: before answering "none waiting", a second pass waits for them.
-  for (const wait of [false, true]) {
+  for (const pass of ["skip locked", "wait"] as const) {
     let pool = plan.racks;
     while (pool.length > 0) {
       const rack = chooseRack(pool, plan.placed, req.placementTags);
       if (rack === undefined) break;
-      const locked = await allocations.lockCandidate(tx, refs, { rack, wait });
+      const locked = pass === "skip locked" ? await allocations.lockCandidate(tx, refs, { rack }) : await allocations.lockCandidateWaiting(tx, refs, rack);
       if (locked) return locked;
       pool = pool.filter((r) => r.rack !== rack);
     }
