@@ -13,6 +13,14 @@ export interface Config {
   readonly masterdataDatabaseUrl: string | undefined;
   /** MQTT broker for the fan-out bus; undefined means in-process only. */
   readonly mqttUrl: string | undefined;
+  /** First level of every MQTT topic this control plane uses, so that several control planes can share a broker. */
+  readonly mqttTopicPrefix: string;
+  /** Publish the event feed (machine lifecycle, allocations, switch sync) on the broker; needs MQTT_URL. */
+  readonly eventFeed: boolean;
+  /** Where the other replicas reach this one (host:port of the API listener); defaults to the listen address. */
+  readonly internalAddress: string;
+  /** This replica's name in the replica table and in ConnectionService.List; defaults to host-pid-random. */
+  readonly replicaId: string | undefined;
   /** host:port of the SSH console front end. */
   readonly consoleListen: string;
   /** An SSH console without input or output for this long is closed; 0 never closes it. */
@@ -72,6 +80,10 @@ const settings = {
   databaseUrl: { env: "DATABASE_URL", flag: "database-url", optional: true },
   masterdataDatabaseUrl: { env: "MASTERDATA_DATABASE_URL", flag: "masterdata-database-url", optional: true },
   mqttUrl: { env: "MQTT_URL", flag: "mqtt-url", optional: true },
+  mqttTopicPrefix: { env: "METAL_MQTT_TOPIC_PREFIX", flag: "mqtt-topic-prefix", fallback: "metal" },
+  eventFeed: { env: "METAL_EVENT_FEED", flag: "event-feed", fallback: "false" },
+  internalAddress: { env: "METAL_INTERNAL_ADDRESS", flag: "internal-address", optional: true },
+  replicaId: { env: "METAL_REPLICA_ID", flag: "replica-id", optional: true },
   consoleListen: { env: "METAL_CONSOLE_LISTEN", flag: "console-listen", fallback: "127.0.0.1:5222" },
   consoleIdleTimeout: { env: "METAL_CONSOLE_IDLE_TIMEOUT", flag: "console-idle-timeout", fallback: "30m" },
   tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert", optional: true },
@@ -122,13 +134,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
     throw new ConfigError("METAL_TLS_CERT and METAL_TLS_KEY must be set together");
   }
+  const listen = r.hostPort("listen");
+  const mqttUrl = r.optional("mqttUrl") === undefined ? undefined : r.url("mqttUrl", ["mqtt:", "mqtts:", "tcp:", "ssl:", "ws:", "wss:"]);
+  const mqttTopicPrefix = r.parse("mqttTopicPrefix", topicPrefix);
+  const eventFeed = r.bool("eventFeed");
+  if (eventFeed && mqttUrl === undefined) throw new ConfigError("METAL_EVENT_FEED needs MQTT_URL: the feed is published on the broker");
   const count = (k: "maxConnections" | "maxConnectionsPerAddress" | "http2MaxStreams") => r.int(k, 1, Number.MAX_SAFE_INTEGER);
   return Object.freeze({
-    listen: r.hostPort("listen"),
+    listen,
     dataDir: resolve(r.get("dataDir")),
     databaseUrl: r.optional("databaseUrl"),
     masterdataDatabaseUrl: r.optional("masterdataDatabaseUrl"),
-    mqttUrl: r.optional("mqttUrl"),
+    mqttUrl,
+    mqttTopicPrefix,
+    eventFeed,
+    internalAddress: r.optional("internalAddress") === undefined ? listen : r.hostPort("internalAddress"),
+    replicaId: r.optional("replicaId") === undefined ? undefined : r.parse("replicaId", replicaName),
     consoleListen: r.hostPort("consoleListen"),
     consoleIdleTimeoutMs: r.duration("consoleIdleTimeout", { allowZero: true }),
     tlsCert,
@@ -156,4 +177,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
 function poolSize(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 1000) throw new Error(`"${text}" is not a number of connections (1..1000)`);
   return Number(text);
+}
+
+/** One MQTT topic level: no wildcards, no separators, nothing a broker treats specially. */
+function topicPrefix(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(text)) throw new Error(`"${text}" is not a topic level (letters, digits, ".", "_", "-"; at most 64)`);
+  return text;
+}
+
+/** A replica name shows up in tables and logs: keep it printable and short. */
+function replicaName(text: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(text)) throw new Error(`"${text}" is not a replica name (letters, digits, ".", "_", "-"; at most 128)`);
+  return text;
 }

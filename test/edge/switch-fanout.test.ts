@@ -28,11 +28,11 @@ beforeAll(async () => {
   const inner = createInProcessBus();
   server = await startTestServer({
     bus: {
+      ...inner,
       publish(topic) {
         published.set(topic, performance.now());
         inner.publish(topic);
       },
-      subscribe: inner.subscribe,
     },
   });
   await server.client(AdminPartitions, server.adminToken).create({ id: "p1" });
