@@ -21,6 +21,10 @@ export interface Config {
   readonly internalAddress: string;
   /** This replica's name in the replica table and in ConnectionService.List; defaults to host-pid-random. */
   readonly replicaId: string | undefined;
+  /** How often this replica stamps its heartbeat (and its daemon sessions' last-seen) in the database. */
+  readonly replicaHeartbeatMs: number;
+  /** A replica whose heartbeat is older than this is dead: the others reap its row and its daemon sessions' rows. */
+  readonly replicaTimeoutMs: number;
   /** host:port of the SSH console front end. */
   readonly consoleListen: string;
   /** An SSH console without input or output for this long is closed; 0 never closes it. */
@@ -84,6 +88,8 @@ const settings = {
   eventFeed: { env: "METAL_EVENT_FEED", flag: "event-feed", fallback: "false" },
   internalAddress: { env: "METAL_INTERNAL_ADDRESS", flag: "internal-address", optional: true },
   replicaId: { env: "METAL_REPLICA_ID", flag: "replica-id", optional: true },
+  replicaHeartbeat: { env: "METAL_REPLICA_HEARTBEAT", flag: "replica-heartbeat", fallback: "5s" },
+  replicaTimeout: { env: "METAL_REPLICA_TIMEOUT", flag: "replica-timeout", fallback: "30s" },
   consoleListen: { env: "METAL_CONSOLE_LISTEN", flag: "console-listen", fallback: "127.0.0.1:5222" },
   consoleIdleTimeout: { env: "METAL_CONSOLE_IDLE_TIMEOUT", flag: "console-idle-timeout", fallback: "30m" },
   tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert", optional: true },
@@ -139,6 +145,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
   const mqttTopicPrefix = r.parse("mqttTopicPrefix", topicPrefix);
   const eventFeed = r.bool("eventFeed");
   if (eventFeed && mqttUrl === undefined) throw new ConfigError("METAL_EVENT_FEED needs MQTT_URL: the feed is published on the broker");
+  const replicaHeartbeatMs = r.duration("replicaHeartbeat");
+  const replicaTimeoutMs = r.duration("replicaTimeout");
+  // Two missed heartbeats must not make a live replica look dead.
+  if (replicaTimeoutMs < 2 * replicaHeartbeatMs) throw new ConfigError("METAL_REPLICA_TIMEOUT must be at least twice METAL_REPLICA_HEARTBEAT");
   const count = (k: "maxConnections" | "maxConnectionsPerAddress" | "http2MaxStreams") => r.int(k, 1, Number.MAX_SAFE_INTEGER);
   return Object.freeze({
     listen,
@@ -150,6 +160,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     eventFeed,
     internalAddress: r.optional("internalAddress") === undefined ? listen : r.hostPort("internalAddress"),
     replicaId: r.optional("replicaId") === undefined ? undefined : r.parse("replicaId", replicaName),
+    replicaHeartbeatMs,
+    replicaTimeoutMs,
     consoleListen: r.hostPort("consoleListen"),
     consoleIdleTimeoutMs: r.duration("consoleIdleTimeout", { allowZero: true }),
     tlsCert,
