@@ -8,7 +8,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Paging } from "../../api/v1/common_pb.js";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
-import type { Machine, MachineRole, MachineState } from "../../api/v1/machine_pb.js";
+import type { Machine, MachineRole, MachineState, MachineWatchChange, MachineWatchEventsAdded, MachineWatchReset, MachineWatchSnapshotDone } from "../../api/v1/machine_pb.js";
 import { file_metal_api_v1_machine } from "../../api/v1/machine_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -16,7 +16,112 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/machine.proto.
  */
 export const file_metal_admin_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSLhAQoOTWFjaGluZUNvbW1hbmQSCgoCaWQYASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIPCgdjb21tYW5kGAMgASgJEjAKBnN0YXR1cxgEIAEoDjIgLm1ldGFsLmFkbWluLnYxLkJtY0NvbW1hbmRTdGF0dXMSDgoGcmVzdWx0GAUgASgJEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEiwKCGRlYWRsaW5lGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJvCh9NYWNoaW5lU2VydmljZUJNQ0NvbW1hbmRSZXF1ZXN0EgoKAmlkGAEgASgJEisKB2NvbW1hbmQYAiABKA4yGi5tZXRhbC5hZG1pbi52MS5CbWNDb21tYW5kEhMKC2Rlc2NyaXB0aW9uGAMgASgJInsKIE1hY2hpbmVTZXJ2aWNlQk1DQ29tbWFuZFJlc3BvbnNlEi8KB2NvbW1hbmQYASABKAsyHi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lQ29tbWFuZBImCgdtYWNoaW5lGAIgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKwodTWFjaGluZVNlcnZpY2VDb21tYW5kc1JlcXVlc3QSCgoCaWQYASABKAkiUgoeTWFjaGluZVNlcnZpY2VDb21tYW5kc1Jlc3BvbnNlEjAKCGNvbW1hbmRzGAEgAygLMh4ubWV0YWwuYWRtaW4udjEuTWFjaGluZUNvbW1hbmQiMAoOQm1jQ3JlZGVudGlhbHMSDAoEdXNlchgBIAEoCRIQCghwYXNzd29yZBgCIAEoCSImChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkifAoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUSNwoPYm1jX2NyZWRlbnRpYWxzGAIgASgLMh4ubWV0YWwuYWRtaW4udjEuQm1jQ3JlZGVudGlhbHMingIKGU1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QSFgoJcGFydGl0aW9uGAEgASgJSACIAQESJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZxIRCgRzaXplGAMgASgJSAGIAQESEQoEcmFjaxgEIAEoCUgCiAEBEhQKB3Byb2plY3QYBSABKAlIA4gBARIWCglhbGxvY2F0ZWQYBiABKAhIBIgBARIsCgRyb2xlGAcgASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlSAWIAQFCDAoKX3BhcnRpdGlvbkIHCgVfc2l6ZUIHCgVfcmFja0IKCghfcHJvamVjdEIMCgpfYWxsb2NhdGVkQgcKBV9yb2xlIl4KGk1hY2hpbmVTZXJ2aWNlTGlzdFJlc3BvbnNlEicKCG1hY2hpbmVzGAEgAygLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJImkKG01hY2hpbmVTZXJ2aWNlSXNzdWVzUmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIkCgZwYWdpbmcYAiABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nQgwKCl9wYXJ0aXRpb24iMwoNTWFjaGluZUlzc3VlcxISCgptYWNoaW5lX2lkGAEgASgJEg4KBmlzc3VlcxgCIAMoCSJoChxNYWNoaW5lU2VydmljZUlzc3Vlc1Jlc3BvbnNlEi8KCG1hY2hpbmVzGAEgAygLMh0ubWV0YWwuYWRtaW4udjEuTWFjaGluZUlzc3VlcxIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiZgodTWFjaGluZVNlcnZpY2VTZXRTdGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSKQoFc3RhdGUYAiABKA4yGi5tZXRhbC5hcGkudjEuTWFjaGluZVN0YXRlEg4KBnJlYXNvbhgDIAEoCSJICh5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIikKG01hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBIKCgJpZBgBIAEoCSJGChxNYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSqNAgoKQm1jQ29tbWFuZBIbChdCTUNfQ09NTUFORF9VTlNQRUNJRklFRBAAEhgKFEJNQ19DT01NQU5EX1BPV0VSX09OEAESGQoVQk1DX0NPTU1BTkRfUE9XRVJfT0ZGEAISFQoRQk1DX0NPTU1BTkRfUkVTRVQQAxIVChFCTUNfQ09NTUFORF9DWUNMRRAEEhkKFUJNQ19DT01NQU5EX0JPT1RfQklPUxAFEhkKFUJNQ19DT01NQU5EX0JPT1RfRElTSxAGEhgKFEJNQ19DT01NQU5EX0JPT1RfUFhFEAcSFgoSQk1DX0NPTU1BTkRfTEVEX09OEAgSFwoTQk1DX0NPTU1BTkRfTEVEX09GRhAJKrQBChBCbWNDb21tYW5kU3RhdHVzEiIKHkJNQ19DT01NQU5EX1NUQVRVU19VTlNQRUNJRklFRBAAEh4KGkJNQ19DT01NQU5EX1NUQVRVU19QRU5ESU5HEAESGwoXQk1DX0NPTU1BTkRfU1RBVFVTX0RPTkUQAhIdChlCTUNfQ09NTUFORF9TVEFUVVNfRkFJTEVEEAMSIAocQk1DX0NPTU1BTkRfU1RBVFVTX1RJTUVEX09VVBAEMpQGCg5NYWNoaW5lU2VydmljZRJiCgNHZXQSKC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlcXVlc3QaKS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUdldFJlc3BvbnNlIgbK8xgCEAESZQoETGlzdBIpLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABEnEKCFNldFN0YXRlEi0ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VTZXRTdGF0ZVJlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVzcG9uc2UiBsrzGAIQAhJrCgZEZWxldGUSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCEAISawoGSXNzdWVzEisubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0GiwubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXNwb25zZSIGyvMYAhABEncKCkJNQ0NvbW1hbmQSLy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUJNQ0NvbW1hbmRSZXF1ZXN0GjAubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VCTUNDb21tYW5kUmVzcG9uc2UiBsrzGAIQAhJxCghDb21tYW5kcxItLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlQ29tbWFuZHNSZXF1ZXN0Gi4ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VDb21tYW5kc1Jlc3BvbnNlIgbK8xgCEAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChxtZXRhbC9hZG1pbi92MS9tYWNoaW5lLnByb3RvEg5tZXRhbC5hZG1pbi52MSKaAQoaTWFjaGluZVNlcnZpY2VXYXRjaFJlcXVlc3QSFgoJcGFydGl0aW9uGAEgASgJSACIAQESDwoCaWQYAiABKAlIAYgBARIbCg5zaW5jZV9yZXZpc2lvbhgDIAEoBEgCiAEBEg4KBmV2ZW50cxgEIAEoCEIMCgpfcGFydGl0aW9uQgUKA19pZEIRCg9fc2luY2VfcmV2aXNpb24iuQIKG01hY2hpbmVTZXJ2aWNlV2F0Y2hSZXNwb25zZRIpCghzbmFwc2hvdBgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lSAASPwoNc25hcHNob3RfZG9uZRgCIAEoCzImLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hTbmFwc2hvdERvbmVIABIyCgZjaGFuZ2UYAyABKAsyIC5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoQ2hhbmdlSAASPQoMZXZlbnRzX2FkZGVkGAQgASgLMiUubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaEV2ZW50c0FkZGVkSAASMAoFcmVzZXQYBSABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoUmVzZXRIAEIJCgdtZXNzYWdlIuEBCg5NYWNoaW5lQ29tbWFuZBIKCgJpZBgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEg8KB2NvbW1hbmQYAyABKAkSMAoGc3RhdHVzGAQgASgOMiAubWV0YWwuYWRtaW4udjEuQm1jQ29tbWFuZFN0YXR1cxIOCgZyZXN1bHQYBSABKAkSLgoKY3JlYXRlZF9hdBgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIm8KH01hY2hpbmVTZXJ2aWNlQk1DQ29tbWFuZFJlcXVlc3QSCgoCaWQYASABKAkSKwoHY29tbWFuZBgCIAEoDjIaLm1ldGFsLmFkbWluLnYxLkJtY0NvbW1hbmQSEwoLZGVzY3JpcHRpb24YAyABKAkiewogTWFjaGluZVNlcnZpY2VCTUNDb21tYW5kUmVzcG9uc2USLwoHY29tbWFuZBgBIAEoCzIeLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVDb21tYW5kEiYKB21hY2hpbmUYAiABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSIrCh1NYWNoaW5lU2VydmljZUNvbW1hbmRzUmVxdWVzdBIKCgJpZBgBIAEoCSJSCh5NYWNoaW5lU2VydmljZUNvbW1hbmRzUmVzcG9uc2USMAoIY29tbWFuZHMYASADKAsyHi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lQ29tbWFuZCIwCg5CbWNDcmVkZW50aWFscxIMCgR1c2VyGAEgASgJEhAKCHBhc3N3b3JkGAIgASgJIiYKGE1hY2hpbmVTZXJ2aWNlR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSJ8ChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRI3Cg9ibWNfY3JlZGVudGlhbHMYAiABKAsyHi5tZXRhbC5hZG1pbi52MS5CbWNDcmVkZW50aWFscyKeAgoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARIkCgZwYWdpbmcYAiABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nEhEKBHNpemUYAyABKAlIAYgBARIRCgRyYWNrGAQgASgJSAKIAQESFAoHcHJvamVjdBgFIAEoCUgDiAEBEhYKCWFsbG9jYXRlZBgGIAEoCEgEiAEBEiwKBHJvbGUYByABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGVIBYgBAUIMCgpfcGFydGl0aW9uQgcKBV9zaXplQgcKBV9yYWNrQgoKCF9wcm9qZWN0QgwKCl9hbGxvY2F0ZWRCBwoFX3JvbGUiXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiaQobTWFjaGluZVNlcnZpY2VJc3N1ZXNSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmdCDAoKX3BhcnRpdGlvbiIzCg1NYWNoaW5lSXNzdWVzEhIKCm1hY2hpbmVfaWQYASABKAkSDgoGaXNzdWVzGAIgAygJImgKHE1hY2hpbmVTZXJ2aWNlSXNzdWVzUmVzcG9uc2USLwoIbWFjaGluZXMYASADKAsyHS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lSXNzdWVzEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSJmCh1NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBIKCgJpZBgBIAEoCRIpCgVzdGF0ZRgCIAEoDjIaLm1ldGFsLmFwaS52MS5NYWNoaW5lU3RhdGUSDgoGcmVhc29uGAMgASgJIkgKHk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiKQobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJIkYKHE1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lKo0CCgpCbWNDb21tYW5kEhsKF0JNQ19DT01NQU5EX1VOU1BFQ0lGSUVEEAASGAoUQk1DX0NPTU1BTkRfUE9XRVJfT04QARIZChVCTUNfQ09NTUFORF9QT1dFUl9PRkYQAhIVChFCTUNfQ09NTUFORF9SRVNFVBADEhUKEUJNQ19DT01NQU5EX0NZQ0xFEAQSGQoVQk1DX0NPTU1BTkRfQk9PVF9CSU9TEAUSGQoVQk1DX0NPTU1BTkRfQk9PVF9ESVNLEAYSGAoUQk1DX0NPTU1BTkRfQk9PVF9QWEUQBxIWChJCTUNfQ09NTUFORF9MRURfT04QCBIXChNCTUNfQ09NTUFORF9MRURfT0ZGEAkqtAEKEEJtY0NvbW1hbmRTdGF0dXMSIgoeQk1DX0NPTU1BTkRfU1RBVFVTX1VOU1BFQ0lGSUVEEAASHgoaQk1DX0NPTU1BTkRfU1RBVFVTX1BFTkRJTkcQARIbChdCTUNfQ09NTUFORF9TVEFUVVNfRE9ORRACEh0KGUJNQ19DT01NQU5EX1NUQVRVU19GQUlMRUQQAxIgChxCTUNfQ09NTUFORF9TVEFUVVNfVElNRURfT1VUEAQygAcKDk1hY2hpbmVTZXJ2aWNlEmIKA0dldBIoLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVxdWVzdBopLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIQARJlCgRMaXN0EikubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBoqLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAEScQoIU2V0U3RhdGUSLS5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZVNldFN0YXRlUmVxdWVzdBouLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlU2V0U3RhdGVSZXNwb25zZSIGyvMYAhACEmsKBkRlbGV0ZRIrLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBosLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIQAhJrCgZJc3N1ZXMSKy5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1JlcXVlc3QaLC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUlzc3Vlc1Jlc3BvbnNlIgbK8xgCEAESdwoKQk1DQ29tbWFuZBIvLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlQk1DQ29tbWFuZFJlcXVlc3QaMC5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUJNQ0NvbW1hbmRSZXNwb25zZSIGyvMYAhACEnEKCENvbW1hbmRzEi0ubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VDb21tYW5kc1JlcXVlc3QaLi5tZXRhbC5hZG1pbi52MS5NYWNoaW5lU2VydmljZUNvbW1hbmRzUmVzcG9uc2UiBsrzGAIQARJqCgVXYXRjaBIqLm1ldGFsLmFkbWluLnYxLk1hY2hpbmVTZXJ2aWNlV2F0Y2hSZXF1ZXN0GisubWV0YWwuYWRtaW4udjEuTWFjaGluZVNlcnZpY2VXYXRjaFJlc3BvbnNlIgbK8xgCEAEwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common, file_metal_api_v1_machine]);
+
+/**
+ * MachineServiceWatchRequest selects what to watch and where to resume.
+ *
+ * @generated from message metal.admin.v1.MachineServiceWatchRequest
+ */
+export type MachineServiceWatchRequest = Message<"metal.admin.v1.MachineServiceWatchRequest"> & {
+  /**
+   * Partition, when set, limits the watch to machines of this partition.
+   *
+   * @generated from field: optional string partition = 1;
+   */
+  partition?: string | undefined;
+
+  /**
+   * Id, when set, limits the watch to this machine (e.g. to follow its events).
+   *
+   * @generated from field: optional string id = 2;
+   */
+  id?: string | undefined;
+
+  /**
+   * SinceRevision resumes after this revision (the revision of the last snapshot_done, or of the last
+   * message with last_in_revision set): no snapshot is sent, only the changes after it. When the
+   * change log no longer reaches back that far, a reset and a new snapshot are sent instead.
+   *
+   * @generated from field: optional uint64 since_revision = 3;
+   */
+  sinceRevision?: bigint | undefined;
+
+  /**
+   * Events asks for each machine's new provisioning events as events_added messages.
+   *
+   * @generated from field: bool events = 4;
+   */
+  events: boolean;
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceWatchRequest.
+ * Use `create(MachineServiceWatchRequestSchema)` to create a new message.
+ */
+export const MachineServiceWatchRequestSchema: GenMessage<MachineServiceWatchRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 0);
+
+/**
+ * MachineServiceWatchResponse is one message of a watch.
+ *
+ * @generated from message metal.admin.v1.MachineServiceWatchResponse
+ */
+export type MachineServiceWatchResponse = Message<"metal.admin.v1.MachineServiceWatchResponse"> & {
+  /**
+   * Message is what happened.
+   *
+   * @generated from oneof metal.admin.v1.MachineServiceWatchResponse.message
+   */
+  message: {
+    /**
+     * Snapshot is one machine of the initial snapshot (as Get returns it, without BMC credentials).
+     *
+     * @generated from field: metal.api.v1.Machine snapshot = 1;
+     */
+    value: Machine;
+    case: "snapshot";
+  } | {
+    /**
+     * SnapshotDone ends the snapshot; changes after its revision follow.
+     *
+     * @generated from field: metal.api.v1.MachineWatchSnapshotDone snapshot_done = 2;
+     */
+    value: MachineWatchSnapshotDone;
+    case: "snapshotDone";
+  } | {
+    /**
+     * Change is a change of one machine.
+     *
+     * @generated from field: metal.api.v1.MachineWatchChange change = 3;
+     */
+    value: MachineWatchChange;
+    case: "change";
+  } | {
+    /**
+     * EventsAdded carries provisioning events a machine sent (only with events set in the request).
+     *
+     * @generated from field: metal.api.v1.MachineWatchEventsAdded events_added = 4;
+     */
+    value: MachineWatchEventsAdded;
+    case: "eventsAdded";
+  } | {
+    /**
+     * Reset says the resume point is no longer in the change log: a new snapshot follows; drop what you had.
+     *
+     * @generated from field: metal.api.v1.MachineWatchReset reset = 5;
+     */
+    value: MachineWatchReset;
+    case: "reset";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.admin.v1.MachineServiceWatchResponse.
+ * Use `create(MachineServiceWatchResponseSchema)` to create a new message.
+ */
+export const MachineServiceWatchResponseSchema: GenMessage<MachineServiceWatchResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_machine, 1);
 
 /**
  * MachineCommand is one queued BMC command.
@@ -79,7 +184,7 @@ export type MachineCommand = Message<"metal.admin.v1.MachineCommand"> & {
  * Use `create(MachineCommandSchema)` to create a new message.
  */
 export const MachineCommandSchema: GenMessage<MachineCommand> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 0);
+  messageDesc(file_metal_admin_v1_machine, 2);
 
 /**
  * MachineServiceBMCCommandRequest names the machine and the command.
@@ -114,7 +219,7 @@ export type MachineServiceBMCCommandRequest = Message<"metal.admin.v1.MachineSer
  * Use `create(MachineServiceBMCCommandRequestSchema)` to create a new message.
  */
 export const MachineServiceBMCCommandRequestSchema: GenMessage<MachineServiceBMCCommandRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 1);
+  messageDesc(file_metal_admin_v1_machine, 3);
 
 /**
  * MachineServiceBMCCommandResponse carries the queued command.
@@ -142,7 +247,7 @@ export type MachineServiceBMCCommandResponse = Message<"metal.admin.v1.MachineSe
  * Use `create(MachineServiceBMCCommandResponseSchema)` to create a new message.
  */
 export const MachineServiceBMCCommandResponseSchema: GenMessage<MachineServiceBMCCommandResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 2);
+  messageDesc(file_metal_admin_v1_machine, 4);
 
 /**
  * MachineServiceCommandsRequest names a machine.
@@ -163,7 +268,7 @@ export type MachineServiceCommandsRequest = Message<"metal.admin.v1.MachineServi
  * Use `create(MachineServiceCommandsRequestSchema)` to create a new message.
  */
 export const MachineServiceCommandsRequestSchema: GenMessage<MachineServiceCommandsRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 3);
+  messageDesc(file_metal_admin_v1_machine, 5);
 
 /**
  * MachineServiceCommandsResponse carries the machine's commands.
@@ -184,7 +289,7 @@ export type MachineServiceCommandsResponse = Message<"metal.admin.v1.MachineServ
  * Use `create(MachineServiceCommandsResponseSchema)` to create a new message.
  */
 export const MachineServiceCommandsResponseSchema: GenMessage<MachineServiceCommandsResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 4);
+  messageDesc(file_metal_admin_v1_machine, 6);
 
 /**
  * BmcCredentials are the login of a machine's BMC.
@@ -212,7 +317,7 @@ export type BmcCredentials = Message<"metal.admin.v1.BmcCredentials"> & {
  * Use `create(BmcCredentialsSchema)` to create a new message.
  */
 export const BmcCredentialsSchema: GenMessage<BmcCredentials> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 5);
+  messageDesc(file_metal_admin_v1_machine, 7);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -233,7 +338,7 @@ export type MachineServiceGetRequest = Message<"metal.admin.v1.MachineServiceGet
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 6);
+  messageDesc(file_metal_admin_v1_machine, 8);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -262,7 +367,7 @@ export type MachineServiceGetResponse = Message<"metal.admin.v1.MachineServiceGe
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 7);
+  messageDesc(file_metal_admin_v1_machine, 9);
 
 /**
  * MachineServiceListRequest filters machines; unset filters match everything.
@@ -325,7 +430,7 @@ export type MachineServiceListRequest = Message<"metal.admin.v1.MachineServiceLi
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 8);
+  messageDesc(file_metal_admin_v1_machine, 10);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -353,7 +458,7 @@ export type MachineServiceListResponse = Message<"metal.admin.v1.MachineServiceL
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 9);
+  messageDesc(file_metal_admin_v1_machine, 11);
 
 /**
  * MachineServiceIssuesRequest selects machines to check.
@@ -381,7 +486,7 @@ export type MachineServiceIssuesRequest = Message<"metal.admin.v1.MachineService
  * Use `create(MachineServiceIssuesRequestSchema)` to create a new message.
  */
 export const MachineServiceIssuesRequestSchema: GenMessage<MachineServiceIssuesRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 10);
+  messageDesc(file_metal_admin_v1_machine, 12);
 
 /**
  * MachineIssues are the issues of one machine.
@@ -409,7 +514,7 @@ export type MachineIssues = Message<"metal.admin.v1.MachineIssues"> & {
  * Use `create(MachineIssuesSchema)` to create a new message.
  */
 export const MachineIssuesSchema: GenMessage<MachineIssues> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 11);
+  messageDesc(file_metal_admin_v1_machine, 13);
 
 /**
  * MachineServiceIssuesResponse carries the machines with at least one issue.
@@ -437,7 +542,7 @@ export type MachineServiceIssuesResponse = Message<"metal.admin.v1.MachineServic
  * Use `create(MachineServiceIssuesResponseSchema)` to create a new message.
  */
 export const MachineServiceIssuesResponseSchema: GenMessage<MachineServiceIssuesResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 12);
+  messageDesc(file_metal_admin_v1_machine, 14);
 
 /**
  * MachineServiceSetStateRequest sets a machine's state.
@@ -472,7 +577,7 @@ export type MachineServiceSetStateRequest = Message<"metal.admin.v1.MachineServi
  * Use `create(MachineServiceSetStateRequestSchema)` to create a new message.
  */
 export const MachineServiceSetStateRequestSchema: GenMessage<MachineServiceSetStateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 13);
+  messageDesc(file_metal_admin_v1_machine, 15);
 
 /**
  * MachineServiceSetStateResponse carries the machine.
@@ -493,7 +598,7 @@ export type MachineServiceSetStateResponse = Message<"metal.admin.v1.MachineServ
  * Use `create(MachineServiceSetStateResponseSchema)` to create a new message.
  */
 export const MachineServiceSetStateResponseSchema: GenMessage<MachineServiceSetStateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 14);
+  messageDesc(file_metal_admin_v1_machine, 16);
 
 /**
  * MachineServiceDeleteRequest names the machine to remove.
@@ -514,7 +619,7 @@ export type MachineServiceDeleteRequest = Message<"metal.admin.v1.MachineService
  * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
  */
 export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 15);
+  messageDesc(file_metal_admin_v1_machine, 17);
 
 /**
  * MachineServiceDeleteResponse carries the removed machine.
@@ -535,7 +640,7 @@ export type MachineServiceDeleteResponse = Message<"metal.admin.v1.MachineServic
  * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
  */
 export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_admin_v1_machine, 16);
+  messageDesc(file_metal_admin_v1_machine, 18);
 
 /**
  * BmcCommand is what a BMC is told to do.
@@ -743,6 +848,17 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceCommandsRequestSchema;
     output: typeof MachineServiceCommandsResponseSchema;
+  },
+  /**
+   * Watch streams every machine (or a partition's, or one machine): a snapshot (unless resuming),
+   * then every change as it commits, on any replica. See docs/api.md#watch.
+   *
+   * @generated from rpc metal.admin.v1.MachineService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof MachineServiceWatchRequestSchema;
+    output: typeof MachineServiceWatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_machine, 0);

@@ -14,7 +14,252 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIskBChtNYWNoaW5lU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEEhgKC2Rlc2NyaXB0aW9uGAQgASgJSACIAQESJgoEdGFncxgFIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EioKCHNzaF9rZXlzGAYgASgLMhgubWV0YWwuYXBpLnYxLlN0cmluZ0xpc3RCDgoMX2Rlc2NyaXB0aW9uIkYKHE1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIkwKHk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg0KBWltYWdlGAMgASgJIkkKH01hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIlMKJE1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg4KBnJlYXNvbhgDIAEoCSJBCiVNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlEhgKEGNvbnNvbGVfcGFzc3dvcmQYASABKAkiOgobTWFjaGluZVNlcnZpY2VFdmVudHNSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiSwocTWFjaGluZVNlcnZpY2VFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASABKAsyGy5tZXRhbC5hcGkudjEuTWFjaGluZUV2ZW50cyI6ChtNYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJGChxNYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCg5NYWNoaW5lTmV0d29yaxIPCgduZXR3b3JrGAEgASgJEgsKA2lwcxgCIAMoCRILCgN2cmYYAyABKA0SDwoHcHJpbWFyeRgEIAEoCCKzAwoRTWFjaGluZUFsbG9jYXRpb24SDAoEdXVpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSEAoIaG9zdG5hbWUYBSABKAkSJwoEcm9sZRgGIAEoDjIZLm1ldGFsLmFwaS52MS5NYWNoaW5lUm9sZRINCgVpbWFnZRgHIAEoCRIZChFmaWxlc3lzdGVtX2xheW91dBgIIAEoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSCwoDYXNuGAsgASgEEi4KCG5ldHdvcmtzGAwgAygLMhwubWV0YWwuYXBpLnYxLk1hY2hpbmVOZXR3b3JrEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYDiABKAkSEwoLZG5zX3NlcnZlcnMYDyADKAkSEwoLbnRwX3NlcnZlcnMYECADKAkSEQoJaW5zdGFsbGVkGBEgASgIEhQKDHJlaW5zdGFsbGluZxgSIAEoCCI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKuAwobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBEicKBHJvbGUYDSABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSCwoDaXBzGA4gAygJEgwKBHRhZ3MYDyADKAkSEwoLZG5zX3NlcnZlcnMYECADKAkSEwoLbnRwX3NlcnZlcnMYESADKAkSHgoRZmlsZXN5c3RlbV9sYXlvdXQYEiABKAlIAYgBAUINCgtfbWFjaGluZV9pZEIUChJfZmlsZXN5c3RlbV9sYXlvdXQiRgocTWFjaGluZVNlcnZpY2VDcmVhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUigQEKEVByb3Zpc2lvbmluZ0V2ZW50EjEKBHR5cGUYASABKA4yIy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnRUeXBlEg8KB21lc3NhZ2UYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgIKDU1hY2hpbmVFdmVudHMSMwoKbGl2ZWxpbmVzcxgBIAEoDjIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTGl2ZWxpbmVzcxIsCgNsb2cYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSMwoPbGFzdF9ldmVudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5ChBsYXN0X2Vycm9yX2V2ZW50GAQgASgLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EhIKCmNyYXNoX2xvb3AYBSABKAgSHgoWZmFpbGVkX21hY2hpbmVfcmVjbGFpbRgGIAEoCCKuAwoHTWFjaGluZRIKCgJpZBgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAkSKwoGZXZlbnRzGAMgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMSIAoEbWV0YRgEIAEoCzISLm1ldGFsLmFwaS52MS5NZXRhEgwKBHNpemUYBSABKAkSDAoEcmFjaxgGIAEoCRIzCgphbGxvY2F0aW9uGAcgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVBbGxvY2F0aW9uEg8KB3dhaXRpbmcYCCABKAgSKQoFc3RhdGUYCSABKA4yGi5tZXRhbC5hcGkudjEuTWFjaGluZVN0YXRlEhQKDHN0YXRlX3JlYXNvbhgKIAEoCRIMCgR0YWdzGAsgAygJEiUKA2JtYxgMIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jEiUKA2xlZBgNIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lTGVkEjYKCGhhcmR3YXJlGA4gASgLMiQubWV0YWwuYXBpLnYxLk1hY2hpbmVIYXJkd2FyZVN1bW1hcnki8QEKCk1hY2hpbmVCbWMSDwoHYWRkcmVzcxgBIAEoCRILCgNtYWMYAiABKAkSEQoJaW50ZXJmYWNlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSEwoLcG93ZXJfc3RhdGUYBSABKAkSLgoDZnJ1GAYgAygLMiEubWV0YWwuYXBpLnYxLk1hY2hpbmVCbWMuRnJ1RW50cnkSMAoMbGFzdF91cGRhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoqCghGcnVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKCk1hY2hpbmVMZWQSDQoFc3RhdGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkitQEKFk1hY2hpbmVIYXJkd2FyZVN1bW1hcnkSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhEKCWNwdV9jb3JlcxgCIAEoDRISCgpjcHVfbW9kZWxzGAMgAygJEi8KBWRpc2tzGAQgAygLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVEaXNrU3VtbWFyeRItCgRuaWNzGAUgAygLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVOaWNTdW1tYXJ5IjYKEk1hY2hpbmVEaXNrU3VtbWFyeRIMCgRuYW1lGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQiQQoRTWFjaGluZU5pY1N1bW1hcnkSDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSEQoJbmVpZ2hib3JzGAMgAygJKn8KDE1hY2hpbmVTdGF0ZRIdChlNQUNISU5FX1NUQVRFX1VOU1BFQ0lGSUVEEAASGwoXTUFDSElORV9TVEFURV9BVkFJTEFCTEUQARIZChVNQUNISU5FX1NUQVRFX1RBSU5URUQQAhIYChRNQUNISU5FX1NUQVRFX0xPQ0tFRBADKmAKC01hY2hpbmVSb2xlEhwKGE1BQ0hJTkVfUk9MRV9VTlNQRUNJRklFRBAAEhgKFE1BQ0hJTkVfUk9MRV9NQUNISU5FEAESGQoVTUFDSElORV9ST0xFX0ZJUkVXQUxMEAIqgAQKFVByb3Zpc2lvbmluZ0V2ZW50VHlwZRInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BYRV9CT09USU5HEAESJQohUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFJFUEFSSU5HEAISJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUkVHSVNURVJJTkcQAxIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9XQUlUSU5HEAQSJgoiUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfSU5TVEFMTElORxAFEi4KKlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0JPT1RJTkdfTkVXX0tFUk5FTBAGEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BIT05FRF9IT01FEAcSKgomUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUExBTk5FRF9SRUJPT1QQCBIrCidQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9NQUNISU5FX1JFQ0xBSU0QCRIhCh1QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9BTElWRRAKEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX0NSQVNIRUQQCyqSAQoRTWFjaGluZUxpdmVsaW5lc3MSIgoeTUFDSElORV9MSVZFTElORVNTX1VOU1BFQ0lGSUVEEAASHAoYTUFDSElORV9MSVZFTElORVNTX0FMSVZFEAESGwoXTUFDSElORV9MSVZFTElORVNTX0RFQUQQAhIeChpNQUNISU5FX0xJVkVMSU5FU1NfVU5LTk9XThADMu4GCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZEZWxldGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZVcGRhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIYAhJwCglSZWluc3RhbGwSLC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VSZWluc3RhbGxSZXF1ZXN0Gi0ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIYAhKCAQoPQ29uc29sZVBhc3N3b3JkEjIubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBozLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlIgbK8xgCGAISZwoGRXZlbnRzEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1Jlc3BvbnNlIgbK8xgCGAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIqsBChpNYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhYKCXBhcnRpdGlvbhgCIAEoCUgAiAEBEg8KAmlkGAMgASgJSAGIAQESGwoOc2luY2VfcmV2aXNpb24YBCABKARIAogBARIOCgZldmVudHMYBSABKAhCDAoKX3BhcnRpdGlvbkIFCgNfaWRCEQoPX3NpbmNlX3JldmlzaW9uIrkCChtNYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2USKQoIc25hcHNob3QYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZUgAEj8KDXNuYXBzaG90X2RvbmUYAiABKAsyJi5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3REb25lSAASMgoGY2hhbmdlGAMgASgLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUgAEj0KDGV2ZW50c19hZGRlZBgEIAEoCzIlLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hFdmVudHNBZGRlZEgAEjAKBXJlc2V0GAUgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaFJlc2V0SABCCQoHbWVzc2FnZSIsChhNYWNoaW5lV2F0Y2hTbmFwc2hvdERvbmUSEAoIcmV2aXNpb24YASABKAQiLAoRTWFjaGluZVdhdGNoUmVzZXQSFwoPcHJ1bmVkX3JldmlzaW9uGAEgASgEIqgBChJNYWNoaW5lV2F0Y2hDaGFuZ2USMgoEa2luZBgBIAEoDjIkLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hDaGFuZ2VLaW5kEhAKCHJldmlzaW9uGAIgASgEEgoKAmlkGAMgASgJEiYKB21hY2hpbmUYBCABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIYChBsYXN0X2luX3JldmlzaW9uGAUgASgIIoIBChdNYWNoaW5lV2F0Y2hFdmVudHNBZGRlZBIKCgJpZBgBIAEoCRIvCgZldmVudHMYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSEAoIcmV2aXNpb24YAyABKAQSGAoQbGFzdF9pbl9yZXZpc2lvbhgEIAEoCCLJAQobTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoBBIYCgtkZXNjcmlwdGlvbhgEIAEoCUgAiAEBEiYKBHRhZ3MYBSABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBIqCghzc2hfa2V5cxgGIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0Qg4KDF9kZXNjcmlwdGlvbiJGChxNYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCh5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRINCgVpbWFnZRgDIAEoCSJJCh9NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJTCiRNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIOCgZyZWFzb24YAyABKAkiQQolTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZRIYChBjb25zb2xlX3Bhc3N3b3JkGAEgASgJIjoKG01hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIksKHE1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMiOgobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiRgocTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiTAoOTWFjaGluZU5ldHdvcmsSDwoHbmV0d29yaxgBIAEoCRILCgNpcHMYAiADKAkSCwoDdnJmGAMgASgNEg8KB3ByaW1hcnkYBCABKAgiswMKEU1hY2hpbmVBbGxvY2F0aW9uEgwKBHV1aWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGhvc3RuYW1lGAUgASgJEicKBHJvbGUYBiABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSDQoFaW1hZ2UYByABKAkSGQoRZmlsZXN5c3RlbV9sYXlvdXQYCCABKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEgsKA2FzbhgLIAEoBBIuCghuZXR3b3JrcxgMIAMoCzIcLm1ldGFsLmFwaS52MS5NYWNoaW5lTmV0d29yaxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GA4gASgJEhMKC2Ruc19zZXJ2ZXJzGA8gAygJEhMKC250cF9zZXJ2ZXJzGBAgAygJEhEKCWluc3RhbGxlZBgRIAEoCBIUCgxyZWluc3RhbGxpbmcYEiABKAgiNwoYTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiUgoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmciXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirgMKG01hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoCRIMCgRzaXplGAMgASgJEg0KBWltYWdlGAQgASgJEgwKBG5hbWUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIaG9zdG5hbWUYByABKAkSEAoIbmV0d29ya3MYCCADKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEhYKDnBsYWNlbWVudF90YWdzGAsgAygJEhcKCm1hY2hpbmVfaWQYDCABKAlIAIgBARInCgRyb2xlGA0gASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEgsKA2lwcxgOIAMoCRIMCgR0YWdzGA8gAygJEhMKC2Ruc19zZXJ2ZXJzGBAgAygJEhMKC250cF9zZXJ2ZXJzGBEgAygJEh4KEWZpbGVzeXN0ZW1fbGF5b3V0GBIgASgJSAGIAQFCDQoLX21hY2hpbmVfaWRCFAoSX2ZpbGVzeXN0ZW1fbGF5b3V0IkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgirgMKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIEikKBXN0YXRlGAkgASgOMhoubWV0YWwuYXBpLnYxLk1hY2hpbmVTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCiABKAkSDAoEdGFncxgLIAMoCRIlCgNibWMYDCABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUJtYxIlCgNsZWQYDSABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUxlZBI2CghoYXJkd2FyZRgOIAEoCzIkLm1ldGFsLmFwaS52MS5NYWNoaW5lSGFyZHdhcmVTdW1tYXJ5IvEBCgpNYWNoaW5lQm1jEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEhEKCWludGVyZmFjZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhMKC3Bvd2VyX3N0YXRlGAUgASgJEi4KA2ZydRgGIAMoCzIhLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jLkZydUVudHJ5EjAKDGxhc3RfdXBkYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCgpNYWNoaW5lTGVkEg0KBXN0YXRlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIrUBChZNYWNoaW5lSGFyZHdhcmVTdW1tYXJ5EhQKDG1lbW9yeV9ieXRlcxgBIAEoBBIRCgljcHVfY29yZXMYAiABKA0SEgoKY3B1X21vZGVscxgDIAMoCRIvCgVkaXNrcxgEIAMoCzIgLm1ldGFsLmFwaS52MS5NYWNoaW5lRGlza1N1bW1hcnkSLQoEbmljcxgFIAMoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTmljU3VtbWFyeSI2ChJNYWNoaW5lRGlza1N1bW1hcnkSDAoEbmFtZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEIkEKEU1hY2hpbmVOaWNTdW1tYXJ5EgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEhEKCW5laWdoYm9ycxgDIAMoCSrQAgoWTWFjaGluZVdhdGNoQ2hhbmdlS2luZBIpCiVNQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9DUkVBVEVEEAESJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9VUERBVEVEEAISJwojTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9BTExPQ0FURUQQAxIjCh9NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0ZSRUVEEAQSJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9ERUxFVEVEEAUSJAogTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9FVkVOVFMQBhIiCh5NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0dPTkUQByp/CgxNYWNoaW5lU3RhdGUSHQoZTUFDSElORV9TVEFURV9VTlNQRUNJRklFRBAAEhsKF01BQ0hJTkVfU1RBVEVfQVZBSUxBQkxFEAESGQoVTUFDSElORV9TVEFURV9UQUlOVEVEEAISGAoUTUFDSElORV9TVEFURV9MT0NLRUQQAypgCgtNYWNoaW5lUm9sZRIcChhNQUNISU5FX1JPTEVfVU5TUEVDSUZJRUQQABIYChRNQUNISU5FX1JPTEVfTUFDSElORRABEhkKFU1BQ0hJTkVfUk9MRV9GSVJFV0FMTBACKoAEChVQcm92aXNpb25pbmdFdmVudFR5cGUSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QWEVfQk9PVElORxABEiUKIVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BSRVBBUklORxACEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1JFR0lTVEVSSU5HEAMSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfV0FJVElORxAEEiYKIlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0lOU1RBTExJTkcQBRIuCipQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9CT09USU5HX05FV19LRVJORUwQBhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QSE9ORURfSE9NRRAHEioKJlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BMQU5ORURfUkVCT09UEAgSKwonUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfTUFDSElORV9SRUNMQUlNEAkSIQodUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQUxJVkUQChIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9DUkFTSEVEEAsqkgEKEU1hY2hpbmVMaXZlbGluZXNzEiIKHk1BQ0hJTkVfTElWRUxJTkVTU19VTlNQRUNJRklFRBAAEhwKGE1BQ0hJTkVfTElWRUxJTkVTU19BTElWRRABEhsKF01BQ0hJTkVfTElWRUxJTkVTU19ERUFEEAISHgoaTUFDSElORV9MSVZFTElORVNTX1VOS05PV04QAzLWBwoOTWFjaGluZVNlcnZpY2USXgoDR2V0EiYubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVxdWVzdBonLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldFJlc3BvbnNlIgbK8xgCGAESYQoETGlzdBInLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0GigubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCGAESZwoGQ3JlYXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCGAISZwoGRGVsZXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCGAISZwoGVXBkYXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCGAIScAoJUmVpbnN0YWxsEiwubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVxdWVzdBotLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlIgbK8xgCGAISggEKD0NvbnNvbGVQYXNzd29yZBIyLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QaMy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZSIGyvMYAhgCEmcKBkV2ZW50cxIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1JlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VFdmVudHNSZXNwb25zZSIGyvMYAhgBEmYKBVdhdGNoEigubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlV2F0Y2hSZXF1ZXN0GikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlV2F0Y2hSZXNwb25zZSIGyvMYAhgBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+
+/**
+ * MachineServiceWatchRequest selects what to watch and where to resume.
+ *
+ * @generated from message metal.api.v1.MachineServiceWatchRequest
+ */
+export type MachineServiceWatchRequest = Message<"metal.api.v1.MachineServiceWatchRequest"> & {
+  /**
+   * Project whose machines to watch.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * Partition, when set, limits the watch to machines of this partition.
+   *
+   * @generated from field: optional string partition = 2;
+   */
+  partition?: string | undefined;
+
+  /**
+   * Id, when set, limits the watch to this machine (e.g. to follow its events).
+   *
+   * @generated from field: optional string id = 3;
+   */
+  id?: string | undefined;
+
+  /**
+   * SinceRevision resumes after this revision (the revision of the last snapshot_done, or of the last
+   * message with last_in_revision set): no snapshot is sent, only the changes after it. When the
+   * change log no longer reaches back that far, a reset and a new snapshot are sent instead.
+   *
+   * @generated from field: optional uint64 since_revision = 4;
+   */
+  sinceRevision?: bigint | undefined;
+
+  /**
+   * Events asks for each machine's new provisioning events as events_added messages.
+   *
+   * @generated from field: bool events = 5;
+   */
+  events: boolean;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceWatchRequest.
+ * Use `create(MachineServiceWatchRequestSchema)` to create a new message.
+ */
+export const MachineServiceWatchRequestSchema: GenMessage<MachineServiceWatchRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 0);
+
+/**
+ * MachineServiceWatchResponse is one message of a watch.
+ *
+ * @generated from message metal.api.v1.MachineServiceWatchResponse
+ */
+export type MachineServiceWatchResponse = Message<"metal.api.v1.MachineServiceWatchResponse"> & {
+  /**
+   * Message is what happened.
+   *
+   * @generated from oneof metal.api.v1.MachineServiceWatchResponse.message
+   */
+  message: {
+    /**
+     * Snapshot is one machine of the initial snapshot (as Get returns it).
+     *
+     * @generated from field: metal.api.v1.Machine snapshot = 1;
+     */
+    value: Machine;
+    case: "snapshot";
+  } | {
+    /**
+     * SnapshotDone ends the snapshot; changes after its revision follow.
+     *
+     * @generated from field: metal.api.v1.MachineWatchSnapshotDone snapshot_done = 2;
+     */
+    value: MachineWatchSnapshotDone;
+    case: "snapshotDone";
+  } | {
+    /**
+     * Change is a change of one machine.
+     *
+     * @generated from field: metal.api.v1.MachineWatchChange change = 3;
+     */
+    value: MachineWatchChange;
+    case: "change";
+  } | {
+    /**
+     * EventsAdded carries provisioning events a machine sent (only with events set in the request).
+     *
+     * @generated from field: metal.api.v1.MachineWatchEventsAdded events_added = 4;
+     */
+    value: MachineWatchEventsAdded;
+    case: "eventsAdded";
+  } | {
+    /**
+     * Reset says the resume point is no longer in the change log: a new snapshot follows; drop what you had.
+     *
+     * @generated from field: metal.api.v1.MachineWatchReset reset = 5;
+     */
+    value: MachineWatchReset;
+    case: "reset";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceWatchResponse.
+ * Use `create(MachineServiceWatchResponseSchema)` to create a new message.
+ */
+export const MachineServiceWatchResponseSchema: GenMessage<MachineServiceWatchResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 1);
+
+/**
+ * MachineWatchSnapshotDone ends a snapshot.
+ *
+ * @generated from message metal.api.v1.MachineWatchSnapshotDone
+ */
+export type MachineWatchSnapshotDone = Message<"metal.api.v1.MachineWatchSnapshotDone"> & {
+  /**
+   * Revision the snapshot is complete up to: resume from it (since_revision) if nothing followed.
+   *
+   * @generated from field: uint64 revision = 1;
+   */
+  revision: bigint;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineWatchSnapshotDone.
+ * Use `create(MachineWatchSnapshotDoneSchema)` to create a new message.
+ */
+export const MachineWatchSnapshotDoneSchema: GenMessage<MachineWatchSnapshotDone> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 2);
+
+/**
+ * MachineWatchReset announces a new snapshot because the resume point was pruned.
+ *
+ * @generated from message metal.api.v1.MachineWatchReset
+ */
+export type MachineWatchReset = Message<"metal.api.v1.MachineWatchReset"> & {
+  /**
+   * PrunedRevision is how far the change log was pruned; since_revision was older.
+   *
+   * @generated from field: uint64 pruned_revision = 1;
+   */
+  prunedRevision: bigint;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineWatchReset.
+ * Use `create(MachineWatchResetSchema)` to create a new message.
+ */
+export const MachineWatchResetSchema: GenMessage<MachineWatchReset> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 3);
+
+/**
+ * MachineWatchChange is one change of one machine.
+ *
+ * @generated from message metal.api.v1.MachineWatchChange
+ */
+export type MachineWatchChange = Message<"metal.api.v1.MachineWatchChange"> & {
+  /**
+   * Kind of the change.
+   *
+   * @generated from field: metal.api.v1.MachineWatchChangeKind kind = 1;
+   */
+  kind: MachineWatchChangeKind;
+
+  /**
+   * Revision of the change: the committing transaction; changes arrive in revision order.
+   *
+   * @generated from field: uint64 revision = 2;
+   */
+  revision: bigint;
+
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 3;
+   */
+  id: string;
+
+  /**
+   * Machine as the matching Get returns it when the change was read; unset for deleted and gone.
+   *
+   * @generated from field: metal.api.v1.Machine machine = 4;
+   */
+  machine?: Machine | undefined;
+
+  /**
+   * LastInRevision is set on the last message of its revision for this watch: resume from revision then.
+   *
+   * @generated from field: bool last_in_revision = 5;
+   */
+  lastInRevision: boolean;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineWatchChange.
+ * Use `create(MachineWatchChangeSchema)` to create a new message.
+ */
+export const MachineWatchChangeSchema: GenMessage<MachineWatchChange> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 4);
+
+/**
+ * MachineWatchEventsAdded carries provisioning events a machine sent.
+ *
+ * @generated from message metal.api.v1.MachineWatchEventsAdded
+ */
+export type MachineWatchEventsAdded = Message<"metal.api.v1.MachineWatchEventsAdded"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Events added by this revision, newest first.
+   *
+   * @generated from field: repeated metal.api.v1.ProvisioningEvent events = 2;
+   */
+  events: ProvisioningEvent[];
+
+  /**
+   * Revision of the change: the committing transaction.
+   *
+   * @generated from field: uint64 revision = 3;
+   */
+  revision: bigint;
+
+  /**
+   * LastInRevision is set on the last message of its revision for this watch: resume from revision then.
+   *
+   * @generated from field: bool last_in_revision = 4;
+   */
+  lastInRevision: boolean;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineWatchEventsAdded.
+ * Use `create(MachineWatchEventsAddedSchema)` to create a new message.
+ */
+export const MachineWatchEventsAddedSchema: GenMessage<MachineWatchEventsAdded> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 5);
 
 /**
  * MachineServiceUpdateRequest changes the fields that are set.
@@ -70,7 +315,7 @@ export type MachineServiceUpdateRequest = Message<"metal.api.v1.MachineServiceUp
  * Use `create(MachineServiceUpdateRequestSchema)` to create a new message.
  */
 export const MachineServiceUpdateRequestSchema: GenMessage<MachineServiceUpdateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 0);
+  messageDesc(file_metal_api_v1_machine, 6);
 
 /**
  * MachineServiceUpdateResponse carries the changed machine.
@@ -91,7 +336,7 @@ export type MachineServiceUpdateResponse = Message<"metal.api.v1.MachineServiceU
  * Use `create(MachineServiceUpdateResponseSchema)` to create a new message.
  */
 export const MachineServiceUpdateResponseSchema: GenMessage<MachineServiceUpdateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 1);
+  messageDesc(file_metal_api_v1_machine, 7);
 
 /**
  * MachineServiceReinstallRequest names the machine and the image to install.
@@ -126,7 +371,7 @@ export type MachineServiceReinstallRequest = Message<"metal.api.v1.MachineServic
  * Use `create(MachineServiceReinstallRequestSchema)` to create a new message.
  */
 export const MachineServiceReinstallRequestSchema: GenMessage<MachineServiceReinstallRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 2);
+  messageDesc(file_metal_api_v1_machine, 8);
 
 /**
  * MachineServiceReinstallResponse carries the machine about to be reinstalled.
@@ -147,7 +392,7 @@ export type MachineServiceReinstallResponse = Message<"metal.api.v1.MachineServi
  * Use `create(MachineServiceReinstallResponseSchema)` to create a new message.
  */
 export const MachineServiceReinstallResponseSchema: GenMessage<MachineServiceReinstallResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 3);
+  messageDesc(file_metal_api_v1_machine, 9);
 
 /**
  * MachineServiceConsolePasswordRequest asks for a machine's console password.
@@ -182,7 +427,7 @@ export type MachineServiceConsolePasswordRequest = Message<"metal.api.v1.Machine
  * Use `create(MachineServiceConsolePasswordRequestSchema)` to create a new message.
  */
 export const MachineServiceConsolePasswordRequestSchema: GenMessage<MachineServiceConsolePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 4);
+  messageDesc(file_metal_api_v1_machine, 10);
 
 /**
  * MachineServiceConsolePasswordResponse carries the password.
@@ -203,7 +448,7 @@ export type MachineServiceConsolePasswordResponse = Message<"metal.api.v1.Machin
  * Use `create(MachineServiceConsolePasswordResponseSchema)` to create a new message.
  */
 export const MachineServiceConsolePasswordResponseSchema: GenMessage<MachineServiceConsolePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 5);
+  messageDesc(file_metal_api_v1_machine, 11);
 
 /**
  * MachineServiceEventsRequest names a machine.
@@ -231,7 +476,7 @@ export type MachineServiceEventsRequest = Message<"metal.api.v1.MachineServiceEv
  * Use `create(MachineServiceEventsRequestSchema)` to create a new message.
  */
 export const MachineServiceEventsRequestSchema: GenMessage<MachineServiceEventsRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 6);
+  messageDesc(file_metal_api_v1_machine, 12);
 
 /**
  * MachineServiceEventsResponse carries the provisioning history.
@@ -252,7 +497,7 @@ export type MachineServiceEventsResponse = Message<"metal.api.v1.MachineServiceE
  * Use `create(MachineServiceEventsResponseSchema)` to create a new message.
  */
 export const MachineServiceEventsResponseSchema: GenMessage<MachineServiceEventsResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 7);
+  messageDesc(file_metal_api_v1_machine, 13);
 
 /**
  * MachineServiceDeleteRequest names the machine to free.
@@ -280,7 +525,7 @@ export type MachineServiceDeleteRequest = Message<"metal.api.v1.MachineServiceDe
  * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
  */
 export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 8);
+  messageDesc(file_metal_api_v1_machine, 14);
 
 /**
  * MachineServiceDeleteResponse carries the freed machine.
@@ -301,7 +546,7 @@ export type MachineServiceDeleteResponse = Message<"metal.api.v1.MachineServiceD
  * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
  */
 export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 9);
+  messageDesc(file_metal_api_v1_machine, 15);
 
 /**
  * MachineNetwork is a network a machine is attached to.
@@ -343,7 +588,7 @@ export type MachineNetwork = Message<"metal.api.v1.MachineNetwork"> & {
  * Use `create(MachineNetworkSchema)` to create a new message.
  */
 export const MachineNetworkSchema: GenMessage<MachineNetwork> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 10);
+  messageDesc(file_metal_api_v1_machine, 16);
 
 /**
  * MachineAllocation is what a tenant made of a machine.
@@ -483,7 +728,7 @@ export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
  * Use `create(MachineAllocationSchema)` to create a new message.
  */
 export const MachineAllocationSchema: GenMessage<MachineAllocation> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 11);
+  messageDesc(file_metal_api_v1_machine, 17);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -511,7 +756,7 @@ export type MachineServiceGetRequest = Message<"metal.api.v1.MachineServiceGetRe
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 12);
+  messageDesc(file_metal_api_v1_machine, 18);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -532,7 +777,7 @@ export type MachineServiceGetResponse = Message<"metal.api.v1.MachineServiceGetR
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 13);
+  messageDesc(file_metal_api_v1_machine, 19);
 
 /**
  * MachineServiceListRequest asks for the project's machines.
@@ -560,7 +805,7 @@ export type MachineServiceListRequest = Message<"metal.api.v1.MachineServiceList
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 14);
+  messageDesc(file_metal_api_v1_machine, 20);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -588,7 +833,7 @@ export type MachineServiceListResponse = Message<"metal.api.v1.MachineServiceLis
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 15);
+  messageDesc(file_metal_api_v1_machine, 21);
 
 /**
  * MachineServiceCreateRequest asks for a machine.
@@ -728,7 +973,7 @@ export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCr
  * Use `create(MachineServiceCreateRequestSchema)` to create a new message.
  */
 export const MachineServiceCreateRequestSchema: GenMessage<MachineServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 16);
+  messageDesc(file_metal_api_v1_machine, 22);
 
 /**
  * MachineServiceCreateResponse carries the allocated machine.
@@ -749,7 +994,7 @@ export type MachineServiceCreateResponse = Message<"metal.api.v1.MachineServiceC
  * Use `create(MachineServiceCreateResponseSchema)` to create a new message.
  */
 export const MachineServiceCreateResponseSchema: GenMessage<MachineServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 17);
+  messageDesc(file_metal_api_v1_machine, 23);
 
 /**
  * ProvisioningEvent is one stored event.
@@ -784,7 +1029,7 @@ export type ProvisioningEvent = Message<"metal.api.v1.ProvisioningEvent"> & {
  * Use `create(ProvisioningEventSchema)` to create a new message.
  */
 export const ProvisioningEventSchema: GenMessage<ProvisioningEvent> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 18);
+  messageDesc(file_metal_api_v1_machine, 24);
 
 /**
  * MachineEvents is the provisioning history of a machine.
@@ -840,7 +1085,7 @@ export type MachineEvents = Message<"metal.api.v1.MachineEvents"> & {
  * Use `create(MachineEventsSchema)` to create a new message.
  */
 export const MachineEventsSchema: GenMessage<MachineEvents> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 19);
+  messageDesc(file_metal_api_v1_machine, 25);
 
 /**
  * Machine is a physical server of a partition.
@@ -952,7 +1197,7 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
  * Use `create(MachineSchema)` to create a new message.
  */
 export const MachineSchema: GenMessage<Machine> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 20);
+  messageDesc(file_metal_api_v1_machine, 26);
 
 /**
  * MachineBmc describes a machine's baseboard management controller.
@@ -1015,7 +1260,7 @@ export type MachineBmc = Message<"metal.api.v1.MachineBmc"> & {
  * Use `create(MachineBmcSchema)` to create a new message.
  */
 export const MachineBmcSchema: GenMessage<MachineBmc> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 21);
+  messageDesc(file_metal_api_v1_machine, 27);
 
 /**
  * MachineLed is the identify LED.
@@ -1043,7 +1288,7 @@ export type MachineLed = Message<"metal.api.v1.MachineLed"> & {
  * Use `create(MachineLedSchema)` to create a new message.
  */
 export const MachineLedSchema: GenMessage<MachineLed> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 22);
+  messageDesc(file_metal_api_v1_machine, 28);
 
 /**
  * MachineHardwareSummary is the registered hardware in short.
@@ -1092,7 +1337,7 @@ export type MachineHardwareSummary = Message<"metal.api.v1.MachineHardwareSummar
  * Use `create(MachineHardwareSummarySchema)` to create a new message.
  */
 export const MachineHardwareSummarySchema: GenMessage<MachineHardwareSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 23);
+  messageDesc(file_metal_api_v1_machine, 29);
 
 /**
  * MachineDiskSummary is one disk.
@@ -1120,7 +1365,7 @@ export type MachineDiskSummary = Message<"metal.api.v1.MachineDiskSummary"> & {
  * Use `create(MachineDiskSummarySchema)` to create a new message.
  */
 export const MachineDiskSummarySchema: GenMessage<MachineDiskSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 24);
+  messageDesc(file_metal_api_v1_machine, 30);
 
 /**
  * MachineNicSummary is one NIC.
@@ -1155,7 +1400,77 @@ export type MachineNicSummary = Message<"metal.api.v1.MachineNicSummary"> & {
  * Use `create(MachineNicSummarySchema)` to create a new message.
  */
 export const MachineNicSummarySchema: GenMessage<MachineNicSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 25);
+  messageDesc(file_metal_api_v1_machine, 31);
+
+/**
+ * MachineWatchChangeKind says what happened to a machine.
+ *
+ * @generated from enum metal.api.v1.MachineWatchChangeKind
+ */
+export enum MachineWatchChangeKind {
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_UNSPECIFIED is never sent.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_CREATED is a new machine record.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_CREATED = 1;
+   */
+  CREATED = 1,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_UPDATED is any other change of the machine (state, tags, waiting, BMC, ...).
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_UPDATED = 2;
+   */
+  UPDATED = 2,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_ALLOCATED is an allocation.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_ALLOCATED = 3;
+   */
+  ALLOCATED = 3,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_FREED is a free (the operators' view; a tenant sees the machine as gone).
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_FREED = 4;
+   */
+  FREED = 4,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_DELETED is a machine record deleted; only the id is sent.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_DELETED = 5;
+   */
+  DELETED = 5,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_EVENTS is a change of the machine's provisioning events or the flags derived from them.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_EVENTS = 6;
+   */
+  EVENTS = 6,
+
+  /**
+   * MACHINE_WATCH_CHANGE_KIND_GONE is a machine the watcher may no longer see (freed from the project,
+   * moved out of the partition); only the id is sent.
+   *
+   * @generated from enum value: MACHINE_WATCH_CHANGE_KIND_GONE = 7;
+   */
+  GONE = 7,
+}
+
+/**
+ * Describes the enum metal.api.v1.MachineWatchChangeKind.
+ */
+export const MachineWatchChangeKindSchema: GenEnum<MachineWatchChangeKind> = /*@__PURE__*/
+  enumDesc(file_metal_api_v1_machine, 0);
 
 /**
  * MachineState is an operator's hold on a machine.
@@ -1196,7 +1511,7 @@ export enum MachineState {
  * Describes the enum metal.api.v1.MachineState.
  */
 export const MachineStateSchema: GenEnum<MachineState> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 0);
+  enumDesc(file_metal_api_v1_machine, 1);
 
 /**
  * MachineRole tells a plain machine from a firewall.
@@ -1230,7 +1545,7 @@ export enum MachineRole {
  * Describes the enum metal.api.v1.MachineRole.
  */
 export const MachineRoleSchema: GenEnum<MachineRole> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 1);
+  enumDesc(file_metal_api_v1_machine, 2);
 
 /**
  * ProvisioningEventType is a step of a machine's provisioning, as reported by the partition.
@@ -1327,7 +1642,7 @@ export enum ProvisioningEventType {
  * Describes the enum metal.api.v1.ProvisioningEventType.
  */
 export const ProvisioningEventTypeSchema: GenEnum<ProvisioningEventType> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 2);
+  enumDesc(file_metal_api_v1_machine, 3);
 
 /**
  * MachineLiveliness tells whether a machine is heard from.
@@ -1368,7 +1683,7 @@ export enum MachineLiveliness {
  * Describes the enum metal.api.v1.MachineLiveliness.
  */
 export const MachineLivelinessSchema: GenEnum<MachineLiveliness> = /*@__PURE__*/
-  enumDesc(file_metal_api_v1_machine, 3);
+  enumDesc(file_metal_api_v1_machine, 4);
 
 /**
  * MachineService lets project members allocate machines and see their own.
@@ -1455,6 +1770,18 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceEventsRequestSchema;
     output: typeof MachineServiceEventsResponseSchema;
+  },
+  /**
+   * Watch streams the project's machines: a snapshot (unless resuming), then every change as it
+   * commits, on any replica. The machines are those List and Get return for the project; a machine
+   * that leaves the project (freed) is reported as gone. See docs/api.md#watch.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Watch
+   */
+  watch: {
+    methodKind: "server_streaming";
+    input: typeof MachineServiceWatchRequestSchema;
+    output: typeof MachineServiceWatchResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_api_v1_machine, 0);
