@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/connection.proto.
  */
 export const file_metal_admin_v1_connection: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tZXRhbC9hZG1pbi92MS9jb25uZWN0aW9uLnByb3RvEg5tZXRhbC5hZG1pbi52MSLSAQoQRGFlbW9uQ29ubmVjdGlvbhIoCgRraW5kGAEgASgOMhoubWV0YWwuYWRtaW4udjEuRGFlbW9uS2luZBIKCgJpZBgCIAEoCRIRCglwYXJ0aXRpb24YAyABKAkSDwoHcmVwbGljYRgEIAEoCRIwCgxjb25uZWN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfaGVhcnRiZWF0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ8ChxDb25uZWN0aW9uU2VydmljZUxpc3RSZXF1ZXN0EhYKCXBhcnRpdGlvbhgBIAEoCUgAiAEBEi0KBGtpbmQYAiABKA4yGi5tZXRhbC5hZG1pbi52MS5EYWVtb25LaW5kSAGIAQFCDAoKX3BhcnRpdGlvbkIHCgVfa2luZCJWCh1Db25uZWN0aW9uU2VydmljZUxpc3RSZXNwb25zZRI1Cgtjb25uZWN0aW9ucxgBIAMoCzIgLm1ldGFsLmFkbWluLnYxLkRhZW1vbkNvbm5lY3Rpb24qVgoKRGFlbW9uS2luZBIbChdEQUVNT05fS0lORF9VTlNQRUNJRklFRBAAEhYKEkRBRU1PTl9LSU5EX1NXSVRDSBABEhMKD0RBRU1PTl9LSU5EX0JNQxACMoABChFDb25uZWN0aW9uU2VydmljZRJrCgRMaXN0EiwubWV0YWwuYWRtaW4udjEuQ29ubmVjdGlvblNlcnZpY2VMaXN0UmVxdWVzdBotLm1ldGFsLmFkbWluLnYxLkNvbm5lY3Rpb25TZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("Ch9tZXRhbC9hZG1pbi92MS9jb25uZWN0aW9uLnByb3RvEg5tZXRhbC5hZG1pbi52MSLrAQoQRGFlbW9uQ29ubmVjdGlvbhIoCgRraW5kGAEgASgOMhoubWV0YWwuYWRtaW4udjEuRGFlbW9uS2luZBIKCgJpZBgCIAEoCRIRCglwYXJ0aXRpb24YAyABKAkSDwoHcmVwbGljYRgEIAEoCRIwCgxjb25uZWN0ZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfaGVhcnRiZWF0GAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIXCg9yZXBsaWNhX2FkZHJlc3MYByABKAkifAocQ29ubmVjdGlvblNlcnZpY2VMaXN0UmVxdWVzdBIWCglwYXJ0aXRpb24YASABKAlIAIgBARItCgRraW5kGAIgASgOMhoubWV0YWwuYWRtaW4udjEuRGFlbW9uS2luZEgBiAEBQgwKCl9wYXJ0aXRpb25CBwoFX2tpbmQiVgodQ29ubmVjdGlvblNlcnZpY2VMaXN0UmVzcG9uc2USNQoLY29ubmVjdGlvbnMYASADKAsyIC5tZXRhbC5hZG1pbi52MS5EYWVtb25Db25uZWN0aW9uKlYKCkRhZW1vbktpbmQSGwoXREFFTU9OX0tJTkRfVU5TUEVDSUZJRUQQABIWChJEQUVNT05fS0lORF9TV0lUQ0gQARITCg9EQUVNT05fS0lORF9CTUMQAjKAAQoRQ29ubmVjdGlvblNlcnZpY2USawoETGlzdBIsLm1ldGFsLmFkbWluLnYxLkNvbm5lY3Rpb25TZXJ2aWNlTGlzdFJlcXVlc3QaLS5tZXRhbC5hZG1pbi52MS5Db25uZWN0aW9uU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhABYgZwcm90bzM", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * DaemonConnection is one open session of an edge daemon.
@@ -43,7 +43,7 @@ export type DaemonConnection = Message<"metal.admin.v1.DaemonConnection"> & {
   partition: string;
 
   /**
-   * Replica is the control plane process that holds the stream.
+   * Replica is the control plane process that holds the stream (its replica id).
    *
    * @generated from field: string replica = 4;
    */
@@ -57,11 +57,19 @@ export type DaemonConnection = Message<"metal.admin.v1.DaemonConnection"> & {
   connectedAt?: Timestamp | undefined;
 
   /**
-   * LastHeartbeat is when the daemon last sent anything on the session.
+   * LastHeartbeat is when the daemon last sent anything on the session: exact for the sessions
+   * of the replica that answers, as of their replica's last heartbeat for the others.
    *
    * @generated from field: google.protobuf.Timestamp last_heartbeat = 6;
    */
   lastHeartbeat?: Timestamp | undefined;
+
+  /**
+   * ReplicaAddress is the host:port where the other replicas reach the replica that holds the stream.
+   *
+   * @generated from field: string replica_address = 7;
+   */
+  replicaAddress: string;
 };
 
 /**
@@ -106,7 +114,7 @@ export const ConnectionServiceListRequestSchema: GenMessage<ConnectionServiceLis
  */
 export type ConnectionServiceListResponse = Message<"metal.admin.v1.ConnectionServiceListResponse"> & {
   /**
-   * Connections, ordered by kind and id.
+   * Connections, ordered by kind, partition and id.
    *
    * @generated from field: repeated metal.admin.v1.DaemonConnection connections = 1;
    */
@@ -161,8 +169,10 @@ export const DaemonKindSchema: GenEnum<DaemonKind> = /*@__PURE__*/
  */
 export const ConnectionService: GenService<{
   /**
-   * List returns the daemon sessions held by the replica that answers, ordered by kind and id.
-   * Each replica knows only its own streams: behind a load balancer, ask every replica.
+   * List returns the daemon sessions held by every replica, ordered by kind, partition and id:
+   * each replica writes a row per session it holds, and any replica answers for all of them.
+   * A row goes when its stream closes, or when its replica's heartbeat stops (after the replica
+   * timeout); see docs/replicas.md for how stale a row can be.
    *
    * @generated from rpc metal.admin.v1.ConnectionService.List
    */
