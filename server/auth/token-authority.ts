@@ -7,10 +7,11 @@ import type { Principal, Roles } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { tokenRepository as tokens } from "../repositories/token-repository.js";
+import type { RevocationFanout } from "./revocation.js";
 
 const ISSUER = "metal";
 const ALG = "EdDSA";
-/** How long a replica trusts its cached view of a token row (revocation on another replica shows after this). */
+/** How long a replica trusts its cached view of a token row (a revocation on another replica that did not reach it over the bus shows after this). */
 const ROW_CACHE_MS = 5_000;
 const ROW_CACHE_MAX = 10_000;
 /** Bearer secrets whose signature this replica has checked (bounded like the row cache). */
@@ -38,8 +39,11 @@ export interface TokenAuthority {
   verify(secret: string): Promise<Principal>;
   /**
    * Revokes a token and every token minted from it (at any depth), in the
-   * database and in this replica's cache; other replicas notice within the
-   * cache bound (5 s). Returns the token and then every token revoked now.
+   * database and in this replica's cache. With a revocation fan-out it then
+   * tells the other replicas and returns once the live ones dropped the
+   * tokens (bounded); otherwise, or when they do not answer, they notice
+   * within the cache bound (5 s). Returns the token and then every token
+   * revoked now.
    */
   revoke(db: DbHandle, tokenId: string): Promise<TokenRow[]>;
   /**
@@ -54,11 +58,17 @@ export interface TokenAuthority {
 
 const grantsNothing = (r: StoredRoles) => r.admin === 0 && Object.keys(r.projects).length === 0 && Object.keys(r.tenants).length === 0 && r.infraPartition === "";
 
+export interface TokenAuthorityOptions {
+  /** Carries revocations to the other replicas' caches (several replicas); without it each replica relies on the cache bound. */
+  revocations?: RevocationFanout;
+}
+
 /**
  * Loads the signing key from the database, creating it on the very first
  * start. All replicas share it, so any of them verifies any token.
  */
-export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority> {
+export async function createTokenAuthority(db: DbHandle, options: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
+  const { revocations } = options;
   let keyRow = await tokens.newestSigningKey(db);
   if (!keyRow) {
     const { privateKey, publicKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });
@@ -110,6 +120,21 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
     return entry.row;
   }
 
+  // Another replica revoked (or changed) these tokens: the next call reads their rows again.
+  revocations?.onRevoked((ids) => {
+    for (const id of ids) cache.delete(id);
+  });
+
+  /**
+   * After the change committed: this replica's cache first, then the others'.
+   * Called inside a caller's transaction (only --reset-admin-token does), the
+   * others may read the row before that commits and keep it for the cache bound.
+   */
+  async function forgetEverywhere(rows: readonly TokenRow[]): Promise<void> {
+    for (const r of rows) cache.delete(r.id);
+    await revocations?.announce(rows.map((r) => r.id));
+  }
+
   return {
     async issue(db, req) {
       const id = uuidv7();
@@ -153,7 +178,7 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
 
     async revoke(db, tokenId) {
       const revoked = await inTransaction(db, (tx) => tokens.revokeCascade(tx, tokenId));
-      for (const r of revoked) cache.delete(r.id);
+      await forgetEverywhere(revoked);
       return revoked;
     },
 
@@ -164,7 +189,8 @@ export async function createTokenAuthority(db: DbHandle): Promise<TokenAuthority
         for (const r of emptied) rows.push(...(await tokens.revokeCascade(tx, r.id)));
         return rows;
       });
-      for (const r of changed) cache.delete(r.id);
+      // A token that only lost the grant changed too: no replica may keep authorising it on the project.
+      await forgetEverywhere(changed);
     },
 
     forget(tokenId) {
