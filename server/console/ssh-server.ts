@@ -7,7 +7,8 @@ import { allocationTopic, type FanoutBus } from "../bus/fanout.js";
 import type { DbHandle } from "../db/handle.js";
 import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
-import type { ConsoleSession, RelayBroker } from "../sessions/console/relay-broker.js";
+import type { ConsoleOpener } from "../sessions/console/console-opener.js";
+import type { ConsoleSession } from "../sessions/console/relay-broker.js";
 import { type ConsoleMachine, decideConsoleAccess, fingerprint, holdsKey, type PresentedToken, TOKEN_ENV } from "./access.js";
 import { loadOrCreateHostKey } from "./host-key.js";
 
@@ -15,7 +16,8 @@ export interface ConsoleServerDeps {
   db: DbHandle;
   authority: TokenAuthority;
   projects: ProjectDirectory;
-  broker: RelayBroker;
+  /** Opens consoles on this replica or, through the replica holding the partition's metal-bmc, on another. */
+  consoles: ConsoleOpener;
   log: Logger;
   /** Wakes an open console the moment its machine's allocation changes (freed, allocated anew); polling stays the safety net. */
   bus?: FanoutBus;
@@ -64,7 +66,8 @@ function humanDuration(ms: number): string {
  * session, so that a refusal reaches the user as a sentence and an exit
  * status rather than as "Permission denied (publickey)", which explains
  * nothing. On success the bytes go through the partition's metal-bmc
- * (RelayBroker), so the partition opens no port.
+ * (ConsoleOpener: RelayBroker on this replica, or ReplicaService.Console
+ * to the replica that holds its session), so the partition opens no port.
  */
 export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleServerOptions): Promise<ConsoleServer> {
   const hostKey = await loadOrCreateHostKey(deps.db);
@@ -201,7 +204,7 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     let relay: ConsoleSession;
     try {
       // What the machine printed before its current allocation (replayed scrollback: a previous tenant's session) is withheld.
-      relay = await deps.broker.openConsole(decision.partition, id, { outputSince: decision.outputSince });
+      relay = await deps.consoles.openConsole(decision.partition, id, { outputSince: decision.outputSince });
     } catch (err) {
       return refuse(channel, `cannot open the console of machine "${id}": ${(err as { rawMessage?: string }).rawMessage ?? String(err)}`);
     }
