@@ -1,4 +1,4 @@
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { MachineService } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { AdminRole } from "../../../gen/metal/api/v1/common_pb.js";
 import { MachineRole } from "../../../gen/metal/api/v1/machine_pb.js";
@@ -15,8 +15,10 @@ import { bmcCommandRepository as bmcCommands } from "../../repositories/bmc-comm
 import type { MachineRow } from "../../repositories/machine-repository.js";
 import { machineAdminRepository as admin, machineLifecycleRepository as lifecycle, machineRepository as machineRepo } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
+import type { WatchHub } from "../../sessions/watch/hub.js";
 import { queueBmcCommand } from "../../usecases/machines/lifecycle.js";
 import { deleteMachineRecord } from "../../usecases/machines/record-deletion.js";
+import { validateMachineWatch } from "../../validate/machine-watch.js";
 import { validator } from "../../validate/validator.js";
 
 const RECENT_COMMANDS = 100;
@@ -34,9 +36,11 @@ export interface AdminMachineServiceDeps {
   bus?: FanoutBus;
   /** Where each read of BMC credentials is recorded (who, which machine, request id; never the secret). */
   log?: Logger;
+  /** This replica's Watch hub (MachineService.Watch). */
+  watch?: WatchHub;
 }
 
-export function createAdminMachineService({ db, bus, log }: AdminMachineServiceDeps): ServiceImpl<typeof MachineService> {
+export function createAdminMachineService({ db, bus, log, watch }: AdminMachineServiceDeps): ServiceImpl<typeof MachineService> {
   /** The machine as a response, with its events as they are now. */
   const withEvents = async (row: MachineRow) => {
     const events = await machineRepo.eventsOf(db, row.id);
@@ -134,6 +138,11 @@ export function createAdminMachineService({ db, bus, log }: AdminMachineServiceD
       const id = req.id.toLowerCase();
       await machineRepo.get(db, id);
       return { commands: (await lifecycle.recentCommands(db, id, RECENT_COMMANDS)).map(toProtoCommand) };
+    },
+    async *watch(req, ctx) {
+      const spec = validateMachineWatch(req, { kind: "operator", secrets: mayReadSecrets(ctx) });
+      if (!watch) throw new ConnectError("watch is not served here", Code.Unimplemented);
+      for await (const message of watch.watch(spec, ctx.signal)) yield { message };
     },
   };
 }

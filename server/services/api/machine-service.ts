@@ -1,4 +1,5 @@
 import type { ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
@@ -8,12 +9,14 @@ import type { MachineRow } from "../../repositories/machine-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
+import type { WatchHub } from "../../sessions/watch/hub.js";
 import { type AllocationDeps, allocateMachine } from "../../usecases/machines/allocation.js";
 import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../../usecases/machines/lifecycle.js";
 import { machineRef, validateConsolePasswordRequest, validateMachineCreate, validateMachineReinstall, validateMachineUpdate } from "../../validate/machine.js";
+import { validateMachineWatch } from "../../validate/machine-watch.js";
 
 /** Tenants allocate machines and see the ones allocated to their project. */
-export function createMachineService(deps: AllocationDeps & { log: Logger }): ServiceImpl<typeof MachineService> {
+export function createMachineService(deps: AllocationDeps & { log: Logger; watch?: WatchHub }): ServiceImpl<typeof MachineService> {
   const { db } = deps;
   /** The machine as a response, with its events as they are now. */
   const withEvents = async (row: MachineRow) => {
@@ -63,6 +66,11 @@ export function createMachineService(deps: AllocationDeps & { log: Logger }): Se
       machineRef(req).check();
       const { events } = await tenantMachines.get(db, projectScope(req.project), req.id.toLowerCase());
       return { events: toProtoEvents(events ? containerFromRow(events) : undefined) };
+    },
+    async *watch(req, ctx) {
+      const spec = validateMachineWatch(req, { kind: "tenant", scope: projectScope(req.project) });
+      if (!deps.watch) throw new ConnectError("watch is not served here", Code.Unimplemented);
+      for await (const message of deps.watch.watch(spec, ctx.signal)) yield { message };
     },
   };
 }

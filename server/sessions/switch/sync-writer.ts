@@ -12,11 +12,15 @@ export type SwitchSyncWriter = (switchId: string, report: SyncReport) => Promise
  * states waits for its row lock on `db`, outside the batch, so that it holds
  * up no other switch's report. A session waits for each report to be stored
  * before it takes the next, so a switch's reports keep their order.
+ * `notifyChanges` is called after each stored report (see sessions/watch/notify.ts).
  */
-export function createSwitchSyncWriter(lane: DbHandle, db: DbHandle = lane): SwitchSyncWriter {
+export function createSwitchSyncWriter(lane: DbHandle, db: DbHandle = lane, notifyChanges: () => void = () => {}): SwitchSyncWriter {
   const stamp = singleFlightBatches((reports: readonly { id: string; report: SyncReport }[]) => sessions.stampSyncs(lane, reports));
   return async (id, report) => {
     const stamped = await stamp({ id, report });
-    return stamped === "ports" ? sessions.recordSyncWithPorts(db, id, report) : stamped === "stamped";
+    const stored = stamped === "ports" ? await sessions.recordSyncWithPorts(db, id, report) : stamped === "stamped";
+    // A stored report is a change the change log recorded (the switch's last sync): wake its readers (coalesced by the caller).
+    if (stored) notifyChanges();
+    return stored;
   };
 }

@@ -28,6 +28,12 @@ export class WaitingRegistry {
   /** Per machine the last of its lease writes still under way (see inOrder). */
   private readonly writes = new Map<string, Promise<void>>();
   private timers: NodeJS.Timeout[] = [];
+  /**
+   * Called after a lease write that the change log records (a machine starts
+   * or stops waiting): wakes the Watch readers (coalesced by the caller).
+   * Set by the composition root; a no-op until then.
+   */
+  notifyChanges: () => void = () => {};
 
   constructor(
     private readonly db: DbHandle,
@@ -66,11 +72,13 @@ export class WaitingRegistry {
     else present.add(wake);
     // Only a new stream starts a lease; periodic renewals merely extend one that nothing has cleared.
     await this.inOrder(machineId, () => allocations.startWaiting(this.db, machineId, this.until()));
+    this.notifyChanges();
     return async () => {
       const current = this.streams.get(machineId);
       if (current === wake) {
         this.streams.delete(machineId);
         await this.inOrder(machineId, () => allocations.expireWaiting(this.db, machineId));
+        this.notifyChanges();
         return;
       }
       if (typeof current !== "object" || !current.delete(wake)) return;
@@ -108,6 +116,8 @@ export class WaitingRegistry {
     const ids = [...this.streams.keys()];
     const until = this.until();
     for (let i = 0; i < ids.length; i += BATCH) await allocations.extendWaitingMany(this.db, ids.slice(i, i + BATCH), until);
+    // A renewal alone is no change, but one that revived an expired lease is.
+    if (ids.length > 0) this.notifyChanges();
   }
 
   /** Wakes the streams of machines that got allocated without their stream hearing of it. */

@@ -1,0 +1,215 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { changesTopic, type FanoutBus } from "../../bus/fanout.js";
+import type { DbHandle } from "../../db/handle.js";
+import type { ChangeRow } from "../../db/schema/index.js";
+import { changeLogRepository as changes } from "../../repositories/change-log-repository.js";
+import { machineRepository } from "../../repositories/machine-repository.js";
+import { machineWatchRepository } from "../../repositories/machine-watch-repository.js";
+import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
+import { MachineViews, machineView, renderChanges, visible, type WatchMessage, type WatchSpec } from "./render.js";
+import { Watcher } from "./watcher.js";
+
+export interface WatchHubOptions {
+  /**
+   * The safety net: the hub reads the change log at least this often even
+   * when no wake-up arrives (a lost bus message, a writer that does not
+   * publish), so a change reaches its watchers within this bound plus one
+   * read. Default 1 s.
+   */
+  safetyNetMs?: number;
+  /** Change-log rows per read (a transaction is read whole even past it). Default 500. */
+  batchSize?: number;
+  /** Messages a watcher may have waiting before it is ended with ResourceExhausted. Default 1,000. */
+  maxQueued?: number;
+  /** A read of the change log failed (logged; the next wake-up tries again). */
+  onError?: (err: unknown) => void;
+}
+
+const SNAPSHOT_PAGE = 500;
+
+/**
+ * The Watch API's one reader of the change log on this replica. Woken by the
+ * bus (`changesTopic`, published after committed changes here and on the
+ * other replicas) and by the safety-net interval, it reads the settled
+ * changes after its cursor in batches, loads the changed machines' current
+ * rows once per batch (not per watcher), and hands each watcher what it may
+ * see. A thousand watchers cost one read and one load per change, not a
+ * thousand.
+ *
+ * A new watch is served on its own until it reaches the hub: its snapshot
+ * (the settled position read BEFORE the rows, so nothing committed after it
+ * is missed; a change both in the snapshot and after that position is sent
+ * again) or its resume point, then its own reads of the log up to the hub's
+ * position, then the hub's dispatches, without a gap (it attaches before its
+ * last read) or a duplicate (it drops what it has already sent).
+ */
+export class WatchHub {
+  private cursor = 0;
+  private readonly watchers = new Set<Watcher>();
+  private reading = false;
+  private again = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void)[] = [];
+  private ready: Promise<void> | undefined;
+  private readonly safetyNetMs: number;
+  private readonly batchSize: number;
+  private readonly maxQueued: number;
+  private readonly onError: (err: unknown) => void;
+
+  constructor(
+    private readonly db: DbHandle,
+    private readonly bus: FanoutBus,
+    options: WatchHubOptions = {},
+  ) {
+    this.safetyNetMs = options.safetyNetMs ?? 1000;
+    this.batchSize = options.batchSize ?? 500;
+    this.maxQueued = options.maxQueued ?? 1000;
+    this.onError = options.onError ?? (() => {});
+  }
+
+  /** Starts listening for wake-ups; the hub's position is the settled one now. Idempotent. */
+  start(): Promise<void> {
+    if (this.ready) return this.ready;
+    this.unsubscribe = [this.bus.subscribe(changesTopic, () => this.wake()), this.bus.onResync(() => this.wake())];
+    this.timer = setInterval(() => this.wake(), this.safetyNetMs);
+    this.timer.unref();
+    this.ready = changes.settledTx(this.db).then((tx) => {
+      this.cursor = tx;
+    });
+    return this.ready;
+  }
+
+  /** Stops reading and ends every watcher's stream (their calls end as the server's streams do). */
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.timer);
+    for (const u of this.unsubscribe) u();
+    this.unsubscribe = [];
+  }
+
+  /** Open watches on this replica (tests, metrics). */
+  get size(): number {
+    return this.watchers.size;
+  }
+
+  /** Reads the change log now (or once more after the read under way). */
+  wake(): void {
+    if (this.stopped || !this.ready) return;
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    void this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    this.reading = true;
+    try {
+      await this.ready;
+      do {
+        this.again = false;
+        const rows = await changes.readAfter(this.db, this.cursor, this.batchSize);
+        if (rows.length === 0) continue;
+        if (this.watchers.size > 0) {
+          const views = await this.views(rows);
+          // Watchers attached while this batch was read get it too: they attached at the old cursor.
+          for (const w of [...this.watchers]) if (!w.failure) w.offer(renderChanges(w.spec, rows, views));
+        }
+        this.cursor = rows[rows.length - 1]!.tx;
+        if (rows.length >= this.batchSize) this.again = true;
+      } while (this.again && !this.stopped);
+    } catch (err) {
+      this.onError(err);
+    } finally {
+      this.reading = false;
+    }
+  }
+
+  private async views(rows: readonly ChangeRow[]): Promise<MachineViews> {
+    const ids = [...new Set(rows.filter((r) => r.entity === "machine").map((r) => r.entityId))];
+    return new MachineViews(await machineWatchRepository.load(this.db, ids));
+  }
+
+  /**
+   * One watch's messages: reset and snapshot when asked or needed, then
+   * every change it may see, until `signal` ends the call. Throws
+   * ResourceExhausted when its reader falls behind by more than the bound.
+   */
+  async *watch(spec: WatchSpec, signal: AbortSignal): AsyncGenerator<WatchMessage> {
+    await this.start();
+    let position: number;
+    if (spec.sinceRevision === undefined) {
+      position = yield* this.snapshot(spec);
+    } else {
+      const pruned = await changes.prunedTx(this.db);
+      if (spec.sinceRevision >= pruned) {
+        position = spec.sinceRevision;
+      } else {
+        yield { case: "reset", value: { prunedRevision: BigInt(pruned) } };
+        position = yield* this.snapshot(spec);
+      }
+    }
+    // On its own up to where the log is settled now (a long resume does not queue up at the hub)...
+    position = yield* this.catchUp(spec, position, Number.POSITIVE_INFINITY);
+    // ...then attached, so nothing the hub reads from now on is missed, and once more on its own
+    // up to the hub's position at the moment of attaching.
+    const watcher = new Watcher(spec, this.maxQueued, this.cursor, (w) => this.watchers.delete(w));
+    this.watchers.add(watcher);
+    try {
+      position = yield* this.catchUp(spec, position, watcher.attachedAt);
+      watcher.skipUpTo = position;
+      for (;;) {
+        const item = await watcher.next(signal);
+        if (!item) return;
+        yield item.message;
+      }
+    } finally {
+      this.watchers.delete(watcher);
+    }
+  }
+
+  /** The machines the watch may see now, then snapshot_done; returns the position the snapshot is complete up to. */
+  private async *snapshot(spec: WatchSpec): AsyncGenerator<WatchMessage, number> {
+    // Read BEFORE the rows: every transaction at or below it is in them.
+    const settled = await changes.settledTx(this.db);
+    const a = spec.audience;
+    if (spec.machineId !== undefined) {
+      const one = a.kind === "tenant" ? await tenantMachines.get(this.db, a.scope, spec.machineId).catch(absentAsUndefined) : await machineRepository.find(this.db, spec.machineId);
+      if (one && visible(spec, one.machine.id, one.machine.project, one.machine.partitionId)) yield { case: "snapshot", value: machineView(one, a) };
+    } else {
+      let after: string | undefined;
+      for (;;) {
+        const page = { limit: SNAPSHOT_PAGE, after };
+        const { items, nextPageToken } =
+          a.kind === "tenant" ? await tenantMachines.list(this.db, a.scope, page) : await machineRepository.list(this.db, { partition: spec.partition }, page);
+        for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield { case: "snapshot", value: machineView(m, a) };
+        if (nextPageToken === "" || items.length === 0) break;
+        after = items[items.length - 1]!.machine.id;
+      }
+    }
+    yield { case: "snapshotDone", value: { revision: BigInt(settled) } };
+    return settled;
+  }
+
+  /** This watch's own reads of the log after `from`, up to `upTo`; returns how far it has everything. */
+  private async *catchUp(spec: WatchSpec, from: number, upTo: number): AsyncGenerator<WatchMessage, number> {
+    let position = from;
+    while (position < upTo) {
+      const rows = await changes.readAfter(this.db, position, this.batchSize);
+      const mine = rows.filter((r) => r.tx <= upTo);
+      if (mine.length > 0) {
+        for (const item of renderChanges(spec, mine, await this.views(mine))) yield item.message;
+        position = mine[mine.length - 1]!.tx;
+      }
+      // A short read saw every settled change; the hub's position was settled when it read it.
+      if (rows.length < this.batchSize || mine.length < rows.length) return Number.isFinite(upTo) ? Math.max(position, upTo) : position;
+    }
+    return position;
+  }
+}
+
+function absentAsUndefined(err: unknown): undefined {
+  if (err instanceof ConnectError && err.code === Code.NotFound) return undefined;
+  throw err;
+}
