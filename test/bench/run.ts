@@ -4,10 +4,12 @@ import { type Comparison, report } from "./harness.js";
 import { benchIpam } from "./ipam.js";
 import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
+import { benchReplicas } from "./replicas.js";
 import { benchLabStart, benchStartup } from "./startup.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
 import { benchUnary } from "./unary.js";
 import { benchWaitStreams } from "./wait-streams.js";
+import { benchWatchFanout } from "./watch-fanout.js";
 
 /**
  * Benchmarks against local PostgreSQL. Each result is printed beside a raw
@@ -20,6 +22,8 @@ async function main() {
   comparisons.push(...(await benchIpam()));
   comparisons.push(...(await benchAllocation()));
   comparisons.push(...(await benchWaitStreams()));
+  comparisons.push(...(await benchReplicas()));
+  comparisons.push(...(await benchWatchFanout()));
   comparisons.push(...(await benchSwitchFanout()));
   comparisons.push(...(await benchMetalctl()));
   comparisons.push(...(await benchLabBoot()));

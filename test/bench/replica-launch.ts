@@ -1,0 +1,160 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DescService } from "@bufbuild/protobuf";
+import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createScratchDatabase } from "../helpers/postgres.js";
+import type { TestServer } from "../helpers/server-launch.js";
+
+/** The system's Mosquitto (docs/testing.md); a unique topic prefix per run keeps runs from hearing each other. */
+export const BENCH_MQTT_URL = process.env.BENCH_MQTT_URL ?? "mqtt://127.0.0.1:1883";
+/** Each replica's metal pool: the production default, so one replica and two compare as deployed. */
+const DB_POOL = process.env.BENCH_REPLICA_DB_POOL ?? "20";
+
+export const bearer = (token: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
+
+/** One metal-api process. */
+export interface Replica {
+  proc: ChildProcess;
+  url: string;
+  /** The last 20 KB of its output, printed when a bench fails. */
+  output(): string;
+  /** A Connect (JSON over HTTP/1.1) client of this replica. */
+  client<S extends DescService>(service: S, token: string): Client<S>;
+  /** A gRPC client on a connection of its own (HTTP/2 h2c): one per call, so callers decide how streams share connections. */
+  grpcClient<S extends DescService>(service: S, token: string): Client<S>;
+}
+
+export interface ReplicaSet {
+  replicas: Replica[];
+  adminToken: string;
+  metalDatabaseUrl: string;
+  /** The MQTT topic prefix of this set, undefined when it runs on the in-process bus (one replica). */
+  topicPrefix: string | undefined;
+  /** Replica `i` shaped as the test fixtures want it (setUpPartition needs only clients and the admin token). */
+  asTestServer(i: number): TestServer;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+/** bin/metal-api.js (the bundle users run) once it says where it listens. */
+async function startReplica(env: NodeJS.ProcessEnv): Promise<Omit<Replica, "client" | "grpcClient">> {
+  const proc = spawn(process.execPath, ["bin/metal-api.js"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let out = "";
+  const keep = (d: Buffer) => (out = (out + d).slice(-20_000));
+  proc.stdout!.on("data", keep);
+  proc.stderr!.on("data", keep);
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`metal-api did not start within 120 s:\n${out}`)), 120_000);
+    const onData = () => {
+      const m = /metal-api listening on (http:\/\/[^\s"]+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        proc.stdout!.off("data", onData);
+        resolve(m[1]!);
+      }
+    };
+    proc.stdout!.on("data", onData);
+    proc.once("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`metal-api exited with ${code}:\n${out}`));
+    });
+  });
+  return { proc, url, output: () => out };
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once("exit", resolve));
+  proc.kill("SIGTERM");
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * `count` metal-api processes on one fresh pair of PostgreSQL databases. With
+ * more than one they share the system's Mosquitto under a topic prefix of
+ * their own (MQTT_URL); a single replica runs as deployed alone, on the
+ * in-process bus, unless `mqtt` says otherwise. They share a data directory,
+ * so the second finds the admin token the first issued; they are started one
+ * after the other for the same reason.
+ */
+export async function launchReplicas(count: number, opts: { mqtt?: boolean; env?: Record<string, string> } = {}): Promise<ReplicaSet> {
+  const mqtt = opts.mqtt ?? count > 1;
+  const metalDb = await createScratchDatabase("metal_bench_replicas", { from: "metal" });
+  const mdDb = await createScratchDatabase("md_bench_replicas", { from: "masterdata" });
+  const dataDir = await mkdtemp(join(tmpdir(), "metal-bench-replicas-"));
+  const topicPrefix = mqtt ? `bench-${process.pid}-${randomBytes(4).toString("hex")}` : undefined;
+  const replicas: Replica[] = [];
+  const stop = async () => {
+    await Promise.all(replicas.map((r) => stopProcess(r.proc)));
+    await Promise.all([metalDb.drop(), mdDb.drop(), rm(dataDir, { recursive: true, force: true })]);
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      // A fixed port: the replica's internal address (what the others dial) is its listen address.
+      const port = await freePort();
+      const started = await startReplica({
+        METAL_LISTEN: `127.0.0.1:${port}`,
+        METAL_CONSOLE_LISTEN: "127.0.0.1:0",
+        METAL_DATA_DIR: dataDir,
+        METAL_REPLICA_ID: `bench-${String.fromCharCode(97 + i)}`,
+        DATABASE_URL: metalDb.url,
+        MASTERDATA_DATABASE_URL: mdDb.url,
+        METAL_DB_POOL_SIZE: DB_POOL,
+        MASTERDATA_DB_POOL_SIZE: "5",
+        // info: the listening line is how the bench knows a replica is up.
+        LOG_LEVEL: "info",
+        ...(topicPrefix ? { MQTT_URL: BENCH_MQTT_URL, METAL_MQTT_TOPIC_PREFIX: topicPrefix } : {}),
+        ...opts.env,
+      });
+      const connect = createConnectTransport({ baseUrl: started.url, httpVersion: "1.1", useBinaryFormat: false });
+      const tokenOf = new Map<string, ReturnType<typeof createConnectTransport>>();
+      replicas.push({
+        ...started,
+        client(service, token) {
+          if (!tokenOf.has(token)) tokenOf.set(token, createConnectTransport({ baseUrl: started.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) }));
+          return createClient(service, tokenOf.get(token) ?? connect);
+        },
+        grpcClient: (service, token) => createClient(service, createGrpcTransport({ baseUrl: started.url, interceptors: bearer(token) })),
+      });
+    }
+    const adminToken = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
+    return {
+      replicas,
+      adminToken,
+      metalDatabaseUrl: metalDb.url,
+      topicPrefix,
+      asTestServer(i) {
+        const r = replicas[i]!;
+        return {
+          url: r.url,
+          adminToken,
+          client: (service: DescService, token?: string) => r.client(service, token ?? adminToken),
+          grpcClient: (service: DescService, token?: string) => r.grpcClient(service, token ?? adminToken),
+        } as unknown as TestServer;
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+/** Prints every replica's output tail (a failed bench says why). */
+export function printOutputs(set: ReplicaSet | undefined): void {
+  for (const [i, r] of (set?.replicas ?? []).entries()) process.stderr.write(`--- output of replica ${i} (${r.url}):\n${r.output()}\n`);
+}

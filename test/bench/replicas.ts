@@ -1,0 +1,183 @@
+import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
+import type { Client } from "@connectrpc/connect";
+import pg from "pg";
+import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
+import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
+import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
+import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { type Comparison, type Measurement, measure } from "./harness.js";
+import { launchReplicas, printOutputs, type ReplicaSet } from "./replica-launch.js";
+
+/** Open Wait streams, spread evenly over the replicas. */
+const STREAMS = Number(process.env.BENCH_REPLICA_WAIT_STREAMS ?? 10_000);
+/** Allocations timed per set, one after another. */
+const ROUNDS = Number(process.env.BENCH_REPLICA_WAIT_ROUNDS ?? 200);
+/** Streams per HTTP/2 connection (as wait-streams.ts: a few hundred hammers share one here). */
+const PER_CONNECTION = 250;
+const MACHINES = Number(process.env.BENCH_REPLICA_ALLOC_MACHINES ?? 1000);
+const CLIENTS = Number(process.env.BENCH_REPLICA_ALLOC_CLIENTS ?? 64);
+/** Allocated first and not measured, as in allocation.ts. */
+const WARMUP = 200;
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+
+interface SetUp {
+  set: ReplicaSet;
+  raw: pg.Pool;
+  infraToken: string;
+  /** A /20 of project pb: more allocations than a /24 holds. */
+  network: string;
+  /** Tenant clients (admin token), one per replica. */
+  tenants: Client<typeof MachineService>[];
+}
+
+async function setUp(set: ReplicaSet): Promise<SetUp> {
+  const fixture = await setUpPartition(set.asTestServer(0));
+  const network = (await set.replicas[0]!.client(NetworkService, set.adminToken).create({ project: "pb", partition: "p1", length: { ipv4: 20 } })).network!.id;
+  return {
+    set,
+    raw: new pg.Pool({ connectionString: set.metalDatabaseUrl, max: 4 }),
+    infraToken: fixture.infraToken,
+    network,
+    tenants: set.replicas.map((r) => r.client(MachineService, set.adminToken)),
+  };
+}
+
+/** Machines in p1 with hardware and liveliness; `waiting` writes their leases directly (as if hammers held Wait streams). */
+async function insertMachines(raw: pg.Pool, n: number, waiting: boolean): Promise<string[]> {
+  const ids = Array.from({ length: n }, () => randomUUID());
+  await raw.query(
+    `insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
+     select id, 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, case when $3 then now() + interval '1 hour' end, $2::jsonb from unnest($1::text[]) as id`,
+    [ids, S1_HARDWARE_JSON, waiting],
+  );
+  await raw.query(`insert into machine_events (machine_id, liveliness, events, last_event_time) select id, 'Alive', '[]'::jsonb, now() from unnest($1::text[]) as id`, [ids]);
+  return ids;
+}
+
+/**
+ * allocation.ts's measurement on a set of replicas: CLIENTS tenant clients,
+ * client j on replica j mod n, allocating MACHINES waiting machines after a
+ * warm-up; no address twice, and every machine allocated once.
+ */
+async function allocationRate(s: SetUp): Promise<Measurement> {
+  await insertMachines(s.raw, MACHINES + WARMUP, true);
+  const n = s.tenants.length;
+  const create = (prefix: string) => (i: number) => s.tenants[i % n]!.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `${prefix}${i}`, networks: [s.network] });
+  await measure("warmup", WARMUP, CLIENTS, create("warm"));
+  const m = await measure(`machine allocation, ${n} replica(s)`, MACHINES, CLIENTS, create("m"));
+  const { rows } = await s.raw.query(`select (select count(*) - count(distinct ip) from ips)::int as dup, (select count(*) from machines where allocation is not null)::int as allocated`);
+  if (rows[0].dup !== 0) throw new Error(`${rows[0].dup} addresses handed out twice`);
+  if (rows[0].allocated !== MACHINES + WARMUP) throw new Error(`${rows[0].allocated} machines allocated, expected ${MACHINES + WARMUP}`);
+  return m;
+}
+
+/**
+ * STREAMS Wait streams for fresh machines, stream i on replica i mod n; then
+ * ROUNDS allocations by id one after another, each made through a replica
+ * other than its stream's (with one replica, the same one), timed from the
+ * allocation's response to its stream having it (0 when the stream was first).
+ */
+async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measurement> {
+  const n = s.set.replicas.length;
+  const ids = await insertMachines(s.raw, STREAMS, false);
+  const connections = Array.from({ length: Math.ceil(STREAMS / PER_CONNECTION) }, (_, c) => s.set.replicas[c % n]!.grpcClient(BootService, s.infraToken));
+  // Stream i goes to connection c with c mod n = i mod n: on replica i mod n.
+  const boots = ids.map((_, i) => connections[(i % n) + n * Math.floor(i / (n * PER_CONNECTION))] ?? connections[i % n]!);
+  const arrived = new Map<string, number>();
+  ids.forEach((id, i) => {
+    void (async () => {
+      try {
+        for await (const msg of boots[i]!.wait({ partition: "p1", machineId: id }, { signal: abort.signal })) {
+          if (msg.allocation) {
+            arrived.set(id, performance.now());
+            return;
+          }
+        }
+      } catch {
+        // aborted at the end of the bench
+      }
+    })();
+  });
+  for (;;) {
+    const { rows } = await s.raw.query(`select count(*)::int as n from machines where id = any($1::text[]) and waiting_until > now()`, [ids]);
+    if (rows[0].n === STREAMS) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const latencies: number[] = [];
+  const started = performance.now();
+  for (let round = 0; round < ROUNDS; round++) {
+    const i = Math.floor((round * STREAMS) / ROUNDS);
+    const id = ids[i]!;
+    // Made on the next replica after the stream's: across replicas whenever there are several.
+    await s.tenants[(i + 1) % n]!.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `n${round}`, networks: [s.network], machineId: id });
+    const answered = performance.now();
+    while (!arrived.has(id)) await new Promise((r) => setImmediate(r));
+    latencies.push(Math.max(0, arrived.get(id)! - answered));
+  }
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    name: `allocation -> Wait stream, ${n} replica(s), ${STREAMS} open`,
+    ops: ROUNDS,
+    concurrency: 1,
+    seconds,
+    perSecond: ROUNDS / seconds,
+    p50Ms: percentile(latencies, 0.5),
+    p99Ms: percentile(latencies, 0.99),
+  };
+}
+
+/** One set of replicas: allocations/s first (nothing else open), then the Wait rounds with STREAMS open. */
+export async function runSet(count: number): Promise<{ alloc: Measurement; notify: Measurement }> {
+  const abort = new AbortController();
+  // One signal ends every stream of the set; that many listeners are expected.
+  setMaxListeners(0, abort.signal);
+  let set: ReplicaSet | undefined;
+  let s: SetUp | undefined;
+  try {
+    set = await launchReplicas(count);
+    s = await setUp(set);
+    const alloc = await allocationRate(s);
+    const notify = await notifyAcross(s, abort);
+    return { alloc, notify };
+  } catch (err) {
+    printOutputs(set);
+    throw err;
+  } finally {
+    abort.abort();
+    await s?.raw.end();
+    await set?.stop();
+  }
+}
+
+/**
+ * Issue 15's rows: two metal-api processes on one PostgreSQL database and the
+ * system's Mosquitto, beside one metal-api process on the in-process bus, each
+ * on a fresh database seeded the same way. Allocations/s with 64 clients
+ * spread over the replicas (target >= 0.9x one replica on 2 cores), and the
+ * allocation -> Wait latency with 10,000 streams where every allocation is made
+ * on the replica that does not hold the stream (target p99 < 50 ms; ratio
+ * target p99 <= 3x the one-replica p99 with the same 10,000 streams).
+ */
+export async function benchReplicas(): Promise<Comparison[]> {
+  const one = await runSet(1);
+  const two = await runSet(2);
+  return [
+    {
+      what: `machine allocations, ${CLIENTS} clients over 2 replicas (MQTT), ${MACHINES} waiting machines (0 duplicates); baseline: 1 replica (in-process bus), same seeding`,
+      subject: two.alloc,
+      baseline: one.alloc,
+      target: ">= 0.9x one replica (2 cores)",
+      ratioTarget: 0.9,
+    },
+    {
+      what: `allocation response -> its Wait stream has it, ${STREAMS} streams over 2 replicas (MQTT), each allocation made on the other replica; baseline: 1 replica (in-process bus), ${STREAMS} streams`,
+      subject: two.notify,
+      baseline: one.notify,
+      target: "p99 < 50 ms; p99 <= 3x the one-replica p99",
+      extra: { streams: STREAMS, rounds: ROUNDS, p99Ratio: Number((two.notify.p99Ms / Math.max(one.notify.p99Ms, 0.001)).toFixed(2)) },
+    },
+  ];
+}
