@@ -12,9 +12,13 @@ import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { type App, createApp } from "../../server/app.js";
 import { ensureAdminToken } from "../../server/auth/admin-token.js";
+import { createTokenAuthority } from "../../server/auth/token-authority.js";
 import type { Config } from "../../server/config.js";
+import { loadOrCreateHostKey } from "../../server/console/host-key.js";
 import type { ConsoleServer } from "../../server/console/ssh-server.js";
 import { inTransaction } from "../../server/db/database.js";
+import type { DbHandle } from "../../server/db/handle.js";
+import { openMetalDatabase } from "../../server/db/metal-database.js";
 import { type Listener, listen } from "../../server/http/listener.js";
 import type { Logger } from "../../server/logger.js";
 import { machineAdminRepository, machineRepository } from "../../server/repositories/machine-repository.js";
@@ -26,11 +30,14 @@ import { createPixieHandler } from "../pixie/pixie.js";
 import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
 import { SimMachine } from "../sim/machine.js";
 import { SimSwitch } from "../sim/switch.js";
+import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
 import { knownHostsLines, sshFingerprint, writeKnownHosts } from "./console-host-key.js";
 import { labMetalctlConfigPath, writeMetalctlContexts } from "./metalctl-context.js";
 import { loadMachines, type MachineIdentity, restore, type StoredMachine, saveMachines, snapshot } from "./persist.js";
 import { bindingAs, checkPortsFree, type LabPort, LabStartError } from "./ports.js";
+import { freePort, ReplicaProcess, replicaEnvironment } from "./replicas.js";
 import { LAB, LAB_IMAGES, seed } from "./seed.js";
+import { TcpProxy } from "./tcp-proxy.js";
 import { ensureToken, type TenantSshKey, tenantSshKey } from "./tenant.js";
 
 export interface LabTimings {
@@ -86,6 +93,23 @@ export interface LabOptions {
   progress?: (step: string) => void;
   /** Run FRR's parser on rendered configs when FRR is installed (default true). */
   frrCheck?: boolean;
+  /**
+   * Control-plane replicas (default 1: the control plane runs in this
+   * process, as it always did). More than one: each is a metal-api process
+   * on the PostgreSQL databases of `config`, the API and SSH console
+   * addresses are round-robin proxies in front of them, and they share an
+   * MQTT broker (config.mqttUrl, else one embedded in this process).
+   */
+  replicas?: number;
+  /** Extra environment of every replica process (tests: short heartbeats). */
+  replicaEnv?: Record<string, string>;
+  /**
+   * Where a daemon dials, by its name ("leaf01", "leaf02", "metal-bmc",
+   * "pixie", "hammer-<machine uuid>"): a base URL, or undefined for the API
+   * address (the proxy, with replicas). `replicaUrls` are the replicas' own
+   * addresses; tests pin a daemon to one replica with it.
+   */
+  dial?: (daemon: string, replicaUrls: readonly string[]) => string | undefined;
 }
 
 /** One simulated machine with its BMC and where it is cabled. */
@@ -155,6 +179,19 @@ export class Lab {
   /** Free machines of an earlier start beyond --machines, removed from the control plane; allocated ones are kept running. */
   retired: string[] = [];
   bmcAgent: BmcAgent | undefined;
+  /** The metal-api processes when the lab runs more than one replica (empty with one: then `app` runs here). */
+  readonly replicas: ReplicaProcess[] = [];
+  /** The round-robin proxies in front of the replicas' APIs and SSH consoles. */
+  apiProxy: TcpProxy | undefined;
+  consoleProxy: TcpProxy | undefined;
+  /** The broker the replicas share: host:port, never the URL (it may carry a password). */
+  brokerAddress: string | undefined;
+  private broker: EmbeddedBroker | undefined;
+  /** The lab's own connection to the metal database when the control plane runs in other processes. */
+  private ownDb: Awaited<ReturnType<typeof openMetalDatabase>> | undefined;
+  private readonly killReplicas = () => {
+    for (const r of this.replicas) r.killNow();
+  };
   /** While set, image downloads wait for it to settle: a test holds an installation half-way with it. */
   imageGate: Promise<void> | undefined;
   private listener: Listener | undefined;
@@ -186,6 +223,11 @@ export class Lab {
   }
 
   static async start(opts: LabOptions): Promise<Lab> {
+    const replicas = opts.replicas ?? 1;
+    if (!Number.isInteger(replicas) || replicas < 1) throw new LabStartError(`replicas: ${replicas} is not a number of replicas (1 or more)`);
+    if (replicas > 1 && (!opts.config.databaseUrl || !opts.config.masterdataDatabaseUrl)) {
+      throw new LabStartError(`--replicas ${replicas} needs PostgreSQL for both databases (DATABASE_URL and MASTERDATA_DATABASE_URL): several metal-api processes cannot share the embedded ones`);
+    }
     const lab = new Lab(opts);
     try {
       await lab.boot();
@@ -311,8 +353,21 @@ export class Lab {
     this.labUrl = `http://${host}:${port}`;
   }
 
+  /** How many control-plane replicas the lab runs. */
+  get replicaCount(): number {
+    return this.opts.replicas ?? 1;
+  }
+
+  /** The metal database: the in-process control plane's, or the lab's own connection when the replicas run apart. */
+  get db(): DbHandle {
+    const db = this.app?.db ?? this.ownDb?.db;
+    if (!db) throw new Error("the control plane is not running");
+    return db;
+  }
+
   /** Starts (or starts again, on the same address and databases) the control plane. */
   async startControlPlane(): Promise<void> {
+    if (this.replicaCount > 1) return this.startReplicas();
     if (this.app) return;
     const config: Config = { ...this.opts.config, listen: this.listenAddress };
     if (config.tlsCert) this.log.warn("metal-lab serves plain h2c: the lab's daemons dial it without TLS, so the TLS settings are ignored");
@@ -342,8 +397,81 @@ export class Lab {
     this.listenAddress = new URL(this.apiUrl).host;
   }
 
+  /**
+   * Several replicas: the lab issues the admin token itself (as metal-api
+   * would; the replicas then find it in the shared data directory), starts
+   * the broker unless MQTT_URL names one, the replica processes on free
+   * ports, and the round-robin proxies on the lab's API and console
+   * addresses. Started again (after stopControlPlane), only the replicas
+   * that are not running start.
+   */
+  private async startReplicas(): Promise<void> {
+    if (this.replicas.length > 0) {
+      await Promise.all(this.replicas.filter((r) => !r.running).map((r) => r.start()));
+      return;
+    }
+    const config = this.opts.config;
+    this.ownDb = await openMetalDatabase({ url: config.databaseUrl, dataDir: undefined, poolSize: 2 });
+    const db = this.ownDb.db;
+    const authority = await createTokenAuthority(db);
+    const admin = await ensureAdminToken(db, authority, config.dataDir, { reset: this.opts.resetAdminToken === true });
+    if (admin.problem) throw new LabStartError(`${admin.problem} (metal-lab takes --reset-admin-token too)`);
+    this.adminToken = admin.token;
+    this.adminTokenCreated ||= admin.created;
+    // Made here, before the replicas race to make it: every one of them presents this key.
+    this.consoleHostKey = (await loadOrCreateHostKey(db)).publicKey;
+    this.consoleFingerprint = sshFingerprint(this.consoleHostKey);
+    if (config.tlsCert) this.log.warn("metal-lab serves plain h2c: the lab's daemons dial it without TLS, so the TLS settings are ignored");
+    let mqttUrl = config.mqttUrl;
+    if (mqttUrl) {
+      this.brokerAddress = new URL(mqttUrl).host;
+    } else {
+      this.broker = await startEmbeddedBroker();
+      mqttUrl = this.broker.url;
+      this.brokerAddress = this.broker.address;
+    }
+    const hostOf = (address: string) => address.slice(0, address.lastIndexOf(":"));
+    const apiHost = hostOf(this.listenAddress);
+    const consoleHost = hostOf(this.consoleAddress);
+    const env: NodeJS.ProcessEnv = { ...process.env, ...replicaEnvironment(config), MQTT_URL: mqttUrl, ...this.opts.replicaEnv };
+    for (let i = 1; i <= this.replicaCount; i++) {
+      this.replicas.push(
+        new ReplicaProcess({
+          id: `lab-api-${i}`,
+          address: `${apiHost}:${await freePort(apiHost.replace(/^\[(.*)\]$/, "$1"))}`,
+          consoleAddress: `${consoleHost}:${await freePort(consoleHost.replace(/^\[(.*)\]$/, "$1"))}`,
+          env,
+          log: this.log,
+        }),
+      );
+    }
+    // A lab that dies without its stop (an uncaught error) takes its replicas along.
+    process.once("exit", this.killReplicas);
+    await Promise.all(this.replicas.map((r) => r.start()));
+    const ports = this.ports;
+    this.apiProxy = await bindingAs(ports.api, () =>
+      TcpProxy.listen(
+        this.listenAddress,
+        this.replicas.map((r) => r.address),
+      ),
+    );
+    this.consoleProxy = await bindingAs(ports.console, () =>
+      TcpProxy.listen(
+        this.consoleAddress,
+        this.replicas.map((r) => r.consoleAddress),
+      ),
+    );
+    this.apiUrl = `http://${this.apiProxy.address}`;
+    this.listenAddress = this.apiProxy.address;
+    this.consoleAddress = this.consoleProxy.address;
+  }
+
   /** Stops the control plane only (streams cut, listener closed, databases closed); the partition keeps running and reconnecting. */
   async stopControlPlane(): Promise<void> {
+    if (this.replicas.length > 0) {
+      await Promise.all(this.replicas.map((r) => r.stop(this.timings.drainMs + 5_000)));
+      return;
+    }
     const app = this.app;
     if (!app) return;
     this.app = undefined;
@@ -355,11 +483,21 @@ export class Lab {
     await app.close();
   }
 
+  /** Where the daemon `name` dials: the API address unless the `dial` option says otherwise. */
+  private dialUrl(name: string): string {
+    return (
+      this.opts.dial?.(
+        name,
+        this.replicas.map((r) => r.url),
+      ) ?? this.apiUrl
+    );
+  }
+
   /** An infra-token transport of its own (its own HTTP/2 connection), by name. */
   private transport(name: string): Transport {
     let t = this.transports.get(name);
     if (!t) {
-      t = createGrpcTransport({ baseUrl: this.apiUrl, interceptors: [bearer(this.infraToken)] });
+      t = createGrpcTransport({ baseUrl: this.dialUrl(name), interceptors: [bearer(this.infraToken)] });
       this.transports.set(name, t);
     }
     return t;
@@ -374,7 +512,7 @@ export class Lab {
     for (const [i, id] of ["leaf01", "leaf02"].entries()) {
       const sim = new SimSwitch({ id, root: join(this.dir, "switches", id), frontPorts, managementIp: `192.168.0.${11 + i}`, frrCheck: this.opts.frrCheck ?? true });
       const core = new MetalCore({
-        url: this.apiUrl,
+        url: this.dialUrl(id),
         token: this.infraToken,
         partition: LAB.partition,
         rack: LAB.rack,
@@ -428,7 +566,7 @@ export class Lab {
       else if (known) free.push(m.uuid);
     }
     if (count > wanted) this.log.warn({ machines: count, wanted }, `simulating ${count} machines instead of ${wanted}: machine ${count} is allocated (free it to run fewer)`);
-    const db = this.app!.db;
+    const db = this.db;
     for (const id of free.filter((id) => this.stored.findIndex((m) => m.uuid === id) >= count)) {
       await inTransaction(db, async (tx) => {
         const m = await machineRepository.lock(tx, id).catch((err: unknown) => {
@@ -614,6 +752,8 @@ export class Lab {
       await closed;
     }
     await this.stopControlPlane();
+    await Promise.all([this.apiProxy?.close(), this.consoleProxy?.close(), this.broker?.close(), this.ownDb?.close()]);
+    process.off("exit", this.killReplicas);
     await Promise.all(this.machines.map((m) => m.sim.dispose()));
   }
 }

@@ -12,6 +12,10 @@ const USAGE = `metal-lab: the metal control plane plus a simulated partition (wh
 
 Lab flags (each also an environment variable):
   --machines N                 $METAL_LAB_MACHINES          simulated machines (default 8)
+  --replicas N                 $METAL_LAB_REPLICAS          control-plane replicas (default 1); more than one runs each as a metal-api
+                                                            process behind round-robin proxies on the API and console addresses,
+                                                            needs DATABASE_URL and MASTERDATA_DATABASE_URL (PostgreSQL) and uses
+                                                            MQTT_URL, or an MQTT broker embedded in the lab
   --lab-listen host:port       $METAL_LAB_LISTEN            the lab's image and pixie server (default 127.0.0.1:8081)
   --log-format pretty|json     $LOG_FORMAT                  logs on stdout (default: pretty on a terminal, else JSON)
   --metalctl-config FILE       $METAL_LAB_METALCTL_CONFIG   where the metalctl contexts go (default $METAL_DATA_DIR/metalctl/config.yaml)
@@ -25,6 +29,7 @@ ${describeSettings()}
 
 interface LabArgs {
   machines: number;
+  replicas: number;
   labListen: string;
   logFormat: "pretty" | "json" | undefined;
   metalctlConfig: string | undefined;
@@ -38,7 +43,13 @@ const STILL_BUSY_S = 5;
 /** Not a setting but an action, as in metal-api. */
 const RESET_ADMIN_TOKEN = "--reset-admin-token";
 
-const LAB_FLAGS = { "--machines": "METAL_LAB_MACHINES", "--lab-listen": "METAL_LAB_LISTEN", "--log-format": "LOG_FORMAT", "--metalctl-config": "METAL_LAB_METALCTL_CONFIG" } as const;
+const LAB_FLAGS = {
+  "--machines": "METAL_LAB_MACHINES",
+  "--replicas": "METAL_LAB_REPLICAS",
+  "--lab-listen": "METAL_LAB_LISTEN",
+  "--log-format": "LOG_FORMAT",
+  "--metalctl-config": "METAL_LAB_METALCTL_CONFIG",
+} as const;
 type LabFlag = keyof typeof LAB_FLAGS;
 
 /** Takes the lab's own flags (or their variables) out; the rest are the control plane's. */
@@ -62,11 +73,14 @@ function splitArgs(argv: string[], env: NodeJS.ProcessEnv): LabArgs {
   const machines = Number(machinesText);
   // One rack of two leaves: a switch registers at most 256 ports, two of them uplinks.
   if (!/^\d+$/.test(machinesText) || machines < 1 || machines > 250) throw new ConfigError(`--machines: "${machinesText}" is not a number from 1 to 250 (one rack)`);
+  const replicasText = read("--replicas") ?? "1";
+  const replicas = Number(replicasText);
+  if (!/^\d+$/.test(replicasText) || replicas < 1 || replicas > 16) throw new ConfigError(`--replicas: "${replicasText}" is not a number from 1 to 16`);
   const labListen = read("--lab-listen") ?? "127.0.0.1:8081";
   if (!/^.+:\d{1,5}$/.test(labListen) || Number(labListen.slice(labListen.lastIndexOf(":") + 1)) > 65535) throw new ConfigError(`--lab-listen: "${labListen}" is not host:port`);
   const logFormat = read("--log-format");
   if (logFormat !== undefined && logFormat !== "pretty" && logFormat !== "json") throw new ConfigError(`--log-format: "${logFormat}" is neither pretty nor json`);
-  return { machines, labListen, logFormat, metalctlConfig: read("--metalctl-config"), resetAdminToken: argv.includes(RESET_ADMIN_TOKEN), rest };
+  return { machines, replicas, labListen, logFormat, metalctlConfig: read("--metalctl-config"), resetAdminToken: argv.includes(RESET_ADMIN_TOKEN), rest };
 }
 
 function prettyPrinterInstalled(): boolean {
@@ -93,6 +107,12 @@ function banner(lab: Lab, args: LabArgs, LAB: typeof import("./seed.js").LAB): s
     `  operator admin token: ${shown(`${dataDir}/admin-token`)} (${lab.adminTokenCreated ? (args.resetAdminToken ? "issued anew, earlier ones revoked" : "created now") : "from an earlier start"}; never printed)`,
     `  console host key: ${lab.consoleFingerprint} (ED25519)${lab.knownHosts ? `, known_hosts entry in ${shown(lab.knownHosts)}` : ""}`,
   ];
+  if (lab.replicas.length > 0) {
+    lines.push(
+      `  ${lab.replicas.length} replicas behind the lab's round-robin proxies (API ${lab.apiUrl}, SSH ${lab.consoleAddress}), MQTT broker ${lab.brokerAddress}${lab.opts.config.mqttUrl ? " (MQTT_URL)" : " (embedded)"}:`,
+    );
+    for (const r of lab.replicas) lines.push(`    ${r.id}: API ${r.url}, SSH ${r.consoleAddress}`);
+  }
   if (lab.metalctlConfig) {
     lines.push(`  metalctl contexts in ${shown(lab.metalctlConfig)}: "lab" (operator admin) and "lab-project" (an editor of project ${p}, as a tenant is)`);
     if (!metalctlFinds(lab.metalctlConfig, process.env, process.cwd())) {
@@ -142,6 +162,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     args = splitArgs(argv, process.env);
     config = loadConfig(process.env, args.rest);
+    // Several processes cannot open one embedded database: said before anything starts.
+    if (args.replicas > 1 && (!config.databaseUrl || !config.masterdataDatabaseUrl)) {
+      throw new ConfigError(`--replicas ${args.replicas} needs PostgreSQL: set DATABASE_URL and MASTERDATA_DATABASE_URL (the embedded databases cannot be shared by several metal-api processes)`);
+    }
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`metal-lab: ${err.message}\n`);
@@ -151,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
   }
   // Logs on stdout (pretty for a person, JSON for a machine); what a person waits for on stderr, never between JSON lines.
   const say = (line: string) => void process.stderr.write(`metal-lab: ${line}\n`);
-  say(`starting: ${args.machines} simulated machines, data in ${shown(config.dataDir)}`);
+  say(`starting: ${args.machines} simulated machines${args.replicas > 1 ? `, ${args.replicas} control-plane replicas` : ""}, data in ${shown(config.dataDir)}`);
   const [{ createLogger }, { Lab }, { LAB }, { reportMachinesUp }, { createConnectTransport }, { bearer }] = await Promise.all([
     import("../../server/logger.js"),
     import("./lab.js"),
@@ -179,7 +203,7 @@ async function main(argv: string[]): Promise<number> {
   }, STILL_BUSY_S * 1000);
   let lab: Lab;
   try {
-    lab = await Lab.start({ config, log, machines: args.machines, labListen: args.labListen, metalctlConfig: args.metalctlConfig, resetAdminToken: args.resetAdminToken, progress });
+    lab = await Lab.start({ config, log, machines: args.machines, replicas: args.replicas, labListen: args.labListen, metalctlConfig: args.metalctlConfig, resetAdminToken: args.resetAdminToken, progress });
   } catch (err) {
     if (err instanceof LabStartError) {
       say(err.message);

@@ -1,0 +1,50 @@
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
+import { Aedes } from "aedes";
+
+/** An MQTT broker inside the lab's process, for its replicas' wake-ups when no MQTT_URL is given. */
+export interface EmbeddedBroker {
+  /** mqtt://user:password@host:port: what the replicas get as MQTT_URL. Holds the password: never print it. */
+  readonly url: string;
+  /** host:port, for people. */
+  readonly address: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts aedes on `host`, port 0 (a free one), with a user and a random
+ * password only the lab's replicas are given: another local user can
+ * neither read the event feed nor wake the replicas with made-up hints.
+ */
+export async function startEmbeddedBroker(host = "127.0.0.1"): Promise<EmbeddedBroker> {
+  const user = "metal-lab";
+  const password = randomBytes(18).toString("base64url");
+  const expected = Buffer.from(password);
+  const broker = await Aedes.createBroker({
+    authenticate(_client, username, given, done) {
+      const ok = username === user && given !== undefined && given.length === expected.length && timingSafeEqual(given, expected);
+      if (ok) return done(null, true);
+      const err = Object.assign(new Error("bad user name or password"), { returnCode: 4 as const });
+      done(err, false);
+    },
+  });
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+    broker.handle(socket);
+  });
+  await new Promise<void>((resolve, reject) => server.once("error", reject).listen({ host, port: 0 }, () => resolve()));
+  const { port } = server.address() as { port: number };
+  const address = `${host}:${port}`;
+  return {
+    url: `mqtt://${user}:${password}@${address}`,
+    address,
+    async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      await closed;
+    },
+  };
+}

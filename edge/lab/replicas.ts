@@ -1,0 +1,203 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { connect, createServer } from "node:net";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import type { Config, StreamLimit } from "../../server/config.js";
+import type { Logger } from "../../server/logger.js";
+import { LabStartError } from "./ports.js";
+
+// import.meta.url, not dirname: the lab runs from a bundle, which rewrites only the former to this source's place.
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
+
+/** How long a replica may take to listen: the first start of a checkout builds metal-api's bundle first. */
+const READY_TIMEOUT_MS = 180_000;
+
+/**
+ * The settings of `config` as metal-api's environment variables, so that a
+ * replica process runs with what the lab was given (flags, variables or a
+ * test's Config alike). Listen addresses, the replica's identity and the
+ * broker are the lab's to choose per replica; TLS stays off, as in the lab.
+ */
+export function replicaEnvironment(config: Config): Record<string, string> {
+  const ms = (n: number) => `${n}ms`;
+  const limit = (l: StreamLimit) => `${l.perConnection}/${l.perPrincipal}/${l.total}`;
+  const env: Record<string, string> = {
+    METAL_DATA_DIR: config.dataDir,
+    METAL_MQTT_TOPIC_PREFIX: config.mqttTopicPrefix,
+    METAL_EVENT_FEED: String(config.eventFeed),
+    METAL_REPLICA_HEARTBEAT: ms(config.replicaHeartbeatMs),
+    METAL_REPLICA_TIMEOUT: ms(config.replicaTimeoutMs),
+    METAL_CONSOLE_IDLE_TIMEOUT: config.consoleIdleTimeoutMs === 0 ? "0" : ms(config.consoleIdleTimeoutMs),
+    METAL_CORS_ORIGINS: config.corsOrigins.join(","),
+    LOG_LEVEL: config.logLevel,
+    METAL_DB_POOL_SIZE: String(config.databasePoolSize),
+    MASTERDATA_DB_POOL_SIZE: String(config.masterdataDatabasePoolSize),
+    METAL_HEADERS_TIMEOUT: ms(config.connections.headersTimeoutMs),
+    METAL_REQUEST_TIMEOUT: ms(config.connections.requestTimeoutMs),
+    METAL_IDLE_TIMEOUT: ms(config.connections.idleTimeoutMs),
+    METAL_MAX_CONNECTIONS: String(config.connections.maxConnections),
+    METAL_MAX_CONNECTIONS_PER_ADDRESS: String(config.connections.maxConnectionsPerAddress),
+    METAL_HTTP2_MAX_STREAMS: String(config.connections.http2MaxStreams),
+    METAL_PUBLIC_STREAM_LIMITS: limit(config.streamLimits.public),
+    METAL_WAIT_STREAM_LIMITS: limit(config.streamLimits.wait),
+    METAL_SESSION_STREAM_LIMITS: limit(config.streamLimits.session),
+    // Set empty: a TLS pair in the lab's own environment must not reach replicas the lab's daemons dial in plain h2c.
+    METAL_TLS_CERT: "",
+    METAL_TLS_KEY: "",
+  };
+  if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;
+  if (config.masterdataDatabaseUrl) env.MASTERDATA_DATABASE_URL = config.masterdataDatabaseUrl;
+  return env;
+}
+
+/** A free TCP port on `host` now (the system's choice; a replica that restarts comes back on it). */
+export async function freePort(host: string): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen({ host, port: 0, exclusive: true }, () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** pino's numeric levels, for replaying a replica's JSON lines into the lab's log. */
+const LEVELS: Record<number, "trace" | "debug" | "info" | "warn" | "error" | "fatal"> = { 10: "trace", 20: "debug", 30: "info", 40: "warn", 50: "error", 60: "fatal" };
+
+export interface ReplicaProcessOptions {
+  /** METAL_REPLICA_ID, e.g. lab-api-1. */
+  id: string;
+  /** host:port of its API listener, which is also its internal address. */
+  address: string;
+  /** host:port of its SSH console. */
+  consoleAddress: string;
+  /** The environment of every replica (settings, broker); the per-replica settings are added here. */
+  env: NodeJS.ProcessEnv;
+  log: Logger;
+}
+
+/**
+ * One metal-api replica as its own process (`bin/metal-api.js`), on fixed
+ * ports so that a restart comes back where the proxy and the other replicas
+ * look for it. Its JSON log lines are replayed into the lab's log with the
+ * replica's id.
+ */
+export class ReplicaProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  /** The last lines it wrote to stderr (what it said when it failed to start). */
+  private stderrTail: string[] = [];
+
+  constructor(readonly opts: ReplicaProcessOptions) {}
+
+  get id(): string {
+    return this.opts.id;
+  }
+
+  get address(): string {
+    return this.opts.address;
+  }
+
+  get consoleAddress(): string {
+    return this.opts.consoleAddress;
+  }
+
+  get url(): string {
+    return `http://${this.opts.address}`;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process and resolves once its API and SSH console accept connections. */
+  async start(): Promise<void> {
+    if (this.child) return;
+    const env = {
+      ...this.opts.env,
+      METAL_LISTEN: this.opts.address,
+      METAL_CONSOLE_LISTEN: this.opts.consoleAddress,
+      METAL_REPLICA_ID: this.opts.id,
+      METAL_INTERNAL_ADDRESS: this.opts.address,
+    };
+    const child = spawn(process.execPath, [join(REPO, "bin/metal-api.js")], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    this.child = child;
+    this.stderrTail = [];
+    const log = this.opts.log.child({ replica: this.opts.id });
+    createInterface({ input: child.stdout! }).on("line", (line) => replay(log, line));
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      this.stderrTail = [...this.stderrTail.slice(-19), line];
+      log.warn({ stderr: line }, "replica stderr");
+    });
+    let gone = false;
+    this.exited = new Promise<void>((done) =>
+      child.once("exit", (code, signal) => {
+        gone = true;
+        if (this.child === child) this.child = undefined;
+        log.debug({ code, signal }, "replica process exited");
+        done();
+      }),
+    );
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    // The console listens after the API: both answer once it does.
+    while (!(await accepts(this.opts.consoleAddress))) {
+      if (gone) throw new LabStartError(`replica ${this.opts.id} exited while starting: ${this.stderrTail.join(" | ") || "no output (LOG_LEVEL=debug says more)"}`);
+      if (Date.now() > deadline) {
+        this.kill("SIGKILL");
+        throw new LabStartError(`replica ${this.opts.id} did not listen on ${this.opts.consoleAddress} within ${READY_TIMEOUT_MS / 1000} s`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Sends `signal` (SIGKILL: kill -9, no goodbye) and resolves when the process is gone. */
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    this.child?.kill(signal);
+    await this.exited;
+  }
+
+  /** SIGTERM (metal-api drains and closes), SIGKILL after `graceMs`. */
+  async stop(graceMs = 10_000): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** For process exit: no waiting possible, so no grace. */
+  killNow(): void {
+    this.child?.kill("SIGKILL");
+  }
+}
+
+function replay(log: Logger, line: string): void {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return void log.info({ line }, "replica output");
+  }
+  const { level, msg, time: _time, pid: _pid, hostname: _hostname, ...fields } = entry;
+  const name = LEVELS[typeof level === "number" ? level : 30] ?? "info";
+  log[name](fields, typeof msg === "string" ? msg : "");
+}
+
+function accepts(address: string): Promise<boolean> {
+  const sep = address.lastIndexOf(":");
+  return new Promise((done) => {
+    const socket = connect({ host: address.slice(0, sep).replace(/^\[(.*)\]$/, "$1"), port: Number(address.slice(sep + 1)) });
+    socket.once("connect", () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once("error", () => done(false));
+  });
+}
