@@ -14,6 +14,8 @@ import type { TestServer } from "../helpers/server-launch.js";
 export const BENCH_MQTT_URL = process.env.BENCH_MQTT_URL ?? "mqtt://127.0.0.1:1883";
 /** Each replica's metal pool: the production default, so one replica and two compare as deployed. */
 const DB_POOL = process.env.BENCH_REPLICA_DB_POOL ?? "20";
+/** Extra node flags for every replica, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile them. */
+const NODE_ARGS = (process.env.BENCH_REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean);
 
 export const bearer = (token: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
 
@@ -50,7 +52,7 @@ export async function freePort(): Promise<number> {
 
 /** bin/metal-api.js (the bundle users run) once it says where it listens. */
 async function startReplica(env: NodeJS.ProcessEnv): Promise<Omit<Replica, "client" | "grpcClient">> {
-  const proc = spawn(process.execPath, ["bin/metal-api.js"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const proc = spawn(process.execPath, [...NODE_ARGS, "bin/metal-api.js"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   const keep = (d: Buffer) => (out = (out + d).slice(-20_000));
   proc.stdout!.on("data", keep);
