@@ -62,7 +62,13 @@ function parse<T>(payload: string | undefined, valid: (v: Partial<T>) => boolean
 }
 
 const validRevoked = (v: Partial<Revoked>) =>
-  typeof v.o === "string" && REPLICA.test(v.o) && typeof v.n === "string" && v.n.length <= 64 && Array.isArray(v.ids) && v.ids.length <= IDS_PER_MESSAGE && v.ids.every((id) => typeof id === "string" && ID.test(id));
+  typeof v.o === "string" &&
+  REPLICA.test(v.o) &&
+  typeof v.n === "string" &&
+  v.n.length <= 64 &&
+  Array.isArray(v.ids) &&
+  v.ids.length <= IDS_PER_MESSAGE &&
+  v.ids.every((id) => typeof id === "string" && ID.test(id));
 
 const validAck = (v: Partial<Ack>) => typeof v.r === "string" && v.r.length <= 128 && typeof v.n === "string" && v.n.length <= 64;
 
@@ -101,11 +107,14 @@ export function createRevocationFanout(opts: RevocationFanoutOptions): Revocatio
       // Disconnected, no answer can come: the others see the revocation within the cache bound.
       if (!connected || !others || others.length === 0) return;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          const missing = others.filter((r) => !state.acked.has(r));
-          log?.warn({ missing }, "replicas did not confirm a token revocation in time; they refuse the token within the cache bound (5 s)");
-          resolve();
-        }, Math.max(0, deadline - Date.now()));
+        const timer = setTimeout(
+          () => {
+            const missing = others.filter((r) => !state.acked.has(r));
+            log?.warn({ missing }, "replicas did not confirm a token revocation in time; they refuse the token within the cache bound (5 s)");
+            resolve();
+          },
+          Math.max(0, deadline - Date.now()),
+        );
         state.nudge = () => {
           if (others.every((r) => state.acked.has(r))) {
             clearTimeout(timer);
