@@ -1,0 +1,305 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { MachineService, MachineState, MachineWatchChangeKind as Kind, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
+import { createInProcessBus } from "../../server/bus/fanout.js";
+import { runChangeLogPruneJob } from "../../server/jobs/change-log-prune.js";
+import { WatchHub } from "../../server/sessions/watch/hub.js";
+import { eventually } from "../helpers/eventually.js";
+import { expectCode } from "../helpers/expect.js";
+import { type PartitionFixture, setUpPartition, type WaitingMachine } from "../helpers/partition-fixture.js";
+import type { TestServer } from "../helpers/server-launch.js";
+import { startWatchReplicas } from "../helpers/watch-replicas.js";
+
+let a: TestServer;
+let b: TestServer;
+let databaseUrl: string;
+let fixture: PartitionFixture;
+let paViewer: string;
+let pbViewer: string;
+
+beforeAll(async () => {
+  ({ a, b, metalDatabaseUrl: databaseUrl } = await startWatchReplicas());
+  fixture = await setUpPartition(a);
+  const tokens = a.client(AdminTokens, a.adminToken);
+  paViewer = (await tokens.create({ subject: "vera", roles: { projectRoles: { pa: ProjectRole.VIEWER } } })).secret;
+  pbViewer = (await tokens.create({ subject: "vic", roles: { projectRoles: { pb: ProjectRole.VIEWER } } })).secret;
+});
+afterAll(() => fixture?.stopAll());
+
+type Message = { case: string | undefined; value?: unknown };
+interface Change {
+  kind: Kind;
+  revision: bigint;
+  id: string;
+  machine?: { state: MachineState; allocation?: { project: string }; tags: string[] };
+  lastInRevision: boolean;
+}
+interface EventsAdded {
+  id: string;
+  revision: bigint;
+  events: { type: T; message: string }[];
+  lastInRevision: boolean;
+}
+
+/** A watch running in the background: every message it got, and how it ended. */
+class Recorder {
+  readonly messages: Message[] = [];
+  error: ConnectError | undefined;
+  ended = false;
+  readonly abort = new AbortController();
+  constructor(open: (signal: AbortSignal) => AsyncIterable<{ message: Message }>) {
+    void (async () => {
+      try {
+        for await (const r of open(this.abort.signal)) this.messages.push(r.message);
+      } catch (err) {
+        if (!this.abort.signal.aborted) this.error = ConnectError.from(err);
+      } finally {
+        this.ended = true;
+      }
+    })();
+  }
+  of<C extends string>(c: C) {
+    return this.messages.filter((m) => m.case === c).map((m) => m.value);
+  }
+  changes(id?: string): Change[] {
+    return (this.of("change") as Change[]).filter((c) => id === undefined || c.id === id);
+  }
+  added(): EventsAdded[] {
+    return this.of("eventsAdded") as EventsAdded[];
+  }
+  snapshotIds(): string[] {
+    return (this.of("snapshot") as { id: string }[]).map((m) => m.id);
+  }
+  async snapshotDone(): Promise<bigint> {
+    const done = await eventually("snapshot_done", () => this.of("snapshotDone")[0] as { revision: bigint } | undefined);
+    return done.revision;
+  }
+  /** Changes of the machine until one of `kind` arrived. */
+  async until(id: string, kind: Kind): Promise<Change[]> {
+    return eventually(`a ${Kind[kind]} change of ${id}`, () => {
+      const cs = this.changes(id);
+      return cs.some((c) => c.kind === kind) && cs;
+    });
+  }
+}
+
+const adminWatch = (on: TestServer, req: Parameters<ReturnType<typeof on.client<typeof AdminMachineService>>["watch"]>[0] = {}) =>
+  new Recorder((signal) => on.client(AdminMachineService, on.adminToken).watch(req, { signal }));
+const tenantWatch = (on: TestServer, token: string, req: Parameters<ReturnType<typeof on.client<typeof MachineService>>["watch"]>[0]) =>
+  new Recorder((signal) => on.client(MachineService, token).watch(req, { signal }));
+
+const allocate = (project: "pa" | "pb", machineId: string) =>
+  a.client(MachineService, a.adminToken).create({ project, partition: "p1", size: "s1", image: "debian-12", name: `w-${machineId.slice(0, 8)}`, networks: [fixture.primary[project]], machineId });
+const sendEvents = (machineId: string, ...events: [T, string][]) =>
+  a.client(EventService, fixture.infraToken).send({ partition: "p1", events: events.map(([type, message]) => ({ machineId, type, message })) });
+
+/** An event's message without the server's note on events unexpected in the machine's state. */
+const text = (e: { message: string }) => e.message.replace(/^\[[^\]]*\]: /, "");
+
+/** Where `kinds` occur in `changes`, in order (each after the previous); fails when one is missing. */
+function inOrder(changes: Change[], kinds: Kind[]): number[] {
+  const at: number[] = [];
+  let from = 0;
+  for (const k of kinds) {
+    const i = changes.findIndex((c, n) => n >= from && c.kind === k);
+    expect(i, `${Kind[k]} after position ${from} in ${changes.map((c) => Kind[c.kind]).join(",")}`).toBeGreaterThanOrEqual(0);
+    at.push(i);
+    from = i + 1;
+  }
+  return at;
+}
+
+describe("MachineService.Watch", () => {
+  let m1: WaitingMachine;
+  let m2: WaitingMachine;
+
+  it("starts with a snapshot of what the matching List shows, then snapshot_done", async () => {
+    m1 = await fixture.bootMachine("r1");
+    m2 = await fixture.bootMachine("r2");
+    const ops = adminWatch(a);
+    const revision = await ops.snapshotDone();
+    expect(revision).toBeGreaterThan(0n);
+    expect(ops.snapshotIds().sort()).toEqual([m1.id, m2.id].sort());
+    expect(ops.messages.at(-1)?.case).toBe("snapshotDone");
+    // Nothing is allocated to pa yet: its snapshot is empty, as its List is.
+    const tenant = tenantWatch(a, paViewer, { project: "pa" });
+    await tenant.snapshotDone();
+    expect(tenant.snapshotIds()).toEqual([]);
+    const other = adminWatch(a, { partition: "elsewhere" });
+    await other.snapshotDone();
+    expect(other.snapshotIds()).toEqual([]);
+    for (const r of [ops, tenant, other]) r.abort.abort();
+  });
+
+  it("delivers an allocation, an event, a lock and a free in order; the project sees its machine leave as gone", async () => {
+    const ops = adminWatch(a, { id: m1.id });
+    const tenant = tenantWatch(a, paViewer, { project: "pa" });
+    await Promise.all([ops.snapshotDone(), tenant.snapshotDone()]);
+
+    await allocate("pa", m1.id);
+    await sendEvents(m1.id, [T.INSTALLING, "watch: installing"]);
+    const admin = a.client(AdminMachineService, a.adminToken);
+    await admin.setState({ id: m1.id, state: MachineState.LOCKED, reason: "watch test" });
+    // A locked machine cannot be freed: unlocked first.
+    await admin.setState({ id: m1.id, state: MachineState.AVAILABLE, reason: "" });
+    await a.client(MachineService, a.adminToken).delete({ id: m1.id, project: "pa" });
+
+    const seen = await ops.until(m1.id, Kind.FREED);
+    const [allocated, event, locked, unlocked, freed] = inOrder(seen, [Kind.ALLOCATED, Kind.EVENTS, Kind.UPDATED, Kind.UPDATED, Kind.FREED]).map((i) => seen[i]!);
+    expect(allocated.machine?.allocation?.project).toBe("pa");
+    expect(event.machine?.allocation?.project).toBe("pa");
+    // Each change carries the machine as it was when the change was read: the lock may already be gone.
+    expect([locked.machine?.state, unlocked.machine?.state]).toContain(MachineState.AVAILABLE);
+    expect(locked.revision).toBeLessThan(unlocked.revision);
+    expect(freed.machine?.allocation).toBeUndefined();
+    // Revisions never go back.
+    for (let i = 1; i < seen.length; i++) expect(seen[i]!.revision).toBeGreaterThanOrEqual(seen[i - 1]!.revision);
+
+    const theirs = await tenant.until(m1.id, Kind.GONE);
+    inOrder(theirs, [Kind.ALLOCATED, Kind.EVENTS, Kind.UPDATED, Kind.UPDATED, Kind.GONE]);
+    // After it left, the project learns nothing more of it, and never its state after the free.
+    const gone = theirs.findIndex((c) => c.kind === Kind.GONE);
+    expect(theirs.slice(gone).every((c) => c.machine === undefined)).toBe(true);
+    expect(theirs.every((c) => c.machine === undefined || c.machine.allocation?.project === "pa")).toBe(true);
+    for (const r of [ops, tenant]) r.abort.abort();
+  });
+
+  it("with events set, sends the events a machine sent as events_added, newest first", async () => {
+    const ops = adminWatch(a, { id: m2.id, events: true });
+    await ops.snapshotDone();
+    await sendEvents(m2.id, [T.PXE_BOOTING, "watch: one"], [T.PREPARING, "watch: two"]);
+    const added = await eventually("the events", () => ops.added().find((e) => e.events.some((x) => text(x) === "watch: one")));
+    expect(added.id).toBe(m2.id);
+    expect(added.events.map((e) => [e.type, text(e)])).toEqual([
+      [T.PREPARING, "watch: two"],
+      [T.PXE_BOOTING, "watch: one"],
+    ]);
+    expect(added.lastInRevision).toBe(true);
+    ops.abort.abort();
+  });
+
+  it("resumes on the other replica from the last revision it saw, without a gap or a duplicate", async () => {
+    const first = adminWatch(a, { id: m2.id, events: true });
+    await first.snapshotDone();
+    await sendEvents(m2.id, [T.REGISTERING, "resume: 0"]);
+    const seen = await eventually("resume: 0", () => first.added().find((e) => e.events[0] && text(e.events[0]) === "resume: 0"));
+    expect(seen.lastInRevision).toBe(true);
+    first.abort.abort();
+    await eventually("the first watch to end", () => first.ended);
+
+    // While no one watches: two changes, each its own transaction.
+    await sendEvents(m2.id, [T.WAITING, "resume: 1"]);
+    await sendEvents(m2.id, [T.PXE_BOOTING, "resume: 2"]);
+    // B has its own bus: it learns of changes made on A from the change log alone (its safety net).
+    const second = adminWatch(b, { id: m2.id, events: true, sinceRevision: seen.revision });
+    await sendEvents(m2.id, [T.PREPARING, "resume: 3"]);
+    await eventually("resume: 3 on B", () => second.added().some((e) => e.events[0] && text(e.events[0]) === "resume: 3"));
+    const messages = second.added().flatMap((e) => e.events.map(text));
+    expect(messages).toEqual(["resume: 1", "resume: 2", "resume: 3"]);
+    expect(second.of("snapshot")).toEqual([]);
+    expect(second.of("snapshotDone")).toEqual([]);
+    second.abort.abort();
+  });
+
+  it("shows a tenant only its project's machines; a foreign or unknown project gets the List's answer", async () => {
+    const pb = tenantWatch(b, pbViewer, { project: "pb" });
+    await pb.snapshotDone();
+    const m3 = await fixture.bootMachine("r1");
+    await allocate("pa", m2.id);
+    await allocate("pb", m3.id);
+    const mine = await eventually("pb's allocation", () => pb.changes().find((c) => c.kind === Kind.ALLOCATED));
+    expect(mine.id).toBe(m3.id);
+    expect(mine.machine?.allocation?.project).toBe("pb");
+    // pa's allocation committed before pb's: had pb been told of it, it would have come first.
+    expect(pb.changes().filter((c) => c.id === m2.id)).toEqual([]);
+    expect(pb.snapshotIds()).toEqual([]);
+    pb.abort.abort();
+
+    for (const project of ["pb", "no-such-project"]) {
+      const list = await expectCode(a.client(MachineService, paViewer).list({ project }), Code.PermissionDenied);
+      const watch = tenantWatch(a, paViewer, { project });
+      await eventually("the refusal", () => watch.ended);
+      expect(watch.error?.code, project).toBe(list.code);
+      expect(watch.error?.rawMessage, project).toBe(list.rawMessage);
+      expect(watch.messages).toEqual([]);
+    }
+    await expectCode(
+      (async () => {
+        for await (const _ of a.client(MachineService, paViewer).watch({ project: "pa", id: "not-a-uuid" }));
+      })(),
+      Code.InvalidArgument,
+      "id:",
+    );
+    await a.client(MachineService, a.adminToken).delete({ id: m2.id, project: "pa" });
+    await a.client(MachineService, a.adminToken).delete({ id: m3.id, project: "pb" });
+  });
+
+  it("delivers a transaction that started before and committed after another one's change", async () => {
+    const ops = adminWatch(a);
+    await ops.snapshotDone();
+    const held = new pg.Client({ connectionString: databaseUrl });
+    await held.connect();
+    try {
+      await held.query("begin");
+      await held.query(`update machines set tags = '["held"]'::jsonb where id = $1`, [m1.id]);
+      // Commits while the held transaction (the older one) still runs.
+      await a.client(AdminMachineService, a.adminToken).setState({ id: m2.id, state: MachineState.TAINTED, reason: "later" });
+      await held.query("commit");
+    } finally {
+      await held.end();
+    }
+    const tainted = await eventually("the later change", () => ops.changes(m2.id).find((c) => c.machine?.state === MachineState.TAINTED));
+    const tagged = await eventually("the held transaction's change", () => ops.changes(m1.id).find((c) => c.machine?.tags.includes("held")));
+    // Read by transaction below the oldest running one: the older transaction comes first, and is not skipped.
+    expect(tagged.revision).toBeLessThan(tainted.revision);
+    expect(ops.messages.indexOf(ops.messages.find((m) => m.value === tagged)!)).toBeLessThan(ops.messages.indexOf(ops.messages.find((m) => m.value === tainted)!));
+    ops.abort.abort();
+  });
+
+  it("ends a watcher that does not read with ResourceExhausted", async () => {
+    const hub = new WatchHub(a.app.db, createInProcessBus(), { maxQueued: 3, safetyNetMs: 50 });
+    const abort = new AbortController();
+    try {
+      const stream = hub.watch({ audience: { kind: "operator", secrets: false }, machineId: m1.id, events: false }, abort.signal);
+      for (;;) if ((await stream.next()).value?.case === "snapshotDone") break;
+      // The stream attaches to the hub when it is asked for its next message; then nobody reads.
+      const first = stream.next();
+      // It may fail before the test looks at it (the overflow can come with the first batch).
+      first.catch(() => {});
+      await eventually("the watcher to attach", () => hub.size === 1);
+      const admin = a.client(AdminMachineService, a.adminToken);
+      for (let i = 0; i < 6; i++) await admin.setState({ id: m1.id, state: i % 2 === 0 ? MachineState.TAINTED : MachineState.AVAILABLE, reason: i % 2 === 0 ? `slow ${i}` : "" });
+      // Its queue went over the bound: it is dropped from the hub at once, its messages freed.
+      await eventually("the slow watcher to be dropped", () => hub.size === 0);
+      // The reader learns it at its next read (or at once, if it was waiting for the first message).
+      await expectCode(
+        first.then(() => stream.next()),
+        Code.ResourceExhausted,
+        "reconnect with since_revision",
+      );
+    } finally {
+      abort.abort();
+      hub.stop();
+    }
+  });
+
+  it("answers a resume point the log no longer holds with reset and a new snapshot", async () => {
+    const before = adminWatch(a, { id: m1.id });
+    const old = await before.snapshotDone();
+    before.abort.abort();
+    await a.client(AdminMachineService, a.adminToken).setState({ id: m1.id, state: MachineState.LOCKED, reason: "prune" });
+    // Everything up to now is pruned (a retention of 0).
+    expect(await runChangeLogPruneJob(a.app.db, new Date(Date.now() + 60_000), 0)).toBeGreaterThan(0);
+    const after = adminWatch(b, { id: m1.id, sinceRevision: old });
+    await after.snapshotDone();
+    expect(after.messages.map((m) => m.case)).toEqual(["reset", "snapshot", "snapshotDone"]);
+    expect((after.messages[1]!.value as { state: MachineState }).state).toBe(MachineState.LOCKED);
+    expect((after.messages[0]!.value as { prunedRevision: bigint }).prunedRevision).toBeGreaterThan(old);
+    after.abort.abort();
+  });
+});
