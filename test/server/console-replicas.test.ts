@@ -224,6 +224,6 @@ describe("when B's metal-bmc session ends", () => {
     expect(s.seen.out).toMatch(new RegExp(`metal-console: the console of machine "${m.id}" ended: (the session of metal-bmc "bmc-b" \\(partition "p1"\\) ended|console relay cancelled)`));
     await eventually("B's row is gone", async () => (await consoleRouteRepository.routesOf(a.app.db, "p1", 30_000, a.id)).length === 0);
     const err = await refusedConsole(target(), m.id, { key, token: tokens.owner });
-    expect(err).toContain(`cannot open the console of machine "${m.id}": no metal-bmc of partition "p1" is connected to any replica of the control plane`);
+    expect(err).toContain(`cannot open the console of machine "${m.id}": no metal-bmc of partition "p1" is connected to this replica or to any other replica of the control plane`);
   });
 });

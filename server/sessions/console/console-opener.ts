@@ -41,7 +41,7 @@ export function createConsoleOpener(deps: ConsoleOpenerDeps): ConsoleOpener {
       if (deps.local.agentsOf(partition).length > 0 || !deps.remote) return deps.local.openConsole(partition, machineId, opts);
       // This replica's own rows may lag its registry (stamped in batches); its sessions were asked above.
       const routes = (await consoleRouteRepository.routesOf(deps.db, partition, deps.replicaTimeoutMs, deps.replicaId)).filter((r) => r.replicaId !== deps.replicaId);
-      if (routes.length === 0) throw new ConnectError(`no metal-bmc of partition "${partition}" is connected to any replica of the control plane`, Code.FailedPrecondition);
+      if (routes.length === 0) throw new ConnectError(`no metal-bmc of partition "${partition}" is connected to this replica or to any other replica of the control plane`, Code.FailedPrecondition);
       let last: unknown;
       for (const route of routes) {
         try {

@@ -1,6 +1,6 @@
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { Code, type Client, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { AsyncQueue } from "../../../client/async-queue.js";
 import { createTransport } from "../../../client/transport.js";
 import { ReplicaService, type ReplicaServiceConsoleRequestSchema, type ReplicaServiceConsoleResponse } from "../../../gen/metal/internal/v1/replica_pb.js";
@@ -195,4 +195,3 @@ class RemoteConsole implements ConsoleSession {
     this.dataListeners.clear();
   }
 }
-
