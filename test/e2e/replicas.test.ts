@@ -62,8 +62,7 @@ afterAll(async () => {
 describe("two replicas behind a round-robin proxy, woken through Mosquitto [heavy]", () => {
   it("ConnectionService.List on either replica shows every session, each with the replica that holds it", async () => {
     const ids = new Set(t.replicas.map((r) => r.id));
-    const listed = async (replica: number) =>
-      (await t.admin(ConnectionService, replica).list({})).connections.map((c) => `${DaemonKind[c.kind]}/${c.id}@${c.replica}`).sort();
+    const listed = async (replica: number) => (await t.admin(ConnectionService, replica).list({})).connections.map((c) => `${DaemonKind[c.kind]}/${c.id}@${c.replica}`).sort();
     const expected = await eventually("both leaves and metal-bmc listed", async () => {
       const l = await listed(0);
       return l.length === 3 && l.some((x) => x.startsWith("SWITCH/leaf01@")) && l.some((x) => x.startsWith("SWITCH/leaf02@")) && l.some((x) => x.startsWith("BMC/lab-bmc@")) ? l : undefined;
