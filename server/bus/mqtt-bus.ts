@@ -26,6 +26,8 @@ export interface MqttBusOptions {
   firstConnectMs?: number;
   /** Pause between reconnect attempts (default 1 s). */
   reconnectMs?: number;
+  /** Resync requests of other replicas run at most once per this interval (default 1 s). */
+  resyncIntervalMs?: number;
 }
 
 /** A wake-up is a few ids; anything larger is not ours (and is refused before it is parsed). */
@@ -45,7 +47,7 @@ const KEEPALIVE_S = 15;
 /** The bus topic a replica publishes after it (re)connected: "I may have lost wake-ups I sent; re-read". */
 const RESYNC_TOPIC = "bus/resync";
 /** Resync requests of other replicas are coalesced to one run per this interval. */
-const RESYNC_MIN_INTERVAL_MS = 1_000;
+const RESYNC_INTERVAL_MS = 1_000;
 
 /** Where a wake-up's origin is carried: MQTT 3.1.1 has no user properties, so it is part of the payload. */
 interface WakeEnvelope {
@@ -91,7 +93,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   let ignored = 0;
   let ignoredLoggedAt = 0;
   let resyncTimer: NodeJS.Timeout | undefined;
-  let lastResyncAt = 0;
+  let lastResyncAt = Number.NEGATIVE_INFINITY;
 
   const clientOptions: IClientOptions = {
     protocolVersion: 4,
@@ -133,7 +135,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   /** Another replica asked for a resync: run it now, or once at the end of the current interval. */
   function resyncSoon(): void {
     if (resyncTimer) return;
-    const wait = lastResyncAt + RESYNC_MIN_INTERVAL_MS - Date.now();
+    const wait = lastResyncAt + (opts.resyncIntervalMs ?? RESYNC_INTERVAL_MS) - Date.now();
     if (wait <= 0) return runResync();
     resyncTimer = setTimeout(() => {
       resyncTimer = undefined;
