@@ -227,3 +227,20 @@ describe("when B's metal-bmc session ends", () => {
     expect(err).toContain(`cannot open the console of machine "${m.id}": no metal-bmc of partition "p1" is connected to this replica or to any other replica of the control plane`);
   });
 });
+
+describe("when replica B goes away", () => {
+  it("A's console ends with a message naming B", async () => {
+    // A metal-bmc on B again (directly: the proxy's turn is not this test's business).
+    stopAgent = runBmcAgent({ url: b.url, token: tokens.infra, agent: "bmc-b2", dir, leaseFile, sims }).stop;
+    await eventually("metal-bmc's session on B", () => b.app.relayBroker.agentsOf("p1").length > 0);
+    await eventually("B's row for it", async () => (await consoleRouteRepository.routesOf(a.app.db, "p1", 30_000, a.id)).some((r) => r.replicaId === b.id) || undefined);
+    const m = await allocated();
+    const s = ssh(m.id, { token: tokens.owner });
+    await s.see(`connected to ${m.id}`);
+    // Every connection of B is cut at once, as when its process dies.
+    await b.listener.close(0);
+    expect(await s.ends()).toBe(1);
+    expect(s.seen.out).toContain(`metal-console: the console of machine "${m.id}" ended: the connection to replica "${b.id}" failed`);
+    await eventually("A's console ends", () => a.console!.sessions === 0);
+  });
+});

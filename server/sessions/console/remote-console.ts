@@ -132,7 +132,8 @@ class RemoteConsole implements ConsoleSession {
         }
       }
     } catch (err) {
-      if (!this.closed) this.close(cameFrom({ id: this.replica }, err));
+      // Once open, the other replica ends a console with an end message, never with an error: an error is the connection's.
+      if (!this.closed) this.close(new ConnectError(`the connection to replica "${this.replica}" failed: ${ConnectError.from(err).rawMessage}`, Code.Unavailable));
     }
   }
 
