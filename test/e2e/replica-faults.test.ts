@@ -128,8 +128,10 @@ describe("two replicas under faults [heavy]", () => {
         machineId: spare[i]!.uuid,
       }),
     );
+    // Their outcomes are collected from the start: a call cut by the kill must not count as an unhandled rejection.
+    const outcomes = Promise.allSettled(calls);
     await t.kill(victim);
-    const settled = await Promise.allSettled(calls);
+    const settled = await outcomes;
     releaseImages();
     t.lab.imageGate = undefined;
     releaseBmc();
