@@ -46,8 +46,8 @@ interface Ack {
 const IDS_PER_MESSAGE = 200;
 const DEFAULT_ACK_TIMEOUT_MS = 2_000;
 const ID = /^[A-Za-z0-9-]{1,64}$/;
-/** A replica id as the configuration allows it; it becomes a topic level, so no wildcard ever gets in. */
-const REPLICA = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** A replica id (configured, or host-pid-random with any host name); it becomes a topic level, so no separator or wildcard gets in. */
+const REPLICA = /^[^/+#\u0000]{1,256}$/;
 
 export const tokensRevokedAckTopic = (origin: string) => `tokens/revoked-ack/${origin}`;
 

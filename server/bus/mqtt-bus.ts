@@ -99,7 +99,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
     protocolVersion: 4,
     clean: true,
     // Several processes may run under one replica id by mistake; a random suffix keeps them from kicking each other off.
-    clientId: `${prefix}-${replicaId}-${randomBytes(4).toString("hex")}`.slice(0, 128),
+    clientId: `${prefix}-${randomBytes(4).toString("hex")}-${replicaId}`.slice(0, 128),
     keepalive: KEEPALIVE_S,
     connectTimeout: 10_000,
     reconnectPeriod: opts.reconnectMs ?? 1_000,
