@@ -111,7 +111,7 @@ function banner(lab: Lab, args: LabArgs, LAB: typeof import("./seed.js").LAB): s
     lines.push(
       `  ${lab.replicas.length} replicas behind the lab's round-robin proxies (API ${lab.apiUrl}, SSH ${lab.consoleAddress}), MQTT broker ${lab.brokerAddress}${lab.opts.config.mqttUrl ? " (MQTT_URL)" : " (embedded)"}:`,
     );
-    for (const r of lab.replicas) lines.push(`    ${r.id}: API ${r.url}, SSH ${r.consoleAddress}`);
+    for (const r of lab.replicas) lines.push(`    ${r.id}: API ${r.url}, SSH ${r.consoleAddress}, pid ${r.pid ?? "-"}`);
   }
   if (lab.metalctlConfig) {
     lines.push(`  metalctl contexts in ${shown(lab.metalctlConfig)}: "lab" (operator admin) and "lab-project" (an editor of project ${p}, as a tenant is)`);
