@@ -15,6 +15,17 @@ import { toProtoSwitch } from "./switch.js";
  * a BMC's login (the Machine message never carries BMC credentials).
  */
 export function machineFeedJson(change: ChangeRow, current: { machine: MachineRow; events: MachineEventsRow | undefined } | undefined): string {
+  const json = machineFeedJsonWith(change, current, Number.POSITIVE_INFINITY);
+  // A broker bounds a message (the MQTT bus at 256 KiB) and a refused message would stop the feed for good:
+  // a machine's first container can carry 100 events of 4,096 characters each, so long messages are cut then.
+  return Buffer.byteLength(json) <= FEED_MESSAGE_MAX_BYTES ? json : machineFeedJsonWith(change, current, CUT_EVENT_MESSAGE_AT);
+}
+
+/** Well under the MQTT bus's bound for a feed message. */
+export const FEED_MESSAGE_MAX_BYTES = 128 * 1024;
+const CUT_EVENT_MESSAGE_AT = 256;
+
+function machineFeedJsonWith(change: ChangeRow, current: { machine: MachineRow; events: MachineEventsRow | undefined } | undefined, messageMax: number): string {
   const machine = current ? toOperatorMachine(current.machine, current.events ? containerFromRow(current.events) : undefined, false) : undefined;
   // The log (up to 100 events) would make every message large; the events a change added travel in `events`.
   if (machine?.events) machine.events.log = [];
@@ -25,7 +36,7 @@ export function machineFeedJson(change: ChangeRow, current: { machine: MachineRo
     project: change.project ?? "",
     previousProject: change.previousProject ?? "",
     machine,
-    events: change.kind === "event" ? addedEvents(change.payload) : [],
+    events: change.kind === "event" ? addedEvents(change.payload, messageMax) : [],
   });
   return toJsonString(MachineFeedMessageSchema, message);
 }
@@ -48,16 +59,18 @@ export function switchFeedJson(change: ChangeRow, current: SwitchRow | undefined
 const common = (change: ChangeRow) => ({ revision: BigInt(change.revision), tx: BigInt(change.tx), kind: change.kind, time: timestampFromDate(change.at) });
 
 /** The trigger's `{ events: [...] }` (newest first), oldest first; anything unreadable is left out. */
-function addedEvents(payload: unknown): ProvisioningEvent[] {
+function addedEvents(payload: unknown, messageMax: number): ProvisioningEvent[] {
   const raw = (payload as { events?: unknown } | null)?.events;
   if (!Array.isArray(raw)) return [];
   const events = (raw as Partial<StoredEvent>[])
     .filter((e) => typeof e?.type === "string" && typeof e.time === "string" && !Number.isNaN(Date.parse(e.time)))
-    .map((e) => ({ type: e.type as EventType, message: typeof e.message === "string" ? e.message : "", time: new Date(e.time!) }))
+    .map((e) => ({ type: e.type as EventType, message: cut(typeof e.message === "string" ? e.message : "", messageMax), time: new Date(e.time!) }))
     .reverse();
   // The one event converter: through a container holding just these events.
   return toProtoEvents({ liveliness: "Unknown", events, lastEventTime: undefined, lastErrorEvent: undefined, crashLoop: false, failedMachineReclaim: false }).log.filter((e) => e.type !== 0);
 }
+
+const cut = (text: string, max: number) => (text.length <= max ? text : `${text.slice(0, max)}…`);
 
 function syncPayload(payload: unknown): { lastSync: StoredSwitchSync | null; lastSyncError: StoredSwitchSync | null } {
   const p = (payload ?? {}) as { lastSync?: StoredSwitchSync | null; lastSyncError?: StoredSwitchSync | null };

@@ -8,6 +8,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { type MachineFeedMessage, MachineFeedMessageSchema, type SwitchFeedMessage, SwitchFeedMessageSchema } from "../../gen/metal/feed/v1/feed_pb.js";
 import { changesTopic, createInProcessBus } from "../../server/bus/fanout.js";
+import { FEED_MESSAGE_MAX_BYTES, machineFeedJson } from "../../server/convert/feed.js";
 import type { Database } from "../../server/db/database.js";
 import type { DbHandle } from "../../server/db/handle.js";
 import { type MetalSchema, openMetalDatabase } from "../../server/db/metal-database.js";
@@ -97,12 +98,26 @@ async function logRevisions(db: DbHandle, from: { tx: bigint; revision: bigint }
   return res.rows.map((r) => BigInt(r.revision));
 }
 
-describe("feed topics", () => {
+describe("feed topics and payloads", () => {
   it("are versioned by the sink's prefix and never turn an id into a wildcard or another level", () => {
     expect(feedTopic({ entity: "machine", entityId: "m1", partitionId: null, kind: "created" })).toBe("machines/none/m1/created");
     expect(feedTopic({ entity: "switch", entityId: "leaf01", partitionId: "p1", kind: "synced" })).toBe("switches/p1/leaf01/synced");
     expect(feedTopic({ entity: "machine", entityId: "a/b+#", partitionId: "p/+", kind: "event" })).toBe("machines/p__/a_b__/event");
     expect(level("x\u0000y")).toBe("x_y");
+  });
+
+  it("keep a payload under the bound a broker takes, however long the events' messages are", () => {
+    const events = Array.from({ length: 100 }, (_, i) => ({ type: "Waiting", message: "x".repeat(4096), time: new Date(Date.UTC(2026, 0, 1, 0, 0, 100 - i)).toISOString() }));
+    const change = { revision: 7, tx: 9, entity: "machine", entityId: "m1", partitionId: "p1", project: null, previousProject: null, kind: "event", payload: { events }, at: new Date() } as const;
+    const json = machineFeedJson(change, undefined);
+    expect(Buffer.byteLength(json)).toBeLessThanOrEqual(FEED_MESSAGE_MAX_BYTES);
+    const message = fromJsonString(MachineFeedMessageSchema, json);
+    expect(message.events).toHaveLength(100);
+    expect(message.events[0]!.message).toBe(`${"x".repeat(256)}…`);
+    // Oldest first.
+    expect(timestampDate(message.events[0]!.time!) < timestampDate(message.events[99]!.time!)).toBe(true);
+    const short = { ...change, payload: { events: events.slice(0, 2) } };
+    expect(fromJsonString(MachineFeedMessageSchema, machineFeedJson(short, undefined)).events[0]!.message).toHaveLength(4096);
   });
 });
 
