@@ -81,6 +81,7 @@ async function* relay(session: ConsoleSession, input: AsyncIterator<ReplicaServi
   });
   const onAbort = () => session.close(new ConnectError("the replica showing the console went away", Code.Canceled));
   call.addEventListener("abort", onAbort, { once: true });
+  if (call.aborted) onAbort();
   void readInput(session, input).catch((err: unknown) => session.close(err instanceof Error ? err : new Error(String(err))));
   try {
     yield* out;
