@@ -8,6 +8,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { type MachineFeedMessage, MachineFeedMessageSchema, type SwitchFeedMessage, SwitchFeedMessageSchema } from "../../gen/metal/feed/v1/feed_pb.js";
 import { changesTopic, createInProcessBus } from "../../server/bus/fanout.js";
+import { createMqttBus, type MqttBus } from "../../server/bus/mqtt-bus.js";
 import { FEED_MESSAGE_MAX_BYTES, machineFeedJson } from "../../server/convert/feed.js";
 import type { Database } from "../../server/db/database.js";
 import type { DbHandle } from "../../server/db/handle.js";
@@ -200,6 +201,31 @@ describe("the event feed of a server", () => {
     const expected = await logRevisions(server.app.db, messages[0]!, true);
     // Everything the log holds from the first message on, up to the last one published.
     expect(messages.map((m) => m.revision)).toEqual(expected.slice(0, messages.length));
+  });
+});
+
+describe("the event feed through the MQTT bus, as configured", () => {
+  const prefix = `feed-test-${randomUUID().slice(0, 8)}`;
+  let subscriber: Awaited<ReturnType<typeof subscribe>>;
+  let bus: MqttBus;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    subscriber = await subscribe(prefix);
+    bus = await createMqttBus({ url: BROKER, prefix, replicaId: `feed-test-${process.pid}` });
+    server = await startTestServer({ bus, env: { MQTT_URL: BROKER, METAL_MQTT_TOPIC_PREFIX: prefix, METAL_EVENT_FEED: "true" } });
+    await eventually("the feed to set its cursor", () => feedCursor(server.app.db));
+  });
+
+  afterAll(async () => {
+    await bus?.close();
+    await subscriber?.close();
+  });
+
+  it("publishes with METAL_EVENT_FEED on the bus's connection, under the configured prefix", async () => {
+    await setUpPartition(server);
+    const created = await eventually("a switch's registration on the feed", () => subscriber.received.find((r) => r.topic === "switches/p1/leaf01/created"));
+    expect(switchMessage(created)).toMatchObject({ kind: "created", switchId: "leaf01", partition: "p1", rack: "r1" });
   });
 });
 
