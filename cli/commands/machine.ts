@@ -11,9 +11,10 @@ import * as api from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { aliasesOf, allPages, atFile, MetalCommand } from "../base.js";
 import { readText } from "../documents.js";
-import { parseDurationAtLeast } from "../duration.js";
 import { Exit } from "../errors.js";
+import { io, processIo } from "../io.js";
 import { type Column, enumLabel, isoTime, jsonOf, renderData, renderTable, since, truncate, UsageError } from "../output.js";
+import { followWatch, type OpenWatch, type WatchMessage } from "./machine-watch.js";
 
 const { MachineState: State, MachineLiveliness: Live, MachineRole: Role } = api;
 const MACHINE = ["machines", "ms"];
@@ -154,6 +155,7 @@ const listFlags = {
   hostname: Flags.string({ description: "only with this hostname" }),
   image: Flags.string({ description: "only with an image id starting with this" }),
   "sort-by": Flags.string({ multiple: true, description: "column[:asc|:desc], e.g. --sort-by rack --sort-by hostname" }),
+  watch: Flags.boolean({ char: "w", description: "keep the list current (MachineService.Watch): a terminal redraws the table, other outputs get one line per change" }),
 };
 
 export class MachineList extends MetalCommand<typeof MachineList> {
@@ -165,11 +167,85 @@ export class MachineList extends MetalCommand<typeof MachineList> {
   async run() {
     const f = this.flags;
     const role = (this.ctor as typeof MachineList).role;
-    let items = await listMachines(this, f);
-    if (role !== undefined) items = items.filter((m) => (m.allocation?.role ?? Role.MACHINE) === role && m.allocation);
-    if (f.hostname) items = items.filter((m) => m.allocation?.hostname === f.hostname);
-    if (f.image) items = items.filter((m) => m.allocation?.image.startsWith(f.image!));
+    const matches = (m: api.Machine) =>
+      (role === undefined || (m.allocation !== undefined && (m.allocation.role ?? Role.MACHINE) === role)) &&
+      (!f.hostname || m.allocation?.hostname === f.hostname) &&
+      (!f.image || m.allocation?.image.startsWith(f.image) === true);
+    if (f.watch) return this.watch(matches);
+    const items = (await listMachines(this, f)).filter(matches);
     this.printList(api.MachineSchema, items, machineColumns, { sortBy: f["sort-by"] });
+  }
+
+  /**
+   * The list, kept current through MachineService.Watch (no polling): the
+   * snapshot is printed as the table; then a terminal gets the table redrawn
+   * on each change, anything else one line per change (KIND and the row, or
+   * "gone ID"), and -o json/yaml every watch message as one JSON line.
+   */
+  private async watch(matches: (m: api.Machine) => boolean): Promise<void> {
+    const f = this.flags;
+    const project = this.project(f.project);
+    const serverSide = (m: api.Machine) =>
+      (f.size === undefined || m.size === f.size) &&
+      (f.rack === undefined || m.rack === f.rack) &&
+      (f.allocated === undefined || (m.allocation !== undefined) === f.allocated) &&
+      (!project || m.allocation?.project === project);
+    const tenant = project !== undefined && f.size === undefined && f.rack === undefined && f.allocated === undefined;
+    const open: OpenWatch = (sinceRevision, signal) =>
+      tenant
+        ? this.client(api.MachineService).watch({ project, partition: f.partition, sinceRevision }, { signal })
+        : this.client(admin.MachineService).watch({ partition: f.partition, sinceRevision }, { signal });
+    const format = this.format("table");
+    const tty = io() === processIo && process.stdout.isTTY === true;
+    const rows = new Map<string, api.Machine>();
+    let live = false;
+    let redraw = false;
+    const table = () => {
+      if (tty) this.out("\x1b[H\x1b[2J");
+      this.printList(
+        api.MachineSchema,
+        [...rows.values()].sort((x, y) => (x.id < y.id ? -1 : 1)),
+        machineColumns,
+        { sortBy: f["sort-by"] },
+      );
+    };
+    const line = (kind: string, text: string) => this.out(`${kind.padEnd(9)}  ${text}\n`);
+    await followWatch(open, (m: WatchMessage) => {
+      if (format === "json" || format === "yaml") {
+        this.out(`${JSON.stringify(jsonOf(api.MachineServiceWatchResponseSchema, create(api.MachineServiceWatchResponseSchema, { message: m })))}\n`);
+        return false;
+      }
+      if (m.case === "reset") {
+        rows.clear();
+        live = false;
+      } else if (m.case === "snapshot") {
+        if (matches(m.value) && serverSide(m.value)) rows.set(m.value.id, m.value);
+      } else if (m.case === "snapshotDone") {
+        live = true;
+        table();
+      } else if (m.case === "change") {
+        const c = m.value;
+        const shown = c.machine !== undefined && matches(c.machine) && serverSide(c.machine) ? c.machine : undefined;
+        const had = rows.delete(c.id);
+        if (shown) rows.set(c.id, shown);
+        if (!live || (!shown && !had)) return false;
+        if (tty) {
+          // Redrawn once for the changes that arrive together.
+          if (!redraw) {
+            redraw = true;
+            setImmediate(() => {
+              redraw = false;
+              table();
+            });
+          }
+        } else if (shown) {
+          line(enumLabel(api.MachineWatchChangeKindSchema, c.kind).toLowerCase(), renderTable([shown], machineColumns, { wide: format === "wide", headers: false }).trimEnd());
+        } else {
+          line("gone", c.id);
+        }
+      }
+      return false;
+    });
   }
 }
 
@@ -406,43 +482,37 @@ export function alreadyHappened(logOldestFirst: readonly api.ProvisioningEvent[]
 /** Widths for every event a log can show, so that rows printed by later polls line up with the first table. */
 const EVENT_WIDTHS = [new Date(0).toISOString().length, Math.max("EVENT".length, ...LOGGED_EVENTS.map((v) => enumLabel(api.ProvisioningEventTypeSchema, v.number).length)), 0];
 
-/** The shortest pause between polls of --watch: shorter ones only load the server. */
-const MIN_INTERVAL_MS = 100;
-
 const eventTime = (e: api.ProvisioningEvent) => (e.time ? timestampDate(e.time).getTime() : 0);
 
 export class MachineLogs extends MetalCommand<typeof MachineLogs> {
   static override summary = "provisioning events of a machine, oldest first; --watch follows them";
   static override description =
+    "--watch streams new events as the server stores them (MachineService.Watch, no polling; a dropped connection is resumed). " +
     "--until EVENT implies --watch: it prints the log and ends with exit code 0 as soon as EVENT is in the machine's current cycle " +
     "(since its last Machine Reclaim or Planned Reboot), at once if it already happened. " +
     `Events: ${LOGGED_EVENTS.map((x) => eventWord(x.localName)).join(", ")}.`;
   static override hiddenAliases = [...aliasesOf("machine:logs", MACHINE, ["log", "events"])];
-  static override examples = ['metalctl machine logs <id> --watch --until "phoned home"', "metalctl machine logs <id> -w --interval 500ms"];
+  static override examples = ['metalctl machine logs <id> --watch --until "phoned home"', "metalctl machine logs <id> -w"];
   static override args = idArg;
   static override flags = {
     project: projectFlag,
     watch: Flags.boolean({ char: "w", description: "keep printing new events" }),
     until: Flags.string({ description: 'end when this event is in the current cycle, e.g. "phoned home" or waiting (implies --watch)' }),
-    interval: Flags.string({ description: `with --watch: time between polls, e.g. 2s or 500ms (at least ${MIN_INTERVAL_MS}ms)`, default: "2s" }),
   };
   async run() {
     const f = this.flags;
     // Every flag is checked before the first request: a typo must not turn into a wait that never ends.
     const untilType = f.until === undefined ? undefined : parseUntilEvent(f.until);
-    const intervalMs = parseDurationAtLeast("interval", f.interval, MIN_INTERVAL_MS);
     const watch = f.watch || untilType !== undefined;
     const format = this.format("table");
     const structured = format === "json" || format === "yaml";
     const found = await findMachine(this, this.args.id, f.project);
     const project = found.project;
-    const poll = async () =>
-      project ? (await this.client(api.MachineService).events({ id: this.args.id, project })).events! : (await this.client(admin.MachineService).get({ id: this.args.id })).machine!.events!;
     const table = (rows: api.ProvisioningEvent[], headers: boolean) => renderTable(rows, eventColumns, { wide: false, headers, minWidths: EVENT_WIDTHS });
 
-    let events = found.machine.events ?? create(api.MachineEventsSchema);
+    const events = found.machine.events ?? create(api.MachineEventsSchema);
     // The server keeps the newest first; a log reads oldest first.
-    let log = [...events.log].reverse();
+    const log = [...events.log].reverse();
     if (!watch) {
       if (structured) this.printOne(api.MachineEventsSchema, events);
       else {
@@ -456,19 +526,40 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
       if (structured) for (const e of rows) this.out(renderData(jsonOf(api.ProvisioningEventSchema, e), format));
       else if (rows.length > 0 || headers) this.out(table(rows, headers));
     };
-    print(log, !this.global["no-headers"]);
-    if (untilType !== undefined && alreadyHappened(log, untilType)) return;
-    let seen = Math.max(0, ...log.map(eventTime));
-    for (;;) {
-      await new Promise((r) => setTimeout(r, intervalMs));
-      events = await poll();
-      log = [...events.log].reverse();
-      const fresh = log.filter((e) => eventTime(e) > seen);
-      if (fresh.length === 0) continue;
-      print(fresh, false);
-      seen = Math.max(seen, ...fresh.map(eventTime));
-      if (untilType !== undefined && fresh.some((e) => e.type === untilType)) return;
-    }
+    // The log as the watch's snapshot has it (not as read above: an event in between would be lost).
+    const id = found.machine.id;
+    const open: OpenWatch = (sinceRevision, signal) =>
+      project ? this.client(api.MachineService).watch({ project, id, events: true, sinceRevision }, { signal }) : this.client(admin.MachineService).watch({ id, events: true, sinceRevision }, { signal });
+    let printed = false;
+    let seen = 0;
+    /** Prints the events not printed yet (a reconnect may repeat some); true when the awaited one is among them. */
+    const fresh = (oldestFirst: readonly api.ProvisioningEvent[]) => {
+      const rows = oldestFirst.filter((e) => eventTime(e) > seen);
+      if (rows.length === 0) return false;
+      print(rows, false);
+      seen = Math.max(seen, ...rows.map(eventTime));
+      return untilType !== undefined && rows.some((e) => e.type === untilType);
+    };
+    let gone: ConnectError | undefined;
+    await followWatch(open, (m) => {
+      if (m.case === "snapshot") {
+        const history = [...(m.value.events?.log ?? [])].reverse();
+        if (printed) return fresh(history);
+        printed = true;
+        print(history, !this.global["no-headers"]);
+        seen = Math.max(0, ...history.map(eventTime));
+        return untilType !== undefined && alreadyHappened(history, untilType);
+      }
+      if (m.case === "snapshotDone" && !printed) gone = new ConnectError(`machine "${id}" not found`, Code.NotFound);
+      if (m.case === "eventsAdded") return fresh([...m.value.events].reverse());
+      if (m.case === "change") {
+        if (m.value.kind === api.MachineWatchChangeKind.DELETED) gone = new ConnectError(`machine "${id}" was deleted`, Code.NotFound);
+        else if (m.value.kind === api.MachineWatchChangeKind.GONE) gone = new ConnectError(`machine "${id}" is no longer allocated to project ${project}`, Code.NotFound);
+        else if (m.value.machine) return fresh([...(m.value.machine.events?.log ?? [])].reverse());
+      }
+      return gone !== undefined;
+    });
+    if (gone) throw gone;
   }
 }
 

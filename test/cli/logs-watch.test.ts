@@ -1,10 +1,11 @@
-import { createServer } from "node:net";
+import { createServer, type Server, type Socket, connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
 import { ProvisioningEventSchema, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { cli } from "./run-cli.js";
@@ -44,19 +45,19 @@ describe("metalctl machine logs --until", () => {
 
   it("--until without --watch waits for the event (it implies --watch)", async () => {
     const w = await fixture.bootMachine("r2");
-    const running = m.start(["machine", "logs", w.id, "--until", "crashed", "--interval", "100ms"], env());
-    // The first poll has printed the log: the crash below is new to it.
-    await eventually("the first poll to print the log", () => running.output().stdout.includes("Waiting"));
+    const running = m.start(["machine", "logs", w.id, "--until", "crashed"], env());
+    // The snapshot has been printed: the crash below is new to it.
+    await eventually("the snapshot to print the log", () => running.output().stdout.includes("Waiting"));
     await sendEvent(w.id, T.CRASHED, "disk on fire");
     const r = await running.done;
     expect(r.code).toBe(0);
     expect(r.stdout.trimEnd().split("\n").pop()).toMatch(/Crashed\s+disk on fire$/);
   });
 
-  it("prints rows of later polls in the columns of the first table", async () => {
+  it("prints rows of later events in the columns of the first table", async () => {
     const w = await fixture.bootMachine("r1");
-    const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed", "--interval", "100ms"], env());
-    await eventually("the first poll to print the log", () => running.output().stdout.includes("Waiting"));
+    const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed"], env());
+    await eventually("the snapshot to print the log", () => running.output().stdout.includes("Waiting"));
     await sendEvent(w.id, T.CRASHED, "late one");
     const r = await running.done;
     expect(r.code).toBe(0);
@@ -75,7 +76,7 @@ describe("metalctl machine logs --until", () => {
     }
   });
 
-  it("refuses an unknown event, a zero, negative or unit-less interval before any request", async () => {
+  it("refuses an unknown event before any request; --expires takes durations", async () => {
     const offline = { METALCTL_API_URL: await deadUrl(), METALCTL_API_TOKEN: "x" };
     const id = "00000000-0000-0000-0000-000000000001";
     const bogus = await m.run(["machine", "logs", id, "--watch", "--until", "bogus-event"], offline);
@@ -83,32 +84,86 @@ describe("metalctl machine logs --until", () => {
     expect(bogus.stderr).toBe(
       '--until: "bogus-event" is not a provisioning event; use one of pxe-booting, preparing, registering, waiting, installing, booting-new-kernel, phoned-home, planned-reboot, machine-reclaim, crashed\n',
     );
-    for (const [value, message] of [
-      ["0s", '--interval: "0s" is too short; the minimum is 100ms\n'],
-      ["50ms", '--interval: "50ms" is too short; the minimum is 100ms\n'],
-      ["-1s", '--interval: "-1s" is not a duration like 500ms, 2s, 1m30s, 24h or 30d\n'],
-      ["0", '--interval: "0" is not a duration like 500ms, 2s, 1m30s, 24h or 30d (a unit is required: 0s, 0ms, 0m)\n'],
-    ]) {
-      const r = await m.run(["machine", "logs", id, "--watch", "--interval", value!], offline);
-      expect(r, value).toMatchObject({ code: 2, stderr: message });
-    }
-    // --expires takes the same grammar.
     const expires = await m.run(["token", "create", "--expires", "2"], offline);
     expect(expires).toMatchObject({ code: 2, stderr: '--expires: "2" is not a duration like 500ms, 2s, 1m30s, 24h or 30d (a unit is required: 2s, 2ms, 2m)\n' });
-  });
-
-  it("takes durations such as 2s, 500ms and 1m30s for --interval and --expires", async () => {
-    const w = await fixture.bootMachine("r2");
-    for (const interval of ["500ms", "2s", "1m30s"]) {
-      const r = await m.run(["machine", "logs", w.id, "--until", "waiting", "--interval", interval], env());
-      expect(r, interval).toMatchObject({ code: 0, stderr: "" });
-    }
     const token = await m.run(["token", "create", "--expires", "1m30s", "-o", "json"], env());
     expect(token.stderr).toBe("");
     const t = JSON.parse(token.stdout) as { token: { expiresAt: string; createdAt: string } };
     expect(Math.round((Date.parse(t.token.expiresAt) - Date.parse(t.token.createdAt)) / 1000)).toBe(90);
   });
+
+  it("streams through one Watch call instead of polling", async () => {
+    const w = await fixture.bootMachine("r2");
+    const before = server.app.streamLimits.open("session");
+    const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed"], env());
+    await eventually("the snapshot to print the log", () => running.output().stdout.includes("Waiting"));
+    // The log came from an open stream (a poll would be unary calls, no stream).
+    expect(server.app.streamLimits.open("session")).toBe(before + 1);
+    await sendEvent(w.id, T.CRASHED, "streamed");
+    const r = await running.done;
+    expect(r).toMatchObject({ code: 0, stderr: "" });
+    expect(r.stdout.trimEnd().split("\n").pop()).toMatch(/Crashed\s+streamed$/);
+    await eventually("the stream to close", () => server.app.streamLimits.open("session") === before);
+  });
+
+  it("reconnects a dropped stream and resumes from its revision: nothing missed, nothing twice", async () => {
+    const w = await fixture.bootMachine("r1");
+    const proxy = await tcpProxy(new URL(server.url).port);
+    try {
+      const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed"], { METALCTL_API_URL: proxy.url, METALCTL_API_TOKEN: server.adminToken });
+      await eventually("the snapshot to print the log", () => running.output().stdout.includes("Waiting"));
+      await sendEvent(w.id, T.PXE_BOOTING, "before the drop");
+      await eventually("the event before the drop", () => running.output().stdout.includes("before the drop"));
+      const before = proxy.connections();
+      proxy.cut();
+      // Sent while the stream is down: the resumed stream delivers it from the change log.
+      await sendEvent(w.id, T.PREPARING, "while down");
+      await eventually("the reconnect", () => proxy.connections() > before, scaled(30_000));
+      await sendEvent(w.id, T.CRASHED, "after the drop");
+      const r = await running.done;
+      expect(r.code).toBe(0);
+      expect(r.stderr).toMatch(/^watch: .*reconnecting in/m);
+      const lines = r.stdout.split("\n");
+      for (const text of ["before the drop", "while down", "after the drop"]) expect(lines.filter((l) => l.includes(text)), text).toHaveLength(1);
+      expect(lines.findIndex((l) => l.includes("while down"))).toBeLessThan(lines.findIndex((l) => l.includes("after the drop")));
+    } finally {
+      await proxy.close();
+    }
+  });
 });
+
+/** A TCP proxy to the server whose connections the test can cut, as a load balancer restarting would. */
+async function tcpProxy(port: string): Promise<{ url: string; cut(): void; connections(): number; close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  let count = 0;
+  const s: Server = createServer((client) => {
+    count++;
+    const upstream = connect(Number(port), "127.0.0.1");
+    for (const sock of [client, upstream]) {
+      open.add(sock);
+      sock.on("error", () => {});
+      sock.on("close", () => {
+        open.delete(sock);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  return {
+    url: `http://127.0.0.1:${(s.address() as { port: number }).port}`,
+    cut: () => {
+      for (const sock of open) sock.destroy();
+    },
+    connections: () => count,
+    close: async () => {
+      for (const sock of open) sock.destroy();
+      await new Promise((r) => s.close(r));
+    },
+  };
+}
 
 describe("which events count for --until", () => {
   const log = (...types: T[]) => types.map((type) => create(ProvisioningEventSchema, { type }));

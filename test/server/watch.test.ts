@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
-import { MachineService, MachineState, MachineWatchChangeKind as Kind, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { MachineWatchChangeKind as Kind, MachineService, MachineState, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { createInProcessBus } from "../../server/bus/fanout.js";
 import { runChangeLogPruneJob } from "../../server/jobs/change-log-prune.js";
@@ -95,8 +95,7 @@ const tenantWatch = (on: TestServer, token: string, req: Parameters<ReturnType<t
 
 const allocate = (project: "pa" | "pb", machineId: string) =>
   a.client(MachineService, a.adminToken).create({ project, partition: "p1", size: "s1", image: "debian-12", name: `w-${machineId.slice(0, 8)}`, networks: [fixture.primary[project]], machineId });
-const sendEvents = (machineId: string, ...events: [T, string][]) =>
-  a.client(EventService, fixture.infraToken).send({ partition: "p1", events: events.map(([type, message]) => ({ machineId, type, message })) });
+const sendEvents = (machineId: string, ...events: [T, string][]) => a.client(EventService, fixture.infraToken).send({ partition: "p1", events: events.map(([type, message]) => ({ machineId, type, message })) });
 
 /** An event's message without the server's note on events unexpected in the machine's state. */
 const text = (e: { message: string }) => e.message.replace(/^\[[^\]]*\]: /, "");

@@ -181,8 +181,7 @@ export class WatchHub {
       let after: string | undefined;
       for (;;) {
         const page = { limit: SNAPSHOT_PAGE, after };
-        const { items, nextPageToken } =
-          a.kind === "tenant" ? await tenantMachines.list(this.db, a.scope, page) : await machineRepository.list(this.db, { partition: spec.partition }, page);
+        const { items, nextPageToken } = a.kind === "tenant" ? await tenantMachines.list(this.db, a.scope, page) : await machineRepository.list(this.db, { partition: spec.partition }, page);
         for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield { case: "snapshot", value: machineView(m, a) };
         if (nextPageToken === "" || items.length === 0) break;
         after = items[items.length - 1]!.machine.id;

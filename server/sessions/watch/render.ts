@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { type Machine, MachineWatchChangeKind as Kind, MachineWatchChangeSchema, MachineWatchEventsAddedSchema } from "../../../gen/metal/api/v1/machine_pb.js";
+import { MachineWatchChangeKind as Kind, type Machine, MachineWatchChangeSchema, MachineWatchEventsAddedSchema } from "../../../gen/metal/api/v1/machine_pb.js";
 import { containerFromRow, toOperatorMachine, toProtoMachine } from "../../convert/machine.js";
 import { addedEventsFromPayload } from "../../convert/machine-watch.js";
 import type { ChangeRow } from "../../db/schema/index.js";
