@@ -14,6 +14,7 @@ import { eventually } from "../helpers/eventually.js";
 import { type ReplicaCluster, startReplicaCluster } from "../helpers/replica-cluster.js";
 import { generateKey, splitAddress, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 import { scaled } from "../helpers/timeouts.js";
+import { spawnLab } from "./lab-process.js";
 
 /**
  * Issue 15's done-when with two metal-api processes (replicas 0 and 1) on one
@@ -157,5 +158,14 @@ describe("two replicas behind a round-robin proxy, woken through Mosquitto [heav
       (err: unknown) => ConnectError.from(err),
     );
     expect(refusedHere?.code).toBe(Code.Unauthenticated);
+  });
+});
+
+describe("npm start -- --replicas N", () => {
+  it("refuses several replicas on the embedded database with one line saying what to set, before starting anything", async () => {
+    const lab = spawnLab(["--replicas", "2"], { PATH: process.env.PATH, HOME: t.dir, METAL_DATA_DIR: join(t.dir, "embedded") }, t.dir);
+    expect(await lab.exited).toBe(2);
+    expect(lab.stderr()).toContain("--replicas 2 needs PostgreSQL: set DATABASE_URL and MASTERDATA_DATABASE_URL");
+    expect(lab.stderr()).not.toContain("opening the control plane");
   });
 });
