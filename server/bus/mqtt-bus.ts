@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
 import { connect, type IClientOptions, type MqttClient } from "mqtt";
 import type { Logger } from "../logger.js";
 import { type FanoutBus, localEmitter } from "./fanout.js";
@@ -186,6 +187,8 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   first.catch(() => {});
 
   client.on("connect", () => {
+    // Wake-ups are small writes that must leave at once: Nagle's algorithm held them for a delayed ACK (40 ms) under load.
+    (client.stream as Partial<Socket>).setNoDelay?.(true);
     client.subscribe(`${wakeRoot}#`, { qos: 0 }, (err, granted) => {
       if (closed) return;
       if (err || granted?.some((g) => g.qos === 128)) {

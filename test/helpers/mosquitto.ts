@@ -43,14 +43,15 @@ const accepts = (port: number) =>
 /**
  * Starts /usr/sbin/mosquitto with a configuration in a temporary directory:
  * one listener on 127.0.0.1 and a free port, anonymous clients allowed, no
- * persistence. `extraConfig` lines are appended (e.g. `allow_anonymous false`
+ * persistence, TCP_NODELAY. `extraConfig` lines are appended (e.g. `allow_anonymous false`
  * is written after the default and wins).
  */
 export async function startPrivateBroker(opts: { extraConfig?: string[] } = {}): Promise<PrivateBroker> {
   const dir = await mkdtemp(join(tmpdir(), "metal-mosquitto-"));
   const port = await freePort();
   const conf = join(dir, "mosquitto.conf");
-  const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "persistence false", "log_dest stderr", "log_type error", ...(opts.extraConfig ?? [])];
+  // set_tcp_nodelay: as in production (docs/replicas.md), small wake-ups are not held back by Nagle's algorithm.
+  const lines = [`listener ${port} 127.0.0.1`, "allow_anonymous true", "persistence false", "set_tcp_nodelay true", "log_dest stderr", "log_type error", ...(opts.extraConfig ?? [])];
   // allow_anonymous may be given twice; Mosquitto takes the last one.
   await writeFile(conf, `${lines.join("\n")}\n`);
   let child: ChildProcess | undefined;
