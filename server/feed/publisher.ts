@@ -58,7 +58,7 @@ export function startEventFeed(opts: EventFeedOptions): EventFeed {
       } catch (err) {
         if (stopping.signal.aborted) return;
         // One line per outage, not one per retry; the next tick retries from the cursor.
-        if (!failing) log.warn({ err }, "event feed: publishing failed; it resumes from its cursor");
+        if (!failing) log.warn({ err }, "event feed: a round failed (broker or database); it resumes from its cursor");
         failing = true;
         return;
       }
