@@ -55,7 +55,7 @@ export function runRound(opts: RoundOptions): Promise<RoundResult> {
 async function publishBatch(db: DbHandle, opts: RoundOptions): Promise<RoundResult> {
   const cursor = await changes.cursor(db, FEED_CURSOR);
   if (cursor === undefined) {
-    // First start: from now on, not the whole history (the log keeps days of changes, a new consumer wants news).
+    // First start: from now on, not the whole history that is still in the log (a new consumer wants news).
     const tx = await changes.settledTx(db);
     await changes.saveCursor(db, FEED_CURSOR, tx);
     return { kind: "started", tx };
