@@ -434,12 +434,13 @@ export class Lab {
     const apiHost = hostOf(this.listenAddress);
     const consoleHost = hostOf(this.consoleAddress);
     const env: NodeJS.ProcessEnv = { ...process.env, ...replicaEnvironment(config), MQTT_URL: mqttUrl, ...this.opts.replicaEnv };
+    const taken = new Set<number>();
     for (let i = 1; i <= this.replicaCount; i++) {
       this.replicas.push(
         new ReplicaProcess({
           id: `lab-api-${i}`,
-          address: `${apiHost}:${await freePort(apiHost.replace(/^\[(.*)\]$/, "$1"))}`,
-          consoleAddress: `${consoleHost}:${await freePort(consoleHost.replace(/^\[(.*)\]$/, "$1"))}`,
+          address: `${apiHost}:${await freePort(apiHost.replace(/^\[(.*)\]$/, "$1"), taken)}`,
+          consoleAddress: `${consoleHost}:${await freePort(consoleHost.replace(/^\[(.*)\]$/, "$1"), taken)}`,
           env,
           log: this.log,
         }),

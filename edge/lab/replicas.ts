@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -51,16 +52,43 @@ export function replicaEnvironment(config: Config): Record<string, string> {
   return env;
 }
 
-/** A free TCP port on `host` now (the system's choice; a replica that restarts comes back on it). */
-export async function freePort(host: string): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/** Linux's range of ports for outgoing connections (its default when it cannot be read). */
+function ephemeralRange(): { low: number; high: number } {
+  try {
+    const [low, high] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (low !== undefined && high !== undefined && low > 1024 && high >= low) return { low, high };
+  } catch {
+    // Not Linux: the usual default.
+  }
+  return { low: 32768, high: 60999 };
+}
+
+function bindable(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
     const probe = createServer();
-    probe.once("error", reject);
-    probe.listen({ host, port: 0, exclusive: true }, () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolvePort(port));
-    });
+    probe.once("error", () => done(false));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => done(true)));
   });
+}
+
+/**
+ * A port on `host` that is free now and stays out of the way of outgoing
+ * connections: taken below the system's ephemeral range, since a port the
+ * system handed out once (port 0) can be the local port of some outgoing
+ * connection (a database pool's) by the time the replica binds it, or when it
+ * binds it again after a restart. `taken` collects the ports chosen so far,
+ * so that one lab never picks a port twice.
+ */
+export async function freePort(host: string, taken: Set<number> = new Set()): Promise<number> {
+  const { low } = ephemeralRange();
+  const from = Math.max(1025, low - 12_000);
+  for (let i = 0; i < 100; i++) {
+    const port = from + Math.floor(Math.random() * (low - from));
+    if (taken.has(port) || !(await bindable(host, port))) continue;
+    taken.add(port);
+    return port;
+  }
+  throw new LabStartError(`no free port below ${low} on ${host} for a replica`);
 }
 
 /** pino's numeric levels, for replaying a replica's JSON lines into the lab's log. */
