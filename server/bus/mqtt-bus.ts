@@ -191,10 +191,11 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
     (client.stream as Partial<Socket>).setNoDelay?.(true);
     client.subscribe(`${wakeRoot}#`, { qos: 0 }, (err, granted) => {
       if (closed) return;
-      if (err || granted?.some((g) => g.qos === 128)) {
-        log?.error({ broker, err }, "the MQTT broker refused the wake-up subscription; wake-ups from other replicas wait for the periodic re-check");
-        return;
-      }
+      // An error while the connection stands, or a SUBACK failure code, is the broker's refusal (an ACL, say);
+      // an error because the connection dropped before the SUBACK is retried with the next connection.
+      const refused = granted?.some((g) => g.qos === 128) || (err !== null && err !== undefined && client.connected);
+      if (refused) log?.error({ broker, err }, "the MQTT broker refused the wake-up subscription; wake-ups from other replicas wait for the periodic re-check");
+      if (err || refused) return;
       connected = true;
       firstConnected();
       if (!handedOut) return;
