@@ -498,6 +498,8 @@ export class MachineLogs extends MetalCommand<typeof MachineLogs> {
     project: projectFlag,
     watch: Flags.boolean({ char: "w", description: "keep printing new events" }),
     until: Flags.string({ description: 'end when this event is in the current cycle, e.g. "phoned home" or waiting (implies --watch)' }),
+    // Before Watch, --watch polled at this interval; scripts that still pass it keep working (it has no effect).
+    interval: Flags.string({ hidden: true, description: "ignored: --watch streams" }),
   };
   async run() {
     const f = this.flags;
