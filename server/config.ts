@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import { resolve } from "node:path";
 import { SettingsError as ConfigError, describeSettings as describeSettingsOf, readSettings } from "../client/settings.js";
 
@@ -158,7 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     mqttUrl,
     mqttTopicPrefix,
     eventFeed,
-    internalAddress: r.optional("internalAddress") === undefined ? listen : r.hostPort("internalAddress"),
+    internalAddress: r.optional("internalAddress") === undefined ? dialable(listen) : r.hostPort("internalAddress"),
     replicaId: r.optional("replicaId") === undefined ? undefined : r.parse("replicaId", replicaName),
     replicaHeartbeatMs,
     replicaTimeoutMs,
@@ -201,4 +202,11 @@ function topicPrefix(text: string): string {
 function replicaName(text: string): string {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(text)) throw new Error(`"${text}" is not a replica name (letters, digits, ".", "_", "-"; at most 128)`);
   return text;
+}
+
+/** The listen address as another replica can dial it: a wildcard host (all interfaces) becomes this host's name. */
+function dialable(listen: string): string {
+  const at = listen.lastIndexOf(":");
+  const host = listen.slice(0, at);
+  return host === "0.0.0.0" || host === "[::]" || host === "::" || host === "" ? `${hostname()}${listen.slice(at)}` : listen;
 }

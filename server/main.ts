@@ -40,6 +40,8 @@ async function main(argv: string[]): Promise<void> {
   if (admin.problem) log.warn({ path: admin.path }, admin.problem);
   const tls = config.tlsCert && config.tlsKey ? { cert: config.tlsCert, key: config.tlsKey } : undefined;
   const listener = await listen(app.handler, config.listen, tls, config.connections);
+  // Listening on port 0 (tests, labs): the other replicas must dial the port actually taken.
+  if (config.internalAddress.endsWith(":0")) await app.replica.setAddress(new URL(listener.url).host);
   log.info({ url: listener.url, database: config.databaseUrl ? "postgres" : "embedded", dataDir: config.dataDir }, `metal-api listening on ${listener.url}`);
 
   const consoleServer = await app.startConsole();
