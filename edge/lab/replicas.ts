@@ -117,6 +117,8 @@ export class ReplicaProcess {
   private exited: Promise<void> = Promise.resolve();
   /** The last lines it wrote to stderr (what it said when it failed to start). */
   private stderrTail: string[] = [];
+  /** Set when the lab itself stops or kills it: any other exit is news for the person watching. */
+  private exitAsked = false;
 
   constructor(readonly opts: ReplicaProcessOptions) {}
 
@@ -157,6 +159,7 @@ export class ReplicaProcess {
     const child = spawn(process.execPath, [join(REPO, "bin/metal-api.js")], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
     this.child = child;
     this.stderrTail = [];
+    this.exitAsked = false;
     const log = this.opts.log.child({ replica: this.opts.id });
     createInterface({ input: child.stdout! }).on("line", (line) => replay(log, line));
     createInterface({ input: child.stderr! }).on("line", (line) => {
@@ -168,7 +171,8 @@ export class ReplicaProcess {
       child.once("exit", (code, signal) => {
         gone = true;
         if (this.child === child) this.child = undefined;
-        log.debug({ code, signal }, "replica process exited");
+        if (this.exitAsked) log.debug({ code, signal }, "replica process exited");
+        else log.warn({ code, signal }, "replica process exited on its own; the other replicas carry on");
         done();
       }),
     );
@@ -177,7 +181,7 @@ export class ReplicaProcess {
     while (!(await accepts(this.opts.consoleAddress))) {
       if (gone) throw new LabStartError(`replica ${this.opts.id} exited while starting: ${this.stderrTail.join(" | ") || "no output (LOG_LEVEL=debug says more)"}`);
       if (Date.now() > deadline) {
-        this.kill("SIGKILL");
+        await this.kill("SIGKILL");
         throw new LabStartError(`replica ${this.opts.id} did not listen on ${this.opts.consoleAddress} within ${READY_TIMEOUT_MS / 1000} s`);
       }
       await new Promise((r) => setTimeout(r, 50));
@@ -186,6 +190,7 @@ export class ReplicaProcess {
 
   /** Sends `signal` (SIGKILL: kill -9, no goodbye) and resolves when the process is gone. */
   async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    this.exitAsked = true;
     this.child?.kill(signal);
     await this.exited;
   }
@@ -194,6 +199,7 @@ export class ReplicaProcess {
   async stop(graceMs = 10_000): Promise<void> {
     const child = this.child;
     if (!child) return;
+    this.exitAsked = true;
     child.kill("SIGTERM");
     const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
     await this.exited;
@@ -202,6 +208,7 @@ export class ReplicaProcess {
 
   /** For process exit: no waiting possible, so no grace. */
   killNow(): void {
+    this.exitAsked = true;
     this.child?.kill("SIGKILL");
   }
 }
