@@ -156,7 +156,8 @@ export class ReplicaProcess {
       METAL_REPLICA_ID: this.opts.id,
       METAL_INTERNAL_ADDRESS: this.opts.address,
     };
-    const child = spawn(process.execPath, [join(REPO, "bin/metal-api.js")], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    // Its own process group: a Ctrl-C at the terminal reaches the lab, which stops its replicas in order (and says so).
+    const child = spawn(process.execPath, [join(REPO, "bin/metal-api.js")], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     this.child = child;
     this.stderrTail = [];
     this.exitAsked = false;
