@@ -1,4 +1,4 @@
-import { and, asc, gt, lt, sql } from "drizzle-orm";
+import { and, asc, gt, lt, or, sql } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
 import { type ChangeRow, changeCursors, changeLog } from "../db/schema/index.js";
 
@@ -34,10 +34,24 @@ export const changeLogRepository = {
     return Number(res.rows[0]!.tx);
   },
 
-  /** Deletes changes older than `before`, and records how far: a reader behind that must start over. Returns the rows deleted. */
-  async prune(db: DbHandle, before: Date): Promise<number> {
+  /**
+   * Deletes changes older than `before`, and records how far: a reader behind
+   * that must start over. Returns the rows deleted. Changes the event feed
+   * has not published yet are kept (a broker outage must not lose them) as
+   * long as they are younger than `feedBacklogBefore` and the feed's cursor
+   * moved since then (a feed switched off does not keep the log forever).
+   */
+  async prune(db: DbHandle, before: Date, feedBacklogBefore = new Date(before.getTime() - FEED_BACKLOG_MS)): Promise<number> {
     return db.transaction(async (tx) => {
-      const deleted = await tx.delete(changeLog).where(lt(changeLog.at, before)).returning({ tx: changeLog.tx });
+      const feed = await tx
+        .select({ tx: changeCursors.tx })
+        .from(changeCursors)
+        .where(and(sql`${changeCursors.name} = ${EVENT_FEED}`, gt(changeCursors.updatedAt, feedBacklogBefore)));
+      const published = feed[0] === undefined ? sql`true` : sql`${changeLog.tx} <= ${feed[0].tx}`;
+      const deleted = await tx
+        .delete(changeLog)
+        .where(or(lt(changeLog.at, feedBacklogBefore), and(lt(changeLog.at, before), published)))
+        .returning({ tx: changeLog.tx });
       if (deleted.length === 0) return 0;
       const upTo = Math.max(...deleted.map((d) => d.tx));
       await tx
@@ -65,6 +79,10 @@ export const changeLogRepository = {
 };
 
 const PRUNED = "pruned";
+/** The event feed's cursor (server/feed). */
+const EVENT_FEED = "event-feed";
+/** How long changes the event feed has not published are kept: a week-long broker outage loses nothing. */
+const FEED_BACKLOG_MS = 7 * 24 * 3600_000;
 
 async function cursor(db: DbHandle, name: string): Promise<number | undefined> {
   const [row] = await db.select({ tx: changeCursors.tx }).from(changeCursors).where(sql`${changeCursors.name} = ${name}`);

@@ -111,6 +111,22 @@ export class DaemonSession<Out = never> {
   }
 
   /**
+   * Wakes the session (after calling `onResync`, if given) whenever wake-ups
+   * from other replicas may have been lost: the broker connection came back.
+   * Only for sessions a replica holds few of (switch, BMC); Wait sessions are
+   * re-checked together by their registry instead.
+   */
+  listenResync(bus: FanoutBus | undefined, onResync?: () => void): void {
+    if (!bus || this.done) return;
+    this.onEnd(
+      bus.onResync(() => {
+        onResync?.();
+        this.wake();
+      }),
+    );
+  }
+
+  /**
    * Joins the replica's registry of connected daemons. A newer session of the
    * same daemon replaces this one: it ends with `replaced(why)`.
    */

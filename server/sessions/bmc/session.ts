@@ -127,6 +127,7 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
       }
       // Listening before the first read, so no wake-up can fall in between.
       s.listen(bus, bmcCommandsTopic(partition));
+      s.listenResync(bus);
       s.every(timing.heartbeatMs, () => {
         s.endIfSilent(timing.idleMs, () => new ConnectError(`metal-bmc sent nothing for ${timing.idleMs} ms`, Code.DeadlineExceeded));
         s.send(heartbeat());

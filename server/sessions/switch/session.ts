@@ -112,6 +112,7 @@ export function createSwitchSession(deps: SwitchSessionDeps) {
     // A publish means a change was committed: the next read takes the inputs at once. The periodic re-read asks for the generation first.
     let poked = true;
     s.listen(deps.bus, switchTopic(id), () => (poked = true));
+    s.listenResync(deps.bus, () => (poked = true));
     try {
       const registered = (await switchAdminRepository.find(deps.db, id))?.partitionId;
       if (registered === undefined) throw notFound("switch", id);
