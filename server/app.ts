@@ -4,8 +4,13 @@ import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClie
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { type ProjectDirectory, singleFlight } from "./auth/project-directory.js";
+import { createReplicaCredentials } from "./auth/replica-credential.js";
 import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
-import { createInProcessBus, type FanoutBus } from "./bus/fanout.js";
+import { createRevocationFanout } from "./auth/revocation.js";
+import { createBus, isMqttBus } from "./bus/create-bus.js";
+import type { FanoutBus } from "./bus/fanout.js";
+import { type EventFeed, startEventFeed } from "./feed/publisher.js";
+import type { FeedSink } from "./feed/sink.js";
 import type { Config } from "./config.js";
 import { type ConsoleServer, startConsoleServer } from "./console/ssh-server.js";
 import type { DbHandle } from "./db/handle.js";
@@ -19,7 +24,9 @@ import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
+import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
 import { runCommandExpiryJob } from "./jobs/command-expiry.js";
+import { CHANGE_LOG_PRUNE_INTERVAL_MS, runChangeLogPruneJob } from "./jobs/change-log-prune.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
@@ -27,10 +34,17 @@ import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { pingDatabase } from "./repositories/health-repository.js";
+import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { registerRoutes } from "./routes.js";
+import { createConsoleOpener } from "./sessions/console/console-opener.js";
 import type { RelayBroker } from "./sessions/console/relay-broker.js";
+import { RemoteConsoles } from "./sessions/console/remote-console.js";
+import { REPLICA_ID } from "./sessions/connections.js";
+import { type Replica, startReplica } from "./sessions/replica.js";
 import { createReplicaSessions } from "./sessions/replica-sessions.js";
+import { WatchHub } from "./sessions/watch/hub.js";
+import { createChangeNotifier } from "./sessions/watch/notify.js";
 import type { WaitTiming } from "./sessions/wait/session.js";
 import { readVersion } from "./version.js";
 
@@ -44,6 +58,8 @@ export interface App {
   readonly streamLimits: StreamLimits;
   /** Joins console sessions with metal-bmc's Relay streams (the SSH front end; tests open consoles through it). */
   readonly relayBroker: RelayBroker;
+  /** This replica's row in the replica table (id, address, heartbeat). */
+  readonly replica: Replica;
   /**
    * Starts the SSH console front end on host:port (default: the configured
    * METAL_CONSOLE_LISTEN; port 0 picks a free one). close() stops it.
@@ -74,6 +90,13 @@ export interface AppOptions {
   consolePollMs?: number;
   /** Overrides METAL_CONSOLE_IDLE_TIMEOUT. */
   consoleIdleTimeoutMs?: number;
+  /** The Watch hub's safety-net read interval (default 1 s) and per-watcher queue bound (default 1,000 messages). */
+  watchSafetyNetMs?: number;
+  watchMaxQueued?: number;
+  /** The other live replicas' ids (tests); default: the replicas table, when the bus is MQTT. A revoke waits for their acknowledgement. */
+  liveReplicas?: () => Promise<readonly string[]>;
+  /** Publishes the event feed here (tests: a client of their own broker topics), whatever METAL_EVENT_FEED says. */
+  feedSink?: FeedSink;
 }
 
 export async function createApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
@@ -115,21 +138,57 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
   };
 
-  const authority = await createTokenAuthority(db);
+  const replicaId = config.replicaId ?? REPLICA_ID;
+  // MQTT when MQTT_URL is set (docs/replicas.md#the-bus); a broker that refuses us fails the start.
+  const bus =
+    options.bus ??
+    (await createBus(config, log, replicaId).catch(async (err: unknown) => {
+      await Promise.allSettled([metal.close(), masterdata.close()]);
+      throw err;
+    }));
+  // A revoke returns once every live replica dropped the tokens from its cache (bounded wait; the cache bound is the fallback).
+  const revocations = createRevocationFanout({
+    bus,
+    replicaId,
+    log,
+    liveReplicas: options.liveReplicas ?? (isMqttBus(bus) ? () => liveReplicaIds(db, replicaId, config.replicaTimeoutMs) : undefined),
+  });
+  const authority = await createTokenAuthority(db, { revocations });
   const metrics = createMetrics();
   const checks: HealthCheck[] = [
     { name: "database", check: () => pingDatabase(db) },
     { name: "masterdata", check: () => pingDatabase(masterdata.db) },
   ];
-  const bus = options.bus ?? createInProcessBus();
+  // The replica's row first: its daemon sessions' rows refer to it.
+  const replica = await startReplica({
+    db,
+    id: replicaId,
+    address: config.internalAddress,
+    version: readVersion().version,
+    heartbeatMs: config.replicaHeartbeatMs,
+    timeoutMs: config.replicaTimeoutMs,
+    log,
+  });
   // Everything the daemon sessions of this replica share is built here, once, and handed down.
   const sessions = createReplicaSessions({
     db,
     streamLane: metal.streamLane,
     bus,
+    replicaId: replica.id,
+    onSessionRowError: (err, what) => log.error({ err }, `${what} failed`),
     waitTiming: options.waitTiming,
     onWaitingError: (err) => log.error({ err }, "renewing waiting leases failed"),
   });
+  replica.track(sessions.connections);
+  // Watch (docs/replicas.md#watch): one reader of the change log per replica, woken after committed changes here and elsewhere.
+  const notifyChanges = createChangeNotifier(bus);
+  sessions.waiting.notifyChanges = notifyChanges;
+  const watch = new WatchHub(db, bus, { safetyNetMs: options.watchSafetyNetMs, maxQueued: options.watchMaxQueued, onError: (err) => log.error({ err }, "reading the change log failed") });
+  await watch.start();
+  // Consoles across replicas (docs/replicas.md): replicas prove themselves to each other with a credential signed by the shared key.
+  const replicaCredentials = await createReplicaCredentials(db, replica.id);
+  const remoteConsoles = new RemoteConsoles({ credentials: replicaCredentials, scheme: config.tlsCert ? "https" : "http" });
+  const consoleOpener = createConsoleOpener({ db, local: sessions.consoles, remote: remoteConsoles, replicaId: replica.id, replicaTimeoutMs: config.replicaTimeoutMs });
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
@@ -138,7 +197,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
-  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor()];
+  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor(), createChangeNotifyInterceptor(notifyChanges)];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
   const earlyCheck: EarlyCheck = async (method, authorization, values) => {
@@ -148,7 +207,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, replicaCredentials, watch });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({
@@ -196,6 +255,14 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     runCommandExpiryJob(db).catch((err: unknown) => log.error({ err }, "command expiry job failed"));
   }, COMMAND_EXPIRY_INTERVAL_MS);
   commandExpiry.unref();
+  const changeLogPrune = setInterval(() => {
+    runChangeLogPruneJob(db).catch((err: unknown) => log.error({ err }, "change log prune job failed"));
+  }, CHANGE_LOG_PRUNE_INTERVAL_MS);
+  changeLogPrune.unref();
+  // The event feed (docs/event-feed.md): every replica runs it, one at a time publishes (advisory lock per round).
+  const feedSink = options.feedSink ?? (config.eventFeed && "publishFeed" in bus ? (bus as FanoutBus & FeedSink) : undefined);
+  const feed: EventFeed | undefined = feedSink ? startEventFeed({ db, bus, sink: feedSink, log, singleReplica: metal.kind === "pglite" }) : undefined;
+  if (config.eventFeed && !feedSink) log.warn("METAL_EVENT_FEED is set, but the bus cannot publish the event feed (no MQTT bus): the feed is off");
 
   const consoles: ConsoleServer[] = [];
   return {
@@ -204,9 +271,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     authority,
     streamLimits,
     relayBroker: sessions.consoles,
+    replica,
     async startConsole(listen = config.consoleListen, overrides = {}) {
       const c = await startConsoleServer(
-        { db, authority, projects, broker: sessions.consoles, log, bus },
+        { db, authority, projects, consoles: consoleOpener, log, bus },
         {
           listen,
           idleTimeoutMs: overrides.idleTimeoutMs ?? options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs,
@@ -225,8 +293,15 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       clearInterval(liveliness);
       clearInterval(resurrection);
       clearInterval(commandExpiry);
+      clearInterval(changeLogPrune);
+      watch.stop();
+      await feed?.stop();
       sessions.stop();
       shutdown.abort();
+      // Before the database closes: the replica's row goes, and with it its sessions' rows.
+      await replica.stop();
+      revocations.close();
+      if (!options.bus) await bus.close();
       await Promise.allSettled([metal.close(), masterdata.close()]);
     },
   };

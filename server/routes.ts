@@ -30,7 +30,9 @@ import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { ConsoleService } from "../gen/metal/infra/v1/console_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
+import { ReplicaService } from "../gen/metal/internal/v1/replica_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
+import type { ReplicaCredentials } from "./auth/replica-credential.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
 import type { DbHandle } from "./db/handle.js";
@@ -67,7 +69,9 @@ import { createBootService } from "./services/infra/boot-service.js";
 import { createConsoleService } from "./services/infra/console-service.js";
 import { createEventService } from "./services/infra/event-service.js";
 import { createSwitchService } from "./services/infra/switch-service.js";
+import { createReplicaService } from "./services/internal/replica-service.js";
 import type { ReplicaSessions } from "./sessions/replica-sessions.js";
+import type { WatchHub } from "./sessions/watch/hub.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
 
 export interface RouteDeps {
@@ -80,6 +84,10 @@ export interface RouteDeps {
   checks: readonly HealthCheck[];
   build: { version: string; revision: string };
   log: Logger;
+  /** Checks other replicas' credentials on metal.internal.v1. */
+  replicaCredentials: ReplicaCredentials;
+  /** This replica's Watch hub (MachineService.Watch, tenant and admin). */
+  watch?: WatchHub;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -100,7 +108,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(FilesystemLayoutService, createFilesystemLayoutService({ db }));
   add(NetworkService, createNetworkService({ db, projects }));
   add(IPService, createIpService({ db, projects }));
-  add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db) }));
+  add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db), watch: deps.watch }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
@@ -115,7 +123,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminFilesystemLayoutService, createAdminFilesystemLayoutService({ db }));
   add(AdminNetworkService, createAdminNetworkService({ db, projects }));
   add(AdminIPService, createAdminIpService({ db }));
-  add(AdminMachineService, createAdminMachineService({ db, bus, log: deps.log }));
+  add(AdminMachineService, createAdminMachineService({ db, bus, log: deps.log, watch: deps.watch }));
   add(AdminSwitchService, createAdminSwitchService({ db, bus }));
   add(AdminConnectionService, createAdminConnectionService({ connections: deps.sessions.connections }));
 
@@ -126,6 +134,9 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(InfraSwitchService, createSwitchService({ db, bus, connections: sessions.connections, log: deps.log, configReader: sessions.switchConfigReader, syncWriter: sessions.switchSyncWriter }));
   add(BMCService, createBmcService({ db, bus, connections: sessions.connections, consoles: sessions.consoles }));
   add(ConsoleService, createConsoleService({ consoles: sessions.consoles }));
+
+  // metal.internal.v1: the other replicas only (the service brings its own gate in place of the token interceptors)
+  add(ReplicaService, ...createReplicaService({ consoles: sessions.consoles, authority, credentials: deps.replicaCredentials }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

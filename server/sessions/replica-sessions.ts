@@ -41,26 +41,33 @@ export interface ReplicaSessionsDeps {
    */
   streamLane: DbHandle;
   bus: FanoutBus;
+  /** This replica's id in the replica table; its daemon sessions' rows carry it (written only when given). */
+  replicaId?: string;
+  /** Writing a daemon session's row failed (logged; the replica's next heartbeat writes it again). */
+  onSessionRowError?: (err: unknown, what: string) => void;
   waitTiming?: WaitTiming;
   /** A periodic lease renewal or re-check failed (logged; the next one tries again). */
   onWaitingError?: (err: unknown) => void;
 }
 
 /** Builds the replica's shared session objects and starts the waiting leases' renewal. */
-export function createReplicaSessions({ db, streamLane, bus, waitTiming = DEFAULT_WAIT_TIMING, onWaitingError }: ReplicaSessionsDeps): ReplicaSessions {
-  const connections = new ConnectionRegistry();
+export function createReplicaSessions({ db, streamLane, bus, replicaId, onSessionRowError = () => {}, waitTiming = DEFAULT_WAIT_TIMING, onWaitingError }: ReplicaSessionsDeps): ReplicaSessions {
+  const connections = replicaId === undefined ? new ConnectionRegistry() : new ConnectionRegistry(replicaId, { db, onError: onSessionRowError });
   const waiting = new WaitingRegistry(db, waitTiming, onWaitingError);
   waiting.start();
+  // Allocations made elsewhere while the broker was away: one batched re-check finds them for every Wait stream here.
+  const stopResync = bus.onResync(() => void waiting.recheckAll().catch((err: unknown) => onWaitingError?.(err)));
   return {
     bus,
     connections,
     waiting,
     waitTiming,
-    consoles: new RelayBroker(),
+    consoles: new RelayBroker({ replica: replicaId }),
     switchConfigReader: createSwitchConfigReader(streamLane),
     switchSyncWriter: createSwitchSyncWriter(streamLane, db),
     endAll: () => connections.closeAll(),
     stop() {
+      stopResync();
       connections.closeAll();
       waiting.stop();
     },
