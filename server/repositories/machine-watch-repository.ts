@@ -1,6 +1,6 @@
-import { eq, inArray } from "drizzle-orm";
+import { eq, gt, inArray } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
-import { type MachineEventsRow, type MachineRow, machineEvents, machines } from "../db/schema/index.js";
+import { changeLog, type MachineEventsRow, type MachineRow, machineEvents, machines } from "../db/schema/index.js";
 
 export interface WatchedMachine {
   machine: MachineRow;
@@ -25,5 +25,16 @@ export const machineWatchRepository = {
       .where(inArray(machines.id, [...ids]));
     for (const r of rows) found.set(r.machines.id, { machine: r.machines, events: r.machine_events ?? undefined });
     return found;
+  },
+
+  /**
+   * Whether the change log holds rows after `tx`, settled or not: after a
+   * read that found everything settled, a yes means a change committed
+   * behind a transaction that still runs (its rows become readable when
+   * that one ends). One index probe.
+   */
+  async pendingAfter(db: DbHandle, tx: number): Promise<boolean> {
+    const rows = await db.select({ tx: changeLog.tx }).from(changeLog).where(gt(changeLog.tx, tx)).limit(1);
+    return rows.length > 0;
   },
 };

@@ -260,6 +260,40 @@ describe("MachineService.Watch", () => {
     ops.abort.abort();
   });
 
+  it("reads again soon when a woken read finds changes held back by an older transaction that ends without a wake-up", async () => {
+    // A bus of its own and a safety net far beyond the test's patience: only the hub's own re-read can deliver.
+    const bus = createInProcessBus();
+    const hub = new WatchHub(a.app.db, bus, { safetyNetMs: 3_600_000 });
+    const abort = new AbortController();
+    const held = new pg.Client({ connectionString: databaseUrl });
+    await held.connect();
+    try {
+      const stream = hub.watch({ audience: { kind: "operator", secrets: false }, events: false }, abort.signal);
+      for (;;) if ((await stream.next()).value?.case === "snapshotDone") break;
+      const got: Change[] = [];
+      const reading = (async () => {
+        for (;;) {
+          const r = await stream.next();
+          if (r.done) return;
+          if (r.value.case === "change") got.push(r.value.value as Change);
+        }
+      })();
+      reading.catch(() => {});
+      await eventually("the watcher to attach", () => hub.size === 1);
+      await held.query("begin");
+      await held.query(`update machines set tags = '["held-2"]'::jsonb where id = $1`, [m1.id]);
+      await a.client(AdminMachineService, a.adminToken).setState({ id: m2.id, state: MachineState.TAINTED, reason: "behind" });
+      // The writer's wake-up: the read it causes finds nothing settled yet.
+      bus.publish("changes");
+      await held.query("commit");
+      await eventually("both changes", () => got.some((c) => c.id === m1.id && c.machine?.tags.includes("held-2")) && got.some((c) => c.id === m2.id && c.machine?.state === MachineState.TAINTED));
+    } finally {
+      abort.abort();
+      hub.stop();
+      await held.end();
+    }
+  });
+
   it("ends a watcher that does not read with ResourceExhausted", async () => {
     const hub = new WatchHub(a.app.db, createInProcessBus(), { maxQueued: 3, safetyNetMs: 50 });
     const abort = new AbortController();

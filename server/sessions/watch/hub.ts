@@ -27,6 +27,9 @@ export interface WatchHubOptions {
 
 const SNAPSHOT_PAGE = 500;
 
+/** The first re-read after a read found changes held back by an older transaction; it doubles up to the safety net. */
+const PENDING_RETRY_MS = 10;
+
 /**
  * The Watch API's one reader of the change log on this replica. Woken by the
  * bus (`changesTopic`, published after committed changes here and on the
@@ -50,6 +53,9 @@ export class WatchHub {
   private again = false;
   private stopped = false;
   private timer: NodeJS.Timeout | undefined;
+  /** Set while changes wait behind a transaction that still runs: the re-read that picks them up. */
+  private pendingTimer: NodeJS.Timeout | undefined;
+  private pendingDelayMs = PENDING_RETRY_MS;
   private unsubscribe: (() => void)[] = [];
   private ready: Promise<void> | undefined;
   private readonly safetyNetMs: number;
@@ -84,6 +90,7 @@ export class WatchHub {
   stop(): void {
     this.stopped = true;
     clearInterval(this.timer);
+    clearTimeout(this.pendingTimer);
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
   }
@@ -117,13 +124,36 @@ export class WatchHub {
           for (const w of [...this.watchers]) if (!w.failure) w.offer(renderChanges(w.spec, rows, views));
         }
         this.cursor = rows[rows.length - 1]!.tx;
+        this.pendingDelayMs = PENDING_RETRY_MS;
         if (rows.length >= this.batchSize) this.again = true;
       } while (this.again && !this.stopped);
+      await this.retryIfHeldBack();
     } catch (err) {
       this.onError(err);
     } finally {
       this.reading = false;
     }
+  }
+
+  /**
+   * A wake-up comes when a change committed, but the change is readable only
+   * once every older transaction has ended, and the one that ends last may
+   * not publish (a job, a heartbeat). So while changes wait behind one, the
+   * hub reads again soon (10 ms, doubling up to the safety net) instead of
+   * leaving them to the next safety-net read.
+   */
+  private async retryIfHeldBack(): Promise<void> {
+    if (this.stopped || this.watchers.size === 0 || this.pendingTimer) return;
+    if (!(await machineWatchRepository.pendingAfter(this.db, this.cursor))) {
+      this.pendingDelayMs = PENDING_RETRY_MS;
+      return;
+    }
+    this.pendingTimer = setTimeout(() => {
+      this.pendingTimer = undefined;
+      this.wake();
+    }, this.pendingDelayMs);
+    this.pendingTimer.unref();
+    this.pendingDelayMs = Math.min(this.safetyNetMs, this.pendingDelayMs * 2);
   }
 
   private async views(rows: readonly ChangeRow[]): Promise<MachineViews> {
