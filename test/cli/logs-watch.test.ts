@@ -1,13 +1,13 @@
-import { createServer, type Server, type Socket, connect } from "node:net";
+import { connect, createServer, type Server, type Socket } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { alreadyHappened, parseUntilEvent } from "../../cli/commands/machine.js";
 import { ProvisioningEventSchema, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { eventually } from "../helpers/eventually.js";
-import { scaled } from "../helpers/timeouts.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { scaled } from "../helpers/timeouts.js";
 import { cli } from "./run-cli.js";
 
 let server: TestServer;
@@ -124,7 +124,11 @@ describe("metalctl machine logs --until", () => {
       expect(r.code).toBe(0);
       expect(r.stderr).toMatch(/^watch: .*reconnecting in/m);
       const lines = r.stdout.split("\n");
-      for (const text of ["before the drop", "while down", "after the drop"]) expect(lines.filter((l) => l.includes(text)), text).toHaveLength(1);
+      for (const text of ["before the drop", "while down", "after the drop"])
+        expect(
+          lines.filter((l) => l.includes(text)),
+          text,
+        ).toHaveLength(1);
       expect(lines.findIndex((l) => l.includes("while down"))).toBeLessThan(lines.findIndex((l) => l.includes("after the drop")));
     } finally {
       await proxy.close();

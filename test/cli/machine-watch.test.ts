@@ -62,7 +62,12 @@ describe("metalctl machine list --watch", () => {
     await eventually("the allocation on the project's list", () => line(tenant.stdout(), "allocated"));
 
     await server.client(AdminMachineService, server.adminToken).setState({ id: w.id, state: MachineState.TAINTED, reason: "watched" });
-    await eventually("the taint", () => ops.stdout().split("\n").some((l) => l.startsWith("updated ") && l.includes(w.id) && l.includes("🚧")));
+    await eventually("the taint", () =>
+      ops
+        .stdout()
+        .split("\n")
+        .some((l) => l.startsWith("updated ") && l.includes(w.id) && l.includes("🚧")),
+    );
     await server.client(AdminMachineService, server.adminToken).setState({ id: w.id, state: MachineState.AVAILABLE, reason: "" });
     await server.client(MachineService, server.adminToken).delete({ id: w.id, project: "pa" });
     // The operator still sees the machine, free; the project sees it go.
