@@ -76,6 +76,8 @@ export interface StreamLimitSettings {
   readonly wait: StreamLimit;
   /** Every other stream: switch and BMC sessions, console relays. */
   readonly session: StreamLimit;
+  /** MachineService.Watch (tenants and operators): per token, so a tenant's watches cannot crowd out the daemons' sessions. */
+  readonly watch: StreamLimit;
 }
 
 /** Each setting is an environment variable and the matching `--flag` of the binary. */
@@ -108,6 +110,7 @@ const settings = {
   publicStreamLimits: { env: "METAL_PUBLIC_STREAM_LIMITS", flag: "public-stream-limits", fallback: "16/64/1000" },
   waitStreamLimits: { env: "METAL_WAIT_STREAM_LIMITS", flag: "wait-stream-limits", fallback: "1000/20000/50000" },
   sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "1000/2000/20000" },
+  watchStreamLimits: { env: "METAL_WATCH_STREAM_LIMITS", flag: "watch-stream-limits", fallback: "100/100/5000" },
 } as const;
 
 /** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
@@ -183,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
       public: r.parse("publicStreamLimits", streamLimit),
       wait: r.parse("waitStreamLimits", streamLimit),
       session: r.parse("sessionStreamLimits", streamLimit),
+      watch: r.parse("watchStreamLimits", streamLimit),
     }),
   });
 }

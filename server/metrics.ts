@@ -23,7 +23,7 @@ export function createMetrics() {
 export type Metrics = ReturnType<typeof createMetrics>;
 
 /** The classes of long-lived streams whose open counts are exported (see interceptors/stream-limits.ts). */
-const STREAM_CLASSES = ["public", "wait", "session"] as const;
+const STREAM_CLASSES = ["public", "wait", "session", "watch"] as const;
 
 /** Exports how many long-lived streams of each class are open, read when scraped: what an operator compares with the limits. */
 export function exportOpenStreams(metrics: Metrics, open: (cls: (typeof STREAM_CLASSES)[number]) => number): void {

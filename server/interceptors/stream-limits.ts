@@ -16,6 +16,7 @@ export function streamClassOf(method: DescMethod): StreamClass | undefined {
   if (method.methodKind === "unary") return undefined;
   if (permissionOf(method).visibility === Visibility.PUBLIC) return "public";
   if (method === BootService.method.wait) return "wait";
+  if (method.name === "Watch" && method.parent.typeName.endsWith(".MachineService")) return "watch";
   return "session";
 }
 

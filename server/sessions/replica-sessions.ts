@@ -4,6 +4,7 @@ import { ConnectionRegistry } from "./connections.js";
 import { RelayBroker } from "./console/relay-broker.js";
 import { createSwitchConfigReader, type SwitchConfigReader } from "./switch/config-reader.js";
 import { createSwitchSyncWriter, type SwitchSyncWriter } from "./switch/sync-writer.js";
+import { createChangeNotifier } from "./watch/notify.js";
 import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./wait/session.js";
 import { WaitingRegistry } from "./wait/waiting.js";
 
@@ -64,7 +65,8 @@ export function createReplicaSessions({ db, streamLane, bus, replicaId, onSessio
     waitTiming,
     consoles: new RelayBroker({ replica: replicaId }),
     switchConfigReader: createSwitchConfigReader(streamLane),
-    switchSyncWriter: createSwitchSyncWriter(streamLane, db),
+    // A sync report is a change Watch and the event feed read: wake their readers at once.
+    switchSyncWriter: createSwitchSyncWriter(streamLane, db, createChangeNotifier(bus)),
     endAll: () => connections.closeAll(),
     stop() {
       stopResync();
