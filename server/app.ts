@@ -5,28 +5,28 @@ import { ProjectService as MasterdataProjectService, type Project } from "../gen
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { type ProjectDirectory, singleFlight } from "./auth/project-directory.js";
 import { createReplicaCredentials } from "./auth/replica-credential.js";
-import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import { createRevocationFanout } from "./auth/revocation.js";
+import { createTokenAuthority, type TokenAuthority } from "./auth/token-authority.js";
 import { createBus, isMqttBus } from "./bus/create-bus.js";
 import type { FanoutBus } from "./bus/fanout.js";
-import { type EventFeed, startEventFeed } from "./feed/publisher.js";
-import type { FeedSink } from "./feed/sink.js";
 import type { Config } from "./config.js";
 import { type ConsoleServer, startConsoleServer } from "./console/ssh-server.js";
 import type { DbHandle } from "./db/handle.js";
 import { openMetalDatabase } from "./db/metal-database.js";
+import { type EventFeed, startEventFeed } from "./feed/publisher.js";
+import type { FeedSink } from "./feed/sink.js";
 import type { HealthCheck } from "./health.js";
 import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js";
 import { serveHomePage } from "./http/home-page.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
 import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
+import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
-import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
-import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { CHANGE_LOG_PRUNE_INTERVAL_MS, runChangeLogPruneJob } from "./jobs/change-log-prune.js";
+import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
@@ -34,18 +34,18 @@ import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { pingDatabase } from "./repositories/health-repository.js";
-import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
+import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
 import { registerRoutes } from "./routes.js";
+import { REPLICA_ID } from "./sessions/connections.js";
 import { createConsoleOpener } from "./sessions/console/console-opener.js";
 import type { RelayBroker } from "./sessions/console/relay-broker.js";
 import { RemoteConsoles } from "./sessions/console/remote-console.js";
-import { REPLICA_ID } from "./sessions/connections.js";
 import { type Replica, startReplica } from "./sessions/replica.js";
 import { createReplicaSessions } from "./sessions/replica-sessions.js";
+import type { WaitTiming } from "./sessions/wait/session.js";
 import { WatchHub } from "./sessions/watch/hub.js";
 import { createChangeNotifier } from "./sessions/watch/notify.js";
-import type { WaitTiming } from "./sessions/wait/session.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */
@@ -197,7 +197,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
-  const interceptors = [createObserveInterceptor(log, metrics), createAuthInterceptor({ authority, projects }), createStreamLimitInterceptor(streamLimits), createStringsInterceptor(), createChangeNotifyInterceptor(notifyChanges)];
+  const interceptors = [
+    createObserveInterceptor(log, metrics),
+    createAuthInterceptor({ authority, projects }),
+    createStreamLimitInterceptor(streamLimits),
+    createStringsInterceptor(),
+    createChangeNotifyInterceptor(notifyChanges),
+  ];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
   const earlyCheck: EarlyCheck = async (method, authorization, values) => {

@@ -17,7 +17,12 @@ export const changeLogRepository = {
    */
   async readAfter(db: DbHandle, afterTx: number, limit: number): Promise<ChangeRow[]> {
     const settled = sql`${changeLog.tx} < pg_snapshot_xmin(pg_current_snapshot())::text::bigint`;
-    const rows = await db.select().from(changeLog).where(and(gt(changeLog.tx, afterTx), settled)).orderBy(asc(changeLog.tx), asc(changeLog.revision)).limit(limit);
+    const rows = await db
+      .select()
+      .from(changeLog)
+      .where(and(gt(changeLog.tx, afterTx), settled))
+      .orderBy(asc(changeLog.tx), asc(changeLog.revision))
+      .limit(limit);
     if (rows.length < limit) return rows;
     const lastTx = rows[rows.length - 1]!.tx;
     const rest = await db

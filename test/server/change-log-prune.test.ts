@@ -20,8 +20,7 @@ async function changesAged(prefix: string, n: number, ageMs: number): Promise<nu
   return rows.rows.map((r) => Number(r.tx)).sort((a, b) => a - b);
 }
 
-const remaining = async (prefix: string) =>
-  ((await db.execute(sql`select count(*)::int as n from change_log where entity_id like ${`${prefix}-%`}`)) as unknown as { rows: { n: number }[] }).rows[0]!.n;
+const remaining = async (prefix: string) => ((await db.execute(sql`select count(*)::int as n from change_log where entity_id like ${`${prefix}-%`}`)) as unknown as { rows: { n: number }[] }).rows[0]!.n;
 
 describe("change log pruning", () => {
   it("deletes what is older than the retention and records how far, so a reader behind that starts over", async () => {

@@ -17,9 +17,7 @@ export const changeLog = pgTable(
   {
     revision: bigint("revision", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
     /** pg_current_xact_id() of the writing transaction; the readers' cursor. */
-    tx: bigint("tx", { mode: "number" })
-      .notNull()
-      .default(sql`(pg_current_xact_id()::text::bigint)`),
+    tx: bigint("tx", { mode: "number" }).notNull().default(sql`(pg_current_xact_id()::text::bigint)`),
     entity: text("entity").$type<"machine" | "switch">().notNull(),
     entityId: text("entity_id").notNull(),
     partitionId: text("partition_id"),
