@@ -4,9 +4,9 @@ import { ConnectionRegistry } from "./connections.js";
 import { RelayBroker } from "./console/relay-broker.js";
 import { createSwitchConfigReader, type SwitchConfigReader } from "./switch/config-reader.js";
 import { createSwitchSyncWriter, type SwitchSyncWriter } from "./switch/sync-writer.js";
-import { createChangeNotifier } from "./watch/notify.js";
 import { DEFAULT_WAIT_TIMING, type WaitTiming } from "./wait/session.js";
 import { WaitingRegistry } from "./wait/waiting.js";
+import { createChangeNotifier } from "./watch/notify.js";
 
 /**
  * What the daemon sessions of one replica share. Built once by the
