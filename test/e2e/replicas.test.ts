@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { replicaEnvironment } from "../../edge/lab/replicas.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { ConnectionService, DaemonKind } from "../../gen/metal/admin/v1/connection_pb.js";
 import { MachineService as AdminMachineService, BmcCommand, BmcCommandStatus } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -10,6 +11,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { describeSettings, loadConfig } from "../../server/config.js";
 import { eventually } from "../helpers/eventually.js";
 import { type ReplicaCluster, startReplicaCluster } from "../helpers/replica-cluster.js";
 import { generateKey, splitAddress, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
@@ -167,5 +169,27 @@ describe("npm start -- --replicas N", () => {
     expect(await lab.exited).toBe(2);
     expect(lab.stderr()).toContain("--replicas 2 needs PostgreSQL: set DATABASE_URL and MASTERDATA_DATABASE_URL");
     expect(lab.stderr()).not.toContain("opening the control plane");
+  });
+
+  it("hands every control-plane setting to its replicas, apart from the ones it chooses per replica", () => {
+    const settings = [...describeSettings().matchAll(/\$([A-Z0-9_]+)/g)].map((m) => m[1]!);
+    expect(settings.length).toBeGreaterThan(20);
+    const perReplica = ["METAL_LISTEN", "METAL_CONSOLE_LISTEN", "METAL_REPLICA_ID", "METAL_INTERNAL_ADDRESS", "MQTT_URL"];
+    const config = loadConfig(
+      {
+        DATABASE_URL: "postgres://db/metal",
+        MASTERDATA_DATABASE_URL: "postgres://db/md",
+        METAL_REPLICA_HEARTBEAT: "700ms",
+        METAL_CONSOLE_IDLE_TIMEOUT: "0",
+        METAL_CORS_ORIGINS: "https://a.example,https://b.example",
+        METAL_WAIT_STREAM_LIMITS: "3/4/5",
+      },
+      [],
+    );
+    const env = replicaEnvironment(config);
+    expect(settings.filter((name) => !(name in env) && !perReplica.includes(name))).toEqual([]);
+    // What it passes reads back as the same configuration, but for what each replica gets of its own.
+    const back = loadConfig(env, []);
+    expect({ ...back, listen: config.listen, consoleListen: config.consoleListen, internalAddress: config.internalAddress }).toEqual(config);
   });
 });
