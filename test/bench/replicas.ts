@@ -160,7 +160,7 @@ export async function runSet(count: number): Promise<{ alloc: Measurement; notif
 
 /**
  * Issue 15's rows: two metal-api processes on one PostgreSQL database and the
- * system's Mosquitto, beside one metal-api process on the in-process bus, each
+ * bench's own Mosquitto (replica-launch.ts), beside one metal-api process on the in-process bus, each
  * on a fresh database seeded the same way. Allocations/s with 64 clients
  * spread over the replicas (target >= 0.9x one replica on 2 cores), and the
  * allocation -> Wait latency with 10,000 streams where every allocation is made

@@ -125,7 +125,7 @@ function perWatcher(each: number[]) {
  * Watch fan-out (issue 15): 1,000 tenant watches of one project, one machine
  * of it updated (its description, through MachineService.Update on replica A),
  * time until every watcher has the change; beside one watcher and the same
- * change. Two metal-api processes on the system's Mosquitto: the 1,000 on A
+ * change. Two metal-api processes on a Mosquitto (replica-launch.ts): the 1,000 on A
  * (the hub's fan-out), then 500 on A and 500 on B (the wake-up crossing
  * replicas as well).
  */
