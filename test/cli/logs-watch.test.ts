@@ -94,16 +94,16 @@ describe("metalctl machine logs --until", () => {
 
   it("streams through one Watch call instead of polling", async () => {
     const w = await fixture.bootMachine("r2");
-    const before = server.app.streamLimits.open("session");
+    const before = server.app.streamLimits.open("watch");
     const running = m.start(["machine", "logs", w.id, "--watch", "--until", "crashed"], env());
     await eventually("the snapshot to print the log", () => running.output().stdout.includes("Waiting"));
     // The log came from an open stream (a poll would be unary calls, no stream).
-    expect(server.app.streamLimits.open("session")).toBe(before + 1);
+    expect(server.app.streamLimits.open("watch")).toBe(before + 1);
     await sendEvent(w.id, T.CRASHED, "streamed");
     const r = await running.done;
     expect(r).toMatchObject({ code: 0, stderr: "" });
     expect(r.stdout.trimEnd().split("\n").pop()).toMatch(/Crashed\s+streamed$/);
-    await eventually("the stream to close", () => server.app.streamLimits.open("session") === before);
+    await eventually("the stream to close", () => server.app.streamLimits.open("watch") === before);
   });
 
   it("reconnects a dropped stream and resumes from its revision: nothing missed, nothing twice", async () => {
