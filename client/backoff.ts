@@ -14,7 +14,12 @@ export interface BackoffPolicy {
   readonly resetAfterMs?: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.5 };
+/**
+ * At most 5 s between attempts: a daemon whose replica died is back on another
+ * within 10 s even when a load balancer without health checks sends a few
+ * attempts to the dead one first; jitter keeps a partition's daemons apart.
+ */
+export const DEFAULT_BACKOFF: BackoffPolicy = { initialMs: 500, maxMs: 5_000, jitter: 0.5 };
 
 /** The policy with `overrides` on top, so a caller may give only the fields it changes. */
 export const backoffPolicy = (overrides?: Partial<BackoffPolicy>, base: BackoffPolicy = DEFAULT_BACKOFF): BackoffPolicy => ({ ...base, ...overrides });
