@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { Client } from "@connectrpc/connect";
 import pg from "pg";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import type { Comparison, Measurement } from "./harness.js";
@@ -10,7 +12,7 @@ import { launchReplicas, printOutputs, type Replica, type ReplicaSet } from "./r
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000);
 /** Changes timed per row; the p99 of this many "all notified" times is their maximum. */
 const CHANGES = Number(process.env.BENCH_WATCH_CHANGES ?? 20);
-/** Watch streams per HTTP/2 connection: 1,000 watchers come over 10 connections, as from several clients. */
+/** Watch streams per HTTP/2 connection and client (METAL_WATCH_STREAM_LIMITS allows 100 per token): 1,000 watchers are 10 clients. */
 const PER_CONNECTION = 100;
 /** Allocated machines of the watched project: every watcher's snapshot holds them. */
 const MACHINES = 10;
@@ -27,17 +29,18 @@ interface Watchers {
 }
 
 /**
- * `count` tenant watches of project pb, watcher w on replica placement(w), over
- * connections of PER_CONNECTION streams each; resolves once every snapshot is done.
+ * `count` tenant watches of project pb: PER_CONNECTION of them per HTTP/2
+ * connection, each connection a client of its own (its own viewer token, as
+ * the Watch limits count per token), connection c on replica placement(c);
+ * resolves once every snapshot is done.
  */
-async function openWatchers(replicas: Replica[], token: string, count: number, placement: (w: number) => number, abort: AbortController): Promise<Watchers> {
+async function openWatchers(replicas: Replica[], tokens: string[], count: number, placement: (c: number) => number, abort: AbortController): Promise<Watchers> {
   const arrivals = Array.from({ length: CHANGES }, () => new Array<number>(count).fill(0));
-  const clients = new Map<string, Client<typeof MachineService>>();
+  const clients = new Map<number, Client<typeof MachineService>>();
   const clientOf = (w: number) => {
-    const r = placement(w);
-    const key = `${r}/${Math.floor(w / PER_CONNECTION)}`;
-    if (!clients.has(key)) clients.set(key, replicas[r]!.grpcClient(MachineService, token));
-    return clients.get(key)!;
+    const c = Math.floor(w / PER_CONNECTION);
+    if (!clients.has(c)) clients.set(c, replicas[placement(c)]!.grpcClient(MachineService, tokens[c]!));
+    return clients.get(c)!;
   };
   let ready = 0;
   let failed: unknown;
@@ -143,15 +146,20 @@ export async function benchWatchFanout(): Promise<Comparison[]> {
     const fixture = await setUpPartition(set.asTestServer(0));
     const ids = await allocatedMachines(set, fixture.primary.pb);
     const writer = set.replicas[0]!.client(MachineService, set.adminToken);
-    const { replicas, adminToken } = set;
+    const { replicas } = set;
+    const adminTokens = set.replicas[0]!.client(AdminTokens, set.adminToken);
+    const tokens: string[] = [];
+    for (let c = 0; c < Math.ceil(WATCHERS / PER_CONNECTION); c++) {
+      tokens.push((await adminTokens.create({ subject: `watcher-${c}`, roles: { projectRoles: { pb: ProjectRole.VIEWER } } })).secret);
+    }
 
     const one = fresh();
-    const single = await timeChanges(writer, ids[0]!, await openWatchers(replicas, adminToken, 1, () => 0, one), "1 watcher");
+    const single = await timeChanges(writer, ids[0]!, await openWatchers(replicas, tokens, 1, () => 0, one), "1 watcher");
     one.abort();
     const onA = fresh();
-    const many = await timeChanges(writer, ids[1]!, await openWatchers(replicas, adminToken, WATCHERS, () => 0, onA), `${WATCHERS} watchers on one replica`);
+    const many = await timeChanges(writer, ids[1]!, await openWatchers(replicas, tokens, WATCHERS, () => 0, onA), `${WATCHERS} watchers on one replica`);
     onA.abort();
-    const split = await timeChanges(writer, ids[2]!, await openWatchers(replicas, adminToken, WATCHERS, (w) => Math.floor(w / PER_CONNECTION) % 2, fresh()), `${WATCHERS} watchers over 2 replicas`);
+    const split = await timeChanges(writer, ids[2]!, await openWatchers(replicas, tokens, WATCHERS, (c) => c % 2, fresh()), `${WATCHERS} watchers over 2 replicas`);
     const target = "all notified p99 (the slowest of CHANGES changes) <= 5x one watcher's p99";
     return [
       {
