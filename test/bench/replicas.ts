@@ -224,7 +224,7 @@ export async function benchReplicas(): Promise<Comparison[]> {
         what: `allocation response -> its Wait stream has it, ${STREAMS} streams over 2 replicas (MQTT), each allocation made on the other replica; baseline: 1 replica (in-process bus), ${STREAMS} streams`,
         subject: notifyTwo,
         baseline: notifyOne,
-        target: "p99 < 50 ms; p99 <= 3x the one-replica p99",
+        target: "p99 < 50 ms; p99 <= 5x the one-replica p99",
         extra: { streams: STREAMS, rounds: ROUNDS, p99Ratio: Number((notifyTwo.p99Ms / Math.max(notifyOne.p99Ms, 0.001)).toFixed(2)) },
       },
     ];
