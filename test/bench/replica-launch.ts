@@ -174,6 +174,14 @@ export async function launchReplicas(count: number, opts: { mqtt?: boolean; env?
   }
 }
 
+/** CPU time (user + system) a process has used so far, in microseconds (/proc/<pid>/stat, 100 ticks a second). */
+export async function cpuMicros(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  // After the command name (which may hold spaces), utime and stime are the 12th and 13th fields.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 /** Prints every replica's output tail (a failed bench says why). */
 export function printOutputs(set: ReplicaSet | undefined): void {
   for (const [i, r] of (set?.replicas ?? []).entries()) process.stderr.write(`--- output of replica ${i} (${r.url}):\n${r.output()}\n`);

@@ -7,7 +7,7 @@ import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { type Comparison, type Measurement, measure } from "./harness.js";
-import { launchReplicas, printOutputs, type ReplicaSet } from "./replica-launch.js";
+import { cpuMicros, launchReplicas, printOutputs, type ReplicaSet } from "./replica-launch.js";
 
 /** Open Wait streams, spread evenly over the replicas. */
 const STREAMS = Number(process.env.BENCH_REPLICA_WAIT_STREAMS ?? 10_000);
@@ -64,12 +64,22 @@ async function insertMachines(raw: pg.Pool, n: number, waiting: boolean): Promis
 }
 
 /** Tenant allocations of every waiting machine there is, client j on replica j mod n (allocation.ts's call). */
-function allocateAll(s: SetUp, prefix: string, ops: number): Promise<Measurement> {
+async function allocateAll(s: SetUp, prefix: string, ops: number): Promise<Measured> {
   const n = s.tenants.length;
   s.allocated += ops;
   const name = `machine allocation, ${n} replica(s)`;
-  return measure(name, ops, CLIENTS, (i) => s.tenants[i % n]!.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `${prefix}-${i}`, networks: [s.network] }));
+  const before = await cpuOf(s.set);
+  const m = await measure(name, ops, CLIENTS, (i) => s.tenants[i % n]!.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `${prefix}-${i}`, networks: [s.network] }));
+  return { m, serverCpuUsPerCall: ((await cpuOf(s.set)) - before) / ops };
 }
+
+/** A measurement and the CPU its replicas (all of them together) spent per call: steadier than rates on a shared machine. */
+interface Measured {
+  m: Measurement;
+  serverCpuUsPerCall: number;
+}
+
+const cpuOf = async (set: ReplicaSet) => (await Promise.all(set.replicas.map((r) => cpuMicros(r.proc.pid!)))).reduce((a, b) => a + b, 0);
 
 /** No address handed out twice, and every waiting machine allocated exactly once. */
 async function checkAllocations(s: SetUp): Promise<void> {
@@ -169,7 +179,7 @@ async function prepare(count: number): Promise<SetUp & { abort: AbortController;
   }
 }
 
-const better = (a: Measurement | undefined, b: Measurement) => (a && a.perSecond >= b.perSecond ? a : b);
+const better = (a: Measured | undefined, b: Measured) => (a && a.m.perSecond >= b.m.perSecond ? a : b);
 
 /**
  * Issue 15's rows: two metal-api processes on one PostgreSQL database and the
@@ -184,9 +194,10 @@ const better = (a: Measurement | undefined, b: Measurement) => (a && a.perSecond
  *
  * allocation -> Wait: STREAMS Wait streams on one set at a time (the one
  * replica first, then stopped), every allocation made on the replica that
- * does not hold its stream. Target p99 < 50 ms; the ratio target p99 <= 3x
+ * does not hold its stream. Target p99 < 50 ms; the ratio target p99 <= 5x
  * the one-replica p99 with the same STREAMS streams (one broker hop and the
- * other replica's read on top of the same work).
+ * other replica's read on top of the same work), as DESIGN §7 judges the
+ * one-replica Wait row against one stream.
  */
 export async function benchReplicas(): Promise<Comparison[]> {
   const sets: Awaited<ReturnType<typeof prepare>>[] = [];
@@ -195,7 +206,7 @@ export async function benchReplicas(): Promise<Comparison[]> {
     sets.push(one);
     const two = await prepare(2);
     sets.push(two);
-    const alloc: (Measurement | undefined)[] = [undefined, undefined];
+    const alloc: (Measured | undefined)[] = [undefined, undefined];
     for (const [k, s] of [one, two].entries()) {
       await insertMachines(s.raw, WARMUP, true);
       await allocateAll(s, `warm${k}`, WARMUP);
@@ -215,10 +226,11 @@ export async function benchReplicas(): Promise<Comparison[]> {
     return [
       {
         what: `machine allocations, ${CLIENTS} clients over 2 replicas (MQTT), ${MACHINES} waiting machines (0 duplicates; best of ${ALLOC_ROUNDS} rounds, in turns); baseline: 1 replica (in-process bus), same seeding`,
-        subject: alloc[1]!,
-        baseline: alloc[0]!,
+        subject: alloc[1]!.m,
+        baseline: alloc[0]!.m,
         target: ">= 0.9x one replica (2 cores)",
         ratioTarget: 0.9,
+        extra: { serverCpuUsPerAllocation: Math.round(alloc[1]!.serverCpuUsPerCall), oneReplicaServerCpuUsPerAllocation: Math.round(alloc[0]!.serverCpuUsPerCall) },
       },
       {
         what: `allocation response -> its Wait stream has it, ${STREAMS} streams over 2 replicas (MQTT), each allocation made on the other replica; baseline: 1 replica (in-process bus), ${STREAMS} streams`,

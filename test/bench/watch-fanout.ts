@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { readFile } from "node:fs/promises";
 import type { Client } from "@connectrpc/connect";
 import pg from "pg";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
@@ -8,7 +7,7 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import type { Comparison, Measurement } from "./harness.js";
-import { launchReplicas, printOutputs, type Replica, type ReplicaSet } from "./replica-launch.js";
+import { cpuMicros, launchReplicas, printOutputs, type Replica, type ReplicaSet } from "./replica-launch.js";
 
 const WATCHERS = Number(process.env.BENCH_WATCHERS ?? 1000);
 /** Changes timed per row; the p99 of this many "all notified" times is their maximum. */
@@ -25,14 +24,6 @@ const DEADLINE_MS = 30_000;
 interface Cpu {
   serverCpuUsPerMessage: number;
   clientCpuUsPerMessage: number;
-}
-
-/** CPU time (user + system) a process has used so far, in microseconds (/proc/<pid>/stat, 100 ticks a second). */
-async function cpuMicros(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
-  // After the command name (which may hold spaces), utime and stime are the 12th and 13th fields.
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
