@@ -12,6 +12,17 @@ export interface EmbeddedBroker {
 }
 
 /**
+ * A replica's CONNECT is a few hundred bytes. A client that sends more before
+ * it has authenticated is not one of them; without this bound the MQTT parser
+ * buffers a packet of up to 256 MiB for anyone who can reach the port.
+ */
+export const MAX_BYTES_BEFORE_AUTH = 16 * 1024;
+/** A client has this long to send its CONNECT (aedes' default is 30 s); the replicas, on this host, send it at once. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Sockets at once: one per replica (at most 16) while it reconnects too, with room to spare. */
+const MAX_CONNECTIONS = 128;
+
+/**
  * Starts aedes on `host`, port 0 (a free one), with a user and a random
  * password only the lab's replicas are given: another local user can
  * neither read the event feed nor wake the replicas with made-up hints.
@@ -20,10 +31,16 @@ export async function startEmbeddedBroker(host = "127.0.0.1"): Promise<EmbeddedB
   const user = "metal-lab";
   const password = randomBytes(18).toString("base64url");
   const expected = Buffer.from(password);
+  // The sockets whose client presented the lab's credentials: no longer held to MAX_BYTES_BEFORE_AUTH.
+  const authenticated = new WeakSet<object>();
   const broker = await Aedes.createBroker({
-    authenticate(_client, username, given, done) {
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    authenticate(client, username, given, done) {
       const ok = username === user && given !== undefined && given.length === expected.length && timingSafeEqual(given, expected);
-      if (ok) return done(null, true);
+      if (ok) {
+        authenticated.add(client.conn);
+        return done(null, true);
+      }
       const err = Object.assign(new Error("bad user name or password"), { returnCode: 4 as const });
       done(err, false);
     },
@@ -33,7 +50,16 @@ export async function startEmbeddedBroker(host = "127.0.0.1"): Promise<EmbeddedB
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     broker.handle(socket);
+    // Added after aedes' "readable" listener, so it only counts what aedes reads (no flowing mode).
+    let received = 0;
+    const count = (chunk: Buffer) => {
+      if (authenticated.has(socket)) return void socket.off("data", count);
+      received += chunk.length;
+      if (received > MAX_BYTES_BEFORE_AUTH) socket.destroy();
+    };
+    socket.on("data", count);
   });
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => server.once("error", reject).listen({ host, port: 0 }, () => resolve()));
   const { port } = server.address() as { port: number };
   const address = `${host}:${port}`;
