@@ -199,7 +199,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
   const interceptors = [
     createObserveInterceptor(log, metrics),
-    createAuthInterceptor({ authority, projects }),
+    createAuthInterceptor({ authority, projects, replicas: replicaCredentials }),
     createStreamLimitInterceptor(streamLimits),
     createStringsInterceptor(),
     createChangeNotifyInterceptor(notifyChanges),
@@ -207,13 +207,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
   const earlyCheck: EarlyCheck = async (method, authorization, values) => {
-    const refusal = await refusalBeforeBody(authority, method, authorization, values);
+    const refusal = await refusalBeforeBody(authority, method, authorization, values, replicaCredentials);
     if (refusal) metrics.rpcHandled.inc({ service: method.parent.typeName, method: method.name, code: Code[refusal.code] });
     return refusal;
   };
   const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, replicaCredentials, watch });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({

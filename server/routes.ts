@@ -32,7 +32,6 @@ import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 import { ReplicaService } from "../gen/metal/internal/v1/replica_pb.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
-import type { ReplicaCredentials } from "./auth/replica-credential.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
 import type { DbHandle } from "./db/handle.js";
@@ -84,8 +83,6 @@ export interface RouteDeps {
   checks: readonly HealthCheck[];
   build: { version: string; revision: string };
   log: Logger;
-  /** Checks other replicas' credentials on metal.internal.v1. */
-  replicaCredentials: ReplicaCredentials;
   /** This replica's Watch hub (MachineService.Watch, tenant and admin). */
   watch?: WatchHub;
 }
@@ -136,7 +133,8 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(ConsoleService, createConsoleService({ consoles: sessions.consoles }));
 
   // metal.internal.v1: the other replicas only (the service brings its own gate in place of the token interceptors)
-  add(ReplicaService, ...createReplicaService({ consoles: sessions.consoles, authority, credentials: deps.replicaCredentials }));
+  // Only replicas: the permission `replica` (the auth interceptor checks the replica credential).
+  add(ReplicaService, createReplicaService({ consoles: sessions.consoles }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

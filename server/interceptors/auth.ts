@@ -4,6 +4,7 @@ import { type Permission, Visibility } from "../../gen/metal/api/v1/common_pb.js
 import { kPrincipal, kVerifiedEarly } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
+import type { ReplicaCredentials } from "../auth/replica-credential.js";
 import type { TokenAuthority } from "../auth/token-authority.js";
 import { authorize, type Target } from "../domain/authorize.js";
 import type { Principal } from "../domain/roles.js";
@@ -52,14 +53,50 @@ export async function authenticate(authority: TokenAuthority, perm: Permission, 
 }
 
 /**
+ * Why a call to a method reserved for replicas (permission `replica`) is
+ * refused, or undefined for a valid replica credential. A metal token of any
+ * kind (tenant, operator admin, infra) is PermissionDenied, so its holder
+ * learns the method is not for them; anything else is Unauthenticated.
+ */
+async function replicaRefusal(authority: TokenAuthority, replicas: ReplicaCredentials | undefined, header: string | null | undefined): Promise<ConnectError | undefined> {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  if (!m) return new ConnectError("this method takes only a control-plane replica's credential: send 'Authorization: Bearer <replica credential>'", Code.Unauthenticated);
+  const secret = m[1]!;
+  if (
+    replicas &&
+    (await replicas.verify(secret).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return undefined;
+  if (
+    await authority.verify(secret).then(
+      () => true,
+      () => false,
+    )
+  ) {
+    return new ConnectError("permission denied: only the control plane's replicas may call this method; metal tokens (tenant, operator, infra) are not accepted", Code.PermissionDenied);
+  }
+  return new ConnectError("this method takes only a control-plane replica's credential", Code.Unauthenticated);
+}
+
+/**
  * Why a call to `method` with this Authorization header can never pass, or
  * undefined when it might: no token, or one that is not valid, for a method
  * that is not public. The answer is the interceptor's own (same code, same
  * message), given before the request body is read (see server/http/connect-handler.ts);
  * what the caller may do is still decided by the interceptor alone.
  */
-export async function refusalBeforeBody(authority: TokenAuthority, method: DescMethod, header: string | null | undefined, values?: ContextValues): Promise<ConnectError | undefined> {
+export async function refusalBeforeBody(
+  authority: TokenAuthority,
+  method: DescMethod,
+  header: string | null | undefined,
+  values?: ContextValues,
+  replicas?: ReplicaCredentials,
+): Promise<ConnectError | undefined> {
   const perm = permissionOf(method);
+  if (perm.replica) return replicaRefusal(authority, replicas, header);
   if (perm.visibility === Visibility.PUBLIC) return undefined;
   let principal: Principal | undefined;
   try {
@@ -85,9 +122,16 @@ export async function refusalBeforeBody(authority: TokenAuthority, method: DescM
  * permission comes from its declaration (see permissionOf); handlers only read
  * the principal this puts into the context.
  */
-export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory }): Interceptor {
+export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory; replicas?: ReplicaCredentials }): Interceptor {
   return (next) => async (req) => {
     const perm = permissionOf(req.method);
+    if (perm.replica) {
+      // Decided on the credential alone, before a message is read; there is no metal principal.
+      const refusal = await replicaRefusal(deps.authority, deps.replicas, req.header.get("authorization"));
+      if (refusal) throw refusal;
+      req.contextValues.set(kPrincipal, undefined);
+      return next(req);
+    }
     const principal = req.contextValues.get(kVerifiedEarly) ?? (await authenticate(deps.authority, perm, req.header.get("authorization")));
     req.contextValues.set(kPrincipal, principal);
 

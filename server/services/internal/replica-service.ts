@@ -1,20 +1,14 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampNow } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, type ConnectRouter, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { AsyncQueue } from "../../../client/async-queue.js";
 import type { ReplicaService, ReplicaServiceConsoleRequest, ReplicaServiceConsoleResponseSchema } from "../../../gen/metal/internal/v1/replica_pb.js";
-import type { ReplicaCredentials } from "../../auth/replica-credential.js";
-import type { TokenAuthority } from "../../auth/token-authority.js";
 import type { ConsoleSession, RelayBroker } from "../../sessions/console/relay-broker.js";
 import { validator } from "../../validate/validator.js";
-import { replicaGate } from "./replica-gate.js";
 
 export interface ReplicaServiceDeps {
   /** This replica's consoles: only metal-bmc sessions held here are asked. */
   consoles: RelayBroker;
-  authority: TokenAuthority;
-  /** Checks the calling replica's credential. */
-  credentials: ReplicaCredentials;
 }
 
 type Response = MessageInitShape<typeof ReplicaServiceConsoleResponseSchema>;
@@ -32,10 +26,10 @@ const reasonText = (err: Error) => (err as { rawMessage?: string }).rawMessage ?
  * The replica-to-replica half of a console: another replica's SSH front end
  * decided its user may see a machine's console, and this replica holds the
  * partition's metal-bmc session, so the console is opened here (RelayBroker)
- * and its bytes pass through this stream. Returns the implementation and the
- * service's options (its own interceptor list: the replica gate).
+ * and its bytes pass through this stream. Only replicas get here: the
+ * method's permission is `replica`, checked by the auth interceptor.
  */
-export function createReplicaService(deps: ReplicaServiceDeps): [ServiceImpl<typeof ReplicaService>, Parameters<ConnectRouter["service"]>[2]] {
+export function createReplicaService(deps: ReplicaServiceDeps): ServiceImpl<typeof ReplicaService> {
   const impl: ServiceImpl<typeof ReplicaService> = {
     async *console(requests: AsyncIterable<ReplicaServiceConsoleRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
       const it = requests[Symbol.asyncIterator]();
@@ -53,7 +47,7 @@ export function createReplicaService(deps: ReplicaServiceDeps): [ServiceImpl<typ
       yield* relay(session, it, ctx.signal);
     },
   };
-  return [impl, { interceptors: [replicaGate(deps.credentials, deps.authority)] }];
+  return impl;
 }
 
 /** Passes one open console through the stream until either side ends it; the last message says why it ended. */
