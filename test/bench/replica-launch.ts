@@ -69,7 +69,11 @@ async function startReplica(env: NodeJS.ProcessEnv): Promise<Omit<Replica, "clie
   proc.stdout!.on("data", keep);
   proc.stderr!.on("data", keep);
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`metal-api did not start within 120 s:\n${out}`)), 120_000);
+    const timer = setTimeout(() => {
+      // Not left behind: nobody else knows this process yet.
+      proc.kill("SIGKILL");
+      reject(new Error(`metal-api did not start within 120 s:\n${out}`));
+    }, 120_000);
     const onData = () => {
       const m = /metal-api listening on (http:\/\/[^\s"]+)/.exec(out);
       if (m) {

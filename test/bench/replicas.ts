@@ -97,10 +97,12 @@ async function checkAllocations(s: SetUp): Promise<void> {
 async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measurement> {
   const n = s.set.replicas.length;
   const ids = await insertMachines(s.raw, STREAMS, false);
-  const connections = Array.from({ length: Math.ceil(STREAMS / PER_CONNECTION) }, (_, c) => s.set.replicas[c % n]!.grpcClient(BootService, s.infraToken));
-  // Stream i goes to connection c with c mod n = i mod n: on replica i mod n.
-  const boots = ids.map((_, i) => connections[(i % n) + n * Math.floor(i / (n * PER_CONNECTION))] ?? connections[i % n]!);
+  // Connection c is on replica c mod n, at least one per replica; stream i goes to one with c mod n = i mod n.
+  const perReplica = Math.ceil(STREAMS / n / PER_CONNECTION);
+  const connections = Array.from({ length: n * perReplica }, (_, c) => s.set.replicas[c % n]!.grpcClient(BootService, s.infraToken));
+  const boots = ids.map((_, i) => connections[(i % n) + n * Math.floor(i / (n * PER_CONNECTION))]!);
   const arrived = new Map<string, number>();
+  let failed: unknown;
   /** Who waits for a machine's allocation to arrive: no polling, the bench must not take CPU from the servers it measures. */
   const waiters = new Map<string, () => void>();
   ids.forEach((id, i) => {
@@ -113,14 +115,18 @@ async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measureme
             return;
           }
         }
-      } catch {
-        // aborted at the end of the bench
+      } catch (err) {
+        // Aborted at the end of the bench; anything else fails it (below, through the count of waiting machines).
+        if (!abort.signal.aborted) failed ??= err;
       }
     })();
   });
+  const until = performance.now() + 300_000;
   for (;;) {
     const { rows } = await s.raw.query(`select count(*)::int as n from machines where id = any($1::text[]) and waiting_until > now()`, [ids]);
     if (rows[0].n === STREAMS) break;
+    if (failed) throw failed;
+    if (performance.now() > until) throw new Error(`${rows[0].n} of ${STREAMS} Wait streams open after 300 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
   const latencies: number[] = [];
