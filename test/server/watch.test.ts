@@ -321,6 +321,20 @@ describe("MachineService.Watch", () => {
     }
   });
 
+  it("refuses a resume point from the future, and the watches of others go on", async () => {
+    const other = adminWatch(a, { id: m1.id });
+    const now = await other.snapshotDone();
+    const future = adminWatch(a, { id: m1.id, sinceRevision: now + 1_000_000n });
+    await eventually("the refusal", () => future.ended);
+    expect(future.error?.code).toBe(Code.InvalidArgument);
+    expect(future.error?.rawMessage).toMatch(/^since_revision: /);
+    // The refused watch moved nothing: the open one still hears the next change.
+    await a.client(AdminMachineService, a.adminToken).setState({ id: m1.id, state: MachineState.LOCKED, reason: "future" });
+    await other.until(m1.id, Kind.UPDATED);
+    await a.client(AdminMachineService, a.adminToken).setState({ id: m1.id, state: MachineState.AVAILABLE, reason: "" });
+    other.abort.abort();
+  });
+
   it("answers a resume point the log no longer holds with reset and a new snapshot", async () => {
     const before = adminWatch(a, { id: m1.id });
     const old = await before.snapshotDone();

@@ -116,6 +116,9 @@ export class WatchHub {
       await this.ready;
       do {
         this.again = false;
+        // Nobody watches here: no read at all (each change wakes every replica). The next watch to
+        // attach brings the position forward itself (see watch()).
+        if (this.watchers.size === 0) break;
         const rows = await changes.readAfter(this.db, this.cursor, this.batchSize);
         if (rows.length === 0) continue;
         if (this.watchers.size > 0) {
@@ -123,7 +126,7 @@ export class WatchHub {
           // Watchers attached while this batch was read get it too: they attached at the old cursor.
           for (const w of [...this.watchers]) if (!w.failure) w.offer(renderChanges(w.spec, rows, views));
         }
-        this.cursor = rows[rows.length - 1]!.tx;
+        this.cursor = Math.max(this.cursor, rows[rows.length - 1]!.tx);
         this.pendingDelayMs = PENDING_RETRY_MS;
         if (rows.length >= this.batchSize) this.again = true;
       } while (this.again && !this.stopped);
@@ -172,6 +175,11 @@ export class WatchHub {
     if (spec.sinceRevision === undefined) {
       position = yield* this.snapshot(spec);
     } else {
+      // A revision no snapshot or change has given out yet is not a position to resume from: taken as one,
+      // the watch would skip every change until the database got there.
+      if (spec.sinceRevision > (await changes.settledTx(this.db))) {
+        throw new ConnectError("since_revision: is not a revision this server has given out (it lies in the future)", Code.InvalidArgument);
+      }
       const pruned = await changes.prunedTx(this.db);
       if (spec.sinceRevision >= pruned) {
         position = spec.sinceRevision;
@@ -184,6 +192,9 @@ export class WatchHub {
     position = yield* this.catchUp(spec, position, Number.POSITIVE_INFINITY);
     // ...then attached, so nothing the hub reads from now on is missed, and once more on its own
     // up to the hub's position at the moment of attaching.
+    // With no watch attached the hub did not read; this watch has everything up to `position`, so the
+    // hub may start there (a read under way from further back is skipped by the watch: skipUpTo).
+    if (this.watchers.size === 0) this.cursor = Math.max(this.cursor, position);
     const watcher = new Watcher(spec, this.maxQueued, this.cursor, (w) => this.watchers.delete(w));
     this.watchers.add(watcher);
     try {
