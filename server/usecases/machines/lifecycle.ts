@@ -148,16 +148,17 @@ export async function consolePassword(db: DbHandle, scope: ProjectScope, id: str
 export async function queueBmcCommand(db: DbHandle, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
   const out = await inTransaction(db, async (tx) => {
     let m = await machines.lock(tx, id);
-    if (!m.partitionId) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
-    const [queued] = await lifecycle.enqueueCommands(tx, id, m.partitionId, [command], deadline());
+    const partition = m.partitionId;
+    if (!partition) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
+    const [queued] = await lifecycle.enqueueCommands(tx, id, partition, [command], deadline());
     const led = ledStateAfter(command);
     if (led) m = await lifecycle.setLed(tx, id, led, description);
+    // In the command's transaction: a metal-bmc that sees the command (woken, or at its next poll) and
+    // reboots the machine at once must find the Planned Reboot recorded before the boot that follows it.
+    if (isPlannedReboot(command)) await recordEvents(tx, partition, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
     return { command: queued!, machine: m };
   });
   bus?.publish(bmcCommandsTopic(out.machine.partitionId!));
-  if (isPlannedReboot(command)) {
-    await recordEvents(db, out.machine.partitionId!, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
-  }
   return out;
 }
 
@@ -166,7 +167,8 @@ export async function queueBmcCommand(db: DbHandle, id: string, command: BmcComm
  * released, static IPs stay with the project; the switch ports go back to the
  * PXE VLAN; the BMC is told to switch the LED off, boot from PXE and reset, so
  * metal-hammer wipes the disks and waits again. Machine Reclaim is recorded
- * once the transaction has committed.
+ * in the same transaction: metal-bmc may reset the machine the moment it sees
+ * the commands, and the boot that follows must come after the reclaim.
  */
 export async function freeMachine(db: DbHandle, scope: ProjectScope, id: string, bus?: FanoutBus): Promise<MachineRow> {
   const { row, changedSwitches } = await inTransaction(db, async (tx) => {
@@ -175,12 +177,12 @@ export async function freeMachine(db: DbHandle, scope: ProjectScope, id: string,
     await lifecycle.release(tx, id);
     const changedSwitches = await lifecycle.setPortVrf(tx, id, null);
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, FREE_COMMANDS, deadline());
+    await recordEvents(tx, m.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
     return { row: { ...m, allocation: null, project: null, tags: [] }, changedSwitches };
   });
   publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(row.partitionId!));
   // Open consoles of the machine re-check at once: the tenant must not see the reclaim or the next allocation.
   bus?.publish(allocationTopic(id));
-  await recordEvents(db, row.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
   return row;
 }
