@@ -1,5 +1,5 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createConnectTransport, createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import { bearer, type TokenProvider } from "./bearer.js";
 
 /**
@@ -26,13 +26,15 @@ export interface TransportOptions {
   readonly interceptors?: readonly Interceptor[];
   /** Extra TLS trust for https:// (a private CA, PEM). */
   readonly ca?: string | Buffer;
+  /** Only for "grpc": the HTTP/2 session to use, so its owner can close it (`abort()`) when done. */
+  readonly sessionManager?: Http2SessionManager;
 }
 
 /** The one place a Node client transport is made: cli, edge daemons and tests all come through here. */
 export function createTransport(opts: TransportOptions): Transport {
   const interceptors = [...(opts.token ? [bearer(opts.token)] : []), ...(opts.interceptors ?? [])];
   const tls = opts.ca === undefined ? {} : { nodeOptions: { ca: opts.ca } };
-  if ((opts.protocol ?? "grpc") === "grpc") return createGrpcTransport({ baseUrl: opts.baseUrl, interceptors, ...tls });
+  if ((opts.protocol ?? "grpc") === "grpc") return createGrpcTransport({ baseUrl: opts.baseUrl, interceptors, ...tls, ...(opts.sessionManager ? { sessionManager: opts.sessionManager } : {}) });
   const binary = { useBinaryFormat: opts.binary ?? false };
   if (opts.httpVersion === "2") return createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: "2", interceptors, ...binary, ...tls });
   return createConnectTransport({ baseUrl: opts.baseUrl, httpVersion: "1.1", interceptors, ...binary, ...tls });

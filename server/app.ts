@@ -296,6 +296,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     },
     async close() {
       await Promise.allSettled(consoles.map((c) => c.close()));
+      // Outgoing connections to the other replicas would keep the process alive until those closed them.
+      remoteConsoles.close();
       clearInterval(liveliness);
       clearInterval(resurrection);
       clearInterval(commandExpiry);

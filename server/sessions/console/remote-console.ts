@@ -1,6 +1,7 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "../../../client/async-queue.js";
 import { createTransport } from "../../../client/transport.js";
 import { ReplicaService, type ReplicaServiceConsoleRequestSchema, type ReplicaServiceConsoleResponse } from "../../../gen/metal/internal/v1/replica_pb.js";
@@ -35,17 +36,28 @@ const enc = new TextEncoder();
  */
 export class RemoteConsoles {
   private readonly clients = new Map<string, Client<typeof ReplicaService>>();
+  private readonly sessions: Http2SessionManager[] = [];
 
   constructor(private readonly opts: RemoteConsolesOptions) {}
 
   private clientOf(address: string): Client<typeof ReplicaService> {
     let c = this.clients.get(address);
     if (!c) {
-      const transport: Transport = createTransport({ baseUrl: `${this.opts.scheme ?? "http"}://${address}`, token: () => this.opts.credentials.current(), ca: this.opts.ca });
+      const baseUrl = `${this.opts.scheme ?? "http"}://${address}`;
+      const tls = this.opts.ca === undefined ? {} : { ca: this.opts.ca };
+      const session = new Http2SessionManager(baseUrl, undefined, tls);
+      this.sessions.push(session);
+      const transport: Transport = createTransport({ baseUrl, token: () => this.opts.credentials.current(), ca: this.opts.ca, sessionManager: session });
       c = createClient(ReplicaService, transport);
       this.clients.set(address, c);
     }
     return c;
+  }
+
+  /** Closes the connections to the other replicas (their consoles end); part of the replica's shutdown. */
+  close(): void {
+    for (const s of this.sessions.splice(0)) s.abort();
+    this.clients.clear();
   }
 
   /**
