@@ -13,10 +13,6 @@ export interface MqttBus extends FanoutBus {
    * time: the feed keeps the event and retries (so a consumer may see it twice).
    */
   publishFeed(topic: string, payload: string): Promise<void>;
-  /** The MQTT version spoken with the broker: 5 (no-local subscription), or 4 (3.1.1) with a broker that knows no better. */
-  readonly protocolVersion: 4 | 5;
-  /** This replica's own wake-ups the broker sent back (dropped by origin); stays 0 on an MQTT 5 broker. */
-  readonly echoesDropped: number;
 }
 
 export interface MqttBusOptions {
@@ -96,16 +92,12 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   // Until createMqttBus returns nobody subscribed, so the first connection has nothing to resync.
   let handedOut = false;
   let ignored = 0;
-  let echoesDropped = 0;
   let ignoredLoggedAt = 0;
   let resyncTimer: NodeJS.Timeout | undefined;
   let lastResyncAt = Number.NEGATIVE_INFINITY;
 
   const clientOptions: IClientOptions = {
-    // MQTT 5 first, for its no-local subscriptions: the broker does not send a replica its own wake-ups
-    // back (about half of what it would otherwise receive and parse). A broker that speaks only 3.1.1
-    // (aedes) refuses the version; the bus then talks 3.1.1 and drops its echoes by their origin.
-    protocolVersion: 5,
+    protocolVersion: 4,
     clean: true,
     // Several processes may run under one replica id by mistake; a random suffix keeps them from kicking each other off.
     clientId: `${prefix}-${randomBytes(4).toString("hex")}-${replicaId}`.slice(0, 128),
@@ -173,11 +165,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
     }
     const e = envelope as Partial<WakeEnvelope> | null;
     if (typeof e !== "object" || e === null || typeof e.o !== "string" || (e.p !== undefined && typeof e.p !== "string")) return ignore("not a wake-up envelope");
-    if (e.o === replicaId) {
-      // Our own publish, delivered locally already (only a 3.1.1 broker sends it back).
-      echoesDropped++;
-      return;
-    }
+    if (e.o === replicaId) return; // our own publish, delivered locally already
     if (topic === RESYNC_TOPIC) return resyncSoon();
     if (e.p !== undefined && e.p.length > MAX_WAKE_PAYLOAD_BYTES) return ignore("payload too large");
     // No subscriber, no work (and an emitter must never see an unhandled "error" event from outside).
@@ -201,7 +189,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   client.on("connect", () => {
     // Wake-ups are small writes that must leave at once: Nagle's algorithm held them for a delayed ACK (40 ms) under load.
     (client.stream as Partial<Socket>).setNoDelay?.(true);
-    client.subscribe(`${wakeRoot}#`, { qos: 0, ...(client.options.protocolVersion === 5 ? { nl: true } : {}) }, (err, granted) => {
+    client.subscribe(`${wakeRoot}#`, { qos: 0 }, (err, granted) => {
       if (closed) return;
       // An error while the connection stands, or a SUBACK failure code, is the broker's refusal (an ACL, say);
       // an error because the connection dropped before the SUBACK is retried with the next connection.
@@ -224,12 +212,6 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   });
 
   client.on("error", (err: Error & { code?: unknown }) => {
-    // "Unacceptable protocol version" (3.1.1 return code 1, MQTT 5 reason code 0x84): a 3.1.1-only broker.
-    if (client.options.protocolVersion === 5 && (err.code === 1 || err.code === 0x84)) {
-      client.options.protocolVersion = 4;
-      log?.info({ broker }, "the MQTT broker speaks only MQTT 3.1.1; the bus uses 3.1.1 (its own wake-ups come back and are dropped by origin)");
-      return;
-    }
     // A number is the broker's CONNACK refusal (MQTT return/reason code); a string is the socket's error.
     if (typeof err.code === "number") firstRefused(new Error(`the MQTT broker ${broker} refused the connection: ${err.message}`));
     if (handedOut && !closed) log?.warn({ broker, err }, "MQTT broker connection failed; retrying");
@@ -287,12 +269,6 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
       return () => resyncListeners.delete(listener);
     },
 
-    get protocolVersion() {
-      return client.options.protocolVersion === 5 ? 5 : 4;
-    },
-    get echoesDropped() {
-      return echoesDropped;
-    },
     get connected() {
       return connected;
     },
