@@ -5,6 +5,7 @@ import type { ConsoleServiceRelayResponseSchema } from "../../../gen/metal/infra
 import { validator } from "../../validate/validator.js";
 import { REPLICA_ID } from "../connections.js";
 import { DaemonSession } from "../daemon-session.js";
+import { ConsoleOutput } from "./console-output.js";
 
 /**
  * A machine's serial console as server code sees it (the SSH front end, tests):
@@ -91,11 +92,7 @@ const enc = new TextEncoder();
 
 class Relay implements ConsoleSession, RelayEnd {
   readonly session: DaemonSession<RelayResponse>;
-  private readonly dataListeners = new Set<(d: Uint8Array) => void>();
-  private readonly closeListeners = new Set<(r: Error | undefined) => void>();
-  private buffered: Uint8Array[] = [];
-  private bufferedBytes = 0;
-  private reason: Error | undefined;
+  private readonly output: ConsoleOutput;
   private toldUndated = false;
   closed = false;
   withheldBytes = 0;
@@ -105,11 +102,12 @@ class Relay implements ConsoleSession, RelayEnd {
     readonly partition: string,
     readonly machineId: string,
     private readonly outputSince: Date | undefined,
-    private readonly maxBuffered: number,
+    maxBuffered: number,
     capacity: number,
     call: AbortSignal,
     private readonly onEnded: () => void,
   ) {
+    this.output = new ConsoleOutput(maxBuffered);
     // metal-bmc not reading for this long is a dead relay, not a slow one: keystrokes are tiny.
     this.session = new DaemonSession(call, { capacity, stuck: () => new ConnectError("metal-bmc does not read the console relay; ending it", Code.ResourceExhausted) });
     // However the stream ends (metal-bmc closed it, sent a bad message, went away, or does not read), the console learns why.
@@ -134,23 +132,11 @@ class Relay implements ConsoleSession, RelayEnd {
   }
 
   onData(listener: (data: Uint8Array) => void): () => void {
-    this.dataListeners.add(listener);
-    if (this.buffered.length > 0) {
-      const held = this.buffered;
-      this.buffered = [];
-      this.bufferedBytes = 0;
-      for (const d of held) listener(d);
-    }
-    return () => this.dataListeners.delete(listener);
+    return this.output.onData(listener);
   }
 
   onClose(listener: (reason: Error | undefined) => void): () => void {
-    if (this.closed) {
-      listener(this.reason);
-      return () => {};
-    }
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
+    return this.output.onClose(listener);
   }
 
   deliver(data: Uint8Array, producedAt: Date | undefined): void {
@@ -162,23 +148,12 @@ class Relay implements ConsoleSession, RelayEnd {
         this.withheldBytes += data.length;
         if (!producedAt && !this.toldUndated) {
           this.toldUndated = true;
-          this.show(enc.encode(UNDATED_OUTPUT_NOTICE));
+          this.output.show(enc.encode(UNDATED_OUTPUT_NOTICE));
         }
         return;
       }
     }
-    this.show(data);
-  }
-
-  private show(data: Uint8Array): void {
-    if (this.dataListeners.size > 0) {
-      for (const l of this.dataListeners) l(data);
-      return;
-    }
-    // Nobody reads yet: keep the newest output, as a terminal's scrollback would.
-    this.buffered.push(data);
-    this.bufferedBytes += data.length;
-    while (this.bufferedBytes > this.maxBuffered && this.buffered.length > 1) this.bufferedBytes -= this.buffered.shift()!.length;
+    this.output.show(data);
   }
 
   end(reason?: Error): void {
@@ -188,13 +163,10 @@ class Relay implements ConsoleSession, RelayEnd {
   close(reason?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    this.reason = reason;
     // Ended from the server's side (the user left, the allocation changed), the stream ends cleanly towards metal-bmc.
     this.session.end();
     this.onEnded();
-    for (const l of this.closeListeners) l(reason);
-    this.closeListeners.clear();
-    this.dataListeners.clear();
+    this.output.end(reason);
   }
 }
 

@@ -6,6 +6,7 @@ import { AsyncQueue } from "../../../client/async-queue.js";
 import { createTransport } from "../../../client/transport.js";
 import { ReplicaService, type ReplicaServiceConsoleRequestSchema, type ReplicaServiceConsoleResponse } from "../../../gen/metal/internal/v1/replica_pb.js";
 import type { ReplicaCredentials } from "../../auth/replica-credential.js";
+import { ConsoleOutput } from "./console-output.js";
 import type { ConsoleSession } from "./relay-broker.js";
 
 type Request = MessageInitShape<typeof ReplicaServiceConsoleRequestSchema>;
@@ -107,11 +108,7 @@ function cameFrom(replica: { id: string }, err: unknown): ConnectError {
 
 /** A console that another replica holds, seen through ReplicaService.Console. */
 class RemoteConsole implements ConsoleSession {
-  private readonly dataListeners = new Set<(d: Uint8Array) => void>();
-  private readonly closeListeners = new Set<(r: Error | undefined) => void>();
-  private buffered: Uint8Array[] = [];
-  private bufferedBytes = 0;
-  private reason: Error | undefined;
+  private readonly output: ConsoleOutput;
   closed = false;
   withheldBytes = 0;
 
@@ -123,9 +120,10 @@ class RemoteConsole implements ConsoleSession {
     private readonly input: AsyncQueue<Request>,
     responses: AsyncIterator<ReplicaServiceConsoleResponse>,
     private readonly abort: AbortController,
-    private readonly maxBuffered: number,
+    maxBuffered: number,
     private readonly capacity: number,
   ) {
+    this.output = new ConsoleOutput(maxBuffered);
     void this.read(responses);
   }
 
@@ -138,7 +136,7 @@ class RemoteConsole implements ConsoleSession {
         const k = n.value.kind;
         if (k.case === "data") {
           this.withheldBytes = Number(k.value.withheldBytes);
-          if (k.value.data.length > 0) this.show(k.value.data);
+          if (k.value.data.length > 0) this.output.show(k.value.data);
         } else if (k.case === "end") {
           return this.close(k.value.code === 0 ? undefined : new ConnectError(k.value.message, k.value.code));
         }
@@ -166,45 +164,19 @@ class RemoteConsole implements ConsoleSession {
   }
 
   onData(listener: (data: Uint8Array) => void): () => void {
-    this.dataListeners.add(listener);
-    if (this.buffered.length > 0) {
-      const held = this.buffered;
-      this.buffered = [];
-      this.bufferedBytes = 0;
-      for (const d of held) listener(d);
-    }
-    return () => this.dataListeners.delete(listener);
+    return this.output.onData(listener);
   }
 
   onClose(listener: (reason: Error | undefined) => void): () => void {
-    if (this.closed) {
-      listener(this.reason);
-      return () => {};
-    }
-    this.closeListeners.add(listener);
-    return () => this.closeListeners.delete(listener);
-  }
-
-  private show(data: Uint8Array): void {
-    if (this.dataListeners.size > 0) {
-      for (const l of this.dataListeners) l(data);
-      return;
-    }
-    // Nobody reads yet: keep the newest output, as a terminal's scrollback would.
-    this.buffered.push(data);
-    this.bufferedBytes += data.length;
-    while (this.bufferedBytes > this.maxBuffered && this.buffered.length > 1) this.bufferedBytes -= this.buffered.shift()!.length;
+    return this.output.onClose(listener);
   }
 
   close(reason?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    this.reason = reason;
     // Ending the request stream ends the console on the other replica (and its relay to metal-bmc); the abort makes sure of it.
     this.input.close();
     this.abort.abort();
-    for (const l of this.closeListeners) l(reason);
-    this.closeListeners.clear();
-    this.dataListeners.clear();
+    this.output.end(reason);
   }
 }
