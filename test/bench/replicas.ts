@@ -4,10 +4,10 @@ import type { Client } from "@connectrpc/connect";
 import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
 import { type Comparison, type Measurement, measure } from "./harness.js";
 import { cpuMicros, launchReplicas, printOutputs, type ReplicaSet } from "./replica-launch.js";
+import { startHolders } from "./wait-holders.js";
 
 /** Open Wait streams, spread evenly over the replicas. */
 const STREAMS = Number(process.env.BENCH_REPLICA_WAIT_STREAMS ?? 10_000);
@@ -17,6 +17,8 @@ const ROUNDS = Number(process.env.BENCH_REPLICA_WAIT_ROUNDS ?? 200);
 const WARMUP_ROUNDS = 10;
 /** Streams per HTTP/2 connection (as wait-streams.ts: a few hundred hammers share one here). */
 const PER_CONNECTION = 250;
+/** Child processes holding the Wait streams (wait-holder.ts), as hammers on machines of their own would. */
+const HOLDERS = Number(process.env.BENCH_REPLICA_WAIT_HOLDERS ?? 2);
 const MACHINES = Number(process.env.BENCH_REPLICA_ALLOC_MACHINES ?? 1000);
 const CLIENTS = Number(process.env.BENCH_REPLICA_ALLOC_CLIENTS ?? 64);
 /** Allocated first and not measured, as in allocation.ts. */
@@ -99,35 +101,29 @@ async function checkAllocations(s: SetUp): Promise<void> {
 async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measurement> {
   const n = s.set.replicas.length;
   const ids = await insertMachines(s.raw, STREAMS, false);
-  // Connection c is on replica c mod n, at least one per replica; stream i goes to one with c mod n = i mod n.
-  const perReplica = Math.ceil(STREAMS / n / PER_CONNECTION);
-  const connections = Array.from({ length: n * perReplica }, (_, c) => s.set.replicas[c % n]!.grpcClient(BootService, s.infraToken));
-  const boots = ids.map((_, i) => connections[(i % n) + n * Math.floor(i / (n * PER_CONNECTION))]!);
   const arrived = new Map<string, number>();
-  let failed: unknown;
+  let failed: string | undefined;
   /** Who waits for a machine's allocation to arrive: no polling, the bench must not take CPU from the servers it measures. */
   const waiters = new Map<string, () => void>();
-  ids.forEach((id, i) => {
-    void (async () => {
-      try {
-        for await (const msg of boots[i]!.wait({ partition: "p1", machineId: id }, { signal: abort.signal })) {
-          if (msg.allocation) {
-            arrived.set(id, performance.now());
-            waiters.get(id)?.();
-            return;
-          }
-        }
-      } catch (err) {
-        // Aborted at the end of the bench; anything else fails it (below, through the count of waiting machines).
-        if (!abort.signal.aborted) failed ??= err;
-      }
-    })();
+  const holders = startHolders(HOLDERS, (report) => {
+    if ("failed" in report) failed ??= report.failed;
+    else {
+      arrived.set(report.arrived, report.at);
+      waiters.get(report.arrived)?.();
+    }
   });
+  abort.signal.addEventListener("abort", () => holders.stop(), { once: true });
+  // Stream i on replica i mod n, held by holder i mod HOLDERS.
+  holders.order((h) => ({
+    token: s.infraToken,
+    perConnection: PER_CONNECTION,
+    streams: ids.flatMap((id, i): [string, string][] => (i % HOLDERS === h ? [[id, s.set.replicas[i % n]!.url]] : [])),
+  }));
   const until = performance.now() + 300_000;
   for (;;) {
     const { rows } = await s.raw.query(`select count(*)::int as n from machines where id = any($1::text[]) and waiting_until > now()`, [ids]);
     if (rows[0].n === STREAMS) break;
-    if (failed) throw failed;
+    if (failed) throw new Error(failed);
     if (performance.now() > until) throw new Error(`${rows[0].n} of ${STREAMS} Wait streams open after 300 s`);
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -144,7 +140,8 @@ async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measureme
     // Made on the next replica after the stream's: across replicas whenever there are several.
     await s.tenants[(i + 1) % n]!.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `n${round}`, networks: [s.network], machineId: id });
     s.allocated++;
-    const answered = performance.now();
+    // The holders' clock: performance.timeOrigin + now() is the same in every process on this machine.
+    const answered = performance.timeOrigin + performance.now();
     if (!arrived.has(id)) {
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve, reject) => {
