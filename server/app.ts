@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClient, createRouterTransport } from "@connectrpc/connect";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
+import { createMachineCredentials } from "./auth/machine-credential.js";
 import { type ProjectDirectory, singleFlight } from "./auth/project-directory.js";
 import { createReplicaCredentials } from "./auth/replica-credential.js";
 import { createRevocationFanout } from "./auth/revocation.js";
@@ -187,6 +188,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   await watch.start();
   // Consoles across replicas (docs/replicas.md): replicas prove themselves to each other with a credential signed by the shared key.
   const replicaCredentials = await createReplicaCredentials(db, replica.id);
+  // metal-hammer's own credentials, one machine each, handed out through the boot path (docs/partition-traffic.md).
+  const machineCredentials = await createMachineCredentials(db, config.machineCredentialLifetimeMs / 1000);
   const remoteConsoles = new RemoteConsoles({ credentials: replicaCredentials, scheme: config.tlsCert ? "https" : "http" });
   const consoleOpener = createConsoleOpener({ db, local: sessions.consoles, remote: remoteConsoles, replicaId: replica.id, replicaTimeoutMs: config.replicaTimeoutMs });
   const shutdown = new AbortController();
@@ -199,7 +202,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
   const interceptors = [
     createObserveInterceptor(log, metrics),
-    createAuthInterceptor({ authority, projects, replicas: replicaCredentials }),
+    createAuthInterceptor({ authority, projects, replicas: replicaCredentials, machines: machineCredentials }),
     createStreamLimitInterceptor(streamLimits),
     createStringsInterceptor(),
     createChangeNotifyInterceptor(notifyChanges),
@@ -207,13 +210,13 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
   const earlyCheck: EarlyCheck = async (method, authorization, values) => {
-    const refusal = await refusalBeforeBody(authority, method, authorization, values, replicaCredentials);
+    const refusal = await refusalBeforeBody(authority, method, authorization, values, replicaCredentials, machineCredentials);
     if (refusal) metrics.rpcHandled.inc({ service: method.parent.typeName, method: method.name, code: Code[refusal.code] });
     return refusal;
   };
   const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({

@@ -26,6 +26,8 @@ export interface Config {
   readonly replicaHeartbeatMs: number;
   /** A replica whose heartbeat is older than this is dead: the others reap its row and its daemon sessions' rows. */
   readonly replicaTimeoutMs: number;
+  /** How long a machine credential (metal-hammer's, handed out through the boot path) lives; the hammer renews it at a third. */
+  readonly machineCredentialLifetimeMs: number;
   /** host:port of the SSH console front end. */
   readonly consoleListen: string;
   /** An SSH console without input or output for this long is closed; 0 never closes it. */
@@ -93,6 +95,7 @@ const settings = {
   replicaId: { env: "METAL_REPLICA_ID", flag: "replica-id", optional: true },
   replicaHeartbeat: { env: "METAL_REPLICA_HEARTBEAT", flag: "replica-heartbeat", fallback: "5s" },
   replicaTimeout: { env: "METAL_REPLICA_TIMEOUT", flag: "replica-timeout", fallback: "30s" },
+  machineCredentialLifetime: { env: "METAL_MACHINE_CREDENTIAL_LIFETIME", flag: "machine-credential-lifetime", fallback: "1h" },
   consoleListen: { env: "METAL_CONSOLE_LISTEN", flag: "console-listen", fallback: "127.0.0.1:5222" },
   consoleIdleTimeout: { env: "METAL_CONSOLE_IDLE_TIMEOUT", flag: "console-idle-timeout", fallback: "30m" },
   tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert", optional: true },
@@ -166,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     replicaId: r.optional("replicaId") === undefined ? undefined : r.parse("replicaId", replicaName),
     replicaHeartbeatMs,
     replicaTimeoutMs,
+    machineCredentialLifetimeMs: machineCredentialLifetime(r.duration("machineCredentialLifetime")),
     consoleListen: r.hostPort("consoleListen"),
     consoleIdleTimeoutMs: r.duration("consoleIdleTimeout", { allowZero: true }),
     tlsCert,
@@ -213,4 +217,10 @@ function dialable(listen: string): string {
   const at = listen.lastIndexOf(":");
   const host = listen.slice(0, at);
   return host === "0.0.0.0" || host === "[::]" || host === "::" || host === "" ? `${hostname()}${listen.slice(at)}` : listen;
+}
+
+/** A machine credential must outlive a reboot into the discovery image and not much more: between a minute and a day. */
+function machineCredentialLifetime(ms: number): number {
+  if (ms < 60_000 || ms > 86_400_000) throw new ConfigError("METAL_MACHINE_CREDENTIAL_LIFETIME must be between 1m and 24h");
+  return ms;
 }

@@ -31,6 +31,7 @@ import { ConsoleService } from "../gen/metal/infra/v1/console_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 import { ReplicaService } from "../gen/metal/internal/v1/replica_pb.js";
+import type { MachineCredentials } from "./auth/machine-credential.js";
 import type { ProjectDirectory } from "./auth/project-directory.js";
 import type { TokenAuthority } from "./auth/token-authority.js";
 import type { FanoutBus } from "./bus/fanout.js";
@@ -85,6 +86,8 @@ export interface RouteDeps {
   log: Logger;
   /** This replica's Watch hub (MachineService.Watch, tenant and admin). */
   watch?: WatchHub;
+  /** Signs metal-hammer's machine credentials (BootService.Boot, RenewCredential). */
+  machineCredentials: MachineCredentials;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -127,7 +130,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));
   const { sessions } = deps;
-  add(BootService, createBootService({ db, bus, waiting: sessions.waiting, waitTiming: sessions.waitTiming }));
+  add(BootService, createBootService({ db, bus, waiting: sessions.waiting, waitTiming: sessions.waitTiming, machineCredentials: deps.machineCredentials }));
   add(InfraSwitchService, createSwitchService({ db, bus, connections: sessions.connections, log: deps.log, configReader: sessions.switchConfigReader, syncWriter: sessions.switchSyncWriter }));
   add(BMCService, createBmcService({ db, bus, connections: sessions.connections, consoles: sessions.consoles }));
   add(ConsoleService, createConsoleService({ consoles: sessions.consoles }));

@@ -1,12 +1,14 @@
 import type { Permission } from "../../gen/metal/api/v1/common_pb.js";
 import { Visibility } from "../../gen/metal/api/v1/common_pb.js";
-import { AdminRole, adminRoleName, effectiveProjectRole, levelName, type Principal, ProjectRole, TenantRole } from "./roles.js";
+import { AdminRole, adminRoleName, effectiveProjectRole, levelName, type MachineCaller, type Principal, ProjectRole, TenantRole } from "./roles.js";
 
 /** The scope fields of a request that a permission refers to. */
 export interface Target {
   project?: string;
   tenant?: string;
   partition?: string;
+  /** The machines a request acts for: its `machine_id`, or every event's. */
+  machineIds?: string[];
 }
 
 export type Decision =
@@ -28,10 +30,13 @@ const deny = (message: string): Decision => ({ allow: false, code: "permission_d
  * - Project and tenant roles apply to the request's `project` / `tenant` field;
  *   a tenant role also applies to that tenant's projects.
  * - Infra tokens may call infra methods of their own partition.
+ * - A machine credential may call only methods declaring `machine`, and only
+ *   for its own machine in its own partition (see authorizeMachine).
  */
 export function authorize(principal: Principal | undefined, permission: Permission, target: Target, projectTenant?: string): Decision {
   if (permission.visibility === Visibility.PUBLIC) return allow;
   if (!principal) return { allow: false, code: "unauthenticated", message: "this call needs a token: send 'Authorization: Bearer <token>'" };
+  if (principal.machine) return authorizeMachine(principal.machine, permission, target);
   if (permission.visibility === Visibility.AUTHENTICATED) return allow;
 
   const roles = principal.roles;
@@ -65,4 +70,22 @@ export function authorize(principal: Principal | undefined, permission: Permissi
   }
   const needed = permission.adminRole === AdminRole.UNSPECIFIED ? AdminRole.ADMIN : permission.adminRole;
   return deny(`needs ${adminRoleName(needed)}, the token has ${adminRoleName(roles.adminRole)}`);
+}
+
+/**
+ * A machine credential acts only for its machine: every machine id the
+ * request names must be the credential's, a request of a machine method
+ * naming none is refused (an empty id would otherwise pass), and the
+ * partition, where the request names one, must be the credential's.
+ */
+function authorizeMachine(machine: MachineCaller, permission: Permission, target: Target): Decision {
+  if (!permission.machine) return deny("a machine credential may call only metal-hammer's methods");
+  if (target.partition !== undefined && target.partition !== machine.partition) return deny(`the machine credential is for partition "${machine.partition}"`);
+  const ids = target.machineIds;
+  if (ids !== undefined) {
+    if (ids.length === 0) return deny("the request names no machine");
+    const other = ids.find((id) => id.toLowerCase() !== machine.id);
+    if (other !== undefined) return deny(`the machine credential acts only for machine "${machine.id}"`);
+  }
+  return allow;
 }

@@ -9,12 +9,26 @@ export interface Roles {
   infraPartition: string;
 }
 
-/** The caller of an RPC, as established from a verified, unrevoked token. */
+/** metal-hammer on one machine, as its machine credential names it (server/auth/machine-credential.ts). */
+export interface MachineCaller {
+  id: string;
+  partition: string;
+  generation: number;
+  /** The MAC the credential was handed out for; "" for one renewed by a registered machine. */
+  mac: string;
+  /** Issued before the machine's installation succeeded: good only for repeating InstallationSucceeded. */
+  superseded: boolean;
+}
+
+/** The caller of an RPC, as established from a verified, unrevoked token or machine credential. */
 export interface Principal {
   tokenId: string;
   subject: string;
   expiresAt: Date;
+  /** No roles for a machine credential. */
   roles: Roles;
+  /** Set for a machine credential: the one machine it acts for. */
+  machine?: MachineCaller;
 }
 
 export const noRoles = (): Roles => ({ adminRole: AdminRole.UNSPECIFIED, projectRoles: {}, tenantRoles: {}, infraPartition: "" });

@@ -2,6 +2,7 @@ import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { type Permission, Visibility } from "../../gen/metal/api/v1/common_pb.js";
 import { kPrincipal, kVerifiedEarly } from "../auth/context.js";
+import type { MachineCredentials } from "../auth/machine-credential.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import type { ReplicaCredentials } from "../auth/replica-credential.js";
@@ -14,7 +15,9 @@ import { unauthenticated } from "../errors.js";
 function targetOf(message: unknown): Target {
   const m = message as Record<string, unknown>;
   const str = (k: string) => (typeof m?.[k] === "string" ? (m[k] as string) : undefined);
-  return { project: str("project"), tenant: str("tenant"), partition: str("partition") };
+  const events = Array.isArray(m?.events) ? (m.events as { machineId?: unknown }[]) : undefined;
+  const machineIds = typeof m?.machineId === "string" ? [m.machineId] : events?.map((e) => (typeof e?.machineId === "string" ? e.machineId : ""));
+  return { project: str("project"), tenant: str("tenant"), partition: str("partition"), machineIds };
 }
 
 /** The stream again, from its first message on (already taken from `it`). Module level: see `guarded` in observe.ts. */
@@ -40,11 +43,16 @@ async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | unde
  * malformed, invalid, expired or revoked token is Unauthenticated, except on
  * a public method: it works without a token, so a bad one need not stop it.
  */
-export async function authenticate(authority: TokenAuthority, perm: Permission, header: string | null | undefined): Promise<Principal | undefined> {
+export async function authenticate(authority: TokenAuthority, perm: Permission, header: string | null | undefined, machines?: MachineCredentials): Promise<Principal | undefined> {
   if (header === null || header === undefined) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   try {
     if (!m) throw unauthenticated("the Authorization header must be 'Bearer <token>'");
+    // A machine credential is checked only where a machine may call at all: anywhere else it is not looked up.
+    if (machines?.isMachineCredential(m[1]!)) {
+      if (!perm.machine) throw new ConnectError("permission denied: a machine credential may call only metal-hammer's methods", Code.PermissionDenied);
+      return await machines.verify(m[1]!);
+    }
     return await authority.verify(m[1]!);
   } catch (err) {
     if (perm.visibility !== Visibility.PUBLIC) throw err;
@@ -94,18 +102,19 @@ export async function refusalBeforeBody(
   header: string | null | undefined,
   values?: ContextValues,
   replicas?: ReplicaCredentials,
+  machines?: MachineCredentials,
 ): Promise<ConnectError | undefined> {
   const perm = permissionOf(method);
   if (perm.replica) return replicaRefusal(authority, replicas, header);
   if (perm.visibility === Visibility.PUBLIC) return undefined;
   let principal: Principal | undefined;
   try {
-    principal = await authenticate(authority, perm, header);
+    principal = await authenticate(authority, perm, header, machines);
   } catch (err) {
     // Only a verdict on the token is an answer here. Anything else (the token row could not be read) is
     // the interceptors' to report: as Internal naming the request id, logged, never the query and its
     // parameters (the token id) that the error carries.
-    if (err instanceof ConnectError && err.code === Code.Unauthenticated) return err;
+    if (err instanceof ConnectError && (err.code === Code.Unauthenticated || err.code === Code.PermissionDenied)) return err;
     return undefined;
   }
   if (principal) {
@@ -122,7 +131,7 @@ export async function refusalBeforeBody(
  * permission comes from its declaration (see permissionOf); handlers only read
  * the principal this puts into the context.
  */
-export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory; replicas?: ReplicaCredentials }): Interceptor {
+export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory; replicas?: ReplicaCredentials; machines?: MachineCredentials }): Interceptor {
   return (next) => async (req) => {
     const perm = permissionOf(req.method);
     if (perm.replica) {
@@ -132,8 +141,12 @@ export function createAuthInterceptor(deps: { authority: TokenAuthority; project
       req.contextValues.set(kPrincipal, undefined);
       return next(req);
     }
-    const principal = req.contextValues.get(kVerifiedEarly) ?? (await authenticate(deps.authority, perm, req.header.get("authorization")));
+    const principal = req.contextValues.get(kVerifiedEarly) ?? (await authenticate(deps.authority, perm, req.header.get("authorization"), deps.machines));
     req.contextValues.set(kPrincipal, principal);
+    // Issued before the machine's installation succeeded: only repeating that call (idempotent) is left to it.
+    if (principal?.machine?.superseded && req.method.name !== "InstallationSucceeded") {
+      throw unauthenticated("the machine credential is void: the machine's installation succeeded since it was issued; a new boot gets a new one");
+    }
 
     let target: Target;
     if (req.stream) {

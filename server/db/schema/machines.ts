@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { boolean, index, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
+import { boolean, index, integer, jsonb, pgTable, primaryKey, text, timestamp } from "drizzle-orm/pg-core";
 import type { BmcState } from "../../domain/bmc-report.js";
 import type { ProvisioningEvent } from "../../domain/provisioning.js";
 import { bookkeeping } from "./columns.js";
@@ -37,6 +37,12 @@ export const machines = pgTable(
     /** The identify LED as last commanded: "" (never), "on" or "off". */
     ledState: text("led_state").$type<"" | "on" | "off">().notNull().default(""),
     ledDescription: text("led_description").notNull().default(""),
+    /**
+     * The generation of the machine's credentials (server/auth/machine-credential.ts): a
+     * credential names the generation it was issued in and is void once this moves on, which a
+     * successful installation does. Not a change a client sees (the change-log trigger ignores it).
+     */
+    credentialGeneration: integer("credential_generation").notNull().default(0),
     ...bookkeeping(),
   },
   (t) => [
@@ -44,6 +50,8 @@ export const machines = pgTable(
     index("machines_project_idx").on(t.project),
     // Commands are not dispatched for a BMC address two records of a partition claim: that check joins on it.
     index("machines_bmc_address_idx").on(t.partitionId, sql`(${t.bmc}->>'address')`),
+    // The boot path finds a machine by the MAC of the NIC it PXE-boots from: hardware->'nics' @> '[{"mac": ...}]'.
+    index("machines_nic_macs_idx").using("gin", sql`(${t.hardware}->'nics') jsonb_path_ops`),
   ],
 );
 
@@ -103,6 +111,8 @@ export const switches = pgTable("switches", {
   /** "operational", or "replace" while a broken switch is swapped for a new one of the same name. */
   mode: text("mode").$type<"operational" | "replace">().notNull().default("operational"),
   consoleCommand: text("console_command").notNull().default(""),
+  /** host:port where the switch's metal-core serves metal-hammer on its machines; "" when it serves none. */
+  machineEndpoint: text("machine_endpoint").notNull().default(""),
   /** The last sync metal-core reported, and the last one that failed. */
   lastSync: jsonb("last_sync").$type<StoredSwitchSync>(),
   lastSyncError: jsonb("last_sync_error").$type<StoredSwitchSync>(),

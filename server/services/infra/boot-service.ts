@@ -1,18 +1,23 @@
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { ServiceImpl } from "@connectrpc/connect";
 import type { BootService, MachineHardware } from "../../../gen/metal/infra/v1/boot_pb.js";
+import { callerOf, kPrincipal } from "../../auth/context.js";
+import type { MachineCredentials } from "../../auth/machine-credential.js";
 import type { FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { EventType } from "../../domain/provisioning.js";
-import { failedPrecondition } from "../../errors.js";
+import { failedPrecondition, permissionDenied } from "../../errors.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
 import { createWaitSession, type WaitTiming } from "../../sessions/wait/session.js";
 import type { WaitingRegistry } from "../../sessions/wait/waiting.js";
+import { bootCredential, renewCredential } from "../../usecases/machines/boot-credential.js";
 import { recordEvents } from "../../usecases/machines/events.js";
 import { abortReinstall, installationSucceeded } from "../../usecases/machines/lifecycle.js";
 import { type RegisteredHardware, registerMachine } from "../../usecases/machines/registration.js";
 import { type Validator, validator } from "../../validate/validator.js";
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const MAC = /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/;
 
 function hardwareProblems(v: Validator, hw: MachineHardware | undefined): void {
   if (!hw) return void v.add("hardware", "is required");
@@ -45,13 +50,15 @@ function registeredHardware(hw: MachineHardware): RegisteredHardware {
 
 export interface BootServiceDeps {
   db: DbHandle;
+  /** Signs the machine credentials the boot path hands out. */
+  machineCredentials: MachineCredentials;
   /** The machines waiting on this replica; renews their leases together. */
   waiting: WaitingRegistry;
   bus: FanoutBus;
   waitTiming?: WaitTiming;
 }
 
-export function createBootService({ db, bus, waiting, waitTiming }: BootServiceDeps): ServiceImpl<typeof BootService> {
+export function createBootService({ db, bus, waiting, waitTiming, machineCredentials }: BootServiceDeps): ServiceImpl<typeof BootService> {
   return {
     /** Holds the machine allocatable and delivers its allocation (see createWaitSession). */
     wait: createWaitSession({ db, bus, waiting, timing: waitTiming }),
@@ -78,18 +85,46 @@ export function createBootService({ db, bus, waiting, waitTiming }: BootServiceD
       return {};
     },
 
+    /** The partition's boot configuration and the booting machine's own credential (see bootCredential). */
     async boot(req) {
-      validator().id("partition", req.partition).check();
+      const mac = req.mac.toLowerCase().replaceAll("-", ":");
+      const v = validator().id("partition", req.partition);
+      if (!MAC.test(mac)) v.add("mac", `"${req.mac.slice(0, 32)}" is not a MAC address`);
+      if (req.uuid !== "") v.uuid("uuid", req.uuid);
+      v.check();
       const p = await partitions.get(db, req.partition);
-      return { kernel: p.bootKernelUrl, initRamDisks: p.bootImageUrl ? [p.bootImageUrl] : [], cmdline: p.bootCommandLine };
+      const credential = await bootCredential(db, machineCredentials, { partition: req.partition, mac, uuid: req.uuid.toLowerCase() });
+      return {
+        kernel: p.bootKernelUrl,
+        initRamDisks: p.bootImageUrl ? [p.bootImageUrl] : [],
+        cmdline: p.bootCommandLine,
+        machineId: credential?.machineId ?? "",
+        machineCredential: credential?.secret ?? "",
+        credentialExpiresAt: credential && timestampFromDate(credential.expiresAt),
+        coreEndpoints: credential?.coreEndpoints ?? [],
+      };
+    },
+
+    async renewCredential(req, ctx) {
+      validator().id("partition", req.partition).uuid("machine_id", req.machineId).check();
+      const caller = callerOf(ctx).machine;
+      // The permission admits machine credentials only, for this very machine (domain/authorize.ts).
+      if (!caller) throw permissionDenied("only a machine credential can be renewed");
+      const { secret, expiresAt } = await renewCredential(machineCredentials, caller);
+      return { machineCredential: secret, credentialExpiresAt: timestampFromDate(expiresAt) };
     },
 
     /** Hardware, size and cabling are stored together or not at all (see registerMachine); metal-hammer retries. */
-    async register(req) {
+    async register(req, ctx) {
       const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId);
       hardwareProblems(v, req.hardware);
       if (req.bios) v.text("bios.vendor", req.bios.vendor, 128).text("bios.version", req.bios.version, 128).text("bios.date", req.bios.date, 64);
       v.check();
+      // A credential handed out for a MAC registers only hardware that has it: a booting NIC cannot claim another machine's inventory.
+      const mac = ctx.values.get(kPrincipal)?.machine?.mac;
+      if (mac && !req.hardware!.nics.some((n) => n.mac.toLowerCase() === mac)) {
+        throw permissionDenied(`the machine credential was handed out for MAC ${mac}, which this hardware does not have`);
+      }
       const { sizeId, rackId } = await registerMachine(db, {
         partition: req.partition,
         machineId: req.machineId.toLowerCase(),

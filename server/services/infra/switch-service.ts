@@ -42,6 +42,7 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log, 
       const v = validator().id("partition", req.partition).id("id", req.id).id("rack", req.rack);
       v.text("os_vendor", req.osVendor, 64).text("os_version", req.osVersion, 64);
       if (req.managementIp !== "") v.ip("management_ip", req.managementIp);
+      if (req.machineEndpoint !== "") v.hostPort("machine_endpoint", req.machineEndpoint);
       if (req.nics.length > 256) v.add("nics", "must have at most 256 entries");
       v.list(
         "nics",
@@ -62,7 +63,16 @@ export function createSwitchService({ db, bus, connections, sessionTiming, log, 
         if (!locked) {
           await referenceHolds.partition(tx, req.partition);
           // A racing first registration of the same id turns this into an update, which it would be a moment later anyway.
-          const { created } = await switches.upsert(tx, { id: req.id, partitionId: req.partition, rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics });
+          const { created } = await switches.upsert(tx, {
+            id: req.id,
+            partitionId: req.partition,
+            rackId: req.rack,
+            osVendor: req.osVendor,
+            osVersion: req.osVersion,
+            managementIp: req.managementIp,
+            machineEndpoint: req.machineEndpoint,
+            nics,
+          });
           return { created, changed: true };
         }
         const existing = locked.sw;
@@ -103,7 +113,7 @@ async function reregister(tx: DbHandle, sw: SwitchRow, cabledWhenLocked: readonl
     const p = previous.get(n.name);
     return p ? { ...n, ...(p.desired ? { desired: p.desired } : {}), ...(p.actual ? { actual: p.actual } : {}) } : n;
   });
-  const patch = { rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics: merged };
+  const patch = { rackId: req.rack, osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, machineEndpoint: req.machineEndpoint, nics: merged };
   // The same switch as stored (a restart or reconnect): its desired config stays, and so does its generation.
   if (sameRegistration(sw, patch)) return false;
   await admin.save(tx, sw.id, patch);
@@ -113,12 +123,13 @@ async function reregister(tx: DbHandle, sw: SwitchRow, cabledWhenLocked: readonl
 /** Field by field: jsonb does not keep the key order the nics were written with. */
 const sameNic = (a: StoredSwitchNic, b: StoredSwitchNic) => a.name === b.name && a.identifier === b.identifier && a.desired === b.desired && a.actual === b.actual;
 
-function sameRegistration(sw: SwitchRow, p: Pick<SwitchRow, "rackId" | "osVendor" | "osVersion" | "managementIp" | "nics">): boolean {
+function sameRegistration(sw: SwitchRow, p: Pick<SwitchRow, "rackId" | "osVendor" | "osVersion" | "managementIp" | "machineEndpoint" | "nics">): boolean {
   return (
     sw.rackId === p.rackId &&
     sw.osVendor === p.osVendor &&
     sw.osVersion === p.osVersion &&
     sw.managementIp === p.managementIp &&
+    sw.machineEndpoint === p.machineEndpoint &&
     sw.nics.length === p.nics.length &&
     sw.nics.every((n, i) => sameNic(n, p.nics[i]!))
   );
@@ -156,5 +167,5 @@ async function registerReplacement(tx: DbHandle, stale: SwitchRow, req: SwitchSe
     if (hardware) await admin.setMachineHardware(tx, m.id, hardware);
   }
   // New hardware: port states of the old one mean nothing for it.
-  await admin.save(tx, self.id, { osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, nics, mode: "operational" });
+  await admin.save(tx, self.id, { osVendor: req.osVendor, osVersion: req.osVersion, managementIp: req.managementIp, machineEndpoint: req.machineEndpoint, nics, mode: "operational" });
 }

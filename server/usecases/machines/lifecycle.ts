@@ -10,6 +10,7 @@ import type { ProjectScope } from "../../domain/project-scope.js";
 import { EventType } from "../../domain/provisioning.js";
 import { conflict, failedPrecondition, notFound } from "../../errors.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
+import { machineCredentialRepository } from "../../repositories/machine-credential-repository.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../../repositories/machine-repository.js";
 import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
 import { referenceHolds } from "../../repositories/usage-repository.js";
@@ -29,6 +30,8 @@ export async function installationSucceeded(db: DbHandle, req: BootServiceInstal
     const m = await machines.lock(tx, req.machineId.toLowerCase());
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     if (!m.allocation) throw failedPrecondition(`machine "${m.id}" is not allocated; there is nothing it could have installed`);
+    // A repeat (the hammer retrying after a lost answer, with its now superseded credential) changes nothing.
+    if (m.allocation.succeeded && !m.allocation.reinstall) return [];
     const b = req.bootInfo!;
     const { previousImage: _, ...rest } = m.allocation;
     await lifecycle.setAllocation(tx, m.id, {
@@ -38,6 +41,8 @@ export async function installationSucceeded(db: DbHandle, req: BootServiceInstal
       succeeded: true,
       reinstall: false,
     });
+    // Every credential the discovery image held is void from now on: the installed OS is the tenant's.
+    await machineCredentialRepository.nextGeneration(tx, m.id);
     return bootInstalledOs(tx, m);
   });
   publishSwitchChanges(bus, changedSwitches);

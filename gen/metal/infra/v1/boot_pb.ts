@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
 import type { MachineAllocation } from "../../api/v1/machine_pb.js";
 import { file_metal_api_v1_machine } from "../../api/v1/machine_pb.js";
@@ -13,7 +15,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/infra/v1/boot.proto.
  */
 export const file_metal_infra_v1_boot: GenFile = /*@__PURE__*/
-  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSJlCiBCb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIaChJwcmltYXJ5X2Rpc2tfd2lwZWQYAyABKAgiUAohQm9vdFNlcnZpY2VBYm9ydFJlaW5zdGFsbFJlc3BvbnNlEisKCWJvb3RfaW5mbxgBIAEoCzIYLm1ldGFsLmluZnJhLnYxLkJvb3RJbmZvIpABCghCb290SW5mbxIQCghpbWFnZV9pZBgBIAEoCRIUCgxwcmltYXJ5X2Rpc2sYAiABKAkSFAoMb3NfcGFydGl0aW9uGAMgASgJEg4KBmluaXRyZBgEIAEoCRIPCgdjbWRsaW5lGAUgASgJEg4KBmtlcm5lbBgGIAEoCRIVCg1ib290bG9hZGVyX2lkGAcgASgJIpcBCidCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSGAoQY29uc29sZV9wYXNzd29yZBgDIAEoCRIrCglib290X2luZm8YBCABKAsyGC5tZXRhbC5pbmZyYS52MS5Cb290SW5mbyIqCihCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlc3BvbnNlIj8KFkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkiTgoXQm9vdFNlcnZpY2VXYWl0UmVzcG9uc2USMwoKYWxsb2NhdGlvbhgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbiI/ChZCb290U2VydmljZURoY3BSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIhkKF0Jvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIjgKFkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgsKA21hYxgCIAEoCSJSChdCb290U2VydmljZUJvb3RSZXNwb25zZRIOCgZrZXJuZWwYASABKAkSFgoOaW5pdF9yYW1fZGlza3MYAiADKAkSDwoHY21kbGluZRgDIAEoCSJLCgpNYWNoaW5lQ3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCRINCgVjb3JlcxgDIAEoDRIPCgd0aHJlYWRzGAQgASgNIikKC01hY2hpbmVEaXNrEgwKBG5hbWUYASABKAkSDAoEc2l6ZRgCIAEoBCIuCgxMbGRwTmVpZ2hib3ISEAoIaG9zdG5hbWUYASABKAkSDAoEcG9ydBgCIAEoCSJYCgpNYWNoaW5lTmljEgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEi8KCW5laWdoYm9ycxgDIAMoCzIcLm1ldGFsLmluZnJhLnYxLkxsZHBOZWlnaGJvciIrCgpNYWNoaW5lR3B1Eg4KBnZlbmRvchgBIAEoCRINCgVtb2RlbBgCIAEoCSLLAQoPTWFjaGluZUhhcmR3YXJlEg4KBm1lbW9yeRgBIAEoBBIoCgRjcHVzGAIgAygLMhoubWV0YWwuaW5mcmEudjEuTWFjaGluZUNwdRIqCgVkaXNrcxgDIAMoCzIbLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVEaXNrEigKBG5pY3MYBCADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lTmljEigKBGdwdXMYBSADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lR3B1IjwKC01hY2hpbmVCaW9zEg4KBnZlbmRvchgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEgwKBGRhdGUYAyABKAkioQEKGkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJEjEKCGhhcmR3YXJlGAMgASgLMh8ubWV0YWwuaW5mcmEudjEuTWFjaGluZUhhcmR3YXJlEikKBGJpb3MYBCABKAsyGy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lQmlvcyI5ChtCb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2USDAoEc2l6ZRgBIAEoCRIMCgRyYWNrGAIgASgJMrMFCgtCb290U2VydmljZRJfCgREaGNwEiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VEaGNwUmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIgbK8xgCKAESXwoEQm9vdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUJvb3RSZXNwb25zZSIGyvMYAigBEmsKCFJlZ2lzdGVyEioubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VSZWdpc3RlclJlcXVlc3QaKy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVJlZ2lzdGVyUmVzcG9uc2UiBsrzGAIoARJhCgRXYWl0EiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VXYWl0UmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlc3BvbnNlIgbK8xgCKAEwARKSAQoVSW5zdGFsbGF0aW9uU3VjY2VlZGVkEjcubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXF1ZXN0GjgubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXNwb25zZSIGyvMYAigBEn0KDkFib3J0UmVpbnN0YWxsEjAubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VBYm9ydFJlaW5zdGFsbFJlcXVlc3QaMS5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIoAWIGcHJvdG8z", [file_metal_api_v1_common, file_metal_api_v1_machine]);
+  fileDesc("ChltZXRhbC9pbmZyYS92MS9ib290LnByb3RvEg5tZXRhbC5pbmZyYS52MSJlCiBCb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIaChJwcmltYXJ5X2Rpc2tfd2lwZWQYAyABKAgiUAohQm9vdFNlcnZpY2VBYm9ydFJlaW5zdGFsbFJlc3BvbnNlEisKCWJvb3RfaW5mbxgBIAEoCzIYLm1ldGFsLmluZnJhLnYxLkJvb3RJbmZvIpABCghCb290SW5mbxIQCghpbWFnZV9pZBgBIAEoCRIUCgxwcmltYXJ5X2Rpc2sYAiABKAkSFAoMb3NfcGFydGl0aW9uGAMgASgJEg4KBmluaXRyZBgEIAEoCRIPCgdjbWRsaW5lGAUgASgJEg4KBmtlcm5lbBgGIAEoCRIVCg1ib290bG9hZGVyX2lkGAcgASgJIpcBCidCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSGAoQY29uc29sZV9wYXNzd29yZBgDIAEoCRIrCglib290X2luZm8YBCABKAsyGC5tZXRhbC5pbmZyYS52MS5Cb290SW5mbyIqCihCb290U2VydmljZUluc3RhbGxhdGlvblN1Y2NlZWRlZFJlc3BvbnNlIj8KFkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkiTgoXQm9vdFNlcnZpY2VXYWl0UmVzcG9uc2USMwoKYWxsb2NhdGlvbhgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbiI/ChZCb290U2VydmljZURoY3BSZXF1ZXN0EhEKCXBhcnRpdGlvbhgBIAEoCRISCgptYWNoaW5lX2lkGAIgASgJIhkKF0Jvb3RTZXJ2aWNlRGhjcFJlc3BvbnNlIkYKFkJvb3RTZXJ2aWNlQm9vdFJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEgsKA21hYxgCIAEoCRIMCgR1dWlkGAMgASgJItUBChdCb290U2VydmljZUJvb3RSZXNwb25zZRIOCgZrZXJuZWwYASABKAkSFgoOaW5pdF9yYW1fZGlza3MYAiADKAkSDwoHY21kbGluZRgDIAEoCRISCgptYWNoaW5lX2lkGAQgASgJEhoKEm1hY2hpbmVfY3JlZGVudGlhbBgFIAEoCRI5ChVjcmVkZW50aWFsX2V4cGlyZXNfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDmNvcmVfZW5kcG9pbnRzGAcgAygJIkoKIUJvb3RTZXJ2aWNlUmVuZXdDcmVkZW50aWFsUmVxdWVzdBIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCSJ7CiJCb290U2VydmljZVJlbmV3Q3JlZGVudGlhbFJlc3BvbnNlEhoKEm1hY2hpbmVfY3JlZGVudGlhbBgBIAEoCRI5ChVjcmVkZW50aWFsX2V4cGlyZXNfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIksKCk1hY2hpbmVDcHUSDgoGdmVuZG9yGAEgASgJEg0KBW1vZGVsGAIgASgJEg0KBWNvcmVzGAMgASgNEg8KB3RocmVhZHMYBCABKA0iKQoLTWFjaGluZURpc2sSDAoEbmFtZRgBIAEoCRIMCgRzaXplGAIgASgEIi4KDExsZHBOZWlnaGJvchIQCghob3N0bmFtZRgBIAEoCRIMCgRwb3J0GAIgASgJIlgKCk1hY2hpbmVOaWMSDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSLwoJbmVpZ2hib3JzGAMgAygLMhwubWV0YWwuaW5mcmEudjEuTGxkcE5laWdoYm9yIisKCk1hY2hpbmVHcHUSDgoGdmVuZG9yGAEgASgJEg0KBW1vZGVsGAIgASgJIssBCg9NYWNoaW5lSGFyZHdhcmUSDgoGbWVtb3J5GAEgASgEEigKBGNwdXMYAiADKAsyGi5tZXRhbC5pbmZyYS52MS5NYWNoaW5lQ3B1EioKBWRpc2tzGAMgAygLMhsubWV0YWwuaW5mcmEudjEuTWFjaGluZURpc2sSKAoEbmljcxgEIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVOaWMSKAoEZ3B1cxgFIAMoCzIaLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVHcHUiPAoLTWFjaGluZUJpb3MSDgoGdmVuZG9yGAEgASgJEg8KB3ZlcnNpb24YAiABKAkSDAoEZGF0ZRgDIAEoCSKhAQoaQm9vdFNlcnZpY2VSZWdpc3RlclJlcXVlc3QSEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSMQoIaGFyZHdhcmUYAyABKAsyHy5tZXRhbC5pbmZyYS52MS5NYWNoaW5lSGFyZHdhcmUSKQoEYmlvcxgEIAEoCzIbLm1ldGFsLmluZnJhLnYxLk1hY2hpbmVCaW9zIjkKG0Jvb3RTZXJ2aWNlUmVnaXN0ZXJSZXNwb25zZRIMCgRzaXplGAEgASgJEgwKBHJhY2sYAiABKAkyvgYKC0Jvb3RTZXJ2aWNlEl8KBERoY3ASJi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZURoY3BSZXF1ZXN0GicubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VEaGNwUmVzcG9uc2UiBsrzGAIoARJfCgRCb290EiYubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VCb290UmVxdWVzdBonLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlQm9vdFJlc3BvbnNlIgbK8xgCKAESbQoIUmVnaXN0ZXISKi5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVJlZ2lzdGVyUmVxdWVzdBorLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVnaXN0ZXJSZXNwb25zZSIIyvMYBCgBOAESYwoEV2FpdBImLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlV2FpdFJlcXVlc3QaJy5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZVdhaXRSZXNwb25zZSIIyvMYBCgBOAEwARKUAQoVSW5zdGFsbGF0aW9uU3VjY2VlZGVkEjcubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXF1ZXN0GjgubWV0YWwuaW5mcmEudjEuQm9vdFNlcnZpY2VJbnN0YWxsYXRpb25TdWNjZWVkZWRSZXNwb25zZSIIyvMYBCgBOAESfwoOQWJvcnRSZWluc3RhbGwSMC5tZXRhbC5pbmZyYS52MS5Cb290U2VydmljZUFib3J0UmVpbnN0YWxsUmVxdWVzdBoxLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlQWJvcnRSZWluc3RhbGxSZXNwb25zZSIIyvMYBCgBOAESgAEKD1JlbmV3Q3JlZGVudGlhbBIxLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVuZXdDcmVkZW50aWFsUmVxdWVzdBoyLm1ldGFsLmluZnJhLnYxLkJvb3RTZXJ2aWNlUmVuZXdDcmVkZW50aWFsUmVzcG9uc2UiBsrzGAI4AWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common, file_metal_api_v1_machine]);
 
 /**
  * BootServiceAbortReinstallRequest names the machine whose reinstall failed.
@@ -302,6 +304,15 @@ export type BootServiceBootRequest = Message<"metal.infra.v1.BootServiceBootRequ
    * @generated from field: string mac = 2;
    */
   mac: string;
+
+  /**
+   * Uuid is the SMBIOS UUID the booting firmware reports (PXE option 97, iPXE's ${uuid}). It is
+   * needed only for a machine the control plane does not know yet (no registered NIC has the
+   * MAC): its credential is then bound to this UUID and may register only hardware with the MAC.
+   *
+   * @generated from field: string uuid = 3;
+   */
+  uuid: string;
 };
 
 /**
@@ -337,6 +348,37 @@ export type BootServiceBootResponse = Message<"metal.infra.v1.BootServiceBootRes
    * @generated from field: string cmdline = 3;
    */
   cmdline: string;
+
+  /**
+   * MachineId is the machine behind the MAC (or the UUID given for an unknown one).
+   *
+   * @generated from field: string machine_id = 4;
+   */
+  machineId: string;
+
+  /**
+   * MachineCredential is the machine's own credential for metal-hammer: it acts only for
+   * machine_id, only on the hammer's methods, until credential_expires_at (renewed through
+   * RenewCredential) or until the machine's installation succeeds, whichever comes first.
+   *
+   * @generated from field: string machine_credential = 5;
+   */
+  machineCredential: string;
+
+  /**
+   * CredentialExpiresAt is when machine_credential expires.
+   *
+   * @generated from field: google.protobuf.Timestamp credential_expires_at = 6;
+   */
+  credentialExpiresAt?: Timestamp | undefined;
+
+  /**
+   * CoreEndpoints are the machine endpoints (host:port) of the metal-cores of the machine's
+   * leaves, or of the partition's switches (at most 16) while its cabling is not known yet.
+   *
+   * @generated from field: repeated string core_endpoints = 7;
+   */
+  coreEndpoints: string[];
 };
 
 /**
@@ -345,6 +387,62 @@ export type BootServiceBootResponse = Message<"metal.infra.v1.BootServiceBootRes
  */
 export const BootServiceBootResponseSchema: GenMessage<BootServiceBootResponse> = /*@__PURE__*/
   messageDesc(file_metal_infra_v1_boot, 10);
+
+/**
+ * BootServiceRenewCredentialRequest names the caller's own machine.
+ *
+ * @generated from message metal.infra.v1.BootServiceRenewCredentialRequest
+ */
+export type BootServiceRenewCredentialRequest = Message<"metal.infra.v1.BootServiceRenewCredentialRequest"> & {
+  /**
+   * Partition of the machine.
+   *
+   * @generated from field: string partition = 1;
+   */
+  partition: string;
+
+  /**
+   * MachineId is the credential's machine.
+   *
+   * @generated from field: string machine_id = 2;
+   */
+  machineId: string;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceRenewCredentialRequest.
+ * Use `create(BootServiceRenewCredentialRequestSchema)` to create a new message.
+ */
+export const BootServiceRenewCredentialRequestSchema: GenMessage<BootServiceRenewCredentialRequest> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 11);
+
+/**
+ * BootServiceRenewCredentialResponse is a fresh credential of the same machine and generation.
+ *
+ * @generated from message metal.infra.v1.BootServiceRenewCredentialResponse
+ */
+export type BootServiceRenewCredentialResponse = Message<"metal.infra.v1.BootServiceRenewCredentialResponse"> & {
+  /**
+   * MachineCredential replaces the caller's credential.
+   *
+   * @generated from field: string machine_credential = 1;
+   */
+  machineCredential: string;
+
+  /**
+   * CredentialExpiresAt is when it expires.
+   *
+   * @generated from field: google.protobuf.Timestamp credential_expires_at = 2;
+   */
+  credentialExpiresAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.infra.v1.BootServiceRenewCredentialResponse.
+ * Use `create(BootServiceRenewCredentialResponseSchema)` to create a new message.
+ */
+export const BootServiceRenewCredentialResponseSchema: GenMessage<BootServiceRenewCredentialResponse> = /*@__PURE__*/
+  messageDesc(file_metal_infra_v1_boot, 12);
 
 /**
  * MachineCpu is one CPU socket.
@@ -386,7 +484,7 @@ export type MachineCpu = Message<"metal.infra.v1.MachineCpu"> & {
  * Use `create(MachineCpuSchema)` to create a new message.
  */
 export const MachineCpuSchema: GenMessage<MachineCpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 11);
+  messageDesc(file_metal_infra_v1_boot, 13);
 
 /**
  * MachineDisk is one block device.
@@ -414,7 +512,7 @@ export type MachineDisk = Message<"metal.infra.v1.MachineDisk"> & {
  * Use `create(MachineDiskSchema)` to create a new message.
  */
 export const MachineDiskSchema: GenMessage<MachineDisk> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 12);
+  messageDesc(file_metal_infra_v1_boot, 14);
 
 /**
  * LldpNeighbor is what a NIC saw on its link.
@@ -442,7 +540,7 @@ export type LldpNeighbor = Message<"metal.infra.v1.LldpNeighbor"> & {
  * Use `create(LldpNeighborSchema)` to create a new message.
  */
 export const LldpNeighborSchema: GenMessage<LldpNeighbor> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 13);
+  messageDesc(file_metal_infra_v1_boot, 15);
 
 /**
  * MachineNic is one network interface.
@@ -477,7 +575,7 @@ export type MachineNic = Message<"metal.infra.v1.MachineNic"> & {
  * Use `create(MachineNicSchema)` to create a new message.
  */
 export const MachineNicSchema: GenMessage<MachineNic> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 14);
+  messageDesc(file_metal_infra_v1_boot, 16);
 
 /**
  * MachineGpu is one GPU.
@@ -505,7 +603,7 @@ export type MachineGpu = Message<"metal.infra.v1.MachineGpu"> & {
  * Use `create(MachineGpuSchema)` to create a new message.
  */
 export const MachineGpuSchema: GenMessage<MachineGpu> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 15);
+  messageDesc(file_metal_infra_v1_boot, 17);
 
 /**
  * MachineHardware is the inventory metal-hammer reports.
@@ -554,7 +652,7 @@ export type MachineHardware = Message<"metal.infra.v1.MachineHardware"> & {
  * Use `create(MachineHardwareSchema)` to create a new message.
  */
 export const MachineHardwareSchema: GenMessage<MachineHardware> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 16);
+  messageDesc(file_metal_infra_v1_boot, 18);
 
 /**
  * MachineBios describes the firmware.
@@ -589,7 +687,7 @@ export type MachineBios = Message<"metal.infra.v1.MachineBios"> & {
  * Use `create(MachineBiosSchema)` to create a new message.
  */
 export const MachineBiosSchema: GenMessage<MachineBios> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 17);
+  messageDesc(file_metal_infra_v1_boot, 19);
 
 /**
  * BootServiceRegisterRequest carries a machine's inventory.
@@ -631,7 +729,7 @@ export type BootServiceRegisterRequest = Message<"metal.infra.v1.BootServiceRegi
  * Use `create(BootServiceRegisterRequestSchema)` to create a new message.
  */
 export const BootServiceRegisterRequestSchema: GenMessage<BootServiceRegisterRequest> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 18);
+  messageDesc(file_metal_infra_v1_boot, 20);
 
 /**
  * BootServiceRegisterResponse tells the machine what it was registered as.
@@ -659,7 +757,7 @@ export type BootServiceRegisterResponse = Message<"metal.infra.v1.BootServiceReg
  * Use `create(BootServiceRegisterResponseSchema)` to create a new message.
  */
 export const BootServiceRegisterResponseSchema: GenMessage<BootServiceRegisterResponse> = /*@__PURE__*/
-  messageDesc(file_metal_infra_v1_boot, 19);
+  messageDesc(file_metal_infra_v1_boot, 21);
 
 /**
  * BootService serves machines booting into and running the discovery image.
@@ -729,6 +827,17 @@ export const BootService: GenService<{
     methodKind: "unary";
     input: typeof BootServiceAbortReinstallRequestSchema;
     output: typeof BootServiceAbortReinstallResponseSchema;
+  },
+  /**
+   * RenewCredential hands a running metal-hammer a fresh machine credential of the same
+   * machine and generation before its own expires. Only a machine credential may call it.
+   *
+   * @generated from rpc metal.infra.v1.BootService.RenewCredential
+   */
+  renewCredential: {
+    methodKind: "unary";
+    input: typeof BootServiceRenewCredentialRequestSchema;
+    output: typeof BootServiceRenewCredentialResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_infra_v1_boot, 0);
