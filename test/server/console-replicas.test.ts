@@ -5,6 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AsyncQueue } from "../../client/async-queue.js";
+import { TcpProxy } from "../../edge/lab/tcp-proxy.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
@@ -14,9 +15,9 @@ import { type ReplicaConsoleOpenSchema, ReplicaService } from "../../gen/metal/i
 import { createReplicaCredentials } from "../../server/auth/replica-credential.js";
 import { consoleRouteRepository } from "../../server/repositories/console-route-repository.js";
 import { runBmcAgent } from "../helpers/bmc-agent.js";
-import { launchReplicaPair, type Replica, roundRobinProxy } from "../helpers/console-replicas.js";
 import { eventually } from "../helpers/eventually.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
+import { type SharedDbReplica as Replica, startSharedDbReplicas } from "../helpers/shared-db-replicas.js";
 import { type ConsoleTarget, generateKey, refusedConsole, type SshOptions, sshConsole, writeKnownHosts } from "../helpers/ssh-client.js";
 
 // Two replicas on one database: A runs the SSH front end and holds no metal-bmc; B holds the partition's
@@ -27,7 +28,9 @@ let stopPair: () => Promise<void>;
 let fixture: PartitionFixture;
 let dir: string;
 let leaseFile: string;
-let proxy: Awaited<ReturnType<typeof roundRobinProxy>>;
+let proxy: TcpProxy;
+/** Connections the round-robin proxy handed to either replica so far. */
+const proxied = () => [...proxy.handed.values()].reduce((n, c) => n + c, 0);
 let stopAgent: (() => Promise<void>) | undefined;
 const sims = new SimBmcs();
 const simOf = new Map<string, SimMachineBmc>();
@@ -73,11 +76,13 @@ async function allocated(beforeAllocation?: string): Promise<{ id: string; sim: 
 function startAgent(): void {
   // Through a round-robin TCP proxy whose first backend is B, as behind a load balancer: the agent's session lands on B,
   // and a relay would land on A if metal-bmc opened it on a connection of its own.
-  stopAgent = runBmcAgent({ url: proxy.url, token: tokens.infra, agent: "bmc-b", dir, leaseFile, sims }).stop;
+  stopAgent = runBmcAgent({ url: `http://${proxy.address}`, token: tokens.infra, agent: "bmc-b", dir, leaseFile, sims }).stop;
 }
 
 beforeAll(async () => {
-  ({ a, b, stop: stopPair } = await launchReplicaPair({ consolePollMs: 200 }));
+  const pair = await startSharedDbReplicas(["replica-a", "replica-b"], { options: () => ({ consolePollMs: 200 }), console: (id) => id === "replica-a", teardown: "manual" });
+  [a, b] = pair.replicas as [Replica, Replica];
+  stopPair = pair.stop;
   fixture = await setUpPartition(a);
   dir = await mkdtemp(join(tmpdir(), "console-replicas-test-"));
   leaseFile = join(dir, "dhcpd.leases");
@@ -88,7 +93,8 @@ beforeAll(async () => {
   tokens.infra = fixture.infraToken;
   tokens.owner = (await admin.create({ subject: "olga", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
   tokens.tenantMember = (await admin.create({ subject: "tom", roles: { tenantRoles: { t: TenantRole.OWNER } } })).secret;
-  proxy = await roundRobinProxy([new URL(b.url).host, new URL(a.url).host]);
+  // As an L4 load balancer: each connection to the next replica in turn.
+  proxy = await TcpProxy.listen("127.0.0.1:0", [new URL(b.url).host, new URL(a.url).host]);
   startAgent();
   await eventually("metal-bmc's session on B", () => b.app.relayBroker.agentsOf("p1").length > 0);
   await eventually("B's row for it", async () => (await consoleRouteRepository.routesOf(a.app.db, "p1", 30_000, a.id)).some((r) => r.replicaId === b.id) || undefined);
@@ -129,7 +135,7 @@ describe("an SSH console on replica A of a machine whose metal-bmc holds its ses
 
   it("shows the machine's output, takes typed lines and the window size, withholds output from before the allocation, and ends from the user's side", async () => {
     expect(a.app.relayBroker.agentsOf("p1")).toEqual([]);
-    const connectionsBefore = proxy.connections;
+    const connectionsBefore = proxied();
     const s = ssh(owned.id, { token: tokens.owner, terminal: { columns: 132, rows: 43 } });
     await s.see(`connected to ${owned.id}`);
     expect(owned.sim.serial.attachments).toBe(1);
@@ -143,7 +149,7 @@ describe("an SSH console on replica A of a machine whose metal-bmc holds its ses
     // The scrollback metal-bmc replayed on attaching predates the allocation: B withheld it (output_since went along).
     expect(s.seen.out).not.toContain("previous-tenant-secret");
     // metal-bmc opened the relay on its session's connection, which the proxy sent to B: no new connection.
-    expect(proxy.connections).toBe(connectionsBefore);
+    expect(proxied()).toBe(connectionsBefore);
     s.type("\r~.");
     await s.exited;
     await eventually("B's relay to metal-bmc ends", () => owned.sim.serial.attachments === 0);

@@ -13,7 +13,7 @@ import { eventually } from "../helpers/eventually.js";
 import { expectCode } from "../helpers/expect.js";
 import { type PartitionFixture, setUpPartition, type WaitingMachine } from "../helpers/partition-fixture.js";
 import type { TestServer } from "../helpers/server-launch.js";
-import { startWatchReplicas } from "../helpers/watch-replicas.js";
+import { startSharedDbReplicas } from "../helpers/shared-db-replicas.js";
 
 let a: TestServer;
 let b: TestServer;
@@ -23,7 +23,11 @@ let paViewer: string;
 let pbViewer: string;
 
 beforeAll(async () => {
-  ({ a, b, metalDatabaseUrl: databaseUrl } = await startWatchReplicas());
+  // Two replicas on one database, each on its own in-process bus: a change made on A reaches B's
+  // watchers only through the change log (B's hub reads it on its safety-net interval).
+  const set = await startSharedDbReplicas(["watch-a", "watch-b"]);
+  [a, b] = set.replicas as [TestServer, TestServer];
+  databaseUrl = set.metalDatabaseUrl;
   fixture = await setUpPartition(a);
   const tokens = a.client(AdminTokens, a.adminToken);
   paViewer = (await tokens.create({ subject: "vera", roles: { projectRoles: { pa: ProjectRole.VIEWER } } })).secret;

@@ -6,16 +6,17 @@ import { UserService } from "../../../gen/metal/api/v1/user_pb.js";
 import { createMqttBus, type MqttBus } from "../../../server/bus/mqtt-bus.js";
 import { expectCode } from "../../helpers/expect.js";
 import { type PrivateBroker, startPrivateBroker } from "../../helpers/mosquitto.js";
-import { startTwoReplicas, type TwoReplicas } from "../../helpers/two-replicas.js";
+import { type SharedDbReplicas, startSharedDbReplicas } from "../../helpers/shared-db-replicas.js";
 
 // Two control-plane replicas on one PostgreSQL database, their MQTT buses on the real Mosquitto.
 let broker: PrivateBroker;
-let replicas: TwoReplicas;
+let replicas: SharedDbReplicas;
 const buses: MqttBus[] = [];
 
 beforeAll(async () => {
   broker = await startPrivateBroker();
-  replicas = await startTwoReplicas({
+  replicas = await startSharedDbReplicas(["A", "B"], {
+    teardown: "manual",
     async options(id) {
       const bus = await createMqttBus({ url: broker.url, prefix: "metal", replicaId: id });
       buses.push(bus);
@@ -33,7 +34,10 @@ afterAll(async () => {
 
 describe("a token revoked on replica A", () => {
   it("is refused on replica B as soon as the revoke returned, although B had it cached", async () => {
-    const { a, b, adminToken } = replicas;
+    const {
+      replicas: [a, b],
+      adminToken,
+    } = replicas;
     const { token, secret } = await a.client(AdminTokenService, adminToken).create({ subject: "olga", roles: { adminRole: AdminRole.VIEWER } });
     // B verifies it, and keeps the verified row for its cache bound (5 s).
     expect((await b.client(UserService, secret).get({})).user?.subject).toBe("olga");

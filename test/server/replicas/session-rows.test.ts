@@ -93,7 +93,7 @@ async function replicaIds(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  set = await startSharedDbReplicas(["replica-a", "replica-b"], { METAL_REPLICA_HEARTBEAT: "1h", METAL_REPLICA_TIMEOUT: "2h" });
+  set = await startSharedDbReplicas(["replica-a", "replica-b"], { env: { METAL_REPLICA_HEARTBEAT: "1h", METAL_REPLICA_TIMEOUT: "2h" } });
   [a, b] = set.replicas as [SharedDbReplica, SharedDbReplica];
   await a.client(AdminPartitions, a.adminToken).create({ id: "p1" });
   infraToken = (await a.client(AdminTokens, a.adminToken).create({ subject: "p1-agents", roles: { infraPartition: "p1" } })).secret;
