@@ -19,6 +19,10 @@ const settings = {
   uplinks: { env: "METAL_CORE_SPINE_UPLINKS", flag: "spine-uplinks", fallback: DEFAULT_SETTINGS.uplinks.join(",") },
   heartbeat: { env: "METAL_CORE_HEARTBEAT_INTERVAL", flag: "heartbeat-interval", fallback: String(DEFAULT_TIMING.heartbeatMs / 1000) },
   phoneHome: { env: "METAL_CORE_PHONE_HOME_INTERVAL", flag: "phone-home-interval", fallback: String(DEFAULT_TIMING.phoneHomeMs / 1000) },
+  /** Where metal-hammer on this switch's machines reaches the control plane through metal-core; unset: not served. */
+  machineListen: { env: "METAL_CORE_MACHINE_LISTEN", flag: "machine-listen", optional: true },
+  /** The machine endpoint as machines reach it, when not the listen address (e.g. behind NAT, or listening on every interface). */
+  machineEndpoint: { env: "METAL_CORE_MACHINE_ENDPOINT", flag: "machine-endpoint", optional: true },
 } as const;
 
 export interface MetalCoreConfig {
@@ -30,17 +34,25 @@ export interface MetalCoreConfig {
   reloadCommand: string;
   settings: Omit<LocalSettings, "hostname">;
   timing: MetalCoreTimingInput;
+  /** host:port of the machine endpoint; undefined: none. */
+  machineListen?: string;
+  /** The advertised machine endpoint, when not derived from machineListen. */
+  machineEndpoint?: string;
 }
 
 export const describeCoreSettings = (): string => describeSettings(settings);
 
 /** Throws with a message fit for the operator on anything missing or malformed. */
 export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): MetalCoreConfig {
-  const { get, int, seconds, list, url } = readSettings(settings, env, argv);
+  const { get, int, seconds, list, url, optional, hostPort } = readSettings(settings, env, argv);
   const loopback = get("loopback");
   if (isIP(loopback) !== 4) throw new Error(`--loopback-ip must be an IPv4 address, not "${loopback}"`);
   const cidr = get("cidr");
   if (!/^[\d.]+\/\d{1,2}$/.test(cidr) || isIP(cidr.split("/")[0]!) !== 4) throw new Error(`--cidr must be an IPv4 address with prefix length, not "${cidr}"`);
+  const machineListen = optional("machineListen") === undefined ? undefined : hostPort("machineListen");
+  const machineEndpoint = optional("machineEndpoint") === undefined ? undefined : hostPort("machineEndpoint");
+  if (machineEndpoint !== undefined && machineListen === undefined)
+    throw new Error("--machine-endpoint ($METAL_CORE_MACHINE_ENDPOINT) needs --machine-listen ($METAL_CORE_MACHINE_LISTEN): it advertises the machine endpoint that one serves");
   return {
     apiUrl: url("apiUrl", ["http:", "https:"]),
     token: get("token"),
@@ -56,6 +68,8 @@ export function loadCoreConfig(env: NodeJS.ProcessEnv, argv: readonly string[]):
       uplinks: list("uplinks"),
     },
     timing: { heartbeatMs: seconds("heartbeat"), phoneHomeMs: seconds("phoneHome") },
+    machineListen,
+    machineEndpoint,
   };
 }
 
@@ -81,10 +95,12 @@ export async function runMetalCore(argv: readonly string[]): Promise<number> {
     os: new LinuxSwitch({ root: config.root, reloadCommand: config.reloadCommand }),
     settings: config.settings,
     timing: config.timing,
+    machineListen: config.machineListen,
+    machineEndpoint: config.machineEndpoint,
     log,
   });
   core.onSync((s) => log(s.error ? "warn" : "info", s.error ? "sync failed" : "synced", { generation: s.generation, changed: s.changed, durationMs: Math.round(s.durationMs), error: s.error || undefined }));
-  log("info", "metal-core starting", { api: config.apiUrl, partition: config.partition, rack: config.rack, root: config.root });
+  log("info", "metal-core starting", { api: config.apiUrl, partition: config.partition, rack: config.rack, root: config.root, machineListen: config.machineListen });
   core.start();
   await new Promise<void>((resolve) => {
     for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => resolve());

@@ -3,6 +3,7 @@ import { durationFromMs, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import { AsyncQueue } from "../../client/async-queue.js";
 import { type BackoffPolicy, backoffPolicy, retryLoop, sleep } from "../../client/backoff.js";
+import { formatHostPort, parseHostPort } from "../../client/host-port.js";
 import { createTransport } from "../../client/transport.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
@@ -10,6 +11,7 @@ import { SwitchPortAdminState, SwitchPortOperState, SwitchService, type SwitchSe
 import { printable } from "../common/text.js";
 import { type ApplyResult, ConfigApplier } from "./apply.js";
 import { DEFAULT_SETTINGS, type DesiredConfig, fromProto, type LocalSettings } from "./config.js";
+import { type MachineProxy, startMachineProxy } from "./machine-proxy.js";
 import type { SwitchFacts, SwitchOs } from "./switch-os.js";
 
 type SessionRequest = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
@@ -43,6 +45,18 @@ export interface MetalCoreOptions {
   timing?: MetalCoreTimingInput;
   /** Instead of dialling `url` (tests, in-process). */
   transport?: Transport;
+  /**
+   * host:port of the machine endpoint (see machine-proxy.ts): metal-hammer on the
+   * machines cabled to this switch calls the control plane through it. Unset: none.
+   * It is started before the first registration, which advertises it.
+   */
+  machineListen?: string;
+  /**
+   * The machine endpoint as the machines reach it, advertised in the switch's
+   * registration. Default: the address it listens on, or, when that is every
+   * interface, the switch's address on the PXE VLAN (`settings.pxeCidr`).
+   */
+  machineEndpoint?: string;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -74,6 +88,8 @@ export class MetalCore {
   private readonly phoned = new Set<string>();
   private readonly loops: Promise<void>[] = [];
   private readonly listeners = new Set<(s: SyncStatus) => void>();
+  private machineProxy: MachineProxy | undefined;
+  private advertised: string | undefined;
 
   /** The last sync, successful or not. */
   lastSync: SyncStatus | undefined;
@@ -94,6 +110,11 @@ export class MetalCore {
     return this.session !== undefined;
   }
 
+  /** The machine endpoint this metal-core advertises (once it listens; still known after stop), undefined without machineListen. */
+  get machineEndpoint(): string | undefined {
+    return this.advertised;
+  }
+
   start(): void {
     this.loops.push(this.sessionLoop(), this.phoneHomeLoop());
   }
@@ -103,6 +124,8 @@ export class MetalCore {
     clearTimeout(this.retry);
     this.session?.abort.abort();
     await Promise.allSettled(this.loops);
+    // Every machine connection is cut at once: the hammers' streams end and they turn to their other leaf.
+    await this.machineProxy?.close();
     await this.applying;
   }
 
@@ -120,11 +143,21 @@ export class MetalCore {
   private async sessionLoop(): Promise<void> {
     await retryLoop(
       async ({ healthy }) => {
+        await this.serveMachines();
         await this.register();
         await this.runSession(healthy);
       },
       { policy: this.timing.backoff, signal: this.stopping.signal, onRetry: ({ err }) => err !== undefined && this.log("warn", "switch session failed", { error: message(err) }) },
     );
+  }
+
+  /** Starts the machine endpoint once, before the first registration (which advertises it); a failed start is retried with the session. */
+  private async serveMachines(): Promise<void> {
+    if (this.opts.machineListen === undefined || this.machineProxy) return;
+    const proxy = await startMachineProxy({ upstreamUrl: this.opts.url, listen: this.opts.machineListen, log: this.log });
+    if (this.stopping.signal.aborted) return void (await proxy.close());
+    this.machineProxy = proxy;
+    this.advertised = this.opts.machineEndpoint ?? reachableEndpoint(proxy.endpoint, this.opts.settings?.pxeCidr ?? DEFAULT_SETTINGS.pxeCidr);
   }
 
   /** Registration is repeated on every reconnect: ports may have changed, and it is idempotent. */
@@ -144,6 +177,7 @@ export class MetalCore {
         osVendor: facts.osVendor,
         osVersion: facts.osVersion,
         managementIp: facts.managementIp,
+        machineEndpoint: this.advertised ?? "",
         nics: facts.ports.filter((p) => !uplinks.has(p.name)).map((p) => ({ name: p.name, identifier: p.identifier })),
       },
       { signal: this.stopping.signal },
@@ -292,6 +326,13 @@ export class MetalCore {
     );
     for (const id of batch) this.phoned.delete(id);
   }
+}
+
+/** A listen address on every interface is no address to give machines: they reach the switch on the PXE VLAN. */
+function reachableEndpoint(endpoint: string, pxeCidr: string): string {
+  const { host, port } = parseHostPort(endpoint);
+  if (host !== "" && host !== "0.0.0.0" && host !== "::") return endpoint;
+  return formatHostPort({ host: pxeCidr.split("/")[0]!, port });
 }
 
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));

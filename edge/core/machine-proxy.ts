@@ -1,0 +1,128 @@
+import http2 from "node:http2";
+import net from "node:net";
+import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import { connectNodeAdapter, Http2SessionManager } from "@connectrpc/connect-node";
+import { formatHostPort, parseHostPort } from "../../client/host-port.js";
+import { createTransport } from "../../client/transport.js";
+import { MachineConnections } from "./machine-connections.js";
+import { type MachineProxyLog, machineRoutes } from "./machine-routes.js";
+
+/** What the machine network (which nobody vouches for) may open and send. */
+export interface MachineProxyLimits {
+  /** Open connections from all machines; more are cut on accept. */
+  maxConnections: number;
+  /** Open connections from one address, so one machine cannot take every slot. */
+  maxConnectionsPerAddress: number;
+  /** Concurrent streams per connection (HTTP/2 SETTINGS); a hammer needs a Wait and a call or two. */
+  maxStreamsPerConnection: number;
+  /** Largest request message, after decompression (a Register with 128 NICs is a few dozen KiB). */
+  readMaxBytes: number;
+  /** Largest header list of a request (HTTP/2 SETTINGS; a machine credential is well under 2 KiB). */
+  maxHeaderListBytes: number;
+  /** A connection without an open stream is closed after this long. */
+  idleTimeoutMs: number;
+}
+
+export const DEFAULT_MACHINE_PROXY_LIMITS: MachineProxyLimits = {
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 32,
+  maxStreamsPerConnection: 16,
+  readMaxBytes: 1024 * 1024,
+  maxHeaderListBytes: 16 * 1024,
+  idleTimeoutMs: 60_000,
+};
+
+export interface MachineProxyOptions {
+  /** The control plane's base URL (http:// h2c or https://); the proxy dials it with NO token of its own. */
+  upstreamUrl: string;
+  /** host:port to listen on; port 0 takes any free port. */
+  listen: string;
+  log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /** Optional bounds (defaults sane): connections, streams per connection, message bytes. */
+  limits?: Partial<MachineProxyLimits>;
+  /** Instead of dialling upstreamUrl (tests): a transport WITHOUT credentials. */
+  upstream?: Transport;
+}
+
+export interface MachineProxy {
+  /** host:port it actually listens on. */
+  readonly endpoint: string;
+  /** Stops listening and closes every machine connection at once (their streams end, so hammers fail over). */
+  close(): Promise<void>;
+}
+
+/** Pings keep the one upstream connection known to be alive under long silent Wait streams. */
+const UPSTREAM_PING_MS = 30_000;
+/** TCP keepalive finds machines that vanished under a Wait stream. */
+const TCP_KEEPALIVE_DELAY_MS = 60_000;
+/** Connections cut at the caps are logged at most this often. */
+const REFUSED_LOG_MS = 60_000;
+
+/**
+ * metal-core's machine endpoint: metal-hammer on the machines cabled to this
+ * switch calls it (gRPC, gRPC-Web or Connect over h2c), and each call goes to
+ * the control plane over ONE HTTP/2 connection that metal-core holds for all
+ * its machines. The proxy adds no credential: each call carries the machine's
+ * own, which the control plane checks (see machine-routes.ts).
+ */
+export async function startMachineProxy(opts: MachineProxyOptions): Promise<MachineProxy> {
+  const limits = { ...DEFAULT_MACHINE_PROXY_LIMITS, ...opts.limits };
+  const log: MachineProxyLog = opts.log ?? (() => {});
+  const { host, port } = parseHostPort(opts.listen);
+
+  // One session manager, so the one upstream connection is ours to close.
+  const sessionManager = opts.upstream ? undefined : new Http2SessionManager(opts.upstreamUrl, { pingIntervalMs: UPSTREAM_PING_MS });
+  const upstream = opts.upstream ?? createTransport({ baseUrl: opts.upstreamUrl, protocol: "grpc", sessionManager });
+
+  const shutdown = new AbortController();
+  const handler = connectNodeAdapter({ routes: machineRoutes(upstream, log), readMaxBytes: limits.readMaxBytes, shutdownSignal: shutdown.signal });
+  const h2 = http2.createServer(
+    {
+      settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: limits.maxHeaderListBytes },
+      maxHeaderListPairs: 64,
+    },
+    handler,
+  );
+  const connections = new MachineConnections(limits);
+  h2.on("session", (session: http2.ServerHttp2Session) => connections.watch(session));
+
+  let lastRefusedLog = 0;
+  const front = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_DELAY_MS }, (socket) => {
+    if (!connections.admit(socket)) {
+      socket.destroy();
+      if (Date.now() - lastRefusedLog >= REFUSED_LOG_MS) {
+        lastRefusedLog = Date.now();
+        log("warn", "machine connections refused at the connection caps", { refused: connections.refused, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress });
+        connections.refused = 0;
+      }
+      return;
+    }
+    h2.emit("connection", socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once("error", reject);
+    front.listen({ host: host || undefined, port, exclusive: true }, () => {
+      front.off("error", reject);
+      resolve();
+    });
+  });
+  const bound = front.address() as net.AddressInfo;
+  const endpoint = formatHostPort({ host: bound.address, port: bound.port });
+  log("info", "machine endpoint listening", { endpoint, upstream: opts.upstream ? "(given)" : opts.upstreamUrl });
+
+  let closing: Promise<void> | undefined;
+  return {
+    endpoint,
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
+        // Every running handler is aborted with this reason: hammers see Unavailable and turn to their other leaf.
+        shutdown.abort(new ConnectError("metal-core's machine endpoint is shutting down", Code.Unavailable));
+        await connections.closeAll();
+        await stopped;
+        sessionManager?.abort();
+      })();
+      return closing;
+    },
+  };
+}
