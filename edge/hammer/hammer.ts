@@ -9,6 +9,7 @@ import { type MachineAllocation, MachineRole, ProvisioningEventType as T } from 
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { printable } from "../common/text.js";
+import type { MachineCredential } from "./credential.js";
 import type { Hardware, Inventory } from "./hardware.js";
 import { downloadVerified, fetchChecksum, ImageError } from "./image.js";
 import { disksToWipe, planStorage } from "./layout.js";
@@ -41,8 +42,18 @@ export const DEFAULT_HAMMER_TIMING: HammerTiming = {
 export type HammerTimingInput = Partial<Omit<HammerTiming, "backoff">> & { backoff?: Partial<BackoffPolicy> };
 
 export interface HammerOptions {
-  /** Infra token of the partition: BootService, EventService, and the authenticated reads of images and layouts. */
+  /**
+   * The way to the control plane for BootService, EventService and the reads
+   * of images and layouts: on a machine, createFailoverTransport over its
+   * leaves' metal-cores with the machine credential as token; tests and the
+   * lab may use a partition infra token instead.
+   */
   transport: Transport;
+  /**
+   * The machine's own credential (the transport's token): the hammer checks
+   * it is this machine's and keeps it renewed while it runs.
+   */
+  credential?: MachineCredential;
   partition: string;
   hardware: Hardware;
   version?: string;
@@ -99,6 +110,20 @@ export class MetalHammer {
 
   /** One boot of the discovery image, until the machine kexecs, reboots after a crash, or `signal` stops it. */
   async run(signal: AbortSignal): Promise<HammerOutcome> {
+    const credential = this.opts.credential;
+    if (!credential) return this.runOnce(signal);
+    // The credential is renewed for exactly as long as the run lasts.
+    const renewal = new AbortController();
+    const renewing = credential.keepFresh(this.boot, AbortSignal.any([signal, renewal.signal]), this.log);
+    try {
+      return await this.runOnce(signal);
+    } finally {
+      renewal.abort();
+      await renewing;
+    }
+  }
+
+  private async runOnce(signal: AbortSignal): Promise<HammerOutcome> {
     const hw = this.opts.hardware;
     let inventory: Inventory;
     try {
@@ -112,6 +137,10 @@ export class MetalHammer {
     }
     this.machineId = inventory.uuid.toLowerCase();
     try {
+      const credential = this.opts.credential;
+      if (credential && credential.machineId !== this.machineId) {
+        throw new Error(`the machine credential is for machine ${credential.machineId}, but this machine's UUID is ${this.machineId}: the boot parameters belong to another machine`);
+      }
       await this.event(T.PREPARING, `starting metal-hammer version ${this.opts.version ?? "dev"}`, signal);
       await this.event(T.REGISTERING, "start registering", signal);
       // Not cabled to two leaves yet (LLDP still settling, switches not registered) is worth waiting for.
@@ -161,10 +190,10 @@ export class MetalHammer {
     this.log(s, { machine: this.machineId });
   }
 
-  private async crash(err: unknown, signal: AbortSignal): Promise<HammerOutcome> {
+  private async crash(err: unknown, signal: AbortSignal, opts: { report: boolean } = { report: true }): Promise<HammerOutcome> {
     const message = err instanceof ConnectError ? err.rawMessage : err instanceof Error ? err.message : String(err);
     this.step(`crashed: ${message}`);
-    await this.event(T.CRASHED, message.slice(0, 1000), signal).catch(() => {});
+    if (opts.report) await this.event(T.CRASHED, message.slice(0, 1000), signal).catch(() => {});
     try {
       await sleep(this.timing.crashRebootMs, signal);
     } catch {
@@ -287,6 +316,7 @@ export class MetalHammer {
     const reinstall = a.reinstalling;
     let primaryDiskWiped = false;
     let imageFile: string | undefined;
+    let succeeded = false;
     try {
       await this.event(T.INSTALLING, reinstall ? `start reinstallation of ${a.image}` : `start installation of ${a.image}`, signal);
       const image = (await this.retry("image", signal, () => this.images.get({ id: a.image }))).image;
@@ -328,6 +358,12 @@ export class MetalHammer {
         rootDevice: plan.rootDevice,
       });
       this.step("install step done");
+      // InstallationSucceeded voids the machine credential for everything but
+      // a repeat of itself: the event goes first, and nothing is sent after it.
+      await this.event(T.BOOTING_NEW_KERNEL, "booting into distro kernel", signal);
+      // A retry after a lost answer may repeat a call that landed: the server
+      // takes the repeat as a no-op, and accepts it with the credential the
+      // first one superseded.
       await this.retry("installation succeeded", signal, () =>
         this.boot.installationSucceeded({
           partition: this.opts.partition,
@@ -336,13 +372,15 @@ export class MetalHammer {
           bootInfo: { imageId: a.image, primaryDisk: plan.primaryDisk, osPartition: plan.rootDevice, ...booted },
         }),
       );
+      succeeded = true;
       this.step("installation succeeded");
-      await this.event(T.BOOTING_NEW_KERNEL, "booting into distro kernel", signal);
       await hw.kexec(booted);
       this.step("kexec");
       return "kexec";
     } catch (err) {
       if (err instanceof Stopped || signal.aborted) return "stopped";
+      // Installed and reported, the kexec failed: the server ordered boot-from-disk, so a reboot starts the new OS; the credential is void, nothing to report with.
+      if (succeeded) return this.crash(err, signal, { report: false });
       if (!reinstall) return this.crash(err, signal);
       return this.abortReinstall(err, primaryDiskWiped, signal);
     } finally {
