@@ -6,6 +6,7 @@ import { Code, ConnectError, createClient, type Transport } from "@connectrpc/co
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { sleep } from "../../client/backoff.js";
 import { bearer } from "../../client/bearer.js";
+import { createFailoverTransport } from "../../client/failover-transport.js";
 import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
@@ -25,6 +26,8 @@ import { machineAdminRepository, machineRepository } from "../../server/reposito
 import type { WaitTiming } from "../../server/sessions/wait/session.js";
 import { BmcAgent, type BmcAgentTiming } from "../bmc/agent.js";
 import { MetalCore, type MetalCoreTiming } from "../core/metal-core.js";
+import { type BootParams, parseBootParams } from "../hammer/boot-params.js";
+import { MachineCredential } from "../hammer/credential.js";
 import { type HammerTiming, MetalHammer } from "../hammer/hammer.js";
 import { createPixieHandler } from "../pixie/pixie.js";
 import { SimBmcs, type SimMachineBmc } from "../sim/bmc.js";
@@ -105,11 +108,22 @@ export interface LabOptions {
   replicaEnv?: Record<string, string>;
   /**
    * Where a daemon dials, by its name ("leaf01", "leaf02", "metal-bmc",
-   * "pixie", "hammer-<machine uuid>"): a base URL, or undefined for the API
-   * address (the proxy, with replicas). `replicaUrls` are the replicas' own
-   * addresses; tests pin a daemon to one replica with it.
+   * "pixie"): a base URL, or undefined for the API address (the proxy, with
+   * replicas). `replicaUrls` are the replicas' own addresses; tests pin a
+   * daemon to one replica with it. metal-hammer dials no control plane: its
+   * calls go through the metal-cores of its leaves, so they reach the replica
+   * its leaf's metal-core dials.
    */
   dial?: (daemon: string, replicaUrls: readonly string[]) => string | undefined;
+}
+
+/** What pixie answered one PXE boot of the lab (the lab's machines are its only callers). */
+export interface BootAnswer {
+  machine: string;
+  mac: string;
+  status: number;
+  /** The answer as served: the kernel, initrd and command line (with the machine's credential), or the error. */
+  body: string;
 }
 
 /** One simulated machine with its BMC and where it is cabled. */
@@ -137,6 +151,9 @@ export function labPortNumber(index: number): number {
   return n >= 31 ? n + 2 : n;
 }
 
+/** How many of pixie's answers the lab keeps (bootAnswers). */
+const MAX_BOOT_ANSWERS = 2_000;
+
 const sha256 = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 const hex2 = (n: number) => n.toString(16).padStart(2, "0");
 
@@ -157,7 +174,10 @@ export class Lab {
   readonly dir: string;
   readonly timings: LabTimings;
   readonly bmcs = new SimBmcs({ user: "ADMIN", password: "ADMIN" });
+  /** The leaves with their metal-cores (`core` is replaced when startCore starts a new one). */
   readonly leaves = new Map<string, { sim: SimSwitch; core: MetalCore }>();
+  /** What pixie answered the machines' PXE boots, oldest first (the last MAX_BOOT_ANSWERS); tests check them for secrets. */
+  readonly bootAnswers: BootAnswer[] = [];
   readonly machines: LabMachine[] = [];
   app: App | undefined;
   apiUrl = "";
@@ -202,13 +222,14 @@ export class Lab {
   private http: Server | undefined;
   private pixie: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   private readonly images = new Map<string, Buffer | string>();
-  private readonly byMac = new Map<string, string>();
   private readonly transports = new Map<string, Transport>();
   private stored: StoredMachine[] = [];
   private saving: Promise<void> = Promise.resolve();
   private bmcStop = new AbortController();
   private bmcRun: Promise<void> | undefined;
   private stopped = false;
+  /** Leaves whose metal-core stopCore stopped (and startCore has not started again). */
+  private readonly stoppedCores = new Set<string>();
 
   private constructor(readonly opts: LabOptions) {
     this.dir = join(opts.config.dataDir, "lab");
@@ -292,7 +313,6 @@ export class Lab {
     this.pixie = createPixieHandler({
       transport: this.transport("pixie"),
       partition: LAB.partition,
-      machineIdOf: (mac) => this.byMac.get(mac),
       log: (msg, fields) => this.log.debug({ component: "pixie", ...fields }, msg),
     });
     if (this.opts.metalctlConfig !== false) await this.writeContexts();
@@ -512,17 +532,7 @@ export class Lab {
     const frontPorts = Math.max(8, labPortNumber(count - 1));
     for (const [i, id] of ["leaf01", "leaf02"].entries()) {
       const sim = new SimSwitch({ id, root: join(this.dir, "switches", id), frontPorts, managementIp: `192.168.0.${11 + i}`, frrCheck: this.opts.frrCheck ?? true });
-      const core = new MetalCore({
-        url: this.dialUrl(id),
-        token: this.infraToken,
-        partition: LAB.partition,
-        rack: LAB.rack,
-        os: sim,
-        settings: { asn: 4200000011 + i, loopback: `10.0.0.${11 + i}` },
-        timing: this.timings.core,
-        log: (level, msg, fields) => this.log[level === "info" ? "debug" : level]({ component: "metal-core", switch: id, ...fields }, msg),
-      });
-      this.leaves.set(id, { sim, core });
+      this.leaves.set(id, { sim, core: this.newCore(id, sim, "127.0.0.1:0") });
     }
     for (let i = 0; i < count; i++) this.machines.push(this.makeMachine(i, this.stored[i]!));
     const leaseFile = join(this.dir, "dhcpd.leases");
@@ -545,6 +555,47 @@ export class Lab {
       log: (msg, fields) => this.log.debug({ component: "metal-bmc", ...fields }, msg),
     });
     this.bmcRun = this.bmcAgent.run(this.bmcStop.signal).catch((err: unknown) => this.log.error({ err }, "metal-bmc stopped"));
+  }
+
+  /** The metal-core of leaf `id` (leaf01: index 0), serving its machines on `machineListen`. */
+  private newCore(id: string, sim: SimSwitch, machineListen: string): MetalCore {
+    const i = id === "leaf01" ? 0 : 1;
+    return new MetalCore({
+      url: this.dialUrl(id),
+      token: this.infraToken,
+      partition: LAB.partition,
+      rack: LAB.rack,
+      os: sim,
+      settings: { asn: 4200000011 + i, loopback: `10.0.0.${11 + i}` },
+      machineListen,
+      timing: this.timings.core,
+      log: (level, msg, fields) => this.log[level === "info" ? "debug" : level]({ component: "metal-core", switch: id, ...fields }, msg),
+    });
+  }
+
+  /** Stops leaf `id`'s metal-core as a crash of the daemon would: its session ends, its machine endpoint closes, its machines' calls are cut. */
+  async stopCore(id: string): Promise<void> {
+    const leaf = this.leaves.get(id);
+    if (!leaf) throw new Error(`no leaf ${id}`);
+    if (this.stoppedCores.has(id)) return;
+    this.stoppedCores.add(id);
+    await leaf.core.stop();
+  }
+
+  /**
+   * Starts leaf `id`'s metal-core again (a new one, as a restarted daemon), on
+   * the machine endpoint the stopped one served: the machines booted meanwhile
+   * have that address on their command lines.
+   */
+  async startCore(id: string): Promise<void> {
+    const leaf = this.leaves.get(id);
+    if (!leaf) throw new Error(`no leaf ${id}`);
+    if (!this.stoppedCores.has(id) || this.stopped) return;
+    const endpoint = leaf.core.machineEndpoint;
+    if (!endpoint) throw new Error(`leaf ${id}'s metal-core never served machines`);
+    leaf.core = this.newCore(id, leaf.sim, endpoint);
+    this.stoppedCores.delete(id);
+    leaf.core.start();
   }
 
   /**
@@ -606,7 +657,6 @@ export class Lab {
       },
     );
     restore(lm.sim, stored);
-    for (const nic of lm.sim.nics) this.byMac.set(nic.mac, lm.uuid);
     lm.bmc = this.bmcs.add({ uuid: stored.uuid, ip: identity.bmc.ip, mac: identity.bmc.mac, power: "OFF", bootDevice: stored.bootOrder }, { stream: lm.sim.console, log: () => lm.sim.consoleLog });
     return lm;
   }
@@ -701,25 +751,47 @@ export class Lab {
     }
   }
 
-  /** PXE: pixiecore asks pixie (which records PXE Booting), then the discovery image runs metal-hammer until the next reset. */
+  /**
+   * PXE: the firmware asks pixie with its MAC and SMBIOS UUID (pixie records
+   * PXE Booting), then the discovery image runs metal-hammer until the next
+   * reset, with what the kernel command line gave it: its machine credential
+   * and its leaves' metal-cores, which carry all its calls. The lab never
+   * hands a hammer the infra token.
+   */
   private async pxeBoot(m: LabMachine, signal: AbortSignal): Promise<void> {
     m.pxeBoots++;
     this.lldp(m, `metal-hammer waiting since ${new Date().toISOString()} for installation`);
     const mac = m.sim.nics[0]!.mac;
+    let params: BootParams | undefined;
     while (!signal.aborted) {
       try {
-        const res = await fetch(`${this.labUrl}/v1/boot/${mac}`, { signal });
-        await res.arrayBuffer();
-        if (res.ok) break;
+        const res = await fetch(`${this.labUrl}/v1/boot/${mac}?uuid=${m.uuid}`, { signal });
+        const body = await res.text();
+        this.recordBootAnswer({ machine: m.uuid, mac, status: res.status, body });
+        if (res.ok) {
+          const p = parseBootParams((JSON.parse(body) as { cmdline: string }).cmdline);
+          // No metal-core known yet (the leaves have not registered): the hammer could reach nothing, so PXE tries again.
+          if (p.cores.length > 0) {
+            params = p;
+            break;
+          }
+        }
         this.log.debug({ machine: m.uuid, status: res.status }, "PXE: no boot answer yet");
-      } catch {
-        // Powered off or reset meanwhile, or the lab's server is going down.
+      } catch (err) {
+        // Powered off or reset meanwhile, or the lab's server is going down; or an answer the hammer could not read.
+        if (!signal.aborted) this.log.debug({ machine: m.uuid, err: String(err) }, "PXE: no usable boot answer");
       }
       await sleep(this.timings.pxeRetryMs, signal);
     }
-    if (signal.aborted || this.stopped) return;
+    if (!params || signal.aborted || this.stopped) return;
+    const credential = new MachineCredential({ machineId: params.machineId, partition: params.partition, secret: params.credential, expiresAt: params.credentialExpiresAt });
     const hammer = new MetalHammer({
-      transport: this.transport(`hammer-${m.uuid}`),
+      transport: createFailoverTransport({
+        endpoints: params.cores.map((c) => `http://${c}`),
+        token: () => credential.secret,
+        log: (msg, fields) => this.log.debug({ component: "metal-hammer", machine: m.uuid, ...fields }, msg),
+      }),
+      credential,
       partition: LAB.partition,
       hardware: m.sim,
       version: "lab",
@@ -728,6 +800,12 @@ export class Lab {
     });
     const outcome = await hammer.run(signal);
     this.log.debug({ machine: m.uuid, outcome }, "metal-hammer run ended");
+  }
+
+  /** Keeps the latest answers only: a lab that runs for days PXE-boots its machines again and again. */
+  private recordBootAnswer(answer: BootAnswer): void {
+    this.bootAnswers.push(answer);
+    if (this.bootAnswers.length > MAX_BOOT_ANSWERS) this.bootAnswers.splice(0, this.bootAnswers.length - MAX_BOOT_ANSWERS);
   }
 
   /** Writes the machines' disks and boot order; writes are chained so that an older state never lands last. */
@@ -745,7 +823,7 @@ export class Lab {
     for (const m of this.machines) m.sim.powerOff();
     this.bmcStop.abort();
     await this.bmcRun;
-    await Promise.all([...this.leaves.values()].map((l) => l.core.stop()));
+    await Promise.all([...this.leaves].filter(([id]) => !this.stoppedCores.has(id)).map(([, l]) => l.core.stop()));
     if (this.http) {
       const http = this.http;
       const closed = new Promise<void>((r) => http.close(() => r()));

@@ -12,7 +12,8 @@ import { scaled } from "../helpers/timeouts.js";
 /**
  * `npm start -- --replicas 2` without MQTT_URL: the lab embeds an aedes
  * broker (edge/lab/broker.ts) that only its replicas hold the password of.
- * The one machine's metal-hammer is pinned to the second replica, so an
+ * The one machine's metal-hammer is pinned to the second replica (through
+ * its leaves' metal-cores, which dial it), so an
  * allocation made on the first reaches its Wait stream only across
  * replicas, through that broker. Heavy: two metal-api processes; one lab for
  * the file, one machine.
@@ -90,7 +91,8 @@ beforeAll(async () => {
   t = await startEmbeddedBrokerLab({
     machines: 1,
     replicas: 2,
-    dial: (daemon, replicas) => (daemon.startsWith("hammer-") ? replicas[HAMMER_REPLICA] : undefined),
+    // metal-hammer's calls go through its leaves' metal-cores: pinning both leaves pins every hammer.
+    dial: (daemon, replicas) => (daemon === "leaf01" || daemon === "leaf02" ? replicas[HAMMER_REPLICA] : undefined),
   });
   const id = t.lab.machines[0]!.uuid;
   await eventually(

@@ -21,9 +21,10 @@ import { spawnLab } from "./lab-process.js";
 /**
  * Issue 15's done-when with two metal-api processes (replicas 0 and 1) on one
  * PostgreSQL, a private Mosquitto, and the lab's partition behind the
- * round-robin proxy. Every machine's metal-hammer is pinned to replica 1, so
- * an allocation made on replica 0 can reach it only across replicas; the
- * switches' and metal-bmc's sessions land where the proxy puts them, and
+ * round-robin proxy. Every machine's metal-hammer is pinned to replica 1 (its
+ * calls go through its leaves' metal-cores, which dial replica 1), so an
+ * allocation made on replica 0 can reach it only across replicas; metal-bmc's
+ * session lands where the proxy puts it, and
  * each test reads ConnectionService.List to act on the replica that does
  * NOT hold the daemon it needs. Heavy: two bundled metal-api processes and
  * a broker; one cluster for the file.
@@ -53,7 +54,8 @@ async function otherThanHolder(kind: DaemonKind, id: string): Promise<{ holder: 
 beforeAll(async () => {
   t = await startReplicaCluster({
     machines: 4,
-    dial: (daemon, replicas) => (daemon.startsWith("hammer-") ? replicas[HAMMER_REPLICA] : undefined),
+    // metal-hammer's calls go through its leaves' metal-cores: pinning both leaves pins every hammer.
+    dial: (daemon, replicas) => (daemon === "leaf01" || daemon === "leaf02" ? replicas[HAMMER_REPLICA] : undefined),
   });
   await eventually("4 waiting machines", async () => (await Promise.all(t.lab.machines.map((m) => waitingNow(m.uuid)))).every(Boolean), scaled(60_000));
 }, scaled(180_000));
