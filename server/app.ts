@@ -195,8 +195,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
-  // One Wait stream per waiting machine: thousands are open at once, so plain gRPC Waits take the lean path.
-  const lean = new LeanGrpcStreams([BootService.method.wait]);
+  // One Wait stream per waiting machine: thousands are open at once, so plain gRPC Waits take the lean path (METAL_LEAN_WAIT).
+  const lean = new LeanGrpcStreams(config.leanWait ? [BootService.method.wait] : []);
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));

@@ -47,6 +47,8 @@ export interface Config {
   readonly connections: ConnectionSettings;
   /** Long-lived streams allowed at once, per class of method. */
   readonly streamLimits: StreamLimitSettings;
+  /** Plain gRPC BootService.Wait calls take the lean path (server/http/lean-grpc-streams.ts) instead of Connect's handler. */
+  readonly leanWait: boolean;
 }
 
 /** What one connection may cost, and how long it may hold a slot without doing anything. */
@@ -114,6 +116,7 @@ const settings = {
   waitStreamLimits: { env: "METAL_WAIT_STREAM_LIMITS", flag: "wait-stream-limits", fallback: "1000/20000/50000" },
   sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "1000/2000/20000" },
   watchStreamLimits: { env: "METAL_WATCH_STREAM_LIMITS", flag: "watch-stream-limits", fallback: "100/100/5000" },
+  leanWait: { env: "METAL_LEAN_WAIT", flag: "lean-wait", fallback: "true" },
 } as const;
 
 /** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
@@ -192,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
       session: r.parse("sessionStreamLimits", streamLimit),
       watch: r.parse("watchStreamLimits", streamLimit),
     }),
+    leanWait: r.bool("leanWait"),
   });
 }
 

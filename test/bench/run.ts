@@ -4,6 +4,7 @@ import { type Comparison, report } from "./harness.js";
 import { benchIpam } from "./ipam.js";
 import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
+import { benchPartitionBoundary } from "./partition-boundary.js";
 import { benchReplicas } from "./replicas.js";
 import { benchLabStart, benchStartup } from "./startup.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
@@ -23,6 +24,7 @@ async function main() {
   comparisons.push(...(await benchAllocation()));
   comparisons.push(...(await benchWaitStreams()));
   comparisons.push(...(await benchReplicas()));
+  comparisons.push(...(await benchPartitionBoundary()));
   comparisons.push(...(await benchWatchFanout()));
   comparisons.push(...(await benchSwitchFanout()));
   comparisons.push(...(await benchMetalctl()));

@@ -30,7 +30,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface ServerMemory {
+export interface ServerMemory {
   /** V8 heap in use, reserved by V8, and memory outside the heap held by JS objects (Buffers), in KiB. */
   heapUsed: number;
   heapTotal: number;
@@ -38,7 +38,7 @@ interface ServerMemory {
 }
 
 /** The server's memory as its own /metrics reports it. */
-async function serverMemory(url: string): Promise<ServerMemory> {
+export async function serverMemory(url: string): Promise<ServerMemory> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const kib = (name: string) => {
     const m = new RegExp(`^${name} (\\d+(?:\\.\\d+)?(?:e\\+\\d+)?)`, "m").exec(text);
@@ -53,7 +53,7 @@ async function serverMemory(url: string): Promise<ServerMemory> {
  * garbage needed; an open Wait stream lives for hours, so what it costs is
  * the settled figure. The same procedure runs before and after.
  */
-async function settle(proc: ChildProcess): Promise<number> {
+export async function settle(proc: ChildProcess): Promise<number> {
   let last = Infinity;
   for (let round = 0; round < 8; round++) {
     proc.kill("SIGUSR2");
@@ -71,7 +71,7 @@ async function rssKiB(pid: number): Promise<number> {
 }
 
 /** The real server binary in a process of its own, so its memory is measured alone. */
-async function startServer(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
+export async function startServer(env: NodeJS.ProcessEnv): Promise<{ proc: ChildProcess; url: string }> {
   const proc = spawn(process.execPath, ["--expose-gc", "--import", "tsx", "test/bench/server-with-gc.ts"], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   proc.stdout!.on("data", (d) => (out += d));
