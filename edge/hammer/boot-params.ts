@@ -84,12 +84,15 @@ export function parseBootParams(cmdline: string): BootParams {
     if (v === undefined || v === "") throw new Error(`the kernel command line has no ${key}=: metal-hammer runs from the discovery image pixie boots`);
     return v;
   };
+  const machineId = get(KEY.machineId).toLowerCase();
+  const partition = get(KEY.partition);
+  const credential = get(KEY.credential);
   const expires = get(KEY.expires);
   if (!/^\d{1,12}$/.test(expires)) throw new Error(`${KEY.expires} must be a time in seconds since 1970, not "${clip(expires)}"`);
   const p: BootParams = {
-    machineId: get(KEY.machineId).toLowerCase(),
-    partition: get(KEY.partition),
-    credential: get(KEY.credential),
+    machineId,
+    partition,
+    credential,
     credentialExpiresAt: new Date(Number(expires) * 1000),
     cores: get(KEY.cores)
       .split(",")

@@ -1,10 +1,9 @@
-import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
-import { describeHammerSettings, type HammerConfig, loadHammerConfig } from "./config.js";
+import { connectThroughCores, describeHammerSettings, type HammerConfig, loadHammerConfig } from "./config.js";
 import { MetalHammer } from "./hammer.js";
 import { platformHardware } from "./platform.js";
 
-const USAGE = "metal-hammer: registers the machine, waits for its allocation and installs it";
+const USAGE = "metal-hammer: registers the machine, waits for its allocation and installs it, reaching the control plane through its leaves' metal-cores";
 
 /**
  * The metal-hammer binary on the machine it runs on: one run of the agent,
@@ -31,8 +30,9 @@ export async function runMetalHammer(argv: readonly string[]): Promise<number> {
   }
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
-  const hammer = new MetalHammer({ transport: createTransport({ baseUrl: config.apiUrl, token: config.token }), partition: config.partition, hardware, version: "0.1.0", timing: config.timing, log: jsonLog });
-  jsonLog("metal-hammer starting", { api: config.apiUrl, partition: config.partition });
+  const { credential, transport } = connectThroughCores(config.boot, jsonLog);
+  const hammer = new MetalHammer({ transport, credential, partition: config.boot.partition, hardware, version: "0.1.0", timing: config.timing, log: jsonLog });
+  jsonLog("metal-hammer starting", { machine: config.boot.machineId, partition: config.boot.partition, cores: config.boot.cores });
   const outcome = await hammer.run(stop.signal);
   jsonLog(`metal-hammer run ended: ${outcome}`);
   return 0;

@@ -1,7 +1,6 @@
 import { readSettings } from "../../client/settings.js";
-import { createTransport } from "../../client/transport.js";
 import { jsonLog } from "../common/log.js";
-import { describeHammerSettings, HAMMER_SETTINGS, type HammerConfig, hammerConfigFrom } from "../hammer/config.js";
+import { connectThroughCores, describeHammerSettings, HAMMER_SETTINGS, type HammerConfig, hammerConfigFrom } from "../hammer/config.js";
 import { MetalHammer } from "../hammer/hammer.js";
 import { SimMachine, type SimMachineSpec } from "./machine.js";
 
@@ -14,7 +13,7 @@ const SIM_SETTINGS = {
 } as const;
 
 const SIM_HELP =
-  "  --sim-uuid   uuid                       the simulated machine's UUID (required)" +
+  "  --sim-uuid   uuid                       the simulated machine's UUID (default: the boot parameters' metal.machine, which it must equal)" +
   "\n  --sim-disks  name=bytes,...            e.g. /dev/sda=240000000000,/dev/sdb=960000000000" +
   "\n  --sim-nics   name=mac@switch/port,...   e.g. eth0=0c:c4:7a:00:00:01@leaf01/swp1,eth1=0c:c4:7a:00:00:02@leaf02/swp1\n";
 
@@ -27,8 +26,11 @@ export interface SimHammerConfig extends HammerConfig {
 /** Flags win over the environment; throws with a message fit for the user on anything missing or malformed. */
 export function loadSimHammerConfig(env: NodeJS.ProcessEnv, argv: readonly string[]): SimHammerConfig {
   const r = readSettings(SIM_SETTINGS, env, argv);
-  const uuid = r.get("simUuid");
+  const common = hammerConfigFrom(r);
+  const uuid = (r.get("simUuid") || common.boot.machineId).toLowerCase();
   if (!UUID.test(uuid)) throw new Error("--sim-uuid must be the simulated machine's UUID");
+  // The credential is bound to the machine: a simulated machine of another UUID could do nothing with it.
+  if (uuid !== common.boot.machineId) throw new Error(`--sim-uuid ${uuid} is not the machine of the boot parameters (metal.machine=${common.boot.machineId})`);
   const disks = r.list("simDisks").map((d) => {
     const m = /^(\/dev\/\S+)=(\d+)$/.exec(d);
     if (!m) throw new Error(`--sim-disks: "${d}" is not name=bytes`);
@@ -40,7 +42,7 @@ export function loadSimHammerConfig(env: NodeJS.ProcessEnv, argv: readonly strin
     return { name: m[1]!, mac: m[2]!.toLowerCase(), neighbors: m[3] ? [{ hostname: m[3], port: m[4]! }] : [] };
   });
   if (nics.length === 0) throw new Error("--sim-nics: the machine needs at least one NIC");
-  return { ...hammerConfigFrom(r), sim: { uuid, disks, nics } };
+  return { ...common, sim: { uuid, disks, nics } };
 }
 
 /**
@@ -61,20 +63,21 @@ export async function runSimulatedHammer(argv: readonly string[]): Promise<numbe
     process.stderr.write(`metal-hammer: ${(err as Error).message}\n`);
     return 2;
   }
-  const transport = createTransport({ baseUrl: config.apiUrl, token: config.token });
   const log = jsonLog;
+  // One credential for every boot of the process (a real machine gets a fresh one from pixie on each PXE boot).
+  const { credential, transport } = connectThroughCores(config.boot, log);
   const stop = new AbortController();
   for (const sig of ["SIGINT", "SIGTERM"] as const) process.once(sig, () => stop.abort());
   let resolve: (os: string) => void = () => {};
   const osUp = new Promise<string>((r) => (resolve = r));
   const machine = new SimMachine(config.sim, {
     pxeBoot: (m, signal) => {
-      const hammer = new MetalHammer({ transport, partition: config.partition, hardware: m, version: "0.1.0", timing: config.timing, log });
+      const hammer = new MetalHammer({ transport, credential, partition: config.boot.partition, hardware: m, version: "0.1.0", timing: config.timing, log });
       void hammer.run(AbortSignal.any([signal, stop.signal])).then((outcome) => log(`metal-hammer run ended: ${outcome}`));
     },
     osBooted: (_m, os) => resolve(`${os.image} on ${os.hostname}`),
   });
-  log("metal-hammer starting", { api: config.apiUrl, partition: config.partition, machine: machine.uuid, hardware: "simulated" });
+  log("metal-hammer starting", { machine: machine.uuid, partition: config.boot.partition, cores: config.boot.cores, hardware: "simulated" });
   machine.powerOn("pxe");
   const stopped = new Promise<void>((r) => stop.signal.addEventListener("abort", () => r(), { once: true }));
   const os = await Promise.race([osUp, stopped]);

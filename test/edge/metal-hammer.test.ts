@@ -1,9 +1,15 @@
 import { spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
+import { writeFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { join } from "node:path";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, type Interceptor, type Transport } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createFailoverTransport } from "../../client/failover-transport.js";
 import { createTransport } from "../../client/transport.js";
+import { formatBootParams } from "../../edge/hammer/boot-params.js";
+import { MachineCredential } from "../../edge/hammer/credential.js";
 import { type HammerOutcome, MetalHammer } from "../../edge/hammer/hammer.js";
 import { type SimImage, SimMachine, type SimOs } from "../../edge/sim/machine.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -14,6 +20,8 @@ import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { FilesystemLayoutService, Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
+import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { eventually } from "../helpers/eventually.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -42,18 +50,36 @@ const untilWaiting = (id: string) =>
   });
 
 let nic = 0x10;
+const macsOf = (n: number) => [`0c:c4:7a:aa:${n.toString(16)}:00`, `0c:c4:7a:aa:${n.toString(16)}:01`];
+
+/** What pixie gets for a booting machine the control plane does not know yet: its UUID's first-boot credential, bound to the MAC. */
+async function bootAnswer(uuid: string, mac: string) {
+  const answer = await server.client(BootService, fixture.infraToken).boot({ partition: "p1", mac, uuid });
+  expect(answer.machineId).toBe(uuid);
+  return answer;
+}
+
+/** How a simulated machine's hammer reaches the control plane: the partition's infra token (default), or its own credential through a failover transport. */
+interface HammerAuth {
+  uuid: string;
+  n: number;
+  transport: Transport;
+  credential?: MachineCredential;
+}
+
 /**
  * A simulated machine cabled to leaf01/leaf02 whose PXE boot runs the real
  * metal-hammer; every run's outcome is collected.
  */
-function simMachine(net: Interceptor[] = []) {
-  const uuid = randomUUID();
+function simMachine(net: Interceptor[] = [], auth?: HammerAuth) {
+  const uuid = auth?.uuid ?? randomUUID();
   const outcomes: HammerOutcome[] = [];
   const hammers: MetalHammer[] = [];
   const booted: SimOs[] = [];
   const token = fixture.infraToken;
-  const transport = createTransport({ baseUrl: server.url, token, interceptors: net });
-  const n = nic++;
+  const transport = auth?.transport ?? createTransport({ baseUrl: server.url, token, interceptors: net });
+  const n = auth?.n ?? nic++;
+  const [mac0, mac1] = macsOf(n);
   const machine = new SimMachine(
     {
       uuid,
@@ -62,14 +88,15 @@ function simMachine(net: Interceptor[] = []) {
         { name: "/dev/sdb", sizeBytes: 120_000_000_000n },
       ],
       nics: [
-        { name: "eth0", mac: `0c:c4:7a:aa:${n.toString(16)}:00`, neighbors: [{ hostname: "leaf01", port: "swp1" }] },
-        { name: "eth1", mac: `0c:c4:7a:aa:${n.toString(16)}:01`, neighbors: [{ hostname: "leaf02", port: "swp1" }] },
+        { name: "eth0", mac: mac0!, neighbors: [{ hostname: "leaf01", port: "swp1" }] },
+        { name: "eth1", mac: mac1!, neighbors: [{ hostname: "leaf02", port: "swp1" }] },
       ],
     },
     {
       pxeBoot: (m, signal) => {
         const hammer = new MetalHammer({
           transport,
+          credential: auth?.credential,
           partition: "p1",
           hardware: m,
           version: "test",
@@ -274,16 +301,18 @@ describe("metal-hammer on a simulated machine", () => {
     expect(done.allocation?.installed).toBe(true);
   });
 
-  it("the metal-hammer binary: settings from env and flags, a simulated machine from Waiting to its installed OS, exit 0", async () => {
+  it("the metal-hammer binary: its machine, credential and core from a kernel command line, a simulated machine from Waiting to its installed OS, exit 0", async () => {
     const uuid = randomUUID();
-    const child = spawn(
-      process.execPath,
-      ["bin/metal-hammer.js", "--simulated", "--api-url", server.url, "--partition", "p1", "--sim-uuid", uuid, "--alive-interval", "0.2", "--sim-disks", "/dev/sda=120000000000,/dev/sdb=120000000000"],
-      {
-        env: { ...process.env, METAL_HAMMER_TOKEN: fixture.infraToken, METAL_HAMMER_SIM_NICS: "eth0=0c:c4:7a:bb:00:00@leaf03/swp1,eth1=0c:c4:7a:bb:00:01@leaf04/swp1" },
-        stdio: ["ignore", "ignore", "pipe"],
-      },
-    );
+    const answer = await bootAnswer(uuid, "0c:c4:7a:bb:00:00");
+    const cmdline = join(server.dataDir, `cmdline-${uuid}`);
+    // The server itself stands in for the leaves' metal-cores (it serves the same methods).
+    const core = new URL(server.url).host;
+    const boot = { machineId: uuid, partition: "p1", credential: answer.machineCredential, credentialExpiresAt: timestampDate(answer.credentialExpiresAt!), cores: [core] };
+    await writeFile(cmdline, `BOOT_IMAGE=/vmlinuz console=ttyS0 ${formatBootParams(boot)}\n`);
+    const child = spawn(process.execPath, ["bin/metal-hammer.js", "--simulated", "--boot-params", cmdline, "--alive-interval", "0.2", "--sim-disks", "/dev/sda=120000000000,/dev/sdb=120000000000"], {
+      env: { ...process.env, METAL_HAMMER_SIM_NICS: "eth0=0c:c4:7a:bb:00:00@leaf03/swp1,eth1=0c:c4:7a:bb:00:01@leaf04/swp1" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on("exit", r));
@@ -293,12 +322,65 @@ describe("metal-hammer on a simulated machine", () => {
       await allocate(uuid, "simos-2.0.20250101");
       expect(await exited).toBe(0);
       expect(stderr).toContain('"msg":"installed OS booted","os":"simos-2.0 on app-1"');
+      expect(stderr).toContain(`"cores":["${core}"]`);
+      expect(stderr).not.toContain(answer.machineCredential);
       const m = await adminGet(uuid);
       expect(m.allocation?.installed).toBe(true);
       expect(m.events?.log[0]?.type).toBe(T.BOOTING_NEW_KERNEL);
+      // What the discovery image held is void once the installation succeeded.
+      await expect(server.client(BootService, answer.machineCredential).renewCredential({ partition: "p1", machineId: uuid })).rejects.toMatchObject({ code: Code.Unauthenticated });
     } finally {
       child.kill();
     }
+  });
+
+  it("with its own machine credential through the failover transport: renewed while it runs, registers, waits, installs, kexecs; the credential is void afterwards", async () => {
+    const uuid = randomUUID();
+    const n = nic++;
+    const answer = await bootAnswer(uuid, macsOf(n)[0]!);
+    // Told it expires now: the renewal is due at once, so the run renews it.
+    const issued = new Date();
+    const credential = new MachineCredential({ machineId: uuid, partition: "p1", secret: answer.machineCredential, expiresAt: issued });
+    const transport = createFailoverTransport({ endpoints: [server.url], token: () => credential.secret });
+    const { machine, outcomes, hammers } = simMachine([], { uuid, n, transport, credential });
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    await eventually("the renewal", () => credential.expiresAt.getTime() > issued.getTime() + 30 * 60_000);
+    expect((await adminGet(uuid)).size).toBe("s1");
+
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the installed OS", () => outcomes.length === 1 && machine.os);
+    expect(outcomes).toEqual(["kexec"]);
+    expect((await adminGet(uuid)).allocation?.installed).toBe(true);
+    expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL]);
+    // Booting New Kernel went out before InstallationSucceeded, and nothing after it.
+    expect(hammers[0]!.steps.slice(-4)).toEqual(["install step done", "event BOOTING_NEW_KERNEL", "installation succeeded", "kexec"]);
+
+    // The credential (renewed or not) now does nothing but repeat InstallationSucceeded.
+    for (const secret of [credential.secret, answer.machineCredential]) {
+      await expect(server.client(BootService, secret).renewCredential({ partition: "p1", machineId: uuid })).rejects.toMatchObject({ code: Code.Unauthenticated });
+      await expect(server.client(EventService, secret).send({ partition: "p1", events: [{ machineId: uuid, type: T.ALIVE }] })).rejects.toMatchObject({ code: Code.Unauthenticated });
+    }
+    const repeat = { partition: "p1", machineId: uuid, consolePassword: "repeated", bootInfo: { imageId: "simos-1.0.20250101" } };
+    await server.client(BootService, credential.secret).installationSucceeded(repeat);
+    const { consolePassword } = await tenant.consolePassword({ id: uuid, project: "pb", reason: "checking the repeat changed nothing" });
+    expect(consolePassword).not.toBe("repeated");
+  });
+
+  it("refuses to act with a credential of another machine: crashes with a message saying so, registering nothing", async () => {
+    const other = randomUUID();
+    const n = nic++;
+    const answer = await bootAnswer(other, macsOf(n)[0]!);
+    const credential = new MachineCredential({ machineId: other, partition: "p1", secret: answer.machineCredential, expiresAt: timestampDate(answer.credentialExpiresAt!) });
+    const transport = createFailoverTransport({ endpoints: [server.url], token: () => credential.secret });
+    const { uuid, machine, hammers } = simMachine([], { uuid: randomUUID(), n, transport, credential });
+    machine.powerOn("pxe");
+    await eventually("the crash", () => hammers[0]?.steps.find((s) => s.startsWith("crashed:")));
+    expect(hammers[0]!.steps.find((s) => s.startsWith("crashed:"))).toBe(
+      `crashed: the machine credential is for machine ${other}, but this machine's UUID is ${uuid}: the boot parameters belong to another machine`,
+    );
+    await expect(server.client(AdminMachineService, server.adminToken).get({ id: uuid })).rejects.toMatchObject({ code: Code.NotFound });
+    machine.powerOff();
   });
 
   it("rides out a flaky control plane: failed calls retried with backoff, a broken Wait stream reopened", async () => {
