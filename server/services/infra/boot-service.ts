@@ -63,12 +63,14 @@ export function createBootService({ db, bus, waiting, waitTiming, machineCredent
     /** Holds the machine allocatable and delivers its allocation (see createWaitSession). */
     wait: createWaitSession({ db, bus, waiting, timing: waitTiming }),
 
-    async installationSucceeded(req) {
+    async installationSucceeded(req, ctx) {
       const v = validator().id("partition", req.partition).uuid("machine_id", req.machineId).requiredText("console_password", req.consolePassword, 256);
       if (!req.bootInfo) v.add("boot_info", "is required");
       else v.text("boot_info.cmdline", req.bootInfo.cmdline, 4096).requiredText("boot_info.image_id", req.bootInfo.imageId, 128);
       v.check();
-      await installationSucceeded(db, req, bus);
+      // A credential issued before the installation succeeded (the interceptor let it through for this call only) may
+      // repeat that report and nothing else: not report the installation of a later reinstall.
+      await installationSucceeded(db, req, bus, { repeatOnly: ctx.values.get(kPrincipal)?.machine?.superseded === true });
       return {};
     },
 

@@ -8,7 +8,7 @@ import { layoutReinstallable } from "../../domain/filesystem-layout.js";
 import { machineTags, SystemTag } from "../../domain/machine-tags.js";
 import type { ProjectScope } from "../../domain/project-scope.js";
 import { EventType } from "../../domain/provisioning.js";
-import { conflict, failedPrecondition, notFound } from "../../errors.js";
+import { conflict, failedPrecondition, notFound, unauthenticated } from "../../errors.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
 import { machineCredentialRepository } from "../../repositories/machine-credential-repository.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../../repositories/machine-repository.js";
@@ -20,14 +20,18 @@ import { recordEvents } from "./events.js";
 /** How long metal-bmc has to carry out a command before it counts as timed out. */
 export const COMMAND_DEADLINE_MS = 5 * 60_000;
 
+const SUPERSEDED_CREDENTIAL = "the machine credential is void: the machine's installation succeeded since it was issued; a new boot gets a new one";
+
 /**
  * The installed machine reports back: its console password and boot
  * information are stored, its switch ports move into the tenant's VRF, and
  * the BMC is told to boot from disk from now on. One transaction.
  */
-export async function installationSucceeded(db: DbHandle, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus): Promise<void> {
+export async function installationSucceeded(db: DbHandle, req: BootServiceInstallationSucceededRequest, bus?: FanoutBus, opts: { repeatOnly?: boolean } = {}): Promise<void> {
   const changedSwitches = await inTransaction(db, async (tx) => {
     const m = await machines.lock(tx, req.machineId.toLowerCase());
+    // A superseded machine credential may only repeat the report already made; decided under the lock, so a reinstall started meanwhile counts.
+    if (opts.repeatOnly && !(m.allocation?.succeeded && !m.allocation.reinstall)) throw unauthenticated(SUPERSEDED_CREDENTIAL);
     if (m.partitionId !== req.partition) throw notFound("machine", m.id);
     if (!m.allocation) throw failedPrecondition(`machine "${m.id}" is not allocated; there is nothing it could have installed`);
     // A repeat (the hammer retrying after a lost answer, with its now superseded credential) changes nothing.
