@@ -4,7 +4,36 @@ import type net from "node:net";
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerAddress: number;
+  maxStreams: number;
+  maxStreamsPerAddress: number;
   idleTimeoutMs: number;
+}
+
+/** Counts per key (a remote address) and in total, under two caps. */
+class Caps {
+  private total = 0;
+  private readonly perKey = new Map<string, number>();
+
+  constructor(
+    private readonly max: number,
+    private readonly maxPerKey: number,
+  ) {}
+
+  /** Takes a slot, or false when either cap is full; `release` gives it back. */
+  take(key: string): boolean {
+    const n = this.perKey.get(key) ?? 0;
+    if (this.total >= this.max || n >= this.maxPerKey) return false;
+    this.total++;
+    this.perKey.set(key, n + 1);
+    return true;
+  }
+
+  release(key: string): void {
+    this.total--;
+    const left = (this.perKey.get(key) ?? 1) - 1;
+    if (left === 0) this.perKey.delete(key);
+    else this.perKey.set(key, left);
+  }
 }
 
 /** How long a session told to go away (GOAWAY) may take to finish its streams before it is cut. */
@@ -18,30 +47,39 @@ const GOODBYE_MS = 1_000;
  * without streams are idle), and closing them all at once.
  */
 export class MachineConnections {
-  private total = 0;
-  private readonly perAddress = new Map<string, number>();
+  private readonly connections: Caps;
+  private readonly streams: Caps;
   private readonly sessions = new Set<http2.ServerHttp2Session>();
-  /** Connections cut on accept since the last time it was read (for a rate-limited log line). */
+  /** Connections and streams refused at the caps since the last time it was read (for a rate-limited log line). */
   refused = 0;
 
-  constructor(private readonly limits: ConnectionLimits) {}
+  constructor(private readonly limits: ConnectionLimits) {
+    this.connections = new Caps(limits.maxConnections, limits.maxConnectionsPerAddress);
+    this.streams = new Caps(limits.maxStreams, limits.maxStreamsPerAddress);
+  }
 
   /** True when the socket may stay; it is then counted until it closes. */
   admit(socket: net.Socket): boolean {
     const address = socket.remoteAddress ?? "";
-    const fromThere = this.perAddress.get(address) ?? 0;
-    if (this.total >= this.limits.maxConnections || fromThere >= this.limits.maxConnectionsPerAddress) {
+    if (!this.connections.take(address)) {
       this.refused++;
       return false;
     }
-    this.total++;
-    this.perAddress.set(address, fromThere + 1);
-    socket.once("close", () => {
-      this.total--;
-      const left = (this.perAddress.get(address) ?? 1) - 1;
-      if (left === 0) this.perAddress.delete(address);
-      else this.perAddress.set(address, left);
-    });
+    socket.once("close", () => this.connections.release(address));
+    return true;
+  }
+
+  /**
+   * True when a request may run; it is then counted until its stream closes.
+   * Streams are capped across connections too: each may hold a request
+   * message of up to readMaxBytes, and one machine must not take every slot.
+   */
+  admitStream(address: string, stream: http2.ServerHttp2Stream): boolean {
+    if (!this.streams.take(address)) {
+      this.refused++;
+      return false;
+    }
+    stream.once("close", () => this.streams.release(address));
     return true;
   }
 

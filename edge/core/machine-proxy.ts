@@ -15,6 +15,9 @@ export interface MachineProxyLimits {
   maxConnectionsPerAddress: number;
   /** Concurrent streams per connection (HTTP/2 SETTINGS); a hammer needs a Wait and a call or two. */
   maxStreamsPerConnection: number;
+  /** Concurrent streams of all machines, and of one address; more are answered with HTTP 503 (Unavailable). */
+  maxStreams: number;
+  maxStreamsPerAddress: number;
   /** Largest request message, after decompression (a Register with 128 NICs is a few dozen KiB). */
   readMaxBytes: number;
   /** Largest header list of a request (HTTP/2 SETTINGS; a machine credential is well under 2 KiB). */
@@ -25,8 +28,10 @@ export interface MachineProxyLimits {
 
 export const DEFAULT_MACHINE_PROXY_LIMITS: MachineProxyLimits = {
   maxConnections: 1024,
-  maxConnectionsPerAddress: 32,
+  maxConnectionsPerAddress: 16,
   maxStreamsPerConnection: 16,
+  maxStreams: 512,
+  maxStreamsPerAddress: 32,
   readMaxBytes: 1024 * 1024,
   maxHeaderListBytes: 16 * 1024,
   idleTimeoutMs: 60_000,
@@ -75,7 +80,24 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
   const upstream = opts.upstream ?? createTransport({ baseUrl: opts.upstreamUrl, protocol: "grpc", sessionManager });
 
   const shutdown = new AbortController();
-  const handler = connectNodeAdapter({ routes: machineRoutes(upstream, log), readMaxBytes: limits.readMaxBytes, shutdownSignal: shutdown.signal });
+  let lastRefusedLog = 0;
+  const refusedLog = () => {
+    if (Date.now() - lastRefusedLog < REFUSED_LOG_MS) return;
+    lastRefusedLog = Date.now();
+    log("warn", "machine connections or streams refused at the caps", { refused: connections.refused, limits });
+    connections.refused = 0;
+  };
+  const connect = connectNodeAdapter({ routes: machineRoutes(upstream, log), readMaxBytes: limits.readMaxBytes, shutdownSignal: shutdown.signal });
+  const connections = new MachineConnections(limits);
+  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+    if (!connections.admitStream(req.socket.remoteAddress ?? "", res.stream)) {
+      // Before any of the request is read. HTTP 503 is Unavailable in every protocol Connect speaks
+      // (a refused HTTP/2 stream would be too, but Node's clients report it as Internal).
+      res.writeHead(503, { "content-type": "text/plain" }).end("metal-core: too many calls from this machine or from all machines; try again or the other leaf\n");
+      return refusedLog();
+    }
+    connect(req, res);
+  };
   const h2 = http2.createServer(
     {
       settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: limits.maxHeaderListBytes },
@@ -83,19 +105,12 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
     },
     handler,
   );
-  const connections = new MachineConnections(limits);
   h2.on("session", (session: http2.ServerHttp2Session) => connections.watch(session));
 
-  let lastRefusedLog = 0;
   const front = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_DELAY_MS }, (socket) => {
     if (!connections.admit(socket)) {
       socket.destroy();
-      if (Date.now() - lastRefusedLog >= REFUSED_LOG_MS) {
-        lastRefusedLog = Date.now();
-        log("warn", "machine connections refused at the connection caps", { refused: connections.refused, maxConnections: limits.maxConnections, maxConnectionsPerAddress: limits.maxConnectionsPerAddress });
-        connections.refused = 0;
-      }
-      return;
+      return refusedLog();
     }
     h2.emit("connection", socket);
   });

@@ -11,16 +11,24 @@ const GiB = 2n ** 30n;
 export type Wire = "grpc" | "grpc-web" | "connect";
 
 /**
- * metal-hammer's side of a machine endpoint: clients on a connection of their
- * own (each hammer is its own machine), in the protocol asked for, with the
- * token given; `close` ends every connection made.
+ * metal-hammer's side of a machine endpoint: clients in the protocol asked
+ * for, with the token given, one connection per token and protocol (as one
+ * hammer holds one); `close` ends every connection made.
  */
 export class HammerSide {
   private readonly managers: Http2SessionManager[] = [];
+  private readonly transports = new Map<string, Transport>();
 
   constructor(private readonly endpoint: string) {}
 
   transport(token?: string, wire: Wire = "grpc"): Transport {
+    const key = `${wire} ${token ?? ""}`;
+    let t = this.transports.get(key);
+    if (!t) this.transports.set(key, (t = this.dial(token, wire)));
+    return t;
+  }
+
+  private dial(token: string | undefined, wire: Wire): Transport {
     const baseUrl = `http://${this.endpoint}`;
     const manager = new Http2SessionManager(baseUrl);
     this.managers.push(manager);
