@@ -44,6 +44,8 @@ export function replicaEnvironment(config: Config): Record<string, string> {
     METAL_WAIT_STREAM_LIMITS: limit(config.streamLimits.wait),
     METAL_SESSION_STREAM_LIMITS: limit(config.streamLimits.session),
     METAL_WATCH_STREAM_LIMITS: limit(config.streamLimits.watch),
+    METAL_MACHINE_CREDENTIAL_LIFETIME: ms(config.machineCredentialLifetimeMs),
+    METAL_LEAN_WAIT: String(config.leanWait),
     // Set empty: a TLS pair in the lab's own environment must not reach replicas the lab's daemons dial in plain h2c.
     METAL_TLS_CERT: "",
     METAL_TLS_KEY: "",
