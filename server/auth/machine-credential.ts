@@ -106,7 +106,10 @@ export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT
         // Not registered (yet, or deleted since): only a first-boot credential is any good.
         if (c.generation !== 0) throw voided();
       } else {
-        if (state.partition !== null && state.partition !== c.partition) throw unauthenticated("the machine credential is not valid");
+        // A bare record (events or Dhcp naming the UUID, from any partition's infra token) is no claim on the
+        // machine: its Register where it is cabled takes the record over (domain/bare-record.ts), so only a
+        // registered machine's partition binds the credential.
+        if (state.registered && state.partition !== c.partition) throw unauthenticated("the machine credential is not valid");
         if (c.generation === state.generation - 1) superseded = true;
         else if (c.generation !== state.generation) throw voided();
       }

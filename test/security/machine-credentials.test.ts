@@ -246,6 +246,27 @@ describe("a first-boot credential is bound to the MAC it was handed out for", ()
     await as(BootService, renewed).register({ partition: P, machineId: h.id, hardware: hardware("r1", [otherMacs[0]!, h.macs[0]!.toUpperCase()]) });
     expect((await stateOf(h.id)).hardware).not.toBeNull();
   });
+
+  it("still registers where the machine is cabled when another partition's infra token made a bare record of its UUID", async () => {
+    // Any infra token can name any UUID; such a bare record is no claim on the machine (domain/bare-record.ts).
+    await server.client(AdminPartitions, server.adminToken).create({ id: "p2" });
+    const p2Infra = (await server.client(AdminTokens, server.adminToken).create({ subject: "p2-agents", roles: { infraPartition: "p2" } })).secret;
+    const h = await firstBoot("r2");
+    await as(EventService, p2Infra).send({ partition: "p2", events: [{ machineId: h.id, type: T.PXE_BOOTING }] });
+    const [bare] = await rows<{ partition: string }>(sql`select partition_id as partition from machines where id = ${h.id}`);
+    expect(bare?.partition).toBe("p2");
+
+    const answer = await server.client(BootService, fixture.infraToken).boot({ partition: P, mac: h.macs[0]!, uuid: h.id });
+    expect(answer.machineId).toBe(h.id);
+    expect((await as(BootService, answer.machineCredential).register({ partition: P, machineId: h.id, hardware: hardware("r2", h.macs) })).rack).toBe("r2");
+    const [taken] = await rows<{ partition: string }>(sql`select partition_id as partition from machines where id = ${h.id}`);
+    expect(taken?.partition).toBe(P);
+    await as(EventService, answer.machineCredential).send({ partition: P, events: [{ machineId: h.id, type: T.REGISTERING }] });
+
+    // Once registered in p1, a credential for the machine in p2 is no good.
+    const p2Credential = await (await createMachineCredentials(server.app.db)).issue({ machineId: h.id, partition: "p2", generation: 0, mac: h.macs[0]! });
+    await expectCode(as(EventService, p2Credential.secret).send({ partition: "p2", events: [{ machineId: h.id, type: T.PHONED_HOME }] }), Code.Unauthenticated);
+  });
 });
 
 describe("credentials that are not valid are Unauthenticated", () => {

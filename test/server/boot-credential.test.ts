@@ -73,6 +73,13 @@ describe("BootService.Boot hands the booting machine its credential", () => {
     expect(decodeJwt(renewed.machineCredential)).toMatchObject({ sub: m.id, partition: "p1", gen: 0 });
   });
 
+  it("goes by the MAC when it is a registered machine's, whatever UUID the firmware reports", async () => {
+    const m = await registered("r1");
+    const answer = await boot().boot({ partition: "p1", mac: m.macs[0]!, uuid: randomUUID() });
+    expect(answer.machineId).toBe(m.id);
+    expect(decodeJwt(answer.machineCredential).sub).toBe(m.id);
+  });
+
   it("names only the leaves whose metal-core registered a machine endpoint", async () => {
     const m = await registered("r2");
     const answer = await boot().boot({ partition: "p1", mac: m.macs[0]! });
