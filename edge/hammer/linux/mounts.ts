@@ -26,7 +26,7 @@ function depth(path: string): number {
 /** Where a mount point of the installation lives under the target; refuses paths that climb out of it. */
 export function underTarget(target: string, path: string): string {
   if (!path.startsWith("/") || path.split("/").includes("..")) throw new Error(`mount point ${path} is not an absolute path inside the installation`);
-  return join(target, path);
+  return path === "/" ? target : join(target, path);
 }
 
 /** Mounts them all; returns the mount points, in the order to unmount them (children first). */

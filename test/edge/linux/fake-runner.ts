@@ -10,12 +10,12 @@ export type Canned = Partial<CommandResult>;
  */
 export class FakeRunner implements CommandRunner {
   readonly calls: { argv: string[]; opts: RunOptions }[] = [];
-  private readonly answers: { prefix: string[]; answer: Canned | ((argv: string[]) => Canned) }[] = [];
+  private readonly answers: { prefix: string[]; answer: Canned | ((argv: string[]) => Canned | Promise<Canned>) }[] = [];
 
   constructor(private readonly installed: Set<string> = new Set()) {}
 
   /** Answers commands starting with `prefix` (space-separated words) with `answer`. */
-  on(prefix: string, answer: Canned | ((argv: string[]) => Canned)): this {
+  on(prefix: string, answer: Canned | ((argv: string[]) => Canned | Promise<Canned>)): this {
     this.answers.push({ prefix: prefix.split(" "), answer });
     return this;
   }
@@ -41,7 +41,7 @@ export class FakeRunner implements CommandRunner {
       .reverse()
       .filter((a) => a.prefix.every((w, i) => copy[i] === w))
       .sort((a, b) => b.prefix.length - a.prefix.length)[0];
-    const canned = typeof match?.answer === "function" ? match.answer(copy) : (match?.answer ?? {});
+    const canned = typeof match?.answer === "function" ? await match.answer(copy) : (match?.answer ?? {});
     const result: CommandResult = { code: 0, signal: null, stdout: "", stderr: "", ...canned };
     if (result.code !== 0 && !opts.allowFailure) throw new CommandError(copy, result, result.signal ? "signal" : "exit");
     return result;
