@@ -60,7 +60,7 @@ export interface MachineProxy {
 const UPSTREAM_PING_MS = 30_000;
 /** TCP keepalive finds machines that vanished under a Wait stream. */
 const TCP_KEEPALIVE_DELAY_MS = 60_000;
-/** Connections cut at the caps are logged at most this often. */
+/** Connections and streams refused at the caps are logged at most this often. */
 const REFUSED_LOG_MS = 60_000;
 
 /**
@@ -80,6 +80,7 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
   const upstream = opts.upstream ?? createTransport({ baseUrl: opts.upstreamUrl, protocol: "grpc", sessionManager });
 
   const shutdown = new AbortController();
+  const connections = new MachineConnections(limits);
   let lastRefusedLog = 0;
   const refusedLog = () => {
     if (Date.now() - lastRefusedLog < REFUSED_LOG_MS) return;
@@ -88,7 +89,6 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
     connections.refused = 0;
   };
   const connect = connectNodeAdapter({ routes: machineRoutes(upstream, log), readMaxBytes: limits.readMaxBytes, shutdownSignal: shutdown.signal });
-  const connections = new MachineConnections(limits);
   const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
     if (!connections.admitStream(req.socket.remoteAddress ?? "", res.stream)) {
       // Before any of the request is read. HTTP 503 is Unavailable in every protocol Connect speaks

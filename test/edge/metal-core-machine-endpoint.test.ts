@@ -72,6 +72,32 @@ describe("metal-core with a machine endpoint", () => {
     expect(boot.coreEndpoints).toContain(core.machineEndpoint);
   });
 
+  it("advertises its address on the PXE VLAN when it listens on every interface", async () => {
+    const wildcard = new MetalCore({
+      url: server.url,
+      token: fixture.infraToken,
+      partition: "p1",
+      rack: "r1",
+      os: new SimSwitch({ id: "leaf02", root: join(root, "leaf02") }),
+      timing: TIMING,
+      // The PXE VLAN's address stands in for the switch's SVI: machines reach it there.
+      settings: { pxeCidr: "127.0.0.1/8" },
+      machineListen: "0.0.0.0:0",
+    });
+    wildcard.start();
+    let hammer: HammerSide | undefined;
+    try {
+      const endpoint = await eventually("leaf02 to serve machines", () => wildcard.machineEndpoint);
+      expect(endpoint).toMatch(/^127\.0\.0\.1:\d+$/);
+      hammer = new HammerSide(endpoint);
+      const image = await hammer.client(ImageService, fixture.infraToken).get({ id: "debian-12" });
+      expect(image.image?.id).toBe("debian-12.0.20250101");
+    } finally {
+      hammer?.close();
+      await wildcard.stop();
+    }
+  });
+
   it("serves a machine's calls, and stop() cuts its open Wait with Unavailable and closes the endpoint", async () => {
     side = new HammerSide(core.machineEndpoint!);
     const id = randomUUID();
