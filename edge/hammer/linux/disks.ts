@@ -27,13 +27,15 @@ export interface DiskDeps {
  * RAID or LVM header would otherwise come back when the same partitions are
  * created again), the disk's own, its content (discarded, or the first and
  * last 16 MiB zeroed where discard is not supported) and both GPT copies.
- * Arrays and volume groups of the previous installation are stopped first so
- * nothing holds the disk open.
+ * Arrays and volume groups of an earlier installation that live on the
+ * disk are stopped first so nothing holds it open; nothing else is touched.
  */
 export async function wipeDisk(deps: DiskDeps, device: string): Promise<void> {
   const { runner } = deps;
-  await releaseHolders(runner);
-  for (const part of await partitionsOf(runner, device)) await runner.run(["wipefs", "-a", part], { timeoutMs: DISK_TIMEOUTS.stepMs });
+  const tree = await blockTree(runner, device);
+  await releaseHolders(runner, tree);
+  const partitions = (tree?.children ?? []).filter((c) => c.type === "part").map((c) => c.name);
+  for (const part of partitions) await runner.run(["wipefs", "-a", part], { timeoutMs: DISK_TIMEOUTS.stepMs });
   await runner.run(["wipefs", "-a", device], { timeoutMs: DISK_TIMEOUTS.stepMs });
   const discarded = runner.has("blkdiscard") && (await runner.run(["blkdiscard", device], { allowFailure: true, timeoutMs: DISK_TIMEOUTS.discardMs })).code === 0;
   if (!discarded) await zeroEnds(runner, device);
@@ -41,21 +43,57 @@ export async function wipeDisk(deps: DiskDeps, device: string): Promise<void> {
   await settle(runner, device);
 }
 
-/** Stops md arrays and deactivates volume groups (of an earlier installation); both are harmless when there are none. */
-async function releaseHolders(runner: CommandRunner): Promise<void> {
-  if (runner.has("vgchange")) await runner.run(["vgchange", "-an"], { allowFailure: true, timeoutMs: DISK_TIMEOUTS.stepMs });
-  if (runner.has("mdadm")) await runner.run(["mdadm", "--stop", "--scan"], { allowFailure: true, timeoutMs: DISK_TIMEOUTS.stepMs });
+/** A block device and what is built on it, as `lsblk -J -p -o NAME,TYPE` prints it. */
+export interface BlockNode {
+  name: string;
+  type: string;
+  children?: BlockNode[];
 }
 
-async function partitionsOf(runner: CommandRunner, device: string): Promise<string[]> {
-  const r = await runner.run(["lsblk", "-J", "-n", "-p", "-o", "NAME,TYPE", device], { allowFailure: true });
-  if (r.code !== 0) return [];
+async function blockTree(runner: CommandRunner, device: string): Promise<BlockNode | undefined> {
+  const r = await runner.run(["lsblk", "-J", "-p", "-o", "NAME,TYPE", device], { allowFailure: true });
+  if (r.code !== 0) return undefined;
   try {
-    const doc = JSON.parse(r.stdout) as { blockdevices?: { name: string; type: string; children?: { name: string; type: string }[] }[] };
-    return (doc.blockdevices ?? []).flatMap((d) => (d.children ?? []).filter((c) => c.type === "part").map((c) => c.name));
+    return (JSON.parse(r.stdout) as { blockdevices?: BlockNode[] }).blockdevices?.[0];
   } catch {
-    return [];
+    return undefined;
   }
+}
+
+/**
+ * What holds a disk open: md arrays built on it, in the order to stop them
+ * (an array built on another array first), and the devices that carry
+ * active logical volumes (physical volumes, whose groups are deactivated
+ * before any array stops).
+ */
+export function holdersOf(tree: BlockNode | undefined): { arrays: string[]; physicalVolumes: string[] } {
+  const arrays: string[] = [];
+  const physicalVolumes: string[] = [];
+  const walk = (node: BlockNode) => {
+    const children = node.children ?? [];
+    if (children.some((c) => c.type === "lvm") && !physicalVolumes.includes(node.name)) physicalVolumes.push(node.name);
+    for (const c of children) walk(c);
+    if (node.type.startsWith("raid") && !arrays.includes(node.name)) arrays.push(node.name);
+  };
+  if (tree) walk(tree);
+  return { arrays, physicalVolumes };
+}
+
+async function releaseHolders(runner: CommandRunner, tree: BlockNode | undefined): Promise<void> {
+  const { arrays, physicalVolumes } = holdersOf(tree);
+  if (physicalVolumes.length > 0) {
+    const pvs = await runner.run(["pvs", "--noheadings", "-o", "vg_name", ...physicalVolumes], { allowFailure: true });
+    const groups = [
+      ...new Set(
+        pvs.stdout
+          .split("\n")
+          .map((l) => l.trim())
+          .filter((l) => l !== ""),
+      ),
+    ];
+    for (const vg of groups) await runner.run(["vgchange", "--activate", "n", vg], { timeoutMs: DISK_TIMEOUTS.stepMs });
+  }
+  for (const md of arrays) await runner.run(["mdadm", "--stop", md], { timeoutMs: DISK_TIMEOUTS.stepMs });
 }
 
 async function zeroEnds(runner: CommandRunner, device: string): Promise<void> {

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlannedFilesystem } from "../../../edge/hammer/hardware.js";
-import { createLogicalVolume, createRaid, createVolumeGroup, type DiskDeps, format, partitionDisk, wipeDisk } from "../../../edge/hammer/linux/disks.js";
+import { createLogicalVolume, createRaid, createVolumeGroup, type DiskDeps, format, holdersOf, partitionDisk, wipeDisk } from "../../../edge/hammer/linux/disks.js";
 import { fstab, mountAll, mountOrder, underTarget } from "../../../edge/hammer/linux/mounts.js";
 import { FakeRunner } from "./fake-runner.js";
 
@@ -15,33 +15,43 @@ function deps(runner: FakeRunner): DiskDeps & { waited: string[] } {
 const fs = (f: Partial<PlannedFilesystem> & Pick<PlannedFilesystem, "device" | "format">): PlannedFilesystem => ({ path: "", label: "", mountOptions: [], createOptions: [], ...f });
 
 describe("wiping a disk", () => {
-  const lsblk = JSON.stringify({
-    blockdevices: [
-      {
-        name: "/dev/sda",
-        type: "disk",
-        children: [
-          { name: "/dev/sda1", type: "part" },
-          { name: "/dev/sda2", type: "part", children: [{ name: "/dev/md127", type: "raid1" }] },
-        ],
-      },
+  // An earlier installation: a mirror on sda2 carrying a volume group, partition 3 a physical volume of its own.
+  const tree = {
+    name: "/dev/sda",
+    type: "disk",
+    children: [
+      { name: "/dev/sda1", type: "part" },
+      { name: "/dev/sda2", type: "part", children: [{ name: "/dev/md127", type: "raid1", children: [{ name: "/dev/mapper/vg0-root", type: "lvm" }] }] },
+      { name: "/dev/sda3", type: "part", children: [{ name: "/dev/mapper/data-x", type: "lvm" }] },
     ],
-  });
+  };
 
-  it("stops old arrays and volume groups, wipes the partitions' and the disk's signatures, discards, zaps both GPTs", async () => {
-    const runner = new FakeRunner().install("blkdiscard", "mdadm", "vgchange", "udevadm").on("lsblk", { stdout: lsblk });
+  it("stops the arrays and volume groups on the disk, wipes the partitions' and the disk's signatures, discards, zaps both GPTs", async () => {
+    const runner = new FakeRunner()
+      .install("blkdiscard", "udevadm")
+      .on("lsblk", { stdout: JSON.stringify({ blockdevices: [tree] }) })
+      .on("pvs", { stdout: "  vg0 \n  data\n" });
     await wipeDisk(deps(runner), "/dev/sda");
     expect(runner.commands).toEqual([
-      "vgchange -an",
-      "mdadm --stop --scan",
-      "lsblk -J -n -p -o NAME,TYPE /dev/sda",
+      "lsblk -J -p -o NAME,TYPE /dev/sda",
+      "pvs --noheadings -o vg_name /dev/md127 /dev/sda3",
+      "vgchange --activate n vg0",
+      "vgchange --activate n data",
+      "mdadm --stop /dev/md127",
       "wipefs -a /dev/sda1",
       "wipefs -a /dev/sda2",
+      "wipefs -a /dev/sda3",
       "wipefs -a /dev/sda",
       "blkdiscard /dev/sda",
       "sgdisk --zap-all /dev/sda",
       "udevadm settle --timeout=60",
     ]);
+  });
+
+  it("stops an array built on another array before that one", () => {
+    const nested = { name: "/dev/sdb", type: "disk", children: [{ name: "/dev/sdb1", type: "part", children: [{ name: "/dev/md0", type: "raid1", children: [{ name: "/dev/md1", type: "raid0" }] }] }] };
+    expect(holdersOf(nested)).toEqual({ arrays: ["/dev/md1", "/dev/md0"], physicalVolumes: [] });
+    expect(holdersOf({ name: "/dev/sdc", type: "disk" })).toEqual({ arrays: [], physicalVolumes: [] });
   });
 
   it("zeroes the first and last 16 MiB where discard fails", async () => {

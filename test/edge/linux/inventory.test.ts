@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { readInventory, type SystemFiles } from "../../../edge/hammer/linux/inventory.js";
+import { hostFiles, readInventory, type SystemFiles } from "../../../edge/hammer/linux/inventory.js";
+import { parseCpuinfo, parseIpLinks, parseLsblk, parseMeminfo } from "../../../edge/hammer/linux/parsers.js";
+import { spawnRunner } from "../../../edge/hammer/linux/runner.js";
 import { FakeRunner } from "./fake-runner.js";
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "fixtures", name), "utf8");
@@ -116,5 +118,20 @@ describe("the Linux inventory", () => {
     const inv = await readInventory({ runner, files: filesOf("server") });
     expect(inv.nics.map((n) => n.neighbors)).toEqual([[], [], []]);
     expect(runner.commands.some((c) => c.startsWith("lldpcli"))).toBe(false);
+  });
+});
+
+const real = spawnRunner();
+const realTools = process.platform === "linux" && real.has("lsblk") && real.has("ip");
+
+describe.skipIf(!realTools)("the inventory's commands on this machine", () => {
+  it("are accepted by the installed lsblk and ip, and what they print parses", async () => {
+    // The fixtures are captured outputs; this checks the argv against the real tools and their real output.
+    const disks = parseLsblk((await real.run(["lsblk", "-J", "-b", "-d", "-o", "NAME,SIZE,TYPE,RO,RM"])).stdout);
+    expect(disks.every((d) => d.name.startsWith("/dev/") && d.sizeBytes > 0n)).toBe(true);
+    const links = parseIpLinks((await real.run(["ip", "-j", "-d", "link", "show"])).stdout);
+    expect(links.every((l) => l.name !== "lo" && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(l.mac))).toBe(true);
+    expect(parseMeminfo((await hostFiles.read("/proc/meminfo"))!)).toBeGreaterThan(0n);
+    expect(parseCpuinfo((await hostFiles.read("/proc/cpuinfo"))!).length).toBeGreaterThan(0);
   });
 });
