@@ -18,11 +18,12 @@ import { BootService, type BootServiceInstallationSucceededRequestSchema } from 
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { createMachineCredentials } from "../../server/auth/machine-credential.js";
+import { createLogger } from "../../server/logger.js";
 import { machineLifecycleRepository } from "../../server/repositories/machine-repository.js";
 import { eventually } from "../helpers/eventually.js";
 import { expectCode } from "../helpers/expect.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { scaled } from "../helpers/timeouts.js";
 
 /**
@@ -33,18 +34,30 @@ import { scaled } from "../helpers/timeouts.js";
  */
 
 let server: TestServer;
+let stopServer: () => Promise<void>;
 let fixture: PartitionFixture;
 let tenantToken: string;
 const opened: AbortController[] = [];
+/** The server's log at trace level: no machine credential may show up in it (see the last test). */
+const logLines: string[] = [];
+/** Every machine credential the tests got or made. */
+const credentialsSeen = new Set<string>();
 
 beforeAll(async () => {
-  server = await startTestServer({ waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 } });
+  const log = createLogger("trace", { destination: { write: (line: string) => void logLines.push(line) } });
+  ({ server, stop: stopServer } = await launchServer({
+    env: { LOG_LEVEL: "trace", METAL_DB_POOL_SIZE: "10", MASTERDATA_DB_POOL_SIZE: "4" },
+    log,
+    dropInBackground: true,
+    waitTiming: { keepaliveMs: 100, leaseMs: scaled(15_000), recheckMs: 1_000 },
+  }));
   fixture = await setUpPartition(server);
   tenantToken = (await server.client(AdminTokens, server.adminToken).create({ subject: "tenant", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
 });
 
-afterAll(() => {
+afterAll(async () => {
   for (const a of opened) a.abort();
+  await stopServer?.();
 });
 
 const P = "p1";
@@ -52,7 +65,10 @@ const LEAVES = { r1: ["leaf01", "leaf02"], r2: ["leaf03", "leaf04"] } as const;
 let macCounter = 0;
 const newMac = () => `0c:c4:7a:c0:00:${(++macCounter).toString(16).padStart(2, "0")}`;
 
-const as = <S extends DescService>(service: S, credential: string): Client<S> => server.client(service, credential);
+const as = <S extends DescService>(service: S, credential: string): Client<S> => {
+  credentialsSeen.add(credential);
+  return server.client(service, credential);
+};
 const rows = async <R>(q: ReturnType<typeof sql>) => ((await server.app.db.execute(q)) as unknown as { rows: R[] }).rows;
 
 function hardware(rack: "r1" | "r2", macs: readonly string[]) {
@@ -450,5 +466,29 @@ describe("infra tokens on the hammer's methods (as before machine credentials)",
     await expectCode(boot.installationSucceeded(succeeded(id, "pw")), Code.FailedPrecondition, "not allocated");
     await expectCode(boot.abortReinstall({ partition: P, machineId: id }), Code.FailedPrecondition, "not being reinstalled");
     expect((await as(ImageService, infra).get({ id: "debian-12" })).image?.id).toBe("debian-12.0.20250101");
+  });
+});
+
+describe("the server log", () => {
+  it("holds none of the machine credentials handed out, renewed or presented in this file", async () => {
+    // Its own traffic, so it holds when run alone: a first boot, a renewal, refusals of each kind.
+    const h = await registeredHammer("r1");
+    const renewed = (await as(BootService, h.credential).renewCredential({ partition: P, machineId: h.id })).machineCredential;
+    credentialsSeen.add(renewed);
+    await expectCode(as(MachineService, renewed).list({ project: "pb" }), Code.PermissionDenied);
+    await expectCode(as(EventService, h.credential).send({ partition: P, events: [{ machineId: randomUUID(), type: T.WAITING }] }), Code.PermissionDenied);
+    const expired = (await (await createMachineCredentials(server.app.db, -60)).issue({ machineId: h.id, partition: P, generation: 0, mac: h.macs[0]! })).secret;
+    await expectCode(as(BootService, expired).renewCredential({ partition: P, machineId: h.id }), Code.Unauthenticated);
+    const machineCredentials = [...credentialsSeen].filter((c) => c.split(".").length === 3 && c.length > 100);
+    expect(machineCredentials.length).toBeGreaterThanOrEqual(2);
+    expect(logLines.length).toBeGreaterThan(0);
+    const log = logLines.join("");
+    // The calls that carry and return credentials were logged (so their absence means something).
+    expect(log).toContain("BootService/RenewCredential");
+    expect(log).toContain("BootService/Boot");
+    for (const c of machineCredentials) {
+      // The signature alone would do to tell a leaked credential.
+      expect(log.includes(c.split(".")[2]!), "a machine credential is in the log").toBe(false);
+    }
   });
 });
