@@ -6,6 +6,9 @@ import type { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 /** Failed renewals are tried again after 1 s, doubling up to a minute: the credential lives at least a minute, usually an hour. */
 const RENEW_BACKOFF: BackoffPolicy = { initialMs: 1_000, maxMs: 60_000, jitter: 0.5 };
 
+/** A renewal that takes longer is given up and tried again after the backoff: a hung call must not outlive the credential. */
+const RENEW_TIMEOUT_MS = 30_000;
+
 /** The `iat` of a JWT, in ms of the issuer's clock; undefined when `secret` is no readable JWT. Nothing is verified: it only times the renewal. */
 function issuedAt(secret: string): number | undefined {
   try {
@@ -77,7 +80,7 @@ export class MachineCredential {
       await sleep(failures === 0 ? this.renewAt - performance.now() : backoffDelay(failures, RENEW_BACKOFF), signal);
       if (signal.aborted) return;
       try {
-        const res = await boot.renewCredential({ partition: this.partition, machineId: this.machineId }, { signal });
+        const res = await boot.renewCredential({ partition: this.partition, machineId: this.machineId }, { signal, timeoutMs: RENEW_TIMEOUT_MS });
         if (!res.machineCredential || !res.credentialExpiresAt) throw new Error("the answer has no credential");
         this.current = res.machineCredential;
         this.expires = timestampDate(res.credentialExpiresAt);

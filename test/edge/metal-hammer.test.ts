@@ -11,6 +11,7 @@ import { createTransport } from "../../client/transport.js";
 import { formatBootParams } from "../../edge/hammer/boot-params.js";
 import { MachineCredential } from "../../edge/hammer/credential.js";
 import { type HammerOutcome, MetalHammer } from "../../edge/hammer/hammer.js";
+import type { Hardware } from "../../edge/hammer/hardware.js";
 import { type SimImage, SimMachine, type SimOs } from "../../edge/sim/machine.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
@@ -65,6 +66,9 @@ interface HammerAuth {
   n: number;
   transport: Transport;
   credential?: MachineCredential;
+  /** The hardware the hammer sees, instead of the simulated machine itself (to make a step fail). */
+  hardware?: (m: SimMachine) => Hardware;
+  crashRebootMs?: number;
 }
 
 /**
@@ -98,10 +102,10 @@ function simMachine(net: Interceptor[] = [], auth?: HammerAuth) {
           transport,
           credential: auth?.credential,
           partition: "p1",
-          hardware: m,
+          hardware: auth?.hardware?.(m) ?? m,
           version: "test",
           // A crashed hammer would reboot into a crash loop; the tests look at one crash.
-          timing: { aliveMs: 150, peekMs: 400, backoff: { initialMs: 20, maxMs: 200 }, crashRebootMs: 60_000 },
+          timing: { aliveMs: 150, peekMs: 400, backoff: { initialMs: 20, maxMs: 200 }, crashRebootMs: auth?.crashRebootMs ?? 60_000 },
           log: process.env.HAMMER_LOG ? (msg, f) => console.log(uuid.slice(0, 8), msg, f ?? "") : undefined,
         });
         hammers.push(hammer);
@@ -365,6 +369,35 @@ describe("metal-hammer on a simulated machine", () => {
     await server.client(BootService, credential.secret).installationSucceeded(repeat);
     const { consolePassword } = await tenant.consolePassword({ id: uuid, project: "pb", reason: "checking the repeat changed nothing" });
     expect(consolePassword).not.toBe("repeated");
+  });
+
+  it("a kexec that fails after InstallationSucceeded: reboots without reporting anything (a machine credential would be void)", async () => {
+    const uuid = randomUUID();
+    const n = nic++;
+    // The infra token stays good after the installation: a Crashed event sent now would be stored, and seen below.
+    const transport = createTransport({ baseUrl: server.url, token: fixture.infraToken });
+    let rebooted = false;
+    const failingKexec = (m: SimMachine): Hardware =>
+      new Proxy(m, {
+        get(target, key) {
+          if (key === "kexec") return async () => Promise.reject(new Error("kexec: the kernel image is damaged"));
+          // The reboot ends the crash: anything the hammer reported, it reported before.
+          if (key === "reboot") return async () => void (rebooted = true);
+          const v = Reflect.get(target, key, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    const { machine, hammers, outcomes } = simMachine([], { uuid, n, transport, hardware: failingKexec, crashRebootMs: 10 });
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the reboot after the crash", () => rebooted && outcomes.length === 1);
+    expect(outcomes).toEqual(["crashed"]);
+    expect(hammers[0]!.steps.slice(-3)).toEqual(["event BOOTING_NEW_KERNEL", "installation succeeded", "crashed: kexec: the kernel image is damaged"]);
+    // No Crashed event: the server's boot-from-disk order and the reboot start the installed OS.
+    expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL]);
+    expect((await adminGet(uuid)).allocation?.installed).toBe(true);
+    machine.powerOff();
   });
 
   it("refuses to act with a credential of another machine: crashes with a message saying so, registering nothing", async () => {
