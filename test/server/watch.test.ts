@@ -26,7 +26,7 @@ beforeAll(async () => {
   // Two replicas on one database, each on its own in-process bus: a change made on A reaches B's
   // watchers only through the change log (B's hub reads it on its safety-net interval).
   const set = await startSharedDbReplicas(["watch-a", "watch-b"]);
-  [a, b] = set.replicas as [TestServer, TestServer];
+  [a, b] = [set.replicas[0]!, set.replicas[1]!];
   databaseUrl = set.metalDatabaseUrl;
   fixture = await setUpPartition(a);
   const tokens = a.client(AdminTokens, a.adminToken);
