@@ -769,12 +769,9 @@ export class Lab {
         const body = await res.text();
         this.recordBootAnswer({ machine: m.uuid, mac, status: res.status, body });
         if (res.ok) {
-          const p = parseBootParams((JSON.parse(body) as { cmdline: string }).cmdline);
-          // No metal-core known yet (the leaves have not registered): the hammer could reach nothing, so PXE tries again.
-          if (p.cores.length > 0) {
-            params = p;
-            break;
-          }
+          // An answer without metal-cores (none registered yet; pixie says 503 then) does not parse: PXE tries again, as after a failed answer.
+          params = parseBootParams((JSON.parse(body) as { cmdline: string }).cmdline);
+          break;
         }
         this.log.debug({ machine: m.uuid, status: res.status }, "PXE: no boot answer yet");
       } catch (err) {
