@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { jsonLog } from "../common/log.js";
 import type { Hardware } from "./hardware.js";
 import { LinuxHardware } from "./linux/linux-hardware.js";
 
@@ -25,7 +26,7 @@ export function platformHardware(platform: NodeJS.Platform = process.platform, e
       .some((p) => p.startsWith(DISCOVERY_PARAM));
   if (!discovery) return undefined;
   // The image download lives in RAM: the discovery image has no disk of its own, and the machine's disks are about to be wiped.
-  return new LinuxHardware({ scratchTmpfsSize: "75%" });
+  return new LinuxHardware({ scratchTmpfsSize: "75%", log: jsonLog });
 }
 
 function readCmdline(): string {

@@ -70,6 +70,32 @@ describe.skipIf(reason !== undefined)("the Linux adapter on a loop device", () =
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  /** Writes `text` at `offset` bytes into the disk; reads back what is there. */
+  const poke = (offset: number, text: string) => execFileSync("dd", [`of=${loop}`, "bs=1", `seek=${offset}`, "conv=notrunc,fsync", "status=none"], { input: text });
+  const peek = (offset: number, length: number) => execFileSync("dd", [`if=${loop}`, "bs=1", `skip=${offset}`, `count=${length}`, "status=none"]).toString("latin1");
+
+  it(
+    "wipes the whole disk by discard, and both ends of it where discard is not available",
+    async () => {
+      const size = Number(run("blockdev", "--getsize64", loop).trim());
+      const spots = [0, 40 * 2 ** 20, size - 4096];
+      for (const at of spots) poke(at, "TENANT");
+      await hw.wipeDisk(loop);
+      // Discard on a loop device punches holes: the middle of the disk reads zeros as well.
+      for (const at of spots) expect(peek(at, 6)).toBe("\0".repeat(6));
+
+      // Without blkdiscard the first and last 16 MiB are zeroed, which covers every header and both GPT copies.
+      const real = spawnRunner();
+      const noDiscard = new LinuxHardware({ runner: { run: (argv, opts) => real.run(argv, opts), has: (c) => c !== "blkdiscard" && real.has(c) }, targetDir: join(dir, "root") });
+      for (const at of spots) poke(at, "TENANT");
+      await noDiscard.wipeDisk(loop);
+      expect(peek(0, 6)).toBe("\0".repeat(6));
+      expect(peek(size - 4096, 6)).toBe("\0".repeat(6));
+      expect(peek(40 * 2 ** 20, 6)).toBe("TENANT");
+    },
+    scaled(60_000),
+  );
+
   it(
     "wipes, partitions, formats, unpacks an image onto the mounted filesystems and runs its install step",
     async () => {
