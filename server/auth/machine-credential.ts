@@ -47,8 +47,9 @@ export interface MachineCredentials {
   /**
    * The caller behind a machine credential, checked against the machine's row:
    * Unauthenticated when the signature, issuer or expiry is wrong, when the
-   * machine is in another partition, or when the credential's generation is
-   * void. A credential one generation behind comes back `superseded`.
+   * machine is registered in another partition or without a NIC of the
+   * credential's MAC, or when the credential's generation is void. A
+   * credential one generation behind comes back `superseded`.
    */
   verify(secret: string): Promise<Principal>;
 }
@@ -99,7 +100,7 @@ export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT
 
     async verify(secret) {
       const c = await claimsOf(secret);
-      const state = await machineCredentialRepository.stateOf(db, c.machineId);
+      const state = await machineCredentialRepository.stateOf(db, c.machineId, c.mac);
       const voided = () => unauthenticated("the machine credential is void: the machine's installation succeeded since it was issued; a new boot gets a new one");
       let superseded = false;
       if (!state) {
@@ -110,6 +111,9 @@ export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT
         // machine: its Register where it is cabled takes the record over (domain/bare-record.ts), so only a
         // registered machine's partition binds the credential.
         if (state.registered && state.partition !== c.partition) throw unauthenticated("the machine credential is not valid");
+        // Bound to the MAC it was handed out for: a first-boot credential that named the UUID of a machine
+        // whose registered hardware turned out not to have that MAC acts for nothing (nor does any other once the NIC is gone).
+        if (state.registered && c.mac !== "" && !state.hasMac) throw unauthenticated("the machine credential was handed out for a MAC the machine does not have; a new boot gets a new one");
         if (c.generation === state.generation - 1) superseded = true;
         else if (c.generation !== state.generation) throw voided();
       }

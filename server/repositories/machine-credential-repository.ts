@@ -7,10 +7,18 @@ const MAX_UNCABLED_ENDPOINTS = 16;
 
 /** What machine credentials are checked against, and how the boot path finds a machine. */
 export const machineCredentialRepository = {
-  /** The machine's partition and credential generation; undefined when there is no such machine. */
-  async stateOf(db: DbHandle, id: string): Promise<{ partition: string | null; generation: number; registered: boolean } | undefined> {
+  /**
+   * The machine's partition and credential generation, and whether its registered hardware has a NIC
+   * of `mac` (lower case; false when not registered or no MAC is given); undefined when there is no such machine.
+   */
+  async stateOf(db: DbHandle, id: string, mac = ""): Promise<{ partition: string | null; generation: number; registered: boolean; hasMac: boolean } | undefined> {
     const [row] = await db
-      .select({ partition: machines.partitionId, generation: machines.credentialGeneration, registered: sql<boolean>`${machines.hardware} is not null` })
+      .select({
+        partition: machines.partitionId,
+        generation: machines.credentialGeneration,
+        registered: sql<boolean>`${machines.hardware} is not null`,
+        hasMac: mac === "" ? sql<boolean>`false` : sql<boolean>`coalesce((${machines.hardware}->'nics') @> ${JSON.stringify([{ mac }])}::jsonb, false)`,
+      })
       .from(machines)
       .where(eq(machines.id, id));
     return row;

@@ -263,6 +263,27 @@ describe("a first-boot credential is bound to the MAC it was handed out for", ()
     expect((await stateOf(h.id)).hardware).not.toBeNull();
   });
 
+  it("is void once the machine registered hardware without that MAC (a MAC that claimed the UUID first gains nothing)", async () => {
+    // Another NIC boots first and names the machine's UUID: it gets a first-boot credential for it, bound to its MAC.
+    const real = await firstBoot("r1");
+    const claimMac = newMac();
+    const claim = (await server.client(BootService, fixture.infraToken).boot({ partition: P, mac: claimMac, uuid: real.id })).machineCredential;
+    expect(decodeJwt(claim)).toMatchObject({ sub: real.id, mac: claimMac });
+    // The machine itself registers its hardware, which has no NIC of that MAC.
+    await as(BootService, real.credential).register({ partition: P, machineId: real.id, hardware: hardware("r1", real.macs) });
+    await as(EventService, real.credential).send({ partition: P, events: [T.REGISTERING, T.WAITING].map((type) => ({ machineId: real.id, type })) });
+    const before = await stateOf(real.id);
+
+    await refusedWait(claim, real.id, Code.Unauthenticated);
+    await expectCode(as(EventService, claim).send({ partition: P, events: [{ machineId: real.id, type: T.PHONED_HOME }] }), Code.Unauthenticated);
+    await expectCode(as(BootService, claim).renewCredential({ partition: P, machineId: real.id }), Code.Unauthenticated);
+    await expectCode(as(BootService, claim).installationSucceeded(succeeded(real.id, "pw")), Code.Unauthenticated);
+    expect(await stateOf(real.id)).toEqual(before);
+    // The machine's own credential is unaffected, and a NIC it has can boot it again.
+    await as(BootService, real.credential).renewCredential({ partition: P, machineId: real.id });
+    expect((await server.client(BootService, fixture.infraToken).boot({ partition: P, mac: real.macs[1]! })).machineId).toBe(real.id);
+  });
+
   it("still registers where the machine is cabled when another partition's infra token made a bare record of its UUID", async () => {
     // Any infra token can name any UUID; such a bare record is no claim on the machine (domain/bare-record.ts).
     await server.client(AdminPartitions, server.adminToken).create({ id: "p2" });
