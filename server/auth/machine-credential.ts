@@ -78,7 +78,8 @@ export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT
   return {
     async issue(c) {
       const now = Math.floor(Date.now() / 1000);
-      const exp = now + lifetimeS;
+      // Whole seconds: the lifetime may be any number of milliseconds, a JWT's exp (and claimsOf) wants an integer.
+      const exp = now + Math.floor(lifetimeS);
       const secret = await new SignJWT({ partition: c.partition, gen: c.generation, mac: c.mac })
         .setProtectedHeader({ alg: ALG, kid, typ: TYP })
         .setIssuer(MACHINE_ISSUER)

@@ -7,6 +7,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
+import { createMachineCredentials } from "../../server/auth/machine-credential.js";
 import { expectCode } from "../helpers/expect.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -139,5 +140,16 @@ describe("BootService.Boot hands the booting machine its credential", () => {
     expect(credential).not.toBe("");
     await expectCode(server.client(BootService, credential).boot({ partition: "p1", mac: m.macs[0]! }), Code.PermissionDenied);
     await expectCode(server.client(BootService, credential).boot({ partition: "p1", mac: newMac(), uuid: randomUUID() }), Code.PermissionDenied);
+  });
+});
+
+describe("the credential's lifetime", () => {
+  it("may be any number of milliseconds the configuration allows (METAL_MACHINE_CREDENTIAL_LIFETIME=90500ms): the credential still verifies", async () => {
+    const m = await registered("r2");
+    const credentials = await createMachineCredentials(server.app.db, 90.5);
+    const { secret, expiresAt } = await credentials.issue({ machineId: m.id, partition: "p1", generation: 0, mac: m.macs[0]! });
+    expect(Number.isInteger(decodeJwt(secret).exp)).toBe(true);
+    expect(expiresAt.getTime()).toBe(decodeJwt(secret).exp! * 1000);
+    expect((await credentials.verify(secret)).machine?.id).toBe(m.id);
   });
 });
