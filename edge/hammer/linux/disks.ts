@@ -124,9 +124,14 @@ export async function partitionDisk(deps: DiskDeps, disk: PlannedDisk): Promise<
   for (const p of disk.partitions) await deps.waitForDevice(p.device);
 }
 
+/**
+ * Tells the kernel about the new table, partition by partition (partprobe
+ * or util-linux's partx): a whole-disk reread (BLKRRPART, what sgdisk and
+ * `blockdev --rereadpt` ask for) can succeed and still change nothing.
+ */
 async function rereadPartitions(runner: CommandRunner, device: string): Promise<void> {
   if (runner.has("partprobe")) await runner.run(["partprobe", device], { timeoutMs: DISK_TIMEOUTS.stepMs });
-  else await runner.run(["blockdev", "--rereadpt", device], { timeoutMs: DISK_TIMEOUTS.stepMs });
+  else await runner.run(["partx", "--update", device], { timeoutMs: DISK_TIMEOUTS.stepMs });
   await settle(runner, device);
 }
 

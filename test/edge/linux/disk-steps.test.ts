@@ -106,10 +106,10 @@ describe("partitioning", () => {
     expect(d.waited).toEqual(["/dev/nvme0n1p1", "/dev/nvme0n1p2", "/dev/nvme0n1p3"]);
   });
 
-  it("rereads the table with blockdev where partprobe is missing", async () => {
+  it("tells the kernel with partx where partprobe is missing", async () => {
     const runner = new FakeRunner();
     await partitionDisk(deps(runner), { device: "/dev/sda", partitions: [{ number: 1, device: "/dev/sda1", label: "root", gptType: "linux", startMib: 1, endMib: 100 }] });
-    expect(runner.commands).toEqual(["sgdisk --clear --new=1:1M:+99M --typecode=1:8300 --change-name=1:root /dev/sda", "blockdev --rereadpt /dev/sda"]);
+    expect(runner.commands).toEqual(["sgdisk --clear --new=1:1M:+99M --typecode=1:8300 --change-name=1:root /dev/sda", "partx --update /dev/sda"]);
   });
 });
 

@@ -75,20 +75,27 @@ describe.skipIf(reason !== undefined)("the Linux adapter on a loop device", () =
   const peek = (offset: number, length: number) => execFileSync("dd", [`if=${loop}`, "bs=1", `skip=${offset}`, `count=${length}`, "status=none"]).toString("latin1");
 
   it(
-    "wipes the whole disk by discard, and both ends of it where discard is not available",
+    "partitions without partprobe, and wipes the whole disk by discard, or both ends of it where discard is not available",
     async () => {
+      const real = spawnRunner();
+      // A discovery image with util-linux only: partx tells the kernel, dd zeroes.
+      const bare = new LinuxHardware({ runner: { run: (argv, opts) => real.run(argv, opts), has: (c) => !["partprobe", "blkdiscard"].includes(c) && real.has(c) }, targetDir: join(dir, "root") });
+      await bare.partitionDisk({ device: loop, partitions: [{ number: 1, device: `${loop}p1`, label: "old", gptType: "linux", startMib: 1, endMib: 33 }] });
+      expect(readFileSync("/proc/partitions", "utf8")).toMatch(new RegExp(`\\s${loop.slice(5)}p1\\n`));
+      // A previous tenant's filesystem on it, and data all over the disk.
+      run("mkfs.ext4", "-q", "-F", `${loop}p1`);
       const size = Number(run("blockdev", "--getsize64", loop).trim());
       const spots = [0, 40 * 2 ** 20, size - 4096];
       for (const at of spots) poke(at, "TENANT");
+
       await hw.wipeDisk(loop);
       // Discard on a loop device punches holes: the middle of the disk reads zeros as well.
       for (const at of spots) expect(peek(at, 6)).toBe("\0".repeat(6));
+      expect(run("wipefs", loop).trim()).toBe("");
 
       // Without blkdiscard the first and last 16 MiB are zeroed, which covers every header and both GPT copies.
-      const real = spawnRunner();
-      const noDiscard = new LinuxHardware({ runner: { run: (argv, opts) => real.run(argv, opts), has: (c) => c !== "blkdiscard" && real.has(c) }, targetDir: join(dir, "root") });
       for (const at of spots) poke(at, "TENANT");
-      await noDiscard.wipeDisk(loop);
+      await bare.wipeDisk(loop);
       expect(peek(0, 6)).toBe("\0".repeat(6));
       expect(peek(size - 4096, 6)).toBe("\0".repeat(6));
       expect(peek(40 * 2 ** 20, 6)).toBe("TENANT");
