@@ -1,6 +1,7 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Interceptor } from "@connectrpc/connect";
 import { type Permission, Visibility } from "../../gen/metal/api/v1/common_pb.js";
+import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { kPrincipal, kVerifiedEarly } from "../auth/context.js";
 import type { MachineCredentials } from "../auth/machine-credential.js";
 import { permissionOf } from "../auth/permissions.js";
@@ -144,7 +145,7 @@ export function createAuthInterceptor(deps: { authority: TokenAuthority; project
     const principal = req.contextValues.get(kVerifiedEarly) ?? (await authenticate(deps.authority, perm, req.header.get("authorization"), deps.machines));
     req.contextValues.set(kPrincipal, principal);
     // Issued before the machine's installation succeeded: only repeating that call (idempotent) is left to it.
-    if (principal?.machine?.superseded && req.method.name !== "InstallationSucceeded") {
+    if (principal?.machine?.superseded && req.method !== BootService.method.installationSucceeded) {
       throw unauthenticated("the machine credential is void: the machine's installation succeeded since it was issued; a new boot gets a new one");
     }
 
