@@ -18,7 +18,7 @@ import { scaled } from "../../helpers/timeouts.js";
  * dosfstools, e2fsprogs, util-linux, tar and lz4 or zstd packages; skips
  * with the reason otherwise.
  */
-const TOOLS = ["losetup", "lsblk", "blkid", "wipefs", "blockdev", "sgdisk", "mkfs.ext4", "mkfs.vfat", "mount", "umount", "tar", "chroot"];
+const TOOLS = ["losetup", "lsblk", "blkid", "wipefs", "blockdev", "partx", "sgdisk", "mkfs.ext4", "mount", "umount", "tar", "chroot", "ldd"];
 const onPath = (t: string) => BASE_ENV.PATH!.split(":").some((d) => existsSync(join(d, t)));
 const compressor = ["lz4", "zstd"].find(onPath);
 const kernelFilesystems = existsSync("/proc/filesystems") ? readFileSync("/proc/filesystems", "utf8") : "";
@@ -28,14 +28,20 @@ const espFormat = /\svfat$/m.test(kernelFilesystems) ? "vfat" : "ext4";
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "not Linux";
   if (process.getuid?.() !== 0) return "needs root (loop devices, mount, chroot)";
-  const missing = TOOLS.filter((t) => !onPath(t));
-  if (missing.length > 0) return `missing tools: ${missing.join(", ")} (Debian: gdisk, dosfstools, e2fsprogs, util-linux, tar)`;
+  const missing = [...TOOLS, ...(espFormat === "vfat" ? ["mkfs.vfat"] : [])].filter((t) => !onPath(t));
+  if (missing.length > 0) return `missing tools: ${missing.join(", ")} (Debian: gdisk, dosfstools, e2fsprogs, util-linux, mount, tar, libc-bin)`;
   if (!compressor) return "neither lz4 nor zstd is installed";
   if (!/\sext4$/m.test(kernelFilesystems)) return "the kernel cannot mount ext4";
+  // Finding a free loop device is not enough (a container may see /dev/loop* and still not attach one): attach one.
+  const probe = mkdtempSync(join(tmpdir(), "loop-probe-"));
   try {
-    execFileSync("losetup", ["--find"], { stdio: "pipe" });
+    writeFileSync(join(probe, "probe.img"), Buffer.alloc(1024 * 1024));
+    const dev = execFileSync("losetup", ["--find", "--show", join(probe, "probe.img")], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim();
+    execFileSync("losetup", ["-d", dev]);
   } catch (err) {
-    return `no free loop device: ${String(err).slice(0, 200)}`;
+    return `cannot attach a loop device: ${String(err).slice(0, 200)}`;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
   }
   return undefined;
 }
