@@ -31,6 +31,8 @@ const ROUNDS = Number(process.env.BENCH_BOUNDARY_ROUNDS ?? 200);
 const WARMUP_ROUNDS = 10;
 /** How long one allocation may take to reach its hammer before the bench gives up. */
 const DEADLINE_MS = 10_000;
+/** Hammers that start at once; the next batch starts when these wait. */
+const OPEN_BATCH = Number(process.env.BENCH_BOUNDARY_OPEN_BATCH ?? 250);
 /** How long all MACHINES streams may take to open. */
 const OPEN_DEADLINE_MS = 300_000;
 
@@ -192,17 +194,23 @@ async function startHammers(server: Server, count: number, endpointOf: (i: numbe
     const until = performance.now() + 60_000;
     while ((await openWaitStreams(server.url)) > 0 && performance.now() < until) await sleep(200);
   };
-  // perConnection 1: each hammer dials its own connection, as machines of their own do.
-  holders.order((h) => ({ token: server.infraToken, perConnection: 1, streams: ids.flatMap((id, i): [string, string][] => (i % HOLDERS === h ? [[id, endpointOf(i)]] : [])) }));
-  const until = performance.now() + OPEN_DEADLINE_MS;
-  for (;;) {
-    const { rows } = await server.raw.query(`select count(*)::int as n from machines where id = any($1::text[]) and waiting_until > now()`, [ids]);
-    if (rows[0].n === count) break;
-    if (failed || performance.now() > until) {
-      await stop();
-      throw new Error(failed ?? `${rows[0].n} of ${count} Wait streams open after ${OPEN_DEADLINE_MS / 1000} s`);
+  // perConnection 1: each hammer dials its own connection, as machines of their own do. In batches:
+  // 10,000 connects in the same instant overflow a listener's accept queue (ECONNRESET), where
+  // real machines come up over minutes.
+  const started = performance.now();
+  for (let from = 0; from < count; from += OPEN_BATCH) {
+    const batch = ids.slice(from, from + OPEN_BATCH);
+    holders.order((h) => ({ token: server.infraToken, perConnection: 1, streams: batch.flatMap((id, k): [string, string][] => ((from + k) % HOLDERS === h ? [[id, endpointOf(from + k)]] : [])) }));
+    for (;;) {
+      const { rows } = await server.raw.query(`select count(*)::int as n from machines where id = any($1::text[]) and waiting_until > now()`, [batch]);
+      if (rows[0].n === batch.length) break;
+      if (failed || performance.now() - started > OPEN_DEADLINE_MS) {
+        await stop();
+        const after = ((performance.now() - started) / 1000).toFixed(1);
+        throw new Error(`${from + rows[0].n} of ${count} hammers waiting after ${after} s${failed ? `, when one failed: ${failed}` : ""}`);
+      }
+      await sleep(100);
     }
-    await sleep(500);
   }
   return {
     ids,
