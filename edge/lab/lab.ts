@@ -318,6 +318,7 @@ export class Lab {
     if (this.opts.metalctlConfig !== false) await this.writeContexts();
     this.step("starting the simulated partition: 2 leaves with metal-core, metal-bmc, the machines");
     await this.buildPartition(admin);
+    await this.leavesServing();
     this.step(`powering on ${this.machines.length} machines (they PXE-boot, run metal-hammer, register and wait)`);
     await this.powerOnAll(admin);
     this.step(undefined);
@@ -571,6 +572,30 @@ export class Lab {
       timing: this.timings.core,
       log: (level, msg, fields) => this.log[level === "info" ? "debug" : level]({ component: "metal-core", switch: id, ...fields }, msg),
     });
+  }
+
+  /**
+   * Waits (bounded) until every leaf's metal-core has registered its switch,
+   * machine endpoint included, and synced once. A machine's boot answer names
+   * the leaves the control plane knows at that moment: one that PXE-boots
+   * while only one leaf has registered has no other to fail over to.
+   */
+  private async leavesServing(timeoutMs = 60_000): Promise<void> {
+    const synced = [...this.leaves.values()].map(({ core }) =>
+      core.lastSync
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const off = core.onSync(() => {
+              off();
+              resolve();
+            });
+          }),
+    );
+    const abort = new AbortController();
+    const gaveUp = sleep(timeoutMs, abort.signal).then(() => !abort.signal.aborted);
+    const late = await Promise.race([Promise.all(synced).then(() => false), gaveUp]);
+    abort.abort();
+    if (late) this.log.warn({ timeoutMs }, "a leaf's metal-core has not synced yet; machines booting now may be told of one leaf only");
   }
 
   /** Stops leaf `id`'s metal-core as a crash of the daemon would: its session ends, its machine endpoint closes, its machines' calls are cut. */
