@@ -1,35 +1,23 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { formatBootParams } from "../hammer/boot-params.js";
+import type { Transport } from "@connectrpc/connect";
+import { createBootAsker, isRefusal, type PixieLog, readMachine } from "./boot-answer.js";
+import { bootScript, machineScript, refusalScript } from "./ipxe.js";
 
 export interface PixieOptions {
   /** Infra token of the partition: it asks BootService.Boot and Dhcp, and never leaves pixie. */
   transport: Transport;
   partition: string;
-  log?: (msg: string, fields?: Record<string, unknown>) => void;
+  log?: PixieLog;
+  /**
+   * pixie's URL as machines reach it, for the scripts that chain back to it
+   * (`http://10.0.0.1:8081`). Unset: taken from each request's Host header,
+   * which is the address the machine's iPXE used.
+   */
+  publicUrl?: string;
 }
 
-const MAC = /^([0-9a-f]{2}[:-]){5}[0-9a-f]{2}$/i;
-/** An SMBIOS UUID as iPXE's ${uuid} prints it (and the DHCP server reads from option 97). */
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Connect codes as HTTP statuses for pixiecore: 5xx makes it try again later, 404 makes it ignore the machine. */
-function statusOf(err: ConnectError): number {
-  switch (err.code) {
-    case Code.Unavailable:
-    case Code.DeadlineExceeded:
-    case Code.ResourceExhausted:
-      return 503;
-    case Code.NotFound:
-    case Code.FailedPrecondition:
-      return 404;
-    default:
-      // A bad token or an internal error of the control plane: pixie's upstream failed, not the request.
-      return 502;
-  }
-}
+/** A Host header fit to put into a URL: a name or address, an optional port. */
+const HOST = /^[A-Za-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9A-Fa-f:.]{2,45}\](:\d{1,5})?$/;
 
 /**
  * pixiecore's API mode (`pixiecore api <url>`): pixiecore asks
@@ -41,63 +29,52 @@ function statusOf(err: ConnectError): number {
  * carries the machine's own credential and its leaves' metal-core endpoints:
  * metal-hammer never sees the partition's infra token. The request also
  * records "PXE Booting" for the machine through BootService.Dhcp.
+ *
+ * The same answers as iPXE scripts, for machines booted by pixie's own proxy
+ * DHCP and TFTP (dnsmasq.ts): `GET /ipxe/boot.ipxe`, which every machine's
+ * iPXE chains to first, and `GET /ipxe/<mac>?uuid=` (see ipxe.ts).
  */
 export function createPixieHandler(opts: PixieOptions): (req: IncomingMessage, res: ServerResponse) => void {
-  const boot = createClient(BootService, opts.transport);
-  const log = opts.log ?? (() => {});
+  const ask = createBootAsker(opts);
   const reply = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/json", "cache-control": "no-store", ...(status === 503 ? { "retry-after": "5" } : {}) });
     res.end(JSON.stringify(body));
   };
+  const script = (res: ServerResponse, status: number, text: string) => {
+    res.writeHead(status, { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" });
+    res.end(text);
+  };
   return (req, res) => {
     const url = new URL(req.url ?? "/", "http://pixie");
-    const m = /^\/v1\/boot\/([^/]+)$/.exec(url.pathname);
-    if (!m) return reply(res, 404, { error: "not found" });
+    const api = /^\/v1\/boot\/([^/]+)$/.exec(url.pathname);
+    const ipxe = /^\/ipxe\/([^/]+)$/.exec(url.pathname);
+    if (!api && !ipxe) return reply(res, 404, { error: "not found" });
     if (req.method !== "GET") {
       res.setHeader("allow", "GET");
       return reply(res, 405, { error: "only GET" });
     }
-    let mac: string;
-    try {
-      mac = decodeURIComponent(m[1]!).toLowerCase().replaceAll("-", ":");
-    } catch {
-      return reply(res, 400, { error: "the MAC address is not URL-encoded properly" });
+    if (ipxe?.[1] === "boot.ipxe") {
+      const host = req.headers.host ?? "";
+      const base = opts.publicUrl ?? (HOST.test(host) ? `http://${host}` : undefined);
+      if (!base) return script(res, 400, "#!ipxe\necho pixie: the request has no usable Host header\nexit 1\n");
+      return script(res, 200, bootScript(base));
     }
-    if (!MAC.test(mac)) return reply(res, 400, { error: `"${mac.slice(0, 40)}" is not a MAC address` });
-    const uuid = (url.searchParams.get("uuid") ?? "").toLowerCase();
-    if (uuid !== "" && !UUID.test(uuid)) return reply(res, 400, { error: `uuid "${uuid.slice(0, 40)}" is not an SMBIOS UUID` });
+    const machine = readMachine((api ?? ipxe)![1]!, url.searchParams.get("uuid"));
+    if ("error" in machine) return api ? reply(res, 400, machine) : script(res, 400, refusalScript({ status: 404, error: machine.error }));
     void (async () => {
+      const answer = await ask(machine.mac, machine.uuid);
+      if (api) {
+        if (isRefusal(answer)) return reply(res, answer.status, { error: answer.error });
+        return reply(res, 200, { kernel: answer.kernel, initrd: answer.initrd, cmdline: answer.cmdline });
+      }
+      // iPXE shows a refusal on the machine's console and asks again later; an HTTP error would only say "failed".
+      if (isRefusal(answer)) return script(res, 200, refusalScript(answer));
       try {
-        const config = await boot.boot({ partition: opts.partition, mac, uuid });
-        if (!config.kernel) return reply(res, 404, { error: `partition ${opts.partition} has no boot kernel configured` });
-        if (!config.machineId || !config.machineCredential || !config.credentialExpiresAt) {
-          log("pixie: unknown MAC without UUID", { mac });
-          return reply(res, 404, { error: `no machine known with MAC ${mac}: a machine the control plane does not know yet must boot with its UUID (?uuid=\${uuid})` });
-        }
-        // Without a metal-core to call, metal-hammer could do nothing: the leaves have not registered yet, so try again later.
-        if (config.coreEndpoints.length === 0) {
-          log("pixie: no metal-core endpoint known yet", { mac, machineId: config.machineId });
-          return reply(res, 503, { error: `no metal-core of partition ${opts.partition} serves machines yet` });
-        }
-        const machineId = config.machineId;
-        await boot.dhcp({ partition: opts.partition, machineId }).catch((err) => {
-          // The machine should boot even when its event cannot be stored; the hammer's own events follow.
-          log("pixie: recording PXE Booting failed", { mac, machineId, err: String(err) });
-        });
-        const params = formatBootParams({
-          machineId,
-          partition: opts.partition,
-          credential: config.machineCredential,
-          credentialExpiresAt: timestampDate(config.credentialExpiresAt),
-          cores: config.coreEndpoints,
-        });
-        // The command line carries the credential: logged are the machine and where it is sent, never the line itself.
-        log("pixie: booting", { mac, machineId, cores: config.coreEndpoints });
-        reply(res, 200, { kernel: config.kernel, initrd: config.initRamDisks, cmdline: config.cmdline ? `${config.cmdline} ${params}` : params });
+        script(res, 200, machineScript(answer));
       } catch (err) {
-        const ce = ConnectError.from(err);
-        log("pixie: boot config failed", { mac, code: Code[ce.code], err: ce.rawMessage });
-        reply(res, statusOf(ce), { error: ce.rawMessage });
+        // The partition's boot configuration cannot pass through iPXE: the operator must fix it, the machine waits.
+        opts.log?.("pixie: boot config unfit for iPXE", { mac: machine.mac, machineId: answer.machineId, err: (err as Error).message });
+        script(res, 200, refusalScript({ status: 502, error: (err as Error).message }));
       }
     })();
   };
