@@ -2,12 +2,13 @@ import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 
 /**
- * The bench's stand-in for metal-core's machine proxy (edge/core/machine-proxy.ts),
- * used only while that one is not in the tree: an h2c listener that forwards
- * every stream, headers (with the caller's Authorization), body and trailers
- * as they are, on ONE HTTP/2 connection to the control plane. That is all the
- * partition-boundary bench needs of it: many hammers' streams arriving at the
- * server multiplexed on a metal-core's connection.
+ * A bare stand-in for metal-core's machine proxy (edge/core/machine-proxy.ts):
+ * an h2c listener that forwards every stream, headers (with the caller's
+ * Authorization), body and trailers as they are, on ONE HTTP/2 connection to
+ * the control plane, with none of the real proxy's checks. The
+ * partition-boundary bench uses it when BENCH_FORWARDING_PROXY=1 (or when the
+ * tree has no machine-proxy.ts), to tell what the hop itself costs from what
+ * metal-core's proxy costs on top of it.
  */
 export interface ForwardingProxy {
   endpoint: string;

@@ -9,8 +9,9 @@ import { startForwardingProxy } from "./forwarding-proxy.js";
  * control plane, and answers { endpoints, implementation }. It ends when the
  * bench closes the channel.
  *
- * metal-core's own proxy (edge/core/machine-proxy.ts) is used when the tree
- * has it; otherwise the bench's forwarding-proxy.ts, and the answer says which.
+ * metal-core's own proxy (edge/core/machine-proxy.ts) is used, unless
+ * BENCH_FORWARDING_PROXY=1 asks for the bench's bare forwarding-proxy.ts (or
+ * the tree has no machine-proxy.ts); the answer says which.
  */
 export interface ProxyHostOrder {
   upstreamUrl: string;

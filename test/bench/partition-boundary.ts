@@ -29,6 +29,8 @@ const HOLDERS = Number(process.env.BENCH_BOUNDARY_HOLDERS ?? 4);
 const ROUNDS = Number(process.env.BENCH_BOUNDARY_ROUNDS ?? 200);
 /** Rounds before the measured ones, on other machines, not counted (the first allocations run code for the first time). */
 const WARMUP_ROUNDS = 10;
+/** Rounds slower than this are printed as they happen. */
+const SLOW_ROUND_MS = 40;
 /** How long one allocation may take to reach its hammer before the bench gives up. */
 const DEADLINE_MS = 10_000;
 /** Hammers that start at once; the next batch starts when these wait. */
@@ -122,8 +124,12 @@ async function openWaitStreams(url: string): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+async function processRssKiB(pid: number): Promise<number> {
+  return Number(/VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, "utf8"))![1]);
+}
+
 /** PROXY_HOSTS machine-proxy-host.ts processes with `count` metal-core proxies in all, each on its own connection to `upstreamUrl`. */
-async function startMetalCores(upstreamUrl: string, count: number): Promise<{ endpoints: string[]; implementation: string; stop(): Promise<void> }> {
+async function startMetalCores(upstreamUrl: string, count: number): Promise<{ endpoints: string[]; implementation: string; rssKiB(): Promise<number>; stop(): Promise<void> }> {
   const procs: ChildProcess[] = [];
   const stop = async () => {
     await Promise.all(
@@ -149,7 +155,8 @@ async function startMetalCores(upstreamUrl: string, count: number): Promise<{ en
         });
       }),
     );
-    return { endpoints: reports.flatMap((r) => r.endpoints), implementation: reports[0]!.implementation, stop };
+    const rssKiB = async () => (await Promise.all(procs.map((p) => processRssKiB(p.pid!)))).reduce((a, b) => a + b, 0);
+    return { endpoints: reports.flatMap((r) => r.endpoints), implementation: reports[0]!.implementation, rssKiB, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -247,6 +254,8 @@ async function notifyRounds(server: Server, hammers: Hammers, name: string, pref
     const answered = performance.timeOrigin + performance.now();
     const at = await hammers.arrival(id);
     if (round >= 0) latencies.push(Math.max(0, at - answered));
+    // A slow round, with where it happened: stalls are what a p99 of 200 rounds is made of.
+    if (at - answered > SLOW_ROUND_MS) progress(`${name}: round ${round} took ${(at - answered).toFixed(0)} ms (machine ${i}, ${new Date().toISOString().slice(11, 23)})`);
   }
   const seconds = (performance.now() - started) / 1000;
   latencies.sort((a, b) => a - b);
@@ -321,7 +330,8 @@ async function measureServer(leanWait: boolean, direct: boolean) {
     const before = await settled(server);
     const cores = await startMetalCores(server.url, CORES);
     progress(`${CORES} metal-cores (${cores.implementation}) up; opening ${MACHINES} hammers' streams through them`);
-    let throughCores: { memory: MemoryDelta; notify: Measurement; implementation: string };
+    let throughCores: { memory: MemoryDelta; notify: Measurement; implementation: string; coreKibPerMachine: number };
+    const coresIdle = await cores.rssKiB();
     try {
       const hammers = await startHammers(server, MACHINES, (i) => cores.endpoints[i % CORES]!);
       try {
@@ -330,7 +340,9 @@ async function measureServer(leanWait: boolean, direct: boolean) {
         const memory = delta(before, await settled(server));
         progress(`${memoryText(memory)} per machine through metal-cores; allocation rounds`);
         const notify = await notifyRounds(server, hammers, `allocation -> hammer through metal-core (${label} Wait path), ${MACHINES} waiting`, `${label}-core-`);
-        throughCores = { memory, notify, implementation: cores.implementation };
+        // The metal-cores' processes are not settled (no full GC on demand): a rough figure of what they hold per machine.
+        const coreKibPerMachine = perMachine(coresIdle, await cores.rssKiB());
+        throughCores = { memory, notify, implementation: cores.implementation, coreKibPerMachine };
       } finally {
         await hammers.stop();
       }
@@ -399,7 +411,7 @@ export async function benchPartitionBoundary(): Promise<Comparison[]> {
   const setting = `${MACHINES} hammers (own connections, ${HOLDERS} holder processes, infra token) -> ${CORES} metal-cores (${lean.throughCores.implementation}, ${PROXY_HOSTS} processes) -> server`;
   return [
     {
-      what: `server memory per waiting machine, settled, ${setting}: lean Wait path ${memoryText(leanMem)} vs METAL_LEAN_WAIT=false (Connect's handler) ${memoryText(connectMem)}: lean saves ${(saving * 100).toFixed(1)} % of RSS, ${(heapSaving * 100).toFixed(1)} % of heap; latencies: allocation -> hammer, lean vs Connect`,
+      what: `server memory per waiting machine, settled, ${setting}: lean Wait path ${memoryText(leanMem)} vs METAL_LEAN_WAIT=false (Connect's handler) ${memoryText(connectMem)}: lean saves ${(saving * 100).toFixed(1)} % of RSS, ${(heapSaving * 100).toFixed(1)} % of heap (the metal-cores' processes: ~${lean.throughCores.coreKibPerMachine.toFixed(0)} KiB RSS per machine, unsettled); latencies: allocation -> hammer, lean vs Connect`,
       subject: lean.throughCores.notify,
       baseline: connect.throughCores.notify,
       target: "< 20 KiB per waiting machine incl. the connections; keep the lean path only if it saves >= 30 %",
@@ -410,6 +422,7 @@ export async function benchPartitionBoundary(): Promise<Comparison[]> {
         ...memoryExtra("connect", connectMem),
         leanRssSavingPercent: Number((saving * 100).toFixed(1)),
         leanHeapSavingPercent: Number((heapSaving * 100).toFixed(1)),
+        metalCoreProcessesRssKibPerMachine: lean.throughCores.coreKibPerMachine,
       },
     },
     {
