@@ -27,6 +27,9 @@ export type HolderReport = { arrived: string; at: number } | { failed: string };
 
 const now = () => performance.timeOrigin + performance.now();
 
+/** To the bench, while it still listens: after it disconnected (the end of a run), a send would fail with EPIPE. */
+const report = (r: HolderReport) => void (process.connected && process.send!(r));
+
 function hold(order: HolderOrder, signal: AbortSignal): void {
   const byUrl = new Map<string, string[]>();
   for (const [id, url] of order.streams) byUrl.set(url, [...(byUrl.get(url) ?? []), id]);
@@ -38,11 +41,11 @@ function hold(order: HolderOrder, signal: AbortSignal): void {
       void (async () => {
         try {
           for await (const msg of boot.wait({ partition: "p1", machineId: id }, { signal })) {
-            if (msg.allocation) return process.send!({ arrived: id, at: now() } satisfies HolderReport);
+            if (msg.allocation) return report({ arrived: id, at: now() });
           }
-          process.send!({ failed: `the Wait stream of ${id} ended without its allocation` } satisfies HolderReport);
+          report({ failed: `the Wait stream of ${id} ended without its allocation` });
         } catch (err) {
-          if (!signal.aborted) process.send!({ failed: String(err) } satisfies HolderReport);
+          if (!signal.aborted) report({ failed: String(err) });
         }
       })();
     });
