@@ -1,11 +1,9 @@
 import http2 from "node:http2";
 import net from "node:net";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
-import { connectNodeAdapter, Http2SessionManager } from "@connectrpc/connect-node";
 import { formatHostPort, parseHostPort } from "../../client/host-port.js";
-import { createTransport } from "../../client/transport.js";
 import { MachineConnections } from "./machine-connections.js";
-import { type MachineProxyLog, machineRoutes } from "./machine-routes.js";
+import { forwardMachineStream, type MachineProxyLog, type OpenCall } from "./machine-forwarder.js";
+import { UpstreamSession } from "./upstream-session.js";
 
 /** What the machine network (which nobody vouches for) may open and send. */
 export interface MachineProxyLimits {
@@ -18,7 +16,7 @@ export interface MachineProxyLimits {
   /** Concurrent streams of all machines, and of one address; more are answered with HTTP 503 (Unavailable). */
   maxStreams: number;
   maxStreamsPerAddress: number;
-  /** Largest request message, after decompression (a Register with 128 NICs is a few dozen KiB). */
+  /** Largest request body of a call, as it comes on the wire (a Register with 128 NICs is a few dozen KiB). */
   readMaxBytes: number;
   /** Largest header list of a request (HTTP/2 SETTINGS; a machine credential is well under 2 KiB). */
   maxHeaderListBytes: number;
@@ -43,10 +41,8 @@ export interface MachineProxyOptions {
   /** host:port to listen on; port 0 takes any free port. */
   listen: string;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
-  /** Optional bounds (defaults sane): connections, streams per connection, message bytes. */
+  /** Optional bounds (defaults sane): connections, streams per connection, request bytes. */
   limits?: Partial<MachineProxyLimits>;
-  /** Instead of dialling upstreamUrl (tests): a transport WITHOUT credentials. */
-  upstream?: Transport;
 }
 
 export interface MachineProxy {
@@ -56,8 +52,6 @@ export interface MachineProxy {
   close(): Promise<void>;
 }
 
-/** Pings keep the one upstream connection known to be alive under long silent Wait streams. */
-const UPSTREAM_PING_MS = 30_000;
 /** TCP keepalive finds machines that vanished under a Wait stream. */
 const TCP_KEEPALIVE_DELAY_MS = 60_000;
 /** Connections and streams refused at the caps are logged at most this often. */
@@ -65,21 +59,19 @@ const REFUSED_LOG_MS = 60_000;
 
 /**
  * metal-core's machine endpoint: metal-hammer on the machines cabled to this
- * switch calls it (gRPC, gRPC-Web or Connect over h2c), and each call goes to
- * the control plane over ONE HTTP/2 connection that metal-core holds for all
- * its machines. The proxy adds no credential: each call carries the machine's
- * own, which the control plane checks (see machine-routes.ts).
+ * switch calls it (gRPC over h2c), and each call goes to the control plane as
+ * a raw HTTP/2 stream on ONE connection that metal-core holds for all its
+ * machines (see machine-forwarder.ts for what is checked and passed on). No
+ * message is decoded here and no credential added: each call carries the
+ * machine's own, which the control plane checks.
  */
 export async function startMachineProxy(opts: MachineProxyOptions): Promise<MachineProxy> {
   const limits = { ...DEFAULT_MACHINE_PROXY_LIMITS, ...opts.limits };
   const log: MachineProxyLog = opts.log ?? (() => {});
   const { host, port } = parseHostPort(opts.listen);
 
-  // One session manager, so the one upstream connection is ours to close.
-  const sessionManager = opts.upstream ? undefined : new Http2SessionManager(opts.upstreamUrl, { pingIntervalMs: UPSTREAM_PING_MS });
-  const upstream = opts.upstream ?? createTransport({ baseUrl: opts.upstreamUrl, protocol: "grpc", sessionManager });
-
-  const shutdown = new AbortController();
+  const upstream = new UpstreamSession(opts.upstreamUrl, log);
+  const open = new Set<OpenCall>();
   const connections = new MachineConnections(limits);
   let lastRefusedLog = 0;
   const refusedLog = () => {
@@ -88,23 +80,22 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
     log("warn", "machine connections or streams refused at the caps", { refused: connections.refused, limits });
     connections.refused = 0;
   };
-  const connect = connectNodeAdapter({ routes: machineRoutes(upstream, log), readMaxBytes: limits.readMaxBytes, shutdownSignal: shutdown.signal });
-  const handler = (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
-    if (!connections.admitStream(req.socket.remoteAddress ?? "", res.stream)) {
-      // Before any of the request is read. HTTP 503 is Unavailable in every protocol Connect speaks
+  const h2 = http2.createServer({
+    settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: limits.maxHeaderListBytes },
+    maxHeaderListPairs: 64,
+  });
+  h2.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    if (!connections.admitStream(stream.session?.socket?.remoteAddress ?? "", stream)) {
+      // Before any of the request is read. HTTP 503 is Unavailable to gRPC clients
       // (a refused HTTP/2 stream would be too, but Node's clients report it as Internal).
-      res.writeHead(503, { "content-type": "text/plain" }).end("metal-core: too many calls from this machine or from all machines; try again or the other leaf\n");
+      stream.on("error", () => {});
+      stream.respond({ ":status": 503, "content-type": "text/plain" });
+      stream.end("metal-core: too many calls from this machine or from all machines; try again or the other leaf\n");
+      stream.resume();
       return refusedLog();
     }
-    connect(req, res);
-  };
-  const h2 = http2.createServer(
-    {
-      settings: { maxConcurrentStreams: limits.maxStreamsPerConnection, maxHeaderListSize: limits.maxHeaderListBytes },
-      maxHeaderListPairs: 64,
-    },
-    handler,
-  );
+    forwardMachineStream(stream, headers, { upstream, readMaxBytes: limits.readMaxBytes, log, open });
+  });
   h2.on("session", (session: http2.ServerHttp2Session) => connections.watch(session));
 
   const front = net.createServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: TCP_KEEPALIVE_DELAY_MS }, (socket) => {
@@ -123,7 +114,7 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
   });
   const bound = front.address() as net.AddressInfo;
   const endpoint = formatHostPort({ host: bound.address, port: bound.port });
-  log("info", "machine endpoint listening", { endpoint, upstream: opts.upstream ? "(given)" : opts.upstreamUrl });
+  log("info", "machine endpoint listening", { endpoint, upstream: opts.upstreamUrl });
 
   let closing: Promise<void> | undefined;
   return {
@@ -131,11 +122,11 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => front.close(() => resolve()));
-        // Every running handler is aborted with this reason: hammers see Unavailable and turn to their other leaf.
-        shutdown.abort(new ConnectError("metal-core's machine endpoint is shutting down", Code.Unavailable));
+        // Every open call ends now with Unavailable, so hammers turn to their other leaf; its upstream stream is cancelled.
+        for (const call of [...open]) call.abandon("metal-core's machine endpoint is shutting down");
         await connections.closeAll();
         await stopped;
-        sessionManager?.abort();
+        upstream.close();
       })();
       return closing;
     },

@@ -157,7 +157,8 @@ export async function listen(handler: Handler, address: string, tlsFiles?: { cer
     return SessionWatch.of(s, limits);
   };
   h2.on("session", seen);
-  h2.on("stream", (stream: http2.ServerHttp2Stream) => seen(stream.session as http2.ServerHttp2Session).streamOpened(stream));
+  // A stream already reset by its client (e.g. a proxy that cancelled it) has no session any more: nothing to count.
+  h2.on("stream", (stream: http2.ServerHttp2Stream) => stream.session && seen(stream.session as http2.ServerHttp2Session).streamOpened(stream));
   // Registered after the server's own connection listener: a socket over a cap is destroyed before it is read.
   front.on("connection", (s: net.Socket) => {
     if (!caps.admit(s)) {

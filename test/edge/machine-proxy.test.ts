@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTransport } from "../../client/transport.js";
@@ -10,7 +11,7 @@ import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { FilesystemLayoutService } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
-import { ImageService } from "../../gen/metal/api/v1/image_pb.js";
+import { ImageService, ImageServiceGetRequestSchema } from "../../gen/metal/api/v1/image_pb.js";
 import { MachineService, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
@@ -18,7 +19,7 @@ import { eventually } from "../helpers/eventually.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
-import { HammerSide, randomMac, s1Hardware, waitForAllocation } from "./machine-endpoint-helpers.js";
+import { HammerSide, RecordingUpstream, randomMac, s1Hardware, waitForAllocation } from "./machine-endpoint-helpers.js";
 
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -40,6 +41,26 @@ async function failure(p: Promise<unknown>): Promise<ConnectError> {
     return ConnectError.from(err);
   }
   throw new Error("expected the call to fail");
+}
+
+/** An ImageService.Get as raw HTTP/2 with the headers given (gRPC's by default); resolves with the response's headers and trailers. */
+function rawCall(session: http2.ClientHttp2Session, extra: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders }> {
+  const req = session.request({ ":method": "POST", ":path": "/metal.api.v1.ImageService/Get", "content-type": "application/grpc", te: "trailers", ...extra });
+  const message = toBinary(ImageServiceGetRequestSchema, create(ImageServiceGetRequestSchema, { id: "debian-12" }));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1);
+  frame.set(message, 5);
+  return new Promise((resolve, reject) => {
+    let headers: http2.IncomingHttpHeaders = {};
+    let trailers: http2.IncomingHttpHeaders = {};
+    req.on("response", (h) => (headers = h));
+    req.on("trailers", (t) => (trailers = t));
+    req.on("error", reject);
+    req.on("close", () => resolve({ headers, trailers }));
+    req.resume();
+    // A GET has ended its request with its headers already.
+    if (extra[":method"] !== "GET") req.end(frame);
+  });
 }
 
 /** Pixie's part: the partition's boot answer for a MAC, with the machine's own credential. */
@@ -130,12 +151,18 @@ describe("metal-core's machine endpoint forwards metal-hammer's calls", () => {
     expect(stored.hardware?.nics).toHaveLength(128);
   });
 
-  it("speaks gRPC-Web and Connect as well as gRPC", async () => {
-    for (const wire of ["grpc-web", "connect"] as const) {
-      const image = await hammers.client(ImageService, fixture.infraToken, wire).get({ id: "debian-12" });
-      expect(image.image?.id, wire).toBe("debian-12.0.20250101");
-      const refused = await failure(hammers.client(ImageService, undefined, wire).get({ id: "debian-12" }));
-      expect(refused.code, wire).toBe(Code.Unauthenticated);
+  it("speaks gRPC only: gRPC-Web and Connect get HTTP 415", async () => {
+    const raw = http2.connect(`http://${proxy.endpoint}`);
+    raw.on("error", () => {});
+    try {
+      for (const contentType of ["application/grpc-web+proto", "application/proto", "application/json"]) {
+        const res = await rawCall(raw, { "content-type": contentType, authorization: `Bearer ${fixture.infraToken}` });
+        expect(res.headers[":status"], contentType).toBe(415);
+      }
+      const get = await rawCall(raw, { ":method": "GET", "content-type": "application/grpc", authorization: `Bearer ${fixture.infraToken}` });
+      expect(get.headers[":status"]).toBe(405);
+    } finally {
+      raw.close();
     }
   });
 
@@ -190,35 +217,53 @@ describe("metal-core's machine endpoint forwards metal-hammer's calls", () => {
 });
 
 describe("what the machine endpoint refuses by itself", () => {
-  /** A proxy whose upstream records every call it forwards, with the Authorization header it carried. */
-  let forwardedCalls: { method: string; authorization: string | null }[];
+  /** The control plane behind a stand-in that records every stream the proxy forwards, with its headers. */
+  let recorder: RecordingUpstream;
   let guarded: MachineProxy;
   let side: HammerSide;
+  const forwardedPaths = () => recorder.received.map((r) => r.headers[":path"]);
 
   beforeAll(async () => {
-    forwardedCalls = [];
-    const record: Interceptor = (next) => (req) => {
-      forwardedCalls.push({ method: req.method.name, authorization: req.header.get("authorization") });
-      return next(req);
-    };
-    guarded = await startMachineProxy({
-      upstreamUrl: "http://unused.invalid",
-      listen: "127.0.0.1:0",
-      upstream: createTransport({ baseUrl: server.url, interceptors: [record] }),
-      limits: { readMaxBytes: 64 * 1024 },
-    });
+    recorder = await RecordingUpstream.start(server.url);
+    guarded = await startMachineProxy({ upstreamUrl: recorder.url, listen: "127.0.0.1:0", limits: { readMaxBytes: 64 * 1024 } });
     side = new HammerSide(guarded.endpoint);
     closers.push(
       () => side.close(),
       () => guarded.close(),
+      () => recorder.close(),
     );
   });
 
-  it("forwards the machine's Authorization header unchanged and nothing else of its own", async () => {
-    const res = await side.client(ImageService, fixture.infraToken).get({ id: "debian-12" });
-    expect(res.image?.id).toBe("debian-12.0.20250101");
-    expect(forwardedCalls).toEqual([{ method: "Get", authorization: `Bearer ${fixture.infraToken}` }]);
-    forwardedCalls.length = 0;
+  it("forwards the machine's Authorization header unchanged and only gRPC's headers; passes back only gRPC's", async () => {
+    const raw = http2.connect(`http://${guarded.endpoint}`);
+    raw.on("error", () => {});
+    const res = await rawCall(raw, {
+      authorization: `Bearer ${fixture.infraToken}`,
+      "grpc-timeout": "5S",
+      "user-agent": "metal-hammer",
+      cookie: "session=1",
+      "x-forwarded-for": "10.0.0.1",
+      "x-machine-metadata": "anything",
+      "x-tenant": "pb",
+    });
+    raw.close();
+    expect(res.trailers["grpc-status"] ?? res.headers["grpc-status"]).toBe("0");
+    expect(recorder.received).toHaveLength(1);
+    const sent = recorder.received[0]!.headers;
+    expect(sent.authorization).toBe(`Bearer ${fixture.infraToken}`);
+    expect(
+      Object.keys(sent)
+        .filter((k) => !k.startsWith(":"))
+        .sort(),
+    ).toEqual(["authorization", "content-type", "grpc-timeout", "te", "user-agent"]);
+    expect(sent[":path"]).toBe("/metal.api.v1.ImageService/Get");
+    // The stand-in's own response header and trailer stay on the control plane's side.
+    expect(res.headers["x-internal-host"]).toBeUndefined();
+    expect(res.trailers["x-internal-trace"]).toBeUndefined();
+    // The answer is the control plane's, whole.
+    const image = await side.client(ImageService, fixture.infraToken).get({ id: "debian-12" });
+    expect(image.image?.id).toBe("debian-12.0.20250101");
+    recorder.received.length = 0;
   });
 
   it("refuses a call without a bearer credential with Unauthenticated, before forwarding it", async () => {
@@ -229,7 +274,7 @@ describe("what the machine endpoint refuses by itself", () => {
     const basic: Interceptor = (next) => (req) => (req.header.set("authorization", "Basic dXNlcjpwdw=="), next(req));
     const basicClient = createClient(ImageService, createTransport({ baseUrl: `http://${guarded.endpoint}`, interceptors: [basic] }));
     expect((await failure(basicClient.get({ id: "debian-12" }))).code).toBe(Code.Unauthenticated);
-    expect(forwardedCalls).toEqual([]);
+    expect(forwardedPaths()).toEqual([]);
   });
 
   it("answers Unimplemented for pixie's methods and everything else that is not metal-hammer's", async () => {
@@ -238,14 +283,39 @@ describe("what the machine endpoint refuses by itself", () => {
     expect((await failure(boot.dhcp({ partition: "p1", machineId: randomUUID() }))).code).toBe(Code.Unimplemented);
     expect((await failure(side.client(ImageService, fixture.infraToken).list({}))).code).toBe(Code.Unimplemented);
     expect((await failure(side.client(AdminMachineService, server.adminToken).get({ id: randomUUID() }))).code).toBe(Code.Unimplemented);
-    expect(forwardedCalls).toEqual([]);
+    expect(forwardedPaths()).toEqual([]);
   });
 
-  it("refuses a message over readMaxBytes with ResourceExhausted, before forwarding it", async () => {
+  it("refuses a request over readMaxBytes with ResourceExhausted, before forwarding it", async () => {
     const big = { partition: "p1", machineId: randomUUID(), hardware: s1Hardware(randomMac()), bios: { vendor: "x".repeat(65 * 1024) } };
     const refused = await failure(side.client(BootService, fixture.infraToken).register(big));
     expect(refused.code).toBe(Code.ResourceExhausted);
-    expect(forwardedCalls).toEqual([]);
+    expect(forwardedPaths()).toEqual([]);
+  });
+
+  it("ends a machine's Wait with Unavailable when the control plane is lost under it", async () => {
+    const id = randomUUID();
+    const mac = randomMac();
+    await server.grpcClient(BootService, fixture.infraToken).register({ partition: "p1", machineId: id, hardware: s1Hardware(mac) });
+    const waiting = failure(waitForAllocation(side.client(BootService, fixture.infraToken), id));
+    await eventually("the Wait to reach the control plane", async () => recorder.received.some((r) => r.headers[":path"] === "/metal.infra.v1.BootService/Wait" && r.complete));
+    recorder.cut();
+    expect((await waiting).code).toBe(Code.Unavailable);
+    // The next call dials the control plane anew.
+    const image = await eventually("the proxy to reconnect", async () => (await side.client(ImageService, fixture.infraToken).get({ id: "debian-12" })).image);
+    expect(image.id).toBe("debian-12.0.20250101");
+    recorder.received.length = 0;
+  });
+
+  it("answers Unavailable when the control plane cannot be reached", async () => {
+    const nowhere = await startMachineProxy({ upstreamUrl: "http://127.0.0.1:1", listen: "127.0.0.1:0" });
+    const lost = new HammerSide(nowhere.endpoint);
+    closers.push(
+      () => lost.close(),
+      () => nowhere.close(),
+    );
+    expect((await failure(lost.client(ImageService, fixture.infraToken).get({ id: "debian-12" }))).code).toBe(Code.Unavailable);
+    expect((await failure(waitForAllocation(lost.client(BootService, fixture.infraToken), randomUUID()))).code).toBe(Code.Unavailable);
   });
 
   it("advertises its stream and header limits, cuts connections over its cap and closes idle ones", async () => {
