@@ -8,9 +8,9 @@ import type { BootAnswer, BootRefusal } from "./boot-answer.js";
  */
 
 /** Seconds a machine waits before asking again, by why it got nothing: later (503), pixie's upstream (502), not this machine (404). */
-export const RETRY_SECONDS: Record<BootRefusal["status"], number> = { 503: 10, 502: 30, 404: 60 };
+export const RETRY_SECONDS: Record<BootRefusal["status"], number> = { 503: 5, 502: 30, 404: 60 };
 /** When even the machine's script could not be fetched (pixie down, network trouble). */
-export const CHAIN_RETRY_SECONDS = 10;
+export const CHAIN_RETRY_SECONDS = 5;
 
 /**
  * iPXE expands `${...}` in every script line and reads `||`/`&&` as

@@ -56,7 +56,7 @@ describe("iPXE scripts", () => {
     expect(lines[1]).not.toContain("$");
     expect(lines[1]).not.toContain("&&");
     expect(s).toContain("sleep 60\nexit 1\n");
-    expect(refusalScript({ status: 503, error: "later" })).toContain("sleep 10\n");
+    expect(refusalScript({ status: 503, error: "later" })).toContain("sleep 5\n");
   });
 });
 
@@ -228,6 +228,6 @@ describe("pixie's iPXE endpoints against a control plane", () => {
     const { status, text } = await script(`${url}/ipxe/0c:c4:7a:be:ef:21?uuid=${randomUUID()}`);
     expect(status).toBe(200);
     expect(text).toMatch(/echo pixie: no metal-core of partition ipxnocore serves machines yet/);
-    expect(text).toContain("sleep 10\nexit 1\n");
+    expect(text).toContain("sleep 5\nexit 1\n");
   });
 });

@@ -68,6 +68,7 @@ interface Served {
 }
 
 let server: TestServer;
+let token: string;
 let dir: string;
 let http: Server | undefined;
 let pixieDnsmasq: { close: () => Promise<void> } | undefined;
@@ -113,9 +114,8 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
 
     server = await startTestServer();
     await server.client(AdminPartitions, server.adminToken).create({ id: "pxe", bootConfig: { kernelUrl: KERNEL, imageUrl: `${PUBLIC_URL}/images/metal-hammer/initrd.img`, commandLine: "console=ttyS0" } });
-    const token = (await server.client(AdminTokens, server.adminToken).create({ subject: "pxe-agents", roles: { infraPartition: "pxe" } })).secret;
-    for (const [i, id] of ["pxeleaf01", "pxeleaf02"].entries())
-      await server.client(SwitchService, token).register({ partition: "pxe", id, rack: "r", nics: [{ name: "swp1" }], machineEndpoint: `10.0.0.${i + 11}:4443` });
+    token = (await server.client(AdminTokens, server.adminToken).create({ subject: "pxe-agents", roles: { infraPartition: "pxe" } })).secret;
+    // No leaf has registered its metal-core yet: the test does that once the machine was told to wait.
 
     // pixie's HTTP side, recording what it served.
     const handler = createPixieHandler({ transport: createTransport({ baseUrl: server.url, token }), partition: "pxe", publicUrl: PUBLIC_URL });
@@ -177,7 +177,7 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
   });
 
   it(
-    "the machine's iPXE gets boot.ipxe from pixie's proxy DHCP, then its own script by MAC and UUID, and runs it",
+    "the machine's iPXE gets boot.ipxe from pixie's proxy DHCP, then its own script by MAC and UUID (after waiting for the leaves' metal-cores), and runs it",
     async () => {
       const qemu = spawn(
         "ip",
@@ -193,6 +193,12 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
       qemu.stderr!.on("data", (c: Buffer) => void (console += c.toString()));
 
       const why = () => `\n--- served:\n${served.map((s) => `${s.status} ${s.url}`).join("\n")}\n--- console:\n${console.slice(-3000)}\n--- logs:\n${logs.slice(-40).join("\n")}`;
+      // No metal-core serves machines yet: the machine is told so on its console, and asks again.
+      await eventually("the machine to be told to wait for a metal-core", () => served.some((s) => s.body.includes("no metal-core of partition pxe")), scaled(45_000)).catch((err: Error) => {
+        throw new Error(`${err.message}${why()}`);
+      });
+      for (const [i, id] of ["pxeleaf01", "pxeleaf02"].entries())
+        await server.client(SwitchService, token).register({ partition: "pxe", id, rack: "r", nics: [{ name: "swp1" }], machineEndpoint: `10.0.0.${i + 11}:4443` });
       // The machine ran its script: it asked for the kernel the script names.
       await eventually("the machine to fetch the kernel its script names", () => served.some((s) => s.url.startsWith("/images/metal-hammer/vmlinuz")), scaled(45_000)).catch((err: Error) => {
         throw new Error(`${err.message}${why()}`);
@@ -202,10 +208,13 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
       const urls = served.map((s) => s.url);
       const first = urls.indexOf("/ipxe/boot.ipxe");
       expect(first, why()).toBeGreaterThanOrEqual(0);
-      const own = served.findIndex((s) => s.url.startsWith("/ipxe/") && s.url !== "/ipxe/boot.ipxe");
-      expect(own).toBeGreaterThan(first);
+      const own = served.filter((s) => s.url.startsWith("/ipxe/") && s.url !== "/ipxe/boot.ipxe");
+      expect(urls.indexOf(own[0]!.url)).toBeGreaterThan(first);
+      // The refusal, then (boot.ipxe asking again) the machine's script.
+      expect(own[0]!.body).toMatch(/^#!ipxe\necho pixie: no metal-core/);
       // iPXE sends ${netX/mac} URL-encoded and ${uuid} as SMBIOS has it: the UUID QEMU was given.
-      const script = served[own]!;
+      const script = own.at(-1)!;
+      expect(decodeURIComponent(own[0]!.url)).toBe(`/ipxe/${MAC}?uuid=${UUID}`);
       expect(decodeURIComponent(script.url)).toBe(`/ipxe/${MAC}?uuid=${UUID}`);
       expect(script.status).toBe(200);
       expect(script.body.startsWith(`#!ipxe\nkernel --name kernel ${KERNEL} initrd=initrd0 console=ttyS0 `)).toBe(true);
