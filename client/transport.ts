@@ -1,6 +1,10 @@
 import type { Interceptor, Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, type Http2SessionManager } from "@connectrpc/connect-node";
 import { bearer, type TokenProvider } from "./bearer.js";
+import { guardHttp2ClientSessions } from "./http2-goaway-guard.js";
+
+// Before any session exists: see http2-goaway-guard.ts.
+guardHttp2ClientSessions();
 
 /**
  * How a client reaches the control plane:
