@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -44,6 +44,11 @@ function skipReason(): string | undefined {
   return undefined;
 }
 const reason = skipReason();
+
+/** UEFI firmware whose own PXE client (not iPXE) boots a virtio NIC: the TFTP path to ipxe.efi. Debian's ovmf package. */
+const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd";
+const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd";
+const uefiReason = existsSync(OVMF_CODE) && existsSync(OVMF_VARS) ? undefined : `${OVMF_CODE} is missing (package ovmf)`;
 
 const NS = `pixie-pxe-${process.pid}`;
 /** The partition's DHCP server: another host on the PXE network. */
@@ -106,6 +111,26 @@ net.createServer((c) => {
 }).listen(Number(port), host, () => console.log("relay ready"));
 `;
 
+/** The partition's leaves register their metal-cores' machine endpoints (again: registering is idempotent). */
+async function registerLeaves(): Promise<void> {
+  for (const [i, id] of ["pxeleaf01", "pxeleaf02"].entries())
+    await server.client(SwitchService, token).register({ partition: "pxe", id, rack: "r", nics: [{ name: "swp1" }], machineEndpoint: `10.0.0.${i + 11}:4443` });
+}
+
+/** A QEMU machine on `tap` of the PXE network; its console collects into the returned object. */
+function startMachine(tap: string, device: string, extra: string[] = []): { console: () => string } {
+  const args = ["netns", "exec", NS, "qemu-system-x86_64", "-m", "256", "-nographic", "-no-reboot", "-display", "none", ...extra];
+  args.push("-netdev", `tap,id=n0,ifname=${tap},script=no,downscript=no`, "-device", device);
+  const qemu = spawn("ip", args, { stdio: ["ignore", "pipe", "pipe"] });
+  children.push(qemu);
+  let out = "";
+  qemu.stdout!.on("data", (c: Buffer) => void (out += c.toString()));
+  qemu.stderr!.on("data", (c: Buffer) => void (out += c.toString()));
+  return { console: () => out };
+}
+
+const diagnosis = (console: string) => `\n--- served:\n${served.map((s) => `${s.status} ${s.url}`).join("\n")}\n--- console:\n${console.slice(-3000)}\n--- logs:\n${logs.slice(-40).join("\n")}`;
+
 describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for real${reason ? ` (skipped: ${reason})` : ""}`, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "pixie-pxe-"));
@@ -138,10 +163,12 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
     ip("-n", NS, "link", "add", "br0", "type", "bridge");
     ip("-n", NS, "tuntap", "add", "tap0", "mode", "tap");
     ip("-n", NS, "link", "set", "tap0", "master", "br0");
+    ip("-n", NS, "tuntap", "add", "tap1", "mode", "tap");
+    ip("-n", NS, "link", "set", "tap1", "master", "br0");
     ip("-n", NS, "link", "add", "vd0", "type", "veth", "peer", "name", "vd1", "netns", NS_DHCP);
     ip("-n", NS, "link", "set", "vd0", "master", "br0");
     ip("-n", NS, "addr", "add", `${PIXIE_IP}/24`, "dev", "br0");
-    for (const l of ["lo", "br0", "tap0", "vd0"]) ip("-n", NS, "link", "set", l, "up");
+    for (const l of ["lo", "br0", "tap0", "tap1", "vd0"]) ip("-n", NS, "link", "set", l, "up");
     ip("-n", NS_DHCP, "addr", "add", "10.0.0.2/24", "dev", "vd1");
     for (const l of ["lo", "vd1"]) ip("-n", NS_DHCP, "link", "set", l, "up");
 
@@ -179,31 +206,19 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
   it(
     "the machine's iPXE gets boot.ipxe from pixie's proxy DHCP, then its own script by MAC and UUID (after waiting for the leaves' metal-cores), and runs it",
     async () => {
-      const qemu = spawn(
-        "ip",
-        [
-          ...["netns", "exec", NS, "qemu-system-x86_64", "-m", "256", "-nographic", "-no-reboot", "-boot", "order=n"],
-          ...["-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device", `e1000,netdev=n0,mac=${MAC}`, "-uuid", UUID, "-display", "none"],
-        ],
-        { stdio: ["ignore", "pipe", "pipe"] },
-      );
-      children.push(qemu);
-      let console = "";
-      qemu.stdout!.on("data", (c: Buffer) => void (console += c.toString()));
-      qemu.stderr!.on("data", (c: Buffer) => void (console += c.toString()));
-
-      const why = () => `\n--- served:\n${served.map((s) => `${s.status} ${s.url}`).join("\n")}\n--- console:\n${console.slice(-3000)}\n--- logs:\n${logs.slice(-40).join("\n")}`;
+      // SeaBIOS with the e1000's ROM from ipxe-qemu: the firmware's PXE client is iPXE already.
+      const vm = startMachine("tap0", `e1000,netdev=n0,mac=${MAC}`, ["-boot", "order=n", "-uuid", UUID]);
+      const why = () => diagnosis(vm.console());
       // No metal-core serves machines yet: the machine is told so on its console, and asks again.
       await eventually("the machine to be told to wait for a metal-core", () => served.some((s) => s.body.includes("no metal-core of partition pxe")), scaled(45_000)).catch((err: Error) => {
         throw new Error(`${err.message}${why()}`);
       });
-      for (const [i, id] of ["pxeleaf01", "pxeleaf02"].entries())
-        await server.client(SwitchService, token).register({ partition: "pxe", id, rack: "r", nics: [{ name: "swp1" }], machineEndpoint: `10.0.0.${i + 11}:4443` });
+      await registerLeaves();
       // The machine ran its script: it asked for the kernel the script names.
       await eventually("the machine to fetch the kernel its script names", () => served.some((s) => s.url.startsWith("/images/metal-hammer/vmlinuz")), scaled(45_000)).catch((err: Error) => {
         throw new Error(`${err.message}${why()}`);
       });
-      qemu.kill("SIGKILL");
+      children.at(-1)!.kill("SIGKILL");
 
       const urls = served.map((s) => s.url);
       const first = urls.indexOf("/ipxe/boot.ipxe");
@@ -224,8 +239,43 @@ describe.skipIf(reason !== undefined)(`pixie boots a QEMU machine over PXE for r
       const m = (await server.client(AdminMachineService, server.adminToken).get({ id: UUID })).machine!;
       expect(m.events?.log.map((e) => e.type)).toContain(T.PXE_BOOTING);
       // The console shows where the boot file came from: pixie's proxy DHCP, not the partition's DHCP server.
-      expect(console).toContain(`Filename: ${PUBLIC_URL}/ipxe/boot.ipxe`);
+      expect(vm.console()).toContain(`Filename: ${PUBLIC_URL}/ipxe/boot.ipxe`);
     },
     scaled(60_000),
+  );
+  it.skipIf(uefiReason !== undefined)(
+    `UEFI firmware without iPXE gets ipxe.efi over TFTP from pixie's dnsmasq, and that iPXE boots the same way${uefiReason ? ` (skipped: ${uefiReason})` : ""}`,
+    async () => {
+      await registerLeaves();
+      const mac = "0c:c4:7a:5e:b0:02";
+      const uuid = randomUUID();
+      const vars = join(dir, "OVMF_VARS.fd");
+      copyFileSync(OVMF_VARS, vars);
+      // OVMF's own virtio-net driver and PXE client; no option ROM, so no iPXE until pixie hands it out.
+      const vm = startMachine("tap1", `virtio-net-pci,netdev=n0,mac=${mac},romfile=`, [
+        ...["-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`, "-drive", `if=pflash,format=raw,file=${vars}`, "-uuid", uuid],
+      ]);
+      const mine = (s: Served) => decodeURIComponent(s.url).startsWith(`/ipxe/${mac}`);
+      await eventually(
+        "the UEFI machine to fetch the kernel its script names",
+        () => {
+          const at = served.findIndex(mine);
+          return at >= 0 && served.slice(at + 1).some((s) => s.url.startsWith("/images/metal-hammer/vmlinuz"));
+        },
+        scaled(90_000),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}${diagnosis(vm.console())}`);
+      });
+      children.at(-1)!.kill("SIGKILL");
+      expect(
+        logs.some((l) => l.startsWith("pixie-dnsmasq") && /sent \S+\/ipxe\.efi to/.test(l)),
+        diagnosis(vm.console()),
+      ).toBe(true);
+      const script = served.find(mine)!;
+      expect(decodeURIComponent(script.url)).toBe(`/ipxe/${mac}?uuid=${uuid}`);
+      expect(script.body).toContain(`metal.machine=${uuid}`);
+      expect(vm.console()).toContain("NBP filename is ipxe.efi");
+    },
+    scaled(100_000),
   );
 });
