@@ -57,7 +57,13 @@ export function createPixieHandler(opts: PixieOptions): (req: IncomingMessage, r
       const host = req.headers.host ?? "";
       const base = opts.publicUrl ?? (HOST.test(host) ? `http://${host}` : undefined);
       if (!base) return script(res, 400, "#!ipxe\necho pixie: the request has no usable Host header\nexit 1\n");
-      return script(res, 200, bootScript(base));
+      try {
+        return script(res, 200, bootScript(base));
+      } catch (err) {
+        // Only a public URL iPXE cannot use gets here: the operator's setting, not the machine's request.
+        opts.log?.("pixie: public URL unfit for iPXE", { err: (err as Error).message });
+        return script(res, 500, "#!ipxe\necho pixie: its public URL cannot be used by iPXE\nexit 1\n");
+      }
     }
     const machine = readMachine((api ?? ipxe)![1]!, url.searchParams.get("uuid"));
     if ("error" in machine) return api ? reply(res, 400, machine) : script(res, 400, refusalScript({ status: 404, error: machine.error }));

@@ -189,6 +189,18 @@ describe("pixie's iPXE endpoints against a control plane", () => {
     expect(text).toContain(`chain --autofree ${url}/ipxe/\${netX/mac}?uuid=\${uuid}`);
   });
 
+  it("a configured public URL wins over the Host header; one iPXE cannot use is the operator's error, not a crash", async () => {
+    const mk = async (publicUrl: string) => {
+      const p = await startPixie({ transport: createTransport({ baseUrl: server.url, token }), partition: "ipx", publicUrl });
+      closers.push(p.close);
+      return p.url;
+    };
+    expect((await script(`${await mk("http://10.0.0.1:8081")}/ipxe/boot.ipxe`)).text).toContain("chain --autofree http://10.0.0.1:8081/ipxe/");
+    const bad = await script(`${await mk("http://10.0.0.1:8081/$x")}/ipxe/boot.ipxe`);
+    expect(bad.status).toBe(500);
+    expect(bad.text).toMatch(/^#!ipxe\necho pixie: its public URL/);
+  });
+
   it("a known machine's script (its MAC as iPXE sends it, URL-encoded) carries the same boot answer as the API mode", async () => {
     const url = await pixie();
     const { status, text } = await script(`${url}/ipxe/${encodeURIComponent(MAC)}?uuid=`);
