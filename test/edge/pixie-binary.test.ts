@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -113,6 +113,40 @@ describe("the pixie binary", () => {
         proc.kill("SIGTERM");
       }
       expect(await exited).toBe(0);
+      expect(stderr).not.toContain("secret-infra-token");
+    },
+    scaled(60_000),
+  );
+  it(
+    "with proxy DHCP it writes dnsmasq's config for its own URL, runs dnsmasq, and stops it on SIGTERM",
+    async () => {
+      const port = await new Promise<number>((resolve) => {
+        const s = createServer().listen(0, "127.0.0.1", () => {
+          const p = (s.address() as { port: number }).port;
+          s.close(() => resolve(p));
+        });
+      });
+      // A stand-in dnsmasq named by --dnsmasq: an executable that notes how it was started and stopped.
+      const fake = join(dir, "dnsmasq");
+      const journal = join(dir, "binary-journal");
+      writeFileSync(fake, `#!${process.execPath}\nprocess.argv.splice(2, 0, ${JSON.stringify(journal)});\n${FAKE_DNSMASQ.replace("if (starts === 0) process.exit(1);", "")}`, { mode: 0o755 });
+      const state = join(dir, "binary-state");
+      const args = ["--listen", `127.0.0.1:${port}`, "--partition", "px", "--interface", "br0", "--dhcp-network", "10.0.0.0", "--state-dir", state, "--ipxe-dir", ipxeDir(), "--dnsmasq", fake];
+      const proc = spawn(process.execPath, ["bin/pixie.js", ...args], { env: { ...process.env, METAL_PIXIE_TOKEN: "secret-infra-token" }, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      proc.stderr!.on("data", (c: Buffer) => void (stderr += c.toString()));
+      const exited = new Promise<number | null>((r) => proc.once("exit", (code) => r(code)));
+      try {
+        await eventually("dnsmasq to be started", () => existsSync(journal) && readFileSync(journal, "utf8").startsWith("start "), scaled(30_000));
+        const conf = readFileSync(join(state, "dnsmasq.conf"), "utf8");
+        expect(conf).toContain(`dhcp-boot=tag:ipxe,http://127.0.0.1:${port}/ipxe/boot.ipxe`);
+        expect(conf).toContain("interface=br0");
+        expect(readFileSync(join(state, "tftp", "undionly.kpxe"), "utf8")).toBe("bios");
+      } finally {
+        proc.kill("SIGTERM");
+      }
+      expect(await exited).toBe(0);
+      expect(readFileSync(journal, "utf8").split("\n").filter(Boolean).at(-1)).toBe("stop");
       expect(stderr).not.toContain("secret-infra-token");
     },
     scaled(60_000),
