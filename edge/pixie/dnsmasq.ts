@@ -74,7 +74,11 @@ export function superviseDnsmasq(opts: DnsmasqOptions): { configPath: string; cl
       createInterface({ input: proc.stderr! }).on("line", (line) => {
         if (!CHATTER.test(line)) log("pixie: dnsmasq", { line: line.slice(0, MAX_LINE) });
       });
-      proc.once("error", (err) => reject(new Error(`dnsmasq could not start: ${err.message}`)));
+      proc.once("error", (err) => {
+        // A process that never started has nothing to stop.
+        if (proc.pid === undefined) child = undefined;
+        reject(new Error(`dnsmasq could not start: ${err.message}`));
+      });
       proc.once("exit", (code, signal) => {
         child = undefined;
         if (stop.signal.aborted) return resolve();
