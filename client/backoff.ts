@@ -31,8 +31,17 @@ export function backoffDelay(failures: number, policy: BackoffPolicy, random: ()
   return base * (1 - jitter * random());
 }
 
+/** The longest delay setTimeout takes; a longer one fires after 1 ms (with a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Resolves after `ms`, or at once when `signal` aborts (a stopping client does not wait out its backoff). */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  // Waits longer than a timer can (a credential that expires in a month) in timer-sized steps.
+  for (let left = ms; left > MAX_TIMER_MS && !signal?.aborted; left -= MAX_TIMER_MS) await sleepOnce(MAX_TIMER_MS, signal);
+  return sleepOnce(ms > MAX_TIMER_MS ? ms % MAX_TIMER_MS : ms, signal);
+}
+
+function sleepOnce(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
     const t = setTimeout(done, ms);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { backoffDelay, backoffPolicy, retryLoop, sleep } from "../../client/backoff.js";
 
 const policy = { initialMs: 100, maxMs: 1_000, jitter: 0.5 };
@@ -92,5 +92,25 @@ describe("retryLoop", () => {
     );
     expect(result).toBeUndefined();
     expect(calls).toBe(1);
+  });
+});
+
+describe("sleep longer than a timer can wait", () => {
+  it("waits the whole time in timer-sized steps instead of firing at once", async () => {
+    vi.useFakeTimers();
+    try {
+      let done = false;
+      const month = 30 * 24 * 3600 * 1000;
+      const slept = sleep(month).then(() => (done = true));
+      await vi.advanceTimersByTimeAsync(2 ** 31 - 1);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(month - (2 ** 31 - 1) - 1);
+      expect(done).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      await slept;
+      expect(done).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
