@@ -194,15 +194,31 @@ export function forwardMachineStream(down: http2.ServerHttp2Stream, headers: htt
   });
 }
 
+/** What a refused machine may still send on its stream before it is reset. */
+const DISCARD_MAX_BYTES = 64 * 1024;
+
+/**
+ * Whatever the machine still sends after its answer is not wanted. It is read
+ * and dropped (resetting at once could overtake the answer on the wire), up
+ * to a bound; past that the stream is reset.
+ */
+export function discardRest(down: http2.ServerHttp2Stream): void {
+  let dropped = 0;
+  down.on("data", (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DISCARD_MAX_BYTES && !down.closed) down.close(NGHTTP2_CANCEL);
+  });
+  down.resume();
+}
+
 function trailersOnly(down: http2.ServerHttp2Stream, grpcStatus: http2.OutgoingHttpHeaders): void {
   if (down.closed || down.headersSent) return;
   down.respond({ ":status": 200, "content-type": "application/grpc", ...grpcStatus }, { endStream: true });
-  // Whatever the machine still sends is not wanted.
-  down.resume();
+  discardRest(down);
 }
 
 function refuseHttp(down: http2.ServerHttp2Stream, httpStatus: number, text: string): void {
   down.respond({ ":status": httpStatus, "content-type": "text/plain" });
   down.end(text);
-  down.resume();
+  discardRest(down);
 }

@@ -2,7 +2,7 @@ import http2 from "node:http2";
 import net from "node:net";
 import { formatHostPort, parseHostPort } from "../../client/host-port.js";
 import { MachineConnections } from "./machine-connections.js";
-import { forwardMachineStream, type MachineProxyLog, type OpenCall } from "./machine-forwarder.js";
+import { discardRest, forwardMachineStream, type MachineProxyLog, type OpenCall } from "./machine-forwarder.js";
 import { UpstreamSession } from "./upstream-session.js";
 
 /** What the machine network (which nobody vouches for) may open and send. */
@@ -91,7 +91,7 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
       stream.on("error", () => {});
       stream.respond({ ":status": 503, "content-type": "text/plain" });
       stream.end("metal-core: too many calls from this machine or from all machines; try again or the other leaf\n");
-      stream.resume();
+      discardRest(stream);
       return refusedLog();
     }
     forwardMachineStream(stream, headers, { upstream, readMaxBytes: limits.readMaxBytes, log, open });
