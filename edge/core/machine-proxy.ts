@@ -70,7 +70,9 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
   const log: MachineProxyLog = opts.log ?? (() => {});
   const { host, port } = parseHostPort(opts.listen);
 
-  const upstream = new UpstreamSession(opts.upstreamUrl, log);
+  // A lost control plane fails every open call at once (thousands of Waits): one line per kind of trouble per interval.
+  const troubleLog = throttled(log, REFUSED_LOG_MS);
+  const upstream = new UpstreamSession(opts.upstreamUrl, troubleLog);
   const open = new Set<OpenCall>();
   const connections = new MachineConnections(limits);
   let lastRefusedLog = 0;
@@ -94,7 +96,7 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
       discardRest(stream);
       return refusedLog();
     }
-    forwardMachineStream(stream, headers, { upstream, readMaxBytes: limits.readMaxBytes, log, open });
+    forwardMachineStream(stream, headers, { upstream, readMaxBytes: limits.readMaxBytes, log: troubleLog, open });
   });
   h2.on("session", (session: http2.ServerHttp2Session) => connections.watch(session));
 
@@ -130,5 +132,20 @@ export async function startMachineProxy(opts: MachineProxyOptions): Promise<Mach
       })();
       return closing;
     },
+  };
+}
+
+/** `log`, passing each message at most once per `intervalMs`; the next line that passes says how many were left out. */
+function throttled(log: MachineProxyLog, intervalMs: number): MachineProxyLog {
+  const last = new Map<string, { at: number; suppressed: number }>();
+  return (level, msg, fields) => {
+    const seen = last.get(msg);
+    const now = Date.now();
+    if (seen && now - seen.at < intervalMs) {
+      seen.suppressed++;
+      return;
+    }
+    last.set(msg, { at: now, suppressed: 0 });
+    log(level, msg, seen?.suppressed ? { ...fields, suppressed: seen.suppressed } : fields);
   };
 }
