@@ -4,6 +4,8 @@ import { HOOK_TIMEOUT_MS, TEST_TIMEOUT_MS } from "./test/helpers/timeouts.js";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
+    // The real-machine boot test (a QEMU VM through PXE, the discovery image, install) runs alone: `npm run test:boot`.
+    exclude: ["test/boot/**", "**/node_modules/**"],
     // Migrated template databases made once; scratch databases of killed runs dropped.
     globalSetup: ["test/helpers/global-setup.ts"],
     // Each test file gets its own PostgreSQL databases, so files can run side by side: two at a time (vitest's
