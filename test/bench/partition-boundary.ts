@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,12 +8,13 @@ import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect
 import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { setUpPartition } from "../helpers/partition-fixture.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
 import type { TestServer } from "../helpers/server-launch.js";
 import type { Comparison, Measurement } from "./harness.js";
 import type { ProxyHostOrder, ProxyHostReport } from "./machine-proxy-host.js";
 import { bearer, freePort } from "./replica-launch.js";
+import { insertMachines } from "./seed-machines.js";
 import { startHolders } from "./wait-holders.js";
 import { type ServerMemory, serverMemory, settle, startServer } from "./wait-streams.js";
 
@@ -161,18 +161,6 @@ async function startMetalCores(upstreamUrl: string, count: number): Promise<{ en
     await stop();
     throw err;
   }
-}
-
-/** Machines in p1 with hardware and liveliness, not waiting yet: their streams make them wait. */
-async function insertMachines(raw: pg.Pool, n: number): Promise<string[]> {
-  const ids = Array.from({ length: n }, () => randomUUID());
-  await raw.query(
-    `insert into machines (id, partition_id, size_id, rack_id, hardware)
-     select id, 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, $2::jsonb from unnest($1::text[]) as id`,
-    [ids, S1_HARDWARE_JSON],
-  );
-  await raw.query(`insert into machine_events (machine_id, liveliness, events, last_event_time) select id, 'Alive', '[]'::jsonb, now() from unnest($1::text[]) as id`, [ids]);
-  return ids;
 }
 
 /** `count` hammers waiting, machine i's stream dialled to `endpointOf(i)` on a connection of its own, held by the HOLDERS processes. */

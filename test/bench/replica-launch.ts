@@ -1,12 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { freePort } from "../helpers/free-port.js";
 import { type PrivateBroker, startPrivateBroker } from "../helpers/mosquitto.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
 import type { TestServer } from "../helpers/server-launch.js";
@@ -53,13 +53,7 @@ export interface ReplicaSet {
   stop(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+export { freePort } from "../helpers/free-port.js";
 
 /** bin/metal-api.js (the bundle users run) once it says where it listens. */
 async function startReplica(env: NodeJS.ProcessEnv): Promise<Omit<Replica, "client" | "grpcClient">> {

@@ -1,12 +1,12 @@
-import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import type { Client } from "@connectrpc/connect";
 import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { setUpPartition } from "../helpers/partition-fixture.js";
 import { type Comparison, type Measurement, measure } from "./harness.js";
 import { cpuMicros, launchReplicas, printOutputs, type ReplicaSet } from "./replica-launch.js";
+import { insertMachines } from "./seed-machines.js";
 import { startHolders } from "./wait-holders.js";
 
 /** Open Wait streams, spread evenly over the replicas. */
@@ -55,18 +55,6 @@ async function setUp(set: ReplicaSet): Promise<SetUp> {
   };
 }
 
-/** Machines in p1 with hardware and liveliness; `waiting` writes their leases directly (as if hammers held Wait streams). */
-async function insertMachines(raw: pg.Pool, n: number, waiting: boolean): Promise<string[]> {
-  const ids = Array.from({ length: n }, () => randomUUID());
-  await raw.query(
-    `insert into machines (id, partition_id, size_id, rack_id, waiting_until, hardware)
-     select id, 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, case when $3 then now() + interval '1 hour' end, $2::jsonb from unnest($1::text[]) as id`,
-    [ids, S1_HARDWARE_JSON, waiting],
-  );
-  await raw.query(`insert into machine_events (machine_id, liveliness, events, last_event_time) select id, 'Alive', '[]'::jsonb, now() from unnest($1::text[]) as id`, [ids]);
-  return ids;
-}
-
 /** Tenant allocations of every waiting machine there is, client j on replica j mod n (allocation.ts's call). */
 async function allocateAll(s: SetUp, prefix: string, ops: number): Promise<Measured> {
   const n = s.tenants.length;
@@ -100,7 +88,7 @@ async function checkAllocations(s: SetUp): Promise<void> {
  */
 async function notifyAcross(s: SetUp, abort: AbortController): Promise<Measurement> {
   const n = s.set.replicas.length;
-  const ids = await insertMachines(s.raw, STREAMS, false);
+  const ids = await insertMachines(s.raw, STREAMS);
   const arrived = new Map<string, number>();
   let failed: string | undefined;
   /** Who waits for a machine's allocation to arrive: no polling, the bench must not take CPU from the servers it measures. */
@@ -218,12 +206,12 @@ export async function benchReplicas(): Promise<Comparison[]> {
     sets.push(two);
     const alloc: (Measured | undefined)[] = [undefined, undefined];
     for (const [k, s] of [one, two].entries()) {
-      await insertMachines(s.raw, WARMUP, true);
+      await insertMachines(s.raw, WARMUP, { waiting: true });
       await allocateAll(s, `warm${k}`, WARMUP);
     }
     for (let round = 0; round < ALLOC_ROUNDS; round++) {
       for (const [k, s] of [one, two].entries()) {
-        await insertMachines(s.raw, MACHINES, true);
+        await insertMachines(s.raw, MACHINES, { waiting: true });
         alloc[k] = better(alloc[k], await allocateAll(s, `m${round}`, MACHINES));
       }
     }

@@ -1,8 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
@@ -12,23 +10,17 @@ import pg from "pg";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
+import { freePort } from "../helpers/free-port.js";
+import { setUpPartition } from "../helpers/partition-fixture.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
 import type { TestServer } from "../helpers/server-launch.js";
 import type { Comparison, Measurement } from "./harness.js";
+import { insertMachines } from "./seed-machines.js";
 
 const STREAMS = Number(process.env.BENCH_WAIT_STREAMS ?? 10_000);
 const ROUNDS = 200;
 /** Streams per HTTP/2 connection, as many metal-hammers would each hold their own; here a few hundred share one. */
 const PER_CONNECTION = 250;
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 export interface ServerMemory {
   /** V8 heap in use, reserved by V8, and memory outside the heap held by JS objects (Buffers), in KiB. */
@@ -98,13 +90,7 @@ const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.lengt
  * moment its stream has the allocation (0 when the stream was first).
  */
 async function notifyRounds(raw: pg.Pool, boots: Client<typeof BootService>[], tenant: Client<typeof MachineService>, network: string, n: number, abort: AbortController): Promise<Measurement> {
-  const ids = Array.from({ length: n }, () => randomUUID());
-  await raw.query(
-    `insert into machines (id, partition_id, size_id, rack_id, hardware)
-     select id, 'p1', 's1', case when random() < 0.5 then 'r1' else 'r2' end, $2::jsonb from unnest($1::text[]) as id`,
-    [ids, S1_HARDWARE_JSON],
-  );
-  await raw.query(`insert into machine_events (machine_id, liveliness, events, last_event_time) select id, 'Alive', '[]'::jsonb, now() from unnest($1::text[]) as id`, [ids]);
+  const ids = await insertMachines(raw, n);
   const arrived = new Map<string, number>();
   ids.forEach((id, i) => {
     void (async () => {

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { superviseDnsmasq } from "../../edge/pixie/dnsmasq.js";
 import { eventually } from "../helpers/eventually.js";
+import { freePort } from "../helpers/free-port.js";
 import { scaled } from "../helpers/timeouts.js";
 
 const dir = mkdtempSync(join(tmpdir(), "pixie-bin-"));
@@ -28,10 +28,11 @@ const fs = require("node:fs");
 const [journal, ...args] = process.argv.slice(2);
 const conf = args.find((a) => a.startsWith("--conf-file=")).slice("--conf-file=".length);
 const starts = fs.existsSync(journal) ? fs.readFileSync(journal, "utf8").split("\\n").filter((l) => l.startsWith("start")).length : 0;
+// Listening for SIGTERM before saying it started: the test stops pixie as soon as it reads "start".
+process.on("SIGTERM", () => { fs.appendFileSync(journal, "stop\\n"); process.exit(0); });
 fs.appendFileSync(journal, "start " + args.join(" ") + " " + (fs.readFileSync(conf, "utf8").includes("dhcp-range=10.0.0.0,proxy") ? "proxy" : "?") + "\\n");
 process.stderr.write("dnsmasq: started\\n");
 if (starts === 0) process.exit(1);
-process.on("SIGTERM", () => { fs.appendFileSync(journal, "stop\\n"); process.exit(0); });
 setInterval(() => {}, 1000);
 `;
 
@@ -91,12 +92,7 @@ describe("the pixie binary", () => {
   it(
     "--no-dhcp serves the iPXE scripts over HTTP and stops on SIGTERM",
     async () => {
-      const port = await new Promise<number>((resolve) => {
-        const s = createServer().listen(0, "127.0.0.1", () => {
-          const p = (s.address() as { port: number }).port;
-          s.close(() => resolve(p));
-        });
-      });
+      const port = await freePort();
       const proc = spawn(process.execPath, ["bin/pixie.js", "--no-dhcp", "--listen", `127.0.0.1:${port}`, "--partition", "px", "--api-url", "http://127.0.0.1:1"], {
         env: { ...process.env, METAL_PIXIE_TOKEN: "secret-infra-token" },
         stdio: ["ignore", "ignore", "pipe"],
@@ -120,12 +116,7 @@ describe("the pixie binary", () => {
   it(
     "with proxy DHCP it writes dnsmasq's config for its own URL, runs dnsmasq, and stops it on SIGTERM",
     async () => {
-      const port = await new Promise<number>((resolve) => {
-        const s = createServer().listen(0, "127.0.0.1", () => {
-          const p = (s.address() as { port: number }).port;
-          s.close(() => resolve(p));
-        });
-      });
+      const port = await freePort();
       // A stand-in dnsmasq named by --dnsmasq: an executable that notes how it was started and stopped.
       const fake = join(dir, "dnsmasq");
       const journal = join(dir, "binary-journal");

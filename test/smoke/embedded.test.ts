@@ -1,19 +1,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { freePort } from "../helpers/free-port.js";
 import { scaled } from "../helpers/timeouts.js";
-
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** Starts the real control-plane binary (metal-api, without the lab) on embedded PGlite, and waits until it listens. */
 async function startServer(dataDir: string, port: number): Promise<{ proc: ChildProcess; output: () => string }> {
