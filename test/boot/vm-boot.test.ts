@@ -18,9 +18,9 @@ import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { has, ip, Processes, RELAY, runIn, serveImage, unixToTcp } from "../helpers/netns.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
-import { has, ip, Processes, RELAY, runIn, serveImage, unixToTcp } from "./netns-harness.js";
 
 /**
  * Issue 17, first half: a QEMU machine with a blank disk PXE-boots through

@@ -14,6 +14,7 @@ import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.j
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { RELAY } from "../helpers/netns.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
@@ -98,18 +99,6 @@ function startIn(ns: string, name: string, cmd: string[], ready: RegExp): Promis
     proc.once("exit", (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${logs.filter((l) => l.startsWith(name)).join("\n")}`)));
   });
 }
-
-/** Forwards TCP connections on host:port in the namespace to a Unix socket. */
-const RELAY = `
-const net = require("node:net");
-const [host, port, path] = process.argv.slice(1);
-net.createServer((c) => {
-  const u = net.connect(path);
-  c.pipe(u).pipe(c);
-  c.on("error", () => u.destroy());
-  u.on("error", () => c.destroy());
-}).listen(Number(port), host, () => console.log("relay ready"));
-`;
 
 /** The partition's leaves register their metal-cores' machine endpoints (again: registering is idempotent). */
 async function registerLeaves(): Promise<void> {
