@@ -143,10 +143,19 @@ export class MetalHammer {
       }
       await this.event(T.PREPARING, `starting metal-hammer version ${this.opts.version ?? "dev"}`, signal);
       await this.event(T.REGISTERING, "start registering", signal);
-      // Not cabled to two leaves yet (LLDP still settling, switches not registered) is worth waiting for.
-      const reg = await this.retry("register", signal, () => this.boot.register({ partition: this.opts.partition, machineId: this.machineId, hardware: toProtoHardware(inventory), bios: inventory.bios }), [
-        Code.FailedPrecondition,
-      ]);
+      // Not cabled to two leaves yet (LLDP still settling, switches not registered) is worth waiting for,
+      // and each retry reads the hardware again: a neighbour whose first LLDP frame came after the first
+      // read (or a link that came up late) must reach the server, or the retries could never succeed.
+      let attempts = 0;
+      const reg = await this.retry(
+        "register",
+        signal,
+        async () => {
+          if (attempts++ > 0) inventory = await hw.inventory();
+          return this.boot.register({ partition: this.opts.partition, machineId: this.machineId, hardware: toProtoHardware(inventory), bios: inventory.bios });
+        },
+        [Code.FailedPrecondition],
+      );
       this.step(`registered ${reg.size} in rack ${reg.rack}`);
       // Registered, but not yet waiting: the probe below is the only moment the machine could be allocated with the old disks.
       const found = await this.peekAllocation(signal);

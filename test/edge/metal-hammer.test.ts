@@ -371,6 +371,33 @@ describe("metal-hammer on a simulated machine", () => {
     expect(consolePassword).not.toBe("repeated");
   });
 
+  it("a Register refused for too few known leaves is retried with the hardware read again (an LLDP neighbour that arrived late)", async () => {
+    const uuid = randomUUID();
+    let reads = 0;
+    // The first read sees leaf01 on both NICs (one switch: refused with FailedPrecondition); every later read sees the real cabling.
+    const lateNeighbour = (m: SimMachine): Hardware =>
+      new Proxy(m, {
+        get(target, key) {
+          if (key === "inventory")
+            return async () => {
+              const inv = await target.inventory();
+              if (reads++ > 0) return inv;
+              return { ...inv, nics: inv.nics.map((nic) => ({ ...nic, neighbors: [{ hostname: "leaf01", port: "swp1" }] })) };
+            };
+          const v = Reflect.get(target, key, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        },
+      });
+    const { machine, hammers } = simMachine([], { uuid, n: nic++, transport: createTransport({ baseUrl: server.url, token: fixture.infraToken }), hardware: lateNeighbour });
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(hammers[0]!.steps).toContain("registered s1 in rack r1");
+    const nics = (await adminGet(uuid)).hardware!.nics;
+    expect(nics.map((n) => n.neighbors.join(","))).toEqual([expect.stringContaining("leaf01"), expect.stringContaining("leaf02")]);
+    machine.powerOff();
+  });
+
   it("a kexec that fails after InstallationSucceeded: reboots without reporting anything (a machine credential would be void)", async () => {
     const uuid = randomUUID();
     const n = nic++;
