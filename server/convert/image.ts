@@ -15,6 +15,7 @@ export function toProtoImage(row: ImageRow): Image {
     name: row.name,
     description: row.description,
     url: row.url,
+    sha256: row.sha256,
     features: row.features,
     os: row.os,
     version: row.osVersion,
@@ -42,6 +43,7 @@ export function imageRowFromCreate(req: ImageServiceCreateRequest, name: ImageNa
     name: req.name,
     description: req.description,
     url: req.url,
+    sha256: req.sha256.toLowerCase(),
     features: [...new Set(req.features)].sort(),
     os: name.os,
     osVersion: name.version,
@@ -52,12 +54,17 @@ export function imageRowFromCreate(req: ImageServiceCreateRequest, name: ImageNa
   };
 }
 
-/** Only the fields the update sets; id, OS and version never change. */
+/**
+ * Only the fields the update sets; id, OS and version never change. An unset
+ * sha256 keeps the stored one, like every other unset field, also when the url
+ * changes (a stale checksum fails the download: it never lets a wrong file through).
+ */
 export function imagePatchFromUpdate(req: ImageServiceUpdateRequest): Partial<NewImageRow> {
   const patch: Partial<NewImageRow> = {};
   if (req.name !== undefined) patch.name = req.name;
   if (req.description !== undefined) patch.description = req.description;
   if (req.url !== undefined) patch.url = req.url;
+  if (req.sha256 !== undefined) patch.sha256 = req.sha256.toLowerCase();
   if (req.features) patch.features = [...new Set(req.features.values)].sort();
   if (req.classification !== ImageClassification.UNSPECIFIED) patch.classification = req.classification;
   if (req.expiresAt) patch.expiresAt = timestampDate(req.expiresAt);

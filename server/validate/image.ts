@@ -2,11 +2,17 @@ import type { ImageServiceCreateRequest, ImageServiceUpdateRequest } from "../..
 import type { ImageServiceListRequest } from "../../gen/metal/api/v1/image_pb.js";
 import { ImageClassification, ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { type ImageName, isImageOs, parseImageId, parseImageRef } from "../domain/image-version.js";
-import { type Validator, validator } from "./validator.js";
+import { clip, type Validator, validator } from "./validator.js";
 
 function features(v: Validator, path: string, fs: readonly number[]): void {
   if (fs.length === 0) v.add(path, "at least one feature is required (machine, firewall)");
   v.list(path, fs, 2, (p, f) => v.enumValue(p, f, ImageFeature));
+}
+
+/** An image checksum: empty (unknown) or 64 hex digits; either case, as sha256sum prints lowercase and some tools uppercase. */
+function sha256(v: Validator, path: string, value: string | undefined): void {
+  if (value === undefined || value === "" || /^[0-9a-fA-F]{64}$/.test(value)) return;
+  v.add(path, `"${clip(value)}" must be empty or a SHA-256 digest of 64 hex digits`);
 }
 
 /**
@@ -21,6 +27,7 @@ export function validateImageCreate(req: ImageServiceCreateRequest): ImageName {
   if (typeof name === "string") v.add("id", req.id === "" ? "is required" : name);
   v.text("name", req.name, 128).text("description", req.description, 1024).url("url", req.url, { required: true }).labels("labels", req.labels);
   features(v, "features", req.features);
+  sha256(v, "sha256", req.sha256);
   if (req.classification !== ImageClassification.UNSPECIFIED) v.enumValue("classification", req.classification, ImageClassification);
   v.check();
   return name as ImageName;
@@ -34,6 +41,7 @@ export function validateImageUpdate(req: ImageServiceUpdateRequest): void {
   v.text("name", req.name, 128).text("description", req.description, 1024).labels("labels", req.labels?.values);
   if (req.url !== undefined) v.url("url", req.url, { required: true });
   if (req.features) features(v, "features", req.features.values);
+  sha256(v, "sha256", req.sha256);
   if (req.classification !== ImageClassification.UNSPECIFIED) v.enumValue("classification", req.classification, ImageClassification);
   v.check();
 }

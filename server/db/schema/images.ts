@@ -9,6 +9,8 @@ export const images = pgTable(
     name: text("name").notNull().default(""),
     description: text("description").notNull().default(""),
     url: text("url").notNull(),
+    /** Lowercase hex SHA-256 of the file at url; "" = unknown (metal-hammer then reads <url>.sha256). */
+    sha256: text("sha256").notNull().default(""),
     /** ImageFeature values (metal.api.v1). */
     features: integer("features").array().notNull(),
     os: text("os").notNull(),

@@ -1,0 +1,1 @@
+ALTER TABLE "images" ADD COLUMN "sha256" text DEFAULT '' NOT NULL;
