@@ -11,7 +11,7 @@ import { EventService } from "../../gen/metal/infra/v1/event_pb.js";
 import { printable } from "../common/text.js";
 import type { MachineCredential } from "./credential.js";
 import type { Hardware, Inventory } from "./hardware.js";
-import { downloadVerified, fetchChecksum, ImageError } from "./image.js";
+import { downloadVerified, expectedChecksum, ImageError } from "./image.js";
 import { disksToWipe, planStorage } from "./layout.js";
 
 export interface HammerTiming {
@@ -303,11 +303,12 @@ export class MetalHammer {
     }
   }
 
-  private async download(url: string, signal: AbortSignal): Promise<string> {
+  /** Downloads the image and checks it against the contract's sha256, or `<url>.sha256` when the contract has none. */
+  private async download(url: string, sha256: string, signal: AbortSignal): Promise<string> {
     const file = join(this.opts.hardware.scratchDir(), `image-${this.machineId}`);
     for (let attempt = 1; ; attempt++) {
       try {
-        const expected = await fetchChecksum(url, signal);
+        const expected = await expectedChecksum(url, sha256, signal);
         const { bytes } = await downloadVerified(url, expected, file, signal);
         this.step(`downloaded ${url} (${bytes} bytes, sha256 ${expected.slice(0, 12)}…)`);
         return file;
@@ -334,7 +335,7 @@ export class MetalHammer {
       if (!layout) throw new Error(`filesystem layout ${a.filesystemLayout} not found`);
       const plan = planStorage(layout, inventory, reinstall ? disksToWipe("reinstall", inventory.disks, layout) : undefined);
       // The image is fetched and verified before any disk is touched, so a bad image on a reinstall leaves the old OS bootable.
-      imageFile = await this.download(image.url, signal);
+      imageFile = await this.download(image.url, image.sha256, signal);
       for (const d of plan.wipe) {
         await hw.wipeDisk(d);
         if (d === plan.primaryDisk) primaryDiskWiped = true;
