@@ -47,6 +47,7 @@ import { createReplicaSessions } from "./sessions/replica-sessions.js";
 import type { WaitTiming } from "./sessions/wait/session.js";
 import { WatchHub } from "./sessions/watch/hub.js";
 import { createChangeNotifier } from "./sessions/watch/notify.js";
+import { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */
@@ -192,6 +193,16 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const machineCredentials = await createMachineCredentials(db, config.machineCredentialLifetimeMs / 1000);
   const remoteConsoles = new RemoteConsoles({ credentials: replicaCredentials, scheme: config.tlsCert ? "https" : "http" });
   const consoleOpener = createConsoleOpener({ db, local: sessions.consoles, remote: remoteConsoles, replicaId: replica.id, replicaTimeoutMs: config.replicaTimeoutMs });
+  const browserConsoles = new BrowserConsoles({
+    db,
+    projects,
+    authority,
+    consoles: consoleOpener,
+    bus,
+    log,
+    replicaId: replica.id,
+    limits: { idleTimeoutMs: options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs, pollMs: options.consolePollMs },
+  });
   const shutdown = new AbortController();
   // Every open call listens on the shutdown signal; thousands of streams are normal, not a leak.
   setMaxListeners(0, shutdown.signal);
@@ -216,7 +227,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   };
   const build = readVersion();
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({

@@ -12,6 +12,7 @@ import { SizeService as AdminSizeService } from "../gen/metal/admin/v1/size_pb.j
 import { SizeReservationService as AdminSizeReservationService } from "../gen/metal/admin/v1/size_reservation_pb.js";
 import { SwitchService as AdminSwitchService } from "../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
+import { ConsoleService as ApiConsoleService } from "../gen/metal/api/v1/console_pb.js";
 import { FilesystemLayoutService } from "../gen/metal/api/v1/filesystem_layout_pb.js";
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
 import { ImageService } from "../gen/metal/api/v1/image_pb.js";
@@ -50,6 +51,7 @@ import { createAdminSizeReservationService } from "./services/admin/size-reserva
 import { createAdminSizeService } from "./services/admin/size-service.js";
 import { createAdminSwitchService } from "./services/admin/switch-service.js";
 import { createAdminTokenService } from "./services/admin/token-service.js";
+import { createApiConsoleService } from "./services/api/console-service.js";
 import { createFilesystemLayoutService } from "./services/api/filesystem-layout-service.js";
 import { createGrpcHealthService } from "./services/api/grpc-health-service.js";
 import { createHealthService } from "./services/api/health-service.js";
@@ -72,6 +74,7 @@ import { createSwitchService } from "./services/infra/switch-service.js";
 import { createReplicaService } from "./services/internal/replica-service.js";
 import type { ReplicaSessions } from "./sessions/replica-sessions.js";
 import type { WatchHub } from "./sessions/watch/hub.js";
+import type { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
 
 export interface RouteDeps {
@@ -88,6 +91,8 @@ export interface RouteDeps {
   watch?: WatchHub;
   /** Signs metal-hammer's machine credentials (BootService.Boot, RenewCredential). */
   machineCredentials: MachineCredentials;
+  /** Serial consoles in the browser (metal.api.v1.ConsoleService), through the SSH console's opener. */
+  browserConsoles: BrowserConsoles;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -113,6 +118,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
   add(HealthService, createHealthService(checks));
+  add(ApiConsoleService, createApiConsoleService({ consoles: deps.browserConsoles }));
 
   // metal.admin.v1: operators
   add(AdminPartitionService, createAdminPartitionService({ db }));
