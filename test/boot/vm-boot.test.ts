@@ -1,39 +1,61 @@
-import { spawn, spawnSync } from "node:child_process";
+import { execFile, spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { chmodSync, closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, closeSync, createReadStream, existsSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { Server as NetServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import ssh2 from "ssh2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTransport } from "../../client/transport.js";
-import { type MachineProxy, startMachineProxy } from "../../edge/core/machine-proxy.js";
+import { BmcAgent } from "../../edge/bmc/agent.js";
+import { formatLeases } from "../../edge/bmc/leases.js";
+import { MetalCore } from "../../edge/core/metal-core.js";
 import { superviseDnsmasq } from "../../edge/pixie/dnsmasq.js";
 import { createPixieHandler } from "../../edge/pixie/pixie.js";
+import { ProjectService as MdProjectService } from "../../gen/masterdata/v1/project_pb.js";
+import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
+import { FilesystemLayoutService as AdminLayouts } from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
+import { ImageService as AdminImages } from "../../gen/metal/admin/v1/image_pb.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
+import { NetworkService as AdminNetworks } from "../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/partition_pb.js";
 import { SizeService as AdminSizes } from "../../gen/metal/admin/v1/size_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
-import { SwitchService } from "../../gen/metal/infra/v1/switch_pb.js";
 import { eventually } from "../helpers/eventually.js";
+import { freePort } from "../helpers/free-port.js";
 import { has, ip, Processes, RELAY, runIn, serveImage, unixToTcp } from "../helpers/netns.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
+import { NamespaceLeaf } from "./namespace-leaf.js";
+import { QemuBmc } from "./qemu-bmc.js";
+import { buildTestOsImage } from "./test-os/build.js";
 
 /**
- * Issue 17, first half: a QEMU machine with a blank disk PXE-boots through
+ * Issue 17 end to end: a QEMU machine with a blank disk PXE-boots through
  * pixie (proxy DHCP, iPXE script by MAC and UUID) into the discovery image,
- * whose metal-hammer registers the hardware QEMU presents through a
- * metal-core machine endpoint and waits.
+ * whose metal-hammer registers the hardware QEMU presents through its leaves'
+ * metal-core machine endpoints and waits. `metalctl machine create`
+ * allocates it: the hammer partitions the disk by the layout, installs the
+ * test OS image (test/boot/test-os), kexecs into it, and the installed system
+ * announces itself by LLDP, which the leaves' metal-core reports as Phoned
+ * Home. `metalctl machine free`: metal-bmc resets it, it PXE-boots again,
+ * wipes its disk and waits.
  *
  * Everything the machine talks to lives on a bridge in a network namespace
  * of the test's own: the partition's DHCP server (another namespace behind a
  * veth), pixie's dnsmasq, and one lldpd per NIC playing leaf01's and
- * leaf02's swp1. pixie's HTTP side, the image files and metal-core's machine
- * proxy run in this process and are reached through relays in the namespace
- * (TCP there, Unix socket here), so the host's routes are never touched.
+ * leaf02's swp1. pixie's HTTP side, the image files, both metal-cores (their
+ * configuration side simulated, their LLDP side those lldpds) and metal-bmc
+ * (QEMU's monitor playing the BMC) run in this process and are reached
+ * through relays in the namespace (TCP there, Unix socket here), so the
+ * host's routes are never touched.
  */
 
 const IPXE_DIR = "/usr/lib/ipxe";
@@ -43,7 +65,7 @@ const IMAGE_DIR = resolve("dist/discovery-image");
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "not Linux";
   if (process.getuid?.() !== 0) return "needs root for network namespaces and tap devices";
-  for (const cmd of ["ip", "dnsmasq", "qemu-system-x86_64", "lldpd", "lldpcli"]) if (!has(cmd)) return `${cmd} is not installed`;
+  for (const cmd of ["ip", "dnsmasq", "qemu-system-x86_64", "lldpd", "lldpcli", "zstd", "lz4"]) if (!has(cmd)) return `${cmd} is not installed`;
   for (const f of [join(IPXE_DIR, "undionly.kpxe"), NIC_ROM, "/dev/net/tun"]) if (!existsSync(f)) return `${f} is missing`;
   return undefined;
 }
@@ -56,6 +78,8 @@ const PIXIE_PORT = 8081;
 const CORE_PORT = 4443;
 const PUBLIC_URL = `http://${BRIDGE_IP}:${PIXIE_PORT}`;
 const PARTITION = "vmboot";
+const PROJECT = "vmproject";
+const IMAGE = "testos-1.0.20261205";
 const UUID = randomUUID();
 const MACS = ["0c:c4:7a:17:00:01", "0c:c4:7a:17:00:02"];
 /** Host side of each NIC: tap name, and the leaf whose swp1 it plays over LLDP. */
@@ -67,12 +91,19 @@ const MEMORY_MIB = 1024;
 const CPUS = 2;
 const DISK_BYTES = 2n * 2n ** 30n;
 const MiB = 2n ** 20n;
+const REPO = resolve(".");
 
 let server: TestServer;
 let dir: string;
+let disk: string;
+let editorToken: string;
+let privateNetwork: string;
 let http: Server | undefined;
-let coreRelay: NetServer | undefined;
-let proxy: MachineProxy | undefined;
+const relays: NetServer[] = [];
+const cores: MetalCore[] = [];
+let bmc: QemuBmc;
+const bmcStop = new AbortController();
+let bmcRun: Promise<void> | undefined;
 let pixieDnsmasq: { close: () => Promise<void> } | undefined;
 const procs = new Processes();
 const served: string[] = [];
@@ -93,13 +124,14 @@ const diagnosis = () =>
  * Its chassis id comes from its own tap: two leaves with one chassis id would be one neighbour to the
  * machine's lldpd, which keeps one name per chassis (whichever leaf spoke last).
  */
-async function startLeafLldp(tap: string, leaf: string): Promise<void> {
+async function startLeafLldp(tap: string, leaf: string): Promise<string> {
   const sock = join(dir, `lldpd-${leaf}.sock`);
   await procs.start(NS, `lldpd-${leaf}`, ["lldpd", "-d", "-I", tap, "-C", tap, "-u", sock, "-O", join(dir, "no-lldpd.conf")]);
   await eventually(`lldpd of ${leaf} to open its control socket`, () => existsSync(sock), scaled(15_000));
   runIn(NS, ["lldpcli", "-u", sock, "configure", "system", "hostname", leaf]);
   runIn(NS, ["lldpcli", "-u", sock, "configure", "ports", tap, "lldp", "portidsubtype", "local", "swp1"]);
   runIn(NS, ["lldpcli", "-u", sock, "configure", "lldp", "tx-interval", "5"]);
+  return sock;
 }
 
 function blankDisk(path: string): void {
@@ -108,16 +140,77 @@ function blankDisk(path: string): void {
   closeSync(fd);
 }
 
-describe.skipIf(reason !== undefined)(`a QEMU machine boots into the discovery image and waits${reason ? ` (skipped: ${reason})` : ""}`, () => {
+/** `bytes` of the disk file at `offset`. */
+function readDisk(offset: number, bytes: number): Buffer {
+  const fd = openSync(disk, "r");
+  try {
+    const buf = Buffer.alloc(bytes);
+    readSync(fd, buf, 0, bytes, offset);
+    return buf;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What is on the disk: a GPT (its signature in LBA 1) and, per partition of it, whether an ext4 superblock is there. */
+function inspectDisk(): { gpt: boolean; ext4Partitions: number[] } {
+  const header = readDisk(512, 92);
+  if (header.toString("latin1", 0, 8) !== "EFI PART") return { gpt: false, ext4Partitions: [] };
+  const entries = readDisk(1024, 128 * 128);
+  const ext4Partitions: number[] = [];
+  for (let i = 0; i < 128; i++) {
+    const firstLba = Number(entries.readBigUInt64LE(i * 128 + 32));
+    if (firstLba === 0) continue;
+    // The ext4 superblock starts 1024 bytes into the filesystem; its magic 0xEF53 is at offset 56 of it.
+    if (readDisk(firstLba * 512 + 1024 + 56, 2).readUInt16LE(0) === 0xef53) ext4Partitions.push(i + 1);
+  }
+  return { gpt: true, ext4Partitions };
+}
+
+/** metalctl as a tenant (the project's editor) runs it: the repository's binary, its config kept out of the way. */
+function metalctl(args: string[], timeoutMs = scaled(60_000)): Promise<string> {
+  return new Promise((resolveRun, reject) => {
+    execFile(
+      process.execPath,
+      [join(REPO, "bin/metalctl.js"), ...args],
+      { timeout: timeoutMs, env: { ...process.env, METALCTL_CONFIG: join(dir, "metalctl.yaml"), METALCTL_API_URL: server.url, METALCTL_API_TOKEN: editorToken, NO_COLOR: "1" } },
+      (err, stdout, stderr) => (err ? reject(new Error(`metalctl ${args.join(" ")}: ${err.message}\n${stdout}\n${stderr}`)) : resolveRun(stdout)),
+    );
+  });
+}
+
+/** Serves a file of `dist/test-os-image` under /images/test-os/. */
+function serveTestOs(file: string, req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): boolean {
+  const name = /^\/images\/test-os\/([a-z0-9.]+)$/.exec(req.url ?? "")?.[1];
+  if (!name) return false;
+  const path = join(dirname(file), name);
+  if (!name.startsWith(basename(file)) || !existsSync(path)) {
+    res.writeHead(404).end();
+    return true;
+  }
+  res.writeHead(200, { "content-type": "application/octet-stream", "content-length": statSync(path).size });
+  createReadStream(path).pipe(res);
+  return true;
+}
+
+/** The machine's events of the current cycle and before, oldest first. */
+async function eventTypes(): Promise<T[]> {
+  const got = await server.client(AdminMachineService, server.adminToken).get({ id: UUID });
+  return [...(got.machine?.events?.log ?? [])].reverse().map((e) => e.type);
+}
+
+describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phones home, is freed and wiped${reason ? ` (skipped: ${reason})` : ""}`, () => {
   beforeAll(async () => {
     if (!existsSync(join(IMAGE_DIR, "vmlinuz")) || !existsSync(join(IMAGE_DIR, "initrd.img"))) {
       const r = spawnSync("npm", ["run", "build:discovery-image"], { encoding: "utf8", stdio: "inherit" });
       if (r.status !== 0) throw new Error("npm run build:discovery-image failed");
     }
+    const testOs = await buildTestOsImage();
     dir = mkdtempSync(join(tmpdir(), "vm-boot-"));
     // dnsmasq serves TFTP as an unprivileged user after start-up; lldpd's helper reads its config as well.
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, "no-lldpd.conf"), "");
+    disk = join(dir, "disk.raw");
 
     server = await startTestServer();
     const admin = server.adminToken;
@@ -134,20 +227,39 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots into the discovery i
         { type: SizeConstraintType.STORAGE, min: DISK_BYTES, max: DISK_BYTES },
       ],
     });
+    await server.client(AdminImages, admin).create({ id: IMAGE, url: `${PUBLIC_URL}/images/test-os/${basename(testOs.file)}`, features: [ImageFeature.MACHINE] });
+    await server.client(AdminLayouts, admin).create({
+      filesystemLayout: {
+        id: "vm-small-testos",
+        disks: [
+          {
+            device: "/dev/vda",
+            wipeOnReinstall: true,
+            partitions: [
+              { number: 1, sizeMib: 64n, gptType: GptType.BOOT },
+              { number: 2, sizeMib: 0n, gptType: GptType.LINUX },
+            ],
+          },
+        ],
+        filesystems: [
+          { path: "/boot/efi", device: "/dev/vda1", format: Format.VFAT },
+          { path: "/", device: "/dev/vda2", format: Format.EXT4 },
+        ],
+        constraints: { sizes: ["vm-small"], images: { testos: ">= 1.0" } },
+      },
+    });
+    await server.client(AdminNetworks, admin).create({ id: "vm-super", type: NetworkType.SUPER, partition: PARTITION, prefixes: ["10.200.0.0/16"], defaultChildPrefixLength: { ipv4: 24 } });
+    await server.client(MdTenantService, admin).create({ tenant: { meta: { id: "vmtenant" }, name: "vmtenant" } });
+    await server.client(MdProjectService, admin).create({ project: { meta: { id: PROJECT }, name: PROJECT, tenantId: "vmtenant" } });
+    privateNetwork = (await server.client(NetworkService, admin).create({ project: PROJECT, partition: PARTITION })).network!.id;
+    editorToken = (await server.client(AdminTokens, admin).create({ subject: "vm-tenant", roles: { projectRoles: { [PROJECT]: ProjectRole.EDITOR } } })).secret;
     const token = (await server.client(AdminTokens, admin).create({ subject: `${PARTITION}-agents`, roles: { infraPartition: PARTITION } })).secret;
 
-    // metal-core's machine endpoint, here; the namespace reaches it through a relay.
-    proxy = await startMachineProxy({ upstreamUrl: server.url, listen: "127.0.0.1:0" });
-    const [proxyHost, proxyPort] = [proxy.endpoint.slice(0, proxy.endpoint.lastIndexOf(":")), Number(proxy.endpoint.slice(proxy.endpoint.lastIndexOf(":") + 1))];
-    coreRelay = await unixToTcp(join(dir, "core.sock"), proxyHost, proxyPort);
-    for (const [i, { leaf }] of LINKS.entries())
-      await server.client(SwitchService, token).register({ partition: PARTITION, id: leaf, rack: "r1", nics: [{ name: "swp1" }], machineEndpoint: `${BRIDGE_IP}:${CORE_PORT + i}` });
-
-    // pixie's HTTP side plus the discovery image's files.
+    // pixie's HTTP side plus the discovery image's and the test OS's files.
     const handler = createPixieHandler({ transport: createTransport({ baseUrl: server.url, token }), partition: PARTITION, publicUrl: PUBLIC_URL });
     http = createServer((req, res) => {
       res.on("finish", () => served.push(`${res.statusCode} ${req.url}`));
-      if (!serveImage(IMAGE_DIR, req, res)) handler(req, res);
+      if (!serveImage(IMAGE_DIR, req, res) && !serveTestOs(testOs.file, req, res)) handler(req, res);
     });
     const pixieSock = join(dir, "pixie.sock");
     await new Promise<void>((ok, fail) => http!.once("error", fail).listen(pixieSock, ok));
@@ -168,8 +280,6 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots into the discovery i
     for (const l of ["lo", "vd1"]) ip("-n", NS_DHCP, "link", "set", l, "up");
 
     await procs.start(NS, "pixie-relay", [process.execPath, "-e", RELAY, BRIDGE_IP, String(PIXIE_PORT), pixieSock], /relay ready/);
-    // Each leaf's metal-core has an endpoint of its own; here both lead to the one proxy.
-    for (const [i, { leaf }] of LINKS.entries()) await procs.start(NS, `core-relay-${leaf}`, [process.execPath, "-e", RELAY, BRIDGE_IP, String(CORE_PORT + i), join(dir, "core.sock")], /relay ready/);
 
     const dhcpConf = join(dir, "partition-dhcp.conf");
     writeFileSync(
@@ -190,34 +300,69 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots into the discovery i
     });
     await proxyReady;
 
-    for (const { tap, leaf } of LINKS) await startLeafLldp(tap, leaf);
+    // Each leaf: its lldpd on the machine's tap, its metal-core with a machine endpoint of its own, reached from the namespace through a relay.
+    for (const [i, { tap, leaf }] of LINKS.entries()) {
+      const lldpSock = await startLeafLldp(tap, leaf);
+      const port = await freePort();
+      const core = new MetalCore({
+        url: server.url,
+        token,
+        partition: PARTITION,
+        rack: "r1",
+        os: new NamespaceLeaf({ id: leaf, root: join(dir, leaf) }, { namespace: NS, socket: lldpSock, tap, port: "swp1" }),
+        settings: { asn: 4200000011 + i, loopback: `10.0.0.${11 + i}` },
+        machineListen: `127.0.0.1:${port}`,
+        machineEndpoint: `${BRIDGE_IP}:${CORE_PORT + i}`,
+        timing: { lldpPollMs: 1_000, phoneHomeMs: 2_000 },
+        log: (level, msg, fields) => procs.logs.push(`metal-core ${leaf} ${level}: ${msg} ${JSON.stringify(fields ?? {})}`),
+      });
+      mkdirSync(join(dir, leaf), { recursive: true });
+      cores.push(core);
+      core.start();
+      relays.push(await unixToTcp(join(dir, `core-${leaf}.sock`), "127.0.0.1", port));
+      await procs.start(NS, `core-relay-${leaf}`, [process.execPath, "-e", RELAY, BRIDGE_IP, String(CORE_PORT + i), join(dir, `core-${leaf}.sock`)], /relay ready/);
+    }
+    // A machine's boot answer names the leaves known at that moment: both must have registered and synced first.
+    await eventually("both leaves' metal-core to register and sync", () => cores.every((c) => c.appliedGeneration >= 0), scaled(60_000));
+
+    // metal-bmc, with QEMU's monitor playing the machine's BMC at the one address of its lease file.
+    bmc = new QemuBmc(join(dir, "qmp.sock"), UUID);
+    const leaseFile = join(dir, "bmc.leases");
+    const now = Date.now();
+    writeFileSync(leaseFile, `${formatLeases([{ ip: "10.1.0.17", mac: "0c:c4:7a:17:00:ff", starts: new Date(now - 60_000), ends: new Date(now + 86_400_000), state: "active" }])}\n`);
+    const agent = new BmcAgent({
+      transport: createTransport({ baseUrl: server.url, token }),
+      partition: PARTITION,
+      agent: "vm-boot-bmc",
+      leaseFile,
+      stateDir: join(dir, "metal-bmc"),
+      adapter: bmc,
+      credentials: { user: "ADMIN", password: "ADMIN", interface: "lanplus", port: 623 },
+      timing: { pollMs: 1_000, fullReportMs: 10_000, heartbeatMs: 1_000, idleMs: 15_000 },
+      log: (msg, fields) => procs.logs.push(`metal-bmc: ${msg} ${JSON.stringify(fields ?? {})}`),
+    });
+    bmcRun = agent.run(bmcStop.signal);
   });
 
   afterAll(async () => {
+    bmcStop.abort();
+    await bmcRun?.catch(() => {});
     procs.killAll();
+    await Promise.all(cores.map((c) => c.stop().catch(() => {})));
     await pixieDnsmasq?.close();
-    await proxy?.close();
     await new Promise<void>((r) => (http ? http.close(() => r()) : r()));
-    await new Promise<void>((r) => (coreRelay ? coreRelay.close(() => r()) : r()));
+    for (const relay of relays) await new Promise<void>((r) => relay.close(() => r()));
     for (const ns of [NS, NS_DHCP]) spawnSync("ip", ["netns", "del", ns]);
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  // SKIPPED, flaky: passed in 3 of 6 runs (power-on to Waiting 42 s, every assertion below holding); in
-  // the other runs the hammer reached the control plane through the machine proxy but Register kept failing
-  // with FailedPrecondition "its LLDP neighbours name 1 known switch(es)" until the bound: it retries with
-  // the inventory it read once, so a moment where the machine's lldpd had one leaf's frame only (or one
-  // name for both) is never corrected. In a failing run the first Register came 1.5 s after "metal-hammer
-  // starting", so its LLDP wait (enough: 2 NICs with neighbours) ended at the first poll: either both NICs
-  // showed the same leaf name, or the hammer counted only one NIC as up. Not yet known which; enable with
-  // it( once Register succeeds every run.
-  it.skip(
+  it(
     "PXE-boots, registers the hardware QEMU presents through metal-core, matches a size and waits",
     async () => {
-      const disk = join(dir, "disk.raw");
       blankDisk(disk);
-      const args = ["-m", String(MEMORY_MIB), "-smp", String(CPUS), "-nographic", "-no-reboot", "-boot", "order=n", "-uuid", UUID];
-      args.push("-drive", `file=${disk},if=virtio,format=raw`);
+      const args = ["-m", String(MEMORY_MIB), "-smp", String(CPUS), "-nographic", "-boot", "order=n", "-uuid", UUID, "-qmp", `unix:${join(dir, "qmp.sock")},server=on,wait=off`];
+      // discard=unmap: the hammer's blkdiscard on a freed machine punches holes in the file, as an SSD's TRIM frees its blocks.
+      args.push("-drive", `file=${disk},if=virtio,format=raw,discard=unmap`);
       args.push("-netdev", `tap,id=n0,ifname=${LINKS[0]!.tap},script=no,downscript=no`, "-device", `e1000,netdev=n0,mac=${MACS[0]}`);
       // Only the first NIC PXE-boots: the second has no option ROM.
       args.push("-netdev", `tap,id=n1,ifname=${LINKS[1]!.tap},script=no,downscript=no`, "-device", `e1000,netdev=n1,mac=${MACS[1]},romfile=`);
@@ -261,15 +406,96 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots into the discovery i
         expect(nics.get(mac), why).toBeDefined();
         expect(nics.get(mac)!.neighbors.join(","), why).toContain(LINKS[i]!.leaf);
       }
-      console.log(`vm-boot: nics ${JSON.stringify(hw.nics.map((n) => [n.name, n.mac, n.neighbors]))}`);
-      const events = m.events?.log.map((e) => e.type) ?? [];
+      const events = await eventTypes();
       for (const t of [T.PXE_BOOTING, T.PREPARING, T.REGISTERING, T.WAITING]) expect(events, why).toContain(t);
       // The machine fetched the discovery image from where its partition's boot config says.
       expect(
         served.some((s) => s.startsWith("200 /images/metal-hammer/initrd.img")),
         why,
       ).toBe(true);
-      expect(statSync(disk).size).toBe(Number(DISK_BYTES));
+      // The machine has a BMC the control plane knows, through metal-bmc (needed to free it below).
+      const reported = await eventually("metal-bmc to report the machine's BMC", async () => (await machines.get({ id: UUID })).machine?.bmc, scaled(30_000));
+      expect(reported.address, why).toContain("10.1.0.17");
+      expect(reported.powerState, why).toBe("ON");
+    },
+    scaled(540_000),
+  );
+
+  it(
+    "metalctl machine create: partitions the disk by the layout, installs the test OS, kexecs into it, and the installed system phones home",
+    async () => {
+      const key = ssh2.utils.generateKeyPairSync("ed25519").public;
+      const allocatedAt = Date.now();
+      const created = JSON.parse(
+        await metalctl([
+          "machine",
+          "create",
+          "--project",
+          PROJECT,
+          "--partition",
+          PARTITION,
+          "--size",
+          "vm-small",
+          "--image",
+          "testos-1.0",
+          "--hostname",
+          "vm-1",
+          "--id",
+          UUID,
+          "--networks",
+          privateNetwork,
+          "--sshpublickey",
+          key,
+          "-o",
+          "json",
+        ]),
+      ) as { id: string };
+      expect(created.id).toBe(UUID);
+      // metalctl follows the machine's log until the installed OS phones home.
+      await metalctl(["machine", "logs", UUID, "--project", PROJECT, "--until", "phoned home"], scaled(600_000)).catch((err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}`);
+      });
+      console.log(`vm-boot: allocation to Phoned Home took ${Math.round((Date.now() - allocatedAt) / 1000)} s`);
+      const why = diagnosis();
+      const log = await metalctl(["machine", "logs", UUID, "--project", PROJECT]);
+      console.log(`vm-boot: metalctl machine logs\n${log}`);
+      const order = ["PXE Booting", "Preparing", "Registering", "Waiting", "Installing", "Booting New Kernel", "Phoned Home"];
+      const positions = order.map((label) => log.indexOf(label));
+      expect(positions.every((p) => p >= 0), `${log}${why}`).toBe(true);
+      expect(
+        [...positions].sort((a, b) => a - b),
+        `${log}${why}`,
+      ).toEqual(positions);
+      // The installed system itself said so on its console, and the disk holds what the layout asked for.
+      expect(vmConsole, why).toContain(`metal-test-os: up, machine ${UUID}`);
+      expect(inspectDisk(), why).toEqual({ gpt: true, ext4Partitions: [2] });
+      expect(served.some((s) => s.startsWith("200 /images/test-os/")), why).toBe(true);
+    },
+    scaled(660_000),
+  );
+
+  it(
+    "metalctl machine free: metal-bmc resets it, it PXE-boots the discovery image again, wipes the disk and waits",
+    async () => {
+      const before = (await eventTypes()).length;
+      await metalctl(["machine", "free", UUID, "--project", PROJECT]);
+      await eventually(
+        "the freed machine to wipe its disk and wait",
+        async () => {
+          const got = await server.client(AdminMachineService, server.adminToken).get({ id: UUID });
+          const since = [...(got.machine?.events?.log ?? [])].reverse().slice(before).map((e) => e.type);
+          return !got.machine?.allocation && got.machine?.waiting && since.includes(T.PXE_BOOTING) && since.includes(T.WAITING);
+        },
+        scaled(480_000),
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}`);
+      });
+      const why = diagnosis();
+      expect(bmc.executed, why).toContain("RESET");
+      // Wiped: no partition table and no filesystem left (the hammer waits only after wiping).
+      expect(inspectDisk(), why).toEqual({ gpt: false, ext4Partitions: [] });
+      expect(readDisk(0, 1024 * 1024).equals(Buffer.alloc(1024 * 1024)), why).toBe(true);
+      console.log(`vm-boot: disk file after the wipe: ${statSync(disk).blocks * 512} bytes allocated of ${DISK_BYTES}`);
     },
     scaled(540_000),
   );
