@@ -131,6 +131,8 @@ beforeAll(async () => {
     // The checksum of the good image over bytes damaged in transit.
     "/broken.img": Buffer.concat([good.subarray(0, 10), Buffer.from("#"), good.subarray(11)]),
     "/broken.img.sha256": `${sha(good)}  broken.img\n`,
+    // No .sha256 next to it: only the image contract's checksum vouches for it.
+    "/bare.img": good,
   };
   images = createServer((req, res) => {
     const body = files[req.url ?? ""];
@@ -268,6 +270,40 @@ describe("metal-hammer on a simulated machine", () => {
     machine.powerOff();
     await eventually("the run to stop", () => outcomes.length === 1);
     expect(outcomes).toEqual(["stopped"]);
+  });
+
+  it("a contract checksum the file does not match (the .sha256 next to it does): Crashed with the checksum error, no disk touched", async () => {
+    const adminImages = server.client(AdminImages, server.adminToken);
+    const other = sha(Buffer.from(JSON.stringify(IMAGE2)));
+    await adminImages.create({ id: "simos-1.2.20250101", url: `${imageBase}/simos-1.img`, sha256: other, features: [ImageFeature.MACHINE] });
+    const { uuid, machine, outcomes, hammers } = simMachine();
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    const opsBefore = machine.ops.length;
+    await allocate(uuid, "simos-1.2.20250101");
+    await eventually("the crash", async () => (await history(uuid)).includes(T.CRASHED));
+    const m = await adminGet(uuid);
+    expect(m.events?.log[0]?.message).toMatch(new RegExp(`checksum mismatch \\(expected sha256 ${other}`));
+    expect(m.allocation?.installed).toBe(false);
+    expect(machine.ops.slice(opsBefore)).toEqual([]);
+    expect(hammers[0]!.steps).not.toContain("installation succeeded");
+    expect(machine.os).toBeUndefined();
+    machine.powerOff();
+    await eventually("the run to stop", () => outcomes.length === 1);
+  });
+
+  it("an image with a contract checksum and no .sha256 next to it installs", async () => {
+    const digest = sha(Buffer.from(JSON.stringify(IMAGE)));
+    await server.client(AdminImages, server.adminToken).create({ id: "simos-1.3.20250101", url: `${imageBase}/bare.img`, sha256: digest.toUpperCase(), features: [ImageFeature.MACHINE] });
+    const { uuid, machine, outcomes, booted, hammers } = simMachine();
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    await allocate(uuid, "simos-1.3.20250101");
+    await eventually("the installed OS", () => outcomes.length === 1 && machine.os);
+    expect(outcomes).toEqual(["kexec"]);
+    expect(booted.map((o) => o.image)).toEqual(["simos-1.0"]);
+    expect(hammers[0]!.steps).toContain(`downloaded ${imageBase}/bare.img (${JSON.stringify(IMAGE).length} bytes, sha256 ${digest.slice(0, 12)}…)`);
+    expect((await adminGet(uuid)).allocation?.installed).toBe(true);
   });
 
   it("a reinstall wipes only the wipeOnReinstall disk; a failed one is aborted and the old OS boots again", async () => {
