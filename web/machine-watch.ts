@@ -1,0 +1,86 @@
+/**
+ * Follows a machine Watch for as long as the page wants it: reconnects with
+ * backoff when the stream drops and resumes after the last revision it saw
+ * whole, so nothing is missed and nothing polls (DESIGN.md §8 "Watch").
+ * Listeners are told at most once per task, so a burst of changes is one
+ * render, and the snapshot only once it is complete.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { describeError } from "./api.js";
+import { applyWatchMessage, emptyWatchState, type WatchMessage, type WatchState } from "./watch-state.js";
+
+/** Opens the stream, resuming after `sinceRevision` when given. */
+export type OpenWatch = (sinceRevision: bigint | undefined, signal: AbortSignal) => AsyncIterable<{ message: WatchMessage }>;
+
+/** Codes after which a new stream can help; the others (no permission, bad request) would fail again. */
+const RECONNECT = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.ResourceExhausted, Code.Unknown, Code.Internal, Code.Aborted, Code.Canceled]);
+
+export interface MachineWatch {
+  readonly state: WatchState;
+  /** Set while the stream is down (the reason, and that it reconnects) or failed for good. */
+  readonly problem: string | undefined;
+  /** Bumped on every change the listeners were told about. */
+  readonly version: number;
+  subscribe(listener: () => void): () => void;
+  stop(): void;
+}
+
+export function startMachineWatch(open: OpenWatch, onFatal?: (err: unknown) => void): MachineWatch {
+  const state = emptyWatchState();
+  const stop = new AbortController();
+  const listeners = new Set<() => void>();
+  let problem: string | undefined;
+  let version = 0;
+  let scheduled = false;
+  const notify = () => {
+    if (scheduled) return;
+    scheduled = true;
+    setTimeout(() => {
+      scheduled = false;
+      version++;
+      for (const l of listeners) l();
+    }, 0);
+  };
+  (async () => {
+    let delay = 250;
+    while (!stop.signal.aborted) {
+      try {
+        for await (const { message } of open(state.resumeAfter, stop.signal)) {
+          if (problem !== undefined) {
+            problem = undefined;
+            notify();
+          }
+          delay = 250;
+          if (applyWatchMessage(state, message)) notify();
+        }
+        // The server ended the stream (shutting down): reconnect like after a drop.
+      } catch (err) {
+        if (stop.signal.aborted) return;
+        if (!RECONNECT.has(ConnectError.from(err).code)) {
+          problem = describeError(err);
+          notify();
+          onFatal?.(err);
+          return;
+        }
+        problem = `${describeError(err)}; reconnecting`;
+        notify();
+      }
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      delay = Math.min(delay * 2, 10_000);
+    }
+  })();
+  return {
+    state,
+    get problem() {
+      return problem;
+    },
+    get version() {
+      return version;
+    },
+    subscribe(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stop: () => stop.abort(),
+  };
+}

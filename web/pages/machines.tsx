@@ -1,0 +1,109 @@
+/**
+ * The machine table, live through the machine Watch: the same columns and
+ * status markers as `metalctl machine list`. Rows are plain table rows,
+ * memoized by machine: a change re-renders its row only.
+ */
+import { memo, useEffect, useState, useSyncExternalStore } from "react";
+import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
+import type { PageProps } from "../app.js";
+import { machineColumns, machineMarkers } from "../format.js";
+import type { MachineWatch } from "../machine-watch.js";
+import { canEdit } from "../session.js";
+import { sortedMachines } from "../watch-state.js";
+import { AllocateForm } from "./allocate.js";
+
+/** Re-renders on every change the watch reports. */
+export function useWatch(watch: MachineWatch | undefined): number {
+  return useSyncExternalStore(
+    (cb) => watch?.subscribe(cb) ?? (() => {}),
+    () => watch?.version ?? -1,
+  );
+}
+
+/** "When" and "Age" count up: the table is re-rendered twice a minute even without changes. */
+export function useNow(everyMs = 30_000): number {
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), everyMs);
+    return () => clearInterval(t);
+  }, [everyMs]);
+  return now;
+}
+
+const MachineRow = memo(function MachineRow({ m, now }: { m: Machine; now: number }) {
+  const markers = machineMarkers(m, now);
+  return (
+    <tr data-id={m.id}>
+      <td>
+        <a href={`#/machines/${encodeURIComponent(m.id)}`}>{m.id}</a>
+      </td>
+      <td className="status" title={markers.map((x) => x.meaning).join(", ")}>
+        {markers.map((x) => x.mark).join("")}
+      </td>
+      {machineColumns.slice(2).map((c) => (
+        <td key={c.header}>{c.value(m, now)}</td>
+      ))}
+    </tr>
+  );
+});
+
+export function MachineTable({ machines, now }: { machines: readonly Machine[]; now: number }) {
+  return (
+    <table className="machines">
+      <thead>
+        <tr>
+          {machineColumns.map((c, i) => (
+            <th key={c.header || `col${i}`}>{c.header}</th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {machines.map((m) => (
+          <MachineRow key={m.id} m={m} now={now} />
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+const matchesFilter = (m: Machine, words: string[], now: number) => {
+  if (words.length === 0) return true;
+  const text = machineColumns
+    .map((c) => c.value(m, now))
+    .join(" ")
+    .toLowerCase();
+  return words.every((w) => text.includes(w));
+};
+
+export function MachinesPage({ session, project, watch }: PageProps) {
+  useWatch(watch);
+  const now = useNow();
+  const [filter, setFilter] = useState("");
+  const [allocating, setAllocating] = useState(false);
+  if (!watch) return <p className="hint">Choose a project (top right) to see its machines.</p>;
+  const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
+  const rows = sortedMachines(watch.state).filter((m) => matchesFilter(m, words, now));
+  return (
+    <section>
+      <div className="toolbar">
+        <h2>Machines</h2>
+        <span className="count" data-testid="machine-count">
+          {watch.state.live ? `${rows.length} of ${watch.state.machines.size}` : "loading…"}
+        </span>
+        <input type="search" placeholder="filter (e.g. waiting, a rack, a hostname)" value={filter} onChange={(e) => setFilter(e.target.value)} aria-label="filter machines" />
+        {project && canEdit(session, project) ? (
+          <button type="button" onClick={() => setAllocating(true)}>
+            Allocate a machine
+          </button>
+        ) : null}
+      </div>
+      {watch.problem ? (
+        <p className="error" role="alert">
+          {watch.problem}
+        </p>
+      ) : null}
+      {allocating && project ? <AllocateForm session={session} project={project} onDone={() => setAllocating(false)} /> : null}
+      {watch.state.live ? rows.length === 0 ? <p className="empty">No machines{project && !session.operator ? ` in project ${project}` : ""}.</p> : <MachineTable machines={rows} now={now} /> : null}
+    </section>
+  );
+}

@@ -1,0 +1,50 @@
+/**
+ * Who is signed in. The token lives in sessionStorage: it survives a reload
+ * of this tab, is gone when the tab closes, and is never shared with other
+ * tabs or written to disk by the console. Signing out removes it.
+ */
+import { AdminRole, ProjectRole } from "../gen/metal/api/v1/common_pb.js";
+import { UserService } from "../gen/metal/api/v1/user_pb.js";
+import { type ClientOf, createApi } from "./api.js";
+
+const TOKEN_KEY = "metal-console.token";
+const PROJECT_KEY = "metal-console.project";
+
+export interface Session {
+  readonly api: ClientOf;
+  readonly subject: string;
+  /** May read the operator (admin) services. */
+  readonly operator: boolean;
+  /** May change things through the operator services. */
+  readonly operatorWrites: boolean;
+  /** The token's own projects with their role (a tenant picks among these). */
+  readonly projects: ReadonlyMap<string, ProjectRole>;
+}
+
+/** Asks metal-api who the token belongs to; throws the ConnectError of a token it refuses. */
+export async function openSession(token: string): Promise<Session> {
+  const api = createApi(token);
+  const user = (await api(UserService).get({})).user;
+  const roles = user?.token?.roles;
+  const adminRole = roles?.adminRole ?? AdminRole.UNSPECIFIED;
+  return {
+    api,
+    subject: user?.subject ?? "",
+    operator: adminRole !== AdminRole.UNSPECIFIED,
+    operatorWrites: adminRole === AdminRole.ADMIN,
+    projects: new Map(Object.entries(roles?.projectRoles ?? {})),
+  };
+}
+
+export const savedToken = () => sessionStorage.getItem(TOKEN_KEY) ?? undefined;
+export const saveToken = (token: string) => sessionStorage.setItem(TOKEN_KEY, token);
+export const savedProject = () => sessionStorage.getItem(PROJECT_KEY) ?? undefined;
+export const saveProject = (project: string) => sessionStorage.setItem(PROJECT_KEY, project);
+
+export function signOut(): void {
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(PROJECT_KEY);
+}
+
+/** A role that may allocate, free and change things in a project. */
+export const canEdit = (s: Session, project: string | undefined) => s.operatorWrites || (project !== undefined && (s.projects.get(project) ?? ProjectRole.UNSPECIFIED) >= ProjectRole.EDITOR);
