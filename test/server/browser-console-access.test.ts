@@ -54,7 +54,11 @@ describe("decideBrowserConsoleAccess (the SSH console's rules, a project editor 
     expect(decideBrowserConsoleAccess(m(alloc("firewall", "pa")), "m1", "", admin)).toMatchObject({ allow: true, admin: true, outputSince: allocatedAt });
     expect(decideBrowserConsoleAccess(m(null), "m1", "", admin)).toEqual({ allow: true, admin: true, partition: "p1", allocationUuid: undefined, outputSince: undefined });
     expect(decideBrowserConsoleAccess(undefined, "m1", "", admin)).toMatchObject({ allow: false, code: "not_found", message: 'machine "m1" not found' });
-    expect(decideBrowserConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", "", admin)).toMatchObject({ allow: false, code: "failed_precondition", message: expect.stringContaining("no partition") });
+    expect(decideBrowserConsoleAccess({ id: "m1", partition: null, allocation: null }, "m1", "", admin)).toMatchObject({
+      allow: false,
+      code: "failed_precondition",
+      message: expect.stringContaining("no partition"),
+    });
   });
 
   it("a machine credential never opens a console", () => {
