@@ -21,6 +21,7 @@ import { createConnectHandler, type EarlyCheck } from "./http/connect-handler.js
 import { serveHomePage } from "./http/home-page.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
+import { createWebConsole, DEFAULT_WEB_DIR } from "./http/web-console.js";
 import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
 import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
@@ -226,6 +227,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     return refusal;
   };
   const build = readVersion();
+  // The web console (docs/web-console.md) on this port; until it is built, "/" shows the home page.
+  const webConsole = createWebConsole(config.webDir ?? DEFAULT_WEB_DIR, (req, res) => serveHomePage(req, res, build.version));
   const routes = (router: ConnectRouter) => {
     registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles });
     masterdataRoutes(router);
@@ -252,7 +255,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
         );
         return;
       }
-      if (serveHomePage(req, res, build.version)) return;
+      if (webConsole(req, res)) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
     },

@@ -37,6 +37,8 @@ export interface Config {
   readonly tlsKey: string | undefined;
   /** Origins allowed for browser clients (CORS); empty disables CORS. */
   readonly corsOrigins: readonly string[];
+  /** Folder of the built web console (index.html, assets/); undefined means the package's dist/web. */
+  readonly webDir: string | undefined;
   /** pino level. */
   readonly logLevel: string;
   /** Connections of the metal database pool (PostgreSQL only). */
@@ -103,6 +105,7 @@ const settings = {
   tlsCert: { env: "METAL_TLS_CERT", flag: "tls-cert", optional: true },
   tlsKey: { env: "METAL_TLS_KEY", flag: "tls-key", optional: true },
   corsOrigins: { env: "METAL_CORS_ORIGINS", flag: "cors-origins", optional: true },
+  webDir: { env: "METAL_WEB_DIR", flag: "web-dir", optional: true },
   logLevel: { env: "LOG_LEVEL", flag: "log-level", fallback: "info" },
   databasePoolSize: { env: "METAL_DB_POOL_SIZE", flag: "db-pool-size", fallback: "20" },
   masterdataDatabasePoolSize: { env: "MASTERDATA_DB_POOL_SIZE", flag: "masterdata-db-pool-size", fallback: "20" },
@@ -178,6 +181,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     tlsCert,
     tlsKey,
     corsOrigins: r.list("corsOrigins"),
+    webDir: r.optional("webDir") === undefined ? undefined : resolve(r.get("webDir")),
     logLevel: r.get("logLevel"),
     databasePoolSize: r.parse("databasePoolSize", poolSize),
     masterdataDatabasePoolSize: r.parse("masterdataDatabasePoolSize", poolSize),

@@ -2,8 +2,8 @@ import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
 
 /**
- * What a person who opens the API address in a browser sees until the web
- * console exists: what this is and where to go next. Static, no script, no
+ * What a person who opens the API address in a browser sees while the web
+ * console is not built: what this is and where to go next. Static, no script, no
  * external resource, so the Content-Security-Policy can forbid everything.
  */
 function page(version: string): string {
@@ -25,7 +25,7 @@ function page(version: string): string {
 <p>From a shell: <code>metalctl machine list</code>, or with curl:</p>
 <pre><code>curl -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \\
   -d '{}' http://HOST/metal.api.v1.PartitionService/List</code></pre>
-<p>A web console is not built yet.</p>
+<p>The web console is not built here: run <code>npm run build:web</code> in the source folder, then reload this page (or point <code>METAL_WEB_DIR</code> at a built console).</p>
 </body>
 </html>
 `;

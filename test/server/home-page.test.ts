@@ -1,10 +1,13 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readVersion } from "../../server/version.js";
 import { startTestServer } from "../helpers/test-server.js";
 
 describe("the API address opened in a browser", () => {
   it("serves a small page that says what this is and links health and metrics, under a strict CSP; other paths stay 404", async () => {
-    const server = await startTestServer();
+    // A folder without a built console: the home page answers "/" even where `npm run build:web` has run.
+    const server = await startTestServer({ env: { METAL_WEB_DIR: join(tmpdir(), "metal-no-web-console") } });
     const res = await fetch(`${server.url}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/html; charset=utf-8");
@@ -15,6 +18,7 @@ describe("the API address opened in a browser", () => {
     expect(html).toContain('href="/metrics"');
     expect(html).toContain("metal.api.v1.HealthService/Get");
     expect(html).not.toMatch(/<script/i);
+    expect(html).toContain("npm run build:web");
     expect((await fetch(`${server.url}/`, { method: "HEAD" })).status).toBe(200);
     const missing = await fetch(`${server.url}/nothing-here`);
     expect(missing.status).toBe(404);
