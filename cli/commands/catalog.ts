@@ -1,4 +1,4 @@
-import { create, fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { create, type DescEnum, fromJson, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { Args, type Command, Flags } from "@oclif/core";
 import * as aFsl from "../../gen/metal/admin/v1/filesystem_layout_pb.js";
@@ -299,8 +299,12 @@ const imageColumns: Column<image.Image>[] = [
   { header: "Expiration", value: (i) => isoTime(i.expiresAt).slice(0, 10) },
   { header: "Status", value: (i) => enumLabel(image.ImageClassificationSchema, i.classification).toLowerCase() },
   { header: "URL", value: (i) => i.url, wide: true },
+  { header: "SHA256", value: (i) => i.sha256, wide: true },
   { header: "Labels", value: (i) => labelsOf(i.labels), wide: true },
 ];
+
+/** An enum flag's words ("machine", "firewall,machine") as the proto JSON names a document carries. */
+const enumNames = (schema: DescEnum, words: string[]) => words.flatMap((w) => w.split(",")).map((w) => schema.values.find((v) => v.number === enumParse(schema, w.trim()))!.name);
 
 const images = resourceCommands({
   kind: "image",
@@ -326,12 +330,43 @@ const images = resourceCommands({
       });
       return { items: r.images, next: r.nextPageToken };
     }),
+  createFlags: {
+    id: Flags.string({ description: 'id "<os>-<version>", e.g. debian-12.0.20250101' }),
+    url: Flags.string({ description: "where the image is downloaded from (http or https)" }),
+    features: Flags.string({ multiple: true, description: "machine and/or firewall (repeat the flag or separate by commas)" }),
+    sha256: Flags.string({ description: "SHA-256 of the file at --url (64 hex digits); without it metal-hammer reads <url>.sha256" }),
+    name: Flags.string(),
+    description: Flags.string(),
+    classification: Flags.string({ description: "preview (default), supported or deprecated" }),
+    labels: labelsFlag,
+  },
+  createDoc: (f) => {
+    if (!f.id) throw new UsageError("--id or -f is required");
+    if (!f.url) throw new UsageError("--url is required");
+    return clean({
+      id: f.id,
+      url: f.url,
+      features: f.features ? enumNames(image.ImageFeatureSchema, f.features as string[]) : undefined,
+      sha256: f.sha256,
+      name: f.name,
+      description: f.description,
+      classification: f.classification ? enumNames(image.ImageClassificationSchema, [f.classification as string])[0] : undefined,
+      labels: parseLabels(f.labels as string[] | undefined),
+    });
+  },
   create: async (c, doc) => (await c.client(aImage.ImageService).create(fromJson(aImage.ImageServiceCreateRequestSchema, doc, lenient))).image!,
+  // A document without sha256 keeps the stored one (like every field it leaves out); `sha256: ""` clears it.
   update: async (c, doc, cur, version) =>
     (
       await c
         .client(aImage.ImageService)
-        .update(fromJson(aImage.ImageServiceUpdateRequestSchema, { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "url", "classification", "expiresAt"], ["features", "labels"]) }, lenient))
+        .update(
+          fromJson(
+            aImage.ImageServiceUpdateRequestSchema,
+            { id: cur.id, version, ...pickForUpdate(doc, ["name", "description", "url", "sha256", "classification", "expiresAt"], ["features", "labels"]) },
+            lenient,
+          ),
+        )
     ).image!,
   delete: async (c, id) => (await c.client(aImage.ImageService).delete({ id })).image!,
 });
