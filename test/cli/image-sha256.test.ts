@@ -22,7 +22,20 @@ const describeImage = async (id: string) => parse((await run(["image", "describe
 
 describe("metalctl image --sha256", () => {
   it("creates an image from flags with its checksum (uppercase stored lowercase); describe and list -o wide show it", async () => {
-    const created = await run(["image", "create", "--id", "debian-12.0.20250101", "--url", "https://images.example/debian.img", "--features", "machine,firewall", "--sha256", DIGEST.toUpperCase(), "--classification", "supported"]);
+    const created = await run([
+      "image",
+      "create",
+      "--id",
+      "debian-12.0.20250101",
+      "--url",
+      "https://images.example/debian.img",
+      "--features",
+      "machine,firewall",
+      "--sha256",
+      DIGEST.toUpperCase(),
+      "--classification",
+      "supported",
+    ]);
     expect(created.stderr).toBe("");
     expect(created.code).toBe(0);
     expect(await describeImage("debian-12.0.20250101")).toMatchObject({
