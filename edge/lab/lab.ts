@@ -39,7 +39,7 @@ import { labMetalctlConfigPath, writeMetalctlContexts } from "./metalctl-context
 import { loadMachines, type MachineIdentity, restore, type StoredMachine, saveMachines, snapshot } from "./persist.js";
 import { bindingAs, checkPortsFree, type LabPort, LabStartError } from "./ports.js";
 import { freePort, ReplicaProcess, replicaEnvironment } from "./replicas.js";
-import { LAB, LAB_IMAGES, seed } from "./seed.js";
+import { LAB, LAB_IMAGES, labImageFile, seed } from "./seed.js";
 import { TcpProxy } from "./tcp-proxy.js";
 import { ensureToken, type TenantSshKey, tenantSshKey } from "./tenant.js";
 
@@ -236,8 +236,8 @@ export class Lab {
     this.timings = opts.timings ?? INTERACTIVE_TIMINGS;
     this.listenAddress = opts.config.listen;
     this.consoleAddress = opts.config.consoleListen;
-    for (const [id, image] of Object.entries(LAB_IMAGES)) {
-      const body = Buffer.from(JSON.stringify(image));
+    for (const id of Object.keys(LAB_IMAGES)) {
+      const body = labImageFile(id);
       this.images.set(`/images/${id}.img`, body);
       this.images.set(`/images/${id}.img.sha256`, `${sha256(body)}  ${id}.img\n`);
     }

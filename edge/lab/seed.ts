@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
 import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
@@ -36,6 +37,9 @@ export const LAB_IMAGES: Record<string, SimImage> = {
   [LAB.machineImage]: { os: "debian", version: "12.0", kernel: "/boot/vmlinuz-6.1.0-sim", initrd: "/boot/initrd.img-6.1.0-sim", cmdline: "console=ttyS1,115200n8" },
   [LAB.firewallImage]: { os: "firewall-ubuntu", version: "3.0", kernel: "/boot/vmlinuz-6.8.0-sim", initrd: "/boot/initrd.img-6.8.0-sim", cmdline: "console=ttyS1,115200n8" },
 };
+
+/** The file the lab serves for an image: what a simulated machine unpacks. */
+export const labImageFile = (id: string): Buffer => Buffer.from(JSON.stringify(LAB_IMAGES[id]));
 
 export interface Seeded {
   infraToken: string;
@@ -90,9 +94,11 @@ export async function seed(opts: { transport: Transport; labUrl: string; apiUrl:
     [LAB.firewallImage, ImageFeature.FIREWALL],
   ] as const) {
     const url = `${opts.labUrl}/images/${id}.img`;
-    if (!(await ensure(() => images.create({ id, url, features: [feature], description: "served by metal-lab" })))) {
+    // The contract carries the checksum, so metal-hammer needs no <url>.sha256 (the lab serves one for older images).
+    const sha256 = createHash("sha256").update(labImageFile(id)).digest("hex");
+    if (!(await ensure(() => images.create({ id, url, sha256, features: [feature], description: "served by metal-lab" })))) {
       const img = (await createClient(ImageService, t).get({ id })).image!;
-      if (img.url !== url) await images.update({ id, version: img.meta!.version, url });
+      if (img.url !== url || img.sha256 !== sha256) await images.update({ id, version: img.meta!.version, url, sha256 });
     }
   }
   await ensure(() =>
