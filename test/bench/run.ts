@@ -9,6 +9,7 @@ import { benchReplicas } from "./replicas.js";
 import { benchLabStart, benchStartup } from "./startup.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
 import { benchUnary } from "./unary.js";
+import { benchVmBoot } from "./vm-boot.js";
 import { benchWaitStreams } from "./wait-streams.js";
 import { benchWatchFanout } from "./watch-fanout.js";
 
@@ -31,6 +32,7 @@ async function main() {
   comparisons.push(...(await benchLabBoot()));
   comparisons.push(...(await benchStartup()), ...(await benchLabStart()));
   comparisons.push(...(await benchConsole()));
+  comparisons.push(...(await benchVmBoot()));
   report(comparisons);
 }
 

@@ -108,6 +108,8 @@ let pixieDnsmasq: { close: () => Promise<void> } | undefined;
 const procs = new Processes();
 const served: string[] = [];
 let vmConsole = "";
+/** Wall times of the phases, written to $VM_BOOT_TIMINGS (JSON) for `npm run bench`. */
+const timings: Record<string, number> = {};
 
 /** The hammer's first log lines (JSON on the console): what it read and decided, before any retry loop fills the tail. */
 const hammerHead = () =>
@@ -345,6 +347,7 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
   });
 
   afterAll(async () => {
+    if (process.env.VM_BOOT_TIMINGS) writeFileSync(process.env.VM_BOOT_TIMINGS, JSON.stringify(timings));
     bmcStop.abort();
     await bmcRun?.catch(() => {});
     procs.killAll();
@@ -386,7 +389,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       ).catch((err: Error) => {
         throw new Error(`${err.message}${diagnosis()}`);
       });
-      console.log(`vm-boot: power-on to Waiting took ${Math.round((Date.now() - poweredOn) / 1000)} s`);
+      timings.powerOnToWaitingMs = Date.now() - poweredOn;
+      console.log(`vm-boot: power-on to Waiting took ${Math.round(timings.powerOnToWaitingMs / 1000)} s`);
 
       const why = diagnosis();
       expect(m.partition, why).toBe(PARTITION);
@@ -455,7 +459,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       await metalctl(["machine", "logs", UUID, "--project", PROJECT, "--until", "phoned home"], scaled(600_000)).catch((err: Error) => {
         throw new Error(`${err.message}${diagnosis()}`);
       });
-      console.log(`vm-boot: allocation to Phoned Home took ${Math.round((Date.now() - allocatedAt) / 1000)} s`);
+      timings.allocateToPhonedHomeMs = Date.now() - allocatedAt;
+      console.log(`vm-boot: allocation to Phoned Home took ${Math.round(timings.allocateToPhonedHomeMs / 1000)} s`);
       const why = diagnosis();
       const log = await metalctl(["machine", "logs", UUID, "--project", PROJECT]);
       console.log(`vm-boot: metalctl machine logs\n${log}`);
@@ -478,6 +483,7 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
     "metalctl machine free: metal-bmc resets it, it PXE-boots the discovery image again, wipes the disk and waits",
     async () => {
       const before = (await eventTypes()).length;
+      const freedAt = Date.now();
       await metalctl(["machine", "free", UUID, "--project", PROJECT]);
       await eventually(
         "the freed machine to wipe its disk and wait",
@@ -490,6 +496,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       ).catch((err: Error) => {
         throw new Error(`${err.message}${diagnosis()}`);
       });
+      timings.freeToWaitingMs = Date.now() - freedAt;
+      console.log(`vm-boot: free to Waiting (wiped) took ${Math.round(timings.freeToWaitingMs / 1000)} s`);
       const why = diagnosis();
       expect(bmc.executed, why).toContain("RESET");
       // Wiped: no partition table and no filesystem left (the hammer waits only after wiping).
