@@ -176,13 +176,12 @@ async function main(argv: string[]): Promise<number> {
   // Logs on stdout (pretty for a person, JSON for a machine); what a person waits for on stderr, never between JSON lines.
   const say = (line: string) => void process.stderr.write(`metal-lab: ${line}\n`);
   say(`starting: ${args.machines} simulated machines${args.replicas > 1 ? `, ${args.replicas} control-plane replicas` : ""}, data in ${shown(config.dataDir)}`);
-  const [{ createLogger }, { Lab }, { LAB }, { reportMachinesUp }, { createConnectTransport }, { bearer }] = await Promise.all([
+  const [{ createLogger }, { Lab }, { LAB }, { reportMachinesUp }, { createTransport }] = await Promise.all([
     import("../../server/logger.js"),
     import("./lab.js"),
     import("./seed.js"),
     import("./progress.js"),
-    import("@connectrpc/connect-node"),
-    import("../../client/bearer.js"),
+    import("../../client/transport.js"),
   ]);
   let pretty = args.logFormat === undefined ? process.stdout.isTTY === true : args.logFormat === "pretty";
   if (pretty && !prettyPrinterInstalled()) {
@@ -221,7 +220,7 @@ async function main(argv: string[]): Promise<number> {
   process.stderr.write(banner(lab, args, LAB));
   const stopReport = new AbortController();
   const report = reportMachinesUp({
-    transport: createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(lab.adminToken)] }),
+    transport: createTransport({ baseUrl: lab.apiUrl, protocol: "connect", binary: true, token: lab.adminToken }),
     partition: LAB.partition,
     ids: new Set(lab.machines.map((m) => m.uuid)),
     print: say,

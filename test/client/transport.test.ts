@@ -54,6 +54,16 @@ describe("createTransport", () => {
     expect((await binary.get({})).version).toMatchObject({ version: "none", revision: "application/proto" });
   });
 
+  it("speaks gRPC-Web over HTTP/1.1 or HTTP/2", async () => {
+    for (const [baseUrl, httpVersion] of [
+      [h1Url, "1.1"],
+      [h2Url, "2"],
+    ] as const) {
+      const client = createClient(VersionService, createTransport({ baseUrl, protocol: "grpc-web", httpVersion, token: "t3" }));
+      expect((await client.get({})).version).toMatchObject({ version: "Bearer t3", revision: "application/grpc-web+proto" });
+    }
+  });
+
   it("runs the caller's interceptors after the bearer one", async () => {
     const seen: (string | null)[] = [];
     const client = createClient(

@@ -2,8 +2,8 @@ import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import type { DescService, MessageInitShape } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcWebTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { Http2SessionManager } from "@connectrpc/connect-node";
 import { createTransport } from "../../client/transport.js";
 import type { MachineAllocation } from "../../gen/metal/api/v1/machine_pb.js";
 import type { BootService, MachineHardwareSchema } from "../../gen/metal/infra/v1/boot_pb.js";
@@ -34,10 +34,7 @@ export class HammerSide {
     const baseUrl = `http://${this.endpoint}`;
     const manager = new Http2SessionManager(baseUrl);
     this.managers.push(manager);
-    if (wire === "grpc") return createTransport({ baseUrl, token, sessionManager: manager });
-    const interceptors: Interceptor[] = token ? [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] : [];
-    if (wire === "grpc-web") return createGrpcWebTransport({ baseUrl, httpVersion: "2", sessionManager: manager, interceptors });
-    return createConnectTransport({ baseUrl, httpVersion: "2", useBinaryFormat: true, sessionManager: manager, interceptors });
+    return createTransport({ baseUrl, protocol: wire, httpVersion: "2", binary: true, token, sessionManager: manager });
   }
 
   client<S extends DescService>(service: S, token?: string, wire: Wire = "grpc"): Client<S> {

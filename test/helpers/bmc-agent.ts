@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import type { Interceptor } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import type { SimBmcs } from "../../edge/sim/bmc.js";
 
@@ -21,11 +20,11 @@ export function runBmcAgent(opts: {
   version?: string;
   leaseFile: string;
   sims: SimBmcs;
-  /** Run before the bearer, e.g. to cut one call on purpose. */
+  /** Run after the bearer, e.g. to cut one call on purpose. */
   interceptors?: Interceptor[];
 }): RunningBmcAgent {
   const agent = new BmcAgent({
-    transport: createGrpcTransport({ baseUrl: opts.url, interceptors: [...(opts.interceptors ?? []), bearer(opts.token)] }),
+    transport: createTransport({ baseUrl: opts.url, token: opts.token, interceptors: opts.interceptors ?? [] }),
     partition: "p1",
     agent: opts.agent,
     ...(opts.version ? { version: opts.version } : {}),
