@@ -52,6 +52,7 @@ export function startMachineWatch(open: OpenWatch, onFatal?: (err: unknown) => v
           }
           delay = 250;
           if (applyWatchMessage(state, message)) notify();
+          if (message.case === "snapshotDone" && performance.getEntriesByName("metal:machines-snapshot").length === 0) performance.mark("metal:machines-snapshot");
         }
         // The server ended the stream (shutting down): reconnect like after a drop.
       } catch (err) {

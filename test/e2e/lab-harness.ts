@@ -42,7 +42,7 @@ export { eventually };
  */
 export const TEST_LAB_TIMINGS: LabTimings = { ...FAST_TIMINGS, wait: { ...FAST_TIMINGS.wait, leaseMs: scaled(15_000) } };
 
-export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST_LAB_TIMINGS): Promise<LabUnderTest> {
+export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST_LAB_TIMINGS, env: Record<string, string> = {}): Promise<LabUnderTest> {
   const metalDb = await createScratchDatabase("lab_metal", { from: "metal" });
   const mdDb = await createScratchDatabase("lab_md", { from: "masterdata" });
   const dir = await mkdtemp(join(tmpdir(), "metal-lab-test-"));
@@ -56,6 +56,7 @@ export async function startLabUnderTest(machines = 8, timings: LabTimings = TEST
     METAL_DB_POOL_SIZE: "10",
     MASTERDATA_DB_POOL_SIZE: "4",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    ...env,
   });
   const start = (count = machines) =>
     Lab.start({

@@ -1,0 +1,53 @@
+/**
+ * The console's first load as a person opening it sees it, for `npm run
+ * bench` (DESIGN.md §7: < 300 KiB gzip; 1,000-machine table < 500 ms in
+ * Chromium on localhost). A fresh browser context (empty cache) with the
+ * token already in sessionStorage opens the console; the page marks when
+ * the Watch snapshot is complete and when the full table is painted
+ * (web/pages/machines.tsx).
+ */
+import type { Browser } from "playwright-core";
+import { scaled } from "../helpers/timeouts.js";
+
+export interface ConsoleLoad {
+  /** Bytes on the wire (gzip) of index.html and everything it pulls: scripts, styles. API calls are not counted. */
+  readonly firstLoadGzipBytes: number;
+  /** The files counted, with their wire bytes. */
+  readonly files: readonly { path: string; bytes: number }[];
+  /** From navigation start until the machine table is painted with all its rows. */
+  readonly tableShownMs: number;
+  /** From navigation start until the Watch snapshot was complete (the rest of tableShownMs is rendering). */
+  readonly snapshotMs: number;
+  readonly rows: number;
+}
+
+export async function measureConsoleLoad(browser: Browser, baseUrl: string, token: string, expectRows: number): Promise<ConsoleLoad> {
+  const context = await browser.newContext({ viewport: { width: 1600, height: 900 } });
+  try {
+    // Signed in already (as after a reload): what is measured is loading the console and its table.
+    await context.addInitScript((t) => sessionStorage.setItem("metal-console.token", t), token);
+    const page = await context.newPage();
+    const files: { path: string; bytes: number }[] = [];
+    page.on("response", (res) => {
+      const req = res.request();
+      if (req.method() !== "GET" || !res.url().startsWith(baseUrl)) return;
+      // content-length is what crossed the wire: the server sends the gzip'd body to Chromium.
+      files.push({ path: new URL(res.url()).pathname, bytes: Number(res.headers()["content-length"] ?? 0) });
+    });
+    await page.goto(`${baseUrl}/`);
+    const marks = await page.waitForFunction(
+      () => {
+        const shown = performance.getEntriesByName("metal:machines-shown")[0] as PerformanceMark | undefined;
+        const snapshot = performance.getEntriesByName("metal:machines-snapshot")[0];
+        return shown && snapshot ? { shown: shown.startTime, snapshot: snapshot.startTime, rows: document.querySelectorAll("table.machines tbody tr").length } : undefined;
+      },
+      undefined,
+      { timeout: scaled(60_000) },
+    );
+    const { shown, snapshot, rows } = (await marks.jsonValue())!;
+    if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
+    return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, snapshotMs: snapshot, rows };
+  } finally {
+    await context.close();
+  }
+}

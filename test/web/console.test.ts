@@ -1,0 +1,182 @@
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LAB } from "../../edge/lab/seed.js";
+import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
+import { type LabUnderTest, startLabUnderTest, TEST_LAB_TIMINGS } from "../e2e/lab-harness.js";
+import { eventually } from "../helpers/eventually.js";
+import { scaled } from "../helpers/timeouts.js";
+import { buildConsoleOnce, haveChromium, launchChromium, SKIP_REASON, screenshot } from "./browser.js";
+
+const MACHINES = 3;
+
+/**
+ * The console in a real Chromium against the lab: simulated machines that
+ * PXE boot, wait, install and phone home through the real daemons. Every
+ * wait is on a condition of the page, bounded by a scaled timeout.
+ */
+describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${haveChromium ? "" : ` (${SKIP_REASON})`}`, () => {
+  let t: LabUnderTest;
+  let browser: Browser;
+  let operator: BrowserContext;
+  let page: Page;
+  let allocated: string;
+  const rows = () => page.locator("table.machines tbody tr");
+  const wait = { timeout: scaled(30_000) };
+
+  beforeAll(async () => {
+    const build = await buildConsoleOnce();
+    t = await startLabUnderTest(MACHINES, TEST_LAB_TIMINGS, { METAL_WEB_DIR: build.outDir });
+    browser = await launchChromium();
+    operator = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+    page = await operator.newPage();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await t?.dispose();
+  });
+
+  async function signIn(p: Page, token: string): Promise<void> {
+    await p.goto(`${t.lab.apiUrl}/`);
+    await p.getByLabel("Token").fill(token);
+    await p.getByRole("button", { name: "Sign in" }).click();
+    await p.getByRole("button", { name: "Sign out" }).waitFor(wait);
+  }
+
+  it("refuses a wrong token with a clear message, then signs in with the lab's admin token", async () => {
+    await page.goto(`${t.lab.apiUrl}/`);
+    await page.getByLabel("Token").fill("not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: "The token was not accepted" }).waitFor(wait);
+    await screenshot(page, "sign-in");
+    await signIn(page, t.lab.adminToken);
+    // The token is kept for this tab only.
+    expect(await page.evaluate(() => sessionStorage.getItem("metal-console.token"))).toBe(t.lab.adminToken);
+    expect(await page.evaluate(() => localStorage.length)).toBe(0);
+  });
+
+  it("shows the lab's machines live as they reach Waiting, with metalctl's columns", async () => {
+    await page.waitForFunction((n) => [...document.querySelectorAll("table.machines tbody tr")].filter((tr) => tr.textContent?.includes("Waiting")).length === n, MACHINES, { timeout: scaled(60_000) });
+    const headers = await page.locator("table.machines thead th").allTextContents();
+    expect(headers).toEqual(["ID", "", "Last Event", "When", "Age", "Hostname", "Project", "Size", "Image", "Partition", "Rack"]);
+    expect(await rows().count()).toBe(MACHINES);
+    for (const m of t.lab.machines) await page.locator(`tr[data-id="${m.uuid}"]`).filter({ hasText: LAB.size }).waitFor(wait);
+    await screenshot(page, "machines");
+  });
+
+  it("allocates a waiting machine after asking, and the detail page follows it to Phoned Home", async () => {
+    // An operator allocates into a project: choose it first.
+    await page.getByLabel("Project").fill(LAB.project);
+    await page.getByLabel("Project").press("Enter");
+    allocated = t.lab.machines[0]!.uuid;
+    await page.locator(`tr[data-id="${allocated}"] a`).click();
+    await page.getByRole("heading", { name: `Machine ${allocated}` }).waitFor(wait);
+    await page.getByRole("button", { name: "Allocate…" }).click();
+    const form = page.getByRole("form", { name: "allocate" });
+    await form.getByLabel("Hostname").fill("web1");
+    await form
+      .getByLabel("Network")
+      .locator(`option[value="${t.lab.projectNetwork}"]`)
+      .waitFor({ state: "attached", ...wait });
+    await form.getByRole("button", { name: "Allocate…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText(`Allocate machine ${allocated} to project ${LAB.project}?`).waitFor(wait);
+    await screenshot(page, "allocate-confirm");
+    await dialog.getByRole("button", { name: "Allocate" }).click();
+    await dialog.waitFor({ state: "detached", ...wait });
+    // Installing, booting the new kernel, phoning home: each arrives through the Watch, no reload.
+    await page
+      .getByTestId("last-event")
+      .filter({ hasText: "Phoned Home" })
+      .waitFor({ timeout: scaled(60_000) });
+    expect(await page.locator(".facts").textContent()).toContain("web1");
+    expect((await t.machine(allocated)).allocation?.hostname).toBe("web1");
+    await page.getByRole("cell", { name: "Phoned Home" }).first().waitFor(wait);
+    await screenshot(page, "machine-detail");
+  });
+
+  it("shows the project's networks and IPs and the partition's capacity", async () => {
+    await page.goto(`${t.lab.apiUrl}/#/networks`);
+    await page.getByRole("cell", { name: t.lab.projectNetwork }).first().waitFor(wait);
+    // The allocation's IP is listed with its machine.
+    await page.getByRole("row").filter({ hasText: allocated }).first().waitFor(wait);
+    await screenshot(page, "networks");
+    await page.goto(`${t.lab.apiUrl}/#/capacity`);
+    const row = page.getByRole("row").filter({ hasText: LAB.size });
+    await row.waitFor(wait);
+    expect(await row.locator("td").nth(2).textContent()).toBe(String(MACHINES));
+    await screenshot(page, "capacity");
+  });
+
+  it("shows the operator views: switches with their sync status, BMC commands, machine issues", async () => {
+    await page.goto(`${t.lab.apiUrl}/#/switches`);
+    await page
+      .getByText(/synced \d+[smhd] ago/)
+      .first()
+      .waitFor(wait);
+    expect(await page.getByRole("row").count()).toBeGreaterThan(1);
+    await screenshot(page, "switches");
+    await page.goto(`${t.lab.apiUrl}/#/bmc/${allocated}`);
+    // A command is sent after asking, and its record shows up in the machine's list.
+    await page.getByLabel("command").selectOption({ label: "LED On" });
+    await page.getByRole("button", { name: "Send…" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "LED On" }).click();
+    await page.getByRole("row").filter({ hasText: /LED/ }).first().waitFor(wait);
+    await screenshot(page, "bmc-commands");
+    await page.goto(`${t.lab.apiUrl}/#/issues`);
+    await page.getByRole("heading", { name: "Machine issues" }).waitFor(wait);
+    await page.waitForFunction(() => !document.querySelector("main")?.textContent?.includes("Loading"), undefined, wait);
+    expect(await page.getByRole("alert").count()).toBe(0);
+    await screenshot(page, "machine-issues");
+  });
+
+  it("shows a tenant only their project: the allocated machine, not the waiting ones, and no operator pages", async () => {
+    const tenant = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+    try {
+      const p = await tenant.newPage();
+      await signIn(p, t.lab.tenantToken);
+      await p.locator(`tr[data-id="${allocated}"]`).filter({ hasText: "web1" }).waitFor(wait);
+      expect(await p.locator("table.machines tbody tr").count()).toBe(1);
+      expect(await p.getByLabel("Project").inputValue()).toBe(LAB.project);
+      expect(await p.getByRole("link", { name: "Switches" }).count()).toBe(0);
+      await p.goto(`${t.lab.apiUrl}/#/switches`);
+      await p.getByText("No such page.").waitFor(wait);
+      await p.goto(`${t.lab.apiUrl}/#/machines`);
+      await p.locator("table.machines").waitFor(wait);
+      await screenshot(p, "tenant-machines");
+    } finally {
+      await tenant.close();
+    }
+  });
+
+  it("frees the machine after asking; it leaves the project and waits again", async () => {
+    await page.goto(`${t.lab.apiUrl}/#/machines/${allocated}`);
+    await page.getByRole("button", { name: "Free…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText(`Free machine ${allocated} (web1)?`).waitFor(wait);
+    await dialog.getByRole("button", { name: "Free it" }).click();
+    await dialog.waitFor({ state: "detached", ...wait });
+    // The page drops the allocation as soon as the Watch reports the free.
+    await page.locator(".facts").filter({ hasNotText: "web1" }).waitFor(wait);
+    await eventually(
+      "the freed machine to wait again",
+      async () => {
+        const m = await t.machine(allocated);
+        return m.allocation === undefined && m.waiting && m.events?.log[0]?.type === T.WAITING;
+      },
+      scaled(60_000),
+    );
+    await page
+      .getByTestId("last-event")
+      .filter({ hasText: "Waiting" })
+      .waitFor({ timeout: scaled(60_000) });
+    await screenshot(page, "machine-freed");
+  });
+
+  it("signs out: the token is gone from the tab", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Token").waitFor(wait);
+    expect(await page.evaluate(() => sessionStorage.getItem("metal-console.token"))).toBeNull();
+    await page.reload();
+    await page.getByLabel("Token").waitFor(wait);
+  });
+});
