@@ -130,7 +130,8 @@ describe.skipIf(!existsSync(CHROMIUM))("SerialConsole (xterm.js) in Chromium und
     const m = await allocatedMachine();
     const p = await browser.newPage({ viewport: { width: 1000, height: 700 } });
     await p.goto(pageUrl);
-    await p.evaluate(([api, token, id]) => (window as unknown as { openConsole: (...a: string[]) => void }).openConsole(api!, token!, id!, "pb"), [server.url, editor, m.id]);
+    // Page code as strings: this file is type-checked without the DOM library.
+    await p.evaluate(`window.openConsole(${JSON.stringify(server.url)}, ${JSON.stringify(editor)}, ${JSON.stringify(m.id)}, "pb")`);
     await eventually("the console to open", () => m.sim.serial.attachments > 0);
     await p.locator(".xterm-helper-textarea").focus();
     await p.keyboard.type("uname");
@@ -140,12 +141,11 @@ describe.skipIf(!existsSync(CHROMIUM))("SerialConsole (xterm.js) in Chromium und
 
     // xterm writes <style> elements and style attributes that the policy blocks (the browser reports them);
     // the component mirrors them through the CSSOM, so the terminal keeps its geometry and colours.
-    const styling = await p.evaluate(() => ({
-      violations: (window as unknown as { cspViolations?: string[] }).cspViolations ?? [],
+    const styling = (await p.evaluate(`({
+      violations: window.cspViolations ?? [],
       mirroredRules: document.adoptedStyleSheets.reduce((n, s) => n + s.cssRules.length, 0),
-      rowHeight: document.querySelector<HTMLElement>(".xterm-rows > div")?.getBoundingClientRect().height ?? 0,
-      columns: document.querySelector<HTMLElement>(".xterm-screen")?.getBoundingClientRect().width ?? 0,
-    }));
+      rowHeight: document.querySelector(".xterm-rows > div")?.getBoundingClientRect().height ?? 0,
+    })`)) as { violations: string[]; mirroredRules: number; rowHeight: number };
     expect(styling.violations).toContain("style-src-elem");
     expect(styling.mirroredRules).toBeGreaterThan(0);
     expect(styling.rowHeight).toBeGreaterThan(5);
