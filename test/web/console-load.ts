@@ -25,7 +25,8 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
   const context = await browser.newContext({ viewport: { width: 1600, height: 900 } });
   try {
     // Signed in already (as after a reload): what is measured is loading the console and its table.
-    await context.addInitScript((t) => sessionStorage.setItem("metal-console.token", t), token);
+    // Page code is passed as text: this project's TypeScript has no DOM library (the page's globals are not Node's).
+    await context.addInitScript(`sessionStorage.setItem("metal-console.token", ${JSON.stringify(token)})`);
     const page = await context.newPage();
     const files: { path: string; bytes: number }[] = [];
     page.on("response", (res) => {
@@ -36,15 +37,15 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
     });
     await page.goto(`${baseUrl}/`);
     const marks = await page.waitForFunction(
-      () => {
-        const shown = performance.getEntriesByName("metal:machines-shown")[0] as PerformanceMark | undefined;
+      `(() => {
+        const shown = performance.getEntriesByName("metal:machines-shown")[0];
         const snapshot = performance.getEntriesByName("metal:machines-snapshot")[0];
         return shown && snapshot ? { shown: shown.startTime, snapshot: snapshot.startTime, rows: document.querySelectorAll("table.machines tbody tr").length } : undefined;
-      },
+      })()`,
       undefined,
       { timeout: scaled(60_000) },
     );
-    const { shown, snapshot, rows } = (await marks.jsonValue())!;
+    const { shown, snapshot, rows } = (await marks.jsonValue()) as { shown: number; snapshot: number; rows: number };
     if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
     return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, snapshotMs: snapshot, rows };
   } finally {
