@@ -62,6 +62,39 @@ describe("docs/examples/allocate.mjs", () => {
     expect(machine.allocation).toMatchObject({ project: LAB.project, hostname: "from-a-script" });
   });
 
+  it(
+    "gives a TypeScript program that depends on the package its types, from the .d.ts files of the build",
+    async () => {
+      await writeFile(
+        join(project, "typed.ts"),
+        [
+          'import { Code, createMetalClient } from "metal/client";',
+          'import { createMetalClient as createWebClient } from "metal/client/web";',
+          'import { MachineState } from "metal/client/gen/metal/api/v1/machine_pb";',
+          'const metal = createMetalClient({ baseUrl: "http://127.0.0.1:8080", protocol: "grpc", tokenProvider: async () => "t" });',
+          "export const ids: Promise<string[]> = metal.api.partition.list({}).then((r) => r.partitions.map((p) => p.id));",
+          "// @ts-expect-error the request has no such field",
+          'void metal.admin.machine.list({ partitio: "lab" });',
+          "// @ts-expect-error a browser cannot speak gRPC",
+          'createWebClient({ baseUrl: "/", protocol: "grpc" });',
+          "export const seen = [Code.NotFound, MachineState.LOCKED];",
+          "",
+        ].join("\n"),
+      );
+      const tsc = join(REPO, "node_modules", "typescript", "bin", "tsc");
+      const types = ["--types", "node", "--typeRoots", join(REPO, "node_modules", "@types")];
+      for (const resolution of [
+        ["--module", "nodenext", "--moduleResolution", "nodenext"],
+        ["--module", "esnext", "--moduleResolution", "bundler"],
+      ]) {
+        const out = await run(process.execPath, [tsc, "--noEmit", "--strict", "--target", "es2022", ...resolution, ...types, "typed.ts"], { cwd: project }).catch((e: { stdout: string }) => e);
+        expect(out.stdout, resolution.join(" ")).toBe("");
+      }
+      // Two tsc runs beside a running lab: many seconds each on a busy 2-core machine.
+    },
+    scaled(240_000),
+  );
+
   it("says what the server refused, by code, and exits non-zero", async () => {
     const out = await script({ METAL_URL: t.lab.apiUrl, METAL_TOKEN: "not-a-token" });
     expect(out.code).toBe(1);
