@@ -62,6 +62,7 @@ describe("docs/examples/allocate.mjs", () => {
     expect(machine.allocation).toMatchObject({ project: LAB.project, hostname: "from-a-script" });
   });
 
+  // Two tsc runs beside a running lab: many seconds each on a busy 2-core machine, hence its own timeout.
   it(
     "gives a TypeScript program that depends on the package its types, from the .d.ts files of the build",
     async () => {
@@ -90,7 +91,6 @@ describe("docs/examples/allocate.mjs", () => {
         const out = await run(process.execPath, [tsc, "--noEmit", "--strict", "--target", "es2022", ...resolution, ...types, "typed.ts"], { cwd: project }).catch((e: { stdout: string }) => e);
         expect(out.stdout, resolution.join(" ")).toBe("");
       }
-      // Two tsc runs beside a running lab: many seconds each on a busy 2-core machine.
     },
     scaled(240_000),
   );
