@@ -202,6 +202,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     bus,
     log,
     replicaId: replica.id,
+    peers: remoteConsoles,
+    replicaTimeoutMs: config.replicaTimeoutMs,
     limits: { idleTimeoutMs: options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs, pollMs: options.consolePollMs },
   });
   const shutdown = new AbortController();

@@ -143,7 +143,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
 
   // metal.internal.v1: the other replicas only (the service brings its own gate in place of the token interceptors)
   // Only replicas: the permission `replica` (the auth interceptor checks the replica credential).
-  add(ReplicaService, createReplicaService({ consoles: sessions.consoles }));
+  add(ReplicaService, createReplicaService({ consoles: sessions.consoles, browserConsoles: deps.browserConsoles }));
   add(AdminTokenService, createAdminTokenService({ db, authority }));
 
   router.service(Health, createGrpcHealthService(checks, metalServices));

@@ -34,8 +34,8 @@ export function createApiConsoleService({ consoles }: ApiConsoleServiceDeps): Se
       const events = await consoles.attach(callerOf(ctx), bearerOf(ctx.requestHeader.get("authorization")), req, ctx.signal);
       for await (const e of events) yield toAttachResponse(e);
     },
-    input(req, ctx) {
-      consoles.input(callerOf(ctx), { sessionId: req.sessionId, project: req.project, data: req.data, resize: req.resize });
+    async input(req, ctx) {
+      await consoles.input(callerOf(ctx), { sessionId: req.sessionId, project: req.project, data: req.data, resize: req.resize });
       return {};
     },
   };

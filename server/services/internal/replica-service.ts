@@ -4,11 +4,14 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { AsyncQueue } from "../../../client/async-queue.js";
 import type { ReplicaService, ReplicaServiceConsoleRequest, ReplicaServiceConsoleResponseSchema } from "../../../gen/metal/internal/v1/replica_pb.js";
 import type { ConsoleSession, RelayBroker } from "../../sessions/console/relay-broker.js";
+import type { BrowserConsoles } from "../../usecases/console/browser-consoles.js";
 import { validator } from "../../validate/validator.js";
 
 export interface ReplicaServiceDeps {
   /** This replica's consoles: only metal-bmc sessions held here are asked. */
   consoles: RelayBroker;
+  /** Browser consoles held here, for the Input another replica received (ConsoleInput). */
+  browserConsoles?: Pick<BrowserConsoles, "inputFromReplica">;
 }
 
 type Response = MessageInitShape<typeof ReplicaServiceConsoleResponseSchema>;
@@ -45,6 +48,11 @@ export function createReplicaService(deps: ReplicaServiceDeps): ServiceImpl<type
       const outputSince = open!.outputSince ? timestampDate(open!.outputSince) : undefined;
       const session = await deps.consoles.openConsole(open!.partition, open!.machineId, { signal: ctx.signal, outputSince });
       yield* relay(session, it, ctx.signal);
+    },
+    consoleInput(req) {
+      if (!deps.browserConsoles) throw new ConnectError("this replica holds no browser consoles", Code.NotFound);
+      deps.browserConsoles.inputFromReplica(req.tokenId, { sessionId: req.sessionId, project: req.project, data: req.data, resize: req.resize });
+      return {};
     },
   };
   return impl;

@@ -4,7 +4,7 @@ import { type Client, Code, ConnectError, createClient, type Transport } from "@
 import { Http2SessionManager } from "@connectrpc/connect-node";
 import { AsyncQueue } from "../../../client/async-queue.js";
 import { createTransport } from "../../../client/transport.js";
-import { ReplicaService, type ReplicaServiceConsoleRequestSchema, type ReplicaServiceConsoleResponse } from "../../../gen/metal/internal/v1/replica_pb.js";
+import { ReplicaService, type ReplicaServiceConsoleInputRequestSchema, type ReplicaServiceConsoleRequestSchema, type ReplicaServiceConsoleResponse } from "../../../gen/metal/internal/v1/replica_pb.js";
 import type { ReplicaCredentials } from "../../auth/replica-credential.js";
 import { ConsoleOutput } from "./console-output.js";
 import type { ConsoleSession } from "./relay-broker.js";
@@ -95,6 +95,15 @@ export class RemoteConsoles {
       throw new ConnectError(`replica "${replica.id}" ended the console stream without opening the console`, Code.Unavailable);
     }
     return new RemoteConsole(k.value.relayId, partition, machineId, replica.id, input, responses, abort, this.opts.maxBufferedBytes ?? 256 * 1024, this.opts.outboxCapacity ?? 1024);
+  }
+
+  /** Passes a browser console's Input to the replica that holds the console (ReplicaService.ConsoleInput); rejects with its answer. */
+  async consoleInput(replica: { id: string; address: string }, req: MessageInitShape<typeof ReplicaServiceConsoleInputRequestSchema>): Promise<void> {
+    try {
+      await this.clientOf(replica.address).consoleInput(req, { timeoutMs: this.opts.openTimeoutMs ?? 15_000 });
+    } catch (err) {
+      throw cameFrom(replica, err);
+    }
   }
 }
 

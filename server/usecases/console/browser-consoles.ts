@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
+import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { ReplicaServiceConsoleInputRequestSchema } from "../../../gen/metal/internal/v1/replica_pb.js";
 import type { ProjectDirectory } from "../../auth/project-directory.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
 import { allocationTopic, type FanoutBus } from "../../bus/fanout.js";
@@ -10,6 +12,7 @@ import type { Principal } from "../../domain/roles.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { machineRepository } from "../../repositories/machine-repository.js";
+import { liveReplicaAddresses } from "../../repositories/replica-address-repository.js";
 import type { ConsoleOpener } from "../../sessions/console/console-opener.js";
 import { validator } from "../../validate/validator.js";
 import { type BrowserConsoleEvent, BrowserSession } from "./browser-session.js";
@@ -50,6 +53,10 @@ export interface BrowserConsoleDeps {
   /** This replica's id: session ids carry a tag of it, so Input that reached another replica is told so. */
   replicaId: string;
   limits?: Partial<BrowserConsoleLimits>;
+  /** Passes Input on to the replica holding a console (RemoteConsoles); absent: Input for another replica's console is FailedPrecondition. */
+  peers?: { consoleInput(replica: { id: string; address: string }, req: MessageInitShape<typeof ReplicaServiceConsoleInputRequestSchema>): Promise<void> };
+  /** A replica whose heartbeat is older than this is taken for dead (METAL_REPLICA_TIMEOUT). */
+  replicaTimeoutMs?: number;
 }
 
 export interface AttachRequest {
@@ -70,6 +77,8 @@ export interface InputRequest {
 const MAX_DIMENSION = 10_000;
 /** 128 random bits, base64url, a dot, the replica tag. */
 const SESSION_ID = /^([A-Za-z0-9_-]{22})\.([0-9a-f]{12})$/;
+/** How long the list of live replicas is trusted for passing Input on. */
+const PEER_CACHE_MS = 5_000;
 /** setTimeout takes at most this; a token living longer is caught by the poll. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
@@ -91,11 +100,12 @@ export class BrowserConsoles {
   private placesTotal = 0;
   private readonly replicaTag: string;
   private readonly log: Logger;
+  private peersByTag = new Map<string, { id: string; address: string }>();
+  private peersReadAt = 0;
 
   constructor(private readonly deps: BrowserConsoleDeps) {
     this.limits = { ...DEFAULT_BROWSER_CONSOLE_LIMITS, ...deps.limits };
-    // A hash, not the id itself: the id names the host and process, which is not the browser's business.
-    this.replicaTag = createHash("sha256").update(deps.replicaId).digest("hex").slice(0, 12);
+    this.replicaTag = replicaTagOf(deps.replicaId);
     this.log = deps.log.child({ component: "browser-console" });
   }
 
@@ -153,27 +163,73 @@ export class BrowserConsoles {
     }
   }
 
-  /** Hands input to a console the caller's token attached; one answer for every session that is not theirs or not there. */
-  input(principal: Principal, req: InputRequest): void {
+  /**
+   * Hands input to a console the caller's token attached; one answer for
+   * every session that is not theirs or not there. A session of another
+   * replica is passed on to it (ReplicaService.ConsoleInput) when replicas
+   * can reach each other (peers), else FailedPrecondition.
+   */
+  async input(principal: Principal, req: InputRequest): Promise<void> {
+    this.validateInput(req);
+    const tag = SESSION_ID.exec(req.sessionId)?.[2];
+    if (tag !== undefined && tag !== this.replicaTag) return this.forward(tag, principal.tokenId, req);
+    this.deliver(principal.tokenId, req);
+  }
+
+  /** Input that another replica received for a console held here; `tokenId` is the token its user sent. */
+  inputFromReplica(tokenId: string, req: InputRequest): void {
+    this.validateInput(req);
+    this.deliver(tokenId, req);
+  }
+
+  private validateInput(req: InputRequest): void {
     const v = validator();
     if (req.sessionId.length > 64) v.add("session_id", "not a console session id");
     if (req.data.length > this.limits.maxInputBytes) v.add("data", `at most ${this.limits.maxInputBytes} bytes per call`);
     const r = req.resize;
     if (r && (r.columns < 1 || r.rows < 1 || r.columns > MAX_DIMENSION || r.rows > MAX_DIMENSION)) v.add("resize", `columns and rows from 1 to ${MAX_DIMENSION}`);
     v.check();
-    const m = SESSION_ID.exec(req.sessionId);
-    if (m && m[2] !== this.replicaTag) {
+  }
+
+  private deliver(tokenId: string, req: InputRequest): void {
+    const session = SESSION_ID.test(req.sessionId) ? this.sessions.get(req.sessionId) : undefined;
+    if (!session || session.ended || session.tokenId !== tokenId || session.project !== req.project) throw sessionNotFound(req.sessionId);
+    if (req.resize) session.resize(req.resize.columns, req.resize.rows);
+    session.write(req.data);
+  }
+
+  private async forward(tag: string, tokenId: string, req: InputRequest): Promise<void> {
+    const peers = this.deps.peers;
+    if (!peers) {
       throw failedPrecondition(
-        "this console session is held by another replica of the control plane: send Input over the connection that carries its Attach stream " +
+        "this console session is held by another replica of the control plane, and this one cannot pass input on: send Input over the connection that carries its Attach stream " +
           "(HTTP/2 does this by itself; over HTTP/1.1 the load balancer must keep a browser on one replica)",
       );
     }
-    const session = m ? this.sessions.get(req.sessionId) : undefined;
-    if (!session || session.ended || session.tokenId !== principal.tokenId || session.project !== req.project) {
-      throw new ConnectError(`console session "${req.sessionId}" not found (it ended, or was attached with another token)`, Code.NotFound);
+    const peer = await this.peerTagged(tag);
+    // The replica that held it is gone, and its consoles with it.
+    if (!peer) throw sessionNotFound(req.sessionId);
+    try {
+      await peers.consoleInput(peer, { sessionId: req.sessionId, tokenId, project: req.project, data: req.data, resize: req.resize });
+    } catch (err) {
+      const e = ConnectError.from(err);
+      if (e.code === Code.NotFound || e.code === Code.InvalidArgument) throw sessionNotFound(req.sessionId);
+      // Which replica, and why, is for the operator's log, not for the browser.
+      this.log.warn({ err, replica: peer.id }, "passing browser console input to another replica failed");
+      throw new ConnectError("the replica of the control plane that holds this console could not be reached; try again or attach anew", Code.Unavailable);
     }
-    if (r) session.resize(r.columns, r.rows);
-    session.write(req.data);
+  }
+
+  /** The live replica whose tag a session id carries; the list is read again after PEER_CACHE_MS. */
+  private async peerTagged(tag: string): Promise<{ id: string; address: string } | undefined> {
+    const fresh = Date.now() - this.peersReadAt < PEER_CACHE_MS;
+    // A tag it lacks may be a replica started since; an unknown tag costs at most one read a second.
+    if (!fresh || (!this.peersByTag.has(tag) && Date.now() - this.peersReadAt > 1_000)) {
+      const live = await liveReplicaAddresses(this.deps.db, this.deps.replicaId, this.deps.replicaTimeoutMs ?? 30_000);
+      this.peersByTag = new Map(live.map((r) => [replicaTagOf(r.id), r]));
+      this.peersReadAt = Date.now();
+    }
+    return this.peersByTag.get(tag);
   }
 
   /** Ends every open console (shutdown). */
@@ -276,6 +332,16 @@ export class BrowserConsoles {
       this.log.info({ machineId: id, subject: session.subject }, "browser console closed");
     });
   }
+}
+
+/** A hash of the replica id, not the id itself: the id names the host and process, which is not the browser's business. */
+function replicaTagOf(replicaId: string): string {
+  return createHash("sha256").update(replicaId).digest("hex").slice(0, 12);
+}
+
+/** One answer for every session that is not the caller's or not there. */
+function sessionNotFound(sessionId: string): ConnectError {
+  return new ConnectError(`console session "${sessionId}" not found (it ended, or was attached with another token)`, Code.NotFound);
 }
 
 /** Milliseconds as a person would say them in a message. */

@@ -13,7 +13,71 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/internal/v1/replica.proto.
  */
 export const file_metal_internal_v1_replica: GenFile = /*@__PURE__*/
-  fileDesc("Ch9tZXRhbC9pbnRlcm5hbC92MS9yZXBsaWNhLnByb3RvEhFtZXRhbC5pbnRlcm5hbC52MSKxAQocUmVwbGljYVNlcnZpY2VDb25zb2xlUmVxdWVzdBI1CgRvcGVuGAEgASgLMiUubWV0YWwuaW50ZXJuYWwudjEuUmVwbGljYUNvbnNvbGVPcGVuSAASDgoEZGF0YRgCIAEoDEgAEkIKC3dpbmRvd19zaXplGAMgASgLMisubWV0YWwuaW50ZXJuYWwudjEuUmVwbGljYUNvbnNvbGVXaW5kb3dTaXplSABCBgoEa2luZCJtChJSZXBsaWNhQ29uc29sZU9wZW4SEQoJcGFydGl0aW9uGAEgASgJEhIKCm1hY2hpbmVfaWQYAiABKAkSMAoMb3V0cHV0X3NpbmNlGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCI5ChhSZXBsaWNhQ29uc29sZVdpbmRvd1NpemUSDwoHY29sdW1ucxgBIAEoDRIMCgRyb3dzGAIgASgNIs4BCh1SZXBsaWNhU2VydmljZUNvbnNvbGVSZXNwb25zZRI5CgZvcGVuZWQYASABKAsyJy5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhQ29uc29sZU9wZW5lZEgAEjUKBGRhdGEYAiABKAsyJS5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhQ29uc29sZURhdGFIABIzCgNlbmQYAyABKAsyJC5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhQ29uc29sZUVuZEgAQgYKBGtpbmQiKAoUUmVwbGljYUNvbnNvbGVPcGVuZWQSEAoIcmVsYXlfaWQYASABKAkiawoSUmVwbGljYUNvbnNvbGVEYXRhEgwKBGRhdGEYASABKAwSLwoLcHJvZHVjZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhYKDndpdGhoZWxkX2J5dGVzGAMgASgEIjIKEVJlcGxpY2FDb25zb2xlRW5kEgwKBGNvZGUYASABKA0SDwoHbWVzc2FnZRgCIAEoCTKKAQoOUmVwbGljYVNlcnZpY2USeAoHQ29uc29sZRIvLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FTZXJ2aWNlQ29uc29sZVJlcXVlc3QaMC5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhU2VydmljZUNvbnNvbGVSZXNwb25zZSIGyvMYAjABKAEwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("Ch9tZXRhbC9pbnRlcm5hbC92MS9yZXBsaWNhLnByb3RvEhFtZXRhbC5pbnRlcm5hbC52MSKlAQohUmVwbGljYVNlcnZpY2VDb25zb2xlSW5wdXRSZXF1ZXN0EhIKCnNlc3Npb25faWQYASABKAkSEAoIdG9rZW5faWQYAiABKAkSDwoHcHJvamVjdBgDIAEoCRIMCgRkYXRhGAQgASgMEjsKBnJlc2l6ZRgFIAEoCzIrLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FDb25zb2xlV2luZG93U2l6ZSIkCiJSZXBsaWNhU2VydmljZUNvbnNvbGVJbnB1dFJlc3BvbnNlIrEBChxSZXBsaWNhU2VydmljZUNvbnNvbGVSZXF1ZXN0EjUKBG9wZW4YASABKAsyJS5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhQ29uc29sZU9wZW5IABIOCgRkYXRhGAIgASgMSAASQgoLd2luZG93X3NpemUYAyABKAsyKy5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhQ29uc29sZVdpbmRvd1NpemVIAEIGCgRraW5kIm0KElJlcGxpY2FDb25zb2xlT3BlbhIRCglwYXJ0aXRpb24YASABKAkSEgoKbWFjaGluZV9pZBgCIAEoCRIwCgxvdXRwdXRfc2luY2UYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIjkKGFJlcGxpY2FDb25zb2xlV2luZG93U2l6ZRIPCgdjb2x1bW5zGAEgASgNEgwKBHJvd3MYAiABKA0izgEKHVJlcGxpY2FTZXJ2aWNlQ29uc29sZVJlc3BvbnNlEjkKBm9wZW5lZBgBIAEoCzInLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FDb25zb2xlT3BlbmVkSAASNQoEZGF0YRgCIAEoCzIlLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FDb25zb2xlRGF0YUgAEjMKA2VuZBgDIAEoCzIkLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FDb25zb2xlRW5kSABCBgoEa2luZCIoChRSZXBsaWNhQ29uc29sZU9wZW5lZBIQCghyZWxheV9pZBgBIAEoCSJrChJSZXBsaWNhQ29uc29sZURhdGESDAoEZGF0YRgBIAEoDBIvCgtwcm9kdWNlZF9hdBgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOd2l0aGhlbGRfYnl0ZXMYAyABKAQiMgoRUmVwbGljYUNvbnNvbGVFbmQSDAoEY29kZRgBIAEoDRIPCgdtZXNzYWdlGAIgASgJMpACCg5SZXBsaWNhU2VydmljZRJ4CgdDb25zb2xlEi8ubWV0YWwuaW50ZXJuYWwudjEuUmVwbGljYVNlcnZpY2VDb25zb2xlUmVxdWVzdBowLm1ldGFsLmludGVybmFsLnYxLlJlcGxpY2FTZXJ2aWNlQ29uc29sZVJlc3BvbnNlIgbK8xgCMAEoATABEoMBCgxDb25zb2xlSW5wdXQSNC5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhU2VydmljZUNvbnNvbGVJbnB1dFJlcXVlc3QaNS5tZXRhbC5pbnRlcm5hbC52MS5SZXBsaWNhU2VydmljZUNvbnNvbGVJbnB1dFJlc3BvbnNlIgbK8xgCMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+
+/**
+ * ReplicaServiceConsoleInputRequest is one Input of a browser console, passed on.
+ *
+ * @generated from message metal.internal.v1.ReplicaServiceConsoleInputRequest
+ */
+export type ReplicaServiceConsoleInputRequest = Message<"metal.internal.v1.ReplicaServiceConsoleInputRequest"> & {
+  /**
+   * SessionId is the browser console's session id.
+   *
+   * @generated from field: string session_id = 1;
+   */
+  sessionId: string;
+
+  /**
+   * TokenId is the id of the token the user sent with the Input.
+   *
+   * @generated from field: string token_id = 2;
+   */
+  tokenId: string;
+
+  /**
+   * Project is the project the Input names.
+   *
+   * @generated from field: string project = 3;
+   */
+  project: string;
+
+  /**
+   * Data is input for the machine.
+   *
+   * @generated from field: bytes data = 4;
+   */
+  data: Uint8Array;
+
+  /**
+   * Resize, when set, is the browser terminal's new size.
+   *
+   * @generated from field: metal.internal.v1.ReplicaConsoleWindowSize resize = 5;
+   */
+  resize?: ReplicaConsoleWindowSize | undefined;
+};
+
+/**
+ * Describes the message metal.internal.v1.ReplicaServiceConsoleInputRequest.
+ * Use `create(ReplicaServiceConsoleInputRequestSchema)` to create a new message.
+ */
+export const ReplicaServiceConsoleInputRequestSchema: GenMessage<ReplicaServiceConsoleInputRequest> = /*@__PURE__*/
+  messageDesc(file_metal_internal_v1_replica, 0);
+
+/**
+ * ReplicaServiceConsoleInputResponse confirms that the input was handed to the console.
+ *
+ * @generated from message metal.internal.v1.ReplicaServiceConsoleInputResponse
+ */
+export type ReplicaServiceConsoleInputResponse = Message<"metal.internal.v1.ReplicaServiceConsoleInputResponse"> & {
+};
+
+/**
+ * Describes the message metal.internal.v1.ReplicaServiceConsoleInputResponse.
+ * Use `create(ReplicaServiceConsoleInputResponseSchema)` to create a new message.
+ */
+export const ReplicaServiceConsoleInputResponseSchema: GenMessage<ReplicaServiceConsoleInputResponse> = /*@__PURE__*/
+  messageDesc(file_metal_internal_v1_replica, 1);
 
 /**
  * ReplicaServiceConsoleRequest is one message of the replica that shows the console.
@@ -58,7 +122,7 @@ export type ReplicaServiceConsoleRequest = Message<"metal.internal.v1.ReplicaSer
  * Use `create(ReplicaServiceConsoleRequestSchema)` to create a new message.
  */
 export const ReplicaServiceConsoleRequestSchema: GenMessage<ReplicaServiceConsoleRequest> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 0);
+  messageDesc(file_metal_internal_v1_replica, 2);
 
 /**
  * ReplicaConsoleOpen asks for a machine's console.
@@ -94,7 +158,7 @@ export type ReplicaConsoleOpen = Message<"metal.internal.v1.ReplicaConsoleOpen">
  * Use `create(ReplicaConsoleOpenSchema)` to create a new message.
  */
 export const ReplicaConsoleOpenSchema: GenMessage<ReplicaConsoleOpen> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 1);
+  messageDesc(file_metal_internal_v1_replica, 3);
 
 /**
  * ReplicaConsoleWindowSize is a terminal size in characters.
@@ -122,7 +186,7 @@ export type ReplicaConsoleWindowSize = Message<"metal.internal.v1.ReplicaConsole
  * Use `create(ReplicaConsoleWindowSizeSchema)` to create a new message.
  */
 export const ReplicaConsoleWindowSizeSchema: GenMessage<ReplicaConsoleWindowSize> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 2);
+  messageDesc(file_metal_internal_v1_replica, 4);
 
 /**
  * ReplicaServiceConsoleResponse is one message of the replica that holds the console.
@@ -167,7 +231,7 @@ export type ReplicaServiceConsoleResponse = Message<"metal.internal.v1.ReplicaSe
  * Use `create(ReplicaServiceConsoleResponseSchema)` to create a new message.
  */
 export const ReplicaServiceConsoleResponseSchema: GenMessage<ReplicaServiceConsoleResponse> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 3);
+  messageDesc(file_metal_internal_v1_replica, 5);
 
 /**
  * ReplicaConsoleOpened confirms an open.
@@ -188,7 +252,7 @@ export type ReplicaConsoleOpened = Message<"metal.internal.v1.ReplicaConsoleOpen
  * Use `create(ReplicaConsoleOpenedSchema)` to create a new message.
  */
 export const ReplicaConsoleOpenedSchema: GenMessage<ReplicaConsoleOpened> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 4);
+  messageDesc(file_metal_internal_v1_replica, 6);
 
 /**
  * ReplicaConsoleData is console output that passed the output_since cut.
@@ -224,7 +288,7 @@ export type ReplicaConsoleData = Message<"metal.internal.v1.ReplicaConsoleData">
  * Use `create(ReplicaConsoleDataSchema)` to create a new message.
  */
 export const ReplicaConsoleDataSchema: GenMessage<ReplicaConsoleData> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 5);
+  messageDesc(file_metal_internal_v1_replica, 7);
 
 /**
  * ReplicaConsoleEnd is why a console ended.
@@ -252,7 +316,7 @@ export type ReplicaConsoleEnd = Message<"metal.internal.v1.ReplicaConsoleEnd"> &
  * Use `create(ReplicaConsoleEndSchema)` to create a new message.
  */
 export const ReplicaConsoleEndSchema: GenMessage<ReplicaConsoleEnd> = /*@__PURE__*/
-  messageDesc(file_metal_internal_v1_replica, 6);
+  messageDesc(file_metal_internal_v1_replica, 8);
 
 /**
  * ReplicaService is spoken only between the control plane's own replicas, never by clients or daemons.
@@ -282,6 +346,19 @@ export const ReplicaService: GenService<{
     methodKind: "bidi_streaming";
     input: typeof ReplicaServiceConsoleRequestSchema;
     output: typeof ReplicaServiceConsoleResponseSchema;
+  },
+  /**
+   * ConsoleInput hands a browser console's input (metal.api.v1.ConsoleService.Input) to the replica that
+   * holds its Attach stream, for the replica the Input reached. The caller authenticated the user and
+   * names the token; the callee finds the session only when it was attached with that token and project,
+   * NOT_FOUND otherwise.
+   *
+   * @generated from rpc metal.internal.v1.ReplicaService.ConsoleInput
+   */
+  consoleInput: {
+    methodKind: "unary";
+    input: typeof ReplicaServiceConsoleInputRequestSchema;
+    output: typeof ReplicaServiceConsoleInputResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_internal_v1_replica, 0);
