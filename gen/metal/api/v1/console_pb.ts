@@ -265,9 +265,9 @@ export const ConsoleService: GenService<{
   },
   /**
    * Input sends keystrokes and terminal sizes to a console this caller's token attached to. A
-   * session that is not there, has ended, or was attached by another token is NOT_FOUND. The session
-   * lives on the replica that holds the Attach stream; Input that reaches another replica is
-   * FAILED_PRECONDITION (send Input over the same connection as Attach, e.g. HTTP/2).
+   * session that is not there, has ended, or was attached by another token or for another project is
+   * NOT_FOUND. The session lives on the replica that holds the Attach stream; Input that reaches
+   * another replica is passed on to it (UNAVAILABLE when it cannot be reached).
    *
    * @generated from rpc metal.api.v1.ConsoleService.Input
    */
