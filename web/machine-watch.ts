@@ -10,6 +10,9 @@ import { describeError } from "./api.js";
 import { applyWatchMessage, emptyWatchState, type WatchMessage, type WatchState } from "./watch-state.js";
 
 /** Opens the stream, resuming after `sinceRevision` when given. */
+/** Performance mark of the first complete snapshot on this page (read by test/web/console-load.ts). */
+export const MARK_SNAPSHOT = "metal:machines-snapshot";
+
 export type OpenWatch = (sinceRevision: bigint | undefined, signal: AbortSignal) => AsyncIterable<{ message: WatchMessage }>;
 
 /** Codes after which a new stream can help; the others (no permission, bad request) would fail again. */
@@ -52,7 +55,7 @@ export function startMachineWatch(open: OpenWatch, onFatal?: (err: unknown) => v
           }
           delay = 250;
           if (applyWatchMessage(state, message)) notify();
-          if (message.case === "snapshotDone" && performance.getEntriesByName("metal:machines-snapshot").length === 0) performance.mark("metal:machines-snapshot");
+          if (message.case === "snapshotDone" && performance.getEntriesByName(MARK_SNAPSHOT).length === 0) performance.mark(MARK_SNAPSHOT);
         }
         // The server ended the stream (shutting down): reconnect like after a drop.
       } catch (err) {

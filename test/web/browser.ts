@@ -36,3 +36,18 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
+
+/**
+ * The few page globals the tests read inside the page. This project's TypeScript has no DOM library, and
+ * page code must be a function (a string would be eval'd, which the console's CSP forbids):
+ * `(globalThis as unknown as PageGlobals).document...`.
+ */
+export interface PageGlobals {
+  readonly document: {
+    querySelectorAll(selector: string): ArrayLike<{ readonly textContent: string | null }>;
+    querySelector(selector: string): { readonly textContent: string | null } | null;
+  };
+  readonly sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void };
+  readonly localStorage: { readonly length: number };
+  readonly performance: { getEntriesByName(name: string): { readonly startTime: number }[] };
+}

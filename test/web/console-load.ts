@@ -8,6 +8,7 @@
  */
 import type { Browser } from "playwright-core";
 import { scaled } from "../helpers/timeouts.js";
+import type { PageGlobals } from "./browser.js";
 
 export interface ConsoleLoad {
   /** Bytes on the wire (gzip) of index.html and everything it pulls: scripts, styles. API calls are not counted. */
@@ -25,8 +26,7 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
   const context = await browser.newContext({ viewport: { width: 1600, height: 900 } });
   try {
     // Signed in already (as after a reload): what is measured is loading the console and its table.
-    // Page code is passed as text: this project's TypeScript has no DOM library (the page's globals are not Node's).
-    await context.addInitScript(`sessionStorage.setItem("metal-console.token", ${JSON.stringify(token)})`);
+    await context.addInitScript((t) => (globalThis as unknown as PageGlobals).sessionStorage.setItem("metal-console.token", t), token);
     const page = await context.newPage();
     const files: { path: string; bytes: number }[] = [];
     page.on("response", (res) => {
@@ -37,15 +37,16 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
     });
     await page.goto(`${baseUrl}/`);
     const marks = await page.waitForFunction(
-      `(() => {
-        const shown = performance.getEntriesByName("metal:machines-shown")[0];
-        const snapshot = performance.getEntriesByName("metal:machines-snapshot")[0];
-        return shown && snapshot ? { shown: shown.startTime, snapshot: snapshot.startTime, rows: document.querySelectorAll("table.machines tbody tr").length } : undefined;
-      })()`,
+      () => {
+        const g = globalThis as unknown as PageGlobals;
+        const shown = g.performance.getEntriesByName("metal:machines-shown")[0];
+        const snapshot = g.performance.getEntriesByName("metal:machines-snapshot")[0];
+        return shown && snapshot ? { shown: shown.startTime, snapshot: snapshot.startTime, rows: g.document.querySelectorAll("table.machines tbody tr").length } : undefined;
+      },
       undefined,
       { timeout: scaled(60_000) },
     );
-    const { shown, snapshot, rows } = (await marks.jsonValue()) as { shown: number; snapshot: number; rows: number };
+    const { shown, snapshot, rows } = (await marks.jsonValue())!;
     if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
     return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, snapshotMs: snapshot, rows };
   } finally {

@@ -5,7 +5,7 @@ import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js
 import { type LabUnderTest, startLabUnderTest, TEST_LAB_TIMINGS } from "../e2e/lab-harness.js";
 import { eventually } from "../helpers/eventually.js";
 import { scaled } from "../helpers/timeouts.js";
-import { buildConsoleOnce, haveChromium, launchChromium, SKIP_REASON, screenshot } from "./browser.js";
+import { buildConsoleOnce, haveChromium, launchChromium, type PageGlobals, SKIP_REASON, screenshot } from "./browser.js";
 
 const MACHINES = 3;
 
@@ -50,13 +50,16 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     await screenshot(page, "sign-in");
     await signIn(page, t.lab.adminToken);
     // The token is kept for this tab only.
-    expect(await page.evaluate('sessionStorage.getItem("metal-console.token")')).toBe(t.lab.adminToken);
-    expect(await page.evaluate("localStorage.length")).toBe(0);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem("metal-console.token"))).toBe(t.lab.adminToken);
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).localStorage.length)).toBe(0);
   });
 
   it("shows the lab's machines live as they reach Waiting, with metalctl's columns", async () => {
-    // Page code is text: this project's TypeScript has no DOM library.
-    await page.waitForFunction(`[...document.querySelectorAll("table.machines tbody tr")].filter((tr) => tr.textContent.includes("Waiting")).length === ${MACHINES}`, undefined, { timeout: scaled(60_000) });
+    await page.waitForFunction(
+      (n) => Array.from((globalThis as unknown as PageGlobals).document.querySelectorAll("table.machines tbody tr")).filter((tr) => tr.textContent?.includes("Waiting")).length === n,
+      MACHINES,
+      { timeout: scaled(60_000) },
+    );
     const headers = await page.locator("table.machines thead th").allTextContents();
     expect(headers).toEqual(["ID", "", "Last Event", "When", "Age", "Hostname", "Project", "Size", "Image", "Partition", "Rack"]);
     expect(await rows().count()).toBe(MACHINES);
@@ -125,7 +128,7 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     await screenshot(page, "bmc-commands");
     await page.goto(`${t.lab.apiUrl}/#/issues`);
     await page.getByRole("heading", { name: "Machine issues" }).waitFor(wait);
-    await page.waitForFunction('!document.querySelector("main").textContent.includes("Loading")', undefined, wait);
+    await page.waitForFunction(() => !(globalThis as unknown as PageGlobals).document.querySelector("main")?.textContent?.includes("Loading"), undefined, wait);
     expect(await page.getByRole("alert").count()).toBe(0);
     await screenshot(page, "machine-issues");
   });
@@ -176,7 +179,7 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
   it("signs out: the token is gone from the tab", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Token").waitFor(wait);
-    expect(await page.evaluate('sessionStorage.getItem("metal-console.token")')).toBeNull();
+    expect(await page.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.getItem("metal-console.token"))).toBeNull();
     await page.reload();
     await page.getByLabel("Token").waitFor(wait);
   });

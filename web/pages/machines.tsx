@@ -75,8 +75,7 @@ const matchesFilter = (m: Machine, words: string[], now: number) => {
   return words.every((w) => text.includes(w));
 };
 
-/** Performance marks a measurement reads (test/web/console-load.ts): the snapshot arrived, the first full table was painted. */
-export const MARK_SNAPSHOT = "metal:machines-snapshot";
+/** Performance mark of the first full table painted on this page (read by test/web/console-load.ts). */
 export const MARK_SHOWN = "metal:machines-shown";
 let marked = false;
 
