@@ -224,6 +224,16 @@ describe("the serial console in the browser (metal.api.v1.ConsoleService)", () =
     a.abort.abort();
   });
 
+  it("the stream ends with the reason when its token is revoked", async () => {
+    const { token, secret } = await server.client(AdminTokens, server.adminToken).create({ subject: "rita", roles: { projectRoles: { pb: ProjectRole.EDITOR } } });
+    const a = attach(secret, { machineId: owned.id, project: "pb" });
+    await eventually("the opened message", () => a.sessionId || undefined);
+    await server.client(AdminTokens, server.adminToken).revoke({ id: token!.id });
+    await eventually("the stream to end", () => a.done);
+    expect(a.error).toBeUndefined();
+    expect(a.ended).toMatch(/^your token is no longer valid \(.+\); closing the console$/);
+  });
+
   it("the stream ends with the reason when the machine is freed", async () => {
     const m = await allocated("pb");
     const a = attach(tokens.editor, { machineId: m.id, project: "pb" });
