@@ -7,7 +7,7 @@
 import "@xterm/xterm/css/xterm.css";
 import "./serial-console.css";
 import type { Client } from "@connectrpc/connect";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { Terminal } from "@xterm/xterm";
 import { useEffect, useRef, useState } from "react";
 import type { ConsoleService } from "../../gen/metal/api/v1/console_pb.js";
@@ -55,10 +55,14 @@ export function SerialConsole({ client, machineId, project, onEnded }: SerialCon
     const term = new Terminal({ cols: INITIAL.columns, rows: INITIAL.rows, cursorBlink: true, scrollback: 5000, fontFamily: "ui-monospace, Menlo, Consolas, monospace" });
     term.open(host);
     let sessionId = "";
+    let inputFailure: string | undefined;
     const batcher = new InputBatcher(
       (input) => client.input({ sessionId, project, data: input.data, resize: input.resize }, { signal: call.signal }),
       (err) => {
-        if (!call.signal.aborted) finish(reasonOf(err));
+        if (call.signal.aborted) return;
+        // The session ended on the server: the Attach stream's last message says why, better than "not found".
+        if (ConnectError.from(err).code === Code.NotFound) inputFailure = reasonOf(err);
+        else finish(reasonOf(err));
       },
     );
     const encoder = new TextEncoder();
@@ -99,7 +103,7 @@ export function SerialConsole({ client, machineId, project, onEnded }: SerialCon
               break;
           }
         }
-        finish("the server closed the console");
+        finish(inputFailure ?? "the server closed the console");
       } catch (err) {
         if (!call.signal.aborted) finish(reasonOf(err));
       }
