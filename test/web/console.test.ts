@@ -152,6 +152,34 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     }
   });
 
+  it("locks the machine after asking (🔒, and it cannot be freed), then unlocks it", async () => {
+    await page.goto(`${t.lab.apiUrl}/#/machines/${allocated}`);
+    await page.getByRole("button", { name: "Lock…", exact: true }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Reason").fill("disk replacement");
+    await dialog.getByRole("button", { name: "Lock", exact: true }).click();
+    await dialog.waitFor({ state: "detached", ...wait });
+    await page.getByRole("heading", { name: `Machine ${allocated} 🔒` }).waitFor(wait);
+    expect(await page.getByRole("button", { name: "Free…" }).isDisabled()).toBe(true);
+    await page.locator(".facts").filter({ hasText: "Locked: disk replacement" }).waitFor(wait);
+    await screenshot(page, "machine-locked");
+    await page.getByRole("button", { name: "Unlock…" }).click();
+    await page.getByRole("dialog").getByRole("button", { name: "Unlock" }).click();
+    await page.getByRole("button", { name: "Lock…", exact: true }).waitFor(wait);
+    expect(await page.getByRole("button", { name: "Free…" }).isDisabled()).toBe(false);
+  });
+
+  it("reinstalls the machine after asking; it installs and phones home again", async () => {
+    await page.getByRole("button", { name: "Reinstall…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByText(`Reinstall machine ${allocated} with`).waitFor(wait);
+    await dialog.getByRole("button", { name: "Reinstall" }).click();
+    await dialog.waitFor({ state: "detached", ...wait });
+    await eventually("a second Phoned Home after the reinstall", async () => (await t.events(allocated)).filter((e) => e === T.PHONED_HOME).length >= 2, scaled(60_000));
+    await page.getByRole("cell", { name: "Phoned Home" }).nth(1).waitFor(wait);
+    await page.locator(".facts").filter({ hasNotText: "reinstalling" }).waitFor(wait);
+  });
+
   it("frees the machine after asking; it leaves the project and waits again", async () => {
     await page.goto(`${t.lab.apiUrl}/#/machines/${allocated}`);
     await page.getByRole("button", { name: "Free…" }).click();

@@ -75,7 +75,10 @@ export function MachinePage({ session, project, watch, id }: PageProps & { id: s
             <dt>Hostname</dt>
             <dd>{a.hostname}</dd>
             <dt>Image</dt>
-            <dd>{a.image}</dd>
+            <dd>
+              {a.image}
+              {a.reinstalling ? " (reinstalling)" : a.installed ? "" : " (installing)"}
+            </dd>
             <dt>IPs</dt>
             <dd>{a.networks.flatMap((n) => n.ips).join(", ")}</dd>
             <dt>Allocated</dt>
