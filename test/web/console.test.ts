@@ -133,7 +133,7 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     await screenshot(page, "machine-issues");
   });
 
-  it("shows a tenant only their project: the allocated machine, not the waiting ones, and no operator pages", async () => {
+  it("shows a tenant only their project (the allocated machine, not the waiting ones, no operator pages); a tenant allocates and frees", async () => {
     const tenant = await browser.newContext({ viewport: { width: 1500, height: 900 } });
     try {
       const p = await tenant.newPage();
@@ -147,6 +147,30 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
       await p.goto(`${t.lab.apiUrl}/#/machines`);
       await p.locator("table.machines").waitFor(wait);
       await screenshot(p, "tenant-machines");
+      // A tenant allocates "a machine of this size here" (not a given one); it appears in the project's table.
+      await p.getByRole("button", { name: "Allocate a machine" }).click();
+      const form = p.getByRole("form", { name: "allocate" });
+      await form
+        .getByLabel("Size")
+        .locator(`option[value="${LAB.size}"]`)
+        .waitFor({ state: "attached", ...wait });
+      await form.getByLabel("Hostname").fill("tenant1");
+      await form.getByRole("button", { name: "Allocate…" }).click();
+      await p.getByRole("dialog").getByText(`Allocate a ${LAB.size} machine in ${LAB.partition} to project ${LAB.project}?`).waitFor(wait);
+      await p.getByRole("dialog").getByRole("button", { name: "Allocate", exact: true }).click();
+      const row = p.locator("table.machines tbody tr").filter({ hasText: "tenant1" });
+      await row.waitFor(wait);
+      expect(await p.locator("table.machines tbody tr").count()).toBe(2);
+      // The tenant frees it again from its detail page.
+      await row.locator("a").click();
+      await p.getByRole("button", { name: "Free…" }).click();
+      await p.getByRole("dialog").getByRole("button", { name: "Free it" }).click();
+      await p.getByText("was not found (or is not yours)").waitFor(wait);
+      await p.goto(`${t.lab.apiUrl}/#/machines`);
+      await p
+        .locator("table.machines tbody tr")
+        .filter({ hasText: "tenant1" })
+        .waitFor({ state: "detached", ...wait });
     } finally {
       await tenant.close();
     }

@@ -85,7 +85,9 @@ export function AllocateForm({ session, project, machine, onDone }: { session: S
             Partition
             <select name="partition" value={partition} onChange={set("partition")}>
               {c?.partitions.map((p) => (
-                <option key={p}>{p}</option>
+                <option key={p} value={p}>
+                  {p}
+                </option>
               ))}
             </select>
           </label>
@@ -93,7 +95,9 @@ export function AllocateForm({ session, project, machine, onDone }: { session: S
             Size
             <select name="size" value={size} onChange={set("size")}>
               {c?.sizes.get(partition)?.map((s) => (
-                <option key={s}>{s}</option>
+                <option key={s} value={s}>
+                  {s}
+                </option>
               ))}
             </select>
           </label>
@@ -103,7 +107,9 @@ export function AllocateForm({ session, project, machine, onDone }: { session: S
         Image
         <select name="image" value={image} onChange={set("image")}>
           {c?.images.map((i) => (
-            <option key={i}>{i}</option>
+            <option key={i} value={i}>
+              {i}
+            </option>
           ))}
         </select>
       </label>
