@@ -3,10 +3,9 @@ import { mkdir } from "node:fs/promises";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { dirname, join } from "node:path";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import { sleep } from "../../client/backoff.js";
-import { bearer } from "../../client/bearer.js";
 import { createFailoverTransport } from "../../client/failover-transport.js";
+import { createTransport } from "../../client/transport.js";
 import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
@@ -292,7 +291,7 @@ export class Lab {
     this.step(`opening the control plane's databases (${this.opts.config.databaseUrl ? "PostgreSQL" : `embedded, in ${this.opts.config.dataDir}`}) and applying migrations`);
     await this.startControlPlane();
     this.step("seeding the partition, its networks, a tenant and a project");
-    const admin = createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(this.adminToken)] });
+    const admin = createTransport({ baseUrl: this.apiUrl, protocol: "connect", binary: true, token: this.adminToken });
     const seeded = await seed({
       transport: admin,
       labUrl: this.labUrl,
@@ -326,7 +325,7 @@ export class Lab {
 
   /** Asked over the API, not the authority: a revoked token must count as broken too. */
   private tokenWorks(token: string): Promise<boolean> {
-    return createClient(UserService, createConnectTransport({ baseUrl: this.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }))
+    return createClient(UserService, createTransport({ baseUrl: this.apiUrl, protocol: "connect", binary: true, token }))
       .get({})
       .then(
         () => true,
@@ -519,7 +518,7 @@ export class Lab {
   private transport(name: string): Transport {
     let t = this.transports.get(name);
     if (!t) {
-      t = createGrpcTransport({ baseUrl: this.dialUrl(name), interceptors: [bearer(this.infraToken)] });
+      t = createTransport({ baseUrl: this.dialUrl(name), token: this.infraToken });
       this.transports.set(name, t);
     }
     return t;
