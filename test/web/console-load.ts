@@ -6,7 +6,11 @@
  * the Watch snapshot is complete and when the full table is painted
  * (web/pages/machines.tsx).
  */
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
 import type { Browser } from "playwright-core";
+import { S1_HARDWARE_JSON } from "../helpers/partition-fixture.js";
+import type { TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 import type { PageGlobals } from "./browser.js";
 
@@ -52,4 +56,37 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
   } finally {
     await context.close();
   }
+}
+
+/** `n` machines of partition p1, size s1 (setUpPartition) written straight into the database: every other one allocated with a full event log, some with status markers. */
+export async function seedMachines(server: TestServer, n: number): Promise<void> {
+  const now = Date.now();
+  const events = JSON.stringify(
+    ["PXE Booting", "Preparing", "Registering", "Waiting", "Installing", "Booting New Kernel", "Phoned Home"].reverse().map((type, i) => ({ type, message: "", time: new Date(now - i * 60_000).toISOString() })),
+  );
+  const allocation = (i: number) => ({
+    uuid: randomUUID(),
+    project: "console-load",
+    name: `m${i}`,
+    description: "",
+    hostname: `host-${i}`,
+    role: "machine",
+    image: "debian-12.0.20250101",
+    filesystemLayout: "s1-default",
+    sshKeys: [],
+    userData: "",
+    asn: 4200000000 + i,
+    networks: [{ network: "net", ips: [`10.1.${i >> 8}.${i & 255}`], vrf: 30, primary: true }],
+    createdAt: new Date(now - 86_400_000).toISOString(),
+    createdBy: "test",
+    succeeded: true,
+  });
+  const rows = Array.from({ length: n }, (_, i) => ({ id: randomUUID(), rack: i % 2 ? "r1" : "r2", allocation: i % 2 ? allocation(i) : null, state: i % 50 === 0 ? "locked" : "available" }));
+  await server.app.db.execute(sql`
+    insert into machines (id, partition_id, size_id, rack_id, hardware, allocation, project, state)
+    select r->>'id', 'p1', 's1', r->>'rack', ${S1_HARDWARE_JSON}::jsonb, (r->>'allocation')::jsonb, (r->>'allocation')::jsonb->>'project', r->>'state'
+    from jsonb_array_elements(${JSON.stringify(rows)}::jsonb) r`);
+  await server.app.db.execute(sql`
+    insert into machine_events (machine_id, liveliness, events, last_event_time)
+    select jsonb_array_elements_text(${JSON.stringify(rows.map((r) => r.id))}::jsonb), 'Alive', ${events}::jsonb, now()`);
 }
