@@ -4,9 +4,8 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { IpmiAdapter } from "../../edge/bmc/ipmi.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
@@ -199,7 +198,7 @@ esac
     const login = { user: IPMI_SIM_USER, password: IPMI_SIM_PASSWORD };
     await recordAt(stale, `127.0.0.1:${port}`, login);
     const agent = new BmcAgent({
-      transport: createGrpcTransport({ baseUrl: server.url, interceptors: [bearer(fixture.infraToken)] }),
+      transport: createTransport({ baseUrl: server.url, protocol: "grpc", token: fixture.infraToken }),
       partition: "p1",
       agent: "bmc-identity-ipmi",
       leaseFile,

@@ -2,9 +2,8 @@ import { randomUUID } from "node:crypto";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import { BmcAgent } from "../../edge/bmc/agent.js";
 import { SimBmcs } from "../../edge/sim/bmc.js";
 import { ConnectionService, DaemonKind } from "../../gen/metal/admin/v1/connection_pb.js";
@@ -46,7 +45,7 @@ async function startAgent(partition: string, name: string, token: string, sims: 
   if (sims.machines.size > 0) await sims.writeLeases(leaseFile);
   else await writeFile(leaseFile, "");
   const agent = new BmcAgent({
-    transport: createGrpcTransport({ baseUrl: server.url, interceptors: [bearer(token)] }),
+    transport: createTransport({ baseUrl: server.url, protocol: "grpc", token }),
     partition,
     agent: name,
     leaseFile,
