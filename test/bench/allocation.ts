@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import pg from "pg";
+import { createTransport } from "../../client/transport.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { S1_HARDWARE_JSON, setUpPartition } from "../helpers/partition-fixture.js";
@@ -26,7 +26,6 @@ export async function benchAllocation(): Promise<Comparison[]> {
   const { server, metalDatabaseUrl, stop } = await launchServer({ waitTiming: { keepaliveMs: 200, leaseMs: 60_000, recheckMs: 60_000 } });
   const { app, url, adminToken: token } = server;
   const raw = new pg.Pool({ connectionString: metalDatabaseUrl, max: 32 });
-  const auth = (t: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${t}`), next(req))];
   try {
     const fixture = await setUpPartition(server);
     // A bigger super network prefix is not needed: each allocation takes one IP per family of the project network (/24 + /64).
@@ -40,15 +39,15 @@ export async function benchAllocation(): Promise<Comparison[]> {
       select jsonb_array_elements_text(${JSON.stringify(ids)}::jsonb), 'Alive', '[]'::jsonb, now()`);
     // The project network is a /24: 254 addresses. Give pb a /20 instead for 1,000 machines.
     await app.db.execute(sql`delete from networks where id = ${nets[0]}`);
-    const tenant = createClient(MachineService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: auth(token) }));
+    const tenant = createClient(MachineService, createTransport({ baseUrl: url, protocol: "connect", binary: true, token }));
     const { NetworkService } = await import("../../gen/metal/api/v1/network_pb.js");
-    const big = createClient(NetworkService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: auth(token) }));
+    const big = createClient(NetworkService, createTransport({ baseUrl: url, protocol: "connect", binary: true, token }));
     const network = (await big.create({ project: "pb", partition: "p1", length: { ipv4: 20 } })).network!.id;
 
     // One machine keeps a real Wait stream open; it is allocated by id and the delivery is timed.
     const watched = ids[MACHINES + WARMUP]!;
     await app.db.execute(sql`update machines set waiting_until = null where id = ${watched}`);
-    const boot = createClient(BootService, createGrpcTransport({ baseUrl: url, interceptors: auth(fixture.infraToken) }));
+    const boot = createClient(BootService, createTransport({ baseUrl: url, protocol: "grpc", token: fixture.infraToken }));
     const latencies: number[] = [];
     await measure("warmup", WARMUP, CLIENTS, (i) => tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `warm${i}`, networks: [network] }));
     const allocs = await measure("machine allocation", MACHINES, CLIENTS, (i) => tenant.create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: `m${i}`, networks: [network] }));

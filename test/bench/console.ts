@@ -1,7 +1,6 @@
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import ssh2 from "ssh2";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, type LabMachine, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -184,7 +183,7 @@ export async function benchConsole(opts: { sessions?: number; keystrokes?: numbe
     );
     const owner = (await t.admin(AdminTokens).create({ subject: "bench-owner", roles: { projectRoles: { [LAB.project]: ProjectRole.EDITOR } } })).secret;
     const key = generateEd25519();
-    const tenant = createClient(MachineService, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(owner)] }));
+    const tenant = createClient(MachineService, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", binary: true, token: owner }));
     for (let i = 0; i < SESSIONS; i++) {
       // Retried: a machine that shows Waiting may not be a candidate yet (its liveliness or Wait lease lags a moment behind).
       const allocate = () => tenant.create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "debian-12", hostname: `bench-${i}`, networks: [lab.projectNetwork], sshKeys: [key.public] });

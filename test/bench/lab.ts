@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient } from "@connectrpc/connect";
+import { createTransport } from "../../client/transport.js";
 import { FAST_TIMINGS, INTERACTIVE_TIMINGS, Lab, type LabTimings } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
@@ -15,11 +15,6 @@ import { createScratchDatabase } from "../helpers/postgres.js";
 import { type Comparison, type Measurement, measure } from "./harness.js";
 
 const MACHINES = Number(process.env.BENCH_LAB_MACHINES ?? 200);
-
-const bearer =
-  (token: string): Interceptor =>
-  (next) =>
-  (req) => (req.header.set("authorization", `Bearer ${token}`), next(req));
 
 /** Percentile of sorted numbers. */
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
@@ -61,7 +56,7 @@ export async function benchLabBoot(): Promise<Comparison[]> {
   const timings: LabTimings = { ...INTERACTIVE_TIMINGS, hammer: { backoff: FAST_TIMINGS.hammer.backoff }, pxeRetryMs: FAST_TIMINGS.pxeRetryMs, drainMs: FAST_TIMINGS.drainMs };
   const lab = await Lab.start({ config, log: createLogger(config.logLevel, { pretty: false }), machines: MACHINES, labListen: "127.0.0.1:0", timings, metalctlConfig: false, frrCheck: false });
   try {
-    const admin = createClient(AdminMachineService, createConnectTransport({ baseUrl: lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(lab.adminToken)] }));
+    const admin = createClient(AdminMachineService, createTransport({ baseUrl: lab.apiUrl, protocol: "connect", binary: true, token: lab.adminToken }));
     const all = async (): Promise<Machine[]> => {
       const out: Machine[] = [];
       let pageToken = "";
@@ -118,7 +113,7 @@ export async function benchLabBoot(): Promise<Comparison[]> {
     };
 
     // Baseline: a bare Register call per machine (what its hammer sends, same hardware and cabling), all at once.
-    const boot = createClient(BootService, createGrpcTransport({ baseUrl: lab.apiUrl, interceptors: [bearer(lab.infraToken)] }));
+    const boot = createClient(BootService, createTransport({ baseUrl: lab.apiUrl, protocol: "grpc", token: lab.infraToken }));
     const inventories = await Promise.all(lab.machines.map((m) => m.sim.inventory()));
     const baseline = await measure(`${MACHINES} bare BootService.Register`, MACHINES, MACHINES, (i) => {
       const inv = inventories[i]!;

@@ -4,8 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
 import pg from "pg";
+import { createTransport } from "../../client/transport.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { setUpPartition } from "../helpers/partition-fixture.js";
@@ -13,7 +13,7 @@ import { createScratchDatabase } from "../helpers/postgres.js";
 import type { TestServer } from "../helpers/server-launch.js";
 import type { Comparison, Measurement } from "./harness.js";
 import type { ProxyHostOrder, ProxyHostReport } from "./machine-proxy-host.js";
-import { bearer, freePort } from "./replica-launch.js";
+import { freePort } from "./replica-launch.js";
 import { insertMachines } from "./seed-machines.js";
 import { startHolders } from "./wait-holders.js";
 import { type ServerMemory, serverMemory, settle, startServer } from "./wait-streams.js";
@@ -100,13 +100,12 @@ async function startBenchServer(leanWait: boolean): Promise<Server> {
   };
   try {
     const adminToken = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-    const connect = createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: bearer(adminToken) });
+    const connect = createTransport({ baseUrl: url, protocol: "connect", binary: true, token: adminToken });
     const asTestServer = {
       url,
       adminToken,
-      client: <S extends DescService>(service: S, token?: string) =>
-        createClient(service, token && token !== adminToken ? createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: bearer(token) }) : connect),
-      grpcClient: <S extends DescService>(service: S, token?: string) => createClient(service, createGrpcTransport({ baseUrl: url, interceptors: bearer(token ?? adminToken) })),
+      client: <S extends DescService>(service: S, token?: string) => createClient(service, token && token !== adminToken ? createTransport({ baseUrl: url, protocol: "connect", binary: true, token }) : connect),
+      grpcClient: <S extends DescService>(service: S, token?: string) => createClient(service, createTransport({ baseUrl: url, protocol: "grpc", token: token ?? adminToken })),
     } as unknown as TestServer;
     const fixture = await setUpPartition(asTestServer);
     const network = (await createClient(NetworkService, connect).create({ project: "pb", partition: "p1", length: { ipv4: 20 } })).network!.id;

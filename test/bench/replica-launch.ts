@@ -4,8 +4,8 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
+import { createTransport } from "../../client/transport.js";
 import { freePort } from "../helpers/free-port.js";
 import { type PrivateBroker, startPrivateBroker } from "../helpers/mosquitto.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
@@ -25,8 +25,6 @@ const BENCH_MQTT_URL = process.env.BENCH_MQTT_URL;
 const DB_POOL = process.env.BENCH_REPLICA_DB_POOL ?? "20";
 /** Extra node flags for every replica, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile them. */
 const NODE_ARGS = (process.env.BENCH_REPLICA_NODE_ARGS ?? "").split(" ").filter(Boolean);
-
-export const bearer = (token: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
 
 /** One metal-api process. */
 export interface Replica {
@@ -137,15 +135,15 @@ export async function launchReplicas(count: number, opts: { mqtt?: boolean; env?
         ...(mqttUrl && topicPrefix ? { MQTT_URL: mqttUrl, METAL_MQTT_TOPIC_PREFIX: topicPrefix } : {}),
         ...opts.env,
       });
-      const connect = createConnectTransport({ baseUrl: started.url, httpVersion: "1.1", useBinaryFormat: false });
-      const tokenOf = new Map<string, ReturnType<typeof createConnectTransport>>();
+      const connect = createTransport({ baseUrl: started.url, protocol: "connect", binary: false });
+      const tokenOf = new Map<string, Transport>();
       replicas.push({
         ...started,
         client(service, token) {
-          if (!tokenOf.has(token)) tokenOf.set(token, createConnectTransport({ baseUrl: started.url, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) }));
+          if (!tokenOf.has(token)) tokenOf.set(token, createTransport({ baseUrl: started.url, protocol: "connect", binary: false, token }));
           return createClient(service, tokenOf.get(token) ?? connect);
         },
-        grpcClient: (service, token) => createClient(service, createGrpcTransport({ baseUrl: started.url, interceptors: bearer(token) })),
+        grpcClient: (service, token) => createClient(service, createTransport({ baseUrl: started.url, protocol: "grpc", token })),
       });
     }
     const adminToken = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();

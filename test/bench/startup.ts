@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import type { Comparison, Measurement } from "./harness.js";
@@ -154,7 +153,7 @@ export async function benchLabStart(): Promise<Comparison[]> {
         const apiUrl = lines.map((l) => /metal-lab is up: API (\S+),/.exec(l)?.[1]).find((u) => u !== undefined);
         if (!apiUrl) throw new Error("the lab did not say where its API is");
         const token = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-        const admin = createClient(AdminMachineService, createConnectTransport({ baseUrl: apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+        const admin = createClient(AdminMachineService, createTransport({ baseUrl: apiUrl, protocol: "connect", binary: true, token }));
         const { machines } = await admin.list({ partition: "lab", paging: { limit: 1000, pageToken: "" } });
         const waitingAt = machines.map((m) => {
           const last = m.events?.log[0];

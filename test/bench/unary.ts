@@ -2,9 +2,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createClient, type Interceptor } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { createClient } from "@connectrpc/connect";
 import pg from "pg";
+import { createTransport } from "../../client/transport.js";
 import { PartitionService as AdminPartitionService } from "../../gen/metal/admin/v1/partition_pb.js";
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import { createScratchDatabase } from "../helpers/postgres.js";
@@ -74,16 +74,14 @@ async function stopProcess(proc: ChildProcess): Promise<void> {
   await exited;
 }
 
-const bearer = (token: string): Interceptor[] => [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))];
-
 /**
  * The same client code for both servers: Connect JSON over HTTP/1.1 (JSON said
- * explicitly: connect-node's Connect transport defaults to binary), and gRPC over h2c.
+ * explicitly, as the label names it), and gRPC over h2c.
  */
 function clientsOf(connectUrl: string, grpcUrl: string, token: string) {
   return {
-    "Connect JSON/HTTP1.1": createClient(PartitionService, createConnectTransport({ baseUrl: connectUrl, httpVersion: "1.1", useBinaryFormat: false, interceptors: bearer(token) })),
-    "gRPC/h2c": createClient(PartitionService, createGrpcTransport({ baseUrl: grpcUrl, interceptors: bearer(token) })),
+    "Connect JSON/HTTP1.1": createClient(PartitionService, createTransport({ baseUrl: connectUrl, protocol: "connect", binary: false, token })),
+    "gRPC/h2c": createClient(PartitionService, createTransport({ baseUrl: grpcUrl, protocol: "grpc", token })),
   };
 }
 
@@ -127,7 +125,7 @@ export async function benchUnary(): Promise<Comparison[]> {
     started.push(bare);
     const bareUrls = JSON.parse(bare.match[1]!) as { http1: string; h2c: string };
 
-    const admin = createClient(AdminPartitionService, createConnectTransport({ baseUrl: realUrl, httpVersion: "1.1", interceptors: bearer(token) }));
+    const admin = createClient(AdminPartitionService, createTransport({ baseUrl: realUrl, protocol: "connect", binary: true, token }));
     for (let i = 0; i < PARTITIONS; i++) await admin.create({ id: `bench-${i}`, name: `bench ${i}`, dnsServers: ["10.0.0.53"], labels: { rack: `r${i % 4}` } });
     const realClients = clientsOf(realUrl, realUrl, token);
     const bareClients = clientsOf(bareUrls.http1, bareUrls.h2c, token);

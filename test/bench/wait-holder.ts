@@ -1,8 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { createClient } from "@connectrpc/connect";
-import { createGrpcTransport } from "@connectrpc/connect-node";
+import { createTransport } from "../../client/transport.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
-import { bearer } from "./replica-launch.js";
 
 /**
  * A child process of the replica bench that holds Wait streams, as hammers
@@ -36,7 +35,7 @@ function hold(order: HolderOrder, signal: AbortSignal): void {
   for (const [url, ids] of byUrl) {
     let client: ReturnType<typeof createClient<typeof BootService>> | undefined;
     ids.forEach((id, i) => {
-      if (i % order.perConnection === 0) client = createClient(BootService, createGrpcTransport({ baseUrl: url, interceptors: bearer(order.token) }));
+      if (i % order.perConnection === 0) client = createClient(BootService, createTransport({ baseUrl: url, protocol: "grpc", token: order.token }));
       const boot = client!;
       void (async () => {
         try {

@@ -4,9 +4,9 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
-import { createConnectTransport, createGrpcTransport } from "@connectrpc/connect-node";
+import { type Client, createClient, type Transport } from "@connectrpc/connect";
 import pg from "pg";
+import { createTransport } from "../../client/transport.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
@@ -148,18 +148,17 @@ export async function benchWaitStreams(): Promise<Comparison[]> {
   setMaxListeners(0, abort.signal);
   try {
     const adminToken = (await readFile(join(dataDir, "admin-token"), "utf8")).trim();
-    const auth = (t?: string): Interceptor[] => (t ? [(next) => (req) => (req.header.set("authorization", `Bearer ${t}`), next(req))] : []);
     const transports = new Map<string, Transport>();
     const server = {
       url,
       adminToken,
       client<S extends DescService>(service: S, token?: string) {
         const key = `c${token}`;
-        if (!transports.has(key)) transports.set(key, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: auth(token) }));
+        if (!transports.has(key)) transports.set(key, createTransport({ baseUrl: url, protocol: "connect", binary: true, token }));
         return createClient(service, transports.get(key)!);
       },
       grpcClient<S extends DescService>(service: S, token?: string) {
-        return createClient(service, createGrpcTransport({ baseUrl: url, interceptors: auth(token) }));
+        return createClient(service, createTransport({ baseUrl: url, protocol: "grpc", token }));
       },
     } as unknown as TestServer;
     const fixture = await setUpPartition(server);
