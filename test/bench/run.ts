@@ -12,6 +12,7 @@ import { benchUnary } from "./unary.js";
 import { benchVmBoot } from "./vm-boot.js";
 import { benchWaitStreams } from "./wait-streams.js";
 import { benchWatchFanout } from "./watch-fanout.js";
+import { benchWebConsole } from "./web-console.js";
 
 /**
  * Benchmarks against local PostgreSQL. Each result is printed beside a raw
@@ -32,6 +33,7 @@ async function main() {
   comparisons.push(...(await benchLabBoot()));
   comparisons.push(...(await benchStartup()), ...(await benchLabStart()));
   comparisons.push(...(await benchConsole()));
+  comparisons.push(...(await benchWebConsole()));
   comparisons.push(...(await benchVmBoot()));
   report(comparisons);
 }

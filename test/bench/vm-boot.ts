@@ -2,7 +2,8 @@ import { spawn, spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { DISCOVERY_IMAGE_DIR, ensureDiscoveryImage } from "../boot/discovery-image.js";
 import type { Comparison, Measurement } from "./harness.js";
 
 /**
@@ -24,6 +25,7 @@ export async function benchVmBoot(): Promise<Comparison[]> {
   }
   const dir = mkdtempSync(join(tmpdir(), "metal-vm-bench-"));
   try {
+    await ensureDiscoveryImage();
     const baselineMs = await directBootMs();
     const file = join(dir, "timings.json");
     const run = spawnSync("npx", ["vitest", "run", "--config", "vitest.boot.config.ts", "test/boot/vm-boot.test.ts"], {
@@ -39,7 +41,9 @@ export async function benchVmBoot(): Promise<Comparison[]> {
       ["VM allocate -> Phoned Home (partition, install test OS, kexec, LLDP through metal-core), TCG", t.allocateToPhonedHomeMs],
       ["VM free -> Waiting (BMC reset, PXE, wipe), TCG", t.freeToWaitingMs],
     ];
-    return rows.filter((r): r is [string, number] => r[1] !== undefined).map(([what, ms]) => ({ what, subject: once(what, ms), baseline, target: "report only (no target yet)", extra: { wallMs: ms, baselineWallMs: baselineMs } }));
+    return rows
+      .filter((r): r is [string, number] => r[1] !== undefined)
+      .map(([what, ms]) => ({ what, subject: once(what, ms), baseline, target: "report only (no target yet)", extra: { wallMs: ms, baselineWallMs: baselineMs } }));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -57,8 +61,7 @@ function skipReason(): string | undefined {
 
 /** QEMU with the discovery kernel and initrd given directly; resolves with the time until the hammer logs its start. */
 function directBootMs(): Promise<number> {
-  const image = resolve("dist/discovery-image");
-  if (!existsSync(join(image, "initrd.img")) && spawnSync("npm", ["run", "build:discovery-image"], { stdio: "inherit" }).status !== 0) throw new Error("npm run build:discovery-image failed");
+  const image = DISCOVERY_IMAGE_DIR;
   const uuid = randomUUID();
   const started = performance.now();
   const vm = spawn(

@@ -23,7 +23,7 @@ import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/pa
 import { SizeService as AdminSizes } from "../../gen/metal/admin/v1/size_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
-import { Format, GptType } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
+import { Format, GptType, LvmType, RaidLevel } from "../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../gen/metal/api/v1/image_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
@@ -33,6 +33,7 @@ import { freePort } from "../helpers/free-port.js";
 import { has, ip, Processes, RELAY, runIn, serveImage, unixToTcp } from "../helpers/netns.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
+import { DISCOVERY_IMAGE_DIR, ensureDiscoveryImage } from "./discovery-image.js";
 import { NamespaceLeaf } from "./namespace-leaf.js";
 import { QemuBmc } from "./qemu-bmc.js";
 import { buildTestOsImage } from "./test-os/build.js";
@@ -60,7 +61,7 @@ import { buildTestOsImage } from "./test-os/build.js";
 
 const IPXE_DIR = "/usr/lib/ipxe";
 const NIC_ROM = "/usr/lib/ipxe/qemu/efi-e1000.rom";
-const IMAGE_DIR = resolve("dist/discovery-image");
+const IMAGE_DIR = DISCOVERY_IMAGE_DIR;
 
 function skipReason(): string | undefined {
   if (process.platform !== "linux") return "not Linux";
@@ -91,11 +92,15 @@ const MEMORY_MIB = 1024;
 const CPUS = 2;
 const DISK_BYTES = 2n * 2n ** 30n;
 const MiB = 2n ** 20n;
+/** Two data disks mirrored by md RAID1, an LVM volume group on the array: the disk steps the host's kernel cannot run on loop devices (no md or dm modules here), run for real in the VM. */
+const DATA_DISK_BYTES = 512n * MiB;
+const DATA_DISKS = ["vdb", "vdc"];
 const REPO = resolve(".");
 
 let server: TestServer;
 let dir: string;
 let disk: string;
+const dataDisks = DATA_DISKS.map((name) => ({ name, file: "" }));
 let editorToken: string;
 let privateNetwork: string;
 let http: Server | undefined;
@@ -136,15 +141,15 @@ async function startLeafLldp(tap: string, leaf: string): Promise<string> {
   return sock;
 }
 
-function blankDisk(path: string): void {
+function blankDisk(path: string, bytes: bigint): void {
   const fd = openSync(path, "w");
-  ftruncateSync(fd, Number(DISK_BYTES));
+  ftruncateSync(fd, Number(bytes));
   closeSync(fd);
 }
 
-/** `bytes` of the disk file at `offset`. */
-function readDisk(offset: number, bytes: number): Buffer {
-  const fd = openSync(disk, "r");
+/** `bytes` of a disk file at `offset`. */
+function readDisk(path: string, offset: number, bytes: number): Buffer {
+  const fd = openSync(path, "r");
   try {
     const buf = Buffer.alloc(bytes);
     readSync(fd, buf, 0, bytes, offset);
@@ -154,19 +159,37 @@ function readDisk(offset: number, bytes: number): Buffer {
   }
 }
 
-/** What is on the disk: a GPT (its signature in LBA 1) and, per partition of it, whether an ext4 superblock is there. */
-function inspectDisk(): { gpt: boolean; ext4Partitions: number[] } {
-  const header = readDisk(512, 92);
-  if (header.toString("latin1", 0, 8) !== "EFI PART") return { gpt: false, ext4Partitions: [] };
-  const entries = readDisk(1024, 128 * 128);
-  const ext4Partitions: number[] = [];
+/** What a partition holds, read from its first and last sectors. */
+interface PartitionContent {
+  number: number;
+  /** An ext4 superblock: 1024 bytes in, magic 0xEF53 at its offset 56. */
+  ext4: boolean;
+  /** An md superblock of metadata 1.0 (what the hammer creates for RAID1): magic 0xa92b4efc 8 to 12 KiB before the end, 4 KiB aligned. */
+  md: boolean;
+  /** An LVM physical volume label ("LABELONE" in sector 1); on a RAID1 of metadata 1.0 the array's data starts where the partition does. */
+  lvm: boolean;
+}
+
+/** What is on a disk file: a GPT (its signature in LBA 1) and what each of its partitions holds. */
+function inspectDisk(path: string): { gpt: boolean; partitions: PartitionContent[] } {
+  const header = readDisk(path, 512, 92);
+  if (header.toString("latin1", 0, 8) !== "EFI PART") return { gpt: false, partitions: [] };
+  const entries = readDisk(path, 1024, 128 * 128);
+  const partitions: PartitionContent[] = [];
   for (let i = 0; i < 128; i++) {
-    const firstLba = Number(entries.readBigUInt64LE(i * 128 + 32));
-    if (firstLba === 0) continue;
-    // The ext4 superblock starts 1024 bytes into the filesystem; its magic 0xEF53 is at offset 56 of it.
-    if (readDisk(firstLba * 512 + 1024 + 56, 2).readUInt16LE(0) === 0xef53) ext4Partitions.push(i + 1);
+    const first = Number(entries.readBigUInt64LE(i * 128 + 32));
+    const last = Number(entries.readBigUInt64LE(i * 128 + 40));
+    if (first === 0) continue;
+    const sectors = last - first + 1;
+    const mdSector = first + ((sectors - 16) & ~7);
+    partitions.push({
+      number: i + 1,
+      ext4: readDisk(path, first * 512 + 1024 + 56, 2).readUInt16LE(0) === 0xef53,
+      md: readDisk(path, mdSector * 512, 4).readUInt32LE(0) === 0xa92b4efc,
+      lvm: readDisk(path, first * 512 + 512, 8).toString("latin1") === "LABELONE",
+    });
   }
-  return { gpt: true, ext4Partitions };
+  return { gpt: true, partitions };
 }
 
 /** metalctl as a tenant (the project's editor) runs it: the repository's binary, its config kept out of the way. */
@@ -181,12 +204,12 @@ function metalctl(args: string[], timeoutMs = scaled(60_000)): Promise<string> {
   });
 }
 
-/** Serves a file of `dist/test-os-image` under /images/test-os/. */
+/** Serves the test OS image under /images/test-os/ (only the image: its checksum comes with the contract). */
 function serveTestOs(file: string, req: import("node:http").IncomingMessage, res: import("node:http").ServerResponse): boolean {
   const name = /^\/images\/test-os\/([a-z0-9.]+)$/.exec(req.url ?? "")?.[1];
   if (!name) return false;
   const path = join(dirname(file), name);
-  if (!name.startsWith(basename(file)) || !existsSync(path)) {
+  if (name !== basename(file) || !existsSync(path)) {
     res.writeHead(404).end();
     return true;
   }
@@ -203,16 +226,14 @@ async function eventTypes(): Promise<T[]> {
 
 describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phones home, is freed and wiped${reason ? ` (skipped: ${reason})` : ""}`, () => {
   beforeAll(async () => {
-    if (!existsSync(join(IMAGE_DIR, "vmlinuz")) || !existsSync(join(IMAGE_DIR, "initrd.img"))) {
-      const r = spawnSync("npm", ["run", "build:discovery-image"], { encoding: "utf8", stdio: "inherit" });
-      if (r.status !== 0) throw new Error("npm run build:discovery-image failed");
-    }
+    await ensureDiscoveryImage(IMAGE_DIR);
     const testOs = await buildTestOsImage();
     dir = mkdtempSync(join(tmpdir(), "vm-boot-"));
     // dnsmasq serves TFTP as an unprivileged user after start-up; lldpd's helper reads its config as well.
     chmodSync(dir, 0o755);
     writeFileSync(join(dir, "no-lldpd.conf"), "");
     disk = join(dir, "disk.raw");
+    for (const d of dataDisks) d.file = join(dir, `${d.name}.raw`);
 
     server = await startTestServer();
     const admin = server.adminToken;
@@ -220,16 +241,19 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       id: PARTITION,
       bootConfig: { kernelUrl: `${PUBLIC_URL}/images/metal-hammer/vmlinuz`, imageUrl: `${PUBLIC_URL}/images/metal-hammer/initrd.img`, commandLine: "console=ttyS0" },
     });
-    // The machine as QEMU presents it: 2 vCPUs, a little under 1 GiB usable memory, one 2 GiB disk.
+    // The machine as QEMU presents it: 2 vCPUs, a little under 1 GiB usable memory, a 2 GiB system disk (and two data disks).
     await server.client(AdminSizes, admin).create({
       id: "vm-small",
       constraints: [
         { type: SizeConstraintType.CORES, min: BigInt(CPUS), max: BigInt(CPUS) },
         { type: SizeConstraintType.MEMORY, min: 512n * MiB, max: BigInt(MEMORY_MIB) * MiB },
-        { type: SizeConstraintType.STORAGE, min: DISK_BYTES, max: DISK_BYTES },
+        { type: SizeConstraintType.STORAGE, min: DISK_BYTES, max: DISK_BYTES, identifier: "/dev/vda" },
+        // A size that constrains storage must cover every disk.
+        { type: SizeConstraintType.STORAGE, min: 2n * DATA_DISK_BYTES, max: 2n * DATA_DISK_BYTES, identifier: "/dev/vd[bc]" },
       ],
     });
-    await server.client(AdminImages, admin).create({ id: IMAGE, url: `${PUBLIC_URL}/images/test-os/${basename(testOs.file)}`, features: [ImageFeature.MACHINE] });
+    // The contract carries the checksum; no .sha256 file is served next to the image.
+    await server.client(AdminImages, admin).create({ id: IMAGE, url: `${PUBLIC_URL}/images/test-os/${basename(testOs.file)}`, sha256: testOs.sha256, features: [ImageFeature.MACHINE] });
     await server.client(AdminLayouts, admin).create({
       filesystemLayout: {
         id: "vm-small-testos",
@@ -242,10 +266,15 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
               { number: 2, sizeMib: 0n, gptType: GptType.LINUX },
             ],
           },
+          ...DATA_DISKS.map((d) => ({ device: `/dev/${d}`, wipeOnReinstall: false, partitions: [{ number: 1, sizeMib: 0n, gptType: GptType.RAID }] })),
         ],
+        raid: [{ arrayName: "data", devices: DATA_DISKS.map((d) => `/dev/${d}1`), level: RaidLevel.RAID_LEVEL_1 }],
+        volumeGroups: [{ name: "vgdata", devices: ["/dev/md/data"] }],
+        logicalVolumes: [{ name: "lvdata", volumeGroup: "vgdata", sizeMib: 0n, lvmType: LvmType.LINEAR }],
         filesystems: [
           { path: "/boot/efi", device: "/dev/vda1", format: Format.VFAT },
           { path: "/", device: "/dev/vda2", format: Format.EXT4 },
+          { path: "/data", device: "/dev/vgdata/lvdata", format: Format.EXT4 },
         ],
         constraints: { sizes: ["vm-small"], images: { testos: ">= 1.0" } },
       },
@@ -362,10 +391,11 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
   it(
     "PXE-boots, registers the hardware QEMU presents through metal-core, matches a size and waits",
     async () => {
-      blankDisk(disk);
+      blankDisk(disk, DISK_BYTES);
+      for (const d of dataDisks) blankDisk(d.file, DATA_DISK_BYTES);
       const args = ["-m", String(MEMORY_MIB), "-smp", String(CPUS), "-nographic", "-boot", "order=n", "-uuid", UUID, "-qmp", `unix:${join(dir, "qmp.sock")},server=on,wait=off`];
       // discard=unmap: the hammer's blkdiscard on a freed machine punches holes in the file, as an SSD's TRIM frees its blocks.
-      args.push("-drive", `file=${disk},if=virtio,format=raw,discard=unmap`);
+      for (const file of [disk, ...dataDisks.map((d) => d.file)]) args.push("-drive", `file=${file},if=virtio,format=raw,discard=unmap`);
       args.push("-netdev", `tap,id=n0,ifname=${LINKS[0]!.tap},script=no,downscript=no`, "-device", `e1000,netdev=n0,mac=${MACS[0]}`);
       // Only the first NIC PXE-boots: the second has no option ROM.
       args.push("-netdev", `tap,id=n1,ifname=${LINKS[1]!.tap},script=no,downscript=no`, "-device", `e1000,netdev=n1,mac=${MACS[1]},romfile=`);
@@ -404,7 +434,7 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       expect(
         hw.disks.map((d) => [d.name, d.sizeBytes]),
         why,
-      ).toEqual([["/dev/vda", DISK_BYTES]]);
+      ).toEqual([["/dev/vda", DISK_BYTES], ...DATA_DISKS.map((d) => [`/dev/${d}`, DATA_DISK_BYTES])]);
       const nics = new Map(hw.nics.map((n) => [n.mac, n]));
       for (const [i, mac] of MACS.entries()) {
         expect(nics.get(mac), why).toBeDefined();
@@ -466,15 +496,29 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       console.log(`vm-boot: metalctl machine logs\n${log}`);
       const order = ["PXE Booting", "Preparing", "Registering", "Waiting", "Installing", "Booting New Kernel", "Phoned Home"];
       const positions = order.map((label) => log.indexOf(label));
-      expect(positions.every((p) => p >= 0), `${log}${why}`).toBe(true);
+      expect(
+        positions.every((p) => p >= 0),
+        `${log}${why}`,
+      ).toBe(true);
       expect(
         [...positions].sort((a, b) => a - b),
         `${log}${why}`,
       ).toEqual(positions);
       // The installed system itself said so on its console, and the disk holds what the layout asked for.
       expect(vmConsole, why).toContain(`metal-test-os: up, machine ${UUID}`);
-      expect(inspectDisk(), why).toEqual({ gpt: true, ext4Partitions: [2] });
-      expect(served.some((s) => s.startsWith("200 /images/test-os/")), why).toBe(true);
+      expect(inspectDisk(disk), why).toEqual({
+        gpt: true,
+        partitions: [
+          { number: 1, ext4: false, md: false, lvm: false },
+          { number: 2, ext4: true, md: false, lvm: false },
+        ],
+      });
+      // Both data disks: one partition, a member of the RAID1 that holds the LVM physical volume.
+      for (const d of dataDisks) expect(inspectDisk(d.file), `${d.name}${why}`).toEqual({ gpt: true, partitions: [{ number: 1, ext4: false, md: true, lvm: true }] });
+      expect(
+        served.some((s) => s.startsWith("200 /images/test-os/")),
+        why,
+      ).toBe(true);
     },
     scaled(660_000),
   );
@@ -489,7 +533,10 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
         "the freed machine to wipe its disk and wait",
         async () => {
           const got = await server.client(AdminMachineService, server.adminToken).get({ id: UUID });
-          const since = [...(got.machine?.events?.log ?? [])].reverse().slice(before).map((e) => e.type);
+          const since = [...(got.machine?.events?.log ?? [])]
+            .reverse()
+            .slice(before)
+            .map((e) => e.type);
           return !got.machine?.allocation && got.machine?.waiting && since.includes(T.PXE_BOOTING) && since.includes(T.WAITING);
         },
         scaled(480_000),
@@ -500,9 +547,11 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       console.log(`vm-boot: free to Waiting (wiped) took ${Math.round(timings.freeToWaitingMs / 1000)} s`);
       const why = diagnosis();
       expect(bmc.executed, why).toContain("RESET");
-      // Wiped: no partition table and no filesystem left (the hammer waits only after wiping).
-      expect(inspectDisk(), why).toEqual({ gpt: false, ext4Partitions: [] });
-      expect(readDisk(0, 1024 * 1024).equals(Buffer.alloc(1024 * 1024)), why).toBe(true);
+      // Wiped, every disk: no partition table, no filesystem, RAID or LVM header left (the hammer waits only after wiping).
+      for (const file of [disk, ...dataDisks.map((d) => d.file)]) {
+        expect(inspectDisk(file), `${file}${why}`).toEqual({ gpt: false, partitions: [] });
+        expect(readDisk(file, 0, 1024 * 1024).equals(Buffer.alloc(1024 * 1024)), `${file}${why}`).toBe(true);
+      }
       console.log(`vm-boot: disk file after the wipe: ${statSync(disk).blocks * 512} bytes allocated of ${DISK_BYTES}`);
     },
     scaled(540_000),

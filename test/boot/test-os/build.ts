@@ -8,12 +8,14 @@
  *
  * `npx tsx test/boot/test-os/build.ts` builds it on its own.
  */
-import { execFileSync, spawnSync } from "node:child_process";
+
+import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readCpio } from "../../../scripts/discovery-image/cpio.js";
+import { ensureDiscoveryImage } from "../discovery-image.js";
 import { buildInitramfs } from "./initramfs.js";
 import { keepInRootfs, putFile, stageEntries } from "./rootfs.js";
 import { LLDPD_CONF, MACHINE_UUID_FILE, renderInstallStep, renderSystemInit } from "./scripts.js";
@@ -61,14 +63,6 @@ function inputsStamp(discoveryDir: string): string {
   return JSON.stringify({ "initrd.img": sha256(readFileSync(join(discoveryDir, "initrd.img"))), vmlinuz: sha256(readFileSync(join(discoveryDir, "vmlinuz"))), builder: sources }, null, 2);
 }
 
-function ensureDiscoveryImage(discoveryDir: string, log: (line: string) => void): void {
-  if (["vmlinuz", "initrd.img", "manifest.json"].every((f) => existsSync(join(discoveryDir, f)))) return;
-  if (resolve(discoveryDir) !== join(repo, "dist", "discovery-image")) throw new Error(`${discoveryDir} holds no discovery image`);
-  log("building the discovery image first (npm run build:discovery-image)");
-  const r = spawnSync("npm", ["run", "build:discovery-image"], { cwd: repo, stdio: "inherit" });
-  if (r.status !== 0) throw new Error("npm run build:discovery-image failed");
-}
-
 function readBuilt(file: string): BuiltImage {
   const line = readFileSync(`${file}.sha256`, "utf8");
   return { file, sha256: line.slice(0, 64), bytes: statSync(file).size };
@@ -79,7 +73,7 @@ export async function buildTestOsImage(opts: BuildOptions = {}): Promise<BuiltIm
   const discoveryDir = resolve(opts.discoveryDir ?? join(repo, "dist", "discovery-image"));
   const outDir = resolve(opts.outDir ?? join(repo, "dist", "test-os-image"));
   const file = join(outDir, IMAGE_FILE);
-  ensureDiscoveryImage(discoveryDir, log);
+  await ensureDiscoveryImage(discoveryDir, log);
 
   const stamp = inputsStamp(discoveryDir);
   const stampFile = join(outDir, STAMP_FILE);
