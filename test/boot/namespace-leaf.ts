@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import type { LldpSighting } from "../../edge/core/switch-os.js";
 import { parseLldpctl } from "../../edge/core/linux-switch.js";
+import type { LldpSighting } from "../../edge/core/switch-os.js";
 import { SimSwitch, type SimSwitchOptions } from "../../edge/sim/switch.js";
 
 /**
