@@ -1,8 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { ProjectService as MdProjects } from "../../gen/masterdata/v1/project_pb.js";
@@ -30,7 +29,7 @@ let owned: LabMachine;
 let free: LabMachine;
 
 /** A client with the given bearer token, as a tenant's metalctl would be. */
-const as = <S extends DescService>(service: S, token: string) => createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+const as = <S extends DescService>(service: S, token: string) => createClient(service, createTransport({ baseUrl: t.lab.apiUrl, protocol: "connect", binary: true, token }));
 
 const ssh = (machine: LabMachine, o: SshOptions) => sshConsole(target, machine.uuid, o);
 const refused = (machine: LabMachine, o: SshOptions) => refusedConsole(target, machine.uuid, o);

@@ -4,9 +4,9 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { createTransport } from "../../client/transport.js";
 import { sshFingerprint } from "../../edge/lab/console-host-key.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
@@ -25,7 +25,7 @@ let lab: LabProcess;
 let userConfig: string;
 const USER_CONFIG = "current: prod\ncontexts:\n  prod:\n    url: https://metal.example.invalid\n    token: their-own\n";
 
-const as = (url: string, token: string) => createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] });
+const as = (url: string, token: string) => createTransport({ baseUrl: url, protocol: "connect", binary: true, token });
 
 interface Contexts {
   current: string;

@@ -3,8 +3,8 @@ import { mkdir, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTransport } from "../../client/transport.js";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ProvisioningEventType } from "../../gen/metal/api/v1/machine_pb.js";
 import { eventually } from "./lab-harness.js";
@@ -71,7 +71,7 @@ afterAll(async () => {
 const adminMachines = async () => {
   const token = (await readFile(join(place.dataDir, "admin-token"), "utf8")).trim();
   const url = /metal-lab is up: API (http:\/\/\S+),/.exec(labErr)![1]!;
-  return createClient(AdminMachineService, createConnectTransport({ baseUrl: url, httpVersion: "1.1", interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${token}`), next(req))] }));
+  return createClient(AdminMachineService, createTransport({ baseUrl: url, protocol: "connect", binary: true, token }));
 };
 
 /** The lab's three machines are free and in the waiting pool. */

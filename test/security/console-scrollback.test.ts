@@ -4,9 +4,8 @@ import { join } from "node:path";
 import { Duplex } from "node:stream";
 import type { DescService } from "@bufbuild/protobuf";
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bearer } from "../../client/bearer.js";
+import { createTransport } from "../../client/transport.js";
 import type { LabMachine } from "../../edge/lab/lab.js";
 import { LAB } from "../../edge/lab/seed.js";
 import { SimBmcs, type SimMachineBmc } from "../../edge/sim/bmc.js";
@@ -185,7 +184,7 @@ describe("the console of a re-allocated machine in the lab (issue 12, item 1)", 
   const tokens = { a: "", b: "" };
   let networkB = "";
 
-  const as = <S extends DescService>(service: S, token: string) => createClient(service, createConnectTransport({ baseUrl: t.lab.apiUrl, httpVersion: "1.1", interceptors: [bearer(token)] }));
+  const as = <S extends DescService>(service: S, token: string) => createClient(service, createTransport({ baseUrl: t.lab.apiUrl, protocol: "connect", binary: true, token }));
 
   beforeAll(async () => {
     t = await startLabUnderTest(1);
