@@ -1,18 +1,18 @@
 /**
  * The console's shell: sign-in, navigation, the project picker and the one
  * machine Watch every machine page shares. Pages are chosen by the URL hash
- * (#/machines, #/machines/ID, ...), so the server only ever serves index.html.
+ * (#/machines, #/machines/ID, #/machines/ID/console, ...), so the server only ever serves index.html.
  */
 import { type FormEvent, useEffect, useMemo, useState, useSyncExternalStore } from "react";
-import { MachineService as AdminMachineService } from "../gen/metal/admin/v1/machine_pb.js";
-import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
-import { type MachineWatch, startMachineWatch } from "./machine-watch.js";
+import { type MachineWatch, startMachineWatch, watchMachines } from "./machine-watch.js";
 import { CapacityPage } from "./pages/capacity.js";
+import { ConsolePage } from "./pages/console.js";
 import { MachinePage } from "./pages/machine.js";
 import { MachinesPage } from "./pages/machines.js";
 import { NetworksPage } from "./pages/networks.js";
 import { BmcPage, IssuesPage, SwitchesPage } from "./pages/operator.js";
-import { openSession, type Session, savedProject, savedToken, saveProject, saveToken, signOut } from "./session.js";
+import { dropEarlyWatch, type Restoring, takeEarlyWatch } from "./restore.js";
+import { openSession, type Session, savedProject, saveProject, saveToken, saveWatchKey, signOut } from "./session.js";
 import { ErrorLine } from "./ui.js";
 
 /** What every page gets. */
@@ -33,9 +33,10 @@ function useHash(): string {
   );
 }
 
-export function App() {
+/** `restoring`: the session of a reloaded tab, already being checked (web/restore.ts). */
+export function App({ restoring: restored }: { restoring?: Restoring }) {
   const [session, setSession] = useState<Session | undefined>(undefined);
-  const [restoring, setRestoring] = useState(savedToken() !== undefined);
+  const [restoring, setRestoring] = useState(restored !== undefined);
   const [error, setError] = useState<unknown>(undefined);
 
   const signIn = (token: string) =>
@@ -48,11 +49,10 @@ export function App() {
       (err: unknown) => setError(err),
     );
 
-  // biome-ignore lint/correctness/useExhaustiveDependencies: once, at load: a reload of the tab signs in with the kept token.
+  // Once, at load: a reload of the tab signs in with the kept token (checked since before the first render).
   useEffect(() => {
-    const token = savedToken();
-    if (token) signIn(token).finally(() => setRestoring(false));
-  }, []);
+    restored?.session.then(setSession, (err: unknown) => setError(err)).finally(() => setRestoring(false));
+  }, [restored]);
 
   if (restoring) return <p className="loading">Signing in…</p>;
   if (!session) return <SignIn onToken={signIn} error={error} />;
@@ -61,6 +61,7 @@ export function App() {
       session={session}
       onSignOut={() => {
         signOut();
+        dropEarlyWatch();
         setSession(undefined);
       }}
     />
@@ -120,13 +121,15 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
   const watchKey = session.operator ? "*" : project;
   const watch = useMemo(() => {
     if (watchKey === undefined) return undefined;
-    return startMachineWatch((sinceRevision, signal) =>
-      watchKey === "*" ? session.api(AdminMachineService).watch({ sinceRevision }, { signal }) : session.api(MachineService).watch({ project: watchKey, sinceRevision }, { signal }),
-    );
+    // After a reload, the Watch started with the token check (web/restore.ts) when it is this one.
+    return takeEarlyWatch(watchKey) ?? startMachineWatch(watchMachines(session.api, watchKey));
   }, [session, watchKey]);
-  useEffect(() => () => watch?.stop(), [watch]);
+  useEffect(() => {
+    saveWatchKey(watchKey);
+    return () => watch?.stop();
+  }, [watch, watchKey]);
 
-  const [, page = "machines", id] = hash.split("/");
+  const [, page = "machines", id, sub] = hash.split("/");
   const props: PageProps = { session, project, watch };
   const known = PAGES.find((p) => p.path === page && (!p.operator || session.operator));
   return (
@@ -154,6 +157,8 @@ function Shell({ session, onSignOut }: { session: Session; onSignOut: () => void
       <main>
         {!known ? (
           <p className="error">No such page.</p>
+        ) : page === "machines" && id && sub === "console" ? (
+          <ConsolePage key={id} {...props} id={decodeURIComponent(id)} />
         ) : page === "machines" && id ? (
           <MachinePage {...props} id={decodeURIComponent(id)} />
         ) : page === "machines" ? (

@@ -6,13 +6,17 @@
  * render, and the snapshot only once it is complete.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { describeError } from "./api.js";
+import { MachineService as AdminMachineService } from "../gen/metal/admin/v1/machine_pb.js";
+import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
+import { type ClientOf, describeError } from "./api.js";
 import { applyWatchMessage, emptyWatchState, type WatchMessage, type WatchState } from "./watch-state.js";
 
-/** Opens the stream, resuming after `sinceRevision` when given. */
 /** Performance mark of the first complete snapshot on this page (read by test/web/console-load.ts). */
 export const MARK_SNAPSHOT = "metal:machines-snapshot";
+/** Performance mark of the first message of the first Watch on this page: the rest until MARK_SNAPSHOT is streaming and decoding. */
+export const MARK_FIRST_MESSAGE = "metal:machines-first-message";
 
+/** Opens the stream, resuming after `sinceRevision` when given. */
 export type OpenWatch = (sinceRevision: bigint | undefined, signal: AbortSignal) => AsyncIterable<{ message: WatchMessage }>;
 
 /** Codes after which a new stream can help; the others (no permission, bad request) would fail again. */
@@ -26,6 +30,11 @@ export interface MachineWatch {
   readonly version: number;
   subscribe(listener: () => void): () => void;
   stop(): void;
+}
+
+/** The Watch for a key: "*" is the operator's (metal.admin.v1, every machine), anything else a project's. */
+export function watchMachines(api: ClientOf, key: string): OpenWatch {
+  return (sinceRevision, signal) => (key === "*" ? api(AdminMachineService).watch({ sinceRevision }, { signal }) : api(MachineService).watch({ project: key, sinceRevision }, { signal }));
 }
 
 export function startMachineWatch(open: OpenWatch, onFatal?: (err: unknown) => void): MachineWatch {
@@ -54,6 +63,7 @@ export function startMachineWatch(open: OpenWatch, onFatal?: (err: unknown) => v
             notify();
           }
           delay = 250;
+          if (performance.getEntriesByName(MARK_FIRST_MESSAGE).length === 0) performance.mark(MARK_FIRST_MESSAGE);
           if (applyWatchMessage(state, message)) notify();
           if (message.case === "snapshotDone" && performance.getEntriesByName(MARK_SNAPSHOT).length === 0) performance.mark(MARK_SNAPSHOT);
         }

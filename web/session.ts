@@ -9,6 +9,7 @@ import { type ClientOf, createApi } from "./api.js";
 
 const TOKEN_KEY = "metal-console.token";
 const PROJECT_KEY = "metal-console.project";
+const WATCH_KEY = "metal-console.watch";
 
 export interface Session {
   readonly api: ClientOf;
@@ -22,8 +23,7 @@ export interface Session {
 }
 
 /** Asks metal-api who the token belongs to; throws the ConnectError of a token it refuses. */
-export async function openSession(token: string): Promise<Session> {
-  const api = createApi(token);
+export async function openSession(token: string, api: ClientOf = createApi(token)): Promise<Session> {
   const user = (await api(UserService).get({})).user;
   const roles = user?.token?.roles;
   const adminRole = roles?.adminRole ?? AdminRole.UNSPECIFIED;
@@ -41,9 +41,14 @@ export const saveToken = (token: string) => sessionStorage.setItem(TOKEN_KEY, to
 export const savedProject = () => sessionStorage.getItem(PROJECT_KEY) ?? undefined;
 export const saveProject = (project: string) => sessionStorage.setItem(PROJECT_KEY, project);
 
+/** Which machine Watch the tab had open ("*" for the operator's, else the project): a reload opens it again at once. */
+export const savedWatchKey = () => sessionStorage.getItem(WATCH_KEY) ?? undefined;
+export const saveWatchKey = (key: string | undefined) => (key === undefined ? sessionStorage.removeItem(WATCH_KEY) : sessionStorage.setItem(WATCH_KEY, key));
+
 export function signOut(): void {
   sessionStorage.removeItem(TOKEN_KEY);
   sessionStorage.removeItem(PROJECT_KEY);
+  sessionStorage.removeItem(WATCH_KEY);
 }
 
 /** A role that may allocate, free and change things in a project. */

@@ -1,6 +1,8 @@
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LAB } from "../../edge/lab/seed.js";
+import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
+import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
 import { ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { type LabUnderTest, startLabUnderTest, TEST_LAB_TIMINGS } from "../e2e/lab-harness.js";
 import { eventually } from "../helpers/eventually.js";
@@ -96,6 +98,41 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     expect((await t.machine(allocated)).allocation?.hostname).toBe("web1");
     await page.getByRole("cell", { name: "Phoned Home" }).first().waitFor(wait);
     await screenshot(page, "machine-detail");
+  });
+
+  it("opens the allocated machine's serial console from its page; a typed line reaches the machine and its answer shows", async () => {
+    const machine = t.lab.machines.find((m) => m.uuid === allocated)!;
+    await page.getByRole("link", { name: "Serial console" }).click();
+    await page.getByRole("heading", { name: `Serial console of ${allocated} (web1)` }).waitFor(wait);
+    // The terminal is its own chunk, fetched now; the console opens through the simulated BMC.
+    await eventually("the console to reach the machine", () => machine.bmc.serial.attachments > 0, scaled(30_000));
+    await page.locator(".xterm-helper-textarea").focus();
+    await page.keyboard.type("hostname");
+    await page.keyboard.press("Enter");
+    await eventually("the line on the machine's serial console", () => machine.bmc.serial.typed.includes("hostname\r"), scaled(30_000));
+    // The simulated OS echoes the line and answers with the allocation's hostname.
+    await page.waitForFunction(() => /hostname\s*web1/.test((globalThis as unknown as PageGlobals).document.querySelector(".xterm-rows")?.textContent ?? ""), undefined, wait);
+    await screenshot(page, "serial-console");
+    // Leaving the page closes the console on the machine's side.
+    await page.getByRole("link", { name: "back to the machine" }).click();
+    await eventually("the console to close", () => machine.bmc.serial.attachments === 0, scaled(30_000));
+  });
+
+  it("gives a project viewer no console link, and shows the server's refusal on the console's URL", async () => {
+    const viewerToken = (await t.admin(AdminTokens).create({ subject: "vera", roles: { projectRoles: { [LAB.project]: ProjectRole.VIEWER } } })).secret;
+    const viewer = await browser.newContext({ viewport: { width: 1500, height: 900 } });
+    try {
+      const p = await viewer.newPage();
+      await signIn(p, viewerToken);
+      await p.goto(`${t.lab.apiUrl}/#/machines/${allocated}`);
+      await p.getByRole("heading", { name: `Machine ${allocated}` }).waitFor(wait);
+      expect(await p.getByRole("link", { name: "Serial console" }).count()).toBe(0);
+      await p.goto(`${t.lab.apiUrl}/#/machines/${allocated}/console`);
+      await p.getByRole("status").filter({ hasText: "console ended: permission denied" }).waitFor(wait);
+      await screenshot(p, "serial-console-refused");
+    } finally {
+      await viewer.close();
+    }
   });
 
   it("shows the project's networks and IPs and the partition's capacity", async () => {

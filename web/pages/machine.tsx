@@ -13,6 +13,7 @@ import { enumLabel, isoTime, machineMarkers, stateLabel } from "../format.js";
 import { canEdit } from "../session.js";
 import { Confirm, type Pending, Table, useLoad } from "../ui.js";
 import { AllocateForm } from "./allocate.js";
+import { consoleHref, mayOpenConsole } from "./console.js";
 import { useNow, useWatch } from "./machines.js";
 
 export function MachinePage({ session, project, watch, id }: PageProps & { id: string }) {
@@ -113,6 +114,7 @@ export function MachinePage({ session, project, watch, id }: PageProps & { id: s
             </button>
           )
         ) : null}
+        {mayOpenConsole(session, m) ? <a href={consoleHref(m.id)}>Serial console</a> : null}
         {session.operator ? <a href={`#/bmc/${encodeURIComponent(m.id)}`}>BMC commands</a> : null}
       </div>
       {allocating && project ? <AllocateForm session={session} project={project} machine={m} onDone={() => setAllocating(false)} /> : null}
