@@ -2,20 +2,22 @@
  * The console's connection to metal-api: Connect (binary) over fetch to the
  * origin that served the page, so the Content-Security-Policy's
  * connect-src 'self' is all it needs and no CORS is involved. Every call
- * carries the signed-in token.
+ * carries the signed-in token; reads (Get, List, ...) that meet
+ * Unavailable or DeadlineExceeded are tried again, as in every client of
+ * the package (client/metal-client.ts).
  */
 import type { DescService } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
+import { metalInterceptors } from "../client/metal-client.js";
 
 export type ClientOf = <S extends DescService>(service: S) => Client<S>;
 
 export function createApi(token: string, baseUrl = window.location.origin): ClientOf {
-  const bearer: Interceptor = (next) => (req) => {
-    req.header.set("authorization", `Bearer ${token}`);
-    return next(req);
-  };
-  const transport: Transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: [bearer] });
+  // The client package's bearer and read-retry interceptors (what client/web.ts's createMetalClient uses). Not
+  // createMetalClient itself: its typed clients for every service would add every service's descriptor
+  // (+13 KiB gzip) to the first load, for the dozen services the console calls.
+  const transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: metalInterceptors({ baseUrl, token }) });
   const clients = new Map<DescService, unknown>();
   return <S extends DescService>(service: S) => {
     let c = clients.get(service) as Client<S> | undefined;
