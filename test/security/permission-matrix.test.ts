@@ -29,6 +29,9 @@ const KNOWN_DEFECTS: Record<string, string> = {
     "the option states no role, so an operator admin passes its check; the handler then refuses PermissionDenied (only a machine credential can be renewed): the option does not say what the method does",
 };
 
+/** Methods whose allowed calls change one shared target (its version): one role after another. */
+const ONE_AT_A_TIME = new Set(["metal.api.v1.MachineService.Update"]);
+
 /** Methods whose calls run side by side; the roles of one method run one after another (their requests may share a target). */
 const PARALLEL_METHODS = 8;
 
@@ -65,25 +68,58 @@ function judge(method: DescMethod, expected: Expected, got: Outcome): CaseResult
   return methodName(method) in AUTHORIZATION_ONLY && !authRefusal ? "authorized" : "mismatch";
 }
 
-async function runCase(method: DescMethod, role: Role): Promise<CaseResult> {
+/** One call of the matrix: `request` sent by `role`, judged against what the permission declares for it. */
+async function runCase(method: DescMethod, role: Role, request: unknown): Promise<CaseResult> {
   const token = world.tokens.get(role.name);
-  const key = `${methodName(method)} × ${role.name}`;
-  let request: unknown;
-  try {
-    request = await requestFor(method, world, token);
-  } catch (err) {
-    return { key, expected: { allow: true }, got: { code: Code.Internal, message: `the case's request could not be made: ${String(err)}` }, verdict: "mismatch" };
-  }
   const expected = expectedDecision(declaredPermission(method)!, role.caller, targetOf(method, request), world);
   const got = await callMethod(world.server.grpcClient(method.parent, token), method, request);
-  return { key, expected, got, verdict: judge(method, expected, got) };
+  return { key: `${methodName(method)} × ${role.name}`, expected, got, verdict: judge(method, expected, got) };
+}
+
+const setUpFailed = (method: DescMethod, role: Role, err: unknown): CaseResult => ({
+  key: `${methodName(method)} × ${role.name}`,
+  expected: { allow: true },
+  got: { code: Code.Internal, message: `the case's request could not be made: ${String(err)}` },
+  verdict: "mismatch",
+});
+
+/**
+ * Every role's call of one method. A refusal changes nothing, so the refused
+ * roles share one request (made as an operator admin would make it) and run
+ * side by side; each allowed role gets a request of its own (a fresh target
+ * where the call changes or removes it), side by side too unless the method
+ * is in ONE_AT_A_TIME.
+ */
+async function runMethod(method: DescMethod): Promise<CaseResult[]> {
+  const permission = declaredPermission(method)!;
+  let shared: unknown;
+  try {
+    shared = await requestFor(method, world, world.server.adminToken);
+  } catch (err) {
+    return ROLES.map((role) => setUpFailed(method, role, err));
+  }
+  const allowed = (role: Role) => expectedDecision(permission, role.caller, targetOf(method, shared), world).allow;
+  const results = await Promise.all(ROLES.filter((r) => !allowed(r)).map((role) => runCase(method, role, shared)));
+  const own = async (role: Role) => {
+    const made = await requestFor(method, world, world.tokens.get(role.name)).then(
+      (request) => ({ request }),
+      (err: unknown) => ({ err }),
+    );
+    return "err" in made ? setUpFailed(method, role, made.err) : await runCase(method, role, made.request);
+  };
+  if (ONE_AT_A_TIME.has(methodName(method))) {
+    for (const role of ROLES.filter(allowed)) results.push(await own(role));
+  } else {
+    results.push(...(await Promise.all(ROLES.filter(allowed).map(own))));
+  }
+  return results;
 }
 
 async function runMatrix(): Promise<CaseResult[]> {
   const results: CaseResult[] = [];
   const queue = [...methods];
   const worker = async () => {
-    for (let m = queue.shift(); m; m = queue.shift()) for (const role of ROLES) results.push(await runCase(m, role));
+    for (let m = queue.shift(); m; m = queue.shift()) results.push(...(await runMethod(m)));
   };
   await Promise.all(Array.from({ length: PARALLEL_METHODS }, worker));
   return results;
