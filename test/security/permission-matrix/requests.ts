@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { ProjectMemberService as MdProjectMembers } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { ProjectService as MdProjects } from "../../../gen/masterdata/v1/project_pb.js";
+import { TenantMemberService as MdTenantMembers } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService as MdTenants } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../../gen/metal/admin/v1/image_pb.js";
@@ -44,11 +46,6 @@ export const AUTHORIZATION_ONLY: Record<string, string> = {
   "metal.infra.v1.ConsoleService.Relay": "bidi relay: the single scope-only message opens no console",
   "metal.internal.v1.ReplicaService.Console": "replica-only: no role of the matrix is allowed",
   "metal.internal.v1.ReplicaService.ConsoleInput": "replica-only: no role of the matrix is allowed",
-  ...Object.fromEntries(
-    ["TenantMemberService", "ProjectMemberService"].flatMap((s) =>
-      ["Create", "Update", "Delete", "Get", "GetHistory"].map((m) => [`masterdata.v1.${s}.${m}`, "operator-only membership records: valid member records are not built here yet"]),
-    ),
-  ),
 };
 
 /** A request naming only "this" target: project pa, tenant t, partition p1, machine M. */
@@ -111,6 +108,19 @@ const freshProject = async (w: MatrixWorld) => {
   const id = w.fresh("pp");
   await w.server.client(MdProjects, admin(w)).create({ project: { meta: { id }, name: id, tenantId: THIS.tenant } });
   return id;
+};
+
+/** A tenant's membership in t (a new member tenant each time). */
+const tenantMembership = async (w: MatrixWorld) => ({ tenantId: THIS.tenant, memberId: await freshTenant(w), role: 1 });
+/** A tenant's membership in pa. */
+const projectMembership = async (w: MatrixWorld) => ({ projectId: pa, tenantId: await freshTenant(w), role: 1 });
+const freshTenantMember = async (w: MatrixWorld) => {
+  const m = await tenantMembership(w);
+  return { ...m, id: (await w.server.client(MdTenantMembers, admin(w)).create({ tenantMember: m })).tenantMember!.meta!.id };
+};
+const freshProjectMember = async (w: MatrixWorld) => {
+  const m = await projectMembership(w);
+  return { ...m, id: (await w.server.client(MdProjectMembers, admin(w)).create({ projectMember: m })).projectMember!.meta!.id };
 };
 
 /** Valid requests: an allowed call must succeed. Mutations act on things made for the case alone. */
@@ -279,8 +289,24 @@ export const VALID: Record<string, Factory> = {
   "masterdata.v1.ProjectService.Get": () => ({ id: pa }),
   "masterdata.v1.ProjectService.Find": () => ({}),
   "masterdata.v1.ProjectService.GetHistory": () => ({ id: pa }),
+  "masterdata.v1.TenantMemberService.Create": async (w) => ({ tenantMember: await tenantMembership(w) }),
+  "masterdata.v1.TenantMemberService.Update": async (w) => {
+    const { id, ...m } = await freshTenantMember(w);
+    return { tenantMember: { ...m, meta: { id, version: 1n }, role: 2 } };
+  },
+  "masterdata.v1.TenantMemberService.Delete": async (w) => ({ id: (await freshTenantMember(w)).id }),
+  "masterdata.v1.TenantMemberService.Get": async (w) => ({ id: (await freshTenantMember(w)).id }),
   "masterdata.v1.TenantMemberService.Find": () => ({ tenantId: THIS.tenant }),
+  "masterdata.v1.TenantMemberService.GetHistory": async (w) => ({ id: (await freshTenantMember(w)).id }),
+  "masterdata.v1.ProjectMemberService.Create": async (w) => ({ projectMember: await projectMembership(w) }),
+  "masterdata.v1.ProjectMemberService.Update": async (w) => {
+    const { id, ...m } = await freshProjectMember(w);
+    return { projectMember: { ...m, meta: { id, version: 1n }, role: 2 } };
+  },
+  "masterdata.v1.ProjectMemberService.Delete": async (w) => ({ id: (await freshProjectMember(w)).id }),
+  "masterdata.v1.ProjectMemberService.Get": async (w) => ({ id: (await freshProjectMember(w)).id }),
   "masterdata.v1.ProjectMemberService.Find": () => ({ projectId: pa }),
+  "masterdata.v1.ProjectMemberService.GetHistory": async (w) => ({ id: (await freshProjectMember(w)).id }),
 };
 
 /** The request of one case: a valid one where known, else the scope-only one. */
