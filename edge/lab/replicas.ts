@@ -50,6 +50,8 @@ export function replicaEnvironment(config: Config): Record<string, string> {
     METAL_TLS_CERT: "",
     METAL_TLS_KEY: "",
   };
+  // Every replica serves the same web console build the lab would.
+  if (config.webDir) env.METAL_WEB_DIR = config.webDir;
   if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;
   if (config.masterdataDatabaseUrl) env.MASTERDATA_DATABASE_URL = config.masterdataDatabaseUrl;
   return env;

@@ -185,6 +185,7 @@ describe("npm start -- --replicas N", () => {
         METAL_CONSOLE_IDLE_TIMEOUT: "0",
         METAL_CORS_ORIGINS: "https://a.example,https://b.example",
         METAL_WAIT_STREAM_LIMITS: "3/4/5",
+        METAL_WEB_DIR: "/srv/metal-web",
       },
       [],
     );
