@@ -4,6 +4,7 @@
  * (#/machines, #/machines/ID, #/machines/ID/console, ...), so the server only ever serves index.html.
  */
 import { type FormEvent, useEffect, useMemo, useState, useSyncExternalStore } from "react";
+import { isUnauthenticated } from "./api.js";
 import { type MachineWatch, startMachineWatch, watchMachines } from "./machine-watch.js";
 import { CapacityPage } from "./pages/capacity.js";
 import { ConsolePage } from "./pages/console.js";
@@ -12,7 +13,7 @@ import { MachinesPage } from "./pages/machines.js";
 import { NetworksPage } from "./pages/networks.js";
 import { BmcPage, IssuesPage, SwitchesPage } from "./pages/operator.js";
 import { dropEarlyWatch, type Restoring, takeEarlyWatch } from "./restore.js";
-import { openSession, type Session, savedProject, saveProject, saveToken, saveWatchKey, signOut } from "./session.js";
+import { openSession, type Session, sameSession, savedProject, savedToken, saveProject, saveSession, saveToken, saveWatchKey, signOut } from "./session.js";
 import { ErrorLine } from "./ui.js";
 
 /** What every page gets. */
@@ -33,25 +34,43 @@ function useHash(): string {
   );
 }
 
-/** `restoring`: the session of a reloaded tab, already being checked (web/restore.ts). */
+/** `restoring`: the session of a reloaded tab, kept and being checked since before the first render (web/restore.ts). */
 export function App({ restoring: restored }: { restoring?: Restoring }) {
-  const [session, setSession] = useState<Session | undefined>(undefined);
-  const [restoring, setRestoring] = useState(restored !== undefined);
+  const [session, setSession] = useState<Session | undefined>(restored?.kept);
+  const [restoring, setRestoring] = useState(restored !== undefined && restored.kept === undefined);
   const [error, setError] = useState<unknown>(undefined);
 
   const signIn = (token: string) =>
     openSession(token).then(
       (s) => {
         saveToken(token);
+        saveSession(s);
         setSession(s);
         setError(undefined);
       },
       (err: unknown) => setError(err),
     );
 
-  // Once, at load: a reload of the tab signs in with the kept token (checked since before the first render).
+  // Once, at load: the check of a reloaded tab's token. The same answer keeps the session drawn from the tab (and
+  // with it the open Watch); another replaces it; a refusal signs the tab out. Ignored once signed out meanwhile.
   useEffect(() => {
-    restored?.session.then(setSession, (err: unknown) => setError(err)).finally(() => setRestoring(false));
+    restored?.checked
+      .then(
+        (checked) => {
+          if (savedToken() === undefined) return;
+          saveSession(checked);
+          setSession((shown) => (shown && sameSession(shown, checked) ? shown : checked));
+        },
+        (err: unknown) => {
+          if (savedToken() === undefined) return;
+          // A refused token is forgotten (sign in again); an unreachable server leaves it for the next reload.
+          if (isUnauthenticated(err)) signOut();
+          dropEarlyWatch();
+          setSession(undefined);
+          setError(err);
+        },
+      )
+      .finally(() => setRestoring(false));
   }, [restored]);
 
   if (restoring) return <p className="loading">Signing in…</p>;

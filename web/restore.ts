@@ -1,17 +1,22 @@
 /**
  * A reload of a signed-in tab, started before React renders anything: the
  * token check (UserService.Get) and the machine Watch the tab had open go
- * out together, instead of the Watch waiting for the check and a render.
- * The Watch is only a head start: the shell adopts it when the checked
- * session wants the same one, and stops it otherwise (a refused token, a
- * changed role).
+ * out together, and the shell is drawn at once from the session the tab
+ * kept (web/session.ts saveSession), instead of the Watch and the page
+ * waiting for the check. The check's answer then replaces the kept session
+ * when it differs, or signs out a refused token. The early Watch is only a
+ * head start: the shell adopts it when the session wants the same one and
+ * stops it otherwise.
  */
 import { createApi } from "./api.js";
 import { type MachineWatch, startMachineWatch, watchMachines } from "./machine-watch.js";
-import { openSession, type Session, savedToken, savedWatchKey } from "./session.js";
+import { openSession, type Session, savedSession, savedToken, savedWatchKey } from "./session.js";
 
 export interface Restoring {
-  readonly session: Promise<Session>;
+  /** The session the tab kept, to draw at once; undefined when it kept none. */
+  readonly kept: Session | undefined;
+  /** The token check's answer. */
+  readonly checked: Promise<Session>;
 }
 
 let early: { readonly key: string; readonly watch: MachineWatch } | undefined;
@@ -22,9 +27,9 @@ export function restoreSession(): Restoring | undefined {
   const api = createApi(token);
   const key = savedWatchKey();
   if (key !== undefined) early = { key, watch: startMachineWatch(watchMachines(api, key)) };
-  const session = openSession(token, api);
-  session.catch(() => dropEarlyWatch());
-  return { session };
+  const checked = openSession(token, api);
+  checked.catch(() => dropEarlyWatch());
+  return { kept: savedSession(api), checked };
 }
 
 /** The Watch started at load when it is the one for `key` (once); any other is stopped. */

@@ -47,7 +47,7 @@ export interface PageGlobals {
     querySelectorAll(selector: string): ArrayLike<{ readonly textContent: string | null }>;
     querySelector(selector: string): { readonly textContent: string | null } | null;
   };
-  readonly sessionStorage: { getItem(key: string): string | null; setItem(key: string, value: string): void };
+  readonly sessionStorage: { readonly length: number; key(index: number): string | null; getItem(key: string): string | null; setItem(key: string, value: string): void };
   readonly localStorage: { readonly length: number };
   readonly performance: { getEntriesByName(name: string): { readonly startTime: number }[] };
 }

@@ -102,7 +102,7 @@ export function MachinesPage({ session, project, watch }: PageProps) {
       <div className="toolbar">
         <h2>Machines</h2>
         <span className="count" data-testid="machine-count">
-          {watch.state.live ? `${rows.length} of ${watch.state.machines.size}` : `loading… ${watch.state.machines.size}`}
+          {watch.state.live ? `${rows.length} of ${watch.state.machines.size}` : "loading…"}
         </span>
         <input type="search" placeholder="filter (e.g. waiting, a rack, a hostname)" value={filter} onChange={(e) => setFilter(e.target.value)} aria-label="filter machines" />
         {project && canEdit(session, project) ? (
@@ -117,8 +117,7 @@ export function MachinesPage({ session, project, watch }: PageProps) {
         </p>
       ) : null}
       {allocating && project ? <AllocateForm session={session} project={project} onDone={() => setAllocating(false)} /> : null}
-      {/* The snapshot's rows show as they arrive; "none" only once it is complete. */}
-      {rows.length > 0 ? <MachineTable machines={rows} now={now} /> : watch.state.live ? <p className="empty">No machines{project && !session.operator ? ` in project ${project}` : ""}.</p> : null}
+      {watch.state.live ? rows.length === 0 ? <p className="empty">No machines{project && !session.operator ? ` in project ${project}` : ""}.</p> : <MachineTable machines={rows} now={now} /> : null}
     </section>
   );
 }
