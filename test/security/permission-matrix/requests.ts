@@ -6,11 +6,13 @@ import { TenantMemberService as MdTenantMembers } from "../../../gen/masterdata/
 import { TenantService as MdTenants } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../../gen/metal/admin/v1/image_pb.js";
+import { BmcCommand } from "../../../gen/metal/admin/v1/machine_pb.js";
 import { NetworkService as AdminNetworks } from "../../../gen/metal/admin/v1/network_pb.js";
 import { PartitionService as AdminPartitions } from "../../../gen/metal/admin/v1/partition_pb.js";
 import { SizeImageConstraintService as AdminConstraints } from "../../../gen/metal/admin/v1/size_image_constraint_pb.js";
 import { SizeService as AdminSizes } from "../../../gen/metal/admin/v1/size_pb.js";
 import { SizeReservationService as AdminReservations } from "../../../gen/metal/admin/v1/size_reservation_pb.js";
+import { SwitchPortState } from "../../../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokens } from "../../../gen/metal/admin/v1/token_pb.js";
 import { Format, GptType } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../../gen/metal/api/v1/image_pb.js";
@@ -32,20 +34,24 @@ const IMAGE = "debian-12.0.20250101";
 /**
  * Methods whose allowed calls only have to pass authorization (any answer
  * but Unauthenticated and PermissionDenied), with why a fully valid request
- * is not made. Their request is the scope-only one (see scopeRequest).
+ * is not made. Their request is the one in NEAR_VALID, else the scope-only
+ * one (see scopeRequest).
  */
 export const AUTHORIZATION_ONLY: Record<string, string> = {
   "metal.api.v1.ConsoleService.Attach": "a serial console needs a metal-bmc relaying the machine's BMC",
   "metal.api.v1.ConsoleService.Input": "needs an open console session (Attach)",
   "metal.infra.v1.BootService.AbortReinstall": "needs machine M (the machine credential's) in a reinstallation, which only an allocated machine can start",
-  "metal.admin.v1.MachineService.BMCCommand": "a BMC command needs a machine with a BMC address reported by metal-bmc",
-  "metal.admin.v1.SwitchService.Port": "needs a machine cabled to the switch and metal-core's session",
   "metal.infra.v1.BootService.InstallationSucceeded": "needs an installing machine; a success would void the machine credentials of the matrix",
   "metal.infra.v1.BMCService.Session": "bidi session: the single scope-only message is no valid hello",
   "metal.infra.v1.SwitchService.Session": "bidi session: the single scope-only message is no valid hello",
   "metal.infra.v1.ConsoleService.Relay": "bidi relay: the single scope-only message opens no console",
   "metal.internal.v1.ReplicaService.Console": "replica-only: no role of the matrix is allowed",
   "metal.internal.v1.ReplicaService.ConsoleInput": "replica-only: no role of the matrix is allowed",
+};
+
+/** Requests of authorization-only methods that get as far as their handler can take them. */
+const NEAR_VALID: Record<string, Factory> = {
+  "metal.api.v1.ConsoleService.Attach": (w) => ({ machineId: w.installed, project: THIS.project, columns: 80, rows: 24 }),
 };
 
 /** A request naming only "this" target: project pa, tenant t, partition p1, machine M. */
@@ -206,6 +212,7 @@ export const VALID: Record<string, Factory> = {
   "metal.admin.v1.MachineService.SetState": async (w) => ({ id: await insertSilentMachine(w.server), state: MachineState.LOCKED, reason: "matrix" }),
   "metal.admin.v1.MachineService.Delete": async (w) => ({ id: await insertSilentMachine(w.server) }),
   "metal.admin.v1.MachineService.Issues": () => ({}),
+  "metal.admin.v1.MachineService.BMCCommand": (w) => ({ id: w.allocated, command: BmcCommand.POWER_ON, description: "permission matrix" }),
   "metal.admin.v1.MachineService.Commands": (w) => ({ id: w.allocated }),
   "metal.admin.v1.MachineService.Watch": () => ({ partition: p1 }),
   "metal.admin.v1.NetworkService.Create": (w) => {
@@ -256,6 +263,7 @@ export const VALID: Record<string, Factory> = {
   "metal.admin.v1.SwitchService.List": () => ({}),
   "metal.admin.v1.SwitchService.Update": async (w) => ({ id: await freshSwitch(w), version: 1n, description: "updated" }),
   "metal.admin.v1.SwitchService.Delete": async (w) => ({ id: await freshSwitch(w) }),
+  "metal.admin.v1.SwitchService.Port": () => ({ id: "leaf01", nic: "swp1", state: SwitchPortState.UP }),
   "metal.admin.v1.SwitchService.Migrate": async (w) => {
     const rack = w.fresh("rack");
     return { oldSwitch: await freshSwitch(w, rack), newSwitch: await freshSwitch(w, rack) };
@@ -311,6 +319,6 @@ export const VALID: Record<string, Factory> = {
 
 /** The request of one case: a valid one where known, else the scope-only one. */
 export async function requestFor(method: DescMethod, w: MatrixWorld, token: string | undefined): Promise<unknown> {
-  const f = VALID[methodName(method)];
+  const f = VALID[methodName(method)] ?? NEAR_VALID[methodName(method)];
   return f ? await f(w, token) : scopeRequest(method, w);
 }
