@@ -272,6 +272,22 @@ describe.skipIf(!haveChromium)(`the web console in Chromium against the lab${hav
     await screenshot(page, "machine-freed");
   });
 
+  it("on a reload with a kept session whose token is refused, shows the sign-in with the reason and forgets the token", async () => {
+    const stale = await browser.newContext();
+    try {
+      const p = await stale.newPage();
+      await signIn(p, t.lab.adminToken);
+      // The same tab, its token now one the server does not know (as after a revocation).
+      await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.setItem("metal-console.token", "revoked-token"));
+      await p.reload();
+      await p.getByRole("alert").filter({ hasText: "The token was not accepted" }).waitFor(wait);
+      await p.getByLabel("Token").waitFor(wait);
+      expect(await p.evaluate(() => (globalThis as unknown as PageGlobals).sessionStorage.length)).toBe(0);
+    } finally {
+      await stale.close();
+    }
+  });
+
   it("signs out: the token is gone from the tab", async () => {
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByLabel("Token").waitFor(wait);
