@@ -32,7 +32,7 @@ const KNOWN_DEFECTS: Record<string, string> = {
 /** Methods whose allowed calls change one shared target (its version): one role after another. */
 const ONE_AT_A_TIME = new Set(["metal.api.v1.MachineService.Update"]);
 
-/** Methods whose calls run side by side; the roles of one method run one after another (their requests may share a target). */
+/** How many methods are called at a time (each with all its roles, see runMethod). */
 const PARALLEL_METHODS = 8;
 
 let world: MatrixWorld;

@@ -22,6 +22,7 @@ import { NetworkService, NetworkType } from "../../../gen/metal/api/v1/network_p
 import { SizeConstraintType } from "../../../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../../../gen/metal/api/v1/token_pb.js";
 import { SwitchService as InfraSwitches } from "../../../gen/metal/infra/v1/switch_pb.js";
+import { insertWaitingMachines } from "../../helpers/partition-fixture.js";
 import { methodName } from "./methods.js";
 import { THIS } from "./roles.js";
 import { hammerHardware, insertSilentMachine, type MatrixWorld } from "./world.js";
@@ -147,7 +148,7 @@ export const VALID: Record<string, Factory> = {
   "metal.api.v1.MachineService.Get": (w) => ({ id: w.allocated, project: pa }),
   "metal.api.v1.MachineService.List": () => ({ project: pa }),
   "metal.api.v1.MachineService.Create": async (w) => {
-    const [id] = await import("../../helpers/partition-fixture.js").then((m) => m.insertWaitingMachines(w.server, 1));
+    const [id] = await insertWaitingMachines(w.server, 1);
     return { project: pa, partition: p1, size: "s1", image: IMAGE, name: w.fresh("m"), networks: [w.fixture.primary.pa], machineId: id };
   },
   "metal.api.v1.MachineService.Delete": async (w) => ({ id: await w.allocateFresh(), project: pa }),
