@@ -270,16 +270,32 @@ describe("metal-core on simulated leaves against a real control plane", () => {
   it("puts the previous files back when the NOS cannot reload the new ones, and reports it", async () => {
     const leaf01 = leaves.get("leaf01")!;
     const before = await Promise.all([frr("leaf01"), readFile(join(root, "leaf01", "etc/network/interfaces"), "utf8")]);
-    leaf01.sim.failNextReload("ifreload: error: swp4: cannot set mtu");
-    await server.client(AdminSwitchService, server.adminToken).port({ id: "leaf01", nic: "swp3", state: SwitchPortState.DOWN });
-    const failed = await eventually("the failed reload to be reported", async () => {
-      const r = await switchRow("leaf01");
-      return r.last_sync_error?.generation === r.version && r.last_sync_error.error.startsWith("reload failed") && r;
-    });
-    expect(failed.last_sync_error?.error).toBe("reload failed: ifreload: error: swp4: cannot set mtu; the previous config is back in place");
-    // The port was not confirmed down: the toggle is still pending.
-    expect(failed.nics.find((n) => n.name === "swp3")?.desired).toBe("down");
-    expect(await Promise.all([frr("leaf01"), readFile(join(root, "leaf01", "etc/network/interfaces"), "utf8")])).toEqual(before);
+    // metal-core retries soon after the failure: its next check waits until the restored files were read,
+    // so that the retry cannot replace them first on a slow machine.
+    const sim = leaf01.sim;
+    const check = sim.check.bind(sim);
+    let releaseRetry!: () => void;
+    const restoredRead = new Promise<void>((r) => (releaseRetry = r));
+    const reloadsBefore = sim.reloads;
+    sim.check = async (kind, path) => {
+      if (sim.reloads > reloadsBefore) await restoredRead;
+      return check(kind, path);
+    };
+    try {
+      sim.failNextReload("ifreload: error: swp4: cannot set mtu");
+      await server.client(AdminSwitchService, server.adminToken).port({ id: "leaf01", nic: "swp3", state: SwitchPortState.DOWN });
+      const failed = await eventually("the failed reload to be reported", async () => {
+        const r = await switchRow("leaf01");
+        return r.last_sync_error?.generation === r.version && r.last_sync_error.error.startsWith("reload failed") && r;
+      });
+      expect(failed.last_sync_error?.error).toBe("reload failed: ifreload: error: swp4: cannot set mtu; the previous config is back in place");
+      // The port was not confirmed down: the toggle is still pending.
+      expect(failed.nics.find((n) => n.name === "swp3")?.desired).toBe("down");
+      expect(await Promise.all([frr("leaf01"), readFile(join(root, "leaf01", "etc/network/interfaces"), "utf8")])).toEqual(before);
+    } finally {
+      releaseRetry();
+      sim.check = check;
+    }
     // The retry reloads fine.
     await eventually("swp3 to be shut after the retry", async () => (await portModes("leaf01")).swp3 === "down" && leaf01.sim.runningPort("swp3")?.down);
     await synced("leaf01");
