@@ -5,8 +5,13 @@ import { scaled } from "../../helpers/timeouts.js";
 /** How a call ended: "ok", or the error's code and message. */
 export type Outcome = { code: "ok" } | { code: Code; message: string };
 
-/** A server stream that sent nothing yet after this long was let in: a refusal comes before the handler runs. */
-const STREAM_SILENCE_MS = scaled(3_000);
+/**
+ * A stream that sent nothing yet after this long was let in: a refusal comes
+ * before the handler runs. Every stream of the matrix answers at once when let
+ * in (a snapshot, a keepalive, an error), so this only bounds a broken case;
+ * generous, so that a refusal slowed down by a busy machine is not taken for silence.
+ */
+const STREAM_SILENCE_MS = scaled(20_000);
 
 /**
  * Calls `method` with `request`: a unary call to its answer; a server stream
