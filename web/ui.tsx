@@ -11,6 +11,21 @@ export function ErrorLine({ error }: { error: unknown }) {
   );
 }
 
+/** A page's heading with a Refresh button for its load, and the load's error under it. */
+export function LoadedHeader({ title, data }: { title: ReactNode; data: Loaded<unknown> }) {
+  return (
+    <>
+      <div className="toolbar">
+        <h2>{title}</h2>
+        <button type="button" onClick={data.reload} disabled={data.loading}>
+          Refresh
+        </button>
+      </div>
+      <ErrorLine error={data.error} />
+    </>
+  );
+}
+
 export interface Loaded<T> {
   readonly value: T | undefined;
   readonly error: unknown;

@@ -1,20 +1,14 @@
 /** Partition capacity by size: what can be allocated, what is in use, what is broken. */
 import { PartitionService } from "../../gen/metal/api/v1/partition_pb.js";
 import type { PageProps } from "../app.js";
-import { ErrorLine, Table, useLoad } from "../ui.js";
+import { LoadedHeader, Table, useLoad } from "../ui.js";
 
 export function CapacityPage({ session, project }: PageProps) {
   const data = useLoad(() => session.api(PartitionService).capacity({ project }), [session, project]);
   const rows = (data.value?.partitions ?? []).flatMap((p) => p.sizes.map((s) => ({ partition: p.partition, ...s })));
   return (
     <section>
-      <div className="toolbar">
-        <h2>Capacity{project ? ` (reservations of ${project})` : ""}</h2>
-        <button type="button" onClick={data.reload} disabled={data.loading}>
-          Refresh
-        </button>
-      </div>
-      <ErrorLine error={data.error} />
+      <LoadedHeader title={`Capacity${project ? ` (reservations of ${project})` : ""}`} data={data} />
       <Table
         rows={rows}
         rowKey={(r) => `${r.partition}/${r.size}`}

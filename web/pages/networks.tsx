@@ -4,7 +4,7 @@ import { NetworkService, NetworkTypeSchema } from "../../gen/metal/api/v1/networ
 import { allPages } from "../api.js";
 import type { PageProps } from "../app.js";
 import { enumLabel } from "../format.js";
-import { ErrorLine, Table, useLoad } from "../ui.js";
+import { LoadedHeader, Table, useLoad } from "../ui.js";
 
 export function NetworksPage({ session, project }: PageProps) {
   const data = useLoad(async () => {
@@ -24,13 +24,7 @@ export function NetworksPage({ session, project }: PageProps) {
   if (!project) return <p className="hint">Choose a project (top right) to see its networks and IPs.</p>;
   return (
     <section>
-      <div className="toolbar">
-        <h2>Networks of {project}</h2>
-        <button type="button" onClick={data.reload} disabled={data.loading}>
-          Refresh
-        </button>
-      </div>
-      <ErrorLine error={data.error} />
+      <LoadedHeader title={`Networks of ${project}`} data={data} />
       <Table
         rows={data.value?.networks ?? []}
         rowKey={(n) => n.id}

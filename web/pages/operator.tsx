@@ -5,7 +5,7 @@ import { SwitchService as AdminSwitchService, type Switch, SwitchModeSchema } fr
 import { allPages } from "../api.js";
 import type { PageProps } from "../app.js";
 import { enumLabel, isoTime, since } from "../format.js";
-import { Confirm, ErrorLine, type Pending, Table, useLoad } from "../ui.js";
+import { Confirm, ErrorLine, LoadedHeader, type Pending, Table, useLoad } from "../ui.js";
 import { sortedMachines } from "../watch-state.js";
 import { useWatch } from "./machines.js";
 
@@ -30,13 +30,7 @@ export function SwitchesPage({ session }: PageProps) {
   const now = Date.now();
   return (
     <section>
-      <div className="toolbar">
-        <h2>Switches</h2>
-        <button type="button" onClick={data.reload} disabled={data.loading}>
-          Refresh
-        </button>
-      </div>
-      <ErrorLine error={data.error} />
+      <LoadedHeader title="Switches" data={data} />
       <Table
         rows={data.value ?? []}
         rowKey={(s) => s.id}
@@ -152,13 +146,7 @@ export function IssuesPage({ session }: PageProps) {
   );
   return (
     <section>
-      <div className="toolbar">
-        <h2>Machine issues</h2>
-        <button type="button" onClick={data.reload} disabled={data.loading}>
-          Refresh
-        </button>
-      </div>
-      <ErrorLine error={data.error} />
+      <LoadedHeader title="Machine issues" data={data} />
       <Table
         rows={data.value ?? []}
         rowKey={(m) => m.machineId}
