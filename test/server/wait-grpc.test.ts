@@ -73,14 +73,18 @@ describe("Wait over gRPC and over Connect", () => {
     m.abort.abort();
     await eventually("the first stream to end", async () => !(await waiting(m.id)));
     let keepalives = 0;
+    let waitingWhileOpen: boolean | undefined;
     const call = (async () => {
-      for await (const msg of server.grpcClient(BootService, fixture.infraToken).wait({ partition: "p1", machineId: m.id }, { timeoutMs: scaled(1_500) })) {
+      for await (const msg of server.grpcClient(BootService, fixture.infraToken).wait({ partition: "p1", machineId: m.id }, { timeoutMs: scaled(3_000) })) {
         if (!msg.allocation) keepalives++;
+        // Asked while the stream is provably open (a keepalive just came), not after its deadline may have passed:
+        // on a slow machine the stream's whole life can fall between two polls from outside.
+        waitingWhileOpen ??= await waiting(m.id);
       }
     })();
-    await eventually("the machine to wait again", () => waiting(m.id));
     await expectCode(call, Code.DeadlineExceeded);
     expect(keepalives).toBeGreaterThan(0);
+    expect(waitingWhileOpen).toBe(true);
     await eventually("the lease to be given up", async () => !(await waiting(m.id)));
   });
 });
