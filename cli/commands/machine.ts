@@ -619,6 +619,76 @@ function bmcCommand(id: string, command: admin.BmcCommand, summary: string, topi
   };
 }
 
+/** The columns of a tenant's queued command, as Power and BootDevice answer it (the operators' columns, same order). */
+const tenantCommandColumns = (machineId: string): Column<api.MachineBmcCommand>[] => [
+  { header: "Machine", value: () => machineId },
+  { header: "Command", value: (x) => x.command },
+  { header: "Status", value: (x) => enumLabel(api.MachineBmcCommandStatusSchema, x.status).toLowerCase() },
+  { header: "ID", value: (x) => x.id },
+];
+
+/**
+ * `machine power on|off|reset|cycle`: with a project (--project or the
+ * context's) the tenant's MachineService.Power for a machine of that
+ * project; without one the operators' BMCCommand, as before.
+ */
+function powerCommand(id: string, action: api.MachinePowerAction, operatorCommand: admin.BmcCommand, summary: string) {
+  const operator = bmcCommand(id, operatorCommand, summary);
+  return class extends operator {
+    static override summary = `${summary} (with a project: as a project editor)`;
+    static override flags = { ...operator.flags, project: projectFlag };
+    override async run() {
+      const project = this.project((this.flags as { project?: string }).project);
+      if (!project) return super.run();
+      const machineId = (this.args as { id: string }).id;
+      const r = await this.client(api.MachineService).power({ id: machineId, project, action });
+      this.printOne(api.MachineBmcCommandSchema, r.command!, tenantCommandColumns(machineId));
+    }
+  };
+}
+
+/** `machine bootdevice pxe|disk|bios`: the device the machine boots from next; a tenant call with a project, else the operators'. */
+function bootDeviceCommand(id: string, device: api.MachineBootDevice, operatorCommand: admin.BmcCommand, summary: string) {
+  const operator = bmcCommand(id, operatorCommand, summary);
+  return class extends operator {
+    static override summary = `${summary} (with a project: as a project editor)`;
+    static override flags = { ...operator.flags, project: projectFlag };
+    override async run() {
+      const project = this.project((this.flags as { project?: string }).project);
+      if (!project) return super.run();
+      const machineId = (this.args as { id: string }).id;
+      const r = await this.client(api.MachineService).bootDevice({ id: machineId, project, device });
+      this.printOne(api.MachineBmcCommandSchema, r.command!, tenantCommandColumns(machineId));
+    }
+  };
+}
+
+export class MachineBmc extends MetalCommand<typeof MachineBmc> {
+  static override summary = "a machine's BMC as last reported (power state, firmware) and its recent BMC commands; never its address or login";
+  static override hiddenAliases = aliasesOf("machine:bmc", MACHINE);
+  static override args = idArg;
+  static override flags = { project: projectFlag };
+  async run() {
+    const { project } = await projectOf(this, this.args.id, this.flags.project);
+    const r = await this.client(api.MachineService).getBmc({ id: this.args.id, project });
+    const b = r.bmc;
+    this.printData(jsonOf(api.MachineServiceGetBmcResponseSchema, r), () => {
+      const head = b ? `power: ${b.powerState}\nfirmware: ${b.firmwareVersion}\nreported: ${since(b.lastUpdated)} ago\n` : "power: not reported yet\n";
+      const rows = renderTable(
+        r.commands,
+        [
+          { header: "ID", value: (c) => c.id },
+          { header: "Command", value: (c) => c.command },
+          { header: "Status", value: (c) => enumLabel(api.MachineBmcCommandStatusSchema, c.status).toLowerCase() },
+          { header: "Queued", value: (c) => since(c.createdAt) },
+        ],
+        { wide: false, headers: !this.global["no-headers"] },
+      );
+      return `${head}\n${rows}`;
+    });
+  }
+}
+
 function stateCommand(id: string, state: api.MachineState, summary: string, verbAliases: string[] = []) {
   return class extends MetalCommand<typeof Command> {
     static override summary = summary;
@@ -654,6 +724,8 @@ export class FirewallCreate extends MachineCreate {
 }
 
 const B = admin.BmcCommand;
+const P = api.MachinePowerAction;
+const D = api.MachineBootDevice;
 export const MACHINE_COMMANDS: Record<string, typeof Command> = {
   "machine:list": MachineList,
   "machine:describe": MachineDescribe,
@@ -666,10 +738,14 @@ export const MACHINE_COMMANDS: Record<string, typeof Command> = {
   "machine:logs": MachineLogs,
   "machine:issues": MachineIssues,
   "machine:commands": MachineCommands,
-  "machine:power:on": bmcCommand("machine:power:on", B.POWER_ON, "power a machine on"),
-  "machine:power:off": bmcCommand("machine:power:off", B.POWER_OFF, "power a machine off"),
-  "machine:power:reset": bmcCommand("machine:power:reset", B.RESET, "reset a machine"),
-  "machine:power:cycle": bmcCommand("machine:power:cycle", B.CYCLE, "power-cycle a machine"),
+  "machine:bmc": MachineBmc,
+  "machine:power:on": powerCommand("machine:power:on", P.ON, B.POWER_ON, "power a machine on"),
+  "machine:power:off": powerCommand("machine:power:off", P.OFF, B.POWER_OFF, "power a machine off"),
+  "machine:power:reset": powerCommand("machine:power:reset", P.RESET, B.RESET, "reset a machine"),
+  "machine:power:cycle": powerCommand("machine:power:cycle", P.CYCLE, B.CYCLE, "power-cycle a machine"),
+  "machine:bootdevice:pxe": bootDeviceCommand("machine:bootdevice:pxe", D.PXE, B.BOOT_PXE, "boot from the network next"),
+  "machine:bootdevice:disk": bootDeviceCommand("machine:bootdevice:disk", D.DISK, B.BOOT_DISK, "boot from disk next"),
+  "machine:bootdevice:bios": bootDeviceCommand("machine:bootdevice:bios", D.BIOS, B.BOOT_BIOS, "boot into the firmware setup next"),
   "machine:power:bios": bmcCommand("machine:power:bios", B.BOOT_BIOS, "boot into the firmware setup next"),
   "machine:power:disk": bmcCommand("machine:power:disk", B.BOOT_DISK, "boot from disk next"),
   "machine:power:pxe": bmcCommand("machine:power:pxe", B.BOOT_PXE, "boot from the network next"),

@@ -3,6 +3,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { MachineService } from "../../../gen/metal/api/v1/machine_pb.js";
 import { callerOf } from "../../auth/context.js";
 import { containerFromRow, toProtoEvents, toProtoMachine } from "../../convert/machine.js";
+import { bootDeviceFromProto, powerActionFromProto, toTenantBmcCommand, toTenantBmcState } from "../../convert/tenant-bmc.js";
 import { projectScope } from "../../domain/project-scope.js";
 import type { Logger } from "../../logger.js";
 import type { MachineRow } from "../../repositories/machine-repository.js";
@@ -12,6 +13,7 @@ import { tenantMachineRepository as tenantMachines } from "../../repositories/te
 import type { WatchHub } from "../../sessions/watch/hub.js";
 import { type AllocationDeps, allocateMachine } from "../../usecases/machines/allocation.js";
 import { consolePassword, freeMachine, reinstallMachine, updateMachine } from "../../usecases/machines/lifecycle.js";
+import { queueTenantBmcCommand, tenantBmcView } from "../../usecases/machines/tenant-bmc.js";
 import { machineRef, validateConsolePasswordRequest, validateMachineCreate, validateMachineReinstall, validateMachineUpdate } from "../../validate/machine.js";
 import { validateMachineWatch } from "../../validate/machine-watch.js";
 
@@ -66,6 +68,25 @@ export function createMachineService(deps: AllocationDeps & { log: Logger; watch
       machineRef(req).check();
       const { events } = await tenantMachines.get(db, projectScope(req.project), req.id.toLowerCase());
       return { events: toProtoEvents(events ? containerFromRow(events) : undefined) };
+    },
+    async power(req) {
+      const v = machineRef(req);
+      const command = powerActionFromProto(req.action);
+      if (!command) v.add("action", "must be on, off, cycle or reset");
+      v.check();
+      return { command: toTenantBmcCommand(await queueTenantBmcCommand(db, projectScope(req.project), req.id.toLowerCase(), command!, deps.bus)) };
+    },
+    async bootDevice(req) {
+      const v = machineRef(req);
+      const command = bootDeviceFromProto(req.device);
+      if (!command) v.add("device", "must be pxe, disk or bios");
+      v.check();
+      return { command: toTenantBmcCommand(await queueTenantBmcCommand(db, projectScope(req.project), req.id.toLowerCase(), command!, deps.bus)) };
+    },
+    async getBmc(req) {
+      machineRef(req).check();
+      const { bmc, commands } = await tenantBmcView(db, projectScope(req.project), req.id.toLowerCase());
+      return { bmc: bmc ? toTenantBmcState(bmc) : undefined, commands: commands.map(toTenantBmcCommand) };
     },
     async *watch(req, ctx) {
       const spec = validateMachineWatch(req, { kind: "tenant", scope: projectScope(req.project) });

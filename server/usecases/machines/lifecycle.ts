@@ -155,20 +155,23 @@ export async function consolePassword(db: DbHandle, scope: ProjectScope, id: str
  * crash. Bare machines without a partition cannot be reached.
  */
 export async function queueBmcCommand(db: DbHandle, id: string, command: BmcCommandName, description: string, bus?: FanoutBus): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
-  const out = await inTransaction(db, async (tx) => {
-    let m = await machines.lock(tx, id);
-    const partition = m.partitionId;
-    if (!partition) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
-    const [queued] = await lifecycle.enqueueCommands(tx, id, partition, [command], deadline());
-    const led = ledStateAfter(command);
-    if (led) m = await lifecycle.setLed(tx, id, led, description);
-    // In the command's transaction: a metal-bmc that sees the command (woken, or at its next poll) and
-    // reboots the machine at once must find the Planned Reboot recorded before the boot that follows it.
-    if (isPlannedReboot(command)) await recordEvents(tx, partition, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
-    return { command: queued!, machine: m };
-  });
+  const out = await inTransaction(db, async (tx) => queueBmcCommandOnLocked(tx, await machines.lock(tx, id), command, description));
   bus?.publish(bmcCommandsTopic(out.machine.partitionId!));
   return out;
+}
+
+/** queueBmcCommand's work on a machine the transaction `tx` holds locked (the tenant path checks its own rules first); publish after commit. */
+export async function queueBmcCommandOnLocked(tx: DbHandle, locked: MachineRow, command: BmcCommandName, description: string): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
+  let m = locked;
+  const { id, partitionId: partition } = m;
+  if (!partition) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
+  const [queued] = await lifecycle.enqueueCommands(tx, id, partition, [command], deadline());
+  const led = ledStateAfter(command);
+  if (led) m = await lifecycle.setLed(tx, id, led, description);
+  // In the command's transaction: a metal-bmc that sees the command (woken, or at its next poll) and
+  // reboots the machine at once must find the Planned Reboot recorded before the boot that follows it.
+  if (isPlannedReboot(command)) await recordEvents(tx, partition, [{ machineId: id, type: EventType.PLANNED_REBOOT, rawType: 0, message: command }]);
+  return { command: queued!, machine: m };
 }
 
 /**

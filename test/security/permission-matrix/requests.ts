@@ -17,7 +17,7 @@ import { TokenService as AdminTokens } from "../../../gen/metal/admin/v1/token_p
 import { Format, GptType } from "../../../gen/metal/api/v1/filesystem_layout_pb.js";
 import { ImageFeature } from "../../../gen/metal/api/v1/image_pb.js";
 import { IPService } from "../../../gen/metal/api/v1/ip_pb.js";
-import { MachineService, MachineState, ProvisioningEventType as T } from "../../../gen/metal/api/v1/machine_pb.js";
+import { MachineBootDevice, MachinePowerAction, MachineService, MachineState, ProvisioningEventType as T } from "../../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService, NetworkType } from "../../../gen/metal/api/v1/network_pb.js";
 import { SizeConstraintType } from "../../../gen/metal/api/v1/size_pb.js";
 import { TokenService } from "../../../gen/metal/api/v1/token_pb.js";
@@ -69,6 +69,11 @@ export function scopeRequest(method: DescMethod, w: MatrixWorld): Record<string,
 }
 
 const admin = (w: MatrixWorld) => w.server.adminToken;
+/** A token minted from the caller's, where the caller can mint; a stranger's id otherwise (refused before it is looked up). */
+const ownChildToken = async (w: MatrixWorld, token: string | undefined) => {
+  const child = token && (await w.server.client(TokenService, token).create({ description: "child" }).catch(() => undefined));
+  return child ? child.token!.id : randomUUID();
+};
 const pa = THIS.project;
 const p1 = THIS.partition;
 
@@ -160,6 +165,10 @@ export const VALID: Record<string, Factory> = {
   "metal.api.v1.MachineService.ConsolePassword": (w) => ({ id: w.installed, project: pa, reason: "permission matrix" }),
   "metal.api.v1.MachineService.Events": (w) => ({ id: w.allocated, project: pa }),
   "metal.api.v1.MachineService.Watch": () => ({ project: pa }),
+  // Power on the allocated machine, the boot device on the installed one (the installation owns it before): each stays under the per-machine command bound.
+  "metal.api.v1.MachineService.Power": (w) => ({ id: w.allocated, project: pa, action: MachinePowerAction.ON }),
+  "metal.api.v1.MachineService.BootDevice": (w) => ({ id: w.installed, project: pa, device: MachineBootDevice.DISK }),
+  "metal.api.v1.MachineService.GetBmc": (w) => ({ id: w.allocated, project: pa }),
   "metal.api.v1.NetworkService.Get": (w) => ({ id: w.fixture.primary.pa, project: pa }),
   "metal.api.v1.NetworkService.List": () => ({ project: pa }),
   "metal.api.v1.NetworkService.Create": () => ({ project: pa, partition: p1 }),
@@ -185,6 +194,9 @@ export const VALID: Record<string, Factory> = {
         .catch(() => undefined));
     return { id: child ? child.token!.id : randomUUID() };
   },
+  "metal.api.v1.TokenService.Get": async (w, token) => ({ id: await ownChildToken(w, token) }),
+  "metal.api.v1.TokenService.Update": async (w, token) => ({ id: await ownChildToken(w, token), description: "updated" }),
+  "metal.api.v1.TokenService.Refresh": async (w, token) => ({ id: await ownChildToken(w, token) }),
   "metal.api.v1.UserService.Get": () => ({}),
   "metal.api.v1.VersionService.Get": () => ({}),
 
@@ -271,6 +283,10 @@ export const VALID: Record<string, Factory> = {
   },
   "metal.admin.v1.TokenService.Create": () => ({ subject: "matrix-child", roles: {} }),
   "metal.admin.v1.TokenService.List": () => ({}),
+  "metal.admin.v1.TokenService.Get": async (w) => ({ id: (await w.server.client(AdminTokens, admin(w)).create({ subject: "to-read", roles: {} })).token!.id }),
+  "metal.admin.v1.TokenService.Update": async (w) => ({ id: (await w.server.client(AdminTokens, admin(w)).create({ subject: "to-update", roles: {} })).token!.id, description: "updated" }),
+  "metal.admin.v1.TokenService.Refresh": async (w) => ({ id: (await w.server.client(AdminTokens, admin(w)).create({ subject: "to-refresh", roles: {} })).token!.id }),
+  "metal.admin.v1.TokenService.RotateSigningKey": () => ({}),
   "metal.admin.v1.TokenService.Revoke": async (w) => ({ id: (await w.server.client(AdminTokens, admin(w)).create({ subject: "to-revoke", roles: { projectRoles: { [pa]: 1 } } })).token!.id }),
 
   // metal.infra.v1: machine-bound requests name machine M, the machine of "this" machine credential

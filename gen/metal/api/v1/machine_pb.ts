@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIqsBChpNYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhYKCXBhcnRpdGlvbhgCIAEoCUgAiAEBEg8KAmlkGAMgASgJSAGIAQESGwoOc2luY2VfcmV2aXNpb24YBCABKARIAogBARIOCgZldmVudHMYBSABKAhCDAoKX3BhcnRpdGlvbkIFCgNfaWRCEQoPX3NpbmNlX3JldmlzaW9uIrkCChtNYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2USKQoIc25hcHNob3QYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZUgAEj8KDXNuYXBzaG90X2RvbmUYAiABKAsyJi5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3REb25lSAASMgoGY2hhbmdlGAMgASgLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUgAEj0KDGV2ZW50c19hZGRlZBgEIAEoCzIlLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hFdmVudHNBZGRlZEgAEjAKBXJlc2V0GAUgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaFJlc2V0SABCCQoHbWVzc2FnZSIsChhNYWNoaW5lV2F0Y2hTbmFwc2hvdERvbmUSEAoIcmV2aXNpb24YASABKAQiLAoRTWFjaGluZVdhdGNoUmVzZXQSFwoPcHJ1bmVkX3JldmlzaW9uGAEgASgEIqgBChJNYWNoaW5lV2F0Y2hDaGFuZ2USMgoEa2luZBgBIAEoDjIkLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hDaGFuZ2VLaW5kEhAKCHJldmlzaW9uGAIgASgEEgoKAmlkGAMgASgJEiYKB21hY2hpbmUYBCABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIYChBsYXN0X2luX3JldmlzaW9uGAUgASgIIoIBChdNYWNoaW5lV2F0Y2hFdmVudHNBZGRlZBIKCgJpZBgBIAEoCRIvCgZldmVudHMYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSEAoIcmV2aXNpb24YAyABKAQSGAoQbGFzdF9pbl9yZXZpc2lvbhgEIAEoCCLJAQobTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoBBIYCgtkZXNjcmlwdGlvbhgEIAEoCUgAiAEBEiYKBHRhZ3MYBSABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBIqCghzc2hfa2V5cxgGIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0Qg4KDF9kZXNjcmlwdGlvbiJGChxNYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCh5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRINCgVpbWFnZRgDIAEoCSJJCh9NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJTCiRNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIOCgZyZWFzb24YAyABKAkiQQolTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZRIYChBjb25zb2xlX3Bhc3N3b3JkGAEgASgJIjoKG01hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIksKHE1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMiOgobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiRgocTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiTAoOTWFjaGluZU5ldHdvcmsSDwoHbmV0d29yaxgBIAEoCRILCgNpcHMYAiADKAkSCwoDdnJmGAMgASgNEg8KB3ByaW1hcnkYBCABKAgiswMKEU1hY2hpbmVBbGxvY2F0aW9uEgwKBHV1aWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGhvc3RuYW1lGAUgASgJEicKBHJvbGUYBiABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSDQoFaW1hZ2UYByABKAkSGQoRZmlsZXN5c3RlbV9sYXlvdXQYCCABKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEgsKA2FzbhgLIAEoBBIuCghuZXR3b3JrcxgMIAMoCzIcLm1ldGFsLmFwaS52MS5NYWNoaW5lTmV0d29yaxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GA4gASgJEhMKC2Ruc19zZXJ2ZXJzGA8gAygJEhMKC250cF9zZXJ2ZXJzGBAgAygJEhEKCWluc3RhbGxlZBgRIAEoCBIUCgxyZWluc3RhbGxpbmcYEiABKAgiNwoYTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiUgoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmciXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirgMKG01hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoCRIMCgRzaXplGAMgASgJEg0KBWltYWdlGAQgASgJEgwKBG5hbWUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIaG9zdG5hbWUYByABKAkSEAoIbmV0d29ya3MYCCADKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEhYKDnBsYWNlbWVudF90YWdzGAsgAygJEhcKCm1hY2hpbmVfaWQYDCABKAlIAIgBARInCgRyb2xlGA0gASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEgsKA2lwcxgOIAMoCRIMCgR0YWdzGA8gAygJEhMKC2Ruc19zZXJ2ZXJzGBAgAygJEhMKC250cF9zZXJ2ZXJzGBEgAygJEh4KEWZpbGVzeXN0ZW1fbGF5b3V0GBIgASgJSAGIAQFCDQoLX21hY2hpbmVfaWRCFAoSX2ZpbGVzeXN0ZW1fbGF5b3V0IkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgirgMKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIEikKBXN0YXRlGAkgASgOMhoubWV0YWwuYXBpLnYxLk1hY2hpbmVTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCiABKAkSDAoEdGFncxgLIAMoCRIlCgNibWMYDCABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUJtYxIlCgNsZWQYDSABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUxlZBI2CghoYXJkd2FyZRgOIAEoCzIkLm1ldGFsLmFwaS52MS5NYWNoaW5lSGFyZHdhcmVTdW1tYXJ5IvEBCgpNYWNoaW5lQm1jEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEhEKCWludGVyZmFjZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhMKC3Bvd2VyX3N0YXRlGAUgASgJEi4KA2ZydRgGIAMoCzIhLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jLkZydUVudHJ5EjAKDGxhc3RfdXBkYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCgpNYWNoaW5lTGVkEg0KBXN0YXRlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIrUBChZNYWNoaW5lSGFyZHdhcmVTdW1tYXJ5EhQKDG1lbW9yeV9ieXRlcxgBIAEoBBIRCgljcHVfY29yZXMYAiABKA0SEgoKY3B1X21vZGVscxgDIAMoCRIvCgVkaXNrcxgEIAMoCzIgLm1ldGFsLmFwaS52MS5NYWNoaW5lRGlza1N1bW1hcnkSLQoEbmljcxgFIAMoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTmljU3VtbWFyeSI2ChJNYWNoaW5lRGlza1N1bW1hcnkSDAoEbmFtZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEIkEKEU1hY2hpbmVOaWNTdW1tYXJ5EgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEhEKCW5laWdoYm9ycxgDIAMoCSrQAgoWTWFjaGluZVdhdGNoQ2hhbmdlS2luZBIpCiVNQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9DUkVBVEVEEAESJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9VUERBVEVEEAISJwojTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9BTExPQ0FURUQQAxIjCh9NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0ZSRUVEEAQSJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9ERUxFVEVEEAUSJAogTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9FVkVOVFMQBhIiCh5NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0dPTkUQByp/CgxNYWNoaW5lU3RhdGUSHQoZTUFDSElORV9TVEFURV9VTlNQRUNJRklFRBAAEhsKF01BQ0hJTkVfU1RBVEVfQVZBSUxBQkxFEAESGQoVTUFDSElORV9TVEFURV9UQUlOVEVEEAISGAoUTUFDSElORV9TVEFURV9MT0NLRUQQAypgCgtNYWNoaW5lUm9sZRIcChhNQUNISU5FX1JPTEVfVU5TUEVDSUZJRUQQABIYChRNQUNISU5FX1JPTEVfTUFDSElORRABEhkKFU1BQ0hJTkVfUk9MRV9GSVJFV0FMTBACKoAEChVQcm92aXNpb25pbmdFdmVudFR5cGUSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QWEVfQk9PVElORxABEiUKIVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BSRVBBUklORxACEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1JFR0lTVEVSSU5HEAMSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfV0FJVElORxAEEiYKIlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0lOU1RBTExJTkcQBRIuCipQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9CT09USU5HX05FV19LRVJORUwQBhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QSE9ORURfSE9NRRAHEioKJlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BMQU5ORURfUkVCT09UEAgSKwonUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfTUFDSElORV9SRUNMQUlNEAkSIQodUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQUxJVkUQChIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9DUkFTSEVEEAsqkgEKEU1hY2hpbmVMaXZlbGluZXNzEiIKHk1BQ0hJTkVfTElWRUxJTkVTU19VTlNQRUNJRklFRBAAEhwKGE1BQ0hJTkVfTElWRUxJTkVTU19BTElWRRABEhsKF01BQ0hJTkVfTElWRUxJTkVTU19ERUFEEAISHgoaTUFDSElORV9MSVZFTElORVNTX1VOS05PV04QAzLWBwoOTWFjaGluZVNlcnZpY2USXgoDR2V0EiYubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVxdWVzdBonLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldFJlc3BvbnNlIgbK8xgCGAESYQoETGlzdBInLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0GigubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCGAESZwoGQ3JlYXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCGAISZwoGRGVsZXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlIgbK8xgCGAISZwoGVXBkYXRlEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlIgbK8xgCGAIScAoJUmVpbnN0YWxsEiwubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVxdWVzdBotLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlIgbK8xgCGAISggEKD0NvbnNvbGVQYXNzd29yZBIyLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QaMy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZSIGyvMYAhgCEmcKBkV2ZW50cxIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1JlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VFdmVudHNSZXNwb25zZSIGyvMYAhgBEmYKBVdhdGNoEigubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlV2F0Y2hSZXF1ZXN0GikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlV2F0Y2hSZXNwb25zZSIGyvMYAhgBMAFiBnByb3RvMw", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIqsBChpNYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhYKCXBhcnRpdGlvbhgCIAEoCUgAiAEBEg8KAmlkGAMgASgJSAGIAQESGwoOc2luY2VfcmV2aXNpb24YBCABKARIAogBARIOCgZldmVudHMYBSABKAhCDAoKX3BhcnRpdGlvbkIFCgNfaWRCEQoPX3NpbmNlX3JldmlzaW9uIrkCChtNYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2USKQoIc25hcHNob3QYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZUgAEj8KDXNuYXBzaG90X2RvbmUYAiABKAsyJi5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3REb25lSAASMgoGY2hhbmdlGAMgASgLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUgAEj0KDGV2ZW50c19hZGRlZBgEIAEoCzIlLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hFdmVudHNBZGRlZEgAEjAKBXJlc2V0GAUgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaFJlc2V0SABCCQoHbWVzc2FnZSIsChhNYWNoaW5lV2F0Y2hTbmFwc2hvdERvbmUSEAoIcmV2aXNpb24YASABKAQiLAoRTWFjaGluZVdhdGNoUmVzZXQSFwoPcHJ1bmVkX3JldmlzaW9uGAEgASgEIqgBChJNYWNoaW5lV2F0Y2hDaGFuZ2USMgoEa2luZBgBIAEoDjIkLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hDaGFuZ2VLaW5kEhAKCHJldmlzaW9uGAIgASgEEgoKAmlkGAMgASgJEiYKB21hY2hpbmUYBCABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIYChBsYXN0X2luX3JldmlzaW9uGAUgASgIIoIBChdNYWNoaW5lV2F0Y2hFdmVudHNBZGRlZBIKCgJpZBgBIAEoCRIvCgZldmVudHMYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSEAoIcmV2aXNpb24YAyABKAQSGAoQbGFzdF9pbl9yZXZpc2lvbhgEIAEoCCLJAQobTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoBBIYCgtkZXNjcmlwdGlvbhgEIAEoCUgAiAEBEiYKBHRhZ3MYBSABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBIqCghzc2hfa2V5cxgGIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0Qg4KDF9kZXNjcmlwdGlvbiJGChxNYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCh5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRINCgVpbWFnZRgDIAEoCSJJCh9NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJTCiRNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIOCgZyZWFzb24YAyABKAkiQQolTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZRIYChBjb25zb2xlX3Bhc3N3b3JkGAEgASgJIjoKG01hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIksKHE1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMiOgobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiRgocTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiTAoOTWFjaGluZU5ldHdvcmsSDwoHbmV0d29yaxgBIAEoCRILCgNpcHMYAiADKAkSCwoDdnJmGAMgASgNEg8KB3ByaW1hcnkYBCABKAgiswMKEU1hY2hpbmVBbGxvY2F0aW9uEgwKBHV1aWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGhvc3RuYW1lGAUgASgJEicKBHJvbGUYBiABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSDQoFaW1hZ2UYByABKAkSGQoRZmlsZXN5c3RlbV9sYXlvdXQYCCABKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEgsKA2FzbhgLIAEoBBIuCghuZXR3b3JrcxgMIAMoCzIcLm1ldGFsLmFwaS52MS5NYWNoaW5lTmV0d29yaxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GA4gASgJEhMKC2Ruc19zZXJ2ZXJzGA8gAygJEhMKC250cF9zZXJ2ZXJzGBAgAygJEhEKCWluc3RhbGxlZBgRIAEoCBIUCgxyZWluc3RhbGxpbmcYEiABKAgiNwoYTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiUgoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmciXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirgMKG01hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoCRIMCgRzaXplGAMgASgJEg0KBWltYWdlGAQgASgJEgwKBG5hbWUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIaG9zdG5hbWUYByABKAkSEAoIbmV0d29ya3MYCCADKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEhYKDnBsYWNlbWVudF90YWdzGAsgAygJEhcKCm1hY2hpbmVfaWQYDCABKAlIAIgBARInCgRyb2xlGA0gASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEgsKA2lwcxgOIAMoCRIMCgR0YWdzGA8gAygJEhMKC2Ruc19zZXJ2ZXJzGBAgAygJEhMKC250cF9zZXJ2ZXJzGBEgAygJEh4KEWZpbGVzeXN0ZW1fbGF5b3V0GBIgASgJSAGIAQFCDQoLX21hY2hpbmVfaWRCFAoSX2ZpbGVzeXN0ZW1fbGF5b3V0IkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgirgMKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIEikKBXN0YXRlGAkgASgOMhoubWV0YWwuYXBpLnYxLk1hY2hpbmVTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCiABKAkSDAoEdGFncxgLIAMoCRIlCgNibWMYDCABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUJtYxIlCgNsZWQYDSABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUxlZBI2CghoYXJkd2FyZRgOIAEoCzIkLm1ldGFsLmFwaS52MS5NYWNoaW5lSGFyZHdhcmVTdW1tYXJ5IvEBCgpNYWNoaW5lQm1jEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEhEKCWludGVyZmFjZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhMKC3Bvd2VyX3N0YXRlGAUgASgJEi4KA2ZydRgGIAMoCzIhLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jLkZydUVudHJ5EjAKDGxhc3RfdXBkYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCgpNYWNoaW5lTGVkEg0KBXN0YXRlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIrUBChZNYWNoaW5lSGFyZHdhcmVTdW1tYXJ5EhQKDG1lbW9yeV9ieXRlcxgBIAEoBBIRCgljcHVfY29yZXMYAiABKA0SEgoKY3B1X21vZGVscxgDIAMoCRIvCgVkaXNrcxgEIAMoCzIgLm1ldGFsLmFwaS52MS5NYWNoaW5lRGlza1N1bW1hcnkSLQoEbmljcxgFIAMoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTmljU3VtbWFyeSI2ChJNYWNoaW5lRGlza1N1bW1hcnkSDAoEbmFtZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEIkEKEU1hY2hpbmVOaWNTdW1tYXJ5EgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEhEKCW5laWdoYm9ycxgDIAMoCSLFAQoRTWFjaGluZUJtY0NvbW1hbmQSCgoCaWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRI1CgZzdGF0dXMYAyABKA4yJS5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmRTdGF0dXMSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGk1hY2hpbmVTZXJ2aWNlUG93ZXJSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSMAoGYWN0aW9uGAMgASgOMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVQb3dlckFjdGlvbiJPChtNYWNoaW5lU2VydmljZVBvd2VyUmVzcG9uc2USMAoHY29tbWFuZBgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jQ29tbWFuZCJvCh9NYWNoaW5lU2VydmljZUJvb3REZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSLwoGZGV2aWNlGAMgASgOMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVCb290RGV2aWNlIlQKIE1hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlc3BvbnNlEjAKB2NvbW1hbmQYASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmQiOgobTWFjaGluZVNlcnZpY2VHZXRCbWNSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkicgoPTWFjaGluZUJtY1N0YXRlEhMKC3Bvd2VyX3N0YXRlGAEgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YAiABKAkSMAoMbGFzdF91cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ9ChxNYWNoaW5lU2VydmljZUdldEJtY1Jlc3BvbnNlEioKA2JtYxgBIAEoCzIdLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jU3RhdGUSMQoIY29tbWFuZHMYAiADKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmQq0AIKFk1hY2hpbmVXYXRjaENoYW5nZUtpbmQSKQolTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfQ1JFQVRFRBABEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfVVBEQVRFRBACEicKI01BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfQUxMT0NBVEVEEAMSIwofTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9GUkVFRBAEEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfREVMRVRFRBAFEiQKIE1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfRVZFTlRTEAYSIgoeTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9HT05FEAcqfwoMTWFjaGluZVN0YXRlEh0KGU1BQ0hJTkVfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdNQUNISU5FX1NUQVRFX0FWQUlMQUJMRRABEhkKFU1BQ0hJTkVfU1RBVEVfVEFJTlRFRBACEhgKFE1BQ0hJTkVfU1RBVEVfTE9DS0VEEAMqYAoLTWFjaGluZVJvbGUSHAoYTUFDSElORV9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUTUFDSElORV9ST0xFX01BQ0hJTkUQARIZChVNQUNISU5FX1JPTEVfRklSRVdBTEwQAiqABAoVUHJvdmlzaW9uaW5nRXZlbnRUeXBlEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFhFX0JPT1RJTkcQARIlCiFQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QUkVQQVJJTkcQAhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9SRUdJU1RFUklORxADEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1dBSVRJTkcQBBImCiJQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9JTlNUQUxMSU5HEAUSLgoqUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQk9PVElOR19ORVdfS0VSTkVMEAYSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUEhPTkVEX0hPTUUQBxIqCiZQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QTEFOTkVEX1JFQk9PVBAIEisKJ1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX01BQ0hJTkVfUkVDTEFJTRAJEiEKHVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0FMSVZFEAoSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQ1JBU0hFRBALKpIBChFNYWNoaW5lTGl2ZWxpbmVzcxIiCh5NQUNISU5FX0xJVkVMSU5FU1NfVU5TUEVDSUZJRUQQABIcChhNQUNISU5FX0xJVkVMSU5FU1NfQUxJVkUQARIbChdNQUNISU5FX0xJVkVMSU5FU1NfREVBRBACEh4KGk1BQ0hJTkVfTElWRUxJTkVTU19VTktOT1dOEAMqtQEKEk1hY2hpbmVQb3dlckFjdGlvbhIkCiBNQUNISU5FX1BPV0VSX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF01BQ0hJTkVfUE9XRVJfQUNUSU9OX09OEAESHAoYTUFDSElORV9QT1dFUl9BQ1RJT05fT0ZGEAISHgoaTUFDSElORV9QT1dFUl9BQ1RJT05fQ1lDTEUQAxIeChpNQUNISU5FX1BPV0VSX0FDVElPTl9SRVNFVBAEKpEBChFNYWNoaW5lQm9vdERldmljZRIjCh9NQUNISU5FX0JPT1RfREVWSUNFX1VOU1BFQ0lGSUVEEAASGwoXTUFDSElORV9CT09UX0RFVklDRV9QWEUQARIcChhNQUNISU5FX0JPT1RfREVWSUNFX0RJU0sQAhIcChhNQUNISU5FX0JPT1RfREVWSUNFX0JJT1MQAyrjAQoXTWFjaGluZUJtY0NvbW1hbmRTdGF0dXMSKgomTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfVU5TUEVDSUZJRUQQABImCiJNQUNISU5FX0JNQ19DT01NQU5EX1NUQVRVU19QRU5ESU5HEAESIwofTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfRE9ORRACEiUKIU1BQ0hJTkVfQk1DX0NPTU1BTkRfU1RBVFVTX0ZBSUxFRBADEigKJE1BQ0hJTkVfQk1DX0NPTU1BTkRfU1RBVFVTX1RJTUVEX09VVBAEMpoKCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZEZWxldGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZVcGRhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIYAhJwCglSZWluc3RhbGwSLC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VSZWluc3RhbGxSZXF1ZXN0Gi0ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIYAhKCAQoPQ29uc29sZVBhc3N3b3JkEjIubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBozLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlIgbK8xgCGAISZwoGRXZlbnRzEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1Jlc3BvbnNlIgbK8xgCGAESZAoFUG93ZXISKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VQb3dlclJlcXVlc3QaKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VQb3dlclJlc3BvbnNlIgbK8xgCGAIScwoKQm9vdERldmljZRItLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUJvb3REZXZpY2VSZXF1ZXN0Gi4ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlc3BvbnNlIgbK8xgCGAISZwoGR2V0Qm1jEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0Qm1jUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldEJtY1Jlc3BvbnNlIgbK8xgCGAESZgoFV2F0Y2gSKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VXYXRjaFJlcXVlc3QaKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VXYXRjaFJlc3BvbnNlIgbK8xgCGAEwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * MachineServiceWatchRequest selects what to watch and where to resume.
@@ -1403,6 +1403,258 @@ export const MachineNicSummarySchema: GenMessage<MachineNicSummary> = /*@__PURE_
   messageDesc(file_metal_api_v1_machine, 31);
 
 /**
+ * MachineBmcCommand is one queued BMC command of a machine, as a tenant sees it (without metal-bmc's result text).
+ *
+ * @generated from message metal.api.v1.MachineBmcCommand
+ */
+export type MachineBmcCommand = Message<"metal.api.v1.MachineBmcCommand"> & {
+  /**
+   * Id of the command.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Command as stored, e.g. "CYCLE" or "BOOT_FROM_DISK" (also the operators' and the system's own commands).
+   *
+   * @generated from field: string command = 2;
+   */
+  command: string;
+
+  /**
+   * Status of the command.
+   *
+   * @generated from field: metal.api.v1.MachineBmcCommandStatus status = 3;
+   */
+  status: MachineBmcCommandStatus;
+
+  /**
+   * CreatedAt is when the command was queued.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 4;
+   */
+  createdAt?: Timestamp | undefined;
+
+  /**
+   * Deadline is when a pending command times out.
+   *
+   * @generated from field: google.protobuf.Timestamp deadline = 5;
+   */
+  deadline?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineBmcCommand.
+ * Use `create(MachineBmcCommandSchema)` to create a new message.
+ */
+export const MachineBmcCommandSchema: GenMessage<MachineBmcCommand> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 32);
+
+/**
+ * MachineServicePowerRequest names the machine and the power action.
+ *
+ * @generated from message metal.api.v1.MachineServicePowerRequest
+ */
+export type MachineServicePowerRequest = Message<"metal.api.v1.MachineServicePowerRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Action to queue.
+   *
+   * @generated from field: metal.api.v1.MachinePowerAction action = 3;
+   */
+  action: MachinePowerAction;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServicePowerRequest.
+ * Use `create(MachineServicePowerRequestSchema)` to create a new message.
+ */
+export const MachineServicePowerRequestSchema: GenMessage<MachineServicePowerRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 33);
+
+/**
+ * MachineServicePowerResponse carries the queued command.
+ *
+ * @generated from message metal.api.v1.MachineServicePowerResponse
+ */
+export type MachineServicePowerResponse = Message<"metal.api.v1.MachineServicePowerResponse"> & {
+  /**
+   * Command as queued.
+   *
+   * @generated from field: metal.api.v1.MachineBmcCommand command = 1;
+   */
+  command?: MachineBmcCommand | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServicePowerResponse.
+ * Use `create(MachineServicePowerResponseSchema)` to create a new message.
+ */
+export const MachineServicePowerResponseSchema: GenMessage<MachineServicePowerResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 34);
+
+/**
+ * MachineServiceBootDeviceRequest names the machine and the boot device.
+ *
+ * @generated from message metal.api.v1.MachineServiceBootDeviceRequest
+ */
+export type MachineServiceBootDeviceRequest = Message<"metal.api.v1.MachineServiceBootDeviceRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+
+  /**
+   * Device to boot from.
+   *
+   * @generated from field: metal.api.v1.MachineBootDevice device = 3;
+   */
+  device: MachineBootDevice;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceBootDeviceRequest.
+ * Use `create(MachineServiceBootDeviceRequestSchema)` to create a new message.
+ */
+export const MachineServiceBootDeviceRequestSchema: GenMessage<MachineServiceBootDeviceRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 35);
+
+/**
+ * MachineServiceBootDeviceResponse carries the queued command.
+ *
+ * @generated from message metal.api.v1.MachineServiceBootDeviceResponse
+ */
+export type MachineServiceBootDeviceResponse = Message<"metal.api.v1.MachineServiceBootDeviceResponse"> & {
+  /**
+   * Command as queued.
+   *
+   * @generated from field: metal.api.v1.MachineBmcCommand command = 1;
+   */
+  command?: MachineBmcCommand | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceBootDeviceResponse.
+ * Use `create(MachineServiceBootDeviceResponseSchema)` to create a new message.
+ */
+export const MachineServiceBootDeviceResponseSchema: GenMessage<MachineServiceBootDeviceResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 36);
+
+/**
+ * MachineServiceGetBmcRequest names a machine.
+ *
+ * @generated from message metal.api.v1.MachineServiceGetBmcRequest
+ */
+export type MachineServiceGetBmcRequest = Message<"metal.api.v1.MachineServiceGetBmcRequest"> & {
+  /**
+   * Id of the machine.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Project the machine is allocated to.
+   *
+   * @generated from field: string project = 2;
+   */
+  project: string;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceGetBmcRequest.
+ * Use `create(MachineServiceGetBmcRequestSchema)` to create a new message.
+ */
+export const MachineServiceGetBmcRequestSchema: GenMessage<MachineServiceGetBmcRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 37);
+
+/**
+ * MachineBmcState is what the partition last reported about a machine's BMC, without its address and credentials.
+ *
+ * @generated from message metal.api.v1.MachineBmcState
+ */
+export type MachineBmcState = Message<"metal.api.v1.MachineBmcState"> & {
+  /**
+   * PowerState is "ON", "OFF" or "UNKNOWN".
+   *
+   * @generated from field: string power_state = 1;
+   */
+  powerState: string;
+
+  /**
+   * FirmwareVersion is the BMC firmware version.
+   *
+   * @generated from field: string firmware_version = 2;
+   */
+  firmwareVersion: string;
+
+  /**
+   * LastUpdated is when metal-bmc last reported.
+   *
+   * @generated from field: google.protobuf.Timestamp last_updated = 3;
+   */
+  lastUpdated?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.MachineBmcState.
+ * Use `create(MachineBmcStateSchema)` to create a new message.
+ */
+export const MachineBmcStateSchema: GenMessage<MachineBmcState> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 38);
+
+/**
+ * MachineServiceGetBmcResponse carries the BMC state and the recent commands.
+ *
+ * @generated from message metal.api.v1.MachineServiceGetBmcResponse
+ */
+export type MachineServiceGetBmcResponse = Message<"metal.api.v1.MachineServiceGetBmcResponse"> & {
+  /**
+   * Bmc is unset while no metal-bmc has reported the machine's BMC.
+   *
+   * @generated from field: metal.api.v1.MachineBmcState bmc = 1;
+   */
+  bmc?: MachineBmcState | undefined;
+
+  /**
+   * Commands of the machine, newest first (at most 20).
+   *
+   * @generated from field: repeated metal.api.v1.MachineBmcCommand commands = 2;
+   */
+  commands: MachineBmcCommand[];
+};
+
+/**
+ * Describes the message metal.api.v1.MachineServiceGetBmcResponse.
+ * Use `create(MachineServiceGetBmcResponseSchema)` to create a new message.
+ */
+export const MachineServiceGetBmcResponseSchema: GenMessage<MachineServiceGetBmcResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 39);
+
+/**
  * MachineWatchChangeKind says what happened to a machine.
  *
  * @generated from enum metal.api.v1.MachineWatchChangeKind
@@ -1686,6 +1938,143 @@ export const MachineLivelinessSchema: GenEnum<MachineLiveliness> = /*@__PURE__*/
   enumDesc(file_metal_api_v1_machine, 4);
 
 /**
+ * MachinePowerAction is what a tenant may tell a machine's power to do.
+ *
+ * @generated from enum metal.api.v1.MachinePowerAction
+ */
+export enum MachinePowerAction {
+  /**
+   * MACHINE_POWER_ACTION_UNSPECIFIED is not a valid action.
+   *
+   * @generated from enum value: MACHINE_POWER_ACTION_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MACHINE_POWER_ACTION_ON powers the machine on.
+   *
+   * @generated from enum value: MACHINE_POWER_ACTION_ON = 1;
+   */
+  ON = 1,
+
+  /**
+   * MACHINE_POWER_ACTION_OFF powers the machine off hard (recorded as Planned Reboot).
+   *
+   * @generated from enum value: MACHINE_POWER_ACTION_OFF = 2;
+   */
+  OFF = 2,
+
+  /**
+   * MACHINE_POWER_ACTION_CYCLE powers the machine off and on again (recorded as Planned Reboot).
+   *
+   * @generated from enum value: MACHINE_POWER_ACTION_CYCLE = 3;
+   */
+  CYCLE = 3,
+
+  /**
+   * MACHINE_POWER_ACTION_RESET resets the machine (recorded as Planned Reboot).
+   *
+   * @generated from enum value: MACHINE_POWER_ACTION_RESET = 4;
+   */
+  RESET = 4,
+}
+
+/**
+ * Describes the enum metal.api.v1.MachinePowerAction.
+ */
+export const MachinePowerActionSchema: GenEnum<MachinePowerAction> = /*@__PURE__*/
+  enumDesc(file_metal_api_v1_machine, 5);
+
+/**
+ * MachineBootDevice is a device a tenant may have a machine boot from.
+ *
+ * @generated from enum metal.api.v1.MachineBootDevice
+ */
+export enum MachineBootDevice {
+  /**
+   * MACHINE_BOOT_DEVICE_UNSPECIFIED is not a valid device.
+   *
+   * @generated from enum value: MACHINE_BOOT_DEVICE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MACHINE_BOOT_DEVICE_PXE boots from the network (the machine's ports stay in the project's networks).
+   *
+   * @generated from enum value: MACHINE_BOOT_DEVICE_PXE = 1;
+   */
+  PXE = 1,
+
+  /**
+   * MACHINE_BOOT_DEVICE_DISK boots the installed OS from disk.
+   *
+   * @generated from enum value: MACHINE_BOOT_DEVICE_DISK = 2;
+   */
+  DISK = 2,
+
+  /**
+   * MACHINE_BOOT_DEVICE_BIOS enters the firmware setup at the next boot.
+   *
+   * @generated from enum value: MACHINE_BOOT_DEVICE_BIOS = 3;
+   */
+  BIOS = 3,
+}
+
+/**
+ * Describes the enum metal.api.v1.MachineBootDevice.
+ */
+export const MachineBootDeviceSchema: GenEnum<MachineBootDevice> = /*@__PURE__*/
+  enumDesc(file_metal_api_v1_machine, 6);
+
+/**
+ * MachineBmcCommandStatus is where a queued BMC command stands.
+ *
+ * @generated from enum metal.api.v1.MachineBmcCommandStatus
+ */
+export enum MachineBmcCommandStatus {
+  /**
+   * MACHINE_BMC_COMMAND_STATUS_UNSPECIFIED is never reported.
+   *
+   * @generated from enum value: MACHINE_BMC_COMMAND_STATUS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * MACHINE_BMC_COMMAND_STATUS_PENDING commands wait for metal-bmc to carry them out.
+   *
+   * @generated from enum value: MACHINE_BMC_COMMAND_STATUS_PENDING = 1;
+   */
+  PENDING = 1,
+
+  /**
+   * MACHINE_BMC_COMMAND_STATUS_DONE commands were carried out.
+   *
+   * @generated from enum value: MACHINE_BMC_COMMAND_STATUS_DONE = 2;
+   */
+  DONE = 2,
+
+  /**
+   * MACHINE_BMC_COMMAND_STATUS_FAILED commands failed, or were superseded by a newer one of the same kind.
+   *
+   * @generated from enum value: MACHINE_BMC_COMMAND_STATUS_FAILED = 3;
+   */
+  FAILED = 3,
+
+  /**
+   * MACHINE_BMC_COMMAND_STATUS_TIMED_OUT commands were not carried out before their deadline.
+   *
+   * @generated from enum value: MACHINE_BMC_COMMAND_STATUS_TIMED_OUT = 4;
+   */
+  TIMED_OUT = 4,
+}
+
+/**
+ * Describes the enum metal.api.v1.MachineBmcCommandStatus.
+ */
+export const MachineBmcCommandStatusSchema: GenEnum<MachineBmcCommandStatus> = /*@__PURE__*/
+  enumDesc(file_metal_api_v1_machine, 7);
+
+/**
  * MachineService lets project members allocate machines and see their own.
  *
  * @generated from service metal.api.v1.MachineService
@@ -1770,6 +2159,38 @@ export const MachineService: GenService<{
     methodKind: "unary";
     input: typeof MachineServiceEventsRequestSchema;
     output: typeof MachineServiceEventsResponseSchema;
+  },
+  /**
+   * Power queues a power command for an allocated machine of the project; the partition's metal-bmc
+   * carries it out (see docs/api.md#tenant-machine-power). Refused while an operator holds the machine locked.
+   *
+   * @generated from rpc metal.api.v1.MachineService.Power
+   */
+  power: {
+    methodKind: "unary";
+    input: typeof MachineServicePowerRequestSchema;
+    output: typeof MachineServicePowerResponseSchema;
+  },
+  /**
+   * BootDevice queues a change of the device an installed machine of the project boots from next.
+   *
+   * @generated from rpc metal.api.v1.MachineService.BootDevice
+   */
+  bootDevice: {
+    methodKind: "unary";
+    input: typeof MachineServiceBootDeviceRequestSchema;
+    output: typeof MachineServiceBootDeviceResponseSchema;
+  },
+  /**
+   * GetBmc returns what the partition last reported about a machine's BMC, and its recent commands;
+   * never the BMC's address or credentials.
+   *
+   * @generated from rpc metal.api.v1.MachineService.GetBmc
+   */
+  getBmc: {
+    methodKind: "unary";
+    input: typeof MachineServiceGetBmcRequestSchema;
+    output: typeof MachineServiceGetBmcResponseSchema;
   },
   /**
    * Watch streams the project's machines: a snapshot (unless resuming), then every change as it
