@@ -22,11 +22,13 @@ import { serveHomePage } from "./http/home-page.js";
 import { LeanGrpcStreams } from "./http/lean-grpc-streams.js";
 import type { AppHandler, NodeHandler } from "./http/node-handler.js";
 import { createWebConsole, DEFAULT_WEB_DIR } from "./http/web-console.js";
+import { createAuditInterceptor } from "./interceptors/audit.js";
 import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
 import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
+import { AUDIT_PRUNE_INTERVAL_MS, runAuditPruneJob } from "./jobs/audit-prune.js";
 import { CHANGE_LOG_PRUNE_INTERVAL_MS, runChangeLogPruneJob } from "./jobs/change-log-prune.js";
 import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
@@ -48,6 +50,7 @@ import { createReplicaSessions } from "./sessions/replica-sessions.js";
 import type { WaitTiming } from "./sessions/wait/session.js";
 import { WatchHub } from "./sessions/watch/hub.js";
 import { createChangeNotifier } from "./sessions/watch/notify.js";
+import { recordConsoleOpen } from "./usecases/audit/console-open.js";
 import { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { readVersion } from "./version.js";
 
@@ -216,6 +219,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
   const interceptors = [
     createObserveInterceptor(log, metrics),
+    // Before auth: a call refused to a valid token is recorded too (docs/audit.md).
+    ...(config.audit ? [createAuditInterceptor({ db, log })] : []),
     createAuthInterceptor({ authority, projects, replicas: replicaCredentials, machines: machineCredentials }),
     createStreamLimitInterceptor(streamLimits),
     createStringsInterceptor(),
@@ -284,6 +289,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     runChangeLogPruneJob(db).catch((err: unknown) => log.error({ err }, "change log prune job failed"));
   }, CHANGE_LOG_PRUNE_INTERVAL_MS);
   changeLogPrune.unref();
+  const auditPrune = setInterval(() => {
+    runAuditPruneJob(db, config.auditRetentionMs).catch((err: unknown) => log.error({ err }, "audit prune job failed"));
+  }, AUDIT_PRUNE_INTERVAL_MS);
+  auditPrune.unref();
   // The event feed (docs/event-feed.md): every replica runs it, one at a time publishes (advisory lock per round).
   const feedSink = options.feedSink ?? (config.eventFeed && "publishFeed" in bus ? (bus as FanoutBus & FeedSink) : undefined);
   const feed: EventFeed | undefined = feedSink ? startEventFeed({ db, bus, sink: feedSink, log, singleReplica: metal.kind === "pglite" }) : undefined;
@@ -299,7 +308,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     replica,
     async startConsole(listen = config.consoleListen, overrides = {}) {
       const c = await startConsoleServer(
-        { db, authority, projects, consoles: consoleOpener, log, bus },
+        { db, authority, projects, consoles: consoleOpener, log, bus, recordOpen: config.audit ? (open) => recordConsoleOpen(db, log, open) : undefined },
         {
           listen,
           idleTimeoutMs: overrides.idleTimeoutMs ?? options.consoleIdleTimeoutMs ?? config.consoleIdleTimeoutMs,
@@ -321,6 +330,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       clearInterval(resurrection);
       clearInterval(commandExpiry);
       clearInterval(changeLogPrune);
+      clearInterval(auditPrune);
       watch.stop();
       await feed?.stop();
       sessions.stop();

@@ -51,6 +51,10 @@ export interface Config {
   readonly streamLimits: StreamLimitSettings;
   /** Plain gRPC BootService.Wait calls take the lean path (server/http/lean-grpc-streams.ts) instead of Connect's handler. */
   readonly leanWait: boolean;
+  /** Record mutating calls and console opens in the audit trail (docs/audit.md); off only for measurements. */
+  readonly audit: boolean;
+  /** Audit entries older than this are pruned. */
+  readonly auditRetentionMs: number;
 }
 
 /** What one connection may cost, and how long it may hold a slot without doing anything. */
@@ -120,6 +124,8 @@ const settings = {
   sessionStreamLimits: { env: "METAL_SESSION_STREAM_LIMITS", flag: "session-stream-limits", fallback: "1000/2000/20000" },
   watchStreamLimits: { env: "METAL_WATCH_STREAM_LIMITS", flag: "watch-stream-limits", fallback: "100/100/5000" },
   leanWait: { env: "METAL_LEAN_WAIT", flag: "lean-wait", fallback: "true" },
+  audit: { env: "METAL_AUDIT", flag: "audit", fallback: "true" },
+  auditRetention: { env: "METAL_AUDIT_RETENTION", flag: "audit-retention", fallback: "2160h" },
 } as const;
 
 /** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
@@ -200,6 +206,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
       watch: r.parse("watchStreamLimits", streamLimit),
     }),
     leanWait: r.bool("leanWait"),
+    audit: r.bool("audit"),
+    auditRetentionMs: r.duration("auditRetention"),
   });
 }
 

@@ -1,5 +1,6 @@
 import type { ConnectRouter } from "@connectrpc/connect";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { AuditService as AdminAuditService } from "../gen/metal/admin/v1/audit_pb.js";
 import { ConnectionService as AdminConnectionService } from "../gen/metal/admin/v1/connection_pb.js";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService } from "../gen/metal/admin/v1/image_pb.js";
@@ -12,6 +13,7 @@ import { SizeService as AdminSizeService } from "../gen/metal/admin/v1/size_pb.j
 import { SizeReservationService as AdminSizeReservationService } from "../gen/metal/admin/v1/size_reservation_pb.js";
 import { SwitchService as AdminSwitchService } from "../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
+import { AuditService } from "../gen/metal/api/v1/audit_pb.js";
 import { ConsoleService as ApiConsoleService } from "../gen/metal/api/v1/console_pb.js";
 import { FilesystemLayoutService } from "../gen/metal/api/v1/filesystem_layout_pb.js";
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
@@ -39,6 +41,7 @@ import type { FanoutBus } from "./bus/fanout.js";
 import type { DbHandle } from "./db/handle.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
+import { createAdminAuditService } from "./services/admin/audit-service.js";
 import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "./services/admin/image-service.js";
@@ -51,6 +54,7 @@ import { createAdminSizeReservationService } from "./services/admin/size-reserva
 import { createAdminSizeService } from "./services/admin/size-service.js";
 import { createAdminSwitchService } from "./services/admin/switch-service.js";
 import { createAdminTokenService } from "./services/admin/token-service.js";
+import { createAuditService } from "./services/api/audit-service.js";
 import { createApiConsoleService } from "./services/api/console-service.js";
 import { createFilesystemLayoutService } from "./services/api/filesystem-layout-service.js";
 import { createGrpcHealthService } from "./services/api/grpc-health-service.js";
@@ -119,6 +123,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(VersionService, createVersionService(deps.build));
   add(HealthService, createHealthService(checks));
   add(ApiConsoleService, createApiConsoleService({ consoles: deps.browserConsoles }));
+  add(AuditService, createAuditService({ db }));
 
   // metal.admin.v1: operators
   add(AdminPartitionService, createAdminPartitionService({ db }));
@@ -132,6 +137,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(AdminMachineService, createAdminMachineService({ db, bus, log: deps.log, watch: deps.watch }));
   add(AdminSwitchService, createAdminSwitchService({ db, bus }));
   add(AdminConnectionService, createAdminConnectionService({ connections: deps.sessions.connections }));
+  add(AdminAuditService, createAdminAuditService({ db }));
 
   // metal.infra.v1: the partition's daemons
   add(EventService, createEventService({ db }));

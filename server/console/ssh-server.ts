@@ -1,5 +1,6 @@
 import { timingSafeEqual } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import { Code, ConnectError } from "@connectrpc/connect";
 import ssh2, { type Connection, type ServerChannel, type Session } from "ssh2";
 import type { ProjectDirectory } from "../auth/project-directory.js";
 import type { TokenAuthority } from "../auth/token-authority.js";
@@ -9,6 +10,7 @@ import type { Logger } from "../logger.js";
 import { machineRepository } from "../repositories/machine-repository.js";
 import type { ConsoleOpener } from "../sessions/console/console-opener.js";
 import type { ConsoleSession } from "../sessions/console/relay-broker.js";
+import type { ConsoleOpen } from "../usecases/audit/console-open.js";
 import { type ConsoleMachine, decideConsoleAccess, fingerprint, holdsKey, type PresentedToken, TOKEN_ENV } from "./access.js";
 import { loadOrCreateHostKey } from "./host-key.js";
 
@@ -21,6 +23,8 @@ export interface ConsoleServerDeps {
   log: Logger;
   /** Wakes an open console the moment its machine's allocation changes (freed, allocated anew); polling stays the safety net. */
   bus?: FanoutBus;
+  /** Records every console opened, and every refusal to a valid token, in the audit trail. */
+  recordOpen?: (open: ConsoleOpen) => Promise<void>;
 }
 
 export interface ConsoleServerOptions {
@@ -184,7 +188,10 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     // The project's tenant matters only to tokens that carry tenant roles, and only to a holder of one of the
     // allocation's keys: an outsider's refusal costs the same one read whichever machine they name.
     const tenant = a && token.kind === "valid" && Object.keys(token.principal.roles.tenantRoles).length > 0 && holdsKey(a.sshKeys, offeredKey) ? await deps.projects.tenantOf(a.project) : undefined;
-    return decideConsoleAccess(machine, machineId, offeredKey, token, tenant);
+    const decision = decideConsoleAccess(machine, machineId, offeredKey, token, tenant);
+    // For the audit trail: who asked (a verified token only) and whose machine it is.
+    const audit = { principal: token.kind === "valid" ? token.principal : undefined, machineId: id, project: a?.project, keyFingerprint: fingerprint(offeredKey) };
+    return { decision, audit };
   }
 
   async function connect(
@@ -195,9 +202,10 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     size: () => { columns: number; rows: number } | undefined,
     opened: (c: ConsoleSession) => void,
   ): Promise<void> {
-    const decision = await decide(machineId, offeredKey, secret);
+    const { decision, audit } = await decide(machineId, offeredKey, secret);
     if (!decision.allow) {
       log.info({ machineId, key: fingerprint(offeredKey), reason: decision.message }, "console refused");
+      await deps.recordOpen?.({ ...audit, refusal: { code: Code.PermissionDenied, message: decision.message } });
       return refuse(channel, decision.message);
     }
     const id = machineId.toLowerCase();
@@ -206,7 +214,9 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
       // What the machine printed before its current allocation (replayed scrollback: a previous tenant's session) is withheld.
       relay = await deps.consoles.openConsole(decision.partition, id, { outputSince: decision.outputSince });
     } catch (err) {
-      return refuse(channel, `cannot open the console of machine "${id}": ${(err as { rawMessage?: string }).rawMessage ?? String(err)}`);
+      const message = `cannot open the console of machine "${id}": ${(err as { rawMessage?: string }).rawMessage ?? String(err)}`;
+      await deps.recordOpen?.({ ...audit, refusal: { code: ConnectError.from(err).code, message } });
+      return refuse(channel, message);
     }
     if (channel.destroyed || !channel.writable) {
       relay.close();
@@ -214,6 +224,7 @@ export async function startConsoleServer(deps: ConsoleServerDeps, opts: ConsoleS
     }
     opened(relay);
     open.add(relay);
+    void deps.recordOpen?.(audit);
     log.info({ machineId: id, admin: decision.admin, key: fingerprint(offeredKey) }, "console opened");
     const s = size();
     // A client without a terminal of its own (ssh -tt < pipe) reports 0×0, which means "unknown", not a size.

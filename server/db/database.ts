@@ -8,6 +8,7 @@ import { drizzle as drizzlePglite } from "drizzle-orm/pglite";
 import { migrate as migratePglite } from "drizzle-orm/pglite/migrator";
 import pg from "pg";
 import { openPglite } from "./embedded.js";
+import { transactionHooks } from "./transaction-hook.js";
 
 /**
  * The one database type every repository works with. A transaction handle is a
@@ -100,7 +101,28 @@ function migrationsKey(folder: string): string {
   return hash.digest("hex").slice(0, 16);
 }
 
-/** Runs `fn` in a transaction; inside it use only the handle it is given (PGlite has one connection). */
+/**
+ * Runs `fn` in a transaction; inside it use only the handle it is given (PGlite has one connection).
+ * When the current call has a transaction hook that claims this transaction (the audit row of a
+ * mutating call: server/db/transaction-hook.ts), the hook's write runs last inside it.
+ */
 export function inTransaction<T>(db: Db<any>, fn: (tx: Db<any>) => Promise<T>): Promise<T> {
-  return db.transaction((tx) => fn(tx as unknown as Db<any>));
+  const hook = transactionHooks.getStore();
+  if (!hook?.claim(db)) return db.transaction((tx) => fn(tx as unknown as Db<any>));
+  return db
+    .transaction(async (tx) => {
+      const result = await fn(tx as unknown as Db<any>);
+      await hook.beforeCommit(tx as unknown as Db<any>);
+      return result;
+    })
+    .then(
+      (result) => {
+        hook.settled(true);
+        return result;
+      },
+      (err: unknown) => {
+        hook.settled(false);
+        throw err;
+      },
+    );
 }

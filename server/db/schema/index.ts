@@ -1,5 +1,6 @@
 // Every table of the metal-api database; drizzle-kit reads this barrel.
 
+export * from "./audit.js";
 export * from "./changes.js";
 export * from "./console.js";
 export * from "./filesystem-layouts.js";

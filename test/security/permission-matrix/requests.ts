@@ -4,6 +4,7 @@ import { ProjectMemberService as MdProjectMembers } from "../../../gen/masterdat
 import { ProjectService as MdProjects } from "../../../gen/masterdata/v1/project_pb.js";
 import { TenantMemberService as MdTenantMembers } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService as MdTenants } from "../../../gen/masterdata/v1/tenant_pb.js";
+import { AuditService as AdminAudit } from "../../../gen/metal/admin/v1/audit_pb.js";
 import { FilesystemLayoutService as AdminLayouts } from "../../../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImages } from "../../../gen/metal/admin/v1/image_pb.js";
 import { BmcCommand } from "../../../gen/metal/admin/v1/machine_pb.js";
@@ -138,6 +139,7 @@ const freshProjectMember = async (w: MatrixWorld) => {
 /** Valid requests: an allowed call must succeed. Mutations act on things made for the case alone. */
 export const VALID: Record<string, Factory> = {
   // metal.api.v1
+  "metal.api.v1.AuditService.List": () => ({ project: pa }),
   "metal.api.v1.FilesystemLayoutService.Get": () => ({ id: "s1-default" }),
   "metal.api.v1.FilesystemLayoutService.List": () => ({}),
   "metal.api.v1.FilesystemLayoutService.Try": () => ({ size: "s1", image: IMAGE }),
@@ -201,6 +203,9 @@ export const VALID: Record<string, Factory> = {
   "metal.api.v1.VersionService.Get": () => ({}),
 
   // metal.admin.v1
+  "metal.admin.v1.AuditService.List": () => ({}),
+  // The newest entry: every case before this one that changed something left one.
+  "metal.admin.v1.AuditService.Get": async (w) => ({ id: (await w.server.client(AdminAudit, admin(w)).list({ paging: { limit: 1 } })).entries[0]?.id ?? randomUUID() }),
   "metal.admin.v1.ConnectionService.List": () => ({}),
   "metal.admin.v1.FilesystemLayoutService.Create": async (w) => ({ filesystemLayout: freshLayout(w, await freshSize(w)) }),
   "metal.admin.v1.FilesystemLayoutService.Update": async (w) => {

@@ -1,0 +1,66 @@
+import { AdminRole, type Permission, ProjectRole, TenantRole, Visibility } from "../../gen/metal/api/v1/common_pb.js";
+
+/**
+ * Which calls the audit trail records, and what of them (docs/audit.md).
+ *
+ * The rule: a unary call of the API packages (metal.api, metal.admin,
+ * masterdata) whose permission needs a role that may write (operator admin,
+ * project or tenant editor and up). Methods any authenticated caller may use
+ * carry no such role; of those, the ones whose names do not read (token
+ * Create/Revoke/Update/Refresh) are recorded. So a new method is recorded
+ * or not by what it declares, without a list to keep up to date.
+ *
+ * Not recorded: the edge daemons (metal.infra: switch syncs, events, BMC
+ * reports: machine-driven and far more frequent than changes people make;
+ * the change log and the machine's event log keep them), metal-hammer's
+ * calls (machine credentials, same), the replicas' internal calls, streams
+ * (Watch reads; console sessions are recorded where they open) and
+ * ConsoleService.Input (keystrokes of a session already recorded).
+ */
+const AUDITED_PACKAGES = /^(metal\.api\.v1|metal\.admin\.v1|masterdata\.v1)\./;
+const NOT_AUDITED = new Set(["metal.api.v1.ConsoleService/Input"]);
+const READS_BY_NAME = /^(Get|List|Find|Events|Issues|Commands|Try|Latest|Capacity|Suggest|Usage|Check|Info|Whoami|Version|Match)/;
+
+export interface MethodDescription {
+  /** Fully qualified service name, e.g. "metal.api.v1.IPService". */
+  service: string;
+  name: string;
+  unary: boolean;
+  permission: Permission;
+}
+
+export function isAudited(m: MethodDescription): boolean {
+  if (!m.unary || !AUDITED_PACKAGES.test(m.service) || NOT_AUDITED.has(`${m.service}/${m.name}`)) return false;
+  const p = m.permission;
+  if (p.replica || p.infra || p.visibility === Visibility.PUBLIC) return false;
+  const writes = p.adminRole === AdminRole.ADMIN || p.projectRole >= ProjectRole.EDITOR || p.tenantRole >= TenantRole.EDITOR;
+  if (writes) return true;
+  const anyRole = p.adminRole !== AdminRole.UNSPECIFIED || p.projectRole !== ProjectRole.UNSPECIFIED || p.tenantRole !== TenantRole.UNSPECIFIED;
+  return !anyRole && p.visibility === Visibility.AUTHENTICATED && !READS_BY_NAME.test(m.name);
+}
+
+/** Field names (proto JSON, camelCase) whose string values name a target. */
+const TARGET_FIELDS = /^(id|uuid|project|tenant|partition|network|ip|image|size|machine|switch|[a-z][A-Za-z]*Id)$/;
+const MAX_TARGETS = 16;
+
+/**
+ * The ids a request names: its top-level `id`, `*Id` and resource-named
+ * string fields, and the strings of top-level `*Ids` lists. Generic on
+ * purpose: every request of this API names its targets this way.
+ */
+export function targetIdsOf(request: Record<string, unknown>): string[] {
+  const ids = new Set<string>();
+  for (const [key, value] of Object.entries(request)) {
+    if (typeof value === "string" && value !== "" && TARGET_FIELDS.test(key)) ids.add(value);
+    else if (Array.isArray(value) && /Ids$/.test(key)) for (const v of value) if (typeof v === "string" && v !== "") ids.add(v);
+  }
+  return [...ids].slice(0, MAX_TARGETS);
+}
+
+/** The project a request concerns (tenants see the entries of their projects), undefined outside any. */
+export function projectOf(request: Record<string, unknown>): string | undefined {
+  return typeof request.project === "string" && request.project !== "" ? request.project : undefined;
+}
+
+/** The outcome of a successful call; failures record their Connect code's name. */
+export const OUTCOME_OK = "ok";

@@ -1,0 +1,144 @@
+import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
+import { ConsoleService } from "../../gen/metal/api/v1/console_pb.js";
+import { kPrincipal, kRequestId } from "../auth/context.js";
+import { permissionOf } from "../auth/permissions.js";
+import type { DbHandle } from "../db/handle.js";
+import { type TransactionHook, transactionHooks } from "../db/transaction-hook.js";
+import { isAudited } from "../domain/audit.js";
+import type { Logger } from "../logger.js";
+import { type AuditEntry, auditTrail, errorMessageOf, newEntry, outcomeOf } from "../usecases/audit/entries.js";
+
+/**
+ * Records every audited call (server/domain/audit.ts) in the audit trail,
+ * once (docs/audit.md). The entry rides in the first transaction of the call
+ * on the metal database (`inTransaction`, through a transaction hook), so the
+ * change and its entry commit or roll back together. A call that wrote
+ * nothing there (it failed, or changed only masterdata, or nothing) gets its
+ * entry after it ended, in a transaction of its own; a call that failed after
+ * its entry committed gets the entry's outcome set to its error.
+ *
+ * Runs before the auth interceptor, so that a refused call with a valid token
+ * is recorded too; calls without a verified caller are not (outsiders must
+ * not be able to fill the table). Browser console sessions
+ * (ConsoleService.Attach, a stream) are recorded when they open or are refused.
+ */
+export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Interceptor {
+  const { db, log } = deps;
+  const audited = (req: Parameters<Parameters<Interceptor>[0]>[0]) =>
+    req.method === ConsoleService.method.attach || isAudited({ service: req.method.parent.typeName, name: req.method.name, unary: req.method.methodKind === "unary", permission: permissionOf(req.method) });
+
+  const entryOf = (req: Parameters<Parameters<Interceptor>[0]>[0]): AuditEntry | undefined => {
+    const principal = req.contextValues.get(kPrincipal);
+    if (!principal || principal.machine) return undefined;
+    let request: unknown;
+    try {
+      request = req.stream ? {} : toJson(req.method.input, req.message as never);
+    } catch {
+      request = { unrecordable: true };
+    }
+    return newEntry({ method: `/${req.method.parent.typeName}/${req.method.name}`, principal, requestId: req.contextValues.get(kRequestId), request });
+  };
+
+  /** Writes the entry of a call that ended without one, logging (never failing the call) when that fails. */
+  const recordAfter = (entry: AuditEntry) => auditTrail.record(db, entry).catch((err: unknown) => log.error({ err, rpc: entry.method, requestId: entry.requestId }, "writing the audit entry failed"));
+
+  const recordFailure = async (entry: AuditEntry | undefined, err: unknown) => {
+    if (!entry) return;
+    const e = ConnectError.from(err);
+    await recordAfter({ ...entry, outcome: outcomeOf(e.code), errorMessage: errorMessageOf(e.code, e.rawMessage) });
+  };
+
+  return (next) => async (req) => {
+    if (!audited(req)) return next(req);
+    if (req.method === ConsoleService.method.attach) {
+      // A stream: no transaction hook (the session outlives the call); recorded as it opens or is refused.
+      let res: StreamResponse | UnaryResponse;
+      try {
+        res = await next(req);
+      } catch (err) {
+        await recordFailure(entryOf(req), err);
+        throw err;
+      }
+      return recordStreamOpen(res, () => entryOf(req), recordAfter);
+    }
+    let entry: AuditEntry | undefined;
+    // idle: no transaction carries the entry yet; pending: one is running with it; written: it committed; closed: the call ended.
+    let state: "idle" | "pending" | "written" | "closed" = "idle";
+    let pendingSettled: Promise<void> = Promise.resolve();
+    let settle = () => {};
+    const hook: TransactionHook = {
+      claim(handle) {
+        if (handle !== db || state !== "idle") return false;
+        // The principal is known from here on: the auth interceptor ran before any handler's transaction.
+        entry ??= entryOf(req);
+        if (!entry) return false;
+        state = "pending";
+        pendingSettled = new Promise<void>((resolve) => {
+          settle = resolve;
+        });
+        return true;
+      },
+      beforeCommit: (tx) => auditTrail.record(tx as DbHandle, entry!),
+      settled(committed) {
+        state = committed ? "written" : "idle";
+        settle();
+      },
+    };
+    const ended = async (): Promise<boolean> => {
+      // A transaction still running with the entry (work the handler left behind) decides for it.
+      if (state === "pending") await pendingSettled;
+      const written = state === "written";
+      state = "closed";
+      return written;
+    };
+    try {
+      const res = await transactionHooks.run(hook, () => next(req));
+      if (!(await ended())) {
+        entry ??= entryOf(req);
+        if (entry) await recordAfter(entry);
+      }
+      return res;
+    } catch (err) {
+      const e = ConnectError.from(err);
+      const written = await ended();
+      entry ??= entryOf(req);
+      if (entry) {
+        const outcome = outcomeOf(e.code);
+        const message = errorMessageOf(e.code, e.rawMessage);
+        if (written) await auditTrail.markFailed(db, entry.id, outcome, message).catch((err2: unknown) => log.error({ err: err2, rpc: entry?.method }, "writing the audit outcome failed"));
+        else await recordAfter({ ...entry, outcome, errorMessage: message });
+      }
+      throw err;
+    }
+  };
+}
+
+/** A console session opens with its first message and is refused with an error before one: record whichever comes. */
+function recordStreamOpen(res: StreamResponse | UnaryResponse, entryOf: () => AuditEntry | undefined, record: (e: AuditEntry) => Promise<void>): StreamResponse {
+  const stream = res as StreamResponse;
+  let recorded = false;
+  const once = async (outcome?: { code: number; message: string }) => {
+    if (recorded) return;
+    recorded = true;
+    const entry = entryOf();
+    if (!entry) return;
+    await record(outcome ? { ...entry, outcome: outcomeOf(outcome.code), errorMessage: errorMessageOf(outcome.code, outcome.message) } : entry);
+  };
+  async function* watched() {
+    try {
+      for await (const m of stream.message) {
+        await once();
+        yield m;
+      }
+    } catch (err) {
+      const e = ConnectError.from(err);
+      await once({ code: e.code, message: e.rawMessage });
+      throw err;
+    } finally {
+      // Ended (or was cancelled) before its first message and without an error: it opened nothing, but was asked for.
+      await once({ code: Code.Canceled, message: "the session ended before it opened" });
+    }
+  }
+  return { ...stream, message: watched() };
+}
