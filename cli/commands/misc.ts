@@ -248,6 +248,76 @@ class TokenRevoke extends MetalCommand<typeof TokenRevoke> {
   }
 }
 
+class TokenDescribe extends MetalCommand<typeof TokenDescribe> {
+  static override summary = "show one of your tokens (never its secret)";
+  static override hiddenAliases = aliasesOf("token:describe", ["tokens"], ["get"]);
+  static override args = { id: Args.string({ required: true }) };
+  static override flags = { admin: Flags.boolean({ description: "operators: anybody's token" }) };
+  async run() {
+    const r = this.flags.admin ? await this.client(AdminTokenService).get({ id: this.args.id }) : await this.client(TokenService).get({ id: this.args.id });
+    this.printOne(TokenSchema, r.token!, tokenColumns);
+  }
+}
+
+class TokenUpdate extends MetalCommand<typeof TokenUpdate> {
+  static override summary = "change the description of a token (nothing else of it changes)";
+  static override hiddenAliases = aliasesOf("token:update", ["tokens"]);
+  static override args = { id: Args.string({ required: true }) };
+  static override flags = {
+    description: Flags.string({ required: true }),
+    admin: Flags.boolean({ description: "operators: anybody's token" }),
+  };
+  async run() {
+    const req = { id: this.args.id, description: this.flags.description };
+    const r = this.flags.admin ? await this.client(AdminTokenService).update(req) : await this.client(TokenService).update(req);
+    this.printOne(TokenSchema, r.token!, tokenColumns);
+  }
+}
+
+class TokenRefresh extends MetalCommand<typeof TokenRefresh> {
+  static override summary = "replace a token (by default the one you use) by a new one with the same roles and lifetime; prints its secret once";
+  static override description = "The old token is revoked at once; tokens created from it keep working under the new one. Refreshing the token of the current context stores the new secret there.";
+  static override hiddenAliases = aliasesOf("token:refresh", ["tokens"]);
+  static override examples = ["metalctl token refresh", "metalctl token refresh 0190... --admin"];
+  static override args = { id: Args.string({ description: "the token to refresh; default: the one you use" }) };
+  static override flags = { admin: Flags.boolean({ description: "operators: anybody's token" }) };
+  async run() {
+    const id = this.args.id ?? "";
+    if (this.flags.admin && id === "") throw new UsageError("--admin needs the id of the token to refresh");
+    const r = this.flags.admin ? await this.client(AdminTokenService).refresh({ id }) : await this.client(TokenService).refresh({ id });
+    if (id === "") this.storeRefreshed(r.secret);
+    this.printData({ token: jsonOf(TokenSchema, r.token!), secret: r.secret }, () => `${r.secret}\n`);
+  }
+
+  /** The calling token is revoked now: where it came from the current context, the new one takes its place. */
+  private storeRefreshed(secret: string) {
+    const { context } = this.target();
+    const config = this.readConfig();
+    const ctx = context === undefined ? undefined : config.contexts[context];
+    const fromContext = this.global.token === undefined && this.env.METALCTL_API_TOKEN === undefined && ctx?.token !== undefined;
+    if (!fromContext) return;
+    ctx.token = secret;
+    this.writeConfig(config);
+    this.err(`the new token is stored in context "${context}"\n`);
+  }
+}
+
+class TokenRotateSigningKey extends MetalCommand<typeof TokenRotateSigningKey> {
+  static override summary = "operators: sign new tokens with a new key; older keys verify their tokens until those expire";
+  static override hiddenAliases = aliasesOf("token:rotate-signing-key", ["tokens"]);
+  async run() {
+    const r = await this.client(AdminTokenService).rotateSigningKey({});
+    this.printData(
+      {
+        key: { id: r.key?.id ?? "", createdAt: isoTime(r.key?.createdAt) },
+        kept: r.kept.map((k) => ({ id: k.id, createdAt: isoTime(k.createdAt) })),
+        retiredIds: r.retiredIds,
+      },
+      () => `signing key ${r.key?.id ?? ""} signs from now on; kept ${r.kept.length} older key(s), retired ${r.retiredIds.length}${r.retiredIds.length ? ` (${r.retiredIds.join(", ")})` : ""}\n`,
+    );
+  }
+}
+
 // ---------------------------------------------------------------- completion
 
 class Completion extends MetalCommand<typeof Completion> {
@@ -271,5 +341,9 @@ export const MISC_COMMANDS: Record<string, typeof Command> = {
   "token:create": TokenCreate,
   "token:list": TokenList,
   "token:revoke": TokenRevoke,
+  "token:describe": TokenDescribe,
+  "token:update": TokenUpdate,
+  "token:refresh": TokenRefresh,
+  "token:rotate-signing-key": TokenRotateSigningKey,
   completion: Completion,
 };

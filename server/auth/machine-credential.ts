@@ -1,10 +1,11 @@
-import { type CryptoKey, decodeJwt, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { decodeJwt, jwtVerify, SignJWT } from "jose";
 import type { DbHandle } from "../db/handle.js";
 import type { MachineCaller, Principal } from "../domain/roles.js";
 import { noRoles } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
 import { machineCredentialRepository } from "../repositories/machine-credential-repository.js";
 import { tokenRepository } from "../repositories/token-repository.js";
+import { createKeyRing } from "./signing-keys.js";
 
 /**
  * Machine credentials: what metal-hammer on one machine presents, handed out
@@ -59,11 +60,12 @@ const isUint = (v: unknown): v is number => typeof v === "number" && Number.isSa
 export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT_MACHINE_CREDENTIAL_LIFETIME_S): Promise<MachineCredentials> {
   const row = await tokenRepository.newestSigningKey(db);
   if (!row) throw new Error("no signing key in the database: the token authority creates it before machine credentials are made");
-  const kid = row.id;
-  const privateKey = (await importJWK(row.privateJwk as JWK, ALG)) as CryptoKey;
-  const publicKey = (await importJWK(row.publicJwk as JWK, ALG)) as CryptoKey;
+  // The token authority's keys: signed with the newest, checked with the one the credential names (see signing-keys.ts).
+  const keys = createKeyRing(db);
 
   async function claimsOf(secret: string): Promise<MachineCredentialClaims & { exp: number }> {
+    const publicKey = await keys.keyFor(secret);
+    if (!publicKey) throw unauthenticated("the machine credential is not valid");
     try {
       const { payload } = await jwtVerify(secret, publicKey, { issuer: MACHINE_ISSUER, audience: MACHINE_AUDIENCE, algorithms: [ALG], typ: TYP });
       const { sub, partition, gen, mac, exp } = payload as Record<string, unknown>;
@@ -80,6 +82,7 @@ export async function createMachineCredentials(db: DbHandle, lifetimeS = DEFAULT
       const now = Math.floor(Date.now() / 1000);
       // Whole seconds: the lifetime may be any number of milliseconds, a JWT's exp (and claimsOf) wants an integer.
       const exp = now + Math.floor(lifetimeS);
+      const { kid, privateKey } = await keys.signer(db);
       const secret = await new SignJWT({ partition: c.partition, gen: c.generation, mac: c.mac })
         .setProtectedHeader({ alg: ALG, kid, typ: TYP })
         .setIssuer(MACHINE_ISSUER)

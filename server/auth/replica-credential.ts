@@ -1,7 +1,8 @@
-import { type CryptoKey, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { jwtVerify, SignJWT } from "jose";
 import type { DbHandle } from "../db/handle.js";
 import { unauthenticated } from "../errors.js";
 import { tokenRepository } from "../repositories/token-repository.js";
+import { createKeyRing } from "./signing-keys.js";
 
 /**
  * Credentials replicas present to each other on internal methods
@@ -35,15 +36,15 @@ export interface ReplicaCredentials {
 export async function createReplicaCredentials(db: DbHandle, self: string): Promise<ReplicaCredentials> {
   const row = await tokenRepository.newestSigningKey(db);
   if (!row) throw new Error("no signing key in the database: the token authority creates it before replica credentials are made");
-  const kid = row.id;
-  const privateKey = (await importJWK(row.privateJwk as JWK, ALG)) as CryptoKey;
-  const publicKey = (await importJWK(row.publicJwk as JWK, ALG)) as CryptoKey;
+  // The token authority's keys: signed with the newest, checked with the one the credential names (see signing-keys.ts).
+  const keys = createKeyRing(db);
   let cached: { secret: string; at: number } | undefined;
 
   return {
     async current() {
       if (cached && Date.now() - cached.at < RENEW_AFTER_MS) return cached.secret;
       const now = Math.floor(Date.now() / 1000);
+      const { kid, privateKey } = await keys.signer(db);
       const secret = await new SignJWT({})
         .setProtectedHeader({ alg: ALG, kid, typ: "metal-replica+jwt" })
         .setIssuer(REPLICA_ISSUER)
@@ -57,6 +58,8 @@ export async function createReplicaCredentials(db: DbHandle, self: string): Prom
     },
 
     async verify(secret) {
+      const publicKey = await keys.keyFor(secret);
+      if (!publicKey) throw unauthenticated("this method takes only a control-plane replica's credential");
       try {
         const { payload } = await jwtVerify(secret, publicKey, { issuer: REPLICA_ISSUER, audience: REPLICA_AUDIENCE, algorithms: [ALG], typ: "metal-replica+jwt", maxTokenAge: `${LIFETIME_S}s` });
         if (typeof payload.sub !== "string" || payload.sub === "") throw new Error("no subject");

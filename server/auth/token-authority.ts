@@ -1,16 +1,19 @@
-import { type CryptoKey, exportJWK, generateKeyPair, importJWK, type JWK, jwtVerify, SignJWT } from "jose";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { type CryptoKey, jwtVerify, SignJWT } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import type { Principal, Roles } from "../domain/roles.js";
-import { unauthenticated } from "../errors.js";
+import { refreshedExpiry, refreshRefusal } from "../domain/token-refresh.js";
+import { failedPrecondition, notFound, unauthenticated } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { tokenRepository as tokens } from "../repositories/token-repository.js";
 import type { RevocationFanout } from "./revocation.js";
+import { createKeyRing, type RotationResult, SIGNING_ALG } from "./signing-keys.js";
 
 const ISSUER = "metal";
-const ALG = "EdDSA";
+const ALG = SIGNING_ALG;
 /** How long a replica trusts its cached view of a token row (a revocation on another replica that did not reach it over the bus shows after this). */
 const ROW_CACHE_MS = 5_000;
 const ROW_CACHE_MAX = 10_000;
@@ -52,6 +55,16 @@ export interface TokenAuthority {
    * Project ids are never reused, so no later project inherits the grant.
    */
   dropProjectGrants(db: DbHandle, projectId: string): Promise<void>;
+  /**
+   * Replaces a token by a new one of the same subject, description, roles,
+   * parent and lifetime (counted from now, never past the parent's expiry);
+   * in one transaction the old one is revoked and what was minted from it
+   * moves under the new one. NotFound for no such token, FailedPrecondition
+   * for a revoked or expired one.
+   */
+  refresh(db: DbHandle, tokenId: string, createdBy: string): Promise<{ row: TokenRow; secret: string; revoked: TokenRow }>;
+  /** A new key signs from now on (on every replica); keys no unexpired token carries are deleted. */
+  rotateSigningKey(db: DbHandle): Promise<RotationResult>;
   /** Drops a token from this replica's cache, e.g. right after revoking it. */
   forget(tokenId: string): void;
 }
@@ -64,25 +77,15 @@ export interface TokenAuthorityOptions {
 }
 
 /**
- * Loads the signing key from the database, creating it on the very first
- * start. All replicas share it, so any of them verifies any token.
+ * Loads the signing keys from the database, creating the first on the very
+ * first start. All replicas share them, so any of them verifies any token;
+ * each issue signs with the newest key in the database, so a rotation on one
+ * replica is used by all from their next issue on.
  */
 export async function createTokenAuthority(db: DbHandle, options: TokenAuthorityOptions = {}): Promise<TokenAuthority> {
   const { revocations } = options;
-  let keyRow = await tokens.newestSigningKey(db);
-  if (!keyRow) {
-    const { privateKey, publicKey } = await generateKeyPair(ALG, { crv: "Ed25519", extractable: true });
-    await tokens.insertSigningKeyIfAbsent(db, {
-      id: "k1",
-      algorithm: ALG,
-      privateJwk: (await exportJWK(privateKey)) as Record<string, unknown>,
-      publicJwk: (await exportJWK(publicKey)) as Record<string, unknown>,
-    });
-    keyRow = (await tokens.newestSigningKey(db))!;
-  }
-  const kid = keyRow.id;
-  const privateKey = (await importJWK(keyRow.privateJwk as JWK, ALG)) as CryptoKey;
-  const publicKey = (await importJWK(keyRow.publicJwk as JWK, ALG)) as CryptoKey;
+  const keys = createKeyRing(db);
+  await keys.ensureFirst();
   // The lookup itself is cached, so the calls that find an entry expired together share one query.
   const cache = new Map<string, { row: Promise<TokenRow | undefined>; at: number }>();
   // A token's signature and claims never change, so each secret is verified once (an Ed25519 verify was
@@ -96,6 +99,9 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
       if (known.exp !== undefined && known.exp <= Math.floor(Date.now() / 1000)) throw unauthenticated("the token has expired");
       return known;
     }
+    // Outside the try below: a failing key read is the database's trouble, not the token's.
+    const publicKey = await keys.keyFor(secret);
+    if (!publicKey) throw unauthenticated("the token is not valid");
     let claims: { jti: string | undefined; exp: number | undefined };
     try {
       const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [ALG] });
@@ -135,6 +141,17 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
     await revocations?.announce(rows.map((r) => r.id));
   }
 
+  function sign(signer: { kid: string; privateKey: CryptoKey }, row: TokenRow): Promise<string> {
+    return new SignJWT({})
+      .setProtectedHeader({ alg: ALG, kid: signer.kid })
+      .setIssuer(ISSUER)
+      .setSubject(row.subject)
+      .setJti(row.id)
+      .setIssuedAt()
+      .setExpirationTime(Math.floor(row.expiresAt.getTime() / 1000))
+      .sign(signer.privateKey);
+  }
+
   return {
     async issue(db, req) {
       const id = uuidv7();
@@ -149,22 +166,49 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
         bootstrap: req.bootstrap ?? false,
       };
       const parentId = req.parentId;
-      const row =
-        parentId === undefined
-          ? await tokens.create(db, values)
-          : await inTransaction(db, async (tx) => {
-              await tokens.holdLiveParent(tx, parentId);
-              return tokens.create(tx, values);
-            });
-      const secret = await new SignJWT({})
-        .setProtectedHeader({ alg: ALG, kid })
-        .setIssuer(ISSUER)
-        .setSubject(req.subject)
-        .setJti(id)
-        .setIssuedAt()
-        .setExpirationTime(Math.floor(req.expiresAt.getTime() / 1000))
-        .sign(privateKey);
-      return { row, secret };
+      // The key is read before the row is written (see KEY_HANDOVER_MS).
+      const write = async (handle: DbHandle) => {
+        const signer = await keys.signer(handle);
+        if (parentId !== undefined) await tokens.holdLiveParent(handle, parentId);
+        return { signer, row: await tokens.create(handle, values) };
+      };
+      const { signer, row } = parentId === undefined ? await write(db) : await inTransaction(db, write);
+      return { row, secret: await sign(signer, row) };
+    },
+
+    async refresh(db, tokenId, createdBy) {
+      const result = await inTransaction(db, async (tx) => {
+        // The parent is locked before the token, in the order revocations and mints lock them.
+        const parentId = (await tokens.find(tx, tokenId))?.parentId ?? null;
+        const parentExpiresAt = parentId === null ? undefined : await tokens.holdParent(tx, parentId);
+        const old = await tokens.lockForUpdate(tx, tokenId);
+        if (!old) throw notFound("token", tokenId);
+        const now = Date.now();
+        const refusal = refreshRefusal(old, now);
+        if (refusal) throw failedPrecondition(`token "${tokenId}" ${refusal}; it cannot be refreshed`);
+        if (old.parentId !== parentId) throw new ConnectError(`token "${tokenId}" changed meanwhile; try again`, Code.Aborted);
+        const signer = await keys.signer(tx);
+        const row = await tokens.create(tx, {
+          id: uuidv7(),
+          subject: old.subject,
+          description: old.description,
+          roles: old.roles,
+          createdBy,
+          expiresAt: refreshedExpiry(old, now, parentExpiresAt),
+          parentId: old.parentId,
+          bootstrap: old.bootstrap,
+        });
+        await tokens.moveChildren(tx, old.id, row.id);
+        const revoked = await tokens.revokeOne(tx, old.id);
+        // Signed before the commit: when signing fails the old token stays as it was.
+        return { row, revoked, secret: await sign(signer, row) };
+      });
+      await forgetEverywhere([result.revoked]);
+      return result;
+    },
+
+    rotateSigningKey(db) {
+      return keys.rotate(db);
     },
 
     async verify(secret) {

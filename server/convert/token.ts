@@ -1,6 +1,8 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type SigningKey, SigningKeySchema } from "../../gen/metal/admin/v1/token_pb.js";
 import { type Token, type TokenRoles, TokenRolesSchema, TokenSchema } from "../../gen/metal/api/v1/token_pb.js";
+import type { SigningKeyInfo } from "../auth/signing-keys.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import { noRoles, type Roles } from "../domain/roles.js";
 
@@ -32,4 +34,8 @@ export function toProtoToken(row: TokenRow): Token {
     createdBy: row.createdBy,
     revokedAt: row.revokedAt ? timestampFromDate(row.revokedAt) : undefined,
   });
+}
+
+export function toProtoSigningKey(k: SigningKeyInfo): SigningKey {
+  return create(SigningKeySchema, { id: k.id, createdAt: timestampFromDate(k.createdAt) });
 }

@@ -29,6 +29,12 @@ export const tokenRepository = {
     if (!row || row.revokedAt) throw unauthenticated("the token has been revoked");
   },
 
+  /** Like holdLiveParent, for a refresh: returns the parent's expiry; undefined when it is gone. */
+  async holdParent(tx: DbHandle, parentId: string): Promise<Date | undefined> {
+    const [row] = await tx.select({ expiresAt: tokens.expiresAt }).from(tokens).where(eq(tokens.id, parentId)).for("share");
+    return row?.expiresAt;
+  },
+
   async find(db: DbHandle, id: string): Promise<TokenRow | undefined> {
     const rows = await db.select().from(tokens).where(eq(tokens.id, id));
     return rows[0];
@@ -111,9 +117,63 @@ export const tokenRepository = {
     return rows.map((r) => r.id);
   },
 
+  /** Replaces a token's description; undefined when there is no such token. */
+  async updateDescription(db: DbHandle, id: string, description: string): Promise<TokenRow | undefined> {
+    const [row] = await db.update(tokens).set({ description }).where(eq(tokens.id, id)).returning();
+    return row;
+  },
+
+  /** Reads a token and locks it until the transaction ends, so that two refreshes of it cannot both succeed. */
+  async lockForUpdate(tx: DbHandle, id: string): Promise<TokenRow | undefined> {
+    const [row] = await tx.select().from(tokens).where(eq(tokens.id, id)).for("update");
+    return row;
+  },
+
+  /** Moves what was minted from `fromId` under `toId` (a refresh keeps the derived tokens alive). */
+  async moveChildren(tx: DbHandle, fromId: string, toId: string): Promise<void> {
+    await tx.update(tokens).set({ parentId: toId }).where(eq(tokens.parentId, fromId));
+  },
+
+  /** Revokes this one token only (its children were moved away first). */
+  async revokeOne(tx: DbHandle, id: string): Promise<TokenRow> {
+    const [row] = await tx
+      .update(tokens)
+      .set({ revokedAt: sql`coalesce(${tokens.revokedAt}, now())` })
+      .where(eq(tokens.id, id))
+      .returning();
+    if (!row) throw notFound("token", id);
+    return row;
+  },
+
   async newestSigningKey(db: DbHandle): Promise<SigningKeyRow | undefined> {
-    const rows = await db.select().from(signingKeys).orderBy(sql`${signingKeys.createdAt} desc`).limit(1);
+    const rows = await db.select().from(signingKeys).orderBy(sql`${signingKeys.createdAt} desc, ${signingKeys.id} desc`).limit(1);
     return rows[0];
+  },
+
+  /** Every signing key, newest first. */
+  async signingKeys(db: DbHandle): Promise<SigningKeyRow[]> {
+    return db.select().from(signingKeys).orderBy(sql`${signingKeys.createdAt} desc, ${signingKeys.id} desc`);
+  },
+
+  /**
+   * Deletes the keys no unexpired token can carry any more and returns their
+   * ids. A key signed the tokens issued until its successor was made, plus
+   * `graceMs` for an issue that read the key just before (see token-authority);
+   * once every such token expired or was revoked, nothing verifies against it.
+   * The newest key is never deleted (it has no successor).
+   */
+  async retireSigningKeys(db: DbHandle, graceMs: number): Promise<string[]> {
+    const grace = sql`(${graceMs}::bigint * interval '1 millisecond')`;
+    const successorMadeAt = sql`(select min(s.created_at) from ${signingKeys} s where s.created_at > k.created_at)`;
+    const res = (await db.execute(sql`
+      delete from ${signingKeys} k
+      where ${successorMadeAt} + ${grace} < now()
+        and not exists (
+          select 1 from ${tokens} t
+          where t.revoked_at is null and t.expires_at > now() and t.created_at < ${successorMadeAt} + ${grace}
+        )
+      returning k.id`)) as unknown as { rows: { id: string }[] };
+    return res.rows.map((r) => r.id);
   },
 
   /** Stores a key unless one with that id exists: replicas starting together agree on the first. */

@@ -50,3 +50,7 @@ export function validateTokenCreate(req: { description: string; roles?: TokenRol
 export function validateTokenId(id: string): void {
   validator().uuid("id", id).check();
 }
+
+export function validateTokenUpdate(req: { id: string; description: string }): void {
+  validator().uuid("id", req.id).text("description", req.description, 256).check();
+}

@@ -2,11 +2,12 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { TokenService } from "../../../gen/metal/admin/v1/token_pb.js";
 import { callerOf } from "../../auth/context.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
-import { rolesFromProto, toProtoToken } from "../../convert/token.js";
+import { rolesFromProto, toProtoSigningKey, toProtoToken } from "../../convert/token.js";
 import type { DbHandle } from "../../db/handle.js";
+import { notFound } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tokenRepository as tokens } from "../../repositories/token-repository.js";
-import { subject, validateTokenCreate, validateTokenId } from "../../validate/token.js";
+import { subject, validateTokenCreate, validateTokenId, validateTokenUpdate } from "../../validate/token.js";
 import { validator } from "../../validate/validator.js";
 
 export interface AdminTokenServiceDeps {
@@ -47,6 +48,28 @@ export function createAdminTokenService({ db, authority }: AdminTokenServiceDeps
       // Also revokes every token minted from this one (at any depth).
       const [row] = await authority.revoke(db, req.id);
       return { token: toProtoToken(row!) };
+    },
+    async get(req) {
+      validateTokenId(req.id);
+      const row = await tokens.find(db, req.id);
+      if (!row) throw notFound("token", req.id);
+      return { token: toProtoToken(row) };
+    },
+    async update(req) {
+      validateTokenUpdate(req);
+      const row = await tokens.updateDescription(db, req.id, req.description);
+      if (!row) throw notFound("token", req.id);
+      return { token: toProtoToken(row) };
+    },
+    async refresh(req, ctx) {
+      validateTokenId(req.id);
+      // Operators refresh any token, as they may issue any: the new one keeps the old one's parent and lifetime.
+      const { row, secret, revoked } = await authority.refresh(db, req.id, callerOf(ctx).subject);
+      return { token: toProtoToken(row), secret, revoked: toProtoToken(revoked) };
+    },
+    async rotateSigningKey() {
+      const r = await authority.rotateSigningKey(db);
+      return { key: toProtoSigningKey(r.key), kept: r.kept.map(toProtoSigningKey), retiredIds: r.retiredIds };
     },
   };
 }

@@ -9,7 +9,7 @@ import { excessGrants } from "../../domain/grant.js";
 import { notFound, permissionDenied } from "../../errors.js";
 import { pageRequest } from "../../repositories/paging.js";
 import { tokenRepository as tokens } from "../../repositories/token-repository.js";
-import { validateTokenCreate, validateTokenId } from "../../validate/token.js";
+import { validateTokenCreate, validateTokenId, validateTokenUpdate } from "../../validate/token.js";
 
 export interface TokenServiceDeps {
   db: DbHandle;
@@ -29,7 +29,8 @@ export async function tenantsOfProjects(projects: ProjectDirectory, ids: string[
  * (at any depth), and revokes any of those, which revokes what was minted from
  * that one in turn. A token never sees or revokes its ancestors or siblings,
  * even of the same subject: a viewer token derived from an owner token cannot
- * touch the owner token. Operators issue independent tokens through the admin
+ * touch the owner token. Get, Update and Refresh reach the same tokens as
+ * Revoke; any other id is "not found", whether it exists or not. Operators issue independent tokens through the admin
  * TokenService.
  */
 export function createTokenService({ db, authority, projects }: TokenServiceDeps): ServiceImpl<typeof TokenService> {
@@ -62,6 +63,29 @@ export function createTokenService({ db, authority, projects }: TokenServiceDeps
       if (!(await tokens.isInLineage(db, callerOf(ctx).tokenId, req.id))) throw notFound("token", req.id);
       const [row] = await authority.revoke(db, req.id);
       return { token: toProtoToken(row!) };
+    },
+    async get(req, ctx) {
+      validateTokenId(req.id);
+      const row = (await tokens.isInLineage(db, callerOf(ctx).tokenId, req.id)) ? await tokens.find(db, req.id) : undefined;
+      if (!row) throw notFound("token", req.id);
+      return { token: toProtoToken(row) };
+    },
+    async update(req, ctx) {
+      validateTokenUpdate(req);
+      if (!(await tokens.isInLineage(db, callerOf(ctx).tokenId, req.id))) throw notFound("token", req.id);
+      const row = await tokens.updateDescription(db, req.id, req.description);
+      if (!row) throw notFound("token", req.id);
+      return { token: toProtoToken(row) };
+    },
+    async refresh(req, ctx) {
+      const caller = callerOf(ctx);
+      // Empty: the calling token itself, the common case (`metalctl token refresh`).
+      const id = req.id === "" ? caller.tokenId : req.id;
+      validateTokenId(id);
+      // The lineage holds only tokens no wider and no longer-lived than the caller's, so the new one is too.
+      if (!(await tokens.isInLineage(db, caller.tokenId, id))) throw notFound("token", id);
+      const { row, secret, revoked } = await authority.refresh(db, id, caller.subject);
+      return { token: toProtoToken(row), secret, revoked: toProtoToken(revoked) };
     },
   };
 }

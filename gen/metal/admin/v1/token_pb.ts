@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Paging } from "../../api/v1/common_pb.js";
 import { file_metal_api_v1_common } from "../../api/v1/common_pb.js";
 import type { Token, TokenRoles } from "../../api/v1/token_pb.js";
@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/admin/v1/token.proto.
  */
 export const file_metal_admin_v1_token: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hZG1pbi92MS90b2tlbi5wcm90bxIObWV0YWwuYWRtaW4udjEimQEKGVRva2VuU2VydmljZUNyZWF0ZVJlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRInCgVyb2xlcxgDIAEoCzIYLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzEi0KCmV4cGlyZXNfaW4YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoaVG9rZW5TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIlAKF1Rva2VuU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJYChhUb2tlblNlcnZpY2VMaXN0UmVzcG9uc2USIwoGdG9rZW5zGAEgAygLMhMubWV0YWwuYXBpLnYxLlRva2VuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChlUb2tlblNlcnZpY2VSZXZva2VSZXF1ZXN0EgoKAmlkGAEgASgJIkAKGlRva2VuU2VydmljZVJldm9rZVJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMubWV0YWwuYXBpLnYxLlRva2VuMsMCCgxUb2tlblNlcnZpY2USZwoGQ3JlYXRlEikubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlQ3JlYXRlUmVxdWVzdBoqLm1ldGFsLmFkbWluLnYxLlRva2VuU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCEAISYQoETGlzdBInLm1ldGFsLmFkbWluLnYxLlRva2VuU2VydmljZUxpc3RSZXF1ZXN0GigubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCEAESZwoGUmV2b2tlEikubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlUmV2b2tlUmVxdWVzdBoqLm1ldGFsLmFkbWluLnYxLlRva2VuU2VydmljZVJldm9rZVJlc3BvbnNlIgbK8xgCEAJiBnByb3RvMw", [file_google_protobuf_duration, file_metal_api_v1_common, file_metal_api_v1_token]);
+  fileDesc("ChptZXRhbC9hZG1pbi92MS90b2tlbi5wcm90bxIObWV0YWwuYWRtaW4udjEimQEKGVRva2VuU2VydmljZUNyZWF0ZVJlcXVlc3QSDwoHc3ViamVjdBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRInCgVyb2xlcxgDIAEoCzIYLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzEi0KCmV4cGlyZXNfaW4YBCABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iUAoaVG9rZW5TZXJ2aWNlQ3JlYXRlUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJIlAKF1Rva2VuU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3N1YmplY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJYChhUb2tlblNlcnZpY2VMaXN0UmVzcG9uc2USIwoGdG9rZW5zGAEgAygLMhMubWV0YWwuYXBpLnYxLlRva2VuEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSInChlUb2tlblNlcnZpY2VSZXZva2VSZXF1ZXN0EgoKAmlkGAEgASgJIkAKGlRva2VuU2VydmljZVJldm9rZVJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMubWV0YWwuYXBpLnYxLlRva2VuIiQKFlRva2VuU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkiPQoXVG9rZW5TZXJ2aWNlR2V0UmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4iPAoZVG9rZW5TZXJ2aWNlVXBkYXRlUmVxdWVzdBIKCgJpZBgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCSJAChpUb2tlblNlcnZpY2VVcGRhdGVSZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLm1ldGFsLmFwaS52MS5Ub2tlbiIoChpUb2tlblNlcnZpY2VSZWZyZXNoUmVxdWVzdBIKCgJpZBgBIAEoCSJ3ChtUb2tlblNlcnZpY2VSZWZyZXNoUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SDgoGc2VjcmV0GAIgASgJEiQKB3Jldm9rZWQYAyABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4iSAoKU2lnbmluZ0tleRIKCgJpZBgBIAEoCRIuCgpjcmVhdGVkX2F0GAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIlCiNUb2tlblNlcnZpY2VSb3RhdGVTaWduaW5nS2V5UmVxdWVzdCKOAQokVG9rZW5TZXJ2aWNlUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlEicKA2tleRgBIAEoCzIaLm1ldGFsLmFkbWluLnYxLlNpZ25pbmdLZXkSKAoEa2VwdBgCIAMoCzIaLm1ldGFsLmFkbWluLnYxLlNpZ25pbmdLZXkSEwoLcmV0aXJlZF9pZHMYAyADKAkygAYKDFRva2VuU2VydmljZRJnCgZDcmVhdGUSKS5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIQAhJhCgRMaXN0EicubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIQARJnCgZSZXZva2USKS5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VSZXZva2VSZXF1ZXN0GioubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlUmV2b2tlUmVzcG9uc2UiBsrzGAIQAhJeCgNHZXQSJi5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIQARJnCgZVcGRhdGUSKS5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VVcGRhdGVSZXF1ZXN0GioubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIQAhJqCgdSZWZyZXNoEioubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlUmVmcmVzaFJlcXVlc3QaKy5tZXRhbC5hZG1pbi52MS5Ub2tlblNlcnZpY2VSZWZyZXNoUmVzcG9uc2UiBsrzGAIQAhKFAQoQUm90YXRlU2lnbmluZ0tleRIzLm1ldGFsLmFkbWluLnYxLlRva2VuU2VydmljZVJvdGF0ZVNpZ25pbmdLZXlSZXF1ZXN0GjQubWV0YWwuYWRtaW4udjEuVG9rZW5TZXJ2aWNlUm90YXRlU2lnbmluZ0tleVJlc3BvbnNlIgbK8xgCEAJiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_metal_api_v1_common, file_metal_api_v1_token]);
 
 /**
  * TokenServiceCreateRequest asks for a token for a subject.
@@ -187,6 +187,231 @@ export const TokenServiceRevokeResponseSchema: GenMessage<TokenServiceRevokeResp
   messageDesc(file_metal_admin_v1_token, 5);
 
 /**
+ * TokenServiceGetRequest names the token to read.
+ *
+ * @generated from message metal.admin.v1.TokenServiceGetRequest
+ */
+export type TokenServiceGetRequest = Message<"metal.admin.v1.TokenServiceGetRequest"> & {
+  /**
+   * Id of the token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceGetRequest.
+ * Use `create(TokenServiceGetRequestSchema)` to create a new message.
+ */
+export const TokenServiceGetRequestSchema: GenMessage<TokenServiceGetRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 6);
+
+/**
+ * TokenServiceGetResponse carries the token.
+ *
+ * @generated from message metal.admin.v1.TokenServiceGetResponse
+ */
+export type TokenServiceGetResponse = Message<"metal.admin.v1.TokenServiceGetResponse"> & {
+  /**
+   * Token as stored.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceGetResponse.
+ * Use `create(TokenServiceGetResponseSchema)` to create a new message.
+ */
+export const TokenServiceGetResponseSchema: GenMessage<TokenServiceGetResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 7);
+
+/**
+ * TokenServiceUpdateRequest changes a token's description.
+ *
+ * @generated from message metal.admin.v1.TokenServiceUpdateRequest
+ */
+export type TokenServiceUpdateRequest = Message<"metal.admin.v1.TokenServiceUpdateRequest"> & {
+  /**
+   * Id of the token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Description replaces the token's description.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceUpdateRequest.
+ * Use `create(TokenServiceUpdateRequestSchema)` to create a new message.
+ */
+export const TokenServiceUpdateRequestSchema: GenMessage<TokenServiceUpdateRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 8);
+
+/**
+ * TokenServiceUpdateResponse carries the updated token.
+ *
+ * @generated from message metal.admin.v1.TokenServiceUpdateResponse
+ */
+export type TokenServiceUpdateResponse = Message<"metal.admin.v1.TokenServiceUpdateResponse"> & {
+  /**
+   * Token as stored after the update.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceUpdateResponse.
+ * Use `create(TokenServiceUpdateResponseSchema)` to create a new message.
+ */
+export const TokenServiceUpdateResponseSchema: GenMessage<TokenServiceUpdateResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 9);
+
+/**
+ * TokenServiceRefreshRequest names the token to refresh.
+ *
+ * @generated from message metal.admin.v1.TokenServiceRefreshRequest
+ */
+export type TokenServiceRefreshRequest = Message<"metal.admin.v1.TokenServiceRefreshRequest"> & {
+  /**
+   * Id of the token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceRefreshRequest.
+ * Use `create(TokenServiceRefreshRequestSchema)` to create a new message.
+ */
+export const TokenServiceRefreshRequestSchema: GenMessage<TokenServiceRefreshRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 10);
+
+/**
+ * TokenServiceRefreshResponse carries the new token and its secret.
+ *
+ * @generated from message metal.admin.v1.TokenServiceRefreshResponse
+ */
+export type TokenServiceRefreshResponse = Message<"metal.admin.v1.TokenServiceRefreshResponse"> & {
+  /**
+   * Token is the new token as stored.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * Secret is the new bearer token to send; it cannot be retrieved again.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * Revoked is the old token as stored after its revocation.
+   *
+   * @generated from field: metal.api.v1.Token revoked = 3;
+   */
+  revoked?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceRefreshResponse.
+ * Use `create(TokenServiceRefreshResponseSchema)` to create a new message.
+ */
+export const TokenServiceRefreshResponseSchema: GenMessage<TokenServiceRefreshResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 11);
+
+/**
+ * SigningKey describes a key that signs or verifies tokens (never its private part).
+ *
+ * @generated from message metal.admin.v1.SigningKey
+ */
+export type SigningKey = Message<"metal.admin.v1.SigningKey"> & {
+  /**
+   * Id is the key id tokens name in their header.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * CreatedAt is when the key was made.
+   *
+   * @generated from field: google.protobuf.Timestamp created_at = 2;
+   */
+  createdAt?: Timestamp | undefined;
+};
+
+/**
+ * Describes the message metal.admin.v1.SigningKey.
+ * Use `create(SigningKeySchema)` to create a new message.
+ */
+export const SigningKeySchema: GenMessage<SigningKey> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 12);
+
+/**
+ * TokenServiceRotateSigningKeyRequest asks for a new signing key.
+ *
+ * @generated from message metal.admin.v1.TokenServiceRotateSigningKeyRequest
+ */
+export type TokenServiceRotateSigningKeyRequest = Message<"metal.admin.v1.TokenServiceRotateSigningKeyRequest"> & {
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceRotateSigningKeyRequest.
+ * Use `create(TokenServiceRotateSigningKeyRequestSchema)` to create a new message.
+ */
+export const TokenServiceRotateSigningKeyRequestSchema: GenMessage<TokenServiceRotateSigningKeyRequest> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 13);
+
+/**
+ * TokenServiceRotateSigningKeyResponse says which key signs now and which keys went.
+ *
+ * @generated from message metal.admin.v1.TokenServiceRotateSigningKeyResponse
+ */
+export type TokenServiceRotateSigningKeyResponse = Message<"metal.admin.v1.TokenServiceRotateSigningKeyResponse"> & {
+  /**
+   * Key signs every token issued from now on.
+   *
+   * @generated from field: metal.admin.v1.SigningKey key = 1;
+   */
+  key?: SigningKey | undefined;
+
+  /**
+   * Kept are the older keys that still verify unexpired tokens, newest first.
+   *
+   * @generated from field: repeated metal.admin.v1.SigningKey kept = 2;
+   */
+  kept: SigningKey[];
+
+  /**
+   * Retired are the ids of the keys deleted now: no unexpired token carries them.
+   *
+   * @generated from field: repeated string retired_ids = 3;
+   */
+  retiredIds: string[];
+};
+
+/**
+ * Describes the message metal.admin.v1.TokenServiceRotateSigningKeyResponse.
+ * Use `create(TokenServiceRotateSigningKeyResponseSchema)` to create a new message.
+ */
+export const TokenServiceRotateSigningKeyResponseSchema: GenMessage<TokenServiceRotateSigningKeyResponse> = /*@__PURE__*/
+  messageDesc(file_metal_admin_v1_token, 14);
+
+/**
  * TokenService lets operators issue, list and revoke tokens of any subject.
  *
  * @generated from service metal.admin.v1.TokenService
@@ -221,6 +446,51 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof TokenServiceRevokeRequestSchema;
     output: typeof TokenServiceRevokeResponseSchema;
+  },
+  /**
+   * Get returns any token (never its secret).
+   *
+   * @generated from rpc metal.admin.v1.TokenService.Get
+   */
+  get: {
+    methodKind: "unary";
+    input: typeof TokenServiceGetRequestSchema;
+    output: typeof TokenServiceGetResponseSchema;
+  },
+  /**
+   * Update changes the description of any token, and nothing else.
+   *
+   * @generated from rpc metal.admin.v1.TokenService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof TokenServiceUpdateRequestSchema;
+    output: typeof TokenServiceUpdateResponseSchema;
+  },
+  /**
+   * Refresh replaces any token with a new one of the same subject,
+   * description and roles and the same lifetime counted from now; the old one
+   * is revoked at the same moment and what was minted from it moves to the
+   * new one. A revoked or expired token is not refreshed.
+   *
+   * @generated from rpc metal.admin.v1.TokenService.Refresh
+   */
+  refresh: {
+    methodKind: "unary";
+    input: typeof TokenServiceRefreshRequestSchema;
+    output: typeof TokenServiceRefreshResponseSchema;
+  },
+  /**
+   * RotateSigningKey makes a new key sign every token issued from now on, on
+   * every replica. Older keys keep verifying the tokens they signed until
+   * those expire; keys no unexpired token can carry any more are deleted.
+   *
+   * @generated from rpc metal.admin.v1.TokenService.RotateSigningKey
+   */
+  rotateSigningKey: {
+    methodKind: "unary";
+    input: typeof TokenServiceRotateSigningKeyRequestSchema;
+    output: typeof TokenServiceRotateSigningKeyResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_admin_v1_token, 0);

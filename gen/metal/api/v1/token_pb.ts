@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/token.proto.
  */
 export const file_metal_api_v1_token: GenFile = /*@__PURE__*/
-  fileDesc("ChhtZXRhbC9hcGkvdjEvdG9rZW4ucHJvdG8SDG1ldGFsLmFwaS52MSKGAgoFVG9rZW4SCgoCaWQYASABKAkSDwoHc3ViamVjdBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgVyb2xlcxgEIAEoCzIYLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYByABKAkSLgoKcmV2b2tlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9AIKClRva2VuUm9sZXMSKwoKYWRtaW5fcm9sZRgBIAEoDjIXLm1ldGFsLmFwaS52MS5BZG1pblJvbGUSQQoNcHJvamVjdF9yb2xlcxgCIAMoCzIqLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzLlByb2plY3RSb2xlc0VudHJ5Ej8KDHRlbmFudF9yb2xlcxgDIAMoCzIpLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzLlRlbmFudFJvbGVzRW50cnkSFwoPaW5mcmFfcGFydGl0aW9uGAQgASgJGk4KEVByb2plY3RSb2xlc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoDjIZLm1ldGFsLmFwaS52MS5Qcm9qZWN0Um9sZToCOAEaTAoQVGVuYW50Um9sZXNFbnRyeRILCgNrZXkYASABKAkSJwoFdmFsdWUYAiABKA4yGC5tZXRhbC5hcGkudjEuVGVuYW50Um9sZToCOAEiiAEKGVRva2VuU2VydmljZUNyZWF0ZVJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAkSJwoFcm9sZXMYAiABKAsyGC5tZXRhbC5hcGkudjEuVG9rZW5Sb2xlcxItCgpleHBpcmVzX2luGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKGlRva2VuU2VydmljZUNyZWF0ZVJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMubWV0YWwuYXBpLnYxLlRva2VuEg4KBnNlY3JldBgCIAEoCSI/ChdUb2tlblNlcnZpY2VMaXN0UmVxdWVzdBIkCgZwYWdpbmcYASABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nIlgKGFRva2VuU2VydmljZUxpc3RSZXNwb25zZRIjCgZ0b2tlbnMYASADKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGVRva2VuU2VydmljZVJldm9rZVJlcXVlc3QSCgoCaWQYASABKAkiQAoaVG9rZW5TZXJ2aWNlUmV2b2tlUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4ytwIKDFRva2VuU2VydmljZRJjCgZDcmVhdGUSJy5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlQ3JlYXRlUmVxdWVzdBooLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAggCEl0KBExpc3QSJS5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlTGlzdFJlcXVlc3QaJi5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlTGlzdFJlc3BvbnNlIgbK8xgCCAISYwoGUmV2b2tlEicubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZVJldm9rZVJlcXVlc3QaKC5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlUmV2b2tlUmVzcG9uc2UiBsrzGAIIAmIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChhtZXRhbC9hcGkvdjEvdG9rZW4ucHJvdG8SDG1ldGFsLmFwaS52MSKGAgoFVG9rZW4SCgoCaWQYASABKAkSDwoHc3ViamVjdBgCIAEoCRITCgtkZXNjcmlwdGlvbhgDIAEoCRInCgVyb2xlcxgEIAEoCzIYLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzEi4KCmV4cGlyZXNfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi4KCmNyZWF0ZWRfYXQYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYByABKAkSLgoKcmV2b2tlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi9AIKClRva2VuUm9sZXMSKwoKYWRtaW5fcm9sZRgBIAEoDjIXLm1ldGFsLmFwaS52MS5BZG1pblJvbGUSQQoNcHJvamVjdF9yb2xlcxgCIAMoCzIqLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzLlByb2plY3RSb2xlc0VudHJ5Ej8KDHRlbmFudF9yb2xlcxgDIAMoCzIpLm1ldGFsLmFwaS52MS5Ub2tlblJvbGVzLlRlbmFudFJvbGVzRW50cnkSFwoPaW5mcmFfcGFydGl0aW9uGAQgASgJGk4KEVByb2plY3RSb2xlc0VudHJ5EgsKA2tleRgBIAEoCRIoCgV2YWx1ZRgCIAEoDjIZLm1ldGFsLmFwaS52MS5Qcm9qZWN0Um9sZToCOAEaTAoQVGVuYW50Um9sZXNFbnRyeRILCgNrZXkYASABKAkSJwoFdmFsdWUYAiABKA4yGC5tZXRhbC5hcGkudjEuVGVuYW50Um9sZToCOAEiiAEKGVRva2VuU2VydmljZUNyZWF0ZVJlcXVlc3QSEwoLZGVzY3JpcHRpb24YASABKAkSJwoFcm9sZXMYAiABKAsyGC5tZXRhbC5hcGkudjEuVG9rZW5Sb2xlcxItCgpleHBpcmVzX2luGAMgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uIlAKGlRva2VuU2VydmljZUNyZWF0ZVJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMubWV0YWwuYXBpLnYxLlRva2VuEg4KBnNlY3JldBgCIAEoCSI/ChdUb2tlblNlcnZpY2VMaXN0UmVxdWVzdBIkCgZwYWdpbmcYASABKAsyFC5tZXRhbC5hcGkudjEuUGFnaW5nIlgKGFRva2VuU2VydmljZUxpc3RSZXNwb25zZRIjCgZ0b2tlbnMYASADKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIicKGVRva2VuU2VydmljZVJldm9rZVJlcXVlc3QSCgoCaWQYASABKAkiQAoaVG9rZW5TZXJ2aWNlUmV2b2tlUmVzcG9uc2USIgoFdG9rZW4YASABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4iJAoWVG9rZW5TZXJ2aWNlR2V0UmVxdWVzdBIKCgJpZBgBIAEoCSI9ChdUb2tlblNlcnZpY2VHZXRSZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLm1ldGFsLmFwaS52MS5Ub2tlbiI8ChlUb2tlblNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIkAKGlRva2VuU2VydmljZVVwZGF0ZVJlc3BvbnNlEiIKBXRva2VuGAEgASgLMhMubWV0YWwuYXBpLnYxLlRva2VuIigKGlRva2VuU2VydmljZVJlZnJlc2hSZXF1ZXN0EgoKAmlkGAEgASgJIncKG1Rva2VuU2VydmljZVJlZnJlc2hSZXNwb25zZRIiCgV0b2tlbhgBIAEoCzITLm1ldGFsLmFwaS52MS5Ub2tlbhIOCgZzZWNyZXQYAiABKAkSJAoHcmV2b2tlZBgDIAEoCzITLm1ldGFsLmFwaS52MS5Ub2tlbjLgBAoMVG9rZW5TZXJ2aWNlEmMKBkNyZWF0ZRInLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VDcmVhdGVSZXF1ZXN0GigubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZUNyZWF0ZVJlc3BvbnNlIgbK8xgCCAISXQoETGlzdBIlLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VMaXN0UmVxdWVzdBomLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIIAhJjCgZSZXZva2USJy5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlUmV2b2tlUmVxdWVzdBooLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VSZXZva2VSZXNwb25zZSIGyvMYAggCEloKA0dldBIkLm1ldGFsLmFwaS52MS5Ub2tlblNlcnZpY2VHZXRSZXF1ZXN0GiUubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZUdldFJlc3BvbnNlIgbK8xgCCAISYwoGVXBkYXRlEicubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZVVwZGF0ZVJlcXVlc3QaKC5tZXRhbC5hcGkudjEuVG9rZW5TZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIIAhJmCgdSZWZyZXNoEigubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZVJlZnJlc2hSZXF1ZXN0GikubWV0YWwuYXBpLnYxLlRva2VuU2VydmljZVJlZnJlc2hSZXNwb25zZSIGyvMYAggCYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * Token describes an issued API token; its secret is shown only once, at creation.
@@ -283,6 +283,153 @@ export const TokenServiceRevokeResponseSchema: GenMessage<TokenServiceRevokeResp
   messageDesc(file_metal_api_v1_token, 7);
 
 /**
+ * TokenServiceGetRequest names the token to read.
+ *
+ * @generated from message metal.api.v1.TokenServiceGetRequest
+ */
+export type TokenServiceGetRequest = Message<"metal.api.v1.TokenServiceGetRequest"> & {
+  /**
+   * Id of the token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceGetRequest.
+ * Use `create(TokenServiceGetRequestSchema)` to create a new message.
+ */
+export const TokenServiceGetRequestSchema: GenMessage<TokenServiceGetRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 8);
+
+/**
+ * TokenServiceGetResponse carries the token.
+ *
+ * @generated from message metal.api.v1.TokenServiceGetResponse
+ */
+export type TokenServiceGetResponse = Message<"metal.api.v1.TokenServiceGetResponse"> & {
+  /**
+   * Token as stored.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceGetResponse.
+ * Use `create(TokenServiceGetResponseSchema)` to create a new message.
+ */
+export const TokenServiceGetResponseSchema: GenMessage<TokenServiceGetResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 9);
+
+/**
+ * TokenServiceUpdateRequest changes a token's description.
+ *
+ * @generated from message metal.api.v1.TokenServiceUpdateRequest
+ */
+export type TokenServiceUpdateRequest = Message<"metal.api.v1.TokenServiceUpdateRequest"> & {
+  /**
+   * Id of the token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+
+  /**
+   * Description replaces the token's description.
+   *
+   * @generated from field: string description = 2;
+   */
+  description: string;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceUpdateRequest.
+ * Use `create(TokenServiceUpdateRequestSchema)` to create a new message.
+ */
+export const TokenServiceUpdateRequestSchema: GenMessage<TokenServiceUpdateRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 10);
+
+/**
+ * TokenServiceUpdateResponse carries the updated token.
+ *
+ * @generated from message metal.api.v1.TokenServiceUpdateResponse
+ */
+export type TokenServiceUpdateResponse = Message<"metal.api.v1.TokenServiceUpdateResponse"> & {
+  /**
+   * Token as stored after the update.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceUpdateResponse.
+ * Use `create(TokenServiceUpdateResponseSchema)` to create a new message.
+ */
+export const TokenServiceUpdateResponseSchema: GenMessage<TokenServiceUpdateResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 11);
+
+/**
+ * TokenServiceRefreshRequest names the token to refresh.
+ *
+ * @generated from message metal.api.v1.TokenServiceRefreshRequest
+ */
+export type TokenServiceRefreshRequest = Message<"metal.api.v1.TokenServiceRefreshRequest"> & {
+  /**
+   * Id of the token; empty refreshes the calling token.
+   *
+   * @generated from field: string id = 1;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceRefreshRequest.
+ * Use `create(TokenServiceRefreshRequestSchema)` to create a new message.
+ */
+export const TokenServiceRefreshRequestSchema: GenMessage<TokenServiceRefreshRequest> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 12);
+
+/**
+ * TokenServiceRefreshResponse carries the new token and its secret.
+ *
+ * @generated from message metal.api.v1.TokenServiceRefreshResponse
+ */
+export type TokenServiceRefreshResponse = Message<"metal.api.v1.TokenServiceRefreshResponse"> & {
+  /**
+   * Token is the new token as stored.
+   *
+   * @generated from field: metal.api.v1.Token token = 1;
+   */
+  token?: Token | undefined;
+
+  /**
+   * Secret is the new bearer token to send; it cannot be retrieved again.
+   *
+   * @generated from field: string secret = 2;
+   */
+  secret: string;
+
+  /**
+   * Revoked is the old token as stored after its revocation.
+   *
+   * @generated from field: metal.api.v1.Token revoked = 3;
+   */
+  revoked?: Token | undefined;
+};
+
+/**
+ * Describes the message metal.api.v1.TokenServiceRefreshResponse.
+ * Use `create(TokenServiceRefreshResponseSchema)` to create a new message.
+ */
+export const TokenServiceRefreshResponseSchema: GenMessage<TokenServiceRefreshResponse> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_token, 13);
+
+/**
  * TokenService lets every caller manage the API tokens of their own subject.
  *
  * @generated from service metal.api.v1.TokenService
@@ -318,6 +465,40 @@ export const TokenService: GenService<{
     methodKind: "unary";
     input: typeof TokenServiceRevokeRequestSchema;
     output: typeof TokenServiceRevokeResponseSchema;
+  },
+  /**
+   * Get returns one of the caller's tokens (never its secret).
+   *
+   * @generated from rpc metal.api.v1.TokenService.Get
+   */
+  get: {
+    methodKind: "unary";
+    input: typeof TokenServiceGetRequestSchema;
+    output: typeof TokenServiceGetResponseSchema;
+  },
+  /**
+   * Update changes the description of one of the caller's tokens, and nothing else.
+   *
+   * @generated from rpc metal.api.v1.TokenService.Update
+   */
+  update: {
+    methodKind: "unary";
+    input: typeof TokenServiceUpdateRequestSchema;
+    output: typeof TokenServiceUpdateResponseSchema;
+  },
+  /**
+   * Refresh replaces one of the caller's tokens (by default the calling token)
+   * with a new one of the same subject, description and roles and the same
+   * lifetime counted from now; the old one is revoked at the same moment and
+   * what was minted from it moves to the new one. A revoked or expired token
+   * is not refreshed.
+   *
+   * @generated from rpc metal.api.v1.TokenService.Refresh
+   */
+  refresh: {
+    methodKind: "unary";
+    input: typeof TokenServiceRefreshRequestSchema;
+    output: typeof TokenServiceRefreshResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_metal_api_v1_token, 0);

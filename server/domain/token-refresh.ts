@@ -1,0 +1,17 @@
+/** Why a token cannot be refreshed, or undefined when it can: only a live token is replaced. */
+export function refreshRefusal(token: { revokedAt: Date | null; expiresAt: Date }, now: number): string | undefined {
+  if (token.revokedAt) return "has been revoked";
+  if (token.expiresAt.getTime() <= now) return "has expired";
+  return undefined;
+}
+
+/**
+ * The expiry of a refreshed token: the old token's lifetime counted from now
+ * (the lifetime it was issued with, so the bounds checked at issue still hold),
+ * never past its parent's expiry, as a minted token never outlives its parent.
+ */
+export function refreshedExpiry(token: { createdAt: Date; expiresAt: Date }, now: number, parentExpiresAt?: Date): Date {
+  const lifetime = token.expiresAt.getTime() - token.createdAt.getTime();
+  const until = now + lifetime;
+  return new Date(parentExpiresAt === undefined ? until : Math.min(until, parentExpiresAt.getTime()));
+}
