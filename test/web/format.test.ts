@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { machineColumns as cliColumns, machineStatus as cliStatus } from "../../cli/commands/machine.js";
 import { MachineWatchChangeKind as Kind, MachineLiveliness as Live, type Machine, MachineSchema, MachineState as State, ProvisioningEventType as T } from "../../gen/metal/api/v1/machine_pb.js";
 import { machineColumns, machineMarkers, machineStatus } from "../../web/format.js";
+import { rowView, sameRow } from "../../web/row-view.js";
 import { applyWatchMessage, emptyWatchState, sortedMachines, type WatchMessage } from "../../web/watch-state.js";
 
 // Times well inside their unit (1m30s, 2h30m, ...), so the two sides never straddle a second boundary.
@@ -77,5 +78,16 @@ describe("the table's view of a machine Watch", () => {
     expect(applyWatchMessage(s, msg({ case: "reset", value: { $typeName: "metal.api.v1.MachineWatchReset", prunedRevision: 9n } }))).toBe(true);
     expect(s.live).toBe(false);
     expect(s.machines.size).toBe(0);
+  });
+
+  it("re-renders a row only when its text changes, not when its machine object is replaced", () => {
+    const now = Date.now();
+    const before = m("a", "web1");
+    const view = rowView(before, now);
+    expect(rowView(before, now)).toBe(view);
+    expect(view.cells).toEqual(machineColumns.map((c) => c.value(before, now)));
+    // The same machine again (a new snapshot after a reconnect, a change of a column not shown): the same row.
+    expect(sameRow({ view }, { view: rowView(m("a", "web1"), now) })).toBe(true);
+    expect(sameRow({ view }, { view: rowView(m("a", "web2"), now) })).toBe(false);
   });
 });

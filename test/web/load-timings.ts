@@ -1,36 +1,59 @@
 /**
  * Prints the console's first-load numbers, run by run, for comparing
- * changes to the console (`npx tsx test/web/load-timings.ts [runs]`):
- * navigation start until the Watch snapshot is complete and until the
- * 1,000-machine table is painted. `npm run bench` reports the same as p50/p99.
+ * changes to the console (`npx tsx test/web/load-timings.ts [runs] [OLD_BUILD_DIR]`):
+ * navigation start until the script ran, the first Watch message, the
+ * Watch snapshot complete and the 1,000-machine table painted.
+ * With OLD_BUILD_DIR (an older build: `npx tsx scripts/build-web.ts DIR` in a
+ * checkout of an older commit), it is served by a second server with the same
+ * machines and the runs alternate between the two, so a busy machine's
+ * load falls on both alike. `npm run bench` reports the same as p50/p99.
  */
+import type { Browser } from "playwright-core";
 import { setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer } from "../helpers/server-launch.js";
 import { buildConsoleOnce, haveChromium, launchChromium, SKIP_REASON } from "./browser.js";
-import { measureConsoleLoad, seedMachines } from "./console-load.js";
+import { type ConsoleLoad, measureConsoleLoad, seedMachines } from "./console-load.js";
 
 const MACHINES = 1000;
 const RUNS = Number(process.argv[2] ?? 5);
+const OLD_BUILD = process.argv[3];
+
+async function serve(webDir: string) {
+  const launched = await launchServer({ env: { METAL_WEB_DIR: webDir } });
+  await setUpPartition(launched.server);
+  await seedMachines(launched.server, MACHINES);
+  return launched;
+}
+
+const line = (l: ConsoleLoad) =>
+  `script ran ${l.scriptMs.toFixed(0)} ms, first Watch message ${l.firstMessageMs.toFixed(0)} ms, snapshot complete ${l.snapshotMs.toFixed(0)} ms, table shown ${l.tableShownMs.toFixed(0)} ms, first load ${(l.firstLoadGzipBytes / 1024).toFixed(1)} KiB gzip`;
+
+const range = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${s[0]!.toFixed(0)}–${s[s.length - 1]!.toFixed(0)} ms, median ${s[Math.floor(s.length / 2)]!.toFixed(0)} ms`;
+};
 
 if (!haveChromium) {
   console.log(SKIP_REASON);
 } else {
   const build = await buildConsoleOnce();
-  const { server, stop } = await launchServer({ env: { METAL_WEB_DIR: build.outDir } });
-  const browser = await launchChromium();
+  const servers = [{ name: "new", ...(await serve(build.outDir)), shown: [] as number[] }];
+  if (OLD_BUILD) servers.push({ name: "old", ...(await serve(OLD_BUILD)), shown: [] });
+  let browser: Browser | undefined;
   try {
-    await setUpPartition(server);
-    await seedMachines(server, MACHINES);
+    browser = await launchChromium();
     // A warm-up visit: the first one also pays for a fresh server's cold queries.
-    await measureConsoleLoad(browser, server.url, server.adminToken, MACHINES);
+    for (const s of servers) await measureConsoleLoad(browser, s.server.url, s.server.adminToken, MACHINES);
     for (let i = 0; i < RUNS; i++) {
-      const load = await measureConsoleLoad(browser, server.url, server.adminToken, MACHINES);
-      console.log(
-        `run ${i + 1}: script ran ${load.scriptMs.toFixed(0)} ms, first Watch message ${load.firstMessageMs.toFixed(0)} ms, snapshot complete ${load.snapshotMs.toFixed(0)} ms, table shown ${load.tableShownMs.toFixed(0)} ms, first load ${(load.firstLoadGzipBytes / 1024).toFixed(1)} KiB gzip`,
-      );
+      for (const s of i % 2 ? [...servers].reverse() : servers) {
+        const load = await measureConsoleLoad(browser, s.server.url, s.server.adminToken, MACHINES);
+        s.shown.push(load.tableShownMs);
+        console.log(`run ${i + 1} ${s.name}: ${line(load)}`);
+      }
     }
+    for (const s of servers) console.log(`${s.name}: table shown ${range(s.shown)} (${RUNS} runs)`);
   } finally {
-    await browser.close();
-    await stop();
+    await browser?.close();
+    for (const s of servers) await s.stop();
   }
 }

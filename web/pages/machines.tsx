@@ -1,13 +1,13 @@
 /**
  * The machine table, live through the machine Watch: the same columns and
  * status markers as `metalctl machine list`. Rows are plain table rows,
- * memoized by machine: a change re-renders its row only.
+ * memoized by their text: a change re-renders its row only.
  */
 import { memo, useEffect, useState, useSyncExternalStore } from "react";
-import type { Machine } from "../../gen/metal/api/v1/machine_pb.js";
 import type { PageProps } from "../app.js";
-import { machineColumns, machineMarkers } from "../format.js";
+import { machineColumns } from "../format.js";
 import type { MachineWatch } from "../machine-watch.js";
+import { type RowView, rowView, sameRow } from "../row-view.js";
 import { canEdit } from "../session.js";
 import { sortedMachines } from "../watch-state.js";
 import { AllocateForm } from "./allocate.js";
@@ -30,24 +30,25 @@ export function useNow(everyMs = 30_000): number {
   return now;
 }
 
-const MachineRow = memo(function MachineRow({ m, now }: { m: Machine; now: number }) {
-  const markers = machineMarkers(m, now);
+const MachineRow = memo(function MachineRow({ view }: { view: RowView }) {
+  const [id, status, ...rest] = view.cells;
   return (
-    <tr data-id={m.id}>
+    <tr data-id={view.id}>
       <td>
-        <a href={`#/machines/${encodeURIComponent(m.id)}`}>{m.id}</a>
+        <a href={`#/machines/${encodeURIComponent(view.id)}`}>{id}</a>
       </td>
-      <td className="status" title={markers.map((x) => x.meaning).join(", ")}>
-        {markers.map((x) => x.mark).join("")}
+      <td className="status" title={view.title}>
+        {status}
       </td>
-      {machineColumns.slice(2).map((c) => (
-        <td key={c.header}>{c.value(m, now)}</td>
+      {rest.map((text, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed, the index is the column
+        <td key={i}>{text}</td>
       ))}
     </tr>
   );
-});
+}, sameRow);
 
-export function MachineTable({ machines, now }: { machines: readonly Machine[]; now: number }) {
+function MachineTable({ rows }: { rows: readonly RowView[] }) {
   return (
     <table className="machines">
       <thead>
@@ -58,20 +59,17 @@ export function MachineTable({ machines, now }: { machines: readonly Machine[]; 
         </tr>
       </thead>
       <tbody>
-        {machines.map((m) => (
-          <MachineRow key={m.id} m={m} now={now} />
+        {rows.map((v) => (
+          <MachineRow key={v.id} view={v} />
         ))}
       </tbody>
     </table>
   );
 }
 
-const matchesFilter = (m: Machine, words: string[], now: number) => {
+const matchesFilter = (v: RowView, words: string[]) => {
   if (words.length === 0) return true;
-  const text = machineColumns
-    .map((c) => c.value(m, now))
-    .join(" ")
-    .toLowerCase();
+  const text = v.cells.join(" ").toLowerCase();
   return words.every((w) => text.includes(w));
 };
 
@@ -94,7 +92,11 @@ export function MachinesPage({ session, project, watch }: PageProps) {
   const [filter, setFilter] = useState("");
   const [allocating, setAllocating] = useState(false);
   const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
-  const rows = watch ? sortedMachines(watch.state).filter((m) => matchesFilter(m, words, now)) : [];
+  const rows = watch?.state.live
+    ? sortedMachines(watch.state)
+        .map((m) => rowView(m, now))
+        .filter((v) => matchesFilter(v, words))
+    : [];
   useMarkShown(watch?.state.live ?? false, rows.length);
   if (!watch) return <p className="hint">Choose a project (top right) to see its machines.</p>;
   return (
@@ -117,7 +119,7 @@ export function MachinesPage({ session, project, watch }: PageProps) {
         </p>
       ) : null}
       {allocating && project ? <AllocateForm session={session} project={project} onDone={() => setAllocating(false)} /> : null}
-      {watch.state.live ? rows.length === 0 ? <p className="empty">No machines{project && !session.operator ? ` in project ${project}` : ""}.</p> : <MachineTable machines={rows} now={now} /> : null}
+      {watch.state.live ? rows.length === 0 ? <p className="empty">No machines{project && !session.operator ? ` in project ${project}` : ""}.</p> : <MachineTable rows={rows} /> : null}
     </section>
   );
 }
