@@ -10,6 +10,7 @@ const MODULES: Record<string, () => Promise<CommandMap>> = {
   switch: async () => (await import("./commands/switch.js")).SWITCH_COMMANDS,
   masterdata: async () => (await import("./commands/masterdata.js")).MASTERDATA_COMMANDS,
   misc: async () => (await import("./commands/misc.js")).MISC_COMMANDS,
+  audit: async () => (await import("./commands/audit.js")).AUDIT_COMMANDS,
 };
 
 const WORDS: Record<string, keyof typeof MODULES> = {};
@@ -20,6 +21,7 @@ for (const [module, words] of Object.entries({
   switch: "switch switches sw",
   masterdata: "tenant tenants project projects",
   misc: "context ctx login whoami version health token tokens",
+  audit: "audit audits",
 }))
   for (const w of words.split(" ")) WORDS[w] = module as keyof typeof MODULES;
 
