@@ -28,12 +28,13 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
   const audited = (req: Parameters<Parameters<Interceptor>[0]>[0]) =>
     req.method === ConsoleService.method.attach || isAudited({ service: req.method.parent.typeName, name: req.method.name, unary: req.method.methodKind === "unary", permission: permissionOf(req.method) });
 
-  const entryOf = (req: Parameters<Parameters<Interceptor>[0]>[0]): AuditEntry | undefined => {
+  const entryOf = (req: Parameters<Parameters<Interceptor>[0]>[0], streamed?: unknown): AuditEntry | undefined => {
     const principal = req.contextValues.get(kPrincipal);
     if (!principal || principal.machine) return undefined;
     let request: unknown;
     try {
-      request = req.stream ? {} : toJson(req.method.input, req.message as never);
+      const message = req.stream ? streamed : req.message;
+      request = message === undefined ? {} : toJson(req.method.input, message as never);
     } catch {
       request = { unrecordable: true };
     }
@@ -53,14 +54,22 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
     if (!audited(req)) return next(req);
     if (req.method === ConsoleService.method.attach) {
       // A stream: no transaction hook (the session outlives the call); recorded as it opens or is refused.
+      // Its one request message is taken ahead (as the auth interceptor does) and handed on again.
+      let first: unknown;
+      if (req.stream) {
+        const it = req.message[Symbol.asyncIterator]();
+        const head = await it.next();
+        first = head.done ? undefined : head.value;
+        req = { ...req, message: replay(head, it) };
+      }
       let res: StreamResponse | UnaryResponse;
       try {
         res = await next(req);
       } catch (err) {
-        await recordFailure(entryOf(req), err);
+        await recordFailure(entryOf(req, first), err);
         throw err;
       }
-      return recordStreamOpen(res, () => entryOf(req), recordAfter);
+      return recordStreamOpen(res, () => entryOf(req, first), recordAfter);
     }
     let entry: AuditEntry | undefined;
     // idle: no transaction carries the entry yet; pending: one is running with it; written: it committed; closed: the call ended.
@@ -141,4 +150,15 @@ function recordStreamOpen(res: StreamResponse | UnaryResponse, entryOf: () => Au
     }
   }
   return { ...stream, message: watched() };
+}
+
+/** The request stream again, from its first message on (already taken from `it`). */
+async function* replay<T>(head: IteratorResult<T>, it: AsyncIterator<T>): AsyncGenerator<T> {
+  if (head.done) return;
+  yield head.value;
+  for (;;) {
+    const n = await it.next();
+    if (n.done) return;
+    yield n.value;
+  }
 }

@@ -11,6 +11,7 @@ import { PartitionService as AdminPartitionService } from "../../gen/metal/admin
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { AuditService } from "../../gen/metal/api/v1/audit_pb.js";
 import { ProjectRole } from "../../gen/metal/api/v1/common_pb.js";
+import { ConsoleService } from "../../gen/metal/api/v1/console_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.js";
@@ -97,6 +98,20 @@ describe("the audit trail", () => {
     const entries = (await operator.list({ filter: { method: "admin.v1.PartitionService/Create", targetId: "dup" } })).entries;
     expect(entries.map((e) => e.outcome)).toEqual(["already_exists", "ok"]);
     expect((await operator.list({ filter: { outcome: "already_exists", targetId: "dup" } })).entries).toHaveLength(1);
+  });
+
+  it("records a browser console refused as it opens", async () => {
+    const machineId = "00000000-0000-4000-8000-00000000c0de";
+    const stream = server.client(ConsoleService, eve).attach({ project: "pa", machineId });
+    await expect(
+      (async () => {
+        for await (const _ of stream) break;
+      })(),
+    ).rejects.toThrow();
+    const [e] = (await operator.list({ filter: { subject: "eve", method: "ConsoleService/Attach" } })).entries;
+    expect(e).toBeDefined();
+    expect(e!.outcome).not.toBe("ok");
+    expect(e!.targetIds).toContain(machineId);
   });
 
   it("records no reads", async () => {
