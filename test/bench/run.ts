@@ -1,4 +1,5 @@
 import { benchAllocation } from "./allocation.js";
+import { benchAudit } from "./audit.js";
 import { benchConsole } from "./console.js";
 import { type Comparison, report } from "./harness.js";
 import { benchIpam } from "./ipam.js";
@@ -24,6 +25,7 @@ async function main() {
   comparisons.push(...(await benchUnary()));
   comparisons.push(...(await benchIpam()));
   comparisons.push(...(await benchAllocation()));
+  comparisons.push(...(await benchAudit()));
   comparisons.push(...(await benchWaitStreams()));
   comparisons.push(...(await benchReplicas()));
   comparisons.push(...(await benchPartitionBoundary()));

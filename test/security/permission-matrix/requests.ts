@@ -72,7 +72,12 @@ export function scopeRequest(method: DescMethod, w: MatrixWorld): Record<string,
 const admin = (w: MatrixWorld) => w.server.adminToken;
 /** A token minted from the caller's, where the caller can mint; a stranger's id otherwise (refused before it is looked up). */
 const ownChildToken = async (w: MatrixWorld, token: string | undefined) => {
-  const child = token && (await w.server.client(TokenService, token).create({ description: "child" }).catch(() => undefined));
+  const child =
+    token &&
+    (await w.server
+      .client(TokenService, token)
+      .create({ description: "child" })
+      .catch(() => undefined));
   return child ? child.token!.id : randomUUID();
 };
 const pa = THIS.project;
