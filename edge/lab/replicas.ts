@@ -46,6 +46,8 @@ export function replicaEnvironment(config: Config): Record<string, string> {
     METAL_WATCH_STREAM_LIMITS: limit(config.streamLimits.watch),
     METAL_MACHINE_CREDENTIAL_LIFETIME: ms(config.machineCredentialLifetimeMs),
     METAL_LEAN_WAIT: String(config.leanWait),
+    METAL_AUDIT: String(config.audit),
+    METAL_AUDIT_RETENTION: ms(config.auditRetentionMs),
     // Set empty: a TLS pair in the lab's own environment must not reach replicas the lab's daemons dial in plain h2c.
     METAL_TLS_CERT: "",
     METAL_TLS_KEY: "",
