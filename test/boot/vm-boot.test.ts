@@ -504,8 +504,12 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
         [...positions].sort((a, b) => a - b),
         `${log}${why}`,
       ).toEqual(positions);
-      // The installed system itself said so on its console, and the disk holds what the layout asked for.
-      expect(vmConsole, why).toContain(`metal-test-os: up, machine ${UUID}`);
+      // The installed system says so on its console too: its lldpd speaks before its init prints the line, so the
+      // Phoned Home event can come first.
+      await eventually("the installed system's line on its console", () => vmConsole.includes(`metal-test-os: up, machine ${UUID}`), scaled(120_000)).catch((err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}`);
+      });
+      // The disk holds what the layout asked for.
       expect(inspectDisk(disk), why).toEqual({
         gpt: true,
         partitions: [
