@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import { Args, type Command, Flags } from "@oclif/core";
 import { parseHostPort } from "../../client/host-port.js";
 import * as admin from "../../gen/metal/admin/v1/machine_pb.js";
@@ -627,12 +627,14 @@ const tenantCommandColumns = (machineId: string): Column<api.MachineBmcCommand>[
   { header: "ID", value: (x) => x.id },
 ];
 
+type TenantBmcCall = (machines: Client<typeof api.MachineService>, id: string, project: string) => Promise<{ command?: api.MachineBmcCommand }>;
+
 /**
- * `machine power on|off|reset|cycle`: with a project (--project or the
- * context's) the tenant's MachineService.Power for a machine of that
- * project; without one the operators' BMCCommand, as before.
+ * A BMC command of metalctl: with a project (--project or the context's) the
+ * tenant's call for a machine of that project; without one the operators'
+ * BMCCommand, as before.
  */
-function powerCommand(id: string, action: api.MachinePowerAction, operatorCommand: admin.BmcCommand, summary: string) {
+function tenantOrOperatorCommand(id: string, operatorCommand: admin.BmcCommand, summary: string, tenantCall: TenantBmcCall) {
   const operator = bmcCommand(id, operatorCommand, summary);
   return class extends operator {
     static override summary = `${summary} (with a project: as a project editor)`;
@@ -641,26 +643,20 @@ function powerCommand(id: string, action: api.MachinePowerAction, operatorComman
       const project = this.project((this.flags as { project?: string }).project);
       if (!project) return super.run();
       const machineId = (this.args as { id: string }).id;
-      const r = await this.client(api.MachineService).power({ id: machineId, project, action });
+      const r = await tenantCall(this.client(api.MachineService), machineId, project);
       this.printOne(api.MachineBmcCommandSchema, r.command!, tenantCommandColumns(machineId));
     }
   };
 }
 
-/** `machine bootdevice pxe|disk|bios`: the device the machine boots from next; a tenant call with a project, else the operators'. */
+/** `machine power on|off|reset|cycle`: MachineService.Power for a tenant. */
+function powerCommand(id: string, action: api.MachinePowerAction, operatorCommand: admin.BmcCommand, summary: string) {
+  return tenantOrOperatorCommand(id, operatorCommand, summary, (machines, machineId, project) => machines.power({ id: machineId, project, action }));
+}
+
+/** `machine bootdevice pxe|disk|bios`: the device the machine boots from next; MachineService.BootDevice for a tenant. */
 function bootDeviceCommand(id: string, device: api.MachineBootDevice, operatorCommand: admin.BmcCommand, summary: string) {
-  const operator = bmcCommand(id, operatorCommand, summary);
-  return class extends operator {
-    static override summary = `${summary} (with a project: as a project editor)`;
-    static override flags = { ...operator.flags, project: projectFlag };
-    override async run() {
-      const project = this.project((this.flags as { project?: string }).project);
-      if (!project) return super.run();
-      const machineId = (this.args as { id: string }).id;
-      const r = await this.client(api.MachineService).bootDevice({ id: machineId, project, device });
-      this.printOne(api.MachineBmcCommandSchema, r.command!, tenantCommandColumns(machineId));
-    }
-  };
+  return tenantOrOperatorCommand(id, operatorCommand, summary, (machines, machineId, project) => machines.bootDevice({ id: machineId, project, device }));
 }
 
 export class MachineBmc extends MetalCommand<typeof MachineBmc> {
