@@ -55,6 +55,24 @@ export interface Config {
   readonly audit: boolean;
   /** Audit entries older than this are pruned. */
   readonly auditRetentionMs: number;
+  /** OpenID Connect sign-in (docs/signin.md); undefined when METAL_OIDC_ISSUER is not set: no sign-in, nothing changes. */
+  readonly oidc: OidcSettings | undefined;
+}
+
+/** The identity provider the control plane trusts for sign-in. */
+export interface OidcSettings {
+  /** The issuer URL exactly as its ID tokens name it (https; http only for a loopback host). */
+  readonly issuer: string;
+  /** The client id registered at the issuer; ID tokens must name it as their audience. */
+  readonly clientId: string;
+  /** Set for a confidential client: the server's code exchange (web console, metalctl --browser) authenticates with it. */
+  readonly clientSecret: string | undefined;
+  /** The ID token claim that names the user (and so their tenant id). */
+  readonly userClaim: string;
+  /** Scopes clients ask for ("openid" always among them). */
+  readonly scopes: readonly string[];
+  /** Lifetime of a metal token issued at sign-in. */
+  readonly tokenTtlMs: number;
 }
 
 /** What one connection may cost, and how long it may hold a slot without doing anything. */
@@ -126,6 +144,12 @@ const settings = {
   leanWait: { env: "METAL_LEAN_WAIT", flag: "lean-wait", fallback: "true" },
   audit: { env: "METAL_AUDIT", flag: "audit", fallback: "true" },
   auditRetention: { env: "METAL_AUDIT_RETENTION", flag: "audit-retention", fallback: "2160h" },
+  oidcIssuer: { env: "METAL_OIDC_ISSUER", flag: "oidc-issuer", optional: true },
+  oidcClientId: { env: "METAL_OIDC_CLIENT_ID", flag: "oidc-client-id", optional: true },
+  oidcClientSecret: { env: "METAL_OIDC_CLIENT_SECRET", flag: "oidc-client-secret", optional: true },
+  oidcUserClaim: { env: "METAL_OIDC_USER_CLAIM", flag: "oidc-user-claim", fallback: "email" },
+  oidcScopes: { env: "METAL_OIDC_SCOPES", flag: "oidc-scopes", fallback: "openid,email,profile" },
+  signinTokenTtl: { env: "METAL_SIGNIN_TOKEN_TTL", flag: "signin-token-ttl", fallback: "8h" },
 } as const;
 
 /** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
@@ -208,7 +232,52 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     leanWait: r.bool("leanWait"),
     audit: r.bool("audit"),
     auditRetentionMs: r.duration("auditRetention"),
+    oidc: oidcSettings(r),
   });
+}
+
+/** Sign-in tokens live between 5 minutes and a day: long enough for a working day, short enough that leaving a team ends soon. */
+const SIGNIN_TTL_MIN_MS = 5 * 60_000;
+const SIGNIN_TTL_MAX_MS = 24 * 3_600_000;
+
+/** METAL_OIDC_*: all or nothing; without an issuer the other settings must not be set (a half-configured sign-in is a mistake). */
+function oidcSettings(r: ReturnType<typeof readSettings<typeof settings>>): OidcSettings | undefined {
+  const issuerText = r.optional("oidcIssuer");
+  if (issuerText === undefined) {
+    if (r.optional("oidcClientId") !== undefined || r.optional("oidcClientSecret") !== undefined) throw new ConfigError("METAL_OIDC_CLIENT_ID and METAL_OIDC_CLIENT_SECRET need METAL_OIDC_ISSUER");
+    return undefined;
+  }
+  const issuer = r.parse("oidcIssuer", oidcIssuer);
+  const clientId = r.optional("oidcClientId");
+  if (clientId === undefined) throw new ConfigError("METAL_OIDC_ISSUER needs METAL_OIDC_CLIENT_ID");
+  if (!/^[\x21-\x7e]{1,256}$/.test(clientId)) throw new ConfigError("METAL_OIDC_CLIENT_ID must be 1 to 256 printable characters without spaces");
+  const userClaim = r.parse("oidcUserClaim", (t) => {
+    if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(t)) throw new Error(`"${t}" is not a claim name (letters, digits, "_", ".", ":", "-"; at most 64)`);
+    return t;
+  });
+  const scopes = r.parse("oidcScopes", (t) => {
+    const list = t.split(/[\s,]+/).filter((s) => s !== "");
+    if (list.length > 16 || list.some((s) => !/^[\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(s))) throw new Error(`"${t}" is not a list of at most 16 scopes`);
+    return list.includes("openid") ? list : ["openid", ...list];
+  });
+  const tokenTtlMs = r.duration("signinTokenTtl");
+  if (tokenTtlMs < SIGNIN_TTL_MIN_MS || tokenTtlMs > SIGNIN_TTL_MAX_MS) throw new ConfigError("METAL_SIGNIN_TOKEN_TTL must be between 5m and 24h");
+  return Object.freeze({ issuer, clientId, clientSecret: r.optional("oidcClientSecret"), userClaim, scopes: Object.freeze(scopes), tokenTtlMs });
+}
+
+/** An issuer URL: https (http only on a loopback host, for tests and labs), no query or fragment, at most 256 characters (it is stored on each user). */
+function oidcIssuer(text: string): string {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    throw new Error(`"${text}" is not a URL`);
+  }
+  const loopback = u.hostname === "127.0.0.1" || u.hostname === "localhost" || u.hostname === "[::1]";
+  if (u.protocol !== "https:" && !(u.protocol === "http:" && loopback)) throw new Error(`"${text}" must be an https URL (http only on a loopback host)`);
+  if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "") throw new Error(`"${text}" must not carry a query, fragment or credentials`);
+  if (text.length > 256) throw new Error("the issuer URL must be at most 256 characters");
+  return text;
 }
 
 function poolSize(text: string): number {
