@@ -4,6 +4,7 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { ProjectRole, TenantRole } from "./common_pb.js";
 import { file_metal_api_v1_common } from "./common_pb.js";
 import type { Token } from "./token_pb.js";
 import { file_metal_api_v1_token } from "./token_pb.js";
@@ -13,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/user.proto.
  */
 export const file_metal_api_v1_user: GenFile = /*@__PURE__*/
-  fileDesc("ChdtZXRhbC9hcGkvdjEvdXNlci5wcm90bxIMbWV0YWwuYXBpLnYxIjsKBFVzZXISDwoHc3ViamVjdBgBIAEoCRIiCgV0b2tlbhgCIAEoCzITLm1ldGFsLmFwaS52MS5Ub2tlbiIXChVVc2VyU2VydmljZUdldFJlcXVlc3QiOgoWVXNlclNlcnZpY2VHZXRSZXNwb25zZRIgCgR1c2VyGAEgASgLMhIubWV0YWwuYXBpLnYxLlVzZXIyZwoLVXNlclNlcnZpY2USWAoDR2V0EiMubWV0YWwuYXBpLnYxLlVzZXJTZXJ2aWNlR2V0UmVxdWVzdBokLm1ldGFsLmFwaS52MS5Vc2VyU2VydmljZUdldFJlc3BvbnNlIgbK8xgCCAJiBnByb3RvMw", [file_metal_api_v1_common, file_metal_api_v1_token]);
+  fileDesc("ChdtZXRhbC9hcGkvdjEvdXNlci5wcm90bxIMbWV0YWwuYXBpLnYxIpMBCgRVc2VyEg8KB3N1YmplY3QYASABKAkSIgoFdG9rZW4YAiABKAsyEy5tZXRhbC5hcGkudjEuVG9rZW4SKQoHdGVuYW50cxgDIAMoCzIYLm1ldGFsLmFwaS52MS5Vc2VyVGVuYW50EisKCHByb2plY3RzGAQgAygLMhkubWV0YWwuYXBpLnYxLlVzZXJQcm9qZWN0IlIKClVzZXJUZW5hbnQSDgoGdGVuYW50GAEgASgJEgwKBG5hbWUYAiABKAkSJgoEcm9sZRgDIAEoDjIYLm1ldGFsLmFwaS52MS5UZW5hbnRSb2xlIngKC1VzZXJQcm9qZWN0Eg8KB3Byb2plY3QYASABKAkSDAoEbmFtZRgCIAEoCRIOCgZ0ZW5hbnQYAyABKAkSJwoEcm9sZRgEIAEoDjIZLm1ldGFsLmFwaS52MS5Qcm9qZWN0Um9sZRIRCglpbmhlcml0ZWQYBSABKAgiFwoVVXNlclNlcnZpY2VHZXRSZXF1ZXN0IjoKFlVzZXJTZXJ2aWNlR2V0UmVzcG9uc2USIAoEdXNlchgBIAEoCzISLm1ldGFsLmFwaS52MS5Vc2VyMmcKC1VzZXJTZXJ2aWNlElgKA0dldBIjLm1ldGFsLmFwaS52MS5Vc2VyU2VydmljZUdldFJlcXVlc3QaJC5tZXRhbC5hcGkudjEuVXNlclNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAggCYgZwcm90bzM", [file_metal_api_v1_common, file_metal_api_v1_token]);
 
 /**
  * User is the caller behind a token.
@@ -34,6 +35,21 @@ export type User = Message<"metal.api.v1.User"> & {
    * @generated from field: metal.api.v1.Token token = 2;
    */
   token?: Token | undefined;
+
+  /**
+   * Tenants the subject is a member of now (masterdata), with their roles. A membership
+   * accepted after the token was issued shows here, but grants only in a newer token.
+   *
+   * @generated from field: repeated metal.api.v1.UserTenant tenants = 3;
+   */
+  tenants: UserTenant[];
+
+  /**
+   * Projects the subject is a member of now, directly or through a tenant, with their roles.
+   *
+   * @generated from field: repeated metal.api.v1.UserProject projects = 4;
+   */
+  projects: UserProject[];
 };
 
 /**
@@ -42,6 +58,90 @@ export type User = Message<"metal.api.v1.User"> & {
  */
 export const UserSchema: GenMessage<User> = /*@__PURE__*/
   messageDesc(file_metal_api_v1_user, 0);
+
+/**
+ * UserTenant is one of the caller's tenant memberships.
+ *
+ * @generated from message metal.api.v1.UserTenant
+ */
+export type UserTenant = Message<"metal.api.v1.UserTenant"> & {
+  /**
+   * Tenant id.
+   *
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * Name of the tenant.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Role of the caller in the tenant.
+   *
+   * @generated from field: metal.api.v1.TenantRole role = 3;
+   */
+  role: TenantRole;
+};
+
+/**
+ * Describes the message metal.api.v1.UserTenant.
+ * Use `create(UserTenantSchema)` to create a new message.
+ */
+export const UserTenantSchema: GenMessage<UserTenant> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_user, 1);
+
+/**
+ * UserProject is one of the caller's project memberships.
+ *
+ * @generated from message metal.api.v1.UserProject
+ */
+export type UserProject = Message<"metal.api.v1.UserProject"> & {
+  /**
+   * Project id.
+   *
+   * @generated from field: string project = 1;
+   */
+  project: string;
+
+  /**
+   * Name of the project.
+   *
+   * @generated from field: string name = 2;
+   */
+  name: string;
+
+  /**
+   * Tenant owning the project.
+   *
+   * @generated from field: string tenant = 3;
+   */
+  tenant: string;
+
+  /**
+   * Role of the caller in the project: the higher of a direct membership and the tenant role.
+   *
+   * @generated from field: metal.api.v1.ProjectRole role = 4;
+   */
+  role: ProjectRole;
+
+  /**
+   * Inherited is true when the role comes from the tenant (no higher direct membership).
+   *
+   * @generated from field: bool inherited = 5;
+   */
+  inherited: boolean;
+};
+
+/**
+ * Describes the message metal.api.v1.UserProject.
+ * Use `create(UserProjectSchema)` to create a new message.
+ */
+export const UserProjectSchema: GenMessage<UserProject> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_user, 2);
 
 /**
  * UserServiceGetRequest asks who the caller is.
@@ -56,7 +156,7 @@ export type UserServiceGetRequest = Message<"metal.api.v1.UserServiceGetRequest"
  * Use `create(UserServiceGetRequestSchema)` to create a new message.
  */
 export const UserServiceGetRequestSchema: GenMessage<UserServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_user, 1);
+  messageDesc(file_metal_api_v1_user, 3);
 
 /**
  * UserServiceGetResponse carries the caller.
@@ -77,7 +177,7 @@ export type UserServiceGetResponse = Message<"metal.api.v1.UserServiceGetRespons
  * Use `create(UserServiceGetResponseSchema)` to create a new message.
  */
 export const UserServiceGetResponseSchema: GenMessage<UserServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_user, 2);
+  messageDesc(file_metal_api_v1_user, 4);
 
 /**
  * UserService tells callers who they are.
