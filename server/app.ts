@@ -37,6 +37,7 @@ import type { Logger } from "./logger.js";
 import { openMasterdataDatabase } from "./masterdata/database.js";
 import { createMasterdataRoutes } from "./masterdata/routes.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
+import { exportBusinessMetrics } from "./metrics/business.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
@@ -217,6 +218,8 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // Long-lived streams are counted after authentication (per token; public ones per remote address).
   const streamLimits = new StreamLimits(config.streamLimits);
   exportOpenStreams(metrics, (cls) => streamLimits.open(cls));
+  // Business metrics (docs/metrics.md): cluster-wide ones read from PostgreSQL when scraped, this replica's sessions, and the events counted as they happen.
+  const businessEvents = exportBusinessMetrics(metrics, db, { replicaId: replica.id, daemonSessions: () => sessions.connections.list(), waitStreams: () => sessions.waiting.size });
   const interceptors = [
     createObserveInterceptor(log, metrics),
     // Before auth: a call refused to a valid token is recorded too (docs/audit.md).
@@ -237,7 +240,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // The web console (docs/web-console.md) on this port; until it is built, "/" shows the home page.
   const webConsole = createWebConsole(config.webDir ?? DEFAULT_WEB_DIR, (req, res) => serveHomePage(req, res, build.version));
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles, businessEvents });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({
@@ -282,7 +285,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   }, LIVELINESS_INTERVAL_MS);
   resurrection.unref();
   const commandExpiry = setInterval(() => {
-    runCommandExpiryJob(db).catch((err: unknown) => log.error({ err }, "command expiry job failed"));
+    runCommandExpiryJob(db, undefined, businessEvents).catch((err: unknown) => log.error({ err }, "command expiry job failed"));
   }, COMMAND_EXPIRY_INTERVAL_MS);
   commandExpiry.unref();
   const changeLogPrune = setInterval(() => {

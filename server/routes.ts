@@ -41,6 +41,7 @@ import type { FanoutBus } from "./bus/fanout.js";
 import type { DbHandle } from "./db/handle.js";
 import type { HealthCheck } from "./health.js";
 import type { Logger } from "./logger.js";
+import { type BusinessEvents, countSwitchSyncs, NO_BUSINESS_EVENTS } from "./metrics/events.js";
 import { createAdminAuditService } from "./services/admin/audit-service.js";
 import { createAdminConnectionService } from "./services/admin/connection-service.js";
 import { createAdminFilesystemLayoutService } from "./services/admin/filesystem-layout-service.js";
@@ -97,11 +98,14 @@ export interface RouteDeps {
   machineCredentials: MachineCredentials;
   /** Serial consoles in the browser (metal.api.v1.ConsoleService), through the SSH console's opener. */
   browserConsoles: BrowserConsoles;
+  /** Where allocations, frees, BMC command results and switch syncs are counted for /metrics (server/metrics/business.ts). */
+  businessEvents?: BusinessEvents;
 }
 
 /** Registers every metal service; nothing else happens here. */
 export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   const { db, authority, projects, checks, bus } = deps;
+  const events = deps.businessEvents ?? NO_BUSINESS_EVENTS;
   const metalServices = new Set<string>();
   const add: ConnectRouter["service"] = (service, impl, options) => {
     metalServices.add(service.typeName);
@@ -117,7 +121,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(FilesystemLayoutService, createFilesystemLayoutService({ db }));
   add(NetworkService, createNetworkService({ db, projects }));
   add(IPService, createIpService({ db, projects }));
-  add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db), watch: deps.watch }));
+  add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db), watch: deps.watch, events }));
   add(TokenService, createTokenService({ db, authority, projects }));
   add(UserService, createUserService({ db }));
   add(VersionService, createVersionService(deps.build));
@@ -143,8 +147,11 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(EventService, createEventService({ db }));
   const { sessions } = deps;
   add(BootService, createBootService({ db, bus, waiting: sessions.waiting, waitTiming: sessions.waitTiming, machineCredentials: deps.machineCredentials }));
-  add(InfraSwitchService, createSwitchService({ db, bus, connections: sessions.connections, log: deps.log, configReader: sessions.switchConfigReader, syncWriter: sessions.switchSyncWriter }));
-  add(BMCService, createBmcService({ db, bus, connections: sessions.connections, consoles: sessions.consoles }));
+  add(
+    InfraSwitchService,
+    createSwitchService({ db, bus, connections: sessions.connections, log: deps.log, configReader: sessions.switchConfigReader, syncWriter: countSwitchSyncs(sessions.switchSyncWriter, events) }),
+  );
+  add(BMCService, createBmcService({ db, bus, connections: sessions.connections, consoles: sessions.consoles, events }));
   add(ConsoleService, createConsoleService({ consoles: sessions.consoles }));
 
   // metal.internal.v1: the other replicas only (the service brings its own gate in place of the token interceptors)

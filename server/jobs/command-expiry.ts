@@ -1,5 +1,6 @@
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
+import { type BusinessEvents, NO_BUSINESS_EVENTS } from "../metrics/events.js";
 import { commandExpiryRepository as commands } from "../repositories/command-expiry-repository.js";
 import { machineRepository as machines } from "../repositories/machine-repository.js";
 
@@ -14,9 +15,15 @@ export const TIMED_OUT_RESULT = "timed out: metal-bmc did not report a result be
  * others find the advisory lock taken and skip. Returns the expired command
  * ids, or undefined when another replica runs the job.
  */
-export async function runCommandExpiryJob(db: DbHandle, now = new Date()): Promise<string[] | undefined> {
-  return inTransaction(db, async (tx) => {
+export async function runCommandExpiryJob(db: DbHandle, now = new Date(), events: BusinessEvents = NO_BUSINESS_EVENTS): Promise<string[] | undefined> {
+  const expired = await inTransaction(db, async (tx) => {
     if (!(await machines.tryJobLock(tx, COMMAND_EXPIRY_LOCK))) return undefined;
-    return (await commands.expire(tx, now, TIMED_OUT_RESULT)).map((c) => c.id);
+    return commands.expire(tx, now, TIMED_OUT_RESULT);
   });
+  if (!expired) return undefined;
+  // Counted after the commit: a rolled back expiry expired nothing.
+  const byPartition = new Map<string, number>();
+  for (const c of expired) byPartition.set(c.partitionId, (byPartition.get(c.partitionId) ?? 0) + 1);
+  for (const [partition, n] of byPartition) events.bmcCommandsSettled(partition, "timed_out", n);
+  return expired.map((c) => c.id);
 }

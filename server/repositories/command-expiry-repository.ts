@@ -9,11 +9,11 @@ export const commandExpiryRepository = {
    * The status is re-checked on each row as it is updated, so a result that
    * metal-bmc reports at the same moment is never overwritten.
    */
-  async expire(tx: DbHandle, now: Date, result: string): Promise<{ id: string; machineId: string; command: string }[]> {
+  async expire(tx: DbHandle, now: Date, result: string): Promise<{ id: string; machineId: string; partitionId: string; command: string }[]> {
     return tx
       .update(bmcCommands)
       .set({ status: "timed_out", result, updatedAt: now })
       .where(and(eq(bmcCommands.status, "pending"), lt(bmcCommands.deadline, now)))
-      .returning({ id: bmcCommands.id, machineId: bmcCommands.machineId, command: bmcCommands.command });
+      .returning({ id: bmcCommands.id, machineId: bmcCommands.machineId, partitionId: bmcCommands.partitionId, command: bmcCommands.command });
   },
 };

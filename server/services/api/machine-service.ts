@@ -37,7 +37,7 @@ export function createMachineService(deps: AllocationDeps & { log: Logger; watch
     },
     async delete(req) {
       machineRef(req).check();
-      return { machine: await withEvents(await freeMachine(db, projectScope(req.project), req.id.toLowerCase(), deps.bus)) };
+      return { machine: await withEvents(await freeMachine(db, projectScope(req.project), req.id.toLowerCase(), deps.bus, deps.events)) };
     },
     async create(req, ctx) {
       validateMachineCreate(req);

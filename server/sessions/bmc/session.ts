@@ -5,6 +5,7 @@ import { bmcCommandsTopic, type FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { exhausted, failedPrecondition } from "../../errors.js";
+import { type BusinessEvents, NO_BUSINESS_EVENTS } from "../../metrics/events.js";
 import { bmcCommandRepository as commands, type PendingBmcCommand } from "../../repositories/bmc-command-repository.js";
 import { machineRepository as machines } from "../../repositories/machine-repository.js";
 import { partitionRepository as partitions } from "../../repositories/partition-repository.js";
@@ -54,6 +55,8 @@ export interface BmcSessionDeps {
   timing?: BmcSessionTiming;
   /** Where the session offers to open console relays (the app's one broker); without it the session opens no consoles. */
   consoles?: RelayBroker;
+  /** Counts settled commands for /metrics. */
+  events?: BusinessEvents;
 }
 
 const toProtoCommand = (c: PendingBmcCommand) => ({
@@ -74,7 +77,7 @@ const toProtoCommand = (c: PendingBmcCommand) => ({
  * lost). Nothing is kept per stream but which commands it has already sent;
  * a reconnecting agent gets all pending ones again and deduplicates by id.
  */
-export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING, consoles }: BmcSessionDeps) {
+export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SESSION_TIMING, consoles, events = NO_BUSINESS_EVENTS }: BmcSessionDeps) {
   return async function* session(requests: AsyncIterable<BMCServiceSessionRequest>, ctx: HandlerContext): AsyncGenerator<Response> {
     const it = requests[Symbol.asyncIterator]();
     const first = await it.next();
@@ -104,8 +107,9 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
           if (sent.has(c.id)) continue;
           const problem = sharedBmcAddressProblem(c.machineId, c.bmc?.address ?? "", c.sharedWith);
           // Never sent: it fails here, with the reason in its result, as the operator sees it in the command list.
-          if (problem) await commands.complete(db, partition, c.id, false, `not dispatched: ${problem}`);
-          else fresh.push(c);
+          if (problem) {
+            if (await commands.complete(db, partition, c.id, false, `not dispatched: ${problem}`)) events.bmcCommandsSettled(partition, "failed");
+          } else fresh.push(c);
         }
         if (fresh.length > 0 && !s.ended) {
           s.send({ kind: { case: "commands", value: { commands: fresh.map(toProtoCommand) } } });
@@ -151,7 +155,7 @@ export function createBmcSession({ db, bus, connections, timing = DEFAULT_BMC_SE
           case "result":
             validator().uuid("result.command_id", k.value.commandId).text("result.result", k.value.result, 4096).check();
             // False for a command that timed out or was settled before: a late or repeated result changes nothing.
-            await commands.complete(db, partition, k.value.commandId.toLowerCase(), k.value.ok, k.value.result);
+            if (await commands.complete(db, partition, k.value.commandId.toLowerCase(), k.value.ok, k.value.result)) events.bmcCommandsSettled(partition, k.value.ok ? "done" : "failed");
             break;
           case "hello":
             throw new ConnectError("hello: only the first message may be a hello", Code.InvalidArgument);

@@ -15,6 +15,7 @@ import { chooseRack, reservationsAllow } from "../../domain/placement.js";
 import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
 import { exhausted, failedPrecondition, invalidArgument, notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
+import { type BusinessEvents, outcomeOf } from "../../metrics/events.js";
 import { ipRepository } from "../../repositories/ip-repository.js";
 import { acquireAsn, acquireIps, type IpRequest, randomAsn } from "../../repositories/ipam-repository.js";
 import { machineAllocationRepository as allocations, machineRepository } from "../../repositories/machine-repository.js";
@@ -32,6 +33,8 @@ export interface AllocationDeps {
   bus: FanoutBus;
   /** Reference reads shared by concurrent allocations. */
   refs: ReferenceLookups;
+  /** Counts every allocation's outcome for /metrics. */
+  events?: BusinessEvents;
 }
 
 /**
@@ -203,6 +206,25 @@ const serversOf = (req: MachineServiceCreateRequest, p: PartitionRow) => ({
  * learns of it through the bus the moment the transaction commits.
  */
 export async function allocateMachine(deps: AllocationDeps, scope: ProjectScope, req: MachineServiceCreateRequest, createdBy: string): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
+  const counted = { partition: "", size: "" };
+  try {
+    const row = await allocate(deps, scope, req, createdBy, counted);
+    deps.events?.allocation({ partition: row.machine.partitionId ?? "", size: row.machine.sizeId ?? "", outcome: outcomeOf() });
+    return row;
+  } catch (err) {
+    // Labelled by partition and size only once both proved to exist: a request cannot mint series.
+    deps.events?.allocation({ ...counted, outcome: outcomeOf(err) });
+    throw err;
+  }
+}
+
+async function allocate(
+  deps: AllocationDeps,
+  scope: ProjectScope,
+  req: MachineServiceCreateRequest,
+  createdBy: string,
+  counted: { partition: string; size: string },
+): Promise<{ machine: MachineRow; events: MachineEventsRow | undefined }> {
   // The machine goes to req.project: it has to be one of the projects the call may write to.
   if (!inProjectScope(scope, req.project)) throw notFound("project", req.project);
   const role = machineRoleFromProto(req.role);
@@ -219,6 +241,8 @@ export async function allocateMachine(deps: AllocationDeps, scope: ProjectScope,
     deps.refs.size(req.size),
   ]);
   if (!quota) throw notFound("project", req.project);
+  counted.partition = req.partition;
+  counted.size = req.size;
   checkNetworks(nets, req.networks, req.project, req.partition);
   if (role === "firewall") nets.push(await underlayOf(deps.db, req.partition));
   const [layout, prefixes, , plan, held] = await Promise.all([

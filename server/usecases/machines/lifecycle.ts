@@ -9,6 +9,7 @@ import { machineTags, SystemTag } from "../../domain/machine-tags.js";
 import type { ProjectScope } from "../../domain/project-scope.js";
 import { EventType } from "../../domain/provisioning.js";
 import { conflict, failedPrecondition, notFound, unauthenticated } from "../../errors.js";
+import { type BusinessEvents, NO_BUSINESS_EVENTS, outcomeOf } from "../../metrics/events.js";
 import { filesystemLayoutRepository as layouts } from "../../repositories/image-repository.js";
 import { machineCredentialRepository } from "../../repositories/machine-credential-repository.js";
 import { machineLifecycleRepository as lifecycle, machineRepository as machines } from "../../repositories/machine-repository.js";
@@ -182,16 +183,25 @@ export async function queueBmcCommandOnLocked(tx: DbHandle, locked: MachineRow, 
  * in the same transaction: metal-bmc may reset the machine the moment it sees
  * the commands, and the boot that follows must come after the reclaim.
  */
-export async function freeMachine(db: DbHandle, scope: ProjectScope, id: string, bus?: FanoutBus): Promise<MachineRow> {
-  const { row, changedSwitches } = await inTransaction(db, async (tx) => {
+export async function freeMachine(db: DbHandle, scope: ProjectScope, id: string, bus?: FanoutBus, events: BusinessEvents = NO_BUSINESS_EVENTS): Promise<MachineRow> {
+  // Labelled by partition and size once the machine was found (and is the caller's): a request cannot mint series.
+  const counted = { partition: "", size: "" };
+  const freed = await inTransaction(db, async (tx) => {
     const m = await tenantMachines.lockAllocated(tx, scope, id);
+    counted.partition = m.partitionId ?? "";
+    counted.size = m.sizeId ?? "";
     if (m.state === "locked") throw failedPrecondition(`machine "${id}" is locked; an operator has to unlock it before it can be freed`);
     await lifecycle.release(tx, id);
     const changedSwitches = await lifecycle.setPortVrf(tx, id, null);
     await lifecycle.enqueueCommands(tx, id, m.partitionId!, FREE_COMMANDS, deadline());
     await recordEvents(tx, m.partitionId!, [{ machineId: id, type: EventType.MACHINE_RECLAIM, rawType: 0, message: "machine was freed" }]);
     return { row: { ...m, allocation: null, project: null, tags: [] }, changedSwitches };
+  }).catch((err: unknown) => {
+    events.free({ ...counted, outcome: outcomeOf(err) });
+    throw err;
   });
+  events.free({ ...counted, outcome: outcomeOf() });
+  const { row, changedSwitches } = freed;
   publishSwitchChanges(bus, changedSwitches);
   bus?.publish(bmcCommandsTopic(row.partitionId!));
   // Open consoles of the machine re-check at once: the tenant must not see the reclaim or the next allocation.
