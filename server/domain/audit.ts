@@ -1,25 +1,26 @@
-import { AdminRole, type Permission, ProjectRole, TenantRole, Visibility } from "../../gen/metal/api/v1/common_pb.js";
+import { type Permission, Visibility } from "../../gen/metal/api/v1/common_pb.js";
 
 /**
  * Which calls the audit trail records, and what of them (docs/audit.md).
  *
  * The rule: a unary call of the API packages (metal.api, metal.admin,
- * masterdata) whose permission needs a role that may write (operator admin,
- * project or tenant editor and up). Methods any authenticated caller may use
- * carry no such role; of those, the ones whose names do not read (token
- * Create/Revoke/Update/Refresh) are recorded. So a new method is recorded
- * or not by what it declares, without a list to keep up to date.
+ * masterdata) that is not public and whose name does not read (Get, List,
+ * Watch, ... or a name ending in Get or List, such as InviteGet). Going by the
+ * name, not by the role a method needs: a member's own Leave needs only a
+ * viewer's role and still changes something. So a new method is recorded or
+ * not by its name, without a list to keep up to date.
  *
- * Not recorded: the edge daemons (metal.infra: switch syncs, events, BMC
- * reports: machine-driven and far more frequent than changes people make;
- * the change log and the machine's event log keep them), metal-hammer's
- * calls (machine credentials, same), the replicas' internal calls, streams
- * (Watch reads; console sessions are recorded where they open) and
+ * Not recorded: the public methods (no verified caller; sign-in records its
+ * own entry), the edge daemons (metal.infra: switch syncs, events, BMC
+ * reports: machine-driven and far more frequent than changes people make; the
+ * change log and the machine's event log keep them), metal-hammer's calls
+ * (machine credentials, same), the replicas' internal calls, streams (Watch
+ * reads; console sessions are recorded where they open) and
  * ConsoleService.Input (keystrokes of a session already recorded).
  */
 const AUDITED_PACKAGES = /^(metal\.api\.v1|metal\.admin\.v1|masterdata\.v1)\./;
 const NOT_AUDITED = new Set(["metal.api.v1.ConsoleService/Input"]);
-const READS_BY_NAME = /^(Get|List|Find|Events|Issues|Commands|Try|Latest|Capacity|Suggest|Usage|Check|Info|Whoami|Version|Match)/;
+const READS_BY_NAME = /^(Get|List|Find|Watch|Events|Issues|Commands|Try|Latest|Capacity|Suggest|Usage|Check|Info|Whoami|Version|Match|Config)|(Get|List)$/;
 
 export interface MethodDescription {
   /** Fully qualified service name, e.g. "metal.api.v1.IPService". */
@@ -33,10 +34,7 @@ export function isAudited(m: MethodDescription): boolean {
   if (!m.unary || !AUDITED_PACKAGES.test(m.service) || NOT_AUDITED.has(`${m.service}/${m.name}`)) return false;
   const p = m.permission;
   if (p.replica || p.infra || p.visibility === Visibility.PUBLIC) return false;
-  const writes = p.adminRole === AdminRole.ADMIN || p.projectRole >= ProjectRole.EDITOR || p.tenantRole >= TenantRole.EDITOR;
-  if (writes) return true;
-  const anyRole = p.adminRole !== AdminRole.UNSPECIFIED || p.projectRole !== ProjectRole.UNSPECIFIED || p.tenantRole !== TenantRole.UNSPECIFIED;
-  return !anyRole && p.visibility === Visibility.AUTHENTICATED && !READS_BY_NAME.test(m.name);
+  return !READS_BY_NAME.test(m.name);
 }
 
 /** Field names (proto JSON, camelCase) whose string values name a target. */

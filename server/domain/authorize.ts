@@ -31,13 +31,16 @@ const deny = (message: string): Decision => ({ allow: false, code: "permission_d
  *   a tenant role also applies to that tenant's projects.
  * - Infra tokens may call infra methods of their own partition.
  * - A machine credential may call only methods declaring `machine`, and only
- *   for its own machine in its own partition (see authorizeMachine).
+ *   for its own machine in its own partition (see authorizeMachine). A method
+ *   declaring `machine` and nothing else is for machine credentials alone:
+ *   every other caller, an operator admin included, is refused.
  */
 export function authorize(principal: Principal | undefined, permission: Permission, target: Target, projectTenant?: string): Decision {
   if (permission.visibility === Visibility.PUBLIC) return allow;
   if (!principal) return { allow: false, code: "unauthenticated", message: "this call needs a token: send 'Authorization: Bearer <token>'" };
   if (principal.machine) return authorizeMachine(principal.machine, permission, target);
   if (permission.visibility === Visibility.AUTHENTICATED) return allow;
+  if (isMachineOnly(permission)) return deny("only a machine credential may call this method");
 
   const roles = principal.roles;
   if (roles.adminRole === AdminRole.ADMIN) return allow;
@@ -88,4 +91,17 @@ function authorizeMachine(machine: MachineCaller, permission: Permission, target
     if (other !== undefined) return deny(`the machine credential acts only for machine "${machine.id}"`);
   }
   return allow;
+}
+
+/** `machine` and nothing that admits anyone else: no visibility, no role, no infra. */
+export function isMachineOnly(p: Permission): boolean {
+  return (
+    p.machine &&
+    p.visibility === Visibility.UNSPECIFIED &&
+    p.adminRole === AdminRole.UNSPECIFIED &&
+    p.projectRole === ProjectRole.UNSPECIFIED &&
+    p.tenantRole === TenantRole.UNSPECIFIED &&
+    !p.infra &&
+    !p.replica
+  );
 }

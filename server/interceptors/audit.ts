@@ -1,4 +1,4 @@
-import { toJson } from "@bufbuild/protobuf";
+import { type DescMethod, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor, type StreamResponse, type UnaryResponse } from "@connectrpc/connect";
 import { ConsoleService } from "../../gen/metal/api/v1/console_pb.js";
 import { kPrincipal, kRequestId } from "../auth/context.js";
@@ -25,8 +25,7 @@ import { type AuditEntry, auditTrail, errorMessageOf, newEntry, outcomeOf } from
  */
 export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Interceptor {
   const { db, log } = deps;
-  const audited = (req: Parameters<Parameters<Interceptor>[0]>[0]) =>
-    req.method === ConsoleService.method.attach || isAudited({ service: req.method.parent.typeName, name: req.method.name, unary: req.method.methodKind === "unary", permission: permissionOf(req.method) });
+  const audited = (req: Parameters<Parameters<Interceptor>[0]>[0]) => auditsMethod(req.method);
 
   const entryOf = (req: Parameters<Parameters<Interceptor>[0]>[0], streamed?: unknown): AuditEntry | undefined => {
     const principal = req.contextValues.get(kPrincipal);
@@ -121,6 +120,11 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
       throw err;
     }
   };
+}
+
+/** Whether calls of `method` are recorded: the rule of server/domain/audit.ts, and browser console sessions (a stream). */
+export function auditsMethod(method: DescMethod): boolean {
+  return method === ConsoleService.method.attach || isAudited({ service: method.parent.typeName, name: method.name, unary: method.methodKind === "unary", permission: permissionOf(method) });
 }
 
 /** A console session opens with its first message and is refused with an error before one: record whichever comes. */

@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
 import { startTestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
+import { type AuditedCase, auditDifferences, mutates } from "./permission-matrix/audit-check.js";
 import { callMethod, type Outcome, outcomeName } from "./permission-matrix/call.js";
 import { allServices, declaredPermission, methodName } from "./permission-matrix/methods.js";
 import { type Expected, expectedDecision, type RequestTarget } from "./permission-matrix/oracle.js";
@@ -24,10 +25,7 @@ import { buildWorld, type MatrixWorld } from "./permission-matrix/world.js";
  * reported as a defect. The matrix expects them to still differ, so a fix
  * fails here until its entry is removed. Key: "<method> × <role>".
  */
-const KNOWN_DEFECTS: Record<string, string> = {
-  "metal.infra.v1.BootService.RenewCredential × operator admin":
-    "the option states no role, so an operator admin passes its check; the handler then refuses PermissionDenied (only a machine credential can be renewed): the option does not say what the method does",
-};
+const KNOWN_DEFECTS: Record<string, string> = {};
 
 /** Methods whose allowed calls change one shared target (its version): one role after another. */
 const ONE_AT_A_TIME = new Set(["metal.api.v1.MachineService.Update"]);
@@ -54,8 +52,7 @@ function targetOf(method: DescMethod, request: unknown): RequestTarget {
   return { project: str("project", "project"), tenant: str("tenant", "tenant"), partition: str("partition", "partition"), machineIds };
 }
 
-interface CaseResult {
-  key: string;
+interface CaseResult extends AuditedCase {
   expected: Expected;
   got: Outcome;
   verdict: "succeeded" | "authorized" | "refused" | "mismatch";
@@ -68,16 +65,22 @@ function judge(method: DescMethod, expected: Expected, got: Outcome): CaseResult
   return methodName(method) in AUTHORIZATION_ONLY && !authRefusal ? "authorized" : "mismatch";
 }
 
+let caseCounter = 0;
+
 /** One call of the matrix: `request` sent by `role`, judged against what the permission declares for it. */
 async function runCase(method: DescMethod, role: Role, request: unknown): Promise<CaseResult> {
   const token = world.tokens.get(role.name);
   const expected = expectedDecision(declaredPermission(method)!, role.caller, targetOf(method, request), world);
-  const got = await callMethod(world.server.grpcClient(method.parent, token), method, request);
-  return { key: `${methodName(method)} × ${role.name}`, expected, got, verdict: judge(method, expected, got) };
+  const requestId = `matrix-case-${++caseCounter}`;
+  const got = await callMethod(world.server.grpcClient(method.parent, token), method, request, requestId);
+  return { key: `${methodName(method)} × ${role.name}`, method, role, requestId, expected, got, verdict: judge(method, expected, got) };
 }
 
 const setUpFailed = (method: DescMethod, role: Role, err: unknown): CaseResult => ({
   key: `${methodName(method)} × ${role.name}`,
+  method,
+  role,
+  requestId: "",
   expected: { allow: true },
   got: { code: Code.Internal, message: `the case's request could not be made: ${String(err)}` },
   verdict: "mismatch",
@@ -141,19 +144,33 @@ describe("the permission matrix", () => {
     expect([...Object.keys(VALID), ...Object.keys(AUTHORIZATION_ONLY)].filter((n) => !names.includes(n))).toEqual([]);
   });
 
+  let results: CaseResult[] | undefined;
+
   it("answers every method × role as the permission declares", { timeout: scaled(180_000) }, async () => {
-    const results = await runMatrix();
-    const mismatches = results.filter((r) => r.verdict === "mismatch");
+    const all = await runMatrix();
+    results = all;
+    const mismatches = all.filter((r) => r.verdict === "mismatch");
     const unexpected = mismatches.filter((r) => !(r.key in KNOWN_DEFECTS)).map((r) => `${r.key}: expected ${describeExpected(r.expected)}, got ${outcomeName(r.got)}`);
     const fixed = Object.keys(KNOWN_DEFECTS).filter((k) => !mismatches.some((r) => r.key === k));
-    const count = (v: CaseResult["verdict"]) => results.filter((r) => r.verdict === v).length;
+    const count = (v: CaseResult["verdict"]) => all.filter((r) => r.verdict === v).length;
     console.info(
-      `permission matrix: ${methods.length} methods × ${ROLES.length} roles = ${results.length} cases; ` +
+      `permission matrix: ${methods.length} methods × ${ROLES.length} roles = ${all.length} cases; ` +
         `allowed: ${count("succeeded")} succeeded, ${count("authorized")} passed authorization only; refused as declared: ${count("refused")}; ` +
         `known defects: ${mismatches.length - unexpected.length}`,
     );
-    expect(results.length).toBe(methods.length * ROLES.length);
+    expect(all.length).toBe(methods.length * ROLES.length);
     expect(unexpected).toEqual([]);
     expect(fixed, "fixed: remove these from KNOWN_DEFECTS").toEqual([]);
   });
+
+  it("records each call of a mutating method in the audit trail: method, caller, outcome", { timeout: scaled(60_000) }, async () => {
+    if (!results) throw new Error("the matrix did not run");
+    const made = results.filter((r) => r.requestId !== "");
+    const audited = made.filter((r) => auditsMethodCase(r)).length;
+    console.info(`audit trail: ${audited} calls of mutating methods checked for one entry each, ${made.length - audited} other calls for none`);
+    expect(audited).toBeGreaterThan(500);
+    expect(await auditDifferences(world, made)).toEqual([]);
+  });
 });
+
+const auditsMethodCase = (r: CaseResult) => mutates(r.method) && !["none", "garbage", "machine"].includes(r.role.caller.kind);

@@ -17,17 +17,19 @@ const STREAM_SILENCE_MS = scaled(20_000);
  * Calls `method` with `request`: a unary call to its answer; a server stream
  * until its first message, its end or its error (then closed); a bidi stream
  * with `request` as its only message, the request side then closed, until the
- * server's first message or error.
+ * server's first message or error. `requestId` is sent as `x-request-id`.
  */
-export async function callMethod(client: Client<DescService>, method: DescMethod, request: unknown): Promise<Outcome> {
+export async function callMethod(client: Client<DescService>, method: DescMethod, request: unknown, requestId?: string): Promise<Outcome> {
   const fn = (client as unknown as Record<string, (...a: unknown[]) => unknown>)[method.localName]!;
   const abort = new AbortController();
+  // The request id the server records (logs, audit trail): the matrix finds each case's audit entry by it.
+  const options = { signal: abort.signal, headers: requestId ? { "x-request-id": requestId } : undefined };
   try {
     if (method.methodKind === "unary") {
-      await fn(request, { signal: abort.signal });
+      await fn(request, options);
       return { code: "ok" };
     }
-    const stream = (method.methodKind === "server_streaming" ? fn(request, { signal: abort.signal }) : fn(once(request), { signal: abort.signal })) as AsyncIterable<unknown>;
+    const stream = (method.methodKind === "server_streaming" ? fn(request, options) : fn(once(request), options)) as AsyncIterable<unknown>;
     const it = stream[Symbol.asyncIterator]();
     let timer: NodeJS.Timeout | undefined;
     const silent = new Promise<"silent">((r) => (timer = setTimeout(() => r("silent"), STREAM_SILENCE_MS)));

@@ -39,6 +39,8 @@ const refuse = (...codes: Code[]): Expected => ({ allow: false, codes });
  *   counting for the tenant's projects at the same level; tenant_role: the
  *   role in the request's `tenant`; infra: an infra token of the request's
  *   `partition`. Each of them admits on its own.
+ * - A method stating `machine` and no other field is for machine credentials
+ *   alone: every other valid token is PermissionDenied.
  * - Nothing else admits: a method stating no role at all is for operator admins.
  */
 export function expectedDecision(p: Permission, caller: Caller, target: RequestTarget, world: World): Expected {
@@ -59,6 +61,8 @@ export function expectedDecision(p: Permission, caller: Caller, target: RequestT
     return allow;
   }
   if (p.visibility === Visibility.AUTHENTICATED) return allow;
+  const statesOnlyMachine = p.adminRole === AdminRole.UNSPECIFIED && p.projectRole === ProjectRole.UNSPECIFIED && p.tenantRole === TenantRole.UNSPECIFIED && !p.infra && p.visibility === Visibility.UNSPECIFIED;
+  if (p.machine && statesOnlyMachine) return refuse(Code.PermissionDenied);
   if (caller.kind === "operator" && caller.level === AdminRole.ADMIN) return allow;
   if (caller.kind === "operator" && caller.level === AdminRole.VIEWER && isRead(p)) return allow;
   if (p.projectRole !== ProjectRole.UNSPECIFIED && projectLevel(caller, target.project ?? "", world) >= p.projectRole) return allow;

@@ -81,3 +81,20 @@ describe("authorize, a machine credential", () => {
     expect(authorize(infraP1, renew, { partition: "p1", machineIds: [Y] })).toMatchObject({ allow: false, code: "permission_denied" });
   });
 });
+
+describe("authorize, a method for machine credentials alone (machine and nothing else)", () => {
+  const token = (roles: Partial<Principal["roles"]>): Principal => ({ tokenId: "t", subject: "someone", expiresAt: new Date(Date.now() + 3600_000), roles: { ...noRoles(), ...roles } });
+
+  it.each([
+    ["an operator admin", token({ adminRole: AdminRole.ADMIN })],
+    ["an operator viewer", token({ adminRole: AdminRole.VIEWER })],
+    ["an infra token of the machine's partition", token({ infraPartition: "p1" })],
+    ["a project owner", token({ projectRoles: { pa: ProjectRole.OWNER } })],
+  ])("refuses %s", (_, who) => {
+    expect(authorize(who, renew, { partition: "p1", machineIds: [X] })).toMatchObject({ allow: false, code: "permission_denied" });
+  });
+
+  it("still lets an operator admin call a method that also states infra", () => {
+    expect(authorize(token({ adminRole: AdminRole.ADMIN }), hammerMethod, { partition: "p1", machineIds: [X] })).toEqual({ allow: true });
+  });
+});

@@ -176,7 +176,8 @@ export type Permission = Message<"metal.api.v1.Permission"> & {
    * the methods metal-hammer calls, for its own machine only: the request's `machine_id` (and
    * every event's) must be the credential's machine and `partition` its partition. A machine
    * credential is refused on every method without this flag. The other fields still apply to
-   * every other caller.
+   * every other caller; a method stating `machine` and no other field is for machine credentials
+   * alone (every other caller, an operator admin included, is refused).
    *
    * @generated from field: bool machine = 7;
    */
