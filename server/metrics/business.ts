@@ -41,6 +41,8 @@ const ALLOCATION = ["allocated", "free"] as const;
 const LIVELINESS = ["alive", "dead", "unknown", "none"] as const;
 const liveliness = (raw: string) => (raw === "" ? "none" : raw.toLowerCase());
 
+type ReadResult = { snapshot: BusinessSnapshot; totals: SizeTotals[] } | undefined;
+
 /** Per partition and size: the sums the machine families report. */
 interface SizeTotals {
   partition: string;
@@ -92,42 +94,55 @@ export function exportBusinessMetrics(metrics: Metrics, db: DbHandle, replica: R
   const cacheMs = opts.cacheMs ?? 2_000;
   const readTimeoutMs = opts.readTimeoutMs ?? 5_000;
 
-  const readFailures = new Counter({
-    name: "metal_metrics_database_read_failures_total",
-    help: "Scrapes whose read of the cluster-wide business metrics from PostgreSQL failed or timed out; those scrapes leave the cluster-wide families out.",
-    registers,
-  });
-  const readDuration = new Gauge({
-    name: "metal_metrics_database_read_duration_seconds",
-    help: "How long the last read of the cluster-wide business metrics from PostgreSQL took (four aggregate statements).",
-    registers,
-  });
-
-  // One read serves every family of a scrape (prom-client collects them concurrently) and the scrapes of the next cacheMs.
-  let cached: { at: number; read: Promise<{ snapshot: BusinessSnapshot; totals: SizeTotals[] } | undefined> } | undefined;
-  const read = () => {
-    const now = Date.now();
-    if (cached && now - cached.at < cacheMs) return cached.read;
+  // One read serves every family of a scrape (prom-client collects them concurrently: the first starts it, the
+  // others join it) and, once done, the scrapes of the next cacheMs.
+  let inFlight: Promise<ReadResult> | undefined;
+  let last: { at: number; result: ReadResult } | undefined;
+  const read = (): Promise<ReadResult> => {
+    if (inFlight) return inFlight;
+    if (last && Date.now() - last.at < cacheMs) return Promise.resolve(last.result);
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`reading the business metrics took longer than ${readTimeoutMs} ms`)), readTimeoutMs);
     });
-    const attempt = Promise.race([metricsRepository.snapshot(db), timeout])
+    const attempt: Promise<ReadResult> = Promise.race([metricsRepository.snapshot(db), timeout])
       .then((snapshot) => {
+        const result = { snapshot, totals: foldSnapshot(snapshot) };
         readDuration.set((performance.now() - started) / 1000);
-        return { snapshot, totals: foldSnapshot(snapshot) };
+        last = { at: Date.now(), result };
+        return result;
       })
+      // A failed read is not kept: the next scrape tries again.
       .catch(() => {
         readFailures.inc();
-        // A failed read is not cached: the next scrape tries again.
-        if (cached?.read === attempt) cached = undefined;
         return undefined;
       })
-      .finally(() => clearTimeout(timer));
-    cached = { at: now, read: attempt };
+      .finally(() => {
+        clearTimeout(timer);
+        inFlight = undefined;
+      });
+    inFlight = attempt;
     return attempt;
   };
+
+  // Both wait for the scrape's read, so that they report on it, not on the one before.
+  const readFailures = new Counter({
+    name: "metal_metrics_database_read_failures_total",
+    help: "Scrapes whose read of the cluster-wide business metrics from PostgreSQL failed or timed out; those scrapes leave the cluster-wide families out.",
+    registers,
+    async collect() {
+      await read();
+    },
+  });
+  const readDuration = new Gauge({
+    name: "metal_metrics_database_read_duration_seconds",
+    help: "How long the last read of the cluster-wide business metrics from PostgreSQL took (four aggregate statements in one read-only transaction).",
+    registers,
+    async collect() {
+      await read();
+    },
+  });
 
   /** A cluster-wide gauge: reset and refilled from the shared read on every scrape, so vanished series vanish. */
   const clusterGauge = <L extends string>(

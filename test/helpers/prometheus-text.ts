@@ -46,7 +46,8 @@ export function parseExposition(text: string): Exposition {
     }
     const raw = m[3]!;
     const value = raw === "+Inf" ? Number.POSITIVE_INFINITY : raw === "-Inf" ? Number.NEGATIVE_INFINITY : Number(raw);
-    if (Number.isNaN(value) && raw !== "NaN") throw new Error(`bad value in ${JSON.stringify(line)}`);
+    // prom-client writes NaN as "Nan" (a fresh event-loop-lag histogram); Prometheus reads either.
+    if (Number.isNaN(value) && raw.toLowerCase() !== "nan") throw new Error(`bad value in ${JSON.stringify(line)}`);
     samples.push({ name: m[1]!, labels, value });
   }
   return { samples, types, help };
