@@ -1,9 +1,9 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { inArray } from "drizzle-orm";
+import { Visibility } from "../../../gen/metal/api/v1/common_pb.js";
 import { UserService } from "../../../gen/metal/api/v1/user_pb.js";
 import { auditEntries } from "../../../server/db/schema/index.js";
 import { OUTCOME_OK } from "../../../server/domain/audit.js";
-import { auditsMethod } from "../../../server/interceptors/audit.js";
 import { outcomeOf } from "../../../server/usecases/audit/entries.js";
 import { scaled } from "../../helpers/timeouts.js";
 import type { Outcome } from "./call.js";
