@@ -336,9 +336,26 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     }
   });
 
+  it("restores an empty installation from the newest backup before anything migrates the databases", () => {
+    const steps = ["metal-api", "masterdata-api"].map((name) => {
+      const pod = podSpecOf(deployment(objects, name))!;
+      const inits = list(pod.initContainers) as Container[];
+      expect(inits.map((c) => c.name), name).toEqual(["restore"]);
+      expect([...(inits[0]!.command ?? []), ...((inits[0]!.args as string[] | undefined) ?? [])], name).toEqual(["metal-backup", "restore", "--if-empty"]);
+      return inits[0]!;
+    });
+    // The same step in both: whichever pod comes first restores, the others find data and go on.
+    expect(steps[0]).toEqual(steps[1]);
+    const run = container(deployment(objects, "metal-backup"), "metal-backup");
+    expect(run.args).toEqual(["run"]);
+    // It reads the backups the scheduled ones write: same targets, same key.
+    const target = (c: Container) => (c.env ?? []).filter((e) => /^METAL_BACKUP_(S3_|KEY_FILE)/.test(e.name as string));
+    expect(target(steps[0]!)).toEqual(target(run));
+  });
+
   it("runs every metal bin from one image (metal, or metal-backup for pg_dump), all of one tag", () => {
     const images = workloads(objects).flatMap((w) => (containersOf(w) as Container[]).filter(isMetal).map((c) => ({ bin: binOf(c), image: c.image })));
-    expect(images.map((i) => i.bin).sort()).toEqual(["masterdata-api", "metal-api", "metal-backup"]);
+    expect([...new Set(images.map((i) => i.bin))].sort()).toEqual(["masterdata-api", "metal-api", "metal-backup"]);
     for (const i of images) expect(imageName(i.image).split("/").pop(), i.bin).toBe(i.bin === "metal-backup" ? "metal-backup" : "metal");
     expect(new Set(images.map((i) => i.image.slice(imageName(i.image).length))).size).toBe(1);
     // The tag is the package's version unless an overlay says otherwise.
@@ -372,7 +389,8 @@ describe("deploy/kubernetes/overlays/cloudnative-pg", () => {
         }
       }
     }
-    expect(refs).toBe(5);
+    // metal-api, masterdata-api (2), metal-backup (2), and the restore step of both APIs (2 each).
+    expect(refs).toBe(9);
   });
 });
 

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadBmcConfig } from "../../edge/bmc/config.js";
 import { loadCoreConfig } from "../../edge/core/main.js";
 import { loadPixieConfig } from "../../edge/pixie/main.js";
+import { loadBackupSettings } from "../../server/backup/settings.js";
 import { loadConfig } from "../../server/config.js";
 import { loadMasterdataConfig } from "../../server/masterdata/config.js";
 
@@ -38,6 +39,7 @@ const DAEMONS: Record<string, { source: string; load: (env: Record<string, strin
   pixie: { source: "edge/pixie/main.ts", load: (env) => loadPixieConfig(env, []) },
   "metal-api": { source: "server/config.ts", load: (env) => loadConfig(env, []) },
   "masterdata-api": { source: "server/masterdata/config.ts", load: (env) => loadMasterdataConfig(env, []) },
+  "metal-backup": { source: "server/backup/settings.ts", load: (env) => loadBackupSettings(env, []) },
 };
 
 const directives = (unit: string, key: string) =>
@@ -66,13 +68,13 @@ describe("deploy/systemd", () => {
   });
 
   it("has units for the partition daemons and the control plane", () => {
-    expect(units.sort()).toEqual(["masterdata-api.service", "metal-api.service", "metal-bmc.service", "metal-core.service", "pixie.service"]);
+    expect(units.sort()).toEqual(["masterdata-api.service", "metal-api.service", "metal-backup.service", "metal-bmc.service", "metal-core.service", "pixie.service"]);
   });
 
   it("runs a bin of the package in each unit, its bundle built first with full privileges", () => {
     for (const unit of units) {
       const name = unit.replace(/\.service$/, "");
-      expect(directives(unit, "ExecStart"), unit).toEqual([`${BIN_DIR}${name}`]);
+      expect(directives(unit, "ExecStart"), unit).toEqual([`${BIN_DIR}${name}${name === "metal-backup" ? " run" : ""}`]);
       expect(bins, unit).toContain(name);
       expect(directives(unit, "ExecStartPre"), unit).toEqual([`+/bin/sh -c 'exec ${BIN_DIR}${name} --help >/dev/null'`]);
       expect(directives(unit, "Restart"), unit).toEqual(["always"]);
@@ -105,7 +107,10 @@ describe("deploy/systemd", () => {
     try {
       for (const [daemon, { source, load }] of Object.entries(DAEMONS)) {
         const file = join(DIR, `${daemon}.env.example`);
-        const names = [...readFileSync(join(REPO, source), "utf8").matchAll(/env:\s*"([A-Z][A-Z0-9_]*)"/g)].map((m) => m[1]!);
+        const text = readFileSync(join(REPO, source), "utf8");
+        const names = [...text.matchAll(/env:\s*"([A-Z][A-Z0-9_]*)"/g)].map((m) => m[1]!);
+        // Secrets read as VAR or VAR_FILE (metal-backup's S3 keys).
+        for (const m of text.matchAll(/readSecret\(env,\s*"([A-Z][A-Z0-9_]*)"\)/g)) names.push(m[1]!, `${m[1]}_FILE`);
         const env: Record<string, string> = {};
         for (const line of readFileSync(file, "utf8").split("\n")) {
           const m = /^#?([A-Z][A-Z0-9_]*)=(.*)$/.exec(line);
@@ -120,9 +125,11 @@ describe("deploy/systemd", () => {
           expect(names, `${daemon}.service: ${name}`).toContain(name);
           env[name!] = rest.join("=");
         }
-        if (env.METAL_PIXIE_TOKEN_FILE) {
-          env.METAL_PIXIE_TOKEN_FILE = join(tmp, "pixie-token");
-          writeFileSync(env.METAL_PIXIE_TOKEN_FILE, "token\n");
+        // A credential the unit hands over (%d/...) is a file of the test's.
+        for (const [name, value] of Object.entries(env)) {
+          if (!value.startsWith("%d/")) continue;
+          env[name] = join(tmp, value.slice(3));
+          writeFileSync(env[name]!, "placeholder\n");
         }
         expect(() => load(env), daemon).not.toThrow();
       }
