@@ -56,6 +56,14 @@ export interface TokenAuthority {
    */
   dropProjectGrants(db: DbHandle, projectId: string): Promise<void>;
   /**
+   * A subject's membership in a tenant or project was removed (`max` 0) or
+   * lowered to `max`: every token of that subject keeps at most that grant
+   * there, at once on every replica; a token left with no grant at all is
+   * revoked (with what was minted from it), as in dropProjectGrants. A
+   * higher role is never granted here: it shows in tokens issued later.
+   */
+  capSubjectGrant(db: DbHandle, subject: string, scope: { tenant: string } | { project: string }, max: number): Promise<void>;
+  /**
    * Replaces a token by a new one of the same subject, description, roles,
    * parent and lifetime (counted from now, never past the parent's expiry);
    * in one transaction the old one is revoked and what was minted from it
@@ -234,6 +242,17 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
         return rows;
       });
       // A token that only lost the grant changed too: no replica may keep authorising it on the project.
+      await forgetEverywhere(changed);
+    },
+
+    async capSubjectGrant(db, subject, scope, max) {
+      const [kind, id] = "tenant" in scope ? (["tenants", scope.tenant] as const) : (["projects", scope.project] as const);
+      const changed = await inTransaction(db, async (tx) => {
+        const rows = await tokens.capSubjectGrant(tx, subject, kind, id, max);
+        const emptied = rows.filter((r) => !r.revokedAt && grantsNothing(r.roles));
+        for (const r of emptied) rows.push(...(await tokens.revokeCascade(tx, r.id)));
+        return rows;
+      });
       await forgetEverywhere(changed);
     },
 

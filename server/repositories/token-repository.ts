@@ -97,6 +97,21 @@ export const tokenRepository = {
       .returning();
   },
 
+  /**
+   * Caps the grant on one tenant or project of every unrevoked token of `subject` at `max`
+   * (0 removes it); returns the changed tokens. Tokens granting less are left alone.
+   */
+  async capSubjectGrant(db: DbHandle, subject: string, scope: "tenants" | "projects", id: string, max: number): Promise<TokenRow[]> {
+    const path = sql`array[${scope}::text, ${id}::text]`;
+    const held = sql`(${tokens.roles} #>> ${path})::int`;
+    const roles = max <= 0 ? sql`jsonb_set(${tokens.roles}, array[${scope}::text], (${tokens.roles} -> ${scope}::text) - ${id}::text)` : sql`jsonb_set(${tokens.roles}, ${path}, to_jsonb(${max}::int))`;
+    return db
+      .update(tokens)
+      .set({ roles })
+      .where(and(eq(tokens.subject, subject), isNull(tokens.revokedAt), sql`${held} > ${max}::int`))
+      .returning();
+  },
+
   /** Takes the bootstrap lock until the transaction ends. */
   async lockBootstrap(tx: DbHandle): Promise<void> {
     await tx.execute(sql`select pg_advisory_xact_lock(${BOOTSTRAP_LOCK_KEY})`);

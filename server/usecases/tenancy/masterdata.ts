@@ -1,0 +1,50 @@
+import { type Client, Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import { InvitationService } from "../../../gen/masterdata/v1/invitation_pb.js";
+import { MembershipService } from "../../../gen/masterdata/v1/membership_pb.js";
+import { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
+import { ProjectService } from "../../../gen/masterdata/v1/project_pb.js";
+import { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
+import { TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
+import type { TokenAuthority } from "../../auth/token-authority.js";
+import type { DbHandle } from "../../db/handle.js";
+
+/** The masterdata services self-service uses, reached through their generated clients only. */
+export interface Masterdata {
+  tenants: Client<typeof TenantService>;
+  projects: Client<typeof ProjectService>;
+  tenantMembers: Client<typeof TenantMemberService>;
+  projectMembers: Client<typeof ProjectMemberService>;
+  invitations: Client<typeof InvitationService>;
+  memberships: Client<typeof MembershipService>;
+}
+
+export function masterdataClients(transport: Transport): Masterdata {
+  return {
+    tenants: createClient(TenantService, transport),
+    projects: createClient(ProjectService, transport),
+    tenantMembers: createClient(TenantMemberService, transport),
+    projectMembers: createClient(ProjectMemberService, transport),
+    invitations: createClient(InvitationService, transport),
+    memberships: createClient(MembershipService, transport),
+  };
+}
+
+/** What the tenancy use cases need: masterdata, and the tokens whose grants follow the memberships. */
+export interface TenancyDeps {
+  md: Masterdata;
+  db: DbHandle;
+  authority: Pick<TokenAuthority, "capSubjectGrant">;
+}
+
+/** Memberships and lists read at most this many rows; the lists of one user or one tenant stay well under it. */
+export const LIST_LIMIT = 1000;
+
+/** The value of a masterdata call, or undefined when it answers NotFound. */
+export async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (ConnectError.from(err).code === Code.NotFound) return undefined;
+    throw err;
+  }
+}
