@@ -11,6 +11,7 @@ const MODULES: Record<string, () => Promise<CommandMap>> = {
   masterdata: async () => (await import("./commands/masterdata.js")).MASTERDATA_COMMANDS,
   misc: async () => (await import("./commands/misc.js")).MISC_COMMANDS,
   audit: async () => (await import("./commands/audit.js")).AUDIT_COMMANDS,
+  login: async () => (await import("./commands/login.js")).LOGIN_COMMANDS,
 };
 
 const WORDS: Record<string, keyof typeof MODULES> = {};
@@ -20,7 +21,8 @@ for (const [module, words] of Object.entries({
   catalog: "partition partitions size sizes image images filesystemlayout filesystemlayouts fsl",
   switch: "switch switches sw",
   masterdata: "tenant tenants project projects",
-  misc: "context ctx login whoami version health token tokens",
+  login: "login logout",
+  misc: "context ctx whoami version health token tokens",
   audit: "audit audits",
 }))
   for (const w of words.split(" ")) WORDS[w] = module as keyof typeof MODULES;

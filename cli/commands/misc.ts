@@ -77,24 +77,6 @@ class ContextAdd extends MetalCommand<typeof ContextAdd> {
   }
 }
 
-class Login extends MetalCommand<typeof Login> {
-  static override summary = 'check a token and store it in the current context (created as "default" if there is none)';
-  static override examples = ["metalctl login --api-url https://metal.example --token $(cat .metal/admin-token)"];
-  async run() {
-    if (!this.global.token) throw new UsageError("--token is required (metalctl issues no tokens itself: an operator creates one with `metalctl token create`)");
-    const user = (await this.client(UserService).get({})).user!;
-    const config = this.readConfig();
-    const name = this.global.context ?? config.current ?? "default";
-    const ctx = config.contexts[name] ?? {};
-    ctx.token = this.global.token;
-    if (this.global["api-url"]) ctx.url = apiUrl(this.global["api-url"], "--api-url");
-    config.contexts[name] = ctx;
-    config.current ??= name;
-    this.writeConfig(config);
-    this.out(`logged in as ${user.subject}, token stored in context "${name}"\n`);
-  }
-}
-
 // ---------------------------------------------------------------- who, what, how
 
 const rolesText = (r: TokenRoles | undefined) => {
@@ -334,7 +316,6 @@ export const MISC_COMMANDS: Record<string, typeof Command> = {
   "context:list": ContextList,
   "context:use": ContextUse,
   "context:add": ContextAdd,
-  login: Login,
   whoami: Whoami,
   version: Version,
   health: Health,

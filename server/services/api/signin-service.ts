@@ -1,0 +1,20 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { SignInService } from "../../../gen/metal/api/v1/signin_pb.js";
+import { toProtoToken } from "../../convert/token.js";
+import type { SignIn } from "../../usecases/signin/sign-in.js";
+import { validateSignInExchange } from "../../validate/signin.js";
+
+/** OpenID Connect sign-in (docs/signin.md): public, since the caller has no token yet. */
+export function createSignInService({ signIn }: { signIn: SignIn }): ServiceImpl<typeof SignInService> {
+  return {
+    config() {
+      const s = signIn.settings();
+      return s ? { enabled: true, issuer: s.issuer, clientId: s.clientId, scopes: [...s.scopes], userClaim: s.userClaim } : { enabled: false };
+    },
+    async exchange(req) {
+      const proof = validateSignInExchange(req);
+      const { row, secret, user, created } = await signIn.exchange(proof, req.description);
+      return { token: toProtoToken(row), secret, user, created };
+    },
+  };
+}

@@ -1,0 +1,154 @@
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import type { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
+import type { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
+import type { Tenant, TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
+import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
+import type { TokenAuthority } from "../../auth/token-authority.js";
+import type { DbHandle } from "../../db/handle.js";
+import type { TokenRow } from "../../db/schema/index.js";
+import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, signInRoles, userIdFromClaims, validSubject } from "../../domain/signin.js";
+import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
+import type { Logger } from "../../logger.js";
+
+/** `created_by` of every token issued at sign-in: what tells them apart from operator-issued and self-minted tokens. */
+export const SIGN_IN_CREATOR = "sign-in";
+const MAX_DESCRIPTION = 256;
+
+/** Masterdata as sign-in needs it: through its generated clients only (DESIGN §1). */
+export interface SignInMasterdata {
+  tenants: Client<typeof TenantService>;
+  tenantMembers: Client<typeof TenantMemberService>;
+  projectMembers: Client<typeof ProjectMemberService>;
+}
+
+export interface SignInDeps {
+  /** Undefined when METAL_OIDC_ISSUER is not set: sign-in is off. */
+  issuer: OidcIssuer | undefined;
+  authority: TokenAuthority;
+  db: DbHandle;
+  masterdata: SignInMasterdata;
+  log: Logger;
+}
+
+export interface SignInResult {
+  row: TokenRow;
+  secret: string;
+  user: string;
+  created: boolean;
+}
+
+export interface SignIn {
+  /** Where and how to sign in; undefined when sign-in is off. */
+  settings(): { issuer: string; clientId: string; scopes: readonly string[]; userClaim: string } | undefined;
+  /** Verifies the proof, finds or creates the user, and issues a metal token. */
+  exchange(proof: Proof, description: string): Promise<SignInResult>;
+}
+
+/**
+ * OpenID Connect sign-in (docs/signin.md). The user is a tenant in
+ * masterdata whose id comes from the configured claim; the first sign-in
+ * creates it, marked with the issuer and subject, and only that identity
+ * signs in as it afterwards. The token's roles are read from the
+ * memberships at sign-in and stay as they are for its (bounded) life.
+ */
+export function createSignIn({ issuer, authority, db, masterdata, log }: SignInDeps): SignIn {
+  function enabled(): OidcIssuer {
+    if (!issuer) throw failedPrecondition("sign-in is not configured on this control plane (METAL_OIDC_ISSUER); ask an operator for a token");
+    return issuer;
+  }
+
+  async function verified(proof: Proof): Promise<IdTokenClaims> {
+    const iss = enabled();
+    if ("idToken" in proof) return iss.verifyIdToken(proof.idToken);
+    return iss.redeemCode(proof.code, proof.codeVerifier, proof.redirectUri);
+  }
+
+  /** The user's tenant: found and checked, or created. */
+  async function userTenant(userId: string, claims: IdTokenClaims, settings: { issuer: string }): Promise<{ tenant: Tenant; created: boolean }> {
+    const sub = claims.sub as string;
+    const existing = await getTenant(userId);
+    if (existing) return { tenant: checkOwner(existing, userId, settings.issuer, sub), created: false };
+    const name = typeof claims.name === "string" && claims.name.trim() !== "" ? claims.name.trim().slice(0, 128) : userId;
+    try {
+      const { tenant } = await masterdata.tenants.create({
+        tenant: { meta: { id: userId, annotations: identityAnnotations(settings.issuer, sub), labels: ["user"] }, name, description: `signed up through ${settings.issuer}`.slice(0, 1024) },
+      });
+      log.info({ user: userId }, "sign-in created a user");
+      return { tenant: tenant!, created: true };
+    } catch (err) {
+      // Two first sign-ins at once: the other one created it; it must still be ours.
+      if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
+      const raced = await getTenant(userId);
+      if (!raced) throw err;
+      return { tenant: checkOwner(raced, userId, settings.issuer, sub), created: false };
+    }
+  }
+
+  function checkOwner(tenant: Tenant, userId: string, iss: string, sub: string): Tenant {
+    const refusal = ownershipRefusal(tenant.meta?.annotations ?? {}, iss, sub);
+    if (refusal) throw permissionDenied(`permission denied: the user id "${userId}" ${refusal}; an operator can link it (docs/signin.md)`);
+    return tenant;
+  }
+
+  async function getTenant(id: string): Promise<Tenant | undefined> {
+    try {
+      return (await masterdata.tenants.get({ id })).tenant;
+    } catch (err) {
+      if (ConnectError.from(err).code === Code.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every membership of the user, page by page, bounded like a token's grants. */
+  async function memberships(userId: string): Promise<{ tenants: Membership[]; projects: Membership[] }> {
+    const tenants: Membership[] = [];
+    let pageToken = "";
+    do {
+      const page = await masterdata.tenantMembers.find({ memberId: userId, paging: { limit: 1000, pageToken } });
+      tenants.push(...page.tenantMembers.map((m) => ({ id: m.tenantId, role: m.role })));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "" && tenants.length <= MAX_GRANTS);
+    const projects: Membership[] = [];
+    pageToken = "";
+    do {
+      const page = await masterdata.projectMembers.find({ tenantId: userId, paging: { limit: 1000, pageToken } });
+      projects.push(...page.projectMembers.map((m) => ({ id: m.projectId, role: m.role })));
+      pageToken = page.nextPageToken;
+    } while (pageToken !== "" && projects.length <= MAX_GRANTS);
+    // The user's own tenant takes one of the tenant grants.
+    if (tenants.length >= MAX_GRANTS || projects.length > MAX_GRANTS) {
+      throw failedPrecondition(`user "${userId}" is a member of more than ${MAX_GRANTS} tenants or projects; a token cannot carry that many roles`);
+    }
+    return { tenants, projects };
+  }
+
+  return {
+    settings() {
+      if (!issuer) return undefined;
+      const s = issuer.settings;
+      return { issuer: s.issuer, clientId: s.clientId, scopes: s.scopes, userClaim: s.userClaim };
+    },
+
+    async exchange(proof, description) {
+      const settings = enabled().settings;
+      const claims = await verified(proof);
+      if (!validSubject(claims.sub)) throw unauthenticated("the ID token is not accepted: its subject is missing or longer than 255 characters");
+      const user = userIdFromClaims(claims, settings.userClaim);
+      if (!user.ok) throw permissionDenied(`permission denied: ${user.reason}`);
+      const { created } = await userTenant(user.id, claims, settings);
+      const { tenants, projects } = await memberships(user.id);
+      const roles = signInRoles(user.id, tenants, projects);
+      const text = description.trim() === "" ? `signed in through ${settings.issuer}` : description.trim();
+      const { row, secret } = await authority.issue(db, {
+        subject: user.id,
+        description: text.slice(0, MAX_DESCRIPTION),
+        roles,
+        createdBy: SIGN_IN_CREATOR,
+        expiresAt: new Date(Date.now() + settings.tokenTtlMs),
+      });
+      // Who signed in, never with what: no token, code or claim values beyond the user id.
+      log.info({ user: user.id, tokenId: row.id }, "signed in");
+      return { row, secret, user: user.id, created };
+    },
+  };
+}
