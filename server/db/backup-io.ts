@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
@@ -104,6 +104,7 @@ export function pgliteVersion(): string {
 export async function loadPglite(dir: string, image: Blob): Promise<DatabaseFacts> {
   const tmp = `${dir}.restoring-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
+  await mkdir(dirname(dir), { recursive: true });
   try {
     const db = new PGlite(tmp, { loadDataDir: image });
     let f: DatabaseFacts;
