@@ -48,7 +48,8 @@ const arg = (name: string) => new RegExp(`^ARG ${name}=(\\S+)$`, "m").exec(text)
 /** The bins the runtime stage builds bundles of. */
 const bundledBins = () => {
   const run = stage("files").lines.find((l) => l.includes("bundle-bins.mjs") && l.startsWith("RUN "));
-  return run?.split("bundle-bins.mjs")[1]!.trim().split(/\s+/) ?? [];
+  if (!run) return [];
+  return (run.split("bundle-bins.mjs")[1] ?? "").trim().split(/\s+/);
 };
 
 describe("deploy/Containerfile", () => {
@@ -66,15 +67,20 @@ describe("deploy/Containerfile", () => {
     expect(stage("files").lines).toContain("RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts && npm cache clean --force");
     for (const name of ["metal", "backup"]) {
       const s = stage(name);
-      expect(s.lines.filter((l) => l.startsWith("USER ")), name).toEqual(["USER 10001:10001"]);
+      expect(
+        s.lines.filter((l) => l.startsWith("USER ")),
+        name,
+      ).toEqual(["USER 10001:10001"]);
       const entry = s.lines.find((l) => l.startsWith("ENTRYPOINT "));
       const bin = JSON.parse(entry!.slice("ENTRYPOINT ".length))[0] as string;
       expect(Object.keys(bins), name).toContain(bin);
       expect(bundledBins(), `${name}'s entrypoint is built ahead`).toContain(bin);
     }
     // pg_dump must be as new as the server: the backup image's PostgreSQL is a build argument.
-    expect(stage("backup").from).toBe("${POSTGRES_IMAGE}");
-    expect(arg("POSTGRES_IMAGE")).toBe("postgres:${PG_MAJOR}-bookworm");
+    // (Dockerfile syntax, not template literals.)
+    const ref = (name: string) => ["$", "{", name, "}"].join("");
+    expect(stage("backup").from).toBe(ref("POSTGRES_IMAGE"));
+    expect(arg("POSTGRES_IMAGE")).toBe(`postgres:${ref("PG_MAJOR")}-bookworm`);
   });
 
   it("copies files that exist, and the ignore file keeps the checkout's bulk out of the build context", () => {

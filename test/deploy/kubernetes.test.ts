@@ -15,8 +15,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseAllDocuments } from "yaml";
 import { describe, expect, it } from "vitest";
+import { parseAllDocuments } from "yaml";
 import { loadBackupSettings } from "../../server/backup/settings.js";
 import { loadConfig } from "../../server/config.js";
 import { loadMasterdataConfig } from "../../server/masterdata/config.js";
@@ -29,13 +29,12 @@ const builds = { base: build(BASE), "overlays/cloudnative-pg": build(OVERLAY) };
 
 type Obj = Record<string, Json>;
 type Container = Obj & { name: string; image: string; env?: Obj[]; ports?: Obj[]; volumeMounts?: Obj[]; command?: string[] };
-const obj = (v: Json | undefined): Obj => (v ?? {}) as Obj;
-const list = (v: Json | undefined): Obj[] => (v ?? []) as Obj[];
+const obj = (v: unknown): Obj => (v ?? {}) as Obj;
+const list = (v: unknown): Obj[] => (v ?? []) as Obj[];
 
 const workloads = (objects: K8sObject[]) => objects.filter((o) => podSpecOf(o) !== undefined);
 const podLabels = (o: K8sObject): Record<string, string> => obj(obj(obj(o.spec).template).metadata).labels as Record<string, string>;
-const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) =>
-  selector !== undefined && Object.entries(selector).every(([k, v]) => labels[k] === v);
+const selects = (selector: Record<string, string> | undefined, labels: Record<string, string>) => selector !== undefined && Object.entries(selector).every(([k, v]) => labels[k] === v);
 const deployment = (objects: K8sObject[], name: string) => {
   const d = objects.find((o) => o.kind === "Deployment" && o.metadata.name === name);
   if (!d) throw new Error(`no Deployment ${name}`);
@@ -190,10 +189,16 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     for (const d of deployments.filter((x) => (obj(x.spec).replicas as number) >= 2)) {
       const replicas = obj(d.spec).replicas as number;
       const matching = pdbs.filter((p) => selects(obj(obj(p.spec).selector).matchLabels as Record<string, string>, podLabels(d)));
-      expect(matching.map((p) => p.metadata.name), d.metadata.name).toHaveLength(1);
+      expect(
+        matching.map((p) => p.metadata.name),
+        d.metadata.name,
+      ).toHaveLength(1);
       const pdb = obj(matching[0]!.spec);
       const others = deployments.filter((x) => x !== d && selects(obj(pdb.selector).matchLabels as Record<string, string>, podLabels(x)));
-      expect(others.map((x) => x.metadata.name), `${d.metadata.name}'s budget selects other pods`).toEqual([]);
+      expect(
+        others.map((x) => x.metadata.name),
+        `${d.metadata.name}'s budget selects other pods`,
+      ).toEqual([]);
       const allowed = pdb.maxUnavailable !== undefined ? (pdb.maxUnavailable as number) : replicas - (pdb.minAvailable as number);
       expect(allowed).toBeGreaterThanOrEqual(1);
       expect(allowed).toBeLessThan(replicas);
@@ -210,7 +215,11 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
       expect(pod.automountServiceAccountToken, where).toBe(false);
       for (const key of ["hostNetwork", "hostPID", "hostIPC"]) expect(pod[key], where).toBeUndefined();
       // The volume kinds the restricted Pod Security Standard allows, minus those these pods do not need.
-      for (const v of list(pod.volumes)) expect(Object.keys(v).filter((k) => k !== "name"), `${where} volume ${v.name}`).toSatisfy((keys: string[]) => keys.length === 1 && ["emptyDir", "configMap", "secret"].includes(keys[0]!));
+      for (const v of list(pod.volumes))
+        expect(
+          Object.keys(v).filter((k) => k !== "name"),
+          `${where} volume ${v.name}`,
+        ).toSatisfy((keys: string[]) => keys.length === 1 && ["emptyDir", "configMap", "secret"].includes(keys[0]!));
       for (const c of containersOf(w) as Container[]) {
         const at = `${where}/${c.name}`;
         const sc = obj(c.securityContext);
@@ -233,7 +242,11 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
   it("gives every directory a metal bin writes a writable volume (the root filesystem is read-only)", () => {
     for (const w of workloads(objects)) {
       const pod = podSpecOf(w)!;
-      const writable = new Set(list(pod.volumes).filter((v) => v.emptyDir !== undefined).map((v) => v.name));
+      const writable = new Set(
+        list(pod.volumes)
+          .filter((v) => v.emptyDir !== undefined)
+          .map((v) => v.name),
+      );
       for (const c of containersOf(w) as Container[]) {
         const mounts = list(c.volumeMounts)
           .filter((m) => writable.has(m.name as string) && m.readOnly !== true)
@@ -251,11 +264,17 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     for (const s of objects.filter((o) => o.kind === "Service")) {
       const selector = obj(s.spec).selector as Record<string, string>;
       const targets = deployments.filter((d) => selects(selector, podLabels(d)));
-      expect(targets.map((d) => d.metadata.name), s.metadata.name).toHaveLength(1);
+      expect(
+        targets.map((d) => d.metadata.name),
+        s.metadata.name,
+      ).toHaveLength(1);
       const ports = containersOf(targets[0]!).flatMap((c) => list((c as Container).ports));
       for (const p of list(obj(s.spec).ports)) {
         const target = p.targetPort ?? p.port;
-        expect(ports.some((cp) => cp.name === target || cp.containerPort === target), `${s.metadata.name} -> ${String(target)}`).toBe(true);
+        expect(
+          ports.some((cp) => cp.name === target || cp.containerPort === target),
+          `${s.metadata.name} -> ${String(target)}`,
+        ).toBe(true);
       }
     }
     // The SSH console has its own Service, on the port metal-api's console listens on.
@@ -284,8 +303,7 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     /** Whether `from`'s egress and `to`'s ingress let a connection to `port` through. */
     const allowed = (from: K8sObject, to: K8sObject, port: number): boolean => {
       const toPorts = containersOf(to).flatMap((c) => list((c as Container).ports));
-      const portMatches = (ports: Obj[] | undefined) =>
-        ports === undefined || ports.some((p) => p.port === port || toPorts.some((cp) => cp.name === p.port && cp.containerPort === port));
+      const portMatches = (ports: Obj[] | undefined) => ports === undefined || ports.some((p) => p.port === port || toPorts.some((cp) => cp.name === p.port && cp.containerPort === port));
       const peerMatches = (peers: Obj[] | undefined, peer: K8sObject) =>
         peers === undefined || peers.some((x) => x.namespaceSelector === undefined && x.ipBlock === undefined && selects(obj(x.podSelector).matchLabels as Record<string, string>, podLabels(peer)));
       const out = policiesOf(from).some((p) => list(obj(p.spec).egress).some((r) => peerMatches(r.to as Obj[] | undefined, to) && portMatches(r.ports as Obj[] | undefined)));
@@ -340,7 +358,10 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     const steps = ["metal-api", "masterdata-api"].map((name) => {
       const pod = podSpecOf(deployment(objects, name))!;
       const inits = list(pod.initContainers) as Container[];
-      expect(inits.map((c) => c.name), name).toEqual(["restore"]);
+      expect(
+        inits.map((c) => c.name),
+        name,
+      ).toEqual(["restore"]);
       expect([...(inits[0]!.command ?? []), ...((inits[0]!.args as string[] | undefined) ?? [])], name).toEqual(["metal-backup", "restore", "--if-empty"]);
       return inits[0]!;
     });
@@ -400,16 +421,17 @@ describe("deploy/kubernetes/base", () => {
     const needed = new Map<string, Set<string>>();
     const need = (name: string, key: string) => needed.set(name, (needed.get(name) ?? new Set()).add(key));
     for (const w of workloads(builds.base)) {
-      for (const c of containersOf(w) as Container[]) for (const e of c.env ?? []) {
-        const ref = obj(obj(e.valueFrom).secretKeyRef);
-        if (ref.name) need(ref.name as string, ref.key as string);
-      }
+      for (const c of containersOf(w) as Container[])
+        for (const e of c.env ?? []) {
+          const ref = obj(obj(e.valueFrom).secretKeyRef);
+          if (ref.name) need(ref.name as string, ref.key as string);
+        }
       for (const v of list(podSpecOf(w)!.volumes)) if (v.secret) for (const item of list(obj(v.secret).items)) need(obj(v.secret).secretName as string, item.key as string);
     }
     expect([...needed.keys()].sort()).toEqual(["masterdata-database", "metal-backup", "metal-database", "metal-mqtt"]);
     for (const [name, keys] of needed) {
       // `kubectl create secret generic NAME --from-literal=KEY=…` (or --from-file) for each.
-      const command = doc.match(new RegExp(`kubectl -n metal create secret generic ${name}\\b[^\\n]*(\\\\\\n[^\\n]*)*`))?.[0] ?? "";
+      const command = doc.match(new RegExp(`kubectl -n metal create secret generic ${name}\\b(?:[^\\n]*\\\\\\n)*[^\\n]*`))?.[0] ?? "";
       expect(command, `docs/operations.md shows how to create ${name}`).not.toBe("");
       for (const key of keys) expect(command, `${name} key ${key}`).toMatch(new RegExp(`--from-(literal|file)=${key}=`));
     }
@@ -517,4 +539,3 @@ function secretPlaceholder(name: string): string {
   if (name.endsWith("_ENDPOINT")) return "https://objects.invalid";
   return "placeholder";
 }
-

@@ -11,11 +11,17 @@ import { basename, join, relative } from "node:path";
 import { parseAllDocuments } from "yaml";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export interface Metadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+  [key: string]: Json | undefined;
+}
 export interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; [key: string]: Json | undefined };
-  [key: string]: Json | undefined;
+  metadata: Metadata;
+  [key: string]: Json | Metadata | undefined;
 }
 
 /** Kinds that live outside namespaces (the ones a control plane's manifests might hold). */
@@ -155,7 +161,7 @@ export function build(dir: string): K8sObject[] {
     if (!existsSync(path)) throw new Error(`${file}: resource ${entry} does not exist`);
     for (const o of statSync(path).isDirectory() ? build(path) : readObjects(path)) add(o);
   }
-  for (const gen of (k.configMapGenerator as ConfigMapGenerator[] | undefined) ?? []) {
+  for (const gen of (k.configMapGenerator as unknown as ConfigMapGenerator[] | undefined) ?? []) {
     if (gen.options?.disableNameSuffixHash !== true) throw new Error(`${file}: configMapGenerator ${gen.name} needs options.disableNameSuffixHash: true here`);
     const data: Record<string, string> = {};
     for (const f of gen.files ?? []) {
