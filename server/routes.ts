@@ -22,10 +22,11 @@ import { IPService } from "../gen/metal/api/v1/ip_pb.js";
 import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../gen/metal/api/v1/network_pb.js";
 import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
-import { SignInService } from "../gen/metal/api/v1/signin_pb.js";
+import { ProjectService } from "../gen/metal/api/v1/project_pb.js";
 import { SizeImageConstraintService } from "../gen/metal/api/v1/size_image_constraint_pb.js";
 import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { SizeReservationService } from "../gen/metal/api/v1/size_reservation_pb.js";
+import { TenantService } from "../gen/metal/api/v1/tenant_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
@@ -66,10 +67,11 @@ import { createIpService } from "./services/api/ip-service.js";
 import { createMachineService } from "./services/api/machine-service.js";
 import { createNetworkService } from "./services/api/network-service.js";
 import { createPartitionService } from "./services/api/partition-service.js";
-import { createSignInService } from "./services/api/signin-service.js";
+import { createProjectService } from "./services/api/project-service.js";
 import { createSizeImageConstraintService } from "./services/api/size-image-constraint-service.js";
 import { createSizeReservationService } from "./services/api/size-reservation-service.js";
 import { createSizeService } from "./services/api/size-service.js";
+import { createTenantService } from "./services/api/tenant-service.js";
 import { createTokenService } from "./services/api/token-service.js";
 import { createUserService } from "./services/api/user-service.js";
 import { createVersionService } from "./services/api/version-service.js";
@@ -83,7 +85,7 @@ import type { ReplicaSessions } from "./sessions/replica-sessions.js";
 import type { WatchHub } from "./sessions/watch/hub.js";
 import type { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
-import type { SignIn } from "./usecases/signin/sign-in.js";
+import type { Masterdata } from "./usecases/tenancy/masterdata.js";
 
 export interface RouteDeps {
   db: DbHandle;
@@ -101,10 +103,10 @@ export interface RouteDeps {
   machineCredentials: MachineCredentials;
   /** Serial consoles in the browser (metal.api.v1.ConsoleService), through the SSH console's opener. */
   browserConsoles: BrowserConsoles;
+  /** masterdata's clients: tenant and project self-service (docs/tenancy.md) and whoami's memberships. */
+  masterdata?: Masterdata;
   /** Where allocations, frees, BMC command results and switch syncs are counted for /metrics (server/metrics/business.ts). */
   businessEvents?: BusinessEvents;
-  /** OpenID Connect sign-in (metal.api.v1.SignInService); answers FailedPrecondition when no issuer is configured. */
-  signIn: SignIn;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -128,12 +130,15 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(IPService, createIpService({ db, projects }));
   add(MachineService, createMachineService({ db, projects, bus, log: deps.log, refs: createReferenceLookups(db), watch: deps.watch, events }));
   add(TokenService, createTokenService({ db, authority, projects }));
-  add(UserService, createUserService({ db }));
+  add(UserService, createUserService({ db, md: deps.masterdata }));
+  if (deps.masterdata) {
+    add(TenantService, createTenantService({ md: deps.masterdata, db, authority }));
+    add(ProjectService, createProjectService({ md: deps.masterdata, db, authority }));
+  }
   add(VersionService, createVersionService(deps.build));
   add(HealthService, createHealthService(checks));
   add(ApiConsoleService, createApiConsoleService({ consoles: deps.browserConsoles }));
   add(AuditService, createAuditService({ db }));
-  add(SignInService, createSignInService({ signIn: deps.signIn }));
 
   // metal.admin.v1: operators
   add(AdminPartitionService, createAdminPartitionService({ db }));
