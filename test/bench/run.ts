@@ -7,6 +7,7 @@ import { benchLabBoot } from "./lab.js";
 import { benchMetalctl } from "./metalctl.js";
 import { benchPartitionBoundary } from "./partition-boundary.js";
 import { benchReplicas } from "./replicas.js";
+import { benchSignIn } from "./signin.js";
 import { benchLabStart, benchStartup } from "./startup.js";
 import { benchSwitchFanout } from "./switch-fanout.js";
 import { benchUnary } from "./unary.js";
@@ -26,6 +27,7 @@ async function main() {
   comparisons.push(...(await benchIpam()));
   comparisons.push(...(await benchAllocation()));
   comparisons.push(...(await benchAudit()));
+  comparisons.push(...(await benchSignIn()));
   comparisons.push(...(await benchWaitStreams()));
   comparisons.push(...(await benchReplicas()));
   comparisons.push(...(await benchPartitionBoundary()));

@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberService as MdProjectMemberService, ProjectMemberRole } from "../../gen/masterdata/v1/project_member_pb.js";
+import { TenantMemberService as MdTenantMemberService, TenantMemberRole } from "../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
 import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { SignInService } from "../../gen/metal/api/v1/signin_pb.js";
@@ -65,6 +66,9 @@ describe("metalctl login against a real OpenID Connect provider", () => {
     // The user is a tenant, tied to the issuer's subject.
     const { tenant } = await server.client(MdTenantService, server.adminToken).get({ id: "alice@example.test" });
     expect(tenant?.meta?.annotations).toMatchObject({ "signin.metal/issuer": idp.issuer });
+    // ... and its owner as a member, like anyone that tenant self-service counts.
+    const own = await server.client(MdTenantMemberService, server.adminToken).find({ memberId: "alice@example.test" });
+    expect(own.tenantMembers.map((m) => [m.tenantId, m.role])).toEqual([["alice@example.test", TenantMemberRole.OWNER]]);
   });
 
   it("a project member allocates a machine in the project; a signed-in non-member is refused", { timeout: 2 * LOGIN_MS }, async () => {

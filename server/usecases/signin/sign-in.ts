@@ -1,6 +1,6 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
-import type { TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
+import { TenantMemberRole, type TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import type { Tenant, TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
 import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
@@ -73,14 +73,29 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       const { tenant } = await masterdata.tenants.create({
         tenant: { meta: { id: userId, annotations: identityAnnotations(settings.issuer, sub), labels: ["user"] }, name, description: `signed up through ${settings.issuer}`.slice(0, 1024) },
       });
+      await ownMembership(userId);
       log.info({ user: userId }, "sign-in created a user");
       return { tenant: tenant!, created: true };
     } catch (err) {
       // Two first sign-ins at once: the other one created it; it must still be ours.
       if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
       const raced = await getTenant(userId);
-      if (!raced) throw err;
+      // Masterdata never reuses the id of a deleted tenant: that user stays deleted.
+      if (!raced) throw permissionDenied(`permission denied: the user id "${userId}" belonged to a deleted tenant and is not reused`);
       return { tenant: checkOwner(raced, userId, settings.issuer, sub), created: false };
+    }
+  }
+
+  /**
+   * The user owns their own tenant as a member too, so that tenant
+   * self-service (members, last-owner rule) sees them like any other owner.
+   * Idempotent: a retried first sign-in finds it there.
+   */
+  async function ownMembership(userId: string): Promise<void> {
+    try {
+      await masterdata.tenantMembers.create({ tenantMember: { tenantId: userId, memberId: userId, role: TenantMemberRole.OWNER } });
+    } catch (err) {
+      if (ConnectError.from(err).code !== Code.AlreadyExists) throw err;
     }
   }
 
