@@ -394,6 +394,20 @@ describe("deploy/kubernetes/overlays/cloudnative-pg", () => {
     for (const o of objects.filter((x) => x.kind !== "Namespace")) expect(o.metadata.namespace, idOf(o)).toBe(ns?.metadata.name);
   });
 
+  it("carries the Grafana dashboard and the alerting rules as ConfigMaps, as they are in deploy/, small enough for kubectl apply", () => {
+    const configMap = (name: string) => objects.find((o) => o.kind === "ConfigMap" && o.metadata.name === name);
+    const dashboard = configMap("metal-grafana-dashboard");
+    expect(dashboard?.metadata.labels?.grafana_dashboard).toBe("1");
+    const json = obj(dashboard?.data)["metal-dashboard.json"] as string;
+    expect(json).toBe(readFileSync(join(REPO, "deploy/grafana/metal-dashboard.json"), "utf8"));
+    expect(JSON.parse(json).uid).toBeTruthy();
+    const rules = obj(configMap("metal-prometheus-rules")?.data)["alerts.yaml"] as string;
+    expect(rules).toBe(readFileSync(join(REPO, "deploy/prometheus/alerts.yaml"), "utf8"));
+    expect(parseAllDocuments(rules)[0]!.toJS().groups.length).toBeGreaterThan(0);
+    // kubectl apply (client side) keeps the whole object in an annotation of at most 256 KiB.
+    for (const text of [json, rules]) expect(Buffer.byteLength(text)).toBeLessThan(200 * 1024);
+  });
+
   it("points every database setting at a CloudNativePG cluster's application Secret", () => {
     const clusters = new Set(objects.filter((o) => o.kind === "Cluster").map((o) => o.metadata.name));
     expect([...clusters].sort()).toEqual(["masterdata-db", "metal-db"]);
