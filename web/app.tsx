@@ -12,6 +12,7 @@ import { MachinePage } from "./pages/machine.js";
 import { MachinesPage } from "./pages/machines.js";
 import { NetworksPage } from "./pages/networks.js";
 import { BmcPage, IssuesPage, SwitchesPage } from "./pages/operator.js";
+import { OidcSignInButton, useOidcCallback } from "./pages/signin-oidc.js";
 import { dropEarlyWatch, type Restoring, takeEarlyWatch } from "./restore.js";
 import { openSession, type Session, sameSession, savedProject, savedToken, saveProject, saveSession, saveToken, saveWatchKey, signOut } from "./session.js";
 import { ErrorLine } from "./ui.js";
@@ -73,8 +74,10 @@ export function App({ restoring: restored }: { restoring?: Restoring }) {
       .finally(() => setRestoring(false));
   }, [restored]);
 
-  if (restoring) return <p className="loading">Signing in…</p>;
-  if (!session) return <SignIn onToken={signIn} error={error} />;
+  // Back from the identity provider (docs/signin.md): its code is exchanged for a metal token, then as signIn.
+  const oidcCallback = useOidcCallback(signIn, setError);
+  if (restoring || oidcCallback) return <p className="loading">Signing in…</p>;
+  if (!session) return <SignIn onToken={signIn} error={error} onError={setError} />;
   return (
     <Shell
       session={session}
@@ -87,7 +90,7 @@ export function App({ restoring: restored }: { restoring?: Restoring }) {
   );
 }
 
-function SignIn({ onToken, error }: { onToken: (token: string) => Promise<void>; error: unknown }) {
+function SignIn({ onToken, error, onError }: { onToken: (token: string) => Promise<void>; error: unknown; onError: (err: unknown) => void }) {
   const [token, setToken] = useState("");
   const [busy, setBusy] = useState(false);
   const submit = (e: FormEvent) => {
@@ -111,6 +114,7 @@ function SignIn({ onToken, error }: { onToken: (token: string) => Promise<void>;
           A metal token, e.g. from <code>metalctl token create</code> or the lab's metalctl context. It is kept in this tab only (sessionStorage) until you sign out or close the tab.
         </p>
       </form>
+      <OidcSignInButton onError={onError} />
     </main>
   );
 }

@@ -166,6 +166,7 @@ describe("SignInService.Exchange", () => {
     const config = await server.client(SignInService).config({});
     expect(config).toMatchObject({ enabled: true, issuer: idp.issuer, clientId: idp.clientId, userClaim: "email" });
     expect(config.scopes).toContain("openid");
+    expect(config.authorizationEndpoint).toBe(`${idp.issuer}/auth`);
   });
 
   it("redeems an authorization code with its PKCE verifier, once", async () => {

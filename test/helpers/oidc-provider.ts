@@ -17,7 +17,7 @@ export interface IdpAccount {
 export const TEST_CLIENT_ID = "metal-test";
 /** Redirect paths the test client has registered (on 127.0.0.1, any port: RFC 8252 loopback). */
 export const METALCTL_CALLBACK_PATH = "/callback";
-export const WEB_CALLBACK_PATH = "/signin/callback";
+export const WEB_CALLBACK_PATH = "/ui/signin/callback";
 
 export interface TestIdp {
   issuer: string;

@@ -25,6 +25,8 @@ export interface OidcIssuer {
   readonly settings: OidcSettings;
   /** The claims of a valid, fresh ID token for our client; Unauthenticated otherwise, Unavailable when the issuer cannot be reached. */
   verifyIdToken(idToken: string): Promise<IdTokenClaims>;
+  /** The issuer's authorization endpoint (from discovery); Unavailable when the issuer cannot be reached. */
+  authorizationEndpoint(): Promise<string>;
   /** Redeems an authorization code (with its PKCE verifier) at the issuer and returns the ID token's verified claims. */
   redeemCode(code: string, codeVerifier: string, redirectUri: string): Promise<IdTokenClaims>;
 }
@@ -95,6 +97,10 @@ export function createOidcIssuer(settings: OidcSettings): OidcIssuer {
   return {
     settings,
     verifyIdToken,
+    async authorizationEndpoint() {
+      const { config } = await configuration();
+      return config.serverMetadata().authorization_endpoint ?? "";
+    },
     async redeemCode(code, codeVerifier, redirectUri) {
       const { config } = await configuration();
       // The callback as the issuer sent it; `iss` is added where the issuer says it sends one (RFC 9207), since this is the only issuer we trust.

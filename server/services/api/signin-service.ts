@@ -7,9 +7,10 @@ import { validateSignInExchange } from "../../validate/signin.js";
 /** OpenID Connect sign-in (docs/signin.md): public, since the caller has no token yet. */
 export function createSignInService({ signIn }: { signIn: SignIn }): ServiceImpl<typeof SignInService> {
   return {
-    config() {
+    async config() {
       const s = signIn.settings();
-      return s ? { enabled: true, issuer: s.issuer, clientId: s.clientId, scopes: [...s.scopes], userClaim: s.userClaim } : { enabled: false };
+      if (!s) return { enabled: false };
+      return { enabled: true, issuer: s.issuer, clientId: s.clientId, scopes: [...s.scopes], userClaim: s.userClaim, authorizationEndpoint: await signIn.authorizationEndpoint() };
     },
     async exchange(req) {
       const proof = validateSignInExchange(req);

@@ -40,6 +40,8 @@ export interface SignInResult {
 export interface SignIn {
   /** Where and how to sign in; undefined when sign-in is off. */
   settings(): { issuer: string; clientId: string; scopes: readonly string[]; userClaim: string } | undefined;
+  /** The issuer's authorization endpoint, "" while it cannot be reached (or sign-in is off). */
+  authorizationEndpoint(): Promise<string>;
   /** Verifies the proof, finds or creates the user, and issues a metal token. */
   exchange(proof: Proof, description: string): Promise<SignInResult>;
 }
@@ -142,6 +144,15 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       if (!issuer) return undefined;
       const s = issuer.settings;
       return { issuer: s.issuer, clientId: s.clientId, scopes: s.scopes, userClaim: s.userClaim };
+    },
+
+    async authorizationEndpoint() {
+      if (!issuer) return "";
+      try {
+        return await issuer.authorizationEndpoint();
+      } catch {
+        return "";
+      }
     },
 
     async exchange(proof, description) {
