@@ -7,6 +7,7 @@ import { restoreOnStartIfAsked } from "../../server/backup/on-start.js";
 import { S3Client } from "../../server/backup/s3.js";
 import { loadConfig } from "../../server/config.js";
 import { createLogger } from "../../server/logger.js";
+import { eventually } from "../helpers/eventually.js";
 import { createScratchDatabase, type ScratchDatabase } from "../helpers/postgres.js";
 import { metalBackup, recreateEmpty, snapshot, startS3, type TestS3, tableCount } from "./backup-helpers.js";
 
@@ -172,5 +173,31 @@ describe("metal-backup on PostgreSQL", () => {
     expect(list.stdout).not.toMatch(/dead/);
     expect(list.stdout).toMatch(/dir .*: 2 backup\(s\)/);
     expect(list.stdout).toMatch(/s3 .*: 2 backup\(s\)/);
+  });
+});
+
+describe("metal-backup run", () => {
+  it("backs up on its schedule, applies retention, logs the outcomes without secrets, stops on SIGTERM", async () => {
+    const { spawn } = await import("node:child_process");
+    const { fileURLToPath } = await import("node:url");
+    const bin = fileURLToPath(new URL("../../bin/metal-backup.js", import.meta.url));
+    const child = spawn(process.execPath, [bin, "run"], {
+      env: { PATH: process.env.PATH ?? "", ...env, ...into(source), METAL_BACKUP_S3_ENDPOINT: "", METAL_BACKUP_INTERVAL: "300ms", METAL_BACKUP_KEEP: "1", LOG_LEVEL: "info" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    let log = "";
+    child.stderr.on("data", (c: Buffer) => {
+      log += c.toString("utf8");
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    try {
+      await eventually("two scheduled backups and a removal by retention", () => (log.match(/"msg":"backup \S+ done"/g)?.length ?? 0) >= 2 && /removed from dir .* \(retention\)/.test(log));
+    } finally {
+      child.kill("SIGTERM");
+    }
+    expect(await exited).toBe(0);
+    expect(log).toMatch(/metal-backup run: stopped/);
+    expect(log).not.toMatch(/postgres:\/\/|S3RVER/);
+    expect((await metalBackup(["list", "--from", "dir"], env)).stdout).toMatch(/dir .*: 1 backup\(s\)/);
   });
 });
