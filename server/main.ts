@@ -1,5 +1,6 @@
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
+import { restoreOnStartIfAsked } from "./backup/on-start.js";
 import { type Config, ConfigError, describeSettings, loadConfig } from "./config.js";
 import { fingerprint } from "./console/access.js";
 import { listen } from "./http/listener.js";
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger(config.logLevel);
+  // METAL_RESTORE_ON_START: the newest good backup into empty databases, before they are opened (docs/backup.md).
+  await restoreOnStartIfAsked(config, process.env, log);
   const app = await createApp(config, log);
   const admin = await ensureAdminToken(app.db, app.authority, config.dataDir, { reset: argv.includes(RESET_ADMIN_TOKEN) });
   // The token itself is never printed: terminals, CI logs and log shippers keep what they are shown.
