@@ -49,6 +49,7 @@ export const AUTHORIZATION_ONLY: Record<string, string> = {
   "metal.infra.v1.ConsoleService.Relay": "bidi relay: the single scope-only message opens no console",
   "metal.internal.v1.ReplicaService.Console": "replica-only: no role of the matrix is allowed",
   "metal.internal.v1.ReplicaService.ConsoleInput": "replica-only: no role of the matrix is allowed",
+  "metal.api.v1.SignInService.Exchange": "needs proof of a sign-in at an OpenID Connect issuer; the matrix's server trusts none (test/e2e/oidc-signin.test.ts)",
 };
 
 /** Requests of authorization-only methods that get as far as their handler can take them. */
@@ -206,6 +207,7 @@ export const VALID: Record<string, Factory> = {
   "metal.api.v1.TokenService.Refresh": async (w, token) => ({ id: await ownChildToken(w, token) }),
   "metal.api.v1.UserService.Get": () => ({}),
   "metal.api.v1.VersionService.Get": () => ({}),
+  "metal.api.v1.SignInService.Config": () => ({}),
 
   // metal.admin.v1
   "metal.admin.v1.AuditService.List": () => ({}),
