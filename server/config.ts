@@ -12,6 +12,8 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   /** PostgreSQL URL of masterdata; undefined means embedded PGlite under dataDir. */
   readonly masterdataDatabaseUrl: string | undefined;
+  /** A masterdata-api to call over HTTP/2 (docs/masterdata-api.md); undefined runs masterdata in-process on its own database. */
+  readonly masterdataUrl: string | undefined;
   /** MQTT broker for the fan-out bus; undefined means in-process only. */
   readonly mqttUrl: string | undefined;
   /** First level of every MQTT topic this control plane uses, so that several control planes can share a broker. */
@@ -114,6 +116,7 @@ const settings = {
   dataDir: { env: "METAL_DATA_DIR", flag: "data-dir", fallback: "./.metal" },
   databaseUrl: { env: "DATABASE_URL", flag: "database-url", optional: true },
   masterdataDatabaseUrl: { env: "MASTERDATA_DATABASE_URL", flag: "masterdata-database-url", optional: true },
+  masterdataUrl: { env: "MASTERDATA_URL", flag: "masterdata-url", optional: true },
   mqttUrl: { env: "MQTT_URL", flag: "mqtt-url", optional: true },
   mqttTopicPrefix: { env: "METAL_MQTT_TOPIC_PREFIX", flag: "mqtt-topic-prefix", fallback: "metal" },
   eventFeed: { env: "METAL_EVENT_FEED", flag: "event-feed", fallback: "false" },
@@ -198,6 +201,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, argv: readonly 
     dataDir: resolve(r.get("dataDir")),
     databaseUrl: r.optional("databaseUrl"),
     masterdataDatabaseUrl: r.optional("masterdataDatabaseUrl"),
+    masterdataUrl: masterdataUrlOf(r),
     mqttUrl,
     mqttTopicPrefix,
     eventFeed,
@@ -278,6 +282,13 @@ function oidcIssuer(text: string): string {
   if (u.search !== "" || u.hash !== "" || u.username !== "" || u.password !== "") throw new Error(`"${text}" must not carry a query, fragment or credentials`);
   if (text.length > 256) throw new Error("the issuer URL must be at most 256 characters");
   return text;
+}
+
+/** MASTERDATA_URL, when set: then masterdata's database is masterdata-api's, not metal-api's to open. */
+function masterdataUrlOf(r: ReturnType<typeof readSettings<typeof settings>>): string | undefined {
+  if (r.optional("masterdataUrl") === undefined) return undefined;
+  if (r.optional("masterdataDatabaseUrl") !== undefined) throw new ConfigError("set MASTERDATA_URL or MASTERDATA_DATABASE_URL, not both: with MASTERDATA_URL, masterdata-api opens masterdata's database");
+  return r.url("masterdataUrl", ["http:", "https:"]);
 }
 
 function poolSize(text: string): number {

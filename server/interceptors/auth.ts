@@ -12,6 +12,9 @@ import { authorize, type Target } from "../domain/authorize.js";
 import type { Principal } from "../domain/roles.js";
 import { unauthenticated } from "../errors.js";
 
+/** All that deciding a call needs of the token authority (masterdata-api has only this: server/masterdata/auth/token-verifier.ts). */
+type TokenVerifier = Pick<TokenAuthority, "verify">;
+
 /** The scope fields a permission can refer to, read from a request message. */
 function targetOf(message: unknown): Target {
   const m = message as Record<string, unknown>;
@@ -44,7 +47,7 @@ async function peekFirst<T>(stream: AsyncIterable<T>): Promise<{ first: T | unde
  * malformed, invalid, expired or revoked token is Unauthenticated, except on
  * a public method: it works without a token, so a bad one need not stop it.
  */
-export async function authenticate(authority: TokenAuthority, perm: Permission, header: string | null | undefined, machines?: MachineCredentials): Promise<Principal | undefined> {
+export async function authenticate(authority: TokenVerifier, perm: Permission, header: string | null | undefined, machines?: MachineCredentials): Promise<Principal | undefined> {
   if (header === null || header === undefined) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
   try {
@@ -67,7 +70,7 @@ export async function authenticate(authority: TokenAuthority, perm: Permission, 
  * kind (tenant, operator admin, infra) is PermissionDenied, so its holder
  * learns the method is not for them; anything else is Unauthenticated.
  */
-async function replicaRefusal(authority: TokenAuthority, replicas: ReplicaCredentials | undefined, header: string | null | undefined): Promise<ConnectError | undefined> {
+async function replicaRefusal(authority: TokenVerifier, replicas: ReplicaCredentials | undefined, header: string | null | undefined): Promise<ConnectError | undefined> {
   const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
   if (!m) return new ConnectError("this method takes only a control-plane replica's credential: send 'Authorization: Bearer <replica credential>'", Code.Unauthenticated);
   const secret = m[1]!;
@@ -98,7 +101,7 @@ async function replicaRefusal(authority: TokenAuthority, replicas: ReplicaCreden
  * what the caller may do is still decided by the interceptor alone.
  */
 export async function refusalBeforeBody(
-  authority: TokenAuthority,
+  authority: TokenVerifier,
   method: DescMethod,
   header: string | null | undefined,
   values?: ContextValues,
@@ -132,7 +135,7 @@ export async function refusalBeforeBody(
  * permission comes from its declaration (see permissionOf); handlers only read
  * the principal this puts into the context.
  */
-export function createAuthInterceptor(deps: { authority: TokenAuthority; projects: ProjectDirectory; replicas?: ReplicaCredentials; machines?: MachineCredentials }): Interceptor {
+export function createAuthInterceptor(deps: { authority: TokenVerifier; projects: ProjectDirectory; replicas?: ReplicaCredentials; machines?: MachineCredentials }): Interceptor {
   return (next) => async (req) => {
     const perm = permissionOf(req.method);
     if (perm.replica) {
