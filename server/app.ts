@@ -1,6 +1,6 @@
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
-import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClient, createRouterTransport } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClient } from "@connectrpc/connect";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { createMachineCredentials } from "./auth/machine-credential.js";
@@ -34,8 +34,7 @@ import { runCommandExpiryJob } from "./jobs/command-expiry.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
-import { openMasterdataDatabase } from "./masterdata/database.js";
-import { createMasterdataRoutes } from "./masterdata/routes.js";
+import { openMasterdataLink } from "./masterdata/link.js";
 import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { exportBusinessMetrics } from "./metrics/business.js";
 import { pingDatabase } from "./repositories/health-repository.js";
@@ -113,18 +112,21 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     dataDir: config.databaseUrl ? undefined : join(config.dataDir, "metal-db"),
     poolSize: config.databasePoolSize,
   });
-  const masterdata = await openMasterdataDatabase({
-    url: config.masterdataDatabaseUrl,
-    dataDir: config.masterdataDatabaseUrl ? undefined : join(config.dataDir, "masterdata-db"),
-    poolSize: config.masterdataDatabasePoolSize,
+  const db = metal.db;
+  // In-process on its own database, or a masterdata-api over HTTP when MASTERDATA_URL is set (docs/masterdata-api.md).
+  const masterdata = await openMasterdataLink(config, {
+    metalDb: db,
+    replicaId: config.replicaId ?? REPLICA_ID,
+    log,
+    projectUsage: (id) => projectUsageRepository.describe(db, id),
+    projectDeleted: (id) => authority.dropProjectGrants(db, id),
   }).catch(async (err: unknown) => {
     await metal.close();
     throw err;
   });
-  const db = metal.db;
-  const masterdataRoutes = createMasterdataRoutes({ db: masterdata.db, projectUsage: (id) => projectUsageRepository.describe(db, id), projectDeleted: (id) => authority.dropProjectGrants(db, id) });
+  const masterdataRoutes = masterdata.routes;
   // metal-api reaches masterdata only through its generated client; co-located, that client is in-process.
-  const masterdataTransport = createRouterTransport(masterdataRoutes);
+  const masterdataTransport = masterdata.transport;
   const mdProjects = createClient(MasterdataProjectService, masterdataTransport);
   // Tenant and project self-service (docs/tenancy.md) through the same clients.
   const tenancy = masterdataClients(masterdataTransport);
@@ -167,7 +169,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   const metrics = createMetrics();
   const checks: HealthCheck[] = [
     { name: "database", check: () => pingDatabase(db) },
-    { name: "masterdata", check: () => pingDatabase(masterdata.db) },
+    { name: "masterdata", check: () => masterdata.check() },
   ];
   // The replica's row first: its daemon sessions' rows refer to it.
   const replica = await startReplica({
