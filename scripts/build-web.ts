@@ -15,7 +15,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
-import { build } from "esbuild";
+import { type BuildOptions, build, type Metafile } from "esbuild";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -34,9 +34,8 @@ export async function buildWeb(outDir = join(ROOT, "dist", "web")): Promise<WebB
   await rm(outDir, { recursive: true, force: true });
   const assetDir = join(outDir, "assets");
   await mkdir(assetDir, { recursive: true });
-  const result = await build({
+  const options = {
     absWorkingDir: ROOT,
-    entryPoints: { app: join(ROOT, "web", "main.tsx") },
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -44,8 +43,6 @@ export async function buildWeb(outDir = join(ROOT, "dist", "web")): Promise<WebB
     minify: true,
     jsx: "automatic",
     entryNames: "[name]-[hash]",
-    // Lazily imported pages (import()) become chunks of their own, loaded when first opened.
-    splitting: true,
     chunkNames: "[name]-[hash]",
     assetNames: "[name]-[hash]",
     outdir: assetDir,
@@ -58,12 +55,21 @@ export async function buildWeb(outDir = join(ROOT, "dist", "web")): Promise<WebB
     write: true,
     logLevel: "warning",
     tsconfig: join(ROOT, "web", "tsconfig.json"),
-  });
-  const outputs = Object.keys(result.metafile.outputs).map((p) => basename(p));
-  const entry = Object.entries(result.metafile.outputs).find(([, o]) => o.entryPoint !== undefined);
-  if (!entry) throw new Error("esbuild produced no entry script");
-  const [entryPath, entryOutput] = entry;
+  } satisfies BuildOptions;
+  // The app; lazily imported pages (import()) become chunks of their own, loaded when first opened.
+  const result = await build({ ...options, entryPoints: { app: join(ROOT, "web", "main.tsx") }, splitting: true });
+  // The reloaded tab's Watch, sent before the app has arrived and run (web/early-watch.ts): a build of its
+  // own, so it shares no chunk (not even esbuild's helpers) with the app and waits for nothing.
+  const earlyResult = await build({ ...options, entryPoints: { early: join(ROOT, "web", "early-watch.ts") }, splitting: false });
+  const entryOf = (outputs: Outputs & Metafile["outputs"]) => {
+    const found = Object.entries(outputs).find(([, o]) => o.entryPoint !== undefined);
+    if (!found) throw new Error("esbuild produced no entry script");
+    return found;
+  };
+  const outputs = [...Object.keys(result.metafile.outputs), ...Object.keys(earlyResult.metafile.outputs)].map((p) => basename(p));
+  const [entryPath, entryOutput] = entryOf(result.metafile.outputs);
   const script = basename(entryPath);
+  const early = basename(entryOf(earlyResult.metafile.outputs)[0]);
   const style = entryOutput.cssBundle ? basename(entryOutput.cssBundle) : undefined;
   const preloads = staticImports(result.metafile.outputs, entryPath).map((p) => basename(p));
   const html = `<!doctype html>
@@ -73,7 +79,8 @@ export async function buildWeb(outDir = join(ROOT, "dist", "web")): Promise<WebB
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
 <title>metal console</title>
-${style ? `<link rel="stylesheet" href="${ASSET_URL}${style}">\n` : ""}<script type="module" src="${ASSET_URL}${script}"></script>
+${style ? `<link rel="stylesheet" href="${ASSET_URL}${style}">\n` : ""}<script type="module" src="${ASSET_URL}${early}"></script>
+<script type="module" src="${ASSET_URL}${script}"></script>
 ${preloads.map((n) => `<link rel="modulepreload" href="${ASSET_URL}${n}">\n`).join("")}</head>
 <body>
 <div id="root"></div>
@@ -88,7 +95,7 @@ ${preloads.map((n) => `<link rel="modulepreload" href="${ASSET_URL}${n}">\n`).jo
       return { name, bytes: body.length, gzipBytes: gzipSync(body, { level: 9 }).length };
     }),
   );
-  const firstLoad = ["index.html", ...[script, ...preloads, ...(style ? [style] : [])].map((n) => `assets/${n}`)].sort();
+  const firstLoad = ["index.html", ...[early, script, ...preloads, ...(style ? [style] : [])].map((n) => `assets/${n}`)].sort();
   return { outDir, files, firstLoad };
 }
 

@@ -10,6 +10,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { metalInterceptors } from "../client/metal-client.js";
+import { adoptEarlyWatch } from "./adopt-early-watch.js";
 
 export type ClientOf = <S extends DescService>(service: S) => Client<S>;
 
@@ -17,7 +18,7 @@ export function createApi(token: string, baseUrl = window.location.origin): Clie
   // The client package's bearer and read-retry interceptors (what client/web.ts's createMetalClient uses). Not
   // createMetalClient itself: its typed clients for every service would add every service's descriptor
   // (+13 KiB gzip) to the first load, for the dozen services the console calls.
-  const transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: metalInterceptors({ baseUrl, token }) });
+  const transport = createConnectTransport({ baseUrl, useBinaryFormat: true, interceptors: metalInterceptors({ baseUrl, token }), fetch: (input, init) => adoptEarlyWatch(input, init) ?? fetch(input, init) });
   const clients = new Map<DescService, unknown>();
   return <S extends DescService>(service: S) => {
     let c = clients.get(service) as Client<S> | undefined;

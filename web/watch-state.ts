@@ -28,6 +28,9 @@ export function applyWatchMessage(s: WatchState, m: WatchMessage): boolean {
     case "snapshot":
       s.machines.set(m.value.id, m.value);
       return s.live;
+    case "snapshotBatch":
+      for (const machine of m.value.machines) s.machines.set(machine.id, machine);
+      return s.live;
     case "snapshotDone":
       s.live = true;
       s.resumeAfter = m.value.revision;

@@ -7,6 +7,7 @@ export interface MachineWatchRequest {
   id?: string;
   sinceRevision?: bigint;
   events: boolean;
+  batchSnapshot?: boolean;
 }
 
 /** Checks a Watch request and turns it into the hub's spec for `audience`; InvalidArgument names every bad field. */
@@ -23,5 +24,6 @@ export function validateMachineWatch(req: MachineWatchRequest, audience: WatchAu
     machineId: req.id?.toLowerCase(),
     sinceRevision: req.sinceRevision === undefined ? undefined : Number(req.sinceRevision),
     events: req.events,
+    batchSnapshot: req.batchSnapshot ?? false,
   };
 }

@@ -28,6 +28,8 @@ describe.skipIf(!haveChromium)(`the console's first load with ${MACHINES} machin
     const load = await measureConsoleLoad(browser, server.url, server.adminToken, MACHINES);
     console.log(`cold server: table shown after ${cold.tableShownMs.toFixed(0)} ms (snapshot ${cold.snapshotMs.toFixed(0)} ms)`);
     expect(load.rows).toBe(MACHINES);
+    // The tab's Watch went out from web/early-watch.ts before the app ran, and the app used that one (no second Watch).
+    expect(load.earlyWatchAdopted).toBe(true);
     // Exactly index.html and its first-load assets (not the lazily loaded serial console), each as small as gzip makes it.
     const built = new Map(build.files.filter((f) => build.firstLoad.includes(f.name)).map((f) => [f.name === "index.html" ? "/" : `/ui/${f.name}`, f]));
     expect(build.files.length).toBeGreaterThan(build.firstLoad.length);

@@ -29,6 +29,8 @@ export interface ConsoleLoad {
   /** From navigation start until the console's script ran (index.html and the bundle fetched, parsed and evaluated); its calls start then. */
   readonly scriptMs: number;
   readonly rows: number;
+  /** The Watch web/early-watch.ts sent before the app ran was the one the app used (its head start worked). */
+  readonly earlyWatchAdopted: boolean;
 }
 
 export async function measureConsoleLoad(browser: Browser, baseUrl: string, token: string, expectRows: number): Promise<ConsoleLoad> {
@@ -56,15 +58,22 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
         const script = g.performance.getEntriesByName("metal:script-run")[0];
         const first = g.performance.getEntriesByName("metal:machines-first-message")[0];
         return shown && snapshot && script && first
-          ? { shown: shown.startTime, snapshot: snapshot.startTime, script: script.startTime, first: first.startTime, rows: g.document.querySelectorAll("table.machines tbody tr").length }
+          ? {
+              shown: shown.startTime,
+              snapshot: snapshot.startTime,
+              script: script.startTime,
+              first: first.startTime,
+              rows: g.document.querySelectorAll("table.machines tbody tr").length,
+              adopted: g.performance.getEntriesByName("metal:early-watch-adopted").length > 0,
+            }
           : undefined;
       },
       undefined,
       { timeout: scaled(60_000) },
     );
-    const { shown, snapshot, script, first, rows } = (await marks.jsonValue())!;
+    const { shown, snapshot, script, first, rows, adopted } = (await marks.jsonValue())!;
     if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
-    return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, snapshotMs: snapshot, scriptMs: script, firstMessageMs: first, rows };
+    return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, snapshotMs: snapshot, scriptMs: script, firstMessageMs: first, rows, earlyWatchAdopted: adopted };
   } finally {
     await context.close();
   }

@@ -26,7 +26,7 @@ async function serve(webDir: string) {
 }
 
 const line = (l: ConsoleLoad) =>
-  `script ran ${l.scriptMs.toFixed(0)} ms, first Watch message ${l.firstMessageMs.toFixed(0)} ms, snapshot complete ${l.snapshotMs.toFixed(0)} ms, table shown ${l.tableShownMs.toFixed(0)} ms, first load ${(l.firstLoadGzipBytes / 1024).toFixed(1)} KiB gzip`;
+  `script ran ${l.scriptMs.toFixed(0)} ms, first Watch message ${l.firstMessageMs.toFixed(0)} ms, snapshot complete ${l.snapshotMs.toFixed(0)} ms, table shown ${l.tableShownMs.toFixed(0)} ms, first load ${(l.firstLoadGzipBytes / 1024).toFixed(1)} KiB gzip${l.earlyWatchAdopted ? ", early Watch adopted" : ""}`;
 
 const range = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { Machine } from "../../../gen/metal/api/v1/machine_pb.js";
 import { changesTopic, type FanoutBus } from "../../bus/fanout.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { ChangeRow } from "../../db/schema/index.js";
@@ -26,6 +27,8 @@ export interface WatchHubOptions {
 }
 
 const SNAPSHOT_PAGE = 500;
+/** Machines per snapshot_batch message (batchSnapshot): a few hundred keep each message well below a megabyte. */
+const SNAPSHOT_BATCH = 250;
 
 /** The first re-read after a read found changes held back by an older transaction; it doubles up to the safety net. */
 const PENDING_RETRY_MS = 10;
@@ -210,24 +213,50 @@ export class WatchHub {
     }
   }
 
-  /** The machines the watch may see now, then snapshot_done; returns the position the snapshot is complete up to. */
+  /**
+   * The machines the watch may see now, then snapshot_done; returns the position the snapshot is complete up to.
+   * Machines go out one per snapshot message, or with batchSnapshot up to SNAPSHOT_BATCH per snapshot_batch
+   * message. The next page is read while this one goes out.
+   */
   private async *snapshot(spec: WatchSpec): AsyncGenerator<WatchMessage, number> {
     // Read BEFORE the rows: every transaction at or below it is in them.
     const settled = await changes.settledTx(this.db);
     const a = spec.audience;
+    type Page = Awaited<ReturnType<typeof machineRepository.list>>;
+    const listPage = (after: string | undefined): Promise<Page> => {
+      const page = { limit: SNAPSHOT_PAGE, after };
+      const read = a.kind === "tenant" ? tenantMachines.list(this.db, a.scope, page) : machineRepository.list(this.db, { partition: spec.partition }, page);
+      // Awaited below unless the watch ended first; a failure then is nobody's to report.
+      read.catch(() => {});
+      return read;
+    };
+    let batch: Machine[] = [];
+    const send = function* (m: Machine): Generator<WatchMessage> {
+      if (!spec.batchSnapshot) {
+        yield { case: "snapshot", value: m };
+        return;
+      }
+      batch.push(m);
+      if (batch.length >= SNAPSHOT_BATCH) yield* flush();
+    };
+    const flush = function* (): Generator<WatchMessage> {
+      if (batch.length === 0) return;
+      const machines = batch;
+      batch = [];
+      yield { case: "snapshotBatch", value: { machines } };
+    };
     if (spec.machineId !== undefined) {
       const one = a.kind === "tenant" ? await tenantMachines.get(this.db, a.scope, spec.machineId).catch(absentAsUndefined) : await machineRepository.find(this.db, spec.machineId);
-      if (one && visible(spec, one.machine.id, one.machine.project, one.machine.partitionId)) yield { case: "snapshot", value: machineView(one, a) };
+      if (one && visible(spec, one.machine.id, one.machine.project, one.machine.partitionId)) yield* send(machineView(one, a));
     } else {
-      let after: string | undefined;
-      for (;;) {
-        const page = { limit: SNAPSHOT_PAGE, after };
-        const { items, nextPageToken } = a.kind === "tenant" ? await tenantMachines.list(this.db, a.scope, page) : await machineRepository.list(this.db, { partition: spec.partition }, page);
-        for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield { case: "snapshot", value: machineView(m, a) };
-        if (nextPageToken === "" || items.length === 0) break;
-        after = items[items.length - 1]!.machine.id;
+      let reading: Promise<Page> | undefined = listPage(undefined);
+      while (reading) {
+        const { items, nextPageToken }: Page = await reading;
+        reading = nextPageToken === "" || items.length === 0 ? undefined : listPage(items[items.length - 1]!.machine.id);
+        for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield* send(machineView(m, a));
       }
     }
+    yield* flush();
     yield { case: "snapshotDone", value: { revision: BigInt(settled) } };
     return settled;
   }

@@ -16,11 +16,14 @@ export interface WatchSpec {
   machineId?: string;
   sinceRevision?: number;
   events: boolean;
+  /** The snapshot's machines as snapshot_batch messages instead of one snapshot message each. */
+  batchSnapshot?: boolean;
 }
 
 /** One message of a watch; the tenant and admin responses share this oneof. */
 export type WatchMessage =
   | { case: "snapshot"; value: Machine }
+  | { case: "snapshotBatch"; value: { machines: Machine[] } }
   | { case: "snapshotDone"; value: { revision: bigint } }
   | { case: "change"; value: ReturnType<typeof change> }
   | { case: "eventsAdded"; value: ReturnType<typeof eventsAdded> }

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file metal/api/v1/machine.proto.
  */
 export const file_metal_api_v1_machine: GenFile = /*@__PURE__*/
-  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIqsBChpNYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhYKCXBhcnRpdGlvbhgCIAEoCUgAiAEBEg8KAmlkGAMgASgJSAGIAQESGwoOc2luY2VfcmV2aXNpb24YBCABKARIAogBARIOCgZldmVudHMYBSABKAhCDAoKX3BhcnRpdGlvbkIFCgNfaWRCEQoPX3NpbmNlX3JldmlzaW9uIrkCChtNYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2USKQoIc25hcHNob3QYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZUgAEj8KDXNuYXBzaG90X2RvbmUYAiABKAsyJi5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3REb25lSAASMgoGY2hhbmdlGAMgASgLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUgAEj0KDGV2ZW50c19hZGRlZBgEIAEoCzIlLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hFdmVudHNBZGRlZEgAEjAKBXJlc2V0GAUgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaFJlc2V0SABCCQoHbWVzc2FnZSIsChhNYWNoaW5lV2F0Y2hTbmFwc2hvdERvbmUSEAoIcmV2aXNpb24YASABKAQiLAoRTWFjaGluZVdhdGNoUmVzZXQSFwoPcHJ1bmVkX3JldmlzaW9uGAEgASgEIqgBChJNYWNoaW5lV2F0Y2hDaGFuZ2USMgoEa2luZBgBIAEoDjIkLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hDaGFuZ2VLaW5kEhAKCHJldmlzaW9uGAIgASgEEgoKAmlkGAMgASgJEiYKB21hY2hpbmUYBCABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIYChBsYXN0X2luX3JldmlzaW9uGAUgASgIIoIBChdNYWNoaW5lV2F0Y2hFdmVudHNBZGRlZBIKCgJpZBgBIAEoCRIvCgZldmVudHMYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSEAoIcmV2aXNpb24YAyABKAQSGAoQbGFzdF9pbl9yZXZpc2lvbhgEIAEoCCLJAQobTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSDwoHdmVyc2lvbhgDIAEoBBIYCgtkZXNjcmlwdGlvbhgEIAEoCUgAiAEBEiYKBHRhZ3MYBSABKAsyGC5tZXRhbC5hcGkudjEuU3RyaW5nTGlzdBIqCghzc2hfa2V5cxgGIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0Qg4KDF9kZXNjcmlwdGlvbiJGChxNYWNoaW5lU2VydmljZVVwZGF0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCh5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRINCgVpbWFnZRgDIAEoCSJJCh9NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJTCiRNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIOCgZyZWFzb24YAyABKAkiQQolTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXNwb25zZRIYChBjb25zb2xlX3Bhc3N3b3JkGAEgASgJIjoKG01hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJIksKHE1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVzcG9uc2USKwoGZXZlbnRzGAEgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMiOgobTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiRgocTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiTAoOTWFjaGluZU5ldHdvcmsSDwoHbmV0d29yaxgBIAEoCRILCgNpcHMYAiADKAkSCwoDdnJmGAMgASgNEg8KB3ByaW1hcnkYBCABKAgiswMKEU1hY2hpbmVBbGxvY2F0aW9uEgwKBHV1aWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIMCgRuYW1lGAMgASgJEhMKC2Rlc2NyaXB0aW9uGAQgASgJEhAKCGhvc3RuYW1lGAUgASgJEicKBHJvbGUYBiABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSDQoFaW1hZ2UYByABKAkSGQoRZmlsZXN5c3RlbV9sYXlvdXQYCCABKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEgsKA2FzbhgLIAEoBBIuCghuZXR3b3JrcxgMIAMoCzIcLm1ldGFsLmFwaS52MS5NYWNoaW5lTmV0d29yaxIuCgpjcmVhdGVkX2F0GA0gASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBISCgpjcmVhdGVkX2J5GA4gASgJEhMKC2Ruc19zZXJ2ZXJzGA8gAygJEhMKC250cF9zZXJ2ZXJzGBAgAygJEhEKCWluc3RhbGxlZBgRIAEoCBIUCgxyZWluc3RhbGxpbmcYEiABKAgiNwoYTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiQwoZTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUiUgoZTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEiQKBnBhZ2luZxgCIAEoCzIULm1ldGFsLmFwaS52MS5QYWdpbmciXgoaTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2USJwoIbWFjaGluZXMYASADKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkirgMKG01hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhEKCXBhcnRpdGlvbhgCIAEoCRIMCgRzaXplGAMgASgJEg0KBWltYWdlGAQgASgJEgwKBG5hbWUYBSABKAkSEwoLZGVzY3JpcHRpb24YBiABKAkSEAoIaG9zdG5hbWUYByABKAkSEAoIbmV0d29ya3MYCCADKAkSEAoIc3NoX2tleXMYCSADKAkSEQoJdXNlcl9kYXRhGAogASgJEhYKDnBsYWNlbWVudF90YWdzGAsgAygJEhcKCm1hY2hpbmVfaWQYDCABKAlIAIgBARInCgRyb2xlGA0gASgOMhkubWV0YWwuYXBpLnYxLk1hY2hpbmVSb2xlEgsKA2lwcxgOIAMoCRIMCgR0YWdzGA8gAygJEhMKC2Ruc19zZXJ2ZXJzGBAgAygJEhMKC250cF9zZXJ2ZXJzGBEgAygJEh4KEWZpbGVzeXN0ZW1fbGF5b3V0GBIgASgJSAGIAQFCDQoLX21hY2hpbmVfaWRCFAoSX2ZpbGVzeXN0ZW1fbGF5b3V0IkYKHE1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIoEBChFQcm92aXNpb25pbmdFdmVudBIxCgR0eXBlGAEgASgOMiMubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50VHlwZRIPCgdtZXNzYWdlGAIgASgJEigKBHRpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIpYCCg1NYWNoaW5lRXZlbnRzEjMKCmxpdmVsaW5lc3MYASABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUxpdmVsaW5lc3MSLAoDbG9nGAIgAygLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EjMKD2xhc3RfZXZlbnRfdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASOQoQbGFzdF9lcnJvcl9ldmVudBgEIAEoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBISCgpjcmFzaF9sb29wGAUgASgIEh4KFmZhaWxlZF9tYWNoaW5lX3JlY2xhaW0YBiABKAgirgMKB01hY2hpbmUSCgoCaWQYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEisKBmV2ZW50cxgDIAEoCzIbLm1ldGFsLmFwaS52MS5NYWNoaW5lRXZlbnRzEiAKBG1ldGEYBCABKAsyEi5tZXRhbC5hcGkudjEuTWV0YRIMCgRzaXplGAUgASgJEgwKBHJhY2sYBiABKAkSMwoKYWxsb2NhdGlvbhgHIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQWxsb2NhdGlvbhIPCgd3YWl0aW5nGAggASgIEikKBXN0YXRlGAkgASgOMhoubWV0YWwuYXBpLnYxLk1hY2hpbmVTdGF0ZRIUCgxzdGF0ZV9yZWFzb24YCiABKAkSDAoEdGFncxgLIAMoCRIlCgNibWMYDCABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUJtYxIlCgNsZWQYDSABKAsyGC5tZXRhbC5hcGkudjEuTWFjaGluZUxlZBI2CghoYXJkd2FyZRgOIAEoCzIkLm1ldGFsLmFwaS52MS5NYWNoaW5lSGFyZHdhcmVTdW1tYXJ5IvEBCgpNYWNoaW5lQm1jEg8KB2FkZHJlc3MYASABKAkSCwoDbWFjGAIgASgJEhEKCWludGVyZmFjZRgDIAEoCRIPCgd2ZXJzaW9uGAQgASgJEhMKC3Bvd2VyX3N0YXRlGAUgASgJEi4KA2ZydRgGIAMoCzIhLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jLkZydUVudHJ5EjAKDGxhc3RfdXBkYXRlZBgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAaKgoIRnJ1RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASIwCgpNYWNoaW5lTGVkEg0KBXN0YXRlGAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJIrUBChZNYWNoaW5lSGFyZHdhcmVTdW1tYXJ5EhQKDG1lbW9yeV9ieXRlcxgBIAEoBBIRCgljcHVfY29yZXMYAiABKA0SEgoKY3B1X21vZGVscxgDIAMoCRIvCgVkaXNrcxgEIAMoCzIgLm1ldGFsLmFwaS52MS5NYWNoaW5lRGlza1N1bW1hcnkSLQoEbmljcxgFIAMoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTmljU3VtbWFyeSI2ChJNYWNoaW5lRGlza1N1bW1hcnkSDAoEbmFtZRgBIAEoCRISCgpzaXplX2J5dGVzGAIgASgEIkEKEU1hY2hpbmVOaWNTdW1tYXJ5EgwKBG5hbWUYASABKAkSCwoDbWFjGAIgASgJEhEKCW5laWdoYm9ycxgDIAMoCSLFAQoRTWFjaGluZUJtY0NvbW1hbmQSCgoCaWQYASABKAkSDwoHY29tbWFuZBgCIAEoCRI1CgZzdGF0dXMYAyABKA4yJS5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmRTdGF0dXMSLgoKY3JlYXRlZF9hdBgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZGVhZGxpbmUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wImsKGk1hY2hpbmVTZXJ2aWNlUG93ZXJSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSMAoGYWN0aW9uGAMgASgOMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVQb3dlckFjdGlvbiJPChtNYWNoaW5lU2VydmljZVBvd2VyUmVzcG9uc2USMAoHY29tbWFuZBgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jQ29tbWFuZCJvCh9NYWNoaW5lU2VydmljZUJvb3REZXZpY2VSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkSLwoGZGV2aWNlGAMgASgOMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVCb290RGV2aWNlIlQKIE1hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlc3BvbnNlEjAKB2NvbW1hbmQYASABKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmQiOgobTWFjaGluZVNlcnZpY2VHZXRCbWNSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkicgoPTWFjaGluZUJtY1N0YXRlEhMKC3Bvd2VyX3N0YXRlGAEgASgJEhgKEGZpcm13YXJlX3ZlcnNpb24YAiABKAkSMAoMbGFzdF91cGRhdGVkGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ9ChxNYWNoaW5lU2VydmljZUdldEJtY1Jlc3BvbnNlEioKA2JtYxgBIAEoCzIdLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jU3RhdGUSMQoIY29tbWFuZHMYAiADKAsyHy5tZXRhbC5hcGkudjEuTWFjaGluZUJtY0NvbW1hbmQq0AIKFk1hY2hpbmVXYXRjaENoYW5nZUtpbmQSKQolTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9VTlNQRUNJRklFRBAAEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfQ1JFQVRFRBABEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfVVBEQVRFRBACEicKI01BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfQUxMT0NBVEVEEAMSIwofTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9GUkVFRBAEEiUKIU1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfREVMRVRFRBAFEiQKIE1BQ0hJTkVfV0FUQ0hfQ0hBTkdFX0tJTkRfRVZFTlRTEAYSIgoeTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9HT05FEAcqfwoMTWFjaGluZVN0YXRlEh0KGU1BQ0hJTkVfU1RBVEVfVU5TUEVDSUZJRUQQABIbChdNQUNISU5FX1NUQVRFX0FWQUlMQUJMRRABEhkKFU1BQ0hJTkVfU1RBVEVfVEFJTlRFRBACEhgKFE1BQ0hJTkVfU1RBVEVfTE9DS0VEEAMqYAoLTWFjaGluZVJvbGUSHAoYTUFDSElORV9ST0xFX1VOU1BFQ0lGSUVEEAASGAoUTUFDSElORV9ST0xFX01BQ0hJTkUQARIZChVNQUNISU5FX1JPTEVfRklSRVdBTEwQAiqABAoVUHJvdmlzaW9uaW5nRXZlbnRUeXBlEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUFhFX0JPT1RJTkcQARIlCiFQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QUkVQQVJJTkcQAhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9SRUdJU1RFUklORxADEiMKH1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1dBSVRJTkcQBBImCiJQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9JTlNUQUxMSU5HEAUSLgoqUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQk9PVElOR19ORVdfS0VSTkVMEAYSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfUEhPTkVEX0hPTUUQBxIqCiZQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QTEFOTkVEX1JFQk9PVBAIEisKJ1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX01BQ0hJTkVfUkVDTEFJTRAJEiEKHVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0FMSVZFEAoSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQ1JBU0hFRBALKpIBChFNYWNoaW5lTGl2ZWxpbmVzcxIiCh5NQUNISU5FX0xJVkVMSU5FU1NfVU5TUEVDSUZJRUQQABIcChhNQUNISU5FX0xJVkVMSU5FU1NfQUxJVkUQARIbChdNQUNISU5FX0xJVkVMSU5FU1NfREVBRBACEh4KGk1BQ0hJTkVfTElWRUxJTkVTU19VTktOT1dOEAMqtQEKEk1hY2hpbmVQb3dlckFjdGlvbhIkCiBNQUNISU5FX1BPV0VSX0FDVElPTl9VTlNQRUNJRklFRBAAEhsKF01BQ0hJTkVfUE9XRVJfQUNUSU9OX09OEAESHAoYTUFDSElORV9QT1dFUl9BQ1RJT05fT0ZGEAISHgoaTUFDSElORV9QT1dFUl9BQ1RJT05fQ1lDTEUQAxIeChpNQUNISU5FX1BPV0VSX0FDVElPTl9SRVNFVBAEKpEBChFNYWNoaW5lQm9vdERldmljZRIjCh9NQUNISU5FX0JPT1RfREVWSUNFX1VOU1BFQ0lGSUVEEAASGwoXTUFDSElORV9CT09UX0RFVklDRV9QWEUQARIcChhNQUNISU5FX0JPT1RfREVWSUNFX0RJU0sQAhIcChhNQUNISU5FX0JPT1RfREVWSUNFX0JJT1MQAyrjAQoXTWFjaGluZUJtY0NvbW1hbmRTdGF0dXMSKgomTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfVU5TUEVDSUZJRUQQABImCiJNQUNISU5FX0JNQ19DT01NQU5EX1NUQVRVU19QRU5ESU5HEAESIwofTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfRE9ORRACEiUKIU1BQ0hJTkVfQk1DX0NPTU1BTkRfU1RBVFVTX0ZBSUxFRBADEigKJE1BQ0hJTkVfQk1DX0NPTU1BTkRfU1RBVFVTX1RJTUVEX09VVBAEMpoKCg5NYWNoaW5lU2VydmljZRJeCgNHZXQSJi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXF1ZXN0GicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0UmVzcG9uc2UiBsrzGAIYARJhCgRMaXN0EicubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlTGlzdFJlcXVlc3QaKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVzcG9uc2UiBsrzGAIYARJnCgZDcmVhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ3JlYXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZEZWxldGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRGVsZXRlUmVzcG9uc2UiBsrzGAIYAhJnCgZVcGRhdGUSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VVcGRhdGVSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2UiBsrzGAIYAhJwCglSZWluc3RhbGwSLC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VSZWluc3RhbGxSZXF1ZXN0Gi0ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2UiBsrzGAIYAhKCAQoPQ29uc29sZVBhc3N3b3JkEjIubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBozLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlIgbK8xgCGAISZwoGRXZlbnRzEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUV2ZW50c1Jlc3BvbnNlIgbK8xgCGAESZAoFUG93ZXISKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VQb3dlclJlcXVlc3QaKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VQb3dlclJlc3BvbnNlIgbK8xgCGAIScwoKQm9vdERldmljZRItLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUJvb3REZXZpY2VSZXF1ZXN0Gi4ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlc3BvbnNlIgbK8xgCGAISZwoGR2V0Qm1jEikubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0Qm1jUmVxdWVzdBoqLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldEJtY1Jlc3BvbnNlIgbK8xgCGAESZgoFV2F0Y2gSKC5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VXYXRjaFJlcXVlc3QaKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VXYXRjaFJlc3BvbnNlIgbK8xgCGAEwAWIGcHJvdG8z", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
+  fileDesc("ChptZXRhbC9hcGkvdjEvbWFjaGluZS5wcm90bxIMbWV0YWwuYXBpLnYxIsMBChpNYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBIPCgdwcm9qZWN0GAEgASgJEhYKCXBhcnRpdGlvbhgCIAEoCUgAiAEBEg8KAmlkGAMgASgJSAGIAQESGwoOc2luY2VfcmV2aXNpb24YBCABKARIAogBARIOCgZldmVudHMYBSABKAgSFgoOYmF0Y2hfc25hcHNob3QYBiABKAhCDAoKX3BhcnRpdGlvbkIFCgNfaWRCEQoPX3NpbmNlX3JldmlzaW9uIvwCChtNYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2USKQoIc25hcHNob3QYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZUgAEj8KDXNuYXBzaG90X2RvbmUYAiABKAsyJi5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3REb25lSAASMgoGY2hhbmdlGAMgASgLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUgAEj0KDGV2ZW50c19hZGRlZBgEIAEoCzIlLm1ldGFsLmFwaS52MS5NYWNoaW5lV2F0Y2hFdmVudHNBZGRlZEgAEjAKBXJlc2V0GAUgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaFJlc2V0SAASQQoOc25hcHNob3RfYmF0Y2gYBiABKAsyJy5tZXRhbC5hcGkudjEuTWFjaGluZVdhdGNoU25hcHNob3RCYXRjaEgAQgkKB21lc3NhZ2UiRAoZTWFjaGluZVdhdGNoU25hcHNob3RCYXRjaBInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIiwKGE1hY2hpbmVXYXRjaFNuYXBzaG90RG9uZRIQCghyZXZpc2lvbhgBIAEoBCIsChFNYWNoaW5lV2F0Y2hSZXNldBIXCg9wcnVuZWRfcmV2aXNpb24YASABKAQiqAEKEk1hY2hpbmVXYXRjaENoYW5nZRIyCgRraW5kGAEgASgOMiQubWV0YWwuYXBpLnYxLk1hY2hpbmVXYXRjaENoYW5nZUtpbmQSEAoIcmV2aXNpb24YAiABKAQSCgoCaWQYAyABKAkSJgoHbWFjaGluZRgEIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhgKEGxhc3RfaW5fcmV2aXNpb24YBSABKAgiggEKF01hY2hpbmVXYXRjaEV2ZW50c0FkZGVkEgoKAmlkGAEgASgJEi8KBmV2ZW50cxgCIAMoCzIfLm1ldGFsLmFwaS52MS5Qcm92aXNpb25pbmdFdmVudBIQCghyZXZpc2lvbhgDIAEoBBIYChBsYXN0X2luX3JldmlzaW9uGAQgASgIIskBChtNYWNoaW5lU2VydmljZVVwZGF0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIPCgd2ZXJzaW9uGAMgASgEEhgKC2Rlc2NyaXB0aW9uGAQgASgJSACIAQESJgoEdGFncxgFIAEoCzIYLm1ldGFsLmFwaS52MS5TdHJpbmdMaXN0EioKCHNzaF9rZXlzGAYgASgLMhgubWV0YWwuYXBpLnYxLlN0cmluZ0xpc3RCDgoMX2Rlc2NyaXB0aW9uIkYKHE1hY2hpbmVTZXJ2aWNlVXBkYXRlUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIkwKHk1hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg0KBWltYWdlGAMgASgJIkkKH01hY2hpbmVTZXJ2aWNlUmVpbnN0YWxsUmVzcG9uc2USJgoHbWFjaGluZRgBIAEoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lIlMKJE1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVxdWVzdBIKCgJpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEg4KBnJlYXNvbhgDIAEoCSJBCiVNYWNoaW5lU2VydmljZUNvbnNvbGVQYXNzd29yZFJlc3BvbnNlEhgKEGNvbnNvbGVfcGFzc3dvcmQYASABKAkiOgobTWFjaGluZVNlcnZpY2VFdmVudHNSZXF1ZXN0EgoKAmlkGAEgASgJEg8KB3Byb2plY3QYAiABKAkiSwocTWFjaGluZVNlcnZpY2VFdmVudHNSZXNwb25zZRIrCgZldmVudHMYASABKAsyGy5tZXRhbC5hcGkudjEuTWFjaGluZUV2ZW50cyI6ChtNYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJGChxNYWNoaW5lU2VydmljZURlbGV0ZVJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJMCg5NYWNoaW5lTmV0d29yaxIPCgduZXR3b3JrGAEgASgJEgsKA2lwcxgCIAMoCRILCgN2cmYYAyABKA0SDwoHcHJpbWFyeRgEIAEoCCKzAwoRTWFjaGluZUFsbG9jYXRpb24SDAoEdXVpZBgBIAEoCRIPCgdwcm9qZWN0GAIgASgJEgwKBG5hbWUYAyABKAkSEwoLZGVzY3JpcHRpb24YBCABKAkSEAoIaG9zdG5hbWUYBSABKAkSJwoEcm9sZRgGIAEoDjIZLm1ldGFsLmFwaS52MS5NYWNoaW5lUm9sZRINCgVpbWFnZRgHIAEoCRIZChFmaWxlc3lzdGVtX2xheW91dBgIIAEoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSCwoDYXNuGAsgASgEEi4KCG5ldHdvcmtzGAwgAygLMhwubWV0YWwuYXBpLnYxLk1hY2hpbmVOZXR3b3JrEi4KCmNyZWF0ZWRfYXQYDSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmNyZWF0ZWRfYnkYDiABKAkSEwoLZG5zX3NlcnZlcnMYDyADKAkSEwoLbnRwX3NlcnZlcnMYECADKAkSEQoJaW5zdGFsbGVkGBEgASgIEhQKDHJlaW5zdGFsbGluZxgSIAEoCCI3ChhNYWNoaW5lU2VydmljZUdldFJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJDChlNYWNoaW5lU2VydmljZUdldFJlc3BvbnNlEiYKB21hY2hpbmUYASABKAsyFS5tZXRhbC5hcGkudjEuTWFjaGluZSJSChlNYWNoaW5lU2VydmljZUxpc3RSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSJAoGcGFnaW5nGAIgASgLMhQubWV0YWwuYXBpLnYxLlBhZ2luZyJeChpNYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZRInCghtYWNoaW5lcxgBIAMoCzIVLm1ldGFsLmFwaS52MS5NYWNoaW5lEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKuAwobTWFjaGluZVNlcnZpY2VDcmVhdGVSZXF1ZXN0Eg8KB3Byb2plY3QYASABKAkSEQoJcGFydGl0aW9uGAIgASgJEgwKBHNpemUYAyABKAkSDQoFaW1hZ2UYBCABKAkSDAoEbmFtZRgFIAEoCRITCgtkZXNjcmlwdGlvbhgGIAEoCRIQCghob3N0bmFtZRgHIAEoCRIQCghuZXR3b3JrcxgIIAMoCRIQCghzc2hfa2V5cxgJIAMoCRIRCgl1c2VyX2RhdGEYCiABKAkSFgoOcGxhY2VtZW50X3RhZ3MYCyADKAkSFwoKbWFjaGluZV9pZBgMIAEoCUgAiAEBEicKBHJvbGUYDSABKA4yGS5tZXRhbC5hcGkudjEuTWFjaGluZVJvbGUSCwoDaXBzGA4gAygJEgwKBHRhZ3MYDyADKAkSEwoLZG5zX3NlcnZlcnMYECADKAkSEwoLbnRwX3NlcnZlcnMYESADKAkSHgoRZmlsZXN5c3RlbV9sYXlvdXQYEiABKAlIAYgBAUINCgtfbWFjaGluZV9pZEIUChJfZmlsZXN5c3RlbV9sYXlvdXQiRgocTWFjaGluZVNlcnZpY2VDcmVhdGVSZXNwb25zZRImCgdtYWNoaW5lGAEgASgLMhUubWV0YWwuYXBpLnYxLk1hY2hpbmUigQEKEVByb3Zpc2lvbmluZ0V2ZW50EjEKBHR5cGUYASABKA4yIy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnRUeXBlEg8KB21lc3NhZ2UYAiABKAkSKAoEdGltZRgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAilgIKDU1hY2hpbmVFdmVudHMSMwoKbGl2ZWxpbmVzcxgBIAEoDjIfLm1ldGFsLmFwaS52MS5NYWNoaW5lTGl2ZWxpbmVzcxIsCgNsb2cYAiADKAsyHy5tZXRhbC5hcGkudjEuUHJvdmlzaW9uaW5nRXZlbnQSMwoPbGFzdF9ldmVudF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI5ChBsYXN0X2Vycm9yX2V2ZW50GAQgASgLMh8ubWV0YWwuYXBpLnYxLlByb3Zpc2lvbmluZ0V2ZW50EhIKCmNyYXNoX2xvb3AYBSABKAgSHgoWZmFpbGVkX21hY2hpbmVfcmVjbGFpbRgGIAEoCCKuAwoHTWFjaGluZRIKCgJpZBgBIAEoCRIRCglwYXJ0aXRpb24YAiABKAkSKwoGZXZlbnRzGAMgASgLMhsubWV0YWwuYXBpLnYxLk1hY2hpbmVFdmVudHMSIAoEbWV0YRgEIAEoCzISLm1ldGFsLmFwaS52MS5NZXRhEgwKBHNpemUYBSABKAkSDAoEcmFjaxgGIAEoCRIzCgphbGxvY2F0aW9uGAcgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVBbGxvY2F0aW9uEg8KB3dhaXRpbmcYCCABKAgSKQoFc3RhdGUYCSABKA4yGi5tZXRhbC5hcGkudjEuTWFjaGluZVN0YXRlEhQKDHN0YXRlX3JlYXNvbhgKIAEoCRIMCgR0YWdzGAsgAygJEiUKA2JtYxgMIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jEiUKA2xlZBgNIAEoCzIYLm1ldGFsLmFwaS52MS5NYWNoaW5lTGVkEjYKCGhhcmR3YXJlGA4gASgLMiQubWV0YWwuYXBpLnYxLk1hY2hpbmVIYXJkd2FyZVN1bW1hcnki8QEKCk1hY2hpbmVCbWMSDwoHYWRkcmVzcxgBIAEoCRILCgNtYWMYAiABKAkSEQoJaW50ZXJmYWNlGAMgASgJEg8KB3ZlcnNpb24YBCABKAkSEwoLcG93ZXJfc3RhdGUYBSABKAkSLgoDZnJ1GAYgAygLMiEubWV0YWwuYXBpLnYxLk1hY2hpbmVCbWMuRnJ1RW50cnkSMAoMbGFzdF91cGRhdGVkGAcgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBoqCghGcnVFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIjAKCk1hY2hpbmVMZWQSDQoFc3RhdGUYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkitQEKFk1hY2hpbmVIYXJkd2FyZVN1bW1hcnkSFAoMbWVtb3J5X2J5dGVzGAEgASgEEhEKCWNwdV9jb3JlcxgCIAEoDRISCgpjcHVfbW9kZWxzGAMgAygJEi8KBWRpc2tzGAQgAygLMiAubWV0YWwuYXBpLnYxLk1hY2hpbmVEaXNrU3VtbWFyeRItCgRuaWNzGAUgAygLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVOaWNTdW1tYXJ5IjYKEk1hY2hpbmVEaXNrU3VtbWFyeRIMCgRuYW1lGAEgASgJEhIKCnNpemVfYnl0ZXMYAiABKAQiQQoRTWFjaGluZU5pY1N1bW1hcnkSDAoEbmFtZRgBIAEoCRILCgNtYWMYAiABKAkSEQoJbmVpZ2hib3JzGAMgAygJIsUBChFNYWNoaW5lQm1jQ29tbWFuZBIKCgJpZBgBIAEoCRIPCgdjb21tYW5kGAIgASgJEjUKBnN0YXR1cxgDIAEoDjIlLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jQ29tbWFuZFN0YXR1cxIuCgpjcmVhdGVkX2F0GAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghkZWFkbGluZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiawoaTWFjaGluZVNlcnZpY2VQb3dlclJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIwCgZhY3Rpb24YAyABKA4yIC5tZXRhbC5hcGkudjEuTWFjaGluZVBvd2VyQWN0aW9uIk8KG01hY2hpbmVTZXJ2aWNlUG93ZXJSZXNwb25zZRIwCgdjb21tYW5kGAEgASgLMh8ubWV0YWwuYXBpLnYxLk1hY2hpbmVCbWNDb21tYW5kIm8KH01hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCRIvCgZkZXZpY2UYAyABKA4yHy5tZXRhbC5hcGkudjEuTWFjaGluZUJvb3REZXZpY2UiVAogTWFjaGluZVNlcnZpY2VCb290RGV2aWNlUmVzcG9uc2USMAoHY29tbWFuZBgBIAEoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jQ29tbWFuZCI6ChtNYWNoaW5lU2VydmljZUdldEJtY1JlcXVlc3QSCgoCaWQYASABKAkSDwoHcHJvamVjdBgCIAEoCSJyCg9NYWNoaW5lQm1jU3RhdGUSEwoLcG93ZXJfc3RhdGUYASABKAkSGAoQZmlybXdhcmVfdmVyc2lvbhgCIAEoCRIwCgxsYXN0X3VwZGF0ZWQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIn0KHE1hY2hpbmVTZXJ2aWNlR2V0Qm1jUmVzcG9uc2USKgoDYm1jGAEgASgLMh0ubWV0YWwuYXBpLnYxLk1hY2hpbmVCbWNTdGF0ZRIxCghjb21tYW5kcxgCIAMoCzIfLm1ldGFsLmFwaS52MS5NYWNoaW5lQm1jQ29tbWFuZCrQAgoWTWFjaGluZVdhdGNoQ2hhbmdlS2luZBIpCiVNQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX1VOU1BFQ0lGSUVEEAASJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9DUkVBVEVEEAESJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9VUERBVEVEEAISJwojTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9BTExPQ0FURUQQAxIjCh9NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0ZSRUVEEAQSJQohTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9ERUxFVEVEEAUSJAogTUFDSElORV9XQVRDSF9DSEFOR0VfS0lORF9FVkVOVFMQBhIiCh5NQUNISU5FX1dBVENIX0NIQU5HRV9LSU5EX0dPTkUQByp/CgxNYWNoaW5lU3RhdGUSHQoZTUFDSElORV9TVEFURV9VTlNQRUNJRklFRBAAEhsKF01BQ0hJTkVfU1RBVEVfQVZBSUxBQkxFEAESGQoVTUFDSElORV9TVEFURV9UQUlOVEVEEAISGAoUTUFDSElORV9TVEFURV9MT0NLRUQQAypgCgtNYWNoaW5lUm9sZRIcChhNQUNISU5FX1JPTEVfVU5TUEVDSUZJRUQQABIYChRNQUNISU5FX1JPTEVfTUFDSElORRABEhkKFU1BQ0hJTkVfUk9MRV9GSVJFV0FMTBACKoAEChVQcm92aXNpb25pbmdFdmVudFR5cGUSJwojUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QWEVfQk9PVElORxABEiUKIVBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BSRVBBUklORxACEicKI1BST1ZJU0lPTklOR19FVkVOVF9UWVBFX1JFR0lTVEVSSU5HEAMSIwofUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfV0FJVElORxAEEiYKIlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX0lOU1RBTExJTkcQBRIuCipQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9CT09USU5HX05FV19LRVJORUwQBhInCiNQUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9QSE9ORURfSE9NRRAHEioKJlBST1ZJU0lPTklOR19FVkVOVF9UWVBFX1BMQU5ORURfUkVCT09UEAgSKwonUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfTUFDSElORV9SRUNMQUlNEAkSIQodUFJPVklTSU9OSU5HX0VWRU5UX1RZUEVfQUxJVkUQChIjCh9QUk9WSVNJT05JTkdfRVZFTlRfVFlQRV9DUkFTSEVEEAsqkgEKEU1hY2hpbmVMaXZlbGluZXNzEiIKHk1BQ0hJTkVfTElWRUxJTkVTU19VTlNQRUNJRklFRBAAEhwKGE1BQ0hJTkVfTElWRUxJTkVTU19BTElWRRABEhsKF01BQ0hJTkVfTElWRUxJTkVTU19ERUFEEAISHgoaTUFDSElORV9MSVZFTElORVNTX1VOS05PV04QAyq1AQoSTWFjaGluZVBvd2VyQWN0aW9uEiQKIE1BQ0hJTkVfUE9XRVJfQUNUSU9OX1VOU1BFQ0lGSUVEEAASGwoXTUFDSElORV9QT1dFUl9BQ1RJT05fT04QARIcChhNQUNISU5FX1BPV0VSX0FDVElPTl9PRkYQAhIeChpNQUNISU5FX1BPV0VSX0FDVElPTl9DWUNMRRADEh4KGk1BQ0hJTkVfUE9XRVJfQUNUSU9OX1JFU0VUEAQqkQEKEU1hY2hpbmVCb290RGV2aWNlEiMKH01BQ0hJTkVfQk9PVF9ERVZJQ0VfVU5TUEVDSUZJRUQQABIbChdNQUNISU5FX0JPT1RfREVWSUNFX1BYRRABEhwKGE1BQ0hJTkVfQk9PVF9ERVZJQ0VfRElTSxACEhwKGE1BQ0hJTkVfQk9PVF9ERVZJQ0VfQklPUxADKuMBChdNYWNoaW5lQm1jQ29tbWFuZFN0YXR1cxIqCiZNQUNISU5FX0JNQ19DT01NQU5EX1NUQVRVU19VTlNQRUNJRklFRBAAEiYKIk1BQ0hJTkVfQk1DX0NPTU1BTkRfU1RBVFVTX1BFTkRJTkcQARIjCh9NQUNISU5FX0JNQ19DT01NQU5EX1NUQVRVU19ET05FEAISJQohTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfRkFJTEVEEAMSKAokTUFDSElORV9CTUNfQ09NTUFORF9TVEFUVVNfVElNRURfT1VUEAQymgoKDk1hY2hpbmVTZXJ2aWNlEl4KA0dldBImLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUdldFJlcXVlc3QaJy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRSZXNwb25zZSIGyvMYAhgBEmEKBExpc3QSJy5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VMaXN0UmVxdWVzdBooLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUxpc3RSZXNwb25zZSIGyvMYAhgBEmcKBkNyZWF0ZRIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZUNyZWF0ZVJlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDcmVhdGVSZXNwb25zZSIGyvMYAhgCEmcKBkRlbGV0ZRIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZURlbGV0ZVJlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VEZWxldGVSZXNwb25zZSIGyvMYAhgCEmcKBlVwZGF0ZRIpLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVVwZGF0ZVJlcXVlc3QaKi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VVcGRhdGVSZXNwb25zZSIGyvMYAhgCEnAKCVJlaW5zdGFsbBIsLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVJlaW5zdGFsbFJlcXVlc3QaLS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VSZWluc3RhbGxSZXNwb25zZSIGyvMYAhgCEoIBCg9Db25zb2xlUGFzc3dvcmQSMi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VDb25zb2xlUGFzc3dvcmRSZXF1ZXN0GjMubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQ29uc29sZVBhc3N3b3JkUmVzcG9uc2UiBsrzGAIYAhJnCgZFdmVudHMSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VFdmVudHNSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlRXZlbnRzUmVzcG9uc2UiBsrzGAIYARJkCgVQb3dlchIoLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVBvd2VyUmVxdWVzdBopLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVBvd2VyUmVzcG9uc2UiBsrzGAIYAhJzCgpCb290RGV2aWNlEi0ubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlQm9vdERldmljZVJlcXVlc3QaLi5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VCb290RGV2aWNlUmVzcG9uc2UiBsrzGAIYAhJnCgZHZXRCbWMSKS5tZXRhbC5hcGkudjEuTWFjaGluZVNlcnZpY2VHZXRCbWNSZXF1ZXN0GioubWV0YWwuYXBpLnYxLk1hY2hpbmVTZXJ2aWNlR2V0Qm1jUmVzcG9uc2UiBsrzGAIYARJmCgVXYXRjaBIoLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVdhdGNoUmVxdWVzdBopLm1ldGFsLmFwaS52MS5NYWNoaW5lU2VydmljZVdhdGNoUmVzcG9uc2UiBsrzGAIYATABYgZwcm90bzM", [file_google_protobuf_timestamp, file_metal_api_v1_common]);
 
 /**
  * MachineServiceWatchRequest selects what to watch and where to resume.
@@ -58,6 +58,15 @@ export type MachineServiceWatchRequest = Message<"metal.api.v1.MachineServiceWat
    * @generated from field: bool events = 5;
    */
   events: boolean;
+
+  /**
+   * BatchSnapshot asks for the snapshot's machines as snapshot_batch messages of up to a few hundred
+   * machines each instead of one snapshot message per machine: fewer messages for a client that
+   * reads the whole snapshot before it shows anything (the web console).
+   *
+   * @generated from field: bool batch_snapshot = 6;
+   */
+  batchSnapshot: boolean;
 };
 
 /**
@@ -118,6 +127,15 @@ export type MachineServiceWatchResponse = Message<"metal.api.v1.MachineServiceWa
      */
     value: MachineWatchReset;
     case: "reset";
+  } | {
+    /**
+     * SnapshotBatch is several machines of the initial snapshot (only with batch_snapshot set in the
+     * request, and then instead of snapshot messages).
+     *
+     * @generated from field: metal.api.v1.MachineWatchSnapshotBatch snapshot_batch = 6;
+     */
+    value: MachineWatchSnapshotBatch;
+    case: "snapshotBatch";
   } | { case: undefined; value?: undefined };
 };
 
@@ -127,6 +145,27 @@ export type MachineServiceWatchResponse = Message<"metal.api.v1.MachineServiceWa
  */
 export const MachineServiceWatchResponseSchema: GenMessage<MachineServiceWatchResponse> = /*@__PURE__*/
   messageDesc(file_metal_api_v1_machine, 1);
+
+/**
+ * MachineWatchSnapshotBatch is part of a snapshot: machines as Get returns them.
+ *
+ * @generated from message metal.api.v1.MachineWatchSnapshotBatch
+ */
+export type MachineWatchSnapshotBatch = Message<"metal.api.v1.MachineWatchSnapshotBatch"> & {
+  /**
+   * Machines of the snapshot, in id order (never empty).
+   *
+   * @generated from field: repeated metal.api.v1.Machine machines = 1;
+   */
+  machines: Machine[];
+};
+
+/**
+ * Describes the message metal.api.v1.MachineWatchSnapshotBatch.
+ * Use `create(MachineWatchSnapshotBatchSchema)` to create a new message.
+ */
+export const MachineWatchSnapshotBatchSchema: GenMessage<MachineWatchSnapshotBatch> = /*@__PURE__*/
+  messageDesc(file_metal_api_v1_machine, 2);
 
 /**
  * MachineWatchSnapshotDone ends a snapshot.
@@ -147,7 +186,7 @@ export type MachineWatchSnapshotDone = Message<"metal.api.v1.MachineWatchSnapsho
  * Use `create(MachineWatchSnapshotDoneSchema)` to create a new message.
  */
 export const MachineWatchSnapshotDoneSchema: GenMessage<MachineWatchSnapshotDone> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 2);
+  messageDesc(file_metal_api_v1_machine, 3);
 
 /**
  * MachineWatchReset announces a new snapshot because the resume point was pruned.
@@ -168,7 +207,7 @@ export type MachineWatchReset = Message<"metal.api.v1.MachineWatchReset"> & {
  * Use `create(MachineWatchResetSchema)` to create a new message.
  */
 export const MachineWatchResetSchema: GenMessage<MachineWatchReset> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 3);
+  messageDesc(file_metal_api_v1_machine, 4);
 
 /**
  * MachineWatchChange is one change of one machine.
@@ -217,7 +256,7 @@ export type MachineWatchChange = Message<"metal.api.v1.MachineWatchChange"> & {
  * Use `create(MachineWatchChangeSchema)` to create a new message.
  */
 export const MachineWatchChangeSchema: GenMessage<MachineWatchChange> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 4);
+  messageDesc(file_metal_api_v1_machine, 5);
 
 /**
  * MachineWatchEventsAdded carries provisioning events a machine sent.
@@ -259,7 +298,7 @@ export type MachineWatchEventsAdded = Message<"metal.api.v1.MachineWatchEventsAd
  * Use `create(MachineWatchEventsAddedSchema)` to create a new message.
  */
 export const MachineWatchEventsAddedSchema: GenMessage<MachineWatchEventsAdded> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 5);
+  messageDesc(file_metal_api_v1_machine, 6);
 
 /**
  * MachineServiceUpdateRequest changes the fields that are set.
@@ -315,7 +354,7 @@ export type MachineServiceUpdateRequest = Message<"metal.api.v1.MachineServiceUp
  * Use `create(MachineServiceUpdateRequestSchema)` to create a new message.
  */
 export const MachineServiceUpdateRequestSchema: GenMessage<MachineServiceUpdateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 6);
+  messageDesc(file_metal_api_v1_machine, 7);
 
 /**
  * MachineServiceUpdateResponse carries the changed machine.
@@ -336,7 +375,7 @@ export type MachineServiceUpdateResponse = Message<"metal.api.v1.MachineServiceU
  * Use `create(MachineServiceUpdateResponseSchema)` to create a new message.
  */
 export const MachineServiceUpdateResponseSchema: GenMessage<MachineServiceUpdateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 7);
+  messageDesc(file_metal_api_v1_machine, 8);
 
 /**
  * MachineServiceReinstallRequest names the machine and the image to install.
@@ -371,7 +410,7 @@ export type MachineServiceReinstallRequest = Message<"metal.api.v1.MachineServic
  * Use `create(MachineServiceReinstallRequestSchema)` to create a new message.
  */
 export const MachineServiceReinstallRequestSchema: GenMessage<MachineServiceReinstallRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 8);
+  messageDesc(file_metal_api_v1_machine, 9);
 
 /**
  * MachineServiceReinstallResponse carries the machine about to be reinstalled.
@@ -392,7 +431,7 @@ export type MachineServiceReinstallResponse = Message<"metal.api.v1.MachineServi
  * Use `create(MachineServiceReinstallResponseSchema)` to create a new message.
  */
 export const MachineServiceReinstallResponseSchema: GenMessage<MachineServiceReinstallResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 9);
+  messageDesc(file_metal_api_v1_machine, 10);
 
 /**
  * MachineServiceConsolePasswordRequest asks for a machine's console password.
@@ -427,7 +466,7 @@ export type MachineServiceConsolePasswordRequest = Message<"metal.api.v1.Machine
  * Use `create(MachineServiceConsolePasswordRequestSchema)` to create a new message.
  */
 export const MachineServiceConsolePasswordRequestSchema: GenMessage<MachineServiceConsolePasswordRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 10);
+  messageDesc(file_metal_api_v1_machine, 11);
 
 /**
  * MachineServiceConsolePasswordResponse carries the password.
@@ -448,7 +487,7 @@ export type MachineServiceConsolePasswordResponse = Message<"metal.api.v1.Machin
  * Use `create(MachineServiceConsolePasswordResponseSchema)` to create a new message.
  */
 export const MachineServiceConsolePasswordResponseSchema: GenMessage<MachineServiceConsolePasswordResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 11);
+  messageDesc(file_metal_api_v1_machine, 12);
 
 /**
  * MachineServiceEventsRequest names a machine.
@@ -476,7 +515,7 @@ export type MachineServiceEventsRequest = Message<"metal.api.v1.MachineServiceEv
  * Use `create(MachineServiceEventsRequestSchema)` to create a new message.
  */
 export const MachineServiceEventsRequestSchema: GenMessage<MachineServiceEventsRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 12);
+  messageDesc(file_metal_api_v1_machine, 13);
 
 /**
  * MachineServiceEventsResponse carries the provisioning history.
@@ -497,7 +536,7 @@ export type MachineServiceEventsResponse = Message<"metal.api.v1.MachineServiceE
  * Use `create(MachineServiceEventsResponseSchema)` to create a new message.
  */
 export const MachineServiceEventsResponseSchema: GenMessage<MachineServiceEventsResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 13);
+  messageDesc(file_metal_api_v1_machine, 14);
 
 /**
  * MachineServiceDeleteRequest names the machine to free.
@@ -525,7 +564,7 @@ export type MachineServiceDeleteRequest = Message<"metal.api.v1.MachineServiceDe
  * Use `create(MachineServiceDeleteRequestSchema)` to create a new message.
  */
 export const MachineServiceDeleteRequestSchema: GenMessage<MachineServiceDeleteRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 14);
+  messageDesc(file_metal_api_v1_machine, 15);
 
 /**
  * MachineServiceDeleteResponse carries the freed machine.
@@ -546,7 +585,7 @@ export type MachineServiceDeleteResponse = Message<"metal.api.v1.MachineServiceD
  * Use `create(MachineServiceDeleteResponseSchema)` to create a new message.
  */
 export const MachineServiceDeleteResponseSchema: GenMessage<MachineServiceDeleteResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 15);
+  messageDesc(file_metal_api_v1_machine, 16);
 
 /**
  * MachineNetwork is a network a machine is attached to.
@@ -588,7 +627,7 @@ export type MachineNetwork = Message<"metal.api.v1.MachineNetwork"> & {
  * Use `create(MachineNetworkSchema)` to create a new message.
  */
 export const MachineNetworkSchema: GenMessage<MachineNetwork> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 16);
+  messageDesc(file_metal_api_v1_machine, 17);
 
 /**
  * MachineAllocation is what a tenant made of a machine.
@@ -728,7 +767,7 @@ export type MachineAllocation = Message<"metal.api.v1.MachineAllocation"> & {
  * Use `create(MachineAllocationSchema)` to create a new message.
  */
 export const MachineAllocationSchema: GenMessage<MachineAllocation> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 17);
+  messageDesc(file_metal_api_v1_machine, 18);
 
 /**
  * MachineServiceGetRequest names a machine.
@@ -756,7 +795,7 @@ export type MachineServiceGetRequest = Message<"metal.api.v1.MachineServiceGetRe
  * Use `create(MachineServiceGetRequestSchema)` to create a new message.
  */
 export const MachineServiceGetRequestSchema: GenMessage<MachineServiceGetRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 18);
+  messageDesc(file_metal_api_v1_machine, 19);
 
 /**
  * MachineServiceGetResponse carries the machine.
@@ -777,7 +816,7 @@ export type MachineServiceGetResponse = Message<"metal.api.v1.MachineServiceGetR
  * Use `create(MachineServiceGetResponseSchema)` to create a new message.
  */
 export const MachineServiceGetResponseSchema: GenMessage<MachineServiceGetResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 19);
+  messageDesc(file_metal_api_v1_machine, 20);
 
 /**
  * MachineServiceListRequest asks for the project's machines.
@@ -805,7 +844,7 @@ export type MachineServiceListRequest = Message<"metal.api.v1.MachineServiceList
  * Use `create(MachineServiceListRequestSchema)` to create a new message.
  */
 export const MachineServiceListRequestSchema: GenMessage<MachineServiceListRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 20);
+  messageDesc(file_metal_api_v1_machine, 21);
 
 /**
  * MachineServiceListResponse carries one page of machines.
@@ -833,7 +872,7 @@ export type MachineServiceListResponse = Message<"metal.api.v1.MachineServiceLis
  * Use `create(MachineServiceListResponseSchema)` to create a new message.
  */
 export const MachineServiceListResponseSchema: GenMessage<MachineServiceListResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 21);
+  messageDesc(file_metal_api_v1_machine, 22);
 
 /**
  * MachineServiceCreateRequest asks for a machine.
@@ -973,7 +1012,7 @@ export type MachineServiceCreateRequest = Message<"metal.api.v1.MachineServiceCr
  * Use `create(MachineServiceCreateRequestSchema)` to create a new message.
  */
 export const MachineServiceCreateRequestSchema: GenMessage<MachineServiceCreateRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 22);
+  messageDesc(file_metal_api_v1_machine, 23);
 
 /**
  * MachineServiceCreateResponse carries the allocated machine.
@@ -994,7 +1033,7 @@ export type MachineServiceCreateResponse = Message<"metal.api.v1.MachineServiceC
  * Use `create(MachineServiceCreateResponseSchema)` to create a new message.
  */
 export const MachineServiceCreateResponseSchema: GenMessage<MachineServiceCreateResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 23);
+  messageDesc(file_metal_api_v1_machine, 24);
 
 /**
  * ProvisioningEvent is one stored event.
@@ -1029,7 +1068,7 @@ export type ProvisioningEvent = Message<"metal.api.v1.ProvisioningEvent"> & {
  * Use `create(ProvisioningEventSchema)` to create a new message.
  */
 export const ProvisioningEventSchema: GenMessage<ProvisioningEvent> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 24);
+  messageDesc(file_metal_api_v1_machine, 25);
 
 /**
  * MachineEvents is the provisioning history of a machine.
@@ -1085,7 +1124,7 @@ export type MachineEvents = Message<"metal.api.v1.MachineEvents"> & {
  * Use `create(MachineEventsSchema)` to create a new message.
  */
 export const MachineEventsSchema: GenMessage<MachineEvents> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 25);
+  messageDesc(file_metal_api_v1_machine, 26);
 
 /**
  * Machine is a physical server of a partition.
@@ -1197,7 +1236,7 @@ export type Machine = Message<"metal.api.v1.Machine"> & {
  * Use `create(MachineSchema)` to create a new message.
  */
 export const MachineSchema: GenMessage<Machine> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 26);
+  messageDesc(file_metal_api_v1_machine, 27);
 
 /**
  * MachineBmc describes a machine's baseboard management controller.
@@ -1260,7 +1299,7 @@ export type MachineBmc = Message<"metal.api.v1.MachineBmc"> & {
  * Use `create(MachineBmcSchema)` to create a new message.
  */
 export const MachineBmcSchema: GenMessage<MachineBmc> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 27);
+  messageDesc(file_metal_api_v1_machine, 28);
 
 /**
  * MachineLed is the identify LED.
@@ -1288,7 +1327,7 @@ export type MachineLed = Message<"metal.api.v1.MachineLed"> & {
  * Use `create(MachineLedSchema)` to create a new message.
  */
 export const MachineLedSchema: GenMessage<MachineLed> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 28);
+  messageDesc(file_metal_api_v1_machine, 29);
 
 /**
  * MachineHardwareSummary is the registered hardware in short.
@@ -1337,7 +1376,7 @@ export type MachineHardwareSummary = Message<"metal.api.v1.MachineHardwareSummar
  * Use `create(MachineHardwareSummarySchema)` to create a new message.
  */
 export const MachineHardwareSummarySchema: GenMessage<MachineHardwareSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 29);
+  messageDesc(file_metal_api_v1_machine, 30);
 
 /**
  * MachineDiskSummary is one disk.
@@ -1365,7 +1404,7 @@ export type MachineDiskSummary = Message<"metal.api.v1.MachineDiskSummary"> & {
  * Use `create(MachineDiskSummarySchema)` to create a new message.
  */
 export const MachineDiskSummarySchema: GenMessage<MachineDiskSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 30);
+  messageDesc(file_metal_api_v1_machine, 31);
 
 /**
  * MachineNicSummary is one NIC.
@@ -1400,7 +1439,7 @@ export type MachineNicSummary = Message<"metal.api.v1.MachineNicSummary"> & {
  * Use `create(MachineNicSummarySchema)` to create a new message.
  */
 export const MachineNicSummarySchema: GenMessage<MachineNicSummary> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 31);
+  messageDesc(file_metal_api_v1_machine, 32);
 
 /**
  * MachineBmcCommand is one queued BMC command of a machine, as a tenant sees it (without metal-bmc's result text).
@@ -1449,7 +1488,7 @@ export type MachineBmcCommand = Message<"metal.api.v1.MachineBmcCommand"> & {
  * Use `create(MachineBmcCommandSchema)` to create a new message.
  */
 export const MachineBmcCommandSchema: GenMessage<MachineBmcCommand> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 32);
+  messageDesc(file_metal_api_v1_machine, 33);
 
 /**
  * MachineServicePowerRequest names the machine and the power action.
@@ -1484,7 +1523,7 @@ export type MachineServicePowerRequest = Message<"metal.api.v1.MachineServicePow
  * Use `create(MachineServicePowerRequestSchema)` to create a new message.
  */
 export const MachineServicePowerRequestSchema: GenMessage<MachineServicePowerRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 33);
+  messageDesc(file_metal_api_v1_machine, 34);
 
 /**
  * MachineServicePowerResponse carries the queued command.
@@ -1505,7 +1544,7 @@ export type MachineServicePowerResponse = Message<"metal.api.v1.MachineServicePo
  * Use `create(MachineServicePowerResponseSchema)` to create a new message.
  */
 export const MachineServicePowerResponseSchema: GenMessage<MachineServicePowerResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 34);
+  messageDesc(file_metal_api_v1_machine, 35);
 
 /**
  * MachineServiceBootDeviceRequest names the machine and the boot device.
@@ -1540,7 +1579,7 @@ export type MachineServiceBootDeviceRequest = Message<"metal.api.v1.MachineServi
  * Use `create(MachineServiceBootDeviceRequestSchema)` to create a new message.
  */
 export const MachineServiceBootDeviceRequestSchema: GenMessage<MachineServiceBootDeviceRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 35);
+  messageDesc(file_metal_api_v1_machine, 36);
 
 /**
  * MachineServiceBootDeviceResponse carries the queued command.
@@ -1561,7 +1600,7 @@ export type MachineServiceBootDeviceResponse = Message<"metal.api.v1.MachineServ
  * Use `create(MachineServiceBootDeviceResponseSchema)` to create a new message.
  */
 export const MachineServiceBootDeviceResponseSchema: GenMessage<MachineServiceBootDeviceResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 36);
+  messageDesc(file_metal_api_v1_machine, 37);
 
 /**
  * MachineServiceGetBmcRequest names a machine.
@@ -1589,7 +1628,7 @@ export type MachineServiceGetBmcRequest = Message<"metal.api.v1.MachineServiceGe
  * Use `create(MachineServiceGetBmcRequestSchema)` to create a new message.
  */
 export const MachineServiceGetBmcRequestSchema: GenMessage<MachineServiceGetBmcRequest> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 37);
+  messageDesc(file_metal_api_v1_machine, 38);
 
 /**
  * MachineBmcState is what the partition last reported about a machine's BMC, without its address and credentials.
@@ -1624,7 +1663,7 @@ export type MachineBmcState = Message<"metal.api.v1.MachineBmcState"> & {
  * Use `create(MachineBmcStateSchema)` to create a new message.
  */
 export const MachineBmcStateSchema: GenMessage<MachineBmcState> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 38);
+  messageDesc(file_metal_api_v1_machine, 39);
 
 /**
  * MachineServiceGetBmcResponse carries the BMC state and the recent commands.
@@ -1652,7 +1691,7 @@ export type MachineServiceGetBmcResponse = Message<"metal.api.v1.MachineServiceG
  * Use `create(MachineServiceGetBmcResponseSchema)` to create a new message.
  */
 export const MachineServiceGetBmcResponseSchema: GenMessage<MachineServiceGetBmcResponse> = /*@__PURE__*/
-  messageDesc(file_metal_api_v1_machine, 39);
+  messageDesc(file_metal_api_v1_machine, 40);
 
 /**
  * MachineWatchChangeKind says what happened to a machine.
