@@ -25,10 +25,12 @@ export const NO_BUSINESS_EVENTS: BusinessEvents = {
   switchSync: () => {},
 };
 
-/** "ok", or the Connect code of the error in snake case ("resource_exhausted", "not_found", "internal", ...): a closed set. */
+/** "ok", or the Connect code of the error in snake case ("resource_exhausted", "not_found", "internal" also for any other error, ...): a closed set. */
 export function outcomeOf(err?: unknown): string {
   if (err === undefined) return "ok";
-  const code = ConnectError.from(err).code;
+  // Not a ConnectError: a fault of ours, which the caller sees as Internal (interceptors/observe.ts).
+  if (!(err instanceof ConnectError)) return "internal";
+  const code = err.code;
   return (Code[code] ?? "unknown").replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
 }
 

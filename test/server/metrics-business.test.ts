@@ -1,3 +1,4 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/node-postgres";
 import pg from "pg";
@@ -7,6 +8,7 @@ import type { DbHandle } from "../../server/db/handle.js";
 import { computeCapacity } from "../../server/domain/capacity.js";
 import { runCommandExpiryJob } from "../../server/jobs/command-expiry.js";
 import { exportBusinessMetrics } from "../../server/metrics/business.js";
+import { countSwitchSyncs, outcomeOf } from "../../server/metrics/events.js";
 import { createMetrics } from "../../server/metrics.js";
 import { capacityRepository } from "../../server/repositories/capacity-repository.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
@@ -185,5 +187,29 @@ describe("cluster-wide business metrics", () => {
     // A failed read is not cached: the next scrape tries again (and fails again here).
     parseExposition(await metrics.registry.metrics());
     expect(sampleValue(parseExposition(await metrics.registry.metrics()), "metal_metrics_database_read_failures_total")).toBe(3);
+  });
+});
+
+describe("business events", () => {
+  it("count stored switch syncs by outcome, and none for a switch that is gone", async () => {
+    const metrics = createMetrics();
+    const events = exportBusinessMetrics(metrics, countingHandle().db, replica, { cacheMs: 0 });
+    const stored = new Set(["leaf01"]);
+    const write = countSwitchSyncs(async (id: string, _report: { failed: boolean }) => stored.has(id), events);
+    expect(await write("leaf01", { failed: false })).toBe(true);
+    expect(await write("leaf01", { failed: true })).toBe(true);
+    expect(await write("leaf01", { failed: true })).toBe(true);
+    expect(await write("gone", { failed: true })).toBe(false);
+    const e = parseExposition(await metrics.registry.metrics());
+    expect(sampleValue(e, "metal_switch_syncs_total", { switch: "leaf01", outcome: "ok" })).toBe(1);
+    expect(sampleValue(e, "metal_switch_syncs_total", { switch: "leaf01", outcome: "failed" })).toBe(2);
+    expect(samplesOf(e, "metal_switch_syncs_total", { switch: "gone" })).toEqual([]);
+  });
+
+  it("name outcomes by the Connect code in snake case", () => {
+    expect(outcomeOf()).toBe("ok");
+    expect(outcomeOf(new ConnectError("x", Code.ResourceExhausted))).toBe("resource_exhausted");
+    expect(outcomeOf(new ConnectError("x", Code.FailedPrecondition))).toBe("failed_precondition");
+    expect(outcomeOf(new Error("boom"))).toBe("internal");
   });
 });
