@@ -54,6 +54,25 @@ const bundledBins = () => {
 
 describe("deploy/Containerfile", () => {
   const scratch: string[] = [];
+
+  /** A stage's COPY lines (not those from other stages), replayed into a directory of its own, node_modules linked. */
+  const replay = (name: string): string => {
+    const root = mkdtempSync(join(tmpdir(), `metal-image-${name}-`));
+    scratch.push(root);
+    for (const line of stage(name).lines.filter((l) => l.startsWith("COPY ") && !l.includes("--from="))) {
+      const [, ...parts] = line.split(/\s+/);
+      const dest = parts.at(-1)!;
+      for (const src of parts.slice(0, -1)) {
+        const to = dest === "./" ? join(root, src) : join(root, dest);
+        mkdirSync(dirname(to), { recursive: true });
+        cpSync(join(REPO, src), to, { recursive: true });
+      }
+    }
+    // The packages linked one by one: what is built goes to this directory's own node_modules/.cache, not the checkout's.
+    mkdirSync(join(root, "node_modules"));
+    for (const entry of readdirSync(join(REPO, "node_modules"))) if (entry !== ".cache") symlinkSync(join(REPO, "node_modules", entry), join(root, "node_modules", entry));
+    return root;
+  };
   afterAll(() => {
     for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
   });
@@ -97,23 +116,20 @@ describe("deploy/Containerfile", () => {
   });
 
   it(
+    "builds the web console from the build stage's files",
+    () => {
+      const root = replay("build");
+      const built = spawnSync("npm", ["run", "--silent", "build:web"], { cwd: root, encoding: "utf8", timeout: scaled(240_000) });
+      expect(built.status, built.stderr).toBe(0);
+      expect(readdirSync(join(root, "dist/web"))).toContain("index.html");
+    },
+    scaled(300_000),
+  );
+
+  it(
     "builds every bundle from the runtime stage's files, after which the bins only read them",
     () => {
-      // The runtime stage's COPY lines, replayed into a directory of their own (node_modules linked, not installed).
-      const root = mkdtempSync(join(tmpdir(), "metal-image-"));
-      scratch.push(root);
-      for (const line of stage("files").lines.filter((l) => l.startsWith("COPY ") && !l.includes("--from="))) {
-        const [, ...parts] = line.split(/\s+/);
-        const dest = parts.at(-1)!;
-        for (const src of parts.slice(0, -1)) {
-          const to = dest === "./" ? join(root, src) : join(root, dest);
-          mkdirSync(dirname(to), { recursive: true });
-          cpSync(join(REPO, src), to, { recursive: true });
-        }
-      }
-      // The packages linked one by one: the bundles go to this directory's own node_modules/.cache, not the checkout's.
-      mkdirSync(join(root, "node_modules"));
-      for (const entry of readdirSync(join(REPO, "node_modules"))) if (entry !== ".cache") symlinkSync(join(REPO, "node_modules", entry), join(root, "node_modules", entry));
+      const root = replay("files");
       const cache = join(root, "node_modules/.cache/metal-bins");
       const names = bundledBins();
       expect(names.sort()).toEqual(["masterdata-api", "metal-api", "metal-backup", "metalctl"]);
