@@ -185,6 +185,14 @@ describe("members: roles, removal, leaving, the last owner", () => {
     expect((await fays.leave({ tenant })).member?.role).toBe(TenantRole.EDITOR);
     await expectCode(fays.leave({ tenant }), Code.PermissionDenied);
   });
+
+  it("masterdata's refusals reach gRPC clients with their code (not a broken stream)", async () => {
+    const { tenant, ownerToken } = await org();
+    const stranger = await tokenOf(await user(), { tenantRoles: { [tenant]: TenantRole.VIEWER } });
+    await expectCode(server.grpcClient(TenantService, stranger).leave({ tenant }), Code.NotFound, "is not a member");
+    await expectCode(server.grpcClient(TenantService, ownerToken).leave({ tenant }), Code.FailedPrecondition, "last owner");
+    await expectCode(server.grpcClient(TenantService, stranger).inviteAccept({ secret: "inv_nothing" }), Code.NotFound);
+  });
 });
 
 describe("projects", () => {

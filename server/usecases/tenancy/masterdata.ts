@@ -20,13 +20,31 @@ export interface Masterdata {
 
 export function masterdataClients(transport: Transport): Masterdata {
   return {
-    tenants: createClient(TenantService, transport),
-    projects: createClient(ProjectService, transport),
-    tenantMembers: createClient(TenantMemberService, transport),
-    projectMembers: createClient(ProjectMemberService, transport),
-    invitations: createClient(InvitationService, transport),
-    memberships: createClient(MembershipService, transport),
+    tenants: plainErrors(createClient(TenantService, transport)),
+    projects: plainErrors(createClient(ProjectService, transport)),
+    tenantMembers: plainErrors(createClient(TenantMemberService, transport)),
+    projectMembers: plainErrors(createClient(ProjectMemberService, transport)),
+    invitations: plainErrors(createClient(InvitationService, transport)),
+    memberships: plainErrors(createClient(MembershipService, transport)),
   };
+}
+
+/**
+ * masterdata's errors reach the caller with their code and message only: the
+ * inner call's response metadata (content type and the like) must not become
+ * headers or trailers of the outer response (a gRPC client sees a broken
+ * HTTP/2 stream otherwise).
+ */
+function plainErrors<C extends object>(client: C): C {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(client)) {
+    wrapped[name] = (...args: unknown[]) =>
+      (fn as (...a: unknown[]) => Promise<unknown>)(...args).catch((err: unknown) => {
+        const ce = ConnectError.from(err);
+        throw new ConnectError(ce.rawMessage, ce.code);
+      });
+  }
+  return wrapped as C;
 }
 
 /** What the tenancy use cases need: masterdata, and the tokens whose grants follow the memberships. */

@@ -7,6 +7,7 @@ import { mayChangeProjectQuotas, projectQuotasWithinTenant, type QuotaLimits } f
 import { failedPrecondition, permissionDenied } from "../../errors.js";
 import type { Masterdata } from "./masterdata.js";
 import { type MemberView, projectMembers } from "./memberships.js";
+import { retryUnversioned } from "./tenants.js";
 
 /** The quotas a project of this tenant gets, or FailedPrecondition listing each limit above the tenant's. */
 function withinTenant(tenantId: string, tenantQuotas: QuotaLimits, requested: QuotaLimits): QuotaLimits {
@@ -52,6 +53,10 @@ export interface ProjectChange {
 
 /** Changes name and description; quotas only for an owner of the project's tenant, within the tenant's. */
 export async function updateProject(md: Masterdata, caller: Roles, c: ProjectChange): Promise<MdProject> {
+  return retryUnversioned(c.version, () => updateOnce(md, caller, c));
+}
+
+async function updateOnce(md: Masterdata, caller: Roles, c: ProjectChange): Promise<MdProject> {
   const { project: current } = await md.projects.get({ id: c.projectId });
   const p = current!;
   const version = p.meta!.version;

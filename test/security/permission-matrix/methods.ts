@@ -33,7 +33,7 @@ export const methodName = (m: DescMethod) => `${m.parent.typeName}.${m.name}`;
 const UNANNOTATED: Record<string, { reason: string; rule: (m: DescMethod) => Permission }> = {
   "grpc.health.v1.Health": { reason: "the standard gRPC health protocol: public", rule: () => create(PermissionSchema, { visibility: Visibility.PUBLIC }) },
   ...Object.fromEntries(
-    ["ProjectService", "ProjectMemberService", "TenantService", "TenantMemberService"].map((s) => [
+    ["ProjectService", "ProjectMemberService", "TenantService", "TenantMemberService", "InvitationService", "MembershipService"].map((s) => [
       `masterdata.v1.${s}`,
       {
         reason: "masterdata is shared with other control planes: operators only, reads for viewers",

@@ -26,6 +26,7 @@ import { SwitchService as InfraSwitches } from "../../../gen/metal/infra/v1/swit
 import { insertWaitingMachines } from "../../helpers/partition-fixture.js";
 import { methodName } from "./methods.js";
 import { THIS } from "./roles.js";
+import { TENANCY_AUTHORIZATION_ONLY, TENANCY_VALID } from "./tenancy-requests.js";
 import { hammerHardware, insertSilentMachine, type MatrixWorld } from "./world.js";
 
 /** Makes the request of one case; `token` is the caller's (undefined without one). Runs before every case. */
@@ -50,6 +51,7 @@ export const AUTHORIZATION_ONLY: Record<string, string> = {
   "metal.internal.v1.ReplicaService.Console": "replica-only: no role of the matrix is allowed",
   "metal.internal.v1.ReplicaService.ConsoleInput": "replica-only: no role of the matrix is allowed",
   "metal.api.v1.SignInService.Exchange": "needs proof of a sign-in at an OpenID Connect issuer; the matrix's server trusts none (test/e2e/oidc-signin.test.ts)",
+  ...TENANCY_AUTHORIZATION_ONLY,
 };
 
 /** Requests of authorization-only methods that get as far as their handler can take them. */
@@ -144,6 +146,7 @@ const freshProjectMember = async (w: MatrixWorld) => {
 
 /** Valid requests: an allowed call must succeed. Mutations act on things made for the case alone. */
 export const VALID: Record<string, Factory> = {
+  ...TENANCY_VALID,
   // metal.api.v1
   "metal.api.v1.AuditService.List": () => ({ project: pa }),
   "metal.api.v1.FilesystemLayoutService.Get": () => ({ id: "s1-default" }),
