@@ -167,7 +167,7 @@ describe("cluster-wide business metrics", () => {
     const after = await scrapeWith(big.db);
     const perScrapeBig = big.statements();
     expect(perScrapeBig).toBe(perScrapeSmall);
-    // Four aggregate reads (machines, reservations, switches, BMC queues) between begin and commit, for all fourteen families.
+    // Four aggregate reads (machines, reservations, switches, BMC queues) between begin and commit, for all twelve cluster-wide families.
     expect(perScrapeBig).toBe(6);
     // The output grows with partitions and sizes, not with machines.
     const series = (x: Exposition) => x.samples.filter((s) => s.name.startsWith("metal_") && !s.name.startsWith("metal_metrics_")).length;
