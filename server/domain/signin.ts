@@ -9,6 +9,9 @@ import { AdminRole, ProjectRole, type Roles, TenantRole } from "./roles.js";
 /** What a client proved: an ID token it got itself, or a code (with its PKCE verifier) for the server to redeem. */
 export type Proof = { idToken: string } | { code: string; codeVerifier: string; redirectUri: string };
 
+/** `created_by` of every token issued at sign-in: what tells them apart from operator-issued and self-minted tokens. */
+export const SIGN_IN_CREATOR = "sign-in";
+
 /** Annotations on a user's tenant naming the identity that owns it. */
 export const ISSUER_ANNOTATION = "signin.metal/issuer";
 export const SUBJECT_ANNOTATION = "signin.metal/subject";

@@ -63,6 +63,10 @@ describe("metalctl login against a real OpenID Connect provider", () => {
     const lifeMs = Date.parse(user.token.expiresAt) - Date.now();
     expect(lifeMs).toBeGreaterThan(50 * 60_000);
     expect(lifeMs).toBeLessThanOrEqual(3_600_000);
+    // Its life ends with the sign-in's: no refresh past it.
+    const refresh = await alice.run(["token", "refresh"]);
+    expect(refresh.code).toBe(5);
+    expect(refresh.stderr).toMatch(/issued at sign-in/);
     // The user is a tenant, tied to the issuer's subject.
     const { tenant } = await server.client(MdTenantService, server.adminToken).get({ id: "alice@example.test" });
     expect(tenant?.meta?.annotations).toMatchObject({ "signin.metal/issuer": idp.issuer });

@@ -6,12 +6,10 @@ import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { TokenRow } from "../../db/schema/index.js";
-import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, signInRoles, userIdFromClaims, validSubject } from "../../domain/signin.js";
+import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, validSubject } from "../../domain/signin.js";
 import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 
-/** `created_by` of every token issued at sign-in: what tells them apart from operator-issued and self-minted tokens. */
-export const SIGN_IN_CREATOR = "sign-in";
 const MAX_DESCRIPTION = 256;
 
 /** Masterdata as sign-in needs it: through its generated clients only (DESIGN §1). */
