@@ -33,7 +33,10 @@ describe.skipIf(!haveChromium)(`the web console's OpenID Connect sign-in in Chro
   async function signInAtIdp(login: string) {
     page = await (await browser.newContext()).newPage();
     await page.goto(`${server.url}/`);
-    await page.getByRole("button", { name: `Sign in with ${new URL(idp.issuer).host}` }).click(wait);
+    const button = page.getByRole("button", { name: `Sign in with ${new URL(idp.issuer).host}` });
+    await button.waitFor(wait);
+    if (login === "erin") await screenshot(page, "oidc-sign-in");
+    await button.click();
     // The issuer's own sign-in page.
     await page.locator("input[name=login]").fill(login, wait);
     await page.getByRole("button", { name: "Sign in" }).click();

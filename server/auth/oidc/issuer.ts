@@ -121,8 +121,10 @@ export function createOidcIssuer(settings: OidcSettings): OidcIssuer {
   };
 }
 
-/** jose's reason in words that leak nothing of the token. */
+/** jose's reason in words that leak nothing of the token; the issuer's keys out of reach is Unavailable, not the caller's fault. */
 function reason(err: unknown): string {
+  const name = (err as { name?: string }).name;
+  if (name === "TypeError" || name === "AbortError" || name === "TimeoutError") throw unavailable("reading its keys failed");
   const code = (err as { code?: string }).code;
   const claim = (err as { claim?: string }).claim;
   switch (code) {
