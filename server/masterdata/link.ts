@@ -77,12 +77,15 @@ function masterdataServices(): DescService[] {
  * - operators' masterdata.v1 calls to metal-api are forwarded with the
  *   operator's own token: masterdata-api verifies it and applies the same
  *   permissions again, and metal-api adds no power of its own;
- * - metal-api's own calls (project lookups for authorization and quotas) carry
- *   its service credential (auth/service-credential.ts), never an operator's.
+ * - metal-api's own calls (project lookups for authorization and quotas,
+ *   tenant self-service, sign-in) carry its service credential
+ *   (auth/service-credential.ts), never an operator's.
  * ProjectService.Delete is the exception: metal-api checks the metal database
  * for what still uses the project, has masterdata-api delete it as itself
  * (masterdata-api takes deletes only from metal-api), then ends the tokens'
- * grants on it, in the order the in-process service does.
+ * grants on it, in the order the in-process service does. metal-api's own
+ * clients call the same routes (an in-process router transport in front of
+ * the remote one), so a self-service project delete takes that path too.
  */
 function remoteMasterdata(baseUrl: string, deps: MasterdataLinkDeps): MasterdataLink {
   const credential = createServiceCredentialSigner(deps.metalDb, deps.replicaId);
@@ -99,8 +102,8 @@ function remoteMasterdata(baseUrl: string, deps: MasterdataLinkDeps): Masterdata
       },
     ],
   });
-  const transport = withBounds(raw, deps.log);
-  const projects = createClient(ProjectService, transport);
+  const remote = withBounds(raw, deps.log);
+  const projects = createClient(ProjectService, remote);
 
   async function deleteProject(req: { id: string }, ctx: HandlerContext) {
     // Asked of masterdata-api first: NotFound and InvalidArgument come from there, as in-process.
@@ -116,7 +119,7 @@ function remoteMasterdata(baseUrl: string, deps: MasterdataLinkDeps): Masterdata
     for (const service of masterdataServices()) {
       const impl: Record<string, unknown> = {};
       for (const method of service.methods) {
-        impl[method.localName] = method === ProjectService.method.delete ? deleteProject : forwarder(transport, method);
+        impl[method.localName] = method === ProjectService.method.delete ? deleteProject : forwarder(remote, method);
       }
       router.service(service, impl as Partial<ServiceImpl<DescService>>);
     }
@@ -124,9 +127,9 @@ function remoteMasterdata(baseUrl: string, deps: MasterdataLinkDeps): Masterdata
 
   return {
     routes,
-    transport,
+    transport: createRouterTransport(routes),
     async check() {
-      const { status } = await createClient(Health, transport).check({ service: "" }, { timeoutMs: 2_000 });
+      const { status } = await createClient(Health, remote).check({ service: "" }, { timeoutMs: 2_000 });
       if (status !== Serving.SERVING) throw new Error(`masterdata-api reports ${Serving[status]}`);
     },
     async close() {

@@ -19,6 +19,8 @@ import { AdminRole, ProjectRole, TenantRole } from "../../gen/metal/api/v1/commo
 import { HealthService, HealthStatus } from "../../gen/metal/api/v1/health_pb.js";
 import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
+import { ProjectService as ApiProjects } from "../../gen/metal/api/v1/project_pb.js";
+import { TenantService as ApiTenants } from "../../gen/metal/api/v1/tenant_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { cli } from "../cli/run-cli.js";
 import { eventually } from "../helpers/eventually.js";
@@ -224,6 +226,14 @@ describe("masterdata-api as its own process [heavy]", () => {
     expect((await m.run(["tenant", "create", "--id", "partner", "--name", "Partner"])).code).toBe(0);
     await viaApi(TenantMemberService).create({ tenantMember: { tenantId: "acme", memberId: "partner", role: TenantMemberRole.VIEWER } });
     await viaApi(ProjectMemberService).create({ projectMember: { projectId: "acme-web", tenantId: "partner", role: ProjectMemberRole.EDITOR } });
+    // Tenant self-service on metal-api (metal.api.v1), kept in masterdata-api: alice owns acme and invites bob; bob accepts.
+    for (const user of ["alice", "bob"]) await viaApi(MdTenants).create({ tenant: { meta: { id: user }, name: user } });
+    await viaApi(TenantMemberService).create({ tenantMember: { tenantId: "acme", memberId: "alice", role: TenantMemberRole.OWNER } });
+    const alice = (await viaApi(AdminTokens).create({ subject: "alice", roles: { tenantRoles: { acme: TenantRole.OWNER } } })).secret;
+    const bob = (await viaApi(AdminTokens).create({ subject: "bob", roles: {} })).secret;
+    const { secret } = await viaApi(ApiTenants, alice).invite({ tenant: "acme", role: TenantRole.VIEWER });
+    expect(await viaApi(ApiTenants, bob).inviteAccept({ secret })).toMatchObject({ tenant: "acme", role: TenantRole.VIEWER });
+    await expectCode(viaApi(ApiTenants, bob).inviteAccept({ secret }), Code.NotFound);
     // Validation and conflicts come back from masterdata-api as they are.
     await expectCode(viaApi(ProjectMemberService).create({ projectMember: { projectId: "acme-web", tenantId: "partner", role: ProjectMemberRole.EDITOR } }), Code.AlreadyExists);
     await expectCode(viaApi(MdProjects).get({ id: "no-such-project" }), Code.NotFound);
@@ -235,7 +245,7 @@ describe("masterdata-api as its own process [heavy]", () => {
       async (c) => (await c.query("select tenant_id || '>' || member_id as m from tenant_members union all select project_id || '>' || tenant_id from project_members order by 1")).rows,
       mdDb.url,
     );
-    expect(members.map((r) => r.m).sort()).toEqual(["acme-web>partner", "acme>partner"]);
+    expect(members.map((r) => r.m).sort()).toEqual(["acme-web>partner", "acme>alice", "acme>bob", "acme>partner"]);
     const metalTables = await asAdmin(async (c) => (await c.query("select count(*)::int as n from information_schema.tables where table_name = 'projects'")).rows[0].n, metalDb.url);
     expect(metalTables).toBe(0);
 
@@ -261,8 +271,10 @@ describe("masterdata-api as its own process [heavy]", () => {
     // The project quota (machine: 2) is masterdata-api's, read by metal-api.
     expect((await viaApi(MdProjects).get({ id: "pa" })).project?.quotas?.machine?.max).toBe(2);
 
-    // metal-api checks its own database before it has masterdata-api delete the project.
+    // metal-api checks its own database before it has masterdata-api delete the project: an operator's delete and a tenant owner's alike.
     await expectCode(viaApi(MdProjects).delete({ id: "pa" }), Code.FailedPrecondition, "1 machine");
+    const tOwner = await issue("t-owner", { tenantRoles: { t: TenantRole.OWNER } });
+    await expectCode(viaApi(ApiProjects, tOwner).delete({ project: "pa" }), Code.FailedPrecondition, "1 machine");
     expect((await direct(MdProjects, adminToken).get({ id: "pa" })).project).toBeDefined();
 
     const freed = await viaApi(MachineService, editor).delete({ id: hammer.id, project: "pa" });
