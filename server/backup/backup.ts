@@ -39,7 +39,7 @@ async function dumpOne(name: DatabaseName, loc: DatabaseLocation, path: string, 
   let facts: DatabaseFacts;
   let written: { size: number; sha256: string };
   if (loc.engine === "postgres") {
-    facts = await inspectPostgres(loc.url);
+    facts = await inspectPostgres(loc.url).catch((err: unknown) => Promise.reject(new BackupError(`the ${name} database: ${(err as Error).message}`)));
     if (facts.tables === 0) throw new BackupError(`the ${name} database has no tables: nothing to back up (is it the right database? has metal-api started on it?)`);
     const out = new PassThrough();
     const [, w] = await Promise.all([pgDump(loc.url, out).catch((err: unknown) => (out.destroy(err as Error), Promise.reject(err))), writePart(out, transforms, path)]);

@@ -134,7 +134,7 @@ async function main(argv: string[]): Promise<number> {
     case "backup": {
       const stores = storesOf(settings);
       const keys = loadKeys(settings, log);
-      if (!keys) log.warn("METAL_BACKUP_KEY_FILE is not set: the backup is not encrypted, and it holds secrets (signing keys, tokens' hashes, BMC logins, the console host key)");
+      if (!keys) log.warn("METAL_BACKUP_KEY_FILE is not set: the backup is not encrypted, and it holds secrets (token signing keys, BMC logins, the console host key)");
       const m = await createBackup({ settings, stores, keys, log, force: a.force });
       await prune({ settings, stores, log });
       process.stdout.write(`${m.id}\n`);

@@ -70,7 +70,7 @@ export async function verifyBackup(store: Store, id: string, keys: BackupKeys | 
 /** What a database holds now: "empty", or why it is not. */
 async function contentOf(name: DatabaseName, loc: DatabaseLocation): Promise<string | undefined> {
   if (loc.engine === "pglite") return pgliteDirInUse(loc.dir) ? `the embedded ${name} database in ${loc.dir} exists` : undefined;
-  const { tables } = await inspectPostgres(loc.url);
+  const { tables } = await inspectPostgres(loc.url).catch((err: unknown) => Promise.reject(new RestoreRefused(`the ${name} database: ${(err as Error).message}`)));
   return tables > 0 ? `the ${name} database holds ${tables} tables` : undefined;
 }
 
