@@ -7,11 +7,12 @@ import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant
 import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { SignInService } from "../../gen/metal/api/v1/signin_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
+import { createLogger } from "../../server/logger.js";
 import { cli } from "../cli/run-cli.js";
 import { eventually } from "../helpers/eventually.js";
 import { startTestIdp, type TestIdp, WEB_CALLBACK_PATH } from "../helpers/oidc-provider.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
-import { startTestServer, type TestServer } from "../helpers/test-server.js";
+import { launchServer, type TestServer } from "../helpers/server-launch.js";
 import { scaled } from "../helpers/timeouts.js";
 
 let idp: TestIdp;
@@ -20,13 +21,20 @@ let fixture: PartitionFixture;
 const alice = cli();
 const bob = cli();
 const carol = cli();
+/** Every line the server logs (at trace), and every proof and token the tests handled: none of these may show up in those. */
+const logLines: string[] = [];
+const secrets: string[] = [];
 
 /** The issuer's device flow polls every 5 s: a login takes that long at least. */
 const LOGIN_MS = scaled(60_000);
 
 beforeAll(async () => {
   idp = await startTestIdp();
-  server = await startTestServer({ env: { METAL_OIDC_ISSUER: idp.issuer, METAL_OIDC_CLIENT_ID: idp.clientId, METAL_SIGNIN_TOKEN_TTL: "1h" } });
+  const log = createLogger("trace", { destination: { write: (s: string) => void logLines.push(s) } });
+  const env = { METAL_DB_POOL_SIZE: "10", MASTERDATA_DB_POOL_SIZE: "4", LOG_LEVEL: "trace", METAL_OIDC_ISSUER: idp.issuer, METAL_OIDC_CLIENT_ID: idp.clientId, METAL_SIGNIN_TOKEN_TTL: "1h" };
+  const launched = await launchServer({ env, log, dropInBackground: true });
+  afterAll(launched.stop);
+  server = launched.server;
   fixture = await setUpPartition(server);
   for (const login of ["alice", "bob", "carol"]) idp.addAccount(login);
 });
@@ -139,6 +147,7 @@ describe("metalctl login against a real OpenID Connect provider", () => {
     const url = await eventually("metalctl to print the authorization URL", () => /^(http:\/\/\S+\/auth\?\S+)$/m.exec(run.output().stderr)?.[1]);
     expect(new URL(url).searchParams.get("code_challenge_method")).toBe("S256");
     const redirect = await idp.authorize(url, "bob");
+    secrets.push(redirect.searchParams.get("code")!);
     expect(redirect.hostname).toBe("127.0.0.1");
     // The person's browser follows the redirect to metalctl's listener.
     const page = await fetch(redirect);
@@ -163,7 +172,10 @@ describe("metalctl login against a real OpenID Connect provider", () => {
 });
 
 describe("SignInService.Exchange", () => {
-  const exchange = (idToken: string) => server.client(SignInService).exchange({ proof: { case: "idToken", value: idToken } });
+  const exchange = (idToken: string) => {
+    secrets.push(idToken);
+    return server.client(SignInService).exchange({ proof: { case: "idToken", value: idToken } });
+  };
   const codeOf = (err: unknown) => ConnectError.from(err).code;
 
   it("tells clients the issuer, client id and scopes", async () => {
@@ -179,6 +191,7 @@ describe("SignInService.Exchange", () => {
     const redirectUri = `http://127.0.0.1:9${WEB_CALLBACK_PATH}`;
     const url = oidc.buildAuthorizationUrl(config, { redirect_uri: redirectUri, scope: "openid email", code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: "S256" });
     const code = (await idp.authorize(url.href, "alice")).searchParams.get("code")!;
+    secrets.push(code, verifier);
     expect(code).toBeTruthy();
     const wrongVerifier = oidc.randomPKCECodeVerifier();
     const refused = await server
@@ -188,7 +201,9 @@ describe("SignInService.Exchange", () => {
     expect(codeOf(refused)).toBe(Code.Unauthenticated);
     // A code is good once; the failed try above used it up at this issuer, so a fresh one is fetched.
     const code2 = (await idp.authorize(url.href, "alice")).searchParams.get("code")!;
+    secrets.push(code2);
     const ok = await server.client(SignInService).exchange({ proof: { case: "authorizationCode", value: { code: code2, codeVerifier: verifier, redirectUri } } });
+    secrets.push(ok.secret);
     expect(ok.user).toBe("alice@example.test");
     expect(ok.token?.roles?.projectRoles).toEqual({ pb: 2 });
     const me = await server.client(UserService, ok.secret).get({});
@@ -236,5 +251,14 @@ describe("SignInService.Exchange", () => {
     expect(codeOf(await exchange(operatorMade).catch((e: unknown) => e))).toBe(Code.PermissionDenied);
     const unverified = await idp.signIdToken({ iss: idp.issuer, aud: idp.clientId, sub: "sub-u", email: "u@example.test", email_verified: false });
     expect(codeOf(await exchange(unverified).catch((e: unknown) => e))).toBe(Code.PermissionDenied);
+  });
+
+  it("logs who signed in, never an ID token, code, verifier or metal token", () => {
+    const text = logLines.join("");
+    expect(text).toMatch(/"user":"alice@example\.test"[^\n]*"signed in"/);
+    expect(secrets.length).toBeGreaterThan(10);
+    for (const s of secrets) expect(text.includes(s), s.slice(0, 20)).toBe(false);
+    // Nor any JWT's signature part of the proofs (a partial echo would be as bad).
+    for (const s of secrets.filter((x) => x.split(".").length === 3)) expect(text.includes(s.split(".")[2]!.slice(0, 32) || "-none-")).toBe(false);
   });
 });
