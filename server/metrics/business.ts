@@ -32,7 +32,7 @@ export interface ReplicaSources {
 export interface BusinessMetricsOptions {
   /** A scrape within this long of the last read reuses it (default 2 s): many scrapers cost one read. */
   cacheMs?: number;
-  /** A database read that takes longer is given up; the cluster-wide families are left out of that scrape (default 5 s). */
+  /** A database read that takes longer is given up (and cancelled in PostgreSQL); the cluster-wide families are left out of that scrape (default 5 s). */
   readTimeoutMs?: number;
 }
 
@@ -106,7 +106,7 @@ export function exportBusinessMetrics(metrics: Metrics, db: DbHandle, replica: R
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`reading the business metrics took longer than ${readTimeoutMs} ms`)), readTimeoutMs);
     });
-    const attempt: Promise<ReadResult> = Promise.race([metricsRepository.snapshot(db), timeout])
+    const attempt: Promise<ReadResult> = Promise.race([metricsRepository.snapshot(db, { statementTimeoutMs: readTimeoutMs }), timeout])
       .then((snapshot) => {
         const result = { snapshot, totals: foldSnapshot(snapshot) };
         readDuration.set((performance.now() - started) / 1000);
@@ -129,7 +129,7 @@ export function exportBusinessMetrics(metrics: Metrics, db: DbHandle, replica: R
   // Both wait for the scrape's read, so that they report on it, not on the one before.
   const readFailures = new Counter({
     name: "metal_metrics_database_read_failures_total",
-    help: "Scrapes whose read of the cluster-wide business metrics from PostgreSQL failed or timed out; those scrapes leave the cluster-wide families out.",
+    help: "Reads of the cluster-wide business metrics from PostgreSQL that failed or timed out; the scrapes they served leave the cluster-wide families out.",
     registers,
     async collect() {
       await read();

@@ -66,12 +66,14 @@ export const metricsRepository = {
   /**
    * Reads the four families in one read-only snapshot, so that the numbers of
    * one scrape agree with each other (an allocation is either in all of them
-   * or in none).
+   * or in none), each statement bounded by `statementTimeoutMs`.
    */
-  async snapshot(db: DbHandle): Promise<BusinessSnapshot> {
+  async snapshot(db: DbHandle, opts: { statementTimeoutMs?: number } = {}): Promise<BusinessSnapshot> {
     return db.transaction(
       async (txh) => {
         const tx = txh as unknown as DbHandle;
+        // A sick database cancels the read instead of piling up one slow read per scrape.
+        if (opts.statementTimeoutMs !== undefined) await tx.execute(sql`select set_config('statement_timeout', ${String(Math.max(1, Math.round(opts.statementTimeoutMs)))}, true)`);
         const machines = rowsOf<MachineCountRow>(
           await tx.execute(sql`
             select coalesce(m.partition_id, 'unknown') as partition,

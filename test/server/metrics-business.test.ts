@@ -11,6 +11,7 @@ import { exportBusinessMetrics } from "../../server/metrics/business.js";
 import { countSwitchSyncs, outcomeOf } from "../../server/metrics/events.js";
 import { createMetrics } from "../../server/metrics.js";
 import { capacityRepository } from "../../server/repositories/capacity-repository.js";
+import { eventually } from "../helpers/eventually.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 import { S1_HARDWARE_JSON } from "../helpers/partition-fixture.js";
 import { type Exposition, parseExposition, samplesOf, sampleValue } from "../helpers/prometheus-text.js";
@@ -167,13 +168,38 @@ describe("cluster-wide business metrics", () => {
     const after = await scrapeWith(big.db);
     const perScrapeBig = big.statements();
     expect(perScrapeBig).toBe(perScrapeSmall);
-    // Four aggregate reads (machines, reservations, switches, BMC queues) between begin and commit, for all twelve cluster-wide families.
-    expect(perScrapeBig).toBe(6);
+    // The statement timeout and four aggregate reads (machines, reservations, switches, BMC queues) between begin and
+    // commit, for all twelve cluster-wide families.
+    expect(perScrapeBig).toBe(7);
     // The output grows with partitions and sizes, not with machines.
     const series = (x: Exposition) => x.samples.filter((s) => s.name.startsWith("metal_") && !s.name.startsWith("metal_metrics_")).length;
     expect(series(after.e)).toBe(series(before.e));
     expect(sampleValue(after.e, "metal_machines_allocatable", { partition: "p1", size: "s1" })).toBe(3010);
     expect(sampleValue(after.e, "metal_machines", { partition: "p2", size: "s2", state: "available", allocation: "allocated" })).toBe(500);
+  });
+
+  it("give up a read that waits too long, and PostgreSQL cancels it instead of letting reads pile up", async () => {
+    const locker = new pg.Client({ connectionString: url });
+    await locker.connect();
+    try {
+      await locker.query("begin");
+      await locker.query("lock table switches in access exclusive mode");
+      const metrics = createMetrics();
+      const pool = new pg.Pool({ connectionString: url, max: 1, application_name: "metrics-timeout-test" });
+      pools.push(pool);
+      exportBusinessMetrics(metrics, drizzle({ client: pool }) as unknown as DbHandle, replica, { cacheMs: 0, readTimeoutMs: 300 });
+      const e = parseExposition(await metrics.registry.metrics());
+      expect(samplesOf(e, "metal_machines")).toEqual([]);
+      expect(sampleValue(e, "metal_metrics_database_read_failures_total")).toBe(1);
+      // The blocked statement does not stay behind the lock: the server cancelled it.
+      await eventually("the timed-out read to be gone from the server", async () => {
+        const waiting = await locker.query("select count(*)::int as n from pg_stat_activity where application_name = 'metrics-timeout-test' and wait_event_type = 'Lock'");
+        return waiting.rows[0].n === 0;
+      });
+    } finally {
+      await locker.query("rollback");
+      await locker.end();
+    }
   });
 
   it("leave the cluster-wide families out of a scrape whose database read fails, and count the failure", async () => {
