@@ -74,6 +74,14 @@ describe("metal-backup on PostgreSQL", () => {
     expect((await metalBackup(["verify", "--all"], env)).stdout).toMatch(/good/);
   });
 
+  it("says what S3 answered to wrong credentials", async () => {
+    // s3rver checks the access key id (not SigV4 signatures: those are checked against AWS's examples in units.test.ts).
+    const r = await metalBackup(["list", "--from", "s3"], { ...env, METAL_BACKUP_S3_ACCESS_KEY: "NOT-AN-ACCOUNT" });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/S3 GET \(bucket\): 403 InvalidAccessKeyId/);
+    expect(r.stderr).not.toMatch(/S3RVER/);
+  });
+
   it("refuses to restore into databases that hold data, and changes nothing", async () => {
     const r = await metalBackup(["restore"], { ...env, ...into(source) });
     expect(r.code).toBe(1);

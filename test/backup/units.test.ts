@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { decryptingStream, deriveKeys, encryptingTransform, keyCheck, manifestMac, OVERHEAD, parseKey } from "../../server/backup/crypto.js";
 import { backupId, isBackupId, type Manifest, macInput, migrationMismatch, parseManifest, partFile, timeOfId } from "../../server/backup/manifest.js";
 import { toPrune } from "../../server/backup/retention.js";
-import { EMPTY_SHA256, sign } from "../../server/backup/sigv4.js";
+import { xmlText } from "../../server/backup/s3.js";
+import { EMPTY_SHA256, sha256Hex, sign } from "../../server/backup/sigv4.js";
 
 /** The pure parts of metal-backup: ids, manifests, retention, SigV4, the encrypted part format. */
 
@@ -114,6 +115,26 @@ describe("SigV4", () => {
     expect(s.headers.authorization).toBe(
       "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request, SignedHeaders=host;range;x-amz-content-sha256;x-amz-date, Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41",
     );
+  });
+  // The other examples of the same AWS page: a PUT with a body and a header of its own (and a "$" in the key), a sub-resource, a query to sort.
+  const EXAMPLE = { accessKeyId: "AKIAIOSFODNN7EXAMPLE", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY" };
+  const at = new Date("2013-05-24T00:00:00Z");
+  it.each([
+    [
+      "PUT object",
+      "PUT",
+      "https://examplebucket.s3.amazonaws.com/test$file.text",
+      { Date: "Fri, 24 May 2013 00:00:00 GMT", "x-amz-storage-class": "REDUCED_REDUNDANCY" },
+      sha256Hex("Welcome to Amazon S3."),
+      "98ad721746da40c64f1a55b78f14c238d841ea1380cd77a1b5971af0ece108bd",
+    ],
+    ["GET bucket lifecycle", "GET", "https://examplebucket.s3.amazonaws.com/?lifecycle", {}, EMPTY_SHA256, "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"],
+    ["GET bucket (list objects)", "GET", "https://examplebucket.s3.amazonaws.com/?prefix=J&max-keys=2", {}, EMPTY_SHA256, "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"],
+  ])("signs AWS's %s example", (_what, method, url, headers, payload, signature) => {
+    expect(sign({ method, url: new URL(url), headers, payloadSha256: payload, region: "us-east-1", now: at }, EXAMPLE).signature).toBe(signature);
+  });
+  it("reads S3's XML text", () => {
+    expect(xmlText("a&amp;b&lt;c&gt;&quot;&#x41;&#66;&unknown;")).toBe('a&b<c>"AB&unknown;');
   });
   it("encodes query parameters and sorts them", () => {
     const s = sign(
