@@ -14,6 +14,13 @@ export interface PartHealth {
 
 const CHECK_TIMEOUT_MS = 2_000;
 
+/**
+ * What a check throws when its part fails but the whole still serves (e.g. a
+ * masterdata-api of its own is down: partition traffic and operator calls go
+ * on). The part is DEGRADED, and the gRPC health protocol still says SERVING.
+ */
+export class Degraded extends Error {}
+
 /** Runs every check with a time limit; the overall status is the worst part's. */
 export async function checkHealth(checks: readonly HealthCheck[]): Promise<{ status: HealthStatus; parts: PartHealth[] }> {
   const parts = await Promise.all(
@@ -28,7 +35,7 @@ export async function checkHealth(checks: readonly HealthCheck[]): Promise<{ sta
         ]);
         return { name: c.name, status: HealthStatus.HEALTHY, message: "" };
       } catch (err) {
-        return { name: c.name, status: HealthStatus.UNHEALTHY, message: err instanceof Error ? err.message : String(err) };
+        return { name: c.name, status: err instanceof Degraded ? HealthStatus.DEGRADED : HealthStatus.UNHEALTHY, message: err instanceof Error ? err.message : String(err) };
       } finally {
         clearTimeout(timer);
       }

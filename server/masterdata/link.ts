@@ -7,6 +7,7 @@ import { Health, HealthCheckResponse_ServingStatus as Serving } from "../../gen/
 import { ProjectService } from "../../gen/masterdata/v1/project_pb.js";
 import type { DbHandle } from "../db/handle.js";
 import { failedPrecondition } from "../errors.js";
+import { Degraded } from "../health.js";
 import { safeError } from "../log-redaction.js";
 import type { Logger } from "../logger.js";
 import { pingDatabase } from "../repositories/health-repository.js";
@@ -128,9 +129,16 @@ function remoteMasterdata(baseUrl: string, deps: MasterdataLinkDeps): Masterdata
   return {
     routes,
     transport: createRouterTransport(routes),
+    // Degraded, not unhealthy: without masterdata-api, metal-api still serves partition traffic and most
+    // operator calls, so its probes must not take it out of service (or restart it) for a dependency's outage.
     async check() {
-      const { status } = await createClient(Health, remote).check({ service: "" }, { timeoutMs: 2_000 });
-      if (status !== Serving.SERVING) throw new Error(`masterdata-api reports ${Serving[status]}`);
+      let status: Serving;
+      try {
+        status = (await createClient(Health, remote).check({ service: "" }, { timeoutMs: 2_000 })).status;
+      } catch (err) {
+        throw new Degraded(`masterdata-api does not answer: ${ConnectError.from(err).rawMessage}`);
+      }
+      if (status !== Serving.SERVING) throw new Degraded(`masterdata-api reports ${Serving[status]}`);
     },
     async close() {
       sessions.abort();

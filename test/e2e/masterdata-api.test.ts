@@ -286,15 +286,20 @@ describe("masterdata-api as its own process [heavy]", () => {
     await expectCode(viaApi(UserService, editor).get({}), Code.Unauthenticated);
   });
 
-  it("keeps its data across a restart; while it is down metal-api answers Unavailable and reports masterdata unhealthy", async () => {
+  it("keeps its data across a restart; while it is down metal-api answers Unavailable where it needs masterdata and reports it degraded", async () => {
     await masterdataApi.stop();
     expect(masterdataApi.out).toContain("stopped");
     await expectCode(viaApi(MdTenants).get({ id: "acme" }), Code.Unavailable, "masterdata is not reachable");
     const owner = await issue("alice-2", { tenantRoles: { acme: TenantRole.OWNER } });
     await expectCode(viaApi(MachineService, owner).list({ project: "acme-web" }), Code.Unavailable, "masterdata is not reachable");
+    // Degraded, still serving: probes keep metal-api in service for the partitions.
     const health = await viaApi(HealthService).get({});
-    expect(health.status).toBe(HealthStatus.UNHEALTHY);
-    expect(health.services.find((s) => s.name === "masterdata")?.status).toBe(HealthStatus.UNHEALTHY);
+    expect(health.status).toBe(HealthStatus.DEGRADED);
+    expect(health.services.find((s) => s.name === "masterdata")).toMatchObject({
+      status: HealthStatus.DEGRADED,
+      message: "masterdata-api does not answer: masterdata is not reachable at the moment; try again",
+    });
+    expect((await viaApi(Health).check({ service: "" })).status).toBe(Serving.SERVING);
     // Partition traffic does not depend on masterdata: an operator still lists tokens.
     expect((await viaApi(AdminTokens).list({})).tokens.length).toBeGreaterThan(0);
 
