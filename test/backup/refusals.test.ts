@@ -140,6 +140,14 @@ describe("metal-backup on PostgreSQL", () => {
     expect(await snapshot(target.md.url)).toEqual(before.md);
   });
 
+  it("restores over data with --force, warning that it does", async () => {
+    const r = await metalBackup(["restore", "--force", "--from", "dir"], { ...env, ...into(target) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/--force: restoring over existing data \(the metal database holds \d+ tables/);
+    expect(await snapshot(target.metal.url)).toEqual(before.metal);
+    expect(await snapshot(target.md.url)).toEqual(before.md);
+  });
+
   it("refuses a partial backup in S3", async () => {
     const client = new S3Client({ endpoint: s3.endpoint, bucket: s3.bucket, region: "us-east-1", credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } });
     await client.delete(`metal/${id}/masterdata.dump.enc`);
