@@ -6,6 +6,7 @@ import * as tenant from "../../gen/masterdata/v1/tenant_pb.js";
 import { allPages } from "../base.js";
 import { type Column, labelsOf, UsageError } from "../output.js";
 import { resourceCommands } from "../resource.js";
+import { memberProject, memberProjectCreate, memberProjects, memberTenant, memberTenants, selfServiceFallback, TENANCY_COMMANDS } from "./tenancy.js";
 
 const lenient = { ignoreUnknownFields: true };
 const quotas = (q: QuotaSet | undefined) =>
@@ -50,13 +51,21 @@ const tenants = resourceCommands({
   columns: tenantColumns,
   docId: metaId,
   idOf: (t) => t.meta?.id ?? "",
-  get: async (c, id) => (await c.client(tenant.TenantService).get({ id })).tenant!,
+  get: (c, id) =>
+    selfServiceFallback(
+      async () => (await c.client(tenant.TenantService).get({ id })).tenant!,
+      () => memberTenant(c, id),
+    ),
   listFlags: { name: Flags.string({ description: "only with this name" }), id: Flags.string() },
   list: (c, f) =>
-    allPages(async (paging) => {
-      const r = await c.client(tenant.TenantService).find({ paging, name: f.name as string | undefined, id: f.id as string | undefined });
-      return { items: r.tenants, next: r.nextPageToken };
-    }),
+    selfServiceFallback(
+      () =>
+        allPages(async (paging) => {
+          const r = await c.client(tenant.TenantService).find({ paging, name: f.name as string | undefined, id: f.id as string | undefined });
+          return { items: r.tenants, next: r.nextPageToken };
+        }),
+      () => memberTenants(c),
+    ),
   createFlags: { id: Flags.string(), name: Flags.string(), description: Flags.string(), ...quotaFlags, "project-quota": Flags.integer({ description: "at most this many projects" }) },
   createDoc: (f) => {
     if (!f.id) throw new UsageError("--id (or -f) is required");
@@ -86,22 +95,34 @@ const projects = resourceCommands({
   columns: projectColumns,
   docId: metaId,
   idOf: (p) => p.meta?.id ?? "",
-  get: async (c, id) => (await c.client(project.ProjectService).get({ id })).project!,
+  get: (c, id) =>
+    selfServiceFallback(
+      async () => (await c.client(project.ProjectService).get({ id })).project!,
+      () => memberProject(c, id),
+    ),
   listFlags: { name: Flags.string(), tenant: Flags.string({ description: "only of this tenant" }), id: Flags.string() },
   list: (c, f) =>
-    allPages(async (paging) => {
-      const r = await c.client(project.ProjectService).find({ paging, name: f.name as string | undefined, tenantId: f.tenant as string | undefined, id: f.id as string | undefined });
-      return { items: r.projects, next: r.nextPageToken };
-    }),
+    selfServiceFallback(
+      () =>
+        allPages(async (paging) => {
+          const r = await c.client(project.ProjectService).find({ paging, name: f.name as string | undefined, tenantId: f.tenant as string | undefined, id: f.id as string | undefined });
+          return { items: r.projects, next: r.nextPageToken };
+        }),
+      () => memberProjects(c, f.tenant as string | undefined),
+    ),
   createFlags: { id: Flags.string(), name: Flags.string(), description: Flags.string(), tenant: Flags.string(), ...quotaFlags },
   createDoc: (f) => {
     if (!f.tenant) throw new UsageError("--tenant (or -f) is required");
     return JSON.parse(JSON.stringify({ meta: f.id ? { id: f.id } : undefined, name: f.name ?? f.id, description: f.description, tenantId: f.tenant, quotas: quotaDoc(f) }));
   },
-  create: async (c, doc) => (await c.client(project.ProjectService).create({ project: fromJson(project.ProjectSchema, doc, lenient) })).project!,
+  create: (c, doc) =>
+    selfServiceFallback(
+      async () => (await c.client(project.ProjectService).create({ project: fromJson(project.ProjectSchema, doc, lenient) })).project!,
+      () => memberProjectCreate(c, doc),
+    ),
   update: async (c, doc, cur, version) =>
     (await c.client(project.ProjectService).update({ project: fromJson(project.ProjectSchema, merged(toJson(project.ProjectSchema, cur) as JsonObject, doc, version), lenient) })).project!,
   delete: async (c, id) => (await c.client(project.ProjectService).delete({ id })).project!,
 });
 
-export const MASTERDATA_COMMANDS: Record<string, typeof Command> = { ...tenants, ...projects };
+export const MASTERDATA_COMMANDS: Record<string, typeof Command> = { ...tenants, ...projects, ...TENANCY_COMMANDS };

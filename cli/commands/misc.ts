@@ -102,6 +102,8 @@ class Whoami extends MetalCommand<typeof Whoami> {
       [
         `subject: ${user.subject}`,
         `roles:   ${rolesText(user.token?.roles)}`,
+        `tenants: ${user.tenants.map((m) => `${m.tenant}:${enumLabel(TenantRoleSchema, m.role).toLowerCase()}`).join(", ")}`,
+        `projects: ${user.projects.map((m) => `${m.project}:${enumLabel(ProjectRoleSchema, m.role).toLowerCase()}${m.inherited ? " (via tenant)" : ""}`).join(", ")}`,
         `token:   ${user.token?.id ?? ""}${user.token?.expiresAt ? ` (expires ${isoTime(user.token.expiresAt)})` : ""}`,
         `api:     ${t.url}${t.context ? ` (context ${t.context})` : ""}`,
       ].join("\n") + "\n",
