@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { PGlite } from "@electric-sql/pglite";
 import pg from "pg";
+import { openPglite } from "./embedded.js";
 
 /**
  * The database side of metal-backup (server/backup/): what it asks of a
@@ -75,9 +76,9 @@ export const pgliteOpen = (dir: string): boolean => existsSync(`${dir}/postmaste
 
 /** The facts of a PGlite data directory and, when `dump`, its data directory as PGlite dumps it (a gzipped tar). */
 export async function inspectPglite(dir: string, dump: boolean): Promise<{ facts: DatabaseFacts; image?: Blob; pgliteVersion: string }> {
-  const db = new PGlite(dir);
+  // Opened as metal-api opens it (the process's one compiled wasm module, its start parameters); the caller made sure it exists.
+  const db = await openPglite(dir);
   try {
-    await db.waitReady;
     const f = await facts(async (sql) => (await db.query(sql)).rows as never);
     const image = dump ? await db.dumpDataDir("gzip") : undefined;
     return { facts: f, image, pgliteVersion: pgliteVersion() };

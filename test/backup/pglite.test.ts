@@ -1,9 +1,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PGlite } from "@electric-sql/pglite";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openPglite } from "../../server/db/embedded.js";
 import { openMetalDatabase } from "../../server/db/metal-database.js";
 import { openMasterdataDatabase } from "../../server/masterdata/database.js";
 import { scaled } from "../helpers/timeouts.js";
@@ -19,7 +19,7 @@ let env: Record<string, string>;
 
 /** Every row of every table of a PGlite data directory, in a stable order. */
 async function snapshotPglite(dataDir: string): Promise<Record<string, unknown>> {
-  const db = new PGlite(dataDir);
+  const db = await openPglite(dataDir);
   try {
     const tables = (
       await db.query<{ t: string }>("select format('%I.%I', schemaname, tablename) as t from pg_tables where schemaname not in ('pg_catalog', 'information_schema') order by schemaname, tablename")
