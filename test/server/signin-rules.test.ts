@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
+import { createOidcIssuer } from "../../server/auth/oidc/issuer.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
 import { ownershipRefusal, signInRoles, userIdFromClaims } from "../../server/domain/signin.js";
 import { createSignIn } from "../../server/usecases/signin/sign-in.js";
@@ -54,5 +55,15 @@ describe("sign-in rules", () => {
     expect(() => loadConfig({ METAL_OIDC_ISSUER: "http://idp.example", METAL_OIDC_CLIENT_ID: "m" })).toThrow(/https/);
     expect(() => loadConfig({ METAL_OIDC_ISSUER: "https://idp.example", METAL_OIDC_CLIENT_ID: "m", METAL_SIGNIN_TOKEN_TTL: "48h" })).toThrow(/between 5m and 24h/);
     expect(loadConfig({ METAL_OIDC_ISSUER: "http://127.0.0.1:9000", METAL_OIDC_CLIENT_ID: "m" }, ["--signin-token-ttl", "1h"]).oidc?.tokenTtlMs).toBe(3_600_000);
+  });
+
+  it("answers Unavailable while the issuer cannot be reached, and an empty authorization endpoint", async () => {
+    const issuer = createOidcIssuer({ issuer: "http://127.0.0.1:1", clientId: "m", clientSecret: undefined, userClaim: "email", scopes: ["openid"], tokenTtlMs: 3_600_000 });
+    for (let i = 0; i < 2; i++) {
+      const err = await issuer.verifyIdToken("a.b.c").catch((e: unknown) => e);
+      expect(ConnectError.from(err).code).toBe(Code.Unavailable);
+    }
+    const signIn = createSignIn({ issuer, authority: {} as never, db: {} as never, masterdata: {} as never, log: {} as never });
+    expect(await signIn.authorizationEndpoint()).toBe("");
   });
 });

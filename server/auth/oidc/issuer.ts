@@ -2,7 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { createRemoteJWKSet, type JWTPayload, jwtVerify } from "jose";
 import * as oidc from "openid-client";
 import type { OidcSettings } from "../../config.js";
-import { unauthenticated } from "../../errors.js";
+import { exhausted, unauthenticated } from "../../errors.js";
 
 /** An ID token is at most this old when it is exchanged: proof of a sign-in now, not of one last week. */
 export const MAX_ID_TOKEN_AGE_S = 600;
@@ -14,6 +14,10 @@ export const MAX_ID_TOKEN_BYTES = 16 * 1024;
 const DISCOVERY_MAX_AGE_MS = 3_600_000;
 /** Timeouts of calls to the issuer: a slow issuer must not hold sign-ins for long. */
 const ISSUER_TIMEOUT_S = 10;
+/** A failed discovery is answered from memory this long: a flood of sign-ins while the issuer is down does not become a flood of requests to it. */
+const DISCOVERY_RETRY_MS = 5_000;
+/** Code redemptions in flight at once: each is a request to the issuer's token endpoint, and the caller needs no token. */
+const MAX_REDEEMS_IN_FLIGHT = 32;
 /** Signature algorithms accepted on ID tokens: asymmetric only (a symmetric one would be keyed by the client secret, which public clients do not have). */
 const ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
 
@@ -45,31 +49,34 @@ const unavailable = (what: string) => new ConnectError(`the identity provider ca
 export function createOidcIssuer(settings: OidcSettings): OidcIssuer {
   const issuerUrl = new URL(settings.issuer);
   const insecure = issuerUrl.protocol === "http:" && isLoopback(issuerUrl);
+  let redeeming = 0;
   let discovered: { at: number; config: Promise<{ config: oidc.Configuration; jwks: ReturnType<typeof createRemoteJWKSet> }> } | undefined;
 
   function configuration() {
     if (discovered && Date.now() - discovered.at < DISCOVERY_MAX_AGE_MS) return discovered.config;
+    const raw = (async () => {
+      const auth = settings.clientSecret === undefined ? oidc.None() : oidc.ClientSecretPost(settings.clientSecret);
+      const config = await oidc.discovery(issuerUrl, settings.clientId, undefined, auth, {
+        timeout: ISSUER_TIMEOUT_S,
+        execute: insecure ? [oidc.allowInsecureRequests] : [],
+      });
+      const jwksUri = config.serverMetadata().jwks_uri;
+      if (!jwksUri) throw new Error("the issuer publishes no jwks_uri");
+      const jwks = createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: ISSUER_TIMEOUT_S * 1000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+      return { config, jwks };
+    })();
     const entry = {
       at: Date.now(),
-      config: (async () => {
-        const auth = settings.clientSecret === undefined ? oidc.None() : oidc.ClientSecretPost(settings.clientSecret);
-        const config = await oidc.discovery(issuerUrl, settings.clientId, undefined, auth, {
-          timeout: ISSUER_TIMEOUT_S,
-          execute: insecure ? [oidc.allowInsecureRequests] : [],
-        });
-        const jwksUri = config.serverMetadata().jwks_uri;
-        if (!jwksUri) throw new Error("the issuer publishes no jwks_uri");
-        const jwks = createRemoteJWKSet(new URL(jwksUri), { timeoutDuration: ISSUER_TIMEOUT_S * 1000, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
-        return { config, jwks };
-      })(),
+      config: raw.catch(() => {
+        // Kept for a few seconds (as if discovered that long before its age runs out), then tried again.
+        if (discovered === entry) entry.at = Date.now() - DISCOVERY_MAX_AGE_MS + DISCOVERY_RETRY_MS;
+        throw unavailable("discovery failed");
+      }),
     };
+    // Nobody may be waiting when it fails (the last caller gave up): no unhandled rejection.
+    entry.config.catch(() => {});
     discovered = entry;
-    entry.config.catch(() => {
-      if (discovered === entry) discovered = undefined;
-    });
-    return entry.config.catch(() => {
-      throw unavailable("discovery failed");
-    });
+    return entry.config;
   }
 
   async function verifyIdToken(idToken: string): Promise<IdTokenClaims> {
@@ -102,23 +109,33 @@ export function createOidcIssuer(settings: OidcSettings): OidcIssuer {
       return config.serverMetadata().authorization_endpoint ?? "";
     },
     async redeemCode(code, codeVerifier, redirectUri) {
-      const { config } = await configuration();
-      // The callback as the issuer sent it; `iss` is added where the issuer says it sends one (RFC 9207), since this is the only issuer we trust.
-      const callback = new URL(redirectUri);
-      callback.searchParams.set("code", code);
-      if (config.serverMetadata().authorization_response_iss_parameter_supported) callback.searchParams.set("iss", settings.issuer);
-      let idToken: string | undefined;
+      if (redeeming >= MAX_REDEEMS_IN_FLIGHT) throw exhausted("too many sign-ins at once; try again in a moment");
+      redeeming++;
       try {
-        const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: codeVerifier, idTokenExpected: true });
-        idToken = tokens.id_token;
-      } catch (err) {
-        throw codeRefusal(err);
+        return await redeem(code, codeVerifier, redirectUri);
+      } finally {
+        redeeming--;
       }
-      if (!idToken) throw unauthenticated("the issuer returned no ID token for the code");
-      // The same checks as an ID token handed over directly (signature by the issuer's keys included).
-      return verifyIdToken(idToken);
     },
   };
+
+  async function redeem(code: string, codeVerifier: string, redirectUri: string): Promise<IdTokenClaims> {
+    const { config } = await configuration();
+    // The callback as the issuer sent it; `iss` is added where the issuer says it sends one (RFC 9207), since this is the only issuer we trust.
+    const callback = new URL(redirectUri);
+    callback.searchParams.set("code", code);
+    if (config.serverMetadata().authorization_response_iss_parameter_supported) callback.searchParams.set("iss", settings.issuer);
+    let idToken: string | undefined;
+    try {
+      const tokens = await oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: codeVerifier, idTokenExpected: true });
+      idToken = tokens.id_token;
+    } catch (err) {
+      throw codeRefusal(err);
+    }
+    if (!idToken) throw unauthenticated("the issuer returned no ID token for the code");
+    // The same checks as an ID token handed over directly (signature by the issuer's keys included).
+    return verifyIdToken(idToken);
+  }
 }
 
 /** jose's reason in words that leak nothing of the token; the issuer's keys out of reach is Unavailable, not the caller's fault. */
