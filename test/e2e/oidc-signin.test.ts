@@ -21,6 +21,7 @@ let fixture: PartitionFixture;
 const alice = cli();
 const bob = cli();
 const carol = cli();
+const operator = cli();
 /** Every line the server logs (at trace), and every proof and token the tests handled: none of these may show up in those. */
 const logLines: string[] = [];
 const secrets: string[] = [];
@@ -84,8 +85,18 @@ describe("metalctl login against a real OpenID Connect provider", () => {
   });
 
   it("a project member allocates a machine in the project; a signed-in non-member is refused", { timeout: 2 * LOGIN_MS }, async () => {
-    // The operator makes alice an editor of project pb; her next sign-in carries the role.
-    await server.client(MdProjectMemberService, server.adminToken).create({ projectMember: { projectId: "pb", tenantId: "alice@example.test", role: ProjectMemberRole.EDITOR } });
+    // An invitation to project pb (made by the operator here; a project owner would do the same), accepted by alice with
+    // her signed-in token; her next sign-in carries the role (docs/tenancy.md: grants come with tokens issued after).
+    const invited = await operator.run(["project", "invite", "--project", "pb", "--role", "editor"], { METALCTL_API_URL: server.url, METALCTL_API_TOKEN: server.adminToken });
+    expect(invited.stderr).toBe("");
+    const invitation = /^secret: (\S+)$/m.exec(invited.stdout)?.[1];
+    expect(invitation).toBeTruthy();
+    secrets.push(invitation!);
+    const accepted = await alice.run(["project", "invite-accept", invitation!]);
+    expect(accepted.code).toBe(0);
+    expect(accepted.stdout + accepted.stderr).toContain("joined project pb as editor");
+    const members = await server.client(MdProjectMemberService, server.adminToken).find({ projectId: "pb", tenantId: "alice@example.test" });
+    expect(members.projectMembers.map((m) => m.role)).toEqual([ProjectMemberRole.EDITOR]);
     expect((await deviceLogin(alice, "alice")).code).toBe(0);
     const waiting = await fixture.bootMachine("r1");
     const created = await alice.run([
