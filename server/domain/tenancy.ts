@@ -84,16 +84,6 @@ export function effectiveMembership(direct: RoleLevel | undefined, viaTenant: Ro
   return { role: direct!, inherited: false };
 }
 
-/**
- * What a token keeps of its grant on a tenant or project after its subject's
- * membership there changed: the new role caps it (a promotion grants nothing
- * to tokens issued before it); undefined (removed) drops it.
- */
-export function cappedGrant(held: number, newRole: RoleLevel | undefined): number {
-  if (newRole === undefined) return 0;
-  return Math.min(held, newRole);
-}
-
 const MEMBER_ID = /^[a-z0-9]([a-z0-9._@-]*[a-z0-9])?$/;
 
 /**

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { type InvitationService, InvitationTarget } from "../../../gen/masterdata/v1/invitation_pb.js";
 import { inTransaction } from "../../db/database.js";
@@ -14,7 +14,7 @@ import { projectMemberRepository } from "../repositories/project-member-reposito
 import { projectRepository } from "../repositories/project-repository.js";
 import { tenantMemberRepository } from "../repositories/tenant-member-repository.js";
 import { tenantRepository } from "../repositories/tenant-repository.js";
-import { validateInvitationAccept, validateInvitationCreate, validateInvitationDelete, validateInvitationFind } from "../validate/invitation.js";
+import { validateInvitationAccept, validateInvitationCreate, validateInvitationDelete, validateInvitationFind, validateInvitationGet } from "../validate/invitation.js";
 
 export interface InvitationServiceDeps {
   db: DbHandle;
@@ -50,7 +50,7 @@ export function createInvitationService({ db }: InvitationServiceDeps): ServiceI
     },
 
     async get(req) {
-      validateInvitationAccept({ secret: req.secret, memberId: "x", target: InvitationTarget.UNSPECIFIED });
+      validateInvitationGet(req);
       const row = await invitations.findBySecretHash(db, hashOf(req.secret));
       if (!row) throw unknownSecret();
       return { invitation: toInvitation(row) };
@@ -69,12 +69,12 @@ export function createInvitationService({ db }: InvitationServiceDeps): ServiceI
         if (inv.target === "tenant") {
           await tenantRepository.hold(tx, inv.tenantId);
           if (await memberships.tenantMembership(tx, inv.tenantId, req.memberId)) throw new ConnectError(`"${req.memberId}" is already a member of tenant "${inv.tenantId}"`, Code.AlreadyExists);
-          await tenantMemberRepository.create(tx, { id: crypto.randomUUID(), tenantId: inv.tenantId, memberId: req.memberId, role: inv.role, annotations: {}, labels: [] });
+          await tenantMemberRepository.create(tx, { id: randomUUID(), tenantId: inv.tenantId, memberId: req.memberId, role: inv.role, annotations: {}, labels: [] });
         } else {
           const projectId = inv.projectId!;
           await projectRepository.hold(tx, projectId);
           if (await memberships.projectMembership(tx, projectId, req.memberId)) throw new ConnectError(`"${req.memberId}" is already a member of project "${projectId}"`, Code.AlreadyExists);
-          await projectMemberRepository.create(tx, { id: crypto.randomUUID(), projectId, tenantId: req.memberId, role: inv.role, annotations: {}, labels: [] });
+          await projectMemberRepository.create(tx, { id: randomUUID(), projectId, tenantId: req.memberId, role: inv.role, annotations: {}, labels: [] });
         }
         await invitations.delete(tx, inv.id);
         return inv;

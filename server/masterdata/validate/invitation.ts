@@ -40,6 +40,12 @@ export function validateInvitationCreate(req: { target: InvitationTarget; target
   return ms;
 }
 
+export function validateInvitationGet(req: { secret: string }): void {
+  const v = validator();
+  checkSecret(v, "secret", req.secret);
+  v.check();
+}
+
 export function validateInvitationAccept(req: { secret: string; memberId: string; target: InvitationTarget }): void {
   const v = validator();
   checkSecret(v, "secret", req.secret);
