@@ -60,36 +60,40 @@ describe("masterdata-api settings", () => {
 });
 
 describe("masterdata-api on its embedded database", () => {
-  it("keeps tenants in its own data directory across a restart, and refuses calls without a token", async () => {
-    const config = loadMasterdataConfig({ METAL_DATABASE_URL: metalDb.url, MASTERDATA_LISTEN: "127.0.0.1:0", MASTERDATA_DATA_DIR: dir, METAL_DB_POOL_SIZE: "2" }, []);
-    const admin = (
-      await authority.issue(metal.db, {
-        subject: "op",
-        description: "",
-        roles: { adminRole: AdminRole.ADMIN, projectRoles: {}, tenantRoles: {}, infraPartition: "" },
-        createdBy: "test",
-        expiresAt: new Date(Date.now() + 3600_000),
-      })
-    ).secret;
-    const run = async <T>(fn: (url: string) => Promise<T>): Promise<T> => {
-      const server = await createMasterdataServer(config, createLogger("silent", { pretty: false }));
-      const listener = await listen(server.handler, config.listen, undefined, config.connections);
-      try {
-        expect(server.databaseKind).toBe("pglite");
-        return await fn(listener.url);
-      } finally {
-        server.endStreams();
-        await listener.close();
-        await server.close();
-      }
-    };
-    const tenants = (url: string, token?: string) => createClient(TenantService, createTransport({ baseUrl: url, protocol: "connect", token }));
-    await run(async (url) => {
-      await expectCode(tenants(url).find({}), Code.Unauthenticated);
-      await tenants(url, admin).create({ tenant: { meta: { id: "kept" }, name: "kept across restarts" } });
-    });
-    await run(async (url) => {
-      expect((await tenants(url, admin).get({ id: "kept" })).tenant?.name).toBe("kept across restarts");
-    });
-  }, scaled(60_000));
+  it(
+    "keeps tenants in its own data directory across a restart, and refuses calls without a token",
+    async () => {
+      const config = loadMasterdataConfig({ METAL_DATABASE_URL: metalDb.url, MASTERDATA_LISTEN: "127.0.0.1:0", MASTERDATA_DATA_DIR: dir, METAL_DB_POOL_SIZE: "2" }, []);
+      const admin = (
+        await authority.issue(metal.db, {
+          subject: "op",
+          description: "",
+          roles: { adminRole: AdminRole.ADMIN, projectRoles: {}, tenantRoles: {}, infraPartition: "" },
+          createdBy: "test",
+          expiresAt: new Date(Date.now() + 3600_000),
+        })
+      ).secret;
+      const run = async <T>(fn: (url: string) => Promise<T>): Promise<T> => {
+        const server = await createMasterdataServer(config, createLogger("silent", { pretty: false }));
+        const listener = await listen(server.handler, config.listen, undefined, config.connections);
+        try {
+          expect(server.databaseKind).toBe("pglite");
+          return await fn(listener.url);
+        } finally {
+          server.endStreams();
+          await listener.close();
+          await server.close();
+        }
+      };
+      const tenants = (url: string, token?: string) => createClient(TenantService, createTransport({ baseUrl: url, protocol: "connect", token }));
+      await run(async (url) => {
+        await expectCode(tenants(url).find({}), Code.Unauthenticated);
+        await tenants(url, admin).create({ tenant: { meta: { id: "kept" }, name: "kept across restarts" } });
+      });
+      await run(async (url) => {
+        expect((await tenants(url, admin).get({ id: "kept" })).tenant?.name).toBe("kept across restarts");
+      });
+    },
+    scaled(60_000),
+  );
 });
