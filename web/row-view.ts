@@ -32,8 +32,8 @@ export function rowView(m: Machine, now: number): RowView {
 }
 
 /**
- * A row is redrawn (web/machine-rows.ts) only when its text changes, not whenever its machine object is replaced: a
- * change that touches no column (hardware, networks, a liveliness that stays Alive), a reconnect's new snapshot, or the
- * half-minute `now` tick of a row whose When and Age did not move costs no redraw.
+ * Re-rendered only when its text changes, not whenever its machine object is replaced: a change that touches no
+ * column (hardware, networks, a liveliness that stays Alive), a reconnect's new snapshot, or the half-minute `now` tick of a row
+ * whose When and Age did not move costs no row render.
  */
 export const sameRow = (a: { view: RowView }, b: { view: RowView }) => a.view === b.view || (a.view.title === b.view.title && a.view.cells.every((c, i) => c === b.view.cells[i]));

@@ -1,14 +1,13 @@
 /**
  * The machine table, live through the machine Watch: the same columns and
  * status markers as `metalctl machine list`. Rows are plain table rows,
- * drawn from their text (web/machine-rows.ts): a change redraws its row only.
+ * memoized by their text: a change re-renders its row only.
  */
-import { useEffect, useLayoutEffect, useRef, useState, useSyncExternalStore } from "react";
+import { memo, useEffect, useState, useSyncExternalStore } from "react";
 import type { PageProps } from "../app.js";
 import { machineColumns } from "../format.js";
-import { type DrawnRows, drawRows } from "../machine-rows.js";
 import type { MachineWatch } from "../machine-watch.js";
-import { type RowView, rowView } from "../row-view.js";
+import { type RowView, rowView, sameRow } from "../row-view.js";
 import { canEdit } from "../session.js";
 import { sortedMachines } from "../watch-state.js";
 import { AllocateForm } from "./allocate.js";
@@ -31,14 +30,25 @@ export function useNow(everyMs = 30_000): number {
   return now;
 }
 
-/**
- * The table; its rows are drawn by web/machine-rows.ts, not by React (1,000 rows as one HTML string, then
- * only the rows whose text changed), before the browser paints.
- */
+const MachineRow = memo(function MachineRow({ view }: { view: RowView }) {
+  const [id, status, ...rest] = view.cells;
+  return (
+    <tr data-id={view.id}>
+      <td>
+        <a href={`#/machines/${encodeURIComponent(view.id)}`}>{id}</a>
+      </td>
+      <td className="status" title={view.title}>
+        {status}
+      </td>
+      {rest.map((text, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed, the index is the column
+        <td key={i}>{text}</td>
+      ))}
+    </tr>
+  );
+}, sameRow);
+
 function MachineTable({ rows }: { rows: readonly RowView[] }) {
-  const body = useRef<HTMLTableSectionElement>(null);
-  const drawn = useRef<DrawnRows>(new Map());
-  useLayoutEffect(() => drawRows(body.current!, rows, drawn.current), [rows]);
   return (
     <table className="machines">
       <thead>
@@ -48,7 +58,11 @@ function MachineTable({ rows }: { rows: readonly RowView[] }) {
           ))}
         </tr>
       </thead>
-      <tbody ref={body} />
+      <tbody>
+        {rows.map((v) => (
+          <MachineRow key={v.id} view={v} />
+        ))}
+      </tbody>
     </table>
   );
 }
