@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Writable } from "node:stream";
 import { buffer } from "node:stream/consumers";
 import { pipeline } from "node:stream/promises";
-import { inspectPostgres, knownMigrations, loadPglite, MIGRATION_LOCK_KEYS, pgliteDirInUse, pgliteVersion, withAdvisoryLocks } from "../db/backup-io.js";
+import { type DatabaseFacts, inspectPostgres, knownMigrations, loadPglite, MIGRATION_LOCK_KEYS, pgliteDirInUse, pgliteVersion, withAdvisoryLocks } from "../db/backup-io.js";
 import type { Logger } from "../logger.js";
 import { type BackupKeys, decryptingStream, keyCheck, manifestMac, sameHex } from "./crypto.js";
 import { pgRestore } from "./engines.js";
@@ -99,8 +99,10 @@ async function load(v: VerifiedBackup, settings: BackupSettings, keys: BackupKey
   }
   for (const part of v.manifest.parts) {
     const loc = settings.databases[part.database];
+    let facts: DatabaseFacts;
     if (loc.engine === "postgres") {
       await pgRestore(loc.url, await plainPart(v, part, keys), force);
+      facts = await inspectPostgres(loc.url);
     } else {
       if (pgliteDirInUse(loc.dir)) {
         // Only with --force (checked before): the old directory is kept aside, not deleted.
@@ -110,10 +112,14 @@ async function load(v: VerifiedBackup, settings: BackupSettings, keys: BackupKey
       } else await rm(loc.dir, { recursive: true, force: true });
       const image = new Blob([await buffer(await plainPart(v, part, keys))]);
       try {
-        await loadPglite(loc.dir, image);
+        facts = await loadPglite(loc.dir, image);
       } catch (err) {
         throw new Error(`PGlite could not open the restored ${part.database} database (backup: ${part.serverVersion}; this is PGlite ${pgliteVersion()}): ${(err as Error).message}`);
       }
+    }
+    // What the database now holds, against what the manifest says was dumped (--force may leave tables of its own beside them).
+    if (facts.tables < part.tables || facts.migrations.count !== part.migrations.count) {
+      throw new Error(`the restored ${part.database} database holds ${facts.tables} tables and ${facts.migrations.count} migrations, the backup had ${part.tables} and ${part.migrations.count}`);
     }
     log.info({ backup: v.manifest.id, database: part.database, tables: part.tables }, `restored the ${part.database} database from backup ${v.manifest.id}`);
   }

@@ -107,8 +107,10 @@ describe("backup and restore of a lab", () => {
     expect(mine.allocation!.networks.flatMap((n) => n.ips)).toEqual(state.ips);
     expect((await consoleHostKeyRepository.get(t.lab.app!.db, "default"))!.publicKey).toBe(state.hostKey);
     const other = t.lab.machines.find((m) => m.uuid !== state.machine)!;
-    await eventually("the other machine to wait again", async () => (await t.machine(other.uuid)).waiting);
-    const { machine } = await as(MachineService, state.token).create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "debian-12", hostname: "db2", networks: [t.lab.projectNetwork] });
+    // The restored rows say the machine waits (as it did when the backup was taken); it may take a moment to wait on this lab again.
+    const { machine } = await eventually("the other machine to be allocated", () =>
+      as(MachineService, state.token).create({ project: LAB.project, partition: LAB.partition, size: LAB.size, image: "debian-12", hostname: "db2", networks: [t.lab.projectNetwork] }),
+    );
     expect(machine!.id).toBe(other.uuid);
     const ips = machine!.allocation!.networks.flatMap((n) => n.ips);
     expect(ips.some((ip) => state.ips.includes(ip))).toBe(false);
