@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProjectMemberService as MdProjectMemberService, ProjectMemberRole } from "../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberService as MdTenantMemberService, TenantMemberRole } from "../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
+import { AuditService as AdminAuditService } from "../../gen/metal/admin/v1/audit_pb.js";
 import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { SignInService } from "../../gen/metal/api/v1/signin_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
@@ -262,6 +263,25 @@ describe("SignInService.Exchange", () => {
     expect(codeOf(await exchange(operatorMade).catch((e: unknown) => e))).toBe(Code.PermissionDenied);
     const unverified = await idp.signIdToken({ iss: idp.issuer, aud: idp.clientId, sub: "sub-u", email: "u@example.test", email_verified: false });
     expect(codeOf(await exchange(unverified).catch((e: unknown) => e))).toBe(Code.PermissionDenied);
+  });
+
+  it("records sign-ins of verified identities in the audit trail (the token's id as a target, a takeover as permission_denied), nothing for proofs that do not verify", async () => {
+    const audit = server.client(AdminAuditService, server.adminToken);
+    const entriesOf = async (subject: string) => (await audit.list({ filter: { subject, method: "/metal.api.v1.SignInService/Exchange" } })).entries;
+    const signedIn = await exchange(await idp.signIdToken({ iss: idp.issuer, aud: idp.clientId, sub: "sub-erin", email: "erin@example.test", email_verified: true }));
+    secrets.push(signedIn.secret);
+    const [entry, ...more] = await entriesOf("erin@example.test");
+    expect(more).toEqual([]);
+    expect(entry).toMatchObject({ outcome: "ok", tokenId: signedIn.token!.id, targetIds: ["erin@example.test", signedIn.token!.id] });
+    expect(JSON.stringify(entry!.request)).not.toContain(signedIn.secret);
+    // Alice's id with another subject: refused, and recorded under the id it claimed.
+    const takeover = await idp.signIdToken({ iss: idp.issuer, aud: idp.clientId, sub: "someone-else-again", email: "alice@example.test", email_verified: true });
+    expect(codeOf(await exchange(takeover).catch((e: unknown) => e))).toBe(Code.PermissionDenied);
+    expect((await entriesOf("alice@example.test")).some((e) => e.outcome === "permission_denied")).toBe(true);
+    // A proof that does not verify names nobody the server can trust: no entry, whoever it claims to be.
+    const forged = await idp.signIdToken({ iss: idp.issuer, aud: "someone-else", sub: "sub-frank", email: "frank@example.test", email_verified: true });
+    expect(codeOf(await exchange(forged).catch((e: unknown) => e))).toBe(Code.Unauthenticated);
+    expect(await entriesOf("frank@example.test")).toEqual([]);
   });
 
   it("logs who signed in, never an ID token, code, verifier or metal token", () => {

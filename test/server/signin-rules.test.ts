@@ -42,7 +42,7 @@ describe("sign-in rules", () => {
   it("is off without an issuer: Exchange answers FailedPrecondition", async () => {
     const signIn = createSignIn({ issuer: undefined, authority: {} as never, db: {} as never, masterdata: {} as never, log: {} as never });
     expect(signIn.settings()).toBeUndefined();
-    const err = await signIn.exchange({ idToken: "a.b.c" }, "").catch((e: unknown) => e);
+    const err = await signIn.exchange({ idToken: "a.b.c" }, "", "r1").catch((e: unknown) => e);
     expect(ConnectError.from(err).code).toBe(Code.FailedPrecondition);
   });
 

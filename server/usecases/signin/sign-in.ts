@@ -4,13 +4,18 @@ import { TenantMemberRole, type TenantMemberService } from "../../../gen/masterd
 import type { Tenant, TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
 import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
+import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { TokenRow } from "../../db/schema/index.js";
+import { noRoles } from "../../domain/roles.js";
 import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, validSubject } from "../../domain/signin.js";
 import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
 import type { Logger } from "../../logger.js";
+import { auditTrail, errorMessageOf, newEntry, outcomeOf } from "../audit/entries.js";
 
 const MAX_DESCRIPTION = 256;
+/** The method a sign-in's audit entry names (the interceptor does not record public methods). */
+const EXCHANGE_METHOD = "/metal.api.v1.SignInService/Exchange";
 
 /** Masterdata as sign-in needs it: through its generated clients only (DESIGN §1). */
 export interface SignInMasterdata {
@@ -40,8 +45,13 @@ export interface SignIn {
   settings(): { issuer: string; clientId: string; scopes: readonly string[]; userClaim: string } | undefined;
   /** The issuer's authorization endpoint, "" while it cannot be reached (or sign-in is off). */
   authorizationEndpoint(): Promise<string>;
-  /** Verifies the proof, finds or creates the user, and issues a metal token. */
-  exchange(proof: Proof, description: string): Promise<SignInResult>;
+  /**
+   * Verifies the proof, finds or creates the user, and issues a metal token.
+   * A sign-in of a verified identity is recorded in the audit trail (the
+   * token with its entry in one transaction; a refused one on its own), under
+   * `requestId`. Proofs that do not verify leave no entry: anyone can send them.
+   */
+  exchange(proof: Proof, description: string, requestId: string): Promise<SignInResult>;
 }
 
 /**
@@ -153,26 +163,42 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       }
     },
 
-    async exchange(proof, description) {
+    async exchange(proof, description, requestId) {
       const settings = enabled().settings;
       const claims = await verified(proof);
       if (!validSubject(claims.sub)) throw unauthenticated("the ID token is not accepted: its subject is missing or longer than 255 characters");
       const user = userIdFromClaims(claims, settings.userClaim);
       if (!user.ok) throw permissionDenied(`permission denied: ${user.reason}`);
-      const { created } = await userTenant(user.id, claims, settings);
-      const { tenants, projects } = await memberships(user.id);
-      const roles = signInRoles(user.id, tenants, projects);
-      const text = description.trim() === "" ? `signed in through ${settings.issuer}` : description.trim();
-      const { row, secret } = await authority.issue(db, {
-        subject: user.id,
-        description: text.slice(0, MAX_DESCRIPTION),
-        roles,
-        createdBy: SIGN_IN_CREATOR,
-        expiresAt: new Date(Date.now() + settings.tokenTtlMs),
-      });
-      // Who signed in, never with what: no token, code or claim values beyond the user id.
-      log.info({ user: user.id, tokenId: row.id }, "signed in");
-      return { row, secret, user: user.id, created };
+      const entry = (tokenId: string) => newEntry({ method: EXCHANGE_METHOD, principal: { subject: user.id, tokenId, expiresAt: new Date(0), roles: noRoles() }, requestId, request: { user: user.id } });
+      try {
+        const { created } = await userTenant(user.id, claims, settings);
+        const { tenants, projects } = await memberships(user.id);
+        const roles = signInRoles(user.id, tenants, projects);
+        const text = description.trim() === "" ? `signed in through ${settings.issuer}` : description.trim();
+        const { row, secret } = await inTransaction(db, async (tx) => {
+          const issued = await authority.issue(tx, {
+            subject: user.id,
+            description: text.slice(0, MAX_DESCRIPTION),
+            roles,
+            createdBy: SIGN_IN_CREATOR,
+            expiresAt: new Date(Date.now() + settings.tokenTtlMs),
+          });
+          await auditTrail.record(tx, { ...entry(issued.row.id), targetIds: [user.id, issued.row.id] });
+          return issued;
+        });
+        // Who signed in, never with what: no token, code or claim values beyond the user id.
+        log.info({ user: user.id, tokenId: row.id }, "signed in");
+        return { row, secret, user: user.id, created };
+      } catch (err) {
+        // A verified identity refused (a takeover, a deleted user's id) is worth a trace: only the issuer's users can cause it.
+        const e = ConnectError.from(err);
+        if (e.code === Code.PermissionDenied) {
+          await auditTrail
+            .record(db, { ...entry(""), outcome: outcomeOf(e.code), errorMessage: errorMessageOf(e.code, e.rawMessage) })
+            .catch((err2: unknown) => log.error({ err: err2, requestId }, "writing the audit entry of a refused sign-in failed"));
+        }
+        throw err;
+      }
     },
   };
 }
