@@ -18,6 +18,8 @@ export function connectionOf(url: string): { dbname: string; env: Record<string,
   return { dbname: u.toString(), env: password ? { PGPASSWORD: password } : {} };
 }
 
+const withoutBackupSecrets = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("METAL_BACKUP_S3_")));
+
 /** What a tool printed last, for the error: bounded. */
 const STDERR_TAIL = 4096;
 
@@ -30,7 +32,8 @@ export class ToolError extends Error {}
 export function runTool(tool: "pg_dump" | "pg_restore", args: string[], conn: { env: Record<string, string> }, io: { stdin?: Readable; stdout?: Writable }): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(tool, args, {
-      env: { ...process.env, ...conn.env, PGAPPNAME: "metal-backup", PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? "30" },
+      // The tools need none of metal-backup's own secrets (S3 credentials).
+      env: { ...withoutBackupSecrets(process.env), ...conn.env, PGAPPNAME: "metal-backup", PGCONNECT_TIMEOUT: process.env.PGCONNECT_TIMEOUT ?? "30" },
       stdio: [io.stdin ? "pipe" : "ignore", io.stdout ? "pipe" : "ignore", "pipe"],
     });
     let stderr = "";
