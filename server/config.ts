@@ -61,6 +61,9 @@ export interface Config {
   readonly oidc: OidcSettings | undefined;
 }
 
+/** Limits by kind; a kind left out is unlimited. */
+export type UserQuotas = Partial<Record<"machine" | "ip" | "network" | "project", number>>;
+
 /** The identity provider the control plane trusts for sign-in. */
 export interface OidcSettings {
   /** The issuer URL exactly as its ID tokens name it (https; http only for a loopback host). */
@@ -75,6 +78,13 @@ export interface OidcSettings {
   readonly scopes: readonly string[];
   /** Lifetime of a metal token issued at sign-in. */
   readonly tokenTtlMs: number;
+  /**
+   * The quotas of a tenant the first sign-in creates (absent: unlimited).
+   * Anyone the issuer knows can sign in, so by default a new user may make a
+   * few projects but allocate nothing of their own until an operator raises
+   * them; what they are invited to is governed by the inviting tenant's quotas.
+   */
+  readonly userQuotas: Readonly<UserQuotas>;
 }
 
 /** What one connection may cost, and how long it may hold a slot without doing anything. */
@@ -153,6 +163,7 @@ const settings = {
   oidcUserClaim: { env: "METAL_OIDC_USER_CLAIM", flag: "oidc-user-claim", fallback: "email" },
   oidcScopes: { env: "METAL_OIDC_SCOPES", flag: "oidc-scopes", fallback: "openid,email,profile" },
   signinTokenTtl: { env: "METAL_SIGNIN_TOKEN_TTL", flag: "signin-token-ttl", fallback: "8h" },
+  signinUserQuotas: { env: "METAL_SIGNIN_USER_QUOTAS", flag: "signin-user-quotas", fallback: "project=3,machine=0,ip=0,network=0" },
 } as const;
 
 /** What a bad setting throws: the client kit's settings error, under the name the server's callers know. */
@@ -266,7 +277,24 @@ function oidcSettings(r: ReturnType<typeof readSettings<typeof settings>>): Oidc
   });
   const tokenTtlMs = r.duration("signinTokenTtl");
   if (tokenTtlMs < SIGNIN_TTL_MIN_MS || tokenTtlMs > SIGNIN_TTL_MAX_MS) throw new ConfigError("METAL_SIGNIN_TOKEN_TTL must be between 5m and 24h");
-  return Object.freeze({ issuer, clientId, clientSecret: r.optional("oidcClientSecret"), userClaim, scopes: Object.freeze(scopes), tokenTtlMs });
+  const userQuotas = r.parse("signinUserQuotas", userQuotasOf);
+  return Object.freeze({ issuer, clientId, clientSecret: r.optional("oidcClientSecret"), userClaim, scopes: Object.freeze(scopes), tokenTtlMs, userQuotas });
+}
+
+/** "project=3,machine=0": kinds machine, ip, network, project; a count, or "unlimited" (the same as leaving the kind out). */
+function userQuotasOf(text: string): Readonly<UserQuotas> {
+  const quotas: UserQuotas = {};
+  for (const part of text
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "")) {
+    const m = /^(machine|ip|network|project)=(\d{1,9}|unlimited)$/.exec(part);
+    if (!m) throw new Error(`"${part}" is not <machine|ip|network|project>=<count or unlimited>`);
+    const kind = m[1] as keyof UserQuotas;
+    if (kind in quotas) throw new Error(`"${kind}" is given twice`);
+    if (m[2] !== "unlimited") quotas[kind] = Number(m[2]);
+  }
+  return Object.freeze(quotas);
 }
 
 /** An issuer URL: https (http only on a loopback host, for tests and labs), no query or fragment, at most 256 characters (it is stored on each user). */

@@ -91,3 +91,9 @@ export function signInRoles(userId: string, tenants: readonly Membership[], proj
   }
   return { adminRole: AdminRole.UNSPECIFIED, tenantRoles, projectRoles, infraPartition: "" };
 }
+
+/** A new user's tenant quotas (METAL_SIGNIN_USER_QUOTAS) as masterdata's QuotaSet: a kind left out stays unlimited. */
+export function userQuotaSet(q: Partial<Record<"machine" | "ip" | "network" | "project", number>>) {
+  const one = (max: number | undefined) => (max === undefined ? undefined : { max });
+  return { machine: one(q.machine), ip: one(q.ip), network: one(q.network), project: one(q.project) };
+}

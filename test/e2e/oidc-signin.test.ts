@@ -80,6 +80,8 @@ describe("metalctl login against a real OpenID Connect provider", () => {
     // The user is a tenant, tied to the issuer's subject.
     const { tenant } = await server.client(MdTenantService, server.adminToken).get({ id: "alice@example.test" });
     expect(tenant?.meta?.annotations).toMatchObject({ "signin.metal/issuer": idp.issuer });
+    // Anyone the issuer knows can sign in: a new user's own tenant may make a few projects and allocate nothing (METAL_SIGNIN_USER_QUOTAS).
+    expect(tenant?.quotas).toMatchObject({ project: { max: 3 }, machine: { max: 0 }, ip: { max: 0 }, network: { max: 0 } });
     // ... and its owner as a member, like anyone that tenant self-service counts.
     const own = await server.client(MdTenantMemberService, server.adminToken).find({ memberId: "alice@example.test" });
     expect(own.tenantMembers.map((m) => [m.tenantId, m.role])).toEqual([["alice@example.test", TenantMemberRole.OWNER]]);

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { createOidcIssuer } from "../../server/auth/oidc/issuer.js";
 import { ConfigError, loadConfig } from "../../server/config.js";
-import { ownershipRefusal, signInRoles, userIdFromClaims } from "../../server/domain/signin.js";
+import { ownershipRefusal, signInRoles, userIdFromClaims, userQuotaSet } from "../../server/domain/signin.js";
 import { createSignIn } from "../../server/usecases/signin/sign-in.js";
 
 describe("sign-in rules", () => {
@@ -57,8 +57,17 @@ describe("sign-in rules", () => {
     expect(loadConfig({ METAL_OIDC_ISSUER: "http://127.0.0.1:9000", METAL_OIDC_CLIENT_ID: "m" }, ["--signin-token-ttl", "1h"]).oidc?.tokenTtlMs).toBe(3_600_000);
   });
 
+  it("gives a new user's tenant bounded quotas: a few projects, nothing to allocate of their own, unless the operator says otherwise", () => {
+    const base = { METAL_OIDC_ISSUER: "https://idp.example", METAL_OIDC_CLIENT_ID: "metal" };
+    expect(loadConfig(base).oidc?.userQuotas).toEqual({ project: 3, machine: 0, ip: 0, network: 0 });
+    expect(loadConfig({ ...base, METAL_SIGNIN_USER_QUOTAS: "project=10, machine=2, ip=unlimited" }).oidc?.userQuotas).toEqual({ project: 10, machine: 2 });
+    expect(loadConfig({ ...base, METAL_SIGNIN_USER_QUOTAS: "project=unlimited" }).oidc?.userQuotas).toEqual({});
+    for (const bad of ["cpu=1", "machine=-1", "machine=2,machine=3", "machine"]) expect(() => loadConfig({ ...base, METAL_SIGNIN_USER_QUOTAS: bad }), bad).toThrow(ConfigError);
+    expect(userQuotaSet({ project: 3, machine: 0 })).toEqual({ machine: { max: 0 }, ip: undefined, network: undefined, project: { max: 3 } });
+  });
+
   it("answers Unavailable while the issuer cannot be reached, and an empty authorization endpoint", async () => {
-    const issuer = createOidcIssuer({ issuer: "http://127.0.0.1:1", clientId: "m", clientSecret: undefined, userClaim: "email", scopes: ["openid"], tokenTtlMs: 3_600_000 });
+    const issuer = createOidcIssuer({ issuer: "http://127.0.0.1:1", clientId: "m", clientSecret: undefined, userClaim: "email", scopes: ["openid"], tokenTtlMs: 3_600_000, userQuotas: {} });
     for (let i = 0; i < 2; i++) {
       const err = await issuer.verifyIdToken("a.b.c").catch((e: unknown) => e);
       expect(ConnectError.from(err).code).toBe(Code.Unavailable);

@@ -4,11 +4,12 @@ import { TenantMemberRole, type TenantMemberService } from "../../../gen/masterd
 import type { Tenant, TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
 import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
+import type { OidcSettings } from "../../config.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { TokenRow } from "../../db/schema/index.js";
 import { noRoles } from "../../domain/roles.js";
-import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, validSubject } from "../../domain/signin.js";
+import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, userQuotaSet, validSubject } from "../../domain/signin.js";
 import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
 import type { Logger } from "../../logger.js";
 import { auditTrail, errorMessageOf, newEntry, outcomeOf } from "../audit/entries.js";
@@ -74,14 +75,19 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
   }
 
   /** The user's tenant: found and checked, or created. */
-  async function userTenant(userId: string, claims: IdTokenClaims, settings: { issuer: string }): Promise<{ tenant: Tenant; created: boolean }> {
+  async function userTenant(userId: string, claims: IdTokenClaims, settings: Pick<OidcSettings, "issuer" | "userQuotas">): Promise<{ tenant: Tenant; created: boolean }> {
     const sub = claims.sub as string;
     const existing = await getTenant(userId);
     if (existing) return { tenant: checkOwner(existing, userId, settings.issuer, sub), created: false };
     const name = typeof claims.name === "string" && claims.name.trim() !== "" ? claims.name.trim().slice(0, 128) : userId;
     try {
       const { tenant } = await masterdata.tenants.create({
-        tenant: { meta: { id: userId, annotations: identityAnnotations(settings.issuer, sub), labels: ["user"] }, name, description: `signed up through ${settings.issuer}`.slice(0, 1024) },
+        tenant: {
+          meta: { id: userId, annotations: identityAnnotations(settings.issuer, sub), labels: ["user"] },
+          name,
+          description: `signed up through ${settings.issuer}`.slice(0, 1024),
+          quotas: userQuotaSet(settings.userQuotas),
+        },
       });
       await ownMembership(userId);
       log.info({ user: userId }, "sign-in created a user");
