@@ -1,9 +1,13 @@
 import { setMaxListeners } from "node:events";
 import { join } from "node:path";
 import { Code, ConnectError, type ConnectRouter, cors as connectCors, createClient } from "@connectrpc/connect";
+import { ProjectMemberService as MasterdataProjectMemberService } from "../gen/masterdata/v1/project_member_pb.js";
 import { ProjectService as MasterdataProjectService, type Project } from "../gen/masterdata/v1/project_pb.js";
+import { TenantMemberService as MasterdataTenantMemberService } from "../gen/masterdata/v1/tenant_member_pb.js";
+import { TenantService as MasterdataTenantService } from "../gen/masterdata/v1/tenant_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
 import { createMachineCredentials } from "./auth/machine-credential.js";
+import { createOidcIssuer } from "./auth/oidc/issuer.js";
 import { type ProjectDirectory, singleFlight } from "./auth/project-directory.js";
 import { createReplicaCredentials } from "./auth/replica-credential.js";
 import { createRevocationFanout } from "./auth/revocation.js";
@@ -35,8 +39,8 @@ import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataLink } from "./masterdata/link.js";
-import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { exportBusinessMetrics } from "./metrics/business.js";
+import { createMetrics, exportOpenStreams } from "./metrics.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
@@ -52,6 +56,7 @@ import { WatchHub } from "./sessions/watch/hub.js";
 import { createChangeNotifier } from "./sessions/watch/notify.js";
 import { recordConsoleOpen } from "./usecases/audit/console-open.js";
 import { BrowserConsoles } from "./usecases/console/browser-consoles.js";
+import { createSignIn } from "./usecases/signin/sign-in.js";
 import { masterdataClients } from "./usecases/tenancy/masterdata.js";
 import { readVersion } from "./version.js";
 
@@ -166,6 +171,18 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     liveReplicas: options.liveReplicas ?? (isMqttBus(bus) ? () => liveReplicaIds(db, replicaId, config.replicaTimeoutMs) : undefined),
   });
   const authority = await createTokenAuthority(db, { revocations });
+  // OpenID Connect sign-in (docs/signin.md), off without METAL_OIDC_ISSUER; users and memberships come from masterdata's client.
+  const signIn = createSignIn({
+    issuer: config.oidc ? createOidcIssuer(config.oidc) : undefined,
+    authority,
+    db,
+    log,
+    masterdata: {
+      tenants: createClient(MasterdataTenantService, masterdataTransport),
+      tenantMembers: createClient(MasterdataTenantMemberService, masterdataTransport),
+      projectMembers: createClient(MasterdataProjectMemberService, masterdataTransport),
+    },
+  });
   const metrics = createMetrics();
   const checks: HealthCheck[] = [
     { name: "database", check: () => pingDatabase(db) },
@@ -245,7 +262,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
   // The web console (docs/web-console.md) on this port; until it is built, "/" shows the home page.
   const webConsole = createWebConsole(config.webDir ?? DEFAULT_WEB_DIR, (req, res) => serveHomePage(req, res, build.version));
   const routes = (router: ConnectRouter) => {
-    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles, businessEvents, masterdata: tenancy });
+    registerRoutes(lean.capture(router), { db, authority, projects, checks, bus, sessions, build, log, watch, machineCredentials, browserConsoles, businessEvents, signIn, masterdata: tenancy });
     masterdataRoutes(router);
   };
   const connectHandler = createConnectHandler({

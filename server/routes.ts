@@ -23,6 +23,7 @@ import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../gen/metal/api/v1/network_pb.js";
 import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
 import { ProjectService } from "../gen/metal/api/v1/project_pb.js";
+import { SignInService } from "../gen/metal/api/v1/signin_pb.js";
 import { SizeImageConstraintService } from "../gen/metal/api/v1/size_image_constraint_pb.js";
 import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { SizeReservationService } from "../gen/metal/api/v1/size_reservation_pb.js";
@@ -68,6 +69,7 @@ import { createMachineService } from "./services/api/machine-service.js";
 import { createNetworkService } from "./services/api/network-service.js";
 import { createPartitionService } from "./services/api/partition-service.js";
 import { createProjectService } from "./services/api/project-service.js";
+import { createSignInService } from "./services/api/signin-service.js";
 import { createSizeImageConstraintService } from "./services/api/size-image-constraint-service.js";
 import { createSizeReservationService } from "./services/api/size-reservation-service.js";
 import { createSizeService } from "./services/api/size-service.js";
@@ -85,6 +87,7 @@ import type { ReplicaSessions } from "./sessions/replica-sessions.js";
 import type { WatchHub } from "./sessions/watch/hub.js";
 import type { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { createReferenceLookups } from "./usecases/machines/reference-lookups.js";
+import type { SignIn } from "./usecases/signin/sign-in.js";
 import type { Masterdata } from "./usecases/tenancy/masterdata.js";
 
 export interface RouteDeps {
@@ -107,6 +110,8 @@ export interface RouteDeps {
   masterdata?: Masterdata;
   /** Where allocations, frees, BMC command results and switch syncs are counted for /metrics (server/metrics/business.ts). */
   businessEvents?: BusinessEvents;
+  /** OpenID Connect sign-in (metal.api.v1.SignInService); answers FailedPrecondition when no issuer is configured. */
+  signIn: SignIn;
 }
 
 /** Registers every metal service; nothing else happens here. */
@@ -139,6 +144,7 @@ export function registerRoutes(router: ConnectRouter, deps: RouteDeps): void {
   add(HealthService, createHealthService(checks));
   add(ApiConsoleService, createApiConsoleService({ consoles: deps.browserConsoles }));
   add(AuditService, createAuditService({ db }));
+  add(SignInService, createSignInService({ signIn: deps.signIn }));
 
   // metal.admin.v1: operators
   add(AdminPartitionService, createAdminPartitionService({ db }));
