@@ -68,6 +68,27 @@ export function brokerName(url: string): string {
   }
 }
 
+/**
+ * The broker URL without its user and password, and those decoded. The mqtt
+ * package splits a URL's user and password at the last ":", so a password
+ * with ":" in it (percent-encoded or not) reached the broker cut; given as
+ * options they arrive whole.
+ */
+export function splitBrokerCredentials(url: string): { url: string; username?: string; password?: string } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url };
+  }
+  if (u.username === "" && u.password === "") return { url };
+  const username = decodeURIComponent(u.username);
+  const password = u.password === "" ? undefined : decodeURIComponent(u.password);
+  u.username = "";
+  u.password = "";
+  return { url: u.toString(), username, password };
+}
+
 /** A topic of ours never contains MQTT wildcards or NUL, and is not empty. */
 const validTopic = (topic: string) => topic.length > 0 && topic.length <= 1024 && !/[+#\u0000]/.test(topic);
 
@@ -96,7 +117,10 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
   let resyncTimer: NodeJS.Timeout | undefined;
   let lastResyncAt = Number.NEGATIVE_INFINITY;
 
+  const credentials = splitBrokerCredentials(opts.url);
   const clientOptions: IClientOptions = {
+    ...(credentials.username !== undefined ? { username: credentials.username } : {}),
+    ...(credentials.password !== undefined ? { password: credentials.password } : {}),
     protocolVersion: 4,
     clean: true,
     // Several processes may run under one replica id by mistake; a random suffix keeps them from kicking each other off.
@@ -111,7 +135,7 @@ export async function createMqttBus(opts: MqttBusOptions): Promise<MqttBus> {
     // Wake-ups are not queued while offline: the reconnect resync covers them, and a queue would grow without bound.
     queueQoSZero: false,
   };
-  const client: MqttClient = connect(opts.url, clientOptions);
+  const client: MqttClient = connect(credentials.url, clientOptions);
 
   function ignore(why: string): void {
     ignored++;

@@ -1,11 +1,18 @@
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createConnection, createServer, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import { connectAsync, type MqttClient } from "mqtt";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createMqttBus, MAX_WAKE_PAYLOAD_BYTES, type MqttBus } from "../../../server/bus/mqtt-bus.js";
+import { createMqttBus, MAX_WAKE_PAYLOAD_BYTES, type MqttBus, splitBrokerCredentials } from "../../../server/bus/mqtt-bus.js";
 import { eventually } from "../../helpers/eventually.js";
 import { type PrivateBroker, startPrivateBroker } from "../../helpers/mosquitto.js";
 import { scaled } from "../../helpers/timeouts.js";
+
+const execFileAsync = promisify(execFile);
 
 // The real Mosquitto, a private one per file, so that it can be stopped and started again.
 let broker: PrivateBroker;
@@ -269,5 +276,32 @@ describe("MQTT bus start against a broker that refuses", () => {
     expect(err?.message).toMatch(/refused the connection/);
     expect(err?.message).toContain(`mqtt://127.0.0.1:${strict.port}`);
     expect(err?.message).not.toContain("s3cr3t-pw");
+  });
+});
+
+describe("MQTT bus credentials in the broker URL", () => {
+  it("splits user and password off the URL, decoded", () => {
+    expect(splitBrokerCredentials("mqtt://metal:a%3Ab%40c@10.0.0.1:1883")).toEqual({ url: "mqtt://10.0.0.1:1883", username: "metal", password: "a:b@c" });
+    expect(splitBrokerCredentials("mqtts://broker:8883")).toEqual({ url: "mqtts://broker:8883" });
+    expect(splitBrokerCredentials("mqtt://only-user@broker:1883")).toEqual({ url: "mqtt://broker:1883", username: "only-user", password: undefined });
+  });
+
+  it("logs in with a password holding ':' and '@' (the mqtt package alone would cut it at the ':')", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "metal-mqtt-pw-"));
+    const passwords = join(dir, "passwords");
+    await writeFile(passwords, "");
+    await execFileAsync("mosquitto_passwd", ["-b", passwords, "metal", "pa:ss@word"]);
+    // Started as root, Mosquitto reads it as its own user.
+    await chmod(dir, 0o755);
+    await chmod(passwords, 0o644);
+    const broker = await startPrivateBroker({ extraConfig: ["allow_anonymous false", `password_file ${passwords}`] });
+    try {
+      const bus = await createMqttBus({ url: `mqtt://metal:${encodeURIComponent("pa:ss@word")}@127.0.0.1:${broker.port}`, prefix: newPrefix(), replicaId: "A" });
+      open.push(bus);
+      expect(bus.connected).toBe(true);
+    } finally {
+      await broker.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
