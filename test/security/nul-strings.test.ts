@@ -10,6 +10,7 @@ import { PartitionService as AdminPartitions } from "../../gen/metal/admin/v1/pa
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { BootService } from "../../gen/metal/infra/v1/boot_pb.js";
 import { permissionOf } from "../../server/auth/permissions.js";
+import { isMachineOnly } from "../../server/domain/authorize.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 
@@ -198,7 +199,8 @@ describe("NUL characters in requests (issue 12, item 13)", () => {
         // Client and bidi streams need HTTP/2; everything else goes over the Connect protocol as curl would send it.
         const connect = server.client(service, server.adminToken) as Client<DescService>;
         const grpc = server.grpcClient(service, server.adminToken) as Client<DescService>;
-        for (const method of service.methods) {
+        // Methods for machine credentials alone refuse the admin token before reading the request.
+        for (const method of service.methods.filter((m) => !isMachineOnly(permissionOf(m)))) {
           for (const v of variants(method.input, 0, bad)) {
             const sent = create(method.input, v.init as never);
             const got = await outcome(isStream(method) ? grpc : connect, method, sent);

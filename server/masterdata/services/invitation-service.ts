@@ -83,9 +83,11 @@ export function createInvitationService({ db }: InvitationServiceDeps): ServiceI
     },
 
     async find(req) {
+      // The page token first, as every List does: a forged one is refused whatever else the request lacks.
+      const paging = pageRequest(req.paging);
       validateInvitationFind(req);
       const kind = targetKindOf(req.target);
-      const page = await invitations.page(db, kind, req.targetId, pageRequest(req.paging));
+      const page = await invitations.page(db, kind, req.targetId, paging);
       return { invitations: page.items.map(toInvitation), nextPageToken: page.nextPageToken };
     },
 
