@@ -81,7 +81,17 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
     );
     const { shown, frame, snapshot, script, first, rows, adopted } = (await marks.jsonValue())!;
     if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
-    return { firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0), files, tableShownMs: shown, tableFrameMs: frame, snapshotMs: snapshot, scriptMs: script, firstMessageMs: first, rows, earlyWatchAdopted: adopted };
+    return {
+      firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0),
+      files,
+      tableShownMs: shown,
+      tableFrameMs: frame,
+      snapshotMs: snapshot,
+      scriptMs: script,
+      firstMessageMs: first,
+      rows,
+      earlyWatchAdopted: adopted,
+    };
   } finally {
     await context.close();
   }

@@ -34,19 +34,16 @@ export function useNow(everyMs = 30_000): number {
 const MachineRow = memo(function MachineRow({ view }: { view: RowView }) {
   const [id, status, ...rest] = view.cells;
   return (
-    // The roles keep the table's meaning for assistive technology: machines.css lays the rows out as grids.
-    <tr data-id={view.id} role="row">
-      <td role="cell">
+    <tr data-id={view.id}>
+      <td>
         <a href={`#/machines/${encodeURIComponent(view.id)}`}>{id}</a>
       </td>
-      <td role="cell" className="status" title={view.title}>
+      <td className="status" title={view.title}>
         {status}
       </td>
       {rest.map((text, i) => (
         // biome-ignore lint/suspicious/noArrayIndexKey: the columns are fixed, the index is the column
-        <td key={i} role="cell">
-          {text}
-        </td>
+        <td key={i}>{text}</td>
       ))}
     </tr>
   );
@@ -54,17 +51,15 @@ const MachineRow = memo(function MachineRow({ view }: { view: RowView }) {
 
 function MachineTable({ rows }: { rows: readonly RowView[] }) {
   return (
-    <table className="machines" role="table">
-      <thead role="rowgroup">
-        <tr role="row">
+    <table className="machines">
+      <thead>
+        <tr>
           {machineColumns.map((c, i) => (
-            <th key={c.header || `col${i}`} role="columnheader">
-              {c.header}
-            </th>
+            <th key={c.header || `col${i}`}>{c.header}</th>
           ))}
         </tr>
       </thead>
-      <tbody role="rowgroup">
+      <tbody>
         {rows.map((v) => (
           <MachineRow key={v.id} view={v} />
         ))}
