@@ -56,7 +56,26 @@ export function replicaEnvironment(config: Config): Record<string, string> {
   if (config.webDir) env.METAL_WEB_DIR = config.webDir;
   if (config.databaseUrl) env.DATABASE_URL = config.databaseUrl;
   if (config.masterdataDatabaseUrl) env.MASTERDATA_DATABASE_URL = config.masterdataDatabaseUrl;
+  // Empty when unset, like the TLS pair: a value in the lab's own environment that its Config did not take must not reach them either.
+  env.MASTERDATA_URL = config.masterdataUrl ?? "";
+  Object.assign(env, signInEnvironment(config));
   return env;
+}
+
+/** METAL_OIDC_* and METAL_SIGNIN_*: every replica trusts the same issuer the same way (or none). */
+function signInEnvironment(config: Config): Record<string, string> {
+  const o = config.oidc;
+  if (!o) return { METAL_OIDC_ISSUER: "", METAL_OIDC_CLIENT_ID: "", METAL_OIDC_CLIENT_SECRET: "", METAL_OIDC_USER_CLAIM: "", METAL_OIDC_SCOPES: "", METAL_SIGNIN_TOKEN_TTL: "", METAL_SIGNIN_USER_QUOTAS: "" };
+  const quotas = (["machine", "ip", "network", "project"] as const).map((k) => `${k}=${o.userQuotas[k] ?? "unlimited"}`).join(",");
+  return {
+    METAL_OIDC_ISSUER: o.issuer,
+    METAL_OIDC_CLIENT_ID: o.clientId,
+    METAL_OIDC_CLIENT_SECRET: o.clientSecret ?? "",
+    METAL_OIDC_USER_CLAIM: o.userClaim,
+    METAL_OIDC_SCOPES: o.scopes.join(","),
+    METAL_SIGNIN_TOKEN_TTL: `${o.tokenTtlMs}ms`,
+    METAL_SIGNIN_USER_QUOTAS: quotas,
+  };
 }
 
 /** Linux's range of ports for outgoing connections (its default when it cannot be read). */

@@ -186,6 +186,11 @@ describe("npm start -- --replicas N", () => {
         METAL_CORS_ORIGINS: "https://a.example,https://b.example",
         METAL_WAIT_STREAM_LIMITS: "3/4/5",
         METAL_WEB_DIR: "/srv/metal-web",
+        METAL_OIDC_ISSUER: "https://idp.example",
+        METAL_OIDC_CLIENT_ID: "metal",
+        METAL_OIDC_CLIENT_SECRET: "s3cret",
+        METAL_SIGNIN_TOKEN_TTL: "2h",
+        METAL_SIGNIN_USER_QUOTAS: "project=5,machine=1",
       },
       [],
     );
@@ -194,5 +199,8 @@ describe("npm start -- --replicas N", () => {
     // What it passes reads back as the same configuration, but for what each replica gets of its own.
     const back = loadConfig(env, []);
     expect({ ...back, listen: config.listen, consoleListen: config.consoleListen, internalAddress: config.internalAddress }).toEqual(config);
+    // Without sign-in, replicas get none, whatever the lab's own environment holds.
+    const plain = loadConfig({ DATABASE_URL: "postgres://db/metal", MASTERDATA_DATABASE_URL: "postgres://db/md" }, []);
+    expect(loadConfig(replicaEnvironment(plain), []).oidc).toBeUndefined();
   });
 });
