@@ -4,11 +4,14 @@
  * writable (deploy/kubernetes/base). No container engine answers on this
  * project's machine, so this test makes that situation with Linux itself:
  * each bin runs in a mount namespace of its own whose root is remounted
- * read-only, with a fresh tmpfs on /tmp (where its data directory goes too),
- * as uid 10001, against PostgreSQL. A bin that wrote anywhere else (a bundle
+ * read-only, with a fresh tmpfs as its one writable directory (the pods'
+ * /tmp; here a directory of its own, TMPDIR, where its data directory goes
+ * too: a checkout under /tmp would vanish under a tmpfs on /tmp), as uid
+ * 10001, against PostgreSQL. A bin that wrote anywhere else (a bundle
  * rebuilt, a cache, a template database) would fail here. As root only.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +24,8 @@ import { scaled } from "../helpers/timeouts.js";
 const REPO = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const USER = "10001";
 const usable = process.getuid?.() === 0 && has("unshare") && has("setpriv") && has("pg_dump");
+/** The pods' writable /tmp: a tmpfs mounted here in each bin's namespace (made empty on the real root first). */
+const SCRATCH = `/var/tmp/metal-read-only-${process.pid}`;
 
 interface Run {
   proc: ChildProcess;
@@ -28,17 +33,17 @@ interface Run {
   exit: Promise<number | null>;
 }
 
-/** `bin args` as the pod runs it: read-only root, tmpfs /tmp, uid 10001, only `env` (and PATH) in its environment. */
+/** `bin args` as the pod runs it: read-only root, one tmpfs (SCRATCH, its TMPDIR), uid 10001, only `env` (and PATH, TMPDIR) in its environment. */
 function runReadOnly(bin: string, args: string[], env: Record<string, string>): Run {
   const script = [
     // Per mount, in this namespace only: the machine's own root stays writable.
     "mount -o remount,bind,ro / || exit 90",
-    "mount -t tmpfs -o size=256m,mode=1777 tmpfs /tmp || exit 91",
+    `mount -t tmpfs -o size=256m,mode=1777 tmpfs ${SCRATCH} || exit 91`,
     `exec setpriv --reuid=${USER} --regid=${USER} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs "$@"`,
   ].join("\n");
   const proc = spawn("unshare", ["--mount", "--propagation", "private", "sh", "-c", script, "sh", process.execPath, join(REPO, "bin", `${bin}.js`), ...args], {
     cwd: "/",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", TMPDIR: SCRATCH, ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -63,6 +68,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
     // As the image does at build time: afterwards the bins only read their bundles.
     const built = spawnSync(process.execPath, [join(REPO, "deploy/bundle-bins.mjs"), "metal-api", "masterdata-api", "metal-backup"], { encoding: "utf8", timeout: scaled(240_000) });
     expect(built.status, built.stderr).toBe(0);
+    mkdirSync(SCRATCH, { recursive: true });
     // Empty databases: the first start migrates them, as a new installation's does.
     [metal, masterdata] = await Promise.all([createScratchDatabase("metal_ro"), createScratchDatabase("metal_ro_md")]);
   });
@@ -70,6 +76,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
   afterAll(async () => {
     for (const r of running) if (r.proc.exitCode === null) r.proc.kill("SIGKILL");
     await Promise.all([metal?.drop(), masterdata?.drop()]);
+    rmSync(SCRATCH, { recursive: true, force: true });
   });
 
   it("starts metal-api, which migrates, issues the admin token, serves and stops cleanly", async () => {
@@ -77,7 +84,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
     const run = runReadOnly("metal-api", [], {
       METAL_LISTEN: `127.0.0.1:${port}`,
       METAL_CONSOLE_LISTEN: `127.0.0.1:${consolePort}`,
-      METAL_DATA_DIR: "/tmp/metal",
+      METAL_DATA_DIR: `${SCRATCH}/metal`,
       DATABASE_URL: metal.url,
       MASTERDATA_DATABASE_URL: masterdata.url,
       LOG_LEVEL: "info",
@@ -91,7 +98,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
       },
       scaled(120_000),
     );
-    expect(run.output()).toContain("operator admin token written to /tmp/metal/admin-token");
+    expect(run.output()).toContain(`operator admin token written to ${SCRATCH}/metal/admin-token`);
     run.proc.kill("SIGTERM");
     expect(await run.exit).toBe(0);
     expect(run.output()).not.toMatch(/EROFS|read-only file system|EACCES/i);
@@ -101,7 +108,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
     const port = await freePort();
     const run = runReadOnly("masterdata-api", [], {
       MASTERDATA_LISTEN: `127.0.0.1:${port}`,
-      MASTERDATA_DATA_DIR: "/tmp/masterdata",
+      MASTERDATA_DATA_DIR: `${SCRATCH}/masterdata`,
       MASTERDATA_DATABASE_URL: masterdata.url,
       METAL_DATABASE_URL: metal.url,
     });
@@ -120,7 +127,7 @@ describe.skipIf(!usable)("the bins on a read-only root filesystem, as uid 10001"
   });
 
   it("backs both databases up with metal-backup into its writable directory, and finds nothing to restore into them", async () => {
-    const env = { DATABASE_URL: metal.url, MASTERDATA_DATABASE_URL: masterdata.url, METAL_BACKUP_DIR: "/tmp/backups", METAL_BACKUP_SCRATCH_DIR: "/tmp/scratch" };
+    const env = { DATABASE_URL: metal.url, MASTERDATA_DATABASE_URL: masterdata.url, METAL_BACKUP_DIR: `${SCRATCH}/backups`, METAL_BACKUP_SCRATCH_DIR: `${SCRATCH}/scratch` };
     const backup = runReadOnly("metal-backup", ["backup"], env);
     running.push(backup);
     expect(await backup.exit, backup.output()).toBe(0);
