@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { type CryptoKey, jwtVerify, SignJWT } from "jose";
+import { type CryptoKey, SignJWT } from "jose";
 import { toRoles, toStoredRoles } from "../convert/token.js";
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
@@ -11,14 +11,13 @@ import { uuidv7 } from "../ids.js";
 import { tokenRepository as tokens } from "../repositories/token-repository.js";
 import type { RevocationFanout } from "./revocation.js";
 import { createKeyRing, type RotationResult, SIGNING_ALG } from "./signing-keys.js";
+import { createSignatureCheck, TOKEN_ISSUER } from "./token-signatures.js";
 
-const ISSUER = "metal";
+const ISSUER = TOKEN_ISSUER;
 const ALG = SIGNING_ALG;
 /** How long a replica trusts its cached view of a token row (a revocation on another replica that did not reach it over the bus shows after this). */
 const ROW_CACHE_MS = 5_000;
 const ROW_CACHE_MAX = 10_000;
-/** Bearer secrets whose signature this replica has checked (bounded like the row cache). */
-const SIGNATURE_CACHE_MAX = 10_000;
 
 export interface IssueRequest {
   subject: string;
@@ -96,32 +95,9 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
   await keys.ensureFirst();
   // The lookup itself is cached, so the calls that find an entry expired together share one query.
   const cache = new Map<string, { row: Promise<TokenRow | undefined>; at: number }>();
-  // A token's signature and claims never change, so each secret is verified once (an Ed25519 verify was
-  // the largest cost of a unary read); only secrets that verified are kept, so garbage cannot fill this.
-  // Expiry is still checked on every call, and revocation is the row's business (tokenRow, every call).
-  const signatures = new Map<string, { jti: string | undefined; exp: number | undefined }>();
+  // Each secret's signature is verified once (token-signatures.ts); revocation is the row's business (tokenRow, every call).
 
-  async function claimsOf(secret: string): Promise<{ jti: string | undefined; exp: number | undefined }> {
-    const known = signatures.get(secret);
-    if (known) {
-      if (known.exp !== undefined && known.exp <= Math.floor(Date.now() / 1000)) throw unauthenticated("the token has expired");
-      return known;
-    }
-    // Outside the try below: a failing key read is the database's trouble, not the token's.
-    const publicKey = await keys.keyFor(secret);
-    if (!publicKey) throw unauthenticated("the token is not valid");
-    let claims: { jti: string | undefined; exp: number | undefined };
-    try {
-      const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [ALG] });
-      claims = { jti: payload.jti, exp: payload.exp };
-    } catch (err) {
-      const reason = (err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "the token has expired" : "the token is not valid";
-      throw unauthenticated(reason);
-    }
-    if (signatures.size >= SIGNATURE_CACHE_MAX) signatures.clear();
-    signatures.set(secret, claims);
-    return claims;
-  }
+  const claimsOf = createSignatureCheck((secret) => keys.keyFor(secret));
 
   function tokenRow(id: string): Promise<TokenRow | undefined> {
     const hit = cache.get(id);

@@ -1,6 +1,5 @@
-import { jwtVerify } from "jose";
-import { SIGNING_ALG } from "../../auth/signing-keys.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
+import { createSignatureCheck } from "../../auth/token-signatures.js";
 import { toRoles } from "../../convert/token.js";
 import type { DbHandle } from "../../db/handle.js";
 import { AdminRole, noRoles, type Principal } from "../../domain/roles.js";
@@ -9,12 +8,9 @@ import { metalCredentialRepository as credentials, type TokenGrant } from "../re
 import type { PublicKeyRing } from "./public-keys.js";
 import { claimsServiceCredential, verifyServiceCredential } from "./service-credential.js";
 
-/** The issuer of every metal token (server/auth/token-authority.ts). */
-const ISSUER = "metal";
 /** As metal-api's authority: a revocation shows here within this long (masterdata-api is not on metal-api's bus). */
 const ROW_CACHE_MS = 5_000;
 const ROW_CACHE_MAX = 10_000;
-const SIGNATURE_CACHE_MAX = 10_000;
 
 /** Principals made from metal-api's service credential; an object in here cannot be made from a token. */
 const metalApiPrincipals = new WeakSet<Principal>();
@@ -34,27 +30,8 @@ export const isMetalApi = (p: Principal | undefined): boolean => p !== undefined
  */
 export function createTokenVerifier(db: DbHandle, keys: PublicKeyRing): Pick<TokenAuthority, "verify" | "forget"> {
   const rows = new Map<string, { row: Promise<TokenGrant | undefined>; at: number }>();
-  const signatures = new Map<string, { jti: string | undefined; exp: number | undefined }>();
 
-  async function claimsOf(secret: string): Promise<{ jti: string | undefined; exp: number | undefined }> {
-    const known = signatures.get(secret);
-    if (known) {
-      if (known.exp !== undefined && known.exp <= Math.floor(Date.now() / 1000)) throw unauthenticated("the token has expired");
-      return known;
-    }
-    const publicKey = await keys.keyFor(secret);
-    if (!publicKey) throw unauthenticated("the token is not valid");
-    let claims: { jti: string | undefined; exp: number | undefined };
-    try {
-      const { payload } = await jwtVerify(secret, publicKey, { issuer: ISSUER, algorithms: [SIGNING_ALG] });
-      claims = { jti: payload.jti, exp: payload.exp };
-    } catch (err) {
-      throw unauthenticated((err as { code?: string }).code === "ERR_JWT_EXPIRED" ? "the token has expired" : "the token is not valid");
-    }
-    if (signatures.size >= SIGNATURE_CACHE_MAX) signatures.clear();
-    signatures.set(secret, claims);
-    return claims;
-  }
+  const claimsOf = createSignatureCheck((secret) => keys.keyFor(secret));
 
   function tokenRow(id: string): Promise<TokenGrant | undefined> {
     const hit = rows.get(id);
