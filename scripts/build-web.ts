@@ -55,10 +55,6 @@ export async function buildWeb(outDir = join(ROOT, "dist", "web")): Promise<WebB
     write: true,
     logLevel: "warning",
     tsconfig: join(ROOT, "web", "tsconfig.json"),
-    // Preact's compatibility layer in place of React at build time: the same hooks and components for
-    // the console's code (typed against React's types), a fraction of react-dom's bytes to fetch, parse
-    // and run before the machine table can be drawn (docs/web-console.md).
-    alias: { react: "preact/compat", "react-dom/client": "preact/compat/client", "react-dom": "preact/compat", "react/jsx-runtime": "preact/jsx-runtime" },
   } satisfies BuildOptions;
   // The app; lazily imported pages (import()) become chunks of their own, loaded when first opened.
   const result = await build({ ...options, entryPoints: { app: join(ROOT, "web", "main.tsx") }, splitting: true });
