@@ -430,6 +430,16 @@ describe("deploy/kubernetes/overlays/cloudnative-pg", () => {
 });
 
 describe("deploy/kubernetes/base", () => {
+  it("gives masterdata-api's server a reader's URL of the metal database, never the owner's that metal-api has", () => {
+    const md = container(deployment(builds.base, "masterdata-api"), "masterdata-api");
+    const api = container(deployment(builds.base, "metal-api"), "metal-api");
+    const secretOf = (c: Container, name: string) => obj(obj((c.env ?? []).find((e) => e.name === name)?.valueFrom).secretKeyRef).name;
+    // The owner could read the private signing keys: a compromised masterdata-api would mint any token.
+    expect(secretOf(md, "METAL_DATABASE_URL")).toBe("metal-database-reader");
+    expect(secretOf(api, "DATABASE_URL")).toBe("metal-database");
+    expect(JSON.stringify(md)).not.toMatch(/"metal-database"/);
+  });
+
   it("names in docs/operations.md every Secret it needs, with its keys", () => {
     const doc = readFileSync(join(REPO, "docs/operations.md"), "utf8");
     const needed = new Map<string, Set<string>>();
@@ -442,7 +452,7 @@ describe("deploy/kubernetes/base", () => {
         }
       for (const v of list(podSpecOf(w)!.volumes)) if (v.secret) for (const item of list(obj(v.secret).items)) need(obj(v.secret).secretName as string, item.key as string);
     }
-    expect([...needed.keys()].sort()).toEqual(["masterdata-database", "metal-backup", "metal-database", "metal-mqtt"]);
+    expect([...needed.keys()].sort()).toEqual(["masterdata-database", "metal-backup", "metal-database", "metal-database-reader", "metal-mqtt"]);
     for (const [name, keys] of needed) {
       // `kubectl create secret generic NAME --from-literal=KEY=…` (or --from-file) for each.
       const command = doc.match(new RegExp(`kubectl -n metal create secret generic ${name}\\b(?:[^\\n]*\\\\\\n)*[^\\n]*`))?.[0] ?? "";
