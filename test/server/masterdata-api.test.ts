@@ -2,16 +2,23 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code, createClient } from "@connectrpc/connect";
+import { SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTransport } from "../../client/transport.js";
 import { TenantService } from "../../gen/masterdata/v1/tenant_pb.js";
 import { AdminRole } from "../../gen/metal/api/v1/common_pb.js";
+import { createMachineCredentials } from "../../server/auth/machine-credential.js";
+import { createReplicaCredentials } from "../../server/auth/replica-credential.js";
+import { createKeyRing } from "../../server/auth/signing-keys.js";
 import { createTokenAuthority, type TokenAuthority } from "../../server/auth/token-authority.js";
 import { loadConfig } from "../../server/config.js";
 import type { Database } from "../../server/db/database.js";
 import { type MetalSchema, openMetalDatabase } from "../../server/db/metal-database.js";
 import { listen } from "../../server/http/listener.js";
 import { createLogger } from "../../server/logger.js";
+import { createPublicKeyRing } from "../../server/masterdata/auth/public-keys.js";
+import { createServiceCredentialSigner, SERVICE_AUDIENCE, SERVICE_ISSUER, SERVICE_TYP } from "../../server/masterdata/auth/service-credential.js";
+import { createTokenVerifier, isMetalApi } from "../../server/masterdata/auth/token-verifier.js";
 import { loadMasterdataConfig } from "../../server/masterdata/config.js";
 import { createMasterdataServer } from "../../server/masterdata/server.js";
 import { expectCode } from "../helpers/expect.js";
@@ -96,4 +103,47 @@ describe("masterdata-api on its embedded database", () => {
     },
     scaled(60_000),
   );
+});
+
+describe("masterdata-api's credentials", () => {
+  const roles = { adminRole: AdminRole.ADMIN, projectRoles: {}, tenantRoles: {}, infraPartition: "" };
+
+  it("takes metal-api's service credential only here and only within its minute; no other credential of the control plane passes as one", async () => {
+    const keys = createPublicKeyRing(metal.db);
+    await keys.load();
+    const verifier = createTokenVerifier(metal.db, keys);
+    const service = await createServiceCredentialSigner(metal.db, "api-1").current();
+    const principal = await verifier.verify(service);
+    expect(isMetalApi(principal)).toBe(true);
+    expect(principal.roles.adminRole).toBe(AdminRole.ADMIN);
+    // metal-api's own token authority refuses it: it is no metal token.
+    await expectCode(authority.verify(service), Code.Unauthenticated, "not valid");
+
+    // Signed with the control plane's real key, but replayed past its minute, or for another audience.
+    const { kid, privateKey } = await createKeyRing(metal.db).signer(metal.db);
+    const now = Math.floor(Date.now() / 1000);
+    const sign = (iat: number, exp: number, audience = SERVICE_AUDIENCE, typ = SERVICE_TYP) =>
+      new SignJWT({}).setProtectedHeader({ alg: "EdDSA", kid, typ }).setIssuer(SERVICE_ISSUER).setAudience(audience).setSubject("api-1").setIssuedAt(iat).setExpirationTime(exp).sign(privateKey);
+    await expectCode(verifier.verify(await sign(now - 61, now + 3600)), Code.Unauthenticated);
+    await expectCode(verifier.verify(await sign(now - 120, now - 60)), Code.Unauthenticated);
+    await expectCode(verifier.verify(await sign(now, now + 60, "metal.internal.v1.ReplicaService")), Code.Unauthenticated);
+    // The service issuer without the service type goes the metal-token way, which wants issuer "metal".
+    await expectCode(verifier.verify(await sign(now, now + 60, SERVICE_AUDIENCE, "JWT")), Code.Unauthenticated);
+
+    // A replica's credential and a machine's, both signed with the same key, are refused here.
+    const replica = await (await createReplicaCredentials(metal.db, "api-1")).current();
+    await expectCode(verifier.verify(replica), Code.Unauthenticated);
+    const machine = await (await createMachineCredentials(metal.db)).issue({ machineId: "m1", partition: "p1", generation: 0, mac: "" });
+    await expectCode(verifier.verify(machine.secret), Code.Unauthenticated);
+
+    // Metal tokens as metal-api decides them: a revoked or expired one is refused, whatever its signature.
+    const live = await authority.issue(metal.db, { subject: "op", description: "", roles, createdBy: "test", expiresAt: new Date(Date.now() + 3600_000) });
+    expect(isMetalApi(await verifier.verify(live.secret))).toBe(false);
+    const revoked = await authority.issue(metal.db, { subject: "op", description: "", roles, createdBy: "test", expiresAt: new Date(Date.now() + 3600_000) });
+    await authority.revoke(metal.db, revoked.row.id);
+    await expectCode(verifier.verify(revoked.secret), Code.Unauthenticated, "revoked");
+    // Expired: its JWT expiry has passed (the row's expiry is the same instant).
+    const expired = await authority.issue(metal.db, { subject: "op", description: "", roles, createdBy: "test", expiresAt: new Date(Date.now() - 1000) });
+    await expectCode(verifier.verify(expired.secret), Code.Unauthenticated, "expired");
+  });
 });
