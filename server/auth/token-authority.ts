@@ -6,7 +6,7 @@ import type { DbHandle } from "../db/handle.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
 import type { Principal, Roles } from "../domain/roles.js";
 import { refreshedExpiry, refreshRefusal } from "../domain/token-refresh.js";
-import { failedPrecondition, notFound, unauthenticated } from "../errors.js";
+import { failedPrecondition, notFound, permissionDenied, unauthenticated } from "../errors.js";
 import { uuidv7 } from "../ids.js";
 import { tokenRepository as tokens } from "../repositories/token-repository.js";
 import type { RevocationFanout } from "./revocation.js";
@@ -30,6 +30,12 @@ export interface IssueRequest {
    * revoking the parent revokes this one too, and a revoked parent mints nothing.
    */
   parentId?: string;
+  /**
+   * With parentId: what the new token grants beyond the parent's roles as
+   * they are now (read under the parent's lock, after any concurrent cap or
+   * removal committed); a non-empty answer refuses the mint (PermissionDenied).
+   */
+  excessOverParent?: (parentRoles: Roles) => string[];
   /** The operator admin token metal-api issues on its own (see admin-token.ts). */
   bootstrap?: boolean;
 }
@@ -153,7 +159,11 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
       // The key is read before the row is written (see KEY_HANDOVER_MS).
       const write = async (handle: DbHandle) => {
         const signer = await keys.signer(handle);
-        if (parentId !== undefined) await tokens.holdLiveParent(handle, parentId);
+        if (parentId !== undefined) {
+          const parent = await tokens.holdLiveParent(handle, parentId);
+          const excess = req.excessOverParent?.(toRoles(parent.roles)) ?? [];
+          if (excess.length > 0) throw permissionDenied(`permission denied: a token can only grant what yours holds: ${excess.join("; ")}`);
+        }
         return { signer, row: await tokens.create(handle, values) };
       };
       const { signer, row } = parentId === undefined ? await write(db) : await inTransaction(db, write);

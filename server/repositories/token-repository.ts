@@ -24,9 +24,10 @@ export const tokenRepository = {
    * it is not revoked: a revocation of the parent waits for the child to be
    * committed and then revokes it too, or the child is refused here.
    */
-  async holdLiveParent(tx: DbHandle, parentId: string): Promise<void> {
-    const [row] = await tx.select({ revokedAt: tokens.revokedAt }).from(tokens).where(eq(tokens.id, parentId)).for("share");
+  async holdLiveParent(tx: DbHandle, parentId: string): Promise<TokenRow> {
+    const [row] = await tx.select().from(tokens).where(eq(tokens.id, parentId)).for("share");
     if (!row || row.revokedAt) throw unauthenticated("the token has been revoked");
+    return row;
   },
 
   /** Like holdLiveParent, for a refresh: returns the parent's expiry; undefined when it is gone. */
@@ -105,6 +106,13 @@ export const tokenRepository = {
     const path = sql`array[${scope}::text, ${id}::text]`;
     const held = sql`(${tokens.roles} #>> ${path})::int`;
     const roles = max <= 0 ? sql`jsonb_set(${tokens.roles}, array[${scope}::text], (${tokens.roles} -> ${scope}::text) - ${id}::text)` : sql`jsonb_set(${tokens.roles}, ${path}, to_jsonb(${max}::int))`;
+    // Locked first, in a statement of its own: a mint holding one of these tokens (as parent, FOR SHARE) commits
+    // before this goes on, and the UPDATE below, with a snapshot taken after it, caps the minted token too.
+    await db
+      .select({ id: tokens.id })
+      .from(tokens)
+      .where(and(eq(tokens.subject, subject), isNull(tokens.revokedAt), sql`${held} > ${max}::int`))
+      .for("update");
     return db
       .update(tokens)
       .set({ roles })

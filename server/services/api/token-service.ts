@@ -39,7 +39,8 @@ export function createTokenService({ db, authority, projects }: TokenServiceDeps
       const caller = callerOf(ctx);
       const ttl = validateTokenCreate(req);
       const roles = rolesFromProto(req.roles);
-      const excess = excessGrants(caller, roles, await tenantsOfProjects(projects, Object.keys(roles.projectRoles)));
+      const projectTenants = await tenantsOfProjects(projects, Object.keys(roles.projectRoles));
+      const excess = excessGrants(caller, roles, projectTenants);
       if (excess.length > 0) throw permissionDenied(`permission denied: a token can only grant what yours holds: ${excess.join("; ")}`);
       // A derived token never outlives the token that created it.
       const expiresAt = new Date(Math.min(Date.now() + ttl, caller.expiresAt.getTime()));
@@ -50,6 +51,8 @@ export function createTokenService({ db, authority, projects }: TokenServiceDeps
         createdBy: caller.subject,
         expiresAt,
         parentId: caller.tokenId,
+        // Checked again against the parent as it is under its lock: a membership removed meanwhile is not handed on.
+        excessOverParent: (parentRoles) => excessGrants({ ...caller, roles: parentRoles }, roles, projectTenants),
       });
       return { token: toProtoToken(row), secret };
     },
