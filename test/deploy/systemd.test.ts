@@ -102,6 +102,26 @@ describe("deploy/systemd", () => {
     }
   });
 
+  it("shows masterdata-api's TLS, its key handed over as a credential: uncommented, those lines give a config that serves TLS", () => {
+    const text = readFileSync(join(DIR, "masterdata-api.service"), "utf8");
+    const tlsLines = text
+      .split("\n")
+      .filter((l) => /^#(LoadCredential|Environment)=/.test(l))
+      .map((l) => l.slice(1));
+    const credentials = tlsLines.filter((l) => l.startsWith("LoadCredential=")).map((l) => l.slice("LoadCredential=".length).split(":"));
+    // Root's files under /etc/metal, read by systemd, never by the unit's dynamic user.
+    expect(credentials.map(([, path]) => path).sort()).toEqual(["/etc/metal/masterdata-api/tls.crt", "/etc/metal/masterdata-api/tls.key"]);
+    const env: Record<string, string> = { METAL_DATABASE_URL: "postgres://r@db/metal" };
+    for (const l of tlsLines.filter((x) => x.startsWith("Environment="))) {
+      const [name, value] = l.slice("Environment=".length).split("=");
+      expect(value, name).toMatch(/^%d\//);
+      expect(credentials.map(([id]) => id)).toContain(value!.slice(3));
+      env[name!] = value!;
+    }
+    const c = loadMasterdataConfig(env, []);
+    expect([c.tlsCert, c.tlsKey]).toEqual(["%d/tls.crt", "%d/tls.key"]);
+  });
+
   it("has example environment files with only settings the daemons read and accept", () => {
     const tmp = mkdtempSync(join(tmpdir(), "metal-units-env-"));
     try {
