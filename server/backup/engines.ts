@@ -13,8 +13,10 @@ import { pipeline } from "node:stream/promises";
 /** A URL without its password (for the command line) and the password (for the environment). */
 export function connectionOf(url: string): { dbname: string; env: Record<string, string> } {
   const u = new URL(url);
-  const password = decodeURIComponent(u.password);
+  // A password in the query (?password=) would reach the command line too: it goes to the environment like one in the userinfo.
+  const password = decodeURIComponent(u.password) || (u.searchParams.get("password") ?? "");
   u.password = "";
+  u.searchParams.delete("password");
   return { dbname: u.toString(), env: password ? { PGPASSWORD: password } : {} };
 }
 

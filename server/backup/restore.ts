@@ -11,7 +11,7 @@ import { type BackupKeys, decryptingStream, keyCheck, manifestMac, sameHex } fro
 import { pgRestore } from "./engines.js";
 import { DATABASE_NAMES, type DatabaseName, type Manifest, ManifestError, macInput, migrationMismatch, type PartEntry, parseManifest } from "./manifest.js";
 import type { BackupSettings, DatabaseLocation } from "./settings.js";
-import { type Store, sha256OfFile } from "./store.js";
+import { type Store, StoreError, sha256OfFile } from "./store.js";
 
 /** A backup that must not be restored, or a target that must not be restored into: the message says why. */
 export class RestoreRefused extends Error {}
@@ -32,7 +32,7 @@ export interface VerifiedBackup {
  */
 export async function verifyBackup(store: Store, id: string, keys: BackupKeys | undefined, scratch: string): Promise<VerifiedBackup> {
   const where = `backup ${id} in ${store.name}`;
-  const text = await store.readManifest(id);
+  const text = await store.readManifest(id).catch((err: unknown) => Promise.reject(err instanceof StoreError ? new RestoreRefused(`${where}: ${err.message}`) : err));
   if (text === undefined) throw new RestoreRefused(`${where} is incomplete: it has no manifest (it was cut off while being written, or is being written now)`);
   let manifest: Manifest;
   try {
@@ -41,6 +41,10 @@ export async function verifyBackup(store: Store, id: string, keys: BackupKeys | 
     if (err instanceof ManifestError) throw new RestoreRefused(`${where}: ${err.message}`);
     throw err;
   }
+  // With a key set, an unencrypted backup is refused: anyone who can write to the store could have planted it (no MAC covers it).
+  if (keys && !manifest.encryption) {
+    throw new RestoreRefused(`${where} is not encrypted, but METAL_BACKUP_KEY_FILE is set: refused (anyone who can write to the store could have made it); unset the key to restore it`);
+  }
   if (manifest.encryption) {
     if (!keys) throw new RestoreRefused(`${where} is encrypted: set METAL_BACKUP_KEY_FILE to the key it was made with`);
     if (!sameHex(manifest.encryption.keyCheck, keyCheck(keys))) throw new RestoreRefused(`${where} was encrypted with another key: METAL_BACKUP_KEY_FILE holds the wrong key`);
@@ -48,7 +52,7 @@ export async function verifyBackup(store: Store, id: string, keys: BackupKeys | 
   }
   const files = {} as Record<DatabaseName, string>;
   for (const part of manifest.parts) {
-    const path = await store.fetchPart(id, part.file, scratch);
+    const path = await store.fetchPart(id, part.file, scratch, part.size).catch((err: unknown) => Promise.reject(err instanceof StoreError ? new RestoreRefused(`${where}: ${err.message}`) : err));
     if (path === undefined) throw new RestoreRefused(`${where} is missing its part ${part.file}: the backup is partial`);
     const size = (await stat(path)).size;
     if (size !== part.size) throw new RestoreRefused(`${where}: ${part.file} is ${size} bytes, the manifest says ${part.size} (truncated or damaged)`);

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
+import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { type Credentials, EMPTY_SHA256, sha256Hex, sign, uriEncode } from "./sigv4.js";
 
@@ -114,10 +114,22 @@ export class S3Client {
     res.resume();
   }
 
-  /** Downloads an object into a file; a missing object rejects (S3Error, code NoSuchKey). */
-  async getFile(key: string, path: string): Promise<void> {
+  /**
+   * Downloads an object into a new file (0600); a missing object rejects
+   * (S3Error, code NoSuchKey). An object longer than `maxBytes` is
+   * refused (S3Error, code TooLarge) when that many bytes have come.
+   */
+  async getFile(key: string, path: string, maxBytes: number): Promise<void> {
     const res = await this.send({ method: "GET", key });
-    await pipeline(res, createWriteStream(path, { mode: 0o600 }));
+    let n = 0;
+    const bounded = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        n += chunk.length;
+        if (n > maxBytes) done(new S3Error(`S3 GET ${key}: larger than the ${maxBytes} bytes expected`, 0, "TooLarge"));
+        else done(null, chunk);
+      },
+    });
+    await pipeline(res, bounded, createWriteStream(path, { mode: 0o600, flags: "wx" }));
   }
 
   /** An object's text, or undefined when there is none; at most `maxBytes` (longer is an error). */

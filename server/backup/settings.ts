@@ -13,6 +13,7 @@ export const BACKUP_SETTINGS = {
   s3Bucket: { env: "METAL_BACKUP_S3_BUCKET", flag: "s3-bucket", optional: true },
   s3Prefix: { env: "METAL_BACKUP_S3_PREFIX", flag: "s3-prefix", fallback: "metal/" },
   s3Region: { env: "METAL_BACKUP_S3_REGION", flag: "s3-region", fallback: "us-east-1" },
+  s3AllowHttp: { env: "METAL_BACKUP_S3_ALLOW_HTTP", flag: "s3-allow-http", fallback: "false" },
   keyFile: { env: "METAL_BACKUP_KEY_FILE", flag: "key-file", optional: true },
   interval: { env: "METAL_BACKUP_INTERVAL", flag: "interval", fallback: "1h" },
   keep: { env: "METAL_BACKUP_KEEP", flag: "keep", fallback: "24" },
@@ -58,6 +59,9 @@ export function readSecret(env: NodeJS.ProcessEnv, name: string): string | undef
   return env[name] || undefined;
 }
 
+/** localhost, 127.0.0.0/8 or ::1: plain http there does not cross a network. */
+export const isLoopback = (hostname: string): boolean => hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+
 /** Failed unfinished backups are removed after this (one being written is never this old). */
 const PARTIAL_GRACE_MS = 24 * 3_600_000;
 
@@ -69,6 +73,10 @@ export function loadBackupSettings(env: NodeJS.ProcessEnv, argv: readonly string
   const endpoint = r.optional("s3Endpoint");
   if (endpoint !== undefined) {
     r.url("s3Endpoint", ["http:", "https:"]);
+    // Plain http outside this host sends backups and signed requests over the network unprotected: only when asked for.
+    if (new URL(endpoint).protocol === "http:" && !isLoopback(new URL(endpoint).hostname) && !r.bool("s3AllowHttp")) {
+      throw new SettingsError("--s3-endpoint ($METAL_BACKUP_S3_ENDPOINT) is plain http to another host: use https, or set --s3-allow-http ($METAL_BACKUP_S3_ALLOW_HTTP=true) on a network you trust");
+    }
     const bucket = r.optional("s3Bucket");
     if (!bucket) throw new SettingsError("--s3-bucket ($METAL_BACKUP_S3_BUCKET) is required with an S3 endpoint");
     const accessKeyId = readSecret(env, "METAL_BACKUP_S3_ACCESS_KEY");

@@ -1,0 +1,194 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SettingsError } from "../../client/settings.js";
+import { deriveKeys } from "../../server/backup/crypto.js";
+import { connectionOf } from "../../server/backup/engines.js";
+import { type Manifest, partFile } from "../../server/backup/manifest.js";
+import { RestoreRefused, verifyBackup } from "../../server/backup/restore.js";
+import { loadBackupSettings } from "../../server/backup/settings.js";
+import { DirStore, S3Store, StoreError } from "../../server/backup/store.js";
+
+/** A party that can write into the backup directory or the bucket, or answer for the S3 service: what it must not achieve. */
+
+const ID = "20261205T191632Z-3fa9";
+const OTHER = "20261205T191633Z-3fa9";
+let root: string;
+
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), "metal-backup-hostile-"));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+const fresh = async (name: string) => {
+  const dir = join(root, name);
+  await mkdir(dir, { recursive: true });
+  return dir;
+};
+
+const plainManifest = (id: string): Manifest => ({
+  format: "metal-backup",
+  version: 1,
+  id,
+  createdAt: "2026-12-05T19:16:32.000Z",
+  producer: "0.1.0",
+  encryption: null,
+  parts: (["metal", "masterdata"] as const).map((database) => ({
+    database,
+    engine: "postgres" as const,
+    format: "pg_dump-custom",
+    file: partFile(database, "postgres", false),
+    size: 5,
+    sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+    migrations: { count: 0, last: 0 },
+    tables: 1,
+    serverVersion: "16",
+  })),
+});
+
+describe("a backup directory with planted symbolic links", () => {
+  it("neither lists nor removes through a link under a backup's name", async () => {
+    const store = await fresh("links-dir");
+    const elsewhere = await fresh("elsewhere");
+    await writeFile(join(elsewhere, "manifest.json"), "precious");
+    await writeFile(join(elsewhere, "data"), "precious");
+    await symlink(elsewhere, join(store, ID));
+    await symlink(elsewhere, join(store, `.${OTHER}.partial`));
+    const s = new DirStore(store);
+    expect(await s.list()).toEqual([]);
+    await s.remove(ID);
+    await s.remove(OTHER);
+    expect((await readdir(elsewhere)).sort()).toEqual(["data", "manifest.json"]);
+  });
+
+  it("refuses a manifest or a part that is a link, and reads nothing through it", async () => {
+    const store = await fresh("links-files");
+    const secret = join(root, "secret.txt");
+    await writeFile(secret, "hello");
+    await mkdir(join(store, ID));
+    await symlink(secret, join(store, ID, "manifest.json"));
+    const s = new DirStore(store);
+    expect(await s.list()).toEqual([{ id: ID, complete: false }]);
+    await expect(s.readManifest(ID)).rejects.toThrow(StoreError);
+    await rm(join(store, ID, "manifest.json"));
+    await writeFile(join(store, ID, "manifest.json"), JSON.stringify(plainManifest(ID)));
+    await symlink(secret, join(store, ID, "metal.dump"));
+    const scratch = await fresh("links-scratch");
+    await expect(verifyBackup(s, ID, undefined, scratch)).rejects.toThrow(/metal\.dump of backup .* is a symbolic link/);
+    expect(await readdir(scratch)).toEqual([]);
+  });
+});
+
+describe("a part in a backup directory", () => {
+  it("is copied into the private scratch directory, so what was checked is what is restored", async () => {
+    const store = await fresh("copy-dir");
+    await mkdir(join(store, ID));
+    await writeFile(join(store, ID, "metal.dump"), "hello");
+    const scratch = await fresh("copy-scratch");
+    const path = await new DirStore(store).fetchPart(ID, "metal.dump", scratch, 5);
+    expect(path).toBe(join(scratch, "metal.dump"));
+    await writeFile(join(store, ID, "metal.dump"), "HACKED");
+    expect(await readFile(path!, "utf8")).toBe("hello");
+    expect((await stat(path!)).mode & 0o777).toBe(0o600);
+  });
+
+  it("is copied only up to one byte past its manifest's size", async () => {
+    const store = await fresh("bound-dir");
+    await mkdir(join(store, ID));
+    await writeFile(join(store, ID, "metal.dump"), "x".repeat(100_000));
+    const scratch = await fresh("bound-scratch");
+    const path = await new DirStore(store).fetchPart(ID, "metal.dump", scratch, 10);
+    expect((await stat(path!)).size).toBe(11);
+  });
+});
+
+describe("an unencrypted backup while a key is set", () => {
+  it("is refused: anyone who can write to the store could have planted it", async () => {
+    const store = await fresh("downgrade");
+    await mkdir(join(store, ID));
+    await writeFile(join(store, ID, "manifest.json"), JSON.stringify(plainManifest(ID)));
+    for (const f of ["metal.dump", "masterdata.dump"]) await writeFile(join(store, ID, f), "hello");
+    const keys = deriveKeys(Buffer.alloc(32, 7));
+    const scratch = await fresh("downgrade-scratch");
+    await expect(verifyBackup(new DirStore(store), ID, keys, scratch)).rejects.toThrow(RestoreRefused);
+    await expect(verifyBackup(new DirStore(store), ID, keys, scratch)).rejects.toThrow(/is not encrypted, but METAL_BACKUP_KEY_FILE is set/);
+  });
+});
+
+/** A fake S3 service that answers what the test says and records the requests. */
+async function fakeS3(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const seen: string[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${decodeURIComponent(new URL(req.url!, "http://x").pathname)}`);
+    req.resume();
+    answer(req, res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as AddressInfo).port;
+  const store = new S3Store({ endpoint: `http://127.0.0.1:${port}`, bucket: "bucket", region: "us-east-1", credentials: { accessKeyId: "AK", secretAccessKey: "SK" }, prefix: "metal/" });
+  return { seen, store, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}
+
+describe("a hostile S3 service", () => {
+  it("cannot steer retention's deletes outside the backup's prefix", async () => {
+    const listing = [`metal/${ID}/manifest.json`, `metal/${ID}/metal.dump`, "other/precious", `metal/${OTHER}/metal.dump`, `metal/${ID}/../../other/x`]
+      .map((k) => `<Contents><Key>${k}</Key></Contents>`)
+      .join("");
+    const s3 = await fakeS3((req, res) => {
+      if (req.method === "GET") res.end(`<ListBucketResult><IsTruncated>false</IsTruncated>${listing}</ListBucketResult>`);
+      else res.writeHead(204).end();
+    });
+    try {
+      await s3.store.remove(ID);
+      expect(s3.seen.filter((r) => r.startsWith("DELETE"))).toEqual([`DELETE /bucket/metal/${ID}/manifest.json`, `DELETE /bucket/metal/${ID}/metal.dump`]);
+    } finally {
+      await s3.close();
+    }
+  });
+
+  it("cannot fill the scratch disk: a part longer than its manifest says is cut off and removed", async () => {
+    const s3 = await fakeS3((_req, res) => {
+      res.writeHead(200);
+      const chunk = Buffer.alloc(64 * 1024, 1);
+      let sent = 0;
+      const more = () => {
+        while (sent < 64 && res.write(chunk)) sent++;
+        if (sent >= 64) res.end();
+        else res.once("drain", more);
+      };
+      more();
+    });
+    try {
+      const scratch = await fresh("s3-bound");
+      await expect(s3.store.fetchPart(ID, "metal.dump", scratch, 1000)).rejects.toThrow(/larger than its manifest says/);
+      expect(await readdir(scratch)).toEqual([]);
+    } finally {
+      await s3.close();
+    }
+  });
+});
+
+describe("settings", () => {
+  const env = { METAL_BACKUP_S3_BUCKET: "b", METAL_BACKUP_S3_ACCESS_KEY: "a", METAL_BACKUP_S3_SECRET_KEY: "s" };
+  it("refuse plain http to another host unless asked for; loopback and https are fine", () => {
+    expect(() => loadBackupSettings({ ...env, METAL_BACKUP_S3_ENDPOINT: "http://s3.example.org" }, [])).toThrow(SettingsError);
+    expect(() => loadBackupSettings({ ...env, METAL_BACKUP_S3_ENDPOINT: "http://s3.example.org" }, [])).toThrow(/plain http/);
+    expect(loadBackupSettings({ ...env, METAL_BACKUP_S3_ENDPOINT: "http://s3.example.org", METAL_BACKUP_S3_ALLOW_HTTP: "true" }, []).s3?.endpoint).toBe("http://s3.example.org");
+    for (const ok of ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000", "https://s3.example.org"]) {
+      expect(loadBackupSettings({ ...env, METAL_BACKUP_S3_ENDPOINT: ok }, []).s3?.endpoint).toBe(ok);
+    }
+  });
+
+  it("keep a database password off pg_dump's command line, in the userinfo or the query", () => {
+    for (const url of ["postgres://metal:s3cret@db:5432/metal", "postgres://metal@db:5432/metal?password=s3cret&sslmode=require"]) {
+      const c = connectionOf(url);
+      expect(c.dbname).not.toContain("s3cret");
+      expect(c.env.PGPASSWORD).toBe("s3cret");
+    }
+  });
+});
