@@ -321,6 +321,17 @@ describe.each(Object.entries(builds))("deploy/kubernetes/%s", (_name, objects) =
     expect(allowed(backup, mqtt, 1883), "backup -> broker").toBe(false);
     expect(allowed(mqtt, api, 8080), "broker -> metal-api").toBe(false);
     expect(allowed(api, backup, 8080), "nothing reaches the backup").toBe(false);
+    // Only the public API takes traffic from outside the namespace: every ingress rule of the other pods
+    // names its peers, as pods of this namespace (no namespaceSelector, no ipBlock, never "from anywhere").
+    for (const d of [md, mqtt, backup]) {
+      for (const p of policiesOf(d)) {
+        for (const r of list(obj(p.spec).ingress)) {
+          const from = r.from as Obj[] | undefined;
+          expect(from?.length, `${d.metadata.name}: ${p.metadata.name} lets anyone in`).toBeGreaterThan(0);
+          for (const peer of from ?? []) expect(Object.keys(peer), `${d.metadata.name}: ${p.metadata.name}`).toEqual(["podSelector"]);
+        }
+      }
+    }
     // Named ports in the policies are ports of the pods they select.
     for (const p of policies) {
       const selected = deployments.filter((d) => selects(obj(obj(p.spec).podSelector).matchLabels as Record<string, string>, podLabels(d)));
