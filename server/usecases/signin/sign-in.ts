@@ -8,7 +8,7 @@ import type { OidcSettings } from "../../config.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { TokenRow } from "../../db/schema/index.js";
-import { noRoles } from "../../domain/roles.js";
+import { noRoles, type Roles } from "../../domain/roles.js";
 import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, userQuotaSet, validSubject } from "../../domain/signin.js";
 import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
 import type { Logger } from "../../logger.js";
@@ -153,6 +153,26 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
     return { tenants, projects };
   }
 
+  /**
+   * A membership removed or lowered between the read above and the token's
+   * commit: its removal capped the tokens that existed then, not this one.
+   * Read again now that the token is committed, and cap what ended (every
+   * token of the user, this one included, as a removal does). A removal
+   * committed after this read caps the new token itself.
+   */
+  async function dropEndedGrants(userId: string, issued: Roles): Promise<void> {
+    const { tenants, projects } = await memberships(userId);
+    const now = signInRoles(userId, tenants, projects);
+    for (const [id, role] of Object.entries(issued.tenantRoles)) {
+      const current = now.tenantRoles[id] ?? 0;
+      if (current < role) await authority.capSubjectGrant(db, userId, { tenant: id }, current);
+    }
+    for (const [id, role] of Object.entries(issued.projectRoles)) {
+      const current = now.projectRoles[id] ?? 0;
+      if (current < role) await authority.capSubjectGrant(db, userId, { project: id }, current);
+    }
+  }
+
   return {
     settings() {
       if (!issuer) return undefined;
@@ -192,6 +212,7 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
           await auditTrail.record(tx, { ...entry(issued.row.id), targetIds: [user.id, issued.row.id] });
           return issued;
         });
+        await dropEndedGrants(user.id, roles);
         // Who signed in, never with what: no token, code or claim values beyond the user id.
         log.info({ user: user.id, tokenId: row.id }, "signed in");
         return { row, secret, user: user.id, created };
