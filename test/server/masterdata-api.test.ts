@@ -93,8 +93,19 @@ describe("masterdata-api on its embedded database", () => {
         }
       };
       const tenants = (url: string, token?: string) => createClient(TenantService, createTransport({ baseUrl: url, protocol: "connect", token }));
+      // A partition daemon's infra token is a metal token too, but no operator's: masterdata is not its business.
+      const infra = (
+        await authority.issue(metal.db, {
+          subject: "metal-core p1",
+          description: "",
+          roles: { adminRole: AdminRole.UNSPECIFIED, projectRoles: {}, tenantRoles: {}, infraPartition: "p1" },
+          createdBy: "test",
+          expiresAt: new Date(Date.now() + 3600_000),
+        })
+      ).secret;
       await run(async (url) => {
         await expectCode(tenants(url).find({}), Code.Unauthenticated);
+        await expectCode(tenants(url, infra).find({}), Code.PermissionDenied);
         await tenants(url, admin).create({ tenant: { meta: { id: "kept" }, name: "kept across restarts" } });
       });
       await run(async (url) => {
