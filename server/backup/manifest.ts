@@ -101,6 +101,9 @@ export class ManifestError extends Error {}
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+/** Free text of a manifest (list prints it, messages quote it): short printable ASCII only, no terminal escapes or line breaks. */
+const printable = (v: unknown): v is string => typeof v === "string" && /^[\x20-\x7e]{1,200}$/.test(v);
+
 /**
  * Parses a manifest read from storage. Everything in it is checked, since
  * file names and sizes steer what restore reads: a manifest that is not
@@ -118,8 +121,8 @@ export function parseManifest(text: string, expectedId: string): Manifest {
   if (o.format !== MANIFEST_FORMAT) throw new ManifestError("the manifest is not a metal-backup manifest");
   if (o.version !== MANIFEST_VERSION) throw new ManifestError(`manifest version ${String(o.version)} is not supported (this metal-backup reads version ${MANIFEST_VERSION})`);
   if (o.id !== expectedId) throw new ManifestError(`the manifest names backup ${JSON.stringify(o.id)}, not ${expectedId}`);
-  if (typeof o.createdAt !== "string" || Number.isNaN(Date.parse(o.createdAt))) throw new ManifestError("the manifest has no valid createdAt");
-  if (typeof o.producer !== "string") throw new ManifestError("the manifest has no producer");
+  if (!printable(o.createdAt) || Number.isNaN(Date.parse(o.createdAt))) throw new ManifestError("the manifest has no valid createdAt");
+  if (!printable(o.producer)) throw new ManifestError("the manifest has no valid producer");
   let encryption: EncryptionInfo | null = null;
   if (o.encryption !== null) {
     const e = o.encryption as Record<string, unknown>;
@@ -162,7 +165,7 @@ function parsePart(raw: unknown, encrypted: boolean): PartEntry {
   const m = p.migrations as Record<string, unknown> | null;
   if (!m || !Number.isSafeInteger(m.count) || !Number.isSafeInteger(m.last)) throw new ManifestError(`the ${database} part has no valid migration level`);
   if (!Number.isSafeInteger(p.tables)) throw new ManifestError(`the ${database} part has no table count`);
-  if (typeof p.serverVersion !== "string") throw new ManifestError(`the ${database} part has no server version`);
+  if (!printable(p.serverVersion)) throw new ManifestError(`the ${database} part has no valid server version`);
   return {
     database,
     engine,

@@ -103,6 +103,9 @@ async function load(v: VerifiedBackup, settings: BackupSettings, keys: BackupKey
   }
   for (const part of v.manifest.parts) {
     const loc = settings.databases[part.database];
+    // Checked again right before writing: a database that got data since the first check (metal-api started meanwhile) is not replaced without --force.
+    const now = force ? undefined : await contentOf(part.database, loc);
+    if (now) throw new RestoreRefused(`${now}: it got data while the backup was verified; nothing of it was replaced (--force replaces it)`);
     let facts: DatabaseFacts;
     if (loc.engine === "postgres") {
       await pgRestore(loc.url, await plainPart(v, part, keys), force);
@@ -184,12 +187,22 @@ export async function restoreBackup(o: RestoreOptions): Promise<Manifest> {
     if (!candidate) throw new RestoreRefused(`there is no complete backup in ${o.stores.map((s) => s.name).join(" or ")}`);
   }
   const c = candidate;
-  return withScratch(o.settings, async (scratch) => {
-    const verified = await verifyBackup(c.store, c.id, o.keys, scratch);
-    await load(verified, o.settings, o.keys, o.force ?? false, o.log);
-    return verified.manifest;
-  });
+  // Holding metal-api's migration locks: a replica starting meanwhile waits, then migrates what was restored, instead of racing it.
+  return withAdvisoryLocks(migrationLocks(o.settings), () =>
+    withScratch(o.settings, async (scratch) => {
+      const verified = await verifyBackup(c.store, c.id, o.keys, scratch);
+      await load(verified, o.settings, o.keys, o.force ?? false, o.log);
+      return verified.manifest;
+    }),
+  );
 }
+
+/** The migration locks of the PostgreSQL databases (PGlite ones have none: one process opens them). */
+const migrationLocks = (settings: BackupSettings) =>
+  DATABASE_NAMES.flatMap((name) => {
+    const loc = settings.databases[name];
+    return loc.engine === "postgres" ? [{ url: loc.url, key: MIGRATION_LOCK_KEYS[name] }] : [];
+  });
 
 /** What restoreIfEmpty did. */
 export type OnStartOutcome = { restored: Manifest } | { skipped: string };
@@ -204,11 +217,7 @@ export type OnStartOutcome = { restored: Manifest } | { skipped: string };
  * hide the loss (set METAL_RESTORE_ON_START=false to start empty on purpose).
  */
 export async function restoreIfEmpty(o: Omit<RestoreOptions, "id" | "force">): Promise<OnStartOutcome> {
-  const locks = DATABASE_NAMES.flatMap((name) => {
-    const loc = o.settings.databases[name];
-    return loc.engine === "postgres" ? [{ url: loc.url, key: MIGRATION_LOCK_KEYS[name] }] : [];
-  });
-  return withAdvisoryLocks(locks, async () => {
+  return withAdvisoryLocks(migrationLocks(o.settings), async () => {
     const states = await Promise.all(DATABASE_NAMES.map((name) => contentOf(name, o.settings.databases[name])));
     if (states.some((s) => s !== undefined)) {
       const why = states.filter(Boolean).join("; ");

@@ -81,7 +81,7 @@ export class S3Client {
           (body) => {
             const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? "";
             const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? "";
-            reject(new S3Error(`S3 ${what}: ${status}${code ? ` ${code}` : ""}${message ? ` (${xmlText(message)})` : ""}`, status, code));
+            reject(new S3Error(`S3 ${what}: ${status}${code ? ` ${printableText(code)}` : ""}${message ? ` (${printableText(xmlText(message))})` : ""}`, status, code));
           },
           () => reject(new S3Error(`S3 ${what}: ${status}`, status, "")),
         );
@@ -180,6 +180,12 @@ function readText(res: Readable, maxBytes: number): Promise<string> {
     res.on("error", reject);
   });
 }
+
+/** What the service answered, as it may go into a message or log line: printable, no line breaks or terminal escapes, bounded. */
+export const printableText = (s: string): string => {
+  const clean = s.replace(/[^\x20-\x7e]/g, "?");
+  return clean.length > 300 ? `${clean.slice(0, 300)}…` : clean;
+};
 
 const ENTITIES: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 

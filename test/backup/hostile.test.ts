@@ -3,14 +3,17 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettingsError } from "../../client/settings.js";
 import { deriveKeys } from "../../server/backup/crypto.js";
 import { connectionOf } from "../../server/backup/engines.js";
-import { type Manifest, partFile } from "../../server/backup/manifest.js";
-import { RestoreRefused, verifyBackup } from "../../server/backup/restore.js";
-import { loadBackupSettings } from "../../server/backup/settings.js";
-import { DirStore, S3Store, StoreError } from "../../server/backup/store.js";
+import { type Manifest, parseManifest, partFile } from "../../server/backup/manifest.js";
+import { RestoreRefused, restoreBackup, verifyBackup } from "../../server/backup/restore.js";
+import { type BackupSettings, type DatabaseLocation, loadBackupSettings } from "../../server/backup/settings.js";
+import { DirStore, S3Store, type Store, StoreError } from "../../server/backup/store.js";
+import { createLogger } from "../../server/logger.js";
+import { createScratchDatabase } from "../helpers/postgres.js";
 
 /** A party that can write into the backup directory or the bucket, or answer for the S3 service: what it must not achieve. */
 
@@ -31,7 +34,7 @@ const fresh = async (name: string) => {
   return dir;
 };
 
-const plainManifest = (id: string): Manifest => ({
+const plainManifest = (id: string, engine: "postgres" | "pglite" = "postgres"): Manifest => ({
   format: "metal-backup",
   version: 1,
   id,
@@ -40,9 +43,9 @@ const plainManifest = (id: string): Manifest => ({
   encryption: null,
   parts: (["metal", "masterdata"] as const).map((database) => ({
     database,
-    engine: "postgres" as const,
-    format: "pg_dump-custom",
-    file: partFile(database, "postgres", false),
+    engine,
+    format: engine === "postgres" ? "pg_dump-custom" : "pglite-datadir-tgz",
+    file: partFile(database, engine, false),
     size: 5,
     sha256: "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
     migrations: { count: 0, last: 0 },
@@ -107,6 +110,18 @@ describe("a part in a backup directory", () => {
   });
 });
 
+describe("a manifest's free text", () => {
+  it("is refused with terminal escapes or line breaks (list prints it)", () => {
+    for (const bad of [{ producer: "0.1.0\u001b]0;owned\u0007" }, { producer: "0.1.0\nforged line" }, { createdAt: "2026-12-05T19:16:32Z\u001b[2J" }]) {
+      expect(() => parseManifest(JSON.stringify({ ...plainManifest(ID), ...bad }), ID)).toThrow(/valid/);
+    }
+    const m = plainManifest(ID);
+    m.parts[0]!.serverVersion = "16\u001b[31m";
+    expect(() => parseManifest(JSON.stringify(m), ID)).toThrow(/server version/);
+    expect(parseManifest(JSON.stringify(plainManifest(ID)), ID).producer).toBe("0.1.0");
+  });
+});
+
 describe("an unencrypted backup while a key is set", () => {
   it("is refused: anyone who can write to the store could have planted it", async () => {
     const store = await fresh("downgrade");
@@ -151,6 +166,20 @@ describe("a hostile S3 service", () => {
     }
   });
 
+  it("cannot put line breaks or terminal escapes into messages and logs", async () => {
+    const s3 = await fakeS3((_req, res) => {
+      res.writeHead(403).end(`<Error><Code>Denied\u001b[2J</Code><Message>no\nlevel=info msg=&quot;forged&quot;\u001b]0;x\u0007${"y".repeat(5000)}</Message></Error>`);
+    });
+    try {
+      const err = (await s3.store.readManifest(ID).catch((e: unknown) => e)) as Error;
+      expect(err.message).toMatch(/^S3 GET metal\/.*: 403 Denied/);
+      expect(err.message).not.toMatch(/[\n\u001b\u0007]/);
+      expect(err.message.length).toBeLessThan(800);
+    } finally {
+      await s3.close();
+    }
+  });
+
   it("cannot fill the scratch disk: a part longer than its manifest says is cut off and removed", async () => {
     const s3 = await fakeS3((_req, res) => {
       res.writeHead(200);
@@ -189,6 +218,71 @@ describe("settings", () => {
       const c = connectionOf(url);
       expect(c.dbname).not.toContain("s3cret");
       expect(c.env.PGPASSWORD).toBe("s3cret");
+    }
+  });
+});
+
+/** A directory backup of "hello" parts; `onFetch` runs when restore fetches a part (what happens meanwhile). */
+async function plantedBackup(name: string, engine: "postgres" | "pglite", onFetch: () => Promise<void>): Promise<Store> {
+  const dir = await fresh(name);
+  await mkdir(join(dir, ID));
+  await writeFile(join(dir, ID, "manifest.json"), JSON.stringify(plainManifest(ID, engine)));
+  for (const db of ["metal", "masterdata"] as const) await writeFile(join(dir, ID, partFile(db, engine, false)), "hello");
+  const inner = new DirStore(dir);
+  return Object.assign(Object.create(inner) as DirStore, {
+    fetchPart: async (id: string, file: string, scratch: string, max: number) => {
+      await onFetch();
+      return inner.fetchPart(id, file, scratch, max);
+    },
+  });
+}
+
+const settingsFor = (metal: DatabaseLocation, masterdata: DatabaseLocation): BackupSettings => ({
+  databases: { metal, masterdata },
+  dir: undefined,
+  s3: undefined,
+  keyFile: undefined,
+  intervalMs: 3_600_000,
+  retention: { keep: 1, maxAgeMs: undefined, partialGraceMs: 3_600_000 },
+  scratchDir: root,
+  logLevel: "silent",
+});
+
+describe("restore racing a starting metal-api", () => {
+  const log = createLogger("silent");
+
+  it("does not replace an embedded database that got data while the backup was verified", async () => {
+    const dbs = await fresh("race-pglite");
+    const metal = join(dbs, "metal-db");
+    const store = await plantedBackup("race-pglite-store", "pglite", async () => {
+      await mkdir(metal, { recursive: true });
+      await writeFile(join(metal, "PG_VERSION"), "17");
+    });
+    const settings = settingsFor({ engine: "pglite", dir: metal }, { engine: "pglite", dir: join(dbs, "masterdata-db") });
+    await expect(restoreBackup({ settings, stores: [store], keys: undefined, log })).rejects.toThrow(/got data while the backup was verified/);
+    expect(await readdir(metal)).toEqual(["PG_VERSION"]);
+    expect((await readdir(dbs)).sort()).toEqual(["metal-db"]);
+  });
+
+  it("holds metal-api's migration locks of PostgreSQL databases while it verifies", async () => {
+    const [metal, masterdata] = await Promise.all([createScratchDatabase("backup_race"), createScratchDatabase("backup_race")]);
+    try {
+      const free: boolean[] = [];
+      const store = await plantedBackup("race-pg-store", "postgres", async () => {
+        const c = new pg.Client({ connectionString: metal.url });
+        await c.connect();
+        try {
+          free.push((await c.query<{ got: boolean }>("select pg_try_advisory_lock(7201) as got")).rows[0]!.got);
+        } finally {
+          await c.end();
+        }
+        throw new StoreError("stop here");
+      });
+      const settings = settingsFor({ engine: "postgres", url: metal.url }, { engine: "postgres", url: masterdata.url });
+      await expect(restoreBackup({ settings, stores: [store], keys: undefined, log })).rejects.toThrow(/stop here/);
+      expect(free).toEqual([false]);
+    } finally {
+      await Promise.all([metal.drop(), masterdata.drop()]);
     }
   });
 });
