@@ -147,4 +147,36 @@ describe("invitations", () => {
     await expectCode(inv.accept({ secret, memberId: "no-such-user" }), Code.FailedPrecondition, "sign in");
     await expectCode(inv.accept({ secret, memberId: owners[0]!, target: InvitationTarget.PROJECT }), Code.NotFound);
   });
+  it("an owner removed or demoted leaves no invitation behind to come back with (the tenant's and its projects')", async () => {
+    const { tenant, owners } = await tenantWithOwners(3);
+    const [a, b, c] = owners as [string, string, string];
+    const project = fresh("proj");
+    await h.projects.create({ project: { meta: { id: project }, name: project, tenantId: tenant } });
+    const byA = await inv.create({ target: InvitationTarget.TENANT, targetId: tenant, role: MembershipRole.OWNER, createdBy: a });
+    const byAProject = await inv.create({ target: InvitationTarget.PROJECT, targetId: project, role: MembershipRole.OWNER, createdBy: a });
+    const byB = await inv.create({ target: InvitationTarget.TENANT, targetId: tenant, role: MembershipRole.OWNER, createdBy: b });
+    const byC = await inv.create({ target: InvitationTarget.TENANT, targetId: tenant, role: MembershipRole.VIEWER, createdBy: c });
+
+    await mem.remove({ target: InvitationTarget.TENANT, targetId: tenant, memberId: a });
+    await expectCode(inv.accept({ secret: byA.secret, memberId: a }), Code.NotFound);
+    await expectCode(inv.accept({ secret: byAProject.secret, memberId: a }), Code.NotFound);
+
+    await mem.setRole({ target: InvitationTarget.TENANT, targetId: tenant, memberId: b, role: MembershipRole.EDITOR });
+    await expectCode(inv.get({ secret: byB.secret }), Code.NotFound);
+    // A remaining owner's invitation stays.
+    expect((await inv.get({ secret: byC.secret })).invitation?.createdBy).toBe(c);
+  });
+
+  it("an acceptance racing the inviter's removal neither deadlocks nor outlives it (10 rounds)", async () => {
+    for (let round = 0; round < 10; round++) {
+      const { tenant, owners } = await tenantWithOwners(2);
+      const invitee = fresh("user");
+      await h.tenants.create({ tenant: { meta: { id: invitee }, name: invitee } });
+      const { secret } = await inv.create({ target: InvitationTarget.TENANT, targetId: tenant, role: MembershipRole.OWNER, createdBy: owners[0]! });
+      const [accepted, removed] = await Promise.allSettled([inv.accept({ secret, memberId: invitee }), mem.remove({ target: InvitationTarget.TENANT, targetId: tenant, memberId: owners[0]! })]);
+      expect(outcome(removed)).toBe("ok");
+      expect(["ok", "NotFound"]).toContain(outcome(accepted));
+      await expectCode(inv.get({ secret }), Code.NotFound);
+    }
+  });
 });

@@ -80,6 +80,20 @@ export const invitationRepository = {
     return row;
   },
 
+  /**
+   * Withdraws the pending invitations `createdBy` made into a tenant (its
+   * projects' included) or into one project: an owner who is removed or
+   * demoted leaves no secret behind to come back with.
+   */
+  async deleteCreatedBy(tx: DbHandle, scope: { tenantId: string } | { projectId: string }, createdBy: string): Promise<number> {
+    const where = "tenantId" in scope ? eq(invitations.tenantId, scope.tenantId) : and(eq(invitations.target, "project"), eq(invitations.projectId, scope.projectId));
+    const rows = await tx
+      .delete(invitations)
+      .where(and(where, eq(invitations.createdBy, createdBy)))
+      .returning({ id: invitations.id });
+    return rows.length;
+  },
+
   /** Deletes one invitation by id (used up). */
   async delete(tx: DbHandle, id: string): Promise<void> {
     await tx.delete(invitations).where(eq(invitations.id, id));

@@ -59,20 +59,25 @@ export function createInvitationService({ db }: InvitationServiceDeps): ServiceI
     async accept(req) {
       validateInvitationAccept(req);
       const row = await inTransaction(db, async (tx) => {
-        // Locked: of two acceptances of one invitation the second finds it gone.
-        const inv = await invitations.lockBySecretHash(tx, hashOf(req.secret));
-        if (!inv || (req.target !== InvitationTarget.UNSPECIFIED && inv.target !== targetKindOf(req.target))) throw unknownSecret();
+        // The target is held before the invitation is locked, in the order a membership change takes them
+        // (target row, then its invitations): no deadlock, and an owner's removal that committed first has
+        // withdrawn that owner's invitations. Locked: of two acceptances of one invitation the second finds it gone.
+        const hash = hashOf(req.secret);
+        const peek = await invitations.findBySecretHash(tx, hash);
+        if (!peek || (req.target !== InvitationTarget.UNSPECIFIED && peek.target !== targetKindOf(req.target))) throw unknownSecret();
         await tenantRepository.hold(tx, req.memberId).catch((err: unknown) => {
           if (ConnectError.from(err).code === Code.NotFound) throw failedPrecondition(`"${req.memberId}" is not a user (tenant) known to masterdata; sign in once first`);
           throw err;
         });
+        if (peek.target === "tenant") await tenantRepository.hold(tx, peek.tenantId);
+        else await projectRepository.hold(tx, peek.projectId!);
+        const inv = await invitations.lockBySecretHash(tx, hash);
+        if (!inv || inv.id !== peek.id) throw unknownSecret();
         if (inv.target === "tenant") {
-          await tenantRepository.hold(tx, inv.tenantId);
           if (await memberships.tenantMembership(tx, inv.tenantId, req.memberId)) throw new ConnectError(`"${req.memberId}" is already a member of tenant "${inv.tenantId}"`, Code.AlreadyExists);
           await tenantMemberRepository.create(tx, { id: randomUUID(), tenantId: inv.tenantId, memberId: req.memberId, role: inv.role, annotations: {}, labels: [] });
         } else {
           const projectId = inv.projectId!;
-          await projectRepository.hold(tx, projectId);
           if (await memberships.projectMembership(tx, projectId, req.memberId)) throw new ConnectError(`"${req.memberId}" is already a member of project "${projectId}"`, Code.AlreadyExists);
           await projectMemberRepository.create(tx, { id: randomUUID(), projectId, tenantId: req.memberId, role: inv.role, annotations: {}, labels: [] });
         }

@@ -3,9 +3,10 @@ import type { MembershipRole } from "../../../gen/masterdata/v1/invitation_pb.js
 import type { MembershipService } from "../../../gen/masterdata/v1/membership_pb.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
-import { lastOwnerRefusal, type RoleLevel } from "../../domain/tenancy.js";
+import { lastOwnerRefusal, OWNER, type RoleLevel } from "../../domain/tenancy.js";
 import { failedPrecondition } from "../../errors.js";
 import { targetKindOf, toInvitationTarget } from "../convert/invitation.js";
+import { invitationRepository as invitations } from "../repositories/invitation-repository.js";
 import { membershipRepository as memberships } from "../repositories/membership-repository.js";
 import { projectMemberRepository } from "../repositories/project-member-repository.js";
 import { projectRepository } from "../repositories/project-repository.js";
@@ -43,6 +44,8 @@ async function change(db: DbHandle, c: Change): Promise<{ previous: RoleLevel }>
       if (refusal) throw failedPrecondition(refusal);
       if (c.role === undefined) await tenantMemberRepository.delete(tx, row.id);
       else if (c.role !== row.role) await tenantMemberRepository.update(tx, row.id, row.version, { role: c.role });
+      // No longer an owner: the invitations they made (into the tenant and its projects) go with the role.
+      if (c.role === undefined || c.role < OWNER) await invitations.deleteCreatedBy(tx, { tenantId: c.targetId }, c.memberId);
       return { previous: row.role as RoleLevel };
     }
     const project = await projectRepository.lock(tx, c.targetId);
@@ -54,6 +57,10 @@ async function change(db: DbHandle, c: Change): Promise<{ previous: RoleLevel }>
     if (refusal) throw failedPrecondition(refusal);
     if (c.role === undefined) await projectMemberRepository.delete(tx, row.id);
     else if (c.role !== row.role) await projectMemberRepository.update(tx, row.id, row.version, { role: c.role });
+    // No longer an owner of the project (an owner of its tenant still is one): their invitations into it go.
+    if ((c.role === undefined || c.role < OWNER) && (await memberships.tenantMembership(tx, project.tenantId, c.memberId))?.role !== OWNER) {
+      await invitations.deleteCreatedBy(tx, { projectId: c.targetId }, c.memberId);
+    }
     return { previous: row.role as RoleLevel };
   });
 }
