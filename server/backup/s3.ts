@@ -44,6 +44,7 @@ interface Request {
 
 /** Listing pages are bounded by S3 (1000 keys); this bounds how many pages one list reads. */
 const MAX_LIST_PAGES = 1000;
+const MAX_PAGE_KEYS = 1000;
 /** Error bodies and listings are read into memory; bound them. */
 const MAX_TEXT_BYTES = 8 * 1024 * 1024;
 
@@ -154,8 +155,11 @@ export class S3Client {
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
       const query: Record<string, string> = { "list-type": "2", prefix, ...(delimiter ? { delimiter } : {}), ...(token ? { "continuation-token": token } : {}) };
       const xml = await readText(await this.send({ method: "GET", key: "", query }), MAX_TEXT_BYTES);
+      const before = keys.length + prefixes.length;
       for (const m of xml.matchAll(/<Contents>[\s\S]*?<Key>([^<]*)<\/Key>[\s\S]*?<\/Contents>/g)) keys.push(xmlText(m[1]!));
       for (const m of xml.matchAll(/<CommonPrefixes>\s*<Prefix>([^<]*)<\/Prefix>\s*<\/CommonPrefixes>/g)) prefixes.push(xmlText(m[1]!));
+      // S3 answers at most 1000 entries a page: more is not S3, and would let a hostile service fill memory page after page.
+      if (keys.length + prefixes.length - before > MAX_PAGE_KEYS) throw new S3Error(`S3 list ${prefix}: a page with more than ${MAX_PAGE_KEYS} entries`, 0, "TooMany");
       const truncated = /<IsTruncated>true<\/IsTruncated>/.test(xml);
       token = /<NextContinuationToken>([^<]*)<\/NextContinuationToken>/.exec(xml)?.[1];
       if (!truncated || !token) return { keys, prefixes };

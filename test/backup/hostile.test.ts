@@ -166,6 +166,19 @@ describe("a hostile S3 service", () => {
     }
   });
 
+  it("cannot fill memory with a listing: a page of more than S3's 1000 keys is refused", async () => {
+    const page = Array.from({ length: 1001 }, (_, i) => `<Contents><Key>metal/${ID}/k${i}</Key></Contents>`).join("");
+    const s3 = await fakeS3((_req, res) => {
+      res.end(`<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>again</NextContinuationToken>${page}</ListBucketResult>`);
+    });
+    try {
+      await expect(s3.store.list()).rejects.toThrow(/more than 1000 entries/);
+      expect(s3.seen.length).toBe(1);
+    } finally {
+      await s3.close();
+    }
+  });
+
   it("cannot put line breaks or terminal escapes into messages and logs", async () => {
     const s3 = await fakeS3((_req, res) => {
       res.writeHead(403).end(`<Error><Code>Denied\u001b[2J</Code><Message>no\nlevel=info msg=&quot;forged&quot;\u001b]0;x\u0007${"y".repeat(5000)}</Message></Error>`);
