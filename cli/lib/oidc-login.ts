@@ -55,6 +55,8 @@ export async function browserFlow(config: oidc.Configuration, scopes: readonly s
   const codeChallenge = await oidc.calculatePKCECodeChallenge(codeVerifier);
   const state = oidc.randomState();
   const issuer = config.serverMetadata().issuer;
+  // RFC 9207: an issuer that says it names itself in the answer must do so; an answer without it is not its own.
+  const issRequired = config.serverMetadata().authorization_response_iss_parameter_supported === true;
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -89,7 +91,7 @@ export async function browserFlow(config: oidc.Configuration, scopes: readonly s
         if (error) {
           finish(400, "Sign-in refused; see metalctl.");
           reject(new UsageError(`the identity provider refused the sign-in: ${error.slice(0, 64)}`));
-        } else if (iss !== null && iss !== issuer) {
+        } else if ((iss !== null || issRequired) && iss !== issuer) {
           finish(400, "Sign-in answered by another issuer; see metalctl.");
           reject(new UsageError("the sign-in was answered by another issuer (RFC 9207 iss mismatch)"));
         } else if (!got) {
