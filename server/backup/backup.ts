@@ -6,9 +6,9 @@ import { PassThrough, type Transform } from "node:stream";
 import { type DatabaseFacts, inspectPglite, inspectPostgres, pgliteDirInUse, pgliteOpen } from "../db/backup-io.js";
 import type { Logger } from "../logger.js";
 import { readVersion } from "../version.js";
-import { type BackupKeys, encryptingTransform, keyCheck, manifestMac } from "./crypto.js";
+import { type BackupKeys, encryptingTransform, keyCheck, manifestMac, sameHex } from "./crypto.js";
 import { blobStream, pgDump, writePart } from "./engines.js";
-import { backupId, type DatabaseName, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, macInput, PART_FORMAT, type PartEntry, partFile, timeOfId } from "./manifest.js";
+import { backupId, type DatabaseName, MANIFEST_FORMAT, MANIFEST_VERSION, type Manifest, macInput, PART_FORMAT, type PartEntry, parseManifest, partFile, timeOfId } from "./manifest.js";
 import { toPrune } from "./retention.js";
 import type { BackupSettings, DatabaseLocation } from "./settings.js";
 import { DirStore, type Store } from "./store.js";
@@ -119,16 +119,41 @@ export async function createBackup(o: BackupOptions): Promise<Manifest> {
   }
 }
 
+/**
+ * Whether a backup with a manifest counts as one of ours for retention: its
+ * manifest parses and, with a key, is encrypted with it and its MAC holds.
+ * Anything else (planted by whoever can write to the store, or damaged)
+ * neither counts towards --keep nor is the newest to keep: otherwise a few
+ * planted manifests with newer ids would make retention delete every real
+ * backup. Retention leaves it alone: it may be an operator's (an older
+ * unencrypted backup, after a key was set), and what retention cannot vouch
+ * for it does not delete.
+ */
+async function countsAsComplete(store: Store, id: string, keys: BackupKeys | undefined): Promise<boolean> {
+  try {
+    const text = await store.readManifest(id);
+    if (text === undefined) return false;
+    const m = parseManifest(text, id);
+    if (!keys) return true;
+    return m.encryption !== null && sameHex(m.encryption.keyCheck, keyCheck(keys)) && sameHex(m.mac ?? "", manifestMac(keys, macInput(m)));
+  } catch {
+    return false;
+  }
+}
+
 /** Applies the retention policy to every store; returns the ids removed per store. */
-export async function prune(o: { settings: BackupSettings; stores: Store[]; log: Logger; now?: () => Date }): Promise<Record<string, string[]>> {
+export async function prune(o: { settings: BackupSettings; stores: Store[]; keys: BackupKeys | undefined; log: Logger; now?: () => Date }): Promise<Record<string, string[]>> {
   const removed: Record<string, string[]> = {};
   for (const store of o.stores) {
-    const listed = await store.list();
-    const doomed = toPrune(
-      listed.map((b) => ({ id: b.id, complete: b.complete, time: timeOfId(b.id)! })),
-      o.settings.retention,
-      (o.now ?? (() => new Date()))(),
-    );
+    const listed: { id: string; complete: boolean; time: Date }[] = [];
+    for (const b of await store.list()) {
+      if (b.complete && !(await countsAsComplete(store, b.id, o.keys))) {
+        o.log.warn({ backup: b.id, store: store.name }, `backup ${b.id} in ${store.name}: its manifest is not one of ours (damaged, planted, or of another key): retention neither counts nor removes it`);
+        continue;
+      }
+      listed.push({ id: b.id, complete: b.complete, time: timeOfId(b.id)! });
+    }
+    const doomed = toPrune(listed, o.settings.retention, (o.now ?? (() => new Date()))());
     for (const id of doomed) {
       await store.remove(id);
       o.log.info({ backup: id, store: store.name }, `backup ${id} removed from ${store.name} (retention)`);

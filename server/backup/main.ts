@@ -136,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
       const keys = loadKeys(settings, log);
       if (!keys) log.warn("METAL_BACKUP_KEY_FILE is not set: the backup is not encrypted, and it holds secrets (token signing keys, BMC logins, the console host key)");
       const m = await createBackup({ settings, stores, keys, log, force: a.force });
-      await prune({ settings, stores, log });
+      await prune({ settings, stores, keys, log });
       process.stdout.write(`${m.id}\n`);
       return 0;
     }

@@ -6,9 +6,10 @@ import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettingsError } from "../../client/settings.js";
-import { deriveKeys } from "../../server/backup/crypto.js";
+import { prune } from "../../server/backup/backup.js";
+import { deriveKeys, keyCheck, manifestMac } from "../../server/backup/crypto.js";
 import { connectionOf } from "../../server/backup/engines.js";
-import { type Manifest, parseManifest, partFile } from "../../server/backup/manifest.js";
+import { type Manifest, macInput, parseManifest, partFile } from "../../server/backup/manifest.js";
 import { RestoreRefused, restoreBackup, verifyBackup } from "../../server/backup/restore.js";
 import { type BackupSettings, type DatabaseLocation, loadBackupSettings } from "../../server/backup/settings.js";
 import { DirStore, S3Store, type Store, StoreError } from "../../server/backup/store.js";
@@ -297,5 +298,31 @@ describe("restore racing a starting metal-api", () => {
     } finally {
       await Promise.all([metal.drop(), masterdata.drop()]);
     }
+  });
+});
+
+describe("retention in a store someone else can write to", () => {
+  it("does not count planted manifests, so they cannot push the real backups out", async () => {
+    const dir = await fresh("retention-planted");
+    const keys = deriveKeys(Buffer.alloc(32, 9));
+    const other = deriveKeys(Buffer.alloc(32, 1));
+    const write = async (id: string, k: typeof keys) => {
+      const m = plainManifest(id);
+      m.encryption = { algorithm: "AES-256-GCM", kdf: "HKDF-SHA256", keyCheck: keyCheck(k) };
+      for (const p of m.parts) p.file = partFile(p.database, "postgres", true);
+      m.mac = manifestMac(k, macInput(m));
+      await mkdir(join(dir, id));
+      await writeFile(join(dir, id, "manifest.json"), JSON.stringify(m));
+    };
+    const real = ["20261205T100000Z-0001", "20261205T110000Z-0002", "20261205T120000Z-0003"];
+    const planted = ["20261205T130000Z-0004", "20261205T130001Z-0005", "20261205T130002Z-0006"];
+    for (const id of real) await write(id, keys);
+    for (const id of planted) await write(id, other);
+    await mkdir(join(dir, "20261205T130003Z-0007"));
+    await writeFile(join(dir, "20261205T130003Z-0007", "manifest.json"), "{ not json");
+    const settings = { ...settingsFor({ engine: "pglite", dir: "unused" }, { engine: "pglite", dir: "unused" }), retention: { keep: 2, maxAgeMs: undefined, partialGraceMs: 3_600_000 } };
+    const removed = await prune({ settings, stores: [new DirStore(dir)], keys, log: createLogger("silent"), now: () => new Date("2026-12-06T00:00:00Z") });
+    expect(Object.values(removed)).toEqual([[real[0]]]);
+    expect((await readdir(dir)).sort()).toEqual([...real.slice(1), ...planted, "20261205T130003Z-0007"].sort());
   });
 });
