@@ -29,6 +29,7 @@ import { createWebConsole, DEFAULT_WEB_DIR } from "./http/web-console.js";
 import { createAuditInterceptor } from "./interceptors/audit.js";
 import { createAuthInterceptor, refusalBeforeBody } from "./interceptors/auth.js";
 import { createChangeNotifyInterceptor } from "./interceptors/change-notify.js";
+import { createMembershipGrantsInterceptor } from "./interceptors/membership-grants.js";
 import { createObserveInterceptor } from "./interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "./interceptors/stream-limits.js";
 import { createStringsInterceptor } from "./interceptors/strings.js";
@@ -250,6 +251,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     createStreamLimitInterceptor(streamLimits),
     createStringsInterceptor(),
     createChangeNotifyInterceptor(notifyChanges),
+    createMembershipGrantsInterceptor({ db, authority }),
   ];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.
