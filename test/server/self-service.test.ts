@@ -1,12 +1,14 @@
 import { toJsonString } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
+import { ProjectMemberService as MdProjectMembers } from "../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberService as MdTenantMembers } from "../../gen/masterdata/v1/tenant_member_pb.js";
 import { TenantService as MdTenants } from "../../gen/masterdata/v1/tenant_pb.js";
 import { TokenService as AdminTokens } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { ProjectService } from "../../gen/metal/api/v1/project_pb.js";
 import { TenantService, TenantServiceInvitesListResponseSchema } from "../../gen/metal/api/v1/tenant_pb.js";
+import { TokenService as ApiTokens } from "../../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { expectCode } from "../helpers/expect.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
@@ -145,6 +147,25 @@ describe("members: roles, removal, leaving, the last owner", () => {
     await expectCode(bobs.get({ tenant }), Code.PermissionDenied);
     expect((await server.client(UserService, bobToken).get({})).user!.token!.roles!.tenantRoles).toEqual({ [bob]: TenantRole.OWNER });
     await expectCode(server.client(TenantService, ownerToken).memberRemove({ tenant, member: bob }), Code.NotFound);
+  });
+
+  it("project grants minted from a tenant role end with it, except up to a direct project role", async () => {
+    const { tenant, ownerToken } = await org();
+    const carol = await user();
+    await server.client(MdTenantMembers, server.adminToken).create({ tenantMember: { tenantId: tenant, memberId: carol, role: 3 } });
+    const carolToken = await tokenOf(carol, { tenantRoles: { [tenant]: TenantRole.OWNER, [carol]: TenantRole.OWNER } });
+    const p1 = (await server.client(ProjectService, ownerToken).create({ tenant, name: "one" })).project!.id;
+    const p2 = (await server.client(ProjectService, ownerToken).create({ tenant, name: "two" })).project!.id;
+    await server.client(MdProjectMembers, server.adminToken).create({ projectMember: { projectId: p2, tenantId: carol, role: 1 } });
+    // Carol, still an owner of the tenant, mints a token naming the tenant's projects itself.
+    const minted = (await server.client(ApiTokens, carolToken).create({ description: "ci", roles: { projectRoles: { [p1]: ProjectRole.OWNER, [p2]: ProjectRole.OWNER } } })).secret;
+    expect((await server.client(ProjectService, minted).get({ project: p1 })).project?.id).toBe(p1);
+
+    await server.client(TenantService, ownerToken).memberRemove({ tenant, member: carol });
+    await expectCode(server.client(ProjectService, minted).get({ project: p1 }), Code.PermissionDenied);
+    // Her direct viewer membership of the second project stays what it is.
+    expect((await server.client(UserService, minted).get({})).user!.token!.roles!.projectRoles).toEqual({ [p2]: ProjectRole.VIEWER });
+    await expectCode(server.client(ProjectService, minted).update({ project: p2, description: "x" }), Code.PermissionDenied);
   });
 
   it("a token left with no grant at all is revoked when its only membership ends", async () => {

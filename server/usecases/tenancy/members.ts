@@ -1,7 +1,7 @@
 import { InvitationTarget, type MembershipRole } from "../../../gen/masterdata/v1/invitation_pb.js";
 import type { RoleLevel } from "../../domain/tenancy.js";
 import type { TargetKind } from "./invitations.js";
-import type { TenancyDeps } from "./masterdata.js";
+import { LIST_LIMIT, type TenancyDeps } from "./masterdata.js";
 
 const targetOf = (kind: TargetKind) => (kind === "tenant" ? InvitationTarget.TENANT : InvitationTarget.PROJECT);
 const scopeOf = (kind: TargetKind, id: string) => (kind === "tenant" ? { tenant: id } : { project: id });
@@ -14,7 +14,10 @@ const scopeOf = (kind: TargetKind, id: string) => (kind === "tenant" ? { tenant:
 export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string, role: RoleLevel): Promise<{ role: RoleLevel; previous: RoleLevel }> {
   const r = await deps.md.memberships.setRole({ target: targetOf(kind), targetId, memberId, role: role as number as MembershipRole });
   const previous = r.previousRole as number as RoleLevel;
-  if (role < previous) await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), role);
+  if (role < previous) {
+    await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), role);
+    if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, role);
+  }
   return { role, previous };
 }
 
@@ -26,5 +29,26 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
 export async function removeMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string): Promise<{ previous: RoleLevel }> {
   const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
   await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), 0);
+  if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, 0);
   return { previous: r.membership!.role as number as RoleLevel };
+}
+
+/**
+ * A tenant role counts in the tenant's projects, so a token minted from it
+ * may name those projects itself (TokenService.Create). When the tenant role
+ * is lowered or ends, such grants are capped too: at the new tenant role, or
+ * at the member's direct role in the project where that is higher. Called
+ * after the tenant grant itself is capped, so no new token can take a
+ * project grant from it meanwhile.
+ */
+async function capInheritedProjectGrants(deps: TenancyDeps, tenantId: string, memberId: string, tenantRole: number): Promise<void> {
+  const [{ projects }, { projectMembers }] = await Promise.all([
+    deps.md.projects.find({ tenantId, paging: { limit: LIST_LIMIT } }),
+    deps.md.projectMembers.find({ tenantId: memberId, paging: { limit: LIST_LIMIT } }),
+  ]);
+  const direct = new Map(projectMembers.map((m) => [m.projectId, m.role as number]));
+  for (const p of projects) {
+    const id = p.meta?.id ?? "";
+    if (id !== "") await deps.authority.capSubjectGrant(deps.db, memberId, { project: id }, Math.max(tenantRole, direct.get(id) ?? 0));
+  }
 }
