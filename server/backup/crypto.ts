@@ -36,8 +36,9 @@ export function parseKey(content: Buffer): Buffer {
     const b = Buffer.from(text, "base64");
     if (b.length === 32) return b;
   }
-  if (content.length === 32) return Buffer.from(content);
-  throw new BackupKeyError("the backup key file must hold 32 bytes: 64 hex digits (openssl rand -hex 32), base64 of 32 bytes, or 32 raw bytes");
+  // 32 printable characters are a password someone typed, not 32 random bytes (random ones are all printable once in 10^14): refused, as a weak key would be guessed offline against the manifest's key check.
+  if (content.length === 32 && !/^[\x20-\x7e]{32}$/.test(content.toString("latin1"))) return Buffer.from(content);
+  throw new BackupKeyError("the backup key file must hold 32 bytes: 64 hex digits (openssl rand -hex 32), base64 of 32 bytes, or 32 random raw bytes (not typed text)");
 }
 
 export function deriveKeys(key: Buffer): BackupKeys {

@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SettingsError } from "../../client/settings.js";
 import { prune } from "../../server/backup/backup.js";
-import { deriveKeys, keyCheck, manifestMac } from "../../server/backup/crypto.js";
+import { BackupKeyError, deriveKeys, keyCheck, manifestMac, parseKey } from "../../server/backup/crypto.js";
 import { connectionOf } from "../../server/backup/engines.js";
 import { type Manifest, macInput, parseManifest, partFile } from "../../server/backup/manifest.js";
 import { RestoreRefused, restoreBackup, verifyBackup } from "../../server/backup/restore.js";
@@ -108,6 +108,14 @@ describe("a part in a backup directory", () => {
     const scratch = await fresh("bound-scratch");
     const path = await new DirStore(store).fetchPart(ID, "metal.dump", scratch, 10);
     expect((await stat(path!)).size).toBe(11);
+  });
+});
+
+describe("the backup key file", () => {
+  it("refuses 32 typed characters as a raw key: a password, guessable offline against the key check", () => {
+    expect(() => parseKey(Buffer.from("correct horse battery staple 123"))).toThrow(BackupKeyError);
+    const random = Buffer.alloc(32, 0xff);
+    expect(parseKey(random)).toEqual(random);
   });
 });
 
