@@ -112,6 +112,7 @@ export const tokenRepository = {
       .select({ id: tokens.id })
       .from(tokens)
       .where(and(eq(tokens.subject, subject), isNull(tokens.revokedAt), sql`${held} > ${max}::int`))
+      .orderBy(tokens.id)
       .for("update");
     return db
       .update(tokens)
