@@ -1,7 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
 import type { TenancyDeps } from "../../server/usecases/tenancy/masterdata.js";
-import { removeMember } from "../../server/usecases/tenancy/members.js";
+import { removeMember, updateMember } from "../../server/usecases/tenancy/members.js";
 import { expectCode } from "../helpers/expect.js";
 
 /**
@@ -48,6 +48,23 @@ describe("removing a member, retried after the token cap failed", () => {
     expect(capped).toEqual([
       ["bob", { tenant: "acme" }, 0],
       ["bob", { project: "web" }, 0],
+    ]);
+  });
+
+  it("a demotion retried after its token cap failed caps on the retry (the role is already the new one)", async () => {
+    const { d, capped, failNextCap } = deps(async () => ({}));
+    let current = 3;
+    (d.md.memberships as unknown as { setRole: unknown }).setRole = async ({ role }: { role: number }) => {
+      const previousRole = current;
+      current = role;
+      return { previousRole };
+    };
+    failNextCap();
+    await expectCode(updateMember(d, "tenant", "acme", "bob", 1), Code.Unavailable);
+    expect((await updateMember(d, "tenant", "acme", "bob", 1)).previous).toBe(1);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 1],
+      ["bob", { project: "web" }, 1],
     ]);
   });
 

@@ -15,7 +15,8 @@ const scopeOf = (kind: TargetKind, id: string) => (kind === "tenant" ? { tenant:
 export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string, role: RoleLevel): Promise<{ role: RoleLevel; previous: RoleLevel }> {
   const r = await deps.md.memberships.setRole({ target: targetOf(kind), targetId, memberId, role: role as number as MembershipRole });
   const previous = r.previousRole as number as RoleLevel;
-  if (role < previous) {
+  // Also when unchanged: the retry of a demotion whose token cap failed after masterdata committed.
+  if (role <= previous) {
     await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), role);
     if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, role);
   }
