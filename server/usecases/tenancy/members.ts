@@ -1,4 +1,3 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { InvitationTarget, type MembershipRole } from "../../../gen/masterdata/v1/invitation_pb.js";
 import type { RoleLevel } from "../../domain/tenancy.js";
 import type { TargetKind } from "./invitations.js";
@@ -29,21 +28,9 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
  * a removed member is locked out of the tenant or project at once.
  */
 export async function removeMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string): Promise<{ previous: RoleLevel }> {
-  const takeGrants = async () => {
-    await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), 0);
-    if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, 0);
-  };
-  let r: Awaited<ReturnType<TenancyDeps["md"]["memberships"]["remove"]>>;
-  try {
-    r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
-  } catch (err) {
-    // Not a member (any more): the retry of a removal whose token cap failed after masterdata committed
-    // lands here; the grants are taken now (idempotent), and the answer stays masterdata's. Tenants only:
-    // a project's owner must not strip the grants its tenant's members hold on it through their tenant role.
-    if (kind === "tenant" && ConnectError.from(err).code === Code.NotFound) await takeGrants();
-    throw err;
-  }
-  await takeGrants();
+  const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
+  await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), 0);
+  if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, 0);
   return { previous: r.membership!.role as number as RoleLevel };
 }
 
