@@ -47,6 +47,21 @@ describe("masterdata.v1 membership changes and the member's tokens", () => {
     await expectCode(rolesOf(onlyOrg), Code.Unauthenticated);
   });
 
+  it("a tenant membership deleted also ends the grants on the tenant's projects that a token minted from it named", async () => {
+    const org = fresh("org");
+    const carol = fresh("carol");
+    for (const id of [org, carol]) await tenants().create({ tenant: { meta: { id }, name: id } });
+    const project = fresh("p");
+    await server.client(MdProjects, server.adminToken).create({ project: { meta: { id: project }, name: project, tenantId: org } });
+    const { tenantMember } = await server.client(MdTenantMembers, server.adminToken).create({ tenantMember: { tenantId: org, memberId: carol, role: 2 } });
+    const minted = await tokenOf(carol, { tenantRoles: { [carol]: TenantRole.OWNER }, projectRoles: { [project]: ProjectRole.EDITOR } });
+
+    await server.client(MdTenantMembers, server.adminToken).delete({ id: tenantMember!.meta!.id });
+    const roles = await rolesOf(minted);
+    expect(roles?.projectRoles).toEqual({});
+    expect(roles?.tenantRoles).toEqual({ [carol]: TenantRole.OWNER });
+  });
+
   it("a project membership deleted ends the member's grant on that project only; a promotion changes no token", async () => {
     const org = fresh("org");
     const bob = fresh("bob");

@@ -15,10 +15,7 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
   const r = await deps.md.memberships.setRole({ target: targetOf(kind), targetId, memberId, role: role as number as MembershipRole });
   const previous = r.previousRole as number as RoleLevel;
   // Also when unchanged: the retry of a demotion whose token cap failed after masterdata committed.
-  if (role <= previous) {
-    await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), role);
-    if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, role);
-  }
+  if (role <= previous) await capMemberGrants(deps, kind, targetId, memberId, role);
   return { role, previous };
 }
 
@@ -29,9 +26,20 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
  */
 export async function removeMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string): Promise<{ previous: RoleLevel }> {
   const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
-  await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), 0);
-  if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, 0);
+  await capMemberGrants(deps, kind, targetId, memberId, 0);
   return { previous: r.membership!.role as number as RoleLevel };
+}
+
+/**
+ * A member's role in a tenant or project is now at most `max` (0: gone): every
+ * token of the member is capped on it at once, and for a tenant also on the
+ * tenant's projects (see capInheritedProjectGrants). Used by the self-service
+ * methods and for an operator's raw masterdata.v1 membership changes
+ * (server/interceptors/membership-grants.ts).
+ */
+export async function capMemberGrants(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string, max: number): Promise<void> {
+  await deps.authority.capSubjectGrant(deps.db, memberId, scopeOf(kind, targetId), max);
+  if (kind === "tenant") await capInheritedProjectGrants(deps, targetId, memberId, max);
 }
 
 /**
