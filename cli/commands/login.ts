@@ -5,7 +5,7 @@ import { SignInService } from "../../gen/metal/api/v1/signin_pb.js";
 import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { apiUrl, MetalCommand } from "../base.js";
-import { browserFlow, describeOidcError, deviceFlow, discover } from "../lib/oidc-login.js";
+import { browserFlow, describeOidcError, deviceFlow, discover, isLoopback } from "../lib/oidc-login.js";
 import { isoTime, UsageError } from "../output.js";
 
 /**
@@ -30,6 +30,9 @@ class Login extends MetalCommand<typeof Login> {
       return;
     }
     const { url } = this.target();
+    // The exchange carries the proof of sign-in and brings back a token: never in the clear, but on this host.
+    const parsed = new URL(url);
+    if (parsed.protocol !== "https:" && !isLoopback(parsed)) throw new UsageError(`metalctl login needs an https API URL (http only on this host): ${url} would carry the sign-in and the token in the clear`);
     // The sign-in calls are public: no token goes with them (an old, expired one would only confuse).
     const signIn = createClient(SignInService, createTransport({ baseUrl: url, protocol: "connect", binary: true }));
     const settings = await signIn.config({});

@@ -11,7 +11,7 @@ export const CALLBACK_PATH = "/callback";
 /** How long the browser flow waits for the person to sign in. */
 const BROWSER_TIMEOUT_MS = 5 * 60_000;
 
-const isLoopback = (u: URL) => u.hostname === "127.0.0.1" || u.hostname === "localhost" || u.hostname === "[::1]";
+export const isLoopback = (u: URL) => u.hostname === "127.0.0.1" || u.hostname === "localhost" || u.hostname === "[::1]";
 
 /** The issuer's configuration, as the control plane names it (http only on a loopback host, as the server allows). */
 export async function discover(settings: SignInServiceConfigResponse): Promise<oidc.Configuration> {

@@ -1,6 +1,7 @@
 import * as oidc from "openid-client";
 import { describe, expect, it } from "vitest";
 import { type AuthorizationCodeProof, browserFlow } from "../../cli/lib/oidc-login.js";
+import { cli } from "./run-cli.js";
 
 /**
  * metalctl login --browser's loopback listener (RFC 8252) against a hostile
@@ -62,5 +63,15 @@ describe("the loopback listener", () => {
     const c = await start(false);
     expect((await callback(c.url, { state: c.url.searchParams.get("state")!, code: "ok" })).status).toBe(200);
     expect((await c.flow).code).toBe("ok");
+  });
+});
+
+describe("metalctl login and the API URL", () => {
+  const m = cli();
+
+  it("refuses a plain-http API URL off this host before sending anything (the sign-in and the token would cross in the clear)", async () => {
+    const r = await m.run(["login", "--api-url", "http://192.0.2.1:8080"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("metalctl login needs an https API URL");
   });
 });
