@@ -41,7 +41,7 @@ import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
 import { openMasterdataLink } from "./masterdata/link.js";
 import { exportBusinessMetrics } from "./metrics/business.js";
-import { createMetrics, exportOpenStreams } from "./metrics.js";
+import { createMetrics, exportOpenStreams, serveMetrics } from "./metrics.js";
 import { pingDatabase } from "./repositories/health-repository.js";
 import { projectUsageRepository } from "./repositories/project-usage-repository.js";
 import { liveReplicaIds } from "./repositories/replica-liveness-repository.js";
@@ -277,19 +277,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     requestTimeoutMs: config.connections.requestTimeoutMs,
     onError: (err, method) => log.error({ err, rpc: `${method.parent.typeName}/${method.name}` }, "writing the response failed"),
     fallback(req, res) {
-      if (req.url === "/metrics" && req.method === "GET") {
-        metrics.registry.metrics().then(
-          (body) => {
-            res.writeHead(200, { "content-type": metrics.registry.contentType });
-            res.end(body);
-          },
-          () => {
-            res.writeHead(500);
-            res.end();
-          },
-        );
-        return;
-      }
+      if (serveMetrics(metrics, req, res)) return;
       if (webConsole(req, res)) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");

@@ -1,3 +1,5 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 
 /** The Prometheus registry of one app instance (not the global one, so tests can build many apps). */
@@ -36,4 +38,20 @@ export function exportOpenStreams(metrics: Metrics, open: (cls: (typeof STREAM_C
       for (const cls of STREAM_CLASSES) this.set({ class: cls }, open(cls));
     },
   });
+}
+
+/** Answers `GET /metrics` with the registry's exposition and returns true; anything else is left to the caller. */
+export function serveMetrics(metrics: Metrics, req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean {
+  if (req.url !== "/metrics" || req.method !== "GET") return false;
+  metrics.registry.metrics().then(
+    (body) => {
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+    },
+    () => {
+      res.writeHead(500);
+      res.end();
+    },
+  );
+  return true;
 }

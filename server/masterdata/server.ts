@@ -11,7 +11,7 @@ import { createObserveInterceptor } from "../interceptors/observe.js";
 import { createStreamLimitInterceptor, StreamLimits } from "../interceptors/stream-limits.js";
 import { createStringsInterceptor } from "../interceptors/strings.js";
 import type { Logger } from "../logger.js";
-import { createMetrics, exportOpenStreams } from "../metrics.js";
+import { createMetrics, exportOpenStreams, serveMetrics } from "../metrics.js";
 import { pingDatabase } from "../repositories/health-repository.js";
 import { createGrpcHealthService } from "../services/api/grpc-health-service.js";
 import { createPublicKeyRing } from "./auth/public-keys.js";
@@ -124,19 +124,7 @@ export async function createMasterdataServer(config: MasterdataConfig, log: Logg
     requestTimeoutMs: config.connections.requestTimeoutMs,
     onError: (err, method) => log.error({ err, rpc: `${method.parent.typeName}/${method.name}` }, "writing the response failed"),
     fallback(req, res) {
-      if (req.url === "/metrics" && req.method === "GET") {
-        metrics.registry.metrics().then(
-          (body) => {
-            res.writeHead(200, { "content-type": metrics.registry.contentType });
-            res.end(body);
-          },
-          () => {
-            res.writeHead(500);
-            res.end();
-          },
-        );
-        return;
-      }
+      if (serveMetrics(metrics, req, res)) return;
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("not found\n");
     },
