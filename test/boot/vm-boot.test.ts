@@ -124,7 +124,23 @@ const hammerHead = () =>
     .slice(0, 15)
     .join("\n");
 const diagnosis = () =>
-  `\n--- hammer (first lines):\n${hammerHead()}` + `\n--- served:\n${served.slice(-30).join("\n")}\n--- logs:\n${procs.logs.slice(-40).join("\n")}\n--- console (tail):\n${vmConsole.slice(-6000)}`;
+  `\n--- hammer (first lines):\n${hammerHead()}` +
+  `\n--- served:\n${served.slice(-30).join("\n")}\n--- leaves' lldpd:\n${leafLldpState()}\n--- logs:\n${procs.logs.slice(-40).join("\n")}\n--- console (tail):\n${vmConsole.slice(-6000)}`;
+
+/** What each leaf's lldpd says it sent and heard, and whether it still runs (a leaf the machine never hears shows here). */
+function leafLldpState(): string {
+  return LINKS.map(({ leaf }) => {
+    const ask = (what: string[]) => {
+      try {
+        return runIn(NS, ["lldpcli", "-u", join(dir, `lldpd-${leaf}.sock`), ...what]).trim();
+      } catch (err) {
+        return `(lldpcli failed: ${(err as Error).message.slice(0, 200)})`;
+      }
+    };
+    const ended = procs.logs.filter((l) => l.startsWith(`lldpd-${leaf}: exited`));
+    return [`${leaf}: ${ended.length > 0 ? ended.join("; ") : "running"}`, ask(["show", "statistics"]), ask(["show", "neighbors", "summary"])].join("\n");
+  }).join("\n");
+}
 
 /**
  * Plays the switch port: an lldpd on the tap's host side announcing `leaf` as system name and swp1 as port.

@@ -41,7 +41,11 @@ export class Processes {
       };
       proc.stdout!.on("data", onData);
       proc.stderr!.on("data", onData);
-      proc.once("exit", (code) => reject(new Error(`${name} exited (${code}) before it was ready:\n${this.logs.filter((l) => l.startsWith(name)).join("\n")}`)));
+      proc.once("exit", (code, signal) => {
+        // Kept in the log: a process that dies later (after it was ready) shows in a test's diagnosis.
+        this.logs.push(`${name}: exited (${code ?? signal})`);
+        reject(new Error(`${name} exited (${code}) before it was ready:\n${this.logs.filter((l) => l.startsWith(name)).join("\n")}`));
+      });
     });
   }
 
