@@ -138,7 +138,7 @@ function leafLldpState(): string {
       }
     };
     const ended = procs.logs.filter((l) => l.startsWith(`lldpd-${leaf}: exited`));
-    return [`${leaf}: ${ended.length > 0 ? ended.join("; ") : "running"}`, ask(["show", "statistics"]), ask(["show", "neighbors", "summary"])].join("\n");
+    return [`${leaf}: ${ended.length > 0 ? ended.join("; ") : "running"}`, ask(["show", "interfaces"]), ask(["show", "statistics"]), ask(["show", "neighbors", "summary"])].join("\n");
   }).join("\n");
 }
 

@@ -28,7 +28,9 @@ export class Processes {
 
   /** Starts `cmd` in `ns`, its output into `logs` under `name`; resolves once a line matches `ready` (or at once without). */
   start(ns: string, name: string, cmd: string[], ready?: RegExp): Promise<ChildProcess> {
-    const proc = spawn("ip", ["netns", "exec", ns, ...cmd], { stdio: ["ignore", "pipe", "pipe"] });
+    // A process group of its own: killAll ends what it forked too (lldpd's privilege-separated half, for one),
+    // so nothing of one test lingers into the next.
+    const proc = spawn("ip", ["netns", "exec", ns, ...cmd], { stdio: ["ignore", "pipe", "pipe"], detached: true });
     this.children.push(proc);
     return new Promise((resolve, reject) => {
       if (!ready) resolve(proc);
@@ -50,7 +52,14 @@ export class Processes {
   }
 
   killAll(): void {
-    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    for (const c of this.children) {
+      if (c.exitCode !== null || c.signalCode !== null || c.pid === undefined) continue;
+      try {
+        process.kill(-c.pid, "SIGKILL");
+      } catch {
+        c.kill("SIGKILL");
+      }
+    }
   }
 }
 

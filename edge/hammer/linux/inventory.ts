@@ -117,6 +117,8 @@ async function waitForNeighbors(deps: InventoryDeps, links: LinkInfo[]): Promise
     const seen = links.filter((l) => (found.get(l.name)?.length ?? 0) > 0).length;
     if (seen >= enough || waited >= wait.timeoutMs) {
       if (seen < enough) deps.log?.("LLDP: fewer NICs see a switch than expected", { seen, expected: enough });
+      // What each NIC heard, for the operator who has to tell a cabling fault from a switch's naming.
+      deps.log?.("LLDP neighbours", { neighbors: Object.fromEntries([...found].map(([nic, ns]) => [nic, ns.map((n) => `${n.hostname} ${n.port}`)])) });
       return found;
     }
     await sleep(wait.intervalMs);

@@ -99,7 +99,10 @@ describe("the Linux inventory", () => {
       return { stdout: fixture(polls < 3 ? "lldp-none.json" : "server-lldp.json") };
     });
     const slept: number[] = [];
-    const inv = await readInventory({ runner, files: filesOf("server"), lldp: noWait, sleep: async (ms) => void slept.push(ms) });
+    const heard: unknown[] = [];
+    const inv = await readInventory({ runner, files: filesOf("server"), lldp: noWait, sleep: async (ms) => void slept.push(ms), log: (m, f) => heard.push([m, f]) });
+    expect(heard).toEqual([["LLDP neighbours", { neighbors: Object.fromEntries(inv.nics.filter((n) => n.neighbors.length > 0).map((n) => [n.name, n.neighbors.map((x) => `${x.hostname} ${x.port}`)])) }]]);
+    expect(heard).not.toEqual([["LLDP neighbours", { neighbors: {} }]]);
     expect(polls).toBe(3);
     expect(slept).toEqual([1_000, 1_000]);
     expect(inv.nics[0]!.neighbors).toHaveLength(1);
@@ -109,7 +112,7 @@ describe("the Linux inventory", () => {
     const alone = await readInventory({ runner: silent, files: filesOf("server"), lldp: noWait, sleep: async () => {}, log: (m) => logs.push(m) });
     expect(silent.commands.filter((c) => c.startsWith("lldpcli"))).toHaveLength(11);
     expect(alone.nics.every((n) => n.neighbors.length === 0)).toBe(true);
-    expect(logs).toEqual([expect.stringMatching(/fewer NICs see a switch/)]);
+    expect(logs).toEqual([expect.stringMatching(/fewer NICs see a switch/), "LLDP neighbours"]);
   });
 
   it("reports NICs without neighbours when lldpcli is not installed", async () => {

@@ -110,6 +110,17 @@ describe("switch wiring", () => {
     });
   });
 
+  it("names the neighbours it does not know, bounded and printable", () => {
+    const nics = [nic("eth0", "leaf01"), nic("eth1", "leaf02", "tapb"), ...Array.from({ length: 6 }, (_, i) => nic(`eth${i + 2}`, `x\u0007${"y".repeat(100)}`))];
+    const w = wireMachine(nics, switches);
+    expect(w.ok).toBe(false);
+    if (w.ok) return;
+    expect(w.reason).toContain('name 1 known switch(es); not known: "eth1": "leaf02" port "tapb" (no such port), "eth2": "x?yyy');
+    expect(w.reason).toContain("and 3 more");
+    expect(w.reason).not.toContain("\u0007");
+    expect(w.reason.length).toBeLessThan(600);
+  });
+
   it.each([
     ["one switch", [nic("eth0", "leaf01")], "exactly two"],
     ["unknown neighbours", [nic("eth0", "leafXX"), nic("eth1", "leaf02")], "exactly two"],
