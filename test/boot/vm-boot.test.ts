@@ -30,10 +30,11 @@ import { NetworkService, NetworkType } from "../../gen/metal/api/v1/network_pb.j
 import { SizeConstraintType } from "../../gen/metal/api/v1/size_pb.js";
 import { eventually } from "../helpers/eventually.js";
 import { freePort } from "../helpers/free-port.js";
-import { has, ip, Processes, RELAY, runIn, serveImage, unixToTcp } from "../helpers/netns.js";
+import { has, ip, Processes, RELAY, serveImage, unixToTcp } from "../helpers/netns.js";
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 import { scaled } from "../helpers/timeouts.js";
 import { DISCOVERY_IMAGE_DIR, ensureDiscoveryImage } from "./discovery-image.js";
+import { LeafLldpd } from "./leaf-lldpd.js";
 import { NamespaceLeaf } from "./namespace-leaf.js";
 import { QemuBmc } from "./qemu-bmc.js";
 import { buildTestOsImage } from "./test-os/build.js";
@@ -111,6 +112,7 @@ const bmcStop = new AbortController();
 let bmcRun: Promise<void> | undefined;
 let pixieDnsmasq: { close: () => Promise<void> } | undefined;
 const procs = new Processes();
+const leafLldpds: LeafLldpd[] = [];
 const served: string[] = [];
 let vmConsole = "";
 /** Wall times of the phases, written to $VM_BOOT_TIMINGS (JSON) for `npm run bench`. */
@@ -123,38 +125,20 @@ const hammerHead = () =>
     .filter((l) => l.startsWith('{"time"'))
     .slice(0, 15)
     .join("\n");
+// The most telling parts last: a CI log may keep only its tail.
 const diagnosis = () =>
-  `\n--- hammer (first lines):\n${hammerHead()}` +
-  `\n--- served:\n${served.slice(-30).join("\n")}\n--- leaves' lldpd:\n${leafLldpState()}\n--- logs:\n${procs.logs.slice(-40).join("\n")}\n--- console (tail):\n${vmConsole.slice(-6000)}`;
+  `\n--- served:\n${served.slice(-20).join("\n")}\n--- logs:\n${procs.logs.slice(-30).join("\n")}\n--- console (tail):\n${vmConsole.slice(-3000)}` + `\n--- hammer (first lines):\n${hammerHead()}`;
 
-/** What each leaf's lldpd says it sent and heard, and whether it still runs (a leaf the machine never hears shows here). */
-function leafLldpState(): string {
-  return LINKS.map(({ leaf }) => {
-    const ask = (what: string[]) => {
-      try {
-        return runIn(NS, ["lldpcli", "-u", join(dir, `lldpd-${leaf}.sock`), ...what]).trim();
-      } catch (err) {
-        return `(lldpcli failed: ${(err as Error).message.slice(0, 200)})`;
-      }
-    };
-    const ended = procs.logs.filter((l) => l.startsWith(`lldpd-${leaf}: exited`));
-    return [`${leaf}: ${ended.length > 0 ? ended.join("; ") : "running"}`, ask(["show", "interfaces"]), ask(["show", "statistics"]), ask(["show", "neighbors", "summary"])].join("\n");
-  }).join("\n");
-}
-
-/**
- * Plays the switch port: an lldpd on the tap's host side announcing `leaf` as system name and swp1 as port.
- * Its chassis id comes from its own tap: two leaves with one chassis id would be one neighbour to the
- * machine's lldpd, which keeps one name per chassis (whichever leaf spoke last).
- */
-async function startLeafLldp(tap: string, leaf: string): Promise<string> {
-  const sock = join(dir, `lldpd-${leaf}.sock`);
-  await procs.start(NS, `lldpd-${leaf}`, ["lldpd", "-d", "-I", tap, "-C", tap, "-u", sock, "-O", join(dir, "no-lldpd.conf")]);
-  await eventually(`lldpd of ${leaf} to open its control socket`, () => existsSync(sock), scaled(15_000));
-  runIn(NS, ["lldpcli", "-u", sock, "configure", "system", "hostname", leaf]);
-  runIn(NS, ["lldpcli", "-u", sock, "configure", "ports", tap, "lldp", "portidsubtype", "local", "swp1"]);
-  runIn(NS, ["lldpcli", "-u", sock, "configure", "lldp", "tx-interval", "5"]);
-  return sock;
+/** What each leaf's lldpd announces, sent and heard, and whether it still runs (a leaf the machine never hears shows here). */
+async function leafLldpState(): Promise<string> {
+  const parts = await Promise.all(
+    leafLldpds.map(async (l) => {
+      const ended = procs.logs.filter((line) => line.startsWith(`lldpd-${l.leaf}: exited`));
+      const asked = await Promise.all([l.ask("show", "interfaces"), l.ask("show", "statistics"), l.ask("show", "neighbors", "summary")]);
+      return [`${l.leaf}: ${ended.length > 0 ? ended.join("; ") : "running"}; configured again ${l.drifts.length} time(s)`, ...asked.map((a) => a.trim())].join("\n");
+    }),
+  );
+  return `\n--- leaves' lldpd:\n${parts.join("\n")}`;
 }
 
 function blankDisk(path: string, bytes: bigint): void {
@@ -349,7 +333,14 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
 
     // Each leaf: its lldpd on the machine's tap, its metal-core with a machine endpoint of its own, reached from the namespace through a relay.
     for (const [i, { tap, leaf }] of LINKS.entries()) {
-      const lldpSock = await startLeafLldp(tap, leaf);
+      const lldpd = new LeafLldpd(NS, dir, tap, leaf);
+      await lldpd.start(procs);
+      lldpd.keep((line) => {
+        procs.logs.push(line);
+        console.log(`vm-boot: ${line}`);
+      });
+      leafLldpds.push(lldpd);
+      const lldpSock = lldpd.socket;
       const port = await freePort();
       const core = new MetalCore({
         url: server.url,
@@ -393,6 +384,9 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
 
   afterAll(async () => {
     if (process.env.VM_BOOT_TIMINGS) writeFileSync(process.env.VM_BOOT_TIMINGS, JSON.stringify(timings));
+    for (const l of leafLldpds) l.stop();
+    const drifts = leafLldpds.flatMap((l) => l.drifts);
+    console.log(`vm-boot: the leaves' lldpd had to be configured again ${drifts.length} time(s)${drifts.length > 0 ? `: ${drifts.join("; ")}` : ""}`);
     bmcStop.abort();
     await bmcRun?.catch(() => {});
     procs.killAll();
@@ -432,8 +426,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
           return got?.machine?.waiting && waitingEvent ? got.machine : undefined;
         },
         scaled(480_000),
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}${diagnosis()}`);
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}${await leafLldpState()}`);
       });
       timings.powerOnToWaitingMs = Date.now() - poweredOn;
       console.log(`vm-boot: power-on to Waiting took ${Math.round(timings.powerOnToWaitingMs / 1000)} s`);
@@ -502,8 +496,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       ) as { id: string };
       expect(created.id).toBe(UUID);
       // metalctl follows the machine's log until the installed OS phones home.
-      await metalctl(["machine", "logs", UUID, "--project", PROJECT, "--until", "phoned home"], scaled(600_000)).catch((err: Error) => {
-        throw new Error(`${err.message}${diagnosis()}`);
+      await metalctl(["machine", "logs", UUID, "--project", PROJECT, "--until", "phoned home"], scaled(600_000)).catch(async (err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}${await leafLldpState()}`);
       });
       timings.allocateToPhonedHomeMs = Date.now() - allocatedAt;
       console.log(`vm-boot: allocation to Phoned Home took ${Math.round(timings.allocateToPhonedHomeMs / 1000)} s`);
@@ -522,8 +516,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
       ).toEqual(positions);
       // The installed system says so on its console too: its lldpd speaks before its init prints the line, so the
       // Phoned Home event can come first.
-      await eventually("the installed system's line on its console", () => vmConsole.includes(`metal-test-os: up, machine ${UUID}`), scaled(120_000)).catch((err: Error) => {
-        throw new Error(`${err.message}${diagnosis()}`);
+      await eventually("the installed system's line on its console", () => vmConsole.includes(`metal-test-os: up, machine ${UUID}`), scaled(120_000)).catch(async (err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}${await leafLldpState()}`);
       });
       // The disk holds what the layout asked for.
       expect(inspectDisk(disk), why).toEqual({
@@ -560,8 +554,8 @@ describe.skipIf(reason !== undefined)(`a QEMU machine boots, is installed, phone
           return !got.machine?.allocation && got.machine?.waiting && since.includes(T.PXE_BOOTING) && since.includes(T.WAITING);
         },
         scaled(480_000),
-      ).catch((err: Error) => {
-        throw new Error(`${err.message}${diagnosis()}`);
+      ).catch(async (err: Error) => {
+        throw new Error(`${err.message}${diagnosis()}${await leafLldpState()}`);
       });
       timings.freeToWaitingMs = Date.now() - freedAt;
       console.log(`vm-boot: free to Waiting (wiped) took ${Math.round(timings.freeToWaitingMs / 1000)} s`);
