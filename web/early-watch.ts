@@ -46,21 +46,22 @@ const varint = (n: number, out: number[]) => {
 
 /**
  * The Watch request as connect-web sends it (protobuf binary in a Connect envelope): the operators'
- * `{batch_snapshot: true}` (field 5) or a project's `{project, batch_snapshot: true}` (fields 1 and 6).
+ * `{batch_snapshot: true, summary: true}` (fields 5 and 6) or a project's `{project, batch_snapshot: true,
+ * summary: true}` (fields 1, 6 and 7).
  */
 export function earlyWatchRequest(key: string): { path: string; body: Uint8Array<ArrayBuffer> } {
   const msg: number[] = [];
   let path: string;
   if (key === "*") {
     path = "/metal.admin.v1.MachineService/Watch";
-    msg.push(5 << 3, 1);
+    msg.push(5 << 3, 1, 6 << 3, 1);
   } else {
     path = "/metal.api.v1.MachineService/Watch";
     const project = new TextEncoder().encode(key);
     msg.push((1 << 3) | 2);
     varint(project.length, msg);
     msg.push(...project);
-    msg.push(6 << 3, 1);
+    msg.push(6 << 3, 1, 7 << 3, 1);
   }
   const body = new Uint8Array(5 + msg.length);
   new DataView(body.buffer).setUint32(1, msg.length);

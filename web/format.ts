@@ -11,14 +11,26 @@ import { type Machine, MachineLiveliness, MachineState, MachineStateSchema, Prov
 
 const ACRONYMS = new Set(["PXE", "BMC", "LED", "IP", "V4", "V6", "VRF", "ASN", "BIOS", "CPU", "GPU", "NAT", "OS", "RAID", "LVM", "GPT"]);
 
+/** Labels already worked out, per enum: the table asks for the same few a thousand times. */
+const labels = new WeakMap<DescEnum, Map<number, string>>();
+
 /** Enum value name without the type prefix, in words: PROVISIONING_EVENT_TYPE_PHONED_HOME -> "Phoned Home" (as metalctl). */
 export function enumLabel(schema: DescEnum, value: number): string {
-  const v = schema.values.find((x) => x.number === value);
-  if (!v || value === 0) return "";
-  return v.localName
-    .split("_")
-    .map((w) => (/^[0-9]+$/.test(w) || ACRONYMS.has(w) ? w : w[0] + w.slice(1).toLowerCase()))
-    .join(" ");
+  let known = labels.get(schema);
+  if (!known) labels.set(schema, (known = new Map()));
+  let label = known.get(value);
+  if (label === undefined) {
+    const v = schema.values.find((x) => x.number === value);
+    label =
+      !v || value === 0
+        ? ""
+        : v.localName
+            .split("_")
+            .map((w) => (/^[0-9]+$/.test(w) || ACRONYMS.has(w) ? w : w[0] + w.slice(1).toLowerCase()))
+            .join(" ");
+    known.set(value, label);
+  }
+  return label;
 }
 
 /** Short duration since a timestamp like metalctl's: 45s, 3m, 5h, 12d. */

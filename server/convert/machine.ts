@@ -195,6 +195,23 @@ export function toOperatorMachine(row: MachineRow, events: EventContainer | unde
   return m;
 }
 
+/**
+ * A machine as a Watch with summary sends it: what a list of machines shows (the columns and status markers of
+ * `metalctl machine list` and the web console) without the rest. A new message: `m` may be a view other
+ * watchers share.
+ */
+export function toMachineSummary(m: Machine): Machine {
+  const a = m.allocation;
+  const e = m.events;
+  return create(MachineSchema, {
+    ...m,
+    hardware: undefined,
+    bmc: undefined,
+    allocation: a ? create(MachineAllocationSchema, { ...a, networks: [], sshKeys: [], userData: "", dnsServers: [], ntpServers: [] }) : undefined,
+    events: e ? create(MachineEventsSchema, { ...e, log: e.log.slice(0, 1) }) : undefined,
+  });
+}
+
 /** The BMC login of admin MachineService.Get: only for callers allowed to read secrets, and only once a BMC has reported one. */
 export function toOperatorBmcCredentials(row: MachineRow, secrets: boolean): { user: string; password: string } | undefined {
   return secrets && row.bmc ? { user: row.bmc.user, password: row.bmc.password } : undefined;

@@ -8,6 +8,7 @@ export interface MachineWatchRequest {
   sinceRevision?: bigint;
   events: boolean;
   batchSnapshot?: boolean;
+  summary?: boolean;
 }
 
 /** Checks a Watch request and turns it into the hub's spec for `audience`; InvalidArgument names every bad field. */
@@ -25,5 +26,6 @@ export function validateMachineWatch(req: MachineWatchRequest, audience: WatchAu
     sinceRevision: req.sinceRevision === undefined ? undefined : Number(req.sinceRevision),
     events: req.events,
     batchSnapshot: req.batchSnapshot ?? false,
+    summary: req.summary ?? false,
   };
 }

@@ -109,3 +109,60 @@ describe("MachineService.Watch with batch_snapshot", () => {
     expect(none.map((m) => m.case)).toEqual(["snapshotDone"]);
   });
 });
+
+describe("MachineService.Watch with summary", () => {
+  /** What a list shows of a machine: toMachineSummary's promise, checked field by field against the whole machine. */
+  const listed = (m: Machine) => ({
+    id: m.id,
+    partition: m.partition,
+    size: m.size,
+    rack: m.rack,
+    state: m.state,
+    waiting: m.waiting,
+    allocation: m.allocation && { project: m.allocation.project, hostname: m.allocation.hostname, image: m.allocation.image, createdAt: m.allocation.createdAt },
+    events: m.events && { liveliness: m.events.liveliness, newest: m.events.log[0], crashLoop: m.events.crashLoop, failedReclaim: m.events.failedMachineReclaim, lastError: m.events.lastErrorEvent },
+  });
+
+  it("keeps what a list shows and leaves out hardware, BMC, networks, keys, user data and older events, in the snapshot and in changes", async () => {
+    const admin = server.client(AdminMachineService, server.adminToken);
+    const whole = batches(await read((signal) => admin.watch({ batchSnapshot: true }, { signal }))).flat();
+    let changedId = "";
+    const messages = await read(
+      (signal) => admin.watch({ batchSnapshot: true, summary: true }, { signal }),
+      1,
+      async (sofar) => {
+        changedId = batches(sofar).flat().find((m) => m.allocation)!.id;
+        await admin.setState({ id: changedId, state: MachineState.TAINTED, reason: "summary test" });
+      },
+      (m) => m.case === "change" && (m.value as { id: string }).id === changedId,
+    );
+    const brief = batches(messages).flat();
+    expect(ids(brief)).toEqual(ids(whole));
+    expect(brief.map(listed)).toEqual(whole.map(listed));
+    const allocated = whole.find((m) => m.id === changedId)!;
+    // The seed gives allocated machines networks, hardware and seven events: without summary they are there.
+    expect(allocated.hardware).toBeDefined();
+    expect(allocated.allocation!.networks.length).toBeGreaterThan(0);
+    expect(allocated.events!.log.length).toBeGreaterThan(1);
+    for (const m of brief) {
+      expect(m.hardware).toBeUndefined();
+      expect(m.bmc).toBeUndefined();
+      expect(m.events!.log.length).toBeLessThanOrEqual(1);
+      if (m.allocation) expect([m.allocation.networks, m.allocation.sshKeys, m.allocation.userData, m.allocation.dnsServers]).toEqual([[], [], "", []]);
+    }
+    const change = messages.at(-1)!.value as { machine?: Machine };
+    expect(change.machine).toMatchObject({ id: changedId, state: MachineState.TAINTED });
+    expect(change.machine!.hardware).toBeUndefined();
+    expect(change.machine!.events!.log.length).toBe(1);
+    expect(change.machine!.allocation!.networks).toEqual([]);
+  });
+
+  it("gives a tenant summaries of its project's machines, and whole machines without summary", async () => {
+    const tenant = server.client(MachineService, viewer);
+    const brief = batches(await read((signal) => tenant.watch({ project: "console-load", batchSnapshot: true, summary: true }, { signal }))).flat();
+    const whole = batches(await read((signal) => tenant.watch({ project: "console-load", batchSnapshot: true }, { signal }))).flat();
+    expect(brief.map(listed)).toEqual(whole.map(listed));
+    expect(brief.every((m) => m.hardware === undefined && m.allocation!.networks.length === 0)).toBe(true);
+    expect(whole.every((m) => m.hardware !== undefined && m.allocation!.networks.length > 0)).toBe(true);
+  });
+});

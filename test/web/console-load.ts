@@ -37,6 +37,8 @@ export interface ConsoleLoad {
   readonly rows: number;
   /** The Watch web/early-watch.ts sent before the app ran was the one the app used (its head start worked). */
   readonly earlyWatchAdopted: boolean;
+  /** index.html and each file it pulls, from navigation start: when it was asked for, sent, its first byte and its end. */
+  readonly fetchedMs: readonly { path: string; asked: number; sent: number; first: number; ms: number }[];
 }
 
 export async function measureConsoleLoad(browser: Browser, baseUrl: string, token: string, expectRows: number): Promise<ConsoleLoad> {
@@ -73,13 +75,17 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
               first: first.startTime,
               rows: g.document.querySelectorAll("table.machines tbody tr").length,
               adopted: g.performance.getEntriesByName("metal:early-watch-adopted").length > 0,
+              fetched: (["navigation", "resource"] as const)
+                .flatMap((type) => (g.performance as unknown as { getEntriesByType(t: string): PageResourceTiming[] }).getEntriesByType(type))
+                .filter((e) => !e.name.includes("Service/"))
+                .map((e) => ({ path: new URL(e.name).pathname, asked: e.startTime, sent: e.requestStart, first: e.responseStart, ms: e.responseEnd })),
             }
           : undefined;
       },
       undefined,
       { timeout: scaled(60_000) },
     );
-    const { shown, frame, snapshot, script, first, rows, adopted } = (await marks.jsonValue())!;
+    const { shown, frame, snapshot, script, first, rows, adopted, fetched } = (await marks.jsonValue())!;
     if (rows < expectRows) throw new Error(`the table showed ${rows} rows, expected ${expectRows}`);
     return {
       firstLoadGzipBytes: files.reduce((s, f) => s + f.bytes, 0),
@@ -91,10 +97,20 @@ export async function measureConsoleLoad(browser: Browser, baseUrl: string, toke
       firstMessageMs: first,
       rows,
       earlyWatchAdopted: adopted,
+      fetchedMs: fetched,
     };
   } finally {
     await context.close();
   }
+}
+
+/** The fields of the browser's resource (and navigation) timing entries read here. */
+interface PageResourceTiming {
+  readonly name: string;
+  readonly startTime: number;
+  readonly requestStart: number;
+  readonly responseStart: number;
+  readonly responseEnd: number;
 }
 
 const keptTabs = new Map<string, Promise<[string, string][]>>();

@@ -1,22 +1,35 @@
 /**
  * One machine: what the table shows, its hardware and allocation, and its
- * provisioning events, live through the same Watch as the table. The
+ * provisioning events, live through a Watch of this machine alone. The
  * actions (allocate, free, reinstall, lock) each ask before they run.
  */
-import { useRef, useState } from "react";
+import { useEffect, useMemo, useRef, useState } from "react";
 import { MachineService as AdminMachineService } from "../../gen/metal/admin/v1/machine_pb.js";
 import { ImageService } from "../../gen/metal/api/v1/image_pb.js";
 import { type Machine, MachineService, MachineState, ProvisioningEventTypeSchema } from "../../gen/metal/api/v1/machine_pb.js";
 import { allPages } from "../api.js";
 import type { PageProps } from "../app.js";
 import { enumLabel, isoTime, machineMarkers, stateLabel } from "../format.js";
+import { type MachineWatch, startMachineWatch, watchMachine } from "../machine-watch.js";
 import { canEdit } from "../session.js";
 import { Confirm, type Pending, Table, useLoad } from "../ui.js";
 import { AllocateForm } from "./allocate.js";
 import { consoleHref, mayOpenConsole } from "./console.js";
 import { useNow, useWatch } from "./machines.js";
 
-export function MachinePage({ session, project, watch, id }: PageProps & { id: string }) {
+/**
+ * This machine alone and whole while its page is open: the table's Watch sends summaries (no hardware, one
+ * event), so the page has a Watch of its own, by id.
+ */
+function useMachineWatch(session: PageProps["session"], project: string | undefined, id: string): MachineWatch | undefined {
+  const key = session.operator ? "*" : project;
+  const watch = useMemo(() => (key === undefined ? undefined : startMachineWatch(watchMachine(session.api, key, id))), [session, key, id]);
+  useEffect(() => () => watch?.stop(), [watch]);
+  return watch;
+}
+
+export function MachinePage({ session, project, id }: PageProps & { id: string }) {
+  const watch = useMachineWatch(session, project, id);
   useWatch(watch);
   const now = useNow();
   const [pending, setPending] = useState<Pending | undefined>(undefined);

@@ -49,7 +49,15 @@ const MachineRow = memo(function MachineRow({ view }: { view: RowView }) {
   );
 }, sameRow);
 
+/**
+ * Rows per <tbody>. The browser skips a whole group while it is off screen (machines.css, content-visibility), so
+ * showing 1,000 machines lays out a few groups instead of 1,000 rows; a table may have any number of bodies.
+ */
+export const ROWS_PER_GROUP = 40;
+
 function MachineTable({ rows }: { rows: readonly RowView[] }) {
+  const groups: RowView[][] = [];
+  for (let i = 0; i < rows.length; i += ROWS_PER_GROUP) groups.push(rows.slice(i, i + ROWS_PER_GROUP));
   return (
     <table className="machines">
       <thead>
@@ -59,11 +67,14 @@ function MachineTable({ rows }: { rows: readonly RowView[] }) {
           ))}
         </tr>
       </thead>
-      <tbody>
-        {rows.map((v) => (
-          <MachineRow key={v.id} view={v} />
-        ))}
-      </tbody>
+      {groups.map((group, i) => (
+        // biome-ignore lint/suspicious/noArrayIndexKey: a group is a position in the table, not a machine
+        <tbody key={i} className={group.length < ROWS_PER_GROUP ? "partial" : undefined}>
+          {group.map((v) => (
+            <MachineRow key={v.id} view={v} />
+          ))}
+        </tbody>
+      ))}
     </table>
   );
 }

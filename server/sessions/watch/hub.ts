@@ -1,11 +1,12 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Machine } from "../../../gen/metal/api/v1/machine_pb.js";
 import { changesTopic, type FanoutBus } from "../../bus/fanout.js";
+import { toMachineSummary } from "../../convert/machine.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { ChangeRow } from "../../db/schema/index.js";
 import { changeLogRepository as changes } from "../../repositories/change-log-repository.js";
 import { machineRepository } from "../../repositories/machine-repository.js";
-import { machineWatchRepository } from "../../repositories/machine-watch-repository.js";
+import { machineWatchRepository, type WatchedMachine } from "../../repositories/machine-watch-repository.js";
 import { tenantMachineRepository as tenantMachines } from "../../repositories/tenant/machine-repository.js";
 import { MachineViews, machineView, renderChanges, visible, type WatchMessage, type WatchSpec } from "./render.js";
 import { Watcher } from "./watcher.js";
@@ -230,6 +231,7 @@ export class WatchHub {
       read.catch(() => {});
       return read;
     };
+    const snapshotView = (m: WatchedMachine): Machine => (spec.summary ? toMachineSummary(machineView(m, a)) : machineView(m, a));
     let batch: Machine[] = [];
     const send = function* (m: Machine): Generator<WatchMessage> {
       if (!spec.batchSnapshot) {
@@ -247,13 +249,13 @@ export class WatchHub {
     };
     if (spec.machineId !== undefined) {
       const one = a.kind === "tenant" ? await tenantMachines.get(this.db, a.scope, spec.machineId).catch(absentAsUndefined) : await machineRepository.find(this.db, spec.machineId);
-      if (one && visible(spec, one.machine.id, one.machine.project, one.machine.partitionId)) yield* send(machineView(one, a));
+      if (one && visible(spec, one.machine.id, one.machine.project, one.machine.partitionId)) yield* send(snapshotView(one));
     } else {
       let reading: Promise<Page> | undefined = listPage(undefined);
       while (reading) {
         const { items, nextPageToken }: Page = await reading;
         reading = nextPageToken === "" || items.length === 0 ? undefined : listPage(items[items.length - 1]!.machine.id);
-        for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield* send(machineView(m, a));
+        for (const m of items) if (visible(spec, m.machine.id, m.machine.project, m.machine.partitionId)) yield* send(snapshotView(m));
       }
     }
     yield* flush();

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { MachineWatchChangeKind as Kind, type Machine, MachineWatchChangeSchema, MachineWatchEventsAddedSchema } from "../../../gen/metal/api/v1/machine_pb.js";
-import { containerFromRow, toOperatorMachine, toProtoMachine } from "../../convert/machine.js";
+import { containerFromRow, toMachineSummary, toOperatorMachine, toProtoMachine } from "../../convert/machine.js";
 import { addedEventsFromPayload } from "../../convert/machine-watch.js";
 import type { ChangeRow } from "../../db/schema/index.js";
 import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
@@ -18,6 +18,8 @@ export interface WatchSpec {
   events: boolean;
   /** The snapshot's machines as snapshot_batch messages instead of one snapshot message each. */
   batchSnapshot?: boolean;
+  /** Machines as toMachineSummary leaves them (a table's columns only). */
+  summary?: boolean;
 }
 
 /** One message of a watch; the tenant and admin responses share this oneof. */
@@ -47,12 +49,12 @@ export class MachineViews {
     return this.loaded.get(id);
   }
 
-  view(id: string, audience: WatchAudience): Machine {
-    const variant = audience.kind === "tenant" ? "t" : audience.secrets ? "s" : "o";
+  view(id: string, audience: WatchAudience, summary = false): Machine {
+    const variant = `${audience.kind === "tenant" ? "t" : audience.secrets ? "s" : "o"}${summary ? "b" : ""}`;
     const key = `${variant}${id}`;
     let m = this.cache.get(key);
     if (!m) {
-      m = machineView(this.loaded.get(id)!, audience);
+      m = summary ? toMachineSummary(this.view(id, audience)) : machineView(this.loaded.get(id)!, audience);
       this.cache.set(key, m);
     }
     return m;
@@ -110,7 +112,7 @@ export function renderChanges(spec: WatchSpec, rows: readonly ChangeRow[], views
     if (row.kind === "deleted" && !isVisible) message = { case: "change", value: change(Kind.DELETED, row) };
     else if (!isVisible) message = { case: "change", value: change(Kind.GONE, row) };
     else if (row.kind === "event" && spec.events && addedCount(row) > 0) message = { case: "eventsAdded", value: eventsAdded(row) };
-    else message = { case: "change", value: change(kinds[row.kind], row, views.view(id, spec.audience)) };
+    else message = { case: "change", value: change(kinds[row.kind], row, views.view(id, spec.audience, spec.summary)) };
     out.push({ tx: row.tx, message });
   }
   markLastInRevision(out);
