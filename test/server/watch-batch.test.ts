@@ -131,7 +131,9 @@ describe("MachineService.Watch with summary", () => {
       (signal) => admin.watch({ batchSnapshot: true, summary: true }, { signal }),
       1,
       async (sofar) => {
-        changedId = batches(sofar).flat().find((m) => m.allocation)!.id;
+        changedId = batches(sofar)
+          .flat()
+          .find((m) => m.allocation)!.id;
         await admin.setState({ id: changedId, state: MachineState.TAINTED, reason: "summary test" });
       },
       (m) => m.case === "change" && (m.value as { id: string }).id === changedId,

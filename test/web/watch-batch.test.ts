@@ -36,7 +36,10 @@ describe("the batched snapshot in the table's state", () => {
 
 describe("the early Watch's request", () => {
   it("is byte for byte what connect-web sends for the operators' and a project's Watch", () => {
-    expect(earlyWatchRequest("*")).toEqual({ path: "/metal.admin.v1.MachineService/Watch", body: envelope(toBinary(AdminWatchRequestSchema, create(AdminWatchRequestSchema, { batchSnapshot: true, summary: true }))) });
+    expect(earlyWatchRequest("*")).toEqual({
+      path: "/metal.admin.v1.MachineService/Watch",
+      body: envelope(toBinary(AdminWatchRequestSchema, create(AdminWatchRequestSchema, { batchSnapshot: true, summary: true }))),
+    });
     // A long name (its length takes two varint bytes) with characters of more than one UTF-8 byte.
     for (const project of ["p", "proj-ä€𝄞", "x".repeat(300)]) {
       expect(earlyWatchRequest(project)).toEqual({
