@@ -35,7 +35,7 @@ export interface MachineWatch {
 /**
  * The table's Watch for a key: "*" is the operator's (metal.admin.v1, every machine), anything else a project's.
  * The snapshot in batches (a few messages instead of one per machine: the table waits for all of it anyway), and
- * machines as summaries (the table's columns only: a third of the bytes to send and decode). web/early-watch.ts
+ * machines as summaries (the table's columns only: 188 instead of 340 KiB for the benchmark's 1,000 machines). web/early-watch.ts
  * sends the same request before the app runs.
  */
 export function watchMachines(api: ClientOf, key: string): OpenWatch {
