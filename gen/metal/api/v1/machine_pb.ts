@@ -70,9 +70,9 @@ export type MachineServiceWatchRequest = Message<"metal.api.v1.MachineServiceWat
 
   /**
    * Summary leaves out of every machine sent (snapshot and changes) what a list of machines has no column
-   * for: the hardware, the BIOS, the allocation's networks, SSH keys and user data, and all provisioning
-   * events but the newest (liveliness, crash loop, failed reclaim and the last error event stay). For a
-   * table of many machines; a page about one machine watches it by id without summary.
+   * for: the hardware, the BMC, the allocation's networks, SSH keys, user data, DNS and NTP servers, and all
+   * provisioning events but the newest (liveliness, crash loop, failed reclaim and the last error event
+   * stay). For a table of many machines; a page about one machine watches it by id without summary.
    *
    * @generated from field: bool summary = 7;
    */
