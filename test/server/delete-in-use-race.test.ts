@@ -10,8 +10,8 @@ import { referenceHolds } from "../../server/repositories/usage-repository.js";
 import { createAdminFilesystemLayoutService } from "../../server/services/admin/filesystem-layout-service.js";
 import { createAdminImageService } from "../../server/services/admin/image-service.js";
 import { createAdminPartitionService } from "../../server/services/admin/partition-service.js";
-import { eventually } from "../helpers/eventually.js";
 import { expectCode } from "../helpers/expect.js";
+import { openTransaction, someoneWaitsForALock } from "../helpers/interleave.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
 /**
@@ -23,28 +23,6 @@ let db: DbHandle;
 const service = () => createAdminPartitionService({ db });
 const deletePartition = async (id: string) => service().delete({ id } as never, {} as never);
 
-/** Resolves once some statement of this database waits for a lock held by another transaction. */
-async function someoneWaitsForALock(): Promise<void> {
-  await eventually("some statement to wait for a lock", async () => {
-    const res = (await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`)) as unknown as { rows: unknown[] };
-    return res.rows.length > 0;
-  });
-}
-
-/** Runs `body` in a transaction that stays open until the returned `commit` is called. */
-function openTransaction(body: (tx: DbHandle) => Promise<void>) {
-  let commit!: () => void;
-  const gate = new Promise<void>((r) => (commit = r));
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  const done = inTransaction(db, async (tx) => {
-    await body(tx);
-    ready();
-    await gate;
-  });
-  return { started, commit, done };
-}
-
 beforeAll(async () => {
   ({ db } = await useMetalDatabase());
 });
@@ -52,14 +30,14 @@ beforeAll(async () => {
 describe("a delete racing a writer that adds a user", () => {
   it("waits for a writer holding the row, then counts what it wrote and refuses", async () => {
     await db.insert(partitions).values({ id: "race-1" });
-    const writer = openTransaction(async (tx) => {
+    const writer = openTransaction(db, async (tx) => {
       await referenceHolds.partition(tx, "race-1");
       await tx.insert(machines).values({ id: "00000000-0000-4000-8000-000000000001", partitionId: "race-1" });
     });
     await writer.started;
     // The expectation is attached at once: the refusal may come before the writer's commit is awaited.
     const refused = expectCode(deletePartition("race-1"), Code.FailedPrecondition, 'partition "race-1" is still used by 1 machine (00000000-0000-4000-8000-000000000001); delete them first');
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     writer.commit();
     await writer.done;
     await refused;
@@ -68,7 +46,7 @@ describe("a delete racing a writer that adds a user", () => {
 
   it("lets a writer that comes after the delete's lock find nothing (NotFound), never a dangling reference", async () => {
     await db.insert(partitions).values({ id: "race-2" });
-    const deleter = openTransaction(async (tx) => {
+    const deleter = openTransaction(db, async (tx) => {
       await partitionRepository.lock(tx, "race-2");
       await partitionRepository.delete(tx, "race-2");
     });
@@ -79,7 +57,7 @@ describe("a delete racing a writer that adds a user", () => {
     });
     // Attached at once: the writer may be refused before the deleter's commit is awaited.
     const refused = expectCode(writing, Code.NotFound, 'partition "race-2" not found');
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     deleter.commit();
     await deleter.done;
     await refused;
@@ -88,7 +66,7 @@ describe("a delete racing a writer that adds a user", () => {
 
   it("does not make writers wait for each other", async () => {
     await db.insert(partitions).values({ id: "race-3" });
-    const first = openTransaction((tx) => referenceHolds.partition(tx, "race-3"));
+    const first = openTransaction(db, (tx) => referenceHolds.partition(tx, "race-3"));
     await first.started;
     // A second holder gets the row while the first still holds it.
     await inTransaction(db, (tx) => referenceHolds.partition(tx, "race-3"));
@@ -126,7 +104,7 @@ describe("what an allocation holds", () => {
   it("keeps an image delete waiting until the allocation commits, which it then counts", async () => {
     const id = "00000000-0000-4000-8000-000000000003";
     const allocation = { image: refs.image, filesystemLayout: refs.filesystemLayout, project: "p" } as StoredAllocation;
-    const allocating = openTransaction(async (tx) => {
+    const allocating = openTransaction(db, async (tx) => {
       await referenceHolds.allocation(tx, refs);
       await tx.insert(machines).values({ id, partitionId: refs.partition, sizeId: refs.size, allocation, project: "p" });
     });
@@ -134,7 +112,7 @@ describe("what an allocation holds", () => {
     const deleting = (async () => createAdminImageService({ db }).delete({ id: refs.image } as never, {} as never))();
     // The expectation is attached at once: the refusal may come before the allocation's commit is awaited.
     const refused = expectCode(deleting, Code.FailedPrecondition, `image "${refs.image}" is still used by 1 allocated machine (${id}); free or reinstall them first`);
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     allocating.commit();
     await allocating.done;
     await refused;
@@ -145,7 +123,7 @@ describe("what an allocation holds", () => {
     await db.execute(sql`insert into machines (id, partition_id, size_id, rack_id, waiting_until) values (${id}, ${refs.partition}, ${refs.size}, 'r1', now() + interval '1 hour')`);
     await db.execute(sql`insert into machine_events (machine_id, liveliness, events) values (${id}, 'Alive', '[]'::jsonb)`);
     const allocation = { image: refs.image, filesystemLayout: refs.filesystemLayout, project: "p" } as StoredAllocation;
-    const allocating = openTransaction(async (tx) => {
+    const allocating = openTransaction(db, async (tx) => {
       expect((await allocations.lockCandidate(tx, refs, { id }))?.machine.id).toBe(id);
       await tx.update(machines).set({ allocation, project: "p" }).where(sql`${machines.id} = ${id}`);
     });
@@ -155,7 +133,7 @@ describe("what an allocation holds", () => {
       Code.FailedPrecondition,
       `filesystem layout "${refs.filesystemLayout}" is still used by 2 allocated machines`,
     );
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     allocating.commit();
     await allocating.done;
     await refused;

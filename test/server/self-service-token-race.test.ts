@@ -1,21 +1,20 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, createContextValues } from "@connectrpc/connect";
-import { eq, sql } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import { beforeAll, describe, expect, it } from "vitest";
 import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { TokenServiceCreateRequestSchema } from "../../gen/metal/api/v1/token_pb.js";
 import { kPrincipal } from "../../server/auth/context.js";
 import { createTokenAuthority, type TokenAuthority } from "../../server/auth/token-authority.js";
 import { toStoredRoles } from "../../server/convert/token.js";
-import { inTransaction } from "../../server/db/database.js";
 import type { DbHandle } from "../../server/db/handle.js";
 import { tokens } from "../../server/db/schema/index.js";
 import { noRoles, type Principal } from "../../server/domain/roles.js";
 import { uuidv7 } from "../../server/ids.js";
 import { tokenRepository } from "../../server/repositories/token-repository.js";
 import { createTokenService } from "../../server/services/api/token-service.js";
-import { eventually } from "../helpers/eventually.js";
 import { expectCode } from "../helpers/expect.js";
+import { openTransaction, someoneWaitsForALock } from "../helpers/interleave.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
 /**
@@ -33,27 +32,6 @@ beforeAll(async () => {
   authority = await createTokenAuthority(db);
 });
 
-async function someoneWaitsForALock(): Promise<void> {
-  await eventually("some statement to wait for a lock", async () => {
-    const res = (await db.execute(sql`select 1 from pg_locks l join pg_stat_activity a on a.pid = l.pid where not l.granted and a.datname = current_database()`)) as unknown as { rows: unknown[] };
-    return res.rows.length > 0;
-  });
-}
-
-/** Runs `body` in a transaction that stays open until `commit` is called. */
-function openTransaction(body: (tx: DbHandle) => Promise<void>) {
-  let commit!: () => void;
-  const gate = new Promise<void>((r) => (commit = r));
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  const done = inTransaction(db, async (tx) => {
-    await body(tx);
-    ready();
-    await gate;
-  });
-  return { started, commit, done };
-}
-
 /** A member's token granting editor in `org`, and the principal the interceptor would make of it. */
 async function memberToken(): Promise<{ subject: string; org: string; parent: Principal }> {
   const subject = `bob${++n}`;
@@ -69,7 +47,7 @@ describe("a token minted while its subject's membership ends", () => {
   it("waits for a removal holding the parent and is then refused the grant the parent lost", async () => {
     const { subject, org, parent } = await memberToken();
     const service = createTokenService({ db, authority, projects: { tenantOf: async () => undefined, quotasOf: async () => undefined } });
-    const removal = openTransaction(async (tx) => {
+    const removal = openTransaction(db, async (tx) => {
       await tokenRepository.capSubjectGrant(tx, subject, "tenants", org, 0);
     });
     await removal.started;
@@ -77,7 +55,7 @@ describe("a token minted while its subject's membership ends", () => {
     const ctx = { values: createContextValues().set(kPrincipal, parent) } as never;
     const mint = Promise.resolve(service.create(create(TokenServiceCreateRequestSchema, { description: "ci", roles: { tenantRoles: { [org]: TenantRole.VIEWER } } }), ctx));
     const refused = expectCode(mint, Code.PermissionDenied, `tenant_roles["${org}"]`);
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     removal.commit();
     await removal.done;
     await refused;
@@ -86,7 +64,7 @@ describe("a token minted while its subject's membership ends", () => {
   it("a removal waits for a mint holding the parent and then caps the minted token too", async () => {
     const { subject, org, parent } = await memberToken();
     const childId = uuidv7();
-    const mint = openTransaction(async (tx) => {
+    const mint = openTransaction(db, async (tx) => {
       await tokenRepository.holdLiveParent(tx, parent.tokenId);
       await tokenRepository.create(tx, {
         id: childId,
@@ -101,7 +79,7 @@ describe("a token minted while its subject's membership ends", () => {
     });
     await mint.started;
     const removal = authority.capSubjectGrant(db, subject, { tenant: org }, 0);
-    await someoneWaitsForALock();
+    await someoneWaitsForALock(db);
     mint.commit();
     await mint.done;
     await removal;
