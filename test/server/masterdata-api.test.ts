@@ -71,15 +71,17 @@ describe("masterdata-api on its embedded database", () => {
     "keeps tenants in its own data directory across a restart, and refuses calls without a token",
     async () => {
       const config = loadMasterdataConfig({ METAL_DATABASE_URL: metalDb.url, MASTERDATA_LISTEN: "127.0.0.1:0", MASTERDATA_DATA_DIR: dir, METAL_DB_POOL_SIZE: "2" }, []);
-      const admin = (
-        await authority.issue(metal.db, {
-          subject: "op",
-          description: "",
-          roles: { adminRole: AdminRole.ADMIN, projectRoles: {}, tenantRoles: {}, infraPartition: "" },
-          createdBy: "test",
-          expiresAt: new Date(Date.now() + 3600_000),
-        })
-      ).secret;
+      const issue = async (subject: string, adminRole: AdminRole, infraPartition: string) =>
+        (
+          await authority.issue(metal.db, {
+            subject,
+            description: "",
+            roles: { adminRole, projectRoles: {}, tenantRoles: {}, infraPartition },
+            createdBy: "test",
+            expiresAt: new Date(Date.now() + 3600_000),
+          })
+        ).secret;
+      const admin = await issue("op", AdminRole.ADMIN, "");
       const run = async <T>(fn: (url: string) => Promise<T>): Promise<T> => {
         const server = await createMasterdataServer(config, createLogger("silent", { pretty: false }));
         const listener = await listen(server.handler, config.listen, undefined, config.connections);
@@ -94,15 +96,7 @@ describe("masterdata-api on its embedded database", () => {
       };
       const tenants = (url: string, token?: string) => createClient(TenantService, createTransport({ baseUrl: url, protocol: "connect", token }));
       // A partition daemon's infra token is a metal token too, but no operator's: masterdata is not its business.
-      const infra = (
-        await authority.issue(metal.db, {
-          subject: "metal-core p1",
-          description: "",
-          roles: { adminRole: AdminRole.UNSPECIFIED, projectRoles: {}, tenantRoles: {}, infraPartition: "p1" },
-          createdBy: "test",
-          expiresAt: new Date(Date.now() + 3600_000),
-        })
-      ).secret;
+      const infra = await issue("metal-core p1", AdminRole.UNSPECIFIED, "p1");
       await run(async (url) => {
         await expectCode(tenants(url).find({}), Code.Unauthenticated);
         await expectCode(tenants(url, infra).find({}), Code.PermissionDenied);
