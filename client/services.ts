@@ -1,9 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Transport } from "@connectrpc/connect";
-import { ProjectMemberService } from "../gen/masterdata/v1/project_member_pb.js";
-import { ProjectService } from "../gen/masterdata/v1/project_pb.js";
-import { TenantMemberService } from "../gen/masterdata/v1/tenant_member_pb.js";
-import { TenantService } from "../gen/masterdata/v1/tenant_pb.js";
+import { InvitationService as MasterdataInvitationService } from "../gen/masterdata/v1/invitation_pb.js";
+import { MembershipService as MasterdataMembershipService } from "../gen/masterdata/v1/membership_pb.js";
+import { ProjectMemberService as MasterdataProjectMemberService } from "../gen/masterdata/v1/project_member_pb.js";
+import { ProjectService as MasterdataProjectService } from "../gen/masterdata/v1/project_pb.js";
+import { TenantMemberService as MasterdataTenantMemberService } from "../gen/masterdata/v1/tenant_member_pb.js";
+import { TenantService as MasterdataTenantService } from "../gen/masterdata/v1/tenant_pb.js";
+import { AuditService as AdminAuditService } from "../gen/metal/admin/v1/audit_pb.js";
 import { ConnectionService as AdminConnectionService } from "../gen/metal/admin/v1/connection_pb.js";
 import { FilesystemLayoutService as AdminFilesystemLayoutService } from "../gen/metal/admin/v1/filesystem_layout_pb.js";
 import { ImageService as AdminImageService } from "../gen/metal/admin/v1/image_pb.js";
@@ -16,6 +19,8 @@ import { SizeService as AdminSizeService } from "../gen/metal/admin/v1/size_pb.j
 import { SizeReservationService as AdminSizeReservationService } from "../gen/metal/admin/v1/size_reservation_pb.js";
 import { SwitchService as AdminSwitchService } from "../gen/metal/admin/v1/switch_pb.js";
 import { TokenService as AdminTokenService } from "../gen/metal/admin/v1/token_pb.js";
+import { AuditService } from "../gen/metal/api/v1/audit_pb.js";
+import { ConsoleService } from "../gen/metal/api/v1/console_pb.js";
 import { FilesystemLayoutService } from "../gen/metal/api/v1/filesystem_layout_pb.js";
 import { HealthService } from "../gen/metal/api/v1/health_pb.js";
 import { ImageService } from "../gen/metal/api/v1/image_pb.js";
@@ -23,15 +28,18 @@ import { IPService } from "../gen/metal/api/v1/ip_pb.js";
 import { MachineService } from "../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../gen/metal/api/v1/network_pb.js";
 import { PartitionService } from "../gen/metal/api/v1/partition_pb.js";
+import { ProjectService } from "../gen/metal/api/v1/project_pb.js";
+import { SignInService } from "../gen/metal/api/v1/signin_pb.js";
 import { SizeImageConstraintService } from "../gen/metal/api/v1/size_image_constraint_pb.js";
 import { SizeService } from "../gen/metal/api/v1/size_pb.js";
 import { SizeReservationService } from "../gen/metal/api/v1/size_reservation_pb.js";
+import { TenantService } from "../gen/metal/api/v1/tenant_pb.js";
 import { TokenService } from "../gen/metal/api/v1/token_pb.js";
 import { UserService } from "../gen/metal/api/v1/user_pb.js";
 import { VersionService } from "../gen/metal/api/v1/version_pb.js";
 import { BMCService } from "../gen/metal/infra/v1/bmc_pb.js";
 import { BootService } from "../gen/metal/infra/v1/boot_pb.js";
-import { ConsoleService } from "../gen/metal/infra/v1/console_pb.js";
+import { ConsoleService as InfraConsoleService } from "../gen/metal/infra/v1/console_pb.js";
 import { EventService } from "../gen/metal/infra/v1/event_pb.js";
 import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switch_pb.js";
 
@@ -39,10 +47,14 @@ import { SwitchService as InfraSwitchService } from "../gen/metal/infra/v1/switc
  * Every public service of the control plane by audience: `api` for tenants
  * (metal.api.v1), `admin` for operators (metal.admin.v1), `infra` for the
  * partition daemons (metal.infra.v1) and `masterdata` for tenants and
- * projects. metal.internal.v1 is left out on purpose: only replicas speak it.
+ * projects. metal.internal.v1 is left out on purpose: only replicas speak it;
+ * so is grpc.health.v1 (for load balancers' probes, which bring their own
+ * client). test/client/services.test.ts holds this list to proto/.
  */
 export const METAL_SERVICES = {
   api: {
+    audit: AuditService,
+    console: ConsoleService,
     filesystemLayout: FilesystemLayoutService,
     health: HealthService,
     image: ImageService,
@@ -50,14 +62,18 @@ export const METAL_SERVICES = {
     machine: MachineService,
     network: NetworkService,
     partition: PartitionService,
+    project: ProjectService,
+    signIn: SignInService,
     size: SizeService,
     sizeImageConstraint: SizeImageConstraintService,
     sizeReservation: SizeReservationService,
+    tenant: TenantService,
     token: TokenService,
     user: UserService,
     version: VersionService,
   },
   admin: {
+    audit: AdminAuditService,
     connection: AdminConnectionService,
     filesystemLayout: AdminFilesystemLayoutService,
     image: AdminImageService,
@@ -74,15 +90,17 @@ export const METAL_SERVICES = {
   infra: {
     bmc: BMCService,
     boot: BootService,
-    console: ConsoleService,
+    console: InfraConsoleService,
     event: EventService,
     switch: InfraSwitchService,
   },
   masterdata: {
-    project: ProjectService,
-    projectMember: ProjectMemberService,
-    tenant: TenantService,
-    tenantMember: TenantMemberService,
+    invitation: MasterdataInvitationService,
+    membership: MasterdataMembershipService,
+    project: MasterdataProjectService,
+    projectMember: MasterdataProjectMemberService,
+    tenant: MasterdataTenantService,
+    tenantMember: MasterdataTenantMemberService,
   },
 } as const;
 

@@ -99,6 +99,6 @@ describe("createMetalClient against the control plane", () => {
     const metal = createMetalClient({ baseUrl: server.url });
     expect(metal.api.machine).toBe(metal.api.machine);
     expect(Object.keys(metal)).toEqual(["api", "admin", "infra", "masterdata", "transport", "close"]);
-    expect(Object.keys(metal.masterdata)).toEqual(["project", "projectMember", "tenant", "tenantMember"]);
+    expect(Object.keys(metal.masterdata)).toEqual(["invitation", "membership", "project", "projectMember", "tenant", "tenantMember"]);
   });
 });
