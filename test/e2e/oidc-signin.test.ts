@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
 import * as oidc from "openid-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,8 +10,10 @@ import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { SignInService } from "../../gen/metal/api/v1/signin_pb.js";
 import { UserService } from "../../gen/metal/api/v1/user_pb.js";
 import { createLogger } from "../../server/logger.js";
+import { signInProofRepository } from "../../server/repositories/sign-in-proof-repository.js";
 import { cli } from "../cli/run-cli.js";
 import { eventually } from "../helpers/eventually.js";
+import { openTransaction, RolledBack, someoneWaitsForALock } from "../helpers/interleave.js";
 import { startTestIdp, type TestIdp, WEB_CALLBACK_PATH } from "../helpers/oidc-provider.js";
 import { type PartitionFixture, setUpPartition } from "../helpers/partition-fixture.js";
 import { launchServer, type TestServer } from "../helpers/server-launch.js";
@@ -284,6 +287,52 @@ describe("SignInService.Exchange", () => {
     const forged = await idp.signIdToken({ iss: idp.issuer, aud: "someone-else", sub: "sub-frank", email: "frank@example.test", email_verified: true });
     expect(codeOf(await exchange(forged).catch((e: unknown) => e))).toBe(Code.Unauthenticated);
     expect(await entriesOf("frank@example.test")).toEqual([]);
+  });
+
+  it("takes an ID token once: exchanged again it is refused with Unauthenticated and recorded; a fresh one works", async () => {
+    const claims = { iss: idp.issuer, aud: idp.clientId, sub: "sub-gina", email: "gina@example.test", email_verified: true };
+    const idToken = await idp.signIdToken(claims);
+    const first = await exchange(idToken);
+    secrets.push(first.secret);
+    const again = await exchange(idToken).catch((e: unknown) => e);
+    expect(codeOf(again)).toBe(Code.Unauthenticated);
+    expect(ConnectError.from(again).rawMessage).toContain("exchanged for a token already");
+    // The replay took nothing from the first sign-in's token.
+    expect((await server.client(UserService, first.secret).get({})).user?.subject).toBe("gina@example.test");
+    const { entries } = await server.client(AdminAuditService, server.adminToken).list({ filter: { subject: "gina@example.test", method: "/metal.api.v1.SignInService/Exchange" } });
+    expect(entries.map((e) => e.outcome).sort()).toEqual(["ok", "unauthenticated"]);
+    // Another ID token of the same person (a second later, so other bytes) signs in as usual.
+    const later = await exchange(await idp.signIdToken(claims, { issuedAtS: Math.floor(Date.now() / 1000) + 1 }));
+    secrets.push(later.secret);
+    expect(later.user).toBe("gina@example.test");
+  });
+
+  it("of two exchanges of one ID token at once, the second waits for the first's use of it: refused once that commits, signed in if it rolls back", async () => {
+    const db = server.app.db;
+    const claims = { iss: idp.issuer, aud: idp.clientId, sub: "sub-hank", email: "hank@example.test", email_verified: true };
+    for (const firstCommits of [true, false]) {
+      const idToken = await idp.signIdToken(claims, { issuedAtS: Math.floor(Date.now() / 1000) + (firstCommits ? 0 : 2) });
+      const digest = createHash("sha256").update(idToken).digest("hex");
+      // The first exchange, stopped right after it marked the token used (the row the server writes, uncommitted).
+      const first = openTransaction(db, async (tx) => {
+        expect(await signInProofRepository.use(tx, digest, new Date(Date.now() + 600_000))).toBe(true);
+      });
+      await first.started;
+      const second = exchange(idToken).then(
+        (r) => (secrets.push(r.secret), r.user),
+        (e: unknown) => e,
+      );
+      await someoneWaitsForALock(db);
+      if (firstCommits) {
+        first.commit();
+        await first.done;
+        expect(codeOf(await second)).toBe(Code.Unauthenticated);
+      } else {
+        first.rollback();
+        await expect(first.done).rejects.toBeInstanceOf(RolledBack);
+        expect(await second).toBe("hank@example.test");
+      }
+    }
   });
 
   it("logs who signed in, never an ID token, code, verifier or metal token", () => {

@@ -16,16 +16,22 @@ export async function someoneWaitsForALock(db: DbHandle): Promise<void> {
   });
 }
 
-/** Runs `body` in a transaction that stays open until the returned `commit` is called. */
+/** What `done` of a transaction ended by `rollback` rejects with. */
+export class RolledBack extends Error {}
+
+/**
+ * Runs `body` in a transaction that stays open until the returned `commit`
+ * or `rollback` is called (`done` then rejects with RolledBack).
+ */
 export function openTransaction(db: DbHandle, body: (tx: DbHandle) => Promise<void>) {
-  let commit!: () => void;
-  const gate = new Promise<void>((r) => (commit = r));
+  let end!: (commit: boolean) => void;
+  const gate = new Promise<boolean>((r) => (end = r));
   let ready!: () => void;
   const started = new Promise<void>((r) => (ready = r));
   const done = inTransaction(db, async (tx) => {
     await body(tx);
     ready();
-    await gate;
+    if (!(await gate)) throw new RolledBack("rolled back by the test");
   });
-  return { started, commit, done };
+  return { started, commit: () => end(true), rollback: () => end(false), done };
 }

@@ -7,7 +7,7 @@ import { exhausted, unauthenticated } from "../../errors.js";
 /** An ID token is at most this old when it is exchanged: proof of a sign-in now, not of one last week. */
 export const MAX_ID_TOKEN_AGE_S = 600;
 /** Clocks of the issuer and this server may differ this much. */
-const CLOCK_TOLERANCE_S = 60;
+export const CLOCK_TOLERANCE_S = 60;
 /** Bounds of what a caller may hand over (an ID token is a few KiB at most). */
 export const MAX_ID_TOKEN_BYTES = 16 * 1024;
 /** Discovery is read again after this (a new jwks_uri or token endpoint is picked up without a restart). */
@@ -177,4 +177,15 @@ function codeRefusal(err: unknown): ConnectError {
   }
   if (e.name === "AbortError" || e.name === "TimeoutError" || e.name === "TypeError") return unavailable("the token endpoint did not answer");
   return unauthenticated("the issuer's answer to the authorization code is not valid");
+}
+
+/**
+ * The last moment an ID token with these claims can pass verifyIdToken: its
+ * expiry or its maximum age, whichever comes first, plus the clock
+ * tolerance. A used token is remembered until then (single use).
+ */
+export function idTokenUsableUntil(claims: { iat?: number; exp?: number }): Date {
+  const iat = claims.iat ?? 0;
+  const last = Math.min(claims.exp ?? iat + MAX_ID_TOKEN_AGE_S, iat + MAX_ID_TOKEN_AGE_S) + CLOCK_TOLERANCE_S;
+  return new Date(last * 1000);
 }

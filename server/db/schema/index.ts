@@ -9,6 +9,7 @@ export * from "./machines.js";
 export * from "./networks.js";
 export * from "./partitions.js";
 export * from "./replicas.js";
+export * from "./sign-in-proofs.js";
 export * from "./size-image-constraints.js";
 export * from "./sizes.js";
 export * from "./tokens.js";

@@ -1,8 +1,9 @@
+import { createHash } from "node:crypto";
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type { ProjectMemberService } from "../../../gen/masterdata/v1/project_member_pb.js";
 import { TenantMemberRole, type TenantMemberService } from "../../../gen/masterdata/v1/tenant_member_pb.js";
 import type { Tenant, TenantService } from "../../../gen/masterdata/v1/tenant_pb.js";
-import type { IdTokenClaims, OidcIssuer } from "../../auth/oidc/issuer.js";
+import { type IdTokenClaims, idTokenUsableUntil, type OidcIssuer } from "../../auth/oidc/issuer.js";
 import type { TokenAuthority } from "../../auth/token-authority.js";
 import type { OidcSettings } from "../../config.js";
 import { inTransaction } from "../../db/database.js";
@@ -12,6 +13,7 @@ import { noRoles, type Roles } from "../../domain/roles.js";
 import { identityAnnotations, MAX_GRANTS, type Membership, ownershipRefusal, type Proof, SIGN_IN_CREATOR, signInRoles, userIdFromClaims, userQuotaSet, validSubject } from "../../domain/signin.js";
 import { failedPrecondition, permissionDenied, unauthenticated } from "../../errors.js";
 import type { Logger } from "../../logger.js";
+import { signInProofRepository as proofs } from "../../repositories/sign-in-proof-repository.js";
 import { auditTrail, errorMessageOf, newEntry, outcomeOf } from "../audit/entries.js";
 
 const MAX_DESCRIPTION = 256;
@@ -196,12 +198,21 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       const user = userIdFromClaims(claims, settings.userClaim);
       if (!user.ok) throw permissionDenied(`permission denied: ${user.reason}`);
       const entry = (tokenId: string) => newEntry({ method: EXCHANGE_METHOD, principal: { subject: user.id, tokenId, expiresAt: new Date(0), roles: noRoles() }, requestId, request: { user: user.id } });
+      // An ID token is good once: whoever else holds it (a log, a proxy, a shared terminal) cannot sign in with it again.
+      // An authorization code needs no such record: the issuer redeems each code once.
+      const proofUse = "idToken" in proof ? { digest: createHash("sha256").update(proof.idToken).digest("hex"), until: idTokenUsableUntil(claims) } : undefined;
+      let replayed = false;
       try {
         const { created } = await userTenant(user.id, claims, settings);
         const { tenants, projects } = await memberships(user.id);
         const roles = signInRoles(user.id, tenants, projects);
         const text = description.trim() === "" ? `signed in through ${settings.issuer}` : description.trim();
+        if (proofUse) await proofs.prune(db, new Date());
         const { row, secret } = await inTransaction(db, async (tx) => {
+          if (proofUse && !(await proofs.use(tx, proofUse.digest, proofUse.until))) {
+            replayed = true;
+            throw unauthenticated("the ID token is not accepted: it was exchanged for a token already; sign in again");
+          }
           const issued = await authority.issue(tx, {
             subject: user.id,
             description: text.slice(0, MAX_DESCRIPTION),
@@ -218,8 +229,9 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
         return { row, secret, user: user.id, created };
       } catch (err) {
         // A verified identity refused (a takeover, a deleted user's id) is worth a trace: only the issuer's users can cause it.
+        // So is an ID token presented again: someone other than its user may hold it.
         const e = ConnectError.from(err);
-        if (e.code === Code.PermissionDenied) {
+        if (e.code === Code.PermissionDenied || replayed) {
           await auditTrail
             .record(db, { ...entry(""), outcome: outcomeOf(e.code), errorMessage: errorMessageOf(e.code, e.rawMessage) })
             .catch((err2: unknown) => log.error({ err: err2, requestId }, "writing the audit entry of a refused sign-in failed"));

@@ -1,0 +1,20 @@
+import { lt } from "drizzle-orm";
+import type { DbHandle } from "../db/handle.js";
+import { signInProofs } from "../db/schema/sign-in-proofs.js";
+
+export const signInProofRepository = {
+  /**
+   * Marks a proof used. False when it was used before, also by a transaction
+   * that commits while this one waits on the key: of two exchanges of one ID
+   * token at once, exactly one gets true.
+   */
+  async use(db: DbHandle, digest: string, usableUntil: Date): Promise<boolean> {
+    const rows = await db.insert(signInProofs).values({ digest, usableUntil }).onConflictDoNothing().returning({ digest: signInProofs.digest });
+    return rows.length === 1;
+  },
+
+  /** Forgets proofs that could no longer pass verification anyway. */
+  async prune(db: DbHandle, now: Date): Promise<void> {
+    await db.delete(signInProofs).where(lt(signInProofs.usableUntil, now));
+  },
+};
