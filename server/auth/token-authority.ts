@@ -4,6 +4,7 @@ import { toRoles, toStoredRoles } from "../convert/token.js";
 import { inTransaction } from "../db/database.js";
 import type { DbHandle } from "../db/handle.js";
 import type { StoredRoles, TokenRow } from "../db/schema/index.js";
+import { noteCreated } from "../db/transaction-hook.js";
 import type { Principal, Roles } from "../domain/roles.js";
 import { refreshedExpiry, refreshRefusal } from "../domain/token-refresh.js";
 import { failedPrecondition, notFound, permissionDenied, unauthenticated } from "../errors.js";
@@ -164,7 +165,9 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
           const excess = req.excessOverParent?.(toRoles(parent.roles)) ?? [];
           if (excess.length > 0) throw permissionDenied(`permission denied: a token can only grant what yours holds: ${excess.join("; ")}`);
         }
-        return { signer, row: await tokens.create(handle, values) };
+        const row = await tokens.create(handle, values);
+        noteCreated(row.id);
+        return { signer, row };
       };
       const { signer, row } = parentId === undefined ? await write(db) : await inTransaction(db, write);
       return { row, secret: await sign(signer, row) };
@@ -192,6 +195,7 @@ export async function createTokenAuthority(db: DbHandle, options: TokenAuthority
           parentId: old.parentId,
           bootstrap: old.bootstrap,
         });
+        noteCreated(row.id);
         await tokens.moveChildren(tx, old.id, row.id);
         const revoked = await tokens.revokeOne(tx, old.id);
         // Signed before the commit: when signing fails the old token stays as it was.

@@ -14,7 +14,20 @@ export interface TransactionHook {
   beforeCommit(tx: unknown): Promise<void>;
   /** The claimed transaction committed (true) or rolled back (false). */
   settled(committed: boolean): void;
+  /** Ids of what the call created (noteCreated). */
+  created(ids: readonly string[]): void;
 }
 
 /** The hook of the call being served; set by an interceptor around the handler. */
 export const transactionHooks = new AsyncLocalStorage<TransactionHook>();
+
+/**
+ * Names what the current call created (the machine an allocation took, an
+ * IP, a network, a token) so that its audit entry lists them among its
+ * targets; nothing outside an audited call. Called inside the transaction
+ * that made them, before it commits: the entry rides in that transaction,
+ * and the ids of one that rolls back are dropped with it.
+ */
+export function noteCreated(...ids: string[]): void {
+  transactionHooks.getStore()?.created(ids.filter((id) => id !== ""));
+}

@@ -55,6 +55,14 @@ export function targetIdsOf(request: Record<string, unknown>): string[] {
   return [...ids].slice(0, MAX_TARGETS);
 }
 
+/**
+ * The targets with the ids of what the call created put first (a created id
+ * is what the entry is most about; the cap cuts request ids before it).
+ */
+export function withCreatedTargets(targetIds: readonly string[], created: readonly string[]): string[] {
+  return [...new Set([...created, ...targetIds])].slice(0, MAX_TARGETS);
+}
+
 /** The project a request concerns (tenants see the entries of their projects), undefined outside any. */
 export function projectOf(request: Record<string, unknown>): string | undefined {
   return typeof request.project === "string" && request.project !== "" ? request.project : undefined;

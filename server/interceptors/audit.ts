@@ -5,7 +5,7 @@ import { kPrincipal, kRequestId } from "../auth/context.js";
 import { permissionOf } from "../auth/permissions.js";
 import type { DbHandle } from "../db/handle.js";
 import { type TransactionHook, transactionHooks } from "../db/transaction-hook.js";
-import { isAudited } from "../domain/audit.js";
+import { isAudited, withCreatedTargets } from "../domain/audit.js";
 import type { Logger } from "../logger.js";
 import { type AuditEntry, auditTrail, errorMessageOf, newEntry, outcomeOf } from "../usecases/audit/entries.js";
 
@@ -75,6 +75,13 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
     let state: "idle" | "pending" | "written" | "closed" = "idle";
     let pendingSettled: Promise<void> = Promise.resolve();
     let settle = () => {};
+    // Ids the call created (noteCreated): those of the transaction carrying the entry count only if it commits.
+    const created: string[] = [];
+    let createdPending: string[] = [];
+    const entryNow = () => {
+      entry ??= entryOf(req);
+      return entry && { ...entry, targetIds: withCreatedTargets(entry.targetIds, [...created, ...createdPending]) };
+    };
     const hook: TransactionHook = {
       claim(handle) {
         if (handle !== db || state !== "idle") return false;
@@ -82,15 +89,23 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
         entry ??= entryOf(req);
         if (!entry) return false;
         state = "pending";
+        createdPending = [];
         pendingSettled = new Promise<void>((resolve) => {
           settle = resolve;
         });
         return true;
       },
-      beforeCommit: (tx) => auditTrail.record(tx as DbHandle, entry!),
+      beforeCommit: (tx) => auditTrail.record(tx as DbHandle, entryNow()!),
       settled(committed) {
         state = committed ? "written" : "idle";
+        if (committed) created.push(...createdPending);
+        createdPending = [];
         settle();
+      },
+      created(ids) {
+        // Made after the entry was written (a later transaction of the call): not named; docs/audit.md.
+        if (state === "pending") createdPending.push(...ids);
+        else if (state === "idle") created.push(...ids);
       },
     };
     const ended = async (): Promise<boolean> => {
@@ -103,19 +118,19 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
     try {
       const res = await transactionHooks.run(hook, () => next(req));
       if (!(await ended())) {
-        entry ??= entryOf(req);
-        if (entry) await recordAfter(entry);
+        const now = entryNow();
+        if (now) await recordAfter(now);
       }
       return res;
     } catch (err) {
       const e = ConnectError.from(err);
       const written = await ended();
-      entry ??= entryOf(req);
-      if (entry) {
+      const now = entryNow();
+      if (now) {
         const outcome = outcomeOf(e.code);
         const message = errorMessageOf(e.code, e.rawMessage);
-        if (written) await auditTrail.markFailed(db, entry.id, outcome, message).catch((err2: unknown) => log.error({ err: err2, rpc: entry?.method }, "writing the audit outcome failed"));
-        else await recordAfter({ ...entry, outcome, errorMessage: message });
+        if (written) await auditTrail.markFailed(db, now.id, outcome, message).catch((err2: unknown) => log.error({ err: err2, rpc: now.method }, "writing the audit outcome failed"));
+        else await recordAfter({ ...now, outcome, errorMessage: message });
       }
       throw err;
     }

@@ -6,6 +6,7 @@ import { IPService, IPServiceCreateRequestSchema } from "../../gen/metal/api/v1/
 import { kPrincipal, kRequestId } from "../../server/auth/context.js";
 import { inTransaction } from "../../server/db/database.js";
 import type { DbHandle } from "../../server/db/handle.js";
+import { noteCreated } from "../../server/db/transaction-hook.js";
 import { noRoles } from "../../server/domain/roles.js";
 import { createAuditInterceptor } from "../../server/interceptors/audit.js";
 import { createLogger } from "../../server/logger.js";
@@ -50,6 +51,8 @@ const changed = async (id: string) => ((await db.execute(sql`select count(*)::in
 const entries = async (requestId: string) =>
   ((await db.execute(sql`select outcome, error_message, xmin::text as tx from audit_entries where request_id = ${requestId}`)) as unknown as { rows: { outcome: string; error_message: string; tx: string }[] })
     .rows;
+const targetsOf = async (requestId: string) =>
+  ((await db.execute(sql`select target_ids from audit_entries where request_id = ${requestId}`)) as unknown as { rows: { target_ids: string[] }[] }).rows[0]?.target_ids;
 const txOf = async (id: string) => ((await db.execute(sql`select xmin::text as tx from partitions where id = ${id}`)) as unknown as { rows: { tx: string }[] }).rows[0]?.tx;
 
 describe("the audit entry and the transaction of the change", () => {
@@ -108,6 +111,34 @@ describe("the audit entry and the transaction of the change", () => {
       throw new ConnectError("no such network", Code.NotFound);
     });
     expect(await entries(requestId)).toEqual([expect.objectContaining({ outcome: "not_found", error_message: "no such network" })]);
+  });
+
+  it("names what the call created first among the targets; what a transaction that rolled back made is left out", async () => {
+    const { requestId, error } = await call(async (id) => {
+      await inTransaction(db, async (tx) => {
+        await change(tx, `${id}-lost`);
+        noteCreated("made-then-rolled-back");
+        throw new ConnectError("lost a race; tried again", Code.Aborted);
+      }).catch(() => undefined);
+      await inTransaction(db, async (tx) => {
+        await change(tx, id);
+        noteCreated("made-1", "made-2");
+      });
+      // After the entry was written: too late to be named.
+      await inTransaction(db, async () => noteCreated("made-later"));
+    });
+    expect(error).toBeUndefined();
+    expect(await targetsOf(requestId)).toEqual(["made-1", "made-2", "pa", "n1"]);
+  });
+
+  it("names what a call made outside this database (masterdata) in the entry written after it", async () => {
+    const { requestId } = await call(async () => noteCreated("project-made-in-masterdata"));
+    expect(await targetsOf(requestId)).toEqual(["project-made-in-masterdata", "pa", "n1"]);
+    const failed = await call(async () => {
+      noteCreated("invitation-made");
+      throw new ConnectError("the answer was lost", Code.Unavailable);
+    });
+    expect(await targetsOf(failed.requestId)).toEqual(["invitation-made", "pa", "n1"]);
   });
 
   it("does not leak an internal error's message (it may carry SQL and its parameters)", async () => {

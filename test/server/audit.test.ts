@@ -62,9 +62,10 @@ describe("the audit trail", () => {
     expect(e!.request).toMatchObject({ project: "pa", name: "audited", labels: { team: "x" } });
     const got = await operator.get({ id: e!.id });
     expect(got.entry!.id).toBe(e!.id);
-    // The change and the entry: the delete names the network.
+    // The network's history by its id: the create names the network it made, the delete the one it deleted.
+    expect(e!.targetIds[0]).toBe(network!.id);
     await server.client(NetworkService, eve).delete({ id: network!.id, project: "pa" });
-    expect((await operator.list({ filter: { targetId: network!.id } })).entries.map((x) => x.method)).toEqual(["/metal.api.v1.NetworkService/Delete"]);
+    expect((await operator.list({ filter: { targetId: network!.id } })).entries.map((x) => x.method)).toEqual(["/metal.api.v1.NetworkService/Delete", "/metal.api.v1.NetworkService/Create"]);
   });
 
   it("redacts secrets in the recorded request (user data here)", async () => {

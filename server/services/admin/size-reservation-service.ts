@@ -5,6 +5,7 @@ import { versionOf } from "../../convert/meta.js";
 import { sizeReservationPatchFromUpdate, sizeReservationRowFromCreate, toProtoSizeReservation } from "../../convert/size.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
+import { noteCreated } from "../../db/transaction-hook.js";
 import { reservationUsage } from "../../domain/size-reservation-usage.js";
 import { notFound } from "../../errors.js";
 import { uuidv7 } from "../../ids.js";
@@ -24,7 +25,9 @@ export function createAdminSizeReservationService({ db, projects }: { db: DbHand
         // Held, not just read: a size or partition deleted meanwhile cannot leave the reservation dangling.
         await holds.size(tx, req.sizeId);
         await holds.partitions(tx, req.partitionIds);
-        return reservations.create(tx, sizeReservationRowFromCreate(uuidv7(), req));
+        const created = await reservations.create(tx, sizeReservationRowFromCreate(uuidv7(), req));
+        noteCreated(created.id);
+        return created;
       });
       return { sizeReservation: toProtoSizeReservation(row) };
     },

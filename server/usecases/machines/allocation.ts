@@ -6,6 +6,7 @@ import { machineRoleFromProto } from "../../convert/machine.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, MachineEventsRow, MachineRow, NetworkRow, PartitionRow, StoredAllocation } from "../../db/schema/index.js";
+import { noteCreated } from "../../db/transaction-hook.js";
 import { refusalText, whyNotCandidate } from "../../domain/allocation-candidate.js";
 import { layoutDiskProblems, layoutMatches, selectLayout } from "../../domain/filesystem-layout.js";
 import { containsAddress, type Prefix, parseAddress, parsePrefix } from "../../domain/ip-math.js";
@@ -319,6 +320,8 @@ async function allocate(
       const asn = await acquireAsn(tx, machine.id);
       allocated = await allocations.allocate(tx, machine.id, allocation(asn), tags(asn));
     }
+    // The audit entry names the machine taken and the addresses it got (the request names neither).
+    noteCreated(machine.id, ...acquired.map((ip) => ip.id));
     return { machine: allocated, events };
   });
   deps.bus.publish(allocationTopic(row.machine.id));

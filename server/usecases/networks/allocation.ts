@@ -5,6 +5,7 @@ import type { ProjectDirectory } from "../../auth/project-directory.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { IpRow, NetworkRow } from "../../db/schema/index.js";
+import { noteCreated } from "../../db/transaction-hook.js";
 import { contains, containsAddress, type Family, formatPrefix, type Prefix, parseAddress, parsePrefix } from "../../domain/ip-math.js";
 import { childPlan, FamilyChoice, IpKind, NetworkKind } from "../../domain/network.js";
 import { inProjectScope, type ProjectScope } from "../../domain/project-scope.js";
@@ -119,6 +120,7 @@ async function newChildNetwork(tx: DbHandle, parent: NetworkRow, req: NetworkSer
     throw exhausted(`project "${req.project}" has reached its quota of ${networkQuota} network(s)`);
   }
   const id = uuidv7();
+  noteCreated(id);
   const vrf = await acquireVrf(tx, id);
   return networks.create(tx, {
     id,
@@ -199,6 +201,7 @@ export async function allocateIp(db: DbHandle, projects: ProjectDirectory, scope
       if (!prefix) throw invalidArgument(`invalid request: ip: ${req.ip} is not inside network "${network.id}" (${prefixes.map(formatPrefix).join(", ")})`);
       const row = await acquireSpecificIp(tx, prefix, address, template);
       if (!row) throw taken(`ip ${req.ip} is already allocated`);
+      noteCreated(row.id);
       return [row];
     }
     const out: IpRow[] = [];
@@ -212,6 +215,7 @@ export async function allocateIp(db: DbHandle, projects: ProjectDirectory, scope
           network.id,
         ),
       );
+    noteCreated(...out.map((ip) => ip.id));
     return out;
   });
 }

@@ -1,6 +1,7 @@
 import type { Duration } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { type Invitation, InvitationTarget, type MembershipRole } from "../../../gen/masterdata/v1/invitation_pb.js";
+import { noteCreated } from "../../db/transaction-hook.js";
 import { isMemberId, type RoleLevel } from "../../domain/tenancy.js";
 import { failedPrecondition } from "../../errors.js";
 import { LIST_LIMIT, type Masterdata, orUndefined } from "./masterdata.js";
@@ -21,6 +22,7 @@ export async function targetName(md: Masterdata, kind: TargetKind, id: string): 
 /** A new invitation into the tenant or project, made by `createdBy`; its secret is returned only here. */
 export async function invite(md: Masterdata, kind: TargetKind, targetId: string, role: RoleLevel, createdBy: string, expiresIn: Duration | undefined) {
   const { invitation, secret } = await md.invitations.create({ target: targetOf(kind), targetId, role: role as number as MembershipRole, createdBy, expiresIn });
+  noteCreated(invitation!.id);
   return { invitation: invitation!, secret, name: await targetName(md, kind, targetId) };
 }
 

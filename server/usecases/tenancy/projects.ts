@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import type { Project as MdProject } from "../../../gen/masterdata/v1/project_pb.js";
 import type { Quotas } from "../../../gen/metal/api/v1/tenant_pb.js";
 import { limitsFromQuotas, limitsOf, toMasterdataQuotaSet } from "../../convert/tenancy.js";
+import { noteCreated } from "../../db/transaction-hook.js";
 import type { Roles } from "../../domain/roles.js";
 import { mayChangeProjectQuotas, projectQuotasWithinTenant, type QuotaLimits } from "../../domain/tenancy.js";
 import { failedPrecondition, permissionDenied } from "../../errors.js";
@@ -34,6 +35,7 @@ export async function createProject(md: Masterdata, c: ProjectCreation): Promise
   const { project } = await md.projects.create({
     project: { meta: c.id ? { id: c.id } : undefined, name: c.name, description: c.description, tenantId: c.tenantId, quotas: toMasterdataQuotaSet(quotas) },
   });
+  noteCreated(project!.meta?.id ?? "");
   return project!;
 }
 
