@@ -16,6 +16,8 @@ export interface TransactionHook {
   settled(committed: boolean): void;
   /** Ids of what the call created (noteCreated). */
   created(ids: readonly string[]): void;
+  /** The project whose resource the call acted on (noteProject). */
+  concerns(project: string): void;
 }
 
 /** The hook of the call being served; set by an interceptor around the handler. */
@@ -30,4 +32,15 @@ export const transactionHooks = new AsyncLocalStorage<TransactionHook>();
  */
 export function noteCreated(...ids: string[]): void {
   transactionHooks.getStore()?.created(ids.filter((id) => id !== ""));
+}
+
+/**
+ * Names the project whose resource the current call acted on when its
+ * request names none (an operator locking or power-cycling an allocated
+ * machine), so that the project's members see the call in their audit
+ * trail; nothing outside an audited call or for an empty project. Called
+ * before the call's entry is written (inside its transaction).
+ */
+export function noteProject(project: string | undefined): void {
+  if (project) transactionHooks.getStore()?.concerns(project);
 }

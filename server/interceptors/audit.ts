@@ -78,9 +78,11 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
     // Ids the call created (noteCreated): those of the transaction carrying the entry count only if it commits.
     const created: string[] = [];
     let createdPending: string[] = [];
+    // The project of the resource acted on (noteProject), for requests that name none.
+    let concerned: string | null = null;
     const entryNow = () => {
       entry ??= entryOf(req);
-      return entry && { ...entry, targetIds: withCreatedTargets(entry.targetIds, [...created, ...createdPending]) };
+      return entry && { ...entry, targetIds: withCreatedTargets(entry.targetIds, [...created, ...createdPending]), project: entry.project ?? concerned };
     };
     const hook: TransactionHook = {
       claim(handle) {
@@ -101,6 +103,9 @@ export function createAuditInterceptor(deps: { db: DbHandle; log: Logger }): Int
         if (committed) created.push(...createdPending);
         createdPending = [];
         settle();
+      },
+      concerns(project) {
+        concerned ??= project;
       },
       created(ids) {
         // Made after the entry was written (a later transaction of the call): not named; docs/audit.md.

@@ -7,6 +7,7 @@ import type { FanoutBus } from "../../bus/fanout.js";
 import { bmcCommandFromProto, containerFromRow, machineRoleFromProto, machineStateFromProto, toOperatorBmcCredentials, toOperatorMachine, toProtoCommand, toProtoMachine } from "../../convert/machine.js";
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
+import { noteProject } from "../../db/transaction-hook.js";
 import { sharedBmcAddressProblem } from "../../domain/bmc-command.js";
 import { machineIssues } from "../../domain/machine-issues.js";
 import { failedPrecondition } from "../../errors.js";
@@ -86,7 +87,12 @@ export function createAdminMachineService({ db, bus, log, watch }: AdminMachineS
       if (!state) v.add("state", "must be available, tainted or locked");
       else if (state !== "available" && req.reason.trim() === "") v.add("reason", "is required to taint or lock a machine");
       v.check();
-      const row = await inTransaction(db, (tx) => admin.setState(tx, req.id.toLowerCase(), state!, state === "available" ? "" : req.reason));
+      const row = await inTransaction(db, async (tx) => {
+        const changed = await admin.setState(tx, req.id.toLowerCase(), state!, state === "available" ? "" : req.reason);
+        // A lock or taint of an allocated machine shows in its project's audit trail.
+        noteProject(changed.allocation?.project);
+        return changed;
+      });
       return { machine: await withEvents(row) };
     },
     async delete(req) {

@@ -3,6 +3,7 @@ import { allocationTopic, bmcCommandsTopic, type FanoutBus, publishSwitchChanges
 import { inTransaction } from "../../db/database.js";
 import type { DbHandle } from "../../db/handle.js";
 import type { BmcCommandRow, MachineRow, StoredAllocation } from "../../db/schema/index.js";
+import { noteProject } from "../../db/transaction-hook.js";
 import { BmcCommandName, FREE_COMMANDS, isPlannedReboot, ledStateAfter, REINSTALL_COMMANDS } from "../../domain/bmc-command.js";
 import { layoutReinstallable } from "../../domain/filesystem-layout.js";
 import { machineTags, SystemTag } from "../../domain/machine-tags.js";
@@ -165,6 +166,8 @@ export async function queueBmcCommand(db: DbHandle, id: string, command: BmcComm
 export async function queueBmcCommandOnLocked(tx: DbHandle, locked: MachineRow, command: BmcCommandName, description: string): Promise<{ command: BmcCommandRow; machine: MachineRow }> {
   let m = locked;
   const { id, partitionId: partition } = m;
+  // An operator's command on an allocated machine shows in its project's audit trail.
+  noteProject(m.allocation?.project);
   if (!partition) throw failedPrecondition(`machine "${id}" is in no partition; no metal-bmc can reach it`);
   const [queued] = await lifecycle.enqueueCommands(tx, id, partition, [command], deadline());
   const led = ledStateAfter(command);

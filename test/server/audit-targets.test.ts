@@ -4,10 +4,12 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { TenantService as MdTenantService } from "../../gen/masterdata/v1/tenant_pb.js";
 import { AuditService as AdminAuditService } from "../../gen/metal/admin/v1/audit_pb.js";
 import { IPService as AdminIPService } from "../../gen/metal/admin/v1/ip_pb.js";
+import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
-import { MachineService } from "../../gen/metal/api/v1/machine_pb.js";
+import { AuditService } from "../../gen/metal/api/v1/audit_pb.js";
+import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { ProjectService } from "../../gen/metal/api/v1/project_pb.js";
 import { TokenService } from "../../gen/metal/api/v1/token_pb.js";
@@ -16,10 +18,11 @@ import { insertWaitingMachines, type PartitionFixture, setUpPartition } from "..
 import { startTestServer, type TestServer } from "../helpers/test-server.js";
 
 /**
- * A Create's audit entry names what it made, which its request cannot: the
- * machine an allocation took and its addresses, the new IP, network, token,
- * project and invitation (docs/audit.md). A call that made nothing names
- * nothing new.
+ * What an audit entry is about beyond what its request names (docs/audit.md):
+ * a Create's entry names what it made (the machine an allocation took and
+ * its addresses, the new IP, network, token, project and invitation; a call
+ * that made nothing names nothing new), and an operator's action on an
+ * allocated machine is in that machine's project's trail.
  */
 let server: TestServer;
 let fixture: PartitionFixture;
@@ -80,5 +83,26 @@ describe("the audit entry of a Create", () => {
     expect((await lastEntry("ProjectService/Create")).targetIds[0]).toBe(project!.id);
     const { invite } = await server.client(ProjectService, owner).invite({ project: project!.id, role: ProjectRole.VIEWER });
     expect((await lastEntry("ProjectService/Invite")).targetIds[0]).toBe(invite!.id);
+  });
+});
+
+describe("an operator's action on a machine", () => {
+  it("on an allocated machine is in its project's trail; on a free one only in the operators'", async () => {
+    const admin = server.client(AdminMachineService, server.adminToken);
+    // Project pb (no machine quota), a machine of its own.
+    await insertWaitingMachines(server, 1);
+    const bob = (await server.client(AdminTokenService, server.adminToken).create({ subject: "bob", roles: { projectRoles: { pb: ProjectRole.EDITOR } } })).secret;
+    const { machine } = await server.client(MachineService, bob).create({ project: "pb", partition: "p1", size: "s1", image: "debian-12", name: "watched", networks: [fixture.primary.pb] });
+    await admin.setState({ id: machine!.id, state: MachineState.LOCKED, reason: "disk replacement" });
+    await admin.bMCCommand({ id: machine!.id, command: BmcCommand.LED_ON, description: "replace disk 2" });
+    const viewer = (await server.client(AdminTokenService, server.adminToken).create({ subject: "vic", roles: { projectRoles: { pb: ProjectRole.VIEWER } } })).secret;
+    const seen = (await server.client(AuditService, viewer).list({ project: "pb", filter: { targetId: machine!.id } })).entries;
+    expect(seen.map((e) => e.method)).toEqual(expect.arrayContaining(["/metal.admin.v1.MachineService/SetState", "/metal.admin.v1.MachineService/BMCCommand"]));
+    expect(seen.filter((e) => e.method.startsWith("/metal.admin.v1.")).every((e) => e.project === "pb" && e.outcome === "ok")).toBe(true);
+    // A machine no project holds: the operator's entry names no project, so no tenant sees it.
+    const [free] = await insertWaitingMachines(server, 1);
+    await admin.setState({ id: free!, state: MachineState.TAINTED, reason: "flaky NIC" });
+    const [tainted] = (await operator.list({ filter: { targetId: free!, method: "SetState" } })).entries;
+    expect(tainted!.project).toBe("");
   });
 });
