@@ -6,9 +6,9 @@ import { AuditService as AdminAuditService } from "../../gen/metal/admin/v1/audi
 import { IPService as AdminIPService } from "../../gen/metal/admin/v1/ip_pb.js";
 import { MachineService as AdminMachineService, BmcCommand } from "../../gen/metal/admin/v1/machine_pb.js";
 import { TokenService as AdminTokenService } from "../../gen/metal/admin/v1/token_pb.js";
+import { AuditService } from "../../gen/metal/api/v1/audit_pb.js";
 import { ProjectRole, TenantRole } from "../../gen/metal/api/v1/common_pb.js";
 import { IPService } from "../../gen/metal/api/v1/ip_pb.js";
-import { AuditService } from "../../gen/metal/api/v1/audit_pb.js";
 import { MachineService, MachineState } from "../../gen/metal/api/v1/machine_pb.js";
 import { NetworkService } from "../../gen/metal/api/v1/network_pb.js";
 import { ProjectService } from "../../gen/metal/api/v1/project_pb.js";
