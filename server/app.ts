@@ -36,6 +36,7 @@ import { createStringsInterceptor } from "./interceptors/strings.js";
 import { AUDIT_PRUNE_INTERVAL_MS, runAuditPruneJob } from "./jobs/audit-prune.js";
 import { CHANGE_LOG_PRUNE_INTERVAL_MS, runChangeLogPruneJob } from "./jobs/change-log-prune.js";
 import { runCommandExpiryJob } from "./jobs/command-expiry.js";
+import { GRANT_CAP_SWEEP_INTERVAL_MS, runGrantCapSweep } from "./jobs/grant-cap-sweep.js";
 import { runLivelinessJob } from "./jobs/liveliness.js";
 import { runResurrectionJob } from "./jobs/resurrection.js";
 import type { Logger } from "./logger.js";
@@ -305,6 +306,10 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     runChangeLogPruneJob(db).catch((err: unknown) => log.error({ err }, "change log prune job failed"));
   }, CHANGE_LOG_PRUNE_INTERVAL_MS);
   changeLogPrune.unref();
+  const grantCapSweep = setInterval(() => {
+    runGrantCapSweep({ md: tenancy, db, authority }, log).catch((err: unknown) => log.error({ err }, "grant cap sweep failed"));
+  }, GRANT_CAP_SWEEP_INTERVAL_MS);
+  grantCapSweep.unref();
   const auditPrune = setInterval(() => {
     runAuditPruneJob(db, config.auditRetentionMs).catch((err: unknown) => log.error({ err }, "audit prune job failed"));
   }, AUDIT_PRUNE_INTERVAL_MS);
@@ -347,6 +352,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
       clearInterval(commandExpiry);
       clearInterval(changeLogPrune);
       clearInterval(auditPrune);
+      clearInterval(grantCapSweep);
       watch.stop();
       await feed?.stop();
       sessions.stop();

@@ -1,20 +1,39 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { describe, expect, it } from "vitest";
+import { sql } from "drizzle-orm";
+import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { DbHandle } from "../../server/db/handle.js";
+import { GRANT_CAP_SETTLE_MS, runGrantCapSweep } from "../../server/jobs/grant-cap-sweep.js";
+import { createLogger } from "../../server/logger.js";
 import type { TenancyDeps } from "../../server/usecases/tenancy/masterdata.js";
 import { removeMember, updateMember } from "../../server/usecases/tenancy/members.js";
 import { expectCode } from "../helpers/expect.js";
+import { useMetalDatabase } from "../helpers/metal-db.js";
 
 /**
- * A role change commits in masterdata and then caps the member's tokens.
- * When that second step fails (metal-api's database away for a moment), the
- * retry finds the role already changed: it must still cap, or the demoted
- * member keeps the higher grant for their tokens' life.
+ * A role change or removal commits in masterdata and then caps the member's
+ * tokens. When that second step fails (metal-api's database away for a
+ * moment), the member must not keep the grant for their tokens' life: the
+ * retry caps, and a removal whose answer was lost is capped by the sweep.
+ * Masterdata and the token authority are stand-ins; the pending caps are
+ * rows in a real metal-api database.
  */
-function deps(removeAnswer: () => Promise<unknown>) {
+let db: DbHandle;
+const log = createLogger("silent");
+
+beforeAll(async () => {
+  ({ db } = await useMetalDatabase());
+});
+beforeEach(async () => {
+  await db.execute(sql`delete from pending_grant_caps`);
+});
+
+/** bob is an editor (2) of tenant acme, which has project web, until masterdata's `remove` says otherwise. */
+function deps(remove: () => Promise<unknown>) {
   const capped: unknown[] = [];
   let failCaps = 0;
+  let tenantRole: number | undefined = 2;
   const d = {
-    db: {},
+    db,
     authority: {
       capSubjectGrant: async (_db: unknown, subject: string, scope: unknown, max: number) => {
         if (failCaps > 0) {
@@ -25,12 +44,32 @@ function deps(removeAnswer: () => Promise<unknown>) {
       },
     },
     md: {
-      memberships: { remove: removeAnswer },
+      memberships: {
+        remove: async () => {
+          const r = await remove();
+          tenantRole = undefined;
+          return r;
+        },
+      },
+      tenantMembers: { find: async () => ({ tenantMembers: tenantRole === undefined ? [] : [{ role: tenantRole }] }) },
       projects: { find: async () => ({ projects: [{ meta: { id: "web" } }] }) },
       projectMembers: { find: async () => ({ projectMembers: [] }) },
     },
   } as unknown as TenancyDeps;
   return { d, capped, failNextCap: () => (failCaps = 1) };
+}
+
+const pendingRows = async () => ((await db.execute(sql`select subject, kind, target_id from pending_grant_caps`)) as unknown as { rows: unknown[] }).rows;
+const later = () => new Date(Date.now() + GRANT_CAP_SETTLE_MS + 1_000);
+
+/** Masterdata's remove as it answers bob's removal: once, then NotFound. */
+function removedOnce() {
+  let member = true;
+  return async () => {
+    if (!member) throw new ConnectError("membership not found", Code.NotFound);
+    member = false;
+    return { membership: { role: 2 } };
+  };
 }
 
 describe("changing a member, retried after the token cap failed", () => {
@@ -51,11 +90,80 @@ describe("changing a member, retried after the token cap failed", () => {
     ]);
   });
 
-  it("masterdata's other refusals (the last owner) take nothing", async () => {
-    const { d, capped } = deps(async () => {
-      throw new ConnectError('tenant "acme" would be left without an owner', Code.FailedPrecondition);
-    });
-    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.FailedPrecondition);
+  it("a removal caps and leaves nothing pending", async () => {
+    const { d, capped } = deps(removedOnce());
+    expect((await removeMember(d, "tenant", "acme", "bob")).previous).toBe(2);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+  });
+
+  it("a removal whose token cap failed is capped by its retry, which answers NotFound (the membership is gone)", async () => {
+    const { d, capped, failNextCap } = deps(removedOnce());
+    failNextCap();
+    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.Unavailable);
     expect(capped).toEqual([]);
+    expect(await pendingRows()).toEqual([{ subject: "bob", kind: "tenant", target_id: "acme" }]);
+    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.NotFound);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+  });
+
+  it("...or, without a retry, by the sweep once the removal had time to finish", async () => {
+    const { d, capped, failNextCap } = deps(removedOnce());
+    failNextCap();
+    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.Unavailable);
+    expect(await runGrantCapSweep(d, log)).toBe(0);
+    expect(capped).toEqual([]);
+    expect(await runGrantCapSweep(d, log, later())).toBe(1);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+  });
+
+  it("a removal whose answer from masterdata was lost is left to the sweep, which caps at the role masterdata has", async () => {
+    // Masterdata did not end the membership after all: the sweep caps at the unchanged role (nothing is taken).
+    const { d, capped } = deps(async () => {
+      throw new ConnectError("masterdata away", Code.Unavailable);
+    });
+    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.Unavailable);
+    expect(await pendingRows()).toHaveLength(1);
+    expect(await runGrantCapSweep(d, log, later())).toBe(1);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 2],
+      ["bob", { project: "web" }, 2],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+  });
+
+  it("a sweep that cannot reach masterdata keeps the row for the next one", async () => {
+    const { d, capped } = deps(async () => {
+      throw new ConnectError("masterdata away", Code.Unavailable);
+    });
+    await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.Unavailable);
+    (d.md.tenantMembers as unknown as { find: unknown }).find = async () => {
+      throw new ConnectError("masterdata away", Code.Unavailable);
+    };
+    expect(await runGrantCapSweep(d, log, later())).toBe(0);
+    expect(capped).toEqual([]);
+    expect(await pendingRows()).toHaveLength(1);
+  });
+
+  it("masterdata's refusals (the last owner; not a member) take nothing and leave nothing pending", async () => {
+    for (const refusal of [new ConnectError('tenant "acme" would be left without an owner', Code.FailedPrecondition), new ConnectError("bob is not a member", Code.NotFound)]) {
+      const { d, capped } = deps(async () => {
+        throw refusal;
+      });
+      await expectCode(removeMember(d, "tenant", "acme", "bob"), refusal.code);
+      expect(capped).toEqual([]);
+      expect(await pendingRows()).toEqual([]);
+    }
   });
 });

@@ -40,3 +40,25 @@ export const signingKeys = pgTable("signing_keys", {
 export type TokenRow = typeof tokens.$inferSelect;
 export type NewTokenRow = typeof tokens.$inferInsert;
 export type SigningKeyRow = typeof signingKeys.$inferSelect;
+
+/**
+ * Membership removals whose token caps may not have happened yet (an
+ * outbox): written before masterdata ends the membership, deleted once the
+ * member's tokens are capped. A row left behind (metal-api's database away
+ * for a moment between the two steps) is capped by the removal's retry or by
+ * the sweep (server/jobs/grant-cap-sweep.ts), to the member's current role.
+ */
+export const pendingGrantCaps = pgTable(
+  "pending_grant_caps",
+  {
+    id: text("id").primaryKey(),
+    subject: text("subject").notNull(),
+    /** "tenant" or "project". */
+    kind: text("kind").notNull(),
+    targetId: text("target_id").notNull(),
+    createdAt: timestamp("created_at", { withTimezone: true, mode: "date" }).notNull().defaultNow(),
+  },
+  (t) => [index("pending_grant_caps_key_idx").on(t.subject, t.kind, t.targetId), index("pending_grant_caps_created_at_idx").on(t.createdAt)],
+);
+
+export type PendingGrantCapRow = typeof pendingGrantCaps.$inferSelect;

@@ -1,5 +1,8 @@
+import { Code, ConnectError } from "@connectrpc/connect";
 import { InvitationTarget, type MembershipRole } from "../../../gen/masterdata/v1/invitation_pb.js";
 import type { RoleLevel } from "../../domain/tenancy.js";
+import { uuidv7 } from "../../ids.js";
+import { type GrantCapKey, pendingGrantCapRepository as pendingCaps } from "../../repositories/pending-grant-cap-repository.js";
 import type { TargetKind } from "./invitations.js";
 import { LIST_LIMIT, type TenancyDeps } from "./masterdata.js";
 
@@ -25,9 +28,44 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
  * a removed member is locked out of the tenant or project at once.
  */
 export async function removeMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string): Promise<{ previous: RoleLevel }> {
-  const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
+  const key = { subject: memberId, kind, targetId };
+  // Written before masterdata ends the membership: should the cap below not happen, the row says so (see pendingGrantCaps).
+  const pending = uuidv7();
+  await pendingCaps.add(deps.db, pending, key);
+  let previous: RoleLevel;
+  try {
+    const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
+    previous = r.membership!.role as number as RoleLevel;
+  } catch (err) {
+    const code = ConnectError.from(err).code;
+    if (code === Code.NotFound && (await pendingCaps.hasOther(deps.db, key, pending))) {
+      // The retry of a removal that ended the membership but not its grants: take them now, then say it is gone.
+      await capMemberGrants(deps, kind, targetId, memberId, 0);
+      await pendingCaps.clear(deps.db, key);
+    } else if (!MAY_HAVE_HAPPENED.has(code)) {
+      await pendingCaps.delete(deps.db, [pending]);
+    }
+    throw err;
+  }
   await capMemberGrants(deps, kind, targetId, memberId, 0);
-  return { previous: r.membership!.role as number as RoleLevel };
+  await pendingCaps.clear(deps.db, key);
+  return { previous };
+}
+
+/** Answers after which masterdata may have ended the membership all the same: the pending cap stays for the sweep. */
+const MAY_HAVE_HAPPENED = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal]);
+
+/**
+ * Takes what a removal left pending (server/jobs/grant-cap-sweep.ts): caps
+ * the member's tokens at their current role in masterdata, which is none
+ * when the removal happened and the unchanged role when it did not.
+ */
+export async function capPendingGrant(deps: TenancyDeps, key: GrantCapKey): Promise<void> {
+  const current =
+    key.kind === "tenant"
+      ? (await deps.md.tenantMembers.find({ tenantId: key.targetId, memberId: key.subject })).tenantMembers[0]?.role
+      : (await deps.md.projectMembers.find({ projectId: key.targetId, tenantId: key.subject })).projectMembers[0]?.role;
+  await capMemberGrants(deps, key.kind, key.targetId, key.subject, current ?? 0);
 }
 
 /**
