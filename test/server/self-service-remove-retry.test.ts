@@ -156,6 +156,23 @@ describe("changing a member, retried after the token cap failed", () => {
     expect(await pendingRows()).toHaveLength(1);
   });
 
+  it("a tenant removal caps the grants on every one of the tenant's projects, page by page", async () => {
+    const { d, capped } = deps(removedOnce());
+    const pages: Record<string, { projects: { meta: { id: string } }[]; nextPageToken: string }> = {
+      "": { projects: [{ meta: { id: "web" } }], nextPageToken: "p2" },
+      p2: { projects: [{ meta: { id: "db" } }], nextPageToken: "p3" },
+      p3: { projects: [{ meta: { id: "ci" } }], nextPageToken: "" },
+    };
+    (d.md.projects as unknown as { find: unknown }).find = async ({ paging }: { paging: { pageToken: string } }) => pages[paging.pageToken];
+    await removeMember(d, "tenant", "acme", "bob");
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+      ["bob", { project: "db" }, 0],
+      ["bob", { project: "ci" }, 0],
+    ]);
+  });
+
   it("masterdata's refusals (the last owner; not a member) take nothing and leave nothing pending", async () => {
     for (const refusal of [new ConnectError('tenant "acme" would be left without an owner', Code.FailedPrecondition), new ConnectError("bob is not a member", Code.NotFound)]) {
       const { d, capped } = deps(async () => {

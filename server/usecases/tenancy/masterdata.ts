@@ -57,6 +57,21 @@ export interface TenancyDeps {
 /** Memberships and lists read at most this many rows; the lists of one user or one tenant stay well under it. */
 export const LIST_LIMIT = 1000;
 
+/**
+ * Every item of a masterdata Find, page by page: for work that must not stop
+ * at a page (capping grants), where a list shown to someone may.
+ */
+export async function everyPage<T>(find: (paging: { limit: number; pageToken: string }) => Promise<{ items: T[]; nextPageToken: string }>): Promise<T[]> {
+  const all: T[] = [];
+  let pageToken = "";
+  do {
+    const page = await find({ limit: LIST_LIMIT, pageToken });
+    all.push(...page.items);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return all;
+}
+
 /** The value of a masterdata call, or undefined when it answers NotFound. */
 export async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
   try {

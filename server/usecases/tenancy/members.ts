@@ -4,7 +4,7 @@ import type { RoleLevel } from "../../domain/tenancy.js";
 import { uuidv7 } from "../../ids.js";
 import { type GrantCapKey, pendingGrantCapRepository as pendingCaps } from "../../repositories/pending-grant-cap-repository.js";
 import type { TargetKind } from "./invitations.js";
-import { LIST_LIMIT, type TenancyDeps } from "./masterdata.js";
+import { everyPage, type TenancyDeps } from "./masterdata.js";
 
 const targetOf = (kind: TargetKind) => (kind === "tenant" ? InvitationTarget.TENANT : InvitationTarget.PROJECT);
 const scopeOf = (kind: TargetKind, id: string) => (kind === "tenant" ? { tenant: id } : { project: id });
@@ -89,9 +89,16 @@ export async function capMemberGrants(deps: TenancyDeps, kind: TargetKind, targe
  * project grant from it meanwhile.
  */
 async function capInheritedProjectGrants(deps: TenancyDeps, tenantId: string, memberId: string, tenantRole: number): Promise<void> {
-  const [{ projects }, { projectMembers }] = await Promise.all([
-    deps.md.projects.find({ tenantId, paging: { limit: LIST_LIMIT } }),
-    deps.md.projectMembers.find({ tenantId: memberId, paging: { limit: LIST_LIMIT } }),
+  // Every page: a project past the first thousand keeps no grant the tenant role gave.
+  const [projects, projectMembers] = await Promise.all([
+    everyPage(async (paging) => {
+      const r = await deps.md.projects.find({ tenantId, paging });
+      return { items: r.projects, nextPageToken: r.nextPageToken };
+    }),
+    everyPage(async (paging) => {
+      const r = await deps.md.projectMembers.find({ tenantId: memberId, paging });
+      return { items: r.projectMembers, nextPageToken: r.nextPageToken };
+    }),
   ]);
   const direct = new Map(projectMembers.map((m) => [m.projectId, m.role as number]));
   for (const p of projects) {
