@@ -11,7 +11,7 @@ import { SwitchPortAdminState, SwitchPortOperState, SwitchService, type SwitchSe
 import { printable } from "../common/text.js";
 import { type ApplyResult, ConfigApplier } from "./apply.js";
 import { DEFAULT_SETTINGS, type DesiredConfig, fromProto, type LocalSettings } from "./config.js";
-import { type MachineProxy, startMachineProxy } from "./machine-proxy.js";
+import { type MachineProxy, type MachineProxyLimits, startMachineProxy } from "./machine-proxy.js";
 import type { SwitchFacts, SwitchOs } from "./switch-os.js";
 
 type SessionRequest = MessageInitShape<typeof SwitchServiceSessionRequestSchema>;
@@ -51,6 +51,8 @@ export interface MetalCoreOptions {
    * It is started before the first registration, which advertises it.
    */
   machineListen?: string;
+  /** Bounds of the machine endpoint (defaults: DEFAULT_MACHINE_PROXY_LIMITS, for machines with an address each). */
+  machineLimits?: Partial<MachineProxyLimits>;
   /**
    * The machine endpoint as the machines reach it, advertised in the switch's
    * registration. Default: the address it listens on, or, when that is every
@@ -154,7 +156,7 @@ export class MetalCore {
   /** Starts the machine endpoint once, before the first registration (which advertises it); a failed start is retried with the session. */
   private async serveMachines(): Promise<void> {
     if (this.opts.machineListen === undefined || this.machineProxy) return;
-    const proxy = await startMachineProxy({ upstreamUrl: this.opts.url, listen: this.opts.machineListen, log: this.log });
+    const proxy = await startMachineProxy({ upstreamUrl: this.opts.url, listen: this.opts.machineListen, log: this.log, limits: this.opts.machineLimits });
     if (this.stopping.signal.aborted) return void (await proxy.close());
     this.machineProxy = proxy;
     this.advertised = this.opts.machineEndpoint ?? reachableEndpoint(proxy.endpoint, this.opts.settings?.pxeCidr ?? DEFAULT_SETTINGS.pxeCidr);

@@ -24,6 +24,7 @@ import type { Logger } from "../../server/logger.js";
 import { machineAdminRepository, machineRepository } from "../../server/repositories/machine-repository.js";
 import type { WaitTiming } from "../../server/sessions/wait/session.js";
 import { BmcAgent, type BmcAgentTiming } from "../bmc/agent.js";
+import type { MachineProxyLimits } from "../core/machine-proxy.js";
 import { MetalCore, type MetalCoreTiming } from "../core/metal-core.js";
 import { type BootParams, parseBootParams } from "../hammer/boot-params.js";
 import { MachineCredential } from "../hammer/credential.js";
@@ -41,6 +42,21 @@ import { freePort, ReplicaProcess, replicaEnvironment } from "./replicas.js";
 import { LAB, LAB_IMAGES, labImageFile, seed } from "./seed.js";
 import { TcpProxy } from "./tcp-proxy.js";
 import { ensureToken, type TenantSshKey, tenantSshKey } from "./tenant.js";
+
+/**
+ * Every simulated machine reaches its leaves' metal-core from 127.0.0.1,
+ * where real machines have an address each: the per-address caps (one machine
+ * must not take every slot) would stop the lab at 32 streams, about 16
+ * machines booting at once. In the lab that one address is every machine, so
+ * it may use the totals, sized for the lab's at most 250 machines (a hammer
+ * holds a Wait and a call or two).
+ */
+const LAB_MACHINE_LIMITS: Partial<MachineProxyLimits> = {
+  maxConnections: 1024,
+  maxConnectionsPerAddress: 1024,
+  maxStreams: 1024,
+  maxStreamsPerAddress: 1024,
+};
 
 export interface LabTimings {
   wait: WaitTiming;
@@ -568,6 +584,7 @@ export class Lab {
       os: sim,
       settings: { asn: 4200000011 + i, loopback: `10.0.0.${11 + i}` },
       machineListen,
+      machineLimits: LAB_MACHINE_LIMITS,
       timing: this.timings.core,
       log: (level, msg, fields) => this.log[level === "info" ? "debug" : level]({ component: "metal-core", switch: id, ...fields }, msg),
     });
