@@ -57,6 +57,14 @@ export const sizeReservationRepository = {
     return toPage(await listPage(db, sizeReservations, page, and(...where)), page.limit, (r) => r.id);
   },
 
+  /** Every reservation of a size that covers a partition: what allocation must respect, all of it (not a page). */
+  forSizeIn(db: DbHandle, sizeId: string, partitionId: string): Promise<SizeReservationRow[]> {
+    return db
+      .select()
+      .from(sizeReservations)
+      .where(and(eq(sizeReservations.sizeId, sizeId), arrayContains(sizeReservations.partitionIds, [partitionId])));
+  },
+
   async create(db: DbHandle, row: NewSizeReservationRow): Promise<SizeReservationRow> {
     try {
       return await insertUnique(db, sizeReservations, "size reservation", row.id!, row);

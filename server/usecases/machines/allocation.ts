@@ -130,10 +130,10 @@ async function holdQuota(tx: DbHandle, project: string, max: number | undefined)
  * allocation must still cover what others have reserved and not used.
  */
 async function checkReservations(tx: DbHandle, req: MachineServiceCreateRequest): Promise<void> {
-  const reservations = await sizeReservations.list(tx, { sizeId: req.size, partitionId: req.partition }, { limit: 1000, after: undefined });
+  const reservations = await sizeReservations.forSizeIn(tx, req.size, req.partition);
   const used = await allocations.usedByProject(tx, req.partition, req.size);
   const available = await allocations.candidateCount(tx, req.partition, req.size);
-  if (!reservationsAllow(reservations.items, used, req.project, available)) throw reservedForOthers(req);
+  if (!reservationsAllow(reservations, used, req.project, available)) throw reservedForOthers(req);
 }
 
 /** Why the machine named by id was not locked as a candidate; another project's machine reads as unknown. */

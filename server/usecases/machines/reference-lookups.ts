@@ -54,7 +54,7 @@ export function createReferenceLookups(db: DbHandle): ReferenceLookups {
     assertImageAllowed: (sizeId, row) => allowed(`${sizeId}\u0000${row.id}`, () => assertImageAllowed(db, sizeId, row)),
     network: (id) => network(id, () => networks.get(db, id)),
     prefixes: (ids) => prefixes(ids.join("\u0000"), () => networks.prefixesOf(db, [...ids])),
-    reservations: (partition, size) => reserved(`${partition}\u0000${size}`, async () => (await sizeReservations.list(db, { sizeId: size, partitionId: partition }, { limit: 1000, after: undefined })).items),
+    reservations: (partition, size) => reserved(`${partition}\u0000${size}`, () => sizeReservations.forSizeIn(db, size, partition)),
     rackLoad: (partition, size, project, role, tags) => load([partition, size, project, role, ...tags].join("\u0000"), () => allocations.rackLoad(db, partition, size, project, role, tags)),
   };
 }
