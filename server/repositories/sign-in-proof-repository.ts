@@ -1,4 +1,4 @@
-import { lt } from "drizzle-orm";
+import { eq, lt } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
 import { signInProofs } from "../db/schema/sign-in-proofs.js";
 
@@ -10,6 +10,15 @@ export const signInProofRepository = {
    */
   async use(db: DbHandle, digest: string, usableUntil: Date): Promise<boolean> {
     const rows = await db.insert(signInProofs).values({ digest, usableUntil }).onConflictDoNothing().returning({ digest: signInProofs.digest });
+    return rows.length === 1;
+  },
+
+  /**
+   * Whether a proof was used by a committed sign-in (a quick refusal before
+   * any other work; `use` in the sign-in's transaction stays the check that counts).
+   */
+  async wasUsed(db: DbHandle, digest: string): Promise<boolean> {
+    const rows = await db.select({ digest: signInProofs.digest }).from(signInProofs).where(eq(signInProofs.digest, digest)).limit(1);
     return rows.length === 1;
   },
 

@@ -202,17 +202,20 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       // An authorization code needs no such record: the issuer redeems each code once.
       const proofUse = "idToken" in proof ? { digest: createHash("sha256").update(proof.idToken).digest("hex"), until: idTokenUsableUntil(claims) } : undefined;
       let replayed = false;
+      const refuseReplay = () => {
+        replayed = true;
+        return unauthenticated("the ID token is not accepted: it was exchanged for a token already; sign in again");
+      };
       try {
+        // A replay is refused before masterdata is asked anything (a held token costs the server one read).
+        if (proofUse && (await proofs.wasUsed(db, proofUse.digest))) throw refuseReplay();
         const { created } = await userTenant(user.id, claims, settings);
         const { tenants, projects } = await memberships(user.id);
         const roles = signInRoles(user.id, tenants, projects);
         const text = description.trim() === "" ? `signed in through ${settings.issuer}` : description.trim();
         if (proofUse) await proofs.prune(db, new Date());
         const { row, secret } = await inTransaction(db, async (tx) => {
-          if (proofUse && !(await proofs.use(tx, proofUse.digest, proofUse.until))) {
-            replayed = true;
-            throw unauthenticated("the ID token is not accepted: it was exchanged for a token already; sign in again");
-          }
+          if (proofUse && !(await proofs.use(tx, proofUse.digest, proofUse.until))) throw refuseReplay();
           const issued = await authority.issue(tx, {
             subject: user.id,
             description: text.slice(0, MAX_DESCRIPTION),
