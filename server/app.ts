@@ -60,7 +60,7 @@ import { recordConsoleOpen } from "./usecases/audit/console-open.js";
 import { BrowserConsoles } from "./usecases/console/browser-consoles.js";
 import { createSignIn } from "./usecases/signin/sign-in.js";
 import { masterdataClients } from "./usecases/tenancy/masterdata.js";
-import { capMemberGrants } from "./usecases/tenancy/members.js";
+import { membershipGrants } from "./usecases/tenancy/members.js";
 import { readVersion } from "./version.js";
 
 /** A built control plane: a request handler plus what tests and main need around it. */
@@ -253,7 +253,7 @@ export async function createApp(config: Config, log: Logger, options: AppOptions
     createStreamLimitInterceptor(streamLimits),
     createStringsInterceptor(),
     createChangeNotifyInterceptor(notifyChanges),
-    createMembershipGrantsInterceptor((l) => capMemberGrants({ md: tenancy, db, authority }, l.kind, l.targetId, l.memberId, l.max)),
+    createMembershipGrantsInterceptor(membershipGrants({ md: tenancy, db, authority })),
   ];
   // A call without a usable token to a method that needs one is answered before its body is read;
   // the interceptors never see it, so it is counted here as they would count it.

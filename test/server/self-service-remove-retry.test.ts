@@ -1,11 +1,13 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type UnaryRequest, type UnaryResponse } from "@connectrpc/connect";
 import { sql } from "drizzle-orm";
 import { beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { TenantMemberService } from "../../gen/masterdata/v1/tenant_member_pb.js";
 import type { DbHandle } from "../../server/db/handle.js";
+import { createMembershipGrantsInterceptor } from "../../server/interceptors/membership-grants.js";
 import { GRANT_CAP_SETTLE_MS, runGrantCapSweep } from "../../server/jobs/grant-cap-sweep.js";
 import { createLogger } from "../../server/logger.js";
 import type { TenancyDeps } from "../../server/usecases/tenancy/masterdata.js";
-import { removeMember, updateMember } from "../../server/usecases/tenancy/members.js";
+import { membershipGrants, removeMember, updateMember } from "../../server/usecases/tenancy/members.js";
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
@@ -182,5 +184,64 @@ describe("changing a member, retried after the token cap failed", () => {
       expect(capped).toEqual([]);
       expect(await pendingRows()).toEqual([]);
     }
+  });
+});
+
+describe("an operator's raw masterdata.v1 membership delete, when the token cap fails", () => {
+  /** The delete of bob's membership m1 in acme through metal-api's interceptor, masterdata's answer from `deleted`. */
+  function rawDelete(d: TenancyDeps, deleted: () => Promise<unknown>) {
+    (d.md as unknown as { tenantMembers: unknown }).tenantMembers = {
+      get: async ({ id }: { id: string }) => {
+        if (id !== "m1") throw new ConnectError("not found", Code.NotFound);
+        return { tenantMember: { tenantId: "acme", memberId: "bob", role: 2 } };
+      },
+      // What the sweep reads: bob is no member once the delete happened.
+      find: async () => ({ tenantMembers: [] }),
+    };
+    const method = TenantMemberService.method.delete;
+    const next = async () => {
+      await deleted();
+      return { stream: false, method, message: { tenantMember: { tenantId: "acme", memberId: "bob", role: 2 } } } as unknown as UnaryResponse;
+    };
+    const call = createMembershipGrantsInterceptor(membershipGrants(d))(next as never);
+    return (id: string) => call({ stream: false, method, message: { id } } as unknown as UnaryRequest);
+  }
+
+  it("keeps a pending cap that the sweep takes", async () => {
+    const { d, capped, failNextCap } = deps(async () => ({}));
+    const del = rawDelete(d, async () => {});
+    failNextCap();
+    await expectCode(del("m1"), Code.Unavailable);
+    expect(capped).toEqual([]);
+    expect(await pendingRows()).toEqual([{ subject: "bob", kind: "tenant", target_id: "acme" }]);
+    expect(await runGrantCapSweep(d, log, later())).toBe(1);
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+  });
+
+  it("caps and leaves nothing pending when all goes well; a refused or unknown delete leaves nothing either", async () => {
+    const { d, capped } = deps(async () => ({}));
+    await rawDelete(d, async () => {})("m1");
+    expect(capped).toEqual([
+      ["bob", { tenant: "acme" }, 0],
+      ["bob", { project: "web" }, 0],
+    ]);
+    expect(await pendingRows()).toEqual([]);
+    await expectCode(
+      rawDelete(d, async () => {
+        throw new ConnectError("not found", Code.NotFound);
+      })("m2"),
+      Code.NotFound,
+    );
+    await expectCode(
+      rawDelete(d, async () => {
+        throw new ConnectError("version mismatch", Code.FailedPrecondition);
+      })("m1"),
+      Code.FailedPrecondition,
+    );
+    expect(await pendingRows()).toEqual([]);
   });
 });

@@ -29,30 +29,50 @@ export async function updateMember(deps: TenancyDeps, kind: TargetKind, targetId
  */
 export async function removeMember(deps: TenancyDeps, kind: TargetKind, targetId: string, memberId: string): Promise<{ previous: RoleLevel }> {
   const key = { subject: memberId, kind, targetId };
-  // Written before masterdata ends the membership: should the cap below not happen, the row says so (see pendingGrantCaps).
+  const previous = await withPendingCap(
+    deps,
+    key,
+    async () => (await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId })).membership!.role as number as RoleLevel,
+    () => 0,
+    { retried: true },
+  );
+  return { previous };
+}
+
+/**
+ * Runs a membership change that may lower `key`'s grants, then caps the
+ * member's tokens at `maxAfter(result)`. A pending-cap row is written before
+ * masterdata changes anything and cleared once the tokens are capped: should
+ * the cap not happen (metal-api's database away between the two steps), the
+ * sweep does it (server/jobs/grant-cap-sweep.ts). An answer after which the
+ * change may have happened all the same keeps the row; a refusal drops it.
+ * With `retried`, a NotFound while an earlier change of the same membership
+ * left its row is taken as that change's retry: the grant is capped to
+ * nothing now, and the NotFound answered.
+ */
+export async function withPendingCap<T>(deps: TenancyDeps, key: GrantCapKey, change: () => Promise<T>, maxAfter: (result: T) => number, options: { retried?: boolean } = {}): Promise<T> {
   const pending = uuidv7();
   await pendingCaps.add(deps.db, pending, key);
-  let previous: RoleLevel;
+  let result: T;
   try {
-    const r = await deps.md.memberships.remove({ target: targetOf(kind), targetId, memberId });
-    previous = r.membership!.role as number as RoleLevel;
+    result = await change();
   } catch (err) {
     const code = ConnectError.from(err).code;
-    if (code === Code.NotFound && (await pendingCaps.hasOther(deps.db, key, pending))) {
+    if (options.retried && code === Code.NotFound && (await pendingCaps.hasOther(deps.db, key, pending))) {
       // The retry of a removal that ended the membership but not its grants: take them now, then say it is gone.
-      await capMemberGrants(deps, kind, targetId, memberId, 0);
+      await capMemberGrants(deps, key.kind, key.targetId, key.subject, 0);
       await pendingCaps.clear(deps.db, key);
     } else if (!MAY_HAVE_HAPPENED.has(code)) {
       await pendingCaps.delete(deps.db, [pending]);
     }
     throw err;
   }
-  await capMemberGrants(deps, kind, targetId, memberId, 0);
+  await capMemberGrants(deps, key.kind, key.targetId, key.subject, maxAfter(result));
   await pendingCaps.clear(deps.db, key);
-  return { previous };
+  return result;
 }
 
-/** Answers after which masterdata may have ended the membership all the same: the pending cap stays for the sweep. */
+/** Answers after which masterdata may have changed the membership all the same: the pending cap stays for the sweep. */
 const MAY_HAVE_HAPPENED = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Canceled, Code.Unknown, Code.Internal]);
 
 /**
@@ -105,4 +125,28 @@ async function capInheritedProjectGrants(deps: TenancyDeps, tenantId: string, me
     const id = p.meta?.id ?? "";
     if (id !== "") await deps.authority.capSubjectGrant(deps.db, memberId, { project: id }, Math.max(tenantRole, direct.get(id) ?? 0));
   }
+}
+
+/**
+ * What server/interceptors/membership-grants.ts needs for an operator's raw
+ * masterdata.v1 membership changes: the membership a delete names by id, and
+ * the change run with a pending cap.
+ */
+export function membershipGrants(deps: TenancyDeps) {
+  return {
+    async find(kind: "tenant" | "project", id: string): Promise<GrantCapKey | undefined> {
+      try {
+        if (kind === "tenant") {
+          const m = (await deps.md.tenantMembers.get({ id })).tenantMember;
+          return m && { subject: m.memberId, kind, targetId: m.tenantId };
+        }
+        const m = (await deps.md.projectMembers.get({ id })).projectMember;
+        return m && { subject: m.tenantId, kind, targetId: m.projectId };
+      } catch {
+        // Not there, not valid, or masterdata away: the delete itself answers that.
+        return undefined;
+      }
+    },
+    guarded: <T>(key: GrantCapKey, change: () => Promise<T>, maxAfter: (result: T) => number) => withPendingCap(deps, key, change, maxAfter),
+  };
 }
