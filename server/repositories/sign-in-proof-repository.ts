@@ -1,4 +1,4 @@
-import { eq, lt } from "drizzle-orm";
+import { and, eq, gte, lt } from "drizzle-orm";
 import type { DbHandle } from "../db/handle.js";
 import { signInProofs } from "../db/schema/sign-in-proofs.js";
 
@@ -14,11 +14,17 @@ export const signInProofRepository = {
   },
 
   /**
-   * Whether a proof was used by a committed sign-in (a quick refusal before
-   * any other work; `use` in the sign-in's transaction stays the check that counts).
+   * Whether a proof was used by a committed sign-in and is kept still (a
+   * quick refusal before any other work; `use` in the sign-in's transaction
+   * stays the check that counts). A row past `usableUntil` is one `prune`
+   * deletes: not counted here either.
    */
-  async wasUsed(db: DbHandle, digest: string): Promise<boolean> {
-    const rows = await db.select({ digest: signInProofs.digest }).from(signInProofs).where(eq(signInProofs.digest, digest)).limit(1);
+  async wasUsed(db: DbHandle, digest: string, now: Date): Promise<boolean> {
+    const rows = await db
+      .select({ digest: signInProofs.digest })
+      .from(signInProofs)
+      .where(and(eq(signInProofs.digest, digest), gte(signInProofs.usableUntil, now)))
+      .limit(1);
     return rows.length === 1;
   },
 

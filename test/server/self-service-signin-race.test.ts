@@ -1,12 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { TenantRole } from "../../gen/metal/api/v1/common_pb.js";
-import type { OidcIssuer } from "../../server/auth/oidc/issuer.js";
 import { createTokenAuthority, type TokenAuthority } from "../../server/auth/token-authority.js";
 import type { DbHandle } from "../../server/db/handle.js";
 import { identityAnnotations } from "../../server/domain/signin.js";
 import { tokenRepository } from "../../server/repositories/token-repository.js";
 import { createSignIn, type SignInMasterdata } from "../../server/usecases/signin/sign-in.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import { STAND_IN_ISSUER, standInIssuer } from "../helpers/stand-in-issuer.js";
 
 /**
  * A member removed from a tenant while they sign in: the removal commits after
@@ -21,22 +21,13 @@ beforeAll(async () => {
   authority = await createTokenAuthority(db);
 });
 
-const ISSUER = "https://idp.example.test";
-
-const issuer = {
-  settings: { issuer: ISSUER, clientId: "metal", clientSecret: undefined, userClaim: "email", scopes: ["openid"], tokenTtlMs: 3600_000, userQuotas: {} },
-  verifyIdToken: async () => ({ sub: "s-bob", email: "bob@example.test", iat: 0, exp: 0 }),
-  authorizationEndpoint: async () => "",
-  redeemCode: async () => {
-    throw new Error("unused");
-  },
-} as unknown as OidcIssuer;
+const issuer = standInIssuer(() => ({ sub: "s-bob", email: "bob@example.test", iat: 0, exp: 0 }));
 
 /** Masterdata whose memberships of bob change after the first read: `reads` lists what each read answers. */
 function masterdataWith(reads: { tenantId: string; role: number }[][]): SignInMasterdata {
   let read = 0;
   return {
-    tenants: { get: async ({ id }: { id: string }) => ({ tenant: { meta: { id, annotations: identityAnnotations(ISSUER, "s-bob") }, name: id } }) },
+    tenants: { get: async ({ id }: { id: string }) => ({ tenant: { meta: { id, annotations: identityAnnotations(STAND_IN_ISSUER, "s-bob") }, name: id } }) },
     tenantMembers: {
       find: async () => ({ tenantMembers: (reads[Math.min(read++, reads.length - 1)] ?? []).map((m) => ({ ...m, memberId: "bob@example.test" })), nextPageToken: "" }),
     },

@@ -1,11 +1,11 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { beforeAll, describe, expect, it } from "vitest";
-import type { OidcIssuer } from "../../server/auth/oidc/issuer.js";
 import { createTokenAuthority, type TokenAuthority } from "../../server/auth/token-authority.js";
 import type { DbHandle } from "../../server/db/handle.js";
 import { identityAnnotations } from "../../server/domain/signin.js";
 import { createSignIn, type SignInMasterdata } from "../../server/usecases/signin/sign-in.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
+import { STAND_IN_ISSUER, standInIssuer } from "../helpers/stand-in-issuer.js";
 
 /**
  * An ID token presented again is refused before sign-in asks masterdata
@@ -20,20 +20,11 @@ beforeAll(async () => {
   authority = await createTokenAuthority(db);
 });
 
-const ISSUER = "https://idp.example.test";
-
-/** An issuer that takes every token as cora's, issued now and good for ten minutes. */
-const issuer = {
-  settings: { issuer: ISSUER, clientId: "metal", clientSecret: undefined, userClaim: "email", scopes: ["openid"], tokenTtlMs: 3600_000, userQuotas: {} },
-  verifyIdToken: async () => {
-    const now = Math.floor(Date.now() / 1000);
-    return { sub: "s-cora", email: "cora@example.test", iat: now, exp: now + 600 };
-  },
-  authorizationEndpoint: async () => "",
-  redeemCode: async () => {
-    throw new Error("unused");
-  },
-} as unknown as OidcIssuer;
+/** Every token is cora's, issued now and good for ten minutes. */
+const issuer = standInIssuer(() => {
+  const now = Math.floor(Date.now() / 1000);
+  return { sub: "s-cora", email: "cora@example.test", iat: now, exp: now + 600 };
+});
 
 const log = { info: () => {}, error: () => {}, warn: () => {} } as never;
 
@@ -41,7 +32,7 @@ describe("sign-in with an ID token used before", () => {
   it("is refused with Unauthenticated without a call to masterdata", async () => {
     const calls: string[] = [];
     const masterdata = {
-      tenants: { get: async ({ id }: { id: string }) => (calls.push("tenants.get"), { tenant: { meta: { id, annotations: identityAnnotations(ISSUER, "s-cora") }, name: id } }) },
+      tenants: { get: async ({ id }: { id: string }) => (calls.push("tenants.get"), { tenant: { meta: { id, annotations: identityAnnotations(STAND_IN_ISSUER, "s-cora") }, name: id } }) },
       tenantMembers: { find: async () => (calls.push("tenantMembers.find"), { tenantMembers: [{ tenantId: "cora@example.test", memberId: "cora@example.test", role: 4 }], nextPageToken: "" }) },
       projectMembers: { find: async () => (calls.push("projectMembers.find"), { projectMembers: [], nextPageToken: "" }) },
     } as unknown as SignInMasterdata;

@@ -208,7 +208,7 @@ export function createSignIn({ issuer, authority, db, masterdata, log }: SignInD
       };
       try {
         // A replay is refused before masterdata is asked anything (a held token costs the server one read).
-        if (proofUse && (await proofs.wasUsed(db, proofUse.digest))) throw refuseReplay();
+        if (proofUse && (await proofs.wasUsed(db, proofUse.digest, new Date()))) throw refuseReplay();
         const { created } = await userTenant(user.id, claims, settings);
         const { tenants, projects } = await memberships(user.id);
         const roles = signInRoles(user.id, tenants, projects);
