@@ -4,7 +4,7 @@ import { type Invitation, InvitationTarget, type MembershipRole } from "../../..
 import { noteCreated } from "../../db/transaction-hook.js";
 import { isMemberId, type RoleLevel } from "../../domain/tenancy.js";
 import { failedPrecondition } from "../../errors.js";
-import { LIST_LIMIT, type Masterdata, orUndefined } from "./masterdata.js";
+import { everyPage, type Masterdata, orUndefined } from "./masterdata.js";
 
 export type TargetKind = "tenant" | "project";
 
@@ -46,7 +46,13 @@ export async function inviteAccept(md: Masterdata, kind: TargetKind, secret: str
 
 /** The pending invitations of a tenant or project, oldest first. */
 export async function invitesList(md: Masterdata, kind: TargetKind, targetId: string) {
-  const [{ invitations }, name] = await Promise.all([md.invitations.find({ target: targetOf(kind), targetId, paging: { limit: LIST_LIMIT } }), targetName(md, kind, targetId)]);
+  const [invitations, name] = await Promise.all([
+    everyPage(
+      (paging) => md.invitations.find({ target: targetOf(kind), targetId, paging }),
+      (r) => r.invitations,
+    ),
+    targetName(md, kind, targetId),
+  ]);
   return { invitations, name };
 }
 

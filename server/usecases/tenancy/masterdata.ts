@@ -54,19 +54,22 @@ export interface TenancyDeps {
   authority: Pick<TokenAuthority, "capSubjectGrant">;
 }
 
-/** Memberships and lists read at most this many rows; the lists of one user or one tenant stay well under it. */
+/** Rows per page of a masterdata Find (its maximum). */
 export const LIST_LIMIT = 1000;
 
+/** Masterdata's paging as a Find takes it. */
+export type Paging = { limit: number; pageToken: string };
+
 /**
- * Every item of a masterdata Find, page by page: for work that must not stop
- * at a page (capping grants), where a list shown to someone may.
+ * Every item of a masterdata Find, page by page (`items` picks a page's
+ * rows): lists shown and grants capped both see everything, not a first page.
  */
-export async function everyPage<T>(find: (paging: { limit: number; pageToken: string }) => Promise<{ items: T[]; nextPageToken: string }>): Promise<T[]> {
+export async function everyPage<R extends { nextPageToken: string }, T>(find: (paging: Paging) => Promise<R>, items: (page: R) => T[]): Promise<T[]> {
   const all: T[] = [];
   let pageToken = "";
   do {
     const page = await find({ limit: LIST_LIMIT, pageToken });
-    all.push(...page.items);
+    all.push(...items(page));
     pageToken = page.nextPageToken;
   } while (pageToken);
   return all;

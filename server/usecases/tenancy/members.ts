@@ -111,14 +111,14 @@ export async function capMemberGrants(deps: TenancyDeps, kind: TargetKind, targe
 async function capInheritedProjectGrants(deps: TenancyDeps, tenantId: string, memberId: string, tenantRole: number): Promise<void> {
   // Every page: a project past the first thousand keeps no grant the tenant role gave.
   const [projects, projectMembers] = await Promise.all([
-    everyPage(async (paging) => {
-      const r = await deps.md.projects.find({ tenantId, paging });
-      return { items: r.projects, nextPageToken: r.nextPageToken };
-    }),
-    everyPage(async (paging) => {
-      const r = await deps.md.projectMembers.find({ tenantId: memberId, paging });
-      return { items: r.projectMembers, nextPageToken: r.nextPageToken };
-    }),
+    everyPage(
+      (paging) => deps.md.projects.find({ tenantId, paging }),
+      (r) => r.projects,
+    ),
+    everyPage(
+      (paging) => deps.md.projectMembers.find({ tenantId: memberId, paging }),
+      (r) => r.projectMembers,
+    ),
   ]);
   const direct = new Map(projectMembers.map((m) => [m.projectId, m.role as number]));
   for (const p of projects) {

@@ -2,7 +2,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Project as MdProject } from "../../../gen/masterdata/v1/project_pb.js";
 import type { Tenant as MdTenant } from "../../../gen/masterdata/v1/tenant_pb.js";
 import { effectiveMembership, isMemberId, type RoleLevel } from "../../domain/tenancy.js";
-import { LIST_LIMIT, type Masterdata, orUndefined } from "./masterdata.js";
+import { everyPage, type Masterdata, orUndefined } from "./masterdata.js";
 
 export interface TenantMembership {
   tenant: MdTenant;
@@ -18,7 +18,10 @@ export interface ProjectMembership {
 /** The tenants `subject` is a member of now, by id. */
 export async function tenantsOf(md: Masterdata, subject: string): Promise<TenantMembership[]> {
   if (!isMemberId(subject)) return [];
-  const { tenantMembers } = await md.tenantMembers.find({ memberId: subject, paging: { limit: LIST_LIMIT } });
+  const tenantMembers = await everyPage(
+    (paging) => md.tenantMembers.find({ memberId: subject, paging }),
+    (r) => r.tenantMembers,
+  );
   const tenants = await Promise.all(tenantMembers.map((m) => orUndefined(md.tenants.get({ id: m.tenantId }))));
   const out: TenantMembership[] = [];
   tenantMembers.forEach((m, i) => {
@@ -35,13 +38,21 @@ export async function tenantsOf(md: Masterdata, subject: string): Promise<Tenant
 export async function projectsOf(md: Masterdata, subject: string, tenants?: TenantMembership[]): Promise<ProjectMembership[]> {
   if (!isMemberId(subject)) return [];
   const viaTenants = tenants ?? (await tenantsOf(md, subject));
-  const [{ projectMembers }, ...tenantProjects] = await Promise.all([
-    md.projectMembers.find({ tenantId: subject, paging: { limit: LIST_LIMIT } }),
-    ...viaTenants.map((t) => md.projects.find({ tenantId: t.tenant.meta?.id ?? "", paging: { limit: LIST_LIMIT } })),
+  const [projectMembers, ...tenantProjects] = await Promise.all([
+    everyPage(
+      (paging) => md.projectMembers.find({ tenantId: subject, paging }),
+      (r) => r.projectMembers,
+    ),
+    ...viaTenants.map((t) =>
+      everyPage(
+        (paging) => md.projects.find({ tenantId: t.tenant.meta?.id ?? "", paging }),
+        (r) => r.projects,
+      ),
+    ),
   ]);
   const byId = new Map<string, { project?: MdProject; direct?: RoleLevel; viaTenant?: RoleLevel }>();
   viaTenants.forEach((t, i) => {
-    for (const p of tenantProjects[i]?.projects ?? []) byId.set(p.meta?.id ?? "", { project: p, viaTenant: t.role });
+    for (const p of tenantProjects[i] ?? []) byId.set(p.meta?.id ?? "", { project: p, viaTenant: t.role });
   });
   const directProjects = await Promise.all(projectMembers.map((m) => (byId.has(m.projectId) ? undefined : orUndefined(md.projects.get({ id: m.projectId })))));
   projectMembers.forEach((m, i) => {
@@ -66,13 +77,22 @@ export interface MemberView {
 
 /** A tenant's members, by id. */
 export async function tenantMembers(md: Masterdata, tenantId: string): Promise<MemberView[]> {
-  const { tenantMembers } = await md.tenantMembers.find({ tenantId, paging: { limit: LIST_LIMIT } });
-  return tenantMembers.map((m) => ({ id: m.memberId, role: m.role as number as RoleLevel, inherited: false, createdAt: m.meta?.createdTime })).sort((a, b) => a.id.localeCompare(b.id));
+  const members = await everyPage(
+    (paging) => md.tenantMembers.find({ tenantId, paging }),
+    (r) => r.tenantMembers,
+  );
+  return members.map((m) => ({ id: m.memberId, role: m.role as number as RoleLevel, inherited: false, createdAt: m.meta?.createdTime })).sort((a, b) => a.id.localeCompare(b.id));
 }
 
 /** A project's members: direct ones and those of its tenant, each with the higher role. */
 export async function projectMembers(md: Masterdata, project: MdProject): Promise<MemberView[]> {
-  const [{ projectMembers }, viaTenant] = await Promise.all([md.projectMembers.find({ projectId: project.meta?.id ?? "", paging: { limit: LIST_LIMIT } }), tenantMembers(md, project.tenantId)]);
+  const [projectMembers, viaTenant] = await Promise.all([
+    everyPage(
+      (paging) => md.projectMembers.find({ projectId: project.meta?.id ?? "", paging }),
+      (r) => r.projectMembers,
+    ),
+    tenantMembers(md, project.tenantId),
+  ]);
   const byId = new Map<string, { direct?: RoleLevel; viaTenant?: RoleLevel; createdAt?: Timestamp }>();
   for (const m of viaTenant) byId.set(m.id, { viaTenant: m.role, createdAt: m.createdAt });
   for (const m of projectMembers) byId.set(m.tenantId, { ...byId.get(m.tenantId), direct: m.role as number as RoleLevel, createdAt: m.meta?.createdTime });
