@@ -404,10 +404,12 @@ export class MetalHammer {
     this.step(`reinstall failed: ${message}`);
     await this.event(T.CRASHED, `reinstall failed: ${message}`.slice(0, 1000), signal).catch(() => {});
     try {
+      // Said before the abort: once the server restores the old OS, this image's credential is void (as after an
+      // installation), so nothing can be sent after it.
+      if (!primaryDiskWiped) await this.event(T.BOOTING_NEW_KERNEL, "booting the previous OS", signal).catch(() => {});
       const res = await this.retry("abort reinstall", signal, () => this.boot.abortReinstall({ partition: this.opts.partition, machineId: this.machineId, primaryDiskWiped }));
       this.step("reinstall aborted");
       if (!primaryDiskWiped && res.bootInfo?.kernel) {
-        await this.event(T.BOOTING_NEW_KERNEL, "booting the previous OS", signal);
         await this.opts.hardware.kexec({ kernel: res.bootInfo.kernel, initrd: res.bootInfo.initrd, cmdline: res.bootInfo.cmdline, bootloaderId: res.bootInfo.bootloaderId });
         return "kexec";
       }

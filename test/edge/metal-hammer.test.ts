@@ -65,7 +65,8 @@ interface HammerAuth {
   uuid: string;
   n: number;
   transport: Transport;
-  credential?: MachineCredential;
+  /** The credential each boot's hammer holds (a function: pixie hands every PXE boot a fresh one). */
+  credential?: MachineCredential | (() => MachineCredential);
   /** The hardware the hammer sees, instead of the simulated machine itself (to make a step fail). */
   hardware?: (m: SimMachine) => Hardware;
   crashRebootMs?: number;
@@ -100,7 +101,7 @@ function simMachine(net: Interceptor[] = [], auth?: HammerAuth) {
       pxeBoot: (m, signal) => {
         const hammer = new MetalHammer({
           transport,
-          credential: auth?.credential,
+          credential: typeof auth?.credential === "function" ? auth.credential() : auth?.credential,
           partition: "p1",
           hardware: auth?.hardware?.(m) ?? m,
           version: "test",
@@ -460,6 +461,34 @@ describe("metal-hammer on a simulated machine", () => {
     // No Crashed event: the server's boot-from-disk order and the reboot start the installed OS.
     expect(await history(uuid)).toEqual([T.PREPARING, T.REGISTERING, T.WAITING, T.INSTALLING, T.BOOTING_NEW_KERNEL]);
     expect((await adminGet(uuid)).allocation?.installed).toBe(true);
+    machine.powerOff();
+  });
+
+  it("with its own machine credential, a failed reinstall: Booting New Kernel goes out before AbortReinstall, the old OS is kexec'd, the credential is void after", async () => {
+    const uuid = randomUUID();
+    const n = nic++;
+    const mac = macsOf(n)[0]!;
+    const credentialOf = (a: Awaited<ReturnType<typeof bootAnswer>>) =>
+      new MachineCredential({ machineId: uuid, partition: "p1", secret: a.machineCredential, expiresAt: timestampDate(a.credentialExpiresAt!) });
+    let credential = credentialOf(await bootAnswer(uuid, mac));
+    const transport = createFailoverTransport({ endpoints: [server.url], token: () => credential.secret });
+    const { machine, outcomes, hammers } = simMachine([], { uuid, n, transport, credential: () => credential });
+    machine.powerOn("pxe");
+    await untilWaiting(uuid);
+    await allocate(uuid, "simos-1.0.20250101");
+    await eventually("the installed OS", () => outcomes.length === 1 && machine.os);
+
+    // A reinstall with an image that fails its checksum; pixie gives the reinstall's discovery image a credential of the new generation.
+    await tenant.reinstall({ id: uuid, project: "pb", image: "simos-1.1.20250101" });
+    credential = credentialOf(await bootAnswer(uuid, mac));
+    machine.setBootOrder("pxe");
+    machine.reset();
+    await eventually("the old OS again", () => outcomes.length === 2 && machine.os);
+    expect(outcomes).toEqual(["kexec", "kexec"]);
+    expect(hammers[1]!.steps.slice(-3)).toEqual(["event CRASHED", "event BOOTING_NEW_KERNEL", "reinstall aborted"]);
+    expect((await history(uuid)).slice(-3)).toEqual([T.INSTALLING, T.CRASHED, T.BOOTING_NEW_KERNEL]);
+    // The tenant's old OS runs: what the reinstall's discovery image held does nothing any more.
+    await expect(server.client(BootService, credential.secret).renewCredential({ partition: "p1", machineId: uuid })).rejects.toMatchObject({ code: Code.Unauthenticated });
     machine.powerOff();
   });
 

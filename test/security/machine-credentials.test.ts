@@ -444,6 +444,41 @@ describe("a successful installation voids the credentials the discovery image he
   });
 });
 
+describe("an aborted reinstall", () => {
+  /** x installed, then being reinstalled, with the credential pixie hands the reinstall's discovery image. */
+  async function reinstalling(rack: "r1" | "r2", name: string) {
+    const x = await registeredHammer(rack);
+    const { allocation } = await waitFor(x);
+    const tenant = server.client(MachineService, tenantToken);
+    await tenant.create({ project: "pb", partition: P, size: "s1", image: "debian-12", name, networks: [fixture.primary.pb], machineId: x.id });
+    await allocation;
+    await as(BootService, x.credential).installationSucceeded(succeeded(x.id, "first-password"));
+    await tenant.reinstall({ id: x.id, project: "pb", image: "debian-12" });
+    const current = (await server.client(BootService, fixture.infraToken).boot({ partition: P, mac: x.macs[0]! })).machineCredential;
+    return { x, current };
+  }
+
+  it("voids the discovery image's credential when the old OS boots again, as an installation does", async () => {
+    const { x, current } = await reinstalling("r1", "aborted");
+    expect((await stateOf(x.id)).generation).toBe(1);
+    const aborted = await as(BootService, current).abortReinstall({ partition: P, machineId: x.id, primaryDiskWiped: false });
+    expect(aborted.bootInfo).toBeDefined();
+    expect((await stateOf(x.id)).generation).toBe(2);
+    await expectCode(as(EventService, current).send({ partition: P, events: [{ machineId: x.id, type: T.PHONED_HOME }] }), Code.Unauthenticated, "void");
+    await expectCode(as(BootService, current).renewCredential({ partition: P, machineId: x.id }), Code.Unauthenticated, "void");
+    await refusedWait(current, x.id, Code.Unauthenticated);
+  });
+
+  it("keeps it when the disk was wiped: the machine stays in the discovery image", async () => {
+    const { x, current } = await reinstalling("r2", "wiped");
+    await as(BootService, current).abortReinstall({ partition: P, machineId: x.id, primaryDiskWiped: true });
+    expect((await stateOf(x.id)).generation).toBe(1);
+    const before = await stateOf(x.id);
+    await as(EventService, current).send({ partition: P, events: [{ machineId: x.id, type: T.CRASHED, message: "reinstall failed" }] });
+    expect((await stateOf(x.id)).events).toBe(before.events + 1);
+  });
+});
+
 describe("RenewCredential", () => {
   it("gives a credential for the same machine that works and carries the same restrictions", async () => {
     const [x, y] = [await registeredHammer("r1"), await registeredHammer("r2")];

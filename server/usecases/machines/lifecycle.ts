@@ -110,7 +110,11 @@ export async function abortReinstall(db: DbHandle, req: BootServiceAbortReinstal
     if (!a?.reinstall || !a.previousImage || !a.bootInfo) throw failedPrecondition(`machine "${m.id}" is not being reinstalled`);
     const { previousImage, ...rest } = a;
     const restored = await lifecycle.setAllocation(tx, m.id, { ...rest, image: previousImage, reinstall: false, succeeded: !req.primaryDiskWiped });
-    const changedSwitches = req.primaryDiskWiped ? [] : await bootInstalledOs(tx, restored);
+    if (req.primaryDiskWiped) return { bootInfo: a.bootInfo, changedSwitches: [] };
+    // The tenant's old OS runs next: what the discovery image held is void, as after a successful installation.
+    // (A wiped disk keeps the machine in the discovery image, which still needs its credential.)
+    await machineCredentialRepository.nextGeneration(tx, m.id);
+    const changedSwitches = await bootInstalledOs(tx, restored);
     return { bootInfo: a.bootInfo, changedSwitches };
   });
   publishSwitchChanges(bus, changedSwitches);
