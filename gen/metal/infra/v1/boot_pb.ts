@@ -819,7 +819,8 @@ export const BootService: GenService<{
   },
   /**
    * AbortReinstall gives up a reinstall whose new image could not be installed: the
-   * previous image is restored and the machine boots its old OS from disk again.
+   * previous image is restored and the machine boots its old OS from disk again. Unless
+   * the disk was wiped, the machine credential it was called with is void afterwards.
    *
    * @generated from rpc metal.infra.v1.BootService.AbortReinstall
    */
