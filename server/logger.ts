@@ -1,5 +1,5 @@
 import pino, { type DestinationStream, type Logger } from "pino";
-import { redactForLog, type SafeError, safeError } from "./log-redaction.js";
+import { redactForLog, type SafeError, safeError } from "../client/log-redaction.js";
 
 export type { Logger };
 

@@ -1,10 +1,10 @@
+import { safeError } from "../client/log-redaction.js";
 import { createApp } from "./app.js";
 import { ensureAdminToken } from "./auth/admin-token.js";
 import { restoreOnStartIfAsked } from "./backup/on-start.js";
 import { type Config, ConfigError, describeSettings, loadConfig } from "./config.js";
 import { fingerprint } from "./console/access.js";
 import { listen } from "./http/listener.js";
-import { safeError } from "./log-redaction.js";
 import { createLogger } from "./logger.js";
 
 /** Not a setting but an action: revoke the bootstrap admin token(s) and issue a new one. */

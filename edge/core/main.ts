@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { describeSettings, readSettings } from "../../client/settings.js";
+import { leveledJsonLog } from "../common/log.js";
 import { DEFAULT_SETTINGS, type LocalSettings } from "./config.js";
 import { LinuxSwitch } from "./linux-switch.js";
 import { DEFAULT_TIMING, MetalCore, type MetalCoreTimingInput } from "./metal-core.js";
@@ -86,7 +87,7 @@ export async function runMetalCore(argv: readonly string[]): Promise<number> {
     process.stderr.write(`metal-core: ${(err as Error).message}\n`);
     return 2;
   }
-  const log = (level: string, msg: string, fields?: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`);
+  const log = leveledJsonLog;
   const core = new MetalCore({
     url: config.apiUrl,
     token: config.token,

@@ -3,6 +3,7 @@ import { isIP } from "node:net";
 import { formatHostPort, parseHostPort } from "../../client/host-port.js";
 import { describeSettings, readSettings } from "../../client/settings.js";
 import { createTransport } from "../../client/transport.js";
+import { jsonLog } from "../common/log.js";
 import { superviseDnsmasq } from "./dnsmasq.js";
 import { startPixie } from "./pixie.js";
 
@@ -75,7 +76,7 @@ export async function runPixie(argv: readonly string[]): Promise<number> {
     process.stderr.write(`pixie: ${(err as Error).message}\n`);
     return 2;
   }
-  const log = (msg: string, fields?: Record<string, unknown>) => process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), msg, ...fields })}\n`);
+  const log = jsonLog;
   const transport = createTransport({ baseUrl: config.apiUrl, token: config.token });
   const http = await startPixie({ transport, partition: config.partition, log, publicUrl: config.publicUrl }, config.host, config.port).catch((err: Error) => err);
   if (http instanceof Error) {

@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { safeError } from "../../client/log-redaction.js";
 import { kRequestId } from "../auth/context.js";
-import { safeError } from "../log-redaction.js";
 import type { Logger } from "../logger.js";
 import type { Metrics } from "../metrics.js";
 

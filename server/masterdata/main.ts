@@ -1,5 +1,5 @@
+import { safeError } from "../../client/log-redaction.js";
 import { listen } from "../http/listener.js";
-import { safeError } from "../log-redaction.js";
 import { createLogger } from "../logger.js";
 import { ConfigError, describeSettings, loadMasterdataConfig, type MasterdataConfig } from "./config.js";
 import { createMasterdataServer } from "./server.js";

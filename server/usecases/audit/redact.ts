@@ -1,4 +1,4 @@
-import { isSecretKey, REDACTED } from "../../log-redaction.js";
+import { isSecretKey, REDACTED } from "../../../client/log-redaction.js";
 
 /** A request above this (as JSON, after redaction) is recorded as its size only: the trail must stay cheap to write. */
 export const MAX_RECORDED_REQUEST_BYTES = 16 * 1024;
