@@ -26,6 +26,15 @@ const superNet = {
   defaultChildPrefixLength: { ipv4: 22, ipv6: 64 },
 };
 
+/** The first of `candidates` that overlaps no child prefix allocated so far. */
+async function freePrefix(candidates: string[]): Promise<string> {
+  for (const c of candidates) {
+    const taken = (await server.app.db.execute(sql`select 1 from prefixes where network_id <> 'super-p1' and prefix && ${c}::cidr limit 1`)) as unknown as { rows: unknown[] };
+    if (taken.rows.length === 0) return c;
+  }
+  throw new Error("no free prefix among the candidates");
+}
+
 beforeAll(async () => {
   server = await startTestServer();
   const admin = server.adminToken;
@@ -106,9 +115,12 @@ describe("tenant networks", () => {
   });
 
   it("allocates exactly the prefixes asked for, inside the super network only", async () => {
-    const { network } = await nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.200.0/24", "2001:db8:0:ff00::/56"] });
-    expect(network?.prefixes).toEqual(["10.0.200.0/24", "2001:db8:0:ff00::/56"]);
-    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.200.128/25"] }), Code.AlreadyExists, "overlaps a network already allocated");
+    // The tests before took child prefixes at random places of the super network: ask for ones none of them took.
+    const v4 = await freePrefix(Array.from({ length: 56 }, (_, i) => `10.0.${200 + i}.0/24`));
+    const v6 = await freePrefix(Array.from({ length: 56 }, (_, i) => `2001:db8:0:${(0xff - i).toString(16)}00::/56`));
+    const { network } = await nets.create({ project: "pb", partition: "p1", prefixes: [v4, v6] });
+    expect(network?.prefixes).toEqual([v4, v6]);
+    await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: [v4.replace(".0/24", ".128/25")] }), Code.AlreadyExists, "overlaps a network already allocated");
     await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.1.0.0/24"] }), Code.InvalidArgument, 'prefixes[0]: 10.1.0.0/24 is not inside super network "super-p1"');
     await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.201.1/24"] }), Code.InvalidArgument, "host bits set");
     await expectCode(nets.create({ project: "pb", partition: "p1", prefixes: ["10.0.202.0/24", "10.0.203.0/24"] }), Code.InvalidArgument, "a second IPv4 prefix");
