@@ -167,7 +167,8 @@ describe("metal-core on simulated leaves against a real control plane", () => {
     expect(vrfA).toBeGreaterThan(0);
     // Allocated but installing: still PXE. Installed: the tenant VRF, on both leaves, on swp2 only.
     for (const leaf of ["leaf01", "leaf02"]) {
-      await eventually(`${leaf} to put swp2 into vrf${vrfA}`, async () => (await portModes(leaf)).swp2 === `vrf${vrfA}`);
+      // Both files: metal-core writes the interfaces first and FRR's config after them.
+      await eventually(`${leaf} to put swp2 into vrf${vrfA}`, async () => (await portModes(leaf)).swp2 === `vrf${vrfA}` && (await frr(leaf)).includes(`vrf vrf${vrfA}\n`));
       expect(await portModes(leaf)).toEqual(allPxe({ swp2: `vrf${vrfA}` }));
       expect(await iface(leaf, `vni${vrfA}`)).toContain(`vxlan-id ${vrfA}`);
     }
@@ -218,7 +219,8 @@ describe("metal-core on simulated leaves against a real control plane", () => {
   it("puts a freed machine's ports back into the PXE VLAN", async () => {
     await tenant.delete({ id: a, project: "pb" });
     for (const leaf of ["leaf01", "leaf02"]) {
-      await eventually(`${leaf} to put swp2 back into PXE`, async () => (await portModes(leaf)).swp2 === "pxe");
+      // metal-core writes the interfaces and then FRR's config: wait for both files, not only the first.
+      await eventually(`${leaf} to put swp2 back into PXE`, async () => (await portModes(leaf)).swp2 === "pxe" && !(await frr(leaf)).includes(`vrf vrf${vrfA}`));
       expect(await portModes(leaf)).toEqual(allPxe());
       expect(await frr(leaf)).not.toContain(`vrf vrf${vrfA}`);
     }
