@@ -297,14 +297,19 @@ export class MetalCore {
 
   /**
    * Installed machines announce themselves by LLDP ("provisioned" in the
-   * system description, the machine id as system name). Each machine seen is
-   * sent once per batch; a batch that fails is kept for the next one.
+   * system description, the machine id as system name). A batch holds the
+   * machines the newest poll saw, not every one seen since the last batch: a
+   * machine freed and allocated again within one batch interval would
+   * otherwise be reported by its old OS while its new one installs. A batch
+   * that fails is not kept: the next poll sees again who is still there.
    */
   private async phoneHomeLoop(): Promise<void> {
     let nextFlush = Date.now() + this.timing.phoneHomeMs;
     while (!this.stopping.signal.aborted) {
       try {
-        for (const s of await this.opts.os.lldpSightings()) {
+        const sightings = await this.opts.os.lldpSightings();
+        this.phoned.clear();
+        for (const s of sightings) {
           if (s.sysDescription.includes("provisioned") && /^[0-9a-f-]{36}$/i.test(s.sysName)) this.phoned.add(s.sysName.toLowerCase());
         }
         if (Date.now() >= nextFlush) {
@@ -326,7 +331,6 @@ export class MetalCore {
       { partition: this.opts.partition, events: batch.map((machineId) => ({ machineId, type: ProvisioningEventType.PHONED_HOME, message: `phoned home${where}` })) },
       { signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(20_000)]) },
     );
-    for (const id of batch) this.phoned.delete(id);
   }
 }
 

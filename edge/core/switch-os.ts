@@ -58,7 +58,7 @@ export interface SwitchOs {
   reload(): Promise<void>;
   portStates(): Promise<Map<string, PortState>>;
   bgpPeers(): Promise<BgpPeerState[]>;
-  /** The LLDP frames seen since the last call (or currently known neighbours). */
+  /** The LLDP neighbours known now, one per port (what the newest frame on each port said); gone ones are not listed. */
   lldpSightings(): Promise<LldpSighting[]>;
 }
 
