@@ -11,6 +11,12 @@ import { membershipGrants, removeMember, updateMember } from "../../server/useca
 import { expectCode } from "../helpers/expect.js";
 import { useMetalDatabase } from "../helpers/metal-db.js";
 
+/** Bob's grants once his acme membership is gone: the tenant's and its project web's, both capped to no role. */
+const BOB_CAPPED_TO_NOTHING = [
+  ["bob", { tenant: "acme" }, 0],
+  ["bob", { project: "web" }, 0],
+];
+
 /**
  * A role change or removal commits in masterdata and then caps the member's
  * tokens. When that second step fails (metal-api's database away for a
@@ -95,10 +101,7 @@ describe("changing a member, retried after the token cap failed", () => {
   it("a removal caps and leaves nothing pending", async () => {
     const { d, capped } = deps(removedOnce());
     expect((await removeMember(d, "tenant", "acme", "bob")).previous).toBe(2);
-    expect(capped).toEqual([
-      ["bob", { tenant: "acme" }, 0],
-      ["bob", { project: "web" }, 0],
-    ]);
+    expect(capped).toEqual(BOB_CAPPED_TO_NOTHING);
     expect(await pendingRows()).toEqual([]);
   });
 
@@ -109,10 +112,7 @@ describe("changing a member, retried after the token cap failed", () => {
     expect(capped).toEqual([]);
     expect(await pendingRows()).toEqual([{ subject: "bob", kind: "tenant", target_id: "acme" }]);
     await expectCode(removeMember(d, "tenant", "acme", "bob"), Code.NotFound);
-    expect(capped).toEqual([
-      ["bob", { tenant: "acme" }, 0],
-      ["bob", { project: "web" }, 0],
-    ]);
+    expect(capped).toEqual(BOB_CAPPED_TO_NOTHING);
     expect(await pendingRows()).toEqual([]);
   });
 
@@ -123,10 +123,7 @@ describe("changing a member, retried after the token cap failed", () => {
     expect(await runGrantCapSweep(d, log)).toBe(0);
     expect(capped).toEqual([]);
     expect(await runGrantCapSweep(d, log, later())).toBe(1);
-    expect(capped).toEqual([
-      ["bob", { tenant: "acme" }, 0],
-      ["bob", { project: "web" }, 0],
-    ]);
+    expect(capped).toEqual(BOB_CAPPED_TO_NOTHING);
     expect(await pendingRows()).toEqual([]);
   });
 
@@ -215,20 +212,14 @@ describe("an operator's raw masterdata.v1 membership delete, when the token cap 
     expect(capped).toEqual([]);
     expect(await pendingRows()).toEqual([{ subject: "bob", kind: "tenant", target_id: "acme" }]);
     expect(await runGrantCapSweep(d, log, later())).toBe(1);
-    expect(capped).toEqual([
-      ["bob", { tenant: "acme" }, 0],
-      ["bob", { project: "web" }, 0],
-    ]);
+    expect(capped).toEqual(BOB_CAPPED_TO_NOTHING);
     expect(await pendingRows()).toEqual([]);
   });
 
   it("caps and leaves nothing pending when all goes well; a refused or unknown delete leaves nothing either", async () => {
     const { d, capped } = deps(async () => ({}));
     await rawDelete(d, async () => {})("m1");
-    expect(capped).toEqual([
-      ["bob", { tenant: "acme" }, 0],
-      ["bob", { project: "web" }, 0],
-    ]);
+    expect(capped).toEqual(BOB_CAPPED_TO_NOTHING);
     expect(await pendingRows()).toEqual([]);
     await expectCode(
       rawDelete(d, async () => {
